@@ -1,0 +1,25 @@
+# The two commands of the README, plus helpers. Needs only Python 3.11+ on the machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint check-compose
+
+# Reinstall only when a requirements file changed since the last install.
+$(STAMP): requirements/base.txt requirements/dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	touch $(STAMP)
+
+## run: set up and run web, Celery worker and beat (embedded PostgreSQL/Redis if no URLs set)
+run: $(STAMP)
+	$(BIN)/python scripts/devstack.py run
+
+## test: set up and run every test (pass more pytest arguments with ARGS="...")
+test: $(STAMP)
+	$(BIN)/python scripts/devstack.py test $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .

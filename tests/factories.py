@@ -1,0 +1,94 @@
+"""Factories for every model, in one place. Rows are written as their owner, so row-level
+security's WITH CHECK applies to test data exactly as it does to the application."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from monitoring.models import PriceSnapshot, SnapshotKind
+from tradeoptions import tenancy
+from trades import services
+from trades.models import Actor, EventKind, OptionType, PaperTrade, TradeEvent, TradeStatus
+
+PASSWORD = "correct horse battery staple"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+
+    username = factory.Sequence(lambda n: f"trader{n}")
+
+    @classmethod
+    def _create(cls, model_class, username, **kwargs):
+        user, _ = services.user_create(username=username, password=PASSWORD)
+        if kwargs:
+            for name, value in kwargs.items():
+                setattr(user, name, value)
+            user.save()
+        return user
+
+
+class OwnedFactory(factory.django.DjangoModelFactory):
+    """Creates the row inside its owner's tenant context."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        with tenancy.acting_as(kwargs["owner"].pk):
+            return super()._create(model_class, *args, **kwargs)
+
+
+def _next_friday(days_ahead: int = 30) -> date:
+    day = timezone.now().date() + timedelta(days=days_ahead)
+    return day + timedelta(days=(4 - day.weekday()) % 7)
+
+
+class PaperTradeFactory(OwnedFactory):
+    class Meta:
+        model = PaperTrade
+
+    owner = factory.SubFactory(UserFactory)
+    ticker = "SPY"
+    option_type = OptionType.CALL
+    strike = Decimal("570")
+    expiry = factory.LazyFunction(_next_friday)
+    qty = 2
+    entry_price = Decimal("4.20")
+    entry_date = factory.LazyFunction(timezone.now)
+    sl_price = Decimal("3.00")
+    tp_price = Decimal("6.50")
+    status = TradeStatus.OPEN
+    strategy = "momentum"
+
+
+class TradeEventFactory(OwnedFactory):
+    class Meta:
+        model = TradeEvent
+
+    trade = factory.SubFactory(PaperTradeFactory)
+    owner = factory.SelfAttribute("trade.owner")
+    kind = EventKind.STATE_CHANGE
+    actor = Actor.SYSTEM
+    actor_label = "test"
+    old_status = TradeStatus.PENDING
+    new_status = TradeStatus.OPEN
+
+
+class PriceSnapshotFactory(OwnedFactory):
+    class Meta:
+        model = PriceSnapshot
+
+    trade = factory.SubFactory(PaperTradeFactory)
+    owner = factory.SelfAttribute("trade.owner")
+    timestamp = factory.LazyFunction(lambda: timezone.now().replace(second=0, microsecond=0))
+    kind = SnapshotKind.INTRADAY
+    mark_price = Decimal("4.35")
+    bid = Decimal("4.30")
+    ask = Decimal("4.40")
+    source = "simulated"

@@ -1,0 +1,7 @@
+"""Developer machine: `make run`. Secrets come from `.data/secrets.env`, made once by set-up."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = env.bool("DEBUG", default=True)
+SECRET_KEY = SECRET_KEY or "local-only-not-secret"  # noqa: F405

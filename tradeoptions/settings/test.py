@@ -1,0 +1,15 @@
+"""The test suite: real PostgreSQL (as the non-superuser app role) and real Redis."""
+
+from .base import *  # noqa: F403
+
+SECRET_KEY = "test-only-not-secret"
+# Two fixed test keys: the first encrypts, the second proves rotation works.
+ENCRYPTION_KEYS = [
+    "dGVzdC1rZXktMDEtZm9yLXRyYWRlb3B0aW9ucy10ZXM=",
+    "dGVzdC1rZXktMDItZm9yLXRyYWRlb3B0aW9ucy10ZXM=",
+]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast; tests only
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+CELERY_TASK_ALWAYS_EAGER = False
+AXES_FAILURE_LIMIT = 3
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "1000/min", "user": "100000/min"}}  # noqa: F405

@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from knox import views as knox_views
+from rest_framework.routers import DefaultRouter
+
+from trades.api import TradeViewSet
+from trades.views import home
+
+from .auth import TokenLoginView
+from .health import healthz
+
+router = DefaultRouter(trailing_slash=False)
+router.register("trades", TradeViewSet, basename="trade")
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/auth/token", TokenLoginView.as_view(), name="api-token"),
+    path("api/auth/token/revoke", knox_views.LogoutView.as_view(), name="api-token-revoke"),
+    path("api/auth/token/revoke-all", knox_views.LogoutAllView.as_view(), name="api-token-revoke-all"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/", include(router.urls)),
+]

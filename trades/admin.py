@@ -1,0 +1,120 @@
+"""Ops admin for trades, their events and account settings. Tokens are write-only here."""
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin
+
+from brokers.models import BrokerMode
+
+from . import services
+from .models import AccountSettings, PaperTrade, TradeEvent
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class TradeEventInline(admin.TabularInline):
+    model = TradeEvent
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "kind", "actor", "actor_user", "old_status", "new_status", "payload"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PaperTrade)
+class PaperTradeAdmin(admin.ModelAdmin):
+    list_display = ["id", "owner", "option_symbol", "qty", "status", "close_reason", "strategy", "entry_price",
+                    "current_price", "realized_pnl", "created_at"]
+    list_filter = ["status", "close_reason", "strategy", "broker_mode", "owner"]
+    search_fields = ["ticker", "option_symbol"]
+    list_select_related = ["owner"]
+    readonly_fields = ["owner", "option_symbol", "version", "created_at", "updated_at", "idempotency_key",
+                       "entry_order_id", "sl_order_id", "tp_order_id", "broker_fill_price", "broker_fill_time"]
+    inlines = [TradeEventInline]
+
+    def has_add_permission(self, request):
+        return False  # trades are opened through the trade services, which talk to the broker
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the record of a trade is kept for good
+
+    def save_model(self, request, obj, form, change):
+        services.trade_staff_edit(staff_user=request.user, trade=obj, changed_fields=list(form.changed_data))
+
+
+@admin.register(TradeEvent)
+class TradeEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "trade", "owner", "kind", "actor", "old_status", "new_status"]
+    list_filter = ["kind", "actor"]
+    list_select_related = ["trade", "owner"]
+    search_fields = ["trade__option_symbol"]
+
+
+class AccountSettingsForm(forms.ModelForm):
+    """Tokens can be replaced or cleared, never read back: the form shows only whether one is set."""
+
+    new_sandbox_token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
+                                        help_text="Leave empty to keep the current token.")
+    clear_sandbox_token = forms.BooleanField(required=False)
+    new_live_token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
+                                     help_text="Leave empty to keep the current token.")
+    clear_live_token = forms.BooleanField(required=False)
+
+    class Meta:
+        model = AccountSettings
+        fields = ["broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit",
+                  "heat_limit_pct", "auto_refresh"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("broker_mode") == BrokerMode.TRADIER_LIVE:
+            if not settings.ALLOW_LIVE_TRADING:
+                self.add_error("broker_mode", "Live trading is switched off on this server (ALLOW_LIVE_TRADING).")
+            has_live = data.get("new_live_token") or (self.instance.has_broker_token(BrokerMode.TRADIER_LIVE)
+                                                      and not data.get("clear_live_token"))
+            if not has_live:
+                self.add_error("broker_mode", "Live mode needs a live Tradier token.")
+        return data
+
+    def save(self, commit=True):
+        for mode, new, clear in [(BrokerMode.TRADIER_SANDBOX, "new_sandbox_token", "clear_sandbox_token"),
+                                 (BrokerMode.TRADIER_LIVE, "new_live_token", "clear_live_token")]:
+            if self.cleaned_data.get(new):
+                self.instance.set_broker_token(mode, self.cleaned_data[new])
+            elif self.cleaned_data.get(clear):
+                self.instance.set_broker_token(mode, "")
+        return super().save(commit)
+
+
+@admin.register(AccountSettings)
+class AccountSettingsAdmin(admin.ModelAdmin):
+    form = AccountSettingsForm
+    list_display = ["owner", "broker_mode", "sandbox_token_set", "live_token_set", "account_balance", "max_positions"]
+    list_filter = ["broker_mode"]
+    list_select_related = ["owner"]
+    readonly_fields = ["owner", "sandbox_token_set", "live_token_set", "created_at", "updated_at"]
+
+    def has_add_permission(self, request):
+        return False  # created with the user
+
+    @admin.display(boolean=True, description="Sandbox token set")
+    def sandbox_token_set(self, obj):
+        return obj.has_broker_token(BrokerMode.TRADIER_SANDBOX)
+
+    @admin.display(boolean=True, description="Live token set")
+    def live_token_set(self, obj):
+        return obj.has_broker_token(BrokerMode.TRADIER_LIVE)

@@ -1,0 +1,306 @@
+"""The trade lifecycle's tables. Every table here carries `owner`, the tenant key that
+PostgreSQL row-level security compares with the transaction's user (see tradeoptions.rls).
+
+The model stores states; issue-4 services enforce the transitions between them.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from brokers import crypto
+from brokers.models import BrokerMode
+from brokers.occ import build_symbol
+
+PRICE = {"max_digits": 12, "decimal_places": 4}  # option premium per share
+MONEY = {"max_digits": 14, "decimal_places": 2}  # dollars
+SCORE = {"max_digits": 7, "decimal_places": 3, "null": True, "blank": True}
+GREEK = {"max_digits": 12, "decimal_places": 6, "null": True, "blank": True}
+CONTRACT_MULTIPLIER = 100  # shares per option contract
+
+
+class OptionType(models.TextChoices):
+    CALL = "CALL", "Call"
+    PUT = "PUT", "Put"
+
+
+class TradeStatus(models.TextChoices):
+    PENDING = "PENDING", "Pending (entry order working)"
+    OPEN = "OPEN", "Open"
+    CLOSING = "CLOSING", "Closing (exit order in flight)"
+    CLOSED = "CLOSED", "Closed"
+    CANCELED = "CANCELED", "Canceled (entry never filled)"
+    REJECTED = "REJECTED", "Rejected by the broker"
+
+
+ACTIVE_STATUSES = (TradeStatus.PENDING, TradeStatus.OPEN, TradeStatus.CLOSING)
+
+
+class CloseReason(models.TextChoices):
+    TP_HIT = "TP_HIT", "Take-profit hit"
+    SL_HIT = "SL_HIT", "Stop-loss hit"
+    MANUAL_CLOSE = "MANUAL_CLOSE", "Closed manually"
+    EXPIRED = "EXPIRED", "Expired worthless"
+    EXPIRED_ITM = "EXPIRED_ITM", "Expired in the money (settled at intrinsic)"
+
+
+def _in(field: str, choices) -> Q:
+    return Q(**{f"{field}__in": choices.values})
+
+
+def _not_negative(*fields: str) -> list[models.CheckConstraint]:
+    return [
+        models.CheckConstraint(
+            condition=Q(**{f"{name}__isnull": True}) | Q(**{f"{name}__gte": 0}), name=f"trade_{name}_not_negative"
+        )
+        for name in fields
+    ]
+
+
+class PaperTrade(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="trades")
+    # NULL, not "": many trades have no key, and the per-owner unique constraint skips NULLs.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+
+    # The contract.
+    ticker = models.CharField(max_length=6, validators=[RegexValidator(r"^[A-Z]{1,6}$", "1 to 6 capital letters.")])
+    option_type = models.CharField(max_length=4, choices=OptionType.choices)
+    strike = models.DecimalField(max_digits=9, decimal_places=3, validators=[MinValueValidator(Decimal("0.001"))])
+    expiry = models.DateField()
+    option_symbol = models.CharField(max_length=21, editable=False, db_index=True)
+
+    # Entry and brackets (premiums per share).
+    qty = models.PositiveIntegerField()
+    entry_price = models.DecimalField(**PRICE, null=True, blank=True)
+    entry_date = models.DateTimeField(null=True, blank=True)
+    sl_price = models.DecimalField(**PRICE)
+    tp_price = models.DecimalField(**PRICE)
+
+    # What the scanner (or person) knew when it opened the trade.
+    strategy = models.CharField(max_length=64, blank=True)
+    card_score = models.DecimalField(**SCORE)
+    ai_score = models.DecimalField(**SCORE)
+    ai_verdict = models.CharField(max_length=32, blank=True)
+    gate_verdict = models.CharField(max_length=32, blank=True)
+    technical_score = models.DecimalField(**SCORE)
+    sentiment_score = models.DecimalField(**SCORE)
+    delta_at_entry = models.DecimalField(**GREEK)
+    iv_at_entry = models.DecimalField(**GREEK)
+
+    # Live monitoring: the latest mark, written by the monitor cycle.
+    current_price = models.DecimalField(**PRICE, null=True, blank=True)
+    current_bid = models.DecimalField(**PRICE, null=True, blank=True)
+    current_ask = models.DecimalField(**PRICE, null=True, blank=True)
+    last_updated = models.DateTimeField(null=True, blank=True)
+    unrealized_pnl = models.DecimalField(**MONEY, null=True, blank=True)
+
+    # Outcome.
+    status = models.CharField(max_length=10, choices=TradeStatus.choices, default=TradeStatus.PENDING)
+    close_price = models.DecimalField(**PRICE, null=True, blank=True)
+    close_date = models.DateTimeField(null=True, blank=True)
+    # NULL until the trade closes; set exactly once (checked by constraints and the state machine).
+    close_reason = models.CharField(max_length=12, choices=CloseReason.choices, null=True, blank=True)  # noqa: DJ001
+    realized_pnl = models.DecimalField(**MONEY, null=True, blank=True)
+    realized_pnl_pct = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    max_drawdown = models.DecimalField(**MONEY, null=True, blank=True)
+    max_gain = models.DecimalField(**MONEY, null=True, blank=True)
+    hold_duration_h = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    override_count = models.PositiveIntegerField(default=0)
+
+    # Broker links.
+    broker_mode = models.CharField(max_length=16, choices=BrokerMode.choices, default=BrokerMode.LOCAL_PAPER)
+    entry_order_id = models.CharField(max_length=64, blank=True)
+    sl_order_id = models.CharField(max_length=64, blank=True)
+    tp_order_id = models.CharField(max_length=64, blank=True)
+    trigger_precision = models.DecimalField(
+        **PRICE, null=True, blank=True, help_text="Fill minus trigger price, per share."
+    )
+    broker_fill_price = models.DecimalField(**PRICE, null=True, blank=True)
+    broker_fill_time = models.DateTimeField(null=True, blank=True)
+
+    # Concurrency: optimistic lock for clients, a flag for work in flight.
+    version = models.PositiveIntegerField(default=1)
+    is_locked = models.BooleanField(default=False)
+
+    # Context at entry, for later learning.
+    signals_snapshot = models.JSONField(default=dict, blank=True)
+    market_regime = models.JSONField(default=dict, blank=True)
+    order_book_state = models.JSONField(default=dict, blank=True)
+    ai_reasoning_log = models.JSONField(default=dict, blank=True)
+
+    # Forensic targets, filled after the close.
+    target_pnl_15m = models.DecimalField(**MONEY, null=True, blank=True)
+    target_pnl_1h = models.DecimalField(**MONEY, null=True, blank=True)
+    target_mfe_pct = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    target_mae_pct = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "status", "-created_at"], name="trade_owner_status_idx"),
+            models.Index(fields=["owner", "-created_at"], name="trade_owner_recent_idx"),
+            # The monitor cycle reads every active trade across tenants.
+            models.Index(fields=["status"], condition=Q(status__in=ACTIVE_STATUSES), name="trade_active_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="trade_idempotency_key_unique_per_owner",
+            ),
+            models.CheckConstraint(condition=Q(qty__gt=0), name="trade_qty_positive"),
+            models.CheckConstraint(condition=Q(strike__gt=0), name="trade_strike_positive"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="trade_version_positive"),
+            models.CheckConstraint(condition=_in("status", TradeStatus), name="trade_status_known"),
+            models.CheckConstraint(condition=_in("option_type", OptionType), name="trade_option_type_known"),
+            models.CheckConstraint(condition=_in("broker_mode", BrokerMode), name="trade_broker_mode_known"),
+            models.CheckConstraint(
+                condition=Q(close_reason__isnull=True) | _in("close_reason", CloseReason),
+                name="trade_close_reason_known",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=TradeStatus.CLOSED)
+                | Q(close_price__isnull=False, close_date__isnull=False, close_reason__isnull=False),
+                name="trade_closed_has_outcome",
+            ),
+            models.CheckConstraint(
+                condition=Q(close_reason__isnull=True) | Q(status__in=[TradeStatus.CLOSING, TradeStatus.CLOSED]),
+                name="trade_close_reason_only_when_closing",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=[TradeStatus.OPEN, TradeStatus.CLOSING, TradeStatus.CLOSED])
+                | Q(entry_price__isnull=False, entry_date__isnull=False),
+                name="trade_filled_has_entry",
+            ),
+            models.CheckConstraint(
+                condition=Q(sl_price__gte=0) & Q(tp_price__gte=0), name="trade_brackets_not_negative"
+            ),
+            *_not_negative(
+                "entry_price", "current_price", "current_bid", "current_ask", "close_price", "broker_fill_price"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.option_symbol} ×{self.qty} [{self.status}]"
+
+    def save(self, *args, **kwargs):
+        self.option_symbol = build_symbol(self.ticker, self.expiry, self.option_type, self.strike)
+        super().save(*args, **kwargs)
+
+
+class EventKind(models.TextChoices):
+    STATE_CHANGE = "STATE_CHANGE", "State change"
+    ORDER_PLACED = "ORDER_PLACED", "Order placed"
+    ORDER_FILLED = "ORDER_FILLED", "Order filled"
+    ORDER_CANCELED = "ORDER_CANCELED", "Order canceled"
+    ORDER_REJECTED = "ORDER_REJECTED", "Order rejected"
+    BRACKET_ADJUSTED = "BRACKET_ADJUSTED", "Bracket adjusted"
+    CONFLICT_REFUSED = "CONFLICT_REFUSED", "Conflicting change refused"
+    STAFF_EDIT = "STAFF_EDIT", "Changed by staff"
+    SETTINGS_CHANGED = "SETTINGS_CHANGED", "Account settings changed"
+
+
+class Actor(models.TextChoices):
+    USER = "USER", "The trader"
+    SYSTEM = "SYSTEM", "A system task"
+    STAFF = "STAFF", "Staff (admin)"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Audit rows are written once. Bulk changes are refused here, and by a trigger in the database."""
+
+    def update(self, **kwargs):
+        raise TypeError("Trade events are append-only.")
+
+    def delete(self):
+        raise TypeError("Trade events are append-only.")
+
+
+class TradeEvent(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    trade = models.ForeignKey(PaperTrade, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    actor = models.CharField(max_length=8, choices=Actor.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    actor_label = models.CharField(max_length=100, blank=True, help_text="Task or command name for system actors.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    old_status = models.CharField(max_length=10, choices=TradeStatus.choices, blank=True)
+    new_status = models.CharField(max_length=10, choices=TradeStatus.choices, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["trade", "created_at"], name="event_trade_time_idx")]
+        constraints = [
+            models.CheckConstraint(condition=_in("kind", EventKind), name="event_kind_known"),
+            models.CheckConstraint(condition=_in("actor", Actor), name="event_actor_known"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on trade {self.trade_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("Trade events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Trade events are append-only.")
+
+
+class AccountSettings(models.Model):
+    """One per user: which broker, its tokens (encrypted at rest) and the risk limits."""
+
+    owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account_settings")
+    broker_mode = models.CharField(max_length=16, choices=BrokerMode.choices, default=BrokerMode.LOCAL_PAPER)
+    tradier_sandbox_token_encrypted = models.TextField(blank=True, editable=False)
+    tradier_live_token_encrypted = models.TextField(blank=True, editable=False)
+    tradier_account_id = models.CharField(max_length=32, blank=True)
+    account_balance = models.DecimalField(**MONEY, default=Decimal("5000"))
+    max_positions = models.PositiveIntegerField(default=5)
+    daily_loss_limit = models.DecimalField(**MONEY, default=Decimal("150"))
+    heat_limit_pct = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("6.0"))
+    auto_refresh = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    TOKEN_FIELDS = {
+        BrokerMode.TRADIER_SANDBOX: "tradier_sandbox_token_encrypted",
+        BrokerMode.TRADIER_LIVE: "tradier_live_token_encrypted",
+    }
+
+    class Meta:
+        verbose_name_plural = "account settings"
+        constraints = [
+            models.CheckConstraint(condition=_in("broker_mode", BrokerMode), name="settings_broker_mode_known"),
+            models.CheckConstraint(condition=Q(account_balance__gte=0), name="settings_balance_not_negative"),
+            models.CheckConstraint(condition=Q(daily_loss_limit__gte=0), name="settings_loss_limit_not_negative"),
+            models.CheckConstraint(
+                condition=Q(heat_limit_pct__gte=0) & Q(heat_limit_pct__lte=100), name="settings_heat_limit_percent"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Settings of user {self.owner_id} ({self.broker_mode})"
+
+    def set_broker_token(self, mode: str, token: str) -> None:
+        """Store `token` for `mode` encrypted; an empty token removes it."""
+        setattr(self, self.TOKEN_FIELDS[mode], crypto.encrypt(token) if token else "")
+
+    def broker_token(self, mode: str) -> str:
+        """The plaintext token, for the broker client only. Never render or log it."""
+        ciphertext = getattr(self, self.TOKEN_FIELDS[mode])
+        return crypto.decrypt(ciphertext) if ciphertext else ""
+
+    def has_broker_token(self, mode: str) -> bool:
+        return bool(getattr(self, self.TOKEN_FIELDS[mode]))
