@@ -32,7 +32,7 @@ def as_schema_owner(alias: str = "default"):
 
 
 def app_role() -> str:
-    return settings.DATABASES["default"]["USER"]
+    return settings.DATABASE_APP_ROLE
 
 
 def grant_app_role_privileges(using: str = "default", **kwargs) -> None:

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from brokers import crypto
 from tradeoptions import tenancy
 
 from .models import AccountSettings, Actor, EventKind, PaperTrade, TradeEvent
@@ -82,3 +83,23 @@ def trade_staff_edit(*, staff_user: AbstractBaseUser, trade: PaperTrade, changed
 
 def _jsonable(value):
     return value if value is None or isinstance(value, bool | int | str | dict | list) else str(value)
+
+
+@transaction.atomic
+def broker_tokens_rotate() -> int:
+    """Re-encrypt every stored broker token with the current key, in one transaction.
+
+    Runs in the system context: rotation is an ops task over every tenant's settings. Safe to
+    re-run (a token already under the current key is simply re-encrypted). Returns how many
+    tokens were rotated.
+    """
+    rotated = 0
+    with tenancy.system_context():
+        for account in AccountSettings.objects.select_for_update().order_by("pk"):
+            fields = [name for name in AccountSettings.TOKEN_FIELDS.values() if getattr(account, name)]
+            for name in fields:
+                setattr(account, name, crypto.rotate(getattr(account, name)))
+            if fields:
+                account.save(update_fields=[*fields, "updated_at"])
+                rotated += len(fields)
+    return rotated

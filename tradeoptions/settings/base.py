@@ -88,6 +88,8 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Views run in a savepoint inside the tenant middleware's transaction, so a failing view
 # leaves nothing half-written behind.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
+# Remembered apart from DATABASES, whose credentials are swapped while migrations run.
+DATABASE_APP_ROLE = DATABASES["default"]["USER"]
 DATABASE_OWNER = env.db("DATABASE_OWNER_URL", default=env.str("DATABASE_URL", default=_LOCAL_APP_DB))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
