@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-_PATTERN = re.compile(r"^(?P<root>[A-Z]{1,6})(?P<date>\d{6})(?P<kind>[CP])(?P<strike>\d{8})$")
-_ROOT = re.compile(r"^[A-Z]{1,6}$")
+# A root is a letter then up to five letters or digits: adjusted roots after corporate actions carry
+# a digit (`AAPL1`). The tail is always 15 characters, so the root is everything before it.
+_PATTERN = re.compile(r"^(?P<root>[A-Z][A-Z0-9]{0,5})(?P<date>\d{6})(?P<kind>[CP])(?P<strike>\d{8})$")
+_ROOT = re.compile(r"^[A-Z][A-Z0-9]{0,5}$")
 STRIKE_SCALE = Decimal(1000)
 MAX_STRIKE = Decimal("99999.999")
 
@@ -32,14 +34,16 @@ class OptionContract:
 
 
 def build_symbol(root: str, expiry: date, option_type: str, strike: Decimal | str | int) -> str:
-    if not _ROOT.match(root or ""):
-        raise InvalidOptionSymbol(f"Ticker {root!r} must be 1 to 6 capital letters.")
+    if not _ROOT.fullmatch(root or ""):
+        raise InvalidOptionSymbol(f"Ticker {root!r} must be a capital letter then up to 5 capital letters or digits.")
     if option_type not in ("CALL", "PUT"):
         raise InvalidOptionSymbol(f"Option type {option_type!r} must be CALL or PUT.")
     try:
         strike = Decimal(str(strike))
     except InvalidOperation:
         raise InvalidOptionSymbol(f"Strike {strike!r} is not a number.") from None
+    if not strike.is_finite():
+        raise InvalidOptionSymbol(f"Strike {strike} is not a finite number.")
     scaled = strike * STRIKE_SCALE
     if strike <= 0 or strike > MAX_STRIKE or scaled != scaled.to_integral_value():
         raise InvalidOptionSymbol(f"Strike {strike} must be positive, below 100000, in steps of 0.001.")
@@ -47,7 +51,7 @@ def build_symbol(root: str, expiry: date, option_type: str, strike: Decimal | st
 
 
 def parse_symbol(symbol: str) -> OptionContract:
-    match = _PATTERN.match(symbol or "")
+    match = _PATTERN.fullmatch(symbol or "")  # fullmatch: `$` alone would accept a trailing newline
     if not match:
         raise InvalidOptionSymbol(f"{symbol!r} is not an OCC option symbol like SPY260116C00570000.")
     text = match["date"]
