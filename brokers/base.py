@@ -1,0 +1,373 @@
+"""The one contract every broker speaks: typed domain objects in, typed domain objects out.
+
+Callers (trade services, the monitor) never see raw broker JSON, so a broker can be swapped for
+another (Tradier sandbox, Tradier live, the local paper broker) without touching them. Prices are
+`Decimal` and times are aware UTC datetimes everywhere, because money and clocks are where a
+silent float or a naive datetime costs real money.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import ClassVar, Protocol, runtime_checkable
+
+from brokers.occ import parse_symbol
+
+# --- Vocabulary -------------------------------------------------------------------------------
+
+
+class OrderStatus(StrEnum):
+    """Tradier's order statuses, which the other brokers reuse so that one enum covers all."""
+
+    PENDING = "pending"
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    ERROR = "error"
+
+    @property
+    def is_final(self) -> bool:
+        """A final order never changes again: stop watching it."""
+        return self in _FINAL
+
+    @property
+    def is_working(self) -> bool:
+        """Still able to fill (or be rejected): keep watching it."""
+        return not self.is_final
+
+
+_FINAL = frozenset(
+    {OrderStatus.FILLED, OrderStatus.EXPIRED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.ERROR}
+)
+
+
+class OrderSide(StrEnum):
+    BUY_TO_OPEN = "buy_to_open"
+    BUY_TO_CLOSE = "buy_to_close"
+    SELL_TO_OPEN = "sell_to_open"
+    SELL_TO_CLOSE = "sell_to_close"
+
+    @property
+    def is_buy(self) -> bool:
+        return self in (OrderSide.BUY_TO_OPEN, OrderSide.BUY_TO_CLOSE)
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+    @property
+    def needs_limit_price(self) -> bool:
+        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+
+    @property
+    def needs_stop_price(self) -> bool:
+        return self in (OrderType.STOP, OrderType.STOP_LIMIT)
+
+
+class OrderDuration(StrEnum):
+    """`day` orders expire at the close; `gtc` ones survive until filled or cancelled."""
+
+    DAY = "day"
+    GTC = "gtc"
+
+
+class OrderPurpose(StrEnum):
+    """Why an order exists; it is the last word of the order's tag."""
+
+    ENTRY = "entry"
+    STOP_LOSS = "sl"
+    TAKE_PROFIT = "tp"
+    CLOSE = "close"
+
+
+# --- Order tags -------------------------------------------------------------------------------
+# Tags are the idempotency key: an order whose placement timed out is found again by its tag, so
+# a retry can never double it. Tradier accepts at most 255 letters, digits and '-'.
+
+TAG_MAX_LENGTH = 255
+_TAG = re.compile(r"^[A-Za-z0-9-]{1,255}$")
+_TAG_PARTS = re.compile(r"^to-(?P<trade>[A-Za-z0-9-]+)-(?P<purpose>entry|sl|tp|close)$")
+
+
+def order_tag(trade_id: int | str, purpose: OrderPurpose | str) -> str:
+    """`to-<trade_id>-<purpose>`, e.g. `to-42-sl`."""
+    purpose = OrderPurpose(purpose)
+    tag = f"to-{trade_id}-{purpose.value}"
+    if not _TAG.match(tag):
+        raise ValueError(f"Trade id {trade_id!r} cannot make an order tag: only letters, digits and '-' are allowed.")
+    return tag
+
+
+def parse_order_tag(tag: str | None) -> tuple[str, OrderPurpose] | None:
+    """The trade id and purpose of one of our tags; None for a tag we did not write."""
+    match = _TAG_PARTS.match(tag or "")
+    if not match:
+        return None
+    return match["trade"], OrderPurpose(match["purpose"])
+
+
+def is_valid_tag(tag: str) -> bool:
+    return bool(_TAG.match(tag or ""))
+
+
+# --- Requests and results ---------------------------------------------------------------------
+
+
+def _require_decimal(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, Decimal):
+        raise TypeError(f"{name} must be a Decimal (never a float), got {type(value).__name__}.")
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """One single-leg option order, or one leg of an OCO/OTOCO order.
+
+    `underlying` defaults to the OCC root; pass it when they differ (SPXW options trade on SPX).
+    For OCO the stop-loss leg's tag names the whole order, for OTOCO the entry's: a broker order
+    has one tag, and that is the leg that starts it.
+    """
+
+    option_symbol: str
+    side: OrderSide
+    quantity: int
+    order_type: OrderType
+    tag: str
+    duration: OrderDuration = OrderDuration.DAY
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    underlying: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "side", OrderSide(self.side))
+        object.__setattr__(self, "order_type", OrderType(self.order_type))
+        object.__setattr__(self, "duration", OrderDuration(self.duration))
+        contract = parse_symbol(self.option_symbol)
+        if not self.underlying:
+            object.__setattr__(self, "underlying", contract.root)
+        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int) or self.quantity <= 0:
+            raise ValueError(f"Quantity must be a positive whole number of contracts, got {self.quantity!r}.")
+        _require_decimal("limit_price", self.limit_price)
+        _require_decimal("stop_price", self.stop_price)
+        for name, needed, value in (
+            ("limit_price", self.order_type.needs_limit_price, self.limit_price),
+            ("stop_price", self.order_type.needs_stop_price, self.stop_price),
+        ):
+            if needed and value is None:
+                raise ValueError(f"A {self.order_type} order needs a {name}.")
+            if not needed and value is not None:
+                raise ValueError(f"A {self.order_type} order takes no {name}.")
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}.")
+        if not is_valid_tag(self.tag):
+            raise ValueError(f"Order tag {self.tag!r} must be 1-255 letters, digits or '-'.")
+
+
+@dataclass(frozen=True)
+class Fill:
+    """What has executed so far: `price` is the average over `quantity` contracts."""
+
+    quantity: int
+    price: Decimal
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class Order:
+    """An order as the broker sees it now. OCO/OTOCO parents keep their details on `legs`."""
+
+    id: str
+    status: OrderStatus
+    order_class: str
+    tag: str | None = None
+    option_symbol: str | None = None
+    underlying: str | None = None
+    side: OrderSide | None = None
+    order_type: OrderType | None = None
+    duration: OrderDuration | None = None
+    quantity: int | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    filled_quantity: int = 0
+    remaining_quantity: int | None = None
+    fill: Fill | None = None
+    reason: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    legs: tuple[Order, ...] = field(default=())
+
+    def leg(self, order_type: OrderType) -> Order | None:
+        """The leg of this type (the stop-loss leg of an OCO is its STOP or STOP_LIMIT leg)."""
+        return next((leg for leg in self.legs if leg.order_type == order_type), None)
+
+
+@dataclass(frozen=True)
+class Greeks:
+    delta: Decimal | None
+    gamma: Decimal | None
+    theta: Decimal | None
+    vega: Decimal | None
+    rho: Decimal | None
+    mid_iv: Decimal | None
+    smv_vol: Decimal | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Quote:
+    symbol: str
+    bid: Decimal | None
+    ask: Decimal | None
+    last: Decimal | None
+    bid_size: int | None = None
+    ask_size: int | None = None
+    volume: int | None = None
+    bid_at: datetime | None = None
+    ask_at: datetime | None = None
+    traded_at: datetime | None = None
+    greeks: Greeks | None = None
+
+    @property
+    def mid(self) -> Decimal | None:
+        if self.bid is None or self.ask is None:
+            return None
+        return (self.bid + self.ask) / 2
+
+    @property
+    def quoted_at(self) -> datetime | None:
+        """When the book was last seen: the later of the bid and ask times."""
+        times = [moment for moment in (self.bid_at, self.ask_at) if moment is not None]
+        return max(times) if times else None
+
+
+@dataclass(frozen=True)
+class OptionChainEntry:
+    symbol: str
+    underlying: str
+    expiry: date
+    strike: Decimal
+    option_type: str  # "CALL" or "PUT", as in brokers.occ
+    quote: Quote
+    open_interest: int | None = None
+
+
+@dataclass(frozen=True)
+class Position:
+    """Positive quantity is long, negative short; cost basis is the total paid, not per contract."""
+
+    symbol: str
+    quantity: int
+    cost_basis: Decimal
+    acquired_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AccountBalance:
+    account_number: str
+    account_type: str
+    total_equity: Decimal
+    total_cash: Decimal
+    option_buying_power: Decimal
+    market_value: Decimal
+    open_pl: Decimal
+    close_pl: Decimal
+    pending_orders_count: int
+
+
+# --- Errors -----------------------------------------------------------------------------------
+
+
+class BrokerError(Exception):
+    """Anything the broker could not do. Messages never carry tokens."""
+
+
+class BrokerAuthError(BrokerError):
+    """The token is invalid, expired or meant for the other environment: re-authenticate, don't retry."""
+
+
+class BrokerRateLimited(BrokerError):
+    """Too many requests: waiting longer than the caller allows. `retry_after` says how long, if known."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BrokerUnavailable(BrokerError):
+    """The broker is down, in maintenance, or not answering: try again later."""
+
+
+class OrderRejected(BrokerError):
+    """The broker refused the order; `reason` is its own words."""
+
+    def __init__(self, reason: str, *, order_id: str | None = None, tag: str | None = None) -> None:
+        super().__init__(f"Order rejected by the broker: {reason}")
+        self.reason = reason
+        self.order_id = order_id
+        self.tag = tag
+
+
+class OrderOutcomeUnknown(BrokerUnavailable):
+    """A placement was sent but its outcome could not be learnt, even by looking its tag up.
+
+    The order may exist. Look it up with `find_order_by_tag(tag)` before placing it again.
+    """
+
+    def __init__(self, message: str, *, tag: str) -> None:
+        super().__init__(message)
+        self.tag = tag
+
+
+class UnsupportedOrder(BrokerError):
+    """This broker cannot place this kind of order (e.g. OTOCO); place the legs separately."""
+
+
+# --- The contract -----------------------------------------------------------------------------
+
+
+@runtime_checkable
+class BrokerProvider(Protocol):
+    """What trade services and the monitor may ask of any broker.
+
+    Placement methods return only once the broker has accepted or refused the order (a refusal
+    raises `OrderRejected`); an order can still come back `PENDING` if the broker is slow to
+    decide, and the caller then watches it with `get_order`.
+    """
+
+    supports_otoco: ClassVar[bool]
+
+    def get_quotes(self, symbols: Iterable[str]) -> dict[str, Quote]: ...
+
+    def get_option_chain(self, symbol: str, expiry: date) -> list[OptionChainEntry]: ...
+
+    def place_order(self, request: OrderRequest) -> Order: ...
+
+    def place_oco_order(self, sl_leg: OrderRequest, tp_leg: OrderRequest) -> Order: ...
+
+    def place_otoco_order(self, entry: OrderRequest, sl_leg: OrderRequest, tp_leg: OrderRequest) -> Order: ...
+
+    def cancel_order(self, order_id: str) -> Order:
+        """Returns the order's state afterwards: it may have filled before the cancel arrived."""
+        ...
+
+    def get_order(self, order_id: str) -> Order: ...
+
+    def get_orders(self) -> list[Order]: ...
+
+    def find_order_by_tag(self, tag: str) -> Order | None:
+        """The newest live or filled order carrying this tag, or None."""
+        ...
+
+    def get_positions(self) -> list[Position]: ...
+
+    def get_account_balance(self) -> AccountBalance: ...

@@ -1,0 +1,86 @@
+"""The contract's small objects refuse what no broker would accept, before any request is sent."""
+
+from decimal import Decimal
+
+import pytest
+
+from brokers.base import (
+    OrderPurpose,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    order_tag,
+    parse_order_tag,
+)
+
+CALL = "SPY260116C00570000"
+
+
+def request(**overrides):
+    values = dict(
+        option_symbol=CALL, side=OrderSide.BUY_TO_OPEN, quantity=1, order_type=OrderType.LIMIT,
+        limit_price=Decimal("2.50"), tag="to-1-entry",
+    )
+    return OrderRequest(**{**values, **overrides})
+
+
+def test_tags_name_the_trade_and_the_purpose_and_read_back():
+    assert order_tag(42, OrderPurpose.STOP_LOSS) == "to-42-sl"
+    assert order_tag("9f1c-77", "close") == "to-9f1c-77-close"
+    assert parse_order_tag("to-42-sl") == ("42", OrderPurpose.STOP_LOSS)
+    assert parse_order_tag("to-9f1c-77-close") == ("9f1c-77", OrderPurpose.CLOSE)
+    assert parse_order_tag("someone-elses-tag") is None
+    assert parse_order_tag(None) is None
+
+
+@pytest.mark.parametrize("trade_id", ["a b", "7_1", "x/y", "é", "1" * 260])
+def test_a_tag_tradier_would_refuse_is_refused_here(trade_id):
+    with pytest.raises(ValueError):
+        order_tag(trade_id, OrderPurpose.ENTRY)
+
+
+def test_an_unknown_purpose_is_refused():
+    with pytest.raises(ValueError):
+        order_tag(1, "hedge")
+
+
+def test_underlying_defaults_to_the_occ_root_but_can_be_given():
+    assert request().underlying == "SPY"
+    assert request(option_symbol="SPXW250725C05900000", underlying="SPX").underlying == "SPX"
+
+
+def test_prices_must_be_decimals_never_floats():
+    with pytest.raises(TypeError):
+        request(limit_price=2.5)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(order_type=OrderType.LIMIT, limit_price=None),
+        dict(order_type=OrderType.STOP, limit_price=None),
+        dict(order_type=OrderType.STOP, limit_price=Decimal("1"), stop_price=Decimal("1")),
+        dict(order_type=OrderType.MARKET, limit_price=Decimal("1")),
+        dict(order_type=OrderType.STOP_LIMIT, stop_price=None),
+        dict(quantity=0),
+        dict(quantity=1.0),
+        dict(quantity=True),
+        dict(limit_price=Decimal("-1")),
+        dict(tag="has space"),
+        dict(option_symbol="SPY"),
+    ],
+)
+def test_an_order_no_broker_would_accept_cannot_be_built(overrides):
+    with pytest.raises((ValueError, TypeError)):
+        request(**overrides)
+
+
+def test_plain_strings_become_enums_so_requests_compare_equal():
+    assert request(side="buy_to_open", order_type="limit") == request()
+
+
+def test_final_and_working_statuses_split_the_enum():
+    final = {status for status in OrderStatus if status.is_final}
+    assert final == {"filled", "expired", "canceled", "rejected", "error"}
+    assert {status for status in OrderStatus if status.is_working} == {"pending", "open", "partially_filled"}
