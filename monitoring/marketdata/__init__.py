@@ -1,0 +1,1 @@
+"""Market data behind one interface; see base.py."""
