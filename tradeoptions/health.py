@@ -1,4 +1,9 @@
-"""`/healthz`: can this process reach PostgreSQL and Redis right now? 200 if both, else 503."""
+"""`/healthz`: can this process reach PostgreSQL and Redis right now? 200 if both, else 503.
+
+Served by a middleware placed first, before sessions, the tenant transaction and host checks,
+so a probe gets an honest answer even while the database is down (when every later layer
+would fail with a 500).
+"""
 
 import logging
 
@@ -6,7 +11,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
-from django.views.decorators.cache import never_cache
+from django.utils.cache import add_never_cache_headers
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +32,7 @@ def _redis() -> None:
 CHECKS = {"database": _database, "redis": _redis}
 
 
-@never_cache
-def healthz(request):
+def health_report() -> JsonResponse:
     results = {}
     for name, check in CHECKS.items():
         try:
@@ -38,4 +42,18 @@ def healthz(request):
             logger.warning("health check %s failed: %s", name, type(error).__name__)
             results[name] = "unavailable"
     healthy = all(value == "ok" for value in results.values())
-    return JsonResponse({"status": "ok" if healthy else "unavailable", **results}, status=200 if healthy else 503)
+    response = JsonResponse({"status": "ok" if healthy else "unavailable", **results}, status=200 if healthy else 503)
+    add_never_cache_headers(response)
+    return response
+
+
+class HealthCheckMiddleware:
+    PATH = "/healthz"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path == self.PATH and request.method in ("GET", "HEAD"):
+            return health_report()
+        return self.get_response(request)

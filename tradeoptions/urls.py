@@ -2,14 +2,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from knox import views as knox_views
 from rest_framework.routers import DefaultRouter
 
 from trades.api import TradeViewSet
 from trades.views import home
 
-from .auth import TokenLoginView
-from .health import healthz
+from .auth import TokenLoginView, TokenRevokeAllView, TokenRevokeView
 
 router = DefaultRouter(trailing_slash=False)
 router.register("trades", TradeViewSet, basename="trade")
@@ -18,11 +16,10 @@ urlpatterns = [
     path("", home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/auth/token", TokenLoginView.as_view(), name="api-token"),
-    path("api/auth/token/revoke", knox_views.LogoutView.as_view(), name="api-token-revoke"),
-    path("api/auth/token/revoke-all", knox_views.LogoutAllView.as_view(), name="api-token-revoke-all"),
+    path("api/auth/token/revoke", TokenRevokeView.as_view(), name="api-token-revoke"),
+    path("api/auth/token/revoke-all", TokenRevokeAllView.as_view(), name="api-token-revoke-all"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include(router.urls)),

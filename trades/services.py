@@ -61,13 +61,14 @@ def trade_staff_edit(*, staff_user: AbstractBaseUser, trade: PaperTrade, changed
     The caller runs in the system context (the admin is staff-only and cross-tenant).
     """
     before = PaperTrade.objects.select_for_update().get(pk=trade.pk)
+    trade.version = before.version + 1
+    trade.save()
+    trade.refresh_from_db()  # compare stored values, as the database rounded them
     changes = {
         name: {"from": _jsonable(getattr(before, name)), "to": _jsonable(getattr(trade, name))}
         for name in changed_fields
         if getattr(before, name) != getattr(trade, name)
     }
-    trade.version = before.version + 1
-    trade.save()
     event_record(
         trade=trade,
         kind=EventKind.STAFF_EDIT,

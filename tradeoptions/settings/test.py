@@ -17,3 +17,8 @@ DATABASES["default"]["TEST"] = {"NAME": f"test_tradeoptions_{os.getpid()}"}  # n
 CELERY_TASK_ALWAYS_EAGER = False
 AXES_FAILURE_LIMIT = 3
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "1000/min", "user": "100000/min"}}  # noqa: F405
+
+# Serve static files from the app folders; collectstatic is for production only.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

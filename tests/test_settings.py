@@ -1,0 +1,48 @@
+"""Production settings refuse to start without real secrets, and pass Django's deploy checks."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_SECRET = "p" + "Xq8-r7Tz_Lm2Nv9Ws4Yb6Hc1Jd3Kf5Gh0Qe" * 2
+
+
+def _manage(*args, **env):
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("SECRET_KEY", "ENCRYPTION_KEYS", "ENCRYPTION_KEY")}
+    environment.update(DJANGO_SETTINGS_MODULE="tradeoptions.settings.production", **env)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_deploy_checks_are_clean_with_real_secrets():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING",
+                     SECRET_KEY=REAL_SECRET, ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+                     ALLOWED_HOSTS="trade.example.com")
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ENCRYPTION_KEYS": Fernet.generate_key().decode()}, "SECRET_KEY"),
+        ({"SECRET_KEY": "short", "ENCRYPTION_KEYS": Fernet.generate_key().decode()}, "SECRET_KEY"),
+        ({"SECRET_KEY": REAL_SECRET}, "ENCRYPTION_KEYS"),
+        ({"SECRET_KEY": REAL_SECRET, "ENCRYPTION_KEYS": "not-a-key"}, "ENCRYPTION_KEYS entry 1"),
+    ],
+)
+def test_production_refuses_to_start_without_real_secrets(env, message):
+    result = _manage("check", **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "not-a-key" not in result.stderr.replace("ENCRYPTION_KEYS=not-a-key", "")
+
+
+def test_a_single_encryption_key_is_accepted():
+    result = _manage("check", "--deploy", SECRET_KEY=REAL_SECRET, ENCRYPTION_KEY=Fernet.generate_key().decode())
+    assert result.returncode == 0, result.stderr
