@@ -56,8 +56,11 @@ def start_postgres():
     )
     host = quote(str(server.get_postmaster_info().socket_dir), safe="")
     # A Unix-socket URL in the form django-environ reads: the socket directory, encoded, as the path.
-    for variable, role in [("DATABASE_URL", "app"), ("DATABASE_OWNER_URL", "owner"), ("BACKUP_DATABASE_URL", "backup")]:
+    for variable, role in [("DATABASE_URL", "app"), ("DATABASE_OWNER_URL", "owner")]:
         os.environ[variable] = f"postgres://tradeoptions_{role}@/{host}/{DATABASE}"
+    # pg_dump (libpq) reads the socket directory from a query parameter instead.
+    os.environ["BACKUP_DATABASE_URL"] = f"postgresql://tradeoptions_backup@/{DATABASE}?host={host}"
+    os.environ["PG_DUMP"] = str(server.bin_path / "pg_dump")
     log(f"embedded PostgreSQL at {DATA / 'postgres'}")
     return server
 
@@ -111,7 +114,7 @@ def test(pytest_args: list[str]) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["run", "test", "services"])
+    parser.add_argument("command", choices=["run", "test", "backup"])
     parser.add_argument("args", nargs=argparse.REMAINDER, help="passed to pytest (test)")
     options = parser.parse_args()
     DATA.mkdir(exist_ok=True)
@@ -133,7 +136,7 @@ def main() -> int:
                 leftover.unlink(missing_ok=True)
     if options.command == "run":
         return run()
-    return 0
+    return subprocess.run(["bash", str(ROOT / "scripts/backup.sh"), *options.args], cwd=ROOT).returncode
 
 
 if __name__ == "__main__":
