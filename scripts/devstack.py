@@ -93,7 +93,9 @@ def run() -> int:
     manage("migrate", "--noinput", "-v", "0")
     manage("check", "--database", "default")
     manage("create_demo_user")
-    honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or "honcho"
+    venv_bin = str(Path(sys.executable).parent)
+    os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"  # Procfile runs python, celery
+    honcho = shutil.which("honcho", path=venv_bin) or "honcho"
     log("starting web, worker and beat; Ctrl-C stops all of them")
     process = subprocess.Popen([honcho, "start", "-f", str(ROOT / "Procfile")], cwd=ROOT)
     while True:
