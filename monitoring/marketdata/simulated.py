@@ -1,0 +1,355 @@
+"""A deterministic simulated market: the default source, needing no account.
+
+Same seed and same instant give the same quote in every process (web and workers agree), with
+no shared state: every random number comes from `random.Random(<text seed>)`, whose stream
+Python guarantees across versions and which, unlike `hash()`, ignores PYTHONHASHSEED.
+
+* Underlyings follow a geometric Brownian motion with a common market factor. Each session has
+  an overnight gap and an intraday move; inside the session the path is a Brownian bridge on a
+  one-minute grid, linearly interpolated between minutes. Outside sessions the price stands still.
+  Paths start at the first session of the calendar and are scaled so that a ticker trades at
+  its table price on REFERENCE_DAY. Tickers not in the table get a start price and volatility
+  derived from SHA-256 of the ticker.
+* VIX mean-reverts (in logs) around 18 and moves against the market factor.
+* Options: Black–Scholes off an IV surface whose level follows VIX (strongly at the short end,
+  weakly at the long end: term structure), with put skew for equities and call skew for VIX.
+  Spreads widen for cheap and far-out-of-the-money contracts and sit on the tick grid.
+
+Quotes are as of the injected clock's time; when the market is closed they are as of the last
+close, and `quote_time` says so.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+import random
+import threading
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
+from statistics import NormalDist
+
+from brokers.occ import OptionContract
+from monitoring import clock as market_clock
+
+from .base import (
+    Bar,
+    Interval,
+    MarketDataProvider,
+    OptionQuote,
+    UnderlyingQuote,
+    as_contracts,
+    greek,
+    midpoint,
+    price,
+    underlying_of,
+)
+from .pricing import black_scholes
+
+SOURCE = "simulated"
+REFERENCE_DAY = date(2026, 1, 2)
+RATE = 0.04
+TRADING_DAYS = 252
+OVERNIGHT_SHARE = 0.2  # of a day's variance
+MARKET_CORRELATION = 0.6
+VIX = "VIX"
+VIX_MEAN, VIX_REVERSION, VIX_DAILY_VOL, VIX_MARKET_LOADING = 18.0, 0.06, 0.075, -0.75
+YEAR_SECONDS = 365.0 * 24 * 3600
+CENT, NICKEL = Decimal("0.01"), Decimal("0.05")
+PENNY_EVERYWHERE = frozenset({"SPY", "QQQ", "IWM"})  # quoted in pennies at every price
+
+# Start prices on REFERENCE_DAY and annual volatilities of common tickers.
+PROFILES = {
+    "SPY": (590.0, 0.16), "SPX": (5900.0, 0.16), "QQQ": (515.0, 0.20), "NDX": (21000.0, 0.20),
+    "IWM": (225.0, 0.22), "RUT": (2250.0, 0.22), "DIA": (430.0, 0.14),
+    "AAPL": (245.0, 0.26), "MSFT": (420.0, 0.24), "NVDA": (140.0, 0.48), "AMZN": (220.0, 0.32),
+    "GOOGL": (190.0, 0.30), "META": (600.0, 0.36), "TSLA": (400.0, 0.58), "AMD": (125.0, 0.48),
+    "NFLX": (900.0, 0.36), "JPM": (240.0, 0.22), "BAC": (44.0, 0.25), "XOM": (108.0, 0.24),
+    "F": (10.0, 0.35), "BRKB": (455.0, 0.17), "GLD": (245.0, 0.15), "TLT": (87.0, 0.16),
+    "XLF": (48.0, 0.18), "XLK": (235.0, 0.22), "XLE": (86.0, 0.24), "XLV": (138.0, 0.15),
+    "XLY": (225.0, 0.22), "XLP": (79.0, 0.13), "XLI": (132.0, 0.18), "XLU": (78.0, 0.17),
+    "XLB": (86.0, 0.19), "XLRE": (41.0, 0.20), "XLC": (97.0, 0.21),
+}
+SECTOR_ETFS = ("XLB", "XLC", "XLE", "XLF", "XLI", "XLK", "XLP", "XLRE", "XLU", "XLV", "XLY")
+_NORMAL = NormalDist()
+
+
+def _uniform(*parts) -> float:
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _normals(stream: random.Random, count: int) -> list[float]:
+    return [_NORMAL.inv_cdf(min(max(stream.random(), 1e-12), 1 - 1e-12)) for _ in range(count)]
+
+
+def profile(symbol: str) -> tuple[float, float]:
+    """(price on REFERENCE_DAY, annual volatility): from the table, else stable from the name."""
+    if symbol in PROFILES:
+        return PROFILES[symbol]
+    start = math.exp(math.log(10) + _uniform("start", symbol) * (math.log(500) - math.log(10)))
+    return round(start, 2), 0.22 + 0.38 * _uniform("vol", symbol)
+
+
+class _DailyPaths:
+    """Log open and close of every session, per (seed, symbol), built lazily and kept per process."""
+
+    def __init__(self, seed: str):
+        self.seed = seed
+        self.lock = threading.Lock()
+        self.market: list[tuple[float, float]] = []  # the market factor's (overnight, intraday) normals
+        self.market_stream = random.Random(f"{seed}|market")
+        self.paths: dict[str, tuple[list[float], list[float], random.Random]] = {}
+
+    def _market_to(self, index: int) -> None:
+        while len(self.market) <= index:
+            first, second = _normals(self.market_stream, 2)
+            self.market.append((first, second))
+
+    def opens_closes(self, symbol: str, index: int) -> tuple[list[float], list[float]]:
+        """Raw (unanchored) log opens and closes up to session `index` included."""
+        with self.lock:
+            self._market_to(index)
+            opens, closes, stream = self.paths.setdefault(symbol, ([], [], random.Random(f"{self.seed}|{symbol}")))
+            while len(closes) <= index:
+                position = len(closes)
+                own_gap, own_day = _normals(stream, 2)
+                market_gap, market_day = self.market[position]
+                previous = closes[-1] if closes else (math.log(VIX_MEAN) if symbol == VIX else 0.0)
+                if symbol == VIX:
+                    gap, day = self._vix_step(previous, market_gap, market_day, own_gap, own_day)
+                else:
+                    gap, day = self._stock_step(symbol, market_gap, market_day, own_gap, own_day)
+                opens.append(previous + gap)
+                closes.append(previous + gap + day)
+            return opens, closes
+
+    @staticmethod
+    def _stock_step(symbol, market_gap, market_day, own_gap, own_day) -> tuple[float, float]:
+        daily = profile(symbol)[1] / math.sqrt(TRADING_DAYS)
+        rho = 1.0 if symbol in ("SPY", "SPX") else MARKET_CORRELATION
+        idio = math.sqrt(1 - rho * rho)
+        gap_sd, day_sd = daily * math.sqrt(OVERNIGHT_SHARE), daily * math.sqrt(1 - OVERNIGHT_SHARE)
+        gap = gap_sd * (rho * market_gap + idio * own_gap) - 0.5 * gap_sd**2
+        day = day_sd * (rho * market_day + idio * own_day) - 0.5 * day_sd**2
+        return gap, day
+
+    @staticmethod
+    def _vix_step(previous, market_gap, market_day, own_gap, own_day) -> tuple[float, float]:
+        pull = VIX_REVERSION * (math.log(VIX_MEAN) - previous)
+        idio = math.sqrt(1 - VIX_MARKET_LOADING**2)
+        gap_sd, day_sd = VIX_DAILY_VOL * math.sqrt(0.3), VIX_DAILY_VOL * math.sqrt(0.7)
+        gap = 0.3 * pull + gap_sd * (VIX_MARKET_LOADING * market_gap + idio * own_gap)
+        day = 0.7 * pull + day_sd * (VIX_MARKET_LOADING * market_day + idio * own_day)
+        return gap, day
+
+
+_paths_by_seed: dict[str, _DailyPaths] = {}
+_paths_lock = threading.Lock()
+
+
+def _paths(seed: str) -> _DailyPaths:
+    with _paths_lock:
+        return _paths_by_seed.setdefault(seed, _DailyPaths(seed))
+
+
+def _session_index(day: date) -> int:
+    sessions = market_clock._sessions()
+    return bisect.bisect_left(sessions.days, day)
+
+
+class Market:
+    """The simulated prices of one seed, as floats; the provider turns them into quotes."""
+
+    def __init__(self, seed: str):
+        self.seed = str(seed)
+        self.daily = _paths(self.seed)
+
+    def _anchored(self, symbol: str, index: int) -> tuple[float, float, float]:
+        """(log open, log close, log shift) of session `index`, shifted onto the table price."""
+        reference = _session_index(REFERENCE_DAY)
+        opens, closes = self.daily.opens_closes(symbol, max(index, reference))
+        shift = 0.0 if symbol == VIX else math.log(profile(symbol)[0]) - closes[reference]
+        return opens[index] + shift, closes[index] + shift, shift
+
+    def minutes(self, symbol: str, day: date) -> tuple[float, ...]:
+        """Log prices on the session's one-minute grid, open to close."""
+        return _minute_path(self.seed, symbol, day, *self._anchored(symbol, _session_index(day))[:2])
+
+    def observed_at(self, at: datetime) -> datetime:
+        """The last instant the market traded at or before `at`: `at` in a session, else the last close."""
+        day = market_clock.market_date(at)
+        session = market_clock.session_for(day)
+        if session.is_trading_day and session.open <= at:
+            return min(at.astimezone(UTC), session.close)
+        return market_clock.session_for(market_clock.previous_trading_day(day)).close
+
+    def log_price(self, symbol: str, at: datetime) -> float:
+        at = self.observed_at(at)
+        session = market_clock.session_for(market_clock.market_date(at))
+        grid = self.minutes(symbol, session.day)
+        position = (at - session.open).total_seconds() / 60
+        whole = min(int(position), len(grid) - 2)
+        fraction = position - whole
+        return grid[whole] + (grid[whole + 1] - grid[whole]) * fraction
+
+    def spot(self, symbol: str, at: datetime) -> float:
+        return math.exp(self.log_price(symbol, at))
+
+    def implied_vol(self, symbol: str, strike: float, years: float, spot: float, vix: float) -> float:
+        """The IV surface: VIX sets the short end, the long end stays near the ticker's own level."""
+        base = 0.85 if symbol == VIX else profile(symbol)[1] * 1.1
+        level = min(max(vix / VIX_MEAN, 0.6), 3.0) ** 0.9
+        weight = math.exp(-years / 0.25)
+        atm = base * (1.05 * (1 - weight) + level * weight)
+        scale = atm * math.sqrt(max(years, 1 / 365))
+        moneyness = min(max(math.log(strike / (spot * math.exp(RATE * years))) / scale, -4.0), 4.0)
+        skew = 0.15 if symbol == VIX else -0.12
+        return max(atm * (1 + skew * moneyness + 0.025 * moneyness * moneyness), 0.3 * atm)
+
+
+@lru_cache(maxsize=4096)
+def _minute_path(seed: str, symbol: str, day: date, log_open: float, log_close: float) -> tuple[float, ...]:
+    session = market_clock.session_for(day)
+    steps = int((session.close - session.open).total_seconds() // 60)
+    daily = (VIX_DAILY_VOL if symbol == VIX else profile(symbol)[1] / math.sqrt(TRADING_DAYS))
+    step_sd = daily * math.sqrt(1 - OVERNIGHT_SHARE) / math.sqrt(steps)
+    walk, level = [0.0], 0.0
+    for normal in _normals(random.Random(f"{seed}|{symbol}|{day.isoformat()}"), steps):
+        level += step_sd * normal
+        walk.append(level)
+    end = walk[-1]
+    return tuple(
+        log_open + (log_close - log_open) * k / steps + (walk[k] - end * k / steps) for k in range(steps + 1)
+    )
+
+
+def option_tick(symbol: str, value: float) -> Decimal:
+    """Penny-program increments: $0.01 below $3 and $0.05 from $3 up; SPY, QQQ, IWM in pennies throughout."""
+    return CENT if symbol in PENNY_EVERYWHERE or value < 3 else NICKEL
+
+
+def _to_tick(value: float, tick: Decimal, rounding: str) -> Decimal:
+    return ((Decimal(repr(max(value, 0.0))) / tick).to_integral_value(rounding=rounding) * tick).quantize(CENT)
+
+
+def spread(symbol: str, theoretical: float, delta: float) -> tuple[Decimal, Decimal]:
+    """Bid and ask around the model value: wider in relative terms for cheap and far-OTM contracts,
+    never narrower than two ticks, never crossed or locked, and always on the tick grid."""
+    far = max(0.0, 1 - abs(delta) / 0.25)
+    width = max(2 * float(option_tick(symbol, theoretical)), theoretical * (0.02 + 0.15 * far))
+    if theoretical < 0.5:
+        width += 0.02
+    bid_raw, ask_raw = theoretical - width / 2, theoretical + width / 2
+    bid = _to_tick(bid_raw, option_tick(symbol, bid_raw), ROUND_FLOOR)
+    ask = _to_tick(ask_raw, option_tick(symbol, ask_raw), ROUND_CEILING)
+    if ask <= bid:
+        ask = bid + option_tick(symbol, float(bid))
+    return bid, ask
+
+
+class SimulatedProvider(MarketDataProvider):
+    source = SOURCE
+
+    def __init__(self, *, seed: str | int = "tradeoptions", clock: market_clock.Clock = market_clock.now):
+        self.market = Market(str(seed))
+        self.clock = clock
+
+    def option_quotes(self, contracts: Iterable[OptionContract | str]) -> dict[str, OptionQuote]:
+        at = self.clock()
+        spots: dict[str, float] = {}
+        vix = self.market.spot(VIX, at)
+        return {
+            symbol: self._option_quote(contract, at, spots, vix) for symbol, contract in as_contracts(contracts).items()
+        }
+
+    def _option_quote(self, contract: OptionContract, at: datetime, spots: dict, vix: float) -> OptionQuote:
+        ticker = underlying_of(contract)
+        cutoff = market_clock.expiry_cutoff(contract.expiry)
+        observed = self.market.observed_at(min(at, cutoff))
+        key = (ticker, observed)
+        if key not in spots:
+            spots[key] = self.market.spot(ticker, observed)
+        spot, strike = spots[key], float(contract.strike)
+        years = max((cutoff - observed).total_seconds() / YEAR_SECONDS, 0.0)
+        is_call = contract.option_type == "CALL"
+        iv = self.market.implied_vol(ticker, strike, years, spot, vix) if years > 0 else None
+        value = black_scholes(spot=spot, strike=strike, years=years, vol=iv or 0.0, rate=RATE, is_call=is_call)
+        bid, ask = spread(ticker, value.price, value.delta)
+        session = market_clock.session_for(market_clock.market_date(observed))
+        seed, symbol, day = self.market.seed, contract.symbol, session.day
+        # Open interest is set overnight; volume accumulates through the session.
+        interest = 10 + int(20000 * _uniform(seed, "oi", symbol, day) * math.exp(-3 * abs(math.log(strike / spot))))
+        elapsed = (observed - session.open) / (session.close - session.open)
+        volume = int(interest * 0.4 * _uniform(seed, "volume", symbol, day) * elapsed)
+        return OptionQuote(
+            contract=contract,
+            bid=bid,
+            ask=ask,
+            mark=midpoint(bid, ask),
+            last=_to_tick(value.price, option_tick(ticker, value.price), ROUND_HALF_EVEN),
+            volume=volume,
+            open_interest=interest,
+            delta=greek(value.delta),
+            gamma=greek(value.gamma),
+            theta=greek(value.theta),
+            vega=greek(value.vega),
+            iv=greek(iv),
+            underlying_price=price(round(spot, 2)),
+            quote_time=observed,
+            source=self.source,
+        )
+
+    def underlying_quotes(self, symbols: Iterable[str]) -> dict[str, UnderlyingQuote]:
+        at = self.clock()
+        observed = self.market.observed_at(at)
+        quotes = {}
+        for symbol in sorted({symbol.upper() for symbol in symbols}):
+            last = Decimal(repr(round(self.market.spot(symbol, observed), 2))).quantize(CENT)
+            is_index = symbol in (VIX, "SPX", "NDX", "RUT")
+            quotes[symbol] = UnderlyingQuote(
+                symbol=symbol, last=last, bid=None if is_index else last - CENT, ask=None if is_index else last + CENT,
+                quote_time=observed, source=self.source,
+            )
+        return quotes
+
+    def bars(self, symbol: str, interval: Interval | str, start: datetime, end: datetime) -> list[Bar]:
+        """Bars starting in [start, end) and before now; the bar in progress ends at now."""
+        interval, symbol = Interval(interval), symbol.upper()
+        now = self.clock().astimezone(UTC)
+        end = min(end, now)
+        if end <= start:
+            return []
+        bars = []
+        for day in market_clock.trading_days(market_clock.market_date(start), market_clock.market_date(end)):
+            session = market_clock.session_for(day)
+            grid = self.market.minutes(symbol, day)
+            step = len(grid) - 1 if interval is Interval.DAILY else int(interval.length.total_seconds() // 60)
+            for first in range(0, len(grid) - 1, step):
+                bar_start = session.open + timedelta(minutes=first)
+                if not start <= bar_start < end:
+                    continue
+                bar_end = min(bar_start + timedelta(minutes=step), session.close)
+                observed = min(bar_end, now)
+                last = min(first + step, int((observed - session.open).total_seconds() // 60))
+                points = [math.exp(value) for value in grid[first : last + 1]]
+                closing = self.market.spot(symbol, observed)
+                points.append(closing)
+                per_minute = 2_000_000 / math.sqrt(profile(symbol)[0])  # SPY ~80k shares a minute
+                noise = 0.5 + _uniform(self.market.seed, "bar", symbol, bar_start)
+                volume = int(per_minute * max(last - first, 1) * noise)
+                bars.append(
+                    Bar(
+                        symbol=symbol, interval=interval, start=bar_start, open=_cents(points[0]),
+                        high=_cents(max(points)), low=_cents(min(points)), close=_cents(closing),
+                        volume=None if symbol == VIX else volume, quote_time=observed, source=self.source,
+                    )
+                )
+        return bars
+
+
+def _cents(value: float) -> Decimal:
+    return Decimal(repr(round(value, 2))).quantize(CENT)
