@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -76,6 +77,7 @@ class FakeOrats:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     failure: str | None = None
     failures_left: int | None = None  # None: fail until cleared
+    latency: float = 0.0  # seconds added to every answer, to imitate the network
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -118,8 +120,13 @@ class FakeOrats:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; without TCP_NODELAY, Nagle's algorithm and the
+            # client's delayed ACK add ~40 ms to every small answer, which would swamp the timings.
+            disable_nagle_algorithm = True
 
             def do_GET(self):  # noqa: N802 - the stdlib's name
+                if fake.latency:
+                    time.sleep(fake.latency)
                 status, content_type, body = fake._answer(self.path)
                 payload = body.encode()
                 self.send_response(status)
