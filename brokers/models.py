@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 
@@ -7,3 +8,77 @@ class BrokerMode(models.TextChoices):
     LOCAL_PAPER = "LOCAL_PAPER", "Local paper"
     TRADIER_SANDBOX = "TRADIER_SANDBOX", "Tradier sandbox"
     TRADIER_LIVE = "TRADIER_LIVE", "Tradier live"
+
+
+class PaperOrder(models.Model):
+    """An order at the built-in local paper broker. Rows survive restarts; legs of an OCO/OTOCO
+    point at their parent, which carries the group's status."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="legs")
+    order_class = models.CharField(max_length=8)  # option, oco, otoco (parents); option (legs)
+    leg_index = models.PositiveSmallIntegerField(default=0)
+    tag = models.CharField(max_length=255, blank=True, db_index=True)
+    option_symbol = models.CharField(max_length=21, blank=True)
+    underlying = models.CharField(max_length=8, blank=True)
+    side = models.CharField(max_length=16, blank=True)
+    order_type = models.CharField(max_length=12, blank=True)
+    duration = models.CharField(max_length=4, default="day")
+    quantity = models.PositiveIntegerField(default=0)
+    limit_price = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    stop_price = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    status = models.CharField(max_length=16, default="open")
+    # An OTOCO's exits wait, inactive, until the entry fills.
+    active = models.BooleanField(default=True)
+    # A stop-limit whose stop has been touched now works as a limit order.
+    triggered = models.BooleanField(default=False)
+    filled_quantity = models.PositiveIntegerField(default=0)
+    avg_fill_price = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    reason = models.CharField(max_length=255, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["owner", "status"], name="paperorder_owner_status_idx"),
+            models.Index(
+                fields=["option_symbol"], condition=models.Q(status__in=["open", "pending", "partially_filled"]),
+                name="paperorder_working_idx",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(filled_quantity__lte=models.F("quantity")),
+                                   name="paperorder_fill_within_quantity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"paper order {self.pk} {self.order_class} {self.status}"
+
+
+class PaperFill(models.Model):
+    """One execution, with the quote it filled against, so fill quality can be measured later."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    order = models.ForeignKey(PaperOrder, on_delete=models.CASCADE, related_name="fills")
+    option_symbol = models.CharField(max_length=21)
+    side = models.CharField(max_length=16)
+    quantity = models.PositiveIntegerField()
+    price = models.DecimalField(max_digits=12, decimal_places=4)
+    commission = models.DecimalField(max_digits=12, decimal_places=2)
+    bid = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    ask = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    mid = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    quote_time = models.DateTimeField(null=True)
+    filled_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(quantity__gt=0) & models.Q(price__gte=0),
+                                   name="paperfill_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity} {self.option_symbol} @ {self.price}"

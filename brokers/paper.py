@@ -1,0 +1,455 @@
+"""The built-in local paper broker: no account needed, orders are rows in PostgreSQL.
+
+Fills are deliberately no kinder than a real market: market orders buy at the ask and sell at
+the bid (never the mid), a stop-loss triggers when the bid trades at or through the stop and
+fills at that bid (so a gap fills worse than the stop), a resting take-profit fills at its limit
+once the bid reaches it. Every fill keeps the quote it filled against, so fill quality can be
+measured later.
+
+The broker knows nothing of trades or of the market-data layer: quotes and the market clock come
+in through `PaperMarket`, which the monitoring app supplies at start-up (see `use_market`).
+Matching runs when an order arrives and whenever the monitor cycle calls `match()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import ClassVar, Protocol
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+
+from .base import (
+    AccountBalance,
+    BrokerError,
+    Fill,
+    OptionChainEntry,
+    Order,
+    OrderDuration,
+    OrderRejected,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Position,
+    Quote,
+)
+from .models import PaperFill, PaperOrder
+from .occ import parse_symbol
+
+SHARES_PER_CONTRACT = 100
+WORKING = [OrderStatus.OPEN.value, OrderStatus.PENDING.value, OrderStatus.PARTIALLY_FILLED.value]
+
+
+class PaperMarket(Protocol):
+    """What the paper broker needs from the market-data layer and the exchange calendar."""
+
+    def quotes(self, symbols: Iterable[str]) -> dict[str, Quote]: ...
+
+    def option_chain(self, underlying: str, expiry: date) -> list[OptionChainEntry]: ...
+
+    def now(self) -> datetime: ...
+
+    def is_open(self, at: datetime) -> bool: ...
+
+    def session_close(self, at: datetime) -> datetime:
+        """The close of the session under way at `at`, or of the next one: when DAY orders expire."""
+        ...
+
+    def expiry_cutoff(self, expiry: date) -> datetime:
+        """When a contract expiring on `expiry` stops trading."""
+        ...
+
+
+_market: PaperMarket | None = None
+
+
+def use_market(market: PaperMarket) -> None:
+    """Called once at start-up by the layer that owns market data (dependency inversion)."""
+    global _market
+    _market = market
+
+
+def default_market() -> PaperMarket:
+    if _market is None:
+        raise BrokerError("The local paper broker has no market data: the monitoring app did not register one.")
+    return _market
+
+
+@dataclass(frozen=True)
+class FillRules:
+    commission_per_contract: Decimal
+    slippage_per_share: Decimal
+
+    @classmethod
+    def from_settings(cls) -> FillRules:
+        return cls(
+            commission_per_contract=Decimal(str(getattr(settings, "PAPER_COMMISSION_PER_CONTRACT", "0.65"))),
+            slippage_per_share=Decimal(str(getattr(settings, "PAPER_SLIPPAGE_PER_SHARE", "0"))),
+        )
+
+
+def fill_price(order: PaperOrder, quote: Quote, rules: FillRules, *, on_arrival: bool) -> Decimal | None:
+    """The price `order` executes at against `quote` now, or None if it does not execute.
+
+    Updates `order.triggered` when a stop-limit's stop is touched. `on_arrival` marks the first
+    look at a new order: a marketable limit order then takes the better quote, while one that
+    rested on the book fills at its limit.
+    """
+    sell = not OrderSide(order.side).is_buy
+    touch = quote.bid if sell else quote.ask  # the price we can trade against
+    if touch is None or touch <= 0:
+        return None
+    kind = OrderType(order.order_type)
+    if kind in (OrderType.STOP, OrderType.STOP_LIMIT) and not order.triggered:
+        if (sell and touch <= order.stop_price) or (not sell and touch >= order.stop_price):
+            order.triggered = True
+        else:
+            return None
+    if kind in (OrderType.MARKET, OrderType.STOP):
+        slipped = touch - rules.slippage_per_share if sell else touch + rules.slippage_per_share
+        return max(slipped, Decimal("0.01"))
+    marketable = touch >= order.limit_price if sell else touch <= order.limit_price
+    if not marketable:
+        return None
+    if on_arrival or kind == OrderType.STOP_LIMIT:
+        return touch
+    return order.limit_price
+
+
+class LocalPaperBroker:
+    """One user's account at the local paper broker. `owner_id` is the user's id, so row-level
+    security isolates paper orders like every other user-owned row."""
+
+    supports_otoco: ClassVar[bool] = True
+
+    def __init__(self, owner_id: int, *, starting_cash: Decimal, market: PaperMarket | None = None,
+                 rules: FillRules | None = None) -> None:
+        self.owner_id = owner_id
+        self.starting_cash = starting_cash
+        self.market = market or default_market()
+        self.rules = rules or FillRules.from_settings()
+
+    # --- market data ---------------------------------------------------------------------
+
+    def get_quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:
+        return self.market.quotes(list(symbols))
+
+    def get_option_chain(self, symbol: str, expiry: date) -> list[OptionChainEntry]:
+        return self.market.option_chain(symbol, expiry)
+
+    # --- placing -------------------------------------------------------------------------
+
+    def place_order(self, request: OrderRequest) -> Order:
+        return self._place("option", [request], active=[True])
+
+    def place_oco_order(self, sl_leg: OrderRequest, tp_leg: OrderRequest) -> Order:
+        _check_exit_pair(sl_leg, tp_leg)
+        return self._place("oco", [sl_leg, tp_leg], active=[True, True])
+
+    def place_otoco_order(self, entry: OrderRequest, sl_leg: OrderRequest, tp_leg: OrderRequest) -> Order:
+        _check_exit_pair(sl_leg, tp_leg)
+        if entry.option_symbol != sl_leg.option_symbol:
+            raise OrderRejected("OTOCO exits must be on the entry's contract.", tag=entry.tag)
+        return self._place("otoco", [entry, sl_leg, tp_leg], active=[True, False, False])
+
+    def _place(self, order_class: str, requests: list[OrderRequest], *, active: list[bool]) -> Order:
+        now = self.market.now()
+        with transaction.atomic():
+            rows = self._create_rows(order_class, requests, active, now)
+            head = rows[0].parent or rows[0]
+            refusal = self._refusal(requests[0], now)
+            if refusal:
+                for row in {head, *rows}:
+                    _set(row, status=OrderStatus.REJECTED.value, reason=refusal, updated_at=now)
+        if refusal:
+            raise OrderRejected(refusal, order_id=str(head.pk), tag=head.tag)
+        self._match_group(head.pk, on_arrival=True)
+        return self.get_order(str(head.pk))
+
+    def _create_rows(self, order_class, requests, active, now) -> list[PaperOrder]:
+        parent = None
+        if order_class != "option":
+            parent = PaperOrder.objects.create(
+                owner_id=self.owner_id, order_class=order_class, tag=requests[0].tag,
+                option_symbol=requests[0].option_symbol, underlying=requests[0].underlying,
+                duration=requests[0].duration.value, created_at=now, updated_at=now,
+            )
+        rows = []
+        for index, (request, is_active) in enumerate(zip(requests, active, strict=True)):
+            rows.append(PaperOrder.objects.create(
+                owner_id=self.owner_id, parent=parent, order_class="option", leg_index=index, tag=request.tag,
+                option_symbol=request.option_symbol, underlying=request.underlying, side=request.side.value,
+                order_type=request.order_type.value, duration=request.duration.value, quantity=request.quantity,
+                limit_price=request.limit_price, stop_price=request.stop_price, active=is_active,
+                expires_at=self._expiry(request, now), created_at=now, updated_at=now,
+            ))
+        return rows
+
+    def _expiry(self, request: OrderRequest, now: datetime) -> datetime:
+        cutoff = self.market.expiry_cutoff(parse_symbol(request.option_symbol).expiry)
+        if request.duration == OrderDuration.DAY:
+            return min(self.market.session_close(now), cutoff)
+        return cutoff
+
+    def _refusal(self, request: OrderRequest, now: datetime) -> str | None:
+        """Why the broker refuses this order outright, as the broker would word it."""
+        if now >= self.market.expiry_cutoff(parse_symbol(request.option_symbol).expiry):
+            return f"{request.option_symbol} has expired and can no longer be traded."
+        if request.side == OrderSide.SELL_TO_CLOSE:
+            held = self._held(request.option_symbol)
+            if held < request.quantity:
+                return f"Cannot sell {request.quantity} {request.option_symbol} to close: {held} held."
+        elif request.side.is_buy:
+            price = request.limit_price or request.stop_price
+            if price is None:
+                quote = self.market.quotes([request.option_symbol]).get(request.option_symbol)
+                price = quote.ask if quote else None
+            if price is None:
+                return f"No quote for {request.option_symbol}: a market order cannot be priced."
+            cost = price * request.quantity * SHARES_PER_CONTRACT + self._commission(request.quantity)
+            available = self._buying_power()
+            if cost > available:
+                return f"Insufficient buying power: the order needs ${cost:.2f}, ${available:.2f} is available."
+        elif request.side == OrderSide.SELL_TO_OPEN:
+            return "The local paper broker trades long options only: selling to open is not allowed."
+        return None
+
+    # --- cancelling and reading ----------------------------------------------------------
+
+    def cancel_order(self, order_id: str) -> Order:
+        """Cancels the order's whole group (an OCO leg never survives alone). A final order is
+        returned as it is: a cancel that arrives after the fill is not an error."""
+        now = self.market.now()
+        row = self._row(order_id)
+        with transaction.atomic():
+            head = _lock_group(row.parent_id or row.pk)
+            for member in [head, *head.legs_locked]:
+                if member.status in WORKING:
+                    _set(member, status=OrderStatus.CANCELED.value, updated_at=now)
+        return self.get_order(order_id)
+
+    def get_order(self, order_id: str) -> Order:
+        row = self._row(order_id)
+        return _as_order(row, list(row.legs.all()))
+
+    def _row(self, order_id: str) -> PaperOrder:
+        try:
+            return self._owned().get(pk=int(order_id))
+        except (PaperOrder.DoesNotExist, ValueError):
+            raise BrokerError(f"Order {order_id} was not found at the local paper broker.") from None
+
+    def get_orders(self) -> list[Order]:
+        heads = self._owned().filter(parent__isnull=True).prefetch_related("legs", "fills", "legs__fills")
+        return [_as_order(head, list(head.legs.all())) for head in heads]
+
+    def find_order_by_tag(self, tag: str) -> Order | None:
+        head = (self._owned().filter(parent__isnull=True, tag=tag)
+                .exclude(status__in=[OrderStatus.REJECTED.value, OrderStatus.CANCELED.value])
+                .order_by("-id").first())
+        return _as_order(head, list(head.legs.all())) if head else None
+
+    def get_positions(self) -> list[Position]:
+        positions = []
+        for symbol, (quantity, cost, acquired) in self._book().items():
+            if quantity:
+                positions.append(Position(symbol=symbol, quantity=Decimal(quantity), cost_basis=cost,
+                                          acquired_at=acquired))
+        return positions
+
+    def get_account_balance(self) -> AccountBalance:
+        book = self._book()
+        held = {symbol: entry for symbol, entry in book.items() if entry[0]}
+        quotes = self.market.quotes(list(held)) if held else {}
+        market_value = sum((quantity * SHARES_PER_CONTRACT * (quotes[s].mid or quotes[s].bid or Decimal(0))
+                            for s, (quantity, _, _) in held.items() if s in quotes), Decimal(0))
+        cost = sum((entry[1] for entry in held.values()), Decimal(0))
+        cash = self._cash()
+        return AccountBalance(
+            account_number=f"LOCAL-{self.owner_id}", account_type="paper", total_equity=cash + market_value,
+            total_cash=cash, option_buying_power=self._buying_power(), market_value=market_value,
+            open_pl=market_value - cost, close_pl=self._realized(),
+            pending_orders_count=self._owned().filter(status__in=WORKING, parent__isnull=True).count(),
+        )
+
+    # --- matching ------------------------------------------------------------------------
+
+    def match(self) -> int:
+        """Expire and fill this account's working orders against current quotes. Returns fills made."""
+        return match_orders(self._owned(), market=self.market, rules=self.rules)
+
+    def _match_group(self, head_id: int, *, on_arrival: bool) -> int:
+        return match_orders(self._owned().filter(Q(pk=head_id) | Q(parent_id=head_id)), market=self.market,
+                            rules=self.rules, on_arrival=on_arrival)
+
+    # --- account arithmetic --------------------------------------------------------------
+
+    def _owned(self):
+        return PaperOrder.objects.filter(owner_id=self.owner_id)
+
+    def _fills(self):
+        return PaperFill.objects.filter(owner_id=self.owner_id).order_by("id")
+
+    def _commission(self, quantity: int) -> Decimal:
+        return self.rules.commission_per_contract * quantity
+
+    def _cash(self) -> Decimal:
+        cash = self.starting_cash
+        for fill in self._fills():
+            amount = fill.price * fill.quantity * SHARES_PER_CONTRACT
+            cash += -amount if OrderSide(fill.side).is_buy else amount
+            cash -= fill.commission
+        return cash
+
+    def _buying_power(self) -> Decimal:
+        reserved = Decimal(0)
+        for order in self._owned().filter(status__in=WORKING, side__in=["buy_to_open", "buy_to_close"]):
+            price = order.limit_price or order.stop_price or Decimal(0)
+            reserved += price * (order.quantity - order.filled_quantity) * SHARES_PER_CONTRACT
+        return self._cash() - reserved
+
+    def _book(self) -> dict[str, tuple[int, Decimal, datetime | None]]:
+        """Per contract: contracts held, their average cost basis in dollars, first acquired."""
+        book: dict[str, tuple[int, Decimal, datetime | None]] = {}
+        for fill in self._fills():
+            quantity, cost, acquired = book.get(fill.option_symbol, (0, Decimal(0), None))
+            if OrderSide(fill.side).is_buy:
+                quantity, cost = quantity + fill.quantity, cost + fill.price * fill.quantity * SHARES_PER_CONTRACT
+                acquired = acquired or fill.filled_at
+            elif quantity:
+                cost -= cost * fill.quantity / quantity
+                quantity -= fill.quantity
+            book[fill.option_symbol] = (quantity, cost, acquired if quantity else None)
+        return book
+
+    def _held(self, symbol: str) -> int:
+        return self._book().get(symbol, (0, Decimal(0), None))[0]
+
+    def _realized(self) -> Decimal:
+        realized, book = Decimal(0), {}
+        for fill in self._fills():
+            quantity, cost = book.get(fill.option_symbol, (0, Decimal(0)))
+            if OrderSide(fill.side).is_buy:
+                book[fill.option_symbol] = (quantity + fill.quantity,
+                                            cost + fill.price * fill.quantity * SHARES_PER_CONTRACT)
+            elif quantity:
+                basis = cost * fill.quantity / quantity
+                realized += fill.price * fill.quantity * SHARES_PER_CONTRACT - basis
+                book[fill.option_symbol] = (quantity - fill.quantity, cost - basis)
+            realized -= fill.commission
+        return realized
+
+
+def _check_exit_pair(sl_leg: OrderRequest, tp_leg: OrderRequest) -> None:
+    """Tradier's OCO rules: one contract, two different order types, one duration."""
+    if sl_leg.option_symbol != tp_leg.option_symbol:
+        raise OrderRejected("OCO legs must be on the same option_symbol.", tag=sl_leg.tag)
+    if sl_leg.order_type == tp_leg.order_type:
+        raise OrderRejected("OCO legs must have different order types.", tag=sl_leg.tag)
+    if sl_leg.duration != tp_leg.duration:
+        raise OrderRejected("OCO legs must have the same duration.", tag=sl_leg.tag)
+
+
+def _lock_group(head_id: int) -> PaperOrder:
+    """Lock a group parent first, then its legs in id order: the one lock order everyone uses."""
+    head = PaperOrder.objects.select_for_update().get(pk=head_id)
+    head.legs_locked = list(PaperOrder.objects.select_for_update().filter(parent_id=head_id).order_by("id"))
+    return head
+
+
+def match_orders(orders, *, market: PaperMarket, rules: FillRules, on_arrival: bool = False) -> int:
+    """Expire and fill the working orders among `orders` (a queryset). Callers that match every
+    account (the monitor cycle) pass all orders and must run in the system context."""
+    now = market.now()
+    working = orders.filter(status__in=WORKING)
+    heads = sorted({order.parent_id or order.pk for order in working.only("id", "parent_id")})
+    if not heads:
+        return 0
+    symbols = set(working.exclude(option_symbol="").values_list("option_symbol", flat=True))
+    quotes = market.quotes(sorted(symbols)) if market.is_open(now) else {}
+    fills = 0
+    for head_id in heads:
+        with transaction.atomic():
+            fills += _match_one_group(_lock_group(head_id), quotes, now, rules, on_arrival)
+    return fills
+
+
+def _match_one_group(head: PaperOrder, quotes: dict[str, Quote], now: datetime, rules: FillRules,
+                     on_arrival: bool) -> int:
+    members = head.legs_locked or [head]
+    if head.status not in WORKING:
+        return 0
+    for member in members:
+        if member.status in WORKING and member.expires_at and now >= member.expires_at:
+            _set(member, status=OrderStatus.EXPIRED.value, updated_at=now)
+    if all(member.status not in WORKING for member in members):
+        if head is not members[0]:
+            _set(head, status=OrderStatus.EXPIRED.value, updated_at=now)
+        return 0
+    for member in members:
+        if member.status not in WORKING or not member.active:
+            continue
+        quote = quotes.get(member.option_symbol)
+        if quote is None:
+            continue
+        price = fill_price(member, quote, rules, on_arrival=on_arrival)
+        if price is None:
+            if member.triggered:
+                _set(member, triggered=True, updated_at=now)
+            continue
+        _fill(member, price, quote, now, rules)
+        _after_fill(head, members, member, now)
+        return 1
+    return 0
+
+
+def _fill(order: PaperOrder, price: Decimal, quote: Quote, now: datetime, rules: FillRules) -> None:
+    PaperFill.objects.create(
+        owner_id=order.owner_id, order=order, option_symbol=order.option_symbol, side=order.side,
+        quantity=order.quantity, price=price, commission=rules.commission_per_contract * order.quantity,
+        bid=quote.bid, ask=quote.ask, mid=quote.mid, quote_time=quote.quoted_at, filled_at=now,
+    )
+    _set(order, status=OrderStatus.FILLED.value, filled_quantity=order.quantity, avg_fill_price=price,
+         triggered=order.triggered, updated_at=now)
+
+
+def _after_fill(head: PaperOrder, members: list[PaperOrder], filled: PaperOrder, now: datetime) -> None:
+    """OCO: a filled exit cancels its sibling in the same transaction. OTOCO: a filled entry
+    arms both exits, which then work as an OCO."""
+    if head is filled:
+        return
+    if head.order_class == "otoco" and filled.leg_index == 0:
+        for member in members[1:]:
+            _set(member, active=True, updated_at=now)
+        return
+    for member in members:
+        if member is not filled and member.status in WORKING and (head.order_class == "oco" or member.leg_index):
+            _set(member, status=OrderStatus.CANCELED.value, reason="OCO sibling filled", updated_at=now)
+    _set(head, status=OrderStatus.FILLED.value, updated_at=now)
+
+
+def _set(order: PaperOrder, **changes) -> None:
+    for name, value in changes.items():
+        setattr(order, name, value)
+    order.save(update_fields=list(changes))
+
+
+def _as_order(row: PaperOrder, legs: list[PaperOrder]) -> Order:
+    fill = None
+    if row.filled_quantity and row.avg_fill_price is not None:
+        fill = Fill(quantity=row.filled_quantity, price=row.avg_fill_price, at=row.updated_at)
+    return Order(
+        id=str(row.pk), status=OrderStatus(row.status), order_class=row.order_class, tag=row.tag or None,
+        option_symbol=row.option_symbol or None, underlying=row.underlying or None,
+        side=OrderSide(row.side) if row.side else None,
+        order_type=OrderType(row.order_type) if row.order_type else None,
+        duration=OrderDuration(row.duration) if row.duration else None,
+        quantity=row.quantity or None, limit_price=row.limit_price, stop_price=row.stop_price,
+        filled_quantity=row.filled_quantity, remaining_quantity=(row.quantity - row.filled_quantity) or None,
+        fill=fill, reason=row.reason or None, created_at=row.created_at, updated_at=row.updated_at,
+        legs=tuple(_as_order(leg, []) for leg in legs),
+    )

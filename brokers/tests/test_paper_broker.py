@@ -1,0 +1,209 @@
+"""The local paper broker fills like a real market would, never kinder."""
+
+from decimal import Decimal
+
+import pytest
+
+from brokers.base import BrokerError, OrderRejected, OrderRequest, OrderStatus, order_tag
+from brokers.models import PaperFill, PaperOrder
+from brokers.paper import FillRules, LocalPaperBroker
+from tests.fakes.market import HandDrivenMarket
+from tradeoptions import tenancy
+
+CONTRACT = "SPY261218C00570000"  # expires 2026-12-18
+EXPIRED = "SPY261127C00570000"  # expires 2026-11-27, before the market's 2026-12-01
+RULES = FillRules(commission_per_contract=Decimal("0.65"), slippage_per_share=Decimal("0"))
+
+
+@pytest.fixture
+def market():
+    market = HandDrivenMarket()
+    market.set_quote(CONTRACT, "4.10", "4.30")
+    return market
+
+
+@pytest.fixture
+def broker(trader, market):
+    with tenancy.acting_as(trader.pk):
+        yield LocalPaperBroker(trader.pk, starting_cash=Decimal("5000"), market=market, rules=RULES)
+
+
+def buy(quantity=2, order_type="market", trade=1, **prices):
+    return OrderRequest(option_symbol=CONTRACT, side="buy_to_open", quantity=quantity, order_type=order_type,
+                        tag=order_tag(trade, "entry"), **prices)
+
+
+def exits(sl="3.00", tp="6.50", quantity=2, trade=1):
+    return (
+        OrderRequest(option_symbol=CONTRACT, side="sell_to_close", quantity=quantity, order_type="stop",
+                     stop_price=Decimal(sl), tag=order_tag(trade, "sl"), duration="gtc"),
+        OrderRequest(option_symbol=CONTRACT, side="sell_to_close", quantity=quantity, order_type="limit",
+                     limit_price=Decimal(tp), tag=order_tag(trade, "tp"), duration="gtc"),
+    )
+
+
+def test_a_market_buy_fills_at_the_ask_never_the_mid(broker):
+    order = broker.place_order(buy())
+    assert order.status == OrderStatus.FILLED
+    assert order.fill.price == Decimal("4.30") and order.fill.quantity == 2
+    fill = PaperFill.objects.get()
+    assert (fill.bid, fill.ask, fill.mid, fill.commission) == (Decimal("4.1"), Decimal("4.3"), Decimal("4.2"),
+                                                               Decimal("1.30"))
+
+
+def test_a_market_sell_fills_at_the_bid(broker, market):
+    broker.place_order(buy())
+    market.set_quote(CONTRACT, "5.00", "5.20")
+    sell = OrderRequest(option_symbol=CONTRACT, side="sell_to_close", quantity=2, order_type="market",
+                        tag=order_tag(1, "close"))
+    assert broker.place_order(sell).fill.price == Decimal("5.00")
+
+
+def test_slippage_moves_the_fill_against_the_trader(trader, market):
+    with tenancy.acting_as(trader.pk):
+        broker = LocalPaperBroker(trader.pk, starting_cash=Decimal("5000"), market=market,
+                                  rules=FillRules(Decimal("0.65"), Decimal("0.02")))
+        assert broker.place_order(buy()).fill.price == Decimal("4.32")
+
+
+def test_a_take_profit_rests_until_the_bid_reaches_it_then_fills_at_its_limit(broker, market):
+    broker.place_order(buy())
+    bracket = broker.place_oco_order(*exits())
+    assert bracket.status == OrderStatus.OPEN
+    market.set_quote(CONTRACT, "6.45", "6.60")  # the ask is above the limit, the bid is not
+    assert broker.match() == 0
+    market.set_quote(CONTRACT, "6.70", "6.90")
+    assert broker.match() == 1
+    done = broker.get_order(bracket.id)
+    tp = next(leg for leg in done.legs if leg.order_type == "limit")
+    sl = next(leg for leg in done.legs if leg.order_type == "stop")
+    assert tp.status == OrderStatus.FILLED and tp.fill.price == Decimal("6.50")
+    assert sl.status == OrderStatus.CANCELED  # one cancels the other, in the same transaction
+    assert done.status == OrderStatus.FILLED
+
+
+def test_a_stop_loss_gapped_through_fills_at_the_bid_worse_than_the_stop(broker, market):
+    broker.place_order(buy())
+    bracket = broker.place_oco_order(*exits(sl="3.00"))
+    market.set_quote(CONTRACT, "3.05", "3.20")
+    assert broker.match() == 0
+    market.set_quote(CONTRACT, "2.40", "2.60")  # overnight gap through the stop
+    assert broker.match() == 1
+    sl = broker.get_order(bracket.id).leg("stop")
+    assert sl.status == OrderStatus.FILLED and sl.fill.price == Decimal("2.40")
+    assert broker.get_order(bracket.id).leg("limit").status == OrderStatus.CANCELED
+
+
+def test_a_stop_limit_triggers_then_waits_for_its_limit(broker, market):
+    broker.place_order(buy())
+    stop_limit = OrderRequest(option_symbol=CONTRACT, side="sell_to_close", quantity=2, order_type="stop_limit",
+                              stop_price=Decimal("3.00"), limit_price=Decimal("2.90"), tag=order_tag(1, "sl"))
+    order = broker.place_order(stop_limit)
+    market.set_quote(CONTRACT, "2.80", "2.95")  # stop touched, but the bid is under the limit
+    assert broker.match() == 0
+    assert PaperOrder.objects.get(pk=order.id).triggered is True
+    market.set_quote(CONTRACT, "2.92", "3.05")
+    assert broker.match() == 1
+    assert broker.get_order(order.id).fill.price == Decimal("2.92")
+
+
+def test_an_otoco_arms_its_exits_only_once_the_entry_fills(broker, market):
+    market.open = False
+    entry = buy(order_type="limit", limit_price=Decimal("4.20"))
+    order = broker.place_otoco_order(entry, *exits())
+    market.set_quote(CONTRACT, "2.00", "2.10")  # would trigger the stop, but the exits are not armed
+    assert broker.match() == 0
+    market.open = True
+    assert broker.match() == 1  # the entry fills (the ask is under its limit)
+    state = broker.get_order(order.id)
+    assert [leg.status for leg in state.legs] == [OrderStatus.FILLED, OrderStatus.OPEN, OrderStatus.OPEN]
+    assert broker.match() == 1  # now the armed stop fires at the bid
+    state = broker.get_order(order.id)
+    assert [leg.status for leg in state.legs] == [OrderStatus.FILLED, OrderStatus.FILLED, OrderStatus.CANCELED]
+
+
+def test_nothing_fills_while_the_market_is_closed(broker, market):
+    market.open = False
+    order = broker.place_order(buy())
+    assert order.status == OrderStatus.OPEN and order.fill is None
+    market.open = True
+    assert broker.match() == 1
+
+
+def test_an_expired_contract_cannot_be_traded(broker, market):
+    market.set_quote(EXPIRED, "0.05", "0.10")
+    request = OrderRequest(option_symbol=EXPIRED, side="buy_to_open", quantity=1, order_type="market",
+                           tag=order_tag(7, "entry"))
+    with pytest.raises(OrderRejected, match="expired") as rejected:
+        broker.place_order(request)
+    assert PaperOrder.objects.get(pk=rejected.value.order_id).status == "rejected"
+
+
+def test_a_day_order_expires_at_the_close_and_a_gtc_one_at_the_contracts_expiry(broker, market):
+    market.open = False
+    day = broker.place_order(buy(order_type="limit", limit_price=Decimal("1.00"), trade=1))
+    gtc = broker.place_order(OrderRequest(option_symbol=CONTRACT, side="buy_to_open", quantity=1,
+                                          order_type="limit", limit_price=Decimal("1.00"), duration="gtc",
+                                          tag=order_tag(2, "entry")))
+    market.advance(hours=7)  # past 21:00 UTC, the close
+    broker.match()
+    assert broker.get_order(day.id).status == OrderStatus.EXPIRED
+    assert broker.get_order(gtc.id).status == OrderStatus.OPEN
+    market.advance(days=17)  # past 2026-12-18's close
+    broker.match()
+    assert broker.get_order(gtc.id).status == OrderStatus.EXPIRED
+
+
+def test_an_order_beyond_the_buying_power_is_rejected_with_the_numbers(broker):
+    with pytest.raises(OrderRejected, match=r"Insufficient buying power: the order needs \$5167\.80"):
+        broker.place_order(buy(quantity=12))
+
+
+def test_selling_more_than_is_held_is_rejected(broker):
+    broker.place_order(buy(quantity=1))
+    with pytest.raises(OrderRejected, match="1 held"):
+        broker.place_oco_order(*exits(quantity=2))
+
+
+def test_a_cancel_after_the_fill_reports_the_fill_and_a_leg_cancel_takes_the_group(broker, market):
+    filled = broker.place_order(buy())
+    assert broker.cancel_order(filled.id).status == OrderStatus.FILLED
+    bracket = broker.place_oco_order(*exits())
+    leg = broker.get_order(bracket.id).legs[0]
+    broker.cancel_order(leg.id)
+    assert [leg.status for leg in broker.get_order(bracket.id).legs] == [OrderStatus.CANCELED] * 2
+
+
+def test_orders_survive_a_restart_and_are_found_by_tag(broker, trader, market):
+    broker.place_order(buy())
+    bracket = broker.place_oco_order(*exits())
+    again = LocalPaperBroker(trader.pk, starting_cash=Decimal("5000"), market=market, rules=RULES)
+    assert again.find_order_by_tag(order_tag(1, "sl")).id == bracket.id
+    assert again.find_order_by_tag(order_tag(99, "sl")) is None
+    assert {order.id for order in again.get_orders()} == {bracket.id, broker.find_order_by_tag("to-1-entry").id}
+
+
+def test_another_account_cannot_see_or_cancel_these_orders(broker, other_trader, market):
+    order = broker.place_order(buy())
+    with tenancy.acting_as(other_trader.pk):
+        stranger = LocalPaperBroker(other_trader.pk, starting_cash=Decimal("5000"), market=market, rules=RULES)
+        assert stranger.get_orders() == [] and stranger.find_order_by_tag("to-1-entry") is None
+        with pytest.raises(BrokerError, match="not found"):
+            stranger.cancel_order(order.id)
+
+
+def test_positions_and_balance_follow_the_fills(broker, market):
+    broker.place_order(buy(quantity=2))  # 2 × 4.30 × 100 = 860 + 1.30 commission
+    [position] = broker.get_positions()
+    assert (position.symbol, position.quantity, position.cost_basis) == (CONTRACT, 2, Decimal("860.00"))
+    market.set_quote(CONTRACT, "5.00", "5.20")
+    balance = broker.get_account_balance()
+    assert balance.total_cash == Decimal("4138.70")
+    assert balance.market_value == Decimal("1020.00")  # marked at the mid, 5.10
+    assert balance.open_pl == Decimal("160.00")
+    sell = OrderRequest(option_symbol=CONTRACT, side="sell_to_close", quantity=2, order_type="market",
+                        tag=order_tag(1, "close"))
+    broker.place_order(sell)  # 2 × 5.00 × 100 = 1000 − 1.30
+    assert broker.get_positions() == []
+    balance = broker.get_account_balance()
+    assert balance.total_cash == Decimal("5137.40") and balance.close_pl == Decimal("137.40")
