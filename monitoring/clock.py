@@ -23,7 +23,7 @@ from django.conf import settings
 
 CALENDAR = "XNYS"
 FIRST_DAY = date(2020, 1, 1)  # the simulator and replays never go further back
-YEARS_AHEAD = 2  # long-dated contracts and schedules need sessions this far out
+YEARS_AHEAD = 4  # LEAPS are listed up to about three years out, and their expiry cutoff must resolve
 BOOKEND = timedelta(minutes=5)
 REGULAR_CLOSE = time(16, 0)
 
@@ -151,6 +151,13 @@ def trading_days(start: date, end: date) -> list[date]:
     sessions.check(start)
     sessions.check(end)
     return list(sessions.days[bisect.bisect_left(sessions.days, start) : bisect.bisect_right(sessions.days, end)])
+
+
+def sessions_before(day: date) -> int:
+    """How many sessions the calendar holds before `day`: a stable index for per-session data."""
+    sessions = _sessions()
+    sessions.check(day)
+    return bisect.bisect_left(sessions.days, day)
 
 
 def previous_trading_day(day: date) -> date:

@@ -21,7 +21,6 @@ close, and `quote_time` says so.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import math
 import random
@@ -156,11 +155,6 @@ def _paths(seed: str) -> _DailyPaths:
         return _paths_by_seed.setdefault(seed, _DailyPaths(seed))
 
 
-def _session_index(day: date) -> int:
-    sessions = market_clock._sessions()
-    return bisect.bisect_left(sessions.days, day)
-
-
 class Market:
     """The simulated prices of one seed, as floats; the provider turns them into quotes."""
 
@@ -170,14 +164,14 @@ class Market:
 
     def _anchored(self, symbol: str, index: int) -> tuple[float, float, float]:
         """(log open, log close, log shift) of session `index`, shifted onto the table price."""
-        reference = _session_index(REFERENCE_DAY)
+        reference = market_clock.sessions_before(REFERENCE_DAY)
         opens, closes = self.daily.opens_closes(symbol, max(index, reference))
         shift = 0.0 if symbol == VIX else math.log(profile(symbol)[0]) - closes[reference]
         return opens[index] + shift, closes[index] + shift, shift
 
     def minutes(self, symbol: str, day: date) -> tuple[float, ...]:
         """Log prices on the session's one-minute grid, open to close."""
-        return _minute_path(self.seed, symbol, day, *self._anchored(symbol, _session_index(day))[:2])
+        return _minute_path(self.seed, symbol, day, *self._anchored(symbol, market_clock.sessions_before(day))[:2])
 
     def observed_at(self, at: datetime) -> datetime:
         """The last instant the market traded at or before `at`: `at` in a session, else the last close."""
@@ -260,7 +254,7 @@ class SimulatedProvider(MarketDataProvider):
 
     def option_quotes(self, contracts: Iterable[OptionContract | str]) -> dict[str, OptionQuote]:
         at = self.clock()
-        spots: dict[str, float] = {}
+        spots: dict[tuple[str, datetime], float] = {}
         vix = self.market.spot(VIX, at)
         return {
             symbol: self._option_quote(contract, at, spots, vix) for symbol, contract in as_contracts(contracts).items()

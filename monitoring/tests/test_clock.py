@@ -106,6 +106,11 @@ def test_expiry_cutoff_is_the_expiry_days_close():
     assert clock.expiry_cutoff(date(2026, 4, 3)) == ny(2026, 4, 2, 16)  # Good Friday
 
 
+def test_leaps_three_years_out_have_a_cutoff():
+    expiry = clock.now().date() + timedelta(days=365 * 3)
+    assert clock.expiry_cutoff(expiry) > clock.now()
+
+
 def test_trading_days_lists_sessions_only():
     days = clock.trading_days(date(2026, 11, 23), date(2026, 11, 30))
     assert days == [date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25), date(2026, 11, 27), date(2026, 11, 30)]
@@ -130,6 +135,6 @@ def test_naive_datetimes_are_refused():
 def test_dates_outside_the_calendar_fail_clearly():
     with pytest.raises(clock.OutsideCalendar, match="outside the market calendar"):
         clock.session_for(date(2019, 6, 3))
-    far = clock.now() + timedelta(days=365 * 3)
+    far = clock.now() + timedelta(days=365 * 5)
     with pytest.raises(clock.OutsideCalendar):
         clock.session_for(far.date())
