@@ -1,0 +1,82 @@
+"""The market the local paper broker fills against: our market-data source and the XNYS clock.
+
+The brokers app cannot import monitoring (imports flow monitoring → trades → brokers), so this
+adapter is handed to it at start-up (`MonitoringConfig.ready` → `brokers.paper.use_market`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cached_property
+
+from brokers.base import Greeks, OptionChainEntry, Quote
+from brokers.occ import build_symbol
+
+from . import clock as market_clock
+from .marketdata import MarketDataProvider, OptionQuote, provider_for
+
+CHAIN_STRIKES_EACH_SIDE = 15
+
+
+def strike_step(spot: Decimal) -> Decimal:
+    """Listed strike spacing near the money, by the underlying's price."""
+    if spot < 25:
+        return Decimal("0.5")
+    if spot < 200:
+        return Decimal("1")
+    return Decimal("5")
+
+
+def as_broker_quote(quote: OptionQuote) -> Quote:
+    return Quote(
+        symbol=quote.symbol, bid=quote.bid, ask=quote.ask, last=quote.last, volume=quote.volume,
+        bid_at=quote.quote_time, ask_at=quote.quote_time,
+        greeks=Greeks(delta=quote.delta, gamma=quote.gamma, theta=quote.theta, vega=quote.vega, rho=None,
+                      mid_iv=quote.iv, smv_vol=None, updated_at=quote.quote_time),
+    )
+
+
+class MarketDataPaperMarket:
+    """`brokers.paper.PaperMarket` over a market-data provider (by default MARKET_DATA_SOURCE's)."""
+
+    def __init__(self, provider: MarketDataProvider | None = None, *, clock=market_clock.now) -> None:
+        self._given = provider
+        self._clock = clock
+
+    @cached_property
+    def provider(self) -> MarketDataProvider:
+        # Built on first use: the simulated market takes a second to lay out its price paths.
+        return self._given or provider_for(clock=self._clock)
+
+    def quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:
+        return {symbol: as_broker_quote(quote) for symbol, quote in self.provider.option_quotes(list(symbols)).items()}
+
+    def option_chain(self, underlying: str, expiry: date) -> list[OptionChainEntry]:
+        spot = self.provider.underlying_quotes([underlying])[underlying].last
+        step = strike_step(spot)
+        center = (spot / step).to_integral_value() * step
+        strikes = [center + step * offset for offset in range(-CHAIN_STRIKES_EACH_SIDE, CHAIN_STRIKES_EACH_SIDE + 1)]
+        symbols = {
+            build_symbol(underlying, expiry, kind, strike): (kind, strike)
+            for strike in strikes if strike > 0 for kind in ("CALL", "PUT")
+        }
+        quotes = self.quotes(symbols)
+        return [
+            OptionChainEntry(symbol=symbol, underlying=underlying, expiry=expiry, strike=strike, option_type=kind,
+                             quote=quotes[symbol])
+            for symbol, (kind, strike) in symbols.items() if symbol in quotes
+        ]
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def is_open(self, at: datetime) -> bool:
+        return market_clock.is_market_open(at)
+
+    def session_close(self, at: datetime) -> datetime:
+        return market_clock.next_close(at)
+
+    def expiry_cutoff(self, expiry: date) -> datetime:
+        return market_clock.expiry_cutoff(expiry)

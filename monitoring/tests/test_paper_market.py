@@ -1,0 +1,59 @@
+"""The paper broker, wired to the simulated market and the real exchange calendar."""
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from brokers import paper
+from brokers.base import OrderRequest, OrderStatus, order_tag
+from brokers.paper import FillRules, LocalPaperBroker
+from monitoring.marketdata.simulated import SimulatedProvider
+from monitoring.paper_market import MarketDataPaperMarket
+from tradeoptions import tenancy
+
+TUESDAY_MIDDAY = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)  # 12:00 in New York
+THANKSGIVING = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
+
+
+def market_at(moment):
+    return MarketDataPaperMarket(SimulatedProvider(seed="paper-test", clock=lambda: moment), clock=lambda: moment)
+
+
+def test_the_app_registers_the_market_for_the_paper_broker():
+    assert isinstance(paper.default_market(), MarketDataPaperMarket)
+
+
+def test_a_chain_lists_calls_and_puts_around_the_money():
+    chain = market_at(TUESDAY_MIDDAY).option_chain("SPY", date(2026, 12, 18))
+    assert len(chain) == 62 and {entry.option_type for entry in chain} == {"CALL", "PUT"}
+    assert all(entry.quote.bid is not None and entry.quote.bid <= entry.quote.ask for entry in chain)
+    assert all(entry.quote.greeks.delta is not None for entry in chain)
+
+
+def test_day_orders_live_until_the_real_close_and_holidays_are_closed():
+    market = market_at(TUESDAY_MIDDAY)
+    assert market.is_open(TUESDAY_MIDDAY) and not market.is_open(THANKSGIVING)
+    assert market.session_close(TUESDAY_MIDDAY) == datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
+    assert market.session_close(datetime(2026, 11, 27, 15, 0, tzinfo=UTC)) == datetime(2026, 11, 27, 18, 0,
+                                                                                        tzinfo=UTC)  # early close
+
+
+def test_a_market_buy_fills_at_the_simulated_ask(trader):
+    market = market_at(TUESDAY_MIDDAY)
+    contract = next(entry for entry in market.option_chain("SPY", date(2026, 12, 18)) if entry.option_type == "CALL")
+    with tenancy.acting_as(trader.pk):
+        broker = LocalPaperBroker(trader.pk, starting_cash=Decimal("100000"), market=market,
+                                  rules=FillRules(Decimal("0.65"), Decimal("0")))
+        order = broker.place_order(OrderRequest(option_symbol=contract.symbol, side="buy_to_open", quantity=1,
+                                                order_type="market", tag=order_tag(1, "entry")))
+    assert order.status == OrderStatus.FILLED
+    assert order.fill.price == contract.quote.ask
+
+
+def test_nothing_fills_on_a_holiday(trader):
+    market = market_at(THANKSGIVING)
+    with tenancy.acting_as(trader.pk):
+        broker = LocalPaperBroker(trader.pk, starting_cash=Decimal("100000"), market=market)
+        order = broker.place_order(OrderRequest(option_symbol="SPY261218C00600000", side="buy_to_open",
+                                                quantity=1, order_type="limit", limit_price=Decimal("50"),
+                                                tag=order_tag(2, "entry")))
+    assert order.status == OrderStatus.OPEN
