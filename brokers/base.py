@@ -263,10 +263,11 @@ class OptionChainEntry:
 
 @dataclass(frozen=True)
 class Position:
-    """Positive quantity is long, negative short; cost basis is the total paid, not per contract."""
+    """Positive quantity is long, negative short (a Decimal: an equity position may be
+    fractional); cost basis is the total paid, not per contract."""
 
     symbol: str
-    quantity: int
+    quantity: Decimal
     cost_basis: Decimal
     acquired_at: datetime | None
 

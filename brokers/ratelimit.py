@@ -1,0 +1,267 @@
+"""Rate limits per broker token, shared by every process (web, workers, beat) through Redis.
+
+Tradier counts requests per token, per group, per minute; our processes share tokens, so a limit
+kept in one process's memory would let N workers send N times the budget. Each (token, group)
+has one token bucket in Redis, updated atomically by a Lua script that reads Redis's own clock, so
+no two processes can spend the same token and their clocks never need to agree.
+
+A bucket of capacity C refilling at r per second lets through at most C + 60·r requests in any
+60-second span; with r = (N − C) / 60 that never exceeds the broker's N per minute, however its
+window is aligned. The broker's own `X-Ratelimit-Available` / `-Expiry` headers pull the bucket
+down when it has seen requests we did not count (another app on the same token), and block the
+group until the window resets when almost nothing is left, so we slow down before it says no.
+
+Callers that would wait longer than `max_wait` get `BrokerRateLimited` at once: a worker must not
+sit out a whole minute holding a slot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from functools import cache
+
+import redis
+from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from brokers.base import BrokerRateLimited
+
+log = logging.getLogger(__name__)
+
+STANDARD = "standard"
+MARKET_DATA = "market_data"
+TRADING = "trading"
+GROUPS = (STANDARD, MARKET_DATA, TRADING)
+
+DEFAULT_PER_MINUTE = 50  # when a group's budget is unknown, stay under what every Tradier tier allows
+SANDBOX_LIMITS = {STANDARD: 60, MARKET_DATA: 60, TRADING: 60}
+LIVE_LIMITS = {STANDARD: 120, MARKET_DATA: 120, TRADING: 60}
+
+# Tradier's window is a minute; an Expiry further out than this is a misread header, not a plan.
+_LONGEST_WINDOW = 61.0
+
+# KEYS[1] bucket hash, KEYS[2] block key; ARGV capacity, refill per ms, max wait ms.
+# Reserves one token (the balance may go negative: that is the queue) and returns {granted, wait_ms}.
+# A refused caller spends nothing.
+_ACQUIRE = """
+redis.replicate_commands()
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens'))
+local stamp = tonumber(redis.call('HGET', KEYS[1], 'stamp'))
+if tokens == nil or stamp == nil then
+  tokens = capacity
+  stamp = now
+end
+tokens = math.min(capacity, tokens + math.max(0, now - stamp) * rate) - 1
+local wait = 0
+if tokens < 0 then
+  wait = math.ceil(-tokens / rate)
+end
+local blocked = redis.call('PTTL', KEYS[2])
+if blocked > wait then
+  wait = blocked
+end
+if wait > max_wait then
+  return {0, wait}
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity + 1) / rate) + 1000)
+return {1, wait}
+"""
+
+# KEYS[1] bucket hash; ARGV capacity, refill per ms, the most tokens the broker still allows.
+_CLAMP = """
+redis.replicate_commands()
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local ceiling = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens'))
+local stamp = tonumber(redis.call('HGET', KEYS[1], 'stamp'))
+if tokens == nil or stamp == nil then
+  tokens = capacity
+  stamp = now
+end
+tokens = math.min(capacity, tokens + math.max(0, now - stamp) * rate, ceiling)
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity + 1) / rate) + 1000)
+return 1
+"""
+
+
+def token_fingerprint(token: str) -> str:
+    """Names a token's buckets without storing it: Redis never sees the token itself."""
+    return hashlib.sha256(b"tradeoptions-ratelimit\0" + token.encode()).hexdigest()[:32]
+
+
+def seconds_until(expiry: str | float | None, *, now: float | None = None) -> float | None:
+    """Seconds until an `X-Ratelimit-Expiry`, which Tradier documents in epoch milliseconds and
+    others read as seconds: any value too large to be seconds is taken as milliseconds."""
+    if expiry is None or expiry == "":
+        return None
+    try:
+        moment = float(expiry)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(moment) or moment <= 0:
+        return None
+    if moment > 1e11:
+        moment /= 1000.0
+    remaining = moment - (time.time() if now is None else now)
+    if remaining <= 0:
+        return None
+    return min(remaining, _LONGEST_WINDOW)
+
+
+def connect(url: str) -> redis.Redis:
+    """A client that gives up fast: short timeouts and one retry, because redis-py's default
+    (ten retries with backoff) would hold every broker call for seconds while Redis is down."""
+    return redis.Redis.from_url(
+        url, socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 1)
+    )
+
+
+@cache
+def _redis_for(url: str) -> redis.Redis:
+    return connect(url)
+
+
+class RateLimiter:
+    """Budgets of one token, one bucket per group, shared through Redis."""
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        limits: Mapping[str, int] | None = None,
+        max_wait: float = 5.0,
+        burst: int | None = None,
+        reserve: int = 1,
+        throttle_penalty: float = 2.0,
+        namespace: str = "brokers",
+        redis_client: redis.Redis | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._limits = dict(limits or {})
+        self._max_wait = max_wait
+        self._burst = burst
+        self._reserve = reserve
+        self._throttle_penalty = throttle_penalty
+        self._prefix = f"{namespace}:ratelimit:{token_fingerprint(token)}"
+        self._redis = redis_client
+        self._sleep = sleep
+        self._acquire_script = None
+        self._clamp_script = None
+
+    def __repr__(self) -> str:
+        return f"<RateLimiter {self._prefix}>"
+
+    # -- budgets -------------------------------------------------------------------------------
+
+    def per_minute(self, group: str) -> int:
+        return self._limits.get(group, DEFAULT_PER_MINUTE)
+
+    def _shape(self, group: str) -> tuple[int, float]:
+        """(capacity, refill per millisecond) such that no 60 s span exceeds the budget."""
+        limit = max(1, self.per_minute(group))
+        capacity = self._burst if self._burst is not None else max(1, limit // 10)
+        capacity = max(1, min(capacity, limit - 1)) if limit > 1 else 1
+        rate_per_ms = max(limit - capacity, 1) / 60_000.0
+        return capacity, rate_per_ms
+
+    def _keys(self, group: str) -> tuple[str, str]:
+        return f"{self._prefix}:{group}", f"{self._prefix}:{group}:blocked"
+
+    def _client(self) -> redis.Redis:
+        if self._redis is None:
+            self._redis = _redis_for(settings.REDIS_URL)
+        return self._redis
+
+    def _scripts(self):
+        if self._acquire_script is None:
+            client = self._client()
+            self._acquire_script = client.register_script(_ACQUIRE)
+            self._clamp_script = client.register_script(_CLAMP)
+        return self._acquire_script, self._clamp_script
+
+    # -- use -----------------------------------------------------------------------------------
+
+    def acquire(self, group: str) -> float:
+        """Waits for the group's next slot and returns how long it waited.
+
+        Fails open if Redis is unreachable: an exit order must not be held hostage by the
+        limiter, and the broker's own 429 still protects the account.
+        """
+        capacity, rate = self._shape(group)
+        try:
+            acquire, _ = self._scripts()
+            granted, wait_ms = acquire(keys=self._keys(group), args=[capacity, repr(rate), int(self._max_wait * 1000)])
+        except redis.RedisError as exc:
+            log.warning("Rate limiter unavailable (%s); sending the %s request unthrottled", type(exc).__name__, group)
+            return 0.0
+        wait = int(wait_ms) / 1000.0
+        if not int(granted):
+            raise BrokerRateLimited(
+                f"The {group} budget is spent: the next slot is {wait:.1f}s away, longer than {self._max_wait:.1f}s.",
+                retry_after=wait,
+            )
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    def observe(self, group: str, headers: Mapping[str, str]) -> None:
+        """Takes the broker's own count into account after every response."""
+        available = _int_header(headers, "X-Ratelimit-Available")
+        if available is None:
+            return
+        if available <= self._reserve:
+            remaining = seconds_until(headers.get("X-Ratelimit-Expiry"))
+            if remaining:
+                self._block(group, remaining)
+            return
+        capacity, rate = self._shape(group)
+        try:
+            _, clamp = self._scripts()
+            clamp(keys=self._keys(group)[:1], args=[capacity, repr(rate), available - self._reserve])
+        except redis.RedisError as exc:
+            log.warning("Rate limiter unavailable (%s); broker's count not recorded", type(exc).__name__)
+
+    def throttled(self, group: str, headers: Mapping[str, str]) -> float:
+        """The broker said no: block the group until its window resets (or a short penalty if it
+        did not say when). Returns the block in seconds."""
+        remaining = seconds_until(headers.get("X-Ratelimit-Expiry")) or self._throttle_penalty
+        self._block(group, remaining)
+        return remaining
+
+    def _block(self, group: str, seconds: float) -> None:
+        try:
+            self._client().set(self._keys(group)[1], b"1", px=max(1, int(seconds * 1000)))
+        except redis.RedisError as exc:
+            log.warning("Rate limiter unavailable (%s); block of %s not recorded", type(exc).__name__, group)
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(float(value)) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def limits_for(base_url: str) -> dict[str, int]:
+    """The published budgets for the environment a base URL points at; the default elsewhere."""
+    if "sandbox" in base_url:
+        return dict(SANDBOX_LIMITS)
+    if "api.tradier.com" in base_url:
+        return dict(LIVE_LIMITS)
+    return {group: DEFAULT_PER_MINUTE for group in GROUPS}

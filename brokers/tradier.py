@@ -1,0 +1,615 @@
+"""Tradier's brokerage REST API, spoken faithfully, quirks and all.
+
+The facts come from ../shared/reference/tradier-orats-api.md. What this client adds to a plain
+HTTP wrapper, and why:
+
+* Place-and-confirm. Tradier answers a placement with 200 `{"status": "ok"}` before its back
+  office has looked at the order, which may then be rejected. So every placement polls the order
+  (bounded, with short growing pauses) until it leaves `pending`; `rejected` raises
+  `OrderRejected` with Tradier's `reason_description`.
+* Idempotent placement. Every order carries a tag. A POST that times out may or may not have
+  created the order, so it is "unknown", not "failed": the account's orders are searched for the
+  tag, and the POST is sent again only if the tag is absent. A POST is never retried blindly.
+* Reads (and cancels, which are idempotent) are retried on 429, 5xx, timeouts and dropped
+  connections, with exponential backoff and jitter. 401 is never retried: the token is wrong,
+  expired, or meant for the other environment. A maintenance page (503 or HTML) is not retried
+  either: it lasts minutes, not milliseconds.
+* One `RateLimiter` per token, shared through Redis by every process.
+* The token lives only in the session's headers; it is never logged, never put in an exception
+  and never shown by `repr`. Exceptions are raised without their `requests` cause, whose request
+  object would carry the header.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from brokers.base import (
+    AccountBalance,
+    BrokerAuthError,
+    BrokerError,
+    BrokerRateLimited,
+    BrokerUnavailable,
+    Fill,
+    Greeks,
+    OptionChainEntry,
+    Order,
+    OrderDuration,
+    OrderOutcomeUnknown,
+    OrderRejected,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Position,
+    Quote,
+)
+from brokers.ratelimit import MARKET_DATA, STANDARD, TRADING, RateLimiter, limits_for
+
+log = logging.getLogger(__name__)
+
+# Statuses outside the documented eight: the stream's extras and Lean's `submitted`.
+_STATUSES = {status.value: status for status in OrderStatus} | {
+    "cancelled": OrderStatus.CANCELED,
+    "submitted": OrderStatus.PENDING,
+    "calculated": OrderStatus.OPEN,
+    "accepted_for_bidding": OrderStatus.OPEN,
+    "held": OrderStatus.OPEN,
+}
+_LIVE_OR_FILLED = frozenset({OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED})
+_QUOTE_CHUNK = 50  # symbols per quotes request, to keep URLs short
+_MAX_ORDER_PAGES = 50
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Reads only. Delays grow as base·2ⁿ, capped, each drawn from its upper half (jitter)."""
+
+    attempts: int = 3
+    base_delay: float = 0.25
+    max_delay: float = 4.0
+
+    def delay(self, retry: int) -> float:
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (retry - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+@dataclass(frozen=True)
+class ConfirmPolicy:
+    """How long a placement waits for Tradier to decide: about 3 s in all by default."""
+
+    attempts: int = 8
+    first_delay: float = 0.1
+    max_delay: float = 1.0
+
+
+class TradierRequestError(BrokerError):
+    """Tradier refused a request (4xx, or 200 carrying `errors`); `errors` are its own words."""
+
+    def __init__(self, message: str, *, status: int, errors: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.errors = errors
+
+
+class _ServerError(BrokerUnavailable):
+    """A 5xx that may be gone in a moment (unlike maintenance); a POST that got one is unknown."""
+
+
+class _Ambiguous(Exception):
+    """A placement whose outcome we do not know."""
+
+
+class TradierClient:
+    """One account at one Tradier environment; implements `BrokerProvider`."""
+
+    supports_otoco = True
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: str,
+        account_id: str,
+        limiter: RateLimiter | None = None,
+        timeout: float | tuple[float, float] = (3.05, 10.0),
+        retry: RetryPolicy | None = None,
+        confirm: ConfirmPolicy | None = None,
+        orders_page_size: int = 100,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not token:
+            raise BrokerAuthError("No Tradier token is configured for this account.")
+        self._base_url = base_url.rstrip("/")
+        self._account_id = account_id
+        self._scrub_text = token
+        self._limiter = limiter or RateLimiter(token, limits=limits_for(base_url))
+        self._timeout = timeout
+        self._retry = retry or RetryPolicy()
+        self._confirm = confirm or ConfirmPolicy()
+        self._page_size = orders_page_size
+        self._sleep = sleep
+        self._session = requests.Session()
+        self._session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
+
+    def __repr__(self) -> str:
+        return f"<TradierClient {self._base_url} account={self._account_id}>"
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- market data ---------------------------------------------------------------------------
+
+    def get_quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:
+        """Unknown symbols are simply missing from the result (Tradier lists them as unmatched)."""
+        wanted = list(dict.fromkeys(symbol for symbol in symbols if symbol))
+        quotes: dict[str, Quote] = {}
+        for start in range(0, len(wanted), _QUOTE_CHUNK):
+            chunk = wanted[start:start + _QUOTE_CHUNK]
+            body = self._read("GET", "/markets/quotes", {"symbols": ",".join(chunk), "greeks": "true"}, MARKET_DATA)
+            for raw in _items(body.get("quotes"), "quote"):
+                quote = _quote(raw)
+                quotes[quote.symbol] = quote
+        return quotes
+
+    def get_option_chain(self, symbol: str, expiry: date) -> list[OptionChainEntry]:
+        params = {"symbol": symbol, "expiration": expiry.isoformat(), "greeks": "true"}
+        body = self._read("GET", "/markets/options/chains", params, MARKET_DATA)
+        return [_chain_entry(raw) for raw in _items(body.get("options"), "option")]
+
+    # -- account -------------------------------------------------------------------------------
+
+    def get_positions(self) -> list[Position]:
+        body = self._read("GET", self._account_path("positions"), None, STANDARD)
+        return [_position(raw) for raw in _items(body.get("positions"), "position")]
+
+    def get_account_balance(self) -> AccountBalance:
+        body = self._read("GET", self._account_path("balances"), None, STANDARD)
+        raw = body.get("balances")
+        if not isinstance(raw, dict):
+            raise BrokerError("Tradier's balances answer had no balances.")
+        account_type = str(raw.get("account_type") or "")
+        detail = raw.get(account_type) if isinstance(raw.get(account_type), dict) else {}
+        total_cash = _money(raw.get("total_cash"))
+        buying_power = _dec(detail.get("option_buying_power"))
+        if buying_power is None:
+            buying_power = _dec(detail.get("cash_available"))  # cash accounts
+        return AccountBalance(
+            account_number=str(raw.get("account_number") or self._account_id),
+            account_type=account_type,
+            total_equity=_money(raw.get("total_equity")),
+            total_cash=total_cash,
+            option_buying_power=total_cash if buying_power is None else buying_power,
+            market_value=_money(raw.get("market_value")),
+            open_pl=_money(raw.get("open_pl")),
+            close_pl=_money(raw.get("close_pl")),
+            pending_orders_count=_int(raw.get("pending_orders_count")) or 0,
+        )
+
+    # -- orders: reading -----------------------------------------------------------------------
+
+    def get_order(self, order_id: str) -> Order:
+        body = self._read("GET", self._account_path(f"orders/{order_id}"), {"includeTags": "true"}, STANDARD)
+        raw = body.get("order")
+        if not isinstance(raw, dict):
+            raise BrokerError(f"Tradier has no order {order_id}.")
+        return _order(raw)
+
+    def get_orders(self) -> list[Order]:
+        """Every order of the account's current session, newest last.
+
+        Tradier pages this list; pages are followed until a short or repeated one. Older GTC
+        orders are not in it (only today's are): watch those with `get_order`.
+        """
+        orders: dict[str, Order] = {}
+        for page in range(1, _MAX_ORDER_PAGES + 1):
+            params = {"includeTags": "true", "page": str(page), "limit": str(self._page_size)}
+            body = self._read("GET", self._account_path("orders"), params, STANDARD)
+            rows = [_order(raw) for raw in _items(body.get("orders"), "order")]
+            fresh = [order for order in rows if order.id not in orders]
+            orders.update((order.id, order) for order in fresh)
+            if len(rows) < self._page_size or not fresh:
+                break
+        return list(orders.values())
+
+    def find_order_by_tag(self, tag: str) -> Order | None:
+        """The newest order with this tag that is live or filled. Rejected, cancelled and
+        expired ones are ignored: they are earlier attempts, and placing again is right."""
+        matches = [order for order in self.get_orders() if order.tag == tag and order.status in _LIVE_OR_FILLED]
+        return max(matches, key=_newest, default=None)
+
+    # -- orders: placing -----------------------------------------------------------------------
+
+    def place_order(self, request: OrderRequest) -> Order:
+        form = {"class": "option", "duration": request.duration.value, "tag": request.tag, **_leg_fields(request, "")}
+        return self._place(form, request.tag)
+
+    def place_oco_order(self, sl_leg: OrderRequest, tp_leg: OrderRequest) -> Order:
+        """Stop-loss and take-profit as one order: whichever fills cancels the other. The tag is
+        the stop-loss leg's (one tag per broker order)."""
+        return self._place(_advanced_form("oco", (sl_leg, tp_leg), sl_leg.tag), sl_leg.tag)
+
+    def place_otoco_order(self, entry: OrderRequest, sl_leg: OrderRequest, tp_leg: OrderRequest) -> Order:
+        """Entry, then both exits as an OCO once it fills, in one request; tagged with the entry's
+        tag. Tradier accepts market entries only as separate orders (legs are limit or stop)."""
+        return self._place(_advanced_form("otoco", (entry, sl_leg, tp_leg), entry.tag), entry.tag)
+
+    def cancel_order(self, order_id: str) -> Order:
+        """Cancelling an order that already filled, expired or was cancelled is not an error:
+        the answer is the order as it now stands, and the caller sees what really happened."""
+        try:
+            self._read("DELETE", self._account_path(f"orders/{order_id}"), None, TRADING)
+        except TradierRequestError as error:
+            if not any("already in finalized state" in text for text in error.errors):
+                raise
+            log.info("Order %s was already final when cancelled", order_id)
+        return self.get_order(order_id)
+
+    def _place(self, form: dict[str, str], tag: str) -> Order:
+        order_id = None
+        for attempt in (1, 2):
+            try:
+                order_id = self._submit(form, tag)
+                break
+            except _Ambiguous as unknown:
+                log.warning("Placement of order %s: outcome unknown (%s); looking its tag up", tag, unknown)
+                try:
+                    found = self.find_order_by_tag(tag)
+                except BrokerError as error:
+                    raise OrderOutcomeUnknown(
+                        f"Order {tag} may or may not have been placed, and the lookup failed: {error}", tag=tag
+                    ) from None
+                if found is not None:
+                    log.info("Order %s was placed after all, as %s", tag, found.id)
+                    order_id = found.id
+                    break
+                if attempt == 2:
+                    raise OrderOutcomeUnknown(
+                        f"Order {tag} could not be placed: Tradier did not answer, twice.", tag=tag
+                    ) from None
+                log.info("Order %s is not at the broker; placing it again", tag)
+        return self._await_decision(order_id, tag)
+
+    def _submit(self, form: dict[str, str], tag: str) -> str:
+        path = self._account_path("orders")
+        self._limiter.acquire(TRADING)
+        try:
+            response = self._session.post(self._url(path), data=form, timeout=self._timeout)
+        except requests.RequestException as error:
+            if _never_sent(error):
+                raise BrokerUnavailable(f"Could not connect to Tradier to place {tag}; it was not sent.") from None
+            raise _Ambiguous(f"{type(error).__name__} on POST {path}") from None
+        try:
+            body = self._interpret(response, "POST", path, TRADING)
+        except _ServerError as error:
+            raise _Ambiguous(str(error)) from None
+        except TradierRequestError as error:
+            raise OrderRejected("; ".join(error.errors), tag=tag) from None
+        placed = body.get("order")
+        if not isinstance(placed, dict) or placed.get("id") in (None, ""):
+            raise _Ambiguous(f"POST {path} answered without an order id")
+        return str(placed["id"])
+
+    def _await_decision(self, order_id: str, tag: str) -> Order:
+        delay = self._confirm.first_delay
+        order = None
+        for attempt in range(1, self._confirm.attempts + 1):
+            order = self.get_order(order_id)
+            refused = next((node for node in (order, *order.legs) if node.status in _REFUSED), None)
+            if refused is not None:
+                raise OrderRejected(refused.reason or f"status {refused.status}", order_id=order.id, tag=tag)
+            if order.status != OrderStatus.PENDING:
+                return order
+            if attempt < self._confirm.attempts:
+                self._sleep(delay)
+                delay = min(delay * 2, self._confirm.max_delay)
+        log.warning("Order %s (%s) is still pending after %d looks", order_id, tag, self._confirm.attempts)
+        return order
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    def _account_path(self, rest: str) -> str:
+        return f"/accounts/{self._account_id}/{rest}"
+
+    def _url(self, path: str) -> str:
+        return f"{self._base_url}{path}"
+
+    def _read(self, method: str, path: str, params: dict | None, group: str) -> dict:
+        """A request that is safe to repeat; retried on transient failures."""
+        failure: BrokerError | None = None
+        for attempt in range(1, self._retry.attempts + 1):
+            if attempt > 1:
+                self._sleep(self._retry.delay(attempt - 1))
+            self._limiter.acquire(group)  # refusing to wait is final: raise at once
+            try:
+                response = self._session.request(method, self._url(path), params=params, timeout=self._timeout)
+            except requests.Timeout:
+                failure = BrokerUnavailable(f"Tradier did not answer {method} {path} in time.")
+            except requests.RequestException as error:
+                failure = BrokerUnavailable(f"Could not reach Tradier for {method} {path} ({type(error).__name__}).")
+            else:
+                try:
+                    return self._interpret(response, method, path, group)
+                except (_ServerError, BrokerRateLimited) as error:
+                    failure = error
+            log.info("Tradier %s %s failed (attempt %d of %d): %s", method, path, attempt, self._retry.attempts,
+                     failure)
+        raise _public(failure)
+
+    def _interpret(self, response: requests.Response, method: str, path: str, group: str) -> dict:
+        status = response.status_code
+        self._limiter.observe(group, response.headers)
+        body = _json(response)
+        where = f"{method} {path}"
+        log.debug("Tradier %s -> %s", where, status)
+        fault = _fault_text(body)
+        if status in (401, 403) or "access token" in fault.lower():
+            detail = fault or "no detail"
+            raise BrokerAuthError(self._scrub(f"Tradier refused the token on {where} ({status}: {detail})."))
+        if status == 429 or (status == 400 and "quota" in (fault + response.text[:500]).lower()):
+            wait = self._limiter.throttled(group, response.headers)
+            raise BrokerRateLimited(f"Tradier rate limit reached on {where}.", retry_after=wait)
+        if status == 503 or (body is None and _is_html(response)):
+            raise BrokerUnavailable(f"Tradier is unavailable (maintenance page) on {where}: HTTP {status}.")
+        if status >= 500:
+            raise _ServerError(f"Tradier failed on {where}: HTTP {status}.")
+        if body is None:
+            raise BrokerError(f"Tradier answered {where} with HTTP {status} but no JSON.")
+        errors = _errors(body)
+        if status >= 400 or errors:
+            errors = errors or (fault or f"HTTP {status}",)
+            errors = tuple(self._scrub(text) for text in errors)
+            raise TradierRequestError(f"Tradier refused {where}: {'; '.join(errors)}", status=status, errors=errors)
+        return body
+
+    def _scrub(self, text: str) -> str:
+        """Belt and braces: should Tradier ever echo the token, it stops here."""
+        return text.replace(self._scrub_text, "[token]") if self._scrub_text else text
+
+
+_REFUSED = frozenset({OrderStatus.REJECTED, OrderStatus.ERROR})
+
+
+def _never_sent(error: requests.RequestException) -> bool:
+    """True only when no connection was ever made (refused, or timed out while connecting), so
+    not a byte of the order left: anything later may have reached Tradier."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+def _public(failure: BrokerError | None) -> BrokerError:
+    if isinstance(failure, _ServerError):
+        return BrokerUnavailable(str(failure))
+    return failure or BrokerUnavailable("Tradier could not be reached.")
+
+
+# --- Request building -------------------------------------------------------------------------
+
+
+def _advanced_form(order_class: str, legs: tuple[OrderRequest, ...], tag: str) -> dict[str, str]:
+    """Indexed legs. Durations go per leg when they differ (a day entry with GTC exits), since
+    Tradier takes `duration[i]` only without a top-level `duration`; its own rules then decide."""
+    form = {"class": order_class, "tag": tag}
+    same_duration = len({leg.duration for leg in legs}) == 1
+    if same_duration:
+        form["duration"] = legs[0].duration.value
+    for index, leg in enumerate(legs):
+        form.update(_leg_fields(leg, f"[{index}]"))
+        if not same_duration:
+            form[f"duration[{index}]"] = leg.duration.value
+    return form
+
+
+def _leg_fields(request: OrderRequest, suffix: str) -> dict[str, str]:
+    fields = {
+        f"symbol{suffix}": request.underlying,
+        f"option_symbol{suffix}": request.option_symbol,
+        f"side{suffix}": request.side.value,
+        f"quantity{suffix}": str(request.quantity),
+        f"type{suffix}": request.order_type.value,
+    }
+    if request.limit_price is not None:
+        fields[f"price{suffix}"] = format(request.limit_price, "f")
+    if request.stop_price is not None:
+        fields[f"stop{suffix}"] = format(request.stop_price, "f")
+    return fields
+
+
+# --- Response parsing -------------------------------------------------------------------------
+
+
+def _json(response: requests.Response) -> dict | None:
+    """The body as JSON with exact decimals, or None for HTML, XML or garbage."""
+    try:
+        body = response.json(parse_float=Decimal)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _is_html(response: requests.Response) -> bool:
+    content_type = response.headers.get("Content-Type", "")
+    return "html" in content_type or response.text[:200].lstrip().lower().startswith(("<!doctype html", "<html"))
+
+
+def _fault_text(body: dict | None) -> str:
+    fault = body.get("fault") if body else None
+    return str(fault.get("faultstring") or "") if isinstance(fault, dict) else ""
+
+
+def _errors(body: dict) -> tuple[str, ...]:
+    errors = body.get("errors")
+    if not errors or errors == "null":
+        return ()
+    if isinstance(errors, dict):
+        return tuple(str(text) for text in _as_list(errors.get("error")))
+    return tuple(str(text) for text in _as_list(errors))
+
+
+def _as_list(value) -> list:
+    """Tradier's collections: a list, a bare object when there is one, null or "null" when none."""
+    if value is None or value == "null" or value == "" or value == {}:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _items(node, key: str) -> list:
+    return _as_list(node.get(key)) if isinstance(node, dict) else []
+
+
+def _dec(value) -> Decimal | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def _money(value) -> Decimal:
+    number = _dec(value)
+    return Decimal(0) if number is None else number
+
+
+def _int(value) -> int | None:
+    """Quantities arrive as floats (`1.00000000`); a count must be whole."""
+    number = _dec(value)
+    if number is None:
+        return None
+    if number != number.to_integral_value():
+        raise BrokerError(f"Tradier sent a fractional count {number} where a whole number was expected.")
+    return int(number)
+
+
+def _iso(value) -> datetime | None:
+    """ISO times; those without a zone (greeks' `updated_at`) are UTC, as ORATS stamps them."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace(" ", "T", 1) if "T" not in value else value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _epoch(value) -> datetime | None:
+    """Quote dates are epoch milliseconds; the clock's are seconds; 0 means never."""
+    number = _dec(value)
+    if number is None or number <= 0:
+        return None
+    seconds = number / 1000 if number > Decimal("1e11") else number
+    return datetime.fromtimestamp(float(seconds), tz=UTC)
+
+
+def _enum(kind, value):
+    try:
+        return kind(value)
+    except ValueError:
+        return None
+
+
+def _status(value) -> OrderStatus:
+    status = _STATUSES.get(str(value or "").lower())
+    if status is None:
+        log.warning("Unknown Tradier order status %r; treating it as open", value)
+        return OrderStatus.OPEN
+    return status
+
+
+def _order(raw: dict) -> Order:
+    legs = tuple(_order(leg) for leg in _as_list(raw.get("leg")) if isinstance(leg, dict))
+    filled = _int(raw.get("exec_quantity")) or 0
+    average = _dec(raw.get("avg_fill_price"))
+    updated = _iso(raw.get("transaction_date"))
+    # avg_fill_price is 0.0 while submitting and null while working: a price only once something filled.
+    fill = Fill(quantity=filled, price=average, at=updated) if filled > 0 and average else None
+    return Order(
+        id=str(raw.get("id")),
+        status=_status(raw.get("status")),
+        order_class=str(raw.get("class") or ""),
+        tag=raw.get("tag") or None,
+        option_symbol=raw.get("option_symbol") or None,
+        underlying=raw.get("symbol") or None,
+        side=_enum(OrderSide, raw.get("side")),
+        order_type=_enum(OrderType, raw.get("type")),
+        duration=_enum(OrderDuration, raw.get("duration")),
+        quantity=_int(raw.get("quantity")),
+        limit_price=_dec(raw.get("price")),
+        stop_price=_dec(raw.get("stop_price")),  # `stop` going out, `stop_price` coming back
+        filled_quantity=filled,
+        remaining_quantity=_int(raw.get("remaining_quantity")),
+        fill=fill,
+        reason=raw.get("reason_description") or None,
+        created_at=_iso(raw.get("create_date")),
+        updated_at=updated,
+        legs=legs,
+    )
+
+
+def _newest(order: Order) -> tuple:
+    return (order.created_at or datetime.min.replace(tzinfo=UTC), int(order.id) if order.id.isdigit() else 0)
+
+
+def _greeks(raw) -> Greeks | None:
+    if not isinstance(raw, dict):
+        return None
+    return Greeks(
+        delta=_dec(raw.get("delta")), gamma=_dec(raw.get("gamma")), theta=_dec(raw.get("theta")),
+        vega=_dec(raw.get("vega")), rho=_dec(raw.get("rho")), mid_iv=_dec(raw.get("mid_iv")),
+        smv_vol=_dec(raw.get("smv_vol")), updated_at=_iso(raw.get("updated_at")),
+    )
+
+
+def _quote(raw: dict) -> Quote:
+    return Quote(
+        symbol=str(raw.get("symbol")),
+        bid=_dec(raw.get("bid")),
+        ask=_dec(raw.get("ask")),
+        last=_dec(raw.get("last")),
+        bid_size=_int(raw.get("bidsize")),
+        ask_size=_int(raw.get("asksize")),
+        volume=_int(raw.get("volume")),
+        bid_at=_epoch(raw.get("bid_date")),
+        ask_at=_epoch(raw.get("ask_date")),
+        traded_at=_epoch(raw.get("trade_date")),
+        greeks=_greeks(raw.get("greeks")),
+    )
+
+
+def _chain_entry(raw: dict) -> OptionChainEntry:
+    option_type = str(raw.get("option_type") or "").upper()
+    return OptionChainEntry(
+        symbol=str(raw.get("symbol")),
+        underlying=str(raw.get("underlying") or raw.get("root_symbol") or ""),
+        expiry=date.fromisoformat(str(raw.get("expiration_date"))),
+        strike=_money(raw.get("strike")),
+        option_type=option_type,
+        quote=_quote(raw),
+        open_interest=_int(raw.get("open_interest")),
+    )
+
+
+def _whole_if_possible(number: Decimal) -> Decimal:
+    """`1.00000000` contracts are `1`; a fractional equity position keeps its fraction."""
+    return Decimal(int(number)) if number == number.to_integral_value() else number
+
+
+def _position(raw: dict) -> Position:
+    return Position(
+        symbol=str(raw.get("symbol")),
+        quantity=_whole_if_possible(_dec(raw.get("quantity")) or Decimal(0)),
+        cost_basis=_money(raw.get("cost_basis")),
+        acquired_at=_iso(raw.get("date_acquired")),
+    )

@@ -1,0 +1,868 @@
+"""A fake Tradier brokerage over real HTTP, for tests of the Tradier client.
+
+It behaves like the sandbox for everything our client uses, quirks included, because a client
+tested against mocked functions only proves it agrees with its author. Both environments are
+served by one server under two base paths, `/sandbox/v1` and `/live/v1`, so that a sandbox token
+sent to the live URL gets the 401 it would get from Tradier.
+
+Fills are driven by the quotes a test sets (`set_quote`), never by a clock: market orders fill at
+the ask (buys) or bid (sells), limits when the book reaches them, stops when the book trades
+through them — at the book, so a gap fills worse than the stop. A new order stays `pending` for
+`pending_views` looks at it, then opens or is rejected (buying power, position), as the sandbox
+does asynchronously. `end_of_day()` expires day orders; GTC ones survive.
+
+Switches (`inject`) make the next matching request misbehave: `hang_after` (the order is recorded,
+then the answer comes too late), `drop` (the connection closes before anything happens), `500`,
+`html_503`, `429`, `quota_400`. `maintenance = True` serves the HTML page to everything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from brokers.occ import InvalidOptionSymbol, parse_symbol
+
+SANDBOX = "sandbox"
+LIVE = "live"
+
+OPTION_SIDES = ("buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close")
+ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
+BRACKET_TYPES = ("limit", "stop", "stop_limit")
+DURATIONS = ("day", "gtc", "pre", "post")
+WORKING = ("pending", "open", "partially_filled")
+FINAL = ("filled", "expired", "canceled", "rejected", "error")
+TAG = re.compile(r"^[A-Za-z0-9-]{1,255}$")
+GROUP_BUDGETS = {"standard": 120, "market_data": 120, "trading": 60}
+MAINTENANCE_PAGE = (
+    "<!DOCTYPE html><html><head><title>Tradier - Scheduled Maintenance</title></head>"
+    "<body><h1>We'll be back soon</h1><p>Tradier is undergoing scheduled maintenance.</p></body></html>"
+)
+NOT_ENOUGH_BUYING_POWER = "You do not have enough buying power for this trade."
+
+
+class _Raw(str):
+    """A number written into the JSON exactly as given (long decimals, `1.00000000`)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _qty(value: int | Decimal) -> _Raw:
+    return _Raw(f"{Decimal(value):.8f}")
+
+
+def _money(value: Decimal) -> _Raw:
+    return _Raw(f"{value:.24f}")  # Tradier's balances come with absurd precision
+
+
+def _price(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass
+class FakeQuote:
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    last: Decimal | None
+    size: int | None  # contracts available at the bid/ask; None means unlimited
+    at: datetime
+
+
+@dataclass
+class FakePosition:
+    id: int
+    symbol: str
+    quantity: int
+    cost_basis: Decimal
+    acquired: datetime
+
+
+@dataclass
+class FakeAccount:
+    account_id: str
+    token: str
+    environment: str
+    cash: Decimal
+    account_type: str = "margin"
+    positions: dict[str, FakePosition] = field(default_factory=dict)
+    closed_pl: Decimal = Decimal(0)
+
+
+@dataclass
+class FakeOrder:
+    id: int
+    account_id: str
+    order_class: str  # option | oco | otoco
+    duration: str
+    tag: str | None = None
+    status: str = "pending"
+    symbol: str = ""
+    option_symbol: str = ""
+    side: str = ""
+    quantity: int = 0
+    type: str = ""
+    price: Decimal | None = None
+    stop: Decimal | None = None
+    exec_quantity: int = 0
+    avg_fill_price: Decimal | None = None
+    last_fill_price: Decimal | None = None
+    last_fill_quantity: int = 0
+    reason_description: str | None = None
+    created: datetime = field(default_factory=_now)
+    updated: datetime = field(default_factory=_now)
+    legs: list[FakeOrder] = field(default_factory=list)
+    parent: FakeOrder | None = field(default=None, repr=False)
+    pending_views: int = 0
+    triggered: bool = False  # a stop_limit whose stop has been reached
+    active: bool = True  # OTOCO exits wait for their entry to fill
+
+    @property
+    def is_buy(self) -> bool:
+        return self.side.startswith("buy")
+
+    @property
+    def remaining(self) -> int:
+        return self.quantity - self.exec_quantity
+
+
+@dataclass
+class Fault:
+    kind: str
+    method: str | None
+    path: str | None
+    times: int
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    environment: str
+    path: str  # after the base path, e.g. "/accounts/VA1/orders"
+    query: dict[str, str]
+    form: dict[str, str]
+    content_type: str
+    accept: str
+    authorized: bool
+
+
+class _Rejection(Exception):
+    """A request the fake refuses: `status` and the broker's error strings."""
+
+    def __init__(self, errors: list[str], status: int = 400) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+        self.status = status
+
+
+class FakeTradier:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.accounts: dict[str, FakeAccount] = {}
+        self.quotes: dict[str, FakeQuote] = {}
+        self.orders: dict[int, FakeOrder] = {}
+        self.requests: list[RecordedRequest] = []
+        self.budgets = dict(GROUP_BUDGETS)
+        self._windows: dict[tuple[str, str], list[float]] = {}
+        self.expiry_in_seconds = False  # X-Ratelimit-Expiry in epoch seconds instead of ms
+        self.epoch_seconds = False  # quote dates in epoch seconds instead of ms
+        self.throttle_as_quota_400 = False  # breach answered with 400 "Quota Violation" instead of 429
+        self.pending_views = 1
+        self.orders_page_size = 25  # Tradier's default `limit`
+        self.hang_seconds = 1.0
+        self.maintenance = False
+        self._faults: list[Fault] = []
+        self._ids = iter(range(100_001, 10**9))
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- server --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server.daemon_threads = True
+        server.block_on_close = False
+        server.fake = self
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def url(self, environment: str = SANDBOX) -> str:
+        return f"http://127.0.0.1:{self.port}/{environment}/v1"
+
+    # -- test controls -------------------------------------------------------------------------
+
+    def add_account(self, *, token: str, account_id: str, cash: Decimal, environment: str = SANDBOX,
+                    account_type: str = "margin") -> FakeAccount:
+        with self._lock:
+            account = FakeAccount(account_id=account_id, token=token, environment=environment, cash=cash,
+                                  account_type=account_type)
+            self.accounts[account_id] = account
+            return account
+
+    def add_position(self, account_id: str, symbol: str, quantity: int, cost_basis: Decimal) -> None:
+        with self._lock:
+            self.accounts[account_id].positions[symbol] = FakePosition(
+                id=next(self._ids), symbol=symbol, quantity=quantity, cost_basis=cost_basis, acquired=_now()
+            )
+
+    def set_quote(self, symbol: str, bid: Decimal | str, ask: Decimal | str, *, last: Decimal | str | None = None,
+                  size: int | None = None) -> None:
+        """Moves the book; every working order on the symbol is matched against it at once."""
+        with self._lock:
+            self.quotes[symbol] = FakeQuote(
+                symbol=symbol, bid=Decimal(bid), ask=Decimal(ask), last=None if last is None else Decimal(last),
+                size=size, at=_now(),
+            )
+            self._match_symbol(symbol)
+
+    def end_of_day(self) -> None:
+        """The closing bell: day orders still working expire, GTC orders carry on."""
+        with self._lock:
+            for order in list(self.orders.values()):
+                if order.parent is None:
+                    self._expire_day_orders(order)
+
+    def inject(self, kind: str, *, method: str | None = None, path: str | None = None, times: int = 1) -> None:
+        assert kind in ("hang_after", "drop", "500", "html_503", "429", "quota_400"), kind
+        with self._lock:
+            self._faults.append(Fault(kind=kind, method=method, path=path, times=times))
+
+    def orders_tagged(self, tag: str) -> list[FakeOrder]:
+        with self._lock:
+            return [order for order in self.orders.values() if order.tag == tag and order.parent is None]
+
+    def order(self, order_id: int | str) -> FakeOrder:
+        return self.orders[int(order_id)]
+
+    def requests_for(self, method: str, path_part: str = "") -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.method == method and path_part in r.path]
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        method = handler.command
+        parts = urlsplit(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw_body = handler.rfile.read(length) if length else b""
+        content_type = handler.headers.get("Content-Type", "")
+        accept = handler.headers.get("Accept", "")
+        environment, _, rest = parts.path.lstrip("/").partition("/")
+        path = "/" + rest.removeprefix("v1/").rstrip("/") if rest.startswith("v1/") else "/" + rest
+        query = {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        form = {}
+        if raw_body and content_type.startswith("application/x-www-form-urlencoded"):
+            form = {key: values[-1] for key, values in parse_qs(raw_body.decode(), keep_blank_values=True).items()}
+        token = (handler.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+
+        with self._lock:
+            account_for_token = next((a for a in self.accounts.values() if a.token == token), None)
+            authorized = account_for_token is not None and account_for_token.environment == environment
+            self.requests.append(RecordedRequest(method, environment, path, query, form, content_type, accept,
+                                                 authorized))
+            fault = self._take_fault(method, path)
+
+        responder = _Responder(handler, json_wanted="application/json" in accept)
+        if fault == "drop":
+            handler.close_connection = True
+            return
+        if self.maintenance or fault == "html_503":
+            return responder.html(503, MAINTENANCE_PAGE)
+        if fault == "500":
+            return responder.send(500, {"errors": {"error": "Internal Server Error"}})
+        if environment not in (SANDBOX, LIVE):
+            return responder.send(404, {"errors": {"error": "Resource not found"}})
+        if account_for_token is None:
+            return responder.send(401, _fault("Invalid Access Token", "keymanagement.service.invalid_access_token"))
+        if not authorized:
+            return responder.send(401, _fault("Invalid API call as no apiproduct match found",
+                                              "keymanagement.service.InvalidAPICallAsNoApiProductMatchFound"))
+
+        group = _group(method, path)
+        with self._lock:
+            allowed, headers = self._count(token, group)
+        if fault in ("429", "quota_400"):  # a refusal out of the blue, without rate headers
+            if fault == "quota_400":
+                return responder.send(400, _fault("Quota Violation", "policies.ratelimit.QuotaViolation"))
+            return responder.send(429, {"errors": {"error": "Rate limit exceeded"}})
+        if not allowed:
+            if self.throttle_as_quota_400:
+                return responder.send(400, _fault("Quota Violation", "policies.ratelimit.QuotaViolation"), headers)
+            return responder.send(429, {"errors": {"error": "Rate limit exceeded"}}, headers)
+
+        try:
+            with self._lock:
+                status, body = self._route(method, path, query, form, content_type, account_for_token)
+        except _Rejection as rejection:
+            errors = rejection.errors[0] if len(rejection.errors) == 1 else rejection.errors
+            status, body = rejection.status, {"errors": {"error": errors}}
+        if fault == "hang_after":
+            time.sleep(self.hang_seconds)
+        responder.send(status, body, headers)
+
+    def _take_fault(self, method: str, path: str) -> str | None:
+        for fault in self._faults:
+            if (fault.method in (None, method)) and (fault.path is None or fault.path in path):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._faults.remove(fault)
+                return fault.kind
+        return None
+
+    def _count(self, token: str, group: str) -> tuple[bool, dict[str, str]]:
+        """Tradier's windows: a minute from the first request, then a fresh one."""
+        now = time.time()
+        window = self._windows.get((token, group))
+        if window is None or now >= window[0] + 60:
+            window = self._windows[(token, group)] = [now, 0]
+        allowed = self.budgets[group]
+        within = window[1] < allowed
+        if within:
+            window[1] += 1
+        expiry = window[0] + 60
+        headers = {
+            "X-Ratelimit-Allowed": str(allowed),
+            "X-Ratelimit-Used": str(window[1]),
+            "X-Ratelimit-Available": str(max(0, allowed - window[1])),
+            "X-Ratelimit-Expiry": str(int(expiry) if self.expiry_in_seconds else int(expiry * 1000)),
+        }
+        return within, headers
+
+    def _route(self, method, path, query, form, content_type, account):
+        segments = path.strip("/").split("/")
+        if segments[:1] == ["markets"]:
+            if method == "GET" and path == "/markets/quotes":
+                return 200, self._quotes_body(query.get("symbols", ""), query.get("greeks") == "true")
+            if method == "GET" and path == "/markets/options/chains":
+                return 200, self._chain_body(query.get("symbol", ""), query.get("expiration", ""))
+            raise _Rejection(["Resource not found"], 404)
+        if segments[:1] != ["accounts"] or len(segments) < 3:
+            raise _Rejection(["Resource not found"], 404)
+        if segments[1] != account.account_id:
+            raise _Rejection([f"Account {segments[1]} is not permitted for this token"], 401)
+        resource = segments[2:]
+        include_tags = query.get("includeTags") == "true"
+        if resource == ["orders"] and method == "POST":
+            if not content_type.startswith("application/x-www-form-urlencoded"):
+                raise _Rejection(["Invalid request: bodies must be application/x-www-form-urlencoded"])
+            order = self._place(account, {k: v for k, v in form.items() if v != ""})
+            return 200, {"order": {"id": order.id, "status": "ok", "partner_id": str(uuid.uuid4())}}
+        if resource == ["orders"] and method == "GET":
+            return 200, self._orders_body(account, query, include_tags)
+        if len(resource) == 2 and resource[0] == "orders":
+            order = self._find(account, resource[1])
+            if method == "GET":
+                self._view(order)
+                return 200, {"order": self._order_json(order, include_tags)}
+            if method == "DELETE":
+                return 200, self._cancel(order)
+        if resource == ["positions"] and method == "GET":
+            return 200, self._positions_body(account)
+        if resource == ["balances"] and method == "GET":
+            return 200, self._balances_body(account)
+        raise _Rejection(["Resource not found"], 404)
+
+    # -- orders --------------------------------------------------------------------------------
+
+    def _place(self, account: FakeAccount, form: dict[str, str]) -> FakeOrder:
+        order_class = form.get("class")
+        tag = form.get("tag")
+        if tag is not None and not TAG.match(tag):
+            raise _Rejection(["Invalid parameter, tag: Maximum length of 255 characters, letters, numbers and -"])
+        if order_class == "option":
+            duration = self._duration(form.get("duration"))
+            order = self._leg(account, form, "", duration, ORDER_TYPES)
+            order.tag = tag
+        elif order_class in ("oco", "otoco"):
+            order = self._advanced(account, order_class, form, tag)
+        else:
+            raise _Rejection([f"Invalid parameter, class: {order_class} is not supported here"])
+        self._register(order)
+        if self.pending_views <= 0:
+            self._settle(order)
+        return order
+
+    def _duration(self, value: str | None) -> str:
+        if value not in DURATIONS:
+            raise _Rejection([f"Invalid parameter, duration: {value}"])
+        return value
+
+    def _leg(self, account, form, suffix, duration, allowed_types) -> FakeOrder:
+        """One option order from the form fields ending in `suffix` ('' or '[i]')."""
+        errors = []
+        symbol = form.get(f"symbol{suffix}")
+        option_symbol = form.get(f"option_symbol{suffix}")
+        side = form.get(f"side{suffix}")
+        order_type = form.get(f"type{suffix}")
+        if not symbol:
+            errors.append(f"symbol{suffix} is required")
+        try:
+            contract = parse_symbol(option_symbol or "")
+        except InvalidOptionSymbol:
+            errors.append(f"Invalid parameter, option_symbol{suffix}: {option_symbol}")
+            contract = None
+        if side not in OPTION_SIDES:
+            errors.append(f"Invalid parameter, side{suffix}: {side}")
+        if order_type not in allowed_types:
+            errors.append(f"type{suffix} is invalid for class option")
+        quantity = _decimal(form.get(f"quantity{suffix}"))
+        if quantity is None or quantity <= 0 or quantity != quantity.to_integral_value():
+            errors.append("IncorrectOrderQuantity: Quantity should be between 1 and 10000")
+        price = _decimal(form.get(f"price{suffix}"))
+        stop = _decimal(form.get(f"stop{suffix}"))
+        if order_type in ("limit", "stop_limit") and (price is None or price <= 0):
+            errors.append(f"price{suffix} is required for {order_type} orders")
+        if order_type in ("stop", "stop_limit") and (stop is None or stop <= 0):
+            errors.append(f"stop{suffix} is required for {order_type} orders")
+        if errors:
+            raise _Rejection(errors)
+        return FakeOrder(
+            id=next(self._ids), account_id=account.account_id, order_class="option", duration=duration,
+            symbol=symbol, option_symbol=contract.symbol, side=side, quantity=int(quantity), type=order_type,
+            price=price if order_type in ("limit", "stop_limit") else None,
+            stop=stop if order_type in ("stop", "stop_limit") else None,
+        )
+
+    def _advanced(self, account, order_class, form, tag) -> FakeOrder:
+        count = 2 if order_class == "oco" else 3
+        if f"type[{count}]" in form or f"option_symbol[{count}]" in form:
+            raise _Rejection([f"{order_class} orders take exactly {count} legs"])
+        top_duration = form.get("duration")
+        per_leg = [form.get(f"duration[{i}]") for i in range(count)]
+        if top_duration and any(per_leg):
+            raise _Rejection(["duration[i] may only be sent when duration is omitted"])
+        durations = [self._duration(top_duration or value) for value in per_leg]
+        legs = [self._leg(account, form, f"[{i}]", durations[i], BRACKET_TYPES) for i in range(count)]
+        exits = legs if order_class == "oco" else legs[1:]
+        # Tradier reports these downstream checks with a 200 that carries `errors`.
+        if exits[0].type == exits[1].type:
+            raise _Rejection([f"{order_class} legs must have different types"], 200)
+        if exits[0].option_symbol != exits[1].option_symbol:
+            raise _Rejection([f"{order_class} legs must share the same option_symbol"], 200)
+        if exits[0].duration != exits[1].duration:
+            raise _Rejection([f"{order_class} legs must have the same duration"], 200)
+        parent = FakeOrder(id=next(self._ids), account_id=account.account_id, order_class=order_class,
+                           duration=top_duration or durations[0], tag=tag, legs=legs)
+        for leg in legs:
+            leg.parent = parent
+        if order_class == "otoco":
+            for leg in exits:
+                leg.active = False
+        return parent
+
+    def _register(self, order: FakeOrder) -> None:
+        order.pending_views = self.pending_views
+        self.orders[order.id] = order
+        for leg in order.legs:
+            self.orders[leg.id] = leg
+
+    def _find(self, account: FakeAccount, order_id: str) -> FakeOrder:
+        order = self.orders.get(int(order_id)) if order_id.isdigit() else None
+        if order is None or order.account_id != account.account_id:
+            raise _Rejection([f"Invalid parameter, order id: {order_id}"])
+        return order
+
+    def _view(self, order: FakeOrder) -> None:
+        """Someone looked: a pending order gets one step closer to its decision."""
+        top = order.parent or order
+        if top.status == "pending" and top.active:
+            if top.pending_views > 0:
+                top.pending_views -= 1  # still undecided for this look
+            else:
+                self._settle(top)
+
+    def _settle(self, order: FakeOrder) -> None:
+        account = self.accounts[order.account_id]
+        first = order.legs[0] if order.legs else order
+        reason = self._check(account, first, exclude=order)
+        if reason is None and order.order_class == "oco":
+            reason = self._check(account, order.legs[1], exclude=order)
+        now = _now()
+        if reason:
+            for node in [order, *order.legs]:
+                node.status, node.reason_description, node.updated = "rejected", reason, now
+            return
+        for node in [order, *order.legs]:
+            node.status, node.updated = ("open" if node.active else "pending"), now
+        for leg in order.legs or [order]:
+            self._match(leg)
+
+    def _check(self, account: FakeAccount, leg: FakeOrder, *, exclude: FakeOrder) -> str | None:
+        held = account.positions.get(leg.option_symbol)
+        held_quantity = held.quantity if held else 0
+        if leg.side == "buy_to_open":
+            if self._cost(leg) > self._buying_power(account, exclude=exclude):
+                return NOT_ENOUGH_BUYING_POWER
+        elif leg.side == "sell_to_close":
+            if held_quantity < leg.quantity:
+                return f"Sell to close of {leg.quantity} exceeds the {max(held_quantity, 0)} held"
+        elif leg.side == "buy_to_close":
+            if -held_quantity < leg.quantity:
+                return f"Buy to close of {leg.quantity} exceeds the {max(-held_quantity, 0)} short"
+        elif leg.side == "sell_to_open":
+            return "Account is not approved for uncovered option writing"
+        return None
+
+    def _cost(self, leg: FakeOrder) -> Decimal:
+        quote = self.quotes.get(leg.option_symbol)
+        per_contract = leg.price or leg.stop or (quote.ask if quote else Decimal(0))
+        return per_contract * leg.remaining * 100
+
+    def _buying_power(self, account: FakeAccount, *, exclude: FakeOrder | None = None) -> Decimal:
+        reserved = Decimal(0)
+        for order in self.orders.values():
+            top = order.parent or order
+            if (order.account_id == account.account_id and not order.legs and top is not exclude
+                    and top.status != "pending" and order.status in WORKING and order.active
+                    and order.side == "buy_to_open"):
+                reserved += self._cost(order)
+        return account.cash - reserved
+
+    def _match_symbol(self, symbol: str) -> None:
+        for order in list(self.orders.values()):
+            if not order.legs and order.option_symbol == symbol:
+                self._match(order)
+
+    def _match(self, leg: FakeOrder) -> None:
+        quote = self.quotes.get(leg.option_symbol)
+        top = leg.parent or leg
+        if quote is None or not leg.active or leg.status not in ("open", "partially_filled") or top.status == "pending":
+            return
+        book = quote.ask if leg.is_buy else quote.bid
+        if book <= 0:
+            return
+        if leg.type in ("stop", "stop_limit") and not leg.triggered:
+            leg.triggered = book >= leg.stop if leg.is_buy else book <= leg.stop
+            if not leg.triggered:
+                return
+        if leg.type in ("limit", "stop_limit"):
+            reached = book <= leg.price if leg.is_buy else book >= leg.price
+            if not reached:
+                return
+        self._execute(leg, book, min(leg.remaining, quote.size) if quote.size else leg.remaining)
+
+    def _execute(self, leg: FakeOrder, price: Decimal, quantity: int) -> None:
+        account = self.accounts[leg.account_id]
+        now = _now()
+        previous = (leg.avg_fill_price or Decimal(0)) * leg.exec_quantity
+        leg.exec_quantity += quantity
+        leg.avg_fill_price = (previous + price * quantity) / leg.exec_quantity
+        leg.last_fill_price, leg.last_fill_quantity, leg.updated = price, quantity, now
+        leg.status = "filled" if leg.remaining == 0 else "partially_filled"
+        notional = price * quantity * 100
+        held = account.positions.get(leg.option_symbol)
+        signed = quantity if leg.is_buy else -quantity
+        account.cash += -notional if leg.is_buy else notional
+        if held is None:
+            account.positions[leg.option_symbol] = FakePosition(
+                id=next(self._ids), symbol=leg.option_symbol, quantity=signed,
+                cost_basis=notional if leg.is_buy else -notional, acquired=now,
+            )
+        else:
+            closing = (held.quantity > 0) != (signed > 0)
+            if closing:
+                share = held.cost_basis * abs(signed) / abs(held.quantity)
+                account.closed_pl += (notional - share) if not leg.is_buy else (-share - notional)
+                held.cost_basis -= share
+            else:
+                held.cost_basis += notional if leg.is_buy else -notional
+            held.quantity += signed
+            if held.quantity == 0:
+                del account.positions[leg.option_symbol]
+        parent = leg.parent
+        if parent is None:
+            return
+        parent.updated = now
+        if leg.status != "filled":
+            parent.status = "partially_filled"
+            return
+        if parent.order_class == "otoco" and leg is parent.legs[0]:
+            for exit_leg in parent.legs[1:]:
+                exit_leg.active, exit_leg.status, exit_leg.updated = True, "open", now
+            for exit_leg in parent.legs[1:]:
+                self._match(exit_leg)
+            return
+        for sibling in parent.legs:
+            if sibling is not leg and sibling.status in WORKING:
+                sibling.status, sibling.updated = "canceled", now
+        parent.status = "filled"
+
+    def _cancel(self, order: FakeOrder) -> dict:
+        top = order.parent or order
+        if top.status in FINAL:
+            raise _Rejection([f"order already in finalized state: {top.status}"])
+        now = _now()
+        for node in [top, *top.legs]:
+            if node.status in WORKING:
+                node.status, node.updated = "canceled", now
+        return {"order": {"id": order.id, "status": "ok"}}
+
+    def _expire_day_orders(self, order: FakeOrder) -> None:
+        now = _now()
+        if not order.legs:
+            if order.status in WORKING and order.duration == "day":
+                order.status, order.updated = "expired", now
+            return
+        for leg in order.legs:
+            if leg.status in WORKING and leg.duration == "day":
+                leg.status, leg.updated = "expired", now
+        if order.order_class == "otoco" and order.legs[0].status == "expired":
+            for leg in order.legs[1:]:
+                if leg.status in WORKING:
+                    leg.status, leg.updated = "canceled", now
+        if all(leg.status in FINAL for leg in order.legs) and order.status in WORKING:
+            order.status, order.updated = "expired", now
+
+    # -- bodies --------------------------------------------------------------------------------
+
+    def _order_json(self, order: FakeOrder, include_tags: bool) -> dict:
+        if order.legs:
+            body = {"id": order.id, "class": order.order_class, "status": order.status,
+                    "create_date": _stamp(order.created), "transaction_date": _stamp(order.updated),
+                    "leg": [self._order_json(leg, False) for leg in order.legs]}
+        else:
+            body = {
+                "id": order.id, "type": order.type, "symbol": order.symbol, "side": order.side,
+                "quantity": _qty(order.quantity), "status": order.status, "duration": order.duration,
+                "avg_fill_price": _price(order.avg_fill_price) if order.exec_quantity else 0.0,
+                "exec_quantity": _qty(order.exec_quantity),
+                "last_fill_price": _price(order.last_fill_price) or 0.0,
+                "last_fill_quantity": _qty(order.last_fill_quantity),
+                "remaining_quantity": _qty(order.remaining if order.status in WORKING else 0),
+                "create_date": _stamp(order.created), "transaction_date": _stamp(order.updated),
+                "class": "option", "option_symbol": order.option_symbol,
+            }
+            if order.price is not None:  # a market order has no price key at all
+                body["price"] = _price(order.price)
+            if order.stop is not None:  # `stop` in requests, `stop_price` in responses
+                body["stop_price"] = _price(order.stop)
+        if order.reason_description:
+            body["reason_description"] = order.reason_description
+        if include_tags and order.tag:
+            body["tag"] = order.tag
+        return body
+
+    def _orders_body(self, account: FakeAccount, query: dict, include_tags: bool) -> dict:
+        mine = [o for o in self.orders.values() if o.account_id == account.account_id and o.parent is None]
+        for order in mine:
+            self._view(order)
+        limit = int(query.get("limit") or self.orders_page_size)
+        page = int(query.get("page") or 1)
+        chosen = mine[(page - 1) * limit: page * limit]
+        return {"orders": _collection("order", [self._order_json(o, include_tags) for o in chosen], empty="null")}
+
+    def _positions_body(self, account: FakeAccount) -> dict:
+        rows = [
+            {"cost_basis": _price(p.cost_basis), "date_acquired": _stamp(p.acquired), "id": p.id,
+             "quantity": _qty(p.quantity), "symbol": p.symbol}
+            for p in account.positions.values()
+        ]
+        return {"positions": _collection("position", rows, empty="null")}
+
+    def _balances_body(self, account: FakeAccount) -> dict:
+        option_value = Decimal(0)
+        open_pl = Decimal(0)
+        for position in account.positions.values():
+            quote = self.quotes.get(position.symbol)
+            mark = ((quote.bid + quote.ask) / 2) if quote else Decimal(0)
+            value = mark * position.quantity * 100
+            option_value += value
+            open_pl += value - position.cost_basis
+        buying_power = self._buying_power(account)
+        pending = sum(1 for o in self.orders.values() if o.account_id == account.account_id and o.parent is None
+                      and o.status in WORKING)
+        body = {
+            "option_short_value": 0, "total_equity": _money(account.cash + option_value),
+            "account_number": account.account_id, "account_type": account.account_type,
+            "close_pl": _money(account.closed_pl), "current_requirement": 0, "equity": 0,
+            "long_market_value": _money(option_value), "market_value": _money(option_value),
+            "open_pl": _money(open_pl), "option_long_value": _money(option_value), "option_requirement": 0,
+            "pending_orders_count": pending, "short_market_value": 0, "stock_long_value": 0,
+            "total_cash": _money(account.cash), "uncleared_funds": 0, "pending_cash": 0,
+        }
+        if account.account_type == "cash":
+            body["cash"] = {"cash_available": _money(buying_power), "sweep": 0, "unsettled_funds": 0}
+        else:
+            body[account.account_type] = {"fed_call": 0, "maintenance_call": 0,
+                                          "option_buying_power": _money(buying_power),
+                                          "stock_buying_power": _money(buying_power * 2), "stock_short_value": 0}
+        return {"balances": body}
+
+    def _quote_json(self, quote: FakeQuote, greeks: bool) -> dict:
+        stamp = quote.at.timestamp()
+        epoch = int(stamp) if self.epoch_seconds else int(stamp * 1000)
+        body = {
+            "symbol": quote.symbol, "description": quote.symbol, "exch": "Z", "type": "stock",
+            "last": _price(quote.last), "change": None, "volume": 0, "open": None, "high": None, "low": None,
+            "close": None, "bid": _price(quote.bid), "ask": _price(quote.ask), "change_percentage": None,
+            "average_volume": 0, "last_volume": 0, "trade_date": epoch if quote.last is not None else 0,
+            "prevclose": None, "week_52_high": 0.0, "week_52_low": 0.0,
+            "bidsize": quote.size or 10, "bidexch": "Z", "bid_date": epoch,
+            "asksize": quote.size or 10, "askexch": "Z", "ask_date": epoch,
+        }
+        try:
+            contract = parse_symbol(quote.symbol)
+        except InvalidOptionSymbol:
+            body["root_symbols"] = quote.symbol
+            return body
+        body.update({
+            "type": "option", "underlying": contract.root, "strike": float(contract.strike), "open_interest": 100,
+            "contract_size": 100, "expiration_date": contract.expiry.isoformat(), "expiration_type": "standard",
+            "option_type": contract.option_type.lower(), "root_symbol": contract.root,
+        })
+        if greeks:
+            body["greeks"] = {
+                "delta": 0.5 if contract.option_type == "CALL" else -0.5, "gamma": 0.01, "theta": -0.05,
+                "vega": 0.1, "rho": 0.01, "phi": -0.01, "bid_iv": 0.2, "mid_iv": 0.21, "ask_iv": 0.22,
+                "smv_vol": 0.2, "updated_at": quote.at.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+        return body
+
+    def _quotes_body(self, symbols: str, greeks: bool) -> dict:
+        wanted = [symbol for symbol in symbols.split(",") if symbol]
+        found = [self._quote_json(self.quotes[s], greeks) for s in wanted if s in self.quotes]
+        unmatched = [s for s in wanted if s not in self.quotes]
+        body = {}
+        if found:
+            body["quote"] = found[0] if len(found) == 1 else found
+        if unmatched:
+            body["unmatched_symbols"] = {"symbol": unmatched[0] if len(unmatched) == 1 else unmatched}
+        return {"quotes": body}
+
+    def _chain_body(self, underlying: str, expiration: str) -> dict:
+        rows = []
+        for symbol, quote in sorted(self.quotes.items()):
+            try:
+                contract = parse_symbol(symbol)
+            except InvalidOptionSymbol:
+                continue
+            if contract.root == underlying and contract.expiry.isoformat() == expiration:
+                rows.append(self._quote_json(quote, True))
+        return {"options": _collection("option", rows, empty=None)}
+
+
+def _collection(item: str, rows: list, *, empty):
+    """Tradier's shapes: nothing is `empty` ("null" or null), one row is a bare object, more a list."""
+    if not rows:
+        return empty
+    return {item: rows[0] if len(rows) == 1 else rows}
+
+
+def _fault(text: str, code: str) -> dict:
+    return {"fault": {"faultstring": text, "detail": {"errorcode": code}}}
+
+
+def _group(method: str, path: str) -> str:
+    if path.startswith("/markets"):
+        return "market_data"
+    if method != "GET" and "/orders" in path:
+        return "trading"
+    return "standard"
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    try:
+        return Decimal(value) if value not in (None, "") else None
+    except ArithmeticError:
+        return None
+
+
+class _Responder:
+    def __init__(self, handler: BaseHTTPRequestHandler, *, json_wanted: bool) -> None:
+        self.handler = handler
+        self.json_wanted = json_wanted
+
+    def send(self, status: int, body, headers: dict[str, str] | None = None) -> None:
+        if self.json_wanted:
+            payload, content_type = _to_json(body), "application/json"
+        else:
+            payload, content_type = _to_xml(body), "application/xml"
+        self._write(status, payload, content_type, headers or {})
+
+    def html(self, status: int, page: str) -> None:
+        self._write(status, page, "text/html; charset=utf-8", {})
+
+    def _write(self, status, payload: str, content_type: str, headers: dict[str, str]) -> None:
+        data = payload.encode()
+        try:
+            self.handler.send_response(status)
+            self.handler.send_header("Content-Type", content_type)
+            self.handler.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                self.handler.send_header(name, value)
+            self.handler.end_headers()
+            self.handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.handler.close_connection = True  # the client gave up waiting, as intended
+
+
+def _to_json(body) -> str:
+    raws: list[str] = []
+
+    def default(value):
+        raise TypeError(type(value))
+
+    def mark(value):
+        if isinstance(value, _Raw):
+            raws.append(str(value))
+            return f"__raw{len(raws) - 1}__"
+        if isinstance(value, dict):
+            return {key: mark(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [mark(item) for item in value]
+        return value
+
+    text = json.dumps(mark(body), default=default)
+    return re.sub(r'"__raw(\d+)__"', lambda match: raws[int(match[1])], text)
+
+
+def _to_xml(body) -> str:
+    def render(name: str, value) -> str:
+        if isinstance(value, list):
+            return "".join(render(name, item) for item in value)
+        if isinstance(value, dict):
+            return f"<{name}>" + "".join(render(key, item) for key, item in value.items()) + f"</{name}>"
+        if value is None:
+            return f"<{name}/>"
+        text = str(value).replace("&", "&amp;").replace("<", "&lt;")
+        return f"<{name}>{text}</{name}>"
+
+    return '<?xml version="1.0" encoding="UTF-8"?>' + "".join(render(key, value) for key, value in body.items())
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so the client's pooled session is exercised
+    disable_nagle_algorithm = True  # headers and body go out separately: don't wait on delayed ACKs
+
+    def do_GET(self):  # noqa: N802
+        self.server.fake.handle(self)
+
+    do_POST = do_DELETE = do_PUT = do_GET  # noqa: N815
+
+    def log_message(self, format, *args):  # noqa: A002
+        pass
