@@ -7,7 +7,7 @@ once the bid reaches it. Every fill keeps the quote it filled against, so fill q
 measured later.
 
 The broker knows nothing of trades or of the market-data layer: quotes and the market clock come
-in through `PaperMarket`, which the monitoring app supplies at start-up (see `use_market`).
+in through `brokers.market.Market`, which the monitoring app supplies at start-up.
 Matching runs when an order arrives and whenever the monitor cycle calls `match()`.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import transaction
@@ -38,46 +38,12 @@ from .base import (
     Position,
     Quote,
 )
+from .market import Market, default_market
 from .models import PaperFill, PaperOrder
 from .occ import parse_symbol
 
 SHARES_PER_CONTRACT = 100
 WORKING = [OrderStatus.OPEN.value, OrderStatus.PENDING.value, OrderStatus.PARTIALLY_FILLED.value]
-
-
-class PaperMarket(Protocol):
-    """What the paper broker needs from the market-data layer and the exchange calendar."""
-
-    def quotes(self, symbols: Iterable[str]) -> dict[str, Quote]: ...
-
-    def option_chain(self, underlying: str, expiry: date) -> list[OptionChainEntry]: ...
-
-    def now(self) -> datetime: ...
-
-    def is_open(self, at: datetime) -> bool: ...
-
-    def session_close(self, at: datetime) -> datetime:
-        """The close of the session under way at `at`, or of the next one: when DAY orders expire."""
-        ...
-
-    def expiry_cutoff(self, expiry: date) -> datetime:
-        """When a contract expiring on `expiry` stops trading."""
-        ...
-
-
-_market: PaperMarket | None = None
-
-
-def use_market(market: PaperMarket) -> None:
-    """Called once at start-up by the layer that owns market data (dependency inversion)."""
-    global _market
-    _market = market
-
-
-def default_market() -> PaperMarket:
-    if _market is None:
-        raise BrokerError("The local paper broker has no market data: the monitoring app did not register one.")
-    return _market
 
 
 @dataclass(frozen=True)
@@ -127,7 +93,7 @@ class LocalPaperBroker:
 
     supports_otoco: ClassVar[bool] = True
 
-    def __init__(self, owner_id: int, *, starting_cash: Decimal, market: PaperMarket | None = None,
+    def __init__(self, owner_id: int, *, starting_cash: Decimal, market: Market | None = None,
                  rules: FillRules | None = None) -> None:
         self.owner_id = owner_id
         self.starting_cash = starting_cash
@@ -361,7 +327,7 @@ def _lock_group(head_id: int) -> PaperOrder:
     return head
 
 
-def match_orders(orders, *, market: PaperMarket, rules: FillRules, on_arrival: bool = False) -> int:
+def match_orders(orders, *, market: Market, rules: FillRules, on_arrival: bool = False) -> int:
     """Expire and fill the working orders among `orders` (a queryset). Callers that match every
     account (the monitor cycle) pass all orders and must run in the system context."""
     now = market.now()

@@ -7,9 +7,9 @@ class MonitoringConfig(AppConfig):
     name = "monitoring"
 
     def ready(self):
-        from brokers import paper
+        from brokers import market
 
-        from .paper_market import MarketDataPaperMarket
+        from .market import MarketDataMarket
 
-        # The local paper broker fills against our market data; hand it over (it cannot import us).
-        paper.use_market(MarketDataPaperMarket())
+        # Brokers and trades need quotes and the exchange clock but cannot import us: hand them over.
+        market.use_market(MarketDataMarket())

@@ -1,7 +1,8 @@
-"""The market the local paper broker fills against: our market-data source and the XNYS clock.
+"""The market as brokers and trades see it: our market-data source and the XNYS clock.
 
-The brokers app cannot import monitoring (imports flow monitoring → trades → brokers), so this
-adapter is handed to it at start-up (`MonitoringConfig.ready` → `brokers.paper.use_market`).
+Those layers cannot import monitoring (imports flow monitoring → trades → brokers), so this
+adapter is handed to them at start-up (`MonitoringConfig.ready` → `brokers.market.use_market`).
+The local paper broker fills against it; trade validation asks it about contracts and days.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def as_broker_quote(quote: OptionQuote) -> Quote:
     )
 
 
-class MarketDataPaperMarket:
-    """`brokers.paper.PaperMarket` over a market-data provider (by default MARKET_DATA_SOURCE's)."""
+class MarketDataMarket:
+    """`brokers.market.Market` over a market-data provider (by default MARKET_DATA_SOURCE's)."""
 
     def __init__(self, provider: MarketDataProvider | None = None, *, clock=market_clock.now) -> None:
         self._given = provider
@@ -74,6 +75,9 @@ class MarketDataPaperMarket:
 
     def is_open(self, at: datetime) -> bool:
         return market_clock.is_market_open(at)
+
+    def is_trading_day(self, day: date) -> bool:
+        return market_clock.is_trading_day(day)
 
     def session_close(self, at: datetime) -> datetime:
         return market_clock.next_close(at)

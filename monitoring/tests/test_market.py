@@ -3,11 +3,11 @@
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from brokers import paper
+from brokers import market as broker_market
 from brokers.base import OrderRequest, OrderStatus, order_tag
 from brokers.paper import FillRules, LocalPaperBroker
+from monitoring.market import MarketDataMarket
 from monitoring.marketdata.simulated import SimulatedProvider
-from monitoring.paper_market import MarketDataPaperMarket
 from tradeoptions import tenancy
 
 TUESDAY_MIDDAY = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)  # 12:00 in New York
@@ -15,11 +15,11 @@ THANKSGIVING = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
 
 
 def market_at(moment):
-    return MarketDataPaperMarket(SimulatedProvider(seed="paper-test", clock=lambda: moment), clock=lambda: moment)
+    return MarketDataMarket(SimulatedProvider(seed="paper-test", clock=lambda: moment), clock=lambda: moment)
 
 
 def test_the_app_registers_the_market_for_the_paper_broker():
-    assert isinstance(paper.default_market(), MarketDataPaperMarket)
+    assert isinstance(broker_market.default_market(), MarketDataMarket)
 
 
 def test_a_chain_lists_calls_and_puts_around_the_money():
@@ -27,6 +27,11 @@ def test_a_chain_lists_calls_and_puts_around_the_money():
     assert len(chain) == 62 and {entry.option_type for entry in chain} == {"CALL", "PUT"}
     assert all(entry.quote.bid is not None and entry.quote.bid <= entry.quote.ask for entry in chain)
     assert all(entry.quote.greeks.delta is not None for entry in chain)
+
+
+def test_trading_days_come_from_the_exchange_calendar():
+    market = market_at(TUESDAY_MIDDAY)
+    assert market.is_trading_day(date(2026, 12, 1)) and not market.is_trading_day(date(2026, 11, 26))
 
 
 def test_day_orders_live_until_the_real_close_and_holidays_are_closed():

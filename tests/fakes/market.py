@@ -1,6 +1,6 @@
 """A hand-driven market for broker tests: the test sets quotes, the clock and whether it is open.
 
-It implements `brokers.paper.PaperMarket`; the real one (simulated, ORATS or Tradier quotes and
+It implements `brokers.market.Market`; the real one (simulated, ORATS or Tradier quotes and
 the XNYS calendar) is wired by the monitoring app and tested there.
 """
 
@@ -42,6 +42,9 @@ class HandDrivenMarket:
 
     def is_open(self, at: datetime) -> bool:
         return self.open
+
+    def is_trading_day(self, day: date) -> bool:
+        return day.weekday() < 5
 
     def session_close(self, at: datetime) -> datetime:
         close = datetime.combine(at.date(), CLOSE_UTC, tzinfo=UTC)
