@@ -300,10 +300,17 @@ class TradierClient:
         return str(placed["id"])
 
     def _await_decision(self, order_id: str, tag: str) -> Order:
+        """Once Tradier has taken the order it exists, whatever happens next: if it cannot be
+        read back now, it is reported as what we know it to be, placed and still pending, and
+        never as a failure that would tempt the caller to place it again."""
         delay = self._confirm.first_delay
-        order = None
+        order = Order(id=order_id, status=OrderStatus.PENDING, order_class="", tag=tag)
         for attempt in range(1, self._confirm.attempts + 1):
-            order = self.get_order(order_id)
+            try:
+                order = self.get_order(order_id)
+            except (BrokerUnavailable, BrokerRateLimited) as error:
+                log.warning("Order %s (%s) was placed but cannot be read back yet: %s", order_id, tag, error)
+                return order
             refused = next((node for node in (order, *order.legs) if node.status in _REFUSED), None)
             if refused is not None:
                 raise OrderRejected(refused.reason or f"status {refused.status}", order_id=order.id, tag=tag)

@@ -151,6 +151,18 @@ def test_an_order_still_pending_after_the_bounded_wait_is_returned_pending(make_
     assert time.monotonic() - started < 1.0  # short growing pauses, no blind sleep(1)
 
 
+def test_an_order_placed_but_unreadable_for_now_is_reported_placed_and_pending(client, fake_tradier):
+    """Tradier took the order and then stopped answering: the caller must not think it failed."""
+    fake_tradier.inject("500", method="GET", path="/orders/", times=100)
+    order = client.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
+    assert order.status == OrderStatus.PENDING and order.tag == "to-7-entry"
+    [placed] = fake_tradier.orders_tagged("to-7-entry")
+    assert order.id == str(placed.id)
+    fake_tradier._faults.clear()
+    statuses = [client.get_order(order.id).status for _ in range(2)]  # the first look is still undecided
+    assert statuses == [OrderStatus.PENDING, OrderStatus.OPEN]
+
+
 def test_selling_what_is_not_held_is_rejected(client, fake_tradier):
     with pytest.raises(OrderRejected) as rejected:
         client.place_order(take_profit())
