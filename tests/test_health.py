@@ -7,7 +7,15 @@ from django.db.utils import OperationalError
 def test_healthy_when_database_and_redis_answer(client, db):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    body = response.json()
+    assert (body["status"], body["database"], body["redis"]) == ("ok", "ok", "ok")
+    assert body["market"]["forced"] is False
+
+
+def test_a_forced_open_market_is_shown(client, db, settings):
+    settings.FORCE_MARKET_OPEN = True
+    market = client.get("/healthz").json()["market"]
+    assert market == {**market, "open": True, "forced": True}
 
 
 def test_unavailable_when_redis_is_down(client, db, settings):

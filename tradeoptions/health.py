@@ -32,6 +32,19 @@ def _redis() -> None:
 CHECKS = {"database": _database, "redis": _redis}
 
 
+def _market() -> dict:
+    """Informational: is the market open, and is that forced (FORCE_MARKET_OPEN, never in production)."""
+    from monitoring import clock
+
+    try:
+        status = clock.status()
+    except Exception as error:  # the probe must answer even if the calendar cannot
+        logger.warning("market status unavailable: %s", type(error).__name__)
+        return {"error": "market status unavailable"}
+    return {"open": status.is_open, "forced": status.forced, "next_open": status.next_open.isoformat(),
+            "next_close": status.next_close.isoformat()}
+
+
 def health_report() -> JsonResponse:
     results = {}
     for name, check in CHECKS.items():
@@ -42,7 +55,8 @@ def health_report() -> JsonResponse:
             logger.warning("health check %s failed: %s", name, type(error).__name__)
             results[name] = "unavailable"
     healthy = all(value == "ok" for value in results.values())
-    response = JsonResponse({"status": "ok" if healthy else "unavailable", **results}, status=200 if healthy else 503)
+    body = {"status": "ok" if healthy else "unavailable", **results, "market": _market()}
+    response = JsonResponse(body, status=200 if healthy else 503)
     add_never_cache_headers(response)
     return response
 

@@ -174,7 +174,14 @@ TRADIER_SANDBOX_URL = env.str("TRADIER_SANDBOX_URL", default="https://sandbox.tr
 TRADIER_LIVE_URL = env.str("TRADIER_LIVE_URL", default="https://api.tradier.com/v1")
 ORATS_URL = env.str("ORATS_URL", default="https://api.orats.io/datav2")
 ORATS_TOKEN = env.str("ORATS_TOKEN", default="")
+ORATS_LIVE = env.bool("ORATS_LIVE", default=False)
+ORATS_MAX_WORKERS = env.int("ORATS_MAX_WORKERS", default=4)
 MARKET_DATA_SOURCE = env.str("MARKET_DATA_SOURCE", default="simulated")
+MARKET_DATA_SEED = env.str("MARKET_DATA_SEED", default="tradeoptions")
+MARKET_DATA_REPLAY_FILE = env.str("MARKET_DATA_REPLAY_FILE", default="")
+# The local paper broker's costs: commission per contract and slippage per share, in dollars.
+PAPER_COMMISSION_PER_CONTRACT = env.str("PAPER_COMMISSION_PER_CONTRACT", default="0.65")
+PAPER_SLIPPAGE_PER_SHARE = env.str("PAPER_SLIPPAGE_PER_SHARE", default="0")
 FORCE_MARKET_OPEN = env.bool("FORCE_MARKET_OPEN", default=False)
 ALLOW_LIVE_TRADING = env.bool("ALLOW_LIVE_TRADING", default=False)
 
@@ -184,4 +191,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # ORATS takes its token in the URL; urllib3 logs URLs at DEBUG. Never let that through.
+    "loggers": {"urllib3": {"level": "INFO"}},
 }
