@@ -1,0 +1,35 @@
+"""docker-compose.yml and .env.example stay consistent with the settings the code reads."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _documented() -> set[str]:
+    return {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
+            if line and not line.startswith("#")}
+
+
+def test_compose_runs_postgres_redis_web_worker_and_exactly_one_beat():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"postgres", "redis", "web", "worker", "beat", "migrate"} <= set(services)
+    assert services["beat"]["deploy"]["replicas"] == 1
+    assert "beat" in services["beat"]["command"] and "worker" in services["worker"]["command"]
+    app = services["web"]["environment"]
+    assert app["DJANGO_SETTINGS_MODULE"] == "tradeoptions.settings.production"
+    assert "tradeoptions_app:" in app["DATABASE_URL"] and "tradeoptions_owner:" in app["DATABASE_OWNER_URL"]
+
+
+def test_every_variable_compose_uses_is_documented():
+    used = set(re.findall(r"\$\{([A-Z_]+)", (ROOT / "docker-compose.yml").read_text()))
+    assert used and used <= _documented()
+
+
+def test_every_environment_variable_the_settings_read_is_documented():
+    source = "\n".join(path.read_text() for path in (ROOT / "tradeoptions/settings").glob("*.py"))
+    read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', source))
+    assert read and read - _documented() == set()
