@@ -205,7 +205,7 @@ class TradierClient:
         return _order(raw)
 
     def get_orders(self) -> list[Order]:
-        """Every order of the account's current session, newest last.
+        """Every order of the account's current session.
 
         Tradier pages this list; pages are followed until a short or repeated one. Older GTC
         orders are not in it (only today's are): watch those with `get_order`.
@@ -277,7 +277,7 @@ class TradierClient:
                         f"Order {tag} could not be placed: Tradier did not answer, twice.", tag=tag
                     ) from None
                 log.info("Order %s is not at the broker; placing it again", tag)
-        return self._await_decision(order_id, tag)
+        return self._await_decision(order_id, tag, form["class"])
 
     def _submit(self, form: dict[str, str], tag: str) -> str:
         path = self._account_path("orders")
@@ -299,12 +299,12 @@ class TradierClient:
             raise _Ambiguous(f"POST {path} answered without an order id")
         return str(placed["id"])
 
-    def _await_decision(self, order_id: str, tag: str) -> Order:
+    def _await_decision(self, order_id: str, tag: str, order_class: str) -> Order:
         """Once Tradier has taken the order it exists, whatever happens next: if it cannot be
         read back now, it is reported as what we know it to be, placed and still pending, and
         never as a failure that would tempt the caller to place it again."""
         delay = self._confirm.first_delay
-        order = Order(id=order_id, status=OrderStatus.PENDING, order_class="", tag=tag)
+        order = Order(id=order_id, status=OrderStatus.PENDING, order_class=order_class, tag=tag)
         for attempt in range(1, self._confirm.attempts + 1):
             try:
                 order = self.get_order(order_id)
