@@ -17,4 +17,5 @@ class Command(BaseCommand):
         password = os.environ.get("DEMO_PASSWORD") or "demo-password"
         user, created = user_create(username=username, password=password, only_if_missing=True)
         state = "created" if created else "exists"
-        self.stdout.write(f"Demo user {state}: log in at http://127.0.0.1:8000/ as {user.username} / {password}")
+        port = os.environ.get("WEB_PORT", "8000")
+        self.stdout.write(f"Demo user {state}: log in at http://127.0.0.1:{port}/ as {user.username} / {password}")
