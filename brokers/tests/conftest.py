@@ -73,7 +73,8 @@ def make_client(fake_tradier, redis_client, namespace):
 
 
 @pytest.fixture
-def client(make_client, sandbox_account):
+def tradier(make_client, sandbox_account):
+    """Alice's Tradier sandbox client. (Not named `client`: that is Django's test client.)"""
     tradier = make_client()
     yield tradier
     tradier.close()

@@ -70,13 +70,13 @@ def raw_get(fake, path, token=SANDBOX_TOKEN, accept="application/json", environm
 # --- The wire format ----------------------------------------------------------------------------
 
 
-def test_the_client_implements_the_broker_contract(client):
-    assert isinstance(client, BrokerProvider)
+def test_the_client_implements_the_broker_contract(tradier):
+    assert isinstance(tradier, BrokerProvider)
 
 
-def test_every_request_carries_bearer_token_json_accept_and_a_form_body(client, fake_tradier):
+def test_every_request_carries_bearer_token_json_accept_and_a_form_body(tradier, fake_tradier):
     fake_tradier.set_quote(CALL, "2.00", "2.10")
-    client.place_order(buy(2, order_type=OrderType.LIMIT, limit="2.05"))
+    tradier.place_order(buy(2, order_type=OrderType.LIMIT, limit="2.05"))
 
     post = fake_tradier.requests_for("POST", "/orders")[0]
     assert post.authorized
@@ -106,9 +106,9 @@ def test_a_json_body_is_not_a_form_and_tradier_sees_no_order(fake_tradier, sandb
 # --- Place and confirm --------------------------------------------------------------------------
 
 
-def test_a_market_buy_is_confirmed_and_fills_at_the_ask_not_the_mid(client, fake_tradier):
+def test_a_market_buy_is_confirmed_and_fills_at_the_ask_not_the_mid(tradier, fake_tradier):
     fake_tradier.set_quote(CALL, "2.00", "2.20")
-    order = client.place_order(buy(2))
+    order = tradier.place_order(buy(2))
 
     assert order.status == OrderStatus.FILLED
     assert order.fill.price == Decimal("2.2") and order.fill.quantity == 2
@@ -118,25 +118,25 @@ def test_a_market_buy_is_confirmed_and_fills_at_the_ask_not_the_mid(client, fake
     assert order.created_at.tzinfo is not None
     # The client looked until the order left `pending`: once pending, once decided.
     assert len(fake_tradier.requests_for("GET", f"/orders/{order.id}")) == 2
-    [position] = client.get_positions()
+    [position] = tradier.get_positions()
     assert (position.symbol, position.quantity, position.cost_basis) == (CALL, 2, Decimal("440.0"))
 
 
-def test_a_rejected_order_raises_with_tradiers_reason(client, fake_tradier):
+def test_a_rejected_order_raises_with_tradiers_reason(tradier, fake_tradier):
     """The "200 OK but actually failed" case: the POST says ok, the order says rejected."""
     fake_tradier.set_quote(CALL, "60.00", "61.00")
     with pytest.raises(OrderRejected) as rejected:
-        client.place_order(buy(2, order_type=OrderType.LIMIT, limit="60.50"))  # $12,100 of $10,000
+        tradier.place_order(buy(2, order_type=OrderType.LIMIT, limit="60.50"))  # $12,100 of $10,000
     assert rejected.value.reason == NOT_ENOUGH_BUYING_POWER
     assert rejected.value.tag == "to-7-entry"
     assert fake_tradier.order(rejected.value.order_id).status == "rejected"
 
 
-def test_a_field_tradier_refuses_at_once_raises_order_rejected_without_polling(client, fake_tradier):
+def test_a_field_tradier_refuses_at_once_raises_order_rejected_without_polling(tradier, fake_tradier):
     request = buy()
     object.__setattr__(request, "quantity", 0)  # slipped past our own checks somehow
     with pytest.raises(OrderRejected) as rejected:
-        client.place_order(request)
+        tradier.place_order(request)
     assert "IncorrectOrderQuantity" in rejected.value.reason
     assert fake_tradier.requests_for("GET") == []
 
@@ -151,76 +151,76 @@ def test_an_order_still_pending_after_the_bounded_wait_is_returned_pending(make_
     assert time.monotonic() - started < 1.0  # short growing pauses, no blind sleep(1)
 
 
-def test_an_order_placed_but_unreadable_for_now_is_reported_placed_and_pending(client, fake_tradier):
+def test_an_order_placed_but_unreadable_for_now_is_reported_placed_and_pending(tradier, fake_tradier):
     """Tradier took the order and then stopped answering: the caller must not think it failed."""
     fake_tradier.inject("500", method="GET", path="/orders/", times=100)
-    order = client.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
+    order = tradier.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
     assert order.status == OrderStatus.PENDING and order.tag == "to-7-entry" and order.order_class == "option"
     [placed] = fake_tradier.orders_tagged("to-7-entry")
     assert order.id == str(placed.id)
     fake_tradier._faults.clear()
-    statuses = [client.get_order(order.id).status for _ in range(2)]  # the first look is still undecided
+    statuses = [tradier.get_order(order.id).status for _ in range(2)]  # the first look is still undecided
     assert statuses == [OrderStatus.PENDING, OrderStatus.OPEN]
 
 
-def test_selling_what_is_not_held_is_rejected(client, fake_tradier):
+def test_selling_what_is_not_held_is_rejected(tradier, fake_tradier):
     with pytest.raises(OrderRejected) as rejected:
-        client.place_order(take_profit())
+        tradier.place_order(take_profit())
     assert "exceeds the 0 held" in rejected.value.reason
 
 
 # --- Fills driven by quotes ---------------------------------------------------------------------
 
 
-def test_a_take_profit_limit_fills_when_the_bid_reaches_it(client, fake_tradier):
+def test_a_take_profit_limit_fills_when_the_bid_reaches_it(tradier, fake_tradier):
     fake_tradier.add_position(ACCOUNT, CALL, 1, Decimal("200"))
     fake_tradier.set_quote(CALL, "2.50", "2.60")
-    order = client.place_order(take_profit("3.00"))
+    order = tradier.place_order(take_profit("3.00"))
     assert order.status == OrderStatus.OPEN and order.limit_price == Decimal("3.0")
 
     fake_tradier.set_quote(CALL, "2.95", "3.05")
-    assert client.get_order(order.id).status == OrderStatus.OPEN
+    assert tradier.get_order(order.id).status == OrderStatus.OPEN
     fake_tradier.set_quote(CALL, "3.10", "3.20")
-    filled = client.get_order(order.id)
+    filled = tradier.get_order(order.id)
     assert filled.status == OrderStatus.FILLED and filled.fill.price == Decimal("3.1")
-    assert client.get_positions() == []
+    assert tradier.get_positions() == []
 
 
-def test_a_stop_comes_back_as_stop_price_and_a_gap_fills_below_it(client, fake_tradier):
+def test_a_stop_comes_back_as_stop_price_and_a_gap_fills_below_it(tradier, fake_tradier):
     fake_tradier.add_position(ACCOUNT, CALL, 1, Decimal("200"))
     fake_tradier.set_quote(CALL, "2.00", "2.10")
-    order = client.place_order(stop_loss("1.50"))
+    order = tradier.place_order(stop_loss("1.50"))
     assert order.stop_price == Decimal("1.5")  # sent as `stop`, read back from `stop_price`
 
     fake_tradier.set_quote(CALL, "1.20", "1.30")  # gapped straight through the stop
-    filled = client.get_order(order.id)
+    filled = tradier.get_order(order.id)
     assert filled.status == OrderStatus.FILLED and filled.fill.price == Decimal("1.2")
 
 
-def test_a_partial_fill_reports_what_executed(client, fake_tradier):
+def test_a_partial_fill_reports_what_executed(tradier, fake_tradier):
     fake_tradier.set_quote(CALL, "1.00", "1.10", size=2)
-    order = client.place_order(buy(5))
+    order = tradier.place_order(buy(5))
     assert order.status == OrderStatus.PARTIALLY_FILLED
     assert (order.filled_quantity, order.remaining_quantity, order.fill.quantity) == (2, 3, 2)
 
 
-def test_day_orders_expire_at_the_close_and_gtc_orders_survive(client, fake_tradier):
+def test_day_orders_expire_at_the_close_and_gtc_orders_survive(tradier, fake_tradier):
     fake_tradier.set_quote(CALL, "2.00", "2.10")
-    day = client.place_order(buy(order_type=OrderType.LIMIT, limit="1.00", trade=1))
-    gtc = client.place_order(buy(order_type=OrderType.LIMIT, limit="1.00", trade=2, duration=OrderDuration.GTC))
+    day = tradier.place_order(buy(order_type=OrderType.LIMIT, limit="1.00", trade=1))
+    gtc = tradier.place_order(buy(order_type=OrderType.LIMIT, limit="1.00", trade=2, duration=OrderDuration.GTC))
     fake_tradier.end_of_day()
-    assert client.get_order(day.id).status == OrderStatus.EXPIRED
-    assert client.get_order(gtc.id).status == OrderStatus.OPEN
-    assert client.get_order(gtc.id).duration == OrderDuration.GTC
+    assert tradier.get_order(day.id).status == OrderStatus.EXPIRED
+    assert tradier.get_order(gtc.id).status == OrderStatus.OPEN
+    assert tradier.get_order(gtc.id).duration == OrderDuration.GTC
 
 
 # --- OCO and OTOCO ------------------------------------------------------------------------------
 
 
-def test_an_oco_goes_out_with_indexed_legs_and_a_fill_cancels_its_sibling(client, fake_tradier):
+def test_an_oco_goes_out_with_indexed_legs_and_a_fill_cancels_its_sibling(tradier, fake_tradier):
     fake_tradier.add_position(ACCOUNT, CALL, 1, Decimal("200"))
     fake_tradier.set_quote(CALL, "2.00", "2.10")
-    oco = client.place_oco_order(stop_loss("1.50"), take_profit("3.00"))
+    oco = tradier.place_oco_order(stop_loss("1.50"), take_profit("3.00"))
 
     form = fake_tradier.requests_for("POST", "/orders")[0].form
     assert form["class"] == "oco" and form["tag"] == "to-7-sl" and form["duration"] == "gtc"
@@ -232,7 +232,7 @@ def test_an_oco_goes_out_with_indexed_legs_and_a_fill_cancels_its_sibling(client
     assert [leg.status for leg in oco.legs] == [OrderStatus.OPEN, OrderStatus.OPEN]
 
     fake_tradier.set_quote(CALL, "3.05", "3.15")
-    done = client.get_order(oco.id)
+    done = tradier.get_order(oco.id)
     assert done.status == OrderStatus.FILLED
     assert done.leg(OrderType.LIMIT).status == OrderStatus.FILLED
     assert done.leg(OrderType.LIMIT).fill.price == Decimal("3.05")
@@ -247,18 +247,18 @@ def test_an_oco_goes_out_with_indexed_legs_and_a_fill_cancels_its_sibling(client
         (stop_loss("1.50", duration=OrderDuration.DAY), take_profit("3.00"), "same duration"),
     ],
 )
-def test_an_oco_breaking_tradiers_rules_is_rejected_even_though_the_answer_is_200(client, fake_tradier, sl, tp,
+def test_an_oco_breaking_tradiers_rules_is_rejected_even_though_the_answer_is_200(tradier, fake_tradier, sl, tp,
                                                                                   reason):
     with pytest.raises(OrderRejected) as rejected:
-        client.place_oco_order(sl, tp)
+        tradier.place_oco_order(sl, tp)
     assert reason in rejected.value.reason
     assert fake_tradier.orders == {}
 
 
-def test_an_otoco_enters_then_brackets_and_the_stop_cancels_the_target(client, fake_tradier):
+def test_an_otoco_enters_then_brackets_and_the_stop_cancels_the_target(tradier, fake_tradier):
     fake_tradier.set_quote(CALL, "2.00", "2.10")
     entry = buy(order_type=OrderType.LIMIT, limit="1.80")  # a day entry with GTC exits: per-leg durations
-    otoco = client.place_otoco_order(entry, stop_loss("1.20"), take_profit("2.80"))
+    otoco = tradier.place_otoco_order(entry, stop_loss("1.20"), take_profit("2.80"))
 
     form = fake_tradier.requests_for("POST", "/orders")[0].form
     assert "duration" not in form
@@ -268,64 +268,64 @@ def test_an_otoco_enters_then_brackets_and_the_stop_cancels_the_target(client, f
     assert [leg.status for leg in otoco.legs] == [OrderStatus.OPEN, OrderStatus.PENDING, OrderStatus.PENDING]
 
     fake_tradier.set_quote(CALL, "1.70", "1.78")  # entry fills at the ask; brackets go live
-    live = client.get_order(otoco.id)
+    live = tradier.get_order(otoco.id)
     assert [leg.status for leg in live.legs] == [OrderStatus.FILLED, OrderStatus.OPEN, OrderStatus.OPEN]
     assert live.legs[0].fill.price == Decimal("1.78")
 
     fake_tradier.set_quote(CALL, "1.10", "1.20")
-    done = client.get_order(otoco.id)
+    done = tradier.get_order(otoco.id)
     assert done.status == OrderStatus.FILLED
     assert [leg.status for leg in done.legs] == [OrderStatus.FILLED, OrderStatus.FILLED, OrderStatus.CANCELED]
-    assert client.get_positions() == []
+    assert tradier.get_positions() == []
 
 
-def test_an_otoco_the_account_cannot_pay_for_is_rejected(client, fake_tradier):
+def test_an_otoco_the_account_cannot_pay_for_is_rejected(tradier, fake_tradier):
     with pytest.raises(OrderRejected) as rejected:
-        client.place_otoco_order(buy(50, order_type=OrderType.LIMIT, limit="5.00"), stop_loss(quantity=50),
+        tradier.place_otoco_order(buy(50, order_type=OrderType.LIMIT, limit="5.00"), stop_loss(quantity=50),
                                  take_profit(quantity=50))
     assert rejected.value.reason == NOT_ENOUGH_BUYING_POWER
 
 
-def test_an_otoco_with_a_market_entry_is_refused(client, fake_tradier):
+def test_an_otoco_with_a_market_entry_is_refused(tradier, fake_tradier):
     with pytest.raises(OrderRejected) as rejected:
-        client.place_otoco_order(buy(), stop_loss(), take_profit())
+        tradier.place_otoco_order(buy(), stop_loss(), take_profit())
     assert "type[0] is invalid" in rejected.value.reason
 
 
 # --- Cancel -------------------------------------------------------------------------------------
 
 
-def test_cancel_returns_the_cancelled_order(client, fake_tradier):
-    order = client.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
-    assert client.cancel_order(order.id).status == OrderStatus.CANCELED
+def test_cancel_returns_the_cancelled_order(tradier, fake_tradier):
+    order = tradier.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
+    assert tradier.cancel_order(order.id).status == OrderStatus.CANCELED
 
 
-def test_cancelling_an_order_that_already_filled_is_not_an_error_and_says_it_filled(client, fake_tradier):
+def test_cancelling_an_order_that_already_filled_is_not_an_error_and_says_it_filled(tradier, fake_tradier):
     fake_tradier.set_quote(CALL, "2.00", "2.10")
-    order = client.place_order(buy())
+    order = tradier.place_order(buy())
     response = requests.delete(f"{fake_tradier.url()}/accounts/{ACCOUNT}/orders/{order.id}", timeout=2,
                                headers={"Authorization": f"Bearer {SANDBOX_TOKEN}", "Accept": "application/json"})
     assert response.status_code == 400 and "already in finalized state" in response.text
 
-    assert client.cancel_order(order.id).status == OrderStatus.FILLED
+    assert tradier.cancel_order(order.id).status == OrderStatus.FILLED
 
 
-def test_cancelling_an_unknown_order_is_an_error(client):
+def test_cancelling_an_unknown_order_is_an_error(tradier):
     with pytest.raises(TradierRequestError):
-        client.cancel_order("999")
+        tradier.cancel_order("999")
 
 
 # --- Idempotent placement -----------------------------------------------------------------------
 
 
 def test_a_post_that_times_out_after_tradier_took_the_order_is_found_by_its_tag_not_placed_twice(
-    client, fake_tradier
+    tradier, fake_tradier
 ):
     fake_tradier.set_quote(CALL, "2.00", "2.10")
     fake_tradier.inject("hang_after", method="POST", path="/orders")
     started = time.monotonic()
 
-    order = client.place_order(buy())
+    order = tradier.place_order(buy())
 
     assert len(fake_tradier.orders_tagged("to-7-entry")) == 1
     assert len(fake_tradier.requests_for("POST", "/orders")) == 1
@@ -333,9 +333,9 @@ def test_a_post_that_times_out_after_tradier_took_the_order_is_found_by_its_tag_
     assert time.monotonic() - started < fake_tradier.hang_seconds  # it did not wait for the late answer
 
 
-def test_a_post_lost_before_tradier_saw_it_is_sent_again_once_the_tag_is_known_absent(client, fake_tradier):
+def test_a_post_lost_before_tradier_saw_it_is_sent_again_once_the_tag_is_known_absent(tradier, fake_tradier):
     fake_tradier.inject("drop", method="POST", path="/orders")
-    order = client.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
+    order = tradier.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
     assert len(fake_tradier.requests_for("POST", "/orders")) == 2
     assert [o.id for o in fake_tradier.orders_tagged("to-7-entry")] == [int(order.id)]
     # The lookup came between the two POSTs.
@@ -343,35 +343,35 @@ def test_a_post_lost_before_tradier_saw_it_is_sent_again_once_the_tag_is_known_a
     assert methods[:3] == [("POST", "orders"), ("GET", "orders"), ("POST", "orders")]
 
 
-def test_a_500_on_a_post_is_unknown_too_and_never_doubles_the_order(client, fake_tradier):
+def test_a_500_on_a_post_is_unknown_too_and_never_doubles_the_order(tradier, fake_tradier):
     fake_tradier.inject("500", method="POST", path="/orders")
-    client.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
+    tradier.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
     assert len(fake_tradier.orders_tagged("to-7-entry")) == 1
 
 
-def test_when_both_attempts_are_lost_the_outcome_is_unknown_and_nothing_was_placed(client, fake_tradier):
+def test_when_both_attempts_are_lost_the_outcome_is_unknown_and_nothing_was_placed(tradier, fake_tradier):
     fake_tradier.inject("drop", method="POST", path="/orders", times=2)
     with pytest.raises(OrderOutcomeUnknown) as unknown:
-        client.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
+        tradier.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
     assert unknown.value.tag == "to-7-entry"
     assert fake_tradier.orders_tagged("to-7-entry") == []
-    assert client.find_order_by_tag("to-7-entry") is None
+    assert tradier.find_order_by_tag("to-7-entry") is None
 
 
-def test_an_oco_that_timed_out_is_found_by_its_tag(client, fake_tradier):
+def test_an_oco_that_timed_out_is_found_by_its_tag(tradier, fake_tradier):
     fake_tradier.add_position(ACCOUNT, CALL, 1, Decimal("200"))
     fake_tradier.inject("hang_after", method="POST", path="/orders")
-    oco = client.place_oco_order(stop_loss(), take_profit())
+    oco = tradier.place_oco_order(stop_loss(), take_profit())
     assert oco.order_class == "oco" and len(oco.legs) == 2
     assert len(fake_tradier.orders_tagged("to-7-sl")) == 1
 
 
-def test_a_rejected_earlier_attempt_with_the_same_tag_does_not_stop_a_retry(client, fake_tradier):
+def test_a_rejected_earlier_attempt_with_the_same_tag_does_not_stop_a_retry(tradier, fake_tradier):
     fake_tradier.set_quote(CALL, "60.00", "61.00")
     with pytest.raises(OrderRejected):
-        client.place_order(buy(2, order_type=OrderType.LIMIT, limit="60.50"))
+        tradier.place_order(buy(2, order_type=OrderType.LIMIT, limit="60.50"))
     fake_tradier.inject("drop", method="POST", path="/orders")
-    order = client.place_order(buy(1, order_type=OrderType.LIMIT, limit="50.00"))
+    order = tradier.place_order(buy(1, order_type=OrderType.LIMIT, limit="50.00"))
     assert order.status == OrderStatus.OPEN
     statuses = sorted(o.status for o in fake_tradier.orders_tagged("to-7-entry"))
     assert statuses == ["open", "rejected"]
@@ -420,25 +420,25 @@ def test_an_order_placed_with_a_bad_token_is_not_retried(make_client, sandbox_ac
     assert len(fake_tradier.requests) == 1
 
 
-def test_a_maintenance_page_is_unavailable_not_garbage_and_is_not_hammered(client, fake_tradier):
+def test_a_maintenance_page_is_unavailable_not_garbage_and_is_not_hammered(tradier, fake_tradier):
     fake_tradier.maintenance = True
     with pytest.raises(BrokerUnavailable) as down:
-        client.get_quotes([CALL])
+        tradier.get_quotes([CALL])
     assert "maintenance" in str(down.value)
     assert len(fake_tradier.requests) == 1
 
 
-def test_a_maintenance_page_on_a_post_places_nothing(client, fake_tradier):
+def test_a_maintenance_page_on_a_post_places_nothing(tradier, fake_tradier):
     fake_tradier.inject("html_503", method="POST")
     with pytest.raises(BrokerUnavailable):
-        client.place_order(buy())
+        tradier.place_order(buy())
     assert fake_tradier.orders == {}
     assert len(fake_tradier.requests_for("POST")) == 1
 
 
-def test_a_500_on_a_read_is_retried(client, fake_tradier):
+def test_a_500_on_a_read_is_retried(tradier, fake_tradier):
     fake_tradier.inject("500", method="GET", path="/positions")
-    assert client.get_positions() == []
+    assert tradier.get_positions() == []
     assert len(fake_tradier.requests_for("GET", "/positions")) == 2
 
 
@@ -451,23 +451,23 @@ def test_a_read_that_keeps_failing_gives_up_after_the_bounded_retries(make_clien
     assert len(fake_tradier.requests) == 3
 
 
-def test_a_read_that_times_out_is_retried(client, fake_tradier):
+def test_a_read_that_times_out_is_retried(tradier, fake_tradier):
     fake_tradier.hang_seconds = 0.6
     fake_tradier.inject("hang_after", method="GET", path="/balances")
-    balance = client.get_account_balance()
+    balance = tradier.get_account_balance()
     assert balance.total_cash == Decimal("10000")
     assert len(fake_tradier.requests_for("GET", "/balances")) == 2
 
 
-def test_a_429_on_a_read_is_retried_after_the_pause(client, fake_tradier):
+def test_a_429_on_a_read_is_retried_after_the_pause(tradier, fake_tradier):
     fake_tradier.inject("429", method="GET", path="/positions")
-    assert client.get_positions() == []
+    assert tradier.get_positions() == []
     assert len(fake_tradier.requests_for("GET", "/positions")) == 2
 
 
-def test_a_quota_violation_400_is_throttling_too(client, fake_tradier):
+def test_a_quota_violation_400_is_throttling_too(tradier, fake_tradier):
     fake_tradier.inject("quota_400", method="GET", path="/positions")
-    assert client.get_positions() == []
+    assert tradier.get_positions() == []
     assert len(fake_tradier.requests_for("GET", "/positions")) == 2
 
 
@@ -503,13 +503,13 @@ def test_past_tradiers_limit_a_429_blocks_the_group_and_the_caller_is_told_not_k
 # --- Quirks of the JSON ---------------------------------------------------------------------------
 
 
-def test_one_order_comes_back_as_an_object_none_as_the_string_null(client, fake_tradier):
+def test_one_order_comes_back_as_an_object_none_as_the_string_null(tradier, fake_tradier):
     assert raw_get(fake_tradier, f"/accounts/{ACCOUNT}/orders").json() == {"orders": "null"}
-    assert client.get_orders() == []
+    assert tradier.get_orders() == []
 
-    client.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
+    tradier.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
     assert isinstance(raw_get(fake_tradier, f"/accounts/{ACCOUNT}/orders").json()["orders"]["order"], dict)
-    assert [order.tag for order in client.get_orders()] == ["to-7-entry"]
+    assert [order.tag for order in tradier.get_orders()] == ["to-7-entry"]
 
 
 def test_every_page_of_orders_is_read(make_client, sandbox_account, fake_tradier):
@@ -522,23 +522,23 @@ def test_every_page_of_orders_is_read(make_client, sandbox_account, fake_tradier
     assert pages == ["1", "2", "3"]
 
 
-def test_positions_single_none_and_many(client, fake_tradier):
+def test_positions_single_none_and_many(tradier, fake_tradier):
     assert raw_get(fake_tradier, f"/accounts/{ACCOUNT}/positions").json() == {"positions": "null"}
-    assert client.get_positions() == []
+    assert tradier.get_positions() == []
     fake_tradier.add_position(ACCOUNT, CALL, 3, Decimal("600"))
     assert isinstance(raw_get(fake_tradier, f"/accounts/{ACCOUNT}/positions").json()["positions"]["position"], dict)
-    [position] = client.get_positions()
+    [position] = tradier.get_positions()
     assert position.quantity == Decimal(3) and str(position.quantity) == "3"
     assert position.cost_basis == Decimal("600") and position.acquired_at.tzinfo == UTC
     fake_tradier.add_position(ACCOUNT, PUT, -1, Decimal("-150"))
-    assert {p.symbol: p.quantity for p in client.get_positions()} == {CALL: 3, PUT: -1}
+    assert {p.symbol: p.quantity for p in tradier.get_positions()} == {CALL: 3, PUT: -1}
 
 
-def test_balances_keep_every_digit_tradier_sends(client, fake_tradier):
+def test_balances_keep_every_digit_tradier_sends(tradier, fake_tradier):
     fake_tradier.accounts[ACCOUNT].cash = Decimal("17798.36")
     text = raw_get(fake_tradier, f"/accounts/{ACCOUNT}/balances").text
     assert '"total_cash": 17798.360000000000000000000000' in text
-    balance = client.get_account_balance()
+    balance = tradier.get_account_balance()
     assert balance.total_cash == Decimal("17798.36") and isinstance(balance.total_cash, Decimal)
     assert balance.option_buying_power == Decimal("17798.36")
     assert balance.account_type == "margin"
@@ -550,46 +550,46 @@ def test_a_cash_account_reports_cash_available_as_buying_power(make_client, fake
     assert balance.account_type == "cash" and balance.option_buying_power == Decimal("2500")
 
 
-def test_quotes_one_many_unknown_and_epoch_milliseconds(client, fake_tradier):
+def test_quotes_one_many_unknown_and_epoch_milliseconds(tradier, fake_tradier):
     fake_tradier.set_quote(CALL, "2.00", "2.10", last="2.05")
     fake_tradier.set_quote(PUT, "1.00", "1.20")
     single = raw_get(fake_tradier, f"/markets/quotes?symbols={CALL},NOPE").json()["quotes"]
     assert isinstance(single["quote"], dict) and single["unmatched_symbols"] == {"symbol": "NOPE"}
 
-    quotes = client.get_quotes([CALL, PUT, "NOPE", CALL])
+    quotes = tradier.get_quotes([CALL, PUT, "NOPE", CALL])
     assert set(quotes) == {CALL, PUT}
     call = quotes[CALL]
     assert (call.bid, call.ask, call.last, call.mid) == (Decimal("2.0"), Decimal("2.1"), Decimal("2.05"),
                                                          Decimal("2.05"))
     assert call.bid_at.tzinfo == UTC and abs((datetime.now(UTC) - call.bid_at).total_seconds()) < 60
     assert call.greeks.delta == Decimal("0.5") and call.greeks.updated_at.tzinfo == UTC
-    assert client.get_quotes(["NOPE"]) == {}
+    assert tradier.get_quotes(["NOPE"]) == {}
 
 
-def test_quote_times_in_epoch_seconds_read_the_same(client, fake_tradier):
+def test_quote_times_in_epoch_seconds_read_the_same(tradier, fake_tradier):
     fake_tradier.set_quote(CALL, "2.00", "2.10")
-    in_ms = client.get_quotes([CALL])[CALL].bid_at
+    in_ms = tradier.get_quotes([CALL])[CALL].bid_at
     fake_tradier.epoch_seconds = True
-    in_s = client.get_quotes([CALL])[CALL].bid_at
+    in_s = tradier.get_quotes([CALL])[CALL].bid_at
     assert abs((in_ms - in_s).total_seconds()) < 1
 
 
-def test_an_option_chain_and_an_empty_one(client, fake_tradier):
+def test_an_option_chain_and_an_empty_one(tradier, fake_tradier):
     fake_tradier.set_quote(CALL, "2.00", "2.10")
     fake_tradier.set_quote(PUT, "1.00", "1.20")
     fake_tradier.set_quote("SPY300215C00500000", "3.00", "3.20")  # another expiry
-    chain = client.get_option_chain("SPY", date(2030, 1, 18))
+    chain = tradier.get_option_chain("SPY", date(2030, 1, 18))
     assert {(e.symbol, e.option_type, e.strike) for e in chain} == {(CALL, "CALL", Decimal("500.0")),
                                                                    (PUT, "PUT", Decimal("450.0"))}
     assert all(e.expiry == date(2030, 1, 18) and e.underlying == "SPY" for e in chain)
     assert raw_get(fake_tradier, "/markets/options/chains?symbol=QQQ&expiration=2030-01-18").json() == {
         "options": None}
-    assert client.get_option_chain("QQQ", date(2030, 1, 18)) == []
+    assert tradier.get_option_chain("QQQ", date(2030, 1, 18)) == []
 
 
-def test_a_200_carrying_errors_is_an_error(client, fake_tradier):
+def test_a_200_carrying_errors_is_an_error(tradier, fake_tradier):
     with pytest.raises(OrderRejected) as rejected:
-        client.place_oco_order(stop_loss(), sell(order_type=OrderType.STOP, stop="1.00", purpose="tp"))
+        tradier.place_oco_order(stop_loss(), sell(order_type=OrderType.STOP, stop="1.00", purpose="tp"))
     post = fake_tradier.requests_for("POST")[0]
     assert post.form["class"] == "oco"
     assert "different types" in rejected.value.reason
