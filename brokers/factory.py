@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 from typing import Protocol
 
 from django.conf import settings
@@ -53,4 +54,11 @@ def broker_for(account: BrokerAccount, *, market: Market | None = None) -> Broke
         raise BrokerAuthError(f"No {mode.label} token is set: add one in your settings.")
     if not account.tradier_account_id:
         raise BrokerError("No Tradier account id is set: add it in your settings.")
-    return TradierClient(base_url=tradier_base_url(mode), token=token, account_id=account.tradier_account_id)
+    return _tradier_client(tradier_base_url(mode), token, account.tradier_account_id)
+
+
+@lru_cache(maxsize=256)
+def _tradier_client(base_url: str, token: str, account_id: str) -> TradierClient:
+    """One client per account and token in each process, so its connection pool is reused.
+    A new token (rotated or replaced) makes a new client."""
+    return TradierClient(base_url=base_url, token=token, account_id=account_id)

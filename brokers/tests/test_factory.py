@@ -79,3 +79,10 @@ def test_one_url_for_both_environments_is_refused(settings):
     settings.TRADIER_SANDBOX_URL = settings.TRADIER_LIVE_URL = "https://api.tradier.com/v1"
     with pytest.raises(BrokerError, match="refusing to mix"):
         broker_for(Account(BrokerMode.TRADIER_SANDBOX, BOTH_TOKENS))
+
+
+def test_an_accounts_client_is_reused_so_its_connections_are(environments):
+    account = Account(BrokerMode.TRADIER_SANDBOX, BOTH_TOKENS)
+    assert broker_for(account) is broker_for(account)
+    replaced = Account(BrokerMode.TRADIER_SANDBOX, {BrokerMode.TRADIER_SANDBOX: "another-token"})
+    assert broker_for(replaced) is not broker_for(account)
