@@ -33,18 +33,17 @@ def encrypt(plaintext: str) -> str:
 
 
 def decrypt(ciphertext: str) -> str:
-    try:
-        return vault().decrypt(ciphertext.encode()).decode()
-    except InvalidToken:
-        raise VaultError(
-            "A stored broker token cannot be decrypted with ENCRYPTION_KEYS (was a key removed?)."
-        ) from None
+    return _readable(vault().decrypt, ciphertext)
 
 
 def rotate(ciphertext: str) -> str:
     """Re-encrypt with the current (first) key; idempotent."""
+    return _readable(vault().rotate, ciphertext)
+
+
+def _readable(operation, ciphertext: str) -> str:
     try:
-        return vault().rotate(ciphertext.encode()).decode()
+        return operation(ciphertext.encode()).decode()
     except InvalidToken:
         raise VaultError(
             "A stored broker token cannot be decrypted with ENCRYPTION_KEYS (was a key removed?)."
