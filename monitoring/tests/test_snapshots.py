@@ -1,0 +1,119 @@
+"""The snapshot cycle marks every held position once per slot, with constant database work."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from monitoring.marketdata.simulated import SimulatedProvider
+from monitoring.models import PriceSnapshot, SnapshotKind
+from monitoring.services import cycle_slot, snapshot_positions
+from tests.factories import PaperTradeFactory, UserFactory
+from tradeoptions import tenancy
+from trades.models import PaperTrade, TradeStatus
+
+MIDDAY = datetime(2026, 12, 1, 17, 0, 5, tzinfo=UTC)  # Tuesday 12:00:05 in New York
+SATURDAY = datetime(2026, 12, 5, 17, 0, tzinfo=UTC)
+CALL = {"ticker": "SPY", "option_type": "CALL", "strike": Decimal("600"), "expiry": datetime(2026, 12, 18).date()}
+PUT = {"ticker": "QQQ", "option_type": "PUT", "strike": Decimal("500"), "expiry": datetime(2026, 12, 18).date()}
+
+
+class CountingProvider:
+    """The simulated market, counting what the cycle asks of it."""
+
+    def __init__(self, at):
+        self.inner = SimulatedProvider(seed="snapshot-test", clock=lambda: at)
+        self.calls, self.symbols = 0, []
+
+    def option_quotes(self, contracts):
+        contracts = list(contracts)
+        self.calls += 1
+        self.symbols += contracts
+        return self.inner.option_quotes(contracts)
+
+
+def _snapshots():
+    with tenancy.system_context():
+        return list(PriceSnapshot.objects.order_by("trade_id", "timestamp"))
+
+
+def _trade(pk):
+    with tenancy.system_context():
+        return PaperTrade.objects.get(pk=pk)
+
+
+@pytest.fixture
+def positions(db):
+    """Three traders; five held positions on two contracts, plus trades the cycle must ignore."""
+    held = []
+    for user in UserFactory.create_batch(3):
+        held.append(PaperTradeFactory(owner=user, **CALL, entry_price=Decimal("5.00")))
+    held += [PaperTradeFactory(owner=held[0].owner, **PUT), PaperTradeFactory(owner=held[1].owner, **PUT)]
+    PaperTradeFactory(owner=held[0].owner, **CALL, status=TradeStatus.PENDING, entry_price=None, entry_date=None)
+    PaperTradeFactory(owner=held[0].owner, **CALL, status=TradeStatus.CANCELED, entry_price=None, entry_date=None)
+    return held
+
+
+def test_each_contract_is_quoted_once_and_each_held_trade_gets_one_snapshot(positions):
+    provider = CountingProvider(MIDDAY)
+    report = snapshot_positions(provider=provider, at=MIDDAY)
+    assert provider.calls == 1 and sorted(provider.symbols) == sorted({t.option_symbol for t in positions})
+    assert (report.trades, report.contracts, report.written) == (5, 2, 5)
+    snapshots = _snapshots()
+    assert sorted(s.trade_id for s in snapshots) == sorted(t.pk for t in positions)
+    assert {s.timestamp for s in snapshots} == {cycle_slot(MIDDAY)} and {s.source for s in snapshots} == {"simulated"}
+    assert all(s.owner_id == _trade(s.trade_id).owner_id for s in snapshots)
+
+
+def test_a_rerun_of_the_same_slot_writes_nothing_twice(positions):
+    snapshot_positions(provider=CountingProvider(MIDDAY), at=MIDDAY)
+    again = snapshot_positions(provider=CountingProvider(MIDDAY + timedelta(seconds=20)),
+                               at=MIDDAY + timedelta(seconds=20))
+    assert again.written == 0 and len(_snapshots()) == 5
+    later = MIDDAY + timedelta(seconds=40)
+    assert snapshot_positions(provider=CountingProvider(later), at=later).written == 5
+
+
+def test_marks_and_pnl_follow_the_quote_and_keep_their_extremes(positions):
+    call = positions[0]
+    snapshot_positions(provider=CountingProvider(MIDDAY), at=MIDDAY)
+    [first] = [s for s in _snapshots() if s.trade_id == call.pk]
+    trade = _trade(call.pk)
+    expected = (first.mark_price - Decimal("5.00")) * call.qty * 100
+    assert (trade.current_price, trade.current_bid, trade.current_ask) == (first.mark_price, first.bid, first.ask)
+    assert trade.unrealized_pnl == expected.quantize(Decimal("0.01"))
+    assert trade.max_gain == trade.max_drawdown == trade.unrealized_pnl
+    assert trade.version == 1  # a mark is not a change the trader made
+    later = MIDDAY + timedelta(hours=2)
+    snapshot_positions(provider=CountingProvider(later), at=later)
+    trade = _trade(call.pk)
+    assert trade.max_gain >= trade.unrealized_pnl >= trade.max_drawdown
+    assert trade.max_gain > trade.max_drawdown or trade.unrealized_pnl == expected.quantize(Decimal("0.01"))
+
+
+def test_nothing_is_polled_while_the_market_is_closed(positions):
+    provider = CountingProvider(SATURDAY)
+    report = snapshot_positions(provider=provider, at=SATURDAY)
+    assert report.skipped == "market closed" and provider.calls == 0 and _snapshots() == []
+
+
+def test_a_bookend_is_taken_even_outside_the_session(positions):
+    close = datetime(2026, 12, 1, 21, 5, tzinfo=UTC)
+    report = snapshot_positions(provider=CountingProvider(close), at=close, kind=SnapshotKind.POST_MARKET,
+                                slot=close)
+    assert report.written == 5 and {s.kind for s in _snapshots()} == {SnapshotKind.POST_MARKET}
+
+
+def test_database_work_does_not_grow_with_the_number_of_positions(positions):
+    def queries(at):
+        with CaptureQueriesContext(connection) as captured:
+            snapshot_positions(provider=CountingProvider(at), at=at)
+        return len(captured)
+
+    few = queries(MIDDAY)
+    owner = positions[0].owner
+    PaperTradeFactory.create_batch(40, owner=owner, **PUT)
+    many = queries(MIDDAY + timedelta(seconds=40))
+    assert few == many
