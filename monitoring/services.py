@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.core.cache import cache
 from django.db import connection
 
 from brokers.market import Market, default_market
@@ -27,6 +28,7 @@ from .models import SnapshotKind
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_PERIOD = timedelta(seconds=40)
+DAY = 24 * 60 * 60
 HELD_STATUSES = (TradeStatus.OPEN, TradeStatus.CLOSING)  # a position exists at the broker
 
 
@@ -149,3 +151,83 @@ def match_paper_orders(*, market: Market | None = None, rules: FillRules | None 
     with tenancy.system_context():
         return match_orders(PaperOrder.objects.all(), market=market or default_market(),
                             rules=rules or FillRules.from_settings())
+
+
+@dataclass(frozen=True)
+class BookendReport:
+    kind: str
+    due: datetime | None
+    taken: SnapshotReport | None = None
+    missed: bool = False
+
+
+def take_due_bookends(*, provider: MarketDataProvider, at: datetime) -> list[BookendReport]:
+    """Take the day's pre- and post-market bookends once their moment has come.
+
+    Beat only fires this every minute; the calendar decides (9:25, and 5 minutes after the real
+    close: 16:05, or 13:05 on an early close; nothing on holidays). Each bookend is stamped with its
+    scheduled time, so it is taken once per (trade, day, kind) however often this runs. A bookend
+    found late is still taken while its quotes mean the same thing (the pre-market one until the
+    open, the post-market one until the next day's pre-market), else recorded as missed.
+    """
+    day = market_clock.market_date(at)
+    session = market_clock.session_for(day)
+    if not session.is_trading_day:
+        return []
+    reports = []
+    windows = [
+        (SnapshotKind.PRE_MARKET, session.pre_market_bookend, session.open),
+        (SnapshotKind.POST_MARKET, session.post_market_bookend, _next_pre_market(day)),
+    ]
+    for kind, due, until in windows:
+        if at < due:
+            continue
+        if at >= until:
+            if not _bookend_taken(kind, due) and cache.add(f"bookend-missed:{kind}:{due.isoformat()}", 1, 2 * DAY):
+                logger.warning("bookend %s of %s missed: the cycle did not run before %s", kind, day, until)
+                reports.append(BookendReport(kind, due, missed=True))
+            continue
+        reports.append(BookendReport(kind, due, taken=snapshot_positions(provider=provider, at=at, kind=kind,
+                                                                          slot=due)))
+    return reports
+
+
+def _next_pre_market(day) -> datetime:
+    following = market_clock.next_open(market_clock.session_for(day).close)
+    return following - market_clock.BOOKEND
+
+
+def _bookend_taken(kind: str, due: datetime) -> bool:
+    from .models import PriceSnapshot
+
+    with tenancy.system_context():
+        return PriceSnapshot.objects.filter(kind=kind, timestamp=due).exists()
+
+
+def schedules_install() -> list[str]:
+    """Make django-celery-beat's periodic tasks match `schedules.JOBS`: create, update, switch
+    off (SCHEDULE_<NAME>=false) and retire jobs no longer listed. Returns what it did."""
+    from django.conf import settings
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    from .schedules import JOBS
+
+    done = []
+    for job in JOBS:
+        interval, _ = IntervalSchedule.objects.get_or_create(
+            every=int(job.every.total_seconds()), period=IntervalSchedule.SECONDS
+        )
+        enabled = bool(getattr(settings, job.setting, True))
+        task, created = PeriodicTask.objects.update_or_create(
+            name=job.task,
+            defaults={"task": job.task, "interval": interval, "crontab": None, "enabled": enabled,
+                      "description": job.why, "expire_seconds": int(job.every.total_seconds())},
+        )
+        done.append(f"{'created' if created else 'updated'} {job.task} every {job.every} "
+                    f"({'on' if enabled else f'off: {job.setting}'})")
+    listed = [job.task for job in JOBS]
+    retired = PeriodicTask.objects.filter(task__startswith="monitoring.").exclude(name__in=listed)
+    for name in retired.values_list("name", flat=True):
+        done.append(f"retired {name}")
+    retired.update(enabled=False)
+    return done

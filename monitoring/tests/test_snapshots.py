@@ -1,6 +1,6 @@
 """The snapshot cycle marks every held position once per slot, with constant database work."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,8 +16,8 @@ from trades.models import PaperTrade, TradeStatus
 
 MIDDAY = datetime(2026, 12, 1, 17, 0, 5, tzinfo=UTC)  # Tuesday 12:00:05 in New York
 SATURDAY = datetime(2026, 12, 5, 17, 0, tzinfo=UTC)
-CALL = {"ticker": "SPY", "option_type": "CALL", "strike": Decimal("600"), "expiry": datetime(2026, 12, 18).date()}
-PUT = {"ticker": "QQQ", "option_type": "PUT", "strike": Decimal("500"), "expiry": datetime(2026, 12, 18).date()}
+CALL = {"ticker": "SPY", "option_type": "CALL", "strike": Decimal("600"), "expiry": date(2026, 12, 18)}
+PUT = {"ticker": "QQQ", "option_type": "PUT", "strike": Decimal("500"), "expiry": date(2026, 12, 18)}
 
 
 class CountingProvider:

@@ -1,0 +1,31 @@
+"""Every periodic job, in one place. `manage.py install_schedules` writes them into
+django-celery-beat's tables (idempotently), where ops can see them in the admin.
+
+Beat fires on simple intervals only: a crontab cannot know an early close, and
+django-celery-beat has open daylight-saving bugs. Each task asks the exchange calendar whether
+its moment has come. Each job can be switched off with its setting (SCHEDULE_<NAME>=false).
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class Job:
+    task: str
+    every: timedelta
+    why: str
+
+    @property
+    def setting(self) -> str:
+        return "SCHEDULE_" + self.task.rsplit(".", 1)[-1].upper()
+
+
+JOBS = [
+    # Marks every held position; 40 s keeps the chart smooth within the data budget.
+    Job("monitoring.snapshot_prices", timedelta(seconds=40), "snapshot every held position during the session"),
+    # The local paper broker fills resting orders only when asked: as often as marks change.
+    Job("monitoring.match_paper_orders", timedelta(seconds=20), "fill working local-paper orders"),
+    # Checks each minute whether a bookend is due (9:25, and 5 minutes after the real close).
+    Job("monitoring.take_bookends", timedelta(seconds=60), "pre- and post-market snapshots"),
+]

@@ -1,0 +1,79 @@
+"""Celery tasks of the monitor: adapters that take no objects, decide nothing, and call services.
+
+Hygiene shared by all: explicit names; soft/hard time limits below the Redis visibility timeout;
+`expires` equal to the period, so a backlog never replays stale cycles; acks late with reject on
+worker loss (settings); a Redis lock so two cycles of one job never overlap (a slow cycle makes
+the next one skip and say so); retries with backoff and jitter for transient market-data errors.
+None of these tasks places an order, so a retry can never double one.
+"""
+
+import logging
+from contextlib import contextmanager
+
+from celery import shared_task
+from django.conf import settings
+from django_redis import get_redis_connection
+
+from . import clock as market_clock
+from . import services
+from .marketdata import ProviderUnavailable, provider_for
+from .schedules import JOBS
+
+logger = logging.getLogger(__name__)
+PERIODS = {job.task: job.every.total_seconds() for job in JOBS}
+
+
+@contextmanager
+def exclusive(name: str, ttl: float):
+    """Hold the job's lock for at most `ttl` seconds; yields False when another cycle holds it."""
+    lock = get_redis_connection("default").lock(f"lock:{name}", timeout=ttl, blocking=False)
+    acquired = lock.acquire(blocking=False)
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            try:
+                lock.release()
+            except Exception:  # expired meanwhile: the next cycle may already hold a new lock
+                logger.warning("%s outlived its lock", name)
+
+
+def _enabled(task: str) -> bool:
+    return getattr(settings, "SCHEDULE_" + task.rsplit(".", 1)[-1].upper(), True)
+
+
+def monitor_task(name: str):
+    period = PERIODS[name]
+    return shared_task(
+        name=name, bind=True, expires=period, soft_time_limit=max(period * 3, 60), time_limit=max(period * 4, 90),
+        autoretry_for=(ProviderUnavailable,), retry_backoff=2, retry_backoff_max=period, retry_jitter=True,
+        max_retries=3,
+    )
+
+
+def _run(task, work):
+    if not _enabled(task.name):
+        return "disabled"
+    with exclusive(task.name, ttl=task.time_limit) as acquired:
+        if not acquired:
+            logger.info("%s skipped: the previous cycle is still running", task.name)
+            return "skipped: previous cycle still running"
+        return work()
+
+
+@monitor_task("monitoring.snapshot_prices")
+def snapshot_prices(self):
+    at = market_clock.now()
+    return _run(self, lambda: repr(services.snapshot_positions(provider=provider_for(), at=at)))
+
+
+@monitor_task("monitoring.match_paper_orders")
+def match_paper_orders(self):
+    # Runs after hours too: that is when day orders expire. No quotes are fetched while closed.
+    return _run(self, lambda: f"{services.match_paper_orders()} fill(s)")
+
+
+@monitor_task("monitoring.take_bookends")
+def take_bookends(self):
+    at = market_clock.now()
+    return _run(self, lambda: repr(services.take_due_bookends(provider=provider_for(), at=at)))

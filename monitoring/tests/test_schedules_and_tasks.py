@@ -1,0 +1,105 @@
+"""Beat's schedule comes from code, installs idempotently, and the tasks keep their hygiene."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from monitoring import services, tasks
+from monitoring.marketdata.simulated import SimulatedProvider
+from monitoring.models import PriceSnapshot, SnapshotKind
+from monitoring.schedules import JOBS
+from tests.factories import PaperTradeFactory
+from tradeoptions import tenancy
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Missed-bookend notes and job locks live in Redis: start each scenario without them."""
+    cache.clear()
+
+
+def test_install_schedules_is_idempotent_and_honours_switches(db, settings):
+    call_command("install_schedules", stdout=StringIO())
+    call_command("install_schedules", stdout=StringIO())
+    installed = {task.name: task for task in PeriodicTask.objects.all()}
+    assert set(installed) == {job.task for job in JOBS}
+    snapshot = installed["monitoring.snapshot_prices"]
+    assert snapshot.interval.every == 40 and snapshot.expire_seconds == 40 and snapshot.enabled
+    settings.SCHEDULE_SNAPSHOT_PRICES = False
+    call_command("install_schedules", stdout=StringIO())
+    assert not PeriodicTask.objects.get(name="monitoring.snapshot_prices").enabled
+
+
+def test_a_job_no_longer_listed_is_retired(db):
+    every_5s = IntervalSchedule.objects.create(every=5, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="monitoring.old_job", task="monitoring.old_job", interval=every_5s)
+    out = StringIO()
+    call_command("install_schedules", stdout=out)
+    assert "retired monitoring.old_job" in out.getvalue()
+    assert not PeriodicTask.objects.get(name="monitoring.old_job").enabled
+
+
+def test_every_task_has_a_name_limits_and_expiry():
+    for job in JOBS:
+        task = tasks.__dict__[job.task.rsplit(".", 1)[-1]]
+        assert task.name == job.task
+        assert task.expires == job.every.total_seconds()
+        assert task.soft_time_limit < task.time_limit < 3600  # below Redis' visibility timeout
+        assert task.acks_late and task.reject_on_worker_lost
+
+
+def test_a_cycle_skips_while_the_previous_one_still_runs(db, settings, caplog):
+    settings.FORCE_MARKET_OPEN = True
+    with tasks.exclusive("monitoring.snapshot_prices", ttl=30) as held:
+        assert held
+        assert tasks.snapshot_prices.apply().get() == "skipped: previous cycle still running"
+    assert "still running" in caplog.text
+    assert tasks.snapshot_prices.apply().get().startswith("SnapshotReport")
+
+
+def test_a_switched_off_job_does_nothing(db, settings):
+    settings.SCHEDULE_TAKE_BOOKENDS = False
+    assert tasks.take_bookends.apply().get() == "disabled"
+
+
+EARLY_CLOSE = datetime(2026, 11, 27, 18, 5, tzinfo=UTC)  # the day after Thanksgiving, 13:05 New York
+
+
+@pytest.mark.parametrize(
+    ("at", "kinds"),
+    [
+        (datetime(2026, 12, 1, 14, 20, tzinfo=UTC), []),  # 9:20: too early
+        (datetime(2026, 12, 1, 14, 26, tzinfo=UTC), [SnapshotKind.PRE_MARKET]),  # 9:26
+        (datetime(2026, 12, 1, 21, 4, tzinfo=UTC), []),  # 16:04: post not yet due (and 9:25 long missed)
+        (datetime(2026, 12, 1, 21, 6, tzinfo=UTC), [SnapshotKind.POST_MARKET]),  # 16:06
+        (EARLY_CLOSE, [SnapshotKind.POST_MARKET]),  # 13:05 on an early close
+        (datetime(2026, 11, 26, 18, 0, tzinfo=UTC), []),  # Thanksgiving: nothing
+        (datetime(2026, 11, 2, 14, 26, tzinfo=UTC), [SnapshotKind.PRE_MARKET]),  # after the DST switch: 9:26 EST
+    ],
+)
+def test_bookends_follow_the_real_calendar(trader, at, kinds):
+    PaperTradeFactory(owner=trader, expiry=datetime(2026, 12, 18, tzinfo=UTC).date(), entry_price=Decimal("5"))
+    provider = SimulatedProvider(seed="bookends", clock=lambda: at)
+    for _ in range(2):  # a duplicate beat changes nothing
+        services.take_due_bookends(provider=provider, at=at)
+    with tenancy.system_context():
+        taken = list(PriceSnapshot.objects.order_by("timestamp").values_list("kind", "timestamp"))
+    assert [kind for kind, _ in taken] == kinds
+    if SnapshotKind.POST_MARKET in kinds:
+        stamp = dict(taken)[SnapshotKind.POST_MARKET]
+        assert stamp == (EARLY_CLOSE if at == EARLY_CLOSE else datetime(2026, 12, 1, 21, 5, tzinfo=UTC))
+
+
+def test_a_bookend_found_too_late_is_recorded_as_missed_once(trader, caplog):
+    PaperTradeFactory(owner=trader, expiry=datetime(2026, 12, 18, tzinfo=UTC).date())
+    late = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 10:00, after the open
+    provider = SimulatedProvider(seed="bookends", clock=lambda: late)
+    first = services.take_due_bookends(provider=provider, at=late)
+    second = services.take_due_bookends(provider=provider, at=late + timedelta(minutes=1))
+    assert [report.missed for report in first] == [True] and second == []
+    assert caplog.text.count("missed") == 1
