@@ -92,6 +92,7 @@ def manage(*args: str) -> None:
 def run() -> int:
     manage("migrate", "--noinput", "-v", "0")
     manage("check", "--database", "default")
+    manage("install_schedules")
     manage("create_demo_user")
     venv_bin = str(Path(sys.executable).parent)
     os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"  # Procfile runs python, celery

@@ -1,0 +1,57 @@
+"""The snapshot job, end to end through a real Celery worker on Redis."""
+
+import os
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+from monitoring import tasks
+from monitoring.models import PriceSnapshot
+from tests.factories import PaperTradeFactory, UserFactory
+from tradeoptions import tenancy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _url_of_this_test_database() -> str:
+    db = connection.settings_dict
+    if db["HOST"].startswith("/"):
+        return f"postgres://{db['USER']}@/{quote(db['HOST'], safe='')}/{db['NAME']}"
+    return f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'])}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def worker():
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tradeoptions.settings.test",
+                   "DATABASE_URL": _url_of_this_test_database(), "FORCE_MARKET_OPEN": "true"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tradeoptions", "worker", "--pool", "solo", "--loglevel", "INFO",
+         "--without-mingle", "--without-gossip", "--without-heartbeat", "--hostname", f"test-{os.getpid()}@%h"],
+        cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_snapshots_every_held_position(worker):
+    held = [PaperTradeFactory(owner=UserFactory(), entry_price=Decimal("5")) for _ in range(3)]
+    tasks.snapshot_prices.delay()
+    deadline = time.monotonic() + 60
+    written = 0
+    while time.monotonic() < deadline and written < len(held):
+        time.sleep(0.5)
+        with tenancy.system_context():
+            written = PriceSnapshot.objects.filter(trade__in=held).count()
+        assert worker.poll() is None, worker.stdout.read()
+    assert written == len(held)
