@@ -58,3 +58,33 @@ def app_cursor(db):
     """A raw cursor on the application's own connection (the app role)."""
     with connection.cursor() as cursor:
         yield cursor
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A real headless Chromium (the one scripts/ensure_browser.sh found), driven by Playwright."""
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("CHROMIUM_PATH")
+    assert executable, "No Chromium: run the tests with `make test`, or set CHROMIUM_PATH."
+    # Playwright's sync API runs an event loop; Django's ORM in this thread must be allowed beside it.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=executable, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
