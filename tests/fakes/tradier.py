@@ -14,6 +14,12 @@ does asynchronously. `end_of_day()` expires day orders; GTC ones survive.
 Switches (`inject`) make the next matching request misbehave: `hang_after` (the order is recorded,
 then the answer comes too late), `drop` (the connection closes before anything happens), `500`,
 `html_503`, `429`, `quota_400`. `maintenance = True` serves the HTML page to everything.
+
+Market data: `/markets/quotes` (GET, or POST with a form body for long lists), option chains,
+`/markets/timesales` and `/markets/history`, in Tradier's shapes (one row is a bare object, none
+is JSON null). `set_quote_fields` overrides any field of a symbol's quote (nulls, an index's
+`type`, greeks); `add_bars` stores the bars the two history endpoints serve. `add_token`
+registers a token that has no account, as a read-only market-data token does.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 from brokers.occ import InvalidOptionSymbol, parse_symbol
 
@@ -47,6 +54,9 @@ MAINTENANCE_PAGE = (
     "<body><h1>We'll be back soon</h1><p>Tradier is undergoing scheduled maintenance.</p></body></html>"
 )
 NOT_ENOUGH_BUYING_POWER = "You do not have enough buying power for this trade."
+NEW_YORK = ZoneInfo("America/New_York")
+TIMESALES_INTERVALS = ("tick", "1min", "5min", "15min")
+HISTORY_INTERVALS = ("daily", "weekly", "monthly")
 
 
 class _Raw(str):
@@ -185,6 +195,11 @@ class FakeTradier:
         self.orders_page_size = 25  # Tradier's default `limit`
         self.hang_seconds = 1.0
         self.maintenance = False
+        self.market_tokens: dict[str, str] = {}  # token -> environment, for tokens without an account
+        self.quote_fields: dict[str, dict] = {}
+        self.bars: dict[tuple[str, str], list[dict]] = {}
+        self.market_data_empty = None  # what an empty chain/series/history root is: JSON null, or "null"
+        self.latency = 0.0  # seconds added to every answer, as a real network would (benchmarks)
         self._faults: list[Fault] = []
         self._ids = iter(range(100_001, 10**9))
         self._server: ThreadingHTTPServer | None = None
@@ -259,6 +274,28 @@ class FakeTradier:
     def order(self, order_id: int | str) -> FakeOrder:
         return self.orders[int(order_id)]
 
+    def add_token(self, token: str, environment: str = LIVE) -> None:
+        """A token with no account behind it (a market-data token): `/markets` only."""
+        with self._lock:
+            self.market_tokens[token] = environment
+
+    def set_quote_fields(self, symbol: str, **fields) -> None:
+        """Overrides fields of the symbol's quote JSON as Tradier would send them (None is null).
+        `greeks` as a dict is merged into the greeks object (sent only with greeks=true); as None
+        it nulls the object. The symbol must have a quote (`set_quote`)."""
+        with self._lock:
+            self.quote_fields.setdefault(symbol, {}).update(fields)
+
+    def add_bars(self, symbol: str, interval: str, bars) -> None:
+        """Bars for `/markets/timesales` (interval 1min/5min/15min; `at` an aware datetime, the
+        bar's start) or `/markets/history` (daily/weekly/monthly; `at` a date): tuples
+        `(at, open, high, low, close, volume)`, numbers as Decimal, str or None."""
+        with self._lock:
+            rows = self.bars.setdefault((symbol, interval), [])
+            for at, *values in bars:
+                rows.append({"at": at, **dict(zip(("open", "high", "low", "close", "volume"), values, strict=True))})
+            rows.sort(key=lambda row: row["at"])
+
     def requests_for(self, method: str, path_part: str = "") -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self.requests if r.method == method and path_part in r.path]
@@ -282,12 +319,15 @@ class FakeTradier:
 
         with self._lock:
             account_for_token = next((a for a in self.accounts.values() if a.token == token), None)
-            authorized = account_for_token is not None and account_for_token.environment == environment
+            token_environment = account_for_token.environment if account_for_token else self.market_tokens.get(token)
+            authorized = token_environment is not None and token_environment == environment
             self.requests.append(RecordedRequest(method, environment, path, query, form, content_type, accept,
                                                  authorized))
             fault = self._take_fault(method, path)
 
         responder = _Responder(handler, json_wanted="application/json" in accept)
+        if self.latency:
+            time.sleep(self.latency)
         if fault == "drop":
             handler.close_connection = True
             return
@@ -297,7 +337,7 @@ class FakeTradier:
             return responder.send(500, {"errors": {"error": "Internal Server Error"}})
         if environment not in (SANDBOX, LIVE):
             return responder.send(404, {"errors": {"error": "Resource not found"}})
-        if account_for_token is None:
+        if token_environment is None:
             return responder.send(401, _fault("Invalid Access Token", "keymanagement.service.invalid_access_token"))
         if not authorized:
             return responder.send(401, _fault("Invalid API call as no apiproduct match found",
@@ -358,9 +398,19 @@ class FakeTradier:
         if segments[:1] == ["markets"]:
             if method == "GET" and path == "/markets/quotes":
                 return 200, self._quotes_body(query.get("symbols", ""), query.get("greeks") == "true")
+            if method == "POST" and path == "/markets/quotes":
+                if not content_type.startswith("application/x-www-form-urlencoded"):
+                    raise _Rejection(["Invalid request: bodies must be application/x-www-form-urlencoded"])
+                return 200, self._quotes_body(form.get("symbols", ""), form.get("greeks") == "true")
             if method == "GET" and path == "/markets/options/chains":
                 return 200, self._chain_body(query.get("symbol", ""), query.get("expiration", ""))
+            if method == "GET" and path == "/markets/timesales":
+                return 200, self._timesales_body(query)
+            if method == "GET" and path == "/markets/history":
+                return 200, self._history_body(query)
             raise _Rejection(["Resource not found"], 404)
+        if account is None:
+            raise _Rejection(["This token has no account"], 401)
         if segments[:1] != ["accounts"] or len(segments) < 3:
             raise _Rejection(["Resource not found"], 404)
         if segments[1] != account.account_id:
@@ -729,7 +779,7 @@ class FakeTradier:
             contract = parse_symbol(quote.symbol)
         except InvalidOptionSymbol:
             body["root_symbols"] = quote.symbol
-            return body
+            return self._overridden(body, greeks)
         body.update({
             "type": "option", "underlying": contract.root, "strike": float(contract.strike), "open_interest": 100,
             "contract_size": 100, "expiration_date": contract.expiry.isoformat(), "expiration_type": "standard",
@@ -741,6 +791,16 @@ class FakeTradier:
                 "vega": 0.1, "rho": 0.01, "phi": -0.01, "bid_iv": 0.2, "mid_iv": 0.21, "ask_iv": 0.22,
                 "smv_vol": 0.2, "updated_at": quote.at.strftime("%Y-%m-%d %H:%M:%S"),
             }
+        return self._overridden(body, greeks)
+
+    def _overridden(self, body: dict, greeks: bool) -> dict:
+        for name, value in self.quote_fields.get(body["symbol"], {}).items():
+            if name == "greeks":
+                if not greeks:
+                    continue
+                if isinstance(value, dict) and isinstance(body.get("greeks"), dict):
+                    value = {**body["greeks"], **value}
+            body[name] = value
         return body
 
     def _quotes_body(self, symbols: str, greeks: bool) -> dict:
@@ -763,7 +823,58 @@ class FakeTradier:
                 continue
             if contract.root == underlying and contract.expiry.isoformat() == expiration:
                 rows.append(self._quote_json(quote, True))
-        return {"options": _collection("option", rows, empty=None)}
+        return {"options": _collection("option", rows, empty=self.market_data_empty)}
+
+
+    def _timesales_body(self, query: dict) -> dict:
+        interval, session_filter = query.get("interval", "tick"), query.get("session_filter", "all")
+        if interval not in TIMESALES_INTERVALS:
+            raise _Rejection([f"Invalid parameter, interval: {interval}"])
+        if session_filter not in ("all", "open"):
+            raise _Rejection([f"Invalid parameter, session_filter: {session_filter}"])
+        start, end = _eastern_param(query, "start"), _eastern_param(query, "end")
+        rows = []
+        for row in self.bars.get((query.get("symbol", ""), interval), []):
+            local = row["at"].astimezone(NEW_YORK).replace(tzinfo=None)
+            if not start <= local <= end:
+                continue
+            if session_filter == "open" and not (9, 30) <= (local.hour, local.minute) < (16, 0):
+                continue
+            rows.append({
+                "time": local.isoformat(timespec="seconds"), "timestamp": int(row["at"].timestamp()),
+                "price": _price(_decimal(row["close"])), **_ohlcv(row), "vwap": _price(_decimal(row["close"])),
+            })
+        return {"series": _collection("data", rows, empty=self.market_data_empty)}
+
+    def _history_body(self, query: dict) -> dict:
+        interval = query.get("interval", "daily")
+        if interval not in HISTORY_INTERVALS:
+            raise _Rejection([f"Invalid parameter, interval: {interval}"])
+        try:
+            start = date.fromisoformat(query.get("start") or "2000-01-01")
+            end = date.fromisoformat(query.get("end") or "2100-01-01")
+        except ValueError:
+            raise _Rejection(["Invalid parameter, start/end: expected YYYY-MM-DD"]) from None
+        rows = [
+            {"date": row["at"].isoformat(), **_ohlcv(row)}
+            for row in self.bars.get((query.get("symbol", ""), interval), []) if start <= row["at"] <= end
+        ]
+        return {"history": _collection("day", rows, empty=self.market_data_empty)}
+
+
+def _eastern_param(query: dict, name: str) -> datetime:
+    """Timesales takes `YYYY-MM-DD HH:MM` in Eastern time; anything else is a 400, as at Tradier."""
+    value = query.get(name, "")
+    try:
+        return datetime.strptime(value, "%Y-%m-%d %H:%M")  # noqa: DTZ007 - Tradier's own naive Eastern format
+    except ValueError:
+        raise _Rejection([f"Invalid parameter, {name}: {value}"]) from None
+
+
+def _ohlcv(row: dict) -> dict:
+    volume = row["volume"]
+    return {**{name: _price(_decimal(row[name])) for name in ("open", "high", "low", "close")},
+            "volume": None if volume is None else int(volume)}
 
 
 def _collection(item: str, rows: list, *, empty):
