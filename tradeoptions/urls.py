@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from trades.api import TradeViewSet
+from trades.api import AccountSettingsView, TradeViewSet
 from trades.views import home
 
 from .auth import TokenLoginView, TokenRevokeAllView, TokenRevokeView
@@ -22,5 +22,6 @@ urlpatterns = [
     path("api/auth/token/revoke-all", TokenRevokeAllView.as_view(), name="api-token-revoke-all"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/settings", AccountSettingsView.as_view(), name="api-settings"),
     path("api/", include(router.urls)),
 ]

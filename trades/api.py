@@ -1,11 +1,41 @@
-"""REST API of the trades app: translate HTTP to selectors/services and back, nothing more."""
+"""REST API of the trades app: translate HTTP to selectors/services and back, nothing more.
 
-from rest_framework import mixins, serializers, viewsets
+Errors have one shape across the API (drf-standardized-errors):
+`{"type": "validation_error|client_error|server_error", "errors": [{"code", "detail", "attr"}]}`;
+answers about one trade (a version conflict, a broker refusal) also carry `"trade"`, the trade as
+it now stands, so the UI can refresh from it.
+"""
 
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+
+from brokers.models import BrokerMode
+from brokers.occ import InvalidOptionSymbol, parse_symbol
 from tradeoptions import tenancy
 
-from . import selectors
-from .models import PaperTrade
+from . import selectors, services
+from .models import AccountSettings, EntryType, OptionType, PaperTrade, TradeEvent, TradeStatus
+
+PRICE = {"max_digits": 12, "decimal_places": 4}
+SCORE = {"max_digits": 7, "decimal_places": 3, "required": False, "allow_null": True}
+GREEK = {"max_digits": 12, "decimal_places": 6, "required": False, "allow_null": True}
 
 
 class OwnedViewSetMixin:
@@ -34,24 +64,458 @@ class OwnedViewSetMixin:
         return self.owned_queryset(self.request.user)
 
 
+# --- Errors -----------------------------------------------------------------------------------
+
+_STATUS = {
+    services.InvalidTradeInput: 400,
+    services.BracketWouldFill: 400,
+    services.VersionConflict: 409,
+    services.InvalidTransition: 409,
+    services.IdempotencyKeyInFlight: 409,
+    services.BrokerNotConfigured: 409,
+    services.LiveTradingOff: 409,
+    services.IdempotencyKeyReused: 422,
+    services.RiskLimitExceeded: 422,
+    services.OrderRefused: 422,
+    services.BrokerOutcomeUnknown: 502,
+    services.BracketReplaceFailed: 502,
+    services.PositionUnprotected: 502,
+    services.BrokerDown: 503,
+}
+
+
+def problem_status(problem: services.TradeError) -> int:
+    if isinstance(problem, services.BrokerReauthenticate):
+        # No token stored: the account is not ready (409). The broker refused the token (502).
+        return 502 if problem.refused_by_broker else 409
+    return next((code for kind, code in _STATUS.items() if isinstance(problem, kind)), 500)
+
+
+def problem_response(problem: services.TradeError) -> Response:
+    """A domain refusal in the API's one error shape. Returned, not raised: writes made on the way
+    (a REJECTED trade, a refused conflict in the audit log) stay committed."""
+    code = problem_status(problem)
+    if isinstance(problem, services.InvalidTradeInput):
+        errors = [{"code": "invalid", "detail": text, "attr": field}
+                  for field, texts in problem.field_errors.items() for text in texts]
+        body = {"type": "validation_error", "errors": errors}
+    else:
+        attr = getattr(problem, "field", None) or getattr(problem, "limit", None)
+        kind = "validation_error" if code == 400 else ("client_error" if code < 500 else "server_error")
+        body = {"type": kind, "errors": [{"code": problem.code, "detail": problem.message, "attr": attr}]}
+    if problem.trade is not None:
+        body["trade"] = TradeDetailSerializer(problem.trade).data
+    return Response(body, status=code)
+
+
+# --- Serializers ------------------------------------------------------------------------------
+
+
 class TradeSerializer(serializers.ModelSerializer):
+    needs_attention = serializers.BooleanField(read_only=True)
+
     class Meta:
         model = PaperTrade
         fields = [
-            "id", "ticker", "option_type", "strike", "expiry", "option_symbol", "qty",
-            "entry_price", "entry_date", "sl_price", "tp_price", "status", "close_reason",
-            "close_price", "close_date", "current_price", "current_bid", "current_ask",
-            "last_updated", "unrealized_pnl", "realized_pnl", "realized_pnl_pct", "strategy",
-            "broker_mode", "version", "created_at",
+            "id", "ticker", "option_type", "strike", "expiry", "option_symbol", "qty", "filled_qty",
+            "entry_type", "planned_entry_price", "entry_price", "entry_date", "sl_price", "tp_price", "status",
+            "status_reason", "close_reason", "close_price", "close_date", "current_price", "current_bid",
+            "current_ask", "last_updated", "unrealized_pnl", "realized_pnl", "realized_pnl_pct", "strategy",
+            "broker_mode", "override_count", "needs_attention", "attention_reason", "version", "created_at",
         ]
         read_only_fields = fields
 
 
+class TradeEventSerializer(serializers.ModelSerializer):
+    actor_username = serializers.CharField(source="actor_user.username", read_only=True, default=None)
+
+    class Meta:
+        model = TradeEvent
+        fields = ["id", "created_at", "kind", "actor", "actor_username", "actor_label", "old_status", "new_status",
+                  "payload"]
+        read_only_fields = fields
+
+
+class TradeDetailSerializer(TradeSerializer):
+    """One trade with its brackets' orders, latest mark, context and its audit log."""
+
+    events = TradeEventSerializer(many=True, read_only=True)
+
+    class Meta(TradeSerializer.Meta):
+        fields = [
+            *TradeSerializer.Meta.fields, "entry_order_id", "bracket_order_id", "sl_order_id", "tp_order_id",
+            "close_order_id", "broker_fill_price", "broker_fill_time", "trigger_precision", "hold_duration_h",
+            "max_drawdown", "max_gain", "card_score", "ai_score", "ai_verdict", "gate_verdict", "technical_score",
+            "sentiment_score", "delta_at_entry", "iv_at_entry", "signals_snapshot", "market_regime",
+            "order_book_state", "ai_reasoning_log", "updated_at", "events",
+        ]
+        read_only_fields = fields
+
+
+class TradeOpenSerializer(serializers.Serializer):
+    """A contract by its parts or by its OCC symbol; entry at market or at a limit price."""
+
+    option_symbol = serializers.CharField(required=False, max_length=21)
+    ticker = serializers.CharField(required=False, max_length=6)
+    option_type = serializers.ChoiceField(choices=OptionType.choices, required=False)
+    strike = serializers.DecimalField(max_digits=9, decimal_places=3, required=False, min_value=Decimal("0.001"))
+    expiry = serializers.DateField(required=False)
+    qty = serializers.IntegerField(min_value=1, max_value=10_000)
+    entry_type = serializers.ChoiceField(choices=EntryType.choices, default=EntryType.MARKET)
+    limit_price = serializers.DecimalField(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
+    sl_price = serializers.DecimalField(**PRICE, min_value=Decimal("0.0001"))
+    tp_price = serializers.DecimalField(**PRICE, min_value=Decimal("0.0001"))
+    idempotency_key = serializers.CharField(required=False, max_length=255)
+    strategy = serializers.CharField(required=False, max_length=64, allow_blank=True)
+    card_score = serializers.DecimalField(**SCORE)
+    ai_score = serializers.DecimalField(**SCORE)
+    ai_verdict = serializers.CharField(required=False, max_length=32, allow_blank=True)
+    gate_verdict = serializers.CharField(required=False, max_length=32, allow_blank=True)
+    technical_score = serializers.DecimalField(**SCORE)
+    sentiment_score = serializers.DecimalField(**SCORE)
+    delta_at_entry = serializers.DecimalField(**GREEK)
+    iv_at_entry = serializers.DecimalField(**GREEK)
+    signals_snapshot = serializers.JSONField(required=False)
+    market_regime = serializers.JSONField(required=False)
+    order_book_state = serializers.JSONField(required=False)
+    ai_reasoning_log = serializers.JSONField(required=False)
+
+    CONTRACT = ("ticker", "option_type", "strike", "expiry")
+
+    def validate(self, attrs):
+        if attrs.get("option_symbol"):
+            try:
+                contract = parse_symbol(attrs["option_symbol"].strip().upper())
+            except InvalidOptionSymbol as error:
+                raise ValidationError({"option_symbol": [str(error)]}) from None
+            parts = {"ticker": contract.root, "option_type": contract.option_type, "strike": contract.strike,
+                     "expiry": contract.expiry}
+            clashes = [name for name in self.CONTRACT if name in attrs and attrs[name] != parts[name]]
+            if clashes:
+                raise ValidationError({name: ["Does not match option_symbol."] for name in clashes})
+            attrs.update(parts)
+        elif missing := [name for name in self.CONTRACT if attrs.get(name) in (None, "")]:
+            raise ValidationError({name: ["Required unless option_symbol is given."] for name in missing})
+        attrs["ticker"] = attrs["ticker"].strip().upper()
+        if attrs["entry_type"] == EntryType.LIMIT and attrs.get("limit_price") is None:
+            raise ValidationError({"limit_price": ["A limit entry needs a limit_price."]})
+        if attrs["entry_type"] == EntryType.MARKET and attrs.get("limit_price") is not None:
+            raise ValidationError({"limit_price": ["A market entry takes no limit_price."]})
+        for name in ("signals_snapshot", "market_regime", "order_book_state", "ai_reasoning_log"):
+            if name in attrs and not isinstance(attrs[name], dict | list):
+                raise ValidationError({name: ["Must be a JSON object or array."]})
+        return attrs
+
+    def to_input(self) -> services.TradeOpenInput:
+        data = self.validated_data
+        return services.TradeOpenInput(
+            ticker=data["ticker"], option_type=data["option_type"], strike=data["strike"], expiry=data["expiry"],
+            qty=data["qty"], sl_price=data["sl_price"], tp_price=data["tp_price"],
+            limit_price=data.get("limit_price"),
+            context={name: data[name] for name in services.CONTEXT_FIELDS if name in data and data[name] is not None},
+        )
+
+
+class VersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, max_value=2_147_483_647)
+
+
+class AdjustSerializer(VersionSerializer):
+    new_sl = serializers.DecimalField(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
+    new_tp = serializers.DecimalField(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
+    allow_immediate = serializers.BooleanField(default=False)
+
+    def validate(self, attrs):
+        if attrs.get("new_sl") is None and attrs.get("new_tp") is None:
+            raise ValidationError({"new_sl": ["Give new_sl, new_tp or both."]})
+        return attrs
+
+
+class SnapshotSerializer(serializers.Serializer):
+    timestamp = serializers.DateTimeField()
+    kind = serializers.CharField()
+    mark_price = serializers.DecimalField(**PRICE)
+    bid = serializers.DecimalField(**PRICE, allow_null=True)
+    ask = serializers.DecimalField(**PRICE, allow_null=True)
+    delta = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
+    gamma = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
+    theta = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
+    vega = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
+    iv = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
+    underlying = serializers.DecimalField(**PRICE, allow_null=True)
+    quote_time = serializers.DateTimeField(allow_null=True)
+
+
+class TradeFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=TradeStatus.choices, required=False)
+    outcome = serializers.ChoiceField(choices=["win", "loss", "expired"], required=False)
+    strategy = serializers.CharField(required=False, max_length=64)
+    ticker = serializers.CharField(required=False, max_length=6)
+    closed_from = serializers.DateTimeField(required=False)
+    closed_to = serializers.DateTimeField(required=False)
+
+    def filters(self) -> selectors.TradeFilters:
+        return selectors.TradeFilters(**self.validated_data)
+
+
+FILTER_PARAMETERS = [
+    OpenApiParameter("status", str, enum=TradeStatus.values),
+    OpenApiParameter("outcome", str, enum=["win", "loss", "expired"]),
+    OpenApiParameter("strategy", str),
+    OpenApiParameter("ticker", str),
+    OpenApiParameter("closed_from", OpenApiTypes.DATETIME),
+    OpenApiParameter("closed_to", OpenApiTypes.DATETIME),
+]
+ERROR = OpenApiResponse(description="The API's one error shape; about one trade it also carries `trade`.")
+
+
+# --- Export -----------------------------------------------------------------------------------
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets `?format=csv` through content negotiation; the export streams its own body."""
+
+    media_type = "text/csv"
+    format = "csv"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+def _export_value(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return value
+
+
+def _csv_lines(rows: Iterator[dict]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def line(values) -> str:
+        writer.writerow(values)
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    yield line(selectors.EXPORT_COLUMNS)
+    for row in rows:
+        yield line([
+            json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else _export_value(value)
+            for value in (row[name] for name in selectors.EXPORT_COLUMNS)
+        ])
+
+
+def _json_chunks(rows: Iterator[dict]) -> Iterator[str]:
+    yield "["
+    for index, row in enumerate(rows):
+        prefix = "," if index else ""
+        yield prefix + json.dumps({name: _export_value(row[name]) for name in selectors.EXPORT_COLUMNS})
+    yield "]"
+
+
+# --- Views ------------------------------------------------------------------------------------
+
+
 class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The signed-in trader's trades, newest first; `?status=OPEN` narrows by state."""
+    """The signed-in trader's trades, newest first."""
 
     serializer_class = TradeSerializer
     queryset = PaperTrade.objects.none()  # the model, for the schema; rows come from owned_queryset
+    lookup_value_regex = r"\d+"
 
     def owned_queryset(self, user):
-        return selectors.trade_list(user=user, status=self.request.query_params.get("status"))
+        if self.action == "retrieve":
+            return selectors.trade_with_events(user=user)
+        filters = TradeFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        if self.action == "history":
+            return selectors.trade_history(user=user, filters=filters.filters())
+        return selectors.trade_list(user=user, filters=filters.filters())
+
+    def get_serializer_class(self):
+        return TradeDetailSerializer if self.action == "retrieve" else TradeSerializer
+
+    @extend_schema(parameters=FILTER_PARAMETERS, summary="List trades, newest first")
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(summary="One trade with its brackets, latest mark and event log",
+                   responses={200: TradeDetailSerializer})
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Open a trade",
+        request=TradeOpenSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
+                                     description="Same key and body: the first answer again. Kept ≥ 24 h.")],
+        responses={201: TradeDetailSerializer, 400: ERROR, 409: ERROR, 422: ERROR, 502: ERROR, 503: ERROR},
+    )
+    def create(self, request):
+        key = request.headers.get("Idempotency-Key") or request.data.get("idempotency_key")
+        if key is not None and not (isinstance(key, str) and 0 < len(key) <= 255):
+            raise ValidationError({"idempotency_key": ["Must be 1 to 255 characters."]})
+        if key:
+            body = request.data.dict() if hasattr(request.data, "dict") else dict(request.data)
+            fingerprint = services.request_fingerprint(body)
+            try:
+                stored = services.idempotency_claim(user=request.user, key=key, fingerprint=fingerprint)
+            except services.TradeError as problem:
+                return problem_response(problem)
+            if stored is not None:
+                return Response(stored.body, status=stored.status, headers={"Idempotent-Replayed": "true"})
+        serializer = TradeOpenSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            result = services.trade_open(user=request.user, data=serializer.to_input(), idempotency_key=key)
+        except services.TradeError as problem:
+            return problem_response(problem)  # refused before any trade was written: nothing to replay
+        if result.problem is not None:
+            response = problem_response(result.problem)
+        else:
+            response = Response(TradeDetailSerializer(self._reload(result.trade)).data, status=status.HTTP_201_CREATED)
+        if key:
+            services.idempotency_store(user=request.user, key=key, fingerprint=fingerprint,
+                                       status=response.status_code, body=response.data, trade=result.trade)
+        return response
+
+    @extend_schema(summary="Close at market (needs the version you saw)", request=VersionSerializer,
+                   responses={200: TradeDetailSerializer, 202: TradeDetailSerializer, 409: ERROR, 422: ERROR,
+                              502: ERROR, 503: ERROR})
+    @action(detail=True, methods=["post"])
+    def close(self, request, pk=None):
+        trade = self.get_object()
+        payload = VersionSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            result = services.trade_close(user=request.user, trade_id=trade.pk,
+                                          version=payload.validated_data["version"])
+        except services.TradeError as problem:
+            return problem_response(problem)
+        if result.problem is not None:
+            return problem_response(result.problem)
+        done = result.trade.status == TradeStatus.CLOSED
+        return Response(TradeDetailSerializer(self._reload(result.trade)).data,
+                        status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Move the stop-loss and/or take-profit", request=AdjustSerializer,
+                   responses={200: TradeDetailSerializer, 400: ERROR, 409: ERROR, 502: ERROR, 503: ERROR})
+    @action(detail=True, methods=["post"])
+    def adjust(self, request, pk=None):
+        trade = self.get_object()
+        payload = AdjustSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        try:
+            result = services.brackets_adjust(
+                user=request.user, trade_id=trade.pk, version=data["version"], new_sl=data.get("new_sl"),
+                new_tp=data.get("new_tp"), allow_immediate=data["allow_immediate"],
+            )
+        except services.TradeError as problem:
+            return problem_response(problem)
+        if result.problem is not None:
+            return problem_response(result.problem)
+        return Response(TradeDetailSerializer(self._reload(result.trade)).data)
+
+    @extend_schema(summary="Price history for charts (at most 1,000 points)",
+                   responses={200: SnapshotSerializer(many=True)})
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def snapshots(self, request, pk=None):
+        rows = selectors.trade_snapshots(trade=self.get_object())
+        return Response(SnapshotSerializer(rows, many=True).data)
+
+    @extend_schema(parameters=FILTER_PARAMETERS, summary="Closed trades, most recently closed first")
+    @action(detail=False, methods=["get"])
+    def history(self, request):
+        return super().list(request)
+
+    @extend_schema(
+        summary="Every trade, streamed as CSV or JSON",
+        parameters=[OpenApiParameter("format", str, enum=["csv", "json"], default="csv")],
+        responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT},
+    )
+    @action(detail=False, methods=["get"], renderer_classes=[CSVRenderer, JSONRenderer], pagination_class=None)
+    def export(self, request):
+        kind = request.query_params.get("format", "csv")
+        rows = selectors.trade_export_rows(user_id=request.user.pk)  # its own tenant context, see there
+        if kind == "json":
+            response = StreamingHttpResponse(_json_chunks(rows), content_type="application/json")
+        else:
+            response = StreamingHttpResponse(_csv_lines(rows), content_type="text/csv; charset=utf-8")
+        stamp = timezone.now().strftime("%Y%m%d")
+        response["Content-Disposition"] = f'attachment; filename="trades-{stamp}.{kind}"'
+        return response
+
+    def _reload(self, trade: PaperTrade) -> PaperTrade:
+        """The trade as stored, with its events, for the answer."""
+        return selectors.trade_with_events(user=self.request.user).get(pk=trade.pk)
+
+
+class AccountSettingsSerializer(serializers.ModelSerializer):
+    """Tokens are write-only: answers say only whether one is set. An empty token removes it."""
+
+    tradier_sandbox_token = serializers.CharField(write_only=True, required=False, allow_blank=True,
+                                                  max_length=512, trim_whitespace=True)
+    tradier_live_token = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=512,
+                                               trim_whitespace=True)
+    confirmation = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=64,
+                                         help_text=f"Repeat '{services.LIVE_CONFIRMATION}' to switch to live.")
+    has_sandbox_token = serializers.SerializerMethodField()
+    has_live_token = serializers.SerializerMethodField()
+    live_trading_allowed = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AccountSettings
+        fields = [
+            "broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit",
+            "heat_limit_pct", "auto_refresh", "tradier_sandbox_token", "tradier_live_token", "confirmation",
+            "has_sandbox_token", "has_live_token", "live_trading_allowed", "updated_at",
+        ]
+        read_only_fields = ["updated_at"]
+        extra_kwargs = {"account_balance": {"min_value": Decimal(0)}, "daily_loss_limit": {"min_value": Decimal(0)},
+                        "heat_limit_pct": {"min_value": Decimal(0), "max_value": Decimal(100)}}
+
+    def get_has_sandbox_token(self, account) -> bool:
+        return account.has_broker_token(BrokerMode.TRADIER_SANDBOX)
+
+    def get_has_live_token(self, account) -> bool:
+        return account.has_broker_token(BrokerMode.TRADIER_LIVE)
+
+    def get_live_trading_allowed(self, account) -> bool:
+        return bool(settings.ALLOW_LIVE_TRADING)
+
+
+class AccountSettingsView(OwnedViewSetMixin, generics.GenericAPIView):
+    """The signed-in trader's broker and risk settings. PUT changes only the fields it sends."""
+
+    serializer_class = AccountSettingsSerializer
+    queryset = AccountSettings.objects.none()
+
+    def owned_queryset(self, user):
+        return AccountSettings.objects.filter(owner=user)
+
+    @extend_schema(summary="Broker mode, account id, risk limits, auto-refresh")
+    def get(self, request):
+        return Response(self.get_serializer(services.account_settings_for(user=request.user)).data)
+
+    @extend_schema(summary="Change settings (live trading needs ALLOW_LIVE_TRADING, a live token and confirmation)",
+                   responses={200: AccountSettingsSerializer, 400: ERROR})
+    def put(self, request):
+        serializer = self.get_serializer(services.account_settings_for(user=request.user), data=request.data,
+                                         partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        tokens = {name: data.pop(name, None) for name in ("tradier_sandbox_token", "tradier_live_token")}
+        confirmation = data.pop("confirmation", "")
+        try:
+            account = services.account_settings_update(
+                user=request.user, changes=data, sandbox_token=tokens["tradier_sandbox_token"],
+                live_token=tokens["tradier_live_token"], confirmation=confirmation,
+            )
+        except services.TradeError as problem:
+            return problem_response(problem)
+        return Response(self.get_serializer(account).data)

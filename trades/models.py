@@ -1,7 +1,8 @@
 """The trade lifecycle's tables. Every table here carries `owner`, the tenant key that
 PostgreSQL row-level security compares with the transaction's user (see tradeoptions.rls).
 
-The model stores states; issue-4 services enforce the transitions between them.
+The model stores states and the one table of transitions between them (`ALLOWED_TRANSITIONS`);
+`trades.services.trade_transition` is the only code that moves a trade along it.
 """
 
 from decimal import Decimal
@@ -9,7 +10,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from brokers import crypto
 from brokers.models import BrokerMode
@@ -37,6 +38,28 @@ class TradeStatus(models.TextChoices):
 
 
 ACTIVE_STATUSES = (TradeStatus.PENDING, TradeStatus.OPEN, TradeStatus.CLOSING)
+FINAL_STATUSES = (TradeStatus.CLOSED, TradeStatus.CANCELED, TradeStatus.REJECTED)
+
+# The state machine. A state may lead to itself where a change is recorded without a new state
+# (a partial entry fill, an adjusted bracket, a trade marked for attention): that still bumps the
+# version and writes an event. Final states lead nowhere.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    TradeStatus.PENDING: frozenset(
+        {TradeStatus.PENDING, TradeStatus.OPEN, TradeStatus.CANCELED, TradeStatus.REJECTED}
+    ),
+    # OPEN -> CLOSED directly: a bracket leg (SL/TP) filled, or the contract expired.
+    TradeStatus.OPEN: frozenset({TradeStatus.OPEN, TradeStatus.CLOSING, TradeStatus.CLOSED}),
+    # CLOSING -> OPEN: the exit order was refused or cancelled, the position is still held.
+    TradeStatus.CLOSING: frozenset({TradeStatus.CLOSING, TradeStatus.OPEN, TradeStatus.CLOSED}),
+    TradeStatus.CLOSED: frozenset(),
+    TradeStatus.CANCELED: frozenset(),
+    TradeStatus.REJECTED: frozenset(),
+}
+
+
+class EntryType(models.TextChoices):
+    MARKET = "market", "Market"
+    LIMIT = "limit", "Limit"
 
 
 class CloseReason(models.TextChoices):
@@ -60,6 +83,30 @@ def _not_negative(*fields: str) -> list[models.CheckConstraint]:
     ]
 
 
+class PaperTradeQuerySet(models.QuerySet):
+    """Reusable filters; scoping to a user is the selectors' job (and row-level security's)."""
+
+    def active(self):
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+    def closed(self):
+        return self.filter(status=TradeStatus.CLOSED)
+
+    def outcome(self, outcome: str):
+        """`win` and `loss` by realized P&L (expiries aside), `expired` by close reason."""
+        expired = Q(close_reason__in=[CloseReason.EXPIRED, CloseReason.EXPIRED_ITM])
+        if outcome == "expired":
+            return self.closed().filter(expired)
+        if outcome == "win":
+            return self.closed().exclude(expired).filter(realized_pnl__gt=0)
+        if outcome == "loss":
+            return self.closed().exclude(expired).filter(realized_pnl__lte=0)
+        raise ValueError(f"Unknown outcome {outcome!r}: win, loss or expired.")
+
+    def needing_attention(self):
+        return self.exclude(attention_reason="")
+
+
 class PaperTrade(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="trades")
     # NULL, not "": many trades have no key, and the per-owner unique constraint skips NULLs.
@@ -74,6 +121,10 @@ class PaperTrade(models.Model):
 
     # Entry and brackets (premiums per share).
     qty = models.PositiveIntegerField()
+    entry_type = models.CharField(max_length=6, choices=EntryType.choices, default=EntryType.MARKET)
+    # The limit price, or the ask when a market entry was sent: risk is measured from it until the fill.
+    planned_entry_price = models.DecimalField(**PRICE, null=True, blank=True)
+    filled_qty = models.PositiveIntegerField(default=0, help_text="Contracts of the entry filled so far.")
     entry_price = models.DecimalField(**PRICE, null=True, blank=True)
     entry_date = models.DateTimeField(null=True, blank=True)
     sl_price = models.DecimalField(**PRICE)
@@ -115,6 +166,9 @@ class PaperTrade(models.Model):
     entry_order_id = models.CharField(max_length=64, blank=True)
     sl_order_id = models.CharField(max_length=64, blank=True)
     tp_order_id = models.CharField(max_length=64, blank=True)
+    # The OCO (or OTOCO) order holding both exits: cancelling it cancels both legs.
+    bracket_order_id = models.CharField(max_length=64, blank=True)
+    close_order_id = models.CharField(max_length=64, blank=True)
     trigger_precision = models.DecimalField(
         **PRICE, null=True, blank=True, help_text="Fill minus trigger price, per share."
     )
@@ -124,6 +178,10 @@ class PaperTrade(models.Model):
     # Concurrency: optimistic lock for clients, a flag for work in flight.
     version = models.PositiveIntegerField(default=1)
     is_locked = models.BooleanField(default=False)
+    # Why the trade is in its state (e.g. the broker's rejection), and what a person must look at
+    # (e.g. a position left without its bracket); empty when all is well.
+    status_reason = models.CharField(max_length=255, blank=True)
+    attention_reason = models.CharField(max_length=255, blank=True)
 
     # Context at entry, for later learning.
     signals_snapshot = models.JSONField(default=dict, blank=True)
@@ -139,6 +197,8 @@ class PaperTrade(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PaperTradeQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -157,6 +217,8 @@ class PaperTrade(models.Model):
             models.CheckConstraint(condition=Q(qty__gt=0), name="trade_qty_positive"),
             models.CheckConstraint(condition=Q(strike__gt=0), name="trade_strike_positive"),
             models.CheckConstraint(condition=Q(version__gte=1), name="trade_version_positive"),
+            models.CheckConstraint(condition=Q(filled_qty__lte=F("qty")), name="trade_filled_within_qty"),
+            models.CheckConstraint(condition=_in("entry_type", EntryType), name="trade_entry_type_known"),
             models.CheckConstraint(condition=_in("status", TradeStatus), name="trade_status_known"),
             models.CheckConstraint(condition=_in("option_type", OptionType), name="trade_option_type_known"),
             models.CheckConstraint(condition=_in("broker_mode", BrokerMode), name="trade_broker_mode_known"),
@@ -182,6 +244,7 @@ class PaperTrade(models.Model):
                 condition=Q(sl_price__gte=0) & Q(tp_price__gte=0), name="trade_brackets_not_negative"
             ),
             *_not_negative(
+                "planned_entry_price",
                 "entry_price", "current_price", "current_bid", "current_ask", "close_price", "broker_fill_price"
             ),
         ]
@@ -192,6 +255,15 @@ class PaperTrade(models.Model):
     def save(self, *args, **kwargs):
         self.option_symbol = build_symbol(self.ticker, self.expiry, self.option_type, self.strike)
         super().save(*args, **kwargs)
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.attention_reason)
+
+    @property
+    def held_qty(self) -> int:
+        """Contracts actually held: the filled part of the entry (all of it once OPEN)."""
+        return self.filled_qty or (self.qty if self.status in (TradeStatus.OPEN, TradeStatus.CLOSING) else 0)
 
 
 class EventKind(models.TextChoices):
@@ -204,6 +276,7 @@ class EventKind(models.TextChoices):
     CONFLICT_REFUSED = "CONFLICT_REFUSED", "Conflicting change refused"
     STAFF_EDIT = "STAFF_EDIT", "Changed by staff"
     SETTINGS_CHANGED = "SETTINGS_CHANGED", "Account settings changed"
+    ATTENTION_NEEDED = "ATTENTION_NEEDED", "Needs a person's attention"
 
 
 class Actor(models.TextChoices):
@@ -224,7 +297,8 @@ class AppendOnlyQuerySet(models.QuerySet):
 
 class TradeEvent(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    trade = models.ForeignKey(PaperTrade, on_delete=models.PROTECT, related_name="events")
+    # NULL only for account-level events (settings changes), which belong to no trade.
+    trade = models.ForeignKey(PaperTrade, on_delete=models.PROTECT, null=True, blank=True, related_name="events")
     kind = models.CharField(max_length=20, choices=EventKind.choices)
     actor = models.CharField(max_length=8, choices=Actor.choices)
     actor_user = models.ForeignKey(
@@ -247,7 +321,7 @@ class TradeEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} on trade {self.trade_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.kind} on trade {self.trade_id or '-'} at {self.created_at:%Y-%m-%d %H:%M:%S}"
 
     def save(self, *args, **kwargs):
         if not self._state.adding:
@@ -304,3 +378,26 @@ class AccountSettings(models.Model):
 
     def has_broker_token(self, mode: str) -> bool:
         return bool(getattr(self, self.TOKEN_FIELDS[mode]))
+
+
+class IdempotencyKey(models.Model):
+    """One `Idempotency-Key` a user sent with a trade-opening request, and the answer given.
+
+    Keys are per user. A repeat with the same body gets the stored answer again; a repeat with a
+    different body is refused. Rows are kept at least `IDEMPOTENCY_KEY_TTL` (then purged by
+    `trades.services.idempotency_keys_purge`).
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the canonical request body.")
+    trade = models.ForeignKey(PaperTrade, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotency_key_unique_per_owner")]
+
+    def __str__(self) -> str:
+        return f"key {self.key!r} of user {self.owner_id} -> {self.response_status}"

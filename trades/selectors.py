@@ -1,18 +1,102 @@
 """Reads of the trades app. Always scoped to the user passed in (row-level security backs it up)."""
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from math import ceil
+
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 
-from .models import PaperTrade
+from tradeoptions import tenancy
+
+from .models import PaperTrade, TradeEvent, TradeStatus
+
+MAX_CHART_POINTS = 1000
+SNAPSHOT_FIELDS = ("timestamp", "kind", "mark_price", "bid", "ask", "delta", "gamma", "theta", "vega", "iv",
+                   "underlying", "quote_time")
+# The export's columns, in a fixed order that callers may rely on. No secrets live on a trade;
+# the idempotency key is left out all the same (it is the client's, not a fact about the trade).
+EXPORT_COLUMNS = (
+    "id", "status", "ticker", "option_type", "strike", "expiry", "option_symbol", "qty", "filled_qty",
+    "entry_type", "planned_entry_price", "entry_price", "entry_date", "sl_price", "tp_price", "close_price",
+    "close_date", "close_reason", "realized_pnl", "realized_pnl_pct", "hold_duration_h", "max_drawdown",
+    "max_gain", "override_count", "strategy", "card_score", "ai_score", "ai_verdict", "gate_verdict",
+    "technical_score", "sentiment_score", "delta_at_entry", "iv_at_entry", "broker_mode", "broker_fill_price",
+    "broker_fill_time", "trigger_precision", "signals_snapshot", "market_regime", "order_book_state",
+    "ai_reasoning_log", "created_at", "updated_at",
+)
 
 
-def trade_list(*, user: AbstractBaseUser, status: str | None = None) -> QuerySet[PaperTrade]:
+@dataclass(frozen=True)
+class TradeFilters:
+    status: str | None = None
+    outcome: str | None = None
+    strategy: str | None = None
+    ticker: str | None = None
+    closed_from: datetime | None = None
+    closed_to: datetime | None = None
+
+
+def trade_list(*, user: AbstractBaseUser, filters: TradeFilters | None = None,
+               status: str | None = None) -> QuerySet[PaperTrade]:
+    """The user's trades, newest first, narrowed by `filters`."""
+    filters = filters or TradeFilters(status=status)
     trades = PaperTrade.objects.filter(owner=user)
-    if status:
-        trades = trades.filter(status=status)
-    return trades
+    if filters.status:
+        trades = trades.filter(status=filters.status)
+    if filters.outcome:
+        trades = trades.outcome(filters.outcome)
+    if filters.strategy:
+        trades = trades.filter(strategy=filters.strategy)
+    if filters.ticker:
+        trades = trades.filter(ticker=filters.ticker.upper())
+    if filters.closed_from:
+        trades = trades.filter(close_date__gte=filters.closed_from)
+    if filters.closed_to:
+        trades = trades.filter(close_date__lt=filters.closed_to)
+    return trades.order_by("-created_at", "-id")
+
+
+def trade_history(*, user: AbstractBaseUser, filters: TradeFilters | None = None) -> QuerySet[PaperTrade]:
+    """Closed trades, most recently closed first."""
+    return trade_list(user=user, filters=filters).filter(status=TradeStatus.CLOSED).order_by("-close_date", "-id")
+
+
+def trade_with_events(*, user: AbstractBaseUser) -> QuerySet[PaperTrade]:
+    """The user's trades with their audit log loaded in one more query (for detail views)."""
+    events = TradeEvent.objects.select_related("actor_user").order_by("created_at", "id")
+    return trade_list(user=user).prefetch_related(Prefetch("events", queryset=events))
 
 
 def trade_get(*, user: AbstractBaseUser, trade_id: int) -> PaperTrade:
     """Raises PaperTrade.DoesNotExist for another user's trade, exactly as for a missing one."""
     return trade_list(user=user).get(pk=trade_id)
+
+
+def trade_snapshots(*, trade: PaperTrade, max_points: int = MAX_CHART_POINTS) -> list[dict]:
+    """The trade's price history in time order, thinned to at most `max_points` rows by keeping
+    every n-th one (and always the last), so a long trade's chart stays light. Reads the
+    monitoring app's snapshots through the reverse relation: trades does not import monitoring."""
+    snapshots = trade.snapshots.order_by("timestamp", "kind")
+    total = snapshots.count()
+    if total <= max_points:
+        return list(snapshots.values(*SNAPSHOT_FIELDS))
+    step = ceil(total / (max_points - 1))
+    numbered = snapshots.annotate(n=Window(RowNumber(), order_by=[F("timestamp").asc(), F("kind").asc()]))
+    thinned = numbered.annotate(slot=(F("n") - 1) % step).filter(Q(slot=0) | Q(n=total))
+    return list(thinned.order_by("timestamp", "kind").values(*SNAPSHOT_FIELDS))
+
+
+def trade_export_rows(*, user_id: int) -> Iterator[dict]:
+    """Every trade of the user, oldest first, as EXPORT_COLUMNS dicts, streamed from the database.
+
+    Meant to be consumed after the request's transaction has ended (a streamed response), so it
+    opens its own transaction in the user's tenant context.
+    """
+    with tenancy.acting_as(user_id):
+        rows = PaperTrade.objects.filter(owner_id=user_id).order_by("created_at", "id").values(*EXPORT_COLUMNS)
+        yield from rows.iterator(chunk_size=500)

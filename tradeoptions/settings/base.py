@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "axes",
     "django_filters",
     "drf_spectacular",
+    "drf_standardized_errors",
     "django_celery_beat",
     "brokers",
     "trades",
@@ -146,13 +147,21 @@ REST_FRAMEWORK = {
         "user": env.str("THROTTLE_USER", default="600/min"),
     },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # One error shape everywhere: {"type", "errors": [{"code", "detail", "attr"}]} (and no 500 for bad input).
+    "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
 }
 REST_KNOX = {
     # Tokens are stored hashed by knox; a token lives 30 days unless revoked earlier.
     "TOKEN_TTL": timedelta(days=env.int("API_TOKEN_TTL_DAYS", default=30)),
     "AUTO_REFRESH": False,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "tradeoptions API", "VERSION": "1.0.0", "SERVE_INCLUDE_SCHEMA": False}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "tradeoptions API",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # One name for one choice set, wherever it appears (trade status, event old/new status).
+    "ENUM_NAME_OVERRIDES": {"TradeStatusEnum": "trades.models.TradeStatus"},
+}
 
 # --- Time -----------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

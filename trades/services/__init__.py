@@ -1,0 +1,55 @@
+"""Writes of the trades app. Each function takes the acting user explicitly and is atomic.
+
+Split by concern: `accounts` (traders and settings), `lifecycle` (the state machine's one
+gate and the audit log), `idempotency`, `opening`, `closing`, `brackets`, and `orders` (talking
+to the broker for a trade). Import from here.
+"""
+
+from .accounts import (
+    LIVE_CONFIRMATION,
+    account_settings_for,
+    account_settings_update,
+    broker_tokens_rotate,
+    user_create,
+)
+from .brackets import brackets_adjust
+from .closing import close_confirm, close_outcome, trade_close
+from .errors import (
+    BracketReplaceFailed,
+    BracketWouldFill,
+    BrokerDown,
+    BrokerNotConfigured,
+    BrokerOutcomeUnknown,
+    BrokerReauthenticate,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    InvalidTradeInput,
+    InvalidTransition,
+    LiveTradingOff,
+    OrderRefused,
+    PositionUnprotected,
+    RiskLimitExceeded,
+    TradeError,
+    VersionConflict,
+)
+from .idempotency import (
+    IDEMPOTENCY_KEY_TTL,
+    StoredAnswer,
+    idempotency_claim,
+    idempotency_keys_purge,
+    idempotency_store,
+    request_fingerprint,
+)
+from .lifecycle import event_record, trade_staff_edit, trade_transition
+from .opening import CONTEXT_FIELDS, TradeOpenInput, TradeResult, trade_entry_update, trade_open, trade_risk
+
+__all__ = [
+    "CONTEXT_FIELDS", "IDEMPOTENCY_KEY_TTL", "LIVE_CONFIRMATION", "BracketReplaceFailed", "BracketWouldFill",
+    "BrokerDown", "BrokerNotConfigured", "BrokerOutcomeUnknown", "BrokerReauthenticate", "IdempotencyKeyInFlight",
+    "IdempotencyKeyReused", "InvalidTradeInput", "InvalidTransition", "LiveTradingOff", "OrderRefused",
+    "PositionUnprotected", "RiskLimitExceeded", "StoredAnswer", "TradeError", "TradeOpenInput", "TradeResult",
+    "VersionConflict", "account_settings_for", "account_settings_update", "brackets_adjust", "broker_tokens_rotate",
+    "close_confirm", "close_outcome", "event_record", "idempotency_claim", "idempotency_keys_purge",
+    "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_risk",
+    "trade_staff_edit", "trade_transition", "user_create",
+]

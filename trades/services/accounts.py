@@ -1,0 +1,119 @@
+"""Traders and their account settings: broker, tokens (write-only) and risk limits."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from brokers import crypto
+from brokers.models import BrokerMode
+from tradeoptions import tenancy
+from trades.models import AccountSettings, Actor, EventKind
+
+from .errors import InvalidTradeInput
+from .lifecycle import event_record, jsonable
+
+LIVE_CONFIRMATION = "LIVE TRADING"
+# What a trader may change through the API besides tokens (never the encrypted columns).
+EDITABLE = ("broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit",
+            "heat_limit_pct", "auto_refresh")
+
+
+@transaction.atomic
+def user_create(*, username: str, password: str, email: str = "", only_if_missing: bool = False):
+    """A trader with their account settings. Returns (user, created)."""
+    User = get_user_model()
+    if only_if_missing and (existing := User.objects.filter(username=username).first()):
+        return existing, False
+    user = User.objects.create_user(username=username, password=password, email=email)
+    with tenancy.acting_as(user.pk):
+        AccountSettings.objects.create(owner=user)
+    return user, True
+
+
+def account_settings_for(*, user: AbstractBaseUser) -> AccountSettings:
+    """The user's settings row, created with the defaults on first use."""
+    with tenancy.acting_as(user.pk):
+        account, _ = AccountSettings.objects.get_or_create(owner=user)
+    return account
+
+
+def account_settings_update(
+    *,
+    user: AbstractBaseUser,
+    changes: dict,
+    sandbox_token: str | None = None,
+    live_token: str | None = None,
+    confirmation: str = "",
+) -> AccountSettings:
+    """Change the user's settings. Tokens: None keeps, "" removes, anything else replaces.
+
+    Switching to live trading needs three things at once: the server allows it
+    (ALLOW_LIVE_TRADING), a live token is stored or sent along, and `confirmation` repeats the
+    words LIVE TRADING. Every change is written to the audit log, tokens only as set/removed.
+    """
+    if unknown := set(changes) - set(EDITABLE):
+        raise ValueError(f"Not editable: {sorted(unknown)}")
+    with tenancy.acting_as(user.pk):
+        account_settings_for(user=user)
+        account = AccountSettings.objects.select_for_update().get(owner=user)
+        before = {name: getattr(account, name) for name in EDITABLE}
+        tokens = {}
+        for mode, token in ((BrokerMode.TRADIER_SANDBOX, sandbox_token), (BrokerMode.TRADIER_LIVE, live_token)):
+            if token is not None:
+                account.set_broker_token(mode, token)
+                tokens[mode.value] = "set" if token else "removed"
+        for name, value in changes.items():
+            setattr(account, name, value)
+        _check_mode(account, switching=before["broker_mode"] != account.broker_mode, confirmation=confirmation)
+        account.save()
+        changed = {
+            name: {"from": before[name], "to": getattr(account, name)}
+            for name in EDITABLE if before[name] != getattr(account, name)
+        }
+        if changed or tokens:
+            event_record(
+                trade=None, owner_id=user.pk, kind=EventKind.SETTINGS_CHANGED, actor=Actor.USER, actor_user=user,
+                actor_label="settings", payload=jsonable({"changes": changed, "tokens": tokens}),
+            )
+    return account
+
+
+def _check_mode(account: AccountSettings, *, switching: bool, confirmation: str) -> None:
+    mode = account.broker_mode
+    errors: dict[str, list[str]] = {}
+    if mode == BrokerMode.TRADIER_LIVE and switching:
+        if not settings.ALLOW_LIVE_TRADING:
+            errors["broker_mode"] = ["Live trading is switched off on this server (ALLOW_LIVE_TRADING)."]
+        elif not account.has_broker_token(BrokerMode.TRADIER_LIVE):
+            errors["tradier_live_token"] = ["Switching to live trading needs a Tradier live token."]
+        if confirmation.strip() != LIVE_CONFIRMATION:
+            errors["confirmation"] = [f"Type {LIVE_CONFIRMATION} to confirm that real money will be traded."]
+    elif mode == BrokerMode.TRADIER_SANDBOX and switching and not account.has_broker_token(mode):
+        errors["tradier_sandbox_token"] = ["The Tradier sandbox needs a token."]
+    if mode != BrokerMode.LOCAL_PAPER and not account.tradier_account_id:
+        errors["tradier_account_id"] = ["Tradier needs the account id the orders go to."]
+    if errors:
+        raise InvalidTradeInput(errors)
+
+
+@transaction.atomic
+def broker_tokens_rotate() -> int:
+    """Re-encrypt every stored broker token with the current key, in one transaction.
+
+    Runs in the system context: rotation is an ops task over every tenant's settings. Safe to
+    re-run (a token already under the current key is simply re-encrypted). Returns how many
+    tokens were rotated.
+    """
+    rotated = 0
+    with tenancy.system_context():
+        for account in AccountSettings.objects.select_for_update().order_by("pk"):
+            fields = [name for name in AccountSettings.TOKEN_FIELDS.values() if getattr(account, name)]
+            for name in fields:
+                setattr(account, name, crypto.rotate(getattr(account, name)))
+            if fields:
+                account.save(update_fields=[*fields, "updated_at"])
+                rotated += len(fields)
+    return rotated

@@ -1,0 +1,138 @@
+"""Moving a trade's stop-loss and take-profit (seed Scenarios C and D).
+
+A bracket is one OCO at the broker, so an adjustment is: cancel it, place the new one. The
+dangerous moment is in between, when the position has no exit at all. If the new OCO cannot be
+placed (after one retry), the old one is put back; if even that fails, the trade is marked for
+attention and the answer says the position is unprotected. Each outcome is in the audit log.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from brokers.base import BrokerError
+from brokers.market import Market, default_market
+from tradeoptions import tenancy
+from trades.models import Actor, EventKind, PaperTrade, TradeStatus
+
+from .accounts import account_settings_for
+from .closing import bracket_cancel, bracket_filled, conflict_refused
+from .errors import (
+    BracketReplaceFailed,
+    BracketWouldFill,
+    InvalidTradeInput,
+    InvalidTransition,
+    PositionUnprotected,
+    VersionConflict,
+)
+from .lifecycle import trade_transition
+from .opening import TradeResult
+from .orders import as_trade_error, bracket_ids, broker_of, exit_requests, order_summary, place_bracket
+
+
+def brackets_adjust(
+    *,
+    user: AbstractBaseUser,
+    trade_id: int,
+    version: int,
+    new_sl: Decimal | None = None,
+    new_tp: Decimal | None = None,
+    allow_immediate: bool = False,
+    market: Market | None = None,
+) -> TradeResult:
+    """Replace an OPEN trade's SL and/or TP. Refusals before the broker is touched raise
+    (PaperTrade.DoesNotExist, InvalidTradeInput, BracketWouldFill, InvalidTransition); what
+    happens at the broker is returned, with the trade as it now stands."""
+    if new_sl is None and new_tp is None:
+        raise InvalidTradeInput({"non_field_errors": ["Give new_sl, new_tp or both."]})
+    market = market or default_market()
+    who = {"actor": Actor.USER, "actor_user": user, "actor_label": "adjust"}
+    with tenancy.acting_as(user.pk):
+        trade = PaperTrade.objects.select_for_update().get(owner=user, pk=trade_id)
+        if trade.version != version:
+            conflict = VersionConflict(
+                f"The trade changed since you loaded it (your version {version}, now {trade.version}).", trade=trade
+            )
+            return conflict_refused(trade=trade, error=conflict, user=user, action="adjust", sent_version=version)
+        if trade.status != TradeStatus.OPEN:
+            raise InvalidTransition(f"Only an OPEN trade's bracket can be adjusted; this one is {trade.status}.",
+                                    trade=trade)
+        sl = new_sl if new_sl is not None else trade.sl_price
+        tp = new_tp if new_tp is not None else trade.tp_price
+        _validate(trade, sl=sl, tp=tp, new_sl=new_sl, new_tp=new_tp, allow_immediate=allow_immediate, market=market)
+        broker = broker_of(account_settings_for(user=user), mode=trade.broker_mode, market=market)
+
+        canceled = bracket_cancel(trade=trade, broker=broker, **who)
+        if canceled is None:
+            return TradeResult(trade, BracketReplaceFailed(
+                "The broker could not cancel the current bracket; nothing was changed.", trade=trade))
+        if bracket_filled(canceled):
+            return TradeResult(trade, InvalidTransition(
+                "A bracket leg filled before the change arrived: the position is being closed.", trade=trade))
+
+        old = {"sl_price": trade.sl_price, "tp_price": trade.tp_price}
+        try:
+            order = place_bracket(broker, *exit_requests(trade, quantity=trade.held_qty, sl=sl, tp=tp))
+        except BrokerError as error:
+            return _restore(trade, broker, error, who)
+        trade = trade_transition(
+            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.BRACKET_ADJUSTED, expected_version=version,
+            changes={"sl_price": sl, "tp_price": tp, "override_count": trade.override_count + 1,
+                     "attention_reason": "", **bracket_ids(order)},
+            payload={"from": old, "to": {"sl_price": sl, "tp_price": tp}, "allow_immediate": allow_immediate,
+                     "order": order_summary(order)},
+            **who,
+        )
+        return TradeResult(trade)
+
+
+def _validate(trade, *, sl, tp, new_sl, new_tp, allow_immediate: bool, market: Market) -> None:
+    errors: dict[str, list[str]] = {}
+    for name, value in (("new_sl", new_sl), ("new_tp", new_tp)):
+        if value is not None and value <= 0:
+            errors[name] = ["Must be greater than zero."]
+    if not errors and sl >= tp:
+        errors["new_sl" if new_sl is not None else "new_tp"] = [f"The stop-loss ({sl}) must be below the "
+                                                                f"take-profit ({tp})."]
+    if errors:
+        raise InvalidTradeInput(errors)
+    quote = market.quotes([trade.option_symbol]).get(trade.option_symbol)
+    bid = quote.bid if quote is not None and quote.bid is not None else trade.current_bid
+    if bid is None or allow_immediate:
+        return
+    if new_sl is not None and new_sl >= bid:
+        raise BracketWouldFill(
+            f"A stop-loss at {new_sl} is at or above the bid ({bid}) and would fire at once. "
+            "Send allow_immediate=true to do it anyway.", field="new_sl")
+    if new_tp is not None and new_tp <= bid:
+        raise BracketWouldFill(
+            f"A take-profit at {new_tp} is at or below the bid ({bid}) and would fill at once. "
+            "Send allow_immediate=true to do it anyway.", field="new_tp")
+
+
+def _restore(trade: PaperTrade, broker, error: BrokerError, who: dict) -> TradeResult:
+    """The old bracket is cancelled and the new one failed: put the old one back, or say loudly
+    that the position is unprotected."""
+    reason = as_trade_error(error)
+    try:
+        order = place_bracket(broker, *exit_requests(trade, quantity=trade.held_qty, sl=trade.sl_price,
+                                                     tp=trade.tp_price))
+    except BrokerError as restore_error:
+        trade = trade_transition(
+            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED,
+            changes={"attention_reason": "Position unprotected: the bracket was cancelled and neither the new nor "
+                                         f"the old one could be placed ({restore_error})"[:255],
+                     "bracket_order_id": "", "sl_order_id": "", "tp_order_id": ""},
+            payload={"error": reason.code, "restore_error": str(restore_error)}, **who,
+        )
+        return TradeResult(trade, PositionUnprotected(
+            f"The new bracket failed ({error}) and the old one could not be restored ({restore_error}). "
+            "The position has no stop-loss or take-profit at the broker: act now.", trade=trade))
+    trade = trade_transition(
+        trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED, changes=bracket_ids(order),
+        payload={"restored": True, "error": reason.code, "order": order_summary(order)}, **who,
+    )
+    return TradeResult(trade, BracketReplaceFailed(
+        f"The new bracket could not be placed ({error}); the previous one was restored.", trade=trade))

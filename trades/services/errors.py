@@ -1,0 +1,116 @@
+"""What can go wrong in the trade lifecycle, in the trader's words.
+
+Services raise these when they refuse before writing anything; when a refusal comes after
+writes that must stand (a REJECTED trade, a conflict written to the audit log), they return it
+in their result instead, so the caller's transaction keeps those writes. The API maps each
+class to one HTTP status and an error `code` the UI can act on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trades.models import PaperTrade
+
+
+class TradeError(Exception):
+    code = "trade_error"
+
+    def __init__(self, message: str, *, trade: PaperTrade | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.trade = trade
+
+
+class InvalidTradeInput(TradeError):
+    """Field-by-field reasons the request cannot be a trade."""
+
+    code = "invalid"
+
+    def __init__(self, field_errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{name}: {' '.join(texts)}" for name, texts in field_errors.items()))
+        self.field_errors = field_errors
+
+
+class RiskLimitExceeded(TradeError):
+    code = "risk_limit_exceeded"
+
+    def __init__(self, message: str, *, limit: str, current, allowed) -> None:
+        super().__init__(message)
+        self.limit, self.current, self.allowed = limit, current, allowed
+
+
+class IdempotencyKeyInFlight(TradeError):
+    code = "idempotency_key_in_flight"
+
+
+class IdempotencyKeyReused(TradeError):
+    code = "idempotency_key_reused"
+
+
+class VersionConflict(TradeError):
+    """The client's version is stale: `trade` is the current one, to refresh from."""
+
+    code = "version_conflict"
+
+
+class InvalidTransition(TradeError):
+    code = "invalid_state"
+
+
+class BracketWouldFill(TradeError):
+    """A new SL/TP would fire at once against the current mark."""
+
+    code = "bracket_would_fill_immediately"
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class BrokerNotConfigured(TradeError):
+    code = "broker_not_configured"
+
+
+class LiveTradingOff(TradeError):
+    code = "live_trading_disabled"
+
+
+class BrokerReauthenticate(TradeError):
+    """The broker token is missing, expired or refused: the trader must re-authenticate.
+    `refused_by_broker` tells a token the broker turned down from one that is not set at all."""
+
+    code = "broker_reauthenticate"
+
+    def __init__(self, message: str, *, trade: PaperTrade | None = None, refused_by_broker: bool) -> None:
+        super().__init__(message, trade=trade)
+        self.refused_by_broker = refused_by_broker
+
+
+class OrderRefused(TradeError):
+    code = "order_rejected"
+
+
+class BrokerDown(TradeError):
+    """The broker could not be reached or rate-limited us; nothing was placed."""
+
+    code = "broker_unavailable"
+
+
+class BrokerOutcomeUnknown(TradeError):
+    """An order may or may not have been placed; the trade waits, marked, for reconciliation."""
+
+    code = "broker_outcome_unknown"
+
+
+class BracketReplaceFailed(TradeError):
+    """The new bracket could not be placed; the old one was put back."""
+
+    code = "bracket_replace_failed"
+
+
+class PositionUnprotected(TradeError):
+    """Neither the new bracket nor the old one could be placed: a person must act."""
+
+    code = "position_unprotected"

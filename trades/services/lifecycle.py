@@ -1,0 +1,161 @@
+"""The one gate for a trade's state: `trade_transition`, and the audit log it writes to."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from trades.models import ALLOWED_TRANSITIONS, Actor, EventKind, PaperTrade, TradeEvent, TradeStatus
+
+from .errors import InvalidTransition, VersionConflict
+
+# Fields a transition may never set through `changes`: they are the machine's own.
+_PROTECTED = frozenset({"id", "pk", "owner", "owner_id", "status", "version", "created_at", "updated_at"})
+# What a trade must carry in each state (the database's CHECK constraints say the same).
+_REQUIRED = {
+    TradeStatus.OPEN: ("entry_price", "entry_date"),
+    TradeStatus.CLOSING: ("entry_price", "entry_date"),
+    TradeStatus.CLOSED: ("entry_price", "entry_date", "close_price", "close_date", "close_reason"),
+}
+
+
+def event_record(
+    *,
+    trade: PaperTrade | None,
+    kind: str,
+    actor: str,
+    actor_user: AbstractBaseUser | None = None,
+    actor_label: str = "",
+    old_status: str = "",
+    new_status: str = "",
+    payload: dict | None = None,
+    owner_id: int | None = None,
+) -> TradeEvent:
+    """Append one audit event to the trade's log (in the caller's transaction and tenant context).
+    Account-level events (settings) pass `trade=None` and the `owner_id`."""
+    return TradeEvent.objects.create(
+        owner_id=trade.owner_id if trade is not None else owner_id,
+        trade=trade,
+        kind=kind,
+        actor=actor,
+        actor_user=actor_user,
+        actor_label=actor_label,
+        old_status=old_status,
+        new_status=new_status,
+        payload=jsonable(payload or {}),
+    )
+
+
+def trade_transition(
+    *,
+    trade_id: int,
+    to: str,
+    actor: str,
+    actor_user: AbstractBaseUser | None = None,
+    actor_label: str = "",
+    expected_version: int | None = None,
+    kind: str = EventKind.STATE_CHANGE,
+    payload: dict | None = None,
+    changes: dict | None = None,
+) -> PaperTrade:
+    """Move a trade to `to` (or record a change in its current state), or raise and change nothing.
+
+    Locks the row, checks the client's `expected_version` (a stale one raises VersionConflict
+    carrying the current trade), checks `ALLOWED_TRANSITIONS` and what the new state must carry,
+    writes with `UPDATE … WHERE id = … AND version = …`, bumps `version` and appends the event,
+    all in one transaction. `close_reason` is set exactly once: when the trade becomes CLOSED.
+    """
+    changes = dict(changes or {})
+    if forbidden := _PROTECTED & changes.keys():
+        raise ValueError(f"A transition sets {sorted(forbidden)} itself.")
+    to = TradeStatus(to)
+    with transaction.atomic():
+        current = PaperTrade.objects.select_for_update().get(pk=trade_id)
+        if expected_version is not None and current.version != expected_version:
+            raise VersionConflict(
+                f"The trade changed since you loaded it (your version {expected_version}, now {current.version}).",
+                trade=current,
+            )
+        _check_allowed(current, to, changes)
+        now = timezone.now()
+        updated = PaperTrade.objects.filter(pk=trade_id, version=current.version).update(
+            status=to, version=F("version") + 1, updated_at=now, **changes
+        )
+        if updated != 1:  # impossible under the row lock; never write an event for a change not made
+            raise VersionConflict("The trade changed while it was being updated.", trade=current)
+        old_status = current.status
+        for name, value in changes.items():
+            setattr(current, name, value)
+        current.status, current.version, current.updated_at = to, current.version + 1, now
+        event_record(
+            trade=current, kind=kind, actor=actor, actor_user=actor_user, actor_label=actor_label,
+            old_status=old_status, new_status=to, payload={**(payload or {}), **_changed(changes)},
+        )
+    return current
+
+
+def _check_allowed(current: PaperTrade, to: str, changes: dict) -> None:
+    if to not in ALLOWED_TRANSITIONS[current.status]:
+        raise InvalidTransition(f"A {current.status} trade cannot become {to}.", trade=current)
+    closing_now = to == TradeStatus.CLOSED and current.status != TradeStatus.CLOSED
+    if "close_reason" in changes and not closing_now:
+        raise InvalidTransition("A close reason is set once, when the trade closes.", trade=current)
+    if closing_now and (current.close_reason or not changes.get("close_reason")):
+        raise InvalidTransition("A trade closes with exactly one close reason.", trade=current)
+    missing = [name for name in _REQUIRED.get(to, ()) if changes.get(name, getattr(current, name)) in (None, "")]
+    if missing:
+        raise InvalidTransition(f"A {to} trade needs {', '.join(missing)}.", trade=current)
+
+
+def _changed(changes: dict) -> dict:
+    return {"changes": changes} if changes else {}
+
+
+def jsonable(value):
+    """Decimals, dates and nested containers as JSON-safe values (Decimals as exact strings)."""
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
+
+
+@transaction.atomic
+def trade_staff_edit(*, staff_user: AbstractBaseUser, trade: PaperTrade, changed_fields: list[str]) -> PaperTrade:
+    """Save a staff change from the ops admin and write what changed, from what, to the event log.
+
+    The caller runs in the system context (the admin is staff-only and cross-tenant).
+    """
+    before = PaperTrade.objects.select_for_update().get(pk=trade.pk)
+    trade.version = before.version + 1
+    trade.save()
+    trade.refresh_from_db()  # compare stored values, as the database rounded them
+    changes = {
+        name: {"from": _jsonable(getattr(before, name)), "to": _jsonable(getattr(trade, name))}
+        for name in changed_fields
+        if getattr(before, name) != getattr(trade, name)
+    }
+    event_record(
+        trade=trade,
+        kind=EventKind.STAFF_EDIT,
+        actor=Actor.STAFF,
+        actor_user=staff_user,
+        actor_label="admin",
+        old_status=before.status,
+        new_status=trade.status,
+        payload={"changes": changes},
+    )
+    return trade
+
+
+def _jsonable(value):
+    return value if value is None or isinstance(value, bool | int | str | dict | list) else str(value)

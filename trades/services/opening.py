@@ -1,0 +1,323 @@
+"""Opening a trade: validate against the market, check the risk limits, place it with the broker.
+
+Order of work, all in the caller's transaction and the user's tenant context:
+1. validate the contract and prices against the market-data source (no writes);
+2. lock the user's settings row, so parallel opens of one user queue here, and check the risk
+   limits against the trades already stored (so two opens cannot both squeeze under a limit);
+3. write the PENDING trade and its first event — the row exists before any broker call, and
+   every order carries a tag made from its id (`to-<id>-entry`, `-sl`, `-tp`);
+4. place the entry (with both exits as one OTOCO for limit entries, otherwise the entry and,
+   once it fills, the SL/TP as one OCO), and record the truth: OPEN, PENDING (working or to be
+   reconciled), REJECTED with the broker's reason, or OPEN and marked for attention when the
+   bracket could not be attached.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, DecimalField, F, Q, Sum, Value
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+
+from brokers.base import BrokerError, BrokerProvider, Order, OrderStatus
+from brokers.market import Market, default_market
+from brokers.occ import InvalidOptionSymbol, build_symbol
+from tradeoptions import tenancy
+from trades.models import (
+    ACTIVE_STATUSES,
+    CONTRACT_MULTIPLIER,
+    AccountSettings,
+    Actor,
+    EntryType,
+    EventKind,
+    PaperTrade,
+    TradeStatus,
+)
+
+from .errors import InvalidTradeInput, RiskLimitExceeded, TradeError
+from .lifecycle import event_record, trade_transition
+from .orders import (
+    as_trade_error,
+    bracket_ids,
+    broker_of,
+    entry_request,
+    exit_requests,
+    order_summary,
+    place_bracket,
+    split_legs,
+    was_not_placed,
+)
+
+TICKER = re.compile(r"[A-Z]{1,6}")
+CONTEXT_FIELDS = (
+    "strategy", "card_score", "ai_score", "ai_verdict", "gate_verdict", "technical_score", "sentiment_score",
+    "delta_at_entry", "iv_at_entry", "signals_snapshot", "market_regime", "order_book_state", "ai_reasoning_log",
+)
+_MONEY = DecimalField(max_digits=20, decimal_places=4)
+
+
+@dataclass(frozen=True)
+class TradeOpenInput:
+    ticker: str
+    option_type: str
+    strike: Decimal
+    expiry: date
+    qty: int
+    sl_price: Decimal
+    tp_price: Decimal
+    limit_price: Decimal | None = None  # None: a market entry
+    context: dict = field(default_factory=dict)
+
+
+@dataclass
+class TradeResult:
+    """A trade after a service acted on it, and what went wrong if anything did. The trade's rows
+    are written either way (a REJECTED trade is a fact), so the caller must keep them."""
+
+    trade: PaperTrade
+    problem: TradeError | None = None
+
+
+def trade_open(
+    *,
+    user: AbstractBaseUser,
+    data: TradeOpenInput,
+    idempotency_key: str | None = None,
+    market: Market | None = None,
+    actor: str = Actor.USER,
+    actor_label: str = "api",
+) -> TradeResult:
+    """Open a long option trade for `user`. Raises InvalidTradeInput, RiskLimitExceeded or a broker
+    configuration error before anything is written; afterwards it returns, whatever the broker did."""
+    market = market or default_market()
+    if unknown := set(data.context) - set(CONTEXT_FIELDS):
+        raise ValueError(f"Unknown context fields: {sorted(unknown)}")
+    with tenancy.acting_as(user.pk):
+        symbol, reference = _validate(data, market)
+        account = _locked_account(user)
+        broker = broker_of(account, market=market)
+        _check_risk(user, account, data, reference, market)
+        trade = PaperTrade.objects.create(
+            owner=user, idempotency_key=idempotency_key or None, ticker=data.ticker,
+            option_type=data.option_type, strike=data.strike, expiry=data.expiry, qty=data.qty,
+            entry_type=EntryType.LIMIT if data.limit_price is not None else EntryType.MARKET,
+            planned_entry_price=reference, sl_price=data.sl_price, tp_price=data.tp_price,
+            broker_mode=account.broker_mode, status=TradeStatus.PENDING, **data.context,
+        )
+        event_record(
+            trade=trade, kind=EventKind.STATE_CHANGE, actor=actor, actor_user=_user(actor, user),
+            actor_label=actor_label, new_status=TradeStatus.PENDING,
+            payload={"option_symbol": symbol, "qty": data.qty, "entry": trade.entry_type,
+                     "planned_entry_price": reference, "sl_price": data.sl_price, "tp_price": data.tp_price,
+                     "broker_mode": account.broker_mode},
+        )
+        return _place(trade, broker, actor=actor, actor_user=_user(actor, user), actor_label=actor_label)
+
+
+def _user(actor: str, user: AbstractBaseUser) -> AbstractBaseUser | None:
+    return user if actor == Actor.USER else None
+
+
+def _validate(data: TradeOpenInput, market: Market) -> tuple[str, Decimal]:
+    errors: dict[str, list[str]] = {}
+    if not TICKER.fullmatch(data.ticker or ""):
+        errors["ticker"] = ["Unknown ticker format: 1 to 6 capital letters."]
+    for name in ("strike", "sl_price", "tp_price", "limit_price"):
+        value = getattr(data, name)
+        if value is not None and value <= 0:
+            errors[name] = ["Must be greater than zero."]
+    if data.qty <= 0:
+        errors["qty"] = ["Must be a positive whole number of contracts."]
+    now = market.now()
+    today = now.astimezone(ZoneInfo(settings.MARKET_TIME_ZONE)).date()
+    if data.expiry < today:
+        errors["expiry"] = [f"{data.expiry} is in the past."]
+    elif not market.is_trading_day(data.expiry):
+        errors["expiry"] = [f"{data.expiry} is not a trading day: options expire on trading days."]
+    elif market.expiry_cutoff(data.expiry) <= now:
+        errors["expiry"] = [f"Contracts expiring {data.expiry} have stopped trading."]
+    symbol = ""
+    if not errors.keys() & {"ticker", "strike", "expiry"}:
+        try:
+            symbol = build_symbol(data.ticker, data.expiry, data.option_type, data.strike)
+        except InvalidOptionSymbol as error:
+            errors["option_symbol"] = [str(error)]
+    if errors:
+        raise InvalidTradeInput(errors)
+
+    quote = market.quotes([symbol]).get(symbol)
+    if quote is None:
+        raise InvalidTradeInput({"option_symbol": [f"{symbol} is not known to the market-data source."]})
+    reference = data.limit_price
+    if reference is None:
+        if not quote.ask:
+            raise InvalidTradeInput({"limit_price": [f"{symbol} has no ask to price a market order: give a limit."]})
+        reference = quote.ask
+    if data.sl_price >= reference:
+        errors["sl_price"] = [f"A long option's stop-loss must be below the entry ({reference})."]
+    if data.tp_price <= reference:
+        errors["tp_price"] = [f"A long option's take-profit must be above the entry ({reference})."]
+    if errors:
+        raise InvalidTradeInput(errors)
+    return symbol, reference
+
+
+def _locked_account(user: AbstractBaseUser) -> AccountSettings:
+    """The user's settings row, locked until the transaction ends: opens of one user queue here."""
+    account = AccountSettings.objects.select_for_update().filter(owner=user).first()
+    if account is None:
+        AccountSettings.objects.get_or_create(owner=user)
+        account = AccountSettings.objects.select_for_update().get(owner=user)
+    return account
+
+
+def trade_risk(entry: Decimal, sl: Decimal, qty: int) -> Decimal:
+    """Dollars lost if the stop-loss fills at its price: (entry − SL) × qty × 100, never negative."""
+    return max(entry - sl, Decimal(0)) * qty * CONTRACT_MULTIPLIER
+
+
+def new_york_day_start(moment: datetime) -> datetime:
+    zone = ZoneInfo(settings.MARKET_TIME_ZONE)
+    return datetime.combine(moment.astimezone(zone).date(), time.min, tzinfo=zone)
+
+
+def _check_risk(user, account: AccountSettings, data: TradeOpenInput, reference: Decimal, market: Market) -> None:
+    """The three limits, measured on stored trades while the settings row is locked.
+
+    - max_positions: trades PENDING, OPEN or CLOSING, before this one;
+    - daily_loss_limit: today's realized loss (net P&L of trades closed since midnight in New
+      York, counted when negative). Open risk is not added here: the heat limit bounds it;
+    - heat_limit_pct: Σ (entry − SL) × qty × 100 over active trades plus this one (a pending
+      trade counts from its planned entry), as a percentage of account_balance.
+    """
+    active = Q(status__in=ACTIVE_STATUSES)
+    closed_today = Q(status=TradeStatus.CLOSED, close_date__gte=new_york_day_start(market.now()))
+    risk = Greatest(Coalesce("entry_price", "planned_entry_price", Value(Decimal(0))) - F("sl_price"),
+                    Value(Decimal(0))) * F("qty") * CONTRACT_MULTIPLIER
+    totals = PaperTrade.objects.filter(Q(owner=user) & (active | closed_today)).aggregate(
+        positions=Count("pk", filter=active),
+        heat=Coalesce(Sum(risk, filter=active, output_field=_MONEY), Value(Decimal(0)), output_field=_MONEY),
+        realized=Coalesce(Sum("realized_pnl", filter=closed_today), Value(Decimal(0)), output_field=_MONEY),
+    )
+    if totals["positions"] >= account.max_positions:
+        raise RiskLimitExceeded(
+            f"max_positions: {totals['positions']} trades are open or pending and the limit is "
+            f"{account.max_positions}.", limit="max_positions", current=totals["positions"],
+            allowed=account.max_positions,
+        )
+    loss = max(-totals["realized"], Decimal(0))
+    if loss > 0 and loss >= account.daily_loss_limit:
+        raise RiskLimitExceeded(
+            f"daily_loss_limit: today's realized loss is ${loss:.2f} and the limit is "
+            f"${account.daily_loss_limit:.2f}.", limit="daily_loss_limit", current=loss,
+            allowed=account.daily_loss_limit,
+        )
+    heat = totals["heat"] + trade_risk(reference, data.sl_price, data.qty)
+    heat_pct = (heat * 100 / account.account_balance) if account.account_balance else Decimal("Infinity")
+    if heat_pct > account.heat_limit_pct:
+        raise RiskLimitExceeded(
+            f"heat_limit_pct: risk at the stops would be ${heat:.2f}, {heat_pct:.2f}% of the "
+            f"${account.account_balance:.2f} balance, and the limit is {account.heat_limit_pct}%.",
+            limit="heat_limit_pct", current=heat_pct.quantize(Decimal("0.01")) if heat_pct.is_finite() else heat_pct,
+            allowed=account.heat_limit_pct,
+        )
+
+
+def _place(trade: PaperTrade, broker: BrokerProvider, **who) -> TradeResult:
+    entry = entry_request(trade)
+    if trade.entry_type == EntryType.LIMIT and broker.supports_otoco:
+        sl, tp = exit_requests(trade, quantity=trade.qty, sl=trade.sl_price, tp=trade.tp_price)
+        try:
+            order = broker.place_otoco_order(entry, sl, tp)
+        except BrokerError as error:
+            return _entry_failed(trade, error, **who)
+        entry_leg = split_legs(order)[0] or order
+        trade = trade_entry_update(trade_id=trade.pk, entry=entry_leg,
+                                   changes={"entry_order_id": order.id, **bracket_ids(order)}, **who)
+        return TradeResult(trade)
+    try:
+        order = broker.place_order(entry)
+    except BrokerError as error:
+        return _entry_failed(trade, error, **who)
+    trade = trade_entry_update(trade_id=trade.pk, entry=order, changes={"entry_order_id": order.id}, **who)
+    if trade.status == TradeStatus.OPEN:
+        trade = bracket_attach(trade=trade, broker=broker, **who)
+    return TradeResult(trade)
+
+
+def _entry_failed(trade: PaperTrade, error: BrokerError, **who) -> TradeResult:
+    problem = as_trade_error(error, trade=trade)
+    if was_not_placed(error):
+        trade = trade_transition(
+            trade_id=trade.pk, to=TradeStatus.REJECTED, kind=EventKind.ORDER_REJECTED,
+            changes={"status_reason": problem.message[:255]}, payload={"error": problem.code}, **who,
+        )
+    else:  # the entry may exist at the broker: keep the trade PENDING and look its tag up later
+        trade = trade_transition(
+            trade_id=trade.pk, to=TradeStatus.PENDING, kind=EventKind.ATTENTION_NEEDED,
+            changes={"attention_reason": f"Entry order outcome unknown, reconcile by its tag: {error}"[:255]},
+            payload={"error": problem.code}, **who,
+        )
+    problem.trade = trade
+    return TradeResult(trade, problem)
+
+
+def trade_entry_update(
+    *, trade_id: int, entry: Order, changes: dict | None = None, actor: str = Actor.SYSTEM,
+    actor_user: AbstractBaseUser | None = None, actor_label: str = "",
+) -> PaperTrade:
+    """Record what the broker says of a trade's entry order (also for the monitor's order sync).
+
+    Filled: OPEN at the fill price. Partly filled and working: still PENDING, filled qty recorded.
+    Cancelled or expired after a partial fill: OPEN with the filled qty. Cancelled or expired
+    without a fill: CANCELED. Rejected: REJECTED with the broker's reason. Working: PENDING.
+    """
+    changes = dict(changes or {})
+    filled = entry.fill.quantity if entry.fill else entry.filled_quantity
+    who = {"actor": actor, "actor_user": actor_user, "actor_label": actor_label,
+           "payload": {"order": order_summary(entry)}}
+    if filled and (entry.status == OrderStatus.FILLED or entry.status.is_final):
+        trade = PaperTrade.objects.get(pk=trade_id)
+        changes.update(
+            entry_price=entry.fill.price, entry_date=entry.fill.at or timezone.now(), filled_qty=filled,
+            broker_fill_price=entry.fill.price, broker_fill_time=entry.fill.at,
+        )
+        if filled < trade.qty:  # the rest was cancelled: the trade is what was bought
+            changes["qty"] = filled
+        return trade_transition(trade_id=trade_id, to=TradeStatus.OPEN, kind=EventKind.ORDER_FILLED,
+                                changes=changes, **who)
+    if entry.status == OrderStatus.REJECTED or entry.status == OrderStatus.ERROR:
+        changes["status_reason"] = (entry.reason or "Rejected by the broker.")[:255]
+        return trade_transition(trade_id=trade_id, to=TradeStatus.REJECTED, kind=EventKind.ORDER_REJECTED,
+                                changes=changes, **who)
+    if entry.status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+        changes["status_reason"] = f"The entry order was {entry.status.value} before it filled."
+        return trade_transition(trade_id=trade_id, to=TradeStatus.CANCELED, kind=EventKind.ORDER_CANCELED,
+                                changes=changes, **who)
+    if filled:
+        changes["filled_qty"] = filled
+    kind = EventKind.ORDER_FILLED if filled else EventKind.ORDER_PLACED
+    return trade_transition(trade_id=trade_id, to=TradeStatus.PENDING, kind=kind, changes=changes, **who)
+
+
+def bracket_attach(*, trade: PaperTrade, broker: BrokerProvider, **who) -> PaperTrade:
+    """Protect a freshly filled position with its SL/TP as one OCO; if that fails (after a retry),
+    the trade stays OPEN and is marked for attention, saying the position is unprotected."""
+    sl, tp = exit_requests(trade, quantity=trade.held_qty, sl=trade.sl_price, tp=trade.tp_price)
+    try:
+        order = place_bracket(broker, sl, tp)
+    except BrokerError as error:
+        return trade_transition(
+            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED,
+            changes={"attention_reason": f"The position has no SL/TP bracket: {error}"[:255]},
+            payload={"error": as_trade_error(error).code}, **who,
+        )
+    return trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED,
+                            changes=bracket_ids(order), payload={"order": order_summary(order)}, **who)

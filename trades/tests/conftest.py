@@ -1,0 +1,107 @@
+"""Fixtures for the trade lifecycle: a hand-driven market, API clients per persona, a broker
+whose failures a test can script, and a request body for opening a trade."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from knox.models import AuthToken
+from rest_framework.test import APIClient
+
+from brokers import market as market_registry
+from brokers.paper import FillRules, LocalPaperBroker
+from tests.fakes.market import HandDrivenMarket
+
+# The hand-driven market starts on Tuesday 2026-12-01 at 15:00 UTC (10:00 in New York), open.
+CONTRACT = "SPY261218C00570000"
+EXPIRY = date(2026, 12, 18)
+RULES = FillRules(commission_per_contract=Decimal("0.65"), slippage_per_share=Decimal("0"))
+
+
+@pytest.fixture
+def market(monkeypatch):
+    """Every layer that asks for the market (validation, the paper broker) gets this one."""
+    hand = HandDrivenMarket()
+    hand.set_quote(CONTRACT, "4.10", "4.30")
+    monkeypatch.setattr(market_registry, "_market", hand)
+    return hand
+
+
+@pytest.fixture
+def api_as():
+    def client_for(user):
+        client = APIClient()
+        _, token = AuthToken.objects.create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        return client
+
+    return client_for
+
+
+@pytest.fixture
+def open_body():
+    """A valid market entry on CONTRACT: 2 contracts, SL 3.00, TP 6.50 (risk ≈ $260 at the 4.30 ask)."""
+
+    def body(**changes):
+        payload = {
+            "ticker": "SPY", "option_type": "CALL", "strike": "570", "expiry": EXPIRY.isoformat(), "qty": 2,
+            "entry_type": "market", "sl_price": "3.00", "tp_price": "6.50", "strategy": "momentum",
+            "card_score": "7.5", "signals_snapshot": {"rsi": 61},
+        }
+        payload.update(changes)
+        return {name: value for name, value in payload.items() if value is not None}
+
+    return body
+
+
+class ScriptedBroker:
+    """The local paper broker, with failures a test scripts per method: `fail("place_oco_order",
+    BrokerUnavailable("down"), None, ...)` makes successive calls raise or (None) go through."""
+
+    def __init__(self, inner: LocalPaperBroker) -> None:
+        self.inner = inner
+        self.script: dict[str, list] = {}
+        self.calls: list[str] = []
+        self.supports_otoco = inner.supports_otoco
+
+    def fail(self, method: str, *outcomes) -> None:
+        self.script.setdefault(method, []).extend(outcomes)
+
+    def __getattr__(self, name):
+        target = getattr(self.inner, name)
+        if not callable(target):
+            return target
+
+        def call(*args, **kwargs):
+            self.calls.append(name)
+            queue = self.script.get(name)
+            if queue:
+                outcome = queue.pop(0)
+                if outcome is not None:
+                    raise outcome
+            return target(*args, **kwargs)
+
+        return call
+
+
+@pytest.fixture
+def scripted_broker(monkeypatch, market):
+    """Routes every trade service's broker to one ScriptedBroker per account owner."""
+    from trades.services import orders
+
+    brokers: dict[int, ScriptedBroker] = {}
+
+    def broker_for(account, *, market=None):
+        if account.owner_id not in brokers:
+            brokers[account.owner_id] = ScriptedBroker(LocalPaperBroker(
+                account.owner_id, starting_cash=account.account_balance, market=market, rules=RULES))
+        return brokers[account.owner_id]
+
+    monkeypatch.setattr(orders, "broker_for", broker_for)
+
+    def for_user(user) -> ScriptedBroker:
+        from trades.services import account_settings_for
+
+        return broker_for(account_settings_for(user=user), market=market)
+
+    return for_user
