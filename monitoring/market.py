@@ -39,6 +39,13 @@ def as_broker_quote(quote: OptionQuote) -> Quote:
     )
 
 
+def _chain_entry(quote: OptionQuote) -> OptionChainEntry:
+    contract = quote.contract
+    return OptionChainEntry(symbol=quote.symbol, underlying=contract.root, expiry=contract.expiry,
+                            strike=contract.strike, option_type=contract.option_type,
+                            quote=as_broker_quote(quote), open_interest=quote.open_interest)
+
+
 class MarketDataMarket:
     """`brokers.market.Market` over a market-data provider (by default MARKET_DATA_SOURCE's)."""
 
@@ -55,6 +62,11 @@ class MarketDataMarket:
         return {symbol: as_broker_quote(quote) for symbol, quote in self.provider.option_quotes(list(symbols)).items()}
 
     def option_chain(self, underlying: str, expiry: date) -> list[OptionChainEntry]:
+        """The source's own listed chain where it has one (Tradier); otherwise strikes around the
+        money at the usual spacing, quoted by the source (simulated, ORATS, replay)."""
+        listed = getattr(self.provider, "option_chain", None)
+        if listed is not None:
+            return [_chain_entry(quote) for quote in listed(underlying, expiry)]
         spot = self.provider.underlying_quotes([underlying])[underlying].last
         step = strike_step(spot)
         center = (spot / step).to_integral_value() * step

@@ -62,3 +62,15 @@ def test_nothing_fills_on_a_holiday(trader):
                                                 quantity=1, order_type="limit", limit_price=Decimal("50"),
                                                 tag=order_tag(2, "entry")))
     assert order.status == OrderStatus.OPEN
+
+
+def test_a_source_with_listed_chains_gives_its_own_strikes():
+    class Listing:
+        def option_chain(self, underlying, expiry):
+            provider = SimulatedProvider(seed="paper-test", clock=lambda: TUESDAY_MIDDAY)
+            return list(provider.option_quotes(["SPY261218C00612500", "SPY261218P00612500"]).values())
+
+    market = MarketDataMarket(Listing(), clock=lambda: TUESDAY_MIDDAY)
+    chain = market.option_chain("SPY", date(2026, 12, 18))
+    assert [(entry.strike, entry.option_type) for entry in chain] == [(Decimal("612.5"), "CALL"),
+                                                                     (Decimal("612.5"), "PUT")]
