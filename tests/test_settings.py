@@ -14,7 +14,7 @@ REAL_SECRET = "p" + "Xq8-r7Tz_Lm2Nv9Ws4Yb6Hc1Jd3Kf5Gh0Qe" * 2
 
 def _manage(*args, **env):
     environment = {key: value for key, value in os.environ.items()
-                   if key not in ("SECRET_KEY", "ENCRYPTION_KEYS", "ENCRYPTION_KEY")}
+                   if key not in ("SECRET_KEY", "ENCRYPTION_KEYS", "ENCRYPTION_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     environment.update(DJANGO_SETTINGS_MODULE="tradeoptions.settings.production", **env)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environment,
                           capture_output=True, text=True, timeout=120)
