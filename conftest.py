@@ -69,16 +69,20 @@ def browser():
 
     executable = os.environ.get("CHROMIUM_PATH")
     assert executable, "No Chromium: run the tests with `make test`, or set CHROMIUM_PATH."
-    # Playwright's sync API runs an event loop; Django's ORM in this thread must be allowed beside it.
+    # Playwright's sync API runs an event loop; Django's ORM in this thread must be allowed beside it,
+    # for as long as the browser lives and no longer.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=executable, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
-        yield chromium
-        chromium.close()
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(
+                executable_path=executable, headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            )
+            yield chromium
+            chromium.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.fixture
