@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -356,6 +356,8 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         responses={201: TradeDetailSerializer, 400: ERROR, 409: ERROR, 422: ERROR, 502: ERROR, 503: ERROR},
     )
     def create(self, request):
+        if not isinstance(request.data, Mapping):
+            raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
         key = request.headers.get("Idempotency-Key") or request.data.get("idempotency_key")
         if key is not None and not (isinstance(key, str) and 0 < len(key) <= 255):
             raise ValidationError({"idempotency_key": ["Must be 1 to 255 characters."]})

@@ -13,7 +13,7 @@ FIELDS = ["ticker", "option_type", "strike", "expiry", "option_symbol", "qty", "
           "new_sl", "new_tp", "allow_immediate"]
 JUNK = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(10**20), max_value=10**20),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30),
     st.sampled_from(["NaN", "Infinity", "1e400", "0.00001", "-0", "2026-02-30", "SPY261218C00570000", "CALL",
                      "limit", "9" * 40]),
     st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
@@ -47,3 +47,14 @@ def test_no_input_makes_a_500(api_as, trader, market, body, route):
     assert response.status_code < 500, (response.status_code, response.content[:300])
     if response.status_code >= 400:
         assert set(response.json()) <= {"type", "errors", "trade"} and response.json()["errors"]
+
+
+def test_malformed_json_and_non_finite_numbers_are_400(api_as, trader, market):
+    client = api_as(trader)
+    trade = PaperTradeFactory(owner=trader)
+    for method, path in (("post", "/api/trades"), ("post", f"/api/trades/{trade.pk}/close"),
+                         ("post", f"/api/trades/{trade.pk}/adjust"), ("put", "/api/settings")):
+        for raw in ('{"qty": 2,', '{"version": NaN, "sl_price": Infinity}', "[1, 2]", '"text"'):
+            response = getattr(client, method)(path, raw, content_type="application/json")
+            assert response.status_code == 400, (path, raw, response.content)
+            assert response.json()["type"] in ("client_error", "validation_error")

@@ -1,12 +1,16 @@
 """POST /api/trades: validation, risk limits, placement with the broker, truthful failures."""
 
+import threading
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from brokers.base import BrokerAuthError, BrokerUnavailable, OrderOutcomeUnknown
 from brokers.models import BrokerMode, PaperOrder
+from brokers.paper import LocalPaperBroker
 from tests.factories import PaperTradeFactory
 from tradeoptions import tenancy
 from trades import services
@@ -201,3 +205,49 @@ def test_a_bracket_that_fails_once_is_placed_on_the_retry(api_as, trader, script
     scripted_broker(trader).fail("place_oco_order", BrokerUnavailable("blip"))
     body = api_as(trader).post("/api/trades", open_body(), format="json").json()
     assert body["status"] == "OPEN" and not body["needs_attention"] and body["bracket_order_id"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_parallel_opens_cannot_both_squeeze_under_max_positions(api_as, trader, market, open_body, monkeypatch):
+    _settings(trader, max_positions=1)
+    entered, release = threading.Event(), threading.Event()
+    place = LocalPaperBroker.place_order
+
+    def slow_place(self, request):
+        entered.set()
+        assert release.wait(10)
+        return place(self, request)
+
+    monkeypatch.setattr(LocalPaperBroker, "place_order", slow_place)
+    clients = [api_as(trader), api_as(trader)]
+    answers = {}
+
+    def send(index):
+        try:
+            answers[index] = clients[index].post("/api/trades", open_body(qty=1), format="json")
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=send, args=(0,))
+    first.start()
+    assert entered.wait(10)  # the first has written its trade and is at the broker, uncommitted
+    second = threading.Thread(target=send, args=(1,))
+    second.start()
+    time.sleep(0.3)
+    assert second.is_alive()  # queued on the settings row, not counting a stale snapshot
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert (answers[0].status_code, answers[1].status_code) == (201, 422)
+    assert answers[1].json()["errors"][0]["attr"] == "max_positions"
+    assert len(_trades(trader)) == 1
+
+
+def test_idempotency_keys_are_invisible_to_other_tenants(api_as, trader, other_trader, market, open_body, app_cursor):
+    api_as(trader).post("/api/trades", open_body(), format="json", HTTP_IDEMPOTENCY_KEY="mine")
+    with tenancy.acting_as(other_trader.pk):
+        app_cursor.execute("SELECT count(*) FROM trades_idempotencykey")
+        assert app_cursor.fetchone()[0] == 0
+    with tenancy.acting_as(trader.pk):
+        app_cursor.execute("SELECT count(*) FROM trades_idempotencykey")
+        assert app_cursor.fetchone()[0] == 1

@@ -104,7 +104,8 @@ class TradeLifecycle(RuleBasedStateMachine):
             not stale
             and to in ALLOWED_TRANSITIONS[self.status]
             and (bool(reason) == (to == TradeStatus.CLOSED and self.status != TradeStatus.CLOSED))
-            and (to not in (TradeStatus.OPEN, TradeStatus.CLOSING, TradeStatus.CLOSED) or with_data or self.has_fill)
+            and (to not in (TradeStatus.OPEN, TradeStatus.CLOSING) or with_data or self.has_fill)
+            and (to != TradeStatus.CLOSED or with_data)  # the close price and date come with the move
         )
         try:
             _move(self.trade, to, changes=changes, expected_version=expected)
