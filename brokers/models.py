@@ -10,6 +10,18 @@ class BrokerMode(models.TextChoices):
     TRADIER_LIVE = "TRADIER_LIVE", "Tradier live"
 
 
+class PaperAccount(models.Model):
+    """A user's account at the local paper broker: the cash it started with (the user's
+    account balance setting, refreshed at each placement)."""
+
+    owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    starting_cash = models.DecimalField(max_digits=14, decimal_places=2)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"paper account of user {self.owner_id}"
+
+
 class PaperOrder(models.Model):
     """An order at the built-in local paper broker. Rows survive restarts; legs of an OCO/OTOCO
     point at their parent, which carries the group's status."""
@@ -35,6 +47,11 @@ class PaperOrder(models.Model):
     filled_quantity = models.PositiveIntegerField(default=0)
     avg_fill_price = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     reason = models.CharField(max_length=255, blank=True)
+    # Buying power held back for a working buy: its limit or stop, or the ask when it arrived.
+    reserve_price = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    # The session in which matching last looked at this order: the first look in a new session
+    # is like an arrival (a gap through a resting limit fills at the better opening price).
+    last_session_close = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()

@@ -20,8 +20,8 @@ from decimal import Decimal
 from typing import ClassVar
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import F, Q, Sum
 
 from .base import (
     AccountBalance,
@@ -39,7 +39,7 @@ from .base import (
     Quote,
 )
 from .market import Market, default_market
-from .models import PaperFill, PaperOrder
+from .models import PaperAccount, PaperFill, PaperOrder
 from .occ import parse_symbol
 
 SHARES_PER_CONTRACT = 100
@@ -124,11 +124,16 @@ class LocalPaperBroker:
         return self._place("otoco", [entry, sl_leg, tp_leg], active=[True, False, False])
 
     def _place(self, order_class: str, requests: list[OrderRequest], *, active: list[bool]) -> Order:
+        """Check and record the order under the account's lock (so two placements cannot both
+        spend the same cash or sell the same contracts), then match it on arrival."""
         now = self.market.now()
         with transaction.atomic():
-            rows = self._create_rows(order_class, requests, active, now)
+            lock_account(self.owner_id)
+            PaperAccount.objects.update_or_create(owner_id=self.owner_id,
+                                                  defaults={"starting_cash": self.starting_cash})
+            refusal, reserve = self._refusal(requests[0], now)
+            rows = self._create_rows(order_class, requests, active, now, reserve=reserve)
             head = rows[0].parent or rows[0]
-            refusal = self._refusal(requests[0], now)
             if refusal:
                 for row in {head, *rows}:
                     _set(row, status=OrderStatus.REJECTED.value, reason=refusal, updated_at=now)
@@ -137,7 +142,7 @@ class LocalPaperBroker:
         self._match_group(head.pk, on_arrival=True)
         return self.get_order(str(head.pk))
 
-    def _create_rows(self, order_class, requests, active, now) -> list[PaperOrder]:
+    def _create_rows(self, order_class, requests, active, now, *, reserve) -> list[PaperOrder]:
         parent = None
         if order_class != "option":
             parent = PaperOrder.objects.create(
@@ -152,6 +157,7 @@ class LocalPaperBroker:
                 option_symbol=request.option_symbol, underlying=request.underlying, side=request.side.value,
                 order_type=request.order_type.value, duration=request.duration.value, quantity=request.quantity,
                 limit_price=request.limit_price, stop_price=request.stop_price, active=is_active,
+                reserve_price=reserve if request.side.is_buy else None,
                 expires_at=self._expiry(request, now), created_at=now, updated_at=now,
             ))
         return rows
@@ -162,28 +168,32 @@ class LocalPaperBroker:
             return min(self.market.session_close(now), cutoff)
         return cutoff
 
-    def _refusal(self, request: OrderRequest, now: datetime) -> str | None:
-        """Why the broker refuses this order outright, as the broker would word it."""
+    def _refusal(self, request: OrderRequest, now: datetime) -> tuple[str | None, Decimal | None]:
+        """Why the broker refuses this order outright, as the broker would word it, and for a buy
+        the price its buying power is reserved at."""
         if now >= self.market.expiry_cutoff(parse_symbol(request.option_symbol).expiry):
-            return f"{request.option_symbol} has expired and can no longer be traded."
+            return f"{request.option_symbol} has expired and can no longer be traded.", None
+        if request.side == OrderSide.SELL_TO_OPEN:
+            return "The local paper broker trades long options only: selling to open is not allowed.", None
         if request.side == OrderSide.SELL_TO_CLOSE:
-            held = self._held(request.option_symbol)
+            # Working exits may already cover these contracts: a manual close sells before it
+            # cancels the bracket, so that the position is never without an exit. Whichever sale
+            # fills first takes the contracts; the fill-time check cancels the other.
+            held = self.ledger.held(request.option_symbol)
             if held < request.quantity:
-                return f"Cannot sell {request.quantity} {request.option_symbol} to close: {held} held."
-        elif request.side.is_buy:
-            price = request.limit_price or request.stop_price
-            if price is None:
-                quote = self.market.quotes([request.option_symbol]).get(request.option_symbol)
-                price = quote.ask if quote else None
-            if price is None:
-                return f"No quote for {request.option_symbol}: a market order cannot be priced."
-            cost = price * request.quantity * SHARES_PER_CONTRACT + self._commission(request.quantity)
-            available = self._buying_power()
-            if cost > available:
-                return f"Insufficient buying power: the order needs ${cost:.2f}, ${available:.2f} is available."
-        elif request.side == OrderSide.SELL_TO_OPEN:
-            return "The local paper broker trades long options only: selling to open is not allowed."
-        return None
+                return f"Cannot sell {request.quantity} {request.option_symbol} to close: {held} held.", None
+            return None, None
+        price = request.limit_price or request.stop_price
+        if price is None:
+            quote = self.market.quotes([request.option_symbol]).get(request.option_symbol)
+            price = quote.ask if quote else None
+        if price is None or price <= 0:
+            return f"No quote for {request.option_symbol}: a market order cannot be priced.", None
+        cost = order_cost(price, request.quantity, self.rules)
+        available = self.ledger.buying_power()
+        if cost > available:
+            return f"Insufficient buying power: the order needs ${cost:.2f}, ${available:.2f} is available.", price
+        return None, price
 
     # --- cancelling and reading ----------------------------------------------------------
 
@@ -210,7 +220,7 @@ class LocalPaperBroker:
             raise BrokerError(f"Order {order_id} was not found at the local paper broker.") from None
 
     def get_orders(self) -> list[Order]:
-        heads = self._owned().filter(parent__isnull=True).prefetch_related("legs", "fills", "legs__fills")
+        heads = self._owned().filter(parent__isnull=True).prefetch_related("legs")
         return [_as_order(head, list(head.legs.all())) for head in heads]
 
     def find_order_by_tag(self, tag: str) -> Order | None:
@@ -254,29 +264,21 @@ class LocalPaperBroker:
 
     # --- account arithmetic --------------------------------------------------------------
 
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(self.owner_id, self.starting_cash, self.rules)
+
     def _owned(self):
         return PaperOrder.objects.filter(owner_id=self.owner_id)
 
     def _fills(self):
         return PaperFill.objects.filter(owner_id=self.owner_id).order_by("id")
 
-    def _commission(self, quantity: int) -> Decimal:
-        return self.rules.commission_per_contract * quantity
-
     def _cash(self) -> Decimal:
-        cash = self.starting_cash
-        for fill in self._fills():
-            amount = fill.price * fill.quantity * SHARES_PER_CONTRACT
-            cash += -amount if OrderSide(fill.side).is_buy else amount
-            cash -= fill.commission
-        return cash
+        return self.ledger.cash()
 
     def _buying_power(self) -> Decimal:
-        reserved = Decimal(0)
-        for order in self._owned().filter(status__in=WORKING, side__in=["buy_to_open", "buy_to_close"]):
-            price = order.limit_price or order.stop_price or Decimal(0)
-            reserved += price * (order.quantity - order.filled_quantity) * SHARES_PER_CONTRACT
-        return self._cash() - reserved
+        return self.ledger.buying_power()
 
     def _book(self) -> dict[str, tuple[int, Decimal, datetime | None]]:
         """Per contract: contracts held, their average cost basis in dollars, first acquired."""
@@ -292,9 +294,6 @@ class LocalPaperBroker:
             book[fill.option_symbol] = (quantity, cost, acquired if quantity else None)
         return book
 
-    def _held(self, symbol: str) -> int:
-        return self._book().get(symbol, (0, Decimal(0), None))[0]
-
     def _realized(self) -> Decimal:
         realized, book = Decimal(0), {}
         for fill in self._fills():
@@ -308,6 +307,58 @@ class LocalPaperBroker:
                 book[fill.option_symbol] = (quantity - fill.quantity, cost - basis)
             realized -= fill.commission
         return realized
+
+
+BUY_SIDES = [OrderSide.BUY_TO_OPEN.value, OrderSide.BUY_TO_CLOSE.value]
+ACCOUNT_LOCK = 0x70617072  # "papr": the advisory-lock namespace of paper accounts
+
+
+def lock_account(owner_id: int) -> None:
+    """Serialise everything that spends an account's cash or contracts, until the transaction ends.
+    The brokers app cannot lock the user's settings row, so an advisory lock keyed by owner id."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ACCOUNT_LOCK, owner_id])
+
+
+def order_cost(price: Decimal, quantity: int, rules: FillRules) -> Decimal:
+    return price * quantity * SHARES_PER_CONTRACT + rules.commission_per_contract * quantity
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """An account's money and contracts, summed in the database."""
+
+    owner_id: int
+    starting_cash: Decimal
+    rules: FillRules
+
+    @classmethod
+    def of(cls, owner_id: int, rules: FillRules) -> Ledger:
+        account = PaperAccount.objects.filter(owner_id=owner_id).first()
+        return cls(owner_id, account.starting_cash if account else Decimal(0), rules)
+
+    def cash(self) -> Decimal:
+        totals = PaperFill.objects.filter(owner_id=self.owner_id).aggregate(
+            bought=Sum(F("price") * F("quantity"), filter=Q(side__in=BUY_SIDES)),
+            sold=Sum(F("price") * F("quantity"), filter=~Q(side__in=BUY_SIDES)),
+            commission=Sum("commission"),
+        )
+        bought, sold, commission = (totals[name] or Decimal(0) for name in ("bought", "sold", "commission"))
+        return self.starting_cash + (sold - bought) * SHARES_PER_CONTRACT - commission
+
+    def buying_power(self) -> Decimal:
+        """Cash less what working buys may spend (at their reserve price, commission included)."""
+        reserved = Decimal(0)
+        working = PaperOrder.objects.filter(owner_id=self.owner_id, status__in=WORKING, side__in=BUY_SIDES)
+        for price, quantity, filled in working.values_list("reserve_price", "quantity", "filled_quantity"):
+            reserved += order_cost(price or Decimal(0), quantity - filled, self.rules)
+        return self.cash() - reserved
+
+    def held(self, symbol: str) -> int:
+        totals = PaperFill.objects.filter(owner_id=self.owner_id, option_symbol=symbol).aggregate(
+            bought=Sum("quantity", filter=Q(side__in=BUY_SIDES)), sold=Sum("quantity", filter=~Q(side__in=BUY_SIDES))
+        )
+        return (totals["bought"] or 0) - (totals["sold"] or 0)
 
 
 def _check_exit_pair(sl_leg: OrderRequest, tp_leg: OrderRequest) -> None:
@@ -327,25 +378,38 @@ def _lock_group(head_id: int) -> PaperOrder:
     return head
 
 
-def match_orders(orders, *, market: Market, rules: FillRules, on_arrival: bool = False) -> int:
-    """Expire and fill the working orders among `orders` (a queryset). Callers that match every
-    account (the monitor cycle) pass all orders and must run in the system context."""
-    now = market.now()
+def working_groups(orders) -> tuple[list[int], list[str]]:
+    """The group heads with working orders among `orders`, and the contracts they trade."""
     working = orders.filter(status__in=WORKING)
-    heads = sorted({order.parent_id or order.pk for order in working.only("id", "parent_id")})
+    heads = sorted({parent_id or pk for pk, parent_id in working.values_list("pk", "parent_id")})
+    symbols = sorted(set(working.exclude(option_symbol="").values_list("option_symbol", flat=True)))
+    return heads, symbols
+
+
+def match_orders(orders, *, market: Market, rules: FillRules, on_arrival: bool = False) -> int:
+    """Expire and fill the working orders among `orders` (a queryset), one transaction per group.
+    (The monitor's cross-tenant cycle composes `working_groups` and `match_group` itself, so that
+    each group commits on its own in the system context.)"""
+    heads, symbols = working_groups(orders)
     if not heads:
         return 0
-    symbols = set(working.exclude(option_symbol="").values_list("option_symbol", flat=True))
-    quotes = market.quotes(sorted(symbols)) if market.is_open(now) else {}
-    fills = 0
-    for head_id in heads:
-        with transaction.atomic():
-            fills += _match_one_group(_lock_group(head_id), quotes, now, rules, on_arrival)
-    return fills
+    now = market.now()
+    quotes = market.quotes(symbols) if market.is_open(now) else {}
+    return sum(match_group(head_id, quotes=quotes, market=market, rules=rules, now=now, on_arrival=on_arrival)
+               for head_id in heads)
+
+
+def match_group(head_id: int, *, quotes: dict[str, Quote], market: Market, rules: FillRules, now: datetime,
+                on_arrival: bool = False) -> int:
+    """Expire or fill one order group against `quotes`, in its own transaction. Returns fills made."""
+    with transaction.atomic():
+        head = _lock_group(head_id)
+        lock_account(head.owner_id)
+        return _match_one_group(head, quotes, now, rules, on_arrival, market.session_close(now))
 
 
 def _match_one_group(head: PaperOrder, quotes: dict[str, Quote], now: datetime, rules: FillRules,
-                     on_arrival: bool) -> int:
+                     on_arrival: bool, session: datetime) -> int:
     members = head.legs_locked or [head]
     if head.status not in WORKING:
         return 0
@@ -362,15 +426,37 @@ def _match_one_group(head: PaperOrder, quotes: dict[str, Quote], now: datetime, 
         quote = quotes.get(member.option_symbol)
         if quote is None:
             continue
-        price = fill_price(member, quote, rules, on_arrival=on_arrival)
+        first_look = member.last_session_close != session  # a gap since it last rested
+        price = fill_price(member, quote, rules, on_arrival=on_arrival or first_look)
         if price is None:
-            if member.triggered:
-                _set(member, triggered=True, updated_at=now)
+            _set(member, triggered=member.triggered, last_session_close=session, updated_at=now)
             continue
+        if shortfall := _cannot_settle(member, price, rules):
+            for sibling in [head, *members]:
+                if sibling.status in WORKING:
+                    _set(sibling, status=OrderStatus.CANCELED.value, reason=shortfall, updated_at=now)
+            return 0
         _fill(member, price, quote, now, rules)
         _after_fill(head, members, member, now)
         return 1
     return 0
+
+
+def _cannot_settle(order: PaperOrder, price: Decimal, rules: FillRules) -> str | None:
+    """Checked again at the fill: the account may have changed since the order arrived (and a
+    market order may fill above the ask it was reserved at)."""
+    ledger = Ledger.of(order.owner_id, rules)
+    remaining = order.quantity - order.filled_quantity
+    if OrderSide(order.side).is_buy:
+        available = ledger.buying_power() + order_cost(order.reserve_price or Decimal(0), remaining, rules)
+        cost = order_cost(price, remaining, rules)
+        if cost > available:
+            return f"Canceled at the fill: it needs ${cost:.2f}, ${available:.2f} is available."
+        return None
+    held = ledger.held(order.option_symbol)
+    if held < order.quantity:
+        return f"Canceled at the fill: {order.quantity} {order.option_symbol} to sell, {held} held."
+    return None
 
 
 def _fill(order: PaperOrder, price: Decimal, quote: Quote, now: datetime, rules: FillRules) -> None:

@@ -114,9 +114,10 @@ def test_an_otoco_arms_its_exits_only_once_the_entry_fills(broker, market):
     market.set_quote(CONTRACT, "2.00", "2.10")  # would trigger the stop, but the exits are not armed
     assert broker.match() == 0
     market.open = True
-    assert broker.match() == 1  # the entry fills (the ask is under its limit)
+    assert broker.match() == 1  # the entry fills, at the opening ask (a gap below its limit)
     state = broker.get_order(order.id)
     assert [leg.status for leg in state.legs] == [OrderStatus.FILLED, OrderStatus.OPEN, OrderStatus.OPEN]
+    assert state.legs[0].fill.price == Decimal("2.10")
     assert broker.match() == 1  # now the armed stop fires at the bid
     state = broker.get_order(order.id)
     assert [leg.status for leg in state.legs] == [OrderStatus.FILLED, OrderStatus.FILLED, OrderStatus.CANCELED]
@@ -207,3 +208,48 @@ def test_positions_and_balance_follow_the_fills(broker, market):
     assert broker.get_positions() == []
     balance = broker.get_account_balance()
     assert balance.total_cash == Decimal("5137.40") and balance.close_pl == Decimal("137.40")
+
+
+def test_a_limit_buy_reserves_its_cash_once(broker):
+    order = broker.place_order(buy(quantity=10, order_type="limit", limit_price=Decimal("4.00")))
+    assert order.status == OrderStatus.OPEN  # rests under the ask; $4,006.50 of $5,000 fits, counted once
+    with pytest.raises(OrderRejected, match=r"needs \$1201\.95, \$993\.50 is available"):
+        broker.place_order(buy(quantity=3, order_type="limit", limit_price=Decimal("4.00"), trade=2))
+
+
+def test_market_buys_placed_while_closed_reserve_cash_at_the_ask(broker, market):
+    market.open = False
+    market.set_quote(CONTRACT, "19.80", "20.00")
+    placed = [broker.place_order(buy(quantity=1, trade=n)) for n in (1, 2)]
+    with pytest.raises(OrderRejected, match="Insufficient buying power"):
+        broker.place_order(buy(quantity=1, trade=3))
+    assert [order.status for order in placed] == [OrderStatus.OPEN, OrderStatus.OPEN]
+    market.open = True
+    market.set_quote(CONTRACT, "29.80", "30.00")  # gapped up: the second no longer fits the cash
+    broker.match()
+    statuses = sorted(broker.get_order(order.id).status for order in placed)
+    assert statuses == [OrderStatus.CANCELED, OrderStatus.FILLED]
+    assert broker.get_account_balance().total_cash >= 0
+
+
+def test_contracts_are_sold_once_however_many_exits_cover_them(broker, market):
+    broker.place_order(buy(quantity=1))
+    bracket = broker.place_oco_order(*exits(quantity=1, tp="5.00"))
+    manual = OrderRequest(option_symbol=CONTRACT, side="sell_to_close", quantity=1, order_type="limit",
+                          limit_price=Decimal("5.00"), tag=order_tag(1, "close"))
+    close = broker.place_order(manual)  # the seed's manual close: sell first, then cancel the bracket
+    market.set_quote(CONTRACT, "5.10", "5.30")  # both the TP and the manual sale could fill now
+    broker.match()
+    filled = [order for order in (broker.get_order(bracket.id).leg("limit"), broker.get_order(close.id))
+              if order.status == OrderStatus.FILLED]
+    assert len(filled) == 1
+    assert broker.get_positions() == []
+    assert broker.get_account_balance().total_cash == Decimal("5000") - Decimal("430") - Decimal("0.65") + \
+        Decimal("500") - Decimal("0.65")
+
+
+def test_a_resting_limit_fills_at_its_limit_once_it_has_rested(broker, market):
+    order = broker.place_order(buy(quantity=1, order_type="limit", limit_price=Decimal("4.00")))
+    market.set_quote(CONTRACT, "3.70", "3.90")  # later in the same session: through the limit
+    broker.match()
+    assert broker.get_order(order.id).fill.price == Decimal("4.00")
