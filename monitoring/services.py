@@ -17,7 +17,7 @@ from django.db import connection
 
 from brokers.market import Market, default_market
 from brokers.models import PaperOrder
-from brokers.paper import FillRules, match_orders
+from brokers.paper import FillRules, match_group, working_groups
 from tradeoptions import tenancy
 from trades.models import CONTRACT_MULTIPLIER, PaperTrade, TradeStatus
 
@@ -63,13 +63,15 @@ def snapshot_positions(*, provider: MarketDataProvider, at: datetime, kind: str 
         return SnapshotReport(slot, kind, 0, 0, 0, 0, skipped="market closed")
     with tenancy.system_context():
         trades = list(
-            PaperTrade.objects.filter(status__in=HELD_STATUSES)
+            PaperTrade.objects.filter(status__in=HELD_STATUSES).order_by("id")
             .values_list("id", "owner_id", "option_symbol", "entry_price", "qty")
         )
-        if not trades:
-            return SnapshotReport(slot, kind, 0, 0, 0, 0)
-        quotes = provider.option_quotes(sorted({symbol for _, _, symbol, _, _ in trades}))
-        rows = [_snapshot_row(trade, quotes[trade[2]]) for trade in trades if trade[2] in quotes]
+    if not trades:
+        return SnapshotReport(slot, kind, 0, 0, 0, 0)
+    # Quoted outside any transaction: a slow provider must not hold a connection idle in one.
+    quotes = provider.option_quotes(sorted({symbol for _, _, symbol, _, _ in trades}))
+    rows = [_snapshot_row(trade, quotes[trade[2]]) for trade in trades if trade[2] in quotes]
+    with tenancy.system_context():
         written = _insert_snapshots(rows, slot, kind, source=_source(quotes))
         _update_marks(rows, at)
     unquoted = len(trades) - len(rows)
@@ -147,10 +149,24 @@ def _update_marks(rows: list[dict], at: datetime) -> None:
 
 def match_paper_orders(*, market: Market | None = None, rules: FillRules | None = None) -> int:
     """Fill and expire every account's working orders at the local paper broker, against one
-    batch of fresh quotes. Cross-tenant by nature, so in the system context."""
+    batch of fresh quotes. Cross-tenant by nature, so in the system context; each order group
+    commits on its own, so a user's cancel never waits for the whole cycle and one bad group
+    cannot undo the others' fills."""
+    market, rules = market or default_market(), rules or FillRules.from_settings()
     with tenancy.system_context():
-        return match_orders(PaperOrder.objects.all(), market=market or default_market(),
-                            rules=rules or FillRules.from_settings())
+        heads, symbols = working_groups(PaperOrder.objects.all())
+    if not heads:
+        return 0
+    now = market.now()
+    quotes = market.quotes(symbols) if market.is_open(now) else {}
+    fills = 0
+    for head_id in heads:
+        try:
+            with tenancy.system_context():
+                fills += match_group(head_id, quotes=quotes, market=market, rules=rules, now=now)
+        except Exception:  # one broken group must not stop the others; it is retried next cycle
+            logger.exception("paper order group %s could not be matched", head_id)
+    return fills
 
 
 @dataclass(frozen=True)
@@ -162,46 +178,51 @@ class BookendReport:
 
 
 def take_due_bookends(*, provider: MarketDataProvider, at: datetime) -> list[BookendReport]:
-    """Take the day's pre- and post-market bookends once their moment has come.
+    """Take the pre- and post-market bookends whose moment has come, each exactly once.
 
     Beat only fires this every minute; the calendar decides (9:25, and 5 minutes after the real
     close: 16:05, or 13:05 on an early close; nothing on holidays). Each bookend is stamped with its
-    scheduled time, so it is taken once per (trade, day, kind) however often this runs. A bookend
-    found late is still taken while its quotes mean the same thing (the pre-market one until the
-    open, the post-market one until the next day's pre-market), else recorded as missed.
+    scheduled time and marked done in Redis once taken, so it is quoted once per day and kind
+    however often this runs (and the database's unique slot catches any race). A bookend found
+    late is still taken while its quotes mean the same thing (the pre-market one until the open,
+    the post-market one until the next pre-market, across nights and weekends), else it is
+    recorded as missed, once.
     """
-    day = market_clock.market_date(at)
-    session = market_clock.session_for(day)
-    if not session.is_trading_day:
-        return []
     reports = []
-    windows = [
-        (SnapshotKind.PRE_MARKET, session.pre_market_bookend, session.open),
-        (SnapshotKind.POST_MARKET, session.post_market_bookend, _next_pre_market(day)),
-    ]
-    for kind, due, until in windows:
-        if at < due:
+    for kind, due, until in _bookend_windows(at):
+        if at < due or cache.get(_bookend_key("done", kind, due)):
             continue
         if at >= until:
-            if not _bookend_taken(kind, due) and cache.add(f"bookend-missed:{kind}:{due.isoformat()}", 1, 2 * DAY):
-                logger.warning("bookend %s of %s missed: the cycle did not run before %s", kind, day, until)
+            if cache.add(_bookend_key("missed", kind, due), 1, 7 * DAY):
+                logger.warning("bookend %s due %s missed: the cycle did not run before %s", kind, due, until)
                 reports.append(BookendReport(kind, due, missed=True))
             continue
-        reports.append(BookendReport(kind, due, taken=snapshot_positions(provider=provider, at=at, kind=kind,
-                                                                          slot=due)))
+        taken = snapshot_positions(provider=provider, at=at, kind=kind, slot=due)
+        cache.set(_bookend_key("done", kind, due), 1, 7 * DAY)
+        reports.append(BookendReport(kind, due, taken=taken))
     return reports
 
 
-def _next_pre_market(day) -> datetime:
-    following = market_clock.next_open(market_clock.session_for(day).close)
-    return following - market_clock.BOOKEND
+def _bookend_key(state: str, kind: str, due: datetime) -> str:
+    return f"bookend-{state}:{kind}:{due.isoformat()}"
 
 
-def _bookend_taken(kind: str, due: datetime) -> bool:
-    from .models import PriceSnapshot
-
-    with tenancy.system_context():
-        return PriceSnapshot.objects.filter(kind=kind, timestamp=due).exists()
+def _bookend_windows(at: datetime) -> list[tuple[str, datetime, datetime]]:
+    """(kind, due, until) for the last session that has begun by `at` and, if today's has not
+    yet, today's pre-market one too."""
+    today = market_clock.market_date(at)
+    days = [market_clock.previous_trading_day(today)]
+    if market_clock.is_trading_day(today):
+        days.append(today)
+    windows = []
+    for day in days:
+        session = market_clock.session_for(day)
+        next_pre_market = market_clock.next_open(session.close) - market_clock.BOOKEND
+        windows += [
+            (SnapshotKind.PRE_MARKET, session.pre_market_bookend, session.open),
+            (SnapshotKind.POST_MARKET, session.post_market_bookend, next_pre_market),
+        ]
+    return windows
 
 
 def schedules_install() -> list[str]:

@@ -1,6 +1,6 @@
 """Beat's schedule comes from code, installs idempotently, and the tasks keep their hygiene."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 
@@ -67,39 +67,65 @@ def test_a_switched_off_job_does_nothing(db, settings):
     assert tasks.take_bookends.apply().get() == "disabled"
 
 
-EARLY_CLOSE = datetime(2026, 11, 27, 18, 5, tzinfo=UTC)  # the day after Thanksgiving, 13:05 New York
+def utc(*parts):
+    return datetime(*parts, tzinfo=UTC)
+
+
+PRE, POST = SnapshotKind.PRE_MARKET, SnapshotKind.POST_MARKET
 
 
 @pytest.mark.parametrize(
-    ("at", "kinds"),
+    ("at", "taken"),
     [
-        (datetime(2026, 12, 1, 14, 20, tzinfo=UTC), []),  # 9:20: too early
-        (datetime(2026, 12, 1, 14, 26, tzinfo=UTC), [SnapshotKind.PRE_MARKET]),  # 9:26
-        (datetime(2026, 12, 1, 21, 4, tzinfo=UTC), []),  # 16:04: post not yet due (and 9:25 long missed)
-        (datetime(2026, 12, 1, 21, 6, tzinfo=UTC), [SnapshotKind.POST_MARKET]),  # 16:06
-        (EARLY_CLOSE, [SnapshotKind.POST_MARKET]),  # 13:05 on an early close
-        (datetime(2026, 11, 26, 18, 0, tzinfo=UTC), []),  # Thanksgiving: nothing
-        (datetime(2026, 11, 2, 14, 26, tzinfo=UTC), [SnapshotKind.PRE_MARKET]),  # after the DST switch: 9:26 EST
+        # 9:20 Tuesday: today's is not due; Monday's post-market one is caught up (its quotes still hold).
+        (utc(2026, 12, 1, 14, 20), [(POST, utc(2026, 11, 30, 21, 5))]),
+        (utc(2026, 12, 1, 14, 26), [(PRE, utc(2026, 12, 1, 14, 25))]),  # 9:26
+        (utc(2026, 12, 1, 21, 4), []),  # 16:04: the post-market bookend is not due, 9:25's long missed
+        (utc(2026, 12, 1, 21, 6), [(POST, utc(2026, 12, 1, 21, 5))]),  # 16:06
+        (utc(2026, 11, 27, 18, 6), [(POST, utc(2026, 11, 27, 18, 5))]),  # early close: 13:05
+        # Thanksgiving: nothing of its own; Wednesday's post-market bookend can still be caught up.
+        (utc(2026, 11, 26, 18, 0), [(POST, utc(2026, 11, 25, 21, 5))]),
+        (utc(2026, 11, 2, 14, 26), [(PRE, utc(2026, 11, 2, 14, 25))]),  # after the DST switch: 9:25 EST
+        (utc(2026, 10, 30, 20, 6), [(POST, utc(2026, 10, 30, 20, 5))]),  # before it: 16:05 EDT
     ],
 )
-def test_bookends_follow_the_real_calendar(trader, at, kinds):
-    PaperTradeFactory(owner=trader, expiry=datetime(2026, 12, 18, tzinfo=UTC).date(), entry_price=Decimal("5"))
+def test_bookends_follow_the_real_calendar(trader, at, taken):
+    PaperTradeFactory(owner=trader, expiry=date(2026, 12, 18), entry_price=Decimal("5"))
     provider = SimulatedProvider(seed="bookends", clock=lambda: at)
     for _ in range(2):  # a duplicate beat changes nothing
         services.take_due_bookends(provider=provider, at=at)
     with tenancy.system_context():
-        taken = list(PriceSnapshot.objects.order_by("timestamp").values_list("kind", "timestamp"))
-    assert [kind for kind, _ in taken] == kinds
-    if SnapshotKind.POST_MARKET in kinds:
-        stamp = dict(taken)[SnapshotKind.POST_MARKET]
-        assert stamp == (EARLY_CLOSE if at == EARLY_CLOSE else datetime(2026, 12, 1, 21, 5, tzinfo=UTC))
+        assert list(PriceSnapshot.objects.order_by("timestamp").values_list("kind", "timestamp")) == taken
+
+
+def test_a_post_market_bookend_is_quoted_once_however_often_beat_fires(trader):
+    PaperTradeFactory(owner=trader, expiry=date(2026, 12, 18))
+    calls = []
+
+    class Counting(SimulatedProvider):
+        def option_quotes(self, contracts):
+            calls.append(contracts)
+            return super().option_quotes(contracts)
+
+    start = utc(2026, 12, 1, 21, 5)
+    for minute in range(240):  # every minute for four hours after the close
+        at = start + timedelta(minutes=minute)
+        services.take_due_bookends(provider=Counting(seed="bookends", clock=lambda at=at: at), at=at)
+    assert len(calls) == 1
 
 
 def test_a_bookend_found_too_late_is_recorded_as_missed_once(trader, caplog):
-    PaperTradeFactory(owner=trader, expiry=datetime(2026, 12, 18, tzinfo=UTC).date())
-    late = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 10:00, after the open
+    PaperTradeFactory(owner=trader, expiry=date(2026, 12, 18))
+    late = utc(2026, 12, 1, 15, 0)  # 10:00, after the open: Monday's post and today's pre are both gone
     provider = SimulatedProvider(seed="bookends", clock=lambda: late)
     first = services.take_due_bookends(provider=provider, at=late)
     second = services.take_due_bookends(provider=provider, at=late + timedelta(minutes=1))
-    assert [report.missed for report in first] == [True] and second == []
-    assert caplog.text.count("missed") == 1
+    assert [(report.kind, report.missed) for report in first] == [(PRE, True), (POST, True), (PRE, True)]
+    assert second == []
+    assert caplog.text.count("missed") == 3
+
+
+def test_a_bookend_taken_with_nothing_held_is_not_called_missed(db, caplog):
+    provider = SimulatedProvider(seed="bookends", clock=lambda: utc(2026, 12, 1, 14, 26))
+    assert services.take_due_bookends(provider=provider, at=utc(2026, 12, 1, 14, 26))[-1].taken.trades == 0
+    assert services.take_due_bookends(provider=provider, at=utc(2026, 12, 1, 15, 0)) == []
