@@ -21,6 +21,7 @@ from .schedules import JOBS
 
 logger = logging.getLogger(__name__)
 PERIODS = {job.task: job.every.total_seconds() for job in JOBS}
+JOB_SETTINGS = {job.task: job.setting for job in JOBS}
 
 
 @contextmanager
@@ -39,7 +40,7 @@ def exclusive(name: str, ttl: float):
 
 
 def _enabled(task: str) -> bool:
-    return getattr(settings, "SCHEDULE_" + task.rsplit(".", 1)[-1].upper(), True)
+    return getattr(settings, JOB_SETTINGS[task], True)
 
 
 def monitor_task(name: str):

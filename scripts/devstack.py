@@ -111,6 +111,7 @@ def run() -> int:
 
 def test(pytest_args: list[str]) -> int:
     os.environ["DJANGO_SETTINGS_MODULE"] = "tradeoptions.settings.test"
+    os.environ["DJANGO_READ_DOT_ENV"] = "false"  # a local .env must not change a test's outcome
     code = subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=ROOT).returncode
     if code == 5:
         log("pytest collected no tests: that is a failure, not a pass")

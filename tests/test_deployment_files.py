@@ -33,3 +33,15 @@ def test_every_environment_variable_the_settings_read_is_documented():
     source = "\n".join(path.read_text() for path in (ROOT / "tradeoptions/settings").glob("*.py"))
     read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', source))
     assert read and read - _documented() == set()
+
+
+def test_every_setting_the_code_looks_up_is_defined_in_the_settings():
+    """`getattr(settings, "X", default)` must not hide a setting nobody can set from the environment."""
+    from django.conf import settings
+
+    apps = ["tradeoptions", "trades", "brokers", "monitoring", "analytics"]
+    code = "\n".join(path.read_text() for app in apps for path in (ROOT / app).rglob("*.py")
+                     if "tests" not in path.parts and "settings" not in path.parts)
+    looked_up = set(re.findall(r'getattr\(settings, "([A-Z_]+)"', code))
+    looked_up |= {f"SCHEDULE_{name.upper()}" for name in re.findall(r'Job\("monitoring\.(\w+)"', code)}
+    assert looked_up and sorted(name for name in looked_up if not hasattr(settings, name)) == []

@@ -11,7 +11,10 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# A developer's or a server's .env fills in what the environment leaves unset; the test settings
+# set DJANGO_READ_DOT_ENV=false (in pytest's config) so that no local .env can change a test.
+if env.bool("DJANGO_READ_DOT_ENV", default=True):
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 SECRET_KEY = env("SECRET_KEY", default="")
 DEBUG = env.bool("DEBUG", default=False)
@@ -192,6 +195,13 @@ MARKET_DATA_REPLAY_FILE = env.str("MARKET_DATA_REPLAY_FILE", default="")
 PAPER_COMMISSION_PER_CONTRACT = env.str("PAPER_COMMISSION_PER_CONTRACT", default="0.65")
 PAPER_SLIPPAGE_PER_SHARE = env.str("PAPER_SLIPPAGE_PER_SHARE", default="0")
 FORCE_MARKET_OPEN = env.bool("FORCE_MARKET_OPEN", default=False)
+# Tradier market data (MARKET_DATA_SOURCE=tradier): one read-only token for the whole system.
+TRADIER_MARKET_DATA_TOKEN = env.str("TRADIER_MARKET_DATA_TOKEN", default="")
+TRADIER_MARKET_DATA_URL = env.str("TRADIER_MARKET_DATA_URL", default="") or TRADIER_LIVE_URL
+# Each periodic job (monitoring/schedules.py) can be switched off: SCHEDULE_<NAME>=false.
+SCHEDULE_SNAPSHOT_PRICES = env.bool("SCHEDULE_SNAPSHOT_PRICES", default=True)
+SCHEDULE_MATCH_PAPER_ORDERS = env.bool("SCHEDULE_MATCH_PAPER_ORDERS", default=True)
+SCHEDULE_TAKE_BOOKENDS = env.bool("SCHEDULE_TAKE_BOOKENDS", default=True)
 ALLOW_LIVE_TRADING = env.bool("ALLOW_LIVE_TRADING", default=False)
 
 LOGGING = {
