@@ -19,7 +19,7 @@ run: $(STAMP)
 
 ## test: set up and run every test (pass more pytest arguments with ARGS="...")
 test: $(STAMP)
-	CHROMIUM_PATH="$$(scripts/ensure_browser.sh)" $(BIN)/python scripts/devstack.py test $(ARGS)
+	chromium="$$(scripts/ensure_browser.sh)" && CHROMIUM_PATH="$$chromium" $(BIN)/python scripts/devstack.py test $(ARGS)
 
 ## bench: benchmarks that need the database (numbers in docs/benchmarks.md); plain scripts run directly
 bench: $(STAMP)

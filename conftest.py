@@ -60,7 +60,7 @@ def app_cursor(db):
         yield cursor
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """A real headless Chromium (the one scripts/ensure_browser.sh found), driven by Playwright."""
     import os
@@ -70,7 +70,7 @@ def browser():
     executable = os.environ.get("CHROMIUM_PATH")
     assert executable, "No Chromium: run the tests with `make test`, or set CHROMIUM_PATH."
     # Playwright's sync API runs an event loop; Django's ORM in this thread must be allowed beside it,
-    # for as long as the browser lives and no longer.
+    # for as long as the browser lives (one test module) and no longer.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_playwright() as playwright:

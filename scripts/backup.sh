@@ -10,14 +10,26 @@
 # Writes DIR/tradeoptions-YYYYMMDDTHHMMSSZ.dump (custom format, compressed), keeps the newest
 # $KEEP dumps (default 14). PG_DUMP names another pg_dump binary (it must be at least as new as
 # the server; `make backup` passes the embedded server's own). Restore: pg_restore --dbname=... --role=tradeoptions_owner FILE
+#
+# After a restore, run `manage.py migrate`: it re-grants the app role its privileges (the dump
+# carries none, by design: roles differ between servers).
 set -euo pipefail
 : "${BACKUP_DATABASE_URL:?set BACKUP_DATABASE_URL to the URL of the tradeoptions_backup role}"
+umask 077  # the dump holds every tenant's data: readable by its owner only
 dir=${1:-./backups}
 keep=${KEEP:-14}
 mkdir -p "$dir"
 file="$dir/tradeoptions-$(date -u +%Y%m%dT%H%M%SZ).dump"
-"${PG_DUMP:-pg_dump}" --format=custom --no-owner --no-privileges \
-  --dbname="$BACKUP_DATABASE_URL" --file="$file.partial"
+# Keep the password out of `ps`: libpq gets it from PGPASSWORD, the command line a URL without it.
+{ read -r url; read -r PGPASSWORD; } < <(python3 -c '
+import os, urllib.parse as parse
+parts = parse.urlsplit(os.environ["BACKUP_DATABASE_URL"])
+host = parts.netloc.rsplit("@", 1)[-1]
+user = parse.quote(parse.unquote(parts.username or ""), safe="")
+print(parts._replace(netloc=f"{user}@{host}" if user else host).geturl())
+print(parse.unquote(parts.password or ""))')
+export PGPASSWORD
+"${PG_DUMP:-pg_dump}" --format=custom --no-owner --no-privileges --dbname="$url" --file="$file.partial"
 mv "$file.partial" "$file"
 echo "backup written: $file ($(du -h "$file" | cut -f1))"
 ls -1t "$dir"/tradeoptions-*.dump | tail -n +$((keep + 1)) | xargs -r rm --

