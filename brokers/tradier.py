@@ -71,6 +71,10 @@ _QUOTE_CHUNK = 50  # symbols per quotes request, to keep URLs short
 _MAX_ORDER_PAGES = 50
 
 
+
+# How many times an uncertain placement's tag is looked up before the order is sent again.
+LOOKUPS_BEFORE_RESEND = 3
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Reads only. Delays grow as base·2ⁿ, capped, each drawn from its upper half (jitter)."""
@@ -264,7 +268,7 @@ class TradierClient:
             except _Ambiguous as unknown:
                 log.warning("Placement of order %s: outcome unknown (%s); looking its tag up", tag, unknown)
                 try:
-                    found = self.find_order_by_tag(tag)
+                    found = self._look_up_placed(tag)
                 except BrokerError as error:
                     raise OrderOutcomeUnknown(
                         f"Order {tag} may or may not have been placed, and the lookup failed: {error}", tag=tag
@@ -279,6 +283,18 @@ class TradierClient:
                     ) from None
                 log.info("Order %s is not at the broker; placing it again", tag)
         return self._await_decision(order_id, tag, form["class"])
+
+    def _look_up_placed(self, tag: str) -> Order | None:
+        """Look the tag up a few times, backing off, before concluding the order is not there:
+        Tradier's order list can lag a POST it accepted, and a wrong "absent" doubles an order."""
+        delay = self._confirm.first_delay
+        for attempt in range(1, LOOKUPS_BEFORE_RESEND + 1):
+            found = self.find_order_by_tag(tag)
+            if found is not None or attempt == LOOKUPS_BEFORE_RESEND:
+                return found
+            self._sleep(delay)
+            delay = min(delay * 2, self._confirm.max_delay)
+        return None
 
     def _submit(self, form: dict[str, str], tag: str) -> str:
         path = self._account_path("orders")
@@ -309,7 +325,7 @@ class TradierClient:
         for attempt in range(1, self._confirm.attempts + 1):
             try:
                 order = self.get_order(order_id)
-            except (BrokerUnavailable, BrokerRateLimited) as error:
+            except BrokerError as error:  # unreadable (down, throttled, a 404 or 401 that lags): still placed
                 log.warning("Order %s (%s) was placed but cannot be read back yet: %s", order_id, tag, error)
                 return order
             refused = next((node for node in (order, *order.legs) if node.status in _REFUSED), None)

@@ -338,9 +338,23 @@ def test_a_post_lost_before_tradier_saw_it_is_sent_again_once_the_tag_is_known_a
     order = tradier.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
     assert len(fake_tradier.requests_for("POST", "/orders")) == 2
     assert [o.id for o in fake_tradier.orders_tagged("to-7-entry")] == [int(order.id)]
-    # The lookup came between the two POSTs.
+    # The lookups (several, since Tradier's list can lag an accepted POST) came between the POSTs.
     methods = [(r.method, r.path.rsplit("/", 1)[-1]) for r in fake_tradier.requests]
-    assert methods[:3] == [("POST", "orders"), ("GET", "orders"), ("POST", "orders")]
+    assert methods[:5] == [("POST", "orders")] + [("GET", "orders")] * 3 + [("POST", "orders")]
+
+
+def test_an_order_the_list_shows_only_late_is_found_and_not_sent_again(tradier, fake_tradier, monkeypatch):
+    real_lookup, looks = type(tradier).find_order_by_tag, []
+
+    def lagging_lookup(self, tag):
+        looks.append(tag)
+        return None if len(looks) < 2 else real_lookup(self, tag)  # the first look misses it
+
+    fake_tradier.inject("hang_after", method="POST", path="/orders")  # accepted, but the answer is lost
+    monkeypatch.setattr(type(tradier), "find_order_by_tag", lagging_lookup)
+    tradier.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
+    assert len(looks) == 2 and len(fake_tradier.requests_for("POST", "/orders")) == 1
+    assert len(fake_tradier.orders_tagged("to-7-entry")) == 1
 
 
 def test_a_500_on_a_post_is_unknown_too_and_never_doubles_the_order(tradier, fake_tradier):
