@@ -1,12 +1,21 @@
 """Fixtures for the real components: PostgreSQL (as the app role, under row-level security),
 Redis, and the named personas every scenario uses."""
 
+import os
+
 import pytest
 from django.db import connection
+from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 
 from tests.factories import PASSWORD, UserFactory
 from tradeoptions.db import app_role, as_schema_owner
+
+# CI explores the same examples on every run, so a red build is reproducible; locally each run
+# explores new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
@@ -63,8 +72,6 @@ def app_cursor(db):
 @pytest.fixture(scope="module")
 def browser():
     """A real headless Chromium (the one scripts/ensure_browser.sh found), driven by Playwright."""
-    import os
-
     from playwright.sync_api import sync_playwright
 
     executable = os.environ.get("CHROMIUM_PATH")
