@@ -54,8 +54,8 @@ class FillRules:
     @classmethod
     def from_settings(cls) -> FillRules:
         return cls(
-            commission_per_contract=Decimal(str(getattr(settings, "PAPER_COMMISSION_PER_CONTRACT", "0.65"))),
-            slippage_per_share=Decimal(str(getattr(settings, "PAPER_SLIPPAGE_PER_SHARE", "0"))),
+            commission_per_contract=Decimal(str(settings.PAPER_COMMISSION_PER_CONTRACT)),
+            slippage_per_share=Decimal(str(settings.PAPER_SLIPPAGE_PER_SHARE)),
         )
 
 

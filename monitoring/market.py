@@ -17,6 +17,7 @@ from brokers.occ import build_symbol
 
 from . import clock as market_clock
 from .marketdata import MarketDataProvider, OptionQuote, provider_for
+from .marketdata.base import underlying_of
 
 CHAIN_STRIKES_EACH_SIDE = 15
 
@@ -41,7 +42,7 @@ def as_broker_quote(quote: OptionQuote) -> Quote:
 
 def _chain_entry(quote: OptionQuote) -> OptionChainEntry:
     contract = quote.contract
-    return OptionChainEntry(symbol=quote.symbol, underlying=contract.root, expiry=contract.expiry,
+    return OptionChainEntry(symbol=quote.symbol, underlying=underlying_of(contract), expiry=contract.expiry,
                             strike=contract.strike, option_type=contract.option_type,
                             quote=as_broker_quote(quote), open_interest=quote.open_interest)
 

@@ -19,15 +19,22 @@ SYSTEM_SETTING = "app.system"
 
 
 def _read(name: str) -> str:
+    return _read_all([name])[name]
+
+
+def _read_all(names: list[str]) -> dict[str, str]:
+    """Every setting in one round trip."""
+    columns = ", ".join(["COALESCE(current_setting(%s, true), '')"] * len(names))
     with connection.cursor() as cursor:
-        cursor.execute("SELECT COALESCE(current_setting(%s, true), '')", [name])
-        return cursor.fetchone()[0]
+        cursor.execute(f"SELECT {columns}", names)
+        return dict(zip(names, cursor.fetchone(), strict=True))
 
 
 def _write(values: dict[str, str]) -> None:
+    """Every setting in one round trip, with bound parameters (never formatted into the SQL)."""
+    calls = ", ".join(["set_config(%s, %s, true)"] * len(values))
     with connection.cursor() as cursor:
-        for name, value in values.items():
-            cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+        cursor.execute(f"SELECT {calls}", [item for pair in values.items() for item in pair])
 
 
 @contextmanager
@@ -38,7 +45,7 @@ def _context(values: dict[str, str]):
     rolls back set_config with the transaction), so nothing is written on the way out.
     """
     with transaction.atomic():
-        previous = {name: _read(name) for name in values}
+        previous = _read_all(list(values))
         _write(values)
         yield
         _write(previous)
