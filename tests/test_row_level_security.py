@@ -4,26 +4,44 @@ These scenarios hold even if application code forgot a filter, because the datab
 the policies to every statement.
 """
 
+from decimal import Decimal
+
 import pytest
 from django.db import connection, transaction
 from django.db.utils import ProgrammingError
 
+from brokers.base import OrderRequest, order_tag
+from brokers.paper import LocalPaperBroker
 from tests.factories import PaperTradeFactory, PriceSnapshotFactory, TradeEventFactory
+from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
+from trades import services
 from trades.models import AccountSettings
 
-OWNED_TABLES = ["trades_papertrade", "trades_tradeevent", "trades_accountsettings", "monitoring_pricesnapshot"]
+OWNED_TABLES = [
+    "trades_papertrade", "trades_tradeevent", "trades_accountsettings", "trades_idempotencykey",
+    "monitoring_pricesnapshot", "brokers_paperaccount", "brokers_paperorder", "brokers_paperfill",
+]
 # The audit log cannot be updated or deleted at all (see tests/test_constraints.py).
 MUTABLE_TABLES = [table for table in OWNED_TABLES if table != "trades_tradeevent"]
+CONTRACT = "SPY261218C00570000"
 
 
 @pytest.fixture
 def two_tenants(trader, other_trader):
-    """Alice and Bob each have a trade with an event and a snapshot (and their settings)."""
+    """Alice and Bob each have one row in every owned table: a trade with an event, a snapshot and
+    an idempotency key, their settings, and a paper account with one filled order."""
+    market = HandDrivenMarket()
+    market.set_quote(CONTRACT, "4.10", "4.30")
     for owner in (trader, other_trader):
         trade = PaperTradeFactory(owner=owner)
         TradeEventFactory(trade=trade)
         PriceSnapshotFactory(trade=trade)
+        services.idempotency_store(user=owner, key="scan-1", fingerprint="f" * 64, status=201, body={}, trade=trade)
+        with tenancy.acting_as(owner.pk):
+            LocalPaperBroker(owner.pk, starting_cash=Decimal("5000"), market=market).place_order(
+                OrderRequest(option_symbol=CONTRACT, side="buy_to_open", quantity=1, order_type="market",
+                             tag=order_tag(trade.pk, "entry")))
     return trader, other_trader
 
 
@@ -151,5 +169,23 @@ def test_every_owned_table_has_forced_row_level_security_with_policies(db):
         )
         rows = cursor.fetchall()
     assert {row[0] for row in rows} >= set(OWNED_TABLES)
-    unprotected = [name for name, enabled, forced, policies in rows if not (enabled and forced and policies >= 1)]
+    unprotected = [name for name, enabled, forced, policies in rows if not (enabled and forced and policies == 2)]
     assert unprotected == []
+
+
+def test_every_owned_table_has_the_tenant_policy_on_its_owner_column(db):
+    """Both policies, and the tenant one really compares owner_id with the transaction's user."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT c.relname, p.polname, pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
+              FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
+             WHERE c.relname = ANY(%s)
+            """,
+            [OWNED_TABLES],
+        )
+        policies = {(table, name): (using, check) for table, name, using, check in cursor.fetchall()}
+    for table in OWNED_TABLES:
+        using, check = policies[(table, "tenant_owner")]
+        assert "owner_id" in using and "app.user_id" in using and using == check
+        assert "app.system" in policies[(table, "system_context")][0]
