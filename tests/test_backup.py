@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -29,3 +30,31 @@ def test_a_backup_contains_every_tenants_trades(tmp_path):
     listing = subprocess.run([str(restore), "--data-only", "--table=trades_papertrade", "-f", "-", str(dump)],
                              capture_output=True, text=True, check=True).stdout
     assert "AAPL" in listing and "NVDA" in listing
+    _restore_and_read_as_the_app(dump, database)
+
+
+def _restore_and_read_as_the_app(dump: Path, database: dict) -> None:
+    """Restore into a new database as the schema owner, migrate (which re-grants the app role),
+    and read back through row-level security as the app role: the documented restore works."""
+    bin_dir = Path(os.environ["PG_DUMP"]).parent
+    name = f"restore_{os.getpid()}"
+    owner = f"postgresql://tradeoptions_owner@/{{}}?host={quote(database['HOST'], safe='')}"
+    subprocess.run([str(bin_dir / "psql"), "-q", "-c", f"CREATE DATABASE {name}", owner.format("postgres")],
+                   check=True, capture_output=True)
+    try:
+        subprocess.run([str(bin_dir / "pg_restore"), "--no-owner", "--exit-on-error", "-d", owner.format(name),
+                        str(dump)], check=True, capture_output=True)
+        socket = quote(database["HOST"], safe="")
+        environment = {**os.environ, "DATABASE_URL": f"postgres://tradeoptions_app@/{socket}/{name}",
+                       "DATABASE_OWNER_URL": f"postgres://tradeoptions_owner@/{socket}/{name}"}
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=environment, check=True,
+                       capture_output=True, timeout=120)
+        script = ("from tradeoptions import tenancy; from trades.models import PaperTrade\n"
+                  "with tenancy.system_context(): print(sorted(PaperTrade.objects.values_list('ticker', flat=True)))\n"
+                  "print(PaperTrade.objects.count())")
+        result = subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, env=environment,
+                                capture_output=True, text=True, timeout=120)
+        assert result.stdout.strip().splitlines()[-2:] == ["['AAPL', 'NVDA']", "0"], result.stderr
+    finally:
+        subprocess.run([str(bin_dir / "psql"), "-q", "-c", f"DROP DATABASE IF EXISTS {name}",
+                        owner.format("postgres")], capture_output=True)
