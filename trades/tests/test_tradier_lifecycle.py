@@ -63,3 +63,19 @@ def test_a_token_tradier_refuses_asks_to_reauthenticate(api_as, trader, tradier,
     assert "sbx-expired-0000" not in response.content.decode()
     with tenancy.acting_as(trader.pk):
         assert PaperTrade.objects.get().status == "REJECTED"
+
+
+def test_a_limit_entry_goes_to_tradier_as_one_otoco_with_its_bracket(api_as, trader, tradier, open_body):
+    _use_sandbox(trader)
+    opened = api_as(trader).post("/api/trades", open_body(entry_type="limit", limit_price="4.00"), format="json")
+    assert opened.status_code == 201, opened.json()
+    body = opened.json()
+    assert body["status"] == "PENDING"  # the limit rests under the 4.30 ask
+    (otoco,) = tradier.orders_tagged(f"to-{body['id']}-entry")
+    assert otoco.order_class == "otoco" and len(otoco.legs) == 3
+    entry, stop, take = otoco.legs
+    assert (entry.side, entry.type, entry.price) == ("buy_to_open", "limit", Decimal("4.00"))
+    assert (stop.type, stop.stop, take.type, take.price) == ("stop", Decimal("3.00"), "limit", Decimal("6.50"))
+    assert str(otoco.id) == body["entry_order_id"]
+    form = tradier.requests_for("POST", "/orders")[0].form
+    assert form["class"] == "otoco" and form["option_symbol[1]"] == form["option_symbol[2]"] == CONTRACT
