@@ -22,8 +22,16 @@ from tradeoptions import tenancy
 from trades.models import CONTRACT_MULTIPLIER, PaperTrade, TradeStatus
 
 from . import clock as market_clock
+from .expiry import ExpiryReport, intrinsic_value, settle_expiries
 from .marketdata import MarketDataProvider, OptionQuote
 from .models import SnapshotKind
+from .sync import SyncReport, sync_orders
+
+__all__ = [
+    "BookendReport", "ExpiryReport", "OrdersCycleReport", "SnapshotReport", "SyncReport", "cycle_slot",
+    "intrinsic_value", "match_paper_orders", "orders_cycle", "schedules_install", "settle_expiries",
+    "snapshot_positions", "sync_orders", "take_due_bookends",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +175,44 @@ def match_paper_orders(*, market: Market | None = None, rules: FillRules | None 
         except Exception:  # one broken group must not stop the others; it is retried next cycle
             logger.exception("paper order group %s could not be matched", head_id)
     return fills
+
+
+AFTER_CLOSE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class OrdersCycleReport:
+    fills: int
+    sync: SyncReport | None
+    expiry: ExpiryReport | None
+    skipped: str = ""
+
+
+def orders_cycle(*, provider: MarketDataProvider, market: Market | None = None,
+                 at: datetime | None = None) -> OrdersCycleReport:
+    """One order cycle: local-paper matching, then the order sync, then expiry settlement.
+
+    Matching runs first so that a local-paper fill becomes the trade's state in the same cycle
+    (the separate 20-second matching job only makes fills arrive sooner). Runs during the session
+    and for an hour after each close, so that day orders that expired at the close and contracts
+    that expired today are processed; nothing polls overnight (the reconcile job covers that).
+    """
+    market = market or default_market()
+    at = at or market.now()
+    if not (market_clock.is_market_open(at) or at - last_close(at) <= AFTER_CLOSE):
+        return OrdersCycleReport(0, None, None, skipped="market closed")
+    fills = match_paper_orders(market=market)
+    report = sync_orders(market=market, at=at)
+    return OrdersCycleReport(fills, report, settle_expiries(provider=provider, at=at, market=market))
+
+
+def last_close(at: datetime) -> datetime:
+    """The close of the latest session that has closed by `at`."""
+    day = market_clock.market_date(at)
+    session = market_clock.session_for(day)
+    if session.close is not None and session.close <= at:
+        return session.close
+    return market_clock.session_for(market_clock.previous_trading_day(day)).close
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,18 @@ Hygiene shared by all: explicit names; soft/hard time limits below the Redis vis
 `expires` equal to the period, so a backlog never replays stale cycles; acks late with reject on
 worker loss (settings); a Redis lock so two cycles of one job never overlap (a slow cycle makes
 the next one skip and say so); retries with backoff and jitter for transient market-data errors.
-None of these tasks places an order, so a retry can never double one.
+Only the order jobs (`sync_orders`, `reconcile_orders`) may place an order (a filled entry gets
+its bracket), so they are never retried automatically: an unclear outcome is reconciled by tag
+on the next cycle, not resent.
 """
 
 import logging
 from contextlib import contextmanager
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.conf import settings
+from django.core.cache import cache
 from django_redis import get_redis_connection
 
 from . import clock as market_clock
@@ -43,13 +47,13 @@ def _enabled(task: str) -> bool:
     return getattr(settings, JOB_SETTINGS[task], True)
 
 
-def monitor_task(name: str):
+def monitor_task(name: str, *, retry: bool = True):
     period = PERIODS[name]
-    return shared_task(
-        name=name, bind=True, expires=period, soft_time_limit=max(period * 3, 60), time_limit=max(period * 4, 90),
-        autoretry_for=(ProviderUnavailable,), retry_backoff=2, retry_backoff_max=period, retry_jitter=True,
-        max_retries=3,
-    )
+    # Limits scale with the period but stay under an hour, below Redis' visibility timeout.
+    limits = {"soft_time_limit": min(max(period * 3, 60), 1800), "time_limit": min(max(period * 4, 90), 2400)}
+    retries = {"autoretry_for": (ProviderUnavailable,), "retry_backoff": 2, "retry_backoff_max": min(period, 600),
+               "retry_jitter": True, "max_retries": 3} if retry else {}
+    return shared_task(name=name, bind=True, expires=period, **limits, **retries)
 
 
 def _run(task, work):
@@ -78,3 +82,31 @@ def match_paper_orders(self):
 def take_bookends(self):
     at = market_clock.now()
     return _run(self, lambda: repr(services.take_due_bookends(provider=provider_for(), at=at)))
+
+
+@monitor_task("monitoring.sync_orders", retry=False)
+def sync_orders(self):
+    at = market_clock.now()
+    # The provider reads the same clock as the cycle (one clock through every layer).
+    return _run(self, lambda: repr(services.orders_cycle(provider=provider_for(clock=market_clock.now), at=at)))
+
+
+@monitor_task("monitoring.reconcile_orders", retry=False)
+def reconcile_orders(self):
+    at = market_clock.now()
+    return _run(self, lambda: repr(services.sync_orders(at=at)))
+
+
+@monitor_task("monitoring.purge_idempotency_keys")
+def purge_idempotency_keys(self):
+    from trades.services import idempotency_keys_purge
+
+    return _run(self, lambda: f"{idempotency_keys_purge()} key(s) purged")
+
+
+@worker_ready.connect
+def reconcile_at_worker_start(sender=None, **kwargs):
+    """Reconcile orders with trades when a worker starts (after a deploy or a crash), once even
+    when several workers start together."""
+    if cache.add("reconcile-at-start", 1, 60):
+        reconcile_orders.delay()

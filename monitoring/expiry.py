@@ -1,0 +1,118 @@
+"""Expiry settlement: at the close of its expiry day an option still held is settled.
+
+The cutoff is the day's real close (13:00 on an early close; the session before when the expiry
+date is a holiday). From the underlying's closing price: out of the money → CLOSED/EXPIRED at 0,
+in the money → CLOSED/EXPIRED_ITM at intrinsic value. The trade's working orders are cancelled
+first; if the broker reports that an exit filled before the cutoff, the order sync closes the
+trade with that fill instead. A settled trade is CLOSED, so running this again finds nothing:
+idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from brokers.base import BrokerError
+from brokers.market import Market, default_market
+from brokers.occ import parse_symbol
+from tradeoptions import tenancy
+from trades.models import AccountSettings, Actor, CloseReason, EventKind, PaperTrade, TradeStatus
+from trades.services import InvalidTransition, TradeError, VersionConflict, close_outcome, trade_transition
+from trades.services.closing import bracket_cancel, bracket_filled
+
+from . import clock as market_clock
+from .marketdata import Interval, MarketDataProvider
+from .marketdata.base import underlying_of
+
+logger = logging.getLogger(__name__)
+SYSTEM = {"actor": Actor.SYSTEM, "actor_label": "expiry_settlement"}
+HELD = (TradeStatus.OPEN, TradeStatus.CLOSING)
+CENT = Decimal("0.01")
+
+
+@dataclass
+class ExpiryReport:
+    settled: dict[str, int] = field(default_factory=dict)
+    deferred: int = 0
+
+
+def intrinsic_value(option_type: str, strike: Decimal, underlying: Decimal) -> Decimal:
+    value = underlying - strike if option_type == "CALL" else strike - underlying
+    return max(value, Decimal(0)).quantize(CENT)
+
+
+def settle_expiries(*, provider: MarketDataProvider, at: datetime, market: Market | None = None) -> ExpiryReport:
+    """Settle every held trade whose contract's cutoff has passed by `at`."""
+    market = market or default_market()
+    report = ExpiryReport()
+    with tenancy.system_context():  # a system job over every user's positions; no request reaches it
+        due = [trade for trade in PaperTrade.objects.filter(status__in=HELD, expiry__lte=market_clock.market_date(at))
+               .order_by("id") if market_clock.expiry_cutoff(trade.expiry) <= at]
+        settings_of = {row.owner_id: row for row in
+                       AccountSettings.objects.filter(owner_id__in={trade.owner_id for trade in due})}
+    if not due:
+        return report
+    closes = _closing_prices(provider, due)
+    for trade in due:
+        underlying = closes.get((underlying_of(parse_symbol(trade.option_symbol)), trade.expiry))
+        if underlying is None:
+            logger.error("expiry: no closing price for %s on %s; trade %s waits", trade.ticker, trade.expiry, trade.pk)
+            report.deferred += 1
+            continue
+        try:
+            with tenancy.acting_as(trade.owner_id):
+                reason = _settle(trade, underlying, settings_of.get(trade.owner_id), market)
+        except (VersionConflict, InvalidTransition, TradeError) as error:
+            logger.info("expiry: trade %s not settled this time (%s)", trade.pk, error)
+            reason = None
+        if reason is None:
+            report.deferred += 1
+        else:
+            report.settled[str(reason)] = report.settled.get(str(reason), 0) + 1
+    return report
+
+
+def _closing_prices(provider: MarketDataProvider, trades: list[PaperTrade]) -> dict:
+    """The underlying's close on each expiry day: one daily bar per (underlying, day)."""
+    wanted = defaultdict(set)
+    for trade in trades:
+        wanted[underlying_of(parse_symbol(trade.option_symbol))].add(trade.expiry)
+    closes = {}
+    for underlying, days in wanted.items():
+        for day in days:
+            cutoff = market_clock.expiry_cutoff(day)
+            session = market_clock.session_for(market_clock.market_date(cutoff))
+            bars = provider.bars(underlying, Interval.DAILY, session.open, cutoff + timedelta(minutes=1))
+            if bars:
+                closes[(underlying, day)] = bars[-1].close
+    return closes
+
+
+def _settle(trade: PaperTrade, underlying: Decimal, account: AccountSettings | None, market: Market) -> str | None:
+    from trades.services.orders import broker_of
+
+    broker = broker_of(account or AccountSettings(owner_id=trade.owner_id), mode=trade.broker_mode, market=market)
+    canceled = bracket_cancel(trade=trade, broker=broker, **SYSTEM) or []
+    if bracket_filled(canceled):
+        return None  # an exit filled before the cutoff: the order sync closes the trade with that fill
+    sell = None
+    if trade.close_order_id:
+        try:
+            sell = broker.cancel_order(trade.close_order_id)
+        except BrokerError as error:
+            logger.warning("expiry: close order %s of trade %s: %s", trade.close_order_id, trade.pk, error)
+        if sell is not None and sell.fill is not None:
+            return None  # the manual close filled: the order sync confirms it
+    value = intrinsic_value(trade.option_type, trade.strike, underlying)
+    reason = CloseReason.EXPIRED_ITM if value > 0 else CloseReason.EXPIRED
+    cutoff = market_clock.expiry_cutoff(trade.expiry)
+    changes = close_outcome(trade, price=value, at=cutoff, reason=reason)
+    trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSED, kind=EventKind.STATE_CHANGE,
+                     expected_version=trade.version, changes=changes,
+                     payload={"source": "EXPIRY", "underlying_close": underlying, "intrinsic": value}, **SYSTEM)
+    logger.info("expiry: trade %s settled %s at %s (underlying %s)", trade.pk, reason, value, underlying)
+    return str(reason)

@@ -1,0 +1,411 @@
+"""Order sync and the orphan guard: what the brokers say of our orders becomes the trades' state.
+
+Once per cycle, for every broker account that has active trades, recently finished trades or
+working local-paper orders, the account's order list is read in ONE call (`get_orders()`);
+only an id the list does not show (Tradier lists today's orders only) is read on its own with
+`get_order(id)`. Broker calls therefore grow with accounts, not trades, and reads of the
+database are a constant number of queries per cycle; writes happen only for trades whose state
+changed, each through the trades app's one gate (`trade_transition` and the services built on it).
+
+Decisions per trade, from the orders the broker reports:
+- PENDING: the entry's fill (or cancel, refusal, expiry) → `trade_entry_update`; a filled entry
+  without a bracket gets one (`bracket_attach`); an entry placed with an unknown outcome is
+  found by its tag `to-<id>-entry` and adopted.
+- OPEN / CLOSING: an exit leg that filled → CLOSED with TP_HIT or SL_HIT at the broker's fill
+  price and time (the broker's fill wins over a manual close still in flight, whose sell is then
+  cancelled); a CLOSING trade's sell that ended → `close_confirm` (CLOSED/MANUAL_CLOSE, or OPEN
+  again when it ended unfilled). A bracket that ended unfilled leaves the position unprotected:
+  the trade is marked for attention (until the contract's expiry, when settlement takes over).
+- Orphans: a working order tagged for one of our trades that is finished (closed, cancelled,
+  rejected) is cancelled, and the cancel written to that trade's log; a working order tagged for
+  a trade the account does not hold is recorded as an ATTENTION_NEEDED event and logged once; a
+  second working order for an active trade (one it does not know) marks that trade for attention.
+
+`trigger_precision` keeps its meaning "fill minus trigger price, per share" (the slippage of a
+stop in a gap, the improvement of a take-profit); where a close came from (a broker fill, an
+expiry) is the event's `source` in its payload.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.core.cache import cache
+from django.db.models import Q
+
+from brokers.base import BrokerError, Order, OrderPurpose, OrderStatus, order_tag, parse_order_tag
+from brokers.market import Market, default_market
+from brokers.models import BrokerMode, PaperOrder
+from brokers.paper import WORKING
+from tradeoptions import tenancy
+from trades.models import ACTIVE_STATUSES, AccountSettings, Actor, CloseReason, EventKind, PaperTrade, TradeStatus
+from trades.services import (
+    InvalidTransition,
+    TradeError,
+    VersionConflict,
+    close_confirm,
+    close_outcome,
+    event_record,
+    trade_entry_update,
+    trade_transition,
+)
+from trades.services.opening import bracket_attach
+from trades.services.orders import bracket_ids, broker_of, order_summary, split_legs
+
+logger = logging.getLogger(__name__)
+
+SYSTEM = {"actor": Actor.SYSTEM, "actor_label": "sync_orders"}
+BROKER_FILL, EXPIRY = "BROKER_FILL", "EXPIRY"
+# Finished trades whose orders may still be working at the broker: looked at for this long.
+RECENTLY_FINISHED = timedelta(days=3)
+ORPHAN_NOTE_TTL = 7 * 24 * 60 * 60
+
+
+@dataclass
+class SyncReport:
+    accounts: int = 0
+    broker_calls: int = 0
+    changed: int = 0
+    orphans: int = 0
+    failed_accounts: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Account:
+    owner_id: int
+    mode: str
+    trades: list[PaperTrade] = field(default_factory=list)
+
+
+class _Book:
+    """One account's orders as the broker listed them, by id (heads and legs) and by tag."""
+
+    def __init__(self, orders: list[Order]) -> None:
+        self.orders = orders
+        self.by_id: dict[str, Order] = {}
+        self.by_tag: dict[str, Order] = {}
+        for order in orders:
+            self.add(order)
+
+    def add(self, order: Order) -> None:
+        self.by_id[order.id] = order
+        for leg in order.legs:
+            self.by_id.setdefault(leg.id, leg)
+        # The newest live or filled order of a tag, as `find_order_by_tag` would answer.
+        if order.tag and order.status not in (OrderStatus.REJECTED, OrderStatus.CANCELED):
+            known = self.by_tag.get(order.tag)
+            if known is None or _newer(order, known):
+                self.by_tag[order.tag] = order
+
+    def find(self, order_id: str) -> Order | None:
+        return self.by_id.get(order_id) if order_id else None
+
+
+def _newer(order: Order, than: Order) -> bool:
+    if order.id.isdigit() and than.id.isdigit():
+        return int(order.id) > int(than.id)
+    never = datetime.min.replace(tzinfo=UTC)
+    return (order.created_at or never) > (than.created_at or never)
+
+
+def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> SyncReport:
+    """Bring every active trade in line with its broker's orders, and deal with orphans."""
+    market = market or default_market()
+    at = at or market.now()
+    report = SyncReport()
+    accounts = _accounts_to_read(at)
+    settings_of = _settings_of({account.owner_id for account in accounts})
+    for account in accounts:
+        report.accounts += 1
+        try:
+            broker = broker_of(settings_of.get(account.owner_id) or AccountSettings(owner_id=account.owner_id),
+                               mode=account.mode, market=market)
+            book = _read_book(account, broker, report)
+        except (BrokerError, TradeError) as error:
+            logger.warning("sync: the %s account of user %s could not be read: %s", account.mode, account.owner_id,
+                           error)
+            report.failed_accounts.append(account.owner_id)
+            continue
+        for trade in account.trades:
+            try:  # each write below runs as the trade's owner; deciding needs no database
+                report.changed += _sync_trade(trade, book, broker, market, at)
+            except SoftTimeLimitExceeded:  # the cycle is out of time: stop here, the next one carries on
+                raise
+            except (VersionConflict, InvalidTransition) as error:  # the trader moved first: next cycle sees it
+                logger.info("sync: trade %s changed meanwhile (%s); it is looked at again next cycle", trade.pk, error)
+            except Exception:  # one broken trade must not stop the others
+                logger.exception("sync: trade %s could not be synced", trade.pk)
+        report.orphans += _guard_orphans(account, book, broker)
+    return report
+
+
+def _accounts_to_read(at: datetime) -> list[_Account]:
+    """Accounts with active trades, with trades finished recently (their exits may still work),
+    or with working local-paper orders; two queries across tenants, so in the system context: the
+    order sync is a system job over every user's trades, which no request can reach."""
+    accounts: dict[tuple[int, str], _Account] = {}
+    with tenancy.system_context():
+        recent = Q(status__in=[TradeStatus.CLOSED, TradeStatus.CANCELED, TradeStatus.REJECTED],
+                   updated_at__gte=min(at, _now()) - RECENTLY_FINISHED)
+        for trade in PaperTrade.objects.filter(Q(status__in=ACTIVE_STATUSES) | recent).order_by("id"):
+            account = accounts.setdefault((trade.owner_id, trade.broker_mode),
+                                          _Account(trade.owner_id, trade.broker_mode))
+            if trade.status in ACTIVE_STATUSES:
+                account.trades.append(trade)
+        paper_owners = PaperOrder.objects.filter(status__in=WORKING).values_list("owner_id", flat=True).distinct()
+        for owner_id in paper_owners:
+            accounts.setdefault((owner_id, BrokerMode.LOCAL_PAPER), _Account(owner_id, BrokerMode.LOCAL_PAPER))
+    return list(accounts.values())
+
+
+def _now() -> datetime:
+    from django.utils import timezone
+
+    return timezone.now()  # `updated_at` is written with the wall clock, whatever the cycle's clock says
+
+
+def _settings_of(owner_ids: set[int]) -> dict[int, AccountSettings]:
+    with tenancy.system_context():
+        return {row.owner_id: row for row in AccountSettings.objects.filter(owner_id__in=owner_ids)}
+
+
+def _at_broker(account: _Account, call):
+    """Local-paper orders are rows under row-level security: read them as their owner. A real
+    broker is called outside any transaction."""
+    if account.mode == BrokerMode.LOCAL_PAPER:
+        with tenancy.acting_as(account.owner_id):
+            return call()
+    return call()
+
+
+def _read_book(account: _Account, broker, report: SyncReport) -> _Book:
+    book = _Book(_at_broker(account, broker.get_orders))
+    report.broker_calls += 1
+    for trade in account.trades:
+        for order_id in _known_ids(trade):
+            if book.find(order_id) is None:  # older than the list shows (Tradier: before today)
+                try:
+                    book.add(_at_broker(account, lambda order_id=order_id: broker.get_order(order_id)))
+                except BrokerError as error:
+                    logger.warning("sync: order %s of trade %s could not be read: %s", order_id, trade.pk, error)
+                report.broker_calls += 1
+    return book
+
+
+def _known_ids(trade: PaperTrade) -> list[str]:
+    ids = [trade.entry_order_id, trade.bracket_order_id, trade.close_order_id]
+    if not trade.bracket_order_id:
+        ids += [trade.sl_order_id, trade.tp_order_id]
+    return [order_id for order_id in ids if order_id]
+
+
+def _sync_trade(trade: PaperTrade, book: _Book, broker, market: Market, at: datetime) -> int:
+    """Apply what the broker says to one trade (in its owner's context). Returns 1 if it changed."""
+    if trade.status == TradeStatus.PENDING:
+        entry_changed, trade = _sync_entry(trade, book, broker)
+        if trade.status != TradeStatus.OPEN:
+            return entry_changed
+        return max(entry_changed, _sync_held(trade, book, broker, market, at))
+    return _sync_held(trade, book, broker, market, at)
+
+
+def _sync_entry(trade: PaperTrade, book: _Book, broker) -> tuple[int, PaperTrade]:
+    order = book.find(trade.entry_order_id) or book.by_tag.get(order_tag(trade.pk, OrderPurpose.ENTRY))
+    if order is None:
+        return 0, trade
+    changes = {}
+    if not trade.entry_order_id:  # placed with an unknown outcome, found again by its tag
+        changes["entry_order_id"] = order.id
+        if order.legs:
+            changes.update(bracket_ids(order))
+    entry = (split_legs(order)[0] or order) if order.legs else order
+    filled = entry.fill.quantity if entry.fill else entry.filled_quantity
+    if not changes and not entry.status.is_final and filled == trade.filled_qty:
+        return 0, trade
+    with tenancy.acting_as(trade.owner_id):
+        trade = trade_entry_update(trade_id=trade.pk, entry=entry, changes=changes, **SYSTEM)
+        if trade.status == TradeStatus.OPEN and not (trade.bracket_order_id or trade.sl_order_id
+                                                     or trade.tp_order_id):
+            trade = _adopt_or_attach_bracket(trade, book, broker)
+    return 1, trade
+
+
+def _adopt_or_attach_bracket(trade: PaperTrade, book: _Book, broker) -> PaperTrade:
+    working = book.by_tag.get(order_tag(trade.pk, OrderPurpose.STOP_LOSS))
+    if working is not None and working.status.is_working:
+        return trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED,
+                                changes={**bracket_ids(working), "attention_reason": ""},
+                                payload={"order": order_summary(working), "adopted": True}, **SYSTEM)
+    return bracket_attach(trade=trade, broker=broker, **SYSTEM)
+
+
+def _exit_legs(trade: PaperTrade, book: _Book) -> tuple[Order | None, Order | None, Order | None]:
+    """(bracket head, SL leg, TP leg) as the broker reports them."""
+    if trade.bracket_order_id:
+        head = book.find(trade.bracket_order_id)
+        if head is None:
+            return None, None, None
+        _, sl, tp = split_legs(head)
+        return head, sl, tp
+    sl, tp = book.find(trade.sl_order_id), book.find(trade.tp_order_id)
+    return None, sl, tp
+
+
+def filled_exit(sl: Order | None, tp: Order | None) -> tuple[str, Order, object] | None:
+    """(close reason, filled leg, its trigger price) of a bracket leg that filled, if one did."""
+    for reason, leg in ((CloseReason.SL_HIT, sl), (CloseReason.TP_HIT, tp)):
+        if leg is not None and leg.status == OrderStatus.FILLED and leg.fill is not None:
+            trigger = leg.stop_price if reason == CloseReason.SL_HIT else leg.limit_price
+            return reason, leg, trigger
+    return None
+
+
+def _sync_held(trade: PaperTrade, book: _Book, broker, market: Market, at: datetime) -> int:
+    head, sl, tp = _exit_legs(trade, book)
+    if exit_fill := filled_exit(sl, tp):
+        with tenancy.acting_as(trade.owner_id):
+            _close_on_exit_fill(trade, exit_fill, book, broker)
+        return 1
+    if trade.status == TradeStatus.CLOSING:
+        sell = book.find(trade.close_order_id) or book.by_tag.get(order_tag(trade.pk, OrderPurpose.CLOSE))
+        if sell is None or not sell.status.is_final:
+            return 0
+        changes = {} if trade.close_order_id else {"close_order_id": sell.id}
+        with tenancy.acting_as(trade.owner_id):
+            close_confirm(trade_id=trade.pk, sell=sell, changes=changes, **SYSTEM)
+        return 1
+    if not (trade.bracket_order_id or trade.sl_order_id or trade.tp_order_id):
+        working = book.by_tag.get(order_tag(trade.pk, OrderPurpose.STOP_LOSS))
+        if working is not None and working.status.is_working:  # placed with an unknown outcome: adopt it
+            with tenancy.acting_as(trade.owner_id):
+                _adopt_or_attach_bracket(trade, book, broker)
+            return 1
+        return 0
+    exits = [order for order in (head, sl, tp) if order is not None]
+    ended = exits and all(order.status.is_final for order in exits)
+    if ended and at < market.expiry_cutoff(trade.expiry):  # at expiry, settlement takes over
+        reason = (f"The SL/TP bracket is {exits[0].status.value} at the broker: the position is unprotected. "
+                  "Adjust the bracket to place a new one.")[:255]
+        if trade.attention_reason != reason:
+            with tenancy.acting_as(trade.owner_id):
+                trade_transition(trade_id=trade.pk, to=trade.status, kind=EventKind.ATTENTION_NEEDED,
+                                 expected_version=trade.version, changes={"attention_reason": reason},
+                                 payload={"orders": [order_summary(order) for order in exits]}, **SYSTEM)
+            logger.warning("sync: trade %s has no working bracket", trade.pk)
+            return 1
+    return 0
+
+
+def _close_on_exit_fill(trade: PaperTrade, exit_fill, book: _Book, broker) -> PaperTrade:
+    reason, leg, trigger = exit_fill
+    sell = book.find(trade.close_order_id)
+    if trade.status == TradeStatus.CLOSING and sell is not None and sell.status.is_working:
+        # A manual close raced the bracket and lost: the broker sold at the SL/TP first.
+        sell = broker.cancel_order(sell.id)
+    fill = leg.fill
+    changes = close_outcome(trade, price=fill.price, at=fill.at or _now(), reason=reason)
+    changes.update(broker_fill_price=fill.price, broker_fill_time=fill.at,
+                   trigger_precision=(fill.price - trigger) if trigger is not None else None)
+    payload = {"order": order_summary(leg), "source": BROKER_FILL}
+    if sell is not None:
+        payload["close_order"] = order_summary(sell)
+    return trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSED, kind=EventKind.ORDER_FILLED,
+                            expected_version=trade.version, changes=changes, payload=payload, **SYSTEM)
+
+
+def _guard_orphans(account: _Account, book: _Book, broker) -> int:
+    """Working orders tagged by us that no active trade of this account accounts for."""
+    active = {str(trade.pk): trade for trade in account.trades}
+    known = {order_id for trade in account.trades for order_id in _known_ids(trade)}
+    suspects: dict[int, list[Order]] = defaultdict(list)
+    strays: list[tuple[PaperTrade, Order]] = []
+    for order in book.orders:
+        parsed = parse_order_tag(order.tag)
+        if parsed is None or not order.status.is_working or order.id in known:
+            continue
+        trade_id, _ = parsed
+        if trade_id in active:
+            if _adopted(active[trade_id], order):
+                continue
+            strays.append((active[trade_id], order))
+        elif trade_id.isdigit():
+            suspects[int(trade_id)].append(order)
+    if not suspects and not strays:
+        return 0
+    with tenancy.acting_as(account.owner_id):
+        owned = {trade.pk: trade for trade in PaperTrade.objects.filter(pk__in=list(suspects))}
+    handled = 0
+    for trade_id, orders in suspects.items():
+        for order in orders:
+            trade = owned.get(trade_id)
+            if trade is not None and trade.status not in ACTIVE_STATUSES:
+                handled += _cancel_orphan(account, trade, order, broker)
+            else:
+                handled += _note_unknown(account, trade_id, order)
+    for trade, order in strays:
+        handled += _note_stray(trade, order)
+    return handled
+
+
+def _adopted(trade: PaperTrade, order: Order) -> bool:
+    """An order this cycle may just have adopted (placed with an unknown outcome, found by its tag)."""
+    purpose = parse_order_tag(order.tag)[1]
+    return ((purpose == OrderPurpose.ENTRY and not trade.entry_order_id)
+            or (purpose == OrderPurpose.CLOSE and not trade.close_order_id)
+            or (purpose in (OrderPurpose.STOP_LOSS, OrderPurpose.TAKE_PROFIT) and not trade.bracket_order_id
+                and not trade.sl_order_id))
+
+
+def _cancel_orphan(account: _Account, trade: PaperTrade, order: Order, broker) -> int:
+    who = {"actor": Actor.SYSTEM, "actor_label": "orphan_guard"}
+    try:
+        result = _at_broker(account, lambda: broker.cancel_order(order.id))
+    except BrokerError as error:
+        logger.error("orphan guard: order %s of %s trade %s is still working and could not be cancelled: %s",
+                     order.id, trade.status, trade.pk, error)
+        with tenancy.acting_as(trade.owner_id):
+            event_record(trade=trade, kind=EventKind.ATTENTION_NEEDED, old_status=trade.status,
+                         new_status=trade.status, payload={"orphan_order": order_summary(order), "error": str(error),
+                                                           "why": "cancel it at the broker"}, **who)
+        return 1
+    logger.warning("orphan guard: cancelled order %s, still working for %s trade %s", order.id, trade.status,
+                   trade.pk)
+    with tenancy.acting_as(trade.owner_id):
+        event_record(trade=trade, kind=EventKind.ORDER_CANCELED, old_status=trade.status, new_status=trade.status,
+                     payload={"order": order_summary(result), "orphan": True}, **who)
+    return 1
+
+
+def _note_unknown(account: _Account, trade_id: int, order: Order) -> int:
+    """A working order tagged for a trade this account does not hold: a person must look (it is
+    not cancelled, since we cannot tell whose it is). Recorded and logged once per order."""
+    if not cache.add(f"orphan-noted:{account.owner_id}:{order.id}", 1, ORPHAN_NOTE_TTL):
+        return 0
+    logger.error("orphan guard: order %s (tag %s) of user %s matches no trade of theirs", order.id, order.tag,
+                 account.owner_id)
+    with tenancy.acting_as(account.owner_id):
+        event_record(trade=None, owner_id=account.owner_id, kind=EventKind.ATTENTION_NEEDED, actor=Actor.SYSTEM,
+                     actor_label="orphan_guard",
+                     payload={"orphan_order": order_summary(order), "tagged_trade": trade_id,
+                              "why": "a working order tagged for a trade this account does not hold"})
+    return 1
+
+
+def _note_stray(trade: PaperTrade, order: Order) -> int:
+    """A second working order for an active trade, which the trade does not know."""
+    reason = f"A second working order {order.id} ({order.tag}) is at the broker: cancel one of them."[:255]
+    if trade.attention_reason == reason:
+        return 0
+    logger.error("orphan guard: trade %s has an unknown working order %s", trade.pk, order.id)
+    try:
+        with tenancy.acting_as(trade.owner_id):
+            trade_transition(trade_id=trade.pk, to=trade.status, kind=EventKind.ATTENTION_NEEDED,
+                             changes={"attention_reason": reason}, payload={"orphan_order": order_summary(order)},
+                             **{"actor": Actor.SYSTEM, "actor_label": "orphan_guard"})
+    except (VersionConflict, InvalidTransition):
+        return 0
+    return 1
