@@ -55,3 +55,31 @@ def test_a_real_worker_snapshots_every_held_position(worker):
             written = PriceSnapshot.objects.filter(trade__in=held).count()
         assert worker.poll() is None, worker.stdout.read()
     assert written == len(held)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_syncs_orders_and_cancels_an_orphan(worker):
+    from django.utils import timezone
+
+    from brokers.models import PaperOrder
+    from trades.models import EventKind, TradeEvent, TradeStatus
+
+    trade = PaperTradeFactory(owner=UserFactory(), status=TradeStatus.CLOSED, close_price=Decimal("5"),
+                              close_date=timezone.now(), close_reason="MANUAL_CLOSE")
+    with tenancy.acting_as(trade.owner_id):  # an exit left working after its trade closed
+        orphan = PaperOrder.objects.create(
+            owner_id=trade.owner_id, order_class="option", tag=f"to-{trade.pk}-tp", option_symbol=trade.option_symbol,
+            underlying="SPY", side="sell_to_close", order_type="limit", duration="gtc", quantity=1,
+            limit_price=Decimal("999"), created_at=timezone.now(), updated_at=timezone.now())
+    tasks.sync_orders.delay()
+    deadline = time.monotonic() + 60
+    status = "open"
+    while time.monotonic() < deadline and status == "open":
+        time.sleep(0.5)
+        with tenancy.acting_as(trade.owner_id):
+            status = PaperOrder.objects.get(pk=orphan.pk).status
+        assert worker.poll() is None, worker.stdout.read()
+    assert status == "canceled"
+    with tenancy.acting_as(trade.owner_id):
+        events = TradeEvent.objects.filter(trade=trade, kind=EventKind.ORDER_CANCELED, actor_label="orphan_guard")
+        assert events.exists()
