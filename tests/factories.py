@@ -1,17 +1,27 @@
 """Factories for every model, in one place. Rows are written as their owner, so row-level
 security's WITH CHECK applies to test data exactly as it does to the application."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from brokers.models import PaperFill, PaperOrder
 from monitoring.models import PriceSnapshot, SnapshotKind
 from tradeoptions import tenancy
 from trades import services
-from trades.models import Actor, EventKind, OptionType, PaperTrade, TradeEvent, TradeStatus
+from trades.models import (
+    CONTRACT_MULTIPLIER,
+    Actor,
+    CloseReason,
+    EventKind,
+    OptionType,
+    PaperTrade,
+    TradeEvent,
+    TradeStatus,
+)
 
 PASSWORD = "correct horse battery staple"
 
@@ -92,3 +102,53 @@ class PriceSnapshotFactory(OwnedFactory):
     bid = Decimal("4.30")
     ask = Decimal("4.40")
     source = "simulated"
+
+
+class ClosedTradeFactory(PaperTradeFactory):
+    """A closed trade; P&L follows from the prices unless given (premiums only, no commissions)."""
+
+    status = TradeStatus.CLOSED
+    entry_date = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    close_date = factory.LazyAttribute(lambda trade: trade.entry_date + timedelta(hours=1))
+    close_price = Decimal("5.00")
+    close_reason = CloseReason.MANUAL_CLOSE
+    realized_pnl = factory.LazyAttribute(
+        lambda trade: (trade.close_price - trade.entry_price) * trade.qty * CONTRACT_MULTIPLIER)
+
+
+class PaperOrderFactory(OwnedFactory):
+    class Meta:
+        model = PaperOrder
+
+    owner = factory.SubFactory(UserFactory)
+    order_class = "option"
+    option_symbol = "SPY261218C00570000"
+    underlying = "SPY"
+    side = "buy_to_open"
+    order_type = "market"
+    quantity = 1
+    status = "filled"
+    created_at = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    updated_at = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+
+
+class PaperFillFactory(OwnedFactory):
+    """One local-paper execution with the quote it filled against."""
+
+    class Meta:
+        model = PaperFill
+
+    order = factory.SubFactory(PaperOrderFactory, owner=factory.SelfAttribute("..owner"),
+                               option_symbol=factory.SelfAttribute("..option_symbol"),
+                               side=factory.SelfAttribute("..side"), quantity=factory.SelfAttribute("..quantity"))
+    owner = factory.SubFactory(UserFactory)
+    option_symbol = "SPY261218C00570000"
+    side = "buy_to_open"
+    quantity = 1
+    price = Decimal("4.30")
+    commission = Decimal("0.65")
+    bid = Decimal("4.10")
+    ask = Decimal("4.30")
+    mid = Decimal("4.20")
+    quote_time = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    filled_at = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)

@@ -1,0 +1,168 @@
+"""REST API of analytics: parse the query, call one selector, render. Every view scopes the
+transaction to the caller through `trades.api.OwnedViewSetMixin` and passes the user on."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from trades.api import CSVRenderer, OwnedViewSetMixin
+from trades.models import PaperTrade
+
+from . import selectors
+from .models import TradeForensics
+
+# `from` is a Python keyword, hence the type() call.
+FilterSerializer = type("FilterSerializer", (serializers.Serializer,), {
+    "from": serializers.DateField(required=False, help_text="First New York close date, included."),
+    "to": serializers.DateField(required=False, help_text="Last New York close date, included."),
+    "strategy": serializers.CharField(required=False, max_length=64),
+    "validate": lambda self, attrs: _ordered(attrs),
+})
+
+
+def _ordered(attrs):
+    if attrs.get("from") and attrs.get("to") and attrs["from"] > attrs["to"]:
+        raise ValidationError({"to": ["Must not be before `from`."]})
+    return attrs
+
+
+def _filters(request) -> selectors.AnalyticsFilters:
+    data = FilterSerializer(data=request.query_params)
+    data.is_valid(raise_exception=True)
+    values = data.validated_data
+    return selectors.AnalyticsFilters(closed_from=values.get("from"), closed_to=values.get("to"),
+                                      strategy=values.get("strategy") or None)
+
+
+FILTER_PARAMETERS = [
+    OpenApiParameter("from", OpenApiTypes.DATE, description="First New York close date, included."),
+    OpenApiParameter("to", OpenApiTypes.DATE, description="Last New York close date, included."),
+    OpenApiParameter("strategy", str),
+]
+
+
+class AnalyticsView(OwnedViewSetMixin, generics.GenericAPIView):
+    """Base of the report views: the caller's closed trades (the selectors scope again)."""
+
+    queryset = PaperTrade.objects.none()
+    pagination_class = None
+
+    def owned_queryset(self, user):
+        return selectors.closed_trades(user=user)
+
+
+class PerformanceView(AnalyticsView):
+    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: OpenApiTypes.OBJECT},
+                   summary="Performance metrics, breakdowns, equity curve and daily P&L")
+    def get(self, request):
+        return Response(selectors.performance(user=request.user, filters=_filters(request)))
+
+
+class CalibrationView(AnalyticsView):
+    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: OpenApiTypes.OBJECT},
+                   summary="Win rate and expectancy per score decile and verdict; non-monotonic scores flagged")
+    def get(self, request):
+        return Response(selectors.calibration(user=request.user, filters=_filters(request)))
+
+
+class ExitReplayView(AnalyticsView):
+    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: OpenApiTypes.OBJECT},
+                   summary="Hindsight: other SL/TP brackets replayed on recorded paths, best per strategy")
+    def get(self, request):
+        return Response(selectors.exit_replay(user=request.user, filters=_filters(request)))
+
+
+class FillQualityView(AnalyticsView):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT},
+                   summary="Slippage of local-paper fills against the quote's mid, by ticker, DTE and spread")
+    def get(self, request):
+        return Response(selectors.fill_quality(user=request.user))
+
+
+class ForensicsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TradeForensics
+        fields = ["trade", "pnl_15m", "pnl_1h", "mfe_pct", "mae_pct", "mfe_at", "mae_at", "first_touch",
+                  "first_touch_at", "snapshot_count", "computed_at"]
+        read_only_fields = fields
+
+
+class ForensicsView(OwnedViewSetMixin, generics.RetrieveAPIView):
+    """One of the caller's trades' forensic values; another user's trade id is 404."""
+
+    serializer_class = ForensicsSerializer
+    queryset = TradeForensics.objects.none()
+    lookup_field = "trade_id"
+
+    def owned_queryset(self, user):
+        return TradeForensics.objects.filter(owner=user)
+
+
+def _value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def dataset_csv_lines(rows: Iterator[dict]) -> Iterator[str]:
+    """The data set as CSV lines: header of DATASET_COLUMNS, then one line per trade."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def line(values) -> str:
+        writer.writerow(values)
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    yield line(selectors.DATASET_COLUMNS)
+    for row in rows:
+        yield line([_value(row[name]) for name in selectors.DATASET_COLUMNS])
+
+
+class DatasetView(AnalyticsView):
+    renderer_classes = [CSVRenderer, JSONRenderer]
+
+    def perform_content_negotiation(self, request, force=False):
+        # DRF answers an unknown `?format=` with 404; a format we do not offer is a 400 here.
+        if request.query_params.get("format", "csv") != "csv":
+            if not force:
+                raise ValidationError({"format": ["Only csv is available (parquet would need pyarrow)."]})
+            return JSONRenderer(), JSONRenderer.media_type
+        return super().perform_content_negotiation(request, force)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # Errors leave as JSON in the API's one error shape, even when CSV was asked for.
+        if isinstance(response, Response) and response.status_code >= 400:
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    @extend_schema(parameters=[*FILTER_PARAMETERS, OpenApiParameter("format", str, enum=["csv"], default="csv")],
+                   responses={(200, "text/csv"): OpenApiTypes.STR},
+                   summary="The learning data set: one row per closed trade (columns in docs/dataset.md)")
+    def get(self, request):
+        # Rows are read now, inside the request's tenant-scoped transaction; the body streams from memory.
+        rows = list(selectors.dataset_rows(user=request.user, filters=_filters(request)))
+        response = StreamingHttpResponse(dataset_csv_lines(iter(rows)), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="dataset-{timezone.now():%Y%m%d}.csv"'
+        return response

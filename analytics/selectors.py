@@ -1,0 +1,443 @@
+"""Reads for analytics. Every selector takes the user and filters by owner (row-level security
+filters again underneath). Each loads what it needs in a constant number of queries, with money
+already in integer cents (prices in ten-thousandths of a dollar) computed by PostgreSQL, and
+hands the frame to the vectorised code in `analytics.metrics`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce, ExtractHour, ExtractIsoWeekDay, NullIf, Round, TruncDate
+
+from brokers.models import PaperFill
+from monitoring import clock
+from monitoring.models import PriceSnapshot
+from trades.models import CONTRACT_MULTIPLIER, AccountSettings, PaperTrade
+
+from . import metrics
+
+DEFAULT_BALANCE = AccountSettings._meta.get_field("account_balance").default
+
+
+def market_tz() -> ZoneInfo:
+    return ZoneInfo(settings.MARKET_TIME_ZONE)
+
+
+@dataclass(frozen=True)
+class AnalyticsFilters:
+    """Closed trades whose close falls on New York dates `closed_from`..`closed_to` (both
+    included), of one strategy if given."""
+
+    closed_from: date | None = None
+    closed_to: date | None = None
+    strategy: str | None = None
+
+
+def _ny_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=market_tz())
+
+
+def closed_trades(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> QuerySet[PaperTrade]:
+    filters = filters or AnalyticsFilters()
+    trades = PaperTrade.objects.filter(owner=user).closed().filter(realized_pnl__isnull=False)
+    if filters.closed_from:
+        trades = trades.filter(close_date__gte=_ny_midnight(filters.closed_from))
+    if filters.closed_to:
+        trades = trades.filter(close_date__lt=_ny_midnight(filters.closed_to + timedelta(days=1)))
+    if filters.strategy:
+        trades = trades.filter(strategy=filters.strategy)
+    return trades
+
+
+def _held_qty():
+    return Coalesce(NullIf(F("filled_qty"), Value(0)), F("qty"))
+
+
+def _cents(expression):
+    return Cast(Round(expression * 100), BigIntegerField())
+
+
+def _ten_thousandths(expression):
+    return Cast(Round(expression * 10000), BigIntegerField())
+
+
+TRADE_FRAME = ("id", "ticker", "strategy", "ai_verdict", "gate_verdict", "close_reason", "close_epoch", "pnl", "risk",
+               "hold_h", "card_score", "ai_score", "technical_score", "sentiment_score")
+SCORE_FIELDS = ("card_score", "ai_score", "technical_score", "sentiment_score")
+
+
+class _Epoch(Func):
+    template = "EXTRACT(EPOCH FROM %(expressions)s)"
+    output_field = FloatField()
+
+
+def trade_frame(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
+    """One row per trade: money in cents, scores as floats, `close_date` (UTC) and `day` (its New
+    York date, as a midnight datetime64). PostgreSQL converts every value to an int, float or
+    string, and the rows are read straight from the cursor: no Decimal or datetime objects per row."""
+    rows = trades.annotate(
+        close_epoch=_Epoch("close_date"),
+        pnl=_cents(F("realized_pnl")),
+        risk=_cents((F("entry_price") - F("sl_price")) * _held_qty() * CONTRACT_MULTIPLIER),
+        hold_h=Cast("hold_duration_h", FloatField()),
+        **{f"{name}_f": Cast(name, FloatField()) for name in SCORE_FIELDS},
+    ).values_list(*TRADE_FRAME[:10], *(f"{name}_f" for name in SCORE_FIELDS))
+    query, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        records = cursor.fetchall()
+    frame = pd.DataFrame.from_records(records, columns=TRADE_FRAME, coerce_float=True)
+    frame = frame.astype({"id": "int64", "pnl": "int64", "risk": "int64", "close_epoch": "float64",
+                          **{name: "float64" for name in ("hold_h", *SCORE_FIELDS)}})
+    frame["close_date"] = pd.to_datetime(frame["close_epoch"], unit="s", utc=True).dt.round("us")
+    frame["day"] = frame["close_date"].dt.tz_convert(market_tz()).dt.tz_localize(None).dt.normalize()
+    return frame
+
+
+def starting_balance_cents(*, user: AbstractBaseUser) -> int:
+    balance = AccountSettings.objects.filter(owner=user).values_list("account_balance", flat=True).first()
+    return int((balance if balance is not None else DEFAULT_BALANCE) * 100)
+
+
+def _sessions_between(days) -> list[date]:
+    if not len(days):
+        return []
+    try:
+        return clock.trading_days(min(days), max(days))
+    except clock.OutsideCalendar:  # older than the calendar: the days with closes are all we have
+        return []
+
+
+# --- Performance ---------------------------------------------------------------------------------
+
+
+def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> dict:
+    """Everything the Performance tab shows, in two queries (the balance and the trades)."""
+    start = starting_balance_cents(user=user)
+    frame = trade_frame(closed_trades(user=user, filters=filters))
+    curve, drawdown = metrics.equity_curve(frame, start)
+    daily = metrics.daily_pnl(frame)
+    by_strategy = metrics.breakdown(frame, "strategy")
+    best = max(by_strategy, key=lambda row: Decimal(row["net_pnl"]), default=None)
+    hold = frame.groupby("close_reason")["hold_h"].mean() if len(frame) else pd.Series(dtype=float)
+    return {
+        "money": "strings of dollars with 2 decimals; ratios are numbers; undefined values are null",
+        "summary": {**metrics.summary(frame), "avg_hold_hours": metrics.number(frame["hold_h"].mean(), 2)},
+        "max_drawdown": drawdown,
+        "risk_adjusted": metrics.risk_adjusted(daily, _sessions_between(daily.index)),
+        "by_close_reason": [{**row, "avg_hold_hours": metrics.number(hold.get(row["close_reason"]), 2)}
+                            for row in metrics.breakdown(frame, "close_reason")],
+        "by_strategy": by_strategy,
+        "best_strategy": best["strategy"] if best and Decimal(best["net_pnl"]) > 0 else None,
+        "by_ticker": metrics.breakdown(frame, "ticker"),
+        "by_ai_verdict": metrics.breakdown(frame, "ai_verdict"),
+        "by_gate_verdict": metrics.breakdown(frame, "gate_verdict"),
+        "by_card_score_decile": metrics.score_buckets(frame, "card_score"),
+        "by_ai_score_decile": metrics.score_buckets(frame, "ai_score"),
+        "equity_curve": curve,
+        "daily": [{"date": day.isoformat(), "pnl": pnl, "trades": count}
+                  for day, pnl, count in zip(daily.index, metrics.money_series(daily["pnl"].to_numpy()),
+                                             daily["trades"].tolist(), strict=True)],
+    }
+
+
+# --- Calibration ----------------------------------------------------------------------------------
+
+SCORES = ("card_score", "ai_score", "technical_score", "sentiment_score")
+
+
+def calibration(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> dict:
+    """Realized win rate and expectancy per decile of each scanner score and per verdict; a score
+    whose outcomes do not rise with it is flagged (`monotonic: false`)."""
+    frame = trade_frame(closed_trades(user=user, filters=filters))
+    scores = {}
+    for score in SCORES:  # four scores, each vectorised over all trades
+        buckets = metrics.score_buckets(frame, score)
+        scores[score] = {"buckets": buckets, **metrics.monotonicity(buckets)}
+    return {
+        "trades": len(frame),
+        "scores": scores,
+        "flagged": [name for name, result in scores.items() if result["monotonic"] is False],
+        "by_ai_verdict": metrics.breakdown(frame, "ai_verdict"),
+        "by_gate_verdict": metrics.breakdown(frame, "gate_verdict"),
+    }
+
+
+# --- Fill quality ---------------------------------------------------------------------------------
+
+DTE_BUCKETS = ([-1, 0, 7, 30, 60, np.inf], ["0", "1-7", "8-30", "31-60", ">60"])
+SPREAD_BUCKETS = ([-np.inf, 2, 5, 10, 20, np.inf], ["<2%", "2-5%", "5-10%", "10-20%", ">=20%"])
+OCC = r"^(?P<ticker>[A-Z]{1,6})(?P<expiry>\d{6})[CP]\d{8}$"
+
+
+def fill_quality(*, user: AbstractBaseUser) -> dict:
+    """Slippage of every local-paper fill against the mid of the quote it filled against.
+
+    Signed so that positive is a cost: a buy above the mid or a sell below it. Per share in
+    dollars, in total dollars (× contracts × 100) and in basis points of the mid. Buckets: days
+    to expiry at the fill (New York date), and the quoted spread as % of the mid. Fills without a
+    two-sided quote are counted apart.
+    """
+    fills = PaperFill.objects.filter(owner=user)
+    buy = Q(side__startswith="buy")
+    rows = fills.filter(mid__isnull=False, mid__gt=0, bid__isnull=False, ask__isnull=False).annotate(
+        slip4=_ten_thousandths(Case(When(buy, then=F("price") - F("mid")), default=F("mid") - F("price"))),
+        spread_pct=Cast((F("ask") - F("bid")) * 100 / F("mid"), FloatField()),
+        mid_f=Cast("mid", FloatField()),
+        day=TruncDate("filled_at", tzinfo=market_tz()),
+    ).values_list("option_symbol", "quantity", "slip4", "spread_pct", "mid_f", "day")
+    frame = pd.DataFrame.from_records(list(rows), columns=["symbol", "quantity", "slip4", "spread_pct", "mid", "day"])
+    unquoted = fills.count() - len(frame)
+    if frame.empty:
+        return {"fills": 0, "without_quote": unquoted, "summary": None, "by_ticker": [], "by_dte": [],
+                "by_spread": [], "fills_detail_note": "no fill with a two-sided quote"}
+    parts = frame["symbol"].str.extract(OCC)
+    expiry = pd.to_datetime("20" + parts["expiry"], format="%Y%m%d")
+    frame = frame.assign(
+        ticker=parts["ticker"],
+        dte=(expiry - pd.to_datetime(frame["day"])).dt.days,
+        # ten-thousandths of a dollar per share × 100 shares a contract = cents per contract: exact.
+        slip_cents=frame["slip4"].astype("int64") * frame["quantity"].astype("int64"),
+        bps=frame["slip4"].astype(float) / frame["mid"],  # (slip4 / 1e4) / mid × 1e4
+    )
+    frame["dte_bucket"] = pd.cut(frame["dte"], DTE_BUCKETS[0], labels=DTE_BUCKETS[1]).astype(str)
+    frame["spread_bucket"] = pd.cut(frame["spread_pct"], SPREAD_BUCKETS[0], labels=SPREAD_BUCKETS[1],
+                                    right=False).astype(str)
+    return {
+        "signed": "positive slippage is a cost (bought above or sold below the mid)",
+        "fills": len(frame),
+        "without_quote": unquoted,
+        "summary": _slippage_rows(frame.assign(_all="all"), "_all")[0],
+        "by_ticker": _slippage_rows(frame, "ticker"),
+        "by_dte": _slippage_rows(frame, "dte_bucket", order=DTE_BUCKETS[1]),
+        "by_spread": _slippage_rows(frame, "spread_bucket", order=SPREAD_BUCKETS[1]),
+    }
+
+
+def _slippage_rows(frame: pd.DataFrame, key: str, order=None) -> list[dict]:
+    stats = frame.groupby(key, sort=True).agg(
+        fills=("slip4", "size"), contracts=("quantity", "sum"), total=("slip_cents", "sum"),
+        per_share=("slip4", "mean"), bps_mean=("bps", "mean"), bps_median=("bps", "median"), bps_worst=("bps", "max"),
+    )
+    if order is not None:
+        stats = stats.reindex([label for label in order if label in stats.index])
+    name = None if key == "_all" else key
+    return [
+        {**({name: label} if name else {}), "fills": int(row.fills), "contracts": int(row.contracts),
+         "slippage_total": metrics.money(row.total),
+         "slippage_per_share": str(Decimal(str(round(row.per_share))).scaleb(-4).quantize(Decimal("0.0001"))),
+         "slippage_bps_mean": metrics.number(row.bps_mean, 2), "slippage_bps_median": metrics.number(row.bps_median, 2),
+         "slippage_bps_worst": metrics.number(row.bps_worst, 2)}
+        for label, row in zip(stats.index, stats.itertuples(), strict=True)
+    ]
+
+
+# --- Price paths (exit replay and forensic targets) -----------------------------------------------
+
+
+PATH_TRADE_COLUMNS = ("id", "owner_id", "strategy", "qty_held", "entry4", "sl4", "tp4", "close4", "entry_date",
+                      "close_date", "pnl")
+
+
+def path_trades(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
+    rows = trades.annotate(
+        qty_held=_held_qty(), entry4=_ten_thousandths(F("entry_price")), sl4=_ten_thousandths(F("sl_price")),
+        tp4=_ten_thousandths(F("tp_price")), close4=_ten_thousandths(F("close_price")), pnl=_cents(F("realized_pnl")),
+    ).order_by("id").values_list(*PATH_TRADE_COLUMNS)
+    frame = pd.DataFrame.from_records(list(rows), columns=PATH_TRADE_COLUMNS)
+    for column in ("entry_date", "close_date"):
+        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")
+    return frame.astype({"id": "int64", "qty_held": "int64", "entry4": "int64", "sl4": "int64", "tp4": "int64",
+                         "close4": "int64"}) if len(frame) else frame
+
+
+def price_paths(trades: QuerySet[PaperTrade], frame: pd.DataFrame) -> pd.DataFrame:
+    """Each trade's recorded path from entry to close, in time order: the entry fill, every
+    snapshot (any kind) strictly between entry and close, and the close fill. Columns `trade_id`,
+    `timestamp`, `mark4` (ten-thousandths of a dollar), `point` (0 entry, 1 snapshot, 2 close)."""
+    snapshots = PriceSnapshot.objects.filter(
+        trade__in=trades.values("id"), timestamp__gt=F("trade__entry_date"), timestamp__lt=F("trade__close_date"),
+    ).annotate(mark4=_ten_thousandths(F("mark_price"))).values_list("trade_id", "timestamp", "mark4")
+    middle = pd.DataFrame.from_records(list(snapshots), columns=["trade_id", "timestamp", "mark4"]).assign(point=1)
+    ends = [
+        pd.DataFrame({"trade_id": frame["id"], "timestamp": frame["entry_date"], "mark4": frame["entry4"], "point": 0}),
+        pd.DataFrame({"trade_id": frame["id"], "timestamp": frame["close_date"], "mark4": frame["close4"], "point": 2}),
+    ]
+    parts = [part for part in [*ends, middle] if len(part)]
+    if not parts:
+        return pd.DataFrame({"trade_id": pd.Series(dtype="int64"), "timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
+                             "mark4": pd.Series(dtype="int64"), "point": pd.Series(dtype="int64")})
+    path = pd.concat(parts, ignore_index=True)
+    path["timestamp"] = pd.to_datetime(path["timestamp"], utc=True).astype("datetime64[ns, UTC]")
+    path = path.astype({"trade_id": "int64", "mark4": "int64", "point": "int64"})
+    return path.sort_values(["trade_id", "timestamp", "point"], kind="stable", ignore_index=True)
+
+
+# --- Exit replay ----------------------------------------------------------------------------------
+
+SL_GRID_PCT = (10, 20, 30, 40, 50, 60)
+TP_GRID_PCT = (20, 40, 60, 80, 100, 150)
+HINDSIGHT = ("Hindsight: each closed trade's recorded path (entry fill, snapshots, close fill) replayed with "
+             "other stop-loss/take-profit distances from the entry. An exit happens at the first recorded mark "
+             "at or beyond a level (so gaps fill at that mark); an untouched bracket exits where the trade "
+             "really closed. The path after the real close is unknown, so wider brackets are judged on a "
+             "truncated path. Not a forecast.")
+
+
+def first_positions(path: pd.DataFrame, hit: np.ndarray, trades: pd.Index) -> np.ndarray:
+    """Per trade (in `trades` order), the position within its path of the first row where `hit`
+    is true; -1 when never."""
+    first = path.loc[hit].groupby("trade_id", sort=False)["pos"].min()
+    return first.reindex(trades, fill_value=-1).to_numpy(dtype=np.int64)
+
+
+def exit_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> dict:
+    """Which bracket (SL % below entry, TP % above) would have done best per strategy."""
+    trades_qs = closed_trades(user=user, filters=filters).filter(entry_price__gt=0)
+    frame = path_trades(trades_qs)
+    result = {"hindsight": True, "note": HINDSIGHT, "sl_pct": list(SL_GRID_PCT), "tp_pct": list(TP_GRID_PCT),
+              "strategies": []}
+    if frame.empty:
+        return result
+    path = price_paths(trades_qs, frame)
+    path["pos"] = path.groupby("trade_id").cumcount()
+    info = frame.set_index("id")
+    entry = info["entry4"].reindex(path["trade_id"]).to_numpy(dtype=float)
+    running_low = path.groupby("trade_id")["mark4"].cummin().to_numpy(dtype=float)
+    running_high = path.groupby("trade_id")["mark4"].cummax().to_numpy(dtype=float)
+    ids = info.index
+    # The path is sorted by trade id like `ids`, so each trade's rows are one slice of it.
+    sizes = path.groupby("trade_id").size().reindex(ids).to_numpy(dtype=np.int64)
+    offsets = np.cumsum(sizes) - sizes
+    last = offsets + sizes - 1
+    marks = path["mark4"].to_numpy(dtype=np.int64)
+    after_entry = path["point"].to_numpy() > 0
+    sl_first = {pct: first_positions(path, after_entry & (running_low <= entry * (1 - pct / 100)), ids)
+                for pct in SL_GRID_PCT}
+    tp_first = {pct: first_positions(path, after_entry & (running_high >= entry * (1 + pct / 100)), ids)
+                for pct in TP_GRID_PCT}
+    entry4 = info["entry4"].to_numpy(dtype=np.int64)
+    qty = info["qty_held"].to_numpy(dtype=np.int64)
+    cells = []
+    for sl in SL_GRID_PCT:  # 36 grid cells, each vectorised over every trade
+        for tp in TP_GRID_PCT:
+            s, t = sl_first[sl], tp_first[tp]
+            big = np.iinfo(np.int64).max
+            position = np.minimum(np.where(s >= 0, s, big), np.where(t >= 0, t, big))
+            index = np.where(position == big, last, offsets + np.where(position == big, 0, position))
+            pnl_cents = (marks[index] - entry4) * qty  # ten-thousandths per share × 100 shares = cents
+            cells.append(pd.DataFrame({"strategy": info["strategy"].to_numpy(), "sl_pct": sl, "tp_pct": tp,
+                                       "pnl": pnl_cents, "win": (pnl_cents > 0).astype(int)}))
+    grid = pd.concat(cells, ignore_index=True)
+    table = grid.groupby(["strategy", "sl_pct", "tp_pct"], sort=True).agg(
+        trades=("pnl", "size"), total=("pnl", "sum"), wins=("win", "sum"))
+    actual = info.groupby("strategy")["pnl"].agg(["size", "sum"])
+    for strategy, cells_of in table.groupby(level="strategy", sort=True):
+        rows = [{"sl_pct": int(sl), "tp_pct": int(tp), "total_pnl": metrics.money(row.total),
+                 "avg_pnl": metrics.money_ratio(row.total, row.trades),
+                 "win_rate": metrics.number(row.wins / row.trades)}
+                for (_, sl, tp), row in zip(cells_of.index, cells_of.itertuples(), strict=True)]
+        best_at = int(np.argmax(cells_of["total"].to_numpy()))
+        result["strategies"].append({
+            "strategy": strategy, "trades": int(actual.at[strategy, "size"]),
+            "actual_pnl": metrics.money(actual.at[strategy, "sum"]), "best": rows[best_at], "cells": rows,
+        })
+    return result
+
+
+# --- Data set -------------------------------------------------------------------------------------
+
+TIMEFRAMES = ("1m", "5m", "15m", "1h", "daily")
+SIGNAL_KEYS = ("rsi14", "macd_hist", "ema_9_21_cross", "squeeze", "trend", "sma200_distance_pct")
+REGIME_KEYS = ("spy_price", "spy_change_pct", "vix", "sector_etf", "sector_change_pct", "sector_corr_30d")
+BOOK_KEYS = ("bid", "ask", "spread_pct", "volume", "open_interest", "delta", "gamma", "theta", "vega", "iv")
+AI_KEYS = ("confidence",)
+
+CONTEXT_COLUMNS: dict[str, KT] = {
+    **{f"signals_{tf}_{key}": KT(f"signals_snapshot__{tf}__{key}") for tf in TIMEFRAMES for key in SIGNAL_KEYS},
+    **{f"regime_{key}": KT(f"market_regime__{key}") for key in REGIME_KEYS},
+    **{f"book_{key}": KT(f"order_book_state__{key}") for key in BOOK_KEYS},
+    **{f"ai_{key}": KT(f"ai_reasoning_log__{key}") for key in AI_KEYS},
+}
+
+
+def _decimal(expression):
+    return ExpressionWrapper(expression, output_field=DecimalField())
+
+
+class _Minutes(Func):
+    """Minutes from the second expression to the first."""
+
+    arg_joiner = " - "
+    template = "EXTRACT(EPOCH FROM (%(expressions)s)) / 60"
+    output_field = FloatField()
+
+
+class _Days(Func):
+    arg_joiner = " - "
+    template = "(%(expressions)s)"
+    output_field = IntegerField()
+
+
+INPUT_COLUMNS = ("trade_id", "ticker", "option_type", "strike", "expiry", "dte_at_entry", "entry_date",
+                 "entry_hour_ny", "entry_weekday", "qty", "entry_type", "entry_price", "sl_price", "tp_price",
+                 "sl_distance_pct", "tp_distance_pct", "planned_risk", "strategy", "card_score", "ai_score",
+                 "technical_score", "sentiment_score", "ai_verdict", "gate_verdict", "delta_at_entry",
+                 "iv_at_entry", "broker_mode")
+TARGET_COLUMNS = ("close_date", "close_reason", "close_price", "realized_pnl", "realized_pnl_pct", "r_multiple",
+                  "win", "hold_duration_h", "max_gain", "max_drawdown", "target_pnl_15m", "target_pnl_1h",
+                  "target_mfe_pct", "target_mae_pct", "mfe_minutes", "mae_minutes", "first_touch",
+                  "forensics_snapshots")
+DATASET_COLUMNS = (*INPUT_COLUMNS, *CONTEXT_COLUMNS, *TARGET_COLUMNS)
+
+
+def dataset_rows(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> QuerySet:
+    """One dict per closed trade of the user, DATASET_COLUMNS in order, oldest close first.
+    Context JSON is flattened in SQL to a fixed list of columns (missing keys are empty)."""
+    tz = market_tz()
+    risk = _decimal((F("entry_price") - F("sl_price")) * _held_qty() * CONTRACT_MULTIPLIER)
+    entry = NullIf(F("entry_price"), Value(0))
+    return closed_trades(user=user, filters=filters).order_by("close_date", "id").annotate(
+        trade_id=F("id"),
+        dte_at_entry=_Days(F("expiry"), TruncDate("entry_date", tzinfo=tz)),
+        entry_hour_ny=ExtractHour("entry_date", tzinfo=tz),
+        entry_weekday=ExtractIsoWeekDay("entry_date", tzinfo=tz),
+        sl_distance_pct=Round(_decimal((F("entry_price") - F("sl_price")) * 100 / entry), 4),
+        tp_distance_pct=Round(_decimal((F("tp_price") - F("entry_price")) * 100 / entry), 4),
+        planned_risk=Round(risk, 2),
+        r_multiple=Round(_decimal(F("realized_pnl") / NullIf(risk, Value(0))), 4),
+        win=Q(realized_pnl__gt=0),
+        mfe_minutes=Round(_Minutes(F("forensics__mfe_at"), F("entry_date")), 2),
+        mae_minutes=Round(_Minutes(F("forensics__mae_at"), F("entry_date")), 2),
+        first_touch=F("forensics__first_touch"),
+        forensics_snapshots=F("forensics__snapshot_count"),
+        **CONTEXT_COLUMNS,
+    ).values(*DATASET_COLUMNS)
+
+
+def dataset_frame(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> pd.DataFrame:
+    return pd.DataFrame.from_records(list(dataset_rows(user=user, filters=filters)), columns=DATASET_COLUMNS)

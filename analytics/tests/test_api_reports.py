@@ -1,0 +1,202 @@
+"""Fill quality, calibration, exit replay, forensics and the data set: hand-computed answers, and
+another user's rows never in them."""
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from analytics.selectors import DATASET_COLUMNS, SL_GRID_PCT, TP_GRID_PCT
+from analytics.services import trade_targets_compute
+from tests.factories import ClosedTradeFactory, PaperFillFactory, PaperTradeFactory, PriceSnapshotFactory
+from trades.models import CloseReason
+
+ENTRY = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+
+
+def _at(minutes):
+    return ENTRY + timedelta(minutes=minutes)
+
+
+# --- Fill quality ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fills(trader, other_trader):
+    # Bought 2 at the 4.30 ask, mid 4.20: 0.10 a share, $20, 238.10 bps; spread 4.76 %; 17 days to expiry.
+    PaperFillFactory(owner=trader, option_symbol="SPY261218C00570000", side="buy_to_open", quantity=2,
+                     price=Decimal("4.30"), bid=Decimal("4.10"), ask=Decimal("4.30"), mid=Decimal("4.20"))
+    # Sold 1 at the 4.00 bid, mid 4.20: 0.20 a share, $20, 476.19 bps; spread 9.52 %; 3 days to expiry.
+    PaperFillFactory(owner=trader, option_symbol="QQQ261204P00500000", side="sell_to_close", quantity=1,
+                     price=Decimal("4.00"), bid=Decimal("4.00"), ask=Decimal("4.40"), mid=Decimal("4.20"))
+    PaperFillFactory(owner=trader, bid=None, ask=None, mid=None)  # no quote: counted apart
+    PaperFillFactory(owner=other_trader, price=Decimal("9.99"))
+
+
+def test_fill_quality_by_ticker_dte_and_spread(api_as, trader, fills, strict_json):
+    body = strict_json(api_as(trader).get("/api/analytics/fill-quality"))
+    assert body["fills"] == 2 and body["without_quote"] == 1
+    assert body["summary"] == {"fills": 2, "contracts": 3, "slippage_total": "40.00", "slippage_per_share": "0.1500",
+                               "slippage_bps_mean": 357.14, "slippage_bps_median": 357.14,
+                               "slippage_bps_worst": 476.19}
+    tickers = {row["ticker"]: row for row in body["by_ticker"]}
+    assert tickers["SPY"]["slippage_total"] == "20.00" and tickers["SPY"]["slippage_bps_mean"] == 238.1
+    assert tickers["QQQ"]["slippage_per_share"] == "0.2000"
+    assert [(row["dte_bucket"], row["fills"]) for row in body["by_dte"]] == [("1-7", 1), ("8-30", 1)]
+    assert [row["spread_bucket"] for row in body["by_spread"]] == ["2-5%", "5-10%"]
+
+
+def test_fill_quality_without_fills(api_as, trader, strict_json):
+    body = strict_json(api_as(trader).get("/api/analytics/fill-quality"))
+    assert body["fills"] == 0 and body["summary"] is None and body["by_ticker"] == []
+
+
+# --- Calibration ----------------------------------------------------------------------------------
+
+
+def test_calibration_flags_a_score_whose_outcomes_do_not_rise(api_as, trader, other_trader, strict_json):
+    # card_score 1..4 with P&L -50, -100, +160, +200: win rate rises, expectancy does not.
+    # ai_score 1..3 with -100, -50, +200: both rise.
+    for card, ai, pnl in [(1, 2, -50), (2, 1, -100), (3, None, 160), (4, 3, 200)]:
+        ClosedTradeFactory(owner=trader, qty=1, entry_price=Decimal("2"), close_price=Decimal("2") + Decimal(pnl) / 100,
+                           card_score=Decimal(card), ai_score=None if ai is None else Decimal(ai),
+                           ai_verdict="BUY" if pnl > 0 else "SKIP")
+    ClosedTradeFactory(owner=other_trader, card_score=Decimal(9), ai_verdict="SECRET")
+    body = strict_json(api_as(trader).get("/api/analytics/calibration"))
+    assert body["trades"] == 4 and body["flagged"] == ["card_score"]
+    card = body["scores"]["card_score"]
+    assert [row["expectancy"] for row in card["buckets"]] == ["-50.00", "-100.00", "160.00", "200.00"]
+    assert card["win_rate_monotonic"] is True and card["expectancy_monotonic"] is False
+    assert body["scores"]["ai_score"]["monotonic"] is True
+    assert body["scores"]["technical_score"] == {"buckets": [], "monotonic": None, "win_rate_monotonic": None,
+                                                 "expectancy_monotonic": None, "spearman": None}
+    verdicts = {row["ai_verdict"]: (row["win_rate"], row["expectancy"]) for row in body["by_ai_verdict"]}
+    assert verdicts == {"BUY": (1.0, "180.00"), "SKIP": (0.0, "-75.00")}
+
+
+# --- Exit replay ----------------------------------------------------------------------------------
+
+
+def _path_trade(owner, strategy="momentum"):
+    # entry 2.00 × 2 → 2.20 (+5') 1.80 (+10') 2.40 (+20') 2.90 (+50') 2.70 (+70') → closed 2.60 (+90'): +$120.
+    trade = ClosedTradeFactory(owner=owner, qty=2, entry_price=Decimal("2.00"), entry_date=ENTRY,
+                               sl_price=Decimal("1.50"), tp_price=Decimal("3.00"), close_price=Decimal("2.60"),
+                               close_date=_at(90), strategy=strategy)
+    for minutes, mark in [(5, "2.20"), (10, "1.80"), (20, "2.40"), (50, "2.90"), (70, "2.70")]:
+        PriceSnapshotFactory(trade=trade, timestamp=_at(minutes), mark_price=Decimal(mark))
+    return trade
+
+
+def test_exit_replay_on_a_hand_computed_path(api_as, trader, other_trader, strict_json):
+    _path_trade(trader)
+    _path_trade(other_trader, strategy="theirs")
+    body = strict_json(api_as(trader).get("/api/analytics/exit-replay"))
+    assert body["hindsight"] is True and "Hindsight" in body["note"]
+    assert body["sl_pct"] == list(SL_GRID_PCT) and body["tp_pct"] == list(TP_GRID_PCT)
+    [strategy] = body["strategies"]
+    assert strategy["strategy"] == "momentum" and strategy["actual_pnl"] == "120.00"
+    cells = {(cell["sl_pct"], cell["tp_pct"]): cell["total_pnl"] for cell in strategy["cells"]}
+    assert len(cells) == len(SL_GRID_PCT) * len(TP_GRID_PCT)
+    assert cells[(10, 20)] == "-40.00"  # the 1.80 stop at +10' comes before the 2.40 target at +20'
+    assert cells[(20, 20)] == "80.00"  # 1.60 never touched: out at 2.40
+    assert cells[(20, 40)] == "180.00"  # 2.80 target: first mark at or above is 2.90
+    assert cells[(20, 60)] == "120.00"  # 3.20 never touched: out where the trade really closed
+    assert strategy["best"] == {"sl_pct": 20, "tp_pct": 40, "total_pnl": "180.00", "avg_pnl": "180.00",
+                                "win_rate": 1.0}
+
+
+def test_exit_replay_without_trades(api_as, trader, strict_json):
+    assert strict_json(api_as(trader).get("/api/analytics/exit-replay"))["strategies"] == []
+
+
+# --- Forensics of one trade -----------------------------------------------------------------------
+
+
+def test_forensics_of_own_trade_and_404_for_anothers(api_as, trader, other_trader):
+    mine, theirs = _path_trade(trader), _path_trade(other_trader)
+    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1))
+    client = api_as(trader)
+    response = client.get(f"/api/analytics/trades/{mine.pk}/forensics")
+    assert response.status_code == 200
+    assert response.json()["mfe_pct"] == "45.0000" and response.json()["first_touch"] == "NEITHER"
+    assert client.get(f"/api/analytics/trades/{theirs.pk}/forensics").status_code == 404
+    assert client.get("/api/analytics/trades/999999/forensics").status_code == 404
+
+
+# --- Data set -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def learning_book(trader, other_trader):
+    first = _path_trade(trader)
+    with_context = ClosedTradeFactory(
+        owner=trader, qty=1, entry_price=Decimal("2.00"), sl_price=Decimal("1.50"), tp_price=Decimal("3.00"),
+        close_price=Decimal("1.50"), entry_date=_at(60), close_date=_at(200), close_reason=CloseReason.SL_HIT,
+        expiry=date(2026, 12, 18), card_score=Decimal("7.5"), ai_verdict="BUY", strategy="breakout",
+        signals_snapshot={"1m": {"rsi14": 61.5, "squeeze": True}, "unknown": 1},
+        market_regime={"vix": 18.2, "sector_etf": "XLK"}, order_book_state={"spread_pct": 2.5},
+        ai_reasoning_log={"confidence": 0.8, "prompt": "…"},
+    )
+    PaperTradeFactory(owner=trader)  # open: not in the data set
+    ClosedTradeFactory(owner=other_trader, close_date=_at(100))
+    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1))
+    return first, with_context
+
+
+def _csv(text):
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_dataset_csv_has_the_documented_columns_and_only_own_closed_trades(api_as, trader, learning_book):
+    first, with_context = learning_book
+    response = api_as(trader).get("/api/analytics/dataset?format=csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    text = b"".join(response.streaming_content).decode()
+    assert text.splitlines()[0].split(",") == list(DATASET_COLUMNS)
+    rows = _csv(text)
+    assert [row["trade_id"] for row in rows] == [str(first.pk), str(with_context.pk)]
+    row = rows[1]
+    assert (row["signals_1m_rsi14"], row["signals_1m_squeeze"], row["signals_5m_rsi14"]) == ("61.5", "true", "")
+    assert (row["regime_vix"], row["regime_sector_etf"], row["book_spread_pct"], row["ai_confidence"]) == \
+        ("18.2", "XLK", "2.5", "0.8")
+    assert (row["dte_at_entry"], row["entry_hour_ny"], row["entry_weekday"]) == ("17", "11", "2")
+    assert (row["planned_risk"], row["realized_pnl"], row["r_multiple"], row["win"]) == \
+        ("50.00", "-50.00", "-1.0000", "0")
+    assert (row["sl_distance_pct"], row["tp_distance_pct"]) == ("25.0000", "50.0000")
+    assert rows[0]["target_mfe_pct"] == "45.0000" and rows[0]["mfe_minutes"] == "50.0"
+    assert rows[0]["first_touch"] == "NEITHER" and rows[0]["forensics_snapshots"] == "5"
+
+
+def test_dataset_filters_and_constant_queries(api_as, trader, learning_book):
+    client = api_as(trader)
+    assert len(_csv(b"".join(client.get("/api/analytics/dataset?strategy=breakout").streaming_content).decode())) == 1
+    with CaptureQueriesContext(connection) as few:
+        b"".join(client.get("/api/analytics/dataset").streaming_content)
+    for _ in range(3):
+        ClosedTradeFactory(owner=trader)
+    with CaptureQueriesContext(connection) as many:
+        b"".join(client.get("/api/analytics/dataset").streaming_content)
+    assert len(many) == len(few)
+
+
+def test_parquet_is_refused_without_pyarrow(api_as, trader):
+    response = api_as(trader).get("/api/analytics/dataset?format=parquet")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["attr"] == "format" and "pyarrow" in response.json()["errors"][0]["detail"]
+
+
+def test_a_bad_filter_on_the_csv_export_is_a_json_error(api_as, trader):
+    response = api_as(trader).get("/api/analytics/dataset?format=csv&from=nope")
+    assert response.status_code == 400 and response.json()["errors"][0]["attr"] == "from"
+
+
+def test_export_dataset_command_writes_one_users_rows(trader, learning_book, tmp_path):
+    target = tmp_path / "alice.csv"
+    call_command("export_dataset", "alice", "--output", str(target))
+    rows = _csv(target.read_text())
+    assert [row["trade_id"] for row in rows] == [str(trade.pk) for trade in learning_book]

@@ -1,0 +1,111 @@
+"""Forensic targets on hand-computed paths, idempotence, the task and the backfill command."""
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+
+from analytics.models import FirstTouch, TradeForensics
+from analytics.services import trade_targets_compute
+from analytics.tasks import compute_targets
+from tests.factories import ClosedTradeFactory, PriceSnapshotFactory
+from tradeoptions import tenancy
+from trades.models import CloseReason, PaperTrade
+
+ENTRY = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 10:00 in New York
+
+
+def _at(minutes):
+    return ENTRY + timedelta(minutes=minutes)
+
+
+def _trade(owner, *, qty, sl, tp, close, closed_after, marks, reason=CloseReason.MANUAL_CLOSE):
+    trade = ClosedTradeFactory(owner=owner, qty=qty, entry_price=Decimal("2.00"), entry_date=ENTRY,
+                               sl_price=Decimal(sl), tp_price=Decimal(tp), close_price=Decimal(close),
+                               close_date=_at(closed_after), close_reason=reason)
+    for minutes, mark in marks:
+        PriceSnapshotFactory(trade=trade, timestamp=_at(minutes), mark_price=Decimal(mark))
+    return trade
+
+
+@pytest.fixture
+def paths(trader):
+    return {
+        # entry 2.00 → 2.20 (+5') 1.80 (+10') 2.40 (+20') 2.90 (+50') 2.70 (+70') → closed 2.60 (+90').
+        # Snapshots before the entry and after the close are not part of the path.
+        "neither": _trade(trader, qty=2, sl="1.50", tp="3.00", close="2.60", closed_after=90,
+                          marks=[(-5, "1.00"), (5, "2.20"), (10, "1.80"), (20, "2.40"), (50, "2.90"), (70, "2.70"),
+                                 (100, "5.00")]),
+        # 1.50 (+5') touches the stop, 2.60 (+10') the target; closed 2.55 at +12' (before 15 minutes).
+        "stop_first": _trade(trader, qty=1, sl="1.50", tp="2.50", close="2.55", closed_after=12,
+                             marks=[(5, "1.50"), (10, "2.60")]),
+        # No snapshot at all: closed on its target at +30'.
+        "target_only": _trade(trader, qty=1, sl="1.50", tp="2.50", close="2.50", closed_after=30, marks=[],
+                              reason=CloseReason.TP_HIT),
+    }
+
+
+def _stored(trade):
+    with tenancy.acting_as(trade.owner_id):
+        return PaperTrade.objects.get(pk=trade.pk), TradeForensics.objects.get(trade=trade)
+
+
+def test_hand_computed_paths(paths):
+    assert trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1)) == 3
+
+    trade, forensics = _stored(paths["neither"])
+    assert trade.target_pnl_15m == Decimal("-40.00")  # last mark by +15' is 1.80: -0.20 × 2 × 100
+    assert trade.target_pnl_1h == Decimal("180.00")  # by +60' it is 2.90
+    assert trade.target_mfe_pct == Decimal("45.0000") and forensics.mfe_at == _at(50)
+    assert trade.target_mae_pct == Decimal("-10.0000") and forensics.mae_at == _at(10)
+    assert forensics.first_touch == FirstTouch.NEITHER and forensics.first_touch_at is None
+    assert forensics.snapshot_count == 5
+
+    trade, forensics = _stored(paths["stop_first"])
+    assert trade.target_pnl_15m == trade.target_pnl_1h == Decimal("55.00")  # closed before: the realized P&L
+    assert (trade.target_mfe_pct, forensics.mfe_at) == (Decimal("30.0000"), _at(10))
+    assert (trade.target_mae_pct, forensics.mae_at) == (Decimal("-25.0000"), _at(5))
+    assert (forensics.first_touch, forensics.first_touch_at) == (FirstTouch.SL, _at(5))
+
+    trade, forensics = _stored(paths["target_only"])
+    assert trade.target_pnl_15m == Decimal("0.00") and trade.target_pnl_1h == Decimal("50.00")
+    assert (trade.target_mae_pct, forensics.mae_at) == (Decimal("0.0000"), ENTRY)
+    assert (forensics.first_touch, forensics.first_touch_at) == (FirstTouch.TP, _at(30))
+    assert forensics.snapshot_count == 0
+
+
+def test_running_again_changes_nothing_and_picks_up_new_snapshots(paths):
+    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1))
+    first = _stored(paths["neither"])
+    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1))
+    again = _stored(paths["neither"])
+    assert again[0].target_mfe_pct == first[0].target_mfe_pct and again[1].first_touch == first[1].first_touch
+    with tenancy.system_context():
+        assert TradeForensics.objects.count() == 3
+    PriceSnapshotFactory(trade=paths["neither"], timestamp=_at(80), mark_price=Decimal("3.10"))
+    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1))
+    trade, forensics = _stored(paths["neither"])
+    assert trade.target_mfe_pct == Decimal("55.0000") and forensics.first_touch == FirstTouch.TP
+
+
+def test_only_trades_closed_in_the_range(paths, other_trader):
+    late = ClosedTradeFactory(owner=other_trader, entry_date=ENTRY, close_date=ENTRY + timedelta(days=2))
+    assert trade_targets_compute(closed_from=date(2026, 12, 2), closed_to=date(2026, 12, 3)) == 1
+    with tenancy.system_context():
+        assert list(TradeForensics.objects.values_list("trade_id", "owner_id")) == [(late.pk, other_trader.pk)]
+
+
+def test_the_task_takes_a_new_york_date(paths):
+    # The task runs the service in the worker's process; here eagerly, through Celery's own call path.
+    assert compute_targets.name == "analytics.compute_targets"
+    assert compute_targets.soft_time_limit < compute_targets.time_limit
+    assert compute_targets.apply(args=["2026-12-01"]).get() == "3 trade(s) closed on 2026-12-01"
+    assert compute_targets.apply(args=["2026-11-30"]).get() == "0 trade(s) closed on 2026-11-30"
+
+
+def test_backfill_command(paths, capsys):
+    call_command("backfill_targets", "--from", "2026-11-01", "--to", "2026-12-31")
+    assert "Computed targets of 3 trade(s)" in capsys.readouterr().out
+    with tenancy.system_context():
+        assert TradeForensics.objects.count() == 3
