@@ -5,15 +5,18 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from trades.api import AccountSettingsView, TradeViewSet
-from trades.views import home
+from trades.views import account_settings, home
 
 from .auth import TokenLoginView, TokenRevokeAllView, TokenRevokeView
+from .market_status import market_status
 
 router = DefaultRouter(trailing_slash=False)
 router.register("trades", TradeViewSet, basename="trade")
 
 urlpatterns = [
     path("", home, name="home"),
+    path("settings/", account_settings, name="settings"),
+    path("market-status", market_status, name="market-status"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
@@ -23,5 +26,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/settings", AccountSettingsView.as_view(), name="api-settings"),
+    path("api/analytics/", include("analytics.urls")),
     path("api/", include(router.urls)),
 ]
