@@ -1,6 +1,7 @@
 """The pages, in a real browser against a live server."""
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.factories import PASSWORD, PaperTradeFactory, UserFactory
 
@@ -18,9 +19,9 @@ def test_a_trader_logs_in_sees_her_positions_and_logs_out(live_server, page):
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
     assert page.locator(".who").inner_text() == "alice"
-    assert page.locator(".badge").inner_text() == "Local paper"
-    body = page.locator("main").inner_text()
-    assert "NVDA" in body and "TSLA" not in body
+    assert page.locator(".badge").inner_text() == "LOCAL PAPER"
+    expect(page.locator("#positions")).to_contain_text("NVDA")
+    assert "TSLA" not in page.locator("main").inner_text()
     page.click("text=Log out")
     page.wait_for_url("**/login/")
 

@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "tradeoptions.csp.ContentSecurityPolicyMiddleware",  # no inline script on any page
     # Opens the request transaction and sets the tenant for row-level security.
     "tradeoptions.tenancy.TenantContextMiddleware",
     # Last, as django-axes asks.

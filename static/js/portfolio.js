@@ -1,0 +1,673 @@
+// The portfolio page: tabs, open positions (with an expandable detail: chart, greeks, scores,
+// adjust form, event log), trade history with filters, performance, the new-trade form, closing
+// through a confirmation dialog, the version-conflict flow, and polling that pauses while hidden.
+// Every figure shown comes from the API; this file only lays it out.
+
+import { ApiError, config, get, newIdempotencyKey, post, put } from "./api.js";
+import { renderChart } from "./chart.js";
+import * as fmt from "./format.js";
+import { play } from "./sound.js";
+import { toast } from "./toast.js";
+import { setLatestMark, startTopbar } from "./topbar.js";
+
+const ACTIVE = ["PENDING", "OPEN", "CLOSING"];
+const CONFLICT_CODES = new Set(["version_conflict", "invalid_state"]);
+const REFRESH_MS = (config.refresh_seconds || 15) * 1000;
+
+const state = {
+  trades: new Map(), // id → the trade as last listed
+  known: null, // ids active at the previous poll (null before the first)
+  expanded: new Set(),
+  details: new Map(), // id → its detail <tr>, kept across re-renders
+  charts: new Map(),
+  closedHere: new Set(), // closes this page made: announced once, by the close itself
+  historyLoaded: false,
+  timer: null,
+  lastRefresh: 0,
+  refreshing: null,
+};
+
+// --- small DOM helper --------------------------------------------------------------------------
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "className") node.className = value;
+    else if (name === "text") node.textContent = value;
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  node.append(...children.flat(Infinity).filter((child) => child !== null && child !== undefined && child !== false));
+  return node;
+}
+
+function pnl(amount, pct) {
+  const word = fmt.direction(amount);
+  const label = { gain: "gain", loss: "loss", flat: "flat", none: "" }[word];
+  return el("span", { className: `pnl pnl-${word}` },
+    el("span", { className: "pnl-amount", text: fmt.money(amount) }),
+    pct !== undefined && pct !== null ? el("span", { className: "pnl-pct", text: ` (${fmt.percent(pct)})` }) : null,
+    label ? el("span", { className: "pnl-word", text: ` ${label}` }) : null);
+}
+
+function exitCell(price, distance, distancePct) {
+  const cell = el("span", { className: "exit" }, el("span", { text: fmt.price(price) }));
+  if (distance !== null && distance !== undefined) {
+    const past = Number(distance) < 0;
+    const text = `${Math.abs(Number(distance)).toFixed(2)} ${past ? "past" : "away"} (${Math.abs(Number(distancePct)).toFixed(2)}%)`;
+    cell.append(el("small", { className: past ? "distance past" : "distance", text }));
+  }
+  return cell;
+}
+
+// --- tabs ----------------------------------------------------------------------------------------
+
+const tabs = [...document.querySelectorAll("[role=tab]")];
+
+function selectTab(tab, { focus = false } = {}) {
+  for (const other of tabs) {
+    const selected = other === tab;
+    other.setAttribute("aria-selected", String(selected));
+    other.tabIndex = selected ? 0 : -1;
+    document.getElementById(other.getAttribute("aria-controls")).hidden = !selected;
+  }
+  if (focus) tab.focus();
+  const name = tab.id.replace("tab-", "");
+  history.replaceState(null, "", name === "open" ? location.pathname : `#${name}`);
+  if (name === "history") loadHistory();
+  if (name === "performance") loadPerformance();
+}
+
+function bindTabs() {
+  tabs.forEach((tab, index) => {
+    tab.addEventListener("click", () => selectTab(tab));
+    tab.addEventListener("keydown", (event) => {
+      const moves = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: tabs.length - 1 };
+      if (event.key in moves) {
+        event.preventDefault();
+        selectTab(tabs[(moves[event.key] + tabs.length) % tabs.length], { focus: true });
+      }
+    });
+  });
+  const initial = tabs.find((tab) => `#${tab.id.replace("tab-", "")}` === location.hash);
+  if (initial) selectTab(initial);
+}
+
+const visibleTab = () => tabs.find((tab) => tab.getAttribute("aria-selected") === "true").id.replace("tab-", "");
+
+// --- open positions ------------------------------------------------------------------------------
+
+async function fetchActive() {
+  const pages = await Promise.all(ACTIVE.map((status) => get(`${config.urls.trades}?status=${status}`)));
+  return pages.flatMap((page) => page.results).sort((a, b) => b.created_at.localeCompare(a.created_at));
+}
+
+async function announceCloses(active) {
+  const ids = new Set(active.map((trade) => trade.id));
+  const gone = state.known ? [...state.known].filter((id) => !ids.has(id)) : [];
+  state.known = ids;
+  for (const id of gone) {
+    if (state.closedHere.delete(id)) continue;
+    let trade;
+    try {
+      trade = await get(`${config.urls.trades}/${id}`);
+    } catch {
+      continue;
+    }
+    const label = fmt.shortLabel(trade);
+    const amount = fmt.money(trade.realized_pnl);
+    if (trade.close_reason === "TP_HIT") {
+      play("profit");
+      toast(`${label}: take-profit hit, ${amount}`, "success");
+    } else if (trade.close_reason === "SL_HIT") {
+      play("loss");
+      toast(`${label}: stop-loss hit, ${amount}`, "warning");
+    } else if (trade.close_reason === "MANUAL_CLOSE") {
+      play("pop");
+      toast(`${label} was closed, ${amount}`, "info");
+    } else if (trade.status === "CLOSED") {
+      play(Number(trade.realized_pnl) > 0 ? "profit" : "loss");
+      toast(`${label}: ${fmt.CLOSE_REASONS[trade.close_reason] || "closed"}, ${amount}`, "info");
+    } else {
+      toast(`${label}: ${trade.status.toLowerCase()}${trade.status_reason ? ` (${trade.status_reason})` : ""}`, "warning");
+    }
+  }
+}
+
+function positionRow(trade) {
+  const label = fmt.contractLabel(trade);
+  const expanded = state.expanded.has(trade.id);
+  const bidAsk = `bid ${fmt.price(trade.current_bid)} / ask ${fmt.price(trade.current_ask)}`;
+  const status = trade.status === "OPEN" ? null : el("span", { className: `status-tag status-${trade.status.toLowerCase()}`, text: trade.status });
+  const attention = trade.needs_attention ? el("span", { className: "status-tag status-attention", title: trade.attention_reason, text: "needs attention" }) : null;
+  return el("tr", { className: "position", dataset: { tradeId: trade.id, version: trade.version } },
+    el("th", { scope: "row", className: "contract", dataset: { label: "Contract" } },
+      el("span", { className: "contract-label", text: label }), status, attention,
+      trade.strategy ? el("small", { className: "muted block", text: trade.strategy }) : null),
+    el("td", { className: "num", dataset: { label: "Qty" }, text: String(trade.filled_qty || trade.qty) }),
+    el("td", { className: "num", dataset: { label: "Entry" }, text: fmt.price(trade.entry_price ?? trade.planned_entry_price) }),
+    el("td", { className: "num", dataset: { label: "Mark" } },
+      el("span", { className: "mark", title: bidAsk, tabindex: "0", "aria-label": `mark ${fmt.price(trade.current_price)}, ${bidAsk}`, text: fmt.price(trade.current_price) })),
+    el("td", { className: "num", dataset: { label: "Unrealized P&L" } }, pnl(trade.unrealized_pnl, trade.unrealized_pnl_pct)),
+    el("td", { className: "num sl", dataset: { label: "Stop-loss" } }, exitCell(trade.sl_price, trade.sl_distance, trade.sl_distance_pct)),
+    el("td", { className: "num tp", dataset: { label: "Take-profit" } }, exitCell(trade.tp_price, trade.tp_distance, trade.tp_distance_pct)),
+    el("td", { dataset: { label: "Held" }, text: trade.entry_date ? fmt.since(trade.entry_date) : "not filled" }),
+    el("td", { className: "num", dataset: { label: "DTE" }, text: `${trade.days_to_expiry}d` }),
+    el("td", { className: "row-actions" },
+      el("button", { type: "button", className: "secondary toggle", "aria-expanded": String(expanded), "aria-controls": `detail-${trade.id}`,
+        "aria-label": `Details of ${label}`, onclick: () => toggleDetail(trade.id) }, expanded ? "Hide" : "Details"),
+      el("button", { type: "button", className: "secondary adjust", "aria-label": `Adjust stop-loss or take-profit of ${label}`,
+        disabled: trade.status !== "OPEN", onclick: () => openAdjust(trade.id) }, "Adjust"),
+      el("button", { type: "button", className: "danger close", "aria-label": `Close ${label}`,
+        disabled: trade.status !== "OPEN", onclick: () => openCloseDialog(trade.id) }, "Close")));
+}
+
+function renderPositions(active) {
+  state.trades = new Map(active.map((trade) => [trade.id, trade]));
+  const body = document.querySelector("#positions tbody");
+  const rows = [];
+  for (const trade of active) {
+    rows.push(positionRow(trade));
+    if (state.expanded.has(trade.id)) rows.push(detailRow(trade.id));
+  }
+  for (const id of [...state.expanded]) {
+    if (!state.trades.has(id)) dropDetail(id);
+  }
+  body.replaceChildren(...rows);
+  document.getElementById("positions-empty").hidden = active.length > 0;
+  const marks = active.map((trade) => trade.last_updated).filter(Boolean).sort();
+  setLatestMark(marks.length ? marks[marks.length - 1] : null);
+}
+
+async function loadPositions() {
+  const active = await fetchActive();
+  await announceCloses(active);
+  renderPositions(active);
+  await Promise.all([...state.expanded].filter((id) => state.trades.has(id)).map((id) => loadDetail(id)));
+}
+
+// --- the expanded row ----------------------------------------------------------------------------
+
+function dropDetail(id) {
+  state.expanded.delete(id);
+  state.details.delete(id);
+  state.charts.get(id)?.remove();
+  state.charts.delete(id);
+}
+
+function detailRow(id) {
+  if (state.details.has(id)) return state.details.get(id);
+  const adjust = adjustForm(id);
+  const row = el("tr", { className: "detail", id: `detail-${id}`, dataset: { tradeId: id } },
+    el("td", { colspan: "10" },
+      el("div", { className: "detail-inner" },
+        el("section", { className: "detail-chart", "aria-label": "P&L chart" }, el("h3", { text: "Mark vs entry, stop-loss and take-profit" }), el("div", { className: "chart" })),
+        el("div", { className: "detail-side" },
+          el("section", { className: "facts" }, el("p", { className: "muted", text: "Loading…" })),
+          adjust),
+        el("section", { className: "events" }, el("h3", { text: "Event log" }), el("ol", { className: "event-log" })))));
+  state.details.set(id, row);
+  return row;
+}
+
+async function toggleDetail(id) {
+  if (state.expanded.has(id)) {
+    dropDetail(id);
+    renderPositions([...state.trades.values()]);
+    document.querySelector(`tr.position[data-trade-id="${id}"] .toggle`)?.focus();
+    return;
+  }
+  state.expanded.add(id);
+  renderPositions([...state.trades.values()]);
+  document.querySelector(`tr.position[data-trade-id="${id}"] .toggle`)?.focus();
+  await loadDetail(id);
+}
+
+function factList(title, pairs) {
+  const shown = pairs.filter(([, value]) => value !== null && value !== undefined && value !== "");
+  return el("div", { className: "fact-group" }, el("h3", { text: title }),
+    shown.length
+      ? el("dl", {}, shown.map(([name, value]) => [el("dt", { text: name }), el("dd", { text: String(value) })]))
+      : el("p", { className: "muted", text: "None recorded." }));
+}
+
+function greek(value, digits = 3) {
+  return value === null || value === undefined ? null : Number(value).toFixed(digits);
+}
+
+async function loadDetail(id) {
+  const row = state.details.get(id);
+  if (!row) return;
+  let trade;
+  let snapshots;
+  try {
+    [trade, snapshots] = await Promise.all([get(`${config.urls.trades}/${id}`), get(`${config.urls.trades}/${id}/snapshots`)]);
+  } catch (error) {
+    row.querySelector(".facts").replaceChildren(el("p", { className: "error", text: error.message }));
+    return;
+  }
+  const last = snapshots[snapshots.length - 1] || {};
+  row.querySelector(".facts").replaceChildren(
+    factList("Quote", [["Bid", fmt.price(trade.current_bid)], ["Ask", fmt.price(trade.current_ask)],
+      ["Mark", fmt.price(trade.current_price)], ["Updated", fmt.dateTime(trade.last_updated)],
+      ["Underlying", last.underlying ? fmt.price(last.underlying) : null]]),
+    factList("Greeks (latest mark)", [["Delta", greek(last.delta)], ["Gamma", greek(last.gamma, 4)], ["Theta", greek(last.theta)],
+      ["Vega", greek(last.vega)], ["IV", last.iv ? `${(Number(last.iv) * 100).toFixed(1)}%` : null],
+      ["Delta at entry", greek(trade.delta_at_entry)], ["IV at entry", trade.iv_at_entry ? `${(Number(trade.iv_at_entry) * 100).toFixed(1)}%` : null]]),
+    factList("Scores and verdicts", [["Card score", trade.card_score], ["AI score", trade.ai_score], ["AI verdict", trade.ai_verdict],
+      ["Gate verdict", trade.gate_verdict], ["Technical", trade.technical_score], ["Sentiment", trade.sentiment_score],
+      ["Strategy", trade.strategy], ["Best so far (MFE)", trade.max_gain ? fmt.money(trade.max_gain) : null],
+      ["Worst so far (MAE)", trade.max_drawdown ? fmt.money(trade.max_drawdown) : null]]));
+  const form = row.querySelector("form.adjust-form");
+  if (!form.dataset.dirty) {
+    form.elements.new_sl.value = Number(trade.sl_price).toFixed(2);
+    form.elements.new_tp.value = Number(trade.tp_price).toFixed(2);
+  }
+  row.querySelector(".event-log").replaceChildren(...[...trade.events].reverse().map((event) => el("li", {},
+    el("time", { datetime: event.created_at, text: fmt.dateTime(event.created_at) }), " ",
+    el("strong", { text: event.kind.replaceAll("_", " ").toLowerCase() }),
+    event.new_status && event.new_status !== event.old_status ? ` ${event.old_status || "new"} → ${event.new_status}` : "",
+    el("span", { className: "muted", text: ` by ${event.actor_username || event.actor_label || event.actor.toLowerCase()}` }),
+    Object.keys(event.payload || {}).length ? el("code", { className: "payload", text: JSON.stringify(event.payload) }) : null)));
+  state.charts.get(id)?.remove();
+  state.charts.set(id, renderChart(row.querySelector(".chart"), trade, snapshots));
+}
+
+// --- adjust SL / TP --------------------------------------------------------------------------------
+
+function field(form, name, label) {
+  const input = el("input", { id: `${form}-${name}`, name, type: "number", step: "0.01", min: "0.01", inputmode: "decimal",
+    "aria-describedby": `${form}-${name}-error` });
+  return el("div", {}, el("label", { for: input.id, text: label }), input,
+    el("p", { className: "error", id: `${form}-${name}-error`, dataset: { errorFor: name } }));
+}
+
+function adjustForm(id) {
+  const name = `adjust-${id}`;
+  const form = el("form", { className: "adjust-form", novalidate: true, "aria-label": "Adjust stop-loss and take-profit" },
+    el("h3", { text: "Adjust exits" }),
+    el("p", { className: "error", role: "alert", dataset: { errorFor: "non_field_errors" } }),
+    el("div", { className: "grid two" }, field(name, "new_sl", "New stop-loss"), field(name, "new_tp", "New take-profit")),
+    el("div", { className: "actions" }, el("button", { type: "submit", className: "save-adjust" }, "Save exits")));
+  form.addEventListener("input", () => { form.dataset.dirty = "1"; });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitAdjust(id, form);
+  });
+  return form;
+}
+
+function openAdjust(id) {
+  if (!state.expanded.has(id)) toggleDetail(id).then(() => focusAdjust(id));
+  else focusAdjust(id);
+}
+
+function focusAdjust(id) {
+  state.details.get(id)?.querySelector("input[name=new_sl]")?.focus();
+}
+
+function clearErrors(form) {
+  for (const node of form.querySelectorAll("[data-error-for]")) node.textContent = "";
+  for (const node of form.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+}
+
+function showErrors(form, error) {
+  const fields = error instanceof ApiError ? error.fieldErrors() : { non_field_errors: [String(error)] };
+  for (const [attr, details] of Object.entries(fields)) {
+    let target = form.querySelector(`[data-error-for="${attr}"]`);
+    let text = details.join(" ");
+    if (!target) {
+      target = form.querySelector('[data-error-for="non_field_errors"]');
+      text = attr === "non_field_errors" ? text : `${text}`;
+    }
+    target.textContent = [target.textContent, text].filter(Boolean).join(" ");
+    form.elements[attr]?.setAttribute("aria-invalid", "true");
+  }
+  form.querySelector("[aria-invalid]")?.focus();
+}
+
+async function submitAdjust(id, form) {
+  clearErrors(form);
+  const trade = state.trades.get(id);
+  const body = { version: trade.version };
+  const sl = form.elements.new_sl.value.trim();
+  const tp = form.elements.new_tp.value.trim();
+  if (sl && Number(sl) !== Number(trade.sl_price)) body.new_sl = sl;
+  if (tp && Number(tp) !== Number(trade.tp_price)) body.new_tp = tp;
+  if (!("new_sl" in body) && !("new_tp" in body)) {
+    form.querySelector('[data-error-for="non_field_errors"]').textContent = "Change the stop-loss or the take-profit first.";
+    return;
+  }
+  const button = form.querySelector("button[type=submit]");
+  busy(button, "Saving…");
+  try {
+    const { data } = await post(`${config.urls.trades}/${id}/adjust`, body);
+    delete form.dataset.dirty;
+    const moved = [body.new_sl ? `stop-loss ${fmt.price(data.sl_price)}` : null, body.new_tp ? `take-profit ${fmt.price(data.tp_price)}` : null];
+    toast(`${fmt.shortLabel(data)}: ${moved.filter(Boolean).join(", ")} saved`, "success");
+    play("pop");
+    await refreshAll();
+  } catch (error) {
+    if (isConflict(error)) {
+      delete form.dataset.dirty;
+      conflict();
+    } else {
+      showErrors(form, error);
+    }
+  } finally {
+    idle(button);
+  }
+}
+
+// --- close ---------------------------------------------------------------------------------------
+
+const dialog = document.getElementById("close-dialog");
+const confirmButton = document.getElementById("close-confirm");
+let closing = null;
+
+function busy(button, text) {
+  button.dataset.text = button.textContent;
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  button.replaceChildren(el("span", { className: "spinner", "aria-hidden": "true" }), ` ${text}`);
+}
+
+function idle(button) {
+  button.disabled = false;
+  button.removeAttribute("aria-busy");
+  if (button.dataset.text) button.textContent = button.dataset.text;
+}
+
+function openCloseDialog(id) {
+  const trade = state.trades.get(id);
+  closing = { id, version: trade.version, opener: document.activeElement };
+  document.getElementById("close-dialog-title").textContent = `Close ${fmt.shortLabel(trade)} at market?`;
+  document.getElementById("close-dialog-text").textContent =
+    `${fmt.contractLabel(trade)}: ${trade.filled_qty || trade.qty} contract(s), mark ${fmt.price(trade.current_price)} ` +
+    `(bid ${fmt.price(trade.current_bid)}), unrealized ${fmt.money(trade.unrealized_pnl)}.`;
+  dialog.showModal();
+  document.getElementById("close-cancel").focus();
+}
+
+function endDialog() {
+  if (dialog.open) dialog.close();
+  idle(confirmButton);
+  closing?.opener?.isConnected && closing.opener.focus();
+  closing = null;
+}
+
+async function confirmClose() {
+  if (!closing || confirmButton.disabled) return;
+  const { id, version } = closing;
+  busy(confirmButton, "Closing…");
+  try {
+    const { status, data } = await post(`${config.urls.trades}/${id}/close`, { version });
+    state.closedHere.add(id);
+    endDialog();
+    play("pop");
+    if (status === 200) {
+      toast(`Closed ${fmt.shortLabel(data)} at ${fmt.price(data.close_price)}: ${fmt.money(data.realized_pnl)} (${fmt.percent(data.realized_pnl_pct)})`, "success");
+    } else {
+      toast(`Close order for ${fmt.shortLabel(data)} sent; waiting for the fill.`, "info");
+    }
+    state.historyLoaded = false;
+    await refreshAll();
+  } catch (error) {
+    endDialog();
+    if (isConflict(error)) conflict();
+    else toast(error.message, "error");
+  }
+}
+
+function bindDialog() {
+  confirmButton.addEventListener("click", confirmClose);
+  document.getElementById("close-cancel").addEventListener("click", endDialog);
+  dialog.addEventListener("cancel", (event) => {
+    if (confirmButton.disabled) event.preventDefault(); // the order is on its way: wait for the answer
+    else setTimeout(endDialog);
+  });
+}
+
+// --- the 409 flow --------------------------------------------------------------------------------
+
+function isConflict(error) {
+  return error instanceof ApiError && error.status === 409 && CONFLICT_CODES.has(error.code);
+}
+
+function conflict() {
+  toast("This trade was updated on another device", "warning");
+  setTimeout(() => refreshAll(), 1000);
+}
+
+// --- new trade -----------------------------------------------------------------------------------
+
+function bindNewTrade() {
+  const form = document.getElementById("new-trade");
+  const toggle = document.getElementById("new-trade-toggle");
+  const show = (visible) => {
+    form.hidden = !visible;
+    toggle.setAttribute("aria-expanded", String(visible));
+    if (visible) form.elements.ticker.focus();
+    else toggle.focus();
+  };
+  toggle.addEventListener("click", () => show(form.hidden));
+  document.getElementById("nt-cancel").addEventListener("click", () => show(false));
+  const entryType = form.elements.entry_type;
+  entryType.addEventListener("change", () => {
+    form.elements.limit_price.disabled = entryType.value !== "limit";
+    form.elements.limit_price.required = entryType.value === "limit";
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const values = Object.fromEntries(new FormData(form));
+    const body = {
+      ticker: (values.ticker || "").trim().toUpperCase(), expiry: values.expiry, strike: values.strike,
+      option_type: values.option_type, qty: Number(values.qty), entry_type: values.entry_type,
+      sl_price: values.sl_price, tp_price: values.tp_price,
+    };
+    if (values.entry_type === "limit") body.limit_price = values.limit_price;
+    if (values.strategy?.trim()) body.strategy = values.strategy.trim();
+    for (const [name, value] of Object.entries(body)) if (value === "" || Number.isNaN(value)) delete body[name];
+    // One key per attempt: a retry after a lost answer (same body) reuses it and gets the first answer.
+    const fingerprint = JSON.stringify(body);
+    if (form.dataset.fingerprint !== fingerprint) {
+      form.dataset.key = newIdempotencyKey();
+      form.dataset.fingerprint = fingerprint;
+    }
+    const button = document.getElementById("nt-submit");
+    busy(button, "Opening…");
+    try {
+      const { data } = await post(config.urls.trades, body, { headers: { "Idempotency-Key": form.dataset.key } });
+      delete form.dataset.fingerprint;
+      play("pop");
+      toast(data.status === "OPEN"
+        ? `Opened ${fmt.contractLabel(data)} ×${data.filled_qty || data.qty} at ${fmt.price(data.entry_price)}`
+        : `${fmt.contractLabel(data)}: entry order ${data.status.toLowerCase()}`, "success");
+      form.reset();
+      form.elements.limit_price.disabled = true;
+      show(false);
+      await refreshAll();
+    } catch (error) {
+      if (error.status !== 0) delete form.dataset.fingerprint; // an answer came: a new attempt gets a new key
+      showErrors(form, error);
+    } finally {
+      idle(button);
+    }
+  });
+}
+
+// --- history -------------------------------------------------------------------------------------
+
+function historyRow(trade) {
+  const reason = trade.close_reason;
+  const badge = reason
+    ? el("span", { className: `reason reason-${reason.toLowerCase()}`, title: reason, text: fmt.CLOSE_REASONS[reason] || reason })
+    : el("span", { className: "reason reason-other", text: trade.status.toLowerCase() });
+  return el("tr", { dataset: { tradeId: trade.id } },
+    el("th", { scope: "row", dataset: { label: "Contract" }, text: fmt.contractLabel(trade) }),
+    el("td", { className: "num", dataset: { label: "Qty" }, text: String(trade.filled_qty || trade.qty) }),
+    el("td", { className: "num", dataset: { label: "Entry" }, text: fmt.price(trade.entry_price) }),
+    el("td", { className: "num", dataset: { label: "Exit" }, text: fmt.price(trade.close_price) }),
+    el("td", { dataset: { label: "Reason" } }, badge),
+    el("td", { className: "num", dataset: { label: "Realized P&L" } }, pnl(trade.realized_pnl, trade.realized_pnl_pct)),
+    el("td", { className: "num", dataset: { label: "Held" }, text: fmt.hours(trade.hold_duration_h) }),
+    el("td", { className: "num", dataset: { label: "MFE / MAE" }, text: `${fmt.money(trade.max_gain)} / ${fmt.money(trade.max_drawdown)}` }),
+    el("td", { dataset: { label: "Closed" }, text: fmt.dateTime(trade.close_date) }),
+    el("td", { dataset: { label: "Strategy" }, text: trade.strategy || "—" }));
+}
+
+async function loadHistory() {
+  const form = document.getElementById("history-filters");
+  const params = new URLSearchParams();
+  const outcome = form.elements.outcome.value;
+  const strategy = form.elements.strategy.value.trim();
+  if (outcome) params.set("outcome", outcome);
+  if (strategy) params.set("strategy", strategy);
+  const table = document.getElementById("history");
+  table.setAttribute("aria-busy", "true");
+  try {
+    const page = await get(`${config.urls.history}${params.size ? `?${params}` : ""}`);
+    table.querySelector("tbody").replaceChildren(...page.results.map(historyRow));
+    document.getElementById("history-empty").hidden = page.results.length > 0;
+    state.historyLoaded = true;
+  } finally {
+    table.removeAttribute("aria-busy");
+  }
+}
+
+function bindHistory() {
+  const form = document.getElementById("history-filters");
+  let timer = null;
+  form.addEventListener("change", () => loadHistory().catch((error) => toast(error.message, "error")));
+  form.elements.strategy.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => loadHistory().catch((error) => toast(error.message, "error")), 300);
+  });
+  form.addEventListener("submit", (event) => event.preventDefault());
+}
+
+// --- performance ---------------------------------------------------------------------------------
+
+const words = (name) => name.replaceAll("_", " ");
+const TABLE_ROWS = 25;
+
+function scalar(value) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  return String(value);
+}
+
+// The analytics API's answer, laid out as it comes: objects of figures as definition lists,
+// lists of rows as tables, notes as text. No figure is computed here.
+function describe(value) {
+  if (Array.isArray(value)) {
+    if (!value.length) return el("p", { className: "muted", text: "None yet." });
+    if (typeof value[0] !== "object" || value[0] === null) return value.map(scalar).join(", ");
+    const columns = Object.keys(value[0]);
+    const table = el("table", { className: "metrics-table" },
+      el("thead", {}, el("tr", {}, columns.map((name) => el("th", { scope: "col", text: words(name) })))),
+      el("tbody", {}, value.slice(0, TABLE_ROWS).map((row) => el("tr", {}, columns.map((name) =>
+        el("td", {}, typeof row[name] === "object" && row[name] !== null ? JSON.stringify(row[name]) : scalar(row[name])))))));
+    const more = value.length > TABLE_ROWS ? el("p", { className: "muted", text: `… and ${value.length - TABLE_ROWS} more rows.` }) : null;
+    return el("div", { className: "table-scroll" }, table, more);
+  }
+  if (value !== null && typeof value === "object") {
+    return el("dl", { className: "metrics" }, Object.entries(value).map(([name, inner]) =>
+      [el("dt", { text: words(name) }), el("dd", {}, typeof inner === "object" && inner !== null ? describe(inner) : scalar(inner))]));
+  }
+  return scalar(value);
+}
+
+async function loadPerformance() {
+  const box = document.getElementById("performance");
+  try {
+    const data = await get(config.urls.performance);
+    box.replaceChildren(...Object.entries(data).map(([name, value]) => (typeof value === "object" && value !== null
+      ? el("section", { className: "metric-block" }, el("h2", { text: words(name) }), describe(value))
+      : el("p", { className: "muted" }, el("strong", { text: `${words(name)}: ` }), scalar(value)))));
+  } catch (error) {
+    if (error.status === 404) {
+      box.replaceChildren(
+        el("p", { className: "coming", text: "Performance metrics are coming." }),
+        el("p", { className: "muted", text: "Win rate, expectancy, drawdown and the equity curve will appear here once the analytics API is live. No numbers are shown until then." }));
+    } else {
+      box.replaceChildren(el("p", { className: "error", text: error.message }));
+    }
+  }
+}
+
+// --- refresh and polling -------------------------------------------------------------------------
+
+async function refreshAll() {
+  if (state.refreshing) return state.refreshing;
+  const stamp = document.getElementById("last-updated");
+  state.refreshing = (async () => {
+    try {
+      const tab = visibleTab();
+      await Promise.all([
+        loadPositions(),
+        tab === "history" || state.historyLoaded ? loadHistory() : null,
+        tab === "performance" ? loadPerformance() : null,
+      ]);
+      state.lastRefresh = Date.now();
+      stamp.textContent = `Last updated ${fmt.clock(new Date())}`;
+      stamp.classList.remove("error");
+    } catch (error) {
+      stamp.textContent = `Update failed at ${fmt.clock(new Date())}: ${error.message}`;
+      stamp.classList.add("error");
+    } finally {
+      state.refreshing = null;
+      schedule();
+    }
+  })();
+  return state.refreshing;
+}
+
+function autoRefreshOn() {
+  return document.getElementById("auto-refresh").checked;
+}
+
+function schedule() {
+  clearTimeout(state.timer);
+  state.timer = null;
+  if (autoRefreshOn() && !document.hidden) state.timer = setTimeout(refreshAll, REFRESH_MS);
+}
+
+function bindRefresh() {
+  document.getElementById("refresh-all").addEventListener("click", () => refreshAll());
+  const toggle = document.getElementById("auto-refresh");
+  toggle.addEventListener("change", async () => {
+    const wanted = toggle.checked;
+    schedule();
+    try {
+      await put(config.urls.settings, { auto_refresh: wanted });
+      toast(`Auto-refresh ${wanted ? "on" : "off"} (saved)`, "info");
+    } catch (error) {
+      toggle.checked = !wanted;
+      schedule();
+      toast(`Could not save auto-refresh: ${error.message}`, "error");
+    }
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) {
+      clearTimeout(state.timer); // paused while nobody looks
+      state.timer = null;
+    } else if (autoRefreshOn()) {
+      if (Date.now() - state.lastRefresh >= REFRESH_MS) refreshAll();
+      else schedule();
+    }
+  });
+}
+
+// --- start -----------------------------------------------------------------------------------------
+
+startTopbar();
+bindTabs();
+bindRefresh();
+bindDialog();
+bindNewTrade();
+bindHistory();
+refreshAll();

@@ -1,0 +1,103 @@
+// The top bar: market status (open / closed / early close / FORCE OPEN), data source and the
+// freshness of the latest mark, the mute toggle, and the broker-trouble banners.
+
+import { config, get } from "./api.js";
+import { duration } from "./format.js";
+import { bindMuteToggle } from "./sound.js";
+
+const ET = { timeZone: "America/New_York" };
+let market = null;
+let latestMark = null;
+
+function etTime(iso) {
+  return new Date(iso).toLocaleTimeString("en-US", { ...ET, hour: "2-digit", minute: "2-digit" });
+}
+
+function etDay(iso) {
+  return new Date(iso).toLocaleDateString("en-US", { ...ET, weekday: "short" });
+}
+
+function renderMarket() {
+  const element = document.getElementById("market-status");
+  if (!element || !market) return;
+  element.classList.remove("warn", "good", "bad");
+  if (market.forced) {
+    element.textContent = "Market: FORCE OPEN (not the real clock)";
+    element.classList.add("warn");
+  } else if (market.open) {
+    const early = market.early_close ? "early close today, " : "";
+    element.textContent = `Market: open · ${early}closes ${etTime(market.next_close)} ET`;
+    element.classList.add(market.early_close ? "warn" : "good");
+  } else {
+    element.textContent = `Market: closed · opens ${etDay(market.next_open)} ${etTime(market.next_open)} ET`;
+    element.classList.add("bad");
+  }
+}
+
+function renderFreshness() {
+  const element = document.getElementById("data-freshness");
+  if (!element) return;
+  const source = market?.data_source ? `Data: ${market.data_source}` : "Data";
+  if (!latestMark) {
+    element.textContent = `${source} · no marks yet`;
+    return;
+  }
+  const age = Date.now() - Date.parse(latestMark);
+  const stale = market?.open && age > 5 * 60000;
+  const ago = age < 60000 ? "just now" : `${duration(age)} ago`;
+  element.textContent = `${source} · last mark ${ago}${stale ? " (stale)" : ""}`;
+  element.classList.toggle("warn", Boolean(stale));
+}
+
+export function setLatestMark(iso) {
+  latestMark = iso;
+  renderFreshness();
+}
+
+async function loadMarket() {
+  try {
+    market = await get(config.urls.market_status);
+  } catch {
+    market = null;
+    const element = document.getElementById("market-status");
+    if (element) element.textContent = "Market: status unavailable";
+  }
+  renderMarket();
+  renderFreshness();
+}
+
+function showBanner({ code, detail }) {
+  const region = document.getElementById("banners");
+  if (!region || region.querySelector(`[data-code="${code}"]`)) return;
+  const banner = document.createElement("div");
+  banner.className = "banner banner-error";
+  banner.setAttribute("role", "alert");
+  banner.dataset.code = code;
+  const text = document.createElement("span");
+  text.textContent = code === "broker_reauthenticate"
+    ? "Re-authenticate your broker token: the broker refused it or none is stored. "
+    : "The broker is unavailable right now; orders cannot be placed or changed. ";
+  const more = document.createElement("span");
+  more.className = "muted";
+  more.textContent = detail ? `(${detail}) ` : "";
+  const link = document.createElement("a");
+  link.href = config.urls.settings_page;
+  link.textContent = "Open settings";
+  const dismiss = document.createElement("button");
+  dismiss.type = "button";
+  dismiss.className = "icon-button";
+  dismiss.textContent = "Dismiss";
+  dismiss.addEventListener("click", () => banner.remove());
+  banner.append(text, more, link, dismiss);
+  region.append(banner);
+}
+
+export function startTopbar() {
+  bindMuteToggle(document.getElementById("mute-toggle"));
+  window.addEventListener("broker-trouble", (event) => showBanner(event.detail));
+  loadMarket();
+  setInterval(() => {
+    if (!document.hidden) loadMarket();
+  }, 60000);
+  setInterval(renderFreshness, 15000);
+}

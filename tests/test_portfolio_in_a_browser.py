@@ -1,0 +1,296 @@
+"""The portfolio and settings pages, in a real Chromium against a live server: a trader opens a
+trade through the form, watches it, adjusts it, closes it, finds it in the history and exports
+it; two devices disagree about a trade; broker trouble shows as a banner. Screenshots of the
+desktop and mobile views go to .data/screenshots/ (git-ignored) for a person to look at."""
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from brokers import market as market_registry
+from brokers.models import BrokerMode
+from monitoring.models import SnapshotKind
+from tests.factories import PASSWORD, PriceSnapshotFactory, UserFactory
+from tests.fakes.market import HandDrivenMarket
+from tradeoptions import tenancy
+from trades import services
+from trades.models import AccountSettings, PaperTrade, TradeStatus
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CONTRACT = "SPY261218C00570000"
+EXPIRY = date(2026, 12, 18)
+LABEL = "SPY 18 Dec 26 570 C"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / ".data" / "screenshots"
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def market(monkeypatch):
+    """A hand-driven market for every layer in this process, the live server's thread included."""
+    hand = HandDrivenMarket()
+    hand.set_quote(CONTRACT, "4.10", "4.30")
+    monkeypatch.setattr(market_registry, "_market", hand)
+    return hand
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def device(browser, live_server):
+    """A fresh browser context (a device) for alice, logged in on the portfolio; console errors
+    and page errors are collected and must stay empty."""
+    contexts = []
+
+    def open_device(*, viewport=DESKTOP, username="alice"):
+        context = browser.new_context(viewport=viewport, accept_downloads=True)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        page.problems = []
+        page.on("pageerror", lambda error: page.problems.append(str(error)))
+        # An HTTP error the page handles (a 400 with field errors, a 409) is logged by Chromium as
+        # "Failed to load resource"; anything else on the console (a CSP refusal, an exception) is a problem.
+        page.on("console", lambda message: message.type == "error"
+                and not message.text.startswith("Failed to load resource") and page.problems.append(message.text))
+        page.goto(f"{live_server.url}/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
+        expect(page.locator("#last-updated")).to_contain_text("Last updated")
+        return page
+
+    yield open_device
+    for context in contexts:
+        context.close()
+
+
+def shoot(page, name):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def open_trade(user, **changes) -> PaperTrade:
+    data = {"ticker": "SPY", "option_type": "CALL", "strike": Decimal("570"), "expiry": EXPIRY, "qty": 2,
+            "sl_price": Decimal("3.00"), "tp_price": Decimal("6.50"), **changes}
+    result = services.trade_open(user=user, data=services.TradeOpenInput(**data))
+    assert result.trade.status == TradeStatus.OPEN, result.problem
+    return result.trade
+
+
+def mark(trade, bid, ask):
+    """What the monitor cycle writes on a held trade: the latest quote and the unrealized P&L."""
+    bid, ask = Decimal(bid), Decimal(ask)
+    with tenancy.acting_as(trade.owner_id):
+        trade.refresh_from_db()
+        middle = (bid + ask) / 2
+        PaperTrade.objects.filter(pk=trade.pk).update(
+            current_bid=bid, current_ask=ask, current_price=middle, last_updated=timezone.now(),
+            unrealized_pnl=(middle - trade.entry_price) * trade.qty * 100)
+
+
+def add_snapshots(trade):
+    start = datetime(2026, 12, 1, 14, 25, tzinfo=UTC)
+    marks = [("4.20", SnapshotKind.PRE_MARKET), ("4.25", SnapshotKind.INTRADAY), ("4.60", SnapshotKind.INTRADAY),
+             ("4.45", SnapshotKind.INTRADAY), ("4.80", SnapshotKind.POST_MARKET)]
+    for minutes, (mark, kind) in zip((0, 20, 60, 180, 400), marks, strict=True):
+        PriceSnapshotFactory(trade=trade, owner=trade.owner, timestamp=start + timedelta(minutes=minutes), kind=kind,
+                             mark_price=Decimal(mark), bid=Decimal(mark) - Decimal("0.05"),
+                             ask=Decimal(mark) + Decimal("0.05"), delta=Decimal("0.52"), iv=Decimal("0.18"))
+
+
+def position(page, label=LABEL):
+    return page.locator("#positions tr.position", has_text=label)
+
+
+def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, market, alice):
+    page = device()
+    assert page.locator("#broker-mode").inner_text() == "LOCAL PAPER"
+    expect(page.locator("#market-status")).to_contain_text("Market:")
+    expect(page.locator("#positions-empty")).to_be_visible()
+
+    # The form shows the API's own validation messages, next to the field they are about.
+    page.click("#new-trade-toggle")
+    page.fill("#nt-ticker", "spy")
+    page.fill("#nt-expiry", EXPIRY.isoformat())
+    page.fill("#nt-strike", "570")
+    page.fill("#nt-qty", "0")
+    page.fill("#nt-sl", "3.00")
+    page.fill("#nt-tp", "6.50")
+    page.click("#nt-submit")
+    expect(page.locator('#new-trade [data-error-for="qty"]')).to_contain_text("greater than or equal to 1")
+    expect(page.locator("#nt-qty")).to_have_attribute("aria-invalid", "true")
+    page.fill("#nt-qty", "2")
+    page.click("#nt-submit")
+    expect(page.locator(".toast-success")).to_contain_text(f"Opened {LABEL} ×2 at 4.30")
+
+    row = position(page)
+    expect(row).to_be_visible()
+    expect(row.locator("td[data-label=Entry]")).to_have_text("4.30")
+    expect(row.locator("td[data-label=DTE]")).to_contain_text("d")
+    trade = _only_trade(alice)
+    mark(trade, "4.70", "4.90")
+    page.click("#refresh-all")
+    expect(row.locator("td[data-label='Unrealized P&L']")).to_have_text("+$100.00 (+11.63%) gain")
+    expect(row.locator(".mark")).to_have_attribute("title", "bid 4.70 / ask 4.90")
+    expect(row.locator("td.sl")).to_contain_text("1.80 away (37.50%)")
+
+    # Expand it: the chart over its snapshots, greeks, scores, the event log.
+    add_snapshots(trade)
+    row.locator("button.toggle").click()
+    detail = page.locator(f"#detail-{trade.pk}")
+    expect(detail.locator(".chart-canvas canvas").first).to_be_visible()
+    expect(detail.locator(".chart-canvas")).to_have_attribute("aria-label", "Mark price over 5 snapshots, last 4.80; "
+                                                              "entry, stop-loss and take-profit shown as lines.")
+    expect(detail.locator(".facts")).to_contain_text("Delta")
+    expect(detail.locator(".event-log li").first).to_be_visible()
+    shoot(page, "desktop-open-positions-expanded")
+
+    # Adjust the stop-loss inline.
+    detail.locator("input[name=new_sl]").fill("3.20")
+    detail.locator("button.save-adjust").click()
+    expect(page.locator(".toast-success", has_text="stop-loss 3.20 saved")).to_be_visible()
+    expect(row.locator("td.sl")).to_contain_text("3.20")
+
+    # Close through the confirmation dialog; the bid has moved up.
+    market.set_quote(CONTRACT, "5.00", "5.20")
+    row.locator("button.close").click()
+    dialog = page.locator("#close-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("h2")).to_have_text("Close SPY 570C at market?")
+    expect(page.locator("#close-cancel")).to_be_focused()
+    dialog.locator("#close-confirm").click()
+    expect(page.locator(".toast-success", has_text="Closed SPY 570C at 5.00: +$140.00 (+16.28%)")).to_be_visible()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#positions-empty")).to_be_visible()
+
+    # History: the trade, its close reason as a word, the realized P&L with its sign.
+    page.click("#tab-history")
+    history_row = page.locator("#history tbody tr", has_text=LABEL)
+    expect(history_row.locator(".reason")).to_have_text("Manual close")
+    expect(history_row.locator("td[data-label='Realized P&L']")).to_contain_text("+$140.00 (+16.28%) gain")
+    page.check("text=Losses")
+    expect(page.locator("#history-empty")).to_be_visible()
+    page.check("text=Wins")
+    expect(history_row).to_be_visible()
+    shoot(page, "desktop-history")
+
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert [(row["id"], row["close_reason"], row["realized_pnl"]) for row in rows] == [
+        (str(trade.pk), "MANUAL_CLOSE", "140.00")]
+
+    page.click("#tab-performance")
+    # Performance shows what GET /api/analytics/performance answers, or says plainly that it is coming.
+    expect(page.locator("#performance")).not_to_contain_text("Loading")
+    shoot(page, "desktop-performance")
+    assert page.problems == []
+
+
+def _only_trade(user) -> PaperTrade:
+    with tenancy.acting_as(user.pk):
+        return PaperTrade.objects.get(owner=user)
+
+
+def test_two_devices_one_trade_the_stale_one_is_told_and_refreshed(device, market, alice):
+    services.account_settings_update(user=alice, changes={"auto_refresh": False})  # no poll hides the race
+    trade = open_trade(alice)
+    phone, laptop = device(), device()
+    expect(position(phone)).to_be_visible()
+    expect(position(laptop)).to_be_visible()
+
+    position(laptop).locator("button.adjust").click()
+    laptop.locator(f"#detail-{trade.pk} input[name=new_tp]").fill("7.00")
+    laptop.locator(f"#detail-{trade.pk} button.save-adjust").click()
+    expect(laptop.locator(".toast-success")).to_contain_text("take-profit 7.00 saved")
+
+    position(phone).locator("button.close").click()
+    phone.locator("#close-confirm").click()
+    expect(phone.locator(".toast-warning")).to_have_text("This trade was updated on another device×")
+    expect(position(phone).locator("td.tp")).to_contain_text("7.00")  # the truth, about a second later
+    assert _only_trade(alice).status == TradeStatus.OPEN
+    assert phone.problems == [] and laptop.problems == []
+
+
+def test_a_phone_shows_cards_with_thumb_sized_actions(device, market, alice):
+    trade = open_trade(alice)
+    add_snapshots(trade)
+    mark(trade, "3.90", "4.10")
+    market.set_quote("QQQ261218P00500000", "7.90", "8.00")
+    open_trade(alice, ticker="QQQ", strike=Decimal("500"), option_type="PUT", qty=1, sl_price=Decimal("7.80"),
+               tp_price=Decimal("9.50"))
+    page = device(viewport=PHONE)
+    row = position(page)
+    expect(row).to_be_visible()
+    assert page.locator("#positions thead").is_hidden()
+    assert row.locator("button.close").bounding_box()["height"] >= 40
+    shoot(page, "mobile-open-positions")
+    row.locator("button.toggle").click()
+    expect(page.locator(f"#detail-{trade.pk} .chart-canvas canvas").first).to_be_visible()
+    shoot(page, "mobile-open-positions-expanded")
+    page.click("#tab-history")
+    shoot(page, "mobile-history")
+    assert page.problems == []
+
+
+def test_broker_trouble_shows_a_banner_with_a_link_to_settings(device, market, alice):
+    with tenancy.acting_as(alice.pk):
+        AccountSettings.objects.filter(owner=alice).update(broker_mode=BrokerMode.TRADIER_SANDBOX)
+    page = device()
+    assert page.locator("#broker-mode").inner_text() == "SANDBOX"
+    page.click("#new-trade-toggle")
+    page.fill("#nt-ticker", "SPY")
+    page.fill("#nt-expiry", EXPIRY.isoformat())
+    page.fill("#nt-strike", "570")
+    page.fill("#nt-sl", "3.00")
+    page.fill("#nt-tp", "6.50")
+    page.click("#nt-submit")
+    banner = page.locator(".banner[data-code=broker_reauthenticate]")
+    expect(banner).to_contain_text("Re-authenticate your broker token")
+    banner.locator("a", has_text="Open settings").click()
+    page.wait_for_url("**/settings/")
+    expect(page.locator("#sandbox-token-state")).to_have_text("(not set)")
+
+
+def test_settings_tokens_are_write_only_and_api_tokens_are_shown_once(device, market, alice, live_server):
+    page = device()
+    page.click("nav >> text=Settings")
+    expect(page.locator("#sandbox-token-state")).to_have_text("(not set)")
+    page.fill("#s-sandbox-token", "sandbox-secret")
+    page.fill("#s-max-positions", "7")
+    page.click("#settings-save")
+    expect(page.locator(".toast-success")).to_have_text("Settings saved×")
+    expect(page.locator("#sandbox-token-state")).to_have_text("(set)")
+    assert page.locator("#s-sandbox-token").input_value() == ""
+    assert services.account_settings_for(user=alice).max_positions == 7
+
+    page.select_option("#s-broker-mode", "TRADIER_LIVE")
+    expect(page.locator("#live-guard")).to_be_visible()
+    page.click("#settings-save")
+    expect(page.locator("#settings-form .error:not(:empty)").first).to_be_visible()  # refused, said why
+    assert services.account_settings_for(user=alice).broker_mode == BrokerMode.LOCAL_PAPER
+    page.select_option("#s-broker-mode", "LOCAL_PAPER")
+
+    page.click("#token-create")
+    expect(page.locator("#token-issued")).to_be_visible()
+    token = page.locator("#token-value").input_value()
+    assert len(token) > 20
+    api = page.context.request
+    assert api.get(f"{live_server.url}/api/settings", headers={"Authorization": f"Token {token}"}).ok
+    page.click("#token-revoke-new")
+    expect(page.locator("#token-issued")).to_be_hidden()
+    assert api.get(f"{live_server.url}/api/settings", headers={"Authorization": f"Token {token}"}).status == 401
+    shoot(page, "desktop-settings")
+    assert page.problems == []
