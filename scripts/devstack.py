@@ -96,6 +96,8 @@ def run() -> int:
     manage("check", "--database", "default")
     manage("install_schedules")
     manage("create_demo_user")
+    # A newcomer sees a living portfolio at once: five past days lived through the real engine (once).
+    manage("simulate", "--days", "5", "--user", "demo", "--if-empty")
     venv_bin = str(Path(sys.executable).parent)
     os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"  # Procfile runs python, celery
     honcho = shutil.which("honcho", path=venv_bin) or "honcho"
