@@ -219,6 +219,7 @@ def test_two_devices_one_trade_the_stale_one_is_told_and_refreshed(device, marke
     position(phone).locator("button.close").click()
     phone.locator("#close-confirm").click()
     expect(phone.locator(".toast-warning")).to_have_text("This trade was updated on another device×")
+    shoot(phone, "desktop-conflict-toast")
     expect(position(phone).locator("td.tp")).to_contain_text("7.00")  # the truth, about a second later
     assert _only_trade(alice).status == TradeStatus.OPEN
     assert phone.problems == [] and laptop.problems == []
@@ -293,4 +294,26 @@ def test_settings_tokens_are_write_only_and_api_tokens_are_shown_once(device, ma
     expect(page.locator("#token-issued")).to_be_hidden()
     assert api.get(f"{live_server.url}/api/settings", headers={"Authorization": f"Token {token}"}).status == 401
     shoot(page, "desktop-settings")
+    assert page.problems == []
+
+
+def test_a_poll_that_finds_a_take_profit_hit_rings_the_register(device, market, alice):
+    from monitoring.services import match_paper_orders
+    from monitoring.sync import sync_orders
+
+    trade = open_trade(alice)
+    page = device()
+    expect(position(page)).to_be_visible()
+    page.click("#mute-toggle")  # muted: nothing is heard, the page still says which sound it was
+    expect(page.locator("#mute-toggle")).to_have_attribute("aria-pressed", "true")
+    market.set_quote(CONTRACT, "6.60", "6.80")
+    assert match_paper_orders(market=market) == 1  # the monitor's order cycle: the TP fills at the bid…
+    sync_orders(market=market)  # …and becomes the trade's state
+    page.click("#refresh-all")
+    expect(page.locator(".toast-success")).to_contain_text("SPY 570C: take-profit hit, +$")
+    expect(page.locator("body")).to_have_attribute("data-last-sound", "profit")
+    expect(page.locator("#positions-empty")).to_be_visible()
+    assert _only_trade(alice).close_reason == "TP_HIT" and trade.pk
+    page.reload()
+    expect(page.locator("#mute-toggle")).to_have_attribute("aria-pressed", "true")  # remembered
     assert page.problems == []

@@ -50,6 +50,7 @@ const SOUNDS = {
 };
 
 export function play(name) {
+  document.body.dataset.lastSound = name; // what was (or, muted, would have been) played: for tests
   const ctx = audio();
   if (ctx && SOUNDS[name]) SOUNDS[name](ctx);
 }
