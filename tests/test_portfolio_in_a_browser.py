@@ -163,10 +163,15 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     expect(page.locator(".toast-success", has_text="stop-loss 3.20 saved")).to_be_visible()
     expect(row.locator("td.sl")).to_contain_text("3.20")
 
-    # Close through the confirmation dialog; the bid has moved up.
+    # Close through the confirmation dialog; the bid has moved up. Escape keeps the position.
     market.set_quote(CONTRACT, "5.00", "5.20")
     row.locator("button.close").click()
     dialog = page.locator("#close-dialog")
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(row.locator("button.close")).to_be_focused()
+    page.keyboard.press("Enter")
     expect(dialog).to_be_visible()
     expect(dialog.locator("h2")).to_have_text("Close SPY 570C at market?")
     expect(page.locator("#close-cancel")).to_be_focused()
@@ -175,8 +180,12 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     expect(dialog).to_be_hidden()
     expect(page.locator("#positions-empty")).to_be_visible()
 
-    # History: the trade, its close reason as a word, the realized P&L with its sign.
-    page.click("#tab-history")
+    # History (reached with the keyboard): the trade, its close reason as a word, the P&L with its sign.
+    page.focus("#tab-open")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#tab-history")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#tab-history")).to_be_focused()
+    expect(page.locator("#panel-open")).to_be_hidden()
     history_row = page.locator("#history tbody tr", has_text=LABEL)
     expect(history_row.locator(".reason")).to_have_text("Manual close")
     expect(history_row.locator("td[data-label='Realized P&L']")).to_contain_text("+$140.00 (+16.28%) gain")
@@ -195,6 +204,7 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     page.click("#tab-performance")
     # Performance shows what GET /api/analytics/performance answers, or says plainly that it is coming.
     expect(page.locator("#performance")).not_to_contain_text("Loading")
+    expect(page.locator("[data-metric=equity_curve] canvas").first).to_be_visible()
     shoot(page, "desktop-performance")
     assert page.problems == []
 
@@ -304,6 +314,9 @@ def test_a_poll_that_finds_a_take_profit_hit_rings_the_register(device, market, 
     trade = open_trade(alice)
     page = device()
     expect(position(page)).to_be_visible()
+    page.uncheck("#auto-refresh")  # saved in the account's settings
+    expect(page.locator(".toast", has_text="Auto-refresh off (saved)")).to_be_visible()
+    assert services.account_settings_for(user=alice).auto_refresh is False
     page.click("#mute-toggle")  # muted: nothing is heard, the page still says which sound it was
     expect(page.locator("#mute-toggle")).to_have_attribute("aria-pressed", "true")
     market.set_quote(CONTRACT, "6.60", "6.80")
@@ -316,4 +329,5 @@ def test_a_poll_that_finds_a_take_profit_hit_rings_the_register(device, market, 
     assert _only_trade(alice).close_reason == "TP_HIT" and trade.pk
     page.reload()
     expect(page.locator("#mute-toggle")).to_have_attribute("aria-pressed", "true")  # remembered
+    expect(page.locator("#auto-refresh")).not_to_be_checked()
     assert page.problems == []

@@ -78,3 +78,30 @@ export function renderChart(container, trade, snapshots) {
   container.append(credit);
   return chart;
 }
+
+// The account's equity after each closed trade, as the analytics API lists it (columnar:
+// `closed_at[]` and `equity[]`). Points closed in the same second keep the last equity.
+export function renderEquity(container, curve) {
+  const byTime = new Map();
+  (curve.closed_at || []).forEach((at, index) => byTime.set(Math.floor(Date.parse(at) / 1000), Number(curve.equity[index])));
+  const rows = [...byTime.entries()].sort((a, b) => a[0] - b[0]).map(([time, value]) => ({ time, value }));
+  if (!rows.length) return null;
+  const canvas = document.createElement("div");
+  canvas.className = "chart-canvas";
+  canvas.setAttribute("role", "img");
+  canvas.setAttribute("aria-label", `Equity after each of ${rows.length} closed trade(s), last ${rows[rows.length - 1].value.toFixed(2)}.`);
+  container.append(canvas);
+  const chart = createChart(canvas, {
+    autoSize: true,
+    layout: { background: { color: "#0f1720" }, textColor: "#cbd5e1", attributionLogo: false },
+    grid: { vertLines: { color: "#1e293b" }, horzLines: { color: "#1e293b" } },
+    timeScale: { timeVisible: false },
+  });
+  const series = chart.addAreaSeries({ lineColor: "#60a5fa", topColor: "rgba(96, 165, 250, .35)", bottomColor: "rgba(96, 165, 250, 0)", title: "equity" });
+  series.setData(rows);
+  if (curve.start !== undefined && curve.start !== null) {
+    series.createPriceLine({ price: Number(curve.start), title: "start", color: "#94a3b8", lineWidth: 1, lineStyle: LineStyle.Dashed });
+  }
+  chart.timeScale().fitContent();
+  return chart;
+}

@@ -4,7 +4,7 @@
 // Every figure shown comes from the API; this file only lays it out.
 
 import { ApiError, config, get, newIdempotencyKey, post, put } from "./api.js";
-import { renderChart } from "./chart.js";
+import { renderChart, renderEquity } from "./chart.js";
 import * as fmt from "./format.js";
 import { play } from "./sound.js";
 import { toast } from "./toast.js";
@@ -585,9 +585,23 @@ async function loadPerformance() {
   const box = document.getElementById("performance");
   try {
     const data = await get(config.urls.performance);
-    box.replaceChildren(...Object.entries(data).map(([name, value]) => (typeof value === "object" && value !== null
-      ? el("section", { className: "metric-block" }, el("h2", { text: words(name) }), describe(value))
-      : el("p", { className: "muted" }, el("strong", { text: `${words(name)}: ` }), scalar(value)))));
+    state.equityChart?.remove();
+    state.equityChart = null;
+    box.replaceChildren(...Object.entries(data).map(([name, value]) => {
+      if (typeof value !== "object" || value === null) {
+        return el("p", { className: "muted" }, el("strong", { text: `${words(name)}: ` }), scalar(value));
+      }
+      const block = el("section", { className: "metric-block", dataset: { metric: name } }, el("h2", { text: words(name) }));
+      if (name === "equity_curve" && Array.isArray(value.closed_at)) {
+        const chart = el("div", { className: "equity-chart" });
+        block.append(chart);
+        requestAnimationFrame(() => { state.equityChart = renderEquity(chart, value); });
+        if (!value.closed_at.length) block.append(el("p", { className: "muted", text: "No closed trades yet." }));
+        return block;
+      }
+      block.append(describe(value));
+      return block;
+    }));
   } catch (error) {
     if (error.status === 404) {
       box.replaceChildren(
