@@ -95,6 +95,26 @@ class _Epoch(Func):
     output_field = FloatField()
 
 
+class _EpochMicros(Func):
+    """An instant as integer microseconds since 1970 (exact: EXTRACT gives numeric)."""
+
+    template = "(EXTRACT(EPOCH FROM %(expressions)s) * 1000000)::bigint"
+    output_field = BigIntegerField()
+
+
+def _fetch(rows: QuerySet) -> list[tuple]:
+    """The rows of a values_list() straight from the cursor (no per-row model or converter work:
+    every column is already an int, float or string)."""
+    query, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchall()
+
+
+def _instants(micros: pd.Series) -> pd.Series:
+    return pd.to_datetime(micros.astype("int64"), unit="us", utc=True).astype("datetime64[ns, UTC]")
+
+
 def trade_frame(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
     """One row per trade: money in cents, scores as floats, `close_date` (UTC) and `day` (its New
     York date, as a midnight datetime64). PostgreSQL converts every value to an int, float or
@@ -106,11 +126,7 @@ def trade_frame(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
         hold_h=Cast("hold_duration_h", FloatField()),
         **{f"{name}_f": Cast(name, FloatField()) for name in SCORE_FIELDS},
     ).values_list(*TRADE_FRAME[:10], *(f"{name}_f" for name in SCORE_FIELDS))
-    query, params = rows.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(query, params)
-        records = cursor.fetchall()
-    frame = pd.DataFrame.from_records(records, columns=TRADE_FRAME, coerce_float=True)
+    frame = pd.DataFrame.from_records(_fetch(rows), columns=TRADE_FRAME, coerce_float=True)
     frame = frame.astype({"id": "int64", "pnl": "int64", "risk": "int64", "close_epoch": "float64",
                           **{name: "float64" for name in ("hold_h", *SCORE_FIELDS)}})
     frame["close_date"] = pd.to_datetime(frame["close_epoch"], unit="s", utc=True).dt.round("us")
@@ -267,12 +283,14 @@ def path_trades(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
     rows = trades.annotate(
         qty_held=_held_qty(), entry4=_ten_thousandths(F("entry_price")), sl4=_ten_thousandths(F("sl_price")),
         tp4=_ten_thousandths(F("tp_price")), close4=_ten_thousandths(F("close_price")), pnl=_cents(F("realized_pnl")),
-    ).order_by("id").values_list(*PATH_TRADE_COLUMNS)
-    frame = pd.DataFrame.from_records(list(rows), columns=PATH_TRADE_COLUMNS)
+        entry_us=_EpochMicros("entry_date"), close_us=_EpochMicros("close_date"),
+    ).order_by("id").values_list(*PATH_TRADE_COLUMNS[:-3], "entry_us", "close_us", "pnl")
+    frame = pd.DataFrame.from_records(_fetch(rows), columns=PATH_TRADE_COLUMNS)
+    frame = frame.astype({name: "int64" for name in ("id", "owner_id", "qty_held", "entry4", "sl4", "tp4", "close4",
+                                                      "entry_date", "close_date", "pnl")})
     for column in ("entry_date", "close_date"):
-        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")
-    return frame.astype({"id": "int64", "qty_held": "int64", "entry4": "int64", "sl4": "int64", "tp4": "int64",
-                         "close4": "int64"}) if len(frame) else frame
+        frame[column] = _instants(frame[column])
+    return frame
 
 
 def price_paths(trades: QuerySet[PaperTrade], frame: pd.DataFrame) -> pd.DataFrame:
@@ -281,8 +299,10 @@ def price_paths(trades: QuerySet[PaperTrade], frame: pd.DataFrame) -> pd.DataFra
     `timestamp`, `mark4` (ten-thousandths of a dollar), `point` (0 entry, 1 snapshot, 2 close)."""
     snapshots = PriceSnapshot.objects.filter(
         trade__in=trades.values("id"), timestamp__gt=F("trade__entry_date"), timestamp__lt=F("trade__close_date"),
-    ).annotate(mark4=_ten_thousandths(F("mark_price"))).values_list("trade_id", "timestamp", "mark4")
-    middle = pd.DataFrame.from_records(list(snapshots), columns=["trade_id", "timestamp", "mark4"]).assign(point=1)
+    ).annotate(mark4=_ten_thousandths(F("mark_price")), at_us=_EpochMicros("timestamp"))
+    middle = pd.DataFrame.from_records(_fetch(snapshots.values_list("trade_id", "at_us", "mark4")),
+                                       columns=["trade_id", "timestamp", "mark4"]).assign(point=1)
+    middle["timestamp"] = _instants(middle["timestamp"])
     ends = [
         pd.DataFrame({"trade_id": frame["id"], "timestamp": frame["entry_date"], "mark4": frame["entry4"], "point": 0}),
         pd.DataFrame({"trade_id": frame["id"], "timestamp": frame["close_date"], "mark4": frame["close4"], "point": 2}),
@@ -292,7 +312,6 @@ def price_paths(trades: QuerySet[PaperTrade], frame: pd.DataFrame) -> pd.DataFra
         return pd.DataFrame({"trade_id": pd.Series(dtype="int64"), "timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
                              "mark4": pd.Series(dtype="int64"), "point": pd.Series(dtype="int64")})
     path = pd.concat(parts, ignore_index=True)
-    path["timestamp"] = pd.to_datetime(path["timestamp"], utc=True).astype("datetime64[ns, UTC]")
     path = path.astype({"trade_id": "int64", "mark4": "int64", "point": "int64"})
     return path.sort_values(["trade_id", "timestamp", "point"], kind="stable", ignore_index=True)
 
@@ -342,30 +361,28 @@ def exit_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
                 for pct in TP_GRID_PCT}
     entry4 = info["entry4"].to_numpy(dtype=np.int64)
     qty = info["qty_held"].to_numpy(dtype=np.int64)
-    cells = []
+    codes, strategies = pd.factorize(info["strategy"], sort=True)
+    count = len(strategies)
+    trades_of = np.bincount(codes, minlength=count)
+    actual = np.bincount(codes, weights=info["pnl"].to_numpy(dtype=np.float64), minlength=count)
+    big = np.iinfo(np.int64).max
+    totals, wins = {}, {}
     for sl in SL_GRID_PCT:  # 36 grid cells, each vectorised over every trade
         for tp in TP_GRID_PCT:
             s, t = sl_first[sl], tp_first[tp]
-            big = np.iinfo(np.int64).max
             position = np.minimum(np.where(s >= 0, s, big), np.where(t >= 0, t, big))
             index = np.where(position == big, last, offsets + np.where(position == big, 0, position))
             pnl_cents = (marks[index] - entry4) * qty  # ten-thousandths per share × 100 shares = cents
-            cells.append(pd.DataFrame({"strategy": info["strategy"].to_numpy(), "sl_pct": sl, "tp_pct": tp,
-                                       "pnl": pnl_cents, "win": (pnl_cents > 0).astype(int)}))
-    grid = pd.concat(cells, ignore_index=True)
-    table = grid.groupby(["strategy", "sl_pct", "tp_pct"], sort=True).agg(
-        trades=("pnl", "size"), total=("pnl", "sum"), wins=("win", "sum"))
-    actual = info.groupby("strategy")["pnl"].agg(["size", "sum"])
-    for strategy, cells_of in table.groupby(level="strategy", sort=True):
-        rows = [{"sl_pct": int(sl), "tp_pct": int(tp), "total_pnl": metrics.money(row.total),
-                 "avg_pnl": metrics.money_ratio(row.total, row.trades),
-                 "win_rate": metrics.number(row.wins / row.trades)}
-                for (_, sl, tp), row in zip(cells_of.index, cells_of.itertuples(), strict=True)]
-        best_at = int(np.argmax(cells_of["total"].to_numpy()))
-        result["strategies"].append({
-            "strategy": strategy, "trades": int(actual.at[strategy, "size"]),
-            "actual_pnl": metrics.money(actual.at[strategy, "sum"]), "best": rows[best_at], "cells": rows,
-        })
+            totals[sl, tp] = np.rint(np.bincount(codes, weights=pnl_cents, minlength=count)).astype(np.int64)
+            wins[sl, tp] = np.bincount(codes, weights=pnl_cents > 0, minlength=count)
+    for code, strategy in enumerate(strategies):  # output: one entry per strategy
+        n = int(trades_of[code])
+        rows = [{"sl_pct": sl, "tp_pct": tp, "total_pnl": metrics.money(totals[sl, tp][code]),
+                 "avg_pnl": metrics.money_ratio(totals[sl, tp][code], n),
+                 "win_rate": metrics.number(wins[sl, tp][code] / n)} for sl, tp in totals]
+        best_at = int(np.argmax([totals[key][code] for key in totals]))
+        result["strategies"].append({"strategy": strategy, "trades": n, "best": rows[best_at], "cells": rows,
+                                     "actual_pnl": metrics.money(round(actual[code]))})
     return result
 
 

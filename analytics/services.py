@@ -23,6 +23,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from tradeoptions import tenancy
@@ -80,13 +81,11 @@ def targets_frame(trades: pd.DataFrame, path: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _records(values: pd.DataFrame, now) -> tuple[list[PaperTrade], list[TradeForensics]]:
-    trades, forensics = [], []
+def _records(values: pd.DataFrame, now) -> list[TradeForensics]:
+    forensics = []
     for trade_id, row in zip(values.index.tolist(), values.to_dict("records"), strict=True):  # output rows
         pnl_15m, pnl_1h = _decimal(row["pnl_15m"], "0.01"), _decimal(row["pnl_1h"], "0.01")
         mfe, mae = _decimal(round(row["mfe_pct"], 4), "0.0001"), _decimal(round(row["mae_pct"], 4), "0.0001")
-        trades.append(PaperTrade(pk=trade_id, target_pnl_15m=pnl_15m, target_pnl_1h=pnl_1h, target_mfe_pct=mfe,
-                                 target_mae_pct=mae))
         first_at = row["first_touch_at"]
         forensics.append(TradeForensics(
             trade_id=trade_id, owner_id=row["owner_id"], pnl_15m=pnl_15m, pnl_1h=pnl_1h, mfe_pct=mfe, mae_pct=mae,
@@ -94,7 +93,7 @@ def _records(values: pd.DataFrame, now) -> tuple[list[PaperTrade], list[TradeFor
             first_touch=row["first_touch"], first_touch_at=None if pd.isna(first_at) else first_at.to_pydatetime(),
             snapshot_count=int(row["snapshots"]), computed_at=now,
         ))
-    return trades, forensics
+    return forensics
 
 
 def trade_targets_compute(*, closed_from: date, closed_to: date, owner_id: int | None = None) -> int:
@@ -125,12 +124,15 @@ def _compute_chunk(ids: list[int]) -> int:
         chunk = PaperTrade.objects.filter(id__in=ids)
         frame = selectors.path_trades(chunk)
         values = targets_frame(frame, selectors.price_paths(chunk, frame))
-        trades, forensics = _records(values, timezone.now())
-        PaperTrade.objects.bulk_update(
-            trades, ["target_pnl_15m", "target_pnl_1h", "target_mfe_pct", "target_mae_pct"], batch_size=500)
+        forensics = _records(values, timezone.now())
         TradeForensics.objects.bulk_create(
-            forensics, update_conflicts=True, unique_fields=["trade"], batch_size=500,
+            forensics, update_conflicts=True, unique_fields=["trade"], batch_size=1000,
             update_fields=["pnl_15m", "pnl_1h", "mfe_pct", "mae_pct", "mfe_at", "mae_at", "first_touch",
                            "first_touch_at", "snapshot_count", "computed_at"],
         )
-    return len(trades)
+        # The trade's own target fields, copied from the rows just written in one UPDATE (bulk_update's
+        # per-row CASE is quadratic in the batch).
+        mine = TradeForensics.objects.filter(trade=OuterRef("pk"))
+        chunk.update(**{f"target_{name}": Subquery(mine.values(name)[:1])
+                        for name in ("pnl_15m", "pnl_1h", "mfe_pct", "mae_pct")})
+    return len(forensics)

@@ -1,9 +1,10 @@
 """The performance endpoint for one user with 10,000 closed trades (override with BENCH_CLOSED).
 
-Trades close over about two years of sessions, across 8 strategies, 40 tickers, 4 verdicts and
-spread-out scores; another user's 1,000 trades sit in the same table. Prints the endpoint's wall
-time (median and worst of several warm requests after one cold one), its query count, and the
-same for the calibration and exit-replay reports and the CSV data set.
+Trades close over about two years of sessions, across 8 strategies, 52 tickers, 4 verdicts and
+spread-out scores; another user's 1,000 trades sit in the same table. Each trade has
+BENCH_SNAPSHOTS (10) snapshots. Prints the endpoint's wall time (median and worst of several warm
+requests after one cold one) and query count; the same for the calibration and exit-replay
+reports and the CSV data set; and the time of the forensic-targets service over all 11,000 trades.
 """
 
 import os
@@ -19,12 +20,15 @@ from django.test.utils import CaptureQueriesContext
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
+from analytics.services import trade_targets_compute
 from brokers.occ import build_symbol
+from monitoring.models import PriceSnapshot
 from tests.factories import UserFactory
 from tradeoptions import tenancy
 from trades.models import CloseReason, PaperTrade, TradeStatus
 
 CLOSED = int(os.environ.get("BENCH_CLOSED", 10_000))
+SNAPSHOTS = int(os.environ.get("BENCH_SNAPSHOTS", 10))  # per trade, between entry and close
 REPEAT = int(os.environ.get("BENCH_REPEAT", 7))
 FIRST = datetime(2025, 1, 2, 15, 0, tzinfo=UTC)
 EXPIRY = date(2027, 1, 15)
@@ -57,11 +61,20 @@ def _trades(owner, count, seed):
 def trader_with_history(db):
     trader, other = UserFactory(username="bench-trader"), UserFactory(username="bench-other")
     with tenancy.acting_as(trader.pk):
-        PaperTrade.objects.bulk_create(_trades(trader, CLOSED, 1), batch_size=2000)
+        trades = PaperTrade.objects.bulk_create(_trades(trader, CLOSED, 1), batch_size=2000)
+        rng = np.random.default_rng(3)
+        marks = rng.integers(100, 800, (len(trades), SNAPSHOTS))
+        slots = SNAPSHOTS + 1
+        PriceSnapshot.objects.bulk_create([
+            PriceSnapshot(trade=trade, owner=trader, mark_price=Decimal(int(marks[i, k])) / 100, source="bench",
+                          timestamp=trade.entry_date + (trade.close_date - trade.entry_date) * (k + 1) / slots)
+            for i, trade in enumerate(trades) for k in range(SNAPSHOTS)
+        ], batch_size=5000)
     with tenancy.acting_as(other.pk):
         PaperTrade.objects.bulk_create(_trades(other, 1000, 2), batch_size=2000)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE trades_papertrade")
+        cursor.execute("ANALYZE monitoring_pricesnapshot")
     client = APIClient()
     _, token = AuthToken.objects.create(user=trader)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
@@ -99,6 +112,13 @@ def bench_performance_endpoint(trader_with_history):
     _row("performance", cold, warm, queries)
     _row("performance ?strategy", *_time(client, "/api/analytics/performance?strategy=strategy3")[1:])
     _row("calibration", *_time(client, "/api/analytics/calibration")[1:])
-    _row("exit-replay (no snaps)", *_time(client, "/api/analytics/exit-replay")[1:])
+    _row(f"exit-replay ({SNAPSHOTS}/trade)", *_time(client, "/api/analytics/exit-replay")[1:])
     _row("dataset csv", *_time(client, "/api/analytics/dataset?format=csv",
                                read=lambda response: b"".join(response.streaming_content))[1:])
+    with CaptureQueriesContext(connection) as queries:
+        start = time.perf_counter()
+        done = trade_targets_compute(closed_from=date(2025, 1, 1), closed_to=date(2027, 1, 1))
+        elapsed = time.perf_counter() - start
+    print(f"forensic targets: {done:,} trades ({SNAPSHOTS:,} snapshots each) in {elapsed * 1000:.0f} ms, "
+          f"{len(queries)} queries")
+    assert done == CLOSED + 1000

@@ -95,10 +95,17 @@ def _path_trade(owner, strategy="momentum"):
 def test_exit_replay_on_a_hand_computed_path(api_as, trader, other_trader, strict_json):
     _path_trade(trader)
     _path_trade(other_trader, strategy="theirs")
+    # No snapshot: entry 2.00, stopped out at 1.00 after 30'. Stops down to 50 % (1.00) are touched at
+    # the close fill; a 60 % stop (0.80) is not, and the trade leaves where it really closed: -$100 everywhere.
+    ClosedTradeFactory(owner=trader, qty=1, entry_price=Decimal("2.00"), entry_date=ENTRY, close_date=_at(30),
+                       close_price=Decimal("1.00"), strategy="breakout")
     body = strict_json(api_as(trader).get("/api/analytics/exit-replay"))
     assert body["hindsight"] is True and "Hindsight" in body["note"]
     assert body["sl_pct"] == list(SL_GRID_PCT) and body["tp_pct"] == list(TP_GRID_PCT)
-    [strategy] = body["strategies"]
+    breakout, strategy = body["strategies"]
+    assert breakout["strategy"] == "breakout" and breakout["actual_pnl"] == "-100.00"
+    assert {cell["total_pnl"] for cell in breakout["cells"]} == {"-100.00"}
+    assert breakout["best"]["win_rate"] == 0.0
     assert strategy["strategy"] == "momentum" and strategy["actual_pnl"] == "120.00"
     cells = {(cell["sl_pct"], cell["tp_pct"]): cell["total_pnl"] for cell in strategy["cells"]}
     assert len(cells) == len(SL_GRID_PCT) * len(TP_GRID_PCT)
