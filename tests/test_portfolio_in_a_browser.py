@@ -331,3 +331,41 @@ def test_a_poll_that_finds_a_take_profit_hit_rings_the_register(device, market, 
     expect(page.locator("#mute-toggle")).to_have_attribute("aria-pressed", "true")  # remembered
     expect(page.locator("#auto-refresh")).not_to_be_checked()
     assert page.problems == []
+
+
+COUNT_FETCHES = """
+window.positionPolls = 0;
+const realFetch = window.fetch;
+window.fetch = (url, ...rest) => {
+  if (String(url).includes("/api/trades?status=OPEN")) window.positionPolls += 1;
+  return realFetch(url, ...rest);
+};
+"""
+HIDE = """Object.defineProperty(document, "hidden", {value: %s, configurable: true});
+document.dispatchEvent(new Event("visibilitychange"));"""
+
+
+def test_polling_runs_every_15_seconds_pauses_while_hidden_and_resumes_on_return(browser, live_server, market, alice):
+    context = browser.new_context()
+    page = context.new_page()
+    page.clock.install()  # the page's timers run on a clock the test moves
+    page.add_init_script(COUNT_FETCHES)
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("#last-updated")).to_contain_text("Last updated")
+    polls = lambda: page.evaluate("window.positionPolls")  # noqa: E731
+    assert polls() == 1
+    stamp = page.locator("#last-updated").inner_text()
+    page.clock.run_for(14_000)
+    assert polls() == 1
+    page.clock.run_for(2_000)
+    assert polls() == 2  # every 15 s while someone looks
+    expect(page.locator("#last-updated")).not_to_have_text(stamp)  # that refresh has landed
+    page.evaluate(HIDE % "true")
+    page.clock.run_for(120_000)
+    assert polls() == 2  # nobody looks: nothing is fetched
+    page.evaluate(HIDE % "false")
+    assert polls() == 3  # back: at once
+    context.close()
