@@ -207,3 +207,19 @@ def test_export_dataset_command_writes_one_users_rows(trader, learning_book, tmp
     call_command("export_dataset", "alice", "--output", str(target))
     rows = _csv(target.read_text())
     assert [row["trade_id"] for row in rows] == [str(trade.pk) for trade in learning_book]
+
+
+@pytest.mark.parametrize("url", ["/api/analytics/calibration", "/api/analytics/exit-replay",
+                                 "/api/analytics/fill-quality"])
+def test_reports_take_a_constant_number_of_queries(api_as, trader, url):
+    client = api_as(trader)
+    _path_trade(trader)
+    PaperFillFactory(owner=trader)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(url).status_code == 200
+    for strategy in ("a", "b", "c"):
+        _path_trade(trader, strategy=strategy)
+        PaperFillFactory(owner=trader, option_symbol="QQQ261204P00500000")
+    with CaptureQueriesContext(connection) as many:
+        assert client.get(url).status_code == 200
+    assert len(many) == len(few)
