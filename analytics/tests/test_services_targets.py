@@ -1,5 +1,6 @@
 """Forensic targets on hand-computed paths, idempotence, the task and the backfill command."""
 
+import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -9,7 +10,8 @@ from django.core.management import call_command
 from analytics.models import FirstTouch, TradeForensics
 from analytics.services import trade_targets_compute
 from analytics.tasks import compute_targets
-from tests.factories import ClosedTradeFactory, PriceSnapshotFactory
+from monitoring.tests.test_worker import worker  # noqa: F401  (a real Celery worker on this database)
+from tests.factories import ClosedTradeFactory, PriceSnapshotFactory, UserFactory
 from tradeoptions import tenancy
 from trades.models import CloseReason, PaperTrade
 
@@ -109,3 +111,19 @@ def test_backfill_command(paths, capsys):
     assert "Computed targets of 3 trade(s)" in capsys.readouterr().out
     with tenancy.system_context():
         assert TradeForensics.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_computes_the_targets_of_a_day(worker):  # noqa: F811 (the imported fixture)
+
+    trade = _trade(UserFactory(), qty=1, sl="1.50", tp="2.50", close="2.55", closed_after=12,
+                   marks=[(5, "1.50"), (10, "2.60")])
+    compute_targets.delay("2026-12-01")
+    deadline = time.monotonic() + 60
+    stored = None
+    while time.monotonic() < deadline and stored is None:
+        time.sleep(0.5)
+        with tenancy.system_context():
+            stored = TradeForensics.objects.filter(trade=trade).first()
+        assert worker.poll() is None, worker.stdout.read()
+    assert stored is not None and stored.first_touch == FirstTouch.SL
