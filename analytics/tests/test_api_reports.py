@@ -223,3 +223,13 @@ def test_reports_take_a_constant_number_of_queries(api_as, trader, url):
     with CaptureQueriesContext(connection) as many:
         assert client.get(url).status_code == 200
     assert len(many) == len(few)
+
+
+def test_export_dataset_command_to_stdout_and_unknown_user(trader, learning_book):
+    from django.core.management.base import CommandError
+
+    out = io.StringIO()
+    call_command("export_dataset", "alice", "--strategy", "breakout", stdout=out)
+    assert [row["trade_id"] for row in _csv(out.getvalue())] == [str(learning_book[1].pk)]
+    with pytest.raises(CommandError):
+        call_command("export_dataset", "nobody")

@@ -1,6 +1,5 @@
 """Write one user's learning data set (docs/dataset.md) as CSV, to a file or stdout."""
 
-import sys
 from datetime import date
 
 from django.contrib.auth import get_user_model
@@ -30,11 +29,10 @@ class Command(BaseCommand):
         # Acts as that one user: their rows only, exactly what the API would give them.
         with tenancy.acting_as(user.pk):
             rows = list(selectors.dataset_rows(user=user, filters=filters))
-        target = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
-        try:
+        if not output:
+            for line in dataset_csv_lines(iter(rows)):
+                self.stdout.write(line, ending="")
+            return
+        with open(output, "w", newline="", encoding="utf-8") as target:
             target.writelines(dataset_csv_lines(iter(rows)))
-        finally:
-            if output:
-                target.close()
-        if output:
-            self.stderr.write(f"{len(rows)} trade(s) written to {output}.")
+        self.stderr.write(f"{len(rows)} trade(s) written to {output}.")
