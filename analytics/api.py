@@ -24,19 +24,23 @@ from trades.models import PaperTrade
 from . import selectors
 from .models import TradeForensics
 
-# `from` is a Python keyword, hence the type() call.
-FilterSerializer = type("FilterSerializer", (serializers.Serializer,), {
-    "from": serializers.DateField(required=False, help_text="First New York close date, included."),
-    "to": serializers.DateField(required=False, help_text="Last New York close date, included."),
-    "strategy": serializers.CharField(required=False, max_length=64),
-    "validate": lambda self, attrs: _ordered(attrs),
-})
 
+class FilterSerializer(serializers.Serializer):
+    """`?from=&to=&strategy=`. `from` is a Python keyword: declared as `from_`, exposed as `from`."""
 
-def _ordered(attrs):
-    if attrs.get("from") and attrs.get("to") and attrs["from"] > attrs["to"]:
-        raise ValidationError({"to": ["Must not be before `from`."]})
-    return attrs
+    from_ = serializers.DateField(required=False, help_text="First New York close date, included.")
+    to = serializers.DateField(required=False, help_text="Last New York close date, included.")
+    strategy = serializers.CharField(required=False, max_length=64)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+    def validate(self, attrs):
+        if attrs.get("from") and attrs.get("to") and attrs["from"] > attrs["to"]:
+            raise ValidationError({"to": ["Must not be before `from`."]})
+        return attrs
 
 
 def _filters(request) -> selectors.AnalyticsFilters:

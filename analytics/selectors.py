@@ -228,9 +228,10 @@ def fill_quality(*, user: AbstractBaseUser) -> dict:
     ).values_list("option_symbol", "quantity", "slip4", "spread_pct", "mid_f", "day")
     frame = pd.DataFrame.from_records(list(rows), columns=["symbol", "quantity", "slip4", "spread_pct", "mid", "day"])
     unquoted = fills.count() - len(frame)
+    signed = "positive slippage is a cost (bought above or sold below the mid)"
     if frame.empty:
-        return {"fills": 0, "without_quote": unquoted, "summary": None, "by_ticker": [], "by_dte": [],
-                "by_spread": [], "fills_detail_note": "no fill with a two-sided quote"}
+        return {"signed": signed, "fills": 0, "without_quote": unquoted, "summary": None, "by_ticker": [],
+                "by_dte": [], "by_spread": []}
     parts = frame["symbol"].str.extract(OCC)
     expiry = pd.to_datetime("20" + parts["expiry"], format="%Y%m%d")
     frame = frame.assign(
@@ -244,7 +245,7 @@ def fill_quality(*, user: AbstractBaseUser) -> dict:
     frame["spread_bucket"] = pd.cut(frame["spread_pct"], SPREAD_BUCKETS[0], labels=SPREAD_BUCKETS[1],
                                     right=False).astype(str)
     return {
-        "signed": "positive slippage is a cost (bought above or sold below the mid)",
+        "signed": signed,
         "fills": len(frame),
         "without_quote": unquoted,
         "summary": _slippage_rows(frame.assign(_all="all"), "_all")[0],
