@@ -15,10 +15,13 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from brokers.models import PaperOrder
 from brokers.occ import build_symbol
+from brokers.paper import LocalPaperBroker
+from monitoring.market import MarketDataMarket
 from monitoring.marketdata.simulated import SimulatedProvider
 from monitoring.models import PriceSnapshot
-from monitoring.services import cycle_slot, snapshot_positions
+from monitoring.services import cycle_slot, match_paper_orders, snapshot_positions, sync_orders
 from tradeoptions import tenancy
 from trades.models import PaperTrade, TradeStatus
 
@@ -103,3 +106,122 @@ def bench_snapshot_cycle_against_the_naive_loop(book):
     print(f"ratio naive/batched: wall {naive[0] / cycle[0]:.1f}x, queries {naive[2] / cycle[2]:.0f}x")
     with tenancy.system_context():
         assert PriceSnapshot.objects.count() == 3 * TRADES
+
+
+# --- The full cycle: snapshots + local-paper matching + order sync -----------------------------
+
+
+@pytest.fixture
+def bracketed_book(book):
+    """`book`, each trade protected by a working OCO at the local paper broker (a stop at a cent and
+    a far take-profit, so that the steady cycle measures looking, not filling)."""
+    with tenancy.system_context():
+        trades = list(PaperTrade.objects.filter(status=TradeStatus.OPEN).order_by("id"))
+        heads = PaperOrder.objects.bulk_create([
+            PaperOrder(owner_id=t.owner_id, order_class="oco", tag=f"to-{t.pk}-sl", option_symbol=t.option_symbol,
+                       underlying=t.ticker, duration="gtc", created_at=AT, updated_at=AT) for t in trades
+        ], batch_size=1000)
+        legs = []
+        for trade, head in zip(trades, heads, strict=True):
+            common = {"owner_id": trade.owner_id, "parent": head, "order_class": "option", "tag": "",
+                      "option_symbol": trade.option_symbol, "underlying": trade.ticker, "side": "sell_to_close",
+                      "duration": "gtc", "quantity": trade.qty, "created_at": AT, "updated_at": AT}
+            legs += [PaperOrder(**common, leg_index=0, order_type="stop", stop_price=Decimal("0.01")),
+                     PaperOrder(**common, leg_index=1, order_type="limit", limit_price=Decimal("9999"))]
+        PaperOrder.objects.bulk_create(legs, batch_size=2000)
+        for trade, head in zip(trades, heads, strict=True):
+            trade.bracket_order_id = str(head.pk)
+        PaperTrade.objects.bulk_update(trades, ["bracket_order_id"], batch_size=1000)
+    return book
+
+
+class CountingBroker:
+    """Counts what the cycle asks of the local paper broker."""
+
+    calls = 0
+
+    @classmethod
+    def install(cls, monkeypatch):
+        for name in ("get_orders", "get_order", "cancel_order", "place_oco_order"):
+            real = getattr(LocalPaperBroker, name)
+
+            def counted(self, *args, real=real, **kwargs):
+                cls.calls += 1
+                return real(self, *args, **kwargs)
+
+            monkeypatch.setattr(LocalPaperBroker, name, counted)
+
+
+def _full_cycle(provider, market, at):
+    snapshot_positions(provider=provider, at=at)
+    match_paper_orders(market=market)
+    sync_orders(market=market, at=at)
+
+
+def _naive_full_cycle(provider, market, at):
+    """The seed plan: per trade, a chain fetch for its quote, a broker call for its orders, a
+    snapshot insert and a trade save."""
+    with tenancy.system_context():
+        trades = list(PaperTrade.objects.filter(status=TradeStatus.OPEN))
+    for trade in trades:
+        chain = market.option_chain(trade.ticker, trade.expiry)
+        quote = next((entry.quote for entry in chain if entry.symbol == trade.option_symbol), None)
+        quote = quote or market.quotes([trade.option_symbol])[trade.option_symbol]
+        with tenancy.acting_as(trade.owner_id):
+            LocalPaperBroker(trade.owner_id, starting_cash=Decimal("5000"), market=market).get_order(
+                trade.bracket_order_id)
+            mark = quote.mid
+            PriceSnapshot.objects.create(trade=trade, owner_id=trade.owner_id, timestamp=cycle_slot(at),
+                                         kind="INTRADAY", mark_price=mark, bid=quote.bid, ask=quote.ask,
+                                         source="simulated", quote_time=at)
+            trade.current_price = mark
+            trade.unrealized_pnl = (mark - trade.entry_price) * trade.qty * 100
+            trade.save(update_fields=["current_price", "unrealized_pnl"])
+
+
+class CountingMarket(MarketDataMarket):
+    quote_calls = 0
+
+    def quotes(self, symbols):
+        CountingMarket.quote_calls += 1
+        return super().quotes(symbols)
+
+
+def _measure_all(run):
+    """Like `_measure`, counting every query (Django's log keeps only the last 9,000)."""
+    count = [0]
+
+    def counter(execute, sql, params, many, context):
+        count[0] += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(counter):
+        wall, cpu = time.perf_counter(), time.process_time()
+        run()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return wall, cpu, count[0]
+
+
+@pytest.mark.django_db
+def bench_full_cycle_against_the_naive_loop(bracketed_book, monkeypatch):
+    provider = bracketed_book
+    market = CountingMarket(provider, clock=lambda: AT)
+    CountingBroker.install(monkeypatch)
+    counted = Counting(provider)
+    rows = []
+    for label, at in (("batched, first cycle", AT), ("batched, steady cycle", AT + timedelta(seconds=40))):
+        CountingBroker.calls, CountingMarket.quote_calls, counted.calls = 0, 0, 0
+        wall, cpu, queries = _measure_all(lambda at=at: _full_cycle(counted, market, at))
+        rows.append((label, wall, cpu, queries, counted.calls + CountingMarket.quote_calls, CountingBroker.calls))
+    CountingBroker.calls, CountingMarket.quote_calls = 0, 0
+    wall, cpu, queries = _measure_all(lambda: _naive_full_cycle(provider, market, AT + timedelta(seconds=80)))
+    rows.append(("naive per-trade loop", wall, cpu, queries, CountingMarket.quote_calls + TRADES,
+                 CountingBroker.calls))
+    print(f"\nmonitor full cycle (snapshots + paper matching + order sync): {TRADES} trades with brackets, "
+          f"{USERS} users, {UNDERLYINGS} underlyings (simulated market, local paper broker)")
+    print(f"{'approach':<26}{'wall s':>9}{'cpu s':>9}{'queries':>9}{'data calls':>12}{'broker calls':>14}")
+    for label, wall, cpu, queries, data, broker in rows:
+        print(f"{label:<26}{wall:>9.3f}{cpu:>9.3f}{queries:>9}{data:>12}{broker:>14}")
+    steady, naive = rows[1], rows[2]
+    print(f"ratio naive/batched: wall {naive[1] / steady[1]:.1f}x, queries {naive[3] / steady[3]:.0f}x; "
+          f"broker calls {naive[5]} -> {steady[5]} (local-paper orders are read in one batch)")

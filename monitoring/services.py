@@ -8,7 +8,9 @@ distinct contract is quoted once per cycle however many users hold it.
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +19,7 @@ from django.db import connection
 
 from brokers.market import Market, default_market
 from brokers.models import PaperOrder
-from brokers.paper import FillRules, match_group, working_groups
+from brokers.paper import WORKING, FillRules, fill_price, match_group
 from tradeoptions import tenancy
 from trades.models import CONTRACT_MULTIPLIER, PaperTrade, TradeStatus
 
@@ -157,24 +159,63 @@ def _update_marks(rows: list[dict], at: datetime) -> None:
 
 def match_paper_orders(*, market: Market | None = None, rules: FillRules | None = None) -> int:
     """Fill and expire every account's working orders at the local paper broker, against one
-    batch of fresh quotes. Cross-tenant by nature, so in the system context; each order group
-    commits on its own, so a user's cancel never waits for the whole cycle and one bad group
-    cannot undo the others' fills."""
+    batch of fresh quotes. Cross-tenant by nature, so in the system context.
+
+    Most groups, most cycles, neither fill nor expire: one read of every working order decides,
+    with the broker's own `fill_price`, which groups can change now. Only those go through the
+    broker's locked `match_group`, each in its own transaction (so a user's cancel never waits for
+    the whole cycle and one bad group cannot undo the others' fills); the rest only note that they
+    were looked at this session (the broker's gap rule), in one UPDATE.
+    """
     market, rules = market or default_market(), rules or FillRules.from_settings()
-    with tenancy.system_context():
-        heads, symbols = working_groups(PaperOrder.objects.all())
-    if not heads:
-        return 0
     now = market.now()
-    quotes = market.quotes(symbols) if market.is_open(now) else {}
+    with tenancy.system_context():
+        working = list(PaperOrder.objects.filter(status__in=WORKING).order_by("id"))
+    if not working:
+        return 0
+    quotes = market.quotes(sorted({o.option_symbol for o in working if o.option_symbol})) if market.is_open(now) else {}
+    session = market.session_close(now)
+    groups: dict[int, list[PaperOrder]] = defaultdict(list)
+    for order in working:
+        groups[order.parent_id or order.pk].append(order)
+    due, looked = [], []
+    for head_id, members in groups.items():
+        if _may_change(members, quotes, now, rules, session):
+            due.append(head_id)
+        else:
+            looked += [member.pk for member in _tradable(members) if member.option_symbol in quotes]
+    if looked:
+        with tenancy.system_context():
+            PaperOrder.objects.filter(pk__in=looked, status__in=WORKING).update(last_session_close=session,
+                                                                               updated_at=now)
     fills = 0
-    for head_id in heads:
+    for head_id in due:
         try:
             with tenancy.system_context():
                 fills += match_group(head_id, quotes=quotes, market=market, rules=rules, now=now)
         except Exception:  # one broken group must not stop the others; it is retried next cycle
             logger.exception("paper order group %s could not be matched", head_id)
     return fills
+
+
+def _tradable(members: list[PaperOrder]) -> list[PaperOrder]:
+    return [member for member in members if member.order_type and member.active]
+
+
+def _may_change(members: list[PaperOrder], quotes, now: datetime, rules: FillRules, session: datetime) -> bool:
+    """Would `match_group` expire, fill or trigger something in this group now? Asked of copies,
+    with the broker's own rules, so the answer is the broker's."""
+    if any(member.expires_at and now >= member.expires_at for member in members):
+        return True
+    for member in _tradable(members):
+        quote = quotes.get(member.option_symbol)
+        if quote is None:
+            continue
+        probe = copy.copy(member)
+        first_look = member.last_session_close != session
+        if fill_price(probe, quote, rules, on_arrival=first_look) is not None or probe.triggered != member.triggered:
+            return True
+    return False
 
 
 AFTER_CLOSE = timedelta(hours=1)

@@ -241,9 +241,12 @@ def test_a_snapshot_cycle_killed_before_commit_writes_once_on_rerun(trader, mark
         assert PriceSnapshot.objects.count() == 1
 
 
-def test_broker_calls_grow_with_accounts_and_reads_stay_constant(trader, other_trader, market, monkeypatch):
+def test_local_paper_reads_stay_constant_however_many_trades_and_accounts(trader, other_trader, market,
+                                                                         monkeypatch):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import UserFactory
 
     _roomy(trader, other_trader)
     for _ in range(2):
@@ -253,9 +256,11 @@ def test_broker_calls_grow_with_accounts_and_reads_stay_constant(trader, other_t
     monkeypatch.setattr(LocalPaperBroker, "get_orders", lambda self: calls.append(self.owner_id) or real(self))
     with CaptureQueriesContext(connection) as few:
         report = services.sync_orders(market=market, at=market.moment)
-    assert sorted(calls) == sorted([trader.pk, other_trader.pk]) and report.broker_calls == 2
-    for _ in range(3):
-        _open(trader, market)
+    assert report.accounts == 2 and report.broker_calls == 0 and calls == []  # paper orders: one batch read
+    third = UserFactory()
+    _roomy(third)
+    for user in (trader, third, third):
+        _open(user, market)
     with CaptureQueriesContext(connection) as many:
-        services.sync_orders(market=market, at=market.moment)
+        assert services.sync_orders(market=market, at=market.moment).accounts == 3
     assert len(many) == len(few)
