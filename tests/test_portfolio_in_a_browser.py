@@ -253,6 +253,9 @@ def test_a_phone_shows_cards_with_thumb_sized_actions(device, market, alice):
     shoot(page, "mobile-open-positions-expanded")
     page.click("#tab-history")
     shoot(page, "mobile-history")
+    page.click("nav >> text=Settings")
+    expect(page.locator("#sandbox-token-state")).to_have_text("(not set)")
+    shoot(page, "mobile-settings")
     assert page.problems == []
 
 
@@ -346,6 +349,7 @@ document.dispatchEvent(new Event("visibilitychange"));"""
 
 
 def test_polling_runs_every_15_seconds_pauses_while_hidden_and_resumes_on_return(browser, live_server, market, alice):
+    trade = open_trade(alice)
     context = browser.new_context()
     page = context.new_page()
     page.clock.install()  # the page's timers run on a clock the test moves
@@ -363,9 +367,21 @@ def test_polling_runs_every_15_seconds_pauses_while_hidden_and_resumes_on_return
     page.clock.run_for(2_000)
     assert polls() == 2  # every 15 s while someone looks
     expect(page.locator("#last-updated")).not_to_have_text(stamp)  # that refresh has landed
+
+    # Someone typing a new stop-loss is not disturbed by the next poll.
+    position(page).locator("button.toggle").click()
+    new_sl = page.locator(f"#detail-{trade.pk} input[name=new_sl]")
+    expect(new_sl).to_have_value("3.00")
+    new_sl.fill("3.1")
+    stamp = page.locator("#last-updated").inner_text()
+    page.clock.run_for(16_000)
+    assert polls() == 3
+    expect(page.locator("#last-updated")).not_to_have_text(stamp)
+    expect(new_sl).to_be_focused()
+    expect(new_sl).to_have_value("3.1")
     page.evaluate(HIDE % "true")
     page.clock.run_for(120_000)
-    assert polls() == 2  # nobody looks: nothing is fetched
+    assert polls() == 3  # nobody looks: nothing is fetched
     page.evaluate(HIDE % "false")
-    assert polls() == 3  # back: at once
+    assert polls() == 4  # back: at once
     context.close()

@@ -164,7 +164,18 @@ function positionRow(trade) {
         disabled: trade.status !== "OPEN", onclick: () => openCloseDialog(trade.id) }, "Close")));
 }
 
+// A refresh rebuilds the rows; whoever was on a button or typing in an adjust field stays there.
+const FOCUSABLE = ["toggle", "adjust", "close", "mark"];
+
+function focusSelector(node) {
+  const row = node?.closest?.("tr.position");
+  const kind = row && FOCUSABLE.find((name) => node.classList.contains(name));
+  return kind ? `tr.position[data-trade-id="${row.dataset.tradeId}"] .${kind}` : null;
+}
+
 function renderPositions(active) {
+  const focused = document.activeElement;
+  const selector = focusSelector(focused);
   state.trades = new Map(active.map((trade) => [trade.id, trade]));
   const body = document.querySelector("#positions tbody");
   const rows = [];
@@ -176,6 +187,8 @@ function renderPositions(active) {
     if (!state.trades.has(id)) dropDetail(id);
   }
   body.replaceChildren(...rows);
+  if (focused?.isConnected && focused !== document.activeElement) focused.focus({ preventScroll: true });
+  else if (selector) document.querySelector(selector)?.focus({ preventScroll: true });
   document.getElementById("positions-empty").hidden = active.length > 0;
   const marks = active.map((trade) => trade.last_updated).filter(Boolean).sort();
   setLatestMark(marks.length ? marks[marks.length - 1] : null);
@@ -270,7 +283,9 @@ async function loadDetail(id) {
     el("strong", { text: event.kind.replaceAll("_", " ").toLowerCase() }),
     event.new_status && event.new_status !== event.old_status ? ` ${event.old_status || "new"} → ${event.new_status}` : "",
     el("span", { className: "muted", text: ` by ${event.actor_username || event.actor_label || event.actor.toLowerCase()}` }),
-    Object.keys(event.payload || {}).length ? el("code", { className: "payload", text: JSON.stringify(event.payload) }) : null)));
+    Object.keys(event.payload || {}).length
+      ? el("details", { className: "payload" }, el("summary", { text: "details" }), el("code", { text: JSON.stringify(event.payload, null, 1) }))
+      : null)));
   state.charts.get(id)?.remove();
   state.charts.set(id, renderChart(row.querySelector(".chart"), trade, snapshots));
 }
