@@ -31,9 +31,6 @@ JOBS = [
     # Paper matching, then order fills, cancels and expiries become trade states; during the
     # session and the hour after each close (day orders and contracts expire at the close).
     Job("monitoring.sync_orders", timedelta(seconds=60), "order sync, orphan guard and expiry settlement"),
-    # The orphan guard at any hour (and once at worker start): cheap, and catches what the
-    # session-bound sync cannot see overnight.
-    Job("monitoring.reconcile_orders", timedelta(minutes=15), "reconcile orders with trades at any hour"),
     # Stored Idempotency-Key answers are kept a day at least; forgetting them daily keeps the table small.
     Job("monitoring.purge_idempotency_keys", timedelta(days=1), "forget expired Idempotency-Key answers"),
 ]

@@ -236,7 +236,7 @@ def orders_cycle(*, provider: MarketDataProvider, market: Market | None = None,
     Matching runs first so that a local-paper fill becomes the trade's state in the same cycle
     (the separate 20-second matching job only makes fills arrive sooner). Runs during the session
     and for an hour after each close, so that day orders that expired at the close and contracts
-    that expired today are processed; nothing polls overnight (the reconcile job covers that).
+    that expired today are processed; nothing polls overnight (a starting worker reconciles once).
     """
     market = market or default_market()
     at = at or market.now()

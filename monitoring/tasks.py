@@ -91,10 +91,15 @@ def sync_orders(self):
     return _run(self, lambda: repr(services.orders_cycle(provider=provider_for(clock=market_clock.now), at=at)))
 
 
-@monitor_task("monitoring.reconcile_orders", retry=False)
+@shared_task(name="monitoring.reconcile_orders", bind=True, expires=600, soft_time_limit=300, time_limit=400)
 def reconcile_orders(self):
-    at = market_clock.now()
-    return _run(self, lambda: repr(services.sync_orders(at=at)))
+    """The order sync with its orphan guard, once, whatever the hour: sent when a worker starts
+    (after a deploy or a crash) and available to ops. Not on the beat schedule: outside the
+    session nothing polls. Shares the order sync's lock, so the two never overlap."""
+    with exclusive("monitoring.sync_orders", ttl=self.time_limit) as acquired:
+        if not acquired:
+            return "skipped: an order sync is running"
+        return repr(services.sync_orders(at=market_clock.now()))
 
 
 @monitor_task("monitoring.purge_idempotency_keys")
