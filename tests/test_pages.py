@@ -7,8 +7,11 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from brokers.models import BrokerMode
 from tests.factories import PaperTradeFactory
+from tradeoptions import tenancy
 from tradeoptions.csp import POLICY
+from trades.models import AccountSettings
 
 
 @pytest.fixture
@@ -68,3 +71,16 @@ def test_without_a_mark_the_derived_figures_are_null(signed_in, trader):
     PaperTradeFactory(owner=trader, current_price=None, unrealized_pnl=None)
     (row,) = signed_in.get("/api/trades").json()["results"]
     assert row["unrealized_pnl_pct"] is None and row["sl_distance"] is None and row["tp_distance_pct"] is None
+
+
+@pytest.mark.parametrize(("mode", "badge"), [
+    (BrokerMode.LOCAL_PAPER, "LOCAL PAPER"), (BrokerMode.TRADIER_SANDBOX, "SANDBOX"),
+    (BrokerMode.TRADIER_LIVE, "LIVE · real money"),
+])
+def test_the_top_bar_names_the_broker_mode_and_live_is_unmistakable(signed_in, trader, mode, badge):
+    signed_in.get("/settings/")  # creates the account settings
+    with tenancy.acting_as(trader.pk):
+        AccountSettings.objects.filter(owner=trader).update(broker_mode=mode)
+    html = signed_in.get("/").content.decode()
+    assert f"mode-{mode.lower()}" in html and badge in html
+    assert ('class="topbar topbar-live"' in html) is (mode == BrokerMode.TRADIER_LIVE)

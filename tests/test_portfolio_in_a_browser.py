@@ -235,7 +235,8 @@ def test_two_devices_one_trade_the_stale_one_is_told_and_refreshed(device, marke
     assert phone.problems == [] and laptop.problems == []
 
 
-def test_a_phone_shows_cards_with_thumb_sized_actions(device, market, alice):
+def test_a_phone_shows_cards_with_thumb_sized_actions(device, market, alice, settings):
+    settings.FORCE_MARKET_OPEN = True  # the live server runs in this process: the top bar says so
     trade = open_trade(alice)
     add_snapshots(trade)
     mark(trade, "3.90", "4.10")
@@ -245,6 +246,7 @@ def test_a_phone_shows_cards_with_thumb_sized_actions(device, market, alice):
     page = device(viewport=PHONE)
     row = position(page)
     expect(row).to_be_visible()
+    expect(page.locator("#market-status")).to_have_text("Market: FORCE OPEN (not the real clock)")
     assert page.locator("#positions thead").is_hidden()
     assert row.locator("button.close").bounding_box()["height"] >= 40
     shoot(page, "mobile-open-positions")
