@@ -264,3 +264,18 @@ def test_local_paper_reads_stay_constant_however_many_trades_and_accounts(trader
     with CaptureQueriesContext(connection) as many:
         assert services.sync_orders(market=market, at=market.moment).accounts == 3
     assert len(many) == len(few)
+
+
+def test_an_entry_filled_by_the_cycle_opens_the_trade_and_gets_its_bracket(trader, market):
+    market.open = False  # placed before the open: the market order waits
+    trade = _open(trader, market)
+    assert trade.status == TradeStatus.PENDING and not trade.bracket_order_id
+    market.open = True
+    market.set_quote(CONTRACT, "4.20", "4.40")
+    _cycle(market, minutes=1)
+    trade = _trade(trade.pk)
+    assert (trade.status, trade.entry_price, trade.entry_date) == (TradeStatus.OPEN, Decimal("4.40"), market.moment)
+    with tenancy.acting_as(trader.pk):
+        bracket = PaperOrder.objects.get(pk=trade.bracket_order_id)
+    assert bracket.order_class == "oco" and bracket.status == OrderStatus.OPEN
+    assert [e.kind for e in _events(trade.pk)][-2:] == [EventKind.ORDER_FILLED, EventKind.ORDER_PLACED]
