@@ -157,7 +157,10 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     expect(detail.locator(".event-log li").first).to_be_visible()
     shoot(page, "desktop-open-positions-expanded")
 
-    # Adjust the stop-loss inline.
+    # Adjust the stop-loss inline; a stop above the bid is refused with the API's reason, in place.
+    detail.locator("input[name=new_sl]").fill("5.00")
+    detail.locator("button.save-adjust").click()
+    expect(detail.locator(".adjust-form .error:not(:empty)").first).to_contain_text("would fire at once")
     detail.locator("input[name=new_sl]").fill("3.20")
     detail.locator("button.save-adjust").click()
     expect(page.locator(".toast-success", has_text="stop-loss 3.20 saved")).to_be_visible()
