@@ -279,3 +279,21 @@ def test_an_entry_filled_by_the_cycle_opens_the_trade_and_gets_its_bracket(trade
         bracket = PaperOrder.objects.get(pk=trade.bracket_order_id)
     assert bracket.order_class == "oco" and bracket.status == OrderStatus.OPEN
     assert [e.kind for e in _events(trade.pk)][-2:] == [EventKind.ORDER_FILLED, EventKind.ORDER_PLACED]
+
+
+def test_a_limit_entry_that_expires_at_the_close_cancels_the_trade_and_its_waiting_exits(trader, market):
+    data = TradeOpenInput(ticker="SPY", option_type="CALL", strike=Decimal("570"), expiry=date(2026, 12, 18), qty=1,
+                          sl_price=Decimal("3.00"), tp_price=Decimal("6.50"), limit_price=Decimal("3.50"))
+    trade = trade_open(user=trader, data=data, market=market).trade
+    assert trade.status == TradeStatus.PENDING
+    _cycle(market, hours=6, minutes=1)  # 16:01 in New York: the day order expired at the close
+    trade = _trade(trade.pk)
+    assert trade.status == TradeStatus.CANCELED and "expired" in trade.status_reason
+    _cycle(market, minutes=1)
+    with tenancy.acting_as(trader.pk):
+        group = PaperOrder.objects.filter(pk=trade.entry_order_id) | PaperOrder.objects.filter(
+            parent_id=trade.entry_order_id)
+        assert not group.filter(status__in=["open", "pending", "partially_filled"]).exists()
+    # The local paper broker leaves an OTOCO's exits working after its entry expired: the orphan guard
+    # cancels them the next cycle (Tradier cancels them itself).
+    assert [e.payload.get("orphan") for e in _events(trade.pk, EventKind.ORDER_CANCELED)] == [None, True]
