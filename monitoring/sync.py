@@ -142,7 +142,12 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
                 logger.info("sync: trade %s changed meanwhile (%s); it is looked at again next cycle", trade.pk, error)
             except Exception:  # one broken trade must not stop the others
                 logger.exception("sync: trade %s could not be synced", trade.pk)
-        report.orphans += _guard_orphans(account, book, broker)
+        try:
+            report.orphans += _guard_orphans(account, book, broker)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:  # the orphans of one account must not stop the others' sync
+            logger.exception("orphan guard: the %s account of user %s failed", account.mode, account.owner_id)
     return report
 
 
