@@ -129,3 +129,16 @@ def test_a_bookend_taken_with_nothing_held_is_not_called_missed(db, caplog):
     provider = SimulatedProvider(seed="bookends", clock=lambda: utc(2026, 12, 1, 14, 26))
     assert services.take_due_bookends(provider=provider, at=utc(2026, 12, 1, 14, 26))[-1].taken.trades == 0
     assert services.take_due_bookends(provider=provider, at=utc(2026, 12, 1, 15, 0)) == []
+
+
+def test_the_daily_purge_forgets_only_expired_idempotency_keys(trader, other_trader):
+    from trades.models import IdempotencyKey
+    from trades.services import idempotency_store
+
+    for user, key in ((trader, "old"), (other_trader, "old"), (trader, "fresh")):
+        idempotency_store(user=user, key=key, fingerprint="f" * 64, status=201, body={}, trade=None)
+    with tenancy.system_context():
+        IdempotencyKey.objects.filter(key="old").update(created_at=datetime.now(UTC) - timedelta(days=3))
+    assert tasks.purge_idempotency_keys.apply().get() == "2 key(s) purged"
+    with tenancy.system_context():
+        assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["fresh"]
