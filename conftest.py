@@ -6,7 +6,9 @@ import os
 import pytest
 from django.db import connection
 from hypothesis import settings as hypothesis_settings
+from knox.models import AuthToken
 from psycopg import sql
+from rest_framework.test import APIClient
 
 from tests.factories import PASSWORD, UserFactory
 from tradeoptions.db import app_role, as_schema_owner
@@ -60,6 +62,19 @@ def ops_user(db):
 @pytest.fixture
 def password():
     return PASSWORD
+
+
+@pytest.fixture
+def api_as():
+    """An API client for `user`, authenticated the way scanners are: with a knox token."""
+
+    def client_for(user):
+        client = APIClient()
+        _, token = AuthToken.objects.create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        return client
+
+    return client_for
 
 
 @pytest.fixture

@@ -1,17 +1,4 @@
 import pytest
-from knox.models import AuthToken
-from rest_framework.test import APIClient
-
-
-@pytest.fixture
-def api_as():
-    def client_for(user):
-        client = APIClient()
-        _, token = AuthToken.objects.create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        return client
-
-    return client_for
 
 
 def _refuse(constant):

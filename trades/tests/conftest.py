@@ -5,8 +5,6 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from knox.models import AuthToken
-from rest_framework.test import APIClient
 
 from brokers import market as market_registry
 from brokers.paper import FillRules, LocalPaperBroker
@@ -25,17 +23,6 @@ def market(monkeypatch):
     hand.set_quote(CONTRACT, "4.10", "4.30")
     monkeypatch.setattr(market_registry, "_market", hand)
     return hand
-
-
-@pytest.fixture
-def api_as():
-    def client_for(user):
-        client = APIClient()
-        _, token = AuthToken.objects.create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        return client
-
-    return client_for
 
 
 @pytest.fixture

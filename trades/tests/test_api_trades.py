@@ -1,22 +1,9 @@
 """The trades API answers only with the caller's own trades; anyone else's id is a 404."""
 
 import pytest
-from knox.models import AuthToken
-from rest_framework.test import APIClient
 
 from tests.factories import PaperTradeFactory
 from trades.api import OwnedViewSetMixin
-
-
-@pytest.fixture
-def api_as():
-    def client_for(user):
-        client = APIClient()
-        _, token = AuthToken.objects.create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        return client
-
-    return client_for
 
 
 def test_a_trader_lists_only_her_own_trades(api_as, trader, other_trader):
