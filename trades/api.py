@@ -20,7 +20,7 @@ from django.conf import settings
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -305,6 +305,12 @@ FILTER_PARAMETERS = [
     OpenApiParameter("closed_to", OpenApiTypes.DATETIME),
 ]
 ERROR = OpenApiResponse(description="The API's one error shape; about one trade it also carries `trade`.")
+VALID_RESPONSE = inline_serializer("TradeOpenCheck", {"valid": serializers.BooleanField()})
+
+
+def _require_object(data) -> None:
+    if not isinstance(data, Mapping):
+        raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
 
 
 # --- Export -----------------------------------------------------------------------------------
@@ -394,8 +400,7 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         responses={201: TradeDetailSerializer, 400: ERROR, 409: ERROR, 422: ERROR, 502: ERROR, 503: ERROR},
     )
     def create(self, request):
-        if not isinstance(request.data, Mapping):
-            raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        _require_object(request.data)
         key = request.headers.get("Idempotency-Key") or request.data.get("idempotency_key")
         if key is not None and not (isinstance(key, str) and 0 < len(key) <= 255):
             raise ValidationError({"idempotency_key": ["Must be 1 to 255 characters."]})
@@ -422,6 +427,25 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
             services.idempotency_store(user=request.user, key=key, fingerprint=fingerprint,
                                        status=response.status_code, body=response.data, trade=result.trade)
         return response
+
+    @extend_schema(
+        summary="Check a trade without opening it (the form's live validation)",
+        description="The body of `POST /api/trades`, checked as an open would check it (fields, contract and "
+                    "prices against the market, broker configuration, risk limits). Nothing is written or placed; "
+                    "refusals come in the same shape and status as from a real open.",
+        request=TradeOpenSerializer,
+        responses={200: VALID_RESPONSE, 400: ERROR, 409: ERROR, 422: ERROR},
+    )
+    @action(detail=False, methods=["post"])
+    def validate(self, request):
+        _require_object(request.data)
+        serializer = TradeOpenSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            services.trade_open_check(user=request.user, data=serializer.to_input())
+        except services.TradeError as problem:
+            return problem_response(problem)
+        return Response({"valid": True})
 
     @extend_schema(summary="Close at market (needs the version you saw)", request=VersionSerializer,
                    responses={200: TradeDetailSerializer, 202: TradeDetailSerializer, 409: ERROR, 422: ERROR,

@@ -41,7 +41,15 @@ from .idempotency import (
     request_fingerprint,
 )
 from .lifecycle import event_record, trade_staff_edit, trade_transition
-from .opening import CONTEXT_FIELDS, TradeOpenInput, TradeResult, trade_entry_update, trade_open, trade_risk
+from .opening import (
+    CONTEXT_FIELDS,
+    TradeOpenInput,
+    TradeResult,
+    trade_entry_update,
+    trade_open,
+    trade_open_check,
+    trade_risk,
+)
 
 __all__ = [
     "CONTEXT_FIELDS", "IDEMPOTENCY_KEY_TTL", "LIVE_CONFIRMATION", "BracketReplaceFailed", "BracketWouldFill",
@@ -50,6 +58,6 @@ __all__ = [
     "PositionUnprotected", "RiskLimitExceeded", "StoredAnswer", "TradeError", "TradeOpenInput", "TradeResult",
     "VersionConflict", "account_settings_for", "account_settings_update", "brackets_adjust", "broker_tokens_rotate",
     "close_confirm", "close_outcome", "event_record", "idempotency_claim", "idempotency_keys_purge",
-    "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_risk",
-    "trade_staff_edit", "trade_transition", "user_create",
+    "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
+    "trade_risk", "trade_staff_edit", "trade_transition", "user_create",
 ]

@@ -121,6 +121,22 @@ def trade_open(
         return _place(trade, broker, actor=actor, actor_user=_user(actor, user), actor_label=actor_label)
 
 
+def trade_open_check(*, user: AbstractBaseUser, data: TradeOpenInput, market: Market | None = None) -> None:
+    """Would `trade_open` accept this now? The same checks, in the same order (contract and prices
+    against the market, the broker's configuration, the risk limits), raising the same errors;
+    nothing is written, locked or sent to a broker. A later open can still be refused: the market
+    and the stored trades move on, so `trade_open` checks again under its lock."""
+    market = market or default_market()
+    if unknown := set(data.context) - set(CONTEXT_FIELDS):
+        raise ValueError(f"Unknown context fields: {sorted(unknown)}")
+    with tenancy.acting_as(user.pk):
+        _, reference = _validate(data, market)
+        # Read, not created: a trader with no settings row yet is measured against the defaults.
+        account = AccountSettings.objects.filter(owner=user).first() or AccountSettings(owner=user)
+        broker_of(account, market=market)
+        _check_risk(user, account, data, reference, market)
+
+
 def _user(actor: str, user: AbstractBaseUser) -> AbstractBaseUser | None:
     return user if actor == Actor.USER else None
 

@@ -25,7 +25,7 @@ def test_the_openapi_schema_is_valid_and_warning_free(db):
     call_command("spectacular", "--validate", "--fail-on-warn", stdout=out)
     schema = out.getvalue()
     for path in ("/api/trades:", "/api/trades/{id}/close:", "/api/trades/{id}/adjust:", "/api/trades/{id}/snapshots:",
-                 "/api/trades/history:", "/api/trades/export:", "/api/settings:"):
+                 "/api/trades/history:", "/api/trades/export:", "/api/trades/validate:", "/api/settings:"):
         assert path in schema
 
 
@@ -37,7 +37,7 @@ def test_the_docs_page_and_the_browsable_api_are_served(api_as, client, trader):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.dictionaries(st.sampled_from(FIELDS), JUNK, max_size=8), route=st.sampled_from(
-    ["/api/trades", "/api/trades/{id}/close", "/api/trades/{id}/adjust", "/api/settings"]))
+    ["/api/trades", "/api/trades/validate", "/api/trades/{id}/close", "/api/trades/{id}/adjust", "/api/settings"]))
 def test_no_input_makes_a_500(api_as, trader, market, body, route):
     trade = PaperTradeFactory(owner=trader)
     client = api_as(trader)
@@ -52,8 +52,9 @@ def test_no_input_makes_a_500(api_as, trader, market, body, route):
 def test_malformed_json_and_non_finite_numbers_are_400(api_as, trader, market):
     client = api_as(trader)
     trade = PaperTradeFactory(owner=trader)
-    for method, path in (("post", "/api/trades"), ("post", f"/api/trades/{trade.pk}/close"),
-                         ("post", f"/api/trades/{trade.pk}/adjust"), ("put", "/api/settings")):
+    for method, path in (("post", "/api/trades"), ("post", "/api/trades/validate"),
+                         ("post", f"/api/trades/{trade.pk}/close"), ("post", f"/api/trades/{trade.pk}/adjust"),
+                         ("put", "/api/settings")):
         for raw in ('{"qty": 2,', '{"version": NaN, "sl_price": Infinity}', "[1, 2]", '"text"'):
             response = getattr(client, method)(path, raw, content_type="application/json")
             assert response.status_code == 400, (path, raw, response.content)
