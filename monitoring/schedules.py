@@ -32,5 +32,7 @@ JOBS = [
     # session and the hour after each close (day orders and contracts expire at the close).
     Job("monitoring.sync_orders", timedelta(seconds=60), "order sync, orphan guard and expiry settlement"),
     # Stored Idempotency-Key answers are kept a day at least; forgetting them daily keeps the table small.
+    # Asks analytics for the day's forensic targets once the session's last marks are in.
+    Job("monitoring.request_forensics", timedelta(minutes=10), "nightly forensic targets after the close"),
     Job("monitoring.purge_idempotency_keys", timedelta(days=1), "forget expired Idempotency-Key answers"),
 ]

@@ -339,3 +339,22 @@ def schedules_install() -> list[str]:
         done.append(f"retired {name}")
     retired.update(enabled=False)
     return done
+
+
+FORENSICS_AFTER_CLOSE = timedelta(minutes=15)
+
+
+def forensic_days_due(*, at: datetime) -> list:
+    """The trading days whose forensic targets (analytics) should be computed now, each once:
+    a session counts once its post-market bookend is 10 minutes past, so its last marks exist.
+    The previous session is included, so a night the workers were down is caught up."""
+    today = market_clock.market_date(at)
+    days = [market_clock.previous_trading_day(today)]
+    if market_clock.is_trading_day(today):
+        days.append(today)
+    due = []
+    for day in days:
+        ready = market_clock.session_for(day).close + FORENSICS_AFTER_CLOSE
+        if at >= ready and cache.add(f"forensics-sent:{day.isoformat()}", 1, 7 * DAY):
+            due.append(day)
+    return due

@@ -102,6 +102,17 @@ def reconcile_orders(self):
         return repr(services.sync_orders(at=market_clock.now()))
 
 
+@monitor_task("monitoring.request_forensics")
+def request_forensics(self):
+    def send():
+        days = services.forensic_days_due(at=market_clock.now())
+        for day in days:  # by name: monitoring does not import analytics (they are peers)
+            self.app.send_task("analytics.compute_targets", args=[day.isoformat()])
+        return f"forensics requested for {[day.isoformat() for day in days]}"
+
+    return _run(self, send)
+
+
 @monitor_task("monitoring.purge_idempotency_keys")
 def purge_idempotency_keys(self):
     from trades.services import idempotency_keys_purge

@@ -142,3 +142,21 @@ def test_the_daily_purge_forgets_only_expired_idempotency_keys(trader, other_tra
     assert tasks.purge_idempotency_keys.apply().get() == "2 key(s) purged"
     with tenancy.system_context():
         assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["fresh"]
+
+
+def test_forensics_are_requested_once_per_session_after_its_close(db):
+    before_close = utc(2026, 12, 1, 20, 0)  # 15:00 New York: only Monday's session is due
+    assert services.forensic_days_due(at=before_close) == [date(2026, 11, 30)]
+    after_close = utc(2026, 12, 1, 21, 20)  # 16:20
+    assert services.forensic_days_due(at=after_close) == [date(2026, 12, 1)]
+    assert services.forensic_days_due(at=after_close + timedelta(minutes=10)) == []
+    early_close = utc(2026, 11, 27, 18, 20)  # 13:20 on the early close after Thanksgiving
+    assert date(2026, 11, 27) in services.forensic_days_due(at=early_close)
+
+
+def test_the_forensics_task_asks_analytics_by_name(db, monkeypatch, settings):
+    sent = []
+    monkeypatch.setattr(tasks.request_forensics.app, "send_task", lambda name, args: sent.append((name, args)))
+    monkeypatch.setattr(tasks.market_clock, "now", lambda: utc(2026, 12, 1, 21, 20))
+    assert tasks.request_forensics.apply().get().startswith("forensics requested")
+    assert sent == [("analytics.compute_targets", ["2026-11-30"]), ("analytics.compute_targets", ["2026-12-01"])]
