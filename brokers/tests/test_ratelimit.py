@@ -149,7 +149,7 @@ def test_a_broker_429_blocks_the_group_for_the_penalty_when_no_reset_is_given(li
     bucket = limiter(limits={STANDARD: 6000}, burst=100, max_wait=1.0, throttle_penalty=0.3)
     assert bucket.throttled(STANDARD, {}) == 0.3
     waited = bucket.acquire(STANDARD)
-    assert 0.2 < waited <= 0.31
+    assert 0 < waited <= 0.31  # what is left of the penalty (less, if this machine stalled in between)
 
 
 def test_without_redis_the_limiter_fails_open_and_says_so(caplog):
