@@ -46,7 +46,7 @@ def worker():
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_snapshots_every_held_position(worker):
     held = [PaperTradeFactory(owner=UserFactory(), entry_price=Decimal("5")) for _ in range(3)]
-    tasks.snapshot_prices.delay()
+    tasks.snapshot_prices.apply_async(expires=300)  # a cold worker on a busy machine may take a while
     deadline = time.monotonic() + 60
     written = 0
     while time.monotonic() < deadline and written < len(held):
@@ -71,7 +71,7 @@ def test_a_real_worker_syncs_orders_and_cancels_an_orphan(worker):
             owner_id=trade.owner_id, order_class="option", tag=f"to-{trade.pk}-tp", option_symbol=trade.option_symbol,
             underlying="SPY", side="sell_to_close", order_type="limit", duration="gtc", quantity=1,
             limit_price=Decimal("999"), created_at=timezone.now(), updated_at=timezone.now())
-    tasks.sync_orders.delay()
+    tasks.sync_orders.apply_async(expires=300)
     deadline = time.monotonic() + 60
     status = "open"
     while time.monotonic() < deadline and status == "open":
