@@ -1,13 +1,48 @@
-"""API tokens for scripts and scanners: issued with a username/password, stored hashed by knox."""
+"""API tokens for scripts and scanners: issued with a username/password, stored hashed by knox.
 
+Knox's own views revoke only the token a request is made with. The settings page signs in with a
+session, so it lists and revokes the caller's tokens by their `token_key`: knox's short prefix of
+a token, enough to tell tokens apart and useless to authenticate with. The digest never leaves
+the server, and the token itself is shown once, when it is issued.
+
+Knox's table is not under row-level security: every read and write here filters on the user
+explicitly, and another user's key is simply not found (404).
+"""
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from knox import views as knox_views
-from rest_framework import serializers
+from knox.models import AuthToken
+from rest_framework import serializers, status
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 TOKEN_RESPONSE = inline_serializer(
     "IssuedToken", {"token": serializers.CharField(), "expiry": serializers.DateTimeField(allow_null=True)}
 )
+
+
+# --- selector and service -----------------------------------------------------------------------
+
+
+def api_token_list(*, user: AbstractBaseUser) -> QuerySet[AuthToken]:
+    """The user's tokens that still authenticate, newest first."""
+    alive = Q(expiry__isnull=True) | Q(expiry__gt=timezone.now())
+    return AuthToken.objects.filter(alive, user=user).order_by("-created", "token_key")
+
+
+def api_token_revoke(*, user: AbstractBaseUser, token_key: str) -> bool:
+    """Revoke the user's token with this key (all of them, in the unlikely case two share it).
+    False if the user has none: another user's key is not theirs to know about."""
+    deleted, _ = AuthToken.objects.filter(user=user, token_key=token_key).delete()
+    return deleted > 0
+
+
+# --- views ----------------------------------------------------------------------------------------
 
 
 class TokenLoginView(knox_views.LoginView):
@@ -34,3 +69,34 @@ class TokenRevokeAllView(knox_views.LogoutAllView):
     @extend_schema(request=None, responses={204: OpenApiResponse(description="All tokens revoked.")})
     def post(self, request, format=None):
         return super().post(request, format)
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    token_key = serializers.CharField(read_only=True, help_text="The token's first characters: names it, "
+                                                                "cannot authenticate.")
+
+    class Meta:
+        model = AuthToken
+        fields = ["token_key", "created", "expiry"]
+        read_only_fields = fields
+
+
+class TokenListView(APIView):
+    """The caller's API tokens (with a session or a token)."""
+
+    @extend_schema(summary="List my API tokens (never the tokens themselves)",
+                   responses={200: ApiTokenSerializer(many=True)})
+    def get(self, request):
+        return Response(ApiTokenSerializer(api_token_list(user=request.user), many=True).data)
+
+
+class TokenDetailView(APIView):
+    """One of the caller's API tokens, by its key."""
+
+    @extend_schema(summary="Revoke one of my API tokens by its token_key",
+                   responses={204: OpenApiResponse(description="Token revoked."),
+                              404: OpenApiResponse(description="No token of yours has this key.")})
+    def delete(self, request, token_key: str):
+        if not api_token_revoke(user=request.user, token_key=token_key):
+            raise NotFound("No token of yours has this key.")
+        return Response(status=status.HTTP_204_NO_CONTENT)

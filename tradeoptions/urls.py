@@ -7,7 +7,7 @@ from rest_framework.routers import DefaultRouter
 from trades.api import AccountSettingsView, TradeViewSet
 from trades.views import account_settings, home
 
-from .auth import TokenLoginView, TokenRevokeAllView, TokenRevokeView
+from .auth import TokenDetailView, TokenListView, TokenLoginView, TokenRevokeAllView, TokenRevokeView
 from .market_status import market_status
 
 router = DefaultRouter(trailing_slash=False)
@@ -23,6 +23,8 @@ urlpatterns = [
     path("api/auth/token", TokenLoginView.as_view(), name="api-token"),
     path("api/auth/token/revoke", TokenRevokeView.as_view(), name="api-token-revoke"),
     path("api/auth/token/revoke-all", TokenRevokeAllView.as_view(), name="api-token-revoke-all"),
+    path("api/auth/tokens", TokenListView.as_view(), name="api-tokens"),
+    path("api/auth/tokens/<str:token_key>", TokenDetailView.as_view(), name="api-token-detail"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/settings", AccountSettingsView.as_view(), name="api-settings"),

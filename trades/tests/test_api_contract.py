@@ -25,7 +25,8 @@ def test_the_openapi_schema_is_valid_and_warning_free(db):
     call_command("spectacular", "--validate", "--fail-on-warn", stdout=out)
     schema = out.getvalue()
     for path in ("/api/trades:", "/api/trades/{id}/close:", "/api/trades/{id}/adjust:", "/api/trades/{id}/snapshots:",
-                 "/api/trades/history:", "/api/trades/export:", "/api/trades/validate:", "/api/settings:"):
+                 "/api/trades/history:", "/api/trades/export:", "/api/trades/validate:", "/api/settings:",
+                 "/api/auth/tokens:", "/api/auth/tokens/{token_key}:"):
         assert path in schema
 
 
