@@ -217,6 +217,54 @@ def _only_trade(user) -> PaperTrade:
         return PaperTrade.objects.get(owner=user)
 
 
+def test_the_new_trade_form_says_what_is_wrong_while_the_trader_types(device, market, alice):
+    page = device()
+    checks = []
+    page.on("request", lambda request: request.url.endswith("/api/trades/validate") and checks.append(request))
+    page.click("#new-trade-toggle")
+    page.fill("#nt-ticker", "SPY")
+    page.fill("#nt-strike", "-570")
+    # The answer names every missing field too; only the ones the trader has been at are marked.
+    expect(page.locator("#nt-strike-error")).to_have_text("Ensure this value is greater than or equal to 0.001.")
+    for name in ("expiry", "sl_price", "tp_price"):
+        expect(page.locator(f"#nt-{name}-error")).to_be_empty()
+    expect(page.locator("#new-trade [aria-invalid]")).to_have_count(1)
+    page.fill("#nt-strike", "570")
+    expect(page.locator("#nt-strike-error")).to_be_empty()
+    page.fill("#nt-expiry", EXPIRY.isoformat())
+    page.fill("#nt-tp", "6.50")
+    page.fill("#nt-sl", "4.50")  # above the 4.30 ask the entry would be bought at
+    sl_message = page.locator("#nt-sl_price-error")
+    expect(sl_message).to_have_text("A long option's stop-loss must be below the entry (4.30).")
+    expect(page.locator("#nt-sl")).to_have_attribute("aria-invalid", "true")
+    expect(sl_message).to_have_attribute("aria-live", "polite")
+    assert page.locator("#nt-sl").get_attribute("aria-describedby") == "nt-sl_price-error"
+    shoot(page, "desktop-new-trade-live-validation")
+
+    page.fill("#nt-sl", "3.00")
+    expect(sl_message).to_be_empty()
+    expect(page.locator("#nt-sl")).not_to_have_attribute("aria-invalid", "true")
+    assert len(checks) >= 2 and _trades(alice) == []  # asked as they typed; nothing was opened
+
+    # A risk limit is about no one field: it is said in the form's own box, and goes when fixed too.
+    page.fill("#nt-qty", "3")  # $390 at the stops, over 6% of the $5,000 balance
+    form_message = page.locator('#new-trade [data-error-for="non_field_errors"]')
+    expect(form_message).to_contain_text("heat_limit_pct")
+    page.fill("#nt-qty", "2")
+    expect(form_message).to_be_empty()
+
+    # Submit still does the opening.
+    page.click("#nt-submit")
+    expect(page.locator(".toast-success")).to_contain_text(f"Opened {LABEL} ×2 at 4.30")
+    assert len(_trades(alice)) == 1
+    assert page.problems == []
+
+
+def _trades(user) -> list[PaperTrade]:
+    with tenancy.acting_as(user.pk):
+        return list(PaperTrade.objects.filter(owner=user))
+
+
 def test_two_devices_one_trade_the_stale_one_is_told_and_refreshed(device, market, alice):
     services.account_settings_update(user=alice, changes={"auto_refresh": False})  # no poll hides the race
     trade = open_trade(alice)

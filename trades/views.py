@@ -23,6 +23,7 @@ def _page_context(request) -> dict:
             "refresh_seconds": 15,
             "urls": {
                 "trades": "/api/trades",
+                "validate": reverse("trade-validate"),
                 "history": "/api/trades/history",
                 "export": "/api/trades/export",
                 "settings": "/api/settings",
@@ -32,6 +33,7 @@ def _page_context(request) -> dict:
                 "token": reverse("api-token"),
                 "token_revoke": reverse("api-token-revoke"),
                 "token_revoke_all": reverse("api-token-revoke-all"),
+                "tokens": reverse("api-tokens"),
             },
         },
     }
