@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
+from knox.models import AuthToken
 from playwright.sync_api import expect
 
 from brokers import market as market_registry
@@ -360,6 +361,50 @@ def test_settings_tokens_are_write_only_and_api_tokens_are_shown_once(device, ma
     expect(page.locator("#token-issued")).to_be_hidden()
     assert api.get(f"{live_server.url}/api/settings", headers={"Authorization": f"Token {token}"}).status == 401
     shoot(page, "desktop-settings")
+    assert page.problems == []
+
+
+def test_api_tokens_are_listed_by_their_key_and_revoked_from_the_list(device, market, alice, live_server):
+    _, scanner_token = AuthToken.objects.create(user=alice)  # one a scanner holds already
+    AuthToken.objects.create(user=UserFactory(username="bob"))  # not alice's: never listed
+    page = device()
+    page.click("nav >> text=Settings")
+    rows = page.locator("#token-list tbody tr")
+    expect(rows).to_have_count(1)
+
+    page.click("#token-create")
+    expect(page.locator("#token-issued")).to_be_visible()
+    token = page.locator("#token-value").input_value()
+    key = token[:15]
+    row = page.locator(f'#token-list tbody tr[data-token-key="{key}"]')
+    expect(row.locator("th")).to_have_text(f"{key}…new")
+    expect(rows).to_have_count(2)
+    shoot(page, "desktop-settings-token-list")
+    page.reload()  # shown once: now only its key is left
+    expect(row.locator("th")).to_have_text(f"{key}…")
+    expect(page.locator("#token-issued")).to_be_hidden()
+    assert token not in page.content()
+
+    api = page.context.request
+    works = lambda secret: api.get(f"{live_server.url}/api/settings",  # noqa: E731
+                                   headers={"Authorization": f"Token {secret}"}).status
+    revoke = row.get_by_role("button", name=f"Revoke token {key}…")
+    revoke.click()  # a confirmation first; Escape keeps the token
+    dialog = page.locator("#token-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("h2")).to_have_text(f"Revoke token {key}…?")
+    expect(page.locator("#token-dialog-keep")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(revoke).to_be_focused()
+    assert works(token) == 200
+
+    revoke.click()
+    page.click("#token-dialog-revoke")
+    expect(page.locator(".toast-success", has_text=f"Token {key}… revoked")).to_be_visible()
+    expect(row).to_have_count(0)
+    expect(rows).to_have_count(1)
+    assert works(token) == 401 and works(scanner_token) == 200
     assert page.problems == []
 
 

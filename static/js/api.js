@@ -64,6 +64,7 @@ export async function request(method, url, { body, headers = {}, token } = {}) {
 export const get = (url) => request("GET", url).then((answer) => answer.data);
 export const post = (url, body, options = {}) => request("POST", url, { body, ...options });
 export const put = (url, body) => request("PUT", url, { body });
+export const del = (url) => request("DELETE", url);
 
 export function newIdempotencyKey() {
   if (crypto.randomUUID) return crypto.randomUUID();

@@ -5,6 +5,7 @@
 
 import { ApiError, config, get, newIdempotencyKey, post, put } from "./api.js";
 import { renderChart, renderEquity } from "./chart.js";
+import { el } from "./dom.js";
 import * as fmt from "./format.js";
 import { play } from "./sound.js";
 import { toast } from "./toast.js";
@@ -26,22 +27,6 @@ const state = {
   lastRefresh: 0,
   refreshing: null,
 };
-
-// --- small DOM helper --------------------------------------------------------------------------
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(props)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (name === "className") node.className = value;
-    else if (name === "text") node.textContent = value;
-    else if (name === "dataset") Object.assign(node.dataset, value);
-    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value === true ? "" : value);
-  }
-  node.append(...children.flat(Infinity).filter((child) => child !== null && child !== undefined && child !== false));
-  return node;
-}
 
 function pnl(amount, pct) {
   const word = fmt.direction(amount);

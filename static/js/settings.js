@@ -1,8 +1,10 @@
 // The settings page: broker mode and account, write-only broker tokens ("set" / "not set"),
 // limits and auto-refresh through /api/settings; the guarded switch to live trading; API tokens
-// (create, shown once, revoke).
+// (create, shown once, listed by their key, revoke after a confirmation).
 
-import { ApiError, config, get, post, put } from "./api.js";
+import { ApiError, config, del, get, post, put } from "./api.js";
+import { el } from "./dom.js";
+import { dateTime } from "./format.js";
 import { toast } from "./toast.js";
 import { startTopbar } from "./topbar.js";
 
@@ -90,10 +92,77 @@ async function save(event) {
 
 // --- API tokens ----------------------------------------------------------------------------------
 
+const tokenDialog = document.getElementById("token-dialog");
+const tokens = { issuedKey: null, revoking: null };
+
+// The caller's tokens as the API lists them: their key (a prefix that cannot sign in), when they
+// were made and when they expire. The one created on this page just now is marked "new".
+async function loadTokens({ issued } = {}) {
+  const error = document.getElementById("token-list-error");
+  const table = document.getElementById("token-list");
+  table.setAttribute("aria-busy", "true");
+  try {
+    const rows = await get(config.urls.tokens);
+    if (issued) tokens.issuedKey = rows.find((row) => issued.startsWith(row.token_key))?.token_key ?? null;
+    table.querySelector("tbody").replaceChildren(...rows.map(tokenRow));
+    document.getElementById("token-list-empty").hidden = rows.length > 0;
+    error.textContent = "";
+  } catch (problem) {
+    error.textContent = `Your tokens could not be listed: ${problem.message}`;
+  } finally {
+    table.removeAttribute("aria-busy");
+  }
+}
+
+function tokenRow(token) {
+  const name = `${token.token_key}…`;
+  const isNew = token.token_key === tokens.issuedKey;
+  return el("tr", { dataset: { tokenKey: token.token_key } },
+    el("th", { scope: "row", dataset: { label: "Token" } },
+      el("code", { text: name }), isNew ? el("span", { className: "status-tag token-new", text: "new" }) : null),
+    el("td", { dataset: { label: "Created" }, text: dateTime(token.created) }),
+    el("td", { dataset: { label: "Expires" }, text: token.expiry ? dateTime(token.expiry) : "never" }),
+    el("td", { className: "row-actions" },
+      el("button", { type: "button", className: "danger revoke-token", "aria-label": `Revoke token ${name}`,
+        onclick: (event) => askRevoke(token, event.currentTarget) }, "Revoke")));
+}
+
+function askRevoke(token, opener) {
+  tokens.revoking = { key: token.token_key, opener };
+  document.getElementById("token-dialog-title").textContent = `Revoke token ${token.token_key}…?`;
+  document.getElementById("token-dialog-text").textContent =
+    `Created ${dateTime(token.created)}. Scripts and scanners using it are refused from now on; this cannot be undone.`;
+  tokenDialog.returnValue = "";
+  tokenDialog.showModal();
+  document.getElementById("token-dialog-keep").focus();
+}
+
+// The dialog closes by itself ("Keep it", "Revoke it" or Escape); its returnValue says which.
+async function answerRevoke() {
+  if (tokenDialog.open) return; // opened again before this close was reported: that one is still asking
+  const asked = tokens.revoking;
+  tokens.revoking = null;
+  if (!asked) return;
+  if (tokenDialog.returnValue !== "revoke") {
+    if (asked.opener.isConnected) asked.opener.focus();
+    return;
+  }
+  asked.opener.disabled = true;
+  try {
+    await del(`${config.urls.tokens}/${encodeURIComponent(asked.key)}`);
+    toast(`Token ${asked.key}… revoked`, "success");
+  } catch (error) {
+    toast(error.status === 404 ? `Token ${asked.key}… was already gone` : error.message, "error");
+  }
+  await loadTokens();
+  document.getElementById("token-list-title").focus(); // its row is gone: land on the list's heading
+}
+
 function bindTokens() {
   const issued = document.getElementById("token-issued");
   const value = document.getElementById("token-value");
   const revokeError = document.getElementById("token-revoke-error");
+  tokenDialog.addEventListener("close", answerRevoke);
   document.getElementById("token-create").addEventListener("click", async () => {
     try {
       const { data } = await post(config.urls.token);
@@ -103,6 +172,7 @@ function bindTokens() {
       value.focus();
       value.select();
       toast("Token created: copy it now, it is shown only once", "success");
+      await loadTokens({ issued: data.token });
     } catch (error) {
       toast(error.message, "error");
     }
@@ -121,6 +191,7 @@ function bindTokens() {
     try {
       await post(url, undefined, { token });
       toast(message, "success");
+      loadTokens();
       return true;
     } catch (error) {
       revokeError.textContent = error.status === 401 ? "That token is not valid (already revoked?)." : error.message;
@@ -160,4 +231,5 @@ form.elements.broker_mode.addEventListener("change", () => {
 });
 form.addEventListener("submit", save);
 bindTokens();
+loadTokens();
 get(config.urls.settings).then(render).catch((error) => toast(error.message, "error"));
