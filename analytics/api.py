@@ -3,8 +3,6 @@ transaction to the caller through `trades.api.OwnedViewSetMixin` and passes the 
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
@@ -18,6 +16,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from tradeoptions.csvstream import csv_lines
 from trades.api import CSVRenderer, OwnedViewSetMixin
 from trades.models import PaperTrade
 
@@ -129,19 +128,8 @@ def _value(value) -> str:
 
 def dataset_csv_lines(rows: Iterator[dict]) -> Iterator[str]:
     """The data set as CSV lines: header of DATASET_COLUMNS, then one line per trade."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def line(values) -> str:
-        writer.writerow(values)
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    yield line(selectors.DATASET_COLUMNS)
-    for row in rows:
-        yield line([_value(row[name]) for name in selectors.DATASET_COLUMNS])
+    return csv_lines(selectors.DATASET_COLUMNS,
+                     ([_value(row[name]) for name in selectors.DATASET_COLUMNS] for row in rows))
 
 
 class DatasetView(AnalyticsView):

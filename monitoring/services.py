@@ -290,6 +290,16 @@ def take_due_bookends(*, provider: MarketDataProvider, at: datetime) -> list[Boo
     return reports
 
 
+def _recent_sessions(at: datetime) -> list:
+    """The last trading day before `at`'s New York date, and that date too if it is one: what a
+    job that catches up across nights and weekends has to look at."""
+    today = market_clock.market_date(at)
+    days = [market_clock.previous_trading_day(today)]
+    if market_clock.is_trading_day(today):
+        days.append(today)
+    return days
+
+
 def _bookend_key(state: str, kind: str, due: datetime) -> str:
     return f"bookend-{state}:{kind}:{due.isoformat()}"
 
@@ -297,12 +307,8 @@ def _bookend_key(state: str, kind: str, due: datetime) -> str:
 def _bookend_windows(at: datetime) -> list[tuple[str, datetime, datetime]]:
     """(kind, due, until) for the last session that has begun by `at` and, if today's has not
     yet, today's pre-market one too."""
-    today = market_clock.market_date(at)
-    days = [market_clock.previous_trading_day(today)]
-    if market_clock.is_trading_day(today):
-        days.append(today)
     windows = []
-    for day in days:
+    for day in _recent_sessions(at):
         session = market_clock.session_for(day)
         next_pre_market = market_clock.next_open(session.close) - market_clock.BOOKEND
         windows += [
@@ -348,12 +354,8 @@ def forensic_days_due(*, at: datetime) -> list:
     """The trading days whose forensic targets (analytics) should be computed now, each once:
     a session counts once its post-market bookend is 10 minutes past, so its last marks exist.
     The previous session is included, so a night the workers were down is caught up."""
-    today = market_clock.market_date(at)
-    days = [market_clock.previous_trading_day(today)]
-    if market_clock.is_trading_day(today):
-        days.append(today)
     due = []
-    for day in days:
+    for day in _recent_sessions(at):
         ready = market_clock.session_for(day).close + FORENSICS_AFTER_CLOSE
         if at >= ready and cache.add(f"forensics-sent:{day.isoformat()}", 1, 7 * DAY):
             due.append(day)

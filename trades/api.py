@@ -8,8 +8,6 @@ it now stands, so the UI can refresh from it.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
@@ -30,6 +28,7 @@ from rest_framework.response import Response
 from brokers.models import BrokerMode
 from brokers.occ import InvalidOptionSymbol, parse_symbol
 from tradeoptions import tenancy
+from tradeoptions.csvstream import csv_lines
 
 from . import selectors, services
 from .models import AccountSettings, EntryType, OptionType, PaperTrade, TradeEvent, TradeStatus
@@ -335,22 +334,11 @@ def _export_value(value):
 
 
 def _csv_lines(rows: Iterator[dict]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def line(values) -> str:
-        writer.writerow(values)
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    yield line(selectors.EXPORT_COLUMNS)
-    for row in rows:
-        yield line([
-            json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else _export_value(value)
-            for value in (row[name] for name in selectors.EXPORT_COLUMNS)
-        ])
+    return csv_lines(selectors.EXPORT_COLUMNS, (
+        [json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else _export_value(value)
+         for value in (row[name] for name in selectors.EXPORT_COLUMNS)]
+        for row in rows
+    ))
 
 
 def _json_chunks(rows: Iterator[dict]) -> Iterator[str]:
