@@ -1,8 +1,10 @@
 """Fixtures for the trade lifecycle: a hand-driven market, API clients per persona, a broker
 whose failures a test can script, and a request body for opening a trade."""
 
+import threading
 from datetime import date
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
@@ -92,3 +94,20 @@ def scripted_broker(monkeypatch, market):
         return broker_for(account_settings_for(user=user), market=market)
 
     return for_user
+
+
+@pytest.fixture
+def broker_held(monkeypatch):
+    """Once `armed`, the local paper broker's `place_order` waits until the test releases it: a
+    request can be held "at the broker" (its transaction and locks open) while a second arrives."""
+    armed, entered, release = threading.Event(), threading.Event(), threading.Event()
+    place = LocalPaperBroker.place_order
+
+    def held_place(self, request):
+        if armed.is_set():
+            entered.set()
+            assert release.wait(10)
+        return place(self, request)
+
+    monkeypatch.setattr(LocalPaperBroker, "place_order", held_place)
+    return SimpleNamespace(arm=armed.set, entered=entered, release=release)

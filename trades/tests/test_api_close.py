@@ -8,7 +8,6 @@ from django.db import connection
 
 from brokers.base import BrokerUnavailable, OrderRejected
 from brokers.models import PaperOrder
-from brokers.paper import LocalPaperBroker
 from tradeoptions import tenancy
 from trades.models import EventKind, PaperTrade, TradeEvent
 
@@ -107,17 +106,10 @@ def test_a_close_without_a_valid_version_is_a_field_error(api_as, trader, market
 
 @pytest.mark.django_db(transaction=True)
 def test_two_devices_closing_at_once_make_one_sell_one_200_one_409(api_as, trader, market, open_body,
-                                                                   monkeypatch):
+                                                                   broker_held):
     opened = api_as(trader).post("/api/trades", open_body(), format="json").json()
-    entered, release = threading.Event(), threading.Event()
-    place = LocalPaperBroker.place_order
-
-    def slow_place(self, request):
-        entered.set()
-        assert release.wait(10)
-        return place(self, request)
-
-    monkeypatch.setattr(LocalPaperBroker, "place_order", slow_place)
+    broker_held.arm()
+    entered, release = broker_held.entered, broker_held.release
     clients = [api_as(trader), api_as(trader)]
     answers = {}
 

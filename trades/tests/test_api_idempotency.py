@@ -8,7 +8,6 @@ from django.db import connection
 from django.utils import timezone
 
 from brokers.models import PaperOrder
-from brokers.paper import LocalPaperBroker
 from tradeoptions import tenancy
 from trades import services
 from trades.models import IdempotencyKey, PaperTrade
@@ -85,18 +84,11 @@ def test_keys_are_kept_at_least_a_day_then_purged(api_as, trader, market, open_b
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_duplicate_sent_while_the_first_is_in_flight_gets_409(api_as, trader, market, open_body, monkeypatch):
+def test_a_duplicate_sent_while_the_first_is_in_flight_gets_409(api_as, trader, market, open_body, broker_held):
     """Two real requests on two connections: the first is held inside its broker call while the
     duplicate arrives. Exactly one trade and one entry order result."""
-    entered, release = threading.Event(), threading.Event()
-    place = LocalPaperBroker.place_order
-
-    def slow_place(self, request):
-        entered.set()
-        assert release.wait(10)
-        return place(self, request)
-
-    monkeypatch.setattr(LocalPaperBroker, "place_order", slow_place)
+    broker_held.arm()
+    entered, release = broker_held.entered, broker_held.release
     clients = [api_as(trader), api_as(trader)]
     answers = {}
 

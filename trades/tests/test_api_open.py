@@ -10,7 +10,6 @@ from django.db import connection
 
 from brokers.base import BrokerAuthError, BrokerUnavailable, OrderOutcomeUnknown
 from brokers.models import BrokerMode, PaperOrder
-from brokers.paper import LocalPaperBroker
 from tests.factories import PaperTradeFactory
 from tradeoptions import tenancy
 from trades import services
@@ -208,17 +207,11 @@ def test_a_bracket_that_fails_once_is_placed_on_the_retry(api_as, trader, script
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_parallel_opens_cannot_both_squeeze_under_max_positions(api_as, trader, market, open_body, monkeypatch):
+def test_two_parallel_opens_cannot_both_squeeze_under_max_positions(api_as, trader, market, open_body,
+                                                                    broker_held):
     _settings(trader, max_positions=1)
-    entered, release = threading.Event(), threading.Event()
-    place = LocalPaperBroker.place_order
-
-    def slow_place(self, request):
-        entered.set()
-        assert release.wait(10)
-        return place(self, request)
-
-    monkeypatch.setattr(LocalPaperBroker, "place_order", slow_place)
+    broker_held.arm()
+    entered, release = broker_held.entered, broker_held.release
     clients = [api_as(trader), api_as(trader)]
     answers = {}
 
