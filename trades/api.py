@@ -12,7 +12,6 @@ import json
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.http import StreamingHttpResponse
@@ -111,23 +110,22 @@ def problem_response(problem: services.TradeError) -> Response:
 # --- Serializers ------------------------------------------------------------------------------
 
 
-def _pct(part: Decimal | None, whole: Decimal | None) -> str | None:
-    if part is None or not whole:
-        return None
-    return format((part / whole * 100).quantize(Decimal("0.01")), "f")
-
-
 class TradeSerializer(serializers.ModelSerializer):
-    """A trade as the pages show it. The derived figures (P&L %, distances to the exits, days to
-    expiry) are computed here once so that no page computes its own and disagrees."""
+    """A trade as the pages show it, with the figures the model derives (P&L %, distances to the
+    exits, days to expiry), so that no page computes its own and disagrees."""
 
     needs_attention = serializers.BooleanField(read_only=True)
-    unrealized_pnl_pct = serializers.SerializerMethodField(help_text="Unrealized P&L over the entry cost, in %.")
-    sl_distance = serializers.SerializerMethodField(help_text="Mark minus stop-loss, per share.")
-    sl_distance_pct = serializers.SerializerMethodField(help_text="Mark minus stop-loss, in % of the mark.")
-    tp_distance = serializers.SerializerMethodField(help_text="Take-profit minus mark, per share.")
-    tp_distance_pct = serializers.SerializerMethodField(help_text="Take-profit minus mark, in % of the mark.")
-    days_to_expiry = serializers.SerializerMethodField(help_text="Calendar days to expiry, in New York.")
+    unrealized_pnl_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True,
+                                                  help_text="Unrealized P&L over the entry cost, in %.")
+    sl_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True,
+                                           help_text="Mark minus stop-loss, per share.")
+    sl_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True,
+                                               help_text="Mark minus stop-loss, in % of the mark.")
+    tp_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True,
+                                           help_text="Take-profit minus mark, per share.")
+    tp_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True,
+                                               help_text="Take-profit minus mark, in % of the mark.")
+    days_to_expiry = serializers.IntegerField(read_only=True, help_text="Calendar days to expiry, in New York.")
 
     class Meta:
         model = PaperTrade
@@ -141,26 +139,6 @@ class TradeSerializer(serializers.ModelSerializer):
             "days_to_expiry",
         ]
         read_only_fields = fields
-
-    def get_unrealized_pnl_pct(self, trade) -> str | None:
-        if trade.unrealized_pnl is None or trade.entry_price is None:
-            return None
-        return _pct(trade.unrealized_pnl, trade.entry_price * trade.held_qty * 100)
-
-    def get_sl_distance(self, trade) -> str | None:
-        return None if trade.current_price is None else format(trade.current_price - trade.sl_price, "f")
-
-    def get_sl_distance_pct(self, trade) -> str | None:
-        return None if trade.current_price is None else _pct(trade.current_price - trade.sl_price, trade.current_price)
-
-    def get_tp_distance(self, trade) -> str | None:
-        return None if trade.current_price is None else format(trade.tp_price - trade.current_price, "f")
-
-    def get_tp_distance_pct(self, trade) -> str | None:
-        return None if trade.current_price is None else _pct(trade.tp_price - trade.current_price, trade.current_price)
-
-    def get_days_to_expiry(self, trade) -> int:
-        return (trade.expiry - timezone.localdate(timezone=ZoneInfo(settings.MARKET_TIME_ZONE))).days
 
 
 class TradeEventSerializer(serializers.ModelSerializer):

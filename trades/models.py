@@ -6,11 +6,13 @@ The model stores states and the one table of transitions between them (`ALLOWED_
 """
 
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 from brokers import crypto
 from brokers.models import BrokerMode
@@ -264,6 +266,44 @@ class PaperTrade(models.Model):
     def held_qty(self) -> int:
         """Contracts actually held: the filled part of the entry (all of it once OPEN)."""
         return self.filled_qty or (self.qty if self.status in (TradeStatus.OPEN, TradeStatus.CLOSING) else 0)
+
+    # Figures the pages show, derived here once so that no page computes its own and disagrees.
+
+    @property
+    def unrealized_pnl_pct(self) -> Decimal | None:
+        """Unrealized P&L over what the held contracts cost, in percent."""
+        if self.unrealized_pnl is None or self.entry_price is None:
+            return None
+        return _percent(self.unrealized_pnl, self.entry_price * self.held_qty * CONTRACT_MULTIPLIER)
+
+    @property
+    def sl_distance(self) -> Decimal | None:
+        """How far the mark is above the stop-loss, per share."""
+        return None if self.current_price is None else self.current_price - self.sl_price
+
+    @property
+    def sl_distance_pct(self) -> Decimal | None:
+        return _percent(self.sl_distance, self.current_price)
+
+    @property
+    def tp_distance(self) -> Decimal | None:
+        """How far the take-profit is above the mark, per share."""
+        return None if self.current_price is None else self.tp_price - self.current_price
+
+    @property
+    def tp_distance_pct(self) -> Decimal | None:
+        return _percent(self.tp_distance, self.current_price)
+
+    @property
+    def days_to_expiry(self) -> int:
+        """Calendar days to expiry, counted in New York."""
+        return (self.expiry - timezone.localdate(timezone=ZoneInfo(settings.MARKET_TIME_ZONE))).days
+
+
+def _percent(part: Decimal | None, whole: Decimal | None) -> Decimal | None:
+    if part is None or not whole:
+        return None
+    return (part / whole * 100).quantize(Decimal("0.01"))
 
 
 class EventKind(models.TextChoices):
