@@ -13,6 +13,7 @@ staff-only admin, ops commands) enters it, and each such place says why.
 from contextlib import contextmanager
 
 from django.db import connection, transaction
+from django.urls import Resolver404, resolve
 
 USER_SETTING = "app.user_id"
 SYSTEM_SETTING = "app.system"
@@ -48,7 +49,8 @@ def _context(values: dict[str, str]):
         previous = _read_all(list(values))
         _write(values)
         yield
-        _write(previous)
+        if not connection.needs_rollback:  # a block marked for rollback takes its settings with it
+            _write(previous)
 
 
 def acting_as(user_id: int | None):
@@ -86,14 +88,26 @@ class TenantContextMiddleware:
 
     API requests authenticated by token are scoped again by the API base view once DRF has
     authenticated them (see `trades.api.OwnedViewSetMixin`); until then only the session user,
-    or nobody, is in context.
+    or nobody, is in context. Views that commit in steps are left to open their own blocks.
     """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        if _commits_in_steps(request):
+            return self.get_response(request)  # its tenant blocks are its own (see OwnedViewSetMixin)
         user = getattr(request, "user", None)
         user_id = user.pk if user is not None and user.is_authenticated else None
         with acting_as(user_id):
             return self.get_response(request)
+
+
+def _commits_in_steps(request) -> bool:
+    """Views marked `transaction.non_atomic_requests` commit in steps, each in its own tenant
+    block; wrapping them in the request transaction would undo exactly that."""
+    try:
+        view = resolve(request.path_info).func
+    except Resolver404:
+        return False
+    return "default" in getattr(view, "_non_atomic_requests", ())

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from datetime import date, datetime
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -49,10 +51,45 @@ class OwnedViewSetMixin:
         if "get_queryset" in cls.__dict__:
             raise TypeError(f"{cls.__name__} must narrow owned_queryset(user), not replace get_queryset().")
 
+    # Actions whose services commit in steps (each step its own tenant block), so that, say, a trade
+    # row is committed before its order goes to the broker. A viewset that has any runs outside the
+    # request transaction; its other actions then get one tenant block for the whole request.
+    stepwise_actions: frozenset[str] = frozenset()
+
+    @classmethod
+    def as_view(cls, *args, **kwargs):
+        view = super().as_view(*args, **kwargs)
+        return transaction.non_atomic_requests(view) if cls.stepwise_actions else view
+
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         # DRF has authenticated the request (token or session): scope the transaction to it.
-        tenancy.scope_transaction_to(request.user.pk)
+        if not self.stepwise_actions:
+            tenancy.scope_transaction_to(request.user.pk)  # the request transaction is this view's
+            return
+        self._tenant_block = ExitStack()
+        if self.action not in self.stepwise_actions:
+            self._tenant_block.enter_context(tenancy.acting_as(request.user.pk))
+            self._in_own_block = True
+
+    def handle_exception(self, exc):
+        """DRF marks the innermost transaction for rollback when it turns an exception into a
+        response. A stepwise viewset's request has no transaction of its own unless it opened its
+        tenant block (its steps have committed or rolled back already), so the mark would land on a
+        transaction that is not the request's: take it back."""
+        foreign = bool(self.stepwise_actions) and not getattr(self, "_in_own_block", False)
+        marked = connection.needs_rollback
+        response = super().handle_exception(exc)
+        if foreign and not marked and connection.in_atomic_block:
+            connection.set_rollback(False)
+        return response
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if block := getattr(self, "_tenant_block", None):
+            self._tenant_block = None
+            block.close()  # commits, or rolls back what an error marked for rollback
+        return response
 
     def owned_queryset(self, user):
         raise NotImplementedError
@@ -334,6 +371,7 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
     """The signed-in trader's trades, newest first."""
 
     serializer_class = TradeSerializer
+    stepwise_actions = frozenset({"create", "close"})
     queryset = PaperTrade.objects.none()  # the model, for the schema; rows come from owned_queryset
     lookup_value_regex = r"\d+"
 
@@ -366,32 +404,47 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         responses={201: TradeDetailSerializer, 400: ERROR, 409: ERROR, 422: ERROR, 502: ERROR, 503: ERROR},
     )
     def create(self, request):
-        _require_object(request.data)
+        if not isinstance(request.data, Mapping):
+            raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
         key = request.headers.get("Idempotency-Key") or request.data.get("idempotency_key")
         if key is not None and not (isinstance(key, str) and 0 < len(key) <= 255):
             raise ValidationError({"idempotency_key": ["Must be 1 to 255 characters."]})
-        if key:
-            body = request.data.dict() if hasattr(request.data, "dict") else dict(request.data)
-            fingerprint = services.request_fingerprint(body)
-            try:
-                stored = services.idempotency_claim(user=request.user, key=key, fingerprint=fingerprint)
-            except services.TradeError as problem:
-                return problem_response(problem)
+        if not key:
+            return self._open(request, key=None)
+        body = request.data.dict() if hasattr(request.data, "dict") else dict(request.data)
+        fingerprint = services.request_fingerprint(body)
+        try:
+            stored = services.idempotency_claim(user=request.user, key=key, fingerprint=fingerprint)
+        except services.TradeError as problem:
+            return problem_response(problem)
+        try:
             if stored is not None:
                 return Response(stored.body, status=stored.status, headers={"Idempotent-Replayed": "true"})
+            response = self._open(request, key=key)
+            if response.trade is not None:  # a refusal before any trade was written is not replayed
+                services.idempotency_store(user=request.user, key=key, fingerprint=fingerprint,
+                                           status=response.status_code, body=response.data, trade=response.trade)
+            return response
+        finally:
+            services.idempotency_release(user=request.user, key=key)
+
+    def _open(self, request, *, key: str | None) -> Response:
+        """The trade row commits before its order goes to the broker (see `stepwise_actions`)."""
         serializer = TradeOpenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             result = services.trade_open(user=request.user, data=serializer.to_input(), idempotency_key=key)
         except services.TradeError as problem:
-            return problem_response(problem)  # refused before any trade was written: nothing to replay
-        if result.problem is not None:
-            response = problem_response(result.problem)
-        else:
-            response = Response(TradeDetailSerializer(self._reload(result.trade)).data, status=status.HTTP_201_CREATED)
-        if key:
-            services.idempotency_store(user=request.user, key=key, fingerprint=fingerprint,
-                                       status=response.status_code, body=response.data, trade=result.trade)
+            response = problem_response(problem)  # refused before any trade was written
+            response.trade = None
+            return response
+        with tenancy.acting_as(request.user.pk):
+            if result.problem is not None:
+                response = problem_response(result.problem)
+            else:
+                response = Response(TradeDetailSerializer(self._reload(result.trade)).data,
+                                    status=status.HTTP_201_CREATED)
+        response.trade = result.trade
         return response
 
     @extend_schema(
@@ -418,7 +471,8 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
                               502: ERROR, 503: ERROR})
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):
-        trade = self.get_object()
+        with tenancy.acting_as(request.user.pk):
+            trade = self.get_object()
         payload = VersionSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
@@ -426,11 +480,12 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
                                           version=payload.validated_data["version"])
         except services.TradeError as problem:
             return problem_response(problem)
-        if result.problem is not None:
-            return problem_response(result.problem)
-        done = result.trade.status == TradeStatus.CLOSED
-        return Response(TradeDetailSerializer(self._reload(result.trade)).data,
-                        status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
+        with tenancy.acting_as(request.user.pk):
+            if result.problem is not None:
+                return problem_response(result.problem)
+            done = result.trade.status == TradeStatus.CLOSED
+            return Response(TradeDetailSerializer(self._reload(result.trade)).data,
+                            status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
 
     @extend_schema(summary="Move the stop-loss and/or take-profit", request=AdjustSerializer,
                    responses={200: TradeDetailSerializer, 400: ERROR, 409: ERROR, 502: ERROR, 503: ERROR})

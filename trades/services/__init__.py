@@ -37,6 +37,7 @@ from .idempotency import (
     StoredAnswer,
     idempotency_claim,
     idempotency_keys_purge,
+    idempotency_release,
     idempotency_store,
     request_fingerprint,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "PositionUnprotected", "RiskLimitExceeded", "StoredAnswer", "TradeError", "TradeOpenInput", "TradeResult",
     "VersionConflict", "account_settings_for", "account_settings_update", "brackets_adjust", "broker_tokens_rotate",
     "close_confirm", "close_outcome", "event_record", "idempotency_claim", "idempotency_keys_purge",
+    "idempotency_release",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
     "trade_risk", "trade_staff_edit", "trade_transition", "user_create",
 ]

@@ -75,6 +75,9 @@ def trade_close(
             trade = trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSING, expected_version=version, **who)
         except VersionConflict as error:
             return conflict_refused(trade=trade, error=error, user=user, action="close", sent_version=version)
+    # CLOSING has committed (unless the caller holds a transaction open): a second close is refused
+    # from here on without waiting, and the sell below always has a trade that expects it.
+    with tenancy.acting_as(user.pk):
         try:
             sell = broker.place_order(close_request(trade))
         except BrokerError as error:

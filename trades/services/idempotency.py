@@ -40,28 +40,39 @@ def request_fingerprint(body: dict) -> str:
 
 
 def idempotency_claim(*, user: AbstractBaseUser, key: str, fingerprint: str) -> StoredAnswer | None:
-    """Claim `key` for this request, inside the caller's transaction.
+    """Claim `key` for this request until `idempotency_release` (always call it once claimed).
 
-    Returns the stored answer to replay, or None when this request is the first and should go on
-    (and then `idempotency_store` its answer before the transaction commits).
+    The claim is a session-level advisory lock, so it holds across the open's separate commits
+    (the trade row commits before the broker call) and dies with the connection if the process
+    does. Returns the stored answer to replay, or None when this request is the first and should
+    go on (and then `idempotency_store` its answer).
     """
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_lock_id(user.pk, key)])
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_id(user.pk, key)])
         if not cursor.fetchone()[0]:
             raise IdempotencyKeyInFlight(
                 "A request with this Idempotency-Key is still being processed: retry when it has finished."
             )
-    with tenancy.acting_as(user.pk):
-        stored = IdempotencyKey.objects.filter(owner=user, key=key).first()
-        if stored is None:
-            if PaperTrade.objects.filter(owner=user, idempotency_key=key).exists():
-                raise IdempotencyKeyReused(
-                    "This Idempotency-Key opened a trade too long ago to replay its answer: use a new key."
-                )
-            return None
-    if stored.fingerprint != fingerprint:
-        raise IdempotencyKeyReused("This Idempotency-Key was already used with a different request body.")
-    return StoredAnswer(status=stored.response_status, body=stored.response_body)
+    try:
+        with tenancy.acting_as(user.pk):
+            stored = IdempotencyKey.objects.filter(owner=user, key=key).first()
+            if stored is None:
+                if PaperTrade.objects.filter(owner=user, idempotency_key=key).exists():
+                    raise IdempotencyKeyReused(
+                        "This Idempotency-Key opened a trade too long ago to replay its answer: use a new key."
+                    )
+                return None
+        if stored.fingerprint != fingerprint:
+            raise IdempotencyKeyReused("This Idempotency-Key was already used with a different request body.")
+        return StoredAnswer(status=stored.response_status, body=stored.response_body)
+    except IdempotencyKeyReused:
+        idempotency_release(user=user, key=key)
+        raise
+
+
+def idempotency_release(*, user: AbstractBaseUser, key: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_id(user.pk, key)])
 
 
 def idempotency_store(

@@ -118,6 +118,9 @@ def trade_open(
                      "planned_entry_price": reference, "sl_price": data.sl_price, "tp_price": data.tp_price,
                      "broker_mode": account.broker_mode},
         )
+    # The PENDING trade has committed (unless the caller holds a transaction open) before its order
+    # goes to the broker: whatever happens next, the order has a row that names it by its tag.
+    with tenancy.acting_as(user.pk):
         return _place(trade, broker, actor=actor, actor_user=_user(actor, user), actor_label=actor_label)
 
 

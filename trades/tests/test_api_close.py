@@ -1,7 +1,6 @@
 """POST /api/trades/{id}/close: the client's version, one sell order, the bracket cancelled."""
 
 import threading
-import time
 
 import pytest
 from django.db import connection
@@ -122,16 +121,15 @@ def test_two_devices_closing_at_once_make_one_sell_one_200_one_409(api_as, trade
 
     first = threading.Thread(target=send, args=(0,))
     first.start()
-    assert entered.wait(10)  # the first holds the row and is at the broker
+    assert entered.wait(10)  # the first's CLOSING has committed; its sell is at the broker
     second = threading.Thread(target=send, args=(1,))
     second.start()
-    time.sleep(0.3)  # the second is now waiting on the row lock
-    assert second.is_alive()
+    second.join(10)  # refused at once, with the trade as it stands: closing
+    assert first.is_alive() and answers[1].status_code == 409
+    assert answers[1].json()["trade"]["status"] == "CLOSING"
     release.set()
     first.join(10)
-    second.join(10)
     assert answers[0].status_code == 200 and answers[1].status_code == 409
-    assert answers[1].json()["trade"]["status"] == "CLOSED"
     assert len(_orders(trader, tag=f"to-{opened['id']}-close")) == 1
     with tenancy.acting_as(trader.pk):
         assert PaperTrade.objects.get(pk=opened["id"]).close_reason == "MANUAL_CLOSE"

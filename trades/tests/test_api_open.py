@@ -1,7 +1,6 @@
 """POST /api/trades: validation, risk limits, placement with the broker, truthful failures."""
 
 import threading
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -223,14 +222,13 @@ def test_two_parallel_opens_cannot_both_squeeze_under_max_positions(api_as, trad
 
     first = threading.Thread(target=send, args=(0,))
     first.start()
-    assert entered.wait(10)  # the first has written its trade and is at the broker, uncommitted
+    assert entered.wait(10)  # the first's PENDING trade has committed; its order is at the broker
     second = threading.Thread(target=send, args=(1,))
     second.start()
-    time.sleep(0.3)
-    assert second.is_alive()  # queued on the settings row, not counting a stale snapshot
+    second.join(10)  # refused at once: the committed PENDING trade counts against the limit
+    assert first.is_alive() and answers[1].status_code == 422
     release.set()
     first.join(10)
-    second.join(10)
     assert (answers[0].status_code, answers[1].status_code) == (201, 422)
     assert answers[1].json()["errors"][0]["attr"] == "max_positions"
     assert len(_trades(trader)) == 1
@@ -244,3 +242,27 @@ def test_idempotency_keys_are_invisible_to_other_tenants(api_as, trader, other_t
     with tenancy.acting_as(trader.pk):
         app_cursor.execute("SELECT count(*) FROM trades_idempotencykey")
         assert app_cursor.fetchone()[0] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_trade_row_has_committed_before_its_order_reaches_the_broker(api_as, trader, market, open_body,
+                                                                         broker_held):
+    """Whatever happens to the process while the broker works, the order's trade exists."""
+    broker_held.arm()
+    client, answers = api_as(trader), {}
+
+    def send():
+        try:
+            answers["open"] = client.post("/api/trades", open_body(), format="json")
+        finally:
+            connection.close()
+
+    opening = threading.Thread(target=send)
+    opening.start()
+    assert broker_held.entered.wait(10)
+    with tenancy.acting_as(trader.pk):  # this thread's own connection sees only committed rows
+        seen_meanwhile = list(PaperTrade.objects.values_list("status", "entry_order_id"))
+    broker_held.release.set()
+    opening.join(10)
+    assert seen_meanwhile == [("PENDING", "")]
+    assert answers["open"].status_code == 201
