@@ -2,8 +2,10 @@
 Redis, and the named personas every scenario uses."""
 
 import os
+import uuid
 
 import pytest
+import redis
 from django.db import connection
 from hypothesis import settings as hypothesis_settings
 from knox.models import AuthToken
@@ -57,6 +59,25 @@ def other_trader(db):
 def ops_user(db):
     """Olivia runs operations: staff in the admin."""
     return UserFactory(username="olivia", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def redis_client():
+    """The real Redis of this test run (REDIS_URL)."""
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def namespace(redis_client):
+    """A key prefix of its own, so no test spends another's rate-limit budget; cleaned up after."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    for key in redis_client.scan_iter(match=f"{name}:*"):
+        redis_client.delete(key)
 
 
 @pytest.fixture

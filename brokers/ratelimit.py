@@ -45,14 +45,12 @@ LIVE_LIMITS = {STANDARD: 120, MARKET_DATA: 120, TRADING: 60}
 # Tradier's window is a minute; an Expiry further out than this is a misread header, not a plan.
 _LONGEST_WINDOW = 61.0
 
-# KEYS[1] bucket hash, KEYS[2] block key; ARGV capacity, refill per ms, max wait ms.
-# Reserves one token (the balance may go negative: that is the queue) and returns {granted, wait_ms}.
-# A refused caller spends nothing.
-_ACQUIRE = """
+# Shared by both scripts: the bucket refilled up to `now` (Redis' own clock, so every process
+# agrees), and how it is saved. KEYS[1] is the bucket hash; ARGV[1] capacity, ARGV[2] refill per ms.
+_REFILL = """
 redis.replicate_commands()
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
-local max_wait = tonumber(ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens'))
@@ -61,7 +59,18 @@ if tokens == nil or stamp == nil then
   tokens = capacity
   stamp = now
 end
-tokens = math.min(capacity, tokens + math.max(0, now - stamp) * rate) - 1
+tokens = math.min(capacity, tokens + math.max(0, now - stamp) * rate)
+local function save()
+  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((capacity + 1) / rate) + 1000)
+end
+"""
+
+# KEYS[2] block key; ARGV[3] max wait ms. Reserves one token (the balance may go negative: that is
+# the queue) and returns {granted, wait_ms}. A refused caller spends nothing.
+_ACQUIRE = _REFILL + """
+local max_wait = tonumber(ARGV[3])
+tokens = tokens - 1
 local wait = 0
 if tokens < 0 then
   wait = math.ceil(-tokens / rate)
@@ -73,28 +82,14 @@ end
 if wait > max_wait then
   return {0, wait}
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((capacity + 1) / rate) + 1000)
+save()
 return {1, wait}
 """
 
-# KEYS[1] bucket hash; ARGV capacity, refill per ms, the most tokens the broker still allows.
-_CLAMP = """
-redis.replicate_commands()
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local ceiling = tonumber(ARGV[3])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens'))
-local stamp = tonumber(redis.call('HGET', KEYS[1], 'stamp'))
-if tokens == nil or stamp == nil then
-  tokens = capacity
-  stamp = now
-end
-tokens = math.min(capacity, tokens + math.max(0, now - stamp) * rate, ceiling)
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((capacity + 1) / rate) + 1000)
+# ARGV[3] the most tokens the broker still allows.
+_CLAMP = _REFILL + """
+tokens = math.min(tokens, tonumber(ARGV[3]))
+save()
 return 1
 """
 

@@ -1,11 +1,8 @@
 """Fixtures for broker tests: the fake Tradier over real HTTP, and the real Redis."""
 
-import uuid
 from decimal import Decimal
 
 import pytest
-import redis
-from django.conf import settings
 
 from brokers.ratelimit import RateLimiter
 from brokers.tradier import ConfirmPolicy, RetryPolicy, TradierClient
@@ -18,22 +15,6 @@ ACCOUNT = "VA00001234"
 
 # Short enough to keep the suite fast, long enough for a loopback round trip under load.
 CLIENT_TIMEOUT = 0.3
-
-
-@pytest.fixture
-def redis_client():
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def namespace(redis_client):
-    """Each test gets its own buckets, so no test spends another's budget."""
-    name = f"test-{uuid.uuid4().hex[:12]}"
-    yield name
-    for key in redis_client.scan_iter(match=f"{name}:*"):
-        redis_client.delete(key)
 
 
 @pytest.fixture

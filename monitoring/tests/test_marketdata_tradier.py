@@ -4,15 +4,12 @@ rate-limit buckets it shares with the broker client."""
 
 import logging
 import traceback
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-import redis
 import requests
-from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from brokers.base import BrokerRateLimited
@@ -46,21 +43,6 @@ def fake():
     fake.start()
     yield fake
     fake.stop()
-
-
-@pytest.fixture
-def redis_client():
-    client = redis.Redis.from_url(django_settings.REDIS_URL)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def namespace(redis_client):
-    name = f"test-{uuid.uuid4().hex[:12]}"
-    yield name
-    for key in redis_client.scan_iter(match=f"{name}:*"):
-        redis_client.delete(key)
 
 
 @pytest.fixture
