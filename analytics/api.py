@@ -45,7 +45,11 @@ class FilterSerializer(serializers.Serializer):
 def _filters(request) -> selectors.AnalyticsFilters:
     data = FilterSerializer(data=request.query_params)
     data.is_valid(raise_exception=True)
-    values = data.validated_data
+    return analytics_filters(data.validated_data)
+
+
+def analytics_filters(values: dict) -> selectors.AnalyticsFilters:
+    """The selectors' filters from a FilterSerializer's validated data (the MCP tools share it)."""
     return selectors.AnalyticsFilters(closed_from=values.get("from"), closed_to=values.get("to"),
                                       strategy=values.get("strategy") or None)
 

@@ -19,12 +19,15 @@ from django.db import connection
 from django.db.models import (
     BigIntegerField,
     Case,
+    Count,
     DecimalField,
     ExpressionWrapper,
     F,
     FloatField,
     Func,
     IntegerField,
+    Max,
+    Min,
     Q,
     QuerySet,
     Value,
@@ -37,8 +40,10 @@ from brokers.models import PaperFill
 from monitoring import clock
 from monitoring.models import PriceSnapshot
 from trades.models import CONTRACT_MULTIPLIER, AccountSettings, PaperTrade
+from trades.selectors import SNAPSHOT_FIELDS
 
 from . import metrics
+from .models import TradeForensics
 
 DEFAULT_BALANCE = AccountSettings._meta.get_field("account_balance").default
 
@@ -459,3 +464,25 @@ def dataset_rows(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = N
 
 def dataset_frame(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> pd.DataFrame:
     return pd.DataFrame.from_records(list(dataset_rows(user=user, filters=filters)), columns=DATASET_COLUMNS)
+
+
+# --- One trade's price history and forensics (the MCP trade capsule) ------------------------------
+
+
+def snapshot_summary(*, trade: PaperTrade) -> dict:
+    """How much price history a trade has, at a glance: snapshots per kind, the first and last
+    recorded rows (SNAPSHOT_FIELDS) and the range of the mark, in four queries whatever the count."""
+    snapshots = PriceSnapshot.objects.filter(trade=trade)
+    totals = snapshots.aggregate(count=Count("id"), high=Max("mark_price"), low=Min("mark_price"))
+    ordered = snapshots.order_by("timestamp", "kind").values(*SNAPSHOT_FIELDS)
+    return {
+        **totals,
+        "by_kind": dict(snapshots.order_by("kind").values_list("kind").annotate(n=Count("id"))),
+        "first": ordered.first(),
+        "last": ordered.last(),
+    }
+
+
+def trade_forensics(*, user: AbstractBaseUser, trade_id: int) -> TradeForensics | None:
+    """The trade's forensic values, or None until the nightly job has computed them."""
+    return TradeForensics.objects.filter(owner=user, trade_id=trade_id).first()

@@ -166,6 +166,8 @@ SPECTACULAR_SETTINGS = {
     # One name for one choice set, wherever it appears (trade status, event old/new status).
     "ENUM_NAME_OVERRIDES": {"TradeStatusEnum": "trades.models.TradeStatus"},
 }
+# `manage.py mcp_server` over stdio answers as the owner of this API token (one trader per process).
+MCP_API_TOKEN = env.str("MCP_API_TOKEN", default="")
 
 # --- Time -----------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
