@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth import InvalidToken, user_for_token
-from .server import RequestCaller, build_server
+from .server import RequestCaller, build_server, close_stale_connection
 
 PATH = "/mcp"
 SCHEMES = ("token", "bearer")
@@ -35,10 +35,13 @@ def _credentials(scope: Scope) -> str | None:
 
 
 def _authenticate(token: str) -> tuple[int, str] | None:
+    close_stale_connection()
     try:
         user, key = user_for_token(token)
     except InvalidToken:
         return None
+    finally:
+        close_stale_connection()
     return user.pk, key
 
 

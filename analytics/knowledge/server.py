@@ -87,7 +87,7 @@ class RequestCaller:
             raise ToolError("Not authenticated: user inactive or deleted.") from None
 
 
-def _close_stale_connection() -> None:
+def close_stale_connection() -> None:
     """What Django does around each request: drop a connection that is broken or past
     CONN_MAX_AGE. Never one inside a transaction somebody else holds open (a test's)."""
     if not connection.in_atomic_block:
@@ -96,7 +96,7 @@ def _close_stale_connection() -> None:
 
 def call_as(caller: Caller, ctx: Context, tool: Callable[..., Any], arguments: dict[str, Any]) -> Any:
     """Run `tool` for the caller, in their tenant context, and keep nothing it wrote."""
-    _close_stale_connection()
+    close_stale_connection()
     try:
         user = caller.user(ctx)
         with transaction.atomic():
@@ -105,7 +105,7 @@ def call_as(caller: Caller, ctx: Context, tool: Callable[..., Any], arguments: d
             transaction.set_rollback(True)
         return result
     finally:
-        _close_stale_connection()
+        close_stale_connection()
 
 
 def build_server(caller: Caller) -> MCPServer:
