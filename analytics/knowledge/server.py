@@ -125,6 +125,9 @@ def build_server(caller: Caller) -> MCPServer:
     @server.tool(annotations=READ_ONLY)
     async def search_trades(
         ctx: Context,
+        history: Annotated[bool, Field(description="Closed trades only, most recently closed first (the REST "
+                                                   "API's trade history); otherwise every trade, newest first.")
+                           ] = False,
         status: Annotated[str | None, Field(description=f"One of {', '.join(TradeStatus.values)}.")] = None,
         outcome: Annotated[str | None, Field(description="win, loss (closed, by realized P&L, expiries "
                                                          "aside) or expired.")] = None,
@@ -136,8 +139,8 @@ def build_server(caller: Caller) -> MCPServer:
         page: Page = 1,
         page_size: PageSize = 50,
     ) -> dict[str, Any]:
-        """Your trades, newest first, narrowed by the same filters as the REST API's trade list."""
-        return await run(ctx, tools.search_trades, status=status, outcome=outcome, strategy=strategy,
+        """Your trades, narrowed by the same filters as the REST API's trade list."""
+        return await run(ctx, tools.search_trades, history=history, status=status, outcome=outcome, strategy=strategy,
                          ticker=ticker, closed_from=closed_from, closed_to=closed_to, page=page,
                          page_size=page_size)
 
@@ -185,6 +188,12 @@ def build_server(caller: Caller) -> MCPServer:
         """Do the scanner's scores mean anything? Realized win rate and expectancy per decile of each score
         (card, AI, technical, sentiment) and per verdict; a score whose outcomes do not rise with it is flagged."""
         return await run(ctx, tools.calibration, closed_from=closed_from, closed_to=closed_to, strategy=strategy)
+
+    @server.tool(annotations=READ_ONLY)
+    async def fill_quality(ctx: Context) -> dict[str, Any]:
+        """Slippage of your local-paper fills against the mid of the quote each filled against (positive is a
+        cost), overall and by ticker, days to expiry and quoted spread."""
+        return await run(ctx, tools.fill_quality)
 
     @server.tool(annotations=READ_ONLY)
     async def exit_replay(ctx: Context, closed_from: CloseDay = None, closed_to: CloseDay = None,

@@ -80,14 +80,14 @@ def open_positions(*, user: AbstractBaseUser, page: int, page_size: int) -> dict
     return {**meta, "positions": TradeSerializer(trades, many=True).data}
 
 
-def search_trades(*, user: AbstractBaseUser, page: int, page_size: int, status: str | None = None,
-                  outcome: str | None = None, strategy: str | None = None, ticker: str | None = None,
-                  closed_from: str | None = None, closed_to: str | None = None) -> dict:
+def search_trades(*, user: AbstractBaseUser, page: int, page_size: int, history: bool = False,
+                  status: str | None = None, outcome: str | None = None, strategy: str | None = None,
+                  ticker: str | None = None, closed_from: str | None = None, closed_to: str | None = None) -> dict:
     data = TradeFilterSerializer(data=_given(status=status, outcome=outcome, strategy=strategy, ticker=ticker,
                                              closed_from=closed_from, closed_to=closed_to))
     _validated(data)
-    trades, meta = _page(trade_selectors.trade_list(user=user, filters=data.filters()), page=page,
-                         page_size=page_size)
+    select = trade_selectors.trade_history if history else trade_selectors.trade_list
+    trades, meta = _page(select(user=user, filters=data.filters()), page=page, page_size=page_size)
     return {**meta, "trades": TradeSerializer(trades, many=True).data}
 
 
@@ -147,6 +147,10 @@ def _curve_rows(curve: dict) -> list[dict]:
     columns = ("trade_ids", "closed_at", "pnl", "equity")
     return [{"trade_id": trade_id, "closed_at": closed_at, "pnl": pnl, "equity": equity}
             for trade_id, closed_at, pnl, equity in zip(*(curve[name] for name in columns), strict=True)]
+
+
+def fill_quality(*, user: AbstractBaseUser) -> dict:
+    return selectors.fill_quality(user=user)
 
 
 def calibration(*, user: AbstractBaseUser, closed_from: str | None = None, closed_to: str | None = None,

@@ -11,7 +11,13 @@ from knox.models import AuthToken
 from analytics.knowledge.server import TokenCaller, call_as
 from analytics.selectors import DATASET_COLUMNS
 from analytics.services import trade_targets_compute
-from tests.factories import ClosedTradeFactory, PaperTradeFactory, PriceSnapshotFactory, TradeEventFactory
+from tests.factories import (
+    ClosedTradeFactory,
+    PaperFillFactory,
+    PaperTradeFactory,
+    PriceSnapshotFactory,
+    TradeEventFactory,
+)
 from tradeoptions import tenancy
 from trades.models import CloseReason, EventKind, PaperTrade, TradeStatus
 
@@ -33,7 +39,7 @@ def test_the_server_offers_read_only_tools_and_the_dataset_dictionary(knowledge_
     knowledge = knowledge_as(trader)
     tools = {tool.name: tool for tool in knowledge.tools()}
     assert set(tools) == {"open_positions", "search_trades", "trade_capsule", "performance_summary",
-                          "performance_breakdown", "calibration", "exit_replay"}
+                          "performance_breakdown", "calibration", "exit_replay", "fill_quality"}
     assert all(tool.annotations.read_only_hint and tool.description for tool in tools.values())
     page_size = tools["search_trades"].input_schema["properties"]["page_size"]
     assert (page_size["minimum"], page_size["maximum"]) == (1, 100)
@@ -72,6 +78,15 @@ def test_search_trades_takes_the_rest_apis_filters(knowledge_as, api_as, trader,
     assert answer["trades"] == rest["results"]
     closed_late = knowledge_as(trader).call("search_trades", closed_from=_at(90).isoformat())
     assert closed_late["total"] == 0
+
+
+def test_trade_history_is_the_closed_trades_most_recently_closed_first(knowledge_as, api_as, trader):
+    early = _closed(trader, close="2.50", minutes=30)
+    late = _closed(trader, close="1.50", minutes=90)
+    PaperTradeFactory(owner=trader)  # still open
+    history = knowledge_as(trader).call("search_trades", history=True)
+    assert [row["id"] for row in history["trades"]] == [late.pk, early.pk]
+    assert history["trades"] == api_as(trader).get("/api/trades/history").json()["results"]
 
 
 def test_search_trades_comes_in_pages(knowledge_as, trader):
@@ -195,6 +210,14 @@ def test_calibration_and_exit_replay_are_the_rest_apis_numbers(knowledge_as, api
     assert first["strategies"] + second["strategies"] == rest["strategies"]
     assert [first["next_page"], second["next_page"]] == [2, None]
     assert first["hindsight"] is True and first["sl_pct"] == rest["sl_pct"]
+
+
+def test_fill_quality_is_the_rest_apis_numbers(knowledge_as, api_as, trader, other_trader, strict_json):
+    PaperFillFactory(owner=trader, quantity=2, price=Decimal("4.30"), mid=Decimal("4.20"))
+    PaperFillFactory(owner=other_trader, price=Decimal("9.99"))
+    answer = knowledge_as(trader).call("fill_quality")
+    assert answer == strict_json(api_as(trader).get("/api/analytics/fill-quality"))
+    assert answer["fills"] == 1 and answer["summary"]["slippage_total"] == "20.00"
 
 
 def test_the_dataset_column_dictionary_reads(knowledge_as, trader):

@@ -35,6 +35,11 @@ def positions(trader, other_trader):
     return token
 
 
+@pytest.fixture
+def bobs_token(other_trader):
+    return AuthToken.objects.create(user=other_trader)[1]
+
+
 async def _open_positions(client: Client) -> list[str]:
     result = await client.call_tool("open_positions", {})
     assert not result.is_error, result.content[0].text
@@ -68,8 +73,10 @@ async def _over_http(url: str, authorization: str, mode: str = "auto") -> list[s
 
 
 @pytest.mark.django_db(transaction=True)
-def test_over_http_a_valid_api_token_gets_its_own_rows(mcp_url, positions):
-    assert asyncio.run(_over_http(mcp_url, f"Token {positions}")) == ["AAPL"]
+def test_over_http_a_valid_api_token_gets_its_own_rows(mcp_url, positions, bobs_token):
+    for _ in range(3):  # one server, one database thread, callers taking turns
+        assert asyncio.run(_over_http(mcp_url, f"Token {positions}")) == ["AAPL"]
+        assert asyncio.run(_over_http(mcp_url, f"Token {bobs_token}")) == ["NVDA"]
     # `Bearer` is the form most MCP clients send; "legacy" is the initialize-handshake era of the protocol.
     assert asyncio.run(_over_http(mcp_url, f"Bearer {positions}", mode="legacy")) == ["AAPL"]
 
