@@ -21,8 +21,8 @@ import psutil
 import pytest
 import requests
 from cryptography.fernet import Fernet
-from django.db import connection
 from django.contrib.auth import get_user_model
+from django.db import connection
 from knox.models import AuthToken
 
 from brokers.occ import build_symbol
@@ -127,7 +127,8 @@ def bench_polling_load(traders, tmp_path):
         server.wait(timeout=30)
     rows = list(csv.DictReader((tmp_path / "load_stats.csv").open()))
     print(f"\n{USERS} traders polling every 15 s for {SECONDS} s; gunicorn {WORKERS} workers, production settings")
-    print(f"{'endpoint':<34}{'requests':>9}{'errors':>8}{'req/s':>8}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'max ms':>8}")
+    print(f"{'endpoint':<34}{'requests':>9}{'errors':>8}{'req/s':>8}"
+          f"{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'max ms':>8}")
     for row in rows:
         print(f"{row['Name']:<34}{row['Request Count']:>9}{row['Failure Count']:>8}{float(row['Requests/s']):>8.1f}"
               f"{row['50%']:>8}{row['95%']:>8}{row['99%']:>8}{float(row['Max Response Time']):>8.0f}")
