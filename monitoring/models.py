@@ -21,7 +21,9 @@ class SnapshotKind(models.TextChoices):
 
 
 class PriceSnapshot(models.Model):
-    trade = models.ForeignKey(PaperTrade, on_delete=models.CASCADE, related_name="snapshots")
+    # No index of its own: the unique (trade, timestamp, kind) below leads with trade_id and serves
+    # every per-trade read; a second index would only cost ~a third of the table's index space.
+    trade = models.ForeignKey(PaperTrade, on_delete=models.CASCADE, related_name="snapshots", db_index=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     timestamp = models.DateTimeField(help_text="The cycle's scheduled slot, not the time of the write.")
     kind = models.CharField(max_length=12, choices=SnapshotKind.choices, default=SnapshotKind.INTRADAY)

