@@ -107,6 +107,8 @@ class PointInTimeBars:
                  float(bar.close), np.nan if bar.volume is None else float(bar.volume), bar.quote_time)
                 for bar in bars]
         frame = pd.DataFrame(rows, columns=["start", "end", "open", "high", "low", "close", "volume", "quote_time"])
+        for moment in ("start", "end", "quote_time"):  # sources stamp in New York or UTC: one zone for the math
+            frame[moment] = pd.to_datetime(frame[moment], utc=True)
         known = (frame["end"] <= self.cutoff) & (frame["quote_time"] <= self.cutoff) & (frame["start"] >= start)
         self.dropped += int((~known).sum())
         return frame[known].sort_values("start").drop_duplicates("start").reset_index(drop=True)

@@ -214,6 +214,30 @@ def test_hours_are_counted_from_the_open_and_only_complete_ones_kept():
     assert len(early) == 7 and early["end"].iloc[-1] == datetime(2026, 11, 30, 21, 0, tzinfo=UTC)
 
 
+def test_the_task_keeps_the_house_hygiene():
+    task = tasks.collect_entry_context
+    assert task.name == "monitoring.collect_entry_context"
+    assert task.soft_time_limit < task.time_limit < 3600 and task.expires == 24 * 3600
+    assert task.acks_late and task.reject_on_worker_lost
+    assert task.autoretry_for == (ProviderUnavailable,) and task.max_retries == 3
+
+
+def test_bars_stamped_in_new_york_and_in_utc_are_read_as_the_same_instants(trader):
+    def mixed(moments):  # every other bar stamped in New York time, as some sources do
+        return [moment.astimezone(market_clock.market_tz()) if n % 2 else moment for n, moment in enumerate(moments)]
+
+    source = HandMadeBars()
+    minutes = mixed([SESSION_OPEN + timedelta(minutes=minute) for minute in range(37)])
+    source.add_bars("NVDA", Interval.MINUTE, [100 + minute for minute in range(37)], starts=minutes)
+    monday = mixed([SESSION_OPEN - timedelta(days=1) + timedelta(minutes=15 * n) for n in range(26)])
+    source.add_bars("NVDA", Interval.FIFTEEN_MINUTES, range(26), starts=monday)
+    trade = _trade(trader)
+    _collect(trade, source)
+    signals = _stored(trade).signals_snapshot
+    assert (signals["1m"]["bars"], signals["1m"]["as_of"]) == (37, "2026-12-01T15:07:00+00:00")
+    assert (signals["1h"]["bars"], signals["1h"]["as_of"]) == (7, "2026-11-30T21:00:00+00:00")
+
+
 @pytest.fixture
 def eager_celery():
     """Tasks sent with apply_async run at once, in this process, through Celery's own call path."""
