@@ -236,6 +236,7 @@ class Quote:
     ask_at: datetime | None = None
     traded_at: datetime | None = None
     greeks: Greeks | None = None
+    open_interest: int | None = None  # options: contracts outstanding, as of the last close
 
     @property
     def mid(self) -> Decimal | None:

@@ -611,6 +611,7 @@ def _quote(raw: dict) -> Quote:
         ask_at=_epoch(raw.get("ask_date")),
         traded_at=_epoch(raw.get("trade_date")),
         greeks=_greeks(raw.get("greeks")),
+        open_interest=_int(raw.get("open_interest")),
     )
 
 
@@ -807,6 +808,7 @@ def _market_quote(raw: dict) -> MarketQuote:
         ask_at=_epoch(raw.get("ask_date")),
         traded_at=_epoch(raw.get("trade_date")),
         greeks=_greeks(raw.get("greeks")),
+        open_interest=_count(raw.get("open_interest")),
     )
     return MarketQuote(
         quote=quote,

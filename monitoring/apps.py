@@ -8,8 +8,12 @@ class MonitoringConfig(AppConfig):
 
     def ready(self):
         from brokers import market
+        from trades.services import use_entry_context_collector
 
         from .market import MarketDataMarket
+        from .tasks import entry_context_requested
 
         # Brokers and trades need quotes and the exchange clock but cannot import us: hand them over.
         market.use_market(MarketDataMarket())
+        # A new trade's indicators and market regime are collected here, by a task queued on commit.
+        use_entry_context_collector(entry_context_requested)

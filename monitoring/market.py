@@ -37,6 +37,7 @@ def as_broker_quote(quote: OptionQuote) -> Quote:
         bid_at=quote.quote_time, ask_at=quote.quote_time,
         greeks=Greeks(delta=quote.delta, gamma=quote.gamma, theta=quote.theta, vega=quote.vega, rho=None,
                       mid_iv=quote.iv, smv_vol=None, updated_at=quote.quote_time),
+        open_interest=quote.open_interest,
     )
 
 

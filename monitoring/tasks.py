@@ -11,6 +11,7 @@ on the next cycle, not resent.
 
 import logging
 from contextlib import contextmanager
+from datetime import datetime
 
 from celery import shared_task
 from celery.signals import worker_ready
@@ -19,7 +20,7 @@ from django.core.cache import cache
 from django_redis import get_redis_connection
 
 from . import clock as market_clock
-from . import services
+from . import context, services
 from .marketdata import ProviderUnavailable, provider_for
 from .schedules import JOBS
 
@@ -118,6 +119,26 @@ def purge_idempotency_keys(self):
     from trades.services import idempotency_keys_purge
 
     return _run(self, lambda: f"{idempotency_keys_purge()} key(s) purged")
+
+
+@shared_task(name="monitoring.collect_entry_context", bind=True, expires=24 * 3600, soft_time_limit=120,
+             time_limit=180, autoretry_for=(ProviderUnavailable,), retry_backoff=30, retry_backoff_max=600,
+             retry_jitter=True, max_retries=3)
+def collect_entry_context(self, trade_id: int, owner_id: int, entry_at: str):
+    """Fill a new trade's missing context as of its entry (`entry_at`, ISO 8601), as its owner.
+    Idempotent: only empty parts are written. A source that is down is retried (the bars before
+    the entry will not change); on the last attempt what is missing is recorded instead."""
+    report = context.entry_context_collect(
+        trade_id=trade_id, owner_id=owner_id, entry_at=datetime.fromisoformat(entry_at), provider=provider_for,
+        retry_unavailable=self.request.retries < self.max_retries,
+    )
+    return repr(report)
+
+
+def entry_context_requested(*, trade_id: int, owner_id: int, entry_at: datetime) -> None:
+    """The collector the trades app calls once an open has committed: queue the task, with ids and
+    an ISO instant (JSON-safe), without publish retries, so a down queue fails fast for the open."""
+    collect_entry_context.apply_async(args=[trade_id, owner_id, entry_at.isoformat()], retry=False)
 
 
 @worker_ready.connect

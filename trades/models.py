@@ -317,6 +317,7 @@ class EventKind(models.TextChoices):
     STAFF_EDIT = "STAFF_EDIT", "Changed by staff"
     SETTINGS_CHANGED = "SETTINGS_CHANGED", "Account settings changed"
     ATTENTION_NEEDED = "ATTENTION_NEEDED", "Needs a person's attention"
+    CONTEXT_CAPTURED = "CONTEXT_CAPTURED", "Entry context captured"
 
 
 class Actor(models.TextChoices):

@@ -145,8 +145,9 @@ def learning_book(trader, other_trader):
         owner=trader, qty=1, entry_price=Decimal("2.00"), sl_price=Decimal("1.50"), tp_price=Decimal("3.00"),
         close_price=Decimal("1.50"), entry_date=_at(60), close_date=_at(200), close_reason=CloseReason.SL_HIT,
         expiry=date(2026, 12, 18), card_score=Decimal("7.5"), ai_verdict="BUY", strategy="breakout",
-        signals_snapshot={"1m": {"rsi14": 61.5, "squeeze": True}, "unknown": 1},
-        market_regime={"vix": 18.2, "sector_etf": "XLK"}, order_book_state={"spread_pct": 2.5},
+        signals_snapshot={"1m": {"rsi14": 61.5, "squeeze": True, "ema_9_21_just_crossed": False}, "unknown": 1},
+        market_regime={"vix": 18.2, "sector_etf": "XLK", "as_of": "2026-12-01T15:59:00+00:00"},
+        order_book_state={"spread_pct": 2.5},
         ai_reasoning_log={"confidence": 0.8, "prompt": "…"},
     )
     PaperTradeFactory(owner=trader)  # open: not in the data set
@@ -169,6 +170,7 @@ def test_dataset_csv_has_the_documented_columns_and_only_own_closed_trades(api_a
     assert [row["trade_id"] for row in rows] == [str(first.pk), str(with_context.pk)]
     row = rows[1]
     assert (row["signals_1m_rsi14"], row["signals_1m_squeeze"], row["signals_5m_rsi14"]) == ("61.5", "true", "")
+    assert (row["signals_1m_ema_9_21_just_crossed"], row["regime_as_of"]) == ("false", "2026-12-01T15:59:00+00:00")
     assert (row["regime_vix"], row["regime_sector_etf"], row["book_spread_pct"], row["ai_confidence"]) == \
         ("18.2", "XLK", "2.5", "0.8")
     assert (row["dte_at_entry"], row["entry_hour_ny"], row["entry_weekday"]) == ("17", "11", "2")
@@ -177,6 +179,29 @@ def test_dataset_csv_has_the_documented_columns_and_only_own_closed_trades(api_a
     assert (row["sl_distance_pct"], row["tp_distance_pct"]) == ("25.0000", "50.0000")
     assert rows[0]["target_mfe_pct"] == "45.0000" and rows[0]["mfe_minutes"] == "50.0"
     assert rows[0]["first_touch"] == "NEITHER" and rows[0]["forensics_snapshots"] == "5"
+
+
+def test_the_collected_entry_context_fills_the_documented_columns(api_as, trader):
+    """The contract between the entry-context collector and the data set: what the collector
+    writes lands in the documented columns, as of the entry, with nothing left blank but what it
+    says is missing (the simulated quote is observed after the entry) and the scanner's AI log."""
+    from monitoring.context import entry_context_collect
+    from monitoring.marketdata.simulated import SimulatedProvider
+
+    trade = ClosedTradeFactory(owner=trader, ticker="NVDA", strike=Decimal("140"), expiry=date(2026, 12, 18),
+                               entry_date=_at(5), close_date=_at(120))
+    entry_context_collect(trade_id=trade.pk, owner_id=trader.pk, entry_at=_at(5),
+                          provider=SimulatedProvider(seed="dataset", clock=lambda: _at(60)))
+    response = api_as(trader).get("/api/analytics/dataset?format=csv")
+    [row] = _csv(b"".join(response.streaming_content).decode())
+    context_columns = [name for name in DATASET_COLUMNS if name.startswith(("signals_", "regime_", "book_"))]
+    blank = [name for name in context_columns if row[name] == ""]
+    assert set(blank) == {f"book_{key}" for key in ("bid", "ask", "spread_pct", "volume", "open_interest", "delta",
+                                                     "gamma", "theta", "vega", "iv", "as_of")}
+    assert row["ai_confidence"] == ""
+    assert row["regime_sector_etf"] == "XLK" and row["signals_daily_trend"] in ("up", "down", "sideways")
+    assert row["signals_1m_ema_9_21_just_crossed"] in ("true", "false")
+    assert row["signals_as_of"] == row["regime_as_of"] == "2026-12-01T15:05:00+00:00"
 
 
 def test_dataset_filters_and_constant_queries(api_as, trader, learning_book):

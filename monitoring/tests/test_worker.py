@@ -83,3 +83,37 @@ def test_a_real_worker_syncs_orders_and_cancels_an_orphan(worker):
     with tenancy.acting_as(trade.owner_id):
         events = TradeEvent.objects.filter(trade=trade, kind=EventKind.ORDER_CANCELED, actor_label="orphan_guard")
         assert events.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_fills_the_entry_context_of_a_trade_just_opened(worker, monkeypatch):
+    """The open commits, its hook queues the collection on Redis, the worker fills the context as of the entry."""
+    from datetime import datetime, timedelta
+
+    from brokers import market as market_registry
+    from brokers.occ import build_symbol
+    from monitoring import clock as market_clock
+    from tests.fakes.market import HandDrivenMarket
+    from trades.models import PaperTrade
+    from trades.services import TradeOpenInput, trade_open
+
+    hand = HandDrivenMarket(market_clock.now() - timedelta(minutes=1))  # the worker's simulated market: real time
+    expiry = (hand.moment + timedelta(days=40)).date()
+    expiry += timedelta(days=(4 - expiry.weekday()) % 7)
+    hand.set_quote(build_symbol("NVDA", expiry, "CALL", Decimal("140")), "4.10", "4.30")
+    monkeypatch.setattr(market_registry, "_market", hand)
+    data = TradeOpenInput(ticker="NVDA", option_type="CALL", strike=Decimal("140"), expiry=expiry, qty=1,
+                          sl_price=Decimal("3.00"), tp_price=Decimal("6.50"))
+    trade = trade_open(user=UserFactory(), data=data, market=hand).trade
+    deadline = time.monotonic() + 60
+    regime = {}
+    while time.monotonic() < deadline and not regime:
+        time.sleep(0.5)
+        with tenancy.acting_as(trade.owner_id):
+            regime = PaperTrade.objects.get(pk=trade.pk).market_regime
+        assert worker.poll() is None, worker.stdout.read()
+    assert regime["sector_etf"] == "XLK" and regime["source"] == "simulated"
+    with tenancy.acting_as(trade.owner_id):
+        signals = PaperTrade.objects.get(pk=trade.pk).signals_snapshot
+    assert 0 <= signals["daily"]["rsi14"] <= 100
+    assert datetime.fromisoformat(signals["as_of"]) <= hand.moment

@@ -1,4 +1,5 @@
-"""A hand-driven market for broker tests: the test sets quotes, the clock and whether it is open.
+"""A hand-driven market for broker tests: the test sets quotes, the clock and whether it is open;
+and hand-made market data (bars) for the entry-context collector.
 
 It implements `brokers.market.Market`; the real one (simulated, ORATS or Tradier quotes and
 the XNYS calendar) is wired by the monitoring app and tested there.
@@ -8,6 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from brokers.base import Quote
+from monitoring.marketdata import Bar, Interval, MarketDataProvider
 
 CLOSE_UTC = time(21, 0)  # 16:00 in New York in winter; the real calendar lives in monitoring.clock
 
@@ -52,3 +54,47 @@ class HandDrivenMarket:
 
     def expiry_cutoff(self, expiry: date) -> datetime:
         return datetime.combine(expiry, CLOSE_UTC, tzinfo=UTC)
+
+
+class HandMadeBars(MarketDataProvider):
+    """A market-data provider (`monitoring.marketdata.MarketDataProvider`) whose bars, quotes and
+    failures the test sets by hand.
+
+    `leaky=True` makes it answer like a careless source: every bar it holds, whatever `end` was
+    asked for, so a test can prove the caller drops what lies after its cut-off.
+    """
+
+    source = "hand-made"
+
+    def __init__(self, *, leaky: bool = False) -> None:
+        self.series: dict[tuple[str, str], list] = {}
+        self.option_book: dict[str, object] = {}
+        self.leaky = leaky
+        self.failure: Exception | None = None
+        self.requests: list[tuple[str, str, datetime, datetime]] = []
+
+    def add_bars(self, symbol: str, interval, closes, *, starts, spread: str = "0.50") -> None:
+        """One bar per close at each start (aware datetimes), high/low `spread` around the close."""
+        interval = Interval(interval)
+        width = Decimal(spread)
+        bars = self.series.setdefault((symbol, interval.value), [])
+        for start, close in zip(starts, closes, strict=True):
+            close = Decimal(str(close))
+            end = start + interval.length if interval is not Interval.DAILY else start + timedelta(hours=6, minutes=30)
+            bars.append(Bar(symbol=symbol, interval=interval, start=start, open=close, high=close + width,
+                            low=close - width, close=close, volume=1000, quote_time=end, source=self.source))
+
+    def bars(self, symbol, interval, start, end):
+        self.requests.append((symbol, Interval(interval).value, start, end))
+        if self.failure is not None:
+            raise self.failure
+        held = self.series.get((symbol, Interval(interval).value), [])
+        return [bar for bar in held if start <= bar.start and (self.leaky or bar.start < end)]
+
+    def option_quotes(self, contracts):
+        if self.failure is not None:
+            raise self.failure
+        return {symbol: self.option_book[symbol] for symbol in contracts if symbol in self.option_book}
+
+    def underlying_quotes(self, symbols):
+        return {}  # none set: the entry context reads bars, not underlying quotes

@@ -209,6 +209,8 @@ SCHEDULE_SYNC_ORDERS = env.bool("SCHEDULE_SYNC_ORDERS", default=True)
 SCHEDULE_PURGE_IDEMPOTENCY_KEYS = env.bool("SCHEDULE_PURGE_IDEMPOTENCY_KEYS", default=True)
 SCHEDULE_REQUEST_FORENSICS = env.bool("SCHEDULE_REQUEST_FORENSICS", default=True)
 ALLOW_LIVE_TRADING = env.bool("ALLOW_LIVE_TRADING", default=False)
+# The largest AI reasoning log a trade may carry, in bytes of JSON (a bigger one is refused, 400).
+ENTRY_AI_LOG_MAX_BYTES = env.int("ENTRY_AI_LOG_MAX_BYTES", default=64 * 1024)
 
 LOGGING = {
     "version": 1,

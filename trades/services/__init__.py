@@ -14,6 +14,12 @@ from .accounts import (
 )
 from .brackets import brackets_adjust
 from .closing import close_confirm, close_outcome, trade_close
+from .context import (
+    CONTEXT_PARTS,
+    EntryContextCollector,
+    trade_context_fill,
+    use_entry_context_collector,
+)
 from .errors import (
     BracketReplaceFailed,
     BracketWouldFill,
@@ -53,7 +59,8 @@ from .opening import (
 )
 
 __all__ = [
-    "CONTEXT_FIELDS", "IDEMPOTENCY_KEY_TTL", "LIVE_CONFIRMATION", "BracketReplaceFailed", "BracketWouldFill",
+    "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
+    "IDEMPOTENCY_KEY_TTL", "LIVE_CONFIRMATION", "BracketReplaceFailed", "BracketWouldFill",
     "BrokerDown", "BrokerNotConfigured", "BrokerOutcomeUnknown", "BrokerReauthenticate", "IdempotencyKeyInFlight",
     "IdempotencyKeyReused", "InvalidTradeInput", "InvalidTransition", "LiveTradingOff", "OrderRefused",
     "PositionUnprotected", "RiskLimitExceeded", "StoredAnswer", "TradeError", "TradeOpenInput", "TradeResult",

@@ -9,7 +9,9 @@ Order of work, all in the caller's transaction and the user's tenant context:
 4. place the entry (with both exits as one OTOCO for limit entries, otherwise the entry and,
    once it fills, the SL/TP as one OCO), and record the truth: OPEN, PENDING (working or to be
    reconciled), REJECTED with the broker's reason, or OPEN and marked for attention when the
-   bracket could not be attached.
+   bracket could not be attached;
+5. hand the context parts the scanner did not send to the collector, after the commit (the
+   order book is already stored from the quote of step 1; see `context`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from django.db.models import Count, DecimalField, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from brokers.base import BrokerError, BrokerProvider, Order, OrderStatus
+from brokers.base import BrokerError, BrokerProvider, Order, OrderStatus, Quote
 from brokers.market import Market, default_market
 from brokers.occ import InvalidOptionSymbol, build_symbol
 from tradeoptions import tenancy
@@ -41,6 +43,7 @@ from trades.models import (
     TradeStatus,
 )
 
+from .context import book_at_entry, context_errors, entry_context_request
 from .errors import InvalidTradeInput, RiskLimitExceeded, TradeError
 from .lifecycle import event_record, trade_transition
 from .orders import (
@@ -100,7 +103,9 @@ def trade_open(
     if unknown := set(data.context) - set(CONTEXT_FIELDS):
         raise ValueError(f"Unknown context fields: {sorted(unknown)}")
     with tenancy.acting_as(user.pk):
-        symbol, reference = _validate(data, market)
+        symbol, reference, quote = _validate(data, market)
+        entry_at = market.now()  # after the quote: the cut-off of everything the context may know
+        context = {"order_book_state": book_at_entry(quote, entry_at=entry_at), **data.context}
         account = _locked_account(user)
         broker = broker_of(account, market=market)
         _check_risk(user, account, data, reference, market)
@@ -109,7 +114,7 @@ def trade_open(
             option_type=data.option_type, strike=data.strike, expiry=data.expiry, qty=data.qty,
             entry_type=EntryType.LIMIT if data.limit_price is not None else EntryType.MARKET,
             planned_entry_price=reference, sl_price=data.sl_price, tp_price=data.tp_price,
-            broker_mode=account.broker_mode, status=TradeStatus.PENDING, **data.context,
+            broker_mode=account.broker_mode, status=TradeStatus.PENDING, **context,
         )
         event_record(
             trade=trade, kind=EventKind.STATE_CHANGE, actor=actor, actor_user=_user(actor, user),
@@ -121,7 +126,11 @@ def trade_open(
     # The PENDING trade has committed (unless the caller holds a transaction open) before its order
     # goes to the broker: whatever happens next, the order has a row that names it by its tag.
     with tenancy.acting_as(user.pk):
-        return _place(trade, broker, actor=actor, actor_user=_user(actor, user), actor_label=actor_label)
+        result = _place(trade, broker, actor=actor, actor_user=_user(actor, user), actor_label=actor_label)
+    # Only now, with the order placed: indicators and the regime are collected after the commit.
+    if result.trade.status != TradeStatus.REJECTED:
+        entry_context_request(trade=result.trade, entry_at=entry_at)
+    return result
 
 
 def trade_open_check(*, user: AbstractBaseUser, data: TradeOpenInput, market: Market | None = None) -> None:
@@ -133,7 +142,7 @@ def trade_open_check(*, user: AbstractBaseUser, data: TradeOpenInput, market: Ma
     if unknown := set(data.context) - set(CONTEXT_FIELDS):
         raise ValueError(f"Unknown context fields: {sorted(unknown)}")
     with tenancy.acting_as(user.pk):
-        _, reference = _validate(data, market)
+        _, reference, _ = _validate(data, market)
         # Read, not created: a trader with no settings row yet is measured against the defaults.
         account = AccountSettings.objects.filter(owner=user).first() or AccountSettings(owner=user)
         broker_of(account, market=market)
@@ -144,8 +153,11 @@ def _user(actor: str, user: AbstractBaseUser) -> AbstractBaseUser | None:
     return user if actor == Actor.USER else None
 
 
-def _validate(data: TradeOpenInput, market: Market) -> tuple[str, Decimal]:
-    errors: dict[str, list[str]] = {}
+def _validate(data: TradeOpenInput, market: Market) -> tuple[str, Decimal, Quote]:
+    """The contract, prices and context checked against the market; the symbol, the reference
+    entry price (limit, or the ask of a market entry) and the quote it came from."""
+    now = market.now()
+    errors: dict[str, list[str]] = context_errors(data.context, entry_at=now)
     if not TICKER.fullmatch(data.ticker or ""):
         errors["ticker"] = ["Unknown ticker format: 1 to 6 capital letters."]
     for name in ("strike", "sl_price", "tp_price", "limit_price"):
@@ -154,7 +166,6 @@ def _validate(data: TradeOpenInput, market: Market) -> tuple[str, Decimal]:
             errors[name] = ["Must be greater than zero."]
     if data.qty <= 0:
         errors["qty"] = ["Must be a positive whole number of contracts."]
-    now = market.now()
     today = now.astimezone(ZoneInfo(settings.MARKET_TIME_ZONE)).date()
     if data.expiry < today:
         errors["expiry"] = [f"{data.expiry} is in the past."]
@@ -185,7 +196,7 @@ def _validate(data: TradeOpenInput, market: Market) -> tuple[str, Decimal]:
         errors["tp_price"] = [f"A long option's take-profit must be above the entry ({reference})."]
     if errors:
         raise InvalidTradeInput(errors)
-    return symbol, reference
+    return symbol, reference, quote
 
 
 def _locked_account(user: AbstractBaseUser) -> AccountSettings:
