@@ -120,6 +120,13 @@ def purge_idempotency_keys(self):
     return _run(self, lambda: f"{idempotency_keys_purge()} key(s) purged")
 
 
+@monitor_task("monitoring.resend_webhooks")
+def resend_webhooks(self):
+    from trades.services import webhook_events_resend
+
+    return _run(self, lambda: f"{webhook_events_resend()} webhook event(s) queued again")
+
+
 @worker_ready.connect
 def reconcile_at_worker_start(sender=None, **kwargs):
     """Reconcile orders with trades when a worker starts (after a deploy or a crash), once even

@@ -494,11 +494,16 @@ class WebhookEvent(models.Model):
     payload = models.JSONField()
     status = models.CharField(max_length=10, choices=WebhookEventStatus.choices, default=WebhookEventStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # When the next attempt is due: a pending event long past it lost its task (the queue was down
+    # at the commit, a worker died mid-attempt) and is queued again by `webhook_events_resend`.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["next_attempt_at"], condition=Q(status="PENDING"),
+                                name="webhook_event_pending_idx")]
         constraints = [
             models.CheckConstraint(condition=_in("kind", WebhookEventKind), name="webhook_event_kind_known"),
             models.CheckConstraint(condition=_in("status", WebhookEventStatus), name="webhook_event_status_known"),

@@ -206,6 +206,7 @@ SCHEDULE_TAKE_BOOKENDS = env.bool("SCHEDULE_TAKE_BOOKENDS", default=True)
 SCHEDULE_SYNC_ORDERS = env.bool("SCHEDULE_SYNC_ORDERS", default=True)
 SCHEDULE_PURGE_IDEMPOTENCY_KEYS = env.bool("SCHEDULE_PURGE_IDEMPOTENCY_KEYS", default=True)
 SCHEDULE_REQUEST_FORENSICS = env.bool("SCHEDULE_REQUEST_FORENSICS", default=True)
+SCHEDULE_RESEND_WEBHOOKS = env.bool("SCHEDULE_RESEND_WEBHOOKS", default=True)
 ALLOW_LIVE_TRADING = env.bool("ALLOW_LIVE_TRADING", default=False)
 # Outgoing webhooks (trades.services.notifications): attempts before giving up, seconds the
 # receiver has to answer, and whether loopback/private targets are allowed (local and tests only).

@@ -47,6 +47,7 @@ from .notifications import (
     UnsafeWebhookTarget,
     broker_auth_failure_announce,
     webhook_deliver,
+    webhook_events_resend,
     webhook_retry_delay,
     webhook_secret_rotate,
     webhook_url_check,
@@ -72,5 +73,5 @@ __all__ = [
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
     "trade_risk", "trade_staff_edit", "trade_transition", "user_create",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
-    "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",
+    "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",
 ]

@@ -4,7 +4,8 @@ The moments that matter (a trade opened, hit its take-profit or stop-loss, was c
 expired, was rejected; the broker refused the account's credentials) become a `WebhookEvent` row
 in the same transaction as the change, so a rolled-back change announces nothing. After the commit
 a Celery task delivers it (`trades.tasks.deliver_webhook`): the monitor cycle only enqueues, it
-never waits on a receiver. Each attempt is a `WebhookDelivery` row, visible in the ops admin.
+never waits on a receiver. Each attempt is a `WebhookDelivery` row, visible in the ops admin. An
+event whose task was lost is queued again by a periodic sweep (`webhook_events_resend`).
 
 Receivers verify `X-Tradeoptions-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`
 with their signing secret, reject old timestamps, and dedupe on `X-Tradeoptions-Event-Id` (the
@@ -29,7 +30,7 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass
-from functools import partial
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import certifi
@@ -64,6 +65,10 @@ EVENT_ID_HEADER = "X-Tradeoptions-Event-Id"
 SECRET_PREFIX = "whsec_"
 RETRY_BASE_SECONDS = 10  # first retry after ~10 s, then 20, 40, … (with jitter)
 RETRY_MAX_SECONDS = 3600
+# A pending event this far past its next attempt has lost its task; at most this many are queued
+# again per sweep.
+STALLED_AFTER = timedelta(minutes=10)
+RESEND_BATCH = 500
 # A broker that refuses an account's token is reported at most this often (the monitor cycle
 # meets the refusal on every run until the trader fixes the token).
 AUTH_FAILURE_QUIET_SECONDS = 3600
@@ -208,11 +213,12 @@ def webhook_announce(*, owner_id: int, kind: str, data: dict, trade: PaperTrade 
     account = AccountSettings.objects.filter(owner_id=owner_id).only("webhook_url", "webhook_secret_encrypted").first()
     if account is None or not account.sends_webhooks:
         return None
-    event = WebhookEvent(owner_id=owner_id, trade=trade, kind=kind)
+    event = WebhookEvent(owner_id=owner_id, trade=trade, kind=kind, next_attempt_at=timezone.now())
     event.payload = lifecycle.jsonable({"id": str(event.id), "type": kind, "created_at": timezone.now(), "data": data})
     event.save()
     # Robust: a queue that is down must not undo or fail the change that has just committed.
-    transaction.on_commit(partial(_enqueue, owner_id, str(event.id)), robust=True)
+    event_id = str(event.id)
+    transaction.on_commit(lambda: _enqueue(owner_id, event_id), robust=True)
     return event
 
 
@@ -232,6 +238,7 @@ class DeliveryOutcome:
     status: str  # the event's status after this attempt
     status_code: int | None = None
     error: str = ""
+    retry_in: float = 0.0  # seconds until the next attempt, while PENDING
 
     @property
     def retry(self) -> bool:
@@ -275,15 +282,35 @@ def webhook_deliver(*, owner_id: int, event_id: str) -> DeliveryOutcome:
     final = answer.ok or answer.permanent or event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS
     status = (WebhookEventStatus.DELIVERED if answer.ok else WebhookEventStatus.FAILED) if final \
         else WebhookEventStatus.PENDING
+    retry_in = 0.0 if final else webhook_retry_delay(event.attempts)
     with tenancy.acting_as(owner_id):
         WebhookDelivery.objects.create(owner_id=owner_id, event=event, attempt=event.attempts,
                                        target_host=answer.host, status_code=answer.status_code,
                                        error=answer.error[:255], duration_ms=answer.duration_ms)
+        now = timezone.now()
         if final:
-            WebhookEvent.objects.filter(pk=event_id).update(status=status, finished_at=timezone.now())
-    outcome = DeliveryOutcome(event_id, event.attempts, status, answer.status_code, answer.error)
+            WebhookEvent.objects.filter(pk=event_id).update(status=status, finished_at=now, next_attempt_at=None)
+        else:
+            WebhookEvent.objects.filter(pk=event_id).update(next_attempt_at=now + timedelta(seconds=retry_in))
+    outcome = DeliveryOutcome(event_id, event.attempts, status, answer.status_code, answer.error, retry_in)
     (logger.info if answer.ok else logger.warning)("%s (%s to %s)", outcome, event.kind, answer.host or "-")
     return outcome
+
+
+def webhook_events_resend(*, now: datetime | None = None) -> int:
+    """Queue again the pending events whose next attempt is long overdue: their task was lost (the
+    queue was down when the change committed, or a worker died mid-attempt). Runs in the system
+    context: a periodic ops job over every trader's outbox, never reachable from a request. A
+    receiver may so get an event twice; it dedupes on the event id."""
+    now = now or timezone.now()
+    with tenancy.system_context():
+        stalled = list(WebhookEvent.objects.select_for_update(skip_locked=True)
+                       .filter(status=WebhookEventStatus.PENDING, next_attempt_at__lt=now - STALLED_AFTER)
+                       .values_list("pk", "owner_id")[:RESEND_BATCH])
+        WebhookEvent.objects.filter(pk__in=[pk for pk, _ in stalled]).update(next_attempt_at=now)
+        for pk, owner_id in stalled:
+            transaction.on_commit(lambda pk=str(pk), owner_id=owner_id: _enqueue(owner_id, pk), robust=True)
+    return len(stalled)
 
 
 def webhook_retry_delay(attempt: int) -> float:

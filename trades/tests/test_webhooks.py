@@ -6,6 +6,7 @@ import hmac
 import logging
 import socket
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -334,3 +335,41 @@ def test_an_event_of_another_trader_is_not_delivered_as_this_one(trader, other_t
     outcome = services.webhook_deliver(owner_id=other_trader.pk, event_id=str(event.pk))
     assert outcome.status == "MISSING" and not outcome.retry and receiver.requests == []
     assert events_of(trader)[0].attempts == 0
+
+
+def test_an_event_whose_task_was_lost_is_queued_again_by_the_sweep(trader, receiver,
+                                                                   django_capture_on_commit_callbacks):
+    from monitoring import tasks as monitor_tasks
+
+    secret = webhook_for(trader, receiver.url)
+    trade = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=False):  # the queue was down at the commit
+        transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+    fresh = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=False):  # queued a moment ago: not overdue yet
+        transition(fresh, TradeStatus.CLOSED, changes=close(CloseReason.SL_HIT, "2.95", "-250.00"))
+    lost, recent = sorted(events_of(trader), key=lambda event: event.trade_id != trade.pk)
+    with tenancy.acting_as(trader.pk):
+        WebhookEvent.objects.filter(pk=lost.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=11))
+    cache.delete("lock:monitoring.resend_webhooks")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert monitor_tasks.resend_webhooks.apply().get() == "1 webhook event(s) queued again"
+    (request,) = receiver.requests
+    assert verify(request, secret)["id"] == str(lost.pk)
+    statuses = {event.pk: event.status for event in events_of(trader)}
+    assert statuses == {lost.pk: WebhookEventStatus.DELIVERED, recent.pk: WebhookEventStatus.PENDING}
+
+
+def test_a_retry_is_scheduled_for_when_it_is_due(trader, receiver, settings):
+    settings.WEBHOOK_MAX_ATTEMPTS = 3
+    webhook_for(trader, receiver.url)
+    receiver.answer(500)
+    trade = PaperTradeFactory(owner=trader)
+    transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))  # no commit: nothing queued
+    (event,) = events_of(trader)
+    before = timezone.now()
+    outcome = services.webhook_deliver(owner_id=trader.pk, event_id=str(event.pk))
+    assert outcome.retry and 5 <= outcome.retry_in <= 10
+    (event,) = events_of(trader)
+    assert before + timedelta(seconds=5) <= event.next_attempt_at <= timezone.now() + timedelta(seconds=10)
