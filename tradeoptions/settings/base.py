@@ -117,6 +117,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
+# Webhook deliveries wait on other people's servers: they have their own queue and worker (see
+# Procfile, docker-compose.yml), so slow receivers never hold up the monitor's jobs.
+CELERY_TASK_ROUTES = {"trades.deliver_webhook": {"queue": "webhooks"}}
 
 # --- Auth -----------------------------------------------------------------------------------
 LOGIN_URL = "login"

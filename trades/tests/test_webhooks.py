@@ -373,3 +373,19 @@ def test_a_retry_is_scheduled_for_when_it_is_due(trader, receiver, settings):
     assert outcome.retry and 5 <= outcome.retry_in <= 10
     (event,) = events_of(trader)
     assert before + timedelta(seconds=5) <= event.next_attempt_at <= timezone.now() + timedelta(seconds=10)
+
+
+def test_deliveries_have_their_own_queue_and_worker():
+    """A slow receiver occupies a webhook worker, never one the monitor's jobs need."""
+    from pathlib import Path
+
+    import yaml
+
+    from tradeoptions.celery import app
+
+    assert app.amqp.router.route({}, "trades.deliver_webhook")["queue"].name == "webhooks"
+    assert app.amqp.router.route({}, "monitoring.sync_orders")["queue"].name != "webhooks"
+    root = Path(__file__).resolve().parents[2]
+    assert "worker -Q webhooks" in (root / "Procfile").read_text()
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    assert compose["services"]["webhooks"]["command"][4:6] == ["-Q", "webhooks"]
