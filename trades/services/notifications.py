@@ -103,7 +103,10 @@ def webhook_url_check(url: str) -> None:
 
 
 def _parts(url: str):
-    parts = urlsplit(url.strip())
+    url = url.strip()
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise UnsafeWebhookTarget("A webhook URL cannot contain spaces or control characters.")
+    parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeWebhookTarget("A webhook URL starts with http:// or https://.")
     if not parts.hostname:
@@ -359,7 +362,7 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> _Answer:
                                     redirect=False, retries=False, preload_content=False)
             response.read(64 * 1024)  # drain a little, never an unbounded answer
             response.release_conn()
-    except urllib3.exceptions.HTTPError as error:
+    except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:  # refused, reset, timed out, bad TLS
         return _Answer(error=f"{type(error).__name__}: the receiver could not be reached or did not answer",
                        host=host, duration_ms=_since(started))
     return _Answer(status_code=response.status, host=host, duration_ms=_since(started),

@@ -389,3 +389,60 @@ def test_deliveries_have_their_own_queue_and_worker():
     assert "worker -Q webhooks" in (root / "Procfile").read_text()
     compose = yaml.safe_load((root / "docker-compose.yml").read_text())
     assert compose["services"]["webhooks"]["command"][4:6] == ["-Q", "webhooks"]
+
+
+@pytest.fixture
+def certificates(tmp_path):
+    """A test certificate authority and a server certificate it signed for hooks.example.com."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(text):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    def pem(path, data):
+        path.write_bytes(data)
+        return str(path)
+
+    now = timezone.now()
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("test CA")).issuer_name(name("test CA"))
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - timedelta(days=1))
+          .not_valid_after(now + timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(name("hooks.example.com")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("hooks.example.com")]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return {"ca": pem(tmp_path / "ca.pem", ca.public_bytes(serialization.Encoding.PEM)),
+            "cert": pem(tmp_path / "cert.pem", leaf.public_bytes(serialization.Encoding.PEM)),
+            "key": pem(tmp_path / "key.pem", key_pem)}
+
+
+@pytest.mark.parametrize(("name", "delivered"), [("hooks.example.com", True), ("other.example.com", False)])
+def test_https_goes_to_the_checked_address_and_still_verifies_the_certificate_for_the_name(
+        trader, dns, certificates, monkeypatch, name, delivered, django_capture_on_commit_callbacks):
+    """The connection is pinned to the resolved IP, yet TLS checks the certificate against the URL's
+    host name: a certificate for another name is refused."""
+    monkeypatch.setattr(notifications.certifi, "where", lambda: certificates["ca"])
+    secure = WebhookReceiver(tls=(certificates["cert"], certificates["key"])).start()
+    try:
+        dns[name] = "127.0.0.1"
+        secret = webhook_for(trader, f"https://{name}:{secure.port}/hooks/tradeoptions")
+        trade = PaperTradeFactory(owner=trader)
+        with django_capture_on_commit_callbacks(execute=True):
+            transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+        (event,) = events_of(trader)
+        if delivered:
+            (request,) = secure.requests
+            assert verify(request, secret)["id"] == str(event.pk) and event.status == WebhookEventStatus.DELIVERED
+        else:
+            assert secure.requests == [] and event.status == WebhookEventStatus.FAILED
+            assert all(d.status_code is None and d.error for d in deliveries_of(event))
+    finally:
+        secure.stop()
