@@ -35,4 +35,7 @@ JOBS = [
     # Asks analytics for the day's forensic targets once the session's last marks are in.
     Job("monitoring.request_forensics", timedelta(minutes=10), "nightly forensic targets after the close"),
     Job("monitoring.purge_idempotency_keys", timedelta(days=1), "forget expired Idempotency-Key answers"),
+    # Webhook events are queued when their change commits; one whose task was lost (queue down,
+    # worker killed) is queued again once it is 10 minutes overdue: a few minutes late is fine.
+    Job("monitoring.resend_webhooks", timedelta(minutes=5), "queue again webhook events whose delivery was lost"),
 ]

@@ -37,7 +37,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.core.cache import cache
 from django.db.models import Q
 
-from brokers.base import BrokerError, Order, OrderPurpose, OrderStatus, order_tag, parse_order_tag
+from brokers.base import BrokerAuthError, BrokerError, Order, OrderPurpose, OrderStatus, order_tag, parse_order_tag
 from brokers.market import Market, default_market
 from brokers.models import BrokerMode, PaperOrder
 from brokers.paper import WORKING
@@ -45,9 +45,11 @@ from brokers.paper import _as_order as paper_order  # the broker's own conversio
 from tradeoptions import tenancy
 from trades.models import ACTIVE_STATUSES, AccountSettings, Actor, CloseReason, EventKind, PaperTrade, TradeStatus
 from trades.services import (
+    BrokerReauthenticate,
     InvalidTransition,
     TradeError,
     VersionConflict,
+    broker_auth_failure_announce,
     close_confirm,
     close_outcome,
     event_record,
@@ -132,6 +134,8 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
             logger.warning("sync: the %s account of user %s could not be read: %s", account.mode, account.owner_id,
                            error)
             report.failed_accounts.append(account.owner_id)
+            if isinstance(error, BrokerAuthError | BrokerReauthenticate):
+                _tell_the_trader(account, error)
             continue
         for trade in account.trades:
             try:  # each write below runs as the trade's owner; deciding needs no database
@@ -149,6 +153,14 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
         except Exception:  # the orphans of one account must not stop the others' sync
             logger.exception("orphan guard: the %s account of user %s failed", account.mode, account.owner_id)
     return report
+
+
+def _tell_the_trader(account: _Account, error: Exception) -> None:
+    """Only the trader can fix a refused token: their webhook hears of it (at most hourly)."""
+    try:
+        broker_auth_failure_announce(owner_id=account.owner_id, broker_mode=account.mode, message=str(error))
+    except Exception:  # telling must never stop the cycle
+        logger.exception("sync: the broker auth failure of user %s could not be announced", account.owner_id)
 
 
 def _accounts_to_read(at: datetime) -> list[_Account]:

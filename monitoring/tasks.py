@@ -141,6 +141,13 @@ def entry_context_requested(*, trade_id: int, owner_id: int, entry_at: datetime)
     collect_entry_context.apply_async(args=[trade_id, owner_id, entry_at.isoformat()], retry=False)
 
 
+@monitor_task("monitoring.resend_webhooks")
+def resend_webhooks(self):
+    from trades.services import webhook_events_resend
+
+    return _run(self, lambda: f"{webhook_events_resend()} webhook event(s) queued again")
+
+
 @worker_ready.connect
 def reconcile_at_worker_start(sender=None, **kwargs):
     """Reconcile orders with trades when a worker starts (after a deploy or a crash), once even

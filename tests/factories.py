@@ -21,6 +21,9 @@ from trades.models import (
     PaperTrade,
     TradeEvent,
     TradeStatus,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookEventKind,
 )
 
 PASSWORD = "correct horse battery staple"
@@ -152,3 +155,26 @@ class PaperFillFactory(OwnedFactory):
     mid = Decimal("4.20")
     quote_time = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
     filled_at = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+
+
+class WebhookEventFactory(OwnedFactory):
+    """A message for the owner's webhook (normally written by `trades.services.notifications`)."""
+
+    class Meta:
+        model = WebhookEvent
+
+    owner = factory.SubFactory(UserFactory)
+    kind = WebhookEventKind.TRADE_OPENED
+    payload = factory.LazyAttribute(lambda event: {"type": event.kind, "data": {}})
+
+
+class WebhookDeliveryFactory(OwnedFactory):
+    class Meta:
+        model = WebhookDelivery
+
+    event = factory.SubFactory(WebhookEventFactory, owner=factory.SelfAttribute("..owner"))
+    owner = factory.SubFactory(UserFactory)
+    attempt = 1
+    target_host = "hooks.example.com"
+    status_code = 200
+    duration_ms = 12

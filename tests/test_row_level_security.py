@@ -12,7 +12,7 @@ from django.db.utils import ProgrammingError
 
 from brokers.base import OrderRequest, order_tag
 from brokers.paper import LocalPaperBroker
-from tests.factories import PaperTradeFactory, PriceSnapshotFactory, TradeEventFactory
+from tests.factories import PaperTradeFactory, PriceSnapshotFactory, TradeEventFactory, WebhookDeliveryFactory
 from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
 from trades import services
@@ -21,6 +21,7 @@ from trades.models import AccountSettings
 OWNED_TABLES = [
     "trades_papertrade", "trades_tradeevent", "trades_accountsettings", "trades_idempotencykey",
     "monitoring_pricesnapshot", "brokers_paperaccount", "brokers_paperorder", "brokers_paperfill",
+    "trades_webhookevent", "trades_webhookdelivery",
 ]
 # The audit log cannot be updated or deleted at all (see tests/test_constraints.py).
 MUTABLE_TABLES = [table for table in OWNED_TABLES if table != "trades_tradeevent"]
@@ -30,7 +31,8 @@ CONTRACT = "SPY261218C00570000"
 @pytest.fixture
 def two_tenants(trader, other_trader):
     """Alice and Bob each have one row in every owned table: a trade with an event, a snapshot and
-    an idempotency key, their settings, and a paper account with one filled order."""
+    an idempotency key, their settings, a paper account with one filled order, and a webhook event
+    with one delivery attempt."""
     market = HandDrivenMarket()
     market.set_quote(CONTRACT, "4.10", "4.30")
     for owner in (trader, other_trader):
@@ -38,6 +40,7 @@ def two_tenants(trader, other_trader):
         TradeEventFactory(trade=trade)
         PriceSnapshotFactory(trade=trade)
         services.idempotency_store(user=owner, key="scan-1", fingerprint="f" * 64, status=201, body={}, trade=trade)
+        WebhookDeliveryFactory(owner=owner)
         with tenancy.acting_as(owner.pk):
             LocalPaperBroker(owner.pk, starting_cash=Decimal("5000"), market=market).place_order(
                 OrderRequest(option_symbol=CONTRACT, side="buy_to_open", quantity=1, order_type="market",

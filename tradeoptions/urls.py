@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from trades.api import AccountSettingsView, TradeViewSet
+from trades.api import AccountSettingsView, TradeViewSet, WebhookSecretView
 from trades.views import account_settings, home
 
 from .auth import TokenDetailView, TokenListView, TokenLoginView, TokenRevokeAllView, TokenRevokeView
@@ -28,6 +28,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/settings", AccountSettingsView.as_view(), name="api-settings"),
+    path("api/settings/webhook-secret", WebhookSecretView.as_view(), name="api-webhook-secret"),
     path("api/analytics/", include("analytics.urls")),
     path("api/", include(router.urls)),
 ]

@@ -1,4 +1,5 @@
-"""Ops admin for trades, their events and account settings. Tokens are write-only here."""
+"""Ops admin for trades, their events, account settings and webhook deliveries. Tokens are
+write-only here; webhook secrets are not shown at all."""
 
 from django import forms
 from django.conf import settings
@@ -7,7 +8,7 @@ from django.contrib import admin
 from brokers.models import BrokerMode
 
 from . import services
-from .models import AccountSettings, PaperTrade, TradeEvent
+from .models import AccountSettings, PaperTrade, TradeEvent, WebhookDelivery, WebhookEvent
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -118,3 +119,38 @@ class AccountSettingsAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="Live token set")
     def live_token_set(self, obj):
         return obj.has_broker_token(BrokerMode.TRADIER_LIVE)
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    extra = 0
+    can_delete = False
+    fields = ["attempt", "created_at", "target_host", "status_code", "error", "duration_ms"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    """What each trader's webhook was told, and every attempt at telling it."""
+
+    list_display = ["created_at", "owner", "kind", "status", "attempts", "trade", "finished_at"]
+    list_filter = ["status", "kind"]
+    list_select_related = ["owner", "trade"]
+    search_fields = ["id", "owner__username"]
+    fields = ["id", "owner", "kind", "trade", "status", "attempts", "created_at", "finished_at", "payload"]
+    readonly_fields = fields
+    inlines = [WebhookDeliveryInline]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "owner", "event", "attempt", "target_host", "status_code", "error", "duration_ms"]
+    list_filter = ["status_code"]
+    list_select_related = ["owner", "event"]
+    search_fields = ["event__id", "owner__username", "target_host"]

@@ -552,16 +552,20 @@ class AccountSettingsSerializer(serializers.ModelSerializer):
     has_sandbox_token = serializers.SerializerMethodField()
     has_live_token = serializers.SerializerMethodField()
     live_trading_allowed = serializers.SerializerMethodField()
+    has_webhook_secret = serializers.BooleanField(read_only=True, help_text="The secret itself is shown only once, "
+                                                  "when made (POST /api/settings/webhook-secret).")
 
     class Meta:
         model = AccountSettings
         fields = [
             "broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit",
             "heat_limit_pct", "auto_refresh", "tradier_sandbox_token", "tradier_live_token", "confirmation",
-            "has_sandbox_token", "has_live_token", "live_trading_allowed", "updated_at",
+            "has_sandbox_token", "has_live_token", "live_trading_allowed", "browser_notifications", "webhook_url",
+            "has_webhook_secret", "updated_at",
         ]
         read_only_fields = ["updated_at"]
-        extra_kwargs = {"account_balance": {"min_value": Decimal(0)}, "daily_loss_limit": {"min_value": Decimal(0)},
+        extra_kwargs = {"webhook_url": {"help_text": "http(s) URL that receives signed JSON events; empty: none."},
+                        "account_balance": {"min_value": Decimal(0)}, "daily_loss_limit": {"min_value": Decimal(0)},
                         "heat_limit_pct": {"min_value": Decimal(0), "max_value": Decimal(100)}}
 
     def get_has_sandbox_token(self, account) -> bool:
@@ -604,3 +608,24 @@ class AccountSettingsView(OwnedViewSetMixin, generics.GenericAPIView):
         except services.TradeError as problem:
             return problem_response(problem)
         return Response(self.get_serializer(account).data)
+
+
+class WebhookSecretSerializer(serializers.Serializer):
+    webhook_secret = serializers.CharField(read_only=True, help_text="Sign-check key for the receiver; shown once.")
+
+
+class WebhookSecretView(OwnedViewSetMixin, generics.GenericAPIView):
+    """A new signing secret for the trader's webhook, shown in this answer and never again."""
+
+    serializer_class = WebhookSecretSerializer
+    queryset = AccountSettings.objects.none()
+
+    def owned_queryset(self, user):
+        return AccountSettings.objects.filter(owner=user)
+
+    @extend_schema(summary="Make (or replace) the webhook's signing secret; the answer is the only time it is shown",
+                   request=None, responses={201: WebhookSecretSerializer})
+    def post(self, request):
+        secret = services.webhook_secret_rotate(user=request.user)
+        return Response({"webhook_secret": secret}, status=status.HTTP_201_CREATED,
+                        headers={"Cache-Control": "no-store"})

@@ -5,6 +5,7 @@ The model stores states and the one table of transitions between them (`ALLOWED_
 `trades.services.trade_transition` is the only code that moves a trade along it.
 """
 
+import uuid
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -386,6 +387,11 @@ class AccountSettings(models.Model):
     daily_loss_limit = models.DecimalField(**MONEY, default=Decimal("150"))
     heat_limit_pct = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("6.0"))
     auto_refresh = models.BooleanField(default=True)
+    # Notifications: the pages' browser notifications (opt-in), and an outgoing webhook whose
+    # signing secret is made on the server and, like the tokens, stored encrypted.
+    browser_notifications = models.BooleanField(default=False)
+    webhook_url = models.CharField(max_length=500, blank=True)
+    webhook_secret_encrypted = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -420,6 +426,21 @@ class AccountSettings(models.Model):
     def has_broker_token(self, mode: str) -> bool:
         return bool(getattr(self, self.TOKEN_FIELDS[mode]))
 
+    def set_webhook_secret(self, secret: str) -> None:
+        self.webhook_secret_encrypted = crypto.encrypt(secret) if secret else ""
+
+    def webhook_secret(self) -> str:
+        """The plaintext signing secret, for signing only. Never render or log it."""
+        return crypto.decrypt(self.webhook_secret_encrypted) if self.webhook_secret_encrypted else ""
+
+    @property
+    def has_webhook_secret(self) -> bool:
+        return bool(self.webhook_secret_encrypted)
+
+    @property
+    def sends_webhooks(self) -> bool:
+        return bool(self.webhook_url and self.webhook_secret_encrypted)
+
 
 class IdempotencyKey(models.Model):
     """One `Idempotency-Key` a user sent with a trade-opening request, and the answer given.
@@ -442,3 +463,80 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"key {self.key!r} of user {self.owner_id} -> {self.response_status}"
+
+
+class WebhookEventKind(models.TextChoices):
+    """What a trader's webhook is told about, as the `type` of its payload."""
+
+    TRADE_OPENED = "trade.opened", "Trade opened"
+    TP_HIT = "trade.tp_hit", "Take-profit hit"
+    SL_HIT = "trade.sl_hit", "Stop-loss hit"
+    MANUAL_CLOSE = "trade.manual_close", "Closed manually"
+    EXPIRED = "trade.expired", "Expired"
+    REJECTED = "trade.rejected", "Rejected by the broker"
+    BROKER_AUTH_FAILED = "broker.auth_failed", "Broker refused the credentials"
+
+
+class WebhookEventStatus(models.TextChoices):
+    PENDING = "PENDING", "Pending (being delivered)"
+    DELIVERED = "DELIVERED", "Delivered"
+    FAILED = "FAILED", "Given up"
+
+
+class WebhookEvent(models.Model):
+    """One message for a trader's webhook (an outbox row): written in the transaction of the change
+    it reports, so a rolled-back change leaves none, and sent after the commit by a task. Its id is
+    the event id receivers dedupe on; its payload is frozen when the change happens."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    trade = models.ForeignKey(PaperTrade, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    kind = models.CharField(max_length=32, choices=WebhookEventKind.choices)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=WebhookEventStatus.choices, default=WebhookEventStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # When the next attempt is due: a pending event long past it lost its task (the queue was down
+    # at the commit, a worker died mid-attempt) and is queued again by `webhook_events_resend`.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["next_attempt_at"], condition=Q(status="PENDING"),
+                                name="webhook_event_pending_idx")]
+        constraints = [
+            models.CheckConstraint(condition=_in("kind", WebhookEventKind), name="webhook_event_kind_known"),
+            models.CheckConstraint(condition=_in("status", WebhookEventStatus), name="webhook_event_status_known"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id} [{self.status}]"
+
+
+class WebhookDelivery(models.Model):
+    """One attempt at delivering a webhook event: what the receiver answered, or why not."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
+    attempt = models.PositiveSmallIntegerField()
+    # The host only: a webhook URL may carry a capability in its path or query.
+    target_host = models.CharField(max_length=255, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=255, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["event", "attempt"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["event", "attempt"], name="webhook_delivery_attempt_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.attempt} of {self.event_id}: {self.status_code or self.error}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300

@@ -3,6 +3,7 @@ need (as a `json_script` tag); every number on them comes from the API, fetched 
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import reverse
 
 from brokers.models import BrokerMode
@@ -20,6 +21,8 @@ def _page_context(request) -> dict:
             "username": request.user.get_username(),
             "broker_mode": account.broker_mode,
             "auto_refresh": account.auto_refresh,
+            "browser_notifications": account.browser_notifications,
+            "icon": static("favicon.svg"),
             "refresh_seconds": 15,
             "urls": {
                 "trades": "/api/trades",
@@ -34,6 +37,7 @@ def _page_context(request) -> dict:
                 "token_revoke": reverse("api-token-revoke"),
                 "token_revoke_all": reverse("api-token-revoke-all"),
                 "tokens": reverse("api-tokens"),
+                "webhook_secret": reverse("api-webhook-secret"),
             },
         },
     }
@@ -49,7 +53,7 @@ def home(request):
 
 @login_required
 def account_settings(request):
-    """Broker mode, account id, write-only broker tokens, limits and API tokens."""
+    """Broker mode, account id, write-only broker tokens, limits, notifications and API tokens."""
     context = _page_context(request)
     context["broker_modes"] = BrokerMode.choices
     return render(request, "trades/settings.html", context)

@@ -7,6 +7,7 @@ import { ApiError, config, get, newIdempotencyKey, post, put } from "./api.js";
 import { renderChart, renderEquity } from "./chart.js";
 import { el } from "./dom.js";
 import * as fmt from "./format.js";
+import { notify } from "./notify.js";
 import { play } from "./sound.js";
 import { toast } from "./toast.js";
 import { setLatestMark, startTopbar } from "./topbar.js";
@@ -103,22 +104,24 @@ async function announceCloses(active) {
     }
     const label = fmt.shortLabel(trade);
     const amount = fmt.money(trade.realized_pnl);
-    if (trade.close_reason === "TP_HIT") {
-      play("profit");
-      toast(`${label}: take-profit hit, ${amount}`, "success");
-    } else if (trade.close_reason === "SL_HIT") {
-      play("loss");
-      toast(`${label}: stop-loss hit, ${amount}`, "warning");
-    } else if (trade.close_reason === "MANUAL_CLOSE") {
-      play("pop");
-      toast(`${label} was closed, ${amount}`, "info");
-    } else if (trade.status === "CLOSED") {
-      play(Number(trade.realized_pnl) > 0 ? "profit" : "loss");
-      toast(`${label}: ${fmt.CLOSE_REASONS[trade.close_reason] || "closed"}, ${amount}`, "info");
-    } else {
-      toast(`${label}: ${trade.status.toLowerCase()}${trade.status_reason ? ` (${trade.status_reason})` : ""}`, "warning");
-    }
+    const [sound, text, kind] = closeNews(trade, label, amount);
+    if (sound) play(sound);
+    toast(text, kind);
+    // The same words, for a trader looking at another tab or window (if they opted in).
+    notify(`tradeoptions: ${label}`, { body: text, tag: `trade-${trade.id}` });
   }
+}
+
+// What a trade that left the open positions means: [sound, message, toast kind].
+function closeNews(trade, label, amount) {
+  if (trade.close_reason === "TP_HIT") return ["profit", `${label}: take-profit hit, ${amount}`, "success"];
+  if (trade.close_reason === "SL_HIT") return ["loss", `${label}: stop-loss hit, ${amount}`, "warning"];
+  if (trade.close_reason === "MANUAL_CLOSE") return ["pop", `${label} was closed, ${amount}`, "info"];
+  if (trade.status === "CLOSED") {
+    return [Number(trade.realized_pnl) > 0 ? "profit" : "loss",
+      `${label}: ${fmt.CLOSE_REASONS[trade.close_reason] || "closed"}, ${amount}`, "info"];
+  }
+  return [null, `${label}: ${trade.status.toLowerCase()}${trade.status_reason ? ` (${trade.status_reason})` : ""}`, "warning"];
 }
 
 function positionRow(trade) {

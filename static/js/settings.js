@@ -1,16 +1,20 @@
 // The settings page: broker mode and account, write-only broker tokens ("set" / "not set"),
 // limits and auto-refresh through /api/settings; the guarded switch to live trading; API tokens
-// (create, shown once, listed by their key, revoke after a confirmation).
+// (create, shown once, listed by their key, revoke after a confirmation); notifications (browser
+// notifications, asked for only when the box is ticked; a webhook URL and its secret, shown once).
 
 import { ApiError, config, del, get, post, put } from "./api.js";
 import { el } from "./dom.js";
 import { dateTime } from "./format.js";
+import { askPermission } from "./notify.js";
 import { toast } from "./toast.js";
 import { startTopbar } from "./topbar.js";
 
 const form = document.getElementById("settings-form");
 const LIVE = "TRADIER_LIVE";
-const FIELDS = ["broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit", "heat_limit_pct"];
+const FIELDS = ["broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit", "heat_limit_pct",
+  "webhook_url"];
+const CHECKS = ["auto_refresh", "browser_notifications"];
 let current = null;
 
 function clearErrors(target) {
@@ -37,7 +41,7 @@ function tokenState(id, isSet) {
 function render(account) {
   current = account;
   for (const name of FIELDS) form.elements[name].value = account[name] ?? "";
-  form.elements.auto_refresh.checked = account.auto_refresh;
+  for (const name of CHECKS) form.elements[name].checked = account[name];
   form.elements.tradier_sandbox_token.value = "";
   form.elements.tradier_live_token.value = "";
   form.elements.confirmation.value = "";
@@ -45,10 +49,18 @@ function render(account) {
   document.getElementById("s-live-remove").checked = false;
   tokenState("sandbox-token-state", account.has_sandbox_token);
   tokenState("live-token-state", account.has_live_token);
+  secretState(account.has_webhook_secret);
   document.getElementById("live-allowed-note").textContent = account.live_trading_allowed
     ? "You also need a stored live token."
     : "This server does not allow live trading (ALLOW_LIVE_TRADING is off).";
   guardLive();
+}
+
+function secretState(isSet) {
+  const node = document.getElementById("webhook-secret-state");
+  node.textContent = isSet ? "(signing secret set)" : "(no signing secret yet: events are sent once one is made)";
+  node.classList.toggle("is-set", isSet);
+  document.getElementById("webhook-secret-create").textContent = isSet ? "Replace the signing secret" : "Make a signing secret";
 }
 
 function guardLive() {
@@ -65,7 +77,7 @@ async function save(event) {
     const value = form.elements[name].value.trim();
     if (value !== String(current[name] ?? "")) body[name] = value;
   }
-  if (form.elements.auto_refresh.checked !== current.auto_refresh) body.auto_refresh = form.elements.auto_refresh.checked;
+  for (const name of CHECKS) if (form.elements[name].checked !== current[name]) body[name] = form.elements[name].checked;
   for (const [name, remove] of [["tradier_sandbox_token", "s-sandbox-remove"], ["tradier_live_token", "s-live-remove"]]) {
     const value = form.elements[name].value.trim();
     if (value) body[name] = value;
@@ -224,7 +236,46 @@ function bindTokens() {
   });
 }
 
+// --- Notifications -------------------------------------------------------------------------------
+
+// The browser is asked only now, when the trader ticks the box; refused, the box unticks itself.
+async function optIn(event) {
+  const box = event.currentTarget;
+  const error = form.querySelector('[data-error-for="browser_notifications"]');
+  error.textContent = "";
+  if (!box.checked) return;
+  const answer = await askPermission();
+  if (answer === "granted") return;
+  box.checked = false;
+  error.textContent = answer === "unsupported"
+    ? "This browser cannot show notifications."
+    : "The browser did not allow notifications: allow them for this site in its settings, then tick the box again.";
+}
+
+async function makeSecret() {
+  const button = document.getElementById("webhook-secret-create");
+  if (current?.has_webhook_secret && !confirm("Receivers checking the old secret will refuse new events until they have the new one. Replace it?")) return;
+  button.disabled = true;
+  try {
+    const { data } = await post(config.urls.webhook_secret);
+    const value = document.getElementById("webhook-secret-value");
+    value.value = data.webhook_secret;
+    document.getElementById("webhook-secret-issued").hidden = false;
+    value.focus();
+    value.select();
+    toast("Signing secret made: copy it now, it is shown only once", "success");
+    current.has_webhook_secret = true;
+    secretState(true);
+  } catch (error) {
+    toast(error.message, "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
 startTopbar();
+form.elements.browser_notifications.addEventListener("change", optIn);
+document.getElementById("webhook-secret-create").addEventListener("click", makeSecret);
 form.elements.broker_mode.addEventListener("change", () => {
   clearErrors(form);
   guardLive();

@@ -117,6 +117,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
+# Webhook deliveries wait on other people's servers: they have their own queue and worker (see
+# Procfile, docker-compose.yml), so slow receivers never hold up the monitor's jobs.
+CELERY_TASK_ROUTES = {"trades.deliver_webhook": {"queue": "webhooks"}}
 
 # --- Auth -----------------------------------------------------------------------------------
 LOGIN_URL = "login"
@@ -208,9 +211,15 @@ SCHEDULE_TAKE_BOOKENDS = env.bool("SCHEDULE_TAKE_BOOKENDS", default=True)
 SCHEDULE_SYNC_ORDERS = env.bool("SCHEDULE_SYNC_ORDERS", default=True)
 SCHEDULE_PURGE_IDEMPOTENCY_KEYS = env.bool("SCHEDULE_PURGE_IDEMPOTENCY_KEYS", default=True)
 SCHEDULE_REQUEST_FORENSICS = env.bool("SCHEDULE_REQUEST_FORENSICS", default=True)
+SCHEDULE_RESEND_WEBHOOKS = env.bool("SCHEDULE_RESEND_WEBHOOKS", default=True)
 ALLOW_LIVE_TRADING = env.bool("ALLOW_LIVE_TRADING", default=False)
 # The largest AI reasoning log a trade may carry, in bytes of JSON (a bigger one is refused, 400).
 ENTRY_AI_LOG_MAX_BYTES = env.int("ENTRY_AI_LOG_MAX_BYTES", default=64 * 1024)
+# Outgoing webhooks (trades.services.notifications): attempts before giving up, seconds the
+# receiver has to answer, and whether loopback/private targets are allowed (local and tests only).
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
 
 LOGGING = {
     "version": 1,

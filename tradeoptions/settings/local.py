@@ -10,3 +10,5 @@ SECRET_KEY = SECRET_KEY or "local-only-not-secret"  # noqa: F405
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# A webhook receiver on this machine (127.0.0.1) is how one tries webhooks out locally.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=True)

@@ -22,3 +22,5 @@ REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "1000/min
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# Tests run their webhook receivers on 127.0.0.1; the SSRF tests switch this off.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = True

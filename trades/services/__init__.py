@@ -1,8 +1,8 @@
 """Writes of the trades app. Each function takes the acting user explicitly and is atomic.
 
 Split by concern: `accounts` (traders and settings), `lifecycle` (the state machine's one
-gate and the audit log), `idempotency`, `opening`, `closing`, `brackets`, and `orders` (talking
-to the broker for a trade). Import from here.
+gate and the audit log), `notifications` (the trader's webhook), `idempotency`, `opening`,
+`closing`, `brackets`, and `orders` (talking to the broker for a trade). Import from here.
 """
 
 from .accounts import (
@@ -48,6 +48,16 @@ from .idempotency import (
     request_fingerprint,
 )
 from .lifecycle import event_record, trade_staff_edit, trade_transition
+from .notifications import (
+    DeliveryOutcome,
+    UnsafeWebhookTarget,
+    broker_auth_failure_announce,
+    webhook_deliver,
+    webhook_events_resend,
+    webhook_retry_delay,
+    webhook_secret_rotate,
+    webhook_url_check,
+)
 from .opening import (
     CONTEXT_FIELDS,
     TradeOpenInput,
@@ -69,4 +79,6 @@ __all__ = [
     "idempotency_release",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
     "trade_risk", "trade_staff_edit", "trade_transition", "user_create",
+    "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
+    "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",
 ]

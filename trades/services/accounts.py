@@ -14,11 +14,14 @@ from trades.models import AccountSettings, Actor, EventKind
 
 from .errors import InvalidTradeInput
 from .lifecycle import event_record, jsonable
+from .notifications import UnsafeWebhookTarget, webhook_url_check
 
 LIVE_CONFIRMATION = "LIVE TRADING"
 # What a trader may change through the API besides tokens (never the encrypted columns).
 EDITABLE = ("broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit",
-            "heat_limit_pct", "auto_refresh")
+            "heat_limit_pct", "auto_refresh", "browser_notifications", "webhook_url")
+# Recorded in the audit log as changed, never by value: a webhook URL may carry a capability.
+UNLOGGED_VALUES = frozenset({"webhook_url"})
 
 
 @transaction.atomic
@@ -52,10 +55,13 @@ def account_settings_update(
 
     Switching to live trading needs three things at once: the server allows it
     (ALLOW_LIVE_TRADING), a live token is stored or sent along, and `confirmation` repeats the
-    words LIVE TRADING. Every change is written to the audit log, tokens only as set/removed.
+    words LIVE TRADING. A webhook URL must be one we send to (see `notifications`). Every change
+    is written to the audit log, tokens only as set/removed, the webhook URL only as changed.
     """
     if unknown := set(changes) - set(EDITABLE):
         raise ValueError(f"Not editable: {sorted(unknown)}")
+    if "webhook_url" in changes:
+        changes = {**changes, "webhook_url": _checked_webhook_url(changes["webhook_url"])}
     with tenancy.acting_as(user.pk):
         account_settings_for(user=user)
         account = AccountSettings.objects.select_for_update().get(owner=user)
@@ -70,7 +76,7 @@ def account_settings_update(
         _check_mode(account, switching=before["broker_mode"] != account.broker_mode, confirmation=confirmation)
         account.save()
         changed = {
-            name: {"from": before[name], "to": getattr(account, name)}
+            name: "changed" if name in UNLOGGED_VALUES else {"from": before[name], "to": getattr(account, name)}
             for name in EDITABLE if before[name] != getattr(account, name)
         }
         if changed or tokens:
@@ -97,6 +103,17 @@ def _check_mode(account: AccountSettings, *, switching: bool, confirmation: str)
         errors["tradier_account_id"] = ["Tradier needs the account id the orders go to."]
     if errors:
         raise InvalidTradeInput(errors)
+
+
+def _checked_webhook_url(url: str) -> str:
+    """Checked before the transaction: it resolves the host name, which may take a while."""
+    url = url.strip()
+    if url:
+        try:
+            webhook_url_check(url)
+        except UnsafeWebhookTarget as refused:
+            raise InvalidTradeInput({"webhook_url": [str(refused)]}) from None
+    return url
 
 
 @transaction.atomic

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from trades.models import ALLOWED_TRANSITIONS, Actor, EventKind, PaperTrade, TradeEvent, TradeStatus
 
+from . import notifications
 from .errors import InvalidTransition, VersionConflict
 
 # Fields a transition may never set through `changes`: they are the machine's own.
@@ -96,6 +97,7 @@ def trade_transition(
             trade=current, kind=kind, actor=actor, actor_user=actor_user, actor_label=actor_label,
             old_status=old_status, new_status=to, payload={**(payload or {}), **_changed(changes)},
         )
+        notifications.trade_transition_announce(trade=current, old_status=old_status)  # sent after commit
     return current
 
 

@@ -111,3 +111,21 @@ def broker_held(monkeypatch):
 
     monkeypatch.setattr(LocalPaperBroker, "place_order", held_place)
     return SimpleNamespace(arm=armed.set, entered=entered, release=release)
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on 127.0.0.1 (answers 200 unless told otherwise)."""
+    from tests.fakes.webhook_receiver import WebhookReceiver
+
+    running = WebhookReceiver().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def tasks_run_at_once(monkeypatch):
+    """Queued Celery tasks run in the test's thread, retries included (without their countdown)."""
+    from tradeoptions.celery import app
+
+    monkeypatch.setitem(app.conf, "task_always_eager", True)

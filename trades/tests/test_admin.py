@@ -108,3 +108,28 @@ def test_live_mode_is_refused_while_live_trading_is_off(staff_client, trader, se
     assert TOKEN.encode() not in page.content
     with tenancy.acting_as(trader.pk):
         assert AccountSettings.objects.get(pk=account.pk).broker_mode == BrokerMode.LOCAL_PAPER
+
+
+def test_staff_see_each_webhook_event_with_its_delivery_attempts(staff_client, trader):
+    from tests.factories import WebhookDeliveryFactory
+
+    failed = WebhookDeliveryFactory(owner=trader, attempt=1, status_code=503, error="HTTP 503", duration_ms=41)
+    WebhookDeliveryFactory(owner=trader, event=failed.event, attempt=2, status_code=200, duration_ms=17)
+    listing = staff_client.get("/admin/trades/webhookevent/")
+    assert listing.status_code == 200 and str(failed.event.pk).encode() in listing.content
+    page = staff_client.get(f"/admin/trades/webhookevent/{failed.event.pk}/change/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "HTTP 503" in text and "503" in text and "hooks.example.com" in text and ">41<" in text.replace(" ", "")
+    attempts = staff_client.get("/admin/trades/webhookdelivery/")
+    assert attempts.status_code == 200 and b"HTTP 503" in attempts.content
+    assert staff_client.post(f"/admin/trades/webhookevent/{failed.event.pk}/delete/").status_code == 403
+
+
+def test_the_webhook_secret_is_not_in_the_settings_admin(staff_client, trader):
+    secret = services.webhook_secret_rotate(user=trader)
+    with tenancy.system_context():
+        account = AccountSettings.objects.get(owner=trader)
+    page = staff_client.get(f"/admin/trades/accountsettings/{account.pk}/change/")
+    assert page.status_code == 200 and secret not in page.content.decode()
+    assert account.webhook_secret_encrypted not in page.content.decode()

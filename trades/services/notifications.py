@@ -1,0 +1,373 @@
+"""Telling a trader what happened to their trades: an outgoing webhook, signed, sent after commit.
+
+The moments that matter (a trade opened, hit its take-profit or stop-loss, was closed by hand,
+expired, was rejected; the broker refused the account's credentials) become a `WebhookEvent` row
+in the same transaction as the change, so a rolled-back change announces nothing. After the commit
+a Celery task delivers it (`trades.tasks.deliver_webhook`): the monitor cycle only enqueues, it
+never waits on a receiver. Each attempt is a `WebhookDelivery` row, visible in the ops admin. An
+event whose task was lost is queued again by a periodic sweep (`webhook_events_resend`).
+
+Receivers verify `X-Tradeoptions-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`
+with their signing secret, reject old timestamps, and dedupe on `X-Tradeoptions-Event-Id` (the
+payload's `id`, the same on every attempt).
+
+SSRF: a webhook URL is http(s) only. Unless WEBHOOK_ALLOW_PRIVATE_TARGETS (local and tests), it
+may not point at loopback, private, link-local, multicast or reserved addresses. The check runs
+when the URL is saved and again on every send, against the addresses the name resolves to then;
+the request goes to the address just checked (so DNS cannot change it in between), and redirects
+are not followed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import random
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import certifi
+import urllib3
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from tradeoptions import tenancy
+from trades.models import (
+    AccountSettings,
+    Actor,
+    CloseReason,
+    EventKind,
+    PaperTrade,
+    TradeStatus,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookEventKind,
+    WebhookEventStatus,
+)
+
+from . import lifecycle  # as a module: lifecycle calls back into this one
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Tradeoptions-Signature"
+EVENT_ID_HEADER = "X-Tradeoptions-Event-Id"
+SECRET_PREFIX = "whsec_"
+RETRY_BASE_SECONDS = 10  # first retry after ~10 s, then 20, 40, … (with jitter)
+RETRY_MAX_SECONDS = 3600
+# A pending event this far past its next attempt has lost its task; at most this many are queued
+# again per sweep.
+STALLED_AFTER = timedelta(minutes=10)
+RESEND_BATCH = 500
+# A broker that refuses an account's token is reported at most this often (the monitor cycle
+# meets the refusal on every run until the trader fixes the token).
+AUTH_FAILURE_QUIET_SECONDS = 3600
+
+_CLOSE_KINDS = {
+    CloseReason.TP_HIT: WebhookEventKind.TP_HIT,
+    CloseReason.SL_HIT: WebhookEventKind.SL_HIT,
+    CloseReason.MANUAL_CLOSE: WebhookEventKind.MANUAL_CLOSE,
+    CloseReason.EXPIRED: WebhookEventKind.EXPIRED,
+    CloseReason.EXPIRED_ITM: WebhookEventKind.EXPIRED,
+}
+_TRADE_FIELDS = ("id", "option_symbol", "ticker", "option_type", "strike", "expiry", "qty", "status",
+                 "status_reason", "entry_price", "entry_date", "sl_price", "tp_price", "close_price", "close_date",
+                 "close_reason", "realized_pnl", "realized_pnl_pct", "strategy", "broker_mode", "version")
+
+
+class UnsafeWebhookTarget(ValueError):
+    """The URL is not one we send to (scheme, credentials, or an address inside our network)."""
+
+
+class WebhookHostUnknown(UnsafeWebhookTarget):
+    """The host name does not resolve (now): refused when saved, tried again when sending."""
+
+
+# --- The URL ------------------------------------------------------------------------------------
+
+
+def webhook_url_check(url: str) -> None:
+    """Refuse a URL we would not send to; checks what the name resolves to now, too."""
+    parts = _parts(url)
+    _check_addresses(parts.hostname, _resolve(parts.hostname, _port(parts)))
+
+
+def _parts(url: str):
+    url = url.strip()
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise UnsafeWebhookTarget("A webhook URL cannot contain spaces or control characters.")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeWebhookTarget("A webhook URL starts with http:// or https://.")
+    if not parts.hostname:
+        raise UnsafeWebhookTarget("A webhook URL needs a host name.")
+    if parts.username or parts.password:
+        raise UnsafeWebhookTarget("A webhook URL cannot carry a user name or password.")
+    try:
+        _port(parts)
+    except ValueError:
+        raise UnsafeWebhookTarget("The webhook URL's port is not a number from 1 to 65535.") from None
+    return parts
+
+
+def _port(parts) -> int:
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise WebhookHostUnknown(f"The webhook's host {host!r} cannot be found.") from None
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+def _check_addresses(host: str, addresses: list[str]) -> None:
+    if settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
+        return
+    for address in addresses:
+        if not _public(address):
+            raise UnsafeWebhookTarget(
+                f"The webhook's host {host!r} is inside a private, loopback, link-local, multicast or reserved "
+                "network; webhooks go to public addresses only."
+            )
+
+
+def _public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
+                                 or ip.is_reserved or ip.is_unspecified)
+
+
+# --- The secret ---------------------------------------------------------------------------------
+
+
+def webhook_secret_rotate(*, user: AbstractBaseUser) -> str:
+    """A new signing secret for the user's webhook, replacing any old one at once. The plaintext is
+    returned this once, to be shown to the trader; it is stored encrypted and never shown again."""
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    with tenancy.acting_as(user.pk):
+        account, _ = AccountSettings.objects.select_for_update().get_or_create(owner=user)
+        had_one = account.has_webhook_secret
+        account.set_webhook_secret(secret)
+        account.save(update_fields=["webhook_secret_encrypted", "updated_at"])
+        lifecycle.event_record(trade=None, owner_id=user.pk, kind=EventKind.SETTINGS_CHANGED, actor=Actor.USER,
+                     actor_user=user, actor_label="settings",
+                     payload={"changes": {}, "webhook_secret": "rotated" if had_one else "set"})
+    return secret
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """The v1 signature: hex HMAC-SHA256, keyed by the secret, of "<timestamp>.<body>"."""
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+# --- Announcing ---------------------------------------------------------------------------------
+
+
+def webhook_kind_of_transition(*, old_status: str, trade: PaperTrade) -> str | None:
+    """Which webhook event (if any) a trade's move from `old_status` to its status is."""
+    if trade.status == old_status:
+        return None
+    if trade.status == TradeStatus.OPEN and old_status == TradeStatus.PENDING:
+        return WebhookEventKind.TRADE_OPENED
+    if trade.status == TradeStatus.REJECTED:
+        return WebhookEventKind.REJECTED
+    if trade.status == TradeStatus.CLOSED:
+        return _CLOSE_KINDS.get(trade.close_reason)
+    return None
+
+
+def trade_transition_announce(*, trade: PaperTrade, old_status: str) -> WebhookEvent | None:
+    """Called by the state machine's gate, in its transaction, after each transition."""
+    kind = webhook_kind_of_transition(old_status=old_status, trade=trade)
+    if kind is None:
+        return None
+    data = {"trade": {name: getattr(trade, name) for name in _TRADE_FIELDS}, "old_status": old_status}
+    return webhook_announce(owner_id=trade.owner_id, kind=kind, data=data, trade=trade)
+
+
+def broker_auth_failure_announce(*, owner_id: int, broker_mode: str, message: str) -> WebhookEvent | None:
+    """The broker refused (or the account lacks) the token the monitor needs. Reported at most
+    once an hour per account and mode: the cycle meets it every run until the trader acts.
+    Broker errors never carry tokens (brokers scrub them), so the message may be passed on."""
+    if not cache.add(f"webhook:broker-auth:{owner_id}:{broker_mode}", 1, AUTH_FAILURE_QUIET_SECONDS):
+        return None
+    with tenancy.acting_as(owner_id):
+        return webhook_announce(owner_id=owner_id, kind=WebhookEventKind.BROKER_AUTH_FAILED,
+                                data={"broker_mode": broker_mode, "message": message[:500]})
+
+
+def webhook_announce(*, owner_id: int, kind: str, data: dict, trade: PaperTrade | None = None) -> WebhookEvent | None:
+    """Write the event for the owner's webhook (if they have one) in the caller's transaction and
+    tenant context, and queue its delivery for after the commit."""
+    account = AccountSettings.objects.filter(owner_id=owner_id).only("webhook_url", "webhook_secret_encrypted").first()
+    if account is None or not account.sends_webhooks:
+        return None
+    event = WebhookEvent(owner_id=owner_id, trade=trade, kind=kind, next_attempt_at=timezone.now())
+    event.payload = lifecycle.jsonable({"id": str(event.id), "type": kind, "created_at": timezone.now(), "data": data})
+    event.save()
+    # Robust: a queue that is down must not undo or fail the change that has just committed.
+    event_id = str(event.id)
+    transaction.on_commit(lambda: _enqueue(owner_id, event_id), robust=True)
+    return event
+
+
+def _enqueue(owner_id: int, event_id: str) -> None:
+    from trades.tasks import deliver_webhook  # the task module imports the services
+
+    deliver_webhook.delay(owner_id, event_id)
+
+
+# --- Delivering ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    event_id: str
+    attempt: int
+    status: str  # the event's status after this attempt
+    status_code: int | None = None
+    error: str = ""
+    retry_in: float = 0.0  # seconds until the next attempt, while PENDING
+
+    @property
+    def retry(self) -> bool:
+        return self.status == WebhookEventStatus.PENDING
+
+    def __str__(self) -> str:
+        answer = self.status_code if self.status_code is not None else self.error or "-"
+        return f"webhook {self.event_id} attempt {self.attempt}: {self.status} ({answer})"
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status_code: int | None = None
+    error: str = ""
+    permanent: bool = False  # no point trying again (the URL is refused)
+    host: str = ""
+    duration_ms: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def webhook_deliver(*, owner_id: int, event_id: str) -> DeliveryOutcome:
+    """One attempt at delivering a pending event, recorded; the event is DELIVERED on a 2xx and
+    FAILED when the URL is refused or WEBHOOK_MAX_ATTEMPTS attempts have failed. The request is
+    made outside any transaction. A delivered or failed event is left alone (idempotent)."""
+    with tenancy.acting_as(owner_id):
+        claimed = WebhookEvent.objects.filter(pk=event_id, status=WebhookEventStatus.PENDING).update(
+            attempts=F("attempts") + 1)
+        event = WebhookEvent.objects.filter(pk=event_id).first()
+        if not claimed or event is None:
+            return DeliveryOutcome(event_id, event.attempts if event else 0, event.status if event else "MISSING")
+        account = AccountSettings.objects.filter(owner_id=owner_id).first()
+        url, secret = (account.webhook_url, account.webhook_secret()) if account else ("", "")
+    body = json.dumps(event.payload, separators=(",", ":"), sort_keys=True).encode()
+    if url and secret:
+        answer = _post(url, body, _headers(event, secret, body))
+    else:
+        answer = _Answer(error="The webhook was removed from the settings.", permanent=True)
+    final = answer.ok or answer.permanent or event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS
+    status = (WebhookEventStatus.DELIVERED if answer.ok else WebhookEventStatus.FAILED) if final \
+        else WebhookEventStatus.PENDING
+    retry_in = 0.0 if final else webhook_retry_delay(event.attempts)
+    with tenancy.acting_as(owner_id):
+        WebhookDelivery.objects.create(owner_id=owner_id, event=event, attempt=event.attempts,
+                                       target_host=answer.host, status_code=answer.status_code,
+                                       error=answer.error[:255], duration_ms=answer.duration_ms)
+        now = timezone.now()
+        if final:
+            WebhookEvent.objects.filter(pk=event_id).update(status=status, finished_at=now, next_attempt_at=None)
+        else:
+            WebhookEvent.objects.filter(pk=event_id).update(next_attempt_at=now + timedelta(seconds=retry_in))
+    outcome = DeliveryOutcome(event_id, event.attempts, status, answer.status_code, answer.error, retry_in)
+    (logger.info if answer.ok else logger.warning)("%s (%s to %s)", outcome, event.kind, answer.host or "-")
+    return outcome
+
+
+def webhook_events_resend(*, now: datetime | None = None) -> int:
+    """Queue again the pending events whose next attempt is long overdue: their task was lost (the
+    queue was down when the change committed, or a worker died mid-attempt). Runs in the system
+    context: a periodic ops job over every trader's outbox, never reachable from a request. A
+    receiver may so get an event twice; it dedupes on the event id."""
+    now = now or timezone.now()
+    with tenancy.system_context():
+        stalled = list(WebhookEvent.objects.select_for_update(skip_locked=True)
+                       .filter(status=WebhookEventStatus.PENDING, next_attempt_at__lt=now - STALLED_AFTER)
+                       .values_list("pk", "owner_id")[:RESEND_BATCH])
+        WebhookEvent.objects.filter(pk__in=[pk for pk, _ in stalled]).update(next_attempt_at=now)
+        for pk, owner_id in stalled:
+            transaction.on_commit(lambda pk=str(pk), owner_id=owner_id: _enqueue(owner_id, pk), robust=True)
+    return len(stalled)
+
+
+def webhook_retry_delay(attempt: int) -> float:
+    """Seconds before the attempt after `attempt`: exponential, capped, with full jitter so that
+    many receivers failing together do not come back in step."""
+    ceiling = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+def _headers(event: WebhookEvent, secret: str, body: bytes) -> dict[str, str]:
+    timestamp = int(time.time())
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "tradeoptions-webhooks/1",
+        "X-Tradeoptions-Event": event.kind,
+        EVENT_ID_HEADER: str(event.pk),
+        "X-Tradeoptions-Delivery-Attempt": str(event.attempts),
+        SIGNATURE_HEADER: f"t={timestamp},v1={signature(secret, timestamp, body)}",
+    }
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> _Answer:
+    """POST to the address the URL's host resolves to now, once checked; no redirects, no retries
+    here (the task retries), a bounded read of the answer."""
+    started = time.monotonic()
+    try:
+        parts = _parts(url)
+        host, port = parts.hostname, _port(parts)
+        addresses = _resolve(host, port)
+        _check_addresses(host, addresses)
+    except UnsafeWebhookTarget as refused:
+        permanent = not isinstance(refused, WebhookHostUnknown)
+        return _Answer(error=str(refused), permanent=permanent, host=urlsplit(url).hostname or "",
+                       duration_ms=_since(started))
+    timeout = urllib3.Timeout(connect=settings.WEBHOOK_TIMEOUT_SECONDS, read=settings.WEBHOOK_TIMEOUT_SECONDS)
+    if parts.scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(addresses[0], port, timeout=timeout, retries=False, maxsize=1,
+                                           server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED",
+                                           ca_certs=certifi.where())
+    else:
+        pool = urllib3.HTTPConnectionPool(addresses[0], port, timeout=timeout, retries=False, maxsize=1)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        with pool:
+            response = pool.urlopen("POST", path, body=body, headers={**headers, "Host": parts.netloc},
+                                    redirect=False, retries=False, preload_content=False)
+            response.read(64 * 1024)  # drain a little, never an unbounded answer
+            response.release_conn()
+    except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:  # refused, reset, timed out, bad TLS
+        return _Answer(error=f"{type(error).__name__}: the receiver could not be reached or did not answer",
+                       host=host, duration_ms=_since(started))
+    return _Answer(status_code=response.status, host=host, duration_ms=_since(started),
+                   error="" if 200 <= response.status < 300 else f"HTTP {response.status}")
+
+
+def _since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

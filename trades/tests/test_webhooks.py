@@ -1,0 +1,448 @@
+"""A trader's webhook hears of their trades: signed JSON, sent after the commit by a retried task,
+to a real receiver on 127.0.0.1."""
+
+import hashlib
+import hmac
+import logging
+import socket
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from brokers.models import BrokerMode
+from tests.factories import PaperTradeFactory
+from tests.fakes.webhook_receiver import WebhookReceiver
+from tradeoptions import tenancy
+from trades import services
+from trades.models import (
+    AccountSettings,
+    CloseReason,
+    EventKind,
+    TradeStatus,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookEventStatus,
+)
+from trades.services import notifications
+from trades.tasks import deliver_webhook
+
+pytestmark = pytest.mark.usefixtures("tasks_run_at_once")
+
+SIGNATURE_TOLERANCE = 300  # seconds a receiver accepts between the signed time and its clock
+
+
+def webhook_for(user, url: str) -> str:
+    """Point the user's webhook at `url`; returns the signing secret, as shown to them once."""
+    services.account_settings_update(user=user, changes={"webhook_url": url})
+    return services.webhook_secret_rotate(user=user)
+
+
+def verify(request, secret: str) -> dict:
+    """What a receiver does: check the signature over "<t>.<body>" and the timestamp's age."""
+    fields = dict(part.split("=", 1) for part in request.headers["X-Tradeoptions-Signature"].split(","))
+    expected = hmac.new(secret.encode(), f"{fields['t']}.".encode() + request.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(fields["v1"], expected), "the signature does not verify"
+    assert abs(time.time() - int(fields["t"])) < SIGNATURE_TOLERANCE
+    return request.json()
+
+
+def events_of(user) -> list[WebhookEvent]:
+    with tenancy.acting_as(user.pk):
+        return list(WebhookEvent.objects.filter(owner=user).prefetch_related("deliveries"))
+
+
+def deliveries_of(event: WebhookEvent) -> list[WebhookDelivery]:
+    with tenancy.acting_as(event.owner_id):
+        return list(WebhookDelivery.objects.filter(event=event).order_by("attempt"))
+
+
+def transition(trade, to, **kwargs):
+    """The state machine's gate, called as the monitor cycle and the API call it: as the owner."""
+    with tenancy.acting_as(trade.owner_id):
+        return services.trade_transition(trade_id=trade.pk, to=to, **{"actor": "SYSTEM", **kwargs})
+
+
+def pending_trade(user):
+    return PaperTradeFactory(owner=user, status=TradeStatus.PENDING, entry_price=None, entry_date=None)
+
+
+def close(reason: str, price: str = "6.50", pnl: str = "440.00") -> dict:
+    return {"close_reason": reason, "close_price": Decimal(price), "close_date": timezone.now(),
+            "realized_pnl": Decimal(pnl)}
+
+
+TRANSITIONS = {
+    "trade.opened": (pending_trade, TradeStatus.OPEN,
+                     {"entry_price": Decimal("4.30"), "entry_date": timezone.now(), "filled_qty": 2}),
+    "trade.rejected": (pending_trade, TradeStatus.REJECTED, {"status_reason": "Not enough buying power."}),
+    "trade.tp_hit": (None, TradeStatus.CLOSED, close(CloseReason.TP_HIT)),
+    "trade.sl_hit": (None, TradeStatus.CLOSED, close(CloseReason.SL_HIT, "2.95", "-250.00")),
+    "trade.manual_close": (None, TradeStatus.CLOSED, close(CloseReason.MANUAL_CLOSE, "5.00", "160.00")),
+    "trade.expired": (None, TradeStatus.CLOSED, close(CloseReason.EXPIRED, "0", "-840.00")),
+}
+
+
+@pytest.mark.parametrize("kind", TRANSITIONS)
+def test_each_moment_of_a_trade_reaches_the_webhook_signed(trader, receiver, kind,
+                                                           django_capture_on_commit_callbacks):
+    secret = webhook_for(trader, receiver.url)
+    make, to, changes = TRANSITIONS[kind]
+    trade = (make or (lambda user: PaperTradeFactory(owner=user)))(trader)
+    with django_capture_on_commit_callbacks(execute=True):
+        transition(trade, to, actor_label="test", changes=changes)
+
+    (request,) = receiver.requests
+    body = verify(request, secret)
+    assert request.path == "/hooks/tradeoptions" and request.headers["Content-Type"] == "application/json"
+    assert body["type"] == kind == request.headers["X-Tradeoptions-Event"]
+    assert body["id"] == request.headers["X-Tradeoptions-Event-Id"]
+    sent = body["data"]["trade"]
+    assert sent["id"] == trade.pk and sent["option_symbol"] == trade.option_symbol and sent["status"] == to
+    assert body["data"]["old_status"] == trade.status
+    if to == TradeStatus.CLOSED:
+        assert sent["close_reason"] == changes["close_reason"]
+        assert Decimal(sent["realized_pnl"]) == changes["realized_pnl"]  # exact, as a string
+    if kind == "trade.rejected":
+        assert sent["status_reason"] == "Not enough buying power."
+    (event,) = events_of(trader)
+    assert str(event.pk) == body["id"] and event.status == WebhookEventStatus.DELIVERED
+    assert [(d.attempt, d.status_code, d.target_host) for d in deliveries_of(event)] == [(1, 200, "127.0.0.1")]
+    assert secret not in request.body.decode()
+
+
+def test_an_expiry_in_the_money_is_an_expiry_too(trader, receiver, django_capture_on_commit_callbacks):
+    webhook_for(trader, receiver.url)
+    trade = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=True):
+        transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.EXPIRED_ITM, "1.20", "-600.00"))
+    (request,) = receiver.requests
+    assert request.json()["type"] == "trade.expired"
+    assert request.json()["data"]["trade"]["close_reason"] == "EXPIRED_ITM"
+
+
+def test_changes_that_are_no_news_send_nothing(trader, receiver, django_capture_on_commit_callbacks):
+    webhook_for(trader, receiver.url)
+    trade = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=True):
+        transition(trade, TradeStatus.OPEN, kind=EventKind.BRACKET_ADJUSTED, changes={"sl_price": Decimal("3.10")})
+        transition(trade, TradeStatus.CLOSING, actor="USER")
+    assert receiver.requests == [] and events_of(trader) == []
+
+
+def test_a_trader_without_a_webhook_gets_no_events(trader, receiver, django_capture_on_commit_callbacks):
+    services.account_settings_update(user=trader, changes={"webhook_url": receiver.url})  # no secret yet
+    trade = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+    assert queued == [] and receiver.requests == [] and events_of(trader) == []
+
+
+def test_a_rolled_back_transition_sends_nothing(trader, receiver, django_capture_on_commit_callbacks):
+    webhook_for(trader, receiver.url)
+    trade = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.SL_HIT, "2.95", "-250.00"))
+            raise RuntimeError("the cycle failed after the transition")
+    assert queued == [] and receiver.requests == [] and events_of(trader) == []
+    with tenancy.acting_as(trader.pk):
+        trade.refresh_from_db()
+    assert trade.status == TradeStatus.OPEN
+
+
+def test_a_failing_receiver_is_retried_until_it_answers(trader, receiver, django_capture_on_commit_callbacks):
+    secret = webhook_for(trader, receiver.url)
+    receiver.answer(500, 503, then=200)
+    trade = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=True):
+        transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+
+    assert len(receiver.requests) == 3
+    ids = {request.headers["X-Tradeoptions-Event-Id"] for request in receiver.requests}
+    assert len(ids) == 1  # one event: the receiver dedupes on its id
+    assert [r.headers["X-Tradeoptions-Delivery-Attempt"] for r in receiver.requests] == ["1", "2", "3"]
+    for request in receiver.requests:
+        verify(request, secret)  # each attempt signed afresh
+    (event,) = events_of(trader)
+    assert (event.status, event.attempts) == (WebhookEventStatus.DELIVERED, 3) and event.finished_at
+    assert [(d.attempt, d.status_code, d.error) for d in deliveries_of(event)] == [
+        (1, 500, "HTTP 500"), (2, 503, "HTTP 503"), (3, 200, "")]
+
+
+def test_a_receiver_that_keeps_failing_is_given_up_on_with_every_attempt_recorded(
+        trader, receiver, settings, django_capture_on_commit_callbacks):
+    settings.WEBHOOK_MAX_ATTEMPTS = 4
+    webhook_for(trader, receiver.url)
+    receiver.answer(500)
+    trade = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=True):
+        transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.SL_HIT, "2.95", "-250.00"))
+
+    (event,) = events_of(trader)
+    assert (event.status, event.attempts) == (WebhookEventStatus.FAILED, 4)
+    assert [(d.attempt, d.status_code) for d in deliveries_of(event)] == [(1, 500), (2, 500), (3, 500), (4, 500)]
+    assert len(receiver.requests) == 4
+    # The same message redelivered to a worker (acks late) does not try a fifth time.
+    assert deliver_webhook.apply(args=[trader.pk, str(event.pk)]).get().endswith("FAILED (-)")
+    assert len(receiver.requests) == 4
+
+
+def test_an_unreachable_receiver_is_recorded_and_retried(trader, settings, django_capture_on_commit_callbacks):
+    settings.WEBHOOK_MAX_ATTEMPTS = 2
+    gone = WebhookReceiver().start()
+    url = gone.url
+    gone.stop()  # nothing listens on that port any more
+    webhook_for(trader, url)
+    trade = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=True):
+        transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.MANUAL_CLOSE))
+    (event,) = events_of(trader)
+    attempts = deliveries_of(event)
+    assert event.status == WebhookEventStatus.FAILED and [d.attempt for d in attempts] == [1, 2]
+    assert all(d.status_code is None and "could not be reached" in d.error for d in attempts)
+
+
+def test_retries_back_off_exponentially_with_jitter_and_a_ceiling():
+    for attempt in range(1, 6):
+        ceiling = 10 * 2 ** (attempt - 1)
+        delays = {notifications.webhook_retry_delay(attempt) for _ in range(20)}
+        assert all(ceiling / 2 <= delay <= ceiling for delay in delays) and len(delays) > 1
+    assert notifications.webhook_retry_delay(30) <= 3600
+
+
+def test_redirects_are_not_followed(trader, receiver, django_capture_on_commit_callbacks):
+    elsewhere = WebhookReceiver().start()
+    try:
+        webhook_for(trader, receiver.url)
+        receiver.redirect_to(elsewhere.url)
+        trade = PaperTradeFactory(owner=trader)
+        with django_capture_on_commit_callbacks(execute=True):
+            transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+        assert elsewhere.requests == []
+        (event,) = events_of(trader)
+        assert {d.status_code for d in deliveries_of(event)} == {302}
+    finally:
+        elsewhere.stop()
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """A resolver the test controls for names under example.com; every other name resolves as usual."""
+    answers: dict[str, str] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in answers:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(notifications.socket, "getaddrinfo", getaddrinfo)
+    return answers
+
+
+def test_a_name_that_resolves_inside_our_network_at_send_time_is_refused(
+        trader, receiver, settings, dns, django_capture_on_commit_callbacks):
+    """DNS rebinding: public when the URL was saved, 127.0.0.1 when the event is sent."""
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    dns["hooks.example.com"] = "93.184.216.34"
+    webhook_for(trader, f"http://hooks.example.com:{receiver.port}/hooks/tradeoptions")
+    dns["hooks.example.com"] = "127.0.0.1"
+    trade = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=True):
+        transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+    assert receiver.requests == []
+    (event,) = events_of(trader)
+    (attempt,) = deliveries_of(event)  # refused for good: not retried
+    assert event.status == WebhookEventStatus.FAILED
+    assert attempt.status_code is None and "private, loopback" in attempt.error
+    assert attempt.target_host == "hooks.example.com"
+
+
+def test_the_send_goes_to_the_address_that_was_checked(trader, receiver, dns, django_capture_on_commit_callbacks):
+    """The request is made to the resolved address, with the URL's host in the Host header."""
+    dns["hooks.example.com"] = "127.0.0.1"
+    webhook_for(trader, f"http://hooks.example.com:{receiver.port}/hooks/tradeoptions?account=7")
+    trade = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=True):
+        transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+    (request,) = receiver.requests
+    assert request.headers["Host"] == f"hooks.example.com:{receiver.port}"
+    assert request.path == "/hooks/tradeoptions?account=7"
+
+
+def test_trades_opened_and_closed_through_the_api_are_announced(api_as, trader, market, open_body, receiver,
+                                                                django_capture_on_commit_callbacks):
+    from .conftest import CONTRACT
+
+    secret = webhook_for(trader, receiver.url)
+    client = api_as(trader)
+    with django_capture_on_commit_callbacks(execute=True):
+        opened = client.post("/api/trades", open_body(), format="json").json()
+    market.set_quote(CONTRACT, "5.00", "5.20")
+    with django_capture_on_commit_callbacks(execute=True):
+        closed = client.post(f"/api/trades/{opened['id']}/close", {"version": opened["version"]}, format="json")
+    assert closed.status_code == 200
+    bodies = [verify(request, secret) for request in receiver.requests]
+    assert [body["type"] for body in bodies] == ["trade.opened", "trade.manual_close"]
+    assert bodies[0]["data"]["trade"]["entry_price"] == "4.3000"
+    assert bodies[1]["data"]["trade"]["realized_pnl"] == "140.00"
+
+
+def test_a_broker_that_refuses_the_account_is_reported_once_an_hour(trader, receiver,
+                                                                    django_capture_on_commit_callbacks):
+    from monitoring.sync import sync_orders
+
+    secret = webhook_for(trader, receiver.url)
+    with tenancy.acting_as(trader.pk):
+        AccountSettings.objects.filter(owner=trader).update(broker_mode=BrokerMode.TRADIER_SANDBOX,
+                                                            tradier_account_id="VA1")
+    PaperTradeFactory(owner=trader, broker_mode=BrokerMode.TRADIER_SANDBOX)  # no sandbox token stored
+    cache.delete(f"webhook:broker-auth:{trader.pk}:{BrokerMode.TRADIER_SANDBOX}")
+    with django_capture_on_commit_callbacks(execute=True):
+        first = sync_orders()
+        second = sync_orders()  # the next cycle meets the same refusal: no second message
+    assert first.failed_accounts == second.failed_accounts == [trader.pk]
+    (request,) = receiver.requests
+    body = verify(request, secret)
+    assert body["type"] == "broker.auth_failed"
+    assert body["data"]["broker_mode"] == "TRADIER_SANDBOX" and "token" in body["data"]["message"]
+
+
+def test_the_secret_and_the_url_appear_in_no_log(trader, receiver, caplog, django_capture_on_commit_callbacks):
+    caplog.set_level(logging.DEBUG)
+    secret = webhook_for(trader, receiver.url + "?capability=KEEP-ME-QUIET")
+    receiver.answer(500, then=200)
+    trade = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=True):
+        transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+    assert len(receiver.requests) == 2 and caplog.records
+    assert secret not in caplog.text and "KEEP-ME-QUIET" not in caplog.text
+
+
+def test_an_event_of_another_trader_is_not_delivered_as_this_one(trader, other_trader, receiver,
+                                                                   django_capture_on_commit_callbacks):
+    """The task runs as the owner it was given: another trader's id finds no event (row-level security)."""
+    webhook_for(trader, receiver.url)
+    trade = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=False):
+        transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+    (event,) = events_of(trader)
+    outcome = services.webhook_deliver(owner_id=other_trader.pk, event_id=str(event.pk))
+    assert outcome.status == "MISSING" and not outcome.retry and receiver.requests == []
+    assert events_of(trader)[0].attempts == 0
+
+
+def test_an_event_whose_task_was_lost_is_queued_again_by_the_sweep(trader, receiver,
+                                                                   django_capture_on_commit_callbacks):
+    from monitoring import tasks as monitor_tasks
+
+    secret = webhook_for(trader, receiver.url)
+    trade = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=False):  # the queue was down at the commit
+        transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+    fresh = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=False):  # queued a moment ago: not overdue yet
+        transition(fresh, TradeStatus.CLOSED, changes=close(CloseReason.SL_HIT, "2.95", "-250.00"))
+    lost, recent = sorted(events_of(trader), key=lambda event: event.trade_id != trade.pk)
+    with tenancy.acting_as(trader.pk):
+        WebhookEvent.objects.filter(pk=lost.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=11))
+    cache.delete("lock:monitoring.resend_webhooks")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert monitor_tasks.resend_webhooks.apply().get() == "1 webhook event(s) queued again"
+    (request,) = receiver.requests
+    assert verify(request, secret)["id"] == str(lost.pk)
+    statuses = {event.pk: event.status for event in events_of(trader)}
+    assert statuses == {lost.pk: WebhookEventStatus.DELIVERED, recent.pk: WebhookEventStatus.PENDING}
+
+
+def test_a_retry_is_scheduled_for_when_it_is_due(trader, receiver, settings):
+    settings.WEBHOOK_MAX_ATTEMPTS = 3
+    webhook_for(trader, receiver.url)
+    receiver.answer(500)
+    trade = PaperTradeFactory(owner=trader)
+    transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))  # no commit: nothing queued
+    (event,) = events_of(trader)
+    before = timezone.now()
+    outcome = services.webhook_deliver(owner_id=trader.pk, event_id=str(event.pk))
+    assert outcome.retry and 5 <= outcome.retry_in <= 10
+    (event,) = events_of(trader)
+    assert before + timedelta(seconds=5) <= event.next_attempt_at <= timezone.now() + timedelta(seconds=10)
+
+
+def test_deliveries_have_their_own_queue_and_worker():
+    """A slow receiver occupies a webhook worker, never one the monitor's jobs need."""
+    from pathlib import Path
+
+    import yaml
+
+    from tradeoptions.celery import app
+
+    assert app.amqp.router.route({}, "trades.deliver_webhook")["queue"].name == "webhooks"
+    assert app.amqp.router.route({}, "monitoring.sync_orders")["queue"].name != "webhooks"
+    root = Path(__file__).resolve().parents[2]
+    assert "worker -Q webhooks" in (root / "Procfile").read_text()
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    assert compose["services"]["webhooks"]["command"][4:6] == ["-Q", "webhooks"]
+
+
+@pytest.fixture
+def certificates(tmp_path):
+    """A test certificate authority and a server certificate it signed for hooks.example.com."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(text):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    def pem(path, data):
+        path.write_bytes(data)
+        return str(path)
+
+    now = timezone.now()
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("test CA")).issuer_name(name("test CA"))
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - timedelta(days=1))
+          .not_valid_after(now + timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(name("hooks.example.com")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("hooks.example.com")]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return {"ca": pem(tmp_path / "ca.pem", ca.public_bytes(serialization.Encoding.PEM)),
+            "cert": pem(tmp_path / "cert.pem", leaf.public_bytes(serialization.Encoding.PEM)),
+            "key": pem(tmp_path / "key.pem", key_pem)}
+
+
+@pytest.mark.parametrize(("name", "delivered"), [("hooks.example.com", True), ("other.example.com", False)])
+def test_https_goes_to_the_checked_address_and_still_verifies_the_certificate_for_the_name(
+        trader, dns, certificates, monkeypatch, name, delivered, django_capture_on_commit_callbacks):
+    """The connection is pinned to the resolved IP, yet TLS checks the certificate against the URL's
+    host name: a certificate for another name is refused."""
+    monkeypatch.setattr(notifications.certifi, "where", lambda: certificates["ca"])
+    secure = WebhookReceiver(tls=(certificates["cert"], certificates["key"])).start()
+    try:
+        dns[name] = "127.0.0.1"
+        secret = webhook_for(trader, f"https://{name}:{secure.port}/hooks/tradeoptions")
+        trade = PaperTradeFactory(owner=trader)
+        with django_capture_on_commit_callbacks(execute=True):
+            transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+        (event,) = events_of(trader)
+        if delivered:
+            (request,) = secure.requests
+            assert verify(request, secret)["id"] == str(event.pk) and event.status == WebhookEventStatus.DELIVERED
+        else:
+            assert secure.requests == [] and event.status == WebhookEventStatus.FAILED
+            assert all(d.status_code is None and d.error for d in deliveries_of(event))
+    finally:
+        secure.stop()
