@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
+from contextlib import contextmanager
 from datetime import date
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 
 def iso_date(value: str) -> date:
@@ -71,6 +73,17 @@ class OpsCommand(BaseCommand):
     def dry_run_note(self, options: dict) -> None:
         if self.writes and not options.get("apply"):
             self.stdout.write(f"Dry run: nothing was written. Run again with {self.apply_flags[0]} to write.")
+
+
+@contextmanager
+def written_only_if(apply: bool):
+    """The block runs in one transaction that is rolled back unless `apply`: the dry run of a
+    service that only touches the database computes exactly what it would write (and reports it),
+    then writes nothing. Not for services that commit in steps or call a broker."""
+    with transaction.atomic():
+        yield
+        if not apply:
+            transaction.set_rollback(True)
 
 
 def user_named(username: str):
