@@ -37,7 +37,7 @@ from brokers.market import Market, default_market
 from tradeoptions import tenancy
 from trades.models import ACTIVE_STATUSES, AccountSettings, PaperTrade, TradeStatus
 from trades.services import InvalidTransition, TradeError, VersionConflict
-from trades.services.orders import broker_of
+from trades.services.orders import broker_of, trade_order_tag
 
 from . import sync
 from .sync import _Account, _Book, _exit_legs, _known_ids, _read_book, _sync_trade, filled_exit
@@ -289,9 +289,7 @@ def _working(book: _Book):
 
 
 def _tag(trade: PaperTrade, purpose: OrderPurpose) -> str:
-    from brokers.base import order_tag
-
-    return order_tag(trade.pk, purpose)
+    return trade_order_tag(trade, purpose)
 
 
 def _say(mode: str, trade: PaperTrade):

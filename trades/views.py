@@ -2,8 +2,9 @@
 need (as a `json_script` tag); every number on them comes from the API, fetched by the scripts."""
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from brokers.models import BrokerMode
 
@@ -53,3 +54,12 @@ def account_settings(request):
     context = _page_context(request)
     context["broker_modes"] = BrokerMode.choices
     return render(request, "trades/settings.html", context)
+
+
+@login_required
+@require_POST
+def back_to_paper(request):
+    """One click from live trading back to the local paper broker. Going back to safety needs no
+    typed confirmation (going live does); trades already placed live stay managed at Tradier live."""
+    services.account_settings_update(user=request.user, changes={"broker_mode": BrokerMode.LOCAL_PAPER})
+    return redirect("settings")
