@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from brokers.models import BrokerMode
 
 from . import services
-from .models import CloseReason, OptionType
+from .models import CloseReason, OptionType, PaperTrade
 
 
 def _page_context(request) -> dict:
@@ -17,6 +17,9 @@ def _page_context(request) -> dict:
     return {
         "account": account,
         "is_live": account.broker_mode == BrokerMode.TRADIER_LIVE,
+        # Trades placed live stay live after a switch back to paper: the banner keeps saying so.
+        "live_trades_open": PaperTrade.objects.active().filter(
+            owner=request.user, broker_mode=BrokerMode.TRADIER_LIVE).count(),
         "page_config": {
             "username": request.user.get_username(),
             "broker_mode": account.broker_mode,

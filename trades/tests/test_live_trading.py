@@ -138,3 +138,14 @@ def test_the_live_broker_refuses_an_order_without_the_live_mark(trader, tradier,
         broker.place_order(OrderRequest(option_symbol=CONTRACT, side="buy_to_open", quantity=1,
                                         order_type="market", tag="to-1-entry"))
     assert tradier.requests_for("POST", "/orders") == []
+
+
+def test_after_going_back_to_paper_open_live_trades_are_still_announced(client, trader, other_trader):
+    from tests.factories import PaperTradeFactory
+
+    PaperTradeFactory(owner=trader, broker_mode=BrokerMode.TRADIER_LIVE)  # placed live, still held
+    PaperTradeFactory(owner=other_trader, broker_mode=BrokerMode.TRADIER_LIVE)  # Bob's: not Alice's business
+    client.force_login(trader)
+    for path in ("/", "/settings/"):
+        page = client.get(path).content.decode()
+        assert "1 trade placed live still open at Tradier live" in page and 'id="back-to-paper"' not in page
