@@ -2,6 +2,10 @@
 terminal only."""
 
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.management import get_commands, load_command_class
@@ -39,3 +43,13 @@ def test_the_progress_bar_shows_on_a_terminal_and_not_elsewhere():
     quiet = OpsCommand(stdout=io.StringIO(), stderr=io.StringIO())
     assert list(quiet.progress(range(3), total=3, desc="trades")) == [0, 1, 2]
     assert quiet.stderr._out.getvalue() == ""
+
+
+def test_from_the_shell_a_failure_is_one_line_and_exit_status_1():
+    environment = {key: value for key, value in os.environ.items() if key != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    result = subprocess.run([sys.executable, "manage.py", "backfill_snapshots", "--from", "2026-11-05", "--to",
+                             "2026-11-01"], cwd=Path(__file__).resolve().parent.parent, env=environment,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "CommandError: --to 2026-11-01 is before --from 2026-11-05." in result.stderr
+    assert "Traceback" not in result.stderr
