@@ -25,6 +25,7 @@ their rows, and a real broker is called outside any transaction, as in the sync.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,7 +41,11 @@ from trades.services import InvalidTransition, TradeError, VersionConflict
 from trades.services.orders import broker_of, trade_order_tag
 
 from . import sync
+
+# The sync's own reading and deciding, reused on purpose: reconcile must judge exactly as the sync acts.
 from .sync import _Account, _Book, _exit_legs, _known_ids, _read_book, _sync_trade, filled_exit
+
+logger = logging.getLogger(__name__)
 
 
 class DifferenceKind(StrEnum):
@@ -142,9 +147,9 @@ def _look(account: AccountSettings, item: _Account, market: Market, at: datetime
         positions = sync._at_broker(item, broker.get_positions)
     except (BrokerError, TradeError) as error:
         return [Difference(DifferenceKind.UNREADABLE, item.mode, f"the account could not be read: {error}")], None
-    state = _State(broker, book, positions)
-    return _trade_differences(item, book, market, at) + _position_differences(item, book, positions) + \
-        _order_differences(item, book), state
+    found = [*_trade_differences(item, book, market, at), *_position_differences(item, book, positions),
+             *_order_differences(item, book)]
+    return found, _State(broker, book, positions)
 
 
 def _trade_differences(item: _Account, book: _Book, market: Market, at: datetime) -> list[Difference]:
@@ -279,6 +284,8 @@ def _fix(item: _Account, state: _State, market: Market, at: datetime) -> int:
             fixed += _sync_trade(trade, state.book, state.broker, market, at)
         except (VersionConflict, InvalidTransition):
             continue  # the trade moved meanwhile: the second read shows where it stands
+        except (BrokerError, TradeError) as error:  # e.g. a bracket the broker refused: still listed after
+            logger.warning("reconcile: trade %s could not be fixed: %s", trade.pk, error)
     return fixed + sync._guard_orphans(item, state.book, state.broker)
 
 
