@@ -96,10 +96,12 @@ def _records(values: pd.DataFrame, now) -> list[TradeForensics]:
     return forensics
 
 
-def trade_targets_compute(*, closed_from: date, closed_to: date, owner_id: int | None = None) -> int:
+def trade_targets_compute(*, closed_from: date, closed_to: date, owner_id: int | None = None,
+                          progress=None) -> int:
     """Compute and store the forensic targets of every trade closed on New York dates
     `closed_from`..`closed_to` (of one owner if given). Returns how many trades were done.
 
+    `progress` (optional) wraps the batches, as an ops command's progress bar does.
     Runs in the system context: it is the nightly job (and an ops backfill) over every tenant's
     closed trades, never reachable from a user's request. Each row is written with its own
     owner_id, which the table's policies keep as it is.
@@ -114,7 +116,8 @@ def trade_targets_compute(*, closed_from: date, closed_to: date, owner_id: int |
         if owner_id is not None:
             trades = trades.filter(owner_id=owner_id)
         ids = list(trades.order_by("id").values_list("id", flat=True))
-    for start in range(0, len(ids), CHUNK):
+    starts = range(0, len(ids), CHUNK)
+    for start in (progress or (lambda items, **_: items))(starts, total=len(starts), desc="chunks"):
         done += _compute_chunk(ids[start : start + CHUNK])
     return done
 

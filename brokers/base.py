@@ -95,15 +95,19 @@ class OrderPurpose(StrEnum):
 # Tags are the idempotency key: an order whose placement timed out is found again by its tag, so
 # a retry can never double it. Tradier accepts at most 255 letters, digits and '-'.
 
+# Orders of real-money (live) trades start with `live-`, so anyone reading the broker's order list,
+# a statement or a log line sees at once which orders are real.
+
 TAG_MAX_LENGTH = 255
+LIVE_TAG_PREFIX = "live-"
 _TAG = re.compile(r"^[A-Za-z0-9-]{1,255}$")
-_TAG_PARTS = re.compile(r"^to-(?P<trade>[A-Za-z0-9-]+)-(?P<purpose>entry|sl|tp|close)$")
+_TAG_PARTS = re.compile(r"^(?:live-)?to-(?P<trade>[A-Za-z0-9-]+)-(?P<purpose>entry|sl|tp|close)$")
 
 
-def order_tag(trade_id: int | str, purpose: OrderPurpose | str) -> str:
-    """`to-<trade_id>-<purpose>`, e.g. `to-42-sl`."""
+def order_tag(trade_id: int | str, purpose: OrderPurpose | str, *, live: bool = False) -> str:
+    """`to-<trade_id>-<purpose>`, e.g. `to-42-sl`; `live-to-42-sl` for a live trade's order."""
     purpose = OrderPurpose(purpose)
-    tag = f"to-{trade_id}-{purpose.value}"
+    tag = f"{LIVE_TAG_PREFIX if live else ''}to-{trade_id}-{purpose.value}"
     if not _TAG.match(tag):
         raise ValueError(f"Trade id {trade_id!r} cannot make an order tag: only letters, digits and '-' are allowed.")
     return tag
@@ -115,6 +119,11 @@ def parse_order_tag(tag: str | None) -> tuple[str, OrderPurpose] | None:
     if not match:
         return None
     return match["trade"], OrderPurpose(match["purpose"])
+
+
+def is_live_tag(tag: str | None) -> bool:
+    """One of our tags, on the order of a live (real-money) trade."""
+    return parse_order_tag(tag) is not None and tag.startswith(LIVE_TAG_PREFIX)
 
 
 def is_valid_tag(tag: str) -> bool:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from functools import lru_cache
 from typing import Protocol
 
 from django.conf import settings
 
-from .base import BrokerAuthError, BrokerError, BrokerProvider
+from .base import BrokerAuthError, BrokerError, BrokerProvider, Order, OrderRejected, OrderRequest, is_live_tag
 from .market import Market
 from .models import BrokerMode
 from .paper import LocalPaperBroker
@@ -54,7 +55,8 @@ def broker_for(account: BrokerAccount, *, market: Market | None = None) -> Broke
         raise BrokerAuthError(f"No {mode.label} token is set: add one in your settings.")
     if not account.tradier_account_id:
         raise BrokerError("No Tradier account id is set: add it in your settings.")
-    return _tradier_client(tradier_base_url(mode), token, account.tradier_account_id)
+    client = _tradier_client(tradier_base_url(mode), token, account.tradier_account_id)
+    return LiveBroker(client) if mode == BrokerMode.TRADIER_LIVE else client
 
 
 @lru_cache(maxsize=256)
@@ -62,3 +64,59 @@ def _tradier_client(base_url: str, token: str, account_id: str) -> TradierClient
     """One client per account and token in each process, so its connection pool is reused.
     A new token (rotated or replaced) makes a new client."""
     return TradierClient(base_url=base_url, token=token, account_id=account_id)
+
+
+live_log = logging.getLogger("brokers.live")
+
+
+class LiveOrderUntagged(OrderRejected):
+    """Refused before it was sent: an order to the live broker must carry a `live-` tag."""
+
+
+class LiveBroker:
+    """The live (real-money) broker: every order it places or cancels is logged as LIVE, and it
+    refuses to send an order whose tag does not say `live-`, so no real order can go out looking
+    like a paper one. Reads pass straight through. Log lines name tags, order ids and symbols,
+    never the token or the account number."""
+
+    live = True
+
+    def __init__(self, inner: BrokerProvider) -> None:
+        self._inner = inner
+        self.supports_otoco = inner.supports_otoco
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def place_order(self, request: OrderRequest) -> Order:
+        return self._send("place_order", [request], lambda: self._inner.place_order(request))
+
+    def place_oco_order(self, sl_leg: OrderRequest, tp_leg: OrderRequest) -> Order:
+        return self._send("place_oco_order", [sl_leg, tp_leg], lambda: self._inner.place_oco_order(sl_leg, tp_leg))
+
+    def place_otoco_order(self, entry: OrderRequest, sl_leg: OrderRequest, tp_leg: OrderRequest) -> Order:
+        return self._send("place_otoco_order", [entry, sl_leg, tp_leg],
+                          lambda: self._inner.place_otoco_order(entry, sl_leg, tp_leg))
+
+    def cancel_order(self, order_id: str) -> Order:
+        live_log.warning("LIVE cancel of order %s", order_id, extra={"live": True, "order_id": order_id})
+        order = self._inner.cancel_order(order_id)
+        live_log.warning("LIVE order %s (%s) is %s", order.id, order.tag or "-", order.status.value,
+                         extra={"live": True, "order_id": order.id, "tag": order.tag})
+        return order
+
+    def _send(self, call: str, requests: list[OrderRequest], send) -> Order:
+        head = requests[0]
+        if not all(is_live_tag(request.tag) for request in requests):
+            raise LiveOrderUntagged(f"refused to send {head.tag} to the live broker: live orders are tagged live-")
+        described = ", ".join(f"{r.side.value} {r.quantity} {r.option_symbol} {r.order_type.value} ({r.tag})"
+                              for r in requests)
+        live_log.warning("LIVE %s: %s", call, described, extra={"live": True, "tag": head.tag})
+        try:
+            order = send()
+        except BrokerError as error:
+            live_log.error("LIVE %s %s failed: %s", call, head.tag, error, extra={"live": True, "tag": head.tag})
+            raise
+        live_log.warning("LIVE order %s (%s) is %s", order.id, head.tag, order.status.value,
+                         extra={"live": True, "order_id": order.id, "tag": head.tag})
+        return order

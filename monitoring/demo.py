@@ -92,11 +92,17 @@ def django_clock(clock: SimulatedClock):
         yield
 
 
-def demo_simulate(*, user: AbstractBaseUser, days: int, seed: str, end: date | None = None,
-                  step: timedelta = timedelta(minutes=5)) -> DemoReport:
-    """Live through the `days` trading sessions ending with `end` (default: the last one before today)."""
+def demo_sessions(*, days: int, end: date | None = None) -> list[date]:
+    """The `days` trading sessions ending with `end` (default: the last one before today)."""
     end = end or market_clock.previous_trading_day(market_clock.market_date(market_clock.now()))
-    sessions = market_clock.trading_days(end - timedelta(days=days * 2 + 10), end)[-days:]
+    return market_clock.trading_days(end - timedelta(days=days * 2 + 10), end)[-days:]
+
+
+def demo_simulate(*, user: AbstractBaseUser, days: int, seed: str, end: date | None = None,
+                  step: timedelta = timedelta(minutes=5), progress=None) -> DemoReport:
+    """Live through the `days` trading sessions ending with `end` (default: the last one before today).
+    `progress` (optional) wraps the sessions, as an ops command's progress bar does."""
+    sessions = demo_sessions(days=days, end=end)
     clock = SimulatedClock(market_clock.session_for(sessions[0]).pre_market_bookend)
     provider = SimulatedProvider(seed=getattr(settings, "MARKET_DATA_SEED", "tradeoptions"), clock=clock)
     market = MarketDataMarket(provider, clock=clock)
@@ -105,7 +111,7 @@ def demo_simulate(*, user: AbstractBaseUser, days: int, seed: str, end: date | N
     scanner = _Scanner(user, market, random.Random(f"demo|{seed}"))
     report = DemoReport(days=sessions)
     with django_clock(clock):
-        for day in sessions:
+        for day in (progress or (lambda items, **_: items))(sessions, total=len(sessions), desc="sessions"):
             _live_through(day, clock, provider, market, scanner, step, report)
     report.opened, report.refused, report.manual_closes = scanner.opened, scanner.refused, scanner.manual_closes
     with tenancy.acting_as(user.pk):

@@ -37,7 +37,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.core.cache import cache
 from django.db.models import Q
 
-from brokers.base import BrokerAuthError, BrokerError, Order, OrderPurpose, OrderStatus, order_tag, parse_order_tag
+from brokers.base import BrokerAuthError, BrokerError, Order, OrderPurpose, OrderStatus, parse_order_tag
 from brokers.market import Market, default_market
 from brokers.models import BrokerMode, PaperOrder
 from brokers.paper import WORKING
@@ -57,7 +57,7 @@ from trades.services import (
     trade_transition,
 )
 from trades.services.opening import bracket_attach
-from trades.services.orders import bracket_ids, broker_of, order_summary, split_legs
+from trades.services.orders import bracket_ids, broker_of, order_summary, split_legs, trade_order_tag
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def _paper_books(accounts: list[_Account]) -> dict[int, _Book]:
         return {}
     owners = [account.owner_id for account in accounts]
     ids = [int(i) for account in accounts for trade in account.trades for i in _known_ids(trade) if i.isdigit()]
-    tags = [order_tag(trade.pk, purpose) for account in accounts for trade in account.trades
+    tags = [trade_order_tag(trade, purpose) for account in accounts for trade in account.trades
             for purpose in (OrderPurpose.ENTRY, OrderPurpose.STOP_LOSS, OrderPurpose.CLOSE)]
     with tenancy.system_context():
         heads = (PaperOrder.objects.filter(owner_id__in=owners, parent__isnull=True)
@@ -258,7 +258,7 @@ def _sync_trade(trade: PaperTrade, book: _Book, broker, market: Market, at: date
 
 
 def _sync_entry(trade: PaperTrade, book: _Book, broker) -> tuple[int, PaperTrade]:
-    order = book.find(trade.entry_order_id) or book.by_tag.get(order_tag(trade.pk, OrderPurpose.ENTRY))
+    order = book.find(trade.entry_order_id) or book.by_tag.get(trade_order_tag(trade, OrderPurpose.ENTRY))
     if order is None:
         return 0, trade
     changes = {}
@@ -279,7 +279,7 @@ def _sync_entry(trade: PaperTrade, book: _Book, broker) -> tuple[int, PaperTrade
 
 
 def _adopt_or_attach_bracket(trade: PaperTrade, book: _Book, broker) -> PaperTrade:
-    working = book.by_tag.get(order_tag(trade.pk, OrderPurpose.STOP_LOSS))
+    working = book.by_tag.get(trade_order_tag(trade, OrderPurpose.STOP_LOSS))
     if working is not None and working.status.is_working:
         return trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED,
                                 changes={**bracket_ids(working), "attention_reason": ""},
@@ -315,7 +315,7 @@ def _sync_held(trade: PaperTrade, book: _Book, broker, market: Market, at: datet
             _close_on_exit_fill(trade, exit_fill, book, broker)
         return 1
     if trade.status == TradeStatus.CLOSING:
-        sell = book.find(trade.close_order_id) or book.by_tag.get(order_tag(trade.pk, OrderPurpose.CLOSE))
+        sell = book.find(trade.close_order_id) or book.by_tag.get(trade_order_tag(trade, OrderPurpose.CLOSE))
         if sell is None or not sell.status.is_final:
             return 0
         changes = {} if trade.close_order_id else {"close_order_id": sell.id}
@@ -323,7 +323,7 @@ def _sync_held(trade: PaperTrade, book: _Book, broker, market: Market, at: datet
             close_confirm(trade_id=trade.pk, sell=sell, changes=changes, **SYSTEM)
         return 1
     if not (trade.bracket_order_id or trade.sl_order_id or trade.tp_order_id):
-        working = book.by_tag.get(order_tag(trade.pk, OrderPurpose.STOP_LOSS))
+        working = book.by_tag.get(trade_order_tag(trade, OrderPurpose.STOP_LOSS))
         if working is not None and working.status.is_working:  # placed with an unknown outcome: adopt it
             with tenancy.acting_as(trade.owner_id):
                 _adopt_or_attach_bracket(trade, book, broker)

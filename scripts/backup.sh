@@ -13,13 +13,30 @@
 #
 # After a restore, run `manage.py migrate`: it re-grants the app role its privileges (the dump
 # carries none, by design: roles differ between servers).
+#
+#   scripts/backup.sh --help       this text
+#   scripts/backup.sh --dry-run    says which file it would write and which old dumps it would
+#                                  delete, and does neither (pg_dump is not run)
 set -euo pipefail
-: "${BACKUP_DATABASE_URL:?set BACKUP_DATABASE_URL to the URL of the tradeoptions_backup role}"
+dry_run=false
+case "${1:-}" in
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  --dry-run) dry_run=true; shift ;;
+esac
+: "${BACKUP_DATABASE_URL:?set BACKUP_DATABASE_URL to the URL of the tradeoptions_backup role (see --help)}"
 umask 077  # the dump holds every tenant's data: readable by its owner only
 dir=${1:-./backups}
 keep=${KEEP:-14}
-mkdir -p "$dir"
 file="$dir/tradeoptions-$(date -u +%Y%m%dT%H%M%SZ).dump"
+if $dry_run; then
+  echo "dry run: would write $file, then keep the newest $keep dumps in $dir"
+  if [ -d "$dir" ]; then
+    ls -1t "$dir"/tradeoptions-*.dump 2>/dev/null | tail -n +$((keep)) | sed 's/^/dry run: would delete /'
+  fi
+  exit 0
+fi
+mkdir -p "$dir"
+trap 'rm -f "$file.partial"; echo "backup failed: no dump written" >&2' ERR
 # Keep the password out of `ps`: libpq gets it from PGPASSWORD, the command line a URL without it.
 { read -r url; read -r PGPASSWORD; } < <(python3 -c '
 import os, urllib.parse as parse

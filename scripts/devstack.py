@@ -100,11 +100,11 @@ def manage(*args: str) -> None:
 def run() -> int:
     manage("migrate", "--noinput", "-v", "0")
     manage("check", "--database", "default")
-    manage("install_schedules")
-    manage("create_demo_user")
+    manage("install_schedules", "--apply")
+    manage("create_demo_user", "--apply")
     # A newcomer sees a living portfolio at once: five past days lived through the real engine (once).
     # The demo is a nicety: if it fails, the run goes on.
-    subprocess.run([sys.executable, "manage.py", "simulate", "--days", "5", "--user", "demo", "--if-empty"],
+    subprocess.run([sys.executable, "manage.py", "simulate", "--days", "5", "--user", "demo", "--if-empty", "--apply"],
                    cwd=ROOT, check=False)
     venv_bin = str(Path(sys.executable).parent)
     os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"  # Procfile runs python, celery

@@ -58,3 +58,35 @@ def _restore_and_read_as_the_app(dump: Path, database: dict) -> None:
     finally:
         subprocess.run([str(bin_dir / "psql"), "-q", "-c", f"DROP DATABASE IF EXISTS {name}",
                         owner.format("postgres")], capture_output=True)
+
+
+def _backup(*args, **env):
+    return subprocess.run(["bash", str(ROOT / "scripts/backup.sh"), *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=60)
+
+
+def test_the_backup_script_explains_itself():
+    result = _backup("--help")
+    assert result.returncode == 0 and "BACKUP_DATABASE_URL" in result.stdout and "--dry-run" in result.stdout
+
+
+def test_a_dry_run_names_the_dump_and_the_pruning_and_touches_nothing(tmp_path):
+    old = [tmp_path / f"tradeoptions-2026010{day}T000000Z.dump" for day in (1, 2, 3)]
+    for number, path in enumerate(old):
+        path.write_text("old dump")
+        os.utime(path, (1_700_000_000 + number, 1_700_000_000 + number))
+    result = _backup("--dry-run", str(tmp_path), BACKUP_DATABASE_URL="postgresql://nobody@/nowhere", KEEP="2",
+                     PG_DUMP="/bin/false")
+    assert result.returncode == 0, result.stderr
+    assert "would write" in result.stdout
+    assert f"would delete {old[0]}" in result.stdout and f"would delete {old[1]}" in result.stdout
+    assert str(old[2]) not in result.stdout
+    assert sorted(tmp_path.iterdir()) == old
+
+
+def test_a_failed_dump_leaves_no_partial_file_and_exits_non_zero(tmp_path):
+    result = _backup(str(tmp_path), BACKUP_DATABASE_URL="postgresql://nobody@/nowhere", PG_DUMP="/bin/false")
+    assert result.returncode != 0 and "backup failed: no dump written" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+    missing = _backup(str(tmp_path), BACKUP_DATABASE_URL="")
+    assert missing.returncode != 0 and "set BACKUP_DATABASE_URL" in missing.stderr

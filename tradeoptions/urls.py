@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from trades.api import AccountSettingsView, TradeViewSet, WebhookSecretView
-from trades.views import account_settings, home
+from trades.views import account_settings, back_to_paper, home
 
 from .auth import TokenDetailView, TokenListView, TokenLoginView, TokenRevokeAllView, TokenRevokeView
 from .market_status import market_status
@@ -16,6 +16,7 @@ router.register("trades", TradeViewSet, basename="trade")
 urlpatterns = [
     path("", home, name="home"),
     path("settings/", account_settings, name="settings"),
+    path("settings/paper", back_to_paper, name="settings-paper"),
     path("market-status", market_status, name="market-status"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

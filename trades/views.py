@@ -2,14 +2,15 @@
 need (as a `json_script` tag); every number on them comes from the API, fetched by the scripts."""
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from brokers.models import BrokerMode
 
 from . import services
-from .models import CloseReason, OptionType
+from .models import CloseReason, OptionType, PaperTrade
 
 
 def _page_context(request) -> dict:
@@ -17,6 +18,9 @@ def _page_context(request) -> dict:
     return {
         "account": account,
         "is_live": account.broker_mode == BrokerMode.TRADIER_LIVE,
+        # Trades placed live stay live after a switch back to paper: the banner keeps saying so.
+        "live_trades_open": PaperTrade.objects.active().filter(
+            owner=request.user, broker_mode=BrokerMode.TRADIER_LIVE).count(),
         "page_config": {
             "username": request.user.get_username(),
             "broker_mode": account.broker_mode,
@@ -57,3 +61,12 @@ def account_settings(request):
     context = _page_context(request)
     context["broker_modes"] = BrokerMode.choices
     return render(request, "trades/settings.html", context)
+
+
+@login_required
+@require_POST
+def back_to_paper(request):
+    """One click from live trading back to the local paper broker. Going back to safety needs no
+    typed confirmation (going live does); trades already placed live stay managed at Tradier live."""
+    services.account_settings_update(user=request.user, changes={"broker_mode": BrokerMode.LOCAL_PAPER})
+    return redirect("settings")

@@ -107,7 +107,7 @@ def test_the_task_takes_a_new_york_date(paths):
 
 
 def test_backfill_command(paths, capsys):
-    call_command("backfill_targets", "--from", "2026-11-01", "--to", "2026-12-31")
+    call_command("backfill_targets", "--from", "2026-11-01", "--to", "2026-12-31", "--apply")
     assert "Computed targets of 3 trade(s)" in capsys.readouterr().out
     with tenancy.system_context():
         assert TradeForensics.objects.count() == 3

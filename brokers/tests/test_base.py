@@ -84,3 +84,12 @@ def test_final_and_working_statuses_split_the_enum():
     final = {status for status in OrderStatus if status.is_final}
     assert final == {"filled", "expired", "canceled", "rejected", "error"}
     assert {status for status in OrderStatus if status.is_working} == {"pending", "open", "partially_filled"}
+
+
+def test_a_live_trades_tags_say_live_first_and_read_back_the_same():
+    from brokers.base import is_live_tag, is_valid_tag
+
+    tag = order_tag(42, OrderPurpose.STOP_LOSS, live=True)
+    assert tag == "live-to-42-sl" and is_valid_tag(tag)  # letters, digits and '-': Tradier takes it
+    assert parse_order_tag(tag) == ("42", OrderPurpose.STOP_LOSS)
+    assert is_live_tag(tag) and not is_live_tag("to-42-sl") and not is_live_tag("live-somebody-else")

@@ -42,6 +42,7 @@ from .base import (
     UnsupportedRequest,
     as_contracts,
     greek,
+    is_option_symbol,
     midpoint,
     price,
     underlying_of,
@@ -299,7 +300,7 @@ class OratsProvider(MarketDataProvider):
     def bars(self, symbol: str, interval: Interval | str, start: datetime, end: datetime) -> list[Bar]:
         """Daily bars from `hist/dailies`, which takes no date range, so the rows are filtered here."""
         interval = Interval(interval)
-        if interval is not Interval.DAILY:
+        if interval is not Interval.DAILY or is_option_symbol(symbol):
             raise UnsupportedRequest("ORATS offers daily stock bars only; use another source for intraday bars.")
         ticker = symbol.upper()
         first, last = market_clock.market_date(start), market_clock.market_date(end)

@@ -40,8 +40,10 @@ from .base import (
     MarketDataProvider,
     OptionQuote,
     UnderlyingQuote,
+    UnsupportedRequest,
     as_contracts,
     greek,
+    is_option_symbol,
     midpoint,
     price,
     underlying_of,
@@ -311,8 +313,12 @@ class SimulatedProvider(MarketDataProvider):
         return quotes
 
     def bars(self, symbol: str, interval: Interval | str, start: datetime, end: datetime) -> list[Bar]:
-        """Bars starting in [start, end) and before now; the bar in progress ends at now."""
+        """Bars starting in [start, end) and before now; the bar in progress ends at now. Of
+        underlyings only: the simulated market prices options from the spot, it keeps no
+        option tape to make bars of."""
         interval, symbol = Interval(interval), symbol.upper()
+        if is_option_symbol(symbol):
+            raise UnsupportedRequest("The simulated market has bars of underlyings only, not of option contracts.")
         now = self.clock().astimezone(UTC)
         end = min(end, now)
         if end <= start:

@@ -24,14 +24,14 @@ def fresh_cache():
 
 
 def test_install_schedules_is_idempotent_and_honours_switches(db, settings):
-    call_command("install_schedules", stdout=StringIO())
-    call_command("install_schedules", stdout=StringIO())
+    call_command("install_schedules", "--apply", stdout=StringIO())
+    call_command("install_schedules", "--apply", stdout=StringIO())
     installed = {task.name: task for task in PeriodicTask.objects.all()}
     assert set(installed) == {job.task for job in JOBS}
     snapshot = installed["monitoring.snapshot_prices"]
     assert snapshot.interval.every == 40 and snapshot.expire_seconds == 40 and snapshot.enabled
     settings.SCHEDULE_SNAPSHOT_PRICES = False
-    call_command("install_schedules", stdout=StringIO())
+    call_command("install_schedules", "--apply", stdout=StringIO())
     assert not PeriodicTask.objects.get(name="monitoring.snapshot_prices").enabled
 
 
@@ -39,7 +39,7 @@ def test_a_job_no_longer_listed_is_retired(db):
     every_5s = IntervalSchedule.objects.create(every=5, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.create(name="monitoring.old_job", task="monitoring.old_job", interval=every_5s)
     out = StringIO()
-    call_command("install_schedules", stdout=out)
+    call_command("install_schedules", "--apply", stdout=out)
     assert "retired monitoring.old_job" in out.getvalue()
     assert not PeriodicTask.objects.get(name="monitoring.old_job").enabled
 

@@ -19,7 +19,7 @@ def _simulate(user, *extra):
     cache.clear()  # bookends are marked done in Redis: each run starts without the other's marks
     out = StringIO()
     call_command("simulate", "--days", "4", "--user", user.username, "--seed", "pinned", "--end", END.isoformat(),
-                 "--step-minutes", "10", *extra, stdout=out)
+                 "--step-minutes", "10", "--apply", *extra, stdout=out)
     return out.getvalue()
 
 

@@ -168,6 +168,7 @@ class RecordedRequest:
     content_type: str
     accept: str
     authorized: bool
+    token: str = ""  # the bearer token as sent: tests assert which token reached which environment
 
 
 class _Rejection(Exception):
@@ -296,6 +297,11 @@ class FakeTradier:
                 rows.append({"at": at, **dict(zip(("open", "high", "low", "close", "volume"), values, strict=True))})
             rows.sort(key=lambda row: row["at"])
 
+    def tokens_seen(self) -> set[tuple[str, str]]:
+        """(environment, token) of every request so far: which token reached which base URL."""
+        with self._lock:
+            return {(request.environment, request.token) for request in self.requests}
+
     def requests_for(self, method: str, path_part: str = "") -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self.requests if r.method == method and path_part in r.path]
@@ -322,7 +328,7 @@ class FakeTradier:
             token_environment = account_for_token.environment if account_for_token else self.market_tokens.get(token)
             authorized = token_environment is not None and token_environment == environment
             self.requests.append(RecordedRequest(method, environment, path, query, form, content_type, accept,
-                                                 authorized))
+                                                 authorized, token))
             fault = self._take_fault(method, path)
 
         responder = _Responder(handler, json_wanted="application/json" in accept)

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from brokers.models import BrokerMode
 from trades.models import ALLOWED_TRANSITIONS, Actor, EventKind, PaperTrade, TradeEvent, TradeStatus
 
 from . import notifications
@@ -38,7 +39,11 @@ def event_record(
     owner_id: int | None = None,
 ) -> TradeEvent:
     """Append one audit event to the trade's log (in the caller's transaction and tenant context).
-    Account-level events (settings) pass `trade=None` and the `owner_id`."""
+    Account-level events (settings) pass `trade=None` and the `owner_id`. Every event of a live
+    (real-money) trade says so in its payload (`"live": true`), whoever wrote it."""
+    payload = dict(payload or {})
+    if trade is not None and trade.broker_mode == BrokerMode.TRADIER_LIVE:
+        payload.setdefault("live", True)
     return TradeEvent.objects.create(
         owner_id=trade.owner_id if trade is not None else owner_id,
         trade=trade,
@@ -48,7 +53,7 @@ def event_record(
         actor_label=actor_label,
         old_status=old_status,
         new_status=new_status,
-        payload=jsonable(payload or {}),
+        payload=jsonable(payload),
     )
 
 

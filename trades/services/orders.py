@@ -27,6 +27,7 @@ from brokers.base import (
 )
 from brokers.factory import LiveTradingDisabled, broker_for
 from brokers.market import Market
+from brokers.models import BrokerMode
 from trades.models import AccountSettings, PaperTrade
 
 from .errors import (
@@ -100,11 +101,16 @@ def was_not_placed(error: BrokerError) -> bool:
     return isinstance(error, OrderRejected | BrokerAuthError | BrokerUnavailable | BrokerRateLimited)
 
 
+def trade_order_tag(trade: PaperTrade, purpose: OrderPurpose | str) -> str:
+    """The tag of a trade's order: `to-<id>-<purpose>`, marked `live-` when the trade is live."""
+    return order_tag(trade.pk, purpose, live=trade.broker_mode == BrokerMode.TRADIER_LIVE)
+
+
 def entry_request(trade: PaperTrade) -> OrderRequest:
     limit = trade.entry_type == "limit"
     return OrderRequest(
         option_symbol=trade.option_symbol, side=OrderSide.BUY_TO_OPEN, quantity=trade.qty,
-        order_type=OrderType.LIMIT if limit else OrderType.MARKET, tag=order_tag(trade.pk, OrderPurpose.ENTRY),
+        order_type=OrderType.LIMIT if limit else OrderType.MARKET, tag=trade_order_tag(trade, OrderPurpose.ENTRY),
         duration=OrderDuration.DAY, limit_price=trade.planned_entry_price if limit else None,
     )
 
@@ -115,16 +121,16 @@ def exit_requests(trade: PaperTrade, *, quantity: int, sl: Decimal, tp: Decimal)
               "duration": OrderDuration.GTC}
     return (
         OrderRequest(**common, order_type=OrderType.STOP, stop_price=sl,
-                     tag=order_tag(trade.pk, OrderPurpose.STOP_LOSS)),
+                     tag=trade_order_tag(trade, OrderPurpose.STOP_LOSS)),
         OrderRequest(**common, order_type=OrderType.LIMIT, limit_price=tp,
-                     tag=order_tag(trade.pk, OrderPurpose.TAKE_PROFIT)),
+                     tag=trade_order_tag(trade, OrderPurpose.TAKE_PROFIT)),
     )
 
 
 def close_request(trade: PaperTrade) -> OrderRequest:
     return OrderRequest(
         option_symbol=trade.option_symbol, side=OrderSide.SELL_TO_CLOSE, quantity=trade.held_qty,
-        order_type=OrderType.MARKET, tag=order_tag(trade.pk, OrderPurpose.CLOSE), duration=OrderDuration.DAY,
+        order_type=OrderType.MARKET, tag=trade_order_tag(trade, OrderPurpose.CLOSE), duration=OrderDuration.DAY,
     )
 
 

@@ -53,8 +53,8 @@ def test_rotation_re_encrypts_every_token_with_the_new_first_key(settings, setti
     old_key = settings.ENCRYPTION_KEYS[0]
     before = _stored_ciphertext(trader.pk)
     settings.ENCRYPTION_KEYS = [NEW_KEY, old_key]
-    call_command("rotate_encryption_keys", stdout=StringIO())
-    call_command("rotate_encryption_keys", stdout=StringIO())  # safe to re-run
+    call_command("rotate_encryption_keys", "--apply", stdout=StringIO())
+    call_command("rotate_encryption_keys", "--apply", stdout=StringIO())  # safe to re-run
     after = _stored_ciphertext(trader.pk)
     assert after != before
     with override_settings(ENCRYPTION_KEYS=[NEW_KEY]), tenancy.acting_as(trader.pk):
@@ -69,7 +69,7 @@ def test_a_removed_key_gives_a_clear_error_without_token_material(settings, sett
             account.broker_token(BrokerMode.TRADIER_SANDBOX)
     assert TOKEN not in str(raised.value) and account.tradier_sandbox_token_encrypted not in str(raised.value)
     with pytest.raises(CommandError, match="ENCRYPTION_KEYS"):
-        call_command("rotate_encryption_keys")
+        call_command("rotate_encryption_keys", "--apply")
 
 
 def test_no_key_at_all_names_the_setting(settings, trader):

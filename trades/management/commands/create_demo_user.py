@@ -2,20 +2,30 @@
 
 import os
 
-from django.core.management.base import BaseCommand
-
+from tradeoptions.ops import OpsCommand, written_only_if
 from trades.services import user_create
 
 
-class Command(BaseCommand):
-    help = "Create the demo user 'demo' (password from DEMO_PASSWORD) if missing, and print the login."
+class Command(OpsCommand):
+    help = (
+        "Create the demo trader (default username 'demo', password from DEMO_PASSWORD, else 'demo-password') "
+        "with default account settings if it does not exist yet, and print how to log in. Safe to re-run. "
+        "Shows what it would do unless --apply."
+    )
+    writes = True
 
     def add_arguments(self, parser):
-        parser.add_argument("--username", default="demo")
+        parser.add_argument("--username", default="demo", help="Username of the demo trader (default: demo).")
 
-    def handle(self, *args, username, **options):
+    def run(self, *args, username, apply=False, **options):
         password = os.environ.get("DEMO_PASSWORD") or "demo-password"
-        user, created = user_create(username=username, password=password, only_if_missing=True)
+        with written_only_if(apply):
+            user, created = user_create(username=username, password=password, only_if_missing=True)
+        if not apply:
+            state = "would be created" if created else "exists"
+            self.stdout.write(f"Demo user {username} {state}.")
+            self.dry_run_note({"apply": apply})
+            return
         state = "created" if created else "exists"
         port = os.environ.get("WEB_PORT", "8000")
         self.stdout.write(f"Demo user {state}: log in at http://127.0.0.1:{port}/ as {user.username} / {password}")

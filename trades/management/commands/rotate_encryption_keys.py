@@ -1,20 +1,25 @@
 """Re-encrypt stored broker tokens after a new key was put first in ENCRYPTION_KEYS."""
 
-from django.core.management.base import BaseCommand, CommandError
-
 from brokers.crypto import VaultError
+from tradeoptions.ops import OpsCommand, written_only_if
 from trades.services import broker_tokens_rotate
 
 
-class Command(BaseCommand):
+class Command(OpsCommand):
     help = (
         "Re-encrypt every stored broker token with the first key of ENCRYPTION_KEYS. Put the new key first, "
-        "keep the old ones after it, run this, then remove the old keys. Safe to re-run."
+        "keep the old ones after it, run this with --apply, then remove the old keys. Without --apply it "
+        "decrypts and re-encrypts every token in a transaction it rolls back: a check that every token can be "
+        "read with the configured keys. Safe to re-run."
     )
+    writes = True
+    expected_errors = (VaultError,)
 
-    def handle(self, *args, **options):
-        try:
+    def run(self, *args, apply=False, **options):
+        with written_only_if(apply):
             count = broker_tokens_rotate()
-        except VaultError as error:
-            raise CommandError(str(error)) from None
-        self.stdout.write(f"Rotated {count} broker token(s) to the current key.")
+        if apply:
+            self.stdout.write(f"Rotated {count} broker token(s) to the current key.")
+        else:
+            self.stdout.write(f"Would rotate {count} broker token(s) to the current key (all of them readable).")
+            self.dry_run_note({"apply": apply})
