@@ -263,8 +263,10 @@ async function loadDetail(id) {
       ["Worst so far (MAE)", trade.max_drawdown ? fmt.money(trade.max_drawdown) : null]]));
   const form = row.querySelector("form.adjust-form");
   if (!form.dataset.dirty) {
-    form.elements.new_sl.value = Number(trade.sl_price).toFixed(2);
-    form.elements.new_tp.value = Number(trade.tp_price).toFixed(2);
+    // Never under the trader's cursor: a field they are about to type in keeps what they type.
+    for (const [name, value] of [["new_sl", trade.sl_price], ["new_tp", trade.tp_price]]) {
+      if (document.activeElement !== form.elements[name]) form.elements[name].value = Number(value).toFixed(2);
+    }
   }
   row.querySelector(".event-log").replaceChildren(...[...trade.events].reverse().map((event) => el("li", {},
     el("time", { datetime: event.created_at, text: fmt.dateTime(event.created_at) }), " ",
@@ -308,7 +310,9 @@ function openAdjust(id) {
 }
 
 function focusAdjust(id) {
-  state.details.get(id)?.querySelector("input[name=new_sl]")?.focus();
+  const form = state.details.get(id)?.querySelector("form.adjust-form");
+  // The details load while the trader may already have clicked into a field: leave them there.
+  if (form && !form.contains(document.activeElement)) form.elements.new_sl.focus();
 }
 
 function clearErrors(form) {
