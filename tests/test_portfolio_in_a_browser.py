@@ -484,3 +484,27 @@ def test_polling_runs_every_15_seconds_pauses_while_hidden_and_resumes_on_return
     page.evaluate(HIDE % "false")
     assert polls() == 4  # back: at once
     context.close()
+
+
+def test_typing_an_exit_while_the_details_load_keeps_every_keystroke(device, market, alice):
+    services.account_settings_update(user=alice, changes={"auto_refresh": False})
+    trade = open_trade(alice)
+    page = device()
+    held = []  # the trade's details are held back until the trader has typed
+    page.route(f"**/api/trades/{trade.pk}", lambda route: held.append(route))
+    position(page).locator("button.adjust").click()
+    tp = page.locator(f"#detail-{trade.pk} input[name=new_tp]")
+    tp.fill("7.00")
+    for _ in range(100):  # Playwright hands over intercepted requests while it waits
+        if held:
+            break
+        page.wait_for_timeout(50)
+    for route in held:
+        route.continue_()
+    expect(page.locator(f"#detail-{trade.pk} .event-log li").first).to_be_visible()  # the details arrived
+    expect(tp).to_have_value("7.00")
+    expect(tp).to_be_focused()
+    expect(page.locator(f"#detail-{trade.pk} input[name=new_sl]")).to_have_value("3.00")
+    page.locator(f"#detail-{trade.pk} button.save-adjust").click()
+    expect(page.locator(".toast-success")).to_contain_text("take-profit 7.00 saved")
+    assert page.problems == []

@@ -262,11 +262,10 @@ async function loadDetail(id) {
       ["Strategy", trade.strategy], ["Best so far (MFE)", trade.max_gain ? fmt.money(trade.max_gain) : null],
       ["Worst so far (MAE)", trade.max_drawdown ? fmt.money(trade.max_drawdown) : null]]));
   const form = row.querySelector("form.adjust-form");
-  if (!form.dataset.dirty) {
-    // Never under the trader's cursor: a field they are about to type in keeps what they type.
-    for (const [name, value] of [["new_sl", trade.sl_price], ["new_tp", trade.tp_price]]) {
-      if (document.activeElement !== form.elements[name]) form.elements[name].value = Number(value).toFixed(2);
-    }
+  // Pre-fill the current exits, but never a field the trader has typed in or is about to.
+  for (const [name, value] of [["new_sl", trade.sl_price], ["new_tp", trade.tp_price]]) {
+    const input = form.elements[name];
+    if (!input.dataset.edited && document.activeElement !== input) input.value = Number(value).toFixed(2);
   }
   row.querySelector(".event-log").replaceChildren(...[...trade.events].reverse().map((event) => el("li", {},
     el("time", { datetime: event.created_at, text: fmt.dateTime(event.created_at) }), " ",
@@ -296,7 +295,7 @@ function adjustForm(id) {
     el("p", { className: "error", role: "alert", dataset: { errorFor: "non_field_errors" } }),
     el("div", { className: "grid two" }, field(name, "new_sl", "New stop-loss"), field(name, "new_tp", "New take-profit")),
     el("div", { className: "actions" }, el("button", { type: "submit", className: "save-adjust" }, "Save exits")));
-  form.addEventListener("input", () => { form.dataset.dirty = "1"; });
+  form.addEventListener("input", (event) => { event.target.dataset.edited = "1"; });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     submitAdjust(id, form);
@@ -313,6 +312,10 @@ function focusAdjust(id) {
   const form = state.details.get(id)?.querySelector("form.adjust-form");
   // The details load while the trader may already have clicked into a field: leave them there.
   if (form && !form.contains(document.activeElement)) form.elements.new_sl.focus();
+}
+
+function forgetEdits(form) {
+  for (const input of form.querySelectorAll("input[data-edited]")) delete input.dataset.edited;
 }
 
 function clearErrors(form) {
@@ -351,14 +354,14 @@ async function submitAdjust(id, form) {
   busy(button, "Saving…");
   try {
     const { data } = await post(`${config.urls.trades}/${id}/adjust`, body);
-    delete form.dataset.dirty;
+    forgetEdits(form);
     const moved = [body.new_sl ? `stop-loss ${fmt.price(data.sl_price)}` : null, body.new_tp ? `take-profit ${fmt.price(data.tp_price)}` : null];
     toast(`${fmt.shortLabel(data)}: ${moved.filter(Boolean).join(", ")} saved`, "success");
     play("pop");
     await refreshAll();
   } catch (error) {
     if (isConflict(error)) {
-      delete form.dataset.dirty;
+      forgetEdits(form);
       conflict();
     } else {
       showErrors(form, error);
