@@ -20,6 +20,7 @@ from django_redis import get_redis_connection
 
 from . import clock as market_clock
 from . import services
+from .heartbeats import heartbeat_record
 from .marketdata import ProviderUnavailable, provider_for
 from .schedules import JOBS
 
@@ -63,7 +64,9 @@ def _run(task, work):
         if not acquired:
             logger.info("%s skipped: the previous cycle is still running", task.name)
             return "skipped: previous cycle still running"
-        return work()
+        outcome = work()
+    heartbeat_record(task.name)  # a completed cycle, for /healthz (an exception records nothing)
+    return outcome
 
 
 @monitor_task("monitoring.snapshot_prices")
