@@ -44,6 +44,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "tradeoptions.logs.RequestIdMiddleware",  # takes or makes X-Request-ID, for every line of the request
     "tradeoptions.health.HealthCheckMiddleware",  # first: answers even when the database is down
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -117,6 +118,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
+# The worker keeps the LOGGING below (JSON in production, with the task id) instead of its own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Auth -----------------------------------------------------------------------------------
 LOGIN_URL = "login"
@@ -208,11 +211,21 @@ SCHEDULE_PURGE_IDEMPOTENCY_KEYS = env.bool("SCHEDULE_PURGE_IDEMPOTENCY_KEYS", de
 SCHEDULE_REQUEST_FORENSICS = env.bool("SCHEDULE_REQUEST_FORENSICS", default=True)
 ALLOW_LIVE_TRADING = env.bool("ALLOW_LIVE_TRADING", default=False)
 
+# Readable lines locally, one JSON object per line in production (LOG_FORMAT=text|json); each
+# record names its request, task and trade (tradeoptions/logs.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "tradeoptions.logs.LogContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s task=%(task_id)s "
+                           "trade=%(trade_id)s] %(message)s"},
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter",
+                 "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(task_id)s %(trade_id)s",
+                 "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # ORATS takes its token in the URL; urllib3 logs URLs at DEBUG. Never let that through.
     "loggers": {"urllib3": {"level": "INFO"}},
