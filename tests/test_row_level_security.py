@@ -37,7 +37,8 @@ def two_tenants(trader, other_trader):
         trade = PaperTradeFactory(owner=owner)
         TradeEventFactory(trade=trade)
         PriceSnapshotFactory(trade=trade)
-        services.idempotency_store(user=owner, key="scan-1", fingerprint="f" * 64, status=201, body={}, trade=trade)
+        claim = services.idempotency_claim(user=owner, key="scan-1", fingerprint="f" * 64)
+        services.idempotency_store(claim=claim, status=201, body={}, trade=trade)
         with tenancy.acting_as(owner.pk):
             LocalPaperBroker(owner.pk, starting_cash=Decimal("5000"), market=market).place_order(
                 OrderRequest(option_symbol=CONTRACT, side="buy_to_open", quantity=1, order_type="market",
