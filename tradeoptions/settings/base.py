@@ -99,6 +99,18 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DATABASE_APP_ROLE = DATABASES["default"]["USER"]
 DATABASE_OWNER = env.db("DATABASE_OWNER_URL", default=env.str("DATABASE_URL", default=_LOCAL_APP_DB))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# TLS to a hosted server (Neon requires it): `?sslmode=require` in DATABASE_URL, or DATABASE_SSLMODE
+# (which wins, and also covers migrations: the owner's connection shares these OPTIONS).
+DATABASE_SSLMODE = env.str("DATABASE_SSLMODE", default="")
+if DATABASE_SSLMODE:
+    DATABASES["default"].setdefault("OPTIONS", {})["sslmode"] = DATABASE_SSLMODE
+# Behind a transaction-mode pooler (PgBouncer `pool_mode = transaction`, Neon's "-pooler" host) a
+# server session serves other clients between our transactions: no server-side cursor may outlive
+# one, and no statement is prepared on a session we may not get back. See docs/operations.md.
+DATABASE_TRANSACTION_POOLER = env.bool("DATABASE_TRANSACTION_POOLER", default=False)
+if DATABASE_TRANSACTION_POOLER:
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 
 # --- Redis, cache, Celery -------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
