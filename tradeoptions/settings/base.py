@@ -89,7 +89,9 @@ TEMPLATES = [
 # PostgreSQL row-level security applies to every query it makes. DATABASE_OWNER_URL is the
 # role that owns the schema; only `migrate` (and test database set-up) connect with it.
 _LOCAL_APP_DB = "postgres://tradeoptions_app@127.0.0.1:5432/tradeoptions"
-DATABASES = {"default": env.db("DATABASE_URL", default=_LOCAL_APP_DB)}
+# An empty variable counts as unset (docker-compose passes empty ones through from .env).
+_APP_DB_URL = env.str("DATABASE_URL", default="") or _LOCAL_APP_DB
+DATABASES = {"default": env.db_url_config(_APP_DB_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Views run in a savepoint inside the tenant middleware's transaction, so a failing view
@@ -97,7 +99,7 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 # Remembered apart from DATABASES, whose credentials are swapped while migrations run.
 DATABASE_APP_ROLE = DATABASES["default"]["USER"]
-DATABASE_OWNER = env.db("DATABASE_OWNER_URL", default=env.str("DATABASE_URL", default=_LOCAL_APP_DB))
+DATABASE_OWNER = env.db_url_config(env.str("DATABASE_OWNER_URL", default="") or _APP_DB_URL)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # TLS to a hosted server (Neon requires it): `?sslmode=require` in DATABASE_URL, or DATABASE_SSLMODE
 # (which wins, and also covers migrations: the owner's connection shares these OPTIONS).
@@ -128,7 +130,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Longer than any task's hard time limit, so a slow task is never redelivered while it runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's scheduler, sending only while it holds a leader lease in Redis (exactly one
+# beat sends, however many run) and touching BEAT_HEARTBEAT_FILE each tick (its health check).
+CELERY_BEAT_SCHEDULER = "tradeoptions.beat:SingleBeatScheduler"
+BEAT_HEARTBEAT_FILE = env.str("BEAT_HEARTBEAT_FILE", default="")
 CELERY_TIMEZONE = "UTC"
 # The worker keeps the LOGGING below (JSON in production, with the task id) instead of its own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
