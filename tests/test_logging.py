@@ -7,12 +7,13 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 from django.core.cache import cache
 
-from monitoring import tasks
+from monitoring import clock, tasks
 from tests.factories import PaperTradeFactory
 from tradeoptions import tenancy
 from trades.models import Actor, TradeStatus
@@ -28,6 +29,18 @@ def test_a_request_s_log_line_carries_the_request_id_it_was_sent_and_returns_it(
     line = next(line for line in json_lines() if "health check redis failed" in line["message"])
     assert line["request_id"] == "lb-1234.abc" and line["level"] == "WARNING"
     assert line["logger"] == "tradeoptions.health"
+
+
+def test_each_request_writes_one_access_line_with_its_id_status_and_time(client, trader, json_lines, monkeypatch):
+    monkeypatch.setattr(clock, "now", lambda: datetime(2026, 12, 5, 17, 0, tzinfo=UTC))  # a Saturday: healthy
+    client.force_login(trader)
+    response = client.get("/api/trades?page=1", HTTP_X_REQUEST_ID="abc-1")
+    [access] = [line for line in json_lines() if line["logger"] == "tradeoptions.access"]
+    assert access["request_id"] == "abc-1" == response["X-Request-ID"]
+    assert (access["method"], access["path"], access["status"]) == ("GET", "/api/trades", 200)
+    assert access["duration_ms"] >= 0
+    assert client.get("/healthz").status_code == 200  # a healthy probe is not news
+    assert len([line for line in json_lines() if line["logger"] == "tradeoptions.access"]) == 1
 
 
 def test_a_request_without_an_id_or_with_a_forged_one_gets_a_new_one(client, db):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -79,7 +80,9 @@ def incoming_request_id(value: str | None) -> str:
 class RequestIdMiddleware:
     """Takes the caller's X-Request-ID (a proxy's or a client's) or makes one, puts it in the log
     context for the request, and returns it in the response, so a user's report can be matched
-    with our logs."""
+    with our logs. Also writes the access line (method, path without its query, status, time):
+    through our logging, so it is JSON in production and carries the request id, which
+    gunicorn's own access log could do neither of."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -88,12 +91,26 @@ class RequestIdMiddleware:
         rid = incoming_request_id(request.headers.get(REQUEST_ID_HEADER))
         request.request_id = rid
         token = current_request_id.set(rid)
+        started = time.monotonic()
         try:
             response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = rid
+            _access(request, response.status_code, started)
         finally:
             current_request_id.reset(token)
-        response[REQUEST_ID_HEADER] = rid
         return response
+
+
+access_logger = logging.getLogger("tradeoptions.access")
+
+
+def _access(request, status: int, started: float) -> None:
+    if request.path == "/healthz" and status == 200:
+        return  # the probes' steady heartbeat is not news; a failing probe is logged
+    elapsed = round((time.monotonic() - started) * 1000, 1)
+    access_logger.info("%s %s %s %sms", request.method, request.path, status, elapsed,
+                       extra={"method": request.method, "path": request.path, "status": status,
+                              "duration_ms": elapsed})
 
 
 _task_tokens: dict[str, object] = {}
