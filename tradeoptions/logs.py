@@ -7,8 +7,8 @@ site repeating them. Context variables (not thread-locals) so that threads and a
 see their own.
 
 Production writes one JSON object per line, locally a readable line; settings (LOGGING) pick
-one with LOG_FORMAT. Broker tokens are never passed to a logger
-(see tests/test_token_secrecy.py), and nothing here adds request headers or bodies to a record.
+one with LOG_FORMAT. Broker tokens are never passed to a logger (tests/test_token_secrecy.py),
+and nothing here adds request headers, query strings or bodies to a record.
 """
 
 from __future__ import annotations
