@@ -21,6 +21,10 @@ from .schedules import JOBS, Job
 
 OVERDUE_PERIODS = 3  # three missed cycles in a row: beat, the workers or Redis are in trouble
 PREFIX = "heartbeat:"
+# When the probe first saw a job without any success: a fresh deployment (or an emptied Redis)
+# gives each job OVERDUE_PERIODS periods from then to succeed once, because beat first sends an
+# interval job one period after the schedule is installed (a whole day for the daily purge).
+WATCHED_SINCE = "heartbeat-watched-since:"
 
 
 @dataclass(frozen=True)
@@ -44,16 +48,30 @@ def heartbeat_record(task: str, *, at: datetime | None = None) -> None:
 
 
 def jobs_health(*, at: datetime | None = None) -> dict[str, JobHealth]:
-    """Every enabled job's last success and whether it is overdue at `at` (one Redis round trip)."""
+    """Every enabled job's last success and whether it is overdue at `at`. A job never seen to
+    succeed is timed from when the probe first noticed that (recorded on first sight)."""
     at = at or market_clock.now()
     jobs = [job for job in JOBS if getattr(settings, job.setting, True)]
-    stamps = cache.get_many([PREFIX + job.task for job in jobs])
-    return {job.task: _health(job, stamps.get(PREFIX + job.task), at) for job in jobs}
+    stamps = cache.get_many([PREFIX + job.task for job in jobs] + [WATCHED_SINCE + job.task for job in jobs])
+    health = {}
+    for job in jobs:
+        stamp = stamps.get(PREFIX + job.task)
+        if stamp is None:
+            since = stamps.get(WATCHED_SINCE + job.task)
+            if since is None:
+                since = at.astimezone(UTC).isoformat()
+                cache.add(WATCHED_SINCE + job.task, since, timeout=None)
+            health[job.task] = _health(job, None, _age(since, at))
+        else:
+            health[job.task] = _health(job, datetime.fromisoformat(stamp), _age(stamp, at))
+    return health
 
 
-def _health(job: Job, stamp: str | None, at: datetime) -> JobHealth:
-    if stamp is None:
-        return JobHealth(job.task, None, None, overdue=True)
-    last = datetime.fromisoformat(stamp)
-    age = (at - last).total_seconds()
-    return JobHealth(job.task, last, age, overdue=age > OVERDUE_PERIODS * job.every.total_seconds())
+def _age(stamp: str, at: datetime) -> float:
+    return (at - datetime.fromisoformat(stamp)).total_seconds()
+
+
+def _health(job: Job, last: datetime | None, age: float) -> JobHealth:
+    """`age`: since the last success, or (never succeeded) since the job was first watched."""
+    overdue = age > OVERDUE_PERIODS * job.every.total_seconds()
+    return JobHealth(job.task, last, age if last else None, overdue=overdue)

@@ -87,13 +87,23 @@ def test_exactly_three_periods_late_is_still_on_time(client, db, fixed_clock):
     assert client.get("/healthz").status_code == 200
 
 
-def test_a_job_that_never_ran_is_overdue_in_market_hours(client, db, fixed_clock):
+def test_a_fresh_deployment_gives_each_job_three_periods_to_succeed_once(client, db, fixed_clock):
+    """Beat first sends an interval job one period after the schedule is installed (a day for the
+    purge), so a job never seen to succeed is timed from when the probe first noticed it."""
     fixed_clock["now"] = TUESDAY_NOON
     _all_jobs_beat(TUESDAY_NOON)
     cache.delete(heartbeats.PREFIX + "monitoring.take_bookends")
-    response = client.get("/healthz")
-    assert response.status_code == 503 and response.json()["overdue"] == ["monitoring.take_bookends"]
-    assert response.json()["jobs"]["monitoring.take_bookends"]["last_success"] is None
+    first = client.get("/healthz")
+    assert first.status_code == 200 and first.json()["jobs"]["monitoring.take_bookends"]["last_success"] is None
+    fixed_clock["now"] = TUESDAY_NOON + timedelta(seconds=3 * 60)
+    _all_jobs_beat(fixed_clock["now"])
+    cache.delete(heartbeats.PREFIX + "monitoring.take_bookends")
+    assert client.get("/healthz").status_code == 200  # exactly three periods: still on time
+    fixed_clock["now"] += timedelta(seconds=1)
+    _all_jobs_beat(fixed_clock["now"])
+    cache.delete(heartbeats.PREFIX + "monitoring.take_bookends")
+    late = client.get("/healthz")
+    assert late.status_code == 503 and late.json()["overdue"] == ["monitoring.take_bookends"]
 
 
 def test_late_jobs_outside_market_hours_are_reported_but_not_unhealthy(client, db, fixed_clock):
