@@ -11,4 +11,5 @@ RUN SECRET_KEY=collectstatic-only-$(head -c 48 /dev/urandom | base64 | tr -d '/+
 RUN useradd --system --uid 10001 tradeoptions
 USER tradeoptions
 EXPOSE 8000
-CMD ["gunicorn", "tradeoptions.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# No gunicorn access log: Django writes one JSON line per request, with its request id.
+CMD ["gunicorn", "tradeoptions.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench backup lint
+.PHONY: run test bench backup restore-drill lint
 
 # Reinstall only when a requirements file changed since the last install.
 $(STAMP): requirements/base.txt requirements/dev.txt
@@ -28,6 +28,10 @@ bench: $(STAMP)
 ## backup: pg_dump the local database into ./backups (production: scripts/backup.sh)
 backup: $(STAMP)
 	$(BIN)/python scripts/devstack.py backup $(ARGS)
+
+## restore-drill: dump the local database, restore it into a scratch one, compare row counts per table
+restore-drill: $(STAMP)
+	$(BIN)/python scripts/devstack.py restore-drill $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

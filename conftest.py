@@ -135,3 +135,30 @@ def page(browser):
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def json_lines():
+    """What the production log formatter (settings.LOGGING's "json") writes from the root logger,
+    parsed back into one dict per line."""
+    import io
+    import json
+    import logging
+
+    from django.conf import settings
+    from pythonjsonlogger.json import JsonFormatter
+
+    from tradeoptions.logs import LogContextFilter
+
+    spec = settings.LOGGING["formatters"]["json"]
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter(spec["format"], rename_fields=spec["rename_fields"]))
+    handler.addFilter(LogContextFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous = root.level
+    root.setLevel(min(previous, logging.INFO))
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    root.removeHandler(handler)
+    root.setLevel(previous)

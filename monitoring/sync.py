@@ -43,6 +43,7 @@ from brokers.models import BrokerMode, PaperOrder
 from brokers.paper import WORKING
 from brokers.paper import _as_order as paper_order  # the broker's own conversion of its rows
 from tradeoptions import tenancy
+from tradeoptions.logs import about_trade
 from trades.models import ACTIVE_STATUSES, AccountSettings, Actor, CloseReason, EventKind, PaperTrade, TradeStatus
 from trades.services import (
     BrokerReauthenticate,
@@ -139,7 +140,8 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
             continue
         for trade in account.trades:
             try:  # each write below runs as the trade's owner; deciding needs no database
-                report.changed += _sync_trade(trade, book, broker, market, at)
+                with about_trade(trade.pk):
+                    report.changed += _sync_trade(trade, book, broker, market, at)
             except SoftTimeLimitExceeded:  # the cycle is out of time: stop here, the next one carries on
                 raise
             except (VersionConflict, InvalidTransition) as error:  # the trader moved first: next cycle sees it

@@ -21,6 +21,7 @@ from django_redis import get_redis_connection
 
 from . import clock as market_clock
 from . import context, services
+from .heartbeats import heartbeat_record
 from .marketdata import ProviderUnavailable, provider_for
 from .schedules import JOBS
 
@@ -64,7 +65,9 @@ def _run(task, work):
         if not acquired:
             logger.info("%s skipped: the previous cycle is still running", task.name)
             return "skipped: previous cycle still running"
-        return work()
+        outcome = work()
+    heartbeat_record(task.name)  # a completed cycle, for /healthz (an exception records nothing)
+    return outcome
 
 
 @monitor_task("monitoring.snapshot_prices")

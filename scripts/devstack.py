@@ -69,6 +69,8 @@ def start_postgres():
     # pg_dump (libpq) reads the socket directory from a query parameter instead.
     os.environ["BACKUP_DATABASE_URL"] = f"postgresql://tradeoptions_backup@/{DATABASE}?host={host}"
     os.environ["PG_DUMP"] = str(server.bin_path / "pg_dump")
+    # The restore drill creates its scratch database as the owner role (CREATEDB locally).
+    os.environ.setdefault("DRILL_DATABASE_URL", f"postgresql://tradeoptions_owner@/postgres?host={host}")
     log(f"embedded PostgreSQL at {DATA / 'postgres'}")
     return server
 
@@ -130,7 +132,7 @@ def test(pytest_args: list[str]) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["run", "test", "bench", "backup"])
+    parser.add_argument("command", choices=["run", "test", "bench", "backup", "restore-drill"])
     parser.add_argument("args", nargs=argparse.REMAINDER, help="passed to pytest (test, bench) or backup.sh")
     options = parser.parse_args()
     DATA.mkdir(exist_ok=True)
@@ -152,6 +154,9 @@ def main() -> int:
                 leftover.unlink(missing_ok=True)
     if options.command == "run":
         return run()
+    if options.command == "restore-drill":
+        return subprocess.run([sys.executable, str(ROOT / "scripts/restore_drill.py"), *options.args],
+                              cwd=ROOT).returncode
     return subprocess.run(["bash", str(ROOT / "scripts/backup.sh"), *options.args], cwd=ROOT).returncode
 
 

@@ -1,6 +1,7 @@
 """The backup role sees past row-level security, so a dump holds every tenant's rows."""
 
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,37 @@ def test_a_failed_dump_leaves_no_partial_file_and_exits_non_zero(tmp_path):
     assert list(tmp_path.iterdir()) == []
     missing = _backup(str(tmp_path), BACKUP_DATABASE_URL="")
     assert missing.returncode != 0 and "set BACKUP_DATABASE_URL" in missing.stderr
+
+
+def _drill_environment(database: dict) -> dict:
+    socket = quote(database["HOST"], safe="")
+    return {**os.environ, "BACKUP_DATABASE_URL": f"postgresql://tradeoptions_backup@/{database['NAME']}?host={socket}",
+            "DRILL_DATABASE_URL": f"postgresql://tradeoptions_owner@/postgres?host={socket}"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_restore_drill_dumps_restores_and_finds_every_row_of_every_table():
+    if "PG_DUMP" not in os.environ:
+        pytest.skip("needs the embedded server's pg_dump and roles (make test without DATABASE_URL)")
+    for name in ("alice", "bob"):
+        PaperTradeFactory(owner=UserFactory(username=name))
+    scratch = f"drill_{os.getpid()}"
+    result = subprocess.run([sys.executable, str(ROOT / "scripts/restore_drill.py"), "--scratch", scratch],
+                            capture_output=True, text=True, env=_drill_environment(connection.settings_dict),
+                            timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+    assert rows["trades_papertrade"] == ["2", "2"] and rows["auth_user"] == ["2", "2"]
+    assert rows["django_migrations"][0] == rows["django_migrations"][1] != "0"
+    assert "restore drill passed" in result.stdout
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_database WHERE datname = %s", [scratch])
+        assert cursor.fetchone()[0] == 0  # the scratch database is gone again
+
+
+def test_the_drill_names_each_table_whose_rows_did_not_come_back(capsys):
+    drill = runpy.run_path(str(ROOT / "scripts/restore_drill.py"))
+    bad = drill["compare"]({"trades_papertrade": 5, "trades_tradeevent": 9, "auth_user": 2},
+                           {"trades_papertrade": 5, "trades_tradeevent": 7})
+    assert bad == ["auth_user", "trades_tradeevent"]
+    assert "MISMATCH" in capsys.readouterr().out

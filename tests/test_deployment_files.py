@@ -22,6 +22,50 @@ def test_compose_runs_postgres_redis_web_worker_and_exactly_one_beat():
     app = services["web"]["environment"]
     assert app["DJANGO_SETTINGS_MODULE"] == "tradeoptions.settings.production"
     assert "tradeoptions_app:" in app["DATABASE_URL"] and "tradeoptions_owner:" in app["DATABASE_OWNER_URL"]
+    runs_beat = [name for name, service in services.items() if "beat" in service.get("command", [])]
+    assert runs_beat == ["beat"]
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+
+def _probe(service: dict) -> str:
+    return " ".join(service["healthcheck"]["test"])
+
+
+def test_every_long_running_service_has_a_health_check_that_tests_itself():
+    services = _compose()
+    assert "pg_isready" in _probe(services["postgres"]) and "redis-cli ping" in _probe(services["redis"])
+    assert "127.0.0.1:8000/healthz" in _probe(services["web"])
+    # The worker pings its own node (named after its container's host name), not any worker.
+    assert "worker@%h" in services["worker"]["command"]
+    assert "inspect ping --destination worker@$$(hostname)" in _probe(services["worker"])
+    # Beat: the heartbeat file its scheduler touches each tick, and the very file the check reads.
+    heartbeat = services["beat"]["environment"]["BEAT_HEARTBEAT_FILE"]
+    assert f"getmtime('{heartbeat}')" in _probe(services["beat"])
+    assert "/healthcheck" in _probe(services["flower"])
+    assert [name for name, service in services.items() if "healthcheck" not in service] == ["migrate"]
+
+
+def test_flower_is_optional_under_the_monitoring_profile_and_local_only():
+    services = _compose()
+    assert services["flower"]["profiles"] == ["monitoring"]
+    assert [name for name, service in services.items() if "profiles" in service] == ["flower"]
+    assert services["flower"]["ports"] == ["127.0.0.1:5555:5555"]
+
+
+def test_the_database_url_may_point_elsewhere_and_defaults_to_the_compose_postgres():
+    app = _compose()["web"]["environment"]
+    assert app["DATABASE_URL"].startswith("${DATABASE_URL:-postgres://tradeoptions_app:")
+    assert app["DATABASE_URL"].endswith("@postgres:5432/tradeoptions}")
+    assert app["DATABASE_OWNER_URL"].startswith("${DATABASE_OWNER_URL:-postgres://tradeoptions_owner:")
+
+
+def test_the_beat_scheduler_is_the_single_beat_one_with_its_heartbeat():
+    from django.conf import settings
+
+    assert settings.CELERY_BEAT_SCHEDULER == "tradeoptions.beat:SingleBeatScheduler"
 
 
 def test_every_variable_compose_uses_is_documented():

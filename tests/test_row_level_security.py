@@ -39,7 +39,8 @@ def two_tenants(trader, other_trader):
         trade = PaperTradeFactory(owner=owner)
         TradeEventFactory(trade=trade)
         PriceSnapshotFactory(trade=trade)
-        services.idempotency_store(user=owner, key="scan-1", fingerprint="f" * 64, status=201, body={}, trade=trade)
+        claim = services.idempotency_claim(user=owner, key="scan-1", fingerprint="f" * 64)
+        services.idempotency_store(claim=claim, status=201, body={}, trade=trade)
         WebhookDeliveryFactory(owner=owner)
         with tenancy.acting_as(owner.pk):
             LocalPaperBroker(owner.pk, starting_cash=Decimal("5000"), market=market).place_order(

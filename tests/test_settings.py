@@ -1,5 +1,6 @@
 """Production settings refuse to start without real secrets, and pass Django's deploy checks."""
 
+import json
 import os
 import subprocess
 import sys
@@ -46,3 +47,24 @@ def test_production_refuses_to_start_without_real_secrets(env, message):
 def test_a_single_encryption_key_is_accepted():
     result = _manage("check", "--deploy", SECRET_KEY=REAL_SECRET, ENCRYPTION_KEY=Fernet.generate_key().decode())
     assert result.returncode == 0, result.stderr
+
+
+def _database_settings(**env) -> dict:
+    script = "import json; from django.conf import settings; print(json.dumps(settings.DATABASES['default']))"
+    result = _manage("shell", "-c", script, SECRET_KEY=REAL_SECRET, ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+                     **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_neon_s_tls_is_asked_for_in_the_url_or_by_setting():
+    neon = "postgres://tradeoptions_app:pw@ep-cool-42.us-east-2.aws.neon.tech/tradeoptions"
+    assert _database_settings(DATABASE_URL=neon + "?sslmode=require")["OPTIONS"]["sslmode"] == "require"
+    assert _database_settings(DATABASE_URL=neon, DATABASE_SSLMODE="verify-full")["OPTIONS"]["sslmode"] == "verify-full"
+    assert "sslmode" not in _database_settings(DATABASE_URL=neon, DATABASE_SSLMODE="")["OPTIONS"]
+
+
+def test_behind_a_transaction_pooler_nothing_outlives_a_transaction_on_the_server_session():
+    pooled = _database_settings(DATABASE_TRANSACTION_POOLER="true")
+    assert pooled["DISABLE_SERVER_SIDE_CURSORS"] is True and pooled["OPTIONS"]["prepare_threshold"] is None
+    assert _database_settings(DATABASE_TRANSACTION_POOLER="false").get("DISABLE_SERVER_SIDE_CURSORS") is not True

@@ -1,5 +1,6 @@
 """A broker token, once stored, shows up in no page, API response, log line or error message."""
 
+import json
 import logging
 from decimal import Decimal
 
@@ -27,7 +28,7 @@ def fake_tradier(settings):
     fake.stop()
 
 
-def test_a_full_flow_never_reveals_the_token(client, ops_user, trader, fake_tradier, caplog):
+def test_a_full_flow_never_reveals_the_token(client, ops_user, trader, fake_tradier, caplog, json_lines):
     caplog.set_level(logging.DEBUG)
     fake_tradier.add_account(token=TOKEN, account_id="VA7", cash=Decimal("10000"))
     fake_tradier.set_quote(CONTRACT, "4.10", "4.30")
@@ -58,6 +59,6 @@ def test_a_full_flow_never_reveals_the_token(client, ops_user, trader, fake_trad
         broker_for(AccountSettings.objects.get(owner=trader)).get_account_balance()
     seen.append(str(refused.value).encode())
 
-    everything = b"\n".join(seen) + caplog.text.encode()
+    everything = b"\n".join(seen) + caplog.text.encode() + json.dumps(json_lines()).encode()
     assert order.status == "filled"
     assert TOKEN.encode() not in everything

@@ -11,5 +11,7 @@ class TradeoptionsConfig(AppConfig):
     def ready(self):
         from . import checks  # noqa: F401  (registers system checks)
         from .db import grant_app_role_privileges
+        from .logs import stamp_every_record
 
+        stamp_every_record()
         post_migrate.connect(grant_app_role_privileges, sender=self)

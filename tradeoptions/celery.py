@@ -4,6 +4,8 @@ import os
 
 from celery import Celery
 
+from . import logs  # noqa: F401  (every line a task writes carries its task id)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradeoptions.settings.local")
 
 app = Celery("tradeoptions")

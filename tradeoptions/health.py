@@ -1,4 +1,9 @@
-"""`/healthz`: can this process reach PostgreSQL and Redis right now? 200 if both, else 503.
+"""`/healthz`: can this process reach PostgreSQL and Redis right now, and are the periodic jobs
+keeping up? 200 if so, else 503 with what failed.
+
+Each monitoring job's last successful cycle is listed (`monitoring.heartbeats`); during market
+hours a job more than three periods late makes the probe unhealthy and is named in `overdue`.
+Outside market hours late jobs are reported but do not fail the probe.
 
 Served by a middleware placed first, before sessions, the tenant transaction and host checks,
 so a probe gets an honest answer even while the database is down (when every later layer
@@ -45,6 +50,21 @@ def _market() -> dict:
             "next_close": status.next_close.isoformat()}
 
 
+def _jobs() -> tuple[dict, list[str]]:
+    """Each job's last success, and the overdue ones that count now (market hours only)."""
+    from monitoring import clock, heartbeats
+
+    try:
+        at = clock.now()
+        health = heartbeats.jobs_health(at=at)
+        market_open = clock.is_market_open(at)
+    except Exception as error:  # Redis down is already reported by its own check
+        logger.warning("job heartbeats unavailable: %s", type(error).__name__)
+        return {"error": "job heartbeats unavailable"}, []
+    overdue = [task for task, job in health.items() if job.overdue] if market_open else []
+    return {task: job.as_dict() for task, job in health.items()}, overdue
+
+
 def health_report() -> JsonResponse:
     results = {}
     for name, check in CHECKS.items():
@@ -54,8 +74,12 @@ def health_report() -> JsonResponse:
         except Exception as error:  # any failure is an outage to report, not a crash
             logger.warning("health check %s failed: %s", name, type(error).__name__)
             results[name] = "unavailable"
-    healthy = all(value == "ok" for value in results.values())
-    body = {"status": "ok" if healthy else "unavailable", **results, "market": _market()}
+    jobs, overdue = _jobs()
+    for task in overdue:
+        logger.warning("health check: %s is overdue", task)
+    healthy = all(value == "ok" for value in results.values()) and not overdue
+    body = {"status": "ok" if healthy else "unavailable", **results, "market": _market(), "jobs": jobs,
+            "overdue": overdue}
     response = JsonResponse(body, status=200 if healthy else 503)
     add_never_cache_headers(response)
     return response

@@ -414,19 +414,19 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         body = request.data.dict() if hasattr(request.data, "dict") else dict(request.data)
         fingerprint = services.request_fingerprint(body)
         try:
-            stored = services.idempotency_claim(user=request.user, key=key, fingerprint=fingerprint)
+            claim = services.idempotency_claim(user=request.user, key=key, fingerprint=fingerprint)
         except services.TradeError as problem:
             return problem_response(problem)
         try:
-            if stored is not None:
-                return Response(stored.body, status=stored.status, headers={"Idempotent-Replayed": "true"})
+            if claim.replay is not None:
+                return Response(claim.replay.body, status=claim.replay.status, headers={"Idempotent-Replayed": "true"})
             response = self._open(request, key=key)
             if response.trade is not None:  # a refusal before any trade was written is not replayed
-                services.idempotency_store(user=request.user, key=key, fingerprint=fingerprint,
-                                           status=response.status_code, body=response.data, trade=response.trade)
+                services.idempotency_store(claim=claim, status=response.status_code, body=response.data,
+                                           trade=response.trade)
             return response
         finally:
-            services.idempotency_release(user=request.user, key=key)
+            services.idempotency_release(claim=claim)
 
     def _open(self, request, *, key: str | None) -> Response:
         """The trade row commits before its order goes to the broker (see `stepwise_actions`)."""

@@ -454,15 +454,24 @@ class IdempotencyKey(models.Model):
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the canonical request body.")
     trade = models.ForeignKey(PaperTrade, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    response_status = models.PositiveSmallIntegerField()
-    response_body = models.JSONField()
+    # No answer yet: the key is claimed by a request in flight until `claimed_until` (its lease).
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idempotency_key_unique_per_owner")]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "key"], name="idempotency_key_unique_per_owner"),
+            models.CheckConstraint(
+                condition=Q(response_status__isnull=False, response_body__isnull=False)
+                | Q(claimed_until__isnull=False),
+                name="idempotency_key_answered_or_claimed",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"key {self.key!r} of user {self.owner_id} -> {self.response_status}"
+        return f"key {self.key!r} of user {self.owner_id} -> {self.response_status or 'in flight'}"
 
 
 class WebhookEventKind(models.TextChoices):

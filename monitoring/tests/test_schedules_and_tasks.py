@@ -133,10 +133,11 @@ def test_a_bookend_taken_with_nothing_held_is_not_called_missed(db, caplog):
 
 def test_the_daily_purge_forgets_only_expired_idempotency_keys(trader, other_trader):
     from trades.models import IdempotencyKey
-    from trades.services import idempotency_store
+    from trades.services import idempotency_claim, idempotency_store
 
     for user, key in ((trader, "old"), (other_trader, "old"), (trader, "fresh")):
-        idempotency_store(user=user, key=key, fingerprint="f" * 64, status=201, body={}, trade=None)
+        claim = idempotency_claim(user=user, key=key, fingerprint="f" * 64)
+        idempotency_store(claim=claim, status=201, body={}, trade=None)
     with tenancy.system_context():
         IdempotencyKey.objects.filter(key="old").update(created_at=datetime.now(UTC) - timedelta(days=3))
     assert tasks.purge_idempotency_keys.apply().get() == "2 key(s) purged"

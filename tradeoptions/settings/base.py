@@ -44,6 +44,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "tradeoptions.logs.RequestIdMiddleware",  # takes or makes X-Request-ID, for every line of the request
     "tradeoptions.health.HealthCheckMiddleware",  # first: answers even when the database is down
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -88,7 +89,9 @@ TEMPLATES = [
 # PostgreSQL row-level security applies to every query it makes. DATABASE_OWNER_URL is the
 # role that owns the schema; only `migrate` (and test database set-up) connect with it.
 _LOCAL_APP_DB = "postgres://tradeoptions_app@127.0.0.1:5432/tradeoptions"
-DATABASES = {"default": env.db("DATABASE_URL", default=_LOCAL_APP_DB)}
+# An empty variable counts as unset (docker-compose passes empty ones through from .env).
+_APP_DB_URL = env.str("DATABASE_URL", default="") or _LOCAL_APP_DB
+DATABASES = {"default": env.db_url_config(_APP_DB_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Views run in a savepoint inside the tenant middleware's transaction, so a failing view
@@ -96,8 +99,20 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 # Remembered apart from DATABASES, whose credentials are swapped while migrations run.
 DATABASE_APP_ROLE = DATABASES["default"]["USER"]
-DATABASE_OWNER = env.db("DATABASE_OWNER_URL", default=env.str("DATABASE_URL", default=_LOCAL_APP_DB))
+DATABASE_OWNER = env.db_url_config(env.str("DATABASE_OWNER_URL", default="") or _APP_DB_URL)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# TLS to a hosted server (Neon requires it): `?sslmode=require` in DATABASE_URL, or DATABASE_SSLMODE
+# (which wins, and also covers migrations: the owner's connection shares these OPTIONS).
+DATABASE_SSLMODE = env.str("DATABASE_SSLMODE", default="")
+if DATABASE_SSLMODE:
+    DATABASES["default"].setdefault("OPTIONS", {})["sslmode"] = DATABASE_SSLMODE
+# Behind a transaction-mode pooler (PgBouncer `pool_mode = transaction`, Neon's "-pooler" host) a
+# server session serves other clients between our transactions: no server-side cursor may outlive
+# one, and no statement is prepared on a session we may not get back. See docs/operations.md.
+DATABASE_TRANSACTION_POOLER = env.bool("DATABASE_TRANSACTION_POOLER", default=False)
+if DATABASE_TRANSACTION_POOLER:
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 
 # --- Redis, cache, Celery -------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -115,11 +130,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Longer than any task's hard time limit, so a slow task is never redelivered while it runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's scheduler, sending only while it holds a leader lease in Redis (exactly one
+# beat sends, however many run) and touching BEAT_HEARTBEAT_FILE each tick (its health check).
+CELERY_BEAT_SCHEDULER = "tradeoptions.beat:SingleBeatScheduler"
+BEAT_HEARTBEAT_FILE = env.str("BEAT_HEARTBEAT_FILE", default="")
 CELERY_TIMEZONE = "UTC"
 # Webhook deliveries wait on other people's servers: they have their own queue and worker (see
 # Procfile, docker-compose.yml), so slow receivers never hold up the monitor's jobs.
 CELERY_TASK_ROUTES = {"trades.deliver_webhook": {"queue": "webhooks"}}
+# The worker keeps the LOGGING below (JSON in production, with the task id) instead of its own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Auth -----------------------------------------------------------------------------------
 LOGIN_URL = "login"
@@ -221,11 +241,21 @@ WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
 
+# Readable lines locally, one JSON object per line in production (LOG_FORMAT=text|json); each
+# record names its request, task and trade (tradeoptions/logs.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "tradeoptions.logs.LogContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s task=%(task_id)s "
+                           "trade=%(trade_id)s] %(message)s"},
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter",
+                 "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(task_id)s %(trade_id)s",
+                 "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # ORATS takes its token in the URL; urllib3 logs URLs at DEBUG. Never let that through.
     "loggers": {"urllib3": {"level": "INFO"}},

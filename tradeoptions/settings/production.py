@@ -26,6 +26,10 @@ def _require_encryption_keys(keys: list[str]) -> list[str]:
     return keys
 
 
+# One JSON object per log line, for the log collector (LOG_FORMAT=text to read them by eye).
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT  # noqa: F405
+
 SECRET_KEY = _require_secret_key(SECRET_KEY)  # noqa: F405
 ENCRYPTION_KEYS = _require_encryption_keys(ENCRYPTION_KEYS)  # noqa: F405
 

@@ -40,6 +40,7 @@ from .errors import (
 )
 from .idempotency import (
     IDEMPOTENCY_KEY_TTL,
+    IdempotencyClaim,
     StoredAnswer,
     idempotency_claim,
     idempotency_keys_purge,
@@ -74,6 +75,7 @@ __all__ = [
     "BrokerDown", "BrokerNotConfigured", "BrokerOutcomeUnknown", "BrokerReauthenticate", "IdempotencyKeyInFlight",
     "IdempotencyKeyReused", "InvalidTradeInput", "InvalidTransition", "LiveTradingOff", "OrderRefused",
     "PositionUnprotected", "RiskLimitExceeded", "StoredAnswer", "TradeError", "TradeOpenInput", "TradeResult",
+    "IdempotencyClaim",
     "VersionConflict", "account_settings_for", "account_settings_update", "brackets_adjust", "broker_tokens_rotate",
     "close_confirm", "close_outcome", "event_record", "idempotency_claim", "idempotency_keys_purge",
     "idempotency_release",

@@ -20,6 +20,7 @@ from django.utils import timezone
 from brokers.base import BrokerError, BrokerProvider, Order, OrderStatus
 from brokers.market import Market, default_market
 from tradeoptions import tenancy
+from tradeoptions.logs import about_trade
 from trades.models import CONTRACT_MULTIPLIER, Actor, CloseReason, EventKind, PaperTrade, TradeStatus
 
 from .accounts import account_settings_for
@@ -68,6 +69,11 @@ def trade_close(
     missing too), InvalidTransition, or a broker configuration error before anything changes."""
     market = market or default_market()
     who = {"actor": Actor.USER, "actor_user": user, "actor_label": "close"}
+    with about_trade(trade_id):
+        return _close(user=user, trade_id=trade_id, version=version, market=market, who=who)
+
+
+def _close(*, user: AbstractBaseUser, trade_id: int, version: int, market: Market, who: dict) -> TradeResult:
     with tenancy.acting_as(user.pk):
         trade = PaperTrade.objects.get(owner=user, pk=trade_id)
         broker = broker_of(account_settings_for(user=user), mode=trade.broker_mode, market=market)

@@ -1,11 +1,16 @@
 """Idempotency keys for opening trades: one key, one trade, one answer, per user.
 
-The first request with a key takes a transaction-scoped PostgreSQL advisory lock on (user, key)
-and stores its answer in the same transaction as the trade. A duplicate that arrives while the
-first is still in flight cannot take the lock and is told so (409) at once, without waiting; one
-that arrives after the first committed finds the stored answer and gets it again, unless its
-body differs (422). Advisory locks are visible across transactions the moment they are taken,
-which is what makes "in flight" observable while the first request's rows are not yet committed.
+The first request with a key claims it by inserting its `IdempotencyKey` row, unanswered, with a
+lease, in a transaction of its own that commits at once. A duplicate that arrives while the
+first is still in flight finds the unanswered row and is told so (409) at once, without waiting;
+one that arrives after the first stored its answer gets it again, unless its body differs (422).
+
+Why a row and not a PostgreSQL advisory lock: the open commits in steps (the PENDING trade
+before the broker call), so a claim must outlive a transaction, and a session-level lock does
+not survive a transaction-mode pooler (PgBouncer, Neon's pooler), which hands the server session
+to another client between transactions. The row is visible to every connection the moment it
+commits. If the claimant dies, its lease runs out and the next duplicate takes the claim over;
+the trade's own unique (owner, idempotency_key) constraint still guarantees one trade per key.
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tradeoptions import tenancy
@@ -25,6 +30,9 @@ from trades.models import IdempotencyKey, PaperTrade
 from .errors import IdempotencyKeyInFlight, IdempotencyKeyReused
 
 IDEMPOTENCY_KEY_TTL = timedelta(hours=48)  # the issue promises at least 24 hours
+# Longer than any open can take (validation, the broker's timeouts and one retry), so a live
+# request never loses its claim; short enough that a crashed one does not block its key for long.
+CLAIM_LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -33,55 +41,87 @@ class StoredAnswer:
     body: dict
 
 
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """What `idempotency_claim` decided: the stored answer to `replay`, or a claim (held until
+    `lease_until`) that this request must answer with `idempotency_store` or give back."""
+
+    user_id: int
+    key: str
+    fingerprint: str
+    replay: StoredAnswer | None = None
+    lease_until: datetime | None = None
+
+
 def request_fingerprint(body: dict) -> str:
     """SHA-256 of the body as canonical JSON, without the key itself."""
     payload = {name: value for name, value in body.items() if name != "idempotency_key"}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def idempotency_claim(*, user: AbstractBaseUser, key: str, fingerprint: str) -> StoredAnswer | None:
-    """Claim `key` for this request until `idempotency_release` (always call it once claimed).
+def idempotency_claim(*, user: AbstractBaseUser, key: str, fingerprint: str) -> IdempotencyClaim:
+    """Claim `key` for this request, or find the answer to replay. Always `idempotency_release`
+    the result once done. Raises IdempotencyKeyInFlight or IdempotencyKeyReused."""
+    now = timezone.now()
+    lease_until = now + CLAIM_LEASE
+    claim = IdempotencyClaim(user_id=user.pk, key=key, fingerprint=fingerprint, lease_until=lease_until)
+    with tenancy.acting_as(user.pk):
+        try:
+            with transaction.atomic():  # a duplicate inserting at the same moment waits here, then fails
+                IdempotencyKey.objects.create(owner=user, key=key, fingerprint=fingerprint, claimed_until=lease_until)
+        except IntegrityError:
+            pass
+        else:
+            _refuse_if_a_trade_has_it(user, key)
+            return claim
+        stored = IdempotencyKey.objects.select_for_update().get(owner=user, key=key)
+        if stored.response_status is None:
+            if stored.claimed_until is not None and stored.claimed_until > now:
+                raise IdempotencyKeyInFlight(
+                    "A request with this Idempotency-Key is still being processed: retry when it has finished."
+                )
+            # The claimant died without an answer: this request takes its claim over.
+            IdempotencyKey.objects.filter(pk=stored.pk).update(fingerprint=fingerprint, claimed_until=lease_until)
+            _refuse_if_a_trade_has_it(user, key)
+            return claim
+    if stored.fingerprint != fingerprint:
+        raise IdempotencyKeyReused("This Idempotency-Key was already used with a different request body.")
+    return IdempotencyClaim(user_id=user.pk, key=key, fingerprint=fingerprint,
+                            replay=StoredAnswer(status=stored.response_status, body=stored.response_body))
 
-    The claim is a session-level advisory lock, so it holds across the open's separate commits
-    (the trade row commits before the broker call) and dies with the connection if the process
-    does. Returns the stored answer to replay, or None when this request is the first and should
-    go on (and then `idempotency_store` its answer).
-    """
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_lock_id(user.pk, key)])
-        if not cursor.fetchone()[0]:
-            raise IdempotencyKeyInFlight(
-                "A request with this Idempotency-Key is still being processed: retry when it has finished."
-            )
-    try:
-        with tenancy.acting_as(user.pk):
-            stored = IdempotencyKey.objects.filter(owner=user, key=key).first()
-            if stored is None:
-                if PaperTrade.objects.filter(owner=user, idempotency_key=key).exists():
-                    raise IdempotencyKeyReused(
-                        "This Idempotency-Key opened a trade too long ago to replay its answer: use a new key."
-                    )
-                return None
-        if stored.fingerprint != fingerprint:
-            raise IdempotencyKeyReused("This Idempotency-Key was already used with a different request body.")
-        return StoredAnswer(status=stored.response_status, body=stored.response_body)
-    except IdempotencyKeyReused:
-        idempotency_release(user=user, key=key)
-        raise
+
+def _refuse_if_a_trade_has_it(user: AbstractBaseUser, key: str) -> None:
+    """A trade carries the key but no answer is stored (purged, or its request died midway): the
+    key cannot open another trade, and there is nothing to replay. The raise rolls the claim back."""
+    trade = PaperTrade.objects.filter(owner=user, idempotency_key=key).only("pk").first()
+    if trade is not None:
+        raise IdempotencyKeyReused(
+            f"This Idempotency-Key already opened trade {trade.pk} and its answer is no longer stored: "
+            "look that trade up, or use a new key."
+        )
 
 
-def idempotency_release(*, user: AbstractBaseUser, key: str) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_id(user.pk, key)])
+def idempotency_release(*, claim: IdempotencyClaim) -> None:
+    """Give back a claim that stored no answer (a refusal before any trade was written), so a
+    corrected retry is judged afresh. Only this request's own claim: not one taken over after
+    its lease ran out, and never an answered key."""
+    if claim.lease_until is None:
+        return
+    with tenancy.acting_as(claim.user_id):
+        IdempotencyKey.objects.filter(owner_id=claim.user_id, key=claim.key, response_status__isnull=True,
+                                      claimed_until=claim.lease_until).delete()
 
 
 def idempotency_store(
-    *, user: AbstractBaseUser, key: str, fingerprint: str, status: int, body: dict, trade: PaperTrade | None
+    *, claim: IdempotencyClaim, status: int, body: dict, trade: PaperTrade | None
 ) -> IdempotencyKey:
-    with tenancy.acting_as(user.pk):
-        return IdempotencyKey.objects.create(
-            owner=user, key=key, fingerprint=fingerprint, response_status=status, response_body=body, trade=trade
-        )
+    """Answer the claimed key: from now on a duplicate replays `status` and `body`."""
+    with tenancy.acting_as(claim.user_id):
+        stored = IdempotencyKey.objects.select_for_update().get(owner_id=claim.user_id, key=claim.key)
+        stored.fingerprint, stored.response_status, stored.response_body = claim.fingerprint, status, body
+        stored.trade, stored.claimed_until = trade, None
+        stored.save(update_fields=["fingerprint", "response_status", "response_body", "trade", "claimed_until"])
+        return stored
 
 
 def idempotency_keys_purge(*, older_than: timedelta = IDEMPOTENCY_KEY_TTL) -> int:
@@ -91,8 +131,3 @@ def idempotency_keys_purge(*, older_than: timedelta = IDEMPOTENCY_KEY_TTL) -> in
     with tenancy.system_context():
         deleted, _ = IdempotencyKey.objects.filter(created_at__lt=timezone.now() - older_than).delete()
     return deleted
-
-
-def _lock_id(user_id: int, key: str) -> int:
-    digest = hashlib.sha256(f"tradeoptions:idempotency:{user_id}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -11,10 +12,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from brokers.models import BrokerMode
+from tradeoptions.logs import about_trade
 from trades.models import ALLOWED_TRANSITIONS, Actor, EventKind, PaperTrade, TradeEvent, TradeStatus
 
 from . import notifications
 from .errors import InvalidTransition, VersionConflict
+
+logger = logging.getLogger(__name__)
 
 # Fields a transition may never set through `changes`: they are the machine's own.
 _PROTECTED = frozenset({"id", "pk", "owner", "owner_id", "status", "version", "created_at", "updated_at"})
@@ -80,7 +84,7 @@ def trade_transition(
     if forbidden := _PROTECTED & changes.keys():
         raise ValueError(f"A transition sets {sorted(forbidden)} itself.")
     to = TradeStatus(to)
-    with transaction.atomic():
+    with about_trade(trade_id), transaction.atomic():
         current = PaperTrade.objects.select_for_update().get(pk=trade_id)
         if expected_version is not None and current.version != expected_version:
             raise VersionConflict(
@@ -102,6 +106,7 @@ def trade_transition(
             trade=current, kind=kind, actor=actor, actor_user=actor_user, actor_label=actor_label,
             old_status=old_status, new_status=to, payload={**(payload or {}), **_changed(changes)},
         )
+        logger.info("trade %s: %s -> %s (%s by %s)", trade_id, old_status, to, kind, actor)
         notifications.trade_transition_announce(trade=current, old_status=old_status)  # sent after commit
     return current
 

@@ -32,6 +32,7 @@ from brokers.base import BrokerError, BrokerProvider, Order, OrderStatus, Quote
 from brokers.market import Market, default_market
 from brokers.occ import InvalidOptionSymbol, build_symbol
 from tradeoptions import tenancy
+from tradeoptions.logs import about_trade
 from trades.models import (
     ACTIVE_STATUSES,
     CONTRACT_MULTIPLIER,
@@ -125,7 +126,7 @@ def trade_open(
         )
     # The PENDING trade has committed (unless the caller holds a transaction open) before its order
     # goes to the broker: whatever happens next, the order has a row that names it by its tag.
-    with tenancy.acting_as(user.pk):
+    with about_trade(trade.pk), tenancy.acting_as(user.pk):
         result = _place(trade, broker, actor=actor, actor_user=_user(actor, user), actor_label=actor_label)
     # Only now, with the order placed: indicators and the regime are collected after the commit.
     if result.trade.status != TradeStatus.REJECTED:

@@ -8,9 +8,10 @@ from django.db import connection
 from django.utils import timezone
 
 from brokers.models import PaperOrder
+from tests.factories import PaperTradeFactory
 from tradeoptions import tenancy
 from trades import services
-from trades.models import IdempotencyKey, PaperTrade
+from trades.models import IdempotencyKey, PaperTrade, TradeStatus
 
 
 def _count(user, model):
@@ -141,3 +142,57 @@ def test_many_parallel_duplicates_make_one_trade(api_as, trader, market, open_bo
     assert _count(trader, PaperTrade) == 1
     with tenancy.acting_as(trader.pk):
         assert PaperOrder.objects.filter(tag__endswith="-entry").count() == 1
+
+
+def _claim(user, key, body):
+    return services.idempotency_claim(user=user, key=key, fingerprint=services.request_fingerprint(body))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_outlives_its_connection_as_behind_a_transaction_pooler(api_as, trader, market, open_body):
+    """Behind PgBouncer or Neon's pooler in transaction mode, the server session changes hands
+    between transactions: a claim must be a committed row, not a lock held by a session."""
+    claim = _claim(trader, "pooled", open_body())
+    connection.close()  # the next transaction runs on another server session
+    duplicate = api_as(trader).post("/api/trades", open_body(), format="json", HTTP_IDEMPOTENCY_KEY="pooled")
+    assert duplicate.status_code == 409 and _count(trader, PaperTrade) == 0
+    services.idempotency_release(claim=claim)  # the first request was refused before writing a trade
+    retry = api_as(trader).post("/api/trades", open_body(), format="json", HTTP_IDEMPOTENCY_KEY="pooled")
+    assert retry.status_code == 201 and _count(trader, PaperTrade) == 1
+
+
+def _expire_claims():
+    with tenancy.system_context():
+        IdempotencyKey.objects.filter(response_status__isnull=True).update(
+            claimed_until=timezone.now() - timedelta(seconds=1))
+
+
+def test_a_crashed_request_s_claim_runs_out_and_the_retry_opens_the_trade(api_as, trader, market, open_body):
+    _claim(trader, "crashed", open_body())  # ... and its process died before any trade was written
+    _expire_claims()
+    retry = api_as(trader).post("/api/trades", open_body(), format="json", HTTP_IDEMPOTENCY_KEY="crashed")
+    assert retry.status_code == 201 and _count(trader, PaperTrade) == 1
+    again = api_as(trader).post("/api/trades", open_body(), format="json", HTTP_IDEMPOTENCY_KEY="crashed")
+    assert again.json() == retry.json() and again["Idempotent-Replayed"] == "true"
+
+
+def test_a_request_that_died_after_writing_its_trade_never_lets_the_key_open_a_second(api_as, trader, market,
+                                                                                      open_body):
+    _claim(trader, "half-done", open_body())
+    trade = PaperTradeFactory(owner=trader, idempotency_key="half-done", status=TradeStatus.PENDING,
+                              entry_price=None, entry_date=None)
+    _expire_claims()
+    retry = api_as(trader).post("/api/trades", open_body(), format="json", HTTP_IDEMPOTENCY_KEY="half-done")
+    assert retry.status_code == 422 and f"trade {trade.pk}" in retry.json()["errors"][0]["detail"]
+    assert _count(trader, PaperTrade) == 1
+
+
+def test_a_request_whose_claim_was_taken_over_does_not_give_back_the_new_claim(trader, open_body):
+    stale = _claim(trader, "slow", open_body())
+    _expire_claims()
+    current = _claim(trader, "slow", open_body())
+    services.idempotency_release(claim=stale)  # the slow first request finally gives up
+    with pytest.raises(services.IdempotencyKeyInFlight):
+        _claim(trader, "slow", open_body())
+    services.idempotency_release(claim=current)
+    assert _claim(trader, "slow", open_body()).replay is None
