@@ -48,11 +48,13 @@ def test_every_long_running_service_has_a_health_check_that_tests_itself():
     assert [name for name, service in services.items() if "healthcheck" not in service] == ["migrate"]
 
 
-def test_flower_is_optional_under_the_monitoring_profile_and_local_only():
+def test_flower_and_the_mcp_server_are_optional_profiles_and_local_only():
     services = _compose()
     assert services["flower"]["profiles"] == ["monitoring"]
-    assert [name for name, service in services.items() if "profiles" in service] == ["flower"]
+    assert services["mcp"]["profiles"] == ["mcp"]
+    assert [name for name, service in services.items() if "profiles" in service] == ["flower", "mcp"]
     assert services["flower"]["ports"] == ["127.0.0.1:5555:5555"]
+    assert services["mcp"]["ports"] == ["127.0.0.1:8765:8765"]
 
 
 def test_the_database_url_may_point_elsewhere_and_defaults_to_the_compose_postgres():
