@@ -429,7 +429,7 @@ INPUT_COLUMNS = ("trade_id", "ticker", "option_type", "strike", "expiry", "dte_a
 TARGET_COLUMNS = ("close_date", "close_reason", "close_price", "realized_pnl", "realized_pnl_pct", "r_multiple",
                   "win", "hold_duration_h", "max_gain", "max_drawdown", "target_pnl_15m", "target_pnl_1h",
                   "target_mfe_pct", "target_mae_pct", "mfe_minutes", "mae_minutes", "first_touch",
-                  "forensics_snapshots")
+                  "forensics_snapshots", "forensics_bars", "forensics_bar_fallback")
 DATASET_COLUMNS = (*INPUT_COLUMNS, *CONTEXT_COLUMNS, *TARGET_COLUMNS)
 
 
@@ -453,6 +453,8 @@ def dataset_rows(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = N
         mae_minutes=Round(_Minutes(F("forensics__mae_at"), F("entry_date")), 2),
         first_touch=F("forensics__first_touch"),
         forensics_snapshots=F("forensics__snapshot_count"),
+        forensics_bars=F("forensics__bar_count"),
+        forensics_bar_fallback=F("forensics__bar_fallback"),
         **CONTEXT_COLUMNS,
     ).values(*DATASET_COLUMNS)
 

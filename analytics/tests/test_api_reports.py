@@ -6,6 +6,8 @@ import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -191,10 +193,47 @@ def test_dataset_filters_and_constant_queries(api_as, trader, learning_book):
     assert len(many) == len(few)
 
 
-def test_parquet_is_refused_without_pyarrow(api_as, trader):
+def _parquet(content):
+    return pq.read_table(io.BytesIO(content))
+
+
+def test_dataset_parquet_has_the_csv_columns_typed(api_as, trader, learning_book):
+    first, with_context = learning_book
     response = api_as(trader).get("/api/analytics/dataset?format=parquet")
+    assert response.status_code == 200 and response["Content-Type"] == "application/vnd.apache.parquet"
+    assert response["Content-Disposition"].endswith('.parquet"')
+    table = _parquet(response.content)
+    assert table.column_names == list(DATASET_COLUMNS)
+    schema = table.schema
+    assert schema.field("entry_price").type == pa.decimal128(18, 4)
+    assert schema.field("realized_pnl").type == pa.decimal128(18, 2)
+    assert schema.field("entry_date").type == pa.timestamp("us", tz="UTC")
+    assert schema.field("expiry").type == pa.date32() and schema.field("win").type == pa.bool_()
+    assert schema.field("signals_1m_rsi14").type == pa.string()
+    rows = table.to_pylist()
+    assert [row["trade_id"] for row in rows] == [first.pk, with_context.pk]  # only the trader's closed trades
+    row = rows[1]
+    assert (row["entry_price"], row["realized_pnl"], row["r_multiple"], row["win"]) == \
+        (Decimal("2.0000"), Decimal("-50.00"), Decimal("-1.0000"), False)
+    assert row["entry_date"] == _at(60) and row["expiry"] == date(2026, 12, 18)
+    assert (row["signals_1m_rsi14"], row["regime_sector_etf"], row["signals_5m_rsi14"]) == ("61.5", "XLK", None)
+    assert rows[0]["target_mfe_pct"] == Decimal("45.0000") and rows[0]["mfe_minutes"] == 50.0
+    assert (rows[0]["forensics_snapshots"], rows[0]["forensics_bar_fallback"]) == (5, "NOT_NEEDED")
+    # The same values as the CSV, cell for cell.
+    text = b"".join(api_as(trader).get("/api/analytics/dataset?format=csv").streaming_content).decode()
+    assert [line["realized_pnl"] for line in _csv(text)] == [str(value) for value in table["realized_pnl"].to_pylist()]
+
+
+def test_an_empty_parquet_data_set_still_has_its_columns(api_as, trader):
+    table = _parquet(api_as(trader).get("/api/analytics/dataset?format=parquet").content)
+    assert table.num_rows == 0 and table.column_names == list(DATASET_COLUMNS)
+
+
+@pytest.mark.parametrize("wanted", ["xlsx", "json", ""])
+def test_an_unknown_format_is_a_field_error(api_as, trader, wanted):
+    response = api_as(trader).get(f"/api/analytics/dataset?format={wanted}")
     assert response.status_code == 400
-    assert response.json()["errors"][0]["attr"] == "format" and "pyarrow" in response.json()["errors"][0]["detail"]
+    assert response.json()["errors"][0]["attr"] == "format" and "csv, parquet" in response.json()["errors"][0]["detail"]
 
 
 def test_a_bad_filter_on_the_csv_export_is_a_json_error(api_as, trader):
@@ -223,6 +262,18 @@ def test_reports_take_a_constant_number_of_queries(api_as, trader, url):
     with CaptureQueriesContext(connection) as many:
         assert client.get(url).status_code == 200
     assert len(many) == len(few)
+
+
+def test_export_dataset_command_writes_parquet(trader, learning_book, tmp_path):
+    from django.core.management.base import CommandError
+
+    target = tmp_path / "alice.parquet"
+    call_command("export_dataset", "alice", "--format", "parquet", "--output", str(target))
+    table = pq.read_table(target)
+    assert table.column_names == list(DATASET_COLUMNS)
+    assert table["trade_id"].to_pylist() == [trade.pk for trade in learning_book]
+    with pytest.raises(CommandError, match="--output"):
+        call_command("export_dataset", "alice", "--format", "parquet")
 
 
 def test_export_dataset_command_to_stdout_and_unknown_user(trader, learning_book):
