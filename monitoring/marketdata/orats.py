@@ -43,6 +43,7 @@ from .base import (
     as_contracts,
     greek,
     midpoint,
+    option_contract,
     price,
     underlying_of,
 )
@@ -299,6 +300,8 @@ class OratsProvider(MarketDataProvider):
     def bars(self, symbol: str, interval: Interval | str, start: datetime, end: datetime) -> list[Bar]:
         """Daily bars from `hist/dailies`, which takes no date range, so the rows are filtered here."""
         interval = Interval(interval)
+        if option_contract(symbol) is not None:
+            raise UnsupportedRequest("ORATS offers no bars of option contracts.")
         if interval is not Interval.DAILY:
             raise UnsupportedRequest("ORATS offers daily stock bars only; use another source for intraday bars.")
         ticker = symbol.upper()
