@@ -276,8 +276,8 @@ def _slippage_rows(frame: pd.DataFrame, key: str, order=None) -> list[dict]:
 # --- Price paths (exit replay and forensic targets) -----------------------------------------------
 
 
-PATH_TRADE_COLUMNS = ("id", "owner_id", "strategy", "qty_held", "entry4", "sl4", "tp4", "close4", "entry_date",
-                      "close_date", "pnl")
+PATH_TRADE_COLUMNS = ("id", "owner_id", "strategy", "option_symbol", "qty_held", "entry4", "sl4", "tp4", "close4",
+                      "entry_date", "close_date", "pnl")
 
 
 def path_trades(trades: QuerySet[PaperTrade]) -> pd.DataFrame:

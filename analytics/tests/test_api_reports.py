@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from analytics.selectors import DATASET_COLUMNS, SL_GRID_PCT, TP_GRID_PCT
 from analytics.services import trade_targets_compute
 from tests.factories import ClosedTradeFactory, PaperFillFactory, PaperTradeFactory, PriceSnapshotFactory
+from tests.fakes.market import RecordedMinuteBars
 from trades.models import CloseReason
 
 ENTRY = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
@@ -128,7 +129,7 @@ def test_exit_replay_without_trades(api_as, trader, strict_json):
 
 def test_forensics_of_own_trade_and_404_for_anothers(api_as, trader, other_trader):
     mine, theirs = _path_trade(trader), _path_trade(other_trader)
-    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1))
+    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1), provider=RecordedMinuteBars())
     client = api_as(trader)
     response = client.get(f"/api/analytics/trades/{mine.pk}/forensics")
     assert response.status_code == 200
@@ -153,7 +154,7 @@ def learning_book(trader, other_trader):
     )
     PaperTradeFactory(owner=trader)  # open: not in the data set
     ClosedTradeFactory(owner=other_trader, close_date=_at(100))
-    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1))
+    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1), provider=RecordedMinuteBars())
     return first, with_context
 
 
@@ -218,7 +219,9 @@ def test_dataset_parquet_has_the_csv_columns_typed(api_as, trader, learning_book
     assert row["entry_date"] == _at(60) and row["expiry"] == date(2026, 12, 18)
     assert (row["signals_1m_rsi14"], row["regime_sector_etf"], row["signals_5m_rsi14"]) == ("61.5", "XLK", None)
     assert rows[0]["target_mfe_pct"] == Decimal("45.0000") and rows[0]["mfe_minutes"] == 50.0
-    assert (rows[0]["forensics_snapshots"], rows[0]["forensics_bar_fallback"]) == (5, "NOT_NEEDED")
+    # Its first hour has a 30' hole and the source had no bars of the contract.
+    assert (rows[0]["forensics_snapshots"], rows[0]["forensics_bars"], rows[0]["forensics_bar_fallback"]) == \
+        (5, 0, "NO_BARS")
     # The same values as the CSV, cell for cell.
     text = b"".join(api_as(trader).get("/api/analytics/dataset?format=csv").streaming_content).decode()
     assert [line["realized_pnl"] for line in _csv(text)] == [str(value) for value in table["realized_pnl"].to_pylist()]
