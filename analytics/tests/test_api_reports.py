@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from analytics.selectors import DATASET_COLUMNS, SL_GRID_PCT, TP_GRID_PCT
 from analytics.services import trade_targets_compute
+from brokers.models import BrokerMode
 from tests.factories import ClosedTradeFactory, PaperFillFactory, PaperTradeFactory, PriceSnapshotFactory
 from tests.fakes.market import RecordedMinuteBars
 from trades.models import CloseReason
@@ -57,6 +58,54 @@ def test_fill_quality_by_ticker_dte_and_spread(api_as, trader, fills, strict_jso
 def test_fill_quality_without_fills(api_as, trader, strict_json):
     body = strict_json(api_as(trader).get("/api/analytics/fill-quality"))
     assert body["fills"] == 0 and body["summary"] is None and body["by_ticker"] == []
+
+
+def _sandbox_trade(owner, *, ticker="SPY", qty=2, entry="2.00", close="2.60", reason=CloseReason.TP_HIT, marks=()):
+    trade = ClosedTradeFactory(owner=owner, ticker=ticker, qty=qty, entry_price=Decimal(entry), entry_date=ENTRY,
+                               close_price=Decimal(close), close_date=_at(60), close_reason=reason,
+                               broker_mode=BrokerMode.TRADIER_SANDBOX)
+    for seconds, mark in marks:
+        PriceSnapshotFactory(trade=trade, timestamp=ENTRY + timedelta(seconds=seconds), mark_price=Decimal(mark))
+    return trade
+
+
+@pytest.fixture
+def sandbox_fills(trader, other_trader):
+    # Bought 2 at 2.00; nearest mark 1.95 (30 s later; the 1.80 is 90 s before): 0.05 a share over, $10, 256.41 bps.
+    # Sold 2 at 2.60 at +60'; nearest mark 2.64 (60 s later): 0.04 a share under, $8, 151.52 bps.
+    _sandbox_trade(trader, marks=[(-90, "1.80"), (30, "1.95"), (3660, "2.64"), (3840, "2.40")])
+    # No snapshot near its entry; it expired, which is a settlement and not a fill.
+    _sandbox_trade(trader, ticker="QQQ", qty=1, entry="3.00", close="0.00", reason=CloseReason.EXPIRED,
+                   marks=[(600, "3.10")])
+    ClosedTradeFactory(owner=trader, entry_date=ENTRY)  # a local-paper trade: the paper broker's section
+    _sandbox_trade(other_trader, marks=[(0, "9.00")])
+
+
+def test_sandbox_fills_are_compared_with_the_nearest_mark_apart_from_paper_slippage(api_as, trader, sandbox_fills,
+                                                                                      strict_json):
+    body = strict_json(api_as(trader).get("/api/analytics/fill-quality"))
+    assert body["fills"] == 0 and body["summary"] is None  # no local-paper fill: the sandbox is reported apart
+    sandbox = body["tradier_sandbox"]
+    assert "nearest" in sandbox["note"] and sandbox["fills"] == 3 and sandbox["without_quote"] == 1
+    assert sandbox["quote_lag_seconds_mean"] == 45.0
+    mean_bps = round((500 / 1.95 + 400 / 2.64) / 2, 2)
+    assert sandbox["summary"] == {"fills": 2, "contracts": 4, "slippage_total": "18.00", "slippage_per_share": "0.0450",
+                                  "slippage_bps_mean": mean_bps, "slippage_bps_median": mean_bps,
+                                  "slippage_bps_worst": 256.41}
+    sides = {row["side"]: (row["slippage_total"], row["slippage_per_share"]) for row in sandbox["by_side"]}
+    assert sides == {"entry (buy)": ("10.00", "0.0500"), "exit (sell)": ("8.00", "0.0400")}
+    assert [row["ticker"] for row in sandbox["by_ticker"]] == ["SPY"]
+
+
+def test_sandbox_fill_gaps_take_a_constant_number_of_queries(api_as, trader, sandbox_fills):
+    client = api_as(trader)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get("/api/analytics/fill-quality").status_code == 200
+    for ticker in ("AAPL", "MSFT", "NVDA"):
+        _sandbox_trade(trader, ticker=ticker, marks=[(10, "2.01"), (3600, "2.55")])
+    with CaptureQueriesContext(connection) as many:
+        body = client.get("/api/analytics/fill-quality").json()
+    assert body["tradier_sandbox"]["fills"] == 9 and len(many) == len(few)
 
 
 # --- Calibration ----------------------------------------------------------------------------------
