@@ -175,6 +175,7 @@ def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
         "by_card_score_decile": metrics.score_buckets(frame, "card_score"),
         "by_ai_score_decile": metrics.score_buckets(frame, "ai_score"),
         "equity_curve": curve,
+        "pnl_distribution": metrics.pnl_histogram(frame),
         "daily": [{"date": day.isoformat(), "pnl": pnl, "trades": count}
                   for day, pnl, count in zip(daily.index, metrics.money_series(daily["pnl"].to_numpy()),
                                              daily["trades"].tolist(), strict=True)],
