@@ -59,7 +59,8 @@ def test_the_performance_tab_draws_calibration_and_the_hindsight_heat_map(device
     # The exit replay: said to be hindsight, one 6 × 6 grid per strategy, its values the API's.
     block = panel.locator("[data-metric=exit_replay]")
     expect(block.locator("h2")).to_contain_text("hindsight")
-    expect(block.locator(".hindsight-note")).to_contain_text("Hindsight, not a forecast.")
+    expect(block.locator(".hindsight-note")).to_contain_text("Hindsight: each closed trade's recorded path")
+    expect(block.locator(".hindsight-note")).to_contain_text("Not a forecast.")
     maps = block.locator("table.heatmap")
     expect(maps).to_have_count(len(replay["strategies"]))
     for strategy in replay["strategies"]:
@@ -83,8 +84,11 @@ def test_the_performance_tab_on_a_phone(device, lived_history):  # noqa: F811
     page.click("#tab-performance")
     expect(page.locator(".calibration-card canvas").first).to_be_visible()
     expect(page.locator("table.heatmap").first).to_be_visible()
+    # Wide tables scroll inside their box; the page itself never scrolls sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shoot(page, "mobile-performance")
     page.locator("[data-metric=calibration]").screenshot(path=str(_screenshot("mobile-performance-calibration")))
+    page.locator("[data-metric=exit_replay]").screenshot(path=str(_screenshot("mobile-performance-exit-replay")))
     assert page.problems == []
 
 

@@ -182,13 +182,16 @@ function heatClass(value, scale) {
   return number > 0 ? `heat-p${level}` : `heat-n${level}`;
 }
 
-function heatMap(strategy, slGrid, tpGrid) {
+function heatMap(strategy, slGrid, tpGrid, index) {
   const cells = new Map(strategy.cells.map((cell) => [`${cell.sl_pct}/${cell.tp_pct}`, cell]));
   const scale = Math.max(...strategy.cells.map((cell) => Math.abs(Number(cell.total_pnl))));
   const best = strategy.best;
-  return el("table", { className: "heatmap", dataset: { strategy: strategy.strategy } },
-    el("caption", {}, el("strong", { text: strategy.strategy || "(no strategy)" }),
-      ` · ${strategy.trades} trade(s) · actual ${fmt.money(strategy.actual_pnl)} · best in hindsight SL −${best.sl_pct}% / TP +${best.tp_pct}%: ${fmt.money(best.total_pnl)}`),
+  const summaryId = `heatmap-${index}`;
+  // The summary stays outside the scrolling box, so a phone shows all of it; it names the table.
+  const summary = el("p", { className: "heatmap-summary", id: summaryId },
+    el("strong", { text: strategy.strategy || "(no strategy)" }),
+    ` · ${strategy.trades} trade(s) · actual ${fmt.money(strategy.actual_pnl)} · best in hindsight SL −${best.sl_pct}% / TP +${best.tp_pct}%: ${fmt.money(best.total_pnl)}`);
+  const table = el("table", { className: "heatmap", "aria-labelledby": summaryId, dataset: { strategy: strategy.strategy } },
     el("thead", {}, el("tr", {}, el("th", { scope: "col", className: "corner", text: "SL \\ TP" }),
       tpGrid.map((tp) => el("th", { scope: "col", text: `+${tp}%` })))),
     el("tbody", {}, slGrid.map((sl) => el("tr", {}, el("th", { scope: "row", text: `−${sl}%` }),
@@ -201,10 +204,11 @@ function heatMap(strategy, slGrid, tpGrid) {
           dataset: { sl, tp, pnl: cell.total_pnl },
         }, fmt.money(cell.total_pnl), isBest ? el("span", { className: "visually-hidden", text: " (best)" }) : null);
       })))));
+  return el("div", { className: "heatmap-card" }, summary, el("div", { className: "table-scroll" }, table));
 }
 
 function renderReplay(section, replay) {
-  section.append(el("p", { className: "hindsight-note" }, el("strong", { text: "Hindsight, not a forecast. " }), replay.note));
+  section.append(el("p", { className: "hindsight-note" }, el("strong", { text: "Hindsight: " }), replay.note.replace(/^Hindsight:\s*/, "")));
   if (!replay.strategies.length) {
     section.append(el("p", { className: "muted", text: "No closed trades to replay yet." }));
     return;
@@ -212,8 +216,8 @@ function renderReplay(section, replay) {
   section.append(el("p", { className: "muted heat-legend" }, "Total P&L of each bracket (stop-loss below, take-profit above the entry): ",
     el("span", { className: "heat-n5 swatch", text: "loss" }), " ", el("span", { className: "heat-0 swatch", text: "0" }), " ",
     el("span", { className: "heat-p5 swatch", text: "gain" }), " · the outlined cell is the best."));
-  section.append(el("div", { className: "heatmaps" }, replay.strategies.map((strategy) =>
-    el("div", { className: "table-scroll" }, heatMap(strategy, replay.sl_pct, replay.tp_pct)))));
+  section.append(el("div", { className: "heatmaps" },
+    replay.strategies.map((strategy, index) => heatMap(strategy, replay.sl_pct, replay.tp_pct, index))));
 }
 
 // --- the tab -----------------------------------------------------------------------------------------
