@@ -90,7 +90,8 @@ class ExitReplayView(AnalyticsView):
 
 class FillQualityView(AnalyticsView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT},
-                   summary="Slippage of local-paper fills against the quote's mid, by ticker, DTE and spread")
+                   summary="Slippage of local-paper fills against the quote's mid, by ticker, DTE and spread; "
+                           "Tradier sandbox fills apart, against the nearest snapshot's mark")
     def get(self, request):
         return Response(selectors.fill_quality(user=request.user))
 

@@ -27,7 +27,7 @@ function scalar(value) {
 }
 
 // An answer laid out as it comes: objects of figures as definition lists, lists of rows as tables.
-export function describe(value) {
+function describe(value) {
   if (Array.isArray(value)) {
     if (!value.length) return el("p", { className: "muted", text: "None yet." });
     if (typeof value[0] !== "object" || value[0] === null) return value.map(scalar).join(", ");
