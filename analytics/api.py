@@ -7,20 +7,20 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.exceptions import ValidationError
-from rest_framework.renderers import JSONRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from tradeoptions.csvstream import csv_lines
 from trades.api import CSVRenderer, OwnedViewSetMixin
 from trades.models import PaperTrade
 
-from . import selectors
+from . import parquet, selectors
 from .models import TradeForensics
 
 
@@ -94,7 +94,8 @@ class ExitReplayView(AnalyticsView):
 
 class FillQualityView(AnalyticsView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT},
-                   summary="Slippage of local-paper fills against the quote's mid, by ticker, DTE and spread")
+                   summary="Slippage of local-paper fills against the quote's mid, by ticker, DTE and spread; "
+                           "Tradier sandbox fills apart, against the nearest snapshot's mark")
     def get(self, request):
         return Response(selectors.fill_quality(user=request.user))
 
@@ -103,7 +104,7 @@ class ForensicsSerializer(serializers.ModelSerializer):
     class Meta:
         model = TradeForensics
         fields = ["trade", "pnl_15m", "pnl_1h", "mfe_pct", "mae_pct", "mfe_at", "mae_at", "first_touch",
-                  "first_touch_at", "snapshot_count", "computed_at"]
+                  "first_touch_at", "snapshot_count", "bar_count", "bar_fallback", "computed_at"]
         read_only_fields = fields
 
 
@@ -136,14 +137,28 @@ def dataset_csv_lines(rows: Iterator[dict]) -> Iterator[str]:
                      ([_value(row[name]) for name in selectors.DATASET_COLUMNS] for row in rows))
 
 
+class ParquetRenderer(BaseRenderer):
+    """Lets `?format=parquet` through content negotiation; the view builds the file itself."""
+
+    media_type = parquet.MEDIA_TYPE
+    format = "parquet"
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+DATASET_FORMATS = ("csv", "parquet")
+
+
 class DatasetView(AnalyticsView):
-    renderer_classes = [CSVRenderer, JSONRenderer]
+    renderer_classes = [CSVRenderer, ParquetRenderer, JSONRenderer]
 
     def perform_content_negotiation(self, request, force=False):
         # DRF answers an unknown `?format=` with 404; a format we do not offer is a 400 here.
-        if request.query_params.get("format", "csv") != "csv":
+        if request.query_params.get("format", "csv") not in DATASET_FORMATS:
             if not force:
-                raise ValidationError({"format": ["Only csv is available (parquet would need pyarrow)."]})
+                raise ValidationError({"format": [f"Must be one of: {', '.join(DATASET_FORMATS)}."]})
             return JSONRenderer(), JSONRenderer.media_type
         return super().perform_content_negotiation(request, force)
 
@@ -153,12 +168,18 @@ class DatasetView(AnalyticsView):
             request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
         return super().finalize_response(request, response, *args, **kwargs)
 
-    @extend_schema(parameters=[*FILTER_PARAMETERS, OpenApiParameter("format", str, enum=["csv"], default="csv")],
-                   responses={(200, "text/csv"): OpenApiTypes.STR},
+    @extend_schema(parameters=[*FILTER_PARAMETERS,
+                               OpenApiParameter("format", str, enum=list(DATASET_FORMATS), default="csv")],
+                   responses={(200, "text/csv"): OpenApiTypes.STR, (200, parquet.MEDIA_TYPE): OpenApiTypes.BINARY},
                    summary="The learning data set: one row per closed trade (columns in docs/dataset.md)")
     def get(self, request):
-        # Rows are read now, inside the request's tenant-scoped transaction; the body streams from memory.
+        # Rows are read now, inside the request's tenant-scoped transaction; the body is built from memory.
         rows = list(selectors.dataset_rows(user=request.user, filters=_filters(request)))
+        name = f"dataset-{timezone.now():%Y%m%d}"
+        if request.query_params.get("format") == "parquet":
+            response = HttpResponse(parquet.dataset_parquet(rows), content_type=parquet.MEDIA_TYPE)
+            response["Content-Disposition"] = f'attachment; filename="{name}.parquet"'
+            return response
         response = StreamingHttpResponse(dataset_csv_lines(iter(rows)), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="dataset-{timezone.now():%Y%m%d}.csv"'
+        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
         return response

@@ -186,6 +186,39 @@ def monotonicity(buckets: list[dict]) -> dict:
             "expectancy_monotonic": expectancy_ok, "spearman": number(spearman)}
 
 
+# --- P&L distribution ------------------------------------------------------------------------------
+
+NICE_STEPS = (1, 2, 2.5, 5)
+
+
+def bucket_width(span_cents: int, buckets: int) -> int:
+    """A round bucket width in cents (1, 2, 2.5 or 5 × a power of ten dollars, at least $1) that
+    covers `span_cents` in about `buckets` buckets."""
+    raw = max(span_cents / buckets, 100)
+    power = 10 ** math.floor(math.log10(raw))
+    return int(next(step * power for step in (*NICE_STEPS, 10) if step * power >= raw))
+
+
+def pnl_histogram(frame: pd.DataFrame, buckets: int = 16) -> dict:
+    """How many trades closed with a P&L in each equal-width bucket [from, to), lowest first,
+    with the wins among them; the widths are round dollar amounts and one bucket edge is at $0,
+    so no bucket mixes wins and losses (a breakeven trade opens the [0, width) bucket)."""
+    if frame.empty:
+        return {"bucket_width": None, "buckets": []}
+    pnl = frame["pnl"].to_numpy(dtype=np.int64)
+    low, high = int(pnl.min()), int(pnl.max())
+    width = bucket_width(high - low, buckets)
+    first = (low // width) * width  # floor: an edge sits on every multiple of the width, 0 among them
+    index = (pnl - first) // width
+    counts = np.bincount(index)
+    wins = np.bincount(index, weights=pnl > 0, minlength=len(counts)).astype(np.int64)
+    return {
+        "bucket_width": money(width),
+        "buckets": [{"from": money(first + k * width), "to": money(first + (k + 1) * width), "trades": int(count),
+                     "wins": int(wins[k])} for k, count in enumerate(counts.tolist())],
+    }
+
+
 # --- Equity curve, drawdown, daily P&L ------------------------------------------------------------
 
 

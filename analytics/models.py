@@ -22,6 +22,16 @@ class FirstTouch(models.TextChoices):
     NEITHER = "NEITHER", "Neither touched on the recorded path"
 
 
+class BarFallback(models.TextChoices):
+    """What became of the provider's minute bars for a trade (see `analytics.services`)."""
+
+    NOT_NEEDED = "NOT_NEEDED", "Snapshots were dense enough"
+    USED = "USED", "Minute bars filled a thin path"
+    NO_BARS = "NO_BARS", "Thin path; the provider had no bars for the contract"
+    UNSUPPORTED = "UNSUPPORTED", "Thin path; the provider offers no minute bars of options"
+    FAILED = "FAILED", "Thin path; the provider failed (a later run tries again)"
+
+
 class TradeForensics(models.Model):
     trade = models.OneToOneField(PaperTrade, on_delete=models.CASCADE, primary_key=True, related_name="forensics")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -34,12 +44,16 @@ class TradeForensics(models.Model):
     first_touch = models.CharField(max_length=8, choices=FirstTouch.choices)
     first_touch_at = models.DateTimeField(null=True, blank=True)
     snapshot_count = models.PositiveIntegerField(help_text="Snapshots between entry and close that were used.")
+    bar_count = models.PositiveIntegerField(default=0, help_text="Provider minute bars added to a thin path.")
+    bar_fallback = models.CharField(max_length=12, choices=BarFallback.choices, default=BarFallback.NOT_NEEDED)
     computed_at = models.DateTimeField()
 
     class Meta:
         verbose_name_plural = "trade forensics"
         constraints = [
             models.CheckConstraint(condition=Q(first_touch__in=FirstTouch.values), name="forensics_first_touch_known"),
+            models.CheckConstraint(condition=Q(bar_fallback__in=BarFallback.values),
+                                   name="forensics_bar_fallback_known"),
         ]
 
     def __str__(self) -> str:

@@ -36,10 +36,10 @@ from django.db.models import (
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce, ExtractHour, ExtractIsoWeekDay, NullIf, Round, TruncDate
 
-from brokers.models import PaperFill
+from brokers.models import BrokerMode, PaperFill
 from monitoring import clock
 from monitoring.models import PriceSnapshot
-from trades.models import CONTRACT_MULTIPLIER, AccountSettings, PaperTrade
+from trades.models import CONTRACT_MULTIPLIER, AccountSettings, CloseReason, PaperTrade
 from trades.selectors import SNAPSHOT_FIELDS
 
 from . import metrics
@@ -180,6 +180,7 @@ def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
         "by_card_score_decile": metrics.score_buckets(frame, "card_score"),
         "by_ai_score_decile": metrics.score_buckets(frame, "ai_score"),
         "equity_curve": curve,
+        "pnl_distribution": metrics.pnl_histogram(frame),
         "daily": [{"date": day.isoformat(), "pnl": pnl, "trades": count}
                   for day, pnl, count in zip(daily.index, metrics.money_series(daily["pnl"].to_numpy()),
                                              daily["trades"].tolist(), strict=True)],
@@ -236,7 +237,7 @@ def fill_quality(*, user: AbstractBaseUser) -> dict:
     signed = "positive slippage is a cost (bought above or sold below the mid)"
     if frame.empty:
         return {"signed": signed, "fills": 0, "without_quote": unquoted, "summary": None, "by_ticker": [],
-                "by_dte": [], "by_spread": []}
+                "by_dte": [], "by_spread": [], "tradier_sandbox": sandbox_fill_gaps(user=user)}
     parts = frame["symbol"].str.extract(OCC)
     expiry = pd.to_datetime("20" + parts["expiry"], format="%Y%m%d")
     frame = frame.assign(
@@ -257,6 +258,74 @@ def fill_quality(*, user: AbstractBaseUser) -> dict:
         "by_ticker": _slippage_rows(frame, "ticker"),
         "by_dte": _slippage_rows(frame, "dte_bucket", order=DTE_BUCKETS[1]),
         "by_spread": _slippage_rows(frame, "spread_bucket", order=SPREAD_BUCKETS[1]),
+        "tradier_sandbox": sandbox_fill_gaps(user=user),
+    }
+
+
+QUOTE_TOLERANCE = timedelta(minutes=2)  # three monitor cycles either side of the fill
+SANDBOX_NOTE = ("Tradier sandbox fills against our market-data quote at that moment: the trade's snapshot nearest "
+                "the fill (within 2 minutes either side), whose mark is the quoted mid. Positive is a cost: bought "
+                "above or sold below it. The sandbox fills against its own (delayed) data, so this is the gap between "
+                "its fills and the market we mark positions with, not slippage of a real market. Entries fill at the "
+                "entry price, exits (stop, target, manual close) at the close price; expiries are settlements, not "
+                "fills, and are left out.")
+
+
+def sandbox_fill_gaps(*, user: AbstractBaseUser) -> dict:
+    """The gap between each Tradier sandbox fill (entry and exit of the user's sandbox trades)
+    and the mark of the snapshot nearest it, apart from the local paper broker's slippage: the
+    sandbox is a different market, and mixing the two would hide both. Two queries."""
+    trades = PaperTrade.objects.filter(owner=user, broker_mode=BrokerMode.TRADIER_SANDBOX, entry_date__isnull=False,
+                                       entry_price__gt=0)
+    rows = trades.annotate(
+        qty_held=_held_qty(), entry4=_ten_thousandths(F("entry_price")), close4=_ten_thousandths(F("close_price")),
+        entry_us=_EpochMicros("entry_date"), close_us=_EpochMicros("close_date"),
+        settled=Q(close_reason__in=[CloseReason.EXPIRED, CloseReason.EXPIRED_ITM]),
+    ).values_list("id", "option_symbol", "qty_held", "entry4", "entry_us", "close4", "close_us", "settled")
+    columns = ["trade_id", "symbol", "quantity", "entry4", "entry_us", "close4", "close_us", "settled"]
+    frame = pd.DataFrame.from_records(_fetch(rows), columns=columns)
+    empty = {"note": SANDBOX_NOTE, "signed": "positive is a cost (bought above or sold below the mark)", "fills": 0,
+             "without_quote": 0, "quote_lag_seconds_mean": None, "summary": None, "by_side": [], "by_ticker": []}
+    if frame.empty:
+        return empty
+    exits = frame[frame["close_us"].notna() & ~frame["settled"].astype(bool)]
+    fills = pd.concat([
+        pd.DataFrame({"trade_id": frame["trade_id"], "symbol": frame["symbol"], "quantity": frame["quantity"],
+                      "side": "entry (buy)", "price4": frame["entry4"], "at": frame["entry_us"]}),
+        pd.DataFrame({"trade_id": exits["trade_id"], "symbol": exits["symbol"], "quantity": exits["quantity"],
+                      "side": "exit (sell)", "price4": exits["close4"], "at": exits["close_us"]}),
+    ], ignore_index=True).astype({"trade_id": "int64", "quantity": "int64", "price4": "int64", "at": "int64"})
+    near = Q()
+    for moment in ("entry_date", "close_date"):
+        near |= Q(timestamp__gte=F(f"trade__{moment}") - QUOTE_TOLERANCE,
+                  timestamp__lte=F(f"trade__{moment}") + QUOTE_TOLERANCE)
+    nearby = PriceSnapshot.objects.filter(near, owner=user, trade__in=trades.values("id"), mark_price__gt=0)
+    snapshots = nearby.annotate(
+        mark4=_ten_thousandths(F("mark_price")), at_us=_EpochMicros("timestamp"),
+    ).values_list("trade_id", "at_us", "mark4")
+    quotes = pd.DataFrame.from_records(_fetch(snapshots), columns=["trade_id", "quoted_at", "mark4"]).astype("int64")
+    matched = pd.merge_asof(
+        fills.sort_values("at"), quotes.assign(at=quotes["quoted_at"]).sort_values("at"), on="at", by="trade_id",
+        direction="nearest", tolerance=int(QUOTE_TOLERANCE.total_seconds() * 1_000_000),
+    )
+    quoted = matched[matched["mark4"].notna()].astype({"mark4": "int64", "quoted_at": "int64"})
+    if quoted.empty:
+        return {**empty, "fills": len(fills), "without_quote": len(fills)}
+    buy = quoted["side"].str.startswith("entry")
+    gap4 = np.where(buy, quoted["price4"] - quoted["mark4"], quoted["mark4"] - quoted["price4"]).astype(np.int64)
+    quoted = quoted.assign(
+        ticker=quoted["symbol"].str.extract(OCC)["ticker"], slip4=gap4,
+        slip_cents=gap4 * quoted["quantity"].to_numpy(),  # ten-thousandths per share × 100 shares = cents
+        bps=gap4 * 10_000 / quoted["mark4"].to_numpy(),
+    )
+    return {
+        **empty,
+        "fills": len(fills),
+        "without_quote": len(fills) - len(quoted),
+        "quote_lag_seconds_mean": metrics.number((quoted["at"] - quoted["quoted_at"]).abs().mean() / 1e6, 1),
+        "summary": _slippage_rows(quoted.assign(_all="all"), "_all")[0],
+        "by_side": _slippage_rows(quoted, "side"),
+        "by_ticker": _slippage_rows(quoted, "ticker"),
     }
 
 
@@ -281,8 +350,8 @@ def _slippage_rows(frame: pd.DataFrame, key: str, order=None) -> list[dict]:
 # --- Price paths (exit replay and forensic targets) -----------------------------------------------
 
 
-PATH_TRADE_COLUMNS = ("id", "owner_id", "strategy", "qty_held", "entry4", "sl4", "tp4", "close4", "entry_date",
-                      "close_date", "pnl")
+PATH_TRADE_COLUMNS = ("id", "owner_id", "strategy", "option_symbol", "qty_held", "entry4", "sl4", "tp4", "close4",
+                      "entry_date", "close_date", "pnl")
 
 
 def path_trades(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
@@ -437,7 +506,7 @@ INPUT_COLUMNS = ("trade_id", "ticker", "option_type", "strike", "expiry", "dte_a
 TARGET_COLUMNS = ("close_date", "close_reason", "close_price", "realized_pnl", "realized_pnl_pct", "r_multiple",
                   "win", "hold_duration_h", "max_gain", "max_drawdown", "target_pnl_15m", "target_pnl_1h",
                   "target_mfe_pct", "target_mae_pct", "mfe_minutes", "mae_minutes", "first_touch",
-                  "forensics_snapshots")
+                  "forensics_snapshots", "forensics_bars", "forensics_bar_fallback")
 DATASET_COLUMNS = (*INPUT_COLUMNS, *CONTEXT_COLUMNS, *TARGET_COLUMNS)
 
 
@@ -461,6 +530,8 @@ def dataset_rows(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = N
         mae_minutes=Round(_Minutes(F("forensics__mae_at"), F("entry_date")), 2),
         first_touch=F("forensics__first_touch"),
         forensics_snapshots=F("forensics__snapshot_count"),
+        forensics_bars=F("forensics__bar_count"),
+        forensics_bar_fallback=F("forensics__bar_fallback"),
         **CONTEXT_COLUMNS,
     ).values(*DATASET_COLUMNS)
 

@@ -35,6 +35,8 @@ def _page_context(request) -> dict:
                 "export": "/api/trades/export",
                 "settings": "/api/settings",
                 "performance": "/api/analytics/performance",
+                "calibration": "/api/analytics/calibration",
+                "exit_replay": "/api/analytics/exit-replay",
                 "market_status": reverse("market-status"),
                 "settings_page": reverse("settings"),
                 "token": reverse("api-token"),

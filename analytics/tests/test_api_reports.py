@@ -6,6 +6,8 @@ import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -13,7 +15,9 @@ from django.test.utils import CaptureQueriesContext
 
 from analytics.selectors import DATASET_COLUMNS, SL_GRID_PCT, TP_GRID_PCT
 from analytics.services import trade_targets_compute
+from brokers.models import BrokerMode
 from tests.factories import ClosedTradeFactory, PaperFillFactory, PaperTradeFactory, PriceSnapshotFactory
+from tests.fakes.market import RecordedMinuteBars
 from trades.models import CloseReason
 
 ENTRY = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
@@ -54,6 +58,54 @@ def test_fill_quality_by_ticker_dte_and_spread(api_as, trader, fills, strict_jso
 def test_fill_quality_without_fills(api_as, trader, strict_json):
     body = strict_json(api_as(trader).get("/api/analytics/fill-quality"))
     assert body["fills"] == 0 and body["summary"] is None and body["by_ticker"] == []
+
+
+def _sandbox_trade(owner, *, ticker="SPY", qty=2, entry="2.00", close="2.60", reason=CloseReason.TP_HIT, marks=()):
+    trade = ClosedTradeFactory(owner=owner, ticker=ticker, qty=qty, entry_price=Decimal(entry), entry_date=ENTRY,
+                               close_price=Decimal(close), close_date=_at(60), close_reason=reason,
+                               broker_mode=BrokerMode.TRADIER_SANDBOX)
+    for seconds, mark in marks:
+        PriceSnapshotFactory(trade=trade, timestamp=ENTRY + timedelta(seconds=seconds), mark_price=Decimal(mark))
+    return trade
+
+
+@pytest.fixture
+def sandbox_fills(trader, other_trader):
+    # Bought 2 at 2.00; nearest mark 1.95 (30 s later; the 1.80 is 90 s before): 0.05 a share over, $10, 256.41 bps.
+    # Sold 2 at 2.60 at +60'; nearest mark 2.64 (60 s later): 0.04 a share under, $8, 151.52 bps.
+    _sandbox_trade(trader, marks=[(-90, "1.80"), (30, "1.95"), (3660, "2.64"), (3840, "2.40")])
+    # No snapshot near its entry; it expired, which is a settlement and not a fill.
+    _sandbox_trade(trader, ticker="QQQ", qty=1, entry="3.00", close="0.00", reason=CloseReason.EXPIRED,
+                   marks=[(600, "3.10")])
+    ClosedTradeFactory(owner=trader, entry_date=ENTRY)  # a local-paper trade: the paper broker's section
+    _sandbox_trade(other_trader, marks=[(0, "9.00")])
+
+
+def test_sandbox_fills_are_compared_with_the_nearest_mark_apart_from_paper_slippage(api_as, trader, sandbox_fills,
+                                                                                      strict_json):
+    body = strict_json(api_as(trader).get("/api/analytics/fill-quality"))
+    assert body["fills"] == 0 and body["summary"] is None  # no local-paper fill: the sandbox is reported apart
+    sandbox = body["tradier_sandbox"]
+    assert "nearest" in sandbox["note"] and sandbox["fills"] == 3 and sandbox["without_quote"] == 1
+    assert sandbox["quote_lag_seconds_mean"] == 45.0
+    mean_bps = round((500 / 1.95 + 400 / 2.64) / 2, 2)
+    assert sandbox["summary"] == {"fills": 2, "contracts": 4, "slippage_total": "18.00", "slippage_per_share": "0.0450",
+                                  "slippage_bps_mean": mean_bps, "slippage_bps_median": mean_bps,
+                                  "slippage_bps_worst": 256.41}
+    sides = {row["side"]: (row["slippage_total"], row["slippage_per_share"]) for row in sandbox["by_side"]}
+    assert sides == {"entry (buy)": ("10.00", "0.0500"), "exit (sell)": ("8.00", "0.0400")}
+    assert [row["ticker"] for row in sandbox["by_ticker"]] == ["SPY"]
+
+
+def test_sandbox_fill_gaps_take_a_constant_number_of_queries(api_as, trader, sandbox_fills):
+    client = api_as(trader)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get("/api/analytics/fill-quality").status_code == 200
+    for ticker in ("AAPL", "MSFT", "NVDA"):
+        _sandbox_trade(trader, ticker=ticker, marks=[(10, "2.01"), (3600, "2.55")])
+    with CaptureQueriesContext(connection) as many:
+        body = client.get("/api/analytics/fill-quality").json()
+    assert body["tradier_sandbox"]["fills"] == 9 and len(many) == len(few)
 
 
 # --- Calibration ----------------------------------------------------------------------------------
@@ -126,7 +178,7 @@ def test_exit_replay_without_trades(api_as, trader, strict_json):
 
 def test_forensics_of_own_trade_and_404_for_anothers(api_as, trader, other_trader):
     mine, theirs = _path_trade(trader), _path_trade(other_trader)
-    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1))
+    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1), provider=RecordedMinuteBars())
     client = api_as(trader)
     response = client.get(f"/api/analytics/trades/{mine.pk}/forensics")
     assert response.status_code == 200
@@ -152,7 +204,7 @@ def learning_book(trader, other_trader):
     )
     PaperTradeFactory(owner=trader)  # open: not in the data set
     ClosedTradeFactory(owner=other_trader, close_date=_at(100))
-    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1))
+    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1), provider=RecordedMinuteBars())
     return first, with_context
 
 
@@ -216,10 +268,49 @@ def test_dataset_filters_and_constant_queries(api_as, trader, learning_book):
     assert len(many) == len(few)
 
 
-def test_parquet_is_refused_without_pyarrow(api_as, trader):
+def _parquet(content):
+    return pq.read_table(io.BytesIO(content))
+
+
+def test_dataset_parquet_has_the_csv_columns_typed(api_as, trader, learning_book):
+    first, with_context = learning_book
     response = api_as(trader).get("/api/analytics/dataset?format=parquet")
+    assert response.status_code == 200 and response["Content-Type"] == "application/vnd.apache.parquet"
+    assert response["Content-Disposition"].endswith('.parquet"')
+    table = _parquet(response.content)
+    assert table.column_names == list(DATASET_COLUMNS)
+    schema = table.schema
+    assert schema.field("entry_price").type == pa.decimal128(18, 4)
+    assert schema.field("realized_pnl").type == pa.decimal128(18, 2)
+    assert schema.field("entry_date").type == pa.timestamp("us", tz="UTC")
+    assert schema.field("expiry").type == pa.date32() and schema.field("win").type == pa.bool_()
+    assert schema.field("signals_1m_rsi14").type == pa.string()
+    rows = table.to_pylist()
+    assert [row["trade_id"] for row in rows] == [first.pk, with_context.pk]  # only the trader's closed trades
+    row = rows[1]
+    assert (row["entry_price"], row["realized_pnl"], row["r_multiple"], row["win"]) == \
+        (Decimal("2.0000"), Decimal("-50.00"), Decimal("-1.0000"), False)
+    assert row["entry_date"] == _at(60) and row["expiry"] == date(2026, 12, 18)
+    assert (row["signals_1m_rsi14"], row["regime_sector_etf"], row["signals_5m_rsi14"]) == ("61.5", "XLK", None)
+    assert rows[0]["target_mfe_pct"] == Decimal("45.0000") and rows[0]["mfe_minutes"] == 50.0
+    # Its first hour has a 30' hole and the source had no bars of the contract.
+    assert (rows[0]["forensics_snapshots"], rows[0]["forensics_bars"], rows[0]["forensics_bar_fallback"]) == \
+        (5, 0, "NO_BARS")
+    # The same values as the CSV, cell for cell.
+    text = b"".join(api_as(trader).get("/api/analytics/dataset?format=csv").streaming_content).decode()
+    assert [line["realized_pnl"] for line in _csv(text)] == [str(value) for value in table["realized_pnl"].to_pylist()]
+
+
+def test_an_empty_parquet_data_set_still_has_its_columns(api_as, trader):
+    table = _parquet(api_as(trader).get("/api/analytics/dataset?format=parquet").content)
+    assert table.num_rows == 0 and table.column_names == list(DATASET_COLUMNS)
+
+
+@pytest.mark.parametrize("wanted", ["xlsx", "json", ""])
+def test_an_unknown_format_is_a_field_error(api_as, trader, wanted):
+    response = api_as(trader).get(f"/api/analytics/dataset?format={wanted}")
     assert response.status_code == 400
-    assert response.json()["errors"][0]["attr"] == "format" and "pyarrow" in response.json()["errors"][0]["detail"]
+    assert response.json()["errors"][0]["attr"] == "format" and "csv, parquet" in response.json()["errors"][0]["detail"]
 
 
 def test_a_bad_filter_on_the_csv_export_is_a_json_error(api_as, trader):
@@ -248,6 +339,18 @@ def test_reports_take_a_constant_number_of_queries(api_as, trader, url):
     with CaptureQueriesContext(connection) as many:
         assert client.get(url).status_code == 200
     assert len(many) == len(few)
+
+
+def test_export_dataset_command_writes_parquet(trader, learning_book, tmp_path):
+    from django.core.management.base import CommandError
+
+    target = tmp_path / "alice.parquet"
+    call_command("export_dataset", "alice", "--format", "parquet", "--output", str(target))
+    table = pq.read_table(target)
+    assert table.column_names == list(DATASET_COLUMNS)
+    assert table["trade_id"].to_pylist() == [trade.pk for trade in learning_book]
+    with pytest.raises(CommandError, match="--output"):
+        call_command("export_dataset", "alice", "--format", "parquet")
 
 
 def test_export_dataset_command_to_stdout_and_unknown_user(trader, learning_book):

@@ -145,3 +145,25 @@ def test_scalars_never_leak_nan_or_infinity():
     assert metrics.money(float("nan")) is None and metrics.money(-5) == "-0.05"
     assert metrics.money_series(np.array([-5, 123456, 0])) == ["-0.05", "1234.56", "0.00"]
     json.dumps(metrics.summary(_frame([])), allow_nan=False)
+
+
+def test_pnl_histogram_has_round_buckets_with_an_edge_at_zero():
+    # -100 .. +200: a $300 span in about 16 buckets is $18.75, rounded up to $20; the first edge is -100.
+    result = metrics.pnl_histogram(_frame([200, -100, -50, 160, 0, -0.01, 19.99]), buckets=16)
+    assert result["bucket_width"] == "20.00"
+    buckets = result["buckets"]
+    assert (buckets[0]["from"], buckets[-1]["to"]) == ("-100.00", "220.00") and len(buckets) == 16
+    by_start = {bucket["from"]: (bucket["trades"], bucket["wins"]) for bucket in buckets}
+    assert by_start["-100.00"] == (1, 0) and by_start["-60.00"] == (1, 0)  # -50 is in [-60, -40)
+    assert by_start["-20.00"] == (1, 0)  # -0.01
+    assert by_start["0.00"] == (2, 1)  # the breakeven trade and +19.99
+    assert by_start["160.00"] == (1, 1) and by_start["200.00"] == (1, 1)
+    assert sum(bucket["trades"] for bucket in buckets) == 7
+
+
+def test_pnl_histogram_of_one_trade_and_of_none():
+    assert metrics.pnl_histogram(_frame([])) == {"bucket_width": None, "buckets": []}
+    assert metrics.pnl_histogram(_frame([12.34]))["buckets"] == [
+        {"from": "12.00", "to": "13.00", "trades": 1, "wins": 1}]  # at least $1 wide
+    assert [metrics.bucket_width(span, 10) for span in (0, 999, 1001, 2600, 4500, 123_456)] == \
+        [100, 100, 200, 500, 500, 20_000]

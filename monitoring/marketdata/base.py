@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
 
-from brokers.occ import OptionContract, parse_symbol
+from brokers.occ import InvalidOptionSymbol, OptionContract, parse_symbol
 
 PRICE_PLACES = Decimal("0.0001")
 GREEK_PLACES = Decimal("0.000001")
@@ -166,6 +166,14 @@ def as_contracts(contracts: Iterable[OptionContract | str]) -> dict[str, OptionC
     return result
 
 
+def option_contract(symbol: str) -> OptionContract | None:
+    """The contract an OCC option symbol names; None for a stock, ETF or index ticker."""
+    try:
+        return parse_symbol(symbol)
+    except InvalidOptionSymbol:
+        return None
+
+
 class MarketDataProvider(ABC):
     """A source of quotes. Contracts missing at the source are left out of the answer, not faked:
     the caller compares keys to see what it did not get."""
@@ -182,4 +190,6 @@ class MarketDataProvider(ABC):
 
     @abstractmethod
     def bars(self, symbol: str, interval: Interval | str, start: datetime, end: datetime) -> list[Bar]:
-        """Bars whose start lies in [start, end), oldest first."""
+        """Bars whose start lies in [start, end), oldest first. `symbol` is a stock, ETF or index
+        ticker, or an OCC option symbol where the source has option bars (simulated: the mark;
+        Tradier: timesales as it answers them); elsewhere an option symbol is UnsupportedRequest."""

@@ -42,8 +42,8 @@ from .base import (
     UnsupportedRequest,
     as_contracts,
     greek,
-    is_option_symbol,
     midpoint,
+    option_contract,
     price,
     underlying_of,
 )
@@ -300,7 +300,9 @@ class OratsProvider(MarketDataProvider):
     def bars(self, symbol: str, interval: Interval | str, start: datetime, end: datetime) -> list[Bar]:
         """Daily bars from `hist/dailies`, which takes no date range, so the rows are filtered here."""
         interval = Interval(interval)
-        if interval is not Interval.DAILY or is_option_symbol(symbol):
+        if option_contract(symbol) is not None:
+            raise UnsupportedRequest("ORATS offers no bars of option contracts.")
+        if interval is not Interval.DAILY:
             raise UnsupportedRequest("ORATS offers daily stock bars only; use another source for intraday bars.")
         ticker = symbol.upper()
         first, last = market_clock.market_date(start), market_clock.market_date(end)

@@ -35,7 +35,9 @@ from .base import (
     MarketDataProvider,
     OptionQuote,
     UnderlyingQuote,
+    UnsupportedRequest,
     as_contracts,
+    option_contract,
     price,
     underlying_of,
 )
@@ -126,6 +128,8 @@ class ReplayProvider(MarketDataProvider):
     def bars(self, symbol: str, interval: Interval | str, start: datetime, end: datetime) -> list[Bar]:
         """Bars built from the recorded underlying prices, bucketed from each session's open."""
         interval, symbol = Interval(interval), symbol.upper()
+        if option_contract(symbol) is not None:
+            raise UnsupportedRequest("A replay builds bars from recorded underlying prices only, not of options.")
         series = self._underlyings.get(symbol)
         end = min(end, self.clock())
         if series is None or end <= start:

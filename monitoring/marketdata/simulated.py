@@ -40,11 +40,10 @@ from .base import (
     MarketDataProvider,
     OptionQuote,
     UnderlyingQuote,
-    UnsupportedRequest,
     as_contracts,
     greek,
-    is_option_symbol,
     midpoint,
+    option_contract,
     price,
     underlying_of,
 )
@@ -313,16 +312,16 @@ class SimulatedProvider(MarketDataProvider):
         return quotes
 
     def bars(self, symbol: str, interval: Interval | str, start: datetime, end: datetime) -> list[Bar]:
-        """Bars starting in [start, end) and before now; the bar in progress ends at now. Of
-        underlyings only: the simulated market prices options from the spot, it keeps no
-        option tape to make bars of."""
+        """Bars starting in [start, end) and before now; the bar in progress ends at now. An OCC
+        option symbol gets bars of its mark (see `_option_bars`)."""
         interval, symbol = Interval(interval), symbol.upper()
-        if is_option_symbol(symbol):
-            raise UnsupportedRequest("The simulated market has bars of underlyings only, not of option contracts.")
         now = self.clock().astimezone(UTC)
         end = min(end, now)
         if end <= start:
             return []
+        contract = option_contract(symbol)
+        if contract is not None:
+            return self._option_bars(contract, interval, start, end, now)
         bars = []
         for day in market_clock.trading_days(market_clock.market_date(start), market_clock.market_date(end)):
             session = market_clock.session_for(day)
@@ -348,6 +347,41 @@ class SimulatedProvider(MarketDataProvider):
                         volume=None if symbol == VIX else volume, quote_time=observed, source=self.source,
                     )
                 )
+        return bars
+
+
+    def _option_bars(self, contract: OptionContract, interval: Interval, start: datetime, end: datetime,
+                     now: datetime) -> list[Bar]:
+        """Bars of the contract's mark (the quoted mid) sampled on the underlying's one-minute grid:
+        open at the bar's start, close at its end (or now), high and low over the minutes between.
+        Nothing after the contract stops trading. No volume: the simulated market prints no trades."""
+        cutoff = market_clock.expiry_cutoff(contract.expiry)
+        end = min(end, cutoff)
+        spots: dict = {}
+        marks: dict[datetime, Decimal] = {}
+
+        def mark(at: datetime) -> Decimal:
+            if at not in marks:
+                quote = self._option_quote(contract, at, spots, self.market.spot(VIX, at))
+                marks[at] = quote.mark if quote.mark is not None else quote.last
+            return marks[at]
+
+        bars = []
+        for day in market_clock.trading_days(market_clock.market_date(start), market_clock.market_date(end)):
+            session = market_clock.session_for(day)
+            minutes = int((session.close - session.open).total_seconds() // 60)
+            step = minutes if interval is Interval.DAILY else int(interval.length.total_seconds() // 60)
+            for first in range(0, minutes, step):
+                bar_start = session.open + timedelta(minutes=first)
+                if not start <= bar_start < end:
+                    continue
+                observed = min(bar_start + timedelta(minutes=step), session.close, now, cutoff)
+                moments = [bar_start + timedelta(minutes=k) for k in range(step)]
+                values = [mark(at) for at in [*(at for at in moments if at < observed), observed]]
+                bars.append(Bar(
+                    symbol=contract.symbol, interval=interval, start=bar_start, open=values[0], high=max(values),
+                    low=min(values), close=values[-1], volume=None, quote_time=observed, source=self.source,
+                ))
         return bars
 
 

@@ -185,3 +185,5 @@ def test_daily_bars_come_from_hist_dailies_filtered_to_the_range(fake_orats, ora
     assert bars[0].close == Decimal("583.3") and bars[0].interval is Interval.DAILY
     with pytest.raises(UnsupportedRequest):
         orats.bars("SPY", "5min", MIDDAY.replace(hour=9), MIDDAY)
+    with pytest.raises(UnsupportedRequest):  # no bars of option contracts at any interval
+        orats.bars("SPY260717C00585000", "daily", MIDDAY.replace(day=15, hour=0), MIDDAY)

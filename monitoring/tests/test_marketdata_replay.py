@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from monitoring.marketdata import provider_for
+from monitoring.marketdata import UnsupportedRequest, provider_for
 from monitoring.marketdata.orats import OratsProvider
 from monitoring.marketdata.replay import ReplayDataError, ReplayProvider
 from monitoring.marketdata.simulated import SimulatedProvider
@@ -67,6 +67,8 @@ def test_bars_are_built_from_the_recorded_prices_up_to_now(recording):
     ]
     assert ReplayProvider(recording, clock=lambda: at(9, 40)).bars("SPY", "daily", at(0, 0), at(23, 0))[0].close == \
         Decimal("582.4")
+    with pytest.raises(UnsupportedRequest):  # option rows are quotes, not bars: said, not faked as empty
+        replay.bars("SPY260717C00580000", "1min", at(9, 0), at(16, 0))
 
 
 def test_unreadable_recordings_fail_with_the_line(tmp_path):

@@ -205,6 +205,20 @@ def test_bars_never_show_the_future_and_are_consistent():
     assert daily[-1].close == provider(MIDDAY).underlying_quotes(["SPY"])["SPY"].last
 
 
+def test_minute_bars_of_an_option_follow_its_quoted_mark_and_stop_at_expiry():
+    symbol = build_symbol("AAPL", date(2026, 6, 17), "CALL", Decimal("250"))  # expires at MIDDAY's close
+    bars = provider(MIDDAY).bars(symbol, "1min", MIDDAY - timedelta(minutes=30), MIDDAY + timedelta(hours=1))
+    assert len(bars) == 30 and bars[-1].quote_time == MIDDAY  # nothing from the future
+    assert all(bar.volume is None and bar.symbol == symbol for bar in bars)
+    for bar in bars:  # each bar opens and closes at the mark quoted at its start and its end
+        assert bar.close == provider(bar.quote_time).option_quotes([symbol])[symbol].mark
+        assert bar.open == provider(bar.start).option_quotes([symbol])[symbol].mark
+        assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
+    after = datetime(2026, 6, 18, 12, 0, tzinfo=NY)
+    late = provider(after).bars(symbol, "1min", datetime(2026, 6, 17, 15, 55, tzinfo=NY), after)
+    assert [bar.start.astimezone(NY).strftime("%H:%M") for bar in late] == [f"15:{m}" for m in range(55, 60)]
+
+
 @pytest.mark.parametrize("symbol", ["SPXW260717C05900000", "SPX260717C05900000"])
 def test_weekly_index_roots_price_off_the_index(symbol):
     quote = provider(MIDDAY).option_quotes([symbol])[symbol]

@@ -4,10 +4,11 @@
 // Every figure shown comes from the API; this file only lays it out.
 
 import { ApiError, config, get, newIdempotencyKey, post, put } from "./api.js";
-import { renderChart, renderEquity } from "./chart.js";
+import { renderChart } from "./chart.js";
 import { el } from "./dom.js";
 import * as fmt from "./format.js";
 import { notify } from "./notify.js";
+import { renderPerformance } from "./performance.js";
 import { play } from "./sound.js";
 import { toast } from "./toast.js";
 import { setLatestMark, startTopbar } from "./topbar.js";
@@ -27,6 +28,7 @@ const state = {
   timer: null,
   lastRefresh: 0,
   refreshing: null,
+  performanceCharts: [],
 };
 
 function pnl(amount, pct) {
@@ -644,57 +646,13 @@ function bindHistory() {
 
 // --- performance ---------------------------------------------------------------------------------
 
-const words = (name) => name.replaceAll("_", " ");
-const TABLE_ROWS = 25;
-
-function scalar(value) {
-  if (value === null || value === undefined) return "—";
-  if (typeof value === "boolean") return value ? "yes" : "no";
-  return String(value);
-}
-
-// The analytics API's answer, laid out as it comes: objects of figures as definition lists,
-// lists of rows as tables, notes as text. No figure is computed here.
-function describe(value) {
-  if (Array.isArray(value)) {
-    if (!value.length) return el("p", { className: "muted", text: "None yet." });
-    if (typeof value[0] !== "object" || value[0] === null) return value.map(scalar).join(", ");
-    const columns = Object.keys(value[0]);
-    const table = el("table", { className: "metrics-table" },
-      el("thead", {}, el("tr", {}, columns.map((name) => el("th", { scope: "col", text: words(name) })))),
-      el("tbody", {}, value.slice(0, TABLE_ROWS).map((row) => el("tr", {}, columns.map((name) =>
-        el("td", {}, typeof row[name] === "object" && row[name] !== null ? JSON.stringify(row[name]) : scalar(row[name])))))));
-    const more = value.length > TABLE_ROWS ? el("p", { className: "muted", text: `… and ${value.length - TABLE_ROWS} more rows.` }) : null;
-    return el("div", { className: "table-scroll" }, table, more);
-  }
-  if (value !== null && typeof value === "object") {
-    return el("dl", { className: "metrics" }, Object.entries(value).map(([name, inner]) =>
-      [el("dt", { text: words(name) }), el("dd", {}, typeof inner === "object" && inner !== null ? describe(inner) : scalar(inner))]));
-  }
-  return scalar(value);
-}
-
 async function loadPerformance() {
   const box = document.getElementById("performance");
   try {
-    const data = await get(config.urls.performance);
-    state.equityChart?.remove();
-    state.equityChart = null;
-    box.replaceChildren(...Object.entries(data).map(([name, value]) => {
-      if (typeof value !== "object" || value === null) {
-        return el("p", { className: "muted" }, el("strong", { text: `${words(name)}: ` }), scalar(value));
-      }
-      const block = el("section", { className: "metric-block", dataset: { metric: name } }, el("h2", { text: words(name) }));
-      if (name === "equity_curve" && Array.isArray(value.closed_at)) {
-        const chart = el("div", { className: "equity-chart" });
-        block.append(chart);
-        requestAnimationFrame(() => { state.equityChart = renderEquity(chart, value); });
-        if (!value.closed_at.length) block.append(el("p", { className: "muted", text: "No closed trades yet." }));
-        return block;
-      }
-      block.append(describe(value));
-      return block;
-    }));
+    const [performance, calibration, replay] = await Promise.all(
+      [config.urls.performance, config.urls.calibration, config.urls.exit_replay].map((url) => get(url)));
+    for (const chart of state.performanceCharts) chart?.remove();
+    state.performanceCharts = renderPerformance(box, performance, calibration, replay);
   } catch (error) {
     if (error.status === 404) {
       box.replaceChildren(

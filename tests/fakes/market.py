@@ -98,3 +98,34 @@ class HandMadeBars(MarketDataProvider):
 
     def underlying_quotes(self, symbols):
         return {}  # none set: the entry context reads bars, not underlying quotes
+
+
+class RecordedMinuteBars:
+    """A market-data source that only has the minute bars a test gives it (`add`), for the
+    forensic targets' fallback. `unsupported=True` behaves like ORATS or a replay (no option
+    bars at all); `failing=True` like a provider that is down. Requests are kept in `asked`."""
+
+    source = "recorded"
+
+    def __init__(self, *, unsupported: bool = False, failing: bool = False) -> None:
+        self.unsupported, self.failing = unsupported, failing
+        self.book: dict[str, list] = {}
+        self.asked: list[tuple[str, datetime, datetime]] = []
+
+    def add(self, symbol: str, start: datetime, ohlc: tuple[str, str, str, str], minutes: int = 1) -> None:
+        from monitoring.marketdata import Bar, Interval
+
+        opened, high, low, close = (Decimal(value) for value in ohlc)
+        self.book.setdefault(symbol, []).append(Bar(
+            symbol=symbol, interval=Interval.MINUTE, start=start, open=opened, high=high, low=low, close=close,
+            volume=None, quote_time=start + timedelta(minutes=minutes), source=self.source))
+
+    def bars(self, symbol, interval, start, end):
+        from monitoring.marketdata import ProviderUnavailable, UnsupportedRequest
+
+        self.asked.append((symbol, start, end))
+        if self.unsupported:
+            raise UnsupportedRequest("This source offers no bars of option contracts.")
+        if self.failing:
+            raise ProviderUnavailable("The provider did not answer.")
+        return sorted((bar for bar in self.book.get(symbol, []) if start <= bar.start < end), key=lambda b: b.start)
