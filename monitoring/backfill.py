@@ -11,7 +11,7 @@ Idempotent twice over: a bar whose span already holds a snapshot is not a gap (s
 finds nothing to do), and the unique (trade, timestamp, kind) makes any race a no-op. Nothing is
 written unless `apply` is true: a dry run reports the same gaps.
 
-Sources without option bars (the simulated market, ORATS) raise `UnsupportedRequest`; the caller
+Sources without option bars (ORATS, a CSV replay) raise `UnsupportedRequest`; the caller
 says so rather than pretending the history is complete.
 """
 

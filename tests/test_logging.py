@@ -16,6 +16,7 @@ from django.core.cache import cache
 from monitoring import clock, tasks
 from tests.factories import PaperTradeFactory
 from tradeoptions import tenancy
+from tradeoptions.logs import ContextTextFormatter
 from trades.models import Actor, TradeStatus
 from trades.services import trade_transition
 
@@ -87,4 +88,11 @@ def test_production_settings_log_json_and_local_settings_readable_text():
     line = json.loads(production.stderr.strip().splitlines()[-1])
     assert line["message"] == "hello ops" and line["level"] == "WARNING" and "request_id" in line
     local = run("tradeoptions.settings.local")
-    assert local.stderr.strip().splitlines()[-1].endswith("tradeoptions.ops [req=None task=None trade=None] hello ops")
+    assert local.stderr.strip().splitlines()[-1].endswith("WARNING tradeoptions.ops hello ops")  # no ids known
+
+
+def test_local_lines_name_only_the_ids_that_are_known():
+    formatter = ContextTextFormatter("%(name)s %(context)s%(message)s")
+    record = logging.LogRecord("trades", logging.INFO, __file__, 1, "closed", None, None)
+    record.request_id, record.task_id, record.trade_id = "r-1", None, 42
+    assert formatter.format(record) == "trades [req=r-1 trade=42] closed"

@@ -25,7 +25,7 @@ END = date(2026, 11, 27)  # the same pinned week as monitoring/tests/test_simula
 def lived_history(alice):  # noqa: F811 (the imported fixture)
     cache.clear()  # bookends are marked done in Redis
     call_command("simulate", "--days", "4", "--user", "alice", "--seed", "pinned", "--end", END.isoformat(),
-                 "--step-minutes", "10")
+                 "--step-minutes", "10", "--apply")
     trade_targets_compute(closed_from=date(2026, 11, 1), closed_to=END, provider=RecordedMinuteBars())
     with tenancy.acting_as(alice.pk):
         return selectors.calibration(user=alice), selectors.exit_replay(user=alice)

@@ -44,6 +44,18 @@ class LogContextFilter(logging.Filter):
 _STAMP = LogContextFilter()
 
 
+class ContextTextFormatter(logging.Formatter):
+    """The readable local format: `[req=… task=… trade=…] ` with only the ids that are known, so a
+    line from a shell or a startup message carries no row of Nones."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        known = [f"{label}={getattr(record, name, None)}" for label, name in
+                 (("req", "request_id"), ("task", "task_id"), ("trade", "trade_id"))
+                 if getattr(record, name, None) is not None]
+        record.context = f"[{' '.join(known)}] " if known else ""
+        return super().format(record)
+
+
 def stamp_every_record() -> None:
     """Stamp the ids when a record is made, not only when our handler formats it, so every handler
     (a test's capture, an error tracker) sees them too. Idempotent."""

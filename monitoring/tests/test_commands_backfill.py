@@ -9,8 +9,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from monitoring.management.commands import backfill_snapshots
 from monitoring.models import PriceSnapshot
 from tests.factories import ClosedTradeFactory, PriceSnapshotFactory
+from tests.fakes.market import RecordedMinuteBars
 from tests.fakes.tradier import LIVE, FakeTradier
 from tradeoptions import tenancy
 
@@ -88,10 +90,13 @@ def test_a_date_range_for_one_user_finds_her_trades_only(trade_with_a_gap, other
     assert "1 trade(s) looked at, 30 gap(s) found" in out
 
 
-def test_a_source_without_option_bars_says_so(trade_with_a_gap, settings):
-    settings.MARKET_DATA_SOURCE = "simulated"
-    with pytest.raises(CommandError, match="simulated source has no bar history of option contracts"):
+def test_a_source_without_option_bars_says_so(trade_with_a_gap, monkeypatch):
+    """ORATS and a CSV replay keep no option tape: the operator is told, nothing is pretended."""
+    source = RecordedMinuteBars(unsupported=True)
+    monkeypatch.setattr(backfill_snapshots, "provider_for", lambda name=None: source)
+    with pytest.raises(CommandError, match="recorded source has no bar history of option contracts"):
         _run("--trade", str(trade_with_a_gap.pk))
+    assert [symbol for symbol, _, _ in source.asked] == [trade_with_a_gap.option_symbol]
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -249,8 +249,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"context": {"()": "tradeoptions.logs.LogContextFilter"}},
     "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s [req=%(request_id)s task=%(task_id)s "
-                           "trade=%(trade_id)s] %(message)s"},
+        "text": {"()": "tradeoptions.logs.ContextTextFormatter",
+                 "format": "%(asctime)s %(levelname)s %(name)s %(context)s%(message)s"},
         "json": {"()": "pythonjsonlogger.json.JsonFormatter",
                  "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(task_id)s %(trade_id)s",
                  "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
