@@ -7,101 +7,34 @@ stops it at a chosen line and says so in Redis; the test then kills it there, re
 sends the job again, as beat would on its next tick.
 """
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
 
 from brokers import market as market_registry
 from brokers.models import PaperOrder
 from monitoring import clock as market_clock
 from monitoring import tasks
 from monitoring.models import PriceSnapshot
+from tests.fakes.fault_worker import WAIT, FaultWorker
 from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
 from trades.models import AccountSettings, Actor, CloseReason, PaperTrade, TradeEvent, TradeStatus
 from trades.services import TradeOpenInput, trade_open
 
-ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = "SPY261218C00570000"
 AT = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # Tuesday 10:00 in New York
 CYCLE_AT = AT + timedelta(minutes=1)
-WAIT = 90  # seconds: a cold worker on a loaded two-core machine
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if db["HOST"].startswith("/"):
-        return f"postgres://{db['USER']}@/{quote(db['HOST'], safe='')}/{db['NAME']}"
-    return f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'])}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-class FaultWorker:
-    """Starts, stops and kills `tests.fakes.fault_worker` processes, one at a time."""
-
-    def __init__(self, redis_client, redis_url: str) -> None:
-        self.redis = redis_client
-        self.redis_url = redis_url
-        self.key = f"fault:{uuid.uuid4().hex}"
-        self.node = f"faults-{os.getpid()}@test"  # the same node name across restarts, as a service has
-        self.process: subprocess.Popen | None = None
-        self.log = ROOT / ".data" / f"fault-worker-{os.getpid()}.log"
-
-    def start(self, *, hook: str = "", quotes: dict | None = None, now: datetime = CYCLE_AT) -> None:
-        self.redis.delete(self.key)
-        environment = {
-            **os.environ, "DJANGO_SETTINGS_MODULE": "tradeoptions.settings.test", "DATABASE_URL": database_url(),
-            "REDIS_URL": self.redis_url, "FORCE_MARKET_OPEN": "true", "FAULT_KEY": self.key, "FAULT_AT": hook,
-            "FAULT_QUOTES": json.dumps(quotes or {CONTRACT: ["6.60", "6.80"]}), "FAULT_NOW": now.isoformat(),
-        }
-        self.log.parent.mkdir(exist_ok=True)
-        with self.log.open("a") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.fakes.fault_worker", "--pool", "solo", "--loglevel", "INFO",
-                 "--without-mingle", "--without-gossip", "--without-heartbeat", "--hostname", self.node],
-                cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
-            )
-
-    def wait_for(self, state: str = "paused") -> None:
-        deadline = time.monotonic() + WAIT
-        while self.redis.get(self.key) != state.encode():
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
-            assert time.monotonic() < deadline, f"the worker never reached its hook\n{self.log.read_text()[-3000:]}"
-            time.sleep(0.05)
-
-    def resume(self) -> None:
-        self.redis.set(self.key, "resume")
-
-    def kill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
+TAKE_PROFIT_REACHED = {CONTRACT: ["6.60", "6.80"]}
 
 
 @pytest.fixture
 def fault_worker(redis_client, settings):
-    worker = FaultWorker(redis_client, settings.REDIS_URL)
+    worker = FaultWorker(redis_client, settings.REDIS_URL, quotes=TAKE_PROFIT_REACHED, now=CYCLE_AT)
     yield worker
     worker.stop()
     worker.log.unlink(missing_ok=True)
