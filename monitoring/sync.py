@@ -37,7 +37,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.core.cache import cache
 from django.db.models import Q
 
-from brokers.base import BrokerError, Order, OrderPurpose, OrderStatus, order_tag, parse_order_tag
+from brokers.base import BrokerAuthError, BrokerError, Order, OrderPurpose, OrderStatus, order_tag, parse_order_tag
 from brokers.market import Market, default_market
 from brokers.models import BrokerMode, PaperOrder
 from brokers.paper import WORKING
@@ -132,7 +132,10 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
             logger.warning("sync: the %s account of user %s could not be read: %s", account.mode, account.owner_id,
                            error)
             report.failed_accounts.append(account.owner_id)
+            if isinstance(error, BrokerAuthError):
+                _note_token(account, refused=True)
             continue
+        _note_token(account, refused=False)
         for trade in account.trades:
             try:  # each write below runs as the trade's owner; deciding needs no database
                 report.changed += _sync_trade(trade, book, broker, market, at)
@@ -149,6 +152,29 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
         except Exception:  # the orphans of one account must not stop the others' sync
             logger.exception("orphan guard: the %s account of user %s failed", account.mode, account.owner_id)
     return report
+
+
+TOKEN_REFUSED = ("The broker refused this account's token, so this trade's orders cannot be followed: "
+                 "enter a new token in your settings.")
+
+
+def _note_token(account: _Account, *, refused: bool) -> None:
+    """A refused token is the trader's to fix, and until then the monitor is blind to the
+    account's orders: each active trade says so (its attention reason and one event), once, not
+    every cycle; and stops saying so, once, when the broker accepts the token again. A trade that
+    already needs attention for another reason keeps that reason."""
+    for position, trade in enumerate(account.trades):
+        if trade.attention_reason != (TOKEN_REFUSED if not refused else ""):
+            continue
+        try:
+            with tenancy.acting_as(trade.owner_id):
+                account.trades[position] = trade_transition(
+                    trade_id=trade.pk, to=trade.status, kind=EventKind.ATTENTION_NEEDED if refused
+                    else EventKind.STATE_CHANGE, expected_version=trade.version,
+                    changes={"attention_reason": TOKEN_REFUSED if refused else ""},
+                    payload={"broker_token": "refused" if refused else "accepted again"}, **SYSTEM)
+        except (VersionConflict, InvalidTransition) as error:  # the trader moved first: next cycle
+            logger.info("sync: trade %s changed meanwhile (%s)", trade.pk, error)
 
 
 def _accounts_to_read(at: datetime) -> list[_Account]:
