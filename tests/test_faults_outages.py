@@ -247,8 +247,7 @@ def test_postgres_restarted_during_a_monitor_cycle(trader, postgres, redis_clien
                 written = PriceSnapshot.objects.filter(trade__in=held).count()
         recovered = time.monotonic() - started
     finally:
-        worker.stop()
-        worker.log.unlink(missing_ok=True)
+        worker.close()
     print(f"\nPostgreSQL restart mid-cycle: the next cycle wrote its snapshots {recovered:.2f} s after the restart")
 
 
@@ -305,6 +304,5 @@ def test_a_worker_carries_on_after_redis_restarts(trader, throwaway_redis, redis
             time.sleep(0.2)
         recovered = time.monotonic() - started
     finally:
-        worker.stop()
-        worker.log.unlink(missing_ok=True)
+        worker.close()
     print(f"\nRedis restart: the worker ran the next job {recovered:.2f} s after redis-server was back")

@@ -41,8 +41,7 @@ BEATING = 8  # seconds both beats fire together
 def worker(redis_client, settings):
     worker = FaultWorker(redis_client, settings.REDIS_URL, quotes={CONTRACT: ["6.60", "6.80"]}, now=FROZEN_AT)
     yield worker
-    worker.stop()
-    worker.log.unlink(missing_ok=True)
+    worker.close()
 
 
 @pytest.fixture

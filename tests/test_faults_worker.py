@@ -36,8 +36,7 @@ TAKE_PROFIT_REACHED = {CONTRACT: ["6.60", "6.80"]}
 def fault_worker(redis_client, settings):
     worker = FaultWorker(redis_client, settings.REDIS_URL, quotes=TAKE_PROFIT_REACHED, now=CYCLE_AT)
     yield worker
-    worker.stop()
-    worker.log.unlink(missing_ok=True)
+    worker.close()
 
 
 @pytest.fixture

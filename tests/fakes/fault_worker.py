@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 90  # seconds: a cold worker on a loaded two-core machine
+QUEUE = "celery"  # Celery's default queue, a Redis list of that name
 
 
 def _pause(client, key: str) -> None:
@@ -110,6 +111,11 @@ class FaultWorker:
         self.node = f"faults-{os.getpid()}@test"  # the same node name across restarts, as a service has
         self.process: subprocess.Popen | None = None
         self.log = ROOT / ".data" / f"fault-worker-{os.getpid()}.log"
+        self.purge()
+
+    def purge(self) -> None:
+        """Drop jobs another scenario queued and no worker took: they must not run in this one."""
+        self.redis.delete(QUEUE)
 
     def start(self, *, hook: str = "", pool: tuple[str, ...] = ("--pool", "solo")) -> None:
         self.redis.delete(self.key)
@@ -149,6 +155,12 @@ class FaultWorker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
             self.process = None
+
+    def close(self) -> None:
+        """Stop the worker, drop what it left queued and its log."""
+        self.stop()
+        self.purge()
+        self.log.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
