@@ -13,7 +13,7 @@ import logging
 import uuid
 from contextlib import contextmanager
 
-from celery import shared_task
+from celery import current_task, shared_task
 from celery.signals import celeryd_init, worker_ready
 from django.conf import settings
 from django.core.cache import cache
@@ -39,8 +39,14 @@ def _remember_node(sender=None, **kwargs):
     _holder["node"] = str(sender or "")
 
 
+def _node() -> str:
+    """This worker's node name: from start-up, or else from the task being run (request.hostname),
+    whichever order Celery imported this module in."""
+    return _holder["node"] or str(getattr(getattr(current_task, "request", None), "hostname", None) or "")
+
+
 def _lock_token() -> str:
-    return f"{_holder['node']}|{_holder['boot']}|{uuid.uuid4().hex}"
+    return f"{_node()}|{_holder['boot']}|{uuid.uuid4().hex}"
 
 
 @contextmanager
@@ -162,7 +168,8 @@ def reconcile_at_worker_start(sender=None, **kwargs):
     """Reconcile orders with trades when a worker starts (after a deploy or a crash), once even
     when several workers start together. A killed earlier boot of this node first gives back
     its job locks, so its jobs (and this reconcile) run now, not after the locks expire."""
-    if _holder["node"]:
-        release_locks_left_by(_holder["node"])
+    node = _holder["node"] or str(getattr(sender, "hostname", "") or "")
+    if node:
+        release_locks_left_by(node)
     if cache.add("reconcile-at-start", 1, 60):
         reconcile_orders.delay()
