@@ -171,7 +171,7 @@ def test_a_close_during_maintenance_keeps_the_trade_open_with_its_bracket(api_as
 # --- The order cycle ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("outage", ["401", "maintenance", "500s"])
+@pytest.mark.parametrize("outage", ["401", "maintenance", "500s", "429s"])
 def test_a_broker_outage_mid_cycle_is_caught_up_by_the_next_cycle(api_as, trader, tradier, market, outage):
     opened = api_as(trader).post("/api/trades", OPEN_BODY, format="json").json()
     tradier.set_quote(CONTRACT, "6.60", "6.80")  # the take-profit fills at Tradier
@@ -181,7 +181,7 @@ def test_a_broker_outage_mid_cycle_is_caught_up_by_the_next_cycle(api_as, trader
     elif outage == "maintenance":
         tradier.maintenance = True
     else:
-        tradier.inject("500", method="GET", times=10)
+        tradier.inject(outage[:3], method="GET", times=10)
 
     report = monitor.sync_orders(market=market, at=market.moment)
     assert report.failed_accounts == [trader.pk]
