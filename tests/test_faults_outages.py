@@ -44,8 +44,9 @@ class EmbeddedPostgres:
     """The test run's PostgreSQL, found from the connection's socket directory (its data dir)."""
 
     def __init__(self) -> None:
-        self.data = Path(connection.settings_dict["HOST"])
-        assert (self.data / "postmaster.opts").exists(), "needs the embedded server of `make test`"
+        self.data = Path(connection.settings_dict["HOST"] or "/nonexistent")
+        if not (self.data / "postmaster.opts").exists():  # a server this test does not own: never stop it
+            pytest.skip("restarting PostgreSQL needs the embedded server `make test` starts (no DATABASE_URL)")
         self.command = shlex.split((self.data / "postmaster.opts").read_text())
         self.pg_ctl = str(Path(self.command[0]).parent / "pg_ctl")
         owner = self.data.stat().st_uid
