@@ -14,6 +14,7 @@ import redis
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.views.defaults import server_error as django_server_error
+from django_redis.exceptions import ConnectionInterrupted
 from drf_standardized_errors.handler import ExceptionHandler
 from rest_framework.exceptions import APIException
 
@@ -32,7 +33,7 @@ def outage_of(error: BaseException | None) -> tuple[str, str] | None:
     """(code, message) when `error` means PostgreSQL or Redis cannot be reached, else None."""
     if isinstance(error, OperationalError | InterfaceError):
         return DATABASE_DOWN
-    if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+    if isinstance(error, redis.ConnectionError | redis.TimeoutError | ConnectionInterrupted):  # the last: via the cache
         return REDIS_DOWN
     return None
 
