@@ -49,8 +49,12 @@ def settle_expiries(*, provider: MarketDataProvider, at: datetime, market: Marke
     """Settle every held trade whose contract's cutoff has passed by `at`."""
     market = market or default_market()
     report = ExpiryReport()
+    # An expiry date on a holiday or weekend after today is cut off at today's close already
+    # (Good Friday moves to Thursday): look at every date before the next session, and let the
+    # cutoff decide.
+    before_next_session = market_clock.market_date(market_clock.next_open(at))
     with tenancy.system_context():  # a system job over every user's positions; no request reaches it
-        due = [trade for trade in PaperTrade.objects.filter(status__in=HELD, expiry__lte=market_clock.market_date(at))
+        due = [trade for trade in PaperTrade.objects.filter(status__in=HELD, expiry__lt=before_next_session)
                .order_by("id") if market_clock.expiry_cutoff(trade.expiry) <= at]
         settings_of = {row.owner_id: row for row in
                        AccountSettings.objects.filter(owner_id__in={trade.owner_id for trade in due})}

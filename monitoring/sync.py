@@ -137,7 +137,9 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
             report.failed_accounts.append(account.owner_id)
             if isinstance(error, BrokerAuthError | BrokerReauthenticate):
                 _tell_the_trader(account, error)
+                _note_token(account, refused=True)
             continue
+        _note_token(account, refused=False)
         for trade in account.trades:
             try:  # each write below runs as the trade's owner; deciding needs no database
                 with about_trade(trade.pk):
@@ -163,6 +165,29 @@ def _tell_the_trader(account: _Account, error: Exception) -> None:
         broker_auth_failure_announce(owner_id=account.owner_id, broker_mode=account.mode, message=str(error))
     except Exception:  # telling must never stop the cycle
         logger.exception("sync: the broker auth failure of user %s could not be announced", account.owner_id)
+
+
+TOKEN_REFUSED = ("The broker refused this account's token, so this trade's orders cannot be followed: "
+                 "enter a new token in your settings.")
+
+
+def _note_token(account: _Account, *, refused: bool) -> None:
+    """A refused token is the trader's to fix, and until then the monitor is blind to the
+    account's orders: each active trade says so (its attention reason and one event), once, not
+    every cycle; and stops saying so, once, when the broker accepts the token again. A trade that
+    already needs attention for another reason keeps that reason."""
+    for position, trade in enumerate(account.trades):
+        if trade.attention_reason != (TOKEN_REFUSED if not refused else ""):
+            continue
+        try:
+            with tenancy.acting_as(trade.owner_id):
+                account.trades[position] = trade_transition(
+                    trade_id=trade.pk, to=trade.status, kind=EventKind.ATTENTION_NEEDED if refused
+                    else EventKind.STATE_CHANGE, expected_version=trade.version,
+                    changes={"attention_reason": TOKEN_REFUSED if refused else ""},
+                    payload={"broker_token": "refused" if refused else "accepted again"}, **SYSTEM)
+        except (VersionConflict, InvalidTransition) as error:  # the trader moved first: next cycle
+            logger.info("sync: trade %s changed meanwhile (%s)", trade.pk, error)
 
 
 def _accounts_to_read(at: datetime) -> list[_Account]:

@@ -10,11 +10,12 @@ on the next cycle, not resent.
 """
 
 import logging
+import uuid
 from contextlib import contextmanager
 from datetime import datetime
 
-from celery import shared_task
-from celery.signals import worker_ready
+from celery import current_task, shared_task
+from celery.signals import celeryd_init, worker_ready
 from django.conf import settings
 from django.core.cache import cache
 from django_redis import get_redis_connection
@@ -30,11 +31,31 @@ PERIODS = {job.task: job.every.total_seconds() for job in JOBS}
 JOB_SETTINGS = {job.task: job.setting for job in JOBS}
 
 
+# Who holds a job lock: this worker node and this boot of it (forked pool children inherit both).
+# A lock left by an earlier boot of the same node was held by a worker that was killed.
+_holder = {"node": "", "boot": uuid.uuid4().hex}
+
+
+@celeryd_init.connect
+def _remember_node(sender=None, **kwargs):
+    _holder["node"] = str(sender or "")
+
+
+def _node() -> str:
+    """This worker's node name: from start-up, or else from the task being run (request.hostname),
+    whichever order Celery imported this module in."""
+    return _holder["node"] or str(getattr(getattr(current_task, "request", None), "hostname", None) or "")
+
+
+def _lock_token() -> str:
+    return f"{_node()}|{_holder['boot']}|{uuid.uuid4().hex}"
+
+
 @contextmanager
 def exclusive(name: str, ttl: float):
     """Hold the job's lock for at most `ttl` seconds; yields False when another cycle holds it."""
     lock = get_redis_connection("default").lock(f"lock:{name}", timeout=ttl, blocking=False)
-    acquired = lock.acquire(blocking=False)
+    acquired = lock.acquire(blocking=False, token=_lock_token())
     try:
         yield acquired
     finally:
@@ -151,9 +172,35 @@ def resend_webhooks(self):
     return _run(self, lambda: f"{webhook_events_resend()} webhook event(s) queued again")
 
 
+_RELEASE_IF_HELD_BY = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+def release_locks_left_by(node: str) -> list[str]:
+    """Free the job locks an earlier boot of worker `node` still holds: that boot was killed
+    (SIGKILL, OOM, power) before its `finally`, and without this every job it was running would
+    skip as "still running" until the lock's TTL (up to its hard time limit, minutes). Locks of
+    other nodes, and of this boot, are left alone. Returns the jobs freed."""
+    client = get_redis_connection("default")
+    release = client.register_script(_RELEASE_IF_HELD_BY)
+    freed = []
+    for key in client.scan_iter(match="lock:*"):
+        token = client.get(key)
+        holder = token.decode(errors="replace").split("|") if token else []
+        stale = len(holder) == 3 and holder[0] == node and holder[1] != _holder["boot"]
+        if stale and release(keys=[key], args=[token]):
+            freed.append(key.decode().removeprefix("lock:"))
+    for job in freed:
+        logger.warning("%s: released the lock a killed boot of %s left behind", job, node)
+    return freed
+
+
 @worker_ready.connect
 def reconcile_at_worker_start(sender=None, **kwargs):
     """Reconcile orders with trades when a worker starts (after a deploy or a crash), once even
-    when several workers start together."""
+    when several workers start together. A killed earlier boot of this node first gives back
+    its job locks, so its jobs (and this reconcile) run now, not after the locks expire."""
+    node = _holder["node"] or str(getattr(sender, "hostname", "") or "")
+    if node:
+        release_locks_left_by(node)
     if cache.add("reconcile-at-start", 1, 60):
         reconcile_orders.delay()

@@ -33,3 +33,5 @@ urlpatterns = [
     path("api/analytics/", include("analytics.urls")),
     path("api/", include(router.urls)),
 ]
+
+handler500 = "tradeoptions.outages.server_error"  # PostgreSQL or Redis down: 503, not 500

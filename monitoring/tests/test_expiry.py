@@ -104,3 +104,21 @@ def test_nothing_expires_on_a_holiday_and_the_cycle_rests_overnight(trader, cloc
     assert tasks.sync_orders.apply().get().endswith("skipped='market closed')")
     report = services.settle_expiries(provider=provider_for("simulated", clock=clock), at=clock.at)
     assert report.settled == {} and report.deferred == 0
+
+
+def test_a_contract_dated_good_friday_settles_at_thursdays_close(trader, monkeypatch):
+    """Good Friday 2026-04-03 has no session: its contracts expire at Thursday's 16:00 EDT close,
+    and must be settled then, not at Monday's open."""
+    from tests.factories import PaperTradeFactory
+
+    cache.clear()
+    thursday_close = datetime(2026, 4, 2, 20, 0, tzinfo=UTC)
+    at = Clock(thursday_close - timedelta(minutes=1))
+    monkeypatch.setattr(market_registry, "_market", MarketDataMarket(provider_for("simulated", clock=at), clock=at))
+    trade = PaperTradeFactory(owner=trader, expiry=date(2026, 4, 3), qty=1)
+    assert services.settle_expiries(provider=provider_for("simulated", clock=at), at=at.at).settled == {}
+    at.at = thursday_close
+    report = services.settle_expiries(provider=provider_for("simulated", clock=at), at=at.at)
+    assert sum(report.settled.values()) == 1
+    settled = _trade(trade.pk)
+    assert settled.status == TradeStatus.CLOSED and settled.close_date == thursday_close

@@ -161,3 +161,17 @@ def test_the_forensics_task_asks_analytics_by_name(db, monkeypatch, settings):
     monkeypatch.setattr(tasks.market_clock, "now", lambda: utc(2026, 12, 1, 21, 20))
     assert tasks.request_forensics.apply().get().startswith("forensics requested")
     assert sent == [("analytics.compute_targets", ["2026-11-30"]), ("analytics.compute_targets", ["2026-12-01"])]
+
+
+def test_a_restarted_worker_frees_only_the_locks_its_killed_boot_left(monkeypatch):
+    from django_redis import get_redis_connection
+
+    client = get_redis_connection("default")
+    monkeypatch.setitem(tasks._holder, "node", "worker-a@host")
+    with tasks.exclusive("monitoring.take_bookends", ttl=60):  # held by this boot: a live cycle
+        client.set("lock:monitoring.snapshot_prices", "worker-a@host|an-earlier-boot|x", ex=60)  # killed
+        client.set("lock:monitoring.sync_orders", "worker-b@host|its-boot|y", ex=60)  # another node's
+        assert tasks.release_locks_left_by("worker-a@host") == ["monitoring.snapshot_prices"]
+        assert client.get("lock:monitoring.take_bookends") is not None
+    assert client.get("lock:monitoring.sync_orders") is not None
+    client.delete("lock:monitoring.sync_orders")

@@ -260,3 +260,7 @@ LOGGING = {
     # ORATS takes its token in the URL; urllib3 logs URLs at DEBUG. Never let that through.
     "loggers": {"urllib3": {"level": "INFO"}},
 }
+
+# --- Outages --------------------------------------------------------------------------------
+# PostgreSQL or Redis unreachable: the API answers 503 with what is down, not 500 (tradeoptions/outages.py).
+DRF_STANDARDIZED_ERRORS = {"EXCEPTION_HANDLER_CLASS": "tradeoptions.outages.OutageAwareExceptionHandler"}

@@ -1,0 +1,167 @@
+"""A real Celery worker with one fault hook, for the fault scenarios (tests/test_faults_*.py).
+
+Run as `python -m tests.fakes.fault_worker` with the usual worker environment plus:
+
+* FAULT_QUOTES: JSON {option symbol: [bid, ask]}: the market every layer of the worker sees (a
+  `HandDrivenMarket`, open), so fills do not depend on a simulator.
+* FAULT_NOW: ISO instant the worker's market clock is frozen at (the cycle's slot).
+* FAULT_AT: "<module>:<function>:<n>:<before|after>": the n-th call of that function stops the
+  worker before or after the real call. It sets the Redis key FAULT_KEY to "paused" and waits
+  until the key says "resume" (then carries on) or the test kills the process. The test kills
+  the worker at a known line instead of after a guessed sleep.
+
+`FaultWorker` is the test's side: it starts, pauses, resumes and kills such workers. A test
+helper: nothing in the application imports it.
+"""
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parents[2]
+WAIT = 90  # seconds: a cold worker on a loaded two-core machine
+QUEUE = "celery"  # Celery's default queue, a Redis list of that name
+
+
+def _pause(client, key: str) -> None:
+    client.set(key, "paused")
+    while client.get(key) != b"resume":
+        time.sleep(0.05)
+    client.set(key, "resumed")
+
+
+def _install_hook(spec: str, key: str) -> None:
+    import redis
+    from django.conf import settings
+
+    module_name, function_name, nth, when = spec.split(":")
+    module = importlib.import_module(module_name)
+    real = getattr(module, function_name)
+    calls = []
+    client = redis.Redis.from_url(settings.REDIS_URL)
+
+    def hooked(*args, **kwargs):
+        calls.append(1)
+        hit = len(calls) == int(nth)
+        if hit and when == "before":
+            _pause(client, key)
+        result = real(*args, **kwargs)
+        if hit and when == "after":
+            _pause(client, key)
+        return result
+
+    setattr(module, function_name, hooked)
+
+
+def _install_market(quotes: dict, now: str) -> None:
+    from brokers import market as market_registry
+    from monitoring import clock as market_clock
+    from tests.fakes.market import HandDrivenMarket
+
+    hand = HandDrivenMarket(datetime.fromisoformat(now))
+    for symbol, (bid, ask) in quotes.items():
+        hand.set_quote(symbol, str(Decimal(bid)), str(Decimal(ask)))
+    market_registry.use_market(hand)
+    market_clock.now = lambda: hand.moment
+
+
+def main() -> None:
+    import django
+
+    django.setup()
+    if os.environ.get("FAULT_QUOTES"):
+        _install_market(json.loads(os.environ["FAULT_QUOTES"]), os.environ["FAULT_NOW"])
+    if os.environ.get("FAULT_AT"):
+        _install_hook(os.environ["FAULT_AT"], os.environ["FAULT_KEY"])
+    from tradeoptions.celery import app
+
+    app.worker_main(["worker", *sys.argv[1:]])
+
+
+# -- the test's side ---------------------------------------------------------------------------
+
+
+def database_url() -> str:
+    """The database this test run uses, as a URL a subprocess can be given."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["HOST"].startswith("/"):
+        return f"postgres://{db['USER']}@/{quote(db['HOST'], safe='')}/{db['NAME']}"
+    return f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'])}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class FaultWorker:
+    """Starts, stops and kills `tests.fakes.fault_worker` processes, one at a time."""
+
+    def __init__(self, redis_client, redis_url: str, *, quotes: dict, now: datetime) -> None:
+        self.redis = redis_client
+        self.redis_url = redis_url
+        self.quotes, self.now = quotes, now
+        self.key = f"fault:{uuid.uuid4().hex}"
+        self.node = f"faults-{os.getpid()}@test"  # the same node name across restarts, as a service has
+        self.process: subprocess.Popen | None = None
+        self.log = ROOT / ".data" / f"fault-worker-{os.getpid()}.log"
+        self.purge()
+
+    def purge(self) -> None:
+        """Drop jobs another scenario queued and no worker took: they must not run in this one."""
+        self.redis.delete(QUEUE)
+
+    def start(self, *, hook: str = "", pool: tuple[str, ...] = ("--pool", "solo")) -> None:
+        self.redis.delete(self.key)
+        environment = {
+            **os.environ, "DJANGO_SETTINGS_MODULE": "tradeoptions.settings.test", "DATABASE_URL": database_url(),
+            "REDIS_URL": self.redis_url, "FORCE_MARKET_OPEN": "true", "FAULT_KEY": self.key, "FAULT_AT": hook,
+            "FAULT_QUOTES": json.dumps(self.quotes), "FAULT_NOW": self.now.isoformat(),
+        }
+        self.log.parent.mkdir(exist_ok=True)
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.fakes.fault_worker", *pool, "--loglevel", "INFO",
+                 "--without-mingle", "--without-gossip", "--without-heartbeat", "--hostname", self.node],
+                cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def wait_for(self, state: str = "paused") -> None:
+        deadline = time.monotonic() + WAIT
+        while self.redis.get(self.key) != state.encode():
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"the worker never reached its hook\n{self.log.read_text()[-3000:]}"
+            time.sleep(0.05)
+
+    def resume(self) -> None:
+        self.redis.set(self.key, "resume")
+
+    def kill(self) -> None:
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
+
+    def close(self) -> None:
+        """Stop the worker, drop what it left queued and its log."""
+        self.stop()
+        self.purge()
+        self.log.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
