@@ -416,6 +416,9 @@ def _match_one_group(head: PaperOrder, quotes: dict[str, Quote], now: datetime, 
     for member in members:
         if member.status in WORKING and member.expires_at and now >= member.expires_at:
             _set(member, status=OrderStatus.EXPIRED.value, updated_at=now)
+    _end_with_unfilled_entry(head, members, now)
+    if head.status not in WORKING:
+        return 0
     if all(member.status not in WORKING for member in members):
         if head is not members[0]:
             _set(head, status=OrderStatus.EXPIRED.value, updated_at=now)
@@ -440,6 +443,19 @@ def _match_one_group(head: PaperOrder, quotes: dict[str, Quote], now: datetime, 
         _after_fill(head, members, member, now)
         return 1
     return 0
+
+
+def _end_with_unfilled_entry(head: PaperOrder, members: list[PaperOrder], now: datetime) -> None:
+    """An OTOCO whose entry ended unfilled (expired, cancelled, refused) can never arm its exits:
+    they end with it, in the same transaction, instead of resting until someone notices them."""
+    entry = members[0]
+    if head.order_class != "otoco" or head is entry or entry.status in WORKING or entry.filled_quantity:
+        return
+    for member in members[1:]:
+        if member.status in WORKING:
+            _set(member, status=OrderStatus.CANCELED.value, reason=f"The entry {entry.status} unfilled.",
+                 updated_at=now)
+    _set(head, status=entry.status, updated_at=now)
 
 
 def _cannot_settle(order: PaperOrder, price: Decimal, rules: FillRules) -> str | None:

@@ -253,3 +253,25 @@ def test_a_resting_limit_fills_at_its_limit_once_it_has_rested(broker, market):
     market.set_quote(CONTRACT, "3.70", "3.90")  # later in the same session: through the limit
     broker.match()
     assert broker.get_order(order.id).fill.price == Decimal("4.00")
+
+
+def test_an_otoco_whose_entry_expires_unfilled_takes_its_exits_with_it(broker, market):
+    entry = buy(order_type="limit", limit_price=Decimal("1.00"))  # a day entry far under the market
+    order = broker.place_otoco_order(entry, *exits())
+    market.advance(hours=7)  # past the close: the entry expires
+    broker.match()
+    state = broker.get_order(order.id)
+    assert state.status == OrderStatus.EXPIRED
+    assert [leg.status for leg in state.legs] == [OrderStatus.EXPIRED, OrderStatus.CANCELED, OrderStatus.CANCELED]
+    assert "entry expired" in state.legs[1].reason
+    assert not PaperOrder.objects.filter(status__in=["open", "pending", "partially_filled"]).exists()
+    assert broker.get_account_balance().option_buying_power == Decimal("5000")
+
+
+def test_cancelling_an_otocos_entry_cancels_its_waiting_exits_too(broker, market):
+    entry = buy(order_type="limit", limit_price=Decimal("1.00"))
+    order = broker.place_otoco_order(entry, *exits())
+    broker.cancel_order(broker.get_order(order.id).legs[0].id)
+    state = broker.get_order(order.id)
+    assert state.status == OrderStatus.CANCELED
+    assert [leg.status for leg in state.legs] == [OrderStatus.CANCELED] * 3
