@@ -361,6 +361,26 @@ class Ledger:
         return (totals["bought"] or 0) - (totals["sold"] or 0)
 
 
+def owners_with_working_orders() -> list[int]:
+    """The accounts that have orders still working, in whatever accounts the context can see."""
+    working = PaperOrder.objects.filter(status__in=WORKING).order_by("owner_id")  # not by id: one row an owner
+    return list(working.values_list("owner_id", flat=True).distinct())
+
+
+def orders_of(owner_ids: Iterable[int], *, ids: Iterable[int] = (), tags: Iterable[str] = ()) -> dict[int, list[Order]]:
+    """Many accounts' orders in one read, exactly as each account's `get_orders` shows them, but
+    only those still working and those named by id or by tag: what the monitor's cross-tenant
+    order sync needs, without one `get_orders` (every order ever placed) per account."""
+    owners = list(owner_ids)
+    heads = (PaperOrder.objects.filter(owner_id__in=owners, parent__isnull=True)
+             .filter(Q(status__in=WORKING) | Q(pk__in=list(ids)) | Q(tag__in=list(tags))).order_by("id")
+             .prefetch_related("legs"))
+    orders: dict[int, list[Order]] = {owner: [] for owner in owners}
+    for head in heads:
+        orders[head.owner_id].append(_as_order(head, list(head.legs.all())))
+    return orders
+
+
 def _check_exit_pair(sl_leg: OrderRequest, tp_leg: OrderRequest) -> None:
     """Tradier's OCO rules: one contract, two different order types, one duration."""
     if sl_leg.option_symbol != tp_leg.option_symbol:

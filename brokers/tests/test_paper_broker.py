@@ -6,7 +6,7 @@ import pytest
 
 from brokers.base import BrokerError, OrderRejected, OrderRequest, OrderStatus, order_tag
 from brokers.models import PaperFill, PaperOrder
-from brokers.paper import FillRules, LocalPaperBroker
+from brokers.paper import FillRules, LocalPaperBroker, orders_of, owners_with_working_orders
 from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
 
@@ -275,3 +275,20 @@ def test_cancelling_an_otocos_entry_cancels_its_waiting_exits_too(broker, market
     state = broker.get_order(order.id)
     assert state.status == OrderStatus.CANCELED
     assert [leg.status for leg in state.legs] == [OrderStatus.CANCELED] * 3
+
+
+def test_the_monitor_reads_many_accounts_orders_at_once_as_each_account_lists_them(broker, trader, other_trader,
+                                                                                    market):
+    filled = broker.place_order(buy(trade=1))
+    bracket = broker.place_oco_order(*exits(trade=1))
+    done = broker.place_order(buy(quantity=1, trade=2))  # filled, named by neither id nor tag below
+    with tenancy.acting_as(other_trader.pk):
+        theirs = LocalPaperBroker(other_trader.pk, starting_cash=Decimal("5000"), market=market, rules=RULES)
+        market.open = False
+        waiting = theirs.place_order(buy(quantity=1, trade=3))
+    with tenancy.system_context():
+        assert sorted(owners_with_working_orders()) == sorted([trader.pk, other_trader.pk])
+        orders = orders_of([trader.pk, other_trader.pk], ids=[int(filled.id)], tags=["to-9-entry"])
+    assert orders[trader.pk] == [broker.get_order(filled.id), broker.get_order(bracket.id)]
+    assert done.id not in {order.id for order in orders[trader.pk]}
+    assert [order.id for order in orders[other_trader.pk]] == [waiting.id]
