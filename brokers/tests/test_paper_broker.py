@@ -1,12 +1,13 @@
 """The local paper broker fills like a real market would, never kinder."""
 
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 
 from brokers.base import BrokerError, OrderRejected, OrderRequest, OrderStatus, order_tag
 from brokers.models import PaperFill, PaperOrder
-from brokers.paper import FillRules, LocalPaperBroker, orders_of, owners_with_working_orders
+from brokers.paper import FillRules, LocalPaperBroker, orders_of, owners_with_working_orders, settle_expired_positions
 from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
 
@@ -292,3 +293,68 @@ def test_the_monitor_reads_many_accounts_orders_at_once_as_each_account_lists_th
     assert orders[trader.pk] == [broker.get_order(filled.id), broker.get_order(bracket.id)]
     assert done.id not in {order.id for order in orders[trader.pk]}
     assert [order.id for order in orders[other_trader.pk]] == [waiting.id]
+
+
+def _past_expiry(market, close=None):
+    """To 2026-12-18's close and a minute past it, with SPY's close there if given."""
+    if close is not None:
+        market.set_close("SPY", date(2026, 12, 18), close)
+    market.moment = market.expiry_cutoff(date(2026, 12, 18)) + timedelta(minutes=1)
+    market.open = False
+
+
+def test_a_contract_held_into_expiry_in_the_money_is_settled_at_intrinsic_value(broker, market):
+    broker.place_order(buy(quantity=2))  # 2 × 4.30 × 100 = 860 + 1.30 commission
+    broker.place_oco_order(*exits())
+    _past_expiry(market, close="575.20")  # the 570 call is worth 5.20 a share
+    assert broker.match() == 1
+    assert broker.get_positions() == []
+    balance = broker.get_account_balance()
+    assert balance.total_cash == Decimal("5000") - Decimal("861.30") + Decimal("1040.00")
+    assert balance.close_pl == Decimal("1040.00") - Decimal("861.30")
+    assert balance.pending_orders_count == 0  # the bracket expired before the settlement
+    fill = PaperFill.objects.order_by("id").last()
+    assert (fill.side, fill.quantity, fill.price, fill.commission) == ("sell_to_close", 2, Decimal("5.20"), 0)
+    assert fill.filled_at == market.expiry_cutoff(date(2026, 12, 18)) and fill.mid is None
+    settlement = broker.get_order(str(fill.order_id))
+    assert settlement.status == OrderStatus.FILLED and settlement.fill.price == Decimal("5.20")
+    assert "in the money" in settlement.reason and "575.20" in settlement.reason
+    assert broker.match() == 0  # settled once
+    with pytest.raises(OrderRejected, match="expired"):
+        broker.place_order(OrderRequest(option_symbol=CONTRACT, side="sell_to_close", quantity=2,
+                                        order_type="market", tag=order_tag(1, "close")))
+
+
+def test_a_contract_expiring_out_of_the_money_goes_without_cash(broker, market):
+    broker.place_order(buy(quantity=2))
+    _past_expiry(market, close="561.00")
+    assert broker.match() == 1
+    assert broker.get_positions() == []
+    balance = broker.get_account_balance()
+    assert balance.total_cash == Decimal("5000") - Decimal("861.30")
+    assert balance.close_pl == Decimal("-861.30")
+    assert "worthless" in broker.get_order(str(PaperFill.objects.order_by("id").last().order_id)).reason
+
+
+def test_a_position_waits_for_the_underlyings_close_and_nothing_settles_before_the_cutoff(broker, market):
+    broker.place_order(buy(quantity=1))
+    market.moment = market.expiry_cutoff(date(2026, 12, 18)) - timedelta(minutes=1)
+    market.set_close("SPY", date(2026, 12, 18), "575.20")
+    assert broker.match() == 0 and len(broker.get_positions()) == 1  # not before the cutoff
+    market.closes.clear()
+    _past_expiry(market)
+    assert broker.match() == 0 and len(broker.get_positions()) == 1  # no close yet: it waits
+    market.set_close("SPY", date(2026, 12, 18), "575.20")
+    assert broker.match() == 1 and broker.get_positions() == []
+
+
+def test_the_monitor_settles_every_account_at_once(broker, trader, other_trader, market):
+    broker.place_order(buy(quantity=1))
+    with tenancy.acting_as(other_trader.pk):
+        LocalPaperBroker(other_trader.pk, starting_cash=Decimal("5000"), market=market,
+                         rules=RULES).place_order(buy(quantity=1))
+    _past_expiry(market, close="575.20")
+    with tenancy.system_context():
+        assert settle_expired_positions(market=market, rules=RULES) == 2
+        assert settle_expired_positions(market=market, rules=RULES) == 0
+        assert PaperFill.objects.filter(price=Decimal("5.20")).count() == 2
