@@ -27,7 +27,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, F, Max, Q, Sum, When
+from django.db.models import Case, F, Q, Sum, When
 
 from .base import (
     AccountBalance,
@@ -537,9 +537,8 @@ def settle_expired_positions(*, market: Market, rules: FillRules | None = None, 
     Returns positions settled."""
     rules, now = rules or FillRules.from_settings(), now or market.now()
     fills = PaperFill.objects.all() if owner_id is None else PaperFill.objects.filter(owner_id=owner_id)
-    held = (fills.order_by().values("owner_id", "option_symbol")
-            .annotate(net=Sum(Case(When(side__in=BUY_SIDES, then=F("quantity")), default=-F("quantity"))),
-                      underlying=Max("order__underlying"))
+    held = (fills.order_by().values("owner_id", "option_symbol")  # one aggregate, no join: most cycles settle nothing
+            .annotate(net=Sum(Case(When(side__in=BUY_SIDES, then=F("quantity")), default=-F("quantity"))))
             .filter(net__gt=0))
     closes: dict[tuple[str, date], Decimal | None] = {}
     settled = 0
@@ -547,7 +546,7 @@ def settle_expired_positions(*, market: Market, rules: FillRules | None = None, 
         contract = parse_symbol(position["option_symbol"])
         if now < market.expiry_cutoff(contract.expiry):
             continue
-        key = (position["underlying"] or contract.root, contract.expiry)
+        key = (_underlying(position["owner_id"], position["option_symbol"]) or contract.root, contract.expiry)
         if key not in closes:
             closes[key] = market.underlying_close(*key)
         if closes[key] is None:
@@ -561,6 +560,12 @@ def settle_expired_positions(*, market: Market, rules: FillRules | None = None, 
             logger.exception("paper expiry: %s of user %s could not be settled", position["option_symbol"],
                              position["owner_id"])
     return settled
+
+
+def _underlying(owner_id: int, symbol: str) -> str:
+    """What the orders on the contract named as its underlying (SPX for SPXW options)."""
+    named = PaperOrder.objects.filter(owner_id=owner_id, option_symbol=symbol).exclude(underlying="")
+    return named.values_list("underlying", flat=True).first() or ""
 
 
 def _settle_position(owner_id: int, symbol: str, underlying: str, close: Decimal, *, market: Market,

@@ -358,3 +358,14 @@ def test_the_monitor_settles_every_account_at_once(broker, trader, other_trader,
         assert settle_expired_positions(market=market, rules=RULES) == 2
         assert settle_expired_positions(market=market, rules=RULES) == 0
         assert PaperFill.objects.filter(price=Decimal("5.20")).count() == 2
+
+
+def test_an_index_weekly_settles_against_the_index_its_orders_named(broker, market):
+    weekly = "SPXW261218P05900000"
+    market.set_quote(weekly, "12.00", "12.40")
+    broker.place_order(OrderRequest(option_symbol=weekly, side="buy_to_open", quantity=1, order_type="market",
+                                    tag=order_tag(5, "entry"), underlying="SPX"))
+    market.set_close("SPX", date(2026, 12, 18), "5875.50")
+    _past_expiry(market)
+    assert broker.match() == 1
+    assert PaperFill.objects.order_by("id").last().price == Decimal("24.50")
