@@ -62,6 +62,7 @@ class HandDrivenMarket:
     def underlying_close(self, underlying: str, expiry: date) -> Decimal | None:
         return self.closes.get((underlying, expiry))
 
+
 class HandMadeBars(MarketDataProvider):
     """A market-data provider (`monitoring.marketdata.MarketDataProvider`) whose bars, quotes and
     failures the test sets by hand.
