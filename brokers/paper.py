@@ -543,22 +543,20 @@ def settle_expired_positions(*, market: Market, rules: FillRules | None = None, 
     closes: dict[tuple[str, date], Decimal | None] = {}
     settled = 0
     for position in held:
-        contract = parse_symbol(position["option_symbol"])
+        owner, symbol = position["owner_id"], position["option_symbol"]
+        contract = parse_symbol(symbol)
         if now < market.expiry_cutoff(contract.expiry):
             continue
-        key = (_underlying(position["owner_id"], position["option_symbol"]) or contract.root, contract.expiry)
-        if key not in closes:
-            closes[key] = market.underlying_close(*key)
-        if closes[key] is None:
-            logger.warning("paper expiry: no close of %s for %s yet; %s of user %s waits", key[0], key[1],
-                           position["option_symbol"], position["owner_id"])
-            continue
-        try:
-            settled += _settle_position(position["owner_id"], position["option_symbol"], key[0], closes[key],
-                                        market=market, rules=rules, now=now)
-        except Exception:  # one account's books must not stop the others'; the next call retries
-            logger.exception("paper expiry: %s of user %s could not be settled", position["option_symbol"],
-                             position["owner_id"])
+        try:  # one position's books (or a market-data failure) must not stop the others'; the next call retries
+            key = (_underlying(owner, symbol) or contract.root, contract.expiry)
+            if key not in closes:
+                closes[key] = market.underlying_close(*key)
+            if closes[key] is None:
+                logger.warning("paper expiry: no close of %s for %s yet; %s of user %s waits", *key, symbol, owner)
+                continue
+            settled += _settle_position(owner, symbol, key[0], closes[key], market=market, rules=rules, now=now)
+        except Exception:
+            logger.exception("paper expiry: %s of user %s could not be settled", symbol, owner)
     return settled
 
 

@@ -33,7 +33,6 @@ from .marketdata.base import underlying_of
 logger = logging.getLogger(__name__)
 SYSTEM = {"actor": Actor.SYSTEM, "actor_label": "expiry_settlement"}
 HELD = (TradeStatus.OPEN, TradeStatus.CLOSING)
-__all__ = ["ExpiryReport", "intrinsic_value", "settle_expiries"]
 
 
 @dataclass

@@ -369,3 +369,22 @@ def test_an_index_weekly_settles_against_the_index_its_orders_named(broker, mark
     _past_expiry(market)
     assert broker.match() == 1
     assert PaperFill.objects.order_by("id").last().price == Decimal("24.50")
+
+
+def test_a_close_the_market_cannot_give_leaves_that_position_for_later_and_settles_the_rest(broker, market):
+    other = "QQQ261218C00500000"
+    market.set_quote(other, "1.00", "1.10")
+    broker.place_order(buy(quantity=1))
+    broker.place_order(OrderRequest(option_symbol=other, side="buy_to_open", quantity=1, order_type="market",
+                                    tag=order_tag(2, "entry")))
+    _past_expiry(market, close="575.20")
+    known = market.underlying_close
+
+    def flaky(underlying, expiry):
+        if underlying == "QQQ":
+            raise ConnectionError("market data is down")
+        return known(underlying, expiry)
+
+    market.underlying_close = flaky
+    assert broker.match() == 1
+    assert [position.symbol for position in broker.get_positions()] == [other]
