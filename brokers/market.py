@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Protocol
 
 from .base import BrokerError, OptionChainEntry, Quote
@@ -34,6 +35,11 @@ class Market(Protocol):
 
     def expiry_cutoff(self, expiry: date) -> datetime:
         """When a contract expiring on `expiry` stops trading."""
+        ...
+
+    def underlying_close(self, underlying: str, expiry: date) -> Decimal | None:
+        """The underlying's price at the cutoff of contracts expiring on `expiry` (what they settle
+        against), or None while the source does not have it yet."""
         ...
 
 

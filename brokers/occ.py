@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 _PATTERN = re.compile(r"^(?P<root>[A-Z][A-Z0-9]{0,5})(?P<date>\d{6})(?P<kind>[CP])(?P<strike>\d{8})$")
 _ROOT = re.compile(r"^[A-Z][A-Z0-9]{0,5}$")
 STRIKE_SCALE = Decimal(1000)
+CENT = Decimal("0.01")
 MAX_STRIKE = Decimal("99999.999")
 
 
@@ -64,3 +65,10 @@ def parse_symbol(symbol: str) -> OptionContract:
         raise InvalidOptionSymbol(f"{symbol!r} has a zero strike.")
     option_type = "CALL" if match["kind"] == "C" else "PUT"
     return OptionContract(root=match["root"], expiry=expiry, option_type=option_type, strike=strike)
+
+
+def intrinsic_value(option_type: str, strike: Decimal, underlying: Decimal) -> Decimal:
+    """What one share of the contract is worth exercised against `underlying`, to the cent: what an
+    option held to expiry settles at (0 out of the money)."""
+    value = underlying - strike if option_type == "CALL" else strike - underlying
+    return max(value, Decimal(0)).quantize(CENT)

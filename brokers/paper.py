@@ -6,13 +6,19 @@ fills at that bid (so a gap fills worse than the stop), a resting take-profit fi
 once the bid reaches it. Every fill keeps the quote it filled against, so fill quality can be
 measured later.
 
-The broker knows nothing of trades or of the market-data layer: quotes and the market clock come
-in through `brokers.market.Market`, which the monitoring app supplies at start-up.
-Matching runs when an order arrives and whenever the monitor cycle calls `match()`.
+The broker knows nothing of trades or of the market-data layer: quotes, the market clock and the
+underlying's close come in through `brokers.market.Market`, which the monitoring app supplies at
+start-up. Matching runs when an order arrives and whenever the monitor cycle calls `match()`.
+
+A contract still held past its expiry cutoff is settled on the books as a broker would: a
+sell-to-close at its intrinsic value against the underlying's close (in the money: that cash is
+credited; out of the money: at 0, the position simply goes), recorded as a filled order with no
+quote and no commission, so cash, positions and realized P&L keep following the fills alone.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -21,7 +27,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Case, F, Q, Sum, When
 
 from .base import (
     AccountBalance,
@@ -40,8 +46,9 @@ from .base import (
 )
 from .market import Market, default_market
 from .models import PaperAccount, PaperFill, PaperOrder
-from .occ import parse_symbol
+from .occ import intrinsic_value, parse_symbol
 
+logger = logging.getLogger(__name__)
 SHARES_PER_CONTRACT = 100
 WORKING = [OrderStatus.OPEN.value, OrderStatus.PENDING.value, OrderStatus.PARTIALLY_FILLED.value]
 
@@ -255,8 +262,10 @@ class LocalPaperBroker:
     # --- matching ------------------------------------------------------------------------
 
     def match(self) -> int:
-        """Expire and fill this account's working orders against current quotes. Returns fills made."""
-        return match_orders(self._owned(), market=self.market, rules=self.rules)
+        """Expire and fill this account's working orders against current quotes, and settle its
+        contracts that have expired. Returns fills made (settlements included)."""
+        fills = match_orders(self._owned(), market=self.market, rules=self.rules)
+        return fills + settle_expired_positions(market=self.market, rules=self.rules, owner_id=self.owner_id)
 
     def _match_group(self, head_id: int, *, on_arrival: bool) -> int:
         return match_orders(self._owned().filter(Q(pk=head_id) | Q(parent_id=head_id)), market=self.market,
@@ -361,6 +370,26 @@ class Ledger:
         return (totals["bought"] or 0) - (totals["sold"] or 0)
 
 
+def owners_with_working_orders() -> list[int]:
+    """The accounts that have orders still working, in whatever accounts the context can see."""
+    working = PaperOrder.objects.filter(status__in=WORKING).order_by("owner_id")  # not by id: one row an owner
+    return list(working.values_list("owner_id", flat=True).distinct())
+
+
+def orders_of(owner_ids: Iterable[int], *, ids: Iterable[int] = (), tags: Iterable[str] = ()) -> dict[int, list[Order]]:
+    """Many accounts' orders in one read, exactly as each account's `get_orders` shows them, but
+    only those still working and those named by id or by tag: what the monitor's cross-tenant
+    order sync needs, without one `get_orders` (every order ever placed) per account."""
+    owners = list(owner_ids)
+    heads = (PaperOrder.objects.filter(owner_id__in=owners, parent__isnull=True)
+             .filter(Q(status__in=WORKING) | Q(pk__in=list(ids)) | Q(tag__in=list(tags))).order_by("id")
+             .prefetch_related("legs"))
+    orders: dict[int, list[Order]] = {owner: [] for owner in owners}
+    for head in heads:
+        orders[head.owner_id].append(_as_order(head, list(head.legs.all())))
+    return orders
+
+
 def _check_exit_pair(sl_leg: OrderRequest, tp_leg: OrderRequest) -> None:
     """Tradier's OCO rules: one contract, two different order types, one duration."""
     if sl_leg.option_symbol != tp_leg.option_symbol:
@@ -416,6 +445,9 @@ def _match_one_group(head: PaperOrder, quotes: dict[str, Quote], now: datetime, 
     for member in members:
         if member.status in WORKING and member.expires_at and now >= member.expires_at:
             _set(member, status=OrderStatus.EXPIRED.value, updated_at=now)
+    _end_with_unfilled_entry(head, members, now)
+    if head.status not in WORKING:
+        return 0
     if all(member.status not in WORKING for member in members):
         if head is not members[0]:
             _set(head, status=OrderStatus.EXPIRED.value, updated_at=now)
@@ -440,6 +472,19 @@ def _match_one_group(head: PaperOrder, quotes: dict[str, Quote], now: datetime, 
         _after_fill(head, members, member, now)
         return 1
     return 0
+
+
+def _end_with_unfilled_entry(head: PaperOrder, members: list[PaperOrder], now: datetime) -> None:
+    """An OTOCO whose entry ended unfilled (expired, cancelled, refused) can never arm its exits:
+    they end with it, in the same transaction, instead of resting until someone notices them."""
+    entry = members[0]
+    if head.order_class != "otoco" or head is entry or entry.status in WORKING or entry.filled_quantity:
+        return
+    for member in members[1:]:
+        if member.status in WORKING:
+            _set(member, status=OrderStatus.CANCELED.value, reason=f"The entry {entry.status} unfilled.",
+                 updated_at=now)
+    _set(head, status=entry.status, updated_at=now)
 
 
 def _cannot_settle(order: PaperOrder, price: Decimal, rules: FillRules) -> str | None:
@@ -482,6 +527,71 @@ def _after_fill(head: PaperOrder, members: list[PaperOrder], filled: PaperOrder,
         if member is not filled and member.status in WORKING and (head.order_class == "oco" or member.leg_index):
             _set(member, status=OrderStatus.CANCELED.value, reason="OCO sibling filled", updated_at=now)
     _set(head, status=OrderStatus.FILLED.value, updated_at=now)
+
+
+def settle_expired_positions(*, market: Market, rules: FillRules | None = None, now: datetime | None = None,
+                             owner_id: int | None = None) -> int:
+    """Settle every long position (of one account, or of every account the context can see) whose
+    contract passed its expiry cutoff by `now`. One that waits for the underlying's close is
+    settled by a later call; a settled position is no longer held, so calling again is harmless.
+    Returns positions settled."""
+    rules, now = rules or FillRules.from_settings(), now or market.now()
+    fills = PaperFill.objects.all() if owner_id is None else PaperFill.objects.filter(owner_id=owner_id)
+    held = (fills.order_by().values("owner_id", "option_symbol")  # one aggregate, no join: most cycles settle nothing
+            .annotate(net=Sum(Case(When(side__in=BUY_SIDES, then=F("quantity")), default=-F("quantity"))))
+            .filter(net__gt=0))
+    closes: dict[tuple[str, date], Decimal | None] = {}
+    settled = 0
+    for position in held:
+        owner, symbol = position["owner_id"], position["option_symbol"]
+        contract = parse_symbol(symbol)
+        if now < market.expiry_cutoff(contract.expiry):
+            continue
+        try:  # one position's books (or a market-data failure) must not stop the others'; the next call retries
+            key = (_underlying(owner, symbol) or contract.root, contract.expiry)
+            if key not in closes:
+                closes[key] = market.underlying_close(*key)
+            if closes[key] is None:
+                logger.warning("paper expiry: no close of %s for %s yet; %s of user %s waits", *key, symbol, owner)
+                continue
+            settled += _settle_position(owner, symbol, key[0], closes[key], market=market, rules=rules, now=now)
+        except Exception:
+            logger.exception("paper expiry: %s of user %s could not be settled", symbol, owner)
+    return settled
+
+
+def _underlying(owner_id: int, symbol: str) -> str:
+    """What the orders on the contract named as its underlying (SPX for SPXW options)."""
+    named = PaperOrder.objects.filter(owner_id=owner_id, option_symbol=symbol).exclude(underlying="")
+    return named.values_list("underlying", flat=True).first() or ""
+
+
+def _settle_position(owner_id: int, symbol: str, underlying: str, close: Decimal, *, market: Market,
+                     rules: FillRules, now: datetime) -> int:
+    """Orders on the contract end first (each group under its own lock, as matching does), then
+    the contracts still held are sold to the expiry at intrinsic value under the account's lock."""
+    heads, _ = working_groups(PaperOrder.objects.filter(owner_id=owner_id, option_symbol=symbol))
+    for head_id in heads:
+        match_group(head_id, quotes={}, market=market, rules=rules, now=now)
+    contract = parse_symbol(symbol)
+    cutoff = market.expiry_cutoff(contract.expiry)
+    value = intrinsic_value(contract.option_type, contract.strike, close)
+    how = f"in the money, settled at ${value}" if value else "worthless"
+    with transaction.atomic():
+        lock_account(owner_id)
+        quantity = Ledger(owner_id, Decimal(0), rules).held(symbol)
+        if quantity <= 0:
+            return 0
+        order = PaperOrder.objects.create(
+            owner_id=owner_id, order_class="option", option_symbol=symbol, underlying=underlying,
+            side=OrderSide.SELL_TO_CLOSE.value, quantity=quantity, status=OrderStatus.FILLED.value,
+            filled_quantity=quantity, avg_fill_price=value, created_at=cutoff, updated_at=cutoff,
+            reason=f"Expired {how} ({underlying} closed at ${close}).",
+        )
+        PaperFill.objects.create(owner_id=owner_id, order=order, option_symbol=symbol, side=order.side,
+                                 quantity=quantity, price=value, commission=Decimal(0), filled_at=cutoff)
+    logger.info("paper expiry: %s %s of user %s expired %s", quantity, symbol, owner_id, how)
+    return 1
 
 
 def _set(order: PaperOrder, **changes) -> None:

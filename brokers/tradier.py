@@ -156,15 +156,8 @@ class TradierClient:
 
     def get_quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:
         """Unknown symbols are simply missing from the result (Tradier lists them as unmatched)."""
-        wanted = list(dict.fromkeys(symbol for symbol in symbols if symbol))
-        quotes: dict[str, Quote] = {}
-        for start in range(0, len(wanted), _QUOTE_CHUNK):
-            chunk = wanted[start:start + _QUOTE_CHUNK]
-            body = self._read("GET", "/markets/quotes", {"symbols": ",".join(chunk), "greeks": "true"}, MARKET_DATA)
-            for raw in _items(body.get("quotes"), "quote"):
-                quote = _quote(raw)
-                quotes[quote.symbol] = quote
-        return quotes
+        rows = _read_quotes(self, symbols, per_request=_QUOTE_CHUNK, greeks=True)
+        return {symbol: row.quote for symbol, row in rows.items()}
 
     def get_option_chain(self, symbol: str, expiry: date) -> list[OptionChainEntry]:
         params = {"symbol": symbol, "expiration": expiry.isoformat(), "greeks": "true"}
@@ -598,33 +591,16 @@ def _greeks(raw) -> Greeks | None:
     )
 
 
-def _quote(raw: dict) -> Quote:
-    return Quote(
-        symbol=str(raw.get("symbol")),
-        bid=_dec(raw.get("bid")),
-        ask=_dec(raw.get("ask")),
-        last=_dec(raw.get("last")),
-        bid_size=_int(raw.get("bidsize")),
-        ask_size=_int(raw.get("asksize")),
-        volume=_int(raw.get("volume")),
-        bid_at=_epoch(raw.get("bid_date")),
-        ask_at=_epoch(raw.get("ask_date")),
-        traded_at=_epoch(raw.get("trade_date")),
-        greeks=_greeks(raw.get("greeks")),
-        open_interest=_int(raw.get("open_interest")),
-    )
-
-
 def _chain_entry(raw: dict) -> OptionChainEntry:
-    option_type = str(raw.get("option_type") or "").upper()
+    row = parse_quote(raw)
     return OptionChainEntry(
-        symbol=str(raw.get("symbol")),
-        underlying=str(raw.get("underlying") or raw.get("root_symbol") or ""),
+        symbol=row.symbol,
+        underlying=row.underlying or "",
         expiry=date.fromisoformat(str(raw.get("expiration_date"))),
         strike=_money(raw.get("strike")),
-        option_type=option_type,
-        quote=_quote(raw),
-        open_interest=_int(raw.get("open_interest")),
+        option_type=str(raw.get("option_type") or "").upper(),
+        quote=row.quote,
+        open_interest=row.open_interest,
     )
 
 
@@ -731,25 +707,13 @@ class TradierMarketData:
     def quotes(self, symbols: Iterable[str], *, greeks: bool = True) -> dict[str, MarketQuote]:
         """Quotes for stocks, indices and OCC option symbols alike, `symbols_per_request` at a time;
         a list too long for a URL is sent as a POST form. Unknown symbols are left out."""
-        wanted = list(dict.fromkeys(symbol.strip().upper() for symbol in symbols if symbol and symbol.strip()))
-        found: dict[str, MarketQuote] = {}
-        for start in range(0, len(wanted), self._per_request):
-            fields = {"symbols": ",".join(wanted[start:start + self._per_request]), "greeks": str(greeks).lower()}
-            if len(fields["symbols"]) <= GET_SYMBOLS_LENGTH:
-                body = self._http._read("GET", "/markets/quotes", fields, MARKET_DATA)
-            else:
-                body = self._http._read("POST", "/markets/quotes", None, MARKET_DATA, data=fields)
-            for raw in _items(body.get("quotes"), "quote"):
-                if isinstance(raw, dict) and raw.get("symbol"):
-                    quote = _market_quote(raw)
-                    found[quote.symbol] = quote
-        return found
+        return _read_quotes(self._http, symbols, per_request=self._per_request, greeks=greeks)
 
     def option_chain(self, underlying: str, expiry: date, *, greeks: bool = True) -> list[MarketQuote]:
         """Every contract of one expiry; empty (not an error) when Tradier lists none."""
         params = {"symbol": underlying.upper(), "expiration": expiry.isoformat(), "greeks": str(greeks).lower()}
         body = self._http._read("GET", "/markets/options/chains", params, MARKET_DATA)
-        return [_market_quote(raw) for raw in _items(body.get("options"), "option") if isinstance(raw, dict)]
+        return [parse_quote(raw) for raw in _items(body.get("options"), "option") if isinstance(raw, dict)]
 
     def timesales(self, symbol: str, interval: str, start: datetime, end: datetime, *,
                   session_filter: str = "open") -> list[IntradayBar]:
@@ -795,7 +759,30 @@ def _count(value) -> int | None:
     return int(number) if number is not None and number == number.to_integral_value() else None
 
 
-def _market_quote(raw: dict) -> MarketQuote:
+def _read_quotes(http: TradierClient, symbols: Iterable[str], *, per_request: int,
+                 greeks: bool) -> dict[str, MarketQuote]:
+    """`/markets/quotes`, `per_request` symbols at a time (a POST form once a list is too long for
+    a URL), for the broker client and the market-data reader alike. Unknown symbols are left out."""
+    wanted = list(dict.fromkeys(symbol.strip().upper() for symbol in symbols if symbol and symbol.strip()))
+    found: dict[str, MarketQuote] = {}
+    for start in range(0, len(wanted), per_request):
+        fields = {"symbols": ",".join(wanted[start:start + per_request]), "greeks": str(greeks).lower()}
+        if len(fields["symbols"]) <= GET_SYMBOLS_LENGTH:
+            body = http._read("GET", "/markets/quotes", fields, MARKET_DATA)
+        else:
+            body = http._read("POST", "/markets/quotes", None, MARKET_DATA, data=fields)
+        for raw in _items(body.get("quotes"), "quote"):
+            if isinstance(raw, dict) and raw.get("symbol"):
+                quote = parse_quote(raw)
+                found[quote.symbol] = quote
+    return found
+
+
+def parse_quote(raw: dict) -> MarketQuote:
+    """One row of a Tradier quote payload (`/markets/quotes` or `/markets/options/chains`): the one
+    place it is read, for the broker's quotes and chains and for the market-data provider alike.
+    Numbers go straight to Decimal; an odd count (fractional, missing) is None rather than sinking
+    the whole batch; epoch times in milliseconds or seconds; symbols upper case."""
     quote = Quote(
         symbol=str(raw.get("symbol")).upper(),
         bid=_dec(raw.get("bid")),

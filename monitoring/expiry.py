@@ -13,36 +13,32 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from brokers.base import BrokerError
 from brokers.market import Market, default_market
-from brokers.occ import parse_symbol
+from brokers.occ import intrinsic_value, parse_symbol
+from brokers.paper import settle_expired_positions
 from tradeoptions import tenancy
 from trades.models import AccountSettings, Actor, CloseReason, EventKind, PaperTrade, TradeStatus
 from trades.services import InvalidTransition, TradeError, VersionConflict, close_outcome, trade_transition
 from trades.services.closing import bracket_cancel, bracket_filled
 
 from . import clock as market_clock
-from .marketdata import Interval, MarketDataProvider
+from .market import closing_price
+from .marketdata import MarketDataProvider
 from .marketdata.base import underlying_of
 
 logger = logging.getLogger(__name__)
 SYSTEM = {"actor": Actor.SYSTEM, "actor_label": "expiry_settlement"}
 HELD = (TradeStatus.OPEN, TradeStatus.CLOSING)
-CENT = Decimal("0.01")
 
 
 @dataclass
 class ExpiryReport:
     settled: dict[str, int] = field(default_factory=dict)
     deferred: int = 0
-
-
-def intrinsic_value(option_type: str, strike: Decimal, underlying: Decimal) -> Decimal:
-    value = underlying - strike if option_type == "CALL" else strike - underlying
-    return max(value, Decimal(0)).quantize(CENT)
 
 
 def settle_expiries(*, provider: MarketDataProvider, at: datetime, market: Market | None = None) -> ExpiryReport:
@@ -54,6 +50,9 @@ def settle_expiries(*, provider: MarketDataProvider, at: datetime, market: Marke
     # cutoff decide.
     before_next_session = market_clock.market_date(market_clock.next_open(at))
     with tenancy.system_context():  # a system job over every user's positions; no request reaches it
+        # The local paper broker's own books first, so that its cash and positions agree with
+        # the trades settled below (Tradier settles its accounts itself).
+        settle_expired_positions(market=market, now=at)
         due = [trade for trade in PaperTrade.objects.filter(status__in=HELD, expiry__lt=before_next_session)
                .order_by("id") if market_clock.expiry_cutoff(trade.expiry) <= at]
         settings_of = {row.owner_id: row for row in
@@ -88,11 +87,9 @@ def _closing_prices(provider: MarketDataProvider, trades: list[PaperTrade]) -> d
     closes = {}
     for underlying, days in wanted.items():
         for day in days:
-            cutoff = market_clock.expiry_cutoff(day)
-            session = market_clock.session_for(market_clock.market_date(cutoff))
-            bars = provider.bars(underlying, Interval.DAILY, session.open, cutoff + timedelta(minutes=1))
-            if bars:
-                closes[(underlying, day)] = bars[-1].close
+            close = closing_price(provider, underlying, day)
+            if close is not None:
+                closes[(underlying, day)] = close
     return closes
 
 

@@ -8,7 +8,7 @@ The local paper broker fills against it; trade validation asks it about contract
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 
@@ -16,7 +16,7 @@ from brokers.base import Greeks, OptionChainEntry, Quote
 from brokers.occ import build_symbol
 
 from . import clock as market_clock
-from .marketdata import MarketDataProvider, OptionQuote, provider_for
+from .marketdata import Interval, MarketDataProvider, OptionQuote, provider_for
 from .marketdata.base import underlying_of
 
 CHAIN_STRIKES_EACH_SIDE = 15
@@ -29,6 +29,15 @@ def strike_step(spot: Decimal) -> Decimal:
     if spot < 200:
         return Decimal("1")
     return Decimal("5")
+
+
+def closing_price(provider: MarketDataProvider, underlying: str, expiry: date) -> Decimal | None:
+    """The underlying's close at the expiry cutoff (13:00 on an early close): the last daily bar
+    of that session, so a contract settles on the price the session really ended at."""
+    cutoff = market_clock.expiry_cutoff(expiry)
+    session = market_clock.session_for(market_clock.market_date(cutoff))
+    bars = provider.bars(underlying, Interval.DAILY, session.open, cutoff + timedelta(minutes=1))
+    return bars[-1].close if bars else None
 
 
 def as_broker_quote(quote: OptionQuote) -> Quote:
@@ -98,3 +107,6 @@ class MarketDataMarket:
 
     def expiry_cutoff(self, expiry: date) -> datetime:
         return market_clock.expiry_cutoff(expiry)
+
+    def underlying_close(self, underlying: str, expiry: date) -> Decimal | None:
+        return closing_price(self.provider, underlying, expiry)

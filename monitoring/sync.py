@@ -39,9 +39,9 @@ from django.db.models import Q
 
 from brokers.base import BrokerAuthError, BrokerError, Order, OrderPurpose, OrderStatus, parse_order_tag
 from brokers.market import Market, default_market
-from brokers.models import BrokerMode, PaperOrder
-from brokers.paper import WORKING
-from brokers.paper import _as_order as paper_order  # the broker's own conversion of its rows
+from brokers.models import BrokerMode
+from brokers.paper import orders_of as paper_orders_of
+from brokers.paper import owners_with_working_orders as paper_owners_with_working_orders
 from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
 from trades.models import ACTIVE_STATUSES, AccountSettings, Actor, CloseReason, EventKind, PaperTrade, TradeStatus
@@ -203,8 +203,7 @@ def _accounts_to_read(at: datetime) -> list[_Account]:
                                           _Account(trade.owner_id, trade.broker_mode))
             if trade.status in ACTIVE_STATUSES:
                 account.trades.append(trade)
-        paper_owners = PaperOrder.objects.filter(status__in=WORKING).values_list("owner_id", flat=True).distinct()
-        for owner_id in paper_owners:
+        for owner_id in paper_owners_with_working_orders():
             accounts.setdefault((owner_id, BrokerMode.LOCAL_PAPER), _Account(owner_id, BrokerMode.LOCAL_PAPER))
     return list(accounts.values())
 
@@ -234,8 +233,8 @@ def _paper_books(accounts: list[_Account]) -> dict[int, _Book]:
 
     The local paper broker's orders are our own rows, so instead of one `get_orders()` per
     account (two queries each, and every order the account ever had) the cycle reads, across
-    tenants, the working orders and those its active trades refer to by id or by tag, and turns
-    them into the broker's `Order` objects exactly as `LocalPaperBroker.get_orders` does.
+    tenants, the working orders and those its active trades refer to by id or by tag, as the
+    broker's `Order` objects exactly as `LocalPaperBroker.get_orders` shows them (`orders_of`).
     """
     if not accounts:
         return {}
@@ -244,12 +243,7 @@ def _paper_books(accounts: list[_Account]) -> dict[int, _Book]:
     tags = [trade_order_tag(trade, purpose) for account in accounts for trade in account.trades
             for purpose in (OrderPurpose.ENTRY, OrderPurpose.STOP_LOSS, OrderPurpose.CLOSE)]
     with tenancy.system_context():
-        heads = (PaperOrder.objects.filter(owner_id__in=owners, parent__isnull=True)
-                 .filter(Q(status__in=WORKING) | Q(pk__in=ids) | Q(tag__in=tags)).order_by("id")
-                 .prefetch_related("legs"))
-        orders: dict[int, list[Order]] = {owner: [] for owner in owners}
-        for head in heads:
-            orders[head.owner_id].append(paper_order(head, list(head.legs.all())))
+        orders = paper_orders_of(owners, ids=ids, tags=tags)
     return {owner: _Book(listed) for owner, listed in orders.items()}
 
 

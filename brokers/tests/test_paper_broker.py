@@ -1,12 +1,13 @@
 """The local paper broker fills like a real market would, never kinder."""
 
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 
 from brokers.base import BrokerError, OrderRejected, OrderRequest, OrderStatus, order_tag
 from brokers.models import PaperFill, PaperOrder
-from brokers.paper import FillRules, LocalPaperBroker
+from brokers.paper import FillRules, LocalPaperBroker, orders_of, owners_with_working_orders, settle_expired_positions
 from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
 
@@ -253,3 +254,137 @@ def test_a_resting_limit_fills_at_its_limit_once_it_has_rested(broker, market):
     market.set_quote(CONTRACT, "3.70", "3.90")  # later in the same session: through the limit
     broker.match()
     assert broker.get_order(order.id).fill.price == Decimal("4.00")
+
+
+def test_an_otoco_whose_entry_expires_unfilled_takes_its_exits_with_it(broker, market):
+    entry = buy(order_type="limit", limit_price=Decimal("1.00"))  # a day entry far under the market
+    order = broker.place_otoco_order(entry, *exits())
+    market.advance(hours=7)  # past the close: the entry expires
+    broker.match()
+    state = broker.get_order(order.id)
+    assert state.status == OrderStatus.EXPIRED
+    assert [leg.status for leg in state.legs] == [OrderStatus.EXPIRED, OrderStatus.CANCELED, OrderStatus.CANCELED]
+    assert "entry expired" in state.legs[1].reason
+    assert not PaperOrder.objects.filter(status__in=["open", "pending", "partially_filled"]).exists()
+    assert broker.get_account_balance().option_buying_power == Decimal("5000")
+
+
+def test_cancelling_an_otocos_entry_cancels_its_waiting_exits_too(broker, market):
+    entry = buy(order_type="limit", limit_price=Decimal("1.00"))
+    order = broker.place_otoco_order(entry, *exits())
+    broker.cancel_order(broker.get_order(order.id).legs[0].id)
+    state = broker.get_order(order.id)
+    assert state.status == OrderStatus.CANCELED
+    assert [leg.status for leg in state.legs] == [OrderStatus.CANCELED] * 3
+
+
+def test_the_monitor_reads_many_accounts_orders_at_once_as_each_account_lists_them(broker, trader, other_trader,
+                                                                                    market):
+    filled = broker.place_order(buy(trade=1))
+    bracket = broker.place_oco_order(*exits(trade=1))
+    done = broker.place_order(buy(quantity=1, trade=2))  # filled, named by neither id nor tag below
+    with tenancy.acting_as(other_trader.pk):
+        theirs = LocalPaperBroker(other_trader.pk, starting_cash=Decimal("5000"), market=market, rules=RULES)
+        market.open = False
+        waiting = theirs.place_order(buy(quantity=1, trade=3))
+    with tenancy.system_context():
+        assert sorted(owners_with_working_orders()) == sorted([trader.pk, other_trader.pk])
+        orders = orders_of([trader.pk, other_trader.pk], ids=[int(filled.id)], tags=["to-9-entry"])
+    assert orders[trader.pk] == [broker.get_order(filled.id), broker.get_order(bracket.id)]
+    assert done.id not in {order.id for order in orders[trader.pk]}
+    assert [order.id for order in orders[other_trader.pk]] == [waiting.id]
+
+
+def _past_expiry(market, close=None):
+    """To 2026-12-18's close and a minute past it, with SPY's close there if given."""
+    if close is not None:
+        market.set_close("SPY", date(2026, 12, 18), close)
+    market.moment = market.expiry_cutoff(date(2026, 12, 18)) + timedelta(minutes=1)
+    market.open = False
+
+
+def test_a_contract_held_into_expiry_in_the_money_is_settled_at_intrinsic_value(broker, market):
+    broker.place_order(buy(quantity=2))  # 2 × 4.30 × 100 = 860 + 1.30 commission
+    broker.place_oco_order(*exits())
+    _past_expiry(market, close="575.20")  # the 570 call is worth 5.20 a share
+    assert broker.match() == 1
+    assert broker.get_positions() == []
+    balance = broker.get_account_balance()
+    assert balance.total_cash == Decimal("5000") - Decimal("861.30") + Decimal("1040.00")
+    assert balance.close_pl == Decimal("1040.00") - Decimal("861.30")
+    assert balance.pending_orders_count == 0  # the bracket expired before the settlement
+    fill = PaperFill.objects.order_by("id").last()
+    assert (fill.side, fill.quantity, fill.price, fill.commission) == ("sell_to_close", 2, Decimal("5.20"), 0)
+    assert fill.filled_at == market.expiry_cutoff(date(2026, 12, 18)) and fill.mid is None
+    settlement = broker.get_order(str(fill.order_id))
+    assert settlement.status == OrderStatus.FILLED and settlement.fill.price == Decimal("5.20")
+    assert "in the money" in settlement.reason and "575.20" in settlement.reason
+    assert broker.match() == 0  # settled once
+    with pytest.raises(OrderRejected, match="expired"):
+        broker.place_order(OrderRequest(option_symbol=CONTRACT, side="sell_to_close", quantity=2,
+                                        order_type="market", tag=order_tag(1, "close")))
+
+
+def test_a_contract_expiring_out_of_the_money_goes_without_cash(broker, market):
+    broker.place_order(buy(quantity=2))
+    _past_expiry(market, close="561.00")
+    assert broker.match() == 1
+    assert broker.get_positions() == []
+    balance = broker.get_account_balance()
+    assert balance.total_cash == Decimal("5000") - Decimal("861.30")
+    assert balance.close_pl == Decimal("-861.30")
+    assert "worthless" in broker.get_order(str(PaperFill.objects.order_by("id").last().order_id)).reason
+
+
+def test_a_position_waits_for_the_underlyings_close_and_nothing_settles_before_the_cutoff(broker, market):
+    broker.place_order(buy(quantity=1))
+    market.moment = market.expiry_cutoff(date(2026, 12, 18)) - timedelta(minutes=1)
+    market.set_close("SPY", date(2026, 12, 18), "575.20")
+    assert broker.match() == 0 and len(broker.get_positions()) == 1  # not before the cutoff
+    market.closes.clear()
+    _past_expiry(market)
+    assert broker.match() == 0 and len(broker.get_positions()) == 1  # no close yet: it waits
+    market.set_close("SPY", date(2026, 12, 18), "575.20")
+    assert broker.match() == 1 and broker.get_positions() == []
+
+
+def test_the_monitor_settles_every_account_at_once(broker, trader, other_trader, market):
+    broker.place_order(buy(quantity=1))
+    with tenancy.acting_as(other_trader.pk):
+        LocalPaperBroker(other_trader.pk, starting_cash=Decimal("5000"), market=market,
+                         rules=RULES).place_order(buy(quantity=1))
+    _past_expiry(market, close="575.20")
+    with tenancy.system_context():
+        assert settle_expired_positions(market=market, rules=RULES) == 2
+        assert settle_expired_positions(market=market, rules=RULES) == 0
+        assert PaperFill.objects.filter(price=Decimal("5.20")).count() == 2
+
+
+def test_an_index_weekly_settles_against_the_index_its_orders_named(broker, market):
+    weekly = "SPXW261218P05900000"
+    market.set_quote(weekly, "12.00", "12.40")
+    broker.place_order(OrderRequest(option_symbol=weekly, side="buy_to_open", quantity=1, order_type="market",
+                                    tag=order_tag(5, "entry"), underlying="SPX"))
+    market.set_close("SPX", date(2026, 12, 18), "5875.50")
+    _past_expiry(market)
+    assert broker.match() == 1
+    assert PaperFill.objects.order_by("id").last().price == Decimal("24.50")
+
+
+def test_a_close_the_market_cannot_give_leaves_that_position_for_later_and_settles_the_rest(broker, market):
+    other = "QQQ261218C00500000"
+    market.set_quote(other, "1.00", "1.10")
+    broker.place_order(buy(quantity=1))
+    broker.place_order(OrderRequest(option_symbol=other, side="buy_to_open", quantity=1, order_type="market",
+                                    tag=order_tag(2, "entry")))
+    _past_expiry(market, close="575.20")
+    known = market.underlying_close
+
+    def flaky(underlying, expiry):
+        if underlying == "QQQ":
+            raise ConnectionError("market data is down")
+        return known(underlying, expiry)
+
+    market.underlying_close = flaky
+    assert broker.match() == 1
+    assert [position.symbol for position in broker.get_positions()] == [other]

@@ -28,7 +28,7 @@ from brokers.base import (
     order_tag,
 )
 from brokers.tests.conftest import ACCOUNT, LIVE_TOKEN, SANDBOX_TOKEN
-from brokers.tradier import ConfirmPolicy, RetryPolicy, TradierRequestError
+from brokers.tradier import ConfirmPolicy, RetryPolicy, TradierMarketData, TradierRequestError
 from tests.fakes.tradier import LIVE, NOT_ENOUGH_BUYING_POWER, SANDBOX
 
 CALL = "SPY300118C00500000"
@@ -586,6 +586,24 @@ def test_quote_times_in_epoch_seconds_read_the_same(tradier, fake_tradier):
     fake_tradier.epoch_seconds = True
     in_s = tradier.get_quotes([CALL])[CALL].bid_at
     assert abs((in_ms - in_s).total_seconds()) < 1
+
+
+def test_the_broker_and_the_market_data_reader_read_one_quote_payload_alike(tradier, fake_tradier):
+    """One parser: an odd count (Tradier's floats, a fractional size) is None on both sides, not
+    an error for the broker and a None for the market data."""
+    fake_tradier.set_quote(CALL, "2.00", "2.10", last="2.05")
+    fake_tradier.set_quote_fields(CALL, bidsize=12.5, volume="1200.00000000", open_interest=None)
+    reader = TradierMarketData(base_url=fake_tradier.url(SANDBOX), token=SANDBOX_TOKEN,
+                               retry=RetryPolicy(attempts=1, base_delay=0.01, max_delay=0.01))
+    try:
+        row = reader.quotes([CALL.lower()])[CALL]
+    finally:
+        reader.close()
+    quote = tradier.get_quotes([CALL])[CALL]
+    assert quote == row.quote and row.kind == "option"
+    assert (quote.bid_size, quote.volume) == (None, 1200)
+    chain = tradier.get_option_chain("SPY", date(2030, 1, 18))
+    assert [entry.quote for entry in chain if entry.symbol == CALL] == [quote]
 
 
 def test_an_option_chain_and_an_empty_one(tradier, fake_tradier):

@@ -3,7 +3,9 @@
 The HTTP work is `brokers.tradier.TradierMarketData`, the broker client's own transport: the same
 retries, quirk-tolerant parsing (a single row as a bare object, `null`/"null" for none), error
 mapping, token hygiene and Redis rate-limit buckets, so a market-data token that is also a broker
-token spends one budget, not two. This module only turns its answers into our quotes and bars.
+token spends one budget, not two. A quote payload is read in one place, `brokers.tradier.parse_quote`
+(the broker's own quotes and chains come from it too); this module only turns its answers into our
+quotes and bars.
 
 Requests. Every option quote of a cycle comes from `/markets/quotes` with `greeks=true`, many
 symbols per request (a POST form once the list is too long for a URL). The underlyings of those

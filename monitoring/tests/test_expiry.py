@@ -11,8 +11,9 @@ import pytest
 from django.core.cache import cache
 
 from brokers import market as market_registry
-from brokers.models import PaperOrder
+from brokers.models import PaperFill, PaperOrder
 from brokers.occ import build_symbol
+from brokers.paper import LocalPaperBroker
 from monitoring import clock as market_clock
 from monitoring import services, tasks
 from monitoring.market import MarketDataMarket
@@ -92,6 +93,14 @@ def test_expiring_positions_settle_at_the_early_close_otm_at_zero_and_itm_at_int
         settled = TradeEvent.objects.filter(trade=itm, new_status=TradeStatus.CLOSED).get()
     assert settled.payload["source"] == "EXPIRY" and Decimal(settled.payload["underlying_close"]) == close
     assert not itm.attention_reason and not otm.attention_reason  # an expired bracket is no alarm
+    with tenancy.acting_as(trader.pk):  # the paper broker's own books agree: same price, nothing held
+        broker = LocalPaperBroker(trader.pk, starting_cash=Decimal("1000000"))
+        assert broker.get_positions() == []
+        settlements = PaperFill.objects.filter(filled_at=CLOSE, side="sell_to_close")
+        assert {fill.option_symbol: fill.price for fill in settlements} == {
+            itm.option_symbol: itm.close_price, otm.option_symbol: Decimal(0)}
+        assert broker.get_account_balance().close_pl == (itm.realized_pnl + otm.realized_pnl) - sum(
+            fill.commission for fill in PaperFill.objects.all())
 
     versions = (itm.version, otm.version)
     clock.at = CLOSE + timedelta(minutes=2)

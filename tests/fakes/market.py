@@ -20,6 +20,7 @@ class HandDrivenMarket:
         self.book: dict[str, tuple[Decimal | None, Decimal | None]] = {}
         self.open = True
         self.quote_requests: list[list[str]] = []
+        self.closes: dict[tuple[str, date], Decimal] = {}  # the underlying's close on an expiry day
 
     def set_quote(self, symbol: str, bid: str | None, ask: str | None) -> None:
         self.book[symbol] = (Decimal(bid) if bid is not None else None, Decimal(ask) if ask is not None else None)
@@ -54,6 +55,12 @@ class HandDrivenMarket:
 
     def expiry_cutoff(self, expiry: date) -> datetime:
         return datetime.combine(expiry, CLOSE_UTC, tzinfo=UTC)
+
+    def set_close(self, underlying: str, expiry: date, price: str) -> None:
+        self.closes[(underlying, expiry)] = Decimal(price)
+
+    def underlying_close(self, underlying: str, expiry: date) -> Decimal | None:
+        return self.closes.get((underlying, expiry))
 
 
 class HandMadeBars(MarketDataProvider):
