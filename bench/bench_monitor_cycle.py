@@ -13,7 +13,6 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from brokers.models import PaperOrder
 from brokers.occ import build_symbol
@@ -83,11 +82,18 @@ def _naive_cycle(provider, at):
 
 
 def _measure(run):
-    with CaptureQueriesContext(connection) as queries:
+    """Wall and CPU seconds and every query (Django's own log keeps only the last 9,000)."""
+    count = [0]
+
+    def counter(execute, sql, params, many, context):
+        count[0] += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(counter):
         wall, cpu = time.perf_counter(), time.process_time()
         run()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return wall, cpu, len(queries)
+    return wall, cpu, count[0]
 
 
 @pytest.mark.django_db
@@ -187,21 +193,6 @@ class CountingMarket(MarketDataMarket):
         return super().quotes(symbols)
 
 
-def _measure_all(run):
-    """Like `_measure`, counting every query (Django's log keeps only the last 9,000)."""
-    count = [0]
-
-    def counter(execute, sql, params, many, context):
-        count[0] += 1
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(counter):
-        wall, cpu = time.perf_counter(), time.process_time()
-        run()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return wall, cpu, count[0]
-
-
 @pytest.mark.django_db
 def bench_full_cycle_against_the_naive_loop(bracketed_book, monkeypatch):
     provider = bracketed_book
@@ -211,10 +202,10 @@ def bench_full_cycle_against_the_naive_loop(bracketed_book, monkeypatch):
     rows = []
     for label, at in (("batched, first cycle", AT), ("batched, steady cycle", AT + timedelta(seconds=40))):
         CountingBroker.calls, CountingMarket.quote_calls, counted.calls = 0, 0, 0
-        wall, cpu, queries = _measure_all(lambda at=at: _full_cycle(counted, market, at))
+        wall, cpu, queries = _measure(lambda at=at: _full_cycle(counted, market, at))
         rows.append((label, wall, cpu, queries, counted.calls + CountingMarket.quote_calls, CountingBroker.calls))
     CountingBroker.calls, CountingMarket.quote_calls = 0, 0
-    wall, cpu, queries = _measure_all(lambda: _naive_full_cycle(provider, market, AT + timedelta(seconds=80)))
+    wall, cpu, queries = _measure(lambda: _naive_full_cycle(provider, market, AT + timedelta(seconds=80)))
     rows.append(("naive per-trade loop", wall, cpu, queries, CountingMarket.quote_calls + TRADES,
                  CountingBroker.calls))
     print(f"\nmonitor full cycle (snapshots + paper matching + order sync): {TRADES} trades with brackets, "
