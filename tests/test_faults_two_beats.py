@@ -48,7 +48,7 @@ def worker(redis_client, settings):
 def beats(settings):
     started = []
 
-    def start(count: int) -> list:
+    def start(count: int, scheduler: str | None = None) -> list:
         environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tradeoptions.settings.test",
                        "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL}
         for number in range(count):
@@ -57,7 +57,8 @@ def beats(settings):
             with log.open("w") as out:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "celery", "-A", "tradeoptions", "beat", "--loglevel", "INFO",
-                     "--max-interval", "1", "--pidfile", "", "-s", str(log.with_suffix(".schedule"))],
+                     "--max-interval", "1", "--pidfile", "", "-s", str(log.with_suffix(".schedule")),
+                     *(["--scheduler", scheduler] if scheduler else [])],
                     cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
             started.append((process, log))
         return started
@@ -103,7 +104,10 @@ def test_two_beats_firing_every_job_together_do_each_slots_work_once(trader, oth
     every_second(JOBS)
 
     worker.start(pool=("--pool", "prefork", "--concurrency", "2"))
-    started = beats(2)
+    # The worst case: two beats that both send. The deployed scheduler (tradeoptions/beat.py) keeps
+    # a second beat standing by (next test); this one is django-celery-beat's own, as if the
+    # leader lease had been lost (a Redis failover), so the jobs themselves must hold the line.
+    started = beats(2, scheduler="django_celery_beat.schedulers:DatabaseScheduler")
     deadline = time.monotonic() + WAIT
     while not all(sum(sent(log).values()) for _, log in started):  # both beats are up and firing
         assert time.monotonic() < deadline, "\n".join(log.read_text()[-2000:] for _, log in started)
@@ -134,3 +138,21 @@ def test_two_beats_firing_every_job_together_do_each_slots_work_once(trader, oth
         assert PaperOrder.objects.filter(status="filled", side="sell_to_close").count() == 2
     skipped = sum("skipped" in result for _, result in done)
     print(f"\njobs run by the worker from two beats in {BEATING} s: {dict(ran)}; {skipped} skipped on a held lock")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_deployed_scheduler_a_second_beat_only_stands_by(beats):
+    every_second(JOBS)
+    started = beats(2)
+    deadline = time.monotonic() + WAIT
+    while not any(sum(sent(log).values()) for _, log in started):
+        assert time.monotonic() < deadline, "\n".join(log.read_text()[-2000:] for _, log in started)
+        time.sleep(0.2)
+    time.sleep(4)
+    for process, _ in started:
+        process.terminate()
+        process.wait(timeout=20)
+    sending = [log for _, log in started if sum(sent(log).values())]
+    assert len(sending) == 1, [sent(log) for _, log in started]
+    standing_by = next(log for _, log in started if log not in sending)
+    assert "stands by: another beat sends the schedule" in standing_by.read_text()
