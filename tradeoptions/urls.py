@@ -31,3 +31,5 @@ urlpatterns = [
     path("api/analytics/", include("analytics.urls")),
     path("api/", include(router.urls)),
 ]
+
+handler404 = "tradeoptions.errors.not_found"
