@@ -135,3 +135,7 @@ def page(browser):
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+# No broker token, plain or encrypted, in any response or log record of the whole run.
+pytest_plugins = ["tests.secrecy_guard"]
