@@ -8,7 +8,7 @@ and every log record (with its traceback) is searched for them as it passes. A t
 fails at its teardown, naming where the token appeared; a leak outside any test fails the run.
 
 Cheap by design: a substring search per response and per log record, over a handful of tokens.
-Log records are seen at the level logging lets through (INFO, or what a test sets with caplog).
+Log records are seen at the level their logger lets through (INFO, or what a test sets).
 """
 
 import logging
@@ -38,14 +38,20 @@ def _scan_bytes(content: bytes, where: str) -> None:
         _scan(content.decode("utf-8", "replace"), where)
 
 
-class _LeakHandler(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        if not _secrets:
-            return
-        text = record.getMessage()
-        if record.exc_info:
-            text += logging.Formatter().formatException(record.exc_info)
-        _scan(text, f"log record of {record.name}")
+def _watch_log_records() -> None:
+    """At `Logger.handle`, which every record that passes its logger's level goes through once,
+    whatever handlers a test or a logging configuration installs or removes."""
+    handle = logging.Logger.handle
+
+    def watched_handle(self, record):
+        if _secrets:
+            text = record.getMessage()
+            if record.exc_info:
+                text += logging.Formatter().formatException(record.exc_info)
+            _scan(text, f"log record of {record.name}")
+        return handle(self, record)
+
+    logging.Logger.handle = watched_handle
 
 
 def _watch_vault() -> None:
@@ -107,7 +113,7 @@ def pytest_sessionstart(session):
     _watch_vault()
     _watch_tradier_clients()
     _watch_responses()
-    logging.getLogger().addHandler(_LeakHandler(level=logging.DEBUG))
+    _watch_log_records()
 
 
 @pytest.fixture(autouse=True)
