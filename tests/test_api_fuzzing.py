@@ -24,6 +24,7 @@ from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from knox.models import AuthToken
+from rest_framework.test import APIClient
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from brokers import market as market_registry
@@ -47,7 +48,8 @@ schema.app = APP
 @pytest.fixture
 def wsgi_app():
     """The real WSGI application, without the per-request connection recycling that would close
-    the test's transaction (Django's test client switches it off the same way)."""
+    the test's transaction (Django's test client switches it off the same way, per request, and
+    switches it back on after: so this fixture comes after any fixture that uses a test client)."""
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     yield APP
@@ -65,9 +67,15 @@ def market(monkeypatch):
 
 
 @pytest.fixture
-def auth(trader, market, wsgi_app):
-    """Alice's knox token, as a scanner would send it."""
+def auth(trader, market):
+    """Alice's knox token, as a scanner would send it. She has one trade open at the local paper
+    broker (opened through the API, so the broker holds its contracts and bracket) to start from."""
     _, token = AuthToken.objects.create(user=trader)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    opened = client.post("/api/trades", {"option_symbol": CONTRACT, "qty": 2, "entry_type": "market",
+                                         "sl_price": "3.00", "tp_price": "6.50", "strategy": "fuzz"})
+    assert opened.status_code == 201, opened.content
     return {"Authorization": f"Token {token}"}
 
 
@@ -77,11 +85,11 @@ def _excluded(case) -> list:
 
 @schema.parametrize()
 @FUZZ
-def test_every_operation_answers_within_its_schema(case, auth):
+def test_every_operation_answers_within_its_schema(case, auth, wsgi_app):
     case.call_and_validate(headers=auth, excluded_checks=_excluded(case))
 
 
-def test_workflows_across_operations_answer_within_the_schema(auth):
+def test_workflows_across_operations_answer_within_the_schema(auth, wsgi_app):
     class Workflow(schema.as_state_machine()):
         def get_call_kwargs(self, case):
             return {"headers": auth}

@@ -8,6 +8,9 @@ For a text field that may be blank and has a pattern, drf-spectacular writes
 `oneOf: [{pattern}, {maxLength: 0}]`; when the pattern itself accepts "" (ours, which only refuses
 NUL, does), "" matches both branches and `oneOf` fails on a valid answer. The second branch is
 dropped then.
+
+Links (OpenAPI's own way to say "the id in this answer is the id of that operation") tell clients,
+and the fuzzer's stateful phase, how a trade that was just opened is read, adjusted and closed.
 """
 
 import re
@@ -48,4 +51,26 @@ def _walk(node) -> None:
 
 def strict_decimal_patterns(result, generator, request, public):
     _walk(result)
+    return result
+
+
+_TRADE_ID = {"id": "$response.body#/id"}
+_OPENED_TRADE_LINKS = {
+    "ReadTrade": {"operationId": "trades_retrieve", "parameters": _TRADE_ID},
+    "TradeSnapshots": {"operationId": "trades_snapshots_list", "parameters": _TRADE_ID},
+    "AdjustTrade": {"operationId": "trades_adjust_create", "parameters": _TRADE_ID,
+                    "requestBody": {"version": "$response.body#/version", "new_tp": "9.00"}},
+    "CloseTrade": {"operationId": "trades_close_create", "parameters": _TRADE_ID,
+                   "requestBody": {"version": "$response.body#/version"}},
+}
+
+
+def trade_links(result, generator, request, public):
+    """After an open (201), an adjust or a close (200): the trade's own operations, at its version."""
+    paths = result.get("paths", {})
+    for path, method, status in (("/api/trades", "post", "201"), ("/api/trades/{id}/adjust", "post", "200"),
+                                 ("/api/trades/{id}/close", "post", "200")):
+        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is not None:
+            response["links"] = _OPENED_TRADE_LINKS
     return result

@@ -187,15 +187,15 @@ class TradeSerializer(serializers.ModelSerializer):
     exits, days to expiry), so that no page computes its own and disagrees."""
 
     needs_attention = serializers.BooleanField(read_only=True)
-    unrealized_pnl_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True,
+    unrealized_pnl_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
                                                   help_text="Unrealized P&L over the entry cost, in %.")
-    sl_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True,
+    sl_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True, allow_null=True,
                                            help_text="Mark minus stop-loss, per share.")
-    sl_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True,
+    sl_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
                                                help_text="Mark minus stop-loss, in % of the mark.")
-    tp_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True,
+    tp_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True, allow_null=True,
                                            help_text="Take-profit minus mark, per share.")
-    tp_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True,
+    tp_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
                                                help_text="Take-profit minus mark, in % of the mark.")
     days_to_expiry = serializers.IntegerField(read_only=True, help_text="Calendar days to expiry, in New York.")
 
@@ -215,6 +215,9 @@ class TradeSerializer(serializers.ModelSerializer):
 
 class TradeEventSerializer(serializers.ModelSerializer):
     actor_username = serializers.CharField(source="actor_user.username", read_only=True, default=None)
+    # Blank when the event is not a move (and before the first state): the schema must say so.
+    old_status = serializers.ChoiceField(choices=TradeStatus.choices, allow_blank=True, read_only=True)
+    new_status = serializers.ChoiceField(choices=TradeStatus.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = TradeEvent

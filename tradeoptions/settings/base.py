@@ -229,7 +229,8 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update({
                  "ErrorCode404", "ErrorCode405", "ErrorCode406", "ErrorCode415", "ErrorCode429", "ErrorCode500")
 })
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums",
-                                                "tradeoptions.openapi.strict_decimal_patterns"]
+                                                "tradeoptions.openapi.strict_decimal_patterns",
+                                                "tradeoptions.openapi.trade_links"]
 # A 500 is a bug to fix, not a documented answer: the fuzzer must see it as undocumented.
 DRF_STANDARDIZED_ERRORS = {"ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "406", "415", "429"]}
 # The API speaks JSON only: form and multipart bodies (strings for every value, "0" for false) are
