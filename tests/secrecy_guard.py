@@ -15,7 +15,9 @@ import logging
 
 import pytest
 
-MIN_SECRET_LENGTH = 8  # shorter "tokens" in tests are placeholders, and would match by chance
+# A token worth watching looks like one: long, letters and digits. The fuzzer stores made-up tokens
+# too ("validation_error", "x"), which would be found by chance in any answer.
+MIN_SECRET_LENGTH = 12
 
 _secrets: set[str] = set()
 _leaks: list[str] = []
@@ -23,7 +25,8 @@ _leaks: list[str] = []
 
 def remember(*values: str) -> None:
     for value in values:
-        if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH:
+        if (isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH and any(c.isdigit() for c in value)
+                and any(c.isalpha() for c in value)):
             _secrets.add(value)
 
 
