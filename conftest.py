@@ -137,6 +137,10 @@ def page(browser):
     context.close()
 
 
+# No broker token, plain or encrypted, in any response or log record of the whole run.
+pytest_plugins = ["tests.secrecy_guard"]
+
+
 @pytest.fixture
 def json_lines():
     """What the production log formatter (settings.LOGGING's "json") writes from the root logger,

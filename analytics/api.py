@@ -17,19 +17,19 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from tradeoptions.csvstream import csv_lines
-from trades.api import CSVRenderer, OwnedViewSetMixin
+from trades.api import ERROR, CSVRenderer, OwnedViewSetMixin, QueryFilterSerializer, TextField
 from trades.models import PaperTrade
 
 from . import parquet, selectors
 from .models import TradeForensics
 
 
-class FilterSerializer(serializers.Serializer):
+class FilterSerializer(QueryFilterSerializer):
     """`?from=&to=&strategy=`. `from` is a Python keyword: declared as `from_`, exposed as `from`."""
 
     from_ = serializers.DateField(required=False, help_text="First New York close date, included.")
     to = serializers.DateField(required=False, help_text="Last New York close date, included.")
-    strategy = serializers.CharField(required=False, max_length=64)
+    strategy = TextField(required=False, max_length=64, trim_whitespace=False)
 
     def get_fields(self):
         fields = super().get_fields()
@@ -54,11 +54,7 @@ def analytics_filters(values: dict) -> selectors.AnalyticsFilters:
                                       strategy=values.get("strategy") or None)
 
 
-FILTER_PARAMETERS = [
-    OpenApiParameter("from", OpenApiTypes.DATE, description="First New York close date, included."),
-    OpenApiParameter("to", OpenApiTypes.DATE, description="Last New York close date, included."),
-    OpenApiParameter("strategy", str),
-]
+FILTER_PARAMETERS = [FilterSerializer]  # documented from the serializer that checks them: one truth
 
 
 class AnalyticsView(OwnedViewSetMixin, generics.GenericAPIView):
@@ -72,21 +68,21 @@ class AnalyticsView(OwnedViewSetMixin, generics.GenericAPIView):
 
 
 class PerformanceView(AnalyticsView):
-    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: OpenApiTypes.OBJECT},
+    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: OpenApiTypes.OBJECT, 400: ERROR},
                    summary="Performance metrics, breakdowns, equity curve and daily P&L")
     def get(self, request):
         return Response(selectors.performance(user=request.user, filters=_filters(request)))
 
 
 class CalibrationView(AnalyticsView):
-    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: OpenApiTypes.OBJECT},
+    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: OpenApiTypes.OBJECT, 400: ERROR},
                    summary="Win rate and expectancy per score decile and verdict; non-monotonic scores flagged")
     def get(self, request):
         return Response(selectors.calibration(user=request.user, filters=_filters(request)))
 
 
 class ExitReplayView(AnalyticsView):
-    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: OpenApiTypes.OBJECT},
+    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: OpenApiTypes.OBJECT, 400: ERROR},
                    summary="Hindsight: other SL/TP brackets replayed on recorded paths, best per strategy")
     def get(self, request):
         return Response(selectors.exit_replay(user=request.user, filters=_filters(request)))
@@ -170,7 +166,8 @@ class DatasetView(AnalyticsView):
 
     @extend_schema(parameters=[*FILTER_PARAMETERS,
                                OpenApiParameter("format", str, enum=list(DATASET_FORMATS), default="csv")],
-                   responses={(200, "text/csv"): OpenApiTypes.STR, (200, parquet.MEDIA_TYPE): OpenApiTypes.BINARY},
+                   responses={(200, "text/csv"): OpenApiTypes.STR, (200, parquet.MEDIA_TYPE): OpenApiTypes.BINARY,
+                              400: ERROR},
                    summary="The learning data set: one row per closed trade (columns in docs/dataset.md)")
     def get(self, request):
         # Rows are read now, inside the request's tenant-scoped transaction; the body is built from memory.

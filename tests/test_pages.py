@@ -10,7 +10,7 @@ from django.utils import timezone
 from brokers.models import BrokerMode
 from tests.factories import PaperTradeFactory
 from tradeoptions import tenancy
-from tradeoptions.csp import POLICY
+from tradeoptions.csp import DATA_POLICY, POLICY
 from trades.models import AccountSettings
 
 
@@ -40,7 +40,7 @@ def test_the_login_page_has_the_policy_and_the_admin_keeps_working(client, ops_u
     response = client.get("/admin/")
     assert response.status_code == 200
     assert "script-src 'self';" in response["Content-Security-Policy"]  # inline styles only, never scripts
-    assert "Content-Security-Policy" not in client.get("/api/trades")  # JSON needs none
+    assert client.get("/api/trades")["Content-Security-Policy"] == DATA_POLICY  # JSON: nothing may run
 
 
 def test_market_status_tells_the_top_bar_open_early_close_forced_and_source(signed_in, settings):

@@ -62,3 +62,18 @@ def test_a_full_flow_never_reveals_the_token(client, ops_user, trader, fake_trad
     everything = b"\n".join(seen) + caplog.text.encode() + json.dumps(json_lines()).encode()
     assert order.status == "filled"
     assert TOKEN.encode() not in everything
+
+
+def test_the_run_wide_guard_catches_a_token_in_a_response_or_a_log_line(client, trader, caplog):
+    """tests/secrecy_guard.py watches every test; here it is shown catching leaks, then reset."""
+    from tests import secrecy_guard
+
+    account = services.account_settings_update(user=trader, changes={}, sandbox_token="sbx-GUARD-1f2e3d4c",
+                                               live_token=None, confirmation="")
+    ciphertext = getattr(account, account.TOKEN_FIELDS[BrokerMode.TRADIER_SANDBOX])
+    logging.getLogger("tests.guard_selftest").error("oops: %s", "sbx-GUARD-1f2e3d4c")
+    client.force_login(trader)
+    client.get("/login/", {"next": ciphertext})  # the login page echoes `next`
+    caught, secrecy_guard._leaks[:] = list(secrecy_guard._leaks), []
+    assert any("log record of tests.guard_selftest: token sbx-GU" in leak for leak in caught)
+    assert any("response to GET /login/: ciphertext gAAAA" in leak for leak in caught)

@@ -18,6 +18,7 @@ from knox.models import AuthToken
 from rest_framework import serializers, status
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.exceptions import NotFound
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -49,6 +50,10 @@ class TokenLoginView(knox_views.LoginView):
     """POST with HTTP Basic (or a session) to get a token; the token is shown only this once."""
 
     authentication_classes = [BasicAuthentication, SessionAuthentication]
+    # The credentials come in the Authorization header; the body is ignored, whatever its type (curl
+    # and HTTP libraries send form bodies by default). django-axes reads it for a username when a login
+    # fails: the API's JSON-only parsing would answer 415 there instead of counting the failure.
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
 
     @extend_schema(request=None, responses={200: TOKEN_RESPONSE})
     def post(self, request, format=None):

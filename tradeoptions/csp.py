@@ -5,6 +5,7 @@ inline script anywhere. Data reaches the pages' scripts through `data-` attribut
 The admin gets the same policy except that it may use inline `style` attributes (a few of its
 templates do); the Swagger page at /api/docs/ loads its UI from a CDN with an inline bootstrap
 script, so it is left without a policy (it is a developer tool; the API it calls is not).
+Responses that are not pages (the API's JSON, CSV exports) get a policy that allows nothing.
 """
 
 POLICY = "; ".join([
@@ -20,6 +21,9 @@ POLICY = "; ".join([
     "frame-ancestors 'none'",
 ])
 ADMIN_POLICY = POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+# Everything that is not a page (API JSON, CSV exports): nothing in it may ever run or be framed,
+# should a browser be tricked into rendering it.
+DATA_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 EXEMPT_PREFIXES = ("/api/docs/",)
 
 
@@ -40,6 +44,7 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         policy = policy_for(request.path)
-        if policy and self.HEADER not in response and response.get("Content-Type", "").startswith("text/html"):
-            response[self.HEADER] = policy
+        if policy and self.HEADER not in response:
+            is_page = response.get("Content-Type", "").startswith("text/html")
+            response[self.HEADER] = policy if is_page else DATA_POLICY
         return response

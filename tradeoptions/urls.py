@@ -34,4 +34,5 @@ urlpatterns = [
     path("api/", include(router.urls)),
 ]
 
+handler404 = "tradeoptions.errors.not_found"
 handler500 = "tradeoptions.outages.server_error"  # PostgreSQL or Redis down: 503, not 500

@@ -15,7 +15,8 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.core.validators import RegexValidator
+from django.db import connection, models, transaction
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -147,20 +148,54 @@ def problem_response(problem: services.TradeError) -> Response:
 # --- Serializers ------------------------------------------------------------------------------
 
 
+class TextField(serializers.CharField):
+    """Text that must arrive as a JSON string, as the schema says: DRF's CharField would turn 0 or
+    1.5 into "0" or "1.5", and a client sending a number where text belongs has a bug to hear about.
+    NUL characters (which PostgreSQL cannot store) are refused, and the schema's pattern says so."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.append(RegexValidator(r"^[^\x00]*$", "Null characters are not allowed."))
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class DecimalText(serializers.DecimalField):
+    """A decimal sent as a JSON string ("4.20"), as the schema says. A JSON number is a binary float
+    on most clients, and money is not sent as one."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class FlagField(serializers.BooleanField):
+    """true or false, as JSON booleans: DRF's BooleanField also takes 0, 1, "yes", "off"..."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class TradeSerializer(serializers.ModelSerializer):
     """A trade as the pages show it, with the figures the model derives (P&L %, distances to the
     exits, days to expiry), so that no page computes its own and disagrees."""
 
     needs_attention = serializers.BooleanField(read_only=True)
-    unrealized_pnl_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True,
+    unrealized_pnl_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
                                                   help_text="Unrealized P&L over the entry cost, in %.")
-    sl_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True,
+    sl_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True, allow_null=True,
                                            help_text="Mark minus stop-loss, per share.")
-    sl_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True,
+    sl_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
                                                help_text="Mark minus stop-loss, in % of the mark.")
-    tp_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True,
+    tp_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True, allow_null=True,
                                            help_text="Take-profit minus mark, per share.")
-    tp_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True,
+    tp_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
                                                help_text="Take-profit minus mark, in % of the mark.")
     days_to_expiry = serializers.IntegerField(read_only=True, help_text="Calendar days to expiry, in New York.")
 
@@ -180,6 +215,9 @@ class TradeSerializer(serializers.ModelSerializer):
 
 class TradeEventSerializer(serializers.ModelSerializer):
     actor_username = serializers.CharField(source="actor_user.username", read_only=True, default=None)
+    # Blank when the event is not a move (and before the first state): the schema must say so.
+    old_status = serializers.ChoiceField(choices=TradeStatus.choices, allow_blank=True, read_only=True)
+    new_status = serializers.ChoiceField(choices=TradeStatus.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = TradeEvent
@@ -207,26 +245,26 @@ class TradeDetailSerializer(TradeSerializer):
 class TradeOpenSerializer(serializers.Serializer):
     """A contract by its parts or by its OCC symbol; entry at market or at a limit price."""
 
-    option_symbol = serializers.CharField(required=False, max_length=21)
-    ticker = serializers.CharField(required=False, max_length=6)
+    option_symbol = TextField(required=False, max_length=21)
+    ticker = TextField(required=False, max_length=6)
     option_type = serializers.ChoiceField(choices=OptionType.choices, required=False)
-    strike = serializers.DecimalField(max_digits=9, decimal_places=3, required=False, min_value=Decimal("0.001"))
+    strike = DecimalText(max_digits=9, decimal_places=3, required=False, min_value=Decimal("0.001"))
     expiry = serializers.DateField(required=False)
     qty = serializers.IntegerField(min_value=1, max_value=10_000)
     entry_type = serializers.ChoiceField(choices=EntryType.choices, default=EntryType.MARKET)
-    limit_price = serializers.DecimalField(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
-    sl_price = serializers.DecimalField(**PRICE, min_value=Decimal("0.0001"))
-    tp_price = serializers.DecimalField(**PRICE, min_value=Decimal("0.0001"))
-    idempotency_key = serializers.CharField(required=False, max_length=255)
-    strategy = serializers.CharField(required=False, max_length=64, allow_blank=True)
-    card_score = serializers.DecimalField(**SCORE)
-    ai_score = serializers.DecimalField(**SCORE)
-    ai_verdict = serializers.CharField(required=False, max_length=32, allow_blank=True)
-    gate_verdict = serializers.CharField(required=False, max_length=32, allow_blank=True)
-    technical_score = serializers.DecimalField(**SCORE)
-    sentiment_score = serializers.DecimalField(**SCORE)
-    delta_at_entry = serializers.DecimalField(**GREEK)
-    iv_at_entry = serializers.DecimalField(**GREEK)
+    limit_price = DecimalText(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
+    sl_price = DecimalText(**PRICE, min_value=Decimal("0.0001"))
+    tp_price = DecimalText(**PRICE, min_value=Decimal("0.0001"))
+    idempotency_key = TextField(required=False, max_length=255)
+    strategy = TextField(required=False, max_length=64, allow_blank=True)
+    card_score = DecimalText(**SCORE)
+    ai_score = DecimalText(**SCORE)
+    ai_verdict = TextField(required=False, max_length=32, allow_blank=True)
+    gate_verdict = TextField(required=False, max_length=32, allow_blank=True)
+    technical_score = DecimalText(**SCORE)
+    sentiment_score = DecimalText(**SCORE)
+    delta_at_entry = DecimalText(**GREEK)
+    iv_at_entry = DecimalText(**GREEK)
     signals_snapshot = serializers.JSONField(required=False)
     market_regime = serializers.JSONField(required=False)
     order_book_state = serializers.JSONField(required=False)
@@ -256,6 +294,8 @@ class TradeOpenSerializer(serializers.Serializer):
         for name in ("signals_snapshot", "market_regime", "order_book_state", "ai_reasoning_log"):
             if name in attrs and not isinstance(attrs[name], dict | list):
                 raise ValidationError({name: ["Must be a JSON object or array."]})
+            if name in attrs and "\\u0000" in json.dumps(attrs[name]):  # PostgreSQL's jsonb cannot store NUL
+                raise ValidationError({name: ["Null characters are not allowed."]})
         return attrs
 
     def to_input(self) -> services.TradeOpenInput:
@@ -273,9 +313,9 @@ class VersionSerializer(serializers.Serializer):
 
 
 class AdjustSerializer(VersionSerializer):
-    new_sl = serializers.DecimalField(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
-    new_tp = serializers.DecimalField(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
-    allow_immediate = serializers.BooleanField(default=False)
+    new_sl = DecimalText(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
+    new_tp = DecimalText(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
+    allow_immediate = FlagField(default=False)
 
     def validate(self, attrs):
         if attrs.get("new_sl") is None and attrs.get("new_tp") is None:
@@ -298,11 +338,24 @@ class SnapshotSerializer(serializers.Serializer):
     quote_time = serializers.DateTimeField(allow_null=True)
 
 
-class TradeFilterSerializer(serializers.Serializer):
+class QueryFilterSerializer(serializers.Serializer):
+    """Filters from the query string. DRF reads `?to=` (a left-blank form field) as "not given" and
+    would answer unfiltered; a filter given blank is refused instead, so an empty value never widens
+    a report by accident (the schema says so: every filter has a minimum length of 1)."""
+
+    def to_internal_value(self, data):
+        blank = {name: ["May not be blank: leave the parameter out instead."] for name in self.fields
+                 if data.get(name) == ""}
+        if blank:
+            raise ValidationError(blank)
+        return super().to_internal_value(data)
+
+
+class TradeFilterSerializer(QueryFilterSerializer):
     status = serializers.ChoiceField(choices=TradeStatus.choices, required=False)
     outcome = serializers.ChoiceField(choices=["win", "loss", "expired"], required=False)
-    strategy = serializers.CharField(required=False, max_length=64)
-    ticker = serializers.CharField(required=False, max_length=6)
+    strategy = TextField(required=False, max_length=64, trim_whitespace=False)
+    ticker = TextField(required=False, max_length=6, trim_whitespace=False)
     closed_from = serializers.DateTimeField(required=False)
     closed_to = serializers.DateTimeField(required=False)
 
@@ -310,15 +363,23 @@ class TradeFilterSerializer(serializers.Serializer):
         return selectors.TradeFilters(**self.validated_data)
 
 
-FILTER_PARAMETERS = [
-    OpenApiParameter("status", str, enum=TradeStatus.values),
-    OpenApiParameter("outcome", str, enum=["win", "loss", "expired"]),
-    OpenApiParameter("strategy", str),
-    OpenApiParameter("ticker", str),
-    OpenApiParameter("closed_from", OpenApiTypes.DATETIME),
-    OpenApiParameter("closed_to", OpenApiTypes.DATETIME),
-]
-ERROR = OpenApiResponse(description="The API's one error shape; about one trade it also carries `trade`.")
+FILTER_PARAMETERS = [TradeFilterSerializer]  # documented from the serializer that checks them: one truth
+class ProblemItemSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    attr = serializers.CharField(allow_null=True)
+
+
+class ProblemSerializer(serializers.Serializer):
+    """The API's one error shape (drf-standardized-errors), as `problem_response` writes it."""
+
+    type = serializers.ChoiceField(choices=["validation_error", "client_error", "server_error"])
+    errors = ProblemItemSerializer(many=True)
+    trade = TradeDetailSerializer(required=False, help_text="The trade as it now stands (refusals about one trade).")
+
+
+ERROR = OpenApiResponse(ProblemSerializer,
+                        description="The API's one error shape; about one trade it also carries `trade`.")
 VALID_RESPONSE = inline_serializer("TradeOpenCheck", {"valid": serializers.BooleanField()})
 
 
@@ -387,7 +448,8 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
     def get_serializer_class(self):
         return TradeDetailSerializer if self.action == "retrieve" else TradeSerializer
 
-    @extend_schema(parameters=FILTER_PARAMETERS, summary="List trades, newest first")
+    @extend_schema(parameters=FILTER_PARAMETERS, summary="List trades, newest first",
+                   responses={200: TradeSerializer(many=True), 400: ERROR})
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
@@ -407,8 +469,8 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         if not isinstance(request.data, Mapping):
             raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
         key = request.headers.get("Idempotency-Key") or request.data.get("idempotency_key")
-        if key is not None and not (isinstance(key, str) and 0 < len(key) <= 255):
-            raise ValidationError({"idempotency_key": ["Must be 1 to 255 characters."]})
+        if key is not None and not (isinstance(key, str) and 0 < len(key) <= 255 and "\x00" not in key):
+            raise ValidationError({"idempotency_key": ["Must be 1 to 255 characters, none of them NUL."]})
         if not key:
             return self._open(request, key=None)
         body = request.data.dict() if hasattr(request.data, "dict") else dict(request.data)
@@ -513,7 +575,8 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         rows = selectors.trade_snapshots(trade=self.get_object())
         return Response(SnapshotSerializer(rows, many=True).data)
 
-    @extend_schema(parameters=FILTER_PARAMETERS, summary="Closed trades, most recently closed first")
+    @extend_schema(parameters=FILTER_PARAMETERS, summary="Closed trades, most recently closed first",
+                   responses={200: TradeSerializer(many=True), 400: ERROR})
     @action(detail=False, methods=["get"])
     def history(self, request):
         return super().list(request)
@@ -521,11 +584,14 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
     @extend_schema(
         summary="Every trade, streamed as CSV or JSON",
         parameters=[OpenApiParameter("format", str, enum=["csv", "json"], default="csv")],
-        responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT},
+        responses={(200, "text/csv"): OpenApiTypes.STR,
+                   (200, "application/json"): {"type": "array", "items": {"type": "object"}}, 400: ERROR},
     )
     @action(detail=False, methods=["get"], renderer_classes=[CSVRenderer, JSONRenderer], pagination_class=None)
     def export(self, request):
         kind = request.query_params.get("format", "csv")
+        if kind not in ("csv", "json"):
+            raise ValidationError({"format": ["Choose csv or json."]})
         rows = selectors.trade_export_rows(user_id=request.user.pk)  # its own tenant context, see there
         if kind == "json":
             response = StreamingHttpResponse(_json_chunks(rows), content_type="application/json")
@@ -543,11 +609,14 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
 class AccountSettingsSerializer(serializers.ModelSerializer):
     """Tokens are write-only: answers say only whether one is set. An empty token removes it."""
 
-    tradier_sandbox_token = serializers.CharField(write_only=True, required=False, allow_blank=True,
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping, models.CharField: TextField,
+                                models.BooleanField: FlagField, models.DecimalField: DecimalText}
+
+    tradier_sandbox_token = TextField(write_only=True, required=False, allow_blank=True,
                                                   max_length=512, trim_whitespace=True)
-    tradier_live_token = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=512,
+    tradier_live_token = TextField(write_only=True, required=False, allow_blank=True, max_length=512,
                                                trim_whitespace=True)
-    confirmation = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=64,
+    confirmation = TextField(write_only=True, required=False, allow_blank=True, max_length=64,
                                          help_text=f"Repeat '{services.LIVE_CONFIRMATION}' to switch to live.")
     has_sandbox_token = serializers.SerializerMethodField()
     has_live_token = serializers.SerializerMethodField()
@@ -587,15 +656,18 @@ class AccountSettingsView(OwnedViewSetMixin, generics.GenericAPIView):
     def owned_queryset(self, user):
         return AccountSettings.objects.filter(owner=user)
 
+    def get_object(self):
+        """The caller's own settings; DRF's OPTIONS (metadata) asks for the object to check PUT."""
+        return services.account_settings_for(user=self.request.user)
+
     @extend_schema(summary="Broker mode, account id, risk limits, auto-refresh")
     def get(self, request):
-        return Response(self.get_serializer(services.account_settings_for(user=request.user)).data)
+        return Response(self.get_serializer(self.get_object()).data)
 
     @extend_schema(summary="Change settings (live trading needs ALLOW_LIVE_TRADING, a live token and confirmation)",
                    responses={200: AccountSettingsSerializer, 400: ERROR})
     def put(self, request):
-        serializer = self.get_serializer(services.account_settings_for(user=request.user), data=request.data,
-                                         partial=True)
+        serializer = self.get_serializer(self.get_object(), data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         tokens = {name: data.pop(name, None) for name in ("tradier_sandbox_token", "tradier_live_token")}

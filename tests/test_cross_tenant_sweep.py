@@ -1,0 +1,157 @@
+"""Every route of the URL conf, swept for cross-tenant leaks: Bob never reaches Alice's rows.
+
+The routes are read from the URL resolver itself, so a new route cannot be forgotten: each must
+be classified below, as a route on one object (Bob gets 404 for Alice's id, whatever the method),
+as a collection (a list, an export, a report or a page: Alice's rows are not in Bob's answer), or
+as a route that serves no user's rows (with the reason). An unclassified route fails the sweep.
+"""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from django.urls import URLResolver, get_resolver, reverse
+from django.utils import timezone
+from knox.models import AuthToken
+
+from analytics.models import TradeForensics
+from tests.factories import (
+    ClosedTradeFactory,
+    PaperFillFactory,
+    PaperTradeFactory,
+    PriceSnapshotFactory,
+    UserFactory,
+)
+from tradeoptions import tenancy
+from trades import services
+
+# Routes on one object: the URL keyword names the object; the value says which of Alice's objects.
+OBJECT_ROUTES = {
+    "trade-detail": "trade", "trade-adjust": "trade", "trade-close": "trade", "trade-snapshots": "trade",
+    "analytics-forensics": "closed_trade", "api-token-detail": "token_key",
+}
+# Routes that answer with many of the caller's rows (or a page about the caller's account).
+COLLECTION_ROUTES = {
+    "home", "settings", "api-settings", "api-tokens", "trade-list", "trade-history", "trade-export",
+    "analytics-performance", "analytics-calibration", "analytics-exit-replay", "analytics-fill-quality",
+    "analytics-dataset",
+}
+# Routes that serve no user's rows, and why.
+NOT_OBJECT_ROUTES = {
+    "market-status": "the market clock, the same for everyone",
+    "login": "signs in; no rows", "logout": "signs out; no rows",
+    "api-token": "issues a token to the caller, for the caller",
+    "api-token-revoke": "revokes the token the request is made with",
+    "api-token-revoke-all": "revokes the caller's own tokens (filtered on request.user, tests/test_api_tokens.py)",
+    "api-schema": "the OpenAPI document", "api-docs": "the Swagger page", "api-root": "DRF's index of routes",
+    "trade-validate": "checks a trade the caller would open; writes and returns no rows",
+}
+# Whole namespaces, and why.
+NOT_OBJECT_NAMESPACES = {
+    "admin": "staff only (Django's admin permissions); a trader is sent to the login page, see below",
+}
+# Collections that show no names, only figures (calibration: counts per score decile): Bob's answer
+# must be the answer an account without any rows gets.
+SHOWN_AS_FIGURES = {"analytics-calibration"}
+DETAIL_METHODS = ("get", "post", "put", "patch", "delete")
+STRATEGY = "alice-only-strategy-7f3"
+UNDERLYING = "ZQAL"
+
+
+def routes():
+    """(name, namespace, pattern) of every route in the URL conf."""
+
+    def walk(patterns, prefix, namespace):
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                yield from walk(entry.url_patterns, prefix + str(entry.pattern), entry.namespace or namespace)
+            else:
+                yield entry.name, namespace, prefix + str(entry.pattern)
+
+    return list(walk(get_resolver().url_patterns, "/", None))
+
+
+def test_every_route_is_classified():
+    unclassified = sorted({
+        f"{pattern} (name={name!r})" for name, namespace, pattern in routes()
+        if namespace not in NOT_OBJECT_NAMESPACES
+        and name not in OBJECT_ROUTES and name not in COLLECTION_ROUTES and name not in NOT_OBJECT_ROUTES
+    })
+    assert not unclassified, (
+        "Classify these routes in tests/test_cross_tenant_sweep.py (OBJECT_ROUTES, COLLECTION_ROUTES or "
+        f"NOT_OBJECT_ROUTES with a reason), so the cross-tenant sweep covers them: {unclassified}")
+    stale = (set(OBJECT_ROUTES) | COLLECTION_ROUTES | set(NOT_OBJECT_ROUTES)) - {name for name, _, _ in routes()}
+    assert not stale, f"Classified routes that no longer exist: {sorted(stale)}"
+
+
+@pytest.fixture
+def alices_rows(trader):
+    """One of everything Alice can own, marked so that it is recognised wherever it shows up."""
+    open_trade = PaperTradeFactory(owner=trader, ticker=UNDERLYING, strategy=STRATEGY)
+    closed = ClosedTradeFactory(owner=trader, ticker=UNDERLYING, strategy=STRATEGY, card_score=Decimal("7"))
+    PriceSnapshotFactory(trade=open_trade)
+    with tenancy.acting_as(trader.pk):
+        TradeForensics.objects.create(trade=closed, owner=trader, mfe_pct=Decimal("12"), mae_pct=Decimal("-5"),
+                                      first_touch="TP", snapshot_count=3, computed_at=timezone.now())
+    PaperFillFactory(owner=trader, option_symbol=f"{UNDERLYING}261218C00570000",
+                     order__underlying=UNDERLYING, filled_at=datetime(2026, 12, 1, 15, tzinfo=UTC))
+    services.account_settings_update(user=trader, changes={"tradier_account_id": "VA-ALICE-73"},
+                                     sandbox_token=None, live_token=None, confirmation="")
+    token, _ = AuthToken.objects.create(user=trader)
+    ids = {"trade": open_trade.pk, "closed_trade": closed.pk, "token_key": token.token_key}
+    markers = [STRATEGY, UNDERLYING, "VA-ALICE-73", token.token_key, trader.username]
+    return ids, markers
+
+
+def _url(name: str, ids: dict) -> str:
+    if name in OBJECT_ROUTES:
+        keyword = {"trade": "pk", "closed_trade": "trade_id", "token_key": "token_key"}[OBJECT_ROUTES[name]]
+        return reverse(name, kwargs={keyword: ids[OBJECT_ROUTES[name]]})
+    return reverse(name)
+
+
+def _body(response) -> str:
+    content = b"".join(response.streaming_content) if response.streaming else response.content
+    return content.decode()
+
+
+@pytest.mark.parametrize("name", sorted(OBJECT_ROUTES))
+def test_bob_gets_404_for_alices_object_whatever_the_method(name, alices_rows, trader, other_trader, client):
+    ids, _ = alices_rows
+    url = _url(name, ids)
+    client.force_login(other_trader)
+    as_bob = {method: getattr(client, method)(url, {}, content_type="application/json").status_code
+              for method in DETAIL_METHODS}
+    client.force_login(trader)
+    as_alice = {method: getattr(client, method)(url, {}, content_type="application/json").status_code
+                for method in DETAIL_METHODS}
+    # 405 only where the route takes no such method at all (Alice gets 405 too): nothing to hide there.
+    assert all(as_bob[method] == 404 or as_bob[method] == as_alice[method] == 405 for method in DETAIL_METHODS), (
+        url, as_bob, as_alice)
+    assert any(status not in (404, 405) for status in as_alice.values()), (url, as_alice)  # the id is hers
+
+
+@pytest.mark.parametrize("name", sorted(COLLECTION_ROUTES))
+def test_alices_rows_are_in_no_list_export_report_or_page_of_bobs(name, alices_rows, trader, other_trader,
+                                                                   client):
+    _, markers = alices_rows
+    urls = [_url(name, {})] + ([_url(name, {}) + "?format=json"] if name == "trade-export" else [])
+    for url in urls:
+        client.force_login(other_trader)
+        bobs = _body(client.get(url))
+        client.force_login(trader)
+        alices = _body(client.get(url))
+        assert [marker for marker in markers if marker in bobs] == [], url
+        if name in SHOWN_AS_FIGURES:
+            client.force_login(UserFactory(username="nobody"))
+            empty = _body(client.get(url))
+            assert bobs == empty != alices, url
+        else:
+            assert any(marker in alices for marker in markers), f"{url} shows Alice none of her rows: a vacuous check"
+
+
+def test_the_admin_sends_a_trader_to_the_login_page(alices_rows, other_trader, client):
+    ids, _ = alices_rows
+    client.force_login(other_trader)
+    response = client.get(f"/admin/trades/papertrade/{ids['trade']}/change/")
+    assert response.status_code == 302 and "/login/" in response["Location"]
