@@ -84,14 +84,14 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _start_gunicorn(port: int) -> subprocess.Popen:
+def _start_gunicorn(port: int, log) -> subprocess.Popen:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tradeoptions.settings.production", "DJANGO_READ_DOT_ENV": "false",
            "DATABASE_URL": _database_url(), "SECRET_KEY": "load-" + Fernet.generate_key().decode() * 2,
            "ENCRYPTION_KEYS": Fernet.generate_key().decode(), "THROTTLE_USER": "100000/min"}
     server = subprocess.Popen(
         [str(Path(sys.executable).with_name("gunicorn")), "tradeoptions.wsgi:application", "--bind",
          f"127.0.0.1:{port}", "--workers", str(WORKERS), "--log-level", "warning"],
-        cwd=ROOT, env=env)
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # its JSON access lines, kept apart
     for _ in range(100):
         try:
             if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
@@ -113,7 +113,8 @@ def bench_polling_load(traders, tmp_path):
     tokens = tmp_path / "tokens.txt"
     tokens.write_text("".join(f"{token} {trade_id}\n" for token, trade_id in traders))
     port = _free_port()
-    server = _start_gunicorn(port)
+    server_log = (tmp_path / "gunicorn.log").open("w")
+    server = _start_gunicorn(port, server_log)
     try:
         cpu = _cpu_seconds(psutil.Process(server.pid))
         subprocess.run(
@@ -125,6 +126,7 @@ def bench_polling_load(traders, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+        server_log.close()
     rows = list(csv.DictReader((tmp_path / "load_stats.csv").open()))
     print(f"\n{USERS} traders polling every 15 s for {SECONDS} s; gunicorn {WORKERS} workers, production settings")
     print(f"{'endpoint':<34}{'requests':>9}{'errors':>8}{'req/s':>8}"
