@@ -45,6 +45,8 @@ NOT_OBJECT_ROUTES = {
     "api-token-revoke-all": "revokes the caller's own tokens (filtered on request.user, tests/test_api_tokens.py)",
     "api-schema": "the OpenAPI document", "api-docs": "the Swagger page", "api-root": "DRF's index of routes",
     "trade-validate": "checks a trade the caller would open; writes and returns no rows",
+    "settings-paper": "switches the caller's own account back to paper (request.user's settings row only)",
+    "api-webhook-secret": "makes a new signing secret for the caller's own webhook; shows no one else's rows",
 }
 # Whole namespaces, and why.
 NOT_OBJECT_NAMESPACES = {
