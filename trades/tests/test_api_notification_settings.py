@@ -58,7 +58,8 @@ def test_a_webhook_url_is_saved_and_audited_without_its_value(api_as, trader, dn
 
 @pytest.mark.parametrize("url", ["ftp://hooks.example.com/x", "hooks.example.com/x", "javascript:alert(1)",
                                  "http://user:pw@hooks.example.com/", "http://hooks.example.com:99999/",
-                                 "http://hooks.example.com/a b", "http://hooks.example.com/\r\nX-Evil: 1"])
+                                 "http://hooks.example.com/a b", "http://hooks.example.com/\r\nX-Evil: 1",
+                                 "http://[::1/hook", "http://[not-an-address]/hook"])
 def test_a_webhook_url_must_be_plain_http_or_https(api_as, trader, dns, url):
     dns["hooks.example.com"] = "93.184.216.34"
     attr, _ = _field_error(api_as(trader).put("/api/settings", {"webhook_url": url}, format="json"))
