@@ -1,29 +1,11 @@
 """Notification choices in /api/settings: browser notifications, the webhook URL (refused with a
 field error when it points inside our network) and its signing secret, shown once."""
 
-import socket
-
 import pytest
 
 from tradeoptions import tenancy
 from trades import services
 from trades.models import EventKind, TradeEvent
-from trades.services import notifications
-
-
-@pytest.fixture
-def dns(monkeypatch):
-    """Names under example.com resolve as the test says; every other name as usual."""
-    answers: dict[str, str] = {}
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        if host in answers:
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(notifications.socket, "getaddrinfo", getaddrinfo)
-    return answers
 
 
 @pytest.fixture

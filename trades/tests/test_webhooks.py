@@ -4,7 +4,6 @@ to a real receiver on 127.0.0.1."""
 import hashlib
 import hmac
 import logging
-import socket
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -231,21 +230,6 @@ def test_redirects_are_not_followed(trader, receiver, django_capture_on_commit_c
         assert {d.status_code for d in deliveries_of(event)} == {302}
     finally:
         elsewhere.stop()
-
-
-@pytest.fixture
-def dns(monkeypatch):
-    """A resolver the test controls for names under example.com; every other name resolves as usual."""
-    answers: dict[str, str] = {}
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        if host in answers:
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(notifications.socket, "getaddrinfo", getaddrinfo)
-    return answers
 
 
 def test_a_name_that_resolves_inside_our_network_at_send_time_is_refused(
