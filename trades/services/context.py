@@ -138,7 +138,7 @@ def trade_context_fill(*, owner_id: int, trade_id: int, parts: dict[str, dict], 
     if unknown := set(parts) - set(CONTEXT_PARTS):
         raise ValueError(f"Unknown context parts: {sorted(unknown)}")
     with tenancy.acting_as(owner_id):
-        trade = PaperTrade.objects.filter(pk=trade_id).only("id", "owner_id", "status").first()
+        trade = PaperTrade.objects.filter(pk=trade_id).only("id", "owner_id", "status", "broker_mode").first()
         if trade is None:
             return []
         filled = [
