@@ -118,9 +118,11 @@ def _parts(url: str):
     if parts.username or parts.password:
         raise UnsafeWebhookTarget("A webhook URL cannot carry a user name or password.")
     try:
-        _port(parts)
+        port = parts.port
     except ValueError:
-        raise UnsafeWebhookTarget("The webhook URL's port is not a number from 1 to 65535.") from None
+        port = 0
+    if port == 0:  # out of range, or an explicit 0 that `_port` would silently turn into 80/443
+        raise UnsafeWebhookTarget("The webhook URL's port is not a number from 1 to 65535.")
     return parts
 
 

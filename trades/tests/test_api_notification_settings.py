@@ -40,6 +40,7 @@ def test_a_webhook_url_is_saved_and_audited_without_its_value(api_as, trader, dn
 
 @pytest.mark.parametrize("url", ["ftp://hooks.example.com/x", "hooks.example.com/x", "javascript:alert(1)",
                                  "http://user:pw@hooks.example.com/", "http://hooks.example.com:99999/",
+                                 "https://hooks.example.com:0/",
                                  "http://hooks.example.com/a b", "http://hooks.example.com/\r\nX-Evil: 1",
                                  "http://[::1/hook", "http://[not-an-address]/hook"])
 def test_a_webhook_url_must_be_plain_http_or_https(api_as, trader, dns, url):
