@@ -89,14 +89,17 @@ class ReconcileReport:
 
 
 def reconcile_owner_ids() -> list[int]:
-    """Traders worth reconciling: those with active trades or working local-paper orders. Read
-    across tenants (it is the ops job's list of whom to look at), nothing else is."""
-    from brokers.models import PaperOrder
+    """Traders worth reconciling: those with active trades or working local-paper orders, and
+    those who trade at Tradier now (a stray order or a position there matters even when no trade
+    is active). Read across tenants (it is the ops job's list of whom to look at), nothing else is."""
+    from brokers.models import BrokerMode, PaperOrder
     from brokers.paper import WORKING
 
     with tenancy.system_context():
         owners = set(PaperTrade.objects.filter(status__in=ACTIVE_STATUSES).values_list("owner_id", flat=True))
         owners |= set(PaperOrder.objects.filter(status__in=WORKING).values_list("owner_id", flat=True))
+        owners |= set(AccountSettings.objects.exclude(broker_mode=BrokerMode.LOCAL_PAPER)
+                      .values_list("owner_id", flat=True))
     return sorted(owners)
 
 

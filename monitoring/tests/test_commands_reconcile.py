@@ -128,6 +128,15 @@ def test_tradier_quantity_mismatch_and_a_bracket_cancelled_at_the_broker(trader,
     assert "-> mark the trade for attention" not in _reconcile("--user", "alice")  # marked once
 
 
+def test_without_user_a_tradier_trader_with_no_active_trade_is_looked_at_too(trader, tradier, market):
+    client = TradierClient(base_url=tradier.url(SANDBOX), token=SANDBOX_TOKEN, account_id=SANDBOX_ACCOUNT)
+    client.place_order(OrderRequest(option_symbol=CONTRACT, side="buy_to_open", quantity=1, order_type="limit",
+                                    limit_price=Decimal("1.00"), tag="by-hand-1"))  # placed on Tradier's website
+    client.close()
+    report = _reconcile()
+    assert "alice (TRADIER_SANDBOX): 1 difference(s)" in report and "foreign_order" in report
+
+
 def test_an_unreachable_broker_exits_non_zero_with_the_reason(trader, tradier, market):
     open_sandbox_call(trader, market)
     tradier.maintenance = True
