@@ -106,7 +106,8 @@ def _check_mode(account: AccountSettings, *, switching: bool, confirmation: str)
 
 
 def _checked_webhook_url(url: str) -> str:
-    """Checked before the transaction: it resolves the host name, which may take a while."""
+    """Checked before the settings row is locked: it resolves the host name, which may take a while
+    (still inside the request's transaction, so a slow resolver holds a connection, not a lock)."""
     url = url.strip()
     if url:
         try:
