@@ -56,7 +56,7 @@ def broker_for(account: BrokerAccount, *, market: Market | None = None) -> Broke
     if not account.tradier_account_id:
         raise BrokerError("No Tradier account id is set: add it in your settings.")
     client = _tradier_client(tradier_base_url(mode), token, account.tradier_account_id)
-    return LiveBroker(client) if mode == BrokerMode.TRADIER_LIVE else client
+    return LiveBroker(client, account_id=account.tradier_account_id) if mode == BrokerMode.TRADIER_LIVE else client
 
 
 @lru_cache(maxsize=256)
@@ -81,8 +81,9 @@ class LiveBroker:
 
     live = True
 
-    def __init__(self, inner: BrokerProvider) -> None:
+    def __init__(self, inner: BrokerProvider, *, account_id: str = "") -> None:
         self._inner = inner
+        self._account_id = account_id
         self.supports_otoco = inner.supports_otoco
 
     def __getattr__(self, name):
@@ -100,7 +101,12 @@ class LiveBroker:
 
     def cancel_order(self, order_id: str) -> Order:
         live_log.warning("LIVE cancel of order %s", order_id, extra={"live": True, "order_id": order_id})
-        order = self._inner.cancel_order(order_id)
+        try:
+            order = self._inner.cancel_order(order_id)
+        except BrokerError as error:  # a real order may still be working: say so as loudly as a placement
+            live_log.error("LIVE cancel of order %s failed: %s", order_id, self._told(error),
+                           extra={"live": True, "order_id": order_id})
+            raise
         live_log.warning("LIVE order %s (%s) is %s", order.id, order.tag or "-", order.status.value,
                          extra={"live": True, "order_id": order.id, "tag": order.tag})
         return order
@@ -115,8 +121,14 @@ class LiveBroker:
         try:
             order = send()
         except BrokerError as error:
-            live_log.error("LIVE %s %s failed: %s", call, head.tag, error, extra={"live": True, "tag": head.tag})
+            live_log.error("LIVE %s %s failed: %s", call, head.tag, self._told(error),
+                           extra={"live": True, "tag": head.tag})
             raise
         live_log.warning("LIVE order %s (%s) is %s", order.id, head.tag, order.status.value,
                          extra={"live": True, "order_id": order.id, "tag": head.tag})
         return order
+
+    def _told(self, error: BrokerError) -> str:
+        """The broker's message without the account number (Tradier's request paths carry it)."""
+        text = str(error)
+        return text.replace(self._account_id, "<account>") if self._account_id else text

@@ -3,7 +3,7 @@
 The order sync (`monitoring.sync`) keeps trades in line with the broker every cycle, but it only
 acts; it never tells anyone what it found, and it cannot see what it does not look for (a
 position the broker holds that no trade accounts for, quantities that disagree). `reconcile`
-reads each broker account of the trader once (its orders with the sync's own `_read_book`, and
+reads each broker account of the trader once (its orders with the sync's own `read_book`, and
 its positions) and lists every difference:
 
 - BROKER_AHEAD: the broker filled, cancelled or closed something a trade has not caught up with;
@@ -43,7 +43,7 @@ from trades.services.orders import broker_of, trade_order_tag
 from . import sync
 
 # The sync's own reading and deciding, reused on purpose: reconcile must judge exactly as the sync acts.
-from .sync import _Account, _Book, _exit_legs, _known_ids, _read_book, _sync_trade, filled_exit
+from .sync import OrderBook, SyncAccount, exit_legs, filled_exit, known_order_ids, read_book, sync_trade
 
 logger = logging.getLogger(__name__)
 
@@ -89,14 +89,17 @@ class ReconcileReport:
 
 
 def reconcile_owner_ids() -> list[int]:
-    """Traders worth reconciling: those with active trades or working local-paper orders. Read
-    across tenants (it is the ops job's list of whom to look at), nothing else is."""
-    from brokers.models import PaperOrder
+    """Traders worth reconciling: those with active trades or working local-paper orders, and
+    those who trade at Tradier now (a stray order or a position there matters even when no trade
+    is active). Read across tenants (it is the ops job's list of whom to look at), nothing else is."""
+    from brokers.models import BrokerMode, PaperOrder
     from brokers.paper import WORKING
 
     with tenancy.system_context():
         owners = set(PaperTrade.objects.filter(status__in=ACTIVE_STATUSES).values_list("owner_id", flat=True))
         owners |= set(PaperOrder.objects.filter(status__in=WORKING).values_list("owner_id", flat=True))
+        owners |= set(AccountSettings.objects.exclude(broker_mode=BrokerMode.LOCAL_PAPER)
+                      .values_list("owner_id", flat=True))
     return sorted(owners)
 
 
@@ -123,28 +126,28 @@ def reconcile(*, user: AbstractBaseUser, fix: bool = False, market: Market | Non
     return report
 
 
-def _accounts(user) -> tuple[AccountSettings, list[_Account]]:
+def _accounts(user) -> tuple[AccountSettings, list[SyncAccount]]:
     """The user's settings and one account per broker mode that holds active trades (a trade is
     managed where it was placed), plus the mode the user trades in now."""
     with tenancy.acting_as(user.pk):
         account = AccountSettings.objects.filter(owner=user).first() or AccountSettings(owner_id=user.pk)
         trades = list(PaperTrade.objects.filter(owner=user, status__in=ACTIVE_STATUSES).order_by("id"))
     modes = sorted({trade.broker_mode for trade in trades} | {account.broker_mode})
-    return account, [_Account(user.pk, mode, [t for t in trades if t.broker_mode == mode]) for mode in modes]
+    return account, [SyncAccount(user.pk, mode, [t for t in trades if t.broker_mode == mode]) for mode in modes]
 
 
 @dataclass
 class _State:
     broker: object
-    book: _Book
+    book: OrderBook
     positions: list[Position]
 
 
-def _look(account: AccountSettings, item: _Account, market: Market, at: datetime):
+def _look(account: AccountSettings, item: SyncAccount, market: Market, at: datetime):
     try:
         broker = broker_of(account, mode=item.mode, market=market)
-        book = _read_book(item, broker, sync.SyncReport())
-        positions = sync._at_broker(item, broker.get_positions)
+        book = read_book(item, broker, sync.SyncReport())
+        positions = sync.at_broker(item, broker.get_positions)
     except (BrokerError, TradeError) as error:
         return [Difference(DifferenceKind.UNREADABLE, item.mode, f"the account could not be read: {error}")], None
     found = [*_trade_differences(item, book, market, at), *_position_differences(item, book, positions),
@@ -152,7 +155,7 @@ def _look(account: AccountSettings, item: _Account, market: Market, at: datetime
     return found, _State(broker, book, positions)
 
 
-def _trade_differences(item: _Account, book: _Book, market: Market, at: datetime) -> list[Difference]:
+def _trade_differences(item: SyncAccount, book: OrderBook, market: Market, at: datetime) -> list[Difference]:
     found = []
     for trade in item.trades:
         say = _say(item.mode, trade)
@@ -170,7 +173,7 @@ def _trade_differences(item: _Account, book: _Book, market: Market, at: datetime
                                  f"broker; the trade is PENDING with {trade.filled_qty} filled",
                                  order_id=entry.id, fix="apply the entry's outcome"))
             continue
-        head, sl, tp = _exit_legs(trade, book)
+        head, sl, tp = exit_legs(trade, book)
         if exit_fill := filled_exit(sl, tp):
             reason, leg, _ = exit_fill
             found.append(say(DifferenceKind.BROKER_AHEAD,
@@ -188,7 +191,7 @@ def _trade_differences(item: _Account, book: _Book, market: Market, at: datetime
     return found
 
 
-def _bracket_differences(trade, say, book: _Book, head, sl, tp, market: Market, at: datetime) -> list[Difference]:
+def _bracket_differences(trade, say, book: OrderBook, head, sl, tp, market: Market, at: datetime) -> list[Difference]:
     if not (trade.bracket_order_id or trade.sl_order_id or trade.tp_order_id):
         working = book.by_tag.get(_tag(trade, OrderPurpose.STOP_LOSS))
         if working is not None and working.status.is_working:
@@ -207,7 +210,7 @@ def _bracket_differences(trade, say, book: _Book, head, sl, tp, market: Market, 
     return []
 
 
-def _position_differences(item: _Account, book: _Book, positions: list[Position]) -> list[Difference]:
+def _position_differences(item: SyncAccount, book: OrderBook, positions: list[Position]) -> list[Difference]:
     ours: dict[str, int] = defaultdict(int)
     owners: dict[str, list[int]] = defaultdict(list)
     for trade in item.trades:
@@ -238,9 +241,9 @@ def _position_differences(item: _Account, book: _Book, positions: list[Position]
     return found
 
 
-def _order_differences(item: _Account, book: _Book) -> list[Difference]:
+def _order_differences(item: SyncAccount, book: OrderBook) -> list[Difference]:
     active = {str(trade.pk): trade for trade in item.trades}
-    known = {order_id for trade in item.trades for order_id in _known_ids(trade)}
+    known = {order_id for trade in item.trades for order_id in known_order_ids(trade)}
     suspects, found = [], []
     for order in book.orders:
         if not order.status.is_working or order.id in known:
@@ -251,7 +254,7 @@ def _order_differences(item: _Account, book: _Book) -> list[Difference]:
                                     f"working {order.order_class} order with tag {order.tag or '(none)'} was not "
                                     "placed by tradeoptions", order_id=order.id))
         elif parsed[0] in active:
-            if not sync._adopted(active[parsed[0]], order):
+            if not sync.is_adopted(active[parsed[0]], order):
                 found.append(Difference(DifferenceKind.STRAY_ORDER, item.mode,
                                         f"a second working order {order.id} ({order.tag}) for the trade",
                                         trade_id=active[parsed[0]].pk, order_id=order.id,
@@ -276,20 +279,20 @@ def _order_differences(item: _Account, book: _Book) -> list[Difference]:
     return found
 
 
-def _fix(item: _Account, state: _State, market: Market, at: datetime) -> int:
+def _fix(item: SyncAccount, state: _State, market: Market, at: datetime) -> int:
     """The sync's own writes for this account, from the book just read."""
     fixed = 0
     for trade in item.trades:
         try:
-            fixed += _sync_trade(trade, state.book, state.broker, market, at)
+            fixed += sync_trade(trade, state.book, state.broker, market, at)
         except (VersionConflict, InvalidTransition):
             continue  # the trade moved meanwhile: the second read shows where it stands
         except (BrokerError, TradeError) as error:  # e.g. a bracket the broker refused: still listed after
             logger.warning("reconcile: trade %s could not be fixed: %s", trade.pk, error)
-    return fixed + sync._guard_orphans(item, state.book, state.broker)
+    return fixed + sync.guard_orphans(item, state.book, state.broker)
 
 
-def _working(book: _Book):
+def _working(book: OrderBook):
     for order in book.orders:
         if order.status.is_working:
             yield from (leg for leg in order.legs if leg.status.is_working) if order.legs else (order,)

@@ -24,6 +24,10 @@ Decisions per trade, from the orders the broker reports:
 `trigger_precision` keeps its meaning "fill minus trigger price, per share" (the slippage of a
 stop in a gap, the improvement of a take-profit); where a close came from (a broker fill, an
 expiry) is the event's `source` in its payload.
+
+`reconcile` (ops) judges with the very same pieces, so they are public: `SyncAccount`,
+`OrderBook`, `read_book`, `at_broker`, `known_order_ids`, `exit_legs`, `filled_exit`,
+`sync_trade`, `is_adopted` and `guard_orphans`.
 """
 
 from __future__ import annotations
@@ -79,13 +83,13 @@ class SyncReport:
 
 
 @dataclass
-class _Account:
+class SyncAccount:
     owner_id: int
     mode: str
     trades: list[PaperTrade] = field(default_factory=list)
 
 
-class _Book:
+class OrderBook:
     """One account's orders as the broker listed them, by id (heads and legs) and by tag."""
 
     def __init__(self, orders: list[Order]) -> None:
@@ -130,7 +134,7 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
             broker = broker_of(settings_of.get(account.owner_id) or AccountSettings(owner_id=account.owner_id),
                                mode=account.mode, market=market)
             book = paper_books.get(account.owner_id) if account.mode == BrokerMode.LOCAL_PAPER else None
-            book = book or _read_book(account, broker, report)
+            book = book or read_book(account, broker, report)
         except (BrokerError, TradeError) as error:
             logger.warning("sync: the %s account of user %s could not be read: %s", account.mode, account.owner_id,
                            error)
@@ -143,7 +147,7 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
         for trade in account.trades:
             try:  # each write below runs as the trade's owner; deciding needs no database
                 with about_trade(trade.pk):
-                    report.changed += _sync_trade(trade, book, broker, market, at)
+                    report.changed += sync_trade(trade, book, broker, market, at)
             except SoftTimeLimitExceeded:  # the cycle is out of time: stop here, the next one carries on
                 raise
             except (VersionConflict, InvalidTransition) as error:  # the trader moved first: next cycle sees it
@@ -151,7 +155,7 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
             except Exception:  # one broken trade must not stop the others
                 logger.exception("sync: trade %s could not be synced", trade.pk)
         try:
-            report.orphans += _guard_orphans(account, book, broker)
+            report.orphans += guard_orphans(account, book, broker)
         except SoftTimeLimitExceeded:
             raise
         except Exception:  # the orphans of one account must not stop the others' sync
@@ -159,7 +163,7 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
     return report
 
 
-def _tell_the_trader(account: _Account, error: Exception) -> None:
+def _tell_the_trader(account: SyncAccount, error: Exception) -> None:
     """Only the trader can fix a refused token: their webhook hears of it (at most hourly)."""
     try:
         broker_auth_failure_announce(owner_id=account.owner_id, broker_mode=account.mode, message=str(error))
@@ -171,7 +175,7 @@ TOKEN_REFUSED = ("The broker refused this account's token, so this trade's order
                  "enter a new token in your settings.")
 
 
-def _note_token(account: _Account, *, refused: bool) -> None:
+def _note_token(account: SyncAccount, *, refused: bool) -> None:
     """A refused token is the trader's to fix, and until then the monitor is blind to the
     account's orders: each active trade says so (its attention reason and one event), once, not
     every cycle; and stops saying so, once, when the broker accepts the token again. A trade that
@@ -190,21 +194,21 @@ def _note_token(account: _Account, *, refused: bool) -> None:
             logger.info("sync: trade %s changed meanwhile (%s)", trade.pk, error)
 
 
-def _accounts_to_read(at: datetime) -> list[_Account]:
+def _accounts_to_read(at: datetime) -> list[SyncAccount]:
     """Accounts with active trades, with trades finished recently (their exits may still work),
     or with working local-paper orders; two queries across tenants, so in the system context: the
     order sync is a system job over every user's trades, which no request can reach."""
-    accounts: dict[tuple[int, str], _Account] = {}
+    accounts: dict[tuple[int, str], SyncAccount] = {}
     with tenancy.system_context():
         recent = Q(status__in=[TradeStatus.CLOSED, TradeStatus.CANCELED, TradeStatus.REJECTED],
                    updated_at__gte=min(at, _now()) - RECENTLY_FINISHED)
         for trade in PaperTrade.objects.filter(Q(status__in=ACTIVE_STATUSES) | recent).order_by("id"):
             account = accounts.setdefault((trade.owner_id, trade.broker_mode),
-                                          _Account(trade.owner_id, trade.broker_mode))
+                                          SyncAccount(trade.owner_id, trade.broker_mode))
             if trade.status in ACTIVE_STATUSES:
                 account.trades.append(trade)
         for owner_id in paper_owners_with_working_orders():
-            accounts.setdefault((owner_id, BrokerMode.LOCAL_PAPER), _Account(owner_id, BrokerMode.LOCAL_PAPER))
+            accounts.setdefault((owner_id, BrokerMode.LOCAL_PAPER), SyncAccount(owner_id, BrokerMode.LOCAL_PAPER))
     return list(accounts.values())
 
 
@@ -219,7 +223,7 @@ def _settings_of(owner_ids: set[int]) -> dict[int, AccountSettings]:
         return {row.owner_id: row for row in AccountSettings.objects.filter(owner_id__in=owner_ids)}
 
 
-def _at_broker(account: _Account, call):
+def at_broker(account: SyncAccount, call):
     """Local-paper orders are rows under row-level security: read them as their owner. A real
     broker is called outside any transaction."""
     if account.mode == BrokerMode.LOCAL_PAPER:
@@ -228,7 +232,7 @@ def _at_broker(account: _Account, call):
     return call()
 
 
-def _paper_books(accounts: list[_Account]) -> dict[int, _Book]:
+def _paper_books(accounts: list[SyncAccount]) -> dict[int, OrderBook]:
     """Every local-paper account's orders that matter now, in two queries for all accounts.
 
     The local paper broker's orders are our own rows, so instead of one `get_orders()` per
@@ -239,36 +243,36 @@ def _paper_books(accounts: list[_Account]) -> dict[int, _Book]:
     if not accounts:
         return {}
     owners = [account.owner_id for account in accounts]
-    ids = [int(i) for account in accounts for trade in account.trades for i in _known_ids(trade) if i.isdigit()]
+    ids = [int(i) for account in accounts for trade in account.trades for i in known_order_ids(trade) if i.isdigit()]
     tags = [trade_order_tag(trade, purpose) for account in accounts for trade in account.trades
             for purpose in (OrderPurpose.ENTRY, OrderPurpose.STOP_LOSS, OrderPurpose.CLOSE)]
     with tenancy.system_context():
         orders = paper_orders_of(owners, ids=ids, tags=tags)
-    return {owner: _Book(listed) for owner, listed in orders.items()}
+    return {owner: OrderBook(listed) for owner, listed in orders.items()}
 
 
-def _read_book(account: _Account, broker, report: SyncReport) -> _Book:
-    book = _Book(_at_broker(account, broker.get_orders))
+def read_book(account: SyncAccount, broker, report: SyncReport) -> OrderBook:
+    book = OrderBook(at_broker(account, broker.get_orders))
     report.broker_calls += 1
     for trade in account.trades:
-        for order_id in _known_ids(trade):
+        for order_id in known_order_ids(trade):
             if book.find(order_id) is None:  # older than the list shows (Tradier: before today)
                 try:
-                    book.add(_at_broker(account, lambda order_id=order_id: broker.get_order(order_id)))
+                    book.add(at_broker(account, lambda order_id=order_id: broker.get_order(order_id)))
                 except BrokerError as error:
                     logger.warning("sync: order %s of trade %s could not be read: %s", order_id, trade.pk, error)
                 report.broker_calls += 1
     return book
 
 
-def _known_ids(trade: PaperTrade) -> list[str]:
+def known_order_ids(trade: PaperTrade) -> list[str]:
     ids = [trade.entry_order_id, trade.bracket_order_id, trade.close_order_id]
     if not trade.bracket_order_id:
         ids += [trade.sl_order_id, trade.tp_order_id]
     return [order_id for order_id in ids if order_id]
 
 
-def _sync_trade(trade: PaperTrade, book: _Book, broker, market: Market, at: datetime) -> int:
+def sync_trade(trade: PaperTrade, book: OrderBook, broker, market: Market, at: datetime) -> int:
     """Apply what the broker says to one trade (in its owner's context). Returns 1 if it changed."""
     if trade.status == TradeStatus.PENDING:
         entry_changed, trade = _sync_entry(trade, book, broker)
@@ -278,7 +282,7 @@ def _sync_trade(trade: PaperTrade, book: _Book, broker, market: Market, at: date
     return _sync_held(trade, book, broker, market, at)
 
 
-def _sync_entry(trade: PaperTrade, book: _Book, broker) -> tuple[int, PaperTrade]:
+def _sync_entry(trade: PaperTrade, book: OrderBook, broker) -> tuple[int, PaperTrade]:
     order = book.find(trade.entry_order_id) or book.by_tag.get(trade_order_tag(trade, OrderPurpose.ENTRY))
     if order is None:
         return 0, trade
@@ -299,7 +303,7 @@ def _sync_entry(trade: PaperTrade, book: _Book, broker) -> tuple[int, PaperTrade
     return 1, trade
 
 
-def _adopt_or_attach_bracket(trade: PaperTrade, book: _Book, broker) -> PaperTrade:
+def _adopt_or_attach_bracket(trade: PaperTrade, book: OrderBook, broker) -> PaperTrade:
     working = book.by_tag.get(trade_order_tag(trade, OrderPurpose.STOP_LOSS))
     if working is not None and working.status.is_working:
         return trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED,
@@ -308,7 +312,7 @@ def _adopt_or_attach_bracket(trade: PaperTrade, book: _Book, broker) -> PaperTra
     return bracket_attach(trade=trade, broker=broker, **SYSTEM)
 
 
-def _exit_legs(trade: PaperTrade, book: _Book) -> tuple[Order | None, Order | None, Order | None]:
+def exit_legs(trade: PaperTrade, book: OrderBook) -> tuple[Order | None, Order | None, Order | None]:
     """(bracket head, SL leg, TP leg) as the broker reports them."""
     if trade.bracket_order_id:
         head = book.find(trade.bracket_order_id)
@@ -329,8 +333,8 @@ def filled_exit(sl: Order | None, tp: Order | None) -> tuple[str, Order, object]
     return None
 
 
-def _sync_held(trade: PaperTrade, book: _Book, broker, market: Market, at: datetime) -> int:
-    head, sl, tp = _exit_legs(trade, book)
+def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: datetime) -> int:
+    head, sl, tp = exit_legs(trade, book)
     if exit_fill := filled_exit(sl, tp):
         with tenancy.acting_as(trade.owner_id):
             _close_on_exit_fill(trade, exit_fill, book, broker)
@@ -365,7 +369,7 @@ def _sync_held(trade: PaperTrade, book: _Book, broker, market: Market, at: datet
     return 0
 
 
-def _close_on_exit_fill(trade: PaperTrade, exit_fill, book: _Book, broker) -> PaperTrade:
+def _close_on_exit_fill(trade: PaperTrade, exit_fill, book: OrderBook, broker) -> PaperTrade:
     reason, leg, trigger = exit_fill
     sell = book.find(trade.close_order_id)
     if trade.status == TradeStatus.CLOSING and sell is not None and sell.status.is_working:
@@ -382,10 +386,10 @@ def _close_on_exit_fill(trade: PaperTrade, exit_fill, book: _Book, broker) -> Pa
                             expected_version=trade.version, changes=changes, payload=payload, **SYSTEM)
 
 
-def _guard_orphans(account: _Account, book: _Book, broker) -> int:
+def guard_orphans(account: SyncAccount, book: OrderBook, broker) -> int:
     """Working orders tagged by us that no active trade of this account accounts for."""
     active = {str(trade.pk): trade for trade in account.trades}
-    known = {order_id for trade in account.trades for order_id in _known_ids(trade)}
+    known = {order_id for trade in account.trades for order_id in known_order_ids(trade)}
     suspects: dict[int, list[Order]] = defaultdict(list)
     strays: list[tuple[PaperTrade, Order]] = []
     for order in book.orders:
@@ -394,7 +398,7 @@ def _guard_orphans(account: _Account, book: _Book, broker) -> int:
             continue
         trade_id, _ = parsed
         if trade_id in active:
-            if _adopted(active[trade_id], order):
+            if is_adopted(active[trade_id], order):
                 continue
             strays.append((active[trade_id], order))
         elif trade_id.isdigit():
@@ -416,7 +420,7 @@ def _guard_orphans(account: _Account, book: _Book, broker) -> int:
     return handled
 
 
-def _adopted(trade: PaperTrade, order: Order) -> bool:
+def is_adopted(trade: PaperTrade, order: Order) -> bool:
     """An order this cycle may just have adopted (placed with an unknown outcome, found by its tag)."""
     purpose = parse_order_tag(order.tag)[1]
     return ((purpose == OrderPurpose.ENTRY and not trade.entry_order_id)
@@ -425,10 +429,10 @@ def _adopted(trade: PaperTrade, order: Order) -> bool:
                 and not trade.sl_order_id))
 
 
-def _cancel_orphan(account: _Account, trade: PaperTrade, order: Order, broker) -> int:
+def _cancel_orphan(account: SyncAccount, trade: PaperTrade, order: Order, broker) -> int:
     who = {"actor": Actor.SYSTEM, "actor_label": "orphan_guard"}
     try:
-        result = _at_broker(account, lambda: broker.cancel_order(order.id))
+        result = at_broker(account, lambda: broker.cancel_order(order.id))
     except BrokerError as error:
         logger.error("orphan guard: order %s of %s trade %s is still working and could not be cancelled: %s",
                      order.id, trade.status, trade.pk, error)
@@ -445,7 +449,7 @@ def _cancel_orphan(account: _Account, trade: PaperTrade, order: Order, broker) -
     return 1
 
 
-def _note_unknown(account: _Account, trade_id: int, order: Order) -> int:
+def _note_unknown(account: SyncAccount, trade_id: int, order: Order) -> int:
     """A working order tagged for a trade this account does not hold: a person must look (it is
     not cancelled, since we cannot tell whose it is). Recorded and logged once per order."""
     if not cache.add(f"orphan-noted:{account.owner_id}:{order.id}", 1, ORPHAN_NOTE_TTL):

@@ -118,7 +118,7 @@ def test_a_worker_killed_three_times_mid_cycle_loses_and_doubles_nothing(trader,
 
     # 3. Restarted and killed again, right after the first trade's close committed (the sync
     #    writes each trade in a transaction of its own).
-    fault_worker.start(hook="monitoring.sync:_sync_trade:1:after")
+    fault_worker.start(hook="monitoring.sync:sync_trade:1:after")
     tasks.sync_orders.apply_async(expires=300)
     fault_worker.wait_for("paused")
     fault_worker.kill()

@@ -399,6 +399,9 @@ class AccountSettings(models.Model):
         BrokerMode.TRADIER_SANDBOX: "tradier_sandbox_token_encrypted",
         BrokerMode.TRADIER_LIVE: "tradier_live_token_encrypted",
     }
+    # Every column under ENCRYPTION_KEYS: key rotation must rewrite them all, or removing an old
+    # key leaves a secret nobody can read.
+    ENCRYPTED_FIELDS = (*TOKEN_FIELDS.values(), "webhook_secret_encrypted")
 
     class Meta:
         verbose_name_plural = "account settings"

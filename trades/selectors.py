@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import F, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 
+from brokers.models import BrokerMode
 from tradeoptions import tenancy
 
 from .models import PaperTrade, TradeEvent, TradeStatus
@@ -75,6 +76,11 @@ def trade_with_events(*, user: AbstractBaseUser) -> QuerySet[PaperTrade]:
 def trade_get(*, user: AbstractBaseUser, trade_id: int) -> PaperTrade:
     """Raises PaperTrade.DoesNotExist for another user's trade, exactly as for a missing one."""
     return trade_list(user=user).get(pk=trade_id)
+
+
+def live_trades_open_count(*, user: AbstractBaseUser) -> int:
+    """The user's active trades placed at Tradier live: real money, whatever mode they trade in now."""
+    return PaperTrade.objects.active().filter(owner=user, broker_mode=BrokerMode.TRADIER_LIVE).count()
 
 
 def trade_snapshots(*, trade: PaperTrade, max_points: int = MAX_CHART_POINTS) -> list[dict]:

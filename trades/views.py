@@ -9,8 +9,8 @@ from django.views.decorators.http import require_POST
 
 from brokers.models import BrokerMode
 
-from . import services
-from .models import CloseReason, OptionType, PaperTrade
+from . import selectors, services
+from .models import CloseReason, OptionType
 
 
 def _page_context(request) -> dict:
@@ -19,8 +19,7 @@ def _page_context(request) -> dict:
         "account": account,
         "is_live": account.broker_mode == BrokerMode.TRADIER_LIVE,
         # Trades placed live stay live after a switch back to paper: the banner keeps saying so.
-        "live_trades_open": PaperTrade.objects.active().filter(
-            owner=request.user, broker_mode=BrokerMode.TRADIER_LIVE).count(),
+        "live_trades_open": selectors.live_trades_open_count(user=request.user),
         "page_config": {
             "username": request.user.get_username(),
             "broker_mode": account.broker_mode,

@@ -1,6 +1,7 @@
 """Fixtures for market data: a fake ORATS server, a provider pointed at it, and a fixed clock."""
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -32,3 +33,50 @@ def orats_client(fake_orats, sleeps):
 @pytest.fixture
 def orats(orats_client):
     return OratsProvider(orats_client, clock=lambda: MIDDAY)
+
+
+# --- A trader at the Tradier sandbox (the fake Tradier over HTTP), for the order sync and reconcile ---
+
+SANDBOX_CONTRACT = "SPY261218C00570000"
+SANDBOX_TOKEN = "sbxTOKEN-monitor-1a2b3c4d5e"
+SANDBOX_ACCOUNT = "VA00006161"
+
+
+@pytest.fixture
+def tradier(settings, trader, market):
+    """The fake Tradier with `trader` trading in its sandbox account (quotes: the module's `market`)."""
+    from brokers.models import BrokerMode
+    from tests.fakes.tradier import LIVE, SANDBOX, FakeTradier
+    from trades import services as trade_services
+
+    fake = FakeTradier()
+    fake.start()
+    settings.TRADIER_SANDBOX_URL = fake.url(SANDBOX)
+    settings.TRADIER_LIVE_URL = fake.url(LIVE)
+    fake.add_account(token=SANDBOX_TOKEN, account_id=SANDBOX_ACCOUNT, cash=Decimal("10000"))
+    fake.set_quote(SANDBOX_CONTRACT, "4.10", "4.30")
+    trade_services.account_settings_update(
+        user=trader, changes={"broker_mode": BrokerMode.TRADIER_SANDBOX, "tradier_account_id": SANDBOX_ACCOUNT},
+        sandbox_token=SANDBOX_TOKEN)
+    yield fake
+    fake.stop()
+
+
+def open_sandbox_call(user, market):
+    """The scanner opens one SPY 570 call (SL 3.00, TP 6.50) for `user`; returns the trade."""
+    from trades import services as trade_services
+    from trades.models import Actor
+
+    data = trade_services.TradeOpenInput(ticker="SPY", option_type="CALL", strike=Decimal("570"),
+                                         expiry=date(2026, 12, 18), qty=1, sl_price=Decimal("3.00"),
+                                         tp_price=Decimal("6.50"))
+    return trade_services.trade_open(user=user, data=data, market=market, actor=Actor.SYSTEM,
+                                     actor_label="scanner").trade
+
+
+def trade_as_stored(pk):
+    from tradeoptions import tenancy
+    from trades.models import PaperTrade
+
+    with tenancy.system_context():
+        return PaperTrade.objects.get(pk=pk)

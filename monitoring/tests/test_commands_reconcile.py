@@ -13,22 +13,22 @@ from django.core.management.base import CommandError
 
 from brokers import market as market_registry
 from brokers.base import OrderRequest, order_tag
-from brokers.models import BrokerMode, PaperOrder
+from brokers.models import PaperOrder
 from brokers.paper import LocalPaperBroker
 from brokers.tradier import TradierClient
 from monitoring import clock as market_clock
 from monitoring import services
 from tests.factories import ClosedTradeFactory
 from tests.fakes.market import HandDrivenMarket
-from tests.fakes.tradier import LIVE, SANDBOX, FakeTradier
+from tests.fakes.tradier import SANDBOX
 from tradeoptions import tenancy
 from trades import services as trade_services
-from trades.models import Actor, CloseReason, PaperTrade, TradeStatus
+from trades.models import CloseReason, TradeStatus
+
+from .conftest import SANDBOX_ACCOUNT, SANDBOX_TOKEN, open_sandbox_call, trade_as_stored
 
 CONTRACT = "SPY261218C00570000"
 AT = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # Tuesday 10:00 in New York
-TOKEN = "sbxTOKEN-reconcile-7f6e5d4c3b"
-ACCOUNT = "VA00007373"
 
 
 @pytest.fixture(autouse=True)
@@ -45,32 +45,6 @@ def market(monkeypatch):
     return hand
 
 
-@pytest.fixture
-def tradier(settings, trader, market):
-    fake = FakeTradier()
-    fake.start()
-    settings.TRADIER_SANDBOX_URL = fake.url(SANDBOX)
-    settings.TRADIER_LIVE_URL = fake.url(LIVE)
-    fake.add_account(token=TOKEN, account_id=ACCOUNT, cash=Decimal("10000"))
-    fake.set_quote(CONTRACT, "4.10", "4.30")
-    trade_services.account_settings_update(
-        user=trader, changes={"broker_mode": BrokerMode.TRADIER_SANDBOX, "tradier_account_id": ACCOUNT},
-        sandbox_token=TOKEN)
-    yield fake
-    fake.stop()
-
-
-def _open(user, market):
-    data = trade_services.TradeOpenInput(ticker="SPY", option_type="CALL", strike=Decimal("570"),
-                                         expiry=date(2026, 12, 18), qty=1, sl_price=Decimal("3.00"),
-                                         tp_price=Decimal("6.50"))
-    return trade_services.trade_open(user=user, data=data, market=market, actor=Actor.SYSTEM,
-                                     actor_label="scanner").trade
-
-
-def _trade(pk):
-    with tenancy.system_context():
-        return PaperTrade.objects.get(pk=pk)
 
 
 def _reconcile(*args):
@@ -83,7 +57,7 @@ def _reconcile(*args):
 
 
 def test_a_take_profit_filled_at_the_paper_broker_is_reported_then_fixed(trader, market):
-    trade = _open(trader, market)
+    trade = open_sandbox_call(trader, market)
     market.set_quote(CONTRACT, "6.60", "6.80")
     services.match_paper_orders(market=market)  # the broker fills the TP; the sync has not run
 
@@ -91,10 +65,10 @@ def test_a_take_profit_filled_at_the_paper_broker_is_reported_then_fixed(trader,
     assert f"broker_ahead (trade {trade.pk})" in report and "-> close the trade at the broker's fill" in report
     assert "no_position" in report  # the trade holds a contract here, the broker sold it
     assert "Dry run: nothing was written" in report
-    assert _trade(trade.pk).status == TradeStatus.OPEN
+    assert trade_as_stored(trade.pk).status == TradeStatus.OPEN
 
     fixed = _reconcile("--user", "alice", "--fix")
-    trade = _trade(trade.pk)
+    trade = trade_as_stored(trade.pk)
     assert (trade.status, trade.close_reason, trade.close_price) == (TradeStatus.CLOSED, CloseReason.TP_HIT,
                                                                      Decimal("6.50"))
     assert "fixed 1; 0 remain" in fixed
@@ -120,8 +94,8 @@ def test_an_orphan_order_of_a_closed_trade_is_cancelled_only_with_fix(trader, ma
 
 
 def test_without_user_every_trader_with_active_trades_is_looked_at(trader, other_trader, market):
-    _open(trader, market)
-    _open(other_trader, market)
+    open_sandbox_call(trader, market)
+    open_sandbox_call(other_trader, market)
     report = _reconcile()
     assert "alice (LOCAL_PAPER): 0 difference(s)" in report and "bob (LOCAL_PAPER): 0 difference(s)" in report
 
@@ -135,27 +109,36 @@ def test_an_unknown_user_is_a_clear_failure(db):
 
 
 def test_tradier_quantity_mismatch_and_a_bracket_cancelled_at_the_broker(trader, tradier, market):
-    trade = _open(trader, market)
+    trade = open_sandbox_call(trader, market)
     assert trade.status == TradeStatus.OPEN and trade.bracket_order_id
-    tradier.add_position(ACCOUNT, CONTRACT, 3, Decimal("1290"))  # someone bought two more by hand
-    client = TradierClient(base_url=tradier.url(SANDBOX), token=TOKEN, account_id=ACCOUNT)
+    tradier.add_position(SANDBOX_ACCOUNT, CONTRACT, 3, Decimal("1290"))  # someone bought two more by hand
+    client = TradierClient(base_url=tradier.url(SANDBOX), token=SANDBOX_TOKEN, account_id=SANDBOX_ACCOUNT)
     client.cancel_order(trade.bracket_order_id)  # ... and cancelled the bracket on Tradier's website
     client.close()
 
     report = _reconcile("--user", "alice")
     assert f"quantity_mismatch (trade {trade.pk})" in report and f"hold 1 {CONTRACT} here; the broker holds 3" in report
     assert f"bracket_missing (trade {trade.pk})" in report and "-> mark the trade for attention" in report
-    assert _trade(trade.pk).attention_reason == ""
+    assert trade_as_stored(trade.pk).attention_reason == ""
 
     fixed = _reconcile("--user", "alice", "--fix")
-    assert "unprotected" in _trade(trade.pk).attention_reason
+    assert "unprotected" in trade_as_stored(trade.pk).attention_reason
     # Marked, not mended: the bracket is still missing and a person decides about quantities.
     assert "fixed 1; 2 remain" in fixed and "still: [TRADIER_SANDBOX] quantity_mismatch" in fixed
     assert "-> mark the trade for attention" not in _reconcile("--user", "alice")  # marked once
 
 
+def test_without_user_a_tradier_trader_with_no_active_trade_is_looked_at_too(trader, tradier, market):
+    client = TradierClient(base_url=tradier.url(SANDBOX), token=SANDBOX_TOKEN, account_id=SANDBOX_ACCOUNT)
+    client.place_order(OrderRequest(option_symbol=CONTRACT, side="buy_to_open", quantity=1, order_type="limit",
+                                    limit_price=Decimal("1.00"), tag="by-hand-1"))  # placed on Tradier's website
+    client.close()
+    report = _reconcile()
+    assert "alice (TRADIER_SANDBOX): 1 difference(s)" in report and "foreign_order" in report
+
+
 def test_an_unreachable_broker_exits_non_zero_with_the_reason(trader, tradier, market):
-    _open(trader, market)
+    open_sandbox_call(trader, market)
     tradier.maintenance = True
     with pytest.raises(CommandError, match="Some accounts could not be read: alice: the account could not be read"):
         _reconcile("--user", "alice")

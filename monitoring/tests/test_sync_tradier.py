@@ -1,7 +1,7 @@
 """The order sync against Tradier over real HTTP (the fake Tradier server): one order list per
 account a cycle, and `get_order(id)` only for what the list does not show."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -11,14 +11,11 @@ from brokers.models import BrokerMode
 from brokers.tradier import TradierClient
 from monitoring import services
 from tests.fakes.market import HandDrivenMarket
-from tests.fakes.tradier import LIVE, SANDBOX, FakeTradier
-from tradeoptions import tenancy
-from trades import services as trade_services
-from trades.models import Actor, CloseReason, PaperTrade, TradeStatus
+from trades.models import CloseReason, TradeStatus
+
+from .conftest import open_sandbox_call, trade_as_stored
 
 CONTRACT = "SPY261218C00570000"
-TOKEN = "sbxTOKEN-monitor-1a2b3c4d5e"
-ACCOUNT = "VA00006161"
 
 
 @pytest.fixture
@@ -29,42 +26,16 @@ def market(monkeypatch):
     return hand
 
 
-@pytest.fixture
-def tradier(settings, trader, market):
-    fake = FakeTradier()
-    fake.start()
-    settings.TRADIER_SANDBOX_URL = fake.url(SANDBOX)
-    settings.TRADIER_LIVE_URL = fake.url(LIVE)
-    fake.add_account(token=TOKEN, account_id=ACCOUNT, cash=Decimal("10000"))
-    fake.set_quote(CONTRACT, "4.10", "4.30")
-    trade_services.account_settings_update(
-        user=trader, changes={"broker_mode": BrokerMode.TRADIER_SANDBOX, "tradier_account_id": ACCOUNT},
-        sandbox_token=TOKEN)
-    yield fake
-    fake.stop()
-
-
-def _open(trader, market):
-    data = trade_services.TradeOpenInput(ticker="SPY", option_type="CALL", strike=Decimal("570"),
-                                         expiry=date(2026, 12, 18), qty=1, sl_price=Decimal("3.00"),
-                                         tp_price=Decimal("6.50"))
-    return trade_services.trade_open(user=trader, data=data, market=market, actor=Actor.SYSTEM,
-                                     actor_label="scanner").trade
-
-
-def _trade(pk):
-    with tenancy.system_context():
-        return PaperTrade.objects.get(pk=pk)
 
 
 def test_a_take_profit_filled_at_tradier_closes_the_trade_with_one_list_call(trader, tradier, market):
-    trade = _open(trader, market)
+    trade = open_sandbox_call(trader, market)
     assert trade.status == TradeStatus.OPEN and trade.broker_mode == BrokerMode.TRADIER_SANDBOX
     tradier.set_quote(CONTRACT, "6.60", "6.80")  # the fake fills the resting TP
     before = len(tradier.requests_for("GET", "/orders"))
     report = services.sync_orders(market=market, at=market.moment)
     assert report.broker_calls == 1 and len(tradier.requests_for("GET", "/orders")) - before == 1
-    trade = _trade(trade.pk)
+    trade = trade_as_stored(trade.pk)
     # Tradier filled the resting limit at the better bid: its price, and the improvement over the limit.
     assert (trade.status, trade.close_reason, trade.close_price) == (TradeStatus.CLOSED, CloseReason.TP_HIT,
                                                                      Decimal("6.60"))
@@ -72,7 +43,7 @@ def test_a_take_profit_filled_at_tradier_closes_the_trade_with_one_list_call(tra
 
 
 def test_an_order_older_than_the_list_is_read_on_its_own(trader, tradier, market, monkeypatch):
-    trade = _open(trader, market)
+    trade = open_sandbox_call(trader, market)
     real = TradierClient.get_orders
     # Tradier lists today's orders only: yesterday's bracket is missing from the list.
     monkeypatch.setattr(TradierClient, "get_orders",
@@ -80,6 +51,6 @@ def test_an_order_older_than_the_list_is_read_on_its_own(trader, tradier, market
     tradier.set_quote(CONTRACT, "2.50", "2.70")  # the stop fills at the bid
     report = services.sync_orders(market=market, at=market.moment)
     assert report.broker_calls == 2  # the list, and the one order it lacked
-    trade = _trade(trade.pk)
+    trade = trade_as_stored(trade.pk)
     assert (trade.status, trade.close_reason) == (TradeStatus.CLOSED, CloseReason.SL_HIT)
     assert trade.broker_fill_price == trade.close_price and trade.trigger_precision == trade.close_price - 3

@@ -9,7 +9,7 @@ from .accounts import (
     LIVE_CONFIRMATION,
     account_settings_for,
     account_settings_update,
-    broker_tokens_rotate,
+    encrypted_secrets_rotate,
     user_create,
 )
 from .brackets import brackets_adjust
@@ -76,7 +76,7 @@ __all__ = [
     "IdempotencyKeyReused", "InvalidTradeInput", "InvalidTransition", "LiveTradingOff", "OrderRefused",
     "PositionUnprotected", "RiskLimitExceeded", "StoredAnswer", "TradeError", "TradeOpenInput", "TradeResult",
     "IdempotencyClaim",
-    "VersionConflict", "account_settings_for", "account_settings_update", "brackets_adjust", "broker_tokens_rotate",
+    "VersionConflict", "account_settings_for", "account_settings_update", "brackets_adjust", "encrypted_secrets_rotate",
     "close_confirm", "close_outcome", "event_record", "idempotency_claim", "idempotency_keys_purge",
     "idempotency_release",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",

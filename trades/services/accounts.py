@@ -106,7 +106,8 @@ def _check_mode(account: AccountSettings, *, switching: bool, confirmation: str)
 
 
 def _checked_webhook_url(url: str) -> str:
-    """Checked before the transaction: it resolves the host name, which may take a while."""
+    """Checked before the settings row is locked: it resolves the host name, which may take a while
+    (still inside the request's transaction, so a slow resolver holds a connection, not a lock)."""
     url = url.strip()
     if url:
         try:
@@ -117,17 +118,18 @@ def _checked_webhook_url(url: str) -> str:
 
 
 @transaction.atomic
-def broker_tokens_rotate() -> int:
-    """Re-encrypt every stored broker token with the current key, in one transaction.
+def encrypted_secrets_rotate() -> int:
+    """Re-encrypt every stored secret (broker tokens, webhook signing secrets) with the current
+    key, in one transaction.
 
     Runs in the system context: rotation is an ops task over every tenant's settings. Safe to
-    re-run (a token already under the current key is simply re-encrypted). Returns how many
-    tokens were rotated.
+    re-run (a secret already under the current key is simply re-encrypted). Returns how many
+    secrets were rotated.
     """
     rotated = 0
     with tenancy.system_context():
         for account in AccountSettings.objects.select_for_update().order_by("pk"):
-            fields = [name for name in AccountSettings.TOKEN_FIELDS.values() if getattr(account, name)]
+            fields = [name for name in AccountSettings.ENCRYPTED_FIELDS if getattr(account, name)]
             for name in fields:
                 setattr(account, name, crypto.rotate(getattr(account, name)))
             if fields:

@@ -4,7 +4,8 @@ Four JSON parts of a trade describe the moment it was opened: `signals_snapshot`
 `market_regime`, `order_book_state` and `ai_reasoning_log`. The scanner's own parts win and are
 stored as sent, after two checks made with the rest of the open's validation (400, per field):
 - the AI reasoning log must fit `ENTRY_AI_LOG_MAX_BYTES` of JSON;
-- nothing may be as of a time after the entry (`as_of`, at the top of a part or one level down):
+- nothing may be as of a time after the entry (`as_of`, at the top of a part or one level down,
+  or in each object of a part sent as an array):
   the data set learns from what was known at entry, never from the future.
 
 The order book is taken by the open itself from the very quote the entry was priced from.
@@ -65,12 +66,15 @@ def context_errors(context: dict, *, entry_at: datetime) -> dict[str, list[str]]
 
 
 def _as_of_problem(part, entry_at: datetime) -> str | None:
-    """The first `as_of` of the part (top level, or in a direct child object) that is unreadable
-    or later than the entry."""
-    if not isinstance(part, dict):
+    """The first `as_of` of the part (top level, or in a direct child object; for a part sent as
+    an array, in each of its objects) that is unreadable or later than the entry."""
+    if isinstance(part, dict):
+        stamps = [("as_of", part.get("as_of"))]
+        stamps += [(f"{key}.as_of", child.get("as_of")) for key, child in part.items() if isinstance(child, dict)]
+    elif isinstance(part, list):  # the API takes arrays too, e.g. an AI log as a list of steps
+        stamps = [(f"[{index}].as_of", item.get("as_of")) for index, item in enumerate(part) if isinstance(item, dict)]
+    else:
         return None
-    stamps = [("as_of", part.get("as_of"))]
-    stamps += [(f"{key}.as_of", child.get("as_of")) for key, child in part.items() if isinstance(child, dict)]
     for path, value in stamps:
         if value is None:
             continue
@@ -138,7 +142,7 @@ def trade_context_fill(*, owner_id: int, trade_id: int, parts: dict[str, dict], 
     if unknown := set(parts) - set(CONTEXT_PARTS):
         raise ValueError(f"Unknown context parts: {sorted(unknown)}")
     with tenancy.acting_as(owner_id):
-        trade = PaperTrade.objects.filter(pk=trade_id).only("id", "owner_id", "status").first()
+        trade = PaperTrade.objects.filter(pk=trade_id).only("id", "owner_id", "status", "broker_mode").first()
         if trade is None:
             return []
         filled = [

@@ -42,6 +42,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from brokers.crypto import VaultError
 from tradeoptions import tenancy
 from trades.models import (
     AccountSettings,
@@ -106,7 +107,10 @@ def _parts(url: str):
     url = url.strip()
     if any(char.isspace() or not char.isprintable() for char in url):
         raise UnsafeWebhookTarget("A webhook URL cannot contain spaces or control characters.")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed or invalid [IPv6] host
+        raise UnsafeWebhookTarget("The webhook URL's host is not a valid name or address.") from None
     if parts.scheme not in ("http", "https"):
         raise UnsafeWebhookTarget("A webhook URL starts with http:// or https://.")
     if not parts.hostname:
@@ -114,9 +118,11 @@ def _parts(url: str):
     if parts.username or parts.password:
         raise UnsafeWebhookTarget("A webhook URL cannot carry a user name or password.")
     try:
-        _port(parts)
+        port = parts.port
     except ValueError:
-        raise UnsafeWebhookTarget("The webhook URL's port is not a number from 1 to 65535.") from None
+        port = 0
+    if port == 0:  # out of range, or an explicit 0 that `_port` would silently turn into 80/443
+        raise UnsafeWebhookTarget("The webhook URL's port is not a number from 1 to 65535.")
     return parts
 
 
@@ -276,9 +282,14 @@ def webhook_deliver(*, owner_id: int, event_id: str) -> DeliveryOutcome:
         if not claimed or event is None:
             return DeliveryOutcome(event_id, event.attempts if event else 0, event.status if event else "MISSING")
         account = AccountSettings.objects.filter(owner_id=owner_id).first()
-        url, secret = (account.webhook_url, account.webhook_secret()) if account else ("", "")
     body = json.dumps(event.payload, separators=(",", ":"), sort_keys=True).encode()
-    if url and secret:
+    try:
+        url, secret = (account.webhook_url, account.webhook_secret()) if account else ("", "")
+    except VaultError:  # a key removed before rotation: an attempt that counts, never a crashed task
+        url, secret = account.webhook_url, None
+    if secret is None:
+        answer = _Answer(error="The signing secret cannot be decrypted with ENCRYPTION_KEYS.")
+    elif url and secret:
         answer = _post(url, body, _headers(event, secret, body))
     else:
         answer = _Answer(error="The webhook was removed from the settings.", permanent=True)
@@ -291,10 +302,13 @@ def webhook_deliver(*, owner_id: int, event_id: str) -> DeliveryOutcome:
                                        target_host=answer.host, status_code=answer.status_code,
                                        error=answer.error[:255], duration_ms=answer.duration_ms)
         now = timezone.now()
+        # Only while still pending: a duplicate task (the sweep's) may have delivered it meanwhile,
+        # and a failed attempt must not turn that DELIVERED into FAILED.
+        still_pending = WebhookEvent.objects.filter(pk=event_id, status=WebhookEventStatus.PENDING)
         if final:
-            WebhookEvent.objects.filter(pk=event_id).update(status=status, finished_at=now, next_attempt_at=None)
+            still_pending.update(status=status, finished_at=now, next_attempt_at=None)
         else:
-            WebhookEvent.objects.filter(pk=event_id).update(next_attempt_at=now + timedelta(seconds=retry_in))
+            still_pending.update(next_attempt_at=now + timedelta(seconds=retry_in))
     outcome = DeliveryOutcome(event_id, event.attempts, status, answer.status_code, answer.error, retry_in)
     (logger.info if answer.ok else logger.warning)("%s (%s to %s)", outcome, event.kind, answer.host or "-")
     return outcome

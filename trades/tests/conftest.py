@@ -1,6 +1,7 @@
 """Fixtures for the trade lifecycle: a hand-driven market, API clients per persona, a broker
 whose failures a test can script, and a request body for opening a trade."""
 
+import socket
 import threading
 from datetime import date
 from decimal import Decimal
@@ -129,3 +130,20 @@ def tasks_run_at_once(monkeypatch):
     from tradeoptions.celery import app
 
     monkeypatch.setitem(app.conf, "task_always_eager", True)
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """A resolver the test controls for names under example.com; every other name resolves as usual."""
+    from trades.services import notifications
+
+    answers: dict[str, str] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in answers:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(notifications.socket, "getaddrinfo", getaddrinfo)
+    return answers

@@ -76,6 +76,8 @@ def test_an_ai_log_within_the_limit_is_stored_as_sent(api_as, trader, market, op
     ("signals_snapshot", {"as_of": "2026-12-01T15:00:01+00:00", "1m": {"rsi14": 55}}),
     ("signals_snapshot", {"1m": {"rsi14": 55, "as_of": "2026-12-01T10:01:00-05:00"}}),  # 15:01 UTC
     ("market_regime", {"vix": 18, "as_of": "2026-12-02T00:00:00Z"}),
+    ("ai_reasoning_log", [{"step": "scan", "as_of": "2026-12-01T15:00:00Z"},
+                          {"step": "news", "as_of": "2026-12-01T15:30:00Z"}]),  # a list of steps
 ])
 def test_context_as_of_after_the_entry_is_refused(api_as, trader, market, open_body, part, context):
     response = api_as(trader).post("/api/trades", open_body(**{part: context}), format="json")

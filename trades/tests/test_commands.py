@@ -43,7 +43,7 @@ def test_rotating_keys_without_apply_checks_every_token_and_rewrites_none(settin
     before = _ciphertext(trader.pk)
     with override_settings(ENCRYPTION_KEYS=[NEW_KEY, *settings.ENCRYPTION_KEYS]):
         out = _run("rotate_encryption_keys")
-        assert "Would rotate 1 broker token(s)" in out
+        assert "Would rotate 1 secret(s)" in out
         assert _ciphertext(trader.pk) == before
-        assert "Rotated 1 broker token(s)" in _run("rotate_encryption_keys", "--apply")
+        assert "Rotated 1 secret(s)" in _run("rotate_encryption_keys", "--apply")
         assert _ciphertext(trader.pk) != before

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from brokers.base import OrderRequest
+from brokers.base import BrokerError, OrderRequest
 from brokers.factory import LiveBroker, LiveOrderUntagged, broker_for
 from brokers.models import BrokerMode
 from monitoring import sync
@@ -138,6 +138,18 @@ def test_the_live_broker_refuses_an_order_without_the_live_mark(trader, tradier,
         broker.place_order(OrderRequest(option_symbol=CONTRACT, side="buy_to_open", quantity=1,
                                         order_type="market", tag="to-1-entry"))
     assert tradier.requests_for("POST", "/orders") == []
+
+
+def test_a_live_cancel_the_broker_refuses_is_logged_as_a_live_failure(trader, tradier, settings, caplog):
+    settings.ALLOW_LIVE_TRADING = True
+    account = services.account_settings_update(
+        user=trader, changes={"broker_mode": BrokerMode.TRADIER_LIVE, "tradier_account_id": LIVE_ACCOUNT},
+        live_token=LIVE_TOKEN, confirmation="LIVE TRADING")
+    with caplog.at_level(logging.WARNING, logger="brokers.live"), pytest.raises(BrokerError):
+        broker_for(account).cancel_order("987654")  # no such order at the broker
+    (failed,) = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert failed.name == "brokers.live" and failed.getMessage().startswith("LIVE cancel of order 987654 failed")
+    assert failed.live is True and LIVE_TOKEN not in caplog.text and LIVE_ACCOUNT not in caplog.text
 
 
 def test_after_going_back_to_paper_open_live_trades_are_still_announced(client, trader, other_trader):

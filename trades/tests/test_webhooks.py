@@ -4,13 +4,14 @@ to a real receiver on 127.0.0.1."""
 import hashlib
 import hmac
 import logging
-import socket
 import time
 from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 
 import pytest
 from django.core.cache import cache
+from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
@@ -33,6 +34,7 @@ from trades.tasks import deliver_webhook
 
 pytestmark = pytest.mark.usefixtures("tasks_run_at_once")
 
+NEW_KEY = "sB-J1wgqRN6xLjMIZ8GOfRZ21rDZi4bomqW2fPIOGZE="  # a Fernet key the settings do not hold
 SIGNATURE_TOLERANCE = 300  # seconds a receiver accepts between the signed time and its clock
 
 
@@ -230,21 +232,6 @@ def test_redirects_are_not_followed(trader, receiver, django_capture_on_commit_c
         elsewhere.stop()
 
 
-@pytest.fixture
-def dns(monkeypatch):
-    """A resolver the test controls for names under example.com; every other name resolves as usual."""
-    answers: dict[str, str] = {}
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        if host in answers:
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(notifications.socket, "getaddrinfo", getaddrinfo)
-    return answers
-
-
 def test_a_name_that_resolves_inside_our_network_at_send_time_is_refused(
         trader, receiver, settings, dns, django_capture_on_commit_callbacks):
     """DNS rebinding: public when the URL was saved, 127.0.0.1 when the event is sent."""
@@ -373,6 +360,56 @@ def test_a_retry_is_scheduled_for_when_it_is_due(trader, receiver, settings):
     assert outcome.retry and 5 <= outcome.retry_in <= 10
     (event,) = events_of(trader)
     assert before + timedelta(seconds=5) <= event.next_attempt_at <= timezone.now() + timedelta(seconds=10)
+
+
+def test_the_signing_secret_survives_a_key_rotation(trader, receiver, settings, django_capture_on_commit_callbacks):
+    """The operator puts a new key first, rotates, removes the old keys: webhooks still sign."""
+    secret = webhook_for(trader, receiver.url)
+    settings.ENCRYPTION_KEYS = [NEW_KEY, *settings.ENCRYPTION_KEYS]
+    call_command("rotate_encryption_keys", "--apply", stdout=StringIO())
+    settings.ENCRYPTION_KEYS = [NEW_KEY]
+    trade = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=True):
+        transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+    (request,) = receiver.requests
+    verify(request, secret)
+
+
+def test_a_secret_no_key_can_read_is_a_failed_attempt_not_a_crashed_task(
+        trader, receiver, settings, django_capture_on_commit_callbacks):
+    settings.WEBHOOK_MAX_ATTEMPTS = 2
+    webhook_for(trader, receiver.url)
+    settings.ENCRYPTION_KEYS = [NEW_KEY]  # the old key removed without a rotation
+    trade = PaperTradeFactory(owner=trader)
+    with django_capture_on_commit_callbacks(execute=True):
+        transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+    (event,) = events_of(trader)
+    assert (event.status, event.attempts) == (WebhookEventStatus.FAILED, 2) and receiver.requests == []
+    assert all("ENCRYPTION_KEYS" in delivery.error for delivery in deliveries_of(event))
+
+
+def test_a_failed_attempt_does_not_undo_a_delivery_made_meanwhile(trader, receiver, settings, monkeypatch):
+    """The sweep queued a lost event again; the original task, late, delivered it while this
+    attempt was at a failing receiver: the event stays DELIVERED."""
+    settings.WEBHOOK_MAX_ATTEMPTS = 1
+    webhook_for(trader, receiver.url)
+    receiver.answer(500)
+    trade = PaperTradeFactory(owner=trader)
+    transition(trade, TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))  # no commit: nothing queued
+    (event,) = events_of(trader)
+    post = notifications._post
+
+    def post_while_the_other_task_delivers(url, body, headers):
+        with tenancy.acting_as(trader.pk):
+            WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEventStatus.DELIVERED,
+                                                            finished_at=timezone.now())
+        return post(url, body, headers)
+
+    monkeypatch.setattr(notifications, "_post", post_while_the_other_task_delivers)
+    services.webhook_deliver(owner_id=trader.pk, event_id=str(event.pk))
+    (event,) = events_of(trader)
+    assert event.status == WebhookEventStatus.DELIVERED
+    assert [(d.attempt, d.status_code) for d in deliveries_of(event)] == [(1, 500)]
 
 
 def test_deliveries_have_their_own_queue_and_worker():

@@ -21,7 +21,8 @@ class Command(OpsCommand):
     apply_flags = ("--fix", "--apply")
 
     def add_arguments(self, parser):
-        parser.add_argument("--user", help="Only this trader (default: every trader with active trades or orders).")
+        parser.add_argument("--user", help="Only this trader (default: every trader with active trades or "
+                                           "working orders, or who trades at Tradier).")
 
     def run(self, *args, user=None, apply=False, **options):
         users = [user_named(user)] if user else list(
@@ -40,7 +41,7 @@ class Command(OpsCommand):
                     self.stdout.write(f"  still: {difference}")
             unreadable += [f"{name}: {difference.detail}" for difference in report.unreadable]
         if not users:
-            self.stdout.write("No trader has active trades or working orders: nothing to reconcile.")
+            self.stdout.write("No trader has active trades, working orders or a Tradier account: nothing to reconcile.")
         self.dry_run_note({"apply": apply})
         if unreadable:
             raise CommandError("Some accounts could not be read: " + "; ".join(unreadable))

@@ -1,25 +1,25 @@
-"""Re-encrypt stored broker tokens after a new key was put first in ENCRYPTION_KEYS."""
+"""Re-encrypt stored broker tokens and webhook signing secrets after a new key was put first in ENCRYPTION_KEYS."""
 
 from brokers.crypto import VaultError
 from tradeoptions.ops import OpsCommand, written_only_if
-from trades.services import broker_tokens_rotate
+from trades.services import encrypted_secrets_rotate
 
 
 class Command(OpsCommand):
     help = (
-        "Re-encrypt every stored broker token with the first key of ENCRYPTION_KEYS. Put the new key first, "
-        "keep the old ones after it, run this with --apply, then remove the old keys. Without --apply it "
-        "decrypts and re-encrypts every token in a transaction it rolls back: a check that every token can be "
-        "read with the configured keys. Safe to re-run."
+        "Re-encrypt every stored broker token and webhook signing secret with the first key of "
+        "ENCRYPTION_KEYS. Put the new key first, keep the old ones after it, run this with --apply, then remove "
+        "the old keys. Without --apply it decrypts and re-encrypts every secret in a transaction it rolls back: "
+        "a check that every secret can be read with the configured keys. Safe to re-run."
     )
     writes = True
     expected_errors = (VaultError,)
 
     def run(self, *args, apply=False, **options):
         with written_only_if(apply):
-            count = broker_tokens_rotate()
+            count = encrypted_secrets_rotate()
         if apply:
-            self.stdout.write(f"Rotated {count} broker token(s) to the current key.")
+            self.stdout.write(f"Rotated {count} secret(s) to the current key.")
         else:
-            self.stdout.write(f"Would rotate {count} broker token(s) to the current key (all of them readable).")
+            self.stdout.write(f"Would rotate {count} secret(s) to the current key (all of them readable).")
             self.dry_run_note({"apply": apply})
