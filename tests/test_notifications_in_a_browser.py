@@ -95,7 +95,7 @@ def test_a_trader_who_opted_in_is_notified_when_a_trade_closes(signed_in, market
     assert page.evaluate("window.permissionAsked") == 0  # nothing asked before the trader chooses
     page.check("#s-browser-notifications")
     expect(page.locator("#s-browser-notifications")).to_be_checked()
-    assert page.evaluate("window.permissionAsked") == 1
+    page.wait_for_function("window.permissionAsked === 1")  # asked once, as the box was ticked
     page.click("#settings-save")
     expect(page.locator(".toast-success")).to_contain_text("Settings saved")
     assert services.account_settings_for(user=alice).browser_notifications is True
