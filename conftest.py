@@ -166,3 +166,17 @@ def json_lines():
     yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
     root.removeHandler(handler)
     root.setLevel(previous)
+
+
+@pytest.fixture
+def market(monkeypatch):
+    """A hand-driven market (tests/fakes/market.py) for every layer in this process — validation,
+    the local paper broker, a live server's thread — quoting the contract most tests trade
+    (SPY 18 Dec 26 570 C at 4.10 / 4.30). Tests that need a clock or other quotes define their own."""
+    from brokers import market as market_registry
+    from tests.fakes.market import HandDrivenMarket
+
+    hand = HandDrivenMarket()
+    hand.set_quote("SPY261218C00570000", "4.10", "4.30")
+    monkeypatch.setattr(market_registry, "_market", hand)
+    return hand

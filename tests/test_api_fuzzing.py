@@ -27,9 +27,6 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from brokers import market as market_registry
-from tests.fakes.market import HandDrivenMarket
-
 CONTRACT = "SPY261218C00570000"
 RULES_BEYOND_THE_SCHEMA = {
     "POST /api/trades", "POST /api/trades/validate", "POST /api/trades/{id}/close", "POST /api/trades/{id}/adjust",
@@ -55,15 +52,6 @@ def wsgi_app():
     yield APP
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)
-
-
-@pytest.fixture
-def market(monkeypatch):
-    """An open market with a quote for the one contract trades are most often opened on."""
-    hand = HandDrivenMarket()
-    hand.set_quote(CONTRACT, "4.10", "4.30")
-    monkeypatch.setattr(market_registry, "_market", hand)
-    return hand
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from brokers import market as market_registry
 from tests.factories import PASSWORD, UserFactory
-from tests.fakes.market import HandDrivenMarket
 from trades import services
 from trades.models import TradeStatus
 
@@ -38,14 +36,6 @@ class WatchedNotification extends RealNotification {
 WatchedNotification.requestPermission = (...args) => { window.permissionAsked += 1; return realAsk(...args); };
 window.Notification = WatchedNotification;
 """
-
-
-@pytest.fixture
-def market(monkeypatch):
-    hand = HandDrivenMarket()
-    hand.set_quote(CONTRACT, "4.10", "4.30")
-    monkeypatch.setattr(market_registry, "_market", hand)
-    return hand
 
 
 @pytest.fixture

@@ -14,11 +14,9 @@ from django.utils import timezone
 from knox.models import AuthToken
 from playwright.sync_api import expect
 
-from brokers import market as market_registry
 from brokers.models import BrokerMode
 from monitoring.models import SnapshotKind
 from tests.factories import PASSWORD, PriceSnapshotFactory, UserFactory
-from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
 from trades import services
 from trades.models import AccountSettings, PaperTrade, TradeStatus
@@ -31,15 +29,6 @@ LABEL = "SPY 18 Dec 26 570 C"
 SCREENSHOTS = Path(__file__).resolve().parent.parent / ".data" / "screenshots"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def market(monkeypatch):
-    """A hand-driven market for every layer in this process, the live server's thread included."""
-    hand = HandDrivenMarket()
-    hand.set_quote(CONTRACT, "4.10", "4.30")
-    monkeypatch.setattr(market_registry, "_market", hand)
-    return hand
 
 
 @pytest.fixture

@@ -9,23 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from brokers import market as market_registry
 from brokers.paper import FillRules, LocalPaperBroker
-from tests.fakes.market import HandDrivenMarket
 
 # The hand-driven market starts on Tuesday 2026-12-01 at 15:00 UTC (10:00 in New York), open.
 CONTRACT = "SPY261218C00570000"
 EXPIRY = date(2026, 12, 18)
 RULES = FillRules(commission_per_contract=Decimal("0.65"), slippage_per_share=Decimal("0"))
-
-
-@pytest.fixture
-def market(monkeypatch):
-    """Every layer that asks for the market (validation, the paper broker) gets this one."""
-    hand = HandDrivenMarket()
-    hand.set_quote(CONTRACT, "4.10", "4.30")
-    monkeypatch.setattr(market_registry, "_market", hand)
-    return hand
 
 
 @pytest.fixture
