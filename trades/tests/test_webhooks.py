@@ -412,6 +412,37 @@ def test_a_failed_attempt_does_not_undo_a_delivery_made_meanwhile(trader, receiv
     assert [(d.attempt, d.status_code) for d in deliveries_of(event)] == [(1, 500)]
 
 
+def test_the_delivery_task_keeps_the_house_hygiene():
+    """A message still queued when the sweep would queue its event again has been superseded, so
+    it expires then; the event stays PENDING and `webhook_events_resend` sends it again."""
+    stalled = notifications.STALLED_AFTER.total_seconds()
+    assert deliver_webhook.name == "trades.deliver_webhook"
+    assert deliver_webhook.expires == stalled
+    assert deliver_webhook.soft_time_limit < deliver_webhook.time_limit < 3600
+    assert deliver_webhook.acks_late and deliver_webhook.reject_on_worker_lost
+
+
+def test_a_retry_expires_a_window_after_its_own_slot_not_the_first_message(trader, monkeypatch):
+    """Celery copies the first message's absolute `expires` to its retries: a retry due in half an
+    hour would be dropped unsent. Each retry gets its own window after its countdown."""
+    outcomes = iter([notifications.DeliveryOutcome("e1", 1, WebhookEventStatus.PENDING, 500, "HTTP 500", 1800.0),
+                     notifications.DeliveryOutcome("e1", 2, WebhookEventStatus.DELIVERED, 200)])
+    monkeypatch.setattr(services, "webhook_deliver", lambda **kwargs: next(outcomes))
+    retried = []
+    build = deliver_webhook.signature_from_request
+
+    def remember(*args, **kwargs):
+        signature = build(*args, **kwargs)
+        retried.append(signature.options)
+        return signature
+
+    monkeypatch.setattr(deliver_webhook, "signature_from_request", remember)
+    assert "DELIVERED" in deliver_webhook.apply(args=[trader.pk, "e1"]).get()
+    (options,) = retried
+    assert options["countdown"] == 1800.0
+    assert options["expires"] == 1800.0 + notifications.STALLED_AFTER.total_seconds()
+
+
 def test_deliveries_have_their_own_queue_and_worker():
     """A slow receiver occupies a webhook worker, never one the monitor's jobs need."""
     from pathlib import Path
