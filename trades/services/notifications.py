@@ -207,13 +207,20 @@ def trade_transition_announce(*, trade: PaperTrade, old_status: str) -> WebhookE
 
 def broker_auth_failure_announce(*, owner_id: int, broker_mode: str, message: str) -> WebhookEvent | None:
     """The broker refused (or the account lacks) the token the monitor needs. Reported at most
-    once an hour per account and mode: the cycle meets it every run until the trader acts.
-    Broker errors never carry tokens (brokers scrub them), so the message may be passed on."""
-    if not cache.add(f"webhook:broker-auth:{owner_id}:{broker_mode}", 1, AUTH_FAILURE_QUIET_SECONDS):
+    once an hour per account and mode: the cycle meets it every run until the trader acts. The
+    quiet hour starts only once the event has committed, so a write that failed or rolled back
+    leaves the next cycle free to tell the trader (the monitor's job lock keeps cycles apart).
+    Broker errors never carry tokens or account numbers (brokers scrub them), so the message may
+    be passed on."""
+    quiet = f"webhook:broker-auth:{owner_id}:{broker_mode}"
+    if cache.get(quiet):
         return None
     with tenancy.acting_as(owner_id):
-        return webhook_announce(owner_id=owner_id, kind=WebhookEventKind.BROKER_AUTH_FAILED,
-                                data={"broker_mode": broker_mode, "message": message[:500]})
+        event = webhook_announce(owner_id=owner_id, kind=WebhookEventKind.BROKER_AUTH_FAILED,
+                                 data={"broker_mode": broker_mode, "message": message[:500]})
+        if event is not None:
+            transaction.on_commit(lambda: cache.set(quiet, 1, AUTH_FAILURE_QUIET_SECONDS), robust=True)
+    return event
 
 
 def webhook_announce(*, owner_id: int, kind: str, data: dict, trade: PaperTrade | None = None) -> WebhookEvent | None:

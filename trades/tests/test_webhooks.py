@@ -290,14 +290,45 @@ def test_a_broker_that_refuses_the_account_is_reported_once_an_hour(trader, rece
                                                             tradier_account_id="VA1")
     PaperTradeFactory(owner=trader, broker_mode=BrokerMode.TRADIER_SANDBOX)  # no sandbox token stored
     cache.delete(f"webhook:broker-auth:{trader.pk}:{BrokerMode.TRADIER_SANDBOX}")
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=True):  # each cycle commits before the next
         first = sync_orders()
+    with django_capture_on_commit_callbacks(execute=True):
         second = sync_orders()  # the next cycle meets the same refusal: no second message
     assert first.failed_accounts == second.failed_accounts == [trader.pk]
     (request,) = receiver.requests
     body = verify(request, secret)
     assert body["type"] == "broker.auth_failed"
     assert body["data"]["broker_mode"] == "TRADIER_SANDBOX" and "token" in body["data"]["message"]
+
+
+def test_an_auth_failure_that_was_never_written_does_not_silence_the_next_hour(
+        trader, receiver, monkeypatch, django_capture_on_commit_callbacks):
+    """The quiet hour starts when the event has committed: a failed write, or a rolled-back one,
+    leaves the next cycle free to tell the trader."""
+    from django.db import DatabaseError
+
+    webhook_for(trader, receiver.url)
+    cache.delete(f"webhook:broker-auth:{trader.pk}:{BrokerMode.TRADIER_SANDBOX}")
+    announce = notifications.webhook_announce
+
+    def database_gone(**kwargs):
+        raise DatabaseError("the database went away")
+
+    monkeypatch.setattr(notifications, "webhook_announce", database_gone)
+    refused = {"owner_id": trader.pk, "broker_mode": BrokerMode.TRADIER_SANDBOX, "message": "token refused"}
+    with pytest.raises(DatabaseError):
+        services.broker_auth_failure_announce(**refused)
+    monkeypatch.setattr(notifications, "webhook_announce", announce)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
+        assert services.broker_auth_failure_announce(**refused) is not None
+        raise RuntimeError("the cycle's transaction rolls back")
+    assert receiver.requests == [] and events_of(trader) == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.broker_auth_failure_announce(**refused) is not None
+    assert services.broker_auth_failure_announce(**refused) is None  # now the hour is quiet
+    (request,) = receiver.requests
+    assert request.json()["type"] == "broker.auth_failed"
 
 
 def test_the_secret_and_the_url_appear_in_no_log(trader, receiver, caplog, django_capture_on_commit_callbacks):
