@@ -297,7 +297,7 @@ class TradierClient:
         except requests.RequestException as error:
             if _never_sent(error):
                 raise BrokerUnavailable(f"Could not connect to Tradier to place {tag}; it was not sent.") from None
-            raise _Ambiguous(f"{type(error).__name__} on POST {path}") from None
+            raise _Ambiguous(f"{type(error).__name__} on POST {self._shown(path)}") from None
         try:
             body = self._interpret(response, "POST", path, TRADING)
         except _ServerError as error:
@@ -306,7 +306,7 @@ class TradierClient:
             raise OrderRejected("; ".join(error.errors), tag=tag) from None
         placed = body.get("order")
         if not isinstance(placed, dict) or placed.get("id") in (None, ""):
-            raise _Ambiguous(f"POST {path} answered without an order id")
+            raise _Ambiguous(f"POST {self._shown(path)} answered without an order id")
         return str(placed["id"])
 
     def _await_decision(self, order_id: str, tag: str, order_class: str) -> Order:
@@ -344,6 +344,7 @@ class TradierClient:
         """A request that is safe to repeat; retried on transient failures. `data` is a form body
         (a read sent as POST because its parameters would not fit in a URL)."""
         failure: BrokerError | None = None
+        shown = self._shown(path)
         for attempt in range(1, self._retry.attempts + 1):
             if attempt > 1:
                 self._sleep(self._retry.delay(attempt - 1))
@@ -352,15 +353,15 @@ class TradierClient:
                 response = self._session.request(method, self._url(path), params=params, data=data,
                                                  timeout=self._timeout)
             except requests.Timeout:
-                failure = BrokerUnavailable(f"Tradier did not answer {method} {path} in time.")
+                failure = BrokerUnavailable(f"Tradier did not answer {method} {shown} in time.")
             except requests.RequestException as error:
-                failure = BrokerUnavailable(f"Could not reach Tradier for {method} {path} ({type(error).__name__}).")
+                failure = BrokerUnavailable(f"Could not reach Tradier for {method} {shown} ({type(error).__name__}).")
             else:
                 try:
                     return self._interpret(response, method, path, group)
                 except (_ServerError, BrokerRateLimited) as error:
                     failure = error
-            log.info("Tradier %s %s failed (attempt %d of %d): %s", method, path, attempt, self._retry.attempts,
+            log.info("Tradier %s %s failed (attempt %d of %d): %s", method, shown, attempt, self._retry.attempts,
                      failure)
         raise _public(failure)
 
@@ -368,7 +369,7 @@ class TradierClient:
         status = response.status_code
         self._limiter.observe(group, response.headers)
         body = _json(response)
-        where = f"{method} {path}"
+        where = f"{method} {self._shown(path)}"
         log.debug("Tradier %s -> %s", where, status)
         fault = _fault_text(body)
         if status in (401, 403) or "access token" in fault.lower():
@@ -390,9 +391,16 @@ class TradierClient:
             raise TradierRequestError(f"Tradier refused {where}: {'; '.join(errors)}", status=status, errors=errors)
         return body
 
+    def _shown(self, path: str) -> str:
+        """The path as messages and logs name it: `/accounts/…/orders`. Broker errors travel far
+        (sync warnings, a trade's status_reason, the auth-failure webhook); the account number
+        identifies the trader's brokerage account and has no business there."""
+        return path.replace(f"/accounts/{self._account_id}/", "/accounts/…/") if self._account_id else path
+
     def _scrub(self, text: str) -> str:
-        """Belt and braces: should Tradier ever echo the token, it stops here."""
-        return text.replace(self._scrub_text, "[token]") if self._scrub_text else text
+        """Belt and braces: should Tradier ever echo the token (or the account number), it stops here."""
+        text = text.replace(self._scrub_text, "[token]") if self._scrub_text else text
+        return text.replace(self._account_id, "…") if self._account_id else text
 
 
 _REFUSED = frozenset({OrderStatus.REJECTED, OrderStatus.ERROR})

@@ -182,7 +182,7 @@ def outage_code(response) -> str:
 
 @pytest.mark.django_db(transaction=True)
 def test_postgres_restarted_between_and_during_requests(trader, live_app, postgres, monkeypatch):
-    from trades import services
+    from trades.services import accounts
 
     PaperTradeFactory(owner=trader)
     api = session_for(trader)
@@ -200,18 +200,20 @@ def test_postgres_restarted_between_and_during_requests(trader, live_app, postgr
     assert after.status_code == 200 and len(after.json()["results"]) == 1
 
     # Down in the middle of a write: the change is written, the server goes away before the
-    # commit. The answer is 503 and nothing of the change stays; the same request then succeeds.
-    real_update = services.account_settings_update
+    # commit (the settings service commits its own transaction, after the webhook's DNS lookup, so
+    # the server is lost as its last write, the audit event, is made). The answer is 503 and
+    # nothing of the change stays; the same request then succeeds.
+    real_record = accounts.event_record
 
-    def update_then_lose_the_server(**kwargs):
-        account = real_update(**kwargs)
+    def record_then_lose_the_server(**kwargs):
+        event = real_record(**kwargs)
         postgres.stop()
-        return account
+        return event
 
-    monkeypatch.setattr(services, "account_settings_update", update_then_lose_the_server)
+    monkeypatch.setattr(accounts, "event_record", record_then_lose_the_server)
     change = {"max_positions": 9}
     assert outage_code(api.put(f"{live_app}/api/settings", json=change, timeout=10)) == "database_unavailable"
-    monkeypatch.setattr(services, "account_settings_update", real_update)
+    monkeypatch.setattr(accounts, "event_record", real_record)
     postgres.start()
     until_healthy(live_app)
     with tenancy.acting_as(trader.pk):

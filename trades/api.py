@@ -55,6 +55,7 @@ class OwnedViewSetMixin:
     # Actions whose services commit in steps (each step its own tenant block), so that, say, a trade
     # row is committed before its order goes to the broker. A viewset that has any runs outside the
     # request transaction; its other actions then get one tenant block for the whole request.
+    # A plain (non-viewset) view names its actions by HTTP method: "put", "get", ...
     stepwise_actions: frozenset[str] = frozenset()
 
     @classmethod
@@ -69,7 +70,7 @@ class OwnedViewSetMixin:
             tenancy.scope_transaction_to(request.user.pk)  # the request transaction is this view's
             return
         self._tenant_block = ExitStack()
-        if self.action not in self.stepwise_actions:
+        if (getattr(self, "action", None) or request.method.lower()) not in self.stepwise_actions:
             self._tenant_block.enter_context(tenancy.acting_as(request.user.pk))
             self._in_own_block = True
 
@@ -652,6 +653,9 @@ class AccountSettingsView(OwnedViewSetMixin, generics.GenericAPIView):
 
     serializer_class = AccountSettingsSerializer
     queryset = AccountSettings.objects.none()
+    # A changed webhook URL is resolved (DNS, maybe slow) before the settings are written, and no
+    # request transaction may hold a database connection meanwhile (the service opens its own).
+    stepwise_actions = frozenset({"put"})
 
     def owned_queryset(self, user):
         return AccountSettings.objects.filter(owner=user)

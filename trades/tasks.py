@@ -7,17 +7,27 @@ service counts in the database (so a redelivered message cannot exceed the bound
 task was lost is queued again by the monitor's `resend_webhooks` sweep. Time limits
 stay far below the Redis visibility timeout; the receiver's own timeout (WEBHOOK_TIMEOUT_SECONDS)
 is meant to stay well below the soft limit.
+
+A message expires once the sweep would queue its event again (STALLED_AFTER past its slot): by
+then it is superseded, and dropping it loses nothing, since the event stays PENDING in the
+database until an attempt is made. Celery would give a retry the first message's absolute expiry,
+so each retry is given its own window after its countdown.
 """
 
 from celery import shared_task
 from django.conf import settings
 
 from . import services
+from .services.notifications import STALLED_AFTER
+
+EXPIRES = STALLED_AFTER.total_seconds()
 
 
-@shared_task(name="trades.deliver_webhook", bind=True, soft_time_limit=60, time_limit=90, ignore_result=True)
+@shared_task(name="trades.deliver_webhook", bind=True, soft_time_limit=60, time_limit=90, expires=EXPIRES,
+             ignore_result=True)
 def deliver_webhook(self, owner_id: int, event_id: str) -> str:
     outcome = services.webhook_deliver(owner_id=owner_id, event_id=event_id)
     if outcome.retry:
-        raise self.retry(countdown=outcome.retry_in, max_retries=settings.WEBHOOK_MAX_ATTEMPTS)
+        raise self.retry(countdown=outcome.retry_in, expires=outcome.retry_in + EXPIRES,
+                         max_retries=settings.WEBHOOK_MAX_ATTEMPTS)
     return str(outcome)

@@ -667,3 +667,31 @@ def test_the_token_never_appears_in_logs_exceptions_or_reprs(make_client, sandbo
     assert SANDBOX_TOKEN not in everything
     stored = b"".join(redis_client.dump(key) or b"" for key in redis_client.scan_iter(match=f"{namespace}:*"))
     assert SANDBOX_TOKEN.encode() not in stored
+
+
+def test_the_account_number_never_appears_in_messages_or_our_logs(make_client, sandbox_account, fake_tradier,
+                                                                   caplog):
+    """Broker errors reach sync warnings, a trade's status_reason and the auth-failure webhook:
+    they name the request (`/accounts/…/orders`) but not the trader's account number."""
+    caplog.set_level(logging.DEBUG, logger="brokers")
+    seen = []
+    client = make_client(retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02))
+    fake_tradier.set_quote(CALL, "2.00", "2.10")
+    fake_tradier.inject("drop", method="POST", path="/orders")
+    client.place_order(buy(order_type=OrderType.LIMIT, limit="1.00"))
+    for failure, call in [("500", client.get_account_balance), ("html_503", client.get_positions),
+                          ("drop", client.get_positions)]:
+        fake_tradier.inject(failure, times=10)
+        with pytest.raises(BrokerError) as error:
+            call()
+        seen.append(str(error.value))
+        fake_tradier._faults.clear()
+    for call in (lambda: client.cancel_order("999"), make_client(environment=LIVE).get_positions):
+        with pytest.raises(BrokerError) as error:
+            call()
+        seen.append(str(error.value))
+
+    ours = "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("brokers"))
+    assert "DELETE /accounts/…/orders/999" in "\n".join(seen), "messages still say which request failed"
+    assert "POST /accounts/…/orders" in ours
+    assert ACCOUNT not in "\n".join(seen) + ours

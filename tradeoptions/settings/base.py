@@ -235,6 +235,8 @@ SCHEDULE_RESEND_WEBHOOKS = env.bool("SCHEDULE_RESEND_WEBHOOKS", default=True)
 ALLOW_LIVE_TRADING = env.bool("ALLOW_LIVE_TRADING", default=False)
 # The largest AI reasoning log a trade may carry, in bytes of JSON (a bigger one is refused, 400).
 ENTRY_AI_LOG_MAX_BYTES = env.int("ENTRY_AI_LOG_MAX_BYTES", default=64 * 1024)
+# Seconds a scanner's `as_of` may be after the entry and still count as clock skew (not the future).
+ENTRY_CONTEXT_CLOCK_SKEW_SECONDS = env.float("ENTRY_CONTEXT_CLOCK_SKEW_SECONDS", default=5.0)
 # Outgoing webhooks (trades.services.notifications): attempts before giving up, seconds the
 # receiver has to answer, and whether loopback/private targets are allowed (local and tests only).
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)

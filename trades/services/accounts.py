@@ -55,8 +55,10 @@ def account_settings_update(
 
     Switching to live trading needs three things at once: the server allows it
     (ALLOW_LIVE_TRADING), a live token is stored or sent along, and `confirmation` repeats the
-    words LIVE TRADING. A webhook URL must be one we send to (see `notifications`). Every change
-    is written to the audit log, tokens only as set/removed, the webhook URL only as changed.
+    words LIVE TRADING. A webhook URL must be one we send to (see `notifications`): its host is
+    resolved first, then the settings are written in a transaction of their own, so call this
+    outside any transaction (a slow resolver must not hold one open). Every change is written to
+    the audit log, tokens only as set/removed, the webhook URL only as changed.
     """
     if unknown := set(changes) - set(EDITABLE):
         raise ValueError(f"Not editable: {sorted(unknown)}")
@@ -106,8 +108,8 @@ def _check_mode(account: AccountSettings, *, switching: bool, confirmation: str)
 
 
 def _checked_webhook_url(url: str) -> str:
-    """Checked before the settings row is locked: it resolves the host name, which may take a while
-    (still inside the request's transaction, so a slow resolver holds a connection, not a lock)."""
+    """Checked before any transaction opens: it resolves the host name, which may take a while.
+    Sending checks the URL again against what the name resolves to then (SSRF guard)."""
     url = url.strip()
     if url:
         try:

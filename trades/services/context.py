@@ -6,7 +6,9 @@ stored as sent, after two checks made with the rest of the open's validation (40
 - the AI reasoning log must fit `ENTRY_AI_LOG_MAX_BYTES` of JSON;
 - nothing may be as of a time after the entry (`as_of`, at the top of a part or one level down,
   or in each object of a part sent as an array):
-  the data set learns from what was known at entry, never from the future.
+  the data set learns from what was known at entry, never from the future. The scanner stamps
+  `as_of` by its own clock, so up to ENTRY_CONTEXT_CLOCK_SKEW_SECONDS after the entry is taken as
+  clock skew (documented in docs/dataset.md); anything later is refused.
 
 The order book is taken by the open itself from the very quote the entry was priced from.
 Indicators and the market regime need bars and math the broker order must not wait for: after
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from django.conf import settings
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 CONTEXT_PARTS = ("signals_snapshot", "market_regime", "order_book_state", "ai_reasoning_log")
 DEFAULT_AI_LOG_MAX_BYTES = 64 * 1024
+DEFAULT_CLOCK_SKEW_SECONDS = 5
 
 
 class EntryContextCollector(Protocol):
@@ -59,15 +62,16 @@ def context_errors(context: dict, *, entry_at: datetime) -> dict[str, list[str]]
     limit = getattr(settings, "ENTRY_AI_LOG_MAX_BYTES", DEFAULT_AI_LOG_MAX_BYTES)
     if log is not None and (size := len(json.dumps(log, ensure_ascii=False, separators=(",", ":")).encode())) > limit:
         errors["ai_reasoning_log"] = [f"{size} bytes of JSON; the limit is {limit} (ENTRY_AI_LOG_MAX_BYTES)."]
+    skew = timedelta(seconds=getattr(settings, "ENTRY_CONTEXT_CLOCK_SKEW_SECONDS", DEFAULT_CLOCK_SKEW_SECONDS))
     for name in CONTEXT_PARTS:
-        if problem := _as_of_problem(context.get(name), entry_at):
+        if problem := _as_of_problem(context.get(name), entry_at, skew):
             errors.setdefault(name, []).append(problem)
     return errors
 
 
-def _as_of_problem(part, entry_at: datetime) -> str | None:
+def _as_of_problem(part, entry_at: datetime, skew: timedelta) -> str | None:
     """The first `as_of` of the part (top level, or in a direct child object; for a part sent as
-    an array, in each of its objects) that is unreadable or later than the entry."""
+    an array, in each of its objects) that is unreadable or later than the entry plus `skew`."""
     if isinstance(part, dict):
         stamps = [("as_of", part.get("as_of"))]
         stamps += [(f"{key}.as_of", child.get("as_of")) for key, child in part.items() if isinstance(child, dict)]
@@ -84,7 +88,7 @@ def _as_of_problem(part, entry_at: datetime) -> str | None:
             moment = None
         if moment is None or moment.utcoffset() is None:
             return f"{path} must be an ISO 8601 instant with its UTC offset, got {value!r}."
-        if moment > entry_at:
+        if moment > entry_at + skew:
             return f"{path} ({value}) is after the entry ({entry_at.isoformat()}): context must be known at entry."
     return None
 

@@ -39,7 +39,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from brokers.crypto import VaultError
@@ -73,6 +73,9 @@ RESEND_BATCH = 500
 # A broker that refuses an account's token is reported at most this often (the monitor cycle
 # meets the refusal on every run until the trader fixes the token).
 AUTH_FAILURE_QUIET_SECONDS = 3600
+# A claimed attempt holds its slot this long: at least the delivery task's hard time limit
+# (trades.tasks), so no second attempt starts while the first may still be under way.
+ATTEMPT_LEASE = timedelta(seconds=90)
 
 _CLOSE_KINDS = {
     CloseReason.TP_HIT: WebhookEventKind.TP_HIT,
@@ -207,13 +210,20 @@ def trade_transition_announce(*, trade: PaperTrade, old_status: str) -> WebhookE
 
 def broker_auth_failure_announce(*, owner_id: int, broker_mode: str, message: str) -> WebhookEvent | None:
     """The broker refused (or the account lacks) the token the monitor needs. Reported at most
-    once an hour per account and mode: the cycle meets it every run until the trader acts.
-    Broker errors never carry tokens (brokers scrub them), so the message may be passed on."""
-    if not cache.add(f"webhook:broker-auth:{owner_id}:{broker_mode}", 1, AUTH_FAILURE_QUIET_SECONDS):
+    once an hour per account and mode: the cycle meets it every run until the trader acts. The
+    quiet hour starts only once the event has committed, so a write that failed or rolled back
+    leaves the next cycle free to tell the trader (the monitor's job lock keeps cycles apart).
+    Broker errors never carry tokens or account numbers (brokers scrub them), so the message may
+    be passed on."""
+    quiet = f"webhook:broker-auth:{owner_id}:{broker_mode}"
+    if cache.get(quiet):
         return None
     with tenancy.acting_as(owner_id):
-        return webhook_announce(owner_id=owner_id, kind=WebhookEventKind.BROKER_AUTH_FAILED,
-                                data={"broker_mode": broker_mode, "message": message[:500]})
+        event = webhook_announce(owner_id=owner_id, kind=WebhookEventKind.BROKER_AUTH_FAILED,
+                                 data={"broker_mode": broker_mode, "message": message[:500]})
+        if event is not None:
+            transaction.on_commit(lambda: cache.set(quiet, 1, AUTH_FAILURE_QUIET_SECONDS), robust=True)
+    return event
 
 
 def webhook_announce(*, owner_id: int, kind: str, data: dict, trade: PaperTrade | None = None) -> WebhookEvent | None:
@@ -248,12 +258,15 @@ class DeliveryOutcome:
     status_code: int | None = None
     error: str = ""
     retry_in: float = 0.0  # seconds until the next attempt, while PENDING
+    claimed: bool = True  # False: no attempt made (finished already, or not yet due: another task's slot)
 
     @property
     def retry(self) -> bool:
-        return self.status == WebhookEventStatus.PENDING
+        return self.claimed and self.status == WebhookEventStatus.PENDING
 
     def __str__(self) -> str:
+        if not self.claimed and self.status == WebhookEventStatus.PENDING:
+            return f"webhook {self.event_id} attempt {self.attempt}: PENDING, next attempt not yet due"
         answer = self.status_code if self.status_code is not None else self.error or "-"
         return f"webhook {self.event_id} attempt {self.attempt}: {self.status} ({answer})"
 
@@ -274,13 +287,15 @@ class _Answer:
 def webhook_deliver(*, owner_id: int, event_id: str) -> DeliveryOutcome:
     """One attempt at delivering a pending event, recorded; the event is DELIVERED on a 2xx and
     FAILED when the URL is refused or WEBHOOK_MAX_ATTEMPTS attempts have failed. The request is
-    made outside any transaction. A delivered or failed event is left alone (idempotent)."""
+    made outside any transaction. A delivered or failed event is left alone (idempotent), and so
+    is one whose next attempt is not yet due: exactly one attempt runs per scheduled slot, however
+    many tasks (a late retry, the sweep's copy, a redelivered message) come for it."""
     with tenancy.acting_as(owner_id):
-        claimed = WebhookEvent.objects.filter(pk=event_id, status=WebhookEventStatus.PENDING).update(
-            attempts=F("attempts") + 1)
+        claimed = _claim(event_id, timezone.now())
         event = WebhookEvent.objects.filter(pk=event_id).first()
         if not claimed or event is None:
-            return DeliveryOutcome(event_id, event.attempts if event else 0, event.status if event else "MISSING")
+            return DeliveryOutcome(event_id, event.attempts if event else 0, event.status if event else "MISSING",
+                                   claimed=False)
         account = AccountSettings.objects.filter(owner_id=owner_id).first()
     body = json.dumps(event.payload, separators=(",", ":"), sort_keys=True).encode()
     try:
@@ -312,6 +327,15 @@ def webhook_deliver(*, owner_id: int, event_id: str) -> DeliveryOutcome:
     outcome = DeliveryOutcome(event_id, event.attempts, status, answer.status_code, answer.error, retry_in)
     (logger.info if answer.ok else logger.warning)("%s (%s to %s)", outcome, event.kind, answer.host or "-")
     return outcome
+
+
+def _claim(event_id: str, now: datetime) -> bool:
+    """Take the event's current slot, if it is pending and due, in one conditional UPDATE: of two
+    tasks claiming at once, PostgreSQL makes the second wait for the first's row lock and then
+    re-checks the condition, which the first has made false by moving the slot a lease ahead."""
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    return bool(WebhookEvent.objects.filter(due, pk=event_id, status=WebhookEventStatus.PENDING).update(
+        attempts=F("attempts") + 1, next_attempt_at=now + ATTEMPT_LEASE))
 
 
 def webhook_events_resend(*, now: datetime | None = None) -> int:

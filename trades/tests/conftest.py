@@ -115,10 +115,25 @@ def receiver():
 
 @pytest.fixture
 def tasks_run_at_once(monkeypatch):
-    """Queued Celery tasks run in the test's thread, retries included (without their countdown)."""
+    """Queued Celery tasks run in the test's thread, retries included (without their countdown:
+    a webhook retry's slot is made due at once, as if the countdown had passed)."""
+    from django.utils import timezone
+
+    from tradeoptions import tenancy
     from tradeoptions.celery import app
+    from trades.models import WebhookEvent
+    from trades.tasks import deliver_webhook
 
     monkeypatch.setitem(app.conf, "task_always_eager", True)
+    retry = deliver_webhook.retry
+
+    def retry_now(*args, **kwargs):
+        owner_id, event_id = deliver_webhook.request.args
+        with tenancy.acting_as(owner_id):
+            WebhookEvent.objects.filter(pk=event_id).update(next_attempt_at=timezone.now())
+        return retry(*args, **kwargs)
+
+    monkeypatch.setattr(deliver_webhook, "retry", retry_now)
 
 
 @pytest.fixture

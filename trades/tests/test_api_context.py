@@ -73,7 +73,7 @@ def test_an_ai_log_within_the_limit_is_stored_as_sent(api_as, trader, market, op
 
 
 @pytest.mark.parametrize(("part", "context"), [
-    ("signals_snapshot", {"as_of": "2026-12-01T15:00:01+00:00", "1m": {"rsi14": 55}}),
+    ("signals_snapshot", {"as_of": "2026-12-01T15:00:05.001+00:00", "1m": {"rsi14": 55}}),  # past the skew
     ("signals_snapshot", {"1m": {"rsi14": 55, "as_of": "2026-12-01T10:01:00-05:00"}}),  # 15:01 UTC
     ("market_regime", {"vix": 18, "as_of": "2026-12-02T00:00:00Z"}),
     ("ai_reasoning_log", [{"step": "scan", "as_of": "2026-12-01T15:00:00Z"},
@@ -95,6 +95,21 @@ def test_context_as_of_the_entry_itself_is_accepted(api_as, trader, market, open
     sent = {"as_of": market.now().isoformat(), "1m": {"rsi14": 55, "as_of": market.now().isoformat()}}
     response = api_as(trader).post("/api/trades", open_body(signals_snapshot=sent), format="json")
     assert response.status_code == 201 and response.json()["signals_snapshot"] == sent
+
+
+def test_a_scanner_clock_a_few_seconds_ahead_is_clock_skew_not_the_future(api_as, trader, market, open_body):
+    """ENTRY_CONTEXT_CLOCK_SKEW_SECONDS (5 by default): the scanner stamped its data by its own
+    clock, slightly ahead of ours; that is not data from after the entry."""
+    sent = {"as_of": (market.now() + timedelta(seconds=5)).isoformat(), "1m": {"rsi14": 55}}
+    response = api_as(trader).post("/api/trades", open_body(signals_snapshot=sent), format="json")
+    assert response.status_code == 201 and response.json()["signals_snapshot"] == sent
+
+
+def test_with_no_skew_allowed_one_second_ahead_is_refused(api_as, trader, market, open_body, settings):
+    settings.ENTRY_CONTEXT_CLOCK_SKEW_SECONDS = 0
+    sent = {"as_of": (market.now() + timedelta(seconds=1)).isoformat()}
+    response = api_as(trader).post("/api/trades", open_body(market_regime=sent), format="json")
+    assert response.status_code == 400 and "after the entry" in _errors(response)["market_regime"]
 
 
 def test_the_rest_is_asked_for_once_the_open_has_committed(api_as, trader, market, open_body, requests_for_context,

@@ -108,3 +108,30 @@ def test_each_trader_rotates_only_their_own_secret(api_as, trader, other_trader)
 
 def test_the_secret_needs_a_signed_in_trader(db, client):
     assert client.post("/api/settings/webhook-secret").status_code in (401, 403)
+
+
+def test_the_webhook_host_is_resolved_before_any_transaction_opens(api_as, trader, transactional_db, redis_client,
+                                                                   monkeypatch,
+                                                                   production_guard):
+    """A slow resolver must not hold a database transaction (and its pooled connection) open: the
+    name is resolved first, then the settings are written."""
+    import socket
+
+    from django.db import connection
+
+    from trades.services import notifications
+
+    during_lookup = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        during_lookup.append(connection.in_atomic_block)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+    monkeypatch.setattr(notifications.socket, "getaddrinfo", getaddrinfo)
+    url = "https://hooks.example.com/tradeoptions"
+    response = api_as(trader).put("/api/settings", {"webhook_url": url, "max_positions": 4}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert during_lookup == [False]
+    saved = services.account_settings_for(user=trader)
+    assert (saved.webhook_url, saved.max_positions) == (url, 4)

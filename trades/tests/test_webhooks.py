@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import logging
 import time
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
@@ -290,14 +291,45 @@ def test_a_broker_that_refuses_the_account_is_reported_once_an_hour(trader, rece
                                                             tradier_account_id="VA1")
     PaperTradeFactory(owner=trader, broker_mode=BrokerMode.TRADIER_SANDBOX)  # no sandbox token stored
     cache.delete(f"webhook:broker-auth:{trader.pk}:{BrokerMode.TRADIER_SANDBOX}")
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=True):  # each cycle commits before the next
         first = sync_orders()
+    with django_capture_on_commit_callbacks(execute=True):
         second = sync_orders()  # the next cycle meets the same refusal: no second message
     assert first.failed_accounts == second.failed_accounts == [trader.pk]
     (request,) = receiver.requests
     body = verify(request, secret)
     assert body["type"] == "broker.auth_failed"
     assert body["data"]["broker_mode"] == "TRADIER_SANDBOX" and "token" in body["data"]["message"]
+
+
+def test_an_auth_failure_that_was_never_written_does_not_silence_the_next_hour(
+        trader, receiver, monkeypatch, django_capture_on_commit_callbacks):
+    """The quiet hour starts when the event has committed: a failed write, or a rolled-back one,
+    leaves the next cycle free to tell the trader."""
+    from django.db import DatabaseError
+
+    webhook_for(trader, receiver.url)
+    cache.delete(f"webhook:broker-auth:{trader.pk}:{BrokerMode.TRADIER_SANDBOX}")
+    announce = notifications.webhook_announce
+
+    def database_gone(**kwargs):
+        raise DatabaseError("the database went away")
+
+    monkeypatch.setattr(notifications, "webhook_announce", database_gone)
+    refused = {"owner_id": trader.pk, "broker_mode": BrokerMode.TRADIER_SANDBOX, "message": "token refused"}
+    with pytest.raises(DatabaseError):
+        services.broker_auth_failure_announce(**refused)
+    monkeypatch.setattr(notifications, "webhook_announce", announce)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
+        assert services.broker_auth_failure_announce(**refused) is not None
+        raise RuntimeError("the cycle's transaction rolls back")
+    assert receiver.requests == [] and events_of(trader) == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.broker_auth_failure_announce(**refused) is not None
+    assert services.broker_auth_failure_announce(**refused) is None  # now the hour is quiet
+    (request,) = receiver.requests
+    assert request.json()["type"] == "broker.auth_failed"
 
 
 def test_the_secret_and_the_url_appear_in_no_log(trader, receiver, caplog, django_capture_on_commit_callbacks):
@@ -410,6 +442,102 @@ def test_a_failed_attempt_does_not_undo_a_delivery_made_meanwhile(trader, receiv
     (event,) = events_of(trader)
     assert event.status == WebhookEventStatus.DELIVERED
     assert [(d.attempt, d.status_code) for d in deliveries_of(event)] == [(1, 500)]
+
+
+def test_the_delivery_task_keeps_the_house_hygiene():
+    """A message still queued when the sweep would queue its event again has been superseded, so
+    it expires then; the event stays PENDING and `webhook_events_resend` sends it again."""
+    stalled = notifications.STALLED_AFTER.total_seconds()
+    assert deliver_webhook.name == "trades.deliver_webhook"
+    assert deliver_webhook.expires == stalled
+    assert deliver_webhook.soft_time_limit < deliver_webhook.time_limit < 3600
+    assert deliver_webhook.acks_late and deliver_webhook.reject_on_worker_lost
+    # A claimed slot is held at least as long as an attempt can run: no second attempt overlaps it.
+    assert notifications.ATTEMPT_LEASE.total_seconds() >= deliver_webhook.time_limit
+
+
+def test_a_retry_expires_a_window_after_its_own_slot_not_the_first_message(trader, monkeypatch):
+    """Celery copies the first message's absolute `expires` to its retries: a retry due in half an
+    hour would be dropped unsent. Each retry gets its own window after its countdown."""
+    event_id = str(uuid.uuid4())
+    outcomes = iter([notifications.DeliveryOutcome(event_id, 1, WebhookEventStatus.PENDING, 500, "HTTP 500", 1800.0),
+                     notifications.DeliveryOutcome(event_id, 2, WebhookEventStatus.DELIVERED, 200)])
+    monkeypatch.setattr(services, "webhook_deliver", lambda **kwargs: next(outcomes))
+    retried = []
+    build = deliver_webhook.signature_from_request
+
+    def remember(*args, **kwargs):
+        signature = build(*args, **kwargs)
+        retried.append(signature.options)
+        return signature
+
+    monkeypatch.setattr(deliver_webhook, "signature_from_request", remember)
+    assert "DELIVERED" in deliver_webhook.apply(args=[trader.pk, event_id]).get()
+    (options,) = retried
+    assert options["countdown"] == 1800.0
+    assert options["expires"] == 1800.0 + notifications.STALLED_AFTER.total_seconds()
+
+
+def test_an_event_not_yet_due_is_left_for_its_own_slot(trader, receiver, settings):
+    """A duplicate task (the sweep's, or a redelivered message) arriving before the event's next
+    attempt is due makes no attempt and does not retry: the slot belongs to the scheduled one."""
+    webhook_for(trader, receiver.url)
+    transition(PaperTradeFactory(owner=trader), TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+    (event,) = events_of(trader)
+    with tenancy.acting_as(trader.pk):
+        WebhookEvent.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now() + timedelta(seconds=30))
+
+    outcome = services.webhook_deliver(owner_id=trader.pk, event_id=str(event.pk))
+
+    assert not outcome.retry and receiver.requests == []
+    (event,) = events_of(trader)
+    assert (event.status, event.attempts) == (WebhookEventStatus.PENDING, 0) and deliveries_of(event) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_tasks_claiming_one_slot_at_once_make_one_attempt(trader, receiver, monkeypatch):
+    """The original task, late, and the sweep's copy run together: one claims the slot and posts;
+    the other, while that POST is still under way, finds the slot taken and sends nothing."""
+    import threading
+
+    from django.db import connection
+
+    webhook_for(trader, receiver.url)
+    monkeypatch.setattr(notifications, "_enqueue", lambda owner_id, event_id: None)  # both tasks are run by hand
+    with transaction.atomic():
+        transition(PaperTradeFactory(owner=trader), TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+    (event,) = events_of(trader)
+    posting, release = threading.Event(), threading.Event()
+    post = notifications._post
+
+    def slow_post(url, body, headers):
+        if not posting.is_set():  # the first to claim stays at the receiver until the other has run
+            posting.set()
+            release.wait(10)
+        return post(url, body, headers)
+
+    monkeypatch.setattr(notifications, "_post", slow_post)
+    outcomes = []
+
+    def deliver():
+        try:
+            outcomes.append(services.webhook_deliver(owner_id=trader.pk, event_id=str(event.pk)))
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=deliver)
+    first.start()
+    assert posting.wait(10)
+    second = threading.Thread(target=deliver)
+    second.start()
+    second.join(10)
+    release.set()
+    first.join(10)
+
+    assert len(outcomes) == 2 and len(receiver.requests) == 1
+    (event,) = events_of(trader)
+    assert (event.status, event.attempts) == (WebhookEventStatus.DELIVERED, 1)
+    assert [d.attempt for d in deliveries_of(event)] == [1]
 
 
 def test_deliveries_have_their_own_queue_and_worker():
