@@ -180,3 +180,17 @@ def market(monkeypatch):
     hand.set_quote("SPY261218C00570000", "4.10", "4.30")
     monkeypatch.setattr(market_registry, "_market", hand)
     return hand
+
+
+@pytest.fixture
+def fake_tradier(settings):
+    """The fake Tradier (tests/fakes/tradier.py) over real HTTP on a free local port, with the
+    settings' sandbox and live base URLs pointed at it. Accounts, tokens and quotes are the test's."""
+    from tests.fakes.tradier import LIVE, SANDBOX, FakeTradier
+
+    fake = FakeTradier()
+    fake.start()
+    settings.TRADIER_SANDBOX_URL = fake.url(SANDBOX)
+    settings.TRADIER_LIVE_URL = fake.url(LIVE)
+    yield fake
+    fake.stop()

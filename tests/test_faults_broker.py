@@ -23,7 +23,6 @@ from brokers.ratelimit import RateLimiter
 from brokers.tradier import ConfirmPolicy, RetryPolicy, TradierClient
 from monitoring import services as monitor
 from tests.fakes.market import HandDrivenMarket
-from tests.fakes.tradier import LIVE, SANDBOX, FakeTradier
 from tradeoptions import tenancy
 from trades import services
 from trades.models import EventKind, PaperTrade, TradeStatus
@@ -44,13 +43,10 @@ def market(monkeypatch):
 
 
 @pytest.fixture
-def tradier(settings, trader, market, monkeypatch, redis_client, namespace):
+def tradier(fake_tradier, trader, market, monkeypatch, redis_client, namespace):
     """Alice trades at the (fake) Tradier sandbox, through the production factory."""
     cache.clear()
-    fake = FakeTradier()
-    fake.start()
-    settings.TRADIER_SANDBOX_URL = fake.url(SANDBOX)
-    settings.TRADIER_LIVE_URL = fake.url(LIVE)
+    fake = fake_tradier
     fake.add_account(token=TOKEN, account_id=ACCOUNT, cash=Decimal("10000"))
     fake.set_quote(CONTRACT, "4.10", "4.30")
 
@@ -64,8 +60,7 @@ def tradier(settings, trader, market, monkeypatch, redis_client, namespace):
     monkeypatch.setattr(factory, "_tradier_client", quick_client)
     services.account_settings_update(user=trader, changes={"broker_mode": BrokerMode.TRADIER_SANDBOX,
                                                            "tradier_account_id": ACCOUNT}, sandbox_token=TOKEN)
-    yield fake
-    fake.stop()
+    return fake
 
 
 def trade_of(pk) -> PaperTrade:

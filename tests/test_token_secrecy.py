@@ -10,22 +10,12 @@ from brokers.base import BrokerAuthError, OrderRequest, order_tag
 from brokers.factory import broker_for
 from brokers.models import BrokerMode
 from tests.factories import PaperTradeFactory
-from tests.fakes.tradier import SANDBOX, FakeTradier
 from tradeoptions import tenancy
 from trades import services
 from trades.models import AccountSettings
 
 TOKEN = "sbx-SECRET-7c41e2d9f0a3"
 CONTRACT = "SPY261218C00570000"
-
-
-@pytest.fixture
-def fake_tradier(settings):
-    fake = FakeTradier()
-    fake.start()
-    settings.TRADIER_SANDBOX_URL = fake.url(SANDBOX)
-    yield fake
-    fake.stop()
 
 
 def test_a_full_flow_never_reveals_the_token(client, ops_user, trader, fake_tradier, caplog, json_lines):

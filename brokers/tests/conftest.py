@@ -6,7 +6,7 @@ import pytest
 
 from brokers.ratelimit import RateLimiter
 from brokers.tradier import ConfirmPolicy, RetryPolicy, TradierClient
-from tests.fakes.tradier import SANDBOX, FakeTradier
+from tests.fakes.tradier import SANDBOX
 
 # Made-up tokens, distinctive enough that finding one in a log line cannot be a coincidence.
 SANDBOX_TOKEN = "sbxTOKEN-4f1d2c9a8b7e6d5c"
@@ -15,14 +15,6 @@ ACCOUNT = "VA00001234"
 
 # Short enough to keep the suite fast, long enough for a loopback round trip under load.
 CLIENT_TIMEOUT = 0.3
-
-
-@pytest.fixture
-def fake_tradier():
-    fake = FakeTradier()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

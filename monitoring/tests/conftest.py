@@ -43,23 +43,18 @@ SANDBOX_ACCOUNT = "VA00006161"
 
 
 @pytest.fixture
-def tradier(settings, trader, market):
+def tradier(fake_tradier, trader, market):
     """The fake Tradier with `trader` trading in its sandbox account (quotes: the module's `market`)."""
     from brokers.models import BrokerMode
-    from tests.fakes.tradier import LIVE, SANDBOX, FakeTradier
     from trades import services as trade_services
 
-    fake = FakeTradier()
-    fake.start()
-    settings.TRADIER_SANDBOX_URL = fake.url(SANDBOX)
-    settings.TRADIER_LIVE_URL = fake.url(LIVE)
+    fake = fake_tradier
     fake.add_account(token=SANDBOX_TOKEN, account_id=SANDBOX_ACCOUNT, cash=Decimal("10000"))
     fake.set_quote(SANDBOX_CONTRACT, "4.10", "4.30")
     trade_services.account_settings_update(
         user=trader, changes={"broker_mode": BrokerMode.TRADIER_SANDBOX, "tradier_account_id": SANDBOX_ACCOUNT},
         sandbox_token=SANDBOX_TOKEN)
-    yield fake
-    fake.stop()
+    return fake
 
 
 def open_sandbox_call(user, market):

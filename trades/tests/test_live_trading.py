@@ -11,7 +11,7 @@ from brokers.base import BrokerError, OrderRequest
 from brokers.factory import LiveBroker, LiveOrderUntagged, broker_for
 from brokers.models import BrokerMode
 from monitoring import sync
-from tests.fakes.tradier import LIVE, SANDBOX, FakeTradier
+from tests.fakes.tradier import LIVE, SANDBOX
 from tradeoptions import tenancy
 from trades import services
 from trades.models import CloseReason, EventKind, PaperTrade, TradeEvent, TradeStatus
@@ -27,17 +27,13 @@ GO_LIVE = {"broker_mode": "TRADIER_LIVE", "tradier_account_id": LIVE_ACCOUNT, "t
 
 
 @pytest.fixture
-def tradier(settings, market):
+def tradier(fake_tradier, market):
     """One fake Tradier serving both environments, each with its own account and token."""
-    fake = FakeTradier()
-    fake.start()
-    settings.TRADIER_SANDBOX_URL = fake.url(SANDBOX)
-    settings.TRADIER_LIVE_URL = fake.url(LIVE)
+    fake = fake_tradier
     fake.add_account(token=SANDBOX_TOKEN, account_id=SANDBOX_ACCOUNT, cash=Decimal("10000"), environment=SANDBOX)
     fake.add_account(token=LIVE_TOKEN, account_id=LIVE_ACCOUNT, cash=Decimal("10000"), environment=LIVE)
     fake.set_quote(CONTRACT, "4.10", "4.30")
-    yield fake
-    fake.stop()
+    return fake
 
 
 def _events(trade_id):

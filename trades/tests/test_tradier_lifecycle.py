@@ -6,7 +6,6 @@ from decimal import Decimal
 import pytest
 
 from brokers.models import BrokerMode
-from tests.fakes.tradier import LIVE, SANDBOX, FakeTradier
 from tradeoptions import tenancy
 from trades import services
 from trades.models import PaperTrade
@@ -18,15 +17,10 @@ ACCOUNT = "VA00004242"
 
 
 @pytest.fixture
-def tradier(settings, trader, market):
-    fake = FakeTradier()
-    fake.start()
-    settings.TRADIER_SANDBOX_URL = fake.url(SANDBOX)
-    settings.TRADIER_LIVE_URL = fake.url(LIVE)
-    fake.add_account(token=TOKEN, account_id=ACCOUNT, cash=Decimal("10000"))
-    fake.set_quote(CONTRACT, "4.10", "4.30")
-    yield fake
-    fake.stop()
+def tradier(fake_tradier, trader, market):
+    fake_tradier.add_account(token=TOKEN, account_id=ACCOUNT, cash=Decimal("10000"))
+    fake_tradier.set_quote(CONTRACT, "4.10", "4.30")
+    return fake_tradier
 
 
 def _use_sandbox(user, token=TOKEN):
