@@ -10,19 +10,16 @@ The client is the production one, built by the production factory; only its time
 pauses are shortened (a 0.3 s read timeout against the fake's 1 s hang) to keep the suite fast.
 """
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
 
 from brokers import factory
-from brokers import market as market_registry
 from brokers.models import BrokerMode
 from brokers.ratelimit import RateLimiter
 from brokers.tradier import ConfirmPolicy, RetryPolicy, TradierClient
 from monitoring import services as monitor
-from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
 from trades import services
 from trades.models import EventKind, PaperTrade, TradeStatus
@@ -32,14 +29,6 @@ TOKEN = "sbxTOKEN-faults-5e4d3c2b1a"
 ACCOUNT = "VA00007777"
 OPEN_BODY = {"ticker": "SPY", "option_type": "CALL", "strike": "570", "expiry": "2026-12-18", "qty": 1,
              "entry_type": "market", "sl_price": "3.00", "tp_price": "6.50", "strategy": "momentum"}
-
-
-@pytest.fixture
-def market(monkeypatch):
-    hand = HandDrivenMarket(datetime(2026, 12, 1, 15, 0, tzinfo=UTC))
-    hand.set_quote(CONTRACT, "4.10", "4.30")
-    monkeypatch.setattr(market_registry, "_market", hand)
-    return hand
 
 
 @pytest.fixture

@@ -15,13 +15,11 @@ from decimal import Decimal
 import pytest
 from django.core.cache import cache
 
-from brokers import market as market_registry
 from brokers.models import PaperOrder
 from monitoring import clock as market_clock
 from monitoring import tasks
 from monitoring.models import PriceSnapshot
 from tests.fakes.fault_worker import WAIT, FaultWorker
-from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
 from trades.models import AccountSettings, Actor, CloseReason, EventKind, PaperTrade, TradeEvent, TradeStatus
 from trades.services import TradeOpenInput, trade_open
@@ -40,12 +38,10 @@ def fault_worker(redis_client, settings):
 
 
 @pytest.fixture
-def market(monkeypatch):
-    hand = HandDrivenMarket(AT)
-    hand.set_quote(CONTRACT, "4.10", "4.30")
-    monkeypatch.setattr(market_registry, "_market", hand)
-    monkeypatch.setattr(market_clock, "now", lambda: hand.moment)
-    return hand
+def market(market, monkeypatch):
+    """The shared hand-driven market (root conftest), and the clock the tasks read at its moment."""
+    monkeypatch.setattr(market_clock, "now", lambda: market.moment)
+    return market
 
 
 def open_positions(users, market, per_user: int) -> list[PaperTrade]:

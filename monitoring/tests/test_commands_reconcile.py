@@ -11,7 +11,6 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from brokers import market as market_registry
 from brokers.base import OrderRequest, order_tag
 from brokers.models import PaperOrder
 from brokers.paper import LocalPaperBroker
@@ -19,7 +18,6 @@ from brokers.tradier import TradierClient
 from monitoring import clock as market_clock
 from monitoring import services
 from tests.factories import ClosedTradeFactory
-from tests.fakes.market import HandDrivenMarket
 from tests.fakes.tradier import SANDBOX
 from tradeoptions import tenancy
 from trades import services as trade_services
@@ -37,12 +35,10 @@ def fresh_cache():
 
 
 @pytest.fixture
-def market(monkeypatch):
-    hand = HandDrivenMarket(AT)
-    hand.set_quote(CONTRACT, "4.10", "4.30")
-    monkeypatch.setattr(market_registry, "_market", hand)
-    monkeypatch.setattr(market_clock, "now", lambda: hand.moment)
-    return hand
+def market(market, monkeypatch):
+    """The shared hand-driven market (root conftest), and the clock the tasks read at its moment."""
+    monkeypatch.setattr(market_clock, "now", lambda: market.moment)
+    return market
 
 
 

@@ -12,13 +12,11 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.cache import cache
 
-from brokers import market as market_registry
 from brokers.base import OrderDuration, OrderRequest, OrderSide, OrderStatus, OrderType
 from brokers.models import PaperOrder
 from brokers.paper import FillRules, LocalPaperBroker
 from monitoring import clock as market_clock
 from monitoring import services, sync, tasks
-from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
 from trades import services as trade_services
 from trades.models import AccountSettings, Actor, CloseReason, EventKind, PaperTrade, TradeEvent, TradeStatus
@@ -35,14 +33,12 @@ def fresh_cache():
 
 
 @pytest.fixture
-def market(monkeypatch):
-    """The market every layer sees, and the clock the tasks read."""
-    hand = HandDrivenMarket(AT)
-    hand.set_quote(CONTRACT, "4.10", "4.30")
-    hand.set_quote(OTHER, "3.00", "3.20")
-    monkeypatch.setattr(market_registry, "_market", hand)
-    monkeypatch.setattr(market_clock, "now", lambda: hand.moment)
-    return hand
+def market(market, monkeypatch):
+    """The shared hand-driven market (root conftest) with a QQQ put too, and the clock the tasks
+    read at its moment."""
+    market.set_quote(OTHER, "3.00", "3.20")
+    monkeypatch.setattr(market_clock, "now", lambda: market.moment)
+    return market
 
 
 def _roomy(*users):

@@ -1,31 +1,16 @@
 """The order sync against Tradier over real HTTP (the fake Tradier server): one order list per
 account a cycle, and `get_order(id)` only for what the list does not show."""
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
-import pytest
-
-from brokers import market as market_registry
 from brokers.models import BrokerMode
 from brokers.tradier import TradierClient
 from monitoring import services
-from tests.fakes.market import HandDrivenMarket
 from trades.models import CloseReason, TradeStatus
 
 from .conftest import open_sandbox_call, trade_as_stored
 
 CONTRACT = "SPY261218C00570000"
-
-
-@pytest.fixture
-def market(monkeypatch):
-    hand = HandDrivenMarket(datetime(2026, 12, 1, 15, 0, tzinfo=UTC))
-    hand.set_quote(CONTRACT, "4.10", "4.30")
-    monkeypatch.setattr(market_registry, "_market", hand)
-    return hand
-
-
 
 
 def test_a_take_profit_filled_at_tradier_closes_the_trade_with_one_list_call(trader, tradier, market):
