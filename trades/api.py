@@ -475,21 +475,17 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         if not key:
             return self._open(request, key=None)
         body = request.data.dict() if hasattr(request.data, "dict") else dict(request.data)
-        fingerprint = services.request_fingerprint(body)
+
+        def open_once() -> services.KeyedAnswer:
+            response = self._open(request, key=key)
+            return services.KeyedAnswer(response.status_code, response.data, trade=response.trade)
+
         try:
-            claim = services.idempotency_claim(user=request.user, key=key, fingerprint=fingerprint)
+            answer = services.idempotent(user=request.user, key=key, body=body, answer=open_once)
         except services.TradeError as problem:
             return problem_response(problem)
-        try:
-            if claim.replay is not None:
-                return Response(claim.replay.body, status=claim.replay.status, headers={"Idempotent-Replayed": "true"})
-            response = self._open(request, key=key)
-            if response.trade is not None:  # a refusal before any trade was written is not replayed
-                services.idempotency_store(claim=claim, status=response.status_code, body=response.data,
-                                           trade=response.trade)
-            return response
-        finally:
-            services.idempotency_release(claim=claim)
+        return Response(answer.body, status=answer.status,
+                        headers={"Idempotent-Replayed": "true"} if answer.replayed else None)
 
     def _open(self, request, *, key: str | None) -> Response:
         """The trade row commits before its order goes to the broker (see `stepwise_actions`)."""

@@ -41,11 +41,13 @@ from .errors import (
 from .idempotency import (
     IDEMPOTENCY_KEY_TTL,
     IdempotencyClaim,
+    KeyedAnswer,
     StoredAnswer,
     idempotency_claim,
     idempotency_keys_purge,
     idempotency_release,
     idempotency_store,
+    idempotent,
     request_fingerprint,
 )
 from .lifecycle import event_record, trade_staff_edit, trade_transition
@@ -78,7 +80,7 @@ __all__ = [
     "IdempotencyClaim",
     "VersionConflict", "account_settings_for", "account_settings_update", "brackets_adjust", "encrypted_secrets_rotate",
     "close_confirm", "close_outcome", "event_record", "idempotency_claim", "idempotency_keys_purge",
-    "idempotency_release",
+    "idempotency_release", "idempotent", "KeyedAnswer",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
     "trade_risk", "trade_staff_edit", "trade_transition", "user_create",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",

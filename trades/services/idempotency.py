@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -51,6 +52,34 @@ class IdempotencyClaim:
     fingerprint: str
     replay: StoredAnswer | None = None
     lease_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class KeyedAnswer:
+    """What a keyed request answers: its status and body, the trade it wrote (if any), and whether
+    the answer is a replay of the first request's."""
+
+    status: int
+    body: dict
+    trade: PaperTrade | None = None
+    replayed: bool = False
+
+
+def idempotent(*, user: AbstractBaseUser, key: str, body: dict, answer: Callable[[], KeyedAnswer]) -> KeyedAnswer:
+    """Run `answer` at most once per (user, key): the first request claims the key and runs it; an
+    answer that wrote a trade is stored and replayed to every duplicate with the same body. A
+    refusal before any trade was written is not stored (the claim is given back), so a corrected
+    retry is judged afresh. Raises IdempotencyKeyInFlight or IdempotencyKeyReused."""
+    claim = idempotency_claim(user=user, key=key, fingerprint=request_fingerprint(body))
+    try:
+        if claim.replay is not None:
+            return KeyedAnswer(claim.replay.status, claim.replay.body, replayed=True)
+        result = answer()
+        if result.trade is not None:
+            idempotency_store(claim=claim, status=result.status, body=result.body, trade=result.trade)
+        return result
+    finally:
+        idempotency_release(claim=claim)
 
 
 def request_fingerprint(body: dict) -> str:

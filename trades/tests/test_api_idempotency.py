@@ -196,3 +196,28 @@ def test_a_request_whose_claim_was_taken_over_does_not_give_back_the_new_claim(t
         _claim(trader, "slow", open_body())
     services.idempotency_release(claim=current)
     assert _claim(trader, "slow", open_body()).replay is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_keyed_answer_runs_once_and_a_refusal_is_judged_afresh(trader):
+    """The service the create view delegates to: a refusal that wrote nothing gives the key back;
+    the answer that wrote a trade runs once and is replayed to every duplicate."""
+    runs = []
+    trade = PaperTradeFactory(owner=trader)
+
+    def refuse():
+        runs.append("refused")
+        return services.KeyedAnswer(400, {"type": "validation_error"})
+
+    def open_it():
+        runs.append("opened")
+        return services.KeyedAnswer(201, {"id": trade.pk}, trade=trade)
+
+    first = services.idempotent(user=trader, key="scan-7", body={"qty": 1}, answer=refuse)
+    second = services.idempotent(user=trader, key="scan-7", body={"qty": 1}, answer=open_it)
+    third = services.idempotent(user=trader, key="scan-7", body={"qty": 1}, answer=open_it)
+    assert (first.status, first.replayed, second.status, second.replayed) == (400, False, 201, False)
+    assert (third.status, third.body, third.replayed) == (201, {"id": trade.pk}, True)
+    assert runs == ["refused", "opened"]
+    with pytest.raises(services.IdempotencyKeyReused):
+        services.idempotent(user=trader, key="scan-7", body={"qty": 2}, answer=open_it)
