@@ -150,7 +150,8 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     # Adjust the stop-loss inline; a stop above the bid is refused with the API's reason, in place.
     detail.locator("input[name=new_sl]").fill("5.00")
     detail.locator("button.save-adjust").click()
-    expect(detail.locator(".adjust-form .error:not(:empty)").first).to_contain_text("would fire at once")
+    expect(detail.locator(".adjust-form .error:not(:empty)").first).to_contain_text(
+        "A stop-loss at 5.00 is at or above the bid (4.10) and would fire at once.")  # money with 2 decimals
     detail.locator("input[name=new_sl]").fill("3.20")
     detail.locator("button.save-adjust").click()
     expect(page.locator(".toast-success", has_text="stop-loss 3.20 saved")).to_be_visible()
