@@ -398,6 +398,34 @@ def test_api_tokens_are_listed_by_their_key_and_revoked_from_the_list(device, ma
     assert page.problems == []
 
 
+def test_a_signed_in_trader_signs_out_every_api_token_without_pasting_one(device, market, alice, live_server):
+    _, scanner_token = AuthToken.objects.create(user=alice)
+    _, laptop_token = AuthToken.objects.create(user=alice)
+    _, bobs_token = AuthToken.objects.create(user=UserFactory(username="bob"))
+    page = device()
+    page.click("nav >> text=Settings")
+    rows = page.locator("#token-list tbody tr")
+    expect(rows).to_have_count(2)
+    api = page.context.request
+    works = lambda secret: api.get(f"{live_server.url}/api/settings",  # noqa: E731
+                                   headers={"Authorization": f"Token {secret}"}).status
+
+    page.once("dialog", lambda dialog: dialog.dismiss())  # asked first; "Cancel" keeps them
+    page.click("#token-sign-out-all")
+    expect(rows).to_have_count(2)
+    assert works(scanner_token) == 200
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#token-sign-out-all")
+    expect(page.locator(".toast-success", has_text="2 API token(s) signed out")).to_be_visible()
+    expect(rows).to_have_count(0)
+    expect(page.locator("#token-list-empty")).to_be_visible()
+    assert works(scanner_token) == 401 and works(laptop_token) == 401 and works(bobs_token) == 200
+    page.reload()  # the session itself is still signed in
+    expect(page.locator("#token-list-empty")).to_be_visible()
+    assert page.problems == []
+
+
 def test_a_poll_that_finds_a_take_profit_hit_rings_the_register(device, market, alice):
     from monitoring.services import match_paper_orders
     from monitoring.sync import sync_orders
