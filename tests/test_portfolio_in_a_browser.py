@@ -145,6 +145,18 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
                                                               "entry, stop-loss and take-profit shown as lines.")
     expect(detail.locator(".facts")).to_contain_text("Delta")
     expect(detail.locator(".event-log li").first).to_be_visible()
+    # Each event's payload reads as "name: value" pairs, prices with two decimals; the JSON is behind "raw".
+    opened = detail.locator(".event-log li", has_text="planned entry")
+    fields = opened.locator(".payload-fields li")
+    for text in ("contract: " + CONTRACT, "contracts: 2", "planned entry: 4.30", "stop-loss: 3.00",
+                 "take-profit: 6.50", "broker: LOCAL_PAPER"):
+        expect(fields.filter(has_text=text)).to_have_count(1)
+    filled = detail.locator(".event-log li", has_text="order filled").locator(".payload-fields")
+    expect(filled).to_contain_text("order fill: price 4.30, quantity 2")  # two levels down: written inline
+    raw = opened.locator(".payload-raw code")
+    expect(raw).to_be_hidden()
+    opened.locator(".payload-raw summary", has_text="raw").click()
+    expect(raw).to_contain_text('"planned_entry_price"')
     shoot(page, "desktop-open-positions-expanded")
 
     # Adjust the stop-loss inline; a stop above the bid is refused with the API's reason, in place.
@@ -156,6 +168,10 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     detail.locator("button.save-adjust").click()
     expect(page.locator(".toast-success", has_text="stop-loss 3.20 saved")).to_be_visible()
     expect(row.locator("td.sl")).to_contain_text("3.20")
+    adjusted = detail.locator(".event-log li", has_text="bracket adjusted").locator(".payload-fields")
+    expect(adjusted).to_contain_text("before stop-loss: 3.00")
+    expect(adjusted).to_contain_text("after stop-loss: 3.20")
+    expect(adjusted).to_contain_text("allowed to fill at once: no")
 
     # Close through the confirmation dialog; the bid has moved up. Escape keeps the position.
     market.set_quote(CONTRACT, "5.00", "5.20")
