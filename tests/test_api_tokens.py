@@ -91,3 +91,30 @@ def test_nobody_anonymous_lists_or_revokes(client, trader):
     assert client.get("/api/auth/tokens").status_code in (401, 403)
     assert client.delete(f"/api/auth/tokens/{mine.token_key}").status_code in (401, 403)
     assert _authenticates(token)
+
+
+def test_a_session_signs_out_every_token_of_its_own_with_its_csrf_token(trader, other_trader):
+    _, first = _issue(trader)
+    _, second = _issue(trader)
+    _, theirs = _issue(other_trader)
+    client = _session(trader)
+    refused = client.delete("/api/auth/tokens")  # no CSRF token: refused, nothing revoked
+    assert refused.status_code == 403
+    assert _authenticates(first) and _authenticates(second)
+
+    client.get("/settings/")
+    response = client.delete("/api/auth/tokens", HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+    assert response.status_code == 200 and response.json() == {"revoked": 2}
+    assert not _authenticates(first) and not _authenticates(second) and _authenticates(theirs)
+    assert client.get("/api/auth/tokens").json() == []
+    assert client.get("/api/settings").status_code == 200  # the session itself stays signed in
+
+
+def test_the_token_endpoints_still_answer_api_clients_as_before(trader):
+    _, mine = _issue(trader)
+    _, other = _issue(trader)
+    client = APIClient(enforce_csrf_checks=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {mine}")
+    assert client.post("/api/auth/token/revoke-all").status_code == 204  # knox's logoutall, by a token
+    assert not _authenticates(mine) and not _authenticates(other)
+    assert APIClient().delete("/api/auth/tokens").status_code in (401, 403)  # nobody anonymous

@@ -145,16 +145,33 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
                                                               "entry, stop-loss and take-profit shown as lines.")
     expect(detail.locator(".facts")).to_contain_text("Delta")
     expect(detail.locator(".event-log li").first).to_be_visible()
+    # Each event's payload reads as "name: value" pairs, prices with two decimals; the JSON is behind "raw".
+    opened = detail.locator(".event-log li", has_text="planned entry")
+    fields = opened.locator(".payload-fields li")
+    for text in ("contract: " + CONTRACT, "contracts: 2", "planned entry: 4.30", "stop-loss: 3.00",
+                 "take-profit: 6.50", "broker: LOCAL_PAPER"):
+        expect(fields.filter(has_text=text)).to_have_count(1)
+    filled = detail.locator(".event-log li", has_text="order filled").locator(".payload-fields")
+    expect(filled).to_contain_text("order fill: price 4.30, quantity 2")  # two levels down: written inline
+    raw = opened.locator(".payload-raw code")
+    expect(raw).to_be_hidden()
+    opened.locator(".payload-raw summary", has_text="raw").click()
+    expect(raw).to_contain_text('"planned_entry_price"')
     shoot(page, "desktop-open-positions-expanded")
 
     # Adjust the stop-loss inline; a stop above the bid is refused with the API's reason, in place.
     detail.locator("input[name=new_sl]").fill("5.00")
     detail.locator("button.save-adjust").click()
-    expect(detail.locator(".adjust-form .error:not(:empty)").first).to_contain_text("would fire at once")
+    expect(detail.locator(".adjust-form .error:not(:empty)").first).to_contain_text(
+        "A stop-loss at 5.00 is at or above the bid (4.10) and would fire at once.")  # money with 2 decimals
     detail.locator("input[name=new_sl]").fill("3.20")
     detail.locator("button.save-adjust").click()
     expect(page.locator(".toast-success", has_text="stop-loss 3.20 saved")).to_be_visible()
     expect(row.locator("td.sl")).to_contain_text("3.20")
+    adjusted = detail.locator(".event-log li", has_text="bracket adjusted").locator(".payload-fields")
+    expect(adjusted).to_contain_text("before stop-loss: 3.00")
+    expect(adjusted).to_contain_text("after stop-loss: 3.20")
+    expect(adjusted).to_contain_text("allowed to fill at once: no")
 
     # Close through the confirmation dialog; the bid has moved up. Escape keeps the position.
     market.set_quote(CONTRACT, "5.00", "5.20")
@@ -394,6 +411,34 @@ def test_api_tokens_are_listed_by_their_key_and_revoked_from_the_list(device, ma
     expect(row).to_have_count(0)
     expect(rows).to_have_count(1)
     assert works(token) == 401 and works(scanner_token) == 200
+    assert page.problems == []
+
+
+def test_a_signed_in_trader_signs_out_every_api_token_without_pasting_one(device, market, alice, live_server):
+    _, scanner_token = AuthToken.objects.create(user=alice)
+    _, laptop_token = AuthToken.objects.create(user=alice)
+    _, bobs_token = AuthToken.objects.create(user=UserFactory(username="bob"))
+    page = device()
+    page.click("nav >> text=Settings")
+    rows = page.locator("#token-list tbody tr")
+    expect(rows).to_have_count(2)
+    api = page.context.request
+    works = lambda secret: api.get(f"{live_server.url}/api/settings",  # noqa: E731
+                                   headers={"Authorization": f"Token {secret}"}).status
+
+    page.once("dialog", lambda dialog: dialog.dismiss())  # asked first; "Cancel" keeps them
+    page.click("#token-sign-out-all")
+    expect(rows).to_have_count(2)
+    assert works(scanner_token) == 200
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#token-sign-out-all")
+    expect(page.locator(".toast-success", has_text="2 API token(s) signed out")).to_be_visible()
+    expect(rows).to_have_count(0)
+    expect(page.locator("#token-list-empty")).to_be_visible()
+    assert works(scanner_token) == 401 and works(laptop_token) == 401 and works(bobs_token) == 200
+    page.reload()  # the session itself is still signed in
+    expect(page.locator("#token-list-empty")).to_be_visible()
     assert page.problems == []
 
 

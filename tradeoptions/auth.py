@@ -43,6 +43,13 @@ def api_token_revoke(*, user: AbstractBaseUser, token_key: str) -> bool:
     return deleted > 0
 
 
+def api_token_revoke_all(*, user: AbstractBaseUser) -> int:
+    """Revoke every token of the user (the settings page's "sign out every API token", made with the
+    session: knox's own logoutall needs one of the tokens). How many were revoked."""
+    deleted, _ = AuthToken.objects.filter(user=user).delete()
+    return deleted
+
+
 # --- views ----------------------------------------------------------------------------------------
 
 
@@ -87,12 +94,19 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
 
 class TokenListView(APIView):
-    """The caller's API tokens (with a session or a token)."""
+    """The caller's API tokens (with a session or a token); DELETE revokes them all."""
 
     @extend_schema(summary="List my API tokens (never the tokens themselves)",
                    responses={200: ApiTokenSerializer(many=True)})
     def get(self, request):
         return Response(ApiTokenSerializer(api_token_list(user=request.user), many=True).data)
+
+    @extend_schema(operation_id="auth_tokens_revoke_all",
+                   summary="Revoke every one of my API tokens (a session needs its CSRF token)",
+                   request=None,
+                   responses={200: inline_serializer("RevokedTokens", {"revoked": serializers.IntegerField()})})
+    def delete(self, request):
+        return Response({"revoked": api_token_revoke_all(user=request.user)})
 
 
 class TokenDetailView(APIView):

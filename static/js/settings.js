@@ -1,6 +1,7 @@
 // The settings page: broker mode and account, write-only broker tokens ("set" / "not set"),
 // limits and auto-refresh through /api/settings; the guarded switch to live trading; API tokens
-// (create, shown once, listed by their key, revoke after a confirmation); notifications (browser
+// (create, shown once, listed by their key, revoke after a confirmation, sign them all out with the
+// session); notifications (browser
 // notifications, asked for only when the box is ticked; a webhook URL and its secret, shown once).
 
 import { ApiError, config, del, get, post, put } from "./api.js";
@@ -236,6 +237,25 @@ function bindTokens() {
   });
 }
 
+// Signed in with a session, the trader needs no token to revoke them all: the session (and its
+// CSRF token) is enough. Scripts using any of them are refused from then on.
+async function signOutEveryToken(event) {
+  const button = event.currentTarget;
+  if (!confirm("Sign out every API token? Scripts and scanners using them are refused from now on; this cannot be undone.")) return;
+  button.disabled = true;
+  try {
+    const { data } = await del(config.urls.tokens);
+    toast(data.revoked ? `${data.revoked} API token(s) signed out` : "You had no API tokens", "success");
+    document.getElementById("token-value").value = "";
+    document.getElementById("token-issued").hidden = true;
+    await loadTokens();
+  } catch (error) {
+    toast(error.message, "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // --- Notifications -------------------------------------------------------------------------------
 
 // The browser is asked only now, when the trader ticks the box; refused, the box unticks itself.
@@ -282,5 +302,6 @@ form.elements.broker_mode.addEventListener("change", () => {
 });
 form.addEventListener("submit", save);
 bindTokens();
+document.getElementById("token-sign-out-all").addEventListener("click", signOutEveryToken);
 loadTokens();
 get(config.urls.settings).then(render).catch((error) => toast(error.message, "error"));

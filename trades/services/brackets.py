@@ -26,6 +26,7 @@ from .errors import (
     InvalidTransition,
     PositionUnprotected,
     VersionConflict,
+    price_text,
 )
 from .lifecycle import trade_transition
 from .opening import TradeResult
@@ -94,8 +95,8 @@ def _validate(trade, *, sl, tp, new_sl, new_tp, allow_immediate: bool, market: M
         if value is not None and value <= 0:
             errors[name] = ["Must be greater than zero."]
     if not errors and sl >= tp:
-        errors["new_sl" if new_sl is not None else "new_tp"] = [f"The stop-loss ({sl}) must be below the "
-                                                                f"take-profit ({tp})."]
+        errors["new_sl" if new_sl is not None else "new_tp"] = [
+            f"The stop-loss ({price_text(sl)}) must be below the take-profit ({price_text(tp)})."]
     if errors:
         raise InvalidTradeInput(errors)
     quote = market.quotes([trade.option_symbol]).get(trade.option_symbol)
@@ -104,11 +105,13 @@ def _validate(trade, *, sl, tp, new_sl, new_tp, allow_immediate: bool, market: M
         return
     if new_sl is not None and new_sl >= bid:
         raise BracketWouldFill(
-            f"A stop-loss at {new_sl} is at or above the bid ({bid}) and would fire at once. "
+            f"A stop-loss at {price_text(new_sl)} is at or above the bid ({price_text(bid)}) "
+            "and would fire at once. "
             "Send allow_immediate=true to do it anyway.", field="new_sl")
     if new_tp is not None and new_tp <= bid:
         raise BracketWouldFill(
-            f"A take-profit at {new_tp} is at or below the bid ({bid}) and would fill at once. "
+            f"A take-profit at {price_text(new_tp)} is at or below the bid ({price_text(bid)}) "
+            "and would fill at once. "
             "Send allow_immediate=true to do it anyway.", field="new_tp")
 
 

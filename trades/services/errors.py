@@ -8,10 +8,20 @@ class to one HTTP status and an error `code` the UI can act on.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from trades.models import PaperTrade
+
+
+def price_text(value: Decimal | None) -> str:
+    """A price as a message shows it: two decimals ("4.30", not the stored "4.3000"), and more only
+    when they carry digits (a 4.005 limit stays 4.005). The data and API fields keep the exact Decimal."""
+    if value is None:
+        return "none"
+    cents = value.quantize(Decimal("0.01"))
+    return f"{cents:f}" if cents == value else f"{value.normalize():f}"
 
 
 class TradeError(Exception):

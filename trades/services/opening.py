@@ -45,7 +45,7 @@ from trades.models import (
 )
 
 from .context import book_at_entry, context_errors, entry_context_request
-from .errors import InvalidTradeInput, RiskLimitExceeded, TradeError
+from .errors import InvalidTradeInput, RiskLimitExceeded, TradeError, price_text
 from .lifecycle import event_record, trade_transition
 from .orders import (
     as_trade_error,
@@ -192,9 +192,9 @@ def _validate(data: TradeOpenInput, market: Market) -> tuple[str, Decimal, Quote
             raise InvalidTradeInput({"limit_price": [f"{symbol} has no ask to price a market order: give a limit."]})
         reference = quote.ask
     if data.sl_price >= reference:
-        errors["sl_price"] = [f"A long option's stop-loss must be below the entry ({reference})."]
+        errors["sl_price"] = [f"A long option's stop-loss must be below the entry ({price_text(reference)})."]
     if data.tp_price <= reference:
-        errors["tp_price"] = [f"A long option's take-profit must be above the entry ({reference})."]
+        errors["tp_price"] = [f"A long option's take-profit must be above the entry ({price_text(reference)})."]
     if errors:
         raise InvalidTradeInput(errors)
     return symbol, reference, quote

@@ -83,6 +83,23 @@ def test_refusals_before_the_broker_change_nothing(api_as, trader, opened, broke
     assert broker.calls == [] and _trade(trader, opened["id"]).version == opened["version"]
 
 
+@pytest.mark.parametrize(
+    ("changes", "detail"),
+    [
+        ({"new_sl": "4.2"}, "A stop-loss at 4.20 is at or above the bid (4.10) and would fire at once. "
+                            "Send allow_immediate=true to do it anyway."),
+        ({"new_tp": "4.0000"}, "A take-profit at 4.00 is at or below the bid (4.10) and would fill at once. "
+                               "Send allow_immediate=true to do it anyway."),
+        # The stop-loss kept is the stored 3.0000: the message says 3.00.
+        ({"new_tp": "2.5", "allow_immediate": True}, "The stop-loss (3.00) must be below the take-profit (2.50)."),
+    ],
+    ids=["sl-above-bid", "tp-below-bid", "kept-sl-above-new-tp"],
+)
+def test_refusals_show_prices_with_two_decimals(api_as, trader, opened, changes, detail):
+    (error,) = _adjust(api_as, trader, opened, **changes).json()["errors"]
+    assert error["detail"] == detail
+
+
 def test_allow_immediate_lets_a_stop_above_the_bid_through(api_as, trader, opened):
     response = _adjust(api_as, trader, opened, new_sl="4.20", allow_immediate=True)
     assert response.status_code == 200 and response.json()["sl_price"] == "4.2000"

@@ -49,7 +49,7 @@ def test_a_limit_entry_is_checked_against_its_limit_not_the_ask(api_as, trader, 
     refused = client.post(VALIDATE, open_body(entry_type="limit", limit_price="2.90"), format="json")
     assert refused.status_code == 400
     assert refused.json()["errors"] == [{"code": "invalid", "attr": "sl_price",
-                                         "detail": "A long option's stop-loss must be below the entry (2.9000)."}]
+                                         "detail": "A long option's stop-loss must be below the entry (2.90)."}]
 
 
 @pytest.mark.parametrize(
