@@ -89,6 +89,9 @@ class PaperFill(models.Model):
     mid = models.DecimalField(max_digits=12, decimal_places=4, null=True)
     quote_time = models.DateTimeField(null=True)
     filled_at = models.DateTimeField()
+    # An expiry settlement (sold to the expiry at intrinsic value against the underlying's
+    # close): on the books like a fill, but not an execution at a market quote.
+    settlement = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["id"]

@@ -589,7 +589,8 @@ def _settle_position(owner_id: int, symbol: str, underlying: str, close: Decimal
             reason=f"Expired {how} ({underlying} closed at ${close}).",
         )
         PaperFill.objects.create(owner_id=owner_id, order=order, option_symbol=symbol, side=order.side,
-                                 quantity=quantity, price=value, commission=Decimal(0), filled_at=cutoff)
+                                 quantity=quantity, price=value, commission=Decimal(0), filled_at=cutoff,
+                                 settlement=True)
     logger.info("paper expiry: %s %s of user %s expired %s", quantity, symbol, owner_id, how)
     return 1
 

@@ -316,6 +316,7 @@ def test_a_contract_held_into_expiry_in_the_money_is_settled_at_intrinsic_value(
     fill = PaperFill.objects.order_by("id").last()
     assert (fill.side, fill.quantity, fill.price, fill.commission) == ("sell_to_close", 2, Decimal("5.20"), 0)
     assert fill.filled_at == market.expiry_cutoff(date(2026, 12, 18)) and fill.mid is None
+    assert fill.settlement and not PaperFill.objects.order_by("id").first().settlement  # apart from real fills
     settlement = broker.get_order(str(fill.order_id))
     assert settlement.status == OrderStatus.FILLED and settlement.fill.price == Decimal("5.20")
     assert "in the money" in settlement.reason and "575.20" in settlement.reason
