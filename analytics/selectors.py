@@ -222,9 +222,12 @@ def fill_quality(*, user: AbstractBaseUser) -> dict:
     Signed so that positive is a cost: a buy above the mid or a sell below it. Per share in
     dollars, in total dollars (× contracts × 100) and in basis points of the mid. Buckets: days
     to expiry at the fill (New York date), and the quoted spread as % of the mid. Fills without a
-    two-sided quote are counted apart.
+    two-sided quote are counted apart. Expiry settlements (sold to the expiry at intrinsic value
+    against the underlying's close) are on the books as fills but were never at a market quote:
+    they are neither slippage nor fills without a quote, only counted as `settlements`.
     """
-    fills = PaperFill.objects.filter(owner=user)
+    every = PaperFill.objects.filter(owner=user)
+    fills = every.filter(settlement=False)
     buy = Q(side__startswith="buy")
     rows = fills.filter(mid__isnull=False, mid__gt=0, bid__isnull=False, ask__isnull=False).annotate(
         slip4=_ten_thousandths(Case(When(buy, then=F("price") - F("mid")), default=F("mid") - F("price"))),
@@ -233,10 +236,13 @@ def fill_quality(*, user: AbstractBaseUser) -> dict:
         day=TruncDate("filled_at", tzinfo=market_tz()),
     ).values_list("option_symbol", "quantity", "slip4", "spread_pct", "mid_f", "day")
     frame = pd.DataFrame.from_records(list(rows), columns=["symbol", "quantity", "slip4", "spread_pct", "mid", "day"])
-    unquoted = fills.count() - len(frame)
+    counts = every.aggregate(fills=Count("id", filter=Q(settlement=False)),
+                             settlements=Count("id", filter=Q(settlement=True)))
+    unquoted, settlements = counts["fills"] - len(frame), counts["settlements"]
     signed = "positive slippage is a cost (bought above or sold below the mid)"
     if frame.empty:
-        return {"signed": signed, "fills": 0, "without_quote": unquoted, "summary": None, "by_ticker": [],
+        return {"signed": signed, "fills": 0, "without_quote": unquoted, "settlements": settlements, "summary": None,
+                "by_ticker": [],
                 "by_dte": [], "by_spread": [], "tradier_sandbox": sandbox_fill_gaps(user=user)}
     parts = frame["symbol"].str.extract(OCC)
     expiry = pd.to_datetime("20" + parts["expiry"], format="%Y%m%d")
@@ -254,6 +260,7 @@ def fill_quality(*, user: AbstractBaseUser) -> dict:
         "signed": signed,
         "fills": len(frame),
         "without_quote": unquoted,
+        "settlements": settlements,
         "summary": _slippage_rows(frame.assign(_all="all"), "_all")[0],
         "by_ticker": _slippage_rows(frame, "ticker"),
         "by_dte": _slippage_rows(frame, "dte_bucket", order=DTE_BUCKETS[1]),

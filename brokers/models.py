@@ -1,5 +1,18 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Cast, Right, Substr
+
+
+def _occ_part(start: int) -> Cast:
+    """Two digits of the YYMMDD in an OCC symbol: its last 15 characters are always
+    YYMMDD + C/P + 8 strike digits, whatever the root's length."""
+    return Cast(Substr(Right("option_symbol", 15), start, 2), models.IntegerField())
+
+
+# The contract's expiry date, from its OCC symbol. make_date, right, substr and the cast are all
+# immutable, as a stored generated column needs.
+OCC_EXPIRY = models.Func(_occ_part(1) + 2000, _occ_part(3), _occ_part(5), function="make_date",
+                         output_field=models.DateField())
 
 
 class BrokerMode(models.TextChoices):
@@ -89,9 +102,21 @@ class PaperFill(models.Model):
     mid = models.DecimalField(max_digits=12, decimal_places=4, null=True)
     quote_time = models.DateTimeField(null=True)
     filled_at = models.DateTimeField()
+    # An expiry settlement (sold to the expiry at intrinsic value against the underlying's
+    # close): on the books like a fill, but not an execution at a market quote.
+    settlement = models.BooleanField(default=False)
+    expiry = models.GeneratedField(expression=OCC_EXPIRY, output_field=models.DateField(), db_persist=True)
+    # Set on every fill of the contract once the account's net position in it is back to zero
+    # (a sale or the expiry settlement closed it): the expiry settlement looks only at fills of
+    # positions still open, through the partial index below, however long the history grows.
+    position_closed = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            models.Index(fields=["expiry"], condition=models.Q(position_closed=False),
+                         name="paperfill_open_expiry_idx"),
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(quantity__gt=0) & models.Q(price__gte=0),
                                    name="paperfill_positive"),

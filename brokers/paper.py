@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import ClassVar
 
@@ -512,6 +512,15 @@ def _fill(order: PaperOrder, price: Decimal, quote: Quote, now: datetime, rules:
     )
     _set(order, status=OrderStatus.FILLED.value, filled_quantity=order.quantity, avg_fill_price=price,
          triggered=order.triggered, updated_at=now)
+    if not OrderSide(order.side).is_buy and Ledger(order.owner_id, Decimal(0), rules).held(order.option_symbol) <= 0:
+        _close_position(order.owner_id, order.option_symbol)
+
+
+def _close_position(owner_id: int, symbol: str) -> None:
+    """The account holds none of the contract any more: its fills so far net to zero and leave
+    the open positions the expiry settlement looks at (a later buy opens a new one)."""
+    PaperFill.objects.filter(owner_id=owner_id, option_symbol=symbol, position_closed=False).update(
+        position_closed=True)
 
 
 def _after_fill(head: PaperOrder, members: list[PaperOrder], filled: PaperOrder, now: datetime) -> None:
@@ -536,10 +545,7 @@ def settle_expired_positions(*, market: Market, rules: FillRules | None = None, 
     settled by a later call; a settled position is no longer held, so calling again is harmless.
     Returns positions settled."""
     rules, now = rules or FillRules.from_settings(), now or market.now()
-    fills = PaperFill.objects.all() if owner_id is None else PaperFill.objects.filter(owner_id=owner_id)
-    held = (fills.order_by().values("owner_id", "option_symbol")  # one aggregate, no join: most cycles settle nothing
-            .annotate(net=Sum(Case(When(side__in=BUY_SIDES, then=F("quantity")), default=-F("quantity"))))
-            .filter(net__gt=0))
+    held = expired_positions(now=now, owner_id=owner_id)
     closes: dict[tuple[str, date], Decimal | None] = {}
     settled = 0
     for position in held:
@@ -558,6 +564,19 @@ def settle_expired_positions(*, market: Market, rules: FillRules | None = None, 
         except Exception:
             logger.exception("paper expiry: %s of user %s could not be settled", symbol, owner)
     return settled
+
+
+def expired_positions(*, now: datetime, owner_id: int | None = None):
+    """Net long positions (`owner_id`, `option_symbol`, `net`) in contracts expiring on or before
+    `now`'s date: a superset of those past their cutoff (a cutoff falls on or before the expiry
+    date in New York, and the UTC date is never behind New York's). Reads only fills of positions
+    still open, through the partial index on their expiry, so the history of closed positions is
+    never read however long it grows. One aggregate, no join: most cycles settle nothing."""
+    fills = PaperFill.objects.all() if owner_id is None else PaperFill.objects.filter(owner_id=owner_id)
+    fills = fills.filter(position_closed=False, expiry__lte=now.astimezone(UTC).date())
+    return (fills.order_by().values("owner_id", "option_symbol")
+            .annotate(net=Sum(Case(When(side__in=BUY_SIDES, then=F("quantity")), default=-F("quantity"))))
+            .filter(net__gt=0))
 
 
 def _underlying(owner_id: int, symbol: str) -> str:
@@ -589,7 +608,9 @@ def _settle_position(owner_id: int, symbol: str, underlying: str, close: Decimal
             reason=f"Expired {how} ({underlying} closed at ${close}).",
         )
         PaperFill.objects.create(owner_id=owner_id, order=order, option_symbol=symbol, side=order.side,
-                                 quantity=quantity, price=value, commission=Decimal(0), filled_at=cutoff)
+                                 quantity=quantity, price=value, commission=Decimal(0), filled_at=cutoff,
+                                 settlement=True, position_closed=True)
+        _close_position(owner_id, symbol)
     logger.info("paper expiry: %s %s of user %s expired %s", quantity, symbol, owner_id, how)
     return 1
 

@@ -147,7 +147,8 @@ class TradierClient:
         self._session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
 
     def __repr__(self) -> str:
-        return f"<TradierClient {self._base_url} account={self._account_id}>"
+        # The account number identifies the trader's brokerage account: scrubbed like paths are.
+        return f"<TradierClient {self._base_url} account={'…' if self._account_id else 'none'}>"
 
     def close(self) -> None:
         self._session.close()

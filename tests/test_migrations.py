@@ -1,10 +1,16 @@
 """The schema in migrations matches the models, and the RLS migrations can be reversed."""
 
+from datetime import date
+from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
+
+from brokers.models import PaperFill
+from tests.factories import PaperFillFactory, PaperOrderFactory
+from tradeoptions import tenancy
 
 
 def _rls_state(table):
@@ -27,3 +33,28 @@ def test_row_level_security_migrations_reverse_and_reapply():
     assert _rls_state("monitoring_pricesnapshot") == (False, False, 0)
     call_command("migrate", stdout=StringIO())
     assert _rls_state("monitoring_pricesnapshot") == (True, True, 2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_paper_fill_migrations_mark_earlier_settlements_and_closed_positions(trader):
+    """Fills recorded before brokers 0005/0006: expiry settlements are recognised, fills of
+    positions back to zero are closed, a position still held stays open."""
+    closed, held = "SPY261218C00570000", "QQQ261218P00500000"
+    PaperFillFactory(owner=trader, option_symbol=closed, side="buy_to_open", quantity=2)
+    settlement = PaperOrderFactory(owner=trader, option_symbol=closed, side="sell_to_close", order_type="",
+                                   quantity=2, reason="Expired worthless (SPY closed at $561.00).")
+    PaperFillFactory(owner=trader, order=settlement, option_symbol=closed, side="sell_to_close", quantity=2,
+                     price=Decimal("0"), commission=Decimal("0"), bid=None, ask=None, mid=None, quote_time=None)
+    PaperFillFactory(owner=trader, option_symbol=held, side="buy_to_open", quantity=3)
+    PaperFillFactory(owner=trader, option_symbol=held, side="sell_to_close", quantity=1, bid=None, ask=None,
+                     mid=None, quote_time=None)  # a sale without a quote is still a sale
+    call_command("migrate", "brokers", "0004", stdout=StringIO())
+    call_command("migrate", stdout=StringIO())
+    with tenancy.acting_as(trader.pk):
+        rows = set(PaperFill.objects.values_list("option_symbol", "side", "settlement", "position_closed", "expiry"))
+    assert rows == {
+        (closed, "buy_to_open", False, True, date(2026, 12, 18)),
+        (closed, "sell_to_close", True, True, date(2026, 12, 18)),
+        (held, "buy_to_open", False, False, date(2026, 12, 18)),
+        (held, "sell_to_close", False, False, date(2026, 12, 18)),
+    }

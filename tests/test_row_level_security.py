@@ -68,6 +68,7 @@ def _columns(table: str) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = %s AND column_name <> 'id' "
+            "AND is_generated = 'NEVER' "  # a generated column (paper fills' expiry) cannot be written
             "ORDER BY ordinal_position",
             [table],
         )

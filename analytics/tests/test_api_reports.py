@@ -39,12 +39,17 @@ def fills(trader, other_trader):
     PaperFillFactory(owner=trader, option_symbol="QQQ261204P00500000", side="sell_to_close", quantity=1,
                      price=Decimal("4.00"), bid=Decimal("4.00"), ask=Decimal("4.40"), mid=Decimal("4.20"))
     PaperFillFactory(owner=trader, bid=None, ask=None, mid=None)  # no quote: counted apart
+    # An expiry settlement: sold to the expiry at intrinsic value, no quote, no commission. Not a fill at a
+    # market quote, so neither slippage nor a fill without a quote: counted as a settlement.
+    PaperFillFactory(owner=trader, option_symbol="SPY261127C00570000", side="sell_to_close", quantity=2,
+                     price=Decimal("0"), commission=Decimal("0"), bid=None, ask=None, mid=None, quote_time=None,
+                     settlement=True)
     PaperFillFactory(owner=other_trader, price=Decimal("9.99"))
 
 
 def test_fill_quality_by_ticker_dte_and_spread(api_as, trader, fills, strict_json):
     body = strict_json(api_as(trader).get("/api/analytics/fill-quality"))
-    assert body["fills"] == 2 and body["without_quote"] == 1
+    assert body["fills"] == 2 and body["without_quote"] == 1 and body["settlements"] == 1
     assert body["summary"] == {"fills": 2, "contracts": 3, "slippage_total": "40.00", "slippage_per_share": "0.1500",
                                "slippage_bps_mean": 357.14, "slippage_bps_median": 357.14,
                                "slippage_bps_worst": 476.19}
@@ -58,6 +63,21 @@ def test_fill_quality_by_ticker_dte_and_spread(api_as, trader, fills, strict_jso
 def test_fill_quality_without_fills(api_as, trader, strict_json):
     body = strict_json(api_as(trader).get("/api/analytics/fill-quality"))
     assert body["fills"] == 0 and body["summary"] is None and body["by_ticker"] == []
+    assert body["without_quote"] == 0 and body["settlements"] == 0
+
+
+def test_settlements_are_counted_apart_in_a_constant_number_of_queries(api_as, trader, fills, strict_json):
+    client = api_as(trader)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get("/api/analytics/fill-quality").status_code == 200
+    for _ in range(3):
+        PaperFillFactory(owner=trader, side="sell_to_close", price=Decimal("1.50"), commission=Decimal("0"),
+                         bid=None, ask=None, mid=None, quote_time=None, settlement=True)
+    PaperFillFactory(owner=trader, bid=None, ask=None, mid=None)
+    with CaptureQueriesContext(connection) as many:
+        body = strict_json(client.get("/api/analytics/fill-quality"))
+    assert (body["fills"], body["without_quote"], body["settlements"]) == (2, 2, 4)
+    assert body["summary"]["fills"] == 2 and len(many) == len(few)
 
 
 def _sandbox_trade(owner, *, ticker="SPY", qty=2, entry="2.00", close="2.60", reason=CloseReason.TP_HIT, marks=()):

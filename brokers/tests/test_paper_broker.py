@@ -1,13 +1,22 @@
 """The local paper broker fills like a real market would, never kinder."""
 
+import json
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from brokers.base import BrokerError, OrderRejected, OrderRequest, OrderStatus, order_tag
 from brokers.models import PaperFill, PaperOrder
-from brokers.paper import FillRules, LocalPaperBroker, orders_of, owners_with_working_orders, settle_expired_positions
+from brokers.paper import (
+    FillRules,
+    LocalPaperBroker,
+    expired_positions,
+    orders_of,
+    owners_with_working_orders,
+    settle_expired_positions,
+)
 from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
 
@@ -316,6 +325,7 @@ def test_a_contract_held_into_expiry_in_the_money_is_settled_at_intrinsic_value(
     fill = PaperFill.objects.order_by("id").last()
     assert (fill.side, fill.quantity, fill.price, fill.commission) == ("sell_to_close", 2, Decimal("5.20"), 0)
     assert fill.filled_at == market.expiry_cutoff(date(2026, 12, 18)) and fill.mid is None
+    assert fill.settlement and not PaperFill.objects.order_by("id").first().settlement  # apart from real fills
     settlement = broker.get_order(str(fill.order_id))
     assert settlement.status == OrderStatus.FILLED and settlement.fill.price == Decimal("5.20")
     assert "in the money" in settlement.reason and "575.20" in settlement.reason
@@ -358,6 +368,41 @@ def test_the_monitor_settles_every_account_at_once(broker, trader, other_trader,
         assert settle_expired_positions(market=market, rules=RULES) == 2
         assert settle_expired_positions(market=market, rules=RULES) == 0
         assert PaperFill.objects.filter(price=Decimal("5.20")).count() == 2
+
+
+def _paperfill_rows_read(plan: dict) -> int:
+    """Rows the plan read from brokers_paperfill: kept plus removed by a filter, every loop."""
+    read = 0
+    if plan.get("Relation Name") == "brokers_paperfill":
+        removed = plan.get("Rows Removed by Filter", 0) + plan.get("Rows Removed by Index Recheck", 0)
+        read += (plan["Actual Rows"] + removed) * plan["Actual Loops"]
+    return read + sum(_paperfill_rows_read(child) for child in plan.get("Plans", []))
+
+
+def test_the_expiry_settlement_reads_only_fills_of_positions_still_open(broker, market):
+    """It runs every order cycle over every account: closed positions, however many, are not read."""
+    for trade in range(1, 6):  # five round trips, long closed by the expiry
+        broker.place_order(buy(quantity=1, trade=trade))
+        broker.place_order(OrderRequest(option_symbol=CONTRACT, side="sell_to_close", quantity=1,
+                                        order_type="market", tag=order_tag(trade, "close")))
+    broker.place_order(buy(quantity=2, trade=6))  # reopened: still held into the expiry
+    assert PaperFill.objects.filter(position_closed=False).count() == 1
+    _past_expiry(market, close="575.20")
+    now = market.now()
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")  # a table this small would be scanned whole anyway
+    try:
+        plan = json.loads(expired_positions(now=now).explain(analyze=True, format="json"))[0]["Plan"]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET enable_seqscan")
+    assert PaperFill.objects.count() == 11 and _paperfill_rows_read(plan) == 1
+    assert list(expired_positions(now=now)) == [{"owner_id": broker.owner_id, "option_symbol": CONTRACT, "net": 2}]
+    assert list(expired_positions(now=market.expiry_cutoff(date(2026, 12, 17)))) == []  # not yet expiring
+    assert broker.match() == 1
+    assert PaperFill.objects.order_by("id").last().quantity == 2
+    assert not PaperFill.objects.filter(position_closed=False).exists()
+    assert list(expired_positions(now=now)) == []
 
 
 def test_an_index_weekly_settles_against_the_index_its_orders_named(broker, market):

@@ -5,6 +5,7 @@ orders, closes, cancels, quote moves, the clock and the matching cycle; after ev
 books must still add up:
 
 - no order (nor leg) is ever filled beyond its quantity, and no contract is sold that was not held;
+- the fills not yet marked closed net to exactly the contracts held (all the expiry settlement reads);
 - of an OCO (or an OTOCO's two exits), never both legs fill;
 - cash is the starting cash plus every sale less every purchase less the commission on every
   filled contract, recomputed here from the orders the broker reports (not from its ledger);
@@ -133,6 +134,11 @@ class PaperAccountLife(RuleBasedStateMachine):
         for fill in PaperFill.objects.filter(owner_id=self.owner.pk).order_by("id"):
             held += fill.quantity if OrderSide(fill.side).is_buy else -fill.quantity
             assert held >= 0, "sold contracts that were not held"
+        # The expiry settlement reads only fills of open positions: they net to what is held, and
+        # once nothing is held (one contract here) none is left open.
+        still_open = PaperFill.objects.filter(owner_id=self.owner.pk, position_closed=False)
+        assert sum(fill.quantity if OrderSide(fill.side).is_buy else -fill.quantity for fill in still_open) == held
+        assert held > 0 or not still_open.exists(), "a closed position's fills are still read"
 
     @invariant()
     def never_both_exits_of_a_bracket(self):

@@ -695,3 +695,12 @@ def test_the_account_number_never_appears_in_messages_or_our_logs(make_client, s
     assert "DELETE /accounts/…/orders/999" in "\n".join(seen), "messages still say which request failed"
     assert "POST /accounts/…/orders" in ours
     assert ACCOUNT not in "\n".join(seen) + ours
+
+
+def test_the_account_number_is_not_in_the_clients_repr(make_client, sandbox_account):
+    """A client lands in tracebacks, debug logs and Celery task reprs: it names its base URL, not
+    the trader's account number."""
+    client = make_client()
+    shown = f"{client!r} {client!s}"
+    assert "TradierClient" in shown and "account=…" in shown
+    assert ACCOUNT not in shown
