@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench backup restore-drill lint
+.PHONY: run test test-clock bench backup restore-drill lint
 
 # Reinstall only when a requirements file changed since the last install.
 $(STAMP): requirements/base.txt requirements/dev.txt
@@ -20,6 +20,11 @@ run: $(STAMP)
 ## test: set up and run every test (pass more pytest arguments with ARGS="...")
 test: $(STAMP)
 	chromium="$$(scripts/ensure_browser.sh)" && CHROMIUM_PATH="$$chromium" $(BIN)/python scripts/devstack.py test $(ARGS)
+
+## test-clock: the whole suite with the wall clock moved (CLOCK=+400d, or an ISO moment such as 2027-03-14T07:30:00Z)
+CLOCK ?= +400d
+test-clock: $(STAMP)
+	chromium="$$(scripts/ensure_browser.sh)" && CHROMIUM_PATH="$$chromium" $(BIN)/python scripts/devstack.py test --clock=$(CLOCK) $(ARGS)
 
 ## bench: benchmarks that need the database (numbers in docs/benchmarks.md); plain scripts run directly
 bench: $(STAMP)

@@ -138,7 +138,7 @@ def page(browser):
 
 
 # No broker token, plain or encrypted, in any response or log record of the whole run.
-pytest_plugins = ["tests.secrecy_guard"]
+pytest_plugins = ["tests.secrecy_guard", "tests.clock_shift"]
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from tests.factories import (
     PriceSnapshotFactory,
     TradeEventFactory,
 )
+from tests.fakes.market import RecordedMinuteBars
 from tradeoptions import tenancy
 from trades.models import CloseReason, EventKind, PaperTrade, TradeStatus
 
@@ -131,7 +132,9 @@ def test_a_trades_capsule_holds_its_context_history_events_and_forensics(knowled
         PriceSnapshotFactory(trade=trade, timestamp=_at(minutes), mark_price=Decimal(mark))
     TradeEventFactory(trade=trade, kind=EventKind.BRACKET_ADJUSTED, old_status=TradeStatus.OPEN,
                       new_status=TradeStatus.OPEN, payload={"new_tp": "3.00"})
-    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1), owner_id=trader.pk)
+    # The recorded path only: a source without option bars (like ORATS), whatever today's date is.
+    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1), owner_id=trader.pk,
+                          provider=RecordedMinuteBars(unsupported=True))
 
     capsule = knowledge_as(trader).call("trade_capsule", trade_id=trade.pk, snapshot_points=2)
 
