@@ -50,7 +50,7 @@ from .idempotency import (
     idempotent,
     request_fingerprint,
 )
-from .lifecycle import event_record, trade_staff_edit, trade_transition
+from .lifecycle import STAFF_EDITABLE_FIELDS, event_record, trade_staff_edit, trade_transition
 from .notifications import (
     DeliveryOutcome,
     UnsafeWebhookTarget,
@@ -82,7 +82,7 @@ __all__ = [
     "close_confirm", "close_outcome", "event_record", "idempotency_claim", "idempotency_keys_purge",
     "idempotency_release", "idempotent", "KeyedAnswer",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
-    "trade_risk", "trade_staff_edit", "trade_transition", "user_create",
+    "trade_risk", "STAFF_EDITABLE_FIELDS", "trade_staff_edit", "trade_transition", "user_create",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
     "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",
 ]
