@@ -197,6 +197,7 @@ SPECTACULAR_SETTINGS = {
     # the error enums of drf-standardized-errors under their own names.
     "ENUM_NAME_OVERRIDES": {
         "TradeStatusEnum": "trades.models.TradeStatus",
+        "ProblemTypeEnum": "tradeoptions.api.ProblemType",
         **{f"{name}Enum": f"drf_standardized_errors.openapi_serializers.{name}Enum.choices"
            for name in ("ValidationError", "ClientError", "ServerError", "ParseErrorCode", "ErrorCode401",
                         "ErrorCode403", "ErrorCode404", "ErrorCode405", "ErrorCode406", "ErrorCode415",
