@@ -1,5 +1,5 @@
 """The trade lifecycle's tables. Every table here carries `owner`, the tenant key that
-PostgreSQL row-level security compares with the transaction's user (see tradeoptions.rls).
+PostgreSQL row-level security compares with the transaction's user (trades/migrations/0002).
 
 The model stores states and the one table of transitions between them (`ALLOWED_TRANSITIONS`);
 `trades.services.trade_transition` is the only code that moves a trade along it.
