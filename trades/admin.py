@@ -7,20 +7,10 @@ from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 
 from brokers.models import BrokerMode
+from tradeoptions.admin import ReadOnlyAdmin
 
 from . import services
 from .models import FINAL_STATUSES, AccountSettings, PaperTrade, TradeEvent, WebhookDelivery, WebhookEvent
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class TradeEventInline(admin.TabularInline):
