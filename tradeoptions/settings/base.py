@@ -94,8 +94,9 @@ _APP_DB_URL = env.str("DATABASE_URL", default="") or _LOCAL_APP_DB
 DATABASES = {"default": env.db_url_config(_APP_DB_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Views run in a savepoint inside the tenant middleware's transaction, so a failing view
-# leaves nothing half-written behind.
+# Page views run in a savepoint inside the tenant middleware's transaction, so a failing view
+# leaves nothing half-written behind. API views own their transaction instead (one policy, in
+# tradeoptions.api.OwnedViewSetMixin).
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 # Remembered apart from DATABASES, whose credentials are swapped while migrations run.
 DATABASE_APP_ROLE = DATABASES["default"]["USER"]
