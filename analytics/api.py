@@ -1,5 +1,5 @@
 """REST API of analytics: parse the query, call one selector, render. Every view scopes the
-transaction to the caller through `trades.api.OwnedViewSetMixin` and passes the user on."""
+transaction to the caller through `tradeoptions.api.OwnedViewSetMixin` and passes the user on."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
+from tradeoptions.api import ERROR, CSVRenderer, OwnedViewSetMixin, QueryFilterSerializer, TextField
 from tradeoptions.csvstream import csv_lines
-from trades.api import ERROR, CSVRenderer, OwnedViewSetMixin, QueryFilterSerializer, TextField
 from trades.models import PaperTrade
 
 from . import parquet, selectors

@@ -73,10 +73,6 @@ def with_outcomes(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(r=np.divide(pnl, risk, out=np.full(len(pnl), np.nan), where=risk > 0))
 
 
-STAT_COLUMNS = ("trades", "wins", "losses", "net", "gross_profit", "gross_loss", "largest_win", "largest_loss",
-                "expectancy_r", "r_trades")
-
-
 def group_stats(frame: pd.DataFrame, key) -> pd.DataFrame:
     """One row per group (sorted by key): counts and exact cent sums, everything else derives from
     them. Vectorised with factorize + bincount (one pass per statistic, no per-group Python)."""

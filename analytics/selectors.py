@@ -543,10 +543,6 @@ def dataset_rows(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = N
     ).values(*DATASET_COLUMNS)
 
 
-def dataset_frame(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> pd.DataFrame:
-    return pd.DataFrame.from_records(list(dataset_rows(user=user, filters=filters)), columns=DATASET_COLUMNS)
-
-
 # --- One trade's price history and forensics (the MCP trade capsule) ------------------------------
 
 

@@ -98,7 +98,6 @@ class OrderPurpose(StrEnum):
 # Orders of real-money (live) trades start with `live-`, so anyone reading the broker's order list,
 # a statement or a log line sees at once which orders are real.
 
-TAG_MAX_LENGTH = 255
 LIVE_TAG_PREFIX = "live-"
 _TAG = re.compile(r"^[A-Za-z0-9-]{1,255}$")
 _TAG_PARTS = re.compile(r"^(?:live-)?to-(?P<trade>[A-Za-z0-9-]+)-(?P<purpose>entry|sl|tp|close)$")
@@ -337,10 +336,6 @@ class OrderOutcomeUnknown(BrokerUnavailable):
     def __init__(self, message: str, *, tag: str) -> None:
         super().__init__(message)
         self.tag = tag
-
-
-class UnsupportedOrder(BrokerError):
-    """This broker cannot place this kind of order (e.g. OTOCO); place the legs separately."""
 
 
 # --- The contract -----------------------------------------------------------------------------

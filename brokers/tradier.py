@@ -1,7 +1,7 @@
 """Tradier's brokerage REST API, spoken faithfully, quirks and all.
 
-The facts come from ../shared/reference/tradier-orats-api.md. What this client adds to a plain
-HTTP wrapper, and why:
+The facts come from Tradier's own reference, https://documentation.tradier.com/brokerage-api.
+What this client adds to a plain HTTP wrapper, and why:
 
 * Place-and-confirm. Tradier answers a placement with 200 `{"status": "ok"}` before its back
   office has looked at the order, which may then be rejected. So every placement polls the order

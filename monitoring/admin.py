@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from trades.admin import ReadOnlyAdmin
+from tradeoptions.admin import ReadOnlyAdmin
 
 from .models import PriceSnapshot
 

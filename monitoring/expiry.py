@@ -22,8 +22,15 @@ from brokers.occ import intrinsic_value, parse_symbol
 from brokers.paper import settle_expired_positions
 from tradeoptions import tenancy
 from trades.models import AccountSettings, Actor, CloseReason, EventKind, PaperTrade, TradeStatus
-from trades.services import InvalidTransition, TradeError, VersionConflict, close_outcome, trade_transition
-from trades.services.closing import bracket_cancel, bracket_filled
+from trades.services import (
+    InvalidTransition,
+    TradeError,
+    VersionConflict,
+    bracket_cancel,
+    bracket_filled,
+    close_outcome,
+    trade_transition,
+)
 
 from . import clock as market_clock
 from .market import closing_price
@@ -94,7 +101,7 @@ def _closing_prices(provider: MarketDataProvider, trades: list[PaperTrade]) -> d
 
 
 def _settle(trade: PaperTrade, underlying: Decimal, account: AccountSettings | None, market: Market) -> str | None:
-    from trades.services.orders import broker_of
+    from trades.services import broker_of
 
     broker = broker_of(account or AccountSettings(owner_id=trade.owner_id), mode=trade.broker_mode, market=market)
     canceled = bracket_cancel(trade=trade, broker=broker, **SYSTEM) or []

@@ -67,6 +67,15 @@ def jobs_health(*, at: datetime | None = None) -> dict[str, JobHealth]:
     return health
 
 
+def jobs_report(*, at: datetime | None = None) -> tuple[dict[str, dict], list[str]]:
+    """What `/healthz` shows: each job's last success, and the overdue jobs that count now (during
+    market hours only, see above)."""
+    at = at or market_clock.now()
+    health = jobs_health(at=at)
+    overdue = [task for task, job in health.items() if job.overdue] if market_clock.is_market_open(at) else []
+    return {task: job.as_dict() for task, job in health.items()}, overdue
+
+
 def _age(stamp: str, at: datetime) -> float:
     return (at - datetime.fromisoformat(stamp)).total_seconds()
 

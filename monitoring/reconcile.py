@@ -37,8 +37,7 @@ from brokers.base import BrokerError, OrderPurpose, Position, parse_order_tag
 from brokers.market import Market, default_market
 from tradeoptions import tenancy
 from trades.models import ACTIVE_STATUSES, AccountSettings, PaperTrade, TradeStatus
-from trades.services import InvalidTransition, TradeError, VersionConflict
-from trades.services.orders import broker_of, trade_order_tag
+from trades.services import InvalidTransition, TradeError, VersionConflict, broker_of, trade_order_tag
 
 from . import sync
 

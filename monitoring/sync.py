@@ -54,15 +54,19 @@ from trades.services import (
     InvalidTransition,
     TradeError,
     VersionConflict,
+    bracket_attach,
+    bracket_ids,
     broker_auth_failure_announce,
+    broker_of,
     close_confirm,
     close_outcome,
     event_record,
+    order_summary,
+    split_legs,
     trade_entry_update,
+    trade_order_tag,
     trade_transition,
 )
-from trades.services.opening import bracket_attach
-from trades.services.orders import bracket_ids, broker_of, order_summary, split_legs, trade_order_tag
 
 logger = logging.getLogger(__name__)
 

@@ -143,11 +143,12 @@ def test_behind_a_transaction_pooler_no_context_or_claim_depends_on_the_server_s
 
 @pytest.mark.django_db(transaction=True)
 def test_a_tenant_setting_ends_with_its_transaction_even_when_nobody_puts_the_old_one_back():
-    """`scope_transaction_to` (the API's narrowing after token auth) restores nothing itself: only
-    a transaction-local setting keeps it off the session that the pooler hands to the next client."""
+    """A tenant block marked for rollback (an API error answer) skips putting the old setting
+    back: only a transaction-local setting keeps it off the session that the pooler hands to the
+    next client."""
     alice = UserFactory(username="alice")
-    with transaction.atomic():
-        tenancy.scope_transaction_to(alice.pk)
+    with transaction.atomic(), tenancy.acting_as(alice.pk):
         assert tenancy.current_user_id() == alice.pk
+        transaction.set_rollback(True)
         session = connection.connection
     assert _context_left_on(session) in [(None, None), ("", "")]

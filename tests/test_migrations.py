@@ -1,16 +1,48 @@
-"""The schema in migrations matches the models, and the RLS migrations can be reversed."""
+"""The schema in migrations matches the models, migrations are frozen, and the RLS migrations
+can be reversed."""
 
+import ast
+import sys
 from datetime import date
 from decimal import Decimal
 from io import StringIO
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 
 from brokers.models import PaperFill
 from tests.factories import PaperFillFactory, PaperOrderFactory
 from tradeoptions import tenancy
+
+
+def _imported_modules(path: Path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            modules.add("." * node.level + (node.module or ""))
+    return modules
+
+
+def _is_frozen(module: str) -> bool:
+    """Django (its migrations, models, settings) and the standard library never change under a
+    migration; our apps, the project package and other libraries may."""
+    top = module.split(".")[0]
+    return top == "django" or (top in sys.stdlib_module_names and not module.startswith("."))
+
+
+def test_migrations_import_no_live_code():
+    """A migration carries its SQL and its values as they were that day: importing live code (the
+    RLS helper, a model's default function) would change an applied migration behind its back."""
+    files = sorted(Path(settings.BASE_DIR).glob("*/migrations/0*.py"))
+    assert len(files) > 10  # every app's migrations are found
+    live = {f"{path.relative_to(settings.BASE_DIR)}: {module}"
+            for path in files for module in _imported_modules(path) if not _is_frozen(module)}
+    assert live == set()
 
 
 def _rls_state(table):

@@ -23,7 +23,7 @@ OWNED_TABLES = [
     "monitoring_pricesnapshot", "brokers_paperaccount", "brokers_paperorder", "brokers_paperfill",
     "trades_webhookevent", "trades_webhookdelivery",
 ]
-# The audit log cannot be updated or deleted at all (see tests/test_constraints.py).
+# The audit log cannot be updated or deleted at all (see trades/tests/test_models.py).
 MUTABLE_TABLES = [table for table in OWNED_TABLES if table != "trades_tradeevent"]
 CONTRACT = "SPY261218C00570000"
 

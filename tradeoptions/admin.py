@@ -36,3 +36,16 @@ class OpsAdminSite(admin.AdminSite):
 
 class OpsAdminConfig(AdminConfig):
     default_site = "tradeoptions.admin.OpsAdminSite"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For records nobody edits by hand (audit events, price history, webhook deliveries)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,7 +1,8 @@
 """`/healthz`: can this process reach PostgreSQL and Redis right now, and are the periodic jobs
 keeping up? 200 if so, else 503 with what failed.
 
-Each monitoring job's last successful cycle is listed (`monitoring.heartbeats`); during market
+Each periodic job's last successful cycle is listed (the app that runs them registers the report in
+`tradeoptions.registry`; monitoring does); during market
 hours a job more than three periods late makes the probe unhealthy and is named in `overdue`.
 Outside market hours late jobs are reported but do not fail the probe.
 
@@ -17,6 +18,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.utils.cache import add_never_cache_headers
+
+from . import registry
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +42,8 @@ CHECKS = {"database": _database, "redis": _redis}
 
 def _market() -> dict:
     """Informational: is the market open, and is that forced (FORCE_MARKET_OPEN, never in production)."""
-    from monitoring import clock
-
     try:
-        status = clock.status()
+        status = registry.market_status()
     except Exception as error:  # the probe must answer even if the calendar cannot
         logger.warning("market status unavailable: %s", type(error).__name__)
         return {"error": "market status unavailable"}
@@ -52,17 +53,11 @@ def _market() -> dict:
 
 def _jobs() -> tuple[dict, list[str]]:
     """Each job's last success, and the overdue ones that count now (market hours only)."""
-    from monitoring import clock, heartbeats
-
     try:
-        at = clock.now()
-        health = heartbeats.jobs_health(at=at)
-        market_open = clock.is_market_open(at)
+        return registry.jobs_report()
     except Exception as error:  # Redis down is already reported by its own check
         logger.warning("job heartbeats unavailable: %s", type(error).__name__)
         return {"error": "job heartbeats unavailable"}, []
-    overdue = [task for task, job in health.items() if job.overdue] if market_open else []
-    return {task: job.as_dict() for task, job in health.items()}, overdue
 
 
 def health_report() -> JsonResponse:

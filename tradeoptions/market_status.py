@@ -1,7 +1,7 @@
 """`/market-status`: what the pages' top bar shows about the market, as JSON.
 
 It lives in the project package because pages (the trades app) may not import monitoring; the
-top bar's script fetches this instead.
+top bar's script fetches this instead. Monitoring provides the status (`tradeoptions.registry`).
 """
 
 from django.conf import settings
@@ -10,13 +10,13 @@ from django.http import JsonResponse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET
 
+from . import registry
+
 
 @require_GET
 @login_required
 def market_status(request):
-    from monitoring import clock
-
-    status = clock.status()
+    status = registry.market_status()
     session = status.session
     body = {
         "open": status.is_open,

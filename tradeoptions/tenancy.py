@@ -1,7 +1,8 @@
 """Row-level security context: whose rows the current transaction may see.
 
 Every user-owned table has PostgreSQL policies comparing its `owner_id` with the
-transaction-local setting `app.user_id` (see `tradeoptions.rls`). No setting means no rows.
+transaction-local setting `app.user_id` (see the apps' row-level security migrations). No
+setting means no rows.
 Settings are applied with `set_config(..., is_local => true)` and bound parameters, so they
 end with the transaction and can never leak to the next request or task on a pooled
 connection.
@@ -10,10 +11,9 @@ connection.
 staff-only admin, ops commands) enters it, and each such place says why.
 """
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from django.db import connection, transaction
-from django.urls import Resolver404, resolve
 
 USER_SETTING = "app.user_id"
 SYSTEM_SETTING = "app.system"
@@ -63,17 +63,6 @@ def system_context():
     return _context({USER_SETTING: "", SYSTEM_SETTING: "on"})
 
 
-def scope_transaction_to(user_id: int | None) -> None:
-    """Narrow the current transaction to `user_id` (None: nobody) once a request is authenticated.
-
-    Only valid inside a transaction that an enclosing `acting_as` opened: that block restores
-    the previous settings when it ends.
-    """
-    if not connection.in_atomic_block:
-        raise RuntimeError("scope_transaction_to() needs an open transaction (TenantContextMiddleware).")
-    _write({USER_SETTING: "" if user_id is None else str(int(user_id)), SYSTEM_SETTING: ""})
-
-
 def current_user_id() -> int | None:
     value = _read(USER_SETTING)
     return int(value) if value else None
@@ -84,30 +73,24 @@ def in_system_context() -> bool:
 
 
 class TenantContextMiddleware:
-    """Wraps each request in one transaction scoped to the session user's rows.
+    """Wraps each page request in one transaction scoped to the session user's rows.
 
-    API requests authenticated by token are scoped again by the API base view once DRF has
-    authenticated them (see `trades.api.OwnedViewSetMixin`); until then only the session user,
-    or nobody, is in context. Views that commit in steps are left to open their own blocks.
+    The transaction opens once the view is known (`process_view`) and closes when the response
+    is ready. Views marked with Django's `transaction.non_atomic_requests` own their transactions
+    and are left alone: every API view is (its one policy is `tradeoptions.api.OwnedViewSetMixin`).
     """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if _commits_in_steps(request):
-            return self.get_response(request)  # its tenant blocks are its own (see OwnedViewSetMixin)
-        user = getattr(request, "user", None)
-        user_id = user.pk if user is not None and user.is_authenticated else None
-        with acting_as(user_id):
+        with ExitStack() as request.tenant_block:
             return self.get_response(request)
 
-
-def _commits_in_steps(request) -> bool:
-    """Views marked `transaction.non_atomic_requests` commit in steps, each in its own tenant
-    block; wrapping them in the request transaction would undo exactly that."""
-    try:
-        view = resolve(request.path_info).func
-    except Resolver404:
-        return False
-    return "default" in getattr(view, "_non_atomic_requests", ())
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if "default" in getattr(view_func, "_non_atomic_requests", ()):
+            return None
+        user = getattr(request, "user", None)
+        user_id = user.pk if user is not None and user.is_authenticated else None
+        request.tenant_block.enter_context(acting_as(user_id))
+        return None

@@ -2,21 +2,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.routers import DefaultRouter
-
-from trades.api import AccountSettingsView, TradeViewSet, WebhookSecretView
-from trades.views import account_settings, back_to_paper, home
 
 from .auth import TokenDetailView, TokenListView, TokenLoginView, TokenRevokeAllView, TokenRevokeView
 from .market_status import market_status
 
-router = DefaultRouter(trailing_slash=False)
-router.register("trades", TradeViewSet, basename="trade")
-
+# The project package imports no app: each app's routes are included by name.
 urlpatterns = [
-    path("", home, name="home"),
-    path("settings/", account_settings, name="settings"),
-    path("settings/paper", back_to_paper, name="settings-paper"),
     path("market-status", market_status, name="market-status"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -28,10 +19,8 @@ urlpatterns = [
     path("api/auth/tokens/<str:token_key>", TokenDetailView.as_view(), name="api-token-detail"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/settings", AccountSettingsView.as_view(), name="api-settings"),
-    path("api/settings/webhook-secret", WebhookSecretView.as_view(), name="api-webhook-secret"),
     path("api/analytics/", include("analytics.urls")),
-    path("api/", include(router.urls)),
+    path("", include("trades.urls")),  # the pages, /api/settings and /api/trades
 ]
 
 handler404 = "tradeoptions.errors.not_found"

@@ -3,23 +3,14 @@ write-only here; webhook secrets are not shown at all."""
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 
 from brokers.models import BrokerMode
+from tradeoptions.admin import ReadOnlyAdmin
 
 from . import services
-from .models import AccountSettings, PaperTrade, TradeEvent, WebhookDelivery, WebhookEvent
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from .models import FINAL_STATUSES, AccountSettings, PaperTrade, TradeEvent, WebhookDelivery, WebhookEvent
 
 
 class TradeEventInline(admin.TabularInline):
@@ -36,25 +27,67 @@ class TradeEventInline(admin.TabularInline):
         return False
 
 
+class PaperTradeForm(forms.ModelForm):
+    """Only what staff may change (`services.STAFF_EDITABLE_FIELDS`), and the version the page
+    was loaded at, so that a staff edit racing the monitor is refused rather than lost."""
+
+    seen_version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+
+    class Meta:
+        model = PaperTrade
+        fields = list(services.STAFF_EDITABLE_FIELDS)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["seen_version"].initial = self.instance.version
+
+
 @admin.register(PaperTrade)
 class PaperTradeAdmin(admin.ModelAdmin):
+    """Staff edits go through the trade services' one gate: the status, the contract, the brackets
+    and everything the broker or the monitor holds are read-only here, and a final trade (closed,
+    canceled, rejected) cannot be edited at all. Moving a trade needs the broker: the trader's close
+    or the monitor does it, through `trade_transition`."""
+
+    form = PaperTradeForm
     list_display = ["id", "owner", "option_symbol", "qty", "status", "close_reason", "strategy", "entry_price",
                     "current_price", "realized_pnl", "created_at"]
     list_filter = ["status", "close_reason", "strategy", "broker_mode", "owner"]
     search_fields = ["ticker", "option_symbol"]
     list_select_related = ["owner"]
-    readonly_fields = ["owner", "option_symbol", "version", "created_at", "updated_at", "idempotency_key",
-                       "entry_order_id", "sl_order_id", "tp_order_id", "broker_fill_price", "broker_fill_time"]
+    readonly_fields = [field.name for field in PaperTrade._meta.concrete_fields
+                       if field.name not in services.STAFF_EDITABLE_FIELDS]
     inlines = [TradeEventInline]
 
     def has_add_permission(self, request):
         return False  # trades are opened through the trade services, which talk to the broker
 
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.status in FINAL_STATUSES:
+            return False  # its record stays as it ended, for staff too (the transition table agrees)
+        return super().has_change_permission(request, obj)
+
     def has_delete_permission(self, request, obj=None):
         return False  # the record of a trade is kept for good
 
     def save_model(self, request, obj, form, change):
-        services.trade_staff_edit(staff_user=request.user, trade=obj, changed_fields=list(form.changed_data))
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name != "seen_version"}
+        try:
+            services.trade_staff_edit(staff_user=request.user, trade_id=obj.pk,
+                                      version=form.cleaned_data["seen_version"], changes=changes)
+        except services.TradeError as problem:  # a race with the monitor or the trader: nothing written
+            request.staff_edit_refused = problem.message
+
+    def log_change(self, request, obj, message):
+        if not getattr(request, "staff_edit_refused", None):
+            return super().log_change(request, obj, message)
+        return None
+
+    def response_change(self, request, obj):
+        if refused := getattr(request, "staff_edit_refused", None):
+            self.message_user(request, f"Not saved: {refused}", level=messages.ERROR)
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
 
 
 @admin.register(TradeEvent)

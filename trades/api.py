@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack
 from datetime import date, datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import RegexValidator
-from django.db import connection, models, transaction
+from django.db import models
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -24,82 +22,29 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from brokers.models import BrokerMode
 from brokers.occ import InvalidOptionSymbol, parse_symbol
 from tradeoptions import tenancy
+from tradeoptions.api import (
+    CSVRenderer,
+    DecimalText,
+    FlagField,
+    OwnedViewSetMixin,
+    ProblemSerializer,
+    TextField,
+)
 from tradeoptions.csvstream import csv_lines
 
 from . import selectors, services
-from .models import AccountSettings, EntryType, OptionType, PaperTrade, TradeEvent, TradeStatus
+from .models import AccountSettings, EntryType, OptionType, PaperTrade, TradeStatus
+from .serializers import SnapshotSerializer, TradeDetailSerializer, TradeFilterSerializer, TradeSerializer
 
 PRICE = {"max_digits": 12, "decimal_places": 4}
 SCORE = {"max_digits": 7, "decimal_places": 3, "required": False, "allow_null": True}
 GREEK = {"max_digits": 12, "decimal_places": 6, "required": False, "allow_null": True}
-
-
-class OwnedViewSetMixin:
-    """The one place API querysets come from: always the authenticated user's rows.
-
-    Sealed: subclasses narrow `owned_queryset(user)`; they may not replace `get_queryset`.
-    Another user's id is simply not in the queryset, so it answers 404, never 403.
-    """
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if "get_queryset" in cls.__dict__:
-            raise TypeError(f"{cls.__name__} must narrow owned_queryset(user), not replace get_queryset().")
-
-    # Actions whose services commit in steps (each step its own tenant block), so that, say, a trade
-    # row is committed before its order goes to the broker. A viewset that has any runs outside the
-    # request transaction; its other actions then get one tenant block for the whole request.
-    # A plain (non-viewset) view names its actions by HTTP method: "put", "get", ...
-    stepwise_actions: frozenset[str] = frozenset()
-
-    @classmethod
-    def as_view(cls, *args, **kwargs):
-        view = super().as_view(*args, **kwargs)
-        return transaction.non_atomic_requests(view) if cls.stepwise_actions else view
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        # DRF has authenticated the request (token or session): scope the transaction to it.
-        if not self.stepwise_actions:
-            tenancy.scope_transaction_to(request.user.pk)  # the request transaction is this view's
-            return
-        self._tenant_block = ExitStack()
-        if (getattr(self, "action", None) or request.method.lower()) not in self.stepwise_actions:
-            self._tenant_block.enter_context(tenancy.acting_as(request.user.pk))
-            self._in_own_block = True
-
-    def handle_exception(self, exc):
-        """DRF marks the innermost transaction for rollback when it turns an exception into a
-        response. A stepwise viewset's request has no transaction of its own unless it opened its
-        tenant block (its steps have committed or rolled back already), so the mark would land on a
-        transaction that is not the request's: take it back."""
-        foreign = bool(self.stepwise_actions) and not getattr(self, "_in_own_block", False)
-        marked = connection.needs_rollback
-        response = super().handle_exception(exc)
-        if foreign and not marked and connection.in_atomic_block:
-            connection.set_rollback(False)
-        return response
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if block := getattr(self, "_tenant_block", None):
-            self._tenant_block = None
-            block.close()  # commits, or rolls back what an error marked for rollback
-        return response
-
-    def owned_queryset(self, user):
-        raise NotImplementedError
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):  # schema generation: no user, no rows
-            return self.queryset
-        return self.owned_queryset(self.request.user)
 
 
 # --- Errors -----------------------------------------------------------------------------------
@@ -147,100 +92,6 @@ def problem_response(problem: services.TradeError) -> Response:
 
 
 # --- Serializers ------------------------------------------------------------------------------
-
-
-class TextField(serializers.CharField):
-    """Text that must arrive as a JSON string, as the schema says: DRF's CharField would turn 0 or
-    1.5 into "0" or "1.5", and a client sending a number where text belongs has a bug to hear about.
-    NUL characters (which PostgreSQL cannot store) are refused, and the schema's pattern says so."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.validators.append(RegexValidator(r"^[^\x00]*$", "Null characters are not allowed."))
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class DecimalText(serializers.DecimalField):
-    """A decimal sent as a JSON string ("4.20"), as the schema says. A JSON number is a binary float
-    on most clients, and money is not sent as one."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class FlagField(serializers.BooleanField):
-    """true or false, as JSON booleans: DRF's BooleanField also takes 0, 1, "yes", "off"..."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
-
-
-class TradeSerializer(serializers.ModelSerializer):
-    """A trade as the pages show it, with the figures the model derives (P&L %, distances to the
-    exits, days to expiry), so that no page computes its own and disagrees."""
-
-    needs_attention = serializers.BooleanField(read_only=True)
-    unrealized_pnl_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
-                                                  help_text="Unrealized P&L over the entry cost, in %.")
-    sl_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True, allow_null=True,
-                                           help_text="Mark minus stop-loss, per share.")
-    sl_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
-                                               help_text="Mark minus stop-loss, in % of the mark.")
-    tp_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True, allow_null=True,
-                                           help_text="Take-profit minus mark, per share.")
-    tp_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
-                                               help_text="Take-profit minus mark, in % of the mark.")
-    days_to_expiry = serializers.IntegerField(read_only=True, help_text="Calendar days to expiry, in New York.")
-
-    class Meta:
-        model = PaperTrade
-        fields = [
-            "id", "ticker", "option_type", "strike", "expiry", "option_symbol", "qty", "filled_qty",
-            "entry_type", "planned_entry_price", "entry_price", "entry_date", "sl_price", "tp_price", "status",
-            "status_reason", "close_reason", "close_price", "close_date", "current_price", "current_bid",
-            "current_ask", "last_updated", "unrealized_pnl", "realized_pnl", "realized_pnl_pct", "strategy",
-            "broker_mode", "override_count", "needs_attention", "attention_reason", "version", "created_at",
-            "unrealized_pnl_pct", "sl_distance", "sl_distance_pct", "tp_distance", "tp_distance_pct",
-            "days_to_expiry",
-        ]
-        read_only_fields = fields
-
-
-class TradeEventSerializer(serializers.ModelSerializer):
-    actor_username = serializers.CharField(source="actor_user.username", read_only=True, default=None)
-    # Blank when the event is not a move (and before the first state): the schema must say so.
-    old_status = serializers.ChoiceField(choices=TradeStatus.choices, allow_blank=True, read_only=True)
-    new_status = serializers.ChoiceField(choices=TradeStatus.choices, allow_blank=True, read_only=True)
-
-    class Meta:
-        model = TradeEvent
-        fields = ["id", "created_at", "kind", "actor", "actor_username", "actor_label", "old_status", "new_status",
-                  "payload"]
-        read_only_fields = fields
-
-
-class TradeDetailSerializer(TradeSerializer):
-    """One trade with its brackets' orders, latest mark, context and its audit log."""
-
-    events = TradeEventSerializer(many=True, read_only=True)
-
-    class Meta(TradeSerializer.Meta):
-        fields = [
-            *TradeSerializer.Meta.fields, "entry_order_id", "bracket_order_id", "sl_order_id", "tp_order_id",
-            "close_order_id", "broker_fill_price", "broker_fill_time", "trigger_precision", "hold_duration_h",
-            "max_drawdown", "max_gain", "card_score", "ai_score", "ai_verdict", "gate_verdict", "technical_score",
-            "sentiment_score", "delta_at_entry", "iv_at_entry", "signals_snapshot", "market_regime",
-            "order_book_state", "ai_reasoning_log", "updated_at", "events",
-        ]
-        read_only_fields = fields
 
 
 class TradeOpenSerializer(serializers.Serializer):
@@ -324,62 +175,14 @@ class AdjustSerializer(VersionSerializer):
         return attrs
 
 
-class SnapshotSerializer(serializers.Serializer):
-    timestamp = serializers.DateTimeField()
-    kind = serializers.CharField()
-    mark_price = serializers.DecimalField(**PRICE)
-    bid = serializers.DecimalField(**PRICE, allow_null=True)
-    ask = serializers.DecimalField(**PRICE, allow_null=True)
-    delta = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
-    gamma = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
-    theta = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
-    vega = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
-    iv = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
-    underlying = serializers.DecimalField(**PRICE, allow_null=True)
-    quote_time = serializers.DateTimeField(allow_null=True)
-
-
-class QueryFilterSerializer(serializers.Serializer):
-    """Filters from the query string. DRF reads `?to=` (a left-blank form field) as "not given" and
-    would answer unfiltered; a filter given blank is refused instead, so an empty value never widens
-    a report by accident (the schema says so: every filter has a minimum length of 1)."""
-
-    def to_internal_value(self, data):
-        blank = {name: ["May not be blank: leave the parameter out instead."] for name in self.fields
-                 if data.get(name) == ""}
-        if blank:
-            raise ValidationError(blank)
-        return super().to_internal_value(data)
-
-
-class TradeFilterSerializer(QueryFilterSerializer):
-    status = serializers.ChoiceField(choices=TradeStatus.choices, required=False)
-    outcome = serializers.ChoiceField(choices=["win", "loss", "expired"], required=False)
-    strategy = TextField(required=False, max_length=64, trim_whitespace=False)
-    ticker = TextField(required=False, max_length=6, trim_whitespace=False)
-    closed_from = serializers.DateTimeField(required=False)
-    closed_to = serializers.DateTimeField(required=False)
-
-    def filters(self) -> selectors.TradeFilters:
-        return selectors.TradeFilters(**self.validated_data)
-
-
 FILTER_PARAMETERS = [TradeFilterSerializer]  # documented from the serializer that checks them: one truth
-class ProblemItemSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    detail = serializers.CharField()
-    attr = serializers.CharField(allow_null=True)
+class TradeProblemSerializer(ProblemSerializer):
+    """The API's one error shape, as `problem_response` writes it: about one trade, with the trade."""
 
-
-class ProblemSerializer(serializers.Serializer):
-    """The API's one error shape (drf-standardized-errors), as `problem_response` writes it."""
-
-    type = serializers.ChoiceField(choices=["validation_error", "client_error", "server_error"])
-    errors = ProblemItemSerializer(many=True)
     trade = TradeDetailSerializer(required=False, help_text="The trade as it now stands (refusals about one trade).")
 
 
-ERROR = OpenApiResponse(ProblemSerializer,
+ERROR = OpenApiResponse(TradeProblemSerializer,
                         description="The API's one error shape; about one trade it also carries `trade`.")
 VALID_RESPONSE = inline_serializer("TradeOpenCheck", {"valid": serializers.BooleanField()})
 
@@ -390,16 +193,6 @@ def _require_object(data) -> None:
 
 
 # --- Export -----------------------------------------------------------------------------------
-
-
-class CSVRenderer(BaseRenderer):
-    """Lets `?format=csv` through content negotiation; the export streams its own body."""
-
-    media_type = "text/csv"
-    format = "csv"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return data
 
 
 def _export_value(value):

@@ -1,5 +1,5 @@
 """The trade lifecycle's tables. Every table here carries `owner`, the tenant key that
-PostgreSQL row-level security compares with the transaction's user (see tradeoptions.rls).
+PostgreSQL row-level security compares with the transaction's user (trades/migrations/0002).
 
 The model stores states and the one table of transitions between them (`ALLOWED_TRANSITIONS`);
 `trades.services.trade_transition` is the only code that moves a trade along it.
@@ -178,9 +178,10 @@ class PaperTrade(models.Model):
     broker_fill_price = models.DecimalField(**PRICE, null=True, blank=True)
     broker_fill_time = models.DateTimeField(null=True, blank=True)
 
-    # Concurrency: optimistic lock for clients, a flag for work in flight.
+    # Concurrency: the optimistic lock clients send back. (Work in flight is a row lock held by
+    # `trade_transition`; a final trade is immutable because the transition table leads nowhere
+    # from a final state, so no separate "locked" flag is kept.)
     version = models.PositiveIntegerField(default=1)
-    is_locked = models.BooleanField(default=False)
     # Why the trade is in its state (e.g. the broker's rejection), and what a person must look at
     # (e.g. a position left without its bracket); empty when all is well.
     status_reason = models.CharField(max_length=255, blank=True)

@@ -73,11 +73,6 @@ def trade_with_events(*, user: AbstractBaseUser) -> QuerySet[PaperTrade]:
     return trade_list(user=user).prefetch_related(Prefetch("events", queryset=events))
 
 
-def trade_get(*, user: AbstractBaseUser, trade_id: int) -> PaperTrade:
-    """Raises PaperTrade.DoesNotExist for another user's trade, exactly as for a missing one."""
-    return trade_list(user=user).get(pk=trade_id)
-
-
 def live_trades_open_count(*, user: AbstractBaseUser) -> int:
     """The user's active trades placed at Tradier live: real money, whatever mode they trade in now."""
     return PaperTrade.objects.active().filter(owner=user, broker_mode=BrokerMode.TRADIER_LIVE).count()

@@ -20,8 +20,8 @@ from rest_framework import serializers
 from analytics import selectors
 from analytics.api import FilterSerializer, ForensicsSerializer, analytics_filters
 from trades import selectors as trade_selectors
-from trades.api import PRICE, SnapshotSerializer, TradeDetailSerializer, TradeFilterSerializer, TradeSerializer
-from trades.models import PaperTrade
+from trades.models import PRICE, PaperTrade
+from trades.serializers import SnapshotSerializer, TradeDetailSerializer, TradeFilterSerializer, TradeSerializer
 
 MAX_PAGE_SIZE = 100
 MAX_SNAPSHOT_POINTS = trade_selectors.MAX_CHART_POINTS

@@ -4,9 +4,10 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from tradeoptions.rls import enable_row_level_security
 
-
+# Row-level security as written when this migration was made, frozen here (no live helper may
+# change it later): ENABLE + FORCE, a fail-closed policy for the owner (no `app.user_id`, no
+# rows) and one for the system context.
 class Migration(migrations.Migration):
 
     initial = True
@@ -38,5 +39,22 @@ class Migration(migrations.Migration):
                 'constraints': [models.CheckConstraint(condition=models.Q(('first_touch__in', ['TP', 'SL', 'NEITHER'])), name='forensics_first_touch_known')],
             },
         ),
-        enable_row_level_security("analytics_tradeforensics"),
+        migrations.RunSQL(
+            sql="""
+                ALTER TABLE analytics_tradeforensics ENABLE ROW LEVEL SECURITY;
+                ALTER TABLE analytics_tradeforensics FORCE ROW LEVEL SECURITY;
+                CREATE POLICY tenant_owner ON analytics_tradeforensics
+                    USING (owner_id = NULLIF(current_setting('app.user_id', true), '')::bigint)
+                    WITH CHECK (owner_id = NULLIF(current_setting('app.user_id', true), '')::bigint);
+                CREATE POLICY system_context ON analytics_tradeforensics
+                    USING (current_setting('app.system', true) = 'on')
+                    WITH CHECK (current_setting('app.system', true) = 'on');
+            """,
+            reverse_sql="""
+                DROP POLICY IF EXISTS system_context ON analytics_tradeforensics;
+                DROP POLICY IF EXISTS tenant_owner ON analytics_tradeforensics;
+                ALTER TABLE analytics_tradeforensics NO FORCE ROW LEVEL SECURITY;
+                ALTER TABLE analytics_tradeforensics DISABLE ROW LEVEL SECURITY;
+            """,
+        ),
     ]

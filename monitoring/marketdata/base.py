@@ -148,15 +148,6 @@ def underlying_of(contract: OptionContract) -> str:
     return ROOT_UNDERLYINGS.get(contract.root, contract.root)
 
 
-def is_option_symbol(symbol: str) -> bool:
-    """An OCC option symbol rather than a stock, ETF or index ticker."""
-    try:
-        parse_symbol(symbol.upper())
-    except ValueError:
-        return False
-    return True
-
-
 def as_contracts(contracts: Iterable[OptionContract | str]) -> dict[str, OptionContract]:
     """Accepts contracts or OCC symbols, keyed by symbol; duplicates collapse to one."""
     result = {}

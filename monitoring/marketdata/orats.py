@@ -1,4 +1,5 @@
-"""ORATS datav2 as a market-data source (facts: shared/reference/tradier-orats-api.md, section 7).
+"""ORATS datav2 as a market-data source (facts: ORATS' datav2
+API guide, https://docs.orats.io/datav2-api-guide/).
 
 One `strikes` request per underlying covers every contract asked for on it, whatever their number:
 ORATS answers one row per (expiry, strike) holding both the call and the put side. The `dte`

@@ -1,4 +1,5 @@
-"""Tradier market data as a market-data source (facts: shared/reference/tradier-orats-api.md, 2.9–2.17).
+"""Tradier market data as a market-data source (facts: Tradier's
+market-data reference, https://documentation.tradier.com/brokerage-api/markets).
 
 The HTTP work is `brokers.tradier.TradierMarketData`, the broker client's own transport: the same
 retries, quirk-tolerant parsing (a single row as a bare object, `null`/"null" for none), error

@@ -94,8 +94,9 @@ _APP_DB_URL = env.str("DATABASE_URL", default="") or _LOCAL_APP_DB
 DATABASES = {"default": env.db_url_config(_APP_DB_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Views run in a savepoint inside the tenant middleware's transaction, so a failing view
-# leaves nothing half-written behind.
+# Page views run in a savepoint inside the tenant middleware's transaction, so a failing view
+# leaves nothing half-written behind. API views own their transaction instead (one policy, in
+# tradeoptions.api.OwnedViewSetMixin).
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 # Remembered apart from DATABASES, whose credentials are swapped while migrations run.
 DATABASE_APP_ROLE = DATABASES["default"]["USER"]
@@ -163,7 +164,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "tradeoptions.pagination.PageNumbers",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
@@ -173,7 +174,14 @@ REST_FRAMEWORK = {
         "anon": env.str("THROTTLE_ANON", default="30/min"),
         "user": env.str("THROTTLE_USER", default="600/min"),
     },
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-standardized-errors' AutoSchema documents the error responses (400 ... 429) each operation
+    # can give, in the one error shape, so that the schema fuzzer (tests/test_api_fuzzing.py) can
+    # hold every answer to the schema.
+    "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
+    # The API speaks JSON only: form and multipart bodies (strings for every value, "0" for false)
+    # are not what any client of it sends, and a narrower door is easier to keep shut.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # One error shape everywhere: {"type", "errors": [{"code", "detail", "attr"}]} (and no 500 for bad input).
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
 }
@@ -186,8 +194,18 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "tradeoptions API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    # One name for one choice set, wherever it appears (trade status, event old/new status).
-    "ENUM_NAME_OVERRIDES": {"TradeStatusEnum": "trades.models.TradeStatus"},
+    # One name for one choice set, wherever it appears (trade status, event old/new status), and
+    # the error enums of drf-standardized-errors under their own names.
+    "ENUM_NAME_OVERRIDES": {
+        "TradeStatusEnum": "trades.models.TradeStatus",
+        "ProblemTypeEnum": "tradeoptions.api.ProblemType",
+        **{f"{name}Enum": f"drf_standardized_errors.openapi_serializers.{name}Enum.choices"
+           for name in ("ValidationError", "ClientError", "ServerError", "ParseErrorCode", "ErrorCode401",
+                        "ErrorCode403", "ErrorCode404", "ErrorCode405", "ErrorCode406", "ErrorCode415",
+                        "ErrorCode429", "ErrorCode500")},
+    },
+    "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums",
+                             "tradeoptions.openapi.strict_decimal_patterns", "tradeoptions.openapi.trade_links"],
 }
 # `manage.py mcp_server` over stdio answers as the owner of this API token (one trader per process).
 MCP_API_TOKEN = env.str("MCP_API_TOKEN", default="")
@@ -265,25 +283,8 @@ LOGGING = {
 
 # --- Outages --------------------------------------------------------------------------------
 # PostgreSQL or Redis unreachable: the API answers 503 with what is down, not 500 (tradeoptions/outages.py).
-DRF_STANDARDIZED_ERRORS = {"EXCEPTION_HANDLER_CLASS": "tradeoptions.outages.OutageAwareExceptionHandler"}
-
-# --- API schema: every error documented -------------------------------------------------------
-# drf-standardized-errors' AutoSchema documents the error responses (400 ... 429) each operation
-# can give, in the one error shape, so that the schema fuzzer (tests/test_api_fuzzing.py) can hold
-# every answer to the schema.
-REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_standardized_errors.openapi.AutoSchema"
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update({
-    f"{name}Enum": f"drf_standardized_errors.openapi_serializers.{name}Enum.choices"
-    for name in ("ValidationError", "ClientError", "ServerError", "ParseErrorCode", "ErrorCode401", "ErrorCode403",
-                 "ErrorCode404", "ErrorCode405", "ErrorCode406", "ErrorCode415", "ErrorCode429", "ErrorCode500")
-})
-SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums",
-                                                "tradeoptions.openapi.strict_decimal_patterns",
-                                                "tradeoptions.openapi.trade_links"]
-# A 500 is a bug to fix, not a documented answer: the fuzzer must see it as undocumented.
-DRF_STANDARDIZED_ERRORS["ALLOWED_ERROR_STATUS_CODES"] = ["400", "401", "403", "404", "405", "406", "415", "429"]
-# The API speaks JSON only: form and multipart bodies (strings for every value, "0" for false) are
-# not what any client of it sends, and a narrower door is easier to keep shut.
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["rest_framework.parsers.JSONParser"]
-REST_FRAMEWORK["TEST_REQUEST_DEFAULT_FORMAT"] = "json"
-REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "tradeoptions.pagination.PageNumbers"
+DRF_STANDARDIZED_ERRORS = {
+    "EXCEPTION_HANDLER_CLASS": "tradeoptions.outages.OutageAwareExceptionHandler",
+    # A 500 is a bug to fix, not a documented answer: the fuzzer must see it as undocumented.
+    "ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "406", "415", "429"],
+}

@@ -4,9 +4,10 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from tradeoptions.rls import enable_row_level_security
 
-
+# Row-level security as written when this migration was made, frozen here (no live helper may
+# change it later): ENABLE + FORCE, a fail-closed policy for the owner (no `app.user_id`, no
+# rows) and one for the system context.
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -105,5 +106,22 @@ class Migration(migrations.Migration):
             model_name='idempotencykey',
             constraint=models.UniqueConstraint(fields=('owner', 'key'), name='idempotency_key_unique_per_owner'),
         ),
-        enable_row_level_security('trades_idempotencykey'),
+        migrations.RunSQL(
+            sql="""
+                ALTER TABLE trades_idempotencykey ENABLE ROW LEVEL SECURITY;
+                ALTER TABLE trades_idempotencykey FORCE ROW LEVEL SECURITY;
+                CREATE POLICY tenant_owner ON trades_idempotencykey
+                    USING (owner_id = NULLIF(current_setting('app.user_id', true), '')::bigint)
+                    WITH CHECK (owner_id = NULLIF(current_setting('app.user_id', true), '')::bigint);
+                CREATE POLICY system_context ON trades_idempotencykey
+                    USING (current_setting('app.system', true) = 'on')
+                    WITH CHECK (current_setting('app.system', true) = 'on');
+            """,
+            reverse_sql="""
+                DROP POLICY IF EXISTS system_context ON trades_idempotencykey;
+                DROP POLICY IF EXISTS tenant_owner ON trades_idempotencykey;
+                ALTER TABLE trades_idempotencykey NO FORCE ROW LEVEL SECURITY;
+                ALTER TABLE trades_idempotencykey DISABLE ROW LEVEL SECURITY;
+            """,
+        ),
     ]

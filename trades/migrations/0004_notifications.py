@@ -5,9 +5,10 @@ import uuid
 from django.conf import settings
 from django.db import migrations, models
 
-from tradeoptions.rls import enable_row_level_security
 
-
+# Row-level security as written when this migration was made, frozen here (no live helper may
+# change it later): ENABLE + FORCE, a fail-closed policy for the owner (no `app.user_id`, no
+# rows) and one for the system context.
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -83,6 +84,40 @@ class Migration(migrations.Migration):
             model_name='webhookdelivery',
             constraint=models.UniqueConstraint(fields=('event', 'attempt'), name='webhook_delivery_attempt_unique'),
         ),
-        enable_row_level_security("trades_webhookevent"),
-        enable_row_level_security("trades_webhookdelivery"),
+        migrations.RunSQL(
+            sql="""
+                ALTER TABLE trades_webhookevent ENABLE ROW LEVEL SECURITY;
+                ALTER TABLE trades_webhookevent FORCE ROW LEVEL SECURITY;
+                CREATE POLICY tenant_owner ON trades_webhookevent
+                    USING (owner_id = NULLIF(current_setting('app.user_id', true), '')::bigint)
+                    WITH CHECK (owner_id = NULLIF(current_setting('app.user_id', true), '')::bigint);
+                CREATE POLICY system_context ON trades_webhookevent
+                    USING (current_setting('app.system', true) = 'on')
+                    WITH CHECK (current_setting('app.system', true) = 'on');
+            """,
+            reverse_sql="""
+                DROP POLICY IF EXISTS system_context ON trades_webhookevent;
+                DROP POLICY IF EXISTS tenant_owner ON trades_webhookevent;
+                ALTER TABLE trades_webhookevent NO FORCE ROW LEVEL SECURITY;
+                ALTER TABLE trades_webhookevent DISABLE ROW LEVEL SECURITY;
+            """,
+        ),
+        migrations.RunSQL(
+            sql="""
+                ALTER TABLE trades_webhookdelivery ENABLE ROW LEVEL SECURITY;
+                ALTER TABLE trades_webhookdelivery FORCE ROW LEVEL SECURITY;
+                CREATE POLICY tenant_owner ON trades_webhookdelivery
+                    USING (owner_id = NULLIF(current_setting('app.user_id', true), '')::bigint)
+                    WITH CHECK (owner_id = NULLIF(current_setting('app.user_id', true), '')::bigint);
+                CREATE POLICY system_context ON trades_webhookdelivery
+                    USING (current_setting('app.system', true) = 'on')
+                    WITH CHECK (current_setting('app.system', true) = 'on');
+            """,
+            reverse_sql="""
+                DROP POLICY IF EXISTS system_context ON trades_webhookdelivery;
+                DROP POLICY IF EXISTS tenant_owner ON trades_webhookdelivery;
+                ALTER TABLE trades_webhookdelivery NO FORCE ROW LEVEL SECURITY;
+                ALTER TABLE trades_webhookdelivery DISABLE ROW LEVEL SECURITY;
+            """,
+        ),
     ]

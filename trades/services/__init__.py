@@ -13,7 +13,7 @@ from .accounts import (
     user_create,
 )
 from .brackets import brackets_adjust
-from .closing import close_confirm, close_outcome, trade_close
+from .closing import bracket_cancel, bracket_filled, close_confirm, close_outcome, trade_close
 from .context import (
     CONTEXT_PARTS,
     EntryContextCollector,
@@ -50,7 +50,7 @@ from .idempotency import (
     idempotent,
     request_fingerprint,
 )
-from .lifecycle import event_record, trade_staff_edit, trade_transition
+from .lifecycle import STAFF_EDITABLE_FIELDS, event_record, trade_staff_edit, trade_transition
 from .notifications import (
     DeliveryOutcome,
     UnsafeWebhookTarget,
@@ -65,11 +65,13 @@ from .opening import (
     CONTEXT_FIELDS,
     TradeOpenInput,
     TradeResult,
+    bracket_attach,
     trade_entry_update,
     trade_open,
     trade_open_check,
     trade_risk,
 )
+from .orders import bracket_ids, broker_of, order_summary, split_legs, trade_order_tag
 
 __all__ = [
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
@@ -82,7 +84,10 @@ __all__ = [
     "close_confirm", "close_outcome", "event_record", "idempotency_claim", "idempotency_keys_purge",
     "idempotency_release", "idempotent", "KeyedAnswer",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
-    "trade_risk", "trade_staff_edit", "trade_transition", "user_create",
+    "trade_risk", "STAFF_EDITABLE_FIELDS", "trade_staff_edit", "trade_transition", "user_create",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
     "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",
+    # For the monitor, which places and reads a trade's orders with the same helpers.
+    "bracket_attach", "bracket_cancel", "bracket_filled", "bracket_ids", "broker_of", "order_summary", "split_legs",
+    "trade_order_tag",
 ]

@@ -16,7 +16,7 @@ from tradeoptions.logs import about_trade
 from trades.models import ALLOWED_TRANSITIONS, Actor, EventKind, PaperTrade, TradeEvent, TradeStatus
 
 from . import notifications
-from .errors import InvalidTransition, VersionConflict
+from .errors import InvalidTradeInput, InvalidTransition, VersionConflict
 
 logger = logging.getLogger(__name__)
 
@@ -141,33 +141,39 @@ def jsonable(value):
     return value if value is None or isinstance(value, bool | int | float | str) else str(value)
 
 
-@transaction.atomic
-def trade_staff_edit(*, staff_user: AbstractBaseUser, trade: PaperTrade, changed_fields: list[str]) -> PaperTrade:
-    """Save a staff change from the ops admin and write what changed, from what, to the event log.
+# What staff may change from the ops admin: what the trader or the scanner said about the trade,
+# and the note asking a person to look at it. Not what the broker holds (the contract, the
+# quantity, the brackets, the orders), not what the monitor writes (marks, P&L, forensics), and
+# never the status: every move out of a state needs the broker (a close, a cancel), so it goes
+# through the trade's own actions, which call `trade_transition` after talking to the broker.
+STAFF_EDITABLE_FIELDS = (
+    "strategy", "card_score", "ai_score", "ai_verdict", "gate_verdict", "technical_score", "sentiment_score",
+    "delta_at_entry", "iv_at_entry", "signals_snapshot", "market_regime", "order_book_state", "ai_reasoning_log",
+    "attention_reason",
+)
 
+
+def trade_staff_edit(*, staff_user: AbstractBaseUser, trade_id: int, version: int, changes: dict) -> PaperTrade:
+    """Apply a staff change from the ops admin through the one gate (`trade_transition`, staying
+    in the trade's state), or refuse it whole and change nothing.
+
+    Refuses a status change and any field outside STAFF_EDITABLE_FIELDS (InvalidTradeInput: they
+    need the broker or belong to the monitor), a final trade (InvalidTransition: the transition
+    table leads nowhere from a final state, so its record stays as it closed, for staff too), and a
+    stale `version` (VersionConflict). The event carries the new values and, under "from", the old.
     The caller runs in the system context (the admin is staff-only and cross-tenant).
     """
-    before = PaperTrade.objects.select_for_update().get(pk=trade.pk)
-    trade.version = before.version + 1
-    trade.save()
-    trade.refresh_from_db()  # compare stored values, as the database rounded them
-    changes = {
-        name: {"from": _jsonable(getattr(before, name)), "to": _jsonable(getattr(trade, name))}
-        for name in changed_fields
-        if getattr(before, name) != getattr(trade, name)
-    }
-    event_record(
-        trade=trade,
-        kind=EventKind.STAFF_EDIT,
-        actor=Actor.STAFF,
-        actor_user=staff_user,
-        actor_label="admin",
-        old_status=before.status,
-        new_status=trade.status,
-        payload={"changes": changes},
-    )
-    return trade
-
-
-def _jsonable(value):
-    return value if value is None or isinstance(value, bool | int | str | dict | list) else str(value)
+    refused = sorted(set(changes) - set(STAFF_EDITABLE_FIELDS))
+    if refused:
+        raise InvalidTradeInput({name: ["Not editable by staff: it needs the broker or belongs to the monitor."]
+                                 for name in refused})
+    with transaction.atomic():
+        before = PaperTrade.objects.select_for_update().get(pk=trade_id)
+        changes = {name: value for name, value in changes.items() if getattr(before, name) != value}
+        if not changes:
+            return before  # nothing to record
+        return trade_transition(
+            trade_id=trade_id, to=before.status, expected_version=version, kind=EventKind.STAFF_EDIT,
+            actor=Actor.STAFF, actor_user=staff_user, actor_label="admin", changes=changes,
+            payload={"from": {name: getattr(before, name) for name in changes}},
+        )

@@ -1,13 +1,16 @@
 """The ops admin: staff see across tenants through the system context; tokens stay write-only."""
 
+from decimal import Decimal
+
 import pytest
 from django import forms
+from django.contrib.admin.models import LogEntry
 
 from brokers.models import BrokerMode
-from tests.factories import PaperTradeFactory, PriceSnapshotFactory, TradeEventFactory
+from tests.factories import ClosedTradeFactory, PaperTradeFactory, PriceSnapshotFactory, TradeEventFactory
 from tradeoptions import tenancy
 from trades import services
-from trades.models import AccountSettings, EventKind, PaperTrade, TradeEvent
+from trades.models import AccountSettings, Actor, EventKind, PaperTrade, TradeEvent, TradeStatus
 
 TOKEN = "live-token-KNOWN-4711"
 
@@ -55,19 +58,84 @@ def test_a_trader_cannot_use_the_admin(client, trader):
     assert response.status_code == 302 and "/admin/login/" in response.url
 
 
-def test_a_staff_edit_is_written_to_the_trades_event_log(staff_client, trader):
-    trade = PaperTradeFactory(owner=trader)
-    page = staff_client.get(f"/admin/trades/papertrade/{trade.pk}/change/")
+def _change_url(trade) -> str:
+    return f"/admin/trades/papertrade/{trade.pk}/change/"
+
+
+def _posted_form(staff_client, trade, **changes) -> dict:
+    page = staff_client.get(_change_url(trade))
     data = _as_posted(page.context["adminform"].form)
-    data.update({"sl_price": "2.50", "events-TOTAL_FORMS": "0", "events-INITIAL_FORMS": "0"})
-    response = staff_client.post(f"/admin/trades/papertrade/{trade.pk}/change/", data)
+    data.update({"events-TOTAL_FORMS": "0", "events-INITIAL_FORMS": "0", **changes})
+    return data
+
+
+def _stored(trade) -> tuple[PaperTrade, list[TradeEvent]]:
+    with tenancy.system_context():
+        return PaperTrade.objects.get(pk=trade.pk), list(TradeEvent.objects.filter(trade=trade))
+
+
+def test_a_staff_edit_goes_through_the_gate_and_into_the_event_log(staff_client, trader):
+    trade = PaperTradeFactory(owner=trader, strategy="momentum")
+    response = staff_client.post(_change_url(trade), _posted_form(staff_client, trade, strategy="breakout"))
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
-    with tenancy.acting_as(trader.pk):
-        saved = PaperTrade.objects.get(pk=trade.pk)
-        event = TradeEvent.objects.get(trade=trade)
-    assert str(saved.sl_price) == "2.5000" and saved.version == 2
-    assert event.kind == EventKind.STAFF_EDIT and event.actor_user_id is not None
-    assert event.payload["changes"]["sl_price"] == {"from": "3.0000", "to": "2.5000"}
+    saved, events = _stored(trade)
+    assert saved.strategy == "breakout" and saved.version == 2 and saved.status == TradeStatus.OPEN
+    [event] = events
+    assert event.kind == EventKind.STAFF_EDIT and event.actor == Actor.STAFF and event.actor_user_id is not None
+    assert event.old_status == event.new_status == TradeStatus.OPEN
+    assert event.payload["changes"] == {"strategy": "breakout"}
+    assert event.payload["from"] == {"strategy": "momentum"}
+
+
+def test_staff_cannot_set_a_status_or_move_a_bracket_from_the_admin(staff_client, trader):
+    """OPEN -> CANCELED is not in the transition table; OPEN -> CLOSED and a new stop-loss need
+    the broker. None of them is a field of the form: posting them changes nothing."""
+    trade = PaperTradeFactory(owner=trader)
+    form = staff_client.get(_change_url(trade)).context["adminform"].form
+    assert not {"status", "sl_price", "tp_price", "qty", "close_price", "close_reason"} & set(form.fields)
+    for forged in ({"status": TradeStatus.CANCELED}, {"status": TradeStatus.CLOSED, "close_price": "9",
+                                                      "close_reason": "TP_HIT"}, {"sl_price": "2.50"}):
+        response = staff_client.post(_change_url(trade), _posted_form(staff_client, trade, **forged))
+        assert response.status_code == 302
+    saved, events = _stored(trade)
+    assert (saved.status, saved.sl_price, saved.close_price, saved.version) == (TradeStatus.OPEN, Decimal("3.0000"),
+                                                                               None, 1)
+    assert events == []
+
+
+@pytest.mark.parametrize("changes", [{"status": TradeStatus.CANCELED}, {"status": TradeStatus.CLOSED},
+                                     {"sl_price": Decimal("2.50")}, {"qty": 5}, {"entry_order_id": "x"}])
+def test_the_staff_edit_service_refuses_what_needs_the_broker_or_the_state_machine(ops_user, trader, changes):
+    trade = PaperTradeFactory(owner=trader)
+    with tenancy.system_context(), pytest.raises(services.InvalidTradeInput) as refused:
+        services.trade_staff_edit(staff_user=ops_user, trade_id=trade.pk, version=1, changes=changes)
+    assert set(refused.value.field_errors) == set(changes)
+    saved, events = _stored(trade)
+    assert saved.status == TradeStatus.OPEN and saved.version == 1 and events == []
+
+
+def test_a_final_trade_cannot_be_edited_by_staff(staff_client, ops_user, trader):
+    trade = ClosedTradeFactory(owner=trader, strategy="momentum")
+    page = staff_client.get(_change_url(trade))
+    assert page.status_code == 200 and b'type="submit" value="Save"' not in page.content
+    assert staff_client.post(_change_url(trade), {"strategy": "breakout", "seen_version": "1"}).status_code == 403
+    with tenancy.system_context(), pytest.raises(services.InvalidTransition):
+        services.trade_staff_edit(staff_user=ops_user, trade_id=trade.pk, version=1, changes={"strategy": "x"})
+    saved, events = _stored(trade)
+    assert saved.strategy == "momentum" and saved.version == 1 and events == []
+
+
+def test_a_staff_edit_on_a_trade_that_moved_meanwhile_is_refused_and_writes_nothing(staff_client, trader):
+    trade = PaperTradeFactory(owner=trader, strategy="momentum")
+    data = _posted_form(staff_client, trade, strategy="breakout")
+    with tenancy.acting_as(trader.pk):  # the monitor records a change after the page was loaded
+        services.trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, actor=Actor.SYSTEM,
+                                  changes={"attention_reason": "check the bracket"})
+    response = staff_client.post(_change_url(trade), data, follow=True)
+    assert b"Not saved" in response.content
+    saved, events = _stored(trade)
+    assert saved.strategy == "momentum" and saved.version == 2 and len(events) == 1
+    assert not LogEntry.objects.filter(object_id=str(trade.pk)).exists()
 
 
 def test_events_and_snapshots_are_read_only(staff_client, trader):

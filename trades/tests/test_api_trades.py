@@ -3,7 +3,7 @@
 import pytest
 
 from tests.factories import PaperTradeFactory
-from trades.api import OwnedViewSetMixin
+from tradeoptions.api import OwnedViewSetMixin
 
 
 def test_a_trader_lists_only_her_own_trades(api_as, trader, other_trader):

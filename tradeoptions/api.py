@@ -1,0 +1,166 @@
+"""What every app's REST API shares: the sealed base view (whose rows, and the one transaction
+policy for API requests), strict field types, query filters, the CSV renderer and the error shape.
+
+It lives in the project package so that each app's `api.py` imports it and none imports
+another's.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+from django.core.validators import RegexValidator
+from django.db import connection, models, transaction
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import BaseRenderer
+
+from . import tenancy
+
+
+class OwnedViewSetMixin:
+    """The base of every API view: its rows are always the authenticated user's, and its
+    transactions follow one policy, written here and nowhere else.
+
+    Rows: sealed. Subclasses narrow `owned_queryset(user)`; they may not replace `get_queryset`.
+    Another user's id is simply not in the queryset, so it answers 404, never 403.
+
+    Transactions: an API view is marked with Django's `transaction.non_atomic_requests`, so the
+    tenant middleware leaves it alone and the view decides, by action:
+    * By default the action runs in one tenant transaction, opened once DRF has authenticated the
+      caller (token or session) and scoped to them. An exception that becomes the answer rolls it
+      back whole (DRF marks it for rollback), so a failing write leaves nothing half-written; a
+      refusal a service *returns* (a REJECTED trade, a conflict in the audit log) commits with it.
+    * An action named in `stepwise_actions` runs outside any request transaction: its service
+      commits in steps, each in its own tenant block (say, a trade row before its order goes to the
+      broker), and the view opens blocks of its own to read. A plain (non-viewset) view names its
+      actions by HTTP method: "put", "get", ...
+    """
+
+    stepwise_actions: frozenset[str] = frozenset()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "get_queryset" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} must narrow owned_queryset(user), not replace get_queryset().")
+
+    @classmethod
+    def as_view(cls, *args, **kwargs):
+        return transaction.non_atomic_requests(super().as_view(*args, **kwargs))
+
+    def dispatch(self, request, *args, **kwargs):
+        # Closed when the answer is built (before it is rendered): commits, or rolls back what an
+        # error marked for rollback, or what an uncaught exception passing through it was writing.
+        with ExitStack() as self._tenant_block:
+            self._own_transaction = False
+            return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authenticates, outside any transaction
+        if (getattr(self, "action", None) or request.method.lower()) not in self.stepwise_actions:
+            self._tenant_block.enter_context(tenancy.acting_as(request.user.pk))
+            self._own_transaction = True
+
+    def handle_exception(self, exc):
+        """DRF marks the innermost open transaction for rollback when it turns an exception into an
+        answer. Only this view's own transaction may be marked: outside it (a stepwise action, or a
+        refusal before it opened) any open transaction belongs to someone else (a test, a caller)."""
+        marked = connection.needs_rollback
+        response = super().handle_exception(exc)
+        if not getattr(self, "_own_transaction", False) and not marked and connection.in_atomic_block:
+            connection.set_rollback(False)
+        return response
+
+    def owned_queryset(self, user):
+        raise NotImplementedError
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user, no rows
+            return self.queryset
+        return self.owned_queryset(self.request.user)
+
+
+# --- Fields ------------------------------------------------------------------------------------
+
+
+class TextField(serializers.CharField):
+    """Text that must arrive as a JSON string, as the schema says: DRF's CharField would turn 0 or
+    1.5 into "0" or "1.5", and a client sending a number where text belongs has a bug to hear about.
+    NUL characters (which PostgreSQL cannot store) are refused, and the schema's pattern says so."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.append(RegexValidator(r"^[^\x00]*$", "Null characters are not allowed."))
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class DecimalText(serializers.DecimalField):
+    """A decimal sent as a JSON string ("4.20"), as the schema says. A JSON number is a binary float
+    on most clients, and money is not sent as one."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class FlagField(serializers.BooleanField):
+    """true or false, as JSON booleans: DRF's BooleanField also takes 0, 1, "yes", "off"..."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class QueryFilterSerializer(serializers.Serializer):
+    """Filters from the query string. DRF reads `?to=` (a left-blank form field) as "not given" and
+    would answer unfiltered; a filter given blank is refused instead, so an empty value never widens
+    a report by accident (the schema says so: every filter has a minimum length of 1)."""
+
+    def to_internal_value(self, data):
+        blank = {name: ["May not be blank: leave the parameter out instead."] for name in self.fields
+                 if data.get(name) == ""}
+        if blank:
+            raise ValidationError(blank)
+        return super().to_internal_value(data)
+
+
+# --- Rendering and errors ----------------------------------------------------------------------
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets `?format=csv` through content negotiation; the export streams its own body."""
+
+    media_type = "text/csv"
+    format = "csv"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+class ProblemItemSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    attr = serializers.CharField(allow_null=True)
+
+
+class ProblemType(models.TextChoices):
+    VALIDATION_ERROR = "validation_error"
+    CLIENT_ERROR = "client_error"
+    SERVER_ERROR = "server_error"
+
+
+class ProblemSerializer(serializers.Serializer):
+    """The API's one error shape (drf-standardized-errors)."""
+
+    type = serializers.ChoiceField(choices=ProblemType.choices)
+    errors = ProblemItemSerializer(many=True)
+
+
+ERROR = OpenApiResponse(ProblemSerializer, description="The API's one error shape.")

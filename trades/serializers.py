@@ -1,0 +1,99 @@
+"""How a trade reads on the wire: the REST API answers with these, and the knowledge server's
+tools (analytics) render with them too, so a number reads the same in both places. Read-only
+representations and the list filters; the write serializers stay with the API views."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from tradeoptions.api import QueryFilterSerializer, TextField
+
+from . import selectors
+from .models import PRICE, PaperTrade, TradeEvent, TradeStatus
+
+
+class TradeSerializer(serializers.ModelSerializer):
+    """A trade as the pages show it, with the figures the model derives (P&L %, distances to the
+    exits, days to expiry), so that no page computes its own and disagrees."""
+
+    needs_attention = serializers.BooleanField(read_only=True)
+    unrealized_pnl_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
+                                                  help_text="Unrealized P&L over the entry cost, in %.")
+    sl_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True, allow_null=True,
+                                           help_text="Mark minus stop-loss, per share.")
+    sl_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
+                                               help_text="Mark minus stop-loss, in % of the mark.")
+    tp_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True, allow_null=True,
+                                           help_text="Take-profit minus mark, per share.")
+    tp_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
+                                               help_text="Take-profit minus mark, in % of the mark.")
+    days_to_expiry = serializers.IntegerField(read_only=True, help_text="Calendar days to expiry, in New York.")
+
+    class Meta:
+        model = PaperTrade
+        fields = [
+            "id", "ticker", "option_type", "strike", "expiry", "option_symbol", "qty", "filled_qty",
+            "entry_type", "planned_entry_price", "entry_price", "entry_date", "sl_price", "tp_price", "status",
+            "status_reason", "close_reason", "close_price", "close_date", "current_price", "current_bid",
+            "current_ask", "last_updated", "unrealized_pnl", "realized_pnl", "realized_pnl_pct", "strategy",
+            "broker_mode", "override_count", "needs_attention", "attention_reason", "version", "created_at",
+            "unrealized_pnl_pct", "sl_distance", "sl_distance_pct", "tp_distance", "tp_distance_pct",
+            "days_to_expiry",
+        ]
+        read_only_fields = fields
+
+
+class TradeEventSerializer(serializers.ModelSerializer):
+    actor_username = serializers.CharField(source="actor_user.username", read_only=True, default=None)
+    # Blank when the event is not a move (and before the first state): the schema must say so.
+    old_status = serializers.ChoiceField(choices=TradeStatus.choices, allow_blank=True, read_only=True)
+    new_status = serializers.ChoiceField(choices=TradeStatus.choices, allow_blank=True, read_only=True)
+
+    class Meta:
+        model = TradeEvent
+        fields = ["id", "created_at", "kind", "actor", "actor_username", "actor_label", "old_status", "new_status",
+                  "payload"]
+        read_only_fields = fields
+
+
+class TradeDetailSerializer(TradeSerializer):
+    """One trade with its brackets' orders, latest mark, context and its audit log."""
+
+    events = TradeEventSerializer(many=True, read_only=True)
+
+    class Meta(TradeSerializer.Meta):
+        fields = [
+            *TradeSerializer.Meta.fields, "entry_order_id", "bracket_order_id", "sl_order_id", "tp_order_id",
+            "close_order_id", "broker_fill_price", "broker_fill_time", "trigger_precision", "hold_duration_h",
+            "max_drawdown", "max_gain", "card_score", "ai_score", "ai_verdict", "gate_verdict", "technical_score",
+            "sentiment_score", "delta_at_entry", "iv_at_entry", "signals_snapshot", "market_regime",
+            "order_book_state", "ai_reasoning_log", "updated_at", "events",
+        ]
+        read_only_fields = fields
+
+
+class SnapshotSerializer(serializers.Serializer):
+    timestamp = serializers.DateTimeField()
+    kind = serializers.CharField()
+    mark_price = serializers.DecimalField(**PRICE)
+    bid = serializers.DecimalField(**PRICE, allow_null=True)
+    ask = serializers.DecimalField(**PRICE, allow_null=True)
+    delta = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
+    gamma = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
+    theta = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
+    vega = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
+    iv = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
+    underlying = serializers.DecimalField(**PRICE, allow_null=True)
+    quote_time = serializers.DateTimeField(allow_null=True)
+
+
+class TradeFilterSerializer(QueryFilterSerializer):
+    status = serializers.ChoiceField(choices=TradeStatus.choices, required=False)
+    outcome = serializers.ChoiceField(choices=["win", "loss", "expired"], required=False)
+    strategy = TextField(required=False, max_length=64, trim_whitespace=False)
+    ticker = TextField(required=False, max_length=6, trim_whitespace=False)
+    closed_from = serializers.DateTimeField(required=False)
+    closed_to = serializers.DateTimeField(required=False)
+
+    def filters(self) -> selectors.TradeFilters:
+        return selectors.TradeFilters(**self.validated_data)

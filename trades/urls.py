@@ -1,0 +1,16 @@
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from . import api, views
+
+router = DefaultRouter(trailing_slash=False)
+router.register("trades", api.TradeViewSet, basename="trade")
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("settings/", views.account_settings, name="settings"),
+    path("settings/paper", views.back_to_paper, name="settings-paper"),
+    path("api/settings", api.AccountSettingsView.as_view(), name="api-settings"),
+    path("api/settings/webhook-secret", api.WebhookSecretView.as_view(), name="api-webhook-secret"),
+    path("api/", include(router.urls)),
+]
