@@ -107,8 +107,10 @@ def test_a_manual_close_racing_a_bracket_fill_leaves_one_close_the_brokers(trade
     market.advance(seconds=20)
     assert services.match_paper_orders(market=market) == 1  # the TP filled at the broker...
     result = trade_close(user=trader, trade_id=trade.pk, version=_trade(trade.pk).version, market=market)
-    assert result.trade.status == TradeStatus.OPEN  # ...so the manual sell found nothing to sell
-    assert "0 held" in result.trade.status_reason
+    # ...the close learns it from the bracket's cancel and closes at that fill, selling nothing
+    assert (result.trade.status, result.trade.close_reason) == (TradeStatus.CLOSED, CloseReason.TP_HIT)
+    with tenancy.acting_as(trader.pk):
+        assert not PaperOrder.objects.filter(tag=f"to-{trade.pk}-close").exists()
     _cycle(market, seconds=40)
     trade = _trade(trade.pk)
     assert (trade.status, trade.close_reason, trade.close_price) == (TradeStatus.CLOSED, CloseReason.TP_HIT,
@@ -194,7 +196,9 @@ def test_the_worker_start_reconciles_once(trader, market, monkeypatch):
 def test_a_cycle_killed_midway_loses_no_transition_when_run_again(trader, other_trader, market, monkeypatch):
     first, second = _open(trader, market), _open(other_trader, market)
     market.set_quote(CONTRACT, "6.60", "6.80")
-    real = sync.trade_transition
+    from trades.services import closing
+
+    real = closing.trade_transition  # where an exit fill becomes the trade's close
     calls = []
 
     def killed_on_the_second_close(**kwargs):
@@ -203,11 +207,11 @@ def test_a_cycle_killed_midway_loses_no_transition_when_run_again(trader, other_
             raise SoftTimeLimitExceeded()
         return real(**kwargs)
 
-    monkeypatch.setattr(sync, "trade_transition", killed_on_the_second_close)
+    monkeypatch.setattr(closing, "trade_transition", killed_on_the_second_close)
     with pytest.raises(SoftTimeLimitExceeded):
         _cycle(market, minutes=1)
     assert {_trade(first.pk).status, _trade(second.pk).status} == {TradeStatus.CLOSED, TradeStatus.OPEN}
-    monkeypatch.setattr(sync, "trade_transition", real)
+    monkeypatch.setattr(closing, "trade_transition", real)
     _cycle(market, minutes=1)
     for trade in (first, second):
         assert _trade(trade.pk).close_reason == CloseReason.TP_HIT

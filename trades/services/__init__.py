@@ -13,7 +13,18 @@ from .accounts import (
     user_create,
 )
 from .brackets import brackets_adjust
-from .closing import close_confirm, close_outcome, trade_close
+from .closing import (
+    BROKER_FILL,
+    EXPIRY,
+    ExitFill,
+    close_confirm,
+    close_outcome,
+    close_resume,
+    filled_exit,
+    trade_close,
+    trade_exit_filled,
+    trade_expiry_settle,
+)
 from .context import (
     CONTEXT_PARTS,
     EntryContextCollector,
@@ -79,7 +90,9 @@ __all__ = [
     "PositionUnprotected", "RiskLimitExceeded", "StoredAnswer", "TradeError", "TradeOpenInput", "TradeResult",
     "IdempotencyClaim",
     "VersionConflict", "account_settings_for", "account_settings_update", "brackets_adjust", "encrypted_secrets_rotate",
-    "close_confirm", "close_outcome", "event_record", "idempotency_claim", "idempotency_keys_purge",
+    "close_confirm", "close_outcome", "close_resume", "BROKER_FILL", "EXPIRY", "ExitFill", "filled_exit",
+    "trade_exit_filled",
+    "trade_expiry_settle", "event_record", "idempotency_claim", "idempotency_keys_purge",
     "idempotency_release", "idempotent", "KeyedAnswer",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
     "trade_risk", "trade_staff_edit", "trade_transition", "user_create",
