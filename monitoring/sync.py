@@ -18,6 +18,8 @@ Decisions per trade, from the orders the broker reports:
   Every one of these decisions is a `trades.services` function: the sync reads, hands facts
   over. A bracket that ended unfilled leaves the position unprotected:
   the trade is marked for attention (until the contract's expiry, when settlement takes over).
+- Over-sells: one read of each real broker account's positions; a contract of ours held short
+  flags the newest trade of it (`trade_oversold_flag`: marked, shown in red, the trader told).
 - Orphans: a working order tagged for one of our trades that is finished (closed, cancelled,
   rejected) is cancelled, and the cancel written to that trade's log; a working order tagged for
   a trade the account does not hold is recorded as an ATTENTION_NEEDED event and logged once; a
@@ -65,6 +67,7 @@ from trades.services import (
     filled_exit,
     trade_entry_update,
     trade_exit_filled,
+    trade_oversold_flag,
     trade_transition,
 )
 from trades.services.opening import bracket_attach
@@ -87,6 +90,7 @@ class SyncReport:
     broker_calls: int = 0
     changed: int = 0
     orphans: int = 0
+    oversold: int = 0
     failed_accounts: list[int] = field(default_factory=list)
 
 
@@ -94,7 +98,8 @@ class SyncReport:
 class SyncAccount:
     owner_id: int
     mode: str
-    trades: list[PaperTrade] = field(default_factory=list)
+    trades: list[PaperTrade] = field(default_factory=list)  # active
+    recent: list[PaperTrade] = field(default_factory=list)  # finished within RECENTLY_FINISHED
 
 
 class OrderBook:
@@ -168,7 +173,39 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
             raise
         except Exception:  # the orphans of one account must not stop the others' sync
             logger.exception("orphan guard: the %s account of user %s failed", account.mode, account.owner_id)
+        if account.mode != BrokerMode.LOCAL_PAPER:
+            try:
+                report.oversold += flag_oversold(account, broker, report)
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception:  # one account's positions must not stop the others' sync
+                logger.exception("sync: the positions of the %s account of user %s failed", account.mode,
+                                 account.owner_id)
     return report
+
+
+def flag_oversold(account: SyncAccount, broker, report: SyncReport) -> int:
+    """One read of the account's positions per cycle (never one per trade): a contract of ours
+    held short flags the newest trade of that contract, active or recently finished, through
+    the trades app (which tells the trader once). The local paper broker is not read: it
+    refuses at the fill any sale beyond what is held, so it can never be short."""
+    report.broker_calls += 1
+    try:
+        positions = at_broker(account, broker.get_positions)
+    except BrokerError as error:
+        logger.warning("sync: the positions of user %s could not be read: %s", account.owner_id, error)
+        return 0
+    short = {position.symbol: int(-position.quantity) for position in positions if position.quantity < 0}
+    newest = {trade.option_symbol: trade for trade in sorted(account.trades + account.recent, key=lambda t: t.pk)
+              if trade.option_symbol in short}
+    flagged = 0
+    for symbol, trade in newest.items():
+        with tenancy.acting_as(trade.owner_id):
+            if trade_oversold_flag(trade=trade, short_qty=short[symbol], **SYSTEM) is not None:
+                logger.error("sync: the account of user %s holds %s %s short (trade %s)", account.owner_id,
+                             short[symbol], symbol, trade.pk)
+                flagged += 1
+    return flagged
 
 
 def _tell_the_trader(account: SyncAccount, error: Exception) -> None:
@@ -213,8 +250,7 @@ def _accounts_to_read(at: datetime) -> list[SyncAccount]:
         for trade in PaperTrade.objects.filter(Q(status__in=ACTIVE_STATUSES) | recent).order_by("id"):
             account = accounts.setdefault((trade.owner_id, trade.broker_mode),
                                           SyncAccount(trade.owner_id, trade.broker_mode))
-            if trade.status in ACTIVE_STATUSES:
-                account.trades.append(trade)
+            (account.trades if trade.status in ACTIVE_STATUSES else account.recent).append(trade)
         for owner_id in paper_owners_with_working_orders():
             accounts.setdefault((owner_id, BrokerMode.LOCAL_PAPER), SyncAccount(owner_id, BrokerMode.LOCAL_PAPER))
     return list(accounts.values())

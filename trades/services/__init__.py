@@ -61,7 +61,7 @@ from .idempotency import (
     idempotent,
     request_fingerprint,
 )
-from .lifecycle import event_record, trade_staff_edit, trade_transition
+from .lifecycle import event_record, trade_flag, trade_staff_edit, trade_transition
 from .notifications import (
     DeliveryOutcome,
     UnsafeWebhookTarget,
@@ -81,6 +81,7 @@ from .opening import (
     trade_open_check,
     trade_risk,
 )
+from .positions import trade_oversold_flag
 
 __all__ = [
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
@@ -91,8 +92,8 @@ __all__ = [
     "IdempotencyClaim",
     "VersionConflict", "account_settings_for", "account_settings_update", "brackets_adjust", "encrypted_secrets_rotate",
     "close_confirm", "close_outcome", "close_resume", "BROKER_FILL", "EXPIRY", "ExitFill", "filled_exit",
-    "trade_exit_filled",
-    "trade_expiry_settle", "event_record", "idempotency_claim", "idempotency_keys_purge",
+    "trade_exit_filled", "trade_expiry_settle", "trade_flag", "trade_oversold_flag",
+    "event_record", "idempotency_claim", "idempotency_keys_purge",
     "idempotency_release", "idempotent", "KeyedAnswer",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
     "trade_risk", "trade_staff_edit", "trade_transition", "user_create",
