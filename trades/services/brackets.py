@@ -1,9 +1,13 @@
 """Moving a trade's stop-loss and take-profit (seed Scenarios C and D).
 
-A bracket is one OCO at the broker, so an adjustment is: cancel it, place the new one. The
-dangerous moment is in between, when the position has no exit at all. If the new OCO cannot be
-placed (after one retry), the old one is put back; if even that fails, the trade is marked for
-attention and the answer says the position is unprotected. Each outcome is in the audit log.
+A bracket is one OCO at the broker, so an adjustment is: cancel it and read how its legs ended
+(`bracket_withdraw`), then place the new one. Never the other way round: a new bracket beside a
+working one could sell the contracts twice, and a broker that refuses sells of contracts already
+committed to working orders would refuse it. A leg that filled before the cancel closes the trade
+at that fill instead. The dangerous moment is in between, one broker round trip when the position
+has no exit at all: if the new OCO cannot be placed (after one retry), the old one is put back;
+if even that fails, the trade is marked for attention and the answer says the position is
+unprotected. Each outcome is in the audit log (docs/reliability.md, section 7).
 """
 
 from __future__ import annotations

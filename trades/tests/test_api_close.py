@@ -7,10 +7,11 @@ from django.db import connection
 
 from brokers.base import BrokerUnavailable, OrderRejected
 from brokers.models import PaperOrder
+from brokers.paper import LocalPaperBroker
 from tradeoptions import tenancy
 from trades.models import EventKind, PaperTrade, TradeEvent
 
-from .conftest import CONTRACT
+from .conftest import CONTRACT, RULES
 
 
 @pytest.fixture
@@ -141,3 +142,19 @@ def test_two_devices_closing_at_once_make_one_sell_one_200_one_409(api_as, trade
     assert len(_orders(trader, tag=f"to-{opened['id']}-close")) == 1
     with tenancy.acting_as(trader.pk):
         assert PaperTrade.objects.get(pk=opened["id"]).close_reason == "MANUAL_CLOSE"
+
+
+def test_a_close_that_finds_the_take_profit_filled_answers_200_with_that_fill_and_sells_nothing(
+        api_as, trader, market, opened):
+    """The observed short: the TP filled before the close's cancel reached the broker. The cancel's
+    answer says so; the close is that fill (no sell is sent, nothing is left working)."""
+    market.set_quote(CONTRACT, "6.60", "6.80")
+    with tenancy.acting_as(trader.pk):
+        assert LocalPaperBroker(trader.pk, starting_cash=0, market=market, rules=RULES).match() == 1
+    response = api_as(trader).post(f"/api/trades/{opened['id']}/close", {"version": opened["version"]},
+                                   format="json")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["status"], body["close_reason"], body["close_price"]) == ("CLOSED", "TP_HIT", "6.5000")
+    assert _orders(trader, tag=f"to-{opened['id']}-close") == []
+    assert not any(order.status in ("open", "pending") for order in _orders(trader))
