@@ -81,6 +81,10 @@ def brackets_adjust(
             return TradeResult(trade, BracketReplaceFailed(
                 "The broker has not confirmed the current bracket's cancel; nothing new was placed.", trade=trade))
         held = trade.held_qty - withdrawn.sold
+        if held <= 0:  # partial fills of the old legs sold everything: there is nothing left to protect
+            return TradeResult(trade, BracketReplaceFailed(
+                "The old bracket's legs sold the whole position in partial fills; nothing new was placed.",
+                trade=trade))
         old = {"sl_price": trade.sl_price, "tp_price": trade.tp_price}
         try:
             order = place_bracket(broker, *exit_requests(trade, quantity=held, sl=sl, tp=tp))

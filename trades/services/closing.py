@@ -228,6 +228,8 @@ def close_at_broker(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Trad
             payload={"orders": [order_summary(order) for order in withdrawn.orders]}, **who)
         return TradeResult(trade)
     held = trade.held_qty - withdrawn.sold
+    if held <= 0:  # the legs sold everything between them, in parts: nothing is left to sell
+        return TradeResult(_sold_in_parts(trade, withdrawn, who))
     try:
         sell = broker.place_order(close_request(trade, quantity=held))
     except BrokerError as error:
@@ -262,6 +264,16 @@ def close_confirm(*, trade_id: int, sell: Order, changes: dict | None = None, **
                                 changes=changes, payload=payload, **who)
     return trade_transition(trade_id=trade_id, to=TradeStatus.CLOSING, kind=EventKind.ORDER_PLACED,
                             changes=changes, payload=payload, **who)
+
+
+def _sold_in_parts(trade: PaperTrade, withdrawn: Withdrawal, who: dict) -> PaperTrade:
+    """Partial fills of both legs that add up to the whole position: no single fill is the close,
+    and a sell would go short. The trade waits, CLOSING, for a person to book it."""
+    return trade_transition(
+        trade_id=trade.pk, to=TradeStatus.CLOSING, kind=EventKind.ATTENTION_NEEDED,
+        changes={"attention_reason": "The SL/TP legs sold the whole position between them in partial fills: "
+                                     "book the close by hand from the broker's fills."},
+        payload={"orders": [order_summary(order) for order in withdrawn.orders]}, **who)
 
 
 def _sell_failed(trade: PaperTrade, error: BrokerError, broker: BrokerProvider, held: int,

@@ -328,3 +328,17 @@ def test_a_close_the_process_left_after_the_cancel_is_finished_by_the_monitor(tr
     assert (closed.status, closed.close_reason, closed.close_price) == (
         TradeStatus.CLOSED, CloseReason.MANUAL_CLOSE, price)
 
+
+
+@pytest.mark.parametrize("venue", ["tradier-accepts", "tradier-refuses"], indirect=True)
+def test_a_close_after_a_partial_take_profit_sells_only_what_is_left(venue, racing):
+    """One of two contracts sold at the take-profit (the book had one), then the close: it sells
+    the one still held, never two."""
+    trade = _open(venue.user, venue.market)
+    venue.fake.set_quote(CONTRACT, "6.60", "6.80", size=1)
+    assert venue.look() == (1, False)  # the TP leg works on, for the other contract
+    venue.fake.set_quote(CONTRACT, "6.00", "6.20")
+    result = services.trade_close(user=venue.user, trade_id=trade.pk, version=trade.version, market=venue.market)
+    (sell,) = venue.fake.orders_tagged(f"to-{trade.pk}-close")
+    assert (sell.quantity, sell.exec_quantity, sell.avg_fill_price) == (1, 1, Decimal("6.00"))
+    assert venue.look() == (0, False) and result.trade.status == TradeStatus.CLOSED
