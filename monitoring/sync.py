@@ -54,8 +54,6 @@ from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
 from trades.models import ACTIVE_STATUSES, AccountSettings, Actor, EventKind, PaperTrade, TradeStatus
 from trades.services import (
-    BROKER_FILL,  # noqa: F401 - the event's source, named here for the sync's readers
-    EXPIRY,  # noqa: F401
     BrokerReauthenticate,
     InvalidTransition,
     TradeError,

@@ -16,7 +16,7 @@ from brokers.base import OrderDuration, OrderRequest, OrderSide, OrderStatus, Or
 from brokers.models import PaperOrder
 from brokers.paper import FillRules, LocalPaperBroker
 from monitoring import clock as market_clock
-from monitoring import services, sync, tasks
+from monitoring import services, tasks
 from tradeoptions import tenancy
 from trades import services as trade_services
 from trades.models import AccountSettings, Actor, CloseReason, EventKind, PaperTrade, TradeEvent, TradeStatus
@@ -82,7 +82,7 @@ def test_a_take_profit_hit_closes_the_trade_at_the_broker_fill(trader, market):
     assert trade.broker_fill_price == Decimal("6.50") and trade.broker_fill_time == market.moment
     assert trade.trigger_precision == Decimal("0") and trade.realized_pnl == Decimal("220.00")
     [filled] = [e for e in _events(trade.pk, EventKind.ORDER_FILLED) if e.new_status == TradeStatus.CLOSED]
-    assert filled.payload["source"] == sync.BROKER_FILL and filled.actor == Actor.SYSTEM
+    assert filled.payload["source"] == trade_services.BROKER_FILL and filled.actor == Actor.SYSTEM
     _cycle(market, minutes=1)  # a second cycle changes nothing
     assert _trade(trade.pk).version == trade.version
 
