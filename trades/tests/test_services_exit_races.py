@@ -342,3 +342,40 @@ def test_a_close_after_a_partial_take_profit_sells_only_what_is_left(venue, raci
     (sell,) = venue.fake.orders_tagged(f"to-{trade.pk}-close")
     assert (sell.quantity, sell.exec_quantity, sell.avg_fill_price) == (1, 1, Decimal("6.00"))
     assert venue.look() == (0, False) and result.trade.status == TradeStatus.CLOSED
+
+
+def test_a_cancel_the_broker_has_not_finished_sells_nothing_until_the_monitor_sees_it_final(
+        trader, market, monkeypatch):
+    """The cancel's answer (and the second look) still show a leg working: a sell now could be a
+    second exit. The close waits, CLOSING and marked; the monitor sells once the legs are final."""
+    trade = _open(trader, market)
+    real_cancel = LocalPaperBroker.cancel_order
+    monkeypatch.setattr(LocalPaperBroker, "cancel_order", lambda self, order_id: self.get_order(order_id))
+    result = services.trade_close(user=trader, trade_id=trade.pk, version=trade.version, market=market)
+    assert result.trade.status == TradeStatus.CLOSING
+    assert "confirm the bracket's cancel" in result.trade.attention_reason
+    venue = Venue("paper", trader, market)
+    assert venue.filled_exits(trade.pk) == [] and venue.look() == (QTY, False)  # the bracket still protects it
+
+    monkeypatch.setattr(LocalPaperBroker, "cancel_order", real_cancel)  # the broker catches up
+    monkeypatch.setattr(sync, "CLOSE_IN_FLIGHT", timedelta(0))
+    venue.catch_up()
+    closed = _trade(trade.pk)
+    ((kind, price, _),) = venue.filled_exits(trade.pk)
+    assert (closed.status, closed.close_reason, closed.close_price, kind) == (
+        TradeStatus.CLOSED, CloseReason.MANUAL_CLOSE, price, "market")
+
+
+def test_an_expiry_whose_bracket_cannot_be_cancelled_waits_instead_of_guessing(trader, market, scripted_broker):
+    from brokers.base import BrokerUnavailable
+    from trades.services.orders import broker_of
+
+    trade = _open(trader, market)
+    broker = scripted_broker(trader)
+    broker.fail("cancel_order", BrokerUnavailable("down"))
+    with tenancy.acting_as(trader.pk):
+        scripted = broker_of(services.account_settings_for(user=trader), mode=trade.broker_mode, market=market)
+        assert scripted is broker
+        reason = services.trade_expiry_settle(trade=trade, broker=broker, value=Decimal("1.00"), cutoff=market.now(),
+                                              payload={}, actor=Actor.SYSTEM)
+    assert reason is None and _trade(trade.pk).status == TradeStatus.OPEN
