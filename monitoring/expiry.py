@@ -3,9 +3,10 @@
 The cutoff is the day's real close (13:00 on an early close; the session before when the expiry
 date is a holiday). From the underlying's closing price: out of the money → CLOSED/EXPIRED at 0,
 in the money → CLOSED/EXPIRED_ITM at intrinsic value. The trade's working orders are cancelled
-first; if the broker reports that an exit filled before the cutoff, the order sync closes the
-trade with that fill instead. A settled trade is CLOSED, so running this again finds nothing:
-idempotent.
+first; if the broker reports that an exit (or a close's sell) filled before the cutoff, the
+trade closes at that fill instead (`trades.services.trade_expiry_settle` decides; this module
+keeps the schedule and the prices). A settled trade is CLOSED, so running this again finds
+nothing: idempotent.
 """
 
 from __future__ import annotations
@@ -16,21 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from brokers.base import BrokerError
 from brokers.market import Market, default_market
 from brokers.occ import intrinsic_value, parse_symbol
 from brokers.paper import settle_expired_positions
 from tradeoptions import tenancy
-from trades.models import AccountSettings, Actor, CloseReason, EventKind, PaperTrade, TradeStatus
-from trades.services import (
-    InvalidTransition,
-    TradeError,
-    VersionConflict,
-    bracket_cancel,
-    bracket_filled,
-    close_outcome,
-    trade_transition,
-)
+from trades.models import AccountSettings, Actor, PaperTrade, TradeStatus
+from trades.services import InvalidTransition, TradeError, VersionConflict, broker_of, trade_expiry_settle
 
 from . import clock as market_clock
 from .market import closing_price
@@ -101,26 +93,12 @@ def _closing_prices(provider: MarketDataProvider, trades: list[PaperTrade]) -> d
 
 
 def _settle(trade: PaperTrade, underlying: Decimal, account: AccountSettings | None, market: Market) -> str | None:
-    from trades.services import broker_of
-
+    """The facts (the broker, the intrinsic value, the cutoff); the decision is the trades app's."""
     broker = broker_of(account or AccountSettings(owner_id=trade.owner_id), mode=trade.broker_mode, market=market)
-    canceled = bracket_cancel(trade=trade, broker=broker, **SYSTEM) or []
-    if bracket_filled(canceled):
-        return None  # an exit filled before the cutoff: the order sync closes the trade with that fill
-    sell = None
-    if trade.close_order_id:
-        try:
-            sell = broker.cancel_order(trade.close_order_id)
-        except BrokerError as error:
-            logger.warning("expiry: close order %s of trade %s: %s", trade.close_order_id, trade.pk, error)
-        if sell is not None and sell.fill is not None:
-            return None  # the manual close filled: the order sync confirms it
     value = intrinsic_value(trade.option_type, trade.strike, underlying)
-    reason = CloseReason.EXPIRED_ITM if value > 0 else CloseReason.EXPIRED
-    cutoff = market_clock.expiry_cutoff(trade.expiry)
-    changes = close_outcome(trade, price=value, at=cutoff, reason=reason)
-    trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSED, kind=EventKind.STATE_CHANGE,
-                     expected_version=trade.version, changes=changes,
-                     payload={"source": "EXPIRY", "underlying_close": underlying, "intrinsic": value}, **SYSTEM)
-    logger.info("expiry: trade %s settled %s at %s (underlying %s)", trade.pk, reason, value, underlying)
-    return str(reason)
+    reason = trade_expiry_settle(trade=trade, broker=broker, value=value,
+                                 cutoff=market_clock.expiry_cutoff(trade.expiry),
+                                 payload={"underlying_close": underlying}, **SYSTEM)
+    if reason is not None:
+        logger.info("expiry: trade %s closed %s (underlying %s, intrinsic %s)", trade.pk, reason, underlying, value)
+    return reason

@@ -174,7 +174,7 @@ def _trade_differences(item: SyncAccount, book: OrderBook, market: Market, at: d
             continue
         head, sl, tp = exit_legs(trade, book)
         if exit_fill := filled_exit(sl, tp):
-            reason, leg, _ = exit_fill
+            reason, leg = exit_fill.reason, exit_fill.leg
             found.append(say(DifferenceKind.BROKER_AHEAD,
                              f"the {reason} leg {leg.id} filled at {leg.fill.price} at the broker; the trade is "
                              f"still {trade.status}", order_id=leg.id, fix="close the trade at the broker's fill"))

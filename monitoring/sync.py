@@ -12,10 +12,14 @@ Decisions per trade, from the orders the broker reports:
   without a bracket gets one (`bracket_attach`); an entry placed with an unknown outcome is
   found by its tag `to-<id>-entry` and adopted.
 - OPEN / CLOSING: an exit leg that filled → CLOSED with TP_HIT or SL_HIT at the broker's fill
-  price and time (the broker's fill wins over a manual close still in flight, whose sell is then
-  cancelled); a CLOSING trade's sell that ended → `close_confirm` (CLOSED/MANUAL_CLOSE, or OPEN
-  again when it ended unfilled). A bracket that ended unfilled leaves the position unprotected:
+  price and time (`trade_exit_filled`); a CLOSING trade's sell that ended → `close_confirm`
+  (CLOSED/MANUAL_CLOSE, or OPEN again when it ended unfilled); a CLOSING trade with no sell at
+  the broker at all, older than a close in flight can be → `close_resume` finishes the close.
+  Every one of these decisions is a `trades.services` function: the sync reads, hands facts
+  over. A bracket that ended unfilled leaves the position unprotected:
   the trade is marked for attention (until the contract's expiry, when settlement takes over).
+- Over-sells: one read of each real broker account's positions; a contract of ours held short
+  flags the newest trade of it (`trade_oversold_flag`: marked, shown in red, the trader told).
 - Orphans: a working order tagged for one of our trades that is finished (closed, cancelled,
   rejected) is cancelled, and the cancel written to that trade's log; a working order tagged for
   a trade the account does not hold is recorded as an ATTENTION_NEEDED event and logged once; a
@@ -48,7 +52,7 @@ from brokers.paper import orders_of as paper_orders_of
 from brokers.paper import owners_with_working_orders as paper_owners_with_working_orders
 from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
-from trades.models import ACTIVE_STATUSES, AccountSettings, Actor, CloseReason, EventKind, PaperTrade, TradeStatus
+from trades.models import ACTIVE_STATUSES, AccountSettings, Actor, EventKind, PaperTrade, TradeStatus
 from trades.services import (
     BrokerReauthenticate,
     InvalidTransition,
@@ -59,22 +63,27 @@ from trades.services import (
     broker_auth_failure_announce,
     broker_of,
     close_confirm,
-    close_outcome,
+    close_resume,
     event_record,
+    filled_exit,
     order_summary,
     split_legs,
     trade_entry_update,
+    trade_exit_filled,
     trade_order_tag,
+    trade_oversold_flag,
     trade_transition,
 )
 
 logger = logging.getLogger(__name__)
 
 SYSTEM = {"actor": Actor.SYSTEM, "actor_label": "sync_orders"}
-BROKER_FILL, EXPIRY = "BROKER_FILL", "EXPIRY"
 # Finished trades whose orders may still be working at the broker: looked at for this long.
 RECENTLY_FINISHED = timedelta(days=3)
 ORPHAN_NOTE_TTL = 7 * 24 * 60 * 60
+# A CLOSING trade with no sell at the broker is finished by the sync once it is this old: longer
+# than a close request can take (its broker calls' timeouts and retries), so never one in flight.
+CLOSE_IN_FLIGHT = timedelta(minutes=2)
 
 
 @dataclass
@@ -83,6 +92,7 @@ class SyncReport:
     broker_calls: int = 0
     changed: int = 0
     orphans: int = 0
+    oversold: int = 0
     failed_accounts: list[int] = field(default_factory=list)
 
 
@@ -90,7 +100,8 @@ class SyncReport:
 class SyncAccount:
     owner_id: int
     mode: str
-    trades: list[PaperTrade] = field(default_factory=list)
+    trades: list[PaperTrade] = field(default_factory=list)  # active
+    recent: list[PaperTrade] = field(default_factory=list)  # finished within RECENTLY_FINISHED
 
 
 class OrderBook:
@@ -164,7 +175,39 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
             raise
         except Exception:  # the orphans of one account must not stop the others' sync
             logger.exception("orphan guard: the %s account of user %s failed", account.mode, account.owner_id)
+        if account.mode != BrokerMode.LOCAL_PAPER:
+            try:
+                report.oversold += flag_oversold(account, broker, report)
+            except SoftTimeLimitExceeded:
+                raise
+            except Exception:  # one account's positions must not stop the others' sync
+                logger.exception("sync: the positions of the %s account of user %s failed", account.mode,
+                                 account.owner_id)
     return report
+
+
+def flag_oversold(account: SyncAccount, broker, report: SyncReport) -> int:
+    """One read of the account's positions per cycle (never one per trade): a contract of ours
+    held short flags the newest trade of that contract, active or recently finished, through
+    the trades app (which tells the trader once). The local paper broker is not read: it
+    refuses at the fill any sale beyond what is held, so it can never be short."""
+    report.broker_calls += 1
+    try:
+        positions = at_broker(account, broker.get_positions)
+    except BrokerError as error:
+        logger.warning("sync: the positions of user %s could not be read: %s", account.owner_id, error)
+        return 0
+    short = {position.symbol: int(-position.quantity) for position in positions if position.quantity < 0}
+    newest = {trade.option_symbol: trade for trade in sorted(account.trades + account.recent, key=lambda t: t.pk)
+              if trade.option_symbol in short}
+    flagged = 0
+    for symbol, trade in newest.items():
+        with tenancy.acting_as(trade.owner_id):
+            if trade_oversold_flag(trade=trade, short_qty=short[symbol], **SYSTEM) is not None:
+                logger.error("sync: the account of user %s holds %s %s short (trade %s)", account.owner_id,
+                             short[symbol], symbol, trade.pk)
+                flagged += 1
+    return flagged
 
 
 def _tell_the_trader(account: SyncAccount, error: Exception) -> None:
@@ -209,8 +252,7 @@ def _accounts_to_read(at: datetime) -> list[SyncAccount]:
         for trade in PaperTrade.objects.filter(Q(status__in=ACTIVE_STATUSES) | recent).order_by("id"):
             account = accounts.setdefault((trade.owner_id, trade.broker_mode),
                                           SyncAccount(trade.owner_id, trade.broker_mode))
-            if trade.status in ACTIVE_STATUSES:
-                account.trades.append(trade)
+            (account.trades if trade.status in ACTIVE_STATUSES else account.recent).append(trade)
         for owner_id in paper_owners_with_working_orders():
             accounts.setdefault((owner_id, BrokerMode.LOCAL_PAPER), SyncAccount(owner_id, BrokerMode.LOCAL_PAPER))
     return list(accounts.values())
@@ -328,24 +370,18 @@ def exit_legs(trade: PaperTrade, book: OrderBook) -> tuple[Order | None, Order |
     return None, sl, tp
 
 
-def filled_exit(sl: Order | None, tp: Order | None) -> tuple[str, Order, object] | None:
-    """(close reason, filled leg, its trigger price) of a bracket leg that filled, if one did."""
-    for reason, leg in ((CloseReason.SL_HIT, sl), (CloseReason.TP_HIT, tp)):
-        if leg is not None and leg.status == OrderStatus.FILLED and leg.fill is not None:
-            trigger = leg.stop_price if reason == CloseReason.SL_HIT else leg.limit_price
-            return reason, leg, trigger
-    return None
-
-
 def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: datetime) -> int:
     head, sl, tp = exit_legs(trade, book)
     if exit_fill := filled_exit(sl, tp):
         with tenancy.acting_as(trade.owner_id):
-            _close_on_exit_fill(trade, exit_fill, book, broker)
+            trade_exit_filled(trade=trade, exit_fill=exit_fill, close_order=book.find(trade.close_order_id),
+                              broker=broker, **SYSTEM)
         return 1
     if trade.status == TradeStatus.CLOSING:
         sell = book.find(trade.close_order_id) or book.by_tag.get(trade_order_tag(trade, OrderPurpose.CLOSE))
-        if sell is None or not sell.status.is_final:
+        if sell is None:
+            return _resume_close(trade, broker)
+        if not sell.status.is_final:
             return 0
         changes = {} if trade.close_order_id else {"close_order_id": sell.id}
         with tenancy.acting_as(trade.owner_id):
@@ -373,21 +409,16 @@ def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
     return 0
 
 
-def _close_on_exit_fill(trade: PaperTrade, exit_fill, book: OrderBook, broker) -> PaperTrade:
-    reason, leg, trigger = exit_fill
-    sell = book.find(trade.close_order_id)
-    if trade.status == TradeStatus.CLOSING and sell is not None and sell.status.is_working:
-        # A manual close raced the bracket and lost: the broker sold at the SL/TP first.
-        sell = broker.cancel_order(sell.id)
-    fill = leg.fill
-    changes = close_outcome(trade, price=fill.price, at=fill.at or _now(), reason=reason)
-    changes.update(broker_fill_price=fill.price, broker_fill_time=fill.at,
-                   trigger_precision=(fill.price - trigger) if trigger is not None else None)
-    payload = {"order": order_summary(leg), "source": BROKER_FILL}
-    if sell is not None:
-        payload["close_order"] = order_summary(sell)
-    return trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSED, kind=EventKind.ORDER_FILLED,
-                            expected_version=trade.version, changes=changes, payload=payload, **SYSTEM)
+def _resume_close(trade: PaperTrade, broker) -> int:
+    """A CLOSING trade whose sell is not at the broker, by id or by tag: its close stopped between
+    two steps (the process died). Once it is older than a close in flight can be, the trades
+    app finishes it; a close whose sell was placed but not recorded is found by its tag above."""
+    if trade.close_order_id or _now() - trade.updated_at < CLOSE_IN_FLIGHT:
+        return 0
+    logger.warning("sync: trade %s is CLOSING without a sell at the broker; finishing its close", trade.pk)
+    with tenancy.acting_as(trade.owner_id):
+        close_resume(trade=trade, broker=broker, **SYSTEM)
+    return 1
 
 
 def guard_orphans(account: SyncAccount, book: OrderBook, broker) -> int:

@@ -542,3 +542,26 @@ def test_typing_an_exit_while_the_details_load_keeps_every_keystroke(device, mar
     page.locator(f"#detail-{trade.pk} button.save-adjust").click()
     expect(page.locator(".toast-success")).to_contain_text("take-profit 7.00 saved")
     assert page.problems == []
+
+
+def test_a_contract_held_short_at_the_broker_shows_in_red(device, market, alice):
+    """The over-sell flag (monitoring's sync sets it through trades.services.trade_oversold_flag):
+    a red banner for every flagged trade, closed ones included, and a red tag on an open row."""
+    held, closed = open_trade(alice, qty=1), open_trade(alice, qty=1)
+    with tenancy.acting_as(alice.pk):
+        services.trade_oversold_flag(trade=held, short_qty=1, actor="SYSTEM")
+        PaperTrade.objects.filter(pk=closed.pk).update(status=TradeStatus.CLOSED, close_reason="TP_HIT",
+                                                       close_price=Decimal("6.50"), close_date=timezone.now())
+        services.trade_oversold_flag(trade=PaperTrade.objects.get(pk=closed.pk), short_qty=2, actor="SYSTEM")
+    page = device()
+    red = "rgb(185, 28, 28)"
+    banners = page.locator(".banner-oversold")
+    expect(banners).to_have_count(2)
+    expect(banners.nth(0)).to_contain_text(f"holds 2 {CONTRACT} short (trade #{closed.pk}, closed, take-profit hit)")
+    expect(banners.nth(1)).to_contain_text(f"trade #{held.pk}")
+    expect(banners.nth(0)).to_have_css("background-color", red)
+    tag = position(page).locator(".status-oversold")
+    expect(tag).to_have_text("short 1 at the broker")
+    expect(tag).to_have_css("background-color", red)
+    shoot(page, "portfolio-oversold")
+    assert page.problems == []

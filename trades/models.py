@@ -186,6 +186,9 @@ class PaperTrade(models.Model):
     # (e.g. a position left without its bracket); empty when all is well.
     status_reason = models.CharField(max_length=255, blank=True)
     attention_reason = models.CharField(max_length=255, blank=True)
+    # Contracts of this trade's contract the broker account was last seen holding SHORT (0: none).
+    # A long-options system never means to be short: something sold twice (see the monitor).
+    oversold_qty = models.PositiveIntegerField(default=0)
 
     # Context at entry, for later learning.
     signals_snapshot = models.JSONField(default=dict, blank=True)
@@ -488,6 +491,7 @@ class WebhookEventKind(models.TextChoices):
     EXPIRED = "trade.expired", "Expired"
     REJECTED = "trade.rejected", "Rejected by the broker"
     BROKER_AUTH_FAILED = "broker.auth_failed", "Broker refused the credentials"
+    OVERSOLD = "trade.oversold", "The broker account holds the contract short"
 
 
 class WebhookEventStatus(models.TextChoices):

@@ -78,6 +78,12 @@ def live_trades_open_count(*, user: AbstractBaseUser) -> int:
     return PaperTrade.objects.active().filter(owner=user, broker_mode=BrokerMode.TRADIER_LIVE).count()
 
 
+def trades_oversold(*, user: AbstractBaseUser) -> list[PaperTrade]:
+    """The user's trades whose contract the broker account holds short, newest first: an alarm
+    the portfolio shows in red whatever the trade's state (a closed trade's contract included)."""
+    return list(PaperTrade.objects.filter(owner=user, oversold_qty__gt=0).order_by("-id"))
+
+
 def trade_snapshots(*, trade: PaperTrade, max_points: int = MAX_CHART_POINTS) -> list[dict]:
     """The trade's price history in time order, thinned to at most `max_points` rows by keeping
     every n-th one (and always the last), so a long trade's chart stays light. Reads the

@@ -36,7 +36,8 @@ class TradeSerializer(serializers.ModelSerializer):
             "entry_type", "planned_entry_price", "entry_price", "entry_date", "sl_price", "tp_price", "status",
             "status_reason", "close_reason", "close_price", "close_date", "current_price", "current_bid",
             "current_ask", "last_updated", "unrealized_pnl", "realized_pnl", "realized_pnl_pct", "strategy",
-            "broker_mode", "override_count", "needs_attention", "attention_reason", "version", "created_at",
+            "broker_mode", "override_count", "needs_attention", "attention_reason", "oversold_qty", "version",
+            "created_at",
             "unrealized_pnl_pct", "sl_distance", "sl_distance_pct", "tp_distance", "tp_distance_pct",
             "days_to_expiry",
         ]

@@ -52,7 +52,8 @@ def _page_context(request) -> dict:
 def home(request):
     """The portfolio: open positions, trade history, performance, and a new-trade form."""
     context = _page_context(request)
-    context.update({"option_types": OptionType.choices, "close_reasons": CloseReason.choices})
+    context.update({"option_types": OptionType.choices, "close_reasons": CloseReason.choices,
+                    "oversold_trades": selectors.trades_oversold(user=request.user)})
     return render(request, "trades/portfolio.html", context)
 
 

@@ -5,6 +5,7 @@ test moves quotes and the clock, the tasks do the rest: paper matching, then the
 fills into trade states.
 """
 
+import importlib
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -16,7 +17,7 @@ from brokers.base import OrderDuration, OrderRequest, OrderSide, OrderStatus, Or
 from brokers.models import PaperOrder
 from brokers.paper import FillRules, LocalPaperBroker
 from monitoring import clock as market_clock
-from monitoring import services, sync, tasks
+from monitoring import services, tasks
 from tradeoptions import tenancy
 from trades import services as trade_services
 from trades.models import AccountSettings, Actor, CloseReason, EventKind, PaperTrade, TradeEvent, TradeStatus
@@ -82,7 +83,7 @@ def test_a_take_profit_hit_closes_the_trade_at_the_broker_fill(trader, market):
     assert trade.broker_fill_price == Decimal("6.50") and trade.broker_fill_time == market.moment
     assert trade.trigger_precision == Decimal("0") and trade.realized_pnl == Decimal("220.00")
     [filled] = [e for e in _events(trade.pk, EventKind.ORDER_FILLED) if e.new_status == TradeStatus.CLOSED]
-    assert filled.payload["source"] == sync.BROKER_FILL and filled.actor == Actor.SYSTEM
+    assert filled.payload["source"] == trade_services.BROKER_FILL and filled.actor == Actor.SYSTEM
     _cycle(market, minutes=1)  # a second cycle changes nothing
     assert _trade(trade.pk).version == trade.version
 
@@ -107,8 +108,10 @@ def test_a_manual_close_racing_a_bracket_fill_leaves_one_close_the_brokers(trade
     market.advance(seconds=20)
     assert services.match_paper_orders(market=market) == 1  # the TP filled at the broker...
     result = trade_close(user=trader, trade_id=trade.pk, version=_trade(trade.pk).version, market=market)
-    assert result.trade.status == TradeStatus.OPEN  # ...so the manual sell found nothing to sell
-    assert "0 held" in result.trade.status_reason
+    # ...the close learns it from the bracket's cancel and closes at that fill, selling nothing
+    assert (result.trade.status, result.trade.close_reason) == (TradeStatus.CLOSED, CloseReason.TP_HIT)
+    with tenancy.acting_as(trader.pk):
+        assert not PaperOrder.objects.filter(tag=f"to-{trade.pk}-close").exists()
     _cycle(market, seconds=40)
     trade = _trade(trade.pk)
     assert (trade.status, trade.close_reason, trade.close_price) == (TradeStatus.CLOSED, CloseReason.TP_HIT,
@@ -194,7 +197,10 @@ def test_the_worker_start_reconciles_once(trader, market, monkeypatch):
 def test_a_cycle_killed_midway_loses_no_transition_when_run_again(trader, other_trader, market, monkeypatch):
     first, second = _open(trader, market), _open(other_trader, market)
     market.set_quote(CONTRACT, "6.60", "6.80")
-    real = sync.trade_transition
+    # Fault injection at a private seam of trades (by its dotted name: monitoring's code never
+    # imports trades' private modules, and its tests only reach in to kill a step).
+    seam = "trades.services.closing.trade_transition"  # where an exit fill becomes the trade's close
+    real = importlib.import_module("trades.services.closing").trade_transition
     calls = []
 
     def killed_on_the_second_close(**kwargs):
@@ -203,11 +209,11 @@ def test_a_cycle_killed_midway_loses_no_transition_when_run_again(trader, other_
             raise SoftTimeLimitExceeded()
         return real(**kwargs)
 
-    monkeypatch.setattr(sync, "trade_transition", killed_on_the_second_close)
+    monkeypatch.setattr(seam, killed_on_the_second_close)
     with pytest.raises(SoftTimeLimitExceeded):
         _cycle(market, minutes=1)
     assert {_trade(first.pk).status, _trade(second.pk).status} == {TradeStatus.CLOSED, TradeStatus.OPEN}
-    monkeypatch.setattr(sync, "trade_transition", real)
+    monkeypatch.setattr(seam, real)
     _cycle(market, minutes=1)
     for trade in (first, second):
         assert _trade(trade.pk).close_reason == CloseReason.TP_HIT

@@ -131,7 +131,9 @@ function positionRow(trade) {
   const expanded = state.expanded.has(trade.id);
   const bidAsk = `bid ${fmt.price(trade.current_bid)} / ask ${fmt.price(trade.current_ask)}`;
   const status = trade.status === "OPEN" ? null : el("span", { className: `status-tag status-${trade.status.toLowerCase()}`, text: trade.status });
-  const attention = trade.needs_attention ? el("span", { className: "status-tag status-attention", title: trade.attention_reason, text: "needs attention" }) : null;
+  const attention = trade.oversold_qty > 0
+    ? el("span", { className: "status-tag status-oversold", title: trade.attention_reason, text: `short ${trade.oversold_qty} at the broker` })
+    : trade.needs_attention ? el("span", { className: "status-tag status-attention", title: trade.attention_reason, text: "needs attention" }) : null;
   return el("tr", { className: "position", dataset: { tradeId: trade.id, version: trade.version } },
     el("th", { scope: "row", className: "contract", dataset: { label: "Contract" } },
       el("span", { className: "contract-label", text: label }), status, attention,

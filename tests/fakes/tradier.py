@@ -15,6 +15,11 @@ Switches (`inject`) make the next matching request misbehave: `hang_after` (the 
 then the answer comes too late), `drop` (the connection closes before anything happens), `500`,
 `html_503`, `429`, `quota_400`. `maintenance = True` serves the HTML page to everything.
 
+Two broker behaviours for a sell-to-close of contracts that working exit orders already cover
+(whether Tradier refuses it is unconfirmed): by default it is accepted, and if both fill the
+account goes short, as the sandbox lets it; with `refuse_overcommitted_sells = True` it is
+rejected, as many brokers do. Code that closes positions must be right under both.
+
 Market data: `/markets/quotes` (GET, or POST with a form body for long lists), option chains,
 `/markets/timesales` and `/markets/history`, in Tradier's shapes (one row is a bare object, none
 is JSON null). `set_quote_fields` overrides any field of a symbol's quote (nulls, an index's
@@ -201,6 +206,7 @@ class FakeTradier:
         self.bars: dict[tuple[str, str], list[dict]] = {}
         self.market_data_empty = None  # what an empty chain/series/history root is: JSON null, or "null"
         self.latency = 0.0  # seconds added to every answer, as a real network would (benchmarks)
+        self.refuse_overcommitted_sells = False  # refuse sells of contracts working exits already cover
         self._faults: list[Fault] = []
         self._ids = iter(range(100_001, 10**9))
         self._server: ThreadingHTTPServer | None = None
@@ -577,12 +583,27 @@ class FakeTradier:
         elif leg.side == "sell_to_close":
             if held_quantity < leg.quantity:
                 return f"Sell to close of {leg.quantity} exceeds the {max(held_quantity, 0)} held"
+            free = held_quantity - self._committed(account, leg.option_symbol, exclude=exclude)
+            if self.refuse_overcommitted_sells and free < leg.quantity:
+                return (f"Sell to close of {leg.quantity} exceeds the {max(free, 0)} held and not already "
+                        "committed to working orders")
         elif leg.side == "buy_to_close":
             if -held_quantity < leg.quantity:
                 return f"Buy to close of {leg.quantity} exceeds the {max(-held_quantity, 0)} short"
         elif leg.side == "sell_to_open":
             return "Account is not approved for uncovered option writing"
         return None
+
+    def _committed(self, account: FakeAccount, symbol: str, *, exclude: FakeOrder) -> int:
+        """Contracts that working sell-to-close orders already cover; an OCO's legs share theirs."""
+        groups: dict[int, int] = {}
+        for order in self.orders.values():
+            top = order.parent or order
+            if (not order.legs and top is not exclude and order.account_id == account.account_id
+                    and order.option_symbol == symbol and order.side == "sell_to_close" and order.active
+                    and order.status in WORKING):
+                groups[top.id] = max(groups.get(top.id, 0), order.remaining)
+        return sum(groups.values())
 
     def _cost(self, leg: FakeOrder) -> Decimal:
         quote = self.quotes.get(leg.option_symbol)

@@ -13,7 +13,18 @@ from .accounts import (
     user_create,
 )
 from .brackets import brackets_adjust
-from .closing import bracket_cancel, bracket_filled, close_confirm, close_outcome, trade_close
+from .closing import (
+    BROKER_FILL,
+    EXPIRY,
+    ExitFill,
+    close_confirm,
+    close_outcome,
+    close_resume,
+    filled_exit,
+    trade_close,
+    trade_exit_filled,
+    trade_expiry_settle,
+)
 from .context import (
     CONTEXT_PARTS,
     EntryContextCollector,
@@ -50,7 +61,7 @@ from .idempotency import (
     idempotent,
     request_fingerprint,
 )
-from .lifecycle import STAFF_EDITABLE_FIELDS, event_record, trade_staff_edit, trade_transition
+from .lifecycle import STAFF_EDITABLE_FIELDS, event_record, trade_flag, trade_staff_edit, trade_transition
 from .notifications import (
     DeliveryOutcome,
     UnsafeWebhookTarget,
@@ -72,6 +83,7 @@ from .opening import (
     trade_risk,
 )
 from .orders import bracket_ids, broker_of, order_summary, split_legs, trade_order_tag
+from .positions import trade_oversold_flag
 
 __all__ = [
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
@@ -81,13 +93,15 @@ __all__ = [
     "PositionUnprotected", "RiskLimitExceeded", "StoredAnswer", "TradeError", "TradeOpenInput", "TradeResult",
     "IdempotencyClaim",
     "VersionConflict", "account_settings_for", "account_settings_update", "brackets_adjust", "encrypted_secrets_rotate",
-    "close_confirm", "close_outcome", "event_record", "idempotency_claim", "idempotency_keys_purge",
+    "close_confirm", "close_outcome", "close_resume", "BROKER_FILL", "EXPIRY", "ExitFill", "filled_exit",
+    "trade_exit_filled", "trade_expiry_settle", "trade_flag", "trade_oversold_flag",
+    "event_record", "idempotency_claim", "idempotency_keys_purge",
     "idempotency_release", "idempotent", "KeyedAnswer",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
     "trade_risk", "STAFF_EDITABLE_FIELDS", "trade_staff_edit", "trade_transition", "user_create",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
     "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",
     # For the monitor, which places and reads a trade's orders with the same helpers.
-    "bracket_attach", "bracket_cancel", "bracket_filled", "bracket_ids", "broker_of", "order_summary", "split_legs",
+    "bracket_attach", "bracket_ids", "broker_of", "order_summary", "split_legs",
     "trade_order_tag",
 ]

@@ -1,9 +1,13 @@
 """Moving a trade's stop-loss and take-profit (seed Scenarios C and D).
 
-A bracket is one OCO at the broker, so an adjustment is: cancel it, place the new one. The
-dangerous moment is in between, when the position has no exit at all. If the new OCO cannot be
-placed (after one retry), the old one is put back; if even that fails, the trade is marked for
-attention and the answer says the position is unprotected. Each outcome is in the audit log.
+A bracket is one OCO at the broker, so an adjustment is: cancel it and read how its legs ended
+(`bracket_withdraw`), then place the new one. Never the other way round: a new bracket beside a
+working one could sell the contracts twice, and a broker that refuses sells of contracts already
+committed to working orders would refuse it. A leg that filled before the cancel closes the trade
+at that fill instead. The dangerous moment is in between, one broker round trip when the position
+has no exit at all: if the new OCO cannot be placed (after one retry), the old one is put back;
+if even that fails, the trade is marked for attention and the answer says the position is
+unprotected. Each outcome is in the audit log (docs/reliability.md, section 7).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from tradeoptions import tenancy
 from trades.models import Actor, EventKind, PaperTrade, TradeStatus
 
 from .accounts import account_settings_for
-from .closing import bracket_cancel, bracket_filled, conflict_refused
+from .closing import bracket_restore, bracket_withdraw, conflict_refused, exit_fill_close
 from .errors import (
     BracketReplaceFailed,
     BracketWouldFill,
@@ -65,19 +69,27 @@ def brackets_adjust(
         _validate(trade, sl=sl, tp=tp, new_sl=new_sl, new_tp=new_tp, allow_immediate=allow_immediate, market=market)
         broker = broker_of(account_settings_for(user=user), mode=trade.broker_mode, market=market)
 
-        canceled = bracket_cancel(trade=trade, broker=broker, **who)
-        if canceled is None:
+        withdrawn = bracket_withdraw(trade=trade, broker=broker, **who)
+        if withdrawn is None:
             return TradeResult(trade, BracketReplaceFailed(
                 "The broker could not cancel the current bracket; nothing was changed.", trade=trade))
-        if bracket_filled(canceled):
+        if withdrawn.exit_fill is not None:  # the old bracket sold first: that is the trade's close
+            trade = exit_fill_close(trade=trade, exit_fill=withdrawn.exit_fill, **who)
             return TradeResult(trade, InvalidTransition(
-                "A bracket leg filled before the change arrived: the position is being closed.", trade=trade))
-
+                "A bracket leg filled before the change arrived: the trade is closed at that fill.", trade=trade))
+        if not withdrawn.final:  # a leg may still fill: a second bracket beside it could double the exit
+            return TradeResult(trade, BracketReplaceFailed(
+                "The broker has not confirmed the current bracket's cancel; nothing new was placed.", trade=trade))
+        held = trade.held_qty - withdrawn.sold
+        if held <= 0:  # partial fills of the old legs sold everything: there is nothing left to protect
+            return TradeResult(trade, BracketReplaceFailed(
+                "The old bracket's legs sold the whole position in partial fills; nothing new was placed.",
+                trade=trade))
         old = {"sl_price": trade.sl_price, "tp_price": trade.tp_price}
         try:
-            order = place_bracket(broker, *exit_requests(trade, quantity=trade.held_qty, sl=sl, tp=tp))
+            order = place_bracket(broker, *exit_requests(trade, quantity=held, sl=sl, tp=tp))
         except BrokerError as error:
-            return _restore(trade, broker, error, who)
+            return _restore(trade, broker, error, held, who)
         trade = trade_transition(
             trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.BRACKET_ADJUSTED, expected_version=version,
             changes={"sl_price": sl, "tp_price": tp, "override_count": trade.override_count + 1,
@@ -115,27 +127,14 @@ def _validate(trade, *, sl, tp, new_sl, new_tp, allow_immediate: bool, market: M
             "Send allow_immediate=true to do it anyway.", field="new_tp")
 
 
-def _restore(trade: PaperTrade, broker, error: BrokerError, who: dict) -> TradeResult:
+def _restore(trade: PaperTrade, broker, error: BrokerError, held: int, who: dict) -> TradeResult:
     """The old bracket is cancelled and the new one failed: put the old one back, or say loudly
     that the position is unprotected."""
-    reason = as_trade_error(error)
-    try:
-        order = place_bracket(broker, *exit_requests(trade, quantity=trade.held_qty, sl=trade.sl_price,
-                                                     tp=trade.tp_price))
-    except BrokerError as restore_error:
-        trade = trade_transition(
-            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED,
-            changes={"attention_reason": "Position unprotected: the bracket was cancelled and neither the new nor "
-                                         f"the old one could be placed ({restore_error})"[:255],
-                     "bracket_order_id": "", "sl_order_id": "", "tp_order_id": ""},
-            payload={"error": reason.code, "restore_error": str(restore_error)}, **who,
-        )
+    trade, restore_error = bracket_restore(trade=trade, broker=broker, quantity=held, why=as_trade_error(error),
+                                           **who)
+    if restore_error is not None:
         return TradeResult(trade, PositionUnprotected(
             f"The new bracket failed ({error}) and the old one could not be restored ({restore_error}). "
             "The position has no stop-loss or take-profit at the broker: act now.", trade=trade))
-    trade = trade_transition(
-        trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED, changes=bracket_ids(order),
-        payload={"restored": True, "error": reason.code, "order": order_summary(order)}, **who,
-    )
     return TradeResult(trade, BracketReplaceFailed(
         f"The new bracket could not be placed ({error}); the previous one was restored.", trade=trade))

@@ -1,35 +1,58 @@
-"""Closing a trade by hand: one sell order however many devices press the button.
+"""Every way a held trade ends, in one place: a manual close, an exit leg's fill, expiry.
 
-The client sends the version it saw. The OPEN → CLOSING transition is a conditional update on
-that version under the row lock, held until the request's transaction ends: of two parallel
-closes the second waits, then finds a newer version and is refused with the current trade.
-Only then does anything go to the broker: a market sell-to-close, then at once the cancel of
-the SL/TP bracket (the sell goes first so the position is never without an exit order). The
-trade becomes CLOSED with MANUAL_CLOSE when the sell's fill is confirmed; until then it stays
-CLOSING and the monitor confirms the fill later.
+A manual close, in order (the reasoning, and what a crash between two steps leaves, is in
+docs/reliability.md, "Closing without a short"):
+
+1. OPEN → CLOSING, a conditional update on the version the client saw, committed before the
+   broker hears anything: of two parallel closes the second is refused with the current trade.
+2. The SL/TP bracket is cancelled, and each exit leg's final state is read from the cancel's
+   answer (`bracket_withdraw`). A leg that filled first closes the trade as TP_HIT/SL_HIT at its
+   fill, and no sell is sent: the position is gone already.
+3. Only once every leg is final does the market sell-to-close go, for what is still held. The
+   sell never coexists with a working exit, so it can neither double the exit (an unintended
+   short) nor be refused by a broker that will not sell contracts committed to working orders.
+   The position is without an exit only between the cancel's answer and the sell: one round trip.
+4. The sell filled → CLOSED/MANUAL_CLOSE at its fill; still working → stays CLOSING and the
+   monitor confirms it (`close_confirm`); refused → the bracket is placed again and the trade is
+   OPEN (`bracket_restore`).
+
+A close the process left half done (CLOSING, no sell at the broker) is finished by the monitor
+with the same steps (`close_resume`); steps 2 and 3 are safe to repeat.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from brokers.base import BrokerError, BrokerProvider, Order, OrderStatus
+from brokers.base import BrokerError, BrokerProvider, Order, OrderStatus, OrderType
 from brokers.market import Market, default_market
 from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
 from trades.models import CONTRACT_MULTIPLIER, Actor, CloseReason, EventKind, PaperTrade, TradeStatus
 
 from .accounts import account_settings_for
-from .errors import VersionConflict
+from .errors import BrokerDown, PositionUnprotected, TradeError, VersionConflict
 from .lifecycle import event_record, trade_transition
 from .opening import TradeResult
-from .orders import as_trade_error, broker_of, close_request, order_summary, was_not_placed
+from .orders import (
+    as_trade_error,
+    bracket_ids,
+    broker_of,
+    close_request,
+    exit_requests,
+    order_summary,
+    place_bracket,
+    split_legs,
+    was_not_placed,
+)
 
 CENT = Decimal("0.01")
+BROKER_FILL, EXPIRY = "BROKER_FILL", "EXPIRY"
 
 
 def close_outcome(trade: PaperTrade, *, price: Decimal, at: datetime, reason: str) -> dict:
@@ -62,6 +85,105 @@ def conflict_refused(*, trade: PaperTrade, error: VersionConflict, user: Abstrac
     return TradeResult(current, error)
 
 
+# --- The bracket, withdrawn -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExitFill:
+    """A bracket leg that filled: the trade's close reason, the leg, and its trigger price."""
+
+    reason: str
+    leg: Order
+    trigger: Decimal | None
+
+
+def filled_exit(sl: Order | None, tp: Order | None) -> ExitFill | None:
+    """The bracket leg that filled, if one did."""
+    for reason, leg in ((CloseReason.SL_HIT, sl), (CloseReason.TP_HIT, tp)):
+        if leg is not None and leg.status == OrderStatus.FILLED and leg.fill is not None:
+            trigger = leg.stop_price if reason == CloseReason.SL_HIT else leg.limit_price
+            return ExitFill(reason, leg, trigger)
+    return None
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """The bracket as the cancel left it. `final`: no exit leg can fill any more. `sold`:
+    contracts the legs sold before the cancel arrived (a partial fill included)."""
+
+    orders: list[Order]
+    exit_fill: ExitFill | None
+    final: bool
+    sold: int
+
+
+def bracket_order_ids(trade: PaperTrade) -> list[str]:
+    if trade.bracket_order_id:
+        return [trade.bracket_order_id]
+    return [order_id for order_id in (trade.sl_order_id, trade.tp_order_id) if order_id]
+
+
+def exit_legs_of(orders: list[Order]) -> tuple[Order | None, Order | None]:
+    """(SL, TP) among the bracket's orders as the broker answered: an OCO's legs, an OTOCO's
+    exits, or two single orders."""
+    exits = [leg for order in orders for leg in (split_legs(order)[1:] if order.legs else (order,))
+             if leg is not None]
+    sl = next((leg for leg in exits if leg.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)), None)
+    tp = next((leg for leg in exits if leg.order_type == OrderType.LIMIT), None)
+    return sl, tp
+
+
+def bracket_withdraw(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Withdrawal | None:
+    """Cancel the trade's SL/TP orders and say how each ended. None if the broker failed a
+    cancel: the bracket may still be working, so nothing may be sold. Each outcome is logged.
+
+    A cancel's answer is the order as it then stands (`BrokerProvider.cancel_order`); a leg the
+    answer still shows working (a cancel the broker has not finished) is read once more."""
+    orders = []
+    for order_id in bracket_order_ids(trade):
+        try:
+            order = broker.cancel_order(order_id)
+            if any(leg.status.is_working for leg in exit_legs_of([order]) if leg is not None):
+                order = broker.get_order(order_id)
+        except BrokerError as error:
+            event_record(trade=trade, kind=EventKind.ATTENTION_NEEDED, old_status=trade.status,
+                         new_status=trade.status, payload={"cancel_failed": order_id, "error": str(error)}, **who)
+            return None
+        event_record(trade=trade, kind=EventKind.ORDER_CANCELED, old_status=trade.status, new_status=trade.status,
+                     payload={"order": order_summary(order)}, **who)
+        orders.append(order)
+    sl, tp = exit_legs_of(orders)
+    legs = [leg for leg in (sl, tp) if leg is not None]
+    return Withdrawal(orders=orders, exit_fill=filled_exit(sl, tp), final=all(leg.status.is_final for leg in legs),
+                      sold=sum(leg.fill.quantity if leg.fill else leg.filled_quantity for leg in legs))
+
+
+def bracket_restore(*, trade: PaperTrade, broker: BrokerProvider, quantity: int, why: TradeError,
+                    **who) -> tuple[PaperTrade, BrokerError | None]:
+    """The bracket was cancelled and what should have followed it failed (`why`): place the
+    trade's bracket again and keep the trade OPEN. Returns the trade and, if even that failed,
+    the broker's error: the trade is then marked, its position unprotected."""
+    try:
+        order = place_bracket(broker, *exit_requests(trade, quantity=quantity, sl=trade.sl_price, tp=trade.tp_price))
+    except BrokerError as restore_error:
+        trade = trade_transition(
+            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED,
+            changes={"attention_reason": "Position unprotected: the bracket was cancelled and could not be placed "
+                                         f"again ({restore_error})"[:255],
+                     "bracket_order_id": "", "sl_order_id": "", "tp_order_id": ""},
+            payload={"error": why.code, "restore_error": str(restore_error)}, **who,
+        )
+        return trade, restore_error
+    trade = trade_transition(
+        trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED, changes=bracket_ids(order),
+        payload={"restored": True, "error": why.code, "order": order_summary(order)}, **who,
+    )
+    return trade, None
+
+
+# --- Closing ----------------------------------------------------------------------------------
+
+
 def trade_close(
     *, user: AbstractBaseUser, trade_id: int, version: int, market: Market | None = None
 ) -> TradeResult:
@@ -82,17 +204,45 @@ def _close(*, user: AbstractBaseUser, trade_id: int, version: int, market: Marke
         except VersionConflict as error:
             return conflict_refused(trade=trade, error=error, user=user, action="close", sent_version=version)
     # CLOSING has committed (unless the caller holds a transaction open): a second close is refused
-    # from here on without waiting, and the sell below always has a trade that expects it.
+    # from here on without waiting, and the steps below always have a trade that expects them.
     with tenancy.acting_as(user.pk):
-        try:
-            sell = broker.place_order(close_request(trade))
-        except BrokerError as error:
-            return _sell_failed(trade, error, who)
-        canceled = bracket_cancel(trade=trade, broker=broker, **who)
-        changes = {"close_order_id": sell.id}
-        if not canceled:
-            changes["attention_reason"] = "The SL/TP bracket could not be cancelled: cancel it at the broker."
-        return TradeResult(close_confirm(trade_id=trade.pk, sell=sell, changes=changes, **who))
+        return close_at_broker(trade=trade, broker=broker, **who)
+
+
+def close_at_broker(*, trade: PaperTrade, broker: BrokerProvider, **who) -> TradeResult:
+    """Steps 2-4 of a close (the module's docstring), for a CLOSING trade that has no sell."""
+    withdrawn = bracket_withdraw(trade=trade, broker=broker, **who)
+    if withdrawn is None:  # the bracket may still work: selling now could double the exit
+        trade = trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_REJECTED,
+                                 changes={"status_reason": "The bracket could not be cancelled; nothing was sold."},
+                                 **who)
+        return TradeResult(trade, BrokerDown(
+            "The broker could not cancel the SL/TP bracket, so nothing was sold: try again.", trade=trade))
+    if withdrawn.exit_fill is not None:  # the broker sold at the SL/TP first: that is the close
+        return TradeResult(exit_fill_close(trade=trade, exit_fill=withdrawn.exit_fill, **who))
+    if not withdrawn.final:
+        trade = trade_transition(
+            trade_id=trade.pk, to=TradeStatus.CLOSING, kind=EventKind.ATTENTION_NEEDED,
+            changes={"attention_reason": "Waiting for the broker to confirm the bracket's cancel; "
+                                         "the monitor sells once it has."},
+            payload={"orders": [order_summary(order) for order in withdrawn.orders]}, **who)
+        return TradeResult(trade)
+    held = trade.held_qty - withdrawn.sold
+    if held <= 0:  # the legs sold everything between them, in parts: nothing is left to sell
+        return TradeResult(_sold_in_parts(trade, withdrawn, who))
+    try:
+        sell = broker.place_order(close_request(trade, quantity=held))
+    except BrokerError as error:
+        return _sell_failed(trade, error, broker, held, who)
+    return TradeResult(close_confirm(trade_id=trade.pk, sell=sell, changes={"close_order_id": sell.id}, **who))
+
+
+def close_resume(*, trade: PaperTrade, broker: BrokerProvider, **who) -> TradeResult:
+    """Finish a close the process left half done: a CLOSING trade with no sell at the broker
+    (the monitor has looked it up by id and by tag). Steps 2-4 again: cancelling a bracket that
+    is already cancelled answers its final state, so repeating them is safe."""
+    with about_trade(trade.pk):
+        return close_at_broker(trade=trade, broker=broker, **who)
 
 
 def close_confirm(*, trade_id: int, sell: Order, changes: dict | None = None, **who) -> PaperTrade:
@@ -108,55 +258,93 @@ def close_confirm(*, trade_id: int, sell: Order, changes: dict | None = None, **
                                 changes=changes, payload=payload, **who)
     if sell.status.is_final:  # refused, cancelled or expired unfilled: the position is still held
         changes["status_reason"] = f"The close order was {sell.status.value}: {sell.reason or ''}".strip()[:255]
+        changes["attention_reason"] = ("The close order ended unfilled and the bracket was cancelled before it: "
+                                       "the position is unprotected. Adjust the bracket or close again.")
         return trade_transition(trade_id=trade_id, to=TradeStatus.OPEN, kind=EventKind.ORDER_CANCELED,
                                 changes=changes, payload=payload, **who)
     return trade_transition(trade_id=trade_id, to=TradeStatus.CLOSING, kind=EventKind.ORDER_PLACED,
                             changes=changes, payload=payload, **who)
 
 
-def _sell_failed(trade: PaperTrade, error: BrokerError, who: dict) -> TradeResult:
+def _sold_in_parts(trade: PaperTrade, withdrawn: Withdrawal, who: dict) -> PaperTrade:
+    """Partial fills of both legs that add up to the whole position: no single fill is the close,
+    and a sell would go short. The trade waits, CLOSING, for a person to book it."""
+    return trade_transition(
+        trade_id=trade.pk, to=TradeStatus.CLOSING, kind=EventKind.ATTENTION_NEEDED,
+        changes={"attention_reason": "The SL/TP legs sold the whole position between them in partial fills: "
+                                     "book the close by hand from the broker's fills."},
+        payload={"orders": [order_summary(order) for order in withdrawn.orders]}, **who)
+
+
+def _sell_failed(trade: PaperTrade, error: BrokerError, broker: BrokerProvider, held: int,
+                 who: dict) -> TradeResult:
     problem = as_trade_error(error, trade=trade)
-    if was_not_placed(error):  # nothing was sent: the trade is OPEN again, its bracket untouched
-        trade = trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_REJECTED,
-                                 changes={"status_reason": problem.message[:255]}, payload={"error": problem.code},
-                                 **who)
-    else:
-        trade = trade_transition(
-            trade_id=trade.pk, to=TradeStatus.CLOSING, kind=EventKind.ATTENTION_NEEDED,
-            changes={"attention_reason": f"Close order outcome unknown, reconcile by its tag: {error}"[:255]},
-            payload={"error": problem.code}, **who,
-        )
+    if was_not_placed(error):  # nothing was sold and the bracket is gone: put it back
+        trade, restore_error = bracket_restore(trade=trade, broker=broker, quantity=held, why=problem, **who)
+        if restore_error is not None:
+            problem = PositionUnprotected(
+                f"{problem.message} The SL/TP bracket, cancelled before the sell, could not be placed again "
+                f"({restore_error}): the position has no exit at the broker, act now.")
+        problem.trade = trade
+        return TradeResult(trade, problem)
+    trade = trade_transition(
+        trade_id=trade.pk, to=TradeStatus.CLOSING, kind=EventKind.ATTENTION_NEEDED,
+        changes={"attention_reason": f"Close order outcome unknown, reconcile by its tag: {error}"[:255]},
+        payload={"error": problem.code}, **who,
+    )
     problem.trade = trade
     return TradeResult(trade, problem)
 
 
-def bracket_order_ids(trade: PaperTrade) -> list[str]:
-    if trade.bracket_order_id:
-        return [trade.bracket_order_id]
-    return [order_id for order_id in (trade.sl_order_id, trade.tp_order_id) if order_id]
+def exit_fill_close(*, trade: PaperTrade, exit_fill: ExitFill, close_order: Order | None = None,
+                    **who) -> PaperTrade:
+    """Close a trade as TP_HIT/SL_HIT at the broker's fill of its exit leg: the one way a bracket
+    fill becomes the trade's outcome, whoever saw it first (the close, the adjust, expiry, the
+    monitor). `trigger_precision` is fill minus trigger, per share."""
+    fill = exit_fill.leg.fill
+    changes = close_outcome(trade, price=fill.price, at=fill.at or timezone.now(), reason=exit_fill.reason)
+    changes.update(broker_fill_price=fill.price, broker_fill_time=fill.at,
+                   trigger_precision=(fill.price - exit_fill.trigger) if exit_fill.trigger is not None else None)
+    payload = {"order": order_summary(exit_fill.leg), "source": BROKER_FILL}
+    if close_order is not None:
+        payload["close_order"] = order_summary(close_order)
+    return trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSED, kind=EventKind.ORDER_FILLED,
+                            expected_version=trade.version, changes=changes, payload=payload, **who)
 
 
-def bracket_cancel(*, trade: PaperTrade, broker: BrokerProvider, **who) -> list[Order] | None:
-    """Cancel the trade's SL/TP orders; the orders as they stand afterwards, or None if the broker
-    failed (they may still be working). Each outcome goes to the audit log."""
-    results = []
-    for order_id in bracket_order_ids(trade):
+def trade_exit_filled(*, trade: PaperTrade, exit_fill: ExitFill, close_order: Order | None,
+                      broker: BrokerProvider, **who) -> PaperTrade:
+    """The monitor saw an exit leg's fill. A sell of a close still working beside it (a close
+    placed before closes withdrew the bracket first) lost the race: it is cancelled first."""
+    if trade.status == TradeStatus.CLOSING and close_order is not None and close_order.status.is_working:
+        close_order = broker.cancel_order(close_order.id)
+    return exit_fill_close(trade=trade, exit_fill=exit_fill, close_order=close_order, **who)
+
+
+# --- Expiry -----------------------------------------------------------------------------------
+
+
+def trade_expiry_settle(*, trade: PaperTrade, broker: BrokerProvider, value: Decimal, cutoff: datetime,
+                        payload: dict, **who) -> str | None:
+    """Settle a held trade whose contract reached its expiry cutoff, at `value` per share. An
+    exit leg or a close's sell that filled before the cutoff is the outcome instead (at its
+    fill). Returns the close reason, or None when it must wait (the broker could not say how
+    the trade's orders ended: booking an expiry over a fill we cannot see would be wrong)."""
+    withdrawn = bracket_withdraw(trade=trade, broker=broker, **who)
+    if withdrawn is None:
+        return None
+    if withdrawn.exit_fill is not None:
+        return exit_fill_close(trade=trade, exit_fill=withdrawn.exit_fill, **who).close_reason
+    if trade.close_order_id:
         try:
-            order = broker.cancel_order(order_id)
-        except BrokerError as error:
-            event_record(trade=trade, kind=EventKind.ATTENTION_NEEDED, old_status=trade.status,
-                         new_status=trade.status, payload={"cancel_failed": order_id, "error": str(error)}, **who)
+            sell = broker.cancel_order(trade.close_order_id)
+        except BrokerError:
             return None
-        event_record(trade=trade, kind=EventKind.ORDER_CANCELED, old_status=trade.status, new_status=trade.status,
-                     payload={"order": order_summary(order)}, **who)
-        results.append(order)
-    return results
-
-
-def bracket_filled(orders: list[Order]) -> bool:
-    """Did an exit leg fill before the cancel arrived? (An OTOCO's filled entry does not count.)"""
-    for order in orders:
-        exits = [leg for leg in order.legs if leg.side is None or not leg.side.is_buy] if order.legs else [order]
-        if any(leg.status == OrderStatus.FILLED or leg.filled_quantity for leg in exits):
-            return True
-    return False
+        if sell.status == OrderStatus.FILLED and sell.fill is not None:
+            return close_confirm(trade_id=trade.pk, sell=sell, **who).close_reason
+    reason = CloseReason.EXPIRED_ITM if value > 0 else CloseReason.EXPIRED
+    changes = close_outcome(trade, price=value, at=cutoff, reason=reason)
+    trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSED, kind=EventKind.STATE_CHANGE,
+                     expected_version=trade.version, changes=changes,
+                     payload={"source": EXPIRY, "intrinsic": value, **payload}, **who)
+    return str(reason)

@@ -111,6 +111,31 @@ def trade_transition(
     return current
 
 
+# What may change on a trade whatever its state, a finished one included: what a person must look at.
+_FLAGS = frozenset({"attention_reason", "oversold_qty"})
+
+
+def trade_flag(*, trade_id: int, changes: dict, actor: str, actor_label: str = "",
+               payload: dict | None = None) -> PaperTrade:
+    """Mark a trade for a person's attention, in any state (a CLOSED trade whose broker account
+    went short needs it most). Only the flags change; the row is locked, its version bumped, and
+    an ATTENTION_NEEDED event written, as `trade_transition` does for a state."""
+    if not changes or set(changes) - _FLAGS:
+        raise ValueError(f"trade_flag sets only {sorted(_FLAGS)}.")
+    with about_trade(trade_id), transaction.atomic():
+        current = PaperTrade.objects.select_for_update().get(pk=trade_id)
+        now = timezone.now()
+        PaperTrade.objects.filter(pk=trade_id).update(version=F("version") + 1, updated_at=now, **changes)
+        for name, value in changes.items():
+            setattr(current, name, value)
+        current.version, current.updated_at = current.version + 1, now
+        event_record(trade=current, kind=EventKind.ATTENTION_NEEDED, actor=actor, actor_label=actor_label,
+                     old_status=current.status, new_status=current.status,
+                     payload={**(payload or {}), **_changed(changes)})
+        logger.warning("trade %s flagged: %s", trade_id, changes)
+    return current
+
+
 def _check_allowed(current: PaperTrade, to: str, changes: dict) -> None:
     if to not in ALLOWED_TRANSITIONS[current.status]:
         raise InvalidTransition(f"A {current.status} trade cannot become {to}.", trade=current)

@@ -208,6 +208,13 @@ def trade_transition_announce(*, trade: PaperTrade, old_status: str) -> WebhookE
     return webhook_announce(owner_id=trade.owner_id, kind=kind, data=data, trade=trade)
 
 
+def trade_oversold_announce(*, trade: PaperTrade, short_qty: int) -> WebhookEvent | None:
+    """The trade's contract is held short at the broker: the trader must buy it back (there, by hand)."""
+    data = {"trade": {name: getattr(trade, name) for name in _TRADE_FIELDS}, "short_qty": short_qty,
+            "attention_reason": trade.attention_reason}
+    return webhook_announce(owner_id=trade.owner_id, kind=WebhookEventKind.OVERSOLD, data=data, trade=trade)
+
+
 def broker_auth_failure_announce(*, owner_id: int, broker_mode: str, message: str) -> WebhookEvent | None:
     """The broker refused (or the account lacks) the token the monitor needs. Reported at most
     once an hour per account and mode: the cycle meets it every run until the trader acts. The

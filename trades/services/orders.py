@@ -127,9 +127,11 @@ def exit_requests(trade: PaperTrade, *, quantity: int, sl: Decimal, tp: Decimal)
     )
 
 
-def close_request(trade: PaperTrade) -> OrderRequest:
+def close_request(trade: PaperTrade, *, quantity: int | None = None) -> OrderRequest:
+    """A market sell-to-close of `quantity` (default: every contract the trade holds)."""
     return OrderRequest(
-        option_symbol=trade.option_symbol, side=OrderSide.SELL_TO_CLOSE, quantity=trade.held_qty,
+        option_symbol=trade.option_symbol, side=OrderSide.SELL_TO_CLOSE,
+        quantity=trade.held_qty if quantity is None else quantity,
         order_type=OrderType.MARKET, tag=trade_order_tag(trade, OrderPurpose.CLOSE), duration=OrderDuration.DAY,
     )
 

@@ -161,12 +161,15 @@ def test_when_nothing_can_be_placed_the_trade_is_flagged_unprotected(api_as, tra
         assert TradeEvent.objects.filter(trade_id=opened["id"], kind=EventKind.ATTENTION_NEEDED).exists()
 
 
-def test_a_leg_that_filled_before_the_cancel_stops_the_adjustment(api_as, trader, opened, broker, market):
+def test_a_leg_that_filled_before_the_cancel_closes_the_trade_at_its_fill(api_as, trader, opened, broker, market):
     market.set_quote(CONTRACT, "2.90", "3.00")
     with tenancy.acting_as(trader.pk):
         assert broker.inner.match() == 1  # the stop fired at the broker; the monitor has not synced yet
     response = _adjust(api_as, trader, opened, new_tp="6.00")
     assert response.status_code == 409 and "filled before" in response.json()["errors"][0]["detail"]
+    trade = response.json()["trade"]
+    assert (trade["status"], trade["close_reason"]) == ("CLOSED", "SL_HIT")
+    assert trade["close_price"] == "2.9000" and trade["tp_price"] == "6.5000"  # closed at the fill, not adjusted
     assert broker.calls == ["cancel_order"]
 
 

@@ -7,10 +7,11 @@ from django.db import connection
 
 from brokers.base import BrokerUnavailable, OrderRejected
 from brokers.models import PaperOrder
+from brokers.paper import LocalPaperBroker
 from tradeoptions import tenancy
 from trades.models import EventKind, PaperTrade, TradeEvent
 
-from .conftest import CONTRACT
+from .conftest import CONTRACT, RULES
 
 
 @pytest.fixture
@@ -68,7 +69,9 @@ def test_a_close_while_the_market_is_shut_stays_closing_until_the_fill(api_as, t
     assert response.json()["close_order_id"]
 
 
-def test_a_refused_sell_puts_the_trade_back_to_open_with_its_bracket(api_as, trader, scripted_broker, open_body):
+def test_a_refused_sell_puts_the_trade_back_to_open_with_a_new_bracket(api_as, trader, scripted_broker,
+                                                                        open_body):
+    """The bracket is cancelled before the sell, so a refused sell must put an exit back at once."""
     scripted_broker(trader).fail("place_order", None, OrderRejected("market closed for this contract"))
     opened = api_as(trader).post("/api/trades", open_body(), format="json").json()
     response = api_as(trader).post(f"/api/trades/{opened['id']}/close", {"version": opened["version"]},
@@ -76,17 +79,23 @@ def test_a_refused_sell_puts_the_trade_back_to_open_with_its_bracket(api_as, tra
     assert response.status_code == 422
     body = response.json()
     assert body["errors"][0]["code"] == "order_rejected" and body["trade"]["status"] == "OPEN"
-    assert body["trade"]["bracket_order_id"] == opened["bracket_order_id"]
-    assert {order.status for order in _orders(trader, parent_id=opened["bracket_order_id"])} == {"open"}
+    assert body["trade"]["bracket_order_id"] not in ("", opened["bracket_order_id"])
+    assert {order.status for order in _orders(trader, parent_id=opened["bracket_order_id"])} == {"canceled"}
+    restored = _orders(trader, parent_id=body["trade"]["bracket_order_id"])
+    assert {(order.status, order.quantity) for order in restored} == {("open", 2)}
+    assert not body["trade"]["needs_attention"]
 
 
-def test_a_bracket_that_cannot_be_cancelled_is_flagged(api_as, trader, scripted_broker, open_body):
+def test_a_bracket_that_cannot_be_cancelled_sells_nothing(api_as, trader, scripted_broker, open_body):
+    """A failed cancel may have left the bracket working: a sell beside it could double the exit."""
     scripted_broker(trader).fail("cancel_order", BrokerUnavailable("down"))
     opened = api_as(trader).post("/api/trades", open_body(), format="json").json()
-    body = api_as(trader).post(f"/api/trades/{opened['id']}/close", {"version": opened["version"]},
-                               format="json").json()
-    assert body["status"] == "CLOSED" and body["needs_attention"] and "cancel it at the broker" in body[
-        "attention_reason"]
+    response = api_as(trader).post(f"/api/trades/{opened['id']}/close", {"version": opened["version"]},
+                                   format="json")
+    assert response.status_code == 503 and response.json()["errors"][0]["code"] == "broker_unavailable"
+    assert response.json()["trade"]["status"] == "OPEN"
+    assert _orders(trader, tag=f"to-{opened['id']}-close") == []
+    assert {order.status for order in _orders(trader, parent_id=opened["bracket_order_id"])} == {"open"}
 
 
 def test_only_an_open_trade_can_be_closed(api_as, trader, market, opened):
@@ -133,3 +142,19 @@ def test_two_devices_closing_at_once_make_one_sell_one_200_one_409(api_as, trade
     assert len(_orders(trader, tag=f"to-{opened['id']}-close")) == 1
     with tenancy.acting_as(trader.pk):
         assert PaperTrade.objects.get(pk=opened["id"]).close_reason == "MANUAL_CLOSE"
+
+
+def test_a_close_that_finds_the_take_profit_filled_answers_200_with_that_fill_and_sells_nothing(
+        api_as, trader, market, opened):
+    """The observed short: the TP filled before the close's cancel reached the broker. The cancel's
+    answer says so; the close is that fill (no sell is sent, nothing is left working)."""
+    market.set_quote(CONTRACT, "6.60", "6.80")
+    with tenancy.acting_as(trader.pk):
+        assert LocalPaperBroker(trader.pk, starting_cash=0, market=market, rules=RULES).match() == 1
+    response = api_as(trader).post(f"/api/trades/{opened['id']}/close", {"version": opened["version"]},
+                                   format="json")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["status"], body["close_reason"], body["close_price"]) == ("CLOSED", "TP_HIT", "6.5000")
+    assert _orders(trader, tag=f"to-{opened['id']}-close") == []
+    assert not any(order.status in ("open", "pending") for order in _orders(trader))
