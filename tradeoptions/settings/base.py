@@ -138,6 +138,9 @@ CELERY_TIMEZONE = "UTC"
 # Webhook deliveries wait on other people's servers: they have their own queue and worker (see
 # Procfile, docker-compose.yml), so slow receivers never hold up the monitor's jobs.
 CELERY_TASK_ROUTES = {"trades.deliver_webhook": {"queue": "webhooks"}}
+# Share of every Tradier rate budget (per token and group) that background work, the entry
+# context, may never spend: kept for the monitor, the order sync and placements (brokers/ratelimit.py).
+TRADIER_RATE_RESERVED_SHARE = env.float("TRADIER_RATE_RESERVED_SHARE", default=0.3)
 # The worker keeps the LOGGING below (JSON in production, with the task id) instead of its own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
