@@ -29,7 +29,9 @@ from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 90  # seconds: a cold worker on a loaded two-core machine
-QUEUE = "celery"  # Celery's default queue, a Redis list of that name
+# Every queue's Redis lists: one per queue, and one per priority step above 0 (kombu's naming).
+QUEUE_KEYS = [f"{queue}{suffix}" for queue in ("monitor", "enrichment", "webhooks", "celery")
+              for suffix in ("", "\x06\x163", "\x06\x166", "\x06\x169")]
 
 
 def _pause(client, key: str) -> None:
@@ -115,7 +117,7 @@ class FaultWorker:
 
     def purge(self) -> None:
         """Drop jobs another scenario queued and no worker took: they must not run in this one."""
-        self.redis.delete(QUEUE)
+        self.redis.delete(*QUEUE_KEYS)
 
     def start(self, *, hook: str = "", pool: tuple[str, ...] = ("--pool", "solo")) -> None:
         self.redis.delete(self.key)
