@@ -1,5 +1,6 @@
 """docker-compose.yml and .env.example stay consistent with the settings the code reads."""
 
+import json
 import re
 from pathlib import Path
 
@@ -126,7 +127,27 @@ def test_every_scheduled_job_goes_to_the_monitor_queue_and_enrichment_never_does
     assert {queue_of(job.task) for job in JOBS} | {queue_of("monitoring.reconcile_orders")} == {"monitor"}
     assert queue_of("monitoring.collect_entry_context") == queue_of("analytics.compute_targets") == "enrichment"
     assert queue_of("trades.deliver_webhook") == "webhooks"
-    # A backlog on the monitor queue serves fills first (Redis: the lower number first).
+    # A backlog on the monitor queue serves the cycles before the sweeps (Redis: the lower number first).
     priority = {job.task: app.amqp.router.route({}, job.task)["priority"] for job in JOBS}
-    assert priority["monitoring.sync_orders"] == priority["monitoring.match_paper_orders"] == 0
-    assert priority["monitoring.snapshot_prices"] < priority["monitoring.purge_idempotency_keys"]
+    cycles = {"monitoring.sync_orders", "monitoring.match_paper_orders", "monitoring.snapshot_prices",
+              "monitoring.take_bookends"}
+    assert {priority[task] for task in cycles} == {0}
+    assert min(priority[task] for task in set(priority) - cycles) > 0
+
+
+def test_a_backlog_on_the_monitor_queue_waits_by_priority(redis_client):
+    """Each priority has its own Redis list, read in order: the cycles, then the sweeps."""
+    from tests.fakes.fault_worker import queue_keys
+    from tradeoptions.celery import app
+
+    monitor = [key for key in queue_keys() if key.split("\x06")[0] == "monitor"]
+    redis_client.delete(*monitor)
+    try:
+        for job in ("monitoring.purge_idempotency_keys", "monitoring.snapshot_prices", "monitoring.sync_orders"):
+            app.send_task(job, expires=5)
+        waiting = [[json.loads(message)["headers"]["task"] for message in redis_client.lrange(key, 0, -1)]
+                   for key in monitor]
+    finally:
+        redis_client.delete(*monitor)
+    assert waiting == [["monitoring.sync_orders", "monitoring.snapshot_prices"], [],
+                       ["monitoring.purge_idempotency_keys"], []]

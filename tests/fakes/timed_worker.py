@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.fakes.fault_worker import QUEUE_KEYS, database_url
+from tests.fakes.fault_worker import database_url, queue_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 90  # seconds: a cold worker on a loaded two-core machine
@@ -83,7 +83,7 @@ class TimedWorkers:
             "TIMINGS_KEY": key, **environment,
         }
         self.processes: list[tuple[subprocess.Popen, Path]] = []
-        self.redis.delete(key, *QUEUE_KEYS)
+        self.redis.delete(key, *queue_keys())
 
     def start_as_in_the_procfile(self, name: str) -> None:
         """The Procfile's worker `name` (`make run`), with its queues and concurrency, under a
@@ -133,7 +133,7 @@ class TimedWorkers:
                 process.kill()
                 process.wait(timeout=10)
             log.unlink(missing_ok=True)
-        self.redis.delete(self.key, *QUEUE_KEYS)
+        self.redis.delete(self.key, *queue_keys())
 
 
 if __name__ == "__main__":

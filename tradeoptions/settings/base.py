@@ -145,20 +145,20 @@ CELERY_TIMEZONE = "UTC"
 #   webhooks    deliveries, which wait on other people's servers;
 #   celery      Celery's default, for anything not routed here.
 # A worker started without -Q serves them all (tests, a one-process setup). Within the monitor
-# queue a backlog is served by priority (Redis: 0 first): fills (order sync, paper matching)
-# before marks, marks before housekeeping.
+# queue a backlog is served by priority (Redis: 0 first): the cycles (order sync, paper matching,
+# snapshots, bookends, reconcile) before the sweeps, which can wait minutes without harm.
 CELERY_TASK_QUEUES = [Queue(name) for name in ("monitor", "enrichment", "webhooks", "celery")]
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-_FILLS, _MARKS, _HOUSEKEEPING = 0, 3, 6
+_CYCLE, _SWEEP = 0, 6
 CELERY_TASK_ROUTES = {
-    "monitoring.sync_orders": {"queue": "monitor", "priority": _FILLS},
-    "monitoring.reconcile_orders": {"queue": "monitor", "priority": _FILLS},
-    "monitoring.match_paper_orders": {"queue": "monitor", "priority": _FILLS},
-    "monitoring.snapshot_prices": {"queue": "monitor", "priority": _MARKS},
-    "monitoring.take_bookends": {"queue": "monitor", "priority": _MARKS},
-    "monitoring.resend_webhooks": {"queue": "monitor", "priority": _HOUSEKEEPING},
-    "monitoring.request_forensics": {"queue": "monitor", "priority": _HOUSEKEEPING},
-    "monitoring.purge_idempotency_keys": {"queue": "monitor", "priority": _HOUSEKEEPING},
+    "monitoring.sync_orders": {"queue": "monitor", "priority": _CYCLE},
+    "monitoring.reconcile_orders": {"queue": "monitor", "priority": _CYCLE},
+    "monitoring.match_paper_orders": {"queue": "monitor", "priority": _CYCLE},
+    "monitoring.snapshot_prices": {"queue": "monitor", "priority": _CYCLE},
+    "monitoring.take_bookends": {"queue": "monitor", "priority": _CYCLE},
+    "monitoring.resend_webhooks": {"queue": "monitor", "priority": _SWEEP},
+    "monitoring.request_forensics": {"queue": "monitor", "priority": _SWEEP},
+    "monitoring.purge_idempotency_keys": {"queue": "monitor", "priority": _SWEEP},
     "monitoring.collect_entry_context": {"queue": "enrichment"},
     "analytics.compute_targets": {"queue": "enrichment"},
     "trades.deliver_webhook": {"queue": "webhooks"},
