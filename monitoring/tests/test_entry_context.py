@@ -174,6 +174,25 @@ def test_the_task_defers_itself_and_fills_the_context_in_the_end(trader, monkeyp
     assert _stored(trade).signals_snapshot["daily"]["bars"] == 300 and len(_events(trade)) == 1
 
 
+def test_deferrals_do_not_use_up_the_retries_of_a_source_that_is_down(trader, monkeypatch, eager_celery):
+    """Deferred twice for the budget, then the source is down: still three retries with backoff
+    (both kinds count in Celery's `retries`), then the last run records what is missing."""
+    runs = []
+
+    def throttled_then_down(*, background):
+        source = HandMadeBars()
+        source.failure = (ProviderThrottled("spent", retry_after=1.0) if len(runs) < 2
+                          else ProviderUnavailable("Tradier did not answer after 3 attempts."))
+        runs.append(source)
+        return source
+
+    monkeypatch.setattr(tasks, "provider_for", throttled_then_down)
+    trade = _trade(trader)
+    tasks.collect_entry_context.apply_async(args=[trade.pk, trader.pk, ENTRY.isoformat()])
+    assert len(runs) == 2 + 1 + tasks.ENTRY_CONTEXT_OUTAGE_RETRIES
+    assert _stored(trade).signals_snapshot["missing"]["1m"] == "Tradier did not answer after 3 attempts."
+
+
 def _sessions_before(day, count):
     days = market_clock.trading_days(day - timedelta(days=count * 2), day - timedelta(days=1))[-count:]
     return [market_clock.session_for(day).open for day in days]
