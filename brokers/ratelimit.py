@@ -13,6 +13,15 @@ group until the window resets when almost nothing is left, so we slow down befor
 
 Callers that would wait longer than `max_wait` get `BrokerRateLimited` at once: a worker must not
 sit out a whole minute holding a slot.
+
+Two priorities share each bucket. CRITICAL (the default: the monitor's cycles, the order sync,
+placements) queues for its slot as above. BACKGROUND (work that can come back later: the entry
+context) never waits and never queues: it is granted a request only if that leaves at least
+`reserved_share` of the bucket's burst in it, and only while its own second bucket, shaped like
+the first but scaled by 1 − `reserved_share`, has a token. So in any 60-second span background
+calls spend at most (1 − share)·N of the broker's N, and never the slots a waiting critical
+caller is queued for (a queued caller holds the balance below the floor); the refused caller is
+told when to come back (`retry_after`) and spends nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +46,10 @@ STANDARD = "standard"
 MARKET_DATA = "market_data"
 TRADING = "trading"
 GROUPS = (STANDARD, MARKET_DATA, TRADING)
+
+CRITICAL = "critical"
+BACKGROUND = "background"
+PRIORITIES = (CRITICAL, BACKGROUND)
 
 DEFAULT_PER_MINUTE = 50  # when a group's budget is unknown, stay under what every Tradier tier allows
 SANDBOX_LIMITS = {STANDARD: 60, MARKET_DATA: 60, TRADING: 60}
@@ -84,6 +97,41 @@ if wait > max_wait then
 end
 save()
 return {1, wait}
+"""
+
+# BACKGROUND: never waits, never queues. KEYS[2] block key, KEYS[3] the background bucket; ARGV[3]
+# the floor the shared bucket must keep, ARGV[4] and ARGV[5] the background bucket's capacity and
+# refill per ms. Grants {1, 0} and spends one token of each bucket, or {0, wait_ms} and spends nothing.
+_TRY_BACKGROUND = _REFILL + """
+local floor = tonumber(ARGV[3])
+local own_capacity = tonumber(ARGV[4])
+local own_rate = tonumber(ARGV[5])
+local own = tonumber(redis.call('HGET', KEYS[3], 'tokens'))
+local own_stamp = tonumber(redis.call('HGET', KEYS[3], 'stamp'))
+if own == nil or own_stamp == nil then
+  own = own_capacity
+  own_stamp = now
+end
+own = math.min(own_capacity, own + math.max(0, now - own_stamp) * own_rate)
+local wait = 0
+if tokens - 1 < floor then
+  wait = math.ceil((floor + 1 - tokens) / rate)
+end
+if own < 1 then
+  wait = math.max(wait, math.ceil((1 - own) / own_rate))
+end
+local blocked = redis.call('PTTL', KEYS[2])
+if blocked > wait then
+  wait = blocked
+end
+if wait > 0 then
+  return {0, wait}
+end
+tokens = tokens - 1
+save()
+redis.call('HSET', KEYS[3], 'tokens', tostring(own - 1), 'stamp', tostring(now))
+redis.call('PEXPIRE', KEYS[3], math.ceil((own_capacity + 1) / own_rate) + 1000)
+return {1, 0}
 """
 
 # ARGV[3] the most tokens the broker still allows.
@@ -146,7 +194,17 @@ class RateLimiter:
         namespace: str = "brokers",
         redis_client: redis.Redis | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        priority: str = CRITICAL,
+        reserved_share: float | None = None,
     ) -> None:
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority {priority!r} is not one of {', '.join(PRIORITIES)}")
+        if reserved_share is None:
+            reserved_share = settings.TRADIER_RATE_RESERVED_SHARE
+        if not 0 <= reserved_share < 1:
+            raise ValueError(f"reserved_share must be at least 0 and below 1, not {reserved_share!r}")
+        self._priority = priority
+        self._reserved_share = float(reserved_share)
         self._limits = dict(limits or {})
         self._max_wait = max_wait
         self._burst = burst
@@ -157,9 +215,14 @@ class RateLimiter:
         self._sleep = sleep
         self._acquire_script = None
         self._clamp_script = None
+        self._background_script = None
 
     def __repr__(self) -> str:
-        return f"<RateLimiter {self._prefix}>"
+        return f"<RateLimiter {self._prefix} {self._priority}>"
+
+    @property
+    def priority(self) -> str:
+        return self._priority
 
     # -- budgets -------------------------------------------------------------------------------
 
@@ -174,6 +237,13 @@ class RateLimiter:
         rate_per_ms = max(limit - capacity, 1) / 60_000.0
         return capacity, rate_per_ms
 
+    def _background_shape(self, group: str) -> tuple[float, float, float]:
+        """(floor kept in the shared bucket, background capacity, background refill per ms)."""
+        capacity, rate_per_ms = self._shape(group)
+        own = 1 - self._reserved_share
+        # At least one token, or a tiny budget would never grant background work anything.
+        return self._reserved_share * capacity, max(1.0, own * capacity), own * rate_per_ms
+
     def _keys(self, group: str) -> tuple[str, str]:
         return f"{self._prefix}:{group}", f"{self._prefix}:{group}:blocked"
 
@@ -187,6 +257,7 @@ class RateLimiter:
             client = self._client()
             self._acquire_script = client.register_script(_ACQUIRE)
             self._clamp_script = client.register_script(_CLAMP)
+            self._background_script = client.register_script(_TRY_BACKGROUND)
         return self._acquire_script, self._clamp_script
 
     # -- use -----------------------------------------------------------------------------------
@@ -195,16 +266,29 @@ class RateLimiter:
         """Waits for the group's next slot and returns how long it waited.
 
         Fails open if Redis is unreachable: an exit order must not be held hostage by the
-        limiter, and the broker's own 429 still protects the account.
+        limiter, and the broker's own 429 still protects the account. A BACKGROUND limiter never
+        waits: it is granted a slot outside the reserved share now, or refused (see the module).
         """
         capacity, rate = self._shape(group)
         try:
             acquire, _ = self._scripts()
-            granted, wait_ms = acquire(keys=self._keys(group), args=[capacity, repr(rate), int(self._max_wait * 1000)])
+            if self._priority == BACKGROUND:
+                floor, own_capacity, own_rate = self._background_shape(group)
+                granted, wait_ms = self._background_script(
+                    keys=[*self._keys(group), f"{self._prefix}:{group}:{BACKGROUND}"],
+                    args=[capacity, repr(rate), repr(floor), repr(own_capacity), repr(own_rate)])
+            else:
+                granted, wait_ms = acquire(keys=self._keys(group),
+                                           args=[capacity, repr(rate), int(self._max_wait * 1000)])
         except redis.RedisError as exc:
             log.warning("Rate limiter unavailable (%s); sending the %s request unthrottled", type(exc).__name__, group)
             return 0.0
         wait = int(wait_ms) / 1000.0
+        if not int(granted) and self._priority == BACKGROUND:
+            raise BrokerRateLimited(
+                f"The {group} budget left to background work is spent: the next slot is {wait:.1f}s away.",
+                retry_after=wait,
+            )
         if not int(granted):
             raise BrokerRateLimited(
                 f"The {group} budget is spent: the next slot is {wait:.1f}s away, longer than {self._max_wait:.1f}s.",

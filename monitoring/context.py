@@ -13,17 +13,27 @@ are refused. So the task may run late, or be retried, and still store only what 
 Failures never reach the trade: each timeframe and each regime item that cannot be had is
 recorded under the part's `missing` with the reason, and the rest is stored. Every part is
 stamped with `as_of`, the end of the newest data it used.
+
+A spent rate budget is not a failure: the collection is background work (its provider never
+waits for the shared budget, see `monitoring.marketdata.provider_for`), so when a request gets no
+slot it stops, writes nothing, keeps the bars it already fetched in the cache (bars before the
+entry never change) and says when to come back (`ContextReport.retry_in`); the task defers
+itself, and the next run starts where this one stopped, so even a budget smaller than one
+collection is never spent twice on the same bars. Only the last allowed run records what is
+still missing, as for a source that is down.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 
 from tradeoptions import tenancy
@@ -32,7 +42,7 @@ from trades.services import trade_context_fill
 
 from . import clock as market_clock
 from . import indicators
-from .marketdata import Interval, MarketDataError, MarketDataProvider, ProviderUnavailable
+from .marketdata import Interval, MarketDataError, MarketDataProvider, ProviderThrottled, ProviderUnavailable
 from .sectors import sector_etf
 
 logger = logging.getLogger(__name__)
@@ -48,6 +58,9 @@ TIMEFRAMES = {"1m": Interval.MINUTE, "5m": Interval.FIVE_MINUTES, "15m": Interva
 REGIME_SESSIONS = 45  # daily closes for the % changes and 30 daily returns of correlation
 CORRELATION_RETURNS = 30
 SPY, VIX = "SPY", "VIX"
+# Bars fetched by a collection that was deferred are kept this long for its next run.
+FETCHED_KEPT_FOR = timedelta(hours=2)
+LONGEST_DEFERRAL = 60.0  # seconds; plus jitter growing with each deferral, up to as much again
 
 
 @dataclass(frozen=True)
@@ -56,14 +69,17 @@ class ContextReport:
     filled: list[str] = field(default_factory=list)
     missing: dict[str, dict[str, str]] = field(default_factory=dict)
     skipped: str = ""
+    retry_in: float | None = None  # deferred: the rate budget had no slot; run again in this many seconds
 
 
 class Gaps:
-    """What could not be had, by item, with the reason; remembers whether the source was down."""
+    """What could not be had, by item, with the reason; remembers whether the source was down.
+    With `defer_throttled`, a spent rate budget is not noted but stops the whole collection."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, defer_throttled: bool = False) -> None:
         self.reasons: dict[str, str] = {}
         self.unavailable = False
+        self.defer_throttled = defer_throttled
 
     def note(self, item: str, reason: str | Exception) -> None:
         self.reasons[item] = str(reason)
@@ -73,6 +89,10 @@ class Gaps:
         """Run `work`; a market-data failure is noted under `item` and yields nothing."""
         try:
             return work()
+        except ProviderThrottled:
+            if self.defer_throttled:
+                raise
+            self.note(item, "The market-data rate budget had no slot left for the entry context.")
         except (MarketDataError, market_clock.OutsideCalendar) as error:
             self.note(item, error)
         except Exception:  # a fault barrier: the trade is open, its context must not crash the job
@@ -84,10 +104,16 @@ class Gaps:
 class PointInTimeBars:
     """Bars of one provider up to a cut-off, as data frames, fetched once per symbol and interval."""
 
-    def __init__(self, provider: MarketDataProvider, cutoff: datetime) -> None:
+    def __init__(self, provider: MarketDataProvider, cutoff: datetime,
+                 fetched: dict[tuple[str, Interval], tuple[date, pd.DataFrame]] | None = None) -> None:
         self.provider, self.cutoff = provider, cutoff
         self.dropped = 0
-        self._frames: dict[tuple[str, Interval], tuple[date, pd.DataFrame]] = {}
+        self._frames: dict[tuple[str, Interval], tuple[date, pd.DataFrame]] = dict(fetched or {})
+
+    @property
+    def fetched(self) -> dict[tuple[str, Interval], tuple[date, pd.DataFrame]]:
+        """What was fetched so far, to hand to the next run of a deferred collection."""
+        return dict(self._frames)
 
     def frame(self, symbol: str, interval: Interval, sessions_back: int) -> pd.DataFrame:
         """Complete bars of `symbol` from `sessions_back` sessions before the entry's, oldest first:
@@ -242,15 +268,23 @@ def _part(values: dict, gaps: Gaps, source: str, *, stamps: list[datetime] | Non
     return {**values, "as_of": as_of, "source": source, "missing": gaps.reasons}
 
 
+def _fetched_key(trade_id: int, entry_at: datetime, source: str) -> str:
+    return f"entry-context:fetched:{trade_id}:{entry_at.isoformat()}:{source}"
+
+
 def entry_context_collect(*, trade_id: int, owner_id: int, entry_at: datetime,
                           provider: MarketDataProvider | Callable[[], MarketDataProvider],
-                          retry_unavailable: bool = False) -> ContextReport:
+                          retry_unavailable: bool = False, defer_throttled: bool = False,
+                          deferrals: int = 0) -> ContextReport:
     """Collect and store the context parts the trade still lacks, as of `entry_at`.
 
     `provider` may be a factory, so that a source that cannot even be built (no token) is
     recorded as missing like any other failure. With `retry_unavailable`, a source that is down
     raises ProviderUnavailable instead (the task retries later; the bars before the entry will
-    not have changed); without it, the outage is recorded in `missing`.
+    not have changed); without it, the outage is recorded in `missing`. With `defer_throttled`,
+    a request refused by the rate budget ends the run with nothing written and `retry_in` set
+    (the slot's wait, capped, plus jitter growing with `deferrals`, the runs deferred so far);
+    without it, what could not be fetched is recorded in `missing`.
     """
     with tenancy.acting_as(owner_id):
         trade = PaperTrade.objects.filter(pk=trade_id).values("ticker", "option_symbol", *COLLECTED_PARTS).first()
@@ -264,7 +298,18 @@ def entry_context_collect(*, trade_id: int, owner_id: int, entry_at: datetime,
     except (ImproperlyConfigured, MarketDataError) as error:
         parts = {name: {"as_of": None, "missing": {"source": str(error)}} for name in wanted}
     else:
-        parts, unavailable = _collect(source, trade["ticker"], trade["option_symbol"], entry_at, wanted)
+        key = _fetched_key(trade_id, entry_at, source.source)
+        bars = PointInTimeBars(source, entry_at, cache.get(key) if deferrals else None)
+        try:
+            parts, unavailable = _collect(bars, trade["ticker"], trade["option_symbol"], wanted,
+                                          defer_throttled=defer_throttled)
+        except ProviderThrottled as throttled:
+            cache.set(key, bars.fetched, timeout=FETCHED_KEPT_FOR.total_seconds())
+            wait = min(max(throttled.retry_after or 1.0, 1.0), LONGEST_DEFERRAL)
+            retry_in = wait + random.uniform(0, min(2.0 ** deferrals, LONGEST_DEFERRAL))
+            return ContextReport(trade_id, skipped=f"deferred: {throttled}", retry_in=round(retry_in, 3))
+        if deferrals:
+            cache.delete(key)
         if retry_unavailable and unavailable:
             raise ProviderUnavailable(f"The {source.source} source is unavailable; the entry context will be retried.")
     filled = trade_context_fill(owner_id=owner_id, trade_id=trade_id, parts=parts, entry_at=entry_at,
@@ -273,10 +318,10 @@ def entry_context_collect(*, trade_id: int, owner_id: int, entry_at: datetime,
                          missing={name: parts[name]["missing"] for name in filled if parts[name].get("missing")})
 
 
-def _collect(provider: MarketDataProvider, ticker: str, option_symbol: str, cutoff: datetime,
-             wanted: list[str]) -> tuple[dict[str, dict], bool]:
+def _collect(bars: PointInTimeBars, ticker: str, option_symbol: str, wanted: list[str], *,
+             defer_throttled: bool) -> tuple[dict[str, dict], bool]:
     """The wanted parts, and whether the source was down for any of them."""
-    bars = PointInTimeBars(provider, cutoff)
+    provider, cutoff = bars.provider, bars.cutoff
     builders = {
         "signals_snapshot": lambda gaps: signals_snapshot(bars, ticker, gaps),
         "market_regime": lambda gaps: market_regime(bars, ticker, gaps),
@@ -284,7 +329,7 @@ def _collect(provider: MarketDataProvider, ticker: str, option_symbol: str, cuto
     }
     parts, unavailable = {}, False
     for name in wanted:
-        gaps = Gaps()
+        gaps = Gaps(defer_throttled=defer_throttled)
         parts[name] = _part(builders[name](gaps), gaps, provider.source)
         unavailable |= gaps.unavailable
     if bars.dropped:

@@ -13,6 +13,7 @@ import logging
 import uuid
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 
 from celery import current_task, shared_task
 from celery.signals import celeryd_init, worker_ready
@@ -145,17 +146,31 @@ def purge_idempotency_keys(self):
     return _run(self, lambda: f"{idempotency_keys_purge()} key(s) purged")
 
 
+# The entry context is background work: a spent rate budget defers it (a fresh run later, with
+# jitter, nothing held meanwhile) up to ENTRY_CONTEXT_DEFERRALS times; a source that is down is
+# retried with backoff up to ENTRY_CONTEXT_OUTAGE_RETRIES times. Both count in `request.retries`,
+# so the task's bound is their sum and each kind is bounded on its own by what is passed down.
+ENTRY_CONTEXT_OUTAGE_RETRIES = 3
+ENTRY_CONTEXT_DEFERRALS = 30
+
+
 @shared_task(name="monitoring.collect_entry_context", bind=True, expires=24 * 3600, soft_time_limit=120,
              time_limit=180, autoretry_for=(ProviderUnavailable,), retry_backoff=30, retry_backoff_max=600,
-             retry_jitter=True, max_retries=3)
-def collect_entry_context(self, trade_id: int, owner_id: int, entry_at: str):
+             retry_jitter=True, max_retries=ENTRY_CONTEXT_OUTAGE_RETRIES + ENTRY_CONTEXT_DEFERRALS)
+def collect_entry_context(self, trade_id: int, owner_id: int, entry_at: str, deferrals: int = 0):
     """Fill a new trade's missing context as of its entry (`entry_at`, ISO 8601), as its owner.
-    Idempotent: only empty parts are written. A source that is down is retried (the bars before
-    the entry will not change); on the last attempt what is missing is recorded instead."""
+    Idempotent: only empty parts are written. Its market data is background work for the rate
+    budget: when no slot is left it defers itself instead of waiting in a worker slot. A source
+    that is down is retried (the bars before the entry will not change); on the last attempt
+    what is missing is recorded instead."""
     report = context.entry_context_collect(
-        trade_id=trade_id, owner_id=owner_id, entry_at=datetime.fromisoformat(entry_at), provider=provider_for,
-        retry_unavailable=self.request.retries < self.max_retries,
+        trade_id=trade_id, owner_id=owner_id, entry_at=datetime.fromisoformat(entry_at),
+        provider=partial(provider_for, background=True),
+        retry_unavailable=self.request.retries - deferrals < ENTRY_CONTEXT_OUTAGE_RETRIES,
+        defer_throttled=deferrals < ENTRY_CONTEXT_DEFERRALS, deferrals=deferrals,
     )
+    if report.retry_in is not None:
+        raise self.retry(countdown=report.retry_in, kwargs={"deferrals": deferrals + 1})
     return repr(report)
 
 

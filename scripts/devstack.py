@@ -126,7 +126,7 @@ def run() -> int:
     venv_bin = str(Path(sys.executable).parent)
     os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"  # Procfile runs python, celery
     honcho = shutil.which("honcho", path=venv_bin) or "honcho"
-    log("starting web, worker and beat; Ctrl-C stops all of them")
+    log("starting web, the workers (monitor, worker, webhooks) and beat; Ctrl-C stops all of them")
     process = subprocess.Popen([honcho, "start", "-f", str(ROOT / "Procfile")], cwd=ROOT)
     while True:
         try:

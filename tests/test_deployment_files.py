@@ -1,5 +1,6 @@
 """docker-compose.yml and .env.example stay consistent with the settings the code reads."""
 
+import json
 import re
 from pathlib import Path
 
@@ -39,8 +40,9 @@ def test_every_long_running_service_has_a_health_check_that_tests_itself():
     assert "pg_isready" in _probe(services["postgres"]) and "redis-cli ping" in _probe(services["redis"])
     assert "127.0.0.1:8000/healthz" in _probe(services["web"])
     # The worker pings its own node (named after its container's host name), not any worker.
-    assert "worker@%h" in services["worker"]["command"]
-    assert "inspect ping --destination worker@$$(hostname)" in _probe(services["worker"])
+    for worker in ("monitor", "worker", "webhooks"):
+        assert f"{worker}@%h" in services[worker]["command"]
+        assert f"inspect ping --destination {worker}@$$(hostname)" in _probe(services[worker])
     # Beat: the heartbeat file its scheduler touches each tick, and the very file the check reads.
     heartbeat = services["beat"]["environment"]["BEAT_HEARTBEAT_FILE"]
     assert f"getmtime('{heartbeat}')" in _probe(services["beat"])
@@ -91,3 +93,61 @@ def test_every_setting_the_code_looks_up_is_defined_in_the_settings():
     looked_up = set(re.findall(r'getattr\(settings, "([A-Z_]+)"', code))
     looked_up |= {f"SCHEDULE_{name.upper()}" for name in re.findall(r'Job\("monitoring\.(\w+)"', code)}
     assert looked_up and sorted(name for name in looked_up if not hasattr(settings, name)) == []
+
+
+def _queues_served(command: list[str]) -> set[str]:
+    assert command[:4] == ["celery", "-A", "tradeoptions", "worker"] and "-Q" in command, command
+    return set(command[command.index("-Q") + 1].split(","))
+
+
+def test_every_queue_has_its_own_worker_and_the_monitor_shares_its_worker_with_nothing():
+    """In compose and in `make run` (the Procfile) alike: each queue is served, by one kind of
+    worker, and the monitor's worker serves the monitor's queue alone."""
+    from django.conf import settings
+
+    queues = {queue.name for queue in settings.CELERY_TASK_QUEUES}
+    assert {"monitor", "enrichment", "webhooks", settings.CELERY_TASK_DEFAULT_QUEUE} == queues
+    procfile = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line)
+    for served_by in (
+        {name: _queues_served(service["command"]) for name, service in _compose().items()
+         if service.get("command", [])[:4] == ["celery", "-A", "tradeoptions", "worker"]},
+        {name: _queues_served(command.split()) for name, command in procfile.items() if " worker " in command},
+    ):
+        assert served_by["monitor"] == {"monitor"}
+        assert sorted(queue for served in served_by.values() for queue in served) == sorted(queues)
+
+
+def test_every_scheduled_job_goes_to_the_monitor_queue_and_enrichment_never_does():
+    from monitoring.schedules import JOBS
+    from tradeoptions.celery import app
+
+    def queue_of(task):
+        return app.amqp.router.route({}, task)["queue"].name
+
+    assert {queue_of(job.task) for job in JOBS} | {queue_of("monitoring.reconcile_orders")} == {"monitor"}
+    assert queue_of("monitoring.collect_entry_context") == queue_of("analytics.compute_targets") == "enrichment"
+    assert queue_of("trades.deliver_webhook") == "webhooks"
+    # A backlog on the monitor queue serves the cycles before the sweeps (Redis: the lower number first).
+    priority = {job.task: app.amqp.router.route({}, job.task)["priority"] for job in JOBS}
+    cycles = {"monitoring.sync_orders", "monitoring.match_paper_orders", "monitoring.snapshot_prices",
+              "monitoring.take_bookends"}
+    assert {priority[task] for task in cycles} == {0}
+    assert min(priority[task] for task in set(priority) - cycles) > 0
+
+
+def test_a_backlog_on_the_monitor_queue_waits_by_priority(redis_client):
+    """Each priority has its own Redis list, read in order: the cycles, then the sweeps."""
+    from tests.fakes.fault_worker import queue_keys
+    from tradeoptions.celery import app
+
+    monitor = [key for key in queue_keys() if key.split("\x06")[0] == "monitor"]
+    redis_client.delete(*monitor)
+    try:
+        for job in ("monitoring.purge_idempotency_keys", "monitoring.snapshot_prices", "monitoring.sync_orders"):
+            app.send_task(job, expires=5)
+        waiting = [[json.loads(message)["headers"]["task"] for message in redis_client.lrange(key, 0, -1)]
+                   for key in monitor]
+    finally:
+        redis_client.delete(*monitor)
+    assert waiting == [["monitoring.sync_orders", "monitoring.snapshot_prices"], [],
+                       ["monitoring.purge_idempotency_keys"], []]

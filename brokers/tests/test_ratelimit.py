@@ -14,6 +14,7 @@ from django.conf import settings
 
 from brokers.base import BrokerRateLimited
 from brokers.ratelimit import (
+    BACKGROUND,
     DEFAULT_PER_MINUTE,
     LIVE_LIMITS,
     MARKET_DATA,
@@ -150,6 +151,61 @@ def test_a_broker_429_blocks_the_group_for_the_penalty_when_no_reset_is_given(li
     assert bucket.throttled(STANDARD, {}) == 0.3
     waited = bucket.acquire(STANDARD)
     assert 0 < waited <= 0.31  # what is left of the penalty (less, if this machine stalled in between)
+
+
+def test_background_work_never_takes_the_reserved_share_of_the_burst(limiter):
+    """A burst of ten, 30 % reserved: background gets seven at once, the order sync still its three."""
+    slept = []
+    background = limiter(limits={STANDARD: 60}, burst=10, priority=BACKGROUND, reserved_share=0.3, sleep=slept.append)
+    critical = limiter(limits={STANDARD: 60}, burst=10, max_wait=0)
+    assert take(background, STANDARD, 20) == 7
+    with pytest.raises(BrokerRateLimited) as refused:
+        background.acquire(STANDARD)
+    # Its own bucket refills at 70 % of 50 a minute: a token every ~1.7 s.
+    assert 1.0 < refused.value.retry_after <= 1.8 and "background" in str(refused.value)
+    assert take(critical, STANDARD, 3) == 3  # the reserve, untouched by the refusals
+    assert slept == []  # background never sleeps on the limiter
+
+
+def test_background_work_never_jumps_a_queued_critical_caller(limiter):
+    """A critical caller queued behind the burst holds the balance below the floor: background waits."""
+    background = limiter(limits={STANDARD: 600}, burst=5, priority=BACKGROUND, reserved_share=0.3)
+    critical = limiter(limits={STANDARD: 600}, burst=5, max_wait=10, sleep=lambda seconds: None)
+    for _ in range(5):
+        critical.acquire(STANDARD)
+    queued = critical.acquire(STANDARD)  # one slot owed (~0.1 s at 595 a minute), not slept here
+    assert queued > 0
+    with pytest.raises(BrokerRateLimited) as refused:
+        background.acquire(STANDARD)
+    # The owed slot, then the refill up to the floor (1.5 of 5) and one more: ~2.5 slots.
+    assert refused.value.retry_after > queued
+
+
+def test_background_work_spends_at_most_its_share_of_any_minute(limiter):
+    bucket = limiter(limits={MARKET_DATA: 120}, priority=BACKGROUND, reserved_share=0.3)
+    capacity, rate_per_ms = bucket._shape(MARKET_DATA)
+    floor, own_capacity, own_rate_per_ms = bucket._background_shape(MARKET_DATA)
+    assert own_capacity + own_rate_per_ms * 60_000 <= 0.7 * 120 + 1e-9
+    assert floor == pytest.approx(0.3 * capacity)
+    # Hammered for a second and a half at ~100 a minute (~1.6 a second): the burst's 70 % and
+    # ~70 % of the refill, never more.
+    fast = limiter(limits={MARKET_DATA: 6000}, burst=10, priority=BACKGROUND, reserved_share=0.3)
+    _, own_capacity, own_rate_per_ms = fast._background_shape(MARKET_DATA)
+    started, granted = time.monotonic(), 0
+    while time.monotonic() - started < 1.5:
+        granted += take(fast, MARKET_DATA, 1)
+    elapsed = time.monotonic() - started
+    assert 7 <= granted <= own_capacity + own_rate_per_ms * elapsed * 1000 + 1
+
+
+def test_the_reserved_share_comes_from_the_settings_and_must_leave_background_something(limiter, settings):
+    settings.TRADIER_RATE_RESERVED_SHARE = 0.5
+    half = limiter(limits={STANDARD: 60}, burst=10, priority=BACKGROUND)
+    assert take(half, STANDARD, 20) == 5
+    with pytest.raises(ValueError):
+        limiter(priority=BACKGROUND, reserved_share=1)
+    with pytest.raises(ValueError):
+        limiter(priority="urgent")
 
 
 def test_without_redis_the_limiter_fails_open_and_says_so(caplog):

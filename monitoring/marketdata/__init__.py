@@ -6,6 +6,10 @@ Settings read here, all optional except where a source needs them:
 endpoints), `ORATS_MAX_WORKERS` (parallel underlyings), `MARKET_DATA_REPLAY_FILE` (replay CSV),
 `TRADIER_MARKET_DATA_TOKEN` (one read-only token for the whole system) and
 `TRADIER_MARKET_DATA_URL` (default `TRADIER_LIVE_URL`: the sandbox's data is 15 minutes late).
+
+`provider_for(background=True)` is for work that can come back later (the entry context): its
+Tradier requests never wait for the shared rate budget nor touch its reserved share; a request
+with no slot raises `ProviderThrottled` at once, saying when to ask again.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from .base import (
     OptionQuote,
     ProviderAuthError,
     ProviderResponseError,
+    ProviderThrottled,
     ProviderUnavailable,
     UnderlyingQuote,
     UnsupportedRequest,
@@ -32,12 +37,15 @@ SOURCES = ("simulated", "orats", "replay", "tradier")
 
 __all__ = [
     "Bar", "Interval", "MarketDataError", "MarketDataProvider", "OptionQuote", "ProviderAuthError",
-    "ProviderResponseError", "ProviderUnavailable", "SOURCES", "UnderlyingQuote", "UnsupportedRequest", "provider_for",
+    "ProviderResponseError", "ProviderThrottled", "ProviderUnavailable", "SOURCES", "UnderlyingQuote",
+    "UnsupportedRequest", "provider_for",
 ]
 
 
-def provider_for(source: str | None = None, *, clock: market_clock.Clock = market_clock.now) -> MarketDataProvider:
-    """The provider for `source` (default: settings.MARKET_DATA_SOURCE), reading settings at call time."""
+def provider_for(source: str | None = None, *, clock: market_clock.Clock = market_clock.now,
+                 background: bool = False) -> MarketDataProvider:
+    """The provider for `source` (default: settings.MARKET_DATA_SOURCE), reading settings at call
+    time; `background`: its requests are background work for the shared rate budget (see above)."""
     source = (source or getattr(settings, "MARKET_DATA_SOURCE", "simulated") or "simulated").strip().lower()
     if source == "simulated":
         from .simulated import SimulatedProvider
@@ -62,6 +70,7 @@ def provider_for(source: str | None = None, *, clock: market_clock.Clock = marke
             raise ImproperlyConfigured("MARKET_DATA_SOURCE=replay needs MARKET_DATA_REPLAY_FILE (a CSV file).")
         return ReplayProvider(path, clock=clock)
     if source == "tradier":
+        from brokers.ratelimit import BACKGROUND, CRITICAL, RateLimiter, limits_for
         from brokers.tradier import TradierMarketData
 
         from .tradier import TradierMarketDataProvider
@@ -72,6 +81,7 @@ def provider_for(source: str | None = None, *, clock: market_clock.Clock = marke
                 "MARKET_DATA_SOURCE=tradier needs TRADIER_MARKET_DATA_TOKEN (a Tradier token with market-data access)."
             )
         url = getattr(settings, "TRADIER_MARKET_DATA_URL", "") or settings.TRADIER_LIVE_URL
-        # The limiter is the one a broker client builds for the same token and URL: shared buckets.
-        return TradierMarketDataProvider(TradierMarketData(base_url=url, token=token), clock=clock)
+        # The buckets are the ones a broker client builds for the same token and URL: one budget.
+        limiter = RateLimiter(token, limits=limits_for(url), priority=BACKGROUND if background else CRITICAL)
+        return TradierMarketDataProvider(TradierMarketData(base_url=url, token=token, limiter=limiter), clock=clock)
     raise ImproperlyConfigured(f"MARKET_DATA_SOURCE={source!r} is not one of {', '.join(SOURCES)}.")

@@ -32,6 +32,14 @@ class ProviderUnavailable(MarketDataError):
     """The provider could not be reached or kept failing after retries: try again later."""
 
 
+class ProviderThrottled(ProviderUnavailable):
+    """The shared rate budget has no slot for this request now: ask again in `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ProviderAuthError(MarketDataError):
     """The provider refused our credentials: retrying will not help, fix the token."""
 

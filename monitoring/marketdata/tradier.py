@@ -47,6 +47,7 @@ from .base import (
     OptionQuote,
     ProviderAuthError,
     ProviderResponseError,
+    ProviderThrottled,
     ProviderUnavailable,
     UnderlyingQuote,
     as_contracts,
@@ -225,7 +226,7 @@ def _translated(call: Callable[[], T]) -> T:
         raise ProviderAuthError(str(error)) from None
     except BrokerRateLimited as error:
         wait = f" Try again in {error.retry_after:.1f}s." if error.retry_after else ""
-        raise ProviderUnavailable(f"{error}{wait}") from None
+        raise ProviderThrottled(f"{error}{wait}", retry_after=error.retry_after) from None
     except BrokerUnavailable as error:
         raise ProviderUnavailable(str(error)) from None
     except BrokerError as error:

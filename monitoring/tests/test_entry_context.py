@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from brokers import market as market_registry
 from monitoring import clock as market_clock
 from monitoring import context, tasks
-from monitoring.marketdata import Interval, ProviderUnavailable
+from monitoring.marketdata import Interval, MarketDataProvider, ProviderThrottled, ProviderUnavailable
 from monitoring.marketdata.simulated import SimulatedProvider
 from tests.factories import PaperTradeFactory
 from tests.fakes.market import HandDrivenMarket, HandMadeBars
@@ -90,6 +90,107 @@ def test_a_late_run_stores_exactly_what_an_immediate_one_would(trader, other_tra
     _collect(late, _simulated(hours_after_entry=30))
     assert _stored(late).signals_snapshot == _stored(soon).signals_snapshot
     assert _stored(late).market_regime == _stored(soon).market_regime
+
+
+class Rationed(MarketDataProvider):
+    """Another provider behind a rate budget of `slots` requests, then refusals (as the background
+    Tradier provider does when the budget left to it is spent); counts what it let through."""
+
+    def __init__(self, inner: MarketDataProvider, slots: int) -> None:
+        self.inner, self.slots, self.served = inner, slots, 0
+        self.source = inner.source
+
+    def _spend(self) -> None:
+        if self.served == self.slots:
+            raise ProviderThrottled("The market_data budget left to background work is spent.", retry_after=2.5)
+        self.served += 1
+
+    def bars(self, symbol, interval, start, end):
+        self._spend()
+        return self.inner.bars(symbol, interval, start, end)
+
+    def option_quotes(self, contracts):
+        self._spend()
+        return self.inner.option_quotes(contracts)
+
+    def underlying_quotes(self, symbols):
+        self._spend()
+        return self.inner.underlying_quotes(symbols)
+
+
+def test_a_spent_budget_defers_the_collection_and_the_next_runs_resume_where_it_stopped(trader, other_trader):
+    """Three slots a run (fewer than one collection needs): each run stops at the refusal with
+    nothing written and says when to come back; the runs together fetch each bar series once and
+    store exactly what one unhindered run stores."""
+    unhindered = Rationed(_simulated(hours_after_entry=0.1), slots=1000)
+    reference = _trade(other_trader)
+    _collect(reference, unhindered)
+    needed = unhindered.served
+    assert needed > 3
+
+    trade, runs, served, waits = _trade(trader), 0, 0, []
+    while True:
+        source = Rationed(_simulated(hours_after_entry=0.1), slots=3)
+        report = _collect(trade, source, defer_throttled=True, deferrals=runs)
+        runs, served = runs + 1, served + source.served
+        if report.retry_in is None:
+            break
+        waits.append(report.retry_in)
+        assert "deferred" in report.skipped and _stored(trade).signals_snapshot == {} and _events(trade) == []
+        assert runs < 20
+    assert served == needed and runs == -(-needed // 3)  # nothing fetched twice
+    # The slot's wait (2.5 s), plus jitter that grows with each deferral.
+    assert all(2.5 <= wait <= 2.5 + min(2 ** n, 60) for n, wait in enumerate(waits))
+    stored, expected = _stored(trade), _stored(reference)
+    assert stored.signals_snapshot == expected.signals_snapshot and stored.market_regime == expected.market_regime
+    assert len(_events(trade)) == 1
+
+
+def test_the_last_allowed_run_records_what_the_budget_left_out(trader):
+    trade = _trade(trader)
+    report = _collect(trade, Rationed(_simulated(hours_after_entry=0.1), slots=3), defer_throttled=False,
+                      retry_unavailable=True)  # a spent budget is not an outage: not retried as one
+    assert report.retry_in is None
+    stored = _stored(trade)
+    assert stored.status == TradeStatus.OPEN
+    assert "rate budget" in stored.market_regime["missing"]["spy"]
+    assert len(stored.signals_snapshot["missing"]) > 0
+
+
+def test_the_task_defers_itself_and_fills_the_context_in_the_end(trader, monkeypatch, eager_celery):
+    """Through Celery's own retry path (eager: each deferral runs at once): every run gets the
+    background provider with three slots, the task keeps deferring until the context is filled."""
+    provided = []
+
+    def rationed(*, background):
+        assert background  # the entry context is background work for the rate budget
+        provided.append(Rationed(_simulated(hours_after_entry=0.1), slots=3))
+        return provided[-1]
+
+    monkeypatch.setattr(tasks, "provider_for", rationed)
+    trade = _trade(trader)
+    tasks.collect_entry_context.apply_async(args=[trade.pk, trader.pk, ENTRY.isoformat()])
+    assert len(provided) > 2 and all(source.served == 3 for source in provided[:-1])
+    assert _stored(trade).signals_snapshot["daily"]["bars"] == 300 and len(_events(trade)) == 1
+
+
+def test_deferrals_do_not_use_up_the_retries_of_a_source_that_is_down(trader, monkeypatch, eager_celery):
+    """Deferred twice for the budget, then the source is down: still three retries with backoff
+    (both kinds count in Celery's `retries`), then the last run records what is missing."""
+    runs = []
+
+    def throttled_then_down(*, background):
+        source = HandMadeBars()
+        source.failure = (ProviderThrottled("spent", retry_after=1.0) if len(runs) < 2
+                          else ProviderUnavailable("Tradier did not answer after 3 attempts."))
+        runs.append(source)
+        return source
+
+    monkeypatch.setattr(tasks, "provider_for", throttled_then_down)
+    trade = _trade(trader)
+    tasks.collect_entry_context.apply_async(args=[trade.pk, trader.pk, ENTRY.isoformat()])
+    assert len(runs) == 2 + 1 + tasks.ENTRY_CONTEXT_OUTAGE_RETRIES
+    assert _stored(trade).signals_snapshot["missing"]["1m"] == "Tradier did not answer after 3 attempts."
 
 
 def _sessions_before(day, count):
@@ -219,7 +320,8 @@ def test_the_task_keeps_the_house_hygiene():
     assert task.name == "monitoring.collect_entry_context"
     assert task.soft_time_limit < task.time_limit < 3600 and task.expires == 24 * 3600
     assert task.acks_late and task.reject_on_worker_lost
-    assert task.autoretry_for == (ProviderUnavailable,) and task.max_retries == 3
+    assert task.autoretry_for == (ProviderUnavailable,)
+    assert task.max_retries == tasks.ENTRY_CONTEXT_OUTAGE_RETRIES + tasks.ENTRY_CONTEXT_DEFERRALS
 
 
 def test_bars_stamped_in_new_york_and_in_utc_are_read_as_the_same_instants(trader):
@@ -256,7 +358,7 @@ def test_an_open_queues_the_task_that_fills_the_context(trader, monkeypatch, eag
     hand.set_quote("SPY261218C00570000", "4.10", "4.30")
     monkeypatch.setattr(market_registry, "_market", hand)
     later = at + timedelta(hours=1)
-    monkeypatch.setattr(tasks, "provider_for", lambda: SimulatedProvider(seed="task", clock=lambda: later))
+    monkeypatch.setattr(tasks, "provider_for", lambda background: SimulatedProvider(seed="task", clock=lambda: later))
     data = TradeOpenInput(ticker="SPY", option_type="CALL", strike=Decimal("570"), expiry=date(2026, 12, 18), qty=1,
                           sl_price=Decimal("3.00"), tp_price=Decimal("6.50"),
                           context={"ai_reasoning_log": {"prompt": "…", "output": "BUY", "confidence": 0.7}})

@@ -3,7 +3,9 @@ put and call greeks, Tradier's shape quirks, batching, bars, failures, token hyg
 rate-limit buckets it shares with the broker client."""
 
 import logging
+import time
 import traceback
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -17,7 +19,7 @@ from brokers.occ import build_symbol
 from brokers.ratelimit import RateLimiter
 from brokers.tradier import RetryPolicy, TradierClient, TradierMarketData
 from monitoring.marketdata import provider_for
-from monitoring.marketdata.base import Interval, ProviderAuthError, ProviderUnavailable
+from monitoring.marketdata.base import Interval, ProviderAuthError, ProviderThrottled, ProviderUnavailable
 from monitoring.marketdata.tradier import TradierMarketDataProvider
 from monitoring.tests.conftest import MIDDAY
 from tests.fakes.tradier import LIVE, SANDBOX, FakeTradier
@@ -405,3 +407,32 @@ def test_provider_for_tradier_reads_token_and_url_from_settings(settings, fake):
     (request,) = market_requests(fake)
     assert request.authorized and request.environment == LIVE
     provider.client.close()
+
+
+def test_a_background_provider_is_refused_at_once_and_leaves_the_reserve_to_the_monitor(settings, fake):
+    """The entry context's provider (background) never waits for the shared budget: with 30 % of a
+    five-request burst reserved it gets three, then is told when to come back, and the monitor's
+    provider (critical, same token) still has its two."""
+    token = f"mdTOKEN-{uuid.uuid4().hex}"  # buckets of its own, in the real namespace
+    fake.add_token(token, LIVE)
+    fake.set_quote("VIX", "0", "0", last="17.25")
+    settings.TRADIER_MARKET_DATA_TOKEN = token
+    settings.TRADIER_MARKET_DATA_URL = fake.url(LIVE)  # not a Tradier host: 50 a minute, a burst of 5
+    settings.TRADIER_RATE_RESERVED_SHARE = 0.3
+    background = provider_for("tradier", clock=lambda: MIDDAY, background=True)
+    monitor = provider_for("tradier", clock=lambda: MIDDAY)
+
+    for _ in range(3):
+        background.underlying_quotes(["VIX"])
+    started = time.monotonic()
+    with pytest.raises(ProviderThrottled) as refused:
+        background.underlying_quotes(["VIX"])
+    assert time.monotonic() - started < 0.5 and refused.value.retry_after > 0.5
+    assert isinstance(refused.value, ProviderUnavailable)  # the monitor's retries still cover it
+    assert len(market_requests(fake)) == 3
+    for _ in range(2):
+        started = time.monotonic()
+        assert monitor.underlying_quotes(["VIX"])["VIX"].last == Decimal("17.25")
+        assert time.monotonic() - started < 0.5  # the reserve was there: no wait
+    background.client.close()
+    monitor.client.close()

@@ -29,7 +29,15 @@ from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 90  # seconds: a cold worker on a loaded two-core machine
-QUEUE = "celery"  # Celery's default queue, a Redis list of that name
+PRIORITY_STEPS = (0, 3, 6, 9)  # kombu's Redis transport: one list per step, the step appended after 0
+
+
+def queue_keys() -> list[str]:
+    """Every queue's Redis lists (settings.CELERY_TASK_QUEUES), one per priority step."""
+    from django.conf import settings
+
+    return [f"{queue.name}\x06\x16{step}" if step else queue.name
+            for queue in settings.CELERY_TASK_QUEUES for step in PRIORITY_STEPS]
 
 
 def _pause(client, key: str) -> None:
@@ -115,7 +123,7 @@ class FaultWorker:
 
     def purge(self) -> None:
         """Drop jobs another scenario queued and no worker took: they must not run in this one."""
-        self.redis.delete(QUEUE)
+        self.redis.delete(*queue_keys())
 
     def start(self, *, hook: str = "", pool: tuple[str, ...] = ("--pool", "solo")) -> None:
         self.redis.delete(self.key)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -136,9 +137,36 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "tradeoptions.beat:SingleBeatScheduler"
 BEAT_HEARTBEAT_FILE = env.str("BEAT_HEARTBEAT_FILE", default="")
 CELERY_TIMEZONE = "UTC"
-# Webhook deliveries wait on other people's servers: they have their own queue and worker (see
-# Procfile, docker-compose.yml), so slow receivers never hold up the monitor's jobs.
-CELERY_TASK_ROUTES = {"trades.deliver_webhook": {"queue": "webhooks"}}
+# Queues, each served by its own worker (Procfile, docker-compose.yml), so nothing slow or
+# plentiful ever stands between beat and the monitor:
+#   monitor     every job on the beat schedule, and the order reconcile: short, periodic, and
+#               expiring after one period, so a job that waits behind others is lost;
+#   enrichment  work that can come later: a new trade's entry context (which defers itself when
+#               the rate budget is spent) and the nightly forensic targets;
+#   webhooks    deliveries, which wait on other people's servers;
+#   celery      Celery's default, for anything not routed here.
+# A worker started without -Q serves them all (tests, a one-process setup). Within the monitor
+# queue a backlog is served by priority (Redis: 0 first): the cycles (order sync, paper matching,
+# snapshots, bookends, reconcile) before the sweeps, which can wait minutes without harm.
+CELERY_TASK_QUEUES = [Queue(name) for name in ("monitor", "enrichment", "webhooks", "celery")]
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+_CYCLE, _SWEEP = 0, 6
+CELERY_TASK_ROUTES = {
+    "monitoring.sync_orders": {"queue": "monitor", "priority": _CYCLE},
+    "monitoring.reconcile_orders": {"queue": "monitor", "priority": _CYCLE},
+    "monitoring.match_paper_orders": {"queue": "monitor", "priority": _CYCLE},
+    "monitoring.snapshot_prices": {"queue": "monitor", "priority": _CYCLE},
+    "monitoring.take_bookends": {"queue": "monitor", "priority": _CYCLE},
+    "monitoring.resend_webhooks": {"queue": "monitor", "priority": _SWEEP},
+    "monitoring.request_forensics": {"queue": "monitor", "priority": _SWEEP},
+    "monitoring.purge_idempotency_keys": {"queue": "monitor", "priority": _SWEEP},
+    "monitoring.collect_entry_context": {"queue": "enrichment"},
+    "analytics.compute_targets": {"queue": "enrichment"},
+    "trades.deliver_webhook": {"queue": "webhooks"},
+}
+# Share of every Tradier rate budget (per token and group) that background work, the entry
+# context, may never spend: kept for the monitor, the order sync and placements (brokers/ratelimit.py).
+TRADIER_RATE_RESERVED_SHARE = env.float("TRADIER_RATE_RESERVED_SHARE", default=0.3)
 # The worker keeps the LOGGING below (JSON in production, with the task id) instead of its own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
