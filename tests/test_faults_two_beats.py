@@ -56,7 +56,9 @@ def beats(settings):
             log.unlink(missing_ok=True)
             with log.open("w") as out:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "celery", "-A", "tradeoptions", "beat", "--loglevel", "INFO",
+                    # On the test's clock, moved or not (tests/clock_shift.py).
+                    [sys.executable, "-m", "tests.clock_shift", "celery", "-A", "tradeoptions", "beat",
+                     "--loglevel", "INFO",
                      "--max-interval", "1", "--pidfile", "", "-s", str(log.with_suffix(".schedule")),
                      *(["--scheduler", scheduler] if scheduler else [])],
                     cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)

@@ -6,7 +6,7 @@ import hmac
 import logging
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 
@@ -571,15 +571,17 @@ def certificates(tmp_path):
         path.write_bytes(data)
         return str(path)
 
-    now = timezone.now()
+    # Valid whatever the date: the TLS library checks it against the real clock, the test may run
+    # on a moved one (make test-clock).
+    now = datetime(2060, 1, 1, tzinfo=UTC)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(name("test CA")).issuer_name(name("test CA"))
-          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - timedelta(days=1))
-          .not_valid_after(now + timedelta(days=1))
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - timedelta(days=365 * 40))
+          .not_valid_after(now + timedelta(days=365 * 30))
           .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
     leaf = (x509.CertificateBuilder().subject_name(name("hooks.example.com")).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(2).not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=1))
+            .public_key(key.public_key()).serial_number(2).not_valid_before(now - timedelta(days=365 * 40))
+            .not_valid_after(now + timedelta(days=365 * 30))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName("hooks.example.com")]), critical=False)
             .sign(ca_key, hashes.SHA256()))
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
