@@ -37,13 +37,13 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from monitoring import clock as market_clock
 from monitoring.marketdata import Interval, MarketDataError, MarketDataProvider, UnsupportedRequest, provider_for
 from tradeoptions import tenancy
 from trades.models import PaperTrade
+from trades.services import TradeTargets, targets_record
 
 from . import selectors
 from .models import BarFallback, FirstTouch, TradeForensics
@@ -247,9 +247,8 @@ def _compute_chunk(ids: list[int], provider: MarketDataProvider) -> int:
             update_fields=["pnl_15m", "pnl_1h", "mfe_pct", "mae_pct", "mfe_at", "mae_at", "first_touch",
                            "first_touch_at", "snapshot_count", "bar_count", "bar_fallback", "computed_at"],
         )
-        # The trade's own target fields, copied from the rows just written in one UPDATE (bulk_update's
-        # per-row CASE is quadratic in the batch).
-        mine = TradeForensics.objects.filter(trade=OuterRef("pk"))
-        PaperTrade.objects.filter(id__in=ids).update(**{f"target_{name}": Subquery(mine.values(name)[:1])
-                                                         for name in ("pnl_15m", "pnl_1h", "mfe_pct", "mae_pct")})
+        # The trade's own target fields get the same figures, written by trades (which owns the row)
+        # in one UPDATE, in the same transaction as the forensics.
+        targets_record(targets=[TradeTargets(trade_id=row.trade_id, pnl_15m=row.pnl_15m, pnl_1h=row.pnl_1h,
+                                             mfe_pct=row.mfe_pct, mae_pct=row.mae_pct) for row in forensics])
     return len(forensics)

@@ -22,6 +22,7 @@ from brokers.models import PaperOrder
 from brokers.paper import WORKING, FillRules, fill_price, match_group
 from tradeoptions import tenancy
 from trades.models import CONTRACT_MULTIPLIER, PaperTrade, TradeStatus
+from trades.services import TradeMark, marks_record
 
 from . import clock as market_clock
 from .expiry import ExpiryReport, intrinsic_value, settle_expiries
@@ -135,26 +136,10 @@ def _insert_snapshots(rows: list[dict], slot: datetime, kind: str, *, source: st
 
 
 def _update_marks(rows: list[dict], at: datetime) -> None:
-    """One UPDATE for every quoted trade: latest mark, bid/ask, unrealized P&L and its running
-    extremes. `version` is not bumped: a new mark is not a change the trader made, and must not
-    turn their pending close into a 409."""
-    rows = [row for row in rows if row["mark"] is not None]
-    if not rows:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            UPDATE trades_papertrade AS t
-               SET current_price = v.mark, current_bid = v.bid, current_ask = v.ask, unrealized_pnl = v.pnl,
-                   last_updated = %s, updated_at = %s,
-                   max_gain = GREATEST(COALESCE(t.max_gain, v.pnl), v.pnl),
-                   max_drawdown = LEAST(COALESCE(t.max_drawdown, v.pnl), v.pnl)
-              FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[])
-                AS v(id, mark, bid, ask, pnl)
-             WHERE t.id = v.id AND t.status IN ('OPEN', 'CLOSING')
-            """,
-            [at, at, *[_column(rows, name) for name in ("trade_id", "mark", "bid", "ask", "pnl")]],
-        )
+    """Hand the cycle's marks to trades, which owns the trade row (one UPDATE for all of them).
+    Inside the snapshot's transaction, so the marks and the snapshots commit together."""
+    marks_record(marks=[TradeMark(trade_id=row["trade_id"], mark=row["mark"], bid=row["bid"], ask=row["ask"],
+                                  unrealized_pnl=row["pnl"]) for row in rows if row["mark"] is not None], at=at)
 
 
 def match_paper_orders(*, market: Market | None = None, rules: FillRules | None = None) -> int:

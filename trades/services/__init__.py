@@ -2,7 +2,8 @@
 
 Split by concern: `accounts` (traders and settings), `lifecycle` (the state machine's one
 gate and the audit log), `notifications` (the trader's webhook), `idempotency`, `opening`,
-`closing`, `brackets`, and `orders` (talking to the broker for a trade). Import from here.
+`closing`, `brackets`, `orders` (talking to the broker for a trade), and `marks` (the monitor's
+marks and analytics' forensic targets: only trades writes the trade row). Import from here.
 """
 
 from .accounts import (
@@ -62,6 +63,7 @@ from .idempotency import (
     request_fingerprint,
 )
 from .lifecycle import STAFF_EDITABLE_FIELDS, event_record, trade_flag, trade_staff_edit, trade_transition
+from .marks import TradeMark, TradeTargets, marks_record, targets_record
 from .notifications import (
     DeliveryOutcome,
     UnsafeWebhookTarget,
@@ -104,4 +106,6 @@ __all__ = [
     # For the monitor, which places and reads a trade's orders with the same helpers.
     "bracket_attach", "bracket_ids", "broker_of", "order_summary", "split_legs",
     "trade_order_tag",
+    # For the monitor's marks and analytics' forensic targets: figures measured elsewhere, written here.
+    "TradeMark", "TradeTargets", "marks_record", "targets_record",
 ]

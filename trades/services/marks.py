@@ -1,0 +1,102 @@
+"""Figures other apps measure and the trade's own row stores: the monitor's marks and the
+forensic targets analytics derives.
+
+Only `trades` writes `trades_papertrade`. monitoring decides what a held trade is worth this
+cycle and analytics what a closed trade's path says; each hands the figures over here as plain
+data, and each batch is written with ONE set-based statement, so the monitor's database work
+stays constant however many positions are open (bench/bench_monitor_cycle.py counts it).
+
+Both are system jobs over every tenant's trades: the caller runs them inside its own
+`tenancy.system_context()` transaction, which also decides when the write commits (the monitor
+commits a cycle's marks with its snapshots, or neither). Neither opens a transaction of its own:
+a single statement is atomic already, and a savepoint would add round trips to every cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection
+
+from trades.models import TradeStatus
+
+HELD = (TradeStatus.OPEN, TradeStatus.CLOSING)  # a position exists at the broker: only these are marked
+
+
+@dataclass(frozen=True)
+class TradeMark:
+    """One held trade's quote this cycle, and the unrealized P&L the monitor derived from it."""
+
+    trade_id: int
+    mark: Decimal
+    bid: Decimal | None
+    ask: Decimal | None
+    unrealized_pnl: Decimal
+
+
+@dataclass(frozen=True)
+class TradeTargets:
+    """A closed trade's forensic targets, as analytics computed them (None: not derivable)."""
+
+    trade_id: int
+    pnl_15m: Decimal | None
+    pnl_1h: Decimal | None
+    mfe_pct: Decimal | None
+    mae_pct: Decimal | None
+
+
+def marks_record(*, marks: Sequence[TradeMark], at: datetime) -> int:
+    """Store each trade's latest mark, bid/ask and unrealized P&L, and widen its running max gain
+    and drawdown, in one UPDATE. Returns how many trades were marked.
+
+    A trade that stopped being held since the monitor read it (closed, expired) is left alone.
+    `version` is not bumped: a new mark is not a change the trader made, and must not turn their
+    pending close into a 409.
+    """
+    if not marks:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE trades_papertrade AS t
+               SET current_price = v.mark, current_bid = v.bid, current_ask = v.ask, unrealized_pnl = v.pnl,
+                   last_updated = %s, updated_at = %s,
+                   max_gain = GREATEST(COALESCE(t.max_gain, v.pnl), v.pnl),
+                   max_drawdown = LEAST(COALESCE(t.max_drawdown, v.pnl), v.pnl)
+              FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[])
+                AS v(id, mark, bid, ask, pnl)
+             WHERE t.id = v.id AND t.status = ANY(%s)
+            """,
+            [at, at, [m.trade_id for m in marks], [m.mark for m in marks], [m.bid for m in marks],
+             [m.ask for m in marks], [m.unrealized_pnl for m in marks], [str(status) for status in HELD]],
+        )
+        return cursor.rowcount
+
+
+def targets_record(*, targets: Sequence[TradeTargets]) -> int:
+    """Store closed trades' forensic targets on their own rows, in one UPDATE (the ORM's
+    `bulk_update` writes a CASE per row, quadratic in the batch). Returns how many were written.
+
+    Running it again with the same figures writes the same values: analytics' nightly job and its
+    backfills may overlap. `updated_at` is left as it is, as it was when analytics wrote these
+    fields itself: targets are derived data, not a change to the trade.
+    """
+    if not targets:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE trades_papertrade AS t
+               SET target_pnl_15m = v.pnl_15m, target_pnl_1h = v.pnl_1h,
+                   target_mfe_pct = v.mfe_pct, target_mae_pct = v.mae_pct
+              FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[])
+                AS v(id, pnl_15m, pnl_1h, mfe_pct, mae_pct)
+             WHERE t.id = v.id
+            """,
+            [[t.trade_id for t in targets], [t.pnl_15m for t in targets], [t.pnl_1h for t in targets],
+             [t.mfe_pct for t in targets], [t.mae_pct for t in targets]],
+        )
+        return cursor.rowcount
