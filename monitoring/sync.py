@@ -8,9 +8,10 @@ database are a constant number of queries per cycle; writes happen only for trad
 changed, each through the trades app's one gate (`trade_transition` and the services built on it).
 
 Decisions per trade, from the orders the broker reports:
-- PENDING: the entry's fill (or cancel, refusal, expiry) → `trade_entry_update`; a filled entry
-  without a bracket gets one (`bracket_attach`); an entry placed with an unknown outcome is
-  found by its tag `to-<id>-entry` and adopted.
+- PENDING: the entry's fill (or cancel, refusal, expiry) → `trade_entry_update`; an entry placed
+  with an unknown outcome is found by its tag `to-<id>-entry` and adopted.
+- OPEN without a bracket (it could not be attached after the fill, or was lost): the trades
+  app adopts the one listed under its tag or places one, with backoff (`bracket_protect`).
 - OPEN / CLOSING: an exit leg that filled → CLOSED with TP_HIT or SL_HIT at the broker's fill
   price and time (the broker's fill wins over a manual close still in flight, whose sell is then
   cancelled); a CLOSING trade's sell that ended → `close_confirm` (CLOSED/MANUAL_CLOSE, or OPEN
@@ -54,6 +55,7 @@ from trades.services import (
     InvalidTransition,
     TradeError,
     VersionConflict,
+    bracket_protect,
     broker_auth_failure_announce,
     close_confirm,
     close_outcome,
@@ -61,7 +63,6 @@ from trades.services import (
     trade_entry_update,
     trade_transition,
 )
-from trades.services.opening import bracket_attach
 from trades.services.orders import bracket_ids, broker_of, order_summary, split_legs, trade_order_tag
 
 logger = logging.getLogger(__name__)
@@ -297,19 +298,7 @@ def _sync_entry(trade: PaperTrade, book: OrderBook, broker) -> tuple[int, PaperT
         return 0, trade
     with tenancy.acting_as(trade.owner_id):
         trade = trade_entry_update(trade_id=trade.pk, entry=entry, changes=changes, **SYSTEM)
-        if trade.status == TradeStatus.OPEN and not (trade.bracket_order_id or trade.sl_order_id
-                                                     or trade.tp_order_id):
-            trade = _adopt_or_attach_bracket(trade, book, broker)
-    return 1, trade
-
-
-def _adopt_or_attach_bracket(trade: PaperTrade, book: OrderBook, broker) -> PaperTrade:
-    working = book.by_tag.get(trade_order_tag(trade, OrderPurpose.STOP_LOSS))
-    if working is not None and working.status.is_working:
-        return trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED,
-                                changes={**bracket_ids(working), "attention_reason": ""},
-                                payload={"order": order_summary(working), "adopted": True}, **SYSTEM)
-    return bracket_attach(trade=trade, broker=broker, **SYSTEM)
+    return 1, trade  # a filled entry without a bracket gets one from `_sync_held`, in this cycle
 
 
 def exit_legs(trade: PaperTrade, book: OrderBook) -> tuple[Order | None, Order | None, Order | None]:
@@ -347,13 +336,12 @@ def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
         with tenancy.acting_as(trade.owner_id):
             close_confirm(trade_id=trade.pk, sell=sell, changes=changes, **SYSTEM)
         return 1
-    if not (trade.bracket_order_id or trade.sl_order_id or trade.tp_order_id):
-        working = book.by_tag.get(trade_order_tag(trade, OrderPurpose.STOP_LOSS))
-        if working is not None and working.status.is_working:  # placed with an unknown outcome: adopt it
-            with tenancy.acting_as(trade.owner_id):
-                _adopt_or_attach_bracket(trade, book, broker)
-            return 1
-        return 0
+    if not (trade.bracket_order_id or trade.sl_order_id or trade.tp_order_id):  # unprotected
+        listed = book.by_tag.get(trade_order_tag(trade, OrderPurpose.STOP_LOSS))
+        with tenancy.acting_as(trade.owner_id):
+            protected = bracket_protect(trade=trade, broker=broker, listed=listed, at=at,
+                                        trading_ends=market.expiry_cutoff(trade.expiry), **SYSTEM)
+        return int(protected.version != trade.version)
     exits = [order for order in (head, sl, tp) if order is not None]
     ended = exits and all(order.status.is_final for order in exits)
     if ended and at < market.expiry_cutoff(trade.expiry):  # at expiry, settlement takes over

@@ -188,6 +188,8 @@ class TradeSerializer(serializers.ModelSerializer):
     exits, days to expiry), so that no page computes its own and disagrees."""
 
     needs_attention = serializers.BooleanField(read_only=True)
+    unprotected = serializers.BooleanField(read_only=True, help_text="OPEN, but no SL/TP order protects it at the "
+                                           "broker yet: the monitor keeps trying to attach one.")
     unrealized_pnl_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
                                                   help_text="Unrealized P&L over the entry cost, in %.")
     sl_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True, allow_null=True,
@@ -207,7 +209,8 @@ class TradeSerializer(serializers.ModelSerializer):
             "entry_type", "planned_entry_price", "entry_price", "entry_date", "sl_price", "tp_price", "status",
             "status_reason", "close_reason", "close_price", "close_date", "current_price", "current_bid",
             "current_ask", "last_updated", "unrealized_pnl", "realized_pnl", "realized_pnl_pct", "strategy",
-            "broker_mode", "override_count", "needs_attention", "attention_reason", "version", "created_at",
+            "broker_mode", "override_count", "needs_attention", "unprotected", "attention_reason", "version",
+            "created_at",
             "unrealized_pnl_pct", "sl_distance", "sl_distance_pct", "tp_distance", "tp_distance_pct",
             "days_to_expiry",
         ]

@@ -2,7 +2,8 @@
 
 Split by concern: `accounts` (traders and settings), `lifecycle` (the state machine's one
 gate and the audit log), `notifications` (the trader's webhook), `idempotency`, `opening`,
-`closing`, `brackets`, and `orders` (talking to the broker for a trade). Import from here.
+`closing`, `brackets`, `protection` (keeping held positions protected) and `orders` (talking
+to the broker for a trade). Import from here.
 """
 
 from .accounts import (
@@ -70,6 +71,7 @@ from .opening import (
     trade_open_check,
     trade_risk,
 )
+from .protection import bracket_attach, bracket_protect, needs_bracket
 
 __all__ = [
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
@@ -83,6 +85,7 @@ __all__ = [
     "idempotency_release", "idempotent", "KeyedAnswer",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
     "trade_risk", "trade_staff_edit", "trade_transition", "user_create",
+    "bracket_attach", "bracket_protect", "needs_bracket",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
     "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",
 ]
