@@ -18,9 +18,11 @@ Decisions per trade, from the orders the broker reports:
   again when it ended unfilled). A bracket that ended unfilled leaves the position unprotected:
   the trade is marked for attention (until the contract's expiry, when settlement takes over).
 - Orphans: a working order tagged for one of our trades that is finished (closed, cancelled,
-  rejected) is cancelled, and the cancel written to that trade's log; a working order tagged for
-  a trade the account does not hold is recorded as an ATTENTION_NEEDED event and logged once; a
-  second working order for an active trade (one it does not know) marks that trade for attention.
+  rejected) is cancelled, and the cancel written to that trade's log; the orders of trades
+  finished in an earlier session, which Tradier no longer lists, are read by id, a few a cycle
+  (`finished_orders_to_read`). A working order tagged for a trade the account does not hold is
+  recorded as an ATTENTION_NEEDED event and logged once; a second working order for an active
+  trade (one it does not know) marks that trade for attention.
 
 `trigger_precision` keeps its meaning "fill minus trigger price, per share" (the slippage of a
 stop in a gap, the improvement of a take-profit); where a close came from (a broker fill, an
@@ -42,7 +44,15 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.core.cache import cache
 from django.db.models import Q
 
-from brokers.base import BrokerAuthError, BrokerError, Order, OrderPurpose, OrderStatus, parse_order_tag
+from brokers.base import (
+    BrokerAuthError,
+    BrokerError,
+    BrokerRateLimited,
+    Order,
+    OrderPurpose,
+    OrderStatus,
+    parse_order_tag,
+)
 from brokers.market import Market, default_market
 from brokers.models import BrokerMode
 from brokers.paper import orders_of as paper_orders_of
@@ -60,10 +70,19 @@ from trades.services import (
     close_confirm,
     close_outcome,
     event_record,
+    finished_order_seen,
+    finished_orders_to_read,
     trade_entry_update,
     trade_transition,
 )
-from trades.services.orders import bracket_ids, broker_of, order_summary, split_legs, trade_order_tag
+from trades.services.orders import (
+    bracket_ids,
+    broker_of,
+    order_summary,
+    split_legs,
+    trade_order_ids,
+    trade_order_tag,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +107,7 @@ class SyncAccount:
     owner_id: int
     mode: str
     trades: list[PaperTrade] = field(default_factory=list)
+    finished: list[PaperTrade] = field(default_factory=list)  # recently: their exits may still work
 
 
 class OrderBook:
@@ -206,8 +226,7 @@ def _accounts_to_read(at: datetime) -> list[SyncAccount]:
         for trade in PaperTrade.objects.filter(Q(status__in=ACTIVE_STATUSES) | recent).order_by("id"):
             account = accounts.setdefault((trade.owner_id, trade.broker_mode),
                                           SyncAccount(trade.owner_id, trade.broker_mode))
-            if trade.status in ACTIVE_STATUSES:
-                account.trades.append(trade)
+            (account.trades if trade.status in ACTIVE_STATUSES else account.finished).append(trade)
         for owner_id in paper_owners_with_working_orders():
             accounts.setdefault((owner_id, BrokerMode.LOCAL_PAPER), SyncAccount(owner_id, BrokerMode.LOCAL_PAPER))
     return list(accounts.values())
@@ -263,14 +282,30 @@ def read_book(account: SyncAccount, broker, report: SyncReport) -> OrderBook:
                 except BrokerError as error:
                     logger.warning("sync: order %s of trade %s could not be read: %s", order_id, trade.pk, error)
                 report.broker_calls += 1
+    _read_finished(account, broker, book, report)
     return book
 
 
+def _read_finished(account: SyncAccount, broker, book: OrderBook, report: SyncReport) -> None:
+    """Orders of recently finished trades that the list did not show (a GTC exit of an earlier
+    day), read by id as the trades app asks, so the orphan guard sees any still working."""
+    for order_id in finished_orders_to_read(trades=account.finished, listed=book.by_id):
+        try:
+            order = at_broker(account, lambda order_id=order_id: broker.get_order(order_id))
+        except BrokerRateLimited:  # the budget is spent: the rest waits for the next cycle
+            break
+        except BrokerError as error:
+            logger.warning("sync: order %s of a finished trade could not be read: %s", order_id, error)
+            report.broker_calls += 1
+            continue
+        report.broker_calls += 1
+        finished_order_seen(owner_id=account.owner_id, mode=account.mode, order=order)
+        book.add(order)
+        book.orders.append(order)
+
+
 def known_order_ids(trade: PaperTrade) -> list[str]:
-    ids = [trade.entry_order_id, trade.bracket_order_id, trade.close_order_id]
-    if not trade.bracket_order_id:
-        ids += [trade.sl_order_id, trade.tp_order_id]
-    return [order_id for order_id in ids if order_id]
+    return trade_order_ids(trade)
 
 
 def sync_trade(trade: PaperTrade, book: OrderBook, broker, market: Market, at: datetime) -> int:
@@ -431,6 +466,7 @@ def _cancel_orphan(account: SyncAccount, trade: PaperTrade, order: Order, broker
         return 1
     logger.warning("orphan guard: cancelled order %s, still working for %s trade %s", order.id, trade.status,
                    trade.pk)
+    finished_order_seen(owner_id=account.owner_id, mode=account.mode, order=result)
     with tenancy.acting_as(trade.owner_id):
         event_record(trade=trade, kind=EventKind.ORDER_CANCELED, old_status=trade.status, new_status=trade.status,
                      payload={"order": order_summary(result), "orphan": True}, **who)

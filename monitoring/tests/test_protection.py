@@ -13,7 +13,8 @@ from brokers.base import BrokerUnavailable, OrderStatus
 from brokers.paper import LocalPaperBroker
 from monitoring import services
 from tradeoptions import tenancy
-from trades.models import EventKind, TradeEvent, TradeStatus
+from trades.models import Actor, CloseReason, EventKind, TradeEvent, TradeStatus
+from trades.services import close_outcome, trade_transition
 from trades.services.protection import UNPROTECTED
 
 from .conftest import SANDBOX_CONTRACT, open_sandbox_call, trade_as_stored
@@ -110,3 +111,64 @@ def test_the_local_paper_broker_gets_the_bracket_on_the_next_due_cycle(trader, m
     with tenancy.acting_as(trader.pk):
         order = paper.get_order(trade.bracket_order_id)
     assert order.status == OrderStatus.OPEN and order.tag == f"to-{trade.pk}-sl"
+
+
+# --- GTC exits left by finished trades -----------------------------------------------------------
+
+
+def _finish_leaving_its_bracket(trade, market):
+    """The trade is closed while its GTC bracket stays working at Tradier (a close whose cancel of
+    the bracket never arrived, a crash in between)."""
+    with tenancy.acting_as(trade.owner_id):
+        trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSED, actor=Actor.SYSTEM, changes=close_outcome(
+            trade, price=Decimal("5.00"), at=market.moment, reason=CloseReason.MANUAL_CLOSE))
+
+
+def _orphan_cancels(pk) -> int:
+    with tenancy.system_context():
+        return TradeEvent.objects.filter(trade_id=pk, kind=EventKind.ORDER_CANCELED, payload__orphan=True).count()
+
+
+def test_a_gtc_exit_left_working_by_a_trade_finished_on_an_earlier_day_is_cancelled(trader, tradier, market):
+    trade = open_sandbox_call(trader, market)
+    _finish_leaving_its_bracket(trade, market)
+    tradier.next_session()  # a new day: Tradier's order list no longer shows the bracket
+    assert tradier.order(trade.bracket_order_id).status == "open"
+
+    report = services.sync_orders(market=market, at=market.moment + timedelta(days=1))
+    assert tradier.order(trade.bracket_order_id).status == "canceled" and _orphan_cancels(trade.pk) == 1
+    assert report.broker_calls == 3  # the list, and the trade's two orders by id (entry, bracket)
+
+    reads = len(tradier.requests_for("GET", "/orders/"))
+    report = services.sync_orders(market=market, at=market.moment + timedelta(days=1, minutes=1))
+    assert report.broker_calls == 1 and len(tradier.requests_for("GET", "/orders/")) == reads  # final: not read again
+    assert _orphan_cancels(trade.pk) == 1
+
+
+def test_orders_of_finished_trades_are_read_a_few_a_cycle(trader, tradier, market, monkeypatch):
+    from trades.services import protection
+
+    monkeypatch.setattr(protection, "FINISHED_ORDER_READS", 2)
+    trades = []
+    for _ in range(3):
+        trades.append(open_sandbox_call(trader, market))
+        _finish_leaving_its_bracket(trades[-1], market)
+    tradier.next_session()
+    calls = []
+    for minute in range(4):
+        calls.append(services.sync_orders(market=market, at=market.moment + timedelta(days=1, minutes=minute))
+                     .broker_calls)
+    assert calls == [3, 3, 3, 1]  # the list and at most two orders by id; then only the list
+    assert [tradier.order(trade.bracket_order_id).status for trade in trades] == ["canceled"] * 3
+
+
+def test_a_spent_rate_budget_leaves_the_rest_for_the_next_cycle(trader, tradier, market):
+    trade = open_sandbox_call(trader, market)
+    _finish_leaving_its_bracket(trade, market)
+    tradier.next_session()
+    tradier.inject("429", method="GET", path=f"/orders/{trade.entry_order_id}", retry_in=30)
+    bracket_reads = len(tradier.requests_for("GET", f"/orders/{trade.bracket_order_id}"))
+    report = services.sync_orders(market=market, at=market.moment + timedelta(days=1))
+    assert report.failed_accounts == []  # the cycle went on; the reads stopped at the refusal
+    assert len(tradier.requests_for("GET", f"/orders/{trade.bracket_order_id}")) == bracket_reads
+    assert tradier.order(trade.bracket_order_id).status == "open"  # next cycle, once the window has reset

@@ -71,7 +71,13 @@ from .opening import (
     trade_open_check,
     trade_risk,
 )
-from .protection import bracket_attach, bracket_protect, needs_bracket
+from .protection import (
+    bracket_attach,
+    bracket_protect,
+    finished_order_seen,
+    finished_orders_to_read,
+    needs_bracket,
+)
 
 __all__ = [
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
@@ -85,7 +91,7 @@ __all__ = [
     "idempotency_release", "idempotent", "KeyedAnswer",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
     "trade_risk", "trade_staff_edit", "trade_transition", "user_create",
-    "bracket_attach", "bracket_protect", "needs_bracket",
+    "bracket_attach", "bracket_protect", "finished_order_seen", "finished_orders_to_read", "needs_bracket",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
     "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",
 ]
