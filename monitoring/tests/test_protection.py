@@ -172,3 +172,45 @@ def test_a_spent_rate_budget_leaves_the_rest_for_the_next_cycle(trader, tradier,
     assert report.failed_accounts == []  # the cycle went on; the reads stopped at the refusal
     assert len(tradier.requests_for("GET", f"/orders/{trade.bracket_order_id}")) == bracket_reads
     assert tradier.order(trade.bracket_order_id).status == "open"  # next cycle, once the window has reset
+
+
+def test_a_bracket_the_broker_keeps_refusing_is_left_to_the_trader_until_the_trade_changes(trader, market,
+                                                                                          monkeypatch):
+    from brokers.base import OrderRejected
+    from trades.services import TradeOpenInput, trade_open
+
+    place = LocalPaperBroker.place_oco_order
+    calls = []
+
+    def refusing(self, sl, tp):
+        calls.append(sl.tag)
+        if len(calls) <= 4:
+            raise OrderRejected("no position to sell")
+        return place(self, sl, tp)
+
+    monkeypatch.setattr(LocalPaperBroker, "place_oco_order", refusing)
+    data = TradeOpenInput(ticker="SPY", option_type="CALL", strike=Decimal("570"), expiry=date(2026, 12, 18), qty=1,
+                          sl_price=Decimal("3.00"), tp_price=Decimal("6.50"))
+    trade = trade_open(user=trader, data=data, market=market).trade  # refusal 1 (a refusal is not retried at once)
+    start = market.moment
+    for minutes in (1, 3):  # refusals 2 and 3: the monitor gives up and says so
+        services.sync_orders(market=market, at=start + timedelta(minutes=minutes))
+    trade = trade_as_stored(trade.pk)
+    assert len(calls) == 3 and trade.unprotected
+    assert "refused it 3 times (no position to sell)" in trade.attention_reason
+    services.sync_orders(market=market, at=start + timedelta(hours=2))
+    assert len(calls) == 3  # not asked again
+
+    _move_stop(trade, "2.90")  # the trade changes: the monitor tries again
+    services.sync_orders(market=market, at=start + timedelta(hours=2, minutes=1))  # refusal 4: given up again
+    services.sync_orders(market=market, at=start + timedelta(hours=3))
+    assert len(calls) == 4
+    _move_stop(trade, "2.80")
+    services.sync_orders(market=market, at=start + timedelta(hours=3, minutes=1))
+    trade = trade_as_stored(trade.pk)
+    assert len(calls) == 5 and trade.bracket_order_id and not trade.unprotected and trade.attention_reason == ""
+
+
+def _move_stop(trade, price):
+    with tenancy.acting_as(trade.owner_id):
+        trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, actor=Actor.USER, changes={"sl_price": Decimal(price)})

@@ -12,7 +12,9 @@ hands such a trade here (`bracket_protect`), and:
   fifteen), so a broker in trouble is not hammered every cycle by every unprotected trade;
 - each failed attempt is written to the trade's log (without bumping its version: the trader's
   open page must not hit a conflict because the monitor tried again); success clears the
-  attention reason and the trade stops being shown as UNPROTECTED.
+  attention reason and the trade stops being shown as UNPROTECTED;
+- a broker that refuses the bracket three times in a row (no position to sell, say) is not
+  asked again until the trade changes: the attention reason tells the trader to act.
 
 The backoff schedule lives in the cache: losing it costs one early retry, never a double order.
 
@@ -32,7 +34,7 @@ from datetime import datetime, timedelta
 
 from django.core.cache import cache
 
-from brokers.base import BrokerError, BrokerProvider, Order
+from brokers.base import BrokerError, BrokerProvider, Order, OrderRejected
 from trades.models import EventKind, PaperTrade, TradeStatus
 
 from .lifecycle import event_record, trade_transition
@@ -43,6 +45,7 @@ logger = logging.getLogger(__name__)
 UNPROTECTED = "Position unprotected: no SL/TP bracket at the broker"
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(minutes=15)
+REFUSALS_BEFORE_GIVING_UP = 3
 _SCHEDULE_TTL = 3 * 24 * 60 * 60
 # Orders of finished trades read by id, per account and order cycle (a cycle a minute, and the
 # smallest Tradier budget is 60 reads a minute, shared with the order list and active trades).
@@ -58,13 +61,7 @@ def bracket_attach(*, trade: PaperTrade, broker: BrokerProvider, at: datetime, *
     try:
         order = place_bracket(broker, sl, tp)
     except BrokerError as error:
-        attempt = _attempt_failed(trade.pk, at)
-        return trade_transition(
-            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED,
-            changes={"attention_reason": f"{UNPROTECTED} ({error}); the monitor keeps trying."[:255]},
-            payload={"error": as_trade_error(error).code, "bracket_attempt": attempt,
-                     "next_attempt_at": _due(trade.pk)}, **who,
-        )
+        return _failed(trade, error, at, who, first=True)
     _forget(trade.pk)
     return trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED,
                             changes=bracket_ids(order), payload={"order": order_summary(order)}, **who)
@@ -85,25 +82,49 @@ def bracket_protect(*, trade: PaperTrade, broker: BrokerProvider, listed: Order 
             trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED, expected_version=trade.version,
             changes={**bracket_ids(listed), **_cleared(trade)}, payload={"order": order_summary(listed),
                                                                          "adopted": True}, **who)
-    due = _due(trade.pk)
-    if at >= trading_ends or (due is not None and at < datetime.fromisoformat(due)):
+    schedule = cache.get(_key(trade.pk)) or {}
+    if at >= trading_ends or schedule.get("given_up_at") == trade.version or (
+            schedule.get("due") and at < datetime.fromisoformat(schedule["due"])):
         return trade
     sl, tp = exit_requests(trade, quantity=trade.held_qty, sl=trade.sl_price, tp=trade.tp_price)
     try:
         order = place_bracket(broker, sl, tp)
     except BrokerError as error:
-        attempt = _attempt_failed(trade.pk, at)
-        logger.warning("protection: trade %s is still unprotected after attempt %s: %s", trade.pk, attempt, error)
-        event_record(trade=trade, kind=EventKind.ATTENTION_NEEDED, old_status=trade.status, new_status=trade.status,
-                     payload={"error": as_trade_error(error).code, "detail": str(error)[:255],
-                              "bracket_attempt": attempt, "next_attempt_at": _due(trade.pk)}, **who)
-        return trade
+        return _failed(trade, error, at, who, first=False)
     _forget(trade.pk)
     logger.info("protection: trade %s has its bracket again (%s)", trade.pk, order.id)
     return trade_transition(
         trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED, expected_version=trade.version,
         changes={**bracket_ids(order), **_cleared(trade)}, payload={"order": order_summary(order),
                                                                     "reattached": True}, **who)
+
+
+def _failed(trade: PaperTrade, error: BrokerError, at: datetime, who: dict, *, first: bool) -> PaperTrade:
+    """Write down a failed attempt and when the next is due. The first failure marks the trade;
+    later ones are events only (the trader's version stays). Refused REFUSALS_BEFORE_GIVING_UP
+    times in a row, the monitor stops and the attention reason says so, until the trade changes
+    (an adjustment): the broker has said no, and asking every quarter hour will not change it."""
+    schedule = _attempt_failed(trade.pk, at, refused=isinstance(error, OrderRejected))
+    payload = {"error": as_trade_error(error).code, "detail": str(error)[:255],
+               "bracket_attempt": schedule["failures"], "next_attempt_at": schedule["due"]}
+    logger.warning("protection: trade %s is unprotected after attempt %s: %s", trade.pk, schedule["failures"], error)
+    if schedule["refusals"] >= REFUSALS_BEFORE_GIVING_UP:
+        reason = (f"{UNPROTECTED}: the broker refused it {schedule['refusals']} times ({error.reason}). "
+                  "Adjust the bracket to place one.")
+        trade = trade_transition(
+            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED,
+            expected_version=None if first else trade.version, changes={"attention_reason": reason[:255]},
+            payload={**payload, "next_attempt_at": None, "gave_up": True}, **who)
+        cache.set(_key(trade.pk), {**schedule, "given_up_at": trade.version}, _SCHEDULE_TTL)
+        return trade
+    if first:
+        return trade_transition(
+            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED,
+            changes={"attention_reason": f"{UNPROTECTED} ({error}); the monitor keeps trying."[:255]},
+            payload=payload, **who)
+    event_record(trade=trade, kind=EventKind.ATTENTION_NEEDED, old_status=trade.status, new_status=trade.status,
+                 payload=payload, **who)
+    return trade
 
 
 def needs_bracket(trade: PaperTrade) -> bool:
@@ -128,16 +149,16 @@ def _key(trade_id: int) -> str:
     return f"bracket-retry:{trade_id}"
 
 
-def _attempt_failed(trade_id: int, at: datetime) -> int:
-    """Count a failed attempt and schedule the next: 1, 2, 4, 8 minutes …, at most 15."""
-    failures = (cache.get(_key(trade_id)) or {}).get("failures", 0) + 1
-    delay = min(FIRST_RETRY * 2 ** (failures - 1), LONGEST_RETRY)
-    cache.set(_key(trade_id), {"failures": failures, "due": (at + delay).isoformat()}, _SCHEDULE_TTL)
-    return failures
-
-
-def _due(trade_id: int) -> str | None:
-    return (cache.get(_key(trade_id)) or {}).get("due")
+def _attempt_failed(trade_id: int, at: datetime, *, refused: bool) -> dict:
+    """Count a failed attempt (and the broker's refusals in a row) and schedule the next: 1, 2, 4,
+    8 minutes, then every 15."""
+    schedule = cache.get(_key(trade_id)) or {}
+    failures = schedule.get("failures", 0) + 1
+    delay = min(FIRST_RETRY * 2 ** min(failures - 1, 4), LONGEST_RETRY)
+    schedule = {"failures": failures, "refusals": schedule.get("refusals", 0) + 1 if refused else 0,
+                "due": (at + delay).isoformat()}
+    cache.set(_key(trade_id), schedule, _SCHEDULE_TTL)
+    return schedule
 
 
 def _forget(trade_id: int) -> None:
