@@ -24,6 +24,10 @@ Decisions per trade, from the orders the broker reports:
   recorded as an ATTENTION_NEEDED event and logged once; a second working order for an active
   trade (one it does not know) marks that trade for attention.
 
+Broker trouble met while reading an account (an outage, a refused token) is recorded for the
+trader's page; an account whose token was refused is not read again until the token changes
+(`broker_trouble_record`, `broker_polling_paused`).
+
 `trigger_precision` keeps its meaning "fill minus trigger price, per share" (the slippage of a
 stop in a gap, the improvement of a take-profit); where a close came from (a broker fill, an
 expiry) is the event's `source` in its payload.
@@ -67,6 +71,9 @@ from trades.services import (
     VersionConflict,
     bracket_protect,
     broker_auth_failure_announce,
+    broker_polling_paused,
+    broker_trouble_clear,
+    broker_trouble_record,
     close_confirm,
     close_outcome,
     event_record,
@@ -100,6 +107,7 @@ class SyncReport:
     changed: int = 0
     orphans: int = 0
     failed_accounts: list[int] = field(default_factory=list)
+    paused_accounts: list[int] = field(default_factory=list)  # not read: their token was refused
 
 
 @dataclass
@@ -151,19 +159,24 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
     paper_books = _paper_books([account for account in accounts if account.mode == BrokerMode.LOCAL_PAPER])
     for account in accounts:
         report.accounts += 1
+        settings = settings_of.get(account.owner_id) or AccountSettings(owner_id=account.owner_id)
+        if broker_polling_paused(account=settings, mode=account.mode):  # its token was refused: until it changes
+            report.paused_accounts.append(account.owner_id)
+            continue
         try:
-            broker = broker_of(settings_of.get(account.owner_id) or AccountSettings(owner_id=account.owner_id),
-                               mode=account.mode, market=market)
+            broker = broker_of(settings, mode=account.mode, market=market)
             book = paper_books.get(account.owner_id) if account.mode == BrokerMode.LOCAL_PAPER else None
             book = book or read_book(account, broker, report)
         except (BrokerError, TradeError) as error:
             logger.warning("sync: the %s account of user %s could not be read: %s", account.mode, account.owner_id,
                            error)
             report.failed_accounts.append(account.owner_id)
+            broker_trouble_record(account=settings, mode=account.mode, error=error, at=at)  # for the trader's page
             if isinstance(error, BrokerAuthError | BrokerReauthenticate):
                 _tell_the_trader(account, error)
                 _note_token(account, refused=True)
             continue
+        broker_trouble_clear(owner_id=account.owner_id, mode=account.mode)
         _note_token(account, refused=False)
         for trade in account.trades:
             try:  # each write below runs as the trade's owner; deciding needs no database

@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from trades.api import AccountSettingsView, TradeViewSet, WebhookSecretView
+from trades.api import AccountSettingsView, BrokerStatusView, TradeViewSet, WebhookSecretView
 from trades.views import account_settings, back_to_paper, home
 
 from .auth import TokenDetailView, TokenListView, TokenLoginView, TokenRevokeAllView, TokenRevokeView
@@ -30,6 +30,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/settings", AccountSettingsView.as_view(), name="api-settings"),
     path("api/settings/webhook-secret", WebhookSecretView.as_view(), name="api-webhook-secret"),
+    path("api/broker-status", BrokerStatusView.as_view(), name="api-broker-status"),
     path("api/analytics/", include("analytics.urls")),
     path("api/", include(router.urls)),
 ]
