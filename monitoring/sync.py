@@ -74,6 +74,7 @@ from trades.services import (
     broker_polling_paused,
     broker_trouble_clear,
     broker_trouble_record,
+    broker_troubles_of,
     close_confirm,
     close_outcome,
     event_record,
@@ -157,10 +158,12 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
     accounts = _accounts_to_read(at)
     settings_of = _settings_of({account.owner_id for account in accounts})
     paper_books = _paper_books([account for account in accounts if account.mode == BrokerMode.LOCAL_PAPER])
+    troubles = broker_troubles_of(accounts=[(account.owner_id, account.mode) for account in accounts])
     for account in accounts:
         report.accounts += 1
         settings = settings_of.get(account.owner_id) or AccountSettings(owner_id=account.owner_id)
-        if broker_polling_paused(account=settings, mode=account.mode):  # its token was refused: until it changes
+        trouble = troubles.get((account.owner_id, account.mode))
+        if broker_polling_paused(account=settings, mode=account.mode, trouble=trouble):  # until a token is saved
             report.paused_accounts.append(account.owner_id)
             continue
         try:
@@ -176,7 +179,8 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
                 _tell_the_trader(account, error)
                 _note_token(account, refused=True)
             continue
-        broker_trouble_clear(owner_id=account.owner_id, mode=account.mode)
+        if trouble is not None:
+            broker_trouble_clear(owner_id=account.owner_id, mode=account.mode)
         _note_token(account, refused=False)
         for trade in account.trades:
             try:  # each write below runs as the trade's owner; deciding needs no database

@@ -14,7 +14,7 @@ from .accounts import (
     user_create,
 )
 from .brackets import brackets_adjust
-from .broker_health import broker_polling_paused, broker_trouble_clear, broker_trouble_record
+from .broker_health import broker_polling_paused, broker_trouble_clear, broker_trouble_record, broker_troubles_of
 from .closing import close_confirm, close_outcome, trade_close
 from .context import (
     CONTEXT_PARTS,
@@ -92,7 +92,7 @@ __all__ = [
     "idempotency_release", "idempotent", "KeyedAnswer",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
     "trade_risk", "trade_staff_edit", "trade_transition", "user_create",
-    "broker_polling_paused", "broker_trouble_clear", "broker_trouble_record",
+    "broker_polling_paused", "broker_trouble_clear", "broker_trouble_record", "broker_troubles_of",
     "bracket_attach", "bracket_protect", "finished_order_seen", "finished_orders_to_read", "needs_bracket",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
     "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",

@@ -82,8 +82,10 @@ def bracket_protect(*, trade: PaperTrade, broker: BrokerProvider, listed: Order 
             trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED, expected_version=trade.version,
             changes={**bracket_ids(listed), **_cleared(trade)}, payload={"order": order_summary(listed),
                                                                          "adopted": True}, **who)
+    if at >= trading_ends:
+        return trade
     schedule = cache.get(_key(trade.pk)) or {}
-    if at >= trading_ends or schedule.get("given_up_at") == trade.version or (
+    if schedule.get("given_up_at") == trade.version or (
             schedule.get("due") and at < datetime.fromisoformat(schedule["due"])):
         return trade
     sl, tp = exit_requests(trade, quantity=trade.held_qty, sl=trade.sl_price, tp=trade.tp_price)
