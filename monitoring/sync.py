@@ -81,16 +81,10 @@ from trades.services import (
     finished_order_seen,
     finished_orders_to_read,
     trade_entry_update,
+    trade_order_ids,
     trade_transition,
 )
-from trades.services.orders import (
-    bracket_ids,
-    broker_of,
-    order_summary,
-    split_legs,
-    trade_order_ids,
-    trade_order_tag,
-)
+from trades.services.orders import bracket_ids, broker_of, order_summary, split_legs, trade_order_tag
 
 logger = logging.getLogger(__name__)
 

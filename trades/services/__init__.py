@@ -72,6 +72,7 @@ from .opening import (
     trade_open_check,
     trade_risk,
 )
+from .orders import trade_order_ids
 from .protection import (
     bracket_attach,
     bracket_protect,
@@ -94,6 +95,7 @@ __all__ = [
     "trade_risk", "trade_staff_edit", "trade_transition", "user_create",
     "broker_polling_paused", "broker_trouble_clear", "broker_trouble_record", "broker_troubles_of",
     "bracket_attach", "bracket_protect", "finished_order_seen", "finished_orders_to_read", "needs_bracket",
+    "trade_order_ids",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
     "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",
 ]
