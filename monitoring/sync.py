@@ -17,12 +17,13 @@ Decisions per trade, from the orders the broker reports:
   cancelled); a CLOSING trade's sell that ended → `close_confirm` (CLOSED/MANUAL_CLOSE, or OPEN
   again when it ended unfilled). A bracket that ended unfilled leaves the position unprotected:
   the trade is marked for attention (until the contract's expiry, when settlement takes over).
-- Orphans: a working order tagged for one of our trades that is finished (closed, cancelled,
-  rejected) is cancelled, and the cancel written to that trade's log; the orders of trades
-  finished in an earlier session, which Tradier no longer lists, are read by id, a few a cycle
-  (`finished_orders_to_read`). A working order tagged for a trade the account does not hold is
-  recorded as an ATTENTION_NEEDED event and logged once; a second working order for an active
-  trade (one it does not know) marks that trade for attention.
+- Orphans (decided by the trades app's `orphans_guard`): a working order tagged for one of our
+  trades that is finished (closed, cancelled, rejected) is cancelled, and the cancel written to
+  that trade's log; the orders of trades finished in an earlier session, which Tradier no
+  longer lists, are read by id, a few a cycle (`finished_orders_to_read`). A working order
+  tagged for a trade the account does not hold is recorded as an ATTENTION_NEEDED event and
+  logged once; a second working order for an active trade (one it does not know) marks that
+  trade for attention.
 
 Broker trouble met while reading an account (an outage, a refused token) is recorded for the
 trader's page; an account whose token was refused is not read again until the token changes
@@ -40,12 +41,10 @@ expiry) is the event's `source` in its payload.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.core.cache import cache
 from django.db.models import Q
 
 from brokers.base import (
@@ -55,7 +54,6 @@ from brokers.base import (
     Order,
     OrderPurpose,
     OrderStatus,
-    parse_order_tag,
 )
 from brokers.market import Market, default_market
 from brokers.models import BrokerMode
@@ -77,9 +75,10 @@ from trades.services import (
     broker_troubles_of,
     close_confirm,
     close_outcome,
-    event_record,
     finished_order_seen,
     finished_orders_to_read,
+    order_is_adopted,
+    orphans_guard,
     trade_entry_update,
     trade_order_ids,
     trade_transition,
@@ -92,7 +91,6 @@ SYSTEM = {"actor": Actor.SYSTEM, "actor_label": "sync_orders"}
 BROKER_FILL, EXPIRY = "BROKER_FILL", "EXPIRY"
 # Finished trades whose orders may still be working at the broker: looked at for this long.
 RECENTLY_FINISHED = timedelta(days=3)
-ORPHAN_NOTE_TTL = 7 * 24 * 60 * 60
 
 
 @dataclass
@@ -421,95 +419,11 @@ def _close_on_exit_fill(trade: PaperTrade, exit_fill, book: OrderBook, broker) -
 
 
 def guard_orphans(account: SyncAccount, book: OrderBook, broker) -> int:
-    """Working orders tagged by us that no active trade of this account accounts for."""
-    active = {str(trade.pk): trade for trade in account.trades}
-    known = {order_id for trade in account.trades for order_id in known_order_ids(trade)}
-    suspects: dict[int, list[Order]] = defaultdict(list)
-    strays: list[tuple[PaperTrade, Order]] = []
-    for order in book.orders:
-        parsed = parse_order_tag(order.tag)
-        if parsed is None or not order.status.is_working or order.id in known:
-            continue
-        trade_id, _ = parsed
-        if trade_id in active:
-            if is_adopted(active[trade_id], order):
-                continue
-            strays.append((active[trade_id], order))
-        elif trade_id.isdigit():
-            suspects[int(trade_id)].append(order)
-    if not suspects and not strays:
-        return 0
-    with tenancy.acting_as(account.owner_id):
-        owned = {trade.pk: trade for trade in PaperTrade.objects.filter(pk__in=list(suspects))}
-    handled = 0
-    for trade_id, orders in suspects.items():
-        for order in orders:
-            trade = owned.get(trade_id)
-            if trade is not None and trade.status not in ACTIVE_STATUSES:
-                handled += _cancel_orphan(account, trade, order, broker)
-            else:
-                handled += _note_unknown(account, trade_id, order)
-    for trade, order in strays:
-        handled += _note_stray(trade, order)
-    return handled
+    """The orphan guard over one account's orders as read (the trades app decides)."""
+    return orphans_guard(owner_id=account.owner_id, mode=account.mode, orders=book.orders, active=account.trades,
+                         broker=broker)
 
 
 def is_adopted(trade: PaperTrade, order: Order) -> bool:
-    """An order this cycle may just have adopted (placed with an unknown outcome, found by its tag)."""
-    purpose = parse_order_tag(order.tag)[1]
-    return ((purpose == OrderPurpose.ENTRY and not trade.entry_order_id)
-            or (purpose == OrderPurpose.CLOSE and not trade.close_order_id)
-            or (purpose in (OrderPurpose.STOP_LOSS, OrderPurpose.TAKE_PROFIT) and not trade.bracket_order_id
-                and not trade.sl_order_id))
-
-
-def _cancel_orphan(account: SyncAccount, trade: PaperTrade, order: Order, broker) -> int:
-    who = {"actor": Actor.SYSTEM, "actor_label": "orphan_guard"}
-    try:
-        result = at_broker(account, lambda: broker.cancel_order(order.id))
-    except BrokerError as error:
-        logger.error("orphan guard: order %s of %s trade %s is still working and could not be cancelled: %s",
-                     order.id, trade.status, trade.pk, error)
-        with tenancy.acting_as(trade.owner_id):
-            event_record(trade=trade, kind=EventKind.ATTENTION_NEEDED, old_status=trade.status,
-                         new_status=trade.status, payload={"orphan_order": order_summary(order), "error": str(error),
-                                                           "why": "cancel it at the broker"}, **who)
-        return 1
-    logger.warning("orphan guard: cancelled order %s, still working for %s trade %s", order.id, trade.status,
-                   trade.pk)
-    finished_order_seen(owner_id=account.owner_id, mode=account.mode, order=result)
-    with tenancy.acting_as(trade.owner_id):
-        event_record(trade=trade, kind=EventKind.ORDER_CANCELED, old_status=trade.status, new_status=trade.status,
-                     payload={"order": order_summary(result), "orphan": True}, **who)
-    return 1
-
-
-def _note_unknown(account: SyncAccount, trade_id: int, order: Order) -> int:
-    """A working order tagged for a trade this account does not hold: a person must look (it is
-    not cancelled, since we cannot tell whose it is). Recorded and logged once per order."""
-    if not cache.add(f"orphan-noted:{account.owner_id}:{order.id}", 1, ORPHAN_NOTE_TTL):
-        return 0
-    logger.error("orphan guard: order %s (tag %s) of user %s matches no trade of theirs", order.id, order.tag,
-                 account.owner_id)
-    with tenancy.acting_as(account.owner_id):
-        event_record(trade=None, owner_id=account.owner_id, kind=EventKind.ATTENTION_NEEDED, actor=Actor.SYSTEM,
-                     actor_label="orphan_guard",
-                     payload={"orphan_order": order_summary(order), "tagged_trade": trade_id,
-                              "why": "a working order tagged for a trade this account does not hold"})
-    return 1
-
-
-def _note_stray(trade: PaperTrade, order: Order) -> int:
-    """A second working order for an active trade, which the trade does not know."""
-    reason = f"A second working order {order.id} ({order.tag}) is at the broker: cancel one of them."[:255]
-    if trade.attention_reason == reason:
-        return 0
-    logger.error("orphan guard: trade %s has an unknown working order %s", trade.pk, order.id)
-    try:
-        with tenancy.acting_as(trade.owner_id):
-            trade_transition(trade_id=trade.pk, to=trade.status, kind=EventKind.ATTENTION_NEEDED,
-                             changes={"attention_reason": reason}, payload={"orphan_order": order_summary(order)},
-                             **{"actor": Actor.SYSTEM, "actor_label": "orphan_guard"})
-    except (VersionConflict, InvalidTransition):
-        return 0
-    return 1
+    """An order this cycle may just have adopted: not a stray (the trades app decides)."""
+    return order_is_adopted(trade, order)

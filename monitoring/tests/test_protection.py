@@ -146,9 +146,9 @@ def test_a_gtc_exit_left_working_by_a_trade_finished_on_an_earlier_day_is_cancel
 
 
 def test_orders_of_finished_trades_are_read_a_few_a_cycle(trader, tradier, market, monkeypatch):
-    from trades.services import protection
+    from trades.services import orphans
 
-    monkeypatch.setattr(protection, "FINISHED_ORDER_READS", 2)
+    monkeypatch.setattr(orphans, "FINISHED_ORDER_READS", 2)
     trades = []
     for _ in range(3):
         trades.append(open_sandbox_call(trader, market))

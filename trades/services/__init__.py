@@ -2,8 +2,9 @@
 
 Split by concern: `accounts` (traders and settings), `lifecycle` (the state machine's one
 gate and the audit log), `notifications` (the trader's webhook), `idempotency`, `opening`,
-`closing`, `brackets`, `protection` (keeping held positions protected), `broker_health` (broker
-trouble the monitor meets) and `orders` (talking to the broker for a trade). Import from here.
+`closing`, `brackets`, `protection` (keeping held positions protected), `orphans` (our orders
+no active trade accounts for), `broker_health` (broker trouble the monitor meets) and `orders`
+(talking to the broker for a trade). Import from here.
 """
 
 from .accounts import (
@@ -73,13 +74,8 @@ from .opening import (
     trade_risk,
 )
 from .orders import trade_order_ids
-from .protection import (
-    bracket_attach,
-    bracket_protect,
-    finished_order_seen,
-    finished_orders_to_read,
-    needs_bracket,
-)
+from .orphans import finished_order_seen, finished_orders_to_read, order_is_adopted, orphans_guard
+from .protection import bracket_attach, bracket_protect, needs_bracket
 
 __all__ = [
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
@@ -95,6 +91,7 @@ __all__ = [
     "trade_risk", "trade_staff_edit", "trade_transition", "user_create",
     "broker_polling_paused", "broker_trouble_clear", "broker_trouble_record", "broker_troubles_of",
     "bracket_attach", "bracket_protect", "finished_order_seen", "finished_orders_to_read", "needs_bracket",
+    "order_is_adopted", "orphans_guard",
     "trade_order_ids",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
     "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",

@@ -1,5 +1,5 @@
-"""Keeping positions protected: a filled position gets its SL/TP bracket, and keeps trying until
-it has one; a finished trade leaves nothing of ours working at the broker.
+"""Keeping held positions protected: a filled position gets its SL/TP bracket, and keeps trying
+until it has one.
 
 A bracket that cannot be attached after a fill (the broker down, throttled, refusing for a
 moment) used to leave the trade marked for attention and nothing else. Now every order cycle
@@ -17,19 +17,11 @@ hands such a trade here (`bracket_protect`), and:
   asked again until the trade changes: the attention reason tells the trader to act.
 
 The backoff schedule lives in the cache: losing it costs one early retry, never a double order.
-
-Finished trades: Tradier lists only today's orders, so a GTC exit left working by a trade that
-finished in an earlier session is in no list the monitor reads. `finished_orders_to_read` names
-the orders of recently finished trades that must be read by id (a few per account and cycle,
-so the reads stay inside the rate budget); what such a read finds working is an orphan, which
-the order cycle's orphan guard cancels. An order seen final is remembered (`finished_order_seen`)
-and never read again, so each finished trade costs a read or two once, then nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
@@ -38,7 +30,7 @@ from brokers.base import BrokerError, BrokerProvider, Order, OrderRejected
 from trades.models import EventKind, PaperTrade, TradeStatus
 
 from .lifecycle import event_record, trade_transition
-from .orders import as_trade_error, bracket_ids, exit_requests, order_summary, place_bracket, trade_order_ids
+from .orders import as_trade_error, bracket_ids, exit_requests, order_summary, place_bracket
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +39,6 @@ FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(minutes=15)
 REFUSALS_BEFORE_GIVING_UP = 3
 _SCHEDULE_TTL = 3 * 24 * 60 * 60
-# Orders of finished trades read by id, per account and order cycle (a cycle a minute, and the
-# smallest Tradier budget is 60 reads a minute, shared with the order list and active trades).
-FINISHED_ORDER_READS = 5
-_FINAL_TTL = 8 * 24 * 60 * 60  # longer than any trade stays "recently finished"
 
 
 def bracket_attach(*, trade: PaperTrade, broker: BrokerProvider, at: datetime, **who) -> PaperTrade:
@@ -165,33 +153,3 @@ def _attempt_failed(trade_id: int, at: datetime, *, refused: bool) -> dict:
 
 def _forget(trade_id: int) -> None:
     cache.delete(_key(trade_id))
-
-
-# --- orders of finished trades -------------------------------------------------------------------
-
-
-def finished_orders_to_read(*, trades: Iterable[PaperTrade], listed: Mapping[str, Order]) -> list[str]:
-    """Ids of the orders of finished `trades` (all of one account) that may still be working and
-    that the broker's list (`listed`, by id) did not show: at most FINISHED_ORDER_READS, newest
-    trades first. Orders the list shows final, or that were seen final before, are left out."""
-    candidates = [(trade, order_id) for trade in sorted(trades, key=lambda trade: trade.pk, reverse=True)
-                  for order_id in trade_order_ids(trade)]
-    for trade, order_id in candidates:
-        if (order := listed.get(order_id)) is not None:
-            finished_order_seen(owner_id=trade.owner_id, mode=trade.broker_mode, order=order)
-    unlisted = [(trade, order_id) for trade, order_id in candidates if order_id not in listed]
-    known_final = cache.get_many([_final_key(trade.owner_id, trade.broker_mode, order_id)
-                                  for trade, order_id in unlisted])
-    wanted = list(dict.fromkeys(order_id for trade, order_id in unlisted
-                                if _final_key(trade.owner_id, trade.broker_mode, order_id) not in known_final))
-    return wanted[:FINISHED_ORDER_READS]
-
-
-def finished_order_seen(*, owner_id: int, mode: str, order: Order) -> None:
-    """Remember an order of a finished trade that is final: it never changes again."""
-    if order.status.is_final:
-        cache.set(_final_key(owner_id, mode, order.id), 1, _FINAL_TTL)
-
-
-def _final_key(owner_id: int, mode: str, order_id: str) -> str:
-    return f"final-order:{mode}:{owner_id}:{order_id}"
