@@ -47,14 +47,7 @@ from datetime import UTC, datetime, timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db.models import Q
 
-from brokers.base import (
-    BrokerAuthError,
-    BrokerError,
-    BrokerRateLimited,
-    Order,
-    OrderPurpose,
-    OrderStatus,
-)
+from brokers.base import BrokerAuthError, BrokerError, BrokerRateLimited, Order, OrderPurpose, OrderStatus
 from brokers.market import Market, default_market
 from brokers.models import BrokerMode
 from brokers.paper import orders_of as paper_orders_of
