@@ -90,11 +90,13 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class ConfirmPolicy:
-    """How long a placement waits for Tradier to decide: about 3 s in all by default."""
+    """How long a placement waits for Tradier to decide: about 3 s in all by default; and how long,
+    in all, it may wait for a rate-limit window to reset before it gives up (`throttled_wait`)."""
 
     attempts: int = 8
     first_delay: float = 0.1
     max_delay: float = 1.0
+    throttled_wait: float = 15.0
 
 
 class TradierRequestError(BrokerError):
@@ -254,11 +256,38 @@ class TradierClient:
         return self.get_order(order_id)
 
     def _place(self, form: dict[str, str], tag: str) -> Order:
+        """Place, waiting out a rate limit (ours or Tradier's 429) while its window resets within
+        `throttled_wait` in all. Safe to send again: a throttled POST created nothing (the limiter
+        sent nothing; Tradier refused it whole), and every placement carries its tag. A window
+        further off than the time left is not waited for: the caller hears at once that nothing
+        was placed."""
+        waited = 0.0
+        while True:
+            try:
+                return self._place_once(form, tag)
+            except BrokerRateLimited as limited:
+                pause = max(limited.retry_after or 0.0, self._confirm.first_delay)
+                if waited + pause > self._confirm.throttled_wait:
+                    raise BrokerRateLimited(
+                        f"Order {tag} was not placed: Tradier's rate limit would hold it {pause:.0f} s more, "
+                        f"past the {self._confirm.throttled_wait:.0f} s a placement may wait.", retry_after=pause,
+                    ) from None
+                log.info("Placement of order %s throttled; sending it again in %.1f s", tag, pause)
+                self._sleep(pause)
+                waited += pause
+
+    def _place_once(self, form: dict[str, str], tag: str) -> Order:
         order_id = None
         for attempt in (1, 2):
             try:
                 order_id = self._submit(form, tag)
                 break
+            except BrokerRateLimited:
+                if attempt == 2:  # the first POST's fate is unknown: never send again blindly
+                    raise OrderOutcomeUnknown(
+                        f"Order {tag} may or may not have been placed, and Tradier throttled the retry.", tag=tag
+                    ) from None
+                raise
             except _Ambiguous as unknown:
                 log.warning("Placement of order %s: outcome unknown (%s); looking its tag up", tag, unknown)
                 try:

@@ -8,9 +8,10 @@ database are a constant number of queries per cycle; writes happen only for trad
 changed, each through the trades app's one gate (`trade_transition` and the services built on it).
 
 Decisions per trade, from the orders the broker reports:
-- PENDING: the entry's fill (or cancel, refusal, expiry) → `trade_entry_update`; a filled entry
-  without a bracket gets one (`bracket_attach`); an entry placed with an unknown outcome is
-  found by its tag `to-<id>-entry` and adopted.
+- PENDING: the entry's fill (or cancel, refusal, expiry) → `trade_entry_update`; an entry placed
+  with an unknown outcome is found by its tag `to-<id>-entry` and adopted.
+- OPEN without a bracket (it could not be attached after the fill, or was lost): the trades
+  app adopts the one listed under its tag or places one, with backoff (`bracket_protect`).
 - OPEN / CLOSING: an exit leg that filled → CLOSED with TP_HIT or SL_HIT at the broker's fill
   price and time (`trade_exit_filled`); a CLOSING trade's sell that ended → `close_confirm`
   (CLOSED/MANUAL_CLOSE, or OPEN again when it ended unfilled); a CLOSING trade with no sell at
@@ -20,10 +21,17 @@ Decisions per trade, from the orders the broker reports:
   the trade is marked for attention (until the contract's expiry, when settlement takes over).
 - Over-sells: one read of each real broker account's positions; a contract of ours held short
   flags the newest trade of it (`trade_oversold_flag`: marked, shown in red, the trader told).
-- Orphans: a working order tagged for one of our trades that is finished (closed, cancelled,
-  rejected) is cancelled, and the cancel written to that trade's log; a working order tagged for
-  a trade the account does not hold is recorded as an ATTENTION_NEEDED event and logged once; a
-  second working order for an active trade (one it does not know) marks that trade for attention.
+- Orphans (decided by the trades app's `orphans_guard`): a working order tagged for one of our
+  trades that is finished (closed, cancelled, rejected) is cancelled, and the cancel written to
+  that trade's log; the orders of trades finished in an earlier session, which Tradier no
+  longer lists, are read by id, a few a cycle (`finished_orders_to_read`). A working order
+  tagged for a trade the account does not hold is recorded as an ATTENTION_NEEDED event and
+  logged once; a second working order for an active trade (one it does not know) marks that
+  trade for attention.
+
+Broker trouble met while reading an account (an outage, a refused token) is recorded for the
+trader's page; an account whose token was refused is not read again until the token changes
+(`broker_trouble_record`, `broker_polling_paused`).
 
 `trigger_precision` keeps its meaning "fill minus trigger price, per share" (the slippage of a
 stop in a gap, the improvement of a take-profit); where a close came from (a broker fill, an
@@ -37,15 +45,13 @@ expiry) is the event's `source` in its payload.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.core.cache import cache
 from django.db.models import Q
 
-from brokers.base import BrokerAuthError, BrokerError, Order, OrderPurpose, OrderStatus, parse_order_tag
+from brokers.base import BrokerAuthError, BrokerError, BrokerRateLimited, Order, OrderPurpose, OrderStatus
 from brokers.market import Market, default_market
 from brokers.models import BrokerMode
 from brokers.paper import orders_of as paper_orders_of
@@ -58,18 +64,26 @@ from trades.services import (
     InvalidTransition,
     TradeError,
     VersionConflict,
-    bracket_attach,
     bracket_ids,
+    bracket_protect,
     broker_auth_failure_announce,
     broker_of,
+    broker_polling_paused,
+    broker_trouble_clear,
+    broker_trouble_record,
+    broker_troubles_of,
     close_confirm,
     close_resume,
-    event_record,
     filled_exit,
+    finished_order_seen,
+    finished_orders_to_read,
+    order_is_adopted,
     order_summary,
+    orphans_guard,
     split_legs,
     trade_entry_update,
     trade_exit_filled,
+    trade_order_ids,
     trade_order_tag,
     trade_oversold_flag,
     trade_transition,
@@ -80,7 +94,6 @@ logger = logging.getLogger(__name__)
 SYSTEM = {"actor": Actor.SYSTEM, "actor_label": "sync_orders"}
 # Finished trades whose orders may still be working at the broker: looked at for this long.
 RECENTLY_FINISHED = timedelta(days=3)
-ORPHAN_NOTE_TTL = 7 * 24 * 60 * 60
 # A CLOSING trade with no sell at the broker is finished by the sync once it is this old: longer
 # than a close request can take (its broker calls' timeouts and retries), so never one in flight.
 CLOSE_IN_FLIGHT = timedelta(minutes=2)
@@ -94,14 +107,15 @@ class SyncReport:
     orphans: int = 0
     oversold: int = 0
     failed_accounts: list[int] = field(default_factory=list)
+    paused_accounts: list[int] = field(default_factory=list)  # not read: their token was refused
 
 
 @dataclass
 class SyncAccount:
     owner_id: int
     mode: str
-    trades: list[PaperTrade] = field(default_factory=list)  # active
-    recent: list[PaperTrade] = field(default_factory=list)  # finished within RECENTLY_FINISHED
+    trades: list[PaperTrade] = field(default_factory=list)
+    finished: list[PaperTrade] = field(default_factory=list)  # recently: their exits may still work
 
 
 class OrderBook:
@@ -143,21 +157,29 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
     accounts = _accounts_to_read(at)
     settings_of = _settings_of({account.owner_id for account in accounts})
     paper_books = _paper_books([account for account in accounts if account.mode == BrokerMode.LOCAL_PAPER])
+    troubles = broker_troubles_of(accounts=[(account.owner_id, account.mode) for account in accounts])
     for account in accounts:
         report.accounts += 1
+        settings = settings_of.get(account.owner_id) or AccountSettings(owner_id=account.owner_id)
+        trouble = troubles.get((account.owner_id, account.mode))
+        if broker_polling_paused(account=settings, mode=account.mode, trouble=trouble):  # until a token is saved
+            report.paused_accounts.append(account.owner_id)
+            continue
         try:
-            broker = broker_of(settings_of.get(account.owner_id) or AccountSettings(owner_id=account.owner_id),
-                               mode=account.mode, market=market)
+            broker = broker_of(settings, mode=account.mode, market=market)
             book = paper_books.get(account.owner_id) if account.mode == BrokerMode.LOCAL_PAPER else None
             book = book or read_book(account, broker, report)
         except (BrokerError, TradeError) as error:
             logger.warning("sync: the %s account of user %s could not be read: %s", account.mode, account.owner_id,
                            error)
             report.failed_accounts.append(account.owner_id)
+            broker_trouble_record(account=settings, mode=account.mode, error=error, at=at)  # for the trader's page
             if isinstance(error, BrokerAuthError | BrokerReauthenticate):
                 _tell_the_trader(account, error)
                 _note_token(account, refused=True)
             continue
+        if trouble is not None:
+            broker_trouble_clear(owner_id=account.owner_id, mode=account.mode)
         _note_token(account, refused=False)
         for trade in account.trades:
             try:  # each write below runs as the trade's owner; deciding needs no database
@@ -198,7 +220,7 @@ def flag_oversold(account: SyncAccount, broker, report: SyncReport) -> int:
         logger.warning("sync: the positions of user %s could not be read: %s", account.owner_id, error)
         return 0
     short = {position.symbol: int(-position.quantity) for position in positions if position.quantity < 0}
-    newest = {trade.option_symbol: trade for trade in sorted(account.trades + account.recent, key=lambda t: t.pk)
+    newest = {trade.option_symbol: trade for trade in sorted(account.trades + account.finished, key=lambda t: t.pk)
               if trade.option_symbol in short}
     flagged = 0
     for symbol, trade in newest.items():
@@ -252,7 +274,7 @@ def _accounts_to_read(at: datetime) -> list[SyncAccount]:
         for trade in PaperTrade.objects.filter(Q(status__in=ACTIVE_STATUSES) | recent).order_by("id"):
             account = accounts.setdefault((trade.owner_id, trade.broker_mode),
                                           SyncAccount(trade.owner_id, trade.broker_mode))
-            (account.trades if trade.status in ACTIVE_STATUSES else account.recent).append(trade)
+            (account.trades if trade.status in ACTIVE_STATUSES else account.finished).append(trade)
         for owner_id in paper_owners_with_working_orders():
             accounts.setdefault((owner_id, BrokerMode.LOCAL_PAPER), SyncAccount(owner_id, BrokerMode.LOCAL_PAPER))
     return list(accounts.values())
@@ -308,14 +330,30 @@ def read_book(account: SyncAccount, broker, report: SyncReport) -> OrderBook:
                 except BrokerError as error:
                     logger.warning("sync: order %s of trade %s could not be read: %s", order_id, trade.pk, error)
                 report.broker_calls += 1
+    _read_finished(account, broker, book, report)
     return book
 
 
+def _read_finished(account: SyncAccount, broker, book: OrderBook, report: SyncReport) -> None:
+    """Orders of recently finished trades that the list did not show (a GTC exit of an earlier
+    day), read by id as the trades app asks, so the orphan guard sees any still working."""
+    for order_id in finished_orders_to_read(trades=account.finished, listed=book.by_id):
+        try:
+            order = at_broker(account, lambda order_id=order_id: broker.get_order(order_id))
+        except BrokerRateLimited:  # the budget is spent: the rest waits for the next cycle
+            break
+        except BrokerError as error:
+            logger.warning("sync: order %s of a finished trade could not be read: %s", order_id, error)
+            report.broker_calls += 1
+            continue
+        report.broker_calls += 1
+        finished_order_seen(owner_id=account.owner_id, mode=account.mode, order=order)
+        book.add(order)
+        book.orders.append(order)
+
+
 def known_order_ids(trade: PaperTrade) -> list[str]:
-    ids = [trade.entry_order_id, trade.bracket_order_id, trade.close_order_id]
-    if not trade.bracket_order_id:
-        ids += [trade.sl_order_id, trade.tp_order_id]
-    return [order_id for order_id in ids if order_id]
+    return trade_order_ids(trade)
 
 
 def sync_trade(trade: PaperTrade, book: OrderBook, broker, market: Market, at: datetime) -> int:
@@ -343,19 +381,7 @@ def _sync_entry(trade: PaperTrade, book: OrderBook, broker) -> tuple[int, PaperT
         return 0, trade
     with tenancy.acting_as(trade.owner_id):
         trade = trade_entry_update(trade_id=trade.pk, entry=entry, changes=changes, **SYSTEM)
-        if trade.status == TradeStatus.OPEN and not (trade.bracket_order_id or trade.sl_order_id
-                                                     or trade.tp_order_id):
-            trade = _adopt_or_attach_bracket(trade, book, broker)
-    return 1, trade
-
-
-def _adopt_or_attach_bracket(trade: PaperTrade, book: OrderBook, broker) -> PaperTrade:
-    working = book.by_tag.get(trade_order_tag(trade, OrderPurpose.STOP_LOSS))
-    if working is not None and working.status.is_working:
-        return trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED,
-                                changes={**bracket_ids(working), "attention_reason": ""},
-                                payload={"order": order_summary(working), "adopted": True}, **SYSTEM)
-    return bracket_attach(trade=trade, broker=broker, **SYSTEM)
+    return 1, trade  # a filled entry without a bracket gets one from `_sync_held`, in this cycle
 
 
 def exit_legs(trade: PaperTrade, book: OrderBook) -> tuple[Order | None, Order | None, Order | None]:
@@ -387,13 +413,12 @@ def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
         with tenancy.acting_as(trade.owner_id):
             close_confirm(trade_id=trade.pk, sell=sell, changes=changes, **SYSTEM)
         return 1
-    if not (trade.bracket_order_id or trade.sl_order_id or trade.tp_order_id):
-        working = book.by_tag.get(trade_order_tag(trade, OrderPurpose.STOP_LOSS))
-        if working is not None and working.status.is_working:  # placed with an unknown outcome: adopt it
-            with tenancy.acting_as(trade.owner_id):
-                _adopt_or_attach_bracket(trade, book, broker)
-            return 1
-        return 0
+    if not (trade.bracket_order_id or trade.sl_order_id or trade.tp_order_id):  # unprotected
+        listed = book.by_tag.get(trade_order_tag(trade, OrderPurpose.STOP_LOSS))
+        with tenancy.acting_as(trade.owner_id):
+            protected = bracket_protect(trade=trade, broker=broker, listed=listed, at=at,
+                                        trading_ends=market.expiry_cutoff(trade.expiry), **SYSTEM)
+        return int(protected.version != trade.version)
     exits = [order for order in (head, sl, tp) if order is not None]
     ended = exits and all(order.status.is_final for order in exits)
     if ended and at < market.expiry_cutoff(trade.expiry):  # at expiry, settlement takes over
@@ -422,94 +447,11 @@ def _resume_close(trade: PaperTrade, broker) -> int:
 
 
 def guard_orphans(account: SyncAccount, book: OrderBook, broker) -> int:
-    """Working orders tagged by us that no active trade of this account accounts for."""
-    active = {str(trade.pk): trade for trade in account.trades}
-    known = {order_id for trade in account.trades for order_id in known_order_ids(trade)}
-    suspects: dict[int, list[Order]] = defaultdict(list)
-    strays: list[tuple[PaperTrade, Order]] = []
-    for order in book.orders:
-        parsed = parse_order_tag(order.tag)
-        if parsed is None or not order.status.is_working or order.id in known:
-            continue
-        trade_id, _ = parsed
-        if trade_id in active:
-            if is_adopted(active[trade_id], order):
-                continue
-            strays.append((active[trade_id], order))
-        elif trade_id.isdigit():
-            suspects[int(trade_id)].append(order)
-    if not suspects and not strays:
-        return 0
-    with tenancy.acting_as(account.owner_id):
-        owned = {trade.pk: trade for trade in PaperTrade.objects.filter(pk__in=list(suspects))}
-    handled = 0
-    for trade_id, orders in suspects.items():
-        for order in orders:
-            trade = owned.get(trade_id)
-            if trade is not None and trade.status not in ACTIVE_STATUSES:
-                handled += _cancel_orphan(account, trade, order, broker)
-            else:
-                handled += _note_unknown(account, trade_id, order)
-    for trade, order in strays:
-        handled += _note_stray(trade, order)
-    return handled
+    """The orphan guard over one account's orders as read (the trades app decides)."""
+    return orphans_guard(owner_id=account.owner_id, mode=account.mode, orders=book.orders, active=account.trades,
+                         broker=broker)
 
 
 def is_adopted(trade: PaperTrade, order: Order) -> bool:
-    """An order this cycle may just have adopted (placed with an unknown outcome, found by its tag)."""
-    purpose = parse_order_tag(order.tag)[1]
-    return ((purpose == OrderPurpose.ENTRY and not trade.entry_order_id)
-            or (purpose == OrderPurpose.CLOSE and not trade.close_order_id)
-            or (purpose in (OrderPurpose.STOP_LOSS, OrderPurpose.TAKE_PROFIT) and not trade.bracket_order_id
-                and not trade.sl_order_id))
-
-
-def _cancel_orphan(account: SyncAccount, trade: PaperTrade, order: Order, broker) -> int:
-    who = {"actor": Actor.SYSTEM, "actor_label": "orphan_guard"}
-    try:
-        result = at_broker(account, lambda: broker.cancel_order(order.id))
-    except BrokerError as error:
-        logger.error("orphan guard: order %s of %s trade %s is still working and could not be cancelled: %s",
-                     order.id, trade.status, trade.pk, error)
-        with tenancy.acting_as(trade.owner_id):
-            event_record(trade=trade, kind=EventKind.ATTENTION_NEEDED, old_status=trade.status,
-                         new_status=trade.status, payload={"orphan_order": order_summary(order), "error": str(error),
-                                                           "why": "cancel it at the broker"}, **who)
-        return 1
-    logger.warning("orphan guard: cancelled order %s, still working for %s trade %s", order.id, trade.status,
-                   trade.pk)
-    with tenancy.acting_as(trade.owner_id):
-        event_record(trade=trade, kind=EventKind.ORDER_CANCELED, old_status=trade.status, new_status=trade.status,
-                     payload={"order": order_summary(result), "orphan": True}, **who)
-    return 1
-
-
-def _note_unknown(account: SyncAccount, trade_id: int, order: Order) -> int:
-    """A working order tagged for a trade this account does not hold: a person must look (it is
-    not cancelled, since we cannot tell whose it is). Recorded and logged once per order."""
-    if not cache.add(f"orphan-noted:{account.owner_id}:{order.id}", 1, ORPHAN_NOTE_TTL):
-        return 0
-    logger.error("orphan guard: order %s (tag %s) of user %s matches no trade of theirs", order.id, order.tag,
-                 account.owner_id)
-    with tenancy.acting_as(account.owner_id):
-        event_record(trade=None, owner_id=account.owner_id, kind=EventKind.ATTENTION_NEEDED, actor=Actor.SYSTEM,
-                     actor_label="orphan_guard",
-                     payload={"orphan_order": order_summary(order), "tagged_trade": trade_id,
-                              "why": "a working order tagged for a trade this account does not hold"})
-    return 1
-
-
-def _note_stray(trade: PaperTrade, order: Order) -> int:
-    """A second working order for an active trade, which the trade does not know."""
-    reason = f"A second working order {order.id} ({order.tag}) is at the broker: cancel one of them."[:255]
-    if trade.attention_reason == reason:
-        return 0
-    logger.error("orphan guard: trade %s has an unknown working order %s", trade.pk, order.id)
-    try:
-        with tenancy.acting_as(trade.owner_id):
-            trade_transition(trade_id=trade.pk, to=trade.status, kind=EventKind.ATTENTION_NEEDED,
-                             changes={"attention_reason": reason}, payload={"orphan_order": order_summary(order)},
-                             **{"actor": Actor.SYSTEM, "actor_label": "orphan_guard"})
-    except (VersionConflict, InvalidTransition):
-        return 0
-    return 1
+    """An order this cycle may just have adopted: not a stray (the trades app decides)."""
+    return order_is_adopted(trade, order)

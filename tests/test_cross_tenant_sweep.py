@@ -47,6 +47,8 @@ NOT_OBJECT_ROUTES = {
     "trade-validate": "checks a trade the caller would open; writes and returns no rows",
     "settings-paper": "switches the caller's own account back to paper (request.user's settings row only)",
     "api-webhook-secret": "makes a new signing secret for the caller's own webhook; shows no one else's rows",
+    "api-broker-status": "the caller's own broker trouble, from cache keys built from request.user, no rows "
+                         "(monitoring/tests/test_broker_trouble.py: Bob does not see Alice's)",
 }
 # Whole namespaces, and why.
 NOT_OBJECT_NAMESPACES = {

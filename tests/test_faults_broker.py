@@ -176,9 +176,10 @@ def test_a_broker_outage_mid_cycle_is_caught_up_by_the_next_cycle(api_as, trader
         detail = api_as(trader).get(f"/api/trades/{opened['id']}").json()
         assert detail["events"][-1]["kind"] == EventKind.ATTENTION_NEEDED
         assert "rotated-elsewhere" not in str(detail) and TOKEN not in str(detail)
-        monitor.sync_orders(market=market, at=market.moment)  # said once, not every cycle
-        assert trade_of(opened["id"]).version == trade.version
-        account.token = TOKEN
+        paused = monitor.sync_orders(market=market, at=market.moment)  # said once, and not asked every cycle
+        assert trade_of(opened["id"]).version == trade.version and paused.paused_accounts == [trader.pk]
+        account.token = TOKEN  # put right at Tradier, and saved again by the trader: polling resumes
+        services.account_settings_update(user=trader, changes={}, sandbox_token=TOKEN)
 
     tradier.maintenance = False
     tradier._faults.clear()

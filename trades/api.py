@@ -475,6 +475,31 @@ class AccountSettingsView(OwnedViewSetMixin, generics.GenericAPIView):
         return Response(self.get_serializer(account).data)
 
 
+class BrokerTroubleSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=[services.BrokerReauthenticate.code, services.BrokerDown.code],
+                                   help_text="What the monitor met: a refused (or missing) token, or an outage.")
+    detail = serializers.CharField(help_text="The broker's answer, without tokens or account numbers.")
+    broker_mode = serializers.ChoiceField(choices=BrokerMode.choices)
+    since = serializers.DateTimeField(help_text="When the monitor first met it.")
+
+
+class BrokerStatusView(OwnedViewSetMixin, generics.GenericAPIView):
+    """Broker trouble the order cycle met on the trader's accounts and that is not over, for the
+    pages' banner: the trader hears of it even when no request of theirs failed."""
+
+    serializer_class = BrokerTroubleSerializer
+    queryset = AccountSettings.objects.none()
+    pagination_class = None
+
+    def owned_queryset(self, user):
+        return AccountSettings.objects.filter(owner=user)
+
+    @extend_schema(summary="Broker trouble the monitor met (a refused token, an outage)",
+                   responses={200: BrokerTroubleSerializer(many=True)})
+    def get(self, request):
+        return Response(self.get_serializer(selectors.broker_troubles(user=request.user), many=True).data)
+
+
 class WebhookSecretSerializer(serializers.Serializer):
     webhook_secret = serializers.CharField(read_only=True, help_text="Sign-check key for the receiver; shown once.")
 

@@ -268,6 +268,13 @@ class PaperTrade(models.Model):
         return bool(self.attention_reason)
 
     @property
+    def unprotected(self) -> bool:
+        """An OPEN position that no SL/TP order protects at the broker (its bracket could not be
+        attached, or was lost): the pages say UNPROTECTED and the order cycle keeps trying."""
+        return self.status == TradeStatus.OPEN and self.held_qty > 0 and not (
+            self.bracket_order_id or self.sl_order_id or self.tp_order_id)
+
+    @property
     def held_qty(self) -> int:
         """Contracts actually held: the filled part of the entry (all of it once OPEN)."""
         return self.filled_qty or (self.qty if self.status in (TradeStatus.OPEN, TradeStatus.CLOSING) else 0)

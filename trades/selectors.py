@@ -8,6 +8,7 @@ from datetime import datetime
 from math import ceil
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db.models import F, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 
@@ -15,6 +16,7 @@ from brokers.models import BrokerMode
 from tradeoptions import tenancy
 
 from .models import PaperTrade, TradeEvent, TradeStatus
+from .services.broker_health import broker_trouble_key
 
 MAX_CHART_POINTS = 1000
 SNAPSHOT_FIELDS = ("timestamp", "kind", "mark_price", "bid", "ask", "delta", "gamma", "theta", "vega", "iv",
@@ -71,6 +73,14 @@ def trade_with_events(*, user: AbstractBaseUser) -> QuerySet[PaperTrade]:
     """The user's trades with their audit log loaded in one more query (for detail views)."""
     events = TradeEvent.objects.select_related("actor_user").order_by("created_at", "id")
     return trade_list(user=user).prefetch_related(Prefetch("events", queryset=events))
+
+
+def broker_troubles(*, user: AbstractBaseUser) -> list[dict]:
+    """What the order cycle last met at the user's brokers and is not over (a refused token, an
+    outage), per broker mode: code, detail, broker_mode, since. Never the token, nor its digest."""
+    found = cache.get_many([broker_trouble_key(user.pk, mode) for mode in BrokerMode.values])
+    return [{name: trouble[name] for name in ("code", "detail", "broker_mode", "since")}
+            for _, trouble in sorted(found.items())]
 
 
 def live_trades_open_count(*, user: AbstractBaseUser) -> int:

@@ -27,6 +27,8 @@ class TradeSerializer(serializers.ModelSerializer):
                                            help_text="Take-profit minus mark, per share.")
     tp_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
                                                help_text="Take-profit minus mark, in % of the mark.")
+    unprotected = serializers.BooleanField(read_only=True, help_text="OPEN, but no SL/TP order protects it at the "
+                                           "broker yet: the monitor keeps trying to attach one.")
     days_to_expiry = serializers.IntegerField(read_only=True, help_text="Calendar days to expiry, in New York.")
 
     class Meta:
@@ -36,7 +38,8 @@ class TradeSerializer(serializers.ModelSerializer):
             "entry_type", "planned_entry_price", "entry_price", "entry_date", "sl_price", "tp_price", "status",
             "status_reason", "close_reason", "close_price", "close_date", "current_price", "current_bid",
             "current_ask", "last_updated", "unrealized_pnl", "realized_pnl", "realized_pnl_pct", "strategy",
-            "broker_mode", "override_count", "needs_attention", "attention_reason", "oversold_qty", "version",
+            "broker_mode", "override_count", "needs_attention", "unprotected", "attention_reason", "oversold_qty",
+            "version",
             "created_at",
             "unrealized_pnl_pct", "sl_distance", "sl_distance_pct", "tp_distance", "tp_distance_pct",
             "days_to_expiry",

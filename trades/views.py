@@ -37,6 +37,7 @@ def _page_context(request) -> dict:
                 "calibration": "/api/analytics/calibration",
                 "exit_replay": "/api/analytics/exit-replay",
                 "market_status": reverse("market-status"),
+                "broker_status": reverse("api-broker-status"),
                 "settings_page": reverse("settings"),
                 "token": reverse("api-token"),
                 "token_revoke": reverse("api-token-revoke"),

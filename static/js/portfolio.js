@@ -131,12 +131,14 @@ function positionRow(trade) {
   const expanded = state.expanded.has(trade.id);
   const bidAsk = `bid ${fmt.price(trade.current_bid)} / ask ${fmt.price(trade.current_ask)}`;
   const status = trade.status === "OPEN" ? null : el("span", { className: `status-tag status-${trade.status.toLowerCase()}`, text: trade.status });
+  // No SL/TP order guards this position at the broker: said loudest, until the monitor attaches one.
+  const unprotected = trade.unprotected ? el("span", { className: "status-tag status-unprotected", title: trade.attention_reason || "No stop-loss or take-profit order at the broker", text: "UNPROTECTED" }) : null;
   const attention = trade.oversold_qty > 0
     ? el("span", { className: "status-tag status-oversold", title: trade.attention_reason, text: `short ${trade.oversold_qty} at the broker` })
-    : trade.needs_attention ? el("span", { className: "status-tag status-attention", title: trade.attention_reason, text: "needs attention" }) : null;
+    : trade.needs_attention && !trade.unprotected ? el("span", { className: "status-tag status-attention", title: trade.attention_reason, text: "needs attention" }) : null;
   return el("tr", { className: "position", dataset: { tradeId: trade.id, version: trade.version } },
     el("th", { scope: "row", className: "contract", dataset: { label: "Contract" } },
-      el("span", { className: "contract-label", text: label }), status, attention,
+      el("span", { className: "contract-label", text: label }), status, unprotected, attention,
       trade.strategy ? el("small", { className: "muted block", text: trade.strategy }) : null),
     el("td", { className: "num", dataset: { label: "Qty" }, text: String(trade.filled_qty || trade.qty) }),
     el("td", { className: "num", dataset: { label: "Entry" }, text: fmt.price(trade.entry_price ?? trade.planned_entry_price) }),

@@ -66,13 +66,17 @@ async function loadMarket() {
   renderFreshness();
 }
 
-function showBanner({ code, detail }) {
+// Codes of the monitor's banners the trader dismissed: not shown again until that trouble is over.
+const dismissed = new Set();
+
+function showBanner({ code, detail }, { source = "request" } = {}) {
   const region = document.getElementById("banners");
   if (!region || region.querySelector(`[data-code="${code}"]`)) return;
   const banner = document.createElement("div");
   banner.className = "banner banner-error";
   banner.setAttribute("role", "alert");
   banner.dataset.code = code;
+  banner.dataset.source = source;
   const text = document.createElement("span");
   text.textContent = code === "broker_reauthenticate"
     ? "Re-authenticate your broker token: the broker refused it or none is stored. "
@@ -87,17 +91,43 @@ function showBanner({ code, detail }) {
   dismiss.type = "button";
   dismiss.className = "icon-button";
   dismiss.textContent = "Dismiss";
-  dismiss.addEventListener("click", () => banner.remove());
+  dismiss.addEventListener("click", () => {
+    if (source === "monitor") dismissed.add(code);
+    banner.remove();
+  });
   banner.append(text, more, link, dismiss);
   region.append(banner);
+}
+
+// Broker trouble the order cycle met (a refused token, an outage) reaches the page without a
+// request of the trader's failing; a banner goes once the monitor reads the account cleanly.
+async function loadBrokerStatus() {
+  if (!config.urls?.broker_status) return;
+  let troubles;
+  try {
+    troubles = await get(config.urls.broker_status);
+  } catch {
+    return; // the page's own requests say what is wrong with the server
+  }
+  const codes = new Set(troubles.map((trouble) => trouble.code));
+  for (const banner of document.querySelectorAll('#banners [data-source="monitor"]')) {
+    if (!codes.has(banner.dataset.code)) banner.remove();
+  }
+  for (const code of [...dismissed]) if (!codes.has(code)) dismissed.delete(code);
+  for (const trouble of troubles) {
+    if (!dismissed.has(trouble.code)) showBanner(trouble, { source: "monitor" });
+  }
 }
 
 export function startTopbar() {
   bindMuteToggle(document.getElementById("mute-toggle"));
   window.addEventListener("broker-trouble", (event) => showBanner(event.detail));
   loadMarket();
+  loadBrokerStatus();
   setInterval(() => {
-    if (!document.hidden) loadMarket();
+    if (document.hidden) return;
+    loadMarket();
+    loadBrokerStatus();
   }, 60000);
   setInterval(renderFreshness, 15000);
 }

@@ -13,7 +13,10 @@ does asynchronously. `end_of_day()` expires day orders; GTC ones survive.
 
 Switches (`inject`) make the next matching request misbehave: `hang_after` (the order is recorded,
 then the answer comes too late), `drop` (the connection closes before anything happens), `500`,
-`html_503`, `429`, `quota_400`. `maintenance = True` serves the HTML page to everything.
+`html_503`, `429`, `quota_400`; narrowed to one order class (`order_class="oco"`), and a `429`
+with Tradier's rate-limit headers (`retry_in=` seconds to the window's reset). `maintenance =
+True` serves the HTML page to everything. `next_session()` starts a new day: the order list then
+shows only that day's orders, and older ones (a GTC exit) are readable by id only.
 
 Two broker behaviours for a sell-to-close of contracts that working exit orders already cover
 (whether Tradier refuses it is unconfirmed): by default it is accepted, and if both fill the
@@ -145,6 +148,7 @@ class FakeOrder:
     pending_views: int = 0
     triggered: bool = False  # a stop_limit whose stop has been reached
     active: bool = True  # OTOCO exits wait for their entry to fill
+    session: int = 0  # the market session it was placed in: the order list shows the current one's
 
     @property
     def is_buy(self) -> bool:
@@ -161,6 +165,8 @@ class Fault:
     method: str | None
     path: str | None
     times: int
+    order_class: str | None = None  # only placements of this class (`oco`, `option`, …)
+    retry_in: float | None = None  # a 429 that says, in Tradier's headers, when the window resets
 
 
 @dataclass
@@ -198,6 +204,7 @@ class FakeTradier:
         self.epoch_seconds = False  # quote dates in epoch seconds instead of ms
         self.throttle_as_quota_400 = False  # breach answered with 400 "Quota Violation" instead of 429
         self.pending_views = 1
+        self.session = 0  # `next_session()` moves on: earlier orders leave the list, stay readable by id
         self.orders_page_size = 25  # Tradier's default `limit`
         self.hang_seconds = 1.0
         self.maintenance = False
@@ -269,10 +276,23 @@ class FakeTradier:
                 if order.parent is None:
                     self._expire_day_orders(order)
 
-    def inject(self, kind: str, *, method: str | None = None, path: str | None = None, times: int = 1) -> None:
+    def next_session(self) -> None:
+        """The close, then a new day: day orders expire, and the order list (`GET /orders`) shows
+        only orders placed from now on, as Tradier's does, while `GET /orders/{id}` still reads
+        every order, GTC exits of earlier days included."""
+        with self._lock:
+            self.end_of_day()
+            self.session += 1
+
+    def inject(self, kind: str, *, method: str | None = None, path: str | None = None, times: int = 1,
+               order_class: str | None = None, retry_in: float | None = None) -> None:
+        """`order_class` narrows the fault to placements of that class (the bracket's `oco`, say,
+        and not the entry before it). A `429` with `retry_in` carries Tradier's rate-limit headers,
+        nothing left and the window resetting in that many seconds; without it, no headers."""
         assert kind in ("hang_after", "drop", "500", "html_503", "429", "quota_400"), kind
         with self._lock:
-            self._faults.append(Fault(kind=kind, method=method, path=path, times=times))
+            self._faults.append(Fault(kind=kind, method=method, path=path, times=times, order_class=order_class,
+                                      retry_in=retry_in))
 
     def orders_tagged(self, tag: str) -> list[FakeOrder]:
         with self._lock:
@@ -335,17 +355,18 @@ class FakeTradier:
             authorized = token_environment is not None and token_environment == environment
             self.requests.append(RecordedRequest(method, environment, path, query, form, content_type, accept,
                                                  authorized, token))
-            fault = self._take_fault(method, path)
+            fault = self._take_fault(method, path, form)
 
         responder = _Responder(handler, json_wanted="application/json" in accept)
         if self.latency:
             time.sleep(self.latency)
-        if fault == "drop":
+        fault_kind = fault.kind if fault is not None else None
+        if fault_kind == "drop":
             handler.close_connection = True
             return
-        if self.maintenance or fault == "html_503":
+        if self.maintenance or fault_kind == "html_503":
             return responder.html(503, MAINTENANCE_PAGE)
-        if fault == "500":
+        if fault_kind == "500":
             return responder.send(500, {"errors": {"error": "Internal Server Error"}})
         if environment not in (SANDBOX, LIVE):
             return responder.send(404, {"errors": {"error": "Resource not found"}})
@@ -358,10 +379,11 @@ class FakeTradier:
         group = _group(method, path)
         with self._lock:
             allowed, headers = self._count(token, group)
-        if fault in ("429", "quota_400"):  # a refusal out of the blue, without rate headers
-            if fault == "quota_400":
+        if fault is not None and fault.kind in ("429", "quota_400"):  # a refusal out of the blue
+            if fault.kind == "quota_400":
                 return responder.send(400, _fault("Quota Violation", "policies.ratelimit.QuotaViolation"))
-            return responder.send(429, {"errors": {"error": "Rate limit exceeded"}})
+            spent = self._spent_window(group, fault.retry_in) if fault.retry_in is not None else None
+            return responder.send(429, {"errors": {"error": "Rate limit exceeded"}}, spent)
         if not allowed:
             if self.throttle_as_quota_400:
                 return responder.send(400, _fault("Quota Violation", "policies.ratelimit.QuotaViolation"), headers)
@@ -373,18 +395,26 @@ class FakeTradier:
         except _Rejection as rejection:
             errors = rejection.errors[0] if len(rejection.errors) == 1 else rejection.errors
             status, body = rejection.status, {"errors": {"error": errors}}
-        if fault == "hang_after":
+        if fault_kind == "hang_after":
             time.sleep(self.hang_seconds)
         responder.send(status, body, headers)
 
-    def _take_fault(self, method: str, path: str) -> str | None:
+    def _take_fault(self, method: str, path: str, form: dict[str, str]) -> Fault | None:
         for fault in self._faults:
-            if (fault.method in (None, method)) and (fault.path is None or fault.path in path):
+            if ((fault.method in (None, method)) and (fault.path is None or fault.path in path)
+                    and fault.order_class in (None, form.get("class"))):
                 fault.times -= 1
                 if fault.times <= 0:
                     self._faults.remove(fault)
-                return fault.kind
+                return fault
         return None
+
+    def _spent_window(self, group: str, retry_in: float) -> dict[str, str]:
+        """Tradier's headers on a refusal: the group's budget all used, the window resetting soon."""
+        expiry = time.time() + retry_in
+        allowed = self.budgets[group]
+        return {"X-Ratelimit-Allowed": str(allowed), "X-Ratelimit-Used": str(allowed), "X-Ratelimit-Available": "0",
+                "X-Ratelimit-Expiry": str(int(expiry) if self.expiry_in_seconds else int(expiry * 1000))}
 
     def _count(self, token: str, group: str) -> tuple[bool, dict[str, str]]:
         """Tradier's windows: a minute from the first request, then a fresh one."""
@@ -539,6 +569,7 @@ class FakeTradier:
 
     def _register(self, order: FakeOrder) -> None:
         order.pending_views = self.pending_views
+        order.session = self.session
         self.orders[order.id] = order
         for leg in order.legs:
             self.orders[leg.id] = leg
@@ -745,7 +776,8 @@ class FakeTradier:
         return body
 
     def _orders_body(self, account: FakeAccount, query: dict, include_tags: bool) -> dict:
-        mine = [o for o in self.orders.values() if o.account_id == account.account_id and o.parent is None]
+        mine = [o for o in self.orders.values() if o.account_id == account.account_id and o.parent is None
+                and o.session == self.session]  # today's session only, as Tradier lists them
         for order in mine:
             self._view(order)
         limit = int(query.get("limit") or self.orders_page_size)

@@ -2,8 +2,10 @@
 
 Split by concern: `accounts` (traders and settings), `lifecycle` (the state machine's one
 gate and the audit log), `notifications` (the trader's webhook), `idempotency`, `opening`,
-`closing`, `brackets`, `orders` (talking to the broker for a trade), and `marks` (the monitor's
-marks and analytics' forensic targets: only trades writes the trade row). Import from here.
+`closing`, `brackets`, `protection` (keeping held positions protected), `orphans` (our orders
+no active trade accounts for), `broker_health` (broker trouble the monitor meets), `orders`
+(talking to the broker for a trade), and `marks` (the monitor's marks and analytics' forensic
+targets: only trades writes the trade row). Import from here.
 """
 
 from .accounts import (
@@ -14,6 +16,7 @@ from .accounts import (
     user_create,
 )
 from .brackets import brackets_adjust
+from .broker_health import broker_polling_paused, broker_trouble_clear, broker_trouble_record, broker_troubles_of
 from .closing import (
     BROKER_FILL,
     EXPIRY,
@@ -78,14 +81,15 @@ from .opening import (
     CONTEXT_FIELDS,
     TradeOpenInput,
     TradeResult,
-    bracket_attach,
     trade_entry_update,
     trade_open,
     trade_open_check,
     trade_risk,
 )
-from .orders import bracket_ids, broker_of, order_summary, split_legs, trade_order_tag
+from .orders import bracket_ids, broker_of, order_summary, split_legs, trade_order_ids, trade_order_tag
+from .orphans import finished_order_seen, finished_orders_to_read, order_is_adopted, orphans_guard
 from .positions import trade_oversold_flag
+from .protection import UNPROTECTED, bracket_attach, bracket_protect, needs_bracket
 
 __all__ = [
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
@@ -101,6 +105,10 @@ __all__ = [
     "idempotency_release", "idempotent", "KeyedAnswer",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
     "trade_risk", "STAFF_EDITABLE_FIELDS", "trade_staff_edit", "trade_transition", "user_create",
+    "broker_polling_paused", "broker_trouble_clear", "broker_trouble_record", "broker_troubles_of",
+    "UNPROTECTED", "bracket_protect", "finished_order_seen", "finished_orders_to_read", "needs_bracket",
+    "order_is_adopted", "orphans_guard",
+    "trade_order_ids",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
     "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",
     # For the monitor, which places and reads a trade's orders with the same helpers.

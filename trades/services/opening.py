@@ -54,10 +54,10 @@ from .orders import (
     entry_request,
     exit_requests,
     order_summary,
-    place_bracket,
     split_legs,
     was_not_placed,
 )
+from .protection import bracket_attach
 
 TICKER = re.compile(r"[A-Z]{1,6}")
 CONTEXT_FIELDS = (
@@ -127,7 +127,8 @@ def trade_open(
     # The PENDING trade has committed (unless the caller holds a transaction open) before its order
     # goes to the broker: whatever happens next, the order has a row that names it by its tag.
     with about_trade(trade.pk), tenancy.acting_as(user.pk):
-        result = _place(trade, broker, actor=actor, actor_user=_user(actor, user), actor_label=actor_label)
+        result = _place(trade, broker, at=market.now(), actor=actor, actor_user=_user(actor, user),
+                        actor_label=actor_label)
     # Only now, with the order placed: indicators and the regime are collected after the commit.
     if result.trade.status != TradeStatus.REJECTED:
         entry_context_request(trade=result.trade, entry_at=entry_at)
@@ -261,7 +262,7 @@ def _check_risk(user, account: AccountSettings, data: TradeOpenInput, reference:
         )
 
 
-def _place(trade: PaperTrade, broker: BrokerProvider, **who) -> TradeResult:
+def _place(trade: PaperTrade, broker: BrokerProvider, *, at: datetime, **who) -> TradeResult:
     entry = entry_request(trade)
     if trade.entry_type == EntryType.LIMIT and broker.supports_otoco:
         sl, tp = exit_requests(trade, quantity=trade.qty, sl=trade.sl_price, tp=trade.tp_price)
@@ -279,7 +280,7 @@ def _place(trade: PaperTrade, broker: BrokerProvider, **who) -> TradeResult:
         return _entry_failed(trade, error, **who)
     trade = trade_entry_update(trade_id=trade.pk, entry=order, changes={"entry_order_id": order.id}, **who)
     if trade.status == TradeStatus.OPEN:
-        trade = bracket_attach(trade=trade, broker=broker, **who)
+        trade = bracket_attach(trade=trade, broker=broker, at=at, **who)
     return TradeResult(trade)
 
 
@@ -336,19 +337,3 @@ def trade_entry_update(
         changes["filled_qty"] = filled
     kind = EventKind.ORDER_FILLED if filled else EventKind.ORDER_PLACED
     return trade_transition(trade_id=trade_id, to=TradeStatus.PENDING, kind=kind, changes=changes, **who)
-
-
-def bracket_attach(*, trade: PaperTrade, broker: BrokerProvider, **who) -> PaperTrade:
-    """Protect a freshly filled position with its SL/TP as one OCO; if that fails (after a retry),
-    the trade stays OPEN and is marked for attention, saying the position is unprotected."""
-    sl, tp = exit_requests(trade, quantity=trade.held_qty, sl=trade.sl_price, tp=trade.tp_price)
-    try:
-        order = place_bracket(broker, sl, tp)
-    except BrokerError as error:
-        return trade_transition(
-            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED,
-            changes={"attention_reason": f"The position has no SL/TP bracket: {error}"[:255]},
-            payload={"error": as_trade_error(error).code}, **who,
-        )
-    return trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED,
-                            changes=bracket_ids(order), payload={"order": order_summary(order)}, **who)

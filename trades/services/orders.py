@@ -89,7 +89,10 @@ def as_trade_error(error: BrokerError, *, trade: PaperTrade | None = None) -> Tr
         return OrderRefused(error.reason, trade=trade)
     if isinstance(error, OrderOutcomeUnknown):
         return BrokerOutcomeUnknown(str(error), trade=trade)
-    if isinstance(error, BrokerUnavailable | BrokerRateLimited):
+    if isinstance(error, BrokerRateLimited):
+        return BrokerDown(f"The broker is throttling this account's requests, nothing was placed: {error}",
+                          trade=trade)
+    if isinstance(error, BrokerUnavailable):
         return BrokerDown(f"The broker is not available, nothing was placed: {error}", trade=trade)
     return BrokerOutcomeUnknown(f"The broker answered unexpectedly: {error}", trade=trade)
 
@@ -104,6 +107,15 @@ def was_not_placed(error: BrokerError) -> bool:
 def trade_order_tag(trade: PaperTrade, purpose: OrderPurpose | str) -> str:
     """The tag of a trade's order: `to-<id>-<purpose>`, marked `live-` when the trade is live."""
     return order_tag(trade.pk, purpose, live=trade.broker_mode == BrokerMode.TRADIER_LIVE)
+
+
+def trade_order_ids(trade: PaperTrade) -> list[str]:
+    """The broker ids a trade knows of its orders: entry, bracket (or its legs, when no OCO head
+    is known) and close."""
+    ids = [trade.entry_order_id, trade.bracket_order_id, trade.close_order_id]
+    if not trade.bracket_order_id:
+        ids += [trade.sl_order_id, trade.tp_order_id]
+    return [order_id for order_id in ids if order_id]
 
 
 def entry_request(trade: PaperTrade) -> OrderRequest:
@@ -161,14 +173,15 @@ def order_summary(order: Order) -> dict:
 
 
 def place_bracket(broker: BrokerProvider, sl: OrderRequest, tp: OrderRequest, *, attempts: int = 2) -> Order:
-    """Place SL/TP as one OCO, trying again once if the broker failed (never after a refusal,
-    which a retry would not change). An attempt whose outcome is unknown is looked up by its tag
-    before the next, so a retry can never double the bracket."""
+    """Place SL/TP as one OCO, trying again once if the broker failed: never after a refusal,
+    which a retry would not change, nor when throttled, since the client has waited what it
+    could. An attempt whose outcome is unknown is looked up by its tag before the next, so a
+    retry can never double the bracket."""
     last: BrokerError | None = None
     for _ in range(attempts):
         try:
             return broker.place_oco_order(sl, tp)
-        except OrderRejected:
+        except (OrderRejected, BrokerRateLimited):  # a throttled broker client has waited all it may
             raise
         except BrokerError as error:
             last = error

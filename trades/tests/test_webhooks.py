@@ -293,6 +293,8 @@ def test_a_broker_that_refuses_the_account_is_reported_once_an_hour(trader, rece
     cache.delete(f"webhook:broker-auth:{trader.pk}:{BrokerMode.TRADIER_SANDBOX}")
     with django_capture_on_commit_callbacks(execute=True):  # each cycle commits before the next
         first = sync_orders()
+    # Polled again all the same (the pause that now follows a refusal forgotten), to hear the hour's silence.
+    services.broker_trouble_clear(owner_id=trader.pk, mode=BrokerMode.TRADIER_SANDBOX)
     with django_capture_on_commit_callbacks(execute=True):
         second = sync_orders()  # the next cycle meets the same refusal: no second message
     assert first.failed_accounts == second.failed_accounts == [trader.pk]
