@@ -50,6 +50,7 @@ GROUPS = (STANDARD, MARKET_DATA, TRADING)
 CRITICAL = "critical"
 BACKGROUND = "background"
 PRIORITIES = (CRITICAL, BACKGROUND)
+BACKGROUND_RETRY_WITHOUT_REDIS = 30.0  # seconds: a Redis failover is usually over by then
 
 DEFAULT_PER_MINUTE = 50  # when a group's budget is unknown, stay under what every Tradier tier allows
 SANDBOX_LIMITS = {STANDARD: 60, MARKET_DATA: 60, TRADING: 60}
@@ -266,7 +267,8 @@ class RateLimiter:
         """Waits for the group's next slot and returns how long it waited.
 
         Fails open if Redis is unreachable: an exit order must not be held hostage by the
-        limiter, and the broker's own 429 still protects the account. A BACKGROUND limiter never
+        limiter, and the broker's own 429 still protects the account. Background work fails
+        closed instead: unthrottled, it would push the broker's 429s onto the monitor. A BACKGROUND limiter never
         waits: it is granted a slot outside the reserved share now, or refused (see the module).
         """
         capacity, rate = self._shape(group)
@@ -281,6 +283,10 @@ class RateLimiter:
                 granted, wait_ms = acquire(keys=self._keys(group),
                                            args=[capacity, repr(rate), int(self._max_wait * 1000)])
         except redis.RedisError as exc:
+            if self._priority == BACKGROUND:  # background work can wait; it must not spend trading's budget
+                log.warning("Rate limiter unavailable (%s); background %s request deferred", type(exc).__name__, group)
+                raise BrokerRateLimited(f"The rate limiter is unavailable: background {group} work waits.",
+                                        retry_after=BACKGROUND_RETRY_WITHOUT_REDIS) from exc
             log.warning("Rate limiter unavailable (%s); sending the %s request unthrottled", type(exc).__name__, group)
             return 0.0
         wait = int(wait_ms) / 1000.0

@@ -48,8 +48,13 @@ LONGEST_SLOT_HELD = 10.0
 
 
 def _friday_weeks_ahead(today: date, weeks: int) -> date:
+    """A Friday expiry about `weeks` out that is a trading day (Good Friday, Juneteenth and
+    Christmas fall on Fridays in some years: the open would refuse them)."""
     day = today + timedelta(weeks=weeks)
-    return day + timedelta(days=(4 - day.weekday()) % 7)
+    day += timedelta(days=(4 - day.weekday()) % 7)
+    while not market_clock.is_trading_day(day):
+        day += timedelta(weeks=1)
+    return day
 
 
 @pytest.fixture

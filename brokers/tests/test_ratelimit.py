@@ -219,6 +219,15 @@ def test_without_redis_the_limiter_fails_open_and_says_so(caplog):
     assert TOKEN not in caplog.text
 
 
+def test_without_redis_background_work_waits_instead_of_spending_tradings_budget(caplog):
+    background = RateLimiter(TOKEN, limits={STANDARD: 1}, redis_client=connect("redis://127.0.0.1:1/0"),
+                             priority=BACKGROUND)
+    with caplog.at_level(logging.WARNING, logger="brokers.ratelimit"), pytest.raises(BrokerRateLimited) as refused:
+        background.acquire(STANDARD)
+    assert refused.value.retry_after > 0
+    assert "deferred" in caplog.text and TOKEN not in caplog.text
+
+
 WORKER = textwrap.dedent(
     """
     import json, sys, time
@@ -257,10 +266,15 @@ def run_workers(namespace, *, processes, count, burst, per_minute, max_wait):
         for _ in range(processes)
     ]
     results = []
-    for child in children:
-        out, err = child.communicate(timeout=60)
-        assert child.returncode == 0, err
-        results.append(json.loads(out))
+    try:
+        for child in children:
+            out, err = child.communicate(timeout=60)
+            assert child.returncode == 0, err
+            results.append(json.loads(out))
+    finally:
+        for child in children:  # none outlives the test, whatever failed
+            child.kill()
+            child.wait()
     return results
 
 
