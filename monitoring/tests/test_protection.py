@@ -67,8 +67,7 @@ def test_the_monitor_attaches_a_missing_bracket_with_backoff_until_it_succeeds(t
 
 def test_a_bracket_that_reached_the_broker_after_all_is_adopted_by_its_tag_not_doubled(trader, tradier, market):
     from brokers.factory import broker_for
-    from trades.services import account_settings_for
-    from trades.services.orders import exit_requests
+    from trades.services import account_settings_for, exit_requests
 
     tradier.inject("html_503", method="POST", path="/orders", order_class="oco", times=2)
     trade = open_sandbox_call(trader, market)
@@ -136,18 +135,17 @@ def test_a_gtc_exit_left_working_by_a_trade_finished_on_an_earlier_day_is_cancel
 
     report = services.sync_orders(market=market, at=market.moment + timedelta(days=1))
     assert tradier.order(trade.bracket_order_id).status == "canceled" and _orphan_cancels(trade.pk) == 1
-    assert report.broker_calls == 3  # the list, and the trade's two orders by id (entry, bracket)
+    assert report.broker_calls == 4  # the list, the positions, and the trade's two orders by id (entry, bracket)
 
     reads = len(tradier.requests_for("GET", "/orders/"))
     report = services.sync_orders(market=market, at=market.moment + timedelta(days=1, minutes=1))
-    assert report.broker_calls == 1 and len(tradier.requests_for("GET", "/orders/")) == reads  # final: not read again
+    assert report.broker_calls == 2 and len(tradier.requests_for("GET", "/orders/")) == reads  # final: not read again
     assert _orphan_cancels(trade.pk) == 1
 
 
 def test_orders_of_finished_trades_are_read_a_few_a_cycle(trader, tradier, market, monkeypatch):
-    from trades.services import orphans
-
-    monkeypatch.setattr(orphans, "FINISHED_ORDER_READS", 2)
+    # A private knob of trades, reached by its dotted name (monitoring imports no private module).
+    monkeypatch.setattr("trades.services.orphans.FINISHED_ORDER_READS", 2)
     trades = []
     for _ in range(3):
         trades.append(open_sandbox_call(trader, market))
@@ -157,7 +155,7 @@ def test_orders_of_finished_trades_are_read_a_few_a_cycle(trader, tradier, marke
     for minute in range(4):
         calls.append(services.sync_orders(market=market, at=market.moment + timedelta(days=1, minutes=minute))
                      .broker_calls)
-    assert calls == [3, 3, 3, 1]  # the list and at most two orders by id; then only the list
+    assert calls == [4, 4, 4, 2]  # the list, the positions and at most two orders by id; then the list and positions
     assert [tradier.order(trade.bracket_order_id).status for trade in trades] == ["canceled"] * 3
 
 

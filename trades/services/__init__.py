@@ -86,7 +86,7 @@ from .opening import (
     trade_open_check,
     trade_risk,
 )
-from .orders import bracket_ids, broker_of, order_summary, split_legs, trade_order_ids, trade_order_tag
+from .orders import bracket_ids, broker_of, exit_requests, order_summary, split_legs, trade_order_ids, trade_order_tag
 from .orphans import finished_order_seen, finished_orders_to_read, order_is_adopted, orphans_guard
 from .positions import trade_oversold_flag
 from .protection import UNPROTECTED, bracket_attach, bracket_protect, needs_bracket
@@ -112,7 +112,7 @@ __all__ = [
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
     "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",
     # For the monitor, which places and reads a trade's orders with the same helpers.
-    "bracket_attach", "bracket_ids", "broker_of", "order_summary", "split_legs",
+    "bracket_attach", "bracket_ids", "broker_of", "exit_requests", "order_summary", "split_legs",
     "trade_order_tag",
     # For the monitor's marks and analytics' forensic targets: figures measured elsewhere, written here.
     "TradeMark", "TradeTargets", "marks_record", "targets_record",
