@@ -94,8 +94,10 @@ logger = logging.getLogger(__name__)
 SYSTEM = {"actor": Actor.SYSTEM, "actor_label": "sync_orders"}
 # Finished trades whose orders may still be working at the broker: looked at for this long.
 RECENTLY_FINISHED = timedelta(days=3)
-# A CLOSING trade with no sell at the broker is finished by the sync once it is this old: longer
-# than a close request can take (its broker calls' timeouts and retries), so never one in flight.
+# A CLOSING trade with no sell at the broker is finished by the sync once its close request moved it
+# to CLOSING this long ago (`close_in_flight_since`), or at once when the request has ended: a
+# request still at work is normally done by then. (Marks do not count: they leave the trade's
+# `updated_at` alone.)
 CLOSE_IN_FLIGHT = timedelta(minutes=2)
 
 
@@ -283,7 +285,7 @@ def _accounts_to_read(at: datetime) -> list[SyncAccount]:
 def _now() -> datetime:
     from django.utils import timezone
 
-    return timezone.now()  # `updated_at` is written with the wall clock, whatever the cycle's clock says
+    return timezone.now()  # `updated_at` and `close_in_flight_since` are written with the wall clock
 
 
 def _settings_of(owner_ids: set[int]) -> dict[int, AccountSettings]:
@@ -436,9 +438,12 @@ def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
 
 def _resume_close(trade: PaperTrade, broker) -> int:
     """A CLOSING trade whose sell is not at the broker, by id or by tag: its close stopped between
-    two steps (the process died). Once it is older than a close in flight can be, the trades
-    app finishes it; a close whose sell was placed but not recorded is found by its tag above."""
-    if trade.close_order_id or _now() - trade.updated_at < CLOSE_IN_FLIGHT:
+    two steps (the process died), or its request ended waiting for the broker (a cancel not yet
+    confirmed). Once no close request can still be at work on it (it ended, or moved the trade
+    to CLOSING longer ago than one takes), the trades app finishes it; a close whose sell was
+    placed but not recorded is found by its tag above."""
+    since = trade.close_in_flight_since
+    if trade.close_order_id or (since is not None and _now() - since < CLOSE_IN_FLIGHT):
         return 0
     logger.warning("sync: trade %s is CLOSING without a sell at the broker; finishing its close", trade.pk)
     with tenancy.acting_as(trade.owner_id):

@@ -172,6 +172,10 @@ class PaperTrade(models.Model):
     # The OCO (or OTOCO) order holding both exits: cancelling it cancels both legs.
     bracket_order_id = models.CharField(max_length=64, blank=True)
     close_order_id = models.CharField(max_length=64, blank=True)
+    # When a close request moved the trade to CLOSING and is (or may be) still at work on it; NULL
+    # once the request ended leaving the trade CLOSING. The monitor finishes a CLOSING trade without
+    # a sell only when no request is at work on it (monitoring.sync, CLOSE_IN_FLIGHT).
+    close_in_flight_since = models.DateTimeField(null=True, blank=True)
     trigger_precision = models.DecimalField(
         **PRICE, null=True, blank=True, help_text="Fill minus trigger price, per share."
     )

@@ -53,6 +53,9 @@ from .orders import (
 
 CENT = Decimal("0.01")
 BROKER_FILL, EXPIRY = "BROKER_FILL", "EXPIRY"
+# A close request that leaves the trade CLOSING says it is done with it: the monitor, which
+# finishes a CLOSING trade no request is at work on, need not wait for one in flight.
+REQUEST_ENDED = {"close_in_flight_since": None}
 
 
 def close_outcome(trade: PaperTrade, *, price: Decimal, at: datetime, reason: str) -> dict:
@@ -200,7 +203,8 @@ def _close(*, user: AbstractBaseUser, trade_id: int, version: int, market: Marke
         trade = PaperTrade.objects.get(owner=user, pk=trade_id)
         broker = broker_of(account_settings_for(user=user), mode=trade.broker_mode, market=market)
         try:
-            trade = trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSING, expected_version=version, **who)
+            trade = trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSING, expected_version=version,
+                                     changes={"close_in_flight_since": timezone.now()}, **who)
         except VersionConflict as error:
             return conflict_refused(trade=trade, error=error, user=user, action="close", sent_version=version)
     # CLOSING has committed (unless the caller holds a transaction open): a second close is refused
@@ -224,7 +228,7 @@ def close_at_broker(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Trad
         trade = trade_transition(
             trade_id=trade.pk, to=TradeStatus.CLOSING, kind=EventKind.ATTENTION_NEEDED,
             changes={"attention_reason": "Waiting for the broker to confirm the bracket's cancel; "
-                                         "the monitor sells once it has."},
+                                         "the monitor sells once it has.", **REQUEST_ENDED},
             payload={"orders": [order_summary(order) for order in withdrawn.orders]}, **who)
         return TradeResult(trade)
     held = trade.held_qty - withdrawn.sold
@@ -263,7 +267,7 @@ def close_confirm(*, trade_id: int, sell: Order, changes: dict | None = None, **
         return trade_transition(trade_id=trade_id, to=TradeStatus.OPEN, kind=EventKind.ORDER_CANCELED,
                                 changes=changes, payload=payload, **who)
     return trade_transition(trade_id=trade_id, to=TradeStatus.CLOSING, kind=EventKind.ORDER_PLACED,
-                            changes=changes, payload=payload, **who)
+                            changes={**changes, **REQUEST_ENDED}, payload=payload, **who)
 
 
 def _sold_in_parts(trade: PaperTrade, withdrawn: Withdrawal, who: dict) -> PaperTrade:
@@ -272,7 +276,7 @@ def _sold_in_parts(trade: PaperTrade, withdrawn: Withdrawal, who: dict) -> Paper
     return trade_transition(
         trade_id=trade.pk, to=TradeStatus.CLOSING, kind=EventKind.ATTENTION_NEEDED,
         changes={"attention_reason": "The SL/TP legs sold the whole position between them in partial fills: "
-                                     "book the close by hand from the broker's fills."},
+                                     "book the close by hand from the broker's fills.", **REQUEST_ENDED},
         payload={"orders": [order_summary(order) for order in withdrawn.orders]}, **who)
 
 
@@ -289,7 +293,8 @@ def _sell_failed(trade: PaperTrade, error: BrokerError, broker: BrokerProvider, 
         return TradeResult(trade, problem)
     trade = trade_transition(
         trade_id=trade.pk, to=TradeStatus.CLOSING, kind=EventKind.ATTENTION_NEEDED,
-        changes={"attention_reason": f"Close order outcome unknown, reconcile by its tag: {error}"[:255]},
+        changes={"attention_reason": f"Close order outcome unknown, reconcile by its tag: {error}"[:255],
+                 **REQUEST_ENDED},
         payload={"error": problem.code}, **who,
     )
     problem.trade = trade

@@ -19,6 +19,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 
 from brokers import factory
 from brokers.models import BrokerMode, PaperOrder
@@ -27,6 +28,8 @@ from brokers.ratelimit import GROUPS, RateLimiter
 from brokers.tradier import TradierClient
 from monitoring import services as monitoring_services
 from monitoring import sync
+from monitoring.marketdata.simulated import SimulatedProvider
+from monitoring.services import snapshot_positions
 from tradeoptions import tenancy
 from trades import services
 from trades.models import Actor, CloseReason, PaperTrade, TradeStatus
@@ -301,33 +304,42 @@ def test_the_fake_refuses_a_sell_its_working_exits_already_cover_only_when_told(
     assert fake_tradier.accounts[ACCOUNT].positions[CONTRACT].quantity == -QTY
 
 
-def test_a_close_the_process_left_after_the_cancel_is_finished_by_the_monitor(trader, market, racing,
-                                                                                monkeypatch):
+class ProcessDied(BaseException):
+    """Nothing after this point of the close runs (and its open transaction rolls back)."""
+
+
+def _killed():
+    raise ProcessDied
+
+
+def test_a_close_the_process_left_after_the_cancel_is_finished_by_the_monitor(trader, market, racing):
     """Killed between the cancel and the sell: the trade is CLOSING with no sell and no bracket.
-    The monitor leaves it alone while a close may still be in flight, then finishes it."""
+    The monitor leaves it alone while a close may still be in flight, then finishes it, though
+    every snapshot cycle meanwhile marks the trade (the wall clock walks with the market's)."""
     venue = Venue("paper", trader, market)
-    trade = _open(trader, market)
+    provider = SimulatedProvider(seed="close-resume", clock=market.now)
+    with time_machine.travel(market.now(), tick=False) as clock:
+        trade = _open(trader, market)
+        with pytest.raises(ProcessDied):
+            _run("close", venue, trade, racing, at=1, fill=_killed)
+        stuck = _trade(trade.pk)
+        assert stuck.status == TradeStatus.CLOSING and not stuck.close_order_id
 
-    class ProcessDied(BaseException):
-        """Nothing after this point of the close runs (and its open transaction rolls back)."""
+        def cycle():  # 40 s later: a snapshot (the trade's mark), then the order cycle
+            clock.shift(timedelta(seconds=40))
+            market.advance(seconds=40)
+            assert snapshot_positions(provider=provider, at=market.now()).written == 1
+            venue.catch_up()
+            return _trade(trade.pk)
 
-    def killed():
-        raise ProcessDied
-
-    with pytest.raises(ProcessDied):
-        _run("close", venue, trade, racing, at=1, fill=killed)
-    stuck = _trade(trade.pk)
-    assert stuck.status == TradeStatus.CLOSING and not stuck.close_order_id
-    venue.catch_up()
-    assert _trade(trade.pk).status == TradeStatus.CLOSING  # too fresh: it may be a close in flight
-    monkeypatch.setattr(sync, "CLOSE_IN_FLIGHT", timedelta(0))
-    venue.catch_up()
-    closed = _trade(trade.pk)
+        assert cycle().status == TradeStatus.CLOSING  # 40 s: it may be a close in flight
+        marked = cycle()  # 80 s
+        assert marked.status == TradeStatus.CLOSING and marked.current_price is not None
+        closed = cycle()  # 120 s: no close request takes that long
     ((kind, price, quantity),) = venue.filled_exits(trade.pk)
     assert (kind, quantity, venue.look()) == ("market", QTY, (0, False))
     assert (closed.status, closed.close_reason, closed.close_price) == (
         TradeStatus.CLOSED, CloseReason.MANUAL_CLOSE, price)
-
 
 
 @pytest.mark.parametrize("venue", ["tradier-accepts", "tradier-refuses"], indirect=True)
@@ -358,8 +370,7 @@ def test_a_cancel_the_broker_has_not_finished_sells_nothing_until_the_monitor_se
     assert venue.filled_exits(trade.pk) == [] and venue.look() == (QTY, False)  # the bracket still protects it
 
     monkeypatch.setattr(LocalPaperBroker, "cancel_order", real_cancel)  # the broker catches up
-    monkeypatch.setattr(sync, "CLOSE_IN_FLIGHT", timedelta(0))
-    venue.catch_up()
+    venue.catch_up()  # at once: the close request has ended, nothing else is at work on the trade
     closed = _trade(trade.pk)
     ((kind, price, _),) = venue.filled_exits(trade.pk)
     assert (closed.status, closed.close_reason, closed.close_price, kind) == (
