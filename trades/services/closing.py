@@ -204,7 +204,8 @@ def _close(*, user: AbstractBaseUser, trade_id: int, version: int, market: Marke
         broker = broker_of(account_settings_for(user=user), mode=trade.broker_mode, market=market)
         try:
             trade = trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSING, expected_version=version,
-                                     changes={"close_in_flight_since": timezone.now()}, **who)
+                                     changes={"close_in_flight_since": timezone.now(), "close_order_id": ""},
+                                     **who)
         except VersionConflict as error:
             return conflict_refused(trade=trade, error=error, user=user, action="close", sent_version=version)
     # CLOSING has committed (unless the caller holds a transaction open): a second close is refused
@@ -261,6 +262,9 @@ def close_confirm(*, trade_id: int, sell: Order, changes: dict | None = None, **
         return trade_transition(trade_id=trade_id, to=TradeStatus.CLOSED, kind=EventKind.ORDER_FILLED,
                                 changes=changes, payload=payload, **who)
     if sell.status.is_final:  # refused, cancelled or expired unfilled: the position is still held
+        # The id goes with it (the event keeps it): a later close's sell is known by its own id or
+        # tag, never mistaken for this one, which ended.
+        changes["close_order_id"] = ""
         changes["status_reason"] = f"The close order was {sell.status.value}: {sell.reason or ''}".strip()[:255]
         changes["attention_reason"] = ("The close order ended unfilled and the bracket was cancelled before it: "
                                        "the position is unprotected. Adjust the bracket or close again.")

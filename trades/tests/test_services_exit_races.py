@@ -22,6 +22,7 @@ import pytest
 import time_machine
 
 from brokers import factory
+from brokers.base import OrderOutcomeUnknown
 from brokers.models import BrokerMode, PaperOrder
 from brokers.paper import LocalPaperBroker
 from brokers.ratelimit import GROUPS, RateLimiter
@@ -390,3 +391,38 @@ def test_an_expiry_whose_bracket_cannot_be_cancelled_waits_instead_of_guessing(t
         reason = services.trade_expiry_settle(trade=trade, broker=broker, value=Decimal("1.00"), cutoff=market.now(),
                                               payload={}, actor=Actor.SYSTEM)
     assert reason is None and _trade(trade.pk).status == TradeStatus.OPEN
+
+
+def test_a_second_close_whose_sell_answer_was_lost_is_not_undone_by_the_first_close_s_ended_sell(
+        trader, market, monkeypatch):
+    """Close #1's sell ends unfilled (the trade is OPEN again); close #2's sell fills but its
+    answer is lost. The monitor must judge close #2 by its own sell, not reopen the trade because
+    close #1's sell, long over, is still remembered."""
+    venue = Venue("paper", trader, market)
+    trade = _open(trader, market)
+    market.open = False  # close #1's market sell waits for the open
+    first = services.trade_close(user=trader, trade_id=trade.pk, version=trade.version, market=market).trade
+    assert first.status == TradeStatus.CLOSING and first.close_order_id
+    with tenancy.acting_as(trader.pk):
+        LocalPaperBroker(trader.pk, starting_cash=Decimal("10000"), market=market).cancel_order(first.close_order_id)
+    market.open = True
+    venue.catch_up()
+    reopened = _trade(trade.pk)
+    assert reopened.status == TradeStatus.OPEN
+
+    place = LocalPaperBroker.place_order
+
+    def answer_lost(self, request):
+        place(self, request)
+        raise OrderOutcomeUnknown("the answer never came", tag=request.tag)
+
+    monkeypatch.setattr(LocalPaperBroker, "place_order", answer_lost)
+    second = services.trade_close(user=trader, trade_id=trade.pk, version=reopened.version, market=market).trade
+    monkeypatch.setattr(LocalPaperBroker, "place_order", place)
+    assert second.status == TradeStatus.CLOSING
+    venue.catch_up()
+    closed = _trade(trade.pk)
+    ((kind, price, quantity),) = venue.filled_exits(trade.pk)
+    assert (kind, quantity, venue.look()) == ("market", QTY, (0, False))
+    assert (closed.status, closed.close_reason, closed.close_price) == (
+        TradeStatus.CLOSED, CloseReason.MANUAL_CLOSE, price)
