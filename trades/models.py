@@ -176,6 +176,11 @@ class PaperTrade(models.Model):
     # once the request ended leaving the trade CLOSING. The monitor finishes a CLOSING trade without
     # a sell only when no request is at work on it (monitoring.sync, CLOSE_IN_FLIGHT).
     close_in_flight_since = models.DateTimeField(null=True, blank=True)
+    # Contracts an exit leg sold before its bracket was cancelled (partial fills), and their average
+    # price per share (more places than PRICE: an average of fills). `held_qty` is what is left; the
+    # close's P&L blends these in (trades.services.closing.close_outcome).
+    exit_filled_qty = models.PositiveIntegerField(default=0)
+    exit_filled_price = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     trigger_precision = models.DecimalField(
         **PRICE, null=True, blank=True, help_text="Fill minus trigger price, per share."
     )
@@ -280,8 +285,10 @@ class PaperTrade(models.Model):
 
     @property
     def held_qty(self) -> int:
-        """Contracts actually held: the filled part of the entry (all of it once OPEN)."""
-        return self.filled_qty or (self.qty if self.status in (TradeStatus.OPEN, TradeStatus.CLOSING) else 0)
+        """Contracts actually held: the filled part of the entry (all of it once OPEN), less what
+        exit legs already sold in partial fills (`exit_filled_qty`)."""
+        bought = self.filled_qty or (self.qty if self.status in (TradeStatus.OPEN, TradeStatus.CLOSING) else 0)
+        return max(bought - self.exit_filled_qty, 0)
 
     # Figures the pages show, derived here once so that no page computes its own and disagrees.
 

@@ -22,7 +22,7 @@ from tradeoptions import tenancy
 from trades.models import Actor, EventKind, PaperTrade, TradeStatus
 
 from .accounts import account_settings_for
-from .closing import bracket_restore, bracket_withdraw, conflict_refused, exit_fill_close
+from .closing import bracket_restore, bracket_withdraw, conflict_refused, exit_fill_close, exit_fills_record
 from .errors import (
     BracketReplaceFailed,
     BracketWouldFill,
@@ -80,7 +80,8 @@ def brackets_adjust(
         if not withdrawn.final:  # a leg may still fill: a second bracket beside it could double the exit
             return TradeResult(trade, BracketReplaceFailed(
                 "The broker has not confirmed the current bracket's cancel; nothing new was placed.", trade=trade))
-        held = trade.held_qty - withdrawn.sold
+        trade = exit_fills_record(trade=trade, withdrawn=withdrawn, **who)
+        held = trade.held_qty
         if held <= 0:  # partial fills of the old legs sold everything: there is nothing left to protect
             return TradeResult(trade, BracketReplaceFailed(
                 "The old bracket's legs sold the whole position in partial fills; nothing new was placed.",
@@ -91,7 +92,7 @@ def brackets_adjust(
         except BrokerError as error:
             return _restore(trade, broker, error, held, who)
         trade = trade_transition(
-            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.BRACKET_ADJUSTED, expected_version=version,
+            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.BRACKET_ADJUSTED, expected_version=trade.version,
             changes={"sl_price": sl, "tp_price": tp, "override_count": trade.override_count + 1,
                      "attention_reason": "", **bracket_ids(order)},
             payload={"from": old, "to": {"sl_price": sl, "tp_price": tp}, "allow_immediate": allow_immediate,

@@ -59,10 +59,16 @@ REQUEST_ENDED = {"close_in_flight_since": None}
 
 
 def close_outcome(trade: PaperTrade, *, price: Decimal, at: datetime, reason: str) -> dict:
-    """The outcome fields of a trade closed at `price` per share: P&L in dollars (premiums only,
-    before commissions), percent of the entry premium, hours held."""
-    quantity = trade.held_qty
-    pnl = (price - trade.entry_price) * quantity * CONTRACT_MULTIPLIER
+    """The outcome fields of a trade whose held contracts close at `price` per share: P&L in
+    dollars (premiums only, before commissions), percent of the entry premium, hours held.
+    Contracts exit legs sold earlier in partial fills count at their own price: the close price
+    is the quantity-weighted average of both."""
+    held, sold = trade.held_qty, trade.exit_filled_qty
+    proceeds = price * held + (trade.exit_filled_price * sold if sold else 0)
+    quantity = held + sold
+    if sold:
+        price = (proceeds / quantity).quantize(Decimal("0.0001"))
+    pnl = (proceeds - trade.entry_price * quantity) * CONTRACT_MULTIPLIER
     hours = Decimal((at - trade.entry_date).total_seconds()) / 3600 if trade.entry_date else None
     return {
         "close_price": price,
@@ -112,12 +118,23 @@ def filled_exit(sl: Order | None, tp: Order | None) -> ExitFill | None:
 @dataclass(frozen=True)
 class Withdrawal:
     """The bracket as the cancel left it. `final`: no exit leg can fill any more. `sold`:
-    contracts the legs sold before the cancel arrived (a partial fill included)."""
+    contracts the legs sold before the cancel arrived (a partial fill included), for `proceeds`
+    (per share: the sum of quantity × average fill price)."""
 
     orders: list[Order]
     exit_fill: ExitFill | None
     final: bool
     sold: int
+    proceeds: Decimal = Decimal(0)
+
+
+def _sold_by(leg: Order) -> tuple[int, Decimal]:
+    """(contracts, quantity × price) a leg sold; a fill reported without a price counts at the
+    leg's own price (its limit, or its stop)."""
+    if leg.fill is not None:
+        return leg.fill.quantity, leg.fill.price * leg.fill.quantity
+    price = leg.limit_price if leg.limit_price is not None else leg.stop_price
+    return leg.filled_quantity, (price or Decimal(0)) * leg.filled_quantity
 
 
 def bracket_order_ids(trade: PaperTrade) -> list[str]:
@@ -157,8 +174,28 @@ def bracket_withdraw(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Wit
         orders.append(order)
     sl, tp = exit_legs_of(orders)
     legs = [leg for leg in (sl, tp) if leg is not None]
+    sold = [_sold_by(leg) for leg in legs]
     return Withdrawal(orders=orders, exit_fill=filled_exit(sl, tp), final=all(leg.status.is_final for leg in legs),
-                      sold=sum(leg.fill.quantity if leg.fill else leg.filled_quantity for leg in legs))
+                      sold=sum(quantity for quantity, _ in sold),
+                      proceeds=sum((value for _, value in sold), Decimal(0)))
+
+
+def exit_fills_record(*, trade: PaperTrade, withdrawn: Withdrawal, **who) -> PaperTrade:
+    """Store what the withdrawn bracket's legs sold in partial fills before the cancel: the trade
+    holds that much less (`held_qty`), and its close will blend their price in. The bracket,
+    over, is forgotten in the same change, so the same fills are never counted twice (and a
+    position still held is protected again: `bracket_protect`, `bracket_restore`, an adjust).
+    A trade whose legs sold nothing, or that a leg may still sell from, is returned unchanged."""
+    if not withdrawn.final or withdrawn.exit_fill is not None or withdrawn.sold <= 0:
+        return trade
+    quantity = trade.exit_filled_qty + withdrawn.sold
+    proceeds = withdrawn.proceeds + (trade.exit_filled_price * trade.exit_filled_qty if trade.exit_filled_qty else 0)
+    return trade_transition(
+        trade_id=trade.pk, to=trade.status, kind=EventKind.ORDER_FILLED,
+        changes={"exit_filled_qty": quantity, "exit_filled_price": (proceeds / quantity).quantize(Decimal("0.000001")),
+                 "bracket_order_id": "", "sl_order_id": "", "tp_order_id": ""},
+        payload={"partial_exit": {"sold": withdrawn.sold, "proceeds_per_share": withdrawn.proceeds},
+                 "orders": [order_summary(order) for order in withdrawn.orders]}, **who)
 
 
 def bracket_restore(*, trade: PaperTrade, broker: BrokerProvider, quantity: int, why: TradeError,
@@ -232,7 +269,8 @@ def close_at_broker(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Trad
                                          "the monitor sells once it has.", **REQUEST_ENDED},
             payload={"orders": [order_summary(order) for order in withdrawn.orders]}, **who)
         return TradeResult(trade)
-    held = trade.held_qty - withdrawn.sold
+    trade = exit_fills_record(trade=trade, withdrawn=withdrawn, **who)
+    held = trade.held_qty
     if held <= 0:  # the legs sold everything between them, in parts: nothing is left to sell
         return TradeResult(_sold_in_parts(trade, withdrawn, who))
     try:

@@ -426,3 +426,31 @@ def test_a_second_close_whose_sell_answer_was_lost_is_not_undone_by_the_first_cl
     assert (kind, quantity, venue.look()) == ("market", QTY, (0, False))
     assert (closed.status, closed.close_reason, closed.close_price) == (
         TradeStatus.CLOSED, CloseReason.MANUAL_CLOSE, price)
+
+
+@pytest.mark.parametrize("venue", ["tradier-accepts", "tradier-refuses"], indirect=True)
+def test_a_partial_take_profit_is_remembered_through_an_adjust_and_blended_into_the_close(venue):
+    """The take-profit sells one of two contracts; the trader then moves the bracket (a new OCO
+    for the one left), then closes: one contract is sold, and the P&L counts each contract at
+    the price it actually went for."""
+    trade = _open(venue.user, venue.market)
+    venue.fake.set_quote(CONTRACT, "6.60", "6.80", size=1)
+    venue.fake.set_quote(CONTRACT, "6.00", "6.20")
+    ((tp_leg,),) = [[leg for leg in head.legs if leg.type == "limit"]
+                    for head in venue.fake.orders_tagged(f"to-{trade.pk}-sl")]
+    assert (tp_leg.exec_quantity, venue.look()) == (1, (1, False))
+
+    adjusted = services.brackets_adjust(user=venue.user, trade_id=trade.pk, version=trade.version,
+                                        new_sl=Decimal("3.50"), new_tp=Decimal("7.00"), market=venue.market)
+    assert adjusted.problem is None and adjusted.trade.held_qty == 1
+    assert {leg.quantity for leg in venue.fake.order(adjusted.trade.bracket_order_id).legs} == {1}
+
+    result = services.trade_close(user=venue.user, trade_id=trade.pk, version=adjusted.trade.version,
+                                  market=venue.market)
+    (sell,) = venue.fake.orders_tagged(f"to-{trade.pk}-close")
+    assert (sell.quantity, sell.exec_quantity, venue.look()) == (1, 1, (0, False))
+    closed = result.trade
+    entry = closed.entry_price
+    expected = (tp_leg.avg_fill_price - entry) * 100 + (sell.avg_fill_price - entry) * 100
+    assert (closed.status, closed.realized_pnl) == (TradeStatus.CLOSED, expected.quantize(Decimal("0.01")))
+    assert closed.close_price == ((tp_leg.avg_fill_price + sell.avg_fill_price) / 2).quantize(Decimal("0.0001"))
