@@ -22,7 +22,14 @@ from tradeoptions import tenancy
 from trades.models import Actor, EventKind, PaperTrade, TradeStatus
 
 from .accounts import account_settings_for
-from .closing import bracket_restore, bracket_withdraw, conflict_refused, exit_fill_close, exit_fills_record
+from .closing import (
+    bracket_restore,
+    bracket_withdraw,
+    conflict_refused,
+    exit_fill_close,
+    exit_fills_record,
+    sold_in_parts_close,
+)
 from .errors import (
     BracketReplaceFailed,
     BracketWouldFill,
@@ -82,10 +89,11 @@ def brackets_adjust(
                 "The broker has not confirmed the current bracket's cancel; nothing new was placed.", trade=trade))
         trade = exit_fills_record(trade=trade, withdrawn=withdrawn, **who)
         held = trade.held_qty
-        if held <= 0:  # partial fills of the old legs sold everything: there is nothing left to protect
-            return TradeResult(trade, BracketReplaceFailed(
-                "The old bracket's legs sold the whole position in partial fills; nothing new was placed.",
-                trade=trade))
+        if held <= 0:  # partial fills of the old legs sold everything: that is the trade's close
+            trade = sold_in_parts_close(trade=trade, withdrawn=withdrawn, **who)
+            return TradeResult(trade, InvalidTransition(
+                "The bracket's legs sold the whole position in partial fills before the change arrived: "
+                "the trade is closed at those fills.", trade=trade))
         old = {"sl_price": trade.sl_price, "tp_price": trade.tp_price}
         try:
             order = place_bracket(broker, *exit_requests(trade, quantity=held, sl=sl, tp=tp))

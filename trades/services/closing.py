@@ -272,7 +272,7 @@ def close_at_broker(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Trad
     trade = exit_fills_record(trade=trade, withdrawn=withdrawn, **who)
     held = trade.held_qty
     if held <= 0:  # the legs sold everything between them, in parts: nothing is left to sell
-        return TradeResult(_sold_in_parts(trade, withdrawn, who))
+        return TradeResult(sold_in_parts_close(trade=trade, withdrawn=withdrawn, **who))
     try:
         sell = broker.place_order(close_request(trade, quantity=held))
     except BrokerError as error:
@@ -312,14 +312,17 @@ def close_confirm(*, trade_id: int, sell: Order, changes: dict | None = None, **
                             changes={**changes, **REQUEST_ENDED}, payload=payload, **who)
 
 
-def _sold_in_parts(trade: PaperTrade, withdrawn: Withdrawal, who: dict) -> PaperTrade:
-    """Partial fills of both legs that add up to the whole position: no single fill is the close,
-    and a sell would go short. The trade waits, CLOSING, for a person to book it."""
+def sold_in_parts_close(*, trade: PaperTrade, withdrawn: Withdrawal, **who) -> PaperTrade:
+    """The exit legs' partial fills (stored: `exit_fills_record`) sold the whole position between
+    them: no single fill is the close, and a sell would go short. The trade closes at the
+    quantity-weighted average of those fills, as a take-profit if that is above the entry and as
+    a stop-loss otherwise (the reason must be one; the event lists every order)."""
+    reason = CloseReason.TP_HIT if trade.exit_filled_price >= trade.entry_price else CloseReason.SL_HIT
+    changes = close_outcome(trade, price=trade.exit_filled_price, at=timezone.now(), reason=reason)
     return trade_transition(
-        trade_id=trade.pk, to=TradeStatus.CLOSING, kind=EventKind.ATTENTION_NEEDED,
-        changes={"attention_reason": "The SL/TP legs sold the whole position between them in partial fills: "
-                                     "book the close by hand from the broker's fills.", **REQUEST_ENDED},
-        payload={"orders": [order_summary(order) for order in withdrawn.orders]}, **who)
+        trade_id=trade.pk, to=TradeStatus.CLOSED, kind=EventKind.ORDER_FILLED, changes=changes,
+        payload={"source": BROKER_FILL, "sold_in_parts": True,
+                 "orders": [order_summary(order) for order in withdrawn.orders]}, **who)
 
 
 def _sell_failed(trade: PaperTrade, error: BrokerError, broker: BrokerProvider, held: int,
@@ -375,13 +378,20 @@ def trade_expiry_settle(*, trade: PaperTrade, broker: BrokerProvider, value: Dec
                         payload: dict, **who) -> str | None:
     """Settle a held trade whose contract reached its expiry cutoff, at `value` per share. An
     exit leg or a close's sell that filled before the cutoff is the outcome instead (at its
-    fill). Returns the close reason, or None when it must wait (the broker could not say how
-    the trade's orders ended: booking an expiry over a fill we cannot see would be wrong)."""
+    fill). Contracts an exit leg sold in part are booked at their fill, and only what is still
+    held settles at `value`. Returns the close reason, or None when it must wait: the broker
+    could not say how the trade's orders ended, or says an exit leg still works (booking an
+    expiry over a fill we cannot see, or one still to come, would be wrong)."""
     withdrawn = bracket_withdraw(trade=trade, broker=broker, **who)
     if withdrawn is None:
         return None
     if withdrawn.exit_fill is not None:
         return exit_fill_close(trade=trade, exit_fill=withdrawn.exit_fill, **who).close_reason
+    if not withdrawn.final:  # the cancel is not finished: the next cycle asks again
+        return None
+    trade = exit_fills_record(trade=trade, withdrawn=withdrawn, **who)
+    if trade.held_qty <= 0:  # the legs sold everything in parts: there is nothing left to expire
+        return sold_in_parts_close(trade=trade, withdrawn=withdrawn, **who).close_reason
     if trade.close_order_id:
         try:
             sell = broker.cancel_order(trade.close_order_id)

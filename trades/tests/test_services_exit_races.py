@@ -454,3 +454,75 @@ def test_a_partial_take_profit_is_remembered_through_an_adjust_and_blended_into_
     expected = (tp_leg.avg_fill_price - entry) * 100 + (sell.avg_fill_price - entry) * 100
     assert (closed.status, closed.realized_pnl) == (TradeStatus.CLOSED, expected.quantize(Decimal("0.01")))
     assert closed.close_price == ((tp_leg.avg_fill_price + sell.avg_fill_price) / 2).quantize(Decimal("0.0001"))
+
+
+def _settle_expiry(user, market, trade, value: str) -> str | None:
+    """The expiry settlement's own decision, past the cutoff, at intrinsic `value`."""
+    from trades.services.orders import broker_of
+
+    with tenancy.acting_as(user.pk):
+        broker = broker_of(services.account_settings_for(user=user), mode=trade.broker_mode, market=market)
+        return services.trade_expiry_settle(trade=_trade(trade.pk), broker=broker, value=Decimal(value),
+                                            cutoff=market.now(), payload={}, actor=Actor.SYSTEM,
+                                            actor_label="expiry_settlement")
+
+
+def test_an_expiry_waits_while_the_broker_still_shows_an_exit_leg_working(trader, market, monkeypatch):
+    """The cancel's answer, and a second look, still show the bracket working: a leg may yet sell,
+    so no expiry is booked over it; the next cycle asks again."""
+    trade = _open(trader, market)
+    real_cancel = LocalPaperBroker.cancel_order
+    monkeypatch.setattr(LocalPaperBroker, "cancel_order", lambda self, order_id: self.get_order(order_id))
+    assert _settle_expiry(trader, market, trade, "1.00") is None
+    assert _trade(trade.pk).status == TradeStatus.OPEN
+
+    monkeypatch.setattr(LocalPaperBroker, "cancel_order", real_cancel)  # the broker catches up
+    assert _settle_expiry(trader, market, trade, "1.00") == CloseReason.EXPIRED_ITM
+
+
+@pytest.mark.parametrize("venue", ["tradier-accepts", "tradier-refuses"], indirect=True)
+def test_an_expiry_after_a_partial_take_profit_settles_only_what_is_left(venue):
+    """One of two contracts went at the take-profit: only the other expires (at intrinsic 1.00),
+    and the P&L counts the sold one at its fill, not at the expiry value."""
+    trade = _open(venue.user, venue.market)
+    venue.fake.set_quote(CONTRACT, "6.60", "6.80", size=1)
+    venue.fake.set_quote(CONTRACT, "6.00", "6.20")
+    ((tp_leg,),) = [[leg for leg in head.legs if leg.type == "limit"]
+                    for head in venue.fake.orders_tagged(f"to-{trade.pk}-sl")]
+    assert tp_leg.exec_quantity == 1
+
+    assert _settle_expiry(venue.user, venue.market, trade, "1.00") == CloseReason.EXPIRED_ITM
+    settled = _trade(trade.pk)
+    entry = settled.entry_price
+    expected = (tp_leg.avg_fill_price - entry) * 100 + (Decimal("1.00") - entry) * 100
+    assert (settled.status, settled.exit_filled_qty, settled.realized_pnl) == (
+        TradeStatus.CLOSED, 1, expected.quantize(Decimal("0.01")))
+
+
+def test_legs_that_sold_the_whole_position_in_parts_close_the_trade_at_their_blended_fills(
+        trader, market, monkeypatch):
+    """The cancel answers that each leg had sold one of the two contracts (the stop at 2.90, the
+    take-profit at 6.60): nothing is left to sell, and the close is booked from those fills, not
+    left CLOSING for a person to work out."""
+    import dataclasses
+
+    from brokers.base import Fill, OrderType
+
+    trade = _open(trader, market)
+    real_cancel = LocalPaperBroker.cancel_order
+    prices = {OrderType.STOP: Decimal("2.90"), OrderType.LIMIT: Decimal("6.60")}
+
+    def cancelled_after_partial_fills(self, order_id):  # what a broker answers after both partial fills
+        order = real_cancel(self, order_id)
+        return dataclasses.replace(order, legs=tuple(
+            dataclasses.replace(leg, filled_quantity=1, fill=Fill(1, prices[leg.order_type], market.now()))
+            for leg in order.legs))
+
+    monkeypatch.setattr(LocalPaperBroker, "cancel_order", cancelled_after_partial_fills)
+    closed = services.trade_close(user=trader, trade_id=trade.pk, version=trade.version, market=market).trade
+    assert Venue("paper", trader, market).filled_exits(trade.pk) == []  # no sell went
+    entry = closed.entry_price
+    assert entry < Decimal("4.75")  # the blend is above the entry: it reads as a take-profit
+    assert (closed.status, closed.close_reason, closed.close_price, closed.realized_pnl) == (
+        TradeStatus.CLOSED, CloseReason.TP_HIT, Decimal("4.75"),
+        ((Decimal("2.90") - entry) * 100 + (Decimal("6.60") - entry) * 100).quantize(Decimal("0.01")))
