@@ -73,6 +73,7 @@ from trades.services import (
     broker_trouble_record,
     broker_troubles_of,
     close_confirm,
+    close_in_progress,
     close_resume,
     filled_exit,
     finished_order_seen,
@@ -444,6 +445,8 @@ def _resume_close(trade: PaperTrade, broker) -> int:
     placed but not recorded is found by its tag above."""
     since = trade.close_in_flight_since
     if trade.close_order_id or (since is not None and _now() - since < CLOSE_IN_FLIGHT):
+        return 0
+    if close_in_progress(trade_id=trade.pk):  # a slow close is still at the broker: it finishes
         return 0
     logger.warning("sync: trade %s is CLOSING without a sell at the broker; finishing its close", trade.pk)
     with tenancy.acting_as(trade.owner_id):

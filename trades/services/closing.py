@@ -22,11 +22,15 @@ with the same steps (`close_resume`); steps 2 and 3 are safe to repeat.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.utils import timezone
 
 from brokers.base import BrokerError, BrokerProvider, Order, OrderStatus, OrderType
@@ -251,8 +255,44 @@ def _close(*, user: AbstractBaseUser, trade_id: int, version: int, market: Marke
         return close_at_broker(trade=trade, broker=broker, **who)
 
 
+# A close's broker phase holds this per-trade lease, so a close request and the monitor's resume
+# never sell side by side. Longer than the phase's worst case (a few broker calls, each with its
+# timeouts, retries and rate-limit waits: about a minute apiece); a process that dies holding it
+# delays the monitor's resume by at most this much.
+CLOSE_LEASE_TTL = timedelta(minutes=10)
+
+
+def _lease_key(trade_id: int) -> str:
+    return f"close-lease:{trade_id}"
+
+
+@contextmanager
+def _close_lease(trade_id: int) -> Iterator[bool]:
+    """Yields whether this caller holds the trade's close lease (False: another close has it)."""
+    token = uuid.uuid4().hex
+    held = cache.add(_lease_key(trade_id), token, timeout=int(CLOSE_LEASE_TTL.total_seconds()))
+    try:
+        yield held
+    finally:
+        if held and cache.get(_lease_key(trade_id)) == token:
+            cache.delete(_lease_key(trade_id))
+
+
+def close_in_progress(*, trade_id: int) -> bool:
+    """A close (a request's, or the monitor's resume) is at the broker for this trade now."""
+    return cache.get(_lease_key(trade_id)) is not None
+
+
 def close_at_broker(*, trade: PaperTrade, broker: BrokerProvider, **who) -> TradeResult:
-    """Steps 2-4 of a close (the module's docstring), for a CLOSING trade that has no sell."""
+    """Steps 2-4 of a close (the module's docstring), for a CLOSING trade that has no sell, under
+    the trade's close lease: if another close holds it, that one finishes and nothing is sent."""
+    with _close_lease(trade.pk) as ours:
+        if not ours:
+            return TradeResult(trade)
+        return _close_steps(trade=trade, broker=broker, who=who)
+
+
+def _close_steps(*, trade: PaperTrade, broker: BrokerProvider, who: dict) -> TradeResult:
     withdrawn = bracket_withdraw(trade=trade, broker=broker, **who)
     if withdrawn is None:  # the bracket may still work: selling now could double the exit
         trade = trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_REJECTED,

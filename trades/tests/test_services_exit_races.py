@@ -526,3 +526,25 @@ def test_legs_that_sold_the_whole_position_in_parts_close_the_trade_at_their_ble
     assert (closed.status, closed.close_reason, closed.close_price, closed.realized_pnl) == (
         TradeStatus.CLOSED, CloseReason.TP_HIT, Decimal("4.75"),
         ((Decimal("2.90") - entry) * 100 + (Decimal("6.60") - entry) * 100).quantize(Decimal("0.01")))
+
+
+def test_the_monitor_sends_nothing_for_a_close_whose_broker_phase_holds_the_lease(trader, market, racing,
+                                                                                  monkeypatch):
+    """A close slower than the in-flight window is still at the broker (it holds the trade's close
+    lease): the monitor's resume must not sell beside it. Once the lease is free, it finishes."""
+    from trades.services import closing
+
+    venue = Venue("paper", trader, market)
+    trade = _open(trader, market)
+    with pytest.raises(ProcessDied):
+        _run("close", venue, trade, racing, at=1, fill=_killed)
+    monkeypatch.setattr(sync, "CLOSE_IN_FLIGHT", timedelta(0))  # the close has outlived the window
+    with closing._close_lease(trade.pk) as ours:  # ... and is still at the broker
+        assert ours
+        venue.catch_up()
+        assert venue.filled_exits(trade.pk) == [] and _trade(trade.pk).status == TradeStatus.CLOSING
+        with tenancy.acting_as(trader.pk):
+            assert PaperOrder.objects.filter(tag=f"to-{trade.pk}-close").count() == 0
+    venue.catch_up()
+    ((kind, _, quantity),) = venue.filled_exits(trade.pk)
+    assert (kind, quantity, _trade(trade.pk).status) == ("market", QTY, TradeStatus.CLOSED)
