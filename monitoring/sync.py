@@ -15,10 +15,14 @@ Decisions per trade, from the orders the broker reports:
 - OPEN / CLOSING: an exit leg that filled → CLOSED with TP_HIT or SL_HIT at the broker's fill
   price and time (`trade_exit_filled`); a CLOSING trade's sell that ended → `close_confirm`
   (CLOSED/MANUAL_CLOSE, or OPEN again when it ended unfilled); a CLOSING trade with no sell at
-  the broker at all, older than a close in flight can be → `close_resume` finishes the close.
+  the broker at all, that no close request is at work on → `close_resume` finishes the close.
   Every one of these decisions is a `trades.services` function: the sync reads, hands facts
-  over. A bracket that ended unfilled leaves the position unprotected:
-  the trade is marked for attention (until the contract's expiry, when settlement takes over).
+  over. A recorded bracket that ended unfilled (cancelled by hand, or by an adjust or a close
+  that could not record what followed) leaves the position bare: the trades app stores any
+  partial fills of its legs, forgets it and marks the trade UNPROTECTED (`bracket_lost`), and
+  `bracket_protect` adopts or places a bracket at once (until the contract's expiry, when
+  settlement takes over). A CLOSING trade's resume waits while a close request may be in
+  flight (`close_in_flight_since`) and while a close holds the trade's lease (`close_in_progress`).
 - Over-sells: one read of each real broker account's positions; a contract of ours held short
   flags the newest trade of it (`trade_oversold_flag`: marked, shown in red, the trader told).
 - Orphans (decided by the trades app's `orphans_guard`): a working order tagged for one of our
@@ -65,6 +69,7 @@ from trades.services import (
     TradeError,
     VersionConflict,
     bracket_ids,
+    bracket_lost,
     bracket_protect,
     broker_auth_failure_announce,
     broker_of,
@@ -79,7 +84,6 @@ from trades.services import (
     finished_order_seen,
     finished_orders_to_read,
     order_is_adopted,
-    order_summary,
     orphans_guard,
     split_legs,
     trade_entry_update,
@@ -425,15 +429,14 @@ def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
     exits = [order for order in (head, sl, tp) if order is not None]
     ended = exits and all(order.status.is_final for order in exits)
     if ended and at < market.expiry_cutoff(trade.expiry):  # at expiry, settlement takes over
-        reason = (f"The SL/TP bracket is {exits[0].status.value} at the broker: the position is unprotected. "
-                  "Adjust the bracket to place a new one.")[:255]
-        if trade.attention_reason != reason:
-            with tenancy.acting_as(trade.owner_id):
-                trade_transition(trade_id=trade.pk, to=trade.status, kind=EventKind.ATTENTION_NEEDED,
-                                 expected_version=trade.version, changes={"attention_reason": reason},
-                                 payload={"orders": [order_summary(order) for order in exits]}, **SYSTEM)
-            logger.warning("sync: trade %s has no working bracket", trade.pk)
-            return 1
+        logger.warning("sync: trade %s has no working bracket; it is protected again", trade.pk)
+        listed = book.by_tag.get(trade_order_tag(trade, OrderPurpose.STOP_LOSS))
+        with tenancy.acting_as(trade.owner_id):
+            trade = bracket_lost(trade=trade, orders=exits, **SYSTEM)
+            if trade.status == TradeStatus.OPEN:
+                bracket_protect(trade=trade, broker=broker, listed=listed, at=at,
+                                trading_ends=market.expiry_cutoff(trade.expiry), **SYSTEM)
+        return 1
     return 0
 
 

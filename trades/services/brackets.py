@@ -80,6 +80,10 @@ def brackets_adjust(
         if withdrawn is None:
             return TradeResult(trade, BracketReplaceFailed(
                 "The broker could not cancel the current bracket; nothing was changed.", trade=trade))
+        if not withdrawn.known:  # if it was cancelled after all, the monitor sees it ended and re-protects
+            return TradeResult(trade, BracketReplaceFailed(
+                "The broker did not answer the cancel of the current bracket; nothing new was placed. "
+                "Should it turn out cancelled, the monitor places the bracket again.", trade=trade))
         if withdrawn.exit_fill is not None:  # the old bracket sold first: that is the trade's close
             trade = exit_fill_close(trade=trade, exit_fill=withdrawn.exit_fill, **who)
             return TradeResult(trade, InvalidTransition(

@@ -130,6 +130,11 @@ class Withdrawal:
     final: bool
     sold: int
     proceeds: Decimal = Decimal(0)
+    known: bool = True  # False: neither the cancel nor a read of the order answered (UNKNOWN)
+
+
+# A cancel the broker did not answer, nor a read after it: the bracket may be working or gone.
+UNKNOWN = Withdrawal(orders=[], exit_fill=None, final=False, sold=0, known=False)
 
 
 def _sold_by(leg: Order) -> tuple[int, Decimal]:
@@ -158,24 +163,47 @@ def exit_legs_of(orders: list[Order]) -> tuple[Order | None, Order | None]:
 
 
 def bracket_withdraw(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Withdrawal | None:
-    """Cancel the trade's SL/TP orders and say how each ended. None if the broker failed a
-    cancel: the bracket may still be working, so nothing may be sold. Each outcome is logged.
+    """Cancel the trade's SL/TP orders and say how each ended. Each outcome is logged.
 
     A cancel's answer is the order as it then stands (`BrokerProvider.cancel_order`); a leg the
-    answer still shows working (a cancel the broker has not finished) is read once more."""
+    answer still shows working (a cancel the broker has not finished) is read once more. A cancel
+    that fails is followed by one read of the order: None if it shows the bracket still working
+    (the cancel did not take: nothing may be sold beside it), the order's final state if the cancel
+    went through after all (or a fill came first), and UNKNOWN if the broker answered neither."""
     orders = []
     for order_id in bracket_order_ids(trade):
         try:
             order = broker.cancel_order(order_id)
-            if any(leg.status.is_working for leg in exit_legs_of([order]) if leg is not None):
-                order = broker.get_order(order_id)
         except BrokerError as error:
             event_record(trade=trade, kind=EventKind.ATTENTION_NEEDED, old_status=trade.status,
                          new_status=trade.status, payload={"cancel_failed": order_id, "error": str(error)}, **who)
-            return None
+            order = _read(broker, order_id)
+            if order is None:
+                return UNKNOWN
+            if _working(order):
+                return None
+        else:
+            if _working(order):
+                order = _read(broker, order_id) or order
         event_record(trade=trade, kind=EventKind.ORDER_CANCELED, old_status=trade.status, new_status=trade.status,
                      payload={"order": order_summary(order)}, **who)
         orders.append(order)
+    return withdrawal_of(orders)
+
+
+def _working(order: Order) -> bool:
+    return any(leg.status.is_working for leg in exit_legs_of([order]) if leg is not None)
+
+
+def _read(broker: BrokerProvider, order_id: str) -> Order | None:
+    try:
+        return broker.get_order(order_id)
+    except BrokerError:
+        return None
+
+
+def withdrawal_of(orders: list[Order]) -> Withdrawal:
+    """How a bracket's exit legs stand, from its orders as the broker reported them."""
     sl, tp = exit_legs_of(orders)
     legs = [leg for leg in (sl, tp) if leg is not None]
     sold = [_sold_by(leg) for leg in legs]
@@ -300,6 +328,14 @@ def _close_steps(*, trade: PaperTrade, broker: BrokerProvider, who: dict) -> Tra
                                  **who)
         return TradeResult(trade, BrokerDown(
             "The broker could not cancel the SL/TP bracket, so nothing was sold: try again.", trade=trade))
+    if not withdrawn.known:  # the bracket may be gone or working: the close stays due, the monitor retries it
+        trade = trade_transition(
+            trade_id=trade.pk, to=TradeStatus.CLOSING, kind=EventKind.ATTENTION_NEEDED,
+            changes={"attention_reason": "The broker answered neither the bracket's cancel nor a read of it; "
+                                         "the monitor tries the close again.", **REQUEST_ENDED}, **who)
+        return TradeResult(trade, BrokerDown(
+            "The broker did not answer the cancel of the SL/TP bracket: nothing was sold, and the close is "
+            "retried by the monitor.", trade=trade))
     if withdrawn.exit_fill is not None:  # the broker sold at the SL/TP first: that is the close
         return TradeResult(exit_fill_close(trade=trade, exit_fill=withdrawn.exit_fill, **who))
     if not withdrawn.final:
@@ -423,7 +459,7 @@ def trade_expiry_settle(*, trade: PaperTrade, broker: BrokerProvider, value: Dec
     could not say how the trade's orders ended, or says an exit leg still works (booking an
     expiry over a fill we cannot see, or one still to come, would be wrong)."""
     withdrawn = bracket_withdraw(trade=trade, broker=broker, **who)
-    if withdrawn is None:
+    if withdrawn is None or not withdrawn.known:
         return None
     if withdrawn.exit_fill is not None:
         return exit_fill_close(trade=trade, exit_fill=withdrawn.exit_fill, **who).close_reason

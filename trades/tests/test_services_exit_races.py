@@ -548,3 +548,72 @@ def test_the_monitor_sends_nothing_for_a_close_whose_broker_phase_holds_the_leas
     venue.catch_up()
     ((kind, _, quantity),) = venue.filled_exits(trade.pk)
     assert (kind, quantity, _trade(trade.pk).status) == ("market", QTY, TradeStatus.CLOSED)
+
+
+class _CancelAnswerLost:
+    """The local paper broker, whose next cancel goes through but answers an outage, and whose
+    read right after fails too: the service cannot tell how the bracket stands."""
+
+    def __init__(self, monkeypatch):
+        from brokers.base import BrokerUnavailable
+
+        cancel, read = LocalPaperBroker.cancel_order, LocalPaperBroker.get_order
+        state = {"armed": True, "cancelling": False}
+
+        def lost_cancel(broker, order_id):
+            state["cancelling"] = True  # the broker's own read, inside its cancel, works
+            try:
+                answer = cancel(broker, order_id)
+            finally:
+                state["cancelling"] = False
+            if state["armed"]:
+                raise BrokerUnavailable("the connection dropped before the answer")
+            return answer
+
+        def lost_read(broker, order_id):
+            if state["armed"] and not state["cancelling"]:
+                state["armed"] = False
+                raise BrokerUnavailable("still down")
+            return read(broker, order_id)
+
+        monkeypatch.setattr(LocalPaperBroker, "cancel_order", lost_cancel)
+        monkeypatch.setattr(LocalPaperBroker, "get_order", lost_read)
+
+
+def test_a_close_whose_cancel_the_broker_never_answered_stays_closing_and_the_monitor_finishes_it(
+        trader, market, monkeypatch):
+    venue = Venue("paper", trader, market)
+    trade = _open(trader, market)
+    _CancelAnswerLost(monkeypatch)
+    result = services.trade_close(user=trader, trade_id=trade.pk, version=trade.version, market=market)
+    assert result.problem is not None and result.problem.code == "broker_unavailable"
+    assert result.trade.status == TradeStatus.CLOSING and venue.filled_exits(trade.pk) == []
+
+    venue.catch_up()  # the request has ended: the monitor retries the (idempotent) cancel, then sells
+    closed = _trade(trade.pk)
+    ((kind, price, quantity),) = venue.filled_exits(trade.pk)
+    assert (kind, quantity, venue.look()) == ("market", QTY, (0, False))
+    assert (closed.status, closed.close_reason, closed.close_price) == (
+        TradeStatus.CLOSED, CloseReason.MANUAL_CLOSE, price)
+
+
+def test_an_adjust_whose_cancel_went_through_unanswered_leaves_the_bare_position_to_the_monitor(
+        trader, market, monkeypatch):
+    """The old bracket is gone, the adjust could not know it and placed nothing: the monitor sees
+    the recorded bracket ended unfilled and protects the position again, not only flags it."""
+    venue = Venue("paper", trader, market)
+    trade = _open(trader, market)
+    _CancelAnswerLost(monkeypatch)
+    result = services.brackets_adjust(user=trader, trade_id=trade.pk, version=trade.version,
+                                      new_sl=Decimal("3.50"), market=market)
+    assert result.problem is not None and result.trade.status == TradeStatus.OPEN
+    assert venue.look() == (QTY, True)  # held, and nothing at the broker would sell it
+
+    venue.catch_up()
+    protected = _trade(trade.pk)
+    assert protected.status == TradeStatus.OPEN and protected.bracket_order_id not in ("", trade.bracket_order_id)
+    assert not protected.unprotected and protected.attention_reason == ""
+    assert venue.look() == (QTY, False)
+    with tenancy.acting_as(trader.pk):
+        legs = PaperOrder.objects.filter(parent_id=protected.bracket_order_id)
+        assert {(leg.status, leg.quantity) for leg in legs} == {("open", QTY)}
