@@ -5,9 +5,13 @@ docs/reliability.md, "Closing without a short"):
 
 1. OPEN → CLOSING, a conditional update on the version the client saw, committed before the
    broker hears anything: of two parallel closes the second is refused with the current trade.
-2. The SL/TP bracket is cancelled, and each exit leg's final state is read from the cancel's
-   answer (`bracket_withdraw`). A leg that filled first closes the trade as TP_HIT/SL_HIT at its
-   fill, and no sell is sent: the position is gone already.
+   `close_in_flight_since` says a request is at work (cleared when it ends leaving the trade
+   CLOSING); an earlier close's `close_order_id` is forgotten.
+2. Under the trade's close lease (so the monitor's resume never sells beside it), the SL/TP
+   bracket is cancelled, and each exit leg's final state is read from the cancel's answer
+   (`bracket_withdraw`). A leg that filled first closes the trade as TP_HIT/SL_HIT at its
+   fill, and no sell is sent: the position is gone already. Contracts a leg sold in part are
+   stored on the trade (`exit_fills_record`) and the close's P&L blends them in.
 3. Only once every leg is final does the market sell-to-close go, for what is still held. The
    sell never coexists with a working exit, so it can neither double the exit (an unintended
    short) nor be refused by a broker that will not sell contracts committed to working orders.
