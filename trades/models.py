@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce, Greatest, NullIf
 from django.utils import timezone
 
 from brokers import crypto
@@ -108,6 +109,12 @@ class PaperTradeQuerySet(models.QuerySet):
 
     def needing_attention(self):
         return self.exclude(attention_reason="")
+
+    def with_held_qty(self):
+        """`held`: contracts a held (OPEN/CLOSING) trade still holds, as `PaperTrade.held_qty` says,
+        computed by the database for set-based readers (the snapshot cycle)."""
+        bought = Coalesce(NullIf(F("filled_qty"), 0), F("qty"))
+        return self.annotate(held=Greatest(bought - F("exit_filled_qty"), 0))
 
 
 class PaperTrade(models.Model):
