@@ -617,3 +617,39 @@ def test_an_adjust_whose_cancel_went_through_unanswered_leaves_the_bare_position
     with tenancy.acting_as(trader.pk):
         legs = PaperOrder.objects.filter(parent_id=protected.bracket_order_id)
         assert {(leg.status, leg.quantity) for leg in legs} == {("open", QTY)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_close_slower_than_the_in_flight_window_is_not_doubled_by_the_monitor(trader, market, broker_held,
+                                                                                monkeypatch):
+    """The close's sell is held at the broker past CLOSE_IN_FLIGHT; a monitor cycle then runs. It
+    must leave the trade to the close still at work (its lease), not send a second sell."""
+    import threading
+
+    from django.db import connection
+
+    venue = Venue("paper", trader, market)
+    trade = _open(trader, market)
+    monkeypatch.setattr(sync, "CLOSE_IN_FLIGHT", timedelta(0))  # the close has outlived the window
+    broker_held.arm()
+    answers = {}
+
+    def close():
+        try:
+            answers["close"] = services.trade_close(user=trader, trade_id=trade.pk, version=trade.version,
+                                                    market=market)
+        finally:
+            connection.close()
+
+    slow = threading.Thread(target=close)
+    slow.start()
+    assert broker_held.entered.wait(10)  # CLOSING committed, bracket cancelled, the sell at the broker
+    sync.sync_orders(market=market, at=market.now())  # the order cycle (the paper matcher would wait on its locks)
+    assert slow.is_alive() and _trade(trade.pk).status == TradeStatus.CLOSING
+    broker_held.release.set()
+    slow.join(10)
+    assert answers["close"].trade.status == TradeStatus.CLOSED
+    with tenancy.acting_as(trader.pk):
+        assert PaperOrder.objects.filter(tag=f"to-{trade.pk}-close").count() == 1
+    venue.catch_up()
+    assert venue.look() == (0, False) and len(venue.filled_exits(trade.pk)) == 1
