@@ -227,7 +227,7 @@ def exit_fills_record(*, trade: PaperTrade, withdrawn: Withdrawal, **who) -> Pap
     quantity = trade.exit_filled_qty + withdrawn.sold
     proceeds = withdrawn.proceeds + (trade.exit_filled_price * trade.exit_filled_qty if trade.exit_filled_qty else 0)
     return trade_transition(
-        trade_id=trade.pk, to=trade.status, kind=EventKind.ORDER_FILLED,
+        trade_id=trade.pk, to=trade.status, kind=EventKind.ORDER_FILLED, expected_version=trade.version,
         changes={"exit_filled_qty": quantity, "exit_filled_price": (proceeds / quantity).quantize(Decimal("0.000001")),
                  "bracket_order_id": "", "sl_order_id": "", "tp_order_id": ""},
         payload={"partial_exit": {"sold": withdrawn.sold, "proceeds_per_share": withdrawn.proceeds},
