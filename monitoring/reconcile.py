@@ -202,10 +202,9 @@ def _bracket_differences(trade, say, book: OrderBook, head, sl, tp, market: Mark
         return [say(DifferenceKind.BRACKET_MISSING,
                     f"its bracket {trade.bracket_order_id or trade.sl_order_id} is not at the broker")]
     if all(order.status.is_final for order in exits) and at < market.expiry_cutoff(trade.expiry):
-        marked = trade.attention_reason.startswith("The SL/TP bracket is")
         return [say(DifferenceKind.BRACKET_MISSING,
                     f"its bracket is {exits[0].status.value} at the broker: the position is unprotected",
-                    order_id=exits[0].id, fix="" if marked else "mark the trade for attention")]
+                    order_id=exits[0].id, fix="protect it again (adopt or place its bracket)")]
     return []
 
 

@@ -74,8 +74,8 @@ def snapshot_positions(*, provider: MarketDataProvider, at: datetime, kind: str 
         return SnapshotReport(slot, kind, 0, 0, 0, 0, skipped="market closed")
     with tenancy.system_context():
         trades = list(
-            PaperTrade.objects.filter(status__in=HELD_STATUSES).order_by("id")
-            .values_list("id", "owner_id", "option_symbol", "entry_price", "qty")
+            PaperTrade.objects.filter(status__in=HELD_STATUSES).with_held_qty().order_by("id")
+            .values_list("id", "owner_id", "option_symbol", "entry_price", "held")
         )
     if not trades:
         return SnapshotReport(slot, kind, 0, 0, 0, 0)
@@ -96,9 +96,9 @@ def _source(quotes: dict[str, OptionQuote]) -> str:
 
 
 def _snapshot_row(trade, quote: OptionQuote) -> dict:
-    trade_id, owner_id, symbol, entry, qty = trade
+    trade_id, owner_id, symbol, entry, held = trade
     mark = quote.mark if quote.mark is not None else quote.mid
-    pnl = (mark - entry) * qty * CONTRACT_MULTIPLIER if mark is not None else None
+    pnl = (mark - entry) * held * CONTRACT_MULTIPLIER if mark is not None else None
     return {
         "trade_id": trade_id, "owner_id": owner_id, "mark": mark, "bid": quote.bid, "ask": quote.ask,
         "delta": quote.delta, "gamma": quote.gamma, "theta": quote.theta, "vega": quote.vega, "iv": quote.iv,

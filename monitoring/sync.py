@@ -15,10 +15,14 @@ Decisions per trade, from the orders the broker reports:
 - OPEN / CLOSING: an exit leg that filled → CLOSED with TP_HIT or SL_HIT at the broker's fill
   price and time (`trade_exit_filled`); a CLOSING trade's sell that ended → `close_confirm`
   (CLOSED/MANUAL_CLOSE, or OPEN again when it ended unfilled); a CLOSING trade with no sell at
-  the broker at all, older than a close in flight can be → `close_resume` finishes the close.
+  the broker at all, that no close request is at work on → `close_resume` finishes the close.
   Every one of these decisions is a `trades.services` function: the sync reads, hands facts
-  over. A bracket that ended unfilled leaves the position unprotected:
-  the trade is marked for attention (until the contract's expiry, when settlement takes over).
+  over. A recorded bracket that ended unfilled (cancelled by hand, or by an adjust or a close
+  that could not record what followed) leaves the position bare: the trades app stores any
+  partial fills of its legs, forgets it and marks the trade UNPROTECTED (`bracket_lost`), and
+  `bracket_protect` adopts or places a bracket at once (until the contract's expiry, when
+  settlement takes over). A CLOSING trade's resume waits while a close request may be in
+  flight (`close_in_flight_since`) and while a close holds the trade's lease (`close_in_progress`).
 - Over-sells: one read of each real broker account's positions; a contract of ours held short
   flags the newest trade of it (`trade_oversold_flag`: marked, shown in red, the trader told).
 - Orphans (decided by the trades app's `orphans_guard`): a working order tagged for one of our
@@ -65,6 +69,7 @@ from trades.services import (
     TradeError,
     VersionConflict,
     bracket_ids,
+    bracket_lost,
     bracket_protect,
     broker_auth_failure_announce,
     broker_of,
@@ -73,12 +78,12 @@ from trades.services import (
     broker_trouble_record,
     broker_troubles_of,
     close_confirm,
+    close_in_progress,
     close_resume,
     filled_exit,
     finished_order_seen,
     finished_orders_to_read,
     order_is_adopted,
-    order_summary,
     orphans_guard,
     split_legs,
     trade_entry_update,
@@ -94,8 +99,10 @@ logger = logging.getLogger(__name__)
 SYSTEM = {"actor": Actor.SYSTEM, "actor_label": "sync_orders"}
 # Finished trades whose orders may still be working at the broker: looked at for this long.
 RECENTLY_FINISHED = timedelta(days=3)
-# A CLOSING trade with no sell at the broker is finished by the sync once it is this old: longer
-# than a close request can take (its broker calls' timeouts and retries), so never one in flight.
+# A CLOSING trade with no sell at the broker is finished by the sync once its close request moved it
+# to CLOSING this long ago (`close_in_flight_since`), or at once when the request has ended: a
+# request still at work is normally done by then. (Marks do not count: they leave the trade's
+# `updated_at` alone.)
 CLOSE_IN_FLIGHT = timedelta(minutes=2)
 
 
@@ -283,7 +290,7 @@ def _accounts_to_read(at: datetime) -> list[SyncAccount]:
 def _now() -> datetime:
     from django.utils import timezone
 
-    return timezone.now()  # `updated_at` is written with the wall clock, whatever the cycle's clock says
+    return timezone.now()  # `updated_at` and `close_in_flight_since` are written with the wall clock
 
 
 def _settings_of(owner_ids: set[int]) -> dict[int, AccountSettings]:
@@ -422,23 +429,27 @@ def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
     exits = [order for order in (head, sl, tp) if order is not None]
     ended = exits and all(order.status.is_final for order in exits)
     if ended and at < market.expiry_cutoff(trade.expiry):  # at expiry, settlement takes over
-        reason = (f"The SL/TP bracket is {exits[0].status.value} at the broker: the position is unprotected. "
-                  "Adjust the bracket to place a new one.")[:255]
-        if trade.attention_reason != reason:
-            with tenancy.acting_as(trade.owner_id):
-                trade_transition(trade_id=trade.pk, to=trade.status, kind=EventKind.ATTENTION_NEEDED,
-                                 expected_version=trade.version, changes={"attention_reason": reason},
-                                 payload={"orders": [order_summary(order) for order in exits]}, **SYSTEM)
-            logger.warning("sync: trade %s has no working bracket", trade.pk)
-            return 1
+        logger.warning("sync: trade %s has no working bracket; it is protected again", trade.pk)
+        listed = book.by_tag.get(trade_order_tag(trade, OrderPurpose.STOP_LOSS))
+        with tenancy.acting_as(trade.owner_id):
+            trade = bracket_lost(trade=trade, orders=exits, **SYSTEM)
+            if trade.status == TradeStatus.OPEN:
+                bracket_protect(trade=trade, broker=broker, listed=listed, at=at,
+                                trading_ends=market.expiry_cutoff(trade.expiry), **SYSTEM)
+        return 1
     return 0
 
 
 def _resume_close(trade: PaperTrade, broker) -> int:
     """A CLOSING trade whose sell is not at the broker, by id or by tag: its close stopped between
-    two steps (the process died). Once it is older than a close in flight can be, the trades
-    app finishes it; a close whose sell was placed but not recorded is found by its tag above."""
-    if trade.close_order_id or _now() - trade.updated_at < CLOSE_IN_FLIGHT:
+    two steps (the process died), or its request ended waiting for the broker (a cancel not yet
+    confirmed). Once no close request can still be at work on it (it ended, or moved the trade
+    to CLOSING longer ago than one takes), the trades app finishes it; a close whose sell was
+    placed but not recorded is found by its tag above."""
+    since = trade.close_in_flight_since
+    if trade.close_order_id or (since is not None and _now() - since < CLOSE_IN_FLIGHT):
+        return 0
+    if close_in_progress(trade_id=trade.pk):  # a slow close is still at the broker: it finishes
         return 0
     logger.warning("sync: trade %s is CLOSING without a sell at the broker; finishing its close", trade.pk)
     with tenancy.acting_as(trade.owner_id):

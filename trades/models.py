@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce, Greatest, NullIf
 from django.utils import timezone
 
 from brokers import crypto
@@ -109,6 +110,12 @@ class PaperTradeQuerySet(models.QuerySet):
     def needing_attention(self):
         return self.exclude(attention_reason="")
 
+    def with_held_qty(self):
+        """`held`: contracts a held (OPEN/CLOSING) trade still holds, as `PaperTrade.held_qty` says,
+        computed by the database for set-based readers (the snapshot cycle)."""
+        bought = Coalesce(NullIf(F("filled_qty"), 0), F("qty"))
+        return self.annotate(held=Greatest(bought - F("exit_filled_qty"), 0))
+
 
 class PaperTrade(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="trades")
@@ -172,6 +179,15 @@ class PaperTrade(models.Model):
     # The OCO (or OTOCO) order holding both exits: cancelling it cancels both legs.
     bracket_order_id = models.CharField(max_length=64, blank=True)
     close_order_id = models.CharField(max_length=64, blank=True)
+    # When a close request moved the trade to CLOSING and is (or may be) still at work on it; NULL
+    # once the request ended leaving the trade CLOSING. The monitor finishes a CLOSING trade without
+    # a sell only when no request is at work on it (monitoring.sync, CLOSE_IN_FLIGHT).
+    close_in_flight_since = models.DateTimeField(null=True, blank=True)
+    # Contracts an exit leg sold before its bracket was cancelled (partial fills), and their average
+    # price per share (more places than PRICE: an average of fills). `held_qty` is what is left; the
+    # close's P&L blends these in (trades.services.closing.close_outcome).
+    exit_filled_qty = models.PositiveIntegerField(default=0)
+    exit_filled_price = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     trigger_precision = models.DecimalField(
         **PRICE, null=True, blank=True, help_text="Fill minus trigger price, per share."
     )
@@ -276,8 +292,10 @@ class PaperTrade(models.Model):
 
     @property
     def held_qty(self) -> int:
-        """Contracts actually held: the filled part of the entry (all of it once OPEN)."""
-        return self.filled_qty or (self.qty if self.status in (TradeStatus.OPEN, TradeStatus.CLOSING) else 0)
+        """Contracts actually held: the filled part of the entry (all of it once OPEN), less what
+        exit legs already sold in partial fills (`exit_filled_qty`)."""
+        bought = self.filled_qty or (self.qty if self.status in (TradeStatus.OPEN, TradeStatus.CLOSING) else 0)
+        return max(bought - self.exit_filled_qty, 0)
 
     # Figures the pages show, derived here once so that no page computes its own and disagrees.
 

@@ -114,14 +114,16 @@ def test_tradier_quantity_mismatch_and_a_bracket_cancelled_at_the_broker(trader,
 
     report = _reconcile("--user", "alice")
     assert f"quantity_mismatch (trade {trade.pk})" in report and f"hold 1 {CONTRACT} here; the broker holds 3" in report
-    assert f"bracket_missing (trade {trade.pk})" in report and "-> mark the trade for attention" in report
+    assert f"bracket_missing (trade {trade.pk})" in report and "-> protect it again" in report
     assert trade_as_stored(trade.pk).attention_reason == ""
 
     fixed = _reconcile("--user", "alice", "--fix")
-    assert "unprotected" in trade_as_stored(trade.pk).attention_reason
-    # Marked, not mended: the bracket is still missing and a person decides about quantities.
-    assert "fixed 1; 2 remain" in fixed and "still: [TRADIER_SANDBOX] quantity_mismatch" in fixed
-    assert "-> mark the trade for attention" not in _reconcile("--user", "alice")  # marked once
+    protected = trade_as_stored(trade.pk)
+    # The bracket is mended as the monitor would (a new one for the trade's contract); the
+    # quantities are a person's to decide.
+    assert protected.bracket_order_id not in ("", trade.bracket_order_id) and not protected.unprotected
+    assert "fixed 1; 1 remain" in fixed and "still: [TRADIER_SANDBOX] quantity_mismatch" in fixed
+    assert "bracket_missing" not in _reconcile("--user", "alice")
 
 
 def test_without_user_a_tradier_trader_with_no_active_trade_is_looked_at_too(trader, tradier, market):

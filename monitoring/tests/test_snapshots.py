@@ -93,6 +93,16 @@ def test_marks_and_pnl_follow_the_quote_and_keep_their_extremes(positions):
     assert trade.max_gain > trade.max_drawdown or trade.unrealized_pnl == expected.quantize(Decimal("0.01"))
 
 
+def test_the_unrealized_pnl_counts_only_the_contracts_still_held(positions):
+    """An exit leg sold one of the trade's two contracts: the mark values the one left."""
+    call = positions[0]
+    with tenancy.system_context():
+        PaperTrade.objects.filter(pk=call.pk).update(qty=2, exit_filled_qty=1, exit_filled_price=Decimal("6.5"))
+    snapshot_positions(provider=CountingProvider(MIDDAY), at=MIDDAY)
+    [first] = [s for s in _snapshots() if s.trade_id == call.pk]
+    assert _trade(call.pk).unrealized_pnl == ((first.mark_price - Decimal("5.00")) * 1 * 100).quantize(Decimal("0.01"))
+
+
 def test_nothing_is_polled_while_the_market_is_closed(positions):
     provider = CountingProvider(SATURDAY)
     report = snapshot_positions(provider=provider, at=SATURDAY)

@@ -22,6 +22,7 @@ from .closing import (
     EXPIRY,
     ExitFill,
     close_confirm,
+    close_in_progress,
     close_outcome,
     close_resume,
     filled_exit,
@@ -89,7 +90,7 @@ from .opening import (
 from .orders import bracket_ids, broker_of, exit_requests, order_summary, split_legs, trade_order_ids, trade_order_tag
 from .orphans import finished_order_seen, finished_orders_to_read, order_is_adopted, orphans_guard
 from .positions import trade_oversold_flag
-from .protection import UNPROTECTED, bracket_attach, bracket_protect, needs_bracket
+from .protection import UNPROTECTED, bracket_attach, bracket_lost, bracket_protect, needs_bracket
 
 __all__ = [
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
@@ -99,14 +100,15 @@ __all__ = [
     "PositionUnprotected", "RiskLimitExceeded", "StoredAnswer", "TradeError", "TradeOpenInput", "TradeResult",
     "IdempotencyClaim",
     "VersionConflict", "account_settings_for", "account_settings_update", "brackets_adjust", "encrypted_secrets_rotate",
-    "close_confirm", "close_outcome", "close_resume", "BROKER_FILL", "EXPIRY", "ExitFill", "filled_exit",
+    "close_confirm", "close_in_progress", "close_outcome", "close_resume",
+    "BROKER_FILL", "EXPIRY", "ExitFill", "filled_exit",
     "trade_exit_filled", "trade_expiry_settle", "trade_flag", "trade_oversold_flag",
     "event_record", "idempotency_claim", "idempotency_keys_purge",
     "idempotency_release", "idempotent", "KeyedAnswer",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
     "trade_risk", "STAFF_EDITABLE_FIELDS", "trade_staff_edit", "trade_transition", "user_create",
     "broker_polling_paused", "broker_trouble_clear", "broker_trouble_record", "broker_troubles_of",
-    "UNPROTECTED", "bracket_protect", "finished_order_seen", "finished_orders_to_read", "needs_bracket",
+    "UNPROTECTED", "bracket_lost", "bracket_protect", "finished_order_seen", "finished_orders_to_read", "needs_bracket",
     "order_is_adopted", "orphans_guard",
     "trade_order_ids",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",

@@ -22,7 +22,14 @@ from tradeoptions import tenancy
 from trades.models import Actor, EventKind, PaperTrade, TradeStatus
 
 from .accounts import account_settings_for
-from .closing import bracket_restore, bracket_withdraw, conflict_refused, exit_fill_close
+from .closing import (
+    bracket_restore,
+    bracket_withdraw,
+    conflict_refused,
+    exit_fill_close,
+    exit_fills_record,
+    sold_in_parts_close,
+)
 from .errors import (
     BracketReplaceFailed,
     BracketWouldFill,
@@ -73,6 +80,10 @@ def brackets_adjust(
         if withdrawn is None:
             return TradeResult(trade, BracketReplaceFailed(
                 "The broker could not cancel the current bracket; nothing was changed.", trade=trade))
+        if not withdrawn.known:  # if it was cancelled after all, the monitor sees it ended and re-protects
+            return TradeResult(trade, BracketReplaceFailed(
+                "The broker did not answer the cancel of the current bracket; nothing new was placed. "
+                "Should it turn out cancelled, the monitor places the bracket again.", trade=trade))
         if withdrawn.exit_fill is not None:  # the old bracket sold first: that is the trade's close
             trade = exit_fill_close(trade=trade, exit_fill=withdrawn.exit_fill, **who)
             return TradeResult(trade, InvalidTransition(
@@ -80,18 +91,20 @@ def brackets_adjust(
         if not withdrawn.final:  # a leg may still fill: a second bracket beside it could double the exit
             return TradeResult(trade, BracketReplaceFailed(
                 "The broker has not confirmed the current bracket's cancel; nothing new was placed.", trade=trade))
-        held = trade.held_qty - withdrawn.sold
-        if held <= 0:  # partial fills of the old legs sold everything: there is nothing left to protect
-            return TradeResult(trade, BracketReplaceFailed(
-                "The old bracket's legs sold the whole position in partial fills; nothing new was placed.",
-                trade=trade))
+        trade = exit_fills_record(trade=trade, withdrawn=withdrawn, **who)
+        held = trade.held_qty
+        if held <= 0:  # partial fills of the old legs sold everything: that is the trade's close
+            trade = sold_in_parts_close(trade=trade, withdrawn=withdrawn, **who)
+            return TradeResult(trade, InvalidTransition(
+                "The bracket's legs sold the whole position in partial fills before the change arrived: "
+                "the trade is closed at those fills.", trade=trade))
         old = {"sl_price": trade.sl_price, "tp_price": trade.tp_price}
         try:
             order = place_bracket(broker, *exit_requests(trade, quantity=held, sl=sl, tp=tp))
         except BrokerError as error:
             return _restore(trade, broker, error, held, who)
         trade = trade_transition(
-            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.BRACKET_ADJUSTED, expected_version=version,
+            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.BRACKET_ADJUSTED, expected_version=trade.version,
             changes={"sl_price": sl, "tp_price": tp, "override_count": trade.override_count + 1,
                      "attention_reason": "", **bracket_ids(order)},
             payload={"from": old, "to": {"sl_price": sl, "tp_price": tp}, "allow_immediate": allow_immediate,

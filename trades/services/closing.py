@@ -5,9 +5,13 @@ docs/reliability.md, "Closing without a short"):
 
 1. OPEN → CLOSING, a conditional update on the version the client saw, committed before the
    broker hears anything: of two parallel closes the second is refused with the current trade.
-2. The SL/TP bracket is cancelled, and each exit leg's final state is read from the cancel's
-   answer (`bracket_withdraw`). A leg that filled first closes the trade as TP_HIT/SL_HIT at its
-   fill, and no sell is sent: the position is gone already.
+   `close_in_flight_since` says a request is at work (cleared when it ends leaving the trade
+   CLOSING); an earlier close's `close_order_id` is forgotten.
+2. Under the trade's close lease (so the monitor's resume never sells beside it), the SL/TP
+   bracket is cancelled, and each exit leg's final state is read from the cancel's answer
+   (`bracket_withdraw`). A leg that filled first closes the trade as TP_HIT/SL_HIT at its
+   fill, and no sell is sent: the position is gone already. Contracts a leg sold in part are
+   stored on the trade (`exit_fills_record`) and the close's P&L blends them in.
 3. Only once every leg is final does the market sell-to-close go, for what is still held. The
    sell never coexists with a working exit, so it can neither double the exit (an unintended
    short) nor be refused by a broker that will not sell contracts committed to working orders.
@@ -22,11 +26,15 @@ with the same steps (`close_resume`); steps 2 and 3 are safe to repeat.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.utils import timezone
 
 from brokers.base import BrokerError, BrokerProvider, Order, OrderStatus, OrderType
@@ -53,13 +61,22 @@ from .orders import (
 
 CENT = Decimal("0.01")
 BROKER_FILL, EXPIRY = "BROKER_FILL", "EXPIRY"
+# A close request that leaves the trade CLOSING says it is done with it: the monitor, which
+# finishes a CLOSING trade no request is at work on, need not wait for one in flight.
+REQUEST_ENDED = {"close_in_flight_since": None}
 
 
 def close_outcome(trade: PaperTrade, *, price: Decimal, at: datetime, reason: str) -> dict:
-    """The outcome fields of a trade closed at `price` per share: P&L in dollars (premiums only,
-    before commissions), percent of the entry premium, hours held."""
-    quantity = trade.held_qty
-    pnl = (price - trade.entry_price) * quantity * CONTRACT_MULTIPLIER
+    """The outcome fields of a trade whose held contracts close at `price` per share: P&L in
+    dollars (premiums only, before commissions), percent of the entry premium, hours held.
+    Contracts exit legs sold earlier in partial fills count at their own price: the close price
+    is the quantity-weighted average of both."""
+    held, sold = trade.held_qty, trade.exit_filled_qty
+    proceeds = price * held + (trade.exit_filled_price * sold if sold else 0)
+    quantity = held + sold
+    if sold:
+        price = (proceeds / quantity).quantize(Decimal("0.0001"))
+    pnl = (proceeds - trade.entry_price * quantity) * CONTRACT_MULTIPLIER
     hours = Decimal((at - trade.entry_date).total_seconds()) / 3600 if trade.entry_date else None
     return {
         "close_price": price,
@@ -109,12 +126,28 @@ def filled_exit(sl: Order | None, tp: Order | None) -> ExitFill | None:
 @dataclass(frozen=True)
 class Withdrawal:
     """The bracket as the cancel left it. `final`: no exit leg can fill any more. `sold`:
-    contracts the legs sold before the cancel arrived (a partial fill included)."""
+    contracts the legs sold before the cancel arrived (a partial fill included), for `proceeds`
+    (per share: the sum of quantity × average fill price)."""
 
     orders: list[Order]
     exit_fill: ExitFill | None
     final: bool
     sold: int
+    proceeds: Decimal = Decimal(0)
+    known: bool = True  # False: neither the cancel nor a read of the order answered (UNKNOWN)
+
+
+# A cancel the broker did not answer, nor a read after it: the bracket may be working or gone.
+UNKNOWN = Withdrawal(orders=[], exit_fill=None, final=False, sold=0, known=False)
+
+
+def _sold_by(leg: Order) -> tuple[int, Decimal]:
+    """(contracts, quantity × price) a leg sold; a fill reported without a price counts at the
+    leg's own price (its limit, or its stop)."""
+    if leg.fill is not None:
+        return leg.fill.quantity, leg.fill.price * leg.fill.quantity
+    price = leg.limit_price if leg.limit_price is not None else leg.stop_price
+    return leg.filled_quantity, (price or Decimal(0)) * leg.filled_quantity
 
 
 def bracket_order_ids(trade: PaperTrade) -> list[str]:
@@ -134,28 +167,71 @@ def exit_legs_of(orders: list[Order]) -> tuple[Order | None, Order | None]:
 
 
 def bracket_withdraw(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Withdrawal | None:
-    """Cancel the trade's SL/TP orders and say how each ended. None if the broker failed a
-    cancel: the bracket may still be working, so nothing may be sold. Each outcome is logged.
+    """Cancel the trade's SL/TP orders and say how each ended. Each outcome is logged.
 
     A cancel's answer is the order as it then stands (`BrokerProvider.cancel_order`); a leg the
-    answer still shows working (a cancel the broker has not finished) is read once more."""
+    answer still shows working (a cancel the broker has not finished) is read once more. A cancel
+    that fails is followed by one read of the order: None if it shows the bracket still working
+    (the cancel did not take: nothing may be sold beside it), the order's final state if the cancel
+    went through after all (or a fill came first), and UNKNOWN if the broker answered neither."""
     orders = []
     for order_id in bracket_order_ids(trade):
         try:
             order = broker.cancel_order(order_id)
-            if any(leg.status.is_working for leg in exit_legs_of([order]) if leg is not None):
-                order = broker.get_order(order_id)
         except BrokerError as error:
             event_record(trade=trade, kind=EventKind.ATTENTION_NEEDED, old_status=trade.status,
                          new_status=trade.status, payload={"cancel_failed": order_id, "error": str(error)}, **who)
-            return None
+            order = _read(broker, order_id)
+            if order is None:
+                return UNKNOWN
+            if _working(order):
+                return None
+        else:
+            if _working(order):
+                order = _read(broker, order_id) or order
         event_record(trade=trade, kind=EventKind.ORDER_CANCELED, old_status=trade.status, new_status=trade.status,
                      payload={"order": order_summary(order)}, **who)
         orders.append(order)
+    return withdrawal_of(orders)
+
+
+def _working(order: Order) -> bool:
+    return any(leg.status.is_working for leg in exit_legs_of([order]) if leg is not None)
+
+
+def _read(broker: BrokerProvider, order_id: str) -> Order | None:
+    try:
+        return broker.get_order(order_id)
+    except BrokerError:
+        return None
+
+
+def withdrawal_of(orders: list[Order]) -> Withdrawal:
+    """How a bracket's exit legs stand, from its orders as the broker reported them."""
     sl, tp = exit_legs_of(orders)
     legs = [leg for leg in (sl, tp) if leg is not None]
+    sold = [_sold_by(leg) for leg in legs]
     return Withdrawal(orders=orders, exit_fill=filled_exit(sl, tp), final=all(leg.status.is_final for leg in legs),
-                      sold=sum(leg.fill.quantity if leg.fill else leg.filled_quantity for leg in legs))
+                      sold=sum(quantity for quantity, _ in sold),
+                      proceeds=sum((value for _, value in sold), Decimal(0)))
+
+
+def exit_fills_record(*, trade: PaperTrade, withdrawn: Withdrawal, **who) -> PaperTrade:
+    """Store what the withdrawn bracket's legs sold in partial fills before the cancel: the trade
+    holds that much less (`held_qty`), and its close will blend their price in. The bracket,
+    over, is forgotten in the same change, so the same fills are never counted twice (and a
+    position still held is protected again: `bracket_protect`, `bracket_restore`, an adjust).
+    A trade whose legs sold nothing, or that a leg may still sell from, is returned unchanged."""
+    if not withdrawn.final or withdrawn.exit_fill is not None or withdrawn.sold <= 0:
+        return trade
+    quantity = trade.exit_filled_qty + withdrawn.sold
+    proceeds = withdrawn.proceeds + (trade.exit_filled_price * trade.exit_filled_qty if trade.exit_filled_qty else 0)
+    return trade_transition(
+        trade_id=trade.pk, to=trade.status, kind=EventKind.ORDER_FILLED, expected_version=trade.version,
+        changes={"exit_filled_qty": quantity, "exit_filled_price": (proceeds / quantity).quantize(Decimal("0.000001")),
+                 "bracket_order_id": "", "sl_order_id": "", "tp_order_id": ""},
+        payload={"partial_exit": {"sold": withdrawn.sold, "proceeds_per_share": withdrawn.proceeds},
+                 "orders": [order_summary(order) for order in withdrawn.orders]}, **who)
 
 
 def bracket_restore(*, trade: PaperTrade, broker: BrokerProvider, quantity: int, why: TradeError,
@@ -200,7 +276,9 @@ def _close(*, user: AbstractBaseUser, trade_id: int, version: int, market: Marke
         trade = PaperTrade.objects.get(owner=user, pk=trade_id)
         broker = broker_of(account_settings_for(user=user), mode=trade.broker_mode, market=market)
         try:
-            trade = trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSING, expected_version=version, **who)
+            trade = trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSING, expected_version=version,
+                                     changes={"close_in_flight_since": timezone.now(), "close_order_id": ""},
+                                     **who)
         except VersionConflict as error:
             return conflict_refused(trade=trade, error=error, user=user, action="close", sent_version=version)
     # CLOSING has committed (unless the caller holds a transaction open): a second close is refused
@@ -209,8 +287,44 @@ def _close(*, user: AbstractBaseUser, trade_id: int, version: int, market: Marke
         return close_at_broker(trade=trade, broker=broker, **who)
 
 
+# A close's broker phase holds this per-trade lease, so a close request and the monitor's resume
+# never sell side by side. Longer than the phase's worst case (a few broker calls, each with its
+# timeouts, retries and rate-limit waits: about a minute apiece); a process that dies holding it
+# delays the monitor's resume by at most this much.
+CLOSE_LEASE_TTL = timedelta(minutes=10)
+
+
+def _lease_key(trade_id: int) -> str:
+    return f"close-lease:{trade_id}"
+
+
+@contextmanager
+def _close_lease(trade_id: int) -> Iterator[bool]:
+    """Yields whether this caller holds the trade's close lease (False: another close has it)."""
+    token = uuid.uuid4().hex
+    held = cache.add(_lease_key(trade_id), token, timeout=int(CLOSE_LEASE_TTL.total_seconds()))
+    try:
+        yield held
+    finally:
+        if held and cache.get(_lease_key(trade_id)) == token:
+            cache.delete(_lease_key(trade_id))
+
+
+def close_in_progress(*, trade_id: int) -> bool:
+    """A close (a request's, or the monitor's resume) is at the broker for this trade now."""
+    return cache.get(_lease_key(trade_id)) is not None
+
+
 def close_at_broker(*, trade: PaperTrade, broker: BrokerProvider, **who) -> TradeResult:
-    """Steps 2-4 of a close (the module's docstring), for a CLOSING trade that has no sell."""
+    """Steps 2-4 of a close (the module's docstring), for a CLOSING trade that has no sell, under
+    the trade's close lease: if another close holds it, that one finishes and nothing is sent."""
+    with _close_lease(trade.pk) as ours:
+        if not ours:
+            return TradeResult(trade)
+        return _close_steps(trade=trade, broker=broker, who=who)
+
+
+def _close_steps(*, trade: PaperTrade, broker: BrokerProvider, who: dict) -> TradeResult:
     withdrawn = bracket_withdraw(trade=trade, broker=broker, **who)
     if withdrawn is None:  # the bracket may still work: selling now could double the exit
         trade = trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_REJECTED,
@@ -218,18 +332,27 @@ def close_at_broker(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Trad
                                  **who)
         return TradeResult(trade, BrokerDown(
             "The broker could not cancel the SL/TP bracket, so nothing was sold: try again.", trade=trade))
+    if not withdrawn.known:  # the bracket may be gone or working: the close stays due, the monitor retries it
+        trade = trade_transition(
+            trade_id=trade.pk, to=TradeStatus.CLOSING, kind=EventKind.ATTENTION_NEEDED,
+            changes={"attention_reason": "The broker answered neither the bracket's cancel nor a read of it; "
+                                         "the monitor tries the close again.", **REQUEST_ENDED}, **who)
+        return TradeResult(trade, BrokerDown(
+            "The broker did not answer the cancel of the SL/TP bracket: nothing was sold, and the close is "
+            "retried by the monitor.", trade=trade))
     if withdrawn.exit_fill is not None:  # the broker sold at the SL/TP first: that is the close
         return TradeResult(exit_fill_close(trade=trade, exit_fill=withdrawn.exit_fill, **who))
     if not withdrawn.final:
         trade = trade_transition(
             trade_id=trade.pk, to=TradeStatus.CLOSING, kind=EventKind.ATTENTION_NEEDED,
             changes={"attention_reason": "Waiting for the broker to confirm the bracket's cancel; "
-                                         "the monitor sells once it has."},
+                                         "the monitor sells once it has.", **REQUEST_ENDED},
             payload={"orders": [order_summary(order) for order in withdrawn.orders]}, **who)
         return TradeResult(trade)
-    held = trade.held_qty - withdrawn.sold
+    trade = exit_fills_record(trade=trade, withdrawn=withdrawn, **who)
+    held = trade.held_qty
     if held <= 0:  # the legs sold everything between them, in parts: nothing is left to sell
-        return TradeResult(_sold_in_parts(trade, withdrawn, who))
+        return TradeResult(sold_in_parts_close(trade=trade, withdrawn=withdrawn, **who))
     try:
         sell = broker.place_order(close_request(trade, quantity=held))
     except BrokerError as error:
@@ -257,23 +380,29 @@ def close_confirm(*, trade_id: int, sell: Order, changes: dict | None = None, **
         return trade_transition(trade_id=trade_id, to=TradeStatus.CLOSED, kind=EventKind.ORDER_FILLED,
                                 changes=changes, payload=payload, **who)
     if sell.status.is_final:  # refused, cancelled or expired unfilled: the position is still held
+        # The id goes with it (the event keeps it): a later close's sell is known by its own id or
+        # tag, never mistaken for this one, which ended.
+        changes["close_order_id"] = ""
         changes["status_reason"] = f"The close order was {sell.status.value}: {sell.reason or ''}".strip()[:255]
         changes["attention_reason"] = ("The close order ended unfilled and the bracket was cancelled before it: "
                                        "the position is unprotected. Adjust the bracket or close again.")
         return trade_transition(trade_id=trade_id, to=TradeStatus.OPEN, kind=EventKind.ORDER_CANCELED,
                                 changes=changes, payload=payload, **who)
     return trade_transition(trade_id=trade_id, to=TradeStatus.CLOSING, kind=EventKind.ORDER_PLACED,
-                            changes=changes, payload=payload, **who)
+                            changes={**changes, **REQUEST_ENDED}, payload=payload, **who)
 
 
-def _sold_in_parts(trade: PaperTrade, withdrawn: Withdrawal, who: dict) -> PaperTrade:
-    """Partial fills of both legs that add up to the whole position: no single fill is the close,
-    and a sell would go short. The trade waits, CLOSING, for a person to book it."""
+def sold_in_parts_close(*, trade: PaperTrade, withdrawn: Withdrawal, **who) -> PaperTrade:
+    """The exit legs' partial fills (stored: `exit_fills_record`) sold the whole position between
+    them: no single fill is the close, and a sell would go short. The trade closes at the
+    quantity-weighted average of those fills, as a take-profit if that is above the entry and as
+    a stop-loss otherwise (the reason must be one; the event lists every order)."""
+    reason = CloseReason.TP_HIT if trade.exit_filled_price >= trade.entry_price else CloseReason.SL_HIT
+    changes = close_outcome(trade, price=trade.exit_filled_price, at=timezone.now(), reason=reason)
     return trade_transition(
-        trade_id=trade.pk, to=TradeStatus.CLOSING, kind=EventKind.ATTENTION_NEEDED,
-        changes={"attention_reason": "The SL/TP legs sold the whole position between them in partial fills: "
-                                     "book the close by hand from the broker's fills."},
-        payload={"orders": [order_summary(order) for order in withdrawn.orders]}, **who)
+        trade_id=trade.pk, to=TradeStatus.CLOSED, kind=EventKind.ORDER_FILLED, changes=changes,
+        payload={"source": BROKER_FILL, "sold_in_parts": True,
+                 "orders": [order_summary(order) for order in withdrawn.orders]}, **who)
 
 
 def _sell_failed(trade: PaperTrade, error: BrokerError, broker: BrokerProvider, held: int,
@@ -289,7 +418,8 @@ def _sell_failed(trade: PaperTrade, error: BrokerError, broker: BrokerProvider, 
         return TradeResult(trade, problem)
     trade = trade_transition(
         trade_id=trade.pk, to=TradeStatus.CLOSING, kind=EventKind.ATTENTION_NEEDED,
-        changes={"attention_reason": f"Close order outcome unknown, reconcile by its tag: {error}"[:255]},
+        changes={"attention_reason": f"Close order outcome unknown, reconcile by its tag: {error}"[:255],
+                 **REQUEST_ENDED},
         payload={"error": problem.code}, **who,
     )
     problem.trade = trade
@@ -328,13 +458,20 @@ def trade_expiry_settle(*, trade: PaperTrade, broker: BrokerProvider, value: Dec
                         payload: dict, **who) -> str | None:
     """Settle a held trade whose contract reached its expiry cutoff, at `value` per share. An
     exit leg or a close's sell that filled before the cutoff is the outcome instead (at its
-    fill). Returns the close reason, or None when it must wait (the broker could not say how
-    the trade's orders ended: booking an expiry over a fill we cannot see would be wrong)."""
+    fill). Contracts an exit leg sold in part are booked at their fill, and only what is still
+    held settles at `value`. Returns the close reason, or None when it must wait: the broker
+    could not say how the trade's orders ended, or says an exit leg still works (booking an
+    expiry over a fill we cannot see, or one still to come, would be wrong)."""
     withdrawn = bracket_withdraw(trade=trade, broker=broker, **who)
-    if withdrawn is None:
+    if withdrawn is None or not withdrawn.known:
         return None
     if withdrawn.exit_fill is not None:
         return exit_fill_close(trade=trade, exit_fill=withdrawn.exit_fill, **who).close_reason
+    if not withdrawn.final:  # the cancel is not finished: the next cycle asks again
+        return None
+    trade = exit_fills_record(trade=trade, withdrawn=withdrawn, **who)
+    if trade.held_qty <= 0:  # the legs sold everything in parts: there is nothing left to expire
+        return sold_in_parts_close(trade=trade, withdrawn=withdrawn, **who).close_reason
     if trade.close_order_id:
         try:
             sell = broker.cancel_order(trade.close_order_id)

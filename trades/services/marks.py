@@ -53,8 +53,9 @@ def marks_record(*, marks: Sequence[TradeMark], at: datetime) -> int:
     and drawdown, in one UPDATE. Returns how many trades were marked.
 
     A trade that stopped being held since the monitor read it (closed, expired) is left alone.
-    `version` is not bumped: a new mark is not a change the trader made, and must not turn their
-    pending close into a 409.
+    Neither `version` nor `updated_at` is touched: a new mark is not a change to the trade. It must
+    not turn the trader's pending close into a 409, nor make a close the process left half done look
+    fresh every cycle (`last_updated` says when the mark was taken).
     """
     if not marks:
         return 0
@@ -63,14 +64,14 @@ def marks_record(*, marks: Sequence[TradeMark], at: datetime) -> int:
             """
             UPDATE trades_papertrade AS t
                SET current_price = v.mark, current_bid = v.bid, current_ask = v.ask, unrealized_pnl = v.pnl,
-                   last_updated = %s, updated_at = %s,
+                   last_updated = %s,
                    max_gain = GREATEST(COALESCE(t.max_gain, v.pnl), v.pnl),
                    max_drawdown = LEAST(COALESCE(t.max_drawdown, v.pnl), v.pnl)
               FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[])
                 AS v(id, mark, bid, ask, pnl)
              WHERE t.id = v.id AND t.status = ANY(%s)
             """,
-            [at, at, [m.trade_id for m in marks], [m.mark for m in marks], [m.bid for m in marks],
+            [at, [m.trade_id for m in marks], [m.mark for m in marks], [m.bid for m in marks],
              [m.ask for m in marks], [m.unrealized_pnl for m in marks], [str(status) for status in HELD]],
         )
         return cursor.rowcount

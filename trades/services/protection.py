@@ -117,6 +117,29 @@ def _failed(trade: PaperTrade, error: BrokerError, at: datetime, who: dict, *, f
     return trade
 
 
+def bracket_lost(*, trade: PaperTrade, orders: list[Order], **who) -> PaperTrade:
+    """The OPEN trade's recorded bracket has ended at the broker (`orders`, as the broker reports
+    them) without a fill that closes the trade: cancelled (by hand, or by an adjust or a close
+    that could not record what followed), expired or refused. The position is bare: contracts its
+    legs sold in part are stored, the bracket is forgotten and the trade marked UNPROTECTED, so
+    `bracket_protect` adopts the bracket listed under the trade's tag or places one, as for any
+    unprotected position. Legs that sold everything between them close the trade at their fills."""
+    # closing imports opening, which imports this module for `bracket_attach`: imported here.
+    from .closing import exit_fills_record, sold_in_parts_close, withdrawal_of
+
+    withdrawn = withdrawal_of(orders)
+    trade = exit_fills_record(trade=trade, withdrawn=withdrawn, **who)
+    if trade.held_qty <= 0:
+        return sold_in_parts_close(trade=trade, withdrawn=withdrawn, **who)
+    status = next((order.status.value for order in orders), "ended")
+    return trade_transition(
+        trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED, expected_version=trade.version,
+        changes={"bracket_order_id": "", "sl_order_id": "", "tp_order_id": "",
+                 "attention_reason": f"{UNPROTECTED}: the SL/TP bracket is {status} at the broker; "
+                                     "the monitor places it again."[:255]},
+        payload={"orders": [order_summary(order) for order in orders]}, **who)
+
+
 def needs_bracket(trade: PaperTrade) -> bool:
     """The model's rule (`PaperTrade.unprotected`), named for the order cycle."""
     return trade.unprotected

@@ -19,14 +19,18 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 
 from brokers import factory
+from brokers.base import OrderOutcomeUnknown
 from brokers.models import BrokerMode, PaperOrder
 from brokers.paper import LocalPaperBroker
 from brokers.ratelimit import GROUPS, RateLimiter
 from brokers.tradier import TradierClient
 from monitoring import services as monitoring_services
 from monitoring import sync
+from monitoring.marketdata.simulated import SimulatedProvider
+from monitoring.services import snapshot_positions
 from tradeoptions import tenancy
 from trades import services
 from trades.models import Actor, CloseReason, PaperTrade, TradeStatus
@@ -301,33 +305,42 @@ def test_the_fake_refuses_a_sell_its_working_exits_already_cover_only_when_told(
     assert fake_tradier.accounts[ACCOUNT].positions[CONTRACT].quantity == -QTY
 
 
-def test_a_close_the_process_left_after_the_cancel_is_finished_by_the_monitor(trader, market, racing,
-                                                                                monkeypatch):
+class ProcessDied(BaseException):
+    """Nothing after this point of the close runs (and its open transaction rolls back)."""
+
+
+def _killed():
+    raise ProcessDied
+
+
+def test_a_close_the_process_left_after_the_cancel_is_finished_by_the_monitor(trader, market, racing):
     """Killed between the cancel and the sell: the trade is CLOSING with no sell and no bracket.
-    The monitor leaves it alone while a close may still be in flight, then finishes it."""
+    The monitor leaves it alone while a close may still be in flight, then finishes it, though
+    every snapshot cycle meanwhile marks the trade (the wall clock walks with the market's)."""
     venue = Venue("paper", trader, market)
-    trade = _open(trader, market)
+    provider = SimulatedProvider(seed="close-resume", clock=market.now)
+    with time_machine.travel(market.now(), tick=False) as clock:
+        trade = _open(trader, market)
+        with pytest.raises(ProcessDied):
+            _run("close", venue, trade, racing, at=1, fill=_killed)
+        stuck = _trade(trade.pk)
+        assert stuck.status == TradeStatus.CLOSING and not stuck.close_order_id
 
-    class ProcessDied(BaseException):
-        """Nothing after this point of the close runs (and its open transaction rolls back)."""
+        def cycle():  # 40 s later: a snapshot (the trade's mark), then the order cycle
+            clock.shift(timedelta(seconds=40))
+            market.advance(seconds=40)
+            assert snapshot_positions(provider=provider, at=market.now()).written == 1
+            venue.catch_up()
+            return _trade(trade.pk)
 
-    def killed():
-        raise ProcessDied
-
-    with pytest.raises(ProcessDied):
-        _run("close", venue, trade, racing, at=1, fill=killed)
-    stuck = _trade(trade.pk)
-    assert stuck.status == TradeStatus.CLOSING and not stuck.close_order_id
-    venue.catch_up()
-    assert _trade(trade.pk).status == TradeStatus.CLOSING  # too fresh: it may be a close in flight
-    monkeypatch.setattr(sync, "CLOSE_IN_FLIGHT", timedelta(0))
-    venue.catch_up()
-    closed = _trade(trade.pk)
+        assert cycle().status == TradeStatus.CLOSING  # 40 s: it may be a close in flight
+        marked = cycle()  # 80 s
+        assert marked.status == TradeStatus.CLOSING and marked.current_price is not None
+        closed = cycle()  # 120 s: no close request takes that long
     ((kind, price, quantity),) = venue.filled_exits(trade.pk)
     assert (kind, quantity, venue.look()) == ("market", QTY, (0, False))
     assert (closed.status, closed.close_reason, closed.close_price) == (
         TradeStatus.CLOSED, CloseReason.MANUAL_CLOSE, price)
-
 
 
 @pytest.mark.parametrize("venue", ["tradier-accepts", "tradier-refuses"], indirect=True)
@@ -358,8 +371,7 @@ def test_a_cancel_the_broker_has_not_finished_sells_nothing_until_the_monitor_se
     assert venue.filled_exits(trade.pk) == [] and venue.look() == (QTY, False)  # the bracket still protects it
 
     monkeypatch.setattr(LocalPaperBroker, "cancel_order", real_cancel)  # the broker catches up
-    monkeypatch.setattr(sync, "CLOSE_IN_FLIGHT", timedelta(0))
-    venue.catch_up()
+    venue.catch_up()  # at once: the close request has ended, nothing else is at work on the trade
     closed = _trade(trade.pk)
     ((kind, price, _),) = venue.filled_exits(trade.pk)
     assert (closed.status, closed.close_reason, closed.close_price, kind) == (
@@ -379,3 +391,265 @@ def test_an_expiry_whose_bracket_cannot_be_cancelled_waits_instead_of_guessing(t
         reason = services.trade_expiry_settle(trade=trade, broker=broker, value=Decimal("1.00"), cutoff=market.now(),
                                               payload={}, actor=Actor.SYSTEM)
     assert reason is None and _trade(trade.pk).status == TradeStatus.OPEN
+
+
+def test_a_second_close_whose_sell_answer_was_lost_is_not_undone_by_the_first_close_s_ended_sell(
+        trader, market, monkeypatch):
+    """Close #1's sell ends unfilled (the trade is OPEN again); close #2's sell fills but its
+    answer is lost. The monitor must judge close #2 by its own sell, not reopen the trade because
+    close #1's sell, long over, is still remembered."""
+    venue = Venue("paper", trader, market)
+    trade = _open(trader, market)
+    market.open = False  # close #1's market sell waits for the open
+    first = services.trade_close(user=trader, trade_id=trade.pk, version=trade.version, market=market).trade
+    assert first.status == TradeStatus.CLOSING and first.close_order_id
+    with tenancy.acting_as(trader.pk):
+        LocalPaperBroker(trader.pk, starting_cash=Decimal("10000"), market=market).cancel_order(first.close_order_id)
+    market.open = True
+    venue.catch_up()
+    reopened = _trade(trade.pk)
+    assert reopened.status == TradeStatus.OPEN
+
+    place = LocalPaperBroker.place_order
+
+    def answer_lost(self, request):
+        place(self, request)
+        raise OrderOutcomeUnknown("the answer never came", tag=request.tag)
+
+    monkeypatch.setattr(LocalPaperBroker, "place_order", answer_lost)
+    second = services.trade_close(user=trader, trade_id=trade.pk, version=reopened.version, market=market).trade
+    monkeypatch.setattr(LocalPaperBroker, "place_order", place)
+    assert second.status == TradeStatus.CLOSING
+    venue.catch_up()
+    closed = _trade(trade.pk)
+    ((kind, price, quantity),) = venue.filled_exits(trade.pk)
+    assert (kind, quantity, venue.look()) == ("market", QTY, (0, False))
+    assert (closed.status, closed.close_reason, closed.close_price) == (
+        TradeStatus.CLOSED, CloseReason.MANUAL_CLOSE, price)
+
+
+@pytest.mark.parametrize("venue", ["tradier-accepts", "tradier-refuses"], indirect=True)
+def test_a_partial_take_profit_is_remembered_through_an_adjust_and_blended_into_the_close(venue):
+    """The take-profit sells one of two contracts; the trader then moves the bracket (a new OCO
+    for the one left), then closes: one contract is sold, and the P&L counts each contract at
+    the price it actually went for."""
+    trade = _open(venue.user, venue.market)
+    venue.fake.set_quote(CONTRACT, "6.60", "6.80", size=1)
+    venue.fake.set_quote(CONTRACT, "6.00", "6.20")
+    ((tp_leg,),) = [[leg for leg in head.legs if leg.type == "limit"]
+                    for head in venue.fake.orders_tagged(f"to-{trade.pk}-sl")]
+    assert (tp_leg.exec_quantity, venue.look()) == (1, (1, False))
+
+    adjusted = services.brackets_adjust(user=venue.user, trade_id=trade.pk, version=trade.version,
+                                        new_sl=Decimal("3.50"), new_tp=Decimal("7.00"), market=venue.market)
+    assert adjusted.problem is None and adjusted.trade.held_qty == 1
+    assert {leg.quantity for leg in venue.fake.order(adjusted.trade.bracket_order_id).legs} == {1}
+
+    result = services.trade_close(user=venue.user, trade_id=trade.pk, version=adjusted.trade.version,
+                                  market=venue.market)
+    (sell,) = venue.fake.orders_tagged(f"to-{trade.pk}-close")
+    assert (sell.quantity, sell.exec_quantity, venue.look()) == (1, 1, (0, False))
+    closed = result.trade
+    entry = closed.entry_price
+    expected = (tp_leg.avg_fill_price - entry) * 100 + (sell.avg_fill_price - entry) * 100
+    assert (closed.status, closed.realized_pnl) == (TradeStatus.CLOSED, expected.quantize(Decimal("0.01")))
+    assert closed.close_price == ((tp_leg.avg_fill_price + sell.avg_fill_price) / 2).quantize(Decimal("0.0001"))
+
+
+def _settle_expiry(user, market, trade, value: str) -> str | None:
+    """The expiry settlement's own decision, past the cutoff, at intrinsic `value`."""
+    from trades.services.orders import broker_of
+
+    with tenancy.acting_as(user.pk):
+        broker = broker_of(services.account_settings_for(user=user), mode=trade.broker_mode, market=market)
+        return services.trade_expiry_settle(trade=_trade(trade.pk), broker=broker, value=Decimal(value),
+                                            cutoff=market.now(), payload={}, actor=Actor.SYSTEM,
+                                            actor_label="expiry_settlement")
+
+
+def test_an_expiry_waits_while_the_broker_still_shows_an_exit_leg_working(trader, market, monkeypatch):
+    """The cancel's answer, and a second look, still show the bracket working: a leg may yet sell,
+    so no expiry is booked over it; the next cycle asks again."""
+    trade = _open(trader, market)
+    real_cancel = LocalPaperBroker.cancel_order
+    monkeypatch.setattr(LocalPaperBroker, "cancel_order", lambda self, order_id: self.get_order(order_id))
+    assert _settle_expiry(trader, market, trade, "1.00") is None
+    assert _trade(trade.pk).status == TradeStatus.OPEN
+
+    monkeypatch.setattr(LocalPaperBroker, "cancel_order", real_cancel)  # the broker catches up
+    assert _settle_expiry(trader, market, trade, "1.00") == CloseReason.EXPIRED_ITM
+
+
+@pytest.mark.parametrize("venue", ["tradier-accepts", "tradier-refuses"], indirect=True)
+def test_an_expiry_after_a_partial_take_profit_settles_only_what_is_left(venue):
+    """One of two contracts went at the take-profit: only the other expires (at intrinsic 1.00),
+    and the P&L counts the sold one at its fill, not at the expiry value."""
+    trade = _open(venue.user, venue.market)
+    venue.fake.set_quote(CONTRACT, "6.60", "6.80", size=1)
+    venue.fake.set_quote(CONTRACT, "6.00", "6.20")
+    ((tp_leg,),) = [[leg for leg in head.legs if leg.type == "limit"]
+                    for head in venue.fake.orders_tagged(f"to-{trade.pk}-sl")]
+    assert tp_leg.exec_quantity == 1
+
+    assert _settle_expiry(venue.user, venue.market, trade, "1.00") == CloseReason.EXPIRED_ITM
+    settled = _trade(trade.pk)
+    entry = settled.entry_price
+    expected = (tp_leg.avg_fill_price - entry) * 100 + (Decimal("1.00") - entry) * 100
+    assert (settled.status, settled.exit_filled_qty, settled.realized_pnl) == (
+        TradeStatus.CLOSED, 1, expected.quantize(Decimal("0.01")))
+
+
+def test_legs_that_sold_the_whole_position_in_parts_close_the_trade_at_their_blended_fills(
+        trader, market, monkeypatch):
+    """The cancel answers that each leg had sold one of the two contracts (the stop at 2.90, the
+    take-profit at 6.60): nothing is left to sell, and the close is booked from those fills, not
+    left CLOSING for a person to work out."""
+    import dataclasses
+
+    from brokers.base import Fill, OrderType
+
+    trade = _open(trader, market)
+    real_cancel = LocalPaperBroker.cancel_order
+    prices = {OrderType.STOP: Decimal("2.90"), OrderType.LIMIT: Decimal("6.60")}
+
+    def cancelled_after_partial_fills(self, order_id):  # what a broker answers after both partial fills
+        order = real_cancel(self, order_id)
+        return dataclasses.replace(order, legs=tuple(
+            dataclasses.replace(leg, filled_quantity=1, fill=Fill(1, prices[leg.order_type], market.now()))
+            for leg in order.legs))
+
+    monkeypatch.setattr(LocalPaperBroker, "cancel_order", cancelled_after_partial_fills)
+    closed = services.trade_close(user=trader, trade_id=trade.pk, version=trade.version, market=market).trade
+    assert Venue("paper", trader, market).filled_exits(trade.pk) == []  # no sell went
+    entry = closed.entry_price
+    assert entry < Decimal("4.75")  # the blend is above the entry: it reads as a take-profit
+    assert (closed.status, closed.close_reason, closed.close_price, closed.realized_pnl) == (
+        TradeStatus.CLOSED, CloseReason.TP_HIT, Decimal("4.75"),
+        ((Decimal("2.90") - entry) * 100 + (Decimal("6.60") - entry) * 100).quantize(Decimal("0.01")))
+
+
+def test_the_monitor_sends_nothing_for_a_close_whose_broker_phase_holds_the_lease(trader, market, racing,
+                                                                                  monkeypatch):
+    """A close slower than the in-flight window is still at the broker (it holds the trade's close
+    lease): the monitor's resume must not sell beside it. Once the lease is free, it finishes."""
+    from trades.services import closing
+
+    venue = Venue("paper", trader, market)
+    trade = _open(trader, market)
+    with pytest.raises(ProcessDied):
+        _run("close", venue, trade, racing, at=1, fill=_killed)
+    monkeypatch.setattr(sync, "CLOSE_IN_FLIGHT", timedelta(0))  # the close has outlived the window
+    with closing._close_lease(trade.pk) as ours:  # ... and is still at the broker
+        assert ours
+        venue.catch_up()
+        assert venue.filled_exits(trade.pk) == [] and _trade(trade.pk).status == TradeStatus.CLOSING
+        with tenancy.acting_as(trader.pk):
+            assert PaperOrder.objects.filter(tag=f"to-{trade.pk}-close").count() == 0
+    venue.catch_up()
+    ((kind, _, quantity),) = venue.filled_exits(trade.pk)
+    assert (kind, quantity, _trade(trade.pk).status) == ("market", QTY, TradeStatus.CLOSED)
+
+
+class _CancelAnswerLost:
+    """The local paper broker, whose next cancel goes through but answers an outage, and whose
+    read right after fails too: the service cannot tell how the bracket stands."""
+
+    def __init__(self, monkeypatch):
+        from brokers.base import BrokerUnavailable
+
+        cancel, read = LocalPaperBroker.cancel_order, LocalPaperBroker.get_order
+        state = {"armed": True, "cancelling": False}
+
+        def lost_cancel(broker, order_id):
+            state["cancelling"] = True  # the broker's own read, inside its cancel, works
+            try:
+                answer = cancel(broker, order_id)
+            finally:
+                state["cancelling"] = False
+            if state["armed"]:
+                raise BrokerUnavailable("the connection dropped before the answer")
+            return answer
+
+        def lost_read(broker, order_id):
+            if state["armed"] and not state["cancelling"]:
+                state["armed"] = False
+                raise BrokerUnavailable("still down")
+            return read(broker, order_id)
+
+        monkeypatch.setattr(LocalPaperBroker, "cancel_order", lost_cancel)
+        monkeypatch.setattr(LocalPaperBroker, "get_order", lost_read)
+
+
+def test_a_close_whose_cancel_the_broker_never_answered_stays_closing_and_the_monitor_finishes_it(
+        trader, market, monkeypatch):
+    venue = Venue("paper", trader, market)
+    trade = _open(trader, market)
+    _CancelAnswerLost(monkeypatch)
+    result = services.trade_close(user=trader, trade_id=trade.pk, version=trade.version, market=market)
+    assert result.problem is not None and result.problem.code == "broker_unavailable"
+    assert result.trade.status == TradeStatus.CLOSING and venue.filled_exits(trade.pk) == []
+
+    venue.catch_up()  # the request has ended: the monitor retries the (idempotent) cancel, then sells
+    closed = _trade(trade.pk)
+    ((kind, price, quantity),) = venue.filled_exits(trade.pk)
+    assert (kind, quantity, venue.look()) == ("market", QTY, (0, False))
+    assert (closed.status, closed.close_reason, closed.close_price) == (
+        TradeStatus.CLOSED, CloseReason.MANUAL_CLOSE, price)
+
+
+def test_an_adjust_whose_cancel_went_through_unanswered_leaves_the_bare_position_to_the_monitor(
+        trader, market, monkeypatch):
+    """The old bracket is gone, the adjust could not know it and placed nothing: the monitor sees
+    the recorded bracket ended unfilled and protects the position again, not only flags it."""
+    venue = Venue("paper", trader, market)
+    trade = _open(trader, market)
+    _CancelAnswerLost(monkeypatch)
+    result = services.brackets_adjust(user=trader, trade_id=trade.pk, version=trade.version,
+                                      new_sl=Decimal("3.50"), market=market)
+    assert result.problem is not None and result.trade.status == TradeStatus.OPEN
+    assert venue.look() == (QTY, True)  # held, and nothing at the broker would sell it
+
+    venue.catch_up()
+    protected = _trade(trade.pk)
+    assert protected.status == TradeStatus.OPEN and protected.bracket_order_id not in ("", trade.bracket_order_id)
+    assert not protected.unprotected and protected.attention_reason == ""
+    assert venue.look() == (QTY, False)
+    with tenancy.acting_as(trader.pk):
+        legs = PaperOrder.objects.filter(parent_id=protected.bracket_order_id)
+        assert {(leg.status, leg.quantity) for leg in legs} == {("open", QTY)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_close_slower_than_the_in_flight_window_is_not_doubled_by_the_monitor(trader, market, broker_held,
+                                                                                monkeypatch):
+    """The close's sell is held at the broker past CLOSE_IN_FLIGHT; a monitor cycle then runs. It
+    must leave the trade to the close still at work (its lease), not send a second sell."""
+    import threading
+
+    from django.db import connection
+
+    venue = Venue("paper", trader, market)
+    trade = _open(trader, market)
+    monkeypatch.setattr(sync, "CLOSE_IN_FLIGHT", timedelta(0))  # the close has outlived the window
+    broker_held.arm()
+    answers = {}
+
+    def close():
+        try:
+            answers["close"] = services.trade_close(user=trader, trade_id=trade.pk, version=trade.version,
+                                                    market=market)
+        finally:
+            connection.close()
+
+    slow = threading.Thread(target=close)
+    slow.start()
+    assert broker_held.entered.wait(10)  # CLOSING committed, bracket cancelled, the sell at the broker
+    sync.sync_orders(market=market, at=market.now())  # the order cycle (the paper matcher would wait on its locks)
+    assert slow.is_alive() and _trade(trade.pk).status == TradeStatus.CLOSING
+    broker_held.release.set()
+    slow.join(10)
+    assert answers["close"].trade.status == TradeStatus.CLOSED
+    with tenancy.acting_as(trader.pk):
+        assert PaperOrder.objects.filter(tag=f"to-{trade.pk}-close").count() == 1
+    venue.catch_up()
+    assert venue.look() == (0, False) and len(venue.filled_exits(trade.pk)) == 1
