@@ -317,6 +317,10 @@ class BrokerUnavailable(BrokerError):
     """The broker is down, in maintenance, or not answering: try again later."""
 
 
+class BrokerMaintenance(BrokerUnavailable):
+    """The broker answered with its maintenance page: it acted on nothing in the request."""
+
+
 class OrderRejected(BrokerError):
     """The broker refused the order; `reason` is its own words."""
 

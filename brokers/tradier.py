@@ -38,6 +38,7 @@ from brokers.base import (
     AccountBalance,
     BrokerAuthError,
     BrokerError,
+    BrokerMaintenance,
     BrokerRateLimited,
     BrokerUnavailable,
     Fill,
@@ -409,7 +410,7 @@ class TradierClient:
             wait = self._limiter.throttled(group, response.headers)
             raise BrokerRateLimited(f"Tradier rate limit reached on {where}.", retry_after=wait)
         if status == 503 or (body is None and _is_html(response)):
-            raise BrokerUnavailable(f"Tradier is unavailable (maintenance page) on {where}: HTTP {status}.")
+            raise BrokerMaintenance(f"Tradier is unavailable (maintenance page) on {where}: HTTP {status}.")
         if status >= 500:
             raise _ServerError(f"Tradier failed on {where}: HTTP {status}.")
         if body is None:

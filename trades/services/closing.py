@@ -37,7 +37,16 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.utils import timezone
 
-from brokers.base import BrokerError, BrokerProvider, Order, OrderStatus, OrderType
+from brokers.base import (
+    BrokerAuthError,
+    BrokerError,
+    BrokerMaintenance,
+    BrokerProvider,
+    BrokerRateLimited,
+    Order,
+    OrderStatus,
+    OrderType,
+)
 from brokers.market import Market, default_market
 from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
@@ -171,9 +180,11 @@ def bracket_withdraw(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Wit
 
     A cancel's answer is the order as it then stands (`BrokerProvider.cancel_order`); a leg the
     answer still shows working (a cancel the broker has not finished) is read once more. A cancel
-    that fails is followed by one read of the order: None if it shows the bracket still working
-    (the cancel did not take: nothing may be sold beside it), the order's final state if the cancel
-    went through after all (or a fill came first), and UNKNOWN if the broker answered neither."""
+    the broker certainly did not act on (maintenance, a refused token) leaves the bracket as it
+    was (None). Any other failed cancel is followed by one read of the order: None if it shows
+    the bracket still working (the cancel did not take: nothing may be sold beside it), the
+    order's final state if the cancel went through after all (or a fill came first), and UNKNOWN
+    if the broker answered neither."""
     orders = []
     for order_id in bracket_order_ids(trade):
         try:
@@ -181,6 +192,8 @@ def bracket_withdraw(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Wit
         except BrokerError as error:
             event_record(trade=trade, kind=EventKind.ATTENTION_NEEDED, old_status=trade.status,
                          new_status=trade.status, payload={"cancel_failed": order_id, "error": str(error)}, **who)
+            if isinstance(error, CANCEL_NOT_ACTED_ON) and not orders:  # the bracket is as it was
+                return None
             order = _read(broker, order_id)
             if order is None:
                 return UNKNOWN
@@ -193,6 +206,11 @@ def bracket_withdraw(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Wit
                      payload={"order": order_summary(order)}, **who)
         orders.append(order)
     return withdrawal_of(orders)
+
+
+# A cancel the broker certainly did nothing with: its maintenance page, a refused token, a rate
+# limit (ours or its 429). A timeout or a dropped connection may have cancelled: read the order.
+CANCEL_NOT_ACTED_ON = (BrokerMaintenance, BrokerAuthError, BrokerRateLimited)
 
 
 def _working(order: Order) -> bool:
