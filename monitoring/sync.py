@@ -90,6 +90,7 @@ from trades.services import (
     trade_exit_filled,
     trade_order_ids,
     trade_order_tag,
+    trade_oversold_clear,
     trade_oversold_flag,
     trade_transition,
 )
@@ -218,7 +219,8 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
 def flag_oversold(account: SyncAccount, broker, report: SyncReport) -> int:
     """One read of the account's positions per cycle (never one per trade): a contract of ours
     held short flags the newest trade of that contract, active or recently finished, through
-    the trades app (which tells the trader once). The local paper broker is not read: it
+    the trades app (which tells the trader once); a flagged trade whose contract is no longer
+    held short is cleared. The local paper broker is not read: it
     refuses at the fill any sale beyond what is held, so it can never be short."""
     report.broker_calls += 1
     try:
@@ -236,6 +238,10 @@ def flag_oversold(account: SyncAccount, broker, report: SyncReport) -> int:
                 logger.error("sync: the account of user %s holds %s %s short (trade %s)", account.owner_id,
                              short[symbol], symbol, trade.pk)
                 flagged += 1
+    for trade in account.trades + account.finished:  # bought back since: the flag goes
+        if trade.oversold_qty and trade.option_symbol not in short:
+            with tenancy.acting_as(trade.owner_id):
+                trade_oversold_clear(trade=trade, **SYSTEM)
     return flagged
 
 

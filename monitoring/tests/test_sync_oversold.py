@@ -74,6 +74,27 @@ def test_a_contract_held_short_flags_its_trade_once_and_tells_the_trader(trader,
     assert trade_as_stored(trade.pk).version == flagged.version and len(_oversold_webhooks(trader)) == 1
 
 
+def test_the_flag_goes_once_the_trader_has_bought_the_contract_back(trader, tradier, market, quick):
+    trade = open_sandbox_call(trader, market)
+    _sold_twice(quick, tradier)
+    sync.sync_orders(market=market)
+    assert trade_as_stored(trade.pk).oversold_qty == 1
+
+    quick.place_order(OrderRequest(option_symbol=SANDBOX_CONTRACT, side=OrderSide.BUY_TO_CLOSE, quantity=1,
+                                   order_type=OrderType.MARKET, tag="bought-back-by-hand"))
+    assert SANDBOX_CONTRACT not in tradier.accounts[SANDBOX_ACCOUNT].positions or \
+        tradier.accounts[SANDBOX_ACCOUNT].positions[SANDBOX_CONTRACT].quantity == 0
+    sync.sync_orders(market=market)
+
+    covered = trade_as_stored(trade.pk)
+    assert covered.oversold_qty == 0 and covered.attention_reason == ""
+    assert (covered.status, covered.close_reason) == (TradeStatus.CLOSED, CloseReason.TP_HIT)  # only the flag moved
+    with tenancy.acting_as(trader.pk):
+        assert TradeEvent.objects.filter(trade_id=trade.pk, payload__has_key="oversold_covered").count() == 1
+    sync.sync_orders(market=market)  # nothing more to clear
+    assert trade_as_stored(trade.pk).version == covered.version
+
+
 def test_positions_are_read_once_per_account_per_cycle_whatever_the_trades(trader, tradier, market, quick):
     trades = [open_sandbox_call(trader, market) for _ in range(2)]  # two: within the default heat limit
     before = len(tradier.requests_for("GET", "/positions"))

@@ -89,7 +89,7 @@ from .opening import (
 )
 from .orders import bracket_ids, broker_of, exit_requests, order_summary, split_legs, trade_order_ids, trade_order_tag
 from .orphans import finished_order_seen, finished_orders_to_read, order_is_adopted, orphans_guard
-from .positions import trade_oversold_flag
+from .positions import trade_oversold_clear, trade_oversold_flag
 from .protection import UNPROTECTED, bracket_attach, bracket_lost, bracket_protect, needs_bracket
 
 __all__ = [
@@ -102,7 +102,7 @@ __all__ = [
     "VersionConflict", "account_settings_for", "account_settings_update", "brackets_adjust", "encrypted_secrets_rotate",
     "close_confirm", "close_in_progress", "close_outcome", "close_resume",
     "BROKER_FILL", "EXPIRY", "ExitFill", "filled_exit",
-    "trade_exit_filled", "trade_expiry_settle", "trade_flag", "trade_oversold_flag",
+    "trade_exit_filled", "trade_expiry_settle", "trade_flag", "trade_oversold_clear", "trade_oversold_flag",
     "event_record", "idempotency_claim", "idempotency_keys_purge",
     "idempotency_release", "idempotent", "KeyedAnswer",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",

@@ -4,6 +4,8 @@ This system only buys options to open and sells them to close, so a negative qua
 broker always means something sold twice (an exit and a close both filled, or an order placed by
 hand). It is never "fixed" automatically: buying back is a trading decision. The trade is
 flagged, the page shows it in red, and the trader's webhook hears of it, once per quantity seen.
+Once the account no longer holds the contract short (the trader bought it back), the monitor
+clears the flag itself: a red banner that outlives the problem teaches traders to ignore it.
 """
 
 from __future__ import annotations
@@ -32,3 +34,15 @@ def trade_oversold_flag(*, trade: PaperTrade, short_qty: int, actor: str, actor_
     )
     notifications.trade_oversold_announce(trade=trade, short_qty=short_qty)
     return trade
+
+
+def trade_oversold_clear(*, trade: PaperTrade, actor: str, actor_label: str = "") -> PaperTrade | None:
+    """The broker account no longer holds `trade`'s contract short: clear the flag (and the
+    attention note it wrote, not a note of something else). None when there was nothing to clear."""
+    if not trade.oversold_qty:
+        return None
+    changes = {"oversold_qty": 0}
+    if trade.attention_reason.startswith("OVERSOLD"):
+        changes["attention_reason"] = ""
+    return trade_flag(trade_id=trade.pk, changes=changes, actor=actor, actor_label=actor_label,
+                      payload={"oversold_covered": {"symbol": trade.option_symbol, "was_short": trade.oversold_qty}})
