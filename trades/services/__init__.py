@@ -20,7 +20,6 @@ from .broker_health import broker_polling_paused, broker_trouble_clear, broker_t
 from .closing import (
     BROKER_FILL,
     EXPIRY,
-    ExitFill,
     close_confirm,
     close_in_progress,
     close_outcome,
@@ -90,7 +89,7 @@ from .opening import (
 from .orders import bracket_ids, broker_of, exit_requests, order_summary, split_legs, trade_order_ids, trade_order_tag
 from .orphans import finished_order_seen, finished_orders_to_read, order_is_adopted, orphans_guard
 from .positions import trade_oversold_clear, trade_oversold_flag
-from .protection import UNPROTECTED, bracket_attach, bracket_lost, bracket_protect, needs_bracket
+from .protection import UNPROTECTED, bracket_lost, bracket_protect
 
 __all__ = [
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
@@ -101,20 +100,20 @@ __all__ = [
     "IdempotencyClaim",
     "VersionConflict", "account_settings_for", "account_settings_update", "brackets_adjust", "encrypted_secrets_rotate",
     "close_confirm", "close_in_progress", "close_outcome", "close_resume",
-    "BROKER_FILL", "EXPIRY", "ExitFill", "filled_exit",
+    "BROKER_FILL", "EXPIRY", "filled_exit",
     "trade_exit_filled", "trade_expiry_settle", "trade_flag", "trade_oversold_clear", "trade_oversold_flag",
     "event_record", "idempotency_claim", "idempotency_keys_purge",
     "idempotency_release", "idempotent", "KeyedAnswer",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
     "trade_risk", "STAFF_EDITABLE_FIELDS", "trade_staff_edit", "trade_transition", "user_create",
     "broker_polling_paused", "broker_trouble_clear", "broker_trouble_record", "broker_troubles_of",
-    "UNPROTECTED", "bracket_lost", "bracket_protect", "finished_order_seen", "finished_orders_to_read", "needs_bracket",
+    "UNPROTECTED", "bracket_lost", "bracket_protect", "finished_order_seen", "finished_orders_to_read",
     "order_is_adopted", "orphans_guard",
     "trade_order_ids",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
     "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",
     # For the monitor, which places and reads a trade's orders with the same helpers.
-    "bracket_attach", "bracket_ids", "broker_of", "exit_requests", "order_summary", "split_legs",
+    "bracket_ids", "broker_of", "exit_requests", "order_summary", "split_legs",
     "trade_order_tag",
     # For the monitor's marks and analytics' forensic targets: figures measured elsewhere, written here.
     "TradeMark", "TradeTargets", "marks_record", "targets_record",
