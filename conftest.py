@@ -43,6 +43,14 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
         teardown_databases(databases, verbosity=request.config.option.verbose, keepdb=django_db_keepdb)
 
 
+@pytest.fixture(autouse=True)
+def _login_failures_of_this_test(settings):
+    """Login failures are counted in Redis (tradeoptions/lockout.py), which outlives each test's
+    rolled-back database: every test counts under a prefix of its own (the keys expire after the
+    cool-off)."""
+    settings.LOGIN_FAILURES_PREFIX = f"{settings.LOGIN_FAILURES_PREFIX}-{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture
 def trader(db):
     """Alice trades options; most scenarios are hers."""

@@ -180,11 +180,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Brute-force protection: lock a username+IP pair after repeated failures.
+# Brute-force protection on every password door (/login/, /admin/login/, POST /api/auth/token):
+# failures are counted in Redis, outside the request's transaction (tradeoptions/lockout.py).
+# A username+address is locked after AXES_FAILURE_LIMIT failures, a username from any addresses
+# after LOGIN_FAILURE_LIMIT_PER_USERNAME; for AXES_COOLOFF_HOURS after the last counted failure.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_LIMIT_PER_USERNAME = env.int("LOGIN_FAILURE_LIMIT_PER_USERNAME", default=20)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "tradeoptions.lockout.LoginFailures"
+AXES_CACHE = "default"
+LOGIN_FAILURES_PREFIX = "login-failures"
+# A refused guess was never checked: it does not extend the lock (see tradeoptions/lockout.py).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "tradeoptions.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "tradeoptions.lockout.client_address"
+# How many reverse proxies stand in front of the app, each appending to X-Forwarded-For. 0: the app
+# is reached directly and X-Forwarded-For is never believed. See docs/operations.md.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -202,6 +216,9 @@ REST_FRAMEWORK = {
         "anon": env.str("THROTTLE_ANON", default="30/min"),
         "user": env.str("THROTTLE_USER", default="600/min"),
     },
+    # The anonymous throttle keys on the client address: the same trusted chain as the login lockout
+    # (DRF's default, None, would believe any X-Forwarded-For a client sends).
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     # drf-standardized-errors' AutoSchema documents the error responses (400 ... 429) each operation
     # can give, in the one error shape, so that the schema fuzzer (tests/test_api_fuzzing.py) can
     # hold every answer to the schema.

@@ -16,6 +16,9 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 DATABASES["default"]["TEST"] = {"NAME": f"test_tradeoptions_{os.getpid()}"}  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = False
 AXES_FAILURE_LIMIT = 3
+LOGIN_FAILURE_LIMIT_PER_USERNAME = 8
+# Each test counts login failures under a prefix of its own (conftest.py), in this run's namespace.
+LOGIN_FAILURES_PREFIX = f"login-failures-{os.getpid()}"
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "1000/min", "user": "100000/min"}}  # noqa: F405
 
 # Serve static files from the app folders; collectstatic is for production only.
