@@ -37,6 +37,18 @@ class OpsAdminSite(admin.AdminSite):
 class OpsAdminConfig(AdminConfig):
     default_site = "tradeoptions.admin.OpsAdminSite"
 
+    def ready(self):
+        super().ready()  # registers every installed app's admin, knox's among them
+        from knox.models import AuthToken
+
+        # knox's own admin lists token digests and lets staff mint a never-expiring token for any
+        # user, shown in clear, that works on the API: a way round the user's password and the
+        # login lockout. API tokens are the user's own business (the settings page lists and revokes
+        # them); staff who must cut a user's tokens set a new password for the user here (that revokes
+        # them all, tradeoptions/auth.py) or make the user inactive (knox refuses inactive users).
+        if admin.site.is_registered(AuthToken):
+            admin.site.unregister(AuthToken)
+
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """For records nobody edits by hand (audit events, price history, webhook deliveries)."""

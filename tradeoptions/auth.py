@@ -7,11 +7,22 @@ the server, and the token itself is shown once, when it is issued.
 
 Knox's table is not under row-level security: every read and write here filters on the user
 explicitly, and another user's key is simply not found (404).
+
+A token lives `REST_KNOX["TOKEN_TTL"]` (`API_TOKEN_TTL_DAYS`, 30 days) unless made with another
+expiry. A new password ends every token of the user, whichever way it was set (the settings page,
+the admin, `manage.py changepassword`): `TokensEndWithThePassword`. "Sign out everywhere" ends the
+tokens and every other session.
 """
 
+from django.contrib.auth import SESSION_KEY
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.sessions.models import Session
+from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.shortcuts import render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from knox import views as knox_views
 from knox.models import AuthToken
@@ -48,6 +59,47 @@ def api_token_revoke_all(*, user: AbstractBaseUser) -> int:
     session: knox's own logoutall needs one of the tokens). How many were revoked."""
     deleted, _ = AuthToken.objects.filter(user=user).delete()
     return deleted
+
+
+def sessions_end_others(*, user: AbstractBaseUser, keep: str | None) -> int:
+    """End every live session of the user but `keep` (the one asking). How many ended.
+
+    Sessions are stored by key, not by user, so this reads each live session once: a handful per
+    trader here. (Sessions also end on their own when the password changes: Django checks each
+    against a hash of the password.)
+    """
+    ended = 0
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if session.session_key != keep and session.get_decoded().get(SESSION_KEY) == str(user.pk):
+            session.delete()
+            ended += 1
+    return ended
+
+
+@transaction.atomic
+def sign_out_everywhere(*, user: AbstractBaseUser, keep_session: str | None) -> tuple[int, int]:
+    """Every API token of the user, and every session but the one asking: (tokens, sessions) ended."""
+    return api_token_revoke_all(user=user), sessions_end_others(user=user, keep=keep_session)
+
+
+class TokensEndWithThePassword:
+    """A new password ends every API token of the user.
+
+    Listed in AUTH_PASSWORD_VALIDATORS for its `password_changed` hook, which Django calls after
+    every password change that goes through `set_password` and `save` (the settings page's form,
+    the admin's, `changepassword`): the one place all of them pass. Validating it leaves to the
+    others. A password written any other way (a raw UPDATE) is not seen.
+    """
+
+    def validate(self, password, user=None):
+        return None
+
+    def password_changed(self, password, user=None):
+        if user is not None and user.pk is not None:
+            api_token_revoke_all(user=user)
+
+    def get_help_text(self):
+        return "A new password signs out every API token you hold."
 
 
 # --- views ----------------------------------------------------------------------------------------
@@ -119,3 +171,15 @@ class TokenDetailView(APIView):
         if not api_token_revoke(user=request.user, token_key=token_key):
             raise NotFound("No token of yours has this key.")
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- pages -----------------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def sign_out_everywhere_page(request):
+    """The settings page's "Sign out everywhere": every API token and every other session end;
+    this browser stays signed in."""
+    tokens, sessions = sign_out_everywhere(user=request.user, keep_session=request.session.session_key)
+    return render(request, "registration/signed_out_everywhere.html", {"tokens": tokens, "sessions": sessions})

@@ -1,9 +1,16 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, reverse_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from .auth import TokenDetailView, TokenListView, TokenLoginView, TokenRevokeAllView, TokenRevokeView
+from .auth import (
+    TokenDetailView,
+    TokenListView,
+    TokenLoginView,
+    TokenRevokeAllView,
+    TokenRevokeView,
+    sign_out_everywhere_page,
+)
 from .market_status import market_status
 
 # The project package imports no app: each app's routes are included by name.
@@ -11,6 +18,12 @@ urlpatterns = [
     path("market-status", market_status, name="market-status"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Django's own views: the form checks the old password, keeps this session signed in and ends the
+    # others; the new password ends every API token (tradeoptions.auth.TokensEndWithThePassword).
+    path("account/password/", auth_views.PasswordChangeView.as_view(success_url=reverse_lazy("password-changed")),
+         name="password-change"),
+    path("account/password/changed/", auth_views.PasswordChangeDoneView.as_view(), name="password-changed"),
+    path("account/sign-out-everywhere", sign_out_everywhere_page, name="sign-out-everywhere"),
     path("admin/", admin.site.urls),
     path("api/auth/token", TokenLoginView.as_view(), name="api-token"),
     path("api/auth/token/revoke", TokenRevokeView.as_view(), name="api-token-revoke"),

@@ -179,6 +179,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a rule for passwords: its hook revokes the user's API tokens whenever a password changes.
+    {"NAME": "tradeoptions.auth.TokensEndWithThePassword"},
 ]
 # Brute-force protection on every password door (/login/, /admin/login/, POST /api/auth/token):
 # failures are counted in Redis, outside the request's transaction (tradeoptions/lockout.py).
@@ -196,6 +198,8 @@ LOGIN_FAILURES_PREFIX = "login-failures"
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "tradeoptions.lockout.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "tradeoptions.lockout.client_address"
+# axes' admin pages read its database tables, which the Redis counters leave empty.
+AXES_ENABLE_ADMIN = False
 # How many reverse proxies stand in front of the app, each appending to X-Forwarded-For. 0: the app
 # is reached directly and X-Forwarded-For is never believed. See docs/operations.md.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
