@@ -4,8 +4,10 @@ username and address and per username from anywhere, with the client address rea
 the configured proxies can be trusted. (tradeoptions/lockout.py)"""
 
 import base64
+import io
 
 import pytest
+from django.core.management import call_command
 from django.db import transaction
 from django.test import Client, RequestFactory
 from knox.models import AuthToken
@@ -161,3 +163,12 @@ def test_with_redis_down_no_password_is_checked(trader, settings):
     page = Client(raise_request_exception=False).post("/login/", {"username": "alice", "password": PASSWORD})
     assert page.status_code == 503
     assert AuthToken.objects.count() == 0
+
+
+def test_an_admin_lifts_a_lock_with_axes_reset_username(trader, other_trader, settings):
+    for name in ("alice", "bob"):
+        for _ in range(settings.AXES_FAILURE_LIMIT):
+            _login_door(Client(), name, "wrong")
+    call_command("axes_reset_username", "alice", stdout=io.StringIO())
+    assert _login_door(Client(), "alice", PASSWORD).status_code == 302
+    assert _login_door(Client(), "bob", PASSWORD).status_code == 429  # only the one named

@@ -37,6 +37,7 @@ import hashlib
 import ipaddress
 import logging
 
+import redis
 from axes.handlers.base import AbstractAxesHandler, AxesBaseHandler
 from axes.helpers import get_client_username, get_cool_off
 from django.conf import settings
@@ -144,9 +145,13 @@ class LoginFailures(AbstractAxesHandler, AxesBaseHandler):
 
     def user_logged_in(self, sender, request, user, **kwargs):
         """A success clears this address's count for the name, not the name's own: that one counts
-        guesses from everywhere, and the owner signing in says nothing about them."""
+        guesses from everywhere, and the owner signing in says nothing about them. Best effort: a
+        count left behind (Redis just went away) only expires later; the sign-in itself stands."""
         if settings.AXES_RESET_ON_SUCCESS:
-            self._redis().delete(self._keys(request, {"username": user.get_username()})[1])
+            try:
+                self._redis().delete(self._keys(request, {"username": user.get_username()})[1])
+            except redis.RedisError:
+                log.warning("Login failures of a signed-in user not cleared: Redis unavailable", exc_info=True)
 
     def user_logged_out(self, sender, request, user, **kwargs):
         pass
