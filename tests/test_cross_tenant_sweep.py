@@ -40,6 +40,9 @@ COLLECTION_ROUTES = {
 NOT_OBJECT_ROUTES = {
     "market-status": "the market clock, the same for everyone",
     "login": "signs in; no rows", "logout": "signs out; no rows",
+    "password-change": "changes the caller's own password (request.user; tests/test_accounts.py)",
+    "password-changed": "says the caller's password changed; no rows",
+    "sign-out-everywhere": "ends the caller's own tokens and sessions (tests/test_accounts.py: Bob's live on)",
     "api-token": "issues a token to the caller, for the caller",
     "api-token-revoke": "revokes the token the request is made with",
     "api-token-revoke-all": "revokes the caller's own tokens (filtered on request.user, tests/test_api_tokens.py)",
