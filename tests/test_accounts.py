@@ -166,3 +166,16 @@ def test_staff_cannot_mint_a_token_in_the_admin(client, trader, ops_user):
     assert client.get("/admin/knox/authtoken/").status_code == 404
     assert b"/admin/knox/" not in client.get("/admin/").content
     assert AuthToken.objects.count() == 0
+
+
+def test_guessing_the_current_password_on_the_change_form_meets_the_login_lock(client, trader, password, settings):
+    """A borrowed session is no way round the lockout: a wrong current password counts as a failed sign-in."""
+    client.force_login(trader)
+    wrong = {"old_password": "guess", "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    answers = [client.post("/account/password/", wrong).status_code for _ in range(settings.AXES_FAILURE_LIMIT)]
+    assert answers == [200] * (settings.AXES_FAILURE_LIMIT - 1) + [429]
+    right = {**wrong, "old_password": password}
+    assert client.post("/account/password/", right).status_code == 429
+    assert Client().post("/login/", {"username": "alice", "password": password}).status_code == 429
+    trader.refresh_from_db()
+    assert trader.check_password(password)

@@ -14,8 +14,11 @@ the admin, `manage.py changepassword`): `TokensEndWithThePassword`. "Sign out ev
 tokens and every other session.
 """
 
-from django.contrib.auth import SESSION_KEY
+from django import forms
+from django.contrib.auth import SESSION_KEY, authenticate
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.sessions.models import Session
 from django.db import transaction
@@ -183,3 +186,29 @@ def sign_out_everywhere_page(request):
     this browser stays signed in."""
     tokens, sessions = sign_out_everywhere(user=request.user, keep_session=request.session.session_key)
     return render(request, "registration/signed_out_everywhere.html", {"tokens": tokens, "sessions": sessions})
+
+
+class GuardedPasswordChangeForm(PasswordChangeForm):
+    """Django's form, with the current password checked through `authenticate`: a wrong one counts
+    as a failed sign-in and meets the same lock (tradeoptions/lockout.py), so a borrowed session
+    cannot be used to guess the password without limit."""
+
+    def __init__(self, user, *args, request=None, **kwargs):
+        self.request = request
+        super().__init__(user, *args, **kwargs)
+
+    def clean_old_password(self):
+        old_password = self.cleaned_data["old_password"]
+        if authenticate(self.request, username=self.user.get_username(), password=old_password) is None:
+            raise forms.ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
+        return old_password
+
+
+class PasswordChangePage(auth_views.PasswordChangeView):
+    """Keeps this session signed in; the others end (Django checks each against the password),
+    and so does every API token (TokensEndWithThePassword)."""
+
+    form_class = GuardedPasswordChangeForm
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}

@@ -4,6 +4,7 @@ from django.urls import include, path, reverse_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .auth import (
+    PasswordChangePage,
     TokenDetailView,
     TokenListView,
     TokenLoginView,
@@ -18,9 +19,7 @@ urlpatterns = [
     path("market-status", market_status, name="market-status"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    # Django's own views: the form checks the old password, keeps this session signed in and ends the
-    # others; the new password ends every API token (tradeoptions.auth.TokensEndWithThePassword).
-    path("account/password/", auth_views.PasswordChangeView.as_view(success_url=reverse_lazy("password-changed")),
+    path("account/password/", PasswordChangePage.as_view(success_url=reverse_lazy("password-changed")),
          name="password-change"),
     path("account/password/changed/", auth_views.PasswordChangeDoneView.as_view(), name="password-changed"),
     path("account/sign-out-everywhere", sign_out_everywhere_page, name="sign-out-everywhere"),
