@@ -276,3 +276,19 @@ def test_a_staff_change_of_limits_goes_through_the_settings_service(staff_client
     assert event.actor == Actor.STAFF and event.actor_user_id == ops_user.pk
     assert event.payload == {"changes": {"max_positions": {"from": 5, "to": 9}}, "tokens": {"TRADIER_SANDBOX": "set"}}
     assert staff_client.post(f"/admin/trades/accountsettings/{account.pk}/delete/").status_code == 403
+
+
+def test_the_settings_service_has_the_last_word_over_the_admin_form(staff_client, trader, settings, monkeypatch):
+    """The form shows the rules early; the service applies them under the row lock. Should the
+    form let a switch through (the row changed after it looked), the service refuses, nothing is
+    written and staff are told."""
+    settings.ALLOW_LIVE_TRADING = True
+    monkeypatch.setattr(services, "account_settings_check", lambda **arguments: None)
+    account = services.account_settings_for(user=trader)
+    response = staff_client.post(_settings_url(account), _settings_form(**{**GO_LIVE, "confirmation": ""}),
+                                 follow=True)
+    assert b"Not saved" in response.content and b"LIVE TRADING" in response.content
+    account = services.account_settings_for(user=trader)
+    assert account.broker_mode == BrokerMode.LOCAL_PAPER and not account.has_broker_token(BrokerMode.TRADIER_LIVE)
+    assert _settings_events(trader) == []
+    assert not LogEntry.objects.filter(object_id=str(account.pk)).exists()
