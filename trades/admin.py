@@ -26,6 +26,23 @@ class TradeEventInline(admin.TabularInline):
         return False
 
 
+class RefusedSave:
+    """For admins whose `save_model` calls a service: a refusal (`request.staff_edit_refused`, set
+    when the service raised and wrote nothing) is told to staff, and no admin log entry claims a
+    change that was not made."""
+
+    def log_change(self, request, obj, message):
+        if not getattr(request, "staff_edit_refused", None):
+            return super().log_change(request, obj, message)
+        return None
+
+    def response_change(self, request, obj):
+        if refused := getattr(request, "staff_edit_refused", None):
+            self.message_user(request, f"Not saved: {refused}", level=messages.ERROR)
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
+
+
 class PaperTradeForm(forms.ModelForm):
     """Only what staff may change (`services.STAFF_EDITABLE_FIELDS`), and the version the page
     was loaded at, so that a staff edit racing the monitor is refused rather than lost."""
@@ -42,7 +59,7 @@ class PaperTradeForm(forms.ModelForm):
 
 
 @admin.register(PaperTrade)
-class PaperTradeAdmin(admin.ModelAdmin):
+class PaperTradeAdmin(RefusedSave, admin.ModelAdmin):
     """Staff edits go through the trade services' one gate: the status, the contract, the brackets
     and everything the broker or the monitor holds are read-only here, and a final trade (closed,
     canceled, rejected) cannot be edited at all. Moving a trade needs the broker: the trader's close
@@ -77,16 +94,6 @@ class PaperTradeAdmin(admin.ModelAdmin):
         except services.TradeError as problem:  # a race with the monitor or the trader: nothing written
             request.staff_edit_refused = problem.message
 
-    def log_change(self, request, obj, message):
-        if not getattr(request, "staff_edit_refused", None):
-            return super().log_change(request, obj, message)
-        return None
-
-    def response_change(self, request, obj):
-        if refused := getattr(request, "staff_edit_refused", None):
-            self.message_user(request, f"Not saved: {refused}", level=messages.ERROR)
-            return HttpResponseRedirect(request.path)
-        return super().response_change(request, obj)
 
 
 @admin.register(TradeEvent)
@@ -155,7 +162,7 @@ class AccountSettingsForm(forms.ModelForm):
 
 
 @admin.register(AccountSettings)
-class AccountSettingsAdmin(admin.ModelAdmin):
+class AccountSettingsAdmin(RefusedSave, admin.ModelAdmin):
     """Staff change a trader's settings through the settings service, as the trader does: the same
     rules, and the change is in the trader's audit log with the staff member as its actor."""
 
@@ -177,16 +184,6 @@ class AccountSettingsAdmin(admin.ModelAdmin):
         except services.TradeError as problem:  # changed meanwhile so that a rule now refuses: nothing written
             request.staff_edit_refused = problem.message
 
-    def log_change(self, request, obj, message):
-        if not getattr(request, "staff_edit_refused", None):
-            return super().log_change(request, obj, message)
-        return None
-
-    def response_change(self, request, obj):
-        if refused := getattr(request, "staff_edit_refused", None):
-            self.message_user(request, f"Not saved: {refused}", level=messages.ERROR)
-            return HttpResponseRedirect(request.path)
-        return super().response_change(request, obj)
 
     @admin.display(boolean=True, description="Sandbox token set")
     def sandbox_token_set(self, obj):
