@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 
 from brokers.models import PaperFill
 from tests.factories import PaperFillFactory, PaperOrderFactory
 from tradeoptions import tenancy
+from tradeoptions.db import as_schema_owner
+from trades.models import EventKind, TradeEvent
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -90,3 +92,32 @@ def test_paper_fill_migrations_mark_earlier_settlements_and_closed_positions(tra
         (held, "buy_to_open", False, False, date(2026, 12, 18)),
         (held, "sell_to_close", False, False, date(2026, 12, 18)),
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_account_numbers_already_in_the_audit_log_are_masked_and_it_stays_append_only(trader, other_trader):
+    """Settings events written before trades 0011 carried the account number in clear; the
+    migration masks them to the last four, for every tenant, and touches nothing else."""
+    def settings_event(owner, changes):
+        with tenancy.acting_as(owner.pk):
+            return TradeEvent.objects.create(owner=owner, kind=EventKind.SETTINGS_CHANGED, actor="USER",
+                                             actor_user=owner, payload={"changes": changes, "tokens": {}}).pk
+
+    call_command("migrate", "trades", "0010", stdout=StringIO())
+    switched = settings_event(trader, {"tradier_account_id": {"from": "VA00001234", "to": "6YA00005151"},
+                                       "broker_mode": {"from": "TRADIER_SANDBOX", "to": "TRADIER_LIVE"}})
+    short = settings_event(other_trader, {"tradier_account_id": {"from": "", "to": "VA12"}})
+    limits = settings_event(trader, {"max_positions": {"from": 5, "to": 8}})
+    call_command("migrate", stdout=StringIO())
+
+    with tenancy.system_context():
+        payloads = dict(TradeEvent.objects.filter(pk__in=[switched, short, limits]).values_list("pk", "payload"))
+    assert payloads[switched]["changes"] == {"tradier_account_id": {"from": "…1234", "to": "…5151"},
+                                             "broker_mode": {"from": "TRADIER_SANDBOX", "to": "TRADIER_LIVE"}}
+    assert payloads[short]["changes"] == {"tradier_account_id": {"from": "", "to": "…"}}
+    assert payloads[limits]["changes"] == {"max_positions": {"from": 5, "to": 8}}
+    # The trigger is back on: even the schema owner, seeing every row, cannot rewrite an event.
+    with (as_schema_owner() as owner, pytest.raises(DatabaseError, match="append-only"), transaction.atomic(),
+          owner.cursor() as cursor):
+        cursor.execute("SELECT set_config('app.system', 'on', true)")
+        cursor.execute("UPDATE trades_tradeevent SET payload = '{}' WHERE id = %s", [switched])

@@ -135,7 +135,7 @@ SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DEN
 
 @pytest.mark.parametrize(("path", "policy"), [
     ("/", POLICY), ("/settings/", POLICY), ("/login/", POLICY), ("/account/password/", POLICY),
-    ("/api/trades", DATA_POLICY),
+    ("/api/docs/", POLICY), ("/api/trades", DATA_POLICY), ("/api/schema/", DATA_POLICY),
     ("/api/settings", DATA_POLICY), ("/api/analytics/performance", DATA_POLICY),
     ("/api/trades/export", DATA_POLICY), ("/market-status", DATA_POLICY), ("/api/trades/999999", DATA_POLICY),
 ])

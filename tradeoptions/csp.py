@@ -3,8 +3,8 @@ inline script anywhere. Data reaches the pages' scripts through `data-` attribut
 `json_script` tags (which are JSON, not script, and are never executed).
 
 The admin gets the same policy except that it may use inline `style` attributes (a few of its
-templates do); the Swagger page at /api/docs/ loads its UI from a CDN with an inline bootstrap
-script, so it is left without a policy (it is a developer tool; the API it calls is not).
+templates do). The Swagger page at /api/docs/ is a page like the others: its UI comes from our own
+static files and starts from a script file (`tradeoptions.api_docs`).
 Responses that are not pages (the API's JSON, CSV exports) get a policy that allows nothing.
 """
 
@@ -24,12 +24,9 @@ ADMIN_POLICY = POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inli
 # Everything that is not a page (API JSON, CSV exports): nothing in it may ever run or be framed,
 # should a browser be tricked into rendering it.
 DATA_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-EXEMPT_PREFIXES = ("/api/docs/",)
 
 
-def policy_for(path: str) -> str | None:
-    if path.startswith(EXEMPT_PREFIXES):
-        return None
+def policy_for(path: str) -> str:
     if path.startswith("/admin/"):
         return ADMIN_POLICY
     return POLICY
@@ -44,7 +41,7 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         policy = policy_for(request.path)
-        if policy and self.HEADER not in response:
+        if self.HEADER not in response:
             is_page = response.get("Content-Type", "").startswith("text/html")
             response[self.HEADER] = policy if is_page else DATA_POLICY
         return response

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, reverse_lazy
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from .api_docs import DocsPage, SchemaView
 from .auth import (
     PasswordChangePage,
     TokenDetailView,
@@ -29,8 +29,8 @@ urlpatterns = [
     path("api/auth/token/revoke-all", TokenRevokeAllView.as_view(), name="api-token-revoke-all"),
     path("api/auth/tokens", TokenListView.as_view(), name="api-tokens"),
     path("api/auth/tokens/<str:token_key>", TokenDetailView.as_view(), name="api-token-detail"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/schema/", SchemaView.as_view(), name="api-schema"),  # login unless API_DOCS_PUBLIC
+    path("api/docs/", DocsPage.as_view(), name="api-docs"),  # the same; vendored Swagger UI
     path("api/analytics/", include("analytics.urls")),
     path("", include("trades.urls")),  # the pages, /api/settings and /api/trades
 ]

@@ -2,7 +2,6 @@
 write-only here; webhook secrets are not shown at all."""
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 
@@ -27,6 +26,23 @@ class TradeEventInline(admin.TabularInline):
         return False
 
 
+class RefusedSave:
+    """For admins whose `save_model` calls a service: a refusal (`request.staff_edit_refused`, set
+    when the service raised and wrote nothing) is told to staff, and no admin log entry claims a
+    change that was not made."""
+
+    def log_change(self, request, obj, message):
+        if not getattr(request, "staff_edit_refused", None):
+            return super().log_change(request, obj, message)
+        return None
+
+    def response_change(self, request, obj):
+        if refused := getattr(request, "staff_edit_refused", None):
+            self.message_user(request, f"Not saved: {refused}", level=messages.ERROR)
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
+
+
 class PaperTradeForm(forms.ModelForm):
     """Only what staff may change (`services.STAFF_EDITABLE_FIELDS`), and the version the page
     was loaded at, so that a staff edit racing the monitor is refused rather than lost."""
@@ -43,7 +59,7 @@ class PaperTradeForm(forms.ModelForm):
 
 
 @admin.register(PaperTrade)
-class PaperTradeAdmin(admin.ModelAdmin):
+class PaperTradeAdmin(RefusedSave, admin.ModelAdmin):
     """Staff edits go through the trade services' one gate: the status, the contract, the brackets
     and everything the broker or the monitor holds are read-only here, and a final trade (closed,
     canceled, rejected) cannot be edited at all. Moving a trade needs the broker: the trader's close
@@ -78,16 +94,6 @@ class PaperTradeAdmin(admin.ModelAdmin):
         except services.TradeError as problem:  # a race with the monitor or the trader: nothing written
             request.staff_edit_refused = problem.message
 
-    def log_change(self, request, obj, message):
-        if not getattr(request, "staff_edit_refused", None):
-            return super().log_change(request, obj, message)
-        return None
-
-    def response_change(self, request, obj):
-        if refused := getattr(request, "staff_edit_refused", None):
-            self.message_user(request, f"Not saved: {refused}", level=messages.ERROR)
-            return HttpResponseRedirect(request.path)
-        return super().response_change(request, obj)
 
 
 @admin.register(TradeEvent)
@@ -98,8 +104,15 @@ class TradeEventAdmin(ReadOnlyAdmin):
     search_fields = ["trade__option_symbol"]
 
 
+# What staff may change in a trader's settings (the webhook is the trader's own business).
+SETTINGS_FIELDS = ["broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit",
+                   "heat_limit_pct", "auto_refresh"]
+
+
 class AccountSettingsForm(forms.ModelForm):
-    """Tokens can be replaced or cleared, never read back: the form shows only whether one is set."""
+    """Tokens can be replaced or cleared, never read back: the form shows only whether one is set.
+    The rules are the settings service's (`services.account_settings_check`), shown by field before
+    anything is written; switching a trader to live needs what the API needs, the typed words too."""
 
     new_sandbox_token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
                                         help_text="Leave empty to keep the current token.")
@@ -107,35 +120,52 @@ class AccountSettingsForm(forms.ModelForm):
     new_live_token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
                                      help_text="Leave empty to keep the current token.")
     clear_live_token = forms.BooleanField(required=False)
+    confirmation = forms.CharField(
+        required=False, max_length=64, widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        help_text=f"To switch this account to live trading (real money), type {services.LIVE_CONFIRMATION}.",
+    )
+
+    # The service's names for what this form calls otherwise.
+    SERVICE_FIELDS = {"tradier_sandbox_token": "new_sandbox_token", "tradier_live_token": "new_live_token"}
 
     class Meta:
         model = AccountSettings
-        fields = ["broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit",
-                  "heat_limit_pct", "auto_refresh"]
+        fields = SETTINGS_FIELDS
 
     def clean(self):
         data = super().clean()
-        if data.get("broker_mode") == BrokerMode.TRADIER_LIVE:
-            if not settings.ALLOW_LIVE_TRADING:
-                self.add_error("broker_mode", "Live trading is switched off on this server (ALLOW_LIVE_TRADING).")
-            has_live = data.get("new_live_token") or (self.instance.has_broker_token(BrokerMode.TRADIER_LIVE)
-                                                      and not data.get("clear_live_token"))
-            if not has_live:
-                self.add_error("broker_mode", "Live mode needs a live Tradier token.")
+        if self.errors:
+            return data  # a field is already wrong: the rules below need every value
+        try:
+            services.account_settings_check(account=self.instance, **self.service_arguments())
+        except services.InvalidTradeInput as refused:
+            for name, texts in refused.field_errors.items():
+                field = self.SERVICE_FIELDS.get(name, name)
+                for text in texts:
+                    self.add_error(field if field in self.fields else None, text)
         return data
 
-    def save(self, commit=True):
-        for mode, new, clear in [(BrokerMode.TRADIER_SANDBOX, "new_sandbox_token", "clear_sandbox_token"),
-                                 (BrokerMode.TRADIER_LIVE, "new_live_token", "clear_live_token")]:
-            if self.cleaned_data.get(new):
-                self.instance.set_broker_token(mode, self.cleaned_data[new])
-            elif self.cleaned_data.get(clear):
-                self.instance.set_broker_token(mode, "")
-        return super().save(commit)
+    def service_arguments(self) -> dict:
+        """What `account_settings_update` takes: the changed fields, each token (None keeps it,
+        "" removes it) and the typed confirmation."""
+        data = self.cleaned_data
+
+        def token(new, clear):
+            return data[new] if data.get(new) else ("" if data.get(clear) else None)
+
+        return {
+            "changes": {name: data[name] for name in self.changed_data if name in SETTINGS_FIELDS},
+            "sandbox_token": token("new_sandbox_token", "clear_sandbox_token"),
+            "live_token": token("new_live_token", "clear_live_token"),
+            "confirmation": data.get("confirmation", ""),
+        }
 
 
 @admin.register(AccountSettings)
-class AccountSettingsAdmin(admin.ModelAdmin):
+class AccountSettingsAdmin(RefusedSave, admin.ModelAdmin):
+    """Staff change a trader's settings through the settings service, as the trader does: the same
+    rules, and the change is in the trader's audit log with the staff member as its actor."""
+
     form = AccountSettingsForm
     list_display = ["owner", "broker_mode", "sandbox_token_set", "live_token_set", "account_balance", "max_positions"]
     list_filter = ["broker_mode"]
@@ -144,6 +174,16 @@ class AccountSettingsAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # created with the user
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # one per trader, for as long as the trader exists
+
+    def save_model(self, request, obj, form, change):
+        try:
+            services.account_settings_update(user=obj.owner, staff_user=request.user, **form.service_arguments())
+        except services.TradeError as problem:  # changed meanwhile so that a rule now refuses: nothing written
+            request.staff_edit_refused = problem.message
+
 
     @admin.display(boolean=True, description="Sandbox token set")
     def sandbox_token_set(self, obj):

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "axes",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, vendored and pinned: /api/docs/ needs no CDN
     "drf_standardized_errors",
     "django_celery_beat",
     "brokers",
@@ -243,6 +244,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "tradeoptions API",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/schema/ and /api/docs/ (tradeoptions.api_docs) need a login unless API_DOCS_PUBLIC; any
+    # other spectacular view that might be mounted needs one, full stop.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI from our own static files (drf-spectacular-sidecar), under the page policy.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # One name for one choice set, wherever it appears (trade status, event old/new status), and
     # the error enums of drf-standardized-errors under their own names.
     "ENUM_NAME_OVERRIDES": {
@@ -300,6 +307,8 @@ SCHEDULE_PURGE_IDEMPOTENCY_KEYS = env.bool("SCHEDULE_PURGE_IDEMPOTENCY_KEYS", de
 SCHEDULE_REQUEST_FORENSICS = env.bool("SCHEDULE_REQUEST_FORENSICS", default=True)
 SCHEDULE_RESEND_WEBHOOKS = env.bool("SCHEDULE_RESEND_WEBHOOKS", default=True)
 ALLOW_LIVE_TRADING = env.bool("ALLOW_LIVE_TRADING", default=False)
+# The API's schema (/api/schema/) and Swagger page (/api/docs/) for anyone, without a login.
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=False)
 # The largest AI reasoning log a trade may carry, in bytes of JSON (a bigger one is refused, 400).
 ENTRY_AI_LOG_MAX_BYTES = env.int("ENTRY_AI_LOG_MAX_BYTES", default=64 * 1024)
 # Seconds a scanner's `as_of` may be after the entry and still count as clock skew (not the future).

@@ -10,6 +10,8 @@ targets: only trades writes the trade row). Import from here.
 
 from .accounts import (
     LIVE_CONFIRMATION,
+    account_number_masked,
+    account_settings_check,
     account_settings_for,
     account_settings_update,
     encrypted_secrets_rotate,
@@ -98,7 +100,8 @@ __all__ = [
     "IdempotencyKeyReused", "InvalidTradeInput", "InvalidTransition", "LiveTradingOff", "OrderRefused",
     "PositionUnprotected", "RiskLimitExceeded", "StoredAnswer", "TradeError", "TradeOpenInput", "TradeResult",
     "IdempotencyClaim",
-    "VersionConflict", "account_settings_for", "account_settings_update", "brackets_adjust", "encrypted_secrets_rotate",
+    "VersionConflict", "account_number_masked", "account_settings_check", "account_settings_for",
+    "account_settings_update", "brackets_adjust", "encrypted_secrets_rotate",
     "close_confirm", "close_in_progress", "close_outcome", "close_resume",
     "BROKER_FILL", "EXPIRY", "filled_exit",
     "trade_exit_filled", "trade_expiry_settle", "trade_flag", "trade_oversold_clear", "trade_oversold_flag",

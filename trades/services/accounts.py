@@ -50,6 +50,7 @@ def account_settings_update(
     sandbox_token: str | None = None,
     live_token: str | None = None,
     confirmation: str = "",
+    staff_user: AbstractBaseUser | None = None,
 ) -> AccountSettings:
     """Change the user's settings. Tokens: None keeps, "" removes, anything else replaces.
 
@@ -58,7 +59,11 @@ def account_settings_update(
     words LIVE TRADING. A webhook URL must be one we send to (see `notifications`): its host is
     resolved first, then the settings are written in a transaction of their own, so call this
     outside any transaction (a slow resolver must not hold one open). Every change is written to
-    the audit log, tokens only as set/removed, the webhook URL only as changed.
+    the audit log, tokens only as set/removed, the webhook URL only as changed, the account number
+    masked to its last four characters.
+
+    `staff_user` is the staff member changing a trader's settings from the ops admin: the same
+    rules apply (the live switch too), and the audit event names them as its actor.
     """
     if unknown := set(changes) - set(EDITABLE):
         raise ValueError(f"Not editable: {sorted(unknown)}")
@@ -75,33 +80,81 @@ def account_settings_update(
                 tokens[mode.value] = "set" if token else "removed"
         for name, value in changes.items():
             setattr(account, name, value)
-        _check_mode(account, switching=before["broker_mode"] != account.broker_mode, confirmation=confirmation)
+        _check_mode(
+            mode=account.broker_mode, switching=before["broker_mode"] != account.broker_mode,
+            has_token={mode: account.has_broker_token(mode) for mode in AccountSettings.TOKEN_FIELDS},
+            account_id=account.tradier_account_id, confirmation=confirmation,
+        )
         account.save()
-        changed = {
-            name: "changed" if name in UNLOGGED_VALUES else {"from": before[name], "to": getattr(account, name)}
-            for name in EDITABLE if before[name] != getattr(account, name)
-        }
-        if changed or tokens:
+        after = {name: getattr(account, name) for name in EDITABLE}
+        if payload := _settings_changed_payload(before, after, tokens):
             event_record(
-                trade=None, owner_id=user.pk, kind=EventKind.SETTINGS_CHANGED, actor=Actor.USER, actor_user=user,
-                actor_label="settings", payload=jsonable({"changes": changed, "tokens": tokens}),
+                trade=None, owner_id=user.pk, kind=EventKind.SETTINGS_CHANGED,
+                actor=Actor.STAFF if staff_user is not None else Actor.USER, actor_user=staff_user or user,
+                actor_label="admin" if staff_user is not None else "settings", payload=payload,
             )
     return account
 
 
-def _check_mode(account: AccountSettings, *, switching: bool, confirmation: str) -> None:
-    mode = account.broker_mode
+def account_settings_check(
+    *,
+    account: AccountSettings,
+    changes: dict,
+    sandbox_token: str | None = None,
+    live_token: str | None = None,
+    confirmation: str = "",
+) -> None:
+    """Raise InvalidTradeInput, by field, if `account_settings_update` would refuse these changes
+    to `account`; write nothing. For a form that shows its errors before saving (the ops admin);
+    the update checks again under the row lock."""
+    mode = changes.get("broker_mode", account.broker_mode)
+    tokens = {BrokerMode.TRADIER_SANDBOX: sandbox_token, BrokerMode.TRADIER_LIVE: live_token}
+    _check_mode(
+        mode=mode, switching=mode != account.broker_mode,
+        has_token={key: bool(token) if token is not None else account.has_broker_token(key)
+                   for key, token in tokens.items()},
+        account_id=changes.get("tradier_account_id", account.tradier_account_id), confirmation=confirmation,
+    )
+
+
+def account_number_masked(number: str) -> str:
+    """An account number as the audit log keeps it: its last four characters ("…5151"); one of four
+    characters or fewer is not shown at all ("…"). Masking a masked number changes nothing."""
+    if not number:
+        return ""
+    return "…" + number[-4:] if len(number) > 4 else "…"
+
+
+def _settings_changed_payload(before: dict, after: dict, tokens: dict) -> dict:
+    """The SETTINGS_CHANGED event's payload, or {} when nothing changed. Tokens appear only as
+    set/removed, the webhook URL only as changed, the account number masked: the audit log is
+    append-only, so whatever is written here is kept for good."""
+    changed = {}
+    for name in EDITABLE:
+        if before[name] == after[name]:
+            continue
+        if name in UNLOGGED_VALUES:
+            changed[name] = "changed"
+        elif name == "tradier_account_id":
+            changed[name] = {"from": account_number_masked(before[name]), "to": account_number_masked(after[name])}
+        else:
+            changed[name] = {"from": before[name], "to": after[name]}
+    return jsonable({"changes": changed, "tokens": tokens}) if changed or tokens else {}
+
+
+def _check_mode(*, mode: str, switching: bool, has_token: dict[str, bool], account_id: str,
+                confirmation: str) -> None:
     errors: dict[str, list[str]] = {}
     if mode == BrokerMode.TRADIER_LIVE and switching:
         if not settings.ALLOW_LIVE_TRADING:
             errors["broker_mode"] = ["Live trading is switched off on this server (ALLOW_LIVE_TRADING)."]
-        elif not account.has_broker_token(BrokerMode.TRADIER_LIVE):
+        elif not has_token[BrokerMode.TRADIER_LIVE]:
             errors["tradier_live_token"] = ["Switching to live trading needs a Tradier live token."]
-        if confirmation.strip() != LIVE_CONFIRMATION:
+        if (confirmation or "").strip() != LIVE_CONFIRMATION:
             errors["confirmation"] = [f"Type {LIVE_CONFIRMATION} to confirm that real money will be traded."]
-    elif mode == BrokerMode.TRADIER_SANDBOX and switching and not account.has_broker_token(mode):
+    elif mode == BrokerMode.TRADIER_SANDBOX and switching and not has_token[BrokerMode.TRADIER_SANDBOX]:
         errors["tradier_sandbox_token"] = ["The Tradier sandbox needs a token."]
-    if mode != BrokerMode.LOCAL_PAPER and not account.tradier_account_id:
+    if mode != BrokerMode.LOCAL_PAPER and not account_id:
         errors["tradier_account_id"] = ["Tradier needs the account id the orders go to."]
     if errors:
         raise InvalidTradeInput(errors)

@@ -201,3 +201,94 @@ def test_the_webhook_secret_is_not_in_the_settings_admin(staff_client, trader):
     page = staff_client.get(f"/admin/trades/accountsettings/{account.pk}/change/")
     assert page.status_code == 200 and secret not in page.content.decode()
     assert account.webhook_secret_encrypted not in page.content.decode()
+
+
+LIVE_ACCOUNT = "6YA00005151"
+
+
+def _settings_url(account) -> str:
+    return f"/admin/trades/accountsettings/{account.pk}/change/"
+
+
+def _settings_form(**changes) -> dict:
+    data = {"broker_mode": BrokerMode.LOCAL_PAPER, "tradier_account_id": "", "account_balance": "5000",
+            "max_positions": "5", "daily_loss_limit": "150", "heat_limit_pct": "6", "auto_refresh": "on"}
+    return {**data, **changes}
+
+
+GO_LIVE = {"broker_mode": BrokerMode.TRADIER_LIVE, "tradier_account_id": LIVE_ACCOUNT, "new_live_token": TOKEN,
+           "confirmation": services.LIVE_CONFIRMATION}
+
+
+def _settings_events(user) -> list[TradeEvent]:
+    with tenancy.acting_as(user.pk):
+        return list(TradeEvent.objects.filter(owner=user, kind=EventKind.SETTINGS_CHANGED).order_by("id"))
+
+
+@pytest.mark.parametrize(("allow", "changes", "refused"), [
+    (False, {}, {"broker_mode"}),
+    (True, {"new_live_token": ""}, {"new_live_token"}),
+    (True, {"confirmation": ""}, {"confirmation"}),
+    (True, {"confirmation": "yes"}, {"confirmation"}),
+    (True, {"tradier_account_id": ""}, {"tradier_account_id"}),
+])
+def test_staff_switch_a_trader_to_live_only_with_what_the_api_needs(staff_client, trader, settings, allow, changes,
+                                                                   refused):
+    settings.ALLOW_LIVE_TRADING = allow
+    account = services.account_settings_for(user=trader)
+    page = staff_client.post(_settings_url(account), _settings_form(**{**GO_LIVE, **changes}))
+    assert page.status_code == 200  # the form again, with the reasons by field
+    assert set(page.context["adminform"].form.errors) == refused
+    assert TOKEN.encode() not in page.content
+    account = services.account_settings_for(user=trader)
+    assert account.broker_mode == BrokerMode.LOCAL_PAPER and not account.has_broker_token(BrokerMode.TRADIER_LIVE)
+    assert _settings_events(trader) == []
+
+
+def test_a_staff_switch_to_live_is_in_the_traders_audit_log_with_the_staff_member(staff_client, ops_user, trader,
+                                                                                  settings):
+    settings.ALLOW_LIVE_TRADING = True
+    account = services.account_settings_for(user=trader)
+    response = staff_client.post(_settings_url(account), _settings_form(**GO_LIVE))
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    account = services.account_settings_for(user=trader)
+    assert account.broker_mode == BrokerMode.TRADIER_LIVE and account.broker_token(BrokerMode.TRADIER_LIVE) == TOKEN
+    [event] = _settings_events(trader)
+    assert (event.actor, event.actor_user_id, event.actor_label) == (Actor.STAFF, ops_user.pk, "admin")
+    assert event.payload == {
+        "changes": {"broker_mode": {"from": "LOCAL_PAPER", "to": "TRADIER_LIVE"},
+                    "tradier_account_id": {"from": "", "to": "…5151"}},
+        "tokens": {"TRADIER_LIVE": "set"},
+    }
+    # Staying live, or going back to paper, needs no typing.
+    back = staff_client.post(_settings_url(account), _settings_form(tradier_account_id=LIVE_ACCOUNT))
+    assert back.status_code == 302
+    assert services.account_settings_for(user=trader).broker_mode == BrokerMode.LOCAL_PAPER
+    assert [event.payload["changes"] for event in _settings_events(trader)][-1] == {
+        "broker_mode": {"from": "TRADIER_LIVE", "to": "LOCAL_PAPER"}}
+
+
+def test_a_staff_change_of_limits_goes_through_the_settings_service(staff_client, ops_user, trader):
+    account = services.account_settings_for(user=trader)
+    response = staff_client.post(_settings_url(account), _settings_form(max_positions="9", new_sandbox_token=TOKEN))
+    assert response.status_code == 302
+    [event] = _settings_events(trader)
+    assert event.actor == Actor.STAFF and event.actor_user_id == ops_user.pk
+    assert event.payload == {"changes": {"max_positions": {"from": 5, "to": 9}}, "tokens": {"TRADIER_SANDBOX": "set"}}
+    assert staff_client.post(f"/admin/trades/accountsettings/{account.pk}/delete/").status_code == 403
+
+
+def test_the_settings_service_has_the_last_word_over_the_admin_form(staff_client, trader, settings, monkeypatch):
+    """The form shows the rules early; the service applies them under the row lock. Should the
+    form let a switch through (the row changed after it looked), the service refuses, nothing is
+    written and staff are told."""
+    settings.ALLOW_LIVE_TRADING = True
+    monkeypatch.setattr(services, "account_settings_check", lambda **arguments: None)
+    account = services.account_settings_for(user=trader)
+    response = staff_client.post(_settings_url(account), _settings_form(**{**GO_LIVE, "confirmation": ""}),
+                                 follow=True)
+    assert b"Not saved" in response.content and b"LIVE TRADING" in response.content
+    account = services.account_settings_for(user=trader)
+    assert account.broker_mode == BrokerMode.LOCAL_PAPER and not account.has_broker_token(BrokerMode.TRADIER_LIVE)
+    assert _settings_events(trader) == []
+    assert not LogEntry.objects.filter(object_id=str(account.pk)).exists()

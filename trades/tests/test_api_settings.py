@@ -104,6 +104,15 @@ def test_switching_to_live_with_all_three_is_audited(api_as, trader, settings):
     (event,) = _events(trader)
     assert event.payload["changes"]["broker_mode"] == {"from": "LOCAL_PAPER", "to": "TRADIER_LIVE"}
     assert event.payload["tokens"] == {"TRADIER_LIVE": "set"}
+    # The audit log is append-only: the account number goes in masked, to its last four.
+    assert event.payload["changes"]["tradier_account_id"] == {"from": "", "to": "…0001"}
+    assert "6YA0001" not in str(event.payload)
+
+
+@pytest.mark.parametrize(("number", "masked"), [("6YA00005151", "…5151"), ("…5151", "…5151"), ("VA12", "…"),
+                                                ("", "")])
+def test_an_account_number_is_masked_to_its_last_four(number, masked):
+    assert services.account_number_masked(number) == masked
 
 
 def test_settings_are_the_callers_own(api_as, trader, other_trader):
