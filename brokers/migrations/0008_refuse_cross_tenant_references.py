@@ -1,0 +1,89 @@
+"""A row may only point at a row of its own owner, and cannot learn whether another tenant's id exists.
+
+PostgreSQL's foreign-key checks bypass row-level security: without this, a tenant could insert a
+row pointing at another tenant's row (the check finds it), and tell an existing id from a missing
+one (only the missing one fails). Each foreign key between two owner-scoped tables gets a BEFORE
+INSERT OR UPDATE trigger running `refuse_cross_tenant_reference(column, referenced table)`. The
+function is SECURITY INVOKER, so it looks the referenced row up under the caller's own row-level
+security, and it also requires the same owner_id (the system context sees every tenant, so there
+the owner comparison is what refuses). Another tenant's row and no row at all raise the same
+error, PostgreSQL's own for a missing key (23503, same message, detail and fields). A NULL
+reference passes. It relies only on "invisible to the caller" and owner_id, never on how the
+policies are written.
+
+The function lives here, in the app every other app's migrations may depend on; trades,
+monitoring and analytics add the triggers for their own tables. `tests/test_tenant_references.py`
+reads every foreign key between owner-scoped tables from the catalogue and fails if one lacks it.
+Frozen as written that day.
+"""
+
+from django.db import migrations
+
+FUNCTION = r"""
+CREATE FUNCTION refuse_cross_tenant_reference() RETURNS trigger
+    LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
+AS $$
+-- TG_ARGV: the referencing column, the referenced table (in the trigger table's schema), and
+-- optionally the referenced column (default id).
+DECLARE
+    referenced regclass := format('%I.%I', TG_TABLE_SCHEMA, TG_ARGV[1])::regclass;
+    is_null boolean;
+    referenced_owner bigint;
+    foreign_key name;
+BEGIN
+    EXECUTE format('SELECT ($1).%1$I IS NULL, (SELECT r.owner_id FROM %2$s r WHERE r.%3$I = ($1).%1$I)',
+                   TG_ARGV[0], referenced, coalesce(TG_ARGV[2], 'id'))
+       INTO is_null, referenced_owner USING NEW;
+    IF is_null OR referenced_owner = NEW.owner_id THEN
+        RETURN NEW;
+    END IF;
+    SELECT c.conname INTO foreign_key
+      FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+     WHERE c.conrelid = TG_RELID AND c.contype = 'f' AND c.confrelid = referenced
+       AND cardinality(c.conkey) = 1 AND a.attname = TG_ARGV[0];
+    foreign_key := coalesce(foreign_key, '');
+    -- Word for word what ri_ReportViolation says when the referencing table has row-level security
+    -- (it then leaves the key's value out of the detail).
+    RAISE EXCEPTION USING
+        ERRCODE = 'foreign_key_violation',
+        MESSAGE = format('insert or update on table "%s" violates foreign key constraint "%s"',
+                         TG_TABLE_NAME, foreign_key),
+        DETAIL = format('Key is not present in table "%s".', TG_ARGV[1]),
+        SCHEMA = TG_TABLE_SCHEMA, TABLE = TG_TABLE_NAME, CONSTRAINT = foreign_key;
+END $$;
+"""
+
+# Rows written before the guard must already agree, or the guard would refuse their next save.
+# Row-level security is forced on the owner too, so the check runs in the system context.
+EXISTING = """
+SELECT set_config('app.system', 'on', true);
+DO $$ BEGIN
+    IF EXISTS (SELECT 1 FROM {table} c JOIN {referenced} p ON p.id = c.{column} WHERE p.owner_id <> c.owner_id) THEN
+        RAISE EXCEPTION '{table}.{column} points at rows of another owner: fix them before this migration';
+    END IF;
+END $$;
+SELECT set_config('app.system', '', true);
+"""
+
+TRIGGER = """
+CREATE TRIGGER tenant_reference_{column} BEFORE INSERT OR UPDATE OF {column}, owner_id ON {table}
+    FOR EACH ROW EXECUTE FUNCTION refuse_cross_tenant_reference('{column}', '{referenced}');
+"""
+
+
+def guard(table: str, column: str, referenced: str) -> migrations.RunSQL:
+    return migrations.RunSQL(
+        sql=EXISTING.format(table=table, column=column, referenced=referenced)
+        + TRIGGER.format(table=table, column=column, referenced=referenced),
+        reverse_sql=f"DROP TRIGGER IF EXISTS tenant_reference_{column} ON {table};",
+    )
+
+
+class Migration(migrations.Migration):
+    dependencies = [("brokers", "0007_paperfill_open_index_led_by_owner")]
+
+    operations = [
+        migrations.RunSQL(sql=FUNCTION, reverse_sql="DROP FUNCTION IF EXISTS refuse_cross_tenant_reference();"),
+        guard("brokers_paperorder", "parent_id", "brokers_paperorder"),
+        guard("brokers_paperfill", "order_id", "brokers_paperorder"),
+    ]
