@@ -10,8 +10,10 @@ own error for a missing key. Raw SQL and the ORM, on the application's connectio
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.utils import IntegrityError
 
@@ -48,7 +50,10 @@ NULLABLE = {("brokers_paperorder", "parent_id"), ("trades_idempotencykey", "trad
             ("trades_tradeevent", "trade_id"), ("trades_webhookevent", "trade_id")}
 APPEND_ONLY = {"trades_tradeevent"}  # the app role may not update the audit log at all (trades/0002)
 UPDATABLE = [guarded for guarded in GUARDED if guarded[0] not in APPEND_ONLY]
-GUARD_FUNCTION = "refuse_cross_tenant_reference"
+# The guard (brokers/0008) takes the column and the referenced table as trigger arguments; the
+# snapshot table's own copy of it (monitoring/0004, static SQL for speed) checks one key only.
+GUARD = "refuse_cross_tenant_reference"
+DEDICATED_GUARDS = {"refuse_cross_tenant_snapshot_trade": ("trade_id", "trades_papertrade")}
 TRIGGER_ROW, TRIGGER_BEFORE, TRIGGER_INSERT, TRIGGER_UPDATE = 1, 2, 4, 16  # pg_trigger.tgtype bits
 
 
@@ -139,8 +144,8 @@ def _copy_with(table: str, column: str) -> str:
 
 def test_every_foreign_key_between_owner_scoped_tables_is_guarded(db):
     """The catalogue decides: a foreign key from a table with an owner_id to another such table
-    needs a BEFORE INSERT OR UPDATE OF <column>, owner_id row trigger, enabled, running the guard
-    with that column and that table."""
+    needs an enabled BEFORE INSERT OR UPDATE OF <column>, owner_id row trigger running the guard
+    with that column and that table (or a dedicated copy of the guard for that key)."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -159,23 +164,23 @@ def test_every_foreign_key_between_owner_scoped_tables_is_guarded(db):
         foreign_keys = cursor.fetchall()
         cursor.execute(
             """
-            SELECT t.tgrelid::regclass::text, t.tgtype, t.tgenabled, t.tgargs,
+            SELECT t.tgfoid::regproc::text, t.tgrelid::regclass::text, t.tgtype, t.tgenabled, t.tgargs,
                    ARRAY(SELECT attname FROM pg_attribute WHERE attrelid = t.tgrelid AND attnum = ANY(t.tgattr)
                           ORDER BY attname)
-              FROM pg_trigger t WHERE t.tgfoid = %s::regproc AND NOT t.tgisinternal
-            """, [GUARD_FUNCTION])
-        triggers = {}
-        for table, kind, enabled, arguments, columns in cursor.fetchall():
-            column, referenced = bytes(arguments).decode().split("\0")[:2]
-            wanted = TRIGGER_ROW | TRIGGER_BEFORE | TRIGGER_INSERT | TRIGGER_UPDATE
+              FROM pg_trigger t WHERE t.tgfoid::regproc::text = ANY(%s) AND NOT t.tgisinternal
+            """, [[GUARD, *DEDICATED_GUARDS]])
+        guarded = set()
+        wanted = TRIGGER_ROW | TRIGGER_BEFORE | TRIGGER_INSERT | TRIGGER_UPDATE
+        for function, table, kind, enabled, arguments, columns in cursor.fetchall():
+            column, referenced = DEDICATED_GUARDS.get(function) or bytes(arguments).decode().split("\0")[:2]
             if kind & wanted == wanted and enabled in ("O", "A") and columns == sorted([column, "owner_id"]):
-                triggers[table, column] = referenced
+                guarded.add((table, column, referenced))
     assert [(table, column, referenced) for table, column, referenced, _, _ in foreign_keys] == GUARDED, (
         "List the new foreign key in GUARDED (and give it the guard's trigger in its migration)")
     assert all(key == "id" and width == 1 for _, _, _, key, width in foreign_keys), (
-        "the guard looks referenced rows up by a single id column; pass the key column as its third argument")
+        "the guard looks referenced rows up by their id: teach it another key before guarding this one")
     unguarded = [(table, column) for table, column, referenced, _, _ in foreign_keys
-                 if triggers.get((table, column)) != referenced]
+                 if (table, column, referenced) not in guarded]
     assert unguarded == []
 
 
@@ -207,7 +212,10 @@ def test_bob_inserting_a_reference_to_alices_row_is_told_it_does_not_exist(two_t
         to_nothing = _refusal(_copy_with(table, column), [missing, bob.pk])
         assert _one(f"SELECT count(*) FROM {table}")[0] == rows
     assert to_alices == to_nothing
-    assert to_alices[7] == _foreign_key_name(table, column)
+    foreign_key = _foreign_key_name(table, column)
+    assert to_alices[1:3] == (f'insert or update on table "{table}" violates foreign key constraint "{foreign_key}"',
+                              f'Key is not present in table "{referenced}".')
+    assert to_alices[4:8] == ("public", table, None, foreign_key)
 
 
 @pytest.mark.parametrize(("table", "column", "referenced"), UPDATABLE)
@@ -293,3 +301,23 @@ def test_through_the_orm_alices_trade_and_no_trade_look_the_same_to_bob(two_tena
             return move
 
         assert _orm_refusal(moved_to(alices)) == _orm_refusal(moved_to(missing))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_guard_is_not_installed_over_rows_that_already_point_across_tenants(trader, other_trader):
+    """Such a row would be refused at its next save: the migration stops and says which column."""
+    alices = PaperTradeFactory(owner=trader)
+    call_command("migrate", "monitoring", "0003", stdout=StringIO())
+    try:
+        with tenancy.system_context():
+            PriceSnapshot.objects.create(trade=alices, owner=other_trader, timestamp=datetime(2026, 12, 1, tzinfo=UTC),
+                                         mark_price=Decimal("4.35"), source="simulated")
+        with pytest.raises(Exception, match="monitoring_pricesnapshot.trade_id points at rows of another owner"):
+            call_command("migrate", "monitoring", stdout=StringIO())
+        with tenancy.system_context():
+            PriceSnapshot.objects.filter(owner=other_trader).delete()
+    finally:
+        call_command("migrate", stdout=StringIO())
+    with tenancy.system_context(), pytest.raises(IntegrityError), transaction.atomic():
+        PriceSnapshot.objects.create(trade=alices, owner=other_trader, timestamp=datetime(2026, 12, 1, tzinfo=UTC),
+                                     mark_price=Decimal("4.35"), source="simulated")

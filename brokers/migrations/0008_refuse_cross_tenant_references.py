@@ -2,17 +2,19 @@
 
 PostgreSQL's foreign-key checks bypass row-level security: without this, a tenant could insert a
 row pointing at another tenant's row (the check finds it), and tell an existing id from a missing
-one (only the missing one fails). Each foreign key between two owner-scoped tables gets a BEFORE
+one (only the missing one fails, at commit; and a unique index holding the key, such as a
+snapshot's (trade, timestamp, kind), tells it at once). Each foreign key between two owner-scoped tables gets a BEFORE
 INSERT OR UPDATE trigger running `refuse_cross_tenant_reference(column, referenced table)`. The
 function is SECURITY INVOKER, so it looks the referenced row up under the caller's own row-level
 security, and it also requires the same owner_id (the system context sees every tenant, so there
 the owner comparison is what refuses). Another tenant's row and no row at all raise the same
 error, PostgreSQL's own for a missing key (23503, same message, detail and fields). A NULL
 reference passes. It relies only on "invisible to the caller" and owner_id, never on how the
-policies are written.
+policies are written. A BEFORE ROW trigger refuses before the row reaches any unique index.
 
-The function lives here, in the app every other app's migrations may depend on; trades,
-monitoring and analytics add the triggers for their own tables. `tests/test_tenant_references.py`
+The function lives here, in the app every other app's migrations may depend on; trades and
+analytics add its triggers to their tables; monitoring gives the snapshot table, written in bulk,
+a copy with static SQL (see there). `tests/test_tenant_references.py`
 reads every foreign key between owner-scoped tables from the catalogue and fails if one lacks it.
 Frozen as written that day.
 """
@@ -23,16 +25,16 @@ FUNCTION = r"""
 CREATE FUNCTION refuse_cross_tenant_reference() RETURNS trigger
     LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
 AS $$
--- TG_ARGV: the referencing column, the referenced table (in the trigger table's schema), and
--- optionally the referenced column (default id).
+-- TG_ARGV: the referencing column, and the referenced table (in the trigger table's schema),
+-- whose key is id.
 DECLARE
     referenced regclass := format('%I.%I', TG_TABLE_SCHEMA, TG_ARGV[1])::regclass;
     is_null boolean;
     referenced_owner bigint;
     foreign_key name;
 BEGIN
-    EXECUTE format('SELECT ($1).%1$I IS NULL, (SELECT r.owner_id FROM %2$s r WHERE r.%3$I = ($1).%1$I)',
-                   TG_ARGV[0], referenced, coalesce(TG_ARGV[2], 'id'))
+    EXECUTE format('SELECT ($1).%1$I IS NULL, (SELECT r.owner_id FROM %2$s r WHERE r.id = ($1).%1$I)',
+                   TG_ARGV[0], referenced)
        INTO is_null, referenced_owner USING NEW;
     IF is_null OR referenced_owner = NEW.owner_id THEN
         RETURN NEW;
