@@ -218,6 +218,27 @@ def test_bob_inserting_a_reference_to_alices_row_is_told_it_does_not_exist(two_t
     assert to_alices[4:8] == ("public", table, None, foreign_key)
 
 
+def test_a_unique_index_on_the_reference_tells_bob_nothing_either(two_tenants):
+    """The guard refuses before the row reaches an index: a snapshot at the very slot of Alice's,
+    or forensics for her trade that has them, would otherwise fail as a duplicate (or, in the
+    cycle's ON CONFLICT DO NOTHING, pass as a no-op) where a missing trade fails as missing."""
+    alice, bob = two_tenants
+    with tenancy.system_context():
+        trade_id, slot, kind = _one("SELECT trade_id, timestamp, kind FROM monitoring_pricesnapshot "
+                                    "WHERE owner_id = %s", [alice.pk])
+        analysed = _one("SELECT trade_id FROM analytics_tradeforensics WHERE owner_id = %s", [alice.pk])[0]
+    missing = _missing_id("trades_papertrade")
+    snapshot = ("INSERT INTO monitoring_pricesnapshot (trade_id, owner_id, timestamp, kind, mark_price, source) "
+                "VALUES (%s, %s, %s, %s, 4.35, 'simulated')")
+    with tenancy.acting_as(bob.pk):
+        assert _refusal(snapshot, [trade_id, bob.pk, slot, kind]) == _refusal(snapshot, [missing, bob.pk, slot, kind])
+        forensics = _copy_with("analytics_tradeforensics", "trade_id")
+        assert _refusal(forensics, [analysed, bob.pk]) == _refusal(forensics, [missing, bob.pk])
+    with tenancy.system_context():
+        skipped = snapshot + " ON CONFLICT (trade_id, timestamp, kind) DO NOTHING"
+        assert _refusal(skipped, [trade_id, bob.pk, slot, kind]) == _refusal(skipped, [missing, bob.pk, slot, kind])
+
+
 @pytest.mark.parametrize(("table", "column", "referenced"), UPDATABLE)
 def test_bob_moving_a_reference_to_alices_row_is_told_it_does_not_exist(two_tenants, table, column, referenced):
     alice, bob = two_tenants
