@@ -54,6 +54,8 @@ UPDATABLE = [guarded for guarded in GUARDED if guarded[0] not in APPEND_ONLY]
 # snapshot table's own copy of it (monitoring/0004, static SQL for speed) checks one key only.
 GUARD = "refuse_cross_tenant_reference"
 DEDICATED_GUARDS = {"refuse_cross_tenant_snapshot_trade": ("trade_id", "trades_papertrade")}
+# ...and every referenced table refuses a new owner while rows of the old one point at it.
+OWNER_GUARD = "refuse_owner_change_while_referenced"
 TRIGGER_ROW, TRIGGER_BEFORE, TRIGGER_INSERT, TRIGGER_UPDATE = 1, 2, 4, 16  # pg_trigger.tgtype bits
 
 
@@ -182,6 +184,17 @@ def test_every_foreign_key_between_owner_scoped_tables_is_guarded(db):
     unguarded = [(table, column) for table, column, referenced, _, _ in foreign_keys
                  if (table, column, referenced) not in guarded]
     assert unguarded == []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT t.tgrelid::regclass::text FROM pg_trigger t
+             WHERE t.tgfoid = %s::regproc AND NOT t.tgisinternal AND t.tgenabled IN ('O', 'A')
+               AND t.tgtype & %s = %s
+               AND ARRAY(SELECT attname FROM pg_attribute WHERE attrelid = t.tgrelid AND attnum = ANY(t.tgattr))
+                   = ARRAY['owner_id'::name]
+            """, [OWNER_GUARD, wanted, TRIGGER_ROW | TRIGGER_BEFORE | TRIGGER_UPDATE])
+        owner_guarded = {table for table, in cursor.fetchall()}
+    assert {referenced for _, _, referenced, _, _ in foreign_keys} - owner_guarded == set()
 
 
 def test_the_refusal_reads_word_for_word_like_postgresqls_own(two_tenants):
@@ -266,6 +279,28 @@ def test_the_system_context_cannot_move_bobs_reference_nor_hand_his_row_to_alice
     with tenancy.system_context():
         _refusal(f"UPDATE {table} SET {column} = %s WHERE owner_id = %s AND {column} IS NOT NULL", [alices, bob.pk])
         _refusal(f"UPDATE {table} SET owner_id = %s WHERE owner_id = %s AND {column} IS NOT NULL", [alice.pk, bob.pk])
+
+
+@pytest.mark.parametrize(("table", "column", "referenced"), GUARDED)
+def test_the_system_context_cannot_hand_alice_a_row_that_bobs_rows_point_at(two_tenants, table, column, referenced):
+    alice, bob = two_tenants
+    with tenancy.system_context():
+        pointed_at = _one(f"SELECT {column} FROM {table} WHERE owner_id = %s AND {column} IS NOT NULL LIMIT 1",
+                          [bob.pk])[0]
+        told = _refusal(f"UPDATE {referenced} SET owner_id = %s WHERE id = %s", [alice.pk, pointed_at])
+        assert _one(f"SELECT owner_id FROM {referenced} WHERE id = %s", [pointed_at])[0] == bob.pk
+    # Refused as still referenced, or, where the row itself points at Bob's (a webhook event at his
+    # trade), first as pointing across tenants.
+    assert told[1].startswith((f'update or delete on table "{referenced}" violates foreign key constraint "',
+                               f'insert or update on table "{referenced}" violates foreign key constraint "'))
+
+
+def test_a_row_nothing_points_at_may_change_owner(two_tenants):
+    """Only references hold the owner: ops may still move a row no one points at."""
+    alice, bob = two_tenants
+    unreferenced = PaperTradeFactory(owner=bob)
+    with tenancy.system_context():
+        assert _execute("UPDATE trades_papertrade SET owner_id = %s WHERE id = %s", [alice.pk, unreferenced.pk]) == 1
 
 
 @pytest.mark.parametrize(("table", "column", "referenced"), UPDATABLE)

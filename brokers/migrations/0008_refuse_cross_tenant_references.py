@@ -11,6 +11,8 @@ the owner comparison is what refuses). Another tenant's row and no row at all ra
 error, PostgreSQL's own for a missing key (23503, same message, detail and fields). A NULL
 reference passes. It relies only on "invisible to the caller" and owner_id, never on how the
 policies are written. A BEFORE ROW trigger refuses before the row reaches any unique index.
+Each referenced table also refuses a change of owner while rows of the old owner point at it
+(`refuse_owner_change_while_referenced`).
 
 The function lives here, in the app every other app's migrations may depend on; trades and
 analytics add its triggers to their tables; monitoring gives the snapshot table, written in bulk,
@@ -55,6 +57,58 @@ BEGIN
 END $$;
 """
 
+# The other way to point across tenants: re-own a row that rows of its owner point at (only the
+# system context could; a tenant's policy refuses handing a row to someone else). Rare, so the
+# referencing tables are read from the catalogue each time: a new foreign key is covered at once.
+# The error is PostgreSQL's own for a key still referenced, as it words it under row-level security.
+OWNER_CHANGE = r"""
+CREATE FUNCTION refuse_owner_change_while_referenced() RETURNS trigger
+    LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
+AS $$
+-- BEFORE UPDATE OF owner_id, FOR EACH ROW, on a table that other owner-scoped tables reference by id.
+DECLARE
+    foreign_key record;
+    still_referenced boolean;
+BEGIN
+    IF NEW.owner_id IS NOT DISTINCT FROM OLD.owner_id THEN
+        RETURN NEW;
+    END IF;
+    FOR foreign_key IN
+        SELECT c.conname, c.conrelid::regclass AS referencing, r.relname, a.attname
+          FROM pg_constraint c
+          JOIN pg_class r ON r.oid = c.conrelid
+          JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+         WHERE c.confrelid = TG_RELID AND c.contype = 'f' AND cardinality(c.conkey) = 1
+           AND EXISTS (SELECT FROM pg_attribute o WHERE o.attrelid = c.conrelid AND o.attname = 'owner_id'
+                                                   AND NOT o.attisdropped)
+    LOOP
+        EXECUTE format('SELECT EXISTS (SELECT FROM %s r WHERE r.%I = $1 AND r.owner_id <> $2)',
+                       foreign_key.referencing, foreign_key.attname)
+           INTO still_referenced USING OLD.id, NEW.owner_id;
+        IF still_referenced THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'foreign_key_violation',
+                MESSAGE = format('update or delete on table "%s" violates foreign key constraint "%s" on table "%s"',
+                                 TG_TABLE_NAME, foreign_key.conname, foreign_key.relname),
+                DETAIL = format('Key is still referenced from table "%s".', foreign_key.relname),
+                SCHEMA = TG_TABLE_SCHEMA, TABLE = foreign_key.relname, CONSTRAINT = foreign_key.conname;
+        END IF;
+    END LOOP;
+    RETURN NEW;
+END $$;
+"""
+
+OWNER_CHANGE_TRIGGER = """
+CREATE TRIGGER tenant_referenced_owner BEFORE UPDATE OF owner_id ON {table}
+    FOR EACH ROW EXECUTE FUNCTION refuse_owner_change_while_referenced();
+"""
+
+
+def referenced(table: str) -> migrations.RunSQL:
+    return migrations.RunSQL(sql=OWNER_CHANGE_TRIGGER.format(table=table),
+                             reverse_sql=f"DROP TRIGGER IF EXISTS tenant_referenced_owner ON {table};")
+
+
 # Rows written before the guard must already agree, or the guard would refuse their next save.
 # Row-level security is forced on the owner too, so the check runs in the system context.
 EXISTING = """
@@ -86,6 +140,8 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(sql=FUNCTION, reverse_sql="DROP FUNCTION IF EXISTS refuse_cross_tenant_reference();"),
+        migrations.RunSQL(sql=OWNER_CHANGE, reverse_sql="DROP FUNCTION IF EXISTS refuse_owner_change_while_referenced();"),
         guard("brokers_paperorder", "parent_id", "brokers_paperorder"),
         guard("brokers_paperfill", "order_id", "brokers_paperorder"),
+        referenced("brokers_paperorder"),
     ]

@@ -1,8 +1,10 @@
 """Trade rows (events, idempotency keys, webhook events and deliveries) point only at their owner's rows.
 
 The guard and its reasons are in brokers/0008_refuse_cross_tenant_references, which creates the
-function `refuse_cross_tenant_reference`; this migration adds its triggers to the tables of this app, frozen as
-written that day (the templates are copied, not imported: a migration imports no live code).
+functions `refuse_cross_tenant_reference` and `refuse_owner_change_while_referenced`; this
+migration adds their triggers to the tables of this app (the trade and the webhook event are
+referenced, so their owner cannot change under their references). Frozen as written that day (the
+templates are copied, not imported: a migration imports no live code).
 """
 
 from django.db import migrations
@@ -33,6 +35,17 @@ def guard(table: str, column: str, referenced: str) -> migrations.RunSQL:
     )
 
 
+OWNER_CHANGE_TRIGGER = """
+CREATE TRIGGER tenant_referenced_owner BEFORE UPDATE OF owner_id ON {table}
+    FOR EACH ROW EXECUTE FUNCTION refuse_owner_change_while_referenced();
+"""
+
+
+def referenced(table: str) -> migrations.RunSQL:
+    return migrations.RunSQL(sql=OWNER_CHANGE_TRIGGER.format(table=table),
+                             reverse_sql=f"DROP TRIGGER IF EXISTS tenant_referenced_owner ON {table};")
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("trades", "0010_trade_exit_filled"),
@@ -44,4 +57,6 @@ class Migration(migrations.Migration):
         guard("trades_idempotencykey", "trade_id", "trades_papertrade"),
         guard("trades_webhookevent", "trade_id", "trades_papertrade"),
         guard("trades_webhookdelivery", "event_id", "trades_webhookevent"),
+        referenced("trades_papertrade"),
+        referenced("trades_webhookevent"),
     ]
