@@ -4,7 +4,8 @@ PostgreSQL's own foreign-key checks bypass row-level security: before brokers/00
 trigger migrations of trades, monitoring and analytics), Bob could insert a snapshot pointing at
 Alice's trade, and tell her trade ids from missing ones by which insert failed. Every foreign key
 between two owner-scoped tables now carries a trigger that refuses both alike, with PostgreSQL's
-own error for a missing key. Raw SQL and the ORM, on the application's connection (the app role).
+own error for a missing key, and a referenced row cannot change owner under rows that point at
+it. Raw SQL and the ORM, on the application's connection (the app role).
 """
 
 import uuid
@@ -15,7 +16,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
-from django.db.utils import IntegrityError
+from django.db.utils import DatabaseError, IntegrityError
 
 from analytics.models import TradeForensics
 from monitoring.models import PriceSnapshot
@@ -48,7 +49,7 @@ GUARDED = [
 ]
 NULLABLE = {("brokers_paperorder", "parent_id"), ("trades_idempotencykey", "trade_id"),
             ("trades_tradeevent", "trade_id"), ("trades_webhookevent", "trade_id")}
-APPEND_ONLY = {"trades_tradeevent"}  # the app role may not update the audit log at all (trades/0002)
+APPEND_ONLY = {"trades_tradeevent"}  # the app role may only read and add to the audit log (tradeoptions/db.py)
 UPDATABLE = [guarded for guarded in GUARDED if guarded[0] not in APPEND_ONLY]
 # The guard (brokers/0008) takes the column and the referenced table as trigger arguments; the
 # snapshot table's own copy of it (monitoring/0004, static SQL for speed) checks one key only.
@@ -202,8 +203,8 @@ def test_the_refusal_reads_word_for_word_like_postgresqls_own(two_tenants):
     acting user, a key the guard does not cover), checked at once: the guard's answer for a
     trade is the same sentence with the constraint and table names of its own foreign key."""
     _, bob = two_tenants
-    event, trade_fk, actor_fk = "trades_tradeevent", _foreign_key_name("trades_tradeevent", "trade_id"), \
-        _foreign_key_name("trades_tradeevent", "actor_user_id")
+    event = "trades_tradeevent"
+    trade_fk, actor_fk = _foreign_key_name(event, "trade_id"), _foreign_key_name(event, "actor_user_id")
     with tenancy.acting_as(bob.pk):
         native = _refusal(_copy_with(event, "actor_user_id"), [_missing_id("auth_user"), bob.pk], immediate=True)
         guarded = _refusal(_copy_with(event, "trade_id"), [_missing_id("trades_papertrade"), bob.pk])
@@ -368,7 +369,7 @@ def test_the_guard_is_not_installed_over_rows_that_already_point_across_tenants(
         with tenancy.system_context():
             PriceSnapshot.objects.create(trade=alices, owner=other_trader, timestamp=datetime(2026, 12, 1, tzinfo=UTC),
                                          mark_price=Decimal("4.35"), source="simulated")
-        with pytest.raises(Exception, match="monitoring_pricesnapshot.trade_id points at rows of another owner"):
+        with pytest.raises(DatabaseError, match="monitoring_pricesnapshot.trade_id points at rows of another owner"):
             call_command("migrate", "monitoring", stdout=StringIO())
         with tenancy.system_context():
             PriceSnapshot.objects.filter(owner=other_trader).delete()
