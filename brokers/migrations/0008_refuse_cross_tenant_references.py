@@ -1,24 +1,26 @@
 """A row may only point at a row of its own owner, and cannot learn whether another tenant's id exists.
 
 PostgreSQL's foreign-key checks bypass row-level security: without this, a tenant could insert a
-row pointing at another tenant's row (the check finds it), and tell an existing id from a missing
-one (only the missing one fails, at commit; and a unique index holding the key, such as a
-snapshot's (trade, timestamp, kind), tells it at once). Each foreign key between two owner-scoped tables gets a BEFORE
-INSERT OR UPDATE trigger running `refuse_cross_tenant_reference(column, referenced table)`. The
+row pointing at another tenant's row (the check finds it) and tell an existing id from a missing
+one (only the missing one fails, at commit; a unique index holding the key, such as a snapshot's
+(trade, timestamp, kind), even tells it at once, as a duplicate).
+
+Each foreign key between two owner-scoped tables gets a BEFORE INSERT OR UPDATE OF <column>,
+owner_id row trigger running `refuse_cross_tenant_reference(column, referenced table)`. The
 function is SECURITY INVOKER, so it looks the referenced row up under the caller's own row-level
 security, and it also requires the same owner_id (the system context sees every tenant, so there
 the owner comparison is what refuses). Another tenant's row and no row at all raise the same
 error, PostgreSQL's own for a missing key (23503, same message, detail and fields). A NULL
 reference passes. It relies only on "invisible to the caller" and owner_id, never on how the
-policies are written. A BEFORE ROW trigger refuses before the row reaches any unique index.
+policies are written, and being BEFORE ROW it refuses before the row reaches any unique index.
 Each referenced table also refuses a change of owner while rows of the old owner point at it
 (`refuse_owner_change_while_referenced`).
 
-The function lives here, in the app every other app's migrations may depend on; trades and
-analytics add its triggers to their tables; monitoring gives the snapshot table, written in bulk,
-a copy with static SQL (see there). `tests/test_tenant_references.py`
-reads every foreign key between owner-scoped tables from the catalogue and fails if one lacks it.
-Frozen as written that day.
+The functions live here, in the app every other app's migrations may depend on; trades and
+analytics add the triggers to their tables; monitoring gives the snapshot table, written in bulk,
+a copy with static SQL (see there). `tests/test_tenant_references.py` reads every foreign key
+between owner-scoped tables from the catalogue and fails if one lacks its guard. Frozen as written
+that day.
 """
 
 from django.db import migrations
