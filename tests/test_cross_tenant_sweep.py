@@ -24,6 +24,7 @@ from tests.factories import (
 )
 from tradeoptions import tenancy
 from trades import services
+from trades.models import PaperTrade
 
 # Routes on one object: the URL keyword names the object; the value says which of Alice's objects.
 OBJECT_ROUTES = {
@@ -136,6 +137,21 @@ def test_bob_gets_404_for_alices_object_whatever_the_method(name, alices_rows, t
     assert all(as_bob[method] == 404 or as_bob[method] == as_alice[method] == 405 for method in DETAIL_METHODS), (
         url, as_bob, as_alice)
     assert any(status not in (404, 405) for status in as_alice.values()), (url, as_alice)  # the id is hers
+
+
+@pytest.mark.parametrize("name", sorted(OBJECT_ROUTES))
+def test_bob_cannot_tell_alices_object_from_one_that_does_not_exist(name, alices_rows, other_trader, client):
+    """The id in the URL is the only user-supplied id that reaches a stored reference (close and
+    adjust write the trade's events): status and body are the same for Alice's and for none."""
+    ids, _ = alices_rows
+    with tenancy.system_context():
+        beyond = max(PaperTrade.objects.values_list("id", flat=True)) + 1000
+    missing = {"trade": beyond, "closed_trade": beyond, "token_key": "0" * len(ids["token_key"])}
+    client.force_login(other_trader)
+    for method in DETAIL_METHODS:
+        alices, nobodys = (getattr(client, method)(_url(name, which), {}, content_type="application/json")
+                           for which in (ids, missing))
+        assert (alices.status_code, _body(alices)) == (nobodys.status_code, _body(nobodys)), (name, method)
 
 
 @pytest.mark.parametrize("name", sorted(COLLECTION_ROUTES))
