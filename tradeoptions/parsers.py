@@ -47,12 +47,15 @@ class NestingLimitedJSONParser(JSONParser):
 
 
 class StrictContentNegotiation(DefaultContentNegotiation):
-    """`?format=` (or a `.json`-style suffix) that the view does not offer is a 400 naming the
-    formats it does: DRF answers 404, which says the resource is missing when only the format is."""
+    """`?format=` that the view does not offer is a 400 naming the formats it does: DRF answers 404,
+    which says the resource is missing when only a parameter is wrong. A format suffix in the path
+    (`/api/trades/7.xml`) is part of the path, and a path that names nothing stays a 404."""
 
     def select_renderer(self, request, renderers, format_suffix=None):
         try:
             return super().select_renderer(request, renderers, format_suffix)
         except Http404:
+            if format_suffix:
+                raise
             offered = ", ".join(renderer.format for renderer in renderers)
             raise ValidationError({"format": [f"Must be one of: {offered}."]}) from None
