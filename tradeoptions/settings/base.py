@@ -290,6 +290,8 @@ ENTRY_CONTEXT_CLOCK_SKEW_SECONDS = env.float("ENTRY_CONTEXT_CLOCK_SKEW_SECONDS",
 # receiver has to answer, and whether loopback/private targets are allowed (local and tests only).
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# Seconds the webhook host's DNS lookup may take (saving the URL, and each send) before it is refused.
+WEBHOOK_DNS_TIMEOUT_SECONDS = env.float("WEBHOOK_DNS_TIMEOUT_SECONDS", default=2.0)
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
 
 # Readable lines locally, one JSON object per line in production (LOG_FORMAT=text|json); each
