@@ -1,5 +1,6 @@
 """Inputs at the edges of what Python, the calendar and the renderers can hold are refused with a
-400 in the API's one error shape, never a 500, on every operation that takes them.
+400 in the API's one error shape, never a 500, on every operation that takes them (and the one
+page that takes a date, the ops admin's date hierarchy, treats them as a bad filter).
 
 The operations are found in the API's own OpenAPI schema, so a new endpoint with a JSON body or
 a date parameter is covered the day it is added: every JSON body against nesting (a RecursionError
@@ -11,12 +12,14 @@ market calendar's range, every GET against a `?format=` it does not offer.
 from datetime import date, timedelta
 
 import pytest
+from django.contrib import admin
 from drf_spectacular.generators import SchemaGenerator
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from monitoring.clock import calendar_bounds
 from tests.factories import PaperTradeFactory
+from tradeoptions.admin import BoundedDates
 from tradeoptions.parsers import MAX_JSON_DEPTH
 
 SCHEMA = SchemaGenerator().get_schema(request=None, public=True)
@@ -227,3 +230,26 @@ def test_an_error_on_a_csv_export_is_json_not_the_errors_keys(db, client):
     response = client.get("/api/trades/export?format=csv")
     assert response.status_code in (401, 403) and response["Content-Type"] == "application/json"
     assert response.json()["type"] == "client_error"
+
+
+# --- Pages: the ops admin's date hierarchy (no other page takes a date) ---------------------------
+
+HIERARCHIES = sorted((model._meta.label, model_admin.date_hierarchy)
+                     for model, model_admin in admin.site._registry.items() if model_admin.date_hierarchy)
+END_OF_CALENDAR = ["{0}__year=9999", "{0}__year=9999&{0}__month=12", "{0}__year=9999&{0}__month=12&{0}__day=31"]
+
+
+@pytest.mark.parametrize("query", END_OF_CALENDAR)
+@pytest.mark.parametrize(("label", "field"), HIERARCHIES)
+def test_a_date_hierarchy_at_the_end_of_the_calendar_is_a_bad_filter_not_a_500(client, ops_user, label, field, query):
+    client.force_login(ops_user)
+    app, model = label.lower().split(".")
+    response = client.get(f"/admin/{app}/{model}/?{query.format(field)}")
+    assert response.status_code == 302 and response["Location"].endswith("?e=1")
+
+
+def test_every_admin_with_a_date_hierarchy_is_checked():
+    assert ("monitoring.PriceSnapshot", "timestamp") in HIERARCHIES
+    for model, model_admin in admin.site._registry.items():
+        if model_admin.date_hierarchy:
+            assert issubclass(model_admin.get_changelist(None), BoundedDates), model
