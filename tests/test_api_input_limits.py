@@ -128,6 +128,15 @@ def test_a_field_nested_past_the_limit_is_refused_before_any_view_sees_it(alice,
     _refused(response, None, code="parse_error", kind="client_error")
 
 
+@pytest.mark.parametrize(("method", "path"), JSON_BODIES)
+def test_a_body_larger_than_djangos_upload_limit_is_a_parse_error(alice, alices_trade, settings, method, path):
+    """Django refuses to read it (RequestDataTooBig), which DRF's handler knew nothing of: a 500."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    response = _send(alice, method, path, '{"strategy": "' + "x" * 10_000 + '"}', alices_trade)
+    error = _refused(response, None, code="parse_error", kind="client_error")
+    assert error["detail"] == "The body is larger than 10000 bytes."
+
+
 def test_a_context_nested_as_deep_as_the_limit_still_reaches_the_trade(alice, market, open_body):
     nested: dict = {"rsi": 61}
     for _ in range(MAX_JSON_DEPTH - 2):  # the body is one level, signals_snapshot another
