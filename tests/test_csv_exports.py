@@ -15,9 +15,10 @@ from decimal import Decimal
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
+from django.utils.safestring import SafeString
 
 from tests.factories import ClosedTradeFactory
-from tradeoptions.csvstream import spreadsheet_safe
+from tradeoptions.csvstream import csv_lines, spreadsheet_safe
 from trades.models import CloseReason
 
 FORMULAS = {
@@ -50,10 +51,13 @@ def _streamed(response) -> str:
     ("=1+1", "'=1+1"), ("+1+1", "'+1+1"), ("-1+1", "'-1+1"), ("@SUM(A1)", "'@SUM(A1)"), ("\t=1", "'\t=1"),
     ("\r=1", "'\r=1"), ("-", "'-"),
     ("-12.50", "-12.50"), ("+3", "+3"), ("-1e-5", "-1e-5"), ("-.5", "-.5"), ("momentum", "momentum"), ("", ""),
-    ("a=1", "a=1"), (Decimal("-12.50"), Decimal("-12.50")), (-3, -3), (None, None),
+    ("a=1", "a=1"), (Decimal("-12.50"), Decimal("-12.50")), (-3, -3), (None, None), (SafeString("=1"), "'=1"),
 ])
 def test_a_cell_is_quoted_only_when_a_spreadsheet_would_run_it(cell, written):
     assert spreadsheet_safe(cell) == written
+    plain = io.StringIO()
+    csv.writer(plain).writerow([written])
+    assert list(csv_lines(["h"], [[cell]]))[1] == plain.getvalue()  # and csv_lines writes it so
 
 
 def test_the_trade_export_quotes_formulas_and_keeps_a_loss_a_number(api_as, trader, loser):

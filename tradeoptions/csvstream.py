@@ -14,13 +14,13 @@ import io
 import re
 from collections.abc import Iterable, Iterator
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = frozenset("=+-@\t\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def spreadsheet_safe(value):
     """The value as a CSV cell may hold it: text that would start a formula, quoted to stay text."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(value):
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS and not _PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
 
@@ -32,7 +32,9 @@ def csv_lines(header: list[str], rows: Iterable[Iterable]) -> Iterator[str]:
     writer = csv.writer(buffer)
 
     def line(values) -> str:
-        writer.writerow([spreadsheet_safe(value) for value in values])
+        # The cheap test first: most cells start with no formula character, and a CSV is millions of cells.
+        writer.writerow([spreadsheet_safe(value) if isinstance(value, str) and value[:1] in FORMULA_STARTS else value
+                         for value in values])
         text = buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
