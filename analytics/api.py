@@ -16,7 +16,14 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from tradeoptions.api import ERROR, CSVRenderer, OwnedViewSetMixin, QueryFilterSerializer, TextField
+from tradeoptions.api import (
+    ERROR,
+    BoundedDateField,
+    CSVRenderer,
+    OwnedViewSetMixin,
+    QueryFilterSerializer,
+    TextField,
+)
 from tradeoptions.csvstream import csv_lines
 from trades.models import PaperTrade
 
@@ -27,8 +34,8 @@ from .models import TradeForensics
 class FilterSerializer(QueryFilterSerializer):
     """`?from=&to=&strategy=`. `from` is a Python keyword: declared as `from_`, exposed as `from`."""
 
-    from_ = serializers.DateField(required=False, help_text="First New York close date, included.")
-    to = serializers.DateField(required=False, help_text="Last New York close date, included.")
+    from_ = BoundedDateField(required=False, help_text="First New York close date, included.")
+    to = BoundedDateField(required=False, help_text="Last New York close date, included.")
     strategy = TextField(required=False, max_length=64, trim_whitespace=False)
 
     def get_fields(self):
@@ -151,18 +158,10 @@ class DatasetView(AnalyticsView):
     renderer_classes = [CSVRenderer, ParquetRenderer, JSONRenderer]
 
     def perform_content_negotiation(self, request, force=False):
-        # DRF answers an unknown `?format=` with 404; a format we do not offer is a 400 here.
-        if request.query_params.get("format", "csv") not in DATASET_FORMATS:
-            if not force:
-                raise ValidationError({"format": [f"Must be one of: {', '.join(DATASET_FORMATS)}."]})
-            return JSONRenderer(), JSONRenderer.media_type
+        # JSON is here for errors only (the base renders every error as JSON): not a data set format.
+        if not force and request.query_params.get("format", "csv") not in DATASET_FORMATS:
+            raise ValidationError({"format": [f"Must be one of: {', '.join(DATASET_FORMATS)}."]})
         return super().perform_content_negotiation(request, force)
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        # Errors leave as JSON in the API's one error shape, even when CSV was asked for.
-        if isinstance(response, Response) and response.status_code >= 400:
-            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
-        return super().finalize_response(request, response, *args, **kwargs)
 
     @extend_schema(parameters=[*FILTER_PARAMETERS,
                                OpenApiParameter("format", str, enum=list(DATASET_FORMATS), default="csv")],

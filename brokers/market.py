@@ -16,6 +16,12 @@ from typing import Protocol
 from .base import BrokerError, OptionChainEntry, Quote
 
 
+class OutsideCalendar(ValueError):
+    """A day the exchange calendar does not cover: it is built for a bounded range of years, and
+    the day-based questions of `Market` (`is_trading_day`, `expiry_cutoff`) raise this outside it.
+    The message names the range. Callers holding a user's date turn it into a refusal of that field."""
+
+
 class Market(Protocol):
     def quotes(self, symbols: Iterable[str]) -> dict[str, Quote]:
         """Quotes for OCC option symbols; a symbol the source does not know is left out."""

@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
+from brokers.market import OutsideCalendar as MarketOutsideCalendar
+
 CALENDAR = "XNYS"
 FIRST_DAY = date(2020, 1, 1)  # the simulator and replays never go further back
 YEARS_AHEAD = 4  # LEAPS are listed up to about three years out, and their expiry cutoff must resolve
@@ -28,8 +30,9 @@ BOOKEND = timedelta(minutes=5)
 REGULAR_CLOSE = time(16, 0)
 
 
-class OutsideCalendar(ValueError):
-    """The date lies outside the range the calendar was built for; the message gives the range."""
+class OutsideCalendar(MarketOutsideCalendar):
+    """The date lies outside the range the calendar was built for; the message gives the range.
+    The layers below catch it as `brokers.market.OutsideCalendar`."""
 
 
 def market_tz() -> ZoneInfo:
@@ -119,6 +122,12 @@ def _sessions() -> _Sessions:
                 today = now().astimezone(market_tz()).date()
                 _loaded = _Sessions(FIRST_DAY, today.replace(year=today.year + YEARS_AHEAD, day=min(today.day, 28)))
     return _loaded
+
+
+def calendar_bounds() -> tuple[date, date]:
+    """The first and last day the calendar covers (a day outside raises OutsideCalendar)."""
+    sessions = _sessions()
+    return sessions.first, sessions.last
 
 
 def _aware(at: datetime) -> datetime:

@@ -14,7 +14,18 @@ price is beyond the quote, a risk limit is reached, live trading is switched off
 stale) or one parameter against another (a report's `from` after its `to`). A schema-valid request
 may be refused there, with a documented 400/409/422 in the one error shape, which
 `response_schema_conformance` still holds to the schema. Everywhere else the check runs as shipped.
+Those operations are also every one with a JSON body, where one more such rule holds: nesting
+deeper than MAX_JSON_DEPTH is refused (JSON Schema has no keyword for depth).
+
+The generators reach the inputs that once answered 500 (tests/test_api_input_limits.py has a
+targeted test for each): every date and date-time, in a query or a body, is now and then one of
+the edges (Python's first and last day, the supported years' ends and the days beyond them, the
+market calendar's first and last day and the days beyond, at the widest UTC offsets), and a JSON
+body now and then carries a field nested just within or past the limit. Where an edge breaks the
+schema (the year pattern) schemathesis itself counts the request as invalid and expects a 4xx.
 """
+
+from datetime import date, timedelta
 
 import pytest
 import schemathesis
@@ -22,10 +33,15 @@ from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis import strategies as st
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from monitoring.clock import calendar_bounds
+from tradeoptions.api import FIRST_DATE, LAST_DATE
+from tradeoptions.parsers import MAX_JSON_DEPTH
 
 CONTRACT = "SPY261218C00570000"
 RULES_BEYOND_THE_SCHEMA = {
@@ -38,8 +54,81 @@ FUZZ = settings(max_examples=8, deadline=None, suppress_health_check=list(Health
 WORKFLOWS = settings(max_examples=8, stateful_step_count=6, deadline=None, suppress_health_check=list(HealthCheck))
 
 APP = get_wsgi_application()
-schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
+OPENAPI = SchemaGenerator().get_schema(request=None, public=True)
+schema = schemathesis.openapi.from_dict(OPENAPI)
 schema.app = APP
+
+
+# --- Edges the generators reach --------------------------------------------------------------------
+
+
+def _edge_days() -> list[date]:
+    first, last = calendar_bounds()
+    day = timedelta(days=1)
+    return [date.min, FIRST_DATE - day, FIRST_DATE, first - day, first, last, last + day, LAST_DATE, LAST_DATE + day,
+            date.max]
+
+
+EDGE_DAYS = st.deferred(lambda: st.sampled_from(_edge_days()))  # the calendar is built on first draw
+OFFSETS = st.sampled_from(["Z", "+14:00", "-12:00"])
+
+
+def _written(kind: str, day: date, offset: str) -> str:
+    """The day as a date, or as a moment at its widest: its first second east of UTC, its last west."""
+    if kind == "date":
+        return day.isoformat()
+    return f"{day.isoformat()}T{'23:59:59' if offset.startswith('-') else '00:00:00'}{offset}"
+
+
+def _properties(node: dict) -> dict:
+    while "$ref" in node:
+        node = OPENAPI["components"]["schemas"][node["$ref"].rsplit("/", 1)[-1]]
+    return node.get("properties", {})
+
+
+def _dates(parameters_or_properties) -> dict[str, str]:
+    return {name: spec["format"] for name, spec in parameters_or_properties
+            if spec.get("format") in ("date", "date-time") and not spec.get("readOnly")}
+
+
+DATE_QUERY = {(method.upper(), path): _dates((p["name"], p.get("schema", {})) for p in operation.get("parameters", [])
+                                             if p["in"] == "query")
+              for path, methods in OPENAPI["paths"].items() for method, operation in methods.items()}
+DATE_BODY = {(method.upper(), path): _dates(_properties(media["schema"]).items())
+             for path, methods in OPENAPI["paths"].items() for method, operation in methods.items()
+             for media in operation.get("requestBody", {}).get("content", {}).values()}
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def _edited(case, container: str, name: str, value):
+    # Assigned (not edited in place) so that schemathesis judges the request again: an edge
+    # outside the schema's year pattern makes it an invalid request, which must get a 4xx.
+    setattr(case, container, {**(getattr(case, container) or {}), name: value})
+    return case
+
+
+@schema.hook
+def flatmap_case(context, case):
+    """Now and then an edge in place of a generated date (query or body), or a nested field."""
+    key = (case.operation.method.upper(), case.operation.path)
+    variants = [st.just(case)]
+    for container, dates in (("query", DATE_QUERY.get(key)), ("body", DATE_BODY.get(key))):
+        if dates and isinstance(getattr(case, container) or {}, dict):
+            variants.append(st.builds(
+                lambda name, day, offset, container=container, dates=dates:
+                    _edited(case, container, name, _written(dates[name], day, offset)),
+                st.sampled_from(sorted(dates)), EDGE_DAYS, OFFSETS))
+    if isinstance(case.body, dict):
+        # The body is one level: a field as deep as the limit allows, one level more, or far more.
+        variants.append(st.builds(lambda depth: _edited(case, "body", "signals_snapshot", _nested(depth)),
+                                  st.sampled_from([MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH, 4 * MAX_JSON_DEPTH])))
+    return st.one_of(variants)
 
 
 @pytest.fixture
@@ -88,3 +177,22 @@ def test_workflows_across_operations_answer_within_the_schema(auth, wsgi_app):
                                    recorder=self.recorder)
 
     Workflow.run(settings=WORKFLOWS)
+
+
+@pytest.mark.parametrize(("method", "path", "reached"), [
+    ("GET", "/api/analytics/performance", lambda case: (case.query or {}).get("to") == "9999-12-31"),
+    ("GET", "/api/trades", lambda case: str((case.query or {}).get("closed_from", "")).startswith("0001-01-01")),
+    ("POST", "/api/trades", lambda case: isinstance(case.body, dict)
+        and case.body.get("expiry") == (calendar_bounds()[1] + timedelta(days=1)).isoformat()),
+    ("PUT", "/api/settings", lambda case: isinstance(case.body, dict)
+        and _depth(case.body.get("signals_snapshot")) > MAX_JSON_DEPTH),
+])
+def test_the_generators_reach_the_inputs_that_once_answered_500(method, path, reached):
+    """The fuzzer's own strategies (hooks included) can draw each class; tests/test_api_input_limits.py
+    holds the answers to them."""
+    find(schema[path][method].as_strategy(), reached, settings=settings(
+        max_examples=2_000, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck)))
+
+
+def _depth(value) -> int:
+    return 1 + _depth(value[0]) if isinstance(value, list) and value else int(isinstance(value, list))

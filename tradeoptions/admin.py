@@ -4,10 +4,11 @@ It does so only through the explicit system context, entered for each admin view
 has checked that the user is active staff. Anyone else gets the login page, with no rows.
 """
 
-from functools import wraps
+from functools import cache, wraps
 
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
+from django.contrib.admin.options import IncorrectLookupParameters
 
 from . import tenancy
 
@@ -15,6 +16,15 @@ from . import tenancy
 class OpsAdminSite(admin.AdminSite):
     site_header = "tradeoptions operations"
     site_title = "tradeoptions ops"
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        """Every model admin, ours or a library's (django-celery-beat's, knox's...), lists with
+        BoundedDates mixed into its change list."""
+        super().register(model_or_iterable, admin_class, **options)
+        for model_admin in self._registry.values():
+            if "get_changelist" not in vars(model_admin):
+                own = model_admin.get_changelist
+                model_admin.get_changelist = lambda request, own=own, **kwargs: _bounded(own(request, **kwargs))
 
     def admin_view(self, view, cacheable=False):
         checked = super().admin_view(view, cacheable)
@@ -48,6 +58,24 @@ class OpsAdminConfig(AdminConfig):
         # them all, tradeoptions/auth.py) or make the user inactive (knox refuses inactive users).
         if admin.site.is_registered(AuthToken):
             admin.site.unregister(AuthToken)
+
+
+class BoundedDates:
+    """For a change list: a date-hierarchy year at the end of the calendar (`?timestamp__year=9999`:
+    the year after it is 10000, a ValueError, or an OverflowError for its last month or day) is
+    answered like any other bad filter (the list again, "?e=1"), not with a 500."""
+
+    def get_filters(self, request):
+        try:
+            return super().get_filters(request)
+        except (ValueError, OverflowError) as error:
+            raise IncorrectLookupParameters(error) from error
+
+
+@cache
+def _bounded(changelist: type) -> type:
+    return changelist if issubclass(changelist, BoundedDates) else type(
+        f"Bounded{changelist.__name__}", (BoundedDates, changelist), {})
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

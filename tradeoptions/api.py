@@ -8,13 +8,15 @@ another's.
 from __future__ import annotations
 
 from contextlib import ExitStack
+from datetime import date, datetime
 
 from django.core.validators import RegexValidator
 from django.db import connection, models, transaction
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
-from rest_framework.renderers import BaseRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
 
 from . import tenancy
 
@@ -71,6 +73,23 @@ class OwnedViewSetMixin:
         if not getattr(self, "_own_transaction", False) and not marked and connection.in_atomic_block:
             connection.set_rollback(False)
         return response
+
+    def perform_content_negotiation(self, request, force=False):
+        """An answer that must be rendered although negotiation failed (an unknown `?format=`) is
+        an error, and errors are JSON: DRF would take the view's first renderer, CSV for an export."""
+        if force:
+            try:
+                return super().perform_content_negotiation(request)
+            except Exception:
+                return JSONRenderer(), JSONRenderer.media_type
+        return super().perform_content_negotiation(request)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # Errors leave as JSON in the API's one error shape, even when CSV or Parquet was asked for
+        # (a CSV renderer given the error's dict would write its keys: "typeerrors").
+        if isinstance(response, Response) and response.status_code >= 400:
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def owned_queryset(self, user):
         raise NotImplementedError
@@ -129,6 +148,40 @@ class QueryFilterSerializer(serializers.Serializer):
         if blank:
             raise ValidationError(blank)
         return super().to_internal_value(data)
+
+
+# Dates a client may send: years 2000 to 2099. An option symbol carries its expiry's year in two
+# digits, so no contract lies outside them, and every filter stays far from the ends of Python's
+# date range (9999-12-31 plus one day is an OverflowError, not a query). The schema says so with
+# a pattern on the year; the field says so with a message naming the range.
+FIRST_DATE, LAST_DATE = date(2000, 1, 1), date(2099, 12, 31)
+YEAR_PATTERN = r"^20[0-9]{2}-"
+_OUT_OF_RANGE = f"Must be a date from {FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()}."
+
+
+@extend_schema_field({"type": "string", "format": "date", "pattern": YEAR_PATTERN})
+class BoundedDateField(serializers.DateField):
+    """A date (ISO 8601) from FIRST_DATE to LAST_DATE."""
+
+    default_error_messages = {"out_of_range": _OUT_OF_RANGE}
+
+    def to_internal_value(self, value):
+        value = super().to_internal_value(value)
+        if not FIRST_DATE <= value <= LAST_DATE:
+            self.fail("out_of_range")
+        return value
+
+
+@extend_schema_field({"type": "string", "format": "date-time", "pattern": YEAR_PATTERN})
+class BoundedDateTimeField(serializers.DateTimeField):
+    """A moment (ISO 8601) whose date, as written (in its own offset), is FIRST_DATE to LAST_DATE."""
+
+    default_error_messages = {"out_of_range": _OUT_OF_RANGE}
+
+    def enforce_timezone(self, value: datetime) -> datetime:
+        if not FIRST_DATE <= value.date() <= LAST_DATE:
+            self.fail("out_of_range")
+        return super().enforce_timezone(value)
 
 
 # --- Rendering and errors ----------------------------------------------------------------------

@@ -11,12 +11,14 @@ its own (tradeoptions/health.py).
 import sys
 
 import redis
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.views.defaults import server_error as django_server_error
 from django_redis.exceptions import ConnectionInterrupted
 from drf_standardized_errors.handler import ExceptionHandler
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ParseError
 
 RETRY_AFTER = "5"  # seconds: a restart or a failover is usually over by then
 DATABASE_DOWN = ("database_unavailable", "The database is unavailable right now; try again in a moment.")
@@ -45,6 +47,8 @@ class OutageAwareExceptionHandler(ExceptionHandler):
         if outage := outage_of(exc):
             code, message = outage
             return ServiceUnavailable(message, code=code)
+        if isinstance(exc, RequestDataTooBig):  # DRF reads JSON through request.body, which checks the size
+            return ParseError(f"The body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
         return super().convert_known_exceptions(exc)
 
     def get_response(self, exc, data):

@@ -29,6 +29,7 @@ from brokers.models import BrokerMode
 from brokers.occ import InvalidOptionSymbol, parse_symbol
 from tradeoptions import tenancy
 from tradeoptions.api import (
+    BoundedDateField,
     CSVRenderer,
     DecimalText,
     FlagField,
@@ -101,7 +102,7 @@ class TradeOpenSerializer(serializers.Serializer):
     ticker = TextField(required=False, max_length=6)
     option_type = serializers.ChoiceField(choices=OptionType.choices, required=False)
     strike = DecimalText(max_digits=9, decimal_places=3, required=False, min_value=Decimal("0.001"))
-    expiry = serializers.DateField(required=False)
+    expiry = BoundedDateField(required=False)
     qty = serializers.IntegerField(min_value=1, max_value=10_000)
     entry_type = serializers.ChoiceField(choices=EntryType.choices, default=EntryType.MARKET)
     limit_price = DecimalText(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))

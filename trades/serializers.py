@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from tradeoptions.api import QueryFilterSerializer, TextField
+from tradeoptions.api import BoundedDateTimeField, QueryFilterSerializer, TextField
 
 from . import selectors
 from .models import PRICE, PaperTrade, TradeEvent, TradeStatus
@@ -96,8 +96,8 @@ class TradeFilterSerializer(QueryFilterSerializer):
     outcome = serializers.ChoiceField(choices=["win", "loss", "expired"], required=False)
     strategy = TextField(required=False, max_length=64, trim_whitespace=False)
     ticker = TextField(required=False, max_length=6, trim_whitespace=False)
-    closed_from = serializers.DateTimeField(required=False)
-    closed_to = serializers.DateTimeField(required=False)
+    closed_from = BoundedDateTimeField(required=False)
+    closed_to = BoundedDateTimeField(required=False)
 
     def filters(self) -> selectors.TradeFilters:
         return selectors.TradeFilters(**self.validated_data)

@@ -114,6 +114,8 @@ def test_search_trades_comes_in_pages(knowledge_as, trader):
         ("open_positions", {"page": 0}, "page\n  Input should be greater than or equal to 1"),
         ("performance_summary", {"closed_from": "2026-13-01"}, "closed_from: Date has wrong format."),
         ("performance_summary", {"closed_from": "2026-12-31", "closed_to": "2026-12-01"}, "closed_to: Must not be"),
+        ("performance_summary", {"closed_to": "9999-12-31"}, "closed_to: Must be a date from 2000-01-01 to 2099-12-31"),
+        ("search_trades", {"closed_to": "9999-12-31T23:59:59Z"}, "closed_to: Must be a date from 2000-01-01"),
         ("performance_breakdown", {"by": "weekday"}, "by\n  Input should be 'close_reason', 'strategy'"),
         ("trade_capsule", {"trade_id": "seven"}, "trade_id\n  Input should be a valid integer"),
         ("trade_capsule", {"trade_id": 1, "snapshot_points": 1}, "snapshot_points: 0 (none) or 2 to 1000."),

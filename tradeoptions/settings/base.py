@@ -229,8 +229,11 @@ REST_FRAMEWORK = {
     # hold every answer to the schema.
     "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
     # The API speaks JSON only: form and multipart bodies (strings for every value, "0" for false)
-    # are not what any client of it sends, and a narrower door is easier to keep shut.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # are not what any client of it sends, and a narrower door is easier to keep shut. Nesting is
+    # bounded (tradeoptions/parsers.py): a deep body is a 400, not a RecursionError.
+    "DEFAULT_PARSER_CLASSES": ["tradeoptions.parsers.NestingLimitedJSONParser"],
+    # `?format=` the view does not offer is a 400 naming those it does (DRF: 404).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "tradeoptions.parsers.StrictContentNegotiation",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # One error shape everywhere: {"type", "errors": [{"code", "detail", "attr"}]} (and no 500 for bad input).
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
@@ -317,6 +320,8 @@ ENTRY_CONTEXT_CLOCK_SKEW_SECONDS = env.float("ENTRY_CONTEXT_CLOCK_SKEW_SECONDS",
 # receiver has to answer, and whether loopback/private targets are allowed (local and tests only).
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# Seconds the webhook host's DNS lookup may take (saving the URL, and each send) before it is refused.
+WEBHOOK_DNS_TIMEOUT_SECONDS = env.float("WEBHOOK_DNS_TIMEOUT_SECONDS", default=2.0)
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
 
 # Readable lines locally, one JSON object per line in production (LOG_FORMAT=text|json); each

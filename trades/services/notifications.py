@@ -12,10 +12,16 @@ with their signing secret, reject old timestamps, and dedupe on `X-Tradeoptions-
 payload's `id`, the same on every attempt).
 
 SSRF: a webhook URL is http(s) only. Unless WEBHOOK_ALLOW_PRIVATE_TARGETS (local and tests), it
-may not point at loopback, private, link-local, multicast or reserved addresses. The check runs
-when the URL is saved and again on every send, against the addresses the name resolves to then;
-the request goes to the address just checked (so DNS cannot change it in between), and redirects
-are not followed.
+may not point at loopback, private, link-local, multicast or reserved addresses, nor at an IPv6
+address that carries an IPv4 one (mapped, compatible, SIIT, NAT64, 6to4, Teredo): those reach an
+IPv4 host through a translator or relay, and which one is not ours to check, so they are refused
+whatever they carry. The check runs when the URL is saved and again on every send, against the
+addresses the name resolves to then; the request goes to the address just checked (so DNS cannot
+change it in between), and redirects are not followed. The host name is the resolver's to parse
+(`2130706433`, `0x7f.1` and `0177.0.0.1` all come back as 127.0.0.1, and are checked as that).
+The lookup has WEBHOOK_DNS_TIMEOUT_SECONDS: a resolver that hangs makes a refusal ("did not
+resolve in time": a field error when saving, a retried attempt when sending), not a hung request
+or worker.
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
 import random
 import secrets
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -133,9 +141,37 @@ def _port(parts) -> int:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
 
+# getaddrinfo has no timeout of its own, so lookups run on a few threads of their own and the
+# caller waits at most WEBHOOK_DNS_TIMEOUT_SECONDS. Lookups that hang hold at most these threads;
+# the ones queued behind them time out (and are cancelled) like the hung ones.
+DNS_THREADS = 4
+_dns_pool: ThreadPoolExecutor | None = None
+
+
+def _dns_threads() -> ThreadPoolExecutor:
+    global _dns_pool
+    if _dns_pool is None:
+        _dns_pool = ThreadPoolExecutor(max_workers=DNS_THREADS, thread_name_prefix="webhook-dns")
+    return _dns_pool
+
+
+def _forget_dns_threads() -> None:
+    """A forked child (a Celery or gunicorn worker) has none of its parent's threads."""
+    global _dns_pool
+    _dns_pool = None
+
+
+os.register_at_fork(after_in_child=_forget_dns_threads)
+
+
 def _resolve(host: str, port: int) -> list[str]:
+    timeout = settings.WEBHOOK_DNS_TIMEOUT_SECONDS
+    lookup = _dns_threads().submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = lookup.result(timeout=timeout)
+    except TimeoutError:
+        lookup.cancel()
+        raise WebhookHostUnknown(f"The webhook's host {host!r} did not resolve in time ({timeout:g} s).") from None
     except (socket.gaierror, UnicodeError):
         raise WebhookHostUnknown(f"The webhook's host {host!r} cannot be found.") from None
     return list(dict.fromkeys(info[4][0] for info in infos))
@@ -148,14 +184,27 @@ def _check_addresses(host: str, addresses: list[str]) -> None:
         if not _public(address):
             raise UnsafeWebhookTarget(
                 f"The webhook's host {host!r} is inside a private, loopback, link-local, multicast or reserved "
-                "network; webhooks go to public addresses only."
+                "network, or is an IPv6 address that carries an IPv4 one; webhooks go to public addresses only."
             )
+
+
+# IPv6 ranges whose addresses carry an IPv4 address, or are translated or relayed to one: refused
+# whatever they carry (the IPv4 host behind them is reached through a path we do not check).
+CARRIES_IPV4 = tuple(ipaddress.IPv6Network(network) for network in (
+    "::/96",  # IPv4-compatible (deprecated)
+    "::ffff:0:0/96",  # IPv4-mapped
+    "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+    "64:ff9b::/96",  # NAT64, well-known prefix
+    "64:ff9b:1::/48",  # NAT64, local use
+    "2001::/32",  # Teredo
+    "2002::/16",  # 6to4
+))
 
 
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address) and any(ip in network for network in CARRIES_IPV4):
+        return False
     return ip.is_global and not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
                                  or ip.is_reserved or ip.is_unspecified)
 

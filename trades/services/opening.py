@@ -29,7 +29,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from brokers.base import BrokerError, BrokerProvider, Order, OrderStatus, Quote
-from brokers.market import Market, default_market
+from brokers.market import Market, OutsideCalendar, default_market
 from brokers.occ import InvalidOptionSymbol, build_symbol
 from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
@@ -171,10 +171,8 @@ def _validate(data: TradeOpenInput, market: Market) -> tuple[str, Decimal, Quote
     today = now.astimezone(ZoneInfo(settings.MARKET_TIME_ZONE)).date()
     if data.expiry < today:
         errors["expiry"] = [f"{data.expiry} is in the past."]
-    elif not market.is_trading_day(data.expiry):
-        errors["expiry"] = [f"{data.expiry} is not a trading day: options expire on trading days."]
-    elif market.expiry_cutoff(data.expiry) <= now:
-        errors["expiry"] = [f"Contracts expiring {data.expiry} have stopped trading."]
+    elif problem := _expiry_problem(data.expiry, market, now):
+        errors["expiry"] = [problem]
     symbol = ""
     if not errors.keys() & {"ticker", "strike", "expiry"}:
         try:
@@ -199,6 +197,19 @@ def _validate(data: TradeOpenInput, market: Market) -> tuple[str, Decimal, Quote
     if errors:
         raise InvalidTradeInput(errors)
     return symbol, reference, quote
+
+
+def _expiry_problem(expiry: date, market: Market, now: datetime) -> str | None:
+    """Why contracts expiring on `expiry` (not in the past) cannot be traded now, or None. A date
+    beyond the exchange calendar's range is refused here, as a fact about the field."""
+    try:
+        if not market.is_trading_day(expiry):
+            return f"{expiry} is not a trading day: options expire on trading days."
+        if market.expiry_cutoff(expiry) <= now:
+            return f"Contracts expiring {expiry} have stopped trading."
+    except OutsideCalendar as error:
+        return f"{error} No contract expiring then can be traded yet."
+    return None
 
 
 def _locked_account(user: AbstractBaseUser) -> AccountSettings:
