@@ -32,9 +32,11 @@ from knox.models import AuthToken
 from rest_framework import serializers, status
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from .parsers import NestingLimitedJSONParser
 
 TOKEN_RESPONSE = inline_serializer(
     "IssuedToken", {"token": serializers.CharField(), "expiry": serializers.DateTimeField(allow_null=True)}
@@ -115,7 +117,7 @@ class TokenLoginView(knox_views.LoginView):
     # The credentials come in the Authorization header; the body is ignored, whatever its type (curl
     # and HTTP libraries send form bodies by default). django-axes reads it for a username when a login
     # fails: the API's JSON-only parsing would answer 415 there instead of counting the failure.
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [NestingLimitedJSONParser, FormParser, MultiPartParser]
 
     @extend_schema(request=None, responses={200: TOKEN_RESPONSE})
     def post(self, request, format=None):
