@@ -1,25 +1,45 @@
-"""The suite runs as the application's role, and that role cannot sidestep row-level security."""
+"""The suite runs as the worker role; neither it nor the web role can sidestep row-level security,
+and only the worker role may enter the system context."""
 
+import pytest
+from django.conf import settings
 from django.core.management import call_command
+from django.db import connection
+
+from tradeoptions import tenancy
 
 
-def test_the_app_role_is_neither_superuser_nor_bypassrls(app_cursor):
-    app_cursor.execute("SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
-    user, superuser, bypass = app_cursor.fetchone()
-    assert user == "tradeoptions_app"
-    assert superuser is False
-    assert bypass is False
+@pytest.mark.parametrize("role", [settings.DATABASE_APP_ROLE, settings.DATABASE_WORKER_ROLE])
+def test_neither_runtime_role_is_superuser_nor_bypassrls_nor_owns_tables(connect_as, role):
+    with connect_as(role, autocommit=True) as raw:
+        user, superuser, bypass = raw.execute(
+            "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user").fetchone()
+        assert (user, superuser, bypass) == (role, False, False)
+        owned = raw.execute("SELECT count(*) FROM pg_tables WHERE tableowner = current_user").fetchone()[0]
+        assert owned == 0
+        assert raw.execute("SELECT has_schema_privilege(current_user, 'public', 'CREATE')").fetchone()[0] is False
 
 
-def test_the_app_role_owns_no_tables(app_cursor):
-    app_cursor.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user")
-    assert app_cursor.fetchone()[0] == 0
+def test_the_suite_runs_as_the_worker_role(app_cursor):
+    app_cursor.execute("SELECT current_user")
+    assert app_cursor.fetchone()[0] == settings.DATABASE_WORKER_ROLE == "tradeoptions_worker"
 
 
-def test_the_app_role_cannot_change_the_schema(app_cursor):
-    app_cursor.execute("SELECT has_schema_privilege(current_user, 'public', 'CREATE')")
-    assert app_cursor.fetchone()[0] is False
+def test_only_the_worker_role_is_in_the_system_group(connect_as):
+    with connect_as(settings.DATABASE_APP_ROLE, autocommit=True) as raw:
+        members = raw.execute(
+            "SELECT pg_has_role(%s, 'tradeoptions_system', 'member'), pg_has_role(%s, 'tradeoptions_system', 'member')",
+            [settings.DATABASE_APP_ROLE, settings.DATABASE_WORKER_ROLE]).fetchone()
+    assert members == (False, True)
 
 
-def test_system_check_passes_for_the_app_role(db):
+@pytest.mark.django_db(transaction=True)
+def test_the_system_context_refuses_a_role_outside_the_system_group(web_role):
+    """Misconfiguration (a worker on DATABASE_URL) is an error, never a silent "no rows"."""
+    with pytest.raises(tenancy.SystemContextRefused, match="DATABASE_WORKER_URL"):
+        with tenancy.system_context():
+            pass
+
+
+def test_system_check_passes_for_the_worker_role(db):
     call_command("check", "--database", "default", "--fail-level", "ERROR")
