@@ -2,7 +2,6 @@
 import os
 import sys
 
-
 # Commands that answer users' requests connect as the web role; every other command is ops work
 # (migrations aside, which connect as the owner) and connects as the worker role.
 WEB_COMMANDS = {"runserver", "mcp_server"}

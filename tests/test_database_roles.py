@@ -4,7 +4,6 @@ and only the worker role may enter the system context."""
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 
 from tradeoptions import tenancy
 

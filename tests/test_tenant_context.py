@@ -23,7 +23,13 @@ from psycopg import errors, sql
 from analytics.models import FirstTouch, TradeForensics
 from brokers.base import OrderRequest, order_tag
 from brokers.paper import LocalPaperBroker
-from tests.factories import PaperTradeFactory, PriceSnapshotFactory, TradeEventFactory, UserFactory, WebhookDeliveryFactory
+from tests.factories import (
+    PaperTradeFactory,
+    PriceSnapshotFactory,
+    TradeEventFactory,
+    UserFactory,
+    WebhookDeliveryFactory,
+)
 from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
 from trades import services
@@ -224,7 +230,8 @@ def _replace_app_user_id(raw, ctx):
 
 
 def _shadow_app_user_id_in_pg_temp(raw, ctx):
-    raw.execute(f"CREATE FUNCTION pg_temp.app_user_id() RETURNS bigint LANGUAGE sql AS 'SELECT {int(ctx['bob'])}::bigint'")
+    raw.execute("CREATE FUNCTION pg_temp.app_user_id() RETURNS bigint LANGUAGE sql AS "
+                f"'SELECT {int(ctx['bob'])}::bigint'")
     raw.execute("SET LOCAL search_path = pg_temp, public")
     _claim(raw, ctx["bob"], RANDOM_SIGNATURE)
 
