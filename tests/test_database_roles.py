@@ -42,3 +42,12 @@ def test_the_system_context_refuses_a_role_outside_the_system_group(web_role):
 
 def test_system_check_passes_for_the_worker_role(db):
     call_command("check", "--database", "default", "--fail-level", "ERROR")
+
+
+def test_a_tenant_key_the_database_does_not_share_fails_the_system_check(db, settings):
+    """Another key would not leak a row, but every user would see none: the check says so."""
+    from tradeoptions.checks import tenant_context_key_matches
+
+    assert tenant_context_key_matches(None, databases=["default"]) == []
+    settings.TENANT_CONTEXT_KEY = "not-the-key-migrate-stored"
+    assert [error.id for error in tenant_context_key_matches(None, databases=["default"])] == ["tradeoptions.E003"]
