@@ -109,12 +109,13 @@ def bench_tenant_context(connect_as, web_role):
     owner = connect_as(settings.DATABASE_OWNER["USER"], autocommit=True)
     for table in TABLES:
         owner.execute(f"ANALYZE {table}")
-    results = {}
+    results, plans = {}, {}
     try:
         for variant, expression in [("old", OLD), ("new", NEW), ("old again", OLD), ("new again", NEW)]:
             _set_policy(owner, expression)
             _run(trades_of, random.Random(0))  # warm caches and plans
             results[variant] = _run(trades_of, random.Random(1))
+            plans.setdefault(expression, _plan(next(iter(trades_of))))
     finally:
         _set_policy(owner, NEW)
     with connection.cursor() as cursor:
@@ -129,7 +130,12 @@ def bench_tenant_context(connect_as, web_role):
               f"{statistics.median(timings['list']) * 1000:>10.3f}{_p95(timings['list']) * 1000:>8.3f}"
               f"{statistics.median(timings['detail']) * 1000:>12.3f}{_p95(timings['detail']) * 1000:>8.3f}")
     print(f"app_user_id() alone: {_function_cost():.1f} µs per call (evaluated once per table per query)")
-    with tenancy.acting_as(next(iter(trades_of))), connection.cursor() as cursor:
+    for expression, plan in plans.items():
+        print(f"plan of the list under {expression}:\n  " + "\n  ".join(plan))
+
+
+def _plan(user_id: int) -> list[str]:
+    with tenancy.acting_as(user_id), connection.cursor() as cursor:
         cursor.execute("EXPLAIN SELECT * FROM trades_papertrade WHERE status = 'OPEN' "
                        "ORDER BY entry_date DESC LIMIT 50")
-        print("plan (new policy):\n  " + "\n  ".join(row[0] for row in cursor.fetchall()))
+        return [row[0] for row in cursor.fetchall()]
