@@ -108,16 +108,25 @@ def app_cursor(db):
         yield cursor
 
 
+def _credentials(role: str) -> dict:
+    """The settings' credentials for `role` (web, worker or owner), the host of the test database."""
+    from django.conf import settings
+
+    known = [settings.DATABASE_APP, settings.DATABASE_WORKER, settings.DATABASE_OWNER]
+    found = next((config for config in known if config.get("USER") == role), {"USER": role})
+    return {key: found.get(key) for key in ("USER", "PASSWORD", "HOST", "PORT")}
+
+
 @pytest.fixture
 def connect_as(db):
-    """Raw psycopg connections to the test database as another role (no password: the test
-    server trusts local roles), closed after the test. Rows must be committed to be seen."""
+    """Raw psycopg connections to the test database as another role (with that role's password
+    from the settings), closed after the test. Rows must be committed to be seen."""
     opened = []
 
     def connect(role: str, **options) -> psycopg.Connection:
-        params = connection.settings_dict
-        raw = psycopg.connect(dbname=params["NAME"], host=params["HOST"] or None, port=params["PORT"] or None,
-                              user=role, **options)
+        given = _credentials(role)
+        raw = psycopg.connect(dbname=connection.settings_dict["NAME"], user=role, password=given["PASSWORD"] or None,
+                              host=given["HOST"] or None, port=given["PORT"] or None, **options)
         opened.append(raw)
         return raw
 
@@ -134,7 +143,7 @@ def web_role():
 
     connection.close()
     shared = connection.settings_dict
-    connection.settings_dict = {**shared, "USER": settings.DATABASE_APP_ROLE}
+    connection.settings_dict = {**shared, **_credentials(settings.DATABASE_APP_ROLE)}
     try:
         yield
     finally:

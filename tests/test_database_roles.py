@@ -51,3 +51,20 @@ def test_a_tenant_key_the_database_does_not_share_fails_the_system_check(db, set
     assert tenant_context_key_matches(None, databases=["default"]) == []
     settings.TENANT_CONTEXT_KEY = "not-the-key-migrate-stored"
     assert [error.id for error in tenant_context_key_matches(None, databases=["default"])] == ["tradeoptions.E003"]
+
+
+def test_the_key_and_its_checker_are_out_of_every_runtime_role_s_reach(connect_as):
+    """The pads live in a schema neither runtime role may use; app_user_id() reads them as its
+    owner, the schema owner, with a search_path no caller can change."""
+    with connect_as(settings.DATABASE_WORKER_ROLE, autocommit=True) as raw:
+        for role in (settings.DATABASE_APP_ROLE, settings.DATABASE_WORKER_ROLE):
+            usage, select = raw.execute(
+                "SELECT has_schema_privilege(%s, n.oid, 'USAGE'), has_table_privilege(%s, c.oid, 'SELECT') "
+                "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'tenancy_private' AND c.relname = 'hmac_key'", [role, role]).fetchone()
+            assert (usage, select) == (False, False)
+        owner, definer, config = raw.execute(
+            "SELECT pg_get_userbyid(proowner), prosecdef, proconfig FROM pg_proc "
+            "WHERE oid = 'public.app_user_id()'::regprocedure").fetchone()
+        assert owner == settings.DATABASE_OWNER["USER"] and definer is True
+        assert config == ["search_path=pg_catalog, pg_temp"]

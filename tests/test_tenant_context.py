@@ -199,6 +199,15 @@ def _bob_with_uppercase_or_padded_signature(raw, ctx):
                 [f" {ctx['bob']}", ctx["alice_signature"].upper()])
 
 
+def _garbage(raw, ctx):
+    """Values no signer makes: they must give no rows, and no error that would break a request."""
+    for user_id, signature in [("abc", RANDOM_SIGNATURE), ("9" * 30, RANDOM_SIGNATURE), ("-1", RANDOM_SIGNATURE),
+                               (str(ctx["bob"]), "zz" * 32), (str(ctx["bob"]), RANDOM_SIGNATURE * 2)]:
+        raw.execute("SELECT set_config('app.user_id', %s, true), set_config('app.user_sig', %s, true)",
+                    [user_id, signature])
+        assert raw.execute("SELECT app_user_id()").fetchone()[0] is None
+
+
 def _set_role(role):
     def trick(raw, ctx):
         raw.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
@@ -304,7 +313,7 @@ TRICKS = [
     _system_on_local, _system_on_session, _system_on_by_set, _bob_unsigned, _bob_unsigned_with_system,
     _bob_random_signature, _bob_with_alices_signature, _bob_with_a_signature_for_another_backend,
     _bob_with_a_signature_from_an_earlier_transaction, _bob_signed_at_session_level_earlier,
-    _bob_with_uppercase_or_padded_signature,
+    _bob_with_uppercase_or_padded_signature, _garbage,
     _set_role("tradeoptions_worker"), _set_role("tradeoptions_system"), _set_role("tradeoptions_owner"),
     _set_role("tradeoptions_backup"), _reset_role, _set_session_authorization, _read_the_key,
     _call_app_user_id_with_arguments, _replace_app_user_id, _shadow_app_user_id_in_pg_temp,

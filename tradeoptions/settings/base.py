@@ -118,6 +118,7 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # tradeoptions.api.OwnedViewSetMixin).
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 # Remembered apart from DATABASES, whose credentials are swapped while migrations run.
+DATABASE_APP = _APP_DB
 DATABASE_APP_ROLE = _APP_DB["USER"]
 DATABASE_WORKER_ROLE = DATABASE_WORKER["USER"]
 DATABASE_OWNER = env.db_url_config(env.str("DATABASE_OWNER_URL", default="") or _APP_DB_URL)
