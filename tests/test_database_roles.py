@@ -68,3 +68,16 @@ def test_the_key_and_its_checker_are_out_of_every_runtime_role_s_reach(connect_a
             "WHERE oid = 'public.app_user_id()'::regprocedure").fetchone()
         assert owner == settings.DATABASE_OWNER["USER"] and definer is True
         assert config == ["search_path=pg_catalog, pg_temp"]
+
+
+@pytest.mark.parametrize("key", [b"short", b"k" * 64, b"a key longer than one SHA-256 block: " * 3])
+def test_the_pads_the_database_gets_make_the_same_hmac_as_python(key):
+    """app_user_id() computes sha256(outer || sha256(inner || message)) from the stored pads."""
+    import hashlib
+    import hmac
+
+    inner, outer = tenancy.context_key_pads(key)
+    message = b"42:4242:1796000000000000"
+    by_pads = hashlib.sha256(outer + hashlib.sha256(inner + message).digest()).digest()
+    assert len(inner) == len(outer) == 64
+    assert by_pads == hmac.new(key, message, hashlib.sha256).digest()
