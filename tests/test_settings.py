@@ -34,14 +34,18 @@ def test_deploy_checks_are_clean_with_real_secrets():
     assert result.returncode == 0, result.stderr + result.stdout
 
 
-@pytest.mark.parametrize("worker_url", ["", "postgres://tradeoptions_app:pw@db.example.com:5432/tradeoptions"])
-def test_deploy_checks_want_a_worker_role_of_its_own(worker_url):
+@pytest.mark.parametrize(("worker_url", "error"), [
+    ("", "E004"),
+    ("postgres://tradeoptions_app:pw@db.example.com:5432/tradeoptions", "E004"),
+    ("postgres://tradeoptions_worker:pw@db.example.com:5432/another", "E005"),
+])
+def test_deploy_checks_want_a_worker_role_of_its_own_on_the_same_database(worker_url, error):
     """Without it the workers would run as the web role, which may not enter the system context."""
     result = _manage("check", "--deploy", SECRET_KEY=REAL_SECRET, ENCRYPTION_KEYS=Fernet.generate_key().decode(),
                      DATABASE_URL="postgres://tradeoptions_app:pw@db.example.com:5432/tradeoptions",
                      DATABASE_WORKER_URL=worker_url)
     assert result.returncode != 0
-    assert "tradeoptions.E004" in result.stderr + result.stdout
+    assert f"tradeoptions.{error}" in result.stderr + result.stdout
 
 
 def _role_of(command: list[str]) -> str:

@@ -71,13 +71,21 @@ def worker_role_is_set_apart(app_configs, **kwargs):
     """Production gives the system context to the worker processes' role only (docs/operations.md)."""
     from django.conf import settings
 
-    if settings.DATABASE_WORKER_URL_SET and settings.DATABASE_WORKER_ROLE != settings.DATABASE_APP_ROLE:
-        return []
-    return [
-        Error(
-            "DATABASE_WORKER_URL is not set, or connects as DATABASE_URL's role: Celery workers, beat and ops "
-            "commands need their own role, the only one allowed the system context.",
-            hint="Set DATABASE_WORKER_URL to the tradeoptions_worker role (deploy/postgres/roles.sql).",
-            id="tradeoptions.E004",
-        )
-    ]
+    if not settings.DATABASE_WORKER_URL_SET or settings.DATABASE_WORKER_ROLE == settings.DATABASE_APP_ROLE:
+        return [
+            Error(
+                "DATABASE_WORKER_URL is not set, or connects as DATABASE_URL's role: Celery workers, beat and ops "
+                "commands need their own role, the only one allowed the system context.",
+                hint="Set DATABASE_WORKER_URL to the tradeoptions_worker role (deploy/postgres/roles.sql).",
+                id="tradeoptions.E004",
+            )
+        ]
+    if settings.DATABASE_WORKER.get("NAME") != settings.DATABASE_APP.get("NAME"):
+        return [
+            Error(
+                "DATABASE_WORKER_URL names another database than DATABASE_URL: the workers would not see the "
+                "web's rows.",
+                id="tradeoptions.E005",
+            )
+        ]
+    return []
