@@ -81,3 +81,20 @@ def test_the_pads_the_database_gets_make_the_same_hmac_as_python(key):
     by_pads = hashlib.sha256(outer + hashlib.sha256(inner + message).digest()).digest()
     assert len(inner) == len(outer) == 64
     assert by_pads == hmac.new(key, message, hashlib.sha256).digest()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrate_stores_a_changed_tenant_key_though_the_key_check_fails_until_it_does(settings):
+    """The remedy E003 names must not be stopped by E003 (migrate runs the system checks first)."""
+    from tradeoptions.checks import tenant_context_key_matches
+
+    original = settings.TENANT_CONTEXT_KEY
+    settings.TENANT_CONTEXT_KEY = "a-rotated-tenant-context-key"
+    try:
+        assert [error.id for error in tenant_context_key_matches(None, databases=["default"])] == ["tradeoptions.E003"]
+        call_command("migrate", "--noinput", skip_checks=False, verbosity=0)
+        assert tenant_context_key_matches(None, databases=["default"]) == []
+    finally:
+        settings.TENANT_CONTEXT_KEY = original
+        call_command("migrate", "--noinput", verbosity=0)  # the suite's key again, for every later test
+    assert tenant_context_key_matches(None, databases=["default"]) == []
