@@ -1,9 +1,10 @@
-"""Fixtures for the real components: PostgreSQL (as the app role, under row-level security),
+"""Fixtures for the real components: PostgreSQL (as the worker role, under row-level security),
 Redis, and the named personas every scenario uses."""
 
 import os
 import uuid
 
+import psycopg
 import pytest
 import redis
 from django.db import connection
@@ -13,7 +14,7 @@ from psycopg import sql
 from rest_framework.test import APIClient
 
 from tests.factories import PASSWORD, UserFactory
-from tradeoptions.db import app_role, as_schema_owner
+from tradeoptions.db import as_schema_owner
 
 # CI explores the same examples on every run, so a red build is reproducible; locally each run
 # explores new ones.
@@ -24,9 +25,10 @@ if os.environ.get("CI"):
 
 @pytest.fixture(scope="session")
 def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb):
-    """The test database is created and migrated by the schema owner; tests then run as the app
-    role, exactly like the application. The app role may also TRUNCATE, in tests only, so that
-    transactional tests can be flushed."""
+    """The test database is created and migrated by the schema owner; tests then run as the worker
+    role (tradeoptions/settings/test.py), under row-level security like the application. It may
+    also TRUNCATE, in tests only, so that transactional tests can be flushed."""
+    from django.conf import settings
     from django.test.utils import setup_databases, teardown_databases
 
     with django_db_blocker.unblock(), as_schema_owner() as owner_connection:
@@ -36,7 +38,8 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
         )
         with owner_connection.cursor() as cursor:
             cursor.execute(
-                sql.SQL("GRANT TRUNCATE ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(app_role()))
+                sql.SQL("GRANT TRUNCATE ON ALL TABLES IN SCHEMA public TO {}").format(
+                    sql.Identifier(settings.DATABASE_WORKER_ROLE))
             )
     yield
     with django_db_blocker.unblock(), as_schema_owner():
@@ -108,9 +111,52 @@ def api_as():
 
 @pytest.fixture
 def app_cursor(db):
-    """A raw cursor on the application's own connection (the app role)."""
+    """A raw cursor on the test process's own connection (the worker role)."""
     with connection.cursor() as cursor:
         yield cursor
+
+
+def _credentials(role: str) -> dict:
+    """The settings' credentials for `role` (web, worker or owner), the host of the test database."""
+    from django.conf import settings
+
+    known = [settings.DATABASE_APP, settings.DATABASE_WORKER, settings.DATABASE_OWNER]
+    found = next((config for config in known if config.get("USER") == role), {"USER": role})
+    return {key: found.get(key) for key in ("USER", "PASSWORD", "HOST", "PORT")}
+
+
+@pytest.fixture
+def connect_as(db):
+    """Raw psycopg connections to the test database as another role (with that role's password
+    from the settings), closed after the test. Rows must be committed to be seen."""
+    opened = []
+
+    def connect(role: str, **options) -> psycopg.Connection:
+        given = _credentials(role)
+        raw = psycopg.connect(dbname=connection.settings_dict["NAME"], user=role, password=given["PASSWORD"] or None,
+                              host=given["HOST"] or None, port=given["PORT"] or None, **options)
+        opened.append(raw)
+        return raw
+
+    yield connect
+    for raw in opened:
+        raw.close()
+
+
+@pytest.fixture
+def web_role():
+    """The test process's default connection becomes the web role's (DATABASE_URL) for the test,
+    as in a gunicorn worker: a copy of the settings, so nothing shared is changed."""
+    from django.conf import settings
+
+    connection.close()
+    shared = connection.settings_dict
+    connection.settings_dict = {**shared, **_credentials(settings.DATABASE_APP_ROLE)}
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict = shared
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,8 @@ def start_postgres():
     )
     host = quote(str(server.get_postmaster_info().socket_dir), safe="")
     # A Unix-socket URL in the form django-environ reads: the socket directory, encoded, as the path.
-    for variable, role in [("DATABASE_URL", "app"), ("DATABASE_OWNER_URL", "owner")]:
+    # Web (app role), Celery workers, beat and ops commands (worker role), migrations (owner role).
+    for variable, role in [("DATABASE_URL", "app"), ("DATABASE_WORKER_URL", "worker"), ("DATABASE_OWNER_URL", "owner")]:
         os.environ[variable] = f"postgres://tradeoptions_{role}@/{host}/{DATABASE}"
     # pg_dump (libpq) reads the socket directory from a query parameter instead.
     os.environ["BACKUP_DATABASE_URL"] = f"postgresql://tradeoptions_backup@/{DATABASE}?host={host}"

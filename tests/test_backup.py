@@ -35,8 +35,9 @@ def test_a_backup_contains_every_tenants_trades(tmp_path):
 
 
 def _restore_and_read_as_the_app(dump: Path, database: dict) -> None:
-    """Restore into a new database as the schema owner, migrate (which re-grants the app role),
-    and read back through row-level security as the app role: the documented restore works."""
+    """Restore into a new database as the schema owner, migrate (which re-grants the runtime roles
+    and stores the tenant key), and read back through row-level security as the worker role (an
+    ops command): the documented restore works."""
     bin_dir = Path(os.environ["PG_DUMP"]).parent
     name = f"restore_{os.getpid()}"
     owner = f"postgresql://tradeoptions_owner@/{{}}?host={quote(database['HOST'], safe='')}"
@@ -47,6 +48,7 @@ def _restore_and_read_as_the_app(dump: Path, database: dict) -> None:
                         str(dump)], check=True, capture_output=True)
         socket = quote(database["HOST"], safe="")
         environment = {**os.environ, "DATABASE_URL": f"postgres://tradeoptions_app@/{socket}/{name}",
+                       "DATABASE_WORKER_URL": f"postgres://tradeoptions_worker@/{socket}/{name}",
                        "DATABASE_OWNER_URL": f"postgres://tradeoptions_owner@/{socket}/{name}"}
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=environment, check=True,
                        capture_output=True, timeout=120)

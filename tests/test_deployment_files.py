@@ -64,6 +64,9 @@ def test_the_database_url_may_point_elsewhere_and_defaults_to_the_compose_postgr
     assert app["DATABASE_URL"].startswith("${DATABASE_URL:-postgres://tradeoptions_app:")
     assert app["DATABASE_URL"].endswith("@postgres:5432/tradeoptions}")
     assert app["DATABASE_OWNER_URL"].startswith("${DATABASE_OWNER_URL:-postgres://tradeoptions_owner:")
+    # Workers, beat and ops commands: a role of their own, the only one allowed the system context.
+    assert app["DATABASE_WORKER_URL"].startswith("${DATABASE_WORKER_URL:-postgres://tradeoptions_worker:")
+    assert "TRADEOPTIONS_WORKER_PASSWORD" in _compose()["postgres"]["environment"]
 
 
 def test_the_beat_scheduler_is_the_single_beat_one_with_its_heartbeat():

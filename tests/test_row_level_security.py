@@ -1,4 +1,6 @@
-"""Tenant isolation in PostgreSQL itself: raw SQL on the application's connection, as the app role.
+"""Tenant isolation in PostgreSQL itself: raw SQL on the test process's connection (the worker
+role, under the same tenant policy as the web role; tests/test_tenant_context.py connects as the
+web role itself).
 
 These scenarios hold even if application code forgot a filter, because the database applies
 the policies to every statement.
@@ -182,18 +184,25 @@ def test_every_owned_table_has_forced_row_level_security_with_policies(db):
 
 
 def test_every_owned_table_has_the_tenant_policy_on_its_owner_column(db):
-    """Both policies, and the tenant one really compares owner_id with the transaction's user."""
+    """Both policies: the tenant one compares owner_id with the signed user id (app_user_id(), once
+    per query), the system one heeds `app.system` for the system group only, never the web role."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT c.relname, p.polname, pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
-              FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
-             WHERE c.relname = ANY(%s)
-            """,
-            [OWNED_TABLES],
+            SELECT p.tablename, p.policyname, p.roles::text[], p.qual, p.with_check
+              FROM pg_policies p
+              JOIN information_schema.columns col
+                ON col.table_schema = p.schemaname AND col.table_name = p.tablename AND col.column_name = 'owner_id'
+             WHERE p.schemaname = 'public'
+            """
         )
-        policies = {(table, name): (using, check) for table, name, using, check in cursor.fetchall()}
-    for table in OWNED_TABLES:
-        using, check = policies[(table, "tenant_owner")]
-        assert "owner_id" in using and "app.user_id" in using and using == check
-        assert "app.system" in policies[(table, "system_context")][0]
+        policies = {(table, name): (roles, using, check) for table, name, roles, using, check in cursor.fetchall()}
+    tables = {table for table, _ in policies}
+    assert tables >= set(OWNED_TABLES)
+    for table in tables:
+        roles, using, check = policies[(table, "tenant_owner")]
+        assert roles == ["public"]
+        assert using == check == "(owner_id = ( SELECT app_user_id() AS app_user_id))"
+        roles, using, check = policies[(table, "system_context")]
+        assert roles == ["tradeoptions_system"]
+        assert using == check == "(current_setting('app.system'::text, true) = 'on'::text)"

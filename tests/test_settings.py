@@ -11,21 +11,61 @@ from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_SECRET = "p" + "Xq8-r7Tz_Lm2Nv9Ws4Yb6Hc1Jd3Kf5Gh0Qe" * 2
+WORKER_URL = "postgres://tradeoptions_worker:pw@db.example.com:5432/tradeoptions"
+
+
+def _environment(**env) -> dict[str, str]:
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("SECRET_KEY", "ENCRYPTION_KEYS", "ENCRYPTION_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE",
+                                  "DATABASE_WORKER_URL", "TRADEOPTIONS_PROCESS")}
+    environment.update(DJANGO_SETTINGS_MODULE="tradeoptions.settings.production", **env)
+    return environment
 
 
 def _manage(*args, **env):
-    environment = {key: value for key, value in os.environ.items()
-                   if key not in ("SECRET_KEY", "ENCRYPTION_KEYS", "ENCRYPTION_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE")}
-    environment.update(DJANGO_SETTINGS_MODULE="tradeoptions.settings.production", **env)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environment,
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=_environment(**env),
                           capture_output=True, text=True, timeout=120)
 
 
 def test_deploy_checks_are_clean_with_real_secrets():
     result = _manage("check", "--deploy", "--fail-level", "WARNING",
                      SECRET_KEY=REAL_SECRET, ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-                     ALLOWED_HOSTS="trade.example.com")
+                     ALLOWED_HOSTS="trade.example.com", DATABASE_WORKER_URL=WORKER_URL)
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(("worker_url", "error"), [
+    ("", "E004"),
+    ("postgres://tradeoptions_app:pw@db.example.com:5432/tradeoptions", "E004"),
+    ("postgres://tradeoptions_worker:pw@db.example.com:5432/another", "E005"),
+])
+def test_deploy_checks_want_a_worker_role_of_its_own_on_the_same_database(worker_url, error):
+    """Without it the workers would run as the web role, which may not enter the system context."""
+    result = _manage("check", "--deploy", SECRET_KEY=REAL_SECRET, ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+                     DATABASE_URL="postgres://tradeoptions_app:pw@db.example.com:5432/tradeoptions",
+                     DATABASE_WORKER_URL=worker_url)
+    assert result.returncode != 0
+    assert f"tradeoptions.{error}" in result.stderr + result.stdout
+
+
+def _role_of(command: list[str]) -> str:
+    """The database role a process started this way connects as (production settings)."""
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env=_environment(
+        SECRET_KEY=REAL_SECRET, ENCRYPTION_KEYS=Fernet.generate_key().decode(), DATABASE_WORKER_URL=WORKER_URL,
+        DATABASE_URL="postgres://tradeoptions_app:pw@db.example.com:5432/tradeoptions"))
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_each_entry_point_connects_as_its_own_role():
+    show = "from django.conf import settings; print('role=' + settings.DATABASES['default']['USER'])"
+    # gunicorn imports the WSGI module (after the package, which imports the Celery app too).
+    assert "role=tradeoptions_app" in _role_of([sys.executable, "-c", f"import tradeoptions.wsgi; {show}"])
+    # Ops commands.
+    assert "role=tradeoptions_worker" in _role_of([sys.executable, "manage.py", "shell", "-c", show])
+    # The celery command line (workers and beat): its report prints the settings.
+    report = _role_of([str(Path(sys.executable).parent / "celery"), "-A", "tradeoptions", "report"])
+    assert "TRADEOPTIONS_PROCESS: 'worker'" in report and "'USER': 'tradeoptions_worker'" in report
 
 
 @pytest.mark.parametrize(
@@ -45,14 +85,15 @@ def test_production_refuses_to_start_without_real_secrets(env, message):
 
 
 def test_a_single_encryption_key_is_accepted():
-    result = _manage("check", "--deploy", SECRET_KEY=REAL_SECRET, ENCRYPTION_KEY=Fernet.generate_key().decode())
+    result = _manage("check", "--deploy", SECRET_KEY=REAL_SECRET, ENCRYPTION_KEY=Fernet.generate_key().decode(),
+                     DATABASE_WORKER_URL=WORKER_URL)
     assert result.returncode == 0, result.stderr
 
 
 def _database_settings(**env) -> dict:
     script = "import json; from django.conf import settings; print(json.dumps(settings.DATABASES['default']))"
     result = _manage("shell", "-c", script, SECRET_KEY=REAL_SECRET, ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-                     **env)
+                     TRADEOPTIONS_PROCESS="web", **env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -2,15 +2,48 @@
 
 It does so only through the explicit system context, entered for each admin view after Django
 has checked that the user is active staff. Anyone else gets the login page, with no rows.
+
+The web role may not enter the system context (tradeoptions/tenancy.py), so in a web process a
+staff member's admin view runs on a connection of its own, opened with the worker role's
+credentials (DATABASE_WORKER_URL) and closed when the view is done. The admin views are therefore
+non-atomic for Django and the tenant middleware: each runs in a transaction of its own, on that
+connection. docs/security.md says what this costs.
 """
 
+from contextlib import contextmanager
 from functools import cache, wraps
+from types import FunctionType
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.db import connection, transaction
+from django.urls import URLResolver
 
 from . import tenancy
+from .db import CREDENTIALS
+
+
+@contextmanager
+def _on_the_worker_role():
+    """This thread's default connection, reopened as the worker role for the block.
+
+    The connection gets a copy of its settings: the dict is shared by every thread's connection,
+    and other threads' requests must stay on the web role.
+    """
+    worker = {key: settings.DATABASE_WORKER.get(key) for key in CREDENTIALS}
+    if connection.settings_dict.get("USER") == worker["USER"]:
+        yield  # a worker-role process already (ops shell, tests)
+        return
+    shared = connection.settings_dict
+    connection.close()
+    connection.settings_dict = {**shared, **worker}
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict = shared
 
 
 class OpsAdminSite(admin.AdminSite):
@@ -35,13 +68,29 @@ class OpsAdminSite(admin.AdminSite):
                 return checked(request, *args, **kwargs)  # redirects to the admin login
             # Staff see every tenant: that is the admin's job. Render inside the context too,
             # because admin templates evaluate their querysets lazily.
-            with tenancy.system_context():
+            with _on_the_worker_role(), transaction.atomic(), tenancy.system_context():
                 response = checked(request, *args, **kwargs)
                 if hasattr(response, "render") and not getattr(response, "is_rendered", True):
                     response.render()
                 return response
 
         return in_system_context
+
+    def get_urls(self):
+        return _non_atomic(super().get_urls())
+
+
+def _non_atomic(patterns: list) -> list:
+    """Mark the admin's views (the functions that call admin_view() when a request comes) so that
+    neither ATOMIC_REQUESTS nor the tenant middleware opens a transaction on the web role's
+    connection first. Views that are bound methods (login, the catch-all redirect) never enter
+    the system context and keep their request transaction."""
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            _non_atomic(pattern.url_patterns)
+        elif isinstance(pattern.callback, FunctionType):
+            transaction.non_atomic_requests(pattern.callback)
+    return patterns
 
 
 class OpsAdminConfig(AdminConfig):

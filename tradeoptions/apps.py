@@ -10,8 +10,9 @@ class TradeoptionsConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401  (registers system checks)
-        from .db import grant_app_role_privileges
+        from .db import grant_app_role_privileges, store_tenant_context_key
         from .logs import stamp_every_record
 
         stamp_every_record()
         post_migrate.connect(grant_app_role_privileges, sender=self)
+        post_migrate.connect(store_tenant_context_key, sender=self)

@@ -1,4 +1,5 @@
-"""System checks that catch a deployment in which row-level security would silently not apply."""
+"""System checks that catch a deployment in which row-level security would silently not apply
+(or would silently hide every row)."""
 
 from django.core.checks import Error, Tags, register
 from django.db import connections
@@ -33,3 +34,58 @@ def app_role_is_subject_to_rls(app_configs, databases=None, **kwargs):
             )
         )
     return problems
+
+
+@register(Tags.database)
+def tenant_context_key_matches(app_configs, databases=None, **kwargs):
+    """A key that differs from the database's would not leak a row: every tenant would see none."""
+    if not databases or "default" not in databases:
+        return []
+    from django.db import transaction
+
+    from . import tenancy
+
+    connection = connections["default"]
+    with transaction.atomic(using="default"), connection.cursor() as cursor:
+        cursor.execute("SELECT to_regprocedure('public.app_user_id()') IS NOT NULL")
+        if not cursor.fetchone()[0]:
+            return []  # not migrated yet: `migrate` creates the function and stores the key
+        with tenancy.acting_as(1):
+            cursor.execute("SELECT app_user_id()")
+            checked = cursor.fetchone()[0]
+        transaction.set_rollback(True)
+    if checked == 1:
+        return []
+    return [
+        Error(
+            "The database cannot check this process's tenant context signatures: every user would see no rows.",
+            hint="TENANT_CONTEXT_KEY (or SECRET_KEY, from which it is derived) changed since the last migrate: "
+                 "run `manage.py migrate` to store the current key.",
+            id="tradeoptions.E003",
+        )
+    ]
+
+
+@register(Tags.security, deploy=True)
+def worker_role_is_set_apart(app_configs, **kwargs):
+    """Production gives the system context to the worker processes' role only (docs/operations.md)."""
+    from django.conf import settings
+
+    if not settings.DATABASE_WORKER_URL_SET or settings.DATABASE_WORKER_ROLE == settings.DATABASE_APP_ROLE:
+        return [
+            Error(
+                "DATABASE_WORKER_URL is not set, or connects as DATABASE_URL's role: Celery workers, beat and ops "
+                "commands need their own role, the only one allowed the system context.",
+                hint="Set DATABASE_WORKER_URL to the tradeoptions_worker role (deploy/postgres/roles.sql).",
+                id="tradeoptions.E004",
+            )
+        ]
+    if settings.DATABASE_WORKER.get("NAME") != settings.DATABASE_APP.get("NAME"):
+        return [
+            Error(
+                "DATABASE_WORKER_URL names another database than DATABASE_URL: the workers would not see the "
+                "web's rows.",
+                id="tradeoptions.E005",
+            )
+        ]
+    return []

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -87,13 +88,30 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-# DATABASE_URL is the application's role: not a superuser, no BYPASSRLS, owns no tables, so
-# PostgreSQL row-level security applies to every query it makes. DATABASE_OWNER_URL is the
-# role that owns the schema; only `migrate` (and test database set-up) connect with it.
+# Three roles (deploy/postgres/roles.sql), none a superuser or BYPASSRLS, so PostgreSQL row-level
+# security applies to every query:
+# * DATABASE_URL: the web application's role. Owns no tables, and is never in the system group:
+#   it sees one tenant's rows, and only through the signed tenant context (tradeoptions/tenancy.py).
+# * DATABASE_WORKER_URL: Celery workers, beat and management commands (ops). Like the web role,
+#   plus membership of tradeoptions_system, the group whose system context the policies heed.
+# * DATABASE_OWNER_URL: owns the schema; only `migrate` (and test database set-up) connect with it.
+# Which of the first two a process uses: TRADEOPTIONS_PROCESS, "web" unless the entry point says
+# "worker" (manage.py for every command but runserver and mcp_server, the celery command line).
 _LOCAL_APP_DB = "postgres://tradeoptions_app@127.0.0.1:5432/tradeoptions"
 # An empty variable counts as unset (docker-compose passes empty ones through from .env).
 _APP_DB_URL = env.str("DATABASE_URL", default="") or _LOCAL_APP_DB
-DATABASES = {"default": env.db_url_config(_APP_DB_URL)}
+_APP_DB = env.db_url_config(_APP_DB_URL)
+DATABASE_WORKER_URL_SET = bool(env.str("DATABASE_WORKER_URL", default=""))
+# Unset: the web role's server and database as tradeoptions_worker, without a password (a local,
+# trust-authenticated server). `check --deploy` requires it set (tradeoptions/checks.py).
+DATABASE_WORKER = (
+    env.db_url_config(env.str("DATABASE_WORKER_URL")) if DATABASE_WORKER_URL_SET
+    else {**_APP_DB, "USER": "tradeoptions_worker", "PASSWORD": ""}
+)
+TRADEOPTIONS_PROCESS = env.str("TRADEOPTIONS_PROCESS", default="") or "web"
+if TRADEOPTIONS_PROCESS not in ("web", "worker"):
+    raise ImproperlyConfigured(f"TRADEOPTIONS_PROCESS must be web or worker, not {TRADEOPTIONS_PROCESS!r}.")
+DATABASES = {"default": dict(DATABASE_WORKER if TRADEOPTIONS_PROCESS == "worker" else _APP_DB)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Page views run in a savepoint inside the tenant middleware's transaction, so a failing view
@@ -101,8 +119,13 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # tradeoptions.api.OwnedViewSetMixin).
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 # Remembered apart from DATABASES, whose credentials are swapped while migrations run.
-DATABASE_APP_ROLE = DATABASES["default"]["USER"]
+DATABASE_APP = _APP_DB
+DATABASE_APP_ROLE = _APP_DB["USER"]
+DATABASE_WORKER_ROLE = DATABASE_WORKER["USER"]
 DATABASE_OWNER = env.db_url_config(env.str("DATABASE_OWNER_URL", default="") or _APP_DB_URL)
+# The key that signs the tenant context (tradeoptions/tenancy.py); `migrate` gives the database
+# what it needs to check it. Unset: derived from SECRET_KEY. Changing it needs a `migrate`.
+TENANT_CONTEXT_KEY = env.str("TENANT_CONTEXT_KEY", default="")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # TLS to a hosted server (Neon requires it): `?sslmode=require` in DATABASE_URL, or DATABASE_SSLMODE
 # (which wins, and also covers migrations: the owner's connection shares these OPTIONS).

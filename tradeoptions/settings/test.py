@@ -1,4 +1,4 @@
-"""The test suite: real PostgreSQL (as the non-superuser app role) and real Redis."""
+"""The test suite: real PostgreSQL (as the non-superuser worker role) and real Redis."""
 
 import os
 
@@ -12,6 +12,15 @@ ENCRYPTION_KEYS = [
 ]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast; tests only
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# The suite connects as the worker role (DATABASE_WORKER_URL, or tradeoptions_worker on the web
+# role's server), like the processes that run the monitor: many scenarios enter the system
+# context. Row-level security applies to it just the same; tests that must prove what the web
+# role cannot do connect as DATABASE_APP_ROLE themselves (tests/test_tenant_context.py).
+# The database is always DATABASE_URL's: a test's subprocess workers are given that URL only.
+DATABASES["default"].update(  # noqa: F405
+    {key: DATABASE_WORKER.get(key) for key in ("USER", "PASSWORD", "HOST", "PORT")},  # noqa: F405
+    NAME=DATABASE_APP["NAME"],  # noqa: F405
+)
 # One test database per run, so that two test runs on one server never collide.
 DATABASES["default"]["TEST"] = {"NAME": f"test_tradeoptions_{os.getpid()}"}  # noqa: F405
 CELERY_TASK_ALWAYS_EAGER = False

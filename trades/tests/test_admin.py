@@ -292,3 +292,24 @@ def test_the_settings_service_has_the_last_word_over_the_admin_form(staff_client
     assert account.broker_mode == BrokerMode.LOCAL_PAPER and not account.has_broker_token(BrokerMode.TRADIER_LIVE)
     assert _settings_events(trader) == []
     assert not LogEntry.objects.filter(object_id=str(account.pk)).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_a_web_process_staff_see_every_tenant_through_the_worker_role(client, trader, other_trader, ops_user,
+                                                                        web_role):
+    """The web role may not enter the system context; a staff admin view runs on a connection of
+    its own as the worker role, and the thread's connection is the web role's again afterwards."""
+    from django.db import connection
+
+    PaperTradeFactory(owner=trader, ticker="AAPL")
+    PaperTradeFactory(owner=other_trader, ticker="NVDA")
+    client.force_login(ops_user)
+    page = client.get("/admin/trades/papertrade/")
+    assert page.status_code == 200
+    assert b"AAPL" in page.content and b"NVDA" in page.content
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user")
+        assert cursor.fetchone()[0] == "tradeoptions_app"
+    with pytest.raises(tenancy.SystemContextRefused):
+        with tenancy.system_context():
+            pass
