@@ -1,0 +1,14 @@
+# Two branches of issue [2/8] each added a migration here (the reference guard, the signed tenant context).
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('brokers', '0008_refuse_cross_tenant_references'),
+        ('brokers', '0008_signed_tenant_context'),
+    ]
+
+    operations = [
+    ]
