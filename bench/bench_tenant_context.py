@@ -6,7 +6,7 @@ BENCH_USERS (20) users own BENCH_TRADES_EACH (500) trades each, a fifth of them 
 events per trade. Each iteration is one request's worth of work for a random user: enter
 `tenancy.acting_as` (its read and write round trips), list the 50 newest open trades, read one
 trade and its events, leave. The policies on the two tables are switched between the variants by
-the schema owner, in the same database; the Python side (HMAC signing, ~2 µs) is the same in both.
+the schema owner, in the same database; the Python side (HMAC signing, ~5 µs) is the same in both.
 Prints median and p95 per iteration and per query kind, and the cost of `app_user_id()` alone.
 """
 
