@@ -47,11 +47,15 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
 
 
 @pytest.fixture(autouse=True)
-def _login_failures_of_this_test(settings):
+def _login_failures_of_this_test(monkeypatch):
     """Login failures are counted in Redis (tradeoptions/lockout.py), which outlives each test's
     rolled-back database: every test counts under a prefix of its own (the keys expire after the
-    cool-off)."""
-    settings.LOGIN_FAILURES_PREFIX = f"{settings.LOGIN_FAILURES_PREFIX}-{uuid.uuid4().hex[:12]}"
+    cool-off). Set on the settings themselves, not through pytest-django's `settings` fixture:
+    that one would wrap every test in an override, whose SETTINGS_MODULE is None, and the tests
+    that start a child process pass SETTINGS_MODULE on."""
+    from django.conf import settings
+
+    monkeypatch.setattr(settings, "LOGIN_FAILURES_PREFIX", f"{settings.LOGIN_FAILURES_PREFIX}-{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture
