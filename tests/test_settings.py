@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_SECRET = "p" + "Xq8-r7Tz_Lm2Nv9Ws4Yb6Hc1Jd3Kf5Gh0Qe" * 2
+WEB_URL = "postgres://tradeoptions_app:pw@db.example.com:5432/tradeoptions"
 WORKER_URL = "postgres://tradeoptions_worker:pw@db.example.com:5432/tradeoptions"
 
 
@@ -18,7 +19,8 @@ def _environment(**env) -> dict[str, str]:
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("SECRET_KEY", "ENCRYPTION_KEYS", "ENCRYPTION_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE",
                                   "DATABASE_WORKER_URL", "TRADEOPTIONS_PROCESS")}
-    environment.update(DJANGO_SETTINGS_MODULE="tradeoptions.settings.production", **env)
+    # The production server's two roles on one database (the checks compare host, port and name).
+    environment.update({"DJANGO_SETTINGS_MODULE": "tradeoptions.settings.production", "DATABASE_URL": WEB_URL, **env})
     return environment
 
 
@@ -38,11 +40,13 @@ def test_deploy_checks_are_clean_with_real_secrets():
     ("", "E004"),
     ("postgres://tradeoptions_app:pw@db.example.com:5432/tradeoptions", "E004"),
     ("postgres://tradeoptions_worker:pw@db.example.com:5432/another", "E005"),
+    ("postgres://tradeoptions_worker:pw@postgres:5432/tradeoptions", "E005"),  # compose's default, beside Neon
+    ("postgres://tradeoptions_worker:pw@db.example.com:6432/tradeoptions", "E005"),
 ])
 def test_deploy_checks_want_a_worker_role_of_its_own_on_the_same_database(worker_url, error):
     """Without it the workers would run as the web role, which may not enter the system context."""
     result = _manage("check", "--deploy", SECRET_KEY=REAL_SECRET, ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-                     DATABASE_URL="postgres://tradeoptions_app:pw@db.example.com:5432/tradeoptions",
+                     DATABASE_URL=WEB_URL,
                      DATABASE_WORKER_URL=worker_url)
     assert result.returncode != 0
     assert f"tradeoptions.{error}" in result.stderr + result.stdout
@@ -52,7 +56,7 @@ def _role_of(command: list[str]) -> str:
     """The database role a process started this way connects as (production settings)."""
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env=_environment(
         SECRET_KEY=REAL_SECRET, ENCRYPTION_KEYS=Fernet.generate_key().decode(), DATABASE_WORKER_URL=WORKER_URL,
-        DATABASE_URL="postgres://tradeoptions_app:pw@db.example.com:5432/tradeoptions"))
+        DATABASE_URL=WEB_URL))
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -42,8 +42,10 @@ def _on_the_worker_role():
     try:
         yield
     finally:
-        connection.close()
-        connection.settings_dict = shared
+        try:
+            connection.close()
+        finally:  # whatever close() raises, this thread's next request is the web role's again
+            connection.settings_dict = shared
 
 
 class OpsAdminSite(admin.AdminSite):

@@ -80,11 +80,12 @@ def worker_role_is_set_apart(app_configs, **kwargs):
                 id="tradeoptions.E004",
             )
         ]
-    if settings.DATABASE_WORKER.get("NAME") != settings.DATABASE_APP.get("NAME"):
+    where = ("HOST", "PORT", "NAME")
+    if [settings.DATABASE_WORKER.get(key) for key in where] != [settings.DATABASE_APP.get(key) for key in where]:
         return [
             Error(
-                "DATABASE_WORKER_URL names another database than DATABASE_URL: the workers would not see the "
-                "web's rows.",
+                "DATABASE_WORKER_URL names another database (host, port or name) than DATABASE_URL: the workers "
+                "would not see the web's rows.",
                 id="tradeoptions.E005",
             )
         ]
