@@ -101,7 +101,7 @@ def test_production_refuses_to_start_without_real_secrets(env, message):
 
 def test_a_single_encryption_key_is_accepted():
     result = _manage("check", "--deploy", SECRET_KEY=REAL_SECRET, ENCRYPTION_KEY=Fernet.generate_key().decode(),
-                     DATABASE_WORKER_URL=WORKER_URL)
+                     DATABASE_WORKER_URL=WORKER_URL, TRUSTED_PROXY_COUNT="1")
     assert result.returncode == 0, result.stderr
 
 
