@@ -5,11 +5,13 @@ the configured proxies can be trusted. (tradeoptions/lockout.py)"""
 
 import base64
 import io
+import time
 
 import pytest
 from django.core.management import call_command
 from django.db import transaction
 from django.test import Client, RequestFactory
+from django_redis import get_redis_connection
 from knox.models import AuthToken
 from rest_framework.test import APIRequestFactory
 from rest_framework.throttling import AnonRateThrottle
@@ -102,6 +104,78 @@ def test_guesses_spread_over_many_addresses_meet_the_per_username_limit(trader, 
     assert _token_door(Client(), "alice", PASSWORD, REMOTE_ADDR="198.51.100.9").status_code == 429
     assert _login_door(Client(), "alice", PASSWORD, REMOTE_ADDR="198.51.100.9").status_code == 429
     assert _token_door(Client(), "bob", PASSWORD, REMOTE_ADDR="203.0.113.1").status_code == 200
+
+
+HOME = "198.51.100.20"
+
+
+def _spray(username, settings):
+    """LOGIN_FAILURE_LIMIT_PER_USERNAME wrong guesses, each from an address of its own: the name is
+    locked from anywhere new."""
+    limit = settings.LOGIN_FAILURE_LIMIT_PER_USERNAME
+    answers = [_token_door(Client(), username, f"guess-{n}", REMOTE_ADDR=f"203.0.113.{n}").status_code
+               for n in range(limit)]
+    assert answers[-1] == 429
+
+
+def test_a_sprayed_user_still_signs_in_where_she_signed_in_before(trader, settings):
+    """Anyone who knows her username can fail LOGIN_FAILURE_LIMIT_PER_USERNAME times an hour; that
+    no longer keeps her out at an address where she signed in with her password lately."""
+    assert _login_door(Client(), "alice", PASSWORD, REMOTE_ADDR=HOME).status_code == 302
+    _spray("alice", settings)
+    assert _login_door(Client(), "alice", PASSWORD, REMOTE_ADDR=HOME).status_code == 302
+    assert _token_door(Client(), "alice", PASSWORD, REMOTE_ADDR=HOME).status_code == 200
+    # From an address she never signed in from, the name's lock stands, for her password too.
+    assert _login_door(Client(), "alice", PASSWORD, REMOTE_ADDR="198.51.100.9").status_code == 429
+    assert _token_door(Client(), "alice", PASSWORD, REMOTE_ADDR="198.51.100.9").status_code == 429
+
+
+def test_a_known_address_still_meets_the_per_address_limit(trader, settings):
+    assert _token_door(Client(), "alice", PASSWORD, REMOTE_ADDR=HOME).status_code == 200
+    _spray("alice", settings)
+    answers = [_login_door(Client(), "alice", f"guess-{n}", REMOTE_ADDR=HOME).status_code
+               for n in range(settings.AXES_FAILURE_LIMIT)]
+    assert answers == [200] * (settings.AXES_FAILURE_LIMIT - 1) + [429]
+    assert _login_door(Client(), "alice", PASSWORD, REMOTE_ADDR=HOME).status_code == 429
+
+
+def test_an_address_is_remembered_for_login_known_address_days_and_then_forgotten(trader, settings):
+    redis = get_redis_connection(settings.AXES_CACHE)
+    remembered = f"{settings.LOGIN_FAILURES_PREFIX}:known:*"
+    assert settings.LOGIN_KNOWN_ADDRESS_DAYS == 30
+    assert _login_door(Client(), "alice", PASSWORD, REMOTE_ADDR=HOME).status_code == 302
+    (key,) = redis.scan_iter(match=remembered)
+    assert 30 * 86400 - 60 < redis.ttl(key) <= 30 * 86400
+    assert HOME.encode() not in key  # a digest of the address, not the address
+    redis.delete(key)
+
+    settings.LOGIN_KNOWN_ADDRESS_DAYS = 1 / 86400  # one second
+    assert _login_door(Client(), "alice", PASSWORD, REMOTE_ADDR=HOME).status_code == 302
+    assert list(redis.scan_iter(match=remembered))
+    for _ in range(50):  # Redis expires it, nothing else does
+        if not list(redis.scan_iter(match=remembered)):
+            break
+        time.sleep(0.1)
+    assert not list(redis.scan_iter(match=remembered))
+    _spray("alice", settings)
+    assert _login_door(Client(), "alice", PASSWORD, REMOTE_ADDR=HOME).status_code == 429
+
+
+def test_axes_reset_lifts_the_locks_and_keeps_the_known_addresses(trader, settings):
+    assert _login_door(Client(), "alice", PASSWORD, REMOTE_ADDR=HOME).status_code == 302
+    _spray("alice", settings)
+    call_command("axes_reset", stdout=io.StringIO())
+    assert _login_door(Client(), "alice", PASSWORD, REMOTE_ADDR="198.51.100.9").status_code == 302
+    redis = get_redis_connection(settings.AXES_CACHE)
+    assert len(list(redis.scan_iter(match=f"{settings.LOGIN_FAILURES_PREFIX}:known:*"))) == 2
+
+
+def test_a_session_asking_for_a_token_does_not_make_its_address_known(client, trader, settings):
+    """No password was checked: a borrowed session cannot buy its address the exemption."""
+    client.force_login(trader)
+    assert client.post("/api/auth/token", REMOTE_ADDR=HOME).status_code == 200
+    _spray("alice", settings)
+    assert _token_door(Client(), "alice", PASSWORD, REMOTE_ADDR=HOME).status_code == 429
 
 
 def test_behind_one_trusted_proxy_each_client_is_locked_by_its_own_address(trader, settings):

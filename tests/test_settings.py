@@ -18,7 +18,7 @@ WORKER_URL = "postgres://tradeoptions_worker:pw@db.example.com:5432/tradeoptions
 def _environment(**env) -> dict[str, str]:
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("SECRET_KEY", "ENCRYPTION_KEYS", "ENCRYPTION_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE",
-                                  "DATABASE_WORKER_URL", "TRADEOPTIONS_PROCESS")}
+                                  "DATABASE_WORKER_URL", "TRADEOPTIONS_PROCESS", "TRUSTED_PROXY_COUNT")}
     # The production server's two roles on one database (the checks compare host, port and name).
     environment.update({"DJANGO_SETTINGS_MODULE": "tradeoptions.settings.production", "DATABASE_URL": WEB_URL, **env})
     return environment
@@ -32,8 +32,23 @@ def _manage(*args, **env):
 def test_deploy_checks_are_clean_with_real_secrets():
     result = _manage("check", "--deploy", "--fail-level", "WARNING",
                      SECRET_KEY=REAL_SECRET, ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-                     ALLOWED_HOSTS="trade.example.com", DATABASE_WORKER_URL=WORKER_URL)
+                     ALLOWED_HOSTS="trade.example.com", DATABASE_WORKER_URL=WORKER_URL, TRUSTED_PROXY_COUNT="1")
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(("proxies", "refused"), [("", True), ("0", True), ("1", False), ("2", False)])
+def test_deploy_checks_want_the_proxies_counted(proxies, refused):
+    """Production settings trust the proxy's X-Forwarded-Proto; read without a proxy count, every
+    client would have the proxy's address and a few wrong passwords from anyone would lock a
+    username for everybody (tradeoptions/lockout.py)."""
+    result = _manage("check", "--deploy", SECRET_KEY=REAL_SECRET, ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+                     ALLOWED_HOSTS="trade.example.com", DATABASE_WORKER_URL=WORKER_URL,
+                     **({"TRUSTED_PROXY_COUNT": proxies} if proxies else {}))
+    output = result.stderr + result.stdout
+    assert ("tradeoptions.E006" in output) is refused, output
+    assert (result.returncode != 0) is refused, output
+    if refused:
+        assert "Set TRUSTED_PROXY_COUNT" in output
 
 
 @pytest.mark.parametrize(("worker_url", "error"), [
@@ -90,7 +105,7 @@ def test_production_refuses_to_start_without_real_secrets(env, message):
 
 def test_a_single_encryption_key_is_accepted():
     result = _manage("check", "--deploy", SECRET_KEY=REAL_SECRET, ENCRYPTION_KEY=Fernet.generate_key().decode(),
-                     DATABASE_WORKER_URL=WORKER_URL)
+                     DATABASE_WORKER_URL=WORKER_URL, TRUSTED_PROXY_COUNT="1")
     assert result.returncode == 0, result.stderr
 
 

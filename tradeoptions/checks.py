@@ -1,5 +1,6 @@
 """System checks that catch a deployment in which row-level security would silently not apply
-(or would silently hide every row)."""
+(or would silently hide every row), or one whose sign-in lockout would key every client on its proxy's
+address."""
 
 from django.core.checks import Error, Tags, register
 from django.db import connections
@@ -87,6 +88,29 @@ def worker_role_is_set_apart(app_configs, **kwargs):
                 "DATABASE_WORKER_URL names another database (host, port or name) than DATABASE_URL: the workers "
                 "would not see the web's rows.",
                 id="tradeoptions.E005",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def client_address_behind_the_proxy(app_configs, **kwargs):
+    """Production settings trust the proxy's `X-Forwarded-Proto` (`SECURE_PROXY_SSL_HEADER`), so the app
+    stands behind one; with `TRUSTED_PROXY_COUNT = 0` every client would have the proxy's address, and
+    `AXES_FAILURE_LIMIT` wrong guesses from anyone would lock a username for everybody
+    (tradeoptions/lockout.py, docs/operations.md "Client addresses behind proxies")."""
+    from django.conf import settings
+
+    if settings.SECURE_PROXY_SSL_HEADER and settings.TRUSTED_PROXY_COUNT <= 0:
+        return [
+            Error(
+                "SECURE_PROXY_SSL_HEADER is set (the app runs behind a proxy) but TRUSTED_PROXY_COUNT is 0: every "
+                "client would have the proxy's address, so a few wrong passwords from anyone would lock a "
+                "username for everybody, and all clients would share one API throttle budget.",
+                hint="Set TRUSTED_PROXY_COUNT to the number of proxies that append to X-Forwarded-For: 1 for one "
+                     "reverse proxy or load balancer, 2 for a CDN in front of a load balancer "
+                     "(docs/operations.md, \"Client addresses behind proxies\").",
+                id="tradeoptions.E006",
             )
         ]
     return []

@@ -13,7 +13,10 @@ Two limits, both over `AXES_COOLOFF_TIME` after the last counted failure:
   locks out only the typist);
 * `LOGIN_FAILURE_LIMIT_PER_USERNAME` (higher) failures for one username from any addresses: a guesser
   who spreads his attempts over many addresses (a botnet, password spraying) meets this one. Its
-  price is that anyone may lock a known username for the cool-off by failing that often; existing
+  price would be that anyone may lock a known username by failing that often, and keep it locked.
+  So an address from which the user signed in with her password within `LOGIN_KNOWN_ADDRESS_DAYS`
+  is exempt from it (still under the first limit): at home or at the office she still gets in
+  while her name is sprayed from elsewhere. From a new address she meets the lock; existing
   sessions and API tokens keep working, and `manage.py axes_reset_username` lifts it.
 A guess refused by the lock was never checked, so it is not counted: a lock ends one cool-off
 after the failure that set it.
@@ -44,6 +47,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django_redis import get_redis_connection
+from rest_framework.authentication import SessionAuthentication
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +86,14 @@ def _cool_off_seconds(request=None) -> int:
 
 
 class LoginFailures(AbstractAxesHandler, AxesBaseHandler):
-    """django-axes' handler (`AXES_HANDLER`): the two failure counters in Redis.
+    """django-axes' handler (`AXES_HANDLER`): the two failure counters in Redis, and the addresses a
+    user signed in from.
 
     Keys, under `LOGIN_FAILURES_PREFIX`: `name:<digest of username>` and
     `pair:<digest of username>:<address>` (a digest keeps any typed name to a bounded key; the
-    address is kept readable so that `axes_reset_ip` can find it).
+    address is kept readable so that `axes_reset_ip` can find it), both expiring a cool-off after
+    the last failure; `known:<digest of username>:<digest of address>` for `LOGIN_KNOWN_ADDRESS_DAYS`
+    after the last sign-in from there (the reset commands leave these: they lift locks).
     """
 
     @staticmethod
@@ -94,18 +101,26 @@ class LoginFailures(AbstractAxesHandler, AxesBaseHandler):
         return get_redis_connection(settings.AXES_CACHE)
 
     @staticmethod
-    def _keys(request, credentials) -> tuple[str, str]:
+    def _keys(request, credentials) -> tuple[str, str, str]:
+        """The name's counter, the name-and-address counter, and the name-and-address memory of a
+        sign-in (with no address known, a key nothing ever writes)."""
         name = _digest(get_client_username(request, credentials) or "")
         prefix = settings.LOGIN_FAILURES_PREFIX
-        return f"{prefix}:name:{name}", f"{prefix}:pair:{name}:{request.axes_ip_address or '-'}"
+        address = request.axes_ip_address
+        return (f"{prefix}:name:{name}", f"{prefix}:pair:{name}:{address or '-'}",
+                f"{prefix}:known:{name}:{_digest(address) if address else '-'}")
 
-    def _counts(self, request, credentials) -> tuple[int, int]:
-        name, pair = self._redis().mget(self._keys(request, credentials))
-        return int(name or 0), int(pair or 0)
+    def _counts(self, request, credentials) -> tuple[int, int, bool]:
+        name, pair, known = self._redis().mget(self._keys(request, credentials))
+        return int(name or 0), int(pair or 0), known is not None
 
     @staticmethod
-    def _over(name_count: int, pair_count: int) -> bool:
-        return pair_count >= settings.AXES_FAILURE_LIMIT or name_count >= settings.LOGIN_FAILURE_LIMIT_PER_USERNAME
+    def _over(name_count: int, pair_count: int, known: bool) -> bool:
+        """Locked: too many failures from this address, or, unless the user signed in from here
+        lately, too many from anywhere."""
+        if pair_count >= settings.AXES_FAILURE_LIMIT:
+            return True
+        return not known and name_count >= settings.LOGIN_FAILURE_LIMIT_PER_USERNAME
 
     def get_failures(self, request, credentials=None) -> int:
         """axes' notion of "failures": this username from this address."""
@@ -129,29 +144,42 @@ class LoginFailures(AbstractAxesHandler, AxesBaseHandler):
         if request.axes_locked_out:  # refused by the lock: the password was never checked
             self._mark_locked(request, credentials)
             return
-        name_key, pair_key = self._keys(request, credentials)
+        name_key, pair_key, known_key = self._keys(request, credentials)
         ttl = _cool_off_seconds(request)
         with self._redis().pipeline(transaction=True) as pipe:
-            name_count, _, pair_count, _ = pipe.incr(name_key).expire(name_key, ttl).incr(pair_key).expire(
-                pair_key, ttl).execute()
+            name_count, _, pair_count, _, known = pipe.incr(name_key).expire(name_key, ttl).incr(pair_key).expire(
+                pair_key, ttl).exists(known_key).execute()
         request.axes_failures_since_start = pair_count
         log.warning("Login failure %d of %d for this username and address (%d of %d from any address), path %s",
                     pair_count, settings.AXES_FAILURE_LIMIT, name_count, settings.LOGIN_FAILURE_LIMIT_PER_USERNAME,
                     request.axes_path_info)
-        if self._over(name_count, pair_count):
+        if self._over(name_count, pair_count, bool(known)):
             log.warning("Login locked for %d s: too many failures (%d from this address, %d from any)", ttl,
                         pair_count, name_count)
             self._mark_locked(request, credentials)
 
     def user_logged_in(self, sender, request, user, **kwargs):
         """A success clears this address's count for the name, not the name's own: that one counts
-        guesses from everywhere, and the owner signing in says nothing about them. Best effort: a
-        count left behind (Redis just went away) only expires later; the sign-in itself stands."""
-        if settings.AXES_RESET_ON_SUCCESS:
-            try:
-                self._redis().delete(self._keys(request, {"username": user.get_username()})[1])
-            except redis.RedisError:
-                log.warning("Login failures of a signed-in user not cleared: Redis unavailable", exc_info=True)
+        guesses from everywhere, and the owner signing in says nothing about them. It also remembers
+        the address for `LOGIN_KNOWN_ADDRESS_DAYS`, exempting it from the name's own limit — when a
+        password was checked: not for a session that asks the token endpoint for a token, nor for a
+        sign-in without a client address (tests' `force_login`).
+
+        Best effort: a count left behind or an address not remembered (Redis just went away) only
+        costs the user a lock she might otherwise have passed; the sign-in itself stands."""
+        _, pair_key, known_key = self._keys(request, {"username": user.get_username()})
+        remember = settings.LOGIN_KNOWN_ADDRESS_DAYS > 0 and request.axes_ip_address and not isinstance(
+            getattr(request, "successful_authenticator", None), SessionAuthentication)
+        try:
+            with self._redis().pipeline(transaction=True) as pipe:
+                if settings.AXES_RESET_ON_SUCCESS:
+                    pipe.delete(pair_key)
+                if remember:
+                    pipe.set(known_key, 1, ex=max(1, int(settings.LOGIN_KNOWN_ADDRESS_DAYS * 86400)))
+                pipe.execute()
+        except redis.RedisError:
+            log.warning("Login failures of a signed-in user not cleared, address not remembered: Redis unavailable",
+                        exc_info=True)
 
     def user_logged_out(self, sender, request, user, **kwargs):
         pass
@@ -160,7 +188,7 @@ class LoginFailures(AbstractAxesHandler, AxesBaseHandler):
         """For axes' reset commands (`axes_reset`, `axes_reset_username`, `axes_reset_ip`, ...)."""
         prefix = settings.LOGIN_FAILURES_PREFIX
         if username is None and ip_address is None:
-            patterns = [f"{prefix}:*"]
+            patterns = [f"{prefix}:name:*", f"{prefix}:pair:*"]
         else:
             name = _digest(username) if username is not None else None
             patterns = []

@@ -212,6 +212,9 @@ AUTH_PASSWORD_VALIDATORS = [
 # after LOGIN_FAILURE_LIMIT_PER_USERNAME; for AXES_COOLOFF_HOURS after the last counted failure.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_LIMIT_PER_USERNAME = env.int("LOGIN_FAILURE_LIMIT_PER_USERNAME", default=20)
+# ...except from an address the user signed in from (with her password) within this many days: so
+# that failing 20 times an hour from anywhere cannot keep her locked out at home or at work.
+LOGIN_KNOWN_ADDRESS_DAYS = env.float("LOGIN_KNOWN_ADDRESS_DAYS", default=30.0)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
