@@ -35,8 +35,9 @@ import os
 import random
 import secrets
 import socket
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -108,10 +109,11 @@ class WebhookHostUnknown(UnsafeWebhookTarget):
 # --- The URL ------------------------------------------------------------------------------------
 
 
-def webhook_url_check(url: str) -> None:
-    """Refuse a URL we would not send to; checks what the name resolves to now, too."""
+def webhook_url_check(url: str, *, owner_id: int) -> None:
+    """Refuse a URL we would not send to; checks what the name resolves to now, too (the owner's
+    lookups in flight are capped: see `_resolve`)."""
     parts = _parts(url)
-    _check_addresses(parts.hostname, _resolve(parts.hostname, _port(parts)))
+    _check_addresses(parts.hostname, _resolve(parts.hostname, _port(parts), owner_id=owner_id))
 
 
 def _parts(url: str):
@@ -141,40 +143,105 @@ def _port(parts) -> int:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
 
-# getaddrinfo has no timeout of its own, so lookups run on a few threads of their own and the
-# caller waits at most WEBHOOK_DNS_TIMEOUT_SECONDS. Lookups that hang hold at most these threads;
-# the ones queued behind them time out (and are cancelled) like the hung ones.
-DNS_THREADS = 4
-_dns_pool: ThreadPoolExecutor | None = None
+# getaddrinfo has no timeout of its own (glibc gives up on a silent nameserver only after 10-30 s),
+# so each lookup runs on a daemon thread of its own and the caller waits at most
+# WEBHOOK_DNS_TIMEOUT_SECONDS. A lookup that outlives that wait ("hung") keeps its thread until the
+# resolver gives up; what it cannot do is hold up anyone else's lookups: there is no shared pool to
+# fill. An owner with DNS_LOOKUPS_HUNG_PER_OWNER hung lookups has their next ones refused at once
+# (their resolver is not answering), and a process runs at most DNS_LOOKUPS_MAX lookups at a time
+# (a bound on threads, far above what one owner can hold).
+DNS_LOOKUPS_HUNG_PER_OWNER = 2
+DNS_LOOKUPS_MAX = 64
+DNS_TIMED_OUT = "did not resolve in time"
 
 
-def _dns_threads() -> ThreadPoolExecutor:
-    global _dns_pool
-    if _dns_pool is None:
-        _dns_pool = ThreadPoolExecutor(max_workers=DNS_THREADS, thread_name_prefix="webhook-dns")
-    return _dns_pool
+class _Lookups:
+    """The process's lookups in flight, and which of them their caller gave up waiting for."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.running = 0
+        self.hung: Counter = Counter()  # owner id -> lookups outliving their caller's wait
 
 
-def _forget_dns_threads() -> None:
-    """A forked child (a Celery or gunicorn worker) has none of its parent's threads."""
-    global _dns_pool
-    _dns_pool = None
+_lookups = _Lookups()
 
 
-os.register_at_fork(after_in_child=_forget_dns_threads)
+def _forget_dns_lookups() -> None:
+    """A forked child (a Celery or gunicorn worker) has none of its parent's threads, and must not
+    inherit a lock one of them may have held at the fork."""
+    global _lookups
+    _lookups = _Lookups()
 
 
-def _resolve(host: str, port: int) -> list[str]:
+os.register_at_fork(after_in_child=_forget_dns_lookups)
+
+
+def dns_lookups_in_flight() -> int:
+    """Lookups whose thread is still running, hung or not: for tests and diagnostics."""
+    with _lookups.lock:
+        return _lookups.running
+
+
+def dns_lookups_hung(owner_id: int) -> int:
+    """The owner's lookups still running after their caller stopped waiting."""
+    with _lookups.lock:
+        return _lookups.hung[owner_id]
+
+
+def _resolve(host: str, port: int, *, owner_id: int) -> list[str]:
     timeout = settings.WEBHOOK_DNS_TIMEOUT_SECONDS
-    lookup = _dns_threads().submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    lookups = _lookups  # the books this lookup's thread settles with, even across a fork
+    with lookups.lock:
+        if lookups.hung[owner_id] >= DNS_LOOKUPS_HUNG_PER_OWNER:
+            raise WebhookHostUnknown(
+                f"The webhook's host {DNS_TIMED_OUT}: {lookups.hung[owner_id]} earlier lookups for this account "
+                f"are still waiting on the resolver ({host!r}).")
+        if lookups.running >= DNS_LOOKUPS_MAX:
+            raise WebhookHostUnknown(
+                f"The webhook's host {DNS_TIMED_OUT}: the resolver has too many lookups pending ({host!r}).")
+        lookups.running += 1
+    answer: dict = {}
+    state = {"finished": False, "abandoned": False}
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            answer["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller (if still waiting)
+            answer["error"] = error
+        finally:
+            _settle()
+            done.set()
+
+    def _settle() -> None:
+        with lookups.lock:
+            state["finished"] = True
+            lookups.running -= 1
+            if state["abandoned"]:
+                lookups.hung[owner_id] -= 1
+                if lookups.hung[owner_id] <= 0:
+                    del lookups.hung[owner_id]
+
     try:
-        infos = lookup.result(timeout=timeout)
-    except TimeoutError:
-        lookup.cancel()
-        raise WebhookHostUnknown(f"The webhook's host {host!r} did not resolve in time ({timeout:g} s).") from None
-    except (socket.gaierror, UnicodeError):
+        threading.Thread(target=lookup, name=f"webhook-dns-{owner_id}", daemon=True).start()
+    except RuntimeError:  # no thread to be had: the lookup never started
+        _settle()
+        raise WebhookHostUnknown(f"The webhook's host {DNS_TIMED_OUT}: no thread for the lookup ({host!r}).") from None
+    if not done.wait(timeout):
+        with lookups.lock:
+            if not state["finished"]:  # (it may have finished just now: then its answer is used)
+                state["abandoned"] = True
+                lookups.hung[owner_id] += 1
+        if state["abandoned"]:
+            raise WebhookHostUnknown(f"The webhook's host {DNS_TIMED_OUT} ({timeout:g} s): {host!r}.")
+        done.wait()  # set right after `finished`: no more than a moment
+    error = answer.get("error")
+    if isinstance(error, (socket.gaierror, UnicodeError)):
         raise WebhookHostUnknown(f"The webhook's host {host!r} cannot be found.") from None
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    if error is not None:
+        raise error
+    return list(dict.fromkeys(info[4][0] for info in answer["infos"]))
 
 
 def _check_addresses(host: str, addresses: list[str]) -> None:
@@ -361,7 +428,7 @@ def webhook_deliver(*, owner_id: int, event_id: str) -> DeliveryOutcome:
     if secret is None:
         answer = _Answer(error="The signing secret cannot be decrypted with ENCRYPTION_KEYS.")
     elif url and secret:
-        answer = _post(url, body, _headers(event, secret, body))
+        answer = _post(url, body, _headers(event, secret, body), owner_id=owner_id)
     else:
         answer = _Answer(error="The webhook was removed from the settings.", permanent=True)
     final = answer.ok or answer.permanent or event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS
@@ -429,14 +496,14 @@ def _headers(event: WebhookEvent, secret: str, body: bytes) -> dict[str, str]:
     }
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> _Answer:
+def _post(url: str, body: bytes, headers: dict[str, str], *, owner_id: int) -> _Answer:
     """POST to the address the URL's host resolves to now, once checked; no redirects, no retries
     here (the task retries), a bounded read of the answer."""
     started = time.monotonic()
     try:
         parts = _parts(url)
         host, port = parts.hostname, _port(parts)
-        addresses = _resolve(host, port)
+        addresses = _resolve(host, port, owner_id=owner_id)
         _check_addresses(host, addresses)
     except UnsafeWebhookTarget as refused:
         permanent = not isinstance(refused, WebhookHostUnknown)

@@ -433,11 +433,11 @@ def test_a_failed_attempt_does_not_undo_a_delivery_made_meanwhile(trader, receiv
     (event,) = events_of(trader)
     post = notifications._post
 
-    def post_while_the_other_task_delivers(url, body, headers):
+    def post_while_the_other_task_delivers(url, body, headers, **kwargs):
         with tenancy.acting_as(trader.pk):
             WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEventStatus.DELIVERED,
                                                             finished_at=timezone.now())
-        return post(url, body, headers)
+        return post(url, body, headers, **kwargs)
 
     monkeypatch.setattr(notifications, "_post", post_while_the_other_task_delivers)
     services.webhook_deliver(owner_id=trader.pk, event_id=str(event.pk))
@@ -512,11 +512,11 @@ def test_two_tasks_claiming_one_slot_at_once_make_one_attempt(trader, receiver, 
     posting, release = threading.Event(), threading.Event()
     post = notifications._post
 
-    def slow_post(url, body, headers):
+    def slow_post(url, body, headers, **kwargs):
         if not posting.is_set():  # the first to claim stays at the receiver until the other has run
             posting.set()
             release.wait(10)
-        return post(url, body, headers)
+        return post(url, body, headers, **kwargs)
 
     monkeypatch.setattr(notifications, "_post", slow_post)
     outcomes = []
