@@ -20,8 +20,11 @@ addresses the name resolves to then; the request goes to the address just checke
 change it in between), and redirects are not followed. The host name is the resolver's to parse
 (`2130706433`, `0x7f.1` and `0177.0.0.1` all come back as 127.0.0.1, and are checked as that).
 The lookup has WEBHOOK_DNS_TIMEOUT_SECONDS: a resolver that hangs makes a refusal ("did not
-resolve in time": a field error when saving, a retried attempt when sending), not a hung request
-or worker.
+resolve in time": a field error when saving, a retried try when sending), not a hung request
+or worker. Each lookup has a thread of its own, and an owner whose lookups hang has their next
+ones refused at once, so one tenant's silent nameserver does not hold up anyone else's lookups.
+A try whose host did not resolve in time is not an attempt at the receiver: it does not use up
+one of WEBHOOK_MAX_ATTEMPTS, and DNS_TIMEOUTS_MAX such tries end the event FAILED.
 """
 
 from __future__ import annotations
@@ -152,7 +155,14 @@ def _port(parts) -> int:
 # (a bound on threads, far above what one owner can hold).
 DNS_LOOKUPS_HUNG_PER_OWNER = 2
 DNS_LOOKUPS_MAX = 64
+# The phrase every "the resolver did not answer" refusal carries, before the host name (so a
+# recorded error, cut at 255 characters, keeps it): such a send is tried again without using up
+# one of WEBHOOK_MAX_ATTEMPTS (see `_used_up`).
 DNS_TIMED_OUT = "did not resolve in time"
+# A pending event ends FAILED at its this-many-th try whose host did not resolve in time. Each is
+# retried with the same backoff as a failed attempt (capped at an hour, jittered), so a resolver
+# that never answers ends the event after roughly half a day to a day of tries.
+DNS_TIMEOUTS_MAX = 30
 
 
 class _Lookups:
@@ -399,6 +409,7 @@ class _Answer:
     status_code: int | None = None
     error: str = ""
     permanent: bool = False  # no point trying again (the URL is refused)
+    dns_timed_out: bool = False  # the host did not resolve in time: not an attempt at the receiver
     host: str = ""
     duration_ms: int = 0
 
@@ -409,7 +420,8 @@ class _Answer:
 
 def webhook_deliver(*, owner_id: int, event_id: str) -> DeliveryOutcome:
     """One attempt at delivering a pending event, recorded; the event is DELIVERED on a 2xx and
-    FAILED when the URL is refused or WEBHOOK_MAX_ATTEMPTS attempts have failed. The request is
+    FAILED when the URL is refused or WEBHOOK_MAX_ATTEMPTS attempts have failed (tries whose host
+    did not resolve in time count apart, up to DNS_TIMEOUTS_MAX: see `_used_up`). The request is
     made outside any transaction. A delivered or failed event is left alone (idempotent), and so
     is one whose next attempt is not yet due: exactly one attempt runs per scheduled slot, however
     many tasks (a late retry, the sweep's copy, a redelivered message) come for it."""
@@ -431,7 +443,8 @@ def webhook_deliver(*, owner_id: int, event_id: str) -> DeliveryOutcome:
         answer = _post(url, body, _headers(event, secret, body), owner_id=owner_id)
     else:
         answer = _Answer(error="The webhook was removed from the settings.", permanent=True)
-    final = answer.ok or answer.permanent or event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS
+    with tenancy.acting_as(owner_id):
+        final = answer.ok or answer.permanent or _used_up(event, dns_timed_out=answer.dns_timed_out)
     status = (WebhookEventStatus.DELIVERED if answer.ok else WebhookEventStatus.FAILED) if final \
         else WebhookEventStatus.PENDING
     retry_in = 0.0 if final else webhook_retry_delay(event.attempts)
@@ -450,6 +463,17 @@ def webhook_deliver(*, owner_id: int, event_id: str) -> DeliveryOutcome:
     outcome = DeliveryOutcome(event_id, event.attempts, status, answer.status_code, answer.error, retry_in)
     (logger.info if answer.ok else logger.warning)("%s (%s to %s)", outcome, event.kind, answer.host or "-")
     return outcome
+
+
+def _used_up(event: WebhookEvent, *, dns_timed_out: bool) -> bool:
+    """Whether this failed try (the `event.attempts`-th, not yet recorded) is the last. Tries whose
+    host did not resolve in time are not attempts at the receiver: they count against
+    DNS_TIMEOUTS_MAX instead of WEBHOOK_MAX_ATTEMPTS, so a resolver that hangs for a while does not
+    use up a trader's deliveries, and one that never answers still ends the event."""
+    earlier_timeouts = WebhookDelivery.objects.filter(event=event, error__contains=DNS_TIMED_OUT).count()
+    if dns_timed_out:
+        return earlier_timeouts + 1 >= DNS_TIMEOUTS_MAX
+    return event.attempts - earlier_timeouts >= settings.WEBHOOK_MAX_ATTEMPTS
 
 
 def _claim(event_id: str, now: datetime) -> bool:
@@ -507,8 +531,8 @@ def _post(url: str, body: bytes, headers: dict[str, str], *, owner_id: int) -> _
         _check_addresses(host, addresses)
     except UnsafeWebhookTarget as refused:
         permanent = not isinstance(refused, WebhookHostUnknown)
-        return _Answer(error=str(refused), permanent=permanent, host=urlsplit(url).hostname or "",
-                       duration_ms=_since(started))
+        return _Answer(error=str(refused), permanent=permanent, dns_timed_out=DNS_TIMED_OUT in str(refused),
+                       host=urlsplit(url).hostname or "", duration_ms=_since(started))
     timeout = urllib3.Timeout(connect=settings.WEBHOOK_TIMEOUT_SECONDS, read=settings.WEBHOOK_TIMEOUT_SECONDS)
     if parts.scheme == "https":
         pool = urllib3.HTTPSConnectionPool(addresses[0], port, timeout=timeout, retries=False, maxsize=1,

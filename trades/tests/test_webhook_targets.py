@@ -172,14 +172,16 @@ def test_the_lookups_in_flight_of_all_owners_together_are_capped(resolver, monke
     assert "d.example.com" not in resolver.calls
 
 
-def test_a_hanging_resolver_at_send_time_is_a_retried_attempt_not_a_hung_worker(
-        trader, settings, tasks_run_at_once, django_capture_on_commit_callbacks, resolver):
-    """The host resolved when the URL was saved, and never answers since. Past the first
-    DNS_LOOKUPS_HUNG_PER_OWNER, the tries are refused without a lookup (the earlier ones are
-    still hung)."""
+def test_a_hanging_resolver_at_send_time_is_retried_without_using_up_attempts_until_its_own_bound(
+        trader, settings, tasks_run_at_once, django_capture_on_commit_callbacks, monkeypatch, resolver):
+    """The host resolved when the URL was saved, and never answers since: each try is recorded
+    and retried, none counts against WEBHOOK_MAX_ATTEMPTS (2 here), and the DNS_TIMEOUTS_MAX-th
+    (4 here) ends the event. Past the first DNS_LOOKUPS_HUNG_PER_OWNER, the tries are refused without
+    a lookup (the earlier ones are still hung)."""
     services.account_settings_update(user=trader, changes={"webhook_url": "https://hooks.example.com/h"})
     services.webhook_secret_rotate(user=trader)
     settings.WEBHOOK_MAX_ATTEMPTS = 2
+    monkeypatch.setattr(notifications, "DNS_TIMEOUTS_MAX", 4)
     resolver.hung = "hooks.example.com"
     trade = PaperTradeFactory(owner=trader)
     started = time.monotonic()
@@ -192,6 +194,6 @@ def test_a_hanging_resolver_at_send_time_is_a_retried_attempt_not_a_hung_worker(
         (event,) = WebhookEvent.objects.filter(owner=trader)
         attempts = list(WebhookDelivery.objects.filter(event=event).order_by("attempt"))
     # Not refused for good, as an address inside our network is: tried again, then given up on.
-    assert [(a.attempt, a.status_code) for a in attempts] == [(1, None), (2, None)]
+    assert [(a.attempt, a.status_code) for a in attempts] == [(1, None), (2, None), (3, None), (4, None)]
     assert all("did not resolve in time" in attempt.error for attempt in attempts)
     assert event.status == WebhookEventStatus.FAILED

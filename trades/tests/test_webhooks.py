@@ -4,6 +4,8 @@ to a real receiver on 127.0.0.1."""
 import hashlib
 import hmac
 import logging
+import socket
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -208,6 +210,56 @@ def test_an_unreachable_receiver_is_recorded_and_retried(trader, settings, djang
     attempts = deliveries_of(event)
     assert event.status == WebhookEventStatus.FAILED and [d.attempt for d in attempts] == [1, 2]
     assert all(d.status_code is None and "could not be reached" in d.error for d in attempts)
+
+
+def test_tries_whose_host_did_not_resolve_in_time_do_not_use_up_the_attempts(
+        trader, receiver, settings, monkeypatch, django_capture_on_commit_callbacks):
+    """The receiver's nameserver hangs for the first two tries, then answers; the receiver itself
+    fails. The event still gets its WEBHOOK_MAX_ATTEMPTS (2) attempts at the receiver."""
+    released = threading.Event()
+    hangs = []  # one entry per lookup still to hang
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if hangs:
+            hangs.pop()
+            released.wait(60)
+            raise socket.gaierror("released")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(notifications.socket, "getaddrinfo", getaddrinfo)
+    webhook_for(trader, f"http://hooks.example.com:{receiver.port}/hooks/tradeoptions")
+    settings.WEBHOOK_MAX_ATTEMPTS = 2
+    settings.WEBHOOK_DNS_TIMEOUT_SECONDS = 0.3
+    monkeypatch.setattr(notifications, "DNS_LOOKUPS_HUNG_PER_OWNER", 10)  # both hung tries reach the resolver
+    hangs.extend(["first try", "second try"])
+    receiver.answer(500)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            transition(PaperTradeFactory(owner=trader), TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+    finally:
+        released.set()
+    (event,) = events_of(trader)
+    tries = deliveries_of(event)
+    assert [(d.attempt, d.status_code) for d in tries] == [(1, None), (2, None), (3, 500), (4, 500)]
+    assert all("did not resolve in time" in d.error for d in tries[:2])
+    assert len(receiver.requests) == 2 and event.status == WebhookEventStatus.FAILED
+
+
+def test_a_try_whose_host_did_not_resolve_in_time_is_retried_with_backoff(trader, receiver, settings, monkeypatch):
+    """Even with a single attempt allowed: the receiver was never tried."""
+    settings.WEBHOOK_MAX_ATTEMPTS = 1
+    webhook_for(trader, receiver.url)
+    transition(PaperTradeFactory(owner=trader), TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+    (event,) = events_of(trader)
+
+    def no_answer(host, port, **kwargs):
+        raise notifications.WebhookHostUnknown(f"The webhook's host {notifications.DNS_TIMED_OUT} (2 s): {host!r}.")
+
+    monkeypatch.setattr(notifications, "_resolve", no_answer)
+    outcome = services.webhook_deliver(owner_id=trader.pk, event_id=str(event.pk))
+    assert outcome.retry and 5 <= outcome.retry_in <= 10  # the first retry's slot, as for a failed attempt
+    (event,) = events_of(trader)
+    assert (event.status, event.attempts) == (WebhookEventStatus.PENDING, 1)
 
 
 def test_retries_back_off_exponentially_with_jitter_and_a_ceiling():
