@@ -178,8 +178,10 @@ def test_a_hanging_resolver_at_send_time_is_retried_without_using_up_attempts_un
     and retried, none counts against WEBHOOK_MAX_ATTEMPTS (2 here), and the DNS_TIMEOUTS_MAX-th
     (4 here) ends the event. Past the first DNS_LOOKUPS_HUNG_PER_OWNER, the tries are refused without
     a lookup (the earlier ones are still hung)."""
+    settings.WEBHOOK_DNS_TIMEOUT_SECONDS = HANG / 3  # the save's lookup answers: however slowly, it is no timeout
     services.account_settings_update(user=trader, changes={"webhook_url": "https://hooks.example.com/h"})
     services.webhook_secret_rotate(user=trader)
+    settings.WEBHOOK_DNS_TIMEOUT_SECONDS = 0.3
     settings.WEBHOOK_MAX_ATTEMPTS = 2
     monkeypatch.setattr(notifications, "DNS_TIMEOUTS_MAX", 4)
     resolver.hung = "hooks.example.com"

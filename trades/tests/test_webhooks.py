@@ -4,8 +4,6 @@ to a real receiver on 127.0.0.1."""
 import hashlib
 import hmac
 import logging
-import socket
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -214,30 +212,23 @@ def test_an_unreachable_receiver_is_recorded_and_retried(trader, settings, djang
 
 def test_tries_whose_host_did_not_resolve_in_time_do_not_use_up_the_attempts(
         trader, receiver, settings, monkeypatch, django_capture_on_commit_callbacks):
-    """The receiver's nameserver hangs for the first two tries, then answers; the receiver itself
-    fails. The event still gets its WEBHOOK_MAX_ATTEMPTS (2) attempts at the receiver."""
-    released = threading.Event()
-    hangs = []  # one entry per lookup still to hang
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        if hangs:
-            hangs.pop()
-            released.wait(60)
-            raise socket.gaierror("released")
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
-
-    monkeypatch.setattr(notifications.socket, "getaddrinfo", getaddrinfo)
-    webhook_for(trader, f"http://hooks.example.com:{receiver.port}/hooks/tradeoptions")
+    """The receiver's nameserver does not answer in time for the first two tries (a hung lookup
+    itself: `test_webhook_targets.py`), then does; the receiver fails. The event still gets its
+    WEBHOOK_MAX_ATTEMPTS (2) attempts at the receiver."""
+    webhook_for(trader, receiver.url)
     settings.WEBHOOK_MAX_ATTEMPTS = 2
-    settings.WEBHOOK_DNS_TIMEOUT_SECONDS = 0.3
-    monkeypatch.setattr(notifications, "DNS_LOOKUPS_HUNG_PER_OWNER", 10)  # both hung tries reach the resolver
-    hangs.extend(["first try", "second try"])
+    resolve, silent_tries = notifications._resolve, ["first", "second"]
+
+    def resolve_unless_silent(host, port, **kwargs):
+        if silent_tries:
+            silent_tries.pop()
+            raise notifications.WebhookHostUnknown(f"The webhook's host {notifications.DNS_TIMED_OUT} (2 s): {host!r}.")
+        return resolve(host, port, **kwargs)
+
+    monkeypatch.setattr(notifications, "_resolve", resolve_unless_silent)
     receiver.answer(500)
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            transition(PaperTradeFactory(owner=trader), TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
-    finally:
-        released.set()
+    with django_capture_on_commit_callbacks(execute=True):
+        transition(PaperTradeFactory(owner=trader), TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
     (event,) = events_of(trader)
     tries = deliveries_of(event)
     assert [(d.attempt, d.status_code) for d in tries] == [(1, None), (2, None), (3, 500), (4, 500)]
