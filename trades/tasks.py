@@ -3,7 +3,8 @@
 `deliver_webhook` is queued after the commit of the change it reports (see
 `trades.services.notifications`). It makes one attempt per run; a failed attempt is retried with
 exponential backoff and jitter until WEBHOOK_MAX_ATTEMPTS attempts have been made, which the
-service counts in the database (so a redelivered message cannot exceed the bound). An event whose
+service counts in the database (so a redelivered message cannot exceed the bound); tries whose
+host did not resolve in time count against DNS_TIMEOUTS_MAX instead. An event whose
 task was lost is queued again by the monitor's `resend_webhooks` sweep. Time limits
 stay far below the Redis visibility timeout; the receiver's own timeout (WEBHOOK_TIMEOUT_SECONDS)
 is meant to stay well below the soft limit.
@@ -18,7 +19,7 @@ from celery import shared_task
 from django.conf import settings
 
 from . import services
-from .services.notifications import STALLED_AFTER
+from .services.notifications import DNS_TIMEOUTS_MAX, STALLED_AFTER
 
 EXPIRES = STALLED_AFTER.total_seconds()
 
@@ -29,5 +30,5 @@ def deliver_webhook(self, owner_id: int, event_id: str) -> str:
     outcome = services.webhook_deliver(owner_id=owner_id, event_id=event_id)
     if outcome.retry:
         raise self.retry(countdown=outcome.retry_in, expires=outcome.retry_in + EXPIRES,
-                         max_retries=settings.WEBHOOK_MAX_ATTEMPTS)
+                         max_retries=settings.WEBHOOK_MAX_ATTEMPTS + DNS_TIMEOUTS_MAX)
     return str(outcome)

@@ -68,7 +68,7 @@ def account_settings_update(
     if unknown := set(changes) - set(EDITABLE):
         raise ValueError(f"Not editable: {sorted(unknown)}")
     if "webhook_url" in changes:
-        changes = {**changes, "webhook_url": _checked_webhook_url(changes["webhook_url"])}
+        changes = {**changes, "webhook_url": _checked_webhook_url(changes["webhook_url"], owner_id=user.pk)}
     with tenancy.acting_as(user.pk):
         account_settings_for(user=user)
         account = AccountSettings.objects.select_for_update().get(owner=user)
@@ -160,13 +160,13 @@ def _check_mode(*, mode: str, switching: bool, has_token: dict[str, bool], accou
         raise InvalidTradeInput(errors)
 
 
-def _checked_webhook_url(url: str) -> str:
+def _checked_webhook_url(url: str, *, owner_id: int) -> str:
     """Checked before any transaction opens: it resolves the host name, which may take a while.
     Sending checks the URL again against what the name resolves to then (SSRF guard)."""
     url = url.strip()
     if url:
         try:
-            webhook_url_check(url)
+            webhook_url_check(url, owner_id=owner_id)
         except UnsafeWebhookTarget as refused:
             raise InvalidTradeInput({"webhook_url": [str(refused)]}) from None
     return url

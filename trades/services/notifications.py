@@ -20,8 +20,11 @@ addresses the name resolves to then; the request goes to the address just checke
 change it in between), and redirects are not followed. The host name is the resolver's to parse
 (`2130706433`, `0x7f.1` and `0177.0.0.1` all come back as 127.0.0.1, and are checked as that).
 The lookup has WEBHOOK_DNS_TIMEOUT_SECONDS: a resolver that hangs makes a refusal ("did not
-resolve in time": a field error when saving, a retried attempt when sending), not a hung request
-or worker.
+resolve in time": a field error when saving, a retried try when sending), not a hung request
+or worker. Each lookup has a thread of its own, and an owner whose lookups hang has their next
+ones refused at once, so one tenant's silent nameserver does not hold up anyone else's lookups.
+A try whose host did not resolve in time is not an attempt at the receiver: it does not use up
+one of WEBHOOK_MAX_ATTEMPTS, and DNS_TIMEOUTS_MAX such tries end the event FAILED.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ import os
 import random
 import secrets
 import socket
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -108,10 +112,11 @@ class WebhookHostUnknown(UnsafeWebhookTarget):
 # --- The URL ------------------------------------------------------------------------------------
 
 
-def webhook_url_check(url: str) -> None:
-    """Refuse a URL we would not send to; checks what the name resolves to now, too."""
+def webhook_url_check(url: str, *, owner_id: int) -> None:
+    """Refuse a URL we would not send to; checks what the name resolves to now, too (the owner's
+    lookups in flight are capped: see `_resolve`)."""
     parts = _parts(url)
-    _check_addresses(parts.hostname, _resolve(parts.hostname, _port(parts)))
+    _check_addresses(parts.hostname, _resolve(parts.hostname, _port(parts), owner_id=owner_id))
 
 
 def _parts(url: str):
@@ -141,40 +146,112 @@ def _port(parts) -> int:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
 
-# getaddrinfo has no timeout of its own, so lookups run on a few threads of their own and the
-# caller waits at most WEBHOOK_DNS_TIMEOUT_SECONDS. Lookups that hang hold at most these threads;
-# the ones queued behind them time out (and are cancelled) like the hung ones.
-DNS_THREADS = 4
-_dns_pool: ThreadPoolExecutor | None = None
+# getaddrinfo has no timeout of its own (glibc gives up on a silent nameserver only after 10-30 s),
+# so each lookup runs on a daemon thread of its own and the caller waits at most
+# WEBHOOK_DNS_TIMEOUT_SECONDS. A lookup that outlives that wait ("hung") keeps its thread until the
+# resolver gives up; what it cannot do is hold up anyone else's lookups: there is no shared pool to
+# fill. An owner with DNS_LOOKUPS_HUNG_PER_OWNER hung lookups has their next ones refused at once
+# (their resolver is not answering), and a process runs at most DNS_LOOKUPS_MAX lookups at a time
+# (a bound on threads, far above what one owner can hold).
+DNS_LOOKUPS_HUNG_PER_OWNER = 2
+DNS_LOOKUPS_MAX = 64
+# The phrase every "the resolver did not answer" refusal carries, before the host name (so a
+# recorded error, cut at 255 characters, keeps it): such a send is tried again without using up
+# one of WEBHOOK_MAX_ATTEMPTS (see `_used_up`).
+DNS_TIMED_OUT = "did not resolve in time"
+# A pending event ends FAILED at its this-many-th try whose host did not resolve in time. Each is
+# retried with the same backoff as a failed attempt (capped at an hour, jittered), so a resolver
+# that never answers ends the event after roughly half a day to a day of tries.
+DNS_TIMEOUTS_MAX = 30
 
 
-def _dns_threads() -> ThreadPoolExecutor:
-    global _dns_pool
-    if _dns_pool is None:
-        _dns_pool = ThreadPoolExecutor(max_workers=DNS_THREADS, thread_name_prefix="webhook-dns")
-    return _dns_pool
+class _Lookups:
+    """The process's lookups in flight, and which of them their caller gave up waiting for."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.running = 0
+        self.hung: Counter = Counter()  # owner id -> lookups outliving their caller's wait
 
 
-def _forget_dns_threads() -> None:
-    """A forked child (a Celery or gunicorn worker) has none of its parent's threads."""
-    global _dns_pool
-    _dns_pool = None
+_lookups = _Lookups()
 
 
-os.register_at_fork(after_in_child=_forget_dns_threads)
+def _forget_dns_lookups() -> None:
+    """A forked child (a Celery or gunicorn worker) has none of its parent's threads, and must not
+    inherit a lock one of them may have held at the fork."""
+    global _lookups
+    _lookups = _Lookups()
 
 
-def _resolve(host: str, port: int) -> list[str]:
+os.register_at_fork(after_in_child=_forget_dns_lookups)
+
+
+def dns_lookups_in_flight() -> int:
+    """Lookups whose thread is still running, hung or not: for tests and diagnostics."""
+    with _lookups.lock:
+        return _lookups.running
+
+
+def dns_lookups_hung(owner_id: int) -> int:
+    """The owner's lookups still running after their caller stopped waiting."""
+    with _lookups.lock:
+        return _lookups.hung[owner_id]
+
+
+def _resolve(host: str, port: int, *, owner_id: int) -> list[str]:
     timeout = settings.WEBHOOK_DNS_TIMEOUT_SECONDS
-    lookup = _dns_threads().submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    lookups = _lookups  # the books this lookup's thread settles with, even across a fork
+    with lookups.lock:
+        if lookups.hung[owner_id] >= DNS_LOOKUPS_HUNG_PER_OWNER:
+            raise WebhookHostUnknown(
+                f"The webhook's host {DNS_TIMED_OUT}: {lookups.hung[owner_id]} earlier lookups for this account "
+                f"are still waiting on the resolver ({host!r}).")
+        if lookups.running >= DNS_LOOKUPS_MAX:
+            raise WebhookHostUnknown(
+                f"The webhook's host {DNS_TIMED_OUT}: the resolver has too many lookups pending ({host!r}).")
+        lookups.running += 1
+    answer: dict = {}
+    state = {"finished": False, "abandoned": False}
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            answer["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller (if still waiting)
+            answer["error"] = error
+        finally:
+            _settle()
+            done.set()
+
+    def _settle() -> None:
+        with lookups.lock:
+            state["finished"] = True
+            lookups.running -= 1
+            if state["abandoned"]:
+                lookups.hung[owner_id] -= 1
+                if lookups.hung[owner_id] <= 0:
+                    del lookups.hung[owner_id]
+
     try:
-        infos = lookup.result(timeout=timeout)
-    except TimeoutError:
-        lookup.cancel()
-        raise WebhookHostUnknown(f"The webhook's host {host!r} did not resolve in time ({timeout:g} s).") from None
-    except (socket.gaierror, UnicodeError):
+        threading.Thread(target=lookup, name=f"webhook-dns-{owner_id}", daemon=True).start()
+    except RuntimeError:  # no thread to be had: the lookup never started
+        _settle()
+        raise WebhookHostUnknown(f"The webhook's host {DNS_TIMED_OUT}: no thread for the lookup ({host!r}).") from None
+    if not done.wait(timeout):
+        with lookups.lock:
+            if not state["finished"]:  # (it may have finished just now: then its answer is used)
+                state["abandoned"] = True
+                lookups.hung[owner_id] += 1
+        if state["abandoned"]:
+            raise WebhookHostUnknown(f"The webhook's host {DNS_TIMED_OUT} ({timeout:g} s): {host!r}.")
+        done.wait()  # set right after `finished`: no more than a moment
+    error = answer.get("error")
+    if isinstance(error, (socket.gaierror, UnicodeError)):
         raise WebhookHostUnknown(f"The webhook's host {host!r} cannot be found.") from None
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    if error is not None:
+        raise error
+    return list(dict.fromkeys(info[4][0] for info in answer["infos"]))
 
 
 def _check_addresses(host: str, addresses: list[str]) -> None:
@@ -332,6 +409,7 @@ class _Answer:
     status_code: int | None = None
     error: str = ""
     permanent: bool = False  # no point trying again (the URL is refused)
+    dns_timed_out: bool = False  # the host did not resolve in time: not an attempt at the receiver
     host: str = ""
     duration_ms: int = 0
 
@@ -342,7 +420,8 @@ class _Answer:
 
 def webhook_deliver(*, owner_id: int, event_id: str) -> DeliveryOutcome:
     """One attempt at delivering a pending event, recorded; the event is DELIVERED on a 2xx and
-    FAILED when the URL is refused or WEBHOOK_MAX_ATTEMPTS attempts have failed. The request is
+    FAILED when the URL is refused or WEBHOOK_MAX_ATTEMPTS attempts have failed (tries whose host
+    did not resolve in time count apart, up to DNS_TIMEOUTS_MAX: see `_used_up`). The request is
     made outside any transaction. A delivered or failed event is left alone (idempotent), and so
     is one whose next attempt is not yet due: exactly one attempt runs per scheduled slot, however
     many tasks (a late retry, the sweep's copy, a redelivered message) come for it."""
@@ -361,10 +440,11 @@ def webhook_deliver(*, owner_id: int, event_id: str) -> DeliveryOutcome:
     if secret is None:
         answer = _Answer(error="The signing secret cannot be decrypted with ENCRYPTION_KEYS.")
     elif url and secret:
-        answer = _post(url, body, _headers(event, secret, body))
+        answer = _post(url, body, _headers(event, secret, body), owner_id=owner_id)
     else:
         answer = _Answer(error="The webhook was removed from the settings.", permanent=True)
-    final = answer.ok or answer.permanent or event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS
+    with tenancy.acting_as(owner_id):
+        final = answer.ok or answer.permanent or _used_up(event, dns_timed_out=answer.dns_timed_out)
     status = (WebhookEventStatus.DELIVERED if answer.ok else WebhookEventStatus.FAILED) if final \
         else WebhookEventStatus.PENDING
     retry_in = 0.0 if final else webhook_retry_delay(event.attempts)
@@ -383,6 +463,17 @@ def webhook_deliver(*, owner_id: int, event_id: str) -> DeliveryOutcome:
     outcome = DeliveryOutcome(event_id, event.attempts, status, answer.status_code, answer.error, retry_in)
     (logger.info if answer.ok else logger.warning)("%s (%s to %s)", outcome, event.kind, answer.host or "-")
     return outcome
+
+
+def _used_up(event: WebhookEvent, *, dns_timed_out: bool) -> bool:
+    """Whether this failed try (the `event.attempts`-th, not yet recorded) is the last. Tries whose
+    host did not resolve in time are not attempts at the receiver: they count against
+    DNS_TIMEOUTS_MAX instead of WEBHOOK_MAX_ATTEMPTS, so a resolver that hangs for a while does not
+    use up a trader's deliveries, and one that never answers still ends the event."""
+    earlier_timeouts = WebhookDelivery.objects.filter(event=event, error__contains=DNS_TIMED_OUT).count()
+    if dns_timed_out:
+        return earlier_timeouts + 1 >= DNS_TIMEOUTS_MAX
+    return event.attempts - earlier_timeouts >= settings.WEBHOOK_MAX_ATTEMPTS
 
 
 def _claim(event_id: str, now: datetime) -> bool:
@@ -429,19 +520,19 @@ def _headers(event: WebhookEvent, secret: str, body: bytes) -> dict[str, str]:
     }
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> _Answer:
+def _post(url: str, body: bytes, headers: dict[str, str], *, owner_id: int) -> _Answer:
     """POST to the address the URL's host resolves to now, once checked; no redirects, no retries
     here (the task retries), a bounded read of the answer."""
     started = time.monotonic()
     try:
         parts = _parts(url)
         host, port = parts.hostname, _port(parts)
-        addresses = _resolve(host, port)
+        addresses = _resolve(host, port, owner_id=owner_id)
         _check_addresses(host, addresses)
     except UnsafeWebhookTarget as refused:
         permanent = not isinstance(refused, WebhookHostUnknown)
-        return _Answer(error=str(refused), permanent=permanent, host=urlsplit(url).hostname or "",
-                       duration_ms=_since(started))
+        return _Answer(error=str(refused), permanent=permanent, dns_timed_out=DNS_TIMED_OUT in str(refused),
+                       host=urlsplit(url).hostname or "", duration_ms=_since(started))
     timeout = urllib3.Timeout(connect=settings.WEBHOOK_TIMEOUT_SECONDS, read=settings.WEBHOOK_TIMEOUT_SECONDS)
     if parts.scheme == "https":
         pool = urllib3.HTTPSConnectionPool(addresses[0], port, timeout=timeout, retries=False, maxsize=1,

@@ -56,12 +56,12 @@ def production_guard(settings):
 @pytest.mark.parametrize("host", sorted(REFUSED))
 def test_an_address_inside_our_network_or_carrying_ipv4_is_refused(host):
     with pytest.raises(notifications.UnsafeWebhookTarget, match="public addresses only"):
-        services.webhook_url_check(f"https://{host}/hook")
+        services.webhook_url_check(f"https://{host}/hook", owner_id=1)
 
 
 @pytest.mark.parametrize("host", sorted(ALLOWED))
 def test_a_public_address_is_allowed(host):
-    services.webhook_url_check(f"https://{host}/hook")
+    services.webhook_url_check(f"https://{host}/hook", owner_id=1)
 
 
 def test_a_name_resolving_to_6to4_is_refused_when_saved(api_as, trader, dns):
@@ -75,68 +75,127 @@ def test_a_name_resolving_to_6to4_is_refused_when_saved(api_as, trader, dns):
 
 # --- A resolver that hangs -----------------------------------------------------------------------
 
+HANG = 60  # seconds a hung lookup blocks, unless the test ends first: far beyond any bound asserted
+
+
+class Resolver:
+    """getaddrinfo as the test wants it: names under hung.example.com block until the test ends;
+    other example.com names answer a public address once `meeting` lookups have arrived together;
+    every other name resolves as usual."""
+
+    def __init__(self):
+        self.released = threading.Event()
+        self.calls: list[str] = []
+        self.meeting: threading.Barrier | None = None
+        self.hung = "hung.example.com"  # the names (this one and those under it) that hang
+
+    def getaddrinfo(self, host, port, *args, **kwargs):
+        self.calls.append(host)
+        if host.endswith(self.hung):
+            self.released.wait(HANG)
+            raise socket.gaierror("released")
+        if host.endswith("example.com"):
+            if self.meeting is not None:
+                self.meeting.wait(HANG)  # broken (an error) unless all arrive: they ran at once
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+        return REAL_GETADDRINFO(host, port, *args, **kwargs)
+
+
+REAL_GETADDRINFO = socket.getaddrinfo
+
 
 @pytest.fixture
-def hanging_dns(monkeypatch, settings):
-    """getaddrinfo that never answers for names under example.com until the test ends."""
+def resolver(monkeypatch, settings):
     settings.WEBHOOK_DNS_TIMEOUT_SECONDS = 0.3
-    released = threading.Event()
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host, *args, **kwargs):
-        if host.endswith("example.com"):
-            released.wait(30)
-            raise socket.gaierror("released")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(notifications.socket, "getaddrinfo", getaddrinfo)
-    yield
-    released.set()
+    fake = Resolver()
+    monkeypatch.setattr(notifications.socket, "getaddrinfo", fake.getaddrinfo)
+    yield fake
+    fake.released.set()
+    if fake.meeting is not None:
+        fake.meeting.abort()
+    for _ in range(200):  # the lookup threads give their places back as they end
+        if notifications.dns_lookups_in_flight() == 0:
+            break
+        time.sleep(0.05)
 
 
-def test_a_hanging_resolver_is_a_clear_refusal_within_the_timeout_when_saved(api_as, trader, hanging_dns):
+def test_a_hanging_resolver_is_a_clear_refusal_not_a_hung_request_when_saved(api_as, trader, resolver):
     client = api_as(trader)
     started = time.monotonic()
-    response = client.put("/api/settings", {"webhook_url": "https://slow.example.com/h"}, format="json")
-    elapsed = time.monotonic() - started
+    response = client.put("/api/settings", {"webhook_url": "https://slow.hung.example.com/h"}, format="json")
+    assert time.monotonic() - started < HANG / 3  # it answered; the lookup itself is still hung
     assert response.status_code == 400
     (error,) = response.json()["errors"]
     assert error["attr"] == "webhook_url" and "did not resolve in time (0.3 s)" in error["detail"]
-    assert elapsed < 2, elapsed
+    assert notifications.dns_lookups_hung(trader.pk) == 1
 
 
-def test_more_hanging_lookups_than_threads_are_all_refused_in_time(hanging_dns):
-    """The lookups queued behind hung ones time out too: nothing waits for a thread forever."""
-    started = time.monotonic()
-    for index in range(notifications.DNS_THREADS + 2):
+def test_one_traders_hung_resolver_does_not_hold_up_anothers_lookups(trader, other_trader, resolver, settings):
+    """Alice's webhook host never answers. Her lookups stay in flight, at most
+    DNS_LOOKUPS_HUNG_PER_OWNER of them; beyond that hers are refused without a lookup. Bob's lookups
+    meanwhile run, all at once (more of them than Alice holds), and resolve."""
+    per_owner = notifications.DNS_LOOKUPS_HUNG_PER_OWNER
+    for index in range(per_owner + 2):
         with pytest.raises(notifications.WebhookHostUnknown, match="did not resolve in time"):
-            services.webhook_url_check(f"https://slow{index}.example.com/h")
-    assert time.monotonic() - started < (notifications.DNS_THREADS + 2) * 0.3 + 2
+            services.webhook_url_check(f"https://a{index}.hung.example.com/h", owner_id=trader.pk)
+    assert notifications.dns_lookups_hung(trader.pk) == per_owner
+    assert sum(host.endswith("hung.example.com") for host in resolver.calls) == per_owner  # the rest: refused
+
+    settings.WEBHOOK_DNS_TIMEOUT_SECONDS = HANG / 3  # generous: Bob's lookups wait for each other
+    together = 8
+    resolver.meeting = threading.Barrier(together)
+    results = []
+
+    def check(index):
+        try:
+            services.webhook_url_check(f"https://b{index}.example.com/h", owner_id=other_trader.pk)
+            results.append("resolved")
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            results.append(repr(error))
+
+    threads = [threading.Thread(target=check, args=(index,)) for index in range(together)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(HANG)
+    assert results == ["resolved"] * together
+    assert notifications.dns_lookups_hung(trader.pk) == per_owner  # Alice's are still hung
 
 
-def test_a_hanging_resolver_at_send_time_is_a_retried_attempt_not_a_hung_worker(
-        trader, settings, dns, tasks_run_at_once, django_capture_on_commit_callbacks, monkeypatch):
-    dns["hooks.example.com"] = "93.184.216.34"
+def test_the_lookups_in_flight_of_all_owners_together_are_capped(resolver, monkeypatch):
+    monkeypatch.setattr(notifications, "DNS_LOOKUPS_MAX", 3)
+    for owner_id, host in ((1, "a"), (1, "b"), (2, "c")):
+        with pytest.raises(notifications.WebhookHostUnknown, match=r"did not resolve in time \(0.3 s\)"):
+            services.webhook_url_check(f"https://{host}.hung.example.com/h", owner_id=owner_id)
+    with pytest.raises(notifications.WebhookHostUnknown, match="too many lookups pending"):
+        services.webhook_url_check("https://d.example.com/h", owner_id=3)
+    assert "d.example.com" not in resolver.calls
+
+
+def test_a_hanging_resolver_at_send_time_is_retried_without_using_up_attempts_until_its_own_bound(
+        trader, settings, tasks_run_at_once, django_capture_on_commit_callbacks, monkeypatch, resolver):
+    """The host resolved when the URL was saved, and never answers since: each try is recorded
+    and retried, none counts against WEBHOOK_MAX_ATTEMPTS (2 here), and the DNS_TIMEOUTS_MAX-th
+    (4 here) ends the event. Past the first DNS_LOOKUPS_HUNG_PER_OWNER, the tries are refused without
+    a lookup (the earlier ones are still hung)."""
+    settings.WEBHOOK_DNS_TIMEOUT_SECONDS = HANG / 3  # the save's lookup answers: however slowly, it is no timeout
     services.account_settings_update(user=trader, changes={"webhook_url": "https://hooks.example.com/h"})
     services.webhook_secret_rotate(user=trader)
-    settings.WEBHOOK_MAX_ATTEMPTS = 2
-    released = threading.Event()
-    monkeypatch.setattr(notifications.socket, "getaddrinfo", lambda *args, **kwargs: released.wait(30))
     settings.WEBHOOK_DNS_TIMEOUT_SECONDS = 0.3
+    settings.WEBHOOK_MAX_ATTEMPTS = 2
+    monkeypatch.setattr(notifications, "DNS_TIMEOUTS_MAX", 4)
+    resolver.hung = "hooks.example.com"
     trade = PaperTradeFactory(owner=trader)
     started = time.monotonic()
-    try:
-        with django_capture_on_commit_callbacks(execute=True), tenancy.acting_as(trader.pk):
-            services.trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSED, actor="SYSTEM", changes={
-                "close_reason": CloseReason.MANUAL_CLOSE, "close_price": trade.entry_price,
-                "close_date": trade.entry_date, "realized_pnl": Decimal("0")})
-    finally:
-        released.set()
-    assert time.monotonic() - started < 5
+    with django_capture_on_commit_callbacks(execute=True), tenancy.acting_as(trader.pk):
+        services.trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSED, actor="SYSTEM", changes={
+            "close_reason": CloseReason.MANUAL_CLOSE, "close_price": trade.entry_price,
+            "close_date": trade.entry_date, "realized_pnl": Decimal("0")})
+    assert time.monotonic() - started < HANG / 3  # not a hung worker
     with tenancy.acting_as(trader.pk):
         (event,) = WebhookEvent.objects.filter(owner=trader)
         attempts = list(WebhookDelivery.objects.filter(event=event).order_by("attempt"))
     # Not refused for good, as an address inside our network is: tried again, then given up on.
-    assert [(a.attempt, a.status_code) for a in attempts] == [(1, None), (2, None)]
+    assert [(a.attempt, a.status_code) for a in attempts] == [(1, None), (2, None), (3, None), (4, None)]
     assert all("did not resolve in time" in attempt.error for attempt in attempts)
     assert event.status == WebhookEventStatus.FAILED

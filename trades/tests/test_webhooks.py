@@ -210,6 +210,49 @@ def test_an_unreachable_receiver_is_recorded_and_retried(trader, settings, djang
     assert all(d.status_code is None and "could not be reached" in d.error for d in attempts)
 
 
+def test_tries_whose_host_did_not_resolve_in_time_do_not_use_up_the_attempts(
+        trader, receiver, settings, monkeypatch, django_capture_on_commit_callbacks):
+    """The receiver's nameserver does not answer in time for the first two tries (a hung lookup
+    itself: `test_webhook_targets.py`), then does; the receiver fails. The event still gets its
+    WEBHOOK_MAX_ATTEMPTS (2) attempts at the receiver."""
+    webhook_for(trader, receiver.url)
+    settings.WEBHOOK_MAX_ATTEMPTS = 2
+    resolve, silent_tries = notifications._resolve, ["first", "second"]
+
+    def resolve_unless_silent(host, port, **kwargs):
+        if silent_tries:
+            silent_tries.pop()
+            raise notifications.WebhookHostUnknown(f"The webhook's host {notifications.DNS_TIMED_OUT} (2 s): {host!r}.")
+        return resolve(host, port, **kwargs)
+
+    monkeypatch.setattr(notifications, "_resolve", resolve_unless_silent)
+    receiver.answer(500)
+    with django_capture_on_commit_callbacks(execute=True):
+        transition(PaperTradeFactory(owner=trader), TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+    (event,) = events_of(trader)
+    tries = deliveries_of(event)
+    assert [(d.attempt, d.status_code) for d in tries] == [(1, None), (2, None), (3, 500), (4, 500)]
+    assert all("did not resolve in time" in d.error for d in tries[:2])
+    assert len(receiver.requests) == 2 and event.status == WebhookEventStatus.FAILED
+
+
+def test_a_try_whose_host_did_not_resolve_in_time_is_retried_with_backoff(trader, receiver, settings, monkeypatch):
+    """Even with a single attempt allowed: the receiver was never tried."""
+    settings.WEBHOOK_MAX_ATTEMPTS = 1
+    webhook_for(trader, receiver.url)
+    transition(PaperTradeFactory(owner=trader), TradeStatus.CLOSED, changes=close(CloseReason.TP_HIT))
+    (event,) = events_of(trader)
+
+    def no_answer(host, port, **kwargs):
+        raise notifications.WebhookHostUnknown(f"The webhook's host {notifications.DNS_TIMED_OUT} (2 s): {host!r}.")
+
+    monkeypatch.setattr(notifications, "_resolve", no_answer)
+    outcome = services.webhook_deliver(owner_id=trader.pk, event_id=str(event.pk))
+    assert outcome.retry and 5 <= outcome.retry_in <= 10  # the first retry's slot, as for a failed attempt
+    (event,) = events_of(trader)
+    assert (event.status, event.attempts) == (WebhookEventStatus.PENDING, 1)
+
+
 def test_retries_back_off_exponentially_with_jitter_and_a_ceiling():
     for attempt in range(1, 6):
         ceiling = 10 * 2 ** (attempt - 1)
@@ -433,11 +476,11 @@ def test_a_failed_attempt_does_not_undo_a_delivery_made_meanwhile(trader, receiv
     (event,) = events_of(trader)
     post = notifications._post
 
-    def post_while_the_other_task_delivers(url, body, headers):
+    def post_while_the_other_task_delivers(url, body, headers, **kwargs):
         with tenancy.acting_as(trader.pk):
             WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEventStatus.DELIVERED,
                                                             finished_at=timezone.now())
-        return post(url, body, headers)
+        return post(url, body, headers, **kwargs)
 
     monkeypatch.setattr(notifications, "_post", post_while_the_other_task_delivers)
     services.webhook_deliver(owner_id=trader.pk, event_id=str(event.pk))
@@ -512,11 +555,11 @@ def test_two_tasks_claiming_one_slot_at_once_make_one_attempt(trader, receiver, 
     posting, release = threading.Event(), threading.Event()
     post = notifications._post
 
-    def slow_post(url, body, headers):
+    def slow_post(url, body, headers, **kwargs):
         if not posting.is_set():  # the first to claim stays at the receiver until the other has run
             posting.set()
             release.wait(10)
-        return post(url, body, headers)
+        return post(url, body, headers, **kwargs)
 
     monkeypatch.setattr(notifications, "_post", slow_post)
     outcomes = []
