@@ -1,0 +1,242 @@
+"""Every user-facing route, driven as a gunicorn worker drives it: on the web role (tradeoptions_app),
+which may not enter the system context and sees a tenant's rows only inside a signed tenant context.
+
+The rest of the suite runs as the worker role (so that monitor scenarios can enter the system
+context), where a web path that enters `tenancy.system_context()` or reads rows outside a signed
+context would still pass. Here every request runs on the web role with committed data, and every
+query it sends is watched: each one on a row-level-security table must run as tradeoptions_app, in
+a transaction signed for the signed-in trader, never in the system context. The routes are read from
+the URL resolver (tests/test_cross_tenant_sweep.py's walk), so a new route is called here too: by
+GET, unless it is listed with the calls it takes.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+from knox.models import AuthToken
+from rest_framework.test import APIClient
+
+from analytics.models import TradeForensics
+from tests.factories import (
+    PASSWORD,
+    ClosedTradeFactory,
+    PaperFillFactory,
+    PaperTradeFactory,
+    PriceSnapshotFactory,
+    TradeEventFactory,
+    UserFactory,
+)
+from tests.test_cross_tenant_sweep import COLLECTION_ROUTES, NOT_OBJECT_NAMESPACES, OBJECT_ROUTES, routes
+from tradeoptions import tenancy
+from trades import services
+from trades.models import AccountSettings, PaperTrade, TradeStatus
+
+CONTRACT = "SPY261218C00570000"  # quoted by the `market` fixture (4.10 / 4.30)
+OPEN_BODY = {"ticker": "SPY", "option_type": "CALL", "strike": "570", "expiry": "2026-12-18", "qty": 2,
+             "entry_type": "market", "sl_price": "3.00", "tp_price": "6.50", "strategy": "web-role-open"}
+# Routes that take no GET (or whose GET alone does not reach their rows): the calls made instead,
+# in the order of the write scenario below. Every other route is called by GET.
+WRITTEN = {
+    "trade-validate", "trade-list", "trade-adjust", "trade-close", "api-settings", "api-webhook-secret",
+    "settings-paper", "api-token", "api-tokens", "api-token-detail", "api-token-revoke", "api-token-revoke-all",
+    "sign-out-everywhere", "password-change", "login", "logout",
+}
+# Routes a GET cannot be made to meaningfully here, and why.
+NOT_READ = {
+    "logout": "signs out: called once, last, in the write scenario",
+}
+
+
+@dataclass
+class Query:
+    role: str | None  # current_user when it ran; None where no tenant table was read
+    user_id: int | None  # app_user_id(): the signed tenant, None without a valid signature
+    system: bool
+    sql: str
+
+
+@dataclass
+class QueryWatch:
+    """Django's execute wrapper: before each query on a row-level-security table, asks the same
+    connection (and transaction) who it is, whose signed context it is in and whether the system
+    context is on. Outside a transaction the answer is "nobody", as it is for the query itself:
+    set_config(..., is_local) settings end with the statement's own transaction."""
+
+    tables: re.Pattern
+    queries: list[Query] = field(default_factory=list)
+    roles: set[str] = field(default_factory=set)
+
+    def __call__(self, execute, sql, params, many, context):
+        self.roles.add(context["connection"].settings_dict["USER"])
+        if self.tables.search(sql):
+            try:
+                with context["connection"].connection.cursor() as cursor:
+                    cursor.execute("SELECT current_user, app_user_id(), "
+                                   "COALESCE(current_setting('app.system', true), '') = 'on'")
+                    self.queries.append(Query(*cursor.fetchone(), sql=sql))
+            except psycopg.Error:  # an aborted transaction: the query itself fails as well
+                pass
+        return execute(sql, params, many, context)
+
+    def problems(self, *, user_id: int | None) -> list[str]:
+        """Every way the watched queries strayed from the web role and `user_id`'s signed context."""
+        found = [f"ran with the settings of {role}" for role in self.roles - {settings.DATABASE_APP_ROLE}]
+        for query in self.queries:
+            if query.role != settings.DATABASE_APP_ROLE:
+                found.append(f"ran as {query.role}: {query.sql[:120]}")
+            if query.system:
+                found.append(f"in the system context: {query.sql[:120]}")
+            if query.user_id != user_id:
+                found.append(f"signed for {query.user_id}, not {user_id}: {query.sql[:120]}")
+        return found
+
+
+def _tenant_tables() -> re.Pattern:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname FROM pg_class WHERE relrowsecurity AND relkind IN ('r', 'p')")
+        names = sorted(name for (name,) in cursor.fetchall())
+    assert {"trades_papertrade", "trades_accountsettings", "monitoring_pricesnapshot"} <= set(names)
+    return re.compile("|".join(rf'"{re.escape(name)}"' for name in names))
+
+
+@pytest.fixture
+def watch():
+    """Watches every query of the requests made inside `with watch() as seen:`."""
+
+    tables = _tenant_tables()
+
+    def start():
+        seen = QueryWatch(tables)
+        return _Watching(seen)
+
+    return start
+
+
+class _Watching:
+    def __init__(self, seen: QueryWatch):
+        self.seen, self._wrapper = seen, None
+
+    def __enter__(self) -> QueryWatch:
+        self._wrapper = connection.execute_wrapper(self.seen)
+        self._wrapper.__enter__()
+        return self.seen
+
+    def __exit__(self, *exc):
+        self._wrapper.__exit__(*exc)
+
+
+@dataclass
+class Rows:
+    """One trader's rows, each marked so that it is recognised wherever it shows up."""
+
+    user: object
+    open_trade: int
+    closed_trade: int
+    token_key: str
+    markers: list[str]
+
+
+def _rows_of(username: str, tag: str) -> Rows:
+    user = UserFactory(username=username)
+    strategy, ticker, account_id = f"{tag}-strategy-7f3", f"ZQ{tag[:2].upper()}", f"VA-{tag.upper()}-73"
+    open_trade = PaperTradeFactory(owner=user, ticker=ticker, strategy=strategy)
+    TradeEventFactory(trade=open_trade)
+    PriceSnapshotFactory(trade=open_trade)
+    closed = ClosedTradeFactory(owner=user, ticker=ticker, strategy=strategy, card_score=Decimal("7"))
+    with tenancy.acting_as(user.pk):
+        TradeForensics.objects.create(trade=closed, owner=user, mfe_pct=Decimal("12"), mae_pct=Decimal("-5"),
+                                      first_touch="TP", snapshot_count=3, computed_at=timezone.now())
+    PaperFillFactory(owner=user, option_symbol=f"{ticker}261218C00570000", order__underlying=ticker,
+                     filled_at=datetime(2026, 12, 1, 15, tzinfo=UTC))
+    services.account_settings_update(user=user, changes={"tradier_account_id": account_id})
+    token, _ = AuthToken.objects.create(user=user)
+    return Rows(user, open_trade.pk, closed.pk, token.token_key,
+                [strategy, ticker, account_id, token.token_key, username])
+
+
+@pytest.fixture
+def alice_and_bob():
+    """Committed by the worker role, before the test switches the connection to the web role."""
+    return _rows_of("alice_w9", "alice"), _rows_of("bob_k4", "bob")
+
+
+@pytest.fixture
+def on_the_web(alice_and_bob, web_role):
+    """The data first (as the worker), then the connection as the web role."""
+    return alice_and_bob
+
+
+def _current_user() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_user")
+        return cursor.fetchone()[0]
+
+
+def _url(name: str, rows: Rows) -> str:
+    if name in OBJECT_ROUTES:
+        keyword, value = {"trade": ("pk", rows.open_trade), "closed_trade": ("trade_id", rows.closed_trade),
+                          "token_key": ("token_key", rows.token_key)}[OBJECT_ROUTES[name]]
+        return reverse(name, kwargs={keyword: value})
+    return reverse(name)
+
+
+def _body(response) -> str:
+    content = b"".join(response.streaming_content) if response.streaming else response.content
+    return content.decode(errors="replace")
+
+
+def _user_routes() -> set[str]:
+    return {name for name, namespace, _ in routes() if namespace not in NOT_OBJECT_NAMESPACES}
+
+
+def test_every_route_is_called_here():
+    """A new route is read by GET below; one that takes no GET must be listed with its calls."""
+    assert _user_routes() >= WRITTEN | set(NOT_READ), "Listed routes that no longer exist"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_read_runs_on_the_web_role_in_the_traders_signed_context(on_the_web, watch, client):
+    alice, bob = on_the_web
+    client.force_login(alice.user)
+    token_client = APIClient()
+    token_client.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=alice.user)[1]}")
+    problems = []
+    for name in sorted(_user_routes() - set(NOT_READ)):
+        urls = [_url(name, alice)]
+        urls += {"trade-list": ["/api/trades?status=OPEN&strategy=alice-strategy-7f3", "/api/trades?ticker=ZQAL"],
+                 "trade-export": ["/api/trades/export?format=json"],
+                 "analytics-dataset": ["/api/analytics/dataset?format=parquet",
+                                       "/api/analytics/dataset?strategy=alice-strategy-7f3"],
+                 "analytics-performance": ["/api/analytics/performance?from=2026-01-01&to=2026-12-31"]
+                 }.get(name, [])
+        for url in urls:
+            for how, asking in (("session", client), ("token", token_client)):
+                if how == "token" and not url.startswith("/api/"):
+                    continue
+                with watch() as seen:
+                    response = asking.get(url)
+                    body = _body(response)
+                where = f"{how} GET {url} ({name})"
+                if response.status_code >= 500 or (response.status_code == 405 and name not in WRITTEN):
+                    problems.append(f"{where}: {response.status_code}")
+                problems += [f"{where}: {problem}" for problem in seen.problems(user_id=alice.user.pk)]
+                if name in COLLECTION_ROUTES or (name in OBJECT_ROUTES and response.status_code == 200):
+                    problems += [f"{where}: shows Bob's {marker}" for marker in bob.markers if marker in body]
+                if name in COLLECTION_ROUTES - {"analytics-calibration"} and "format=parquet" not in url:
+                    if not any(marker in body for marker in alice.markers):
+                        problems.append(f"{where}: shows none of Alice's rows ({response.status_code})")
+        if name in OBJECT_ROUTES:  # Bob's object, whatever the method: not found, on the web role too
+            for method in ("get", "post", "put", "delete"):
+                response = getattr(client, method)(_url(name, bob), {}, content_type="application/json")
+                if response.status_code not in (404, 405):
+                    problems.append(f"{method.upper()} {_url(name, bob)}: {response.status_code} for Bob's")
+    assert problems == []
+    assert _current_user() == settings.DATABASE_APP_ROLE
