@@ -372,3 +372,33 @@ def test_the_watch_sees_a_read_outside_the_signed_context_and_one_in_the_system_
         list(PaperTrade.objects.all())
     assert [problem.split(":")[0] for problem in seen.problems(user_id=trader.pk)] == [
         f"ran with the settings of {settings.DATABASE_WORKER_ROLE}", f"ran as {settings.DATABASE_WORKER_ROLE}"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_trade_at_tradier_runs_on_the_web_role_too(on_the_web, watch, client, market, fake_tradier):
+    """The sandbox's paths (token decrypted from Alice's row, orders over HTTP, a refused token's
+    rejected trade) on the web role, in Alice's signed context."""
+    alice, _ = on_the_web
+    fake_tradier.add_account(token="sbxTOKEN-webrole-1a2b", account_id="VA00007373", cash=Decimal("10000"))
+    fake_tradier.set_quote(CONTRACT, "4.10", "4.30")
+    client.force_login(alice.user)
+    problems = []
+
+    def call(method, url, body, expect):
+        with watch() as seen:
+            response = getattr(client, method)(url, body, content_type="application/json")
+        if response.status_code != expect:
+            problems.append(f"{method.upper()} {url}: {response.status_code}, not {expect}: {response.content[:300]}")
+        problems.extend(f"{method.upper()} {url}: {problem}" for problem in seen.problems(user_id=alice.user.pk))
+        return response.json()
+
+    call("put", "/api/settings", {"broker_mode": "TRADIER_SANDBOX", "tradier_account_id": "VA00007373",
+                                  "tradier_sandbox_token": "sbxTOKEN-webrole-1a2b"}, 200)
+    opened = call("post", "/api/trades", OPEN_BODY, 201)
+    fake_tradier.set_quote(CONTRACT, "5.00", "5.20")
+    closed = call("post", f"/api/trades/{opened['id']}/close", {"version": opened["version"]}, 200)
+    call("put", "/api/settings", {"tradier_sandbox_token": "sbx-expired-0000"}, 200)
+    refused = call("post", "/api/trades", OPEN_BODY, 502)
+    assert problems == [], "\n".join(problems)
+    assert (opened["broker_mode"], closed["status"], refused["trade"]["status"]) == (
+        "TRADIER_SANDBOX", TradeStatus.CLOSED, TradeStatus.REJECTED)
