@@ -11,6 +11,7 @@ GET, unless it is listed with the calls it takes.
 """
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -19,7 +20,7 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
-from django.urls import reverse
+from django.urls import resolve, reverse
 from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
@@ -110,27 +111,15 @@ def _tenant_tables() -> re.Pattern:
 @pytest.fixture
 def watch():
     """Watches every query of the requests made inside `with watch() as seen:`."""
-
     tables = _tenant_tables()
 
-    def start():
+    @contextmanager
+    def watching():
         seen = QueryWatch(tables)
-        return _Watching(seen)
+        with connection.execute_wrapper(seen):
+            yield seen
 
-    return start
-
-
-class _Watching:
-    def __init__(self, seen: QueryWatch):
-        self.seen, self._wrapper = seen, None
-
-    def __enter__(self) -> QueryWatch:
-        self._wrapper = connection.execute_wrapper(self.seen)
-        self._wrapper.__enter__()
-        return self.seen
-
-    def __exit__(self, *exc):
-        self._wrapper.__exit__(*exc)
+    return watching
 
 
 @dataclass
@@ -255,10 +244,11 @@ def test_every_read_runs_on_the_web_role_in_the_traders_signed_context(on_the_we
 def test_every_write_runs_on_the_web_role_and_lands_in_the_traders_rows(on_the_web, watch, client, market):
     alice, bob = on_the_web
     client.force_login(alice.user)
-    problems = []
+    problems, called = [], set()
 
     def call(method: str, url: str, body=None, *, expect: int, asking=None, form=False, **extra):
         """JSON bodies for the API, form bodies (`form`) for pages and knox's views."""
+        called.add(resolve(url).url_name)
         asking, body = asking or client, body or {}
         encoding = {} if form or method == "get" else {"content_type": "application/json"}
         with watch() as seen:
@@ -304,6 +294,7 @@ def test_every_write_runs_on_the_web_role_and_lands_in_the_traders_rows(on_the_w
     call("post", "/login/", {"username": alice.user.username, "password": "not it"}, expect=200, form=True)
     call("post", "/login/", {"username": alice.user.username, "password": new_password}, expect=302, form=True)
     assert problems == [], "\n".join(problems)
+    assert WRITTEN - called == set(), "Routes listed as written but not called here"
 
     assert _current_user() == settings.DATABASE_APP_ROLE
     with tenancy.acting_as(alice.user.pk):
@@ -347,6 +338,16 @@ def test_the_staff_admin_runs_on_the_worker_role_and_leaves_the_thread_on_the_we
         with pytest.raises(tenancy.SystemContextRefused):
             with tenancy.system_context():
                 pass
+    form = {"broker_mode": "LOCAL_PAPER", "tradier_account_id": "VA-ALICE-73", "account_balance": "50000",
+            "max_positions": "7", "daily_loss_limit": "150", "heat_limit_pct": "6", "auto_refresh": "on"}
+    with watch() as seen:  # a change by staff goes through the settings service, on the worker's connection
+        response = client.post(f"/admin/trades/accountsettings/{account}/change/", form)
+    assert response.status_code == 302, _body(response)[:2000]
+    assert {(query.role, query.system) for query in seen.queries} >= {(settings.DATABASE_WORKER_ROLE, True)}
+    assert {query.role for query in seen.queries} == {settings.DATABASE_WORKER_ROLE}
+    assert _current_user() == settings.DATABASE_APP_ROLE
+    with tenancy.acting_as(alice.user.pk):
+        assert AccountSettings.objects.get(owner=alice.user).max_positions == 7
     client.force_login(alice.user)  # the thread's next request is a trader's, on the web role
     with watch() as seen:
         assert client.get("/api/trades").status_code == 200
