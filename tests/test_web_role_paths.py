@@ -58,7 +58,7 @@ NOT_READ = {
 
 @dataclass
 class Query:
-    role: str | None  # current_user when it ran; None where no tenant table was read
+    role: str  # current_user when it ran
     user_id: int | None  # app_user_id(): the signed tenant, None without a valid signature
     system: bool
     sql: str
