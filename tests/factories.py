@@ -178,3 +178,23 @@ class WebhookDeliveryFactory(OwnedFactory):
     target_host = "hooks.example.com"
     status_code = 200
     duration_ms = 12
+
+
+def a_row_in_every_owned_table(owner, *, market, contract: str):
+    """One row of `owner` in each owned table: a trade with an event, a snapshot and an
+    idempotency key, a webhook event with one delivery, and a filled entry order on the local paper
+    broker (which makes the paper account). The tenancy tests compare two owners over all of them."""
+    from brokers.base import OrderRequest, order_tag
+    from brokers.paper import LocalPaperBroker
+
+    trade = PaperTradeFactory(owner=owner)
+    TradeEventFactory(trade=trade)
+    PriceSnapshotFactory(trade=trade)
+    claim = services.idempotency_claim(user=owner, key="scan-1", fingerprint="f" * 64)
+    services.idempotency_store(claim=claim, status=201, body={}, trade=trade)
+    WebhookDeliveryFactory(owner=owner)
+    with tenancy.acting_as(owner.pk):
+        LocalPaperBroker(owner.pk, starting_cash=Decimal("5000"), market=market).place_order(
+            OrderRequest(option_symbol=contract, side="buy_to_open", quantity=1, order_type="market",
+                         tag=order_tag(trade.pk, "entry")))
+    return trade

@@ -6,18 +6,14 @@ These scenarios hold even if application code forgot a filter, because the datab
 the policies to every statement.
 """
 
-from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
 from django.db.utils import IntegrityError, ProgrammingError
 
-from brokers.base import OrderRequest, order_tag
-from brokers.paper import LocalPaperBroker
-from tests.factories import PaperTradeFactory, PriceSnapshotFactory, TradeEventFactory, WebhookDeliveryFactory
+from tests.factories import a_row_in_every_owned_table
 from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
-from trades import services
 from trades.models import AccountSettings
 
 OWNED_TABLES = [
@@ -41,16 +37,7 @@ def two_tenants(trader, other_trader):
     market = HandDrivenMarket()
     market.set_quote(CONTRACT, "4.10", "4.30")
     for owner in (trader, other_trader):
-        trade = PaperTradeFactory(owner=owner)
-        TradeEventFactory(trade=trade)
-        PriceSnapshotFactory(trade=trade)
-        claim = services.idempotency_claim(user=owner, key="scan-1", fingerprint="f" * 64)
-        services.idempotency_store(claim=claim, status=201, body={}, trade=trade)
-        WebhookDeliveryFactory(owner=owner)
-        with tenancy.acting_as(owner.pk):
-            LocalPaperBroker(owner.pk, starting_cash=Decimal("5000"), market=market).place_order(
-                OrderRequest(option_symbol=CONTRACT, side="buy_to_open", quantity=1, order_type="market",
-                             tag=order_tag(trade.pk, "entry")))
+        a_row_in_every_owned_table(owner, market=market, contract=CONTRACT)
     return trader, other_trader
 
 

@@ -11,7 +11,6 @@ positive controls show that the same connection does see rows when a context is 
 zero means "refused", not "no data".
 """
 
-from decimal import Decimal
 
 import psycopg
 import pytest
@@ -21,18 +20,9 @@ from django.utils import timezone
 from psycopg import errors, sql
 
 from analytics.models import FirstTouch, TradeForensics
-from brokers.base import OrderRequest, order_tag
-from brokers.paper import LocalPaperBroker
-from tests.factories import (
-    PaperTradeFactory,
-    PriceSnapshotFactory,
-    TradeEventFactory,
-    UserFactory,
-    WebhookDeliveryFactory,
-)
+from tests.factories import UserFactory, a_row_in_every_owned_table
 from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
-from trades import services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CONTRACT = "SPY261218C00570000"
@@ -53,16 +43,8 @@ def tenants():
     market = HandDrivenMarket()
     market.set_quote(CONTRACT, "4.10", "4.30")
     for owner in (alice, bob):
-        trade = PaperTradeFactory(owner=owner)
-        TradeEventFactory(trade=trade)
-        PriceSnapshotFactory(trade=trade)
-        claim = services.idempotency_claim(user=owner, key="scan-1", fingerprint="f" * 64)
-        services.idempotency_store(claim=claim, status=201, body={}, trade=trade)
-        WebhookDeliveryFactory(owner=owner)
+        trade = a_row_in_every_owned_table(owner, market=market, contract=CONTRACT)
         with tenancy.acting_as(owner.pk):
-            LocalPaperBroker(owner.pk, starting_cash=Decimal("5000"), market=market).place_order(
-                OrderRequest(option_symbol=CONTRACT, side="buy_to_open", quantity=1, order_type="market",
-                             tag=order_tag(trade.pk, "entry")))
             TradeForensics.objects.create(trade=trade, owner=owner, first_touch=FirstTouch.NEITHER,
                                           snapshot_count=0, computed_at=timezone.now())
     tables = _tenant_tables()
