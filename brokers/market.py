@@ -35,6 +35,11 @@ class Market(Protocol):
 
     def is_trading_day(self, day: date) -> bool: ...
 
+    def next_open(self, at: datetime) -> datetime:
+        """The first session open strictly after `at`: when an order sent while the market is
+        closed first meets the market."""
+        ...
+
     def session_close(self, at: datetime) -> datetime:
         """The close of the session under way at `at`, or of the next one: when DAY orders expire."""
         ...

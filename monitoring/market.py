@@ -102,6 +102,9 @@ class MarketDataMarket:
     def is_trading_day(self, day: date) -> bool:
         return market_clock.is_trading_day(day)
 
+    def next_open(self, at: datetime) -> datetime:
+        return market_clock.next_open(at)
+
     def session_close(self, at: datetime) -> datetime:
         return market_clock.next_close(at)
 

@@ -370,7 +370,12 @@ def known_order_ids(trade: PaperTrade) -> list[str]:
 
 
 def sync_trade(trade: PaperTrade, book: OrderBook, broker, market: Market, at: datetime) -> int:
-    """Apply what the broker says to one trade (in its owner's context). Returns 1 if it changed."""
+    """Apply what the broker says to one trade (in its owner's context). Returns 1 if it changed.
+    A trade whose orders a request is changing at the broker (a close, a withdrawn or re-priced
+    order: the trade's order lease) is left to that request, which records what it meets (a fill
+    included); the next cycle looks again."""
+    if close_in_progress(trade_id=trade.pk):
+        return 0
     if trade.status == TradeStatus.PENDING:
         entry_changed, trade = _sync_entry(trade, book, broker)
         if trade.status != TradeStatus.OPEN:

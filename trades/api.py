@@ -60,6 +60,8 @@ _STATUS = {
     services.LiveTradingOff: 409,
     services.IdempotencyKeyReused: 422,
     services.RiskLimitExceeded: 422,
+    services.OrderAlreadyFilled: 409,
+    services.OrdersBusy: 409,
     services.OrderRefused: 422,
     services.BrokerOutcomeUnknown: 502,
     services.BracketReplaceFailed: 502,
@@ -176,6 +178,23 @@ class AdjustSerializer(VersionSerializer):
         return attrs
 
 
+class EntryRepriceSerializer(VersionSerializer):
+    limit_price = DecimalText(**PRICE, min_value=Decimal("0.0001"),
+                              help_text="The resting entry's new limit, between the stop-loss and the take-profit.")
+
+
+class CloseRepriceSerializer(VersionSerializer):
+    order_type = serializers.ChoiceField(choices=["market", "limit"])
+    limit_price = DecimalText(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
+
+    def validate(self, attrs):
+        if attrs["order_type"] == "limit" and attrs.get("limit_price") is None:
+            raise ValidationError({"limit_price": ["A limit close needs a limit price."]})
+        if attrs["order_type"] == "market" and attrs.get("limit_price") is not None:
+            raise ValidationError({"limit_price": ["A market close takes no limit price."]})
+        return attrs
+
+
 FILTER_PARAMETERS = [TradeFilterSerializer]  # documented from the serializer that checks them: one truth
 class TradeProblemSerializer(ProblemSerializer):
     """The API's one error shape, as `problem_response` writes it: about one trade, with the trade."""
@@ -185,7 +204,21 @@ class TradeProblemSerializer(ProblemSerializer):
 
 ERROR = OpenApiResponse(TradeProblemSerializer,
                         description="The API's one error shape; about one trade it also carries `trade`.")
-VALID_RESPONSE = inline_serializer("TradeOpenCheck", {"valid": serializers.BooleanField()})
+VALID_RESPONSE = inline_serializer("TradeOpenCheck", {
+    "valid": serializers.BooleanField(),
+    "queued_for_open": serializers.BooleanField(help_text="The market is closed: the order would wait for the open "
+                                                "of `next_session_open`, and could be withdrawn until it fills."),
+    "next_session_open": serializers.DateTimeField(allow_null=True, help_text="While the market is closed: the "
+                                                   "open the order would first meet (exchange calendar)."),
+})
+WORKING_ORDER_RESPONSES = {200: TradeDetailSerializer, 202: TradeDetailSerializer, 400: ERROR, 409: ERROR,
+                           422: ERROR, 502: ERROR, 503: ERROR}
+WORKING_ORDER_NOTE = (
+    "Needs the version you saw: a repeat, or a parallel change, is refused with 409 and the trade as it stands. "
+    "The order is cancelled first; a fill the broker made before the cancel arrived wins and is recorded (409 "
+    "`order_already_filled`, with the trade OPEN after an entry, CLOSED after a close), and nothing else is sent. "
+    "202: the broker has the new order and it has not filled yet. Every step is in the trade's event log."
+)
 
 
 def _require_object(data) -> None:
@@ -227,7 +260,8 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
     """The signed-in trader's trades, newest first."""
 
     serializer_class = TradeSerializer
-    stepwise_actions = frozenset({"create", "close"})
+    stepwise_actions = frozenset({"create", "close", "entry_cancel", "entry_reprice", "close_cancel",
+                                  "close_reprice"})
     queryset = PaperTrade.objects.none()  # the model, for the schema; rows come from owned_queryset
     lookup_value_regex = r"\d+"
 
@@ -317,7 +351,9 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
             services.trade_open_check(user=request.user, data=serializer.to_input())
         except services.TradeError as problem:
             return problem_response(problem)
-        return Response({"valid": True})
+        session = services.market_session()
+        return Response({"valid": True, "queued_for_open": session.queued_for_open,
+                         "next_session_open": session.next_open})
 
     @extend_schema(summary="Close at market (needs the version you saw)", request=VersionSerializer,
                    responses={200: TradeDetailSerializer, 202: TradeDetailSerializer, 409: ERROR, 422: ERROR,
@@ -339,6 +375,49 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
             done = result.trade.status == TradeStatus.CLOSED
             return Response(TradeDetailSerializer(self._reload(result.trade)).data,
                             status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Withdraw a pending entry (a resting limit, or one queued for the open)",
+                   description=WORKING_ORDER_NOTE, request=VersionSerializer, responses=WORKING_ORDER_RESPONSES)
+    @action(detail=True, methods=["post"], url_path="entry/cancel", url_name="entry-cancel")
+    def entry_cancel(self, request, pk=None):
+        return self._working(request, VersionSerializer, services.entry_cancel)
+
+    @extend_schema(summary="Re-price a pending limit entry (cancel/replace, same SL/TP)",
+                   description=WORKING_ORDER_NOTE, request=EntryRepriceSerializer, responses=WORKING_ORDER_RESPONSES)
+    @action(detail=True, methods=["post"], url_path="entry/reprice", url_name="entry-reprice")
+    def entry_reprice(self, request, pk=None):
+        return self._working(request, EntryRepriceSerializer, services.entry_reprice)
+
+    @extend_schema(summary="Withdraw a pending close: the position is OPEN again under its SL/TP bracket",
+                   description=WORKING_ORDER_NOTE, request=VersionSerializer, responses=WORKING_ORDER_RESPONSES)
+    @action(detail=True, methods=["post"], url_path="close/cancel", url_name="close-cancel")
+    def close_cancel(self, request, pk=None):
+        return self._working(request, VersionSerializer, services.close_cancel)
+
+    @extend_schema(summary="Switch a pending close between market and limit (cancel/replace)",
+                   description=WORKING_ORDER_NOTE, request=CloseRepriceSerializer, responses=WORKING_ORDER_RESPONSES)
+    @action(detail=True, methods=["post"], url_path="close/reprice", url_name="close-reprice")
+    def close_reprice(self, request, pk=None):
+        return self._working(request, CloseRepriceSerializer, services.close_reprice)
+
+    def _working(self, request, serializer_class, service) -> Response:
+        with tenancy.acting_as(request.user.pk):
+            trade = self.get_object()
+        _require_object(request.data)
+        payload = serializer_class(data=request.data)
+        payload.is_valid(raise_exception=True)
+        extra = {"limit_price": payload.validated_data.get("limit_price")} if "limit_price" in payload.fields else {}
+        try:
+            result = service(user=request.user, trade_id=trade.pk, version=payload.validated_data["version"], **extra)
+        except services.TradeError as problem:
+            return problem_response(problem)
+        with tenancy.acting_as(request.user.pk):
+            if result.problem is not None:
+                return problem_response(result.problem)
+            waiting = result.trade.status == TradeStatus.CLOSING or (
+                result.trade.status == TradeStatus.PENDING and service is services.entry_reprice)
+            return Response(TradeDetailSerializer(self._reload(result.trade)).data,
+                            status=status.HTTP_202_ACCEPTED if waiting else status.HTTP_200_OK)
 
     @extend_schema(summary="Move the stop-loss and/or take-profit", request=AdjustSerializer,
                    responses={200: TradeDetailSerializer, 400: ERROR, 409: ERROR, 502: ERROR, 503: ERROR})

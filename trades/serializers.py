@@ -4,12 +4,15 @@ representations and the list filters; the write serializers stay with the API vi
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from rest_framework import serializers
 
 from tradeoptions.api import BoundedDateTimeField, QueryFilterSerializer, TextField
 
 from . import selectors
 from .models import PRICE, PaperTrade, TradeEvent, TradeStatus
+from .services.working import Session, market_session
 
 
 class TradeSerializer(serializers.ModelSerializer):
@@ -30,6 +33,12 @@ class TradeSerializer(serializers.ModelSerializer):
     unprotected = serializers.BooleanField(read_only=True, help_text="OPEN, but no SL/TP order protects it at the "
                                            "broker yet: the monitor keeps trying to attach one.")
     days_to_expiry = serializers.IntegerField(read_only=True, help_text="Calendar days to expiry, in New York.")
+    queued_for_open = serializers.SerializerMethodField(
+        help_text="PENDING or CLOSING while the market is closed: its working order waits for the open "
+                  "(`next_session_open`) and can be withdrawn until it fills.")
+    next_session_open = serializers.SerializerMethodField(
+        help_text="While the market is closed: the open of the session an order sent (or working) now first "
+                  "meets, from the exchange calendar. Null while the market is open.")
 
     class Meta:
         model = PaperTrade
@@ -42,9 +51,21 @@ class TradeSerializer(serializers.ModelSerializer):
             "version",
             "created_at",
             "unrealized_pnl_pct", "sl_distance", "sl_distance_pct", "tp_distance", "tp_distance_pct",
-            "days_to_expiry",
+            "days_to_expiry", "queued_for_open", "next_session_open",
         ]
         read_only_fields = fields
+
+    def _session(self) -> Session:
+        """Once per answer (a list shares its context)."""
+        if "market_session" not in self.context:
+            self.context["market_session"] = market_session()
+        return self.context["market_session"]
+
+    def get_queued_for_open(self, trade) -> bool:
+        return trade.status in (TradeStatus.PENDING, TradeStatus.CLOSING) and self._session().queued_for_open
+
+    def get_next_session_open(self, trade) -> datetime | None:
+        return self._session().next_open
 
 
 class TradeEventSerializer(serializers.ModelSerializer):

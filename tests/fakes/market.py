@@ -11,6 +11,7 @@ from decimal import Decimal
 from brokers.base import Quote
 from monitoring.marketdata import Bar, Interval, MarketDataProvider
 
+OPEN_UTC = time(14, 30)  # 09:30 in New York in winter
 CLOSE_UTC = time(21, 0)  # 16:00 in New York in winter; the real calendar lives in monitoring.clock
 
 
@@ -48,6 +49,15 @@ class HandDrivenMarket:
 
     def is_trading_day(self, day: date) -> bool:
         return day.weekday() < 5
+
+    def next_open(self, at: datetime) -> datetime:
+        """The next weekday's 09:30 (New York, winter) strictly after `at`."""
+        day = at.date()
+        while True:
+            opens = datetime.combine(day, OPEN_UTC, tzinfo=UTC)
+            if opens > at and day.weekday() < 5:
+                return opens
+            day += timedelta(days=1)
 
     def session_close(self, at: datetime) -> datetime:
         close = datetime.combine(at.date(), CLOSE_UTC, tzinfo=UTC)

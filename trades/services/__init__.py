@@ -49,7 +49,9 @@ from .errors import (
     InvalidTradeInput,
     InvalidTransition,
     LiveTradingOff,
+    OrderAlreadyFilled,
     OrderRefused,
+    OrdersBusy,
     PositionUnprotected,
     RiskLimitExceeded,
     TradeError,
@@ -121,3 +123,4 @@ __all__ = [
     # For the monitor's marks and analytics' forensic targets: figures measured elsewhere, written here.
     "TradeMark", "TradeTargets", "marks_record", "targets_record",
 ]
+from .working import Session, close_cancel, close_reprice, entry_cancel, entry_reprice, market_session

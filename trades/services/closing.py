@@ -328,6 +328,11 @@ def _close_lease(trade_id: int) -> Iterator[bool]:
             cache.delete(_lease_key(trade_id))
 
 
+# The lease is the trade's: requests that withdraw or re-price its working orders take it too
+# (`working`), and the monitor's order sync leaves a trade alone while it is held.
+trade_order_lease = _close_lease
+
+
 def close_in_progress(*, trade_id: int) -> bool:
     """A close (a request's, or the monitor's resume) is at the broker for this trade now."""
     return cache.get(_lease_key(trade_id)) is not None
@@ -374,7 +379,7 @@ def _close_steps(*, trade: PaperTrade, broker: BrokerProvider, who: dict) -> Tra
     try:
         sell = broker.place_order(close_request(trade, quantity=held))
     except BrokerError as error:
-        return _sell_failed(trade, error, broker, held, who)
+        return sell_failed(trade, error, broker, held, who)
     return TradeResult(close_confirm(trade_id=trade.pk, sell=sell, changes={"close_order_id": sell.id}, **who))
 
 
@@ -423,7 +428,7 @@ def sold_in_parts_close(*, trade: PaperTrade, withdrawn: Withdrawal, **who) -> P
                  "orders": [order_summary(order) for order in withdrawn.orders]}, **who)
 
 
-def _sell_failed(trade: PaperTrade, error: BrokerError, broker: BrokerProvider, held: int,
+def sell_failed(trade: PaperTrade, error: BrokerError, broker: BrokerProvider, held: int,
                  who: dict) -> TradeResult:
     problem = as_trade_error(error, trade=trade)
     if was_not_placed(error):  # nothing was sold and the bracket is gone: put it back

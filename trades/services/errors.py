@@ -124,3 +124,17 @@ class PositionUnprotected(TradeError):
     """Neither the new bracket nor the old one could be placed: a person must act."""
 
     code = "position_unprotected"
+
+
+class OrderAlreadyFilled(TradeError):
+    """A cancel or re-price met an order that had already filled: the fill stands and is recorded
+    (the trade is OPEN after an entry, CLOSED after a close), and nothing else was sent."""
+
+    code = "order_already_filled"
+
+
+class OrdersBusy(TradeError):
+    """Another request (or the monitor's resume of a close) is at the broker with this trade's
+    orders right now: nothing was sent, try again in a moment."""
+
+    code = "orders_busy"

@@ -295,6 +295,9 @@ def _place(trade: PaperTrade, broker: BrokerProvider, *, at: datetime, **who) ->
     return TradeResult(trade)
 
 
+place_entry = _place  # the entry as first placed, or placed again at a new price (`working.entry_reprice`)
+
+
 def _entry_failed(trade: PaperTrade, error: BrokerError, **who) -> TradeResult:
     problem = as_trade_error(error, trade=trade)
     if was_not_placed(error):

@@ -139,12 +139,15 @@ def exit_requests(trade: PaperTrade, *, quantity: int, sl: Decimal, tp: Decimal)
     )
 
 
-def close_request(trade: PaperTrade, *, quantity: int | None = None) -> OrderRequest:
-    """A market sell-to-close of `quantity` (default: every contract the trade holds)."""
+def close_request(trade: PaperTrade, *, quantity: int | None = None,
+                  limit_price: Decimal | None = None) -> OrderRequest:
+    """A sell-to-close of `quantity` (default: every contract the trade holds), at market, or at
+    `limit_price` when one is given."""
     return OrderRequest(
         option_symbol=trade.option_symbol, side=OrderSide.SELL_TO_CLOSE,
         quantity=trade.held_qty if quantity is None else quantity,
-        order_type=OrderType.MARKET, tag=trade_order_tag(trade, OrderPurpose.CLOSE), duration=OrderDuration.DAY,
+        order_type=OrderType.MARKET if limit_price is None else OrderType.LIMIT, limit_price=limit_price,
+        tag=trade_order_tag(trade, OrderPurpose.CLOSE), duration=OrderDuration.DAY,
     )
 
 
