@@ -94,6 +94,7 @@ from .orders import bracket_ids, broker_of, exit_requests, order_summary, split_
 from .orphans import finished_order_seen, finished_orders_to_read, order_is_adopted, orphans_guard
 from .positions import trade_oversold_clear, trade_oversold_flag
 from .protection import UNPROTECTED, bracket_lost, bracket_protect
+from .working import Session, close_cancel, close_reprice, entry_cancel, entry_reprice, market_session
 
 __all__ = [
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
@@ -122,5 +123,7 @@ __all__ = [
     "trade_order_tag",
     # For the monitor's marks and analytics' forensic targets: figures measured elsewhere, written here.
     "TradeMark", "TradeTargets", "marks_record", "targets_record",
+    # Working orders under the trader's control, and the session an order meets.
+    "OrderAlreadyFilled", "OrdersBusy", "Session", "close_cancel", "close_reprice", "entry_cancel", "entry_reprice",
+    "market_session",
 ]
-from .working import Session, close_cancel, close_reprice, entry_cancel, entry_reprice, market_session
