@@ -46,7 +46,8 @@ OPEN_BODY = {"ticker": "SPY", "option_type": "CALL", "strike": "570", "expiry": 
 # Routes that take no GET (or whose GET alone does not reach their rows): the calls made instead,
 # in the order of the write scenario below. Every other route is called by GET.
 WRITTEN = {
-    "trade-validate", "trade-list", "trade-adjust", "trade-close", "api-settings", "api-webhook-secret",
+    "trade-validate", "trade-list", "trade-adjust", "trade-close", "trade-entry-reprice", "trade-entry-cancel",
+    "trade-close-reprice", "trade-close-cancel", "api-settings", "api-webhook-secret",
     "settings-paper", "api-token", "api-tokens", "api-token-detail", "api-token-revoke", "api-token-revoke-all",
     "sign-out-everywhere", "password-change", "login", "logout",
 }
@@ -264,18 +265,31 @@ def test_every_write_runs_on_the_web_role_and_lands_in_the_traders_rows(on_the_w
     # A webhook first, so that the trade's changes below are written to Alice's outbox as well.
     call("put", "/api/settings", {"webhook_url": "http://127.0.0.1:9/hook"}, expect=200)
     call("post", "/api/settings/webhook-secret", expect=201)
-    assert call("post", "/api/trades/validate", OPEN_BODY, expect=200).json() == {"valid": True}
+    assert call("post", "/api/trades/validate", OPEN_BODY, expect=200).json()["valid"] is True
     call("post", "/api/trades", {**OPEN_BODY, "qty": 500}, expect=422)  # refused by her risk limits
     opened = call("post", "/api/trades", OPEN_BODY, expect=201, HTTP_IDEMPOTENCY_KEY="web-role-1").json()
     replayed = call("post", "/api/trades", OPEN_BODY, expect=201, HTTP_IDEMPOTENCY_KEY="web-role-1")
     assert replayed.json()["id"] == opened["id"] and replayed["Idempotent-Replayed"] == "true"
     resting = call("post", "/api/trades", {**OPEN_BODY, "entry_type": "limit", "limit_price": "4.00"}, expect=201)
     assert resting.json()["status"] == TradeStatus.PENDING
+    waiting = f"/api/trades/{resting.json()['id']}"
+    repriced = call("post", f"{waiting}/entry/reprice", {"version": resting.json()["version"], "limit_price": "4.10"},
+                    expect=202).json()
+    assert call("post", f"{waiting}/entry/cancel", {"version": repriced["version"]}, expect=200).json()["status"] == (
+        TradeStatus.CANCELED)
     trade = f"/api/trades/{opened['id']}"
     adjusted = call("post", f"{trade}/adjust", {"version": opened["version"], "new_sl": "3.50"}, expect=200).json()
     call("get", f"{trade}/snapshots", expect=200)
+    market.open = False  # after the bell: the close waits for the open, and is changed, then withdrawn
+    queued = call("post", f"{trade}/close", {"version": adjusted["version"]}, expect=202).json()
+    assert queued["queued_for_open"] is True
+    as_limit = call("post", f"{trade}/close/reprice", {"version": queued["version"], "order_type": "limit",
+                                                        "limit_price": "5.50"}, expect=202).json()
+    withdrawn = call("post", f"{trade}/close/cancel", {"version": as_limit["version"]}, expect=200).json()
+    assert withdrawn["status"] == TradeStatus.OPEN
+    market.open = True
     market.set_quote(CONTRACT, "5.00", "5.20")
-    closed = call("post", f"{trade}/close", {"version": adjusted["version"]}, expect=200).json()
+    closed = call("post", f"{trade}/close", {"version": withdrawn["version"]}, expect=200).json()
     assert closed["status"] == TradeStatus.CLOSED and closed["realized_pnl"] == "140.00"
     call("put", "/api/settings", {"max_positions": 9, "auto_refresh": False}, expect=200)
     call("post", "/settings/paper", expect=302, form=True)

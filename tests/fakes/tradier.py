@@ -214,6 +214,10 @@ class FakeTradier:
         self.market_data_empty = None  # what an empty chain/series/history root is: JSON null, or "null"
         self.latency = 0.0  # seconds added to every answer, as a real network would (benchmarks)
         self.refuse_overcommitted_sells = False  # refuse sells of contracts working exits already cover
+        # A cancel of an OTOCO whose entry has filled: Tradier's answer is UNCONFIRMED (the reference
+        # has none). "cancels_exits": the whole order goes, its working exits too; "refused": the entry
+        # is final, so the cancel is refused as "order already in finalized state" and the exits work on.
+        self.otoco_cancel_after_entry_fill = "cancels_exits"
         self._faults: list[Fault] = []
         self._ids = iter(range(100_001, 10**9))
         self._server: ThreadingHTTPServer | None = None
@@ -724,6 +728,9 @@ class FakeTradier:
         top = order.parent or order
         if top.status in FINAL:
             raise _Rejection([f"order already in finalized state: {top.status}"])
+        if (top.order_class == "otoco" and top.legs[0].status in FINAL
+                and self.otoco_cancel_after_entry_fill == "refused"):
+            raise _Rejection([f"order already in finalized state: {top.legs[0].status}"])
         now = _now()
         for node in [top, *top.legs]:
             if node.status in WORKING:

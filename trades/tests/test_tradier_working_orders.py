@@ -1,0 +1,161 @@
+"""Working orders at Tradier, over real HTTP to the fake Tradier: a resting OTOCO entry withdrawn
+or re-priced, a close withdrawn, and fills that beat the cancel.
+
+What Tradier does with a cancel of an OTOCO whose entry has already filled is UNCONFIRMED (the
+reference has no source): the fake does both (`otoco_cancel_after_entry_fill`), the whole order
+cancelled with its exits, or the cancel refused as "order already in finalized state" with the
+exits working on, and the position must end protected by exactly one bracket either way.
+"""
+
+from decimal import Decimal
+
+import pytest
+
+from brokers.models import BrokerMode
+from trades import services
+from trades.services import orders
+
+from .conftest import CONTRACT
+
+TOKEN = "sbxTOKEN-working-4c3b2a1f0e"
+ACCOUNT = "VA00006161"
+WORKING = ("open", "partially_filled", "pending")
+
+
+@pytest.fixture
+def tradier(fake_tradier, trader, market):
+    fake_tradier.add_account(token=TOKEN, account_id=ACCOUNT, cash=Decimal("10000"))
+    fake_tradier.set_quote(CONTRACT, "4.10", "4.30")
+    services.account_settings_update(user=trader, changes={"broker_mode": BrokerMode.TRADIER_SANDBOX,
+                                                           "tradier_account_id": ACCOUNT}, sandbox_token=TOKEN)
+    return fake_tradier
+
+
+@pytest.fixture
+def client(api_as, trader, tradier):
+    return api_as(trader)
+
+
+@pytest.fixture
+def resting(client, open_body):
+    body = client.post("/api/trades", open_body(entry_type="limit", limit_price="4.00"), format="json").json()
+    assert body["status"] == "PENDING", body
+    return body
+
+
+@pytest.fixture
+def before_cancel(monkeypatch):
+    """`before_cancel(hook)`: the services' broker runs `hook()` right before its first cancel, and
+    records every call it is asked to make."""
+    real, calls = orders.broker_for, []
+
+    def arm(hook):
+        pending = [hook]
+
+        class Racing:
+            def __init__(self, inner):
+                self.inner, self.supports_otoco = inner, inner.supports_otoco
+
+            def __getattr__(self, name):
+                target = getattr(self.inner, name)
+
+                def call(*args, **kwargs):
+                    calls.append(name)
+                    if name == "cancel_order" and pending:
+                        pending.pop()()
+                    return target(*args, **kwargs)
+
+                return call if callable(target) else target
+
+        monkeypatch.setattr(orders, "broker_for", lambda account, *, market=None: Racing(real(account, market=market)))
+        return calls
+
+    return arm
+
+
+def _working_exits(fake, trade_id) -> list[tuple[str, int]]:
+    """(type, quantity) of every working sell of the trade at Tradier, legs included."""
+    tops = [order for order in fake.orders.values() if order.parent is None
+            and (order.tag or "").startswith(f"to-{trade_id}-")]
+    nodes = [node for top in tops for node in ([top, *top.legs] if top.legs else [top])]
+    return sorted((node.type, node.quantity) for node in nodes
+                  if node.side == "sell_to_close" and node.active and node.status in WORKING)
+
+
+def _held(fake) -> dict[str, int]:
+    return {symbol: int(position.quantity) for symbol, position in fake.accounts[ACCOUNT].positions.items()}
+
+
+def test_a_resting_otoco_is_withdrawn_whole(client, tradier, resting):
+    response = client.post(f"/api/trades/{resting['id']}/entry/cancel", {"version": resting["version"]},
+                           format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["status"] == "CANCELED"
+    (otoco,) = tradier.orders_tagged(f"to-{resting['id']}-entry")
+    assert [otoco.status, *(leg.status for leg in otoco.legs)] == ["canceled"] * 4
+    assert tradier.requests_for("DELETE", f"/orders/{otoco.id}")
+
+
+def test_a_resting_otoco_is_repriced_as_a_new_otoco(client, tradier, resting):
+    response = client.post(f"/api/trades/{resting['id']}/entry/reprice",
+                           {"version": resting["version"], "limit_price": "4.20"}, format="json")
+    assert response.status_code == 202, response.json()
+    old, new = tradier.orders_tagged(f"to-{resting['id']}-entry")
+    assert old.status == "canceled" and new.order_class == "otoco" and new.legs[0].price == Decimal("4.20")
+    assert response.json()["entry_order_id"] == str(new.id)
+    assert not tradier.requests_for("PUT")  # cancel/replace, never Tradier's modify
+
+
+@pytest.mark.parametrize("mode", ["cancels_exits", "refused"])
+@pytest.mark.parametrize("action", ["cancel", "reprice"])
+def test_an_entry_filled_before_the_cancel_opens_under_exactly_one_bracket(client, tradier, resting, before_cancel,
+                                                                           mode, action):
+    tradier.otoco_cancel_after_entry_fill = mode
+    calls = before_cancel(lambda: tradier.set_quote(CONTRACT, "3.90", "4.00"))  # the entry fills at 4.00
+    body = {"version": resting["version"]} | ({"limit_price": "4.10"} if action == "reprice" else {})
+    response = client.post(f"/api/trades/{resting['id']}/entry/{action}", body, format="json")
+    assert response.status_code == 409, response.json()
+    assert response.json()["errors"][0]["code"] == "order_already_filled"
+    trade = response.json()["trade"]
+    assert (trade["status"], trade["entry_price"], trade["qty"]) == ("OPEN", "4.0000", 2)
+    assert not trade["unprotected"]
+    assert _working_exits(tradier, resting["id"]) == [("limit", 2), ("stop", 2)]
+    assert _held(tradier) == {CONTRACT: 2}
+    assert "place_otoco_order" not in calls
+    assert ("place_oco_order" in calls) == (mode == "cancels_exits")  # a new bracket only if the old one went
+
+
+@pytest.fixture
+def queued_close(client, tradier, open_body):
+    """Bought at 4.30; the close's market sell rests on a book with no bid (as before the open)."""
+    opened = client.post("/api/trades", open_body(), format="json").json()
+    tradier.set_quote(CONTRACT, "0", "0.05")
+    response = client.post(f"/api/trades/{opened['id']}/close", {"version": opened["version"]}, format="json")
+    assert response.status_code == 202, response.json()
+    return response.json()
+
+
+def test_a_working_close_is_withdrawn_and_the_position_protected_again(client, tradier, queued_close):
+    response = client.post(f"/api/trades/{queued_close['id']}/close/cancel", {"version": queued_close["version"]},
+                           format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["status"] == "OPEN" and not response.json()["unprotected"]
+    (sell,) = tradier.orders_tagged(f"to-{queued_close['id']}-close")
+    assert sell.status == "canceled"
+    assert _working_exits(tradier, queued_close["id"]) == [("limit", 2), ("stop", 2)]
+    assert _held(tradier) == {CONTRACT: 2}
+
+
+@pytest.mark.parametrize("action", ["cancel", "reprice"])
+def test_a_close_filled_before_the_cancel_is_closed_once(client, tradier, queued_close, before_cancel, action):
+    calls = before_cancel(lambda: tradier.set_quote(CONTRACT, "5.00", "5.20"))  # the sell fills at 5.00
+    body = {"version": queued_close["version"]}
+    if action == "reprice":
+        body |= {"order_type": "limit", "limit_price": "5.50"}
+    response = client.post(f"/api/trades/{queued_close['id']}/close/{action}", body, format="json")
+    assert response.status_code == 409, response.json()
+    trade = response.json()["trade"]
+    assert (trade["status"], trade["close_price"], trade["realized_pnl"]) == ("CLOSED", "5.0000", "140.00")
+    assert [order.status for order in tradier.orders_tagged(f"to-{queued_close['id']}-close")] == ["filled"]
+    assert "place_order" not in calls and "place_oco_order" not in calls
+    assert _held(tradier) == {} and _working_exits(tradier, queued_close["id"]) == []
