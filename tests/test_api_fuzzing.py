@@ -46,6 +46,8 @@ from tradeoptions.parsers import MAX_JSON_DEPTH
 CONTRACT = "SPY261218C00570000"
 RULES_BEYOND_THE_SCHEMA = {
     "POST /api/trades", "POST /api/trades/validate", "POST /api/trades/{id}/close", "POST /api/trades/{id}/adjust",
+    "POST /api/trades/{id}/entry/cancel", "POST /api/trades/{id}/entry/reprice", "POST /api/trades/{id}/close/cancel",
+    "POST /api/trades/{id}/close/reprice",
     "PUT /api/settings", "GET /api/analytics/performance", "GET /api/analytics/calibration",
     "GET /api/analytics/exit-replay", "GET /api/analytics/dataset",
 }

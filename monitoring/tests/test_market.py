@@ -74,3 +74,20 @@ def test_a_source_with_listed_chains_gives_its_own_strikes():
     chain = market.option_chain("SPY", date(2026, 12, 18))
     assert [(entry.strike, entry.option_type) for entry in chain] == [(Decimal("612.5"), "CALL"),
                                                                      (Decimal("612.5"), "PUT")]
+
+
+def test_an_order_sent_after_the_bell_meets_the_next_real_session(settings):
+    """The session a queued order meets comes from the exchange calendar: Thanksgiving is skipped,
+    the Friday after it opens at 09:30, and during a session nothing is queued."""
+    from trades.services import market_session
+
+    settings.FORCE_MARKET_OPEN = False
+    during = market_session(market=market_at(TUESDAY_MIDDAY))
+    assert (during.open, during.queued_for_open, during.next_open) == (True, False, None)
+    before_the_holiday = market_session(market=market_at(datetime(2026, 11, 25, 22, 0, tzinfo=UTC)))
+    assert before_the_holiday.queued_for_open
+    assert before_the_holiday.next_open == datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
+    on_the_holiday = market_session(market=market_at(THANKSGIVING))
+    assert on_the_holiday.next_open == datetime(2026, 11, 27, 14, 30, tzinfo=UTC)
+    beyond = market_session(market=market_at(datetime(2099, 1, 3, 12, 0, tzinfo=UTC)))
+    assert (beyond.queued_for_open, beyond.next_open) == (True, None)  # outside the calendar: no promise

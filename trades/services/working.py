@@ -33,7 +33,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from brokers.base import BrokerError, BrokerProvider, Order, OrderPurpose, OrderStatus
-from brokers.market import Market, default_market
+from brokers.market import Market, OutsideCalendar, default_market
 from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
 from trades.models import Actor, EntryType, EventKind, PaperTrade, TradeStatus
@@ -85,12 +85,17 @@ class Session:
 
 
 def market_session(*, market: Market | None = None) -> Session:
-    """From the exchange calendar of the configured market (XNYS in production)."""
-    market = market or default_market()
-    now = market.now()
-    if market.is_open(now):
-        return Session(open=True, next_open=None)
-    return Session(open=False, next_open=market.next_open(now))
+    """From the exchange calendar of the configured market (XNYS in production). A moment the
+    calendar does not cover (or no market at all) reads as closed with no known open: an answer
+    that lists trades must not fail for it."""
+    try:
+        market = market or default_market()
+        now = market.now()
+        if market.is_open(now):
+            return Session(open=True, next_open=None)
+        return Session(open=False, next_open=market.next_open(now))
+    except (BrokerError, OutsideCalendar):
+        return Session(open=False, next_open=None)
 
 
 # --- The entry --------------------------------------------------------------------------------
