@@ -310,3 +310,25 @@ def test_the_new_actions_are_documented(client):
     for path in ("entry/cancel", "entry/reprice", "close/cancel", "close/reprice"):
         operation = paths[f"/api/trades/{{id}}/{path}"]["post"]
         assert {"200", "409"} <= operation["responses"].keys() and operation["summary"]
+
+
+def test_a_close_whose_sell_never_reached_the_broker_is_withdrawn_under_a_new_bracket(client, trader, market,
+                                                                                     open_body, scripted_broker):
+    """The sell's answer was lost and no sell is listed under its tag: the close has no order to
+    cancel. Withdrawing it reads the bracket's end again (already cancelled, nothing filled) and
+    places the bracket again: OPEN and protected, nothing sold."""
+    from brokers.base import OrderOutcomeUnknown
+
+    opened = client.post("/api/trades", open_body(), format="json").json()
+    scripted_broker(trader).fail("place_order", OrderOutcomeUnknown("timed out", tag=f"to-{opened['id']}-close"))
+    closing = client.post(f"/api/trades/{opened['id']}/close", {"version": opened["version"]}, format="json")
+    assert closing.status_code == 502 and closing.json()["trade"]["status"] == "CLOSING"
+    response = client.post(f"/api/trades/{opened['id']}/close/cancel",
+                           {"version": closing.json()["trade"]["version"]}, format="json")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["status"] == "OPEN" and not body["unprotected"] and body["bracket_order_id"] != opened[
+        "bracket_order_id"]
+    assert _orders(trader, tag=f"to-{opened['id']}-close") == []
+    assert sorted((o.order_type, o.quantity) for o in _working_exits(trader, opened["id"])) == [("limit", 2),
+                                                                                              ("stop", 2)]
