@@ -413,6 +413,8 @@ def test_a_trade_at_tradier_runs_on_the_web_role_too(on_the_web, watch, client, 
     call("put", "/api/settings", {"broker_mode": "TRADIER_SANDBOX", "tradier_account_id": "VA00007373",
                                   "tradier_sandbox_token": "sbxTOKEN-webrole-1a2b"}, 200)
     opened = call("post", "/api/trades", OPEN_BODY, 201)
+    resting = call("post", "/api/trades", {**OPEN_BODY, "entry_type": "limit", "limit_price": "4.00"}, 201)
+    withdrawn = call("post", f"/api/trades/{resting['id']}/entry/cancel", {"version": resting["version"]}, 200)
     fake_tradier.set_quote(CONTRACT, "5.00", "5.20")
     closed = call("post", f"/api/trades/{opened['id']}/close", {"version": opened["version"]}, 200)
     call("put", "/api/settings", {"tradier_sandbox_token": "sbx-expired-0000"}, 200)
@@ -420,3 +422,4 @@ def test_a_trade_at_tradier_runs_on_the_web_role_too(on_the_web, watch, client, 
     assert problems == [], "\n".join(problems)
     assert (opened["broker_mode"], closed["status"], refused["trade"]["status"]) == (
         "TRADIER_SANDBOX", TradeStatus.CLOSED, TradeStatus.REJECTED)
+    assert withdrawn["status"] == TradeStatus.CANCELED
