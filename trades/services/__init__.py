@@ -15,6 +15,7 @@ from .accounts import (
     account_settings_for,
     account_settings_update,
     encrypted_secrets_rotate,
+    strategy_presets_checked,
     user_create,
 )
 from .brackets import brackets_adjust
@@ -92,6 +93,7 @@ from .orders import bracket_ids, broker_of, exit_requests, order_summary, split_
 from .orphans import finished_order_seen, finished_orders_to_read, order_is_adopted, orphans_guard
 from .positions import trade_oversold_clear, trade_oversold_flag
 from .protection import UNPROTECTED, bracket_lost, bracket_protect
+from .risk import RiskRoom, TradePreview, active_exposure
 
 __all__ = [
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
@@ -111,7 +113,7 @@ __all__ = [
     "trade_risk", "STAFF_EDITABLE_FIELDS", "trade_staff_edit", "trade_transition", "user_create",
     "broker_polling_paused", "broker_trouble_clear", "broker_trouble_record", "broker_troubles_of",
     "UNPROTECTED", "bracket_lost", "bracket_protect", "finished_order_seen", "finished_orders_to_read",
-    "order_is_adopted", "orphans_guard",
+    "order_is_adopted", "orphans_guard", "strategy_presets_checked", "RiskRoom", "TradePreview", "active_exposure",
     "trade_order_ids",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
     "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",
