@@ -35,7 +35,7 @@ def test_a_valid_trade_answers_valid_and_writes_and_places_nothing(api_as, trade
     before = _rows(trader)
     response = api_as(trader).post(VALIDATE, open_body(), format="json", HTTP_IDEMPOTENCY_KEY="form-1")
     assert response.status_code == 200, response.json()
-    assert response.json() == {"valid": True}
+    assert response.json()["valid"] is True
     assert _rows(trader) == before and before["PaperTrade"] == 0
     assert scripted_broker(trader).calls == []  # the broker was looked up, never called
     # The key was not claimed: the real open with it goes through as a first request.
@@ -97,7 +97,7 @@ def test_max_positions_answers_422_naming_the_limit(api_as, trader, market, open
     assert response.status_code == 422
     assert response.json() == {"type": "client_error", "errors": [{
         "code": "risk_limit_exceeded", "attr": "max_positions",
-        "detail": "max_positions: 1 trades are open or pending and the limit is 1."}]}
+        "detail": "1 trade is open or pending and your limit is 1 position at a time."}]}
     assert _rows(trader) == before
 
 
@@ -159,4 +159,4 @@ def test_the_page_session_may_validate_but_nobody_anonymous(client, trader, mark
     assert client.post(VALIDATE, open_body(), content_type="application/json").status_code in (401, 403)
     client.force_login(trader)
     response = client.post(VALIDATE, open_body(), content_type="application/json")
-    assert response.status_code == 200 and response.json() == {"valid": True}
+    assert response.status_code == 200 and response.json()["valid"] is True
