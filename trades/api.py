@@ -290,6 +290,13 @@ class TradePreviewSerializer(serializers.Serializer):
     limits = RiskRoomSerializer(source="room")
 
 
+class CheckProblemSerializer(TradeProblemSerializer):
+    preview = TradePreviewSerializer(required=False, help_text="Over a risk limit (422): the trade's numbers and "
+                                     "the room under each limit, as for a valid trade.")
+
+
+CHECK_ERROR = OpenApiResponse(CheckProblemSerializer, description="The API's one error shape; over a risk "
+                              "limit it also carries the `preview`.")
 VALID_RESPONSE = inline_serializer("TradeOpenCheck", {"valid": serializers.BooleanField(),
                                                       "preview": TradePreviewSerializer()})
 
@@ -414,7 +421,7 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
                     "with its preview: cost, commission, risk and reward to the stop and target, breakeven, "
                     "share of the balance, and the room left under each risk limit after it.",
         request=TradeOpenSerializer,
-        responses={200: VALID_RESPONSE, 400: ERROR, 409: ERROR, 422: ERROR},
+        responses={200: VALID_RESPONSE, 400: ERROR, 409: ERROR, 422: CHECK_ERROR},
     )
     @action(detail=False, methods=["post"])
     def validate(self, request):
@@ -424,7 +431,10 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         try:
             preview = services.trade_open_check(user=request.user, data=serializer.to_input())
         except services.TradeError as problem:
-            return problem_response(problem)
+            response = problem_response(problem)
+            if getattr(problem, "preview", None) is not None:  # over a limit: the numbers, with the room left
+                response.data["preview"] = TradePreviewSerializer(problem.preview).data
+            return response
         return Response({"valid": True, "preview": TradePreviewSerializer(preview).data})
 
     @extend_schema(summary="Close at market (needs the version you saw)", request=VersionSerializer,

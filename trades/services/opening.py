@@ -158,7 +158,7 @@ def trade_open_check(*, user: AbstractBaseUser, data: TradeOpenInput, market: Ma
     and the stored trades move on, so `trade_open` checks again under its lock.
 
     Returns the preview: cost, risk and reward, and the room left under each limit, measured by
-    the very `RiskRoom` that `trade_open` enforces."""
+    the very `RiskRoom` that `trade_open` enforces. A RiskLimitExceeded carries it as `preview`."""
     market = market or default_market()
     if unknown := set(data.context) - set(CONTEXT_FIELDS):
         raise ValueError(f"Unknown context fields: {sorted(unknown)}")
@@ -168,12 +168,15 @@ def trade_open_check(*, user: AbstractBaseUser, data: TradeOpenInput, market: Ma
         account = AccountSettings.objects.filter(owner=user).first() or AccountSettings(owner=user)
         broker_of(account, market=market)
         room = _room(user, account, data, checked, market)
-        room.enforce()
-    return TradePreview(
+    preview = TradePreview(
         option_symbol=checked.symbol, option_type=data.option_type, strike=data.strike, qty=data.qty,
         entry_price=checked.reference, sl_price=checked.sl_price, tp_price=checked.tp_price,
         commission_per_contract=FillRules.from_settings().commission_per_contract, room=room,
     )
+    if (problem := room.breach()) is not None:
+        problem.preview = preview  # the form shows what the trade would take and how little is left
+        raise problem
+    return preview
 
 
 def _presets(user: AbstractBaseUser) -> dict:

@@ -119,16 +119,21 @@ def test_the_room_the_preview_shows_is_the_room_the_open_enforces(api_as, trader
     assert client.post(OPEN, open_body(qty=2), format="json").status_code == 201  # at the limit, not over it
     for body in (open_body(qty=1), open_body(qty=1, sl_price="4.29")):  # even $2 more is too much
         checked, opened = (client.post(path, body, format="json") for path in (VALIDATE, OPEN))
-        assert (checked.status_code, checked.json()) == (opened.status_code, opened.json()) == (422, {
-            "type": "client_error", "errors": [{"code": "risk_limit_exceeded", "attr": "heat_limit_pct",
-                                               "detail": checked.json()["errors"][0]["detail"]}]})
+        assert checked.status_code == opened.status_code == 422
+        assert checked.json()["errors"] == opened.json()["errors"]
+        assert checked.json()["errors"][0]["attr"] == "heat_limit_pct"
+        # The refused check still shows the numbers: nothing left under the heat limit.
+        assert checked.json()["preview"]["limits"]["heat_limit_pct"]["left"] == "0.00"
+        assert "preview" not in opened.json()
     _settings(trader, heat_limit_pct=Decimal("100"))
     positions = client.post(VALIDATE, open_body(qty=1), format="json").json()["preview"]["limits"]["max_positions"]
     assert positions == {"limit": 3, "used": 2, "after": 3, "left": 0}
     assert client.post(OPEN, open_body(qty=1), format="json").status_code == 201
     checked, opened = (client.post(path, open_body(qty=1), format="json") for path in (VALIDATE, OPEN))
     assert checked.status_code == opened.status_code == 422
-    assert checked.json() == opened.json() and checked.json()["errors"][0]["attr"] == "max_positions"
+    assert checked.json()["errors"] == opened.json()["errors"] and checked.json()["errors"][0]["attr"] == (
+        "max_positions")
+    assert checked.json()["preview"]["limits"]["max_positions"] == {"limit": 3, "used": 3, "after": 4, "left": 0}
 
 
 # --- Stop and target as a percentage ----------------------------------------------------------
