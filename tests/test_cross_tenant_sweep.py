@@ -37,7 +37,7 @@ OBJECT_ROUTES = {
 COLLECTION_ROUTES = {
     "home", "settings", "api-settings", "api-tokens", "trade-list", "trade-history", "trade-export",
     "analytics-performance", "analytics-calibration", "analytics-exit-replay", "analytics-fill-quality",
-    "analytics-dataset",
+    "analytics-dataset", "api-account-summary",
 }
 # Routes that serve no user's rows, and why.
 NOT_OBJECT_ROUTES = {
@@ -60,9 +60,10 @@ NOT_OBJECT_ROUTES = {
 NOT_OBJECT_NAMESPACES = {
     "admin": "staff only (Django's admin permissions); a trader is sent to the login page, see below",
 }
-# Collections that show no names, only figures (calibration: counts per score decile): Bob's answer
+# Collections that show no names, only figures (calibration: counts per score decile; the account
+# summary: sums of money): Bob's answer
 # must be the answer an account without any rows gets.
-SHOWN_AS_FIGURES = {"analytics-calibration"}
+SHOWN_AS_FIGURES = {"analytics-calibration", "api-account-summary"}
 DETAIL_METHODS = ("get", "post", "put", "patch", "delete")
 STRATEGY = "alice-only-strategy-7f3"
 UNDERLYING = "ZQAL"

@@ -256,7 +256,7 @@ def test_the_new_trade_form_says_what_is_wrong_while_the_trader_types(device, ma
     # A risk limit is about no one field: it is said in the form's own box, and goes when fixed too.
     page.fill("#nt-qty", "3")  # $390 at the stops, over 6% of the $5,000 balance
     form_message = page.locator('#new-trade [data-error-for="non_field_errors"]')
-    expect(form_message).to_contain_text("heat_limit_pct")
+    expect(form_message).to_contain_text("your heat limit is 6%")  # in words, no field name
     page.fill("#nt-qty", "2")
     expect(form_message).to_be_empty()
 

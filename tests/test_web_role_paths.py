@@ -35,7 +35,13 @@ from tests.factories import (
     TradeEventFactory,
     UserFactory,
 )
-from tests.test_cross_tenant_sweep import COLLECTION_ROUTES, NOT_OBJECT_NAMESPACES, OBJECT_ROUTES, routes
+from tests.test_cross_tenant_sweep import (
+    COLLECTION_ROUTES,
+    NOT_OBJECT_NAMESPACES,
+    OBJECT_ROUTES,
+    SHOWN_AS_FIGURES,
+    routes,
+)
 from tradeoptions import tenancy
 from trades import services
 from trades.models import AccountSettings, PaperTrade, TradeStatus, WebhookEvent
@@ -224,7 +230,7 @@ def test_every_read_runs_on_the_web_role_in_the_traders_signed_context(on_the_we
                 problems += [f"{where}: {problem}" for problem in seen.problems(user_id=alice.user.pk)]
                 if name in COLLECTION_ROUTES or (name in OBJECT_ROUTES and response.status_code == 200):
                     problems += [f"{where}: shows Bob's {marker}" for marker in bob.markers if marker in body]
-                if name in COLLECTION_ROUTES - {"analytics-calibration"} and "format=parquet" not in url:
+                if name in COLLECTION_ROUTES - SHOWN_AS_FIGURES and "format=parquet" not in url:
                     if not any(marker in body for marker in alice.markers):
                         problems.append(f"{where}: shows none of Alice's rows ({response.status_code})")
         if urls[0].startswith("/api/"):  # DRF's metadata: OPTIONS builds the serializers, may read the object
@@ -265,7 +271,8 @@ def test_every_write_runs_on_the_web_role_and_lands_in_the_traders_rows(on_the_w
     # A webhook first, so that the trade's changes below are written to Alice's outbox as well.
     call("put", "/api/settings", {"webhook_url": "http://127.0.0.1:9/hook"}, expect=200)
     call("post", "/api/settings/webhook-secret", expect=201)
-    assert call("post", "/api/trades/validate", OPEN_BODY, expect=200).json()["valid"] is True
+    checked = call("post", "/api/trades/validate", OPEN_BODY, expect=200).json()
+    assert checked["valid"] is True and checked["preview"]["total_cost"] == "861.30"  # 2 × 4.30 × 100 + 1.30
     call("post", "/api/trades", {**OPEN_BODY, "qty": 500}, expect=422)  # refused by her risk limits
     opened = call("post", "/api/trades", OPEN_BODY, expect=201, HTTP_IDEMPOTENCY_KEY="web-role-1").json()
     replayed = call("post", "/api/trades", OPEN_BODY, expect=201, HTTP_IDEMPOTENCY_KEY="web-role-1")
@@ -417,9 +424,11 @@ def test_a_trade_at_tradier_runs_on_the_web_role_too(on_the_web, watch, client, 
     withdrawn = call("post", f"/api/trades/{resting['id']}/entry/cancel", {"version": resting["version"]}, 200)
     fake_tradier.set_quote(CONTRACT, "5.00", "5.20")
     closed = call("post", f"/api/trades/{opened['id']}/close", {"version": opened["version"]}, 200)
+    summary = call("get", "/api/account/summary", None, 200)  # Tradier's balances, read with Alice's token
     call("put", "/api/settings", {"tradier_sandbox_token": "sbx-expired-0000"}, 200)
     refused = call("post", "/api/trades", OPEN_BODY, 502)
     assert problems == [], "\n".join(problems)
+    assert summary["broker_mode"] == "TRADIER_SANDBOX" and summary["realized_pnl"] != "0.00"
     assert (opened["broker_mode"], closed["status"], refused["trade"]["status"]) == (
         "TRADIER_SANDBOX", TradeStatus.CLOSED, TradeStatus.REJECTED)
     assert withdrawn["status"] == TradeStatus.CANCELED

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import models
@@ -46,6 +46,7 @@ from .serializers import SnapshotSerializer, TradeDetailSerializer, TradeFilterS
 PRICE = {"max_digits": 12, "decimal_places": 4}
 SCORE = {"max_digits": 7, "decimal_places": 3, "required": False, "allow_null": True}
 GREEK = {"max_digits": 12, "decimal_places": 6, "required": False, "allow_null": True}
+PCT = {"max_digits": 9, "decimal_places": 4, "required": False, "allow_null": True}
 
 
 # --- Errors -----------------------------------------------------------------------------------
@@ -98,18 +99,28 @@ def problem_response(problem: services.TradeError) -> Response:
 
 
 class TradeOpenSerializer(serializers.Serializer):
-    """A contract by its parts or by its OCC symbol; entry at market or at a limit price."""
+    """A contract by its parts or by its OCC symbol; entry at market or at a limit price. The stop
+    and the target each as a price (`sl_price`, `tp_price`) or as a percentage of the entry
+    (`sl_pct`, `tp_pct`), not both; with neither, the preset saved for `strategy` in the settings
+    (`strategy_presets`) gives them. An empty or partial body is answered with every missing field."""
 
     option_symbol = TextField(required=False, max_length=21)
     ticker = TextField(required=False, max_length=6)
     option_type = serializers.ChoiceField(choices=OptionType.choices, required=False)
     strike = DecimalText(max_digits=9, decimal_places=3, required=False, min_value=Decimal("0.001"))
     expiry = BoundedDateField(required=False)
-    qty = serializers.IntegerField(min_value=1, max_value=10_000)
+    qty = serializers.IntegerField(min_value=1, max_value=10_000,
+                                   error_messages={"required": "Give the number of contracts."})
     entry_type = serializers.ChoiceField(choices=EntryType.choices, default=EntryType.MARKET)
     limit_price = DecimalText(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
-    sl_price = DecimalText(**PRICE, min_value=Decimal("0.0001"))
-    tp_price = DecimalText(**PRICE, min_value=Decimal("0.0001"))
+    sl_price = DecimalText(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"),
+                           help_text="The stop-loss price; or give `sl_pct`.")
+    tp_price = DecimalText(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"),
+                           help_text="The take-profit price; or give `tp_pct`.")
+    sl_pct = DecimalText(**PCT, help_text="The stop-loss as a percentage below the entry (30: at 70% of it), "
+                                          "above 0 and below 100; instead of `sl_price`.")
+    tp_pct = DecimalText(**PCT, help_text="The take-profit as a percentage above the entry (60: at 160% of it), "
+                                          "above 0 and at most 1000; instead of `tp_price`.")
     idempotency_key = TextField(required=False, max_length=255)
     strategy = TextField(required=False, max_length=64, allow_blank=True)
     card_score = DecimalText(**SCORE)
@@ -125,7 +136,40 @@ class TradeOpenSerializer(serializers.Serializer):
     order_book_state = serializers.JSONField(required=False)
     ai_reasoning_log = serializers.JSONField(required=False)
 
-    CONTRACT = ("ticker", "option_type", "strike", "expiry")
+    CONTRACT = {"ticker": "Give a ticker", "expiry": "Pick an expiry", "strike": "Give a strike",
+                "option_type": "Choose call or put"}
+
+    @classmethod
+    def missing(cls, values: Mapping) -> dict[str, list[str]]:
+        """Every field a trade cannot go without that `values` leaves out, in the trader's words.
+        A stop or target may be left out when a strategy is named (its preset may give it)."""
+        def absent(name: str) -> bool:
+            return values.get(name) in (None, "")
+
+        errors = {}
+        if absent("option_symbol"):
+            errors = {name: [f"{words}, or an option symbol."] for name, words in cls.CONTRACT.items() if absent(name)}
+        if absent("qty"):
+            errors["qty"] = ["Give the number of contracts."]
+        if values.get("entry_type") == EntryType.LIMIT and absent("limit_price"):
+            errors["limit_price"] = ["A limit entry needs a limit price."]
+        if absent("strategy"):
+            for name, words in (("sl", "stop-loss"), ("tp", "take-profit")):
+                if absent(f"{name}_price") and absent(f"{name}_pct"):
+                    errors[f"{name}_price"] = [f"Give a {words} price, or a percentage of the entry."]
+        return errors
+
+    def to_internal_value(self, data):
+        """Field errors and missing fields together: an empty form is told everything it lacks at once."""
+        try:
+            return super().to_internal_value(data)
+        except ValidationError as error:
+            if not isinstance(data, Mapping) or not isinstance(error.detail, dict):
+                raise
+            errors = dict(error.detail)
+            for name, texts in self.missing(data).items():
+                errors.setdefault(name, texts)
+            raise ValidationError(errors) from None
 
     def validate(self, attrs):
         if attrs.get("option_symbol"):
@@ -137,15 +181,13 @@ class TradeOpenSerializer(serializers.Serializer):
                      "expiry": contract.expiry}
             clashes = [name for name in self.CONTRACT if name in attrs and attrs[name] != parts[name]]
             if clashes:
-                raise ValidationError({name: ["Does not match option_symbol."] for name in clashes})
+                raise ValidationError({name: ["Does not match the option symbol."] for name in clashes})
             attrs.update(parts)
-        elif missing := [name for name in self.CONTRACT if attrs.get(name) in (None, "")]:
-            raise ValidationError({name: ["Required unless option_symbol is given."] for name in missing})
+        if missing := self.missing(attrs):
+            raise ValidationError(missing)
         attrs["ticker"] = attrs["ticker"].strip().upper()
-        if attrs["entry_type"] == EntryType.LIMIT and attrs.get("limit_price") is None:
-            raise ValidationError({"limit_price": ["A limit entry needs a limit_price."]})
         if attrs["entry_type"] == EntryType.MARKET and attrs.get("limit_price") is not None:
-            raise ValidationError({"limit_price": ["A market entry takes no limit_price."]})
+            raise ValidationError({"limit_price": ["A market entry takes no limit price."]})
         for name in ("signals_snapshot", "market_regime", "order_book_state", "ai_reasoning_log"):
             if name in attrs and not isinstance(attrs[name], dict | list):
                 raise ValidationError({name: ["Must be a JSON object or array."]})
@@ -157,8 +199,8 @@ class TradeOpenSerializer(serializers.Serializer):
         data = self.validated_data
         return services.TradeOpenInput(
             ticker=data["ticker"], option_type=data["option_type"], strike=data["strike"], expiry=data["expiry"],
-            qty=data["qty"], sl_price=data["sl_price"], tp_price=data["tp_price"],
-            limit_price=data.get("limit_price"),
+            qty=data["qty"], sl_price=data.get("sl_price"), tp_price=data.get("tp_price"),
+            sl_pct=data.get("sl_pct"), tp_pct=data.get("tp_pct"), limit_price=data.get("limit_price"),
             context={name: data[name] for name in services.CONTEXT_FIELDS if name in data and data[name] is not None},
         )
 
@@ -204,8 +246,79 @@ class TradeProblemSerializer(ProblemSerializer):
 
 ERROR = OpenApiResponse(TradeProblemSerializer,
                         description="The API's one error shape; about one trade it also carries `trade`.")
+
+
+def _money(**kwargs):
+    """Dollars, shown to the cent (the services keep the exact Decimal)."""
+    return serializers.DecimalField(max_digits=None, decimal_places=2, rounding=ROUND_HALF_UP, read_only=True,
+                                    **kwargs)
+
+
+def _price(**kwargs):
+    return serializers.DecimalField(max_digits=None, decimal_places=4, rounding=ROUND_HALF_UP, read_only=True,
+                                    **kwargs)
+
+
+class PositionsRoomSerializer(serializers.Serializer):
+    limit = serializers.IntegerField(source="max_positions", help_text="Trades open or pending at a time.")
+    used = serializers.IntegerField(source="positions", help_text="Open or pending now.")
+    after = serializers.IntegerField(source="positions_after", help_text="With this trade.")
+    left = serializers.IntegerField(source="positions_left", help_text="Could still be opened after this one.")
+
+
+class DailyLossRoomSerializer(serializers.Serializer):
+    limit = _money(source="daily_loss_limit")
+    used = _money(source="loss_today", help_text="Today's realized loss (New York day).")
+    left = _money(source="daily_loss_left")
+
+
+class HeatRoomSerializer(serializers.Serializer):
+    limit_pct = _money(source="heat_limit_pct", help_text="The limit, in % of the balance.")
+    limit = _money(source="heat_allowed", help_text="The limit in dollars.")
+    used = _money(source="heat", help_text="Risk at the stops of the active trades.")
+    after = _money(source="heat_after", help_text="With this trade.")
+    after_pct = _money(source="heat_after_pct", allow_null=True, help_text="With this trade, in % of the balance.")
+    left = _money(source="heat_left", help_text="Risk that could still be added after this trade.")
+
+
+class RiskRoomSerializer(serializers.Serializer):
+    """The room under each risk limit: the numbers `POST /api/trades` enforces."""
+
+    max_positions = PositionsRoomSerializer(source="*")
+    daily_loss_limit = DailyLossRoomSerializer(source="*")
+    heat_limit_pct = HeatRoomSerializer(source="*")
+
+
+class TradePreviewSerializer(serializers.Serializer):
+    """A trade's numbers before it is sent. Money for the whole order, to the cent; risk and reward
+    are premiums only (the commission is its own line)."""
+
+    option_symbol = serializers.CharField()
+    qty = serializers.IntegerField()
+    entry_price = _price(help_text="The price the checks use: the limit, or the ask of a market entry.")
+    sl_price = _price(help_text="The stop, as given or from the percentage or the strategy's preset.")
+    tp_price = _price(help_text="The target, as given or from the percentage or the strategy's preset.")
+    debit = _money(help_text="Premium × qty × 100.")
+    commission = _money()
+    total_cost = _money()
+    max_loss = _money(help_text="To the stop.")
+    reward = _money(help_text="To the target.")
+    reward_r = _money(allow_null=True, help_text="Reward over risk (R).")
+    breakeven = _price(help_text="The underlying at expiry: strike + premium for a call, − for a put.")
+    balance_pct = _money(allow_null=True, help_text="Total cost in % of the account balance.")
+    limits = RiskRoomSerializer(source="room")
+
+
+class CheckProblemSerializer(TradeProblemSerializer):
+    preview = TradePreviewSerializer(required=False, help_text="Over a risk limit (422): the trade's numbers and "
+                                     "the room under each limit, as for a valid trade.")
+
+
+CHECK_ERROR = OpenApiResponse(CheckProblemSerializer, description="The API's one error shape; over a risk "
+                              "limit it also carries the `preview`.")
 VALID_RESPONSE = inline_serializer("TradeOpenCheck", {
     "valid": serializers.BooleanField(),
+    "preview": TradePreviewSerializer(),
     "queued_for_open": serializers.BooleanField(help_text="The market is closed: the order would wait for the open "
                                                 "of `next_session_open`, and could be withdrawn until it fills."),
     "next_session_open": serializers.DateTimeField(allow_null=True, help_text="While the market is closed: the "
@@ -338,9 +451,11 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         summary="Check a trade without opening it (the form's live validation)",
         description="The body of `POST /api/trades`, checked as an open would check it (fields, contract and "
                     "prices against the market, broker configuration, risk limits). Nothing is written or placed; "
-                    "refusals come in the same shape and status as from a real open.",
+                    "refusals come in the same shape and status as from a real open. A valid trade is answered "
+                    "with its preview: cost, commission, risk and reward to the stop and target, breakeven, "
+                    "share of the balance, and the room left under each risk limit after it.",
         request=TradeOpenSerializer,
-        responses={200: VALID_RESPONSE, 400: ERROR, 409: ERROR, 422: ERROR},
+        responses={200: VALID_RESPONSE, 400: ERROR, 409: ERROR, 422: CHECK_ERROR},
     )
     @action(detail=False, methods=["post"])
     def validate(self, request):
@@ -348,12 +463,15 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         serializer = TradeOpenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            services.trade_open_check(user=request.user, data=serializer.to_input())
+            preview = services.trade_open_check(user=request.user, data=serializer.to_input())
         except services.TradeError as problem:
-            return problem_response(problem)
+            response = problem_response(problem)
+            if getattr(problem, "preview", None) is not None:  # over a limit: the numbers, with the room left
+                response.data["preview"] = TradePreviewSerializer(problem.preview).data
+            return response
         session = services.market_session()
-        return Response({"valid": True, "queued_for_open": session.queued_for_open,
-                         "next_session_open": session.next_open})
+        return Response({"valid": True, "preview": TradePreviewSerializer(preview).data,
+                         "queued_for_open": session.queued_for_open, "next_session_open": session.next_open})
 
     @extend_schema(summary="Close at market (needs the version you saw)", request=VersionSerializer,
                    responses={200: TradeDetailSerializer, 202: TradeDetailSerializer, 409: ERROR, 422: ERROR,
@@ -500,10 +618,14 @@ class AccountSettingsSerializer(serializers.ModelSerializer):
             "broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit",
             "heat_limit_pct", "auto_refresh", "tradier_sandbox_token", "tradier_live_token", "confirmation",
             "has_sandbox_token", "has_live_token", "live_trading_allowed", "browser_notifications", "webhook_url",
-            "has_webhook_secret", "updated_at",
+            "has_webhook_secret", "strategy_presets", "updated_at",
         ]
         read_only_fields = ["updated_at"]
         extra_kwargs = {"webhook_url": {"help_text": "http(s) URL that receives signed JSON events; empty: none."},
+                        "strategy_presets": {"help_text": 'Stop and target per strategy, in % of the entry: '
+                                             '{"scalp": {"sl_pct": "30", "tp_pct": "60"}}; a trade naming the '
+                                             'strategy and giving neither a price nor a percentage gets them. '
+                                             'PUT replaces the whole object.'},
                         "account_balance": {"min_value": Decimal(0)}, "daily_loss_limit": {"min_value": Decimal(0)},
                         "heat_limit_pct": {"min_value": Decimal(0), "max_value": Decimal(100)}}
 
@@ -553,6 +675,41 @@ class AccountSettingsView(OwnedViewSetMixin, generics.GenericAPIView):
         except services.TradeError as problem:
             return problem_response(problem)
         return Response(self.get_serializer(account).data)
+
+
+class AccountSummarySerializer(serializers.Serializer):
+    broker_mode = serializers.ChoiceField(choices=BrokerMode.choices, help_text="Whose books the money figures "
+                                          "are: the local paper ledger or the Tradier account.")
+    starting_balance = _money(help_text="The balance in the settings (the paper ledger starts from it).")
+    cash = _money()
+    buying_power = _money(help_text="Cash less what working buy orders reserve.")
+    premium_committed = _money(help_text="Entry premium of the active trades (pending ones at their planned entry).")
+    open_risk = _money(help_text="Risk at the stops of the active trades: what the heat limit counts.")
+    realized_pnl = _money(help_text="Closed positions at the broker, after commissions.")
+    market_value = _money()
+    open_pnl = _money()
+    equity = _money()
+    open_positions = serializers.IntegerField(help_text="Trades open or pending.")
+
+
+class AccountSummaryView(OwnedViewSetMixin, generics.GenericAPIView):
+    """The trader's account at a glance, from the local paper ledger or Tradier's balances."""
+
+    serializer_class = AccountSummarySerializer
+    queryset = AccountSettings.objects.none()
+    pagination_class = None
+
+    def owned_queryset(self, user):
+        return AccountSettings.objects.filter(owner=user)
+
+    @extend_schema(summary="Starting balance, cash, buying power, premium committed, open risk, realized P&L",
+                   responses={200: AccountSummarySerializer, 409: ERROR, 502: ERROR, 503: ERROR})
+    def get(self, request):
+        try:
+            summary = selectors.account_summary(user=request.user)
+        except services.TradeError as problem:
+            return problem_response(problem)
+        return Response(self.get_serializer(summary).data)
 
 
 class BrokerTroubleSerializer(serializers.Serializer):

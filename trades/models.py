@@ -416,6 +416,10 @@ class AccountSettings(models.Model):
     daily_loss_limit = models.DecimalField(**MONEY, default=Decimal("150"))
     heat_limit_pct = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("6.0"))
     auto_refresh = models.BooleanField(default=True)
+    # Stop and target per strategy, as percentages of the entry: {"scalp": {"sl_pct": "30",
+    # "tp_pct": "60"}}; a trade naming the strategy and giving neither a price nor a percentage
+    # gets them (checked and normalised by services.account_settings_update).
+    strategy_presets = models.JSONField(default=dict, blank=True)
     # Notifications: the pages' browser notifications (opt-in), and an outgoing webhook whose
     # signing secret is made on the server and, like the tokens, stored encrypted.
     browser_notifications = models.BooleanField(default=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from math import ceil
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -12,11 +13,16 @@ from django.core.cache import cache
 from django.db.models import F, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 
+from brokers.base import BrokerAuthError, BrokerError
+from brokers.market import Market
 from brokers.models import BrokerMode
 from tradeoptions import tenancy
 
-from .models import PaperTrade, TradeEvent, TradeStatus
+from .models import AccountSettings, PaperTrade, TradeEvent, TradeStatus
 from .services.broker_health import broker_trouble_key
+from .services.errors import BrokerDown
+from .services.orders import as_trade_error, broker_of
+from .services.risk import active_exposure
 
 MAX_CHART_POINTS = 1000
 SNAPSHOT_FIELDS = ("timestamp", "kind", "mark_price", "bid", "ask", "delta", "gamma", "theta", "vega", "iv",
@@ -117,3 +123,49 @@ def trade_export_rows(*, user_id: int) -> Iterator[dict]:
     with tenancy.acting_as(user_id):
         rows = PaperTrade.objects.filter(owner_id=user_id).order_by("created_at", "id").values(*EXPORT_COLUMNS)
         yield from rows.iterator(chunk_size=500)
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """The trader's account at a glance. Where the money figures come from: the
+    local paper ledger (its fills) or the Tradier account's balances (`broker_mode`); premium committed and open
+    risk come from the trader's active trades here, as the risk limits count them."""
+
+    broker_mode: str
+    starting_balance: Decimal
+    cash: Decimal
+    buying_power: Decimal
+    premium_committed: Decimal
+    open_risk: Decimal
+    realized_pnl: Decimal
+    market_value: Decimal
+    open_pnl: Decimal
+    equity: Decimal
+    open_positions: int
+
+
+def account_summary(*, user: AbstractBaseUser, market: Market | None = None) -> AccountSummary:
+    """Starting balance, cash, buying power, premium committed, open risk and realized P&L.
+
+    The starting balance is the one in the settings: the local paper ledger starts from it, and
+    the heat limit is measured against it. For the local paper broker the money comes from its
+    ledger (cash and realized P&L after commissions, buying power less what working buys
+    reserve), market value at the mids. For Tradier it is one
+    read of the account's balances (`/v1/accounts/{id}/balances`).
+    Raises a TradeError (the broker not set up, its token refused, it being down)."""
+    with tenancy.acting_as(user.pk):
+        account = AccountSettings.objects.filter(owner=user).first() or AccountSettings(owner=user)
+        broker = broker_of(account, market=market)
+        try:
+            balance = broker.get_account_balance()
+        except BrokerAuthError as error:
+            raise as_trade_error(error) from None
+        except BrokerError as error:
+            raise BrokerDown(f"Your balances could not be read from the broker: {error}") from None
+        exposure = active_exposure(user)
+    return AccountSummary(
+        broker_mode=account.broker_mode, starting_balance=account.account_balance, cash=balance.total_cash,
+        buying_power=balance.option_buying_power, premium_committed=exposure["premium"],
+        open_risk=exposure["heat"], realized_pnl=balance.close_pl, market_value=balance.market_value,
+        open_pnl=balance.open_pl, equity=balance.total_equity, open_positions=exposure["positions"],
+    )

@@ -12,6 +12,7 @@ urlpatterns = [
     path("settings/paper", views.back_to_paper, name="settings-paper"),
     path("api/settings", api.AccountSettingsView.as_view(), name="api-settings"),
     path("api/settings/webhook-secret", api.WebhookSecretView.as_view(), name="api-webhook-secret"),
+    path("api/account/summary", api.AccountSummaryView.as_view(), name="api-account-summary"),
     path("api/broker-status", api.BrokerStatusView.as_view(), name="api-broker-status"),
     path("api/", include(router.urls)),
 ]

@@ -15,6 +15,7 @@ from .accounts import (
     account_settings_for,
     account_settings_update,
     encrypted_secrets_rotate,
+    strategy_presets_checked,
     user_create,
 )
 from .brackets import brackets_adjust
@@ -94,6 +95,7 @@ from .orders import bracket_ids, broker_of, exit_requests, order_summary, split_
 from .orphans import finished_order_seen, finished_orders_to_read, order_is_adopted, orphans_guard
 from .positions import trade_oversold_clear, trade_oversold_flag
 from .protection import UNPROTECTED, bracket_lost, bracket_protect
+from .risk import RiskRoom, TradePreview, active_exposure
 from .working import Session, close_cancel, close_reprice, entry_cancel, entry_reprice, market_session
 
 __all__ = [
@@ -114,7 +116,7 @@ __all__ = [
     "trade_risk", "STAFF_EDITABLE_FIELDS", "trade_staff_edit", "trade_transition", "user_create",
     "broker_polling_paused", "broker_trouble_clear", "broker_trouble_record", "broker_troubles_of",
     "UNPROTECTED", "bracket_lost", "bracket_protect", "finished_order_seen", "finished_orders_to_read",
-    "order_is_adopted", "orphans_guard",
+    "order_is_adopted", "orphans_guard", "strategy_presets_checked", "RiskRoom", "TradePreview", "active_exposure",
     "trade_order_ids",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
     "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",

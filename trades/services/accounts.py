@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -15,11 +17,14 @@ from trades.models import AccountSettings, Actor, EventKind
 from .errors import InvalidTradeInput
 from .lifecycle import event_record, jsonable
 from .notifications import UnsafeWebhookTarget, webhook_url_check
+from .risk import pct_errors
 
 LIVE_CONFIRMATION = "LIVE TRADING"
 # What a trader may change through the API besides tokens (never the encrypted columns).
 EDITABLE = ("broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit",
-            "heat_limit_pct", "auto_refresh", "browser_notifications", "webhook_url")
+            "heat_limit_pct", "auto_refresh", "browser_notifications", "webhook_url", "strategy_presets")
+MAX_PRESETS = 50
+PRESET_KEYS = ("sl_pct", "tp_pct")
 # Recorded in the audit log as changed, never by value: a webhook URL may carry a capability.
 UNLOGGED_VALUES = frozenset({"webhook_url"})
 
@@ -69,6 +74,8 @@ def account_settings_update(
         raise ValueError(f"Not editable: {sorted(unknown)}")
     if "webhook_url" in changes:
         changes = {**changes, "webhook_url": _checked_webhook_url(changes["webhook_url"], owner_id=user.pk)}
+    if "strategy_presets" in changes:
+        changes = {**changes, "strategy_presets": strategy_presets_checked(changes["strategy_presets"])}
     with tenancy.acting_as(user.pk):
         account_settings_for(user=user)
         account = AccountSettings.objects.select_for_update().get(owner=user)
@@ -158,6 +165,44 @@ def _check_mode(*, mode: str, switching: bool, has_token: dict[str, bool], accou
         errors["tradier_account_id"] = ["Tradier needs the account id the orders go to."]
     if errors:
         raise InvalidTradeInput(errors)
+
+
+def strategy_presets_checked(presets) -> dict[str, dict[str, str]]:
+    """Presets as stored: {strategy: {"sl_pct": "30", "tp_pct": "60"}}, percentages as exact decimal
+    text, each within the range a trade's own percentage must respect. InvalidTradeInput on the
+    `strategy_presets` field otherwise, every problem at once, in the trader's words."""
+    problems: list[str] = []
+    if not isinstance(presets, dict):
+        raise InvalidTradeInput({"strategy_presets": [
+            'Give presets as an object of strategies, e.g. {"scalp": {"sl_pct": "30", "tp_pct": "60"}}.']})
+    if len(presets) > MAX_PRESETS:
+        problems.append(f"At most {MAX_PRESETS} strategies can have presets.")
+    checked: dict[str, dict[str, str]] = {}
+    for name, preset in presets.items():
+        label = name.strip()
+        if not label or len(label) > 64 or "\x00" in label:
+            problems.append("A strategy name must be 1 to 64 characters.")
+            continue
+        if not isinstance(preset, dict) or not preset or set(preset) - set(PRESET_KEYS):
+            problems.append(f"{label}: give a stop-loss percentage (sl_pct), a take-profit percentage (tp_pct) "
+                            f"or both, and nothing else.")
+            continue
+        values = {}
+        for key, value in preset.items():
+            try:
+                number = isinstance(value, str | int | float) and not isinstance(value, bool)
+                values[key] = Decimal(str(value).strip()) if number else None
+            except InvalidOperation:
+                values[key] = None
+            if values[key] is None or not values[key].is_finite():
+                problems.append(f"{label}: a percentage must be a number such as \"30\".")
+                values.pop(key)
+        for texts in pct_errors(sl_pct=values.get("sl_pct"), tp_pct=values.get("tp_pct")).values():
+            problems.extend(f"{label}: {text}" for text in texts)
+        checked[label] = {key: format(value.normalize(), "f") for key, value in sorted(values.items())}
+    if problems:
+        raise InvalidTradeInput({"strategy_presets": problems})
+    return checked
 
 
 def _checked_webhook_url(url: str, *, owner_id: int) -> str:

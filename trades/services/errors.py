@@ -49,6 +49,7 @@ class RiskLimitExceeded(TradeError):
     def __init__(self, message: str, *, limit: str, current, allowed) -> None:
         super().__init__(message)
         self.limit, self.current, self.allowed = limit, current, allowed
+        self.preview = None  # from a check without opening (trade_open_check): the trade's numbers
 
 
 class IdempotencyKeyInFlight(TradeError):

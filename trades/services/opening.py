@@ -18,24 +18,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, DecimalField, F, Q, Sum, Value
-from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from brokers.base import BrokerError, BrokerProvider, Order, OrderStatus, Quote
 from brokers.market import Market, OutsideCalendar, default_market
 from brokers.occ import InvalidOptionSymbol, build_symbol
+from brokers.paper import FillRules
 from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
 from trades.models import (
-    ACTIVE_STATUSES,
-    CONTRACT_MULTIPLIER,
     AccountSettings,
     Actor,
     EntryType,
@@ -45,7 +42,7 @@ from trades.models import (
 )
 
 from .context import book_at_entry, context_errors, entry_context_request
-from .errors import InvalidTradeInput, RiskLimitExceeded, TradeError, price_text
+from .errors import InvalidTradeInput, TradeError, price_text
 from .lifecycle import event_record, trade_transition
 from .orders import (
     as_trade_error,
@@ -58,26 +55,45 @@ from .orders import (
     was_not_placed,
 )
 from .protection import bracket_attach
+from .risk import TradePreview, bracket_from_pct, new_york_day_start, pct_errors, risk_room, trade_risk
 
 TICKER = re.compile(r"[A-Z]{1,6}")
 CONTEXT_FIELDS = (
     "strategy", "card_score", "ai_score", "ai_verdict", "gate_verdict", "technical_score", "sentiment_score",
     "delta_at_entry", "iv_at_entry", "signals_snapshot", "market_regime", "order_book_state", "ai_reasoning_log",
 )
-_MONEY = DecimalField(max_digits=20, decimal_places=4)
+__all__ = ["TradeOpenInput", "TradeResult", "new_york_day_start", "trade_entry_update", "trade_open",
+           "trade_open_check", "trade_risk"]
 
 
 @dataclass(frozen=True)
 class TradeOpenInput:
+    """The stop-loss and the take-profit each come as a price (`sl_price`, `tp_price`) or as a
+    percentage of the entry (`sl_pct` below it, `tp_pct` above it), never both; with neither, the
+    preset saved for the trade's strategy (AccountSettings.strategy_presets) gives it."""
+
     ticker: str
     option_type: str
     strike: Decimal
     expiry: date
     qty: int
-    sl_price: Decimal
-    tp_price: Decimal
+    sl_price: Decimal | None = None
+    tp_price: Decimal | None = None
     limit_price: Decimal | None = None  # None: a market entry
     context: dict = field(default_factory=dict)
+    sl_pct: Decimal | None = None
+    tp_pct: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A trade input as the market and the trader's presets resolve it."""
+
+    symbol: str
+    reference: Decimal  # the entry the checks use: the limit, or the ask of a market entry
+    quote: Quote
+    sl_price: Decimal
+    tp_price: Decimal
 
 
 @dataclass
@@ -104,25 +120,25 @@ def trade_open(
     if unknown := set(data.context) - set(CONTEXT_FIELDS):
         raise ValueError(f"Unknown context fields: {sorted(unknown)}")
     with tenancy.acting_as(user.pk):
-        symbol, reference, quote = _validate(data, market)
+        checked = _validate(data, market, presets=_presets(user))
         entry_at = market.now()  # after the quote: the cut-off of everything the context may know
-        context = {"order_book_state": book_at_entry(quote, entry_at=entry_at), **data.context}
+        context = {"order_book_state": book_at_entry(checked.quote, entry_at=entry_at), **data.context}
         account = _locked_account(user)
         broker = broker_of(account, market=market)
-        _check_risk(user, account, data, reference, market)
+        _room(user, account, data, checked, market).enforce()
         trade = PaperTrade.objects.create(
             owner=user, idempotency_key=idempotency_key or None, ticker=data.ticker,
             option_type=data.option_type, strike=data.strike, expiry=data.expiry, qty=data.qty,
             entry_type=EntryType.LIMIT if data.limit_price is not None else EntryType.MARKET,
-            planned_entry_price=reference, sl_price=data.sl_price, tp_price=data.tp_price,
+            planned_entry_price=checked.reference, sl_price=checked.sl_price, tp_price=checked.tp_price,
             broker_mode=account.broker_mode, status=TradeStatus.PENDING, **context,
         )
         event_record(
             trade=trade, kind=EventKind.STATE_CHANGE, actor=actor, actor_user=_user(actor, user),
             actor_label=actor_label, new_status=TradeStatus.PENDING,
-            payload={"option_symbol": symbol, "qty": data.qty, "entry": trade.entry_type,
-                     "planned_entry_price": reference, "sl_price": data.sl_price, "tp_price": data.tp_price,
-                     "broker_mode": account.broker_mode},
+            payload={"option_symbol": checked.symbol, "qty": data.qty, "entry": trade.entry_type,
+                     "planned_entry_price": checked.reference, "sl_price": checked.sl_price,
+                     "tp_price": checked.tp_price, "broker_mode": account.broker_mode},
         )
     # The PENDING trade has committed (unless the caller holds a transaction open) before its order
     # goes to the broker: whatever happens next, the order has a row that names it by its tag.
@@ -135,31 +151,68 @@ def trade_open(
     return result
 
 
-def trade_open_check(*, user: AbstractBaseUser, data: TradeOpenInput, market: Market | None = None) -> None:
+def trade_open_check(*, user: AbstractBaseUser, data: TradeOpenInput, market: Market | None = None) -> TradePreview:
     """Would `trade_open` accept this now? The same checks, in the same order (contract and prices
     against the market, the broker's configuration, the risk limits), raising the same errors;
     nothing is written, locked or sent to a broker. A later open can still be refused: the market
-    and the stored trades move on, so `trade_open` checks again under its lock."""
+    and the stored trades move on, so `trade_open` checks again under its lock.
+
+    Returns the preview: cost, risk and reward, and the room left under each limit, measured by
+    the very `RiskRoom` that `trade_open` enforces. A RiskLimitExceeded carries it as `preview`."""
     market = market or default_market()
     if unknown := set(data.context) - set(CONTEXT_FIELDS):
         raise ValueError(f"Unknown context fields: {sorted(unknown)}")
     with tenancy.acting_as(user.pk):
-        _, reference, _ = _validate(data, market)
+        checked = _validate(data, market, presets=_presets(user))
         # Read, not created: a trader with no settings row yet is measured against the defaults.
         account = AccountSettings.objects.filter(owner=user).first() or AccountSettings(owner=user)
         broker_of(account, market=market)
-        _check_risk(user, account, data, reference, market)
+        room = _room(user, account, data, checked, market)
+    preview = TradePreview(
+        option_symbol=checked.symbol, option_type=data.option_type, strike=data.strike, qty=data.qty,
+        entry_price=checked.reference, sl_price=checked.sl_price, tp_price=checked.tp_price,
+        commission_per_contract=FillRules.from_settings().commission_per_contract, room=room,
+    )
+    if (problem := room.breach()) is not None:
+        problem.preview = preview  # the form shows what the trade would take and how little is left
+        raise problem
+    return preview
+
+
+def _presets(user: AbstractBaseUser) -> dict:
+    """The trader's per-strategy stop and target presets (their tenant context is on)."""
+    row = AccountSettings.objects.filter(owner=user).values_list("strategy_presets", flat=True).first()
+    return row or {}
+
+
+def _room(user, account: AccountSettings, data: TradeOpenInput, checked: Checked, market: Market):
+    return risk_room(user=user, account=account, now=market.now(),
+                     trade_risk=trade_risk(checked.reference, checked.sl_price, data.qty))
 
 
 def _user(actor: str, user: AbstractBaseUser) -> AbstractBaseUser | None:
     return user if actor == Actor.USER else None
 
 
-def _validate(data: TradeOpenInput, market: Market) -> tuple[str, Decimal, Quote]:
+def _validate(data: TradeOpenInput, market: Market, *, presets: dict) -> Checked:
     """The contract, prices and context checked against the market; the symbol, the reference
-    entry price (limit, or the ask of a market entry) and the quote it came from."""
+    entry price (limit, or the ask of a market entry), the quote it came from, and the stop and
+    target as prices (from a percentage of the reference, or the strategy's preset)."""
     now = market.now()
     errors: dict[str, list[str]] = context_errors(data.context, entry_at=now)
+    sl_pct, tp_pct = data.sl_pct, data.tp_pct
+    preset = presets.get(data.context.get("strategy") or "", {})
+    if data.sl_price is None and sl_pct is None and preset.get("sl_pct") is not None:
+        sl_pct = Decimal(preset["sl_pct"])
+    if data.tp_price is None and tp_pct is None and preset.get("tp_pct") is not None:
+        tp_pct = Decimal(preset["tp_pct"])
+    errors.update(pct_errors(sl_pct=sl_pct, tp_pct=tp_pct))
+    for name, price, pct, words in (("sl", data.sl_price, sl_pct, "stop-loss"),
+                                    ("tp", data.tp_price, tp_pct, "take-profit")):
+        if price is not None and pct is not None:
+            errors[f"{name}_pct"] = [f"Give the {words} as a price or as a percentage, not both."]
+        elif price is None and pct is None:
+            errors[f"{name}_price"] = [f"Give a {words} price, or a percentage of the entry."]
     if not TICKER.fullmatch(data.ticker or ""):
         errors["ticker"] = ["Unknown ticker format: 1 to 6 capital letters."]
     for name in ("strike", "sl_price", "tp_price", "limit_price"):
@@ -190,13 +243,19 @@ def _validate(data: TradeOpenInput, market: Market) -> tuple[str, Decimal, Quote
         if not quote.ask:
             raise InvalidTradeInput({"limit_price": [f"{symbol} has no ask to price a market order: give a limit."]})
         reference = quote.ask
-    if data.sl_price >= reference:
-        errors["sl_price"] = [f"A long option's stop-loss must be below the entry ({price_text(reference)})."]
-    if data.tp_price <= reference:
-        errors["tp_price"] = [f"A long option's take-profit must be above the entry ({price_text(reference)})."]
+    sl = data.sl_price if sl_pct is None else bracket_from_pct(reference, sl_pct, stop=True)
+    tp = data.tp_price if tp_pct is None else bracket_from_pct(reference, tp_pct, stop=False)
+    sl_field, tp_field = ("sl_price" if sl_pct is None else "sl_pct"), ("tp_price" if tp_pct is None else "tp_pct")
+    if sl <= 0:
+        errors[sl_field] = [f"{sl_pct}% below the entry ({price_text(reference)}) leaves no stop-loss price: "
+                            f"give a smaller percentage."]
+    elif sl >= reference:
+        errors[sl_field] = [f"A long option's stop-loss must be below the entry ({price_text(reference)})."]
+    if tp <= reference:
+        errors[tp_field] = [f"A long option's take-profit must be above the entry ({price_text(reference)})."]
     if errors:
         raise InvalidTradeInput(errors)
-    return symbol, reference, quote
+    return Checked(symbol=symbol, reference=reference, quote=quote, sl_price=sl, tp_price=tp)
 
 
 def _expiry_problem(expiry: date, market: Market, now: datetime) -> str | None:
@@ -219,58 +278,6 @@ def _locked_account(user: AbstractBaseUser) -> AccountSettings:
         AccountSettings.objects.get_or_create(owner=user)
         account = AccountSettings.objects.select_for_update().get(owner=user)
     return account
-
-
-def trade_risk(entry: Decimal, sl: Decimal, qty: int) -> Decimal:
-    """Dollars lost if the stop-loss fills at its price: (entry − SL) × qty × 100, never negative."""
-    return max(entry - sl, Decimal(0)) * qty * CONTRACT_MULTIPLIER
-
-
-def new_york_day_start(moment: datetime) -> datetime:
-    zone = ZoneInfo(settings.MARKET_TIME_ZONE)
-    return datetime.combine(moment.astimezone(zone).date(), time.min, tzinfo=zone)
-
-
-def _check_risk(user, account: AccountSettings, data: TradeOpenInput, reference: Decimal, market: Market) -> None:
-    """The three limits, measured on stored trades while the settings row is locked.
-
-    - max_positions: trades PENDING, OPEN or CLOSING, before this one;
-    - daily_loss_limit: today's realized loss (net P&L of trades closed since midnight in New
-      York, counted when negative). Open risk is not added here: the heat limit bounds it;
-    - heat_limit_pct: Σ (entry − SL) × qty × 100 over active trades plus this one (a pending
-      trade counts from its planned entry), as a percentage of account_balance.
-    """
-    active = Q(status__in=ACTIVE_STATUSES)
-    closed_today = Q(status=TradeStatus.CLOSED, close_date__gte=new_york_day_start(market.now()))
-    risk = Greatest(Coalesce("entry_price", "planned_entry_price", Value(Decimal(0))) - F("sl_price"),
-                    Value(Decimal(0))) * F("qty") * CONTRACT_MULTIPLIER
-    totals = PaperTrade.objects.filter(Q(owner=user) & (active | closed_today)).aggregate(
-        positions=Count("pk", filter=active),
-        heat=Coalesce(Sum(risk, filter=active, output_field=_MONEY), Value(Decimal(0)), output_field=_MONEY),
-        realized=Coalesce(Sum("realized_pnl", filter=closed_today), Value(Decimal(0)), output_field=_MONEY),
-    )
-    if totals["positions"] >= account.max_positions:
-        raise RiskLimitExceeded(
-            f"max_positions: {totals['positions']} trades are open or pending and the limit is "
-            f"{account.max_positions}.", limit="max_positions", current=totals["positions"],
-            allowed=account.max_positions,
-        )
-    loss = max(-totals["realized"], Decimal(0))
-    if loss > 0 and loss >= account.daily_loss_limit:
-        raise RiskLimitExceeded(
-            f"daily_loss_limit: today's realized loss is ${loss:.2f} and the limit is "
-            f"${account.daily_loss_limit:.2f}.", limit="daily_loss_limit", current=loss,
-            allowed=account.daily_loss_limit,
-        )
-    heat = totals["heat"] + trade_risk(reference, data.sl_price, data.qty)
-    heat_pct = (heat * 100 / account.account_balance) if account.account_balance else Decimal("Infinity")
-    if heat_pct > account.heat_limit_pct:
-        raise RiskLimitExceeded(
-            f"heat_limit_pct: risk at the stops would be ${heat:.2f}, {heat_pct:.2f}% of the "
-            f"${account.account_balance:.2f} balance, and the limit is {account.heat_limit_pct}%.",
-            limit="heat_limit_pct", current=heat_pct.quantize(Decimal("0.01")) if heat_pct.is_finite() else heat_pct,
-            allowed=account.heat_limit_pct,
-        )
 
 
 def _place(trade: PaperTrade, broker: BrokerProvider, *, at: datetime, **who) -> TradeResult:

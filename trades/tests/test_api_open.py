@@ -113,7 +113,7 @@ def test_max_positions_counts_open_and_pending_trades(api_as, trader, market, op
     assert response.status_code == 422
     (error,) = response.json()["errors"]
     assert error["code"] == "risk_limit_exceeded" and error["attr"] == "max_positions"
-    assert "2 trades are open or pending and the limit is 2" in error["detail"]
+    assert "2 trades are open or pending and your limit is 2 positions" in error["detail"]
     assert len(_trades(trader)) == 2 and _orders(trader) == []
 
 
