@@ -66,7 +66,7 @@ def test_the_preview_shows_cost_risk_reward_breakeven_and_the_room_under_each_li
             "heat_limit_pct": {"limit_pct": "6.00", "limit": "300.00", "used": "0.00", "after": "260.00",
                                "after_pct": "5.20", "left": "40.00"},
         },
-    }}
+    }, "queued_for_open": False, "next_session_open": None}
 
 
 def test_the_preview_is_exact_decimal_arithmetic_rounded_only_when_shown(trader, market):
