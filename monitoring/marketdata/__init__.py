@@ -30,6 +30,7 @@ from .base import (
     ProviderThrottled,
     ProviderUnavailable,
     UnderlyingQuote,
+    UnknownSymbol,
     UnsupportedRequest,
 )
 
@@ -38,7 +39,7 @@ SOURCES = ("simulated", "orats", "replay", "tradier")
 __all__ = [
     "Bar", "Interval", "MarketDataError", "MarketDataProvider", "OptionQuote", "ProviderAuthError",
     "ProviderResponseError", "ProviderThrottled", "ProviderUnavailable", "SOURCES", "UnderlyingQuote",
-    "UnsupportedRequest", "provider_for",
+    "UnknownSymbol", "UnsupportedRequest", "provider_for",
 ]
 
 
@@ -83,5 +84,6 @@ def provider_for(source: str | None = None, *, clock: market_clock.Clock = marke
         url = getattr(settings, "TRADIER_MARKET_DATA_URL", "") or settings.TRADIER_LIVE_URL
         # The buckets are the ones a broker client builds for the same token and URL: one budget.
         limiter = RateLimiter(token, limits=limits_for(url), priority=BACKGROUND if background else CRITICAL)
-        return TradierMarketDataProvider(TradierMarketData(base_url=url, token=token, limiter=limiter), clock=clock)
+        return TradierMarketDataProvider(TradierMarketData(base_url=url, token=token, limiter=limiter), clock=clock,
+                                         delayed="sandbox" in url)
     raise ImproperlyConfigured(f"MARKET_DATA_SOURCE={source!r} is not one of {', '.join(SOURCES)}.")

@@ -40,6 +40,7 @@ from .base import (
     ProviderResponseError,
     ProviderUnavailable,
     UnderlyingQuote,
+    UnknownSymbol,
     UnsupportedRequest,
     as_contracts,
     greek,
@@ -241,6 +242,7 @@ class OratsProvider(MarketDataProvider):
     ):
         self.client = client
         self.live = live
+        self.delayed = not live  # datav2 without /live is 15 minutes late
         self.max_workers = max(1, max_workers)
         self.clock = clock
 
@@ -281,6 +283,46 @@ class OratsProvider(MarketDataProvider):
                 continue
             found[contract.symbol] = quote_from_row(row, contract, source=self.source, fallback_time=fetched)
         return found
+
+    def _strikes(self, params: dict) -> list[dict]:
+        return self.client.get("live/strikes" if self.live else "strikes", params)
+
+    def expirations(self, ticker: str) -> list[date]:
+        """The expiries in the ticker's strikes rows (one request, two columns)."""
+        ticker = ticker.upper()
+        rows = self._strikes({"ticker": ticker, "fields": "ticker,expirDate"})
+        days = set()
+        for row in rows:
+            if str(row.get("ticker", ticker)).upper() != ticker:
+                continue
+            try:
+                days.add(date.fromisoformat(str(row.get("expirDate"))[:10]))
+            except ValueError:
+                continue
+        if not days:
+            raise UnknownSymbol(f"ORATS lists no options on {ticker}.")
+        today = market_clock.market_date(self.clock())
+        return sorted(day for day in days if day >= today)
+
+    def option_chain(self, underlying: str, expiry: date) -> list[OptionQuote]:
+        """Every strike ORATS has for one expiry, call and put (one `strikes` request)."""
+        ticker = underlying.upper()
+        days = (expiry - market_clock.market_date(self.clock())).days
+        params = {
+            "ticker": ticker,
+            "fields": STRIKE_FIELDS + (LIVE_EXTRA_FIELDS if self.live else ""),
+            "dte": f"{max(0, days - DTE_PADDING)},{max(0, days) + DTE_PADDING}",
+        }
+        fetched = self.clock()
+        chain = []
+        for row in self._strikes(params):
+            key = row_key(row)
+            if key is None or key[0] != expiry or str(row.get("ticker", ticker)).upper() != ticker:
+                continue
+            for kind in ("CALL", "PUT"):
+                contract = OptionContract(root=ticker, expiry=expiry, option_type=kind, strike=key[1])
+                chain.append(quote_from_row(row, contract, source=self.source, fallback_time=fetched))
+        return sorted(chain, key=lambda quote: (quote.contract.strike, quote.contract.option_type))
 
     def underlying_quotes(self, symbols: Iterable[str]) -> dict[str, UnderlyingQuote]:
         tickers = sorted({symbol.upper() for symbol in symbols})

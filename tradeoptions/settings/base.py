@@ -324,6 +324,11 @@ MARKET_DATA_REPLAY_FILE = env.str("MARKET_DATA_REPLAY_FILE", default="")
 PAPER_COMMISSION_PER_CONTRACT = env.str("PAPER_COMMISSION_PER_CONTRACT", default="0.65")
 PAPER_SLIPPAGE_PER_SHARE = env.str("PAPER_SLIPPAGE_PER_SHARE", default="0")
 FORCE_MARKET_OPEN = env.bool("FORCE_MARKET_OPEN", default=False)
+# The market API (/api/market/...): how long a quote or chain (expirations) is shared by everyone.
+MARKET_QUOTE_CACHE_SECONDS = env.int("MARKET_QUOTE_CACHE_SECONDS", default=5)
+MARKET_EXPIRATIONS_CACHE_SECONDS = env.int("MARKET_EXPIRATIONS_CACHE_SECONDS", default=300)
+# Simulated quotes while Tradier trades can be placed: refused by a system check unless this is on.
+ALLOW_SIMULATED_QUOTES_WITH_REAL_BROKER = env.bool("ALLOW_SIMULATED_QUOTES_WITH_REAL_BROKER", default=False)
 # Tradier market data (MARKET_DATA_SOURCE=tradier): one read-only token for the whole system.
 TRADIER_MARKET_DATA_TOKEN = env.str("TRADIER_MARKET_DATA_TOKEN", default="")
 TRADIER_MARKET_DATA_URL = env.str("TRADIER_MARKET_DATA_URL", default="") or TRADIER_LIVE_URL
