@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import re
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tradeoptions.api import ERROR, OwnedViewSetMixin
+from tradeoptions.api import ERROR, BoundedDateField, OwnedViewSetMixin
 
 from . import selectors
 from .marketdata import MarketDataError, ProviderAuthError, ProviderThrottled, UnknownSymbol
 
 MAX_SYMBOLS = 50
-TICKER = re.compile(r"^[A-Z][A-Z0-9]{0,5}(/[A-Z])?$")
-OCC = re.compile(r"^[A-Z][A-Z0-9]{0,5}\d{6}[CP]\d{8}$")
+_TICKER = r"[A-Za-z][A-Za-z0-9]{0,5}(/[A-Za-z])?"  # BRK/B is Tradier's spelling of BRK.B
+_OCC = r"[A-Za-z][A-Za-z0-9]{0,5}[0-9]{6}[CPcp][0-9]{8}"
+_SYMBOL = f"(?:{_OCC}|{_TICKER})"
+TICKER = re.compile(_TICKER)
+SYMBOLS = re.compile(f"{_SYMBOL}(,{_SYMBOL}){{0,{MAX_SYMBOLS - 1}}}")
 PRICE = {"max_digits": 14, "decimal_places": 4, "allow_null": True}
 GREEK = {"max_digits": 14, "decimal_places": 6, "allow_null": True}
 
@@ -87,38 +90,39 @@ class ChainSerializer(serializers.Serializer):
     strikes = ChainRowSerializer(many=True)
 
 
+@extend_schema_field({"type": "string", "pattern": f"^{_TICKER}$", "example": "SPY"})
 class TickerField(serializers.CharField):
     def to_internal_value(self, data):
-        value = super().to_internal_value(data).strip().upper()
+        value = super().to_internal_value(data)
         if not TICKER.fullmatch(value):
-            raise ValidationError(f"{value[:20]!r} is not a ticker (letters, then up to 5 letters or digits).")
-        return value
+            raise ValidationError(f"{value[:20]!r} is not a ticker (a letter, then up to 5 letters or digits).")
+        return value.upper()
+
+
+@extend_schema_field({"type": "string", "pattern": f"^{SYMBOLS.pattern}$", "example": "SPY,SPY261218C00570000"})
+class SymbolsField(serializers.CharField):
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not SYMBOLS.fullmatch(value):
+            raise ValidationError(f"Give up to {MAX_SYMBOLS} tickers (SPY) or option symbols (SPY261218C00570000), "
+                                  "separated by commas.")
+        return list(dict.fromkeys(value.upper().split(",")))
 
 
 class QuoteQuery(serializers.Serializer):
-    symbols = serializers.CharField(max_length=MAX_SYMBOLS * 22, help_text="Comma-separated tickers or OCC symbols.")
-
-    def validate_symbols(self, value):
-        symbols = list(dict.fromkeys(part.strip().upper() for part in value.split(",") if part.strip()))
-        if not symbols:
-            raise ValidationError("Give at least one ticker or option symbol.")
-        if len(symbols) > MAX_SYMBOLS:
-            raise ValidationError(f"At most {MAX_SYMBOLS} symbols at a time.")
-        bad = [symbol for symbol in symbols if not (TICKER.fullmatch(symbol) or OCC.fullmatch(symbol))]
-        if bad:
-            raise ValidationError(f"Not a ticker or an option symbol: {', '.join(bad[:5])[:120]}.")
-        return symbols
+    symbols = SymbolsField(help_text="Comma-separated tickers or OCC option symbols.")
 
 
 class ExpirationsQuery(serializers.Serializer):
-    ticker = TickerField(max_length=12)
+    ticker = TickerField()
 
 
 class ChainQuery(serializers.Serializer):
-    ticker = TickerField(max_length=12)
-    expiry = serializers.DateField()
+    ticker = TickerField()
+    expiry = BoundedDateField(help_text="One of the ticker's listed expiries (GET /api/market/expirations).")
     strikes = serializers.IntegerField(min_value=1, max_value=100, required=False,
-                                       default=selectors.CHAIN_STRIKES_EACH_SIDE)
+                                       default=selectors.CHAIN_STRIKES_EACH_SIDE,
+                                       help_text="Strikes each side of the money.")
 
 
 def _query(serializer_class, request) -> dict:
@@ -155,8 +159,7 @@ _ERRORS = {400: ERROR, 404: ERROR, 503: ERROR}
 class QuoteView(MarketView):
     @extend_schema(
         summary="Quotes of tickers and option symbols (cached a few seconds, shared by every user)",
-        parameters=[OpenApiParameter("symbols", str, required=True,
-                                     description="Comma-separated tickers (SPY) or OCC symbols (SPY261218C00570000).")],
+        parameters=[QuoteQuery],
         responses={200: QuotesSerializer, **_ERRORS},
     )
     def get(self, request):
@@ -171,7 +174,7 @@ class QuoteView(MarketView):
 class ExpirationsView(MarketView):
     @extend_schema(
         summary="The listed expiries of a ticker's options, with days to expiry, weekly or monthly",
-        parameters=[OpenApiParameter("ticker", str, required=True)],
+        parameters=[ExpirationsQuery],
         responses={200: ExpirationsSerializer, **_ERRORS},
     )
     def get(self, request):
@@ -183,10 +186,7 @@ class ExpirationsView(MarketView):
 class ChainView(MarketView):
     @extend_schema(
         summary="The option chain of one listed expiry around the money: calls and puts by strike",
-        parameters=[OpenApiParameter("ticker", str, required=True),
-                    OpenApiParameter("expiry", str, required=True,
-                                     description="YYYY-MM-DD, one of the ticker's listed expiries."),
-                    OpenApiParameter("strikes", int, description="Strikes each side of the money (1-100).")],
+        parameters=[ChainQuery],
         responses={200: ChainSerializer, **_ERRORS},
     )
     def get(self, request):

@@ -160,6 +160,14 @@ def _with_age(row: dict, now: datetime) -> dict:
     return {**row, "age_seconds": max(0, int((now - row["quote_time"]).total_seconds()))}
 
 
+def _may_trade(provider: MarketDataProvider, contract) -> bool:
+    """A contract worth asking the source about: a listed root, a strike, an expiry from today to
+    the end of the market calendar (past it nothing can be priced)."""
+    _, last = market_clock.calendar_bounds()
+    today = market_clock.market_date(market_clock.now())
+    return contract.strike > 0 and today <= contract.expiry <= last and provider.listed(contract.root)
+
+
 def market_quotes(*, symbols: list[str], provider: MarketDataProvider | None = None) -> tuple[list[dict], list[str]]:
     """(quotes in the order asked, the symbols the source does not know). Tickers and OCC option
     symbols alike; each cached per symbol and shared by everyone."""
@@ -175,7 +183,7 @@ def market_quotes(*, symbols: list[str], provider: MarketDataProvider | None = N
         if tickers:
             for symbol, quote in provider.underlying_quotes(tickers).items():
                 rows[keys[symbol]] = _underlying_row(quote, source)
-        listed = [symbol for symbol in options if provider.listed(option_contract(symbol).root)]
+        listed = [symbol for symbol in options if _may_trade(provider, option_contract(symbol))]
         if listed:
             for symbol, quote in provider.option_quotes(listed).items():
                 if symbol in keys:

@@ -10,7 +10,7 @@ describe, any invalid request accepted fails the test.
 One check is narrowed, for a reason no schema can fix: `positive_data_acceptance` expects a
 schema-valid request to succeed. The operations in RULES_BEYOND_THE_SCHEMA check a request
 against rules OpenAPI cannot state: the market and the account (the contract has expired, the
-price is beyond the quote, a risk limit is reached, live trading is switched off, the version is
+price is beyond the quote, the ticker lists no such expiry, a risk limit is reached, live trading is switched off, the version is
 stale) or one parameter against another (a report's `from` after its `to`). A schema-valid request
 may be refused there, with a documented 400/409/422 in the one error shape, which
 `response_schema_conformance` still holds to the schema. Everywhere else the check runs as shipped.
@@ -47,7 +47,7 @@ CONTRACT = "SPY261218C00570000"
 RULES_BEYOND_THE_SCHEMA = {
     "POST /api/trades", "POST /api/trades/validate", "POST /api/trades/{id}/close", "POST /api/trades/{id}/adjust",
     "PUT /api/settings", "GET /api/analytics/performance", "GET /api/analytics/calibration",
-    "GET /api/analytics/exit-replay", "GET /api/analytics/dataset",
+    "GET /api/analytics/exit-replay", "GET /api/analytics/dataset", "GET /api/market/chain",
 }
 # Bounded, so the suite stays fast; the ci profile (conftest.py) makes the examples reproducible.
 FUZZ = settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))

@@ -200,3 +200,16 @@ def test_a_spent_rate_budget_is_a_503_with_retry_after(at_noon, signed_in, tradi
     assert response.status_code == 503
     assert response.json()["errors"][0]["code"] == "market_data_unavailable"
     assert int(response["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize("symbol", ["SPY200117C00300000", "SPY260320C00000000", "SPY991231C00300000"])
+def test_an_option_that_cannot_trade_is_unknown_not_an_error(at_noon, signed_in, symbol):
+    """Expired, a zero strike, or beyond the market calendar: nothing to price, so nothing is asked."""
+    response = signed_in.get(f"/api/market/quote?symbols={symbol}")
+    assert response.status_code == 404 and symbol in response.json()["errors"][0]["detail"]
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "2100-01-01", "2026-02-30"])
+def test_an_expiry_outside_the_supported_years_or_no_date_is_a_field_error(at_noon, signed_in, day):
+    response = signed_in.get(f"/api/market/chain?ticker=SPY&expiry={day}")
+    assert response.status_code == 400 and response.json()["errors"][0]["attr"] == "expiry"

@@ -341,6 +341,8 @@ SCHEDULE_PURGE_IDEMPOTENCY_KEYS = env.bool("SCHEDULE_PURGE_IDEMPOTENCY_KEYS", de
 SCHEDULE_REQUEST_FORENSICS = env.bool("SCHEDULE_REQUEST_FORENSICS", default=True)
 SCHEDULE_RESEND_WEBHOOKS = env.bool("SCHEDULE_RESEND_WEBHOOKS", default=True)
 ALLOW_LIVE_TRADING = env.bool("ALLOW_LIVE_TRADING", default=False)
+# Tradier sandbox (paper at Tradier) for traders who bring a token; off: this server trades locally only.
+ALLOW_TRADIER_SANDBOX = env.bool("ALLOW_TRADIER_SANDBOX", default=True)
 # The API's schema (/api/schema/) and Swagger page (/api/docs/) for anyone, without a login.
 API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=False)
 # The largest AI reasoning log a trade may carry, in bytes of JSON (a bigger one is refused, 400).
