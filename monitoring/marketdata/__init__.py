@@ -53,12 +53,18 @@ def provider_for(source: str | None = None, *, clock: market_clock.Clock = marke
 
         return SimulatedProvider(seed=getattr(settings, "MARKET_DATA_SEED", "tradeoptions"), clock=clock)
     if source == "orats":
-        from .orats import OratsClient, OratsProvider
+        from brokers.ratelimit import BACKGROUND, CRITICAL, RateLimiter
+
+        from .orats import RATE_GROUP, RATE_LIMIT, OratsClient, OratsProvider
 
         token = getattr(settings, "ORATS_TOKEN", "")
         if not token:
             raise ImproperlyConfigured("MARKET_DATA_SOURCE=orats needs ORATS_TOKEN.")
-        client = OratsClient(base_url=getattr(settings, "ORATS_URL", "https://api.orats.io/datav2"), token=token)
+        # ORATS' own budget, in buckets of its own (namespace), shared by every process like Tradier's.
+        limiter = RateLimiter(token, limits={RATE_GROUP: RATE_LIMIT}, namespace="orats",
+                              priority=BACKGROUND if background else CRITICAL)
+        client = OratsClient(base_url=getattr(settings, "ORATS_URL", "https://api.orats.io/datav2"), token=token,
+                             limiter=limiter)
         return OratsProvider(
             client, live=bool(getattr(settings, "ORATS_LIVE", False)),
             max_workers=int(getattr(settings, "ORATS_MAX_WORKERS", 4)), clock=clock,

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from brokers.base import BrokerRateLimited
 from brokers.occ import OptionContract
 from monitoring import clock as market_clock
 
@@ -38,6 +39,7 @@ from .base import (
     OptionQuote,
     ProviderAuthError,
     ProviderResponseError,
+    ProviderThrottled,
     ProviderUnavailable,
     UnderlyingQuote,
     UnknownSymbol,
@@ -62,6 +64,8 @@ STRIKE_FIELDS = (
 LIVE_EXTRA_FIELDS = ",quoteDate,callSmvVol,putSmvVol"
 TICKERS_PER_SUMMARY_REQUEST = 10  # ORATS caps comma-separated ticker lists on some endpoints
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RATE_LIMIT = 1000  # requests a minute, "for the data API" (datav2, live, snapshot, one-minute)
+RATE_GROUP = "market_data"
 DTE_PADDING = 2  # ORATS counts dte from its own trade date, inclusively; pad rather than miss a row
 
 
@@ -146,8 +150,12 @@ class OratsClient:
         backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         session_factory: Callable[[], requests.Session] = requests.Session,
+        limiter=None,
     ):
         self.base_url = base_url.rstrip("/")
+        # A brokers.ratelimit.RateLimiter over ORATS' budget (RATE_LIMIT a minute per token), shared
+        # by every process through Redis; None: unthrottled (the client's own tests).
+        self.limiter = limiter
         self.host = urlsplit(self.base_url).netloc
         self.token = token
         self.timeout = timeout
@@ -166,8 +174,18 @@ class OratsClient:
             session.headers["Accept"] = "application/json"
         return session
 
+    def _acquire(self) -> None:
+        if self.limiter is None:
+            return
+        try:
+            self.limiter.acquire(RATE_GROUP)
+        except BrokerRateLimited as error:
+            raise ProviderThrottled(f"The ORATS request budget is spent. {error}",
+                                    retry_after=error.retry_after) from None
+
     def get(self, path: str, params: dict) -> list[dict]:
         for attempt in range(1, self.attempts + 1):
+            self._acquire()
             with self._count_lock:
                 self.requests_made += 1
             try:

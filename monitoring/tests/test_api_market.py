@@ -213,3 +213,53 @@ def test_an_option_that_cannot_trade_is_unknown_not_an_error(at_noon, signed_in,
 def test_an_expiry_outside_the_supported_years_or_no_date_is_a_field_error(at_noon, signed_in, day):
     response = signed_in.get(f"/api/market/chain?ticker=SPY&expiry={day}")
     assert response.status_code == 400 and response.json()["errors"][0]["attr"] == "expiry"
+
+
+@pytest.fixture
+def orats_source(settings, fake_orats):
+    from tests.fakes.orats import TOKEN
+
+    settings.MARKET_DATA_SOURCE, settings.ORATS_URL, settings.ORATS_TOKEN = "orats", fake_orats.url, TOKEN
+    settings.ORATS_LIVE = False
+    fake_orats.add_chain("SPY", date(2026, 3, 11), [date(2026, 3, 13), date(2026, 3, 20)],
+                         [590.0, 595.0, 600.0, 605.0, 610.0], 600.0)
+    return fake_orats
+
+
+def test_orats_delayed_lists_its_expiries_and_chains_from_strikes_flagged_delayed(at_noon, signed_in, orats_source):
+    rows = signed_in.get("/api/market/expirations?ticker=SPY").json()["expirations"]
+    assert rows == [{"date": "2026-03-13", "dte": 2, "kind": "weekly"},
+                    {"date": "2026-03-20", "dte": 9, "kind": "monthly"}]
+    body = signed_in.get("/api/market/chain?ticker=SPY&expiry=2026-03-20&strikes=1").json()
+    assert body["source"] == "orats" and body["delayed"] is True
+    assert [row["strike"] for row in body["strikes"]] == ["595.0000", "600.0000", "605.0000"]
+    middle = body["strikes"][1]
+    assert middle["call"]["open_interest"] == 1500 and middle["put"]["open_interest"] == 900
+    assert Decimal(middle["put"]["delta"]) < 0 < Decimal(middle["call"]["delta"])
+    assert orats_source.count("strikes") == 2  # one for the expiries, one for the chain
+    signed_in.get("/api/market/chain?ticker=SPY&expiry=2026-03-20")
+    assert orats_source.count("strikes") == 2  # both shared from the cache
+
+
+def test_orats_live_is_not_delayed(at_noon, signed_in, orats_source, settings):
+    settings.ORATS_LIVE = True
+    quote = signed_in.get("/api/market/quote?symbols=SPY").json()["quotes"][0]
+    assert quote["source"] == "orats" and quote["delayed"] is False and quote["last"] == "600.0000"
+
+
+def test_orats_requests_go_through_the_shared_rate_limiter(at_noon, signed_in, orats_source):
+    """With ORATS' budget blocked in Redis (as after its 1,000 a minute), the API answers 503 with
+    Retry-After and ORATS hears nothing."""
+    from brokers.ratelimit import RateLimiter
+    from monitoring.marketdata.orats import RATE_GROUP
+    from tests.fakes.orats import TOKEN
+
+    limiter = RateLimiter(TOKEN, namespace="orats")
+    limiter._block(RATE_GROUP, 20)
+    signed_in.raise_request_exception = False
+    try:
+        response = signed_in.get("/api/market/expirations?ticker=SPY")
+    finally:
+        limiter._client().delete(*limiter._keys(RATE_GROUP))  # the other tests' ORATS budget is whole again
+    assert response.status_code == 503 and int(response["Retry-After"]) >= 10
+    assert orats_source.count() == 0
