@@ -263,3 +263,21 @@ def test_orats_requests_go_through_the_shared_rate_limiter(at_noon, signed_in, o
         limiter._client().delete(*limiter._keys(RATE_GROUP))  # the other tests' ORATS budget is whole again
     assert response.status_code == 503 and int(response["Retry-After"]) >= 10
     assert orats_source.count() == 0
+
+
+def test_tradier_with_no_options_on_a_ticker_is_a_404(at_noon, signed_in, tradier_source):
+    """Tradier answers `{"expirations": null}` for a symbol without options."""
+    response = signed_in.get("/api/market/expirations?ticker=QQQ")
+    assert response.status_code == 404 and "QQQ" in response.json()["errors"][0]["detail"]
+
+
+def test_tradier_expirations_read_a_single_date_sent_bare(fake_tradier):
+    """One expiry comes back as `{"expirations": {"date": "2026-03-27"}}`, not a list."""
+    from brokers.tradier import TradierMarketData
+
+    fake_tradier.add_token("md-single", SANDBOX)
+    fake_tradier.set_quote("IWM260327C00220000", "1.00", "1.10")
+    client = TradierMarketData(base_url=fake_tradier.url(SANDBOX), token="md-single")
+    assert client.expirations("IWM") == [date(2026, 3, 27)]
+    (request,) = fake_tradier.requests_for("GET", "/markets/options/expirations")
+    assert request.query == {"symbol": "IWM", "includeAllRoots": "true"}
