@@ -281,3 +281,11 @@ def test_tradier_expirations_read_a_single_date_sent_bare(fake_tradier):
     assert client.expirations("IWM") == [date(2026, 3, 27)]
     (request,) = fake_tradier.requests_for("GET", "/markets/options/expirations")
     assert request.query == {"symbol": "IWM", "includeAllRoots": "true"}
+
+
+def test_an_expiry_is_listed_until_its_cutoff_and_gone_after(db):
+    from monitoring.marketdata.listing import simulated_expirations
+
+    friday_noon, friday_evening = datetime(2026, 3, 13, 16, 0, tzinfo=UTC), datetime(2026, 3, 13, 21, 0, tzinfo=UTC)
+    assert simulated_expirations(friday_noon)[0] == date(2026, 3, 13)
+    assert simulated_expirations(friday_evening)[0] == date(2026, 3, 20)
