@@ -50,6 +50,8 @@ def broker_for(account: BrokerAccount, *, market: Market | None = None) -> Broke
         return LocalPaperBroker(account.owner_id, starting_cash=account.account_balance, market=market)
     if mode == BrokerMode.TRADIER_LIVE and not settings.ALLOW_LIVE_TRADING:
         raise LiveTradingDisabled("Live trading is switched off on this server (ALLOW_LIVE_TRADING).")
+    if mode == BrokerMode.TRADIER_SANDBOX and not settings.ALLOW_TRADIER_SANDBOX:
+        raise BrokerError("The Tradier sandbox is switched off on this server (ALLOW_TRADIER_SANDBOX).")
     token = account.broker_token(mode)
     if not token:
         raise BrokerAuthError(f"No {mode.label} token is set: add one in your settings.")

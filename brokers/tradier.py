@@ -754,6 +754,19 @@ class TradierMarketData:
         body = self._http._read("GET", "/markets/options/chains", params, MARKET_DATA)
         return [parse_quote(raw) for raw in _items(body.get("options"), "option") if isinstance(raw, dict)]
 
+    def expirations(self, underlying: str) -> list[date]:
+        """The listed expiries of one underlying (every root: SPX and SPXW alike), soonest first;
+        empty when Tradier lists none (`{"expirations": null}`). A single date comes back bare."""
+        params = {"symbol": underlying.upper(), "includeAllRoots": "true"}
+        body = self._http._read("GET", "/markets/options/expirations", params, MARKET_DATA)
+        days = set()
+        for value in _items(body.get("expirations"), "date"):
+            try:
+                days.add(date.fromisoformat(str(value)[:10]))
+            except ValueError:
+                continue
+        return sorted(days)
+
     def timesales(self, symbol: str, interval: str, start: datetime, end: datetime, *,
                   session_filter: str = "open") -> list[IntradayBar]:
         """Intraday bars from `start` to `end` (aware datetimes, sent to the minute in Eastern time,

@@ -11,7 +11,7 @@ class MonitoringConfig(AppConfig):
         from tradeoptions import registry
         from trades.services import use_entry_context_collector
 
-        from . import clock, heartbeats
+        from . import checks, clock, heartbeats  # noqa: F401  (checks: registers the system checks)
         from .market import MarketDataMarket
         from .tasks import entry_context_requested
 

@@ -37,6 +37,8 @@ class PriceSnapshot(models.Model):
     iv = models.DecimalField(**GREEK)
     underlying = models.DecimalField(**PRICE, null=True, blank=True)
     source = models.CharField(max_length=16, help_text="Market-data source that gave the quote.")
+    delayed = models.BooleanField(default=False, db_default=False,
+                                  help_text="The source is late by design (ORATS delayed, Tradier sandbox).")
     quote_time = models.DateTimeField(null=True, blank=True, help_text="The provider's own quote time.")
 
     class Meta:

@@ -83,7 +83,8 @@ def snapshot_positions(*, provider: MarketDataProvider, at: datetime, kind: str 
     quotes = provider.option_quotes(sorted({symbol for _, _, symbol, _, _ in trades}))
     rows = [_snapshot_row(trade, quotes[trade[2]]) for trade in trades if trade[2] in quotes]
     with tenancy.system_context():
-        written = _insert_snapshots(rows, slot, kind, source=_source(quotes))
+        written = _insert_snapshots(rows, slot, kind, source=_source(quotes),
+                                    delayed=bool(getattr(provider, "delayed", False)))
         _update_marks(rows, at)
     unquoted = len(trades) - len(rows)
     if unquoted:
@@ -110,7 +111,7 @@ def _column(rows, name):
     return [row[name] for row in rows]
 
 
-def _insert_snapshots(rows: list[dict], slot: datetime, kind: str, *, source: str) -> int:
+def _insert_snapshots(rows: list[dict], slot: datetime, kind: str, *, source: str, delayed: bool = False) -> int:
     """One INSERT for all rows; the unique (trade, timestamp, kind) makes a rerun a no-op."""
     rows = [row for row in rows if row["mark"] is not None]
     if not rows:
@@ -120,15 +121,15 @@ def _insert_snapshots(rows: list[dict], slot: datetime, kind: str, *, source: st
             """
             INSERT INTO monitoring_pricesnapshot
                 (trade_id, owner_id, timestamp, kind, mark_price, bid, ask, delta, gamma, theta, vega, iv,
-                 underlying, source, quote_time)
-            SELECT trade_id, owner_id, %s, %s, mark, bid, ask, delta, gamma, theta, vega, iv, underlying, %s, qt
+                 underlying, source, delayed, quote_time)
+            SELECT trade_id, owner_id, %s, %s, mark, bid, ask, delta, gamma, theta, vega, iv, underlying, %s, %s, qt
               FROM unnest(%s::bigint[], %s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[],
                           %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[],
                           %s::timestamptz[])
                 AS v(trade_id, owner_id, mark, bid, ask, delta, gamma, theta, vega, iv, underlying, qt)
             ON CONFLICT (trade_id, timestamp, kind) DO NOTHING
             """,
-            [slot, kind, source, *[_column(rows, name) for name in (
+            [slot, kind, source, delayed, *[_column(rows, name) for name in (
                 "trade_id", "owner_id", "mark", "bid", "ask", "delta", "gamma", "theta", "vega", "iv",
                 "underlying", "quote_time")]],
         )

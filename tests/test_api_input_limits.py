@@ -44,11 +44,15 @@ def _url(path: str, trade_id: int = 0) -> str:
 
 JSON_BODIES = sorted((method.upper(), path) for path, method, operation in _operations()
                      if "application/json" in operation.get("requestBody", {}).get("content", {}))
+# Dates that pick one thing rather than filter (the chain's expiry must be one the ticker lists, and
+# the ticker is required beside it): tested with their route (monitoring/tests/test_api_market.py).
+NOT_FILTERS = {("/api/market/chain", "expiry")}
 DATE_PARAMETERS = sorted(
     (path, parameter["name"], parameter["schema"]["format"])
     for path, method, operation in _operations() if method == "get"
     for parameter in operation.get("parameters", [])
     if parameter["in"] == "query" and parameter.get("schema", {}).get("format") in ("date", "date-time")
+    and (path, parameter["name"]) not in NOT_FILTERS
 )
 DATE_BODY_FIELDS = sorted(
     (method.upper(), path, name, field["format"])

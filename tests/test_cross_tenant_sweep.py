@@ -53,6 +53,9 @@ NOT_OBJECT_ROUTES = {
     "trade-validate": "checks a trade the caller would open; writes and returns no rows",
     "settings-paper": "switches the caller's own account back to paper (request.user's settings row only)",
     "api-webhook-secret": "makes a new signing secret for the caller's own webhook; shows no one else's rows",
+    "market-quote": "quotes from the market-data source, the same for everyone (cached and shared); no rows",
+    "market-expirations": "a ticker's listed expiries from the market-data source, the same for everyone; no rows",
+    "market-chain": "an option chain from the market-data source, the same for everyone; no rows",
     "api-broker-status": "the caller's own broker trouble, from cache keys built from request.user, no rows "
                          "(monitoring/tests/test_broker_trouble.py: Bob does not see Alice's)",
 }

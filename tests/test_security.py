@@ -36,6 +36,8 @@ def test_production_settings_pass_the_deploy_checks():
         "ALLOWED_HOSTS": "trade.example.com", "CSRF_TRUSTED_ORIGINS": "https://trade.example.com",
         "DATABASE_WORKER_URL": "postgres://tradeoptions_worker@127.0.0.1:5432/tradeoptions",
         "TRUSTED_PROXY_COUNT": "1",  # behind the TLS proxy that SECURE_PROXY_SSL_HEADER trusts (E006)
+        # Real quotes, as Tradier trades need (monitoring.E001).
+        "MARKET_DATA_SOURCE": "tradier", "TRADIER_MARKET_DATA_TOKEN": "a-market-data-token",
     }
     done = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

@@ -20,7 +20,9 @@ def _environment(**env) -> dict[str, str]:
                    if key not in ("SECRET_KEY", "ENCRYPTION_KEYS", "ENCRYPTION_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE",
                                   "DATABASE_WORKER_URL", "TRADEOPTIONS_PROCESS", "TRUSTED_PROXY_COUNT")}
     # The production server's two roles on one database (the checks compare host, port and name).
-    environment.update({"DJANGO_SETTINGS_MODULE": "tradeoptions.settings.production", "DATABASE_URL": WEB_URL, **env})
+    # Real quotes, which a server that allows Tradier trades needs (monitoring.E001, monitoring/tests/test_checks.py).
+    environment.update({"DJANGO_SETTINGS_MODULE": "tradeoptions.settings.production", "DATABASE_URL": WEB_URL,
+                        "MARKET_DATA_SOURCE": "tradier", "TRADIER_MARKET_DATA_TOKEN": "a-market-data-token", **env})
     return environment
 
 

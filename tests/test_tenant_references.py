@@ -366,9 +366,12 @@ def test_the_guard_is_not_installed_over_rows_that_already_point_across_tenants(
     alices = PaperTradeFactory(owner=trader)
     call_command("migrate", "monitoring", "0003", stdout=StringIO())
     try:
-        with tenancy.system_context():
-            PriceSnapshot.objects.create(trade=alices, owner=other_trader, timestamp=datetime(2026, 12, 1, tzinfo=UTC),
-                                         mark_price=Decimal("4.35"), source="simulated")
+        # In SQL: the model of today has columns (`delayed`) that the table at 0003 does not.
+        with tenancy.system_context(), connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO monitoring_pricesnapshot (trade_id, owner_id, timestamp, kind, mark_price, delta, gamma,"
+                " theta, vega, iv, source) VALUES (%s, %s, %s, 'INTRADAY', 4.35, 0, 0, 0, 0, 0, 'simulated')",
+                [alices.pk, other_trader.pk, datetime(2026, 12, 1, tzinfo=UTC)])
         with pytest.raises(DatabaseError, match="monitoring_pricesnapshot.trade_id points at rows of another owner"):
             call_command("migrate", "monitoring", stdout=StringIO())
         with tenancy.system_context():

@@ -186,6 +186,14 @@ def _url(name: str, rows: Rows) -> str:
     return reverse(name)
 
 
+def _listed_chain_url(ticker: str) -> str:
+    """The chain of the ticker's first listed expiry, as the simulated market lists it now."""
+    from monitoring import clock as market_clock
+    from monitoring.marketdata.listing import simulated_expirations
+
+    return f"/api/market/chain?ticker={ticker}&expiry={simulated_expirations(market_clock.now())[0].isoformat()}"
+
+
 def _body(response) -> str:
     content = b"".join(response.streaming_content) if response.streaming else response.content
     return content.decode(errors="replace")
@@ -215,7 +223,10 @@ def test_every_read_runs_on_the_web_role_in_the_traders_signed_context(on_the_we
                  "trade-export": ["/api/trades/export?format=json"],
                  "analytics-dataset": ["/api/analytics/dataset?format=parquet",
                                        "/api/analytics/dataset?strategy=alice-strategy-7f3"],
-                 "analytics-performance": ["/api/analytics/performance?from=2026-01-01&to=2026-12-31"]
+                 "analytics-performance": ["/api/analytics/performance?from=2026-01-01&to=2026-12-31"],
+                 "market-quote": ["/api/market/quote?symbols=SPY,SPY261218C00570000,ZZZZ"],
+                 "market-expirations": ["/api/market/expirations?ticker=SPY"],
+                 "market-chain": [_listed_chain_url("SPY")],
                  }.get(name, [])
         for url in urls:
             for how, asking in (("session", client), ("token", token_client)):
@@ -227,6 +238,8 @@ def test_every_read_runs_on_the_web_role_in_the_traders_signed_context(on_the_we
                 where = f"{how} GET {url} ({name})"
                 if response.status_code >= 500 or (response.status_code == 405 and name not in WRITTEN):
                     problems.append(f"{where}: {response.status_code}")
+                if name.startswith("market-") and len(urls) > 1 and url != urls[0] and response.status_code != 200:
+                    problems.append(f"{where}: {response.status_code}, not the market's answer")
                 problems += [f"{where}: {problem}" for problem in seen.problems(user_id=alice.user.pk)]
                 if name in COLLECTION_ROUTES or (name in OBJECT_ROUTES and response.status_code == 200):
                     problems += [f"{where}: shows Bob's {marker}" for marker in bob.markers if marker in body]

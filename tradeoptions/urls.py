@@ -32,6 +32,7 @@ urlpatterns = [
     path("api/schema/", SchemaView.as_view(), name="api-schema"),  # login unless API_DOCS_PUBLIC
     path("api/docs/", DocsPage.as_view(), name="api-docs"),  # the same; vendored Swagger UI
     path("api/analytics/", include("analytics.urls")),
+    path("api/market/", include("monitoring.urls")),  # quotes, expirations, chains
     path("", include("trades.urls")),  # the pages, /api/settings and /api/trades
 ]
 

@@ -26,7 +26,7 @@ from .services.risk import active_exposure
 
 MAX_CHART_POINTS = 1000
 SNAPSHOT_FIELDS = ("timestamp", "kind", "mark_price", "bid", "ask", "delta", "gamma", "theta", "vega", "iv",
-                   "underlying", "quote_time")
+                   "underlying", "quote_time", "source", "delayed")
 # The export's columns, in a fixed order that callers may rely on. No secrets live on a trade;
 # the idempotency key is left out all the same (it is the client's, not a fact about the trade).
 EXPORT_COLUMNS = (

@@ -110,6 +110,8 @@ class SnapshotSerializer(serializers.Serializer):
     iv = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True)
     underlying = serializers.DecimalField(**PRICE, allow_null=True)
     quote_time = serializers.DateTimeField(allow_null=True)
+    source = serializers.CharField(help_text="The market-data source of the mark (simulated, orats, tradier, ...).")
+    delayed = serializers.BooleanField(help_text="The source is late by design (ORATS delayed, Tradier sandbox).")
 
 
 class TradeFilterSerializer(QueryFilterSerializer):

@@ -86,3 +86,16 @@ def test_an_accounts_client_is_reused_so_its_connections_are(environments):
     assert broker_for(account) is broker_for(account)
     replaced = Account(BrokerMode.TRADIER_SANDBOX, {BrokerMode.TRADIER_SANDBOX: "another-token"})
     assert broker_for(replaced) is not broker_for(account)
+
+
+def test_the_tradier_sandbox_can_be_switched_off_on_a_server(settings):
+    settings.ALLOW_TRADIER_SANDBOX = False
+
+    class Account:
+        owner_id, broker_mode, tradier_account_id, account_balance = 1, BrokerMode.TRADIER_SANDBOX, "VA1", 0
+
+        def broker_token(self, mode):
+            return "token"
+
+    with pytest.raises(BrokerError, match="ALLOW_TRADIER_SANDBOX"):
+        broker_for(Account())

@@ -30,6 +30,7 @@ from .base import (
     ProviderThrottled,
     ProviderUnavailable,
     UnderlyingQuote,
+    UnknownSymbol,
     UnsupportedRequest,
 )
 
@@ -38,7 +39,7 @@ SOURCES = ("simulated", "orats", "replay", "tradier")
 __all__ = [
     "Bar", "Interval", "MarketDataError", "MarketDataProvider", "OptionQuote", "ProviderAuthError",
     "ProviderResponseError", "ProviderThrottled", "ProviderUnavailable", "SOURCES", "UnderlyingQuote",
-    "UnsupportedRequest", "provider_for",
+    "UnknownSymbol", "UnsupportedRequest", "provider_for",
 ]
 
 
@@ -52,12 +53,18 @@ def provider_for(source: str | None = None, *, clock: market_clock.Clock = marke
 
         return SimulatedProvider(seed=getattr(settings, "MARKET_DATA_SEED", "tradeoptions"), clock=clock)
     if source == "orats":
-        from .orats import OratsClient, OratsProvider
+        from brokers.ratelimit import BACKGROUND, CRITICAL, RateLimiter
+
+        from .orats import RATE_GROUP, RATE_LIMIT, OratsClient, OratsProvider
 
         token = getattr(settings, "ORATS_TOKEN", "")
         if not token:
             raise ImproperlyConfigured("MARKET_DATA_SOURCE=orats needs ORATS_TOKEN.")
-        client = OratsClient(base_url=getattr(settings, "ORATS_URL", "https://api.orats.io/datav2"), token=token)
+        # ORATS' own budget, in buckets of its own (namespace), shared by every process like Tradier's.
+        limiter = RateLimiter(token, limits={RATE_GROUP: RATE_LIMIT}, namespace="orats",
+                              priority=BACKGROUND if background else CRITICAL)
+        client = OratsClient(base_url=getattr(settings, "ORATS_URL", "https://api.orats.io/datav2"), token=token,
+                             limiter=limiter)
         return OratsProvider(
             client, live=bool(getattr(settings, "ORATS_LIVE", False)),
             max_workers=int(getattr(settings, "ORATS_MAX_WORKERS", 4)), clock=clock,
@@ -83,5 +90,6 @@ def provider_for(source: str | None = None, *, clock: market_clock.Clock = marke
         url = getattr(settings, "TRADIER_MARKET_DATA_URL", "") or settings.TRADIER_LIVE_URL
         # The buckets are the ones a broker client builds for the same token and URL: one budget.
         limiter = RateLimiter(token, limits=limits_for(url), priority=BACKGROUND if background else CRITICAL)
-        return TradierMarketDataProvider(TradierMarketData(base_url=url, token=token, limiter=limiter), clock=clock)
+        return TradierMarketDataProvider(TradierMarketData(base_url=url, token=token, limiter=limiter), clock=clock,
+                                         delayed="sandbox" in url)
     raise ImproperlyConfigured(f"MARKET_DATA_SOURCE={source!r} is not one of {', '.join(SOURCES)}.")

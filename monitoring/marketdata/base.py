@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
 
@@ -50,6 +50,10 @@ class ProviderResponseError(MarketDataError):
 
 class UnsupportedRequest(MarketDataError):
     """This source does not offer what was asked (e.g. intraday bars from ORATS)."""
+
+
+class UnknownSymbol(MarketDataError):
+    """The source lists no such underlying (or no options on it)."""
 
 
 class Interval(StrEnum):
@@ -100,6 +104,17 @@ class UnderlyingQuote:
     ask: Decimal | None
     quote_time: datetime
     source: str
+    prev_close: Decimal | None = None  # the previous session's close, where the source gives it
+
+    @property
+    def change(self) -> Decimal | None:
+        return None if self.prev_close is None else self.last - self.prev_close
+
+    @property
+    def change_pct(self) -> Decimal | None:
+        if not self.prev_close:
+            return None
+        return (100 * (self.last - self.prev_close) / self.prev_close).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
 
 
 @dataclass(frozen=True)
@@ -178,6 +193,17 @@ class MarketDataProvider(ABC):
     the caller compares keys to see what it did not get."""
 
     source: str
+    # The source's data is late by design (ORATS' delayed API, Tradier's sandbox: 15 minutes).
+    delayed: bool = False
+
+    def listed(self, ticker: str) -> bool:
+        """Whether options (and the market API) are offered on `ticker`; a real source answers for
+        itself (an unknown symbol is simply missing from its answer)."""
+        return True
+
+    def expirations(self, ticker: str) -> list[date]:
+        """The listed expiries of `ticker`'s options, soonest first; UnknownSymbol when it has none."""
+        raise UnsupportedRequest(f"{self.source} does not list expirations.")
 
     @abstractmethod
     def option_quotes(self, contracts: Iterable[OptionContract | str]) -> dict[str, OptionQuote]:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from brokers.base import BrokerRateLimited
 from brokers.occ import OptionContract
 from monitoring import clock as market_clock
 
@@ -38,8 +39,10 @@ from .base import (
     OptionQuote,
     ProviderAuthError,
     ProviderResponseError,
+    ProviderThrottled,
     ProviderUnavailable,
     UnderlyingQuote,
+    UnknownSymbol,
     UnsupportedRequest,
     as_contracts,
     greek,
@@ -61,6 +64,8 @@ STRIKE_FIELDS = (
 LIVE_EXTRA_FIELDS = ",quoteDate,callSmvVol,putSmvVol"
 TICKERS_PER_SUMMARY_REQUEST = 10  # ORATS caps comma-separated ticker lists on some endpoints
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RATE_LIMIT = 1000  # requests a minute, "for the data API" (datav2, live, snapshot, one-minute)
+RATE_GROUP = "market_data"
 DTE_PADDING = 2  # ORATS counts dte from its own trade date, inclusively; pad rather than miss a row
 
 
@@ -145,8 +150,12 @@ class OratsClient:
         backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         session_factory: Callable[[], requests.Session] = requests.Session,
+        limiter=None,
     ):
         self.base_url = base_url.rstrip("/")
+        # A brokers.ratelimit.RateLimiter over ORATS' budget (RATE_LIMIT a minute per token), shared
+        # by every process through Redis; None: unthrottled (the client's own tests).
+        self.limiter = limiter
         self.host = urlsplit(self.base_url).netloc
         self.token = token
         self.timeout = timeout
@@ -165,8 +174,18 @@ class OratsClient:
             session.headers["Accept"] = "application/json"
         return session
 
+    def _acquire(self) -> None:
+        if self.limiter is None:
+            return
+        try:
+            self.limiter.acquire(RATE_GROUP)
+        except BrokerRateLimited as error:
+            raise ProviderThrottled(f"The ORATS request budget is spent. {error}",
+                                    retry_after=error.retry_after) from None
+
     def get(self, path: str, params: dict) -> list[dict]:
         for attempt in range(1, self.attempts + 1):
+            self._acquire()
             with self._count_lock:
                 self.requests_made += 1
             try:
@@ -241,6 +260,7 @@ class OratsProvider(MarketDataProvider):
     ):
         self.client = client
         self.live = live
+        self.delayed = not live  # datav2 without /live is 15 minutes late
         self.max_workers = max(1, max_workers)
         self.clock = clock
 
@@ -281,6 +301,46 @@ class OratsProvider(MarketDataProvider):
                 continue
             found[contract.symbol] = quote_from_row(row, contract, source=self.source, fallback_time=fetched)
         return found
+
+    def _strikes(self, params: dict) -> list[dict]:
+        return self.client.get("live/strikes" if self.live else "strikes", params)
+
+    def expirations(self, ticker: str) -> list[date]:
+        """The expiries in the ticker's strikes rows (one request, two columns)."""
+        ticker = ticker.upper()
+        rows = self._strikes({"ticker": ticker, "fields": "ticker,expirDate"})
+        days = set()
+        for row in rows:
+            if str(row.get("ticker", ticker)).upper() != ticker:
+                continue
+            try:
+                days.add(date.fromisoformat(str(row.get("expirDate"))[:10]))
+            except ValueError:
+                continue
+        if not days:
+            raise UnknownSymbol(f"ORATS lists no options on {ticker}.")
+        today = market_clock.market_date(self.clock())
+        return sorted(day for day in days if day >= today)
+
+    def option_chain(self, underlying: str, expiry: date) -> list[OptionQuote]:
+        """Every strike ORATS has for one expiry, call and put (one `strikes` request)."""
+        ticker = underlying.upper()
+        days = (expiry - market_clock.market_date(self.clock())).days
+        params = {
+            "ticker": ticker,
+            "fields": STRIKE_FIELDS + (LIVE_EXTRA_FIELDS if self.live else ""),
+            "dte": f"{max(0, days - DTE_PADDING)},{max(0, days) + DTE_PADDING}",
+        }
+        fetched = self.clock()
+        chain = []
+        for row in self._strikes(params):
+            key = row_key(row)
+            if key is None or key[0] != expiry or str(row.get("ticker", ticker)).upper() != ticker:
+                continue
+            for kind in ("CALL", "PUT"):
+                contract = OptionContract(root=ticker, expiry=expiry, option_type=kind, strike=key[1])
+                chain.append(quote_from_row(row, contract, source=self.source, fallback_time=fetched))
+        return sorted(chain, key=lambda quote: (quote.contract.strike, quote.contract.option_type))
 
     def underlying_quotes(self, symbols: Iterable[str]) -> dict[str, UnderlyingQuote]:
         tickers = sorted({symbol.upper() for symbol in symbols})

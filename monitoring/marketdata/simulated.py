@@ -40,6 +40,7 @@ from .base import (
     MarketDataProvider,
     OptionQuote,
     UnderlyingQuote,
+    UnknownSymbol,
     as_contracts,
     greek,
     midpoint,
@@ -47,6 +48,7 @@ from .base import (
     price,
     underlying_of,
 )
+from .listing import simulated_expirations
 from .pricing import black_scholes
 
 SOURCE = "simulated"
@@ -246,8 +248,22 @@ def spread(symbol: str, theoretical: float, delta: float) -> tuple[Decimal, Deci
     return bid, ask
 
 
+# What the simulated market lists options on: the table's tickers and VIX. It quotes any ticker
+# (the monitor's context reads sector ETFs and scanners' picks alike), but lists options, and
+# answers the market API, only for these.
+LISTED = frozenset(PROFILES) | {VIX}
+
+
 class SimulatedProvider(MarketDataProvider):
     source = SOURCE
+
+    def expirations(self, ticker: str) -> list[date]:
+        if ticker.upper() not in LISTED:
+            raise UnknownSymbol(f"The simulated market lists no options on {ticker.upper()}.")
+        return simulated_expirations(self.clock())
+
+    def listed(self, ticker: str) -> bool:
+        return ticker.upper() in LISTED
 
     def __init__(self, *, seed: str | int = "tradeoptions", clock: market_clock.Clock = market_clock.now):
         self.market = Market(str(seed))
@@ -305,9 +321,11 @@ class SimulatedProvider(MarketDataProvider):
         for symbol in sorted({symbol.upper() for symbol in symbols}):
             last = Decimal(repr(round(self.market.spot(symbol, observed), 2))).quantize(CENT)
             is_index = symbol in (VIX, "SPX", "NDX", "RUT")
+            previous = market_clock.session_for(market_clock.previous_trading_day(market_clock.market_date(observed)))
+            prev_close = Decimal(repr(round(self.market.spot(symbol, previous.close), 2))).quantize(CENT)
             quotes[symbol] = UnderlyingQuote(
                 symbol=symbol, last=last, bid=None if is_index else last - CENT, ask=None if is_index else last + CENT,
-                quote_time=observed, source=self.source,
+                quote_time=observed, source=self.source, prev_close=prev_close,
             )
         return quotes
 

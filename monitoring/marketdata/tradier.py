@@ -50,6 +50,7 @@ from .base import (
     ProviderThrottled,
     ProviderUnavailable,
     UnderlyingQuote,
+    UnknownSymbol,
     as_contracts,
     greek,
     midpoint,
@@ -111,8 +112,9 @@ class TradierMarketDataProvider(MarketDataProvider):
     source = SOURCE
 
     def __init__(self, client: TradierMarketData, *, clock: market_clock.Clock = market_clock.now,
-                 session_filter: str = "open") -> None:
+                 session_filter: str = "open", delayed: bool = False) -> None:
         self.client = client
+        self.delayed = delayed  # the sandbox's market data is 15 minutes late
         self.clock = clock
         self.session_filter = session_filter  # intraday bars of the regular session, as the other sources give
 
@@ -157,6 +159,14 @@ class TradierMarketDataProvider(MarketDataProvider):
             chain.append(_option_quote(row, contract, spot=spot[0] if spot else None, fetched=fetched))
         return sorted(chain, key=lambda quote: (quote.contract.strike, quote.contract.option_type))
 
+    def expirations(self, ticker: str) -> list[date]:
+        ticker = ticker.upper()
+        days = _translated(lambda: self.client.expirations(ticker))
+        if not days:
+            raise UnknownSymbol(f"Tradier lists no options on {ticker}.")
+        today = market_clock.market_date(self.clock())
+        return [day for day in days if day >= today]
+
     def underlying_quotes(self, symbols: Iterable[str]) -> dict[str, UnderlyingQuote]:
         """Stocks, ETFs and indices (VIX and SPX are indices on Tradier, quoted by their plain
         ticker, with a last but no bid or ask)."""
@@ -173,7 +183,7 @@ class TradierMarketDataProvider(MarketDataProvider):
                 continue
             quotes[ticker] = UnderlyingQuote(
                 symbol=ticker, last=spot[0], bid=_positive(price(row.quote.bid)), ask=_positive(price(row.quote.ask)),
-                quote_time=spot[1] or fetched, source=SOURCE,
+                quote_time=spot[1] or fetched, source=SOURCE, prev_close=_positive(price(row.prevclose)),
             )
         return quotes
 

@@ -127,3 +127,18 @@ def test_database_work_does_not_grow_with_the_number_of_positions(positions):
     PaperTradeFactory.create_batch(40, owner=owner, **PUT)
     many = queries(MIDDAY + timedelta(seconds=40))
     assert few == many
+
+
+def test_each_snapshot_says_its_source_and_whether_it_is_delayed(positions, client):
+    """A delayed source (ORATS delayed, Tradier sandbox) marks its snapshots delayed, and the chart
+    API says so beside the source; a real-time source does not."""
+    delayed = CountingProvider(MIDDAY)
+    delayed.delayed = True
+    snapshot_positions(provider=delayed, at=MIDDAY)
+    later = MIDDAY + timedelta(minutes=1)
+    snapshot_positions(provider=CountingProvider(later), at=later)  # no `delayed`: a real-time source
+    trade = positions[0]
+    client.force_login(trade.owner)
+    points = client.get(f"/api/trades/{trade.pk}/snapshots").json()
+    points = points["results"] if isinstance(points, dict) and "results" in points else points
+    assert [(point["source"], point["delayed"]) for point in points] == [("simulated", True), ("simulated", False)]

@@ -23,7 +23,8 @@ Two broker behaviours for a sell-to-close of contracts that working exit orders 
 account goes short, as the sandbox lets it; with `refuse_overcommitted_sells = True` it is
 rejected, as many brokers do. Code that closes positions must be right under both.
 
-Market data: `/markets/quotes` (GET, or POST with a form body for long lists), option chains,
+Market data: `/markets/quotes` (GET, or POST with a form body for long lists), option
+expirations (the dates of the option quotes set, `{"expirations": null}` for none), option chains,
 `/markets/timesales` and `/markets/history`, in Tradier's shapes (one row is a bare object, none
 is JSON null). `set_quote_fields` overrides any field of a symbol's quote (nulls, an index's
 `type`, greeks); `add_bars` stores the bars the two history endpoints serve. `add_token`
@@ -65,6 +66,7 @@ NOT_ENOUGH_BUYING_POWER = "You do not have enough buying power for this trade."
 NEW_YORK = ZoneInfo("America/New_York")
 TIMESALES_INTERVALS = ("tick", "1min", "5min", "15min")
 HISTORY_INTERVALS = ("daily", "weekly", "monthly")
+OTHER_ROOTS = {"SPXW": "SPX", "RUTW": "RUT", "NDXP": "NDX", "VIXW": "VIX"}  # weeklies' roots
 
 
 class _Raw(str):
@@ -448,6 +450,8 @@ class FakeTradier:
                 if not content_type.startswith("application/x-www-form-urlencoded"):
                     raise _Rejection(["Invalid request: bodies must be application/x-www-form-urlencoded"])
                 return 200, self._quotes_body(form.get("symbols", ""), form.get("greeks") == "true")
+            if method == "GET" and path == "/markets/options/expirations":
+                return 200, self._expirations_body(query)
             if method == "GET" and path == "/markets/options/chains":
                 return 200, self._chain_body(query.get("symbol", ""), query.get("expiration", ""))
             if method == "GET" and path == "/markets/timesales":
@@ -879,6 +883,38 @@ class FakeTradier:
         if unmatched:
             body["unmatched_symbols"] = {"symbol": unmatched[0] if len(unmatched) == 1 else unmatched}
         return {"quotes": body}
+
+    def _expirations_body(self, query: dict) -> dict:
+        """The expiries of the option quotes set on the underlying: its own root, and with
+        `includeAllRoots=true` its other roots too (SPXW under SPX). With `strikes`,
+        `contractSize` or `expirationType` true, one object per date instead of bare dates."""
+        underlying = query.get("symbol", "").upper()
+        all_roots = query.get("includeAllRoots") == "true"
+        strikes: dict[date, set] = {}
+        roots: dict[date, set] = {}
+        for symbol in self.quotes:
+            try:
+                contract = parse_symbol(symbol)
+            except InvalidOptionSymbol:
+                continue
+            if contract.root == underlying or (all_roots and OTHER_ROOTS.get(contract.root) == underlying):
+                strikes.setdefault(contract.expiry, set()).add(contract.strike)
+                roots.setdefault(contract.expiry, set()).add(contract.root)
+        days = sorted(strikes)
+        if not any(query.get(flag) == "true" for flag in ("strikes", "contractSize", "expirationType")):
+            return {"expirations": _collection("date", [day.isoformat() for day in days], empty=None)}
+        rows = []
+        for day in days:
+            row = {"date": day.isoformat()}
+            if query.get("contractSize") == "true":
+                row["contract_size"] = 100
+            if query.get("expirationType") == "true":
+                weekly = roots[day] - {underlying} or day.weekday() == 4 and not 15 <= day.day <= 21
+                row["expiration_type"] = "weeklys" if weekly else "standard"
+            if query.get("strikes") == "true":
+                row["strikes"] = _collection("strike", [float(strike) for strike in sorted(strikes[day])], empty=None)
+            rows.append(row)
+        return {"expirations": _collection("expiration", rows, empty=None)}
 
     def _chain_body(self, underlying: str, expiration: str) -> dict:
         rows = []

@@ -324,6 +324,11 @@ MARKET_DATA_REPLAY_FILE = env.str("MARKET_DATA_REPLAY_FILE", default="")
 PAPER_COMMISSION_PER_CONTRACT = env.str("PAPER_COMMISSION_PER_CONTRACT", default="0.65")
 PAPER_SLIPPAGE_PER_SHARE = env.str("PAPER_SLIPPAGE_PER_SHARE", default="0")
 FORCE_MARKET_OPEN = env.bool("FORCE_MARKET_OPEN", default=False)
+# The market API (/api/market/...): how long a quote or chain (expirations) is shared by everyone.
+MARKET_QUOTE_CACHE_SECONDS = env.int("MARKET_QUOTE_CACHE_SECONDS", default=5)
+MARKET_EXPIRATIONS_CACHE_SECONDS = env.int("MARKET_EXPIRATIONS_CACHE_SECONDS", default=300)
+# Simulated quotes while Tradier trades can be placed: refused by a system check unless this is on.
+ALLOW_SIMULATED_QUOTES_WITH_REAL_BROKER = env.bool("ALLOW_SIMULATED_QUOTES_WITH_REAL_BROKER", default=False)
 # Tradier market data (MARKET_DATA_SOURCE=tradier): one read-only token for the whole system.
 TRADIER_MARKET_DATA_TOKEN = env.str("TRADIER_MARKET_DATA_TOKEN", default="")
 TRADIER_MARKET_DATA_URL = env.str("TRADIER_MARKET_DATA_URL", default="") or TRADIER_LIVE_URL
@@ -336,6 +341,8 @@ SCHEDULE_PURGE_IDEMPOTENCY_KEYS = env.bool("SCHEDULE_PURGE_IDEMPOTENCY_KEYS", de
 SCHEDULE_REQUEST_FORENSICS = env.bool("SCHEDULE_REQUEST_FORENSICS", default=True)
 SCHEDULE_RESEND_WEBHOOKS = env.bool("SCHEDULE_RESEND_WEBHOOKS", default=True)
 ALLOW_LIVE_TRADING = env.bool("ALLOW_LIVE_TRADING", default=False)
+# Tradier sandbox (paper at Tradier) for traders who bring a token; off: this server trades locally only.
+ALLOW_TRADIER_SANDBOX = env.bool("ALLOW_TRADIER_SANDBOX", default=True)
 # The API's schema (/api/schema/) and Swagger page (/api/docs/) for anyone, without a login.
 API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=False)
 # The largest AI reasoning log a trade may carry, in bytes of JSON (a bigger one is refused, 400).

@@ -36,3 +36,5 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 # Tests run their webhook receivers on 127.0.0.1; the SSRF tests switch this off.
 WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+# Tests trade at the fake Tradier against the simulated (or a hand-driven) market on purpose.
+ALLOW_SIMULATED_QUOTES_WITH_REAL_BROKER = True

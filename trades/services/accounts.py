@@ -159,6 +159,8 @@ def _check_mode(*, mode: str, switching: bool, has_token: dict[str, bool], accou
             errors["tradier_live_token"] = ["Switching to live trading needs a Tradier live token."]
         if (confirmation or "").strip() != LIVE_CONFIRMATION:
             errors["confirmation"] = [f"Type {LIVE_CONFIRMATION} to confirm that real money will be traded."]
+    elif mode == BrokerMode.TRADIER_SANDBOX and switching and not settings.ALLOW_TRADIER_SANDBOX:
+        errors["broker_mode"] = ["The Tradier sandbox is switched off on this server (ALLOW_TRADIER_SANDBOX)."]
     elif mode == BrokerMode.TRADIER_SANDBOX and switching and not has_token[BrokerMode.TRADIER_SANDBOX]:
         errors["tradier_sandbox_token"] = ["The Tradier sandbox needs a token."]
     if mode != BrokerMode.LOCAL_PAPER and not account_id:

@@ -73,6 +73,15 @@ def test_the_sandbox_needs_a_token_and_an_account_id(api_as, trader):
     assert {error["attr"] for error in response.json()["errors"]} == {"tradier_sandbox_token", "tradier_account_id"}
 
 
+def test_a_server_with_the_sandbox_switched_off_refuses_the_switch(api_as, trader, settings):
+    settings.ALLOW_TRADIER_SANDBOX = False
+    response = api_as(trader).put("/api/settings", {"broker_mode": "TRADIER_SANDBOX", "tradier_account_id": "VA1",
+                                                    "tradier_sandbox_token": SANDBOX_TOKEN}, format="json")
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["attr"] == "broker_mode" and "ALLOW_TRADIER_SANDBOX" in error["detail"]
+
+
 LIVE = {"broker_mode": "TRADIER_LIVE", "tradier_account_id": "6YA0001", "tradier_live_token": LIVE_TOKEN,
         "confirmation": "LIVE TRADING"}
 
