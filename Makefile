@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-clock bench backup restore-drill lint
+.PHONY: run test test-clock bench manage backup restore-drill lint
 
 # Reinstall only when a requirements file changed since the last install.
 $(STAMP): requirements/base.txt requirements/dev.txt
@@ -29,6 +29,10 @@ test-clock: $(STAMP)
 ## bench: benchmarks that need the database (numbers in docs/benchmarks.md); plain scripts run directly
 bench: $(STAMP)
 	$(BIN)/python scripts/devstack.py bench $(ARGS)
+
+## manage: any manage.py command on the same database as `make run` (ARGS="createsuperuser")
+manage: $(STAMP)
+	$(BIN)/python scripts/devstack.py manage $(ARGS)
 
 ## backup: pg_dump the local database into ./backups (production: scripts/backup.sh)
 backup: $(STAMP)

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
 from urllib.parse import quote
@@ -115,6 +116,38 @@ def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, check=True)
 
 
+def ready_banner(port: str, username: str, password: str) -> str:
+    """What a newcomer needs once everything runs, printed last so it is not scrolled away."""
+    rule = "=" * 72
+    return "\n".join([
+        rule,
+        f"  tradeoptions is running: http://127.0.0.1:{port}/",
+        f"  log in as {username} / {password}",
+        "  a staff user for /admin/: make manage ARGS=createsuperuser (in another terminal)",
+        "  another port: WEB_PORT=8080 make run    stop: Ctrl-C",
+        rule,
+    ])
+
+
+def announce_when_ready(port: str, username: str, password: str, *, timeout: float = 180.0) -> bool:
+    """Print the banner once the web answers /healthz (or say it did not answer in time)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    print(ready_banner(port, username, password), flush=True)
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    log(f"the web did not answer on port {port} within {timeout:.0f} s: see the web lines above")
+    return False
+
+
 def run() -> int:
     manage("migrate", "--noinput", "-v", "0")
     manage("check", "--database", "default")
@@ -129,6 +162,9 @@ def run() -> int:
     honcho = shutil.which("honcho", path=venv_bin) or "honcho"
     log("starting web, the workers (monitor, worker, webhooks) and beat; Ctrl-C stops all of them")
     process = subprocess.Popen([honcho, "start", "-f", str(ROOT / "Procfile")], cwd=ROOT)
+    port = os.environ.get("WEB_PORT", "8000")
+    password = os.environ.get("DEMO_PASSWORD") or "demo-password"
+    threading.Thread(target=announce_when_ready, args=(port, "demo", password), daemon=True).start()
     while True:
         try:
             return process.wait()
@@ -148,8 +184,9 @@ def test(pytest_args: list[str]) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["run", "test", "bench", "backup", "restore-drill"])
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="passed to pytest (test, bench) or backup.sh")
+    parser.add_argument("command", choices=["run", "test", "bench", "backup", "restore-drill", "manage"])
+    parser.add_argument("args", nargs=argparse.REMAINDER,
+                        help="passed to pytest (test, bench), backup.sh, or manage.py (manage)")
     options = parser.parse_args()
     DATA.mkdir(exist_ok=True)
     os.chdir(ROOT)
@@ -159,8 +196,10 @@ def main() -> int:
         handles.append(start_postgres())
     if not os.environ.get("REDIS_URL"):
         handles.append(start_redis("run" if options.command == "run" else f"test-{os.getpid()}"))
-    if options.command in ("test", "bench"):
+    if options.command in ("test", "bench", "manage"):
         try:
+            if options.command == "manage":  # any manage.py command against the same (embedded) database
+                return subprocess.run([sys.executable, "manage.py", *options.args], cwd=ROOT).returncode
             return test(options.args if options.command == "test" else bench_args(options.args))
         finally:
             for handle in handles:
