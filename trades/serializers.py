@@ -4,8 +4,7 @@ representations and the list filters; the write serializers stay with the API vi
 
 from __future__ import annotations
 
-from datetime import datetime
-
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tradeoptions.api import BoundedDateTimeField, QueryFilterSerializer, TextField
@@ -64,8 +63,11 @@ class TradeSerializer(serializers.ModelSerializer):
     def get_queued_for_open(self, trade) -> bool:
         return trade.status in (TradeStatus.PENDING, TradeStatus.CLOSING) and self._session().queued_for_open
 
-    def get_next_session_open(self, trade) -> datetime | None:
-        return self._session().next_open
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_next_session_open(self, trade) -> str | None:
+        # A string like every other time here: an open's answer is also stored as JSON for its replay.
+        next_open = self._session().next_open
+        return serializers.DateTimeField().to_representation(next_open) if next_open else None
 
 
 class TradeEventSerializer(serializers.ModelSerializer):

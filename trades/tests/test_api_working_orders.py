@@ -203,6 +203,22 @@ def test_outside_market_hours_the_form_and_the_close_say_queued_for_the_open(cli
     assert [trade["queued_for_open"] for trade in listed] == [True]
 
 
+def test_an_entry_queued_for_the_open_with_an_idempotency_key_is_answered_and_replayed(client, market, open_body):
+    """The form sends every open with an Idempotency-Key; after the bell its answer carries the
+    next open, which is stored for the replay as JSON (a datetime there once made it a 500)."""
+    market.open = False
+    market.moment = datetime(2026, 12, 1, 22, 0, tzinfo=UTC)  # 17:00 in New York
+    body = open_body(entry_type="limit", limit_price="4.00")
+    first = client.post("/api/trades", body, format="json", HTTP_IDEMPOTENCY_KEY="after-the-bell")
+    assert first.status_code == 201, first.content
+    answer = first.json()
+    assert (answer["status"], answer["queued_for_open"], answer["next_session_open"]) == (
+        "PENDING", True, "2026-12-02T14:30:00Z")
+    again = client.post("/api/trades", body, format="json", HTTP_IDEMPOTENCY_KEY="after-the-bell")
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == answer["id"] and again.json()["next_session_open"] == "2026-12-02T14:30:00Z"
+
+
 def test_a_queued_close_is_withdrawn_and_the_position_protected_again(client, trader, market, queued_close):
     (sell,) = _orders(trader, tag=f"to-{queued_close['id']}-close")
     response = client.post(f"/api/trades/{queued_close['id']}/close/cancel", {"version": queued_close["version"]},
