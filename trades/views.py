@@ -27,7 +27,11 @@ def _page_context(request) -> dict:
             "browser_notifications": account.browser_notifications,
             "icon": static("favicon.svg"),
             "refresh_seconds": 15,
+            "strategy_presets": account.strategy_presets,
             "urls": {
+                "quote": reverse("market-quote"),
+                "expirations": reverse("market-expirations"),
+                "chain": reverse("market-chain"),
                 "trades": "/api/trades",
                 "validate": reverse("trade-validate"),
                 "history": "/api/trades/history",

@@ -8,6 +8,7 @@ import { renderChart } from "./chart.js";
 import { el } from "./dom.js";
 import * as fmt from "./format.js";
 import { notify } from "./notify.js";
+import { bindOrderEntry } from "./order_entry.js";
 import { renderPerformance } from "./performance.js";
 import { play } from "./sound.js";
 import { toast } from "./toast.js";
@@ -540,7 +541,7 @@ function newTradeBody(form) {
   const body = {
     ticker: (values.ticker || "").trim().toUpperCase(), expiry: values.expiry, strike: values.strike,
     option_type: values.option_type, qty: Number(values.qty), entry_type: values.entry_type,
-    sl_price: values.sl_price, tp_price: values.tp_price,
+    sl_price: values.sl_price, tp_price: values.tp_price, sl_pct: values.sl_pct, tp_pct: values.tp_pct,
   };
   if (values.entry_type === "limit") body.limit_price = values.limit_price;
   if (values.strategy?.trim()) body.strategy = values.strategy.trim();
@@ -581,13 +582,16 @@ async function runCheck(form) {
   }
   const seq = ++check.seq;
   let fields = {};
+  let answer = null;
   try {
-    await post(config.urls.validate, body);
+    ({ data: answer } = await post(config.urls.validate, body));
   } catch (error) {
     if (!(error instanceof ApiError) || !CHECK_ANSWERS.has(error.status)) return;
     fields = error.fieldErrors();
+    if (error.body.preview) answer = error.body; // a risk refusal still shows what the trade would cost
   }
   if (seq !== check.seq || form.hidden) return; // a newer check, a submit or a close came meanwhile
+  form.dispatchEvent(new CustomEvent("trade-checked", { detail: answer })); // the preview (order_entry.js)
   check.body = key;
   check.fields = fields;
   showCheck(form, fields);
@@ -802,5 +806,6 @@ bindTabs();
 bindRefresh();
 bindDialog();
 bindNewTrade();
+bindOrderEntry();
 bindHistory();
 refreshAll();

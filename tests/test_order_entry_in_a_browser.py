@@ -1,0 +1,168 @@
+"""Order entry on the option chain, in a real Chromium against a live server and the configured
+(simulated) market: a trader types a ticker, sees its price, picks a listed expiry, clicks an ask
+in the chain, reads the preview (the numbers validate answered), and opens the order. Desktop and
+phone width; screenshots go to .data/screenshots/ (git-ignored) for a person to look at."""
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.factories import PASSWORD, UserFactory
+from tradeoptions import tenancy
+from trades.models import AccountSettings, PaperTrade
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / ".data" / "screenshots"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def alice(db):
+    user = UserFactory(username="alice")
+    with tenancy.acting_as(user.pk):
+        AccountSettings.objects.filter(owner=user).update(strategy_presets={"scalp": {"sl_pct": "30", "tp_pct": "60"}})
+    return user
+
+
+@pytest.fixture
+def signed_in(browser, live_server, alice):
+    contexts = []
+
+    def open_device(viewport):
+        context = browser.new_context(viewport=viewport)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.problems = []
+        page.on("pageerror", lambda error: page.problems.append(str(error)))
+        page.on("console", lambda message: message.type == "error"
+                and not message.text.startswith("Failed to load resource") and page.problems.append(message.text))
+        page.goto(f"{live_server.url}/login/")
+        page.fill("#id_username", "alice")
+        page.fill("#id_password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server.url}/")
+        expect(page.locator("#last-updated")).to_contain_text("Last updated")
+        return page
+
+    yield open_device
+    for context in contexts:
+        context.close()
+
+
+def shoot(page, name):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def _money(value: str) -> str:
+    return f"${Decimal(value):,.2f}"
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_ticker_chain_click_the_ask_preview_and_open(signed_in, alice, viewport):
+    page = signed_in(viewport)
+    name = "desktop" if viewport is DESKTOP else "phone"
+    page.locator("body").press("n")  # the keyboard opens the form…
+    expect(page.locator("#new-trade")).to_be_visible()
+    page.locator("#nt-cancel").click()
+    page.locator("body").press("/")  # …and `/` goes to the ticker
+    expect(page.locator("#nt-ticker")).to_be_focused()
+
+    # An unknown ticker is answered with the API's own message.
+    page.keyboard.type("ZZZZ")
+    expect(page.locator("#oe-quote")).to_contain_text("ZZZZ")
+    expect(page.locator("#oe-quote .error")).to_be_visible()
+
+    # SPY: its price and day change, then its listed expiries with DTE and weekly/monthly.
+    page.fill("#nt-ticker", "spy")
+    expect(page.locator("#oe-quote .oe-last")).to_contain_text("SPY ")
+    expect(page.locator("#oe-quote")).to_contain_text("%)")
+    options = page.locator("#oe-expiry option")
+    expect(options.nth(1)).to_contain_text("DTE")
+    labels = options.all_inner_texts()
+    assert any("monthly" in label for label in labels), labels
+    monthly = page.locator("#oe-expiry option", has_text="monthly").first.get_attribute("value")
+    page.select_option("#oe-expiry", monthly)
+
+    # The chain around the money: both sides, every column, the quotes' age.
+    table = page.locator("#oe-chain table")
+    expect(table).to_be_visible()
+    expect(page.locator("#oe-chain-status")).to_contain_text("old")
+    rows = table.locator("tbody tr")
+    assert rows.count() == 17  # 8 strikes each side of the money and the one at it
+    atm = table.locator("tbody tr.oe-atm")
+    ask = atm.locator("td.oe-call button.oe-ask")
+    ask_price = ask.inner_text()
+    strike = atm.locator("th.oe-strike").inner_text()
+
+    # Clicking the ask fills the contract and a limit at that ask.
+    answers = []
+    page.on("response", lambda r: r.url.endswith("/api/trades/validate") and answers.append(r))
+    ask.click()
+    expect(page.locator("#nt-strike")).to_have_value(strike)
+    expect(page.locator("#nt-expiry")).to_have_value(monthly)
+    expect(page.locator("#nt-type")).to_have_value("CALL")
+    expect(page.locator("#nt-entry-type")).to_have_value("limit")
+    expect(page.locator("#nt-limit")).to_have_value(ask_price)
+    # The stop and target from the strategy's preset, as % of the entry.
+    page.fill("#nt-strategy", "scalp")
+    page.locator("#nt-strategy").dispatch_event("change")
+    expect(page.locator("#oe-sl-unit")).to_have_value("pct")
+    expect(page.locator("#nt-sl")).to_have_value("30")
+    expect(page.locator("#oe-preset")).to_contain_text("stop 30% below")
+    # Too many contracts for the heat limit: the refusal says so, and the preview still shows the cost.
+    too_many = int(Decimal(300) / (Decimal(ask_price) * 30)) + 1  # 30 % of the ask × 100 per contract
+    page.fill("#nt-qty", str(too_many))
+    expect(page.locator('#new-trade [data-error-for="non_field_errors"]')).to_contain_text("heat limit")
+    expect(page.locator("#oe-preview-note")).to_contain_text(f"{too_many} ×")
+    expect(page.locator("#oe-preview-body")).to_contain_text("$0.00")  # no heat room left
+    page.fill("#nt-qty", "1")
+    expect(page.locator("#oe-preview-note")).to_contain_text("1 ×")
+    expect(page.locator('#new-trade [data-error-for="non_field_errors"]')).to_be_empty()
+    body = answers[-1].json()
+    preview = body["preview"]
+    assert body["valid"] and preview["qty"] == 1 and Decimal(preview["entry_price"]) == Decimal(ask_price)
+    assert Decimal(preview["sl_price"]) == (Decimal(ask_price) * Decimal("0.7")).quantize(Decimal("0.01"))  # 30 % below
+    figures = page.locator("#oe-preview-body")
+    for label, value in (("Debit", preview["debit"]), ("Commission", preview["commission"]),
+                         ("Total cost", preview["total_cost"]), ("Max loss", preview["max_loss"]),
+                         ("Reward", preview["reward"])):
+        expect(figures.locator(".oe-item", has_text=label).first.locator("dd")).to_contain_text(_money(value))
+    expect(figures).to_contain_text(f"{preview['reward_r']}R")
+    expect(figures).to_contain_text(f"{preview['balance_pct']}% of balance")
+    expect(figures.locator(".oe-item", has_text="Breakeven")).to_contain_text(f"{Decimal(preview['breakeven']):.2f}")
+    expect(figures.locator(".oe-item", has_text="Positions")).to_contain_text(
+        f"{preview['limits']['max_positions']['left']} left")
+    expect(figures.locator(".oe-item", has_text="Heat room")).to_contain_text(
+        _money(preview["limits"]["heat_limit_pct"]["left"]))
+    if body["queued_for_open"]:
+        expect(page.locator("#oe-queued")).to_contain_text("queued for the open at")
+    else:
+        expect(page.locator("#oe-queued")).to_be_hidden()
+    shoot(page, f"order-entry-{name}-preview")
+
+    page.click("#nt-submit")
+    expect(page.locator(".toast-success")).to_be_visible()
+    with tenancy.acting_as(alice.pk):
+        trade = PaperTrade.objects.get(owner=alice)
+    assert (trade.strike, trade.qty, trade.entry_type) == (Decimal(strike), 1, "limit")
+    assert trade.planned_entry_price == Decimal(ask_price) or trade.entry_price is not None
+    assert trade.sl_price == Decimal(preview["sl_price"]) and trade.tp_price == Decimal(preview["tp_price"])
+    shoot(page, f"order-entry-{name}-opened")
+    assert page.problems == [], json.dumps(page.problems)
+
+
+def test_an_empty_submit_flags_every_missing_field_at_once(signed_in):
+    page = signed_in(DESKTOP)
+    page.click("#new-trade-toggle")
+    page.click("#nt-submit")
+    for field in ("ticker", "expiry", "strike", "sl_price", "tp_price"):
+        expect(page.locator(f'#new-trade [data-error-for="{field}"]')).not_to_be_empty()
+    page.keyboard.press("Escape")
+    expect(page.locator("#new-trade")).to_be_hidden()
