@@ -94,6 +94,14 @@ def test_ticker_chain_click_the_ask_preview_and_open(signed_in, alice, viewport)
     table = page.locator("#oe-chain table")
     expect(table).to_be_visible()
     expect(page.locator("#oe-chain-status")).to_contain_text("old")
+    # However wide the chain, it scrolls inside the form: nothing sticks out of the card on a phone,
+    # and the "Calls" / "Puts" headers span the columns shown (a phone shows the bid and the ask).
+    card = page.locator("#panel-open").bounding_box()
+    for box in (page.locator("#new-trade fieldset").first.bounding_box(), page.locator("#nt-expiry").bounding_box()):
+        assert box["x"] + box["width"] <= card["x"] + card["width"], (box, card)
+    shown = table.locator("tbody tr").first.locator("td.oe-call:visible").count()
+    assert shown == (8 if viewport is DESKTOP else 2)
+    expect(table.locator("th.oe-side").first).to_have_attribute("colspan", str(shown))
     rows = table.locator("tbody tr")
     assert rows.count() == 17  # 8 strikes each side of the money and the one at it
     atm = table.locator("tbody tr.oe-atm")
@@ -110,6 +118,8 @@ def test_ticker_chain_click_the_ask_preview_and_open(signed_in, alice, viewport)
     expect(page.locator("#nt-type")).to_have_value("CALL")
     expect(page.locator("#nt-entry-type")).to_have_value("limit")
     expect(page.locator("#nt-limit")).to_have_value(ask_price)
+    expect(ask).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#oe-picked")).to_contain_text(f"{strike} call, limit {ask_price} (the ask)")
     # The stop and target from the strategy's preset, as % of the entry.
     page.fill("#nt-strategy", "scalp")
     page.locator("#nt-strategy").dispatch_event("change")
@@ -123,7 +133,8 @@ def test_ticker_chain_click_the_ask_preview_and_open(signed_in, alice, viewport)
     expect(page.locator("#oe-preview-note")).to_contain_text(f"{too_many} ×")
     expect(page.locator("#oe-preview-body")).to_contain_text("$0.00")  # no heat room left
     page.fill("#nt-qty", "1")
-    expect(page.locator("#oe-preview-note")).to_contain_text("1 ×")
+    expect(page.locator("#oe-preview-note")).to_contain_text("1 × SPY ")
+    expect(page.locator("#oe-preview-note")).to_contain_text(f" {strike} call at {ask_price}")
     expect(page.locator('#new-trade [data-error-for="non_field_errors"]')).to_be_empty()
     body = answers[-1].json()
     preview = body["preview"]
@@ -146,6 +157,7 @@ def test_ticker_chain_click_the_ask_preview_and_open(signed_in, alice, viewport)
     else:
         expect(page.locator("#oe-queued")).to_be_hidden()
     shoot(page, f"order-entry-{name}-preview")
+    page.locator("#new-trade fieldset").first.screenshot(path=str(SCREENSHOTS / f"order-entry-{name}-chain.png"))
 
     page.click("#nt-submit")
     expect(page.locator(".toast-success")).to_be_visible()
@@ -154,6 +166,9 @@ def test_ticker_chain_click_the_ask_preview_and_open(signed_in, alice, viewport)
     assert (trade.strike, trade.qty, trade.entry_type) == (Decimal(strike), 1, "limit")
     assert trade.planned_entry_price == Decimal(ask_price) or trade.entry_price is not None
     assert trade.sl_price == Decimal(preview["sl_price"]) and trade.tp_price == Decimal(preview["tp_price"])
+    expect(page.locator("#positions tbody tr", has_text=f"{strike} C")).to_be_visible()
+    expect(page.locator("#new-trade")).to_be_hidden()
+    expect(page.locator("#oe-chain table")).to_have_count(0)  # the next trade starts clean
     shoot(page, f"order-entry-{name}-opened")
     assert page.problems == [], json.dumps(page.problems)
 

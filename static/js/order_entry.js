@@ -80,7 +80,7 @@ function showExpiries(form) {
   const select = $("oe-expiry");
   select.replaceChildren(el("option", { value: "" }, "Pick an expiry"),
     ...state.expiries.map((row) => el("option", { value: row.date },
-      `${longDate(row.date)} (${weekday(row.date)}) · ${row.dte} DTE · ${row.kind}`)));
+      `${weekday(row.date)} ${longDate(row.date)} · ${row.dte} DTE · ${row.kind}`)));
   select.disabled = false;
   const typed = form.elements.expiry.value;
   if (state.expiries.some((row) => row.date === typed)) {
@@ -111,6 +111,13 @@ async function loadChain(form) {
   }
 }
 
+// A phone shows the bid and the ask (app.css hides the rest; the wide chain scrolls sideways); the "Calls"/"Puts" headers span what shows.
+const NARROW = window.matchMedia("(max-width: 640px)");
+const sideSpan = () => (NARROW.matches ? 2 : COLUMNS.length);
+NARROW.addEventListener("change", () => {
+  for (const th of document.querySelectorAll("#oe-chain th.oe-side")) th.colSpan = sideSpan();
+});
+
 const COLUMNS = [["bid", "Bid"], ["ask", "Ask"], ["mid", "Mid"], ["last", "Last"], ["volume", "Vol"], ["open_interest", "OI"], ["iv", "IV"], ["delta", "Δ"]];
 
 function number(name, value) {
@@ -139,9 +146,9 @@ function showChain(form, chain) {
   const spot = Number(chain.underlying_price);
   const reversed = [...COLUMNS].reverse();
   const head = el("thead", {},
-    el("tr", {}, el("th", { colSpan: COLUMNS.length, scope: "colgroup", className: "oe-side" }, "Calls"),
+    el("tr", {}, el("th", { colspan: sideSpan(), scope: "colgroup", className: "oe-side" }, "Calls"),
       el("th", { scope: "col", className: "num" }, "Strike"),
-      el("th", { colSpan: COLUMNS.length, scope: "colgroup", className: "oe-side" }, "Puts")),
+      el("th", { colspan: sideSpan(), scope: "colgroup", className: "oe-side" }, "Puts")),
     el("tr", {}, ...reversed.map(([name, label]) => el("th", { scope: "col", className: `num oe-col-${name}` }, label)),
       el("th", { scope: "col", className: "num" }, ""),
       ...COLUMNS.map(([name, label]) => el("th", { scope: "col", className: `num oe-col-${name}` }, label))));
@@ -169,13 +176,15 @@ function setField(form, name, value) {
 
 // A bid or an ask clicked: that contract, with a limit at that price.
 function pick(form, row, side, name) {
+  for (const button of document.querySelectorAll("#oe-chain .oe-pick[aria-pressed=true]")) button.setAttribute("aria-pressed", "false");
+  document.querySelector(`#oe-chain .oe-pick[data-side="${side}"][data-name="${name}"][data-strike="${row.strike}"]`)?.setAttribute("aria-pressed", "true");
   setField(form, "ticker", state.ticker);
   setField(form, "expiry", $("oe-expiry").value);
   setField(form, "strike", String(Number(row.strike)));
   setField(form, "option_type", side === "call" ? "CALL" : "PUT");
   setField(form, "entry_type", "limit");
   setField(form, "limit_price", Number(row[side][name]).toFixed(2));
-  $("oe-picked").textContent = `${state.ticker} ${longDate($("oe-expiry").value)} ${Number(row.strike)} ${side === "call" ? "call" : "put"}, limit ${fmt.price(row[side][name])} (the ${name})`;
+  $("oe-picked").textContent = `${state.ticker} ${longDate($("oe-expiry").value)} ${Number(row.strike)} ${side === "call" ? "call" : "put"}, limit ${fmt.price(row[side][name])} (the ${name}), Δ ${number("delta", row[side].delta)}, IV ${number("iv", row[side].iv)}`;
   form.elements.qty.focus();
 }
 
@@ -283,7 +292,7 @@ function showPreview(answer) {
   }
   const p = answer.preview;
   box.classList.remove("oe-stale");
-  $("oe-preview-note").textContent = `${p.qty} × ${p.option_symbol} at ${fmt.price(p.entry_price)}, stop ${fmt.price(p.sl_price)}, target ${fmt.price(p.tp_price)}`;
+  $("oe-preview-note").textContent = `${p.qty} × ${occLabel(p.option_symbol)} at ${fmt.price(p.entry_price)}, stop ${fmt.price(p.sl_price)}, target ${fmt.price(p.tp_price)}`;
   body.replaceChildren(
     el("dl", { className: "oe-figures" },
       item("Debit", plain(p.debit)),
@@ -297,6 +306,14 @@ function showPreview(answer) {
   queued.hidden = !answer.queued_for_open;
   queued.textContent = answer.queued_for_open
     ? `Market closed: queued for the open at ${openTime(answer.next_session_open)}.` : "";
+}
+
+// "SPY261218C00445000" → "SPY Dec 18, 2026 445 call"
+function occLabel(symbol) {
+  const match = /^([A-Z.]+)(\d{2})(\d{2})(\d{2})([CP])(\d{8})$/.exec(symbol || "");
+  if (!match) return symbol;
+  const [, root, yy, mm, dd, type, strike] = match;
+  return `${root} ${longDate(`20${yy}-${mm}-${dd}`)} ${Number(strike) / 1000} ${type === "C" ? "call" : "put"}`;
 }
 
 function openTime(iso) {
