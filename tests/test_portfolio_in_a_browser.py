@@ -63,6 +63,9 @@ def device(browser, live_server):
 
     yield open_device
     for context in contexts:
+        # A request still in flight when the test's database is flushed deadlocks the flush.
+        for page in context.pages:
+            page.wait_for_load_state("networkidle")
         context.close()
 
 

@@ -14,7 +14,10 @@ from tradeoptions import tenancy
 from trades import services
 from trades.models import PaperTrade, TradeStatus
 
-from .test_portfolio_in_a_browser import DESKTOP, LABEL, PHONE, device, mark, open_trade, position, shoot  # noqa: F401
+from . import test_portfolio_in_a_browser as portfolio
+from .test_portfolio_in_a_browser import DESKTOP, EXPIRY, PHONE, mark, open_trade, position, shoot
+
+device = portfolio.device  # the same logged-in browser device, console errors collected
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +53,7 @@ def _fits(page, selector, within=None):
 def test_a_resting_limit_entry_is_repriced_and_then_cancelled(device, market, alice, viewport):
     services.account_settings_update(user=alice, changes={"auto_refresh": False})
     result = services.trade_open(user=alice, data=services.TradeOpenInput(
-        ticker="SPY", option_type="CALL", strike=Decimal("570"), expiry=datetime(2026, 12, 18).date(), qty=2,
+        ticker="SPY", option_type="CALL", strike=Decimal("570"), expiry=EXPIRY, qty=2,
         sl_price=Decimal("3.00"), tp_price=Decimal("6.50"), limit_price=Decimal("4.00")))
     trade = result.trade
     assert trade.status == TradeStatus.PENDING, result.problem
@@ -69,6 +72,7 @@ def test_a_resting_limit_entry_is_repriced_and_then_cancelled(device, market, al
     expect(dialog.locator("h2")).to_have_text("Re-price the entry of SPY 570C")
     expect(page.locator("#order-dialog-limit")).to_have_value("4.00")
     expect(page.locator("#order-dialog-limit")).to_be_focused()
+    expect(page.locator("#order-dialog-type")).to_be_hidden()  # an entry is a limit: no market/limit choice
     page.fill("#order-dialog-limit", "7.00")  # above the take-profit: refused in the API's words, in place
     page.click("#order-dialog-send")
     expect(page.locator("#order-dialog-error")).not_to_be_empty()
@@ -112,7 +116,8 @@ def test_a_close_after_the_bell_is_queued_for_the_open_and_withdrawn(device, mar
     expect(dialog).not_to_contain_text("sent at once")
     shoot(page, f"{name}-orders-5-close-dialog-queued")
     dialog.locator("#close-confirm").click()
-    expect(page.locator(".toast-info", has_text="Close of SPY 570C queued for the open Wed Dec 2, 09:30 ET")).to_be_visible()
+    queued = "Close of SPY 570C queued for the open Wed Dec 2, 09:30 ET"
+    expect(page.locator(".toast-info", has_text=queued)).to_be_visible()
     expect(row.locator(".status-closing")).to_have_text("CLOSING")
     expect(row.locator(".status-queued")).to_have_text("queued for the open Wed Dec 2, 09:30 ET")
     assert _trade(alice, trade.pk).status == TradeStatus.CLOSING
@@ -140,6 +145,7 @@ def test_a_queued_close_switches_to_limit_and_a_fill_that_beat_the_withdrawal_is
     expect(row.locator(".status-closing")).to_be_visible()
 
     row.locator("button.reprice").click()
+    expect(page.locator("#order-dialog-type")).to_be_visible()
     expect(page.locator("#order-dialog-when")).to_contain_text("queued for the open Wed Dec 2, 09:30 ET")
     page.check("#order-dialog input[value=limit]")
     page.fill("#order-dialog-limit", "5.10")
@@ -154,8 +160,8 @@ def test_a_queued_close_switches_to_limit_and_a_fill_that_beat_the_withdrawal_is
     market.set_quote("SPY261218C00570000", "5.20", "5.40")
     assert match_paper_orders(market=market) == 1
     row.locator("button.cancel-order").click()
-    expect(page.locator(".toast-info", has_text="the close filled before the cancel reached the broker")).to_contain_text(
-        "SPY 570C: the close filled before the cancel reached the broker (at 5.20, +$180.00)")
+    told = page.locator(".toast-info", has_text="the close filled before the cancel reached the broker")
+    expect(told).to_contain_text("SPY 570C: the close filled before the cancel reached the broker (at 5.20, +$180.00)")
     expect(page.locator("#positions-empty")).to_be_visible()
     assert _trade(alice, trade.pk).status == TradeStatus.CLOSED
     assert page.problems == []
@@ -177,7 +183,8 @@ def test_the_account_summary_card_shows_the_api_numbers(device, market, alice, l
     assert shown("premium_committed") == "$860.00"  # 2 × 4.30 × 100
     assert shown("open_risk") == f"${Decimal(summary['open_risk']):,.2f}"
     realized = Decimal(summary["realized_pnl"])
-    assert shown("realized_pnl") == ("\u2212" if realized < 0 else "+" if realized > 0 else "") + f"${abs(realized):,.2f}"
+    sign = "\u2212" if realized < 0 else "+" if realized > 0 else ""
+    assert shown("realized_pnl") == f"{sign}${abs(realized):,.2f}"
     for name in ("starting_balance", "cash", "realized_pnl", "buying_power"):  # a sign never wraps from its amount
         box = card.locator(f"[data-figure={name}] dd").bounding_box()
         assert box["height"] < 30, name

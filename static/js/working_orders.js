@@ -156,10 +156,10 @@ function openReprice(id, what) {
   form.querySelector("[data-error-for]").textContent = "";
   document.getElementById("order-dialog-title").textContent = what === "entry"
     ? `Re-price the entry of ${fmt.shortLabel(trade)}` : `Change the close of ${fmt.shortLabel(trade)}`;
-  const quote = `bid ${fmt.price(trade.current_bid)} / ask ${fmt.price(trade.current_ask)}`;
+  const quote = trade.current_bid || trade.current_ask ? `bid ${fmt.price(trade.current_bid)} / ask ${fmt.price(trade.current_ask)}. ` : "";
   document.getElementById("order-dialog-text").textContent = what === "entry"
-    ? `Limit now ${fmt.price(trade.planned_entry_price)}, ${quote}. The order is cancelled and placed again at the new price, with the same stop-loss and take-profit.`
-    : `${quote}. The sell order is cancelled and placed again as you choose.`;
+    ? `Limit now ${fmt.price(trade.planned_entry_price)}. ${quote}The order is cancelled and placed again at the new price, with the same stop-loss and take-profit.`
+    : `${quote}The sell order is cancelled and placed again as you choose.`;
   document.getElementById("order-dialog-when").textContent = trade.queued_for_open
     ? `The market is closed: the order stays ${queuedText(trade)}.` : "";
   document.getElementById("order-dialog-type").hidden = what !== "close";
