@@ -191,3 +191,27 @@ def test_the_account_summary_card_shows_the_api_numbers(device, market, alice, l
     assert _fits(page, "#account-summary")
     shoot(page, "phone-account-summary")
     assert page.problems == []
+
+
+def test_a_delayed_source_is_labelled_delayed_and_a_mark_after_the_close_is_not_dressed_live(device, market, alice):
+    from monitoring.models import SnapshotKind
+    from tests.factories import PriceSnapshotFactory
+
+    services.account_settings_update(user=alice, changes={"auto_refresh": False})
+    trade = open_trade(alice)
+    mark(trade, "4.10", "4.30")
+    PriceSnapshotFactory(trade=trade, owner=alice, timestamp=datetime(2026, 12, 1, 21, 0, tzinfo=UTC),
+                         kind=SnapshotKind.INTRADAY, mark_price=Decimal("4.20"), source="orats", delayed=True)
+    page = device()
+    row = position(page)
+    expect(row.locator(".mark-age")).to_have_count(0)  # the market is open: the mark is live
+    market.open = False
+    market.moment = AFTER_THE_BELL
+    page.click("#refresh-all")
+    expect(row.locator(".mark-age")).to_contain_text("last quote ")
+    row.locator("button.toggle").click()
+    facts = page.locator(f"#detail-{trade.pk} .facts")
+    expect(facts.locator("dt", has_text="Source")).to_be_visible()
+    expect(facts).to_contain_text("orats (delayed)")
+    shoot(page, "desktop-orders-9-delayed-source")
+    assert page.problems == []
