@@ -215,3 +215,33 @@ def test_a_delayed_source_is_labelled_delayed_and_a_mark_after_the_close_is_not_
     expect(facts).to_contain_text("orats (delayed)")
     shoot(page, "desktop-orders-9-delayed-source")
     assert page.problems == []
+
+
+def test_a_busy_order_and_a_stale_version_are_told_in_words(device, market, alice):
+    """The two refusals a trader can meet beside a fill: another request at the broker with this
+    trade's orders (409 orders_busy, held here at the network so it can be seen) and a version
+    another device moved (a real 409 from the API)."""
+    import json
+
+    services.account_settings_update(user=alice, changes={"auto_refresh": False})
+    result = services.trade_open(user=alice, data=services.TradeOpenInput(
+        ticker="SPY", option_type="CALL", strike=Decimal("570"), expiry=EXPIRY, qty=1,
+        sl_price=Decimal("3.00"), tp_price=Decimal("6.50"), limit_price=Decimal("4.00")))
+    page = device()
+    row = position(page)
+    busy = {"errors": [{"code": "orders_busy", "detail": "Another request is working this trade's orders.",
+                        "attr": None}]}
+    page.route("**/entry/cancel", lambda route: route.fulfill(status=409, content_type="application/json",
+                                                               body=json.dumps(busy)))
+    row.locator("button.cancel-order").click()
+    expect(page.locator(".toast-warning")).to_contain_text(
+        "SPY 570C: another request is working this order right now. Try again in a moment.")
+    page.unroute("**/entry/cancel")
+
+    services.entry_reprice(user=alice, trade_id=result.trade.pk, version=result.trade.version,
+                           limit_price=Decimal("4.02"))  # another device moved it meanwhile
+    row.locator("button.cancel-order").click()
+    expect(page.locator(".toast-warning", has_text="This trade was updated on another device")).to_be_visible()
+    expect(row.locator("td[data-label=Entry]")).to_have_text("4.02")  # the truth, refreshed
+    assert _trade(alice, result.trade.pk).status == TradeStatus.PENDING
+    assert page.problems == []
