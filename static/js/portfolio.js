@@ -13,6 +13,8 @@ import { renderPerformance } from "./performance.js";
 import { play } from "./sound.js";
 import { toast } from "./toast.js";
 import { setLatestMark, startTopbar } from "./topbar.js";
+import { loadAccountSummary } from "./account_summary.js";
+import * as orders from "./working_orders.js";
 
 const ACTIVE = ["PENDING", "OPEN", "CLOSING"];
 const CONFLICT_CODES = new Set(["version_conflict", "invalid_state"]);
@@ -131,7 +133,7 @@ function positionRow(trade) {
   const label = fmt.contractLabel(trade);
   const expanded = state.expanded.has(trade.id);
   const bidAsk = `bid ${fmt.price(trade.current_bid)} / ask ${fmt.price(trade.current_ask)}`;
-  const status = trade.status === "OPEN" ? null : el("span", { className: `status-tag status-${trade.status.toLowerCase()}`, text: trade.status });
+  const status = orders.orderBadges(trade);
   // No SL/TP order guards this position at the broker: said loudest, until the monitor attaches one.
   const unprotected = trade.unprotected ? el("span", { className: "status-tag status-unprotected", title: trade.attention_reason || "No stop-loss or take-profit order at the broker", text: "UNPROTECTED" }) : null;
   const attention = trade.oversold_qty > 0
@@ -143,8 +145,9 @@ function positionRow(trade) {
       trade.strategy ? el("small", { className: "muted block", text: trade.strategy }) : null),
     el("td", { className: "num", dataset: { label: "Qty" }, text: String(trade.filled_qty || trade.qty) }),
     el("td", { className: "num", dataset: { label: "Entry" }, text: fmt.price(trade.entry_price ?? trade.planned_entry_price) }),
-    el("td", { className: "num", dataset: { label: "Mark" } },
-      el("span", { className: "mark", title: bidAsk, tabindex: "0", "aria-label": `mark ${fmt.price(trade.current_price)}, ${bidAsk}`, text: fmt.price(trade.current_price) })),
+    el("td", { className: `num${trade.next_session_open ? " mark-closed" : ""}`, dataset: { label: "Mark" } }, el("span", {},
+      el("span", { className: "mark", title: bidAsk, tabindex: "0", "aria-label": `mark ${fmt.price(trade.current_price)}, ${bidAsk}`, text: fmt.price(trade.current_price) }),
+      orders.markAge(trade))),
     el("td", { className: "num", dataset: { label: "Unrealized P&L" } }, pnl(trade.unrealized_pnl, trade.unrealized_pnl_pct)),
     el("td", { className: "num sl", dataset: { label: "Stop-loss" } }, exitCell(trade.sl_price, trade.sl_distance, trade.sl_distance_pct)),
     el("td", { className: "num tp", dataset: { label: "Take-profit" } }, exitCell(trade.tp_price, trade.tp_distance, trade.tp_distance_pct)),
@@ -153,14 +156,15 @@ function positionRow(trade) {
     el("td", { className: "row-actions" },
       el("button", { type: "button", className: "secondary toggle", "aria-expanded": String(expanded), "aria-controls": `detail-${trade.id}`,
         "aria-label": `Details of ${label}`, onclick: () => toggleDetail(trade.id) }, expanded ? "Hide" : "Details"),
-      el("button", { type: "button", className: "secondary adjust", "aria-label": `Adjust stop-loss or take-profit of ${label}`,
-        disabled: trade.status !== "OPEN", onclick: () => openAdjust(trade.id) }, "Adjust"),
-      el("button", { type: "button", className: "danger close", "aria-label": `Close ${label}`,
-        disabled: trade.status !== "OPEN", onclick: () => openCloseDialog(trade.id) }, "Close")));
+      orders.orderActions(trade) || [
+        el("button", { type: "button", className: "secondary adjust", "aria-label": `Adjust stop-loss or take-profit of ${label}`,
+          disabled: trade.status !== "OPEN", onclick: () => openAdjust(trade.id) }, "Adjust"),
+        el("button", { type: "button", className: "danger close", "aria-label": `Close ${label}`,
+          disabled: trade.status !== "OPEN", onclick: () => openCloseDialog(trade.id) }, "Close")]));
 }
 
 // A refresh rebuilds the rows; whoever was on a button or typing in an adjust field stays there.
-const FOCUSABLE = ["toggle", "adjust", "close", "mark"];
+const FOCUSABLE = ["toggle", "adjust", "close", "mark", "reprice", "cancel-order"];
 
 function focusSelector(node) {
   const row = node?.closest?.("tr.position");
@@ -325,7 +329,7 @@ async function loadDetail(id) {
   const last = snapshots[snapshots.length - 1] || {};
   row.querySelector(".facts").replaceChildren(
     factList("Quote", [["Bid", fmt.price(trade.current_bid)], ["Ask", fmt.price(trade.current_ask)],
-      ["Mark", fmt.price(trade.current_price)], ["Updated", fmt.dateTime(trade.last_updated)],
+      ["Mark", fmt.price(trade.current_price)], ["Updated", fmt.dateTime(trade.last_updated)], ["Source", orders.sourceLabel(last)],
       ["Underlying", last.underlying ? fmt.price(last.underlying) : null]]),
     factList("Greeks (latest mark)", [["Delta", greek(last.delta)], ["Gamma", greek(last.gamma, 4)], ["Theta", greek(last.theta)],
       ["Vega", greek(last.vega)], ["IV", last.iv ? `${(Number(last.iv) * 100).toFixed(1)}%` : null],
@@ -468,6 +472,7 @@ function openCloseDialog(id) {
   document.getElementById("close-dialog-text").textContent =
     `${fmt.contractLabel(trade)}: ${trade.filled_qty || trade.qty} contract(s), mark ${fmt.price(trade.current_price)} ` +
     `(bid ${fmt.price(trade.current_bid)}), unrealized ${fmt.money(trade.unrealized_pnl)}.`;
+  document.getElementById("close-dialog-note").textContent = orders.closeNote(trade);
   dialog.showModal();
   document.getElementById("close-cancel").focus();
 }
@@ -491,7 +496,7 @@ async function confirmClose() {
     if (status === 200) {
       toast(`Closed ${fmt.shortLabel(data)} at ${fmt.price(data.close_price)}: ${fmt.money(data.realized_pnl)} (${fmt.percent(data.realized_pnl_pct)})`, "success");
     } else {
-      toast(`Close order for ${fmt.shortLabel(data)} sent; waiting for the fill.`, "info");
+      toast(orders.closeSentText(data), "info");
     }
     state.historyLoaded = false;
     await refreshAll();
@@ -746,6 +751,7 @@ async function refreshAll() {
       const tab = visibleTab();
       await Promise.all([
         loadPositions(),
+        loadAccountSummary(),
         tab === "history" || state.historyLoaded ? loadHistory() : null,
         tab === "performance" ? loadPerformance() : null,
       ]);
@@ -807,5 +813,6 @@ bindRefresh();
 bindDialog();
 bindNewTrade();
 bindOrderEntry();
+orders.bindWorkingOrders({ refresh: () => refreshAll(), busy, idle });
 bindHistory();
 refreshAll();
