@@ -163,6 +163,27 @@ def web_role():
         connection.settings_dict = shared
 
 
+@pytest.fixture(autouse=True)
+def _live_server_settles(request):
+    """After a test with the live server, wait until none of its requests is still working in the
+    database: a page's poll still in flight when the transactional test flushes the database holds
+    locks the flush's TRUNCATE needs, and the two deadlock. (Autouse, so it is torn down after the
+    test's own fixtures have closed their browsers, and before pytest-django's flush.)"""
+    import time
+
+    yield
+    if "live_server" not in request.fixturenames:
+        return
+    deadline = time.monotonic() + 15
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')")
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def browser():
     """A real headless Chromium (the one scripts/ensure_browser.sh found), driven by Playwright."""
