@@ -1,0 +1,57 @@
+// The history tab: closed trades with their exit reason and realized P&L, filtered by outcome and
+// strategy.
+
+import { config, get } from "./api.js";
+import { el } from "./dom.js";
+import * as fmt from "./format.js";
+import { pnl } from "./pnl.js";
+import { state } from "./portfolio_state.js";
+import { toast } from "./toast.js";
+
+function historyRow(trade) {
+  const reason = trade.close_reason;
+  const badge = reason
+    ? el("span", { className: `reason reason-${reason.toLowerCase()}`, title: reason, text: fmt.CLOSE_REASONS[reason] || reason })
+    : el("span", { className: "reason reason-other", text: trade.status.toLowerCase() });
+  return el("tr", { dataset: { tradeId: trade.id } },
+    el("th", { scope: "row", dataset: { label: "Contract" }, text: fmt.contractLabel(trade) }),
+    el("td", { className: "num", dataset: { label: "Qty" }, text: String(trade.filled_qty || trade.qty) }),
+    el("td", { className: "num", dataset: { label: "Entry" }, text: fmt.price(trade.entry_price) }),
+    el("td", { className: "num", dataset: { label: "Exit" }, text: fmt.price(trade.close_price) }),
+    el("td", { dataset: { label: "Reason" } }, badge),
+    el("td", { className: "num", dataset: { label: "Realized P&L" } }, pnl(trade.realized_pnl, trade.realized_pnl_pct)),
+    el("td", { className: "num", dataset: { label: "Held" }, text: fmt.hours(trade.hold_duration_h) }),
+    el("td", { className: "num", dataset: { label: "MFE / MAE" }, text: `${fmt.money(trade.max_gain)} / ${fmt.money(trade.max_drawdown)}` }),
+    el("td", { dataset: { label: "Closed" }, text: fmt.dateTime(trade.close_date) }),
+    el("td", { dataset: { label: "Strategy" }, text: trade.strategy || "—" }));
+}
+
+export async function loadHistory() {
+  const form = document.getElementById("history-filters");
+  const params = new URLSearchParams();
+  const outcome = form.elements.outcome.value;
+  const strategy = form.elements.strategy.value.trim();
+  if (outcome) params.set("outcome", outcome);
+  if (strategy) params.set("strategy", strategy);
+  const table = document.getElementById("history");
+  table.setAttribute("aria-busy", "true");
+  try {
+    const page = await get(`${config.urls.history}${params.size ? `?${params}` : ""}`);
+    table.querySelector("tbody").replaceChildren(...page.results.map(historyRow));
+    document.getElementById("history-empty").hidden = page.results.length > 0;
+    state.historyLoaded = true;
+  } finally {
+    table.removeAttribute("aria-busy");
+  }
+}
+
+export function bindHistory() {
+  const form = document.getElementById("history-filters");
+  let timer = null;
+  form.addEventListener("change", () => loadHistory().catch((error) => toast(error.message, "error")));
+  form.elements.strategy.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => loadHistory().catch((error) => toast(error.message, "error")), 300);
+  });
+  form.addEventListener("submit", (event) => event.preventDefault());
+}
