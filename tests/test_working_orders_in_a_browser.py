@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 from playwright.sync_api import expect
 
 from tradeoptions import tenancy
@@ -119,6 +120,7 @@ def test_a_close_after_the_bell_is_queued_for_the_open_and_withdrawn(device, mar
     queued = "Close of SPY 570C queued for the open Wed Dec 2, 09:30 ET"
     expect(page.locator(".toast-info", has_text=queued)).to_be_visible()
     expect(row.locator(".status-closing")).to_have_text("CLOSING")
+    expect(row.locator(".status-close-order")).to_have_text("sell at market")
     expect(row.locator(".status-queued")).to_have_text("queued for the open Wed Dec 2, 09:30 ET")
     assert _trade(alice, trade.pk).status == TradeStatus.CLOSING
     shoot(page, f"{name}-orders-6-close-queued")
@@ -151,6 +153,7 @@ def test_a_queued_close_switches_to_limit_and_a_fill_that_beat_the_withdrawal_is
     page.fill("#order-dialog-limit", "5.10")
     page.click("#order-dialog-send")
     expect(page.locator(".toast-success", has_text="SPY 570C: close now at limit 5.10")).to_be_visible()
+    expect(row.locator(".status-close-order")).to_have_text("sell limit 5.10")  # the row says how it sells
     shoot(page, "desktop-orders-8-close-at-limit")
 
     # The bell rings and the sell fills before the trader's withdrawal reaches the broker.
@@ -193,28 +196,48 @@ def test_the_account_summary_card_shows_the_api_numbers(device, market, alice, l
     assert page.problems == []
 
 
-def test_a_delayed_source_is_labelled_delayed_and_a_mark_after_the_close_is_not_dressed_live(device, market, alice):
+def test_a_mark_says_delayed_its_age_after_the_close_and_frozen_when_the_source_has_nothing_new(device, market, alice):
+    """One delayed mark, quoted Tue 09:58 New York, seen three ways: live while the market is open
+    (labelled delayed), with its age after the close, and frozen when the market reads open again
+    (as FORCE_MARKET_OPEN makes it) but the source still has nothing newer. The server's clock is
+    pinned days behind the browser's: the top bar's "last mark" is measured on the server's."""
     from monitoring.models import SnapshotKind
     from tests.factories import PriceSnapshotFactory
 
-    services.account_settings_update(user=alice, changes={"auto_refresh": False})
-    trade = open_trade(alice)
-    mark(trade, "4.10", "4.30")
-    PriceSnapshotFactory(trade=trade, owner=alice, timestamp=datetime(2026, 12, 1, 21, 0, tzinfo=UTC),
-                         kind=SnapshotKind.INTRADAY, mark_price=Decimal("4.20"), source="orats", delayed=True)
-    page = device()
-    row = position(page)
-    expect(row.locator(".mark-age")).to_have_count(0)  # the market is open: the mark is live
-    market.open = False
-    market.moment = AFTER_THE_BELL
-    page.click("#refresh-all")
-    expect(row.locator(".mark-age")).to_contain_text("last quote ")
-    row.locator("button.toggle").click()
-    facts = page.locator(f"#detail-{trade.pk} .facts")
-    expect(facts.locator("dt", has_text="Source")).to_be_visible()
-    expect(facts).to_contain_text("orats (delayed)")
-    shoot(page, "desktop-orders-9-delayed-source")
-    assert page.problems == []
+    with time_machine.travel(market.moment, tick=True):
+        services.account_settings_update(user=alice, changes={"auto_refresh": False})
+        trade = open_trade(alice)
+        mark(trade, "4.10", "4.30")
+        PriceSnapshotFactory(trade=trade, owner=alice, timestamp=datetime(2026, 12, 1, 21, 0, tzinfo=UTC),
+                             kind=SnapshotKind.INTRADAY, mark_price=Decimal("4.20"), source="orats", delayed=True,
+                             quote_time=datetime(2026, 12, 1, 14, 58, tzinfo=UTC))
+        page = device()
+        row = position(page)
+        mark_cell = row.locator("td[data-label=Mark]")
+        expect(row.locator(".mark-age")).to_have_count(0)  # the market is open: the mark is live
+        expect(row.locator(".mark-delayed")).to_have_text("delayed")
+        expect(mark_cell).to_have_class("num")
+        expect(page.locator("#data-freshness")).to_contain_text("last mark just now")
+
+        market.open = False
+        market.moment = AFTER_THE_BELL
+        page.click("#refresh-all")
+        expect(row.locator(".mark-age")).to_have_text("last quote Tue 09:58")
+        expect(mark_cell).to_have_class("num mark-closed")
+        row.locator("button.toggle").click()
+        facts = page.locator(f"#detail-{trade.pk} .facts")
+        expect(facts.locator("dt", has_text="Source")).to_be_visible()
+        expect(facts).to_contain_text("orats (delayed)")
+        shoot(page, "desktop-orders-9-delayed-source")
+
+        market.open = True
+        market.moment = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)  # open the next morning, nothing newer quoted
+        page.click("#refresh-all")
+        expect(row.locator(".mark-frozen")).to_have_text("frozen, last quote Tue 09:58")
+        expect(row.locator(".mark-delayed")).to_have_text("delayed")
+        expect(mark_cell).to_have_class("num mark-closed")
+        shoot(page, "desktop-orders-10-frozen-mark")
+        assert page.problems == []
 
 
 def test_a_busy_order_and_a_stale_version_are_told_in_words(device, market, alice):

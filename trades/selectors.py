@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from math import ceil
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import F, Prefetch, Q, QuerySet, Window
+from django.db.models import F, Min, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from brokers.base import BrokerAuthError, BrokerError
@@ -18,7 +18,7 @@ from brokers.market import Market
 from brokers.models import BrokerMode
 from tradeoptions import tenancy
 
-from .models import AccountSettings, PaperTrade, TradeEvent, TradeStatus
+from .models import AccountSettings, EventKind, PaperTrade, TradeEvent, TradeStatus
 from .services.broker_health import broker_trouble_key
 from .services.errors import BrokerDown
 from .services.orders import as_trade_error, broker_of
@@ -112,6 +112,91 @@ def trade_snapshots(*, trade: PaperTrade, max_points: int = MAX_CHART_POINTS) ->
     numbered = snapshots.annotate(n=Window(RowNumber(), order_by=[F("timestamp").asc(), F("kind").asc()]))
     thinned = numbered.annotate(slot=(F("n") - 1) % step).filter(Q(slot=0) | Q(n=total))
     return list(thinned.order_by("timestamp", "kind").values(*SNAPSHOT_FIELDS))
+
+
+# --- What a held trade's mark is worth ---------------------------------------------------------
+
+FRESH_FOR = timedelta(minutes=5)  # the top bar calls a mark older than this stale while the market is open
+DELAYED_BY = timedelta(minutes=15)  # ORATS delayed and Tradier sandbox are 15 minutes late by design
+
+
+@dataclass(frozen=True)
+class MarkFreshness:
+    """Where a held trade's latest mark came from, and whether it is news. `frozen`: the market
+    reads open (really, or by FORCE_MARKET_OPEN) but the source has nothing new: its quote time
+    has not moved for longer than a live quote may (FRESH_FOR, plus DELAYED_BY for a delayed
+    source), counted on the monitor's cycles or on the clock, so the page must not show it as live."""
+
+    source: str
+    delayed: bool
+    quote_time: datetime | None
+    frozen: bool
+
+
+def marks_freshness(*, trade_ids: Iterable[int], now: datetime, market_open: bool) -> dict[int, MarkFreshness]:
+    """For each trade with a snapshot: its latest mark's source, delay and quote time, and whether it
+    is frozen. Two queries for a whole page of trades. Reads the monitoring app's snapshots through
+    the reverse relation (trades does not import monitoring); row-level security scopes them."""
+    snapshots = PaperTrade.snapshots.rel.related_model.objects
+    latest = list(snapshots.filter(trade_id__in=list(trade_ids)).order_by("trade_id", "-timestamp", "-kind")
+                  .distinct("trade_id").values("trade_id", "timestamp", "source", "delayed", "quote_time"))
+    quoted = [row for row in latest if row["quote_time"] is not None]
+    # The first cycle that carried each latest quote: since then the source has had nothing new.
+    first_seen = {}
+    if market_open and quoted:
+        same_quote = Q()
+        for row in quoted:
+            same_quote |= Q(trade_id=row["trade_id"], quote_time=row["quote_time"])
+        first_seen = dict(snapshots.filter(same_quote).values("trade_id").annotate(first=Min("timestamp"))
+                          .values_list("trade_id", "first"))
+    answer = {}
+    for row in latest:
+        quote_time = row["quote_time"]
+        frozen = False
+        if market_open and quote_time is not None:
+            allowed = FRESH_FOR + (DELAYED_BY if row["delayed"] else timedelta(0))
+            unmoved_for = row["timestamp"] - first_seen.get(row["trade_id"], row["timestamp"])
+            frozen = now - quote_time > allowed or unmoved_for > allowed
+        answer[row["trade_id"]] = MarkFreshness(source=row["source"], delayed=row["delayed"], quote_time=quote_time,
+                                                frozen=frozen)
+    return answer
+
+
+# --- How a pending close sells -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingClose:
+    """The working sell of a CLOSING trade: at market, or a limit at `limit_price`."""
+
+    order_type: str
+    limit_price: Decimal | None = None
+
+
+def pending_closes(*, trade_ids: Iterable[int]) -> dict[int, PendingClose]:
+    """For each CLOSING trade, how its working sell is priced, read from the audit log in one query.
+    Every close the trader asks for sells at market; a switch (`close_reprice`) counts once its new
+    sell is placed (a switch the broker refused left the old sell working). A move into CLOSING from
+    another state starts a new close, at market again."""
+    events = (TradeEvent.objects.filter(trade_id__in=list(trade_ids), trade__status=TradeStatus.CLOSING,
+                                        new_status=TradeStatus.CLOSING)
+              .filter(~Q(old_status=TradeStatus.CLOSING) | Q(kind=EventKind.ORDER_PLACED)
+                      | Q(payload__requested="close_reprice"))
+              .order_by("trade_id", "created_at", "id").values("trade_id", "old_status", "kind", "payload"))
+    answer: dict[int, PendingClose] = {}
+    asked: dict[int, PendingClose] = {}  # a switch sent, its new sell not yet placed
+    for event in events:
+        trade_id, payload = event["trade_id"], event["payload"] or {}
+        if event["old_status"] != TradeStatus.CLOSING:
+            answer[trade_id] = PendingClose(order_type="market")
+            asked.pop(trade_id, None)
+        elif payload.get("requested") == "close_reprice":
+            limit = payload.get("limit_price")
+            asked[trade_id] = PendingClose(order_type=payload.get("order_type", "market"),
+                                           limit_price=Decimal(str(limit)) if limit is not None else None)
+        elif event["kind"] == EventKind.ORDER_PLACED and trade_id in asked:
+            answer[trade_id] = asked.pop(trade_id)
+    return answer
 
 
 def trade_export_rows(*, user_id: int) -> Iterator[dict]:

@@ -4,6 +4,7 @@ representations and the list filters; the write serializers stay with the API vi
 
 from __future__ import annotations
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -11,7 +12,13 @@ from tradeoptions.api import BoundedDateTimeField, QueryFilterSerializer, TextFi
 
 from . import selectors
 from .models import PRICE, PaperTrade, TradeEvent, TradeStatus
+from .services.marks import HELD
 from .services.working import Session, market_session
+
+
+class PendingCloseSerializer(serializers.Serializer):
+    order_type = serializers.ChoiceField(choices=["market", "limit"])
+    limit_price = serializers.DecimalField(**PRICE, allow_null=True)
 
 
 class TradeSerializer(serializers.ModelSerializer):
@@ -38,6 +45,17 @@ class TradeSerializer(serializers.ModelSerializer):
     next_session_open = serializers.SerializerMethodField(
         help_text="While the market is closed: the open of the session an order sent (or working) now first "
                   "meets, from the exchange calendar. Null while the market is open.")
+    mark_source = serializers.SerializerMethodField(
+        help_text="The market-data source of the latest mark (simulated, orats, tradier); null before the first.")
+    mark_delayed = serializers.SerializerMethodField(
+        help_text="The latest mark's source is late by design (ORATS delayed, Tradier sandbox).")
+    mark_quote_time = serializers.SerializerMethodField(
+        help_text="The source's own time of the latest mark's quote (`last_updated` is when the monitor took it).")
+    mark_frozen = serializers.SerializerMethodField(
+        help_text="The market reads open (really, or forced by FORCE_MARKET_OPEN) but the source has nothing new: "
+                  "the quote time has not moved for longer than a live quote may. Not a live mark.")
+    close_order = serializers.SerializerMethodField(
+        help_text="CLOSING: how the working sell is priced (market, or limit at `limit_price`). Null otherwise.")
 
     class Meta:
         model = PaperTrade
@@ -51,6 +69,7 @@ class TradeSerializer(serializers.ModelSerializer):
             "created_at",
             "unrealized_pnl_pct", "sl_distance", "sl_distance_pct", "tp_distance", "tp_distance_pct",
             "days_to_expiry", "queued_for_open", "next_session_open",
+            "mark_source", "mark_delayed", "mark_quote_time", "mark_frozen", "close_order",
         ]
         read_only_fields = fields
 
@@ -68,6 +87,48 @@ class TradeSerializer(serializers.ModelSerializer):
         # A string like every other time here: an open's answer is also stored as JSON for its replay.
         next_open = self._session().next_open
         return serializers.DateTimeField().to_representation(next_open) if next_open else None
+
+    def _per_page(self, name: str, trade, statuses, read) -> object | None:
+        """A fact read for every trade of the answer at once (a list's page shares its context), so a
+        page costs the same queries for 2 trades or 50; only trades in `statuses` are asked about."""
+        if trade.status not in statuses:
+            return None
+        known = self.context.setdefault(name, {})
+        if trade.pk not in known:
+            page = self.parent.instance if isinstance(self.parent, serializers.ListSerializer) else None
+            wanted = ({t.pk for t in (page or ()) if t.status in statuses} | {trade.pk}) - known.keys()
+            found = read(sorted(wanted))
+            known.update({pk: found.get(pk) for pk in wanted})
+        return known[trade.pk]
+
+    def _freshness(self, trade) -> selectors.MarkFreshness | None:
+        session = self._session()
+        return self._per_page("mark_freshness", trade, HELD, lambda ids: selectors.marks_freshness(
+            trade_ids=ids, now=session.at or timezone.now(), market_open=session.open))
+
+    def get_mark_source(self, trade) -> str | None:
+        freshness = self._freshness(trade)
+        return freshness.source if freshness else None
+
+    def get_mark_delayed(self, trade) -> bool:
+        freshness = self._freshness(trade)
+        return bool(freshness and freshness.delayed)
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_mark_quote_time(self, trade) -> str | None:
+        freshness = self._freshness(trade)
+        quote_time = freshness.quote_time if freshness else None
+        return serializers.DateTimeField().to_representation(quote_time) if quote_time else None
+
+    def get_mark_frozen(self, trade) -> bool:
+        freshness = self._freshness(trade)
+        return bool(freshness and freshness.frozen)
+
+    @extend_schema_field(PendingCloseSerializer(allow_null=True))
+    def get_close_order(self, trade) -> dict | None:
+        pending = self._per_page("pending_closes", trade, (TradeStatus.CLOSING,),
+                                 lambda ids: selectors.pending_closes(trade_ids=ids))
+        return PendingCloseSerializer(pending).data if pending else None
 
 
 class TradeEventSerializer(serializers.ModelSerializer):

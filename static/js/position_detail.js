@@ -7,8 +7,8 @@ import { renderChart } from "./chart.js";
 import { el } from "./dom.js";
 import { eventLogItems } from "./event_log.js";
 import * as fmt from "./format.js";
+import { sourceLabel } from "./marks.js";
 import { state } from "./portfolio_state.js";
-import { sourceLabel } from "./working_orders.js";
 
 export function dropDetail(id) {
   state.expanded.delete(id);

@@ -8,6 +8,7 @@ import { announceCloses } from "./close_news.js";
 import { openCloseDialog } from "./close_dialog.js";
 import { el } from "./dom.js";
 import * as fmt from "./format.js";
+import { markCell, markIsLive } from "./marks.js";
 import { pnl } from "./pnl.js";
 import { detailRow, dropDetail, loadDetail } from "./position_detail.js";
 import { state } from "./portfolio_state.js";
@@ -34,7 +35,6 @@ async function fetchActive() {
 function positionRow(trade) {
   const label = fmt.contractLabel(trade);
   const expanded = state.expanded.has(trade.id);
-  const bidAsk = `bid ${fmt.price(trade.current_bid)} / ask ${fmt.price(trade.current_ask)}`;
   const status = orders.orderBadges(trade);
   // No SL/TP order guards this position at the broker: said loudest, until the monitor attaches one.
   const unprotected = trade.unprotected ? el("span", { className: "status-tag status-unprotected", title: trade.attention_reason || "No stop-loss or take-profit order at the broker", text: "UNPROTECTED" }) : null;
@@ -47,9 +47,7 @@ function positionRow(trade) {
       trade.strategy ? el("small", { className: "muted block", text: trade.strategy }) : null),
     el("td", { className: "num", dataset: { label: "Qty" }, text: String(trade.filled_qty || trade.qty) }),
     el("td", { className: "num", dataset: { label: "Entry" }, text: fmt.price(trade.entry_price ?? trade.planned_entry_price) }),
-    el("td", { className: `num${trade.next_session_open ? " mark-closed" : ""}`, dataset: { label: "Mark" } }, el("span", {},
-      el("span", { className: "mark", title: bidAsk, tabindex: "0", "aria-label": `mark ${fmt.price(trade.current_price)}, ${bidAsk}`, text: fmt.price(trade.current_price) }),
-      orders.markAge(trade))),
+    el("td", { className: `num${markIsLive(trade) ? "" : " mark-closed"}`, dataset: { label: "Mark" } }, markCell(trade)),
     el("td", { className: "num", dataset: { label: "Unrealized P&L" } }, pnl(trade.unrealized_pnl, trade.unrealized_pnl_pct)),
     el("td", { className: "num sl", dataset: { label: "Stop-loss" } }, exitCell(trade.sl_price, trade.sl_distance, trade.sl_distance_pct)),
     el("td", { className: "num tp", dataset: { label: "Take-profit" } }, exitCell(trade.tp_price, trade.tp_distance, trade.tp_distance_pct)),

@@ -1,5 +1,5 @@
 // The top bar: market status (open / closed / early close / FORCE OPEN), data source and the
-// freshness of the latest mark, the mute toggle, and the broker-trouble banners.
+// freshness of the latest mark (by the server's clock), the mute toggle, and the broker-trouble banners.
 
 import { config, get } from "./api.js";
 import { duration } from "./format.js";
@@ -8,6 +8,9 @@ import { bindMuteToggle } from "./sound.js";
 const ET = { timeZone: "America/New_York" };
 let market = null;
 let latestMark = null;
+// The server's clock minus the browser's, in ms (null until /market-status answered): a mark's age
+// is the server's "now" minus the server's time of the mark, right even when the two clocks differ.
+let serverOffset = null;
 
 function etTime(iso) {
   return new Date(iso).toLocaleTimeString("en-US", { ...ET, hour: "2-digit", minute: "2-digit" });
@@ -42,7 +45,8 @@ function renderFreshness() {
     element.textContent = `${source} · no marks yet`;
     return;
   }
-  const age = Date.now() - Date.parse(latestMark);
+  if (serverOffset === null) return; // the server's time is on its way
+  const age = Math.max(0, Date.now() + serverOffset - Date.parse(latestMark));
   const stale = market?.open && age > 5 * 60000;
   const ago = age < 60000 ? "just now" : `${duration(age)} ago`;
   element.textContent = `${source} · last mark ${ago}${stale ? " (stale)" : ""}`;
@@ -56,9 +60,12 @@ export function setLatestMark(iso) {
 
 async function loadMarket() {
   try {
+    const sent = Date.now();
     market = await get(config.urls.market_status);
+    serverOffset = Date.parse(market.at) - (sent + Date.now()) / 2;
   } catch {
     market = null;
+    serverOffset ??= 0; // no server time: the browser's clock is the best left
     const element = document.getElementById("market-status");
     if (element) element.textContent = "Market: status unavailable";
   }

@@ -1,7 +1,6 @@
 // Working orders under the trader's control: a PENDING limit entry can be re-priced or cancelled,
 // a CLOSING trade's sell withdrawn or switched between market and limit. Outside market hours an
 // order waits for the open: the row, the close dialog and the toasts say so, with the time.
-// Also the age of a mark while the market is closed ("last quote Fri 16:00"), so it never looks live.
 
 import { ApiError, config, post } from "./api.js";
 import { el } from "./dom.js";
@@ -18,37 +17,28 @@ export function sessionTime(iso) {
   return `${day.replace(",", "")}, ${time} ET`;
 }
 
-// "Fri 16:00" (New York).
-function quoteTime(iso) {
-  const at = new Date(iso);
-  const day = at.toLocaleDateString("en-US", { ...ET, weekday: "short" });
-  return `${day} ${at.toLocaleTimeString("en-GB", { ...ET, hour: "2-digit", minute: "2-digit" })}`;
-}
-
 const queuedText = (trade) => (trade.next_session_open ? `queued for the open ${sessionTime(trade.next_session_open)}` : "queued for the open");
 
-// The tags beside the contract: PENDING / CLOSING, and "queued for the open" while the market is shut.
+// How a pending close sells: "sell at market" or "sell limit 5.10".
+function closeOrderText(order) {
+  return order.order_type === "limit" ? `sell limit ${fmt.price(order.limit_price)}` : "sell at market";
+}
+
+// The tags beside the contract: PENDING / CLOSING (with how the close sells), and "queued for the
+// open" while the market is shut.
 export function orderBadges(trade) {
   if (trade.status === "OPEN") return [];
   // A space before each tag: a narrow cell may break the line there, never inside the contract.
   const tags = [" ", el("span", { className: `status-tag status-${trade.status.toLowerCase()}`, text: trade.status })];
+  if (trade.status === "CLOSING" && trade.close_order) {
+    tags.push(" ", el("span", { className: "status-tag status-close-order", title: "The working sell order of this close",
+      text: closeOrderText(trade.close_order) }));
+  }
   if (trade.queued_for_open) {
     tags.push(" ", el("span", { className: "status-tag status-queued", title: "Waits for the market to open; you can withdraw it until it fills",
       text: queuedText(trade) }));
   }
   return tags;
-}
-
-// The mark's age while the market is closed (the trade's session says so): shown, and the mark styled not-live.
-export function markAge(trade) {
-  if (!trade.next_session_open || !trade.last_updated) return null;
-  return el("small", { className: "mark-age", text: `last quote ${quoteTime(trade.last_updated)}` });
-}
-
-// "orats, delayed 15 min" for a snapshot's source.
-export function sourceLabel(snapshot) {
-  if (!snapshot?.source) return null;
-  return snapshot.delayed ? `${snapshot.source} (delayed)` : snapshot.source;
 }
 
 // What the close dialog says before sending.

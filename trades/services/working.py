@@ -78,6 +78,7 @@ class Session:
 
     open: bool
     next_open: datetime | None
+    at: datetime | None = None  # the market's clock when asked (None: it could not be read)
 
     @property
     def queued_for_open(self) -> bool:
@@ -92,8 +93,8 @@ def market_session(*, market: Market | None = None) -> Session:
         market = market or default_market()
         now = market.now()
         if market.is_open(now):
-            return Session(open=True, next_open=None)
-        return Session(open=False, next_open=market.next_open(now))
+            return Session(open=True, next_open=None, at=now)
+        return Session(open=False, next_open=market.next_open(now), at=now)
     except (BrokerError, OutsideCalendar):
         return Session(open=False, next_open=None)
 

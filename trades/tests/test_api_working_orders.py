@@ -248,8 +248,12 @@ def test_a_queued_close_switches_to_limit_and_back_to_market(client, trader, que
     assert [(s.order_type, s.limit_price, s.status) for s in sells] == [
         ("market", None, "canceled"), ("limit", Decimal("5.10"), "open")]
     assert limit.json()["close_order_id"] == str(sells[-1].pk)
+    assert queued_close["close_order"] == {"order_type": "market", "limit_price": None}  # the row says how it sells
+    assert limit.json()["close_order"] == {"order_type": "limit", "limit_price": "5.1000"}
     market = client.post(url, {"version": limit.json()["version"], "order_type": "market"}, format="json")
     assert market.status_code == 202 and market.json()["status"] == "CLOSING"
+    assert client.get("/api/trades").json()["results"][0]["close_order"] == {"order_type": "market",
+                                                                              "limit_price": None}
     assert [s.status for s in _orders(trader, tag=f"to-{queued_close['id']}-close")] == ["canceled", "canceled",
                                                                                        "open"]
     missing = client.post(url, {"version": market.json()["version"], "order_type": "limit"}, format="json")

@@ -1,0 +1,182 @@
+"""A position's mark tells the truth on the API: its source, whether it is delayed, the source's own
+quote time, and whether it is frozen (the market reads open, really or by FORCE_MARKET_OPEN, but the
+source has nothing new); and a pending close says how its sell is priced.
+
+The clock is pinned in every test; the market is the real one (the XNYS calendar), not a hand-driven
+one, so FORCE_MARKET_OPEN works as in development."""
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from monitoring.marketdata.simulated import SimulatedProvider
+from monitoring.services import snapshot_positions
+from tests.factories import PaperTradeFactory, PriceSnapshotFactory, TradeEventFactory
+from trades.models import EventKind, TradeStatus
+from trades.selectors import pending_closes
+
+FRIDAY_CLOSE = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)  # Fri 16:00 in New York
+SATURDAY = datetime(2026, 12, 5, 17, 0, tzinfo=UTC)  # Sat 12:00 in New York: no session
+TUESDAY = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)  # Tue 12:00 in New York: in the session
+CYCLE = timedelta(seconds=40)  # the monitor's snapshot period
+CALL = {"ticker": "SPY", "option_type": "CALL", "strike": Decimal("600"), "expiry": date(2026, 12, 18)}
+
+
+@pytest.fixture
+def client(api_as, trader):
+    return api_as(trader)
+
+
+def _position(client, trade):
+    (row,) = [row for row in client.get("/api/trades").json()["results"] if row["id"] == trade.pk]
+    return row
+
+
+def _cycles(trade, *, until, count, quote_time, delayed=False):
+    """`count` snapshots one cycle apart, the last at `until`; `quote_time(slot)` is the source's time."""
+    for step in range(count):
+        slot = until - CYCLE * (count - 1 - step)
+        PriceSnapshotFactory(trade=trade, timestamp=slot, quote_time=quote_time(slot), delayed=delayed)
+
+
+def test_after_the_close_the_mark_carries_the_sources_quote_time_and_is_not_frozen(client, trader, settings):
+    """Market closed: the page shows "last quote Fri 16:00" from `mark_quote_time`; frozen is
+    about an open market only."""
+    settings.FORCE_MARKET_OPEN = False
+    trade = PaperTradeFactory(owner=trader)
+    _cycles(trade, until=FRIDAY_CLOSE + timedelta(minutes=5), count=3, quote_time=lambda slot: FRIDAY_CLOSE)
+    with time_machine.travel(SATURDAY, tick=False):
+        row = _position(client, trade)
+    assert row["next_session_open"] == "2026-12-07T14:30:00Z"  # Monday 09:30 in New York
+    assert (row["mark_source"], row["mark_delayed"], row["mark_quote_time"], row["mark_frozen"]) == (
+        "simulated", False, "2026-12-04T21:00:00Z", False)
+
+
+def test_with_force_market_open_a_source_with_nothing_new_is_frozen(client, trader, settings):
+    """The monitor's own cycle, the simulated source, a Saturday with FORCE_MARKET_OPEN: the cycles
+    run, but every quote is Friday's close. The API says frozen; the same on a Tuesday says live."""
+    settings.FORCE_MARKET_OPEN = True
+    trade = PaperTradeFactory(owner=trader, **CALL, entry_price=Decimal("5.00"))
+    for at in (SATURDAY - CYCLE * 2, SATURDAY - CYCLE, SATURDAY):
+        snapshot_positions(provider=SimulatedProvider(seed="frozen", clock=lambda at=at: at), at=at)
+    with time_machine.travel(SATURDAY + timedelta(seconds=5), tick=False):
+        row = _position(client, trade)
+    assert row["next_session_open"] is None  # forced open: nothing says "closed"
+    assert (row["mark_source"], row["mark_quote_time"], row["mark_frozen"]) == (
+        "simulated", "2026-12-04T21:00:00Z", True)
+
+
+def test_with_force_market_open_a_moving_source_is_live(client, trader, settings):
+    settings.FORCE_MARKET_OPEN = True
+    trade = PaperTradeFactory(owner=trader, **CALL, entry_price=Decimal("5.00"))
+    for at in (TUESDAY - CYCLE * 2, TUESDAY - CYCLE, TUESDAY):
+        snapshot_positions(provider=SimulatedProvider(seed="moving", clock=lambda at=at: at), at=at)
+    with time_machine.travel(TUESDAY + timedelta(seconds=5), tick=False):
+        row = _position(client, trade)
+    assert row["mark_quote_time"] == "2026-12-01T17:00:00Z" and row["mark_frozen"] is False
+
+
+@pytest.mark.parametrize(("age", "delayed", "frozen"), [
+    (timedelta(minutes=4), False, False),
+    (timedelta(minutes=6), False, True),  # older than a live quote may be
+    (timedelta(minutes=16), True, False),  # a delayed source is 15 minutes late by design
+    (timedelta(minutes=21), True, True),
+])
+def test_a_quote_older_than_a_live_one_may_be_is_frozen_while_the_market_is_open(client, trader, settings,
+                                                                                  age, delayed, frozen):
+    settings.FORCE_MARKET_OPEN = False
+    trade = PaperTradeFactory(owner=trader)
+    PriceSnapshotFactory(trade=trade, timestamp=TUESDAY, quote_time=TUESDAY - age, delayed=delayed, source="orats")
+    with time_machine.travel(TUESDAY + timedelta(seconds=5), tick=False):
+        row = _position(client, trade)
+    assert (row["mark_source"], row["mark_delayed"], row["mark_frozen"]) == ("orats", delayed, frozen)
+
+
+@pytest.mark.parametrize(("moving", "frozen"), [(False, True), (True, False)])
+def test_a_quote_that_does_not_move_across_the_cycles_is_frozen_whatever_the_web_servers_clock(
+        client, trader, settings, moving, frozen):
+    """Counted on the monitor's cycles, not only on the clock: here the web server's clock is ten
+    minutes behind the worker's (so every quote looks fresh by the clock), and eleven cycles over
+    6:40 minutes carried the same quote time."""
+    settings.FORCE_MARKET_OPEN = True
+    trade = PaperTradeFactory(owner=trader)
+    start = TUESDAY - CYCLE * 10
+    _cycles(trade, until=TUESDAY, count=11, quote_time=(lambda slot: slot) if moving else (lambda slot: start))
+    with time_machine.travel(TUESDAY - timedelta(minutes=10), tick=False):
+        row = _position(client, trade)
+    assert row["mark_frozen"] is frozen
+
+
+def test_a_trade_without_marks_says_so(client, trader, settings):
+    settings.FORCE_MARKET_OPEN = True
+    trade = PaperTradeFactory(owner=trader)
+    with time_machine.travel(TUESDAY, tick=False):
+        row = client.get(f"/api/trades/{trade.pk}").json()
+    assert (row["mark_source"], row["mark_delayed"], row["mark_quote_time"], row["mark_frozen"],
+            row["close_order"]) == (None, False, None, False, None)
+
+
+def test_the_detail_says_the_same_as_the_list(client, trader, settings):
+    settings.FORCE_MARKET_OPEN = True
+    trade = PaperTradeFactory(owner=trader)
+    PriceSnapshotFactory(trade=trade, timestamp=TUESDAY, quote_time=TUESDAY - timedelta(hours=1), delayed=True)
+    with time_machine.travel(TUESDAY, tick=False):
+        detail = client.get(f"/api/trades/{trade.pk}").json()
+        listed = _position(client, trade)
+    names = ("mark_source", "mark_delayed", "mark_quote_time", "mark_frozen")
+    assert [detail[name] for name in names] == [listed[name] for name in names] == [
+        "simulated", True, "2026-12-01T16:00:00Z", True]
+
+
+def test_a_list_of_held_trades_costs_the_same_queries_for_2_or_20(client, trader, settings,
+                                                                   django_assert_num_queries):
+    settings.FORCE_MARKET_OPEN = True
+
+    def held(count):
+        for index in range(count):
+            trade = PaperTradeFactory(owner=trader, status=TradeStatus.CLOSING if index % 2 else TradeStatus.OPEN)
+            PriceSnapshotFactory(trade=trade, timestamp=TUESDAY, quote_time=TUESDAY)
+            TradeEventFactory(trade=trade, old_status=TradeStatus.OPEN, new_status=TradeStatus.CLOSING)
+
+    with time_machine.travel(TUESDAY, tick=False):
+        held(2)
+        with CaptureQueriesContext(connection) as baseline:
+            assert client.get("/api/trades").status_code == 200
+        held(18)
+        with django_assert_num_queries(len(baseline.captured_queries)):
+            rows = client.get("/api/trades").json()["results"]
+    assert len(rows) == 20 and {row["mark_source"] for row in rows} == {"simulated"}
+    assert {str(row["close_order"]) for row in rows} == {"None", str({"order_type": "market", "limit_price": None})}
+
+
+# --- the pending close's order type --------------------------------------------------------------
+
+
+def _event(trade, old, new, kind=EventKind.STATE_CHANGE, **payload):
+    return TradeEventFactory(trade=trade, old_status=old, new_status=new, kind=kind, payload=payload)
+
+
+def test_a_pending_close_sells_at_market_until_a_switch_to_limit_is_placed(trader):
+    from tradeoptions import tenancy
+
+    trade = PaperTradeFactory(owner=trader, status=TradeStatus.CLOSING)
+    closing, open_ = TradeStatus.CLOSING, TradeStatus.OPEN
+    _event(trade, open_, closing)
+    _event(trade, closing, closing, EventKind.ORDER_PLACED)
+
+    def now():
+        with tenancy.acting_as(trader.pk):
+            return pending_closes(trade_ids=[trade.pk])[trade.pk]
+
+    assert (now().order_type, now().limit_price) == ("market", None)
+    _event(trade, closing, closing, requested="close_reprice", order_type="limit", limit_price="5.10")
+    assert now().order_type == "market"  # asked for, but its sell is not placed (the broker may refuse it)
+    _event(trade, closing, closing, EventKind.ORDER_PLACED)
+    assert (now().order_type, now().limit_price) == ("limit", Decimal("5.10"))
+    _event(trade, closing, open_, requested="close_cancel")  # withdrawn, then closed again: at market
+    _event(trade, open_, closing)
+    assert (now().order_type, now().limit_price) == ("market", None)
