@@ -56,28 +56,21 @@ def test_after_the_close_the_mark_carries_the_sources_quote_time_and_is_not_froz
         "simulated", False, "2026-12-04T21:00:00Z", False)
 
 
-def test_with_force_market_open_a_source_with_nothing_new_is_frozen(client, trader, settings):
-    """The monitor's own cycle, the simulated source, a Saturday with FORCE_MARKET_OPEN: the cycles
-    run, but every quote is Friday's close. The API says frozen; the same on a Tuesday says live."""
+@pytest.mark.parametrize(("day", "quoted", "frozen"), [
+    (SATURDAY, "2026-12-04T21:00:00Z", True),  # every cycle quotes Friday's close: nothing new
+    (TUESDAY, "2026-12-01T17:00:00Z", False),  # in a real session the quotes move
+], ids=["saturday", "tuesday"])
+def test_with_force_market_open_a_source_with_nothing_new_is_frozen(client, trader, settings, day, quoted, frozen):
+    """The monitor's own cycle with the simulated source and FORCE_MARKET_OPEN: on a Saturday the
+    cycles run but every quote is Friday's close, and the API says frozen; on a Tuesday, live."""
     settings.FORCE_MARKET_OPEN = True
     trade = PaperTradeFactory(owner=trader, **CALL, entry_price=Decimal("5.00"))
-    for at in (SATURDAY - CYCLE * 2, SATURDAY - CYCLE, SATURDAY):
+    for at in (day - CYCLE * 2, day - CYCLE, day):
         snapshot_positions(provider=SimulatedProvider(seed="frozen", clock=lambda at=at: at), at=at)
-    with time_machine.travel(SATURDAY + timedelta(seconds=5), tick=False):
+    with time_machine.travel(day + timedelta(seconds=5), tick=False):
         row = _position(client, trade)
     assert row["next_session_open"] is None  # forced open: nothing says "closed"
-    assert (row["mark_source"], row["mark_quote_time"], row["mark_frozen"]) == (
-        "simulated", "2026-12-04T21:00:00Z", True)
-
-
-def test_with_force_market_open_a_moving_source_is_live(client, trader, settings):
-    settings.FORCE_MARKET_OPEN = True
-    trade = PaperTradeFactory(owner=trader, **CALL, entry_price=Decimal("5.00"))
-    for at in (TUESDAY - CYCLE * 2, TUESDAY - CYCLE, TUESDAY):
-        snapshot_positions(provider=SimulatedProvider(seed="moving", clock=lambda at=at: at), at=at)
-    with time_machine.travel(TUESDAY + timedelta(seconds=5), tick=False):
-        row = _position(client, trade)
-    assert row["mark_quote_time"] == "2026-12-01T17:00:00Z" and row["mark_frozen"] is False
+    assert (row["mark_source"], row["mark_quote_time"], row["mark_frozen"]) == ("simulated", quoted, frozen)
 
 
 @pytest.mark.parametrize(("age", "delayed", "frozen"), [
