@@ -5,11 +5,53 @@
 
 import { createChart, LineStyle } from "../vendor/lightweight-charts/lightweight-charts.standalone.production.mjs";
 
+// Colours are named after the page's CSS custom properties (static/css/app.css, `--chart-*`, `--gain`,
+// `--loss`): a chart is painted in the theme the system asks for, and repainted when it switches.
 const MARKERS = {
-  PRE_MARKET: { text: "pre", color: "#a78bfa", shape: "circle", position: "belowBar" },
-  POST_MARKET: { text: "post", color: "#a78bfa", shape: "circle", position: "aboveBar" },
-  FILL: { text: "fill", color: "#fbbf24", shape: "square", position: "belowBar" },
+  PRE_MARKET: { text: "pre", colour: "bookend", shape: "circle", position: "belowBar" },
+  POST_MARKET: { text: "post", colour: "bookend", shape: "circle", position: "aboveBar" },
+  FILL: { text: "fill", colour: "fill", shape: "square", position: "belowBar" },
 };
+const COLOURS = ["bg", "text", "grid", "border", "line", "area", "entry", "bookend", "fill"];
+const DARK = window.matchMedia("(prefers-color-scheme: dark)");
+
+// The theme's chart colours, as the stylesheet resolves them now.
+export function chartColours() {
+  const style = getComputedStyle(document.documentElement);
+  const colours = Object.fromEntries(COLOURS.map((name) => [name, style.getPropertyValue(`--chart-${name}`).trim()]));
+  colours.gain = style.getPropertyValue("--gain").trim();
+  colours.loss = style.getPropertyValue("--loss").trim();
+  colours.muted = style.getPropertyValue("--muted").trim();
+  return colours;
+}
+
+// What every chart shares: background, text, grid and scale borders.
+export function chartFrame(colours) {
+  return {
+    layout: { background: { color: colours.bg }, textColor: colours.text },
+    grid: { vertLines: { color: colours.grid }, horzLines: { color: colours.grid } },
+    rightPriceScale: { borderColor: colours.border },
+    timeScale: { borderColor: colours.border },
+  };
+}
+
+// Charts on the page and how each repaints itself; one whose element has left the page is forgotten.
+const painters = new Set();
+DARK.addEventListener("change", () => {
+  const colours = chartColours();
+  for (const painter of painters) {
+    if (painter.chart.chartElement().isConnected) painter.paint(colours);
+    else painters.delete(painter);
+  }
+});
+
+// Paints `chart` now, in the theme's colours, and again whenever the system scheme changes.
+export function followTheme(chart, paint = () => {}) {
+  const painter = { chart, paint: (colours) => { chart.applyOptions(chartFrame(colours)); paint(colours); } };
+  painters.add(painter);
+  painter.paint(chartColours());
+  return chart;
+}
 
 function points(snapshots) {
   const byTime = new Map();
@@ -37,14 +79,12 @@ export function renderChart(container, trade, snapshots) {
   container.append(canvas);
   const chart = createChart(canvas, {
     autoSize: true,
-    layout: { background: { color: "#0f1720" }, textColor: "#cbd5e1", attributionLogo: false },
-    grid: { vertLines: { color: "#1e293b" }, horzLines: { color: "#1e293b" } },
+    layout: { attributionLogo: false },
     timeScale: {
       timeVisible: true, secondsVisible: false,
       tickMarkFormatter: (time) => new Date(time * 1000).toLocaleTimeString("en-US", { timeZone: "America/New_York", hour: "2-digit", minute: "2-digit", hour12: false }),
     },
     localization: { timeFormatter: (time) => new Date(time * 1000).toLocaleString("en-US", { timeZone: "America/New_York", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }) + " ET" },
-    rightPriceScale: { borderColor: "#334155" },
   });
   // Keep the exits in view even when the mark has stayed far from them.
   const exits = [trade.sl_price, trade.tp_price, trade.entry_price].filter((value) => value !== null && value !== undefined).map(Number);
@@ -56,17 +96,20 @@ export function renderChart(container, trade, snapshots) {
     }
     return info;
   };
-  const series = chart.addLineSeries({ color: "#60a5fa", lineWidth: 2, title: "mark", autoscaleInfoProvider });
+  const series = chart.addLineSeries({ lineWidth: 2, title: "mark", autoscaleInfoProvider });
   series.setData(rows.map(([time, snapshot]) => ({ time, value: Number(snapshot.mark_price) })));
-  const line = (price, title, color, style) => {
-    if (price !== null && price !== undefined) {
-      series.createPriceLine({ price: Number(price), title, color, lineWidth: 1, lineStyle: style, axisLabelVisible: true });
-    }
-  };
-  line(trade.entry_price, "entry", "#e2e8f0", LineStyle.Solid);
-  line(trade.sl_price, "SL", "#f87171", LineStyle.Dashed);
-  line(trade.tp_price, "TP", "#4ade80", LineStyle.Dashed);
-  series.setMarkers(rows.filter(([, snapshot]) => MARKERS[snapshot.kind]).map(([time, snapshot]) => ({ time, ...MARKERS[snapshot.kind] })));
+  const lines = [[trade.entry_price, "entry", "entry", LineStyle.Solid], [trade.sl_price, "SL", "loss", LineStyle.Dashed], [trade.tp_price, "TP", "gain", LineStyle.Dashed]]
+    .filter(([price]) => price !== null && price !== undefined)
+    .map(([price, title, colour, lineStyle]) => ({ colour, line: series.createPriceLine({ price: Number(price), title, lineWidth: 1, lineStyle, axisLabelVisible: true }) }));
+  const marked = rows.filter(([, snapshot]) => MARKERS[snapshot.kind]);
+  followTheme(chart, (colours) => {
+    series.applyOptions({ color: colours.line });
+    for (const { colour, line } of lines) line.applyOptions({ color: colours[colour] });
+    series.setMarkers(marked.map(([time, snapshot]) => {
+      const { colour, ...marker } = MARKERS[snapshot.kind];
+      return { time, ...marker, color: colours[colour] };
+    }));
+  });
   chart.timeScale().fitContent();
   const credit = document.createElement("p");
   credit.className = "chart-credit muted";
@@ -91,17 +134,15 @@ export function renderEquity(container, curve) {
   canvas.setAttribute("role", "img");
   canvas.setAttribute("aria-label", `Equity after each of ${rows.length} closed trade(s), last ${rows[rows.length - 1].value.toFixed(2)}.`);
   container.append(canvas);
-  const chart = createChart(canvas, {
-    autoSize: true,
-    layout: { background: { color: "#0f1720" }, textColor: "#cbd5e1", attributionLogo: false },
-    grid: { vertLines: { color: "#1e293b" }, horzLines: { color: "#1e293b" } },
-    timeScale: { timeVisible: false },
-  });
-  const series = chart.addAreaSeries({ lineColor: "#60a5fa", topColor: "rgba(96, 165, 250, .35)", bottomColor: "rgba(96, 165, 250, 0)", title: "equity" });
+  const chart = createChart(canvas, { autoSize: true, layout: { attributionLogo: false }, timeScale: { timeVisible: false } });
+  const series = chart.addAreaSeries({ title: "equity" });
   series.setData(rows);
-  if (curve.start !== undefined && curve.start !== null) {
-    series.createPriceLine({ price: Number(curve.start), title: "start", color: "#94a3b8", lineWidth: 1, lineStyle: LineStyle.Dashed });
-  }
+  const start = curve.start !== undefined && curve.start !== null
+    ? series.createPriceLine({ price: Number(curve.start), title: "start", lineWidth: 1, lineStyle: LineStyle.Dashed }) : null;
+  followTheme(chart, (colours) => {
+    series.applyOptions({ lineColor: colours.line, topColor: colours.area, bottomColor: "rgba(0, 0, 0, 0)" });
+    start?.applyOptions({ color: colours.muted });
+  });
   chart.timeScale().fitContent();
   return chart;
 }
