@@ -321,37 +321,6 @@ function openTime(iso) {
   return new Date(iso).toLocaleString("en-US", { weekday: "short", month: "short", day: "numeric", year: "numeric", hour: "numeric", minute: "2-digit", timeZone: "America/New_York", timeZoneName: "short" });
 }
 
-// --- keyboard ------------------------------------------------------------------------------------
-
-function typing(target) {
-  return target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName));
-}
-
-function bindKeys(form) {
-  const toggle = $("new-trade-toggle");
-  const openForm = () => {
-    if (form.hidden) toggle.click();
-  };
-  document.addEventListener("keydown", (event) => {
-    if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
-    if (event.key === "Escape" && !form.hidden && !document.querySelector("dialog[open]")) {
-      event.preventDefault();
-      $("nt-cancel").click();
-      return;
-    }
-    if (typing(event.target) || document.querySelector("dialog[open]")) return;
-    if (event.key === "n") {
-      event.preventDefault();
-      openForm();
-    } else if (event.key === "/") {
-      event.preventDefault();
-      openForm();
-      form.elements.ticker.focus();
-      form.elements.ticker.select();
-    }
-  });
-}
-
 // --- wiring --------------------------------------------------------------------------------------
 
 function resetAll(form) {
@@ -373,7 +342,6 @@ export function bindOrderEntry() {
   if (!form || !$("oe-chain")) return;
   bindExits(form);
   bindPresets(form);
-  bindKeys(form);
   form.elements.ticker.addEventListener("input", () => {
     clearTimeout(state.timer);
     state.timer = setTimeout(() => loadTicker(form), TICKER_MS);
