@@ -2,6 +2,7 @@
 // open), then the close with the trade's version; the dialog waits while the order is on its way.
 
 import { config, post } from "./api.js";
+import { withFigures } from "./dom.js";
 import * as fmt from "./format.js";
 import { busy, idle } from "./forms.js";
 import { conflict, isConflict, refreshAll, state } from "./portfolio_state.js";
@@ -17,9 +18,9 @@ export function openCloseDialog(id) {
   const trade = state.trades.get(id);
   closing = { id, version: trade.version, opener: document.activeElement };
   document.getElementById("close-dialog-title").textContent = `Close ${fmt.shortLabel(trade)} at market?`;
-  document.getElementById("close-dialog-text").textContent =
+  document.getElementById("close-dialog-text").replaceChildren(...withFigures(
     `${fmt.contractLabel(trade)}: ${trade.filled_qty || trade.qty} contract(s), mark ${fmt.price(trade.current_price)} ` +
-    `(bid ${fmt.price(trade.current_bid)}), unrealized ${fmt.money(trade.unrealized_pnl)}.`;
+    `(bid ${fmt.price(trade.current_bid)}), unrealized ${fmt.money(trade.unrealized_pnl)}.`));
   document.getElementById("close-dialog-note").textContent = orders.closeNote(trade);
   dialog.showModal();
   document.getElementById("close-cancel").focus();

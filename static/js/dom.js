@@ -14,3 +14,18 @@ export function el(tag, props = {}, ...children) {
   node.append(...children.flat(Infinity).filter((child) => child !== null && child !== undefined && child !== false));
   return node;
 }
+
+// A sentence with its money figures ("−$1,234.50", "+$12.00") each kept on one line: the line-breaking
+// rules allow a break between the sign and the "$", so each figure goes in a span that does not wrap.
+const FIGURE = /[+\u2212]?\$[\d,]+(?:\.\d+)?/g;
+
+export function withFigures(text) {
+  const parts = [];
+  let from = 0;
+  for (const match of String(text).matchAll(FIGURE)) {
+    parts.push(text.slice(from, match.index), el("span", { className: "nowrap", text: match[0] }));
+    from = match.index + match[0].length;
+  }
+  parts.push(String(text).slice(from));
+  return parts.filter((part) => part !== "");
+}

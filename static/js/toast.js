@@ -1,5 +1,7 @@
 // Short messages in a polite live region; warnings and errors stay a little longer.
 
+import { withFigures } from "./dom.js";
+
 const LIFETIME = { success: 4000, info: 4000, warning: 6000, error: 8000 };
 
 export function toast(message, kind = "info") {
@@ -9,7 +11,7 @@ export function toast(message, kind = "info") {
   item.className = `toast toast-${kind}`;
   item.dataset.kind = kind;
   const text = document.createElement("span");
-  text.textContent = message;
+  text.append(...withFigures(message));
   const dismiss = document.createElement("button");
   dismiss.type = "button";
   dismiss.className = "toast-dismiss";
