@@ -14,15 +14,14 @@ from tradeoptions import tenancy
 from trades import services
 from trades.models import PaperTrade, TradeStatus
 
-from . import test_portfolio_in_a_browser as portfolio
-from .test_portfolio_in_a_browser import DESKTOP, EXPIRY, PHONE, mark, open_trade, position, shoot
+from . import in_a_browser
+from .in_a_browser import AFTER_THE_BELL, DESKTOP, PHONE, WIDTHS, shoot
+from .in_a_browser import fits as _fits
+from .test_portfolio_in_a_browser import EXPIRY, mark, open_trade, position
 
-device = portfolio.device  # the same logged-in browser device, console errors collected
+device = in_a_browser.device  # the same logged-in browser device, console errors collected
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-WIDTHS = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-AFTER_THE_BELL = datetime(2026, 12, 1, 22, 0, tzinfo=UTC)  # Tue 17:00 in New York: the next open is Wed 09:30
 
 
 @pytest.fixture
@@ -35,18 +34,6 @@ def alice(db):
 def _trade(user, pk) -> PaperTrade:
     with tenancy.acting_as(user.pk):
         return PaperTrade.objects.get(pk=pk)
-
-
-def _fits(page, selector, within=None):
-    """The element lies inside its card (`within`), and the card inside the viewport's width."""
-    width = page.viewport_size["width"]
-    box = page.locator(selector).bounding_box()
-    if within:
-        card = page.locator(within).bounding_box()
-        if box["x"] < card["x"] or box["x"] + box["width"] > card["x"] + card["width"] + 1:
-            return False
-        box = card
-    return box["x"] >= 0 and box["x"] + box["width"] <= width + 1
 
 
 @WIDTHS
