@@ -4,6 +4,7 @@ dialog says the sell waits for the open, the row says it is queued) and the clos
 account summary card shows the API's own numbers; a mark taken before the close says its age.
 Screenshots of each step go to .data/screenshots/ (git-ignored) for a person to look at."""
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -110,6 +111,8 @@ def test_a_close_after_the_bell_is_queued_for_the_open_and_withdrawn(device, mar
     assert _trade(alice, trade.pk).status == TradeStatus.CLOSING
     shoot(page, f"{name}-orders-6-close-queued")
     assert _fits(page, "#positions", within="#panel-open")
+    # Days to expiry count from the server's today: a run far past the expiry reads "expired", not "-387d".
+    expect(row.locator("td[data-label=DTE]")).to_have_text(re.compile(r"^(\d+d|expired)$"))
 
     row.locator("button.cancel-order", has_text="Withdraw").click()
     expect(page.locator(".toast-success", has_text="SPY 570C: close withdrawn")).to_be_visible()
