@@ -38,9 +38,13 @@ def device(browser, live_server):
     and page errors are collected and must stay empty."""
     contexts = []
 
-    def open_device(*, viewport=DESKTOP, username="alice"):
+    def open_device(*, viewport=DESKTOP, username="alice", at=None):
+        """`at`: the page's own clock (Date.now) stands at that moment, as the server's does under
+        `market_clock`; its timers still run."""
         context = browser.new_context(viewport=viewport, accept_downloads=True)
         contexts.append(context)
+        if at is not None:
+            context.clock.set_fixed_time(at)
         page = context.new_page()
         page.set_default_timeout(10_000)
         page.problems = []
