@@ -5,20 +5,20 @@ phone width; screenshots go to .data/screenshots/ (git-ignored) for a person to 
 
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.factories import PASSWORD, UserFactory
+from tests import in_a_browser
+from tests.factories import UserFactory
+from tests.in_a_browser import DESKTOP, SCREENSHOTS, WIDTHS, shoot, width_name
 from tradeoptions import tenancy
-from trades.models import AccountSettings, PaperTrade
+from trades.models import AccountSettings, PaperTrade, TradeStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / ".data" / "screenshots"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
+device = in_a_browser.device
+market_clock = in_a_browser.market_clock  # Tuesday 10:00 in New York, standing still: the market is open
 
 
 @pytest.fixture
@@ -29,45 +29,14 @@ def alice(db):
     return user
 
 
-@pytest.fixture
-def signed_in(browser, live_server, alice):
-    contexts = []
-
-    def open_device(viewport):
-        context = browser.new_context(viewport=viewport)
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.problems = []
-        page.on("pageerror", lambda error: page.problems.append(str(error)))
-        page.on("console", lambda message: message.type == "error"
-                and not message.text.startswith("Failed to load resource") and page.problems.append(message.text))
-        page.goto(f"{live_server.url}/login/")
-        page.fill("#id_username", "alice")
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/")
-        expect(page.locator("#last-updated")).to_contain_text("Last updated")
-        return page
-
-    yield open_device
-    for context in contexts:
-        context.close()
-
-
-def shoot(page, name):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
 def _money(value: str) -> str:
     return f"${Decimal(value):,.2f}"
 
 
-@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-def test_ticker_chain_click_the_ask_preview_and_open(signed_in, alice, viewport):
-    page = signed_in(viewport)
-    name = "desktop" if viewport is DESKTOP else "phone"
+@WIDTHS
+def test_ticker_chain_click_the_ask_preview_and_open(market_clock, device, alice, viewport):
+    page = device(viewport=viewport)
+    name = width_name(viewport)
     page.locator("body").press("n")  # the keyboard opens the form…
     expect(page.locator("#new-trade")).to_be_visible()
     page.locator("#nt-cancel").click()
@@ -152,10 +121,8 @@ def test_ticker_chain_click_the_ask_preview_and_open(signed_in, alice, viewport)
         f"{preview['limits']['max_positions']['left']} left")
     expect(figures.locator(".oe-item", has_text="Heat room")).to_contain_text(
         _money(preview["limits"]["heat_limit_pct"]["left"]))
-    if body["queued_for_open"]:
-        expect(page.locator("#oe-queued")).to_contain_text("queued for the open at")
-    else:
-        expect(page.locator("#oe-queued")).to_be_hidden()
+    assert not body["queued_for_open"]  # in session: the order goes now
+    expect(page.locator("#oe-queued")).to_be_hidden()
     shoot(page, f"order-entry-{name}-preview")
     page.locator("#new-trade fieldset").first.screenshot(path=str(SCREENSHOTS / f"order-entry-{name}-chain.png"))
 
@@ -164,7 +131,8 @@ def test_ticker_chain_click_the_ask_preview_and_open(signed_in, alice, viewport)
     with tenancy.acting_as(alice.pk):
         trade = PaperTrade.objects.get(owner=alice)
     assert (trade.strike, trade.qty, trade.entry_type) == (Decimal(strike), 1, "limit")
-    assert trade.planned_entry_price == Decimal(ask_price) or trade.entry_price is not None
+    # The clock stands still, so the ask clicked is the ask the limit meets: it fills there.
+    assert (trade.status, trade.entry_price) == (TradeStatus.OPEN, Decimal(ask_price))
     assert trade.sl_price == Decimal(preview["sl_price"]) and trade.tp_price == Decimal(preview["tp_price"])
     expect(page.locator("#positions tbody tr", has_text=f"{strike} C")).to_be_visible()
     expect(page.locator("#new-trade")).to_be_hidden()
@@ -173,8 +141,8 @@ def test_ticker_chain_click_the_ask_preview_and_open(signed_in, alice, viewport)
     assert page.problems == [], json.dumps(page.problems)
 
 
-def test_an_empty_submit_flags_every_missing_field_at_once(signed_in):
-    page = signed_in(DESKTOP)
+def test_an_empty_submit_flags_every_missing_field_at_once(device, alice):
+    page = device(viewport=DESKTOP)
     page.click("#new-trade-toggle")
     page.click("#nt-submit")
     for field in ("ticker", "expiry", "strike", "sl_price", "tp_price"):

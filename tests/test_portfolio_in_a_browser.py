@@ -12,71 +12,29 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 from knox.models import AuthToken
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from brokers.models import BrokerMode
 from monitoring.models import SnapshotKind
+from tests import in_a_browser
 from tests.factories import PASSWORD, PriceSnapshotFactory, UserFactory
+from tests.in_a_browser import DESKTOP, PHONE, SCREENSHOTS, shoot  # noqa: F401 - other browser tests import them from here
 from tradeoptions import tenancy
 from trades import services
 from trades.models import AccountSettings, PaperTrade, TradeStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+device = in_a_browser.device  # the logged-in browser device the browser tests share
+
 CONTRACT = "SPY261218C00570000"
 EXPIRY = date(2026, 12, 18)
 LABEL = "SPY 18 Dec 26 570 C"
-SCREENSHOTS = Path(__file__).resolve().parent.parent / ".data" / "screenshots"
-DESKTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture
 def alice(db):
     return UserFactory(username="alice")
-
-
-@pytest.fixture
-def device(browser, live_server):
-    """A fresh browser context (a device) for alice, logged in on the portfolio; console errors
-    and page errors are collected and must stay empty."""
-    contexts = []
-
-    def open_device(*, viewport=DESKTOP, username="alice"):
-        context = browser.new_context(viewport=viewport, accept_downloads=True)
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        page.problems = []
-        page.on("pageerror", lambda error: page.problems.append(str(error)))
-        # An HTTP error the page handles (a 400 with field errors, a 409) is logged by Chromium as
-        # "Failed to load resource"; anything else on the console (a CSP refusal, an exception) is a problem.
-        page.on("console", lambda message: message.type == "error"
-                and not message.text.startswith("Failed to load resource") and page.problems.append(message.text))
-        page.goto(f"{live_server.url}/login/")
-        page.fill("#id_username", username)
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/")
-        expect(page.locator("#last-updated")).to_contain_text("Last updated")
-        return page
-
-    yield open_device
-    for context in contexts:
-        # A request still in flight when the test's database is flushed deadlocks the flush; a
-        # request the test holds back on purpose (page.route) never ends: not waited for long.
-        for page in context.pages:
-            try:
-                page.wait_for_load_state("networkidle", timeout=3_000)
-            except PlaywrightTimeout:
-                pass
-        context.close()
-
-
-def shoot(page, name):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def open_trade(user, **changes) -> PaperTrade:

@@ -4,6 +4,7 @@ dialog says the sell waits for the open, the row says it is queued) and the clos
 account summary card shows the API's own numbers; a mark taken before the close says its age.
 Screenshots of each step go to .data/screenshots/ (git-ignored) for a person to look at."""
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -15,15 +16,14 @@ from tradeoptions import tenancy
 from trades import services
 from trades.models import PaperTrade, TradeStatus
 
-from . import test_portfolio_in_a_browser as portfolio
-from .test_portfolio_in_a_browser import DESKTOP, EXPIRY, PHONE, mark, open_trade, position, shoot
+from . import in_a_browser
+from .in_a_browser import AFTER_THE_BELL, DESKTOP, PHONE, WIDTHS, shoot
+from .in_a_browser import fits as _fits
+from .test_portfolio_in_a_browser import EXPIRY, mark, open_trade, position
 
-device = portfolio.device  # the same logged-in browser device, console errors collected
+device = in_a_browser.device  # the same logged-in browser device, console errors collected
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-WIDTHS = pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-AFTER_THE_BELL = datetime(2026, 12, 1, 22, 0, tzinfo=UTC)  # Tue 17:00 in New York: the next open is Wed 09:30
 
 
 @pytest.fixture
@@ -36,18 +36,6 @@ def alice(db):
 def _trade(user, pk) -> PaperTrade:
     with tenancy.acting_as(user.pk):
         return PaperTrade.objects.get(pk=pk)
-
-
-def _fits(page, selector, within=None):
-    """The element lies inside its card (`within`), and the card inside the viewport's width."""
-    width = page.viewport_size["width"]
-    box = page.locator(selector).bounding_box()
-    if within:
-        card = page.locator(within).bounding_box()
-        if box["x"] < card["x"] or box["x"] + box["width"] > card["x"] + card["width"] + 1:
-            return False
-        box = card
-    return box["x"] >= 0 and box["x"] + box["width"] <= width + 1
 
 
 @WIDTHS
@@ -125,6 +113,8 @@ def test_a_close_after_the_bell_is_queued_for_the_open_and_withdrawn(device, mar
     assert _trade(alice, trade.pk).status == TradeStatus.CLOSING
     shoot(page, f"{name}-orders-6-close-queued")
     assert _fits(page, "#positions", within="#panel-open")
+    # Days to expiry count from the server's today: a run far past the expiry reads "expired", not "-387d".
+    expect(row.locator("td[data-label=DTE]")).to_have_text(re.compile(r"^(\d+d|expired)$"))
 
     row.locator("button.cancel-order", has_text="Withdraw").click()
     expect(page.locator(".toast-success", has_text="SPY 570C: close withdrawn")).to_be_visible()

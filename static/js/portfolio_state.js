@@ -10,7 +10,7 @@ export const state = {
   expanded: new Set(),
   details: new Map(), // id → its detail <tr>, kept across re-renders
   charts: new Map(),
-  closedHere: new Set(), // closes this page made: announced once, by the close itself
+  closedHere: new Set(), // closes (and entry cancels) this page made: announced once, by the page itself
   historyLoaded: false,
 };
 

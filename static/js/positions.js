@@ -27,6 +27,12 @@ function exitCell(price, distance, distancePct) {
   return cell;
 }
 
+// "17d"; a contract past its expiry that is still on the books (the expiry run has not settled it
+// yet) reads "expired", not a count of days gone by.
+function daysLeft(days) {
+  return days < 0 ? "expired" : `${days}d`;
+}
+
 async function fetchActive() {
   const pages = await Promise.all(ACTIVE.map((status) => get(`${config.urls.trades}?status=${status}`)));
   return pages.flatMap((page) => page.results).sort((a, b) => b.created_at.localeCompare(a.created_at));
@@ -52,7 +58,7 @@ function positionRow(trade) {
     el("td", { className: "num sl", dataset: { label: "Stop-loss" } }, exitCell(trade.sl_price, trade.sl_distance, trade.sl_distance_pct)),
     el("td", { className: "num tp", dataset: { label: "Take-profit" } }, exitCell(trade.tp_price, trade.tp_distance, trade.tp_distance_pct)),
     el("td", { dataset: { label: "Held" }, text: trade.entry_date ? fmt.since(trade.entry_date) : "not filled" }),
-    el("td", { className: "num", dataset: { label: "DTE" }, text: `${trade.days_to_expiry}d` }),
+    el("td", { className: "num", dataset: { label: "DTE" }, text: daysLeft(trade.days_to_expiry) }),
     el("td", { className: "row-actions" },
       el("button", { type: "button", className: "secondary toggle", "aria-expanded": String(expanded), "aria-controls": `detail-${trade.id}`,
         "aria-label": `Details of ${label}`, onclick: () => toggleDetail(trade.id) }, expanded ? "Hide" : "Details"),

@@ -10,6 +10,7 @@ import { loadPositions } from "./positions.js";
 import { state } from "./portfolio_state.js";
 import { visibleTab } from "./tabs.js";
 import { toast } from "./toast.js";
+import { loadMarket } from "./topbar.js";
 
 const REFRESH_MS = (config.refresh_seconds || 15) * 1000;
 const polling = { timer: null, lastRefresh: 0, refreshing: null };
@@ -23,6 +24,7 @@ export async function refreshAll() {
       await Promise.all([
         loadPositions(),
         loadAccountSummary(),
+        loadMarket(),
         tab === "history" || state.historyLoaded ? loadHistory() : null,
         tab === "performance" ? loadPerformance() : null,
       ]);

@@ -58,7 +58,8 @@ export function setLatestMark(iso) {
   renderFreshness();
 }
 
-async function loadMarket() {
+// Also on every refresh of the page (refresh.js): rows that say "closed" beside a top bar still saying "open" would lie.
+export async function loadMarket() {
   try {
     const sent = Date.now();
     market = await get(config.urls.market_status);

@@ -5,6 +5,7 @@
 import { ApiError, config, post } from "./api.js";
 import { el } from "./dom.js";
 import * as fmt from "./format.js";
+import { state } from "./portfolio_state.js";
 import { toast } from "./toast.js";
 
 const ET = { timeZone: "America/New_York" };
@@ -115,6 +116,8 @@ async function withdraw(id, what, button) {
   hooks.busy(button, what === "entry" ? "Cancelling…" : "Withdrawing…");
   try {
     const { data } = await post(`${config.urls.trades}/${id}/${what}/cancel`, { version: trade.version });
+    // A cancelled entry leaves the positions: told here, not again by the news of trades that left.
+    if (what === "entry") state.closedHere.add(id);
     toast(what === "entry" ? `${fmt.shortLabel(data)}: entry order cancelled` : `${fmt.shortLabel(data)}: close withdrawn; the position is open and protected again`, "success");
     await hooks.refresh();
   } catch (error) {
