@@ -100,6 +100,13 @@ def trades_oversold(*, user: AbstractBaseUser) -> list[PaperTrade]:
     return list(PaperTrade.objects.filter(owner=user, oversold_qty__gt=0).order_by("-id"))
 
 
+def commission_rates(*, owner_ids) -> dict[int, Decimal]:
+    """Each account's commission per contract (its own, else the server's default), for the
+    monitor's cross-tenant paper matching: one query whatever the count."""
+    accounts = AccountSettings.objects.filter(owner_id__in=set(owner_ids))
+    return {account.owner_id: account.commission_rate for account in accounts}
+
+
 def trade_snapshots(*, trade: PaperTrade, max_points: int = MAX_CHART_POINTS) -> list[dict]:
     """The trade's price history in time order, thinned to at most `max_points` rows by keeping
     every n-th one (and always the last), so a long trade's chart stays light. Reads the
