@@ -95,6 +95,16 @@ def _not_negative(*fields: str) -> list[models.CheckConstraint]:
     ]
 
 
+def commission_total_sql():
+    """Entry plus exit commission, in SQL (`PaperTrade.commission_total` for one row)."""
+    return F("entry_commission") + F("exit_commission")
+
+
+def realized_pnl_net_sql():
+    """Realized P&L after commissions and fees, in SQL (`PaperTrade.realized_pnl_net` for one row)."""
+    return F("realized_pnl") - F("entry_commission") - F("exit_commission") - F("fees")
+
+
 class PaperTradeQuerySet(models.QuerySet):
     """Reusable filters; scoping to a user is the selectors' job (and row-level security's)."""
 
@@ -115,10 +125,6 @@ class PaperTradeQuerySet(models.QuerySet):
             return self.closed().exclude(expired).filter(realized_pnl__lte=0)
         raise ValueError(f"Unknown outcome {outcome!r}: win, loss or expired.")
 
-    def with_net_pnl(self):
-        """`pnl_net`: realized P&L after commissions and fees, computed by the database
-        (`PaperTrade.realized_pnl_net` says the same for one row)."""
-        return self.annotate(pnl_net=F("realized_pnl") - F("entry_commission") - F("exit_commission") - F("fees"))
 
     def needing_attention(self):
         return self.exclude(attention_reason="")
