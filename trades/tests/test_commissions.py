@@ -1,6 +1,9 @@
 """Commissions are recorded on the trade when its orders fill, at the account's rate, and every
 P&L has a gross figure (premiums only) and a net one: gross - commissions - fees, exactly."""
 
+import csv
+import io
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -8,7 +11,7 @@ import pytest
 
 from brokers.base import Fill, Order, OrderStatus
 from brokers.models import BrokerMode, PaperFill
-from tests.factories import PaperTradeFactory
+from tests.factories import ClosedTradeFactory, PaperTradeFactory
 from tradeoptions import tenancy
 from trades import services
 from trades.models import CloseReason, CommissionSource, PaperTrade, TradeStatus
@@ -109,3 +112,18 @@ def test_an_open_positions_net_pnl_counts_the_entry_commission_and_the_exit_to_c
     position = api_as(trader).get(f"/api/trades/{opened['id']}").json()
     assert (position["unrealized_pnl"], position["exit_commission_estimate"], position["unrealized_pnl_net"]) == (
         "40.00", "1.30", "37.40")  # 40.00 − 1.30 paid − 1.30 to sell
+
+
+def test_the_trade_export_carries_gross_net_and_the_costs(api_as, trader):
+    ClosedTradeFactory(owner=trader, qty=2, entry_price=Decimal("4.20"), close_price=Decimal("5.00"),
+                       entry_commission=Decimal("1.30"), exit_commission=Decimal("1.30"), fees=Decimal("0.04"),
+                       commission_per_contract=Decimal("0.65"), commission_source=CommissionSource.ACCOUNT_RATE)
+    response = api_as(trader).get("/api/trades/export?format=csv")
+    (row,) = csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+    assert list(row)[-8:] == ["realized_pnl_gross", "realized_pnl_net", "commission_total", "entry_commission",
+                              "exit_commission", "fees", "commission_per_contract", "commission_source"]
+    assert (row["realized_pnl"], row["realized_pnl_gross"], row["realized_pnl_net"], row["commission_total"]) == (
+        "160.00", "160.00", "157.36", "2.60")
+    assert (row["fees"], row["commission_source"]) == ("0.04", "ACCOUNT_RATE")
+    (exported,) = json.loads(b"".join(api_as(trader).get("/api/trades/export?format=json").streaming_content))
+    assert exported["realized_pnl_net"] == "157.36"
