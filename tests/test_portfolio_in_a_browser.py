@@ -5,6 +5,7 @@ desktop and mobile views go to .data/screenshots/ (git-ignored) for a person to 
 
 import csv
 import io
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -140,7 +141,11 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     trade = _only_trade(alice)
     mark(trade, "4.70", "4.90")
     page.click("#refresh-all")
-    expect(row.locator("td[data-label='Unrealized P&L']")).to_have_text("+$100.00 (+11.63%) gain")
+    # Net of the $1.30 paid to buy and the $1.30 selling would cost ($0.65 a contract), gross below.
+    unrealized = row.locator("td[data-label='Unrealized P&L, net']")
+    expect(unrealized.locator(".pnl")).to_have_text("+$97.40 gain")
+    expect(unrealized.locator(".pnl-gross")).to_have_text("gross +$100.00 (+11.63%), costs -$2.60")
+    expect(unrealized).to_have_attribute("title", re.compile("the commission selling now would cost"))
     expect(row.locator(".mark")).to_have_attribute("title", "bid 4.70 / ask 4.90")
     expect(row.locator("td.sl")).to_contain_text("1.80 away (37.50%)")
 
@@ -194,7 +199,8 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     expect(dialog.locator("h2")).to_have_text("Close SPY 570C at market?")
     expect(page.locator("#close-cancel")).to_be_focused()
     dialog.locator("#close-confirm").click()
-    expect(page.locator(".toast-success", has_text="Closed SPY 570C at 5.00: +$140.00 (+16.28%)")).to_be_visible()
+    expect(page.locator(".toast-success", has_text="Closed SPY 570C at 5.00: +$137.40 net, +$140.00 (+16.28%) "
+                                                   "before commissions")).to_be_visible()
     expect(dialog).to_be_hidden()
     expect(page.locator("#positions-empty")).to_be_visible()
 
@@ -206,7 +212,9 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     expect(page.locator("#panel-open")).to_be_hidden()
     history_row = page.locator("#history tbody tr", has_text=LABEL)
     expect(history_row.locator(".reason")).to_have_text("Manual close")
-    expect(history_row.locator("td[data-label='Realized P&L']")).to_contain_text("+$140.00 (+16.28%) gain")
+    realized = history_row.locator("td[data-label='Realized P&L, net']")
+    expect(realized.locator(".pnl")).to_have_text("+$137.40 gain")
+    expect(realized.locator(".pnl-gross")).to_have_text("gross +$140.00 (+16.28%), costs -$2.60")
     page.check("text=Losses")
     expect(page.locator("#history-empty")).to_be_visible()
     page.check("text=Wins")
@@ -216,8 +224,8 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     with page.expect_download() as download:
         page.click("#export-csv")
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
-    assert [(row["id"], row["close_reason"], row["realized_pnl"]) for row in rows] == [
-        (str(trade.pk), "MANUAL_CLOSE", "140.00")]
+    assert [(row["id"], row["close_reason"], row["realized_pnl"], row["realized_pnl_net"]) for row in rows] == [
+        (str(trade.pk), "MANUAL_CLOSE", "140.00", "137.40")]
 
     page.click("#tab-performance")
     # Performance shows what GET /api/analytics/performance answers, or says plainly that it is coming.

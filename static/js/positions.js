@@ -8,7 +8,7 @@ import { announceCloses } from "./close_news.js";
 import { openCloseDialog } from "./close_dialog.js";
 import { el } from "./dom.js";
 import * as fmt from "./format.js";
-import { pnl } from "./pnl.js";
+import { UNREALIZED_NET_NOTE, netPnl } from "./pnl.js";
 import { detailRow, dropDetail, loadDetail } from "./position_detail.js";
 import { state } from "./portfolio_state.js";
 import { setLatestMark } from "./topbar.js";
@@ -50,7 +50,8 @@ function positionRow(trade) {
     el("td", { className: `num${trade.next_session_open ? " mark-closed" : ""}`, dataset: { label: "Mark" } }, el("span", {},
       el("span", { className: "mark", title: bidAsk, tabindex: "0", "aria-label": `mark ${fmt.price(trade.current_price)}, ${bidAsk}`, text: fmt.price(trade.current_price) }),
       orders.markAge(trade))),
-    el("td", { className: "num", dataset: { label: "Unrealized P&L" } }, pnl(trade.unrealized_pnl, trade.unrealized_pnl_pct)),
+    el("td", { className: "num", title: UNREALIZED_NET_NOTE, dataset: { label: "Unrealized P&L, net" } },
+      netPnl(trade.unrealized_pnl_net, trade.unrealized_pnl, trade.unrealized_pnl_pct)),
     el("td", { className: "num sl", dataset: { label: "Stop-loss" } }, exitCell(trade.sl_price, trade.sl_distance, trade.sl_distance_pct)),
     el("td", { className: "num tp", dataset: { label: "Take-profit" } }, exitCell(trade.tp_price, trade.tp_distance, trade.tp_distance_pct)),
     el("td", { dataset: { label: "Held" }, text: trade.entry_date ? fmt.since(trade.entry_date) : "not filled" }),
