@@ -144,7 +144,7 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     # Net of the $1.30 paid to buy and the $1.30 selling would cost ($0.65 a contract), gross below.
     unrealized = row.locator("td[data-label='Unrealized P&L, net']")
     expect(unrealized.locator(".pnl")).to_have_text("+$97.40 gain")
-    expect(unrealized.locator(".pnl-gross")).to_have_text("gross +$100.00 (+11.63%), costs -$2.60")
+    expect(unrealized.locator(".pnl-gross")).to_have_text("gross +$100.00 (+11.63%), costs −$2.60")
     expect(unrealized).to_have_attribute("title", re.compile("the commission selling now would cost"))
     expect(row.locator(".mark")).to_have_attribute("title", "bid 4.70 / ask 4.90")
     expect(row.locator("td.sl")).to_contain_text("1.80 away (37.50%)")
@@ -214,7 +214,7 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     expect(history_row.locator(".reason")).to_have_text("Manual close")
     realized = history_row.locator("td[data-label='Realized P&L, net']")
     expect(realized.locator(".pnl")).to_have_text("+$137.40 gain")
-    expect(realized.locator(".pnl-gross")).to_have_text("gross +$140.00 (+16.28%), costs -$2.60")
+    expect(realized.locator(".pnl-gross")).to_have_text("gross +$140.00 (+16.28%), costs −$2.60")
     page.check("text=Losses")
     expect(page.locator("#history-empty")).to_be_visible()
     page.check("text=Wins")
@@ -365,6 +365,18 @@ def test_settings_tokens_are_write_only_and_api_tokens_are_shown_once(device, ma
     expect(page.locator("#sandbox-token-state")).to_have_text("(set)")
     assert page.locator("#s-sandbox-token").input_value() == ""
     assert services.account_settings_for(user=alice).max_positions == 7
+
+    # The commission per contract: the server's default until set; out of range, refused in words.
+    expect(page.locator("#s-commission")).to_have_value("0.6500")
+    page.fill("#s-commission", "12")
+    page.click("#settings-save")
+    expect(page.locator('[data-error-for="commission_per_contract"]')).to_have_text(
+        "A commission per contract is between $0 and $10.00, e.g. 0.65.")
+    expect(page.locator("#s-commission")).to_have_attribute("aria-invalid", "true")
+    page.fill("#s-commission", "0.35")
+    page.click("#settings-save")
+    expect(page.locator("#s-commission")).to_have_value("0.3500")
+    assert services.account_settings_for(user=alice).commission_rate == Decimal("0.35")
 
     page.select_option("#s-broker-mode", "TRADIER_LIVE")
     expect(page.locator("#live-guard")).to_be_visible()
