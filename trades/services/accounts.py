@@ -119,6 +119,8 @@ def account_settings_check(
     """Raise InvalidTradeInput, by field, if `account_settings_update` would refuse these changes
     to `account`; write nothing. For a form that shows its errors before saving (the ops admin);
     the update checks again under the row lock."""
+    if changes.get("commission_per_contract") is not None:
+        commission_per_contract_check(changes["commission_per_contract"])
     mode = changes.get("broker_mode", account.broker_mode)
     tokens = {BrokerMode.TRADIER_SANDBOX: sandbox_token, BrokerMode.TRADIER_LIVE: live_token}
     _check_mode(
