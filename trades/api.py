@@ -268,7 +268,8 @@ class PositionsRoomSerializer(serializers.Serializer):
 
 class DailyLossRoomSerializer(serializers.Serializer):
     limit = _money(source="daily_loss_limit")
-    used = _money(source="loss_today", help_text="Today's realized loss (New York day).")
+    used = _money(source="loss_today", help_text="Today's realized loss (New York day), net of commissions "
+                  "and fees.")
     left = _money(source="daily_loss_left")
 
 
