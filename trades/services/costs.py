@@ -21,18 +21,20 @@ CENT = Decimal("0.01")
 SETTLED_WITHOUT_COMMISSION = frozenset({CloseReason.EXPIRED, CloseReason.EXPIRED_ITM})
 
 
-def commission_rate(*, owner_id: int) -> Decimal:
-    """The account's commission per contract (the server's default for an account without one)."""
-    account = AccountSettings.objects.filter(owner_id=owner_id).first()
-    return account.commission_rate if account is not None else AccountSettings(owner_id=owner_id).commission_rate
+def trade_commission_rate(trade: PaperTrade) -> Decimal:
+    """The rate the trade is charged at: its own, fixed when its entry first filled, else (before
+    that) its account's commission per contract, or the server's default for an account without
+    a settings row."""
+    if trade.commission_per_contract is not None:
+        return trade.commission_per_contract
+    account = AccountSettings.objects.filter(owner_id=trade.owner_id).first() or AccountSettings()
+    return account.commission_rate
 
 
 def entry_costs(trade: PaperTrade, *, filled: int) -> dict:
     """The changes recording the commission on `filled` contracts of the entry, and the rate the
     exit will be charged at (fixed at the entry's fill: the position's net P&L estimate uses it)."""
-    rate = trade.commission_per_contract
-    if rate is None:
-        rate = commission_rate(owner_id=trade.owner_id)
+    rate = trade_commission_rate(trade)
     return {"commission_per_contract": rate, "entry_commission": (rate * filled).quantize(CENT),
             "commission_source": trade.commission_source or CommissionSource.ACCOUNT_RATE}
 
@@ -41,8 +43,5 @@ def exit_costs(trade: PaperTrade, *, reason: str) -> dict:
     """The changes recording the exit's commission when the trade closes: every contract an order
     sold (exit legs' partial fills and the closing fill), none that an expiry settled."""
     sold = trade.exit_filled_qty + (0 if reason in SETTLED_WITHOUT_COMMISSION else trade.held_qty)
-    rate = trade.commission_per_contract
-    if rate is None:
-        rate = commission_rate(owner_id=trade.owner_id)
-    return {"exit_commission": (rate * sold).quantize(CENT),
+    return {"exit_commission": (trade_commission_rate(trade) * sold).quantize(CENT),
             "commission_source": trade.commission_source or CommissionSource.ACCOUNT_RATE}
