@@ -27,7 +27,7 @@ from tradeoptions.api import (
 from tradeoptions.csvstream import csv_lines
 from trades.models import PaperTrade
 
-from . import parquet, selectors
+from . import metrics, parquet, selectors
 from .models import TradeForensics
 
 
@@ -47,6 +47,21 @@ class FilterSerializer(QueryFilterSerializer):
         if attrs.get("from") and attrs.get("to") and attrs["from"] > attrs["to"]:
             raise ValidationError({"to": ["Must not be before `from`."]})
         return attrs
+
+
+class BasisFilterSerializer(FilterSerializer):
+    """The filters, and the basis every P&L figure of the report is computed on."""
+
+    basis = serializers.ChoiceField(
+        choices=metrics.BASES, required=False, default=metrics.NET,
+        error_messages={"invalid_choice": "Choose net (after commissions and fees) or gross (premiums only)."},
+        help_text="net (default): P&L after commissions and fees; gross: premiums only. `costs` gives both.")
+
+
+def _basis_filters(request) -> tuple[selectors.AnalyticsFilters, str]:
+    data = BasisFilterSerializer(data=request.query_params)
+    data.is_valid(raise_exception=True)
+    return analytics_filters(data.validated_data), data.validated_data["basis"]
 
 
 def _filters(request) -> selectors.AnalyticsFilters:
@@ -75,17 +90,20 @@ class AnalyticsView(OwnedViewSetMixin, generics.GenericAPIView):
 
 
 class PerformanceView(AnalyticsView):
-    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: OpenApiTypes.OBJECT, 400: ERROR},
-                   summary="Performance metrics, breakdowns, equity curve and daily P&L")
+    @extend_schema(parameters=[BasisFilterSerializer], responses={200: OpenApiTypes.OBJECT, 400: ERROR},
+                   summary="Performance metrics, breakdowns, equity curve and daily P&L (net of commissions "
+                           "unless ?basis=gross)")
     def get(self, request):
-        return Response(selectors.performance(user=request.user, filters=_filters(request)))
+        filters, basis = _basis_filters(request)
+        return Response(selectors.performance(user=request.user, filters=filters, basis=basis))
 
 
 class CalibrationView(AnalyticsView):
-    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: OpenApiTypes.OBJECT, 400: ERROR},
+    @extend_schema(parameters=[BasisFilterSerializer], responses={200: OpenApiTypes.OBJECT, 400: ERROR},
                    summary="Win rate and expectancy per score decile and verdict; non-monotonic scores flagged")
     def get(self, request):
-        return Response(selectors.calibration(user=request.user, filters=_filters(request)))
+        filters, basis = _basis_filters(request)
+        return Response(selectors.calibration(user=request.user, filters=filters, basis=basis))
 
 
 class ExitReplayView(AnalyticsView):

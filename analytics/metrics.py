@@ -9,6 +9,12 @@ NaN or Infinity.
 
 The frame's columns: `pnl` (cents), `risk` (cents of planned risk, (entry − SL) × contracts ×
 100; ≤ 0 when the stop was not below the entry), and whatever the grouping needs.
+
+Basis: a frame from `analytics.selectors.trade_frame` carries both `pnl_gross` (premiums only)
+and `pnl_net` (after commissions and fees, docs/pnl.md), and says which one its `pnl` is
+(`frame.attrs["basis"]`, net by default). Every function that reads P&L takes `basis` ("net" or
+"gross"; left out: the frame's own, so net unless the frame was built gross) and computes on that
+column; a frame with only `pnl` (built by hand) is taken as it is.
 """
 
 from __future__ import annotations
@@ -22,6 +28,23 @@ import pandas as pd
 
 TRADING_DAYS_PER_YEAR = 252
 CENT = Decimal("0.01")
+NET, GROSS = "net", "gross"
+BASES = (NET, GROSS)  # what a P&L figure is computed on; net is the default everywhere
+
+
+def on_basis(frame: pd.DataFrame, basis: str | None = None) -> pd.DataFrame:
+    """The frame with `pnl` on `basis` (from its `pnl_net` / `pnl_gross` column); None keeps the
+    basis the frame is on (`trade_frame(basis=...)`), net for a frame that says none. R multiples
+    computed on another basis are dropped, to be computed again on this one."""
+    basis = basis or frame.attrs.get("basis") or NET
+    if basis not in BASES:
+        raise ValueError(f"Unknown basis {basis!r}: one of {', '.join(BASES)}.")
+    column = f"pnl_{basis}"
+    if column not in frame or frame.attrs.get("basis") == basis:
+        return frame
+    moved = frame.drop(columns="r", errors="ignore").assign(pnl=frame[column])
+    moved.attrs["basis"] = basis
+    return moved
 
 
 # --- JSON-safe scalars --------------------------------------------------------------------------
@@ -73,10 +96,10 @@ def with_outcomes(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(r=np.divide(pnl, risk, out=np.full(len(pnl), np.nan), where=risk > 0))
 
 
-def group_stats(frame: pd.DataFrame, key) -> pd.DataFrame:
+def group_stats(frame: pd.DataFrame, key, *, basis: str | None = None) -> pd.DataFrame:
     """One row per group (sorted by key): counts and exact cent sums, everything else derives from
     them. Vectorised with factorize + bincount (one pass per statistic, no per-group Python)."""
-    frame = with_outcomes(frame)
+    frame = with_outcomes(on_basis(frame, basis))
     codes, groups = pd.factorize(frame[key], sort=True, use_na_sentinel=False)
     size = len(groups)
     pnl = frame["pnl"].to_numpy(dtype=np.int64)
@@ -128,25 +151,35 @@ def stats_json(row) -> dict:
     }
 
 
-def summary(frame: pd.DataFrame) -> dict:
+def summary(frame: pd.DataFrame, *, basis: str | None = None) -> dict:
     if frame.empty:
         return stats_json(_EMPTY)
-    return stats_json(next(group_stats(frame.assign(_all=0), "_all").itertuples()))
+    return stats_json(next(group_stats(frame.assign(_all=0), "_all", basis=basis).itertuples()))
+
+
+def costs(frame: pd.DataFrame) -> dict:
+    """Both bases side by side, whatever the report's basis: gross P&L (premiums only), what
+    commissions and fees took, and net P&L; gross − commissions − fees = net, to the cent."""
+    def total(column: str) -> str | None:
+        return money(int(frame[column].sum()) if column in frame and len(frame) else 0)
+
+    return {"gross_pnl": total("pnl_gross"), "commission_total": total("commission"), "fees_total": total("fees"),
+            "net_pnl": total("pnl_net")}
 
 
 _EMPTY = pd.Series({"trades": 0, "wins": 0, "losses": 0, "net": 0, "gross_profit": 0, "gross_loss": 0,
                     "largest_win": 0, "largest_loss": 0, "expectancy_r": np.nan, "r_trades": 0})
 
 
-def breakdown(frame: pd.DataFrame, key: str) -> list[dict]:
+def breakdown(frame: pd.DataFrame, key: str, *, basis: str | None = None) -> list[dict]:
     """Stats per value of `key` (empty strings are reported as "" — e.g. no strategy given)."""
     if frame.empty:
         return []
-    stats = group_stats(frame.assign(**{key: frame[key].fillna("")}), key)
+    stats = group_stats(frame.assign(**{key: frame[key].fillna("")}), key, basis=basis)
     return [{key: name, **stats_json(row)} for name, row in zip(stats.index, stats.itertuples(), strict=True)]
 
 
-def score_buckets(frame: pd.DataFrame, score: str, buckets: int = 10) -> list[dict]:
+def score_buckets(frame: pd.DataFrame, score: str, buckets: int = 10, *, basis: str | None = None) -> list[dict]:
     """Equal-count buckets (deciles) of a score, lowest first; trades without the score are left
     out. With fewer trades than buckets, one bucket per trade. Ties are split by trade order, so
     bucket sizes never differ by more than one."""
@@ -157,7 +190,7 @@ def score_buckets(frame: pd.DataFrame, score: str, buckets: int = 10) -> list[di
     q = min(buckets, count)
     rank = scored[score].rank(method="first").to_numpy() - 1
     scored = scored.assign(bucket=(rank * q // count).astype("int64") + 1)
-    stats = group_stats(scored, "bucket")
+    stats = group_stats(scored, "bucket", basis=basis)
     bounds = scored.groupby("bucket")[score].agg(["min", "max"])
     return [
         {"bucket": int(bucket), "score_min": number(bounds.at[bucket, "min"]),
@@ -195,13 +228,13 @@ def bucket_width(span_cents: int, buckets: int) -> int:
     return int(next(step * power for step in (*NICE_STEPS, 10) if step * power >= raw))
 
 
-def pnl_histogram(frame: pd.DataFrame, buckets: int = 16) -> dict:
+def pnl_histogram(frame: pd.DataFrame, buckets: int = 16, *, basis: str | None = None) -> dict:
     """How many trades closed with a P&L in each equal-width bucket [from, to), lowest first,
     with the wins among them; the widths are round dollar amounts and one bucket edge is at $0,
     so no bucket mixes wins and losses (a breakeven trade opens the [0, width) bucket)."""
     if frame.empty:
         return {"bucket_width": None, "buckets": []}
-    pnl = frame["pnl"].to_numpy(dtype=np.int64)
+    pnl = on_basis(frame, basis)["pnl"].to_numpy(dtype=np.int64)
     low, high = int(pnl.min()), int(pnl.max())
     width = bucket_width(high - low, buckets)
     first = (low // width) * width  # floor: an edge sits on every multiple of the width, 0 among them
@@ -218,7 +251,7 @@ def pnl_histogram(frame: pd.DataFrame, buckets: int = 16) -> dict:
 # --- Equity curve, drawdown, daily P&L ------------------------------------------------------------
 
 
-def equity_curve(frame: pd.DataFrame, start_cents: int) -> tuple[dict, dict]:
+def equity_curve(frame: pd.DataFrame, start_cents: int, *, basis: str | None = None) -> tuple[dict, dict]:
     """The realized equity curve (trades in close order) and its maximum drawdown.
 
     Equity starts at `start_cents` (the account balance) before the first trade. The drawdown is
@@ -226,7 +259,7 @@ def equity_curve(frame: pd.DataFrame, start_cents: int) -> tuple[dict, dict]:
     (None when the peak is the starting balance), `trough_at` the close of the lowest trade,
     `recovered_at` the close of the first trade back at or above the peak (None: not yet).
     """
-    ordered = frame.sort_values(["close_date", "id"], kind="stable")
+    ordered = on_basis(frame, basis).sort_values(["close_date", "id"], kind="stable")
     pnl = ordered["pnl"].to_numpy(dtype=np.int64)
     equity = start_cents + np.cumsum(pnl)
     curve = {
@@ -258,11 +291,11 @@ def equity_curve(frame: pd.DataFrame, start_cents: int) -> tuple[dict, dict]:
     }
 
 
-def daily_pnl(frame: pd.DataFrame) -> pd.DataFrame:
+def daily_pnl(frame: pd.DataFrame, *, basis: str | None = None) -> pd.DataFrame:
     """P&L and trade count per New York close date (`day` column holds the NY date)."""
     if frame.empty:
         return pd.DataFrame({"pnl": pd.Series(dtype="int64"), "trades": pd.Series(dtype="int64")})
-    grouped = frame.groupby("day")["pnl"]
+    grouped = on_basis(frame, basis).groupby("day")["pnl"]
     daily = pd.DataFrame({"pnl": grouped.sum(), "trades": grouped.size()})
     daily.index = [stamp.date() if hasattr(stamp, "date") else stamp for stamp in daily.index]  # one per day
     return daily

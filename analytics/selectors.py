@@ -18,6 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import (
     BigIntegerField,
+    BooleanField,
     Case,
     Count,
     DecimalField,
@@ -39,7 +40,14 @@ from django.db.models.functions import Cast, Coalesce, ExtractHour, ExtractIsoWe
 from brokers.models import BrokerMode, PaperFill
 from monitoring import clock
 from monitoring.models import PriceSnapshot
-from trades.models import CONTRACT_MULTIPLIER, AccountSettings, CloseReason, PaperTrade
+from trades.models import (
+    CONTRACT_MULTIPLIER,
+    AccountSettings,
+    CloseReason,
+    PaperTrade,
+    commission_total_sql,
+    realized_pnl_net_sql,
+)
 from trades.selectors import SNAPSHOT_FIELDS
 
 from . import metrics
@@ -90,8 +98,10 @@ def _ten_thousandths(expression):
     return Cast(Round(expression * 10000), BigIntegerField())
 
 
-TRADE_FRAME = ("id", "ticker", "strategy", "ai_verdict", "gate_verdict", "close_reason", "close_epoch", "pnl", "risk",
-               "hold_h", "card_score", "ai_score", "technical_score", "sentiment_score")
+TRADE_FRAME = ("id", "ticker", "strategy", "ai_verdict", "gate_verdict", "close_reason", "close_epoch", "pnl_gross",
+               "pnl_net", "commission", "fees", "risk", "hold_h", "card_score", "ai_score", "technical_score",
+               "sentiment_score")
+MONEY_COLUMNS = ("pnl_gross", "pnl_net", "commission", "fees", "risk")
 SCORE_FIELDS = ("card_score", "ai_score", "technical_score", "sentiment_score")
 
 
@@ -120,20 +130,26 @@ def _instants(micros: pd.Series) -> pd.Series:
     return pd.to_datetime(micros.astype("int64"), unit="us", utc=True).astype("datetime64[ns, UTC]")
 
 
-def trade_frame(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
+def trade_frame(trades: QuerySet[PaperTrade], *, basis: str = metrics.NET) -> pd.DataFrame:
     """One row per trade: money in cents, scores as floats, `close_date` (UTC) and `day` (its New
     York date, as a midnight datetime64). PostgreSQL converts every value to an int, float or
-    string, and the rows are read straight from the cursor: no Decimal or datetime objects per row."""
+    string, and the rows are read straight from the cursor: no Decimal or datetime objects per row.
+    P&L comes on both bases (`pnl_gross`, `pnl_net`, with `commission` and `fees`); `pnl` is the
+    one on `basis` (net by default), which the metrics read."""
     rows = trades.annotate(
         close_epoch=_Epoch("close_date"),
-        pnl=_cents(F("realized_pnl")),
+        pnl_gross=_cents(F("realized_pnl")),
+        pnl_net=_cents(realized_pnl_net_sql()),
+        commission=_cents(commission_total_sql()),
+        fees_cents=_cents(F("fees")),
         risk=_cents((F("entry_price") - F("sl_price")) * _held_qty() * CONTRACT_MULTIPLIER),
         hold_h=Cast("hold_duration_h", FloatField()),
         **{f"{name}_f": Cast(name, FloatField()) for name in SCORE_FIELDS},
-    ).values_list(*TRADE_FRAME[:10], *(f"{name}_f" for name in SCORE_FIELDS))
+    ).values_list(*TRADE_FRAME[:10], "fees_cents", "risk", "hold_h", *(f"{name}_f" for name in SCORE_FIELDS))
     frame = pd.DataFrame.from_records(_fetch(rows), columns=TRADE_FRAME, coerce_float=True)
-    frame = frame.astype({"id": "int64", "pnl": "int64", "risk": "int64", "close_epoch": "float64",
+    frame = frame.astype({"id": "int64", **dict.fromkeys(MONEY_COLUMNS, "int64"), "close_epoch": "float64",
                           **{name: "float64" for name in ("hold_h", *SCORE_FIELDS)}})
+    frame = metrics.on_basis(frame, basis)
     frame["close_date"] = pd.to_datetime(frame["close_epoch"], unit="s", utc=True).dt.round("us")
     frame["day"] = frame["close_date"].dt.tz_convert(market_tz()).dt.tz_localize(None).dt.normalize()
     return frame
@@ -156,10 +172,13 @@ def _sessions_between(days) -> list[date]:
 # --- Performance ---------------------------------------------------------------------------------
 
 
-def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> dict:
-    """Everything the Performance tab shows, in two queries (the balance and the trades)."""
+def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None,
+                basis: str = metrics.NET) -> dict:
+    """Everything the Performance tab shows, in two queries (the balance and the trades). Every
+    P&L figure is on `basis`: net of commissions and fees (the default) or gross; `costs` gives
+    both totals whatever the basis."""
     start = starting_balance_cents(user=user)
-    frame = trade_frame(closed_trades(user=user, filters=filters))
+    frame = trade_frame(closed_trades(user=user, filters=filters), basis=basis)
     curve, drawdown = metrics.equity_curve(frame, start)
     daily = metrics.daily_pnl(frame)
     by_strategy = metrics.breakdown(frame, "strategy")
@@ -167,6 +186,8 @@ def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
     hold = frame.groupby("close_reason")["hold_h"].mean() if len(frame) else pd.Series(dtype=float)
     return {
         "money": "strings of dollars with 2 decimals; ratios are numbers; undefined values are null",
+        "basis": basis,
+        "costs": metrics.costs(frame),
         "summary": {**metrics.summary(frame), "avg_hold_hours": metrics.number(frame["hold_h"].mean(), 2)},
         "max_drawdown": drawdown,
         "risk_adjusted": metrics.risk_adjusted(daily, _sessions_between(daily.index)),
@@ -192,10 +213,11 @@ def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
 SCORES = ("card_score", "ai_score", "technical_score", "sentiment_score")
 
 
-def calibration(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> dict:
+def calibration(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None,
+                basis: str = metrics.NET) -> dict:
     """Realized win rate and expectancy per decile of each scanner score and per verdict; a score
-    whose outcomes do not rise with it is flagged (`monotonic: false`)."""
-    frame = trade_frame(closed_trades(user=user, filters=filters))
+    whose outcomes do not rise with it is flagged (`monotonic: false`). On `basis` (net by default)."""
+    frame = trade_frame(closed_trades(user=user, filters=filters), basis=basis)
     scores = {}
     for score in SCORES:  # four scores, each vectorised over all trades
         buckets = metrics.score_buckets(frame, score)
@@ -511,7 +533,8 @@ INPUT_COLUMNS = ("trade_id", "ticker", "option_type", "strike", "expiry", "dte_a
                  "technical_score", "sentiment_score", "ai_verdict", "gate_verdict", "delta_at_entry",
                  "iv_at_entry", "broker_mode")
 TARGET_COLUMNS = ("close_date", "close_reason", "close_price", "realized_pnl", "realized_pnl_pct", "r_multiple",
-                  "win", "hold_duration_h", "max_gain", "max_drawdown", "target_pnl_15m", "target_pnl_1h",
+                  "win", "realized_pnl_gross", "realized_pnl_net", "commission_total", "fees", "win_net",
+                  "hold_duration_h", "max_gain", "max_drawdown", "target_pnl_15m", "target_pnl_1h",
                   "target_mfe_pct", "target_mae_pct", "mfe_minutes", "mae_minutes", "first_touch",
                   "forensics_snapshots", "forensics_bars", "forensics_bar_fallback")
 DATASET_COLUMNS = (*INPUT_COLUMNS, *CONTEXT_COLUMNS, *TARGET_COLUMNS)
@@ -533,6 +556,10 @@ def dataset_rows(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = N
         planned_risk=Round(risk, 2),
         r_multiple=Round(_decimal(F("realized_pnl") / NullIf(risk, Value(0))), 4),
         win=Q(realized_pnl__gt=0),
+        realized_pnl_gross=F("realized_pnl"),
+        realized_pnl_net=realized_pnl_net_sql(),
+        commission_total=commission_total_sql(),
+        win_net=ExpressionWrapper(Q(realized_pnl__gt=commission_total_sql() + F("fees")), output_field=BooleanField()),
         mfe_minutes=Round(_Minutes(F("forensics__mfe_at"), F("entry_date")), 2),
         mae_minutes=Round(_Minutes(F("forensics__mae_at"), F("entry_date")), 2),
         first_touch=F("forensics__first_touch"),

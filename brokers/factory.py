@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from decimal import Decimal
 from functools import lru_cache
 from typing import Protocol
@@ -12,7 +13,7 @@ from django.conf import settings
 from .base import BrokerAuthError, BrokerError, BrokerProvider, Order, OrderRejected, OrderRequest, is_live_tag
 from .market import Market
 from .models import BrokerMode
-from .paper import LocalPaperBroker
+from .paper import FillRules, LocalPaperBroker
 from .tradier import TradierClient
 
 
@@ -23,6 +24,7 @@ class BrokerAccount(Protocol):
     broker_mode: str
     tradier_account_id: str
     account_balance: Decimal
+    commission_rate: Decimal  # per contract, charged by the local paper broker
 
     def broker_token(self, mode: str) -> str: ...
 
@@ -47,7 +49,8 @@ def broker_for(account: BrokerAccount, *, market: Market | None = None) -> Broke
     """
     mode = BrokerMode(account.broker_mode)
     if mode == BrokerMode.LOCAL_PAPER:
-        return LocalPaperBroker(account.owner_id, starting_cash=account.account_balance, market=market)
+        rules = replace(FillRules.from_settings(), commission_per_contract=account.commission_rate)
+        return LocalPaperBroker(account.owner_id, starting_cash=account.account_balance, market=market, rules=rules)
     if mode == BrokerMode.TRADIER_LIVE and not settings.ALLOW_LIVE_TRADING:
         raise LiveTradingDisabled("Live trading is switched off on this server (ALLOW_LIVE_TRADING).")
     if mode == BrokerMode.TRADIER_SANDBOX and not settings.ALLOW_TRADIER_SANDBOX:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
@@ -22,6 +22,7 @@ from brokers.models import PaperOrder
 from brokers.paper import WORKING, FillRules, fill_price, match_group
 from tradeoptions import tenancy
 from trades.models import CONTRACT_MULTIPLIER, PaperTrade, TradeStatus
+from trades.selectors import commission_rates
 from trades.services import TradeMark, marks_record
 
 from . import clock as market_clock
@@ -151,8 +152,10 @@ def match_paper_orders(*, market: Market | None = None, rules: FillRules | None 
     with the broker's own `fill_price`, which groups can change now. Only those go through the
     broker's locked `match_group`, each in its own transaction (so a user's cancel never waits for
     the whole cycle and one bad group cannot undo the others' fills); the rest only note that they
-    were looked at this session (the broker's gap rule), in one UPDATE.
+    were looked at this session (the broker's gap rule), in one UPDATE. Each account's fills are
+    charged its own commission per contract (trades' `AccountSettings.commission_rate`).
     """
+    given_rules = rules is not None  # tests fix one set of rules; otherwise each account's commission
     market, rules = market or default_market(), rules or FillRules.from_settings()
     now = market.now()
     with tenancy.system_context():
@@ -175,10 +178,15 @@ def match_paper_orders(*, market: Market | None = None, rules: FillRules | None 
             PaperOrder.objects.filter(pk__in=looked, status__in=WORKING).update(last_session_close=session,
                                                                                updated_at=now)
     fills = 0
+    owners = {head_id: members[0].owner_id for head_id, members in groups.items()}
+    with tenancy.system_context():
+        rates = {} if given_rules else commission_rates(owner_ids={owners[head_id] for head_id in due})
     for head_id in due:
+        owner_rules = rules if given_rules or owners[head_id] not in rates else replace(
+            rules, commission_per_contract=rates[owners[head_id]])
         try:
             with tenancy.system_context():
-                fills += match_group(head_id, quotes=quotes, market=market, rules=rules, now=now)
+                fills += match_group(head_id, quotes=quotes, market=market, rules=owner_rules, now=now)
         except Exception:  # one broken group must not stop the others; it is retried next cycle
             logger.exception("paper order group %s could not be matched", head_id)
     return fills

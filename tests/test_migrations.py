@@ -14,10 +14,10 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
 from brokers.models import PaperFill
-from tests.factories import PaperFillFactory, PaperOrderFactory
+from tests.factories import ClosedTradeFactory, PaperFillFactory, PaperOrderFactory, PaperTradeFactory
 from tradeoptions import tenancy
 from tradeoptions.db import as_schema_owner
-from trades.models import EventKind, TradeEvent
+from trades.models import CloseReason, CommissionSource, EventKind, PaperTrade, TradeEvent, TradeStatus
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -121,3 +121,32 @@ def test_account_numbers_already_in_the_audit_log_are_masked_and_it_stays_append
           owner.cursor() as cursor):
         cursor.execute("SELECT set_config('app.system', 'on', true)")
         cursor.execute("UPDATE trades_tradeevent SET payload = '{}' WHERE id = %s", [switched])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_trades_filled_before_commissions_were_fields_are_charged_the_configured_rate(trader, other_trader,
+                                                                                       settings):
+    """trades 0014 backfills every filled trade, of every tenant, at the configured rate x
+    contracts x legs filled (an expiry settles without one), says so, and changes nothing else."""
+    closed = ClosedTradeFactory(owner=trader, qty=3, filled_qty=3)  # 3 bought, 3 sold
+    partly = ClosedTradeFactory(owner=other_trader, qty=4, filled_qty=2)  # the rest of the entry was cancelled
+    expired = ClosedTradeFactory(owner=trader, qty=3, close_reason=CloseReason.EXPIRED, close_price=Decimal("0"),
+                                 exit_filled_qty=1, exit_filled_price=Decimal("5"), realized_pnl=Decimal("-760"))
+    held = PaperTradeFactory(owner=trader, qty=2, status=TradeStatus.OPEN)
+    never = PaperTradeFactory(owner=trader, status=TradeStatus.CANCELED, entry_price=None, entry_date=None)
+    settings.PAPER_COMMISSION_PER_CONTRACT = "0.65"
+    call_command("migrate", "trades", "0013", stdout=StringIO())
+    call_command("migrate", stdout=StringIO())
+
+    columns = ("entry_commission", "exit_commission", "commission_source", "commission_per_contract",
+               "realized_pnl")
+    with tenancy.system_context():
+        rows = {row[0]: row[1:] for row in PaperTrade.objects.values_list("pk", *columns)}
+    backfill, rate = CommissionSource.BACKFILL, Decimal("0.6500")
+    assert rows == {
+        closed.pk: (Decimal("1.95"), Decimal("1.95"), backfill, rate, Decimal("240.00")),
+        partly.pk: (Decimal("1.30"), Decimal("1.30"), backfill, rate, Decimal("320.00")),  # 2 contracts each way
+        expired.pk: (Decimal("1.95"), Decimal("0.65"), backfill, rate, Decimal("-760.00")),  # 1 sold before expiry
+        held.pk: (Decimal("1.30"), Decimal("0.00"), backfill, rate, None),
+        never.pk: (Decimal("0.00"), Decimal("0.00"), "", None, None),
+    }

@@ -5,6 +5,7 @@ desktop and mobile views go to .data/screenshots/ (git-ignored) for a person to 
 
 import csv
 import io
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -98,7 +99,11 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     trade = _only_trade(alice)
     mark(trade, "4.70", "4.90")
     page.click("#refresh-all")
-    expect(row.locator("td[data-label='Unrealized P&L']")).to_have_text("+$100.00 (+11.63%) gain")
+    # Net of the $1.30 paid to buy and the $1.30 selling would cost ($0.65 a contract), gross below.
+    unrealized = row.locator("td[data-label='Unrealized P&L, net']")
+    expect(unrealized.locator(".pnl")).to_have_text("+$97.40 gain")
+    expect(unrealized.locator(".pnl-gross")).to_have_text("gross +$100.00 (+11.63%), costs −$2.60")
+    expect(unrealized).to_have_attribute("title", re.compile("the commission selling now would cost"))
     expect(row.locator(".mark")).to_have_attribute("title", "bid 4.70 / ask 4.90")
     expect(row.locator("td.sl")).to_contain_text("1.80 away (37.50%)")
 
@@ -152,7 +157,8 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     expect(dialog.locator("h2")).to_have_text("Close SPY 570C at market?")
     expect(page.locator("#close-cancel")).to_be_focused()
     dialog.locator("#close-confirm").click()
-    expect(page.locator(".toast-success", has_text="Closed SPY 570C at 5.00: +$140.00 (+16.28%)")).to_be_visible()
+    expect(page.locator(".toast-success", has_text="Closed SPY 570C at 5.00: +$137.40 net, +$140.00 (+16.28%) "
+                                                   "before commissions")).to_be_visible()
     expect(dialog).to_be_hidden()
     expect(page.locator("#positions-empty")).to_be_visible()
 
@@ -164,7 +170,9 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     expect(page.locator("#panel-open")).to_be_hidden()
     history_row = page.locator("#history tbody tr", has_text=LABEL)
     expect(history_row.locator(".reason")).to_have_text("Manual close")
-    expect(history_row.locator("td[data-label='Realized P&L']")).to_contain_text("+$140.00 (+16.28%) gain")
+    realized = history_row.locator("td[data-label='Realized P&L, net']")
+    expect(realized.locator(".pnl")).to_have_text("+$137.40 gain")
+    expect(realized.locator(".pnl-gross")).to_have_text("gross +$140.00 (+16.28%), costs −$2.60")
     page.check("text=Losses")
     expect(page.locator("#history-empty")).to_be_visible()
     page.check("text=Wins")
@@ -174,8 +182,8 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     with page.expect_download() as download:
         page.click("#export-csv")
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
-    assert [(row["id"], row["close_reason"], row["realized_pnl"]) for row in rows] == [
-        (str(trade.pk), "MANUAL_CLOSE", "140.00")]
+    assert [(row["id"], row["close_reason"], row["realized_pnl"], row["realized_pnl_net"]) for row in rows] == [
+        (str(trade.pk), "MANUAL_CLOSE", "140.00", "137.40")]
 
     page.click("#tab-performance")
     # Performance shows what GET /api/analytics/performance answers, or says plainly that it is coming.
@@ -315,6 +323,18 @@ def test_settings_tokens_are_write_only_and_api_tokens_are_shown_once(device, ma
     expect(page.locator("#sandbox-token-state")).to_have_text("(set)")
     assert page.locator("#s-sandbox-token").input_value() == ""
     assert services.account_settings_for(user=alice).max_positions == 7
+
+    # The commission per contract: the server's default until set; out of range, refused in words.
+    expect(page.locator("#s-commission")).to_have_value("0.6500")
+    page.fill("#s-commission", "12")
+    page.click("#settings-save")
+    expect(page.locator('[data-error-for="commission_per_contract"]')).to_have_text(
+        "A commission per contract is between $0 and $10.00, e.g. 0.65.")
+    expect(page.locator("#s-commission")).to_have_attribute("aria-invalid", "true")
+    page.fill("#s-commission", "0.35")
+    page.click("#settings-save")
+    expect(page.locator("#s-commission")).to_have_value("0.3500")
+    assert services.account_settings_for(user=alice).commission_rate == Decimal("0.35")
 
     page.select_option("#s-broker-mode", "TRADIER_LIVE")
     expect(page.locator("#live-guard")).to_be_visible()

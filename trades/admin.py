@@ -106,7 +106,7 @@ class TradeEventAdmin(ReadOnlyAdmin):
 
 # What staff may change in a trader's settings (the webhook is the trader's own business).
 SETTINGS_FIELDS = ["broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit",
-                   "heat_limit_pct", "auto_refresh"]
+                   "heat_limit_pct", "commission_per_contract", "auto_refresh"]
 
 
 class AccountSettingsForm(forms.ModelForm):

@@ -40,7 +40,7 @@ from tradeoptions.api import (
 from tradeoptions.csvstream import csv_lines
 
 from . import selectors, services
-from .models import AccountSettings, EntryType, OptionType, PaperTrade, TradeStatus
+from .models import MAX_COMMISSION_PER_CONTRACT, AccountSettings, EntryType, OptionType, PaperTrade, TradeStatus
 from .serializers import SnapshotSerializer, TradeDetailSerializer, TradeFilterSerializer, TradeSerializer
 
 PRICE = {"max_digits": 12, "decimal_places": 4}
@@ -268,7 +268,8 @@ class PositionsRoomSerializer(serializers.Serializer):
 
 class DailyLossRoomSerializer(serializers.Serializer):
     limit = _money(source="daily_loss_limit")
-    used = _money(source="loss_today", help_text="Today's realized loss (New York day).")
+    used = _money(source="loss_today", help_text="Today's realized loss (New York day), net of commissions "
+                  "and fees.")
     left = _money(source="daily_loss_left")
 
 
@@ -618,7 +619,7 @@ class AccountSettingsSerializer(serializers.ModelSerializer):
             "broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit",
             "heat_limit_pct", "auto_refresh", "tradier_sandbox_token", "tradier_live_token", "confirmation",
             "has_sandbox_token", "has_live_token", "live_trading_allowed", "browser_notifications", "webhook_url",
-            "has_webhook_secret", "strategy_presets", "updated_at",
+            "has_webhook_secret", "strategy_presets", "commission_per_contract", "updated_at",
         ]
         read_only_fields = ["updated_at"]
         extra_kwargs = {"webhook_url": {"help_text": "http(s) URL that receives signed JSON events; empty: none."},
@@ -627,7 +628,23 @@ class AccountSettingsSerializer(serializers.ModelSerializer):
                                              'strategy and giving neither a price nor a percentage gets them. '
                                              'PUT replaces the whole object.'},
                         "account_balance": {"min_value": Decimal(0)}, "daily_loss_limit": {"min_value": Decimal(0)},
-                        "heat_limit_pct": {"min_value": Decimal(0), "max_value": Decimal(100)}}
+                        "heat_limit_pct": {"min_value": Decimal(0), "max_value": Decimal(100)},
+                        "commission_per_contract": {
+                            "min_value": Decimal(0), "max_value": MAX_COMMISSION_PER_CONTRACT,
+                            "allow_null": False, "max_digits": 6, "decimal_places": 4,
+                            "error_messages": dict.fromkeys(("min_value", "max_value", "invalid", "max_digits",
+                                                              "max_decimal_places", "max_whole_digits", "null"),
+                                                             services.COMMISSION_RANGE),
+                            "help_text": "Dollars per contract bought or sold: the local paper broker charges it, "
+                                         "and trades at Tradier record it (Tradier's orders do not report one). "
+                                         "0 to 10; the server's default until set."}}
+
+    def to_representation(self, account):
+        """The rate in force, the server's default included (an account that never set one)."""
+        data = super().to_representation(account)
+        data["commission_per_contract"] = self.fields["commission_per_contract"].to_representation(
+            account.commission_rate)
+        return data
 
     def get_has_sandbox_token(self, account) -> bool:
         return account.has_broker_token(BrokerMode.TRADIER_SANDBOX)

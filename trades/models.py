@@ -25,6 +25,7 @@ MONEY = {"max_digits": 14, "decimal_places": 2}  # dollars
 SCORE = {"max_digits": 7, "decimal_places": 3, "null": True, "blank": True}
 GREEK = {"max_digits": 12, "decimal_places": 6, "null": True, "blank": True}
 CONTRACT_MULTIPLIER = 100  # shares per option contract
+MAX_COMMISSION_PER_CONTRACT = Decimal("10")  # dollars; more is a typo, not a broker
 
 
 class OptionType(models.TextChoices):
@@ -66,6 +67,13 @@ class EntryType(models.TextChoices):
     LIMIT = "limit", "Limit"
 
 
+class CommissionSource(models.TextChoices):
+    """Where a trade's recorded commissions came from (see docs/pnl.md)."""
+
+    ACCOUNT_RATE = "ACCOUNT_RATE", "The account's commission per contract"
+    BACKFILL = "BACKFILL", "Backfilled at the configured rate (migration 0014)"
+
+
 class CloseReason(models.TextChoices):
     TP_HIT = "TP_HIT", "Take-profit hit"
     SL_HIT = "SL_HIT", "Stop-loss hit"
@@ -87,6 +95,16 @@ def _not_negative(*fields: str) -> list[models.CheckConstraint]:
     ]
 
 
+def commission_total_sql():
+    """Entry plus exit commission, in SQL (`PaperTrade.commission_total` for one row)."""
+    return F("entry_commission") + F("exit_commission")
+
+
+def realized_pnl_net_sql():
+    """Realized P&L after commissions and fees, in SQL (`PaperTrade.realized_pnl_net` for one row)."""
+    return F("realized_pnl") - F("entry_commission") - F("exit_commission") - F("fees")
+
+
 class PaperTradeQuerySet(models.QuerySet):
     """Reusable filters; scoping to a user is the selectors' job (and row-level security's)."""
 
@@ -106,6 +124,7 @@ class PaperTradeQuerySet(models.QuerySet):
         if outcome == "loss":
             return self.closed().exclude(expired).filter(realized_pnl__lte=0)
         raise ValueError(f"Unknown outcome {outcome!r}: win, loss or expired.")
+
 
     def needing_attention(self):
         return self.exclude(attention_reason="")
@@ -170,6 +189,15 @@ class PaperTrade(models.Model):
     max_gain = models.DecimalField(**MONEY, null=True, blank=True)
     hold_duration_h = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     override_count = models.PositiveIntegerField(default=0)
+    # Costs, in dollars, written by the lifecycle when an order fills (trades.services.commissions):
+    # `realized_pnl` above is the premiums only (gross); net = gross - commissions - fees.
+    commission_per_contract = models.DecimalField(
+        max_digits=6, decimal_places=4, null=True, blank=True,
+        help_text="The rate the trade's commissions were (and its exit's will be) charged at, per contract.")
+    entry_commission = models.DecimalField(**MONEY, default=Decimal(0))
+    exit_commission = models.DecimalField(**MONEY, default=Decimal(0))
+    fees = models.DecimalField(**MONEY, default=Decimal(0), help_text="Regulatory and exchange fees, if reported.")
+    commission_source = models.CharField(max_length=12, choices=CommissionSource.choices, blank=True)
 
     # Broker links.
     broker_mode = models.CharField(max_length=16, choices=BrokerMode.choices, default=BrokerMode.LOCAL_PAPER)
@@ -266,7 +294,10 @@ class PaperTrade(models.Model):
             models.CheckConstraint(
                 condition=Q(sl_price__gte=0) & Q(tp_price__gte=0), name="trade_brackets_not_negative"
             ),
+            models.CheckConstraint(condition=Q(commission_source="") | _in("commission_source", CommissionSource),
+                                   name="trade_commission_source_known"),
             *_not_negative(
+                "commission_per_contract", "entry_commission", "exit_commission", "fees",
                 "planned_entry_price",
                 "entry_price", "current_price", "current_bid", "current_ask", "close_price", "broker_fill_price"
             ),
@@ -298,6 +329,36 @@ class PaperTrade(models.Model):
         return max(bought - self.exit_filled_qty, 0)
 
     # Figures the pages show, derived here once so that no page computes its own and disagrees.
+
+    @property
+    def commission_total(self) -> Decimal:
+        """Commissions charged so far: the entry's, and the exit's once it filled."""
+        return self.entry_commission + self.exit_commission
+
+    @property
+    def realized_pnl_gross(self) -> Decimal | None:
+        """Premiums only: what `realized_pnl` holds (kept under that name for compatibility)."""
+        return self.realized_pnl
+
+    @property
+    def realized_pnl_net(self) -> Decimal | None:
+        """Gross less commissions and fees, exactly: what the account really made or lost."""
+        if self.realized_pnl is None:
+            return None
+        return self.realized_pnl - self.commission_total - self.fees
+
+    @property
+    def exit_commission_estimate(self) -> Decimal:
+        """What selling the held contracts will cost at the trade's rate (0 before the entry fills)."""
+        return ((self.commission_per_contract or 0) * self.held_qty).quantize(Decimal("0.01"))
+
+    @property
+    def unrealized_pnl_net(self) -> Decimal | None:
+        """The open position's P&L if sold at the mark now: gross, less the entry commission paid,
+        the exit commission it would pay, and fees."""
+        if self.unrealized_pnl is None:
+            return None
+        return self.unrealized_pnl - self.entry_commission - self.exit_commission_estimate - self.fees
 
     @property
     def unrealized_pnl_pct(self) -> Decimal | None:
@@ -416,6 +477,10 @@ class AccountSettings(models.Model):
     daily_loss_limit = models.DecimalField(**MONEY, default=Decimal("150"))
     heat_limit_pct = models.DecimalField(max_digits=5, decimal_places=2, default=Decimal("6.0"))
     auto_refresh = models.BooleanField(default=True)
+    # What a contract costs to buy or sell: the local paper broker charges it, and trades at Tradier
+    # record it (Tradier's order answers carry no commission). NULL: the server's
+    # PAPER_COMMISSION_PER_CONTRACT (`commission_rate`).
+    commission_per_contract = models.DecimalField(max_digits=6, decimal_places=4, null=True, blank=True)
     # Stop and target per strategy, as percentages of the entry: {"scalp": {"sl_pct": "30",
     # "tp_pct": "60"}}; a trade naming the strategy and giving neither a price nor a percentage
     # gets them (checked and normalised by services.account_settings_update).
@@ -445,10 +510,22 @@ class AccountSettings(models.Model):
             models.CheckConstraint(
                 condition=Q(heat_limit_pct__gte=0) & Q(heat_limit_pct__lte=100), name="settings_heat_limit_percent"
             ),
+            models.CheckConstraint(
+                condition=Q(commission_per_contract__isnull=True)
+                | Q(commission_per_contract__gte=0, commission_per_contract__lte=MAX_COMMISSION_PER_CONTRACT),
+                name="settings_commission_per_contract_range",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"Settings of user {self.owner_id} ({self.broker_mode})"
+
+    @property
+    def commission_rate(self) -> Decimal:
+        """The commission per contract in force: the account's own, else the server's default."""
+        if self.commission_per_contract is not None:
+            return self.commission_per_contract
+        return Decimal(str(settings.PAPER_COMMISSION_PER_CONTRACT))
 
     def set_broker_token(self, mode: str, token: str) -> None:
         """Store `token` for `mode` encrypted; an empty token removes it."""

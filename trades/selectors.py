@@ -18,7 +18,8 @@ from brokers.market import Market
 from brokers.models import BrokerMode
 from tradeoptions import tenancy
 
-from .models import AccountSettings, EventKind, PaperTrade, TradeEvent, TradeStatus
+from .models import (AccountSettings, EventKind, PaperTrade, TradeEvent, TradeStatus, commission_total_sql,
+                     realized_pnl_net_sql)
 from .services.broker_health import broker_trouble_key
 from .services.errors import BrokerDown
 from .services.orders import as_trade_error, broker_of
@@ -27,6 +28,8 @@ from .services.risk import active_exposure
 MAX_CHART_POINTS = 1000
 SNAPSHOT_FIELDS = ("timestamp", "kind", "mark_price", "bid", "ask", "delta", "gamma", "theta", "vega", "iv",
                    "underlying", "quote_time", "source", "delayed")
+# What a trade cost besides its premiums, as stored (trades.services.costs writes them).
+COST_FIELDS = ("entry_commission", "exit_commission", "fees", "commission_per_contract", "commission_source")
 # The export's columns, in a fixed order that callers may rely on. No secrets live on a trade;
 # the idempotency key is left out all the same (it is the client's, not a fact about the trade).
 EXPORT_COLUMNS = (
@@ -37,7 +40,15 @@ EXPORT_COLUMNS = (
     "technical_score", "sentiment_score", "delta_at_entry", "iv_at_entry", "broker_mode", "broker_fill_price",
     "broker_fill_time", "trigger_precision", "signals_snapshot", "market_regime", "order_book_state",
     "ai_reasoning_log", "created_at", "updated_at",
+    # Added after the rest, so that earlier columns keep their places: `realized_pnl` above is the
+    # gross figure (premiums only), `realized_pnl_net` is after commissions and fees (docs/pnl.md).
+    *("realized_pnl_gross", "realized_pnl_net", "commission_total"), *COST_FIELDS,
 )
+
+
+# Figures of a trade that are computed, by name, as SQL (the model's properties say the same).
+TRADE_PNL_SQL = {"realized_pnl_gross": lambda: F("realized_pnl"), "realized_pnl_net": realized_pnl_net_sql,
+                 "commission_total": commission_total_sql}
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,13 @@ def trades_oversold(*, user: AbstractBaseUser) -> list[PaperTrade]:
     """The user's trades whose contract the broker account holds short, newest first: an alarm
     the portfolio shows in red whatever the trade's state (a closed trade's contract included)."""
     return list(PaperTrade.objects.filter(owner=user, oversold_qty__gt=0).order_by("-id"))
+
+
+def commission_rates(*, owner_ids) -> dict[int, Decimal]:
+    """Each account's commission per contract (its own, else the server's default), for the
+    monitor's cross-tenant paper matching: one query whatever the count."""
+    accounts = AccountSettings.objects.filter(owner_id__in=set(owner_ids))
+    return {account.owner_id: account.commission_rate for account in accounts}
 
 
 def trade_snapshots(*, trade: PaperTrade, max_points: int = MAX_CHART_POINTS) -> list[dict]:
@@ -206,7 +224,9 @@ def trade_export_rows(*, user_id: int) -> Iterator[dict]:
     opens its own transaction in the user's tenant context.
     """
     with tenancy.acting_as(user_id):
-        rows = PaperTrade.objects.filter(owner_id=user_id).order_by("created_at", "id").values(*EXPORT_COLUMNS)
+        stored = [name for name in EXPORT_COLUMNS if name not in TRADE_PNL_SQL]
+        rows = PaperTrade.objects.filter(owner_id=user_id).order_by("created_at", "id").values(
+            *stored, **{name: expression() for name, expression in TRADE_PNL_SQL.items()})
         yield from rows.iterator(chunk_size=500)
 
 

@@ -21,6 +21,12 @@ class PendingCloseSerializer(serializers.Serializer):
     limit_price = serializers.DecimalField(**PRICE, allow_null=True)
 
 
+def _dollars(help_text: str) -> serializers.DecimalField:
+    """A read-only amount of dollars, to the cent."""
+    return serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
+                                    help_text=help_text)
+
+
 class TradeSerializer(serializers.ModelSerializer):
     """A trade as the pages show it, with the figures the model derives (P&L %, distances to the
     exits, days to expiry), so that no page computes its own and disagrees."""
@@ -39,6 +45,15 @@ class TradeSerializer(serializers.ModelSerializer):
     unprotected = serializers.BooleanField(read_only=True, help_text="OPEN, but no SL/TP order protects it at the "
                                            "broker yet: the monitor keeps trying to attach one.")
     days_to_expiry = serializers.IntegerField(read_only=True, help_text="Calendar days to expiry, in New York.")
+    # Gross is premiums only; net is after commissions and fees (docs/pnl.md). `realized_pnl` and
+    # `unrealized_pnl` keep their old meaning, gross, for compatibility.
+    realized_pnl_gross = _dollars(help_text="Realized P&L from premiums only (= realized_pnl).")
+    realized_pnl_net = _dollars(help_text="Realized P&L after commissions and fees: gross - commission_total - fees.")
+    commission_total = _dollars(help_text="Entry commission plus exit commission, in dollars.")
+    unrealized_pnl_net = _dollars(help_text="Unrealized P&L (gross) less the entry commission paid, the exit "
+                                "commission selling now would cost (exit_commission_estimate) and fees.")
+    exit_commission_estimate = _dollars(help_text="What selling the held contracts would cost: "
+                                      "commission_per_contract x contracts held.")
     queued_for_open = serializers.SerializerMethodField(
         help_text="PENDING or CLOSING while the market is closed: its working order waits for the open "
                   "(`next_session_open`) and can be withdrawn until it fills.")
@@ -63,7 +78,10 @@ class TradeSerializer(serializers.ModelSerializer):
             "id", "ticker", "option_type", "strike", "expiry", "option_symbol", "qty", "filled_qty",
             "entry_type", "planned_entry_price", "entry_price", "entry_date", "sl_price", "tp_price", "status",
             "status_reason", "close_reason", "close_price", "close_date", "current_price", "current_bid",
-            "current_ask", "last_updated", "unrealized_pnl", "realized_pnl", "realized_pnl_pct", "strategy",
+            "current_ask", "last_updated", "unrealized_pnl", "realized_pnl", "realized_pnl_pct",
+            "realized_pnl_gross", "realized_pnl_net", "unrealized_pnl_net", "exit_commission_estimate",
+            "commission_per_contract", "entry_commission", "exit_commission", "fees", "commission_total",
+            "commission_source", "strategy",
             "broker_mode", "override_count", "needs_attention", "unprotected", "attention_reason", "oversold_qty",
             "version",
             "created_at",
@@ -72,6 +90,9 @@ class TradeSerializer(serializers.ModelSerializer):
             "mark_source", "mark_delayed", "mark_quote_time", "mark_frozen", "close_order",
         ]
         read_only_fields = fields
+        extra_kwargs = {"realized_pnl": {"help_text": "Gross: premiums only, before commissions (kept for "
+                                         "compatibility; see realized_pnl_gross and realized_pnl_net)."},
+                        "unrealized_pnl": {"help_text": "Gross: at the mark, premiums only (see unrealized_pnl_net)."}}
 
     def _session(self) -> Session:
         """Once per answer (a list shares its context)."""

@@ -48,6 +48,8 @@ PageSize = Annotated[int, Field(ge=1, le=tools.MAX_PAGE_SIZE,
                                 description=f"Rows per page, 1 to {tools.MAX_PAGE_SIZE}.")]
 CloseDay = Annotated[str | None, Field(description="A New York calendar date, YYYY-MM-DD, included.")]
 Strategy = Annotated[str | None, Field(description="Only trades of this strategy (exact name).")]
+Basis = Annotated[Literal["net", "gross"] | None, Field(
+    description="net (default): P&L after commissions and fees; gross: premiums only.")]
 StrategiesPerPage = Annotated[int, Field(ge=1, le=20, description="Strategies per page, 1 to 20.")]
 
 
@@ -159,11 +161,12 @@ def build_server(caller: Caller) -> MCPServer:
 
     @server.tool(annotations=READ_ONLY)
     async def performance_summary(ctx: Context, closed_from: CloseDay = None, closed_to: CloseDay = None,
-                                  strategy: Strategy = None) -> dict[str, Any]:
+                                  strategy: Strategy = None, basis: Basis = None) -> dict[str, Any]:
         """Headline performance of your closed trades: count, win rate, net P&L, expectancy, profit factor,
-        average hold, max drawdown, risk-adjusted ratios and the best strategy. Breakdowns: performance_breakdown."""
+        average hold, max drawdown, risk-adjusted ratios and the best strategy, after commissions unless
+        basis is gross; `costs` gives gross P&L, commissions, fees and net P&L. Breakdowns: performance_breakdown."""
         return await run(ctx, tools.performance_summary, closed_from=closed_from, closed_to=closed_to,
-                         strategy=strategy)
+                         strategy=strategy, basis=basis)
 
     @server.tool(annotations=READ_ONLY)
     async def performance_breakdown(
@@ -175,19 +178,21 @@ def build_server(caller: Caller) -> MCPServer:
         closed_from: CloseDay = None,
         closed_to: CloseDay = None,
         strategy: Strategy = None,
+        basis: Basis = None,
         page: Page = 1,
         page_size: PageSize = 50,
     ) -> dict[str, Any]:
         """Your closed trades' performance broken down one way, a page of rows at a time."""
         return await run(ctx, tools.performance_breakdown, by=by, closed_from=closed_from, closed_to=closed_to,
-                         strategy=strategy, page=page, page_size=page_size)
+                         strategy=strategy, basis=basis, page=page, page_size=page_size)
 
     @server.tool(annotations=READ_ONLY)
     async def calibration(ctx: Context, closed_from: CloseDay = None, closed_to: CloseDay = None,
-                          strategy: Strategy = None) -> dict[str, Any]:
+                          strategy: Strategy = None, basis: Basis = None) -> dict[str, Any]:
         """Do the scanner's scores mean anything? Realized win rate and expectancy per decile of each score
         (card, AI, technical, sentiment) and per verdict; a score whose outcomes do not rise with it is flagged."""
-        return await run(ctx, tools.calibration, closed_from=closed_from, closed_to=closed_to, strategy=strategy)
+        return await run(ctx, tools.calibration, closed_from=closed_from, closed_to=closed_to, strategy=strategy,
+                         basis=basis)
 
     @server.tool(annotations=READ_ONLY)
     async def fill_quality(ctx: Context) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from rest_framework import serializers
 
 from analytics import selectors
-from analytics.api import FilterSerializer, ForensicsSerializer, analytics_filters
+from analytics.api import BasisFilterSerializer, FilterSerializer, ForensicsSerializer, analytics_filters
 from trades import selectors as trade_selectors
 from trades.models import PRICE, PaperTrade
 from trades.serializers import SnapshotSerializer, TradeDetailSerializer, TradeFilterSerializer, TradeSerializer
@@ -58,6 +58,15 @@ def _analytics_filters(closed_from: str | None, closed_to: str | None,
                        strategy: str | None) -> selectors.AnalyticsFilters:
     data = FilterSerializer(data=_given(**{"from": closed_from, "to": closed_to, "strategy": strategy}))
     return analytics_filters(_validated(data, ANALYTICS_ARGUMENTS))
+
+
+def _basis_filters(closed_from: str | None, closed_to: str | None, strategy: str | None,
+                   basis: str | None) -> tuple[selectors.AnalyticsFilters, str]:
+    """The filters and the P&L basis, checked by the Performance API's own serializer."""
+    data = BasisFilterSerializer(data=_given(**{"from": closed_from, "to": closed_to, "strategy": strategy,
+                                                "basis": basis}))
+    values = _validated(data, ANALYTICS_ARGUMENTS)
+    return analytics_filters(values), values["basis"]
 
 
 def _page(rows: QuerySet | list, *, page: int, page_size: int) -> tuple[Any, dict]:
@@ -123,24 +132,27 @@ def trade_capsule(*, user: AbstractBaseUser, trade_id: int, snapshot_points: int
 
 
 def performance_summary(*, user: AbstractBaseUser, closed_from: str | None = None, closed_to: str | None = None,
-                        strategy: str | None = None) -> dict:
-    report = selectors.performance(user=user, filters=_analytics_filters(closed_from, closed_to, strategy))
-    return {**{key: report[key] for key in ("money", "summary", "max_drawdown", "risk_adjusted", "best_strategy")},
-            "breakdowns": list(BREAKDOWNS)}
+                        strategy: str | None = None, basis: str | None = None) -> dict:
+    filters, basis = _basis_filters(closed_from, closed_to, strategy, basis)
+    report = selectors.performance(user=user, filters=filters, basis=basis)
+    keys = ("money", "basis", "costs", "summary", "max_drawdown", "risk_adjusted", "best_strategy")
+    return {**{key: report[key] for key in keys}, "breakdowns": list(BREAKDOWNS)}
 
 
 def performance_breakdown(*, user: AbstractBaseUser, by: str, page: int, page_size: int,
                           closed_from: str | None = None, closed_to: str | None = None,
-                          strategy: str | None = None) -> dict:
+                          strategy: str | None = None, basis: str | None = None) -> dict:
     if by not in BREAKDOWNS:
         raise ToolError(f"Invalid input. by: one of {', '.join(BREAKDOWNS)}.")
-    report = selectors.performance(user=user, filters=_analytics_filters(closed_from, closed_to, strategy))
+    filters, basis = _basis_filters(closed_from, closed_to, strategy, basis)
+    report = selectors.performance(user=user, filters=filters, basis=basis)
+    head = {"by": by, "money": report["money"], "basis": report["basis"]}
     if by == "equity_curve":  # columns in the report; rows here, so that it pages like the rest
         curve = report["equity_curve"]
         rows, meta = _page(_curve_rows(curve), page=page, page_size=page_size)
-        return {"by": by, "money": report["money"], "start": curve["start"], **meta, "rows": rows}
+        return {**head, "start": curve["start"], **meta, "rows": rows}
     rows, meta = _page(report[BREAKDOWNS[by]], page=page, page_size=page_size)
-    return {"by": by, "money": report["money"], **meta, "rows": rows}
+    return {**head, **meta, "rows": rows}
 
 
 def _curve_rows(curve: dict) -> list[dict]:
@@ -154,8 +166,9 @@ def fill_quality(*, user: AbstractBaseUser) -> dict:
 
 
 def calibration(*, user: AbstractBaseUser, closed_from: str | None = None, closed_to: str | None = None,
-                strategy: str | None = None) -> dict:
-    return selectors.calibration(user=user, filters=_analytics_filters(closed_from, closed_to, strategy))
+                strategy: str | None = None, basis: str | None = None) -> dict:
+    filters, basis = _basis_filters(closed_from, closed_to, strategy, basis)
+    return selectors.calibration(user=user, filters=filters, basis=basis)
 
 
 def exit_replay(*, user: AbstractBaseUser, page: int, page_size: int, closed_from: str | None = None,

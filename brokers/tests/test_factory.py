@@ -22,6 +22,7 @@ class Account:
     owner_id: int = 1
     tradier_account_id: str = ACCOUNT
     account_balance: Decimal = Decimal("5000")
+    commission_rate: Decimal = Decimal("0.65")
 
     def broker_token(self, mode):
         return self.tokens.get(mode, "")
@@ -43,6 +44,12 @@ def environments(settings, fake_tradier):
 def test_local_paper_is_the_default_and_needs_no_account():
     broker = broker_for(Account(BrokerMode.LOCAL_PAPER, tradier_account_id=""), market=HandDrivenMarket())
     assert isinstance(broker, LocalPaperBroker) and broker.starting_cash == Decimal("5000")
+
+
+def test_the_paper_broker_charges_the_accounts_commission_per_contract():
+    broker = broker_for(Account(BrokerMode.LOCAL_PAPER, tradier_account_id="", commission_rate=Decimal("0.35")),
+                        market=HandDrivenMarket())
+    assert broker.rules.commission_per_contract == Decimal("0.35")
 
 
 def test_sandbox_mode_sends_only_the_sandbox_token_to_the_sandbox(environments):

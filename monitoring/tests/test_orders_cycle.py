@@ -299,3 +299,22 @@ def test_a_limit_entry_that_expires_at_the_close_cancels_the_trade_and_its_waiti
         assert not group.filter(status__in=["open", "pending", "partially_filled"]).exists()
     _cycle(market, minutes=1)
     assert [e.payload.get("orphan") for e in _events(trade.pk, EventKind.ORDER_CANCELED)] == [None]
+
+
+def test_the_monitors_paper_matching_charges_each_account_its_own_commission(trader, other_trader, market):
+    """Two accounts, two rates: the bracket fills the monitor's matching makes are charged each
+    account's own, and each trade's net P&L is what its fills cost in the paper ledger."""
+    from brokers.models import PaperFill
+
+    for user, rate in ((trader, "0.35"), (other_trader, "1.00")):
+        trade_services.account_settings_update(user=user, changes={"commission_per_contract": Decimal(rate)})
+    trades = {user.pk: _open(user, market) for user in (trader, other_trader)}
+    market.set_quote(CONTRACT, "6.60", "6.80")
+    _cycle(market, minutes=1)
+    for user, rate in ((trader, Decimal("0.35")), (other_trader, Decimal("1.00"))):
+        trade = _trade(trades[user.pk].pk)
+        assert (trade.status, trade.entry_commission, trade.exit_commission) == (TradeStatus.CLOSED, rate, rate)
+        assert trade.realized_pnl_net == Decimal("220.00") - 2 * rate
+        with tenancy.acting_as(user.pk):
+            fills = list(PaperFill.objects.filter(owner=user).values_list("side", "commission"))
+        assert sorted(fills) == [("buy_to_open", rate), ("sell_to_close", rate)]

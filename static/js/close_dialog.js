@@ -20,7 +20,7 @@ export function openCloseDialog(id) {
   document.getElementById("close-dialog-title").textContent = `Close ${fmt.shortLabel(trade)} at market?`;
   document.getElementById("close-dialog-text").replaceChildren(...withFigures(
     `${fmt.contractLabel(trade)}: ${trade.filled_qty || trade.qty} contract(s), mark ${fmt.price(trade.current_price)} ` +
-    `(bid ${fmt.price(trade.current_bid)}), unrealized ${fmt.money(trade.unrealized_pnl)}.`));
+    `(bid ${fmt.price(trade.current_bid)}), unrealized ${fmt.money(trade.unrealized_pnl_net)} net of commissions.`));
   document.getElementById("close-dialog-note").textContent = orders.closeNote(trade);
   dialog.showModal();
   document.getElementById("close-cancel").focus();
@@ -43,7 +43,7 @@ async function confirmClose() {
     endDialog();
     play("pop");
     if (status === 200) {
-      toast(`Closed ${fmt.shortLabel(data)} at ${fmt.price(data.close_price)}: ${fmt.money(data.realized_pnl)} (${fmt.percent(data.realized_pnl_pct)})`, "success");
+      toast(`Closed ${fmt.shortLabel(data)} at ${fmt.price(data.close_price)}: ${fmt.money(data.realized_pnl_net)} net, ${fmt.money(data.realized_pnl_gross)} (${fmt.percent(data.realized_pnl_pct)}) before commissions`, "success");
     } else {
       toast(orders.closeSentText(data), "info");
     }

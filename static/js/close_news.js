@@ -22,7 +22,7 @@ export async function announceCloses(active) {
       continue;
     }
     const label = fmt.shortLabel(trade);
-    const amount = fmt.money(trade.realized_pnl);
+    const amount = `${fmt.money(trade.realized_pnl_net)} net of commissions`;
     const [sound, text, kind] = closeNews(trade, label, amount);
     if (sound) play(sound);
     toast(text, kind);
@@ -37,7 +37,7 @@ function closeNews(trade, label, amount) {
   if (trade.close_reason === "SL_HIT") return ["loss", `${label}: stop-loss hit, ${amount}`, "warning"];
   if (trade.close_reason === "MANUAL_CLOSE") return ["pop", `${label} was closed, ${amount}`, "info"];
   if (trade.status === "CLOSED") {
-    return [Number(trade.realized_pnl) > 0 ? "profit" : "loss",
+    return [Number(trade.realized_pnl_net) > 0 ? "profit" : "loss",
       `${label}: ${fmt.CLOSE_REASONS[trade.close_reason] || "closed"}, ${amount}`, "info"];
   }
   return [null, `${label}: ${trade.status.toLowerCase()}${trade.status_reason ? ` (${trade.status_reason})` : ""}`, "warning"];

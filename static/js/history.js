@@ -4,7 +4,7 @@
 import { config, get } from "./api.js";
 import { el } from "./dom.js";
 import * as fmt from "./format.js";
-import { pnl } from "./pnl.js";
+import { REALIZED_NET_NOTE, netPnl } from "./pnl.js";
 import { state } from "./portfolio_state.js";
 import { toast } from "./toast.js";
 
@@ -19,7 +19,8 @@ function historyRow(trade) {
     el("td", { className: "num", dataset: { label: "Entry" }, text: fmt.price(trade.entry_price) }),
     el("td", { className: "num", dataset: { label: "Exit" }, text: fmt.price(trade.close_price) }),
     el("td", { dataset: { label: "Reason" } }, badge),
-    el("td", { className: "num", dataset: { label: "Realized P&L" } }, pnl(trade.realized_pnl, trade.realized_pnl_pct)),
+    el("td", { className: "num", title: REALIZED_NET_NOTE, dataset: { label: "Realized P&L, net" } },
+      netPnl(trade.realized_pnl_net, trade.realized_pnl_gross, trade.realized_pnl_pct)),
     el("td", { className: "num", dataset: { label: "Held" }, text: fmt.hours(trade.hold_duration_h) }),
     el("td", { className: "num", dataset: { label: "MFE / MAE" }, text: `${fmt.money(trade.max_gain)} / ${fmt.money(trade.max_drawdown)}` }),
     el("td", { dataset: { label: "Closed" }, text: fmt.dateTime(trade.close_date) }),

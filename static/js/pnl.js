@@ -13,3 +13,17 @@ export function pnl(amount, pct) {
     hasPct ? [" ", el("span", { className: "pnl-pct", text: `(${fmt.percent(pct)})` })] : null,
     label ? [" ", el("span", { className: "pnl-word", text: label })] : null);
 }
+
+// What the net figures leave out, said where they are shown (header tooltip and phone label).
+export const UNREALIZED_NET_NOTE = "Net: P&L at the mark less the entry commission paid and the commission selling now would cost.";
+export const REALIZED_NET_NOTE = "Net: P&L after the entry and exit commissions and fees.";
+
+// A net P&L, and on a second line its gross (premiums only, with its percent of the entry) and what
+// commissions and fees took.
+export function netPnl(net, gross, grossPct) {
+  if (net === null || net === undefined || gross === null || gross === undefined) return pnl(net);
+  const costs = (Number(net) - Number(gross)).toFixed(2);
+  const pct = grossPct !== undefined && grossPct !== null ? ` (${fmt.percent(grossPct)})` : "";
+  return el("span", { className: "pnl-net" }, pnl(net),
+    el("small", { className: "muted block pnl-gross", text: `gross ${fmt.money(gross)}${pct}, costs ${fmt.money(costs)}` }));
+}

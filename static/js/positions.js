@@ -9,7 +9,7 @@ import { openCloseDialog } from "./close_dialog.js";
 import { el } from "./dom.js";
 import * as fmt from "./format.js";
 import { markCell, markIsLive } from "./marks.js";
-import { pnl } from "./pnl.js";
+import { UNREALIZED_NET_NOTE, netPnl } from "./pnl.js";
 import { detailRow, dropDetail, loadDetail } from "./position_detail.js";
 import { state } from "./portfolio_state.js";
 import { setLatestMark } from "./topbar.js";
@@ -54,7 +54,8 @@ function positionRow(trade) {
     el("td", { className: "num", dataset: { label: "Qty" }, text: String(trade.filled_qty || trade.qty) }),
     el("td", { className: "num", dataset: { label: "Entry" }, text: fmt.price(trade.entry_price ?? trade.planned_entry_price) }),
     el("td", { className: `num${markIsLive(trade) ? "" : " mark-closed"}`, dataset: { label: "Mark" } }, markCell(trade)),
-    el("td", { className: "num", dataset: { label: "Unrealized P&L" } }, pnl(trade.unrealized_pnl, trade.unrealized_pnl_pct)),
+    el("td", { className: "num", title: UNREALIZED_NET_NOTE, dataset: { label: "Unrealized P&L, net" } },
+      netPnl(trade.unrealized_pnl_net, trade.unrealized_pnl, trade.unrealized_pnl_pct)),
     el("td", { className: "num sl", dataset: { label: "Stop-loss" } }, exitCell(trade.sl_price, trade.sl_distance, trade.sl_distance_pct)),
     el("td", { className: "num tp", dataset: { label: "Take-profit" } }, exitCell(trade.tp_price, trade.tp_distance, trade.tp_distance_pct)),
     el("td", { dataset: { label: "Held" }, text: trade.entry_date ? fmt.since(trade.entry_date) : "not filled" }),

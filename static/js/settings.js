@@ -1,5 +1,5 @@
 // The settings page: broker mode and account, write-only broker tokens ("set" / "not set"),
-// limits and auto-refresh through /api/settings; the guarded switch to live trading; API tokens
+// limits, the commission per contract and auto-refresh through /api/settings; the guarded switch to live trading; API tokens
 // (create, shown once, listed by their key, revoke after a confirmation, sign them all out with the
 // session); notifications (browser
 // notifications, asked for only when the box is ticked; a webhook URL and its secret, shown once).
@@ -14,7 +14,7 @@ import { startTopbar } from "./topbar.js";
 const form = document.getElementById("settings-form");
 const LIVE = "TRADIER_LIVE";
 const FIELDS = ["broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit", "heat_limit_pct",
-  "webhook_url"];
+  "commission_per_contract", "webhook_url"];
 const CHECKS = ["auto_refresh", "browser_notifications"];
 let current = null;
 

@@ -320,7 +320,8 @@ ORATS_MAX_WORKERS = env.int("ORATS_MAX_WORKERS", default=4)
 MARKET_DATA_SOURCE = env.str("MARKET_DATA_SOURCE", default="simulated")
 MARKET_DATA_SEED = env.str("MARKET_DATA_SEED", default="tradeoptions")
 MARKET_DATA_REPLAY_FILE = env.str("MARKET_DATA_REPLAY_FILE", default="")
-# The local paper broker's costs: commission per contract and slippage per share, in dollars.
+# The local paper broker's costs in dollars: commission per contract (the default of each account's own
+# `commission_per_contract`, which the broker charges) and slippage per share.
 PAPER_COMMISSION_PER_CONTRACT = env.str("PAPER_COMMISSION_PER_CONTRACT", default="0.65")
 PAPER_SLIPPAGE_PER_SHARE = env.str("PAPER_SLIPPAGE_PER_SHARE", default="0")
 FORCE_MARKET_OPEN = env.bool("FORCE_MARKET_OPEN", default=False)

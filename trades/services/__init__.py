@@ -9,6 +9,7 @@ targets: only trades writes the trade row). Import from here.
 """
 
 from .accounts import (
+    COMMISSION_RANGE,
     LIVE_CONFIRMATION,
     account_number_masked,
     account_settings_check,
@@ -100,7 +101,7 @@ from .working import Session, close_cancel, close_reprice, entry_cancel, entry_r
 
 __all__ = [
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
-    "IDEMPOTENCY_KEY_TTL", "LIVE_CONFIRMATION", "BracketReplaceFailed", "BracketWouldFill",
+    "IDEMPOTENCY_KEY_TTL", "LIVE_CONFIRMATION", "COMMISSION_RANGE", "BracketReplaceFailed", "BracketWouldFill",
     "BrokerDown", "BrokerNotConfigured", "BrokerOutcomeUnknown", "BrokerReauthenticate", "IdempotencyKeyInFlight",
     "IdempotencyKeyReused", "InvalidTradeInput", "InvalidTransition", "LiveTradingOff", "OrderRefused",
     "PositionUnprotected", "RiskLimitExceeded", "StoredAnswer", "TradeError", "TradeOpenInput", "TradeResult",

@@ -12,7 +12,7 @@ from django.db import transaction
 from brokers import crypto
 from brokers.models import BrokerMode
 from tradeoptions import tenancy
-from trades.models import AccountSettings, Actor, EventKind
+from trades.models import MAX_COMMISSION_PER_CONTRACT, AccountSettings, Actor, EventKind
 
 from .errors import InvalidTradeInput
 from .lifecycle import event_record, jsonable
@@ -22,7 +22,10 @@ from .risk import pct_errors
 LIVE_CONFIRMATION = "LIVE TRADING"
 # What a trader may change through the API besides tokens (never the encrypted columns).
 EDITABLE = ("broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit",
-            "heat_limit_pct", "auto_refresh", "browser_notifications", "webhook_url", "strategy_presets")
+            "heat_limit_pct", "auto_refresh", "browser_notifications", "webhook_url", "strategy_presets",
+            "commission_per_contract")
+COMMISSION_RANGE = (
+    f"A commission per contract is between $0 and ${MAX_COMMISSION_PER_CONTRACT:.2f}, e.g. 0.65.")
 MAX_PRESETS = 50
 PRESET_KEYS = ("sl_pct", "tp_pct")
 # Recorded in the audit log as changed, never by value: a webhook URL may carry a capability.
@@ -76,6 +79,8 @@ def account_settings_update(
         changes = {**changes, "webhook_url": _checked_webhook_url(changes["webhook_url"], owner_id=user.pk)}
     if "strategy_presets" in changes:
         changes = {**changes, "strategy_presets": strategy_presets_checked(changes["strategy_presets"])}
+    if changes.get("commission_per_contract") is not None:
+        commission_per_contract_check(changes["commission_per_contract"])
     with tenancy.acting_as(user.pk):
         account_settings_for(user=user)
         account = AccountSettings.objects.select_for_update().get(owner=user)
@@ -114,6 +119,8 @@ def account_settings_check(
     """Raise InvalidTradeInput, by field, if `account_settings_update` would refuse these changes
     to `account`; write nothing. For a form that shows its errors before saving (the ops admin);
     the update checks again under the row lock."""
+    if changes.get("commission_per_contract") is not None:
+        commission_per_contract_check(changes["commission_per_contract"])
     mode = changes.get("broker_mode", account.broker_mode)
     tokens = {BrokerMode.TRADIER_SANDBOX: sandbox_token, BrokerMode.TRADIER_LIVE: live_token}
     _check_mode(
@@ -167,6 +174,12 @@ def _check_mode(*, mode: str, switching: bool, has_token: dict[str, bool], accou
         errors["tradier_account_id"] = ["Tradier needs the account id the orders go to."]
     if errors:
         raise InvalidTradeInput(errors)
+
+
+def commission_per_contract_check(rate: Decimal) -> None:
+    """InvalidTradeInput on the field unless 0 <= rate <= $10 (more is a typo, not a broker)."""
+    if not (isinstance(rate, Decimal) and rate.is_finite() and 0 <= rate <= MAX_COMMISSION_PER_CONTRACT):
+        raise InvalidTradeInput({"commission_per_contract": [COMMISSION_RANGE]})
 
 
 def strategy_presets_checked(presets) -> dict[str, dict[str, str]]:

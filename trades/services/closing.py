@@ -53,6 +53,7 @@ from tradeoptions.logs import about_trade
 from trades.models import CONTRACT_MULTIPLIER, Actor, CloseReason, EventKind, PaperTrade, TradeStatus
 
 from .accounts import account_settings_for
+from .costs import exit_costs
 from .errors import BrokerDown, PositionUnprotected, TradeError, VersionConflict
 from .lifecycle import event_record, trade_transition
 from .opening import TradeResult
@@ -77,7 +78,8 @@ REQUEST_ENDED = {"close_in_flight_since": None}
 
 def close_outcome(trade: PaperTrade, *, price: Decimal, at: datetime, reason: str) -> dict:
     """The outcome fields of a trade whose held contracts close at `price` per share: P&L in
-    dollars (premiums only, before commissions), percent of the entry premium, hours held.
+    dollars (premiums only, before commissions: `realized_pnl` is the gross figure), percent of
+    the entry premium, hours held, and the exit's commission (`costs.exit_costs`).
     Contracts exit legs sold earlier in partial fills count at their own price: the close price
     is the quantity-weighted average of both."""
     held, sold = trade.held_qty, trade.exit_filled_qty
@@ -96,6 +98,7 @@ def close_outcome(trade: PaperTrade, *, price: Decimal, at: datetime, reason: st
         if trade.entry_price else None,
         "hold_duration_h": hours.quantize(CENT) if hours is not None else None,
         "unrealized_pnl": None,
+        **exit_costs(trade, reason=reason),
     }
 
 

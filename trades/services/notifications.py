@@ -98,7 +98,8 @@ _CLOSE_KINDS = {
 }
 _TRADE_FIELDS = ("id", "option_symbol", "ticker", "option_type", "strike", "expiry", "qty", "status",
                  "status_reason", "entry_price", "entry_date", "sl_price", "tp_price", "close_price", "close_date",
-                 "close_reason", "realized_pnl", "realized_pnl_pct", "strategy", "broker_mode", "version")
+                 "close_reason", "realized_pnl", "realized_pnl_pct", "realized_pnl_gross", "realized_pnl_net",
+                 "commission_total", "fees", "strategy", "broker_mode", "version")
 
 
 class UnsafeWebhookTarget(ValueError):

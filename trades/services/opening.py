@@ -29,7 +29,6 @@ from django.utils import timezone
 from brokers.base import BrokerError, BrokerProvider, Order, OrderStatus, Quote
 from brokers.market import Market, OutsideCalendar, default_market
 from brokers.occ import InvalidOptionSymbol, build_symbol
-from brokers.paper import FillRules
 from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
 from trades.models import (
@@ -42,6 +41,7 @@ from trades.models import (
 )
 
 from .context import book_at_entry, context_errors, entry_context_request
+from .costs import entry_costs
 from .errors import InvalidTradeInput, TradeError, price_text
 from .lifecycle import event_record, trade_transition
 from .orders import (
@@ -171,7 +171,7 @@ def trade_open_check(*, user: AbstractBaseUser, data: TradeOpenInput, market: Ma
     preview = TradePreview(
         option_symbol=checked.symbol, option_type=data.option_type, strike=data.strike, qty=data.qty,
         entry_price=checked.reference, sl_price=checked.sl_price, tp_price=checked.tp_price,
-        commission_per_contract=FillRules.from_settings().commission_per_contract, room=room,
+        commission_per_contract=account.commission_rate, room=room,
     )
     if (problem := room.breach()) is not None:
         problem.preview = preview  # the form shows what the trade would take and how little is left
@@ -340,7 +340,7 @@ def trade_entry_update(
         trade = PaperTrade.objects.get(pk=trade_id)
         changes.update(
             entry_price=entry.fill.price, entry_date=entry.fill.at or timezone.now(), filled_qty=filled,
-            broker_fill_price=entry.fill.price, broker_fill_time=entry.fill.at,
+            broker_fill_price=entry.fill.price, broker_fill_time=entry.fill.at, **entry_costs(trade, filled=filled),
         )
         if filled < trade.qty:  # the rest was cancelled: the trade is what was bought
             changes["qty"] = filled
@@ -355,6 +355,6 @@ def trade_entry_update(
         return trade_transition(trade_id=trade_id, to=TradeStatus.CANCELED, kind=EventKind.ORDER_CANCELED,
                                 changes=changes, **who)
     if filled:
-        changes["filled_qty"] = filled
+        changes.update(filled_qty=filled, **entry_costs(PaperTrade.objects.get(pk=trade_id), filled=filled))
     kind = EventKind.ORDER_FILLED if filled else EventKind.ORDER_PLACED
     return trade_transition(trade_id=trade_id, to=TradeStatus.PENDING, kind=kind, changes=changes, **who)

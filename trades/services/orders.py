@@ -61,6 +61,10 @@ class _AccountInMode:
     def account_balance(self) -> Decimal:
         return self.account.account_balance
 
+    @property
+    def commission_rate(self) -> Decimal:
+        return self.account.commission_rate
+
     def broker_token(self, mode: str) -> str:
         return self.account.broker_token(mode)
 

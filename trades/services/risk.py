@@ -20,7 +20,15 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, DecimalField, F, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 
-from trades.models import ACTIVE_STATUSES, CONTRACT_MULTIPLIER, AccountSettings, OptionType, PaperTrade, TradeStatus
+from trades.models import (
+    ACTIVE_STATUSES,
+    CONTRACT_MULTIPLIER,
+    AccountSettings,
+    OptionType,
+    PaperTrade,
+    TradeStatus,
+    realized_pnl_net_sql,
+)
 
 from .errors import RiskLimitExceeded
 
@@ -178,9 +186,11 @@ def risk_room(*, user: AbstractBaseUser, account: AccountSettings, trade_risk: D
     """The limits measured on `user`'s stored trades (call it in their tenant context; `trade_open`
     does so with the settings row locked, so two opens cannot both squeeze under a limit)."""
     exposure = active_exposure(user)
+    # Net of commissions and fees: what the day really cost is what the limit is about.
     realized = PaperTrade.objects.filter(
         owner=user, status=TradeStatus.CLOSED, close_date__gte=new_york_day_start(now),
-    ).aggregate(total=Coalesce(Sum("realized_pnl", output_field=_MONEY), Value(Decimal(0)), output_field=_MONEY))
+    ).aggregate(total=Coalesce(Sum(realized_pnl_net_sql(), output_field=_MONEY), Value(Decimal(0)),
+                               output_field=_MONEY))
     return RiskRoom(
         positions=exposure["positions"], max_positions=account.max_positions, realized_today=realized["total"],
         daily_loss_limit=account.daily_loss_limit, heat=exposure["heat"], trade_risk=trade_risk,

@@ -313,3 +313,15 @@ def test_in_a_web_process_staff_see_every_tenant_through_the_worker_role(client,
     with pytest.raises(tenancy.SystemContextRefused):
         with tenancy.system_context():
             pass
+
+
+def test_staff_set_a_traders_commission_within_0_to_10_dollars(staff_client, trader):
+    account = services.account_settings_for(user=trader)
+    page = staff_client.post(_settings_url(account), _settings_form(commission_per_contract="12"))
+    assert page.status_code == 200
+    assert "A commission per contract is between $0 and $10.00" in " ".join(
+        page.context["adminform"].form.errors["commission_per_contract"])
+    assert services.account_settings_for(user=trader).commission_per_contract is None
+    saved = staff_client.post(_settings_url(account), _settings_form(commission_per_contract="0.50"))
+    assert saved.status_code == 302
+    assert services.account_settings_for(user=trader).commission_rate == Decimal("0.50")

@@ -134,6 +134,18 @@ def test_the_daily_loss_limit_counts_todays_realized_losses_in_new_york(api_as, 
     assert error["attr"] == "daily_loss_limit" and "$160.00" in error["detail"] and "$150.00" in error["detail"]
 
 
+def test_the_daily_loss_limit_counts_commissions_and_fees(api_as, trader, market, open_body):
+    _settings(trader, daily_loss_limit=Decimal("150"))
+    PaperTradeFactory(owner=trader, status=TradeStatus.CLOSED, close_price=Decimal("1"),
+                      close_reason=CloseReason.SL_HIT, close_date=datetime(2026, 12, 1, 14, 45, tzinfo=UTC),
+                      realized_pnl=Decimal("-148.00"),
+                      entry_commission=Decimal("1.30"), exit_commission=Decimal("1.30"), fees=Decimal("0.04"))
+    response = api_as(trader).post("/api/trades", open_body(qty=1, sl_price="4.00"), format="json")
+    assert response.status_code == 422  # $148.00 gross, $150.64 net: the limit is spent
+    (error,) = response.json()["errors"]
+    assert error["attr"] == "daily_loss_limit" and "$150.64" in error["detail"]
+
+
 def test_the_heat_limit_adds_this_trade_to_the_open_risk(api_as, trader, market, open_body):
     _settings(trader, heat_limit_pct=Decimal("6"))  # 6% of $5,000: $300 at the stops
     PaperTradeFactory(owner=trader, entry_price=Decimal("4.20"), sl_price=Decimal("3.70"), qty=1)  # $50

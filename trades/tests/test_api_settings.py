@@ -127,3 +127,31 @@ def test_an_account_number_is_masked_to_its_last_four(number, masked):
 def test_settings_are_the_callers_own(api_as, trader, other_trader):
     api_as(other_trader).put("/api/settings", {"max_positions": 9}, format="json")
     assert api_as(trader).get("/api/settings").json()["max_positions"] == 5
+
+
+def test_the_commission_per_contract_defaults_to_the_servers_and_can_be_set(api_as, trader, settings):
+    settings.PAPER_COMMISSION_PER_CONTRACT = "0.65"
+    client = api_as(trader)
+    assert client.get("/api/settings").json()["commission_per_contract"] == "0.6500"
+    response = client.put("/api/settings", {"commission_per_contract": "0.35"}, format="json")
+    assert response.status_code == 200 and response.json()["commission_per_contract"] == "0.3500"
+    assert services.account_settings_for(user=trader).commission_rate == Decimal("0.35")
+    (event,) = _events(trader)
+    assert event.payload["changes"]["commission_per_contract"] == {"from": None, "to": "0.3500"}
+    assert client.put("/api/settings", {"commission_per_contract": "0"}, format="json").status_code == 200
+
+
+@pytest.mark.parametrize("value", ["10.01", "-0.01", "lots", None, 0.65, "0.12345"])
+def test_a_commission_outside_0_to_10_dollars_is_a_field_error_in_trader_words(api_as, trader, value):
+    response = api_as(trader).put("/api/settings", {"commission_per_contract": value}, format="json")
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["attr"] == "commission_per_contract"
+    assert error["detail"] == "A commission per contract is between $0 and $10.00, e.g. 0.65."
+    assert services.account_settings_for(user=trader).commission_per_contract is None  # nothing written
+
+
+def test_the_service_refuses_a_commission_out_of_range_too(trader):
+    with pytest.raises(services.InvalidTradeInput) as refused:
+        services.account_settings_update(user=trader, changes={"commission_per_contract": Decimal("11")})
+    assert refused.value.field_errors == {"commission_per_contract": [services.COMMISSION_RANGE]}

@@ -321,7 +321,9 @@ def test_trades_opened_and_closed_through_the_api_are_announced(api_as, trader, 
     bodies = [verify(request, secret) for request in receiver.requests]
     assert [body["type"] for body in bodies] == ["trade.opened", "trade.manual_close"]
     assert bodies[0]["data"]["trade"]["entry_price"] == "4.3000"
-    assert bodies[1]["data"]["trade"]["realized_pnl"] == "140.00"
+    closed_trade = bodies[1]["data"]["trade"]
+    assert (closed_trade["realized_pnl"], closed_trade["realized_pnl_gross"], closed_trade["commission_total"],
+            closed_trade["realized_pnl_net"]) == ("140.00", "140.00", "2.60", "137.40")  # $0.65 a contract
 
 
 def test_a_broker_that_refuses_the_account_is_reported_once_an_hour(trader, receiver,
