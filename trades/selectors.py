@@ -18,8 +18,15 @@ from brokers.market import Market
 from brokers.models import BrokerMode
 from tradeoptions import tenancy
 
-from .models import (AccountSettings, EventKind, PaperTrade, TradeEvent, TradeStatus, commission_total_sql,
-                     realized_pnl_net_sql)
+from .models import (
+    AccountSettings,
+    EventKind,
+    PaperTrade,
+    TradeEvent,
+    TradeStatus,
+    commission_total_sql,
+    realized_pnl_net_sql,
+)
 from .services.broker_health import broker_trouble_key
 from .services.errors import BrokerDown
 from .services.orders import as_trade_error, broker_of
