@@ -39,10 +39,10 @@ from django.db.models.functions import Cast, Coalesce, ExtractHour, ExtractIsoWe
 from brokers.models import BrokerMode, PaperFill
 from monitoring import clock
 from monitoring.models import PriceSnapshot
-from trades.models import CONTRACT_MULTIPLIER, AccountSettings, CloseReason, PaperTrade
+from trades.models import CONTRACT_MULTIPLIER, AccountSettings, CloseReason, PaperTrade, TradeStatus
 from trades.selectors import SNAPSHOT_FIELDS
 
-from . import metrics
+from . import attribution, explain, metrics
 from .models import TradeForensics
 
 DEFAULT_BALANCE = AccountSettings._meta.get_field("account_balance").default
@@ -157,7 +157,8 @@ def _sessions_between(days) -> list[date]:
 
 
 def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> dict:
-    """Everything the Performance tab shows, in two queries (the balance and the trades)."""
+    """Everything the Performance tab shows, in four queries (the balance, the trades, and the
+    trades and their snapshots for the greeks attribution)."""
     start = starting_balance_cents(user=user)
     frame = trade_frame(closed_trades(user=user, filters=filters))
     curve, drawdown = metrics.equity_curve(frame, start)
@@ -184,6 +185,7 @@ def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
         "daily": [{"date": day.isoformat(), "pnl": pnl, "trades": count}
                   for day, pnl, count in zip(daily.index, metrics.money_series(daily["pnl"].to_numpy()),
                                              daily["trades"].tolist(), strict=True)],
+        "greeks_attribution": greeks_attribution(closed_trades(user=user, filters=filters)),
     }
 
 
@@ -563,3 +565,101 @@ def snapshot_summary(*, trade: PaperTrade) -> dict:
 def trade_forensics(*, user: AbstractBaseUser, trade_id: int) -> TradeForensics | None:
     """The trade's forensic values, or None until the nightly job has computed them."""
     return TradeForensics.objects.filter(owner=user, trade_id=trade_id).first()
+
+
+# --- Greeks P&L attribution -----------------------------------------------------------------------
+
+GREEK_INPUTS = ("underlying", "iv", "delta", "gamma", "theta", "vega")
+
+
+def greeks_paths(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
+    """The snapshots of each trade while it was held (from its entry to its close, or to now), in
+    time order, as `attribution.attribute` reads them: the quote's own time where the source gave
+    one (theta runs on the time the price was observed), marks in ten-thousandths, greeks as floats
+    (NaN where the source gave none). One query."""
+    held = Q(timestamp__gte=F("trade__entry_date")) & (
+        Q(trade__close_date__isnull=True) | Q(timestamp__lte=F("trade__close_date")))
+    rows = PriceSnapshot.objects.filter(held, trade__in=trades.values("id")).annotate(
+        at_us=_EpochMicros(Coalesce("quote_time", "timestamp")), mark4=_ten_thousandths(F("mark_price")),
+        qty=Coalesce(NullIf(F("trade__filled_qty"), Value(0)), F("trade__qty")),
+        **{f"{name}_f": Cast(name, FloatField()) for name in GREEK_INPUTS},
+    ).order_by("trade_id", "timestamp", "kind").values_list(
+        "trade_id", "at_us", "mark4", "qty", *(f"{name}_f" for name in GREEK_INPUTS))
+    frame = pd.DataFrame.from_records(_fetch(rows), columns=["trade_id", "at", "mark4", "qty", *GREEK_INPUTS],
+                                      coerce_float=True)
+    frame = frame.astype({"trade_id": "int64", "mark4": "int64", "qty": "int64",
+                          **{name: "float64" for name in GREEK_INPUTS}})
+    frame["at"] = _instants(frame["at"])
+    return frame
+
+
+def trade_attribution(*, trade: PaperTrade) -> attribution.Attribution:
+    """Where one trade's P&L came from (see `analytics.attribution`): realized once closed,
+    unrealized while held, nothing before the entry filled."""
+    if trade.status == TradeStatus.CLOSED:
+        pnl = trade.realized_pnl
+    else:
+        held = trade.entry_date and trade.status in (TradeStatus.OPEN, TradeStatus.CLOSING)
+        pnl = trade.unrealized_pnl if held else None
+    steps = attribution.attribute(greeks_paths(PaperTrade.objects.filter(pk=trade.pk)))
+    row = steps.loc[trade.pk] if trade.pk in steps.index else None
+    return attribution.trade_attribution(row, pnl_cents=None if pnl is None else int(pnl * 100))
+
+
+ATTRIBUTION_GROUPS = {"option_type": "option_type", "strategy": "strategy"}
+ATTRIBUTION_AMOUNTS = (*attribution.PARTS, "unattributed", "execution", "pnl")
+OPTION_WORDS = {"CALL": "calls", "PUT": "puts"}
+
+
+def greeks_attribution(trades: QuerySet[PaperTrade]) -> dict:
+    """The greeks attribution summed over closed trades: in total, by option type and by strategy,
+    with one sentence a page can show ("Your calls lost $84.10 to time decay (theta)."). Trades
+    whose snapshots explain nothing are counted apart (`trades_without_attribution`), never
+    summed as zeros. Two queries."""
+    rows = trades.annotate(pnl_cents=_cents(F("realized_pnl"))).values_list("id", "option_type", "strategy",
+                                                                           "pnl_cents")
+    info = pd.DataFrame.from_records(_fetch(rows), columns=["trade_id", "option_type", "strategy", "pnl"])
+    info = info.astype({"trade_id": "int64", "pnl": "int64"}).set_index("trade_id")
+    steps = attribution.attribute(greeks_paths(trades)).reindex(info.index)
+    explained = steps["steps"].fillna(0).to_numpy() > steps["steps_without_greeks"].fillna(0).to_numpy()
+    frame = steps[explained].astype("int64").join(info)
+    frame["execution"] = frame["pnl"] - frame["change"]
+    frame["strategy"] = frame["strategy"].replace("", "No strategy")
+
+    def sums(part: pd.DataFrame) -> dict:
+        return {"trades": len(part), **{name: metrics.money(part[name].sum()) for name in ATTRIBUTION_AMOUNTS}}
+
+    by = {key: [{key: label, **sums(part)} for label, part in frame.groupby(column, sort=True)]
+          for key, column in ATTRIBUTION_GROUPS.items()}
+    return {
+        "method": attribution.METHOD,
+        "theta_days": attribution.THETA_DAYS,
+        "trades": len(info),
+        "trades_without_attribution": int(len(info) - explained.sum()),
+        "total": sums(frame),
+        "by_option_type": by["option_type"],
+        "by_strategy": by["strategy"],
+        "sentence": theta_sentence(by["option_type"]),
+    }
+
+
+def theta_sentence(by_option_type: list[dict]) -> str:
+    """What time decay did to each option type, in one sentence ("" with nothing attributed)."""
+    parts = []
+    for row in by_option_type:
+        theta = Decimal(row["theta"])
+        words = OPTION_WORDS.get(row["option_type"], row["option_type"].lower())
+        parts.append(f"your {words} {'lost' if theta < 0 else 'gained'} ${abs(theta):,.2f}")
+    return f"Time decay (theta): {' and '.join(parts)}." if parts else ""
+
+
+def trade_explanation(trade: PaperTrade) -> dict:
+    """What analytics knows about one trade, for its detail (registered with trades in
+    `AnalyticsConfig.ready`): the greeks attribution, the forensic targets, and the entry context
+    in words. Read under the caller's tenant context, like the trade itself. Three queries."""
+    row = TradeForensics.objects.filter(trade_id=trade.pk).first()
+    return {
+        "attribution": trade_attribution(trade=trade).as_json(),
+        "forensics": explain.forensics(row, entry_at=trade.entry_date),
+        "entry_context": explain.entry_context(trade.signals_snapshot, trade.market_regime),
+    }
