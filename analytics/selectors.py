@@ -473,10 +473,11 @@ def exit_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
 # --- Data set -------------------------------------------------------------------------------------
 
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "daily")
-SIGNAL_KEYS = ("rsi14", "macd_hist", "ema_9_21_cross", "ema_9_21_just_crossed", "squeeze", "trend",
-               "sma200_distance_pct")
+SIGNAL_KEYS = ("rsi14", "macd_hist", "ema_9_21_cross", "ema_9_21_just_crossed", "squeeze", "squeeze_firing",
+               "trend", "sma200_distance_pct")
 REGIME_KEYS = ("spy_price", "spy_change_pct", "vix", "vix_change_pct", "sector_etf", "sector_change_pct",
                "sector_corr_30d", "as_of")
+INTERNAL_KEYS = ("advance_decline", "put_call_ratio")  # each {"value", "missing"} in market_regime.internals
 BOOK_KEYS = ("bid", "ask", "spread_pct", "volume", "open_interest", "delta", "gamma", "theta", "vega", "iv", "as_of")
 AI_KEYS = ("confidence",)
 
@@ -484,6 +485,7 @@ CONTEXT_COLUMNS: dict[str, KT] = {
     **{f"signals_{tf}_{key}": KT(f"signals_snapshot__{tf}__{key}") for tf in TIMEFRAMES for key in SIGNAL_KEYS},
     "signals_as_of": KT("signals_snapshot__as_of"),
     **{f"regime_{key}": KT(f"market_regime__{key}") for key in REGIME_KEYS},
+    **{f"regime_{key}": KT(f"market_regime__internals__{key}__value") for key in INTERNAL_KEYS},
     **{f"book_{key}": KT(f"order_book_state__{key}") for key in BOOK_KEYS},
     **{f"ai_{key}": KT(f"ai_reasoning_log__{key}") for key in AI_KEYS},
 }

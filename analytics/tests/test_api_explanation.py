@@ -178,3 +178,13 @@ def test_performance_attribution_follows_the_period_filter(api_as, trader, attri
     assert body["sentence"] == "Time decay (theta): your puts lost $0.42."
     empty = api_as(trader).get(PERFORMANCE, {"from": "2026-12-20"}).json()["greeks_attribution"]
     assert empty["trades"] == 0 and empty["total"]["theta"] == "0.00" and empty["sentence"] == ""
+
+
+def test_the_data_set_documents_exactly_its_columns():
+    from pathlib import Path
+
+    from analytics.selectors import DATASET_COLUMNS
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "dataset.md").read_text()
+    assert f"`analytics.selectors.DATASET_COLUMNS`, {len(DATASET_COLUMNS)} columns)" in docs
+    assert {"signals_1m_squeeze_firing", "regime_advance_decline", "regime_put_call_ratio"} <= set(DATASET_COLUMNS)
