@@ -55,6 +55,7 @@ METHOD = ("Second-order Taylor in the stock, first-order in time and IV, with th
           "what they leave out (higher-order terms, the gaps between snapshots, the source's rounding).")
 THETA_DAYS = "calendar"
 NOT_FILLED = "The trade has not filled: there is no position to explain."
+NOT_MARKED = "The position has no mark yet: there is no P&L to explain."
 NO_SNAPSHOTS = "No price snapshots were recorded while the trade was open."
 ONE_SNAPSHOT = "Only one price snapshot was recorded: there is no step to explain."
 NO_GREEKS = "The snapshots carry no greeks, IV or underlying price from the market-data source."

@@ -602,47 +602,69 @@ def trade_attribution(*, trade: PaperTrade) -> attribution.Attribution:
         pnl = trade.realized_pnl
     else:
         held = trade.entry_date and trade.status in (TradeStatus.OPEN, TradeStatus.CLOSING)
+        if held and trade.unrealized_pnl is None:
+            return attribution.Attribution(available=False, note=attribution.NOT_MARKED)
         pnl = trade.unrealized_pnl if held else None
     steps = attribution.attribute(greeks_paths(PaperTrade.objects.filter(pk=trade.pk)))
     row = steps.loc[trade.pk] if trade.pk in steps.index else None
     return attribution.trade_attribution(row, pnl_cents=None if pnl is None else int(pnl * 100))
 
 
-ATTRIBUTION_GROUPS = {"option_type": "option_type", "strategy": "strategy"}
-ATTRIBUTION_AMOUNTS = (*attribution.PARTS, "unattributed", "execution", "pnl")
+ATTRIBUTION_GROUPS = ("option_type", "strategy")
+ATTRIBUTION_PARTS = (*attribution.PARTS, "unattributed")
+ATTRIBUTION_AMOUNTS = (*ATTRIBUTION_PARTS, "execution", "pnl")
 OPTION_WORDS = {"CALL": "calls", "PUT": "puts"}
 
 
 def greeks_attribution(trades: QuerySet[PaperTrade]) -> dict:
     """The greeks attribution summed over closed trades: in total, by option type and by strategy,
-    with one sentence a page can show ("Your calls lost $84.10 to time decay (theta)."). Trades
-    whose snapshots explain nothing are counted apart (`trades_without_attribution`), never
-    summed as zeros. Two queries."""
-    rows = trades.annotate(pnl_cents=_cents(F("realized_pnl"))).values_list("id", "option_type", "strategy",
-                                                                           "pnl_cents")
-    info = pd.DataFrame.from_records(_fetch(rows), columns=["trade_id", "option_type", "strategy", "pnl"])
-    info = info.astype({"trade_id": "int64", "pnl": "int64"}).set_index("trade_id")
-    steps = attribution.attribute(greeks_paths(trades)).reindex(info.index)
-    explained = steps["steps"].fillna(0).to_numpy() > steps["steps_without_greeks"].fillna(0).to_numpy()
-    frame = steps[explained].astype("int64").join(info)
-    frame["execution"] = frame["pnl"] - frame["change"]
-    frame["strategy"] = frame["strategy"].replace("", "No strategy")
+    with one sentence a page can show ("Time decay (theta): your calls lost $84.10."). Trades whose
+    snapshots explain nothing are counted apart (`trades_without_attribution`), never summed as
+    zeros. The nightly forensics store each trade's split; only trades it has not reached yet
+    (closed since) are attributed here from their snapshots. One query, two with such trades."""
+    frame = _stored_attribution(trades)
+    fresh = frame.index[frame["stored"] == 0]
+    if len(fresh):
+        live = attribution.attribute(greeks_paths(trades.filter(id__in=fresh.tolist()))).reindex(fresh)
+        explained = live["steps"].fillna(0).to_numpy() > live["steps_without_greeks"].fillna(0).to_numpy()
+        live = live.fillna(0).astype("int64")
+        frame.loc[fresh, "explained"] = explained.astype("int64")
+        frame.loc[fresh, list(ATTRIBUTION_PARTS)] = live[list(ATTRIBUTION_PARTS)].to_numpy()
+        frame.loc[fresh, "execution"] = frame.loc[fresh, "pnl"].to_numpy() - live["change"].to_numpy()
+    counted = frame[frame["explained"] == 1]
 
     def sums(part: pd.DataFrame) -> dict:
         return {"trades": len(part), **{name: metrics.money(part[name].sum()) for name in ATTRIBUTION_AMOUNTS}}
 
-    by = {key: [{key: label, **sums(part)} for label, part in frame.groupby(column, sort=True)]
-          for key, column in ATTRIBUTION_GROUPS.items()}
+    by = {key: [{key: label, **sums(part)} for label, part in counted.groupby(key, sort=True)]
+          for key in ATTRIBUTION_GROUPS}
     return {
         "method": attribution.METHOD,
         "theta_days": attribution.THETA_DAYS,
-        "trades": len(info),
-        "trades_without_attribution": int(len(info) - explained.sum()),
-        "total": sums(frame),
+        "trades": len(frame),
+        "trades_without_attribution": int(len(frame) - len(counted)),
+        "total": sums(counted),
         "by_option_type": by["option_type"],
         "by_strategy": by["strategy"],
         "sentence": theta_sentence(by["option_type"]),
     }
+
+
+def _stored_attribution(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
+    """One row per trade (indexed by id): option type, strategy, P&L and the stored split in cents,
+    `stored` (the nightly forensics reached it) and `explained` (its split is not empty)."""
+    stored = {name: _cents(F(f"forensics__greeks_{name}")) for name in (*ATTRIBUTION_PARTS, "execution")}
+    rows = trades.annotate(
+        pnl_cents=_cents(F("realized_pnl")), stored=Case(When(forensics__isnull=False, then=1), default=0),
+        explained=Case(When(forensics__greeks_delta__isnull=False, then=1), default=0),
+        **{f"{name}_cents": expression for name, expression in stored.items()},
+    ).values_list("id", "option_type", "strategy", "pnl_cents", "stored", "explained",
+                  *(f"{name}_cents" for name in stored))
+    columns = ["id", "option_type", "strategy", "pnl", "stored", "explained", *stored]
+    frame = pd.DataFrame.from_records(_fetch(rows), columns=columns).set_index("id")
+    frame = frame.fillna({name: 0 for name in stored}).astype({name: "int64" for name in ["pnl", *columns[4:]]})
+    frame["strategy"] = frame["strategy"].replace("", "No strategy")
+    return frame
 
 
 def theta_sentence(by_option_type: list[dict]) -> str:

@@ -11,7 +11,7 @@ snapshots half an hour apart (theta per calendar day: half an hour is 1/48 of a 
   $136.00, so the residual is $0.84. Realized $160.00: the fills against the marks, $24.00.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -188,3 +188,28 @@ def test_the_data_set_documents_exactly_its_columns():
     docs = (Path(__file__).resolve().parents[2] / "docs" / "dataset.md").read_text()
     assert f"`analytics.selectors.DATASET_COLUMNS`, {len(DATASET_COLUMNS)} columns)" in docs
     assert {"signals_1m_squeeze_firing", "regime_advance_decline", "regime_put_call_ratio"} <= set(DATASET_COLUMNS)
+
+
+def test_the_nightly_forensics_store_the_split_and_performance_sums_what_is_stored(api_as, trader, attributed_book):
+    from analytics.services import trade_targets_compute
+    from tests.fakes.market import RecordedMinuteBars
+
+    call, put = attributed_book
+    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1), owner_id=trader.pk,
+                          provider=RecordedMinuteBars())
+    with tenancy.acting_as(trader.pk):
+        stored = TradeForensics.objects.get(trade=call)
+        bare = TradeForensics.objects.exclude(trade=call).get(trade__close_date__date=date(2026, 12, 1))
+    assert (stored.greeks_delta, stored.greeks_gamma, stored.greeks_theta, stored.greeks_vega) == (
+        Decimal("124.00"), Decimal("2.08"), Decimal("-0.92"), Decimal("10.00"))
+    assert (stored.greeks_residual, stored.greeks_execution, stored.greeks_unattributed) == (
+        Decimal("0.84"), Decimal("24.00"), Decimal("0.00"))
+    assert (stored.greeks_steps, stored.greeks_steps_missing) == (2, 0)
+    assert bare.greeks_delta is None and bare.greeks_steps == 0  # no snapshots: nothing stored, not zeros
+    # Performance reads the stored split (the put, closed the next day, is still attributed live).
+    with tenancy.acting_as(trader.pk):
+        TradeForensics.objects.filter(trade=call).update(greeks_theta=Decimal("-5.00"))
+    body = api_as(trader).get(PERFORMANCE).json()["greeks_attribution"]
+    by_type = {row["option_type"]: row["theta"] for row in body["by_option_type"]}
+    assert by_type == {"CALL": "-5.00", "PUT": "-0.42"}
+    assert body["trades_without_attribution"] == 1
