@@ -28,7 +28,7 @@ export function detailRow(id) {
         el("div", { className: "detail-side" },
           el("section", { className: "facts" }, el("p", { className: "muted", text: "Loading…" })),
           adjust),
-        el("section", { className: "explanation facts", "aria-label": "The trade explained" }),
+        el("section", { className: "explanation", "aria-label": "The trade explained" }),
         el("section", { className: "events" }, el("h3", { text: "Event log" }), el("ol", { className: "event-log" })))));
   state.details.set(id, row);
   return row;
