@@ -64,3 +64,29 @@ def test_the_position_detail_explains_the_trade(device, market, explained_trade,
         expect(section).not_to_contain_text(raw)
     shoot(page, f"trade-explained-{'phone' if viewport is PHONE else 'desktop'}")
     assert page.problems == []
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_closed_trade_is_explained_from_the_history(device, market, alice, viewport):  # noqa: F811
+    from analytics.tests.test_api_explanation import _closed, _snapshots
+
+    trade = _closed(alice)
+    _snapshots(trade)
+    page = device(viewport=viewport)
+    page.click("#tab-history")
+    row = page.locator(f"#history tr[data-trade-id='{trade.pk}']")
+    row.locator("button.explain").click()
+    expect(row.locator("button.explain")).to_have_attribute("aria-expanded", "true")
+    section = page.locator(f"#history-detail-{trade.pk} .explanation")
+    for label, text in (("Theta (time decay)", f"{MINUS}$0.92"), ("Residual (what the greeks miss)", "+$0.84"),
+                        ("Fills against the marks", "+$24.00"), ("Total P&L", "+$160.00")):
+        expect(_value(section, label)).to_have_text(text)
+    expect(section).to_contain_text("Computed nightly once the trade has closed.")
+    with page.expect_response(lambda response: "/api/trades/history" in response.url):
+        page.click("#refresh-all")  # a refresh redraws the table: the explanation stays open
+    expect(section).to_be_visible()
+    expect(row.locator("button.explain")).to_have_attribute("aria-expanded", "true")
+    row.locator("button.explain").click()
+    expect(page.locator(f"#history-detail-{trade.pk}")).to_have_count(0)
+    shoot(page, f"history-explained-{'phone' if viewport is PHONE else 'desktop'}")
+    assert page.problems == []
