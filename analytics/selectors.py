@@ -605,7 +605,7 @@ def trade_attribution(*, trade: PaperTrade) -> attribution.Attribution:
         if held and trade.unrealized_pnl is None:
             return attribution.Attribution(available=False, note=attribution.NOT_MARKED)
         pnl = trade.unrealized_pnl if held else None
-    steps = attribution.attribute(greeks_paths(PaperTrade.objects.filter(pk=trade.pk)))
+    steps = attribution.attribute(greeks_paths(PaperTrade.objects.filter(pk=trade.pk, owner_id=trade.owner_id)))
     row = steps.loc[trade.pk] if trade.pk in steps.index else None
     return attribution.trade_attribution(row, pnl_cents=None if pnl is None else int(pnl * 100))
 
@@ -681,7 +681,7 @@ def trade_explanation(trade: PaperTrade) -> dict:
     """What analytics knows about one trade, for its detail (registered with trades in
     `AnalyticsConfig.ready`): the greeks attribution, the forensic targets, and the entry context
     in words. Read under the caller's tenant context, like the trade itself. Three queries."""
-    row = TradeForensics.objects.filter(trade_id=trade.pk).first()
+    row = TradeForensics.objects.filter(owner_id=trade.owner_id, trade_id=trade.pk).first()
     return {
         "attribution": trade_attribution(trade=trade).as_json(),
         "forensics": explain.forensics(row, entry_at=trade.entry_date),
