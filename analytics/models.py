@@ -46,6 +46,19 @@ class TradeForensics(models.Model):
     snapshot_count = models.PositiveIntegerField(help_text="Snapshots between entry and close that were used.")
     bar_count = models.PositiveIntegerField(default=0, help_text="Provider minute bars added to a thin path.")
     bar_fallback = models.CharField(max_length=12, choices=BarFallback.choices, default=BarFallback.NOT_NEEDED)
+    # The greeks attribution of the realized P&L (`analytics.attribution`), in dollars of the
+    # position; all null when the snapshots explain nothing (none, one, or none with greeks).
+    greeks_delta = models.DecimalField(**MONEY, null=True, blank=True)
+    greeks_gamma = models.DecimalField(**MONEY, null=True, blank=True)
+    greeks_theta = models.DecimalField(**MONEY, null=True, blank=True)
+    greeks_vega = models.DecimalField(**MONEY, null=True, blank=True)
+    greeks_residual = models.DecimalField(**MONEY, null=True, blank=True)
+    greeks_unattributed = models.DecimalField(**MONEY, null=True, blank=True,
+                                              help_text="The marks' change over steps without greeks.")
+    greeks_execution = models.DecimalField(**MONEY, null=True, blank=True,
+                                           help_text="The fills against the first and last marks.")
+    greeks_steps = models.PositiveIntegerField(default=0, help_text="Steps between snapshots.")
+    greeks_steps_missing = models.PositiveIntegerField(default=0, help_text="Steps whose snapshots lacked greeks.")
     computed_at = models.DateTimeField()
 
     class Meta:

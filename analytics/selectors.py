@@ -45,12 +45,13 @@ from trades.models import (
     AccountSettings,
     CloseReason,
     PaperTrade,
+    TradeStatus,
     commission_total_sql,
     realized_pnl_net_sql,
 )
 from trades.selectors import SNAPSHOT_FIELDS
 
-from . import metrics
+from . import attribution, explain, metrics
 from .models import TradeForensics
 
 DEFAULT_BALANCE = AccountSettings._meta.get_field("account_balance").default
@@ -174,9 +175,9 @@ def _sessions_between(days) -> list[date]:
 
 def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None,
                 basis: str = metrics.NET) -> dict:
-    """Everything the Performance tab shows, in two queries (the balance and the trades). Every
-    P&L figure is on `basis`: net of commissions and fees (the default) or gross; `costs` gives
-    both totals whatever the basis."""
+    """Everything the Performance tab shows, in four queries (the balance, the trades, and the
+    trades and their snapshots for the greeks attribution). Every P&L figure is on `basis`: net of
+    commissions and fees (the default) or gross; `costs` gives both totals whatever the basis."""
     start = starting_balance_cents(user=user)
     frame = trade_frame(closed_trades(user=user, filters=filters), basis=basis)
     curve, drawdown = metrics.equity_curve(frame, start)
@@ -205,6 +206,7 @@ def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
         "daily": [{"date": day.isoformat(), "pnl": pnl, "trades": count}
                   for day, pnl, count in zip(daily.index, metrics.money_series(daily["pnl"].to_numpy()),
                                              daily["trades"].tolist(), strict=True)],
+        "greeks_attribution": greeks_attribution(closed_trades(user=user, filters=filters)),
     }
 
 
@@ -493,10 +495,11 @@ def exit_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
 # --- Data set -------------------------------------------------------------------------------------
 
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "daily")
-SIGNAL_KEYS = ("rsi14", "macd_hist", "ema_9_21_cross", "ema_9_21_just_crossed", "squeeze", "trend",
-               "sma200_distance_pct")
+SIGNAL_KEYS = ("rsi14", "macd_hist", "ema_9_21_cross", "ema_9_21_just_crossed", "squeeze", "squeeze_firing",
+               "trend", "sma200_distance_pct")
 REGIME_KEYS = ("spy_price", "spy_change_pct", "vix", "vix_change_pct", "sector_etf", "sector_change_pct",
                "sector_corr_30d", "as_of")
+INTERNAL_KEYS = ("advance_decline", "put_call_ratio")  # each {"value", "missing"} in market_regime.internals
 BOOK_KEYS = ("bid", "ask", "spread_pct", "volume", "open_interest", "delta", "gamma", "theta", "vega", "iv", "as_of")
 AI_KEYS = ("confidence",)
 
@@ -504,6 +507,7 @@ CONTEXT_COLUMNS: dict[str, KT] = {
     **{f"signals_{tf}_{key}": KT(f"signals_snapshot__{tf}__{key}") for tf in TIMEFRAMES for key in SIGNAL_KEYS},
     "signals_as_of": KT("signals_snapshot__as_of"),
     **{f"regime_{key}": KT(f"market_regime__{key}") for key in REGIME_KEYS},
+    **{f"regime_{key}": KT(f"market_regime__internals__{key}__value") for key in INTERNAL_KEYS},
     **{f"book_{key}": KT(f"order_book_state__{key}") for key in BOOK_KEYS},
     **{f"ai_{key}": KT(f"ai_reasoning_log__{key}") for key in AI_KEYS},
 }
@@ -590,3 +594,123 @@ def snapshot_summary(*, trade: PaperTrade) -> dict:
 def trade_forensics(*, user: AbstractBaseUser, trade_id: int) -> TradeForensics | None:
     """The trade's forensic values, or None until the nightly job has computed them."""
     return TradeForensics.objects.filter(owner=user, trade_id=trade_id).first()
+
+
+# --- Greeks P&L attribution -----------------------------------------------------------------------
+
+GREEK_INPUTS = ("underlying", "iv", "delta", "gamma", "theta", "vega")
+
+
+def greeks_paths(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
+    """The snapshots of each trade while it was held (from its entry to its close, or to now), in
+    time order, as `attribution.attribute` reads them: the quote's own time where the source gave
+    one (theta runs on the time the price was observed), marks in ten-thousandths, greeks as floats
+    (NaN where the source gave none). One query."""
+    held = Q(timestamp__gte=F("trade__entry_date")) & (
+        Q(trade__close_date__isnull=True) | Q(timestamp__lte=F("trade__close_date")))
+    rows = PriceSnapshot.objects.filter(held, trade__in=trades.values("id")).annotate(
+        at_us=_EpochMicros(Coalesce("quote_time", "timestamp")), mark4=_ten_thousandths(F("mark_price")),
+        qty=Coalesce(NullIf(F("trade__filled_qty"), Value(0)), F("trade__qty")),
+        **{f"{name}_f": Cast(name, FloatField()) for name in GREEK_INPUTS},
+    ).order_by("trade_id", "timestamp", "kind").values_list(
+        "trade_id", "at_us", "mark4", "qty", *(f"{name}_f" for name in GREEK_INPUTS))
+    frame = pd.DataFrame.from_records(_fetch(rows), columns=["trade_id", "at", "mark4", "qty", *GREEK_INPUTS],
+                                      coerce_float=True)
+    frame = frame.astype({"trade_id": "int64", "mark4": "int64", "qty": "int64",
+                          **{name: "float64" for name in GREEK_INPUTS}})
+    frame["at"] = _instants(frame["at"])
+    return frame
+
+
+def trade_attribution(*, trade: PaperTrade) -> attribution.Attribution:
+    """Where one trade's P&L came from (see `analytics.attribution`): realized once closed,
+    unrealized while held, nothing before the entry filled."""
+    if trade.status == TradeStatus.CLOSED:
+        pnl = trade.realized_pnl
+    else:
+        held = trade.entry_date and trade.status in (TradeStatus.OPEN, TradeStatus.CLOSING)
+        if held and trade.unrealized_pnl is None:
+            return attribution.Attribution(available=False, note=attribution.NOT_MARKED)
+        pnl = trade.unrealized_pnl if held else None
+    steps = attribution.attribute(greeks_paths(PaperTrade.objects.filter(pk=trade.pk, owner_id=trade.owner_id)))
+    row = steps.loc[trade.pk] if trade.pk in steps.index else None
+    return attribution.trade_attribution(row, pnl_cents=None if pnl is None else int(pnl * 100))
+
+
+ATTRIBUTION_GROUPS = ("option_type", "strategy")
+ATTRIBUTION_PARTS = (*attribution.PARTS, "unattributed")
+ATTRIBUTION_AMOUNTS = (*ATTRIBUTION_PARTS, "execution", "pnl")
+OPTION_WORDS = {"CALL": "calls", "PUT": "puts"}
+
+
+def greeks_attribution(trades: QuerySet[PaperTrade]) -> dict:
+    """The greeks attribution summed over closed trades: in total, by option type and by strategy,
+    with one sentence a page can show ("Time decay (theta): your calls lost $84.10."). Trades whose
+    snapshots explain nothing are counted apart (`trades_without_attribution`), never summed as
+    zeros. The nightly forensics store each trade's split; only trades it has not reached yet
+    (closed since) are attributed here from their snapshots. One query, two with such trades."""
+    frame = _stored_attribution(trades)
+    fresh = frame.index[frame["stored"] == 0]
+    if len(fresh):
+        live = attribution.attribute(greeks_paths(trades.filter(id__in=fresh.tolist()))).reindex(fresh)
+        explained = live["steps"].fillna(0).to_numpy() > live["steps_without_greeks"].fillna(0).to_numpy()
+        live = live.fillna(0).astype("int64")
+        frame.loc[fresh, "explained"] = explained.astype("int64")
+        frame.loc[fresh, list(ATTRIBUTION_PARTS)] = live[list(ATTRIBUTION_PARTS)].to_numpy()
+        frame.loc[fresh, "execution"] = frame.loc[fresh, "pnl"].to_numpy() - live["change"].to_numpy()
+    counted = frame[frame["explained"] == 1]
+
+    def sums(part: pd.DataFrame) -> dict:
+        return {"trades": len(part), **{name: metrics.money(part[name].sum()) for name in ATTRIBUTION_AMOUNTS}}
+
+    by = {key: [{key: label, **sums(part)} for label, part in counted.groupby(key, sort=True)]
+          for key in ATTRIBUTION_GROUPS}
+    return {
+        "method": attribution.METHOD,
+        "theta_days": attribution.THETA_DAYS,
+        "trades": len(frame),
+        "trades_without_attribution": int(len(frame) - len(counted)),
+        "total": sums(counted),
+        "by_option_type": by["option_type"],
+        "by_strategy": by["strategy"],
+        "sentence": theta_sentence(by["option_type"]),
+    }
+
+
+def _stored_attribution(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
+    """One row per trade (indexed by id): option type, strategy, P&L and the stored split in cents,
+    `stored` (the nightly forensics reached it) and `explained` (its split is not empty)."""
+    stored = {name: _cents(F(f"forensics__greeks_{name}")) for name in (*ATTRIBUTION_PARTS, "execution")}
+    rows = trades.annotate(
+        pnl_cents=_cents(F("realized_pnl")), stored=Case(When(forensics__isnull=False, then=1), default=0),
+        explained=Case(When(forensics__greeks_delta__isnull=False, then=1), default=0),
+        **{f"{name}_cents": expression for name, expression in stored.items()},
+    ).values_list("id", "option_type", "strategy", "pnl_cents", "stored", "explained",
+                  *(f"{name}_cents" for name in stored))
+    columns = ["id", "option_type", "strategy", "pnl", "stored", "explained", *stored]
+    frame = pd.DataFrame.from_records(_fetch(rows), columns=columns).set_index("id")
+    frame = frame.fillna({name: 0 for name in stored}).astype({name: "int64" for name in ["pnl", *columns[4:]]})
+    frame["strategy"] = frame["strategy"].replace("", "No strategy")
+    return frame
+
+
+def theta_sentence(by_option_type: list[dict]) -> str:
+    """What time decay did to each option type, in one sentence ("" with nothing attributed)."""
+    parts = []
+    for row in by_option_type:
+        theta = Decimal(row["theta"])
+        words = OPTION_WORDS.get(row["option_type"], row["option_type"].lower())
+        parts.append(f"your {words} {'lost' if theta < 0 else 'gained'} ${abs(theta):,.2f}")
+    return f"Time decay (theta): {' and '.join(parts)}." if parts else ""
+
+
+def trade_explanation(trade: PaperTrade) -> dict:
+    """What analytics knows about one trade, for its detail (registered with trades in
+    `AnalyticsConfig.ready`): the greeks attribution, the forensic targets, and the entry context
+    in words. Read under the caller's tenant context, like the trade itself. Three queries."""
+    row = TradeForensics.objects.filter(owner_id=trade.owner_id, trade_id=trade.pk).first()
+    return {
+        "attribution": trade_attribution(trade=trade).as_json(),
+        "forensics": explain.forensics(row, entry_at=trade.entry_date),
+        "entry_context": explain.entry_context(trade.signals_snapshot, trade.market_regime),
+    }

@@ -11,7 +11,9 @@ and close, close fill; see `selectors.price_paths`) and derives, vectorised over
 - `first_touch`: whether the path reached the take-profit (price ≥ TP) or the stop-loss (price ≤
   SL) first after the entry, or neither, and when.
 
-The four targets go to the trade's own fields; the rest to `TradeForensics`. Running it again
+The four targets go to the trade's own fields; the rest to `TradeForensics`, with the greeks
+attribution of the realized P&L (`analytics.attribution`), so that Performance sums stored figures
+instead of re-reading every snapshot of every trade. Running it again
 gives the same rows (an upsert and an update of the same values): idempotent.
 
 **Thin paths and minute bars.** The monitor snapshots every cycle (~40 s), but a worker outage, a
@@ -45,7 +47,7 @@ from tradeoptions import tenancy
 from trades.models import PaperTrade
 from trades.services import TradeTargets, targets_record
 
-from . import selectors
+from . import attribution, selectors
 from .models import BarFallback, FirstTouch, TradeForensics
 
 logger = logging.getLogger(__name__)
@@ -188,7 +190,22 @@ def with_bars(path: pd.DataFrame, bars: pd.DataFrame) -> pd.DataFrame:
     return joined.sort_values(["trade_id", "timestamp", "point"], kind="stable", ignore_index=True)
 
 
-def _records(values: pd.DataFrame, outcome: dict[int, str], now) -> list[TradeForensics]:
+GREEK_FIELDS = {f"greeks_{name}": name for name in (*attribution.PARTS, "unattributed", "execution")}
+
+
+def greeks_fields(trades: pd.DataFrame, steps: pd.DataFrame) -> dict[int, dict]:
+    """Per trade id, the `TradeForensics` greeks fields from `attribution.attribute`'s rows and
+    the trades' realized P&L (`pnl`, cents)."""
+    fields = {}
+    for trade_id, pnl in zip(trades["id"].tolist(), trades["pnl"].tolist(), strict=True):  # output rows
+        split = attribution.trade_attribution(steps.loc[trade_id] if trade_id in steps.index else None,
+                                              pnl_cents=pnl)
+        fields[trade_id] = {**{field: getattr(split, name) for field, name in GREEK_FIELDS.items()},
+                            "greeks_steps": split.steps, "greeks_steps_missing": split.steps_without_greeks}
+    return fields
+
+
+def _records(values: pd.DataFrame, outcome: dict[int, str], now, greeks: dict[int, dict]) -> list[TradeForensics]:
     forensics = []
     for trade_id, row in zip(values.index.tolist(), values.to_dict("records"), strict=True):  # output rows
         pnl_15m, pnl_1h = _decimal(row["pnl_15m"], "0.01"), _decimal(row["pnl_1h"], "0.01")
@@ -199,7 +216,7 @@ def _records(values: pd.DataFrame, outcome: dict[int, str], now) -> list[TradeFo
             mfe_at=row["mfe_at"].to_pydatetime(), mae_at=row["mae_at"].to_pydatetime(),
             first_touch=row["first_touch"], first_touch_at=None if pd.isna(first_at) else first_at.to_pydatetime(),
             snapshot_count=int(row["snapshots"]), bar_count=int(row["bars"]),
-            bar_fallback=outcome.get(trade_id, BarFallback.NOT_NEEDED), computed_at=now,
+            bar_fallback=outcome.get(trade_id, BarFallback.NOT_NEEDED), computed_at=now, **greeks[trade_id],
         ))
     return forensics
 
@@ -237,15 +254,17 @@ def _compute_chunk(ids: list[int], provider: MarketDataProvider) -> int:
         chunk = PaperTrade.objects.filter(id__in=ids)
         frame = selectors.path_trades(chunk)
         path = selectors.price_paths(chunk, frame)
+        steps = attribution.attribute(selectors.greeks_paths(chunk))
     # The provider is asked outside any transaction: no row stays locked while it answers.
     bars, outcome = minute_bars(frame, thin_trades(frame, path, horizon_ends(frame)), provider)
     values = targets_frame(frame, with_bars(path, bars))
-    forensics = _records(values, outcome, timezone.now())
+    forensics = _records(values, outcome, timezone.now(), greeks_fields(frame, steps))
     with tenancy.system_context(), transaction.atomic():
         TradeForensics.objects.bulk_create(
             forensics, update_conflicts=True, unique_fields=["trade"], batch_size=1000,
             update_fields=["pnl_15m", "pnl_1h", "mfe_pct", "mae_pct", "mfe_at", "mae_at", "first_touch",
-                           "first_touch_at", "snapshot_count", "bar_count", "bar_fallback", "computed_at"],
+                           "first_touch_at", "snapshot_count", "bar_count", "bar_fallback", "computed_at",
+                           *GREEK_FIELDS, "greeks_steps", "greeks_steps_missing"],
         )
         # The trade's own target fields get the same figures, written by trades (which owns the row)
         # in one UPDATE, in the same transaction as the forensics.

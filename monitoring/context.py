@@ -58,6 +58,7 @@ TIMEFRAMES = {"1m": Interval.MINUTE, "5m": Interval.FIVE_MINUTES, "15m": Interva
 REGIME_SESSIONS = 45  # daily closes for the % changes and 30 daily returns of correlation
 CORRELATION_RETURNS = 30
 SPY, VIX = "SPY", "VIX"
+INTERNALS = ("advance_decline", "put_call_ratio")
 # Bars fetched by a collection that was deferred are kept this long for its next run.
 FETCHED_KEPT_FOR = timedelta(hours=2)
 LONGEST_DEFERRAL = 60.0  # seconds; plus jitter growing with each deferral, up to as much again
@@ -221,9 +222,23 @@ def correlation(ticker_daily: pd.DataFrame, other_daily: pd.DataFrame, returns: 
     return round(float(changes.iloc[:, 0].corr(changes.iloc[:, 1])), 4)
 
 
+def market_internals(provider: MarketDataProvider, cutoff: datetime) -> dict:
+    """Advance/decline and the put/call ratio, each `{"value", "missing"}`: the value as of the
+    entry, or null with why the source could not give it."""
+    try:
+        values = provider.market_internals(cutoff)
+        reason = ""
+    except MarketDataError as error:
+        values, reason = {}, str(error)
+    return {key: {"value": values.get(key), "missing": "" if values.get(key) is not None else
+                  reason or f"The {provider.source} source gave no {key.replace('_', ' ')}."}
+            for key in INTERNALS}
+
+
 def market_regime(bars: PointInTimeBars, ticker: str, gaps: Gaps) -> dict:
-    """SPY's price and change, VIX, and the ticker's sector ETF with its change and 30-day
-    correlation of daily returns to the ticker. An unknown ticker's sector is `unknown`."""
+    """SPY's price and change, VIX, the ticker's sector ETF with its change and 30-day correlation
+    of daily returns to the ticker (an unknown ticker's sector is `unknown`), and the market's
+    internals (`internals`, see `market_internals`)."""
     regime, stamps = {}, []
 
     def quote(symbol: str, price_key: str, change_key: str) -> dict:
@@ -241,6 +256,7 @@ def market_regime(bars: PointInTimeBars, ticker: str, gaps: Gaps) -> dict:
         regime |= gaps.guard("sector", lambda: quote(etf, "sector_price", "sector_change_pct"))
         regime |= gaps.guard("sector_corr_30d", lambda: {"sector_corr_30d": correlation(
             bars.frame(ticker, Interval.DAILY, REGIME_SESSIONS), bars.frame(etf, Interval.DAILY, REGIME_SESSIONS))})
+    regime["internals"] = market_internals(bars.provider, bars.cutoff)
     return _part(regime, gaps, bars.provider.source, stamps=stamps)
 
 

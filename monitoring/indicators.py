@@ -11,7 +11,8 @@ Conventions (the textbook ones, so the values match charting tools):
 - EMA: alpha = 2/(span + 1), seeded with the first close (pandas `adjust=False`), as MACD is
   usually computed; MACD 12/26 with a 9-period signal line, histogram = MACD − signal;
 - squeeze: Bollinger Bands (SMA 20 ± 2 population standard deviations) inside Keltner Channels
-  (SMA 20 ± 1.5 × the 20-bar mean true range), the TTM-squeeze definition;
+  (SMA 20 ± 1.5 × the 20-bar mean true range), the TTM-squeeze definition; it *fires* on the bar
+  where it turns off after being on at the bar before;
 - trend: `up` when the close is above its 200-bar SMA and the 50-bar SMA is above it too,
   `down` when both are below, `sideways` otherwise.
 """
@@ -84,6 +85,14 @@ def squeeze(high: pd.Series, low: pd.Series, close: pd.Series, length: int = SQU
     return inside.where(middle.notna() & average_range.notna())
 
 
+def squeeze_firing(squeezes: pd.Series) -> bool | None:
+    """Whether the squeeze fired at the last bar: it was on at the bar before and is off now (the
+    bands broke out of the channel). None when either bar has no squeeze reading."""
+    if len(squeezes) < 2 or _blank(squeezes.iloc[-2]) or _blank(squeezes.iloc[-1]):
+        return None
+    return bool(squeezes.iloc[-2] == 1.0 and squeezes.iloc[-1] == 0.0)
+
+
 def sma(close: pd.Series, length: int) -> pd.Series:
     return close.rolling(length).mean()
 
@@ -107,13 +116,15 @@ def signals(bars: pd.DataFrame) -> dict:
     crosses = ema_cross(close)
     state, before = crosses.iloc[-1], crosses.iloc[-2] if len(crosses) > 1 else np.nan
     long = sma(close, TREND_SLOW).iloc[-1]
+    squeezes = squeeze(high, low, close)
     return {
         "bars": len(close),
         "rsi14": _number(rsi(close).iloc[-1]),
         "macd_hist": _number(macd_histogram(close).iloc[-1]),
         "ema_9_21_cross": None if np.isnan(state) else {1: "above", -1: "below"}.get(int(state), "level"),
         "ema_9_21_just_crossed": None if np.isnan(state) or np.isnan(before) else bool(state != before),
-        "squeeze": None if _blank(flag := squeeze(high, low, close).iloc[-1]) else bool(flag),
+        "squeeze": None if _blank(flag := squeezes.iloc[-1]) else bool(flag),
+        "squeeze_firing": squeeze_firing(squeezes),
         "trend": trend(close).iloc[-1],
         "sma200_distance_pct": None if np.isnan(long) else _number((close.iloc[-1] - long) / long * 100),
     }

@@ -41,7 +41,13 @@ from tradeoptions.csvstream import csv_lines
 
 from . import selectors, services
 from .models import MAX_COMMISSION_PER_CONTRACT, AccountSettings, EntryType, OptionType, PaperTrade, TradeStatus
-from .serializers import SnapshotSerializer, TradeDetailSerializer, TradeFilterSerializer, TradeSerializer
+from .serializers import (
+    SnapshotSerializer,
+    TradeDetailSerializer,
+    TradeExplainedSerializer,
+    TradeFilterSerializer,
+    TradeSerializer,
+)
 
 PRICE = {"max_digits": 12, "decimal_places": 4}
 SCORE = {"max_digits": 7, "decimal_places": 3, "required": False, "allow_null": True}
@@ -389,15 +395,15 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         return selectors.trade_list(user=user, filters=filters.filters())
 
     def get_serializer_class(self):
-        return TradeDetailSerializer if self.action == "retrieve" else TradeSerializer
+        return TradeExplainedSerializer if self.action == "retrieve" else TradeSerializer
 
     @extend_schema(parameters=FILTER_PARAMETERS, summary="List trades, newest first",
                    responses={200: TradeSerializer(many=True), 400: ERROR})
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(summary="One trade with its brackets, latest mark and event log",
-                   responses={200: TradeDetailSerializer})
+    @extend_schema(summary="One trade with its brackets, latest mark, event log and explanation",
+                   responses={200: TradeExplainedSerializer})
     def retrieve(self, request, *args, **kwargs):
         return super().retrieve(request, *args, **kwargs)
 

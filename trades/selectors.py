@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from math import ceil
+from typing import Protocol
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
@@ -56,6 +57,26 @@ EXPORT_COLUMNS = (
 # Figures of a trade that are computed, by name, as SQL (the model's properties say the same).
 TRADE_PNL_SQL = {"realized_pnl_gross": lambda: F("realized_pnl"), "realized_pnl_net": realized_pnl_net_sql,
                  "commission_total": commission_total_sql}
+
+
+class TradeExplainer(Protocol):
+    def __call__(self, trade: PaperTrade) -> dict:
+        """What another app knows about the trade (its P&L attribution, forensics, context in words)."""
+        ...
+
+
+_explainer: TradeExplainer | None = None
+
+
+def use_trade_explainer(explainer: TradeExplainer | None) -> None:
+    """Called once at start-up by the app that explains trades (analytics; trades cannot import it)."""
+    global _explainer
+    _explainer = explainer
+
+
+def trade_explanation(*, trade: PaperTrade) -> dict | None:
+    """The registered explainer's account of the trade; None when no app registered one."""
+    return None if _explainer is None else _explainer(trade)
 
 
 @dataclass(frozen=True)

@@ -181,6 +181,26 @@ class TradeDetailSerializer(TradeSerializer):
         read_only_fields = fields
 
 
+class TradeExplainedSerializer(TradeDetailSerializer):
+    """The detail as `GET /api/trades/{id}/` answers it: with what analytics explains about it."""
+
+    explanation = serializers.SerializerMethodField(
+        help_text="`attribution`: the P&L split into delta, gamma, theta, vega, a residual, what snapshots "
+                  "without greeks leave unattributed, and `execution` (the fills against the marks), in dollars "
+                  "of the position, or `available: false` with the reason in `note`. `forensics`: MFE/MAE %, "
+                  "minutes to each, which exit was touched first, P&L after 15 minutes and 1 hour (after the "
+                  "close, nightly). `entry_context`: the signals per timeframe and the market regime as labelled "
+                  "rows (`label`, `value`, `text`), and what is missing with why.")
+
+    class Meta(TradeDetailSerializer.Meta):
+        fields = [*TradeDetailSerializer.Meta.fields, "explanation"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.JSONField(allow_null=True))
+    def get_explanation(self, trade) -> dict | None:
+        return selectors.trade_explanation(trade=trade)
+
+
 class SnapshotSerializer(serializers.Serializer):
     timestamp = serializers.DateTimeField()
     kind = serializers.CharField()

@@ -156,7 +156,8 @@ def build_server(caller: Caller) -> MCPServer:
         """Everything recorded about one of your trades: the contract, brackets, status and outcome; what was
         known at entry (scores, verdicts, greeks, signals, market regime, order book, AI reasoning); its audit
         events; a summary of its price snapshots; and its forensic targets (P&L after 15 min and 1 h, MFE/MAE,
-        which exit the path touched first), once computed."""
+        which exit the path touched first), once computed; and where its P&L came from (delta, gamma, theta,
+        vega, residual, from its snapshots' greeks)."""
         return await run(ctx, tools.trade_capsule, trade_id=trade_id, snapshot_points=snapshot_points)
 
     @server.tool(annotations=READ_ONLY)

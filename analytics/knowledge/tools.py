@@ -125,6 +125,7 @@ def trade_capsule(*, user: AbstractBaseUser, trade_id: int, snapshot_points: int
         "trade": TradeDetailSerializer(trade).data,
         "snapshots": snapshots,
         "forensics": ForensicsSerializer(forensics).data if forensics else None,
+        "attribution": selectors.trade_attribution(trade=trade).as_json(),
     }
 
 

@@ -268,8 +268,11 @@ def test_the_collected_entry_context_fills_the_documented_columns(api_as, trader
     [row] = _csv(b"".join(response.streaming_content).decode())
     context_columns = [name for name in DATASET_COLUMNS if name.startswith(("signals_", "regime_", "book_"))]
     blank = [name for name in context_columns if row[name] == ""]
+    # The simulated market has no breadth or put/call data: those two are missing (and say why).
     assert set(blank) == {f"book_{key}" for key in ("bid", "ask", "spread_pct", "volume", "open_interest", "delta",
-                                                     "gamma", "theta", "vega", "iv", "as_of")}
+                                                     "gamma", "theta", "vega", "iv", "as_of")} | {
+        "regime_advance_decline", "regime_put_call_ratio"}
+    assert {row[f"signals_{tf}_squeeze_firing"] for tf in ("1m", "5m", "15m", "1h", "daily")} <= {"true", "false"}
     assert row["ai_confidence"] == ""
     assert row["regime_sector_etf"] == "XLK" and row["signals_daily_trend"] in ("up", "down", "sideways")
     assert row["signals_1m_ema_9_21_just_crossed"] in ("true", "false")

@@ -160,6 +160,8 @@ def test_a_capsule_before_the_forensic_job_and_without_snapshots(knowledge_as, t
     trade = PaperTradeFactory(owner=trader)
     capsule = knowledge_as(trader).call("trade_capsule", trade_id=trade.pk)
     assert capsule["forensics"] is None and "series" not in capsule["snapshots"]
+    assert capsule["attribution"]["available"] is False
+    assert capsule["attribution"]["note"] == "The position has no mark yet: there is no P&L to explain."
     assert capsule["snapshots"] == {"count": 0, "by_kind": {}, "high": None, "low": None, "first": None,
                                     "last": None}
 

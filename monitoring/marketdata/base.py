@@ -195,6 +195,8 @@ class MarketDataProvider(ABC):
     source: str
     # The source's data is late by design (ORATS' delayed API, Tradier's sandbox: 15 minutes).
     delayed: bool = False
+    # Why `market_internals` has nothing from this source, in a trader's words.
+    internals_missing: str = "This market-data source offers no advance/decline or put/call figures."
 
     def listed(self, ticker: str) -> bool:
         """Whether options (and the market API) are offered on `ticker`; a real source answers for
@@ -204,6 +206,11 @@ class MarketDataProvider(ABC):
     def expirations(self, ticker: str) -> list[date]:
         """The listed expiries of `ticker`'s options, soonest first; UnknownSymbol when it has none."""
         raise UnsupportedRequest(f"{self.source} does not list expirations.")
+
+    def market_internals(self, at: datetime) -> dict[str, float]:
+        """Market internals as of `at`: `advance_decline` (advancing over declining issues) and
+        `put_call_ratio` (put over call volume). No source we read offers them yet: each says why."""
+        raise UnsupportedRequest(self.internals_missing)
 
     @abstractmethod
     def option_quotes(self, contracts: Iterable[OptionContract | str]) -> dict[str, OptionQuote]:

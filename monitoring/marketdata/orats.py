@@ -249,6 +249,7 @@ class OratsClient:
 
 class OratsProvider(MarketDataProvider):
     source = SOURCE
+    internals_missing = "ORATS offers no advance/decline or market-wide put/call figures."
 
     def __init__(
         self,

@@ -69,6 +69,7 @@ class _Series:
 
 class ReplayProvider(MarketDataProvider):
     source = SOURCE
+    internals_missing = "A replay holds recorded option and underlying prices only: no breadth or put/call figures."
 
     def __init__(self, path: str | Path, *, clock: market_clock.Clock = market_clock.now):
         self.path = Path(path)

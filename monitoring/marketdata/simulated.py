@@ -256,6 +256,8 @@ LISTED = frozenset(PROFILES) | {VIX}
 
 class SimulatedProvider(MarketDataProvider):
     source = SOURCE
+    internals_missing = "The simulated market has no breadth data (advancing and declining issues) and no " \
+                        "market-wide option volume."
 
     def expirations(self, ticker: str) -> list[date]:
         if ticker.upper() not in LISTED:

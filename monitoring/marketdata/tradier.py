@@ -110,6 +110,7 @@ def _option_quote(row: MarketQuote, contract: OptionContract, *, spot, fetched: 
 
 class TradierMarketDataProvider(MarketDataProvider):
     source = SOURCE
+    internals_missing = "Tradier's market data has no advance/decline or market-wide put/call figures."
 
     def __init__(self, client: TradierMarketData, *, clock: market_clock.Clock = market_clock.now,
                  session_filter: str = "open", delayed: bool = False) -> None:

@@ -61,6 +61,7 @@ def test_the_simulated_market_fills_every_timeframe_and_the_regime_as_of_the_ent
         values = signals[timeframe]
         assert 0 <= values["rsi14"] <= 100 and values["trend"] in ("up", "down", "sideways")
         assert isinstance(values["macd_hist"], float) and isinstance(values["squeeze"], bool)
+        assert isinstance(values["squeeze_firing"], bool)
         assert values["ema_9_21_cross"] in ("above", "below") and isinstance(values["ema_9_21_just_crossed"], bool)
         assert isinstance(values["sma200_distance_pct"], float)
         assert datetime.fromisoformat(values["as_of"]) <= ENTRY
@@ -75,6 +76,11 @@ def test_the_simulated_market_fills_every_timeframe_and_the_regime_as_of_the_ent
     assert regime["sector_etf"] == "XLK" and -1 <= regime["sector_corr_30d"] <= 1
     assert regime["spy_price"] > 0 and regime["vix"] > 0 and isinstance(regime["sector_change_pct"], float)
     assert regime["as_of"] == "2026-12-01T15:07:00+00:00" and regime["missing"] == {}
+    # The simulated market has no breadth or put/call data: recorded as missing, with why.
+    no_breadth = SimulatedProvider.internals_missing
+    assert regime["internals"] == {"advance_decline": {"value": None, "missing": no_breadth},
+                                   "put_call_ratio": {"value": None, "missing": no_breadth}}
+    assert "no breadth data" in no_breadth
     # The simulated quote is observed now, six minutes after the entry: refused, and said why.
     assert "after the entry" in stored.order_book_state["missing"]["quote"]
     assert (stored.status, stored.version) == (TradeStatus.OPEN, trade.version)  # nothing else touched
@@ -237,6 +243,19 @@ def test_the_sector_correlation_of_hand_made_series(trader):
     assert (regime["spy_price"], regime["spy_change_pct"]) == (505.0, 1.0)  # Monday's close over Friday's
     assert (regime["vix"], regime["vix_change_pct"]) == (20.0, 0.0)
     assert regime["as_of"] == "2026-11-30T21:00:00+00:00" and regime["missing"] == {}
+
+
+def test_internals_a_source_gives_are_stored_and_what_it_lacks_says_why():
+    class Breadth(HandMadeBars):
+        def market_internals(self, at):
+            assert at == ENTRY  # asked as of the entry, never later
+            return {"advance_decline": 1.8}
+
+    internals = context.market_internals(Breadth(), ENTRY)
+    assert internals["advance_decline"] == {"value": 1.8, "missing": ""}
+    assert internals["put_call_ratio"] == {"value": None, "missing": "The hand-made source gave no put call ratio."}
+    assert context.market_internals(HandMadeBars(), ENTRY)["put_call_ratio"]["missing"] == (
+        "This market-data source offers no advance/decline or put/call figures.")
 
 
 def test_an_unknown_ticker_has_an_unknown_sector_not_a_guess(trader):

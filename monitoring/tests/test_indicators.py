@@ -87,6 +87,20 @@ def test_squeeze_is_on_when_the_bollinger_bands_sit_inside_the_keltner_channel()
     assert climb.iloc[-1] == 0.0
 
 
+def test_the_squeeze_fires_on_the_bar_it_turns_off_after_being_on():
+    # 25 quiet bars (squeeze on), then a 30-point jump: the bands burst out of the channel.
+    quiet = [100.0] * 25
+    fired = indicators.signals(_bars([*quiet, 130.0], spread=1.0))
+    assert fired["squeeze"] is False and fired["squeeze_firing"] is True
+    # One bar later it is still off, but it was off before too: no longer firing.
+    after = indicators.signals(_bars([*quiet, 130.0, 130.0], spread=1.0))
+    assert after["squeeze"] is False and after["squeeze_firing"] is False
+    still = indicators.signals(_bars(quiet, spread=1.0))
+    assert still["squeeze"] is True and still["squeeze_firing"] is False
+    # The first bar with a squeeze reading has no bar before it to compare: a blank, not a guess.
+    assert indicators.signals(_bars(quiet[:20], spread=1.0))["squeeze_firing"] is None
+
+
 def _hlc(closes, spread):
     bars = _bars(closes, spread)
     return bars["high"], bars["low"], bars["close"]
@@ -107,5 +121,6 @@ def test_a_short_history_gives_blanks_not_guesses():
     assert values["bars"] == 20 and values["rsi14"] == pytest.approx(WILDER_RSI[5], abs=0.005)
     assert values["macd_hist"] is None and values["ema_9_21_cross"] is None
     assert values["squeeze"] in (True, False)  # 20 bars are enough for the 20-bar bands
+    assert values["squeeze_firing"] is None  # but not for the bar before
     assert values["trend"] is None and values["sma200_distance_pct"] is None
     assert all(not isinstance(value, float) or math.isfinite(value) for value in values.values())

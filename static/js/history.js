@@ -1,5 +1,5 @@
 // The history tab: closed trades with their exit reason and realized P&L, filtered by outcome and
-// strategy.
+// strategy; "Explain" opens a row below with the trade explained (trade_explanation.js).
 
 import { config, get } from "./api.js";
 import { el } from "./dom.js";
@@ -7,6 +7,38 @@ import * as fmt from "./format.js";
 import { REALIZED_NET_NOTE, netPnl } from "./pnl.js";
 import { state } from "./portfolio_state.js";
 import { toast } from "./toast.js";
+import { explanationGroups } from "./trade_explanation.js";
+
+// Open explanations by trade id, kept across the refreshes that redraw the table.
+const opened = new Map();
+
+function markOpen(button, open) {
+  button.setAttribute("aria-expanded", String(open));
+  button.textContent = open ? "Hide" : "Explain";
+}
+
+async function toggleExplanation(button, id) {
+  const row = button.closest("tr");
+  const shown = opened.get(id);
+  markOpen(button, !shown);
+  if (shown) {
+    shown.remove();
+    opened.delete(id);
+    return;
+  }
+  const section = el("section", { className: "explanation", "aria-label": "The trade explained" },
+    el("p", { className: "muted", text: "Loading…" }));
+  const detail = el("tr", { className: "detail", id: `history-detail-${id}` },
+    el("td", { colspan: "11" }, el("div", { className: "detail-inner" }, section)));
+  opened.set(id, detail);
+  row.after(detail);
+  try {
+    const trade = await get(`${config.urls.trades}/${id}`);
+    section.replaceChildren(...explanationGroups(trade.explanation));
+  } catch (error) {
+    section.replaceChildren(el("p", { className: "error", text: error.message }));
+  }
+}
 
 function historyRow(trade) {
   const reason = trade.close_reason;
@@ -24,7 +56,11 @@ function historyRow(trade) {
     el("td", { className: "num", dataset: { label: "Held" }, text: fmt.hours(trade.hold_duration_h) }),
     el("td", { className: "num", dataset: { label: "MFE / MAE" }, text: `${fmt.money(trade.max_gain)} / ${fmt.money(trade.max_drawdown)}` }),
     el("td", { dataset: { label: "Closed" }, text: fmt.dateTime(trade.close_date) }),
-    el("td", { dataset: { label: "Strategy" }, text: trade.strategy || "—" }));
+    el("td", { dataset: { label: "Strategy" }, text: trade.strategy || "—" }),
+    el("td", { className: "row-actions" },
+      el("button", { type: "button", className: "secondary explain", "aria-expanded": "false",
+        "aria-controls": `history-detail-${trade.id}`, "aria-label": `Explain ${fmt.contractLabel(trade)}`,
+        onclick: (event) => toggleExplanation(event.currentTarget, trade.id) }, "Explain")));
 }
 
 export async function loadHistory() {
@@ -39,6 +75,13 @@ export async function loadHistory() {
   try {
     const page = await get(`${config.urls.history}${params.size ? `?${params}` : ""}`);
     table.querySelector("tbody").replaceChildren(...page.results.map(historyRow));
+    for (const [id, detail] of opened) {
+      const button = table.querySelector(`tr[data-trade-id="${id}"] button.explain`);
+      if (button) {
+        button.closest("tr").after(detail);
+        markOpen(button, true);
+      } else opened.delete(id);
+    }
     document.getElementById("history-empty").hidden = page.results.length > 0;
     state.historyLoaded = true;
   } finally {

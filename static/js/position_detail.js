@@ -9,6 +9,7 @@ import { eventLogItems } from "./event_log.js";
 import * as fmt from "./format.js";
 import { sourceLabel } from "./marks.js";
 import { state } from "./portfolio_state.js";
+import { explanationGroups } from "./trade_explanation.js";
 
 export function dropDetail(id) {
   state.expanded.delete(id);
@@ -27,6 +28,7 @@ export function detailRow(id) {
         el("div", { className: "detail-side" },
           el("section", { className: "facts" }, el("p", { className: "muted", text: "Loading…" })),
           adjust),
+        el("section", { className: "explanation", "aria-label": "The trade explained" }),
         el("section", { className: "events" }, el("h3", { text: "Event log" }), el("ol", { className: "event-log" })))));
   state.details.set(id, row);
   return row;
@@ -67,6 +69,7 @@ export async function loadDetail(id) {
       ["Gate verdict", trade.gate_verdict], ["Technical", trade.technical_score], ["Sentiment", trade.sentiment_score],
       ["Strategy", trade.strategy], ["Best so far (MFE)", trade.max_gain ? fmt.money(trade.max_gain) : null],
       ["Worst so far (MAE)", trade.max_drawdown ? fmt.money(trade.max_drawdown) : null]]));
+  row.querySelector(".explanation").replaceChildren(...explanationGroups(trade.explanation));
   prefillAdjust(row.querySelector("form.adjust-form"), trade);
   row.querySelector(".event-log").replaceChildren(...eventLogItems(trade.events));
   state.charts.get(id)?.remove();
