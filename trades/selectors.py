@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from math import ceil
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import F, Prefetch, Q, QuerySet, Window
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 
 from brokers.base import BrokerAuthError, BrokerError
@@ -18,7 +20,7 @@ from brokers.market import Market
 from brokers.models import BrokerMode
 from tradeoptions import tenancy
 
-from .models import AccountSettings, PaperTrade, TradeEvent, TradeStatus
+from .models import UNFILLED_STATUSES, AccountSettings, PaperTrade, TradeEvent, TradeStatus
 from .services.broker_health import broker_trouble_key
 from .services.errors import BrokerDown
 from .services.orders import as_trade_error, broker_of
@@ -42,19 +44,39 @@ EXPORT_COLUMNS = (
 
 @dataclass(frozen=True)
 class TradeFilters:
+    """What a list, the history and the export narrow the trades by. `day_from`..`day_to` are New
+    York calendar days, both included: of the close for a closed trade, of the order for one that
+    never filled (it has no close)."""
+
     status: str | None = None
     outcome: str | None = None
     strategy: str | None = None
     ticker: str | None = None
+    close_reason: str | None = None
     closed_from: datetime | None = None
     closed_to: datetime | None = None
+    day_from: date | None = None
+    day_to: date | None = None
+
+    @property
+    def unfilled(self) -> bool:
+        return self.outcome == "unfilled" or self.status in UNFILLED_STATUSES
 
 
-def trade_list(*, user: AbstractBaseUser, filters: TradeFilters | None = None,
-               status: str | None = None) -> QuerySet[PaperTrade]:
-    """The user's trades, newest first, narrowed by `filters`."""
-    filters = filters or TradeFilters(status=status)
-    trades = PaperTrade.objects.filter(owner=user)
+# Columns the history may be sorted by (`?ordering=name`, `-name` for descending). Every sort ends
+# on the id, newest first, so that rows with equal values keep one order and pages never overlap.
+HISTORY_ORDERING = ("close_date", "created_at", "realized_pnl", "realized_pnl_pct", "hold_duration_h", "max_gain",
+                    "max_drawdown", "ticker", "strategy", "qty", "entry_price", "close_price", "close_reason")
+# Never NULL where the history sorts by them (a closed trade has its close, every trade its
+# creation): sorted plainly, so the indexes on them serve the sort.
+_NEVER_NULL = frozenset({"close_date", "created_at"})
+
+
+def _ny_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(settings.MARKET_TIME_ZONE))
+
+
+def _narrowed(trades: QuerySet[PaperTrade], filters: TradeFilters) -> QuerySet[PaperTrade]:
     if filters.status:
         trades = trades.filter(status=filters.status)
     if filters.outcome:
@@ -63,16 +85,76 @@ def trade_list(*, user: AbstractBaseUser, filters: TradeFilters | None = None,
         trades = trades.filter(strategy=filters.strategy)
     if filters.ticker:
         trades = trades.filter(ticker=filters.ticker.upper())
+    if filters.close_reason:
+        trades = trades.filter(close_reason=filters.close_reason)
     if filters.closed_from:
         trades = trades.filter(close_date__gte=filters.closed_from)
     if filters.closed_to:
         trades = trades.filter(close_date__lt=filters.closed_to)
-    return trades.order_by("-created_at", "-id")
+    when = "created_at" if filters.unfilled else "close_date"
+    if filters.day_from:
+        trades = trades.filter(**{f"{when}__gte": _ny_midnight(filters.day_from)})
+    if filters.day_to:
+        trades = trades.filter(**{f"{when}__lt": _ny_midnight(filters.day_to + timedelta(days=1))})
+    return trades
 
 
-def trade_history(*, user: AbstractBaseUser, filters: TradeFilters | None = None) -> QuerySet[PaperTrade]:
-    """Closed trades, most recently closed first."""
-    return trade_list(user=user, filters=filters).filter(status=TradeStatus.CLOSED).order_by("-close_date", "-id")
+def trade_list(*, user: AbstractBaseUser, filters: TradeFilters | None = None,
+               status: str | None = None) -> QuerySet[PaperTrade]:
+    """The user's trades, newest first, narrowed by `filters`."""
+    filters = filters or TradeFilters(status=status)
+    return _narrowed(PaperTrade.objects.filter(owner=user), filters).order_by("-created_at", "-id")
+
+
+def trade_history(*, user: AbstractBaseUser, filters: TradeFilters | None = None,
+                  ordering: str | None = None) -> QuerySet[PaperTrade]:
+    """Finished trades: the closed ones, most recently closed first; or, asked for (outcome
+    `unfilled`, or their status), those whose entry never filled (canceled, rejected: the reason
+    is their `status_reason`), most recently placed first. `ordering` is one of HISTORY_ORDERING,
+    with "-" for descending; NULLs come last either way."""
+    filters = filters or TradeFilters()
+    trades = _narrowed(PaperTrade.objects.filter(owner=user), filters)
+    if filters.unfilled:
+        trades, default = trades.filter(status__in=UNFILLED_STATUSES), "-created_at"
+    else:
+        trades, default = trades.filter(status=TradeStatus.CLOSED), "-close_date"
+    ordering = ordering or default
+    name = ordering.removeprefix("-")
+    if name not in HISTORY_ORDERING:
+        raise ValueError(f"Cannot sort the history by {name!r}.")
+    if name in _NEVER_NULL:
+        return trades.order_by(ordering, "-id")
+    column = F(name)
+    return trades.order_by(column.desc(nulls_last=True) if ordering.startswith("-") else column.asc(nulls_last=True),
+                           "-id")
+
+
+@dataclass(frozen=True)
+class TradeTotals:
+    """A set of trades summed up: how many, their P&L, and the closed ones' wins, losses and
+    breakevens (flat), with the win rate in % of the closed ones (None: none closed)."""
+
+    count: int
+    realized_pnl: Decimal | None
+    closed: int
+    wins: int
+    losses: int
+    flat: int
+    win_rate: Decimal | None
+
+
+def trade_totals(*, trades: QuerySet[PaperTrade]) -> TradeTotals:
+    """The totals of a whole filtered set (not of one page), in one query. The one place that
+    sums P&L for the history: a further P&L figure (after commissions) is one more Sum here."""
+    closed = Q(status=TradeStatus.CLOSED)
+    row = trades.order_by().aggregate(
+        count=Count("id"), pnl=Sum("realized_pnl"), closed=Count("id", filter=closed),
+        wins=Count("id", filter=closed & Q(realized_pnl__gt=0)),
+        losses=Count("id", filter=closed & Q(realized_pnl__lt=0)),
+        flat=Count("id", filter=closed & Q(realized_pnl=0)),
+    )
+    rate = (Decimal(row["wins"]) * 100 / row["closed"]).quantize(Decimal("0.01")) if row["closed"] else None
+    return TradeTotals(realized_pnl=row.pop("pnl"), **row, win_rate=rate)
 
 
 def trade_with_events(*, user: AbstractBaseUser) -> QuerySet[PaperTrade]:
@@ -114,14 +196,16 @@ def trade_snapshots(*, trade: PaperTrade, max_points: int = MAX_CHART_POINTS) ->
     return list(thinned.order_by("timestamp", "kind").values(*SNAPSHOT_FIELDS))
 
 
-def trade_export_rows(*, user_id: int) -> Iterator[dict]:
-    """Every trade of the user, oldest first, as EXPORT_COLUMNS dicts, streamed from the database.
+def trade_export_rows(*, user_id: int, filters: TradeFilters | None = None) -> Iterator[dict]:
+    """Every trade of the user (or those `filters` keep, as the list keeps them), oldest first, as
+    EXPORT_COLUMNS dicts, streamed from the database.
 
     Meant to be consumed after the request's transaction has ended (a streamed response), so it
     opens its own transaction in the user's tenant context.
     """
     with tenancy.acting_as(user_id):
-        rows = PaperTrade.objects.filter(owner_id=user_id).order_by("created_at", "id").values(*EXPORT_COLUMNS)
+        trades = _narrowed(PaperTrade.objects.filter(owner_id=user_id), filters or TradeFilters())
+        rows = trades.order_by("created_at", "id").values(*EXPORT_COLUMNS)
         yield from rows.iterator(chunk_size=500)
 
 

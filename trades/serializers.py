@@ -7,10 +7,10 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from tradeoptions.api import BoundedDateTimeField, QueryFilterSerializer, TextField
+from tradeoptions.api import BoundedDateField, BoundedDateTimeField, QueryFilterSerializer, TextField
 
 from . import selectors
-from .models import PRICE, PaperTrade, TradeEvent, TradeStatus
+from .models import FINAL_STATUSES, PRICE, CloseReason, PaperTrade, TradeEvent, TradeStatus
 from .services.working import Session, market_session
 
 
@@ -70,6 +70,29 @@ class TradeSerializer(serializers.ModelSerializer):
         return serializers.DateTimeField().to_representation(next_open) if next_open else None
 
 
+class TradeHistorySerializer(TradeSerializer):
+    """A finished trade as the history shows it: how long it was held, and the best and worst it
+    stood at while open (MFE, MAE, in dollars). A trade that never filled says why in `status_reason`."""
+
+    class Meta(TradeSerializer.Meta):
+        fields = [*TradeSerializer.Meta.fields, "hold_duration_h", "max_gain", "max_drawdown"]
+        read_only_fields = fields
+
+
+class TradeTotalsSerializer(serializers.Serializer):
+    """The whole filtered set's totals (every page of it)."""
+
+    count = serializers.IntegerField(help_text="Trades in the set.")
+    realized_pnl = serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True,
+                                            help_text="Their realized P&L summed; null when none closed.")
+    closed = serializers.IntegerField(help_text="Closed trades among them (the win rate's base).")
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    flat = serializers.IntegerField(help_text="Closed for exactly $0.")
+    win_rate = serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True,
+                                        help_text="Wins in % of the closed trades; null when none closed.")
+
+
 class TradeEventSerializer(serializers.ModelSerializer):
     actor_username = serializers.CharField(source="actor_user.username", read_only=True, default=None)
     # Blank when the event is not a move (and before the first state): the schema must say so.
@@ -116,13 +139,61 @@ class SnapshotSerializer(serializers.Serializer):
     delayed = serializers.BooleanField(help_text="The source is late by design (ORATS delayed, Tradier sandbox).")
 
 
+def _choose(words: str) -> dict:
+    return {"invalid_choice": words}
+
+
+_A_DAY = {"invalid": "Give a date as YYYY-MM-DD, e.g. 2026-12-01."}
+OUTCOMES = ("win", "loss", "flat", "expired", "unfilled")
+_SORT_WORDS = ("close date, time placed, P&L, P&L %, time held, best (MFE), worst (MAE), ticker, strategy, qty, "
+               "entry, exit or close reason")
+
+
 class TradeFilterSerializer(QueryFilterSerializer):
-    status = serializers.ChoiceField(choices=TradeStatus.choices, required=False)
-    outcome = serializers.ChoiceField(choices=["win", "loss", "expired"], required=False)
+    """`?status=&outcome=&strategy=&ticker=&close_reason=&from=&to=&closed_from=&closed_to=`. `from`
+    is a Python keyword: declared as `from_`, exposed as `from` (as in the analytics reports)."""
+
+    status = serializers.ChoiceField(choices=TradeStatus.choices, required=False, error_messages=_choose(
+        f"Choose a status: {', '.join(TradeStatus.values)}."))
+    outcome = serializers.ChoiceField(
+        choices=OUTCOMES, required=False, error_messages=_choose("Choose win, loss, flat, expired or unfilled."),
+        help_text="By realized P&L (win > 0, loss < 0, flat = 0; expiries aside), `expired`, or `unfilled`: "
+                  "the entry never filled (canceled, rejected).")
     strategy = TextField(required=False, max_length=64, trim_whitespace=False)
     ticker = TextField(required=False, max_length=6, trim_whitespace=False)
+    close_reason = serializers.ChoiceField(choices=CloseReason.choices, required=False, error_messages=_choose(
+        "Choose a close reason: take-profit, stop-loss, manual, expired or expired in the money."))
+    from_ = BoundedDateField(required=False, error_messages=_A_DAY, help_text="First New York day, included: "
+                             "of the close (of the order for an unfilled trade).")
+    to = BoundedDateField(required=False, error_messages=_A_DAY, help_text="Last New York day, included.")
     closed_from = BoundedDateTimeField(required=False)
     closed_to = BoundedDateTimeField(required=False)
 
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+    def validate(self, attrs):
+        if attrs.get("from") and attrs.get("to") and attrs["from"] > attrs["to"]:
+            raise serializers.ValidationError({"to": ["The end date is before the start date."]})
+        return attrs
+
     def filters(self) -> selectors.TradeFilters:
-        return selectors.TradeFilters(**self.validated_data)
+        values = {name: value for name, value in self.validated_data.items() if name not in ("from", "to", "ordering")}
+        return selectors.TradeFilters(**values, day_from=self.validated_data.get("from"),
+                                      day_to=self.validated_data.get("to"))
+
+
+class HistoryQuerySerializer(TradeFilterSerializer):
+    """The history's filters and its sort: `?ordering=realized_pnl` (`-realized_pnl`: largest first)."""
+
+    status = serializers.ChoiceField(choices=FINAL_STATUSES, required=False, error_messages=_choose(
+        "The history holds finished trades: choose CLOSED, CANCELED or REJECTED."))
+    ordering = serializers.ChoiceField(
+        choices=[f"{sign}{name}" for name in selectors.HISTORY_ORDERING for sign in ("", "-")], required=False,
+        error_messages=_choose(f"Sort by one of the columns: {_SORT_WORDS}."),
+        help_text="A column, `-` first for descending; default `-close_date` (`-created_at` for unfilled trades).")
+
+    def sort(self) -> str | None:
+        return self.validated_data.get("ordering")

@@ -106,8 +106,9 @@ def test_search_trades_comes_in_pages(knowledge_as, trader):
 @pytest.mark.parametrize(
     ("tool", "arguments", "expected"),
     [
-        ("search_trades", {"status": "WON"}, 'status: "WON" is not a valid choice.'),
-        ("search_trades", {"outcome": "draw"}, 'outcome: "draw" is not a valid choice.'),
+        ("search_trades", {"status": "WON"},
+         "status: Choose a status: PENDING, OPEN, CLOSING, CLOSED, CANCELED, REJECTED."),
+        ("search_trades", {"outcome": "draw"}, "outcome: Choose win, loss, flat, expired or unfilled."),
         ("search_trades", {"closed_from": "last tuesday"}, "closed_from: Datetime has wrong format."),
         ("search_trades", {"page_size": -5}, "page_size\n  Input should be greater than or equal to 1"),
         ("search_trades", {"page_size": 500}, "page_size\n  Input should be less than or equal to 100"),
