@@ -7,7 +7,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from tradeoptions.api import BoundedDateField, BoundedDateTimeField, QueryFilterSerializer, TextField
+from tradeoptions.api import BoundedDateTimeField, DayRangeFilterSerializer, TextField
 
 from . import selectors
 from .models import FINAL_STATUSES, PRICE, CloseReason, PaperTrade, TradeEvent, TradeStatus
@@ -143,15 +143,14 @@ def _choose(words: str) -> dict:
     return {"invalid_choice": words}
 
 
-_A_DAY = {"invalid": "Give a date as YYYY-MM-DD, e.g. 2026-12-01."}
 OUTCOMES = ("win", "loss", "flat", "expired", "unfilled")
 _SORT_WORDS = ("close date, time placed, P&L, P&L %, time held, best (MFE), worst (MAE), ticker, strategy, qty, "
                "entry, exit or close reason")
 
 
-class TradeFilterSerializer(QueryFilterSerializer):
-    """`?status=&outcome=&strategy=&ticker=&close_reason=&from=&to=&closed_from=&closed_to=`. `from`
-    is a Python keyword: declared as `from_`, exposed as `from` (as in the analytics reports)."""
+class TradeFilterSerializer(DayRangeFilterSerializer):
+    """`?status=&outcome=&strategy=&ticker=&close_reason=&from=&to=&closed_from=&closed_to=`. The
+    days `from`..`to` are those of the close, or of the order for a trade that never filled."""
 
     status = serializers.ChoiceField(choices=TradeStatus.choices, required=False, error_messages=_choose(
         f"Choose a status: {', '.join(TradeStatus.values)}."))
@@ -163,21 +162,8 @@ class TradeFilterSerializer(QueryFilterSerializer):
     ticker = TextField(required=False, max_length=6, trim_whitespace=False)
     close_reason = serializers.ChoiceField(choices=CloseReason.choices, required=False, error_messages=_choose(
         "Choose a close reason: take-profit, stop-loss, manual, expired or expired in the money."))
-    from_ = BoundedDateField(required=False, error_messages=_A_DAY, help_text="First New York day, included: "
-                             "of the close (of the order for an unfilled trade).")
-    to = BoundedDateField(required=False, error_messages=_A_DAY, help_text="Last New York day, included.")
     closed_from = BoundedDateTimeField(required=False)
     closed_to = BoundedDateTimeField(required=False)
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        return fields
-
-    def validate(self, attrs):
-        if attrs.get("from") and attrs.get("to") and attrs["from"] > attrs["to"]:
-            raise serializers.ValidationError({"to": ["The end date is before the start date."]})
-        return attrs
 
     def filters(self) -> selectors.TradeFilters:
         values = {name: value for name, value in self.validated_data.items() if name not in ("from", "to", "ordering")}
