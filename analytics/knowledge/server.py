@@ -126,7 +126,9 @@ def build_server(caller: Caller) -> MCPServer:
     async def search_trades(
         ctx: Context,
         history: Annotated[bool, Field(description="Closed trades only, most recently closed first (the REST "
-                                                   "API's trade history); otherwise every trade, newest first.")
+                                                   "API's trade history; with outcome unfilled, the trades that "
+                                                   "never filled, with their reason); otherwise every trade, "
+                                                   "newest first.")
                            ] = False,
         status: Annotated[str | None, Field(description=f"One of {', '.join(TradeStatus.values)}.")] = None,
         outcome: Annotated[str | None, Field(description="win, loss, flat (closed, by realized P&L, expiries "

@@ -88,6 +88,17 @@ def test_trade_history_is_the_closed_trades_most_recently_closed_first(knowledge
     history = knowledge_as(trader).call("search_trades", history=True)
     assert [row["id"] for row in history["trades"]] == [late.pk, early.pk]
     assert history["trades"] == api_as(trader).get("/api/trades/history").json()["results"]
+    assert {"hold_duration_h", "max_gain", "max_drawdown"} <= set(history["trades"][0])
+
+
+def test_the_trades_that_never_filled_come_with_their_reason(knowledge_as, api_as, trader):
+    rejected = PaperTradeFactory(owner=trader, status=TradeStatus.REJECTED, entry_price=None, entry_date=None,
+                                 status_reason="Not enough buying power.")
+    _closed(trader, close="2.50", minutes=30)
+    unfilled = knowledge_as(trader).call("search_trades", history=True, outcome="unfilled")
+    assert [(row["id"], row["status_reason"]) for row in unfilled["trades"]] == [
+        (rejected.pk, "Not enough buying power.")]
+    assert unfilled["trades"] == api_as(trader).get("/api/trades/history?outcome=unfilled").json()["results"]
 
 
 def test_search_trades_comes_in_pages(knowledge_as, trader):
