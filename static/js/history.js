@@ -67,7 +67,7 @@ function query({ withPage = true } = {}) {
     if (value) params.set(name, value);
   }
   if (fields.ordering.value) params.set("ordering", fields.ordering.value);
-  if (fields.page_size.value !== DEFAULT_PAGE_SIZE) params.set("page_size", fields.page_size.value);
+  if (fields.page_size.value && fields.page_size.value !== DEFAULT_PAGE_SIZE) params.set("page_size", fields.page_size.value);
   if (withPage && view.page > 1) params.set("page", String(view.page));
   return params;
 }
@@ -81,7 +81,13 @@ function fillFormFromUrl() {
       const radio = [...fields.outcome].find((input) => input.value === params.get(name));
       if (radio) radio.checked = true;
     } else {
-      fields[name].value = params.get(name);
+      const field = fields[name];
+      const value = params.get(name);
+      // A page size the list does not offer (an address written by hand) is offered for this view.
+      if (name === "page_size" && ![...field.options].some((option) => option.value === value)) {
+        field.append(el("option", { value, text: value }));
+      }
+      field.value = value;
     }
   }
   view.page = Math.max(1, Number.parseInt(params.get("page"), 10) || 1);
