@@ -262,6 +262,8 @@ HISTORY_PAGE = inline_serializer("TradeHistoryPage", {
     "results": TradeHistorySerializer(many=True),
     "totals": TradeTotalsSerializer(),
 })
+
+
 class TradeProblemSerializer(ProblemSerializer):
     """The API's one error shape, as `problem_response` writes it: about one trade, with the trade."""
 
