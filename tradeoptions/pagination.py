@@ -2,6 +2,9 @@
 page that does not exist, instead of silently meaning page 1: the schema says `page` is an
 integer, and a blank value is a client bug worth hearing about."""
 
+from functools import partial
+
+from django.core.paginator import Paginator
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -14,13 +17,27 @@ class PageNumbers(PageNumberPagination):
         return super().paginate_queryset(queryset, request, view)
 
 
+class _Counted(Paginator):
+    """Told how many rows there are: the caller counted them already (with its totals, say)."""
+
+    def __init__(self, object_list, per_page, *, count: int, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self.count = count  # in place of the cached COUNT(*) query
+
+
 class SizedPages(PageNumbers):
     """Pages whose size the client picks (`?page_size=`, 1 to `max_page_size`), answered with
     where they sit: the total `count`, this `page`, the number of `pages`, the `page_size`. A size
-    out of range is a 400 on `page_size`, not silently another size (DRF's way)."""
+    out of range is a 400 on `page_size`, not silently another size (DRF's way). A caller that has
+    counted the rows already passes `count`, and no COUNT query is made."""
 
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def paginate_queryset(self, queryset, request, view=None, *, count: int | None = None):
+        if count is not None:
+            self.django_paginator_class = partial(_Counted, count=count)
+        return super().paginate_queryset(queryset, request, view)
 
     def get_page_size(self, request):
         given = request.query_params.get(self.page_size_query_param)

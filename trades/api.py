@@ -601,9 +601,10 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
     @action(detail=False, methods=["get"], pagination_class=SizedPages)
     def history(self, request):
         trades = self.get_queryset()
-        page = self.paginate_queryset(trades)
+        totals = selectors.trade_totals(trades=trades)  # its count is the pages' count: one query for both
+        page = self.paginator.paginate_queryset(trades, request, view=self, count=totals.count)
         body = self.get_paginated_response(self.get_serializer(page, many=True).data).data
-        body["totals"] = TradeTotalsSerializer(selectors.trade_totals(trades=trades)).data
+        body["totals"] = TradeTotalsSerializer(totals).data
         return Response(body)
 
     @extend_schema(

@@ -233,3 +233,13 @@ def test_the_history_page_and_its_totals_are_read_through_the_owner_close_date_i
     assert _index_scans(plan) == {"trade_owner_closed_idx"}
     assert "Sort" not in json.dumps(plan)  # the index gives the order: the first page needs no sort
     assert _index_scans(totals) == {"trade_owner_closed_idx"}
+
+
+def test_the_pages_count_and_the_totals_are_one_query(api_as, trader, book):
+    """The count of the pages is the totals' count: one aggregate over the set, not a second COUNT."""
+    client = api_as(trader)
+    with CaptureQueriesContext(connection) as queries:
+        body = client.get("/api/trades/history?page_size=2").json()
+    counts = [query["sql"] for query in queries.captured_queries
+              if "COUNT(" in query["sql"] and "trades_papertrade" in query["sql"]]
+    assert len(counts) == 1 and body["count"] == body["totals"]["count"] == 4 and body["pages"] == 2
