@@ -18,10 +18,9 @@ from rest_framework.response import Response
 
 from tradeoptions.api import (
     ERROR,
-    BoundedDateField,
     CSVRenderer,
+    DayRangeFilterSerializer,
     OwnedViewSetMixin,
-    QueryFilterSerializer,
     TextField,
 )
 from tradeoptions.csvstream import csv_lines
@@ -31,22 +30,10 @@ from . import metrics, parquet, selectors
 from .models import TradeForensics
 
 
-class FilterSerializer(QueryFilterSerializer):
-    """`?from=&to=&strategy=`. `from` is a Python keyword: declared as `from_`, exposed as `from`."""
+class FilterSerializer(DayRangeFilterSerializer):
+    """`?from=&to=&strategy=`: New York close dates, both included, and a strategy."""
 
-    from_ = BoundedDateField(required=False, help_text="First New York close date, included.")
-    to = BoundedDateField(required=False, help_text="Last New York close date, included.")
     strategy = TextField(required=False, max_length=64, trim_whitespace=False)
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        return fields
-
-    def validate(self, attrs):
-        if attrs.get("from") and attrs.get("to") and attrs["from"] > attrs["to"]:
-            raise ValidationError({"to": ["Must not be before `from`."]})
-        return attrs
 
 
 class BasisFilterSerializer(FilterSerializer):

@@ -11,9 +11,10 @@ One check is narrowed, for a reason no schema can fix: `positive_data_acceptance
 schema-valid request to succeed. The operations in RULES_BEYOND_THE_SCHEMA check a request
 against rules OpenAPI cannot state: the market and the account (the contract has expired, the
 price is beyond the quote, the ticker lists no such expiry, a risk limit is reached, live trading
-is switched off, the version is stale) or one parameter against another (a report's `from` after
-its `to`). A schema-valid request may be refused there, with a documented 400/409/422 in the one error shape, which
-`response_schema_conformance` still holds to the schema. Everywhere else the check runs as shipped.
+is switched off, the version is stale) or one parameter against another (`from` after `to` in a
+report, the trade list, the history or the export). A schema-valid request may be refused there,
+with a documented 400/409/422 in the one error shape, which `response_schema_conformance` still
+holds to the schema. Everywhere else the check runs as shipped.
 Those operations are also every one with a JSON body, where one more such rule holds: nesting
 deeper than MAX_JSON_DEPTH is refused (JSON Schema has no keyword for depth).
 
@@ -50,6 +51,7 @@ RULES_BEYOND_THE_SCHEMA = {
     "POST /api/trades/{id}/close/reprice",
     "PUT /api/settings", "GET /api/analytics/performance", "GET /api/analytics/calibration",
     "GET /api/analytics/exit-replay", "GET /api/analytics/dataset", "GET /api/market/chain",
+    "GET /api/trades", "GET /api/trades/history", "GET /api/trades/export",  # `from` after `to`
 }
 # Bounded, so the suite stays fast; the ci profile (conftest.py) makes the examples reproducible.
 FUZZ = settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))

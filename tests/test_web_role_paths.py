@@ -220,7 +220,11 @@ def test_every_read_runs_on_the_web_role_in_the_traders_signed_context(on_the_we
     for name in sorted(_user_routes() - set(NOT_READ)):
         urls = [_url(name, alice)]
         urls += {"trade-list": ["/api/trades?status=OPEN&strategy=alice-strategy-7f3", "/api/trades?ticker=ZQAL"],
-                 "trade-export": ["/api/trades/export?format=json"],
+                 "trade-history": ["/api/trades/history?strategy=alice-strategy-7f3&ordering=-realized_pnl"
+                                   "&page_size=10",
+                                   "/api/trades/history?ticker=ZQAL&close_reason=MANUAL_CLOSE&from=2026-12-01"],
+                 "trade-export": ["/api/trades/export?format=json",
+                                  "/api/trades/export?format=json&status=CLOSED&strategy=alice-strategy-7f3"],
                  "analytics-dataset": ["/api/analytics/dataset?format=parquet",
                                        "/api/analytics/dataset?strategy=alice-strategy-7f3"],
                  "analytics-performance": ["/api/analytics/performance?from=2026-01-01&to=2026-12-31"],

@@ -184,6 +184,26 @@ class BoundedDateTimeField(serializers.DateTimeField):
         return super().enforce_timezone(value)
 
 
+class DayRangeFilterSerializer(QueryFilterSerializer):
+    """`?from=&to=`: New York days, both included (what a day means, the close or another moment,
+    is the selector's to say). `from` is a Python keyword: declared as `from_`, exposed as `from`."""
+
+    from_ = BoundedDateField(required=False, error_messages={"invalid": "Give a date as YYYY-MM-DD, e.g. 2026-12-01."},
+                             help_text="First New York day, included.")
+    to = BoundedDateField(required=False, error_messages={"invalid": "Give a date as YYYY-MM-DD, e.g. 2026-12-01."},
+                          help_text="Last New York day, included.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+    def validate(self, attrs):
+        if attrs.get("from") and attrs.get("to") and attrs["from"] > attrs["to"]:
+            raise ValidationError({"to": ["The end date is before the start date."]})
+        return attrs
+
+
 # --- Rendering and errors ----------------------------------------------------------------------
 
 

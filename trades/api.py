@@ -38,15 +38,19 @@ from tradeoptions.api import (
     TextField,
 )
 from tradeoptions.csvstream import csv_lines
+from tradeoptions.pagination import SizedPages
 
 from . import selectors, services
 from .models import MAX_COMMISSION_PER_CONTRACT, AccountSettings, EntryType, OptionType, PaperTrade, TradeStatus
 from .serializers import (
+    HistoryQuerySerializer,
     SnapshotSerializer,
     TradeDetailSerializer,
     TradeExplainedSerializer,
     TradeFilterSerializer,
+    TradeHistorySerializer,
     TradeSerializer,
+    TradeTotalsSerializer,
 )
 
 PRICE = {"max_digits": 12, "decimal_places": 4}
@@ -244,6 +248,23 @@ class CloseRepriceSerializer(VersionSerializer):
 
 
 FILTER_PARAMETERS = [TradeFilterSerializer]  # documented from the serializer that checks them: one truth
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="1 for the first page."),
+    OpenApiParameter("page_size", {"type": "integer", "minimum": 1, "maximum": SizedPages.max_page_size},
+                     description=f"Rows a page (default {settings.REST_FRAMEWORK['PAGE_SIZE']})."),
+]
+HISTORY_PAGE = inline_serializer("TradeHistoryPage", {
+    "count": serializers.IntegerField(help_text="Trades in the filtered set."),
+    "page": serializers.IntegerField(),
+    "pages": serializers.IntegerField(),
+    "page_size": serializers.IntegerField(),
+    "next": serializers.URLField(allow_null=True),
+    "previous": serializers.URLField(allow_null=True),
+    "results": TradeHistorySerializer(many=True),
+    "totals": TradeTotalsSerializer(),
+})
+
+
 class TradeProblemSerializer(ProblemSerializer):
     """The API's one error shape, as `problem_response` writes it: about one trade, with the trade."""
 
@@ -388,14 +409,17 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
     def owned_queryset(self, user):
         if self.action == "retrieve":
             return selectors.trade_with_events(user=user)
+        if self.action == "history":
+            query = HistoryQuerySerializer(data=self.request.query_params)
+            query.is_valid(raise_exception=True)
+            return selectors.trade_history(user=user, filters=query.filters(), ordering=query.sort())
         filters = TradeFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        if self.action == "history":
-            return selectors.trade_history(user=user, filters=filters.filters())
         return selectors.trade_list(user=user, filters=filters.filters())
 
     def get_serializer_class(self):
-        return TradeExplainedSerializer if self.action == "retrieve" else TradeSerializer
+        chosen = {"retrieve": TradeExplainedSerializer, "history": TradeHistorySerializer}
+        return chosen.get(self.action, TradeSerializer)
 
     @extend_schema(parameters=FILTER_PARAMETERS, summary="List trades, newest first",
                    responses={200: TradeSerializer(many=True), 400: ERROR})
@@ -570,15 +594,25 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         rows = selectors.trade_snapshots(trade=self.get_object())
         return Response(SnapshotSerializer(rows, many=True).data)
 
-    @extend_schema(parameters=FILTER_PARAMETERS, summary="Closed trades, most recently closed first",
-                   responses={200: TradeSerializer(many=True), 400: ERROR})
-    @action(detail=False, methods=["get"])
+    @extend_schema(
+        parameters=[HistoryQuerySerializer, *PAGE_PARAMETERS],
+        summary="Finished trades, a page at a time, with the totals of every page",
+        description="Closed trades, most recently closed first; with `outcome=unfilled` (or `status=CANCELED` "
+                    "or `REJECTED`) the trades whose entry never filled, with the reason in `status_reason`. "
+                    "`totals` sum up the whole filtered set, not only this page.",
+        responses={200: HISTORY_PAGE, 400: ERROR, 404: ERROR})
+    @action(detail=False, methods=["get"], pagination_class=SizedPages)
     def history(self, request):
-        return super().list(request)
+        trades = self.get_queryset()
+        totals = selectors.trade_totals(trades=trades)  # its count is the pages' count: one query for both
+        page = self.paginator.paginate_queryset(trades, request, view=self, count=totals.count)
+        body = self.get_paginated_response(self.get_serializer(page, many=True).data).data
+        body["totals"] = TradeTotalsSerializer(totals).data
+        return Response(body)
 
     @extend_schema(
-        summary="Every trade, streamed as CSV or JSON",
-        parameters=[OpenApiParameter("format", str, enum=["csv", "json"], default="csv")],
+        summary="Every trade, streamed as CSV or JSON (or those the filters keep, as the list filters them)",
+        parameters=[OpenApiParameter("format", str, enum=["csv", "json"], default="csv"), *FILTER_PARAMETERS],
         responses={(200, "text/csv"): OpenApiTypes.STR,
                    (200, "application/json"): {"type": "array", "items": {"type": "object"}}, 400: ERROR},
     )
@@ -587,7 +621,10 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         kind = request.query_params.get("format", "csv")
         if kind not in ("csv", "json"):
             raise ValidationError({"format": ["Choose csv or json."]})
-        rows = selectors.trade_export_rows(user_id=request.user.pk)  # its own tenant context, see there
+        filters = TradeFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        # Its own tenant context, see there.
+        rows = selectors.trade_export_rows(user_id=request.user.pk, filters=filters.filters())
         if kind == "json":
             response = StreamingHttpResponse(_json_chunks(rows), content_type="application/json")
         else:

@@ -43,7 +43,8 @@ class TradeStatus(models.TextChoices):
 
 
 ACTIVE_STATUSES = (TradeStatus.PENDING, TradeStatus.OPEN, TradeStatus.CLOSING)
-FINAL_STATUSES = (TradeStatus.CLOSED, TradeStatus.CANCELED, TradeStatus.REJECTED)
+UNFILLED_STATUSES = (TradeStatus.CANCELED, TradeStatus.REJECTED)  # final, the entry never filled
+FINAL_STATUSES = (TradeStatus.CLOSED, *UNFILLED_STATUSES)
 
 # The state machine. A state may lead to itself where a change is recorded without a new state
 # (a partial entry fill, an adjusted bracket, a trade marked for attention): that still bumps the
@@ -115,15 +116,17 @@ class PaperTradeQuerySet(models.QuerySet):
         return self.filter(status=TradeStatus.CLOSED)
 
     def outcome(self, outcome: str):
-        """`win` and `loss` by realized P&L (expiries aside), `expired` by close reason."""
+        """`win`, `loss` and `flat` (made exactly nothing) by realized P&L, expiries aside;
+        `expired` by close reason; `unfilled`: the entry never filled (canceled, rejected)."""
         expired = Q(close_reason__in=[CloseReason.EXPIRED, CloseReason.EXPIRED_ITM])
+        by_pnl = {"win": Q(realized_pnl__gt=0), "loss": Q(realized_pnl__lt=0), "flat": Q(realized_pnl=0)}
+        if outcome == "unfilled":
+            return self.filter(status__in=UNFILLED_STATUSES)
         if outcome == "expired":
             return self.closed().filter(expired)
-        if outcome == "win":
-            return self.closed().exclude(expired).filter(realized_pnl__gt=0)
-        if outcome == "loss":
-            return self.closed().exclude(expired).filter(realized_pnl__lte=0)
-        raise ValueError(f"Unknown outcome {outcome!r}: win, loss or expired.")
+        if outcome in by_pnl:
+            return self.closed().exclude(expired).filter(by_pnl[outcome])
+        raise ValueError(f"Unknown outcome {outcome!r}: win, loss, flat, expired or unfilled.")
 
 
     def needing_attention(self):
@@ -256,6 +259,8 @@ class PaperTrade(models.Model):
         indexes = [
             models.Index(fields=["owner", "status", "-created_at"], name="trade_owner_status_idx"),
             models.Index(fields=["owner", "-created_at"], name="trade_owner_recent_idx"),
+            # The history: an owner's closed trades, most recently closed first, by close date range.
+            models.Index(fields=["owner", "status", "-close_date", "-id"], name="trade_owner_closed_idx"),
             # The monitor cycle reads every active trade across tenants.
             models.Index(fields=["status"], condition=Q(status__in=ACTIVE_STATUSES), name="trade_active_idx"),
         ]

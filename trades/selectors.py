@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from math import ceil
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import F, Min, Prefetch, Q, QuerySet, Window
+from django.db.models import Count, F, Min, Prefetch, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 
 from brokers.base import BrokerAuthError, BrokerError
@@ -20,6 +22,7 @@ from brokers.models import BrokerMode
 from tradeoptions import tenancy
 
 from .models import (
+    UNFILLED_STATUSES,
     AccountSettings,
     EventKind,
     PaperTrade,
@@ -81,19 +84,39 @@ def trade_explanation(*, trade: PaperTrade) -> dict | None:
 
 @dataclass(frozen=True)
 class TradeFilters:
+    """What a list, the history and the export narrow the trades by. `day_from`..`day_to` are New
+    York calendar days, both included: of the close for a closed trade, of the order for one that
+    never filled (it has no close)."""
+
     status: str | None = None
     outcome: str | None = None
     strategy: str | None = None
     ticker: str | None = None
+    close_reason: str | None = None
     closed_from: datetime | None = None
     closed_to: datetime | None = None
+    day_from: date | None = None
+    day_to: date | None = None
+
+    @property
+    def unfilled(self) -> bool:
+        return self.outcome == "unfilled" or self.status in UNFILLED_STATUSES
 
 
-def trade_list(*, user: AbstractBaseUser, filters: TradeFilters | None = None,
-               status: str | None = None) -> QuerySet[PaperTrade]:
-    """The user's trades, newest first, narrowed by `filters`."""
-    filters = filters or TradeFilters(status=status)
-    trades = PaperTrade.objects.filter(owner=user)
+# Columns the history may be sorted by (`?ordering=name`, `-name` for descending). Every sort ends
+# on the id, newest first, so that rows with equal values keep one order and pages never overlap.
+HISTORY_ORDERING = ("close_date", "created_at", "realized_pnl", "realized_pnl_pct", "hold_duration_h", "max_gain",
+                    "max_drawdown", "ticker", "strategy", "qty", "entry_price", "close_price", "close_reason")
+# Never NULL where the history sorts by them (a closed trade has its close, every trade its
+# creation): sorted plainly, so the indexes on them serve the sort.
+_NEVER_NULL = frozenset({"close_date", "created_at"})
+
+
+def _ny_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(settings.MARKET_TIME_ZONE))
+
+
+def _narrowed(trades: QuerySet[PaperTrade], filters: TradeFilters) -> QuerySet[PaperTrade]:
     if filters.status:
         trades = trades.filter(status=filters.status)
     if filters.outcome:
@@ -102,16 +125,79 @@ def trade_list(*, user: AbstractBaseUser, filters: TradeFilters | None = None,
         trades = trades.filter(strategy=filters.strategy)
     if filters.ticker:
         trades = trades.filter(ticker=filters.ticker.upper())
+    if filters.close_reason:
+        trades = trades.filter(close_reason=filters.close_reason)
     if filters.closed_from:
         trades = trades.filter(close_date__gte=filters.closed_from)
     if filters.closed_to:
         trades = trades.filter(close_date__lt=filters.closed_to)
-    return trades.order_by("-created_at", "-id")
+    when = "created_at" if filters.unfilled else "close_date"
+    if filters.day_from:
+        trades = trades.filter(**{f"{when}__gte": _ny_midnight(filters.day_from)})
+    if filters.day_to:
+        trades = trades.filter(**{f"{when}__lt": _ny_midnight(filters.day_to + timedelta(days=1))})
+    return trades
 
 
-def trade_history(*, user: AbstractBaseUser, filters: TradeFilters | None = None) -> QuerySet[PaperTrade]:
-    """Closed trades, most recently closed first."""
-    return trade_list(user=user, filters=filters).filter(status=TradeStatus.CLOSED).order_by("-close_date", "-id")
+def trade_list(*, user: AbstractBaseUser, filters: TradeFilters | None = None,
+               status: str | None = None) -> QuerySet[PaperTrade]:
+    """The user's trades, newest first, narrowed by `filters`."""
+    filters = filters or TradeFilters(status=status)
+    return _narrowed(PaperTrade.objects.filter(owner=user), filters).order_by("-created_at", "-id")
+
+
+def trade_history(*, user: AbstractBaseUser, filters: TradeFilters | None = None,
+                  ordering: str | None = None) -> QuerySet[PaperTrade]:
+    """Finished trades: the closed ones, most recently closed first; or, asked for (outcome
+    `unfilled`, or their status), those whose entry never filled (canceled, rejected: the reason
+    is their `status_reason`), most recently placed first. `ordering` is one of HISTORY_ORDERING,
+    with "-" for descending; NULLs come last either way."""
+    filters = filters or TradeFilters()
+    trades = _narrowed(PaperTrade.objects.filter(owner=user), filters)
+    if filters.unfilled:
+        trades, default = trades.filter(status__in=UNFILLED_STATUSES), "-created_at"
+    else:
+        trades, default = trades.filter(status=TradeStatus.CLOSED), "-close_date"
+    ordering = ordering or default
+    name = ordering.removeprefix("-")
+    if name not in HISTORY_ORDERING:
+        raise ValueError(f"Cannot sort the history by {name!r}.")
+    if name in _NEVER_NULL:
+        return trades.order_by(ordering, "-id")
+    column = F(name)
+    return trades.order_by(column.desc(nulls_last=True) if ordering.startswith("-") else column.asc(nulls_last=True),
+                           "-id")
+
+
+@dataclass(frozen=True)
+class TradeTotals:
+    """A set of trades summed up: how many, their P&L gross and net of commissions and fees, and the
+    closed ones' wins, losses and breakevens (flat, on the gross P&L as the outcome filter counts
+    them), with the win rate in % of the closed ones (None: none closed)."""
+
+    count: int
+    realized_pnl: Decimal | None
+    realized_pnl_net: Decimal | None
+    closed: int
+    wins: int
+    losses: int
+    flat: int
+    win_rate: Decimal | None
+
+
+def trade_totals(*, trades: QuerySet[PaperTrade]) -> TradeTotals:
+    """The totals of a whole filtered set (not of one page), in one query. The one place that
+    sums P&L for the history."""
+    closed = Q(status=TradeStatus.CLOSED)
+    row = trades.order_by().aggregate(
+        count=Count("id"), pnl=Sum("realized_pnl"), pnl_net=Sum(realized_pnl_net_sql()),
+        closed=Count("id", filter=closed),
+        wins=Count("id", filter=closed & Q(realized_pnl__gt=0)),
+        losses=Count("id", filter=closed & Q(realized_pnl__lt=0)),
+        flat=Count("id", filter=closed & Q(realized_pnl=0)),
+    )
+    rate = (Decimal(row["wins"]) * 100 / row["closed"]).quantize(Decimal("0.01")) if row["closed"] else None
+    return TradeTotals(realized_pnl=row.pop("pnl"), realized_pnl_net=row.pop("pnl_net"), **row, win_rate=rate)
 
 
 def trade_with_events(*, user: AbstractBaseUser) -> QuerySet[PaperTrade]:
@@ -245,15 +331,17 @@ def pending_closes(*, trade_ids: Iterable[int]) -> dict[int, PendingClose]:
     return answer
 
 
-def trade_export_rows(*, user_id: int) -> Iterator[dict]:
-    """Every trade of the user, oldest first, as EXPORT_COLUMNS dicts, streamed from the database.
+def trade_export_rows(*, user_id: int, filters: TradeFilters | None = None) -> Iterator[dict]:
+    """Every trade of the user (or those `filters` keep, as the list keeps them), oldest first, as
+    EXPORT_COLUMNS dicts, streamed from the database.
 
     Meant to be consumed after the request's transaction has ended (a streamed response), so it
     opens its own transaction in the user's tenant context.
     """
     with tenancy.acting_as(user_id):
         stored = [name for name in EXPORT_COLUMNS if name not in TRADE_PNL_SQL]
-        rows = PaperTrade.objects.filter(owner_id=user_id).order_by("created_at", "id").values(
+        trades = _narrowed(PaperTrade.objects.filter(owner_id=user_id), filters or TradeFilters())
+        rows = trades.order_by("created_at", "id").values(
             *stored, **{name: expression() for name, expression in TRADE_PNL_SQL.items()})
         yield from rows.iterator(chunk_size=500)
 

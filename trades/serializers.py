@@ -8,10 +8,10 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from tradeoptions.api import BoundedDateTimeField, QueryFilterSerializer, TextField
+from tradeoptions.api import BoundedDateTimeField, DayRangeFilterSerializer, TextField
 
 from . import selectors
-from .models import PRICE, PaperTrade, TradeEvent, TradeStatus
+from .models import FINAL_STATUSES, PRICE, CloseReason, PaperTrade, TradeEvent, TradeStatus
 from .services.marks import HELD
 from .services.working import Session, market_session
 
@@ -152,6 +152,33 @@ class TradeSerializer(serializers.ModelSerializer):
         return PendingCloseSerializer(pending).data if pending else None
 
 
+class TradeHistorySerializer(TradeSerializer):
+    """A finished trade as the history shows it: how long it was held, and the best and worst it
+    stood at while open (MFE, MAE, in dollars). A trade that never filled says why in `status_reason`."""
+
+    class Meta(TradeSerializer.Meta):
+        fields = [*TradeSerializer.Meta.fields, "hold_duration_h", "max_gain", "max_drawdown"]
+        read_only_fields = fields
+
+
+class TradeTotalsSerializer(serializers.Serializer):
+    """The whole filtered set's totals (every page of it)."""
+
+    count = serializers.IntegerField(help_text="Trades in the set.")
+    realized_pnl = serializers.DecimalField(
+        max_digits=None, decimal_places=2, allow_null=True,
+        help_text="Their realized P&L, gross (premiums only), summed; null when none closed.")
+    realized_pnl_net = serializers.DecimalField(
+        max_digits=None, decimal_places=2, allow_null=True,
+        help_text="Their realized P&L after commissions and fees, summed; null when none closed.")
+    closed = serializers.IntegerField(help_text="Closed trades among them (the win rate's base).")
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    flat = serializers.IntegerField(help_text="Closed for exactly $0.")
+    win_rate = serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True,
+                                        help_text="Wins in % of the closed trades; null when none closed.")
+
+
 class TradeEventSerializer(serializers.ModelSerializer):
     actor_username = serializers.CharField(source="actor_user.username", read_only=True, default=None)
     # Blank when the event is not a move (and before the first state): the schema must say so.
@@ -218,13 +245,47 @@ class SnapshotSerializer(serializers.Serializer):
     delayed = serializers.BooleanField(help_text="The source is late by design (ORATS delayed, Tradier sandbox).")
 
 
-class TradeFilterSerializer(QueryFilterSerializer):
-    status = serializers.ChoiceField(choices=TradeStatus.choices, required=False)
-    outcome = serializers.ChoiceField(choices=["win", "loss", "expired"], required=False)
+def _choose(words: str) -> dict:
+    return {"invalid_choice": words}
+
+
+OUTCOMES = ("win", "loss", "flat", "expired", "unfilled")
+_SORT_WORDS = ("close date, time placed, P&L, P&L %, time held, best (MFE), worst (MAE), ticker, strategy, qty, "
+               "entry, exit or close reason")
+
+
+class TradeFilterSerializer(DayRangeFilterSerializer):
+    """`?status=&outcome=&strategy=&ticker=&close_reason=&from=&to=&closed_from=&closed_to=`. The
+    days `from`..`to` are those of the close, or of the order for a trade that never filled."""
+
+    status = serializers.ChoiceField(choices=TradeStatus.choices, required=False, error_messages=_choose(
+        f"Choose a status: {', '.join(TradeStatus.values)}."))
+    outcome = serializers.ChoiceField(
+        choices=OUTCOMES, required=False, error_messages=_choose("Choose win, loss, flat, expired or unfilled."),
+        help_text="By realized P&L (win > 0, loss < 0, flat = 0; expiries aside), `expired`, or `unfilled`: "
+                  "the entry never filled (canceled, rejected).")
     strategy = TextField(required=False, max_length=64, trim_whitespace=False)
     ticker = TextField(required=False, max_length=6, trim_whitespace=False)
+    close_reason = serializers.ChoiceField(choices=CloseReason.choices, required=False, error_messages=_choose(
+        "Choose a close reason: take-profit, stop-loss, manual, expired or expired in the money."))
     closed_from = BoundedDateTimeField(required=False)
     closed_to = BoundedDateTimeField(required=False)
 
     def filters(self) -> selectors.TradeFilters:
-        return selectors.TradeFilters(**self.validated_data)
+        values = {name: value for name, value in self.validated_data.items() if name not in ("from", "to", "ordering")}
+        return selectors.TradeFilters(**values, day_from=self.validated_data.get("from"),
+                                      day_to=self.validated_data.get("to"))
+
+
+class HistoryQuerySerializer(TradeFilterSerializer):
+    """The history's filters and its sort: `?ordering=realized_pnl` (`-realized_pnl`: largest first)."""
+
+    status = serializers.ChoiceField(choices=FINAL_STATUSES, required=False, error_messages=_choose(
+        "The history holds finished trades: choose CLOSED, CANCELED or REJECTED."))
+    ordering = serializers.ChoiceField(
+        choices=[f"{sign}{name}" for name in selectors.HISTORY_ORDERING for sign in ("", "-")], required=False,
+        error_messages=_choose(f"Sort by one of the columns: {_SORT_WORDS}."),
+        help_text="A column, `-` first for descending; default `-close_date` (`-created_at` for unfilled trades).")
+
+    def sort(self) -> str | None:
+        return self.validated_data.get("ordering")

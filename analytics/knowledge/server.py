@@ -128,11 +128,14 @@ def build_server(caller: Caller) -> MCPServer:
     async def search_trades(
         ctx: Context,
         history: Annotated[bool, Field(description="Closed trades only, most recently closed first (the REST "
-                                                   "API's trade history); otherwise every trade, newest first.")
+                                                   "API's trade history; with outcome unfilled, the trades that "
+                                                   "never filled, with their reason); otherwise every trade, "
+                                                   "newest first.")
                            ] = False,
         status: Annotated[str | None, Field(description=f"One of {', '.join(TradeStatus.values)}.")] = None,
-        outcome: Annotated[str | None, Field(description="win, loss (closed, by realized P&L, expiries "
-                                                         "aside) or expired.")] = None,
+        outcome: Annotated[str | None, Field(description="win, loss, flat (closed, by realized P&L, expiries "
+                                                         "aside), expired, or unfilled (canceled or rejected: "
+                                                         "the entry never filled).")] = None,
         strategy: Strategy = None,
         ticker: Annotated[str | None, Field(description="Underlying symbol, e.g. SPY.")] = None,
         closed_from: Annotated[str | None, Field(description="Closed at or after this ISO 8601 instant "

@@ -21,7 +21,13 @@ from analytics import selectors
 from analytics.api import BasisFilterSerializer, FilterSerializer, ForensicsSerializer, analytics_filters
 from trades import selectors as trade_selectors
 from trades.models import PRICE, PaperTrade
-from trades.serializers import SnapshotSerializer, TradeDetailSerializer, TradeFilterSerializer, TradeSerializer
+from trades.serializers import (
+    SnapshotSerializer,
+    TradeDetailSerializer,
+    TradeFilterSerializer,
+    TradeHistorySerializer,
+    TradeSerializer,
+)
 
 MAX_PAGE_SIZE = 100
 MAX_SNAPSHOT_POINTS = trade_selectors.MAX_CHART_POINTS
@@ -97,7 +103,8 @@ def search_trades(*, user: AbstractBaseUser, page: int, page_size: int, history:
     _validated(data)
     select = trade_selectors.trade_history if history else trade_selectors.trade_list
     trades, meta = _page(select(user=user, filters=data.filters()), page=page, page_size=page_size)
-    return {**meta, "trades": TradeSerializer(trades, many=True).data}
+    serializer = TradeHistorySerializer if history else TradeSerializer  # as the REST API's history
+    return {**meta, "trades": serializer(trades, many=True).data}
 
 
 class SnapshotSummarySerializer(serializers.Serializer):

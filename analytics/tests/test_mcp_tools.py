@@ -88,6 +88,17 @@ def test_trade_history_is_the_closed_trades_most_recently_closed_first(knowledge
     history = knowledge_as(trader).call("search_trades", history=True)
     assert [row["id"] for row in history["trades"]] == [late.pk, early.pk]
     assert history["trades"] == api_as(trader).get("/api/trades/history").json()["results"]
+    assert {"hold_duration_h", "max_gain", "max_drawdown"} <= set(history["trades"][0])
+
+
+def test_the_trades_that_never_filled_come_with_their_reason(knowledge_as, api_as, trader):
+    rejected = PaperTradeFactory(owner=trader, status=TradeStatus.REJECTED, entry_price=None, entry_date=None,
+                                 status_reason="Not enough buying power.")
+    _closed(trader, close="2.50", minutes=30)
+    unfilled = knowledge_as(trader).call("search_trades", history=True, outcome="unfilled")
+    assert [(row["id"], row["status_reason"]) for row in unfilled["trades"]] == [
+        (rejected.pk, "Not enough buying power.")]
+    assert unfilled["trades"] == api_as(trader).get("/api/trades/history?outcome=unfilled").json()["results"]
 
 
 def test_search_trades_comes_in_pages(knowledge_as, trader):
@@ -106,14 +117,16 @@ def test_search_trades_comes_in_pages(knowledge_as, trader):
 @pytest.mark.parametrize(
     ("tool", "arguments", "expected"),
     [
-        ("search_trades", {"status": "WON"}, 'status: "WON" is not a valid choice.'),
-        ("search_trades", {"outcome": "draw"}, 'outcome: "draw" is not a valid choice.'),
+        ("search_trades", {"status": "WON"},
+         "status: Choose a status: PENDING, OPEN, CLOSING, CLOSED, CANCELED, REJECTED."),
+        ("search_trades", {"outcome": "draw"}, "outcome: Choose win, loss, flat, expired or unfilled."),
         ("search_trades", {"closed_from": "last tuesday"}, "closed_from: Datetime has wrong format."),
         ("search_trades", {"page_size": -5}, "page_size\n  Input should be greater than or equal to 1"),
         ("search_trades", {"page_size": 500}, "page_size\n  Input should be less than or equal to 100"),
         ("open_positions", {"page": 0}, "page\n  Input should be greater than or equal to 1"),
-        ("performance_summary", {"closed_from": "2026-13-01"}, "closed_from: Date has wrong format."),
-        ("performance_summary", {"closed_from": "2026-12-31", "closed_to": "2026-12-01"}, "closed_to: Must not be"),
+        ("performance_summary", {"closed_from": "2026-13-01"}, "closed_from: Give a date as YYYY-MM-DD"),
+        ("performance_summary", {"closed_from": "2026-12-31", "closed_to": "2026-12-01"},
+         "closed_to: The end date is before the start date."),
         ("performance_summary", {"closed_to": "9999-12-31"}, "closed_to: Must be a date from 2000-01-01 to 2099-12-31"),
         ("search_trades", {"closed_to": "9999-12-31T23:59:59Z"}, "closed_to: Must be a date from 2000-01-01"),
         ("performance_breakdown", {"by": "weekday"}, "by\n  Input should be 'close_reason', 'strategy'"),
