@@ -171,7 +171,7 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     detail.locator("input[name=new_sl]").fill("5.00")
     detail.locator("button.save-adjust").click()
     expect(detail.locator(".adjust-form .error:not(:empty)").first).to_contain_text(
-        "A stop-loss at 5.00 is at or above the bid (4.10) and would fire at once.")  # money with 2 decimals
+        "A stop-loss at 5.00 is at or above the bid (4.10): it would fire at once")  # money with 2 decimals
     detail.locator("input[name=new_sl]").fill("3.20")
     detail.locator("button.save-adjust").click()
     expect(page.locator(".toast-success", has_text="stop-loss 3.20 saved")).to_be_visible()
@@ -240,7 +240,7 @@ def test_the_new_trade_form_says_what_is_wrong_while_the_trader_types(device, ma
     page.fill("#nt-ticker", "SPY")
     page.fill("#nt-strike", "-570")
     # The answer names every missing field too; only the ones the trader has been at are marked.
-    expect(page.locator("#nt-strike-error")).to_have_text("Ensure this value is greater than or equal to 0.001.")
+    expect(page.locator("#nt-strike-error")).to_have_text("The strike must be above zero.")
     for name in ("expiry", "sl_price", "tp_price"):
         expect(page.locator(f"#nt-{name}-error")).to_be_empty()
     expect(page.locator("#new-trade [aria-invalid]")).to_have_count(1)

@@ -7,18 +7,22 @@ another's.
 
 from __future__ import annotations
 
+import re
 from contextlib import ExitStack
 from datetime import date, datetime
+from decimal import Decimal
+from typing import ClassVar
 
 from django.core.validators import RegexValidator
 from django.db import connection, models, transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from . import tenancy
+from .words import day_text
 
 
 class OwnedViewSetMixin:
@@ -156,7 +160,7 @@ class QueryFilterSerializer(serializers.Serializer):
 # a pattern on the year; the field says so with a message naming the range.
 FIRST_DATE, LAST_DATE = date(2000, 1, 1), date(2099, 12, 31)
 YEAR_PATTERN = r"^20[0-9]{2}-"
-_OUT_OF_RANGE = f"Must be a date from {FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()}."
+_OUT_OF_RANGE = f"Must be a date from {day_text(FIRST_DATE)} to {day_text(LAST_DATE)}."
 
 
 @extend_schema_field({"type": "string", "format": "date", "pattern": YEAR_PATTERN})
@@ -182,6 +186,86 @@ class BoundedDateTimeField(serializers.DateTimeField):
         if not FIRST_DATE <= value.date() <= LAST_DATE:
             self.fail("out_of_range")
         return super().enforce_timezone(value)
+
+
+# --- Trader words ------------------------------------------------------------------------------
+
+
+class TraderWords:
+    """A serializer mixin: DRF's stock field messages ("This field is required.", "Ensure this value
+    is greater than or equal to 0.0001.") are said again with the label the trader sees on the
+    page ("Give the stop-loss.", "The stop-loss must be above zero."). The field's key stays the
+    error's `attr`, for the form to put the message beside its input; a message of our own (a
+    field's `error_messages`, a validator's, a service's) is left as written.
+
+    `labels` maps a field name to its label, lower case as it reads mid-sentence; a field without
+    one is named by its words ("card_score": "card score")."""
+
+    labels: ClassVar[dict[str, str]] = {}
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except ValidationError as error:
+            if not isinstance(error.detail, dict):
+                raise
+            raise ValidationError({name: self._in_trader_words(name, texts)
+                                   for name, texts in error.detail.items()}) from None
+
+    def _in_trader_words(self, name: str, texts):
+        field = self.fields.get(name)
+        if field is None or not isinstance(texts, list):
+            return texts
+        label = self.labels.get(name, name.replace("_", " "))
+        return [ErrorDetail(reworded, code=text.code) if (reworded := _stock_reworded(field, text, label)) else text
+                for text in texts]
+
+
+def _stock_message(field, code: str) -> str | None:
+    """DRF's own message for `code` on `field`'s class (not one the field was given)."""
+    return next((str(klass.default_error_messages[code]) for klass in type(field).__mro__
+                 if code in getattr(klass, "default_error_messages", {})), None)
+
+
+def _number_text(value) -> str:
+    return f"{Decimal(value).normalize():,f}" if value is not None else ""
+
+
+def _stock_reworded(field, text, label: str) -> str | None:
+    """`text` in trader words when it is DRF's stock message for its code; None otherwise."""
+    code = getattr(text, "code", None)
+    stock = _stock_message(field, code) if code else None
+    if stock is None or not re.fullmatch(re.sub(r"\\\{\w+\\\}", ".*", re.escape(stock)), str(text), re.DOTALL):
+        return None
+    the = f"The {label}"
+    if code in ("required", "null", "blank"):
+        return f"Give the {label}."
+    if code == "invalid":
+        kinds = ((serializers.BooleanField, "must be true or false"),
+                 (serializers.IntegerField, "must be a whole number"), (serializers.DecimalField, "must be a number"),
+                 (serializers.DateField, "must be a date"), (serializers.JSONField, "must be valid JSON"))
+        return f"{the} {next((words for kind, words in kinds if isinstance(field, kind)), 'must be text')}."
+    if code == "invalid_choice":
+        names = [str(name) for name in field.choices.values()]
+        return f"{the} must be {', '.join(names[:-1])} or {names[-1]}." if len(names) > 1 else None
+    if code == "min_value":
+        least = Decimal(field.min_value)
+        if least == 0:
+            return f"{the} cannot be negative."
+        return f"{the} must be above zero." if 0 < least < 1 else f"{the} must be at least {_number_text(least)}."
+    if code == "max_value":
+        return f"{the} must be at most {_number_text(field.max_value)}."
+    if code == "max_decimal_places":
+        return f"{the} takes at most {field.decimal_places} decimals."
+    if code in ("max_digits", "max_whole_digits", "max_string_length"):
+        return f"{the} is too large a number."
+    if code == "max_length":
+        return f"{the} is at most {field.max_length} characters."
+    if code == "min_length":
+        return f"{the} needs at least {field.min_length} characters."
+    if code == "out_of_range":
+        return f"{the} must be a date from {day_text(FIRST_DATE)} to {day_text(LAST_DATE)}."
+    return None
 
 
 # --- Rendering and errors ----------------------------------------------------------------------

@@ -86,10 +86,10 @@ def test_refusals_before_the_broker_change_nothing(api_as, trader, opened, broke
 @pytest.mark.parametrize(
     ("changes", "detail"),
     [
-        ({"new_sl": "4.2"}, "A stop-loss at 4.20 is at or above the bid (4.10) and would fire at once. "
-                            "Send allow_immediate=true to do it anyway."),
-        ({"new_tp": "4.0000"}, "A take-profit at 4.00 is at or below the bid (4.10) and would fill at once. "
-                               "Send allow_immediate=true to do it anyway."),
+        ({"new_sl": "4.2"}, "A stop-loss at 4.20 is at or above the bid (4.10): it would fire at once, "
+                            "so it was not moved."),
+        ({"new_tp": "4.0000"}, "A take-profit at 4.00 is at or below the bid (4.10): it would fill at once, "
+                               "so it was not moved."),
         # The stop-loss kept is the stored 3.0000: the message says 3.00.
         ({"new_tp": "2.5", "allow_immediate": True}, "The stop-loss (3.00) must be below the take-profit (2.50)."),
     ],

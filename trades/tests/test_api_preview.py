@@ -217,12 +217,12 @@ def test_another_traders_presets_are_never_used(api_as, trader, other_trader, ma
     [
         ({"scalp": {"sl_pct": "130"}}, "scalp: A stop-loss percentage must be above 0 and below 100"),
         ({"scalp": {"tp_pct": "0"}}, "scalp: A take-profit percentage must be above 0"),
-        ({"scalp": {"stop": "30"}}, "scalp: give a stop-loss percentage (sl_pct)"),
+        ({"scalp": {"stop": "30"}}, "scalp: give a stop-loss percentage, a take-profit percentage or both, and"),
         ({"scalp": {}}, "scalp: give a stop-loss percentage"),
         ({"scalp": {"sl_pct": "thirty"}}, 'scalp: a percentage must be a number such as "30".'),
         ({"scalp": {"sl_pct": True}}, 'scalp: a percentage must be a number such as "30".'),
         ({"": {"sl_pct": "30"}}, "A strategy name must be 1 to 64 characters."),
-        (["scalp"], "Give presets as an object of strategies"),
+        (["scalp"], "Give presets by strategy, each with a stop-loss percentage"),
     ],
     ids=lambda value: str(value),
 )
