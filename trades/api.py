@@ -140,19 +140,20 @@ class TradeOpenSerializer(TraderWords, serializers.Serializer):
               "entry_type": "entry", "limit_price": "limit price", "sl_price": "stop-loss", "tp_price": "take-profit",
               "sl_pct": "stop-loss percentage", "tp_pct": "take-profit percentage", "ai_score": "AI score",
               "ai_verdict": "AI verdict", "iv_at_entry": "IV at entry", "ai_reasoning_log": "AI reasoning log"}
-    CONTRACT = {"ticker": "Give a ticker", "expiry": "Pick an expiry", "strike": "Give a strike",
-                "option_type": "Choose call or put"}
+    CONTRACT = {"ticker": "Give a ticker.", "expiry": "Pick an expiry.", "strike": "Give a strike.",
+                "option_type": "Choose call or put."}
 
     @classmethod
     def missing(cls, values: Mapping) -> dict[str, list[str]]:
-        """Every field a trade cannot go without that `values` leaves out, in the trader's words.
-        A stop or target may be left out when a strategy is named (its preset may give it)."""
+        """Every field a trade cannot go without that `values` leaves out, in the trader's words
+        (said as the form asks; an `option_symbol` may stand for the contract's four parts, as the
+        schema says). A stop or target may be left out when a strategy is named (its preset may give it)."""
         def absent(name: str) -> bool:
             return values.get(name) in (None, "")
 
         errors = {}
         if absent("option_symbol"):
-            errors = {name: [f"{words}, or an option symbol."] for name, words in cls.CONTRACT.items() if absent(name)}
+            errors = {name: [words] for name, words in cls.CONTRACT.items() if absent(name)}
         if absent("qty"):
             errors["qty"] = ["Give the number of contracts."]
         if values.get("entry_type") == EntryType.LIMIT and absent("limit_price"):
@@ -224,8 +225,9 @@ class AdjustSerializer(VersionSerializer):
                                 "true.")
 
     def validate(self, attrs):
-        if attrs.get("new_sl") is None and attrs.get("new_tp") is None:
-            raise ValidationError({"new_sl": ["Give a new stop-loss, a new take-profit or both."]})
+        if attrs.get("new_sl") is None and attrs.get("new_tp") is None:  # each input is told, beside it
+            raise ValidationError({"new_sl": ["Give a new stop-loss, or a new take-profit."],
+                                   "new_tp": ["Give a new take-profit, or a new stop-loss."]})
         return attrs
 
 

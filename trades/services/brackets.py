@@ -58,7 +58,8 @@ def brackets_adjust(
     (PaperTrade.DoesNotExist, InvalidTradeInput, BracketWouldFill, InvalidTransition); what
     happens at the broker is returned, with the trade as it now stands."""
     if new_sl is None and new_tp is None:
-        raise InvalidTradeInput({"non_field_errors": ["Give a new stop-loss, a new take-profit or both."]})
+        raise InvalidTradeInput({"new_sl": ["Give a new stop-loss, or a new take-profit."],
+                                 "new_tp": ["Give a new take-profit, or a new stop-loss."]})
     market = market or default_market()
     who = {"actor": Actor.USER, "actor_user": user, "actor_label": "adjust"}
     with tenancy.acting_as(user.pk):

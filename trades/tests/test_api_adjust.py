@@ -70,10 +70,9 @@ def test_both_legs_can_move_at_once(api_as, trader, opened):
         ({"new_sl": "4.10"}, "new_sl", "bracket_would_fill_immediately"),
         ({"new_tp": "4.00"}, "new_tp", "bracket_would_fill_immediately"),  # at or below the bid: fills at once
         ({"new_sl": "7.00"}, "new_sl", "invalid"),  # above the take-profit
-        ({}, "new_sl", "required"),
         ({"new_sl": "-1"}, "new_sl", "min_value"),
     ],
-    ids=["sl-above-bid", "sl-at-bid", "tp-below-bid", "sl-above-tp", "nothing", "negative"],
+    ids=["sl-above-bid", "sl-at-bid", "tp-below-bid", "sl-above-tp", "negative"],
 )
 def test_refusals_before_the_broker_change_nothing(api_as, trader, opened, broker, changes, field, code):
     response = _adjust(api_as, trader, opened, **changes)
@@ -81,6 +80,16 @@ def test_refusals_before_the_broker_change_nothing(api_as, trader, opened, broke
     (error,) = response.json()["errors"]
     assert error["attr"] == field and (error["code"] == code or code == "required")
     assert broker.calls == [] and _trade(trader, opened["id"]).version == opened["version"]
+
+
+def test_an_empty_adjust_is_told_beside_both_inputs(api_as, trader, opened, broker):
+    response = _adjust(api_as, trader, opened, new_sl=None, new_tp=None)
+    assert response.status_code == 400
+    assert {error["attr"]: error["detail"] for error in response.json()["errors"]} == {
+        "new_sl": "Give a new stop-loss, or a new take-profit.",
+        "new_tp": "Give a new take-profit, or a new stop-loss.",
+    }
+    assert broker.calls == []
 
 
 @pytest.mark.parametrize(

@@ -244,10 +244,10 @@ def test_an_empty_submit_flags_every_missing_field_at_once(api_as, trader, marke
     response = api_as(trader).post(path, {}, format="json")
     assert response.status_code == 400
     assert {error["attr"]: error["detail"] for error in response.json()["errors"]} == {
-        "ticker": "Give a ticker, or an option symbol.",
-        "expiry": "Pick an expiry, or an option symbol.",
-        "strike": "Give a strike, or an option symbol.",
-        "option_type": "Choose call or put, or an option symbol.",
+        "ticker": "Give a ticker.",
+        "expiry": "Pick an expiry.",
+        "strike": "Give a strike.",
+        "option_type": "Choose call or put.",
         "qty": "Give the number of contracts.",
         "sl_price": "Give a stop-loss price, or a percentage of the entry.",
         "tp_price": "Give a take-profit price, or a percentage of the entry.",
