@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 CONTRACT = "SPY261218C00570000"
 EXPIRY = date(2026, 12, 18)
-LABEL = "SPY 18 Dec 26 570 C"
+LABEL = "SPY Dec 18, 2026 570 C"
 SCREENSHOTS = Path(__file__).resolve().parent.parent / ".data" / "screenshots"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
@@ -127,7 +127,8 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     page.fill("#nt-sl", "3.00")
     page.fill("#nt-tp", "6.50")
     page.click("#nt-submit")
-    expect(page.locator('#new-trade [data-error-for="qty"]')).to_contain_text("greater than or equal to 1")
+    expect(page.locator('#new-trade [data-error-for="qty"]')).to_have_text(
+        "The number of contracts must be at least 1.")
     expect(page.locator("#nt-qty")).to_have_attribute("aria-invalid", "true")
     page.fill("#nt-qty", "2")
     page.click("#nt-submit")
@@ -156,8 +157,8 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     # Each event's payload reads as "name: value" pairs, prices with two decimals; the JSON is behind "raw".
     opened = detail.locator(".event-log li", has_text="planned entry")
     fields = opened.locator(".payload-fields li")
-    for text in ("contract: " + CONTRACT, "contracts: 2", "planned entry: 4.30", "stop-loss: 3.00",
-                 "take-profit: 6.50", "broker: LOCAL_PAPER"):
+    for text in ("contract: SPY Dec 18, 2026 570 call", "contracts: 2", "planned entry: 4.30", "stop-loss: 3.00",
+                 "take-profit: 6.50", "broker: local paper"):
         expect(fields.filter(has_text=text)).to_have_count(1)
     filled = detail.locator(".event-log li", has_text="order filled").locator(".payload-fields")
     expect(filled).to_contain_text("order fill: price 4.30, quantity 2")  # two levels down: written inline

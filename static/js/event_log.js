@@ -43,9 +43,11 @@ function payloadValue(key, value) {
   if (typeof value === "boolean") return value ? "yes" : "no";
   if (Array.isArray(value)) return value.length ? value.map((item) => payloadValue(key, item)).join(", ") : "none";
   if (typeof value === "object") {
-    const parts = Object.entries(value).filter(([name, item]) => shown(name, item))
+    const entries = Object.entries(value);
+    const parts = entries.filter(([name, item]) => shown(name, item))
       .map(([name, item]) => `${payloadLabel(name)} ${payloadValue(name, item)}`.trim());
-    return parts.length ? parts.join(", ") : "none";
+    if (!parts.length) return entries.length ? "in the raw view" : "none";
+    return parts.join(", ");
   }
   const number = Number(value);
   if (PRICE_KEY.test(key) && Number.isFinite(number)) return number.toFixed(2);
