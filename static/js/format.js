@@ -31,10 +31,11 @@ export function dateTime(iso, { weekday = false } = {}) {
   return weekday ? `${part.weekday} ${date}` : date;
 }
 
-// "SPY Jan 16, 2026 570 C"
+// "SPY Jan 16, 2026 570 C". In a narrow cell it may break before the date and before the strike,
+// never inside them (no-break spaces there).
 export function contractLabel(trade) {
   const type = trade.option_type === "PUT" ? "P" : "C";
-  return `${trade.ticker} ${day(trade.expiry)} ${trimNumber(trade.strike)} ${type}`;
+  return `${trade.ticker} ${day(trade.expiry).replaceAll(" ", "\u00a0")} ${trimNumber(trade.strike)}\u00a0${type}`;
 }
 
 // A code as a label: "strong_buy" or "STRONG_BUY" → "Strong buy" (scanner verdicts, error codes).
