@@ -61,13 +61,18 @@ def test_an_empty_new_trade_flags_every_missing_field_beside_its_input(device, m
     expect(form.locator('[aria-invalid="true"]').first).to_be_focused()
     shoot(page, "desktop-new-trade-empty-submit")
 
-    # Filled in, each message goes at the next submit.
+    # Filled in, the messages go; the preview's verdict is a label, a refusal on a limit too.
     page.fill("#nt-ticker", "SPY")
     page.fill("#nt-expiry", "2026-12-18")
     page.fill("#nt-strike", "570")
-    page.fill("#nt-qty", "1")
+    page.fill("#nt-qty", "3")  # $390 at the stops: over 6% of the $5,000 balance
     page.fill("#nt-sl", "3.00")
     page.fill("#nt-tp", "6.50")
+    expect(page.locator("#oe-preview .oe-verdict")).to_have_text("Over your heat limit")
+    page.fill("#nt-qty", "1")
+    expect(page.locator("#oe-preview .oe-verdict")).to_have_text("Passes every check")
+    for name in missing:
+        expect(form.locator(f'[data-error-for="{name}"]')).to_be_empty()
     page.click("#nt-submit")
     expect(page.locator(".toast-success")).to_contain_text("Opened SPY Dec 18, 2026 570 C ×1 at 4.30")
 

@@ -6,7 +6,6 @@ broker, the Tradier sandbox and Tradier live.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -40,8 +39,6 @@ from .errors import (
     OrderRefused,
     TradeError,
 )
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,11 +79,7 @@ def broker_of(account: AccountSettings, *, mode: str | None = None, market: Mark
 
 
 def as_trade_error(error: BrokerError, *, trade: PaperTrade | None = None) -> TradeError:
-    """The broker's failure in the trader's terms. Messages of broker errors never carry tokens; the
-    ones a trader reads carry no order tags, request paths or hosts either (the broker's own text,
-    with them, goes to the log)."""
-    if not isinstance(error, OrderRejected | BrokerAuthError):
-        logger.warning("broker error for trade %s: %s", trade.pk if trade is not None else "-", error)
+    """The broker's failure in the trader's terms. Messages of broker errors never carry tokens."""
     if isinstance(error, BrokerAuthError):
         return BrokerReauthenticate(
             f"The broker refused the token: re-authenticate in your settings. ({error})",
@@ -95,14 +88,13 @@ def as_trade_error(error: BrokerError, *, trade: PaperTrade | None = None) -> Tr
     if isinstance(error, OrderRejected):
         return OrderRefused(error.reason, trade=trade)
     if isinstance(error, OrderOutcomeUnknown):
-        return BrokerOutcomeUnknown("The broker did not say whether the order was placed: the monitor is looking "
-                                    "it up, and the trade waits until it knows.", trade=trade)
+        return BrokerOutcomeUnknown(str(error), trade=trade)
     if isinstance(error, BrokerRateLimited):
-        return BrokerDown("The broker is throttling this account's requests; nothing was placed. Try again in a "
-                          "moment.", trade=trade)
+        return BrokerDown(f"The broker is throttling this account's requests, nothing was placed: {error}",
+                          trade=trade)
     if isinstance(error, BrokerUnavailable):
-        return BrokerDown("The broker is not available; nothing was placed. Try again in a moment.", trade=trade)
-    return BrokerOutcomeUnknown("The broker answered unexpectedly: the monitor is checking the order.", trade=trade)
+        return BrokerDown(f"The broker is not available, nothing was placed: {error}", trade=trade)
+    return BrokerOutcomeUnknown(f"The broker answered unexpectedly: {error}", trade=trade)
 
 
 def was_not_placed(error: BrokerError) -> bool:
