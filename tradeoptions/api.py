@@ -231,41 +231,49 @@ def _number_text(value) -> str:
     return f"{Decimal(value).normalize():,f}" if value is not None else ""
 
 
+_INVALID = ((serializers.BooleanField, "must be true or false"), (serializers.IntegerField, "must be a whole number"),
+            (serializers.DecimalField, "must be a number"), (serializers.DateField, "must be a date"),
+            (serializers.JSONField, "must be valid JSON"))
+
+
+def _choices_text(field) -> str | None:
+    names = [str(name) for name in field.choices.values()]
+    return f"must be {', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else None
+
+
+def _least_text(field) -> str:
+    least = Decimal(field.min_value)
+    if least == 0:
+        return "cannot be negative"
+    return "must be above zero" if least < 1 else f"must be at least {_number_text(least)}"
+
+
+# What the field must be, by DRF's error code: said after "The <label>".
+_MUST = {
+    "invalid": lambda field: next((words for kind, words in _INVALID if isinstance(field, kind)), "must be text"),
+    "invalid_choice": _choices_text,
+    "min_value": _least_text,
+    "max_value": lambda field: f"must be at most {_number_text(field.max_value)}",
+    "max_decimal_places": lambda field: f"takes at most {field.decimal_places} decimals",
+    "max_digits": lambda field: "is too large a number",
+    "max_whole_digits": lambda field: "is too large a number",
+    "max_string_length": lambda field: "is too large a number",
+    "max_length": lambda field: f"is at most {field.max_length} characters",
+    "min_length": lambda field: f"needs at least {field.min_length} characters",
+    "out_of_range": lambda field: f"must be a date from {day_text(FIRST_DATE)} to {day_text(LAST_DATE)}",
+}
+
+
 def _stock_reworded(field, text, label: str) -> str | None:
     """`text` in trader words when it is DRF's stock message for its code; None otherwise."""
     code = getattr(text, "code", None)
     stock = _stock_message(field, code) if code else None
     if stock is None or not re.fullmatch(re.sub(r"\\\{\w+\\\}", ".*", re.escape(stock)), str(text), re.DOTALL):
         return None
-    the = f"The {label}"
     if code in ("required", "null", "blank"):
         return f"Give the {label}."
-    if code == "invalid":
-        kinds = ((serializers.BooleanField, "must be true or false"),
-                 (serializers.IntegerField, "must be a whole number"), (serializers.DecimalField, "must be a number"),
-                 (serializers.DateField, "must be a date"), (serializers.JSONField, "must be valid JSON"))
-        return f"{the} {next((words for kind, words in kinds if isinstance(field, kind)), 'must be text')}."
-    if code == "invalid_choice":
-        names = [str(name) for name in field.choices.values()]
-        return f"{the} must be {', '.join(names[:-1])} or {names[-1]}." if len(names) > 1 else None
-    if code == "min_value":
-        least = Decimal(field.min_value)
-        if least == 0:
-            return f"{the} cannot be negative."
-        return f"{the} must be above zero." if 0 < least < 1 else f"{the} must be at least {_number_text(least)}."
-    if code == "max_value":
-        return f"{the} must be at most {_number_text(field.max_value)}."
-    if code == "max_decimal_places":
-        return f"{the} takes at most {field.decimal_places} decimals."
-    if code in ("max_digits", "max_whole_digits", "max_string_length"):
-        return f"{the} is too large a number."
-    if code == "max_length":
-        return f"{the} is at most {field.max_length} characters."
-    if code == "min_length":
-        return f"{the} needs at least {field.min_length} characters."
-    if code == "out_of_range":
-        return f"{the} must be a date from {day_text(FIRST_DATE)} to {day_text(LAST_DATE)}."
-    return None
+    must = _MUST[code](field) if code in _MUST else None
+    return f"The {label} {must}." if must else None
 
 
 # --- Rendering and errors ----------------------------------------------------------------------
