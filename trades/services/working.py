@@ -61,6 +61,7 @@ from .errors import (
     PositionUnprotected,
     TradeError,
     VersionConflict,
+    price_text,
 )
 from .lifecycle import trade_transition
 from .opening import TradeResult, place_entry, trade_entry_update
@@ -144,8 +145,8 @@ def _check_entry_price(trade: PaperTrade, limit_price: Decimal) -> None:
         raise InvalidTransition("A market entry has no price to change; cancel it instead.", trade=trade)
     if not trade.sl_price < limit_price < trade.tp_price:
         raise InvalidTradeInput({"limit_price": [
-            f"A long option's entry must lie between its stop-loss ({trade.sl_price}) and take-profit "
-            f"({trade.tp_price})."]})
+            f"A long option's entry must lie between its stop-loss ({price_text(trade.sl_price)}) and "
+            f"take-profit ({price_text(trade.tp_price)})."]})
 
 
 def _entry_at_broker(*, trade: PaperTrade, broker: BrokerProvider, market: Market, limit_price: Decimal | None,
@@ -163,7 +164,7 @@ def _entry_at_broker(*, trade: PaperTrade, broker: BrokerProvider, market: Marke
         trade = _entry_filled(trade=trade, order=order, entry=entry, broker=broker, market=market, who=who)
         price = trade.entry_price
         return TradeResult(trade, OrderAlreadyFilled(
-            f"The entry filled ({trade.qty} at {price}) before the broker received the "
+            f"The entry filled ({trade.qty} at {price_text(price)}) before the broker received the "
             f"{'cancel' if limit_price is None else 're-price'}: the trade is open, protected by its SL/TP.",
             trade=trade))
     if limit_price is None or entry.status != OrderStatus.CANCELED:
