@@ -290,3 +290,15 @@ def risk_adjusted(daily: pd.DataFrame, sessions: list[date]) -> dict:
     out["sharpe"] = number(mean / deviation * scale) if deviation > 0 else None
     out["sortino"] = number(mean / downside * scale) if downside > 0 else None
     return out
+
+
+def underwater(equity: list[str], start: str) -> list[str]:
+    """The drawdown after each trade of an equity curve (dollar strings, as `equity_curve` gives
+    them): equity minus its running peak, the starting balance counted as the first peak. 0 at
+    a new high, negative below it: the "underwater" chart under the equity curve."""
+    peak = Decimal(start)
+    out = []
+    for value in map(Decimal, equity):
+        peak = max(peak, value)
+        out.append(str((value - peak).quantize(CENT)))
+    return out
