@@ -119,8 +119,9 @@ class PerformanceView(AnalyticsView):
         data.is_valid(raise_exception=True)
         period = data.validated_data["period_range"]
         filters = analytics_filters(data.validated_data)
-        if period.name != "all":
-            filters = replace(filters, closed_from=period.start, closed_to=period.end)
+        if period.name == "all":  # no period asked: `from`/`to`, if given, say which dates
+            return Response(selectors.performance(user=request.user, filters=filters))
+        filters = replace(filters, closed_from=period.start, closed_to=period.end)
         return Response(selectors.performance(user=request.user, filters=filters, period=period))
 
 

@@ -178,7 +178,7 @@ def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
     r_trades = int(metrics.with_outcomes(frame)["r"].notna().sum()) if len(frame) else 0
     return {
         "money": "strings of dollars with 2 decimals; ratios are numbers; undefined values are null",
-        "period": (period or periods.Period("all", None, None)).as_json(),
+        "period": (period or _period_of(filters)).as_json(),
         "summary": {**summary, "avg_hold_hours": metrics.number(frame["hold_h"].mean(), 2), "r_trades": r_trades,
                     "expectancy_note": stats.expectancy_disagreement(
                         expectancy=summary["expectancy"], expectancy_r=summary["expectancy_r"],
@@ -202,6 +202,13 @@ def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
                   for day, pnl, count in zip(daily.index, metrics.money_series(daily["pnl"].to_numpy()),
                                              daily["trades"].tolist(), strict=True)],
     }
+
+
+def _period_of(filters: AnalyticsFilters | None) -> periods.Period:
+    """The period `from`/`to` filters describe, for callers that give no named period."""
+    if filters and (filters.closed_from or filters.closed_to):
+        return periods.Period("custom", filters.closed_from, filters.closed_to)
+    return periods.Period("all", None, None)
 
 
 def _with_intervals(rows) -> list[dict]:

@@ -131,7 +131,9 @@ def test_open_trades_do_not_count(api_as, trader, book):
     ("?from=2026-12-02&to=2026-12-04&strategy=momentum", 1),
 ])
 def test_filters_use_new_york_dates(api_as, trader, book, query, trades):
-    assert api_as(trader).get(URL + query).json()["summary"]["trades"] == trades
+    body = api_as(trader).get(URL + query).json()
+    assert body["summary"]["trades"] == trades
+    assert body["period"]["name"] == ("custom" if "from=" in query or "to=" in query else "all")
 
 
 @pytest.mark.parametrize("query", ["?from=yesterday", "?from=2026-12-05&to=2026-12-01"])
