@@ -68,7 +68,8 @@ FILTER_PARAMETERS = [FilterSerializer]  # documented from the serializer that ch
 
 class PerformanceFilterSerializer(FilterSerializer):
     """`?period=&start=&end=` on top of the report filters: a period of New York close dates
-    (today, this week, this month, year to date, all, or a custom range from `start` to `end`),
+    (today, this week, this month, year to date, all, or a custom range from `start` to `end`, either
+    of which may be left open),
     worked out from the market clock's "now". `from`/`to` stay for older clients, without a period."""
 
     period = serializers.ChoiceField(
@@ -83,10 +84,9 @@ class PerformanceFilterSerializer(FilterSerializer):
         name = attrs.get("period") or ("custom" if "start" in attrs or "end" in attrs else periods.DEFAULT_PERIOD)
         errors = {}
         if name == "custom":
-            for field, word in (("start", "first"), ("end", "last")):
-                if field not in attrs:
-                    errors[field] = [f"A custom period needs its {word} day."]
-            if not errors and attrs["start"] > attrs["end"]:
+            if "start" not in attrs and "end" not in attrs:
+                errors["start"] = ["A custom period needs its first day, its last day, or both."]
+            elif "start" in attrs and "end" in attrs and attrs["start"] > attrs["end"]:
                 errors["end"] = ["The range ends before it starts: pick an end on or after the start."]
         else:
             for field in ("start", "end"):

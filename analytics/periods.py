@@ -43,11 +43,14 @@ class Period:
 def period_range(name: str, *, now: datetime, tz: ZoneInfo, start: date | None = None,
                  end: date | None = None) -> Period:
     """The dates of period `name` as seen in `tz` at `now`. Weeks start on Monday (the trading
-    week); month and year to date start on the 1st. `custom` takes `start` and `end` as given."""
+    week); month and year to date start on the 1st. `custom` takes `start` and `end` as given;
+    one of them may be left open ("since 1 March", "up to 31 March")."""
     today = now.astimezone(tz).date()
     if name == "custom":
-        if start is None or end is None or start > end:
-            raise ValueError("a custom period needs a start on or before its end")
+        if start is None and end is None:
+            raise ValueError("a custom period needs a start or an end")
+        if start and end and start > end:
+            raise ValueError("a custom period's start must be on or before its end")
         return Period(name, start, end)
     firsts = {
         "today": today,

@@ -216,6 +216,8 @@ def pinned_now():
     ("?period=ytd", 4, "2026-01-01", "2026-12-04"),
     ("?period=custom&start=2026-12-02&end=2026-12-03", 2, "2026-12-02", "2026-12-03"),  # the 22:00 NY close is in
     ("?start=2026-12-01&end=2026-12-01", 1, "2026-12-01", "2026-12-01"),
+    ("?period=custom&start=2026-12-02", 3, "2026-12-02", None),  # open-ended: since the 2nd
+    ("?end=2026-12-01", 1, None, "2026-12-01"),
     ("?period=week&strategy=breakout", 2, "2026-11-30", "2026-12-04"),
 ])
 def test_periods_are_new_york_dates_from_the_pinned_now(api_as, trader, book, pinned_now, query, trades, start, end):
@@ -233,8 +235,7 @@ def test_a_trade_from_last_year_leaves_year_to_date(api_as, trader, book, pinned
 
 @pytest.mark.parametrize(("query", "field", "words"), [
     ("?period=fortnight", "period", "Pick a period: today, week, month, ytd, all, custom."),
-    ("?period=custom&start=2026-12-01", "end", "A custom period needs its last day."),
-    ("?period=custom", "start", "A custom period needs its first day."),
+    ("?period=custom", "start", "A custom period needs its first day, its last day, or both."),
     ("?period=custom&start=2026-12-05&end=2026-12-01", "end", "The range ends before it starts"),
     ("?period=week&start=2026-12-01", "start", "Start and end dates go with the custom period only."),
     ("?period=week&from=2026-12-01", "period", "Pick either a period or from/to dates, not both."),

@@ -35,7 +35,9 @@ def test_a_custom_range_is_taken_as_given_and_checked():
     assert custom.as_json() == {"name": "custom", "label": "Custom range", "start": "2026-03-01", "end": "2026-03-31"}
     with pytest.raises(ValueError):
         period_range("custom", now=LATE_TUESDAY_IN_NY, tz=NY, start=date(2026, 4, 1), end=date(2026, 3, 1))
+    since = period_range("custom", now=LATE_TUESDAY_IN_NY, tz=NY, start=date(2026, 4, 1))
+    assert (since.start, since.end) == (date(2026, 4, 1), None)
     with pytest.raises(ValueError):
-        period_range("custom", now=LATE_TUESDAY_IN_NY, tz=NY, start=date(2026, 4, 1))
+        period_range("custom", now=LATE_TUESDAY_IN_NY, tz=NY)
     with pytest.raises(ValueError):
         period_range("fortnight", now=LATE_TUESDAY_IN_NY, tz=NY)

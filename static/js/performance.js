@@ -15,8 +15,15 @@ function block(name, title, ...children) {
   return el("section", { className: "metric-block", dataset: { metric: name } }, el("h2", { className: "titled", text: title }), ...children);
 }
 
+function periodDates(period) {
+  if (!period.start && !period.end) return "every closed trade";
+  if (!period.end) return `since ${fmt.day(period.start)}`;
+  if (!period.start) return `up to ${fmt.day(period.end)}`;
+  return period.start === period.end ? fmt.day(period.start) : `${fmt.day(period.start)} to ${fmt.day(period.end)}`;
+}
+
 function periodLine(period, summary) {
-  const dates = period.start ? (period.start === period.end ? fmt.day(period.start) : `${fmt.day(period.start)} to ${fmt.day(period.end)}`) : "every closed trade";
+  const dates = periodDates(period);
   return el("p", { className: "muted period-shown", dataset: { period: period.name } },
     el("strong", { text: period.label }), ` · ${dates} (New York dates) · ${summary.trades} closed trade${summary.trades === 1 ? "" : "s"}`);
 }
