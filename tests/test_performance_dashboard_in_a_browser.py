@@ -112,6 +112,38 @@ def test_breakdowns_sort_and_switch(device, alice, book):  # noqa: F811
     reasons = page.locator(".breakdown[data-breakdown=by_close_reason]")
     expect(reasons.locator("tbody tr[data-key=TP_HIT] td[data-column=win_rate]")).to_contain_text("100.0\u00a0%")
     expect(reasons.locator("tbody tr[data-key=SL_HIT] td[data-column=avg_hold_hours]")).to_have_text("2h 0m")
+    reasons.locator("th[data-column=trades] button").click()
+    expect(reasons.locator("tbody tr").first).to_have_attribute("data-key", "SL_HIT")  # 9 before 5
+    # The refresh (every 15 s, or by hand) keeps what the trader chose.
+    with page.expect_response(lambda response: "/api/analytics/exit-replay" in response.url):
+        page.click("#refresh-all")
+    picked = page.locator(".breakdown-picker button[data-breakdown=by_close_reason]")
+    expect(picked).to_have_attribute("aria-pressed", "true")
+    expect(reasons.locator("th[data-column=trades]")).to_have_attribute("aria-sort", "descending")
+    assert page.problems == []
+
+
+def test_a_greeks_attribution_in_the_answer_gets_its_card(device, alice, book):  # noqa: F811
+    """The attribution is another part's field of the same answer; here it is added on the way in."""
+    attribution = {"trades": 14, "trades_without_attribution": 4,
+                   "sentence": "Time decay (theta): your calls lost $84.10.",
+                   "total": {"trades": 10, "delta": "412.00", "gamma": "30.50", "theta": "-84.10", "vega": "-12.00",
+                             "unattributed": "3.20", "execution": "-1.50", "pnl": "348.10"}}
+
+    def add_attribution(route):
+        answer = route.fetch().json()
+        route.fulfill(json={**answer, "greeks_attribution": attribution})
+
+    page = device()
+    page.route("**/api/analytics/performance?*", add_attribution)
+    page.click("#tab-performance")
+    greeks = page.locator(".kpi[data-kpi=greeks]")
+    expect(greeks.locator("dt")).to_have_text(["delta", "gamma", "theta", "vega", "unattributed", "execution"])
+    minus = "\u2212"
+    expect(greeks.locator("dd")).to_have_text(
+        ["+$412.00", "+$30.50", f"{minus}$84.10", f"{minus}$12.00", "+$3.20", f"{minus}$1.50"])
+    expect(greeks.locator(".kpi-note")).to_have_text("Time decay (theta): your calls lost $84.10.")
+    expect(greeks.locator(".kpi-sub")).to_have_text("10 of 14 trades attributed")
     assert page.problems == []
 
 

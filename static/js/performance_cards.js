@@ -53,11 +53,16 @@ function riskAdjusted(ratios) {
     { sub: `annualised over ${ratios.days} trading days` });
 }
 
-// The greeks attribution (another part of the API adds it): any {name: dollars} it holds, as lines.
+// The greeks attribution, when the API carries it (`greeks_attribution.total`: dollars per part,
+// and a sentence): each part as a line, the sentence under them.
 function greeks(attribution) {
-  const parts = Object.entries(attribution.totals || attribution).filter(([, value]) => typeof value === "string" && value !== "" && !Number.isNaN(Number(value)));
+  const total = attribution.total || {};
+  const parts = Object.entries(total).filter(([name, value]) => name !== "pnl" && typeof value === "string" && value !== "" && !Number.isNaN(Number(value)));
   if (!parts.length) return null;
-  const box = card("greeks", "P&L by greek", "");
+  const box = card("greeks", "P&L by greek", "", {
+    sub: attribution.trades_without_attribution ? `${total.trades} of ${attribution.trades} trades attributed` : null,
+    note: attribution.sentence || null,
+  });
   box.querySelector(".kpi-value").replaceWith(el("dl", { className: "kpi-greeks" },
     parts.map(([name, value]) => [el("dt", { text: name.replaceAll("_", " ") }), el("dd", { className: `pnl-${fmt.direction(value)}`, text: fmt.money(value) })])));
   return box;

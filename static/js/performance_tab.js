@@ -8,6 +8,7 @@ import { el } from "./dom.js";
 import { renderPerformance } from "./performance.js";
 
 let charts = [];
+let drawn = ""; // the answers last drawn: a refresh that brings the same ones leaves the page as it is
 let bringIntoView = false; // the tab was just picked on a phone: its cards go to the top of the screen
 const form = document.getElementById("performance-period");
 const PHONE = window.matchMedia("(max-width: 640px)");
@@ -39,13 +40,20 @@ export async function loadPerformance() {
     const suffix = dates.size ? `?${dates}` : "";
     const [calibration, replay] = await Promise.all([config.urls.calibration, config.urls.exit_replay].map((url) => get(url + suffix)));
     showErrors();
-    for (const chart of charts) chart?.remove();
-    charts = renderPerformance(box, performance, calibration, replay);
+    const answers = JSON.stringify([performance, calibration, replay]);
+    if (answers !== drawn || !charts.length) {
+      drawn = answers;
+      for (const chart of charts) chart?.remove();
+      charts = renderPerformance(box, performance, calibration, replay);
+    }
     if (bringIntoView) document.getElementById("panel-performance").scrollIntoView({ block: "start" });
     bringIntoView = false;
   } catch (error) {
     if (error.status === 400) showErrors(error.fieldErrors());
-    else box.replaceChildren(el("p", { className: "error", text: error.message }));
+    else {
+      drawn = "";
+      box.replaceChildren(el("p", { className: "error", text: error.message }));
+    }
   }
 }
 

@@ -17,6 +17,9 @@ export const BREAKDOWNS = [
   ["by_gate_verdict", "gate_verdict", "Gate verdict", (value) => value || "(none)"],
 ];
 
+// What the trader chose survives the page's refresh (every 15 s): the breakdown shown, each table's sort.
+const chosen = { breakdown: null, sorts: new Map() };
+
 const num = (value) => (value === null || value === undefined ? -Infinity : Number(value));
 
 function winRate(row) {
@@ -44,7 +47,8 @@ function columns(keyTitle, label, scale, extra) {
 
 // One sortable table; `rows` carry a `key` (the group's value) beside the API's figures.
 function sortableTable(name, cols, rows) {
-  const state = { by: "net_pnl", descending: true };
+  const state = chosen.sorts.get(name) || { by: "net_pnl", descending: true };
+  chosen.sorts.set(name, state);
   const tbody = el("tbody");
   const heads = cols.map((col) => el("th", { scope: "col", className: col.text ? "" : "num", dataset: { column: col.id } },
     el("button", { type: "button", className: "sort", onclick: () => sortBy(col.id) }, col.title)));
@@ -91,9 +95,10 @@ export function renderBreakdowns(performance) {
   }
   const holder = el("div", { className: "breakdown-holder" });
   function show(name) {
+    chosen.breakdown = name;
     holder.replaceChildren(panes.get(name));
     for (const button of picker.children) button.setAttribute("aria-pressed", String(button.dataset.breakdown === name));
   }
-  show(present[0][0]);
+  show(present.some(([name]) => name === chosen.breakdown) ? chosen.breakdown : present[0][0]);
   return el("div", {}, picker, holder);
 }
