@@ -446,8 +446,8 @@ HINDSIGHT = ("Hindsight: each closed trade's recorded path (entry fill, snapshot
              "truncated path. Not a forecast.")
 REPLAY_BASIS = ("Like for like: every bracket, and your own stop and target, is replayed on the same recorded marks "
                 "by the same exit rule, before commissions. The booked P&L comes from the real fills and can differ "
-                "from your replayed brackets: a fill away from the recorded mark, a bracket moved during the trade, "
-                "or a close by hand.")
+                "from your replayed brackets: commissions, a fill away from the recorded mark, a bracket moved during "
+                "the trade, or a close by hand.")
 
 
 def first_positions(path: pd.DataFrame, hit: np.ndarray, trades: pd.Index) -> np.ndarray:

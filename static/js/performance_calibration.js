@@ -87,7 +87,7 @@ function heatMap(strategy, slGrid, tpGrid, index) {
     el("span", { className: "replay-verdict block", dataset: { verdict: strategy.comparison.verdict }, text: strategy.comparison.sentence }),
     el("span", { className: "muted block", text: Number(strategy.comparison.booked_minus_replayed) === 0
       ? `Booked ${fmt.money(strategy.actual_pnl)}, the same as the replay.`
-      : `Booked ${fmt.money(strategy.actual_pnl)} (${fmt.money(strategy.comparison.booked_minus_replayed)} against the replay: fills away from the recorded mark, moved brackets or closes by hand).` }));
+      : `Booked ${fmt.money(strategy.actual_pnl)} (${fmt.money(strategy.comparison.booked_minus_replayed)} against the replay: commissions, fills away from the recorded mark, moved brackets or closes by hand).` }));
   const table = el("table", { className: "heatmap", "aria-labelledby": summaryId, dataset: { strategy: strategy.strategy } },
     el("thead", {}, el("tr", {}, el("th", { scope: "col", className: "corner", text: "SL \\ TP" }),
       tpGrid.map((tp) => el("th", { scope: "col", text: `+${tp}%` })))),
