@@ -4,6 +4,7 @@
 
 import { el } from "./dom.js";
 import * as fmt from "./format.js";
+import { EXPLAIN } from "./performance_cards.js";
 
 const DTE_WORDS = { 0: "0 days (expiry day)", "1-7": "1–7 days", "8-30": "8–30 days", "31-60": "31–60 days", ">60": "over 60 days" };
 
@@ -37,10 +38,10 @@ function columns(keyTitle, label, scale, extra) {
   return [
     { id: "label", title: keyTitle, sort: (row) => label(row.key), cell: (row) => label(row.key), text: true },
     { id: "trades", title: "Trades", sort: (row) => row.trades, cell: (row) => String(row.trades) },
-    { id: "win_rate", title: "Win rate (95 % range)", sort: (row) => num(row.win_rate), cell: winRate },
-    { id: "net_pnl", title: "Net P&L", sort: (row) => num(row.net_pnl), cell: (row) => pnlBar(row.net_pnl, scale) },
-    { id: "expectancy", title: "Per trade", sort: (row) => num(row.expectancy), cell: (row) => `${fmt.money(row.expectancy)} · ${fmt.rMultiple(row.expectancy_r)}` },
-    { id: "profit_factor", title: "Profit factor", sort: (row) => num(row.profit_factor), cell: (row) => (row.profit_factor === null && row.trades && Number(row.gross_loss) === 0 ? "no losses" : fmt.ratio(row.profit_factor)) },
+    { id: "win_rate", title: "Win rate (95 % range)", explain: EXPLAIN.win_rate, sort: (row) => num(row.win_rate), cell: winRate },
+    { id: "net_pnl", title: "Net P&L", explain: EXPLAIN.net_pnl, sort: (row) => num(row.net_pnl), cell: (row) => pnlBar(row.net_pnl, scale) },
+    { id: "expectancy", title: "Per trade", explain: EXPLAIN.expectancy, sort: (row) => num(row.expectancy), cell: (row) => `${fmt.money(row.expectancy)} · ${fmt.rMultiple(row.expectancy_r)}` },
+    { id: "profit_factor", title: "Profit factor", explain: EXPLAIN.profit_factor, sort: (row) => num(row.profit_factor), cell: (row) => (row.profit_factor === null && row.trades && Number(row.gross_loss) === 0 ? "no losses" : fmt.ratio(row.profit_factor)) },
     ...extra,
   ];
 }
@@ -50,7 +51,7 @@ function sortableTable(name, cols, rows) {
   const state = chosen.sorts.get(name) || { by: "net_pnl", descending: true };
   chosen.sorts.set(name, state);
   const tbody = el("tbody");
-  const heads = cols.map((col) => el("th", { scope: "col", className: col.text ? "" : "num", dataset: { column: col.id } },
+  const heads = cols.map((col) => el("th", { scope: "col", className: col.text ? "" : "num", title: col.explain, dataset: { column: col.id } },
     el("button", { type: "button", className: "sort", onclick: () => sortBy(col.id) }, col.title)));
   const menu = el("select", { className: "sort-menu", "aria-label": "Sort rows by", onchange: (event) => sortBy(event.target.value, true) },
     cols.map((col) => el("option", { value: col.id, text: `Sort by ${col.title.toLowerCase()}` })));
