@@ -86,7 +86,7 @@ export function renderBreakdowns(performance) {
   const present = BREAKDOWNS.filter(([name]) => (performance[name] || []).length);
   if (!present.length) return el("p", { className: "muted", text: "No closed trades in this period." });
   const panes = new Map();
-  const picker = el("div", { className: "segmented breakdown-picker", role: "group", "aria-label": "Break the results down by" });
+  const picker = el("div", { className: "breakdown-picker", role: "group", "aria-label": "Break the results down by" });
   for (const [name, field, title, label] of present) {
     const rows = performance[name].map((row) => ({ ...row, key: row[field] }));
     const scale = Math.max(...rows.map((row) => Math.abs(Number(row.net_pnl))));
