@@ -4,6 +4,7 @@ transaction to the caller through `tradeoptions.api.OwnedViewSetMixin` and passe
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -16,8 +17,10 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
+from monitoring import clock
 from tradeoptions.api import (
     ERROR,
+    BoundedDateField,
     CSVRenderer,
     DayRangeFilterSerializer,
     OwnedViewSetMixin,
@@ -26,7 +29,7 @@ from tradeoptions.api import (
 from tradeoptions.csvstream import csv_lines
 from trades.models import PaperTrade
 
-from . import metrics, parquet, selectors
+from . import metrics, parquet, periods, selectors
 from .models import TradeForensics
 
 
@@ -66,6 +69,41 @@ def analytics_filters(values: dict) -> selectors.AnalyticsFilters:
 FILTER_PARAMETERS = [FilterSerializer]  # documented from the serializer that checks them: one truth
 
 
+class PerformanceFilterSerializer(BasisFilterSerializer):
+    """`?period=&start=&end=` on top of the report filters: a period of New York close dates
+    (today, this week, this month, year to date, all, or a custom range from `start` to `end`, either
+    of which may be left open),
+    worked out from the market clock's "now". `from`/`to` stay for older clients, without a period."""
+
+    period = serializers.ChoiceField(
+        choices=list(periods.PERIODS), required=False,
+        error_messages={"invalid_choice": f"Pick a period: {', '.join(periods.PERIODS)}."},
+        help_text="today, week (from Monday), month, ytd (year to date), all (default) or custom (with start and end).")
+    start = BoundedDateField(required=False, help_text="First New York close date of a custom period, included.")
+    end = BoundedDateField(required=False, help_text="Last New York close date of a custom period, included.")
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        name = attrs.get("period") or ("custom" if "start" in attrs or "end" in attrs else periods.DEFAULT_PERIOD)
+        errors = {}
+        if name == "custom":
+            if "start" not in attrs and "end" not in attrs:
+                errors["start"] = ["A custom period needs its first day, its last day, or both."]
+            elif "start" in attrs and "end" in attrs and attrs["start"] > attrs["end"]:
+                errors["end"] = ["The range ends before it starts: pick an end on or after the start."]
+        else:
+            for field in ("start", "end"):
+                if field in attrs:
+                    errors[field] = ["Start and end dates go with the custom period only."]
+        if ("from" in attrs or "to" in attrs) and "period" in attrs:
+            errors["period"] = ["Pick either a period or from/to dates, not both."]
+        if errors:
+            raise ValidationError(errors)
+        attrs["period_range"] = periods.period_range(name, now=clock.now(), tz=clock.market_tz(),
+                                                     start=attrs.get("start"), end=attrs.get("end"))
+        return attrs
+
+
 class AnalyticsView(OwnedViewSetMixin, generics.GenericAPIView):
     """Base of the report views: the caller's closed trades (the selectors scope again)."""
 
@@ -77,12 +115,18 @@ class AnalyticsView(OwnedViewSetMixin, generics.GenericAPIView):
 
 
 class PerformanceView(AnalyticsView):
-    @extend_schema(parameters=[BasisFilterSerializer], responses={200: OpenApiTypes.OBJECT, 400: ERROR},
-                   summary="Performance metrics, breakdowns, equity curve and daily P&L (net of commissions "
-                           "unless ?basis=gross)")
+    @extend_schema(parameters=[PerformanceFilterSerializer], responses={200: OpenApiTypes.OBJECT, 400: ERROR},
+                   summary="Performance metrics, breakdowns, equity curve and daily P&L for a period (net of "
+                           "commissions unless ?basis=gross)")
     def get(self, request):
-        filters, basis = _basis_filters(request)
-        return Response(selectors.performance(user=request.user, filters=filters, basis=basis))
+        data = PerformanceFilterSerializer(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        period, basis = data.validated_data["period_range"], data.validated_data["basis"]
+        filters = analytics_filters(data.validated_data)
+        if period.name == "all":  # no period asked: `from`/`to`, if given, say which dates
+            return Response(selectors.performance(user=request.user, filters=filters, basis=basis))
+        filters = replace(filters, closed_from=period.start, closed_to=period.end)
+        return Response(selectors.performance(user=request.user, filters=filters, basis=basis, period=period))
 
 
 class CalibrationView(AnalyticsView):

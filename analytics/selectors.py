@@ -51,7 +51,7 @@ from trades.models import (
 )
 from trades.selectors import SNAPSHOT_FIELDS
 
-from . import attribution, explain, metrics
+from . import attribution, explain, metrics, periods, stats
 from .models import TradeForensics
 
 DEFAULT_BALANCE = AccountSettings._meta.get_field("account_balance").default
@@ -101,7 +101,7 @@ def _ten_thousandths(expression):
 
 TRADE_FRAME = ("id", "ticker", "strategy", "ai_verdict", "gate_verdict", "close_reason", "close_epoch", "pnl_gross",
                "pnl_net", "commission", "fees", "risk", "hold_h", "card_score", "ai_score", "technical_score",
-               "sentiment_score")
+               "sentiment_score", "entry_hour", "dte")
 MONEY_COLUMNS = ("pnl_gross", "pnl_net", "commission", "fees", "risk")
 SCORE_FIELDS = ("card_score", "ai_score", "technical_score", "sentiment_score")
 
@@ -146,13 +146,21 @@ def trade_frame(trades: QuerySet[PaperTrade], *, basis: str = metrics.NET) -> pd
         risk=_cents((F("entry_price") - F("sl_price")) * _held_qty() * CONTRACT_MULTIPLIER),
         hold_h=Cast("hold_duration_h", FloatField()),
         **{f"{name}_f": Cast(name, FloatField()) for name in SCORE_FIELDS},
-    ).values_list(*TRADE_FRAME[:10], "fees_cents", "risk", "hold_h", *(f"{name}_f" for name in SCORE_FIELDS))
+        entry_hour=ExtractHour("entry_date", tzinfo=market_tz()),
+        dte=_Days(F("expiry"), TruncDate("entry_date", tzinfo=market_tz())),
+    ).values_list(*TRADE_FRAME[:10], "fees_cents", "risk", "hold_h", *(f"{name}_f" for name in SCORE_FIELDS),
+                  "entry_hour", "dte")
     frame = pd.DataFrame.from_records(_fetch(rows), columns=TRADE_FRAME, coerce_float=True)
     frame = frame.astype({"id": "int64", **dict.fromkeys(MONEY_COLUMNS, "int64"), "close_epoch": "float64",
                           **{name: "float64" for name in ("hold_h", *SCORE_FIELDS)}})
     frame = metrics.on_basis(frame, basis)
     frame["close_date"] = pd.to_datetime(frame["close_epoch"], unit="s", utc=True).dt.round("us")
     frame["day"] = frame["close_date"].dt.tz_convert(market_tz()).dt.tz_localize(None).dt.normalize()
+    # Breakdown labels: the New York hour the trade was entered ("10:00"), its days to expiry bucket.
+    hours = pd.to_numeric(frame["entry_hour"], errors="coerce")
+    frame["entry_hour"] = [f"{int(hour):02d}:00" if hour == hour else "" for hour in hours.tolist()]
+    frame["dte_bucket"] = pd.cut(pd.to_numeric(frame["dte"], errors="coerce"), DTE_BUCKETS[0],
+                                 labels=DTE_BUCKETS[1]).astype(str).replace("nan", "")
     return frame
 
 
@@ -174,40 +182,66 @@ def _sessions_between(days) -> list[date]:
 
 
 def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None,
-                basis: str = metrics.NET) -> dict:
+                basis: str = metrics.NET, period: periods.Period | None = None) -> dict:
     """Everything the Performance tab shows, in four queries (the balance, the trades, and the
     trades and their snapshots for the greeks attribution). Every P&L figure is on `basis`: net of
-    commissions and fees (the default) or gross; `costs` gives both totals whatever the basis."""
+    commissions and fees (the default) or gross; `costs` gives both totals whatever the basis. Win
+    rates carry their 95 % Wilson interval; Sharpe and Sortino wait for enough trading days."""
     start = starting_balance_cents(user=user)
     frame = trade_frame(closed_trades(user=user, filters=filters), basis=basis)
     curve, drawdown = metrics.equity_curve(frame, start)
     daily = metrics.daily_pnl(frame)
-    by_strategy = metrics.breakdown(frame, "strategy")
+    by_strategy = _with_intervals(metrics.breakdown(frame, "strategy"))
     best = max(by_strategy, key=lambda row: Decimal(row["net_pnl"]), default=None)
     hold = frame.groupby("close_reason")["hold_h"].mean() if len(frame) else pd.Series(dtype=float)
+    summary = stats.with_win_rate_interval(metrics.summary(frame))
+    r_trades = int(metrics.with_outcomes(frame)["r"].notna().sum()) if len(frame) else 0
     return {
         "money": "strings of dollars with 2 decimals; ratios are numbers; undefined values are null",
         "basis": basis,
         "costs": metrics.costs(frame),
-        "summary": {**metrics.summary(frame), "avg_hold_hours": metrics.number(frame["hold_h"].mean(), 2)},
+        "period": (period or _period_of(filters)).as_json(),
+        "summary": {**summary, "avg_hold_hours": metrics.number(frame["hold_h"].mean(), 2), "r_trades": r_trades,
+                    "expectancy_note": stats.expectancy_disagreement(
+                        expectancy=summary["expectancy"], expectancy_r=summary["expectancy_r"],
+                        trades=summary["trades"], r_trades=r_trades)},
         "max_drawdown": drawdown,
-        "risk_adjusted": metrics.risk_adjusted(daily, _sessions_between(daily.index)),
-        "by_close_reason": [{**row, "avg_hold_hours": metrics.number(hold.get(row["close_reason"]), 2)}
-                            for row in metrics.breakdown(frame, "close_reason")],
+        "risk_adjusted": stats.gated_risk_adjusted(metrics.risk_adjusted(daily, _sessions_between(daily.index))),
+        "by_close_reason": _with_intervals({**row, "avg_hold_hours": metrics.number(hold.get(row["close_reason"]), 2)}
+                                           for row in metrics.breakdown(frame, "close_reason")),
         "by_strategy": by_strategy,
         "best_strategy": best["strategy"] if best and Decimal(best["net_pnl"]) > 0 else None,
-        "by_ticker": metrics.breakdown(frame, "ticker"),
-        "by_ai_verdict": metrics.breakdown(frame, "ai_verdict"),
-        "by_gate_verdict": metrics.breakdown(frame, "gate_verdict"),
+        "by_ticker": _with_intervals(metrics.breakdown(frame, "ticker")),
+        "by_entry_hour": _with_intervals(metrics.breakdown(frame, "entry_hour")),
+        "by_dte": _with_intervals(sorted(metrics.breakdown(frame, "dte_bucket"), key=_dte_order)),
+        "by_ai_verdict": _with_intervals(metrics.breakdown(frame, "ai_verdict")),
+        "by_gate_verdict": _with_intervals(metrics.breakdown(frame, "gate_verdict")),
         "by_card_score_decile": metrics.score_buckets(frame, "card_score"),
         "by_ai_score_decile": metrics.score_buckets(frame, "ai_score"),
-        "equity_curve": curve,
+        "equity_curve": {**curve, "drawdown": metrics.underwater(curve["equity"], curve["start"])},
         "pnl_distribution": metrics.pnl_histogram(frame),
         "daily": [{"date": day.isoformat(), "pnl": pnl, "trades": count}
                   for day, pnl, count in zip(daily.index, metrics.money_series(daily["pnl"].to_numpy()),
                                              daily["trades"].tolist(), strict=True)],
         "greeks_attribution": greeks_attribution(closed_trades(user=user, filters=filters)),
     }
+
+
+def _period_of(filters: AnalyticsFilters | None) -> periods.Period:
+    """The period `from`/`to` filters describe, for callers that give no named period."""
+    if filters and (filters.closed_from or filters.closed_to):
+        return periods.Period("custom", filters.closed_from, filters.closed_to)
+    return periods.Period("all", None, None)
+
+
+def _with_intervals(rows) -> list[dict]:
+    return [stats.with_win_rate_interval(row) for row in rows]
+
+
+def _dte_order(row: dict) -> int:
+    """DTE buckets nearest expiry first; trades without an entry date last."""
+    labels = DTE_BUCKETS[1]
+    return labels.index(row["dte_bucket"]) if row["dte_bucket"] in labels else len(labels)
 
 
 # --- Calibration ----------------------------------------------------------------------------------
@@ -217,17 +251,20 @@ SCORES = ("card_score", "ai_score", "technical_score", "sentiment_score")
 
 def calibration(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None,
                 basis: str = metrics.NET) -> dict:
-    """Realized win rate and expectancy per decile of each scanner score and per verdict; a score
-    whose outcomes do not rise with it is flagged (`monotonic: false`). On `basis` (net by default)."""
+    """Realized win rate (with its Wilson interval) and expectancy per decile of each scanner score
+    and per verdict, on `basis` (net by default). `monotonic` says whether the points rise at all; a
+    score is flagged only when the data can support it (`verdict: non_monotonic`: a fall beyond the
+    intervals of buckets with enough trades), and buckets with too few trades say so (`enough: false`)."""
     frame = trade_frame(closed_trades(user=user, filters=filters), basis=basis)
     scores = {}
     for score in SCORES:  # four scores, each vectorised over all trades
         buckets = metrics.score_buckets(frame, score)
-        scores[score] = {"buckets": buckets, **metrics.monotonicity(buckets)}
+        scores[score] = {**metrics.monotonicity(buckets), **stats.calibration_verdict(buckets),
+                         "min_bucket_trades": stats.MIN_BUCKET_TRADES}
     return {
         "trades": len(frame),
         "scores": scores,
-        "flagged": [name for name, result in scores.items() if result["monotonic"] is False],
+        "flagged": [name for name, result in scores.items() if result["verdict"] == "non_monotonic"],
         "by_ai_verdict": metrics.breakdown(frame, "ai_verdict"),
         "by_gate_verdict": metrics.breakdown(frame, "gate_verdict"),
     }
@@ -431,6 +468,10 @@ HINDSIGHT = ("Hindsight: each closed trade's recorded path (entry fill, snapshot
              "at or beyond a level (so gaps fill at that mark); an untouched bracket exits where the trade "
              "really closed. The path after the real close is unknown, so wider brackets are judged on a "
              "truncated path. Not a forecast.")
+REPLAY_BASIS = ("Like for like: every bracket, and your own stop and target, is replayed on the same recorded marks "
+                "by the same exit rule, before commissions. The booked P&L comes from the real fills and can differ "
+                "from your replayed brackets: commissions, a fill away from the recorded mark, a bracket moved during "
+                "the trade, or a close by hand.")
 
 
 def first_positions(path: pd.DataFrame, hit: np.ndarray, trades: pd.Index) -> np.ndarray:
@@ -444,8 +485,8 @@ def exit_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
     """Which bracket (SL % below entry, TP % above) would have done best per strategy."""
     trades_qs = closed_trades(user=user, filters=filters).filter(entry_price__gt=0)
     frame = path_trades(trades_qs)
-    result = {"hindsight": True, "note": HINDSIGHT, "sl_pct": list(SL_GRID_PCT), "tp_pct": list(TP_GRID_PCT),
-              "strategies": []}
+    result = {"hindsight": True, "note": HINDSIGHT, "basis": REPLAY_BASIS, "sl_pct": list(SL_GRID_PCT),
+              "tp_pct": list(TP_GRID_PCT), "strategies": []}
     if frame.empty:
         return result
     path = price_paths(trades_qs, frame)
@@ -472,23 +513,41 @@ def exit_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
     trades_of = np.bincount(codes, minlength=count)
     actual = np.bincount(codes, weights=info["pnl"].to_numpy(dtype=np.float64), minlength=count)
     big = np.iinfo(np.int64).max
+
+    def exit_pnl(sl_at: np.ndarray, tp_at: np.ndarray) -> np.ndarray:
+        """Cents per trade when exiting at the first of the two touches (-1: never touched), or
+        where the trade really closed when neither was touched."""
+        position = np.minimum(np.where(sl_at >= 0, sl_at, big), np.where(tp_at >= 0, tp_at, big))
+        index = np.where(position == big, last, offsets + np.where(position == big, 0, position))
+        return (marks[index] - entry4) * qty  # ten-thousandths per share × 100 shares = cents
+
     totals, wins = {}, {}
     for sl in SL_GRID_PCT:  # 36 grid cells, each vectorised over every trade
         for tp in TP_GRID_PCT:
-            s, t = sl_first[sl], tp_first[tp]
-            position = np.minimum(np.where(s >= 0, s, big), np.where(t >= 0, t, big))
-            index = np.where(position == big, last, offsets + np.where(position == big, 0, position))
-            pnl_cents = (marks[index] - entry4) * qty  # ten-thousandths per share × 100 shares = cents
+            pnl_cents = exit_pnl(sl_first[sl], tp_first[tp])
             totals[sl, tp] = np.rint(np.bincount(codes, weights=pnl_cents, minlength=count)).astype(np.int64)
             wins[sl, tp] = np.bincount(codes, weights=pnl_cents > 0, minlength=count)
+    # Like for like: each trade's own stop and target, replayed on the same path by the same rule.
+    own_sl = info["sl4"].reindex(path["trade_id"]).to_numpy(dtype=float)
+    own_tp = info["tp4"].reindex(path["trade_id"]).to_numpy(dtype=float)
+    own = exit_pnl(first_positions(path, after_entry & (running_low <= own_sl), ids),
+                   first_positions(path, after_entry & (own_tp > 0) & (running_high >= own_tp), ids))
+    own_totals = np.rint(np.bincount(codes, weights=own, minlength=count)).astype(np.int64)
     for code, strategy in enumerate(strategies):  # output: one entry per strategy
         n = int(trades_of[code])
         rows = [{"sl_pct": sl, "tp_pct": tp, "total_pnl": metrics.money(totals[sl, tp][code]),
                  "avg_pnl": metrics.money_ratio(totals[sl, tp][code], n),
                  "win_rate": metrics.number(wins[sl, tp][code] / n)} for sl, tp in totals]
         best_at = int(np.argmax([totals[key][code] for key in totals]))
-        result["strategies"].append({"strategy": strategy, "trades": n, "best": rows[best_at], "cells": rows,
-                                     "actual_pnl": metrics.money(round(actual[code]))})
+        booked = round(actual[code])
+        comparison = stats.replay_comparison(best_cents=int(totals[list(totals)[best_at]][code]),
+                                             own_cents=int(own_totals[code]), actual_cents=booked)
+        result["strategies"].append({
+            "strategy": strategy, "trades": n, "best": rows[best_at], "cells": rows,
+            "actual_pnl": metrics.money(booked), "own_brackets_pnl": metrics.money(own_totals[code]),
+            "comparison": {"verdict": comparison["verdict"], "sentence": comparison["sentence"],
+                           "booked_minus_replayed": metrics.money(comparison["gap_to_booked_cents"])},
+        })
     return result
 
 

@@ -53,14 +53,18 @@ def test_the_performance_tab_draws_calibration_and_the_hindsight_heat_map(device
             expect(card.locator("canvas").first).to_be_visible()
             first = result["buckets"][0]
             expect(card.locator("[role=img]")).to_have_attribute("aria-label", _contains(f"D1 ({first['score_min']}"))
-        if result["monotonic"] is False:
+        expect(card).to_have_attribute("data-verdict", result["verdict"])
+        if result["verdict"] == "non_monotonic":
             expect(card.locator(".flag-warn")).to_contain_text("non-monotonic")
+        else:
+            expect(card.locator(".flag-warn")).to_have_count(0)
 
     # The exit replay: said to be hindsight, one 6 × 6 grid per strategy, its values the API's.
     block = panel.locator("[data-metric=exit_replay]")
     expect(block.locator("h2")).to_contain_text("hindsight")
     expect(block.locator(".hindsight-note")).to_contain_text("Hindsight: each closed trade's recorded path")
     expect(block.locator(".hindsight-note")).to_contain_text("Not a forecast.")
+    expect(block.locator(".replay-basis")).to_contain_text("Like for like")
     maps = block.locator("table.heatmap")
     expect(maps).to_have_count(len(replay["strategies"]))
     for strategy in replay["strategies"]:
@@ -68,6 +72,8 @@ def test_the_performance_tab_draws_calibration_and_the_hindsight_heat_map(device
         expect(grid.locator("tbody td")).to_have_count(len(replay["sl_pct"]) * len(replay["tp_pct"]))
         best = strategy["best"]
         cell = grid.locator(f"td.best[data-sl='{best['sl_pct']}'][data-tp='{best['tp_pct']}']")
+        card = block.locator(f".heatmap-card:has(table.heatmap[data-strategy={strategy['strategy']}])")
+        expect(card.locator(".replay-verdict")).to_have_text(strategy["comparison"]["sentence"])
         expect(cell).to_have_attribute("data-pnl", best["total_pnl"])
         for sample in strategy["cells"][::7]:
             expect(grid.locator(f"td[data-sl='{sample['sl_pct']}'][data-tp='{sample['tp_pct']}']")).to_have_attribute(

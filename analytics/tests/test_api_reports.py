@@ -131,24 +131,48 @@ def test_sandbox_fill_gaps_take_a_constant_number_of_queries(api_as, trader, san
 # --- Calibration ----------------------------------------------------------------------------------
 
 
-def test_calibration_flags_a_score_whose_outcomes_do_not_rise(api_as, trader, other_trader, strict_json):
-    # card_score 1..4 with P&L -50, -100, +160, +200: win rate rises, expectancy does not.
-    # ai_score 1..3 with -100, -50, +200: both rise.
+def test_calibration_with_four_trades_flags_nothing_and_says_why(api_as, trader, other_trader, strict_json):
+    # card_score 1..4 with P&L -50, -100, +160, +200: win rate rises, expectancy does not, but one trade
+    # a bucket says nothing: no flag. ai_score 1..3 with -100, -50, +200: both rise.
     for card, ai, pnl in [(1, 2, -50), (2, 1, -100), (3, None, 160), (4, 3, 200)]:
         ClosedTradeFactory(owner=trader, qty=1, entry_price=Decimal("2"), close_price=Decimal("2") + Decimal(pnl) / 100,
                            card_score=Decimal(card), ai_score=None if ai is None else Decimal(ai),
                            ai_verdict="BUY" if pnl > 0 else "SKIP")
     ClosedTradeFactory(owner=other_trader, card_score=Decimal(9), ai_verdict="SECRET")
     body = strict_json(api_as(trader).get("/api/analytics/calibration"))
-    assert body["trades"] == 4 and body["flagged"] == ["card_score"]
+    assert body["trades"] == 4 and body["flagged"] == []
     card = body["scores"]["card_score"]
     assert [row["expectancy"] for row in card["buckets"]] == ["-50.00", "-100.00", "160.00", "200.00"]
     assert card["win_rate_monotonic"] is True and card["expectancy_monotonic"] is False
+    assert card["verdict"] == "too_few_trades" and card["min_bucket_trades"] == 10
+    assert card["reason"].startswith("Too few trades: 4 of 4 bucket(s)")
+    assert [row["enough"] for row in card["buckets"]] == [False] * 4
+    assert card["buckets"][0]["win_rate_ci"] == [0.0, 0.7935]
     assert body["scores"]["ai_score"]["monotonic"] is True
-    assert body["scores"]["technical_score"] == {"buckets": [], "monotonic": None, "win_rate_monotonic": None,
-                                                 "expectancy_monotonic": None, "spearman": None}
+    assert body["scores"]["technical_score"] == {
+        "buckets": [], "monotonic": None, "win_rate_monotonic": None, "expectancy_monotonic": None, "spearman": None,
+        "verdict": "too_few_trades", "reason": "No trade has this score.", "min_bucket_trades": 10}
     verdicts = {row["ai_verdict"]: (row["win_rate"], row["expectancy"]) for row in body["by_ai_verdict"]}
     assert verdicts == {"BUY": (1.0, "180.00"), "SKIP": (0.0, "-75.00")}
+
+
+def test_calibration_flags_a_fall_the_data_support(api_as, trader, strict_json):
+    # Card scores 1..40, the lowest 20 won, the rest lost: deciles of four trades each, too few to say.
+    for score in range(1, 41):
+        ClosedTradeFactory(owner=trader, qty=1, entry_price=Decimal("2"),
+                           close_price=Decimal("2.50" if score <= 20 else "1.50"), card_score=Decimal(score))
+    body = strict_json(api_as(trader).get("/api/analytics/calibration"))
+    card = body["scores"]["card_score"]
+    assert [row["trades"] for row in card["buckets"]] == [4] * 10
+    assert card["verdict"] == "too_few_trades" and body["flagged"] == []
+    # Sixty more losers above: deciles of ten, the top ones all lost: a fall beyond the intervals.
+    for score in range(41, 101):
+        ClosedTradeFactory(owner=trader, qty=1, entry_price=Decimal("2"), close_price=Decimal("1.50"),
+                           card_score=Decimal(score))
+    body = strict_json(api_as(trader).get("/api/analytics/calibration"))
+    card = body["scores"]["card_score"]
+    assert [row["trades"] for row in card["buckets"]] == [10] * 10 and all(row["enough"] for row in card["buckets"])
+    assert card["verdict"] == "non_monotonic" and body["flagged"] == ["card_score"]
 
 
 # --- Exit replay ----------------------------------------------------------------------------------
@@ -187,6 +211,28 @@ def test_exit_replay_on_a_hand_computed_path(api_as, trader, other_trader, stric
     assert cells[(20, 60)] == "120.00"  # 3.20 never touched: out where the trade really closed
     assert strategy["best"] == {"sl_pct": 20, "tp_pct": 40, "total_pnl": "180.00", "avg_pnl": "180.00",
                                 "win_rate": 1.0}
+    # Its own 1.50 stop and 3.00 target are never touched: replayed, it closes where it closed.
+    assert strategy["own_brackets_pnl"] == "120.00"
+    assert strategy["comparison"] == {
+        "verdict": "grid_better", "booked_minus_replayed": "0.00",
+        "sentence": "On the same recorded path, the best grid bracket would have made more than your own brackets."}
+    assert "Like for like" in body["basis"] and "before commissions" in body["basis"]
+
+
+def test_exit_replay_says_when_your_own_brackets_beat_the_grid(api_as, trader, strict_json):
+    # A wide own stop (0.50) rode out a dip to 0.70 that stops every grid bracket (down to 60 %, 0.80),
+    # then the trade reached its own 4.00 target: +$200 booked, -$130 in every grid cell. The best bracket
+    # in hindsight reads worse than the trade, and the answer says why, on the same basis.
+    trade = ClosedTradeFactory(owner=trader, qty=1, entry_price=Decimal("2.00"), entry_date=ENTRY,
+                               sl_price=Decimal("0.50"), tp_price=Decimal("4.00"), close_price=Decimal("4.00"),
+                               close_date=_at(30), close_reason=CloseReason.TP_HIT, strategy="wide")
+    for minutes, mark in [(5, "0.70"), (20, "3.00")]:
+        PriceSnapshotFactory(trade=trade, timestamp=_at(minutes), mark_price=Decimal(mark))
+    (wide,) = strict_json(api_as(trader).get("/api/analytics/exit-replay"))["strategies"]
+    assert wide["best"]["total_pnl"] == "-130.00" and wide["actual_pnl"] == "200.00"
+    assert wide["own_brackets_pnl"] == "200.00"
+    assert wide["comparison"]["verdict"] == "own_better"
+    assert wide["comparison"]["sentence"].startswith("Your own brackets (and closes) did better than every bracket")
 
 
 def test_exit_replay_without_trades(api_as, trader, strict_json):

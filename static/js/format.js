@@ -125,3 +125,29 @@ export const CLOSE_REASONS = {
   EXPIRED: "Expired",
   EXPIRED_ITM: "Expired ITM",
 };
+
+// A rate from 0 to 1 as "35.7 %" (a non-breaking space before the sign, so it never wraps alone).
+export function rate(value, places = 1) {
+  if (value === null || value === undefined) return "—";
+  return `${(Number(value) * 100).toFixed(places)}\u00a0%`;
+}
+
+// A plain ratio ("2.40"); "—" when undefined.
+export function ratio(value, places = 2) {
+  if (value === null || value === undefined) return "—";
+  return Number(value).toFixed(places);
+}
+
+// An R multiple with its sign: "+0.53 R".
+export function rMultiple(value) {
+  if (value === null || value === undefined) return "—";
+  return `${signed(value, Math.abs(Number(value)).toFixed(2))}\u00a0R`;
+}
+
+// A New York date ("2026-12-04") as "Fri 4 Dec 2026", without moving it through a time zone.
+export function day(iso) {
+  if (!iso) return "—";
+  const [year, month, date] = iso.split("-").map(Number);
+  const weekday = new Date(Date.UTC(year, month - 1, date)).toLocaleDateString("en-GB", { weekday: "short", timeZone: "UTC" });
+  return `${weekday} ${date} ${MONTHS[month - 1]} ${year}`;
+}

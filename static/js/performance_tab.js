@@ -1,26 +1,84 @@
-// The performance tab: the analytics API's metrics, calibration and exit replay, laid out by
-// performance.js; its charts are removed before new ones are drawn.
+// The performance tab: the period picked (today, week, month, year to date, all, a custom range)
+// is asked of the analytics API, whose answer names the New York dates it covered; calibration and
+// the exit replay are asked for the same dates. performance.js lays the answers out; its charts are
+// removed before new ones are drawn. A bad custom range is told beside its field, in words.
 
 import { config, get } from "./api.js";
 import { el } from "./dom.js";
 import { renderPerformance } from "./performance.js";
 
 let charts = [];
+let drawn = ""; // the answers last drawn: a refresh that brings the same ones leaves the page as it is
+let bringIntoView = false; // the tab was just picked on a phone: its cards go to the top of the screen
+const form = document.getElementById("performance-period");
+const PHONE = window.matchMedia("(max-width: 640px)");
+
+function query() {
+  const data = new FormData(form);
+  const params = new URLSearchParams({ period: data.get("period") || "all" });
+  if (params.get("period") === "custom") {
+    for (const name of ["start", "end"]) if (data.get(name)) params.set(name, data.get(name));
+  }
+  return params;
+}
+
+function showErrors(fields = {}) {
+  for (const name of ["start", "end", "period"]) {
+    const box = document.getElementById(`performance-${name}-error`);
+    box.textContent = (fields[name] || []).join(" ");
+    form.elements[name]?.setAttribute?.("aria-invalid", String(Boolean(fields[name])));
+  }
+}
 
 export async function loadPerformance() {
   const box = document.getElementById("performance");
+  const params = query();
   try {
-    const [performance, calibration, replay] = await Promise.all(
-      [config.urls.performance, config.urls.calibration, config.urls.exit_replay].map((url) => get(url)));
-    for (const chart of charts) chart?.remove();
-    charts = renderPerformance(box, performance, calibration, replay);
+    const performance = await get(`${config.urls.performance}?${params}`);
+    const { start, end } = performance.period;
+    const dates = new URLSearchParams(Object.entries({ from: start, to: end }).filter(([, value]) => value));
+    const suffix = dates.size ? `?${dates}` : "";
+    const [calibration, replay] = await Promise.all([config.urls.calibration, config.urls.exit_replay].map((url) => get(url + suffix)));
+    showErrors();
+    const answers = JSON.stringify([performance, calibration, replay]);
+    if (answers !== drawn || !charts.length) {
+      drawn = answers;
+      for (const chart of charts) chart?.remove();
+      charts = renderPerformance(box, performance, calibration, replay);
+    }
+    if (bringIntoView) document.getElementById("panel-performance").scrollIntoView({ block: "start" });
+    bringIntoView = false;
   } catch (error) {
-    if (error.status === 404) {
-      box.replaceChildren(
-        el("p", { className: "coming", text: "Performance metrics are coming." }),
-        el("p", { className: "muted", text: "Win rate, expectancy, drawdown and the equity curve will appear here once the analytics API is live. No numbers are shown until then." }));
-    } else {
+    if (error.status === 400) showErrors(error.fieldErrors());
+    else {
+      drawn = "";
       box.replaceChildren(el("p", { className: "error", text: error.message }));
     }
   }
+}
+
+// On a phone the account card and the page head fill the first screen: picking the tab scrolls
+// its panel (period, then the KPI cards) to the top once the figures are in.
+function bindTabPick() {
+  document.getElementById("tab-performance")?.addEventListener("click", () => {
+    bringIntoView = PHONE.matches;
+  });
+}
+
+function bindPeriod() {
+  const custom = document.getElementById("performance-custom");
+  form.addEventListener("change", (event) => {
+    if (event.target.name !== "period") return;
+    custom.hidden = event.target.value !== "custom";
+    if (event.target.value !== "custom") loadPerformance();
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadPerformance();
+  });
+}
+
+if (form) {
+  bindPeriod();
+  bindTabPick();
 }
