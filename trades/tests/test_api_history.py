@@ -146,8 +146,8 @@ def test_the_totals_are_of_the_whole_filtered_set_not_of_the_page(api_as, trader
     narrowed = api_as(trader).get("/api/trades/history?strategy=breakout&page_size=1").json()["totals"]
     assert (narrowed["count"], narrowed["realized_pnl"], narrowed["win_rate"]) == (2, "40.00", "50.00")
     unfilled = api_as(trader).get("/api/trades/history?outcome=unfilled").json()["totals"]
-    assert unfilled == {"count": 2, "realized_pnl": None, "realized_pnl_net": None, "closed": 0, "wins": 0, "losses": 0, "flat": 0,
-                        "win_rate": None}
+    assert unfilled == {"count": 2, "realized_pnl": None, "realized_pnl_net": None, "closed": 0, "wins": 0,
+                        "losses": 0, "flat": 0, "win_rate": None}
 
 
 @pytest.mark.parametrize(("query", "field", "words"), [
