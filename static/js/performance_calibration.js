@@ -5,7 +5,8 @@
 
 import { el } from "./dom.js";
 import * as fmt from "./format.js";
-import { at, canvas, categoryChart, colour, dataTable, DAY } from "./performance_charts.js";
+import { followTheme } from "./chart.js";
+import { at, canvas, categoryChart, dataTable, DAY } from "./performance_charts.js";
 
 const SCORE_NAMES = { card_score: "Card score", ai_score: "AI score", technical_score: "Technical score", sentiment_score: "Sentiment score" };
 
@@ -38,14 +39,18 @@ function renderScore(name, result, charts) {
       ["Enough trades?", (b) => (b.enough ? "yes" : `no (under ${result.min_bucket_trades})`)]], buckets));
   requestAnimationFrame(() => {
     const chart = categoryChart(box, labels, {
-      leftPriceScale: { visible: true, borderColor: colour("line"), scaleMargins: { top: 0.08, bottom: 0.08 } },
-      rightPriceScale: { borderColor: colour("line"), scaleMargins: { top: 0.08, bottom: 0.08 } },
+      leftPriceScale: { visible: true, scaleMargins: { top: 0.08, bottom: 0.08 } },
+      rightPriceScale: { scaleMargins: { top: 0.08, bottom: 0.08 } },
     });
     chart.applyOptions({ timeScale: { tickMarkFormatter: (time) => `D${buckets[Math.round(time / DAY) - 1]?.bucket ?? ""}` } });
     const quiet = { lastValueVisible: false, priceLineVisible: false };
     const expectancy = chart.addHistogramSeries({ ...quiet, priceFormat: { type: "price", precision: 0, minMove: 1 } });
-    expectancy.setData(buckets.map((b, i) => ({ time: at(i), value: Number(b.expectancy), color: colour(Number(b.expectancy) >= 0 ? "gain" : "loss") })));
-    const winRate = chart.addLineSeries({ ...quiet, priceScaleId: "left", color: colour("accent"), lineWidth: 2, pointMarkersVisible: true, priceFormat: { type: "custom", minMove: 1, formatter: (value) => `${value.toFixed(0)}%` } });
+    const winRate = chart.addLineSeries({ ...quiet, priceScaleId: "left", lineWidth: 2, pointMarkersVisible: true, priceFormat: { type: "custom", minMove: 1, formatter: (value) => `${value.toFixed(0)}%` } });
+    followTheme(chart, (colours) => {
+      chart.applyOptions({ leftPriceScale: { borderColor: colours.border } });
+      expectancy.setData(buckets.map((b, i) => ({ time: at(i), value: Number(b.expectancy), color: Number(b.expectancy) >= 0 ? colours.gain : colours.loss })));
+      winRate.applyOptions({ color: colours.line });
+    });
     winRate.setData(buckets.map((b, i) => ({ time: at(i), value: b.win_rate === null ? 0 : b.win_rate * 100 })));
     winRate.applyOptions({ autoscaleInfoProvider: () => ({ priceRange: { minValue: 0, maxValue: 100 } }) });
     chart.timeScale().fitContent();

@@ -1,18 +1,15 @@
 // Charts of the Performance tab: the equity curve with its drawdown ("underwater") below it, the
 // P&L of each New York day, and the distribution of trade results. Every value comes from the API;
-// colours come from the stylesheet's custom properties (--gain, --loss, ...), so the theme holds.
+// colours come from the stylesheet's custom properties (--gain, --loss, ...) through chart.js, and
+// every chart repaints itself when the system switches between light and dark.
 
 import { createChart } from "../vendor/lightweight-charts/lightweight-charts.standalone.production.mjs";
-import { renderEquity } from "./chart.js";
+import { followTheme, renderEquity } from "./chart.js";
 import { el } from "./dom.js";
 import * as fmt from "./format.js";
 
 const DAY = 86400;
 const at = (index) => (index + 1) * DAY;
-
-export function colour(name) {
-  return getComputedStyle(document.documentElement).getPropertyValue(`--${name}`).trim();
-}
 
 // A theme colour ("#f87171" or "rgb(…)") at some opacity, for fills under a line.
 function faded(value, opacity) {
@@ -21,18 +18,13 @@ function faded(value, opacity) {
   return parts.length === 3 ? `rgba(${parts.join(", ")}, ${opacity})` : value;
 }
 
+// What the tab's charts share; background, text, grid and borders are the theme's (followTheme).
 function base() {
-  const line = colour("line");
-  return {
-    autoSize: true,
-    layout: { background: { color: colour("card") }, textColor: colour("muted"), attributionLogo: false },
-    grid: { vertLines: { color: line }, horzLines: { color: line } },
-    rightPriceScale: { borderColor: line },
-    timeScale: { borderColor: line },
-    handleScroll: false,
-    handleScale: false,
-  };
+  return { autoSize: true, layout: { attributionLogo: false }, handleScroll: false, handleScale: false };
 }
+
+// A bar coloured by its sign, in the theme's gain and loss colours.
+const signed = (value, colours) => (value >= 0 ? colours.gain : colours.loss);
 
 export function canvas(label, className = "chart-canvas") {
   return el("div", { className, role: "img", "aria-label": label });
@@ -41,13 +33,12 @@ export function canvas(label, className = "chart-canvas") {
 // Lightweight Charts only knows a time axis: categories (buckets, deciles) sit one "day" apart
 // and every label the axis or the crosshair shows is the category's own.
 export function categoryChart(box, labels, options = {}) {
-  const frame = base();
   const name = (time) => labels[Math.round(time / DAY) - 1] ?? "";
-  return createChart(box, {
-    ...frame, ...options,
-    timeScale: { ...frame.timeScale, tickMarkFormatter: name, fixLeftEdge: true, fixRightEdge: true },
+  return followTheme(createChart(box, {
+    ...base(), ...options,
+    timeScale: { tickMarkFormatter: name, fixLeftEdge: true, fixRightEdge: true },
     localization: { timeFormatter: name },
-  });
+  }));
 }
 
 export { at, DAY };
@@ -77,12 +68,13 @@ export function renderEquityBlock(block, curve, charts) {
     if (!chart) return;
     chart.priceScale("right").applyOptions({ scaleMargins: { top: 0.05, bottom: 0.35 } });
     // A baseline at $0: the fill runs from 0 down to the drawdown, so "underwater" reads as depth.
-    const loss = colour("loss");
     const under = chart.addBaselineSeries({
       priceScaleId: "underwater", baseValue: { type: "price", price: 0 }, lineWidth: 1, lastValueVisible: false, priceLineVisible: false,
-      title: "drawdown", topLineColor: loss, topFillColor1: "transparent", topFillColor2: "transparent",
-      bottomLineColor: loss, bottomFillColor1: faded(loss, 0.2), bottomFillColor2: faded(loss, 0.6),
+      title: "drawdown", topFillColor1: "transparent", topFillColor2: "transparent",
     });
+    followTheme(chart, ({ loss }) => under.applyOptions({
+      topLineColor: loss, bottomLineColor: loss, bottomFillColor1: faded(loss, 0.2), bottomFillColor2: faded(loss, 0.6),
+    }));
     under.applyOptions({ autoscaleInfoProvider: (original) => {
       const info = original();
       if (info?.priceRange) info.priceRange.maxValue = 0;
@@ -107,7 +99,7 @@ export function renderDaily(block, daily, charts) {
   requestAnimationFrame(() => {
     const chart = createChart(box, base());
     const series = chart.addHistogramSeries({ priceFormat: { type: "price", precision: 0, minMove: 1 }, lastValueVisible: false, priceLineVisible: false });
-    series.setData(daily.map((d) => ({ time: d.date, value: Number(d.pnl), color: colour(Number(d.pnl) >= 0 ? "gain" : "loss") })));
+    followTheme(chart, (colours) => series.setData(daily.map((d) => ({ time: d.date, value: Number(d.pnl), color: signed(Number(d.pnl), colours) }))));
     chart.timeScale().fitContent();
     charts.push(chart);
   });
@@ -128,7 +120,7 @@ export function renderDistribution(block, distribution, charts) {
     const chart = categoryChart(box, buckets.map((bucket) => `${fmt.money(bucket.from)} to ${fmt.money(bucket.to)}`));
     chart.applyOptions({ timeScale: { tickMarkFormatter: (time) => fmt.money(buckets[Math.round(time / DAY) - 1]?.from ?? "") } });
     const series = chart.addHistogramSeries({ priceFormat: { type: "price", precision: 0, minMove: 1 }, lastValueVisible: false, priceLineVisible: false });
-    series.setData(buckets.map((bucket, index) => ({ time: at(index), value: bucket.trades, color: colour(Number(bucket.from) >= 0 ? "gain" : "loss") })));
+    followTheme(chart, (colours) => series.setData(buckets.map((bucket, index) => ({ time: at(index), value: bucket.trades, color: signed(Number(bucket.from), colours) }))));
     chart.timeScale().fitContent();
     charts.push(chart);
   });
