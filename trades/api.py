@@ -367,6 +367,20 @@ def _require_object(data) -> None:
         raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
 
 
+def _working_order(name: str, service, serializer_class, *, summary: str):
+    """One working-order endpoint of `TradeViewSet`: `POST /api/trades/{id}/<entry|close>/<cancel|
+    reprice>`, named `name`, documented alike, its body checked by `serializer_class` and handed to
+    `service` by `TradeViewSet._working`. The four differ only in these arguments."""
+    def view(self, request, pk=None):
+        return self._working(request, serializer_class, service)
+
+    view.__name__ = view.__qualname__ = name  # the action's name: routing, `stepwise_actions`, the schema
+    url_path = name.replace("_", "/")
+    routed = action(detail=True, methods=["post"], url_path=url_path, url_name=url_path.replace("/", "-"))(view)
+    return extend_schema(summary=summary, description=WORKING_ORDER_NOTE, request=serializer_class,
+                         responses=WORKING_ORDER_RESPONSES)(routed)
+
+
 # --- Export -----------------------------------------------------------------------------------
 
 
@@ -525,29 +539,18 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
             return Response(TradeDetailSerializer(self._reload(result.trade)).data,
                             status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
 
-    @extend_schema(summary="Withdraw a pending entry (a resting limit, or one queued for the open)",
-                   description=WORKING_ORDER_NOTE, request=VersionSerializer, responses=WORKING_ORDER_RESPONSES)
-    @action(detail=True, methods=["post"], url_path="entry/cancel", url_name="entry-cancel")
-    def entry_cancel(self, request, pk=None):
-        return self._working(request, VersionSerializer, services.entry_cancel)
-
-    @extend_schema(summary="Re-price a pending limit entry (cancel/replace, same SL/TP)",
-                   description=WORKING_ORDER_NOTE, request=EntryRepriceSerializer, responses=WORKING_ORDER_RESPONSES)
-    @action(detail=True, methods=["post"], url_path="entry/reprice", url_name="entry-reprice")
-    def entry_reprice(self, request, pk=None):
-        return self._working(request, EntryRepriceSerializer, services.entry_reprice)
-
-    @extend_schema(summary="Withdraw a pending close: the position is OPEN again under its SL/TP bracket",
-                   description=WORKING_ORDER_NOTE, request=VersionSerializer, responses=WORKING_ORDER_RESPONSES)
-    @action(detail=True, methods=["post"], url_path="close/cancel", url_name="close-cancel")
-    def close_cancel(self, request, pk=None):
-        return self._working(request, VersionSerializer, services.close_cancel)
-
-    @extend_schema(summary="Switch a pending close between market and limit (cancel/replace)",
-                   description=WORKING_ORDER_NOTE, request=CloseRepriceSerializer, responses=WORKING_ORDER_RESPONSES)
-    @action(detail=True, methods=["post"], url_path="close/reprice", url_name="close-reprice")
-    def close_reprice(self, request, pk=None):
-        return self._working(request, CloseRepriceSerializer, services.close_reprice)
+    entry_cancel = _working_order(
+        "entry_cancel", services.entry_cancel, VersionSerializer,
+        summary="Withdraw a pending entry (a resting limit, or one queued for the open)")
+    entry_reprice = _working_order(
+        "entry_reprice", services.entry_reprice, EntryRepriceSerializer,
+        summary="Re-price a pending limit entry (cancel/replace, same SL/TP)")
+    close_cancel = _working_order(
+        "close_cancel", services.close_cancel, VersionSerializer,
+        summary="Withdraw a pending close: the position is OPEN again under its SL/TP bracket")
+    close_reprice = _working_order(
+        "close_reprice", services.close_reprice, CloseRepriceSerializer,
+        summary="Switch a pending close between market and limit (cancel/replace)")
 
     def _working(self, request, serializer_class, service) -> Response:
         with tenancy.acting_as(request.user.pk):
