@@ -367,18 +367,28 @@ def _require_object(data) -> None:
         raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
 
 
-def _working_order(name: str, service, serializer_class, *, summary: str):
-    """One working-order endpoint of `TradeViewSet`: `POST /api/trades/{id}/<entry|close>/<cancel|
-    reprice>`, named `name`, documented alike, its body checked by `serializer_class` and handed to
-    `service` by `TradeViewSet._working`. The four differ only in these arguments."""
+WORKING_ORDER_SUMMARIES = {
+    "entry_cancel": "Withdraw a pending entry (a resting limit, or one queued for the open)",
+    "entry_reprice": "Re-price a pending limit entry (cancel/replace, same SL/TP)",
+    "close_cancel": "Withdraw a pending close: the position is OPEN again under its SL/TP bracket",
+    "close_reprice": "Switch a pending close between market and limit (cancel/replace)",
+}
+
+
+def _working_order(name: str, serializer_class):
+    """One working-order endpoint of `TradeViewSet`, `POST /api/trades/{id}/<entry|close>/<cancel|
+    reprice>`: the action `name`, served by the service of that name through `TradeViewSet._working`,
+    its body checked by `serializer_class`. The four differ only in these and their summary."""
+    service = getattr(services, name)
+
     def view(self, request, pk=None):
         return self._working(request, serializer_class, service)
 
     view.__name__ = view.__qualname__ = name  # the action's name: routing, `stepwise_actions`, the schema
     url_path = name.replace("_", "/")
     routed = action(detail=True, methods=["post"], url_path=url_path, url_name=url_path.replace("/", "-"))(view)
-    return extend_schema(summary=summary, description=WORKING_ORDER_NOTE, request=serializer_class,
-                         responses=WORKING_ORDER_RESPONSES)(routed)
+    return extend_schema(summary=WORKING_ORDER_SUMMARIES[name], description=WORKING_ORDER_NOTE,
+                         request=serializer_class, responses=WORKING_ORDER_RESPONSES)(routed)
 
 
 # --- Export -----------------------------------------------------------------------------------
@@ -539,18 +549,10 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
             return Response(TradeDetailSerializer(self._reload(result.trade)).data,
                             status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
 
-    entry_cancel = _working_order(
-        "entry_cancel", services.entry_cancel, VersionSerializer,
-        summary="Withdraw a pending entry (a resting limit, or one queued for the open)")
-    entry_reprice = _working_order(
-        "entry_reprice", services.entry_reprice, EntryRepriceSerializer,
-        summary="Re-price a pending limit entry (cancel/replace, same SL/TP)")
-    close_cancel = _working_order(
-        "close_cancel", services.close_cancel, VersionSerializer,
-        summary="Withdraw a pending close: the position is OPEN again under its SL/TP bracket")
-    close_reprice = _working_order(
-        "close_reprice", services.close_reprice, CloseRepriceSerializer,
-        summary="Switch a pending close between market and limit (cancel/replace)")
+    entry_cancel = _working_order("entry_cancel", VersionSerializer)
+    entry_reprice = _working_order("entry_reprice", EntryRepriceSerializer)
+    close_cancel = _working_order("close_cancel", VersionSerializer)
+    close_reprice = _working_order("close_reprice", CloseRepriceSerializer)
 
     def _working(self, request, serializer_class, service) -> Response:
         with tenancy.acting_as(request.user.pk):

@@ -139,9 +139,9 @@ class RiskRoom:
     def breach(self) -> RiskLimitExceeded | None:
         """The first limit this trade would break, in the trader's words, or None."""
         if self.positions >= self.max_positions:
-            held = f"{self.positions} trade is" if self.positions == 1 else f"{self.positions} trades are"
             return RiskLimitExceeded(
-                f"{held} open or pending and your limit is {_count(self.max_positions, 'position')} at a time.",
+                f"{trades_are(self.positions)} open or pending and your limit is "
+                f"{_count(self.max_positions, 'position')} at a time.",
                 limit="max_positions", current=self.positions, allowed=self.max_positions)
         if self.loss_today > 0 and self.loss_today >= self.daily_loss_limit:
             return RiskLimitExceeded(
@@ -164,6 +164,11 @@ class RiskRoom:
     def enforce(self) -> None:
         if (problem := self.breach()) is not None:
             raise problem
+
+
+def trades_are(count: int) -> str:
+    """"1 trade is", "3 trades are": the start of a sentence about the trades held."""
+    return f"{count} trade is" if count == 1 else f"{count} trades are"
 
 
 def _count(number: int, noun: str) -> str:

@@ -68,7 +68,7 @@ from .lifecycle import trade_transition
 from .opening import TradeResult, place_entry, trade_entry_update
 from .orders import as_trade_error, broker_of, close_request, order_summary, split_legs, trade_order_tag
 from .protection import bracket_attach
-from .risk import CENT, RiskRoom, risk_room, trade_risk
+from .risk import CENT, RiskRoom, risk_room, trade_risk, trades_are
 
 # --- The session an order meets ---------------------------------------------------------------
 
@@ -187,7 +187,7 @@ def _over_limit(room: RiskRoom, problem: RiskLimitExceeded, trade: PaperTrade, l
     price, now_at = price_text(limit_price), price_text(trade.planned_entry_price)
     only_lower = f"this entry can only be re-priced at or below its current {now_at}"
     if problem.limit == "max_positions":
-        return (f"Besides this one, {_trades(room.positions)} open or pending and your limit is "
+        return (f"Besides this one, {trades_are(room.positions)} open or pending and your limit is "
                 f"{room.max_positions} at a time: until one ends, {only_lower}.")
     if problem.limit == "daily_loss_limit":
         return (f"Today's realized loss is ${room.loss_today:,.2f} and your daily loss limit is "
@@ -201,10 +201,6 @@ def _over_limit(room: RiskRoom, problem: RiskLimitExceeded, trade: PaperTrade, l
     return (f"At {price} this entry would risk ${room.trade_risk:,.2f} down to its stop ({stop}), "
             f"and risk at the stops would be ${room.heat_after:,.2f}, {room.heat_after_pct:.2f}% of your "
             f"${room.balance:,.2f} balance, over your heat limit of {problem.allowed.normalize():f}%: {fits}.")
-
-
-def _trades(count: int) -> str:
-    return f"{count} trade is" if count == 1 else f"{count} trades are"
 
 
 def _within_buying_power(*, trade: PaperTrade, broker: BrokerProvider, limit_price: Decimal) -> None:
