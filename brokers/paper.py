@@ -393,7 +393,7 @@ def orders_of(owner_ids: Iterable[int], *, ids: Iterable[int] = (), tags: Iterab
 def _check_exit_pair(sl_leg: OrderRequest, tp_leg: OrderRequest) -> None:
     """Tradier's OCO rules: one contract, two different order types, one duration."""
     if sl_leg.option_symbol != tp_leg.option_symbol:
-        raise OrderRejected("OCO legs must be on the same option_symbol.", tag=sl_leg.tag)
+        raise OrderRejected("OCO legs must be on the same contract.", tag=sl_leg.tag)
     if sl_leg.order_type == tp_leg.order_type:
         raise OrderRejected("OCO legs must have different order types.", tag=sl_leg.tag)
     if sl_leg.duration != tp_leg.duration:

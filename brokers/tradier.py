@@ -327,7 +327,7 @@ class TradierClient:
             response = self._session.post(self._url(path), data=form, timeout=self._timeout)
         except requests.RequestException as error:
             if _never_sent(error):
-                raise BrokerUnavailable(f"Could not connect to Tradier to place {tag}; it was not sent.") from None
+                raise BrokerUnavailable("Could not connect to Tradier; the order was not sent.") from None
             raise _Ambiguous(f"{type(error).__name__} on POST {self._shown(path)}") from None
         try:
             body = self._interpret(response, "POST", path, TRADING)

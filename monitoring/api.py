@@ -15,7 +15,8 @@ from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tradeoptions.api import ERROR, BoundedDateField, OwnedViewSetMixin
+from tradeoptions.api import ERROR, BoundedDateField, OwnedViewSetMixin, TraderWords
+from tradeoptions.words import day_text
 
 from . import selectors
 from .marketdata import MarketDataError, ProviderAuthError, ProviderThrottled, UnknownSymbol
@@ -109,20 +110,24 @@ class SymbolsField(serializers.CharField):
         return list(dict.fromkeys(value.upper().split(",")))
 
 
-class QuoteQuery(serializers.Serializer):
+class QuoteQuery(TraderWords, serializers.Serializer):
     symbols = SymbolsField(help_text="Comma-separated tickers or OCC option symbols.")
 
+    labels = {"symbols": "tickers or option symbols"}
 
-class ExpirationsQuery(serializers.Serializer):
+
+class ExpirationsQuery(TraderWords, serializers.Serializer):
     ticker = TickerField()
 
 
-class ChainQuery(serializers.Serializer):
+class ChainQuery(TraderWords, serializers.Serializer):
     ticker = TickerField()
     expiry = BoundedDateField(help_text="One of the ticker's listed expiries (GET /api/market/expirations).")
     strikes = serializers.IntegerField(min_value=1, max_value=100, required=False,
                                        default=selectors.CHAIN_STRIKES_EACH_SIDE,
                                        help_text="Strikes each side of the money.")
+
+    labels = {"strikes": "number of strikes each side"}
 
 
 def _query(serializer_class, request) -> dict:
@@ -193,8 +198,9 @@ class ChainView(MarketView):
         query = _query(ChainQuery, request)
         listed = [row["date"] for row in selectors.market_expirations(ticker=query["ticker"])]
         if query["expiry"] not in listed:
-            upcoming = ", ".join(day.isoformat() for day in listed[:4])
-            raise ValidationError({"expiry": [f"{query['ticker']} has no options expiring {query['expiry']}; "
-                                              f"listed: {upcoming}{' …' if len(listed) > 4 else ''}."]})
+            upcoming = "; ".join(day_text(day) for day in listed[:4])
+            raise ValidationError({"expiry": [
+                f"{query['ticker']} has no options expiring {day_text(query['expiry'])}. "
+                f"Listed: {upcoming}{' …' if len(listed) > 4 else ''}."]})
         chain = selectors.market_chain(ticker=query["ticker"], expiry=query["expiry"], strikes=query["strikes"])
         return Response(ChainSerializer(chain).data)

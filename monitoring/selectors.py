@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from brokers.occ import build_symbol
+from tradeoptions.words import day_text
 
 from . import clock as market_clock
 from .market import CHAIN_STRIKES_EACH_SIDE, strike_step
@@ -257,7 +258,7 @@ def market_chain(*, ticker: str, expiry: date, strikes: int = CHAIN_STRIKES_EACH
 
     chain = shared([key], fetch, ttl=_quote_seconds())[key]
     if chain == _NOT_LISTED:
-        raise UnknownSymbol(f"No chain is listed for {ticker} on {expiry}.")
+        raise UnknownSymbol(f"No chain is listed for {ticker} on {day_text(expiry)}.")
     now = market_clock.now()
     by_strike: dict[Decimal, dict] = {}
     for row in chain["quotes"]:

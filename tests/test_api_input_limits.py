@@ -21,6 +21,7 @@ from monitoring.clock import calendar_bounds
 from tests.factories import PaperTradeFactory
 from tradeoptions.admin import BoundedDates
 from tradeoptions.parsers import MAX_JSON_DEPTH
+from tradeoptions.words import day_text
 
 SCHEMA = SchemaGenerator().get_schema(request=None, public=True)
 
@@ -165,7 +166,7 @@ def _written(day: str, kind: str, *, end_of_day=False) -> str:
 def test_a_date_filter_outside_the_supported_years_is_a_field_error(alice, path, name, kind, day):
     response = alice.get(_url(path), {name: _written(day, kind)})
     error = _refused(response, name, code="out_of_range")
-    assert error["detail"] == "Must be a date from 2000-01-01 to 2099-12-31."
+    assert error["detail"] == "Must be a date from Jan 1, 2000 to Dec 31, 2099."
 
 
 @pytest.mark.parametrize(("path", "name", "kind"), DATE_PARAMETERS)
@@ -205,7 +206,8 @@ def test_an_expiry_beyond_the_market_calendar_is_a_field_error(alice, open_body,
     expiry = _beyond_the_calendar()
     response = alice.post(path, open_body(expiry=expiry.isoformat()), format="json")
     error = _refused(response, "expiry")
-    assert "outside the market calendar" in error["detail"] and "No contract expiring then" in error["detail"]
+    assert error["detail"] == (f"{day_text(expiry)} is beyond the market calendar: no contract expiring then can be "
+                               "traded yet.")
 
 
 @pytest.mark.parametrize("path", ["/api/trades", "/api/trades/validate"])

@@ -30,7 +30,7 @@ device = in_a_browser.device  # the logged-in browser device the browser tests s
 
 CONTRACT = "SPY261218C00570000"
 EXPIRY = date(2026, 12, 18)
-LABEL = "SPY 18 Dec 26 570 C"
+LABEL = "SPY Dec 18, 2026 570 C"
 
 
 @pytest.fixture
@@ -86,7 +86,8 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     page.fill("#nt-sl", "3.00")
     page.fill("#nt-tp", "6.50")
     page.click("#nt-submit")
-    expect(page.locator('#new-trade [data-error-for="qty"]')).to_contain_text("greater than or equal to 1")
+    expect(page.locator('#new-trade [data-error-for="qty"]')).to_have_text(
+        "The number of contracts must be at least 1.")
     expect(page.locator("#nt-qty")).to_have_attribute("aria-invalid", "true")
     page.fill("#nt-qty", "2")
     page.click("#nt-submit")
@@ -119,8 +120,8 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     # Each event's payload reads as "name: value" pairs, prices with two decimals; the JSON is behind "raw".
     opened = detail.locator(".event-log li", has_text="planned entry")
     fields = opened.locator(".payload-fields li")
-    for text in ("contract: " + CONTRACT, "contracts: 2", "planned entry: 4.30", "stop-loss: 3.00",
-                 "take-profit: 6.50", "broker: LOCAL_PAPER"):
+    for text in ("contract: SPY Dec 18, 2026 570 call", "contracts: 2", "planned entry: 4.30", "stop-loss: 3.00",
+                 "take-profit: 6.50", "broker: local paper"):
         expect(fields.filter(has_text=text)).to_have_count(1)
     filled = detail.locator(".event-log li", has_text="order filled").locator(".payload-fields")
     expect(filled).to_contain_text("order fill: price 4.30, quantity 2")  # two levels down: written inline
@@ -134,7 +135,7 @@ def test_a_trader_opens_watches_adjusts_closes_and_exports_a_trade(device, marke
     detail.locator("input[name=new_sl]").fill("5.00")
     detail.locator("button.save-adjust").click()
     expect(detail.locator(".adjust-form .error:not(:empty)").first).to_contain_text(
-        "A stop-loss at 5.00 is at or above the bid (4.10) and would fire at once.")  # money with 2 decimals
+        "A stop-loss at 5.00 is at or above the bid (4.10): it would fire at once")  # money with 2 decimals
     detail.locator("input[name=new_sl]").fill("3.20")
     detail.locator("button.save-adjust").click()
     expect(page.locator(".toast-success", has_text="stop-loss 3.20 saved")).to_be_visible()
@@ -206,7 +207,7 @@ def test_the_new_trade_form_says_what_is_wrong_while_the_trader_types(device, ma
     page.fill("#nt-ticker", "SPY")
     page.fill("#nt-strike", "-570")
     # The answer names every missing field too; only the ones the trader has been at are marked.
-    expect(page.locator("#nt-strike-error")).to_have_text("Ensure this value is greater than or equal to 0.001.")
+    expect(page.locator("#nt-strike-error")).to_have_text("The strike must be above zero.")
     for name in ("expiry", "sl_price", "tp_price"):
         expect(page.locator(f"#nt-{name}-error")).to_be_empty()
     expect(page.locator("#new-trade [aria-invalid]")).to_have_count(1)

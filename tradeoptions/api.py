@@ -7,18 +7,22 @@ another's.
 
 from __future__ import annotations
 
+import re
 from contextlib import ExitStack
 from datetime import date, datetime
+from decimal import Decimal
+from typing import ClassVar
 
 from django.core.validators import RegexValidator
 from django.db import connection, models, transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from . import tenancy
+from .words import day_text
 
 
 class OwnedViewSetMixin:
@@ -156,7 +160,7 @@ class QueryFilterSerializer(serializers.Serializer):
 # a pattern on the year; the field says so with a message naming the range.
 FIRST_DATE, LAST_DATE = date(2000, 1, 1), date(2099, 12, 31)
 YEAR_PATTERN = r"^20[0-9]{2}-"
-_OUT_OF_RANGE = f"Must be a date from {FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()}."
+_OUT_OF_RANGE = f"Must be a date from {day_text(FIRST_DATE)} to {day_text(LAST_DATE)}."
 
 
 @extend_schema_field({"type": "string", "format": "date", "pattern": YEAR_PATTERN})
@@ -202,6 +206,94 @@ class DayRangeFilterSerializer(QueryFilterSerializer):
         if attrs.get("from") and attrs.get("to") and attrs["from"] > attrs["to"]:
             raise ValidationError({"to": ["The end date is before the start date."]})
         return attrs
+
+
+# --- Trader words ------------------------------------------------------------------------------
+
+
+class TraderWords:
+    """A serializer mixin: DRF's stock field messages ("This field is required.", "Ensure this value
+    is greater than or equal to 0.0001.") are said again with the label the trader sees on the
+    page ("Give the stop-loss.", "The stop-loss must be above zero."). The field's key stays the
+    error's `attr`, for the form to put the message beside its input; a message of our own (a
+    field's `error_messages`, a validator's, a service's) is left as written.
+
+    `labels` maps a field name to its label, lower case as it reads mid-sentence; a field without
+    one is named by its words ("card_score": "card score")."""
+
+    labels: ClassVar[dict[str, str]] = {}
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except ValidationError as error:
+            if not isinstance(error.detail, dict):
+                raise
+            raise ValidationError({name: self._in_trader_words(name, texts)
+                                   for name, texts in error.detail.items()}) from None
+
+    def _in_trader_words(self, name: str, texts):
+        field = self.fields.get(name)
+        if field is None or not isinstance(texts, list):
+            return texts
+        label = self.labels.get(name, name.replace("_", " "))
+        return [ErrorDetail(reworded, code=text.code) if (reworded := _stock_reworded(field, text, label)) else text
+                for text in texts]
+
+
+def _stock_message(field, code: str) -> str | None:
+    """DRF's own message for `code` on `field`'s class (not one the field was given)."""
+    return next((str(klass.default_error_messages[code]) for klass in type(field).__mro__
+                 if code in getattr(klass, "default_error_messages", {})), None)
+
+
+def _number_text(value) -> str:
+    return f"{Decimal(value).normalize():,f}" if value is not None else ""
+
+
+_INVALID = ((serializers.BooleanField, "must be true or false"), (serializers.IntegerField, "must be a whole number"),
+            (serializers.DecimalField, "must be a number"), (serializers.DateField, "must be a date"),
+            (serializers.JSONField, "must be valid JSON"))
+
+
+def _choices_text(field) -> str | None:
+    names = [str(name) for name in field.choices.values()]
+    return f"must be {', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else None
+
+
+def _least_text(field) -> str:
+    least = Decimal(field.min_value)
+    if least == 0:
+        return "cannot be negative"
+    return "must be above zero" if least < 1 else f"must be at least {_number_text(least)}"
+
+
+# What the field must be, by DRF's error code: said after "The <label>".
+_MUST = {
+    "invalid": lambda field: next((words for kind, words in _INVALID if isinstance(field, kind)), "must be text"),
+    "invalid_choice": _choices_text,
+    "min_value": _least_text,
+    "max_value": lambda field: f"must be at most {_number_text(field.max_value)}",
+    "max_decimal_places": lambda field: f"takes at most {field.decimal_places} decimals",
+    "max_digits": lambda field: "is too large a number",
+    "max_whole_digits": lambda field: "is too large a number",
+    "max_string_length": lambda field: "is too large a number",
+    "max_length": lambda field: f"is at most {field.max_length} characters",
+    "min_length": lambda field: f"needs at least {field.min_length} characters",
+    "out_of_range": lambda field: f"must be a date from {day_text(FIRST_DATE)} to {day_text(LAST_DATE)}",
+}
+
+
+def _stock_reworded(field, text, label: str) -> str | None:
+    """`text` in trader words when it is DRF's stock message for its code; None otherwise."""
+    code = getattr(text, "code", None)
+    stock = _stock_message(field, code) if code else None
+    if stock is None or not re.fullmatch(re.sub(r"\\\{\w+\\\}", ".*", re.escape(stock)), str(text), re.DOTALL):
+        return None
+    if code in ("required", "null", "blank"):
+        return f"Give the {label}."
+    must = _MUST[code](field) if code in _MUST else None
+    return f"The {label} {must}." if must else None
 
 
 # --- Rendering and errors ----------------------------------------------------------------------

@@ -36,6 +36,7 @@ from tradeoptions.api import (
     OwnedViewSetMixin,
     ProblemSerializer,
     TextField,
+    TraderWords,
 )
 from tradeoptions.csvstream import csv_lines
 from tradeoptions.pagination import SizedPages
@@ -108,7 +109,7 @@ def problem_response(problem: services.TradeError) -> Response:
 # --- Serializers ------------------------------------------------------------------------------
 
 
-class TradeOpenSerializer(serializers.Serializer):
+class TradeOpenSerializer(TraderWords, serializers.Serializer):
     """A contract by its parts or by its OCC symbol; entry at market or at a limit price. The stop
     and the target each as a price (`sl_price`, `tp_price`) or as a percentage of the entry
     (`sl_pct`, `tp_pct`), not both; with neither, the preset saved for `strategy` in the settings
@@ -119,8 +120,7 @@ class TradeOpenSerializer(serializers.Serializer):
     option_type = serializers.ChoiceField(choices=OptionType.choices, required=False)
     strike = DecimalText(max_digits=9, decimal_places=3, required=False, min_value=Decimal("0.001"))
     expiry = BoundedDateField(required=False)
-    qty = serializers.IntegerField(min_value=1, max_value=10_000,
-                                   error_messages={"required": "Give the number of contracts."})
+    qty = serializers.IntegerField(min_value=1, max_value=10_000)
     entry_type = serializers.ChoiceField(choices=EntryType.choices, default=EntryType.MARKET)
     limit_price = DecimalText(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
     sl_price = DecimalText(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"),
@@ -146,19 +146,24 @@ class TradeOpenSerializer(serializers.Serializer):
     order_book_state = serializers.JSONField(required=False)
     ai_reasoning_log = serializers.JSONField(required=False)
 
-    CONTRACT = {"ticker": "Give a ticker", "expiry": "Pick an expiry", "strike": "Give a strike",
-                "option_type": "Choose call or put"}
+    labels = {"option_symbol": "option symbol", "option_type": "option type", "qty": "number of contracts",
+              "entry_type": "entry", "limit_price": "limit price", "sl_price": "stop-loss", "tp_price": "take-profit",
+              "sl_pct": "stop-loss percentage", "tp_pct": "take-profit percentage", "ai_score": "AI score",
+              "ai_verdict": "AI verdict", "iv_at_entry": "IV at entry", "ai_reasoning_log": "AI reasoning log"}
+    CONTRACT = {"ticker": "Give a ticker.", "expiry": "Pick an expiry.", "strike": "Give a strike.",
+                "option_type": "Choose call or put."}
 
     @classmethod
     def missing(cls, values: Mapping) -> dict[str, list[str]]:
-        """Every field a trade cannot go without that `values` leaves out, in the trader's words.
-        A stop or target may be left out when a strategy is named (its preset may give it)."""
+        """Every field a trade cannot go without that `values` leaves out, in the trader's words
+        (said as the form asks; an `option_symbol` may stand for the contract's four parts, as the
+        schema says). A stop or target may be left out when a strategy is named (its preset may give it)."""
         def absent(name: str) -> bool:
             return values.get(name) in (None, "")
 
         errors = {}
         if absent("option_symbol"):
-            errors = {name: [f"{words}, or an option symbol."] for name, words in cls.CONTRACT.items() if absent(name)}
+            errors = {name: [words] for name, words in cls.CONTRACT.items() if absent(name)}
         if absent("qty"):
             errors["qty"] = ["Give the number of contracts."]
         if values.get("entry_type") == EntryType.LIMIT and absent("limit_price"):
@@ -215,18 +220,24 @@ class TradeOpenSerializer(serializers.Serializer):
         )
 
 
-class VersionSerializer(serializers.Serializer):
+class VersionSerializer(TraderWords, serializers.Serializer):
     version = serializers.IntegerField(min_value=1, max_value=2_147_483_647)
+
+    labels = {"version": "version of the trade you saw", "limit_price": "limit price", "order_type": "order type",
+              "new_sl": "new stop-loss", "new_tp": "new take-profit", "allow_immediate": "fill-at-once choice"}
 
 
 class AdjustSerializer(VersionSerializer):
     new_sl = DecimalText(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
     new_tp = DecimalText(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
-    allow_immediate = FlagField(default=False)
+    allow_immediate = FlagField(default=False, help_text="A new stop-loss or take-profit that would fill at once "
+                                "against the bid is refused (400 `bracket_would_fill_immediately`) unless this is "
+                                "true.")
 
     def validate(self, attrs):
-        if attrs.get("new_sl") is None and attrs.get("new_tp") is None:
-            raise ValidationError({"new_sl": ["Give new_sl, new_tp or both."]})
+        if attrs.get("new_sl") is None and attrs.get("new_tp") is None:  # each input is told, beside it
+            raise ValidationError({"new_sl": ["Give a new stop-loss, or a new take-profit."],
+                                   "new_tp": ["Give a new take-profit, or a new stop-loss."]})
         return attrs
 
 
@@ -643,7 +654,7 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         return selectors.trade_with_events(user=self.request.user).get(pk=trade.pk)
 
 
-class AccountSettingsSerializer(serializers.ModelSerializer):
+class AccountSettingsSerializer(TraderWords, serializers.ModelSerializer):
     """Tokens are write-only: answers say only whether one is set. An empty token removes it."""
 
     serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping, models.CharField: TextField,
@@ -693,6 +704,11 @@ class AccountSettingsSerializer(serializers.ModelSerializer):
         data["commission_per_contract"] = self.fields["commission_per_contract"].to_representation(
             account.commission_rate)
         return data
+
+    labels = {"tradier_account_id": "Tradier account id", "max_positions": "limit on open positions",
+              "heat_limit_pct": "heat limit", "auto_refresh": "auto-refresh choice",
+              "tradier_sandbox_token": "sandbox token", "tradier_live_token": "live token",
+              "browser_notifications": "browser notifications choice", "webhook_url": "webhook URL"}
 
     def get_has_sandbox_token(self, account) -> bool:
         return account.has_broker_token(BrokerMode.TRADIER_SANDBOX)

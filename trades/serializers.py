@@ -184,11 +184,13 @@ class TradeEventSerializer(serializers.ModelSerializer):
     # Blank when the event is not a move (and before the first state): the schema must say so.
     old_status = serializers.ChoiceField(choices=TradeStatus.choices, allow_blank=True, read_only=True)
     new_status = serializers.ChoiceField(choices=TradeStatus.choices, allow_blank=True, read_only=True)
+    kind_label = serializers.CharField(source="get_kind_display", read_only=True,
+                                       help_text="The kind in words, as the event log shows it.")
 
     class Meta:
         model = TradeEvent
-        fields = ["id", "created_at", "kind", "actor", "actor_username", "actor_label", "old_status", "new_status",
-                  "payload"]
+        fields = ["id", "created_at", "kind", "kind_label", "actor", "actor_username", "actor_label", "old_status",
+                  "new_status", "payload"]
         read_only_fields = fields
 
 

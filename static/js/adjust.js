@@ -57,10 +57,10 @@ async function submitAdjust(id, form) {
   const tp = form.elements.new_tp.value.trim();
   if (sl && Number(sl) !== Number(trade.sl_price)) body.new_sl = sl;
   if (tp && Number(tp) !== Number(trade.tp_price)) body.new_tp = tp;
-  if (!("new_sl" in body) && !("new_tp" in body)) {
+  if (!("new_sl" in body) && !("new_tp" in body) && (sl || tp)) {
     form.querySelector('[data-error-for="non_field_errors"]').textContent = "Change the stop-loss or the take-profit first.";
     return;
-  }
+  } // both left empty: the API names each missing field, shown beside its input
   const button = form.querySelector("button[type=submit]");
   busy(button, "Saving…");
   try {

@@ -7,11 +7,51 @@ function trimNumber(text) {
   return String(text).replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
 }
 
-// "SPY 16 Jan 26 570 C"
+// Dates read one way only, month in words and the year in full: "Dec 18, 2026" (never "18 Dec 26",
+// "12/18/26" nor "2026-12-18"); a moment adds New York's time, "Dec 18, 2026 15:59 ET".
+
+// A calendar date ("2026-12-18", as the API writes an expiry) → "Dec 18, 2026".
+export function day(iso) {
+  if (!iso) return "—";
+  const [year, month, date] = String(iso).slice(0, 10).split("-").map(Number);
+  return `${MONTHS[month - 1]} ${date}, ${year}`;
+}
+
+const NEW_YORK = new Intl.DateTimeFormat("en-US", { timeZone: "America/New_York", weekday: "short", year: "numeric",
+  month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+
+// A moment (an ISO date-time) → "Dec 18, 2026 15:59 ET", in New York whatever the browser's zone;
+// with `weekday`, "Fri Dec 18, 2026 15:59 ET".
+export function dateTime(iso, { weekday = false } = {}) {
+  if (!iso) return "—";
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return "—";
+  const part = Object.fromEntries(NEW_YORK.formatToParts(at).map(({ type, value }) => [type, value]));
+  const date = `${MONTHS[Number(part.month) - 1]} ${Number(part.day)}, ${part.year} ${part.hour}:${part.minute} ET`;
+  return weekday ? `${part.weekday} ${date}` : date;
+}
+
+// "SPY Jan 16, 2026 570 C". In a narrow cell it may break before the date and before the strike,
+// never inside them (no-break spaces there).
 export function contractLabel(trade) {
-  const [year, month, day] = trade.expiry.split("-");
   const type = trade.option_type === "PUT" ? "P" : "C";
-  return `${trade.ticker} ${Number(day)} ${MONTHS[Number(month) - 1]} ${year.slice(2)} ${trimNumber(trade.strike)} ${type}`;
+  return `${trade.ticker} ${day(trade.expiry).replaceAll(" ", "\u00a0")} ${trimNumber(trade.strike)}\u00a0${type}`;
+}
+
+// A code as a label: "strong_buy" or "STRONG_BUY" → "Strong buy" (scanner verdicts, error codes).
+export function words(code) {
+  if (code === null || code === undefined || code === "") return "";
+  const text = String(code).replaceAll("_", " ").trim();
+  const spaced = text === text.toUpperCase() ? text.toLowerCase() : text;
+  return spaced.charAt(0).toUpperCase() + spaced.slice(1);
+}
+
+// "SPY261218C00445000" → "SPY Dec 18, 2026 445 call"
+export function occLabel(symbol) {
+  const match = /^([A-Z.]+)(\d{2})(\d{2})(\d{2})([CP])(\d{8})$/.exec(symbol || "");
+  if (!match) return symbol;
+  const [, root, yy, mm, dd, type, strike] = match;
+  return `${root} ${day(`20${yy}-${mm}-${dd}`)} ${Number(strike) / 1000} ${type === "C" ? "call" : "put"}`;
 }
 
 // "SPY 570C", for sentences.
@@ -77,10 +117,6 @@ export function clock(date) {
   return date.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
-export function dateTime(iso) {
-  if (!iso) return "—";
-  return new Date(iso).toLocaleString("en-GB", { day: "numeric", month: "short", year: "2-digit", hour: "2-digit", minute: "2-digit" });
-}
 
 export const CLOSE_REASONS = {
   TP_HIT: "TP hit",

@@ -19,7 +19,7 @@ function newTradeBody(form) {
   const values = Object.fromEntries(new FormData(form));
   const body = {
     ticker: (values.ticker || "").trim().toUpperCase(), expiry: values.expiry, strike: values.strike,
-    option_type: values.option_type, qty: Number(values.qty), entry_type: values.entry_type,
+    option_type: values.option_type, qty: values.qty === "" ? "" : Number(values.qty), entry_type: values.entry_type,
     sl_price: values.sl_price, tp_price: values.tp_price, sl_pct: values.sl_pct, tp_pct: values.tp_pct,
   };
   if (values.entry_type === "limit") body.limit_price = values.limit_price;

@@ -19,11 +19,6 @@ function weekday(iso) {
   return new Date(Date.UTC(year, month - 1, day)).toLocaleDateString("en-US", { weekday: "short", timeZone: "UTC" });
 }
 
-// "Dec 18, 2026": never ambiguous.
-export function longDate(iso) {
-  const [year, month, day] = iso.split("-").map(Number);
-  return new Date(Date.UTC(year, month - 1, day)).toLocaleDateString("en-US", { month: "short", day: "numeric", year: "numeric", timeZone: "UTC" });
-}
 
 function age(seconds, delayed) {
   if (seconds === null || seconds === undefined) return delayed ? "delayed" : "";
@@ -80,7 +75,7 @@ function showExpiries(form) {
   const select = $("oe-expiry");
   select.replaceChildren(el("option", { value: "" }, "Pick an expiry"),
     ...state.expiries.map((row) => el("option", { value: row.date },
-      `${weekday(row.date)} ${longDate(row.date)} · ${row.dte} DTE · ${row.kind}`)));
+      `${weekday(row.date)} ${fmt.day(row.date)} · ${row.dte} DTE · ${row.kind}`)));
   select.disabled = false;
   const typed = form.elements.expiry.value;
   if (state.expiries.some((row) => row.date === typed)) {
@@ -103,7 +98,7 @@ async function loadChain(form) {
     if (seq !== state.seq) return;
     showChain(form, chain);
     const oldest = Math.max(0, ...chain.strikes.flatMap((row) => [row.call?.age_seconds, row.put?.age_seconds]).filter(Number.isFinite));
-    status.textContent = `${ticker} ${fmt.price(chain.underlying_price)} · ${longDate(expiry)} · quotes ${age(oldest, chain.delayed)} · ${chain.source}`;
+    status.textContent = `${ticker} ${fmt.price(chain.underlying_price)} · ${fmt.day(expiry)} · quotes ${age(oldest, chain.delayed)} · ${chain.source}`;
   } catch (error) {
     if (seq !== state.seq) return;
     $("oe-chain").replaceChildren();
@@ -163,7 +158,7 @@ function showChain(form, chain) {
       ...cells(form, row, "put", COLUMNS));
   });
   $("oe-chain").replaceChildren(el("table", { className: "oe-chain-table" },
-    el("caption", { className: "visually-hidden" }, `${chain.ticker || state.ticker} options expiring ${longDate(chain.expiry || $("oe-expiry").value)}`),
+    el("caption", { className: "visually-hidden" }, `${chain.ticker || state.ticker} options expiring ${fmt.day(chain.expiry || $("oe-expiry").value)}`),
     head, el("tbody", {}, rows)));
 }
 
@@ -184,7 +179,7 @@ function pick(form, row, side, name) {
   setField(form, "option_type", side === "call" ? "CALL" : "PUT");
   setField(form, "entry_type", "limit");
   setField(form, "limit_price", Number(row[side][name]).toFixed(2));
-  $("oe-picked").textContent = `${state.ticker} ${longDate($("oe-expiry").value)} ${Number(row.strike)} ${side === "call" ? "call" : "put"}, limit ${fmt.price(row[side][name])} (the ${name}), Δ ${number("delta", row[side].delta)}, IV ${number("iv", row[side].iv)}`;
+  $("oe-picked").textContent = `${state.ticker} ${fmt.day($("oe-expiry").value)} ${Number(row.strike)} ${side === "call" ? "call" : "put"}, limit ${fmt.price(row[side][name])} (the ${name}), Δ ${number("delta", row[side].delta)}, IV ${number("iv", row[side].iv)}`;
   form.elements.qty.focus();
 }
 
@@ -282,6 +277,17 @@ function limitItems(limits) {
 
 const plain = (value) => fmt.money(value).replace("+", "");
 
+// The check's verdict as a label: a valid trade, or the risk limit it would break (a refusal on a
+// limit still carries the preview, so the trader sees how little room is left).
+const LIMIT_VERDICTS = { max_positions: "Over your position limit", daily_loss_limit: "Daily loss limit reached",
+  heat_limit_pct: "Over your heat limit" };
+
+function verdict(answer) {
+  if (answer.valid) return { className: "oe-verdict oe-verdict-ok", text: "Passes every check" };
+  const limit = (answer.errors || []).map((error) => LIMIT_VERDICTS[error.attr]).find(Boolean);
+  return { className: "oe-verdict oe-verdict-refused", text: limit || "Refused" };
+}
+
 function showPreview(answer) {
   const box = $("oe-preview");
   const body = $("oe-preview-body");
@@ -292,8 +298,9 @@ function showPreview(answer) {
   }
   const p = answer.preview;
   box.classList.remove("oe-stale");
-  $("oe-preview-note").textContent = `${p.qty} × ${occLabel(p.option_symbol)} at ${fmt.price(p.entry_price)}, stop ${fmt.price(p.sl_price)}, target ${fmt.price(p.tp_price)}`;
+  $("oe-preview-note").textContent = `${p.qty} × ${fmt.occLabel(p.option_symbol)} at ${fmt.price(p.entry_price)}, stop ${fmt.price(p.sl_price)}, target ${fmt.price(p.tp_price)}`;
   body.replaceChildren(
+    el("p", { ...verdict(answer), role: "status" }),
     el("dl", { className: "oe-figures" },
       item("Debit", plain(p.debit)),
       item("Commission", plain(p.commission)),
@@ -308,17 +315,8 @@ function showPreview(answer) {
     ? `Market closed: queued for the open at ${openTime(answer.next_session_open)}.` : "";
 }
 
-// "SPY261218C00445000" → "SPY Dec 18, 2026 445 call"
-function occLabel(symbol) {
-  const match = /^([A-Z.]+)(\d{2})(\d{2})(\d{2})([CP])(\d{8})$/.exec(symbol || "");
-  if (!match) return symbol;
-  const [, root, yy, mm, dd, type, strike] = match;
-  return `${root} ${longDate(`20${yy}-${mm}-${dd}`)} ${Number(strike) / 1000} ${type === "C" ? "call" : "put"}`;
-}
-
 function openTime(iso) {
-  if (!iso) return "the next session";
-  return new Date(iso).toLocaleString("en-US", { weekday: "short", month: "short", day: "numeric", year: "numeric", hour: "numeric", minute: "2-digit", timeZone: "America/New_York", timeZoneName: "short" });
+  return iso ? fmt.dateTime(iso, { weekday: true }) : "the next session";
 }
 
 // --- wiring --------------------------------------------------------------------------------------

@@ -65,8 +65,8 @@ export async function loadDetail(id) {
     factList("Greeks (latest mark)", [["Delta", greek(last.delta)], ["Gamma", greek(last.gamma, 4)], ["Theta", greek(last.theta)],
       ["Vega", greek(last.vega)], ["IV", last.iv ? `${(Number(last.iv) * 100).toFixed(1)}%` : null],
       ["Delta at entry", greek(trade.delta_at_entry)], ["IV at entry", trade.iv_at_entry ? `${(Number(trade.iv_at_entry) * 100).toFixed(1)}%` : null]]),
-    factList("Scores and verdicts", [["Card score", trade.card_score], ["AI score", trade.ai_score], ["AI verdict", trade.ai_verdict],
-      ["Gate verdict", trade.gate_verdict], ["Technical", trade.technical_score], ["Sentiment", trade.sentiment_score],
+    factList("Scores and verdicts", [["Card score", trade.card_score], ["AI score", trade.ai_score], ["AI verdict", fmt.words(trade.ai_verdict)],
+      ["Gate verdict", fmt.words(trade.gate_verdict)], ["Technical", trade.technical_score], ["Sentiment", trade.sentiment_score],
       ["Strategy", trade.strategy], ["Best so far (MFE)", trade.max_gain ? fmt.money(trade.max_gain) : null],
       ["Worst so far (MAE)", trade.max_drawdown ? fmt.money(trade.max_drawdown) : null]]));
   row.querySelector(".explanation").replaceChildren(...explanationGroups(trade.explanation));

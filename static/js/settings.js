@@ -180,7 +180,7 @@ function bindTokens() {
     try {
       const { data } = await post(config.urls.token);
       value.value = data.token;
-      document.getElementById("token-expiry").textContent = data.expiry ? `Expires ${new Date(data.expiry).toLocaleString()}` : "Does not expire.";
+      document.getElementById("token-expiry").textContent = data.expiry ? `Expires ${dateTime(data.expiry)}` : "Does not expire.";
       issued.hidden = false;
       value.focus();
       value.select();

@@ -189,7 +189,7 @@ def strategy_presets_checked(presets) -> dict[str, dict[str, str]]:
     problems: list[str] = []
     if not isinstance(presets, dict):
         raise InvalidTradeInput({"strategy_presets": [
-            'Give presets as an object of strategies, e.g. {"scalp": {"sl_pct": "30", "tp_pct": "60"}}.']})
+            "Give presets by strategy, each with a stop-loss percentage, a take-profit percentage or both."]})
     if len(presets) > MAX_PRESETS:
         problems.append(f"At most {MAX_PRESETS} strategies can have presets.")
     checked: dict[str, dict[str, str]] = {}
@@ -199,8 +199,8 @@ def strategy_presets_checked(presets) -> dict[str, dict[str, str]]:
             problems.append("A strategy name must be 1 to 64 characters.")
             continue
         if not isinstance(preset, dict) or not preset or set(preset) - set(PRESET_KEYS):
-            problems.append(f"{label}: give a stop-loss percentage (sl_pct), a take-profit percentage (tp_pct) "
-                            f"or both, and nothing else.")
+            problems.append(f"{label}: give a stop-loss percentage, a take-profit percentage or both, and nothing "
+                            f"else.")
             continue
         values = {}
         for key, value in preset.items():

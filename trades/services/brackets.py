@@ -58,7 +58,8 @@ def brackets_adjust(
     (PaperTrade.DoesNotExist, InvalidTradeInput, BracketWouldFill, InvalidTransition); what
     happens at the broker is returned, with the trade as it now stands."""
     if new_sl is None and new_tp is None:
-        raise InvalidTradeInput({"non_field_errors": ["Give new_sl, new_tp or both."]})
+        raise InvalidTradeInput({"new_sl": ["Give a new stop-loss, or a new take-profit."],
+                                 "new_tp": ["Give a new take-profit, or a new stop-loss."]})
     market = market or default_market()
     who = {"actor": Actor.USER, "actor_user": user, "actor_label": "adjust"}
     with tenancy.acting_as(user.pk):
@@ -130,14 +131,12 @@ def _validate(trade, *, sl, tp, new_sl, new_tp, allow_immediate: bool, market: M
         return
     if new_sl is not None and new_sl >= bid:
         raise BracketWouldFill(
-            f"A stop-loss at {price_text(new_sl)} is at or above the bid ({price_text(bid)}) "
-            "and would fire at once. "
-            "Send allow_immediate=true to do it anyway.", field="new_sl")
+            f"A stop-loss at {price_text(new_sl)} is at or above the bid ({price_text(bid)}): it would fire at once, "
+            "so it was not moved.", field="new_sl")
     if new_tp is not None and new_tp <= bid:
         raise BracketWouldFill(
-            f"A take-profit at {price_text(new_tp)} is at or below the bid ({price_text(bid)}) "
-            "and would fill at once. "
-            "Send allow_immediate=true to do it anyway.", field="new_tp")
+            f"A take-profit at {price_text(new_tp)} is at or below the bid ({price_text(bid)}): it would fill at "
+            "once, so it was not moved.", field="new_tp")
 
 
 def _restore(trade: PaperTrade, broker, error: BrokerError, held: int, who: dict) -> TradeResult:

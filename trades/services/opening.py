@@ -31,11 +31,13 @@ from brokers.market import Market, OutsideCalendar, default_market
 from brokers.occ import InvalidOptionSymbol, build_symbol
 from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
+from tradeoptions.words import day_text
 from trades.models import (
     AccountSettings,
     Actor,
     EntryType,
     EventKind,
+    OptionType,
     PaperTrade,
     TradeStatus,
 )
@@ -223,7 +225,7 @@ def _validate(data: TradeOpenInput, market: Market, *, presets: dict) -> Checked
         errors["qty"] = ["Must be a positive whole number of contracts."]
     today = now.astimezone(ZoneInfo(settings.MARKET_TIME_ZONE)).date()
     if data.expiry < today:
-        errors["expiry"] = [f"{data.expiry} is in the past."]
+        errors["expiry"] = [f"{day_text(data.expiry)} is in the past."]
     elif problem := _expiry_problem(data.expiry, market, now):
         errors["expiry"] = [problem]
     symbol = ""
@@ -236,12 +238,16 @@ def _validate(data: TradeOpenInput, market: Market, *, presets: dict) -> Checked
         raise InvalidTradeInput(errors)
 
     quote = market.quotes([symbol]).get(symbol)
+    contract = (f"{data.ticker} {data.strike.normalize():f} {OptionType(data.option_type).label.lower()} "
+                f"expiring {day_text(data.expiry)}")
     if quote is None:
-        raise InvalidTradeInput({"option_symbol": [f"{symbol} is not known to the market-data source."]})
+        raise InvalidTradeInput({"option_symbol": [
+            f"The market-data source lists no {contract} ({symbol}): check the strike and the expiry."]})
     reference = data.limit_price
     if reference is None:
         if not quote.ask:
-            raise InvalidTradeInput({"limit_price": [f"{symbol} has no ask to price a market order: give a limit."]})
+            raise InvalidTradeInput({"limit_price": [
+                f"The {contract} has no ask to price a market order: give a limit price."]})
         reference = quote.ask
     sl = data.sl_price if sl_pct is None else bracket_from_pct(reference, sl_pct, stop=True)
     tp = data.tp_price if tp_pct is None else bracket_from_pct(reference, tp_pct, stop=False)
@@ -263,11 +269,11 @@ def _expiry_problem(expiry: date, market: Market, now: datetime) -> str | None:
     beyond the exchange calendar's range is refused here, as a fact about the field."""
     try:
         if not market.is_trading_day(expiry):
-            return f"{expiry} is not a trading day: options expire on trading days."
+            return f"{day_text(expiry)} is not a trading day: options expire on trading days."
         if market.expiry_cutoff(expiry) <= now:
-            return f"Contracts expiring {expiry} have stopped trading."
-    except OutsideCalendar as error:
-        return f"{error} No contract expiring then can be traded yet."
+            return f"Contracts expiring {day_text(expiry)} have stopped trading."
+    except OutsideCalendar:
+        return f"{day_text(expiry)} is beyond the market calendar: no contract expiring then can be traded yet."
     return None
 
 

@@ -240,7 +240,7 @@ def _entry_at_broker(*, trade: PaperTrade, broker: BrokerProvider, market: Marke
         trade = _entry_filled(trade=trade, order=order, entry=entry, broker=broker, market=market, who=who)
         price = trade.entry_price
         return TradeResult(trade, OrderAlreadyFilled(
-            f"The entry filled ({trade.qty} at {price}) before the broker received the "
+            f"The entry filled ({trade.qty} at {price_text(price)}) before the broker received the "
             f"{'cancel' if limit_price is None else 're-price'}: the trade is open, protected by its SL/TP.",
             trade=trade))
     if limit_price is None or entry.status != OrderStatus.CANCELED:

@@ -70,10 +70,9 @@ def test_both_legs_can_move_at_once(api_as, trader, opened):
         ({"new_sl": "4.10"}, "new_sl", "bracket_would_fill_immediately"),
         ({"new_tp": "4.00"}, "new_tp", "bracket_would_fill_immediately"),  # at or below the bid: fills at once
         ({"new_sl": "7.00"}, "new_sl", "invalid"),  # above the take-profit
-        ({}, "new_sl", "required"),
         ({"new_sl": "-1"}, "new_sl", "min_value"),
     ],
-    ids=["sl-above-bid", "sl-at-bid", "tp-below-bid", "sl-above-tp", "nothing", "negative"],
+    ids=["sl-above-bid", "sl-at-bid", "tp-below-bid", "sl-above-tp", "negative"],
 )
 def test_refusals_before_the_broker_change_nothing(api_as, trader, opened, broker, changes, field, code):
     response = _adjust(api_as, trader, opened, **changes)
@@ -83,13 +82,23 @@ def test_refusals_before_the_broker_change_nothing(api_as, trader, opened, broke
     assert broker.calls == [] and _trade(trader, opened["id"]).version == opened["version"]
 
 
+def test_an_empty_adjust_is_told_beside_both_inputs(api_as, trader, opened, broker):
+    response = _adjust(api_as, trader, opened, new_sl=None, new_tp=None)
+    assert response.status_code == 400
+    assert {error["attr"]: error["detail"] for error in response.json()["errors"]} == {
+        "new_sl": "Give a new stop-loss, or a new take-profit.",
+        "new_tp": "Give a new take-profit, or a new stop-loss.",
+    }
+    assert broker.calls == []
+
+
 @pytest.mark.parametrize(
     ("changes", "detail"),
     [
-        ({"new_sl": "4.2"}, "A stop-loss at 4.20 is at or above the bid (4.10) and would fire at once. "
-                            "Send allow_immediate=true to do it anyway."),
-        ({"new_tp": "4.0000"}, "A take-profit at 4.00 is at or below the bid (4.10) and would fill at once. "
-                               "Send allow_immediate=true to do it anyway."),
+        ({"new_sl": "4.2"}, "A stop-loss at 4.20 is at or above the bid (4.10): it would fire at once, "
+                            "so it was not moved."),
+        ({"new_tp": "4.0000"}, "A take-profit at 4.00 is at or below the bid (4.10): it would fill at once, "
+                               "so it was not moved."),
         # The stop-loss kept is the stored 3.0000: the message says 3.00.
         ({"new_tp": "2.5", "allow_immediate": True}, "The stop-loss (3.00) must be below the take-profit (2.50)."),
     ],

@@ -136,14 +136,17 @@ def test_pages_say_where_they_sit_and_walk_the_whole_set_once(api_as, trader):
 
 
 def test_the_totals_are_of_the_whole_filtered_set_not_of_the_page(api_as, trader, book):
+    with tenancy.acting_as(trader.pk):  # commissions and a fee: the net total is less than the gross
+        PaperTrade.objects.filter(pk=book["win"].pk).update(
+            entry_commission=Decimal("1.30"), exit_commission=Decimal("1.30"), fees=Decimal("0.05"))
     body = api_as(trader).get("/api/trades/history?page_size=1").json()
     assert len(body["results"]) == 1 and body["count"] == 4
-    assert body["totals"] == {"count": 4, "realized_pnl": "-380.00", "closed": 4, "wins": 1, "losses": 2, "flat": 1,
-                              "win_rate": "25.00"}
+    assert body["totals"] == {"count": 4, "realized_pnl": "-380.00", "realized_pnl_net": "-382.65", "closed": 4,
+                              "wins": 1, "losses": 2, "flat": 1, "win_rate": "25.00"}
     narrowed = api_as(trader).get("/api/trades/history?strategy=breakout&page_size=1").json()["totals"]
     assert (narrowed["count"], narrowed["realized_pnl"], narrowed["win_rate"]) == (2, "40.00", "50.00")
     unfilled = api_as(trader).get("/api/trades/history?outcome=unfilled").json()["totals"]
-    assert unfilled == {"count": 2, "realized_pnl": None, "closed": 0, "wins": 0, "losses": 0, "flat": 0,
+    assert unfilled == {"count": 2, "realized_pnl": None, "realized_pnl_net": None, "closed": 0, "wins": 0, "losses": 0, "flat": 0,
                         "win_rate": None}
 
 

@@ -217,12 +217,12 @@ def test_another_traders_presets_are_never_used(api_as, trader, other_trader, ma
     [
         ({"scalp": {"sl_pct": "130"}}, "scalp: A stop-loss percentage must be above 0 and below 100"),
         ({"scalp": {"tp_pct": "0"}}, "scalp: A take-profit percentage must be above 0"),
-        ({"scalp": {"stop": "30"}}, "scalp: give a stop-loss percentage (sl_pct)"),
+        ({"scalp": {"stop": "30"}}, "scalp: give a stop-loss percentage, a take-profit percentage or both, and"),
         ({"scalp": {}}, "scalp: give a stop-loss percentage"),
         ({"scalp": {"sl_pct": "thirty"}}, 'scalp: a percentage must be a number such as "30".'),
         ({"scalp": {"sl_pct": True}}, 'scalp: a percentage must be a number such as "30".'),
         ({"": {"sl_pct": "30"}}, "A strategy name must be 1 to 64 characters."),
-        (["scalp"], "Give presets as an object of strategies"),
+        (["scalp"], "Give presets by strategy, each with a stop-loss percentage"),
     ],
     ids=lambda value: str(value),
 )
@@ -244,10 +244,10 @@ def test_an_empty_submit_flags_every_missing_field_at_once(api_as, trader, marke
     response = api_as(trader).post(path, {}, format="json")
     assert response.status_code == 400
     assert {error["attr"]: error["detail"] for error in response.json()["errors"]} == {
-        "ticker": "Give a ticker, or an option symbol.",
-        "expiry": "Pick an expiry, or an option symbol.",
-        "strike": "Give a strike, or an option symbol.",
-        "option_type": "Choose call or put, or an option symbol.",
+        "ticker": "Give a ticker.",
+        "expiry": "Pick an expiry.",
+        "strike": "Give a strike.",
+        "option_type": "Choose call or put.",
         "qty": "Give the number of contracts.",
         "sl_price": "Give a stop-loss price, or a percentage of the entry.",
         "tp_price": "Give a take-profit price, or a percentage of the entry.",
