@@ -378,6 +378,30 @@ def _require_object(data) -> None:
         raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
 
 
+WORKING_ORDER_SUMMARIES = {
+    "entry_cancel": "Withdraw a pending entry (a resting limit, or one queued for the open)",
+    "entry_reprice": "Re-price a pending limit entry (cancel/replace, same SL/TP)",
+    "close_cancel": "Withdraw a pending close: the position is OPEN again under its SL/TP bracket",
+    "close_reprice": "Switch a pending close between market and limit (cancel/replace)",
+}
+
+
+def _working_order(name: str, serializer_class):
+    """One working-order endpoint of `TradeViewSet`, `POST /api/trades/{id}/<entry|close>/<cancel|
+    reprice>`: the action `name`, served by the service of that name through `TradeViewSet._working`,
+    its body checked by `serializer_class`. The four differ only in these and their summary."""
+    service = getattr(services, name)
+
+    def view(self, request, pk=None):
+        return self._working(request, serializer_class, service)
+
+    view.__name__ = view.__qualname__ = name  # the action's name: routing, `stepwise_actions`, the schema
+    url_path = name.replace("_", "/")
+    routed = action(detail=True, methods=["post"], url_path=url_path, url_name=url_path.replace("/", "-"))(view)
+    return extend_schema(summary=WORKING_ORDER_SUMMARIES[name], description=WORKING_ORDER_NOTE,
+                         request=serializer_class, responses=WORKING_ORDER_RESPONSES)(routed)
+
+
 # --- Export -----------------------------------------------------------------------------------
 
 
@@ -536,29 +560,10 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
             return Response(TradeDetailSerializer(self._reload(result.trade)).data,
                             status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
 
-    @extend_schema(summary="Withdraw a pending entry (a resting limit, or one queued for the open)",
-                   description=WORKING_ORDER_NOTE, request=VersionSerializer, responses=WORKING_ORDER_RESPONSES)
-    @action(detail=True, methods=["post"], url_path="entry/cancel", url_name="entry-cancel")
-    def entry_cancel(self, request, pk=None):
-        return self._working(request, VersionSerializer, services.entry_cancel)
-
-    @extend_schema(summary="Re-price a pending limit entry (cancel/replace, same SL/TP)",
-                   description=WORKING_ORDER_NOTE, request=EntryRepriceSerializer, responses=WORKING_ORDER_RESPONSES)
-    @action(detail=True, methods=["post"], url_path="entry/reprice", url_name="entry-reprice")
-    def entry_reprice(self, request, pk=None):
-        return self._working(request, EntryRepriceSerializer, services.entry_reprice)
-
-    @extend_schema(summary="Withdraw a pending close: the position is OPEN again under its SL/TP bracket",
-                   description=WORKING_ORDER_NOTE, request=VersionSerializer, responses=WORKING_ORDER_RESPONSES)
-    @action(detail=True, methods=["post"], url_path="close/cancel", url_name="close-cancel")
-    def close_cancel(self, request, pk=None):
-        return self._working(request, VersionSerializer, services.close_cancel)
-
-    @extend_schema(summary="Switch a pending close between market and limit (cancel/replace)",
-                   description=WORKING_ORDER_NOTE, request=CloseRepriceSerializer, responses=WORKING_ORDER_RESPONSES)
-    @action(detail=True, methods=["post"], url_path="close/reprice", url_name="close-reprice")
-    def close_reprice(self, request, pk=None):
-        return self._working(request, CloseRepriceSerializer, services.close_reprice)
+    entry_cancel = _working_order("entry_cancel", VersionSerializer)
+    entry_reprice = _working_order("entry_reprice", EntryRepriceSerializer)
+    close_cancel = _working_order("close_cancel", VersionSerializer)
+    close_reprice = _working_order("close_reprice", CloseRepriceSerializer)
 
     def _working(self, request, serializer_class, service) -> Response:
         with tenancy.acting_as(request.user.pk):

@@ -46,9 +46,10 @@ class InvalidTradeInput(TradeError):
 class RiskLimitExceeded(TradeError):
     code = "risk_limit_exceeded"
 
-    def __init__(self, message: str, *, limit: str, current, allowed) -> None:
+    def __init__(self, message: str, *, limit: str, current, allowed, field: str | None = None) -> None:
         super().__init__(message)
         self.limit, self.current, self.allowed = limit, current, allowed
+        self.field = field  # the request's field the trader can change to fit (None: the limit's name)
         self.preview = None  # from a check without opening (trade_open_check): the trade's numbers
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -130,12 +130,18 @@ class RiskRoom:
         """Dollars of risk that could still be added after this trade."""
         return max(self.heat_allowed - self.heat_after, Decimal(0))
 
+    def highest_entry(self, *, sl: Decimal, qty: int) -> Decimal:
+        """The highest entry whose risk down to `sl` still fits under the heat limit, to the cent
+        below (`sl` itself when nothing fits): the headroom told when a re-price is refused."""
+        room = max(self.heat_allowed - self.heat, Decimal(0))
+        return sl + (room / (qty * CONTRACT_MULTIPLIER)).quantize(CENT, rounding=ROUND_DOWN)
+
     def breach(self) -> RiskLimitExceeded | None:
         """The first limit this trade would break, in the trader's words, or None."""
         if self.positions >= self.max_positions:
-            held = f"{self.positions} trade is" if self.positions == 1 else f"{self.positions} trades are"
             return RiskLimitExceeded(
-                f"{held} open or pending and your limit is {_count(self.max_positions, 'position')} at a time.",
+                f"{trades_are(self.positions)} open or pending and your limit is "
+                f"{_count(self.max_positions, 'position')} at a time.",
                 limit="max_positions", current=self.positions, allowed=self.max_positions)
         if self.loss_today > 0 and self.loss_today >= self.daily_loss_limit:
             return RiskLimitExceeded(
@@ -160,6 +166,11 @@ class RiskRoom:
             raise problem
 
 
+def trades_are(count: int) -> str:
+    """"1 trade is", "3 trades are": the start of a sentence about the trades held."""
+    return f"{count} trade is" if count == 1 else f"{count} trades are"
+
+
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
@@ -169,23 +180,26 @@ def _pct_text(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
-def active_exposure(user: AbstractBaseUser) -> dict[str, Decimal | int]:
+def active_exposure(user: AbstractBaseUser, *, excluding: int | None = None) -> dict[str, Decimal | int]:
     """The caller's active trades in one read: how many, their risk at the stops (`heat`), the
-    premium they commit (entry × qty × 100; a pending trade counts from its planned entry)."""
+    premium they commit (entry × qty × 100; a pending trade counts from its planned entry).
+    `excluding`: a trade left out, one being re-priced, so that it is not counted twice."""
     entry = Coalesce("entry_price", "planned_entry_price", Value(Decimal(0)))
     risk = Greatest(entry - F("sl_price"), Value(Decimal(0))) * F("qty") * CONTRACT_MULTIPLIER
     zero = Value(Decimal(0))
-    return PaperTrade.objects.filter(owner=user, status__in=ACTIVE_STATUSES).aggregate(
+    return PaperTrade.objects.filter(owner=user, status__in=ACTIVE_STATUSES).exclude(pk=excluding).aggregate(
         positions=Count("pk"),
         heat=Coalesce(Sum(risk, output_field=_MONEY), zero, output_field=_MONEY),
         premium=Coalesce(Sum(entry * F("qty") * CONTRACT_MULTIPLIER, output_field=_MONEY), zero, output_field=_MONEY),
     )
 
 
-def risk_room(*, user: AbstractBaseUser, account: AccountSettings, trade_risk: Decimal, now: datetime) -> RiskRoom:
+def risk_room(*, user: AbstractBaseUser, account: AccountSettings, trade_risk: Decimal, now: datetime,
+              excluding: int | None = None) -> RiskRoom:
     """The limits measured on `user`'s stored trades (call it in their tenant context; `trade_open`
-    does so with the settings row locked, so two opens cannot both squeeze under a limit)."""
-    exposure = active_exposure(user)
+    does so with the settings row locked, so two opens cannot both squeeze under a limit).
+    `excluding`: the trade `trade_risk` is about when it is stored already (a re-priced entry)."""
+    exposure = active_exposure(user, excluding=excluding)
     # Net of commissions and fees: what the day really cost is what the limit is about.
     realized = PaperTrade.objects.filter(
         owner=user, status=TradeStatus.CLOSED, close_date__gte=new_york_day_start(now),

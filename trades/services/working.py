@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -36,7 +36,7 @@ from brokers.base import BrokerError, BrokerProvider, Order, OrderPurpose, Order
 from brokers.market import Market, OutsideCalendar, default_market
 from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
-from trades.models import Actor, EntryType, EventKind, PaperTrade, TradeStatus
+from trades.models import CONTRACT_MULTIPLIER, AccountSettings, Actor, EntryType, EventKind, PaperTrade, TradeStatus
 
 from .accounts import account_settings_for
 from .closing import (
@@ -59,6 +59,7 @@ from .errors import (
     OrderAlreadyFilled,
     OrdersBusy,
     PositionUnprotected,
+    RiskLimitExceeded,
     TradeError,
     VersionConflict,
     price_text,
@@ -67,6 +68,7 @@ from .lifecycle import trade_transition
 from .opening import TradeResult, place_entry, trade_entry_update
 from .orders import as_trade_error, broker_of, close_request, order_summary, split_legs, trade_order_tag
 from .protection import bracket_attach
+from .risk import CENT, RiskRoom, risk_room, trade_risk, trades_are
 
 # --- The session an order meets ---------------------------------------------------------------
 
@@ -111,7 +113,8 @@ def entry_cancel(*, user: AbstractBaseUser, trade_id: int, version: int, market:
 def entry_reprice(*, user: AbstractBaseUser, trade_id: int, version: int, limit_price: Decimal,
                   market: Market | None = None) -> TradeResult:
     """Move a PENDING trade's resting limit entry to `limit_price` (cancel, then place again with
-    the same tag and bracket). The price must still lie between the stop-loss and the take-profit."""
+    the same tag and bracket). The price must still lie between the stop-loss and the take-profit,
+    and a higher price must fit the risk limits and the buying power (`_within_limits`)."""
     return _on_entry(user=user, trade_id=trade_id, version=version, market=market, limit_price=limit_price)
 
 
@@ -129,7 +132,11 @@ def _on_entry(*, user, trade_id: int, version: int, market: Market | None, limit
         if not trade.entry_order_id:
             raise InvalidTransition("The entry order's outcome is not known yet (the monitor is looking it up by "
                                     "its tag); try again in a moment.", trade=trade)
-        broker = broker_of(account_settings_for(user=user), mode=trade.broker_mode, market=market)
+        account = account_settings_for(user=user)
+        broker = broker_of(account, mode=trade.broker_mode, market=market)
+        if limit_price is not None:
+            _within_limits(trade=trade, user=user, account=account, broker=broker, limit_price=limit_price,
+                           now=market.now())
         claimed = _claim(trade=trade, user=user, version=version, action=action, who=who,
                          payload={"limit_price": limit_price} if limit_price is not None else {})
         if isinstance(claimed, TradeResult):
@@ -143,10 +150,79 @@ def _on_entry(*, user, trade_id: int, version: int, market: Market | None, limit
 def _check_entry_price(trade: PaperTrade, limit_price: Decimal) -> None:
     if trade.entry_type != EntryType.LIMIT:
         raise InvalidTransition("A market entry has no price to change; cancel it instead.", trade=trade)
-    if not trade.sl_price < limit_price < trade.tp_price:
+    price, sl, tp = price_text(limit_price), price_text(trade.sl_price), price_text(trade.tp_price)
+    if trade.sl_price >= limit_price:
         raise InvalidTradeInput({"limit_price": [
-            f"A long option's entry must lie between its stop-loss ({price_text(trade.sl_price)}) and "
-            f"take-profit ({price_text(trade.tp_price)})."]})
+            f"The stop-loss ({sl}) would be at or above an entry at {price}: a long option's stop must lie below "
+            f"its entry. Give a limit above {sl}, or cancel the entry and open it again with a lower stop."]})
+    if trade.tp_price <= limit_price:
+        raise InvalidTradeInput({"limit_price": [
+            f"The take-profit ({tp}) would be at or below an entry at {price}: a long option's target must lie "
+            f"above its entry. Give a limit below {tp}."]})
+
+
+def _within_limits(*, trade: PaperTrade, user, account: AccountSettings, broker: BrokerProvider,
+                   limit_price: Decimal, now: datetime) -> None:
+    """A higher limit adds debit and risk at the stop, so it is measured as `trade_open` measures
+    an open: by the same `RiskRoom`, with this trade's current reservation left out so that it is
+    not counted twice; then against the broker's buying power. All before anything is claimed or
+    cancelled: a refused re-price leaves the working order as it was. A limit no higher takes
+    nothing more and is always allowed, even over a limit lowered since the open.
+
+    Read without the settings lock, as the validate call reads: the lock cannot be held over the
+    broker's cancel, so until the replacement is recorded a parallel open is measured against this
+    trade's old price."""
+    if limit_price <= trade.planned_entry_price:
+        return
+    room = risk_room(user=user, account=account, now=now, excluding=trade.pk,
+                     trade_risk=trade_risk(limit_price, trade.sl_price, trade.qty))
+    if (problem := room.breach()) is not None:
+        raise RiskLimitExceeded(_over_limit(room, problem, trade, limit_price), limit=problem.limit,
+                                current=problem.current, allowed=problem.allowed, field="limit_price")
+    _within_buying_power(trade=trade, broker=broker, limit_price=limit_price)
+
+
+def _over_limit(room: RiskRoom, problem: RiskLimitExceeded, trade: PaperTrade, limit_price: Decimal) -> str:
+    """Which limit a re-price to `limit_price` breaks, and the room left, in the trader's words."""
+    price, now_at = price_text(limit_price), price_text(trade.planned_entry_price)
+    only_lower = f"this entry can only be re-priced at or below its current {now_at}"
+    if problem.limit == "max_positions":
+        return (f"Besides this one, {trades_are(room.positions)} open or pending and your limit is "
+                f"{room.max_positions} at a time: until one ends, {only_lower}.")
+    if problem.limit == "daily_loss_limit":
+        return (f"Today's realized loss is ${room.loss_today:,.2f} and your daily loss limit is "
+                f"${room.daily_loss_limit:,.2f}: until tomorrow, {only_lower}.")
+    highest = room.highest_entry(sl=trade.sl_price, qty=trade.qty)
+    fits = f"the highest limit that fits is {price_text(highest)}" if highest > trade.planned_entry_price \
+        else only_lower
+    if room.heat_after_pct is None:
+        return f"Your account balance is $0.00, so no added risk fits under the heat limit: {fits}."
+    stop = price_text(trade.sl_price)
+    return (f"At {price} this entry would risk ${room.trade_risk:,.2f} down to its stop ({stop}), "
+            f"and risk at the stops would be ${room.heat_after:,.2f}, {room.heat_after_pct:.2f}% of your "
+            f"${room.balance:,.2f} balance, over your heat limit of {problem.allowed.normalize():f}%: {fits}.")
+
+
+def _within_buying_power(*, trade: PaperTrade, broker: BrokerProvider, limit_price: Decimal) -> None:
+    """The replacement buys at the new limit once the old order's reservation is freed, so the
+    extra debit must fit in the buying power the broker reports now. That figure already holds
+    the working entry back (the local paper ledger does; the fake Tradier does as the sandbox is
+    taken to; that live Tradier's `option_buying_power` does is UNCONFIRMED: if not, this check is
+    looser and the broker refuses the replacement, as it refuses an open it cannot pay for)."""
+    extra = (limit_price - trade.planned_entry_price) * trade.qty * CONTRACT_MULTIPLIER
+    try:
+        available = broker.get_account_balance().option_buying_power
+    except BrokerError as error:
+        problem = as_trade_error(error, trade=trade)
+        problem.message = f"Your buying power could not be read, so nothing was cancelled: {problem.message}"
+        raise problem from None
+    if extra > available:
+        room = max(available, Decimal(0)) / (trade.qty * CONTRACT_MULTIPLIER)
+        highest = trade.planned_entry_price + room.quantize(CENT, rounding=ROUND_DOWN)
+        raise RiskLimitExceeded(
+            f"At {price_text(limit_price)} this entry needs ${extra:,.2f} more than its order holds now, and your "
+            f"buying power is ${available:,.2f}: the highest limit that fits is {price_text(highest)}.",
+            limit="buying_power", current=extra, allowed=available, field="limit_price")
 
 
 def _entry_at_broker(*, trade: PaperTrade, broker: BrokerProvider, market: Market, limit_price: Decimal | None,

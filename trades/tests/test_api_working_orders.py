@@ -14,6 +14,7 @@ import pytest
 
 from brokers.models import PaperOrder
 from tradeoptions import tenancy
+from trades import services
 from trades.models import EventKind, PaperTrade, TradeEvent
 from trades.services import orders
 
@@ -148,6 +149,94 @@ def test_a_reprice_outside_the_bracket_is_refused_and_sends_nothing(client, trad
                            {"version": resting["version"], "limit_price": price}, format="json")
     assert response.status_code == 400 and response.json()["errors"][0]["attr"] == "limit_price"
     assert [o.status for o in _orders(trader, tag=f"to-{resting['id']}-entry", parent__isnull=True)] == ["open"]
+
+
+def test_a_reprice_at_or_under_the_stop_says_the_stop_must_lie_below_the_entry(client, resting):
+    response = client.post(f"/api/trades/{resting['id']}/entry/reprice",
+                           {"version": resting["version"], "limit_price": "3.00"}, format="json")
+    assert response.json()["errors"] == [{"code": "invalid", "attr": "limit_price", "detail": (
+        "The stop-loss (3.00) would be at or above an entry at 3.00: a long option's stop must lie below its "
+        "entry. Give a limit above 3.00, or cancel the entry and open it again with a lower stop.")}]
+
+
+# --- a re-price within the risk limits and the buying power -----------------------------------
+
+
+def _reprice(client, trade, price):
+    return client.post(f"/api/trades/{trade['id']}/entry/reprice",
+                       {"version": trade["version"], "limit_price": price}, format="json")
+
+
+def _left_as_it_was(client, trader, trade) -> None:
+    """Nothing claimed, nothing cancelled: the entry rests at its price, under the version the trader saw."""
+    stored = client.get(f"/api/trades/{trade['id']}").json()
+    assert (stored["version"], stored["planned_entry_price"]) == (trade["version"], trade["planned_entry_price"])
+    (head,) = _orders(trader, tag=f"to-{trade['id']}-entry", parent__isnull=True)
+    entry = _orders(trader, parent_id=head.pk)[0]
+    assert (head.status, head.pk, entry.limit_price) == ("open", int(trade["entry_order_id"]), Decimal(
+        trade["planned_entry_price"]))
+
+
+def test_a_reprice_within_the_limits_counts_the_trades_own_risk_once(client, trader, resting):
+    # The heat limit is $300 (6 % of $5,000). At 4.25 the entry risks $250 down to its 3.00 stop:
+    # under the limit alone, over it beside the $200 the 4.00 order it replaces risks now.
+    response = _reprice(client, resting, "4.25")
+    assert response.status_code == 202, response.json()
+    assert response.json()["planned_entry_price"] == "4.2500"
+    heads = _orders(trader, tag=f"to-{resting['id']}-entry", parent__isnull=True)
+    assert [head.status for head in heads] == ["canceled", "open"]
+
+
+def test_a_reprice_over_the_heat_limit_is_refused_with_the_room_left_and_the_order_kept(client, trader, resting):
+    response = _reprice(client, resting, "4.55")  # $310 down to the stop, over the $300 limit
+    assert response.status_code == 422, response.json()
+    assert response.json()["errors"] == [{"code": "risk_limit_exceeded", "attr": "limit_price", "detail": (
+        "At 4.55 this entry would risk $310.00 down to its stop (3.00), and risk at the stops would be $310.00, "
+        "6.20% of your $5,000.00 balance, over your heat limit of 6%: the highest limit that fits is 4.50.")}]
+    _left_as_it_was(client, trader, resting)
+    assert _reprice(client, resting, "4.50").status_code == 200  # the headroom told is real (4.50 buys at the ask)
+
+
+def test_a_reprice_beyond_the_buying_power_is_refused_and_the_order_kept(client, trader, open_body):
+    services.account_settings_update(user=trader, changes={"heat_limit_pct": Decimal("100")})
+    resting = client.post("/api/trades", open_body(entry_type="limit", limit_price="4.00", qty=10),
+                          format="json").json()
+    # $5,000 of cash, $4,006.50 held by the entry (10 × 4.00 × 100 and $6.50 commission): $993.50 free.
+    response = _reprice(client, resting, "5.10")
+    assert response.status_code == 422, response.json()
+    assert response.json()["errors"] == [{"code": "risk_limit_exceeded", "attr": "limit_price", "detail": (
+        "At 5.10 this entry needs $1,100.00 more than its order holds now, and your buying power is $993.50: the "
+        "highest limit that fits is 4.99.")}]
+    _left_as_it_was(client, trader, resting)
+
+
+def test_a_reprice_lower_is_allowed_over_every_limit(client, trader, resting, open_body):
+    services.account_settings_update(user=trader, changes={"heat_limit_pct": Decimal("100")})
+    assert client.post("/api/trades", open_body(qty=1), format="json").json()["status"] == "OPEN"
+    services.account_settings_update(user=trader, changes={"max_positions": 1, "heat_limit_pct": Decimal("1")})
+    higher = _reprice(client, resting, "4.05")
+    assert higher.status_code == 422 and higher.json()["errors"][0]["detail"] == (
+        "Besides this one, 1 trade is open or pending and your limit is 1 at a time: until one ends, this entry "
+        "can only be re-priced at or below its current 4.00.")
+    _left_as_it_was(client, trader, resting)
+    lower = _reprice(client, resting, "3.90")
+    assert lower.status_code == 202, lower.json()
+    assert lower.json()["planned_entry_price"] == "3.9000"
+
+
+def test_a_reprice_higher_waits_for_tomorrow_once_the_daily_loss_limit_is_hit(client, trader, market, resting,
+                                                                               open_body):
+    services.account_settings_update(user=trader, changes={"heat_limit_pct": Decimal("100")})
+    lost = client.post("/api/trades", open_body(qty=1), format="json").json()  # bought at 4.30, sold at 2.50
+    market.set_quote(CONTRACT, "2.50", "2.70")
+    closed = client.post(f"/api/trades/{lost['id']}/close", {"version": lost["version"]}, format="json").json()
+    assert closed["status"] == "CLOSED", closed
+    response = _reprice(client, resting, "4.05")
+    assert response.status_code == 422 and response.json()["errors"][0]["detail"].startswith(
+        "Today's realized loss is $")
+    assert response.json()["errors"][0]["detail"].endswith(
+        "and your daily loss limit is $150.00: until tomorrow, this entry can only be re-priced at or below its "
+        "current 4.00.")
 
 
 def test_an_open_trade_has_no_entry_to_cancel(client, trader, open_body):

@@ -159,3 +159,52 @@ def test_a_close_filled_before_the_cancel_is_closed_once(client, tradier, queued
     assert [order.status for order in tradier.orders_tagged(f"to-{queued_close['id']}-close")] == ["filled"]
     assert "place_order" not in calls and "place_oco_order" not in calls
     assert _held(tradier) == {} and _working_exits(tradier, queued_close["id"]) == []
+
+
+# --- a re-price within the risk limits and the buying power -----------------------------------
+
+
+def _reprice(client, trade, price):
+    return client.post(f"/api/trades/{trade['id']}/entry/reprice",
+                       {"version": trade["version"], "limit_price": price}, format="json")
+
+
+def _still_working_at(tradier, trade, price: str) -> None:
+    """The OTOCO placed with the trade works at Tradier as it was: no cancel was sent."""
+    (otoco,) = tradier.orders_tagged(f"to-{trade['id']}-entry")
+    assert str(otoco.id) == trade["entry_order_id"] and otoco.status in WORKING
+    assert otoco.legs[0].price == Decimal(price) and otoco.legs[0].status in WORKING
+    assert not tradier.requests_for("DELETE")
+
+
+def test_a_reprice_over_the_heat_limit_leaves_the_otoco_working(client, tradier, resting):
+    response = _reprice(client, resting, "4.55")  # $310 down to the 3.00 stop; the limit is $300
+    assert response.status_code == 422, response.json()
+    (error,) = response.json()["errors"]
+    assert (error["attr"], error["code"]) == ("limit_price", "risk_limit_exceeded")
+    assert error["detail"].endswith("over your heat limit of 6%: the highest limit that fits is 4.50.")
+    _still_working_at(tradier, resting, "4.00")
+
+
+def test_a_reprice_beyond_the_buying_power_leaves_the_otoco_working(client, tradier, resting):
+    tradier.accounts[ACCOUNT].cash = Decimal("850")  # $50 free beside the $800 the resting entry holds
+    response = _reprice(client, resting, "4.30")
+    assert response.status_code == 422, response.json()
+    assert response.json()["errors"] == [{"code": "risk_limit_exceeded", "attr": "limit_price", "detail": (
+        "At 4.30 this entry needs $60.00 more than its order holds now, and your buying power is $50.00: the "
+        "highest limit that fits is 4.25.")}]
+    _still_working_at(tradier, resting, "4.00")
+    within = _reprice(client, resting, "4.25")  # the headroom told, its own $800 counted once
+    assert within.status_code == 202, within.json()
+    old, new = tradier.orders_tagged(f"to-{resting['id']}-entry")
+    assert old.status == "canceled" and new.legs[0].price == Decimal("4.25") and new.status in WORKING
+
+
+def test_a_reprice_lower_at_tradier_is_allowed_over_every_limit(client, trader, tradier, resting):
+    tradier.accounts[ACCOUNT].cash = Decimal("800")  # not a cent free
+    services.account_settings_update(user=trader, changes={"heat_limit_pct": Decimal("1")})
+    assert _reprice(client, resting, "4.05").status_code == 422
+    lower = _reprice(client, resting, "3.90")
+    assert lower.status_code == 202, lower.json()
+    old, new = tradier.orders_tagged(f"to-{resting['id']}-entry")
+    assert old.status == "canceled" and new.legs[0].price == Decimal("3.90")
