@@ -50,7 +50,7 @@ def test_the_history_pages_sorts_filters_and_keeps_its_view_in_the_address(devic
     rows = page.locator("#history tbody tr")
     expect(rows).to_have_count(30)
     first = rows.first  # most recently closed first: +$190
-    expect(first.locator("td[data-label='Realized P&L']")).to_contain_text("+$190.00")
+    expect(first.locator("td[data-label='Realized P&L, net']")).to_contain_text("+$190.00")
     expect(first.locator("td[data-label='Held']")).to_have_text("2h 30m")
     expect(first.locator("td[data-label='MFE / MAE']")).to_have_text("+$150.00 / \u2212$40.00")
     closed_header = page.locator("#history th[data-sort=close_date]")
@@ -70,7 +70,7 @@ def test_the_history_pages_sorts_filters_and_keeps_its_view_in_the_address(devic
     expect(rows).to_have_count(5)
     expect(pager.locator(".page-count")).to_have_text("26–30 of 30")
     expect(pager.locator("[aria-current=page]")).to_have_text("2")
-    expect(rows.last.locator("td[data-label='Realized P&L']")).to_contain_text("\u2212$100.00")
+    expect(rows.last.locator("td[data-label='Realized P&L, net']")).to_contain_text("\u2212$100.00")
     expect(totals.locator("th")).to_contain_text("30 trades")
     assert _query(page) == {"page_size": "25", "page": "2"}
 
@@ -80,10 +80,10 @@ def test_the_history_pages_sorts_filters_and_keeps_its_view_in_the_address(devic
     expect(pnl_header).to_have_attribute("aria-sort", "descending")
     expect(closed_header).not_to_have_attribute("aria-sort", "descending")
     expect(pager.locator("[aria-current=page]")).to_have_text("1")
-    expect(first.locator("td[data-label='Realized P&L']")).to_contain_text("+$190.00")
+    expect(first.locator("td[data-label='Realized P&L, net']")).to_contain_text("+$190.00")
     pnl_header.get_by_role("button").click()
     expect(pnl_header).to_have_attribute("aria-sort", "ascending")
-    expect(first.locator("td[data-label='Realized P&L']")).to_contain_text("\u2212$100.00")
+    expect(first.locator("td[data-label='Realized P&L, net']")).to_contain_text("\u2212$100.00")
 
     # Filters narrow the rows and the totals; the address keeps them, and a reload shows the same.
     page.fill("#history-ticker", "QQQ")
@@ -105,7 +105,7 @@ def test_the_history_pages_sorts_filters_and_keeps_its_view_in_the_address(devic
     expect(page.locator("input[name=outcome][value=loss]")).to_be_checked()
     expect(pnl_header).to_have_attribute("aria-sort", "ascending")
     expect(rows).to_have_count(4)
-    expect(first.locator("td[data-label='Realized P&L']")).to_contain_text("\u2212$100.00")
+    expect(first.locator("td[data-label='Realized P&L, net']")).to_contain_text("\u2212$100.00")
 
     # The trades that never filled, with the broker's reason.
     page.click("#history-clear")
@@ -132,7 +132,7 @@ def test_the_history_on_a_phone_sorts_with_a_list_and_pages(device, live_server,
     expect(page.locator("#history-pager .page-count")).to_have_text("1–10 of 20")
     expect(page.locator("#history thead")).to_be_hidden()
     page.select_option("#history-sort", label="Realized P&L, low to high")
-    expect(cards.first.locator("td[data-label='Realized P&L']")).to_contain_text("\u2212$90.00")
+    expect(cards.first.locator("td[data-label='Realized P&L, net']")).to_contain_text("\u2212$90.00")
     expect(page.locator("#history th[data-sort=realized_pnl]")).to_have_attribute("aria-sort", "ascending")
     expect(page.locator("#history tfoot tr.totals th")).to_contain_text("20 trades")
     expect(page.locator("#history tfoot tr.totals th")).to_be_visible()
@@ -140,7 +140,7 @@ def test_the_history_on_a_phone_sorts_with_a_list_and_pages(device, live_server,
     expect(page.locator("#history-pager .page-count")).to_have_text("1–10 of 30")
     page.locator("#history-pager").get_by_role("link", name="Next page").click()
     expect(page.locator("#history-pager .page-count")).to_have_text("11–20 of 30")
-    expect(cards.first.locator("td[data-label='Realized P&L']")).to_contain_text("$0.00")
+    expect(cards.first.locator("td[data-label='Realized P&L, net']")).to_contain_text("$0.00")
     assert _query(page) == {"ordering": "realized_pnl", "page_size": "10", "page": "2"}
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shoot(page, "mobile-history-paged")

@@ -153,7 +153,7 @@ def test_periods_from_a_pinned_now_and_a_bad_range_told_in_words(device, alice, 
         page.click("#tab-performance")
         expect(page.locator(".kpi[data-kpi=trades] .kpi-value")).to_have_text("14")
         page.locator(".period-choices label", has_text="Today").click()
-        expect(page.locator(".period-shown")).to_contain_text("Today · Thu 19 Nov 2026")
+        expect(page.locator(".period-shown")).to_contain_text("Today · Nov 19, 2026")
         expect(page.locator(".kpi[data-kpi=trades] .kpi-value")).to_have_text("1")
         expect(page.locator(".kpi[data-kpi=net_pnl] .kpi-value")).to_have_text("\u2212$100.00")
         page.locator(".period-choices label", has_text="Week").click()  # Mon 16 to Thu 19 Nov: four losses

@@ -144,10 +144,3 @@ export function rMultiple(value) {
   return `${signed(value, Math.abs(Number(value)).toFixed(2))}\u00a0R`;
 }
 
-// A New York date ("2026-12-04") as "Fri 4 Dec 2026", without moving it through a time zone.
-export function day(iso) {
-  if (!iso) return "—";
-  const [year, month, date] = iso.split("-").map(Number);
-  const weekday = new Date(Date.UTC(year, month - 1, date)).toLocaleDateString("en-GB", { weekday: "short", timeZone: "UTC" });
-  return `${weekday} ${date} ${MONTHS[month - 1]} ${year}`;
-}
