@@ -97,7 +97,7 @@ def test_the_positions_fit_their_card_and_the_detail_has_no_dead_space(device, m
             assert _inside(_box(page, f"#positions .{badge}"), card), (name, badge)
         lines = page.evaluate(LINES, "#positions .pnl > span, .summary-figure dd")
         assert lines and all(count == 1 for count in lines.values()), (name, lines)
-        assert "\u2212$110.00" in lines  # the held position's loss: (3.20 − 4.30) × 100
+        assert "\u2212$111.30" in lines  # the held position's net loss: (3.20 − 4.30) × 100 − 2 × $0.65
 
     held_row.locator("button.toggle").click()
     detail = page.locator(f"#detail-{held.pk}")
@@ -116,6 +116,9 @@ def test_the_positions_fit_their_card_and_the_detail_has_no_dead_space(device, m
             tallest = max(events["y"] + events["height"] - chart["y"], side["height"])
         else:
             tallest = chart["height"] + side["height"] + events["height"] + 2 * gap
+        explained = detail.locator(".explanation")  # the trade explained, full width under both columns
+        if explained.count():
+            tallest += explained.evaluate(BOX)["height"] + gap
         padding = inner["height"] - tallest
         assert padding <= 2 * gap + 1, (name, padding)  # the detail's own padding, nothing more
 
@@ -139,15 +142,15 @@ def test_a_signed_amount_stays_with_its_sign_in_a_dialog_and_a_toast(device, mar
     # Squeezed far below any real width: every word on a line of its own, a figure still whole.
     squeeze = "(selector) => { document.querySelector(selector).style.width = '1px'; }"
     page.locator(f"#positions tr.position[data-trade-id='{held.pk}'] button.close").click()
-    expect(page.locator("#close-dialog-text")).to_contain_text("unrealized \u2212$110.00.")
+    expect(page.locator("#close-dialog-text")).to_contain_text("unrealized \u2212$111.30 net of commissions.")
     page.evaluate(squeeze, "#close-dialog-text")
     lines = page.evaluate(LINES, "#close-dialog-text .nowrap")
-    assert lines == {"\u2212$110.00": 1}
+    assert lines == {"\u2212$111.30": 1}
     [sentence] = page.evaluate(LINES, "#close-dialog-text").values()
     assert sentence > 5  # the sentence itself did wrap, word by word
     page.click("#close-confirm")
     toast = page.locator(".toast-success", has_text="Closed SPY 570C at 3.10")
-    expect(toast).to_contain_text("\u2212$120.00")
+    expect(toast).to_contain_text("\u2212$121.30")  # net; the gross figure beside it
     page.evaluate(squeeze, ".toast-success > span")
-    assert page.evaluate(LINES, ".toast-success .nowrap") == {"\u2212$120.00": 1}
+    assert page.evaluate(LINES, ".toast-success .nowrap") == {"\u2212$121.30": 1, "\u2212$120.00": 1}
     assert page.problems == []
