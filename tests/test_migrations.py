@@ -2,6 +2,7 @@
 can be reversed."""
 
 import ast
+import importlib
 import sys
 from datetime import date
 from decimal import Decimal
@@ -12,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from brokers.models import PaperFill
 from tests.factories import ClosedTradeFactory, PaperFillFactory, PaperOrderFactory, PaperTradeFactory
@@ -125,9 +127,12 @@ def test_account_numbers_already_in_the_audit_log_are_masked_and_it_stays_append
 
 @pytest.mark.django_db(transaction=True)
 def test_trades_filled_before_commissions_were_fields_are_charged_the_configured_rate(trader, other_trader,
-                                                                                       settings):
-    """trades 0014 backfills every filled trade, of every tenant, at the configured rate x
-    contracts x legs filled (an expiry settles without one), says so, and changes nothing else."""
+                                                                                       settings, monkeypatch):
+    """trades 0017 backfills every filled trade, of every tenant, at the configured rate x
+    contracts x legs filled (an expiry settles without one), says so, and changes nothing else;
+    in batches of BATCH_SIZE ids (2 here: the five trades take three), each in the system context."""
+    backfill_migration = importlib.import_module("trades.migrations.0017_backfill_commissions")
+    monkeypatch.setattr(backfill_migration, "BATCH_SIZE", 2)
     closed = ClosedTradeFactory(owner=trader, qty=3, filled_qty=3)  # 3 bought, 3 sold
     partly = ClosedTradeFactory(owner=other_trader, qty=4, filled_qty=2)  # the rest of the entry was cancelled
     expired = ClosedTradeFactory(owner=trader, qty=3, close_reason=CloseReason.EXPIRED, close_price=Decimal("0"),
@@ -136,8 +141,22 @@ def test_trades_filled_before_commissions_were_fields_are_charged_the_configured
     never = PaperTradeFactory(owner=trader, status=TradeStatus.CANCELED, entry_price=None, entry_date=None)
     settings.PAPER_COMMISSION_PER_CONTRACT = "0.65"
     call_command("migrate", "trades", "0013", stdout=StringIO())
-    call_command("migrate", stdout=StringIO())
+    with CaptureQueriesContext(connection) as queries:
+        call_command("migrate", stdout=StringIO())
 
+    statements = [query["sql"].strip() for query in queries]
+    batches = [n for n, sql in enumerate(statements) if sql.startswith("UPDATE trades_papertrade")]
+    ids = [trade.pk for trade in (closed, partly, expired, held, never)]
+    assert len(batches) == len(range(min(ids), max(ids) + 1, 2)) == 3
+    assert all(statements[n - 1] == "SELECT set_config('app.system', 'on', true)" for n in batches)
+    with connection.cursor() as cursor:  # added NOT VALID and CONCURRENTLY, valid in the end
+        checks = ["settings_commission_per_contract_range", "trade_commission_source_known",
+                  "trade_commission_per_contract_not_negative", "trade_entry_commission_not_negative",
+                  "trade_exit_commission_not_negative", "trade_fees_not_negative"]
+        cursor.execute("SELECT conname, convalidated FROM pg_constraint WHERE conname = ANY(%s)", [checks])
+        assert dict(cursor.fetchall()) == dict.fromkeys(checks, True)
+        cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'trade_owner_closed_idx'::regclass")
+        assert cursor.fetchone() == (True,)
     columns = ("entry_commission", "exit_commission", "commission_source", "commission_per_contract",
                "realized_pnl")
     with tenancy.system_context():

@@ -1,16 +1,16 @@
 """Commissions and fees become fields of a trade, and the commission per contract a setting of
 the account (NULL there: the server's PAPER_COMMISSION_PER_CONTRACT).
 
-Backfill: every trade whose entry filled (OPEN, CLOSING, CLOSED) is charged what the paper broker
-charged it, at the rate configured when this migration runs (PAPER_COMMISSION_PER_CONTRACT: every
-account's own rate is still NULL here) x contracts x legs filled:
-  - the entry leg: rate x contracts bought (`filled_qty`, or `qty` where it was never counted);
-  - the exit leg of a CLOSED trade: rate x contracts bought, except for a trade that expired, whose
-    held contracts were settled by the expiry without commission: rate x `exit_filled_qty` (what
-    exit legs sold before it).
-Backfilled trades say so (`commission_source` = BACKFILL) and carry the rate. Nothing else is
-changed (`realized_pnl` keeps its gross value); the reverse drops the new columns. Row-level
-security is forced on the table, so the update runs in the system context (transaction-local).
+Schema only, so that the ACCESS EXCLUSIVE lock this takes on trades_papertrade lasts milliseconds
+on a table of any size:
+  - the new columns have constant defaults, which PostgreSQL 11+ records in the catalogue without
+    rewriting the table;
+  - the CHECK constraints are added NOT VALID: new and updated rows are checked from now on, but
+    existing rows are not scanned under this lock. 0016 validates them under SHARE UPDATE
+    EXCLUSIVE (reads and writes go on), and 0017 backfills the filled trades in small batches.
+Django's AddConstraint cannot say NOT VALID, so each constraint is raw SQL (what AddConstraint
+would emit, plus NOT VALID) with the AddConstraint as its state: the models see the same
+constraints as before. The reverse drops the constraints, then the columns.
 """
 
 from decimal import Decimal
@@ -19,24 +19,14 @@ from django.conf import settings
 from django.db import migrations, models
 
 
-BACKFILL = """
-    SELECT set_config('app.system', 'on', true);
-    UPDATE trades_papertrade
-       SET commission_per_contract = %(rate)s,
-           commission_source = 'BACKFILL',
-           entry_commission = round(%(rate)s * coalesce(nullif(filled_qty, 0), qty), 2),
-           exit_commission = CASE
-               WHEN status <> 'CLOSED' THEN 0
-               WHEN close_reason IN ('EXPIRED', 'EXPIRED_ITM') THEN round(%(rate)s * exit_filled_qty, 2)
-               ELSE round(%(rate)s * coalesce(nullif(filled_qty, 0), qty), 2) END
-     WHERE status IN ('OPEN', 'CLOSING', 'CLOSED') AND entry_price IS NOT NULL;
-    SELECT set_config('app.system', '', true);
-"""
-
-
-def backfill_commissions(apps, schema_editor):
-    rate = Decimal(str(settings.PAPER_COMMISSION_PER_CONTRACT))
-    schema_editor.execute(BACKFILL, {"rate": rate})
+def check_not_valid(table, model_name, name, check, condition):
+    """A CHECK constraint added NOT VALID; the state is Django's own CheckConstraint."""
+    return migrations.RunSQL(
+        sql=f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" CHECK ({check}) NOT VALID',
+        reverse_sql=f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"',
+        state_operations=[migrations.AddConstraint(
+            model_name=model_name, constraint=models.CheckConstraint(condition=condition, name=name))],
+    )
 
 
 class Migration(migrations.Migration):
@@ -77,29 +67,34 @@ class Migration(migrations.Migration):
             name='fees',
             field=models.DecimalField(decimal_places=2, default=Decimal('0'), help_text='Regulatory and exchange fees, if reported.', max_digits=14),
         ),
-        migrations.AddConstraint(
-            model_name='accountsettings',
-            constraint=models.CheckConstraint(condition=models.Q(('commission_per_contract__isnull', True), models.Q(('commission_per_contract__gte', 0), ('commission_per_contract__lte', Decimal('10'))), _connector='OR'), name='settings_commission_per_contract_range'),
+        check_not_valid(
+            'trades_accountsettings', 'accountsettings', 'settings_commission_per_contract_range',
+            '"commission_per_contract" IS NULL OR ("commission_per_contract" >= 0 AND "commission_per_contract" <= 10)',
+            models.Q(('commission_per_contract__isnull', True), models.Q(('commission_per_contract__gte', 0), ('commission_per_contract__lte', Decimal('10'))), _connector='OR'),
         ),
-        migrations.AddConstraint(
-            model_name='papertrade',
-            constraint=models.CheckConstraint(condition=models.Q(('commission_source', ''), ('commission_source__in', ['ACCOUNT_RATE', 'BACKFILL']), _connector='OR'), name='trade_commission_source_known'),
+        check_not_valid(
+            'trades_papertrade', 'papertrade', 'trade_commission_source_known',
+            """"commission_source" = '' OR "commission_source" IN ('ACCOUNT_RATE', 'BACKFILL')""",
+            models.Q(('commission_source', ''), ('commission_source__in', ['ACCOUNT_RATE', 'BACKFILL']), _connector='OR'),
         ),
-        migrations.AddConstraint(
-            model_name='papertrade',
-            constraint=models.CheckConstraint(condition=models.Q(('commission_per_contract__isnull', True), ('commission_per_contract__gte', 0), _connector='OR'), name='trade_commission_per_contract_not_negative'),
+        check_not_valid(
+            'trades_papertrade', 'papertrade', 'trade_commission_per_contract_not_negative',
+            '"commission_per_contract" IS NULL OR "commission_per_contract" >= 0',
+            models.Q(('commission_per_contract__isnull', True), ('commission_per_contract__gte', 0), _connector='OR'),
         ),
-        migrations.AddConstraint(
-            model_name='papertrade',
-            constraint=models.CheckConstraint(condition=models.Q(('entry_commission__isnull', True), ('entry_commission__gte', 0), _connector='OR'), name='trade_entry_commission_not_negative'),
+        check_not_valid(
+            'trades_papertrade', 'papertrade', 'trade_entry_commission_not_negative',
+            '"entry_commission" IS NULL OR "entry_commission" >= 0',
+            models.Q(('entry_commission__isnull', True), ('entry_commission__gte', 0), _connector='OR'),
         ),
-        migrations.AddConstraint(
-            model_name='papertrade',
-            constraint=models.CheckConstraint(condition=models.Q(('exit_commission__isnull', True), ('exit_commission__gte', 0), _connector='OR'), name='trade_exit_commission_not_negative'),
+        check_not_valid(
+            'trades_papertrade', 'papertrade', 'trade_exit_commission_not_negative',
+            '"exit_commission" IS NULL OR "exit_commission" >= 0',
+            models.Q(('exit_commission__isnull', True), ('exit_commission__gte', 0), _connector='OR'),
         ),
-        migrations.AddConstraint(
-            model_name='papertrade',
-            constraint=models.CheckConstraint(condition=models.Q(('fees__isnull', True), ('fees__gte', 0), _connector='OR'), name='trade_fees_not_negative'),
+        check_not_valid(
+            'trades_papertrade', 'papertrade', 'trade_fees_not_negative',
+            '"fees" IS NULL OR "fees" >= 0',
+            models.Q(('fees__isnull', True), ('fees__gte', 0), _connector='OR'),
         ),
-        migrations.RunPython(backfill_commissions, migrations.RunPython.noop),
     ]
