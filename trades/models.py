@@ -225,6 +225,16 @@ class PaperTrade(models.Model):
     broker_fill_price = models.DecimalField(**PRICE, null=True, blank=True)
     broker_fill_time = models.DateTimeField(null=True, blank=True)
 
+    # The exit policy beyond the fixed bracket (trades.services.exit_policies): its settings as
+    # decimal text ({} for none), the best bid and underlying price seen since it was set (the
+    # trailing stops' high-water marks), when the stop last moved (the anti-storm interval) and
+    # whether the policy already asked for the close (a time stop fires once).
+    exit_policy = models.JSONField(default=dict, blank=True)
+    exit_high_water = models.DecimalField(**PRICE, null=True, blank=True)
+    exit_underlying_extreme = models.DecimalField(**PRICE, null=True, blank=True)
+    exit_stop_moved_at = models.DateTimeField(null=True, blank=True)
+    exit_requested_at = models.DateTimeField(null=True, blank=True)
+
     # Concurrency: the optimistic lock clients send back. (Work in flight is a row lock held by
     # `trade_transition`; a final trade is immutable because the transition table leads nowhere
     # from a final state, so no separate "locked" flag is kept.)

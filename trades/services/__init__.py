@@ -59,6 +59,14 @@ from .errors import (
     TradeError,
     VersionConflict,
 )
+from .exit_policies import (
+    ExitDecision,
+    ExitPolicy,
+    ExitState,
+    Observation,
+    exit_policy_checked,
+    exit_policy_evaluate,
+)
 from .idempotency import (
     IDEMPOTENCY_KEY_TTL,
     IdempotencyClaim,
@@ -129,4 +137,6 @@ __all__ = [
     # Working orders under the trader's control, and the session an order meets.
     "OrderAlreadyFilled", "OrdersBusy", "Session", "close_cancel", "close_reprice", "entry_cancel", "entry_reprice",
     "market_session",
+    # Exit policies beyond the fixed bracket: the pure engine the monitor feeds.
+    "ExitDecision", "ExitPolicy", "ExitState", "Observation", "exit_policy_checked", "exit_policy_evaluate",
 ]

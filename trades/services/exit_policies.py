@@ -1,0 +1,276 @@
+"""Exit policies beyond a fixed bracket (issue 18): trailing stops, a breakeven move, time stops.
+
+A policy is stored on the trade (`PaperTrade.exit_policy`, decimal text like the presets) and
+evaluated by one pure function, `exit_policy_evaluate`: given the policy, what the trade knows
+(entry, current stop, the best bid and underlying seen) and one market observation, it answers
+the new stop (or none), the new high-water marks and whether a time or underlying stop says
+"close now". No database, no broker, no clock: the monitor feeds it, the tests drive it.
+
+Rules a trader can rely on:
+
+* The stop never loosens: a new stop is always above the current one.
+* A new stop is on the option's tick grid ($0.01 under $3, $0.05 from $3 up) and strictly below
+  the bid it was computed from: a move that would be marketable at once is capped one tick under
+  the bid, so moving the stop never is what sells the position (the stop leg does that).
+* Gentle on the broker: the stop moves only by at least the policy's minimum step and one tick,
+  and at most once per `min_interval`.
+* Trailing on the underlying (for traders who watch the stock's chart): the best underlying
+  price since the policy was set (the high for a call, the low for a put) carries a trailing
+  level; when the stock crosses back through it, the trade is closed. That is the stop a trader
+  draws on the stock's chart; it is not translated into an option price (a delta mapping drifts
+  with gamma and time and would move the option stop for reasons the chart does not show).
+* Time stops (N minutes before the session's close, early closes included as the caller passes
+  the real close; N calendar days to expiry in New York; H hours held) ask for the close once:
+  after an exit was asked for, the engine answers nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+
+from .errors import InvalidTradeInput
+
+CENT, NICKEL, HUNDRED = Decimal("0.01"), Decimal("0.05"), Decimal(100)
+NICKEL_FROM = Decimal(3)  # the penny program: options at $3 and up trade in nickels
+
+# Keys of a stored policy, each decimal text; every one optional.
+PERCENT_KEYS = ("trail_pct", "trail_after_pct", "underlying_trail_pct", "breakeven_after_pct")
+AMOUNT_KEYS = ("trail_amount", "min_step", "underlying_trail_amount")
+COUNT_KEYS = ("close_minutes_before_close", "close_days_to_expiry", "close_after_hours")
+POLICY_KEYS = (*PERCENT_KEYS, *AMOUNT_KEYS, *COUNT_KEYS)
+LABELS = {
+    "trail_pct": "the trailing stop's percentage", "trail_amount": "the trailing stop's distance in dollars",
+    "trail_after_pct": "the gain that starts the trailing", "min_step": "the minimum step of a stop move",
+    "underlying_trail_pct": "the stock trailing stop's percentage",
+    "underlying_trail_amount": "the stock trailing stop's distance in dollars",
+    "breakeven_after_pct": "the gain that moves the stop to breakeven",
+    "close_minutes_before_close": "the minutes before the close", "close_days_to_expiry": "the days to expiry",
+    "close_after_hours": "the hours held",
+}
+LIMITS = {  # (lowest, highest) a trader can mean; beyond is a typo
+    "trail_pct": (Decimal("0.1"), Decimal(99)), "trail_after_pct": (Decimal(0), Decimal(1000)),
+    "underlying_trail_pct": (Decimal("0.1"), Decimal(50)), "breakeven_after_pct": (Decimal(0), Decimal(1000)),
+    "trail_amount": (CENT, Decimal(1000)), "min_step": (CENT, Decimal(100)),
+    "underlying_trail_amount": (CENT, Decimal(10000)),
+    "close_minutes_before_close": (Decimal(1), Decimal(390)), "close_days_to_expiry": (Decimal(0), Decimal(365)),
+    "close_after_hours": (Decimal(1), Decimal(24 * 365)),
+}
+
+
+class CloseWhy:
+    """Why the engine asks for a close (the trade's close reason is CloseReason.TIME_STOP for the
+    time stops and CloseReason.UNDERLYING_STOP for the stock's trailing level)."""
+
+    SESSION_END = "session_end"
+    DAYS_TO_EXPIRY = "days_to_expiry"
+    HOURS_HELD = "hours_held"
+    UNDERLYING = "underlying"
+
+
+@dataclass(frozen=True)
+class ExitPolicy:
+    trail_pct: Decimal | None = None
+    trail_amount: Decimal | None = None
+    trail_after_pct: Decimal | None = None
+    min_step: Decimal | None = None
+    underlying_trail_pct: Decimal | None = None
+    underlying_trail_amount: Decimal | None = None
+    breakeven_after_pct: Decimal | None = None
+    close_minutes_before_close: int | None = None
+    close_days_to_expiry: int | None = None
+    close_after_hours: int | None = None
+
+    @classmethod
+    def from_stored(cls, stored: dict | None) -> ExitPolicy:
+        """From the trade's JSON (already checked by `exit_policy_checked`)."""
+        values = {}
+        for key, text in (stored or {}).items():
+            values[key] = int(text) if key in COUNT_KEYS else Decimal(text)
+        return cls(**values)
+
+    @property
+    def empty(self) -> bool:
+        return all(getattr(self, key) is None for key in POLICY_KEYS)
+
+    @property
+    def moves_stop(self) -> bool:
+        return self.trail_pct is not None or self.trail_amount is not None or self.breakeven_after_pct is not None
+
+
+@dataclass(frozen=True)
+class ExitState:
+    """What the trade knows. `high_water`: the best bid since the policy was set; `underlying_extreme`:
+    the underlying's high (call) or low (put) since then; `exit_requested`: a close was asked for."""
+
+    entry: Decimal
+    stop: Decimal
+    option_type: str  # "CALL" or "PUT"
+    opened_at: datetime
+    expiry: date
+    commission_per_share: Decimal = Decimal(0)  # entry and exit commission, per share held
+    high_water: Decimal | None = None
+    underlying_extreme: Decimal | None = None
+    last_moved_at: datetime | None = None
+    exit_requested: bool = False
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One look at the market: the option's bid, the underlying's price, the time, the New York
+    date, and the close of the session under way (None when the market is closed)."""
+
+    bid: Decimal | None
+    underlying: Decimal | None
+    now: datetime
+    today: date
+    session_close: datetime | None
+
+
+@dataclass(frozen=True)
+class ExitDecision:
+    stop: Decimal | None  # the new stop, when it moves
+    high_water: Decimal | None
+    underlying_extreme: Decimal | None
+    close: str | None = None  # a CloseWhy, when the trade is to be closed now
+    why: str = ""
+
+
+def price_tick(price: Decimal) -> Decimal:
+    """The option's price increment at `price` ($0.01 under $3, $0.05 from $3 up; the simulator's
+    `option_tick` is the same rule, with pennies throughout for SPY, QQQ and IWM)."""
+    return CENT if price < NICKEL_FROM else NICKEL
+
+
+def on_tick(price: Decimal, rounding: str = ROUND_FLOOR) -> Decimal:
+    """`price` on the tick grid, rounded down (or up with ROUND_CEILING)."""
+    tick = price_tick(price)
+    level = (price / tick).to_integral_value(rounding=rounding) * tick
+    return level.quantize(CENT)
+
+
+def exit_policy_evaluate(policy: ExitPolicy, state: ExitState, seen: Observation, *,
+                         min_interval: timedelta = timedelta(0)) -> ExitDecision:
+    """The policy's answer to one observation (see the module docstring for the rules)."""
+    high = _best(state.high_water, seen.bid, higher=True)
+    extreme = _best(state.underlying_extreme, seen.underlying, higher=state.option_type != "PUT")
+    if state.exit_requested:
+        return ExitDecision(None, high, extreme)
+    close = _time_stop(policy, state, seen) or _underlying_stop(policy, state, seen, extreme)
+    if close:
+        return ExitDecision(None, high, extreme, close=close[0], why=close[1])
+    stop, why = _new_stop(policy, state, seen, high, min_interval)
+    return ExitDecision(stop, high, extreme, why=why)
+
+
+def _best(known: Decimal | None, new: Decimal | None, *, higher: bool) -> Decimal | None:
+    if new is None or known is None:
+        return known if new is None else new
+    return max(known, new) if higher else min(known, new)
+
+
+def _time_stop(policy: ExitPolicy, state: ExitState, seen: Observation) -> tuple[str, str] | None:
+    minutes = policy.close_minutes_before_close
+    if minutes is not None and seen.session_close is not None and seen.now >= seen.session_close - timedelta(
+            minutes=minutes):
+        return CloseWhy.SESSION_END, f"{minutes} minutes before the close"
+    days = policy.close_days_to_expiry
+    if days is not None and (state.expiry - seen.today).days <= days:
+        return CloseWhy.DAYS_TO_EXPIRY, f"{days} days to expiry"
+    hours = policy.close_after_hours
+    if hours is not None and seen.now - state.opened_at >= timedelta(hours=hours):
+        return CloseWhy.HOURS_HELD, f"held {hours} hours"
+    return None
+
+
+def _underlying_stop(policy: ExitPolicy, state: ExitState, seen: Observation,
+                     extreme: Decimal | None) -> tuple[str, str] | None:
+    if seen.underlying is None or extreme is None:
+        return None
+    if policy.underlying_trail_pct is None and policy.underlying_trail_amount is None:
+        return None
+    put = state.option_type == "PUT"
+    if policy.underlying_trail_amount is not None:
+        distance = policy.underlying_trail_amount
+    else:
+        distance = extreme * policy.underlying_trail_pct / HUNDRED
+    level = extreme + distance if put else extreme - distance
+    crossed = seen.underlying >= level if put else seen.underlying <= level
+    if not crossed:
+        return None
+    return CloseWhy.UNDERLYING, f"the stock at {seen.underlying} crossed its trailing level {level.quantize(CENT)}"
+
+
+def _new_stop(policy: ExitPolicy, state: ExitState, seen: Observation, high: Decimal | None,
+              min_interval: timedelta) -> tuple[Decimal | None, str]:
+    if seen.bid is None or high is None or not policy.moves_stop:
+        return None, ""
+    if state.last_moved_at is not None and seen.now - state.last_moved_at < min_interval:
+        return None, ""
+    candidates: list[tuple[Decimal, str]] = []
+    gain_pct = (high - state.entry) / state.entry * HUNDRED if state.entry > 0 else Decimal(0)
+    trailing = policy.trail_pct is not None or policy.trail_amount is not None
+    if trailing and gain_pct >= (policy.trail_after_pct or 0):
+        distance = policy.trail_amount if policy.trail_amount is not None else high * policy.trail_pct / HUNDRED
+        candidates.append((on_tick(high - distance), "trailing"))
+    if policy.breakeven_after_pct is not None and gain_pct >= policy.breakeven_after_pct:
+        candidates.append((on_tick(state.entry + state.commission_per_share, ROUND_CEILING), "breakeven"))
+    if not candidates:
+        return None, ""
+    level, why = max(candidates)
+    below_bid = on_tick(seen.bid - CENT)
+    if level > below_bid:
+        level, why = below_bid, f"{why}, one tick under the bid"
+    if level <= 0 or level - state.stop < max(policy.min_step or CENT, price_tick(level)):
+        return None, ""
+    return level, why
+
+
+def exit_policy_checked(raw) -> dict[str, str]:
+    """A policy as stored: known keys only, each an exact decimal text within its range, at most one
+    of % and $ per trailing stop. InvalidTradeInput on `exit_policy`, every problem at once, in the
+    trader's words. An empty dict is no policy."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidTradeInput({"exit_policy": ["Give the exit policy as its settings, such as a trailing "
+                                                 "stop percentage."]})
+    problems: list[str] = []
+    unknown = sorted(set(raw) - set(POLICY_KEYS))
+    if unknown:
+        problems.append("Unknown exit policy settings: " + ", ".join(map(str, unknown))[:200] + ".")
+    checked: dict[str, str] = {}
+    for key in POLICY_KEYS:
+        if raw.get(key) in (None, ""):
+            continue
+        value = _number(raw[key])
+        low, high = LIMITS[key]
+        if value is None:
+            problems.append(f"{LABELS[key].capitalize()} must be a number such as \"20\".")
+        elif key in COUNT_KEYS and value != value.to_integral_value():
+            problems.append(f"{LABELS[key].capitalize()} must be a whole number.")
+        elif not low <= value <= high:
+            problems.append(f"{LABELS[key].capitalize()} must be between {low.normalize():f} and "
+                            f"{high.normalize():f}.")
+        else:
+            checked[key] = format(value.normalize(), "f")
+    for pct, amount, what in (("trail_pct", "trail_amount", "the trailing stop"),
+                              ("underlying_trail_pct", "underlying_trail_amount", "the stock trailing stop")):
+        if pct in checked and amount in checked:
+            problems.append(f"Give {what} as a percentage or as a dollar distance, not both.")
+    if "trail_after_pct" in checked and "trail_pct" not in checked and "trail_amount" not in checked:
+        problems.append("A gain that starts the trailing needs a trailing stop (a percentage or a dollar distance).")
+    if problems:
+        raise InvalidTradeInput({"exit_policy": problems})
+    return checked
+
+
+def _number(value) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
