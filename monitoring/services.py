@@ -23,7 +23,7 @@ from brokers.paper import WORKING, FillRules, fill_price, match_group
 from tradeoptions import tenancy
 from trades.models import CONTRACT_MULTIPLIER, PaperTrade, TradeStatus
 from trades.selectors import commission_rates
-from trades.services import TradeMark, marks_record
+from trades.services import ExitPoliciesReport, TradeMark, exit_policies_apply, marks_record
 
 from . import clock as market_clock
 from .expiry import ExpiryReport, intrinsic_value, settle_expiries
@@ -221,6 +221,7 @@ class OrdersCycleReport:
     sync: SyncReport | None
     expiry: ExpiryReport | None
     skipped: str = ""
+    policies: ExitPoliciesReport | None = None
 
 
 def orders_cycle(*, provider: MarketDataProvider, market: Market | None = None,
@@ -236,9 +237,23 @@ def orders_cycle(*, provider: MarketDataProvider, market: Market | None = None,
     at = at or market.now()
     if not (market_clock.is_market_open(at) or at - last_close(at) <= AFTER_CLOSE):
         return OrdersCycleReport(0, None, None, skipped="market closed")
+    policies = apply_exit_policies(provider=provider, market=market, at=at)
     fills = match_paper_orders(market=market)
     report = sync_orders(market=market, at=at)
-    return OrdersCycleReport(fills, report, settle_expiries(provider=provider, at=at, market=market))
+    return OrdersCycleReport(fills, report, settle_expiries(provider=provider, at=at, market=market), policies=policies)
+
+
+def apply_exit_policies(*, provider: MarketDataProvider, market: Market, at: datetime) -> ExitPoliciesReport:
+    """Let every open trade's exit policy look at the market, while it is open: the option's bid
+    from the quotes the local paper broker matches against (so a moved stop and the quote that
+    moved it are what the matching sees next), the stock's last price from the data provider.
+    Runs before the matching, so a stop moved now is the one the paper broker holds."""
+    if not market.is_open(at):
+        return ExitPoliciesReport()
+    return exit_policies_apply(
+        option_bids=lambda symbols: {symbol: quote.bid for symbol, quote in market.quotes(symbols).items()},
+        underlying_prices=lambda tickers: {t: q.last for t, q in provider.underlying_quotes(tickers).items()},
+        now=at, today=market_clock.market_date(at), session_close=market.session_close(at), market=market)
 
 
 def last_close(at: datetime) -> datetime:

@@ -169,3 +169,19 @@ def test_trades_filled_before_commissions_were_fields_are_charged_the_configured
         held.pk: (Decimal("1.30"), Decimal("0.00"), backfill, rate, None),
         never.pk: (Decimal("0.00"), Decimal("0.00"), "", None, None),
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_exit_policy_migrations_reverse_and_reapply_keeping_trades_and_validating_the_widened_checks(trader):
+    """trades 0018 adds the policy columns and widens two CHECKs NOT VALID; 0019 validates them."""
+    closed = ClosedTradeFactory(owner=trader)
+    call_command("migrate", "trades", "0017", stdout=StringIO())
+    call_command("migrate", stdout=StringIO())
+    with connection.cursor() as cursor:
+        checks = ["trade_close_reason_known", "webhook_event_kind_known"]
+        cursor.execute("SELECT conname, convalidated FROM pg_constraint WHERE conname = ANY(%s)", [checks])
+        assert dict(cursor.fetchall()) == dict.fromkeys(checks, True)
+    with tenancy.system_context():
+        kept = PaperTrade.objects.get(pk=closed.pk)
+        assert (kept.close_reason, kept.exit_policy, kept.exit_request_reason) == (closed.close_reason, {}, "")
+        PaperTrade.objects.filter(pk=closed.pk).update(close_reason=CloseReason.TIME_STOP)

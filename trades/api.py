@@ -145,6 +145,14 @@ class TradeOpenSerializer(TraderWords, serializers.Serializer):
     market_regime = serializers.JSONField(required=False)
     order_book_state = serializers.JSONField(required=False)
     ai_reasoning_log = serializers.JSONField(required=False)
+    exit_policy = serializers.JSONField(
+        required=False, help_text="Exits beyond the bracket: `trail_pct` or `trail_amount` (a trailing stop on the "
+        "option, starting after `trail_after_pct` of gain, moving by at least `min_step`), `underlying_trail_pct` or "
+        "`underlying_trail_amount` (close when the stock falls back that far from its best), `breakeven_after_pct`, "
+        "`close_minutes_before_close`, `close_days_to_expiry`, `close_after_hours`. With none, the strategy's preset.")
+
+    def validate_exit_policy(self, value):
+        return exit_policy_field(value)
 
     labels = {"option_symbol": "option symbol", "option_type": "option type", "qty": "number of contracts",
               "entry_type": "entry", "limit_price": "limit price", "sl_price": "stop-loss", "tp_price": "take-profit",
@@ -217,7 +225,16 @@ class TradeOpenSerializer(TraderWords, serializers.Serializer):
             qty=data["qty"], sl_price=data.get("sl_price"), tp_price=data.get("tp_price"),
             sl_pct=data.get("sl_pct"), tp_pct=data.get("tp_pct"), limit_price=data.get("limit_price"),
             context={name: data[name] for name in services.CONTEXT_FIELDS if name in data and data[name] is not None},
+            exit_policy=data.get("exit_policy"),
         )
+
+
+def exit_policy_field(value) -> dict:
+    """The exit policy checked by the service's rules, its refusals as this field's messages."""
+    try:
+        return services.exit_policy_checked(value)
+    except services.InvalidTradeInput as error:
+        raise ValidationError(error.field_errors["exit_policy"]) from None
 
 
 class VersionSerializer(TraderWords, serializers.Serializer):

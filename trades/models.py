@@ -81,6 +81,9 @@ class CloseReason(models.TextChoices):
     MANUAL_CLOSE = "MANUAL_CLOSE", "Closed manually"
     EXPIRED = "EXPIRED", "Expired worthless"
     EXPIRED_ITM = "EXPIRED_ITM", "Expired in the money (settled at intrinsic)"
+    # Closed by the trade's exit policy (trades.services.exit_policies), not by a bracket leg.
+    TIME_STOP = "TIME_STOP", "Time stop"
+    STOCK_STOP = "STOCK_STOP", "Stock trailing stop"
 
 
 def _in(field: str, choices) -> Q:
@@ -234,6 +237,7 @@ class PaperTrade(models.Model):
     exit_underlying_extreme = models.DecimalField(**PRICE, null=True, blank=True)
     exit_stop_moved_at = models.DateTimeField(null=True, blank=True)
     exit_requested_at = models.DateTimeField(null=True, blank=True)
+    exit_request_reason = models.CharField(max_length=12, choices=CloseReason.choices, blank=True)
 
     # Concurrency: the optimistic lock clients send back. (Work in flight is a row lock held by
     # `trade_transition`; a final trade is immutable because the transition table leads nowhere
@@ -609,6 +613,7 @@ class WebhookEventKind(models.TextChoices):
     TP_HIT = "trade.tp_hit", "Take-profit hit"
     SL_HIT = "trade.sl_hit", "Stop-loss hit"
     MANUAL_CLOSE = "trade.manual_close", "Closed manually"
+    POLICY_EXIT = "trade.policy_exit", "Closed by its exit policy (time or stock stop)"
     EXPIRED = "trade.expired", "Expired"
     REJECTED = "trade.rejected", "Rejected by the broker"
     BROKER_AUTH_FAILED = "broker.auth_failed", "Broker refused the credentials"

@@ -81,7 +81,7 @@ class TradeSerializer(serializers.ModelSerializer):
             "current_ask", "last_updated", "unrealized_pnl", "realized_pnl", "realized_pnl_pct",
             "realized_pnl_gross", "realized_pnl_net", "unrealized_pnl_net", "exit_commission_estimate",
             "commission_per_contract", "entry_commission", "exit_commission", "fees", "commission_total",
-            "commission_source", "strategy",
+            "commission_source", "strategy", "exit_policy", "exit_high_water",
             "broker_mode", "override_count", "needs_attention", "unprotected", "attention_reason", "oversold_qty",
             "version",
             "created_at",

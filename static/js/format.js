@@ -124,6 +124,8 @@ export const CLOSE_REASONS = {
   MANUAL_CLOSE: "Manual close",
   EXPIRED: "Expired",
   EXPIRED_ITM: "Expired ITM",
+  TIME_STOP: "Time stop",
+  STOCK_STOP: "Stock stop",
 };
 
 // A rate from 0 to 1 as "35.7 %" (a non-breaking space before the sign, so it never wraps alone).

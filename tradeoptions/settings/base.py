@@ -385,3 +385,7 @@ DRF_STANDARDIZED_ERRORS = {
     # A 500 is a bug to fix, not a documented answer: the fuzzer must see it as undocumented.
     "ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "406", "415", "429"],
 }
+
+# Exit policies (trades.services.exit_policy_runs): a trade's stop is moved at most once per this
+# many seconds, so a volatile minute never becomes a storm of cancel/replace at the broker.
+EXIT_POLICY_MIN_INTERVAL_SECONDS = env.int("EXIT_POLICY_MIN_INTERVAL_SECONDS", default=60)

@@ -32,6 +32,7 @@ from .closing import (
     trade_close,
     trade_exit_filled,
     trade_expiry_settle,
+    trade_policy_close,
 )
 from .context import (
     CONTEXT_PARTS,
@@ -67,6 +68,7 @@ from .exit_policies import (
     exit_policy_checked,
     exit_policy_evaluate,
 )
+from .exit_policy_runs import ExitPoliciesReport, exit_policies_apply
 from .idempotency import (
     IDEMPOTENCY_KEY_TTL,
     IdempotencyClaim,
@@ -138,5 +140,6 @@ __all__ = [
     "OrderAlreadyFilled", "OrdersBusy", "Session", "close_cancel", "close_reprice", "entry_cancel", "entry_reprice",
     "market_session",
     # Exit policies beyond the fixed bracket: the pure engine the monitor feeds.
+    "ExitPoliciesReport", "exit_policies_apply", "trade_policy_close",
     "ExitDecision", "ExitPolicy", "ExitState", "Observation", "exit_policy_checked", "exit_policy_evaluate",
 ]

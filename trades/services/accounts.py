@@ -15,6 +15,7 @@ from tradeoptions import tenancy
 from trades.models import MAX_COMMISSION_PER_CONTRACT, AccountSettings, Actor, EventKind
 
 from .errors import InvalidTradeInput
+from .exit_policies import exit_policy_checked
 from .lifecycle import event_record, jsonable
 from .notifications import UnsafeWebhookTarget, webhook_url_check
 from .risk import pct_errors
@@ -182,7 +183,7 @@ def commission_per_contract_check(rate: Decimal) -> None:
         raise InvalidTradeInput({"commission_per_contract": [COMMISSION_RANGE]})
 
 
-def strategy_presets_checked(presets) -> dict[str, dict[str, str]]:
+def strategy_presets_checked(presets) -> dict[str, dict]:
     """Presets as stored: {strategy: {"sl_pct": "30", "tp_pct": "60"}}, percentages as exact decimal
     text, each within the range a trade's own percentage must respect. InvalidTradeInput on the
     `strategy_presets` field otherwise, every problem at once, in the trader's words."""
@@ -198,10 +199,12 @@ def strategy_presets_checked(presets) -> dict[str, dict[str, str]]:
         if not label or len(label) > 64 or "\x00" in label:
             problems.append("A strategy name must be 1 to 64 characters.")
             continue
-        if not isinstance(preset, dict) or not preset or set(preset) - set(PRESET_KEYS):
-            problems.append(f"{label}: give a stop-loss percentage, a take-profit percentage or both, and nothing "
-                            f"else.")
+        if not isinstance(preset, dict) or not preset or set(preset) - {*PRESET_KEYS, "exit_policy"}:
+            problems.append(f"{label}: give a stop-loss percentage, a take-profit percentage or both, an exit "
+                            f"policy, and nothing else.")
             continue
+        preset = dict(preset)
+        policy = _preset_policy(label, preset.pop("exit_policy", None), problems)
         values = {}
         for key, value in preset.items():
             try:
@@ -215,9 +218,20 @@ def strategy_presets_checked(presets) -> dict[str, dict[str, str]]:
         for texts in pct_errors(sl_pct=values.get("sl_pct"), tp_pct=values.get("tp_pct")).values():
             problems.extend(f"{label}: {text}" for text in texts)
         checked[label] = {key: format(value.normalize(), "f") for key, value in sorted(values.items())}
+        if policy:
+            checked[label]["exit_policy"] = policy
     if problems:
         raise InvalidTradeInput({"strategy_presets": problems})
     return checked
+
+
+def _preset_policy(label: str, raw, problems: list[str]) -> dict:
+    """A strategy's preset exit policy, checked as a trade's own; its problems named by strategy."""
+    try:
+        return exit_policy_checked(raw)
+    except InvalidTradeInput as error:
+        problems.extend(f"{label}: {text}" for text in error.field_errors["exit_policy"])
+        return {}
 
 
 def _checked_webhook_url(url: str, *, owner_id: int) -> str:

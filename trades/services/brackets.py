@@ -53,15 +53,20 @@ def brackets_adjust(
     new_tp: Decimal | None = None,
     allow_immediate: bool = False,
     market: Market | None = None,
+    because: dict | None = None,
 ) -> TradeResult:
     """Replace an OPEN trade's SL and/or TP. Refusals before the broker is touched raise
     (PaperTrade.DoesNotExist, InvalidTradeInput, BracketWouldFill, InvalidTransition); what
-    happens at the broker is returned, with the trade as it now stands."""
+    happens at the broker is returned, with the trade as it now stands.
+
+    `because`: the exit policy's move of the stop (`exit_policy_stops_move`), not the trader's:
+    the system is the actor, and the audit event carries the policy and the quote that moved it."""
     if new_sl is None and new_tp is None:
         raise InvalidTradeInput({"new_sl": ["Give a new stop-loss, or a new take-profit."],
                                  "new_tp": ["Give a new take-profit, or a new stop-loss."]})
     market = market or default_market()
-    who = {"actor": Actor.USER, "actor_user": user, "actor_label": "adjust"}
+    who = ({"actor": Actor.SYSTEM, "actor_label": "exit-policy"} if because is not None
+           else {"actor": Actor.USER, "actor_user": user, "actor_label": "adjust"})
     with tenancy.acting_as(user.pk):
         trade = PaperTrade.objects.select_for_update().get(owner=user, pk=trade_id)
         if trade.version != version:
@@ -106,10 +111,11 @@ def brackets_adjust(
             return _restore(trade, broker, error, held, who)
         trade = trade_transition(
             trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.BRACKET_ADJUSTED, expected_version=trade.version,
-            changes={"sl_price": sl, "tp_price": tp, "override_count": trade.override_count + 1,
-                     "attention_reason": "", **bracket_ids(order)},
+            changes={"sl_price": sl, "tp_price": tp, "attention_reason": "", **bracket_ids(order),
+                     **({"exit_stop_moved_at": market.now()} if because is not None
+                        else {"override_count": trade.override_count + 1})},
             payload={"from": old, "to": {"sl_price": sl, "tp_price": tp}, "allow_immediate": allow_immediate,
-                     "order": order_summary(order)},
+                     "order": order_summary(order), **({"exit_policy": because} if because is not None else {})},
             **who,
         )
         return TradeResult(trade)

@@ -289,17 +289,35 @@ def trade_close(
     market = market or default_market()
     who = {"actor": Actor.USER, "actor_user": user, "actor_label": "close"}
     with about_trade(trade_id):
-        return _close(user=user, trade_id=trade_id, version=version, market=market, who=who)
+        # A trader's close is theirs, even after an exit policy's close ended unfilled.
+        return _close(user=user, trade_id=trade_id, version=version, market=market, who=who,
+                      changes={"exit_request_reason": ""})
 
 
-def _close(*, user: AbstractBaseUser, trade_id: int, version: int, market: Market, who: dict) -> TradeResult:
+def trade_policy_close(*, user: AbstractBaseUser, trade_id: int, version: int, reason: str, because: dict,
+                       market: Market | None = None) -> TradeResult:
+    """Close an OPEN trade at market because its exit policy says so (a time stop, the stock's
+    trailing level): the manual close's steps, by the system. The reason stays on the trade, so
+    the sell's fill closes it as that reason; the version makes a second request a conflict, so
+    a policy's close is asked for once."""
+    market = market or default_market()
+    who = {"actor": Actor.SYSTEM, "actor_label": "exit-policy"}
+    with about_trade(trade_id):
+        return _close(user=user, trade_id=trade_id, version=version, market=market, who=who,
+                      changes={"exit_requested_at": market.now(), "exit_request_reason": reason},
+                      payload={"exit_policy": because})
+
+
+def _close(*, user: AbstractBaseUser, trade_id: int, version: int, market: Market, who: dict,
+           changes: dict | None = None, payload: dict | None = None) -> TradeResult:
     with tenancy.acting_as(user.pk):
         trade = PaperTrade.objects.get(owner=user, pk=trade_id)
         broker = broker_of(account_settings_for(user=user), mode=trade.broker_mode, market=market)
         try:
             trade = trade_transition(trade_id=trade.pk, to=TradeStatus.CLOSING, expected_version=version,
-                                     changes={"close_in_flight_since": timezone.now(), "close_order_id": ""},
-                                     **who)
+                                     changes={"close_in_flight_since": timezone.now(), "close_order_id": "",
+                                              **(changes or {})},
+                                     payload=payload, **who)
         except VersionConflict as error:
             return conflict_refused(trade=trade, error=error, user=user, action="close", sent_version=version)
     # CLOSING has committed (unless the caller holds a transaction open): a second close is refused
@@ -402,7 +420,7 @@ def close_confirm(*, trade_id: int, sell: Order, changes: dict | None = None, **
     if sell.status == OrderStatus.FILLED and sell.fill is not None:
         trade = PaperTrade.objects.get(pk=trade_id)
         changes.update(close_outcome(trade, price=sell.fill.price, at=sell.fill.at or timezone.now(),
-                                     reason=CloseReason.MANUAL_CLOSE))
+                                     reason=trade.exit_request_reason or CloseReason.MANUAL_CLOSE))
         return trade_transition(trade_id=trade_id, to=TradeStatus.CLOSED, kind=EventKind.ORDER_FILLED,
                                 changes=changes, payload=payload, **who)
     if sell.status.is_final:  # refused, cancelled or expired unfilled: the position is still held

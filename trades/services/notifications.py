@@ -95,6 +95,8 @@ _CLOSE_KINDS = {
     CloseReason.MANUAL_CLOSE: WebhookEventKind.MANUAL_CLOSE,
     CloseReason.EXPIRED: WebhookEventKind.EXPIRED,
     CloseReason.EXPIRED_ITM: WebhookEventKind.EXPIRED,
+    CloseReason.TIME_STOP: WebhookEventKind.POLICY_EXIT,
+    CloseReason.STOCK_STOP: WebhookEventKind.POLICY_EXIT,
 }
 _TRADE_FIELDS = ("id", "option_symbol", "ticker", "option_type", "strike", "expiry", "qty", "status",
                  "status_reason", "entry_price", "entry_date", "sl_price", "tp_price", "close_price", "close_date",

@@ -45,6 +45,7 @@ from trades.models import (
 from .context import book_at_entry, context_errors, entry_context_request
 from .costs import entry_costs
 from .errors import InvalidTradeInput, TradeError, price_text
+from .exit_policies import exit_policy_checked
 from .lifecycle import event_record, trade_transition
 from .orders import (
     as_trade_error,
@@ -85,6 +86,7 @@ class TradeOpenInput:
     context: dict = field(default_factory=dict)
     sl_pct: Decimal | None = None
     tp_pct: Decimal | None = None
+    exit_policy: dict | None = None  # None: the strategy's preset policy, if any (exit_policies)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Checked:
     quote: Quote
     sl_price: Decimal
     tp_price: Decimal
+    exit_policy: dict
 
 
 @dataclass
@@ -133,7 +136,7 @@ def trade_open(
             option_type=data.option_type, strike=data.strike, expiry=data.expiry, qty=data.qty,
             entry_type=EntryType.LIMIT if data.limit_price is not None else EntryType.MARKET,
             planned_entry_price=checked.reference, sl_price=checked.sl_price, tp_price=checked.tp_price,
-            broker_mode=account.broker_mode, status=TradeStatus.PENDING, **context,
+            broker_mode=account.broker_mode, status=TradeStatus.PENDING, exit_policy=checked.exit_policy, **context,
         )
         event_record(
             trade=trade, kind=EventKind.STATE_CHANGE, actor=actor, actor_user=_user(actor, user),
@@ -209,6 +212,10 @@ def _validate(data: TradeOpenInput, market: Market, *, presets: dict) -> Checked
     if data.tp_price is None and tp_pct is None and preset.get("tp_pct") is not None:
         tp_pct = Decimal(preset["tp_pct"])
     errors.update(pct_errors(sl_pct=sl_pct, tp_pct=tp_pct))
+    try:
+        policy = exit_policy_checked(preset.get("exit_policy") if data.exit_policy is None else data.exit_policy)
+    except InvalidTradeInput as error:
+        errors.update(error.field_errors)
     for name, price, pct, words in (("sl", data.sl_price, sl_pct, "stop-loss"),
                                     ("tp", data.tp_price, tp_pct, "take-profit")):
         if price is not None and pct is not None:
@@ -261,7 +268,7 @@ def _validate(data: TradeOpenInput, market: Market, *, presets: dict) -> Checked
         errors[tp_field] = [f"A long option's take-profit must be above the entry ({price_text(reference)})."]
     if errors:
         raise InvalidTradeInput(errors)
-    return Checked(symbol=symbol, reference=reference, quote=quote, sl_price=sl, tp_price=tp)
+    return Checked(symbol=symbol, reference=reference, quote=quote, sl_price=sl, tp_price=tp, exit_policy=policy)
 
 
 def _expiry_problem(expiry: date, market: Market, now: datetime) -> str | None:

@@ -1,0 +1,118 @@
+"""Exit policies end to end at the local paper broker: a trade opened over HTTP with a policy,
+quotes moved by hand, the monitor's order cycle run as beat runs it."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+
+from brokers.models import PaperFill
+from monitoring import clock as market_clock
+from monitoring import tasks
+from tradeoptions import tenancy
+from trades.models import Actor, CloseReason, EventKind, PaperTrade, TradeEvent, TradeStatus
+
+CONTRACT = "SPY261218C00570000"
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    cache.clear()
+
+
+@pytest.fixture
+def market(market, monkeypatch, settings):
+    monkeypatch.setattr(market_clock, "now", lambda: market.moment)
+    settings.EXIT_POLICY_MIN_INTERVAL_SECONDS = 60
+    return market
+
+
+def _open(api_as, user, policy):
+    body = {"ticker": "SPY", "option_type": "CALL", "strike": "570", "expiry": date(2026, 12, 18).isoformat(),
+            "qty": 2, "entry_type": "market", "sl_price": "3.00", "tp_price": "6.50", "strategy": "momentum",
+            "exit_policy": policy}
+    answer = api_as(user).post("/api/trades", body, format="json")
+    assert answer.status_code == 201, answer.json()
+    return answer.json()
+
+
+def _cycle(market, bid, ask, **delta):
+    market.set_quote(CONTRACT, bid, ask)
+    market.advance(**delta)
+    tasks.sync_orders.apply().get()
+    with tenancy.system_context():
+        return PaperTrade.objects.get(pk=_cycle.trade_id)
+
+
+def _sells(user):
+    with tenancy.system_context():
+        return list(PaperFill.objects.filter(owner_id=user.pk, side="sell_to_close"))
+
+
+def _policy_events(trade_id, **kind):
+    with tenancy.system_context():
+        return list(TradeEvent.objects.filter(trade_id=trade_id, actor_label="exit-policy", **kind).order_by("id"))
+
+
+def _moves(trade_id):
+    return _policy_events(trade_id, kind=EventKind.BRACKET_ADJUSTED)
+
+
+def test_a_trailing_stop_follows_the_bid_gently_and_its_one_exit_fills(api_as, trader, market):
+    opened = _open(api_as, trader, {"trail_amount": "0.50", "trail_after_pct": "10", "min_step": "0.10"})
+    assert opened["entry_price"] == "4.3000" and opened["exit_policy"] == {
+        "trail_amount": "0.5", "trail_after_pct": "10", "min_step": "0.1"}
+    _cycle.trade_id = opened["id"]
+
+    trade = _cycle(market, "4.60", "4.80", seconds=20)  # +7 %: not trailing yet
+    assert trade.sl_price == Decimal("3.00") and trade.exit_high_water == Decimal("4.60")
+    trade = _cycle(market, "5.00", "5.20", seconds=20)  # +16 %: the stop goes to 5.00 - 0.50
+    assert (trade.status, trade.sl_price, trade.tp_price) == (TradeStatus.OPEN, Decimal("4.50"), Decimal("6.50"))
+    [moved] = _moves(trade.pk)
+    assert (moved.kind, moved.actor) == (EventKind.BRACKET_ADJUSTED, Actor.SYSTEM)
+    assert moved.payload["from"]["sl_price"] == "3.0000" and moved.payload["to"]["sl_price"] == "4.50"
+    assert moved.payload["exit_policy"]["quote"]["bid"] == "5.00"
+    assert moved.payload["exit_policy"]["why"] == "trailing"
+
+    trade = _cycle(market, "5.60", "5.80", seconds=30)  # inside the interval: not sent, but remembered
+    assert trade.sl_price == Decimal("4.50") and trade.exit_high_water == Decimal("5.60")
+    trade = _cycle(market, "5.55", "5.75", seconds=40)  # the interval is over: the remembered best counts
+    assert trade.sl_price == Decimal("5.10") and len(_moves(trade.pk)) == 2
+    trade = _cycle(market, "5.62", "5.80", minutes=2)  # 5.12: less than the 0.10 step
+    assert trade.sl_price == Decimal("5.10") and len(_moves(trade.pk)) == 2
+
+    trade = _cycle(market, "5.00", "5.20", minutes=1)  # through the stop: the paper broker sells
+    assert (trade.status, trade.close_reason) == (TradeStatus.CLOSED, CloseReason.SL_HIT)
+    assert trade.close_price == Decimal("5.00") and trade.realized_pnl == Decimal("140.00")  # (5.00 - 4.30) x 200
+    _cycle(market, "6.00", "6.20", minutes=1)
+    [sell] = _sells(trader)
+    assert sell.quantity == 2 and len(_moves(trade.pk)) == 2
+
+
+def test_a_time_stop_closes_once_before_the_close(api_as, trader, market):
+    opened = _open(api_as, trader, {"close_minutes_before_close": "15"})
+    _cycle.trade_id = opened["id"]
+    trade = _cycle(market, "4.40", "4.60", hours=5, minutes=44)  # 15:44 in New York: not yet
+    assert trade.status == TradeStatus.OPEN
+    trade = _cycle(market, "4.50", "4.70", minutes=1)  # 15:45
+    assert (trade.status, trade.close_reason, trade.close_price) == (TradeStatus.CLOSED, CloseReason.TIME_STOP,
+                                                                      Decimal("4.50"))
+    assert trade.realized_pnl == Decimal("40.00")
+    [asked] = [e for e in _policy_events(trade.pk) if e.old_status == TradeStatus.OPEN]
+    assert asked.payload["exit_policy"]["why"] == "15 minutes before the close"
+    _cycle(market, "4.60", "4.80", minutes=1)
+    [sell] = _sells(trader)
+    assert sell.quantity == 2
+
+
+def test_a_bad_policy_at_open_is_refused_in_trader_words(api_as, trader, market):
+    answer = api_as(trader).post("/api/trades", {
+        "ticker": "SPY", "option_type": "CALL", "strike": "570", "expiry": "2026-12-18", "qty": 1,
+        "entry_type": "market", "sl_price": "3.00", "tp_price": "6.50",
+        "exit_policy": {"trail_pct": "10", "trail_amount": "0.5"}}, format="json")
+    assert answer.status_code == 400
+    assert answer.json()["errors"] == [{"code": "invalid", "attr": "exit_policy", "detail":
+                                        "Give the trailing stop as a percentage or as a dollar distance, not both."}]
+    with tenancy.system_context():
+        assert not PaperTrade.objects.exists()

@@ -1,0 +1,140 @@
+"""Applying exit policies: the monitor hands over quotes, this moves stops and asks for closes.
+
+Every open trade with a policy is evaluated by the pure engine (`exit_policies`) against one
+look at the market. What it answers is carried out through the paths a trader's own requests
+take, so their locks, version checks, broker sequences and audit events hold unchanged:
+
+* a stop move goes through `brackets_adjust` (cancel the OCO, place the new one), with the
+  system as actor and the policy and the quote that moved it in the audit event;
+* a time stop or the stock's trailing level goes through the close (`trade_policy_close`), with
+  the trade's version: a close already asked for is a conflict, never a second sell.
+
+The high-water marks are written on every look (they are the trailing stops' memory), the stop
+only when it moves by the step and a tick, and at most once per EXIT_POLICY_MIN_INTERVAL_SECONDS.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+
+from brokers.market import Market
+from tradeoptions import tenancy
+from trades.models import CONTRACT_MULTIPLIER, CloseReason, PaperTrade, TradeStatus
+
+from .brackets import brackets_adjust
+from .closing import trade_policy_close
+from .errors import TradeError
+from .exit_policies import CloseWhy, ExitDecision, ExitPolicy, ExitState, Observation, exit_policy_evaluate
+
+logger = logging.getLogger(__name__)
+
+CLOSE_REASONS = {CloseWhy.SESSION_END: CloseReason.TIME_STOP, CloseWhy.DAYS_TO_EXPIRY: CloseReason.TIME_STOP,
+                 CloseWhy.HOURS_HELD: CloseReason.TIME_STOP, CloseWhy.UNDERLYING: CloseReason.STOCK_STOP}
+
+OptionBids = Callable[[list[str]], dict[str, Decimal | None]]
+UnderlyingPrices = Callable[[list[str]], dict[str, Decimal]]
+
+
+@dataclass(frozen=True)
+class ExitPoliciesReport:
+    watched: int = 0
+    stops_moved: int = 0
+    closes_asked: int = 0
+
+
+def exit_policies_apply(*, option_bids: OptionBids, underlying_prices: UnderlyingPrices, now: datetime,
+                        today: date, session_close: datetime | None, market: Market) -> ExitPoliciesReport:
+    """One look at every open trade with a policy. `option_bids` and `underlying_prices` are asked
+    only for the contracts and stocks those trades need (the stocks only where a policy trails
+    one), outside any transaction."""
+    with tenancy.system_context():
+        trades = list(PaperTrade.objects.filter(status=TradeStatus.OPEN, exit_requested_at__isnull=True)
+                      .exclude(exit_policy={}).select_related("owner").order_by("id"))
+    if not trades:
+        return ExitPoliciesReport()
+    policies = {trade.pk: ExitPolicy.from_stored(trade.exit_policy) for trade in trades}
+    bids = option_bids(sorted({trade.option_symbol for trade in trades}))
+    stocks = _stocks(trade.ticker for trade in trades if _trails_stock(policies[trade.pk]))
+    prices = underlying_prices(stocks) if stocks else {}
+    interval = timedelta(seconds=settings.EXIT_POLICY_MIN_INTERVAL_SECONDS)
+    moved = closes = 0
+    for trade in trades:
+        if trade.option_symbol not in bids:
+            continue
+        seen = Observation(bid=bids[trade.option_symbol], underlying=prices.get(trade.ticker), now=now, today=today,
+                           session_close=session_close)
+        decision = exit_policy_evaluate(policies[trade.pk], exit_state_of(trade), seen, min_interval=interval)
+        _remember_high_water(trade, decision)
+        try:
+            if decision.close is not None:
+                closes += _close(trade, decision, seen, market)
+            elif decision.stop is not None and decision.stop < trade.tp_price:
+                moved += _move_stop(trade, decision, seen, market)
+        except (TradeError, PaperTrade.DoesNotExist) as error:  # refused now; the next look tries again
+            logger.warning("exit policy of trade %s not applied: %s", trade.pk, error)
+    return ExitPoliciesReport(len(trades), moved, closes)
+
+
+def exit_state_of(trade: PaperTrade) -> ExitState:
+    """The engine's view of a trade: commissions per share are the entry's plus the exit's at the
+    trade's rate, spread over the contracts held (what breakeven has to cover)."""
+    held = trade.held_qty or 1
+    rate = trade.commission_per_contract or Decimal(0)
+    commission = (trade.entry_commission + rate * held) / (held * CONTRACT_MULTIPLIER)
+    return ExitState(entry=trade.entry_price, stop=trade.sl_price, option_type=trade.option_type,
+                     opened_at=trade.entry_date, expiry=trade.expiry, commission_per_share=commission,
+                     high_water=trade.exit_high_water, underlying_extreme=trade.exit_underlying_extreme,
+                     last_moved_at=trade.exit_stop_moved_at, exit_requested=trade.exit_requested_at is not None)
+
+
+def _trails_stock(policy: ExitPolicy) -> bool:
+    return policy.underlying_trail_pct is not None or policy.underlying_trail_amount is not None
+
+
+def _stocks(tickers: Iterable[str]) -> list[str]:
+    return sorted(set(tickers))
+
+
+def _remember_high_water(trade: PaperTrade, decision: ExitDecision) -> None:
+    marks = {"exit_high_water": decision.high_water, "exit_underlying_extreme": decision.underlying_extreme}
+    if all(getattr(trade, name) == value for name, value in marks.items()):
+        return
+    with tenancy.system_context():
+        PaperTrade.objects.filter(pk=trade.pk, status=TradeStatus.OPEN).update(**marks)
+    for name, value in marks.items():
+        setattr(trade, name, value)
+
+
+def _because(trade: PaperTrade, decision: ExitDecision, seen: Observation) -> dict:
+    """What the audit event keeps: the policy, why it acted, and the quote that made it act."""
+    return {"policy": trade.exit_policy, "why": decision.why,
+            "high_water": _text(decision.high_water), "underlying_extreme": _text(decision.underlying_extreme),
+            "quote": {"bid": _text(seen.bid), "underlying": _text(seen.underlying), "at": seen.now.isoformat()}}
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def _move_stop(trade: PaperTrade, decision: ExitDecision, seen: Observation, market: Market) -> int:
+    result = brackets_adjust(user=trade.owner, trade_id=trade.pk, version=trade.version, new_sl=decision.stop,
+                             market=market, because=_because(trade, decision, seen))
+    if result.problem is not None:
+        logger.warning("exit policy of trade %s could not move the stop: %s", trade.pk, result.problem)
+        return 0
+    return 1
+
+
+def _close(trade: PaperTrade, decision: ExitDecision, seen: Observation, market: Market) -> int:
+    result = trade_policy_close(user=trade.owner, trade_id=trade.pk, version=trade.version,
+                                reason=CLOSE_REASONS[decision.close], because=_because(trade, decision, seen),
+                                market=market)
+    if result.problem is not None:
+        logger.warning("exit policy of trade %s could not close it: %s", trade.pk, result.problem)
+    return 1
