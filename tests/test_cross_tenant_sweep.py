@@ -29,6 +29,7 @@ from trades.models import PaperTrade
 # Routes on one object: the URL keyword names the object; the value says which of Alice's objects.
 OBJECT_ROUTES = {
     "trade-detail": "trade", "trade-adjust": "trade", "trade-close": "trade", "trade-snapshots": "trade",
+    "trade-exit-policy": "trade",
     "trade-entry-cancel": "trade", "trade-entry-reprice": "trade", "trade-close-cancel": "trade",
     "trade-close-reprice": "trade",
     "analytics-forensics": "closed_trade", "api-token-detail": "token_key",

@@ -52,7 +52,8 @@ OPEN_BODY = {"ticker": "SPY", "option_type": "CALL", "strike": "570", "expiry": 
 # Routes that take no GET (or whose GET alone does not reach their rows): the calls made instead,
 # in the order of the write scenario below. Every other route is called by GET.
 WRITTEN = {
-    "trade-validate", "trade-list", "trade-adjust", "trade-close", "trade-entry-reprice", "trade-entry-cancel",
+    "trade-validate", "trade-list", "trade-adjust", "trade-exit-policy", "trade-close", "trade-entry-reprice",
+    "trade-entry-cancel",
     "trade-close-reprice", "trade-close-cancel", "api-settings", "api-webhook-secret",
     "settings-paper", "api-token", "api-tokens", "api-token-detail", "api-token-revoke", "api-token-revoke-all",
     "sign-out-everywhere", "password-change", "login", "logout",
@@ -303,6 +304,8 @@ def test_every_write_runs_on_the_web_role_and_lands_in_the_traders_rows(on_the_w
         TradeStatus.CANCELED)
     trade = f"/api/trades/{opened['id']}"
     adjusted = call("post", f"{trade}/adjust", {"version": opened["version"], "new_sl": "3.50"}, expect=200).json()
+    adjusted = call("post", f"{trade}/exit-policy", {"version": adjusted["version"],
+                                                     "exit_policy": {"trail_pct": "20"}}, expect=200).json()
     call("get", f"{trade}/snapshots", expect=200)
     market.open = False  # after the bell: the close waits for the open, and is changed, then withdrawn
     queued = call("post", f"{trade}/close", {"version": adjusted["version"]}, expect=202).json()

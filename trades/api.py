@@ -244,6 +244,13 @@ class VersionSerializer(TraderWords, serializers.Serializer):
               "new_sl": "new stop-loss", "new_tp": "new take-profit", "allow_immediate": "fill-at-once choice"}
 
 
+class ExitPolicySerializer(VersionSerializer):
+    exit_policy = serializers.JSONField(help_text="As at open (see `exit_policy` there); `{}` removes the policy.")
+
+    def validate_exit_policy(self, value):
+        return exit_policy_field(value)
+
+
 class AdjustSerializer(VersionSerializer):
     new_sl = DecimalText(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
     new_tp = DecimalText(**PRICE, required=False, allow_null=True, min_value=Decimal("0.0001"))
@@ -614,6 +621,24 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
                 user=request.user, trade_id=trade.pk, version=data["version"], new_sl=data.get("new_sl"),
                 new_tp=data.get("new_tp"), allow_immediate=data["allow_immediate"],
             )
+        except services.TradeError as problem:
+            return problem_response(problem)
+        if result.problem is not None:
+            return problem_response(result.problem)
+        return Response(TradeDetailSerializer(self._reload(result.trade)).data)
+
+    @extend_schema(summary="Set the exit policy (trailing, breakeven and time stops); an empty one removes it",
+                   request=ExitPolicySerializer,
+                   responses={200: TradeDetailSerializer, 400: ERROR, 404: ERROR, 409: ERROR})
+    @action(detail=True, methods=["post"], url_path="exit-policy")
+    def exit_policy(self, request, pk=None):
+        trade = self.get_object()
+        payload = ExitPolicySerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        try:
+            result = services.exit_policy_set(user=request.user, trade_id=trade.pk, version=data["version"],
+                                              policy=data["exit_policy"])
         except services.TradeError as problem:
             return problem_response(problem)
         if result.problem is not None:

@@ -19,7 +19,7 @@ from .accounts import (
     strategy_presets_checked,
     user_create,
 )
-from .brackets import brackets_adjust
+from .brackets import brackets_adjust, exit_policy_set
 from .broker_health import broker_polling_paused, broker_trouble_clear, broker_trouble_record, broker_troubles_of
 from .closing import (
     BROKER_FILL,
@@ -140,6 +140,6 @@ __all__ = [
     "OrderAlreadyFilled", "OrdersBusy", "Session", "close_cancel", "close_reprice", "entry_cancel", "entry_reprice",
     "market_session",
     # Exit policies beyond the fixed bracket: the pure engine the monitor feeds.
-    "ExitPoliciesReport", "exit_policies_apply", "trade_policy_close",
+    "ExitPoliciesReport", "exit_policies_apply", "exit_policy_set", "trade_policy_close",
     "ExitDecision", "ExitPolicy", "ExitState", "Observation", "exit_policy_checked", "exit_policy_evaluate",
 ]

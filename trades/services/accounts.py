@@ -200,8 +200,8 @@ def strategy_presets_checked(presets) -> dict[str, dict]:
             problems.append("A strategy name must be 1 to 64 characters.")
             continue
         if not isinstance(preset, dict) or not preset or set(preset) - {*PRESET_KEYS, "exit_policy"}:
-            problems.append(f"{label}: give a stop-loss percentage, a take-profit percentage or both, an exit "
-                            f"policy, and nothing else.")
+            problems.append(f"{label}: give a stop-loss percentage, a take-profit percentage or both, and nothing "
+                            f"else (an exit policy may go with them).")
             continue
         preset = dict(preset)
         policy = _preset_policy(label, preset.pop("exit_policy", None), problems)

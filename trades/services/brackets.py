@@ -39,6 +39,7 @@ from .errors import (
     VersionConflict,
     price_text,
 )
+from .exit_policies import exit_policy_checked
 from .lifecycle import trade_transition
 from .opening import TradeResult
 from .orders import as_trade_error, bracket_ids, broker_of, exit_requests, order_summary, place_bracket
@@ -156,3 +157,29 @@ def _restore(trade: PaperTrade, broker, error: BrokerError, held: int, who: dict
             "The position has no stop-loss or take-profit at the broker: act now.", trade=trade))
     return TradeResult(trade, BracketReplaceFailed(
         f"The new bracket could not be placed ({error}); the previous one was restored.", trade=trade))
+
+
+def exit_policy_set(*, user: AbstractBaseUser, trade_id: int, version: int, policy) -> TradeResult:
+    """Give a PENDING or OPEN trade a new exit policy (an empty one removes it). Nothing at the
+    broker changes now: the monitor's next look applies it. Its high-water marks start again
+    from the next quote, since they are the best prices seen under *this* policy; the stop in
+    force stays (it never loosens). Raises InvalidTradeInput, InvalidTransition, DoesNotExist."""
+    checked = exit_policy_checked(policy)
+    with tenancy.acting_as(user.pk):
+        trade = PaperTrade.objects.select_for_update().get(owner=user, pk=trade_id)
+        if trade.version != version:
+            conflict = VersionConflict(
+                f"The trade changed since you loaded it (your version {version}, now {trade.version}).", trade=trade
+            )
+            return conflict_refused(trade=trade, error=conflict, user=user, action="exit-policy",
+                                    sent_version=version)
+        if trade.status not in (TradeStatus.PENDING, TradeStatus.OPEN):
+            raise InvalidTransition(f"Only a pending or open trade's exit policy can change; this one is "
+                                    f"{TradeStatus(trade.status).label.lower()}.", trade=trade)
+        trade = trade_transition(
+            trade_id=trade.pk, to=trade.status, kind=EventKind.BRACKET_ADJUSTED, expected_version=trade.version,
+            changes={"exit_policy": checked, "exit_high_water": None, "exit_underlying_extreme": None},
+            payload={"exit_policy": {"from": trade.exit_policy, "to": checked}},
+            actor=Actor.USER, actor_user=user, actor_label="exit-policy",
+        )
+        return TradeResult(trade)

@@ -1,0 +1,82 @@
+"""Exit policies through the API: at open, later with the version, and as a strategy's preset."""
+
+import pytest
+
+from tradeoptions import tenancy
+from trades.models import Actor, EventKind, PaperTrade, TradeEvent, TradeStatus
+
+
+@pytest.fixture
+def opened(api_as, trader, market, open_body):
+    """Alice's trade at 4.30 with its bracket 3.00 / 6.50 and no policy."""
+    return api_as(trader).post("/api/trades", open_body(), format="json").json()
+
+
+def _set(api_as, user, trade, policy, version=None):
+    return api_as(user).post(f"/api/trades/{trade['id']}/exit-policy",
+                             {"version": version or trade["version"], "exit_policy": policy}, format="json")
+
+
+def _errors(answer):
+    return {error["attr"]: error["detail"] for error in answer.json()["errors"]}
+
+
+def test_a_policy_set_later_is_stored_logged_and_bumps_the_version(api_as, trader, opened):
+    assert opened["exit_policy"] == {}
+    answer = _set(api_as, trader, opened, {"trail_pct": "15.0", "close_minutes_before_close": 10})
+    assert answer.status_code == 200
+    trade = answer.json()
+    assert trade["exit_policy"] == {"trail_pct": "15", "close_minutes_before_close": "10"}
+    assert trade["version"] == opened["version"] + 1 and trade["sl_price"] == opened["sl_price"]
+    with tenancy.acting_as(trader.pk):
+        event = TradeEvent.objects.filter(trade_id=opened["id"]).latest("id")
+    assert (event.kind, event.actor, event.actor_label) == (EventKind.BRACKET_ADJUSTED, Actor.USER, "exit-policy")
+    assert event.payload["exit_policy"] == {"from": {}, "to": trade["exit_policy"]}
+    removed = _set(api_as, trader, trade, {})
+    assert removed.status_code == 200 and removed.json()["exit_policy"] == {}
+
+
+def test_a_stale_version_is_409_and_changes_nothing(api_as, trader, opened):
+    answer = _set(api_as, trader, opened, {"trail_pct": "15"}, version=opened["version"] + 5)
+    assert answer.status_code == 409
+    with tenancy.acting_as(trader.pk):
+        assert PaperTrade.objects.get(pk=opened["id"]).exit_policy == {}
+
+
+@pytest.mark.parametrize(("policy", "detail"), [
+    ({"trail_pct": "0"}, "The trailing stop's percentage must be between 0.1 and 99."),
+    ({"close_after_hours": "two"}, "The hours held must be a number such as \"20\"."),
+    ({"trail_amount": "0.5", "trail_pct": "5"}, "Give the trailing stop as a percentage or as a dollar distance, "
+                                                "not both."),
+])
+def test_a_bad_policy_is_400_in_trader_words(api_as, trader, opened, policy, detail):
+    answer = _set(api_as, trader, opened, policy)
+    assert answer.status_code == 400 and _errors(answer) == {"exit_policy": detail}
+    assert "trail_pct" not in detail and "_" not in detail
+
+
+def test_a_closed_trades_policy_cannot_change(api_as, trader, opened):
+    closing = api_as(trader).post(f"/api/trades/{opened['id']}/close", {"version": opened["version"]},
+                                  format="json").json()
+    assert closing["status"] == TradeStatus.CLOSED
+    answer = _set(api_as, trader, closing, {"trail_pct": "15"})
+    assert answer.status_code == 409 and "closed" in str(answer.json())
+
+
+def test_a_strategys_preset_policy_applies_when_the_trade_gives_none(api_as, trader, market, open_body):
+    saved = api_as(trader).put("/api/settings", {"strategy_presets": {
+        "momentum": {"sl_pct": "30", "exit_policy": {"breakeven_after_pct": "20"}}}}, format="json")
+    assert saved.status_code == 200, saved.json()
+    small = {"qty": 1, "sl_price": "4.00"}  # room for both under the risk limits
+    preset = api_as(trader).post("/api/trades", open_body(**small), format="json").json()
+    own = api_as(trader).post("/api/trades", open_body(exit_policy={"trail_pct": "10"}, **small),
+                              format="json").json()
+    assert (preset["exit_policy"], own["exit_policy"]) == ({"breakeven_after_pct": "20"}, {"trail_pct": "10"})
+
+
+def test_a_bad_preset_policy_is_refused_naming_the_strategy(api_as, trader, market):
+    saved = api_as(trader).put("/api/settings", {"strategy_presets": {
+        "scalp": {"tp_pct": "50", "exit_policy": {"trail_after_pct": "10"}}}}, format="json")
+    assert saved.status_code == 400
+    assert _errors(saved) == {"strategy_presets": "scalp: A gain that starts the trailing needs a trailing stop "
+                                                  "(a percentage or a dollar distance)."}
