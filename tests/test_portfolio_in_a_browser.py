@@ -552,3 +552,18 @@ def test_a_contract_held_short_at_the_broker_shows_in_red(device, market, alice)
     expect(tag).to_have_css("background-color", red)
     shoot(page, "portfolio-oversold")
     assert page.problems == []
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_position_shows_its_exit_policy_as_chips_and_the_stop_it_trails(device, market, alice, viewport):
+    trade = open_trade(alice, exit_policy={"trail_amount": "0.50", "trail_after_pct": "10",
+                                           "close_minutes_before_close": "15"})
+    with tenancy.acting_as(alice.pk):  # what the monitor leaves after a move: the stop and the best bid
+        PaperTrade.objects.filter(pk=trade.pk).update(sl_price=Decimal("4.50"), exit_high_water=Decimal("5.00"))
+    page = device(viewport=viewport)
+    row = position(page)
+    expect(row.locator(".policy-chip")).to_have_text(["trail $0.50 after +10\u00a0%", "close 15 min before the bell"])
+    expect(row.locator("td.sl")).to_contain_text("4.50")
+    expect(row.locator("td.sl .trail-note")).to_have_text("trailing the best bid 5.00")
+    shoot(page, f"{'phone' if viewport == PHONE else 'desktop'}-exit-policy-chips")
+    assert page.problems == []

@@ -7,6 +7,7 @@ import { config, get } from "./api.js";
 import { announceCloses } from "./close_news.js";
 import { openCloseDialog } from "./close_dialog.js";
 import { el } from "./dom.js";
+import { policyChips, trailNote } from "./exit_policy_chips.js";
 import * as fmt from "./format.js";
 import { markCell, markIsLive } from "./marks.js";
 import { UNREALIZED_NET_NOTE, netPnl } from "./pnl.js";
@@ -50,13 +51,14 @@ function positionRow(trade) {
   return el("tr", { className: "position", dataset: { tradeId: trade.id, version: trade.version } },
     el("th", { scope: "row", className: "contract", dataset: { label: "Contract" } },
       el("span", { className: "contract-label", text: label }), status, unprotected, attention,
-      trade.strategy ? el("small", { className: "muted block", text: trade.strategy }) : null),
+      trade.strategy ? el("small", { className: "muted block", text: trade.strategy }) : null, policyChips(trade)),
     el("td", { className: "num", dataset: { label: "Qty" }, text: String(trade.filled_qty || trade.qty) }),
     el("td", { className: "num", dataset: { label: "Entry" }, text: fmt.price(trade.entry_price ?? trade.planned_entry_price) }),
     el("td", { className: `num${markIsLive(trade) ? "" : " mark-closed"}`, dataset: { label: "Mark" } }, markCell(trade)),
     el("td", { className: "num", title: UNREALIZED_NET_NOTE, dataset: { label: "Unrealized P&L, net" } },
       netPnl(trade.unrealized_pnl_net, trade.unrealized_pnl, trade.unrealized_pnl_pct)),
-    el("td", { className: "num sl", dataset: { label: "Stop-loss" } }, exitCell(trade.sl_price, trade.sl_distance, trade.sl_distance_pct)),
+    el("td", { className: "num sl", dataset: { label: "Stop-loss" } },
+      exitCell(trade.sl_price, trade.sl_distance, trade.sl_distance_pct), trailNote(trade)),
     el("td", { className: "num tp", dataset: { label: "Take-profit" } }, exitCell(trade.tp_price, trade.tp_distance, trade.tp_distance_pct)),
     el("td", { dataset: { label: "Held" }, text: trade.entry_date ? fmt.since(trade.entry_date) : "not filled" }),
     el("td", { className: "num", dataset: { label: "DTE" }, text: daysLeft(trade.days_to_expiry) }),
