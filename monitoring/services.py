@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from brokers.market import Market, default_market
-from brokers.models import PaperOrder
+from brokers.models import BrokerMode, PaperOrder
 from brokers.paper import WORKING, FillRules, fill_price, match_group
 from tradeoptions import tenancy
 from trades.models import CONTRACT_MULTIPLIER, PaperTrade, TradeStatus
@@ -144,7 +144,8 @@ def _update_marks(rows: list[dict], at: datetime) -> None:
                                   unrealized_pnl=row["pnl"]) for row in rows if row["mark"] is not None], at=at)
 
 
-def match_paper_orders(*, market: Market | None = None, rules: FillRules | None = None) -> int:
+def match_paper_orders(*, market: Market | None = None, rules: FillRules | None = None,
+                       exit_policies_provider: MarketDataProvider | None = None) -> int:
     """Fill and expire every account's working orders at the local paper broker, against one
     batch of fresh quotes. Cross-tenant by nature, so in the system context.
 
@@ -154,10 +155,16 @@ def match_paper_orders(*, market: Market | None = None, rules: FillRules | None 
     the whole cycle and one bad group cannot undo the others' fills); the rest only note that they
     were looked at this session (the broker's gap rule), in one UPDATE. Each account's fills are
     charged its own commission per contract (trades' `AccountSettings.commission_rate`).
+
+    With `exit_policies_provider`, the local paper trades' exit policies look at the market first
+    (the broker's native trailing: a stop moved now is the one matched now).
     """
     given_rules = rules is not None  # tests fix one set of rules; otherwise each account's commission
     market, rules = market or default_market(), rules or FillRules.from_settings()
     now = market.now()
+    if exit_policies_provider is not None:
+        apply_exit_policies(provider=exit_policies_provider, market=market, at=now,
+                            broker_modes=[BrokerMode.LOCAL_PAPER])
     with tenancy.system_context():
         working = list(PaperOrder.objects.filter(status__in=WORKING).order_by("id"))
     if not working:
@@ -243,7 +250,8 @@ def orders_cycle(*, provider: MarketDataProvider, market: Market | None = None,
     return OrdersCycleReport(fills, report, settle_expiries(provider=provider, at=at, market=market), policies=policies)
 
 
-def apply_exit_policies(*, provider: MarketDataProvider, market: Market, at: datetime) -> ExitPoliciesReport:
+def apply_exit_policies(*, provider: MarketDataProvider, market: Market, at: datetime,
+                        broker_modes: list[str] | None = None) -> ExitPoliciesReport:
     """Let every open trade's exit policy look at the market, while it is open: the option's bid
     from the quotes the local paper broker matches against (so a moved stop and the quote that
     moved it are what the matching sees next), the stock's last price from the data provider.
@@ -253,7 +261,8 @@ def apply_exit_policies(*, provider: MarketDataProvider, market: Market, at: dat
     return exit_policies_apply(
         option_bids=lambda symbols: {symbol: quote.bid for symbol, quote in market.quotes(symbols).items()},
         underlying_prices=lambda tickers: {t: q.last for t, q in provider.underlying_quotes(tickers).items()},
-        now=at, today=market_clock.market_date(at), session_close=market.session_close(at), market=market)
+        now=at, today=market_clock.market_date(at), session_close=market.session_close(at), market=market,
+        broker_modes=broker_modes)
 
 
 def last_close(at: datetime) -> datetime:

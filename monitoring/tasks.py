@@ -101,7 +101,9 @@ def snapshot_prices(self):
 @monitor_task("monitoring.match_paper_orders")
 def match_paper_orders(self):
     # Runs after hours too: that is when day orders expire. No quotes are fetched while closed.
-    return _run(self, lambda: f"{services.match_paper_orders()} fill(s)")
+    # The local paper broker's exit policies look at the quotes first, so a moved stop is matched now.
+    provider = provider_for(clock=market_clock.now)
+    return _run(self, lambda: f"{services.match_paper_orders(exit_policies_provider=provider)} fill(s)")
 
 
 @monitor_task("monitoring.take_bookends")

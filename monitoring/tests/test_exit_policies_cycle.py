@@ -1,17 +1,20 @@
 """Exit policies end to end at the local paper broker: a trade opened over HTTP with a policy,
 quotes moved by hand, the monitor's order cycle run as beat runs it."""
 
+import importlib
 from datetime import date
 from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
 
-from brokers.models import PaperFill
+from brokers.models import BrokerMode, PaperFill
 from monitoring import clock as market_clock
 from monitoring import tasks
+from tests.factories import PaperTradeFactory
 from tradeoptions import tenancy
 from trades.models import Actor, CloseReason, EventKind, PaperTrade, TradeEvent, TradeStatus
+from trades.services import ExitDecision
 
 CONTRACT = "SPY261218C00570000"
 
@@ -116,3 +119,31 @@ def test_a_bad_policy_at_open_is_refused_in_trader_words(api_as, trader, market)
                                         "Give the trailing stop as a percentage or as a dollar distance, not both."}]
     with tenancy.system_context():
         assert not PaperTrade.objects.exists()
+
+
+def test_the_paper_matching_job_moves_local_paper_stops_and_leaves_other_brokers_to_the_order_cycle(
+        api_as, trader, other_trader, market):
+    opened = _open(api_as, trader, {"trail_pct": "10"})
+    elsewhere = PaperTradeFactory(owner=other_trader, broker_mode=BrokerMode.TRADIER_SANDBOX,
+                                  entry_date=market.moment, exit_policy={"trail_pct": "10"})
+    market.set_quote(CONTRACT, "5.00", "5.20")
+    tasks.match_paper_orders.apply().get()
+    with tenancy.system_context():
+        paper, tradier = (PaperTrade.objects.get(pk=pk) for pk in (opened["id"], elsewhere.pk))
+    assert (paper.sl_price, paper.exit_high_water) == (Decimal("4.50"), Decimal("5.00"))  # 5.00 - 10 %
+    assert (tradier.sl_price, tradier.exit_high_water, tradier.version) == (Decimal("3.00"), None, 1)
+
+
+def test_two_looks_side_by_side_never_pull_the_high_water_mark_back(api_as, trader, market):
+    """The paper matching job and the order cycle may read the same trade at once: the one that
+    read it before the other wrote a higher best bid must not write its lower one over it."""
+    runs = importlib.import_module("trades.services.exit_policy_runs")
+    opened = _open(api_as, trader, {"trail_pct": "50", "trail_after_pct": "100"})  # the stop stays put here
+    with tenancy.system_context():
+        stale = PaperTrade.objects.get(pk=opened["id"])
+    runs.exit_policies_apply(option_bids=lambda symbols: {CONTRACT: Decimal("5.60")},
+                             underlying_prices=lambda tickers: {}, now=market.moment, today=market.moment.date(),
+                             session_close=None, market=market)
+    runs._remember_high_water(stale, ExitDecision(stop=None, high_water=Decimal("5.20"), underlying_extreme=None))
+    with tenancy.system_context():
+        assert PaperTrade.objects.get(pk=opened["id"]).exit_high_water == Decimal("5.60")

@@ -22,10 +22,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db.models import DecimalField, F, Value
+from django.db.models.functions import Coalesce, Greatest, Least
 
 from brokers.market import Market
 from tradeoptions import tenancy
-from trades.models import CONTRACT_MULTIPLIER, CloseReason, PaperTrade, TradeStatus
+from trades.models import CONTRACT_MULTIPLIER, CloseReason, OptionType, PaperTrade, TradeStatus
 
 from .brackets import brackets_adjust
 from .closing import trade_policy_close
@@ -49,13 +51,17 @@ class ExitPoliciesReport:
 
 
 def exit_policies_apply(*, option_bids: OptionBids, underlying_prices: UnderlyingPrices, now: datetime,
-                        today: date, session_close: datetime | None, market: Market) -> ExitPoliciesReport:
-    """One look at every open trade with a policy. `option_bids` and `underlying_prices` are asked
-    only for the contracts and stocks those trades need (the stocks only where a policy trails
-    one), outside any transaction."""
+                        today: date, session_close: datetime | None, market: Market,
+                        broker_modes: list[str] | None = None) -> ExitPoliciesReport:
+    """One look at every open trade with a policy (at the `broker_modes` given, else at every
+    broker). `option_bids` and `underlying_prices` are asked only for the contracts and stocks
+    those trades need (the stocks only where a policy trails one), outside any transaction."""
     with tenancy.system_context():
-        trades = list(PaperTrade.objects.filter(status=TradeStatus.OPEN, exit_requested_at__isnull=True)
-                      .exclude(exit_policy={}).select_related("owner").order_by("id"))
+        watched = (PaperTrade.objects.filter(status=TradeStatus.OPEN, exit_requested_at__isnull=True)
+                   .exclude(exit_policy={}))
+        if broker_modes is not None:
+            watched = watched.filter(broker_mode__in=broker_modes)
+        trades = list(watched.select_related("owner").order_by("id"))
     if not trades:
         return ExitPoliciesReport()
     policies = {trade.pk: ExitPolicy.from_stored(trade.exit_policy) for trade in trades}
@@ -102,13 +108,24 @@ def _stocks(tickers: Iterable[str]) -> list[str]:
 
 
 def _remember_high_water(trade: PaperTrade, decision: ExitDecision) -> None:
-    marks = {"exit_high_water": decision.high_water, "exit_underlying_extreme": decision.underlying_extreme}
-    if all(getattr(trade, name) == value for name, value in marks.items()):
+    """Write the marks only ever further (GREATEST/LEAST in the UPDATE): two looks running side by
+    side (the paper matching job and the order cycle) cannot pull a high-water mark back."""
+    stock_best = Least if trade.option_type == OptionType.PUT else Greatest
+    marks = {name: value for name, value in (("exit_high_water", decision.high_water),
+                                             ("exit_underlying_extreme", decision.underlying_extreme))
+             if value is not None and getattr(trade, name) != value}
+    if not marks:
         return
+    best = {"exit_high_water": Greatest, "exit_underlying_extreme": stock_best}
     with tenancy.system_context():
-        PaperTrade.objects.filter(pk=trade.pk, status=TradeStatus.OPEN).update(**marks)
+        PaperTrade.objects.filter(pk=trade.pk, status=TradeStatus.OPEN).update(**{
+            name: best[name](Coalesce(F(name), _price(value)), _price(value)) for name, value in marks.items()})
     for name, value in marks.items():
         setattr(trade, name, value)
+
+
+def _price(value: Decimal) -> Value:
+    return Value(value, output_field=DecimalField(max_digits=12, decimal_places=4))
 
 
 def _because(trade: PaperTrade, decision: ExitDecision, seen: Observation) -> dict:
