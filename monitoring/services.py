@@ -227,8 +227,8 @@ class OrdersCycleReport:
     fills: int
     sync: SyncReport | None
     expiry: ExpiryReport | None
-    skipped: str = ""
     policies: ExitPoliciesReport | None = None
+    skipped: str = ""  # last: the repr ends with why a cycle did nothing
 
 
 def orders_cycle(*, provider: MarketDataProvider, market: Market | None = None,

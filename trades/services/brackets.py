@@ -71,10 +71,7 @@ def brackets_adjust(
     with tenancy.acting_as(user.pk):
         trade = PaperTrade.objects.select_for_update().get(owner=user, pk=trade_id)
         if trade.version != version:
-            conflict = VersionConflict(
-                f"The trade changed since you loaded it (your version {version}, now {trade.version}).", trade=trade
-            )
-            return conflict_refused(trade=trade, error=conflict, user=user, action="adjust", sent_version=version)
+            return _stale(trade, user=user, version=version, action="adjust")
         if trade.status != TradeStatus.OPEN:
             raise InvalidTransition(f"Only an OPEN trade's bracket can be adjusted; this one is {trade.status}.",
                                     trade=trade)
@@ -120,6 +117,14 @@ def brackets_adjust(
             **who,
         )
         return TradeResult(trade)
+
+
+def _stale(trade: PaperTrade, *, user: AbstractBaseUser, version: int, action: str) -> TradeResult:
+    """The client's version is not the trade's: refused, with the trade as it now stands."""
+    conflict = VersionConflict(
+        f"The trade changed since you loaded it (your version {version}, now {trade.version}).", trade=trade
+    )
+    return conflict_refused(trade=trade, error=conflict, user=user, action=action, sent_version=version)
 
 
 def _validate(trade, *, sl, tp, new_sl, new_tp, allow_immediate: bool, market: Market) -> None:
@@ -168,11 +173,7 @@ def exit_policy_set(*, user: AbstractBaseUser, trade_id: int, version: int, poli
     with tenancy.acting_as(user.pk):
         trade = PaperTrade.objects.select_for_update().get(owner=user, pk=trade_id)
         if trade.version != version:
-            conflict = VersionConflict(
-                f"The trade changed since you loaded it (your version {version}, now {trade.version}).", trade=trade
-            )
-            return conflict_refused(trade=trade, error=conflict, user=user, action="exit-policy",
-                                    sent_version=version)
+            return _stale(trade, user=user, version=version, action="exit-policy")
         if trade.status not in (TradeStatus.PENDING, TradeStatus.OPEN):
             raise InvalidTransition(f"Only a pending or open trade's exit policy can change; this one is "
                                     f"{TradeStatus(trade.status).label.lower()}.", trade=trade)
