@@ -88,9 +88,24 @@ def test_a_trailing_stop_follows_the_bid_gently_and_its_one_exit_fills(api_as, t
     trade = _cycle(market, "5.00", "5.20", minutes=1)  # through the stop: the paper broker sells
     assert (trade.status, trade.close_reason) == (TradeStatus.CLOSED, CloseReason.SL_HIT)
     assert trade.close_price == Decimal("5.00") and trade.realized_pnl == Decimal("140.00")  # (5.00 - 4.30) x 200
+    assert trade.realized_pnl_net == Decimal("137.40")  # less 4 x $0.65 commission
     _cycle(market, "6.00", "6.20", minutes=1)
     [sell] = _sells(trader)
     assert sell.quantity == 2 and len(_moves(trade.pk)) == 2
+
+
+def test_breakeven_covers_the_commissions_and_the_exit_nets_a_little_above_zero(api_as, trader, market):
+    opened = _open(api_as, trader, {"breakeven_after_pct": "10"})
+    _cycle.trade_id = opened["id"]
+    # +11.6 %: entry 4.30 + (2 x 0.65 in, 2 x 0.65 out) / 200 shares = 4.313, up to the nickel 4.35
+    trade = _cycle(market, "4.80", "5.00", seconds=20)
+    assert trade.sl_price == Decimal("4.35")
+    assert _moves(trade.pk)[0].payload["exit_policy"]["why"] == "breakeven"
+    trade = _cycle(market, "4.35", "4.55", minutes=1)
+    assert (trade.status, trade.close_reason, trade.close_price) == (TradeStatus.CLOSED, CloseReason.SL_HIT,
+                                                                      Decimal("4.35"))
+    assert (trade.realized_pnl, trade.realized_pnl_net) == (Decimal("10.00"), Decimal("7.40"))
+    assert len(_sells(trader)) == 1
 
 
 def test_a_time_stop_closes_once_before_the_close(api_as, trader, market):
