@@ -13,6 +13,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from django.core.cache import cache
 from django.db import connection
@@ -27,7 +28,7 @@ from trades.services import ExitPoliciesReport, TradeMark, exit_policies_apply, 
 
 from . import clock as market_clock
 from .expiry import ExpiryReport, intrinsic_value, settle_expiries
-from .marketdata import MarketDataProvider, OptionQuote
+from .marketdata import MarketDataError, MarketDataProvider, OptionQuote
 from .models import SnapshotKind
 from .sync import SyncReport, sync_orders
 
@@ -258,11 +259,24 @@ def apply_exit_policies(*, provider: MarketDataProvider, market: Market, at: dat
     Runs before the matching, so a stop moved now is the one the paper broker holds."""
     if not market.is_open(at):
         return ExitPoliciesReport()
-    return exit_policies_apply(
-        option_bids=lambda symbols: {symbol: quote.bid for symbol, quote in market.quotes(symbols).items()},
-        underlying_prices=lambda tickers: {t: q.last for t, q in provider.underlying_quotes(tickers).items()},
-        now=at, today=market_clock.market_date(at), session_close=market.session_close(at), market=market,
-        broker_modes=broker_modes)
+    try:
+        return exit_policies_apply(
+            option_bids=lambda symbols: {symbol: quote.bid for symbol, quote in market.quotes(symbols).items()},
+            underlying_prices=partial(_stock_prices, provider),
+            now=at, today=market_clock.market_date(at), session_close=market.session_close(at), market=market,
+            broker_modes=broker_modes)
+    except Exception:  # the matching and the order sync after it must run whatever the policies met
+        logger.exception("exit policies could not be applied this cycle")
+        return ExitPoliciesReport()
+
+
+def _stock_prices(provider: MarketDataProvider, tickers: list[str]) -> dict:
+    """The stocks' last prices; none when the source is down (the stock stops wait, the rest go on)."""
+    try:
+        return {ticker: quote.last for ticker, quote in provider.underlying_quotes(tickers).items()}
+    except MarketDataError as error:
+        logger.warning("no stock prices for exit policies this cycle: %s", error)
+        return {}
 
 
 def last_close(at: datetime) -> datetime:

@@ -11,7 +11,9 @@ from django.core.cache import cache
 from brokers.models import BrokerMode, PaperFill
 from monitoring import clock as market_clock
 from monitoring import tasks
+from monitoring.marketdata import ProviderUnavailable
 from tests.factories import PaperTradeFactory
+from tests.fakes.market import HandMadeBars
 from tradeoptions import tenancy
 from trades.models import Actor, CloseReason, EventKind, PaperTrade, TradeEvent, TradeStatus
 from trades.services import ExitDecision
@@ -162,3 +164,18 @@ def test_two_looks_side_by_side_never_pull_the_high_water_mark_back(api_as, trad
     runs._remember_high_water(stale, ExitDecision(stop=None, high_water=Decimal("5.20"), underlying_extreme=None))
     with tenancy.system_context():
         assert PaperTrade.objects.get(pk=opened["id"]).exit_high_water == Decimal("5.60")
+
+
+def test_a_stock_price_source_that_is_down_stops_no_cycle(api_as, trader, market, monkeypatch):
+    """The stock stop waits for prices; the option's own bracket still fills in the same cycle."""
+
+    class StockPricesDown(HandMadeBars):
+        def underlying_quotes(self, symbols):
+            raise ProviderUnavailable("stock quotes are down")
+
+    monkeypatch.setattr(tasks, "provider_for", lambda **kwargs: StockPricesDown())
+    opened = _open(api_as, trader, {"underlying_trail_pct": "1"})
+    _cycle.trade_id = opened["id"]
+    trade = _cycle(market, "6.60", "6.80", minutes=1)
+    assert (trade.status, trade.close_reason, trade.exit_underlying_extreme) == (
+        TradeStatus.CLOSED, CloseReason.TP_HIT, None)
