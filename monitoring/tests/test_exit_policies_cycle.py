@@ -11,7 +11,7 @@ from django.core.cache import cache
 from brokers.models import BrokerMode, PaperFill
 from monitoring import clock as market_clock
 from monitoring import tasks
-from monitoring.marketdata import ProviderUnavailable
+from monitoring.marketdata import ProviderUnavailable, UnderlyingQuote
 from tests.factories import PaperTradeFactory
 from tests.fakes.market import HandMadeBars
 from tradeoptions import tenancy
@@ -179,3 +179,28 @@ def test_a_stock_price_source_that_is_down_stops_no_cycle(api_as, trader, market
     trade = _cycle(market, "6.60", "6.80", minutes=1)
     assert (trade.status, trade.close_reason, trade.exit_underlying_extreme) == (
         TradeStatus.CLOSED, CloseReason.TP_HIT, None)
+
+
+def test_a_calls_stock_stop_closes_it_when_spy_falls_back_from_its_high(api_as, trader, market, monkeypatch):
+    stock = {"SPY": "600.00"}
+
+    class StockPrices(HandMadeBars):
+        def underlying_quotes(self, symbols):
+            return {symbol: UnderlyingQuote(symbol=symbol, last=Decimal(stock[symbol]), bid=None, ask=None,
+                                            quote_time=market.moment, source="hand") for symbol in symbols}
+
+    monkeypatch.setattr(tasks, "provider_for", lambda **kwargs: StockPrices())
+    opened = _open(api_as, trader, {"underlying_trail_amount": "3"})
+    _cycle.trade_id = opened["id"]
+    stock["SPY"] = "605.00"
+    trade = _cycle(market, "4.90", "5.10", minutes=1)
+    assert (trade.status, trade.exit_underlying_extreme) == (TradeStatus.OPEN, Decimal("605.00"))
+    stock["SPY"] = "602.01"  # 2.99 under the high: not yet
+    assert _cycle(market, "4.60", "4.80", minutes=1).status == TradeStatus.OPEN
+    stock["SPY"] = "602.00"
+    trade = _cycle(market, "4.55", "4.75", minutes=1)
+    assert (trade.status, trade.close_reason, trade.close_price) == (TradeStatus.CLOSED, CloseReason.STOCK_STOP,
+                                                                      Decimal("4.55"))
+    assert trade.realized_pnl == Decimal("50.00") and len(_sells(trader)) == 1
+    [asked] = [e for e in _policy_events(trade.pk) if e.old_status == TradeStatus.OPEN]
+    assert asked.payload["exit_policy"]["quote"]["underlying"] == "602.00"
