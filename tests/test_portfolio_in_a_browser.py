@@ -567,3 +567,24 @@ def test_a_position_shows_its_exit_policy_as_chips_and_the_stop_it_trails(device
     expect(row.locator("td.sl .trail-note")).to_have_text("trailing the best bid 5.00")
     shoot(page, f"{'phone' if viewport == PHONE else 'desktop'}-exit-policy-chips")
     assert page.problems == []
+
+
+def test_a_trader_edits_the_exit_policy_in_the_expanded_row_and_is_told_what_is_wrong(device, market, alice):
+    trade = open_trade(alice, exit_policy={"close_days_to_expiry": "2"})  # not in the form: kept
+    page = device()
+    row = position(page)
+    row.locator("button.toggle").click()
+    form = page.locator(f"#detail-{trade.pk} form.policy-form")
+    form.locator("input[name=trail_after_pct]").fill("10")
+    form.locator("button.save-policy").click()
+    expect(form.locator('[data-error-for="exit_policy"]')).to_have_text(
+        "A gain that starts the trailing needs a trailing stop (a percentage or a dollar distance).")
+    form.locator("input[name=trail_pct]").fill("15")
+    form.locator("button.save-policy").click()
+    expect(page.locator(".toast-success")).to_contain_text("exit policy saved")
+    expect(row.locator(".policy-chip")).to_have_text(["trail 15\u00a0% after +10\u00a0%", "close at 2 DTE"])
+    with tenancy.acting_as(alice.pk):
+        assert PaperTrade.objects.get(pk=trade.pk).exit_policy == {
+            "trail_pct": "15", "trail_after_pct": "10", "close_days_to_expiry": "2"}
+    shoot(page, "desktop-exit-policy-form")
+    assert page.problems == []

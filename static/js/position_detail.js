@@ -6,6 +6,7 @@ import { config, get } from "./api.js";
 import { renderChart } from "./chart.js";
 import { el } from "./dom.js";
 import { eventLogItems } from "./event_log.js";
+import { policyForm, prefillPolicy } from "./exit_policy_form.js";
 import * as fmt from "./format.js";
 import { sourceLabel } from "./marks.js";
 import { state } from "./portfolio_state.js";
@@ -27,7 +28,7 @@ export function detailRow(id) {
         el("section", { className: "detail-chart", "aria-label": "P&L chart" }, el("h3", { text: "Mark vs entry, stop-loss and take-profit" }), el("div", { className: "chart" })),
         el("div", { className: "detail-side" },
           el("section", { className: "facts" }, el("p", { className: "muted", text: "Loading…" })),
-          adjust),
+          adjust, policyForm(id)),
         el("section", { className: "explanation", "aria-label": "The trade explained" }),
         el("section", { className: "events" }, el("h3", { text: "Event log" }), el("ol", { className: "event-log" })))));
   state.details.set(id, row);
@@ -71,6 +72,7 @@ export async function loadDetail(id) {
       ["Worst so far (MAE)", trade.max_drawdown ? fmt.money(trade.max_drawdown) : null]]));
   row.querySelector(".explanation").replaceChildren(...explanationGroups(trade.explanation));
   prefillAdjust(row.querySelector("form.adjust-form"), trade);
+  prefillPolicy(row.querySelector("form.policy-form"), trade);
   row.querySelector(".event-log").replaceChildren(...eventLogItems(trade.events));
   state.charts.get(id)?.remove();
   state.charts.set(id, renderChart(row.querySelector(".chart"), trade, snapshots));
