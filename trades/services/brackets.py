@@ -168,7 +168,9 @@ def exit_policy_set(*, user: AbstractBaseUser, trade_id: int, version: int, poli
     """Give a PENDING or OPEN trade a new exit policy (an empty one removes it). Nothing at the
     broker changes now: the monitor's next look applies it. Its high-water marks start again
     from the next quote, since they are the best prices seen under *this* policy; the stop in
-    force stays (it never loosens). Raises InvalidTradeInput, InvalidTransition, DoesNotExist."""
+    force stays (it never loosens). A close the old policy asked for and that ended with the
+    trade still open is forgotten: the new policy may ask again.
+    Raises InvalidTradeInput, InvalidTransition, DoesNotExist."""
     checked = exit_policy_checked(policy)
     with tenancy.acting_as(user.pk):
         trade = PaperTrade.objects.select_for_update().get(owner=user, pk=trade_id)
@@ -179,7 +181,8 @@ def exit_policy_set(*, user: AbstractBaseUser, trade_id: int, version: int, poli
                                     f"{TradeStatus(trade.status).label.lower()}.", trade=trade)
         trade = trade_transition(
             trade_id=trade.pk, to=trade.status, kind=EventKind.BRACKET_ADJUSTED, expected_version=trade.version,
-            changes={"exit_policy": checked, "exit_high_water": None, "exit_underlying_extreme": None},
+            changes={"exit_policy": checked, "exit_high_water": None, "exit_underlying_extreme": None,
+                     "exit_requested_at": None, "exit_request_reason": ""},
             payload={"exit_policy": {"from": trade.exit_policy, "to": checked}},
             actor=Actor.USER, actor_user=user, actor_label="exit-policy",
         )

@@ -1,6 +1,9 @@
 """Exit policies through the API: at open, later with the version, and as a strategy's preset."""
 
+from decimal import Decimal
+
 import pytest
+from django.utils import timezone
 
 from tradeoptions import tenancy
 from trades.models import Actor, EventKind, PaperTrade, TradeEvent, TradeStatus
@@ -34,6 +37,18 @@ def test_a_policy_set_later_is_stored_logged_and_bumps_the_version(api_as, trade
     assert event.payload["exit_policy"] == {"from": {}, "to": trade["exit_policy"]}
     removed = _set(api_as, trader, trade, {})
     assert removed.status_code == 200 and removed.json()["exit_policy"] == {}
+
+
+def test_a_new_policy_rearms_one_whose_close_ended_with_the_trade_still_open(api_as, trader, opened):
+    with tenancy.acting_as(trader.pk):
+        PaperTrade.objects.filter(pk=opened["id"]).update(
+            exit_policy={"close_after_hours": "1"}, exit_requested_at=timezone.now(), exit_request_reason="TIME_STOP",
+            exit_high_water=Decimal("5.00"))
+    answer = _set(api_as, trader, opened, {"close_after_hours": "2"})
+    assert answer.status_code == 200
+    with tenancy.acting_as(trader.pk):
+        trade = PaperTrade.objects.get(pk=opened["id"])
+    assert (trade.exit_requested_at, trade.exit_request_reason, trade.exit_high_water) == (None, "", None)
 
 
 def test_a_stale_version_is_409_and_changes_nothing(api_as, trader, opened):
