@@ -172,9 +172,9 @@ class TradeTotalsSerializer(serializers.Serializer):
         max_digits=None, decimal_places=2, allow_null=True,
         help_text="Their realized P&L after commissions and fees, summed; null when none closed.")
     closed = serializers.IntegerField(help_text="Closed trades among them (the win rate's base).")
-    wins = serializers.IntegerField()
-    losses = serializers.IntegerField()
-    flat = serializers.IntegerField(help_text="Closed for exactly $0.")
+    wins = serializers.IntegerField(help_text="Closed with a net P&L (after commissions and fees) above $0.")
+    losses = serializers.IntegerField(help_text="Closed with a net P&L below $0.")
+    flat = serializers.IntegerField(help_text="Closed for exactly $0 net.")
     win_rate = serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True,
                                         help_text="Wins in % of the closed trades; null when none closed.")
 
@@ -252,8 +252,8 @@ def _choose(words: str) -> dict:
 
 
 OUTCOMES = ("win", "loss", "flat", "expired", "unfilled")
-_SORT_WORDS = ("close date, time placed, P&L, P&L %, time held, best (MFE), worst (MAE), ticker, strategy, qty, "
-               "entry, exit or close reason")
+_SORT_WORDS = ("close date, time placed, P&L, net P&L, P&L %, time held, best (MFE), worst (MAE), ticker, strategy, "
+               "qty, entry, exit or close reason")
 
 
 class TradeFilterSerializer(DayRangeFilterSerializer):
@@ -264,7 +264,8 @@ class TradeFilterSerializer(DayRangeFilterSerializer):
         f"Choose a status: {', '.join(TradeStatus.values)}."))
     outcome = serializers.ChoiceField(
         choices=OUTCOMES, required=False, error_messages=_choose("Choose win, loss, flat, expired or unfilled."),
-        help_text="By realized P&L (win > 0, loss < 0, flat = 0; expiries aside), `expired`, or `unfilled`: "
+        help_text="By realized P&L net of commissions and fees (win > 0, loss < 0, flat = 0; expiries aside), "
+                  "`expired`, or `unfilled`: "
                   "the entry never filled (canceled, rejected).")
     strategy = TextField(required=False, max_length=64, trim_whitespace=False)
     ticker = TextField(required=False, max_length=6, trim_whitespace=False)
