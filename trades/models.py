@@ -365,13 +365,16 @@ class PaperTrade(models.Model):
 
     @property
     def exit_commission_estimate(self) -> Decimal:
-        """What selling the held contracts will cost at the trade's rate (0 before the entry fills)."""
-        return ((self.commission_per_contract or 0) * self.held_qty).quantize(Decimal("0.01"))
+        """The whole exit's commission at the trade's rate (0 before the entry fills): what exit legs
+        already cost on the contracts they sold in partial fills (`exit_filled_qty`: paid, though
+        `exit_commission` records it only at the close) and what selling the held ones will cost."""
+        sold_and_held = self.exit_filled_qty + self.held_qty
+        return ((self.commission_per_contract or 0) * sold_and_held).quantize(Decimal("0.01"))
 
     @property
     def unrealized_pnl_net(self) -> Decimal | None:
         """The open position's P&L if sold at the mark now: gross, less the entry commission paid,
-        the exit commission it would pay, and fees."""
+        the exit's commission (paid on partial exits, and to pay on what is held), and fees."""
         if self.unrealized_pnl is None:
             return None
         return self.unrealized_pnl - self.entry_commission - self.exit_commission_estimate - self.fees

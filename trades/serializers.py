@@ -50,10 +50,11 @@ class TradeSerializer(serializers.ModelSerializer):
     realized_pnl_gross = _dollars(help_text="Realized P&L from premiums only (= realized_pnl).")
     realized_pnl_net = _dollars(help_text="Realized P&L after commissions and fees: gross - commission_total - fees.")
     commission_total = _dollars(help_text="Entry commission plus exit commission, in dollars.")
-    unrealized_pnl_net = _dollars(help_text="Unrealized P&L (gross) less the entry commission paid, the exit "
-                                "commission selling now would cost (exit_commission_estimate) and fees.")
-    exit_commission_estimate = _dollars(help_text="What selling the held contracts would cost: "
-                                      "commission_per_contract x contracts held.")
+    unrealized_pnl_net = _dollars(help_text="Unrealized P&L (gross) less the entry commission paid, the exit's "
+                                "commission (exit_commission_estimate) and fees.")
+    exit_commission_estimate = _dollars(help_text="The exit's commission: paid on contracts exit legs already sold "
+                                      "in partial fills, and what selling the held ones would cost: "
+                                      "commission_per_contract x (contracts sold + contracts held).")
     queued_for_open = serializers.SerializerMethodField(
         help_text="PENDING or CLOSING while the market is closed: its working order waits for the open "
                   "(`next_session_open`) and can be withdrawn until it fills.")

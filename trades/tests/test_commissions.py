@@ -136,6 +136,20 @@ def test_an_open_positions_net_pnl_counts_the_entry_commission_and_the_exit_to_c
         "40.00", "1.30", "37.40")  # 40.00 − 1.30 paid − 1.30 to sell
 
 
+def test_an_open_positions_net_pnl_counts_the_commission_its_partial_exits_paid(trader):
+    """3 bought, 2 sold by an exit leg before its cancel, 1 held: the exit's commission is on 3
+    contracts (2 paid, 1 to pay), not on the one held."""
+    trade = PaperTradeFactory(owner=trader, qty=3, filled_qty=3, status=TradeStatus.OPEN,
+                              broker_mode=BrokerMode.TRADIER_SANDBOX, entry_price=Decimal("2.00"),
+                              commission_per_contract=Decimal("0.65"), entry_commission=Decimal("1.95"),
+                              exit_filled_qty=2, exit_filled_price=Decimal("2.50"), unrealized_pnl=Decimal("40.00"))
+    assert (trade.held_qty, trade.exit_commission_estimate) == (1, Decimal("1.95"))
+    assert trade.unrealized_pnl_net == Decimal("36.10")  # 40.00 − 1.95 in − 1.30 paid on 2 − 0.65 to sell 1
+    # Closed at the same rate, the exit records what the estimate said.
+    outcome = services.close_outcome(trade, price=Decimal("2.40"), at=AT, reason=CloseReason.MANUAL_CLOSE)
+    assert outcome["exit_commission"] == trade.exit_commission_estimate
+
+
 def test_the_trade_export_carries_gross_net_and_the_costs(api_as, trader):
     ClosedTradeFactory(owner=trader, qty=2, entry_price=Decimal("4.20"), close_price=Decimal("5.00"),
                        entry_commission=Decimal("1.30"), exit_commission=Decimal("1.30"), fees=Decimal("0.04"),
