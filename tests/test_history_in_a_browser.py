@@ -58,7 +58,7 @@ def test_the_history_pages_sorts_filters_and_keeps_its_view_in_the_address(devic
     totals = page.locator("#history tfoot tr.totals")
     # 30 trades, 19 of them above $0 (+$10 to +$190), one flat; the sum of -100..190 in steps of 10.
     expect(totals.locator("th")).to_have_text("30 trades · 63.33% won (19 of 30 closed)")
-    expect(totals.locator("td[data-label='Total P&L']")).to_contain_text("+$1,350.00")
+    expect(totals.locator("td[data-label='Total P&L, net']")).to_contain_text("+$1,350.00")
 
     # Pages: 25 a page, the count, page 2 by its link; the totals stay those of every page.
     page.select_option("#history-page-size", "25")
@@ -89,7 +89,7 @@ def test_the_history_pages_sorts_filters_and_keeps_its_view_in_the_address(devic
     page.fill("#history-ticker", "QQQ")
     expect(rows).to_have_count(10)
     expect(totals.locator("th")).to_have_text("10 trades · 60.00% won (6 of 10 closed)")
-    expect(totals.locator("td[data-label='Total P&L']")).to_contain_text("+$350.00")
+    expect(totals.locator("td[data-label='Total P&L, net']")).to_contain_text("+$350.00")
     page.check("text=Losses")  # leaving the ticker field asks once more, without the outcome yet
     expect(rows).to_have_count(4)
     page.wait_for_load_state("networkidle")
@@ -131,7 +131,7 @@ def test_the_history_on_a_phone_sorts_with_a_list_and_pages(device, live_server,
     expect(cards).to_have_count(10)
     expect(page.locator("#history-pager .page-count")).to_have_text("1–10 of 20")
     expect(page.locator("#history thead")).to_be_hidden()
-    page.select_option("#history-sort", label="Realized P&L, low to high")
+    page.select_option("#history-sort", label="Realized P&L, net, low to high")
     expect(cards.first.locator("td[data-label='Realized P&L, net']")).to_contain_text("\u2212$90.00")
     expect(page.locator("#history th[data-sort=realized_pnl_net]")).to_have_attribute("aria-sort", "ascending")
     expect(page.locator("#history tfoot tr.totals th")).to_contain_text("20 trades")
