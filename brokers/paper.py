@@ -36,6 +36,7 @@ from .base import (
     OptionChainEntry,
     Order,
     OrderDuration,
+    OrderPurpose,
     OrderRejected,
     OrderRequest,
     OrderSide,
@@ -43,6 +44,7 @@ from .base import (
     OrderType,
     Position,
     Quote,
+    order_tag,
 )
 from .market import Market, default_market
 from .models import PaperAccount, PaperFill, PaperOrder
@@ -368,6 +370,16 @@ class Ledger:
             bought=Sum("quantity", filter=Q(side__in=BUY_SIDES)), sold=Sum("quantity", filter=~Q(side__in=BUY_SIDES))
         )
         return (totals["bought"] or 0) - (totals["sold"] or 0)
+
+
+def trade_commissions(owner_id: int, trade_id: int) -> dict[OrderPurpose, Decimal]:
+    """What the ledger charged the fills of one trade's orders (tagged `to-<trade id>-<purpose>`),
+    per purpose, at whatever rate each fill was charged: the commissions the trade really cost.
+    A purpose with no fill is absent (its orders cost nothing)."""
+    tags = {order_tag(trade_id, purpose): purpose for purpose in OrderPurpose}
+    charged = (PaperFill.objects.filter(owner_id=owner_id, order__tag__in=list(tags)).order_by()
+               .values_list("order__tag").annotate(total=Sum("commission")))
+    return {tags[tag]: total for tag, total in charged}
 
 
 def owners_with_working_orders() -> list[int]:
