@@ -91,3 +91,25 @@ def test_another_traders_forbidden_account_blocks_only_theirs(api_as, trader, ot
     assert api_as(other_trader).get("/api/broker-status").json() == []
     opened = api_as(other_trader).post("/api/trades", open_body(), format="json")  # the local paper broker
     assert opened.status_code == 201, opened.json()
+
+
+def test_the_account_summary_of_a_forbidden_account_says_so(api_as, trader, tradier):
+    tradier.forbid(ACCOUNT)
+    response = api_as(trader).get("/api/account/summary")
+    assert response.status_code == 409 and response.json()["errors"][0]["code"] == "broker_forbidden"
+
+
+def test_a_close_tradier_forbids_leaves_the_trade_open_with_its_bracket(api_as, trader, tradier, open_body):
+    client = api_as(trader)
+    opened = client.post("/api/trades", open_body(), format="json").json()
+    tradier.forbid(ACCOUNT, trading_only=True)
+
+    closed = client.post(f"/api/trades/{opened['id']}/close", {"version": opened["version"]}, format="json")
+
+    # The bracket's cancel is forbidden, so nothing is sold beside it (the close's own wording).
+    assert closed.status_code == 503 and "nothing was sold" in closed.json()["errors"][0]["detail"]
+    assert tradier.orders_tagged(f"to-{opened['id']}-close") == []  # no sell went out
+    (oco,) = tradier.orders_tagged(f"to-{opened['id']}-sl")
+    assert oco.status == "open"
+    with tenancy.acting_as(trader.pk):
+        assert PaperTrade.objects.get(pk=opened["id"]).status == "OPEN"
