@@ -2,17 +2,15 @@
 is refused in the trader's words (409 `broker_forbidden`), the trouble is on the page, and new
 trades are refused before they reach Tradier until the account's Tradier settings change."""
 
-from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
 
-from brokers.models import BrokerMode
 from tradeoptions import tenancy
 from trades import services
 from trades.models import PaperTrade
 
-from .conftest import CONTRACT
+from .conftest import trade_at_fake_tradier
 
 TOKEN = "sbxTOKEN-forbidden-5e4d3c2b1a"
 ACCOUNT = "VA00004343"
@@ -26,11 +24,7 @@ def fresh_cache():
 
 @pytest.fixture
 def tradier(fake_tradier, trader, market):
-    fake_tradier.add_account(token=TOKEN, account_id=ACCOUNT, cash=Decimal("10000"))
-    fake_tradier.set_quote(CONTRACT, "4.10", "4.30")
-    services.account_settings_update(user=trader, changes={"broker_mode": BrokerMode.TRADIER_SANDBOX,
-                                                           "tradier_account_id": ACCOUNT}, sandbox_token=TOKEN)
-    return fake_tradier
+    return trade_at_fake_tradier(fake_tradier, trader, token=TOKEN, account=ACCOUNT)
 
 
 def _forbidden_open(client, open_body):
