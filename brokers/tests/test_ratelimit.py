@@ -330,3 +330,14 @@ def test_each_account_has_its_own_modification_budget_within_the_trading_budget(
     assert take(bucket, TRADING, 1) == 1  # and modifications spent none of the trading bucket itself
     keys = [key.decode() for key in redis_client.scan_iter(match=f"{namespace}:*")]
     assert all("VA-ALICE" not in key for key in keys)  # the account number is not written to Redis
+
+
+@pytest.mark.parametrize(("margin", "budget", "ids"), [
+    (20, 10, []), (0, 1, []), (100, 10, ["brokers.E001"]), (-5, 10, ["brokers.E001"]), (20, 0, ["brokers.E002"]),
+])
+def test_the_system_check_refuses_budgets_that_cannot_work(settings, margin, budget, ids):
+    from brokers.checks import tradier_rate_budgets
+
+    settings.TRADIER_RATE_SAFETY_MARGIN_PCT = margin
+    settings.TRADIER_MODIFY_BUDGET_PER_MINUTE = budget
+    assert [error.id for error in tradier_rate_budgets(None)] == ids
