@@ -6,6 +6,7 @@ be safe under all of them: a refusal is a `StopModifyRefused` the caller falls b
 and replace), a new id is returned, and exactly one exit ever fills.
 """
 
+import logging
 from decimal import Decimal
 
 import pytest
@@ -202,3 +203,15 @@ def test_a_broker_without_modification_raises_unsupported_which_is_a_refusal():
 
 def test_the_contract_helper_calls_the_brokers_own_method(tradier, fake_tradier, bracket):
     assert modify_stop(tradier, stop_leg_id(bracket), Decimal("1.80")).stop_price == Decimal("1.80")
+
+
+def test_a_live_stop_move_is_logged_as_live_without_the_account(tradier, fake_tradier, bracket, caplog):
+    from brokers.factory import LiveBroker
+
+    live = LiveBroker(tradier, account_id=ACCOUNT)
+    with caplog.at_level(logging.WARNING, logger="brokers.live"):
+        moved = live.modify_stop(stop_leg_id(bracket), Decimal("1.80"))
+    assert moved.stop_price == Decimal("1.80")
+    lines = [record.getMessage() for record in caplog.records if record.name == "brokers.live"]
+    assert any("LIVE stop of order" in line and "1.80" in line for line in lines)
+    assert all(ACCOUNT not in line and SANDBOX_TOKEN not in line for line in lines)
