@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.db.models import Count, F, Min, Prefetch, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 
-from brokers.base import BrokerAuthError, BrokerError
+from brokers.base import BrokerAuthError, BrokerError, BrokerForbidden
 from brokers.market import Market
 from brokers.models import BrokerMode
 from tradeoptions import tenancy
@@ -382,7 +382,7 @@ def account_summary(*, user: AbstractBaseUser, market: Market | None = None) -> 
         broker = broker_of(account, market=market)
         try:
             balance = broker.get_account_balance()
-        except BrokerAuthError as error:
+        except (BrokerAuthError, BrokerForbidden) as error:
             raise as_trade_error(error) from None
         except BrokerError as error:
             raise BrokerDown(f"Your balances could not be read from the broker: {error}") from None
