@@ -331,6 +331,42 @@ class OrderRejected(BrokerError):
         self.tag = tag
 
 
+class BrokerForbidden(BrokerError):
+    """The broker knows the token but will not let it do this (HTTP 403): the account is not
+    approved or permitted for it, or trading on it is restricted. Unlike `BrokerAuthError` a new
+    token does not help; asking again does not either: the trader fixes it at the broker."""
+
+
+class StopModifyRefused(BrokerError):
+    """The broker would not move this stop in place. Nothing changed at the broker: the old stop
+    still works (unless `finalized`: the order had already filled, expired or been cancelled).
+    Fall back on cancel-and-replace, which also learns whether the order filled meanwhile."""
+
+    def __init__(self, reason: str, *, order_id: str, finalized: bool = False) -> None:
+        super().__init__(f"The broker did not modify order {order_id}: {reason}")
+        self.reason = reason
+        self.order_id = order_id
+        self.finalized = finalized
+
+
+class StopModifyUnsupported(StopModifyRefused):
+    """This broker (or this kind of order at it) cannot modify a stop in place at all."""
+
+
+class ModifyBudgetSpent(BrokerRateLimited):
+    """The account's budget of stop modifications is spent for now; nothing was sent. Not a cue to
+    cancel and replace (that costs more requests): keep the working stop and try after `retry_after`."""
+
+
+class StopModifyOutcomeUnknown(BrokerUnavailable):
+    """The modification was sent but no answer came back: the stop is either the old or the new
+    one. Read the order (`get_order(order_id)`) to learn which before doing anything else."""
+
+    def __init__(self, message: str, *, order_id: str) -> None:
+        super().__init__(message)
+        self.order_id = order_id
+
+
 class OrderOutcomeUnknown(BrokerUnavailable):
     """A placement was sent but its outcome could not be learnt, even by looking its tag up.
 
@@ -343,6 +379,16 @@ class OrderOutcomeUnknown(BrokerUnavailable):
 
 
 # --- The contract -----------------------------------------------------------------------------
+
+
+def modify_stop(broker: object, order_id: str, stop_price: Decimal) -> Order:
+    """`broker.modify_stop(...)`, or `StopModifyUnsupported` for a broker that has none (a test
+    double, a wrapper): the safe default is the caller's cancel-and-replace, never a silent no-op."""
+    modify = getattr(broker, "modify_stop", None)
+    if modify is None:
+        raise StopModifyUnsupported("this broker cannot modify orders in place", order_id=order_id)
+    return modify(order_id, stop_price)
+
 
 
 @runtime_checkable
@@ -368,6 +414,15 @@ class BrokerProvider(Protocol):
 
     def cancel_order(self, order_id: str) -> Order:
         """Returns the order's state afterwards: it may have filled before the cancel arrived."""
+        ...
+
+    def modify_stop(self, order_id: str, stop_price: Decimal) -> Order:
+        """Moves the stop price of a working stop order, or of the stop leg of a working OCO/OTOCO
+        (`order_id` is the leg's id or its parent's), in place. Returns the stop order as it now
+        stands: its `id` may differ from the one given (a broker that replaces the order to
+        modify it), and the caller records it. Raises `StopModifyRefused` (or its subclass
+        `StopModifyUnsupported`) when the broker will not; `ModifyBudgetSpent` when the account's
+        modification budget is spent (nothing sent); `StopModifyOutcomeUnknown` when no answer came."""
         ...
 
     def get_order(self, order_id: str) -> Order: ...

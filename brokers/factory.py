@@ -116,6 +116,19 @@ class LiveBroker:
                          extra={"live": True, "order_id": order.id, "tag": order.tag})
         return order
 
+    def modify_stop(self, order_id: str, stop_price: Decimal) -> Order:
+        live_log.warning("LIVE stop of order %s moves to %s", order_id, stop_price,
+                         extra={"live": True, "order_id": order_id})
+        try:
+            order = self._inner.modify_stop(order_id, stop_price)
+        except BrokerError as error:
+            live_log.error("LIVE stop move of order %s failed: %s", order_id, self._told(error),
+                           extra={"live": True, "order_id": order_id})
+            raise
+        live_log.warning("LIVE order %s (%s) is %s, stop %s", order.id, order.tag or "-", order.status.value,
+                         order.stop_price, extra={"live": True, "order_id": order.id, "tag": order.tag})
+        return order
+
     def _send(self, call: str, requests: list[OrderRequest], send) -> Order:
         head = requests[0]
         if not all(is_live_tag(request.tag) for request in requests):

@@ -36,6 +36,7 @@ from .base import (
     OptionChainEntry,
     Order,
     OrderDuration,
+    OrderPurpose,
     OrderRejected,
     OrderRequest,
     OrderSide,
@@ -43,6 +44,8 @@ from .base import (
     OrderType,
     Position,
     Quote,
+    StopModifyRefused,
+    order_tag,
 )
 from .market import Market, default_market
 from .models import PaperAccount, PaperFill, PaperOrder
@@ -216,6 +219,31 @@ class LocalPaperBroker:
                     _set(member, status=OrderStatus.CANCELED.value, updated_at=now)
         return self.get_order(order_id)
 
+    def modify_stop(self, order_id: str, stop_price: Decimal) -> Order:
+        """Moves a resting stop natively (the order keeps its id): the stop order itself, or the
+        stop leg of an OCO/OTOCO given by its own id or its parent's. It is matched at once, so a
+        stop moved through the bid triggers as any stop would. A final order raises
+        `StopModifyRefused(finalized=True)`: whatever ended it stands."""
+        if not isinstance(stop_price, Decimal) or not stop_price.is_finite() or stop_price <= 0:
+            raise ValueError(f"A stop price must be a positive Decimal, got {stop_price!r}.")
+        now = self.market.now()
+        row = self._row(order_id)
+        with transaction.atomic():
+            head = _lock_group(row.parent_id or row.pk)
+            members = head.legs_locked or [head]
+            stops = {OrderType.STOP.value, OrderType.STOP_LIMIT.value}
+            target = next((m for m in members if m.pk == row.pk and m.order_type in stops), None)
+            # Given the group's own id: its stop leg (the last one, so an OTOCO's stop entry is not taken).
+            target = target or next((m for m in reversed(members) if row.pk == head.pk and m.order_type in stops),
+                                    None)
+            if target is None:
+                raise StopModifyRefused("it is not a stop order", order_id=order_id)
+            if target.status not in WORKING or head.status not in WORKING:
+                raise StopModifyRefused(f"the order is already {target.status}", order_id=order_id, finalized=True)
+            _set(target, stop_price=stop_price, triggered=False, updated_at=now)
+        self._match_group(head.pk, on_arrival=False)
+        return self.get_order(str(target.pk))
+
     def get_order(self, order_id: str) -> Order:
         row = self._row(order_id)
         return _as_order(row, list(row.legs.all()))
@@ -368,6 +396,16 @@ class Ledger:
             bought=Sum("quantity", filter=Q(side__in=BUY_SIDES)), sold=Sum("quantity", filter=~Q(side__in=BUY_SIDES))
         )
         return (totals["bought"] or 0) - (totals["sold"] or 0)
+
+
+def trade_commissions(owner_id: int, trade_id: int) -> dict[OrderPurpose, Decimal]:
+    """What the ledger charged the fills of one trade's orders (tagged `to-<trade id>-<purpose>`),
+    per purpose, at whatever rate each fill was charged: the commissions the trade really cost.
+    A purpose with no fill is absent (its orders cost nothing)."""
+    tags = {order_tag(trade_id, purpose): purpose for purpose in OrderPurpose}
+    charged = (PaperFill.objects.filter(owner_id=owner_id, order__tag__in=list(tags)).order_by()
+               .values_list("order__tag").annotate(total=Sum("commission")))
+    return {tags[tag]: total for tag, total in charged}
 
 
 def owners_with_working_orders() -> list[int]:

@@ -14,6 +14,14 @@ group until the window resets when almost nothing is left, so we slow down befor
 Callers that would wait longer than `max_wait` get `BrokerRateLimited` at once: a worker must not
 sit out a whole minute holding a slot.
 
+The budgets themselves keep a safety margin below Tradier's published limits
+(TRADIER_RATE_SAFETY_MARGIN_PCT, 20 % by default: another app on the same token, a clock edge, a
+request Tradier counts in a group we did not expect), and the sandbox never more than the 50 a
+minute the project's seed asks for. Within the trading budget each account has a smaller one for
+stop modifications (TRADIER_MODIFY_BUDGET_PER_MINUTE, `spend_modification`): a trailing stop
+that wants to move on every tick gets refused at once, with nothing sent, instead of crowding out
+the placements and cancels that protect positions.
+
 Two priorities share each bucket. CRITICAL (the default: the monitor's cycles, the order sync,
 placements) queues for its slot as above. BACKGROUND (work that can come back later: the entry
 context) never waits and never queues: it is granted a request only if that leaves at least
@@ -38,7 +46,7 @@ from django.conf import settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from brokers.base import BrokerRateLimited
+from brokers.base import BrokerRateLimited, ModifyBudgetSpent
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +61,11 @@ PRIORITIES = (CRITICAL, BACKGROUND)
 BACKGROUND_RETRY_WITHOUT_REDIS = 30.0  # seconds: a Redis failover is usually over by then
 
 DEFAULT_PER_MINUTE = 50  # when a group's budget is unknown, stay under what every Tradier tier allows
+# Tradier's published limits per minute and token (reference §5: the rate-limiting page).
 SANDBOX_LIMITS = {STANDARD: 60, MARKET_DATA: 60, TRADING: 60}
 LIVE_LIMITS = {STANDARD: 120, MARKET_DATA: 120, TRADING: 60}
+SANDBOX_CEILING = 50  # the seed's own rule for the sandbox, whatever the margin
+MODIFY_BURST_SHARE = 4  # a quarter of the modification budget may go at once (one move of several trades)
 
 # Tradier's window is a minute; an Expiry further out than this is a misread header, not a plan.
 _LONGEST_WINDOW = 61.0
@@ -245,6 +256,28 @@ class RateLimiter:
         # At least one token, or a tiny budget would never grant background work anything.
         return self._reserved_share * capacity, max(1.0, own * capacity), own * rate_per_ms
 
+    def spend_modification(self, account_id: str, per_minute: int) -> None:
+        """Spends one of the account's `per_minute` stop modifications, or raises
+        `ModifyBudgetSpent` at once (never waits: the working stop protects meanwhile). Fails
+        closed without Redis: a modification can wait, the trading budget must not be overrun."""
+        limit = max(1, min(int(per_minute), self.per_minute(TRADING)))
+        capacity = max(1, min(limit // MODIFY_BURST_SHARE, limit - 1)) if limit > 1 else 1
+        rate = max(limit - capacity, 1) / 60_000.0
+        bucket = f"{self._prefix}:modify:{token_fingerprint(account_id)}"
+        try:
+            acquire, _ = self._scripts()
+            granted, wait_ms = acquire(keys=[bucket, f"{bucket}:blocked"], args=[capacity, repr(rate), 0])
+        except redis.RedisError as exc:
+            log.warning("Rate limiter unavailable (%s); stop modification deferred", type(exc).__name__)
+            raise ModifyBudgetSpent("The rate limiter is unavailable: the stop modification waits.",
+                                    retry_after=BACKGROUND_RETRY_WITHOUT_REDIS) from exc
+        if not int(granted):
+            wait = int(wait_ms) / 1000.0
+            raise ModifyBudgetSpent(
+                f"This account's {limit} stop modifications a minute are spent: the next is {wait:.1f}s away.",
+                retry_after=wait,
+            )
+
     def _keys(self, group: str) -> tuple[str, str]:
         return f"{self._prefix}:{group}", f"{self._prefix}:{group}:blocked"
 
@@ -343,10 +376,18 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
-def limits_for(base_url: str) -> dict[str, int]:
-    """The published budgets for the environment a base URL points at; the default elsewhere."""
-    if "sandbox" in base_url:
-        return dict(SANDBOX_LIMITS)
-    if "api.tradier.com" in base_url:
-        return dict(LIVE_LIMITS)
-    return {group: DEFAULT_PER_MINUTE for group in GROUPS}
+def limits_for(base_url: str, *, safety_margin_pct: float | None = None) -> dict[str, int]:
+    """Our budgets for the environment a base URL points at: its published limits less the safety
+    margin (TRADIER_RATE_SAFETY_MARGIN_PCT), the sandbox's also capped at the seed's 50 a minute.
+    An unknown URL (a proxy, a test server) has no published limit: it gets the default 50."""
+    margin = settings.TRADIER_RATE_SAFETY_MARGIN_PCT if safety_margin_pct is None else safety_margin_pct
+    if not 0 <= margin < 100:
+        raise ValueError(f"The rate safety margin must be at least 0 % and below 100 %, not {margin!r}.")
+    live = "api.tradier.com" in base_url and "sandbox" not in base_url
+    if not live and "sandbox" not in base_url:
+        return {group: DEFAULT_PER_MINUTE for group in GROUPS}
+    budgets = {}
+    for group, published in (LIVE_LIMITS if live else SANDBOX_LIMITS).items():
+        budget = max(1, math.floor(published * (100 - margin) / 100))
+        budgets[group] = budget if live else min(budget, SANDBOX_CEILING)
+    return budgets

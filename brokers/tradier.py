@@ -15,6 +15,12 @@ What this client adds to a plain HTTP wrapper, and why:
   expired, or meant for the other environment. A maintenance page (503 or HTML) is not retried
   either: it lasts minutes, not milliseconds.
 * One `RateLimiter` per token, shared through Redis by every process.
+* Stops move in place (`modify_stop`, Tradier's `PUT /orders/{id}`), each one first spending one
+  of the account's modification budget. Whether Tradier lets a leg of a working OCO be modified,
+  and whether the order keeps its id, are unconfirmed: a refusal raises `StopModifyRefused` (the
+  caller cancels and replaces instead), and the answer's id, read back, is the one returned.
+* 403 is not 401: a refused token (`BrokerAuthError`) wants a new one; a forbidden request
+  (`BrokerForbidden`) wants the account fixed at Tradier, and is never retried either.
 * The token lives only in the session's headers; it is never logged, never put in an exception
   and never shown by `repr`. Exceptions are raised without their `requests` cause, whose request
   object would carry the header.
@@ -32,12 +38,14 @@ from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 import requests
+from django.conf import settings
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from brokers.base import (
     AccountBalance,
     BrokerAuthError,
     BrokerError,
+    BrokerForbidden,
     BrokerMaintenance,
     BrokerRateLimited,
     BrokerUnavailable,
@@ -54,6 +62,8 @@ from brokers.base import (
     OrderType,
     Position,
     Quote,
+    StopModifyOutcomeUnknown,
+    StopModifyRefused,
 )
 from brokers.ratelimit import MARKET_DATA, STANDARD, TRADING, RateLimiter, limits_for
 
@@ -134,6 +144,7 @@ class TradierClient:
         confirm: ConfirmPolicy | None = None,
         orders_page_size: int = 100,
         sleep: Callable[[float], None] = time.sleep,
+        modify_budget_per_minute: int | None = None,
     ) -> None:
         if not token:
             raise BrokerAuthError("No Tradier token is configured for this account.")
@@ -146,6 +157,8 @@ class TradierClient:
         self._confirm = confirm or ConfirmPolicy()
         self._page_size = orders_page_size
         self._sleep = sleep
+        self._modify_budget = (settings.TRADIER_MODIFY_BUDGET_PER_MINUTE if modify_budget_per_minute is None
+                               else modify_budget_per_minute)
         self._session = requests.Session()
         self._session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
 
@@ -255,6 +268,59 @@ class TradierClient:
                 raise
             log.info("Order %s was already final when cancelled", order_id)
         return self.get_order(order_id)
+
+    def modify_stop(self, order_id: str, stop_price: Decimal) -> Order:
+        """Moves the stop of a working stop order, or of an OCO/OTOCO's stop leg (give the leg's
+        id), in place: `PUT /orders/{id}` with only `stop`, since Tradier takes just what changes.
+
+        Spends one of the account's modifications first (`ModifyBudgetSpent`, nothing sent, when
+        none is left). Sent once, never retried: a lost answer raises `StopModifyOutcomeUnknown`;
+        Tradier's refusal (a 400, or a 200 carrying `errors`) raises `StopModifyRefused`. On
+        success the order is read back by the id Tradier answered with, which may be a new one,
+        and the stop order is returned as it now stands."""
+        if not isinstance(stop_price, Decimal) or not stop_price.is_finite() or stop_price <= 0:
+            raise ValueError(f"A stop price must be a positive Decimal, got {stop_price!r}.")
+        self._limiter.spend_modification(self._account_id, self._modify_budget)
+        path = self._account_path(f"orders/{order_id}")
+        self._limiter.acquire(TRADING)
+        try:
+            response = self._session.put(self._url(path), data={"stop": format(stop_price, "f")},
+                                         timeout=self._timeout)
+        except requests.RequestException as error:
+            if _never_sent(error):
+                raise BrokerUnavailable("Could not connect to Tradier; the stop was not modified.") from None
+            raise StopModifyOutcomeUnknown(
+                f"Tradier did not answer the modification of order {order_id} ({type(error).__name__}): "
+                "its stop is the old or the new one.", order_id=order_id) from None
+        try:
+            body = self._interpret(response, "PUT", path, TRADING)
+        except _ServerError as error:
+            raise StopModifyOutcomeUnknown(str(error), order_id=order_id) from None
+        except TradierRequestError as error:
+            reason = "; ".join(error.errors)
+            raise StopModifyRefused(reason, order_id=order_id,
+                                    finalized="already in finalized state" in reason) from None
+        answered = body.get("order") if isinstance(body.get("order"), dict) else {}
+        new_id = str(answered["id"]) if answered.get("id") not in (None, "") else order_id
+        if new_id != order_id:
+            log.info("Tradier replaced order %s with %s to modify its stop", order_id, new_id)
+        return self._modified_stop(new_id, stop_price)
+
+    def _modified_stop(self, order_id: str, stop_price: Decimal) -> Order:
+        """The stop order after an accepted modification. Should Tradier answer with its parent,
+        the stop leg is picked; should the read fail, what we know is returned: it was accepted."""
+        try:
+            order = self.get_order(order_id)
+        except BrokerError as error:
+            log.warning("Order %s was modified but cannot be read back yet: %s", order_id, error)
+            return Order(id=order_id, status=OrderStatus.OPEN, order_class="option", order_type=OrderType.STOP,
+                         stop_price=stop_price)
+        if order.legs:
+            order = order.leg(OrderType.STOP) or order.leg(OrderType.STOP_LIMIT) or order
+        if order.stop_price != stop_price:
+            log.warning("Order %s reads back a stop of %s after its move to %s", order.id, order.stop_price,
+                        stop_price)
+        return order
 
     def _place(self, form: dict[str, str], tag: str) -> Order:
         """Place, waiting out a rate limit (ours or Tradier's 429) while its window resets within
@@ -403,6 +469,10 @@ class TradierClient:
         where = f"{method} {self._shown(path)}"
         log.debug("Tradier %s -> %s", where, status)
         fault = _fault_text(body)
+        if status == 403 and "access token" not in fault.lower():
+            detail = fault or "; ".join(_errors(body or {})) or "no detail"
+            log.warning("Tradier forbade %s (403): %s", where, self._scrub(detail))
+            raise BrokerForbidden(self._scrub(f"Tradier forbade {where} (403: {detail})."))
         if status in (401, 403) or "access token" in fault.lower():
             detail = fault or "no detail"
             raise BrokerAuthError(self._scrub(f"Tradier refused the token on {where} ({status}: {detail})."))

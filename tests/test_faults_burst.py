@@ -62,7 +62,7 @@ def workers(redis_client, fake_tradier):
     token = f"mdTOKEN-burst-{uuid.uuid4().hex[:12]}"
     fake_tradier.add_token(token, SANDBOX)
     fake_tradier.budgets["market_data"] = 100_000  # the fake's own count never blocks: ours is under test
-    url = fake_tradier.url(SANDBOX)  # a sandbox URL: 60 market-data requests a minute
+    url = fake_tradier.url(SANDBOX)  # a sandbox URL: 60 market-data requests a minute, less the safety margin
     timed = TimedWorkers(redis_client, f"timings:{uuid.uuid4().hex}", {
         "MARKET_DATA_SOURCE": "tradier", "TRADIER_MARKET_DATA_TOKEN": token, "TRADIER_MARKET_DATA_URL": url,
         "TRADIER_RATE_RESERVED_SHARE": "0.3", "FORCE_MARKET_OPEN": "true",

@@ -75,7 +75,7 @@ def test_the_history_pages_sorts_filters_and_keeps_its_view_in_the_address(devic
     assert _query(page) == {"page_size": "25", "page": "2"}
 
     # A header sorts (back to page 1), a second click turns the order round.
-    pnl_header = page.locator("#history th[data-sort=realized_pnl]")
+    pnl_header = page.locator("#history th[data-sort=realized_pnl_net]")
     pnl_header.get_by_role("button").click()
     expect(pnl_header).to_have_attribute("aria-sort", "descending")
     expect(closed_header).not_to_have_attribute("aria-sort", "descending")
@@ -94,7 +94,7 @@ def test_the_history_pages_sorts_filters_and_keeps_its_view_in_the_address(devic
     expect(rows).to_have_count(4)
     page.wait_for_load_state("networkidle")
     expect(rows).to_have_count(4)  # the answer to the last question is the one shown, whatever came last
-    assert _query(page) == {"ticker": "QQQ", "outcome": "loss", "ordering": "realized_pnl", "page_size": "25"}
+    assert _query(page) == {"ticker": "QQQ", "outcome": "loss", "ordering": "realized_pnl_net", "page_size": "25"}
     csv_link = page.locator("#export-csv")
     assert parse_qs(urlsplit(csv_link.get_attribute("href")).query) == {
         "format": ["csv"], "ticker": ["QQQ"], "outcome": ["loss"]}
@@ -133,7 +133,7 @@ def test_the_history_on_a_phone_sorts_with_a_list_and_pages(device, live_server,
     expect(page.locator("#history thead")).to_be_hidden()
     page.select_option("#history-sort", label="Realized P&L, net, low to high")
     expect(cards.first.locator("td[data-label='Realized P&L, net']")).to_contain_text("\u2212$90.00")
-    expect(page.locator("#history th[data-sort=realized_pnl]")).to_have_attribute("aria-sort", "ascending")
+    expect(page.locator("#history th[data-sort=realized_pnl_net]")).to_have_attribute("aria-sort", "ascending")
     expect(page.locator("#history tfoot tr.totals th")).to_contain_text("20 trades")
     expect(page.locator("#history tfoot tr.totals th")).to_be_visible()
     page.fill("#history-ticker", "")
@@ -141,7 +141,7 @@ def test_the_history_on_a_phone_sorts_with_a_list_and_pages(device, live_server,
     page.locator("#history-pager").get_by_role("link", name="Next page").click()
     expect(page.locator("#history-pager .page-count")).to_have_text("11–20 of 30")
     expect(cards.first.locator("td[data-label='Realized P&L, net']")).to_contain_text("$0.00")
-    assert _query(page) == {"ordering": "realized_pnl", "page_size": "10", "page": "2"}
+    assert _query(page) == {"ordering": "realized_pnl_net", "page_size": "10", "page": "2"}
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shoot(page, "mobile-history-paged")
     assert page.problems == []

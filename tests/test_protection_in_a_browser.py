@@ -78,3 +78,21 @@ def test_broker_trouble_the_monitor_meets_is_a_banner_without_a_request_of_the_t
     page.locator(".banner[data-code=broker_reauthenticate] button", has_text="Dismiss").click()
     expect(page.locator(".banner")).to_have_count(0)
     assert page.problems == []
+
+
+def test_a_forbidden_account_is_a_banner_of_its_own(device, market, alice, fake_tradier):  # noqa: F811
+    fake_tradier.add_account(token=TOKEN, account_id=ACCOUNT, cash=Decimal("10000"))
+    fake_tradier.set_quote("SPY261218C00570000", "4.10", "4.30")
+    services.account_settings_update(user=alice, changes={"broker_mode": BrokerMode.TRADIER_SANDBOX,
+                                                          "tradier_account_id": ACCOUNT}, sandbox_token=TOKEN)
+    open_trade(alice)
+    fake_tradier.forbid(ACCOUNT)
+    sync_orders(market=market)  # the order cycle meets the 403
+
+    page = device()
+    banner = page.locator(".banner[data-code=broker_forbidden]")
+    expect(banner).to_contain_text("Tradier does not allow this account to trade")
+    expect(banner).to_contain_text("Your token is fine")
+    expect(page.locator(".banner[data-code=broker_reauthenticate]")).to_have_count(0)
+    assert TOKEN not in page.content() and ACCOUNT not in page.content()
+    assert page.problems == []

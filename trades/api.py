@@ -69,6 +69,7 @@ _STATUS = {
     services.InvalidTransition: 409,
     services.IdempotencyKeyInFlight: 409,
     services.BrokerNotConfigured: 409,
+    services.BrokerAccountForbidden: 409,
     services.LiveTradingOff: 409,
     services.IdempotencyKeyReused: 422,
     services.RiskLimitExceeded: 422,
@@ -836,8 +837,10 @@ class AccountSummaryView(OwnedViewSetMixin, generics.GenericAPIView):
 
 
 class BrokerTroubleSerializer(serializers.Serializer):
-    code = serializers.ChoiceField(choices=[services.BrokerReauthenticate.code, services.BrokerDown.code],
-                                   help_text="What the monitor met: a refused (or missing) token, or an outage.")
+    code = serializers.ChoiceField(
+        choices=[services.BrokerReauthenticate.code, services.BrokerDown.code, services.BrokerAccountForbidden.code],
+        help_text="What the monitor met: a refused (or missing) token, an outage, or an account the broker forbids "
+                  "(its 403: new trades are refused until it is fixed).")
     detail = serializers.CharField(help_text="The broker's answer, without tokens or account numbers.")
     broker_mode = serializers.ChoiceField(choices=BrokerMode.choices)
     since = serializers.DateTimeField(help_text="When the monitor first met it.")

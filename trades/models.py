@@ -14,6 +14,7 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Greatest, NullIf
+from django.db.models.lookups import Exact, GreaterThan, LessThan
 from django.utils import timezone
 
 from brokers import crypto
@@ -109,6 +110,16 @@ def realized_pnl_net_sql():
     return F("realized_pnl") - F("entry_commission") - F("exit_commission") - F("fees")
 
 
+# A closed trade's result on the net basis (docs/pnl.md): the history's filter and totals count
+# wins, losses and flat trades as Performance does, so a small gross win eaten by commissions is a loss.
+NET_OUTCOMES = {"win": GreaterThan, "loss": LessThan, "flat": Exact}
+
+
+def net_outcome_q(outcome: str) -> Q:
+    """Trades whose realized P&L after commissions and fees makes them a `win`, `loss` or `flat`."""
+    return Q(NET_OUTCOMES[outcome](realized_pnl_net_sql(), Decimal(0)))
+
+
 class PaperTradeQuerySet(models.QuerySet):
     """Reusable filters; scoping to a user is the selectors' job (and row-level security's)."""
 
@@ -119,16 +130,16 @@ class PaperTradeQuerySet(models.QuerySet):
         return self.filter(status=TradeStatus.CLOSED)
 
     def outcome(self, outcome: str):
-        """`win`, `loss` and `flat` (made exactly nothing) by realized P&L, expiries aside;
-        `expired` by close reason; `unfilled`: the entry never filled (canceled, rejected)."""
+        """`win`, `loss` and `flat` (made exactly nothing) by realized P&L net of commissions and
+        fees, as Performance counts them, expiries aside; `expired` by close reason; `unfilled`:
+        the entry never filled (canceled, rejected)."""
         expired = Q(close_reason__in=[CloseReason.EXPIRED, CloseReason.EXPIRED_ITM])
-        by_pnl = {"win": Q(realized_pnl__gt=0), "loss": Q(realized_pnl__lt=0), "flat": Q(realized_pnl=0)}
         if outcome == "unfilled":
             return self.filter(status__in=UNFILLED_STATUSES)
         if outcome == "expired":
             return self.closed().filter(expired)
-        if outcome in by_pnl:
-            return self.closed().exclude(expired).filter(by_pnl[outcome])
+        if outcome in NET_OUTCOMES:
+            return self.closed().exclude(expired).filter(net_outcome_q(outcome))
         raise ValueError(f"Unknown outcome {outcome!r}: win, loss, flat, expired or unfilled.")
 
 
@@ -368,13 +379,16 @@ class PaperTrade(models.Model):
 
     @property
     def exit_commission_estimate(self) -> Decimal:
-        """What selling the held contracts will cost at the trade's rate (0 before the entry fills)."""
-        return ((self.commission_per_contract or 0) * self.held_qty).quantize(Decimal("0.01"))
+        """The whole exit's commission at the trade's rate (0 before the entry fills): what exit legs
+        already cost on the contracts they sold in partial fills (`exit_filled_qty`: paid, though
+        `exit_commission` records it only at the close) and what selling the held ones will cost."""
+        sold_and_held = self.exit_filled_qty + self.held_qty
+        return ((self.commission_per_contract or 0) * sold_and_held).quantize(Decimal("0.01"))
 
     @property
     def unrealized_pnl_net(self) -> Decimal | None:
         """The open position's P&L if sold at the mark now: gross, less the entry commission paid,
-        the exit commission it would pay, and fees."""
+        the exit's commission (paid on partial exits, and to pay on what is held), and fees."""
         if self.unrealized_pnl is None:
             return None
         return self.unrealized_pnl - self.entry_commission - self.exit_commission_estimate - self.fees

@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.db.models import Count, F, Min, Prefetch, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 
-from brokers.base import BrokerAuthError, BrokerError
+from brokers.base import BrokerAuthError, BrokerError, BrokerForbidden
 from brokers.market import Market
 from brokers.models import BrokerMode
 from tradeoptions import tenancy
@@ -29,6 +29,7 @@ from .models import (
     TradeEvent,
     TradeStatus,
     commission_total_sql,
+    net_outcome_q,
     realized_pnl_net_sql,
 )
 from .services.broker_health import broker_trouble_key
@@ -105,8 +106,9 @@ class TradeFilters:
 
 # Columns the history may be sorted by (`?ordering=name`, `-name` for descending). Every sort ends
 # on the id, newest first, so that rows with equal values keep one order and pages never overlap.
-HISTORY_ORDERING = ("close_date", "created_at", "realized_pnl", "realized_pnl_pct", "hold_duration_h", "max_gain",
-                    "max_drawdown", "ticker", "strategy", "qty", "entry_price", "close_price", "close_reason")
+HISTORY_ORDERING = ("close_date", "created_at", "realized_pnl", "realized_pnl_net", "realized_pnl_pct",
+                    "hold_duration_h", "max_gain", "max_drawdown", "ticker", "strategy", "qty", "entry_price",
+                    "close_price", "close_reason")
 # Never NULL where the history sorts by them (a closed trade has its close, every trade its
 # creation): sorted plainly, so the indexes on them serve the sort.
 _NEVER_NULL = frozenset({"close_date", "created_at"})
@@ -164,6 +166,8 @@ def trade_history(*, user: AbstractBaseUser, filters: TradeFilters | None = None
         raise ValueError(f"Cannot sort the history by {name!r}.")
     if name in _NEVER_NULL:
         return trades.order_by(ordering, "-id")
+    if name in TRADE_PNL_SQL:  # computed, not stored: an alias (the model's property has the name)
+        trades = trades.alias(**{name: TRADE_PNL_SQL[name]()})
     column = F(name)
     return trades.order_by(column.desc(nulls_last=True) if ordering.startswith("-") else column.asc(nulls_last=True),
                            "-id")
@@ -172,8 +176,8 @@ def trade_history(*, user: AbstractBaseUser, filters: TradeFilters | None = None
 @dataclass(frozen=True)
 class TradeTotals:
     """A set of trades summed up: how many, their P&L gross and net of commissions and fees, and the
-    closed ones' wins, losses and breakevens (flat, on the gross P&L as the outcome filter counts
-    them), with the win rate in % of the closed ones (None: none closed)."""
+    closed ones' wins, losses and breakevens (flat), counted on the net P&L as the outcome filter
+    and Performance count them, with the win rate in % of the closed ones (None: none closed)."""
 
     count: int
     realized_pnl: Decimal | None
@@ -192,9 +196,8 @@ def trade_totals(*, trades: QuerySet[PaperTrade]) -> TradeTotals:
     row = trades.order_by().aggregate(
         count=Count("id"), pnl=Sum("realized_pnl"), pnl_net=Sum(realized_pnl_net_sql()),
         closed=Count("id", filter=closed),
-        wins=Count("id", filter=closed & Q(realized_pnl__gt=0)),
-        losses=Count("id", filter=closed & Q(realized_pnl__lt=0)),
-        flat=Count("id", filter=closed & Q(realized_pnl=0)),
+        **{key: Count("id", filter=closed & net_outcome_q(outcome))
+           for key, outcome in (("wins", "win"), ("losses", "loss"), ("flat", "flat"))},
     )
     rate = (Decimal(row["wins"]) * 100 / row["closed"]).quantize(Decimal("0.01")) if row["closed"] else None
     return TradeTotals(realized_pnl=row.pop("pnl"), realized_pnl_net=row.pop("pnl_net"), **row, win_rate=rate)
@@ -379,7 +382,7 @@ def account_summary(*, user: AbstractBaseUser, market: Market | None = None) -> 
         broker = broker_of(account, market=market)
         try:
             balance = broker.get_account_balance()
-        except BrokerAuthError as error:
+        except (BrokerAuthError, BrokerForbidden) as error:
             raise as_trade_error(error) from None
         except BrokerError as error:
             raise BrokerDown(f"Your balances could not be read from the broker: {error}") from None

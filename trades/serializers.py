@@ -50,10 +50,11 @@ class TradeSerializer(serializers.ModelSerializer):
     realized_pnl_gross = _dollars(help_text="Realized P&L from premiums only (= realized_pnl).")
     realized_pnl_net = _dollars(help_text="Realized P&L after commissions and fees: gross - commission_total - fees.")
     commission_total = _dollars(help_text="Entry commission plus exit commission, in dollars.")
-    unrealized_pnl_net = _dollars(help_text="Unrealized P&L (gross) less the entry commission paid, the exit "
-                                "commission selling now would cost (exit_commission_estimate) and fees.")
-    exit_commission_estimate = _dollars(help_text="What selling the held contracts would cost: "
-                                      "commission_per_contract x contracts held.")
+    unrealized_pnl_net = _dollars(help_text="Unrealized P&L (gross) less the entry commission paid, the exit's "
+                                "commission (exit_commission_estimate) and fees.")
+    exit_commission_estimate = _dollars(help_text="The exit's commission: paid on contracts exit legs already sold "
+                                      "in partial fills, and what selling the held ones would cost: "
+                                      "commission_per_contract x (contracts sold + contracts held).")
     queued_for_open = serializers.SerializerMethodField(
         help_text="PENDING or CLOSING while the market is closed: its working order waits for the open "
                   "(`next_session_open`) and can be withdrawn until it fills.")
@@ -172,9 +173,9 @@ class TradeTotalsSerializer(serializers.Serializer):
         max_digits=None, decimal_places=2, allow_null=True,
         help_text="Their realized P&L after commissions and fees, summed; null when none closed.")
     closed = serializers.IntegerField(help_text="Closed trades among them (the win rate's base).")
-    wins = serializers.IntegerField()
-    losses = serializers.IntegerField()
-    flat = serializers.IntegerField(help_text="Closed for exactly $0.")
+    wins = serializers.IntegerField(help_text="Closed with a net P&L (after commissions and fees) above $0.")
+    losses = serializers.IntegerField(help_text="Closed with a net P&L below $0.")
+    flat = serializers.IntegerField(help_text="Closed for exactly $0 net.")
     win_rate = serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True,
                                         help_text="Wins in % of the closed trades; null when none closed.")
 
@@ -252,8 +253,8 @@ def _choose(words: str) -> dict:
 
 
 OUTCOMES = ("win", "loss", "flat", "expired", "unfilled")
-_SORT_WORDS = ("close date, time placed, P&L, P&L %, time held, best (MFE), worst (MAE), ticker, strategy, qty, "
-               "entry, exit or close reason")
+_SORT_WORDS = ("close date, time placed, P&L, net P&L, P&L %, time held, best (MFE), worst (MAE), ticker, strategy, "
+               "qty, entry, exit or close reason")
 
 
 class TradeFilterSerializer(DayRangeFilterSerializer):
@@ -264,7 +265,8 @@ class TradeFilterSerializer(DayRangeFilterSerializer):
         f"Choose a status: {', '.join(TradeStatus.values)}."))
     outcome = serializers.ChoiceField(
         choices=OUTCOMES, required=False, error_messages=_choose("Choose win, loss, flat, expired or unfilled."),
-        help_text="By realized P&L (win > 0, loss < 0, flat = 0; expiries aside), `expired`, or `unfilled`: "
+        help_text="By realized P&L net of commissions and fees (win > 0, loss < 0, flat = 0; expiries aside), "
+                  "`expired`, or `unfilled`: "
                   "the entry never filled (canceled, rejected).")
     strategy = TextField(required=False, max_length=64, trim_whitespace=False)
     ticker = TextField(required=False, max_length=6, trim_whitespace=False)

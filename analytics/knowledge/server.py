@@ -133,9 +133,10 @@ def build_server(caller: Caller) -> MCPServer:
                                                    "newest first.")
                            ] = False,
         status: Annotated[str | None, Field(description=f"One of {', '.join(TradeStatus.values)}.")] = None,
-        outcome: Annotated[str | None, Field(description="win, loss, flat (closed, by realized P&L, expiries "
-                                                         "aside), expired, or unfilled (canceled or rejected: "
-                                                         "the entry never filled).")] = None,
+        outcome: Annotated[str | None, Field(description="win, loss, flat (closed, by realized P&L net of "
+                                                         "commissions and fees, expiries aside), expired, or "
+                                                         "unfilled (canceled or rejected: the entry never "
+                                                         "filled).")] = None,
         strategy: Strategy = None,
         ticker: Annotated[str | None, Field(description="Underlying symbol, e.g. SPY.")] = None,
         closed_from: Annotated[str | None, Field(description="Closed at or after this ISO 8601 instant "

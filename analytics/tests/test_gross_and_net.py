@@ -53,6 +53,28 @@ def test_performance_on_the_gross_basis_counts_premiums_only(api_as, trader, boo
     assert (by_strategy["net_pnl"], by_strategy["expectancy_r"]) == ("51.00", 0.17)  # (0.01 + 1 − 0.5) / 3
 
 
+def test_a_gross_win_eaten_by_commissions_is_a_loss_in_the_history_and_in_performance(api_as, trader):
+    """+$0.50 gross, $1.30 of commissions: −$0.80 net. The history's totals, its outcome filter and
+    its net P&L column count it as Performance does: a loss."""
+    small = ClosedTradeFactory(owner=trader, qty=1, close_date=CLOSE, realized_pnl=Decimal("0.50"),
+                               entry_commission=Decimal("0.65"), exit_commission=Decimal("0.65"))
+    big = ClosedTradeFactory(owner=trader, qty=1, close_date=CLOSE + timedelta(minutes=1),
+                             realized_pnl=Decimal("0.70"))  # +0.70 gross and net: above the small one on net only
+    client = api_as(trader)
+    history = client.get("/api/trades/history").json()
+    assert {name: history["totals"][name] for name in ("realized_pnl_net", "wins", "losses", "flat", "win_rate")} == {
+        "realized_pnl_net": "-0.10", "wins": 1, "losses": 1, "flat": 0, "win_rate": "50.00"}
+    assert [row["id"] for row in client.get("/api/trades/history?outcome=loss").json()["results"]] == [small.pk]
+    assert [row["id"] for row in client.get("/api/trades/history?outcome=win").json()["results"]] == [big.pk]
+    assert client.get("/api/trades/history?outcome=flat").json()["count"] == 0
+    assert [row["id"] for row in client.get("/api/trades/history?ordering=realized_pnl_net").json()["results"]] == [
+        small.pk, big.pk]
+    assert [row["id"] for row in client.get("/api/trades/history?ordering=-realized_pnl_net").json()["results"]] == [
+        big.pk, small.pk]
+    summary = client.get("/api/analytics/performance").json()["summary"]
+    assert (summary["wins"], summary["losses"], summary["net_pnl"]) == (1, 1, "-0.10")
+
+
 def test_a_basis_other_than_net_or_gross_is_a_field_error(api_as, trader):
     response = api_as(trader).get("/api/analytics/performance?basis=after-tax")
     assert response.status_code == 400

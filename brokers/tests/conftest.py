@@ -29,7 +29,8 @@ def make_client(fake_tradier, redis_client, namespace):
     unless a test asks otherwise, so only rate-limit tests ever wait."""
 
     def build(*, token=SANDBOX_TOKEN, environment=SANDBOX, account_id=ACCOUNT, limits=None, max_wait=0.5,
-              retry=None, confirm=None, timeout=CLIENT_TIMEOUT, throttle_penalty=0.05, burst=None, base_url=None):
+              retry=None, confirm=None, timeout=CLIENT_TIMEOUT, throttle_penalty=0.05, burst=None, base_url=None,
+              modify_budget=600):
         limiter = RateLimiter(
             token, limits=limits or {"standard": 6000, "market_data": 6000, "trading": 6000},
             max_wait=max_wait, burst=burst if burst is not None else (None if limits else 1000),
@@ -40,6 +41,7 @@ def make_client(fake_tradier, redis_client, namespace):
             timeout=timeout,
             retry=retry or RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05),
             confirm=confirm or ConfirmPolicy(attempts=5, first_delay=0.01, max_delay=0.05),
+            modify_budget_per_minute=modify_budget,
         )
 
     return build

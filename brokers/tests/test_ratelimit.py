@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from brokers.base import BrokerRateLimited
+from brokers.base import BrokerRateLimited, ModifyBudgetSpent
 from brokers.ratelimit import (
     BACKGROUND,
     DEFAULT_PER_MINUTE,
     LIVE_LIMITS,
     MARKET_DATA,
+    SANDBOX_CEILING,
     SANDBOX_LIMITS,
     STANDARD,
     TRADING,
@@ -62,13 +63,15 @@ def test_a_burst_is_let_through_then_the_next_caller_is_told_how_long_to_wait(li
 
 
 def test_a_caller_within_the_bound_waits_for_its_slot_instead_of_failing(limiter):
-    bucket = limiter(limits={STANDARD: 61 * 20}, burst=1, max_wait=1.0)  # ~20 slots a second
+    # ~4 slots a second: a refill (~250 ms) is far longer than a call takes even on a loaded machine
+    # (at ~20 a second, a call slowed past 50 ms by other work found its slot already refilled).
+    bucket = limiter(limits={STANDARD: 61 * 4}, burst=1, max_wait=1.0)
     started = time.monotonic()
-    waits = [bucket.acquire(STANDARD) for _ in range(5)]
+    waits = [bucket.acquire(STANDARD) for _ in range(3)]
     elapsed = time.monotonic() - started
     assert waits[0] == 0
     assert all(wait > 0 for wait in waits[1:])
-    assert elapsed >= 0.18  # four refills at ~50 ms each
+    assert elapsed >= 0.45  # two refills at ~250 ms each
 
 
 def test_a_refused_caller_spends_nothing(limiter):
@@ -103,10 +106,37 @@ def test_an_unknown_group_gets_the_default_ceiling(limiter):
     assert take(bucket, "anything", 20) == DEFAULT_PER_MINUTE // 10
 
 
-def test_published_budgets_follow_the_environment():
-    assert limits_for("https://sandbox.tradier.com/v1") == SANDBOX_LIMITS
-    assert limits_for("https://api.tradier.com/v1") == LIVE_LIMITS
+def test_budgets_keep_the_safety_margin_below_each_environments_published_limits(settings):
+    settings.TRADIER_RATE_SAFETY_MARGIN_PCT = 20  # the default
+    assert SANDBOX_LIMITS == {STANDARD: 60, MARKET_DATA: 60, TRADING: 60}  # Tradier's rate-limiting page
+    assert LIVE_LIMITS == {STANDARD: 120, MARKET_DATA: 120, TRADING: 60}
+    assert limits_for("https://sandbox.tradier.com/v1") == {STANDARD: 48, MARKET_DATA: 48, TRADING: 48}
+    assert limits_for("https://api.tradier.com/v1") == {STANDARD: 96, MARKET_DATA: 96, TRADING: 48}
+    # An unknown host (a proxy, a test server) publishes nothing: the default, under every tier's limit.
     assert set(limits_for("http://127.0.0.1:9/x/v1").values()) == {DEFAULT_PER_MINUTE}
+
+
+def test_without_a_margin_the_sandbox_still_keeps_the_seeds_fifty_a_minute(settings):
+    settings.TRADIER_RATE_SAFETY_MARGIN_PCT = 0
+    assert limits_for("https://sandbox.tradier.com/v1") == {group: SANDBOX_CEILING for group in SANDBOX_LIMITS}
+    assert SANDBOX_CEILING == 50
+    assert limits_for("https://api.tradier.com/v1") == LIVE_LIMITS
+    assert limits_for("https://api.tradier.com/v1", safety_margin_pct=50) == {STANDARD: 60, MARKET_DATA: 60,
+                                                                            TRADING: 30}
+
+
+@pytest.mark.parametrize("margin", [-1, 100, 150])
+def test_a_margin_outside_zero_to_a_hundred_is_refused(margin):
+    with pytest.raises(ValueError, match="margin"):
+        limits_for("https://sandbox.tradier.com/v1", safety_margin_pct=margin)
+
+
+def test_a_client_built_for_the_sandbox_spends_its_margined_budget(settings):
+    from brokers.tradier import TradierClient
+
+    settings.TRADIER_RATE_SAFETY_MARGIN_PCT = 25
+    client = TradierClient(base_url="https://sandbox.tradier.com/v1", token=TOKEN, account_id="VA1")
+    assert client._limiter.per_minute(TRADING) == 45
 
 
 def test_no_sixty_second_span_can_exceed_the_brokers_budget(limiter):
@@ -290,3 +320,26 @@ def test_two_processes_together_keep_to_the_refill_rate(namespace):
     stamps = sorted(stamp for result in results for stamp in result["stamps"])
     assert len(stamps) == 12
     assert stamps[-1] - stamps[0] >= 1.0
+
+
+def test_each_account_has_its_own_modification_budget_within_the_trading_budget(limiter, redis_client, namespace):
+    bucket = limiter(limits={TRADING: 6}, max_wait=0)  # a budget of 100 is held to trading's 6: a burst of 1
+    bucket.spend_modification("VA-ALICE", 100)
+    with pytest.raises(ModifyBudgetSpent) as spent:
+        bucket.spend_modification("VA-ALICE", 100)
+    assert 0 < spent.value.retry_after <= 12.5
+    bucket.spend_modification("VA-BOB", 100)  # another account of the same token is untouched
+    assert take(bucket, TRADING, 1) == 1  # and modifications spent none of the trading bucket itself
+    keys = [key.decode() for key in redis_client.scan_iter(match=f"{namespace}:*")]
+    assert all("VA-ALICE" not in key for key in keys)  # the account number is not written to Redis
+
+
+@pytest.mark.parametrize(("margin", "budget", "ids"), [
+    (20, 10, []), (0, 1, []), (100, 10, ["brokers.E001"]), (-5, 10, ["brokers.E001"]), (20, 0, ["brokers.E002"]),
+])
+def test_the_system_check_refuses_budgets_that_cannot_work(settings, margin, budget, ids):
+    from brokers.checks import tradier_rate_budgets
+
+    settings.TRADIER_RATE_SAFETY_MARGIN_PCT = margin
+    settings.TRADIER_MODIFY_BUDGET_PER_MINUTE = budget
+    assert [error.id for error in tradier_rate_budgets(None)] == ids

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
-from brokers.base import BrokerAuthError, BrokerError, BrokerRateLimited, BrokerUnavailable
+from brokers.base import BrokerAuthError, BrokerError, BrokerForbidden, BrokerRateLimited, BrokerUnavailable
 from brokers.occ import OptionContract, parse_symbol
 from brokers.tradier import MarketQuote, TradierMarketData
 from monitoring import clock as market_clock
@@ -233,7 +233,7 @@ def _translated(call: Callable[[], T]) -> T:
     broker exception is not chained, so nothing else travels with them."""
     try:
         return call()
-    except BrokerAuthError as error:
+    except (BrokerAuthError, BrokerForbidden) as error:  # a 403 is no more worth retrying than a 401
         raise ProviderAuthError(str(error)) from None
     except BrokerRateLimited as error:
         wait = f" Try again in {error.retry_after:.1f}s." if error.retry_after else ""

@@ -121,6 +121,7 @@ def tradier_source(settings, fake_tradier):
     settings.MARKET_DATA_SOURCE = "tradier"
     settings.TRADIER_MARKET_DATA_TOKEN = token
     settings.TRADIER_MARKET_DATA_URL = fake_tradier.url(SANDBOX)
+    settings.TRADIER_RATE_SAFETY_MARGIN_PCT = 0  # no margin: the seed caps the sandbox at 50, a burst of 5
     fake_tradier.set_quote("SPY", "599.98", "600.02", last="600.00")
     fake_tradier.set_quote_fields("SPY", prevclose=594.0, type="etf")
     for strike in ("595", "600", "605"):
@@ -161,7 +162,7 @@ def test_many_concurrent_requests_cost_one_upstream_request_per_interval(at_noon
     from django.test import Client
 
     settings.MARKET_QUOTE_CACHE_SECONDS = 30
-    settings.TRADIER_RATE_RESERVED_SHARE = 0  # the sandbox's 60 a minute, all of its burst (6) for us
+    settings.TRADIER_RATE_RESERVED_SHARE = 0  # the sandbox's 50 a minute, all of its burst (5) for us
     barrier, statuses = threading.Barrier(50), []
 
     def poll():

@@ -28,7 +28,7 @@ export class ApiError extends Error {
   }
 }
 
-const BROKER_TROUBLE = new Set(["broker_reauthenticate", "broker_unavailable"]);
+const BROKER_TROUBLE = new Set(["broker_reauthenticate", "broker_unavailable", "broker_forbidden"]);
 
 export async function request(method, url, { body, headers = {}, token } = {}) {
   const init = { method, headers: { Accept: "application/json", ...headers }, credentials: "same-origin" };

@@ -22,10 +22,13 @@ function periodDates(period) {
   return period.start === period.end ? fmt.day(period.start) : `${fmt.day(period.start)} to ${fmt.day(period.end)}`;
 }
 
-function periodLine(period, summary) {
+const BASIS_WORDS = { net: "net of commissions and fees", gross: "gross: premiums only, before commissions and fees" };
+
+function periodLine(period, summary, basis) {
   const dates = periodDates(period);
-  return el("p", { className: "muted period-shown", dataset: { period: period.name } },
-    el("strong", { text: period.label }), ` · ${dates} (New York dates) · ${summary.trades} closed trade${summary.trades === 1 ? "" : "s"}`);
+  return el("p", { className: "muted period-shown", dataset: { period: period.name, basis } },
+    el("strong", { text: period.label }), ` · ${dates} (New York dates) · ${summary.trades} closed trade${summary.trades === 1 ? "" : "s"}`,
+    BASIS_WORDS[basis] ? ` · ${BASIS_WORDS[basis]}` : "");
 }
 
 // Draws the three answers into `box`; returns the charts made, for the caller to remove later.
@@ -42,7 +45,7 @@ export function renderPerformance(box, performance, calibration, replay) {
   renderCalibration(calibrationBlock, calibration, charts);
   const replayBlock = block("exit_replay", "Exit replay (hindsight): other SL/TP brackets on the recorded paths");
   renderReplay(replayBlock, replay);
-  box.replaceChildren(periodLine(performance.period, performance.summary), renderCards(performance),
+  box.replaceChildren(periodLine(performance.period, performance.summary, performance.basis), renderCards(performance),
     el("div", { className: "chart-row" }, equity, daily, distribution), breakdowns, calibrationBlock, replayBlock,
     el("p", { className: "chart-credit muted" }, el("a", { href: "https://www.tradingview.com/", rel: "noopener", text: "Charts by TradingView Lightweight Charts™" })));
   return charts;

@@ -1,13 +1,15 @@
-// The KPI cards at the top of the Performance tab: net P&L, win rate (with its 95 % range),
-// profit factor, expectancy in $ and R, max drawdown, trades, average hold, Sharpe/Sortino (or
-// how many trading days they still need), and the greeks attribution when the API has it. Each
+// The KPI cards at the top of the Performance tab: P&L (net of commissions and fees, or gross:
+// the basis picked), win rate (with its 95 % range), profit factor, expectancy in $ and R, max
+// drawdown, trades, average hold, Sharpe/Sortino (or how many trading days they still need), the
+// costs (gross, commissions, fees, net, whatever the basis), and the greeks attribution when the
+// API has it. Every figure but the costs is on the basis the API answered on. Each
 // card explains its figure in one line: on hover (title) and on tap or keyboard (a details box).
 
 import { el } from "./dom.js";
 import * as fmt from "./format.js";
 
 export const EXPLAIN = {
-  net_pnl: "Realized P&L of the trades closed in this period: what the account gained or lost.",
+  net_pnl: "Realized P&L of the trades closed in this period: what the account gained or lost (Net: after commissions and fees; Gross: premiums only).",
   win_rate: "Share of closed trades that made money; the range is where the true rate lies with 95 % confidence for this many trades (Wilson).",
   profit_factor: "Dollars won divided by dollars lost: above 1.00 the winners paid for the losers.",
   expectancy: "Average result per trade, in dollars and in R (multiples of the risk planned from entry to stop).",
@@ -16,7 +18,10 @@ export const EXPLAIN = {
   avg_hold: "Average time from the entry fill to the close.",
   risk_adjusted: "Sharpe: mean daily P&L over its standard deviation, × √252; Sortino counts only the losing days' spread. Shown from 20 trading days.",
   greeks: "Where the P&L came from: the part explained by delta, gamma, theta and vega, and what they leave over.",
+  costs: "What the trades cost besides their premiums: gross P&L (premiums only) less commissions and fees is the net P&L.",
 };
+
+const BASIS_TITLE = { net: "Net P&L", gross: "Gross P&L" };
 
 function explainer(key, title) {
   return el("details", { className: "explain" },
@@ -53,26 +58,38 @@ function riskAdjusted(ratios) {
     { sub: `annualised over ${ratios.days} trading days` });
 }
 
+// A card whose figure is a list of dollar amounts, each on its own line: [label, dollars] pairs.
+function listCard(key, title, lines, { className, ...options } = {}) {
+  const box = card(key, title, "", options);
+  box.querySelector(".kpi-value").replaceWith(el("dl", { className: `kpi-list ${className || ""}`.trim() },
+    lines.map(([label, value]) => [el("dt", { text: label }), el("dd", { className: `pnl-${fmt.direction(value)}`, text: fmt.money(value) })])));
+  return box;
+}
+
 // The greeks attribution, when the API carries it (`greeks_attribution.total`: dollars per part,
 // and a sentence): each part as a line, the sentence under them.
 function greeks(attribution) {
   const total = attribution.total || {};
   const parts = Object.entries(total).filter(([name, value]) => name !== "pnl" && typeof value === "string" && value !== "" && !Number.isNaN(Number(value)));
   if (!parts.length) return null;
-  const box = card("greeks", "P&L by greek", "", {
+  return listCard("greeks", "P&L by greek", parts.map(([name, value]) => [name.replaceAll("_", " "), value]), {
+    className: "kpi-greeks",
     sub: attribution.trades_without_attribution ? `${total.trades} of ${attribution.trades} trades attributed` : null,
     note: attribution.sentence || null,
   });
-  box.querySelector(".kpi-value").replaceWith(el("dl", { className: "kpi-greeks" },
-    parts.map(([name, value]) => [el("dt", { text: name.replaceAll("_", " ") }), el("dd", { className: `pnl-${fmt.direction(value)}`, text: fmt.money(value) })])));
-  return box;
+}
+
+// Gross to net, whatever the basis: what commissions and fees took (told as the amounts taken).
+function costs(totals) {
+  return listCard("costs", "Costs", [["Gross P&L", totals.gross_pnl], ["Commissions", `-${totals.commission_total}`],
+    ["Fees", `-${totals.fees_total}`], ["Net P&L", totals.net_pnl]]);
 }
 
 export function renderCards(performance) {
   const summary = performance.summary;
   const drawdown = performance.max_drawdown;
   const cards = [
-    card("net_pnl", "Net P&L", fmt.money(summary.net_pnl), { tone: fmt.direction(summary.net_pnl),
+    card("net_pnl", BASIS_TITLE[performance.basis] || BASIS_TITLE.net, fmt.money(summary.net_pnl), { tone: fmt.direction(summary.net_pnl),
       sub: summary.trades ? ["won ", nowrap(fmt.money(summary.gross_profit)), ", lost ", nowrap(fmt.money(summary.gross_loss))] : "no closed trades" }),
     card("win_rate", "Win rate", fmt.rate(summary.win_rate), { sub: winRange(summary) }),
     card("profit_factor", "Profit factor", profitFactor(summary), { sub: summary.trades ? `payoff ${fmt.ratio(summary.payoff_ratio)} (average win ÷ average loss)` : null }),
@@ -83,6 +100,7 @@ export function renderCards(performance) {
     card("trades", "Trades", String(summary.trades), { sub: `${summary.wins} won · ${summary.losses} lost · ${summary.breakeven} even` }),
     card("avg_hold", "Average hold", fmt.hours(summary.avg_hold_hours)),
     riskAdjusted(performance.risk_adjusted),
+    performance.costs ? costs(performance.costs) : null,
     performance.greeks_attribution ? greeks(performance.greeks_attribution) : null,
   ];
   return el("div", { className: "kpi-grid", "aria-label": "Key figures" }, cards);

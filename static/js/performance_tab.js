@@ -1,6 +1,8 @@
 // The performance tab: the period picked (today, week, month, year to date, all, a custom range)
-// is asked of the analytics API, whose answer names the New York dates it covered; calibration and
-// the exit replay are asked for the same dates. performance.js lays the answers out; its charts are
+// and the basis (net of commissions and fees, or gross: premiums only) are asked of the analytics
+// API, whose answer names the New York dates it covered; calibration is asked for the same dates
+// and basis, the exit replay (premiums only by design) for the same dates. The basis lives in the
+// period's form, so a refresh or another period keeps it. performance.js lays the answers out; its charts are
 // removed before new ones are drawn. A bad custom range is told beside its field, in words.
 
 import { config, get } from "./api.js";
@@ -15,7 +17,7 @@ const PHONE = window.matchMedia("(max-width: 640px)");
 
 function query() {
   const data = new FormData(form);
-  const params = new URLSearchParams({ period: data.get("period") || "all" });
+  const params = new URLSearchParams({ period: data.get("period") || "all", basis: data.get("basis") || "net" });
   if (params.get("period") === "custom") {
     for (const name of ["start", "end"]) if (data.get(name)) params.set(name, data.get(name));
   }
@@ -23,7 +25,7 @@ function query() {
 }
 
 function showErrors(fields = {}) {
-  for (const name of ["start", "end", "period"]) {
+  for (const name of ["start", "end", "period", "basis"]) {
     const box = document.getElementById(`performance-${name}-error`);
     box.textContent = (fields[name] || []).join(" ");
     form.elements[name]?.setAttribute?.("aria-invalid", String(Boolean(fields[name])));
@@ -37,8 +39,9 @@ export async function loadPerformance() {
     const performance = await get(`${config.urls.performance}?${params}`);
     const { start, end } = performance.period;
     const dates = new URLSearchParams(Object.entries({ from: start, to: end }).filter(([, value]) => value));
-    const suffix = dates.size ? `?${dates}` : "";
-    const [calibration, replay] = await Promise.all([config.urls.calibration, config.urls.exit_replay].map((url) => get(url + suffix)));
+    const onBasis = new URLSearchParams([...dates, ["basis", params.get("basis")]]);
+    const [calibration, replay] = await Promise.all([
+      get(`${config.urls.calibration}?${onBasis}`), get(config.urls.exit_replay + (dates.size ? `?${dates}` : ""))]);
     showErrors();
     const answers = JSON.stringify([performance, calibration, replay]);
     if (answers !== drawn || !charts.length) {
@@ -68,6 +71,10 @@ function bindTabPick() {
 function bindPeriod() {
   const custom = document.getElementById("performance-custom");
   form.addEventListener("change", (event) => {
+    if (event.target.name === "basis") {
+      loadPerformance();
+      return;
+    }
     if (event.target.name !== "period") return;
     custom.hidden = event.target.value !== "custom";
     if (event.target.value !== "custom") loadPerformance();

@@ -15,7 +15,7 @@ export function pnl(amount, pct) {
 }
 
 // What the net figures leave out, said where they are shown (header tooltip and phone label).
-export const UNREALIZED_NET_NOTE = "Net: P&L at the mark less the entry commission paid and the commission selling now would cost.";
+export const UNREALIZED_NET_NOTE = "Net: P&L at the mark less the entry commission paid, the commission partial exits paid and the commission selling now would cost.";
 export const REALIZED_NET_NOTE = "Net: P&L after the entry and exit commissions and fees.";
 
 // A net P&L, and on a second line its gross (premiums only, with its percent of the entry) and what

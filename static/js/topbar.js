@@ -74,6 +74,12 @@ export async function loadMarket() {
   renderFreshness();
 }
 
+const BANNER_TEXT = {
+  broker_reauthenticate: "Re-authenticate your broker token: the broker refused it or none is stored. ",
+  broker_forbidden: "Tradier does not allow this account to trade; new trades are refused until it is fixed. ",
+  broker_unavailable: "The broker is unavailable right now; orders cannot be placed or changed. ",
+};
+
 // Codes of the monitor's banners the trader dismissed: not shown again until that trouble is over.
 const dismissed = new Set();
 
@@ -86,9 +92,7 @@ function showBanner({ code, detail }, { source = "request" } = {}) {
   banner.dataset.code = code;
   banner.dataset.source = source;
   const text = document.createElement("span");
-  text.textContent = code === "broker_reauthenticate"
-    ? "Re-authenticate your broker token: the broker refused it or none is stored. "
-    : "The broker is unavailable right now; orders cannot be placed or changed. ";
+  text.textContent = BANNER_TEXT[code] || BANNER_TEXT.broker_unavailable;
   const more = document.createElement("span");
   more.className = "muted";
   more.textContent = detail ? `(${detail}) ` : "";

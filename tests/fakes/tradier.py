@@ -18,6 +18,15 @@ with Tradier's rate-limit headers (`retry_in=` seconds to the window's reset). `
 True` serves the HTML page to everything. `next_session()` starts a new day: the order list then
 shows only that day's orders, and older ones (a GTC exit) are readable by id only.
 
+Modifying an order (`PUT /orders/{id}`: type, duration, price, stop) has two UNCONFIRMED points,
+each a switch: whether a leg of a working OCO/OTOCO may be modified (`modify_advanced_leg`:
+"in_place", "refused" with a 400, "refused_200" with a 200 carrying `errors`), and whether the
+order keeps its id (`modify_gives_new_id`: the old order is cancelled, a copy answers).
+
+`forbid(account_id)` makes the account's requests answer 403 (all of them, or with
+`trading_only` just the order writes) until `allow(account_id)`: a token Tradier knows but
+will not let act, unlike the 401 of a token it does not.
+
 Two broker behaviours for a sell-to-close of contracts that working exit orders already cover
 (whether Tradier refuses it is unconfirmed): by default it is accepted, and if both fill the
 account goes short, as the sandbox lets it; with `refuse_overcommitted_sells = True` it is
@@ -121,6 +130,8 @@ class FakeAccount:
     account_type: str = "margin"
     positions: dict[str, FakePosition] = field(default_factory=dict)
     closed_pl: Decimal = Decimal(0)
+    forbidden: str | None = None  # `forbid()`: the account's requests answer 403 with this error
+    forbidden_as_fault: bool = False  # ... in an Apigee `fault` body instead of `errors`
 
 
 @dataclass
@@ -220,6 +231,13 @@ class FakeTradier:
         # has none). "cancels_exits": the whole order goes, its working exits too; "refused": the entry
         # is final, so the cancel is refused as "order already in finalized state" and the exits work on.
         self.otoco_cancel_after_entry_fill = "cancels_exits"
+        # Modifying (PUT) a leg of a working OCO/OTOCO: whether Tradier allows it is UNCONFIRMED.
+        # "in_place": the leg changes; "refused": 400 with `errors`; "refused_200": the downstream
+        # refusal Tradier sends as a 200 carrying `errors`.
+        self.modify_advanced_leg = "in_place"
+        # Whether a modification keeps the order's id is UNCONFIRMED: with True the order is
+        # replaced, the old one `canceled`, and the answer carries the new one's id.
+        self.modify_gives_new_id = False
         self._faults: list[Fault] = []
         self._ids = iter(range(100_001, 10**9))
         self._server: ThreadingHTTPServer | None = None
@@ -299,6 +317,20 @@ class FakeTradier:
         with self._lock:
             self._faults.append(Fault(kind=kind, method=method, path=path, times=times, order_class=order_class,
                                       retry_in=retry_in))
+
+    def forbid(self, account_id: str, reason: str = "AccountDisabled: this account is not permitted to trade",
+               *, trading_only: bool = False, as_fault: bool = False) -> None:
+        """The account's requests answer 403 until `allow()` (the body of a Tradier 403 is
+        UNCONFIRMED: `errors`, or with `as_fault` an Apigee fault). `trading_only` forbids only
+        orders being placed, changed or cancelled: reads still answer."""
+        with self._lock:
+            account = self.accounts[account_id]
+            account.forbidden = f"trade:{reason}" if trading_only else reason
+            account.forbidden_as_fault = as_fault
+
+    def allow(self, account_id: str) -> None:
+        with self._lock:
+            self.accounts[account_id].forbidden = None
 
     def orders_tagged(self, tag: str) -> list[FakeOrder]:
         with self._lock:
@@ -381,6 +413,12 @@ class FakeTradier:
         if not authorized:
             return responder.send(401, _fault("Invalid API call as no apiproduct match found",
                                               "keymanagement.service.InvalidAPICallAsNoApiProductMatchFound"))
+        forbidden = account_for_token.forbidden if account_for_token else None
+        if forbidden and path.startswith("/accounts") and (method != "GET" or not forbidden.startswith("trade:")):
+            text = forbidden.removeprefix("trade:")
+            body = (_fault(text, "accesscontrol.Forbidden") if account_for_token.forbidden_as_fault
+                    else {"errors": {"error": text}})
+            return responder.send(403, body)
 
         group = _group(method, path)
         with self._lock:
@@ -481,6 +519,10 @@ class FakeTradier:
                 return 200, {"order": self._order_json(order, include_tags)}
             if method == "DELETE":
                 return 200, self._cancel(order)
+            if method == "PUT":
+                if not content_type.startswith("application/x-www-form-urlencoded"):
+                    raise _Rejection(["Invalid request: bodies must be application/x-www-form-urlencoded"])
+                return 200, self._modify(order, {k: v for k, v in form.items() if v != ""})
         if resource == ["positions"] and method == "GET":
             return 200, self._positions_body(account)
         if resource == ["balances"] and method == "GET":
@@ -740,6 +782,63 @@ class FakeTradier:
             if node.status in WORKING:
                 node.status, node.updated = "canceled", now
         return {"order": {"id": order.id, "status": "ok"}}
+
+    def _modify(self, order: FakeOrder, form: dict[str, str]) -> dict:
+        """`PUT /orders/{id}`: type, duration, price and stop change; quantity never does. A leg of
+        an advanced order follows `modify_advanced_leg`, the id `modify_gives_new_id`."""
+        top = order.parent or order
+        if order.status in FINAL or top.status in FINAL:
+            raise _Rejection([f"order already in finalized state: {order.status}"])
+        if order.legs:
+            raise _Rejection([f"Invalid parameter, order id: {order.id} is an {order.order_class} order; "
+                              "modify its legs"])
+        if order.parent is not None and self.modify_advanced_leg != "in_place":
+            status = 200 if self.modify_advanced_leg == "refused_200" else 400
+            raise _Rejection([f"Order {order.id} is a leg of an {top.order_class} order and cannot be modified"],
+                             status)
+        if "quantity" in form:
+            raise _Rejection(["Invalid parameter, quantity: the quantity of an order cannot be changed"])
+        order_type = form.get("type", order.type)
+        allowed = BRACKET_TYPES if order.parent is not None else ORDER_TYPES
+        if order_type not in allowed:
+            raise _Rejection([f"type is invalid for class option: {order_type}"])
+        exits = top.legs[-2:]  # an OCO's two legs, an OTOCO's last two
+        if order in exits and any(leg is not order and leg.type == order_type for leg in exits):
+            raise _Rejection([f"{top.order_class} legs must have different types"], 200)
+        price = _decimal(form["price"]) if "price" in form else order.price
+        stop = _decimal(form["stop"]) if "stop" in form else order.stop
+        if order_type in ("limit", "stop_limit") and (price is None or price <= 0):
+            raise _Rejection([f"price is required for {order_type} orders"])
+        if order_type in ("stop", "stop_limit") and (stop is None or stop <= 0):
+            raise _Rejection([f"stop is required for {order_type} orders"])
+        duration = self._duration(form.get("duration", order.duration))
+        now = _now()
+        target = order
+        if self.modify_gives_new_id:
+            target = self._replacement(order, now)
+        target.type, target.duration, target.updated = order_type, duration, now
+        target.price = price if order_type in ("limit", "stop_limit") else None
+        target.stop = stop if order_type in ("stop", "stop_limit") else None
+        target.triggered = False
+        self._match(target)
+        return {"order": {"id": target.id, "status": "ok"}}
+
+    def _replacement(self, order: FakeOrder, now: datetime) -> FakeOrder:
+        """The order is replaced by a copy under a new id; the old one is cancelled and, for a leg,
+        leaves its group (cancelling it later must not cancel the new group)."""
+        copy = FakeOrder(
+            id=next(self._ids), account_id=order.account_id, order_class=order.order_class, duration=order.duration,
+            tag=order.tag, status=order.status, symbol=order.symbol, option_symbol=order.option_symbol,
+            side=order.side, quantity=order.quantity, type=order.type, price=order.price, stop=order.stop,
+            created=now, updated=now, parent=order.parent, active=order.active, session=self.session,
+        )
+        parent = order.parent
+        if parent is not None:
+            parent.legs[parent.legs.index(order)] = copy
+            order.parent, order.session = None, self.session
+        order.status, order.updated = "canceled", now
+        self.orders[copy.id] = copy
+        return copy
 
     def _expire_day_orders(self, order: FakeOrder) -> None:
         now = _now()

@@ -191,6 +191,10 @@ CELERY_TASK_ROUTES = {
 # Share of every Tradier rate budget (per token and group) that background work, the entry
 # context, may never spend: kept for the monitor, the order sync and placements (brokers/ratelimit.py).
 TRADIER_RATE_RESERVED_SHARE = env.float("TRADIER_RATE_RESERVED_SHARE", default=0.3)
+# Percent kept unspent below each of Tradier's published per-minute limits (60 → 48 at 20 %).
+TRADIER_RATE_SAFETY_MARGIN_PCT = env.float("TRADIER_RATE_SAFETY_MARGIN_PCT", default=20.0)
+# Stop modifications (trailing stops) per Tradier account a minute, inside the trading budget.
+TRADIER_MODIFY_BUDGET_PER_MINUTE = env.int("TRADIER_MODIFY_BUDGET_PER_MINUTE", default=10)
 # The worker keeps the LOGGING below (JSON in production, with the task id) instead of its own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

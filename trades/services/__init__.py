@@ -20,7 +20,14 @@ from .accounts import (
     user_create,
 )
 from .brackets import brackets_adjust, exit_policy_set
-from .broker_health import broker_polling_paused, broker_trouble_clear, broker_trouble_record, broker_troubles_of
+from .broker_health import (
+    broker_forbidden_lift,
+    broker_polling_paused,
+    broker_trading_check,
+    broker_trouble_clear,
+    broker_trouble_record,
+    broker_troubles_of,
+)
 from .closing import (
     BROKER_FILL,
     EXPIRY,
@@ -43,6 +50,7 @@ from .context import (
 from .errors import (
     BracketReplaceFailed,
     BracketWouldFill,
+    BrokerAccountForbidden,
     BrokerDown,
     BrokerNotConfigured,
     BrokerOutcomeUnknown,
@@ -112,7 +120,8 @@ from .working import Session, close_cancel, close_reprice, entry_cancel, entry_r
 __all__ = [
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
     "IDEMPOTENCY_KEY_TTL", "LIVE_CONFIRMATION", "COMMISSION_RANGE", "BracketReplaceFailed", "BracketWouldFill",
-    "BrokerDown", "BrokerNotConfigured", "BrokerOutcomeUnknown", "BrokerReauthenticate", "IdempotencyKeyInFlight",
+    "BrokerAccountForbidden", "BrokerDown", "BrokerNotConfigured", "BrokerOutcomeUnknown", "BrokerReauthenticate",
+    "IdempotencyKeyInFlight",
     "IdempotencyKeyReused", "InvalidTradeInput", "InvalidTransition", "LiveTradingOff", "OrderRefused",
     "PositionUnprotected", "RiskLimitExceeded", "StoredAnswer", "TradeError", "TradeOpenInput", "TradeResult",
     "IdempotencyClaim",
@@ -125,7 +134,8 @@ __all__ = [
     "idempotency_release", "idempotent", "KeyedAnswer",
     "idempotency_store", "request_fingerprint", "trade_close", "trade_entry_update", "trade_open", "trade_open_check",
     "trade_risk", "STAFF_EDITABLE_FIELDS", "trade_staff_edit", "trade_transition", "user_create",
-    "broker_polling_paused", "broker_trouble_clear", "broker_trouble_record", "broker_troubles_of",
+    "broker_forbidden_lift", "broker_trading_check", "broker_polling_paused", "broker_trouble_clear",
+    "broker_trouble_record", "broker_troubles_of",
     "UNPROTECTED", "bracket_lost", "bracket_protect", "finished_order_seen", "finished_orders_to_read",
     "order_is_adopted", "orphans_guard", "strategy_presets_checked", "RiskRoom", "TradePreview", "active_exposure",
     "trade_order_ids",

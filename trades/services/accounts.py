@@ -14,6 +14,7 @@ from brokers.models import BrokerMode
 from tradeoptions import tenancy
 from trades.models import MAX_COMMISSION_PER_CONTRACT, AccountSettings, Actor, EventKind
 
+from .broker_health import broker_forbidden_lift
 from .errors import InvalidTradeInput
 from .exit_policies import exit_policy_checked
 from .lifecycle import event_record, jsonable
@@ -106,6 +107,7 @@ def account_settings_update(
                 actor=Actor.STAFF if staff_user is not None else Actor.USER, actor_user=staff_user or user,
                 actor_label="admin" if staff_user is not None else "settings", payload=payload,
             )
+    broker_forbidden_lift(account=account)  # a new token or account number: Tradier is asked again
     return account
 
 

@@ -60,7 +60,7 @@ def brackets_adjust(
     (PaperTrade.DoesNotExist, InvalidTradeInput, BracketWouldFill, InvalidTransition); what
     happens at the broker is returned, with the trade as it now stands.
 
-    `because`: the exit policy's move of the stop (`exit_policy_stops_move`), not the trader's:
+    `because`: the exit policy's move of the stop (`exit_policies_apply`), not the trader's:
     the system is the actor, and the audit event carries the policy and the quote that moved it."""
     if new_sl is None and new_tp is None:
         raise InvalidTradeInput({"new_sl": ["Give a new stop-loss, or a new take-profit."],

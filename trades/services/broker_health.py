@@ -11,6 +11,11 @@ account (`broker_polling_paused`) until the trader saves a token for that mode a
 or the same one once they fixed it at the broker. The trouble keeps a digest of the stored
 (encrypted, and re-encrypted on every save) token to tell, never the token.
 
+A forbidden account (Tradier's 403: the token is fine, the account may not do this) is its own
+trouble, `broker_forbidden`: polling goes on (the next clean read clears it), but new trades are
+refused before they reach the broker (`broker_trading_check`) until then, or until the account's
+Tradier settings (its token or account number) change (`broker_forbidden_lift`).
+
 Kept in the cache: these are facts about now that the next cycle establishes again, and losing
 them costs at most one more read. The history is in the audit log (each trade's attention event,
 the trader's auth-failure webhook).
@@ -19,18 +24,24 @@ the trader's auth-failure webhook).
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 
 from django.core.cache import cache
 
-from brokers.base import BrokerAuthError, BrokerUnavailable
+from brokers.base import BrokerAuthError, BrokerForbidden, BrokerUnavailable
 from trades.models import AccountSettings
 
-from .errors import BrokerDown, BrokerReauthenticate
+from .errors import BrokerAccountForbidden, BrokerDown, BrokerReauthenticate
+from .orders import FORBIDDEN_TOLD
+
+logger = logging.getLogger(__name__)
 
 REAUTHENTICATE = "broker_reauthenticate"
 UNAVAILABLE = "broker_unavailable"
+FORBIDDEN = BrokerAccountForbidden.code
+_KEPT_UNTIL_FIXED = (REAUTHENTICATE, FORBIDDEN)
 # An outage is said again by every failing cycle (a minute apart); if the monitor stops, the
 # banner goes rather than claim what nobody checks any more.
 OUTAGE_SHOWN_FOR = 10 * 60
@@ -47,15 +58,42 @@ def broker_trouble_record(*, account: AccountSettings, mode: str, error: Excepti
     code = _code(error)
     if code is None:
         return None
-    trouble = {"code": code, "detail": str(error)[:300], "broker_mode": mode, "since": at.isoformat()}
+    detail = FORBIDDEN_TOLD if code == FORBIDDEN else str(error)
+    trouble = {"code": code, "detail": detail[:300], "broker_mode": mode, "since": at.isoformat()}
     known = cache.get(broker_trouble_key(account.owner_id, mode))
     if known and known["code"] == code:
         trouble["since"] = known["since"]  # the same trouble, still going on since then
     if code == REAUTHENTICATE:
         trouble["refused_token"] = _stored_token_digest(account, mode)
+    if code == FORBIDDEN:
+        trouble["forbidden_settings"] = _broker_settings_digest(account, mode)
+        logger.warning("broker: the %s account of user %s is forbidden (403); its new trades are refused: %s",
+                       mode, account.owner_id, error)
     cache.set(broker_trouble_key(account.owner_id, mode), trouble,
-              REFUSAL_KEPT_FOR if code == REAUTHENTICATE else OUTAGE_SHOWN_FOR)
+              REFUSAL_KEPT_FOR if code in _KEPT_UNTIL_FIXED else OUTAGE_SHOWN_FOR)
     return code
+
+
+def broker_trading_check(*, account: AccountSettings, mode: str) -> None:
+    """Refuses (`BrokerAccountForbidden`) to open trades on an account the broker forbade, as long
+    as its Tradier settings are the ones it forbade; nothing is sent to the broker meanwhile."""
+    trouble = cache.get(broker_trouble_key(account.owner_id, mode))
+    if not trouble or trouble.get("code") != FORBIDDEN:
+        return
+    if trouble.get("forbidden_settings") != _broker_settings_digest(account, mode):
+        broker_trouble_clear(owner_id=account.owner_id, mode=mode)  # changed since: try again
+        return
+    raise BrokerAccountForbidden(trouble["detail"])
+
+
+def broker_forbidden_lift(*, account: AccountSettings) -> None:
+    """The trader saved their settings: a forbidden account whose token or account number changed
+    since is tried again (its trouble goes, banner included)."""
+    for mode in AccountSettings.TOKEN_FIELDS:
+        trouble = cache.get(broker_trouble_key(account.owner_id, mode))
+        if (trouble and trouble.get("code") == FORBIDDEN
+                and trouble.get("forbidden_settings") != _broker_settings_digest(account, mode)):
+            broker_trouble_clear(owner_id=account.owner_id, mode=mode)
 
 
 def broker_trouble_clear(*, owner_id: int, mode: str) -> None:
@@ -80,6 +118,8 @@ def broker_polling_paused(*, account: AccountSettings, mode: str, trouble: dict 
 
 
 def _code(error: Exception) -> str | None:
+    if isinstance(error, BrokerForbidden | BrokerAccountForbidden):
+        return FORBIDDEN
     if isinstance(error, BrokerAuthError | BrokerReauthenticate):
         return REAUTHENTICATE
     if isinstance(error, BrokerUnavailable | BrokerDown):
@@ -92,3 +132,11 @@ def _stored_token_digest(account: AccountSettings, mode: str) -> str:
     is new on every save (Fernet), even of the same token."""
     stored = getattr(account, AccountSettings.TOKEN_FIELDS.get(mode, ""), "") or ""
     return hashlib.sha256(b"tradeoptions-refused-token\0" + stored.encode()).hexdigest()
+
+
+def _broker_settings_digest(account: AccountSettings, mode: str) -> str:
+    """The account's Tradier settings for `mode` (stored token, account number) as a digest: any
+    save of either makes a new one."""
+    stored = getattr(account, AccountSettings.TOKEN_FIELDS.get(mode, ""), "") or ""
+    material = f"{stored}\0{account.tradier_account_id}".encode()
+    return hashlib.sha256(b"tradeoptions-forbidden-settings\0" + material).hexdigest()

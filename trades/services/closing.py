@@ -40,6 +40,7 @@ from django.utils import timezone
 from brokers.base import (
     BrokerAuthError,
     BrokerError,
+    BrokerForbidden,
     BrokerMaintenance,
     BrokerProvider,
     BrokerRateLimited,
@@ -211,9 +212,10 @@ def bracket_withdraw(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Wit
     return withdrawal_of(orders)
 
 
-# A cancel the broker certainly did nothing with: its maintenance page, a refused token, a rate
-# limit (ours or its 429). A timeout or a dropped connection may have cancelled: read the order.
-CANCEL_NOT_ACTED_ON = (BrokerMaintenance, BrokerAuthError, BrokerRateLimited)
+# A cancel the broker certainly did nothing with: its maintenance page, a refused token, a forbidden
+# account (403), a rate limit (ours or its 429). A timeout or a dropped connection may have
+# cancelled: read the order.
+CANCEL_NOT_ACTED_ON = (BrokerMaintenance, BrokerAuthError, BrokerForbidden, BrokerRateLimited)
 
 
 def _working(order: Order) -> bool:

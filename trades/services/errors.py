@@ -100,6 +100,14 @@ class BrokerReauthenticate(TradeError):
         self.refused_by_broker = refused_by_broker
 
 
+class BrokerAccountForbidden(TradeError):
+    """The broker knows the token but forbids the account this (its 403): not approved for it, or
+    restricted. A new token does not help; the trader fixes it with the broker. Until then, or
+    until the account's broker settings change, new trades are refused before reaching it."""
+
+    code = "broker_forbidden"
+
+
 class OrderRefused(TradeError):
     code = "order_rejected"
 

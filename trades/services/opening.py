@@ -42,9 +42,10 @@ from trades.models import (
     TradeStatus,
 )
 
+from .broker_health import broker_trading_check, broker_trouble_record
 from .context import book_at_entry, context_errors, entry_context_request
 from .costs import entry_costs
-from .errors import InvalidTradeInput, TradeError, price_text
+from .errors import BrokerAccountForbidden, InvalidTradeInput, TradeError, price_text
 from .exit_policies import exit_policy_checked
 from .lifecycle import event_record, trade_transition
 from .orders import (
@@ -130,6 +131,7 @@ def trade_open(
         context = {"order_book_state": book_at_entry(checked.quote, entry_at=entry_at), **data.context}
         account = _locked_account(user)
         broker = broker_of(account, market=market)
+        broker_trading_check(account=account, mode=account.broker_mode)
         _room(user, account, data, checked, market).enforce()
         trade = PaperTrade.objects.create(
             owner=user, idempotency_key=idempotency_key or None, ticker=data.ticker,
@@ -150,6 +152,8 @@ def trade_open(
     with about_trade(trade.pk), tenancy.acting_as(user.pk):
         result = _place(trade, broker, at=market.now(), actor=actor, actor_user=_user(actor, user),
                         actor_label=actor_label)
+    if isinstance(result.problem, BrokerAccountForbidden):  # the next open is refused before the broker
+        broker_trouble_record(account=account, mode=trade.broker_mode, error=result.problem, at=market.now())
     # Only now, with the order placed: indicators and the regime are collected after the commit.
     if result.trade.status != TradeStatus.REJECTED:
         entry_context_request(trade=result.trade, entry_at=entry_at)
@@ -172,6 +176,7 @@ def trade_open_check(*, user: AbstractBaseUser, data: TradeOpenInput, market: Ma
         # Read, not created: a trader with no settings row yet is measured against the defaults.
         account = AccountSettings.objects.filter(owner=user).first() or AccountSettings(owner=user)
         broker_of(account, market=market)
+        broker_trading_check(account=account, mode=account.broker_mode)
         room = _room(user, account, data, checked, market)
     preview = TradePreview(
         option_symbol=checked.symbol, option_type=data.option_type, strike=data.strike, qty=data.qty,

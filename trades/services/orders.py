@@ -12,6 +12,7 @@ from decimal import Decimal
 from brokers.base import (
     BrokerAuthError,
     BrokerError,
+    BrokerForbidden,
     BrokerProvider,
     BrokerRateLimited,
     BrokerUnavailable,
@@ -31,6 +32,7 @@ from brokers.models import BrokerMode
 from trades.models import AccountSettings, PaperTrade
 
 from .errors import (
+    BrokerAccountForbidden,
     BrokerDown,
     BrokerNotConfigured,
     BrokerOutcomeUnknown,
@@ -82,6 +84,11 @@ def broker_of(account: AccountSettings, *, mode: str | None = None, market: Mark
         raise BrokerNotConfigured(str(error)) from None
 
 
+FORBIDDEN_TOLD = ("Tradier does not allow this account to trade right now (403 Forbidden). Your token is fine: the "
+                 "account may not be approved for options, or Tradier restricted it. Sort it out with Tradier; new "
+                 "trades are refused here until Tradier answers this account again or you change its settings.")
+
+
 def as_trade_error(error: BrokerError, *, trade: PaperTrade | None = None) -> TradeError:
     """The broker's failure in the trader's terms. Messages of broker errors never carry tokens."""
     if isinstance(error, BrokerAuthError):
@@ -89,6 +96,8 @@ def as_trade_error(error: BrokerError, *, trade: PaperTrade | None = None) -> Tr
             f"The broker refused the token: re-authenticate in your settings. ({error})",
             trade=trade, refused_by_broker=True,
         )
+    if isinstance(error, BrokerForbidden):
+        return BrokerAccountForbidden(FORBIDDEN_TOLD, trade=trade)
     if isinstance(error, OrderRejected):
         return OrderRefused(error.reason, trade=trade)
     if isinstance(error, OrderOutcomeUnknown):
@@ -105,7 +114,7 @@ def was_not_placed(error: BrokerError) -> bool:
     """True when the broker certainly holds no order from the failed call."""
     if isinstance(error, OrderOutcomeUnknown):
         return False
-    return isinstance(error, OrderRejected | BrokerAuthError | BrokerUnavailable | BrokerRateLimited)
+    return isinstance(error, OrderRejected | BrokerAuthError | BrokerForbidden | BrokerUnavailable | BrokerRateLimited)
 
 
 def trade_order_tag(trade: PaperTrade, purpose: OrderPurpose | str) -> str:

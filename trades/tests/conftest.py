@@ -17,6 +17,18 @@ EXPIRY = date(2026, 12, 18)
 RULES = FillRules(commission_per_contract=Decimal("0.65"), slippage_per_share=Decimal("0"))
 
 
+def trade_at_fake_tradier(fake, trader, *, token: str, account: str):
+    """`trader` trades in a sandbox account of the fake Tradier ($10,000; CONTRACT quoted 4.10/4.30)."""
+    from brokers.models import BrokerMode
+    from trades import services
+
+    fake.add_account(token=token, account_id=account, cash=Decimal("10000"))
+    fake.set_quote(CONTRACT, "4.10", "4.30")
+    services.account_settings_update(user=trader, changes={"broker_mode": BrokerMode.TRADIER_SANDBOX,
+                                                           "tradier_account_id": account}, sandbox_token=token)
+    return fake
+
+
 @pytest.fixture
 def open_body():
     """A valid market entry on CONTRACT: 2 contracts, SL 3.00, TP 6.50 (risk ≈ $260 at the 4.30 ask)."""

@@ -157,8 +157,9 @@ def test_the_totals_are_of_the_whole_filtered_set_not_of_the_page(api_as, trader
     ("status=OPEN", "status", "The history holds finished trades: choose CLOSED, CANCELED or REJECTED."),
     ("from=yesterday", "from", "Give a date as YYYY-MM-DD, e.g. 2026-12-01."),
     ("from=2026-12-03&to=2026-12-01", "to", "The end date is before the start date."),
-    ("ordering=owner", "ordering", "Sort by one of the columns: close date, time placed, P&L, P&L %, time held, "
-                                   "best (MFE), worst (MAE), ticker, strategy, qty, entry, exit or close reason."),
+    ("ordering=owner", "ordering", "Sort by one of the columns: close date, time placed, P&L, net P&L, P&L %, "
+                                   "time held, best (MFE), worst (MAE), ticker, strategy, qty, entry, exit or "
+                                   "close reason."),
     ("page_size=0", "page_size", "Show 1 to 200 rows a page."),
     ("page_size=201", "page_size", "Show 1 to 200 rows a page."),
     ("page_size=ten", "page_size", "Show 1 to 200 rows a page."),

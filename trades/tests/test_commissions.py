@@ -57,6 +57,24 @@ def test_the_paper_broker_records_the_accounts_commission_at_entry_and_exit(api_
     assert charged == trade.commission_total
 
 
+def test_a_paper_trade_records_what_the_ledger_charged_when_the_rate_changed_while_it_was_open(
+        api_as, trader, market, open_body):
+    """The paper broker charges each fill the account's rate of the moment: the trade records what
+    its fills cost, so the account's realized P&L and cash are the trades' net P&L to the cent."""
+    client = api_as(trader)
+    services.account_settings_update(user=trader, changes={"commission_per_contract": Decimal("0.50")})
+    opened = client.post("/api/trades", open_body(), format="json").json()  # 2 at 4.30, $1.00 in
+    services.account_settings_update(user=trader, changes={"commission_per_contract": Decimal("1.00")})
+    market.set_quote(CONTRACT, "5.00", "5.20")
+    closed = client.post(f"/api/trades/{opened['id']}/close", {"version": opened["version"]}, format="json").json()
+    # (5.00 − 4.30) × 2 × 100 = 140.00 gross; $1.00 in at the old rate, $2.00 out at the new one.
+    assert (closed["entry_commission"], closed["exit_commission"], closed["realized_pnl_net"]) == (
+        "1.00", "2.00", "137.00")
+    summary = client.get("/api/account/summary").json()
+    assert summary["realized_pnl"] == closed["realized_pnl_net"]
+    assert Decimal(summary["cash"]) == Decimal(summary["starting_balance"]) + Decimal(closed["realized_pnl_net"])
+
+
 def test_a_tradier_trade_records_the_configured_rate_at_entry_and_exit(api_as, trader, fake_tradier, market,
                                                                        open_body):
     """Tradier's order answers carry no commission (reference §3): the account's rate is
@@ -82,7 +100,9 @@ def _entry(status, filled):
 
 
 def test_a_partial_entry_fill_is_charged_for_what_filled(trader):
-    pending = PaperTradeFactory(owner=trader, qty=5, status=TradeStatus.PENDING, entry_price=None, entry_date=None)
+    """At Tradier (no commission in its answers): the rate × what filled."""
+    pending = PaperTradeFactory(owner=trader, qty=5, status=TradeStatus.PENDING, entry_price=None, entry_date=None,
+                                broker_mode=BrokerMode.TRADIER_SANDBOX)
     with tenancy.acting_as(trader.pk):
         trade = services.trade_entry_update(trade_id=pending.pk, entry=_entry("partially_filled", 2))
         assert trade.entry_commission == Decimal("1.30")
@@ -95,7 +115,9 @@ def test_a_partial_entry_fill_is_charged_for_what_filled(trader):
     (CloseReason.EXPIRED, Decimal("1.60")),  # the held contract is settled by the expiry: no commission
 ])
 def test_the_exit_is_charged_for_what_orders_sold(trader, reason, exit_commission):
+    """At Tradier (no commission in its answers): the trade's rate × contracts orders sold."""
     trade = PaperTradeFactory(owner=trader, qty=3, filled_qty=3, status=TradeStatus.OPEN,
+                              broker_mode=BrokerMode.TRADIER_SANDBOX,
                               entry_price=Decimal("2.00"), commission_per_contract=Decimal("0.80"),
                               entry_commission=Decimal("2.40"), exit_filled_qty=2,
                               exit_filled_price=Decimal("1.50"))
@@ -112,6 +134,20 @@ def test_an_open_positions_net_pnl_counts_the_entry_commission_and_the_exit_to_c
     position = api_as(trader).get(f"/api/trades/{opened['id']}").json()
     assert (position["unrealized_pnl"], position["exit_commission_estimate"], position["unrealized_pnl_net"]) == (
         "40.00", "1.30", "37.40")  # 40.00 − 1.30 paid − 1.30 to sell
+
+
+def test_an_open_positions_net_pnl_counts_the_commission_its_partial_exits_paid(trader):
+    """3 bought, 2 sold by an exit leg before its cancel, 1 held: the exit's commission is on 3
+    contracts (2 paid, 1 to pay), not on the one held."""
+    trade = PaperTradeFactory(owner=trader, qty=3, filled_qty=3, status=TradeStatus.OPEN,
+                              broker_mode=BrokerMode.TRADIER_SANDBOX, entry_price=Decimal("2.00"),
+                              commission_per_contract=Decimal("0.65"), entry_commission=Decimal("1.95"),
+                              exit_filled_qty=2, exit_filled_price=Decimal("2.50"), unrealized_pnl=Decimal("40.00"))
+    assert (trade.held_qty, trade.exit_commission_estimate) == (1, Decimal("1.95"))
+    assert trade.unrealized_pnl_net == Decimal("36.10")  # 40.00 − 1.95 in − 1.30 paid on 2 − 0.65 to sell 1
+    # Closed at the same rate, the exit records what the estimate said.
+    outcome = services.close_outcome(trade, price=Decimal("2.40"), at=AT, reason=CloseReason.MANUAL_CLOSE)
+    assert outcome["exit_commission"] == trade.exit_commission_estimate
 
 
 def test_the_trade_export_carries_gross_net_and_the_costs(api_as, trader):

@@ -11,11 +11,10 @@ from decimal import Decimal
 
 import pytest
 
-from brokers.models import BrokerMode
 from trades import services
 from trades.services import orders
 
-from .conftest import CONTRACT
+from .conftest import CONTRACT, trade_at_fake_tradier
 
 TOKEN = "sbxTOKEN-working-4c3b2a1f0e"
 ACCOUNT = "VA00006161"
@@ -24,11 +23,7 @@ WORKING = ("open", "partially_filled", "pending")
 
 @pytest.fixture
 def tradier(fake_tradier, trader, market):
-    fake_tradier.add_account(token=TOKEN, account_id=ACCOUNT, cash=Decimal("10000"))
-    fake_tradier.set_quote(CONTRACT, "4.10", "4.30")
-    services.account_settings_update(user=trader, changes={"broker_mode": BrokerMode.TRADIER_SANDBOX,
-                                                           "tradier_account_id": ACCOUNT}, sandbox_token=TOKEN)
-    return fake_tradier
+    return trade_at_fake_tradier(fake_tradier, trader, token=TOKEN, account=ACCOUNT)
 
 
 @pytest.fixture
