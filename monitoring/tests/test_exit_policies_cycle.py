@@ -8,7 +8,9 @@ from decimal import Decimal
 import pytest
 from django.core.cache import cache
 
-from brokers.models import BrokerMode, PaperFill
+from brokers.base import StopModifyUnsupported
+from brokers.models import BrokerMode, PaperFill, PaperOrder
+from brokers.paper import LocalPaperBroker
 from monitoring import clock as market_clock
 from monitoring import tasks
 from monitoring.marketdata import ProviderUnavailable, UnderlyingQuote
@@ -72,6 +74,7 @@ def test_a_trailing_stop_follows_the_bid_gently_and_its_one_exit_fills(api_as, t
 
     trade = _cycle(market, "4.60", "4.80", seconds=20)  # +7 %: not trailing yet
     assert trade.sl_price == Decimal("3.00") and trade.exit_high_water == Decimal("4.60")
+    bracket = trade.bracket_order_id
     trade = _cycle(market, "5.00", "5.20", seconds=20)  # +16 %: the stop goes to 5.00 - 0.50
     assert (trade.status, trade.sl_price, trade.tp_price) == (TradeStatus.OPEN, Decimal("4.50"), Decimal("6.50"))
     [moved] = _moves(trade.pk)
@@ -79,6 +82,10 @@ def test_a_trailing_stop_follows_the_bid_gently_and_its_one_exit_fills(api_as, t
     assert moved.payload["from"]["sl_price"] == "3.0000" and moved.payload["to"]["sl_price"] == "4.50"
     assert moved.payload["exit_policy"]["quote"]["bid"] == "5.00"
     assert moved.payload["exit_policy"]["why"] == "trailing"
+    # Moved where it rests: the same OCO, one request, no cancel and no new placement.
+    assert moved.payload["in_place"] is True and trade.bracket_order_id == bracket
+    with tenancy.system_context():
+        assert PaperOrder.objects.filter(owner_id=trader.pk, status="canceled").count() == 0
 
     trade = _cycle(market, "5.60", "5.80", seconds=30)  # inside the interval: not sent, but remembered
     assert trade.sl_price == Decimal("4.50") and trade.exit_high_water == Decimal("5.60")
@@ -204,3 +211,22 @@ def test_a_calls_stock_stop_closes_it_when_spy_falls_back_from_its_high(api_as, 
     assert trade.realized_pnl == Decimal("50.00") and len(_sells(trader)) == 1
     [asked] = [e for e in _policy_events(trade.pk) if e.old_status == TradeStatus.OPEN]
     assert asked.payload["exit_policy"]["quote"]["underlying"] == "602.00"
+
+
+def test_a_broker_that_cannot_modify_gets_the_stop_moved_by_cancel_and_replace(api_as, trader, market, monkeypatch):
+    def cannot(self, order_id, stop_price):
+        raise StopModifyUnsupported("no modify here", order_id=order_id)
+
+    monkeypatch.setattr(LocalPaperBroker, "modify_stop", cannot)
+    opened = _open(api_as, trader, {"trail_amount": "0.50"})
+    _cycle.trade_id = opened["id"]
+    with tenancy.system_context():
+        before = PaperTrade.objects.get(pk=opened["id"]).bracket_order_id
+    trade = _cycle(market, "5.00", "5.20", seconds=20)
+    [moved] = _moves(trade.pk)
+    assert trade.sl_price == Decimal("4.50") and trade.bracket_order_id != before
+    assert "in_place" not in moved.payload and moved.payload["exit_policy"]["quote"]["bid"] == "5.00"
+    trade = _cycle(market, "4.40", "4.60", minutes=1)  # through the new stop: one exit
+    assert (trade.status, trade.close_price, trade.realized_pnl) == (TradeStatus.CLOSED, Decimal("4.40"),
+                                                                     Decimal("20.00"))
+    assert len(_sells(trader)) == 1

@@ -16,7 +16,13 @@ from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from brokers.base import BrokerError
+from brokers.base import (
+    BrokerError,
+    ModifyBudgetSpent,
+    StopModifyOutcomeUnknown,
+    StopModifyRefused,
+    modify_stop,
+)
 from brokers.market import Market, default_market
 from tradeoptions import tenancy
 from trades.models import Actor, EventKind, PaperTrade, TradeStatus
@@ -185,5 +191,39 @@ def exit_policy_set(*, user: AbstractBaseUser, trade_id: int, version: int, poli
                      "exit_requested_at": None, "exit_request_reason": ""},
             payload={"exit_policy": {"from": trade.exit_policy, "to": checked}},
             actor=Actor.USER, actor_user=user, actor_label="exit-policy",
+        )
+        return TradeResult(trade)
+
+
+def stop_move_in_place(*, user: AbstractBaseUser, trade_id: int, version: int, new_sl: Decimal, because: dict,
+                       market: Market | None = None) -> TradeResult | None:
+    """Move an OPEN trade's stop where it rests (the broker's modify), for its exit policy: one
+    request instead of a cancel and a placement, and the position never without its exit. None:
+    the broker cannot here (no modify, or it refused with the old stop still working), so the
+    caller cancels and replaces (`brackets_adjust`). A stop that had already ended, a spent
+    modification budget or an unanswered modify leave the trade as it is, with the reason: the
+    monitor's sync learns of a fill, and the policy's next look asks again (a repeat is harmless)."""
+    market = market or default_market()
+    with tenancy.acting_as(user.pk):
+        trade = PaperTrade.objects.select_for_update().get(owner=user, pk=trade_id)
+        stop_order = trade.sl_order_id or trade.bracket_order_id
+        if trade.version != version or trade.status != TradeStatus.OPEN or not stop_order:
+            return TradeResult(trade, VersionConflict("The trade changed since the exit policy looked at it.",
+                                                      trade=trade))
+        broker = broker_of(account_settings_for(user=user), mode=trade.broker_mode, market=market)
+        try:
+            order = modify_stop(broker, stop_order, new_sl)
+        except StopModifyRefused as refused:
+            if not refused.finalized:
+                return None
+            return TradeResult(trade, InvalidTransition(f"The stop had already ended: {refused.reason}.", trade=trade))
+        except (ModifyBudgetSpent, StopModifyOutcomeUnknown) as error:
+            return TradeResult(trade, as_trade_error(error, trade=trade))
+        trade = trade_transition(
+            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.BRACKET_ADJUSTED, expected_version=trade.version,
+            changes={"sl_price": new_sl, "exit_stop_moved_at": market.now()},
+            payload={"from": {"sl_price": trade.sl_price}, "to": {"sl_price": new_sl}, "in_place": True,
+                     "order": order_summary(order), "exit_policy": because},
+            actor=Actor.SYSTEM, actor_label="exit-policy",
         )
         return TradeResult(trade)

@@ -4,8 +4,9 @@ Every open trade with a policy is evaluated by the pure engine (`exit_policies`)
 look at the market. What it answers is carried out through the paths a trader's own requests
 take, so their locks, version checks, broker sequences and audit events hold unchanged:
 
-* a stop move goes through `brackets_adjust` (cancel the OCO, place the new one), with the
-  system as actor and the policy and the quote that moved it in the audit event;
+* a stop move is the broker's modify of the resting stop where it has one (`stop_move_in_place`),
+  else `brackets_adjust` (cancel the OCO, place the new one); either way the system is the actor
+  and the audit event carries the policy and the quote that moved it;
 * a time stop or the stock's trailing level goes through the close (`trade_policy_close`), with
   the trade's version: a close already asked for is a conflict, never a second sell.
 
@@ -29,7 +30,7 @@ from brokers.market import Market
 from tradeoptions import tenancy
 from trades.models import CONTRACT_MULTIPLIER, CloseReason, OptionType, PaperTrade, TradeStatus
 
-from .brackets import brackets_adjust
+from .brackets import brackets_adjust, stop_move_in_place
 from .closing import trade_policy_close
 from .errors import TradeError
 from .exit_policies import CloseWhy, ExitDecision, ExitPolicy, ExitState, Observation, exit_policy_evaluate
@@ -140,8 +141,11 @@ def _text(value: Decimal | None) -> str | None:
 
 
 def _move_stop(trade: PaperTrade, decision: ExitDecision, seen: Observation, market: Market) -> int:
-    result = brackets_adjust(user=trade.owner, trade_id=trade.pk, version=trade.version, new_sl=decision.stop,
-                             market=market, because=_because(trade, decision, seen))
+    """In place where the broker can (one request), else cancel and replace (the adjust's path)."""
+    because = _because(trade, decision, seen)
+    moves = {"user": trade.owner, "trade_id": trade.pk, "version": trade.version, "new_sl": decision.stop,
+             "market": market, "because": because}
+    result = stop_move_in_place(**moves) or brackets_adjust(**moves)
     if result.problem is not None:
         logger.warning("exit policy of trade %s could not move the stop: %s", trade.pk, result.problem)
         return 0
