@@ -1,14 +1,15 @@
 """Exit policies end to end at the local paper broker: a trade opened over HTTP with a policy,
 quotes moved by hand, the monitor's order cycle run as beat runs it."""
 
+import dataclasses
 import importlib
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
 
-from brokers.base import StopModifyUnsupported
+from brokers.base import BrokerAuthError, StopModifyUnsupported
 from brokers.models import BrokerMode, PaperFill, PaperOrder
 from brokers.paper import LocalPaperBroker
 from monitoring import clock as market_clock
@@ -229,4 +230,64 @@ def test_a_broker_that_cannot_modify_gets_the_stop_moved_by_cancel_and_replace(a
     trade = _cycle(market, "4.40", "4.60", minutes=1)  # through the new stop: one exit
     assert (trade.status, trade.close_price, trade.realized_pnl) == (TradeStatus.CLOSED, Decimal("4.40"),
                                                                      Decimal("20.00"))
+    assert len(_sells(trader)) == 1
+
+
+def test_a_stop_the_broker_replaced_to_move_it_is_the_one_the_trade_points_at(api_as, trader, market, monkeypatch):
+    moved_where_it_rests = LocalPaperBroker.modify_stop
+
+    def replaced(self, order_id, stop_price):  # as a broker that answers a modify with a new order
+        return dataclasses.replace(moved_where_it_rests(self, order_id, stop_price), id=f"new-{order_id}")
+
+    monkeypatch.setattr(LocalPaperBroker, "modify_stop", replaced)
+    opened = _open(api_as, trader, {"trail_amount": "0.50"})
+    _cycle.trade_id = opened["id"]
+    with tenancy.system_context():
+        before = PaperTrade.objects.get(pk=opened["id"]).sl_order_id
+    assert before
+    trade = _cycle(market, "5.00", "5.20", seconds=20)
+    assert trade.sl_price == Decimal("4.50") and trade.sl_order_id == f"new-{before}"
+
+
+def test_a_refused_token_at_one_account_leaves_every_other_policy_working(api_as, trader, other_trader, market,
+                                                                          monkeypatch):
+    moved_where_it_rests = LocalPaperBroker.modify_stop
+    first = _open(api_as, trader, {"trail_amount": "0.50"})
+    second = _open(api_as, other_trader, {"trail_amount": "0.50"})
+    with tenancy.system_context():
+        refused = PaperTrade.objects.get(pk=first["id"]).sl_order_id or PaperTrade.objects.get(
+            pk=first["id"]).bracket_order_id
+
+    def one_account_refused(self, order_id, stop_price):
+        if order_id == refused:
+            raise BrokerAuthError("401 Unauthorized")
+        return moved_where_it_rests(self, order_id, stop_price)
+
+    monkeypatch.setattr(LocalPaperBroker, "modify_stop", one_account_refused)
+    _cycle.trade_id = second["id"]
+    trade = _cycle(market, "5.00", "5.20", seconds=20)
+    assert trade.sl_price == Decimal("4.50")  # the later trade's stop moved all the same
+    with tenancy.system_context():
+        assert PaperTrade.objects.get(pk=first["id"]).sl_price == Decimal("3.00")
+
+
+def test_a_policy_close_that_came_back_open_is_asked_again_after_the_interval(api_as, trader, market):
+    opened = _open(api_as, trader, {"close_minutes_before_close": "15"})
+
+    def asked_at(moment):  # as if the policy's close had been refused and the trade restored to OPEN
+        with tenancy.system_context():
+            PaperTrade.objects.filter(pk=opened["id"]).update(exit_requested_at=moment,
+                                                              exit_request_reason=CloseReason.TIME_STOP)
+
+    market.set_quote(CONTRACT, "4.50", "4.70")
+    market.advance(hours=5, minutes=45)  # 15:45 in New York: the time stop is due
+    asked_at(market.moment - timedelta(seconds=10))
+    tasks.sync_orders.apply().get()
+    with tenancy.system_context():
+        assert PaperTrade.objects.get(pk=opened["id"]).status == TradeStatus.OPEN  # not within the interval
+    asked_at(market.moment - timedelta(minutes=2))
+    tasks.sync_orders.apply().get()
+    with tenancy.system_context():
+        trade = PaperTrade.objects.get(pk=opened["id"])
+    assert (trade.status, trade.close_reason) == (TradeStatus.CLOSED, CloseReason.TIME_STOP)
     assert len(_sells(trader)) == 1

@@ -18,8 +18,6 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from brokers.base import (
     BrokerError,
-    ModifyBudgetSpent,
-    StopModifyOutcomeUnknown,
     StopModifyRefused,
     modify_stop,
 )
@@ -77,7 +75,7 @@ def brackets_adjust(
     with tenancy.acting_as(user.pk):
         trade = PaperTrade.objects.select_for_update().get(owner=user, pk=trade_id)
         if trade.version != version:
-            return _stale(trade, user=user, version=version, action="adjust")
+            return _stale(trade, user=user, version=version, action="adjust", who=who)
         if trade.status != TradeStatus.OPEN:
             raise InvalidTransition(f"Only an OPEN trade's bracket can be adjusted; this one is {trade.status}.",
                                     trade=trade)
@@ -125,12 +123,13 @@ def brackets_adjust(
         return TradeResult(trade)
 
 
-def _stale(trade: PaperTrade, *, user: AbstractBaseUser, version: int, action: str) -> TradeResult:
+def _stale(trade: PaperTrade, *, user: AbstractBaseUser, version: int, action: str,
+           who: dict | None = None) -> TradeResult:
     """The client's version is not the trade's: refused, with the trade as it now stands."""
     conflict = VersionConflict(
         f"The trade changed since you loaded it (your version {version}, now {trade.version}).", trade=trade
     )
-    return conflict_refused(trade=trade, error=conflict, user=user, action=action, sent_version=version)
+    return conflict_refused(trade=trade, error=conflict, user=user, action=action, sent_version=version, who=who)
 
 
 def _validate(trade, *, sl, tp, new_sl, new_tp, allow_immediate: bool, market: Market) -> None:
@@ -217,11 +216,16 @@ def stop_move_in_place(*, user: AbstractBaseUser, trade_id: int, version: int, n
             if not refused.finalized:
                 return None
             return TradeResult(trade, InvalidTransition(f"The stop had already ended: {refused.reason}.", trade=trade))
-        except (ModifyBudgetSpent, StopModifyOutcomeUnknown) as error:
+        except BrokerError as error:  # a spent budget, an unanswered modify, a refused token, an outage
             return TradeResult(trade, as_trade_error(error, trade=trade))
+        changes = {"sl_price": new_sl, "exit_stop_moved_at": market.now()}
+        if trade.sl_order_id and order.id and order.id != trade.sl_order_id:
+            # The broker replaced the stop to move it: the trade must point at the working one, or a
+            # later close would cancel a dead order and sell beside a live stop.
+            changes["sl_order_id"] = order.id
         trade = trade_transition(
             trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.BRACKET_ADJUSTED, expected_version=trade.version,
-            changes={"sl_price": new_sl, "exit_stop_moved_at": market.now()},
+            changes=changes,
             payload={"from": {"sl_price": trade.sl_price}, "to": {"sl_price": new_sl}, "in_place": True,
                      "order": order_summary(order), "exit_policy": because},
             actor=Actor.SYSTEM, actor_label="exit-policy",

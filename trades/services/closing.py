@@ -104,11 +104,14 @@ def close_outcome(trade: PaperTrade, *, price: Decimal, at: datetime, reason: st
 
 
 def conflict_refused(*, trade: PaperTrade, error: VersionConflict, user: AbstractBaseUser, action: str,
-                     sent_version: int) -> TradeResult:
-    """Write the refusal to the audit log and hand the current trade back."""
+                     sent_version: int, who: dict | None = None) -> TradeResult:
+    """Write the refusal to the audit log and hand the current trade back. `who`: the system when it
+    was the one refused (an exit policy's look), so the log does not put it on the trader."""
     current = error.trade
+    actor = who if who and who.get("actor") == Actor.SYSTEM else {"actor": Actor.USER, "actor_user": user,
+                                                                   "actor_label": action}
     event_record(
-        trade=current, kind=EventKind.CONFLICT_REFUSED, actor=Actor.USER, actor_user=user, actor_label=action,
+        trade=current, kind=EventKind.CONFLICT_REFUSED, **actor,
         old_status=current.status, new_status=current.status,
         payload={"action": action, "sent_version": sent_version, "current_version": current.version},
     )
@@ -321,7 +324,8 @@ def _close(*, user: AbstractBaseUser, trade_id: int, version: int, market: Marke
                                               **(changes or {})},
                                      payload=payload, **who)
         except VersionConflict as error:
-            return conflict_refused(trade=trade, error=error, user=user, action="close", sent_version=version)
+            return conflict_refused(trade=trade, error=error, user=user, action="close", sent_version=version,
+                                    who=who)
     # CLOSING has committed (unless the caller holds a transaction open): a second close is refused
     # from here on without waiting, and the steps below always have a trade that expects them.
     with tenancy.acting_as(user.pk):

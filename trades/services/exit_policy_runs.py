@@ -23,9 +23,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import DecimalField, F, Value
+from django.db.models import DecimalField, F, Q, Value
 from django.db.models.functions import Coalesce, Greatest, Least
 
+from brokers.base import BrokerError
 from brokers.market import Market
 from tradeoptions import tenancy
 from trades.models import CONTRACT_MULTIPLIER, CloseReason, OptionType, PaperTrade, TradeStatus
@@ -57,8 +58,13 @@ def exit_policies_apply(*, option_bids: OptionBids, underlying_prices: Underlyin
     """One look at every open trade with a policy (at the `broker_modes` given, else at every
     broker). `option_bids` and `underlying_prices` are asked only for the contracts and stocks
     those trades need (the stocks only where a policy trails one), outside any transaction."""
+    retry = timedelta(seconds=settings.EXIT_POLICY_MIN_INTERVAL_SECONDS)
     with tenancy.system_context():
-        watched = (PaperTrade.objects.filter(status=TradeStatus.OPEN, exit_requested_at__isnull=True)
+        # An OPEN trade whose policy close was asked for came back open (the sell was refused or did
+        # not fill): it is watched again after the interval, so a passing broker error at 15:45 does
+        # not carry the position past the bell.
+        watched = (PaperTrade.objects.filter(status=TradeStatus.OPEN)
+                   .filter(Q(exit_requested_at__isnull=True) | Q(exit_requested_at__lt=now - retry))
                    .exclude(exit_policy={}))
         if broker_modes is not None:
             watched = watched.filter(broker_mode__in=broker_modes)
@@ -83,7 +89,7 @@ def exit_policies_apply(*, option_bids: OptionBids, underlying_prices: Underlyin
                 closes += _close(trade, decision, seen, market)
             elif decision.stop is not None and decision.stop < trade.tp_price:
                 moved += _move_stop(trade, decision, seen, market)
-        except (TradeError, PaperTrade.DoesNotExist) as error:  # refused now; the next look tries again
+        except (TradeError, BrokerError, PaperTrade.DoesNotExist) as error:  # refused now; the next look tries again
             logger.warning("exit policy of trade %s not applied: %s", trade.pk, error)
     return ExitPoliciesReport(len(trades), moved, closes)
 
@@ -97,7 +103,8 @@ def exit_state_of(trade: PaperTrade) -> ExitState:
     return ExitState(entry=trade.entry_price, stop=trade.sl_price, option_type=trade.option_type,
                      opened_at=trade.entry_date, expiry=trade.expiry, commission_per_share=commission,
                      high_water=trade.exit_high_water, underlying_extreme=trade.exit_underlying_extreme,
-                     last_moved_at=trade.exit_stop_moved_at, exit_requested=trade.exit_requested_at is not None)
+                     # Watched trades are OPEN: a close asked for earlier came back open, so it may be asked again.
+                     last_moved_at=trade.exit_stop_moved_at, exit_requested=trade.status != TradeStatus.OPEN)
 
 
 def _trails_stock(policy: ExitPolicy) -> bool:
@@ -119,7 +126,8 @@ def _remember_high_water(trade: PaperTrade, decision: ExitDecision) -> None:
         return
     best = {"exit_high_water": Greatest, "exit_underlying_extreme": stock_best}
     with tenancy.system_context():
-        PaperTrade.objects.filter(pk=trade.pk, status=TradeStatus.OPEN).update(**{
+        # The version too: a policy set meanwhile reset the marks, and the old policy's must not return.
+        PaperTrade.objects.filter(pk=trade.pk, status=TradeStatus.OPEN, version=trade.version).update(**{
             name: best[name](Coalesce(F(name), _price(value)), _price(value)) for name, value in marks.items()})
     for name, value in marks.items():
         setattr(trade, name, value)
