@@ -4,7 +4,6 @@ transaction to the caller through `tradeoptions.api.OwnedViewSetMixin` and passe
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -121,12 +120,9 @@ class PerformanceView(AnalyticsView):
     def get(self, request):
         data = PerformanceFilterSerializer(data=request.query_params)
         data.is_valid(raise_exception=True)
-        period, basis = data.validated_data["period_range"], data.validated_data["basis"]
-        filters = analytics_filters(data.validated_data)
-        if period.name == "all":  # no period asked: `from`/`to`, if given, say which dates
-            return Response(selectors.performance(user=request.user, filters=filters, basis=basis))
-        filters = replace(filters, closed_from=period.start, closed_to=period.end)
-        return Response(selectors.performance(user=request.user, filters=filters, basis=basis, period=period))
+        values = data.validated_data
+        return Response(selectors.performance(user=request.user, filters=analytics_filters(values),
+                                              basis=values["basis"], period=values["period_range"]))
 
 
 class CalibrationView(AnalyticsView):

@@ -6,7 +6,7 @@ hands the frame to the vectorised code in `analytics.metrics`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -186,7 +186,13 @@ def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
     """Everything the Performance tab shows, in four queries (the balance, the trades, and the
     trades and their snapshots for the greeks attribution). Every P&L figure is on `basis`: net of
     commissions and fees (the default) or gross; `costs` gives both totals whatever the basis. Win
-    rates carry their 95 % Wilson interval; Sharpe and Sortino wait for enough trading days."""
+    rates carry their 95 % Wilson interval; Sharpe and Sortino wait for enough trading days. A
+    `period` other than "all" narrows the closes to its New York dates; "all" leaves `filters`'
+    own `from`/`to` to say which dates the answer covers."""
+    if period is not None and period.name == "all":
+        period = None
+    if period is not None:
+        filters = replace(filters or AnalyticsFilters(), closed_from=period.start, closed_to=period.end)
     start = starting_balance_cents(user=user)
     frame = trade_frame(closed_trades(user=user, filters=filters), basis=basis)
     curve, drawdown = metrics.equity_curve(frame, start)

@@ -96,15 +96,16 @@ def exit_policies_apply(*, option_bids: OptionBids, underlying_prices: Underlyin
 
 def exit_state_of(trade: PaperTrade) -> ExitState:
     """The engine's view of a trade: commissions per share are the entry's plus the exit's at the
-    trade's rate, spread over the contracts held (what breakeven has to cover)."""
+    trade's rate, spread over the contracts held (what breakeven has to cover). `exit_requested`
+    stays False: the look only watches OPEN trades with no close pending (a close that came back
+    open is watched again after the interval, in `exit_policies_apply`)."""
     held = trade.held_qty or 1
     rate = trade.commission_per_contract or Decimal(0)
     commission = (trade.entry_commission + rate * held) / (held * CONTRACT_MULTIPLIER)
     return ExitState(entry=trade.entry_price, stop=trade.sl_price, option_type=trade.option_type,
                      opened_at=trade.entry_date, expiry=trade.expiry, commission_per_share=commission,
                      high_water=trade.exit_high_water, underlying_extreme=trade.exit_underlying_extreme,
-                     # Watched trades are OPEN: a close asked for earlier came back open, so it may be asked again.
-                     last_moved_at=trade.exit_stop_moved_at, exit_requested=trade.status != TradeStatus.OPEN)
+                     last_moved_at=trade.exit_stop_moved_at)
 
 
 def _trails_stock(policy: ExitPolicy) -> bool:
