@@ -181,6 +181,99 @@ class OrderRequest:
             raise ValueError(f"Order tag {self.tag!r} must be 1-255 letters, digits or '-'.")
 
 
+class StockSide(StrEnum):
+    """The sides of a combo order's stock leg (Tradier's equity sides)."""
+
+    BUY = "buy"
+    SELL = "sell"
+    SELL_SHORT = "sell_short"
+    BUY_TO_COVER = "buy_to_cover"
+
+
+class SpreadPriceType(StrEnum):
+    """How a multileg or combo order is priced: at market, for a net debit or a net credit (a
+    limit on the net, per share), or even (the legs net to zero)."""
+
+    MARKET = "market"
+    DEBIT = "debit"
+    CREDIT = "credit"
+    EVEN = "even"
+
+    @property
+    def needs_price(self) -> bool:
+        return self in (SpreadPriceType.DEBIT, SpreadPriceType.CREDIT)
+
+
+@dataclass(frozen=True)
+class SpreadLeg:
+    """One leg of a multileg or combo order: an option leg (`symbol` an OCC symbol, an `OrderSide`,
+    `quantity` in contracts) or a combo's stock leg (`symbol` the ticker, a `StockSide`,
+    `quantity` in shares). The spread's ratio lives in the legs' quantities (a 1×2 is 1 and 2)."""
+
+    symbol: str
+    side: OrderSide | StockSide
+    quantity: int
+
+    def __post_init__(self) -> None:
+        side = self.side.value if isinstance(self.side, StrEnum) else self.side
+        is_option = side in OrderSide._value2member_map_
+        object.__setattr__(self, "side", OrderSide(side) if is_option else StockSide(side))
+        if is_option:
+            parse_symbol(self.symbol)
+        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int) or self.quantity <= 0:
+            raise ValueError(f"A leg's quantity must be a positive whole number, got {self.quantity!r}.")
+
+    @property
+    def is_stock(self) -> bool:
+        return isinstance(self.side, StockSide)
+
+
+@dataclass(frozen=True)
+class SpreadOrderRequest:
+    """One multileg order (2–4 option legs) or combo order (one stock leg and 1–2 option legs):
+    every leg fills together or none does. `price` is the net per share, positive, for a debit or
+    a credit, and absent for market and even. Brokers seldom hold a bracket on such an order, so
+    its exits are watched on the net mark and sent as one closing spread order (docs/spreads.md)."""
+
+    underlying: str
+    legs: tuple[SpreadLeg, ...]
+    price_type: SpreadPriceType
+    tag: str
+    price: Decimal | None = None
+    duration: OrderDuration = OrderDuration.DAY
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "price_type", SpreadPriceType(self.price_type))
+        object.__setattr__(self, "duration", OrderDuration(self.duration))
+        object.__setattr__(self, "legs", tuple(self.legs))
+        _require_decimal("price", self.price)
+        stock = [leg for leg in self.legs if leg.is_stock]
+        options = [leg for leg in self.legs if not leg.is_stock]
+        if stock and (len(stock) > 1 or not 1 <= len(options) <= 2):
+            raise ValueError("A combo order has one stock leg and one or two option legs.")
+        if not stock and not 2 <= len(options) <= 4:
+            raise ValueError("A multileg order has two to four option legs.")
+        if len({leg.symbol for leg in self.legs}) != len(self.legs):
+            raise ValueError("Each leg of a spread order must be a different contract.")
+        for leg in options:
+            if parse_symbol(leg.symbol).root != self.underlying and not leg.symbol.startswith(self.underlying):
+                raise ValueError(f"Leg {leg.symbol} is not an option on {self.underlying}.")
+        for leg in stock:
+            if leg.symbol != self.underlying:
+                raise ValueError(f"The stock leg {leg.symbol} is not {self.underlying}.")
+        if self.price_type.needs_price and (self.price is None or self.price <= 0):
+            raise ValueError(f"A {self.price_type} order needs a positive net price.")
+        if not self.price_type.needs_price and self.price is not None:
+            raise ValueError(f"A {self.price_type} order takes no price.")
+        if not is_valid_tag(self.tag):
+            raise ValueError(f"Order tag {self.tag!r} must be 1-255 letters, digits or '-'.")
+
+    @property
+    def order_class(self) -> str:
+        """Tradier's `class`: `combo` when a leg is stock, else `multileg`."""
+        return "combo" if any(leg.is_stock for leg in self.legs) else "multileg"
+
+
 @dataclass(frozen=True)
 class Fill:
     """What has executed so far: `price` is the average over `quantity` contracts."""
@@ -200,7 +293,7 @@ class Order:
     tag: str | None = None
     option_symbol: str | None = None
     underlying: str | None = None
-    side: OrderSide | None = None
+    side: OrderSide | StockSide | None = None  # a combo's stock leg has a StockSide
     order_type: OrderType | None = None
     duration: OrderDuration | None = None
     quantity: int | None = None

@@ -10,6 +10,10 @@ from brokers.base import (
     OrderSide,
     OrderStatus,
     OrderType,
+    SpreadLeg,
+    SpreadOrderRequest,
+    SpreadPriceType,
+    StockSide,
     order_tag,
     parse_order_tag,
 )
@@ -93,3 +97,47 @@ def test_a_live_trades_tags_say_live_first_and_read_back_the_same():
     assert tag == "live-to-42-sl" and is_valid_tag(tag)  # letters, digits and '-': Tradier takes it
     assert parse_order_tag(tag) == ("42", OrderPurpose.STOP_LOSS)
     assert is_live_tag(tag) and not is_live_tag("to-42-sl") and not is_live_tag("live-somebody-else")
+
+
+# --- Spread orders (issue 19) ---------------------------------------------------------------------
+
+CALL_500, CALL_505 = "SPY261218C00500000", "SPY261218C00505000"
+
+
+def _vertical(**overrides):
+    legs = (SpreadLeg(CALL_500, "buy_to_open", 1), SpreadLeg(CALL_505, "sell_to_open", 1))
+    fields = dict(underlying="SPY", legs=legs, price_type="debit", tag="to-7-entry", price=Decimal("2.10"))
+    return SpreadOrderRequest(**(fields | overrides))
+
+
+def test_a_debit_vertical_is_a_multileg_order():
+    request = _vertical()
+    assert request.order_class == "multileg"
+    assert request.price_type is SpreadPriceType.DEBIT
+    assert [leg.side for leg in request.legs] == [OrderSide.BUY_TO_OPEN, OrderSide.SELL_TO_OPEN]
+
+
+def test_a_covered_call_is_a_combo_order_with_a_stock_side():
+    request = _vertical(legs=(SpreadLeg("SPY", "buy", 100), SpreadLeg(CALL_505, "sell_to_open", 1)),
+                        price_type="credit", price=Decimal("480"))
+    assert request.order_class == "combo"
+    assert request.legs[0].side is StockSide.BUY and request.legs[0].is_stock
+
+
+@pytest.mark.parametrize(("overrides", "says"), [
+    ({"legs": (SpreadLeg(CALL_500, "buy_to_open", 1),)}, "two to four option legs"),
+    ({"legs": (SpreadLeg(CALL_500, "buy_to_open", 1), SpreadLeg(CALL_500, "sell_to_open", 1))}, "different contract"),
+    ({"legs": (SpreadLeg(CALL_500, "buy_to_open", 1), SpreadLeg("QQQ261218C00500000", "sell_to_open", 1))},
+     "not an option on SPY"),
+    ({"price": None}, "needs a positive net price"),
+    ({"price_type": "market"}, "takes no price"),
+    ({"price": 2.1}, "Decimal"),
+])
+def test_a_malformed_spread_order_is_refused_before_it_reaches_a_broker(overrides, says):
+    with pytest.raises((ValueError, TypeError), match=says):
+        _vertical(**overrides)
+
+
+def test_a_leg_quantity_must_be_a_positive_whole_number():
+    with pytest.raises(ValueError, match="positive whole number"):
+        SpreadLeg(CALL_500, "buy_to_open", 0)
