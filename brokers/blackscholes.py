@@ -1,7 +1,11 @@
-"""Black–Scholes prices and greeks in plain floats (math.erf), for the simulator and its tests.
+"""Black–Scholes prices and greeks in plain floats (math.erf): one formula for every layer.
+
+It lives here, in the lowest app, because two layers price options with it: monitoring's simulated
+market (re-exported as `monitoring.marketdata.pricing`) and trades' strategy builder (payoff today
+and net greeks of a spread, `trades.spreads`); imports flow monitoring → trades → brokers.
 
 Floats are right here: these are model values, turned into Decimal prices only once they are
-rounded to a quote. Units follow base.py: theta per calendar day, vega per volatility point.
+rounded to a quote. Units follow the market-data quotes (monitoring/marketdata/base.py): theta per calendar day, vega per volatility point.
 """
 
 from __future__ import annotations
