@@ -5,7 +5,8 @@ market (re-exported as `monitoring.marketdata.pricing`) and trades' strategy bui
 and net greeks of a spread, `trades.spreads`); imports flow monitoring → trades → brokers.
 
 Floats are right here: these are model values, turned into Decimal prices only once they are
-rounded to a quote. Units follow the market-data quotes (monitoring/marketdata/base.py): theta per calendar day, vega per volatility point.
+rounded to a quote. Units follow the market-data quotes (monitoring/marketdata/base.py): theta per
+calendar day, vega per volatility point.
 """
 
 from __future__ import annotations
