@@ -463,7 +463,7 @@ def spread_risk(position: SpreadPosition, model: OptionModel | None = None) -> S
     elif all(leg.side == LONG for leg in position.legs):
         buying_power, rule = max(cost, ZERO), LONG_ONLY
     else:
-        buying_power, rule = max(max_loss, cost), DEFINED_RISK
+        buying_power, rule = max(max_loss, cost, ZERO), DEFINED_RISK  # 0 for prices that cannot lose
     return SpreadRisk(strategy=position.strategy, net_premium=net_premium(position), cost=cost,
                       width=spread_width(position), max_profit=max_profit, max_loss=max_loss,
                       breakevens=breakevens, defined_risk=defined, buying_power=buying_power,
