@@ -158,6 +158,11 @@ def _position_errors(position: SpreadPosition) -> dict[str, list[str]]:
         refuse("legs", "All legs must be on one underlying.")
     seen: set[OptionContract] = set()
     for leg in position.legs:
+        try:
+            leg.contract.symbol  # a contract an OCC symbol can name: a ticker, a call or put, a valid strike
+        except InvalidOptionSymbol as exc:
+            refuse("legs", str(exc))
+            continue
         name = f"{contract_text(leg.contract)} {leg.option_type.lower()}"
         if leg.side not in (LONG, SHORT):
             refuse("legs", f"The {name} must be bought or sold.")

@@ -404,6 +404,8 @@ REFUSALS = [
     (lambda: SpreadPosition((SpreadLeg.of("SPY", CALL, 500, EXPIRY, LONG, ratio=0),)),
      "legs", "The SPY Dec 18, 2026 500 call needs a whole number of contracts per spread, at least 1."),
     (lambda: SpreadPosition(()), "legs", "A position needs at least one leg."),
+    (lambda: SpreadPosition((SpreadLeg.of("SPY", "STOCK", 500, EXPIRY, LONG),)),
+     "legs", "Option type 'STOCK' must be CALL or PUT."),
     (lambda: SpreadLeg.from_symbol("SPY261218X00505000", LONG),
      "legs", "'SPY261218X00505000' is not an OCC option symbol like SPY260116C00570000."),
 ]
