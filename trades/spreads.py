@@ -27,7 +27,7 @@ from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from brokers.blackscholes import DAYS_PER_YEAR, Valuation, black_scholes
-from brokers.occ import InvalidOptionSymbol, OptionContract, exercise_value, parse_symbol
+from brokers.occ import InvalidOptionSymbol, OptionContract, build_symbol, exercise_value, parse_symbol
 from tradeoptions.words import day_text
 
 from .services.errors import InvalidTradeInput
@@ -159,7 +159,8 @@ def _position_errors(position: SpreadPosition) -> dict[str, list[str]]:
     seen: set[OptionContract] = set()
     for leg in position.legs:
         try:
-            leg.contract.symbol  # a contract an OCC symbol can name: a ticker, a call or put, a valid strike
+            # A contract an OCC symbol can name: a ticker, a call or a put, a strike in 0.001 steps.
+            build_symbol(leg.contract.root, leg.expiry, leg.option_type, leg.strike)
         except InvalidOptionSymbol as exc:
             refuse("legs", str(exc))
             continue
@@ -323,6 +324,8 @@ def leg_valuation(leg: SpreadLeg, spot: Decimal, model: OptionModel, at: datetim
         raise InvalidTradeInput({"legs": [
             f"The {contract_text(leg.contract)} {leg.option_type.lower()} has no implied volatility yet; "
             "the payoff today needs one."]})
+    if years > 0 and spot <= 0:
+        raise ValueError("The model needs an underlying price above 0 while a leg still trades.")
     return black_scholes(spot=float(spot), strike=float(leg.strike), years=years, vol=leg.iv or 0.0,
                          rate=model.rate, is_call=leg.option_type == CALL)
 
