@@ -650,9 +650,10 @@ TEMPLATES = {"vertical": vertical, "straddle": straddle, "strangle": strangle, "
              "butterfly": butterfly, "calendar": calendar}
 
 __all__ = [
-    "CALL", "LONG", "PUT", "SHORT", "TEMPLATES", "NetGreeks", "OptionModel", "PayoffPoint", "PayoffSegment",
+    "BREAKEVEN_STEP", "CALL", "DEFINED_RISK", "LONG", "LONG_ONLY", "NOT_DEFINED_RISK", "PUT", "SHORT", "TEMPLATES",
+    "NetGreeks", "OptionModel", "PayoffPoint", "PayoffSegment",
     "SpreadLeg", "SpreadPosition", "SpreadRisk", "butterfly", "calendar", "close_in_new_york", "contract_text",
     "expiry_breakevens", "expiry_payoff", "iron_condor", "is_defined_risk", "leg_valuation", "model_pnl",
     "net_cost", "net_greeks", "net_premium", "payoff_curve", "pnl_at_expiry", "position_priced", "price_grid",
-    "spread_risk", "spread_width", "straddle", "strangle", "vertical",
+    "spread_risk", "spread_width", "straddle", "strangle", "strike_text", "vertical",
 ]
