@@ -67,8 +67,14 @@ def parse_symbol(symbol: str) -> OptionContract:
     return OptionContract(root=match["root"], expiry=expiry, option_type=option_type, strike=strike)
 
 
-def intrinsic_value(option_type: str, strike: Decimal, underlying: Decimal) -> Decimal:
-    """What one share of the contract is worth exercised against `underlying`, to the cent: what an
-    option held to expiry settles at (0 out of the money)."""
+def exercise_value(option_type: str, strike: Decimal, underlying: Decimal) -> Decimal:
+    """What one share of the contract is worth exercised against `underlying`, exactly (0 out of
+    the money): the payoff a spread's expiry math is built from, where a breakeven may fall
+    between cents."""
     value = underlying - strike if option_type == "CALL" else strike - underlying
-    return max(value, Decimal(0)).quantize(CENT)
+    return max(value, Decimal(0))
+
+
+def intrinsic_value(option_type: str, strike: Decimal, underlying: Decimal) -> Decimal:
+    """The exercise value to the cent: what an option held to expiry settles at."""
+    return exercise_value(option_type, strike, underlying).quantize(CENT)
