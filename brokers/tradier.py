@@ -62,6 +62,8 @@ from brokers.base import (
     OrderType,
     Position,
     Quote,
+    SpreadOrderRequest,
+    StockSide,
     StopModifyOutcomeUnknown,
     StopModifyRefused,
 )
@@ -257,6 +259,13 @@ class TradierClient:
         """Entry, then both exits as an OCO once it fills, in one request; tagged with the entry's
         tag. Tradier accepts market entries only as separate orders (legs are limit or stop)."""
         return self._place(_advanced_form("otoco", (entry, sl_leg, tp_leg), entry.tag), entry.tag)
+
+    def place_spread_order(self, request: SpreadOrderRequest) -> Order:
+        """A multileg order (2–4 option legs) or a combo (one stock leg, one or two option legs),
+        all legs at one net price, placed like any other order: tagged, confirmed, found again by
+        its tag when the answer is lost, never sent twice blindly. Whether Tradier ever fills such
+        an order in part is unconfirmed: each leg is read back with its own fill and status."""
+        return self._place(_spread_form(request), request.tag)
 
     def cancel_order(self, order_id: str) -> Order:
         """Cancelling an order that already filled, expired or was cancelled is not an error:
@@ -539,6 +548,23 @@ def _advanced_form(order_class: str, legs: tuple[OrderRequest, ...], tag: str) -
     return form
 
 
+def _spread_form(request: SpreadOrderRequest) -> dict[str, str]:
+    """Tradier's multileg/combo body: one underlying, type and net price; per leg `side[i]` and
+    `quantity[i]`, plus `option_symbol[i]` for an option leg. A combo's stock leg goes first
+    (index 0, `quantity[0]` in shares), as Tradier's combo order expects."""
+    form = {"class": request.order_class, "symbol": request.underlying, "type": request.price_type.value,
+            "duration": request.duration.value, "tag": request.tag}
+    if request.price is not None:
+        form["price"] = format(request.price, "f")
+    legs = sorted(request.legs, key=lambda leg: not leg.is_stock)  # stable: option legs keep their order
+    for index, leg in enumerate(legs):
+        if not leg.is_stock:
+            form[f"option_symbol[{index}]"] = leg.symbol
+        form[f"side[{index}]"] = leg.side.value
+        form[f"quantity[{index}]"] = str(leg.quantity)
+    return form
+
+
 def _leg_fields(request: OrderRequest, suffix: str) -> dict[str, str]:
     fields = {
         f"symbol{suffix}": request.underlying,
@@ -670,7 +696,7 @@ def _order(raw: dict) -> Order:
         tag=raw.get("tag") or None,
         option_symbol=raw.get("option_symbol") or None,
         underlying=raw.get("symbol") or None,
-        side=_enum(OrderSide, raw.get("side")),
+        side=_side(raw),
         order_type=_enum(OrderType, raw.get("type")),
         duration=_enum(OrderDuration, raw.get("duration")),
         quantity=_int(raw.get("quantity")),
@@ -684,6 +710,15 @@ def _order(raw: dict) -> Order:
         updated_at=updated,
         legs=legs,
     )
+
+
+def _side(raw: dict) -> OrderSide | StockSide | None:
+    """An option side, or an equity order's (a combo's stock leg). A multileg or combo parent
+    says `buy` whatever its legs do: its sides are its legs'."""
+    side = _enum(OrderSide, raw.get("side"))
+    if side is None and raw.get("class") == "equity":
+        side = _enum(StockSide, raw.get("side"))
+    return side
 
 
 def _newest(order: Order) -> tuple:
