@@ -29,10 +29,11 @@ What this client adds to a plain HTTP wrapper, and why:
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
@@ -79,6 +80,7 @@ _STATUSES = {status.value: status for status in OrderStatus} | {
     "accepted_for_bidding": OrderStatus.OPEN,
     "held": OrderStatus.OPEN,
 }
+_SPREAD_CLASSES = ("multileg", "combo")
 _LIVE_OR_FILLED = frozenset({OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED})
 _QUOTE_CHUNK = 50  # symbols per quotes request, to keep URLs short
 _MAX_ORDER_PAGES = 50
@@ -689,7 +691,7 @@ def _order(raw: dict) -> Order:
     updated = _iso(raw.get("transaction_date"))
     # avg_fill_price is 0.0 while submitting and null while working: a price only once something filled.
     fill = Fill(quantity=filled, price=average, at=updated) if filled > 0 and average else None
-    return Order(
+    order = Order(
         id=str(raw.get("id")),
         status=_status(raw.get("status")),
         order_class=str(raw.get("class") or ""),
@@ -710,6 +712,29 @@ def _order(raw: dict) -> Order:
         updated_at=updated,
         legs=legs,
     )
+    return _spread_parent(order) if order.order_class in _SPREAD_CLASSES and legs else order
+
+
+def _spread_parent(order: Order) -> Order:
+    """A spread's own quantity and fill, read from its legs: Tradier documents none for the parent
+    (its examples say quantity 1 and side `buy` whatever the legs), so they come from what each
+    leg says it filled. `quantity` is whole units of the spread (the legs' quantities over their
+    greatest common divisor), `filled_quantity` the units every leg has filled, and the fill's
+    price the net per share of one unit, debit positive and credit negative, as the local paper
+    broker reports it. Legs filled unevenly (should Tradier ever leg a spread) count only their
+    whole units here; each leg still says what it filled."""
+    units = math.gcd(*(leg.quantity or 0 for leg in order.legs))
+    if not units:
+        return order
+    filled = min(leg.filled_quantity // (leg.quantity // units) for leg in order.legs)
+    fill = None
+    if filled and all(leg.fill is not None for leg in order.legs):
+        paid = sum((leg.fill.price if leg.side and leg.side.value.startswith("buy") else -leg.fill.price)
+                   * (leg.quantity // units) * (100 if leg.option_symbol else 1) for leg in order.legs)
+        times = [leg.fill.at for leg in order.legs if leg.fill.at is not None]
+        fill = Fill(quantity=filled, price=paid / 100, at=max(times, default=order.updated_at))
+    remaining = units - filled if order.status.is_working else 0
+    return replace(order, quantity=units, filled_quantity=filled, remaining_quantity=remaining, fill=fill)
 
 
 def _side(raw: dict) -> OrderSide | StockSide | None:

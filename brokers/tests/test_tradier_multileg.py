@@ -117,6 +117,15 @@ TEMPLATES = {
 }
 
 
+# Each template's units (the legs' quantities over their greatest common divisor) and its natural
+# net per share of one unit, paid (positive) or received (negative), from BOOKS.
+FILLED_AT = {
+    "vertical debit": (2, "1.20"), "vertical credit": (1, "-0.60"), "straddle": (1, "4.50"),
+    "strangle": (1, "2.40"), "iron condor": (1, "-1.10"), "butterfly 1x2x1": (1, "1.30"), "calendar": (1, "1.20"),
+    "covered call": (1, "499.10"),
+}
+
+
 def template(name, **kwargs):
     legs, price_type, price, _ = TEMPLATES[name]
     return spread(legs, price_type, price, **kwargs)
@@ -138,10 +147,12 @@ def post_forms(fake):
 # --- Every template: the body, the parse, the fill ----------------------------------------------
 
 
+@pytest.mark.parametrize("parent_fills", ["net", "none"])
 @pytest.mark.parametrize("name", list(TEMPLATES))
 def test_each_template_is_sent_as_documented_and_fills_every_leg_at_its_natural_side(
-    name, tradier, fake_tradier, books
+    name, parent_fills, tradier, fake_tradier, books
 ):
+    fake_tradier.spread_parent_fills = parent_fills  # what the parent says of itself does not matter
     legs, price_type, price, body = TEMPLATES[name]
     request = spread(legs, price_type, price)
 
@@ -153,6 +164,9 @@ def test_each_template_is_sent_as_documented_and_fills_every_leg_at_its_natural_
     assert order.status == OrderStatus.FILLED
     assert order.limit_price == (None if price is None else Decimal(price))  # the net; a market order has none
     assert order.side is None  # Tradier's parent says "buy" whatever the legs do
+    units, net = FILLED_AT[name]
+    assert (order.quantity, order.filled_quantity, order.remaining_quantity) == (units, units, 0)
+    assert (order.fill.quantity, order.fill.price) == (units, Decimal(net))
     sent = sorted(legs, key=lambda leg: isinstance(leg[1], OrderSide))  # the stock leg first, as sent
     assert len(order.legs) == len(sent)
     for leg, (symbol, side, quantity) in zip(order.legs, sent, strict=True):
@@ -359,8 +373,8 @@ def test_a_spread_placement_spends_one_trading_request_like_any_placement(tradie
 def test_atomic_fills_wait_for_books_deep_enough_for_every_unit(tradier, fake_tradier, books):
     fake_tradier.set_quote(C510, "1.00", "1.10", size=3)
     order = tradier.place_spread_order(spread([(C500, BTO, 5), (C510, STO, 5)], SpreadPriceType.DEBIT, "1.25"))
-    assert order.status == OrderStatus.OPEN and order.filled_quantity == 0
-    assert all(leg.filled_quantity == 0 for leg in order.legs)
+    assert order.status == OrderStatus.OPEN and order.filled_quantity == 0 and order.fill is None
+    assert order.remaining_quantity == 5 and all(leg.filled_quantity == 0 for leg in order.legs)
 
 
 def test_a_spread_filled_in_whole_units_reports_them_and_its_remainder_cancels(tradier, fake_tradier, books):
@@ -369,7 +383,8 @@ def test_a_spread_filled_in_whole_units_reports_them_and_its_remainder_cancels(t
     order = tradier.place_spread_order(spread([(C500, BTO, 5), (C510, STO, 5)], SpreadPriceType.DEBIT, "1.25"))
 
     assert order.status == OrderStatus.PARTIALLY_FILLED
-    assert (order.quantity, order.filled_quantity) == (5, 3)
+    assert (order.quantity, order.filled_quantity, order.remaining_quantity) == (5, 3, 2)
+    assert (order.fill.quantity, order.fill.price) == (3, Decimal("1.20"))
     assert [(leg.status, leg.filled_quantity, leg.fill.price) for leg in order.legs] == [
         (OrderStatus.PARTIALLY_FILLED, 3, Decimal("2.2")), (OrderStatus.PARTIALLY_FILLED, 3, Decimal("1.0"))]
 
@@ -385,6 +400,7 @@ def test_a_spread_filled_leg_by_leg_is_reported_leg_by_leg(tradier, fake_tradier
     order = tradier.place_spread_order(spread([(C500, BTO, 5), (C510, STO, 5)], SpreadPriceType.DEBIT, "1.25"))
 
     assert order.status == OrderStatus.PARTIALLY_FILLED and order.filled_quantity == 3  # whole units only
+    assert order.fill.quantity == 3 and order.remaining_quantity == 2
     assert [(leg.status, leg.filled_quantity) for leg in order.legs] == [
         (OrderStatus.FILLED, 5), (OrderStatus.PARTIALLY_FILLED, 3)]
     assert {p.symbol: p.quantity for p in tradier.get_positions()} == {C500: 5, C510: -3}

@@ -46,7 +46,8 @@ vertical is 10 units of 1×1, a 1×2×1 butterfly one unit); `price` is the net 
 unit. All legs fill together at their natural sides (buys at the ask, sells at the bid, a stock
 leg's quote is the ticker's) once that net crosses the limit: a debit when it costs at most
 `price`, a credit when it brings at least `price`, even when it costs nothing, market at once.
-Two UNCONFIRMED points are switches: `spread_fills` ("atomic": all or nothing; "partial": whole
+Three UNCONFIRMED points are switches: `spread_parent_fills` (what the parent says it filled),
+`spread_fills` ("atomic": all or nothing; "partial": whole
 units as the books' sizes allow; "legged": each leg as its own book allows, a broken spread), and
 `spread_refusal` for a downstream refusal (buying power, closing more than is held): "errors_200"
 answers the POST with a 200 carrying `errors`, "rejected" accepts it and shows it `rejected` with
@@ -275,6 +276,9 @@ class FakeTradier:
         self.spread_fills = "atomic"  # "atomic" | "partial" (whole units) | "legged" (each leg alone)
         # How a downstream refusal of a spread comes back: both are documented at some point.
         self.spread_refusal = "errors_200"  # "errors_200" at the POST | "rejected" on a later look
+        # What a spread's parent says of its own fills is undocumented: "net" (whole units, their
+        # net per share), or "none" (quantity 1, nothing filled, like the examples' bare parent).
+        self.spread_parent_fills = "net"
         self._faults: list[Fault] = []
         self._ids = iter(range(100_001, 10**9))
         self._server: ThreadingHTTPServer | None = None
@@ -1090,6 +1094,9 @@ class FakeTradier:
             if order.is_spread:
                 body.update(num_legs=len(order.legs), strategy=_strategy(order),
                             leg=[self._order_json(leg, False) for leg in order.legs])
+                if self.spread_parent_fills == "none":
+                    body.update(quantity=_qty(1), avg_fill_price=0.0, exec_quantity=_qty(0), last_fill_price=0.0,
+                                last_fill_quantity=_qty(0), remaining_quantity=_qty(0))
             if order.price is not None:  # a market order has no price key at all
                 body["price"] = _price(order.price)
             if order.stop is not None:  # `stop` in requests, `stop_price` in responses
