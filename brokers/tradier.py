@@ -19,6 +19,9 @@ What this client adds to a plain HTTP wrapper, and why:
   of the account's modification budget. Whether Tradier lets a leg of a working OCO be modified,
   and whether the order keeps its id, are unconfirmed: a refusal raises `StopModifyRefused` (the
   caller cancels and replaces instead), and the answer's id, read back, is the one returned.
+* Spreads (`place_spread_order`: `class=multileg`, or `combo` with a stock leg) go through the
+  same placement. The parent's own fill fields are undocumented for spreads, so its units and
+  net fill are read from its legs; each leg keeps its own side, fill and status (docs/spreads.md).
 * 403 is not 401: a refused token (`BrokerAuthError`) wants a new one; a forbidden request
   (`BrokerForbidden`) wants the account fixed at Tradier, and is never retried either.
 * The token lives only in the session's headers; it is never logged, never put in an exception
