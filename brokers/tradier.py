@@ -726,9 +726,9 @@ def _spread_parent(order: Order) -> Order:
     price the net per share of one unit, debit positive and credit negative, as the local paper
     broker reports it. Legs filled unevenly (should Tradier ever leg a spread) count only their
     whole units here; each leg still says what it filled."""
-    units = math.gcd(*(leg.quantity or 0 for leg in order.legs))
-    if not units:
-        return order
+    if not all(leg.quantity for leg in order.legs):
+        return order  # a leg without its quantity: nothing sound to work out, Tradier's word stands
+    units = math.gcd(*(leg.quantity for leg in order.legs))
     filled = min(leg.filled_quantity // (leg.quantity // units) for leg in order.legs)
     fill = None
     if filled and all(leg.fill is not None for leg in order.legs):

@@ -242,6 +242,19 @@ def test_cancelling_a_filled_spread_says_it_filled(tradier, fake_tradier, books)
     assert tradier.cancel_order(order.id).status == OrderStatus.FILLED
 
 
+def test_a_day_spread_still_working_at_the_close_expires_with_its_legs_and_a_gtc_one_carries_on(
+    tradier, fake_tradier, books
+):
+    day = tradier.place_spread_order(spread([(C500, BTO, 1), (C510, STO, 1)], SpreadPriceType.DEBIT, "0.50"))
+    gtc = tradier.place_spread_order(spread([(C500, BTO, 1), (C510, STO, 1)], SpreadPriceType.DEBIT, "0.50",
+                                            tag="to-10-entry", duration=OrderDuration.GTC))
+    fake_tradier.end_of_day()
+
+    expired = tradier.get_order(day.id)
+    assert expired.status == OrderStatus.EXPIRED and {leg.status for leg in expired.legs} == {OrderStatus.EXPIRED}
+    assert tradier.get_order(gtc.id).status == OrderStatus.OPEN
+
+
 # --- Refusals -------------------------------------------------------------------------------------
 
 
