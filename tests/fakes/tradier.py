@@ -46,9 +46,9 @@ vertical is 10 units of 1×1, a 1×2×1 butterfly one unit); `price` is the net 
 unit. All legs fill together at their natural sides (buys at the ask, sells at the bid, a stock
 leg's quote is the ticker's) once that net crosses the limit: a debit when it costs at most
 `price`, a credit when it brings at least `price`, even when it costs nothing, market at once.
-Three UNCONFIRMED points are switches: `spread_parent_fills` (what the parent says it filled),
-`spread_fills` ("atomic": all or nothing; "partial": whole
-units as the books' sizes allow; "legged": each leg as its own book allows, a broken spread), and
+Three UNCONFIRMED points are switches: `spread_parent_fills` (what the parent says it filled:
+"net", or "none" at all), `spread_fills` ("atomic": all or nothing; "partial": whole units as the
+books' sizes allow; "legged": each leg as its own book allows, a broken spread), and
 `spread_refusal` for a downstream refusal (buying power, closing more than is held): "errors_200"
 answers the POST with a 200 carrying `errors`, "rejected" accepts it and shows it `rejected` with
 its `reason_description` on a later look.
