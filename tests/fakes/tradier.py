@@ -707,23 +707,34 @@ class FakeTradier:
             self._match(leg)
 
     def _check(self, account: FakeAccount, leg: FakeOrder, *, exclude: FakeOrder) -> str | None:
-        held = account.positions.get(leg.option_symbol)
-        held_quantity = held.quantity if held else 0
+        held_quantity = self._held(account, leg)
         if leg.side == "buy_to_open":
             if self._cost(leg) > self._buying_power(account, exclude=exclude):
                 return NOT_ENOUGH_BUYING_POWER
         elif leg.side == "sell_to_close":
-            if held_quantity < leg.quantity:
-                return f"Sell to close of {leg.quantity} exceeds the {max(held_quantity, 0)} held"
+            if reason := self._closing_refused(account, leg):
+                return reason
             free = held_quantity - self._committed(account, leg.option_symbol, exclude=exclude)
             if self.refuse_overcommitted_sells and free < leg.quantity:
                 return (f"Sell to close of {leg.quantity} exceeds the {max(free, 0)} held and not already "
                         "committed to working orders")
         elif leg.side == "buy_to_close":
-            if -held_quantity < leg.quantity:
-                return f"Buy to close of {leg.quantity} exceeds the {max(-held_quantity, 0)} short"
+            return self._closing_refused(account, leg)
         elif leg.side == "sell_to_open":
             return "Account is not approved for uncovered option writing"
+        return None
+
+    def _held(self, account: FakeAccount, leg: FakeOrder) -> int:
+        held = account.positions.get(leg.instrument)
+        return held.quantity if held else 0
+
+    def _closing_refused(self, account: FakeAccount, leg: FakeOrder) -> str | None:
+        """A closing order (or a combo's stock sale, or its cover) for more than is held."""
+        held_quantity = self._held(account, leg)
+        if leg.side in ("sell_to_close", "sell") and held_quantity < leg.quantity:
+            return f"Sell to close of {leg.quantity} exceeds the {max(held_quantity, 0)} held"
+        if leg.side in ("buy_to_close", "buy_to_cover") and -held_quantity < leg.quantity:
+            return f"Buy to close of {leg.quantity} exceeds the {max(-held_quantity, 0)} short"
         return None
 
     def _committed(self, account: FakeAccount, symbol: str, *, exclude: FakeOrder) -> int:
@@ -907,12 +918,8 @@ class FakeTradier:
         """The back office's word on a spread: closing legs need what they close; a debit needs
         the buying power for it (credit spreads' margin is not modelled)."""
         for leg in order.legs:
-            held = account.positions.get(leg.instrument)
-            held_quantity = held.quantity if held else 0
-            if leg.side in ("sell_to_close", "sell") and held_quantity < leg.quantity:
-                return f"Sell to close of {leg.quantity} {leg.instrument} exceeds the {max(held_quantity, 0)} held"
-            if leg.side in ("buy_to_close", "buy_to_cover") and -held_quantity < leg.quantity:
-                return f"Buy to close of {leg.quantity} {leg.instrument} exceeds the {max(-held_quantity, 0)} short"
+            if reason := self._closing_refused(account, leg):
+                return reason
         if self._spread_debit(order) * order.remaining * 100 > self._buying_power(account, exclude=order):
             return NOT_ENOUGH_BUYING_POWER
         return None
