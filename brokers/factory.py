@@ -10,7 +10,16 @@ from typing import Protocol
 
 from django.conf import settings
 
-from .base import BrokerAuthError, BrokerError, BrokerProvider, Order, OrderRejected, OrderRequest, is_live_tag
+from .base import (
+    BrokerAuthError,
+    BrokerError,
+    BrokerProvider,
+    Order,
+    OrderRejected,
+    OrderRequest,
+    SpreadOrderRequest,
+    is_live_tag,
+)
 from .market import Market
 from .models import BrokerMode
 from .paper import FillRules, LocalPaperBroker
@@ -95,14 +104,25 @@ class LiveBroker:
         return getattr(self._inner, name)
 
     def place_order(self, request: OrderRequest) -> Order:
-        return self._send("place_order", [request], lambda: self._inner.place_order(request))
+        return self._send("place_order", [request], _described([request]), lambda: self._inner.place_order(request))
 
     def place_oco_order(self, sl_leg: OrderRequest, tp_leg: OrderRequest) -> Order:
-        return self._send("place_oco_order", [sl_leg, tp_leg], lambda: self._inner.place_oco_order(sl_leg, tp_leg))
+        return self._send("place_oco_order", [sl_leg, tp_leg], _described([sl_leg, tp_leg]),
+                          lambda: self._inner.place_oco_order(sl_leg, tp_leg))
 
     def place_otoco_order(self, entry: OrderRequest, sl_leg: OrderRequest, tp_leg: OrderRequest) -> Order:
-        return self._send("place_otoco_order", [entry, sl_leg, tp_leg],
+        return self._send("place_otoco_order", [entry, sl_leg, tp_leg], _described([entry, sl_leg, tp_leg]),
                           lambda: self._inner.place_otoco_order(entry, sl_leg, tp_leg))
+
+    def place_spread_order(self, request: SpreadOrderRequest) -> Order:
+        """Guarded like every placement: without it, `__getattr__` would hand the call straight
+        to the client, unlogged and with no `live-` tag check."""
+        legs = ", ".join(f"{leg.side.value} {leg.quantity} {leg.symbol}" for leg in request.legs)
+        price = f" {request.price}" if request.price is not None else ""
+        described = (f"{request.order_class} {request.price_type.value}{price} {request.underlying}: {legs} "
+                     f"({request.tag})")
+        return self._send("place_spread_order", [request], described,
+                          lambda: self._inner.place_spread_order(request))
 
     def cancel_order(self, order_id: str) -> Order:
         live_log.warning("LIVE cancel of order %s", order_id, extra={"live": True, "order_id": order_id})
@@ -129,12 +149,10 @@ class LiveBroker:
                          order.stop_price, extra={"live": True, "order_id": order.id, "tag": order.tag})
         return order
 
-    def _send(self, call: str, requests: list[OrderRequest], send) -> Order:
+    def _send(self, call: str, requests: list[OrderRequest | SpreadOrderRequest], described: str, send) -> Order:
         head = requests[0]
         if not all(is_live_tag(request.tag) for request in requests):
             raise LiveOrderUntagged(f"refused to send {head.tag} to the live broker: live orders are tagged live-")
-        described = ", ".join(f"{r.side.value} {r.quantity} {r.option_symbol} {r.order_type.value} ({r.tag})"
-                              for r in requests)
         live_log.warning("LIVE %s: %s", call, described, extra={"live": True, "tag": head.tag})
         try:
             order = send()
@@ -150,3 +168,7 @@ class LiveBroker:
         """The broker's message without the account number (Tradier's request paths carry it)."""
         text = str(error)
         return text.replace(self._account_id, "<account>") if self._account_id else text
+
+
+def _described(requests: list[OrderRequest]) -> str:
+    return ", ".join(f"{r.side.value} {r.quantity} {r.option_symbol} {r.order_type.value} ({r.tag})" for r in requests)

@@ -19,6 +19,9 @@ What this client adds to a plain HTTP wrapper, and why:
   of the account's modification budget. Whether Tradier lets a leg of a working OCO be modified,
   and whether the order keeps its id, are unconfirmed: a refusal raises `StopModifyRefused` (the
   caller cancels and replaces instead), and the answer's id, read back, is the one returned.
+* Spreads (`place_spread_order`: `class=multileg`, or `combo` with a stock leg) go through the
+  same placement. The parent's own fill fields are undocumented for spreads, so its units and
+  net fill are read from its legs; each leg keeps its own side, fill and status (docs/spreads.md).
 * 403 is not 401: a refused token (`BrokerAuthError`) wants a new one; a forbidden request
   (`BrokerForbidden`) wants the account fixed at Tradier, and is never retried either.
 * The token lives only in the session's headers; it is never logged, never put in an exception
@@ -29,10 +32,11 @@ What this client adds to a plain HTTP wrapper, and why:
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
@@ -62,6 +66,8 @@ from brokers.base import (
     OrderType,
     Position,
     Quote,
+    SpreadOrderRequest,
+    StockSide,
     StopModifyOutcomeUnknown,
     StopModifyRefused,
 )
@@ -77,6 +83,7 @@ _STATUSES = {status.value: status for status in OrderStatus} | {
     "accepted_for_bidding": OrderStatus.OPEN,
     "held": OrderStatus.OPEN,
 }
+_SPREAD_CLASSES = ("multileg", "combo")
 _LIVE_OR_FILLED = frozenset({OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED})
 _QUOTE_CHUNK = 50  # symbols per quotes request, to keep URLs short
 _MAX_ORDER_PAGES = 50
@@ -257,6 +264,13 @@ class TradierClient:
         """Entry, then both exits as an OCO once it fills, in one request; tagged with the entry's
         tag. Tradier accepts market entries only as separate orders (legs are limit or stop)."""
         return self._place(_advanced_form("otoco", (entry, sl_leg, tp_leg), entry.tag), entry.tag)
+
+    def place_spread_order(self, request: SpreadOrderRequest) -> Order:
+        """A multileg order (2–4 option legs) or a combo (one stock leg, one or two option legs),
+        all legs at one net price, placed like any other order: tagged, confirmed, found again by
+        its tag when the answer is lost, never sent twice blindly. Whether Tradier ever fills such
+        an order in part is unconfirmed: each leg is read back with its own fill and status."""
+        return self._place(_spread_form(request), request.tag)
 
     def cancel_order(self, order_id: str) -> Order:
         """Cancelling an order that already filled, expired or was cancelled is not an error:
@@ -539,6 +553,23 @@ def _advanced_form(order_class: str, legs: tuple[OrderRequest, ...], tag: str) -
     return form
 
 
+def _spread_form(request: SpreadOrderRequest) -> dict[str, str]:
+    """Tradier's multileg/combo body: one underlying, type and net price; per leg `side[i]` and
+    `quantity[i]`, plus `option_symbol[i]` for an option leg. A combo's stock leg goes first
+    (index 0, `quantity[0]` in shares), as Tradier's combo order expects."""
+    form = {"class": request.order_class, "symbol": request.underlying, "type": request.price_type.value,
+            "duration": request.duration.value, "tag": request.tag}
+    if request.price is not None:
+        form["price"] = format(request.price, "f")
+    legs = sorted(request.legs, key=lambda leg: not leg.is_stock)  # stable: option legs keep their order
+    for index, leg in enumerate(legs):
+        if not leg.is_stock:
+            form[f"option_symbol[{index}]"] = leg.symbol
+        form[f"side[{index}]"] = leg.side.value
+        form[f"quantity[{index}]"] = str(leg.quantity)
+    return form
+
+
 def _leg_fields(request: OrderRequest, suffix: str) -> dict[str, str]:
     fields = {
         f"symbol{suffix}": request.underlying,
@@ -663,14 +694,14 @@ def _order(raw: dict) -> Order:
     updated = _iso(raw.get("transaction_date"))
     # avg_fill_price is 0.0 while submitting and null while working: a price only once something filled.
     fill = Fill(quantity=filled, price=average, at=updated) if filled > 0 and average else None
-    return Order(
+    order = Order(
         id=str(raw.get("id")),
         status=_status(raw.get("status")),
         order_class=str(raw.get("class") or ""),
         tag=raw.get("tag") or None,
         option_symbol=raw.get("option_symbol") or None,
         underlying=raw.get("symbol") or None,
-        side=_enum(OrderSide, raw.get("side")),
+        side=_side(raw),
         order_type=_enum(OrderType, raw.get("type")),
         duration=_enum(OrderDuration, raw.get("duration")),
         quantity=_int(raw.get("quantity")),
@@ -684,6 +715,38 @@ def _order(raw: dict) -> Order:
         updated_at=updated,
         legs=legs,
     )
+    return _spread_parent(order) if order.order_class in _SPREAD_CLASSES and legs else order
+
+
+def _spread_parent(order: Order) -> Order:
+    """A spread's own quantity and fill, read from its legs: Tradier documents none for the parent
+    (its examples say quantity 1 and side `buy` whatever the legs), so they come from what each
+    leg says it filled. `quantity` is whole units of the spread (the legs' quantities over their
+    greatest common divisor), `filled_quantity` the units every leg has filled, and the fill's
+    price the net per share of one unit, debit positive and credit negative, as the local paper
+    broker reports it. Legs filled unevenly (should Tradier ever leg a spread) count only their
+    whole units here; each leg still says what it filled."""
+    if not all(leg.quantity for leg in order.legs):
+        return order  # a leg without its quantity: nothing sound to work out, Tradier's word stands
+    units = math.gcd(*(leg.quantity for leg in order.legs))
+    filled = min(leg.filled_quantity // (leg.quantity // units) for leg in order.legs)
+    fill = None
+    if filled and all(leg.fill is not None for leg in order.legs):
+        paid = sum((leg.fill.price if leg.side and leg.side.value.startswith("buy") else -leg.fill.price)
+                   * (leg.quantity // units) * (100 if leg.option_symbol else 1) for leg in order.legs)
+        times = [leg.fill.at for leg in order.legs if leg.fill.at is not None]
+        fill = Fill(quantity=filled, price=paid / 100, at=max(times, default=order.updated_at))
+    remaining = units - filled if order.status.is_working else 0
+    return replace(order, quantity=units, filled_quantity=filled, remaining_quantity=remaining, fill=fill)
+
+
+def _side(raw: dict) -> OrderSide | StockSide | None:
+    """An option side, or an equity order's (a combo's stock leg). A multileg or combo parent
+    says `buy` whatever its legs do: its sides are its legs'."""
+    side = _enum(OrderSide, raw.get("side"))
+    if side is None and raw.get("class") == "equity":
+        side = _enum(StockSide, raw.get("side"))
+    return side
 
 
 def _newest(order: Order) -> tuple:

@@ -38,11 +38,26 @@ expirations (the dates of the option quotes set, `{"expirations": null}` for non
 is JSON null). `set_quote_fields` overrides any field of a symbol's quote (nulls, an index's
 `type`, greeks); `add_bars` stores the bars the two history endpoints serve. `add_token`
 registers a token that has no account, as a read-only market-data token does.
+
+Spread orders: `class=multileg` (2–4 option legs) and `class=combo` (leg 0 stock, then 1–2 option
+legs), `type` market/debit/credit/even, validated as Tradier documents them (a 400 otherwise).
+One unit of a spread is its legs' quantities over their greatest common divisor (a 10-lot
+vertical is 10 units of 1×1, a 1×2×1 butterfly one unit); `price` is the net per share of one
+unit. All legs fill together at their natural sides (buys at the ask, sells at the bid, a stock
+leg's quote is the ticker's) once that net crosses the limit: a debit when it costs at most
+`price`, a credit when it brings at least `price`, even when it costs nothing, market at once.
+Three UNCONFIRMED points are switches: `spread_parent_fills` (what the parent says it filled:
+"net", or "none" at all), `spread_fills` ("atomic": all or nothing; "partial": whole units as the
+books' sizes allow; "legged": each leg as its own book allows, a broken spread), and
+`spread_refusal` for a downstream refusal (buying power, closing more than is held): "errors_200"
+answers the POST with a 200 carrying `errors`, "rejected" accepts it and shows it `rejected` with
+its `reason_description` on a later look.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -62,6 +77,11 @@ LIVE = "live"
 OPTION_SIDES = ("buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close")
 ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
 BRACKET_TYPES = ("limit", "stop", "stop_limit")
+SPREAD_CLASSES = ("multileg", "combo")
+SPREAD_TYPES = ("market", "debit", "credit", "even")
+EQUITY_SIDES = ("buy", "buy_to_cover", "sell", "sell_short")
+SPREAD_LEG_KEY = re.compile(r"^(?:option_symbol|side|quantity)\[(\d+)\]$")
+UNLIMITED = 10**9
 DURATIONS = ("day", "gtc", "pre", "post")
 WORKING = ("pending", "open", "partially_filled")
 FINAL = ("filled", "expired", "canceled", "rejected", "error")
@@ -138,7 +158,7 @@ class FakeAccount:
 class FakeOrder:
     id: int
     account_id: str
-    order_class: str  # option | oco | otoco
+    order_class: str  # option | oco | otoco | multileg | combo; a spread's legs: option | equity
     duration: str
     tag: str | None = None
     status: str = "pending"
@@ -170,6 +190,20 @@ class FakeOrder:
     @property
     def remaining(self) -> int:
         return self.quantity - self.exec_quantity
+
+    @property
+    def instrument(self) -> str:
+        """What the order trades: the contract, or for a combo's stock leg the ticker."""
+        return self.option_symbol or self.symbol
+
+    @property
+    def is_spread(self) -> bool:
+        return self.order_class in SPREAD_CLASSES
+
+    @property
+    def ratio(self) -> int:
+        """A spread leg's quantity in one unit of its spread."""
+        return self.quantity // self.parent.quantity
 
 
 @dataclass
@@ -238,6 +272,13 @@ class FakeTradier:
         # Whether a modification keeps the order's id is UNCONFIRMED: with True the order is
         # replaced, the old one `canceled`, and the answer carries the new one's id.
         self.modify_gives_new_id = False
+        # Spread orders (module docstring): whether Tradier ever fills one in part is UNCONFIRMED.
+        self.spread_fills = "atomic"  # "atomic" | "partial" (whole units) | "legged" (each leg alone)
+        # How a downstream refusal of a spread comes back: both are documented at some point.
+        self.spread_refusal = "errors_200"  # "errors_200" at the POST | "rejected" on a later look
+        # What a spread's parent says of its own fills is undocumented: "net" (whole units, their
+        # net per share), or "none" (quantity 1, nothing filled, like the examples' bare parent).
+        self.spread_parent_fills = "net"
         self._faults: list[Fault] = []
         self._ids = iter(range(100_001, 10**9))
         self._server: ThreadingHTTPServer | None = None
@@ -542,6 +583,11 @@ class FakeTradier:
             order.tag = tag
         elif order_class in ("oco", "otoco"):
             order = self._advanced(account, order_class, form, tag)
+        elif order_class in SPREAD_CLASSES:
+            order = self._spread(account, order_class, form, tag)
+            reason = self._spread_refused(account, order) if self.spread_refusal == "errors_200" else None
+            if reason:
+                raise _Rejection([reason], 200)  # a downstream refusal: Tradier's 200 carrying `errors`
         else:
             raise _Rejection([f"Invalid parameter, class: {order_class} is not supported here"])
         self._register(order)
@@ -641,10 +687,13 @@ class FakeTradier:
 
     def _settle(self, order: FakeOrder) -> None:
         account = self.accounts[order.account_id]
-        first = order.legs[0] if order.legs else order
-        reason = self._check(account, first, exclude=order)
-        if reason is None and order.order_class == "oco":
-            reason = self._check(account, order.legs[1], exclude=order)
+        if order.is_spread:
+            reason = self._spread_refused(account, order) if self.spread_refusal == "rejected" else None
+        else:
+            first = order.legs[0] if order.legs else order
+            reason = self._check(account, first, exclude=order)
+            if reason is None and order.order_class == "oco":
+                reason = self._check(account, order.legs[1], exclude=order)
         now = _now()
         if reason:
             for node in [order, *order.legs]:
@@ -652,27 +701,40 @@ class FakeTradier:
             return
         for node in [order, *order.legs]:
             node.status, node.updated = ("open" if node.active else "pending"), now
+        if order.is_spread:
+            return self._match_spread(order)
         for leg in order.legs or [order]:
             self._match(leg)
 
     def _check(self, account: FakeAccount, leg: FakeOrder, *, exclude: FakeOrder) -> str | None:
-        held = account.positions.get(leg.option_symbol)
-        held_quantity = held.quantity if held else 0
+        held_quantity = self._held(account, leg)
         if leg.side == "buy_to_open":
             if self._cost(leg) > self._buying_power(account, exclude=exclude):
                 return NOT_ENOUGH_BUYING_POWER
         elif leg.side == "sell_to_close":
-            if held_quantity < leg.quantity:
-                return f"Sell to close of {leg.quantity} exceeds the {max(held_quantity, 0)} held"
+            if reason := self._closing_refused(account, leg):
+                return reason
             free = held_quantity - self._committed(account, leg.option_symbol, exclude=exclude)
             if self.refuse_overcommitted_sells and free < leg.quantity:
                 return (f"Sell to close of {leg.quantity} exceeds the {max(free, 0)} held and not already "
                         "committed to working orders")
         elif leg.side == "buy_to_close":
-            if -held_quantity < leg.quantity:
-                return f"Buy to close of {leg.quantity} exceeds the {max(-held_quantity, 0)} short"
+            return self._closing_refused(account, leg)
         elif leg.side == "sell_to_open":
             return "Account is not approved for uncovered option writing"
+        return None
+
+    def _held(self, account: FakeAccount, leg: FakeOrder) -> int:
+        held = account.positions.get(leg.instrument)
+        return held.quantity if held else 0
+
+    def _closing_refused(self, account: FakeAccount, leg: FakeOrder) -> str | None:
+        """A closing order (or a combo's stock sale, or its cover) for more than is held."""
+        held_quantity = self._held(account, leg)
+        if leg.side in ("sell_to_close", "sell") and held_quantity < leg.quantity:
+            return f"Sell to close of {leg.quantity} exceeds the {max(held_quantity, 0)} held"
+        if leg.side in ("buy_to_close", "buy_to_cover") and -held_quantity < leg.quantity:
+            return f"Buy to close of {leg.quantity} exceeds the {max(-held_quantity, 0)} short"
         return None
 
     def _committed(self, account: FakeAccount, symbol: str, *, exclude: FakeOrder) -> int:
@@ -695,6 +757,11 @@ class FakeTradier:
         reserved = Decimal(0)
         for order in self.orders.values():
             top = order.parent or order
+            if top.is_spread:
+                if (order is top and top is not exclude and order.account_id == account.account_id
+                        and order.status in ("open", "partially_filled")):
+                    reserved += self._spread_debit(order) * order.remaining * 100
+                continue
             if (order.account_id == account.account_id and not order.legs and top is not exclude
                     and top.status != "pending" and order.status in WORKING and order.active
                     and order.side == "buy_to_open"):
@@ -703,12 +770,17 @@ class FakeTradier:
 
     def _match_symbol(self, symbol: str) -> None:
         for order in list(self.orders.values()):
-            if not order.legs and order.option_symbol == symbol:
+            if order.is_spread:
+                if any(leg.instrument == symbol for leg in order.legs):
+                    self._match_spread(order)
+            elif not order.legs and order.option_symbol == symbol and not (order.parent and order.parent.is_spread):
                 self._match(order)
 
     def _match(self, leg: FakeOrder) -> None:
-        quote = self.quotes.get(leg.option_symbol)
         top = leg.parent or leg
+        if top.is_spread:
+            return self._match_spread(top)  # a spread's legs fill together, never alone
+        quote = self.quotes.get(leg.option_symbol)
         if quote is None or not leg.active or leg.status not in ("open", "partially_filled") or top.status == "pending":
             return
         book = quote.ask if leg.is_buy else quote.bid
@@ -725,33 +797,7 @@ class FakeTradier:
         self._execute(leg, book, min(leg.remaining, quote.size) if quote.size else leg.remaining)
 
     def _execute(self, leg: FakeOrder, price: Decimal, quantity: int) -> None:
-        account = self.accounts[leg.account_id]
-        now = _now()
-        previous = (leg.avg_fill_price or Decimal(0)) * leg.exec_quantity
-        leg.exec_quantity += quantity
-        leg.avg_fill_price = (previous + price * quantity) / leg.exec_quantity
-        leg.last_fill_price, leg.last_fill_quantity, leg.updated = price, quantity, now
-        leg.status = "filled" if leg.remaining == 0 else "partially_filled"
-        notional = price * quantity * 100
-        held = account.positions.get(leg.option_symbol)
-        signed = quantity if leg.is_buy else -quantity
-        account.cash += -notional if leg.is_buy else notional
-        if held is None:
-            account.positions[leg.option_symbol] = FakePosition(
-                id=next(self._ids), symbol=leg.option_symbol, quantity=signed,
-                cost_basis=notional if leg.is_buy else -notional, acquired=now,
-            )
-        else:
-            closing = (held.quantity > 0) != (signed > 0)
-            if closing:
-                share = held.cost_basis * abs(signed) / abs(held.quantity)
-                account.closed_pl += (notional - share) if not leg.is_buy else (-share - notional)
-                held.cost_basis -= share
-            else:
-                held.cost_basis += notional if leg.is_buy else -notional
-            held.quantity += signed
-            if held.quantity == 0:
-                del account.positions[leg.option_symbol]
+        now = self._book_fill(leg, price, quantity)
         parent = leg.parent
         if parent is None:
             return
@@ -769,6 +815,179 @@ class FakeTradier:
             if sibling is not leg and sibling.status in WORKING:
                 sibling.status, sibling.updated = "canceled", now
         parent.status = "filled"
+
+    def _book_fill(self, leg: FakeOrder, price: Decimal, quantity: int) -> datetime:
+        """One execution: the order's fill fields, the account's cash and position."""
+        account = self.accounts[leg.account_id]
+        now = _now()
+        previous = (leg.avg_fill_price or Decimal(0)) * leg.exec_quantity
+        leg.exec_quantity += quantity
+        leg.avg_fill_price = (previous + price * quantity) / leg.exec_quantity
+        leg.last_fill_price, leg.last_fill_quantity, leg.updated = price, quantity, now
+        leg.status = "filled" if leg.remaining == 0 else "partially_filled"
+        symbol = leg.instrument
+        notional = price * quantity * _multiplier(symbol)
+        held = account.positions.get(symbol)
+        signed = quantity if leg.is_buy else -quantity
+        account.cash += -notional if leg.is_buy else notional
+        if held is None:
+            account.positions[symbol] = FakePosition(
+                id=next(self._ids), symbol=symbol, quantity=signed,
+                cost_basis=notional if leg.is_buy else -notional, acquired=now,
+            )
+        else:
+            closing = (held.quantity > 0) != (signed > 0)
+            if closing:
+                share = held.cost_basis * abs(signed) / abs(held.quantity)
+                account.closed_pl += (notional - share) if not leg.is_buy else (-share - notional)
+                held.cost_basis -= share
+            else:
+                held.cost_basis += notional if leg.is_buy else -notional
+            held.quantity += signed
+            if held.quantity == 0:
+                del account.positions[symbol]
+        return now
+
+    # -- spread orders (multileg, combo) --------------------------------------------------------
+
+    def _spread(self, account: FakeAccount, order_class: str, form: dict[str, str], tag: str | None) -> FakeOrder:
+        """A multileg or combo order from its form, refused with a 400 as Tradier's validation would."""
+        duration = self._duration(form.get("duration"))
+        symbol, order_type = form.get("symbol"), form.get("type")
+        price = _decimal(form.get("price"))
+        errors = []
+        if not symbol:
+            errors.append("symbol is required")
+        if order_type not in SPREAD_TYPES:
+            errors.append(f"type is invalid for class {order_class}: {order_type}")
+        if order_type in ("debit", "credit") and (price is None or price <= 0):
+            errors.append(f"price is required for {order_type} orders")
+        indices = sorted({int(match[1]) for key in form if (match := SPREAD_LEG_KEY.match(key))})
+        fewest, most = (2, 4) if order_class == "multileg" else (2, 3)
+        if indices != list(range(len(indices))):
+            errors.append("Invalid parameter, legs must be indexed from 0 without gaps")
+        elif not fewest <= len(indices) <= most:
+            errors.append(f"Invalid parameter, a {order_class} order takes {fewest} to {most} legs")
+        if errors:
+            raise _Rejection(errors)
+        legs = [self._spread_leg(account, order_class, form, index, symbol, duration) for index in indices]
+        if len({leg.instrument for leg in legs}) != len(legs):
+            raise _Rejection(["Invalid parameter, each leg must be a different security"])
+        for leg in legs:
+            leg.type, leg.price = order_type, price if order_type in ("debit", "credit") else None
+        parent = FakeOrder(
+            id=next(self._ids), account_id=account.account_id, order_class=order_class, duration=duration, tag=tag,
+            symbol=symbol, side="buy", quantity=math.gcd(*(leg.quantity for leg in legs)), type=order_type,
+            price=legs[0].price, legs=legs,
+        )
+        for leg in legs:
+            leg.parent = parent
+        return parent
+
+    def _spread_leg(self, account, order_class, form, index, symbol, duration) -> FakeOrder:
+        suffix = f"[{index}]"
+        option_symbol, side = form.get(f"option_symbol{suffix}"), form.get(f"side{suffix}")
+        quantity = _decimal(form.get(f"quantity{suffix}"))
+        stock = order_class == "combo" and index == 0  # a combo's leg 0 is its equity leg
+        errors, contract = [], None
+        if stock:
+            if option_symbol:
+                errors.append("Invalid parameter, option_symbol[0]: leg 0 of a combo order is the equity leg")
+            if side not in EQUITY_SIDES:
+                errors.append(f"Invalid parameter, side[0]: {side}")
+        else:
+            try:
+                contract = parse_symbol(option_symbol or "")
+            except InvalidOptionSymbol:
+                errors.append(f"Invalid parameter, option_symbol{suffix}: {option_symbol}")
+            if contract is not None and symbol not in (contract.root, OTHER_ROOTS.get(contract.root)):
+                errors.append(f"Invalid parameter, option_symbol{suffix}: {option_symbol} is not an option on {symbol}")
+            if side not in OPTION_SIDES:
+                errors.append(f"Invalid parameter, side{suffix}: {side}")
+        if quantity is None or quantity <= 0 or quantity != quantity.to_integral_value():
+            errors.append("IncorrectOrderQuantity: Quantity should be between 1 and 10000")
+        if errors:
+            raise _Rejection(errors)
+        return FakeOrder(
+            id=next(self._ids), account_id=account.account_id, order_class="equity" if stock else "option",
+            duration=duration, symbol=symbol, option_symbol="" if stock else contract.symbol, side=side,
+            quantity=int(quantity),
+        )
+
+    def _spread_refused(self, account: FakeAccount, order: FakeOrder) -> str | None:
+        """The back office's word on a spread: closing legs need what they close; a debit needs
+        the buying power for it (credit spreads' margin is not modelled)."""
+        for leg in order.legs:
+            if reason := self._closing_refused(account, leg):
+                return reason
+        if self._spread_debit(order) * order.remaining * 100 > self._buying_power(account, exclude=order):
+            return NOT_ENOUGH_BUYING_POWER
+        return None
+
+    def _spread_debit(self, order: FakeOrder) -> Decimal:
+        """What one unit may cost per share: a debit's limit, a market order's natural net."""
+        if order.type == "debit":
+            return order.price
+        net = self._spread_net(order) if order.type == "market" else None
+        return max(net, Decimal(0)) if net is not None else Decimal(0)
+
+    def _spread_books(self, order: FakeOrder) -> list[Decimal] | None:
+        """Each leg's natural side (the ask to buy, the bid to sell); None while one is missing."""
+        books = []
+        for leg in order.legs:
+            quote = self.quotes.get(leg.instrument)
+            book = (quote.ask if leg.is_buy else quote.bid) if quote else None
+            if book is None or book <= 0:
+                return None
+            books.append(book)
+        return books
+
+    def _spread_net(self, order: FakeOrder, books: list[Decimal] | None = None) -> Decimal | None:
+        """Net per share of one unit at `books` (the natural sides by default): positive is paid."""
+        books = books if books is not None else self._spread_books(order)
+        if books is None:
+            return None
+        cash = sum((book if leg.is_buy else -book) * leg.ratio * _multiplier(leg.instrument)
+                   for leg, book in zip(order.legs, books, strict=True))
+        return cash / 100
+
+    def _match_spread(self, order: FakeOrder) -> None:
+        if order.status not in ("open", "partially_filled"):
+            return
+        books = self._spread_books(order)
+        net = self._spread_net(order, books)
+        if net is None or not _crosses(order.type, net, order.price):
+            return
+        available = [self._available(leg) for leg in order.legs]
+        if self.spread_fills == "legged":
+            fills = [min(leg.remaining, room) for leg, room in zip(order.legs, available, strict=True)]
+        else:
+            fit = min(room // leg.ratio for leg, room in zip(order.legs, available, strict=True))
+            units = order.remaining if fit >= order.remaining else (fit if self.spread_fills == "partial" else 0)
+            fills = [units * leg.ratio for leg in order.legs]
+        for leg, book, quantity in zip(order.legs, books, fills, strict=True):
+            if quantity > 0:
+                self._book_fill(leg, book, quantity)
+        self._spread_status(order)
+
+    def _available(self, leg: FakeOrder) -> int:
+        """What the leg's book holds: contracts, or for stock shares (sizes are round lots)."""
+        size = self.quotes[leg.instrument].size
+        return UNLIMITED if size is None else size * (100 if _multiplier(leg.instrument) == 1 else 1)
+
+    def _spread_status(self, order: FakeOrder) -> None:
+        """The parent after its legs moved: whole units filled, their net, and its status."""
+        units = min(leg.exec_quantity // leg.ratio for leg in order.legs)
+        if units > order.exec_quantity:
+            prices = [leg.avg_fill_price or Decimal(0) for leg in order.legs]
+            order.last_fill_quantity = units - order.exec_quantity
+            order.exec_quantity = units
+            order.avg_fill_price = order.last_fill_price = abs(self._spread_net(order, prices))
+        if all(leg.status == "filled" for leg in order.legs):
+            order.status = "filled"
+        elif any(leg.exec_quantity for leg in order.legs):
+            order.status = "partially_filled"
+        order.updated = _now()
 
     def _cancel(self, order: FakeOrder) -> dict:
         top = order.parent or order
@@ -792,6 +1011,8 @@ class FakeTradier:
         if order.legs:
             raise _Rejection([f"Invalid parameter, order id: {order.id} is an {order.order_class} order; "
                               "modify its legs"])
+        if top.is_spread:
+            raise _Rejection([f"Order {order.id} is a leg of a {top.order_class} order and cannot be modified"])
         if order.parent is not None and self.modify_advanced_leg != "in_place":
             status = 200 if self.modify_advanced_leg == "refused_200" else 400
             raise _Rejection([f"Order {order.id} is a leg of an {top.order_class} order and cannot be modified"],
@@ -859,7 +1080,7 @@ class FakeTradier:
     # -- bodies --------------------------------------------------------------------------------
 
     def _order_json(self, order: FakeOrder, include_tags: bool) -> dict:
-        if order.legs:
+        if order.legs and not order.is_spread:
             body = {"id": order.id, "class": order.order_class, "status": order.status,
                     "create_date": _stamp(order.created), "transaction_date": _stamp(order.updated),
                     "leg": [self._order_json(leg, False) for leg in order.legs]}
@@ -873,8 +1094,16 @@ class FakeTradier:
                 "last_fill_quantity": _qty(order.last_fill_quantity),
                 "remaining_quantity": _qty(order.remaining if order.status in WORKING else 0),
                 "create_date": _stamp(order.created), "transaction_date": _stamp(order.updated),
-                "class": "option", "option_symbol": order.option_symbol,
+                "class": order.order_class,
             }
+            if order.option_symbol:  # a combo's stock leg has none
+                body["option_symbol"] = order.option_symbol
+            if order.is_spread:
+                body.update(num_legs=len(order.legs), strategy=_strategy(order),
+                            leg=[self._order_json(leg, False) for leg in order.legs])
+                if self.spread_parent_fills == "none":
+                    body.update(quantity=_qty(1), avg_fill_price=0.0, exec_quantity=_qty(0), last_fill_price=0.0,
+                                last_fill_quantity=_qty(0), remaining_quantity=_qty(0))
             if order.price is not None:  # a market order has no price key at all
                 body["price"] = _price(order.price)
             if order.stop is not None:  # `stop` in requests, `stop_price` in responses
@@ -909,7 +1138,7 @@ class FakeTradier:
         for position in account.positions.values():
             quote = self.quotes.get(position.symbol)
             mark = ((quote.bid + quote.ask) / 2) if quote else Decimal(0)
-            value = mark * position.quantity * 100
+            value = mark * position.quantity * _multiplier(position.symbol)
             option_value += value
             open_pl += value - position.cost_basis
         buying_power = self._buying_power(account)
@@ -1076,6 +1305,41 @@ def _ohlcv(row: dict) -> dict:
     volume = row["volume"]
     return {**{name: _price(_decimal(row[name])) for name in ("open", "high", "low", "close")},
             "volume": None if volume is None else int(volume)}
+
+
+def _multiplier(symbol: str) -> int:
+    """Shares per unit: 100 for an option contract, 1 for a share."""
+    try:
+        parse_symbol(symbol)
+    except InvalidOptionSymbol:
+        return 1
+    return 100
+
+
+def _crosses(order_type: str, net: Decimal, price: Decimal | None) -> bool:
+    """Whether a spread fills at this natural net (positive is paid, negative received)."""
+    if order_type == "debit":
+        return net <= price
+    if order_type == "credit":
+        return -net >= price
+    if order_type == "even":
+        return net <= 0
+    return True  # market
+
+
+def _strategy(order: FakeOrder) -> str:
+    """Tradier's `strategy` label, roughly (its spelling varies: `covered call`, `covered_call`)."""
+    options = [parse_symbol(leg.option_symbol) for leg in order.legs if leg.option_symbol]
+    if len(options) < len(order.legs):
+        return "covered_call" if all(not leg.is_buy for leg in order.legs if leg.option_symbol) else "freeform"
+    kinds = {contract.option_type for contract in options}
+    if len(options) == 4:
+        return "condor"
+    if len(options) == 3:
+        return "butterfly"
+    if len(kinds) == 2:
+        return "straddle" if len({contract.strike for contract in options}) == 1 else "strangle"
+    return "spread"
 
 
 def _collection(item: str, rows: list, *, empty):
