@@ -2,15 +2,21 @@
 the rules say), all legs or none, on the same books as single legs (cash, commissions, positions
 long and short, expiry)."""
 
+import threading
+import time
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection, transaction
 from django.test import override_settings
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from brokers.base import OrderRejected, OrderStatus, SpreadLeg, SpreadOrderRequest, order_tag
 from brokers.models import PaperFill, PaperOrder
 from brokers.paper import FillRules, LocalPaperBroker
+from tests.factories import UserFactory
 from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
 
@@ -328,3 +334,141 @@ def test_the_matching_job_fills_a_resting_spread_whole(broker, market):
     state = broker.get_order(order.id)
     assert state.status == OrderStatus.FILLED and state.fill.price == Decimal("1.50")
     assert held(broker) == {C570: 1, C575: -1}
+
+
+# --- Races: a cancel and a fill of one spread, forced into both orders ---------------------------
+
+
+def _someone_waits_for_a_lock(timeout=10.0) -> None:
+    """Return once another session waits for a transaction (or savepoint) of this session: it is
+    blocked on a row that this one holds locked."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks AS waiting JOIN pg_locks AS held "
+                           "ON held.locktype = 'transactionid' AND held.transactionid = waiting.transactionid "
+                           "AND held.granted AND held.pid = pg_backend_pid() "
+                           "WHERE waiting.locktype = 'transactionid' AND NOT waiting.granted")
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.02)
+    raise AssertionError("the other session never waited for the lock")
+
+
+class PausingMarket(HandDrivenMarket):
+    """Pauses the matcher once, inside its transaction with the group and account locks held
+    (`match_group` asks for the session close there), until another session waits on them."""
+
+    def __init__(self):
+        super().__init__()
+        self.pause_once = False
+        self.paused = threading.Event()
+
+    def session_close(self, at):
+        if self.pause_once:
+            self.pause_once = False
+            self.paused.set()
+            _someone_waits_for_a_lock()
+        return super().session_close(at)
+
+
+def _in_thread(trader, work, results, name):
+    def run():
+        try:
+            with tenancy.acting_as(trader.pk):
+                results[name] = work()
+        except Exception as error:  # noqa: BLE001 - handed to the test, which fails on it
+            results[name] = error
+        finally:
+            connection.close()
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _resting_spread(trader):
+    market = PausingMarket()
+    for symbol, (bid, ask) in QUOTES.items():
+        market.set_quote(symbol, bid, ask)
+    with tenancy.acting_as(trader.pk):
+        order = _broker(trader, market).place_spread_order(bull_call(price_type="debit", price="1.50"))
+    assert order.status == OrderStatus.OPEN
+    market.set_quote(C570, "3.90", "4.00")  # now it crosses: the next match fills it
+    return market, order
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_arriving_during_the_fill_waits_and_reports_every_leg_filled():
+    trader = UserFactory()
+    market, order = _resting_spread(trader)
+    market.pause_once = True
+    results = {}
+    matcher = _in_thread(trader, lambda: _broker(trader, market).match(), results, "match")
+    assert market.paused.wait(10)
+    canceller = _in_thread(trader, lambda: _broker(trader, market).cancel_order(order.id), results, "cancel")
+    matcher.join(20)
+    canceller.join(20)
+    assert results["match"] == 2
+    assert results["cancel"].status == OrderStatus.FILLED
+    assert {leg.status for leg in results["cancel"].legs} == {OrderStatus.FILLED}
+    with tenancy.acting_as(trader.pk):
+        assert PaperFill.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fill_arriving_during_the_cancel_waits_and_fills_nothing():
+    trader = UserFactory()
+    market, order = _resting_spread(trader)
+    results = {}
+    with tenancy.acting_as(trader.pk), transaction.atomic():
+        broker = _broker(trader, market)
+        PaperOrder.objects.select_for_update().get(pk=order.id)  # the cancel has the spread
+        matcher = _in_thread(trader, lambda: _broker(trader, market).match(), results, "match")
+        _someone_waits_for_a_lock()
+        cancelled = broker.cancel_order(order.id)
+    matcher.join(20)
+    assert cancelled.status == OrderStatus.CANCELED
+    assert results["match"] == 0
+    with tenancy.acting_as(trader.pk):
+        assert not PaperFill.objects.exists()
+        assert {row.status for row in PaperOrder.objects.all()} == {"canceled"}
+
+
+# --- Properties -------------------------------------------------------------------------------
+
+cents = st.integers(min_value=5, max_value=2000).map(lambda c: Decimal(c) / 100)
+widths = st.integers(min_value=0, max_value=60).map(lambda c: Decimal(c) / 100)
+quote_sets = st.fixed_dictionaries({symbol: st.tuples(cents, widths) for symbol in QUOTES})
+
+
+@settings(max_examples=20, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(shape=st.sampled_from(sorted(SHAPES)), units=st.integers(min_value=1, max_value=3),
+       improvement=st.sampled_from(["0", "25", "50", "100"]), opening=quote_sets, closing_quotes=quote_sets)
+def test_the_net_is_the_signed_sum_of_the_legs_and_open_then_close_nets_to_nothing(
+        trader, shape, units, improvement, opening, closing_quotes):
+    rules = FillRules(COMMISSION, Decimal("0"), spread_improvement_pct=Decimal(improvement))
+    legs = [(symbol, side, quantity * units) for symbol, side, quantity in SHAPES[shape][0]]
+    contracts = sum(quantity for _, _, quantity in legs)
+    market = HandDrivenMarket()
+    with transaction.atomic(), tenancy.acting_as(trader.pk):
+        broker = LocalPaperBroker(trader.pk, starting_cash=Decimal("1000000"), market=market, rules=rules)
+        cash = Decimal("1000000")
+        for request, book in ((spread(*legs), opening), (closing(legs), closing_quotes)):
+            for symbol, (bid, width) in book.items():
+                market.set_quote(symbol, str(bid), str(bid + width))
+            order = broker.place_spread_order(request)
+            assert order.status == OrderStatus.FILLED and order.quantity == units
+            signed = sum(((1 if leg.side.is_buy else -1) * leg.fill.price * leg.quantity for leg in order.legs),
+                         Decimal(0))
+            assert order.fill.price * units == signed
+            for leg in order.legs:
+                bid, width = book[leg.option_symbol]
+                mid = bid + width / 2
+                assert (mid <= leg.fill.price <= bid + width) if leg.side.is_buy else (bid <= leg.fill.price <= mid)
+            cash -= signed * 100 + COMMISSION * contracts
+            assert broker.get_account_balance().total_cash == cash
+        assert broker.get_positions() == []
+        assert not PaperFill.objects.filter(position_closed=False).exists()
+        assert broker.get_account_balance().close_pl == cash - Decimal("1000000")
+        transaction.set_rollback(True)
