@@ -324,18 +324,6 @@ def test_a_calendars_front_leg_settles_and_its_back_month_stays_held(broker, mar
     assert broker.get_account_balance().total_cash == CASH - Decimal("320") - 2 * COMMISSION - Decimal("350")
 
 
-def test_the_matching_job_fills_a_resting_spread_whole(broker, market):
-    from monitoring.services import match_paper_orders
-
-    order = broker.place_spread_order(bull_call(price_type="debit", price="1.50"))
-    assert match_paper_orders(market=market, rules=RULES) == 0
-    market.set_quote(C570, "3.90", "4.00")
-    assert match_paper_orders(market=market, rules=RULES) == 2
-    state = broker.get_order(order.id)
-    assert state.status == OrderStatus.FILLED and state.fill.price == Decimal("1.50")
-    assert held(broker) == {C570: 1, C575: -1}
-
-
 # --- Races: a cancel and a fill of one spread, forced into both orders ---------------------------
 
 
