@@ -270,7 +270,7 @@ class LocalPaperBroker:
         if now >= self.market.expiry_cutoff(parse_symbol(request.option_symbol).expiry):
             return f"{request.option_symbol} has expired and can no longer be traded.", None
         if request.side == OrderSide.SELL_TO_OPEN:
-            return "The local paper broker trades long options only: selling to open is not allowed.", None
+            return "The local paper broker sells options to open only as a leg of a spread.", None
         if request.side == OrderSide.SELL_TO_CLOSE:
             # Working exits may already cover these contracts: a manual close sells before it
             # cancels the bracket, so that the position is never without an exit. Whichever sale
@@ -750,10 +750,10 @@ def _after_fill(head: PaperOrder, members: list[PaperOrder], filled: PaperOrder,
 
 def settle_expired_positions(*, market: Market, rules: FillRules | None = None, now: datetime | None = None,
                              owner_id: int | None = None) -> int:
-    """Settle every position, long or short (of one account, or of every account the context can see) whose
-    contract passed its expiry cutoff by `now`. One that waits for the underlying's close is
-    settled by a later call; a settled position is no longer held, so calling again is harmless.
-    Returns positions settled."""
+    """Settle every position, long or short (of one account, or of every account the context can
+    see), whose contract passed its expiry cutoff by `now`. One that waits for the underlying's
+    close is settled by a later call; a settled position is no longer held, so calling again is
+    harmless. Returns positions settled."""
     rules, now = rules or FillRules.from_settings(), now or market.now()
     held = expired_positions(now=now, owner_id=owner_id)
     closes: dict[tuple[str, date], Decimal | None] = {}
@@ -779,9 +779,9 @@ def settle_expired_positions(*, market: Market, rules: FillRules | None = None, 
 def expired_positions(*, now: datetime, owner_id: int | None = None):
     """Net positions (`owner_id`, `option_symbol`, `net`; negative when short) in contracts
     expiring on or before `now`'s date: a superset of those past their cutoff (a cutoff falls on
-    or before the expiry date in New York, and the UTC date is never behind New York's). Reads only fills of positions
-    still open, through the partial index on their expiry, so the history of closed positions is
-    never read however long it grows. One aggregate, no join: most cycles settle nothing."""
+    or before the expiry date in New York, and the UTC date is never behind New York's). Reads
+    only fills of positions still open, through the partial index on their expiry, so the history
+    of closed positions is never read however long it grows. One aggregate, no join: most cycles settle nothing."""
     fills = PaperFill.objects.all() if owner_id is None else PaperFill.objects.filter(owner_id=owner_id)
     fills = fills.filter(position_closed=False, expiry__lte=now.astimezone(UTC).date())
     return (fills.order_by().values("owner_id", "option_symbol")

@@ -13,7 +13,7 @@ from django.test import override_settings
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from brokers.base import OrderRejected, OrderStatus, SpreadLeg, SpreadOrderRequest, order_tag
+from brokers.base import OrderRejected, OrderRequest, OrderStatus, SpreadLeg, SpreadOrderRequest, order_tag
 from brokers.models import PaperFill, PaperOrder
 from brokers.paper import FillRules, LocalPaperBroker
 from tests.factories import UserFactory
@@ -258,6 +258,22 @@ def test_closing_more_than_is_held_is_refused_on_either_side(broker):
     with pytest.raises(OrderRejected, match="held long; sell them to close"):
         broker.place_spread_order(spread((C570, "sell_to_open", 1), (C565, "buy_to_open", 1), trade=2))
     assert held(broker) == {C570: 1, C575: -1}
+
+
+def test_a_short_leg_can_be_bought_back_on_its_own_but_not_more_than_is_short(broker):
+    broker.place_spread_order(bull_call())
+
+    def buy_back(quantity):
+        return OrderRequest(option_symbol=C575, side="buy_to_close", quantity=quantity, order_type="market",
+                            tag=order_tag(1, "close"))
+
+    with pytest.raises(OrderRejected, match=f"Cannot buy 2 {C575} to close: 1 held short"):
+        broker.place_order(buy_back(2))
+    assert broker.place_order(buy_back(1)).fill.price == Decimal("2.60")
+    assert held(broker) == {C570: 1}
+    with pytest.raises(OrderRejected, match="only as a leg of a spread"):
+        broker.place_order(OrderRequest(option_symbol=C580, side="sell_to_open", quantity=1, order_type="market",
+                                        tag=order_tag(2, "entry")))
 
 
 def test_a_close_that_lost_its_contracts_before_the_fill_is_cancelled_whole(broker, market):
