@@ -37,11 +37,11 @@ class PaperAccount(models.Model):
 
 class PaperOrder(models.Model):
     """An order at the built-in local paper broker. Rows survive restarts; legs of an OCO/OTOCO
-    point at their parent, which carries the group's status."""
+    or of a multileg spread point at their parent, which carries the group's status."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="legs")
-    order_class = models.CharField(max_length=8)  # option, oco, otoco (parents); option (legs)
+    order_class = models.CharField(max_length=8)  # option, oco, otoco, multileg (parents); option (legs)
     leg_index = models.PositiveSmallIntegerField(default=0)
     tag = models.CharField(max_length=255, blank=True, db_index=True)
     option_symbol = models.CharField(max_length=21, blank=True)
@@ -52,6 +52,10 @@ class PaperOrder(models.Model):
     quantity = models.PositiveIntegerField(default=0)
     limit_price = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     stop_price = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    # A multileg parent's pricing (market, debit, credit, even): its `limit_price` is then the net
+    # per share, its `quantity` the spread's units, and `avg_fill_price` the net it filled at
+    # (debit positive, credit negative).
+    price_type = models.CharField(max_length=8, blank=True)
     status = models.CharField(max_length=16, default="open")
     # An OTOCO's exits wait, inactive, until the entry fills.
     active = models.BooleanField(default=True)

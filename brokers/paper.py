@@ -13,7 +13,15 @@ start-up. Matching runs when an order arrives and whenever the monitor cycle cal
 A contract still held past its expiry cutoff is settled on the books as a broker would: a
 sell-to-close at its intrinsic value against the underlying's close (in the money: that cash is
 credited; out of the money: at 0, the position simply goes), recorded as a filled order with no
-quote and no commission, so cash, positions and realized P&L keep following the fills alone.
+quote and no commission, so cash, positions and realized P&L keep following the fills alone. A
+contract held short (a spread's sold leg) is bought back the same way, at its intrinsic value: an
+assigned short pays it.
+
+Spreads (multileg orders) are a parent row and one row per leg, like OCO groups; all legs fill in
+one transaction or none does, each at its natural side improved toward the mid as `FillRules`
+says (`brokers.paper_spreads`). The broker holds options only: a combo order (a stock leg) is
+refused. It accepts any spread whose cash it has, naked short legs included: margin and risk
+rules for short premium belong to the trades layer, which decides what it sends.
 """
 
 from __future__ import annotations
@@ -44,12 +52,15 @@ from .base import (
     OrderType,
     Position,
     Quote,
+    SpreadOrderRequest,
+    SpreadPriceType,
     StopModifyRefused,
     order_tag,
 )
 from .market import Market, default_market
 from .models import PaperAccount, PaperFill, PaperOrder
 from .occ import intrinsic_value, parse_symbol
+from .paper_spreads import SPREAD_CLASSES, crosses, net_price, price_legs, spread_units
 
 logger = logging.getLogger(__name__)
 SHARES_PER_CONTRACT = 100
@@ -60,12 +71,19 @@ WORKING = [OrderStatus.OPEN.value, OrderStatus.PENDING.value, OrderStatus.PARTIA
 class FillRules:
     commission_per_contract: Decimal
     slippage_per_share: Decimal
+    # Spread legs: percent of the half-spread given back toward the mid (0 natural, 100 the mid).
+    spread_improvement_pct: Decimal = Decimal(0)
+
+    def __post_init__(self) -> None:
+        if not Decimal(0) <= self.spread_improvement_pct <= Decimal(100):
+            raise ValueError(f"Spread price improvement must be 0 to 100 %, got {self.spread_improvement_pct}.")
 
     @classmethod
     def from_settings(cls) -> FillRules:
         return cls(
             commission_per_contract=Decimal(str(settings.PAPER_COMMISSION_PER_CONTRACT)),
             slippage_per_share=Decimal(str(settings.PAPER_SLIPPAGE_PER_SHARE)),
+            spread_improvement_pct=Decimal(str(settings.PAPER_SPREAD_IMPROVEMENT_PCT)),
         )
 
 
@@ -133,7 +151,23 @@ class LocalPaperBroker:
             raise OrderRejected("OTOCO exits must be on the entry's contract.", tag=entry.tag)
         return self._place("otoco", [entry, sl_leg, tp_leg], active=[True, False, False])
 
+    def place_spread_order(self, request: SpreadOrderRequest) -> Order:
+        """A multileg spread: recorded as a parent and one row per leg, matched on arrival and by
+        every matching cycle; every leg fills in one transaction or none does. The parent's fill
+        price is the net per share of one spread unit (debit positive, credit negative).
+        A combo (a stock leg) is refused: this broker holds no stock."""
+        if request.order_class != "multileg":
+            raise OrderRejected("The local paper broker trades options only: a combo order's stock leg "
+                                "cannot be filled here.", tag=request.tag)
+        return self._record(lambda now: self._spread_refusal(request, now),
+                            lambda now, reserve: self._create_spread_rows(request, now, reserve=reserve))
+
     def _place(self, order_class: str, requests: list[OrderRequest], *, active: list[bool]) -> Order:
+        return self._record(lambda now: self._refusal(requests[0], now),
+                            lambda now, reserve: self._create_rows(order_class, requests, active, now,
+                                                                   reserve=reserve))
+
+    def _record(self, refuse, create) -> Order:
         """Check and record the order under the account's lock (so two placements cannot both
         spend the same cash or sell the same contracts), then match it on arrival."""
         now = self.market.now()
@@ -141,8 +175,8 @@ class LocalPaperBroker:
             lock_account(self.owner_id)
             PaperAccount.objects.update_or_create(owner_id=self.owner_id,
                                                   defaults={"starting_cash": self.starting_cash})
-            refusal, reserve = self._refusal(requests[0], now)
-            rows = self._create_rows(order_class, requests, active, now, reserve=reserve)
+            refusal, reserve = refuse(now)
+            rows = create(now, reserve)
             head = rows[0].parent or rows[0]
             if refusal:
                 for row in {head, *rows}:
@@ -172,6 +206,58 @@ class LocalPaperBroker:
             ))
         return rows
 
+    def _create_spread_rows(self, request: SpreadOrderRequest, now: datetime, *,
+                            reserve: Decimal | None) -> list[PaperOrder]:
+        """The parent carries the net price, the units and the buying power reserved per share;
+        each leg its contract, side and quantity. All share one expiry, so they end together."""
+        expires = self._spread_expiry(request, now)
+        head = PaperOrder.objects.create(
+            owner_id=self.owner_id, order_class=request.order_class, price_type=request.price_type.value,
+            tag=request.tag, underlying=request.underlying, duration=request.duration.value,
+            quantity=spread_units(leg.quantity for leg in request.legs), limit_price=request.price,
+            reserve_price=reserve, expires_at=expires, created_at=now, updated_at=now,
+        )
+        return PaperOrder.objects.bulk_create([
+            PaperOrder(owner_id=self.owner_id, parent=head, order_class="option", leg_index=index, tag=request.tag,
+                       option_symbol=leg.symbol, underlying=request.underlying, side=leg.side.value,
+                       duration=request.duration.value, quantity=leg.quantity, expires_at=expires,
+                       created_at=now, updated_at=now)
+            for index, leg in enumerate(request.legs)
+        ])
+
+    def _spread_expiry(self, request: SpreadOrderRequest, now: datetime) -> datetime:
+        """The nearest leg's expiry cutoff (a calendar's front month), or the close for a day order."""
+        cutoff = min(self.market.expiry_cutoff(parse_symbol(leg.symbol).expiry) for leg in request.legs)
+        if request.duration == OrderDuration.DAY:
+            return min(self.market.session_close(now), cutoff)
+        return cutoff
+
+    def _spread_refusal(self, request: SpreadOrderRequest, now: datetime) -> tuple[str | None, Decimal | None]:
+        """As `_refusal`, for a spread: every leg tradable, closing legs held, and the cash for
+        the debit (its price, or a market order's natural net now) and every leg's commission.
+        A credit reserves only its commissions: the credit itself arrives with the fill."""
+        ledger = self.ledger
+        for leg in request.legs:
+            if now >= self.market.expiry_cutoff(parse_symbol(leg.symbol).expiry):
+                return f"{leg.symbol} has expired and can no longer be traded.", None
+            if refusal := _leg_refusal(leg.symbol, OrderSide(leg.side), leg.quantity, ledger.held(leg.symbol)):
+                return refusal, None
+        units = spread_units(leg.quantity for leg in request.legs)
+        reserve = request.price if request.price_type == SpreadPriceType.DEBIT else Decimal(0)
+        if request.price_type == SpreadPriceType.MARKET:
+            symbols = [leg.symbol for leg in request.legs]
+            priced = price_legs([(leg.symbol, leg.side, leg.quantity) for leg in request.legs],
+                                self.market.quotes(symbols), Decimal(0))
+            if priced is None:
+                return f"No quote for every leg of the {request.underlying} spread: a market order cannot be " \
+                       "priced.", None
+            reserve = max(net_price(priced, units), Decimal(0))
+        cost = spread_cost(reserve, units, sum(leg.quantity for leg in request.legs), self.rules)
+        available = ledger.buying_power()
+        if cost > available:
+            return f"Insufficient buying power: the order needs ${cost:.2f}, ${available:.2f} is available.", reserve
+        return None, reserve
+
     def _expiry(self, request: OrderRequest, now: datetime) -> datetime:
         cutoff = self.market.expiry_cutoff(parse_symbol(request.option_symbol).expiry)
         if request.duration == OrderDuration.DAY:
@@ -184,15 +270,17 @@ class LocalPaperBroker:
         if now >= self.market.expiry_cutoff(parse_symbol(request.option_symbol).expiry):
             return f"{request.option_symbol} has expired and can no longer be traded.", None
         if request.side == OrderSide.SELL_TO_OPEN:
-            return "The local paper broker trades long options only: selling to open is not allowed.", None
+            return "The local paper broker sells options to open only as a leg of a spread.", None
         if request.side == OrderSide.SELL_TO_CLOSE:
             # Working exits may already cover these contracts: a manual close sells before it
             # cancels the bracket, so that the position is never without an exit. Whichever sale
             # fills first takes the contracts; the fill-time check cancels the other.
-            held = self.ledger.held(request.option_symbol)
-            if held < request.quantity:
-                return f"Cannot sell {request.quantity} {request.option_symbol} to close: {held} held.", None
-            return None, None
+            return _leg_refusal(request.option_symbol, request.side, request.quantity,
+                                self.ledger.held(request.option_symbol)), None
+        if request.side == OrderSide.BUY_TO_CLOSE and (
+                refusal := _leg_refusal(request.option_symbol, request.side, request.quantity,
+                                        self.ledger.held(request.option_symbol))):
+            return refusal, None
         price = request.limit_price or request.stop_price
         if price is None:
             quote = self.market.quotes([request.option_symbol]).get(request.option_symbol)
@@ -318,32 +406,50 @@ class LocalPaperBroker:
         return self.ledger.buying_power()
 
     def _book(self) -> dict[str, tuple[int, Decimal, datetime | None]]:
-        """Per contract: contracts held, their average cost basis in dollars, first acquired."""
-        book: dict[str, tuple[int, Decimal, datetime | None]] = {}
-        for fill in self._fills():
-            quantity, cost, acquired = book.get(fill.option_symbol, (0, Decimal(0), None))
-            if OrderSide(fill.side).is_buy:
-                quantity, cost = quantity + fill.quantity, cost + fill.price * fill.quantity * SHARES_PER_CONTRACT
-                acquired = acquired or fill.filled_at
-            elif quantity:
-                cost -= cost * fill.quantity / quantity
-                quantity -= fill.quantity
-            book[fill.option_symbol] = (quantity, cost, acquired if quantity else None)
-        return book
+        """Per contract: contracts held (negative: short), their average cost basis in dollars
+        (negative for a short: the premium it brought), first acquired."""
+        return _book_of(self._fills())[0]
 
     def _realized(self) -> Decimal:
-        realized, book = Decimal(0), {}
-        for fill in self._fills():
-            quantity, cost = book.get(fill.option_symbol, (0, Decimal(0)))
-            if OrderSide(fill.side).is_buy:
-                book[fill.option_symbol] = (quantity + fill.quantity,
-                                            cost + fill.price * fill.quantity * SHARES_PER_CONTRACT)
-            elif quantity:
-                basis = cost * fill.quantity / quantity
-                realized += fill.price * fill.quantity * SHARES_PER_CONTRACT - basis
-                book[fill.option_symbol] = (quantity - fill.quantity, cost - basis)
-            realized -= fill.commission
-        return realized
+        return _book_of(self._fills())[1]
+
+
+def _book_of(fills) -> tuple[dict[str, tuple[int, Decimal, datetime | None]], Decimal]:
+    """Average-cost books of a run of fills: per contract (held, cost basis, first acquired),
+    and the realized P&L, commissions included. A fill against the position closes part of it
+    at its average cost; any rest (had it crossed zero) opens the other way."""
+    book: dict[str, tuple[int, Decimal, datetime | None]] = {}
+    realized = Decimal(0)
+    for fill in fills:
+        held, cost, acquired = book.get(fill.option_symbol, (0, Decimal(0), None))
+        direction = 1 if OrderSide(fill.side).is_buy else -1
+        closing = min(fill.quantity, abs(held)) if held * direction < 0 else 0
+        if closing:
+            basis = cost * closing / abs(held)
+            realized += -direction * fill.price * closing * SHARES_PER_CONTRACT - basis
+            held, cost = held + direction * closing, cost - basis
+            acquired = acquired if held else None
+        if opening := fill.quantity - closing:
+            held += direction * opening
+            cost += direction * fill.price * opening * SHARES_PER_CONTRACT
+            acquired = acquired or fill.filled_at
+        realized -= fill.commission
+        book[fill.option_symbol] = (held, cost, acquired if held else None)
+    return book, realized
+
+
+def _leg_refusal(symbol: str, side: OrderSide, quantity: int, held: int) -> str | None:
+    """Closing takes only what is held, on its side; opening never trades against a position
+    held the other way (it would close it, which is what the closing sides are for)."""
+    if side == OrderSide.SELL_TO_CLOSE and held < quantity:
+        return f"Cannot sell {quantity} {symbol} to close: {max(held, 0)} held."
+    if side == OrderSide.BUY_TO_CLOSE and -held < quantity:
+        return f"Cannot buy {quantity} {symbol} to close: {max(-held, 0)} held short."
+    if side == OrderSide.SELL_TO_OPEN and held > 0:
+        return f"Cannot sell {symbol} to open: {held} held long; sell them to close instead."
+    if side == OrderSide.BUY_TO_OPEN and held < 0:
+        return f"Cannot buy {symbol} to open: {-held} held short; buy them to close instead."
+    return None
 
 
 BUY_SIDES = [OrderSide.BUY_TO_OPEN.value, OrderSide.BUY_TO_CLOSE.value]
@@ -359,6 +465,12 @@ def lock_account(owner_id: int) -> None:
 
 def order_cost(price: Decimal, quantity: int, rules: FillRules) -> Decimal:
     return price * quantity * SHARES_PER_CONTRACT + rules.commission_per_contract * quantity
+
+
+def spread_cost(net: Decimal, units: int, contracts: int, rules: FillRules) -> Decimal:
+    """What a spread costs the account: its net (per share of one unit) on every unit, and the
+    commission on every contract of every leg. Negative when a credit exceeds the commissions."""
+    return net * units * SHARES_PER_CONTRACT + rules.commission_per_contract * contracts
 
 
 @dataclass(frozen=True)
@@ -384,14 +496,20 @@ class Ledger:
         return self.starting_cash + (sold - bought) * SHARES_PER_CONTRACT - commission
 
     def buying_power(self) -> Decimal:
-        """Cash less what working buys may spend (at their reserve price, commission included)."""
+        """Cash less what working buys may spend (at their reserve price, commission included);
+        a working spread reserves its debit and every leg's commission on its parent."""
         reserved = Decimal(0)
-        working = PaperOrder.objects.filter(owner_id=self.owner_id, status__in=WORKING, side__in=BUY_SIDES)
-        for price, quantity, filled in working.values_list("reserve_price", "quantity", "filled_quantity"):
+        working = PaperOrder.objects.filter(owner_id=self.owner_id, status__in=WORKING)
+        buys = working.filter(side__in=BUY_SIDES).exclude(parent__order_class__in=SPREAD_CLASSES)
+        for price, quantity, filled in buys.values_list("reserve_price", "quantity", "filled_quantity"):
             reserved += order_cost(price or Decimal(0), quantity - filled, self.rules)
+        spreads = working.filter(order_class__in=SPREAD_CLASSES).annotate(contracts=Sum("legs__quantity"))
+        for price, units, contracts in spreads.values_list("reserve_price", "quantity", "contracts"):
+            reserved += spread_cost(price or Decimal(0), units, contracts or 0, self.rules)
         return self.cash() - reserved
 
     def held(self, symbol: str) -> int:
+        """Contracts held: negative when short."""
         totals = PaperFill.objects.filter(owner_id=self.owner_id, option_symbol=symbol).aggregate(
             bought=Sum("quantity", filter=Q(side__in=BUY_SIDES)), sold=Sum("quantity", filter=~Q(side__in=BUY_SIDES))
         )
@@ -490,6 +608,8 @@ def _match_one_group(head: PaperOrder, quotes: dict[str, Quote], now: datetime, 
         if head is not members[0]:
             _set(head, status=OrderStatus.EXPIRED.value, updated_at=now)
         return 0
+    if head.order_class in SPREAD_CLASSES:
+        return _match_spread(head, members, quotes, now, rules)
     for member in members:
         if member.status not in WORKING or not member.active:
             continue
@@ -512,6 +632,54 @@ def _match_one_group(head: PaperOrder, quotes: dict[str, Quote], now: datetime, 
     return 0
 
 
+def spread_fill(head: PaperOrder, legs: list[PaperOrder], quotes: dict[str, Quote],
+                rules: FillRules) -> tuple[list[tuple[PaperOrder, Decimal, Quote]], Decimal] | None:
+    """Each leg with the price it fills at now, and the net, if the whole spread executes now."""
+    priced = price_legs([(leg.option_symbol, leg.side, leg.quantity) for leg in legs], quotes,
+                        rules.spread_improvement_pct)
+    if priced is None:
+        return None
+    net = net_price(priced, head.quantity)
+    if not crosses(head.price_type, head.limit_price, net):
+        return None
+    return [(leg, each.price, each.quote) for leg, each in zip(legs, priced, strict=True)], net
+
+
+def _match_spread(head: PaperOrder, legs: list[PaperOrder], quotes: dict[str, Quote], now: datetime,
+                  rules: FillRules) -> int:
+    """All legs fill together (in the caller's transaction, under the group's and the account's
+    locks) or none does. Returns the fills made: one a leg."""
+    fill = spread_fill(head, legs, quotes, rules)
+    if fill is None:
+        return 0
+    priced, net = fill
+    if shortfall := _spread_cannot_settle(head, legs, net, rules):
+        for member in [head, *legs]:
+            if member.status in WORKING:
+                _set(member, status=OrderStatus.CANCELED.value, reason=shortfall, updated_at=now)
+        return 0
+    for leg, price, quote in priced:
+        _fill(leg, price, quote, now, rules)
+    _set(head, status=OrderStatus.FILLED.value, filled_quantity=head.quantity, avg_fill_price=net, updated_at=now)
+    return len(priced)
+
+
+def _spread_cannot_settle(head: PaperOrder, legs: list[PaperOrder], net: Decimal, rules: FillRules) -> str | None:
+    """The fill-time check of a spread: closing legs still held, and the cash for the net."""
+    ledger = Ledger.of(head.owner_id, rules)
+    for leg in legs:
+        side = OrderSide(leg.side)
+        if side in (OrderSide.SELL_TO_CLOSE, OrderSide.BUY_TO_CLOSE) and (
+                refusal := _leg_refusal(leg.option_symbol, side, leg.quantity, ledger.held(leg.option_symbol))):
+            return f"Canceled at the fill: {refusal}"
+    contracts = sum(leg.quantity for leg in legs)
+    available = ledger.buying_power() + spread_cost(head.reserve_price or Decimal(0), head.quantity, contracts, rules)
+    cost = spread_cost(net, head.quantity, contracts, rules)
+    if cost > available:
+        return f"Canceled at the fill: it needs ${cost:.2f}, ${available:.2f} is available."
+    return None
+
+
 def _end_with_unfilled_entry(head: PaperOrder, members: list[PaperOrder], now: datetime) -> None:
     """An OTOCO whose entry ended unfilled (expired, cancelled, refused) can never arm its exits:
     they end with it, in the same transaction, instead of resting until someone notices them."""
@@ -530,6 +698,10 @@ def _cannot_settle(order: PaperOrder, price: Decimal, rules: FillRules) -> str |
     market order may fill above the ask it was reserved at)."""
     ledger = Ledger.of(order.owner_id, rules)
     remaining = order.quantity - order.filled_quantity
+    if order.side == OrderSide.BUY_TO_CLOSE and (
+            refusal := _leg_refusal(order.option_symbol, OrderSide.BUY_TO_CLOSE, remaining,
+                                    ledger.held(order.option_symbol))):
+        return f"Canceled at the fill: {refusal}"
     if OrderSide(order.side).is_buy:
         available = ledger.buying_power() + order_cost(order.reserve_price or Decimal(0), remaining, rules)
         cost = order_cost(price, remaining, rules)
@@ -550,7 +722,7 @@ def _fill(order: PaperOrder, price: Decimal, quote: Quote, now: datetime, rules:
     )
     _set(order, status=OrderStatus.FILLED.value, filled_quantity=order.quantity, avg_fill_price=price,
          triggered=order.triggered, updated_at=now)
-    if not OrderSide(order.side).is_buy and Ledger(order.owner_id, Decimal(0), rules).held(order.option_symbol) <= 0:
+    if Ledger(order.owner_id, Decimal(0), rules).held(order.option_symbol) == 0:
         _close_position(order.owner_id, order.option_symbol)
 
 
@@ -578,10 +750,10 @@ def _after_fill(head: PaperOrder, members: list[PaperOrder], filled: PaperOrder,
 
 def settle_expired_positions(*, market: Market, rules: FillRules | None = None, now: datetime | None = None,
                              owner_id: int | None = None) -> int:
-    """Settle every long position (of one account, or of every account the context can see) whose
-    contract passed its expiry cutoff by `now`. One that waits for the underlying's close is
-    settled by a later call; a settled position is no longer held, so calling again is harmless.
-    Returns positions settled."""
+    """Settle every position, long or short (of one account, or of every account the context can
+    see), whose contract passed its expiry cutoff by `now`. One that waits for the underlying's
+    close is settled by a later call; a settled position is no longer held, so calling again is
+    harmless. Returns positions settled."""
     rules, now = rules or FillRules.from_settings(), now or market.now()
     held = expired_positions(now=now, owner_id=owner_id)
     closes: dict[tuple[str, date], Decimal | None] = {}
@@ -605,16 +777,16 @@ def settle_expired_positions(*, market: Market, rules: FillRules | None = None, 
 
 
 def expired_positions(*, now: datetime, owner_id: int | None = None):
-    """Net long positions (`owner_id`, `option_symbol`, `net`) in contracts expiring on or before
-    `now`'s date: a superset of those past their cutoff (a cutoff falls on or before the expiry
-    date in New York, and the UTC date is never behind New York's). Reads only fills of positions
-    still open, through the partial index on their expiry, so the history of closed positions is
-    never read however long it grows. One aggregate, no join: most cycles settle nothing."""
+    """Net positions (`owner_id`, `option_symbol`, `net`; negative when short) in contracts
+    expiring on or before `now`'s date: a superset of those past their cutoff (a cutoff falls on
+    or before the expiry date in New York, and the UTC date is never behind New York's). Reads
+    only fills of positions still open, through the partial index on their expiry, so the history
+    of closed positions is never read however long it grows. One aggregate, no join: most cycles settle nothing."""
     fills = PaperFill.objects.all() if owner_id is None else PaperFill.objects.filter(owner_id=owner_id)
     fills = fills.filter(position_closed=False, expiry__lte=now.astimezone(UTC).date())
     return (fills.order_by().values("owner_id", "option_symbol")
             .annotate(net=Sum(Case(When(side__in=BUY_SIDES, then=F("quantity")), default=-F("quantity"))))
-            .filter(net__gt=0))
+            .exclude(net=0))
 
 
 def _underlying(owner_id: int, symbol: str) -> str:
@@ -626,22 +798,26 @@ def _underlying(owner_id: int, symbol: str) -> str:
 def _settle_position(owner_id: int, symbol: str, underlying: str, close: Decimal, *, market: Market,
                      rules: FillRules, now: datetime) -> int:
     """Orders on the contract end first (each group under its own lock, as matching does), then
-    the contracts still held are sold to the expiry at intrinsic value under the account's lock."""
+    the contracts still held are sold to the expiry at intrinsic value under the account's lock;
+    contracts held short are bought back from it at intrinsic value (in the money: assigned, and
+    the short pays it)."""
     heads, _ = working_groups(PaperOrder.objects.filter(owner_id=owner_id, option_symbol=symbol))
     for head_id in heads:
         match_group(head_id, quotes={}, market=market, rules=rules, now=now)
     contract = parse_symbol(symbol)
     cutoff = market.expiry_cutoff(contract.expiry)
     value = intrinsic_value(contract.option_type, contract.strike, close)
-    how = f"in the money, settled at ${value}" if value else "worthless"
     with transaction.atomic():
         lock_account(owner_id)
-        quantity = Ledger(owner_id, Decimal(0), rules).held(symbol)
-        if quantity <= 0:
+        held = Ledger(owner_id, Decimal(0), rules).held(symbol)
+        if held == 0:
             return 0
+        quantity, side = abs(held), OrderSide.SELL_TO_CLOSE if held > 0 else OrderSide.BUY_TO_CLOSE
+        how = "worthless" if not value else (f"in the money, settled at ${value}" if held > 0 else
+                                             f"in the money, assigned: bought back at ${value}")
         order = PaperOrder.objects.create(
             owner_id=owner_id, order_class="option", option_symbol=symbol, underlying=underlying,
-            side=OrderSide.SELL_TO_CLOSE.value, quantity=quantity, status=OrderStatus.FILLED.value,
+            side=side.value, quantity=quantity, status=OrderStatus.FILLED.value,
             filled_quantity=quantity, avg_fill_price=value, created_at=cutoff, updated_at=cutoff,
             reason=f"Expired {how} ({underlying} closed at ${close}).",
         )
@@ -649,7 +825,7 @@ def _settle_position(owner_id: int, symbol: str, underlying: str, close: Decimal
                                  quantity=quantity, price=value, commission=Decimal(0), filled_at=cutoff,
                                  settlement=True, position_closed=True)
         _close_position(owner_id, symbol)
-    logger.info("paper expiry: %s %s of user %s expired %s", quantity, symbol, owner_id, how)
+    logger.info("paper expiry: %s %s of user %s expired %s", held, symbol, owner_id, how)
     return 1
 
 

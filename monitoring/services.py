@@ -20,7 +20,8 @@ from django.db import connection
 
 from brokers.market import Market, default_market
 from brokers.models import BrokerMode, PaperOrder
-from brokers.paper import WORKING, FillRules, fill_price, match_group
+from brokers.paper import WORKING, FillRules, fill_price, match_group, spread_fill
+from brokers.paper_spreads import SPREAD_CLASSES
 from tradeoptions import tenancy
 from trades.models import CONTRACT_MULTIPLIER, PaperTrade, TradeStatus
 from trades.selectors import commission_rates
@@ -209,6 +210,9 @@ def _may_change(members: list[PaperOrder], quotes, now: datetime, rules: FillRul
     with the broker's own rules, so the answer is the broker's."""
     if any(member.expires_at and now >= member.expires_at for member in members):
         return True
+    spread = next((member for member in members if member.order_class in SPREAD_CLASSES), None)
+    if spread is not None:  # all legs or none: the broker prices the whole spread
+        return spread_fill(spread, [m for m in members if m.parent_id == spread.pk], quotes, rules) is not None
     for member in _tradable(members):
         quote = quotes.get(member.option_symbol)
         if quote is None:

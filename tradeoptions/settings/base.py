@@ -328,6 +328,9 @@ MARKET_DATA_REPLAY_FILE = env.str("MARKET_DATA_REPLAY_FILE", default="")
 # `commission_per_contract`, which the broker charges) and slippage per share.
 PAPER_COMMISSION_PER_CONTRACT = env.str("PAPER_COMMISSION_PER_CONTRACT", default="0.65")
 PAPER_SLIPPAGE_PER_SHARE = env.str("PAPER_SLIPPAGE_PER_SHARE", default="0")
+# Spread legs fill at their natural side (buy at the ask, sell at the bid) improved toward the mid
+# by this percent of the half-spread (0: natural, 100: the mid).
+PAPER_SPREAD_IMPROVEMENT_PCT = env.str("PAPER_SPREAD_IMPROVEMENT_PCT", default="0")
 FORCE_MARKET_OPEN = env.bool("FORCE_MARKET_OPEN", default=False)
 # The market API (/api/market/...): how long a quote or chain (expirations) is shared by everyone.
 MARKET_QUOTE_CACHE_SECONDS = env.int("MARKET_QUOTE_CACHE_SECONDS", default=5)
