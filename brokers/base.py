@@ -306,6 +306,7 @@ class Order:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     legs: tuple[Order, ...] = field(default=())
+    price_type: SpreadPriceType | None = None  # a multileg or combo parent's: market, debit, credit or even
 
     def leg(self, order_type: OrderType) -> Order | None:
         """The leg of this type (the stop-loss leg of an OCO is its STOP or STOP_LIMIT leg)."""
@@ -504,6 +505,13 @@ class BrokerProvider(Protocol):
     def place_oco_order(self, sl_leg: OrderRequest, tp_leg: OrderRequest) -> Order: ...
 
     def place_otoco_order(self, entry: OrderRequest, sl_leg: OrderRequest, tp_leg: OrderRequest) -> Order: ...
+
+    def place_spread_order(self, request: SpreadOrderRequest) -> Order:
+        """Places a multileg or combo order, all legs or none (`OrderRejected` if refused). The
+        parent comes back with `order_class` "multileg"/"combo", its `price_type`, `limit_price`
+        the net price, and one `legs` entry per leg (symbol, side, quantity, fill); its fill price
+        is the net per share of one unit, debit positive and credit negative."""
+        ...
 
     def cancel_order(self, order_id: str) -> Order:
         """Returns the order's state afterwards: it may have filled before the cancel arrived."""

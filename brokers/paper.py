@@ -849,4 +849,5 @@ def _as_order(row: PaperOrder, legs: list[PaperOrder]) -> Order:
         filled_quantity=row.filled_quantity, remaining_quantity=(row.quantity - row.filled_quantity) or None,
         fill=fill, reason=row.reason or None, created_at=row.created_at, updated_at=row.updated_at,
         legs=tuple(_as_order(leg, []) for leg in legs),
+        price_type=SpreadPriceType(row.price_type) if row.price_type else None,
     )

@@ -67,6 +67,7 @@ from brokers.base import (
     Position,
     Quote,
     SpreadOrderRequest,
+    SpreadPriceType,
     StockSide,
     StopModifyOutcomeUnknown,
     StopModifyRefused,
@@ -715,6 +716,8 @@ def _order(raw: dict) -> Order:
         updated_at=updated,
         legs=legs,
     )
+    if order.order_class in _SPREAD_CLASSES:
+        order = replace(order, price_type=_enum(SpreadPriceType, raw.get("type")))
     return _spread_parent(order) if order.order_class in _SPREAD_CLASSES and legs else order
 
 

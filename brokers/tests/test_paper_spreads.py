@@ -102,6 +102,7 @@ def test_every_shape_fills_each_leg_at_its_natural_side_and_the_parent_at_the_ne
     order = broker.place_spread_order(spread(*legs))
     assert order.status == OrderStatus.FILLED and order.order_class == "multileg"
     assert order.fill.price == Decimal(net) and order.quantity == 1
+    assert order.price_type == spread(*legs).price_type
     assert [leg.fill.price for leg in order.legs] == [Decimal(price) for price in prices]
     assert all(leg.status == OrderStatus.FILLED for leg in order.legs)
     fills = list(PaperFill.objects.order_by("id"))

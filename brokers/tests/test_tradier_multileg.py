@@ -161,7 +161,7 @@ def test_each_template_is_sent_as_documented_and_fills_every_leg_at_its_natural_
     (post,) = fake_tradier.requests_for("POST", "/orders")
     assert post.form == body and post.content_type.startswith("application/x-www-form-urlencoded")
     assert order.order_class == request.order_class and order.tag == TAG
-    assert order.status == OrderStatus.FILLED
+    assert order.status == OrderStatus.FILLED and order.price_type == request.price_type
     assert order.limit_price == (None if price is None else Decimal(price))  # the net; a market order has none
     assert order.side is None  # Tradier's parent says "buy" whatever the legs do
     units, net = FILLED_AT[name]
