@@ -576,8 +576,8 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
                          "queued_for_open": session.queued_for_open, "next_session_open": session.next_open})
 
     @extend_schema(summary="Close at market, all of it or a part (needs the version you saw)", request=CloseSerializer,
-                   responses={200: TradeDetailSerializer, 202: TradeDetailSerializer, 409: ERROR, 422: ERROR,
-                              502: ERROR, 503: ERROR})
+                   responses={200: TradeDetailSerializer, 202: TradeDetailSerializer, 400: ERROR, 409: ERROR,
+                              422: ERROR, 502: ERROR, 503: ERROR})
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):
         with tenancy.acting_as(request.user.pk):

@@ -317,6 +317,8 @@ def part_sale_resume(*, trade: PaperTrade, broker: BrokerProvider, found: list[O
         trade = PaperTrade.objects.get(pk=trade.pk)
         if trade.status != TradeStatus.OPEN or not trade.part_pending_qty:
             return trade
+        if trade.part_pending_reason == ExitPartReason.SCALE_OUT:  # the policy's part, to its end
+            who = POLICY
         sell = _the_sell(trade, broker, found)
         if sell is not None:
             if not trade.part_order_id:
