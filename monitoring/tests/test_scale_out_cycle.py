@@ -17,6 +17,8 @@ from tests.factories import UserFactory
 from tradeoptions import tenancy
 from trades.models import Actor, CloseReason, ExitPartReason, PaperTrade, TradeExitPart, TradeStatus
 
+from .conftest import SANDBOX_ACCOUNT
+
 CONTRACT = "SPY261218C00570000"
 
 
@@ -180,3 +182,47 @@ def test_random_paths_with_a_scale_out_keep_every_promise(db, api_as, market):
     ScaleOutAtThePaperBroker.market, ScaleOutAtThePaperBroker.api_as = market, staticmethod(api_as)
     run_state_machine_as_test(ScaleOutAtThePaperBroker, settings=settings(
         max_examples=12, stateful_step_count=8, deadline=None, suppress_health_check=list(HealthCheck)))
+
+
+def test_a_scale_out_at_tradier_cancels_sells_and_protects_the_rest_over_http(trader, tradier, market):
+    """The same policy at the fake Tradier (real HTTP): the OCO cannot change its quantity, so it is
+    cancelled, the part sold, and a new OCO placed for the rest; then the rest's stop fills."""
+    from trades import services as trade_services
+    from trades.models import Actor
+
+    from .conftest import trade_as_stored
+
+    data = trade_services.TradeOpenInput(
+        ticker="SPY", option_type="CALL", strike=Decimal("570"), expiry=date(2026, 12, 18), qty=4,
+        sl_price=Decimal("4.00"), tp_price=Decimal("8.00"),
+        exit_policy={"scale_out_at_pct": "20", "scale_out_pct": "25"})
+    trade = trade_services.trade_open(user=trader, data=data, market=market, actor=Actor.SYSTEM,
+                                      actor_label="scanner").trade
+    first_bracket = trade.bracket_order_id
+    for bid, ask in (("5.20", "5.40"), ("5.25", "5.45")):  # the part's look, then the monitor's catch-up
+        market.set_quote(CONTRACT, bid, ask)
+        tradier.set_quote(CONTRACT, bid, ask)
+        market.advance(minutes=1)
+        tasks.sync_orders.apply().get()
+    trade = trade_as_stored(trade.pk)
+    assert (trade.status, trade.quantity_open, trade.part_pending_qty) == (TradeStatus.OPEN, 3, 0)
+    assert trade.bracket_order_id and trade.bracket_order_id != first_bracket
+    [part] = _parts(trade.pk)
+    assert (part.quantity, part.reason, part.price) == (1, ExitPartReason.SCALE_OUT, Decimal("5.20"))
+    working = [o for o in tradier.orders.values() if not o.legs and o.side == "sell_to_close"
+               and o.status in ("open", "pending")]
+    assert sorted(o.quantity for o in working) == [3, 3]
+    assert tradier.accounts[SANDBOX_ACCOUNT].positions[CONTRACT].quantity == 3
+
+    market.set_quote(CONTRACT, "3.90", "4.10")
+    tradier.set_quote(CONTRACT, "3.90", "4.10")  # the rest's stop fills at the fake
+    market.advance(minutes=1)
+    tasks.sync_orders.apply().get()
+    closed = trade_as_stored(trade.pk)
+    assert (closed.status, closed.close_reason) == (TradeStatus.CLOSED, CloseReason.SL_HIT)
+    assert CONTRACT not in tradier.accounts[SANDBOX_ACCOUNT].positions or (
+        tradier.accounts[SANDBOX_ACCOUNT].positions[CONTRACT].quantity == 0)
+    parts = _parts(trade.pk)
+    assert [(p.quantity, p.reason) for p in parts] == [(1, ExitPartReason.SCALE_OUT), (3, ExitPartReason.FINAL)]
+    assert closed.realized_pnl == sum(p.pnl_gross for p in parts)
+    assert closed.realized_pnl_net == sum(p.pnl_net for p in parts)
