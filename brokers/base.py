@@ -89,6 +89,7 @@ class OrderPurpose(StrEnum):
     STOP_LOSS = "sl"
     TAKE_PROFIT = "tp"
     CLOSE = "close"
+    PART = "part"  # a sell-to-close of part of the position (a scale-out, a partial close)
 
 
 # --- Order tags -------------------------------------------------------------------------------
@@ -100,7 +101,7 @@ class OrderPurpose(StrEnum):
 
 LIVE_TAG_PREFIX = "live-"
 _TAG = re.compile(r"^[A-Za-z0-9-]{1,255}$")
-_TAG_PARTS = re.compile(r"^(?:live-)?to-(?P<trade>[A-Za-z0-9-]+)-(?P<purpose>entry|sl|tp|close)$")
+_TAG_PARTS = re.compile(r"^(?:live-)?to-(?P<trade>[A-Za-z0-9-]+)-(?P<purpose>entry|sl|tp|close|part)$")
 
 
 def order_tag(trade_id: int | str, purpose: OrderPurpose | str, *, live: bool = False) -> str:

@@ -85,6 +85,7 @@ from trades.services import (
     finished_orders_to_read,
     order_is_adopted,
     orphans_guard,
+    part_sale_resume,
     split_legs,
     trade_entry_update,
     trade_exit_filled,
@@ -326,7 +327,7 @@ def _paper_books(accounts: list[SyncAccount]) -> dict[int, OrderBook]:
     owners = [account.owner_id for account in accounts]
     ids = [int(i) for account in accounts for trade in account.trades for i in known_order_ids(trade) if i.isdigit()]
     tags = [trade_order_tag(trade, purpose) for account in accounts for trade in account.trades
-            for purpose in (OrderPurpose.ENTRY, OrderPurpose.STOP_LOSS, OrderPurpose.CLOSE)]
+            for purpose in (OrderPurpose.ENTRY, OrderPurpose.STOP_LOSS, OrderPurpose.CLOSE, OrderPurpose.PART)]
     with tenancy.system_context():
         orders = paper_orders_of(owners, ids=ids, tags=tags)
     return {owner: OrderBook(listed) for owner, listed in orders.items()}
@@ -415,6 +416,8 @@ def exit_legs(trade: PaperTrade, book: OrderBook) -> tuple[Order | None, Order |
 
 
 def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: datetime) -> int:
+    if trade.status == TradeStatus.OPEN and trade.part_pending_qty:  # a part sale's steps come first
+        return _sync_part_sale(trade, book, broker, at)
     head, sl, tp = exit_legs(trade, book)
     if exit_fill := filled_exit(sl, tp):
         with tenancy.acting_as(trade.owner_id):
@@ -449,6 +452,18 @@ def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
                                 trading_ends=market.expiry_cutoff(trade.expiry), **SYSTEM)
         return 1
     return 0
+
+
+def _sync_part_sale(trade: PaperTrade, book: OrderBook, broker, at: datetime) -> int:
+    """A part sale under way (a scale-out, a partial close): the trades app confirms its sell,
+    protects the rest, or finishes steps a stopped process left (`part_sale_resume`)."""
+    tag = trade_order_tag(trade, OrderPurpose.PART)
+    found = [order for order in book.orders if order.tag == tag]
+    if trade.part_order_id and book.find(trade.part_order_id) is not None:
+        found.append(book.find(trade.part_order_id))
+    with tenancy.acting_as(trade.owner_id):
+        after = part_sale_resume(trade=trade, broker=broker, found=found, at=at, **SYSTEM)
+    return int(after.version != trade.version)
 
 
 def _resume_close(trade: PaperTrade, broker) -> int:

@@ -17,9 +17,11 @@ from trades.models import (
     Actor,
     CloseReason,
     EventKind,
+    ExitPartReason,
     OptionType,
     PaperTrade,
     TradeEvent,
+    TradeExitPart,
     TradeStatus,
     WebhookDelivery,
     WebhookEvent,
@@ -91,6 +93,23 @@ class TradeEventFactory(OwnedFactory):
     actor_label = "test"
     old_status = TradeStatus.PENDING
     new_status = TradeStatus.OPEN
+
+
+class TradeExitPartFactory(OwnedFactory):
+    """One part of a trade's position sold (a scale-out of one contract, by default)."""
+
+    class Meta:
+        model = TradeExitPart
+
+    trade = factory.SubFactory(PaperTradeFactory)
+    owner = factory.SelfAttribute("trade.owner")
+    quantity = 1
+    price = Decimal("4.500000")
+    filled_at = factory.LazyFunction(timezone.now)
+    reason = ExitPartReason.SCALE_OUT
+    commission = Decimal("0.65")
+    pnl_gross = Decimal("20.00")
+    pnl_net = factory.LazyAttribute(lambda part: part.pnl_gross - part.commission)
 
 
 class PriceSnapshotFactory(OwnedFactory):
@@ -189,6 +208,7 @@ def a_row_in_every_owned_table(owner, *, market, contract: str):
 
     trade = PaperTradeFactory(owner=owner)
     TradeEventFactory(trade=trade)
+    TradeExitPartFactory(trade=trade)
     PriceSnapshotFactory(trade=trade)
     claim = services.idempotency_claim(user=owner, key="scan-1", fingerprint="f" * 64)
     services.idempotency_store(claim=claim, status=201, body={}, trade=trade)

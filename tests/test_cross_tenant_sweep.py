@@ -20,6 +20,7 @@ from tests.factories import (
     PaperFillFactory,
     PaperTradeFactory,
     PriceSnapshotFactory,
+    TradeExitPartFactory,
     UserFactory,
 )
 from tradeoptions import tenancy
@@ -105,6 +106,7 @@ def alices_rows(trader):
     open_trade = PaperTradeFactory(owner=trader, ticker=UNDERLYING, strategy=STRATEGY)
     closed = ClosedTradeFactory(owner=trader, ticker=UNDERLYING, strategy=STRATEGY, card_score=Decimal("7"))
     PriceSnapshotFactory(trade=open_trade)
+    TradeExitPartFactory(trade=closed, pnl_gross=Decimal("4321.98"))
     with tenancy.acting_as(trader.pk):
         TradeForensics.objects.create(trade=closed, owner=trader, mfe_pct=Decimal("12"), mae_pct=Decimal("-5"),
                                       first_touch="TP", snapshot_count=3, computed_at=timezone.now())
@@ -114,7 +116,7 @@ def alices_rows(trader):
                                      sandbox_token=None, live_token=None, confirmation="")
     token, _ = AuthToken.objects.create(user=trader)
     ids = {"trade": open_trade.pk, "closed_trade": closed.pk, "token_key": token.token_key}
-    markers = [STRATEGY, UNDERLYING, "VA-ALICE-73", token.token_key, trader.username]
+    markers = [STRATEGY, UNDERLYING, "VA-ALICE-73", token.token_key, trader.username, "4321.98"]
     return ids, markers
 
 

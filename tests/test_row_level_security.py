@@ -19,7 +19,7 @@ from trades.models import AccountSettings
 OWNED_TABLES = [
     "trades_papertrade", "trades_tradeevent", "trades_accountsettings", "trades_idempotencykey",
     "monitoring_pricesnapshot", "brokers_paperaccount", "brokers_paperorder", "brokers_paperfill",
-    "trades_webhookevent", "trades_webhookdelivery",
+    "trades_webhookevent", "trades_webhookdelivery", "trades_tradeexitpart",
 ]
 # The audit log cannot be updated or deleted at all (see trades/tests/test_models.py).
 MUTABLE_TABLES = [table for table in OWNED_TABLES if table != "trades_tradeevent"]

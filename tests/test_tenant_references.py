@@ -27,6 +27,7 @@ from tests.factories import (
     PaperTradeFactory,
     PriceSnapshotFactory,
     TradeEventFactory,
+    TradeExitPartFactory,
     WebhookDeliveryFactory,
     WebhookEventFactory,
 )
@@ -44,6 +45,7 @@ GUARDED = [
     ("monitoring_pricesnapshot", "trade_id", "trades_papertrade"),
     ("trades_idempotencykey", "trade_id", "trades_papertrade"),
     ("trades_tradeevent", "trade_id", "trades_papertrade"),
+    ("trades_tradeexitpart", "trade_id", "trades_papertrade"),
     ("trades_webhookdelivery", "event_id", "trades_webhookevent"),
     ("trades_webhookevent", "trade_id", "trades_papertrade"),
 ]
@@ -63,11 +65,12 @@ TRIGGER_ROW, TRIGGER_BEFORE, TRIGGER_INSERT, TRIGGER_UPDATE = 1, 2, 4, 16  # pg_
 @pytest.fixture
 def two_tenants(trader, other_trader):
     """Alice and Bob each have a row on both sides of every guarded foreign key, all pointing at
-    their own rows: a trade with an event, a snapshot, an idempotency key and a webhook event with
+    their own rows: a trade with an event, a part sold, a snapshot, an idempotency key and a webhook event with
     its delivery; a closed trade with forensics; a bracket order with a leg, and a fill."""
     for owner in (trader, other_trader):
         trade = PaperTradeFactory(owner=owner)
         TradeEventFactory(trade=trade)
+        TradeExitPartFactory(trade=trade)
         PriceSnapshotFactory(trade=trade)
         claim = services.idempotency_claim(user=owner, key="scan-1", fingerprint="f" * 64)
         services.idempotency_store(claim=claim, status=201, body={}, trade=trade)

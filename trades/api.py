@@ -150,7 +150,9 @@ class TradeOpenSerializer(TraderWords, serializers.Serializer):
         required=False, help_text="Exits beyond the bracket: `trail_pct` or `trail_amount` (a trailing stop on the "
         "option, starting after `trail_after_pct` of gain, moving by at least `min_step`), `underlying_trail_pct` or "
         "`underlying_trail_amount` (close when the stock falls back that far from its best), `breakeven_after_pct`, "
-        "`close_minutes_before_close`, `close_days_to_expiry`, `close_after_hours`. With none, the strategy's preset.")
+        "`close_minutes_before_close`, `close_days_to_expiry`, `close_after_hours`, `scale_out_at_pct` with "
+        "`scale_out_pct` (at that gain, sell that share of the contracts once, rounded down, at least 1 and never "
+        "all; 2 contracts or more). With none, the strategy's preset.")
 
     def validate_exit_policy(self, value):
         return exit_policy_field(value)
@@ -269,6 +271,15 @@ class AdjustSerializer(VersionSerializer):
 class EntryRepriceSerializer(VersionSerializer):
     limit_price = DecimalText(**PRICE, min_value=Decimal("0.0001"),
                               help_text="The resting entry's new limit, between the stop-loss and the take-profit.")
+
+
+class CloseSerializer(VersionSerializer):
+    quantity = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=100_000,
+        help_text="Contracts to sell: fewer than are held closes the trade in part (the rest keeps a bracket for "
+                  "what is left); all of them, or none given, closes the trade.")
+
+    labels = {**VersionSerializer.labels, "quantity": "number of contracts to sell"}
 
 
 class CloseRepriceSerializer(VersionSerializer):
@@ -564,24 +575,26 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         return Response({"valid": True, "preview": TradePreviewSerializer(preview).data,
                          "queued_for_open": session.queued_for_open, "next_session_open": session.next_open})
 
-    @extend_schema(summary="Close at market (needs the version you saw)", request=VersionSerializer,
-                   responses={200: TradeDetailSerializer, 202: TradeDetailSerializer, 409: ERROR, 422: ERROR,
-                              502: ERROR, 503: ERROR})
+    @extend_schema(summary="Close at market, all of it or a part (needs the version you saw)", request=CloseSerializer,
+                   responses={200: TradeDetailSerializer, 202: TradeDetailSerializer, 400: ERROR, 409: ERROR,
+                              422: ERROR, 502: ERROR, 503: ERROR})
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):
         with tenancy.acting_as(request.user.pk):
             trade = self.get_object()
-        payload = VersionSerializer(data=request.data)
+        payload = CloseSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
-            result = services.trade_close(user=request.user, trade_id=trade.pk,
-                                          version=payload.validated_data["version"])
+            result = services.trade_close_some(user=request.user, trade_id=trade.pk,
+                                               version=payload.validated_data["version"],
+                                               quantity=payload.validated_data.get("quantity"))
         except services.TradeError as problem:
             return problem_response(problem)
         with tenancy.acting_as(request.user.pk):
             if result.problem is not None:
                 return problem_response(result.problem)
-            done = result.trade.status == TradeStatus.CLOSED
+            done = result.trade.status == TradeStatus.CLOSED or (
+                result.trade.status == TradeStatus.OPEN and not result.trade.part_pending_qty)  # a part sold
             return Response(TradeDetailSerializer(self._reload(result.trade)).data,
                             status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
 

@@ -249,6 +249,15 @@ class PaperTrade(models.Model):
     exit_stop_moved_at = models.DateTimeField(null=True, blank=True)
     exit_requested_at = models.DateTimeField(null=True, blank=True)
     exit_request_reason = models.CharField(max_length=12, choices=CloseReason.choices, blank=True)
+    # A scale-out fires once (trades.services.exit_policies): when it was asked for.
+    exit_scaled_out_at = models.DateTimeField(null=True, blank=True)
+    # A part of the position being sold (a scale-out or a manual partial close), step by step
+    # (trades.services.parts): how many contracts, why, and the sell once it is placed. 0: none.
+    # The trade records the step it is in, so a process killed between steps is resumed.
+    part_pending_qty = models.PositiveIntegerField(default=0)
+    part_pending_reason = models.CharField(max_length=16, blank=True)
+    part_order_id = models.CharField(max_length=64, blank=True)
+    part_started_at = models.DateTimeField(null=True, blank=True)
 
     # Concurrency: the optimistic lock clients send back. (Work in flight is a row lock held by
     # `trade_transition`; a final trade is immutable because the transition table leads nowhere
@@ -357,6 +366,11 @@ class PaperTrade(models.Model):
         exit legs already sold in partial fills (`exit_filled_qty`)."""
         bought = self.filled_qty or (self.qty if self.status in (TradeStatus.OPEN, TradeStatus.CLOSING) else 0)
         return max(bought - self.exit_filled_qty, 0)
+
+    @property
+    def quantity_open(self) -> int:
+        """Contracts the trade holds now: what `held_qty` says while it is active, none once final."""
+        return 0 if self.status in FINAL_STATUSES else self.held_qty
 
     # Figures the pages show, derived here once so that no page computes its own and disagrees.
 
@@ -495,6 +509,48 @@ class TradeEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Trade events are append-only.")
+
+
+class ExitPartReason(models.TextChoices):
+    """Why some of a trade's contracts were sold."""
+
+    SCALE_OUT = "SCALE_OUT", "Scale-out target"
+    PARTIAL_CLOSE = "PARTIAL_CLOSE", "Closed in part"
+    EXIT_LEG = "EXIT_LEG", "Exit order filled in part"
+    FINAL = "FINAL", "Final exit"
+
+
+class TradeExitPart(models.Model):
+    """One part of a trade's position that left it: a scale-out, a manual partial close, an exit
+    leg's partial fill, and the final exit (written when the trade closes). A closed trade's
+    realized P&L is the sum of its parts, gross and net, to the cent (docs/pnl.md).
+
+    `commission`: the part's sell commission plus its share of the buy's (pro rata by contracts);
+    the final part takes what is left of the trade's commissions and fees, so the parts' net
+    adds up to the trade's net exactly."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    trade = models.ForeignKey(PaperTrade, on_delete=models.PROTECT, related_name="exit_parts")
+    quantity = models.PositiveIntegerField()
+    price = models.DecimalField(max_digits=14, decimal_places=6, help_text="Average fill price, per share.")
+    filled_at = models.DateTimeField()
+    reason = models.CharField(max_length=16, choices=ExitPartReason.choices)
+    order_id = models.CharField(max_length=64, blank=True)
+    commission = models.DecimalField(**MONEY, default=Decimal(0))
+    pnl_gross = models.DecimalField(**MONEY)
+    pnl_net = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["filled_at", "id"]
+        indexes = [models.Index(fields=["trade", "filled_at"], name="exit_part_trade_time_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="exit_part_quantity_positive"),
+            models.CheckConstraint(condition=_in("reason", ExitPartReason), name="exit_part_reason_known"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} of trade {self.trade_id} at {self.price} ({self.reason})"
 
 
 class AccountSettings(models.Model):

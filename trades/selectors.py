@@ -27,6 +27,7 @@ from .models import (
     EventKind,
     PaperTrade,
     TradeEvent,
+    TradeExitPart,
     TradeStatus,
     commission_total_sql,
     net_outcome_q,
@@ -393,3 +394,13 @@ def account_summary(*, user: AbstractBaseUser, market: Market | None = None) -> 
         open_risk=exposure["heat"], realized_pnl=balance.close_pl, market_value=balance.market_value,
         open_pnl=balance.open_pl, equity=balance.total_equity, open_positions=exposure["positions"],
     )
+
+
+def exit_parts_of(*, trade_ids: Iterable[int]) -> dict[int, list[TradeExitPart]]:
+    """The parts sold of each trade (docs/pnl.md, "Partial closes"), in the order they sold: one
+    query for a whole page of trades."""
+    parts: dict[int, list[TradeExitPart]] = {}
+    for part in TradeExitPart.objects.filter(trade_id__in=list(trade_ids)).order_by("filled_at", "id"):
+        parts.setdefault(part.trade_id, []).append(part)
+    return parts
+

@@ -11,7 +11,8 @@ from rest_framework import serializers
 from tradeoptions.api import BoundedDateTimeField, DayRangeFilterSerializer, TextField
 
 from . import selectors
-from .models import FINAL_STATUSES, PRICE, CloseReason, PaperTrade, TradeEvent, TradeStatus
+from .models import FINAL_STATUSES, PRICE, CloseReason, ExitPartReason, PaperTrade, TradeEvent, TradeStatus
+from .services.exit_parts import quantity_history, trade_parts
 from .services.marks import HELD
 from .services.working import Session, market_session
 
@@ -21,10 +22,41 @@ class PendingCloseSerializer(serializers.Serializer):
     limit_price = serializers.DecimalField(**PRICE, allow_null=True)
 
 
+class ExitPartSerializer(serializers.Serializer):
+    """One part of the position that left it (docs/pnl.md, "Partial closes")."""
+
+    quantity = serializers.IntegerField(help_text="Contracts sold in this part.")
+    price = serializers.DecimalField(max_digits=None, decimal_places=6, allow_null=True,
+                                     help_text="Average fill price, per share.")
+    at = serializers.DateTimeField(allow_null=True, help_text="When it filled.")
+    reason = serializers.ChoiceField(choices=ExitPartReason.choices, help_text="SCALE_OUT (the exit policy's first "
+                                     "target), PARTIAL_CLOSE (the trader's), EXIT_LEG (an exit order filled in part), "
+                                     "FINAL (the trade's close; its close_reason says how).")
+    reason_label = serializers.SerializerMethodField(help_text="The reason in words.")
+    commission = serializers.DecimalField(max_digits=None, decimal_places=2, help_text="The sell's commission plus "
+                                          "this part's share of the buy's (the final part: what is left, fees too).")
+    pnl_gross = serializers.DecimalField(max_digits=None, decimal_places=2,
+                                         help_text="(price - entry) x contracts x 100, in dollars.")
+    pnl_net = serializers.DecimalField(max_digits=None, decimal_places=2, help_text="pnl_gross - commission.")
+
+    def get_reason_label(self, part) -> str:
+        return ExitPartReason(part["reason"]).label
+
+
+class QuantityChangeSerializer(serializers.Serializer):
+    at = serializers.DateTimeField(allow_null=True)
+    change = serializers.IntegerField(help_text="Contracts bought (+) or sold (-).")
+    quantity_open = serializers.IntegerField(help_text="Contracts held after it.")
+    reason = serializers.CharField(help_text="ENTRY, or the part's reason.")
+
+
 def _dollars(help_text: str) -> serializers.DecimalField:
     """A read-only amount of dollars, to the cent."""
     return serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
                                     help_text=help_text)
+
+
+PARTED = (TradeStatus.OPEN, TradeStatus.CLOSING, TradeStatus.CLOSED)  # trades that may have sold parts
 
 
 class TradeSerializer(serializers.ModelSerializer):
@@ -72,6 +104,13 @@ class TradeSerializer(serializers.ModelSerializer):
                   "the quote time has not moved for longer than a live quote may. Not a live mark.")
     close_order = serializers.SerializerMethodField(
         help_text="CLOSING: how the working sell is priced (market, or limit at `limit_price`). Null otherwise.")
+    quantity_open = serializers.IntegerField(read_only=True,
+                                             help_text="Contracts held now (0 once closed).")
+    parts = serializers.SerializerMethodField(
+        help_text="Each part of the position sold, in order: scale-outs, partial closes, exit orders' partial "
+                  "fills and the final exit. A closed trade's realized P&L (gross and net) is their sum.")
+    quantity_history = serializers.SerializerMethodField(
+        help_text="Contracts held after the entry and after each part sold.")
 
     class Meta:
         model = PaperTrade
@@ -89,6 +128,7 @@ class TradeSerializer(serializers.ModelSerializer):
             "unrealized_pnl_pct", "sl_distance", "sl_distance_pct", "tp_distance", "tp_distance_pct",
             "days_to_expiry", "queued_for_open", "next_session_open",
             "mark_source", "mark_delayed", "mark_quote_time", "mark_frozen", "close_order",
+            "quantity_open", "parts", "quantity_history",
         ]
         read_only_fields = fields
         extra_kwargs = {"realized_pnl": {"help_text": "Gross: premiums only, before commissions (kept for "
@@ -147,6 +187,18 @@ class TradeSerializer(serializers.ModelSerializer):
         return bool(freshness and freshness.frozen)
 
     @extend_schema_field(PendingCloseSerializer(allow_null=True))
+    def _parts(self, trade) -> list[dict]:
+        rows = self._per_page("exit_parts", trade, PARTED, lambda ids: selectors.exit_parts_of(trade_ids=ids))
+        return trade_parts(trade, rows or []) if trade.status in PARTED else []
+
+    @extend_schema_field(ExitPartSerializer(many=True))
+    def get_parts(self, trade) -> list[dict]:
+        return ExitPartSerializer(self._parts(trade), many=True).data
+
+    @extend_schema_field(QuantityChangeSerializer(many=True))
+    def get_quantity_history(self, trade) -> list[dict]:
+        return QuantityChangeSerializer(quantity_history(trade, self._parts(trade)), many=True).data
+
     def get_close_order(self, trade) -> dict | None:
         pending = self._per_page("pending_closes", trade, (TradeStatus.CLOSING,),
                                  lambda ids: selectors.pending_closes(trade_ids=ids))

@@ -68,6 +68,7 @@ from .errors import (
     TradeError,
     VersionConflict,
 )
+from .exit_parts import quantity_history, trade_parts
 from .exit_policies import (
     ExitDecision,
     ExitPolicy,
@@ -112,6 +113,7 @@ from .opening import (
 )
 from .orders import bracket_ids, broker_of, exit_requests, order_summary, split_legs, trade_order_ids, trade_order_tag
 from .orphans import finished_order_seen, finished_orders_to_read, order_is_adopted, orphans_guard
+from .parts import part_sale_resume, trade_close_some, trade_part_sell
 from .positions import trade_oversold_clear, trade_oversold_flag
 from .protection import UNPROTECTED, bracket_lost, bracket_protect
 from .risk import RiskRoom, TradePreview, active_exposure
@@ -152,4 +154,6 @@ __all__ = [
     # Exit policies beyond the fixed bracket: the pure engine the monitor feeds.
     "ExitPoliciesReport", "exit_policies_apply", "exit_policy_set", "trade_policy_close",
     "ExitDecision", "ExitPolicy", "ExitState", "Observation", "exit_policy_checked", "exit_policy_evaluate",
+    # Partial closes: selling a part (a scale-out, the trader's partial close) and reading the parts.
+    "part_sale_resume", "quantity_history", "trade_close_some", "trade_part_sell", "trade_parts",
 ]

@@ -79,6 +79,9 @@ def brackets_adjust(
         if trade.status != TradeStatus.OPEN:
             raise InvalidTransition(f"Only an OPEN trade's bracket can be adjusted; this one is {trade.status}.",
                                     trade=trade)
+        if trade.part_pending_qty:
+            raise InvalidTransition("A part of this position is being sold: adjust the bracket in a moment, once "
+                                    "the rest is under its new bracket.", trade=trade)
         sl = new_sl if new_sl is not None else trade.sl_price
         tp = new_tp if new_tp is not None else trade.tp_price
         _validate(trade, sl=sl, tp=tp, new_sl=new_sl, new_tp=new_tp, allow_immediate=allow_immediate, market=market)
@@ -179,6 +182,8 @@ def exit_policy_set(*, user: AbstractBaseUser, trade_id: int, version: int, poli
     checked = exit_policy_checked(policy)
     with tenancy.acting_as(user.pk):
         trade = PaperTrade.objects.select_for_update().get(owner=user, pk=trade_id)
+        if checked.get("scale_out_pct") is not None:  # on the contracts held (or bought, before the fill)
+            exit_policy_checked(policy, quantity=trade.held_qty or trade.qty)
         if trade.version != version:
             return _stale(trade, user=user, version=version, action="exit-policy")
         if trade.status not in (TradeStatus.PENDING, TradeStatus.OPEN):
@@ -206,7 +211,7 @@ def stop_move_in_place(*, user: AbstractBaseUser, trade_id: int, version: int, n
     with tenancy.acting_as(user.pk):
         trade = PaperTrade.objects.select_for_update().get(owner=user, pk=trade_id)
         stop_order = trade.sl_order_id or trade.bracket_order_id
-        if trade.version != version or trade.status != TradeStatus.OPEN or not stop_order:
+        if trade.version != version or trade.status != TradeStatus.OPEN or not stop_order or trade.part_pending_qty:
             return TradeResult(trade, VersionConflict("The trade changed since the exit policy looked at it.",
                                                       trade=trade))
         broker = broker_of(account_settings_for(user=user), mode=trade.broker_mode, market=market)

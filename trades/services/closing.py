@@ -51,11 +51,12 @@ from brokers.base import (
 from brokers.market import Market, default_market
 from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
-from trades.models import CONTRACT_MULTIPLIER, Actor, CloseReason, EventKind, PaperTrade, TradeStatus
+from trades.models import CONTRACT_MULTIPLIER, Actor, CloseReason, EventKind, ExitPartReason, PaperTrade, TradeStatus
 
 from .accounts import account_settings_for
 from .costs import exit_costs
 from .errors import BrokerDown, PositionUnprotected, TradeError, VersionConflict
+from .exit_parts import PART_SALE_IDLE, part_row_create, parts_consistent
 from .lifecycle import event_record, trade_transition
 from .opening import TradeResult
 from .orders import (
@@ -82,13 +83,17 @@ def close_outcome(trade: PaperTrade, *, price: Decimal, at: datetime, reason: st
     dollars (premiums only, before commissions: `realized_pnl` is the gross figure), percent of
     the entry premium, hours held, and the exit's commission (`costs.exit_costs`).
     Contracts exit legs sold earlier in partial fills count at their own price: the close price
-    is the quantity-weighted average of both."""
+    is the quantity-weighted average of both. Where those contracts were recorded as parts (every
+    one since parts exist), the P&L is the sum of the parts' and this exit's, to the cent."""
     held, sold = trade.held_qty, trade.exit_filled_qty
+    parts = parts_consistent(trade) if sold else []
     proceeds = price * held + (trade.exit_filled_price * sold if sold else 0)
     quantity = held + sold
+    pnl = (proceeds - trade.entry_price * quantity) * CONTRACT_MULTIPLIER
+    if parts:
+        pnl = sum((part.pnl_gross for part in parts), (price - trade.entry_price) * held * CONTRACT_MULTIPLIER)
     if sold:
         price = (proceeds / quantity).quantize(Decimal("0.0001"))
-    pnl = (proceeds - trade.entry_price * quantity) * CONTRACT_MULTIPLIER
     hours = Decimal((at - trade.entry_date).total_seconds()) / 3600 if trade.entry_date else None
     return {
         "close_price": price,
@@ -100,6 +105,7 @@ def close_outcome(trade: PaperTrade, *, price: Decimal, at: datetime, reason: st
         "hold_duration_h": hours.quantize(CENT) if hours is not None else None,
         "unrealized_pnl": None,
         **exit_costs(trade, reason=reason),
+        **PART_SALE_IDLE,  # a part sale the close overtook (a leg filled first) is over
     }
 
 
@@ -252,12 +258,17 @@ def exit_fills_record(*, trade: PaperTrade, withdrawn: Withdrawal, **who) -> Pap
         return trade
     quantity = trade.exit_filled_qty + withdrawn.sold
     proceeds = withdrawn.proceeds + (trade.exit_filled_price * trade.exit_filled_qty if trade.exit_filled_qty else 0)
-    return trade_transition(
+    as_part = parts_consistent(trade) is not None  # a first-class part, unless earlier fills predate parts
+    trade = trade_transition(
         trade_id=trade.pk, to=trade.status, kind=EventKind.ORDER_FILLED, expected_version=trade.version,
         changes={"exit_filled_qty": quantity, "exit_filled_price": (proceeds / quantity).quantize(Decimal("0.000001")),
                  "bracket_order_id": "", "sl_order_id": "", "tp_order_id": ""},
         payload={"partial_exit": {"sold": withdrawn.sold, "proceeds_per_share": withdrawn.proceeds},
                  "orders": [order_summary(order) for order in withdrawn.orders]}, **who)
+    if as_part:
+        part_row_create(trade, quantity=withdrawn.sold, proceeds=withdrawn.proceeds, at=timezone.now(),
+                        reason=ExitPartReason.EXIT_LEG)
+    return trade
 
 
 def bracket_restore(*, trade: PaperTrade, broker: BrokerProvider, quantity: int, why: TradeError,

@@ -48,8 +48,9 @@ def entry_costs(trade: PaperTrade, *, filled: int) -> dict:
 
 def exit_costs(trade: PaperTrade, *, reason: str) -> dict:
     """The changes recording the exit's commission when the trade closes: every contract an order
-    sold (exit legs' partial fills and the closing fill), none that an expiry settled."""
-    charged = _ledger(trade, OrderPurpose.STOP_LOSS, OrderPurpose.TAKE_PROFIT, OrderPurpose.CLOSE)
+    sold (parts sold earlier, exit legs' partial fills and the closing fill), none that an expiry
+    settled."""
+    charged = _ledger(trade, OrderPurpose.STOP_LOSS, OrderPurpose.TAKE_PROFIT, OrderPurpose.CLOSE, OrderPurpose.PART)
     if charged is None:
         sold = trade.exit_filled_qty + (0 if reason in SETTLED_WITHOUT_COMMISSION else trade.held_qty)
         charged = trade_commission_rate(trade) * sold

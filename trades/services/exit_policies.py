@@ -19,6 +19,8 @@ Rules a trader can rely on:
   level; when the stock crosses back through it, the trade is closed. That is the stop a trader
   draws on the stock's chart; it is not translated into an option price (a delta mapping drifts
   with gamma and time and would move the option stop for reasons the chart does not show).
+* Scale-out: once the bid is a given gain over the entry, a share of the contracts (rounded down,
+  at least one, never all) is sold once; the rest rides the stop (trades.services.parts sells it).
 * Time stops (N minutes before the session's close, early closes included as the caller passes
   the real close; N calendar days to expiry in New York; H hours held) ask for the close once:
   after an exit was asked for, the engine answers nothing more.
@@ -36,7 +38,8 @@ CENT, NICKEL, HUNDRED = Decimal("0.01"), Decimal("0.05"), Decimal(100)
 NICKEL_FROM = Decimal(3)  # the penny program: options at $3 and up trade in nickels
 
 # Keys of a stored policy, each decimal text; every one optional.
-PERCENT_KEYS = ("trail_pct", "trail_after_pct", "underlying_trail_pct", "breakeven_after_pct")
+PERCENT_KEYS = ("trail_pct", "trail_after_pct", "underlying_trail_pct", "breakeven_after_pct", "scale_out_at_pct",
+                "scale_out_pct")
 AMOUNT_KEYS = ("trail_amount", "min_step", "underlying_trail_amount")
 COUNT_KEYS = ("close_minutes_before_close", "close_days_to_expiry", "close_after_hours")
 POLICY_KEYS = (*PERCENT_KEYS, *AMOUNT_KEYS, *COUNT_KEYS)
@@ -48,6 +51,7 @@ LABELS = {
     "breakeven_after_pct": "the gain that moves the stop to breakeven",
     "close_minutes_before_close": "the minutes before the close", "close_days_to_expiry": "the days to expiry",
     "close_after_hours": "the hours held",
+    "scale_out_at_pct": "the gain that sells the first part", "scale_out_pct": "the share of contracts sold there",
 }
 LIMITS = {  # (lowest, highest) a trader can mean; beyond is a typo
     "trail_pct": (Decimal("0.1"), Decimal(99)), "trail_after_pct": (Decimal(0), Decimal(1000)),
@@ -56,6 +60,7 @@ LIMITS = {  # (lowest, highest) a trader can mean; beyond is a typo
     "underlying_trail_amount": (CENT, Decimal(10000)),
     "close_minutes_before_close": (Decimal(1), Decimal(390)), "close_days_to_expiry": (Decimal(0), Decimal(365)),
     "close_after_hours": (Decimal(1), Decimal(24 * 365)),
+    "scale_out_at_pct": (Decimal("0.1"), Decimal(1000)), "scale_out_pct": (Decimal(1), Decimal(99)),
 }
 
 
@@ -81,6 +86,8 @@ class ExitPolicy:
     close_minutes_before_close: int | None = None
     close_days_to_expiry: int | None = None
     close_after_hours: int | None = None
+    scale_out_at_pct: Decimal | None = None
+    scale_out_pct: Decimal | None = None
 
     @classmethod
     def from_stored(cls, stored: dict | None) -> ExitPolicy:
@@ -98,6 +105,14 @@ class ExitPolicy:
     def moves_stop(self) -> bool:
         return self.trail_pct is not None or self.trail_amount is not None or self.breakeven_after_pct is not None
 
+    def scale_out_quantity(self, held: int) -> int:
+        """Contracts the first target sells out of `held`: the share, rounded down to whole
+        contracts, at least one and never all (0: no scale-out, or too few contracts for one)."""
+        if self.scale_out_pct is None or held < 2:
+            return 0
+        share = int((held * self.scale_out_pct / HUNDRED).to_integral_value(rounding=ROUND_FLOOR))
+        return min(max(share, 1), held - 1)
+
 
 @dataclass(frozen=True)
 class ExitState:
@@ -114,6 +129,8 @@ class ExitState:
     underlying_extreme: Decimal | None = None
     last_moved_at: datetime | None = None
     exit_requested: bool = False
+    held: int = 0  # contracts held now (what a scale-out sells a share of)
+    scaled_out: bool = False  # the scale-out already fired: it fires once
 
 
 @dataclass(frozen=True)
@@ -135,6 +152,7 @@ class ExitDecision:
     underlying_extreme: Decimal | None
     close: str | None = None  # a CloseWhy, when the trade is to be closed now
     why: str = ""
+    scale_out: int = 0  # contracts to sell now at the first target (the rest rides the stop)
 
 
 def price_tick(price: Decimal) -> Decimal:
@@ -161,7 +179,20 @@ def exit_policy_evaluate(policy: ExitPolicy, state: ExitState, seen: Observation
     if close:
         return ExitDecision(None, high, extreme, close=close[0], why=close[1])
     stop, why = _new_stop(policy, state, seen, high, min_interval)
+    if sell := _scale_out(policy, state, seen):
+        return ExitDecision(stop, high, extreme, why=sell[1], scale_out=sell[0])
     return ExitDecision(stop, high, extreme, why=why)
+
+
+def _scale_out(policy: ExitPolicy, state: ExitState, seen: Observation) -> tuple[int, str] | None:
+    """The first target: once the bid is `scale_out_at_pct` over the entry, sell the policy's
+    share; once only (`scaled_out`), and never the whole position."""
+    if state.scaled_out or policy.scale_out_at_pct is None or seen.bid is None or state.entry <= 0:
+        return None
+    quantity = policy.scale_out_quantity(state.held)
+    if quantity <= 0 or (seen.bid - state.entry) / state.entry * HUNDRED < policy.scale_out_at_pct:
+        return None
+    return quantity, f"scale-out: {quantity} of {state.held} at +{policy.scale_out_at_pct.normalize():f}%"
 
 
 def _best(known: Decimal | None, new: Decimal | None, *, higher: bool) -> Decimal | None:
@@ -227,10 +258,11 @@ def _new_stop(policy: ExitPolicy, state: ExitState, seen: Observation, high: Dec
     return level, why
 
 
-def exit_policy_checked(raw) -> dict[str, str]:
+def exit_policy_checked(raw, *, quantity: int | None = None) -> dict[str, str]:
     """A policy as stored: known keys only, each an exact decimal text within its range, at most one
-    of % and $ per trailing stop. InvalidTradeInput on `exit_policy`, every problem at once, in the
-    trader's words. An empty dict is no policy."""
+    of % and $ per trailing stop, a scale-out's gain and share together and (given the trade's
+    `quantity`) only on two contracts or more. InvalidTradeInput on `exit_policy`, every problem at
+    once, in the trader's words. An empty dict is no policy."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -261,9 +293,19 @@ def exit_policy_checked(raw) -> dict[str, str]:
             problems.append(f"Give {what} as a percentage or as a dollar distance, not both.")
     if "trail_after_pct" in checked and "trail_pct" not in checked and "trail_amount" not in checked:
         problems.append("A gain that starts the trailing needs a trailing stop (a percentage or a dollar distance).")
+    problems += _scale_out_problems(checked, quantity)
     if problems:
         raise InvalidTradeInput({"exit_policy": problems})
     return checked
+
+
+def _scale_out_problems(checked: dict[str, str], quantity: int | None) -> list[str]:
+    if ("scale_out_at_pct" in checked) != ("scale_out_pct" in checked):
+        return ["A scale-out needs both the gain that sells the first part and the share of contracts sold there."]
+    if "scale_out_pct" in checked and quantity is not None and quantity < 2:
+        return [f"A scale-out sells part of the position and keeps the rest: it needs at least 2 contracts, "
+                f"this trade has {quantity}."]
+    return []
 
 
 def _number(value) -> Decimal | None:

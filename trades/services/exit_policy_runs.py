@@ -8,7 +8,9 @@ take, so their locks, version checks, broker sequences and audit events hold unc
   else `brackets_adjust` (cancel the OCO, place the new one); either way the system is the actor
   and the audit event carries the policy and the quote that moved it;
 * a time stop or the stock's trailing level goes through the close (`trade_policy_close`), with
-  the trade's version: a close already asked for is a conflict, never a second sell.
+  the trade's version: a close already asked for is a conflict, never a second sell;
+* a scale-out sells its part through the partial sale (`trade_part_sell`: cancel the bracket,
+  sell the part, place the bracket for the rest), once: the trade remembers it fired.
 
 The high-water marks are written on every look (they are the trailing stops' memory), the stop
 only when it moves by the step and a tick, and at most once per EXIT_POLICY_MIN_INTERVAL_SECONDS.
@@ -29,12 +31,13 @@ from django.db.models.functions import Coalesce, Greatest, Least
 from brokers.base import BrokerError
 from brokers.market import Market
 from tradeoptions import tenancy
-from trades.models import CONTRACT_MULTIPLIER, CloseReason, OptionType, PaperTrade, TradeStatus
+from trades.models import CONTRACT_MULTIPLIER, CloseReason, ExitPartReason, OptionType, PaperTrade, TradeStatus
 
 from .brackets import brackets_adjust, stop_move_in_place
 from .closing import trade_policy_close
 from .errors import TradeError
 from .exit_policies import CloseWhy, ExitDecision, ExitPolicy, ExitState, Observation, exit_policy_evaluate
+from .parts import trade_part_sell
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class ExitPoliciesReport:
     watched: int = 0
     stops_moved: int = 0
     closes_asked: int = 0
+    parts_sold: int = 0
 
 
 def exit_policies_apply(*, option_bids: OptionBids, underlying_prices: UnderlyingPrices, now: datetime,
@@ -63,7 +67,7 @@ def exit_policies_apply(*, option_bids: OptionBids, underlying_prices: Underlyin
         # An OPEN trade whose policy close was asked for came back open (the sell was refused or did
         # not fill): it is watched again after the interval, so a passing broker error at 15:45 does
         # not carry the position past the bell.
-        watched = (PaperTrade.objects.filter(status=TradeStatus.OPEN)
+        watched = (PaperTrade.objects.filter(status=TradeStatus.OPEN, part_pending_qty=0)
                    .filter(Q(exit_requested_at__isnull=True) | Q(exit_requested_at__lt=now - retry))
                    .exclude(exit_policy={}))
         if broker_modes is not None:
@@ -76,7 +80,7 @@ def exit_policies_apply(*, option_bids: OptionBids, underlying_prices: Underlyin
     stocks = _stocks(trade.ticker for trade in trades if _trails_stock(policies[trade.pk]))
     prices = underlying_prices(stocks) if stocks else {}
     interval = timedelta(seconds=settings.EXIT_POLICY_MIN_INTERVAL_SECONDS)
-    moved = closes = 0
+    moved = closes = parts = 0
     for trade in trades:
         if trade.option_symbol not in bids:
             continue
@@ -87,11 +91,13 @@ def exit_policies_apply(*, option_bids: OptionBids, underlying_prices: Underlyin
         try:
             if decision.close is not None:
                 closes += _close(trade, decision, seen, market)
+            elif decision.scale_out:
+                parts += _scale_out(trade, decision, seen, market)
             elif decision.stop is not None and decision.stop < trade.tp_price:
                 moved += _move_stop(trade, decision, seen, market)
         except (TradeError, BrokerError, PaperTrade.DoesNotExist) as error:  # refused now; the next look tries again
             logger.warning("exit policy of trade %s not applied: %s", trade.pk, error)
-    return ExitPoliciesReport(len(trades), moved, closes)
+    return ExitPoliciesReport(len(trades), moved, closes, parts)
 
 
 def exit_state_of(trade: PaperTrade) -> ExitState:
@@ -105,7 +111,8 @@ def exit_state_of(trade: PaperTrade) -> ExitState:
     return ExitState(entry=trade.entry_price, stop=trade.sl_price, option_type=trade.option_type,
                      opened_at=trade.entry_date, expiry=trade.expiry, commission_per_share=commission,
                      high_water=trade.exit_high_water, underlying_extreme=trade.exit_underlying_extreme,
-                     last_moved_at=trade.exit_stop_moved_at)
+                     last_moved_at=trade.exit_stop_moved_at, held=trade.held_qty,
+                     scaled_out=trade.exit_scaled_out_at is not None)
 
 
 def _trails_stock(policy: ExitPolicy) -> bool:
@@ -158,6 +165,16 @@ def _move_stop(trade: PaperTrade, decision: ExitDecision, seen: Observation, mar
     if result.problem is not None:
         logger.warning("exit policy of trade %s could not move the stop: %s", trade.pk, result.problem)
         return 0
+    return 1
+
+
+def _scale_out(trade: PaperTrade, decision: ExitDecision, seen: Observation, market: Market) -> int:
+    """Sell the first target's part; the stop the decision may also move is the next look's."""
+    result = trade_part_sell(user=trade.owner, trade_id=trade.pk, version=trade.version,
+                             quantity=decision.scale_out, reason=ExitPartReason.SCALE_OUT,
+                             because=_because(trade, decision, seen), market=market)
+    if result.problem is not None:
+        logger.warning("exit policy of trade %s could not scale out: %s", trade.pk, result.problem)
     return 1
 
 

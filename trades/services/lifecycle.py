@@ -17,6 +17,7 @@ from trades.models import ALLOWED_TRANSITIONS, Actor, EventKind, PaperTrade, Tra
 
 from . import notifications
 from .errors import InvalidTradeInput, InvalidTransition, VersionConflict
+from .exit_parts import final_part_record
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ def trade_transition(
         if updated != 1:  # impossible under the row lock; never write an event for a change not made
             raise VersionConflict("The trade changed while it was being updated.", trade=current)
         old_status = current.status
+        held_before = current.held_qty
         for name, value in changes.items():
             setattr(current, name, value)
         current.status, current.version, current.updated_at = to, current.version + 1, now
@@ -106,6 +108,8 @@ def trade_transition(
             trade=current, kind=kind, actor=actor, actor_user=actor_user, actor_label=actor_label,
             old_status=old_status, new_status=to, payload={**(payload or {}), **_changed(changes)},
         )
+        if to == TradeStatus.CLOSED and old_status != TradeStatus.CLOSED:
+            final_part_record(current, held=held_before)  # the last part: the parts add up to the trade
         logger.info("trade %s: %s -> %s (%s by %s)", trade_id, old_status, to, kind, actor)
         notifications.trade_transition_announce(trade=current, old_status=old_status)  # sent after commit
     return current
@@ -144,6 +148,10 @@ def _check_allowed(current: PaperTrade, to: str, changes: dict) -> None:
         raise InvalidTransition("A close reason is set once, when the trade closes.", trade=current)
     if closing_now and (current.close_reason or not changes.get("close_reason")):
         raise InvalidTransition("A trade closes with exactly one close reason.", trade=current)
+    if to == TradeStatus.CLOSING and current.part_pending_qty and changes.get("part_pending_qty") != 0:
+        # its sell and the rest's bracket are at the broker: a close now could sell the part twice
+        raise InvalidTransition("A part of this position is being sold: close the rest in a moment, once that "
+                                "is done.", trade=current)
     missing = [name for name in _REQUIRED.get(to, ()) if changes.get(name, getattr(current, name)) in (None, "")]
     if missing:
         raise InvalidTransition(f"A {to} trade needs {', '.join(missing)}.", trade=current)

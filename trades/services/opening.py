@@ -218,7 +218,9 @@ def _validate(data: TradeOpenInput, market: Market, *, presets: dict) -> Checked
         tp_pct = Decimal(preset["tp_pct"])
     errors.update(pct_errors(sl_pct=sl_pct, tp_pct=tp_pct))
     try:
-        policy = exit_policy_checked(preset.get("exit_policy") if data.exit_policy is None else data.exit_policy)
+        # A preset's scale-out simply does nothing on one contract; one the trader asks for is refused.
+        policy = (exit_policy_checked(preset.get("exit_policy")) if data.exit_policy is None
+                  else exit_policy_checked(data.exit_policy, quantity=data.qty))
     except InvalidTradeInput as error:
         errors.update(error.field_errors)
     for name, price, pct, words in (("sl", data.sl_price, sl_pct, "stop-loss"),

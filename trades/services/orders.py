@@ -124,8 +124,8 @@ def trade_order_tag(trade: PaperTrade, purpose: OrderPurpose | str) -> str:
 
 def trade_order_ids(trade: PaperTrade) -> list[str]:
     """The broker ids a trade knows of its orders: entry, bracket (or its legs, when no OCO head
-    is known) and close."""
-    ids = [trade.entry_order_id, trade.bracket_order_id, trade.close_order_id]
+    is known), close, and the sell of a part being sold."""
+    ids = [trade.entry_order_id, trade.bracket_order_id, trade.close_order_id, trade.part_order_id]
     if not trade.bracket_order_id:
         ids += [trade.sl_order_id, trade.tp_order_id]
     return [order_id for order_id in ids if order_id]

@@ -83,6 +83,7 @@ def order_is_adopted(trade: PaperTrade, order: Order) -> bool:
     purpose = parse_order_tag(order.tag)[1]
     return ((purpose == OrderPurpose.ENTRY and not trade.entry_order_id)
             or (purpose == OrderPurpose.CLOSE and not trade.close_order_id)
+            or (purpose == OrderPurpose.PART and trade.part_pending_qty > 0 and not trade.part_order_id)
             or (purpose in (OrderPurpose.STOP_LOSS, OrderPurpose.TAKE_PROFIT) and not trade.bracket_order_id
                 and not trade.sl_order_id))
 

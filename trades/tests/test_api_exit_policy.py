@@ -95,3 +95,30 @@ def test_a_bad_preset_policy_is_refused_naming_the_strategy(api_as, trader, mark
     assert saved.status_code == 400
     assert _errors(saved) == {"strategy_presets": "scalp: A gain that starts the trailing needs a trailing stop "
                                                   "(a percentage or a dollar distance)."}
+
+
+SCALE_OUT = {"scale_out_at_pct": "20", "scale_out_pct": "50"}
+
+
+def test_a_scale_out_is_accepted_later_and_at_open_on_two_contracts(api_as, trader, opened, open_body):
+    answer = _set(api_as, trader, opened, SCALE_OUT)
+    assert answer.status_code == 200 and answer.json()["exit_policy"] == SCALE_OUT
+    assert answer.json()["quantity_open"] == 2 and answer.json()["parts"] == []
+
+
+def test_a_scale_out_on_one_contract_is_refused_in_trader_words(api_as, trader, market, open_body):
+    answer = api_as(trader).post("/api/trades", open_body(qty=1, exit_policy=SCALE_OUT), format="json")
+    assert answer.status_code == 400
+    assert _errors(answer) == {"exit_policy": "A scale-out sells part of the position and keeps the rest: it needs "
+                                              "at least 2 contracts, this trade has 1."}
+    one = api_as(trader).post("/api/trades", open_body(qty=1), format="json").json()
+    later = _set(api_as, trader, one, SCALE_OUT)
+    assert later.status_code == 400 and "at least 2 contracts, this trade has 1" in _errors(later)["exit_policy"]
+
+
+def test_a_strategys_preset_may_scale_out_and_does_nothing_on_one_contract(api_as, trader, market, open_body):
+    saved = api_as(trader).put("/api/settings", {"strategy_presets": {
+        "momentum": {"exit_policy": {**SCALE_OUT, "trail_pct": "10"}}}}, format="json")
+    assert saved.status_code == 200, saved.json()
+    one = api_as(trader).post("/api/trades", open_body(qty=1, sl_price="4.00"), format="json")
+    assert one.status_code == 201 and one.json()["exit_policy"] == {**SCALE_OUT, "trail_pct": "10"}

@@ -150,12 +150,15 @@ class RandomPricePath(RuleBasedStateMachine):
         underlying_trail_pct=st.none() | st.sampled_from([D("0.5"), D("2")]),
         close_minutes_before_close=st.none() | st.sampled_from([5, 30]),
         close_after_hours=st.none() | st.sampled_from([1, 3]),
-    ), entry=prices, commission=st.sampled_from([D("0"), D("0.013")]))
-    def open_trade(self, policy, entry, commission):
+        scale_out_at_pct=st.none() | st.sampled_from([D("5"), D("40")]),
+        scale_out_pct=st.sampled_from([D("1"), D("50"), D("99")]),
+    ), entry=prices, commission=st.sampled_from([D("0"), D("0.013")]), held=st.integers(1, 12))
+    def open_trade(self, policy, entry, commission, held):
         self.policy, self.interval = policy, timedelta(minutes=2)
         self.state = ExitState(entry=entry, stop=on_tick(entry / 2), option_type="CALL", opened_at=OPENED,
-                               expiry=EXPIRY, commission_per_share=commission)
+                               expiry=EXPIRY, commission_per_share=commission, held=held)
         self.now, self.underlying, self.closes, self.time_stop_due = OPENED, D("600"), 0, False
+        self.bought, self.scale_outs = held, 0
 
     @rule(bid=prices, stock_move=st.integers(min_value=-300, max_value=300), minutes=st.integers(0, 45))
     def quote(self, bid, stock_move, minutes):
@@ -173,13 +176,19 @@ class RandomPricePath(RuleBasedStateMachine):
             assert decision.stop == on_tick(decision.stop), "a stop is on the tick grid"
             assert before.last_moved_at is None or self.now - before.last_moved_at >= self.interval
         if decision.close is not None:
-            assert decision.stop is None
+            assert decision.stop is None and decision.scale_out == 0
             self.closes += 1
+        if decision.scale_out:
+            assert 1 <= decision.scale_out < before.held, "a scale-out sells part, never all"
+            assert bid >= before.entry * (1 + self.policy.scale_out_at_pct / 100)
+            self.scale_outs += 1
         self.time_stop_due |= self._time_stop_due(session_close)
         self.state = replace(before, stop=decision.stop or before.stop, high_water=decision.high_water,
                              underlying_extreme=decision.underlying_extreme,
                              last_moved_at=self.now if decision.stop is not None else before.last_moved_at,
-                             exit_requested=before.exit_requested or decision.close is not None)
+                             exit_requested=before.exit_requested or decision.close is not None,
+                             held=before.held - decision.scale_out, scaled_out=before.scaled_out or bool(
+                                 decision.scale_out))
 
     def _time_stop_due(self, session_close) -> bool:
         before_close = self.policy.close_minutes_before_close
@@ -191,6 +200,7 @@ class RandomPricePath(RuleBasedStateMachine):
     @invariant()
     def closes_at_most_once_and_a_due_time_stop_has_fired(self):
         assert self.closes <= 1
+        assert self.scale_outs <= 1 and 1 <= self.state.held <= self.bought
         if self.time_stop_due:
             assert self.closes == 1
 
@@ -198,3 +208,46 @@ class RandomPricePath(RuleBasedStateMachine):
 def test_random_price_paths_keep_every_promise():
     run_state_machine_as_test(RandomPricePath, settings=settings(max_examples=150, stateful_step_count=40,
                                                                  deadline=None))
+
+
+# --- Scale-out -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("held", "share", "sold"), [
+    (10, "50", 5), (5, "50", 2), (3, "10", 1), (2, "99", 1), (4, "75", 3), (1, "50", 0)])
+def test_a_scale_out_sells_whole_contracts_at_least_one_and_never_all(held, share, sold):
+    assert ExitPolicy(scale_out_at_pct=D("20"), scale_out_pct=D(share)).scale_out_quantity(held) == sold
+
+
+def test_a_scale_out_fires_at_its_gain_once_and_the_trailing_stop_still_moves():
+    policy = ExitPolicy(scale_out_at_pct=D("25"), scale_out_pct=D("50"), trail_amount=D("0.30"))
+    assert exit_policy_evaluate(policy, _state(held=4), _seen("2.49")).scale_out == 0  # +24.5 %
+    decision = exit_policy_evaluate(policy, _state(held=4), _seen("2.50"))
+    assert (decision.scale_out, decision.stop) == (2, D("2.20"))
+    assert decision.why == "scale-out: 2 of 4 at +25%"
+    assert exit_policy_evaluate(policy, _state(held=2, scaled_out=True), _seen("3.00")).scale_out == 0
+    assert exit_policy_evaluate(policy, _state(held=1), _seen("3.00")).scale_out == 0
+
+
+def test_a_close_comes_before_a_scale_out():
+    policy = ExitPolicy(scale_out_at_pct=D("10"), scale_out_pct=D("50"), close_after_hours=1)
+    decision = exit_policy_evaluate(policy, _state(held=4), _seen("3.00", at=OPENED + timedelta(hours=2)))
+    assert (decision.close, decision.scale_out) == (CloseWhy.HOURS_HELD, 0)
+
+
+@pytest.mark.parametrize(("raw", "quantity", "words"), [
+    ({"scale_out_at_pct": "20"}, None, "needs both the gain that sells the first part and the share"),
+    ({"scale_out_pct": "50"}, None, "needs both"),
+    ({"scale_out_at_pct": "20", "scale_out_pct": "100"}, None, "The share of contracts sold there must be between "
+                                                              "1 and 99."),
+    ({"scale_out_at_pct": "20", "scale_out_pct": "50"}, 1, "it needs at least 2 contracts, this trade has 1."),
+])
+def test_a_bad_scale_out_is_refused_in_trader_words(raw, quantity, words):
+    with pytest.raises(InvalidTradeInput) as refused:
+        exit_policy_checked(raw, quantity=quantity)
+    assert any(words in text for text in refused.value.field_errors["exit_policy"])
+
+
+def test_a_scale_out_on_two_contracts_is_accepted():
+    assert exit_policy_checked({"scale_out_at_pct": "20.0", "scale_out_pct": "50"}, quantity=2) == {
+        "scale_out_at_pct": "20", "scale_out_pct": "50"}
