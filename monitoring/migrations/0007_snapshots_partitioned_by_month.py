@@ -74,6 +74,22 @@ CREATE POLICY system_context ON monitoring_pricesnapshot TO tradeoptions_system
     USING (current_setting('app.system', true) = 'on') WITH CHECK (current_setting('app.system', true) = 'on');
 """
 
+# The new table gets the old one's privileges, whoever they were given to (post_migrate grants the
+# runtime roles theirs again anyway; this keeps any other, such as the test suite's TRUNCATE).
+KEEP_PRIVILEGES = """
+DO $$
+DECLARE
+    granted record;
+BEGIN
+    FOR granted IN SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS grantee,
+                          a.privilege_type
+                     FROM pg_class c, aclexplode(c.relacl) a
+                    WHERE c.oid = '{source}'::regclass AND a.grantee <> c.relowner LOOP
+        EXECUTE format('GRANT %s ON TABLE monitoring_pricesnapshot TO %s', granted.privilege_type, granted.grantee);
+    END LOOP;
+END $$;
+"""
+
 FUNCTIONS = r"""
 CREATE FUNCTION snapshot_partition_create(month date) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
@@ -152,7 +168,13 @@ GRANT EXECUTE ON FUNCTION snapshot_partition_create(date) TO tradeoptions_system
 GRANT EXECUTE ON FUNCTION snapshot_partition_drop(date, bigint) TO tradeoptions_system;
 """
 
+# Checking the foreign keys reads trades_papertrade, whose forced row-level security binds its
+# owner too: the migration works in the system context (the owner is in the system group).
+SYSTEM_ON = "SELECT set_config('app.system', 'on', true);"
+SYSTEM_OFF = "SELECT set_config('app.system', '', true);"
+
 FORWARD = f"""
+{SYSTEM_ON}
 ALTER TABLE monitoring_pricesnapshot RENAME TO monitoring_pricesnapshot_plain;
 -- Read by its owner, this migration, without a tenant context: it is dropped at the end anyway.
 ALTER TABLE monitoring_pricesnapshot_plain NO FORCE ROW LEVEL SECURITY;
@@ -210,13 +232,16 @@ BEGIN
     END IF;
 END $$;
 
+{KEEP_PRIVILEGES.format(source="monitoring_pricesnapshot_plain")}
 DROP TABLE monitoring_pricesnapshot_plain;
 ALTER TABLE monitoring_pricesnapshot ADD CONSTRAINT monitoring_pricesnapshot_pkey PRIMARY KEY (id, "timestamp");
 ALTER TABLE monitoring_pricesnapshot ADD CONSTRAINT snapshot_one_per_slot UNIQUE (trade_id, "timestamp", kind);
 {DEPENDENTS}
+{SYSTEM_OFF}
 """
 
 REVERSE = f"""
+{SYSTEM_ON}
 ALTER TABLE monitoring_pricesnapshot RENAME TO monitoring_pricesnapshot_partitioned;
 ALTER TABLE monitoring_pricesnapshot_partitioned NO FORCE ROW LEVEL SECURITY;
 ALTER SEQUENCE monitoring_pricesnapshot_id_seq RENAME TO monitoring_pricesnapshot_partitioned_id_seq;
@@ -250,12 +275,14 @@ SELECT setval(pg_get_serial_sequence('monitoring_pricesnapshot', 'id'),
               s.is_called OR EXISTS (SELECT 1 FROM monitoring_pricesnapshot))
   FROM monitoring_pricesnapshot_partitioned_id_seq s;
 
+{KEEP_PRIVILEGES.format(source="monitoring_pricesnapshot_partitioned")}
 DROP TABLE monitoring_pricesnapshot_partitioned;
 DROP FUNCTION snapshot_partition_create(date);
 DROP FUNCTION snapshot_partition_drop(date, bigint);
 ALTER TABLE monitoring_pricesnapshot ADD CONSTRAINT monitoring_pricesnapshot_pkey PRIMARY KEY (id);
 ALTER TABLE monitoring_pricesnapshot ADD CONSTRAINT snapshot_one_per_slot UNIQUE (trade_id, "timestamp", kind);
 {DEPENDENTS}
+{SYSTEM_OFF}
 """
 
 
