@@ -118,12 +118,6 @@ BEGIN
     END IF;
     EXECUTE format('CREATE TABLE %I PARTITION OF monitoring_pricesnapshot FOR VALUES FROM (%L) TO (%L)',
                    partition, first_moment, next_month);
-    IF strays THEN
-        EXECUTE format('WITH moved AS (DELETE FROM monitoring_pricesnapshot_default WHERE "timestamp" >= %L '
-                       'AND "timestamp" < %L RETURNING *) INSERT INTO %I SELECT * FROM moved',
-                       first_moment, next_month, partition);
-        ALTER TABLE monitoring_pricesnapshot ATTACH PARTITION monitoring_pricesnapshot_default DEFAULT;
-    END IF;
     EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', partition);
     EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', partition);
     EXECUTE format('CREATE POLICY tenant_owner ON %I USING (owner_id = (SELECT app_user_id())) '
@@ -131,6 +125,14 @@ BEGIN
     EXECUTE format('CREATE POLICY system_context ON %I TO tradeoptions_system '
                    'USING (current_setting(''app.system'', true) = ''on'') '
                    'WITH CHECK (current_setting(''app.system'', true) = ''on'')', partition);
+    -- Rows move last: their foreign-key checks wait for the commit, and PostgreSQL alters no table
+    -- with such checks pending.
+    IF strays THEN
+        EXECUTE format('WITH moved AS (DELETE FROM monitoring_pricesnapshot_default WHERE "timestamp" >= %L '
+                       'AND "timestamp" < %L RETURNING *) INSERT INTO %I SELECT * FROM moved',
+                       first_moment, next_month, partition);
+        ALTER TABLE monitoring_pricesnapshot ATTACH PARTITION monitoring_pricesnapshot_default DEFAULT;
+    END IF;
     PERFORM set_config('app.system', caller_system, true);
     RETURN partition;
 END $$;
