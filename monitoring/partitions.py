@@ -142,8 +142,9 @@ def _write_archive(month: date, path: Path) -> int:
             cursor.execute(f"SELECT {columns} FROM {TABLE} WHERE timestamp >= %s AND timestamp < %s ORDER BY id",
                            [first, after])
             while batch := cursor.fetchmany(BATCH_ROWS):
+                columns = zip(*batch, strict=True)
                 writer.write_table(pa.Table.from_arrays(
-                    [pa.array(values, type=kind) for values, kind in zip(zip(*batch), ARCHIVE_SCHEMA.types)],
+                    [pa.array(values, type=kind) for values, kind in zip(columns, ARCHIVE_SCHEMA.types, strict=True)],
                     schema=ARCHIVE_SCHEMA))
                 rows += len(batch)
         os.replace(partial, path)

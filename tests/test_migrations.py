@@ -216,7 +216,7 @@ def test_the_snapshot_table_becomes_partitioned_by_month_and_back_losing_nothing
         this_month = cursor.fetchone()[0].replace(tzinfo=UTC)
     call_command("migrate", "monitoring", "0006", stdout=StringIO())
     offsets = {-14: trader, -2: other_trader, -1: trader, 0: other_trader, 2: trader, 9: trader}
-    made = []
+    made, home = [], {}  # the partition each snapshot should end up in
     for offset, owner in offsets.items():
         trade = PaperTradeFactory(owner=owner)
         for day, kind in [(0, SnapshotKind.INTRADAY), (0, SnapshotKind.PRE_MARKET), (27, SnapshotKind.FILL)]:
@@ -224,6 +224,8 @@ def test_the_snapshot_table_becomes_partitioned_by_month_and_back_losing_nothing
             made.append(PriceSnapshotFactory(trade=trade, timestamp=moment, kind=kind, delayed=offset < 0,
                                              mark_price=Decimal("20.1234") + offset, delta=Decimal("0.512345"),
                                              quote_time=moment - timedelta(seconds=3)))
+            home[made[-1].pk] = ("monitoring_pricesnapshot_default" if offset > 3  # past the months made ahead
+                                 else _partition_of(_months_after(this_month, offset)))
     last_month_end = PriceSnapshotFactory(trade=made[-1].trade, timestamp=_months_after(this_month, -1)
                                           - timedelta(microseconds=1))  # the last instant of a month
     columns = [field.attname for field in PriceSnapshot._meta.concrete_fields]
@@ -240,12 +242,7 @@ def test_the_snapshot_table_becomes_partitioned_by_month_and_back_losing_nothing
     with tenancy.system_context(), connection.cursor() as cursor:
         cursor.execute("SELECT id, tableoid::regclass::text FROM monitoring_pricesnapshot")
         placed = dict(cursor.fetchall())
-    expected = {snapshot.pk: _partition_of(_months_after(this_month, offset))
-                for offset, trio in zip(offsets, zip(*[iter(made)] * 3), strict=True) for snapshot in trio}
-    expected = {pk: ("monitoring_pricesnapshot_default" if pk in {s.pk for s in made[-3:]} else name)
-                for pk, name in expected.items()}
-    expected[last_month_end.pk] = _partition_of(_months_after(this_month, -2))
-    assert placed == expected
+    assert placed == {**home, last_month_end.pk: _partition_of(_months_after(this_month, -2))}
     with connection.cursor() as cursor:  # every month from the oldest row's to three ahead, and the default
         cursor.execute("SELECT inhrelid::regclass::text FROM pg_inherits "
                        "WHERE inhparent = 'monitoring_pricesnapshot'::regclass")

@@ -170,6 +170,144 @@ GRANT EXECUTE ON FUNCTION snapshot_partition_create(date) TO tradeoptions_system
 GRANT EXECUTE ON FUNCTION snapshot_partition_drop(date, bigint) TO tradeoptions_system;
 """
 
+# The two reference guards that read the catalogue learn about partitions. The snapshot guard fires
+# on a month's partition, but says what it said before, naming the parent (the table the statement
+# named) and the parent's foreign key. The owner-change guard (brokers 0008) skips a partition's
+# copy of its parent's foreign key: the parent covers every partition, and the runtime roles may
+# not read partitions directly. Each copied from its migration, then changed.
+GUARDS = r"""
+CREATE OR REPLACE FUNCTION refuse_cross_tenant_snapshot_trade() RETURNS trigger
+    LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
+AS $$
+-- BEFORE INSERT OR UPDATE OF trade_id, owner_id ON monitoring_pricesnapshot, FOR EACH ROW. It fires on
+-- the month's partition: the error names the table the statement named, as before partitioning.
+DECLARE
+    referenced_owner bigint;
+    foreign_key name;
+BEGIN
+    IF NEW.trade_id IS NULL THEN
+        RETURN NEW;
+    END IF;
+    SELECT t.owner_id INTO referenced_owner FROM public.trades_papertrade t WHERE t.id = NEW.trade_id;
+    IF referenced_owner = NEW.owner_id THEN
+        RETURN NEW;
+    END IF;
+    SELECT c.conname INTO foreign_key
+      FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+     WHERE c.conrelid = 'public.monitoring_pricesnapshot'::regclass AND c.contype = 'f'
+       AND c.confrelid = 'public.trades_papertrade'::regclass
+       AND cardinality(c.conkey) = 1 AND a.attname = 'trade_id';
+    foreign_key := coalesce(foreign_key, '');
+    RAISE EXCEPTION USING
+        ERRCODE = 'foreign_key_violation',
+        MESSAGE = format('insert or update on table "%s" violates foreign key constraint "%s"',
+                         'monitoring_pricesnapshot', foreign_key),
+        DETAIL = 'Key is not present in table "trades_papertrade".',
+        SCHEMA = TG_TABLE_SCHEMA, TABLE = 'monitoring_pricesnapshot', CONSTRAINT = foreign_key;
+END $$;
+
+CREATE OR REPLACE FUNCTION refuse_owner_change_while_referenced() RETURNS trigger
+    LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
+AS $$
+-- BEFORE UPDATE OF owner_id, FOR EACH ROW, on a table that other owner-scoped tables reference by id.
+DECLARE
+    foreign_key record;
+    still_referenced boolean;
+BEGIN
+    IF NEW.owner_id IS NOT DISTINCT FROM OLD.owner_id THEN
+        RETURN NEW;
+    END IF;
+    FOR foreign_key IN
+        SELECT c.conname, c.conrelid::regclass AS referencing, r.relname, a.attname
+          FROM pg_constraint c
+          JOIN pg_class r ON r.oid = c.conrelid
+          JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+         WHERE c.confrelid = TG_RELID AND c.contype = 'f' AND cardinality(c.conkey) = 1
+           AND c.conparentid = 0  -- a partition's copy of its parent's key: the parent is read instead
+           AND EXISTS (SELECT FROM pg_attribute o WHERE o.attrelid = c.conrelid AND o.attname = 'owner_id'
+                                                   AND NOT o.attisdropped)
+    LOOP
+        EXECUTE format('SELECT EXISTS (SELECT FROM %s r WHERE r.%I = $1 AND r.owner_id <> $2)',
+                       foreign_key.referencing, foreign_key.attname)
+           INTO still_referenced USING OLD.id, NEW.owner_id;
+        IF still_referenced THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'foreign_key_violation',
+                MESSAGE = format('update or delete on table "%s" violates foreign key constraint "%s" on table "%s"',
+                                 TG_TABLE_NAME, foreign_key.conname, foreign_key.relname),
+                DETAIL = format('Key is still referenced from table "%s".', foreign_key.relname),
+                SCHEMA = TG_TABLE_SCHEMA, TABLE = foreign_key.relname, CONSTRAINT = foreign_key.conname;
+        END IF;
+    END LOOP;
+    RETURN NEW;
+END $$;
+"""
+
+GUARDS_BEFORE = r"""
+CREATE OR REPLACE FUNCTION refuse_cross_tenant_snapshot_trade() RETURNS trigger
+    LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
+AS $$
+-- BEFORE INSERT OR UPDATE OF trade_id, owner_id ON monitoring_pricesnapshot, FOR EACH ROW.
+DECLARE
+    referenced_owner bigint;
+    foreign_key name;
+BEGIN
+    IF NEW.trade_id IS NULL THEN
+        RETURN NEW;
+    END IF;
+    SELECT t.owner_id INTO referenced_owner FROM public.trades_papertrade t WHERE t.id = NEW.trade_id;
+    IF referenced_owner = NEW.owner_id THEN
+        RETURN NEW;
+    END IF;
+    SELECT c.conname INTO foreign_key
+      FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+     WHERE c.conrelid = TG_RELID AND c.contype = 'f' AND c.confrelid = 'public.trades_papertrade'::regclass
+       AND cardinality(c.conkey) = 1 AND a.attname = 'trade_id';
+    foreign_key := coalesce(foreign_key, '');
+    RAISE EXCEPTION USING
+        ERRCODE = 'foreign_key_violation',
+        MESSAGE = format('insert or update on table "%s" violates foreign key constraint "%s"',
+                         TG_TABLE_NAME, foreign_key),
+        DETAIL = 'Key is not present in table "trades_papertrade".',
+        SCHEMA = TG_TABLE_SCHEMA, TABLE = TG_TABLE_NAME, CONSTRAINT = foreign_key;
+END $$;
+
+CREATE OR REPLACE FUNCTION refuse_owner_change_while_referenced() RETURNS trigger
+    LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
+AS $$
+-- BEFORE UPDATE OF owner_id, FOR EACH ROW, on a table that other owner-scoped tables reference by id.
+DECLARE
+    foreign_key record;
+    still_referenced boolean;
+BEGIN
+    IF NEW.owner_id IS NOT DISTINCT FROM OLD.owner_id THEN
+        RETURN NEW;
+    END IF;
+    FOR foreign_key IN
+        SELECT c.conname, c.conrelid::regclass AS referencing, r.relname, a.attname
+          FROM pg_constraint c
+          JOIN pg_class r ON r.oid = c.conrelid
+          JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+         WHERE c.confrelid = TG_RELID AND c.contype = 'f' AND cardinality(c.conkey) = 1
+           AND EXISTS (SELECT FROM pg_attribute o WHERE o.attrelid = c.conrelid AND o.attname = 'owner_id'
+                                                   AND NOT o.attisdropped)
+    LOOP
+        EXECUTE format('SELECT EXISTS (SELECT FROM %s r WHERE r.%I = $1 AND r.owner_id <> $2)',
+                       foreign_key.referencing, foreign_key.attname)
+           INTO still_referenced USING OLD.id, NEW.owner_id;
+        IF still_referenced THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'foreign_key_violation',
+                MESSAGE = format('update or delete on table "%s" violates foreign key constraint "%s" on table "%s"',
+                                 TG_TABLE_NAME, foreign_key.conname, foreign_key.relname),
+                DETAIL = format('Key is still referenced from table "%s".', foreign_key.relname),
+                SCHEMA = TG_TABLE_SCHEMA, TABLE = foreign_key.relname, CONSTRAINT = foreign_key.conname;
+        END IF;
+    END LOOP;
+    RETURN NEW;
+END $$;
+"""
+
 # Checking the foreign keys reads trades_papertrade, whose forced row-level security binds its
 # owner too: the migration works in the system context (the owner is in the system group).
 SYSTEM_ON = "SELECT set_config('app.system', 'on', true);"
@@ -239,6 +377,7 @@ DROP TABLE monitoring_pricesnapshot_plain;
 ALTER TABLE monitoring_pricesnapshot ADD CONSTRAINT monitoring_pricesnapshot_pkey PRIMARY KEY (id, "timestamp");
 ALTER TABLE monitoring_pricesnapshot ADD CONSTRAINT snapshot_one_per_slot UNIQUE (trade_id, "timestamp", kind);
 {DEPENDENTS}
+{GUARDS}
 {SYSTEM_OFF}
 """
 
@@ -261,7 +400,8 @@ DECLARE
     kept bigint;
 BEGIN
     FOR part IN SELECT inhrelid::regclass FROM pg_inherits
-                 WHERE inhparent = 'monitoring_pricesnapshot_partitioned'::regclass ORDER BY inhrelid::regclass::text LOOP
+                 WHERE inhparent = 'monitoring_pricesnapshot_partitioned'::regclass
+                 ORDER BY inhrelid::regclass::text LOOP
         EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', part);
         EXECUTE format('INSERT INTO monitoring_pricesnapshot ({COLUMNS}) SELECT {COLUMNS} FROM %s', part);
         GET DIAGNOSTICS batch = ROW_COUNT;
@@ -281,6 +421,7 @@ SELECT setval(pg_get_serial_sequence('monitoring_pricesnapshot', 'id'),
 DROP TABLE monitoring_pricesnapshot_partitioned;
 DROP FUNCTION snapshot_partition_create(date);
 DROP FUNCTION snapshot_partition_drop(date, bigint);
+{GUARDS_BEFORE}
 ALTER TABLE monitoring_pricesnapshot ADD CONSTRAINT monitoring_pricesnapshot_pkey PRIMARY KEY (id);
 ALTER TABLE monitoring_pricesnapshot ADD CONSTRAINT snapshot_one_per_slot UNIQUE (trade_id, "timestamp", kind);
 {DEPENDENTS}
@@ -289,6 +430,9 @@ ALTER TABLE monitoring_pricesnapshot ADD CONSTRAINT snapshot_one_per_slot UNIQUE
 
 
 class Migration(migrations.Migration):
-    dependencies = [("monitoring", "0006_snapshot_delayed")]
+    dependencies = [
+        ("monitoring", "0006_snapshot_delayed"),
+        ("brokers", "0008_refuse_cross_tenant_references"),  # its owner-change guard is replaced here
+    ]
 
     operations = [migrations.RunSQL(sql=FORWARD, reverse_sql=REVERSE)]
