@@ -184,6 +184,9 @@ CELERY_TASK_ROUTES = {
     "monitoring.resend_webhooks": {"queue": "monitor", "priority": _SWEEP},
     "monitoring.request_forensics": {"queue": "monitor", "priority": _SWEEP},
     "monitoring.purge_idempotency_keys": {"queue": "monitor", "priority": _SWEEP},
+    # Long and nightly: on the general workers, never holding a slot of the monitor's.
+    "monitoring.maintain_snapshot_partitions": {"queue": "celery"},
+    "monitoring.back_up_database": {"queue": "celery"},
     "monitoring.collect_entry_context": {"queue": "enrichment"},
     "analytics.compute_targets": {"queue": "enrichment"},
     "trades.deliver_webhook": {"queue": "webhooks"},
