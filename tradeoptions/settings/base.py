@@ -185,8 +185,8 @@ CELERY_TASK_ROUTES = {
     "monitoring.request_forensics": {"queue": "monitor", "priority": _SWEEP},
     "monitoring.purge_idempotency_keys": {"queue": "monitor", "priority": _SWEEP},
     # Long and nightly: on the general workers, never holding a slot of the monitor's.
-    "monitoring.maintain_snapshot_partitions": {"queue": "celery"},
-    "monitoring.back_up_database": {"queue": "celery"},
+    "monitoring.maintain_snapshot_partitions": {"queue": "celery", "priority": _SWEEP},
+    "monitoring.back_up_database": {"queue": "celery", "priority": _SWEEP},
     "monitoring.collect_entry_context": {"queue": "enrichment"},
     "analytics.compute_targets": {"queue": "enrichment"},
     "trades.deliver_webhook": {"queue": "webhooks"},
