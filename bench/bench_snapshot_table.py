@@ -1,10 +1,13 @@
 """The price-history table at scale: 10 million snapshots (BENCH_SNAPSHOT_ROWS).
 
 2,000 held trades (BENCH_SNAPSHOT_TRADES) over 200 users, each with an equal share of the history
-at 5-minute slots, written in one INSERT … SELECT generate_series under the system context.
-Prints the load rate, storage per million rows (heap and indexes), the median time of one trade's
-chart query and of the latest-mark query for a user's positions (each as that user, under RLS), and
-the time and rate of a monitor cycle's snapshot insert on top of the full table.
+at 5-minute slots (BENCH_SNAPSHOT_STEP_MINUTES: a wider step spreads the same rows over more
+months), written in one INSERT … SELECT generate_series under the system context into the table
+partitioned by month, whose months are made first (monitoring/partitions.py), as the beat job would.
+Prints the load rate, the partitions, storage per million rows (heap and indexes), the median time of
+one trade's chart query, of the latest mark of one trade and of the latest-mark query for a user's
+positions (each as that user, under RLS), and the time and rate of a monitor cycle's snapshot insert
+on top of the full table.
 
 Run: `make bench ARGS="bench/bench_snapshot_table.py"` (about 5 minutes at 10 million rows here).
 """
@@ -22,6 +25,7 @@ from django.db import connection
 from brokers.occ import build_symbol
 from monitoring.marketdata.simulated import SimulatedProvider
 from monitoring.models import PriceSnapshot
+from monitoring.partitions import partition_months, snapshot_partitions_prepare
 from monitoring.services import snapshot_positions
 from tradeoptions import tenancy
 from trades.models import PaperTrade, TradeStatus
@@ -29,6 +33,7 @@ from trades.selectors import trade_snapshots
 
 ROWS = int(os.environ.get("BENCH_SNAPSHOT_ROWS", 10_000_000))
 TRADES = int(os.environ.get("BENCH_SNAPSHOT_TRADES", 2000))
+STEP_MINUTES = int(os.environ.get("BENCH_SNAPSHOT_STEP_MINUTES", 5))
 USERS = 200
 NOW = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)  # a Tuesday, midday in New York
 EXPIRY = date(2026, 12, 18)
@@ -56,14 +61,17 @@ def history():
                        sl_price=Decimal("0.01"), tp_price=Decimal("99"), status=TradeStatus.OPEN)
             for n in range(TRADES)], batch_size=2000)
         per_trade = ROWS // TRADES
+        first = NOW - timedelta(minutes=STEP_MINUTES * per_trade)
+        months = (NOW.year - first.year) * 12 + NOW.month - first.month
+        snapshot_partitions_prepare(at=first, ahead=months + 1)  # up to the month after NOW's
         started = time.perf_counter()
         with connection.cursor() as cursor:
             cursor.execute("""
                 INSERT INTO monitoring_pricesnapshot (trade_id, owner_id, timestamp, kind, mark_price, bid, ask, source)
-                SELECT t.id, t.owner_id, %s - make_interval(mins => 5 * s), 'INTRADAY',
+                SELECT t.id, t.owner_id, %s - make_interval(mins => %s * s), 'INTRADAY',
                        4 + (s %% 97) / 100.0, 3.95 + (s %% 97) / 100.0, 4.05 + (s %% 97) / 100.0, 'simulated'
                   FROM trades_papertrade t CROSS JOIN generate_series(1, %s) s
-                 WHERE t.id = ANY(%s)""", [NOW, per_trade, [t.pk for t in trades]])
+                 WHERE t.id = ANY(%s)""", [NOW, STEP_MINUTES, per_trade, [t.pk for t in trades]])
             loaded = cursor.rowcount
             cursor.execute("ANALYZE monitoring_pricesnapshot")
         seconds = time.perf_counter() - started
@@ -80,8 +88,17 @@ def _median_ms(run, times: int = 25) -> float:
 
 
 def _sizes() -> tuple[int, int]:
+    """Heap and index bytes of the table: of all its partitions, the parent itself holding none."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_table_size('monitoring_pricesnapshot'), pg_indexes_size('monitoring_pricesnapshot')")
+        cursor.execute("SELECT sum(pg_table_size(relid)), sum(pg_indexes_size(relid)) "
+                       "FROM pg_partition_tree('monitoring_pricesnapshot')")
+        return tuple(int(size) for size in cursor.fetchone())
+
+
+def _latest_mark(trade_id: int):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT timestamp, mark_price FROM monitoring_pricesnapshot WHERE trade_id = %s "
+                       "ORDER BY timestamp DESC LIMIT 1", [trade_id])
         return cursor.fetchone()
 
 
@@ -91,9 +108,15 @@ def bench_ten_million_snapshots(history):
     heap, indexes = _sizes()
     one = trades[TRADES // 2]
     mine = [t.pk for t in trades if t.owner_id == one.owner_id]
+    with tenancy.system_context(), connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM monitoring_pricesnapshot "  # partitions only through their parent
+                       "WHERE tableoid = 'monitoring_pricesnapshot_default'::regclass")
+        strays = cursor.fetchone()[0]
     with tenancy.acting_as(one.owner_id):
         chart = _median_ms(lambda: trade_snapshots(trade=one))
         points = len(trade_snapshots(trade=one))
+        latest_one = _median_ms(lambda: _latest_mark(one.pk))
+        assert _latest_mark(one.pk)[0] == NOW - timedelta(minutes=STEP_MINUTES)
 
         latest_ms, plans = {}, {}
         for name, sql in LATEST_MARKS.items():
@@ -114,10 +137,14 @@ def bench_ten_million_snapshots(history):
     cycle = time.perf_counter() - started
     per_million = 1_000_000 / loaded
     print(f"\nsnapshot table: {loaded:,} rows over {TRADES} trades ({loaded // TRADES} each), {USERS} users")
+    months = partition_months()
+    print(f"partitioned by month: {len(months)} months ({months[0]:%Y-%m} to {months[-1]:%Y-%m}) and the default "
+          f"({strays} rows), one row every {STEP_MINUTES} minutes a trade")
     print(f"load: {load_seconds:.1f} s ({loaded / load_seconds:,.0f} rows/s, one INSERT … SELECT, then ANALYZE)")
     print(f"storage: heap {heap / 2**20:,.0f} MiB + indexes {indexes / 2**20:,.0f} MiB; "
           f"per million rows {heap * per_million / 2**20:.0f} + {indexes * per_million / 2**20:.0f} MiB")
     print(f"one trade's chart ({loaded // TRADES} rows thinned to {points}), as its owner: {chart:.1f} ms median")
+    print(f"latest mark of one trade, as its owner: {latest_one:.2f} ms median")
     for name, ms in latest_ms.items():
         print(f"latest snapshot of a user's {len(mine)} positions, {name}, as the user: {ms:.2f} ms median")
         print(f"    plan: {plans[name][:150]}")

@@ -38,4 +38,9 @@ JOBS = [
     # Webhook events are queued when their change commits; one whose task was lost (queue down,
     # worker killed) is queued again once it is 10 minutes overdue: a few minutes late is fine.
     Job("monitoring.resend_webhooks", timedelta(minutes=5), "queue again webhook events whose delivery was lost"),
+    # The price history's monthly partitions: months ahead made, months past retention archived to
+    # Parquet and dropped. Idempotent; four times a day so a failed run is soon tried again.
+    Job("monitoring.maintain_snapshot_partitions", timedelta(hours=6), "snapshot partitions ahead, retention"),
+    # Asks every 10 minutes whether tonight's backup (after BACKUP_HOUR, New York) is taken yet.
+    Job("monitoring.back_up_database", timedelta(minutes=10), "nightly pg_dump as the backup role, with retention"),
 ]

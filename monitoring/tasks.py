@@ -21,8 +21,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django_redis import get_redis_connection
 
+from tradeoptions import backups
+
 from . import clock as market_clock
-from . import context, services
+from . import context, partitions, services
 from .heartbeats import heartbeat_record
 from .marketdata import ProviderUnavailable, provider_for
 from .schedules import JOBS
@@ -187,6 +189,33 @@ def resend_webhooks(self):
     from trades.services import webhook_events_resend
 
     return _run(self, lambda: f"{webhook_events_resend()} webhook event(s) queued again")
+
+
+@monitor_task("monitoring.maintain_snapshot_partitions", retry=False)
+def maintain_snapshot_partitions(self):
+    def maintain():
+        at = market_clock.now()
+        made = partitions.snapshot_partitions_prepare(at=at, ahead=settings.SNAPSHOT_PARTITIONS_AHEAD)
+        retired = partitions.snapshot_partitions_retire(at=at, keep_months=settings.SNAPSHOT_RETENTION_MONTHS,
+                                                        archive_dir=settings.SNAPSHOT_ARCHIVE_DIR)
+        return f"partitions made: {made or 'none'}; archived and dropped: {[str(a.path) for a in retired] or 'none'}"
+
+    return _run(self, maintain)
+
+
+@monitor_task("monitoring.back_up_database", retry=False)
+def back_up_database(self):
+    def back_up():
+        if not backups.backup_due(at=market_clock.now(), directory=settings.BACKUP_DIR, hour=settings.BACKUP_HOUR):
+            return "not due"
+        if not settings.BACKUP_DATABASE_URL:
+            logger.error("no nightly backup: BACKUP_DATABASE_URL is not set (the tradeoptions_backup role's URL)")
+            return "not configured"
+        dump = backups.backup_take(directory=settings.BACKUP_DIR, keep=settings.BACKUP_KEEP,
+                                   database_url=settings.BACKUP_DATABASE_URL, timeout=self.soft_time_limit)
+        return f"backup written: {dump}"
+
+    return _run(self, back_up)
 
 
 _RELEASE_IF_HELD_BY = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"

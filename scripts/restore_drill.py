@@ -9,7 +9,9 @@
 3. Drop the scratch database if a previous drill left it, create it afresh, and pg_restore the
    dump into it.
 4. Count again in the restored copy, in the restored policies' system context, and compare table
-   by table. Exit 0 only when every table is there with the same number of rows.
+   by table: a partitioned table (the price history, by month) counts once whole and once per
+   partition, and its partitions must come back with the same bounds. Exit 0 only when every
+   table is there with the same number of rows and every partition with its bounds.
 5. Drop the scratch database (unless --keep).
 
     BACKUP_DATABASE_URL=postgresql://tradeoptions_backup:PW@db:5432/tradeoptions \\
@@ -62,24 +64,42 @@ def table_counts(connection: psycopg.Connection) -> dict[str, int]:
     return counts
 
 
+def partition_layout(connection: psycopg.Connection) -> dict[str, str]:
+    """Each partition of the public schema: its parent and bounds, in UTC whatever the server's zone."""
+    connection.execute("SELECT set_config('TimeZone', 'UTC', true)")
+    return {name: f"{parent} {bound}" for name, parent, bound in connection.execute(
+        "SELECT c.relname, p.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+        "WHERE c.relispartition AND c.relnamespace = 'public'::regnamespace ORDER BY c.relname")}
+
+
+def compare_partitions(source: dict[str, str], restored: dict[str, str]) -> list[str]:
+    """The partitions missing from the restored copy or bounded differently there."""
+    bad = sorted(name for name in source | restored if source.get(name) != restored.get(name))
+    for name in bad:
+        print(f"partition {name}: live {source.get(name, '-')}, restored {restored.get(name, '-')}   MISMATCH")
+    return bad
+
+
 def run_tool(binary: str, url: str, *args: str) -> None:
     bare, password = without_password(url)
     environment = {**os.environ, "PGPASSWORD": password} if password else dict(os.environ)
     subprocess.run([binary, *args, f"--dbname={bare}"], check=True, env=environment)
 
 
-def dump_with_counts(source_url: str, dump: Path, pg_dump: str) -> dict[str, int]:
+def dump_with_counts(source_url: str, dump: Path, pg_dump: str) -> tuple[dict[str, int], dict[str, str]]:
     with psycopg.connect(source_url) as source:
         source.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         with source.transaction():
             snapshot = source.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            counts = table_counts(source)
+            counts, layout = table_counts(source), partition_layout(source)
             run_tool(pg_dump, source_url, "--format=custom", "--no-owner", "--no-privileges",
                      f"--snapshot={snapshot}", f"--file={dump}")
-    return counts
+    return counts, layout
 
 
-def restore_and_count(drill_url: str, scratch: str, dump: Path, pg_restore: str) -> dict[str, int]:
+def restore_and_count(drill_url: str, scratch: str, dump: Path,
+                      pg_restore: str) -> tuple[dict[str, int], dict[str, str]]:
     with psycopg.connect(drill_url, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(scratch)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
@@ -89,7 +109,7 @@ def restore_and_count(drill_url: str, scratch: str, dump: Path, pg_restore: str)
         # The restored tables keep FORCE ROW LEVEL SECURITY; their own system-context policy lets
         # the drill see every tenant's rows (and proves the policies came back too).
         restored.execute("SELECT set_config('app.system', 'on', true)")
-        return table_counts(restored)
+        return table_counts(restored), partition_layout(restored)
 
 
 def drop(drill_url: str, scratch: str) -> None:
@@ -128,21 +148,23 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="restore-drill-") as work:
         os.chmod(work, 0o700)  # the dump holds every tenant's data
         dump = Path(work) / "drill.dump"
-        live = dump_with_counts(source_url, dump, pg_dump)
+        live, live_layout = dump_with_counts(source_url, dump, pg_dump)
         if not live:  # a drill that restores nothing proves nothing (wrong database? not migrated?)
             print("restore drill FAILED: the live database has no tables", file=sys.stderr)
             return 1
         print(f"dumped {len(live)} tables, {sum(live.values())} rows ({dump.stat().st_size} bytes)")
         try:
-            restored = restore_and_count(drill_url, options.scratch, dump, pg_restore)
-            bad = compare(live, restored)
+            restored, restored_layout = restore_and_count(drill_url, options.scratch, dump, pg_restore)
+            bad = compare(live, restored) + compare_partitions(live_layout, restored_layout)
         finally:
             if not options.keep:
                 drop(drill_url, options.scratch)
     if bad:
-        print(f"restore drill FAILED: {len(bad)} table(s) differ: {', '.join(bad)}", file=sys.stderr)
+        print(f"restore drill FAILED: {len(bad)} table(s) or partition(s) differ: {', '.join(bad)}",
+              file=sys.stderr)
         return 1
-    print(f"restore drill passed: {len(live)} tables, every row count matches")
+    print(f"restore drill passed: {len(live)} tables, every row count matches; "
+          f"{len(live_layout)} partitions, every bound matches")
     return 0
 
 

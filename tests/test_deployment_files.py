@@ -120,14 +120,20 @@ def test_every_queue_has_its_own_worker_and_the_monitor_shares_its_worker_with_n
         assert sorted(queue for served in served_by.values() for queue in served) == sorted(queues)
 
 
-def test_every_scheduled_job_goes_to_the_monitor_queue_and_enrichment_never_does():
+def test_scheduled_jobs_go_to_the_monitor_queue_but_maintenance_and_enrichment_never_do():
     from monitoring.schedules import JOBS
     from tradeoptions.celery import app
 
     def queue_of(task):
         return app.amqp.router.route({}, task)["queue"].name
 
-    assert {queue_of(job.task) for job in JOBS} | {queue_of("monitoring.reconcile_orders")} == {"monitor"}
+    # Long nightly maintenance (the price history's partitions, the backup) takes a general
+    # worker's slot, never one of the monitor's.
+    maintenance = {"monitoring.maintain_snapshot_partitions", "monitoring.back_up_database"}
+    assert maintenance < {job.task for job in JOBS}
+    assert {queue_of(task) for task in maintenance} == {"celery"}
+    assert {queue_of(job.task) for job in JOBS if job.task not in maintenance} | {
+        queue_of("monitoring.reconcile_orders")} == {"monitor"}
     assert queue_of("monitoring.collect_entry_context") == queue_of("analytics.compute_targets") == "enrichment"
     assert queue_of("trades.deliver_webhook") == "webhooks"
     # A backlog on the monitor queue serves the cycles before the sweeps (Redis: the lower number first).

@@ -4,11 +4,12 @@ can be reversed."""
 import ast
 import importlib
 import sys
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.core.management import call_command
@@ -16,7 +17,14 @@ from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from brokers.models import PaperFill
-from tests.factories import ClosedTradeFactory, PaperFillFactory, PaperOrderFactory, PaperTradeFactory
+from monitoring.models import PriceSnapshot, SnapshotKind
+from tests.factories import (
+    ClosedTradeFactory,
+    PaperFillFactory,
+    PaperOrderFactory,
+    PaperTradeFactory,
+    PriceSnapshotFactory,
+)
 from tradeoptions import tenancy
 from tradeoptions.db import as_schema_owner
 from trades.models import CloseReason, CommissionSource, EventKind, PaperTrade, TradeEvent, TradeStatus
@@ -185,3 +193,102 @@ def test_the_exit_policy_migrations_reverse_and_reapply_keeping_trades_and_valid
         kept = PaperTrade.objects.get(pk=closed.pk)
         assert (kept.close_reason, kept.exit_policy, kept.exit_request_reason) == (closed.close_reason, {}, "")
         PaperTrade.objects.filter(pk=closed.pk).update(close_reason=CloseReason.TIME_STOP)
+
+
+def _months_after(month: datetime, months: int) -> datetime:
+    index = month.year * 12 + month.month - 1 + months
+    return month.replace(year=index // 12, month=index % 12 + 1)
+
+
+def _partition_of(month: datetime) -> str:
+    return f"monitoring_pricesnapshot_y{month:%Y}m{month:%m}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_snapshot_table_becomes_partitioned_by_month_and_back_losing_nothing(trader, other_trader, connect_as):
+    """monitoring 0007: snapshots of several months (the oldest over a year back) and one dated past
+    the months made ahead (the default partition's) keep every value and id, each lands in its
+    month's partition, the ORM reads and writes them, and row-level security still separates the
+    tenants for the web role. Its reverse is as lossless. Months follow the database's clock, as
+    the migration's own do."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT date_trunc('month', now() AT TIME ZONE 'UTC')")
+        this_month = cursor.fetchone()[0].replace(tzinfo=UTC)
+    call_command("migrate", "monitoring", "0006", stdout=StringIO())
+    offsets = {-14: trader, -2: other_trader, -1: trader, 0: other_trader, 2: trader, 9: trader}
+    made, home = [], {}  # the partition each snapshot should end up in
+    for offset, owner in offsets.items():
+        trade = PaperTradeFactory(owner=owner)
+        for day, kind in [(0, SnapshotKind.INTRADAY), (0, SnapshotKind.PRE_MARKET), (27, SnapshotKind.FILL)]:
+            moment = _months_after(this_month, offset) + timedelta(days=day, hours=14, minutes=35, seconds=offset % 7)
+            made.append(PriceSnapshotFactory(trade=trade, timestamp=moment, kind=kind, delayed=offset < 0,
+                                             mark_price=Decimal("20.1234") + offset, delta=Decimal("0.512345"),
+                                             quote_time=moment - timedelta(seconds=3)))
+            home[made[-1].pk] = ("monitoring_pricesnapshot_default" if offset > 3  # past the months made ahead
+                                 else _partition_of(_months_after(this_month, offset)))
+    last_month_end = PriceSnapshotFactory(trade=made[-1].trade, timestamp=_months_after(this_month, -1)
+                                          - timedelta(microseconds=1))  # the last instant of a month
+    columns = [field.attname for field in PriceSnapshot._meta.concrete_fields]
+
+    def every_row():
+        with tenancy.system_context():
+            return list(PriceSnapshot.objects.order_by("id").values_list(*columns))
+
+    before = every_row()
+    assert len(before) == 19
+    call_command("migrate", "monitoring", stdout=StringIO())
+    assert every_row() == before
+
+    with tenancy.system_context(), connection.cursor() as cursor:
+        cursor.execute("SELECT id, tableoid::regclass::text FROM monitoring_pricesnapshot")
+        placed = dict(cursor.fetchall())
+    assert placed == {**home, last_month_end.pk: _partition_of(_months_after(this_month, -2))}
+    with connection.cursor() as cursor:  # every month from the oldest row's to three ahead, and the default
+        cursor.execute("SELECT inhrelid::regclass::text FROM pg_inherits "
+                       "WHERE inhparent = 'monitoring_pricesnapshot'::regclass")
+        partitions = {row[0] for row in cursor.fetchall()}
+    assert partitions == {_partition_of(_months_after(this_month, n)) for n in range(-14, 4)} | {
+        "monitoring_pricesnapshot_default"}
+
+    # The ORM, as a tenant: a new row gets the next id; an update and a delete find their rows.
+    held = made[9]  # other_trader's, this month
+    with tenancy.acting_as(other_trader.pk):
+        added = PriceSnapshot.objects.create(trade=held.trade, owner=other_trader, timestamp=held.timestamp
+                                             + timedelta(minutes=5), mark_price=Decimal("5"), source="simulated")
+        assert added.pk > max(row[0] for row in before)
+        assert PriceSnapshot.objects.filter(pk=held.pk).update(mark_price=Decimal("4.50")) == 1
+        assert PriceSnapshot.objects.get(pk=held.pk).mark_price == Decimal("4.5000")
+        PriceSnapshot.objects.filter(pk=made[3].pk).delete()
+        assert PriceSnapshot.objects.count() == 6  # 3 + 3 - 1 + 1
+    with tenancy.acting_as(trader.pk):
+        assert PriceSnapshot.objects.count() == 13
+        assert not PriceSnapshot.objects.filter(owner=other_trader).exists()
+
+    # The web role: its own rows through the parent, none without a context, no partition directly.
+    web = connect_as(settings.DATABASE_APP_ROLE)
+    with web.transaction():
+        pid, started = web.execute(
+            "SELECT pg_backend_pid(), (extract(epoch FROM now()) * 1000000)::bigint").fetchone()
+        web.execute("SELECT set_config('app.user_id', %s, true), set_config('app.user_sig', %s, true)",
+                    [str(trader.pk), tenancy.sign(str(trader.pk), pid, started)])
+        assert web.execute("SELECT count(*), count(*) FILTER (WHERE owner_id <> %s) FROM monitoring_pricesnapshot",
+                           [trader.pk]).fetchone() == (13, 0)
+    assert web.execute("SELECT count(*) FROM monitoring_pricesnapshot").fetchone() == (0,)
+    web.rollback()
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        web.execute(f"SELECT count(*) FROM {_partition_of(this_month)}")
+    web.rollback()
+
+    # Back to a plain table and forward again: still every row, and ids go on from where they were.
+    after = every_row()
+    call_command("migrate", "monitoring", "0006", stdout=StringIO())
+    assert every_row() == after
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relkind FROM pg_class WHERE relname = 'monitoring_pricesnapshot'")
+        assert cursor.fetchone() == ("r",)
+    call_command("migrate", stdout=StringIO())
+    assert every_row() == after
+    with tenancy.acting_as(trader.pk):
+        newest = PriceSnapshot.objects.create(trade=made[0].trade, owner=trader, timestamp=this_month,
+                                              mark_price=Decimal("1"), source="simulated")
+    assert newest.pk > added.pk

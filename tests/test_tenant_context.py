@@ -30,9 +30,12 @@ RANDOM_SIGNATURE = "0f" * 32
 
 
 def _tenant_tables() -> list[str]:
-    """Every table the tenant policy protects, from the catalogue (not a list that may go stale)."""
+    """Every table the tenant policy protects, from the catalogue (not a list that may go stale).
+    A partition carries its parent's policies but is reached through the parent only."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT tablename FROM pg_policies WHERE policyname = 'tenant_owner' ORDER BY tablename")
+        cursor.execute("SELECT p.tablename FROM pg_policies p JOIN pg_class c ON c.oid = format('%I.%I', "
+                       "p.schemaname, p.tablename)::regclass WHERE p.policyname = 'tenant_owner' "
+                       "AND NOT c.relispartition ORDER BY p.tablename")
         return [row[0] for row in cursor.fetchall()]
 
 

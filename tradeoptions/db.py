@@ -51,12 +51,18 @@ def grant_app_role_privileges(using: str = "default", **kwargs) -> None:
         cursor.execute("SELECT current_user")
         if cursor.fetchone()[0] in roles:
             return  # a runtime role itself (single-role set-up, or a test's flush): nothing to grant
+        # Partitions (the price history's months) are reached through their parent only, which
+        # alone is checked for privileges and policies when a query names the parent.
         cursor.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user"
+            "SELECT c.relname, c.relispartition FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND pg_get_userbyid(c.relowner) = current_user"
         )
-        tables = [row[0] for row in cursor.fetchall()]
+        rows = cursor.fetchall()
+        tables = [name for name, partition in rows if not partition]
         grantees = sql.SQL(", ").join(sql.Identifier(role) for role in roles)
         cursor.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(grantees))
+        for partition in (name for name, partition in rows if partition):
+            cursor.execute(sql.SQL("REVOKE ALL ON TABLE {} FROM {}").format(sql.Identifier(partition), grantees))
         for table in tables:
             privileges = "SELECT, INSERT" if table in APPEND_ONLY_TABLES else "SELECT, INSERT, UPDATE, DELETE"
             cursor.execute(

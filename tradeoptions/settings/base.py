@@ -184,6 +184,9 @@ CELERY_TASK_ROUTES = {
     "monitoring.resend_webhooks": {"queue": "monitor", "priority": _SWEEP},
     "monitoring.request_forensics": {"queue": "monitor", "priority": _SWEEP},
     "monitoring.purge_idempotency_keys": {"queue": "monitor", "priority": _SWEEP},
+    # Long and nightly: on the general workers, never holding a slot of the monitor's.
+    "monitoring.maintain_snapshot_partitions": {"queue": "celery", "priority": _SWEEP},
+    "monitoring.back_up_database": {"queue": "celery", "priority": _SWEEP},
     "monitoring.collect_entry_context": {"queue": "enrichment"},
     "analytics.compute_targets": {"queue": "enrichment"},
     "trades.deliver_webhook": {"queue": "webhooks"},
@@ -348,6 +351,21 @@ SCHEDULE_SYNC_ORDERS = env.bool("SCHEDULE_SYNC_ORDERS", default=True)
 SCHEDULE_PURGE_IDEMPOTENCY_KEYS = env.bool("SCHEDULE_PURGE_IDEMPOTENCY_KEYS", default=True)
 SCHEDULE_REQUEST_FORENSICS = env.bool("SCHEDULE_REQUEST_FORENSICS", default=True)
 SCHEDULE_RESEND_WEBHOOKS = env.bool("SCHEDULE_RESEND_WEBHOOKS", default=True)
+SCHEDULE_MAINTAIN_SNAPSHOT_PARTITIONS = env.bool("SCHEDULE_MAINTAIN_SNAPSHOT_PARTITIONS", default=True)
+SCHEDULE_BACK_UP_DATABASE = env.bool("SCHEDULE_BACK_UP_DATABASE", default=True)
+# The price history's monthly partitions (monitoring/partitions.py): how many months ahead of this
+# one exist; how many whole months before this one stay in the database (0: all, forever), older
+# ones being archived as Parquet files into SNAPSHOT_ARCHIVE_DIR, then dropped.
+SNAPSHOT_PARTITIONS_AHEAD = env.int("SNAPSHOT_PARTITIONS_AHEAD", default=3)
+SNAPSHOT_RETENTION_MONTHS = env.int("SNAPSHOT_RETENTION_MONTHS", default=0)
+SNAPSHOT_ARCHIVE_DIR = Path(env.str("SNAPSHOT_ARCHIVE_DIR", default=str(BASE_DIR / "archives" / "snapshots")))
+# The nightly backup (tradeoptions/backups.py runs scripts/backup.sh as the backup role): where the
+# dumps go, how many are kept, and the New York hour after which each night's is due. Without
+# BACKUP_DATABASE_URL the job logs an error instead of backing up.
+BACKUP_DATABASE_URL = env.str("BACKUP_DATABASE_URL", default="")
+BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(BASE_DIR / "backups")))
+BACKUP_KEEP = env.int("BACKUP_KEEP", default=14)
+BACKUP_HOUR = env.int("BACKUP_HOUR", default=1)
 ALLOW_LIVE_TRADING = env.bool("ALLOW_LIVE_TRADING", default=False)
 # Tradier sandbox (paper at Tradier) for traders who bring a token; off: this server trades locally only.
 ALLOW_TRADIER_SANDBOX = env.bool("ALLOW_TRADIER_SANDBOX", default=True)
