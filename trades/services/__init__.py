@@ -69,10 +69,12 @@ from .errors import (
     VersionConflict,
 )
 from .exit_policies import (
+    CloseWhy,
     ExitDecision,
     ExitPolicy,
     ExitState,
     Observation,
+    commission_per_share,
     exit_policy_checked,
     exit_policy_evaluate,
 )
@@ -151,5 +153,6 @@ __all__ = [
     "market_session",
     # Exit policies beyond the fixed bracket: the pure engine the monitor feeds.
     "ExitPoliciesReport", "exit_policies_apply", "exit_policy_set", "trade_policy_close",
-    "ExitDecision", "ExitPolicy", "ExitState", "Observation", "exit_policy_checked", "exit_policy_evaluate",
+    "CloseWhy", "ExitDecision", "ExitPolicy", "ExitState", "Observation", "exit_policy_checked", "exit_policy_evaluate",
+    "commission_per_share",
 ]
