@@ -1,12 +1,14 @@
 // Calibration (does a higher scanner score mean a better trade?) and the exit replay (other
 // stop/target brackets on the recorded paths, in hindsight) of the Performance tab. A score is
 // flagged only when the API says the data support it; buckets with too few trades say so; the
-// replay's best bracket is set against your own brackets replayed on the same path.
+// replay's best bracket is set against your own brackets replayed on the same path, and so is each
+// exit policy (trailing, breakeven, time stops) the live engine replayed inside your brackets.
 
 import { el } from "./dom.js";
 import * as fmt from "./format.js";
 import { followTheme } from "./chart.js";
 import { at, canvas, categoryChart, dataTable, DAY } from "./performance_charts.js";
+import { policyChips } from "./exit_policy_chips.js";
 
 const SCORE_NAMES = { card_score: "Card score", ai_score: "AI score", technical_score: "Technical score", sentiment_score: "Sentiment score" };
 
@@ -106,12 +108,57 @@ function heatMap(strategy, slGrid, tpGrid, index) {
           dataset: { sl, tp, pnl: cell.total_pnl },
         }, fmt.money(cell.total_pnl), isBest ? el("span", { className: "visually-hidden", text: " (best)" }) : null);
       })))));
-  return el("div", { className: "heatmap-card" }, summary, el("div", { className: "table-scroll" }, table));
+  return el("div", { className: "heatmap-card" }, summary, el("div", { className: "table-scroll" }, table),
+    strategy.policies ? policyTable(strategy, index) : null);
+}
+
+// --- exit policies replayed ----------------------------------------------------------------------------
+
+const wins = (row) => `${row.wins} of ${row.trades}`;
+
+// The policy as its chips on a position row say it; "your own policy" has no single one.
+function policyName(row) {
+  const chips = row.policy ? policyChips({ exit_policy: row.policy }) : null;
+  return el("th", { scope: "row", className: "policy-name" }, chips || row.words,
+    row.preset ? el("span", { className: "flag flag-none preset-flag", text: "your preset" }) : null,
+    row.trades_without_stock_price ? el("small", { className: "muted block",
+      text: `${row.trades_without_stock_price} trade(s) without a recorded stock price` }) : null);
+}
+
+function policyRow(row, best) {
+  const isBest = row.key === best;
+  return el("tr", { className: isBest ? "best-policy" : "", dataset: { key: row.key, verdict: row.verdict } },
+    policyName(row),
+    el("td", { className: "num", dataset: { label: "P&L, net", pnl: row.total_pnl } }, fmt.money(row.total_pnl),
+      isBest ? el("span", { className: "flag flag-ok best-flag", text: "best" }) : null),
+    el("td", { className: "num", dataset: { label: "Wins" }, text: wins(row) }),
+    el("td", { className: "num", dataset: { label: "Avg held" }, text: fmt.hours(row.avg_hold_hours) }),
+    el("td", { className: "num", title: row.sentence, dataset: { label: "vs your brackets", gap: row.vs_own_brackets } },
+      `${Number(row.vs_own_brackets) > 0 ? "+" : ""}${fmt.money(row.vs_own_brackets)}`));
+}
+
+function policyTable(strategy, index) {
+  const policies = strategy.policies;
+  const own = policies.own_brackets;
+  const captionId = `policies-${index}`;
+  return el("div", { className: "policy-replay", dataset: { strategy: strategy.strategy } },
+    el("p", { className: "policy-verdict", id: captionId }, el("strong", { text: "Exit policies: " }), policies.sentence),
+    el("table", { className: "metrics-table responsive policy-table", "aria-labelledby": captionId, dataset: { strategy: strategy.strategy } },
+      el("thead", {}, el("tr", {}, ["Policy", "P&L, net", "Wins", "Avg held", "vs your brackets"].map((title) => el("th", { scope: "col", text: title })))),
+      el("tbody", {},
+        el("tr", { className: "own-brackets", dataset: { key: "own_brackets" } },
+          el("th", { scope: "row", className: "policy-name", text: "Your own brackets" }),
+          el("td", { className: "num", dataset: { label: "P&L, net", pnl: own.total_pnl }, text: fmt.money(own.total_pnl) }),
+          el("td", { className: "num", dataset: { label: "Wins" }, text: wins(own) }),
+          el("td", { className: "num", dataset: { label: "Avg held" }, text: fmt.hours(own.avg_hold_hours) }),
+          el("td", { className: "num", dataset: { label: "vs your brackets" }, text: "—" })),
+        policies.candidates.map((row) => policyRow(row, policies.best)))));
 }
 
 export function renderReplay(section, replay) {
   section.append(el("p", { className: "hindsight-note" }, el("strong", { text: "Hindsight: " }), replay.note.replace(/^Hindsight:\s*/, "")),
-    el("p", { className: "muted replay-basis", text: replay.basis }));
+    el("p", { className: "muted replay-basis", text: replay.basis }),
+    el("p", { className: "muted policy-basis", text: replay.policy_basis }));
   if (!replay.strategies.length) {
     section.append(el("p", { className: "muted", text: "No closed trades to replay yet." }));
     return;

@@ -1,7 +1,8 @@
 // The performance tab: the period picked (today, week, month, year to date, all, a custom range)
 // and the basis (net of commissions and fees, or gross: premiums only) are asked of the analytics
 // API, whose answer names the New York dates it covered; calibration is asked for the same dates
-// and basis, the exit replay (premiums only by design) for the same dates. The basis lives in the
+// and basis, the exit replay (its SL/TP grid premiums only by design, its exit policies net of commissions)
+// for the same dates. The basis lives in the
 // period's form, so a refresh or another period keeps it. performance.js lays the answers out; its charts are
 // removed before new ones are drawn. A bad custom range is told beside its field, in words.
 
