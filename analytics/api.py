@@ -179,6 +179,8 @@ class PolicyRowSerializer(PolicyFiguresSerializer):
 
 
 class StrategyPoliciesSerializer(serializers.Serializer):
+    strategy = serializers.CharField()
+    trades = serializers.IntegerField(help_text="Trades replayed.")
     own_brackets = PolicyFiguresSerializer(help_text="Your own stop and target replayed by the same rule.")
     candidates = PolicyRowSerializer(many=True)
     best = serializers.CharField(allow_null=True, help_text="The key of the policy with the most P&L.")
@@ -193,14 +195,12 @@ class ReplayStrategySerializer(serializers.Serializer):
     actual_pnl = serializers.CharField(help_text="Booked, before commissions.")
     own_brackets_pnl = serializers.CharField(help_text="Your own brackets replayed, before commissions.")
     comparison = ReplayComparisonSerializer()
-    policies = StrategyPoliciesSerializer(help_text="Exit policies replayed (see `policy_basis`).")
 
 
 class ExitReplaySerializer(serializers.Serializer):
     hindsight = serializers.BooleanField()
     note = serializers.CharField()
     basis = serializers.CharField(help_text="What the SL/TP grid assumes.")
-    policy_basis = serializers.CharField(help_text="What the exit policies' replay assumes.")
     sl_pct = serializers.ListField(child=serializers.IntegerField())
     tp_pct = serializers.ListField(child=serializers.IntegerField())
     strategies = ReplayStrategySerializer(many=True)
@@ -208,10 +208,27 @@ class ExitReplaySerializer(serializers.Serializer):
 
 class ExitReplayView(AnalyticsView):
     @extend_schema(parameters=FILTER_PARAMETERS, responses={200: ExitReplaySerializer, 400: ERROR},
-                   summary="Hindsight: other SL/TP brackets and exit policies (trailing, breakeven, time stops) "
-                           "replayed on recorded paths, best per strategy")
+                   summary="Hindsight: other SL/TP brackets replayed on recorded paths, best per strategy")
     def get(self, request):
         return Response(selectors.exit_replay(user=request.user, filters=_filters(request)))
+
+
+class ExitPolicyReplaySerializer(serializers.Serializer):
+    hindsight = serializers.BooleanField()
+    basis = serializers.CharField(help_text="What the replay assumes: fills, what the engine sees, commissions.")
+    max_looks = serializers.IntegerField(help_text="Recorded marks replayed at most, the newest closes first.")
+    trades_replayed = serializers.IntegerField()
+    trades_left_out = serializers.IntegerField(help_text="Older trades beyond `max_looks`: narrow the dates or "
+                                                         "the strategy to reach them.")
+    strategies = StrategyPoliciesSerializer(many=True)
+
+
+class ExitPolicyReplayView(AnalyticsView):
+    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: ExitPolicyReplaySerializer, 400: ERROR},
+                   summary="Hindsight: trailing, breakeven and time-stop exit policies replayed with the live engine "
+                           "inside your brackets on recorded paths, net of commissions, best per strategy")
+    def get(self, request):
+        return Response(selectors.exit_policy_replay(user=request.user, filters=_filters(request)))
 
 
 class FillQualityView(AnalyticsView):

@@ -55,15 +55,15 @@ STOP, TARGET, POLICY, CLOSED = "stop", "target", "policy", "closed"  # how a rep
 
 @dataclass(frozen=True)
 class Look:
-    """One recorded look at a trade: `point` 0 entry fill, 1 snapshot, 2 close fill; `session_close`
-    the close of the regular session under way, None outside it (the engine is not asked then)."""
+    """One recorded look at a trade: `point` 0 entry fill, 1 snapshot, 2 close fill; `seen`, what the
+    engine is shown (the mark as the bid, the stock's price, the New York date and the close of the
+    regular session under way), None outside the session: the engine is not asked then, as live."""
 
     at: datetime
     mark: Decimal
     underlying: Decimal | None
     point: int
-    today: date
-    session_close: datetime | None
+    seen: Observation | None
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,19 @@ class Exit:
     at_close: bool  # the replay leaves at the real close's look (its fill and commission as booked)
 
 
-def trade_replay(trade: ReplayTrade, policy: ExitPolicy, *, min_interval: timedelta) -> Exit:
-    """Where `trade` would have left under `policy` on its recorded looks (module docstring)."""
-    state = ExitState(entry=trade.entry, stop=trade.stop, option_type=trade.option_type,
-                      opened_at=trade.opened_at, expiry=trade.expiry,
-                      commission_per_share=commission_per_share(entry_commission=trade.entry_commission,
-                                                                rate=trade.rate, held=trade.qty))
+def start_state(trade: ReplayTrade) -> ExitState:
+    """What the engine knows of the trade at its entry: the policy is set then, no high-water yet."""
+    return ExitState(entry=trade.entry, stop=trade.stop, option_type=trade.option_type, opened_at=trade.opened_at,
+                     expiry=trade.expiry, commission_per_share=commission_per_share(
+                         entry_commission=trade.entry_commission, rate=trade.rate, held=trade.qty))
+
+
+def trade_replay(trade: ReplayTrade, policy: ExitPolicy, *, min_interval: timedelta,
+                 start: ExitState | None = None) -> Exit:
+    """Where `trade` would have left under `policy` on its recorded looks (module docstring).
+    `start`: `start_state(trade)`, when the caller replays the trade under many policies."""
+    state = start or start_state(trade)
+    idle = policy.empty
     last = trade.looks[-1]
     for look in trade.looks:
         if look.point == 0:
@@ -108,12 +115,11 @@ def trade_replay(trade: ReplayTrade, policy: ExitPolicy, *, min_interval: timede
             return Exit(look.mark, look.at, STOP, closing)
         if trade.target > 0 and look.mark >= trade.target:
             return Exit(look.mark, look.at, TARGET, closing)
-        if closing or look.session_close is None or policy.empty:
+        if closing or idle or look.seen is None:
             continue
-        seen = Observation(bid=look.mark, underlying=look.underlying, now=look.at, today=look.today,
-                           session_close=look.session_close)
-        decision = exit_policy_evaluate(policy, state, seen, min_interval=min_interval)
-        state = replace(state, high_water=decision.high_water, underlying_extreme=decision.underlying_extreme)
+        decision = exit_policy_evaluate(policy, state, look.seen, min_interval=min_interval)
+        if decision.high_water != state.high_water or decision.underlying_extreme != state.underlying_extreme:
+            state = replace(state, high_water=decision.high_water, underlying_extreme=decision.underlying_extreme)
         if decision.close is not None:
             return Exit(look.mark, look.at, POLICY, False)
         if decision.stop is not None and decision.stop < trade.target:  # as the live look: never past the target
@@ -184,15 +190,16 @@ def strategy_replay(trades: list[ReplayTrade], candidates: Iterable[Candidate], 
                     min_interval: timedelta) -> tuple[Tally, list[tuple[Candidate, Tally]]]:
     """The trades' own brackets replayed (no policy), and each candidate's replay."""
     own = Tally()
-    for trade in trades:
-        own.add(trade, trade_replay(trade, ExitPolicy(), min_interval=min_interval))
+    starts = [start_state(trade) for trade in trades]
+    for trade, start in zip(trades, starts, strict=True):
+        own.add(trade, trade_replay(trade, ExitPolicy(), min_interval=min_interval, start=start))
     rows = []
     for candidate in candidates:
         tally = Tally()
         shared = None if candidate.policy is None else ExitPolicy.from_stored(candidate.policy)
-        for trade in trades:
+        for trade, start in zip(trades, starts, strict=True):
             policy = shared if shared is not None else ExitPolicy.from_stored(trade.own_policy)
-            tally.add(trade, trade_replay(trade, policy, min_interval=min_interval))
+            tally.add(trade, trade_replay(trade, policy, min_interval=min_interval, start=start))
             if trails_stock(candidate.policy if candidate.policy is not None else trade.own_policy) and not any(
                     look.underlying is not None for look in trade.looks):
                 tally.without_stock_price += 1
@@ -207,7 +214,9 @@ def looks_of(rows: Iterable[tuple[datetime, Decimal, Decimal | None, int]],
     looks = []
     for at, mark, underlying, point in rows:
         today, close = session(at)
-        looks.append(Look(at=at, mark=mark, underlying=underlying, point=point, today=today, session_close=close))
+        seen = None if close is None else Observation(bid=mark, underlying=underlying, now=at, today=today,
+                                                      session_close=close)
+        looks.append(Look(at=at, mark=mark, underlying=underlying, point=point, seen=seen))
     return tuple(looks)
 
 

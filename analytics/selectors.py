@@ -495,19 +495,27 @@ def first_positions(path: pd.DataFrame, hit: np.ndarray, trades: pd.Index) -> np
     return first.reindex(trades, fill_value=-1).to_numpy(dtype=np.int64)
 
 
-def exit_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> dict:
-    """Which bracket (SL % below entry, TP % above) would have done best per strategy."""
+def replay_paths(*, user: AbstractBaseUser, filters: AnalyticsFilters | None
+                 ) -> tuple[QuerySet[PaperTrade], pd.DataFrame, pd.DataFrame | None]:
+    """The replays' input: the closed trades with an entry price, their frame (`path_trades`, with
+    the trader's own stop: the one set before any exit policy moved it, since a trailed stop is the
+    policy's work, not the trader's bracket), and their recorded paths (None without trades)."""
     trades_qs = closed_trades(user=user, filters=filters).filter(entry_price__gt=0)
     frame = path_trades(trades_qs)
-    result = {"hindsight": True, "note": HINDSIGHT, "basis": REPLAY_BASIS, "policy_basis": POLICY_BASIS,
-              "sl_pct": list(SL_GRID_PCT), "tp_pct": list(TP_GRID_PCT), "strategies": []}
     if frame.empty:
-        return result
-    # The trader's own stop is the one set before any exit policy moved it (a trailed stop is the
-    # policy's work, replayed as such below, not the trader's bracket).
+        return trades_qs, frame, None
     before = stops_before_policy(trades_qs)
     frame["sl4"] = frame["id"].map(before).fillna(frame["sl4"]).astype("int64")
-    path = price_paths(trades_qs, frame)
+    return trades_qs, frame, price_paths(trades_qs, frame)
+
+
+def exit_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> dict:
+    """Which bracket (SL % below entry, TP % above) would have done best per strategy."""
+    trades_qs, frame, path = replay_paths(user=user, filters=filters)
+    result = {"hindsight": True, "note": HINDSIGHT, "basis": REPLAY_BASIS, "sl_pct": list(SL_GRID_PCT),
+              "tp_pct": list(TP_GRID_PCT), "strategies": []}
+    if path is None:
+        return result
     path["pos"] = path.groupby("trade_id").cumcount()
     info = frame.set_index("id")
     entry = info["entry4"].reindex(path["trade_id"]).to_numpy(dtype=float)
@@ -566,10 +574,41 @@ def exit_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
             "comparison": {"verdict": comparison["verdict"], "sentence": comparison["sentence"],
                            "booked_minus_replayed": metrics.money(comparison["gap_to_booked_cents"])},
         })
-    policies = policy_replays(user=user, trades=trades_qs, frame=frame, path=path)
-    for row in result["strategies"]:
-        row["policies"] = policies[row["strategy"]]
     return result
+
+
+def exit_policy_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> dict:
+    """Per strategy, what trailing, breakeven and time-stop exit policies would have done on the
+    trades' recorded paths (POLICY_BASIS), each against the trades' own brackets replayed by the
+    same rule. Apart from the grid replay: the engine walks every recorded look in Python, which
+    costs far more than the grid's vectorised touches, and the heat map need not wait for it."""
+    trades_qs, frame, path = replay_paths(user=user, filters=filters)
+    result = {"hindsight": True, "basis": POLICY_BASIS, "max_looks": POLICY_REPLAY_LOOKS, "trades_replayed": 0,
+              "trades_left_out": 0, "strategies": []}
+    if path is None:
+        return result
+    kept = newest_within(frame, path, POLICY_REPLAY_LOOKS)
+    policies = policy_replays(user=user, trades=trades_qs, frame=frame[frame["id"].isin(kept)],
+                              path=path[path["trade_id"].isin(kept)])
+    result.update(trades_replayed=len(kept), trades_left_out=len(frame) - len(kept),
+                  strategies=[{"strategy": strategy, **policies[strategy]} for strategy in sorted(policies)])
+    return result
+
+
+# Recorded looks one request replays (each under a dozen policies, ~15 µs an engine call): the
+# newest closes first. Snapshots come every 40 s, so this is ~60 trades held a whole session.
+POLICY_REPLAY_LOOKS = 25_000
+
+
+def newest_within(frame: pd.DataFrame, path: pd.DataFrame, budget: int) -> list[int]:
+    """Ids of the most recently closed trades whose paths fit in `budget` looks together (the
+    newest one always, whatever its length)."""
+    sizes = path.groupby("trade_id").size()
+    newest = frame.sort_values(["close_date", "id"], ascending=False)["id"]
+    running = sizes.reindex(newest).fillna(0).cumsum().to_numpy()
+    fits = running <= budget
+    fits[0] = True
+    return newest[fits].tolist()
 
 
 # --- Exit replay: policies ------------------------------------------------------------------------
@@ -585,7 +624,9 @@ POLICY_BASIS = (
     "each trade's entry commission and fees as booked, and its exit commission as booked when it leaves at the "
     "real close, else at the trade's rate per contract. \"Your own policy\" is the one each trade held at its "
     "close, replayed from the entry. A stock trailing stop needs the stock's price in the snapshots; trades "
-    "without one are counted. Hindsight on a path that ends at the real close, not a forecast.")
+    "without one are counted. At most 25,000 recorded marks are replayed at a time, the most recent closes "
+    "first: narrow the dates or the strategy to reach older trades. Hindsight on a path that ends at the real "
+    "close, not a forecast.")
 
 
 def stops_before_policy(trades: QuerySet[PaperTrade]) -> dict[int, int]:
@@ -668,6 +709,7 @@ def _strategy_policies(strategy: str, replays: list, presets: dict, interval: ti
                       "trades_without_stock_price": tally.without_stock_price})
     best = max(table, key=lambda row: Decimal(row["total_pnl"]), default=None)
     return {
+        "trades": own.trades,
         "own_brackets": figures(own),
         "candidates": table,
         "best": best["key"] if best else None,

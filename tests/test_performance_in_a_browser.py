@@ -29,12 +29,15 @@ def lived_history(alice):  # noqa: F811 (the imported fixture)
                  "--step-minutes", "10", "--apply")
     trade_targets_compute(closed_from=date(2026, 11, 1), closed_to=END, provider=RecordedMinuteBars())
     with tenancy.acting_as(alice.pk):
-        return selectors.calibration(user=alice), selectors.exit_replay(user=alice)
+        return selectors.calibration(user=alice), selectors.exit_replay(user=alice), selectors.exit_policy_replay(
+            user=alice)
 
 
 def test_the_performance_tab_draws_calibration_and_the_hindsight_heat_map(device, lived_history):  # noqa: F811
-    calibration, replay = lived_history
+    calibration, replay, policies = lived_history
     assert calibration["trades"] >= 10 and replay["strategies"]
+    assert [row["strategy"] for row in policies["strategies"]] == [row["strategy"] for row in replay["strategies"]]
+    policies_of = {row["strategy"]: row for row in policies["strategies"]}
     page = device()
     page.click("#tab-performance")
     panel = page.locator("#performance")
@@ -79,8 +82,8 @@ def test_the_performance_tab_draws_calibration_and_the_hindsight_heat_map(device
         for sample in strategy["cells"][::7]:
             expect(grid.locator(f"td[data-sl='{sample['sl_pct']}'][data-tp='{sample['tp_pct']}']")).to_have_attribute(
                 "data-pnl", sample["total_pnl"])
-        _policies_shown(card, strategy["policies"])
-    expect(block.locator(".policy-basis")).to_have_text(replay["policy_basis"])
+        _policies_shown(card, policies_of[strategy["strategy"]])
+    expect(block.locator(".policy-basis")).to_have_text(policies["basis"])
     shoot(page, "desktop-performance")
     panel.locator(".chart-row").screenshot(path=str(_screenshot("desktop-performance-charts")))
     panel.locator("[data-metric=calibration]").screenshot(path=str(_screenshot("desktop-performance-calibration")))
@@ -108,7 +111,7 @@ def _policies_shown(card, policies):
 
 
 def test_the_performance_tab_on_a_phone(device, lived_history):  # noqa: F811
-    _, replay = lived_history
+    _, replay, policies = lived_history
     page = device(viewport=PHONE)
     page.click("#tab-performance")
     expect(page.locator(".calibration-card canvas").first).to_be_visible()
@@ -121,9 +124,10 @@ def test_the_performance_tab_on_a_phone(device, lived_history):  # noqa: F811
     expect(card.locator("table.policy-table thead")).to_be_hidden()
     best = card.locator("table.policy-table tr.best-policy td[data-label='P&L, net']")
     expect(best).to_be_visible()
-    best_row = next(row for row in strategy["policies"]["candidates"] if row["key"] == strategy["policies"]["best"])
+    shown = next(row for row in policies["strategies"] if row["strategy"] == strategy["strategy"])
+    best_row = next(row for row in shown["candidates"] if row["key"] == shown["best"])
     expect(best).to_have_attribute("data-pnl", best_row["total_pnl"])
-    _policies_shown(card, strategy["policies"])
+    _policies_shown(card, shown)
     # Wide tables scroll inside their box; the page itself never scrolls sideways.
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shoot(page, "mobile-performance")

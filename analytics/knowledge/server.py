@@ -210,9 +210,7 @@ def build_server(caller: Caller) -> MCPServer:
                           strategy: Strategy = None, page: Page = 1, page_size: StrategiesPerPage = 5,
                           ) -> dict[str, Any]:
         """Hindsight: your closed trades' recorded price paths replayed with other stop-loss / take-profit
-        distances; per strategy, every grid cell's P&L and win rate, the best cell and the actual P&L, and
-        `policies`: trailing, breakeven and time-stop exit policies replayed with the live engine inside your
-        own brackets, net of commissions, each against your own brackets, and the best of them."""
+        distances; per strategy, every grid cell's P&L and win rate, the best cell and the actual P&L."""
         return await run(ctx, tools.exit_replay, closed_from=closed_from, closed_to=closed_to, strategy=strategy,
                          page=page, page_size=page_size)
 

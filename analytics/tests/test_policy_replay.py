@@ -42,9 +42,9 @@ def _trade(owner, marks, *, entry=ENTRY, close_after=60, close="1.50", qty=1, st
 
 
 def _policies(api_as, user, strict_json, strategy="momentum"):
-    body = strict_json(api_as(user).get("/api/analytics/exit-replay"))
+    body = strict_json(api_as(user).get("/api/analytics/exit-policy-replay"))
     (row,) = [row for row in body["strategies"] if row["strategy"] == strategy]
-    return body, row["policies"], {candidate["key"]: candidate for candidate in row["policies"]["candidates"]}
+    return body, row, {candidate["key"]: candidate for candidate in row["candidates"]}
 
 
 def test_a_trailing_stop_locks_a_gain_the_own_bracket_gave_back(api_as, trader, other_trader, strict_json):
@@ -52,7 +52,8 @@ def test_a_trailing_stop_locks_a_gain_the_own_bracket_gave_back(api_as, trader, 
     _trade(trader, {10: "2.50", 20: "3.00", 30: "2.60", 40: "2.30"})
     _trade(other_trader, {10: "4.00"}, strategy="momentum")  # never in alice's answer
     body, policies, rows = _policies(api_as, trader, strict_json)
-    assert "live engine" in body["policy_basis"] and "at that mark" in body["policy_basis"]
+    assert "live engine" in body["basis"] and "at that mark" in body["basis"] and body["hindsight"] is True
+    assert (body["trades_replayed"], body["trades_left_out"], policies["trades"]) == (1, 0, 1)
     # Own 1.00 stop and 5.00 target untouched: out at 1.50, -$50 less $0.65 in and $0.65 out.
     assert policies["own_brackets"]["total_pnl"] == "-51.30" and policies["own_brackets"]["gross_pnl"] == "-50.00"
     # Trail 20 %: stop 2.00 at 2.50, 2.40 at 3.00; 2.30 is at or below it: sold there, +$30 - $1.30.
@@ -130,6 +131,8 @@ def test_presets_and_the_trades_own_policy_join_the_candidates(api_as, trader, s
     _trade(trader, {10: "2.50"}, strategy="swing")
     _, policies, rows = _policies(api_as, trader, strict_json)
     assert policies["own_brackets"]["total_pnl"] == "-51.30"  # the 1.00 stop, not the trailed 2.40
+    grid = strict_json(api_as(trader).get("/api/analytics/exit-replay"))["strategies"]
+    assert [row["own_brackets_pnl"] for row in grid if row["strategy"] == "momentum"] == ["-50.00"]  # the same stop
     # Preset trail 15 %: 2.125 → 2.12, then 2.55 at 3.00; 2.30 sells (+30 - 1.30).
     assert rows["preset"]["policy"] == {"trail_pct": "15"} and rows["preset"]["preset"] is True
     assert rows["preset"]["total_pnl"] == "28.70" and rows["preset"]["words"] == "trail 15 %"
@@ -157,8 +160,30 @@ def test_one_set_of_queries_for_any_number_of_trades(trader):
         for _ in range(trades):
             _trade(trader, {10: "2.50", 20: "3.00"}, exit_policy={"trail_pct": "10"})
         with tenancy.acting_as(trader.pk), CaptureQueriesContext(connection) as captured:
-            report = selectors.exit_replay(user=trader)
-        assert report["strategies"][0]["policies"]["candidates"]
+            report = selectors.exit_policy_replay(user=trader)
+        assert report["strategies"][0]["candidates"]
         return len(captured)
 
     assert queries(1) == queries(5) == 5  # trades, policy moves, snapshots, costs and policies, presets
+
+
+def test_the_newest_closes_first_within_the_looks_replayed(api_as, trader, strict_json, monkeypatch):
+    # Three trades of 4 looks each (entry, two snapshots, close), closed a day apart; room for 9 looks.
+    monkeypatch.setattr(selectors, "POLICY_REPLAY_LOOKS", 9)
+    for day in range(3):
+        _trade(trader, {10: "2.50", 20: "3.00"}, entry=ENTRY - timedelta(days=day), close="2.00" if day else "3.00")
+    body = strict_json(api_as(trader).get("/api/analytics/exit-policy-replay"))
+    assert (body["max_looks"], body["trades_replayed"], body["trades_left_out"]) == (9, 2, 1)
+    (momentum,) = body["strategies"]
+    # The newest (closed at 3.00, +$100 - $1.30) and the next (2.00, -$1.30); the oldest left out.
+    assert momentum["trades"] == 2 and momentum["own_brackets"]["total_pnl"] == "97.40"
+
+
+def test_no_trades_no_policies(api_as, trader, strict_json):
+    body = strict_json(api_as(trader).get("/api/analytics/exit-policy-replay"))
+    assert (body["strategies"], body["trades_replayed"], body["trades_left_out"]) == ([], 0, 0)
+
+
+def test_a_bad_date_is_a_field_error(api_as, trader):
+    response = api_as(trader).get("/api/analytics/exit-policy-replay", {"from": "2026-12-10", "to": "2026-12-01"})
+    assert response.status_code == 400

@@ -108,8 +108,8 @@ function heatMap(strategy, slGrid, tpGrid, index) {
           dataset: { sl, tp, pnl: cell.total_pnl },
         }, fmt.money(cell.total_pnl), isBest ? el("span", { className: "visually-hidden", text: " (best)" }) : null);
       })))));
-  return el("div", { className: "heatmap-card" }, summary, el("div", { className: "table-scroll" }, table),
-    strategy.policies ? policyTable(strategy, index) : null);
+  return el("div", { className: "heatmap-card", dataset: { strategy: strategy.strategy } }, summary,
+    el("div", { className: "table-scroll" }, table));
 }
 
 // --- exit policies replayed ----------------------------------------------------------------------------
@@ -134,16 +134,15 @@ function policyRow(row, best) {
     el("td", { className: "num", dataset: { label: "Wins" }, text: wins(row) }),
     el("td", { className: "num", dataset: { label: "Avg held" }, text: fmt.hours(row.avg_hold_hours) }),
     el("td", { className: "num", title: row.sentence, dataset: { label: "vs your brackets", gap: row.vs_own_brackets } },
-      `${Number(row.vs_own_brackets) > 0 ? "+" : ""}${fmt.money(row.vs_own_brackets)}`));
+      fmt.money(row.vs_own_brackets)));
 }
 
-function policyTable(strategy, index) {
-  const policies = strategy.policies;
+function policyTable(policies, index) {
   const own = policies.own_brackets;
   const captionId = `policies-${index}`;
-  return el("div", { className: "policy-replay", dataset: { strategy: strategy.strategy } },
+  return el("div", { className: "policy-replay", dataset: { strategy: policies.strategy } },
     el("p", { className: "policy-verdict", id: captionId }, el("strong", { text: "Exit policies: " }), policies.sentence),
-    el("table", { className: "metrics-table responsive policy-table", "aria-labelledby": captionId, dataset: { strategy: strategy.strategy } },
+    el("table", { className: "metrics-table responsive policy-table", "aria-labelledby": captionId, dataset: { strategy: policies.strategy } },
       el("thead", {}, el("tr", {}, ["Policy", "P&L, net", "Wins", "Avg held", "vs your brackets"].map((title) => el("th", { scope: "col", text: title })))),
       el("tbody", {},
         el("tr", { className: "own-brackets", dataset: { key: "own_brackets" } },
@@ -157,8 +156,7 @@ function policyTable(strategy, index) {
 
 export function renderReplay(section, replay) {
   section.append(el("p", { className: "hindsight-note" }, el("strong", { text: "Hindsight: " }), replay.note.replace(/^Hindsight:\s*/, "")),
-    el("p", { className: "muted replay-basis", text: replay.basis }),
-    el("p", { className: "muted policy-basis", text: replay.policy_basis }));
+    el("p", { className: "muted replay-basis", text: replay.basis }));
   if (!replay.strategies.length) {
     section.append(el("p", { className: "muted", text: "No closed trades to replay yet." }));
     return;
@@ -170,3 +168,18 @@ export function renderReplay(section, replay) {
     replay.strategies.map((strategy, index) => heatMap(strategy, replay.sl_pct, replay.tp_pct, index))));
 }
 
+
+// The exit policies come apart from the grid (the engine walks every recorded mark, which takes
+// longer): each strategy's table goes under its heat map when the answer arrives.
+export function renderPolicyReplay(section, answer) {
+  section.querySelectorAll(".policy-replay, .policy-basis").forEach((node) => node.remove());
+  if (!answer.strategies.length) return;
+  const notes = [el("p", { className: "muted policy-basis", text: answer.basis })];
+  if (answer.trades_left_out) {
+    notes.push(el("p", { className: "muted policy-basis policy-left-out",
+      text: `Exit policies: the ${answer.trades_replayed} most recent trades replayed; ${answer.trades_left_out} older one(s) left out. Narrow the period or the strategy to reach them.` }));
+  }
+  section.querySelector(".replay-basis")?.after(...notes);
+  const cards = new Map([...section.querySelectorAll(".heatmap-card")].map((card) => [card.dataset.strategy, card]));
+  answer.strategies.forEach((policies, index) => cards.get(policies.strategy)?.append(policyTable(policies, index)));
+}
