@@ -183,7 +183,8 @@ class StrategyPoliciesSerializer(serializers.Serializer):
     trades = serializers.IntegerField(help_text="Trades replayed.")
     own_brackets = PolicyFiguresSerializer(help_text="Your own stop and target replayed by the same rule.")
     candidates = PolicyRowSerializer(many=True)
-    best = serializers.CharField(allow_null=True, help_text="The key of the policy with the most P&L.")
+    best = serializers.CharField(allow_null=True, help_text="The key of the policy with the most P&L (the first "
+                                                           "on a tie), when it beats your own brackets; else null.")
     sentence = serializers.CharField()
 
 

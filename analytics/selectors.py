@@ -708,6 +708,8 @@ def _strategy_policies(strategy: str, replays: list, presets: dict, interval: ti
                       **stats.policy_verdict(policy_cents=cents, own_cents=own_cents),
                       "trades_without_stock_price": tally.without_stock_price})
     best = max(table, key=lambda row: Decimal(row["total_pnl"]), default=None)
+    if best is not None and int(Decimal(best["total_pnl"]) * 100) <= own_cents:
+        best = None  # none beats the brackets: no policy is named best for doing as well or worse
     return {
         "trades": own.trades,
         "own_brackets": figures(own),

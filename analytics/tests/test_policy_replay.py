@@ -145,11 +145,12 @@ def test_presets_and_the_trades_own_policy_join_the_candidates(api_as, trader, s
 
 def test_the_replay_runs_the_live_engine(api_as, trader, strict_json, monkeypatch):
     # Teach the engine's time stops to close at every look: the replay sells trail 20 % at the first one.
-    from trades.services import exit_policies
-
+    # (Reached by name, not imported: the engine's insides are private to trades, and only this proof
+    # that the replay runs them, not a copy, has reason to touch them.)
     _trade(trader, {10: "2.50", 20: "3.00", 30: "2.60", 40: "2.30"})
     assert _policies(api_as, trader, strict_json)[2]["trail_20"]["total_pnl"] == "28.70"
-    monkeypatch.setattr(exit_policies, "_time_stop", lambda policy, state, seen: ("hours_held", "always"))
+    monkeypatch.setattr("trades.services.exit_policies._time_stop",
+                        lambda policy, state, seen: ("hours_held", "always"))
     rows = _policies(api_as, trader, strict_json)[2]
     assert rows["trail_20"]["total_pnl"] == "48.70"  # 2.50 at +10': +50 - 1.30
     assert rows["trail_20"]["exits"]["policy"] == 1
@@ -177,6 +178,15 @@ def test_the_newest_closes_first_within_the_looks_replayed(api_as, trader, stric
     (momentum,) = body["strategies"]
     # The newest (closed at 3.00, +$100 - $1.30) and the next (2.00, -$1.30); the oldest left out.
     assert momentum["trades"] == 2 and momentum["own_brackets"]["total_pnl"] == "97.40"
+
+
+def test_no_policy_is_named_best_for_doing_only_as_well(api_as, trader, strict_json):
+    # Straight to the close at 2.40, nothing on the way: every policy leaves there, as the brackets do.
+    _trade(trader, {}, close="2.40")
+    _, policies, rows = _policies(api_as, trader, strict_json)
+    assert {row["total_pnl"] for row in rows.values()} == {policies["own_brackets"]["total_pnl"]} == {"38.70"}
+    assert policies["best"] is None and {row["verdict"] for row in rows.values()} == {"same"}
+    assert policies["sentence"].startswith("None of these exit policies would have beaten your own brackets")
 
 
 def test_no_trades_no_policies(api_as, trader, strict_json):
