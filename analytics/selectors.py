@@ -577,6 +577,8 @@ def exit_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
     return result
 
 
+# --- Exit replay: policies ------------------------------------------------------------------------
+
 def exit_policy_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> dict:
     """Per strategy, what trailing, breakeven and time-stop exit policies would have done on the
     trades' recorded paths (POLICY_BASIS), each against the trades' own brackets replayed by the
@@ -596,7 +598,7 @@ def exit_policy_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | No
 
 
 # Recorded looks one request replays (each under a dozen policies, ~15 µs an engine call): the
-# newest closes first. Snapshots come every 40 s, so this is ~60 trades held a whole session.
+# newest closes first. Snapshots come every 40 s: ~40 trades held a whole session, ~270 held an hour.
 POLICY_REPLAY_LOOKS = 25_000
 
 
@@ -611,8 +613,6 @@ def newest_within(frame: pd.DataFrame, path: pd.DataFrame, budget: int) -> list[
     return newest[fits].tolist()
 
 
-# --- Exit replay: policies ------------------------------------------------------------------------
-
 POLICY_BASIS = (
     "Exit policies (trailing stops, breakeven moves, time stops), each replayed with the live engine on the same "
     "recorded path, inside your own stop and target as they were set before any policy moved the stop. At each "
@@ -624,9 +624,9 @@ POLICY_BASIS = (
     "each trade's entry commission and fees as booked, and its exit commission as booked when it leaves at the "
     "real close, else at the trade's rate per contract. \"Your own policy\" is the one each trade held at its "
     "close, replayed from the entry. A stock trailing stop needs the stock's price in the snapshots; trades "
-    "without one are counted. At most 25,000 recorded marks are replayed at a time, the most recent closes "
-    "first: narrow the dates or the strategy to reach older trades. Hindsight on a path that ends at the real "
-    "close, not a forecast.")
+    f"without one are counted. At most {POLICY_REPLAY_LOOKS:,} recorded marks are replayed at a time, the most "
+    "recent closes first: narrow the dates or the strategy to reach older trades. Hindsight on a path that ends at "
+    "the real close, not a forecast.")
 
 
 def stops_before_policy(trades: QuerySet[PaperTrade]) -> dict[int, int]:
