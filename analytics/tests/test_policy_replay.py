@@ -197,3 +197,51 @@ def test_no_trades_no_policies(api_as, trader, strict_json):
 def test_a_bad_date_is_a_field_error(api_as, trader):
     response = api_as(trader).get("/api/analytics/exit-policy-replay", {"from": "2026-12-10", "to": "2026-12-01"})
     assert response.status_code == 400
+
+
+# --- The walk itself, without a database ----------------------------------------------------------
+
+
+def _walk(marks, *, exit_commission="0.65", close_mark="1.50"):
+    """A one-contract trade entered 2.00 at ENTRY (stop 1.00, target 5.00), one look every 10
+    minutes inside Tuesday's session, closed 10 minutes after the last at `close_mark`."""
+    from analytics import policy_replay
+
+    session_close = datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
+    rows = [(ENTRY, Decimal("2.00"), None, 0)]
+    rows += [(ENTRY + timedelta(minutes=10 * (n + 1)), Decimal(mark), None, 1) for n, mark in enumerate(marks)]
+    rows.append((ENTRY + timedelta(minutes=10 * (len(marks) + 1)), Decimal(close_mark), None, 2))
+    looks = policy_replay.looks_of(rows, lambda at: (date(2026, 12, 1), session_close))
+    return policy_replay.ReplayTrade(
+        id=1, strategy="s", option_type="CALL", expiry=EXPIRY, entry=Decimal("2.00"), stop=Decimal("1.00"),
+        target=Decimal("5.00"), qty=1, opened_at=ENTRY, entry_commission=Decimal("0.65"),
+        exit_commission=Decimal(exit_commission), rate=Decimal("0.65"), fees=Decimal(0), looks=looks)
+
+
+def test_a_moved_stop_counts_from_the_next_look_and_sells_at_its_mark():
+    from analytics import policy_replay
+    from trades.services import ExitPolicy
+
+    trade = _walk(["2.50", "1.90"])
+    leave = policy_replay.trade_replay(trade, ExitPolicy(trail_pct=Decimal(10)), min_interval=timedelta(0))
+    # 2.50 moves the stop to 2.25; 1.90 gaps through it: sold at 1.90, not at 2.25.
+    assert (leave.price, leave.how, leave.at_close) == (Decimal("1.90"), policy_replay.STOP, False)
+    assert policy_replay.pnl(trade, leave) == (Decimal("-10.00"), Decimal("-11.30"))
+
+
+def test_an_expiry_settlement_keeps_its_booked_exit_commission_only_where_it_left():
+    # Expired worthless: no exit commission was booked. Left at the close, the replay books none
+    # either; a policy that sells earlier pays the trade's rate for that sale.
+    from analytics import policy_replay
+    from trades.services import ExitPolicy
+
+    trade = _walk(["2.50"], exit_commission="0", close_mark="0")
+    held = policy_replay.trade_replay(trade, ExitPolicy(), min_interval=timedelta(0))
+    assert held.at_close and policy_replay.pnl(trade, held) == (Decimal("-200.00"), Decimal("-200.65"))
+    sold = policy_replay.trade_replay(trade, ExitPolicy(close_after_hours=None, trail_pct=Decimal(20)),
+                                      min_interval=timedelta(0))
+    # Trailing 20 % from 2.50 puts the stop at 2.00; the 0 close is below it, at the close's own look.
+    assert sold.at_close and sold.how == policy_replay.STOP
+    early = policy_replay.trade_replay(trade, ExitPolicy(close_minutes_before_close=390), min_interval=timedelta(0))
+    assert (early.price, early.at_close) == (Decimal("2.50"), False)
+    assert policy_replay.pnl(trade, early) == (Decimal("50.00"), Decimal("48.70"))
