@@ -130,6 +130,7 @@ def test_the_performance_tab_on_a_phone(device, lived_history):  # noqa: F811
     (row,) = [row for row in shown["candidates"] if row["key"] == key]
     expect(cell).to_have_attribute("data-pnl", row["total_pnl"])
     _policies_shown(card, shown)
+    card.locator(".policy-replay").screenshot(path=str(_screenshot("mobile-performance-exit-policies")))
     # Wide tables scroll inside their box; the page itself never scrolls sideways.
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shoot(page, "mobile-performance")

@@ -117,10 +117,11 @@ function heatMap(strategy, slGrid, tpGrid, index) {
 const wins = (row) => `${row.wins} of ${row.trades}`;
 
 // The policy as its chips on a position row say it; "your own policy" has no single one.
-function policyName(row) {
+function policyName(row, isBest) {
   const chips = row.policy ? policyChips({ exit_policy: row.policy }) : null;
-  return el("th", { scope: "row", className: "policy-name" }, chips || row.words,
+  return el("th", { scope: "row", className: "policy-name" }, el("span", { className: "policy-name-line" }, chips || row.words,
     row.preset ? el("span", { className: "flag flag-none preset-flag", text: "your preset" }) : null,
+    isBest ? el("span", { className: "flag flag-ok best-flag", text: "best" }) : null),
     row.trades_without_stock_price ? el("small", { className: "muted block",
       text: `${row.trades_without_stock_price} trade(s) without a recorded stock price` }) : null);
 }
@@ -128,9 +129,8 @@ function policyName(row) {
 function policyRow(row, best) {
   const isBest = row.key === best;
   return el("tr", { className: isBest ? "best-policy" : "", dataset: { key: row.key, verdict: row.verdict } },
-    policyName(row),
-    el("td", { className: "num", dataset: { label: "P&L, net", pnl: row.total_pnl } }, fmt.money(row.total_pnl),
-      isBest ? el("span", { className: "flag flag-ok best-flag", text: "best" }) : null),
+    policyName(row, isBest),
+    el("td", { className: "num", dataset: { label: "P&L, net", pnl: row.total_pnl }, text: fmt.money(row.total_pnl) }),
     el("td", { className: "num", dataset: { label: "Wins" }, text: wins(row) }),
     el("td", { className: "num", dataset: { label: "Avg held" }, text: fmt.hours(row.avg_hold_hours) }),
     el("td", { className: "num", title: row.sentence, dataset: { label: "vs your brackets", gap: row.vs_own_brackets } },
