@@ -133,11 +133,103 @@ class CalibrationView(AnalyticsView):
         return Response(selectors.calibration(user=request.user, filters=filters, basis=basis))
 
 
+class ReplayCellSerializer(serializers.Serializer):
+    sl_pct = serializers.IntegerField(help_text="Stop-loss, % below the entry.")
+    tp_pct = serializers.IntegerField(help_text="Take-profit, % above the entry.")
+    total_pnl = serializers.CharField(help_text="Dollars, before commissions.")
+    avg_pnl = serializers.CharField(allow_null=True)
+    win_rate = serializers.FloatField(allow_null=True)
+
+
+class ReplayComparisonSerializer(serializers.Serializer):
+    verdict = serializers.ChoiceField(choices=["grid_better", "same", "own_better"])
+    sentence = serializers.CharField()
+    booked_minus_replayed = serializers.CharField()
+
+
+class PolicyExitsSerializer(serializers.Serializer):
+    stop = serializers.IntegerField(help_text="Trades sold by the stop (the trade's own, or as the policy moved it).")
+    target = serializers.IntegerField(help_text="Trades sold at the target.")
+    policy = serializers.IntegerField(help_text="Trades a time stop or the stock's trailing level closed.")
+    closed = serializers.IntegerField(help_text="Trades nothing closed: out where they really closed.")
+
+
+class PolicyFiguresSerializer(serializers.Serializer):
+    trades = serializers.IntegerField()
+    total_pnl = serializers.CharField(help_text="Dollars, after commissions and fees.")
+    gross_pnl = serializers.CharField(help_text="Dollars, premiums only.")
+    wins = serializers.IntegerField(help_text="Trades above 0 after commissions and fees.")
+    win_rate = serializers.FloatField(allow_null=True)
+    avg_hold_hours = serializers.FloatField(allow_null=True, help_text="From the entry to the replayed exit.")
+    exits = PolicyExitsSerializer()
+
+
+class PolicyRowSerializer(PolicyFiguresSerializer):
+    key = serializers.CharField(help_text="trail_10, trail_20, …, `preset` (your strategy preset's policy) or "
+                                          "`own` (each trade's own policy, as set).")
+    policy = serializers.DictField(child=serializers.CharField(), allow_null=True,
+                                   help_text="The policy's settings as a trade keeps them; null for `own`.")
+    preset = serializers.BooleanField(help_text="Your preset for this strategy has this policy.")
+    words = serializers.CharField(help_text="The policy in words, as its chips on a position.")
+    vs_own_brackets = serializers.CharField(help_text="Dollars more (or less) than your own brackets replayed.")
+    verdict = serializers.ChoiceField(choices=["better", "same", "worse"])
+    sentence = serializers.CharField()
+    trades_without_stock_price = serializers.IntegerField(
+        help_text="For a stock trailing stop: trades whose snapshots recorded no stock price (it never acted).")
+
+
+class StrategyPoliciesSerializer(serializers.Serializer):
+    strategy = serializers.CharField()
+    trades = serializers.IntegerField(help_text="Trades replayed.")
+    own_brackets = PolicyFiguresSerializer(help_text="Your own stop and target replayed by the same rule.")
+    candidates = PolicyRowSerializer(many=True)
+    best = serializers.CharField(allow_null=True, help_text="The key of the policy with the most P&L (the first "
+                                                           "on a tie), when it beats your own brackets; else null.")
+    sentence = serializers.CharField()
+
+
+class ReplayStrategySerializer(serializers.Serializer):
+    strategy = serializers.CharField()
+    trades = serializers.IntegerField()
+    best = ReplayCellSerializer()
+    cells = ReplayCellSerializer(many=True)
+    actual_pnl = serializers.CharField(help_text="Booked, before commissions.")
+    own_brackets_pnl = serializers.CharField(help_text="Your own brackets replayed, before commissions.")
+    comparison = ReplayComparisonSerializer()
+
+
+class ExitReplaySerializer(serializers.Serializer):
+    hindsight = serializers.BooleanField()
+    note = serializers.CharField()
+    basis = serializers.CharField(help_text="What the SL/TP grid assumes.")
+    sl_pct = serializers.ListField(child=serializers.IntegerField())
+    tp_pct = serializers.ListField(child=serializers.IntegerField())
+    strategies = ReplayStrategySerializer(many=True)
+
+
 class ExitReplayView(AnalyticsView):
-    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: OpenApiTypes.OBJECT, 400: ERROR},
+    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: ExitReplaySerializer, 400: ERROR},
                    summary="Hindsight: other SL/TP brackets replayed on recorded paths, best per strategy")
     def get(self, request):
         return Response(selectors.exit_replay(user=request.user, filters=_filters(request)))
+
+
+class ExitPolicyReplaySerializer(serializers.Serializer):
+    hindsight = serializers.BooleanField()
+    basis = serializers.CharField(help_text="What the replay assumes: fills, what the engine sees, commissions.")
+    max_looks = serializers.IntegerField(help_text="Recorded marks replayed at most, the newest closes first.")
+    trades_replayed = serializers.IntegerField()
+    trades_left_out = serializers.IntegerField(help_text="Older trades beyond `max_looks`: narrow the dates or "
+                                                         "the strategy to reach them.")
+    strategies = StrategyPoliciesSerializer(many=True)
+
+
+class ExitPolicyReplayView(AnalyticsView):
+    @extend_schema(parameters=FILTER_PARAMETERS, responses={200: ExitPolicyReplaySerializer, 400: ERROR},
+                   summary="Hindsight: trailing, breakeven and time-stop exit policies replayed with the live engine "
+                           "inside your brackets on recorded paths, net of commissions, best per strategy")
+    def get(self, request):
+        return Response(selectors.exit_policy_replay(user=request.user, filters=_filters(request)))
 
 
 class FillQualityView(AnalyticsView):

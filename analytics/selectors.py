@@ -44,14 +44,16 @@ from trades.models import (
     CONTRACT_MULTIPLIER,
     AccountSettings,
     CloseReason,
+    EventKind,
     PaperTrade,
+    TradeEvent,
     TradeStatus,
     commission_total_sql,
     realized_pnl_net_sql,
 )
 from trades.selectors import SNAPSHOT_FIELDS
 
-from . import attribution, explain, metrics, periods, stats
+from . import attribution, explain, metrics, periods, policy_replay, stats
 from .models import TradeForensics
 
 DEFAULT_BALANCE = AccountSettings._meta.get_field("account_balance").default
@@ -445,13 +447,16 @@ def path_trades(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
 def price_paths(trades: QuerySet[PaperTrade], frame: pd.DataFrame) -> pd.DataFrame:
     """Each trade's recorded path from entry to close, in time order: the entry fill, every
     snapshot (any kind) strictly between entry and close, and the close fill. Columns `trade_id`,
-    `timestamp`, `mark4` (ten-thousandths of a dollar), `point` (0 entry, 1 snapshot, 2 close)."""
+    `timestamp`, `mark4` (ten-thousandths of a dollar), `point` (0 entry, 1 snapshot, 2 close),
+    `underlying4` (the stock's recorded price in ten-thousandths, NaN where none: the fills)."""
     snapshots = PriceSnapshot.objects.filter(
         trade__in=trades.values("id"), timestamp__gt=F("trade__entry_date"), timestamp__lt=F("trade__close_date"),
-    ).annotate(mark4=_ten_thousandths(F("mark_price")), at_us=_EpochMicros("timestamp"))
-    middle = pd.DataFrame.from_records(_fetch(snapshots.values_list("trade_id", "at_us", "mark4")),
-                                       columns=["trade_id", "timestamp", "mark4"]).assign(point=1)
+    ).annotate(mark4=_ten_thousandths(F("mark_price")), at_us=_EpochMicros("timestamp"),
+               underlying4=_ten_thousandths(F("underlying")))
+    middle = pd.DataFrame.from_records(_fetch(snapshots.values_list("trade_id", "at_us", "mark4", "underlying4")),
+                                       columns=["trade_id", "timestamp", "mark4", "underlying4"]).assign(point=1)
     middle["timestamp"] = _instants(middle["timestamp"])
+    middle["underlying4"] = middle["underlying4"].astype("float64")
     ends = [
         pd.DataFrame({"trade_id": frame["id"], "timestamp": frame["entry_date"], "mark4": frame["entry4"], "point": 0}),
         pd.DataFrame({"trade_id": frame["id"], "timestamp": frame["close_date"], "mark4": frame["close4"], "point": 2}),
@@ -459,9 +464,12 @@ def price_paths(trades: QuerySet[PaperTrade], frame: pd.DataFrame) -> pd.DataFra
     parts = [part for part in [*ends, middle] if len(part)]
     if not parts:
         return pd.DataFrame({"trade_id": pd.Series(dtype="int64"), "timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
-                             "mark4": pd.Series(dtype="int64"), "point": pd.Series(dtype="int64")})
+                             "mark4": pd.Series(dtype="int64"), "point": pd.Series(dtype="int64"),
+                             "underlying4": pd.Series(dtype="float64")})
     path = pd.concat(parts, ignore_index=True)
-    path = path.astype({"trade_id": "int64", "mark4": "int64", "point": "int64"})
+    if "underlying4" not in path:
+        path["underlying4"] = np.nan
+    path = path.astype({"trade_id": "int64", "mark4": "int64", "point": "int64", "underlying4": "float64"})
     return path.sort_values(["trade_id", "timestamp", "point"], kind="stable", ignore_index=True)
 
 
@@ -487,15 +495,27 @@ def first_positions(path: pd.DataFrame, hit: np.ndarray, trades: pd.Index) -> np
     return first.reindex(trades, fill_value=-1).to_numpy(dtype=np.int64)
 
 
-def exit_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> dict:
-    """Which bracket (SL % below entry, TP % above) would have done best per strategy."""
+def replay_paths(*, user: AbstractBaseUser, filters: AnalyticsFilters | None
+                 ) -> tuple[QuerySet[PaperTrade], pd.DataFrame, pd.DataFrame | None]:
+    """The replays' input: the closed trades with an entry price, their frame (`path_trades`, with
+    the trader's own stop: the one set before any exit policy moved it, since a trailed stop is the
+    policy's work, not the trader's bracket), and their recorded paths (None without trades)."""
     trades_qs = closed_trades(user=user, filters=filters).filter(entry_price__gt=0)
     frame = path_trades(trades_qs)
+    if frame.empty:
+        return trades_qs, frame, None
+    before = stops_before_policy(trades_qs)
+    frame["sl4"] = frame["id"].map(before).fillna(frame["sl4"]).astype("int64")
+    return trades_qs, frame, price_paths(trades_qs, frame)
+
+
+def exit_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> dict:
+    """Which bracket (SL % below entry, TP % above) would have done best per strategy."""
+    trades_qs, frame, path = replay_paths(user=user, filters=filters)
     result = {"hindsight": True, "note": HINDSIGHT, "basis": REPLAY_BASIS, "sl_pct": list(SL_GRID_PCT),
               "tp_pct": list(TP_GRID_PCT), "strategies": []}
-    if frame.empty:
+    if path is None:
         return result
-    path = price_paths(trades_qs, frame)
     path["pos"] = path.groupby("trade_id").cumcount()
     info = frame.set_index("id")
     entry = info["entry4"].reindex(path["trade_id"]).to_numpy(dtype=float)
@@ -555,6 +575,150 @@ def exit_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
                            "booked_minus_replayed": metrics.money(comparison["gap_to_booked_cents"])},
         })
     return result
+
+
+# --- Exit replay: policies ------------------------------------------------------------------------
+
+def exit_policy_replay(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> dict:
+    """Per strategy, what trailing, breakeven and time-stop exit policies would have done on the
+    trades' recorded paths (POLICY_BASIS), each against the trades' own brackets replayed by the
+    same rule. Apart from the grid replay: the engine walks every recorded look in Python, which
+    costs far more than the grid's vectorised touches, and the heat map need not wait for it."""
+    trades_qs, frame, path = replay_paths(user=user, filters=filters)
+    result = {"hindsight": True, "basis": POLICY_BASIS, "max_looks": POLICY_REPLAY_LOOKS, "trades_replayed": 0,
+              "trades_left_out": 0, "strategies": []}
+    if path is None:
+        return result
+    kept = newest_within(frame, path, POLICY_REPLAY_LOOKS)
+    policies = policy_replays(user=user, trades=trades_qs, frame=frame[frame["id"].isin(kept)],
+                              path=path[path["trade_id"].isin(kept)])
+    result.update(trades_replayed=len(kept), trades_left_out=len(frame) - len(kept),
+                  strategies=[{"strategy": strategy, **policies[strategy]} for strategy in sorted(policies)])
+    return result
+
+
+# Recorded looks one request replays (each under a dozen policies, ~15 µs an engine call): the
+# newest closes first. Snapshots come every 40 s: ~40 trades held a whole session, ~270 held an hour.
+POLICY_REPLAY_LOOKS = 25_000
+
+
+def newest_within(frame: pd.DataFrame, path: pd.DataFrame, budget: int) -> list[int]:
+    """Ids of the most recently closed trades whose paths fit in `budget` looks together (the
+    newest one always, whatever its length)."""
+    sizes = path.groupby("trade_id").size()
+    newest = frame.sort_values(["close_date", "id"], ascending=False)["id"]
+    running = sizes.reindex(newest).fillna(0).cumsum().to_numpy()
+    fits = running <= budget
+    fits[0] = True
+    return newest[fits].tolist()
+
+
+POLICY_BASIS = (
+    "Exit policies (trailing stops, breakeven moves, time stops), each replayed with the live engine on the same "
+    "recorded path, inside your own stop and target as they were set before any policy moved the stop. At each "
+    "recorded mark after the entry: a mark at or below the stop sells at that mark (a gap fills at the mark, "
+    "never at the stop), a mark at or above the target likewise; otherwise, during the regular session only (as "
+    "live), the policy sees the mark as the bid and the stock's recorded price, a stop it moves counts from the "
+    "next recorded mark, and a close it asks for sells at this mark. Time stops use the exchange calendar's real "
+    "close (13:00 on early closes). A trade nothing closed leaves where it really closed. After commissions: "
+    "each trade's entry commission and fees as booked, and its exit commission as booked when it leaves at the "
+    "real close, else at the trade's rate per contract. \"Your own policy\" is the one each trade held at its "
+    "close, replayed from the entry. A stock trailing stop needs the stock's price in the snapshots; trades "
+    f"without one are counted. At most {POLICY_REPLAY_LOOKS:,} recorded marks are replayed at a time, the most "
+    "recent closes first: narrow the dates or the strategy to reach older trades. Hindsight on a path that ends at "
+    "the real close, not a forecast.")
+
+
+def stops_before_policy(trades: QuerySet[PaperTrade]) -> dict[int, int]:
+    """Per trade whose stop an exit policy moved, the stop before its first move (ten-thousandths),
+    from the audit log: the "from" of the first bracket change the policy made. One query."""
+    moves = TradeEvent.objects.filter(trade__in=trades.values("id"), kind=EventKind.BRACKET_ADJUSTED,
+                                      payload__has_key="exit_policy")
+    rows = moves.order_by("trade_id", "created_at", "id").distinct("trade_id").values_list(
+        "trade_id", KT("payload__from__sl_price"))
+    return {trade_id: int(Decimal(stop) * 10000) for trade_id, stop in rows if stop}
+
+
+POLICY_TRADE_FIELDS = ("id", "option_type", "expiry", "entry_commission", "exit_commission",
+                       "commission_per_contract", "fees", "exit_policy")
+
+
+def policy_replays(*, user: AbstractBaseUser, trades: QuerySet[PaperTrade], frame: pd.DataFrame,
+                   path: pd.DataFrame) -> dict[str, dict]:
+    """Per strategy, the exit policies replayed on the trades' recorded paths (`frame` and `path`
+    as the grid replay loaded them, the stop already the one before any policy moved it), against
+    the trades' own brackets replayed by the same rule, net of commissions. Two queries: the
+    trades' costs and policies, and the trader's presets."""
+    costs = {row[0]: row for row in trades.values_list(*POLICY_TRADE_FIELDS)}
+    presets = AccountSettings.objects.filter(owner=user).values_list("strategy_presets", flat=True).first() or {}
+    sessions: dict[date, clock.Session | None] = {}
+    tz = market_tz()
+
+    def session(at: datetime) -> tuple[date, datetime | None]:
+        day = at.astimezone(tz).date()
+        if day not in sessions:
+            try:
+                sessions[day] = clock.session_for(day)
+            except clock.OutsideCalendar:
+                sessions[day] = None
+        found = sessions[day]
+        return day, found.close if found is not None and found.contains(at) else None
+
+    def price(ten_thousandths) -> Decimal:
+        return Decimal(int(ten_thousandths)).scaleb(-4)
+
+    looks: dict[int, list] = {}
+    for trade_id, at, mark4, underlying4, point in zip(
+            path["trade_id"].tolist(), (path["timestamp"].astype("int64") // 1000).tolist(), path["mark4"].tolist(),
+            path["underlying4"].tolist(), path["point"].tolist(), strict=True):
+        stock = None if underlying4 != underlying4 else price(underlying4)  # NaN: not recorded
+        looks.setdefault(trade_id, []).append((policy_replay.instant(at), price(mark4), stock, point))
+    by_strategy: dict[str, list[policy_replay.ReplayTrade]] = {}
+    for row in frame.itertuples(index=False):
+        _, option_type, expiry, entry_commission, exit_commission, rate, fees, own = costs[row.id]
+        by_strategy.setdefault(row.strategy, []).append(policy_replay.ReplayTrade(
+            id=row.id, strategy=row.strategy, option_type=option_type, expiry=expiry, entry=price(row.entry4),
+            stop=price(row.sl4), target=price(row.tp4), qty=int(row.qty_held),
+            opened_at=row.entry_date.to_pydatetime(), entry_commission=entry_commission,
+            exit_commission=exit_commission, rate=rate, fees=fees, own_policy=own or {},
+            looks=policy_replay.looks_of(looks[row.id], session)))
+    interval = timedelta(seconds=settings.EXIT_POLICY_MIN_INTERVAL_SECONDS)
+    return {strategy: _strategy_policies(strategy, replays, presets, interval)
+            for strategy, replays in by_strategy.items()}
+
+
+def _strategy_policies(strategy: str, replays: list, presets: dict, interval: timedelta) -> dict:
+    """One strategy's policy table: its own brackets replayed, each candidate with its verdict, the best."""
+    candidates = policy_replay.candidates_for(strategy, replays, presets)
+    own, rows = policy_replay.strategy_replay(replays, candidates, min_interval=interval)
+    own_cents = int(own.net * 100)
+
+    def figures(tally: policy_replay.Tally) -> dict:
+        return {"trades": tally.trades, "total_pnl": metrics.money(int(tally.net * 100)),
+                "gross_pnl": metrics.money(int(tally.gross * 100)), "wins": tally.wins,
+                "win_rate": metrics.number(tally.wins / tally.trades) if tally.trades else None,
+                "avg_hold_hours": tally.avg_hold_hours, "exits": dict(tally.exits)}
+
+    table = []
+    for candidate, tally in rows:
+        cents = int(tally.net * 100)
+        table.append({"key": candidate.key, "policy": candidate.policy, "preset": candidate.preset,
+                      "words": policy_replay.policy_words(candidate.policy), **figures(tally),
+                      "vs_own_brackets": metrics.money(cents - own_cents),
+                      **stats.policy_verdict(policy_cents=cents, own_cents=own_cents),
+                      "trades_without_stock_price": tally.without_stock_price})
+    best = max(table, key=lambda row: Decimal(row["total_pnl"]), default=None)
+    if best is not None and int(Decimal(best["total_pnl"]) * 100) <= own_cents:
+        best = None  # none beats the brackets: no policy is named best for doing as well or worse
+    return {
+        "trades": own.trades,
+        "own_brackets": figures(own),
+        "candidates": table,
+        "best": best["key"] if best else None,
+        "sentence": stats.best_policy_sentence(
+            label=f"“{best['words']}”" if best else None,
+            best_cents=int(Decimal(best["total_pnl"]) * 100) if best else None, own_cents=own_cents),
+    }
 
 
 # --- Data set -------------------------------------------------------------------------------------

@@ -106,3 +106,24 @@ def replay_comparison(*, best_cents: int, own_cents: int, actual_cents: int) -> 
                       "compared on the same recorded path.",
     }
     return {"verdict": verdict, "sentence": sentences[verdict], "gap_to_booked_cents": actual_cents - own_cents}
+
+
+def policy_verdict(*, policy_cents: int, own_cents: int) -> dict:
+    """One exit policy replayed against the trades' own brackets replayed on the same recorded
+    paths, net of commissions: `better`, `same` or `worse`, and a sentence in a trader's words."""
+    gap = policy_cents - own_cents
+    dollars = f"${abs(Decimal(gap).scaleb(-2)):,.2f}"
+    if gap > 0:
+        return {"verdict": "better", "sentence": f"Would have made {dollars} more than your own brackets."}
+    if gap < 0:
+        return {"verdict": "worse", "sentence": f"Would have made {dollars} less than your own brackets."}
+    return {"verdict": "same", "sentence": "Would have done exactly as your own brackets did."}
+
+
+def best_policy_sentence(*, label: str | None, best_cents: int | None, own_cents: int) -> str:
+    """The strategy's verdict: the policy that would have done best, or that none beat the brackets."""
+    if label is None or best_cents is None or best_cents <= own_cents:
+        return ("None of these exit policies would have beaten your own brackets on the same recorded paths, "
+                "after commissions.")
+    gap = f"${Decimal(best_cents - own_cents).scaleb(-2):,.2f}"
+    return f"On the same recorded paths, {label} would have made {gap} more than your own brackets, after commissions."

@@ -3,7 +3,8 @@
 Trades close over about two years of sessions, across 8 strategies, 52 tickers, 4 verdicts and
 spread-out scores; another user's 1,000 trades sit in the same table. Each trade has
 BENCH_SNAPSHOTS (10) snapshots. Prints the endpoint's wall time (median and worst of several warm
-requests after one cold one) and query count; the same for the calibration and exit-replay
+requests after one cold one) and query count; the same for the calibration, exit-replay and
+exit-policy-replay
 reports and the CSV data set; and the time of the forensic-targets service over all 11,000 trades.
 """
 
@@ -114,6 +115,11 @@ def bench_performance_endpoint(trader_with_history):
     _row("performance ?strategy", *_time(client, "/api/analytics/performance?strategy=strategy3")[1:])
     _row("calibration", *_time(client, "/api/analytics/calibration")[1:])
     _row(f"exit-replay ({SNAPSHOTS}/trade)", *_time(client, "/api/analytics/exit-replay")[1:])
+    response, *timing = _time(client, "/api/analytics/exit-policy-replay")
+    _row("exit-policy-replay", *timing)
+    answer = response.json()
+    print(f"  exit-policy-replay: {answer['trades_replayed']:,} trades replayed within {answer['max_looks']:,} looks "
+          f"({answer['trades_left_out']:,} left out), {len(answer['strategies'][0]['candidates'])} policies each")
     _row("dataset csv", *_time(client, "/api/analytics/dataset?format=csv",
                                read=lambda response: b"".join(response.streaming_content))[1:])
     with CaptureQueriesContext(connection) as queries:

@@ -51,7 +51,8 @@ RULES_BEYOND_THE_SCHEMA = {
     "POST /api/trades/{id}/close/reprice",
     "POST /api/trades/{id}/exit-policy",  # known settings only, each in its range, one trailing kind at a time
     "PUT /api/settings", "GET /api/analytics/performance", "GET /api/analytics/calibration",
-    "GET /api/analytics/exit-replay", "GET /api/analytics/dataset", "GET /api/market/chain",
+    "GET /api/analytics/exit-replay", "GET /api/analytics/exit-policy-replay", "GET /api/analytics/dataset",
+    "GET /api/market/chain",
     "GET /api/trades", "GET /api/trades/history", "GET /api/trades/export",  # `from` after `to`
 }
 # Bounded, so the suite stays fast; the ci profile (conftest.py) makes the examples reproducible.

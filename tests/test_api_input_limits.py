@@ -186,7 +186,7 @@ def test_a_date_in_a_body_outside_the_supported_years_is_a_field_error(alice, ma
 
 
 def test_the_reported_to_9999_12_31_is_a_400_on_every_report(alice):
-    for report in ("performance", "calibration", "exit-replay", "dataset"):
+    for report in ("performance", "calibration", "exit-replay", "exit-policy-replay", "dataset"):
         response = alice.get(f"/api/analytics/{report}", {"to": "9999-12-31", "format": "csv"} if report == "dataset"
                              else {"to": "9999-12-31"})
         _refused(response, "to")

@@ -38,7 +38,8 @@ OBJECT_ROUTES = {
 # Routes that answer with many of the caller's rows (or a page about the caller's account).
 COLLECTION_ROUTES = {
     "home", "settings", "api-settings", "api-tokens", "trade-list", "trade-history", "trade-export",
-    "analytics-performance", "analytics-calibration", "analytics-exit-replay", "analytics-fill-quality",
+    "analytics-performance", "analytics-calibration", "analytics-exit-replay", "analytics-exit-policy-replay",
+    "analytics-fill-quality",
     "analytics-dataset", "api-account-summary",
 }
 # Routes that serve no user's rows, and why.

@@ -1,7 +1,8 @@
 """The Performance tab in a real Chromium, on a history lived through the real engine by
 `manage.py simulate`: the equity curve, daily P&L and P&L distribution charts, the calibration
-curves with their monotonicity flags, and the exit-replay heat maps, each showing the API's own
-values. Screenshots go to .data/screenshots/ for a person to look at."""
+curves with their monotonicity flags, the exit-replay heat maps and the exit policies replayed
+under them (desktop and phone), each showing the API's own values. Screenshots go to
+.data/screenshots/ for a person to look at."""
 
 from datetime import date
 
@@ -28,12 +29,15 @@ def lived_history(alice):  # noqa: F811 (the imported fixture)
                  "--step-minutes", "10", "--apply")
     trade_targets_compute(closed_from=date(2026, 11, 1), closed_to=END, provider=RecordedMinuteBars())
     with tenancy.acting_as(alice.pk):
-        return selectors.calibration(user=alice), selectors.exit_replay(user=alice)
+        return selectors.calibration(user=alice), selectors.exit_replay(user=alice), selectors.exit_policy_replay(
+            user=alice)
 
 
 def test_the_performance_tab_draws_calibration_and_the_hindsight_heat_map(device, lived_history):  # noqa: F811
-    calibration, replay = lived_history
+    calibration, replay, policies = lived_history
     assert calibration["trades"] >= 10 and replay["strategies"]
+    assert [row["strategy"] for row in policies["strategies"]] == [row["strategy"] for row in replay["strategies"]]
+    policies_of = {row["strategy"]: row for row in policies["strategies"]}
     page = device()
     page.click("#tab-performance")
     panel = page.locator("#performance")
@@ -78,6 +82,8 @@ def test_the_performance_tab_draws_calibration_and_the_hindsight_heat_map(device
         for sample in strategy["cells"][::7]:
             expect(grid.locator(f"td[data-sl='{sample['sl_pct']}'][data-tp='{sample['tp_pct']}']")).to_have_attribute(
                 "data-pnl", sample["total_pnl"])
+        _policies_shown(card, policies_of[strategy["strategy"]])
+    expect(block.locator(".policy-basis")).to_have_text(policies["basis"])
     shoot(page, "desktop-performance")
     panel.locator(".chart-row").screenshot(path=str(_screenshot("desktop-performance-charts")))
     panel.locator("[data-metric=calibration]").screenshot(path=str(_screenshot("desktop-performance-calibration")))
@@ -85,11 +91,46 @@ def test_the_performance_tab_draws_calibration_and_the_hindsight_heat_map(device
     assert page.problems == []
 
 
+def _policies_shown(card, policies):
+    """The strategy's exit-policy table shows the API's figures, its best row highlighted."""
+    table = card.locator("table.policy-table")
+    expect(card.locator(".policy-verdict")).to_contain_text(policies["sentence"])
+    expect(table.locator("tbody tr")).to_have_count(len(policies["candidates"]) + 1)
+    expect(table.locator("tr[data-key=own_brackets] td[data-label='P&L, net']")).to_have_attribute(
+        "data-pnl", policies["own_brackets"]["total_pnl"])
+    for row in policies["candidates"]:
+        shown = table.locator(f"tr[data-key={row['key']}]")
+        expect(shown.locator("td[data-label='P&L, net']")).to_have_attribute("data-pnl", row["total_pnl"])
+        expect(shown.locator("td[data-label=Wins]")).to_have_text(f"{row['wins']} of {row['trades']}")
+        expect(shown.locator("td[data-label='vs your brackets']")).to_have_attribute("data-gap", row["vs_own_brackets"])
+        expect(shown.locator("td[data-label='vs your brackets']")).to_have_attribute("title", row["sentence"])
+        if row["policy"] is not None:  # the policy in the words of its chips on a position row
+            expect(shown.locator(".policy-chip").first).to_be_visible()
+    # The best is outlined only when it beats your own brackets.
+    expect(table.locator("tr.best-policy")).to_have_count(1 if policies["best"] else 0)
+    if policies["best"]:
+        expect(table.locator("tr.best-policy")).to_have_attribute("data-key", policies["best"])
+
+
 def test_the_performance_tab_on_a_phone(device, lived_history):  # noqa: F811
+    _, replay, policies = lived_history
     page = device(viewport=PHONE)
     page.click("#tab-performance")
     expect(page.locator(".calibration-card canvas").first).to_be_visible()
     expect(page.locator("table.heatmap").first).to_be_visible()
+    # The exit policies' tables become cards: no header row, each cell labelled, the API's figures.
+    block = page.locator("[data-metric=exit_replay]")
+    shown = next((row for row in policies["strategies"] if row["best"]), policies["strategies"][0])
+    card = block.locator(f".heatmap-card:has(table.heatmap[data-strategy={shown['strategy']}])")
+    card.locator("table.policy-table").scroll_into_view_if_needed()
+    expect(card.locator("table.policy-table thead")).to_be_hidden()
+    key = shown["best"] or shown["candidates"][0]["key"]
+    cell = card.locator(f"table.policy-table tr[data-key={key}] td[data-label='P&L, net']")
+    expect(cell).to_be_visible()
+    (row,) = [row for row in shown["candidates"] if row["key"] == key]
+    expect(cell).to_have_attribute("data-pnl", row["total_pnl"])
+    _policies_shown(card, shown)
+    card.locator(".policy-replay").screenshot(path=str(_screenshot("mobile-performance-exit-policies")))
     # Wide tables scroll inside their box; the page itself never scrolls sideways.
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shoot(page, "mobile-performance")

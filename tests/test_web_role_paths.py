@@ -229,6 +229,7 @@ def test_every_read_runs_on_the_web_role_in_the_traders_signed_context(on_the_we
                  "analytics-dataset": ["/api/analytics/dataset?format=parquet",
                                        "/api/analytics/dataset?strategy=alice-strategy-7f3"],
                  "analytics-performance": ["/api/analytics/performance?from=2026-01-01&to=2026-12-31"],
+                 "analytics-exit-policy-replay": ["/api/analytics/exit-policy-replay?strategy=alice-strategy-7f3"],
                  "market-quote": ["/api/market/quote?symbols=SPY,SPY261218C00570000,ZZZZ"],
                  "market-expirations": ["/api/market/expirations?ticker=SPY"],
                  "market-chain": [_listed_chain_url("SPY")],

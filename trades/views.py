@@ -41,6 +41,7 @@ def _page_context(request) -> dict:
                 "performance": "/api/analytics/performance",
                 "calibration": "/api/analytics/calibration",
                 "exit_replay": "/api/analytics/exit-replay",
+                "exit_policy_replay": "/api/analytics/exit-policy-replay",
                 "market_status": reverse("market-status"),
                 "broker_status": reverse("api-broker-status"),
                 "settings_page": reverse("settings"),

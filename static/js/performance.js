@@ -43,7 +43,7 @@ export function renderPerformance(box, performance, calibration, replay) {
   const breakdowns = block("breakdowns", "Breakdowns", renderBreakdowns(performance));
   const calibrationBlock = block("calibration", "Calibration: does a higher score mean a better trade?");
   renderCalibration(calibrationBlock, calibration, charts);
-  const replayBlock = block("exit_replay", "Exit replay (hindsight): other SL/TP brackets on the recorded paths");
+  const replayBlock = block("exit_replay", "Exit replay (hindsight): other SL/TP brackets and exit policies on the recorded paths");
   renderReplay(replayBlock, replay);
   box.replaceChildren(periodLine(performance.period, performance.summary, performance.basis), renderCards(performance),
     el("div", { className: "chart-row" }, equity, daily, distribution), breakdowns, calibrationBlock, replayBlock,

@@ -1,12 +1,14 @@
 // Calibration (does a higher scanner score mean a better trade?) and the exit replay (other
 // stop/target brackets on the recorded paths, in hindsight) of the Performance tab. A score is
 // flagged only when the API says the data support it; buckets with too few trades say so; the
-// replay's best bracket is set against your own brackets replayed on the same path.
+// replay's best bracket is set against your own brackets replayed on the same path, and so is each
+// exit policy (trailing, breakeven, time stops) the live engine replayed inside your brackets.
 
 import { el } from "./dom.js";
 import * as fmt from "./format.js";
 import { followTheme } from "./chart.js";
 import { at, canvas, categoryChart, dataTable, DAY } from "./performance_charts.js";
+import { policyChips } from "./exit_policy_chips.js";
 
 const SCORE_NAMES = { card_score: "Card score", ai_score: "AI score", technical_score: "Technical score", sentiment_score: "Sentiment score" };
 
@@ -106,7 +108,50 @@ function heatMap(strategy, slGrid, tpGrid, index) {
           dataset: { sl, tp, pnl: cell.total_pnl },
         }, fmt.money(cell.total_pnl), isBest ? el("span", { className: "visually-hidden", text: " (best)" }) : null);
       })))));
-  return el("div", { className: "heatmap-card" }, summary, el("div", { className: "table-scroll" }, table));
+  return el("div", { className: "heatmap-card", dataset: { strategy: strategy.strategy } }, summary,
+    el("div", { className: "table-scroll" }, table));
+}
+
+// --- exit policies replayed ----------------------------------------------------------------------------
+
+const wins = (row) => `${row.wins} of ${row.trades}`;
+
+// The policy as its chips on a position row say it; "your own policy" has no single one.
+function policyName(row, isBest) {
+  const chips = row.policy ? policyChips({ exit_policy: row.policy }) : null;
+  return el("th", { scope: "row", className: "policy-name" }, el("span", { className: "policy-name-line" }, chips || row.words,
+    row.preset ? el("span", { className: "flag flag-none preset-flag", text: "your preset" }) : null,
+    isBest ? el("span", { className: "flag flag-ok best-flag", text: "best" }) : null),
+    row.trades_without_stock_price ? el("small", { className: "muted block",
+      text: `${row.trades_without_stock_price} trade(s) without a recorded stock price` }) : null);
+}
+
+function policyRow(row, best) {
+  const isBest = row.key === best;
+  return el("tr", { className: isBest ? "best-policy" : "", dataset: { key: row.key, verdict: row.verdict } },
+    policyName(row, isBest),
+    el("td", { className: "num", dataset: { label: "P&L, net", pnl: row.total_pnl }, text: fmt.money(row.total_pnl) }),
+    el("td", { className: "num", dataset: { label: "Wins" }, text: wins(row) }),
+    el("td", { className: "num", dataset: { label: "Avg held" }, text: fmt.hours(row.avg_hold_hours) }),
+    el("td", { className: "num", title: row.sentence, dataset: { label: "vs your brackets", gap: row.vs_own_brackets } },
+      fmt.money(row.vs_own_brackets)));
+}
+
+function policyTable(policies, index) {
+  const own = policies.own_brackets;
+  const captionId = `policies-${index}`;
+  return el("div", { className: "policy-replay", dataset: { strategy: policies.strategy } },
+    el("p", { className: "policy-verdict", id: captionId }, el("strong", { text: "Exit policies: " }), policies.sentence),
+    el("table", { className: "metrics-table responsive policy-table", "aria-labelledby": captionId, dataset: { strategy: policies.strategy } },
+      el("thead", {}, el("tr", {}, ["Policy", "P&L, net", "Wins", "Avg held", "vs your brackets"].map((title) => el("th", { scope: "col", text: title })))),
+      el("tbody", {},
+        el("tr", { className: "own-brackets", dataset: { key: "own_brackets" } },
+          el("th", { scope: "row", className: "policy-name", text: "Your own brackets" }),
+          el("td", { className: "num", dataset: { label: "P&L, net", pnl: own.total_pnl }, text: fmt.money(own.total_pnl) }),
+          el("td", { className: "num", dataset: { label: "Wins" }, text: wins(own) }),
+          el("td", { className: "num", dataset: { label: "Avg held" }, text: fmt.hours(own.avg_hold_hours) }),
+          el("td", { className: "num", dataset: { label: "vs your brackets" }, text: "—" })),
+        policies.candidates.map((row) => policyRow(row, policies.best)))));
 }
 
 export function renderReplay(section, replay) {
@@ -123,3 +168,18 @@ export function renderReplay(section, replay) {
     replay.strategies.map((strategy, index) => heatMap(strategy, replay.sl_pct, replay.tp_pct, index))));
 }
 
+
+// The exit policies come apart from the grid (the engine walks every recorded mark, which takes
+// longer): each strategy's table goes under its heat map when the answer arrives.
+export function renderPolicyReplay(section, answer) {
+  section.querySelectorAll(".policy-replay, .policy-basis").forEach((node) => node.remove());
+  if (!answer.strategies.length) return;
+  const notes = [el("p", { className: "muted policy-basis", text: answer.basis })];
+  if (answer.trades_left_out) {
+    notes.push(el("p", { className: "muted policy-basis policy-left-out",
+      text: `Exit policies: the ${answer.trades_replayed} most recent trades replayed; ${answer.trades_left_out} older one(s) left out. Narrow the period or the strategy to reach them.` }));
+  }
+  section.querySelector(".replay-basis")?.after(...notes);
+  const cards = new Map([...section.querySelectorAll(".heatmap-card")].map((card) => [card.dataset.strategy, card]));
+  answer.strategies.forEach((policies, index) => cards.get(policies.strategy)?.append(policyTable(policies, index)));
+}

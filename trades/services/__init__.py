@@ -70,10 +70,12 @@ from .errors import (
 )
 from .exit_parts import quantity_history, trade_parts
 from .exit_policies import (
+    CloseWhy,
     ExitDecision,
     ExitPolicy,
     ExitState,
     Observation,
+    commission_per_share,
     exit_policy_checked,
     exit_policy_evaluate,
 )
@@ -153,7 +155,8 @@ __all__ = [
     "market_session",
     # Exit policies beyond the fixed bracket: the pure engine the monitor feeds.
     "ExitPoliciesReport", "exit_policies_apply", "exit_policy_set", "trade_policy_close",
-    "ExitDecision", "ExitPolicy", "ExitState", "Observation", "exit_policy_checked", "exit_policy_evaluate",
+    "CloseWhy", "ExitDecision", "ExitPolicy", "ExitState", "Observation", "exit_policy_checked",
+    "exit_policy_evaluate", "commission_per_share",
     # Partial closes: selling a part (a scale-out, the trader's partial close) and reading the parts.
     "part_sale_resume", "quantity_history", "trade_close_some", "trade_part_sell", "trade_parts",
 ]

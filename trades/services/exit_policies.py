@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
+from trades.models import CONTRACT_MULTIPLIER
+
 from .errors import InvalidTradeInput
 
 CENT, NICKEL, HUNDRED = Decimal("0.01"), Decimal("0.05"), Decimal(100)
@@ -153,6 +155,13 @@ class ExitDecision:
     close: str | None = None  # a CloseWhy, when the trade is to be closed now
     why: str = ""
     scale_out: int = 0  # contracts to sell now at the first target (the rest rides the stop)
+
+
+def commission_per_share(*, entry_commission: Decimal, rate: Decimal | None, held: int) -> Decimal:
+    """What breakeven has to cover per share: the entry's commission paid and the exit's at the
+    trade's rate, spread over the contracts held (the live look and the exit replay both ask here)."""
+    held = held or 1
+    return (entry_commission + (rate or Decimal(0)) * held) / (held * CONTRACT_MULTIPLIER)
 
 
 def price_tick(price: Decimal) -> Decimal:

@@ -31,12 +31,20 @@ from django.db.models.functions import Coalesce, Greatest, Least
 from brokers.base import BrokerError
 from brokers.market import Market
 from tradeoptions import tenancy
-from trades.models import CONTRACT_MULTIPLIER, CloseReason, ExitPartReason, OptionType, PaperTrade, TradeStatus
+from trades.models import CloseReason, ExitPartReason, OptionType, PaperTrade, TradeStatus
 
 from .brackets import brackets_adjust, stop_move_in_place
 from .closing import trade_policy_close
 from .errors import TradeError
-from .exit_policies import CloseWhy, ExitDecision, ExitPolicy, ExitState, Observation, exit_policy_evaluate
+from .exit_policies import (
+    CloseWhy,
+    ExitDecision,
+    ExitPolicy,
+    ExitState,
+    Observation,
+    commission_per_share,
+    exit_policy_evaluate,
+)
 from .parts import trade_part_sell
 
 logger = logging.getLogger(__name__)
@@ -105,9 +113,8 @@ def exit_state_of(trade: PaperTrade) -> ExitState:
     trade's rate, spread over the contracts held (what breakeven has to cover). `exit_requested`
     stays False: the look only watches OPEN trades with no close pending (a close that came back
     open is watched again after the interval, in `exit_policies_apply`)."""
-    held = trade.held_qty or 1
-    rate = trade.commission_per_contract or Decimal(0)
-    commission = (trade.entry_commission + rate * held) / (held * CONTRACT_MULTIPLIER)
+    commission = commission_per_share(entry_commission=trade.entry_commission, rate=trade.commission_per_contract,
+                                      held=trade.held_qty)
     return ExitState(entry=trade.entry_price, stop=trade.sl_price, option_type=trade.option_type,
                      opened_at=trade.entry_date, expiry=trade.expiry, commission_per_share=commission,
                      high_water=trade.exit_high_water, underlying_extreme=trade.exit_underlying_extreme,
