@@ -72,6 +72,9 @@ const EXITS = [
 ];
 
 function exitSeries(chart, trade, from, to) {
+  // Both exits run to the same end: the last mark, or a later move of either.
+  const moves = EXITS.flatMap((exit) => (trade[exit.path] || []).slice(1, -1).map((step) => Math.floor(Date.parse(step.at) / 1000)));
+  to = Math.max(to, ...moves);
   return EXITS.map((exit) => {
     const points = stepPoints(trade[exit.path], from, to);
     if (!points.length) return { ...exit, points };

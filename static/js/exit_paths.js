@@ -11,15 +11,16 @@ const seconds = (at) => Math.floor(Date.parse(at) / 1000);
 export function stepPoints(path, from, to) {
   if (!Array.isArray(path) || !path.length) return [];
   const moves = path.slice(0, -1).map((step) => ({ time: seconds(step.at), value: Number(step.price), why: step.why }));
-  const end = Math.max(to, ...moves.map((move) => move.time));
+  const end = Math.max(to, ...moves.slice(1).map((move) => move.time)); // the open's own time does not stretch it
   let level = moves[0];
   const points = [];
   for (const move of moves) {
     if (move.time <= from) { level = move; continue; }
+    if (move.time > end) break;
     if (!points.length) points.push({ time: from, value: level.value, why: level.why });
     const last = points[points.length - 1];
     if (move.time === last.time) points[points.length - 1] = move; // two moves in one second: the later holds
-    else points.push(move);
+    else if (move.value !== last.value) points.push(move); // a step only where the level changes
   }
   if (!points.length) points.push({ time: from, value: level.value, why: level.why });
   const last = points[points.length - 1];

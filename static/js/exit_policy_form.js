@@ -139,5 +139,7 @@ async function submitPolicy(id, form, { remove = false } = {}) {
     else showPolicyErrors(form, error);
   } finally {
     idle(button);
+    // Nothing to remove once there is no policy (the refresh above may have said so before `idle`).
+    form.querySelector(".remove-policy").disabled = !Object.keys(state.trades.get(id)?.exit_policy || {}).length;
   }
 }
