@@ -137,6 +137,14 @@ def test_a_trailing_stops_moves_show_in_the_row_and_the_chart_and_the_panel_edit
     expect(legend.locator('[data-legend="target"]')).to_have_text("take-profit 6.50 (not moved)")
     loss = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--loss').trim()")
     assert page.evaluate(STOP_LEVELS_DRAWN, loss) == 3  # three levels held, as three runs of the stop's colour
+    # The legend follows the pointer: at 10:01 the stop stood where the trade opened with it.
+    canvas.scroll_into_view_if_needed()
+    pane = page.locator(".chart-canvas canvas").first.bounding_box()
+    page.mouse.move(pane["x"] + 4, pane["y"] + pane["height"] / 2)
+    expect(legend.locator('[data-legend-value="stop"]')).to_have_text("3.00")
+    expect(legend.locator('[data-legend-value="mark"]')).to_have_text("4.40")
+    page.mouse.move(0, 0)
+    expect(legend.locator('[data-legend-value="stop"]')).to_have_text("5.00")
     path = shoot(page, f"{name}-chart", SCREENSHOTS)
     assert page_overflow(page) == 0, f"the page scrolls sideways: {path}"
 
