@@ -17,6 +17,7 @@ from monitoring.models import SnapshotKind
 from tests import in_a_browser
 from tests.factories import PriceSnapshotFactory, UserFactory
 from tests.in_a_browser import IN_SESSION, WIDTHS, page_overflow, screenshot_folder, shoot, width_name
+from tests.test_layout_in_a_browser import TIME_AXIS
 from tradeoptions import tenancy
 from trades import services
 from trades.models import PaperTrade, TradeStatus
@@ -49,6 +50,26 @@ STOP_LEVELS_DRAWN = """(colour) => {
     if (count >= 8) rows.push(y);
   }
   return rows.filter((y, index) => index === 0 || y - rows[index - 1] > 2).length;
+}"""
+
+
+# The leftmost column of the chart's pane drawn in `colour` (the stop's: its line starts at the first
+# snapshot's place; the mark's own colour also draws its last-value line across the whole pane).
+FIRST_X = """(colour) => {
+  const pane = document.querySelector(".chart-canvas canvas");
+  const probe = document.createElement("canvas").getContext("2d");
+  probe.fillStyle = colour;
+  probe.fillRect(0, 0, 1, 1);
+  const want = [...probe.getImageData(0, 0, 1, 1).data.slice(0, 3)].join();
+  const { width, height } = pane;
+  const data = pane.getContext("2d").getImageData(0, 0, width, height).data;
+  for (let x = 0; x < width; x++) {
+    for (let y = 0; y < height; y++) {
+      const at = (y * width + x) * 4;
+      if ([...data.slice(at, at + 3)].join() === want) return x / (width / pane.clientWidth);
+    }
+  }
+  return null;
 }"""
 
 
@@ -140,7 +161,8 @@ def test_a_trailing_stops_moves_show_in_the_row_and_the_chart_and_the_panel_edit
     # The legend follows the pointer: at 10:01 the stop stood where the trade opened with it.
     canvas.scroll_into_view_if_needed()
     pane = page.locator(".chart-canvas canvas").first.bounding_box()
-    page.mouse.move(pane["x"] + 4, pane["y"] + pane["height"] / 2)
+    first = page.evaluate(FIRST_X, loss)
+    page.mouse.move(pane["x"] + first + 2, pane["y"] + pane["height"] / 2)
     expect(legend.locator('[data-legend-value="stop"]')).to_have_text("3.00")
     expect(legend.locator('[data-legend-value="mark"]')).to_have_text("4.40")
     page.mouse.move(0, 0)
@@ -196,6 +218,9 @@ def test_a_trailing_stops_moves_show_in_the_row_and_the_chart_and_the_panel_edit
     expect(form.locator("button.remove-policy")).to_be_disabled()
     after = stored(trade)
     assert (after.exit_policy, after.sl_price) == ({}, Decimal("5.75"))
+    canvas.scroll_into_view_if_needed()
+    axis = page.evaluate(TIME_AXIS)  # the time labels drawn whole, the first and the last too
+    assert 0 < axis["ink"]["left"] and axis["ink"]["right"] < axis["width"] - 1, (name, axis)
     path = shoot(page, f"{name}-policy-removed", SCREENSHOTS)
     assert page_overflow(page) == 0, f"the page scrolls sideways: {path}"
     assert page.problems == []

@@ -85,6 +85,19 @@ function exitSeries(chart, trade, from, to) {
   });
 }
 
+// Every point in view with room for the first and last time labels (centred on their points, they
+// are cut at the edges when many points make the spacing narrow, as on a phone), refitted as the box resizes.
+function fitWithRoom(chart, bars) {
+  const scale = chart.timeScale();
+  const fit = (width) => {
+    if (bars < 2 || !width) return scale.fitContent();
+    const pad = Math.max(0.5, (24 * (bars - 1)) / Math.max(width - 48, 1));
+    scale.setVisibleLogicalRange({ from: -pad, to: bars - 1 + pad });
+  };
+  scale.subscribeSizeChange((width) => fit(width));
+  fit(scale.width());
+}
+
 // Under the chart: what each line is, and its value where the pointer is (the latest without one).
 function legend(exits, rows) {
   const value = (key) => el("span", { className: "legend-value", dataset: { legendValue: key } });
@@ -168,7 +181,8 @@ export function renderChart(container, trade, snapshots) {
     if (moveCount(exit.points)) moved.push(`the ${exit.name} moved ${moveCount(exit.points)} time(s)`);
   }
   canvas.setAttribute("aria-label", `Mark price over ${rows.length} snapshots, last ${Number(last.mark_price).toFixed(2)}; entry, stop-loss and take-profit shown as lines${moved.length ? `, ${moved.join(", ")}` : ""}.`);
-  chart.timeScale().fitContent();
+  const times = new Set([...rows.map(([time]) => time), ...stepped.flatMap((exit) => exit.points.map((point) => point.time))]);
+  fitWithRoom(chart, times.size);
   if (stepped.length) {
     const key = legend(stepped, rows);
     chart.subscribeCrosshairMove((param) => key.show(param.time ?? null));
