@@ -158,6 +158,9 @@ def test_a_trailing_stops_moves_show_in_the_row_and_the_chart_and_the_panel_edit
     expect(legend.locator('[data-legend="target"]')).to_have_text("take-profit 6.50 (not moved)")
     loss = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--loss').trim()")
     assert page.evaluate(STOP_LEVELS_DRAWN, loss) == 3  # three levels held, as three runs of the stop's colour
+    axis = page.evaluate(TIME_AXIS)  # the time labels drawn whole, the first and the last too
+    assert 0 < axis["ink"]["left"] and axis["ink"]["right"] < axis["width"] - 1, (name, axis)
+
     # The legend follows the pointer: at 10:01 the stop stood where the trade opened with it.
     canvas.scroll_into_view_if_needed()
     pane = page.locator(".chart-canvas canvas").first.bounding_box()
@@ -218,9 +221,7 @@ def test_a_trailing_stops_moves_show_in_the_row_and_the_chart_and_the_panel_edit
     expect(form.locator("button.remove-policy")).to_be_disabled()
     after = stored(trade)
     assert (after.exit_policy, after.sl_price) == ({}, Decimal("5.75"))
-    canvas.scroll_into_view_if_needed()
-    axis = page.evaluate(TIME_AXIS)  # the time labels drawn whole, the first and the last too
-    assert 0 < axis["ink"]["left"] and axis["ink"]["right"] < axis["width"] - 1, (name, axis)
+    page.wait_for_load_state("networkidle")
     path = shoot(page, f"{name}-policy-removed", SCREENSHOTS)
     assert page_overflow(page) == 0, f"the page scrolls sideways: {path}"
     assert page.problems == []
