@@ -575,10 +575,12 @@ def test_a_trader_edits_the_exit_policy_in_the_expanded_row_and_is_told_what_is_
     row = position(page)
     row.locator("button.toggle").click()
     form = page.locator(f"#detail-{trade.pk} form.policy-form")
+    expect(form.locator(".policy-kept")).to_have_text("Also in force, set through the API and kept: close at 2 DTE.")
     form.locator("input[name=trail_after_pct]").fill("10")
     form.locator("button.save-policy").click()
-    expect(form.locator('[data-error-for="exit_policy"]')).to_have_text(
+    expect(form.locator('[data-error-for="trail_after_pct"]')).to_have_text(  # beside the setting it is about
         "A gain that starts the trailing needs a trailing stop (a percentage or a dollar distance).")
+    expect(form.locator('[data-error-for="exit_policy"]')).to_have_text("")
     form.locator("input[name=trail_pct]").fill("15")
     form.locator("button.save-policy").click()
     expect(page.locator(".toast-success")).to_contain_text("exit policy saved")

@@ -210,6 +210,50 @@ def trade_with_events(*, user: AbstractBaseUser) -> QuerySet[PaperTrade]:
     return trade_list(user=user).prefetch_related(Prefetch("events", queryset=events))
 
 
+# --- Where the exits stood over time ------------------------------------------------------------
+
+EXIT_LEVELS = {"stop": "sl_price", "target": "tp_price"}
+
+
+def exit_level_paths(*, trade: PaperTrade, events: Iterable[TradeEvent], now: datetime) -> dict[str, list[dict]]:
+    """The stop-loss's and the take-profit's levels over time, for the chart: `{"stop": [...],
+    "target": [...]}`, each a list of `{at, price, why}` steps in time order. The first is the
+    level set at the open (from the trade's start), one more for each change and the last is the
+    level still in force at the close (or `now`). The audit log is the source: every write of a
+    trade's exits goes through `trade_transition`, whose event records the changed fields
+    (`payload.changes`), and a move's event says who moved it (the trader, the exit policy with
+    its reason, staff, the system). `events`: the trade's, in time order (the detail's prefetch:
+    no query of its own). A change to the same level (an adjust of the other exit, a restored
+    bracket) is no step."""
+    events = [event for event in events if isinstance((event.payload or {}).get("changes"), dict)]
+    start = trade.entry_date or trade.created_at
+    end_at, end_why = (trade.close_date, "at the close") if trade.close_date else (now, "now")
+    paths = {}
+    for name, field in EXIT_LEVELS.items():
+        moves = [event for event in events if field in event.payload["changes"]]
+        first = (moves[0].payload.get("from") or {}).get(field) if moves else None
+        level = Decimal(first) if first is not None else (
+            Decimal(moves[0].payload["changes"][field]) if moves else getattr(trade, field))
+        steps = [{"at": min([start, *(event.created_at for event in moves[:1])]), "price": level,
+                  "why": "set at the open"}]
+        for event in moves:
+            price = Decimal(event.payload["changes"][field])
+            if price != level:
+                steps.append({"at": event.created_at, "price": price, "why": _moved_by(event)})
+                level = price
+        steps.append({"at": max(end_at, steps[-1]["at"]), "price": level, "why": end_why})
+        paths[name] = steps
+    return paths
+
+
+def _moved_by(event: TradeEvent) -> str:
+    """Who moved an exit, in the trader's words (the exit policy says why: trailing, breakeven)."""
+    policy = event.payload.get("exit_policy")
+    if event.actor_label == "exit-policy" and isinstance(policy, dict) and policy.get("why"):
+        return f"exit policy: {policy['why']}"
+    return {"USER": "moved by you", "STAFF": "moved by staff"}.get(event.actor, "moved by the system")
+
+
 def broker_troubles(*, user: AbstractBaseUser) -> list[dict]:
     """What the order cycle last met at the user's brokers and is not over (a refused token, an
     outage), per broker mode: code, detail, broker_mode, since. Never the token, nor its digest."""

@@ -247,10 +247,21 @@ class TradeEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ExitStepSerializer(serializers.Serializer):
+    at = serializers.DateTimeField(help_text="From when the level was in force (the last step: until when).")
+    price = serializers.DecimalField(**PRICE, help_text="The exit's level, per share.")
+    why = serializers.CharField(help_text="What set it: the open, the trader, the exit policy (and its reason), "
+                                          "staff or the system; `now` or `at the close` for the last step.")
+
+
 class TradeDetailSerializer(TradeSerializer):
     """One trade with its brackets' orders, latest mark, context and its audit log."""
 
     events = TradeEventSerializer(many=True, read_only=True)
+    stop_path = serializers.SerializerMethodField(
+        help_text="The stop-loss over time, from the audit log: the level set at the open, each move (by the "
+                  "trader, the exit policy, staff or the system) and the level in force at the close or now.")
+    target_path = serializers.SerializerMethodField(help_text="The take-profit over time, as `stop_path`.")
 
     class Meta(TradeSerializer.Meta):
         fields = [
@@ -258,9 +269,24 @@ class TradeDetailSerializer(TradeSerializer):
             "close_order_id", "broker_fill_price", "broker_fill_time", "trigger_precision", "hold_duration_h",
             "max_drawdown", "max_gain", "card_score", "ai_score", "ai_verdict", "gate_verdict", "technical_score",
             "sentiment_score", "delta_at_entry", "iv_at_entry", "signals_snapshot", "market_regime",
-            "order_book_state", "ai_reasoning_log", "updated_at", "events",
+            "order_book_state", "ai_reasoning_log", "updated_at", "events", "stop_path", "target_path",
         ]
         read_only_fields = fields
+
+    def _paths(self, trade: PaperTrade) -> dict[str, list[dict]]:
+        # Both paths from one read of the events (prefetched by the detail's queryset), once per trade.
+        if getattr(self, "_exit_paths_of", None) is not trade:
+            self._exit_paths_of = trade
+            self._exit_paths = selectors.exit_level_paths(trade=trade, events=trade.events.all(), now=timezone.now())
+        return self._exit_paths
+
+    @extend_schema_field(ExitStepSerializer(many=True))
+    def get_stop_path(self, trade) -> list[dict]:
+        return ExitStepSerializer(self._paths(trade)["stop"], many=True).data
+
+    @extend_schema_field(ExitStepSerializer(many=True))
+    def get_target_path(self, trade) -> list[dict]:
+        return ExitStepSerializer(self._paths(trade)["target"], many=True).data
 
 
 class TradeExplainedSerializer(TradeDetailSerializer):

@@ -49,6 +49,11 @@ function forgetEdits(form) {
   for (const input of form.querySelectorAll("input[data-edited]")) delete input.dataset.edited;
 }
 
+function stopMoved(error, trade) {
+  return isConflict(error) && error.code === "version_conflict" && error.trade
+    && Number(error.trade.sl_price) !== Number(trade.sl_price);
+}
+
 async function submitAdjust(id, form) {
   clearErrors(form);
   const trade = state.trades.get(id);
@@ -71,7 +76,14 @@ async function submitAdjust(id, form) {
     play("pop");
     await refreshAll();
   } catch (error) {
-    if (isConflict(error)) {
+    if (stopMoved(error, trade)) {
+      // The exit policy (or another device) moved the stop meanwhile: the trader decides again,
+      // with what they typed still there and the stop as it now stands beside it.
+      const by = Object.keys(error.trade.exit_policy || {}).length ? "the exit policy moved it" : "it was changed elsewhere";
+      form.querySelector('[data-error-for="new_sl"]').textContent =
+        `The stop-loss is now ${fmt.price(error.trade.sl_price)} (${by} since you loaded this trade). Check your exits and save again.`;
+      await refreshAll();
+    } else if (isConflict(error)) {
       forgetEdits(form);
       conflict();
     } else {

@@ -3,7 +3,10 @@
 // Lightweight Charts, vendored in static/vendor/ with its licence; the attribution is a visible
 // link under the chart (the library's own logo would need an inline <style>, which our CSP forbids).
 
-import { createChart, LineStyle } from "../vendor/lightweight-charts/lightweight-charts.standalone.production.mjs";
+import { createChart, LineStyle, LineType } from "../vendor/lightweight-charts/lightweight-charts.standalone.production.mjs";
+import { el } from "./dom.js";
+import { levelAt, moveCount, stepPoints } from "./exit_paths.js";
+import * as fmt from "./format.js";
 
 // Colours are named after the page's CSS custom properties (static/css/app.css, `--chart-*`, `--gain`,
 // `--loss`): a chart is painted in the theme the system asks for, and repainted when it switches.
@@ -61,6 +64,63 @@ function points(snapshots) {
   return [...byTime.entries()].sort((a, b) => a[0] - b[0]);
 }
 
+// The stop-loss and the take-profit as stepped lines over the mark, where the trade's detail
+// carries their paths (a trailing stop's every move lands at its time); else as flat price lines.
+const EXITS = [
+  { key: "stop", path: "stop_path", price: "sl_price", title: "SL", colour: "loss", name: "stop-loss" },
+  { key: "target", path: "target_path", price: "tp_price", title: "TP", colour: "gain", name: "take-profit" },
+];
+
+function exitSeries(chart, trade, from, to) {
+  // Both exits run to the same end: the last mark, or a later move of either.
+  const moves = EXITS.flatMap((exit) => (trade[exit.path] || []).slice(1, -1).map((step) => Math.floor(Date.parse(step.at) / 1000)));
+  to = Math.max(to, ...moves);
+  return EXITS.map((exit) => {
+    const points = stepPoints(trade[exit.path], from, to);
+    if (!points.length) return { ...exit, points };
+    const series = chart.addLineSeries({ lineType: LineType.WithSteps, lineWidth: 2, lineStyle: LineStyle.Dashed,
+      title: exit.title, priceLineVisible: false, crosshairMarkerVisible: false, lastValueVisible: true });
+    series.setData(points.map(({ time, value }) => ({ time, value })));
+    return { ...exit, points, series };
+  });
+}
+
+// Every point in view with room for the first and last time labels (centred on their points, they
+// are cut at the edges when many points make the spacing narrow, as on a phone), refitted as the box resizes.
+function fitWithRoom(chart, bars) {
+  const scale = chart.timeScale();
+  const fit = (width) => {
+    if (bars < 2 || !width) return scale.fitContent();
+    const pad = Math.max(0.5, (24 * (bars - 1)) / Math.max(width - 48, 1));
+    scale.setVisibleLogicalRange({ from: -pad, to: bars - 1 + pad });
+  };
+  scale.subscribeSizeChange((width) => fit(width));
+  fit(scale.width());
+}
+
+// Under the chart: what each line is, and its value where the pointer is (the latest without one).
+function legend(exits, rows) {
+  const value = (key) => el("span", { className: "legend-value", dataset: { legendValue: key } });
+  const item = (key, swatch, name, extra = null) => el("li", { dataset: { legend: key } },
+    el("span", { className: `key key-${swatch}`, "aria-hidden": "true" }), ` ${name} `, value(key), extra ? " " : null, extra);
+  const node = el("ul", { className: "chart-legend muted" },
+    item("mark", "line", "mark"),
+    exits.map((exit) => item(exit.key, exit.colour, exit.name, el("small", { className: "legend-why", dataset: { legendWhy: exit.key } }))));
+  const show = (time) => {
+    const mark = time === null ? rows[rows.length - 1] : rows.filter(([at]) => at <= time).pop();
+    node.querySelector('[data-legend-value="mark"]').textContent = mark ? fmt.price(mark[1].mark_price) : "";
+    for (const exit of exits) {
+      const step = levelAt(exit.points, time === null ? Infinity : time);
+      node.querySelector(`[data-legend-value="${exit.key}"]`).textContent = step ? fmt.price(step.value) : "";
+      const moves = moveCount(exit.points);
+      const why = step && step.why !== "set at the open" ? step.why : moves ? "" : "not moved";
+      node.querySelector(`[data-legend-why="${exit.key}"]`).textContent = why ? `(${why})` : "";
+    }
+  };
+  show(null);
+  return { node, show };
+}
+
 export function renderChart(container, trade, snapshots) {
   container.replaceChildren();
   const rows = points(snapshots);
@@ -75,7 +135,6 @@ export function renderChart(container, trade, snapshots) {
   canvas.className = "chart-canvas";
   canvas.setAttribute("role", "img");
   const last = rows[rows.length - 1][1];
-  canvas.setAttribute("aria-label", `Mark price over ${rows.length} snapshots, last ${Number(last.mark_price).toFixed(2)}; entry, stop-loss and take-profit shown as lines.`);
   container.append(canvas);
   const chart = createChart(canvas, {
     autoSize: true,
@@ -87,30 +146,48 @@ export function renderChart(container, trade, snapshots) {
     localization: { timeFormatter: (time) => new Date(time * 1000).toLocaleString("en-US", { timeZone: "America/New_York", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }) + " ET" },
   });
   // Keep the exits in view even when the mark has stayed far from them.
-  const exits = [trade.sl_price, trade.tp_price, trade.entry_price].filter((value) => value !== null && value !== undefined).map(Number);
+  const exitPrices = [trade.sl_price, trade.tp_price, trade.entry_price].filter((value) => value !== null && value !== undefined).map(Number);
   const autoscaleInfoProvider = (original) => {
     const info = original();
     if (info?.priceRange) {
-      info.priceRange.minValue = Math.min(info.priceRange.minValue, ...exits);
-      info.priceRange.maxValue = Math.max(info.priceRange.maxValue, ...exits);
+      info.priceRange.minValue = Math.min(info.priceRange.minValue, ...exitPrices);
+      info.priceRange.maxValue = Math.max(info.priceRange.maxValue, ...exitPrices);
     }
     return info;
   };
   const series = chart.addLineSeries({ lineWidth: 2, title: "mark", autoscaleInfoProvider });
   series.setData(rows.map(([time, snapshot]) => ({ time, value: Number(snapshot.mark_price) })));
-  const lines = [[trade.entry_price, "entry", "entry", LineStyle.Solid], [trade.sl_price, "SL", "loss", LineStyle.Dashed], [trade.tp_price, "TP", "gain", LineStyle.Dashed]]
+  const exits = exitSeries(chart, trade, rows[0][0], rows[rows.length - 1][0]);
+  const stepped = exits.filter((exit) => exit.series);
+  const flat = EXITS.filter((exit) => !stepped.some((drawn) => drawn.key === exit.key)).map((exit) => [trade[exit.price], exit.title, exit.colour, LineStyle.Dashed]);
+  const lines = [[trade.entry_price, "entry", "entry", LineStyle.Solid], ...flat]
     .filter(([price]) => price !== null && price !== undefined)
     .map(([price, title, colour, lineStyle]) => ({ colour, line: series.createPriceLine({ price: Number(price), title, lineWidth: 1, lineStyle, axisLabelVisible: true }) }));
   const marked = rows.filter(([, snapshot]) => MARKERS[snapshot.kind]);
   followTheme(chart, (colours) => {
     series.applyOptions({ color: colours.line });
     for (const { colour, line } of lines) line.applyOptions({ color: colours[colour] });
+    for (const exit of stepped) exit.series.applyOptions({ color: colours[exit.colour] });
     series.setMarkers(marked.map(([time, snapshot]) => {
       const { colour, ...marker } = MARKERS[snapshot.kind];
       return { time, ...marker, color: colours[colour] };
     }));
   });
-  chart.timeScale().fitContent();
+  // What the chart draws, for a reader of the page's data (and its tests): each exit's points and moves.
+  const moved = [];
+  for (const exit of stepped) {
+    canvas.dataset[`${exit.key}Path`] = JSON.stringify(exit.points.map(({ time, value }) => [time, value]));
+    canvas.dataset[`${exit.key}Moves`] = String(moveCount(exit.points));
+    if (moveCount(exit.points)) moved.push(`the ${exit.name} moved ${moveCount(exit.points)} time(s)`);
+  }
+  canvas.setAttribute("aria-label", `Mark price over ${rows.length} snapshots, last ${Number(last.mark_price).toFixed(2)}; entry, stop-loss and take-profit shown as lines${moved.length ? `, ${moved.join(", ")}` : ""}.`);
+  const times = new Set([...rows.map(([time]) => time), ...stepped.flatMap((exit) => exit.points.map((point) => point.time))]);
+  fitWithRoom(chart, times.size);
+  if (stepped.length) {
+    const key = legend(stepped, rows);
+    chart.subscribeCrosshairMove((param) => key.show(param.time ?? null));
+    container.append(key.node);
+  }
   const credit = document.createElement("p");
   credit.className = "chart-credit muted";
   const link = document.createElement("a");

@@ -36,6 +36,12 @@ function chips(policy) {
   ].filter(([shown]) => shown);
 }
 
+// The chips' words for a policy, or for only some of its settings (`keys`).
+export function policyTexts(policy, keys = null) {
+  const kept = keys ? Object.fromEntries(Object.entries(policy || {}).filter(([key]) => keys.includes(key))) : policy || {};
+  return chips(kept).map(([, text]) => text());
+}
+
 export function policyChips(trade) {
   const policy = trade.exit_policy || {};
   const shown = chips(policy);

@@ -18,13 +18,16 @@ import * as orders from "./working_orders.js";
 
 const ACTIVE = ["PENDING", "OPEN", "CLOSING"];
 
-function exitCell(price, distance, distancePct) {
+// The exit's level, its distance from the mark and a note under both (the trailing stop's best
+// bid), stacked in one box so a phone's row keeps them together at its right edge.
+function exitCell(price, distance, distancePct, note = null) {
   const cell = el("span", { className: "exit" }, el("span", { text: fmt.price(price) }));
   if (distance !== null && distance !== undefined) {
     const past = Number(distance) < 0;
     const text = `${Math.abs(Number(distance)).toFixed(2)} ${past ? "past" : "away"} (${Math.abs(Number(distancePct)).toFixed(2)}%)`;
     cell.append(el("small", { className: past ? "distance past" : "distance", text }));
   }
+  if (note) cell.append(note);
   return cell;
 }
 
@@ -58,7 +61,7 @@ function positionRow(trade) {
     el("td", { className: "num", title: UNREALIZED_NET_NOTE, dataset: { label: "Unrealized P&L, net" } },
       netPnl(trade.unrealized_pnl_net, trade.unrealized_pnl, trade.unrealized_pnl_pct)),
     el("td", { className: "num sl", dataset: { label: "Stop-loss" } },
-      exitCell(trade.sl_price, trade.sl_distance, trade.sl_distance_pct), trailNote(trade)),
+      exitCell(trade.sl_price, trade.sl_distance, trade.sl_distance_pct, trailNote(trade))),
     el("td", { className: "num tp", dataset: { label: "Take-profit" } }, exitCell(trade.tp_price, trade.tp_distance, trade.tp_distance_pct)),
     el("td", { dataset: { label: "Held" }, text: trade.entry_date ? fmt.since(trade.entry_date) : "not filled" }),
     el("td", { className: "num", dataset: { label: "DTE" }, text: daysLeft(trade.days_to_expiry) }),

@@ -300,7 +300,8 @@ def exit_policy_checked(raw, *, quantity: int | None = None) -> dict[str, str]:
                               ("underlying_trail_pct", "underlying_trail_amount", "the stock trailing stop")):
         if pct in checked and amount in checked:
             problems.append(f"Give {what} as a percentage or as a dollar distance, not both.")
-    if "trail_after_pct" in checked and "trail_pct" not in checked and "trail_amount" not in checked:
+    given = {key for key in POLICY_KEYS if raw.get(key) not in (None, "")}  # a typo there is told once, above
+    if "trail_after_pct" in checked and not given & {"trail_pct", "trail_amount"}:
         problems.append("A gain that starts the trailing needs a trailing stop (a percentage or a dollar distance).")
     problems += _scale_out_problems(checked, quantity)
     if problems:

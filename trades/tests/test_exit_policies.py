@@ -135,6 +135,12 @@ def test_a_bad_policy_is_refused_in_trader_words(raw, words):
     assert any(words in text for text in refused.value.field_errors["exit_policy"])
 
 
+def test_a_typo_in_the_trailing_stop_is_told_once_not_again_as_a_missing_trailing_stop():
+    with pytest.raises(InvalidTradeInput) as refused:
+        exit_policy_checked({"trail_pct": "0", "trail_after_pct": "10"})
+    assert refused.value.field_errors["exit_policy"] == ["The trailing stop's percentage must be between 0.1 and 99."]
+
+
 prices = st.integers(min_value=5, max_value=900).map(lambda cents: D(cents) / 100)
 
 
