@@ -11,7 +11,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from brokers.base import OrderRejected, OrderRequest, OrderStatus, SpreadLeg, SpreadOrderRequest, order_tag
+from brokers.base import OrderRejected, OrderRequest, OrderSide, OrderStatus, SpreadLeg, SpreadOrderRequest, order_tag
 from brokers.models import PaperFill
 from brokers.paper import FillRules, LocalPaperBroker
 from brokers.paper_spreads import is_covered, worst_case_at_expiry
@@ -160,7 +160,7 @@ def _cash_after_each_order(starting: Decimal) -> list[Decimal]:
         group = fill.order.parent_id or fill.order_id
         if last is not None and group != last:
             path.append(cash)
-        sign = -1 if fill.side.startswith("buy") else 1
+        sign = -1 if OrderSide(fill.side).is_buy else 1
         cash += sign * fill.price * fill.quantity * 100 - fill.commission
         last = group
     return [*path, cash]

@@ -55,7 +55,7 @@ def spread(legs, price_type, price=None, *, tag=TAG, duration=OrderDuration.DAY)
 
 def natural(symbol, side):
     bid, ask = BOOKS[symbol]
-    return Decimal(ask if side.value.startswith("buy") else bid)
+    return Decimal(ask if side.is_buy else bid)
 
 
 # Each template: its legs, how it is priced, and the body Tradier must receive, key for key.
@@ -175,7 +175,7 @@ def test_each_template_is_sent_as_documented_and_fills_every_leg_at_its_natural_
         assert (leg.side, leg.quantity, leg.status) == (side, quantity, OrderStatus.FILLED)
         assert (leg.fill.quantity, leg.fill.price) == (quantity, natural(symbol, side))
     held = {position.symbol: position.quantity for position in tradier.get_positions()}
-    assert held == {symbol: quantity if side.value.startswith("buy") else -quantity for symbol, side, quantity in legs}
+    assert held == {symbol: quantity if side.is_buy else -quantity for symbol, side, quantity in legs}
 
 
 def test_a_debit_below_the_natural_net_waits_then_fills_when_the_book_comes_to_it(tradier, fake_tradier, books):
@@ -204,6 +204,7 @@ def test_a_credit_fills_only_when_it_brings_at_least_its_price(tradier, fake_tra
 
 def test_an_even_order_fills_when_the_legs_cost_nothing(tradier, fake_tradier, books):
     risk_reversal = [(P490, STO, 1), (C510, BTO, 1)]  # 1.10 paid, 1.20 received
+    fake_tradier.uncovered_writing = True  # a risk reversal writes a naked put
     order = tradier.place_spread_order(spread(risk_reversal, SpreadPriceType.EVEN))
     assert fake_tradier.requests_for("POST", "/orders")[0].form["type"] == "even"
     assert "price" not in fake_tradier.requests_for("POST", "/orders")[0].form
