@@ -37,10 +37,7 @@ JUST_ENOUGH = Decimal("351.30")
 
 @pytest.fixture
 def market():
-    market = HandDrivenMarket()
-    for symbol, (bid, ask) in QUOTES.items():
-        market.set_quote(symbol, bid, ask)
-    return market
+    return HandDrivenMarket.quoting(QUOTES)
 
 
 def broker_with(trader, market, cash, rules=RULES):
@@ -183,9 +180,7 @@ def test_with_just_enough_cash_no_settlement_takes_cash_below_zero(trader, shape
     """Open each defined-risk shape with the least cash the broker accepts, then expire it anywhere:
     the cash after every fill, settlements included, stays at or above 0."""
     with transaction.atomic(), tenancy.acting_as(trader.pk):
-        market = HandDrivenMarket()
-        for symbol, (bid, ask) in QUOTES.items():
-            market.set_quote(symbol, bid, ask)
+        market = HandDrivenMarket.quoting(QUOTES)
         probe = broker_with(trader, market, "0")
         with pytest.raises(OrderRejected, match=r"needs \$(?P<n>[\d.]+),") as refused:
             probe.place_spread_order(spread(*SHAPES[shape]))

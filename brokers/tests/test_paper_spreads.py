@@ -39,10 +39,7 @@ NAKED_CASH = Decimal("100000")  # what a naked-shorts broker holds on top of CAS
 
 @pytest.fixture
 def market():
-    market = HandDrivenMarket()
-    for symbol, (bid, ask) in QUOTES.items():
-        market.set_quote(symbol, bid, ask)
-    return market
+    return HandDrivenMarket.quoting(QUOTES)
 
 
 def _broker(trader, market, rules=RULES):
