@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import transaction
+from django.test import override_settings
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -207,6 +208,12 @@ def test_the_worst_case_is_the_widest_payout_and_covering_needs_a_long_that_live
     assert is_covered([("CALL", dec, -1), ("CALL", jan, 1)])
     assert not is_covered([("CALL", jan, -1), ("CALL", dec, 1)])
     assert not is_covered([("PUT", dec, -1), ("CALL", dec, 1)])
+
+
+def test_naked_shorts_are_off_unless_the_setting_turns_them_on():
+    assert FillRules.from_settings().allow_naked_shorts is False
+    with override_settings(PAPER_ALLOW_NAKED_SHORTS=True):
+        assert FillRules.from_settings().allow_naked_shorts is True
 
 
 # --- 2. a leg bid 0.00 does not block a spread's exit --------------------------------------------
