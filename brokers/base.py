@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from math import gcd
 from typing import ClassVar, Protocol, runtime_checkable
 
-from brokers.occ import parse_symbol
+from brokers.occ import parse_symbol, underlying_of_root
 
 # --- Vocabulary -------------------------------------------------------------------------------
 
@@ -190,6 +191,23 @@ class StockSide(StrEnum):
     SELL_SHORT = "sell_short"
     BUY_TO_COVER = "buy_to_cover"
 
+    @property
+    def is_buy(self) -> bool:
+        return self in (StockSide.BUY, StockSide.BUY_TO_COVER)
+
+
+# Tradier's order classes of a spread: options only, or with one stock leg.
+SPREAD_CLASSES = ("multileg", "combo")
+CENT = Decimal("0.01")
+
+
+def spread_units(quantities: Iterable[int]) -> int:
+    """How many of the smallest whole spread the legs' quantities make (2, 4, 2 is 2 × 1×2×1)."""
+    units = 0
+    for quantity in quantities:
+        units = gcd(units, quantity)
+    return units
+
 
 class SpreadPriceType(StrEnum):
     """How a multileg or combo order is priced: at market, for a net debit or a net credit (a
@@ -257,13 +275,16 @@ class SpreadOrderRequest:
         if len({leg.symbol for leg in self.legs}) != len(self.legs):
             raise ValueError("Each leg of a spread order must be a different contract.")
         for leg in options:
-            if parse_symbol(leg.symbol).root != self.underlying and not leg.symbol.startswith(self.underlying):
+            root = parse_symbol(leg.symbol).root  # the exact root, or the ticker it trades on (SPXW: SPX)
+            if self.underlying not in (root, underlying_of_root(root)):
                 raise ValueError(f"Leg {leg.symbol} is not an option on {self.underlying}.")
         for leg in stock:
             if leg.symbol != self.underlying:
                 raise ValueError(f"The stock leg {leg.symbol} is not {self.underlying}.")
         if self.price_type.needs_price and (self.price is None or self.price <= 0):
             raise ValueError(f"A {self.price_type} order needs a positive net price.")
+        if self.price is not None and self.price != self.price.quantize(CENT):
+            raise ValueError(f"A spread's net price is in whole cents, got {self.price}.")
         if not self.price_type.needs_price and self.price is not None:
             raise ValueError(f"A {self.price_type} order takes no price.")
         if not is_valid_tag(self.tag):

@@ -17,6 +17,11 @@ STRIKE_SCALE = Decimal(1000)
 CENT = Decimal("0.01")
 MAX_STRIKE = Decimal("99999.999")
 
+# Option roots that trade on another underlying's ticker (weeklies and PM-settled index roots).
+# Adjusted roots (`AAPL1`) are deliberately not mapped: their deliverable differs, so the standard
+# chain's prices would be wrong for them.
+ROOT_UNDERLYINGS = {"SPXW": "SPX", "SPXPM": "SPX", "RUTW": "RUT", "NDXP": "NDX", "VIXW": "VIX", "XSPW": "XSP"}
+
 
 class InvalidOptionSymbol(ValueError):
     """The text or the parts do not make a valid OCC option symbol; the message says why."""
@@ -78,3 +83,8 @@ def exercise_value(option_type: str, strike: Decimal, underlying: Decimal) -> De
 def intrinsic_value(option_type: str, strike: Decimal, underlying: Decimal) -> Decimal:
     """The exercise value to the cent: what an option held to expiry settles at."""
     return exercise_value(option_type, strike, underlying).quantize(CENT)
+
+
+def underlying_of_root(root: str) -> str:
+    """The ticker an option root trades on: SPX for SPXW, the root itself for most."""
+    return ROOT_UNDERLYINGS.get(root, root)

@@ -20,8 +20,9 @@ assigned short pays it.
 Spreads (multileg orders) are a parent row and one row per leg, like OCO groups; all legs fill in
 one transaction or none does, each at its natural side improved toward the mid as `FillRules`
 says (`brokers.paper_spreads`). The broker holds options only: a combo order (a stock leg) is
-refused. It accepts any spread whose cash it has, naked short legs included: margin and risk
-rules for short premium belong to the trades layer, which decides what it sends.
+refused. Short legs are held against: every short contract must pair with a long one of the same
+right expiring no earlier (no naked writing, unless `PAPER_ALLOW_NAKED_SHORTS` is on), and the
+buying power keeps back the held legs' worst payout at expiry (docs/paper-spreads.md).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import ClassVar
 
 from django.conf import settings
@@ -38,6 +39,7 @@ from django.db import connection, transaction
 from django.db.models import Case, F, Q, Sum, When
 
 from .base import (
+    SPREAD_CLASSES,
     AccountBalance,
     BrokerError,
     Fill,
@@ -56,11 +58,12 @@ from .base import (
     SpreadPriceType,
     StopModifyRefused,
     order_tag,
+    spread_units,
 )
 from .market import Market, default_market
 from .models import PaperAccount, PaperFill, PaperOrder
-from .occ import intrinsic_value, parse_symbol
-from .paper_spreads import SPREAD_CLASSES, crosses, net_price, price_legs, spread_units
+from .occ import intrinsic_value, parse_symbol, underlying_of_root
+from .paper_spreads import crosses, net_price, price_legs, uncovered_underlyings, worst_case_at_expiry
 
 logger = logging.getLogger(__name__)
 SHARES_PER_CONTRACT = 100
@@ -73,6 +76,8 @@ class FillRules:
     slippage_per_share: Decimal
     # Spread legs: percent of the half-spread given back toward the mid (0 natural, 100 the mid).
     spread_improvement_pct: Decimal = Decimal(0)
+    # Off: a short leg must pair with a long of its right expiring no earlier (no naked writing).
+    allow_naked_shorts: bool = False
 
     def __post_init__(self) -> None:
         if not Decimal(0) <= self.spread_improvement_pct <= Decimal(100):
@@ -84,6 +89,7 @@ class FillRules:
             commission_per_contract=Decimal(str(settings.PAPER_COMMISSION_PER_CONTRACT)),
             slippage_per_share=Decimal(str(settings.PAPER_SLIPPAGE_PER_SHARE)),
             spread_improvement_pct=Decimal(str(settings.PAPER_SPREAD_IMPROVEMENT_PCT)),
+            allow_naked_shorts=bool(settings.PAPER_ALLOW_NAKED_SHORTS),
         )
 
 
@@ -233,26 +239,35 @@ class LocalPaperBroker:
         return cutoff
 
     def _spread_refusal(self, request: SpreadOrderRequest, now: datetime) -> tuple[str | None, Decimal | None]:
-        """As `_refusal`, for a spread: every leg tradable, closing legs held, and the cash for
-        the debit (its price, or a market order's natural net now) and every leg's commission.
-        A credit reserves only its commissions: the credit itself arrives with the fill."""
+        """As `_refusal`, for a spread: every leg tradable, closing legs held, no short left
+        uncovered, and the buying power for the net it expects (a debit's price, a credit's price
+        received, a market order's natural net now), every leg's commission, and the change in
+        what the account's short legs hold back. That sum, per share of one unit (never below 0),
+        is what the working order reserves."""
         ledger = self.ledger
-        for leg in request.legs:
-            if now >= self.market.expiry_cutoff(parse_symbol(leg.symbol).expiry):
-                return f"{leg.symbol} has expired and can no longer be traded.", None
-            if refusal := _leg_refusal(leg.symbol, OrderSide(leg.side), leg.quantity, ledger.held(leg.symbol)):
+        legs = [(leg.symbol, OrderSide(leg.side), leg.quantity) for leg in request.legs]
+        for symbol, side, quantity in legs:
+            if now >= self.market.expiry_cutoff(parse_symbol(symbol).expiry):
+                return f"{symbol} has expired and can no longer be traded.", None
+            if refusal := _leg_refusal(symbol, side, quantity, ledger.held(symbol)):
                 return refusal, None
-        units = spread_units(leg.quantity for leg in request.legs)
-        reserve = request.price if request.price_type == SpreadPriceType.DEBIT else Decimal(0)
+        before = ledger.positions()
+        after = _after(before, legs)
+        if refusal := _uncovered_refusal(after, legs, self.rules):
+            return refusal, None
+        units = spread_units(quantity for _, _, quantity in legs)
+        net = {SpreadPriceType.DEBIT: request.price, SpreadPriceType.CREDIT: -(request.price or 0)}.get(
+            request.price_type, Decimal(0))
         if request.price_type == SpreadPriceType.MARKET:
-            symbols = [leg.symbol for leg in request.legs]
-            priced = price_legs([(leg.symbol, leg.side, leg.quantity) for leg in request.legs],
-                                self.market.quotes(symbols), Decimal(0))
+            priced = price_legs(legs, self.market.quotes([symbol for symbol, _, _ in legs]), Decimal(0))
             if priced is None:
                 return f"No quote for every leg of the {request.underlying} spread: a market order cannot be " \
                        "priced.", None
-            reserve = max(net_price(priced, units), Decimal(0))
-        cost = spread_cost(reserve, units, sum(leg.quantity for leg in request.legs), self.rules)
+            net = net_price(priced, units)
+        held_back = worst_case_at_expiry(after) - worst_case_at_expiry(before)
+        cost = spread_cost(net, units, sum(quantity for _, _, quantity in legs), self.rules) + held_back
+        reserve = max(net + held_back / (units * SHARES_PER_CONTRACT), Decimal(0)).quantize(
+            RESERVE_STEP, rounding=ROUND_CEILING)
         available = ledger.buying_power()
         if cost > available:
             return f"Insufficient buying power: the order needs ${cost:.2f}, ${available:.2f} is available.", reserve
@@ -271,16 +286,14 @@ class LocalPaperBroker:
             return f"{request.option_symbol} has expired and can no longer be traded.", None
         if request.side == OrderSide.SELL_TO_OPEN:
             return "The local paper broker sells options to open only as a leg of a spread.", None
+        if refusal := _single_leg_refusal(self.ledger, request.option_symbol, request.side, request.quantity,
+                                          self.rules):
+            return refusal, None
         if request.side == OrderSide.SELL_TO_CLOSE:
             # Working exits may already cover these contracts: a manual close sells before it
             # cancels the bracket, so that the position is never without an exit. Whichever sale
             # fills first takes the contracts; the fill-time check cancels the other.
-            return _leg_refusal(request.option_symbol, request.side, request.quantity,
-                                self.ledger.held(request.option_symbol)), None
-        if request.side == OrderSide.BUY_TO_CLOSE and (
-                refusal := _leg_refusal(request.option_symbol, request.side, request.quantity,
-                                        self.ledger.held(request.option_symbol))):
-            return refusal, None
+            return None, None
         price = request.limit_price or request.stop_price
         if price is None:
             quote = self.market.quotes([request.option_symbol]).get(request.option_symbol)
@@ -452,7 +465,42 @@ def _leg_refusal(symbol: str, side: OrderSide, quantity: int, held: int) -> str 
     return None
 
 
+def _single_leg_refusal(ledger: Ledger, symbol: str, side: OrderSide, quantity: int, rules: FillRules) -> str | None:
+    """A single-leg order, on any side, against the account's positions: `_leg_refusal` (a buy to
+    open never nets against a spread's short), and a sale that would leave a short uncovered."""
+    if refusal := _leg_refusal(symbol, side, quantity, ledger.held(symbol)):
+        return refusal
+    if side.is_buy:
+        return None
+    return _uncovered_refusal(_after(ledger.positions(), [(symbol, side, quantity)]), [(symbol, side, quantity)],
+                              rules)
+
+
+def _after(positions: dict[str, int], legs: Iterable[tuple[str, OrderSide, int]]) -> dict[str, int]:
+    """The positions once `legs` (symbol, side, contracts) have filled."""
+    after = dict(positions)
+    for symbol, side, quantity in legs:
+        after[symbol] = after.get(symbol, 0) + (quantity if side.is_buy else -quantity)
+    return {symbol: held for symbol, held in after.items() if held}
+
+
+def _uncovered_refusal(after: dict[str, int], legs: Iterable[tuple[str, OrderSide, int]],
+                       rules: FillRules) -> str | None:
+    """An order that sells leaves no short contract without a long of its right expiring no
+    earlier on that underlying, unless the rules allow naked shorts. An order that only buys
+    never adds risk, so it is never refused here (it may be what closes a naked short)."""
+    if rules.allow_naked_shorts:
+        return None
+    sold = {underlying_of_root(parse_symbol(symbol).root) for symbol, side, _ in legs if not side.is_buy}
+    naked = [underlying for underlying in uncovered_underlyings(after) if underlying in sold]
+    if naked:
+        return (f"It would leave a short {naked[0]} option uncovered (no long option of the same type expiring "
+                "no earlier); the local paper broker does not write naked options.")
+    return None
+
+
 BUY_SIDES = [OrderSide.BUY_TO_OPEN.value, OrderSide.BUY_TO_CLOSE.value]
+RESERVE_STEP = Decimal("0.0001")  # a spread's reserve per share, as stored (rounded up)
 ACCOUNT_LOCK = 0x70617072  # "papr": the advisory-lock namespace of paper accounts
 
 
@@ -496,8 +544,10 @@ class Ledger:
         return self.starting_cash + (sold - bought) * SHARES_PER_CONTRACT - commission
 
     def buying_power(self) -> Decimal:
-        """Cash less what working buys may spend (at their reserve price, commission included);
-        a working spread reserves its debit and every leg's commission on its parent."""
+        """Cash less what working buys may spend (at their reserve price, commission included),
+        less what the held short legs could pay out at expiry (`worst_case_at_expiry`: a credit
+        spread's width; their premium is in the cash already); a working spread reserves on its
+        parent its expected net, every leg's commission and the change in that payout."""
         reserved = Decimal(0)
         working = PaperOrder.objects.filter(owner_id=self.owner_id, status__in=WORKING)
         buys = working.filter(side__in=BUY_SIDES).exclude(parent__order_class__in=SPREAD_CLASSES)
@@ -506,7 +556,15 @@ class Ledger:
         spreads = working.filter(order_class__in=SPREAD_CLASSES).annotate(contracts=Sum("legs__quantity"))
         for price, units, contracts in spreads.values_list("reserve_price", "quantity", "contracts"):
             reserved += spread_cost(price or Decimal(0), units, contracts or 0, self.rules)
-        return self.cash() - reserved
+        return self.cash() - reserved - worst_case_at_expiry(self.positions())
+
+    def positions(self) -> dict[str, int]:
+        """Every contract held, signed (short negative), from the fills of open positions only."""
+        rows = (PaperFill.objects.filter(owner_id=self.owner_id, position_closed=False).order_by()
+                .values("option_symbol")
+                .annotate(net=Sum(Case(When(side__in=BUY_SIDES, then=F("quantity")), default=-F("quantity"))))
+                .exclude(net=0))
+        return {row["option_symbol"]: row["net"] for row in rows}
 
     def held(self, symbol: str) -> int:
         """Contracts held: negative when short."""
@@ -665,16 +723,22 @@ def _match_spread(head: PaperOrder, legs: list[PaperOrder], quotes: dict[str, Qu
 
 
 def _spread_cannot_settle(head: PaperOrder, legs: list[PaperOrder], net: Decimal, rules: FillRules) -> str | None:
-    """The fill-time check of a spread: closing legs still held, and the cash for the net."""
+    """The fill-time check of a spread, on the account as it is now: closing legs still held,
+    opening legs not against a position held the other way, no short left uncovered, and the
+    buying power for the net and the change in what the short legs hold back."""
     ledger = Ledger.of(head.owner_id, rules)
-    for leg in legs:
-        side = OrderSide(leg.side)
-        if side in (OrderSide.SELL_TO_CLOSE, OrderSide.BUY_TO_CLOSE) and (
-                refusal := _leg_refusal(leg.option_symbol, side, leg.quantity, ledger.held(leg.option_symbol))):
+    sides = [(leg.option_symbol, OrderSide(leg.side), leg.quantity) for leg in legs]
+    for symbol, side, quantity in sides:
+        if refusal := _leg_refusal(symbol, side, quantity, ledger.held(symbol)):
             return f"Canceled at the fill: {refusal}"
+    before = ledger.positions()
+    after = _after(before, sides)
+    if refusal := _uncovered_refusal(after, sides, rules):
+        return f"Canceled at the fill: {refusal}"
     contracts = sum(leg.quantity for leg in legs)
     available = ledger.buying_power() + spread_cost(head.reserve_price or Decimal(0), head.quantity, contracts, rules)
-    cost = spread_cost(net, head.quantity, contracts, rules)
+    cost = (spread_cost(net, head.quantity, contracts, rules)
+            + worst_case_at_expiry(after) - worst_case_at_expiry(before))
     if cost > available:
         return f"Canceled at the fill: it needs ${cost:.2f}, ${available:.2f} is available."
     return None
@@ -698,9 +762,7 @@ def _cannot_settle(order: PaperOrder, price: Decimal, rules: FillRules) -> str |
     market order may fill above the ask it was reserved at)."""
     ledger = Ledger.of(order.owner_id, rules)
     remaining = order.quantity - order.filled_quantity
-    if order.side == OrderSide.BUY_TO_CLOSE and (
-            refusal := _leg_refusal(order.option_symbol, OrderSide.BUY_TO_CLOSE, remaining,
-                                    ledger.held(order.option_symbol))):
+    if refusal := _single_leg_refusal(ledger, order.option_symbol, OrderSide(order.side), remaining, rules):
         return f"Canceled at the fill: {refusal}"
     if OrderSide(order.side).is_buy:
         available = ledger.buying_power() + order_cost(order.reserve_price or Decimal(0), remaining, rules)
@@ -755,7 +817,9 @@ def settle_expired_positions(*, market: Market, rules: FillRules | None = None, 
     close is settled by a later call; a settled position is no longer held, so calling again is
     harmless. Returns positions settled."""
     rules, now = rules or FillRules.from_settings(), now or market.now()
-    held = expired_positions(now=now, owner_id=owner_id)
+    # Long legs first: a spread's long leg pays in before its short leg is assigned, so the cash
+    # held back for the short never has to cover the payout alone.
+    held = sorted(expired_positions(now=now, owner_id=owner_id), key=lambda position: position["net"] < 0)
     closes: dict[tuple[str, date], Decimal | None] = {}
     settled = 0
     for position in held:

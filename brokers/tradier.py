@@ -32,7 +32,6 @@ What this client adds to a plain HTTP wrapper, and why:
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -46,6 +45,7 @@ from django.conf import settings
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from brokers.base import (
+    SPREAD_CLASSES,
     AccountBalance,
     BrokerAuthError,
     BrokerError,
@@ -71,6 +71,7 @@ from brokers.base import (
     StockSide,
     StopModifyOutcomeUnknown,
     StopModifyRefused,
+    spread_units,
 )
 from brokers.ratelimit import MARKET_DATA, STANDARD, TRADING, RateLimiter, limits_for
 
@@ -84,7 +85,6 @@ _STATUSES = {status.value: status for status in OrderStatus} | {
     "accepted_for_bidding": OrderStatus.OPEN,
     "held": OrderStatus.OPEN,
 }
-_SPREAD_CLASSES = ("multileg", "combo")
 _LIVE_OR_FILLED = frozenset({OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED})
 _QUOTE_CHUNK = 50  # symbols per quotes request, to keep URLs short
 _MAX_ORDER_PAGES = 50
@@ -693,8 +693,9 @@ def _order(raw: dict) -> Order:
     filled = _int(raw.get("exec_quantity")) or 0
     average = _dec(raw.get("avg_fill_price"))
     updated = _iso(raw.get("transaction_date"))
-    # avg_fill_price is 0.0 while submitting and null while working: a price only once something filled.
-    fill = Fill(quantity=filled, price=average, at=updated) if filled > 0 and average else None
+    # avg_fill_price is 0.0 while submitting and null while working: a price only once something
+    # filled. Once it has, 0.00 is a price (a worthless wing sold to close), not a missing one.
+    fill = Fill(quantity=filled, price=average, at=updated) if filled > 0 and average is not None else None
     order = Order(
         id=str(raw.get("id")),
         status=_status(raw.get("status")),
@@ -716,9 +717,9 @@ def _order(raw: dict) -> Order:
         updated_at=updated,
         legs=legs,
     )
-    if order.order_class in _SPREAD_CLASSES:
+    if order.order_class in SPREAD_CLASSES:
         order = replace(order, price_type=_enum(SpreadPriceType, raw.get("type")))
-    return _spread_parent(order) if order.order_class in _SPREAD_CLASSES and legs else order
+    return _spread_parent(order) if order.order_class in SPREAD_CLASSES and legs else order
 
 
 def _spread_parent(order: Order) -> Order:
@@ -731,11 +732,11 @@ def _spread_parent(order: Order) -> Order:
     whole units here; each leg still says what it filled."""
     if not all(leg.quantity for leg in order.legs):
         return order  # a leg without its quantity: nothing sound to work out, Tradier's word stands
-    units = math.gcd(*(leg.quantity for leg in order.legs))
+    units = spread_units(leg.quantity for leg in order.legs)
     filled = min(leg.filled_quantity // (leg.quantity // units) for leg in order.legs)
     fill = None
     if filled and all(leg.fill is not None for leg in order.legs):
-        paid = sum((leg.fill.price if leg.side and leg.side.value.startswith("buy") else -leg.fill.price)
+        paid = sum((leg.fill.price if leg.side and leg.side.is_buy else -leg.fill.price)
                    * (leg.quantity // units) * (100 if leg.option_symbol else 1) for leg in order.legs)
         times = [leg.fill.at for leg in order.legs if leg.fill.at is not None]
         fill = Fill(quantity=filled, price=paid / 100, at=max(times, default=order.updated_at))

@@ -18,10 +18,10 @@ from functools import partial
 from django.core.cache import cache
 from django.db import connection
 
+from brokers.base import SPREAD_CLASSES
 from brokers.market import Market, default_market
 from brokers.models import BrokerMode, PaperOrder
 from brokers.paper import WORKING, FillRules, fill_price, match_group, spread_fill
-from brokers.paper_spreads import SPREAD_CLASSES
 from tradeoptions import tenancy
 from trades.models import CONTRACT_MULTIPLIER, PaperTrade, TradeStatus
 from trades.selectors import commission_rates

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from brokers.blackscholes import DAYS_PER_YEAR, Valuation, black_scholes
 from brokers.occ import InvalidOptionSymbol, OptionContract, build_symbol, exercise_value, parse_symbol
+from brokers.paper_spreads import is_covered
 from tradeoptions.words import day_text
 
 from .services.errors import InvalidTradeInput
@@ -213,19 +214,10 @@ def spread_width(position: SpreadPosition) -> Decimal:
 
 
 def is_defined_risk(position: SpreadPosition) -> bool:
-    """Every short contract is covered by a long one of the same right expiring no earlier.
-
-    Matching shorts to longs that live at least as long is possible exactly when, for every date,
-    the shorts expiring on or after it are no more than the longs expiring on or after it (Hall's
-    condition on nested sets). One expiry: per right, no more contracts sold than bought.
-    """
-    for option_type in (CALL, PUT):
-        legs = [leg for leg in position.legs if leg.option_type == option_type]
-        for day in {leg.expiry for leg in legs if leg.side == SHORT}:
-            later = [leg.sign * leg.ratio for leg in legs if leg.expiry >= day]
-            if sum(later) < 0:  # more sold than bought among the legs alive on `day`
-                return False
-    return True
+    """Every short contract is covered by a long one of the same right expiring no earlier: the
+    paper broker's rule for what it will hold (`brokers.paper_spreads.is_covered`), so the trades
+    layer and the broker never disagree on which spreads are naked."""
+    return is_covered((leg.option_type, leg.expiry, leg.sign * leg.ratio) for leg in position.legs)
 
 
 # --- payoff at expiry: exact, piecewise linear ----------------------------------------------------

@@ -31,15 +31,15 @@ QUOTES = {
 }
 COMMISSION = Decimal("0.65")
 RULES = FillRules(commission_per_contract=COMMISSION, slippage_per_share=Decimal("0"))
+# The short strangle and the risk reversal write a naked option: only with naked shorts allowed.
+NAKED_OK = FillRules(commission_per_contract=COMMISSION, slippage_per_share=Decimal("0"), allow_naked_shorts=True)
 CASH = Decimal("5000")
+NAKED_CASH = Decimal("100000")  # what a naked-shorts broker holds on top of CASH
 
 
 @pytest.fixture
 def market():
-    market = HandDrivenMarket()
-    for symbol, (bid, ask) in QUOTES.items():
-        market.set_quote(symbol, bid, ask)
-    return market
+    return HandDrivenMarket.quoting(QUOTES)
 
 
 def _broker(trader, market, rules=RULES):
@@ -50,6 +50,13 @@ def _broker(trader, market, rules=RULES):
 def broker(trader, market):
     with tenancy.acting_as(trader.pk):
         yield _broker(trader, market)
+
+
+@pytest.fixture
+def naked_broker(trader, market):
+    """Naked shorts allowed, with the cash a naked put holds back (its strike, to an underlying of 0)."""
+    with tenancy.acting_as(trader.pk):
+        yield LocalPaperBroker(trader.pk, starting_cash=CASH + NAKED_CASH, market=market, rules=NAKED_OK)
 
 
 def spread(*legs, price_type="market", price=None, trade=1, purpose="entry", duration="day"):
@@ -97,8 +104,9 @@ SHAPES = {
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_every_shape_fills_each_leg_at_its_natural_side_and_the_parent_at_the_net(broker, shape):
+def test_every_shape_fills_each_leg_at_its_natural_side_and_the_parent_at_the_net(broker, naked_broker, shape):
     legs, prices, net, cash = SHAPES[shape]
+    broker = naked_broker if shape == "short strangle" else broker
     order = broker.place_spread_order(spread(*legs))
     assert order.status == OrderStatus.FILLED and order.order_class == "multileg"
     assert order.fill.price == Decimal(net) and order.quantity == 1
@@ -109,7 +117,7 @@ def test_every_shape_fills_each_leg_at_its_natural_side_and_the_parent_at_the_ne
     assert [(f.option_symbol, f.side, f.quantity) for f in fills] == [tuple(leg) for leg in legs]
     assert [(f.bid, f.ask) for f in fills] == [tuple(Decimal(p) for p in QUOTES[s]) for s, _, _ in legs]
     assert sum(f.commission for f in fills) == COMMISSION * sum(quantity for _, _, quantity in legs)
-    assert broker.get_account_balance().total_cash == Decimal(cash)
+    assert broker.get_account_balance().total_cash == Decimal(cash) + broker.starting_cash - CASH
     signed = {symbol: (quantity if side == "buy_to_open" else -quantity) for symbol, side, quantity in legs}
     assert held(broker) == signed  # short legs are negative positions
     costs = {position.symbol: position.cost_basis for position in broker.get_positions()}
@@ -164,17 +172,19 @@ def test_a_debit_limit_not_reached_rests_with_its_cash_reserved_then_fills_when_
     assert balance.total_cash == balance.option_buying_power == CASH - Decimal("150") - 2 * COMMISSION
 
 
-def test_a_credit_limit_waits_for_enough_credit_and_reserves_only_its_commissions(broker, market):
+def test_a_credit_limit_waits_for_enough_credit_and_reserves_what_it_can_lose(broker, market):
     order = broker.place_spread_order(bull_put(price_type="credit", price="1.00"))  # natural credit is 0.90
     assert order.status == OrderStatus.OPEN
-    assert broker.get_account_balance().option_buying_power == CASH - 2 * COMMISSION
+    # 5.00 wide, at least 1.00 received: $400 can be lost, and the commissions
+    assert broker.get_account_balance().option_buying_power == CASH - Decimal("400") - 2 * COMMISSION
     market.set_quote(P560, "3.20", "3.40")  # 3.20 − 2.10 = 1.10 of credit
     assert broker.match() == 2
     assert broker.get_order(order.id).fill.price == Decimal("-1.10")
     assert broker.get_account_balance().total_cash == CASH + Decimal("110") - 2 * COMMISSION
 
 
-def test_an_even_spread_fills_once_it_costs_nothing(broker, market):
+def test_an_even_spread_fills_once_it_costs_nothing(naked_broker, market):
+    broker = naked_broker  # a risk reversal: its short put is naked
     order = broker.place_spread_order(spread((C575, "buy_to_open", 1), (P555, "sell_to_open", 1),
                                              price_type="even"))  # 2.60 − 2.00: a debit of 0.60
     assert order.status == OrderStatus.OPEN
@@ -452,7 +462,7 @@ quote_sets = st.fixed_dictionaries({symbol: st.tuples(cents, widths) for symbol 
        improvement=st.sampled_from(["0", "25", "50", "100"]), opening=quote_sets, closing_quotes=quote_sets)
 def test_the_net_is_the_signed_sum_of_the_legs_and_open_then_close_nets_to_nothing(
         trader, shape, units, improvement, opening, closing_quotes):
-    rules = FillRules(COMMISSION, Decimal("0"), spread_improvement_pct=Decimal(improvement))
+    rules = FillRules(COMMISSION, Decimal("0"), spread_improvement_pct=Decimal(improvement), allow_naked_shorts=True)
     legs = [(symbol, side, quantity * units) for symbol, side, quantity in SHAPES[shape][0]]
     contracts = sum(quantity for _, _, quantity in legs)
     market = HandDrivenMarket()

@@ -27,6 +27,7 @@ from brokers.base import (
 from brokers.factory import LiveBroker, LiveOrderUntagged
 from brokers.ratelimit import MARKET_DATA, STANDARD, TRADING
 from brokers.tests.conftest import ACCOUNT, SANDBOX_TOKEN
+from brokers.tradier import _order
 from tests.fakes.tradier import NOT_ENOUGH_BUYING_POWER
 
 BTO, STO = OrderSide.BUY_TO_OPEN, OrderSide.SELL_TO_OPEN
@@ -55,7 +56,7 @@ def spread(legs, price_type, price=None, *, tag=TAG, duration=OrderDuration.DAY)
 
 def natural(symbol, side):
     bid, ask = BOOKS[symbol]
-    return Decimal(ask if side.value.startswith("buy") else bid)
+    return Decimal(ask if side.is_buy else bid)
 
 
 # Each template: its legs, how it is priced, and the body Tradier must receive, key for key.
@@ -175,7 +176,7 @@ def test_each_template_is_sent_as_documented_and_fills_every_leg_at_its_natural_
         assert (leg.side, leg.quantity, leg.status) == (side, quantity, OrderStatus.FILLED)
         assert (leg.fill.quantity, leg.fill.price) == (quantity, natural(symbol, side))
     held = {position.symbol: position.quantity for position in tradier.get_positions()}
-    assert held == {symbol: quantity if side.value.startswith("buy") else -quantity for symbol, side, quantity in legs}
+    assert held == {symbol: quantity if side.is_buy else -quantity for symbol, side, quantity in legs}
 
 
 def test_a_debit_below_the_natural_net_waits_then_fills_when_the_book_comes_to_it(tradier, fake_tradier, books):
@@ -204,6 +205,7 @@ def test_a_credit_fills_only_when_it_brings_at_least_its_price(tradier, fake_tra
 
 def test_an_even_order_fills_when_the_legs_cost_nothing(tradier, fake_tradier, books):
     risk_reversal = [(P490, STO, 1), (C510, BTO, 1)]  # 1.10 paid, 1.20 received
+    fake_tradier.uncovered_writing = True  # a risk reversal writes a naked put
     order = tradier.place_spread_order(spread(risk_reversal, SpreadPriceType.EVEN))
     assert fake_tradier.requests_for("POST", "/orders")[0].form["type"] == "even"
     assert "price" not in fake_tradier.requests_for("POST", "/orders")[0].form
@@ -434,3 +436,98 @@ def test_the_live_broker_guards_spread_orders_like_every_placement(tradier, fake
     lines = [record.getMessage() for record in caplog.records if record.name == "brokers.live"]
     assert any(line.startswith("LIVE place_spread_order: multileg market SPY") and C500 in line for line in lines)
     assert all(ACCOUNT not in line and SANDBOX_TOKEN not in line for line in lines)
+
+
+# --- Legs the first cut got wrong: a wing bid 0.00 (UNCONFIRMED at Tradier: both ways), a leg
+# filled at 0.00, naked short legs (refused as a single sell to open is) -----------------------
+
+
+def held(tradier):
+    return {position.symbol: position.quantity for position in tradier.get_positions()}
+
+
+# --- a wing bid at 0.00 ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("zero_bid", ["fill", "wait"])
+def test_closing_a_spread_whose_wing_bids_zero_is_reported_truthfully_either_way(
+        zero_bid, tradier, fake_tradier, books):
+    fake_tradier.zero_bid_closing_sells = zero_bid
+    tradier.place_spread_order(spread([(P490, STO, 1), (P480, BTO, 1)], SpreadPriceType.CREDIT, "0.55"))
+    fake_tradier.set_quote(P490, "0.10", "0.15")
+    fake_tradier.set_quote(P480, "0", "0.05")  # nobody bids for the far wing
+    order = tradier.place_spread_order(spread([(P490, BTC, 1), (P480, STC, 1)], SpreadPriceType.DEBIT, "0.20",
+                                              tag="to-9-close"))
+    if zero_bid == "fill":
+        assert order.status == OrderStatus.FILLED
+        assert [leg.fill.price for leg in order.legs] == [Decimal("0.15"), Decimal("0")]  # 0.00 is a fill
+        assert (order.fill.quantity, order.fill.price) == (1, Decimal("0.15"))
+        assert held(tradier) == {}
+    else:
+        assert order.status == OrderStatus.OPEN and order.fill is None
+        assert all(leg.fill is None for leg in order.legs)
+        assert held(tradier) == {P490: -1, P480: 1}  # nothing closed, nothing claimed closed
+        fake_tradier.set_quote(P480, "0.01", "0.05")
+        assert tradier.get_order(order.id).fill.price == Decimal("0.14")
+
+
+def test_a_leg_filled_at_zero_has_its_fill_but_a_zero_price_with_nothing_filled_is_none():
+    def raw(exec_quantity, avg_fill_price):
+        return {"id": 1, "class": "option", "status": "filled" if exec_quantity else "pending", "side": "sell_to_close",
+                "option_symbol": P480, "quantity": 1.0, "exec_quantity": exec_quantity,
+                "avg_fill_price": avg_fill_price}
+
+    assert _order(raw(1.0, 0.0)).fill.price == Decimal("0")
+    assert _order(raw(0.0, 0.0)).fill is None  # submitting: Tradier's 0.0 means nothing yet
+    assert _order(raw(1.0, None)).fill is None
+
+
+# --- naked short legs --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("legs", [
+    [(C510, STO, 1), (P490, STO, 1)],  # a short strangle
+    [(C510, BTO, 1), (C520, STO, 2)],  # a 1×2 ratio: one call naked
+    [(C500_FEB, STO, 1), (C500, BTO, 1)],  # the long expires first
+], ids=["strangle", "ratio", "reverse calendar"])
+@pytest.mark.parametrize("refusal", ["errors_200", "rejected"])
+def test_a_spread_with_an_uncovered_short_leg_is_rejected(legs, refusal, tradier, fake_tradier, books):
+    fake_tradier.spread_refusal = refusal
+    with pytest.raises(OrderRejected, match="uncovered option writing"):
+        tradier.place_spread_order(spread(legs, SpreadPriceType.MARKET))
+    assert held(tradier) == {}
+    fake_tradier.uncovered_writing = True  # an account approved for naked writing
+    assert tradier.place_spread_order(spread(legs, SpreadPriceType.MARKET, tag="to-12-entry")).status == \
+        OrderStatus.FILLED
+
+
+def test_shares_and_held_longs_cover_short_calls(tradier, fake_tradier, books):
+    covered_call = spread([("SPY", StockSide.BUY, 100), (C510, STO, 1)], SpreadPriceType.MARKET)
+    assert tradier.place_spread_order(covered_call).status == OrderStatus.FILLED
+    # the 510 bought back and one more sold against the shares: still one call a hundred shares
+    roll = spread([(C510, BTC, 1), (C520, STO, 1)], SpreadPriceType.MARKET, tag="to-10-entry")
+    assert tradier.place_spread_order(roll).status == OrderStatus.FILLED
+    with pytest.raises(OrderRejected, match="uncovered option writing"):
+        tradier.place_spread_order(spread([(C510, STO, 1), (P480, BTO, 1)], SpreadPriceType.MARKET,
+                                          tag="to-11-entry"))
+    assert held(tradier) == {"SPY": 100, C520: -1}
+
+
+# --- the request's vocabulary -----------------------------------------------------------------------
+
+
+def test_a_spread_names_its_underlying_exactly_or_by_the_root_alias_and_prices_to_the_cent():
+    legs = ((P490, STO, 1), (P480, BTO, 1))
+    with pytest.raises(ValueError, match="not an option on SP"):
+        SpreadOrderRequest(underlying="SP", legs=tuple(SpreadLeg(*leg) for leg in legs), price_type="market",
+                           tag="to-1-entry")
+    spx = ("SPXW300118P04900000", STO, 1), ("SPXW300118P04800000", BTO, 1)
+    assert SpreadOrderRequest(underlying="SPX", legs=tuple(SpreadLeg(*leg) for leg in spx), price_type="market",
+                              tag="to-1-entry").underlying == "SPX"
+    with pytest.raises(ValueError, match="whole cents"):
+        SpreadOrderRequest(underlying="SPY", legs=tuple(SpreadLeg(*leg) for leg in legs), price_type="credit",
+                           price=Decimal("0.555"), tag="to-1-entry")
+
+
+def test_a_stock_side_says_whether_it_buys():
+    assert [side for side in StockSide if side.is_buy] == [StockSide.BUY, StockSide.BUY_TO_COVER]

@@ -18,7 +18,8 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
 
-from brokers.occ import InvalidOptionSymbol, OptionContract, parse_symbol
+from brokers.occ import ROOT_UNDERLYINGS as ROOT_UNDERLYINGS  # re-exported: callers import it from here
+from brokers.occ import InvalidOptionSymbol, OptionContract, parse_symbol, underlying_of_root
 
 PRICE_PLACES = Decimal("0.0001")
 GREEK_PLACES = Decimal("0.000001")
@@ -161,14 +162,12 @@ def midpoint(bid: Decimal | None, ask: Decimal | None) -> Decimal | None:
     return ((bid + ask) / 2).quantize(PRICE_PLACES, rounding=ROUND_HALF_EVEN)
 
 
-# Option roots that trade on another underlying's ticker (weeklies and PM-settled index roots).
-# Adjusted roots (`AAPL1`) are deliberately not mapped: their deliverable differs, so the standard
-# chain's prices would be wrong for them.
-ROOT_UNDERLYINGS = {"SPXW": "SPX", "SPXPM": "SPX", "RUTW": "RUT", "NDXP": "NDX", "VIXW": "VIX", "XSPW": "XSP"}
+# Option roots that trade on another underlying's ticker live with the OCC symbols (brokers.occ);
+# ROOT_UNDERLYINGS is re-exported (imported above) for callers that import it from this module.
 
 
 def underlying_of(contract: OptionContract) -> str:
-    return ROOT_UNDERLYINGS.get(contract.root, contract.root)
+    return underlying_of_root(contract.root)
 
 
 def as_contracts(contracts: Iterable[OptionContract | str]) -> dict[str, OptionContract]:

@@ -5,6 +5,8 @@ It implements `brokers.market.Market`; the real one (simulated, ORATS or Tradier
 the XNYS calendar) is wired by the monitoring app and tested there.
 """
 
+from __future__ import annotations
+
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -22,6 +24,14 @@ class HandDrivenMarket:
         self.open = True
         self.quote_requests: list[list[str]] = []
         self.closes: dict[tuple[str, date], Decimal] = {}  # the underlying's close on an expiry day
+
+    @classmethod
+    def quoting(cls, books: dict[str, tuple[str | None, str | None]]) -> HandDrivenMarket:
+        """A market whose book holds `books` (symbol → bid, ask) from the start."""
+        market = cls()
+        for symbol, (bid, ask) in books.items():
+            market.set_quote(symbol, bid, ask)
+        return market
 
     def set_quote(self, symbol: str, bid: str | None, ask: str | None) -> None:
         self.book[symbol] = (Decimal(bid) if bid is not None else None, Decimal(ask) if ask is not None else None)

@@ -51,13 +51,16 @@ Three UNCONFIRMED points are switches: `spread_parent_fills` (what the parent sa
 books' sizes allow; "legged": each leg as its own book allows, a broken spread), and
 `spread_refusal` for a downstream refusal (buying power, closing more than is held): "errors_200"
 answers the POST with a 200 carrying `errors`, "rejected" accepts it and shows it `rejected` with
-its `reason_description` on a later look.
+its `reason_description` on a later look. A fourth, `zero_bid_closing_sells`: whether a leg sold
+to close into a 0.00 bid fills at 0.00 ("fill") or holds the whole spread back ("wait"). A
+spread that would leave a short leg uncovered (no long of its right expiring no earlier, held or
+in the order; shares cover calls, 100 a contract) is refused as a single sell to open is: the
+account is not approved for uncovered writing (`uncovered_writing = True` is one that is).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import threading
 import time
@@ -69,7 +72,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
-from brokers.occ import InvalidOptionSymbol, parse_symbol
+from brokers.base import SPREAD_CLASSES, spread_units
+from brokers.occ import ROOT_UNDERLYINGS, InvalidOptionSymbol, parse_symbol, underlying_of_root
+from brokers.paper_spreads import is_covered
 
 SANDBOX = "sandbox"
 LIVE = "live"
@@ -77,7 +82,6 @@ LIVE = "live"
 OPTION_SIDES = ("buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close")
 ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
 BRACKET_TYPES = ("limit", "stop", "stop_limit")
-SPREAD_CLASSES = ("multileg", "combo")
 SPREAD_TYPES = ("market", "debit", "credit", "even")
 EQUITY_SIDES = ("buy", "buy_to_cover", "sell", "sell_short")
 SPREAD_LEG_KEY = re.compile(r"^(?:option_symbol|side|quantity)\[(\d+)\]$")
@@ -95,7 +99,6 @@ NOT_ENOUGH_BUYING_POWER = "You do not have enough buying power for this trade."
 NEW_YORK = ZoneInfo("America/New_York")
 TIMESALES_INTERVALS = ("tick", "1min", "5min", "15min")
 HISTORY_INTERVALS = ("daily", "weekly", "monthly")
-OTHER_ROOTS = {"SPXW": "SPX", "RUTW": "RUT", "NDXP": "NDX", "VIXW": "VIX"}  # weeklies' roots
 
 
 class _Raw(str):
@@ -279,6 +282,12 @@ class FakeTradier:
         # What a spread's parent says of its own fills is undocumented: "net" (whole units, their
         # net per share), or "none" (quantity 1, nothing filled, like the examples' bare parent).
         self.spread_parent_fills = "net"
+        # Whether a leg sold to close fills into a 0.00 bid (a worthless wing) is UNCONFIRMED:
+        # "fill" sells it at 0.00, "wait" holds the spread back until somebody bids.
+        self.zero_bid_closing_sells = "fill"
+        # The account's option level: False refuses naked writing (a single sell to open, or a
+        # spread leaving a short uncovered), True is an account approved for it.
+        self.uncovered_writing = False
         self._faults: list[Fault] = []
         self._ids = iter(range(100_001, 10**9))
         self._server: ThreadingHTTPServer | None = None
@@ -720,7 +729,7 @@ class FakeTradier:
                         "committed to working orders")
         elif leg.side == "buy_to_close":
             return self._closing_refused(account, leg)
-        elif leg.side == "sell_to_open":
+        elif leg.side == "sell_to_open" and not self.uncovered_writing:
             return "Account is not approved for uncovered option writing"
         return None
 
@@ -877,7 +886,7 @@ class FakeTradier:
             leg.type, leg.price = order_type, price if order_type in ("debit", "credit") else None
         parent = FakeOrder(
             id=next(self._ids), account_id=account.account_id, order_class=order_class, duration=duration, tag=tag,
-            symbol=symbol, side="buy", quantity=math.gcd(*(leg.quantity for leg in legs)), type=order_type,
+            symbol=symbol, side="buy", quantity=spread_units(leg.quantity for leg in legs), type=order_type,
             price=legs[0].price, legs=legs,
         )
         for leg in legs:
@@ -900,7 +909,7 @@ class FakeTradier:
                 contract = parse_symbol(option_symbol or "")
             except InvalidOptionSymbol:
                 errors.append(f"Invalid parameter, option_symbol{suffix}: {option_symbol}")
-            if contract is not None and symbol not in (contract.root, OTHER_ROOTS.get(contract.root)):
+            if contract is not None and symbol not in (contract.root, underlying_of_root(contract.root)):
                 errors.append(f"Invalid parameter, option_symbol{suffix}: {option_symbol} is not an option on {symbol}")
             if side not in OPTION_SIDES:
                 errors.append(f"Invalid parameter, side{suffix}: {side}")
@@ -920,9 +929,30 @@ class FakeTradier:
         for leg in order.legs:
             if reason := self._closing_refused(account, leg):
                 return reason
+        if not self.uncovered_writing and not self._covered(account, order):
+            return "Account is not approved for uncovered option writing"
         if self._spread_debit(order) * order.remaining * 100 > self._buying_power(account, exclude=order):
             return NOT_ENOUGH_BUYING_POWER
         return None
+
+    def _covered(self, account: FakeAccount, order: FakeOrder) -> bool:
+        """After the order, every short option of its underlying pairs with a long one of its
+        right expiring no earlier; shares held or bought cover calls, 100 a contract."""
+        signed: dict[str, int] = {symbol: held.quantity for symbol, held in account.positions.items()}
+        for leg in order.legs:
+            signed[leg.instrument] = signed.get(leg.instrument, 0) + (leg.quantity if leg.is_buy else -leg.quantity)
+        legs = []
+        for symbol, quantity in signed.items():
+            if symbol == order.symbol:
+                legs.append(("CALL", date.max, int(quantity) // 100))
+                continue
+            try:
+                contract = parse_symbol(symbol)
+            except InvalidOptionSymbol:
+                continue
+            if underlying_of_root(contract.root) == order.symbol:
+                legs.append((contract.option_type, contract.expiry, int(quantity)))
+        return is_covered(legs)
 
     def _spread_debit(self, order: FakeOrder) -> Decimal:
         """What one unit may cost per share: a debit's limit, a market order's natural net."""
@@ -937,7 +967,8 @@ class FakeTradier:
         for leg in order.legs:
             quote = self.quotes.get(leg.instrument)
             book = (quote.ask if leg.is_buy else quote.bid) if quote else None
-            if book is None or book <= 0:
+            worthless_wing = (book == 0 and leg.side == "sell_to_close" and self.zero_bid_closing_sells == "fill")
+            if book is None or (book <= 0 and not worthless_wing):
                 return None
             books.append(book)
         return books
@@ -1225,7 +1256,7 @@ class FakeTradier:
                 contract = parse_symbol(symbol)
             except InvalidOptionSymbol:
                 continue
-            if contract.root == underlying or (all_roots and OTHER_ROOTS.get(contract.root) == underlying):
+            if contract.root == underlying or (all_roots and ROOT_UNDERLYINGS.get(contract.root) == underlying):
                 strikes.setdefault(contract.expiry, set()).add(contract.strike)
                 roots.setdefault(contract.expiry, set()).add(contract.root)
         days = sorted(strikes)

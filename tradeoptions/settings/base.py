@@ -334,6 +334,9 @@ PAPER_SLIPPAGE_PER_SHARE = env.str("PAPER_SLIPPAGE_PER_SHARE", default="0")
 # Spread legs fill at their natural side (buy at the ask, sell at the bid) improved toward the mid
 # by this percent of the half-spread (0: natural, 100: the mid).
 PAPER_SPREAD_IMPROVEMENT_PCT = env.str("PAPER_SPREAD_IMPROVEMENT_PCT", default="0")
+# Off (the default): the local paper broker refuses any order that leaves a short option without a
+# long one of its type expiring no earlier (docs/paper-spreads.md). On: naked shorts are accepted.
+PAPER_ALLOW_NAKED_SHORTS = env.bool("PAPER_ALLOW_NAKED_SHORTS", default=False)
 FORCE_MARKET_OPEN = env.bool("FORCE_MARKET_OPEN", default=False)
 # The market API (/api/market/...): how long a quote or chain (expirations) is shared by everyone.
 MARKET_QUOTE_CACHE_SECONDS = env.int("MARKET_QUOTE_CACHE_SECONDS", default=5)

@@ -127,7 +127,12 @@ def test_buying_power_is_refused_for_naked_shorts_and_covers_the_worst_case_othe
         assert any(leg.side == SHORT for leg in position.legs)
     else:
         assert risk.max_loss is not None
-        assert risk.buying_power == max(risk.max_loss, risk.debit, 0)
+        # Worked out independently: the worst P&L at expiry over a dense grid of prices (0, every
+        # strike, and every quarter up to three times the highest strike), and the premium paid.
+        grid = {*kinks(position), *(D(n) / 4 for n in range(0, 4 * 3 * int(kinks(position)[-1]) + 1))}
+        worst = -min(legs_pnl(position, price) for price in grid)
+        paid = sum(leg.sign * leg.ratio * leg.premium for leg in position.legs) * position.quantity * 100
+        assert risk.buying_power == max(worst, paid, 0)
 
 
 @st.composite
