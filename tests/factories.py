@@ -79,6 +79,16 @@ class PaperTradeFactory(OwnedFactory):
     status = TradeStatus.OPEN
     strategy = "momentum"
 
+    @classmethod
+    def _create(cls, model_class, *args, legs: bool = True, **kwargs):
+        """Every trade has legs: a single option gets its one, written as `trade_open` writes it
+        (`legs=False`: none, as a trade stored before legs existed)."""
+        trade = super()._create(model_class, *args, **kwargs)
+        if legs:
+            with tenancy.acting_as(trade.owner_id):
+                services.single_leg_write(trade=trade)
+        return trade
+
 
 class TradeEventFactory(OwnedFactory):
     class Meta:
