@@ -191,7 +191,7 @@ class WebhookDeliveryFactory(OwnedFactory):
 
 
 def a_row_in_every_owned_table(owner, *, market, contract: str):
-    """One row of `owner` in each owned table: a trade with an event, a snapshot and an
+    """One row of `owner` in each owned table: a trade with its (one) leg, an event, a snapshot and an
     idempotency key, a webhook event with one delivery, and a filled entry order on the local paper
     broker (which makes the paper account). The tenancy tests compare two owners over all of them."""
     from brokers.base import OrderRequest, order_tag
