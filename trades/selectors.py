@@ -38,6 +38,7 @@ from .models import (
 )
 from .services.broker_health import broker_trouble_key
 from .services.errors import BrokerDown, InvalidTradeInput
+from .services.marks import HELD
 from .services.orders import as_trade_error, broker_of
 from .services.risk import active_exposure
 from .spreads import SpreadLeg, SpreadPosition, SpreadRisk, spread_risk, spread_width
@@ -240,10 +241,11 @@ def trade_legs(trade: PaperTrade) -> list[TradeLeg]:
 
 
 def leg_quotes(trade: PaperTrade) -> dict[str, LegQuote]:
-    """Each leg's latest quote, by option symbol. A single option's is its trade's mark: the monitor
-    writes it on the trade row (`marks_record`). A multi-leg trade's legs are not marked yet (the
+    """Each leg's latest quote, by option symbol, while the trade holds a position (OPEN, CLOSING):
+    a finished or unfilled trade has nothing to mark. A single option's is its trade's mark: the
+    monitor writes it on the trade row (`marks_record`). A multi-leg trade's legs are not marked yet (the
     monitor learns them in a later slice): no quotes, so its figures at the mark read unknown."""
-    if trade.strategy_type != StrategyType.SINGLE:
+    if trade.strategy_type != StrategyType.SINGLE or trade.status not in HELD:
         return {}
     return {trade.option_symbol: LegQuote(bid=trade.current_bid, ask=trade.current_ask, mark=trade.current_price)}
 

@@ -93,10 +93,11 @@ class TradeSerializer(serializers.ModelSerializer):
     legs = serializers.SerializerMethodField(help_text="The trade's legs in order; a single option has one.")
     net_mark = _figure("The net of the legs' marks per share of one unit: each long's mark minus each short's, "
                           "× its ratio (negative: a credit position's cost to buy back). Equals current_price for a "
-                          "single option. Null while a leg has no mark.")
+                          "single option. Null while a leg has no mark, or nothing is held (not OPEN or CLOSING).")
     liquidation_value = _figure("What closing every leg at its natural side brings per share of one unit: longs "
                                    "sold at the bid, shorts bought back at the ask, × ratio (negative: closing costs). "
-                                   "Equals current_bid for a single option. Null while a leg lacks that side.")
+                                   "Equals current_bid for a single option. Null while a leg lacks that side, or "
+                                   "nothing is held.")
     liquidation_value_dollars = _figure("liquidation_value for the units held, in dollars (× 100 a contract).")
     max_profit = _figure("The most the position can make at expiry, in dollars, from the entry fills; null: "
                             "unlimited, or not known (a spread not filled yet, legs on two expiries).")

@@ -8,7 +8,8 @@ As 0017: atomic = False, and the trades are read in windows of BATCH_SIZE ids, e
 transaction of its own in the system context (row-level security is forced on both tables), so a
 concurrent write waits for one batch at most. Only trades without a leg get one: a backfill
 restarted after a failure, or one running while the new code writes legs at open, never gives a
-trade a second leg.
+trade a second leg (a trade and its leg commit together, so the statement sees both or neither;
+ON CONFLICT DO NOTHING besides).
 
 The reverse deletes, in the same windows, the legs of single-option trades (exactly what the
 forward wrote or would write: derived from the trade's own fields, so nothing is lost), leaving
@@ -30,6 +31,7 @@ BACKFILL_BATCH = """
       FROM trades_papertrade t
      WHERE t.id >= %(first)s AND t.id < %(after)s
        AND NOT EXISTS (SELECT 1 FROM trades_tradeleg l WHERE l.trade_id = t.id)
+    ON CONFLICT DO NOTHING
 """
 REMOVE_BATCH = """
     DELETE FROM trades_tradeleg l

@@ -89,8 +89,12 @@ def test_a_single_options_net_mark_and_liquidation_value_are_its_mark_and_bid_on
     assert (trade.current_price - trade.entry_price) * 3 * 100 == trade.unrealized_pnl  # the same mark
 
 
-def test_no_mark_yet_reads_unknown(trader):
-    trade = PaperTradeFactory(owner=trader, current_price=None, current_bid=None)
+@pytest.mark.parametrize("fields", [{"current_price": None, "current_bid": None},  # no mark yet
+                                    {"status": TradeStatus.CLOSED, "close_price": Decimal("5"), "close_date": AT,
+                                     "close_reason": "MANUAL_CLOSE", "current_price": Decimal("5"),
+                                     "current_bid": Decimal("4.9")}])  # nothing held any more
+def test_no_mark_yet_or_no_position_reads_unknown(trader, fields):
+    trade = PaperTradeFactory(owner=trader, **fields)
     with tenancy.acting_as(trader.pk):
         legs, quotes = selectors.trade_legs(trade), selectors.leg_quotes(trade)
     assert selectors.net_mark(legs, quotes) is None and selectors.liquidation_value(legs, quotes) is None
