@@ -92,21 +92,21 @@ class TradeSerializer(serializers.ModelSerializer):
     # The trade as a position of legs (issue 19; docs/spreads.md). Per share of one unit unless in dollars.
     legs = serializers.SerializerMethodField(help_text="The trade's legs in order; a single option has one.")
     net_mark = _figure("The net of the legs' marks per share of one unit: each long's mark minus each short's, "
-                          "× its ratio (negative: a credit position's cost to buy back). Equals current_price for a "
-                          "single option. Null while a leg has no mark, or nothing is held (not OPEN or CLOSING).")
+                       "× its ratio (negative: a credit position's cost to buy back). Equals current_price for a "
+                       "single option. Null while a leg has no mark, or nothing is held (not OPEN or CLOSING).")
     liquidation_value = _figure("What closing every leg at its natural side brings per share of one unit: longs "
-                                   "sold at the bid, shorts bought back at the ask, × ratio (negative: closing costs). "
-                                   "Equals current_bid for a single option. Null while a leg lacks that side, or "
-                                   "nothing is held.")
+                                "sold at the bid, shorts bought back at the ask, × ratio (negative: closing costs). "
+                                "Equals current_bid for a single option. Null while a leg lacks that side, or "
+                                "nothing is held.")
     liquidation_value_dollars = _figure("liquidation_value for the units held, in dollars (× 100 a contract).")
     max_profit = _figure("The most the position can make at expiry, in dollars, from the entry fills; null: "
-                            "unlimited, or not known (a spread not filled yet, legs on two expiries).")
+                         "unlimited, or not known (a spread not filled yet, legs on two expiries).")
     max_loss = _figure("The most the position can lose at expiry, in dollars, a positive amount; null: unlimited, "
-                          "or not known (as max_profit).")
+                       "or not known (as max_profit).")
     breakevens = _figure("Underlying prices where the position makes exactly nothing at expiry; empty when "
-                            "not known.")
+                         "not known.")
     width = _figure("The widest gap between neighbouring strikes of one right (a vertical's width, a condor's "
-                       "wider wing); 0 for a single option, a straddle, a strangle or a calendar.")
+                    "wider wing); 0 for a single option, a straddle, a strangle or a calendar.")
 
     class Meta:
         model = PaperTrade
