@@ -81,6 +81,16 @@ class PaperTradeFactory(OwnedFactory):
     status = TradeStatus.OPEN
     strategy = "momentum"
 
+    @classmethod
+    def _create(cls, model_class, *args, legs: bool = True, **kwargs):
+        """Every trade has legs: a single option gets its one, written as `trade_open` writes it
+        (`legs=False`: none, as a trade stored before legs existed)."""
+        trade = super()._create(model_class, *args, **kwargs)
+        if legs:
+            with tenancy.acting_as(trade.owner_id):
+                services.single_leg_write(trade=trade)
+        return trade
+
 
 class TradeEventFactory(OwnedFactory):
     class Meta:
@@ -200,7 +210,7 @@ class WebhookDeliveryFactory(OwnedFactory):
 
 
 def a_row_in_every_owned_table(owner, *, market, contract: str):
-    """One row of `owner` in each owned table: a trade with an event, a snapshot and an
+    """One row of `owner` in each owned table: a trade with its (one) leg, an event, a snapshot and an
     idempotency key, a webhook event with one delivery, and a filled entry order on the local paper
     broker (which makes the paper account). The tenancy tests compare two owners over all of them."""
     from brokers.base import OrderRequest, order_tag

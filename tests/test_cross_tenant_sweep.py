@@ -25,7 +25,7 @@ from tests.factories import (
 )
 from tradeoptions import tenancy
 from trades import services
-from trades.models import PaperTrade
+from trades.models import LegSide, OptionType, PaperTrade, StrategyType, TradeLeg
 
 # Routes on one object: the URL keyword names the object; the value says which of Alice's objects.
 OBJECT_ROUTES = {
@@ -73,6 +73,8 @@ SHOWN_AS_FIGURES = {"analytics-calibration", "api-account-summary"}
 DETAIL_METHODS = ("get", "post", "put", "patch", "delete")
 STRATEGY = "alice-only-strategy-7f3"
 UNDERLYING = "ZQAL"
+# Contracts only Alice's spread legs name (no trade row carries them): they show up only where legs do.
+LEG_CONTRACTS = ("ZQAL261218P00123000", "ZQAL261218P00118000")
 
 
 def routes():
@@ -108,6 +110,13 @@ def alices_rows(trader):
     closed = ClosedTradeFactory(owner=trader, ticker=UNDERLYING, strategy=STRATEGY, card_score=Decimal("7"))
     PriceSnapshotFactory(trade=open_trade)
     TradeExitPartFactory(trade=closed, pnl_gross=Decimal("4321.98"))
+    spread = PaperTradeFactory(owner=trader, ticker=UNDERLYING, strategy=STRATEGY, legs=False,
+                               strategy_type=StrategyType.VERTICAL)
+    with tenancy.acting_as(trader.pk):
+        for position, (symbol, side) in enumerate(zip(LEG_CONTRACTS, (LegSide.LONG, LegSide.SHORT), strict=True)):
+            TradeLeg.objects.create(owner=trader, trade=spread, position=position, option_symbol=symbol,
+                                    option_type=OptionType.PUT, strike=Decimal(symbol[-8:]) / 1000,
+                                    expiry=spread.expiry, side=side, entry_price=Decimal("1"))
     with tenancy.acting_as(trader.pk):
         TradeForensics.objects.create(trade=closed, owner=trader, mfe_pct=Decimal("12"), mae_pct=Decimal("-5"),
                                       first_touch="TP", snapshot_count=3, computed_at=timezone.now())
@@ -117,7 +126,7 @@ def alices_rows(trader):
                                      sandbox_token=None, live_token=None, confirmation="")
     token, _ = AuthToken.objects.create(user=trader)
     ids = {"trade": open_trade.pk, "closed_trade": closed.pk, "token_key": token.token_key}
-    markers = [STRATEGY, UNDERLYING, "VA-ALICE-73", token.token_key, trader.username, "4321.98"]
+    markers = [STRATEGY, UNDERLYING, "VA-ALICE-73", token.token_key, trader.username, "4321.98", *LEG_CONTRACTS]
     return ids, markers
 
 
@@ -181,6 +190,18 @@ def test_alices_rows_are_in_no_list_export_report_or_page_of_bobs(name, alices_r
             assert bobs == empty != alices, url
         else:
             assert any(marker in alices for marker in markers), f"{url} shows Alice none of her rows: a vacuous check"
+
+
+def test_alices_spread_legs_reach_her_answers_and_never_bobs(alices_rows, trader, other_trader, client):
+    """The legs ride on the trade answers (list, detail, history): each is scoped with its trade,
+    and the database itself hides the leg rows from Bob."""
+    client.force_login(trader)
+    alices = _body(client.get(reverse("trade-list")))
+    assert all(contract in alices for contract in LEG_CONTRACTS)
+    client.force_login(other_trader)
+    assert not any(contract in _body(client.get(reverse("trade-list"))) for contract in LEG_CONTRACTS)
+    with tenancy.acting_as(other_trader.pk):
+        assert not TradeLeg.objects.filter(option_symbol__in=LEG_CONTRACTS).exists()
 
 
 def test_the_admin_sends_a_trader_to_the_login_page(alices_rows, other_trader, client):

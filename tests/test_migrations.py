@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
+from psycopg import sql
 
 from brokers.models import PaperFill
 from monitoring.models import PriceSnapshot, SnapshotKind
@@ -27,7 +28,7 @@ from tests.factories import (
 )
 from tradeoptions import tenancy
 from tradeoptions.db import as_schema_owner
-from trades.models import CloseReason, CommissionSource, EventKind, PaperTrade, TradeEvent, TradeStatus
+from trades.models import CloseReason, CommissionSource, EventKind, PaperTrade, TradeEvent, TradeLeg, TradeStatus
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -55,6 +56,22 @@ def test_migrations_import_no_live_code():
     live = {f"{path.relative_to(settings.BASE_DIR)}: {module}"
             for path in files for module in _imported_modules(path) if not _is_frozen(module)}
     assert live == set()
+
+
+@pytest.fixture(autouse=True)
+def _flushable_after_migrating_back(request):
+    """A test that migrates back and forth drops and recreates tables (the legs' table goes with
+    trades 0020), and a table made again lacks the TRUNCATE that tests alone get (conftest's
+    django_db_setup): grant it again before the flush that ends a transactional test."""
+    marker = request.node.get_closest_marker("django_db")
+    if not (marker and marker.kwargs.get("transaction")):
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # set up before this fixture, so torn down after it
+    yield
+    with as_schema_owner() as owner, owner.cursor() as cursor:
+        cursor.execute(sql.SQL("GRANT TRUNCATE ON ALL TABLES IN SCHEMA public TO {}").format(
+            sql.Identifier(settings.DATABASE_WORKER_ROLE)))
 
 
 def _rls_state(table):
@@ -292,3 +309,73 @@ def test_the_snapshot_table_becomes_partitioned_by_month_and_back_losing_nothing
         newest = PriceSnapshot.objects.create(trade=made[0].trade, owner=trader, timestamp=this_month,
                                               mark_price=Decimal("1"), source="simulated")
     assert newest.pk > added.pk
+
+
+LEG_FIELDS = ("owner_id", "position", "option_symbol", "option_type", "strike", "expiry", "side", "ratio",
+              "entry_price", "exit_price")
+
+
+def _legs_by_trade() -> dict[int, list[tuple]]:
+    with tenancy.system_context():
+        legs = {}
+        for trade_id, *leg in TradeLeg.objects.order_by("trade_id", "position").values_list("trade_id", *LEG_FIELDS):
+            legs.setdefault(trade_id, []).append(tuple(leg))
+        return legs
+
+
+def _as_one_leg(trade: PaperTrade) -> list[tuple]:
+    """The leg the backfill must give `trade`: its own contract, bought, one per unit, its fills."""
+    return [(trade.owner_id, 0, trade.option_symbol, trade.option_type, trade.strike, trade.expiry, "LONG", 1,
+             trade.entry_price, trade.close_price)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_trade_made_before_legs_gets_its_one_leg_and_the_reverse_removes_them(trader, other_trader,
+                                                                                    monkeypatch):
+    """trades 0022 gives every trade, of every tenant and in every state, exactly one leg equal to
+    its old fields, in batches of BATCH_SIZE ids (2 here) each in the system context, skipping
+    trades that have one already; the reverse takes them away again, keeping every trade."""
+    backfill = importlib.import_module("trades.migrations.0022_backfill_trade_legs")
+    monkeypatch.setattr(backfill, "BATCH_SIZE", 2)
+    trades = [
+        ClosedTradeFactory(owner=trader, qty=3),
+        ClosedTradeFactory(owner=other_trader, option_type="PUT", strike=Decimal("512.5"), close_price=Decimal("0"),
+                           close_reason=CloseReason.EXPIRED),
+        PaperTradeFactory(owner=trader, status=TradeStatus.OPEN),
+        PaperTradeFactory(owner=other_trader, status=TradeStatus.PENDING, entry_price=None, entry_date=None),
+        PaperTradeFactory(owner=trader, status=TradeStatus.CANCELED, entry_price=None, entry_date=None),
+    ]
+    with tenancy.system_context():
+        before = {trade.pk: trade for trade in PaperTrade.objects.all()}
+    columns = [field.attname for field in PaperTrade._meta.concrete_fields]
+    rows_before = {pk: [getattr(trade, name) for name in columns] for pk, trade in before.items()}
+
+    call_command("migrate", "trades", "0021", stdout=StringIO())  # the reverse: legs gone, trades kept
+    assert _legs_by_trade() == {}
+    with tenancy.system_context():
+        assert {t.pk: [getattr(t, name) for name in columns] for t in PaperTrade.objects.all()} == rows_before
+    call_command("migrate", "trades", "0019", stdout=StringIO())  # before the legs' table: and back
+    call_command("migrate", "trades", "0021", stdout=StringIO())
+    # A trade that already has its leg (written by the new code while the backfill runs) keeps it.
+    kept = trades[2]
+    with tenancy.system_context():
+        kept_leg = TradeLeg.objects.create(**dict(zip(LEG_FIELDS, _as_one_leg(before[kept.pk])[0], strict=True)),
+                                           trade_id=kept.pk).pk
+    with CaptureQueriesContext(connection) as queries:
+        call_command("migrate", "trades", stdout=StringIO())
+
+    statements = [query["sql"].strip() for query in queries]
+    batches = [n for n, sql in enumerate(statements) if sql.startswith("INSERT INTO trades_tradeleg")]
+    ids = sorted(before)
+    assert len(batches) == len(range(ids[0], ids[-1] + 1, 2)) == 3
+    assert all(statements[n - 1] == "SELECT set_config('app.system', 'on', true)" for n in batches)
+    assert _legs_by_trade() == {pk: _as_one_leg(trade) for pk, trade in before.items()}
+    with tenancy.system_context():
+        assert TradeLeg.objects.get(trade_id=kept.pk).pk == kept_leg  # not written twice
+        assert set(PaperTrade.objects.values_list("strategy_type", "net_direction")) == {("single", "debit")}
+        assert {t.pk: [getattr(t, name) for name in columns] for t in PaperTrade.objects.all()} == rows_before
+    with connection.cursor() as cursor:
+        checks = ["trade_strategy_type_known", "trade_net_direction_known"]
+        cursor.execute("SELECT conname, convalidated FROM pg_constraint WHERE conname = ANY(%s)", [checks])
+        assert dict(cursor.fetchall()) == dict.fromkeys(checks, True)
+    assert _rls_state("trades_tradeleg") == (True, True, 2)

@@ -46,6 +46,7 @@ GUARDED = [
     ("trades_idempotencykey", "trade_id", "trades_papertrade"),
     ("trades_tradeevent", "trade_id", "trades_papertrade"),
     ("trades_tradeexitpart", "trade_id", "trades_papertrade"),
+    ("trades_tradeleg", "trade_id", "trades_papertrade"),
     ("trades_webhookdelivery", "event_id", "trades_webhookevent"),
     ("trades_webhookevent", "trade_id", "trades_papertrade"),
 ]
@@ -65,8 +66,8 @@ TRIGGER_ROW, TRIGGER_BEFORE, TRIGGER_INSERT, TRIGGER_UPDATE = 1, 2, 4, 16  # pg_
 @pytest.fixture
 def two_tenants(trader, other_trader):
     """Alice and Bob each have a row on both sides of every guarded foreign key, all pointing at
-    their own rows: a trade with an event, a part sold, a snapshot, an idempotency key and a webhook event with
-    its delivery; a closed trade with forensics; a bracket order with a leg, and a fill."""
+    their own rows: a trade with its leg, an event, a part sold, a snapshot, an idempotency key and a
+    webhook event with its delivery; a closed trade with forensics; a bracket order with a leg, and a fill."""
     for owner in (trader, other_trader):
         trade = PaperTradeFactory(owner=owner)
         TradeEventFactory(trade=trade)
@@ -303,7 +304,7 @@ def test_the_system_context_cannot_hand_alice_a_row_that_bobs_rows_point_at(two_
 def test_a_row_nothing_points_at_may_change_owner(two_tenants):
     """Only references hold the owner: ops may still move a row no one points at."""
     alice, bob = two_tenants
-    unreferenced = PaperTradeFactory(owner=bob)
+    unreferenced = PaperTradeFactory(owner=bob, legs=False)  # a trade's legs point at it
     with tenancy.system_context():
         assert _execute("UPDATE trades_papertrade SET owner_id = %s WHERE id = %s", [alice.pk, unreferenced.pk]) == 1
 

@@ -478,6 +478,11 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
     lookup_value_regex = r"\d+"
 
     def owned_queryset(self, user):
+        trades = self._trades(user)
+        # Answers that show trades show their legs: loaded in one more query, whatever the count.
+        return selectors.trades_with_legs(trades) if self.action in ("list", "retrieve", "history") else trades
+
+    def _trades(self, user):
         if self.action == "retrieve":
             return selectors.trade_with_events(user=user)
         if self.action == "history":
@@ -707,7 +712,7 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
 
     def _reload(self, trade: PaperTrade) -> PaperTrade:
         """The trade as stored, with its events, for the answer."""
-        return selectors.trade_with_events(user=self.request.user).get(pk=trade.pk)
+        return selectors.trades_with_legs(selectors.trade_with_events(user=self.request.user)).get(pk=trade.pk)
 
 
 class AccountSettingsSerializer(TraderWords, serializers.ModelSerializer):

@@ -76,6 +76,32 @@ class CommissionSource(models.TextChoices):
     BACKFILL = "BACKFILL", "Backfilled at the configured rate (migration 0014)"
 
 
+class StrategyType(models.TextChoices):
+    """What a trade's legs make (the templates of trades/spreads.py); a single option is `single`."""
+
+    SINGLE = "single", "Single option"
+    VERTICAL = "vertical", "Vertical spread"
+    STRADDLE = "straddle", "Straddle"
+    STRANGLE = "strangle", "Strangle"
+    IRON_CONDOR = "iron_condor", "Iron condor"
+    BUTTERFLY = "butterfly", "Butterfly"
+    CALENDAR = "calendar", "Calendar"
+
+
+class NetDirection(models.TextChoices):
+    """Whether opening the trade pays (a debit: every long option) or receives (a credit)."""
+
+    DEBIT = "debit", "Net debit (paid)"
+    CREDIT = "credit", "Net credit (received)"
+
+
+class LegSide(models.TextChoices):
+    """A leg bought or sold to open (the values of trades.spreads.LONG and SHORT)."""
+
+    LONG = "LONG", "Long (bought)"
+    SHORT = "SHORT", "Short (sold)"
+
+
 class CloseReason(models.TextChoices):
     TP_HIT = "TP_HIT", "Take-profit hit"
     SL_HIT = "SL_HIT", "Stop-loss hit"
@@ -165,8 +191,13 @@ class PaperTrade(models.Model):
     expiry = models.DateField()
     option_symbol = models.CharField(max_length=21, editable=False, db_index=True)
 
+    # What the legs make (the rows of TradeLeg; a single option has one) and whether the entry was a
+    # net debit or a net credit. The contract fields above stay the single option's own.
+    strategy_type = models.CharField(max_length=12, choices=StrategyType.choices, default=StrategyType.SINGLE)
+    net_direction = models.CharField(max_length=6, choices=NetDirection.choices, default=NetDirection.DEBIT)
+
     # Entry and brackets (premiums per share).
-    qty = models.PositiveIntegerField()
+    qty = models.PositiveIntegerField()  # contracts of a single option; units (spreads) of a multi-leg trade
     entry_type = models.CharField(max_length=6, choices=EntryType.choices, default=EntryType.MARKET)
     # The limit price, or the ask when a market entry was sent: risk is measured from it until the fill.
     planned_entry_price = models.DecimalField(**PRICE, null=True, blank=True)
@@ -312,6 +343,8 @@ class PaperTrade(models.Model):
             models.CheckConstraint(condition=_in("status", TradeStatus), name="trade_status_known"),
             models.CheckConstraint(condition=_in("option_type", OptionType), name="trade_option_type_known"),
             models.CheckConstraint(condition=_in("broker_mode", BrokerMode), name="trade_broker_mode_known"),
+            models.CheckConstraint(condition=_in("strategy_type", StrategyType), name="trade_strategy_type_known"),
+            models.CheckConstraint(condition=_in("net_direction", NetDirection), name="trade_net_direction_known"),
             models.CheckConstraint(
                 condition=Q(close_reason__isnull=True) | _in("close_reason", CloseReason),
                 name="trade_close_reason_known",
@@ -436,6 +469,56 @@ class PaperTrade(models.Model):
     def days_to_expiry(self) -> int:
         """Calendar days to expiry, counted in New York."""
         return (self.expiry - timezone.localdate(timezone=ZoneInfo(settings.MARKET_TIME_ZONE))).days
+
+
+class TradeLeg(models.Model):
+    """One leg of a trade: `ratio` contracts per unit of `option_symbol`, bought (LONG) or sold
+    (SHORT), and the per-share prices it filled at to enter and to exit. A single option is the
+    one-leg case: LONG, ratio 1, its prices the trade's own (trades.services.legs keeps them so)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    trade = models.ForeignKey(PaperTrade, on_delete=models.CASCADE, related_name="legs")
+    position = models.PositiveSmallIntegerField(default=0, help_text="The leg's place in the order, from 0.")
+    option_symbol = models.CharField(max_length=21)
+    option_type = models.CharField(max_length=4, choices=OptionType.choices)
+    strike = models.DecimalField(max_digits=9, decimal_places=3)
+    expiry = models.DateField()
+    side = models.CharField(max_length=5, choices=LegSide.choices)
+    ratio = models.PositiveSmallIntegerField(default=1, help_text="Contracts of this leg per unit of the trade.")
+    entry_price = models.DecimalField(**PRICE, null=True, blank=True, help_text="Entry fill, per share.")
+    exit_price = models.DecimalField(**PRICE, null=True, blank=True, help_text="Exit fill, per share.")
+
+    class Meta:
+        ordering = ["trade", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["trade", "position"], name="leg_position_unique_per_trade"),
+            models.UniqueConstraint(fields=["trade", "option_symbol"], name="leg_contract_unique_per_trade"),
+            models.CheckConstraint(condition=_in("side", LegSide), name="leg_side_known"),
+            models.CheckConstraint(condition=_in("option_type", OptionType), name="leg_option_type_known"),
+            models.CheckConstraint(condition=Q(ratio__gte=1), name="leg_ratio_positive"),
+            models.CheckConstraint(condition=Q(strike__gt=0), name="leg_strike_positive"),
+            models.CheckConstraint(condition=Q(entry_price__isnull=True) | Q(entry_price__gte=0),
+                                   name="leg_entry_price_not_negative"),
+            models.CheckConstraint(condition=Q(exit_price__isnull=True) | Q(exit_price__gte=0),
+                                   name="leg_exit_price_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.ratio} {self.option_symbol} of trade {self.trade_id}"
+
+    @classmethod
+    def single_of(cls, trade: PaperTrade) -> "TradeLeg":
+        """The one leg a single-option trade is made of, unsaved: its contract, bought, ratio 1, at
+        its entry and close prices."""
+        return cls(owner_id=trade.owner_id, trade=trade, position=0,
+                   option_symbol=build_symbol(trade.ticker, trade.expiry, trade.option_type, trade.strike),
+                   option_type=trade.option_type, strike=trade.strike, expiry=trade.expiry, side=LegSide.LONG,
+                   ratio=1, entry_price=trade.entry_price, exit_price=trade.close_price)
+
+    @property
+    def sign(self) -> int:
+        """+1 for a long leg, -1 for a short one: how its price counts in the trade's net."""
+        return 1 if self.side == LegSide.LONG else -1
 
 
 def _percent(part: Decimal | None, whole: Decimal | None) -> Decimal | None:

@@ -22,21 +22,27 @@ from brokers.models import BrokerMode
 from tradeoptions import tenancy
 
 from .models import (
+    CONTRACT_MULTIPLIER,
     UNFILLED_STATUSES,
     AccountSettings,
     EventKind,
+    LegSide,
     PaperTrade,
+    StrategyType,
     TradeEvent,
     TradeExitPart,
+    TradeLeg,
     TradeStatus,
     commission_total_sql,
     net_outcome_q,
     realized_pnl_net_sql,
 )
 from .services.broker_health import broker_trouble_key
-from .services.errors import BrokerDown
+from .services.errors import BrokerDown, InvalidTradeInput
+from .services.marks import HELD
 from .services.orders import as_trade_error, broker_of
 from .services.risk import active_exposure
+from .spreads import SpreadLeg, SpreadPosition, SpreadRisk, spread_risk, spread_width
 
 MAX_CHART_POINTS = 1000
 SNAPSHOT_FIELDS = ("timestamp", "kind", "mark_price", "bid", "ask", "delta", "gamma", "theta", "vega", "iv",
@@ -252,6 +258,110 @@ def _moved_by(event: TradeEvent) -> str:
     if event.actor_label == "exit-policy" and isinstance(policy, dict) and policy.get("why"):
         return f"exit policy: {policy['why']}"
     return {"USER": "moved by you", "STAFF": "moved by staff"}.get(event.actor, "moved by the system")
+
+
+def trades_with_legs(trades: QuerySet[PaperTrade]) -> QuerySet[PaperTrade]:
+    """`trades` with their legs loaded in one more query, in order (for lists and details)."""
+    return trades.prefetch_related(Prefetch("legs", queryset=TradeLeg.objects.order_by("trade_id", "position")))
+
+
+# --- A trade as a position of legs (issue 19; the math is trades/spreads.py) ---------------------
+
+
+@dataclass(frozen=True)
+class LegQuote:
+    """A leg's latest quote, per share."""
+
+    bid: Decimal | None
+    ask: Decimal | None
+    mark: Decimal | None
+
+
+def trade_legs(trade: PaperTrade) -> list[TradeLeg]:
+    """The trade's legs in order (from the prefetch, when `trades_with_legs` loaded them). Every
+    trade opened has its legs; one written around `trade_open` without them (a bulk load) reads
+    as the single option its row describes, so no reader has to care."""
+    legs = sorted(trade.legs.all(), key=lambda leg: leg.position)
+    return legs or [TradeLeg.single_of(trade)]
+
+
+def leg_quotes(trade: PaperTrade) -> dict[str, LegQuote]:
+    """Each leg's latest quote, by option symbol, while the trade holds a position (OPEN, CLOSING):
+    a finished or unfilled trade has nothing to mark. A single option's is its trade's mark: the
+    monitor writes it on the trade row (`marks_record`). A multi-leg trade's legs are not marked yet (the
+    monitor learns them in a later slice): no quotes, so its figures at the mark read unknown."""
+    if trade.strategy_type != StrategyType.SINGLE or trade.status not in HELD:
+        return {}
+    return {trade.option_symbol: LegQuote(bid=trade.current_bid, ask=trade.current_ask, mark=trade.current_price)}
+
+
+def net_mark(legs: Iterable[TradeLeg], quotes: dict[str, LegQuote]) -> Decimal | None:
+    """The net of the legs' marks per share of one unit: Σ side × ratio × mark (+ long, − short), so
+    a debit position's is what it is worth, a credit position's (negative) what buying it back
+    costs. None while a leg has no mark."""
+    return _net(legs, quotes, lambda leg, quote: quote.mark)
+
+
+def liquidation_value(legs: Iterable[TradeLeg], quotes: dict[str, LegQuote]) -> Decimal | None:
+    """What closing every leg at its natural side brings, per share of one unit: each long sold at
+    its bid, each short bought back at its ask (Σ side × ratio × that price; negative: closing
+    costs). None while a leg lacks the side it would close at."""
+    return _net(legs, quotes, lambda leg, quote: quote.bid if leg.side == LegSide.LONG else quote.ask)
+
+
+def _net(legs, quotes, price_of) -> Decimal | None:
+    total = Decimal(0)
+    for leg in legs:
+        quote = quotes.get(leg.option_symbol)
+        price = price_of(leg, quote) if quote is not None else None
+        if price is None:
+            return None
+        total += leg.sign * leg.ratio * price
+    return total
+
+
+def position_dollars(trade: PaperTrade, per_share: Decimal | None) -> Decimal | None:
+    """A per-share, per-unit figure for the units the trade holds, in dollars (× 100 a contract)."""
+    return None if per_share is None else per_share * trade.held_qty * CONTRACT_MULTIPLIER
+
+
+def position_of(trade: PaperTrade) -> SpreadPosition | None:
+    """The trade as trades/spreads.py sees it: its legs at their entry fills (a single option not
+    yet filled: at the entry it was planned at), `qty` units. None when a leg's entry price is not
+    known yet (a spread not filled), or the rows describe no position the math accepts."""
+    premiums = []
+    for leg in trade_legs(trade):
+        premium = leg.entry_price
+        if premium is None and trade.strategy_type == StrategyType.SINGLE:
+            premium = trade.planned_entry_price
+        if premium is None:
+            return None
+        premiums.append((leg, premium))
+    try:
+        return SpreadPosition(tuple(SpreadLeg.from_symbol(leg.option_symbol, leg.side, ratio=leg.ratio, premium=premium)
+                                    for leg, premium in premiums), trade.qty, trade.strategy_type)
+    except InvalidTradeInput:
+        return None
+
+
+def position_width(legs: Iterable[TradeLeg]) -> Decimal | None:
+    """The widest gap between neighbouring strikes of one right (trades.spreads.spread_width): known
+    from the contracts alone, before any fill. None for legs that make no position."""
+    try:
+        return spread_width(SpreadPosition(tuple(SpreadLeg.from_symbol(leg.option_symbol, leg.side, ratio=leg.ratio)
+                                                 for leg in legs)))
+    except InvalidTradeInput:
+        return None
+
+
+def position_risk(trade: PaperTrade) -> SpreadRisk | None:
+    """Max profit, max loss, breakevens and width of the trade's position (trades.spreads). None
+    when `position_of` has no position, or its legs expire on different dates (a calendar: its
+    figures are a model of the back legs, which needs their IVs; not in this slice)."""
+    position = position_of(trade)
+    if position is None or len(position.expiries) > 1:
+        return None
+    return spread_risk(position)
 
 
 def broker_troubles(*, user: AbstractBaseUser) -> list[dict]:

@@ -11,7 +11,17 @@ from rest_framework import serializers
 from tradeoptions.api import BoundedDateTimeField, DayRangeFilterSerializer, TextField
 
 from . import selectors
-from .models import FINAL_STATUSES, PRICE, CloseReason, ExitPartReason, PaperTrade, TradeEvent, TradeStatus
+from .models import (
+    FINAL_STATUSES,
+    PRICE,
+    CloseReason,
+    ExitPartReason,
+    LegSide,
+    OptionType,
+    PaperTrade,
+    TradeEvent,
+    TradeStatus,
+)
 from .services.exit_parts import quantity_history, trade_parts
 from .services.marks import HELD
 from .services.working import Session, market_session
@@ -57,6 +67,23 @@ def _dollars(help_text: str) -> serializers.DecimalField:
 
 
 PARTED = (TradeStatus.OPEN, TradeStatus.CLOSING, TradeStatus.CLOSED)  # trades that may have sold parts
+
+
+class TradeLegSerializer(serializers.Serializer):
+    """One leg of a trade: a single option has one (bought, ratio 1)."""
+
+    symbol = serializers.CharField(source="option_symbol", help_text="The OCC option symbol.")
+    side = serializers.ChoiceField(choices=LegSide.choices, help_text="LONG (bought) or SHORT (sold).")
+    ratio = serializers.IntegerField(help_text="Contracts of this leg per unit of the trade (qty units).")
+    strike = serializers.DecimalField(max_digits=9, decimal_places=3)
+    expiry = serializers.DateField()
+    right = serializers.ChoiceField(source="option_type", choices=OptionType.choices, help_text="CALL or PUT.")
+    entry_price = serializers.DecimalField(**PRICE, allow_null=True, help_text="The leg's entry fill, per share.")
+    exit_price = serializers.DecimalField(**PRICE, allow_null=True, help_text="The leg's exit fill, per share.")
+
+
+def _figure(help_text: str) -> serializers.SerializerMethodField:
+    return serializers.SerializerMethodField(help_text=help_text)
 
 
 class TradeSerializer(serializers.ModelSerializer):
@@ -111,6 +138,24 @@ class TradeSerializer(serializers.ModelSerializer):
                   "fills and the final exit. A closed trade's realized P&L (gross and net) is their sum.")
     quantity_history = serializers.SerializerMethodField(
         help_text="Contracts held after the entry and after each part sold.")
+    # The trade as a position of legs (issue 19; docs/spreads.md). Per share of one unit unless in dollars.
+    legs = serializers.SerializerMethodField(help_text="The trade's legs in order; a single option has one.")
+    net_mark = _figure("The net of the legs' marks per share of one unit: each long's mark minus each short's, "
+                       "× its ratio (negative: a credit position's cost to buy back). Equals current_price for a "
+                       "single option. Null while a leg has no mark, or nothing is held (not OPEN or CLOSING).")
+    liquidation_value = _figure("What closing every leg at its natural side brings per share of one unit: longs "
+                                "sold at the bid, shorts bought back at the ask, × ratio (negative: closing costs). "
+                                "Equals current_bid for a single option. Null while a leg lacks that side, or "
+                                "nothing is held.")
+    liquidation_value_dollars = _figure("liquidation_value for the units held, in dollars (× 100 a contract).")
+    max_profit = _figure("The most the position can make at expiry, in dollars, from the entry fills; null: "
+                         "unlimited, or not known (a spread not filled yet, legs on two expiries).")
+    max_loss = _figure("The most the position can lose at expiry, in dollars, a positive amount; null: unlimited, "
+                       "or not known (as max_profit).")
+    breakevens = _figure("Underlying prices where the position makes exactly nothing at expiry; empty when "
+                         "not known.")
+    width = _figure("The widest gap between neighbouring strikes of one right (a vertical's width, a condor's "
+                    "wider wing); 0 for a single option, a straddle, a strangle or a calendar.")
 
     class Meta:
         model = PaperTrade
@@ -129,6 +174,8 @@ class TradeSerializer(serializers.ModelSerializer):
             "days_to_expiry", "queued_for_open", "next_session_open",
             "mark_source", "mark_delayed", "mark_quote_time", "mark_frozen", "close_order",
             "quantity_open", "parts", "quantity_history",
+            "strategy_type", "net_direction", "legs", "net_mark", "liquidation_value", "liquidation_value_dollars",
+            "max_profit", "max_loss", "breakevens", "width",
         ]
         read_only_fields = fields
         extra_kwargs = {"realized_pnl": {"help_text": "Gross: premiums only, before commissions (kept for "
@@ -203,6 +250,59 @@ class TradeSerializer(serializers.ModelSerializer):
         pending = self._per_page("pending_closes", trade, (TradeStatus.CLOSING,),
                                  lambda ids: selectors.pending_closes(trade_ids=ids))
         return PendingCloseSerializer(pending).data if pending else None
+
+    def _position(self, trade) -> dict:
+        """The trade's legs, their quotes and its risk, worked out once per trade of the answer."""
+        known = self.context.setdefault("positions", {})
+        if trade.pk not in known:
+            legs = selectors.trade_legs(trade)
+            quotes = selectors.leg_quotes(trade)
+            known[trade.pk] = {"legs": legs, "net_mark": selectors.net_mark(legs, quotes),
+                               "liquidation_value": selectors.liquidation_value(legs, quotes),
+                               "risk": selectors.position_risk(trade)}
+        return known[trade.pk]
+
+    @extend_schema_field(TradeLegSerializer(many=True))
+    def get_legs(self, trade) -> list[dict]:
+        return TradeLegSerializer(self._position(trade)["legs"], many=True).data
+
+    @extend_schema_field(serializers.DecimalField(max_digits=None, decimal_places=4, allow_null=True))
+    def get_net_mark(self, trade) -> str | None:
+        return _decimal(self._position(trade)["net_mark"], 4)
+
+    @extend_schema_field(serializers.DecimalField(max_digits=None, decimal_places=4, allow_null=True))
+    def get_liquidation_value(self, trade) -> str | None:
+        return _decimal(self._position(trade)["liquidation_value"], 4)
+
+    @extend_schema_field(serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True))
+    def get_liquidation_value_dollars(self, trade) -> str | None:
+        return _decimal(selectors.position_dollars(trade, self._position(trade)["liquidation_value"]), 2)
+
+    @extend_schema_field(serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True))
+    def get_max_profit(self, trade) -> str | None:
+        risk = self._position(trade)["risk"]
+        return _decimal(risk.max_profit if risk else None, 2)
+
+    @extend_schema_field(serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True))
+    def get_max_loss(self, trade) -> str | None:
+        risk = self._position(trade)["risk"]
+        return _decimal(risk.max_loss if risk else None, 2)
+
+    @extend_schema_field(serializers.ListField(child=serializers.DecimalField(max_digits=None, decimal_places=4)))
+    def get_breakevens(self, trade) -> list[str]:
+        risk = self._position(trade)["risk"]
+        return [_decimal(price, 4) for price in risk.breakevens] if risk else []
+
+    @extend_schema_field(serializers.DecimalField(max_digits=None, decimal_places=3, allow_null=True))
+    def get_width(self, trade) -> str | None:
+        return _decimal(selectors.position_width(self._position(trade)["legs"]), 3)
+
+
+def _decimal(value, places: int) -> str | None:
+    """A figure as the API writes decimals (a string, to `places`), rounded only here, for display."""
+    if value is None:
+        return None
+    return serializers.DecimalField(max_digits=None, decimal_places=places).to_representation(value)
 
 
 class TradeHistorySerializer(TradeSerializer):

@@ -91,7 +91,8 @@ def _page(rows: QuerySet | list, *, page: int, page_size: int) -> tuple[Any, dic
 
 
 def open_positions(*, user: AbstractBaseUser, page: int, page_size: int) -> dict:
-    trades, meta = _page(trade_selectors.trade_list(user=user).active(), page=page, page_size=page_size)
+    active = trade_selectors.trades_with_legs(trade_selectors.trade_list(user=user).active())
+    trades, meta = _page(active, page=page, page_size=page_size)
     return {**meta, "positions": TradeSerializer(trades, many=True).data}
 
 
@@ -102,7 +103,8 @@ def search_trades(*, user: AbstractBaseUser, page: int, page_size: int, history:
                                              closed_from=closed_from, closed_to=closed_to))
     _validated(data)
     select = trade_selectors.trade_history if history else trade_selectors.trade_list
-    trades, meta = _page(select(user=user, filters=data.filters()), page=page, page_size=page_size)
+    trades, meta = _page(trade_selectors.trades_with_legs(select(user=user, filters=data.filters())), page=page,
+                         page_size=page_size)
     serializer = TradeHistorySerializer if history else TradeSerializer  # as the REST API's history
     return {**meta, "trades": serializer(trades, many=True).data}
 
@@ -120,7 +122,7 @@ def trade_capsule(*, user: AbstractBaseUser, trade_id: int, snapshot_points: int
     if snapshot_points == 1:
         raise ToolError(f"Invalid input. snapshot_points: 0 (none) or 2 to {MAX_SNAPSHOT_POINTS}.")
     try:
-        trade = trade_selectors.trade_with_events(user=user).get(pk=trade_id)
+        trade = trade_selectors.trades_with_legs(trade_selectors.trade_with_events(user=user)).get(pk=trade_id)
     except PaperTrade.DoesNotExist:  # another user's trade reads exactly like a missing one
         raise ToolError(f"Trade {trade_id} not found.") from None
     snapshots = SnapshotSummarySerializer(selectors.snapshot_summary(trade=trade)).data

@@ -290,6 +290,7 @@ SPECTACULAR_SETTINGS = {
     # the error enums of drf-standardized-errors under their own names.
     "ENUM_NAME_OVERRIDES": {
         "TradeStatusEnum": "trades.models.TradeStatus",
+        "OptionTypeEnum": "trades.models.OptionType",  # a trade's option_type and a leg's right
         "ProblemTypeEnum": "tradeoptions.api.ProblemType",
         **{f"{name}Enum": f"drf_standardized_errors.openapi_serializers.{name}Enum.choices"
            for name in ("ValidationError", "ClientError", "ServerError", "ParseErrorCode", "ErrorCode401",

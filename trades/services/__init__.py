@@ -92,6 +92,7 @@ from .idempotency import (
     idempotent,
     request_fingerprint,
 )
+from .legs import single_leg_fills_follow, single_leg_write
 from .lifecycle import STAFF_EDITABLE_FIELDS, event_record, trade_flag, trade_staff_edit, trade_transition
 from .marks import TradeMark, TradeTargets, marks_record, targets_record
 from .notifications import (
@@ -122,6 +123,7 @@ from .risk import RiskRoom, TradePreview, active_exposure
 from .working import Session, close_cancel, close_reprice, entry_cancel, entry_reprice, market_session
 
 __all__ = [
+    "single_leg_fills_follow", "single_leg_write",
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
     "IDEMPOTENCY_KEY_TTL", "LIVE_CONFIRMATION", "COMMISSION_RANGE", "BracketReplaceFailed", "BracketWouldFill",
     "BrokerAccountForbidden", "BrokerDown", "BrokerNotConfigured", "BrokerOutcomeUnknown", "BrokerReauthenticate",

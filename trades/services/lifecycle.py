@@ -18,6 +18,7 @@ from trades.models import ALLOWED_TRANSITIONS, Actor, EventKind, PaperTrade, Tra
 from . import notifications
 from .errors import InvalidTradeInput, InvalidTransition, VersionConflict
 from .exit_parts import final_part_record
+from .legs import single_leg_fills_follow
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def trade_transition(
         for name, value in changes.items():
             setattr(current, name, value)
         current.status, current.version, current.updated_at = to, current.version + 1, now
+        single_leg_fills_follow(trade=current, changes=changes)
         event_record(
             trade=current, kind=kind, actor=actor, actor_user=actor_user, actor_label=actor_label,
             old_status=old_status, new_status=to, payload={**(payload or {}), **_changed(changes)},

@@ -47,6 +47,7 @@ from .context import book_at_entry, context_errors, entry_context_request
 from .costs import entry_costs
 from .errors import BrokerAccountForbidden, InvalidTradeInput, TradeError, price_text
 from .exit_policies import exit_policy_checked
+from .legs import single_leg_write
 from .lifecycle import event_record, trade_transition
 from .orders import (
     as_trade_error,
@@ -140,6 +141,7 @@ def trade_open(
             planned_entry_price=checked.reference, sl_price=checked.sl_price, tp_price=checked.tp_price,
             broker_mode=account.broker_mode, status=TradeStatus.PENDING, exit_policy=checked.exit_policy, **context,
         )
+        single_leg_write(trade=trade)  # a single option is the one-leg case; no trade is without legs
         event_record(
             trade=trade, kind=EventKind.STATE_CHANGE, actor=actor, actor_user=_user(actor, user),
             actor_label=actor_label, new_status=TradeStatus.PENDING,
