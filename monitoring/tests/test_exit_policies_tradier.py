@@ -1,0 +1,120 @@
+"""Exit policies end to end at Tradier over real HTTP (the fake Tradier server): a trade opened
+through the API with a trailing stop, quotes moved at the broker and in the monitor's market, the
+order cycle run as beat runs it. Whether Tradier modifies a leg of a working OCO in place, and
+whether the modified order keeps its id, are UNCONFIRMED (reference §2.2): the fake does each
+way, and under every one the stop moves up only, the move is in the audit log with the quote that
+caused it, and exactly one exit fills."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+
+from monitoring import clock as market_clock
+from monitoring import tasks
+from tradeoptions import tenancy
+from trades.models import Actor, CloseReason, EventKind, PaperTrade, TradeEvent, TradeStatus
+
+from .conftest import SANDBOX_ACCOUNT, SANDBOX_CONTRACT
+
+MODES = {  # id: (modify_advanced_leg, modify_gives_new_id)
+    "in-place": ("in_place", False),
+    "in-place-new-id": ("in_place", True),
+    "refused-400": ("refused", False),
+    "refused-200": ("refused_200", False),
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    cache.clear()
+
+
+@pytest.fixture
+def market(market, monkeypatch, settings):
+    monkeypatch.setattr(market_clock, "now", lambda: market.moment)
+    settings.EXIT_POLICY_MIN_INTERVAL_SECONDS = 60
+    return market
+
+
+def _open(api_as, user):
+    body = {"ticker": "SPY", "option_type": "CALL", "strike": "570", "expiry": date(2026, 12, 18).isoformat(),
+            "qty": 2, "entry_type": "market", "sl_price": "3.00", "tp_price": "6.50", "strategy": "momentum",
+            "exit_policy": {"trail_amount": "0.50", "trail_after_pct": "10"}}
+    answer = api_as(user).post("/api/trades", body, format="json")
+    assert answer.status_code == 201, answer.json()
+    assert answer.json()["broker_mode"] == "TRADIER_SANDBOX" and answer.json()["status"] == "OPEN"
+    return answer.json()
+
+
+def _cycle(tradier, market, trade_id, bid, ask, minutes=1):
+    """The quote moves at the broker and in the monitor's market; a minute later the order cycle runs."""
+    tradier.set_quote(SANDBOX_CONTRACT, bid, ask)
+    market.set_quote(SANDBOX_CONTRACT, bid, ask)
+    market.advance(minutes=minutes)
+    tasks.sync_orders.apply().get()
+    with tenancy.system_context():
+        return PaperTrade.objects.get(pk=trade_id)
+
+
+def _moves(trade_id):
+    with tenancy.system_context():
+        return list(TradeEvent.objects.filter(trade_id=trade_id, actor_label="exit-policy",
+                                              kind=EventKind.BRACKET_ADJUSTED).order_by("id"))
+
+
+def _stop_leg(tradier, trade_id):
+    """The stop leg of the trade's OCO now at the fake (the latest one placed, after a replace)."""
+    *_, oco = tradier.orders_tagged(f"to-{trade_id}-sl")
+    return next(leg for leg in oco.legs if leg.type == "stop"), oco
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_trailing_stop_at_tradier_moves_up_only_and_its_one_exit_fills(api_as, trader, tradier, market, mode):
+    tradier.modify_advanced_leg, tradier.modify_gives_new_id = MODES[mode]
+    in_place = MODES[mode][0] == "in_place"
+    opened = _open(api_as, trader)
+    trade_id = opened["id"]
+    first_leg, first_oco = _stop_leg(tradier, trade_id)
+    assert first_leg.stop == Decimal("3.00") and opened["sl_order_id"] == str(first_leg.id)
+
+    trade = _cycle(tradier, market, trade_id, "4.60", "4.80")  # +7 %: not trailing yet
+    assert trade.sl_price == Decimal("3.00") and tradier.requests_for("PUT") == []
+
+    trade = _cycle(tradier, market, trade_id, "5.00", "5.20")  # +16 %: the stop goes to 5.00 - 0.50
+    assert (trade.status, trade.sl_price) == (TradeStatus.OPEN, Decimal("4.50"))
+    (put,) = tradier.requests_for("PUT", "/orders/")
+    assert put.path == f"/accounts/{SANDBOX_ACCOUNT}/orders/{first_leg.id}" and put.form == {"stop": "4.50"}
+    leg, oco = _stop_leg(tradier, trade_id)
+    assert leg.stop == Decimal("4.50") and leg.status == "open" and trade.sl_order_id == str(leg.id)
+    assert trade.bracket_order_id == str(oco.id)
+    if in_place:  # the same OCO, nothing cancelled; the leg's id is new only where the broker replaced it
+        assert oco is first_oco and tradier.requests_for("DELETE") == []
+        assert (leg.id != first_leg.id) == MODES[mode][1]
+    else:  # refused: the OCO was cancelled and placed again with the new stop
+        assert oco is not first_oco and first_oco.status == "canceled"
+        assert [r.path for r in tradier.requests_for("DELETE")] == [f"/accounts/{SANDBOX_ACCOUNT}/orders/{first_oco.id}"]
+    [moved] = _moves(trade_id)
+    assert moved.actor == Actor.SYSTEM and moved.payload["exit_policy"]["quote"]["bid"] == "5.00"
+    assert moved.payload["exit_policy"]["why"] == "trailing" and moved.payload["to"]["sl_price"] == "4.50"
+    assert moved.payload.get("in_place", False) is in_place
+
+    trade = _cycle(tradier, market, trade_id, "4.80", "5.00")  # the bid falls back: the stop stays
+    assert trade.sl_price == Decimal("4.50") and len(_moves(trade_id)) == 1
+    trade = _cycle(tradier, market, trade_id, "5.40", "5.60")  # a new high: 4.90
+    assert trade.sl_price == Decimal("4.90") and _stop_leg(tradier, trade_id)[0].stop == Decimal("4.90")
+    assert [m.payload["exit_policy"]["quote"]["bid"] for m in _moves(trade_id)] == ["5.00", "5.40"]
+
+    trade = _cycle(tradier, market, trade_id, "4.85", "5.05")  # through the stop: Tradier sells at the bid
+    assert (trade.status, trade.close_reason, trade.close_price) == (TradeStatus.CLOSED, CloseReason.SL_HIT,
+                                                                     Decimal("4.85"))
+    assert trade.realized_pnl == Decimal("110.00")  # (4.85 - 4.30) x 200
+    stops = [Decimal(m.payload["to"]["sl_price"]) for m in _moves(trade_id)]
+    assert stops == sorted(stops) and stops[0] > Decimal("3.00")  # never loosened
+    _cycle(tradier, market, trade_id, "6.60", "6.80")  # the target's price passes: nothing else sells
+    sells = [order for order in tradier.orders.values() if order.account_id == SANDBOX_ACCOUNT
+             and order.side == "sell_to_close" and order.exec_quantity]
+    assert [(order.type, order.exec_quantity) for order in sells] == [("stop", 2)]
+    assert tradier.accounts[SANDBOX_ACCOUNT].positions == {}
+    assert tradier.orders_tagged(f"to-{trade_id}-close") == []
