@@ -333,8 +333,9 @@ def bench_exit_policies_against_replace_on_every_tick(day):
         print(f"{label:<28}" + "".join(f"{counts[side][kind]:>14}" for kind in kinds)
               + f"{stop_calls:>12}{per_hour[side]:>10.2f}")
     writes = {side: sum(counts[side][kind] for kind in ("modify", "cancel", "place")) for side in counts}
-    print(f"order writes per trade-hour: runner {writes['runner'] / hours['runner']:.2f}, "
-          f"naive {writes['naive'] / hours['naive']:.2f}, ratio {writes['naive'] / hours['naive'] / max(writes['runner'] / hours['runner'], 1e-9):.1f}x")
+    rates = {side: writes[side] / hours[side] for side in writes}
+    print(f"order writes per trade-hour: runner {rates['runner']:.2f}, naive {rates['naive']:.2f}, "
+          f"ratio {rates['naive'] / max(rates['runner'], 1e-9):.1f}x")
     print(f"stop calls (writes + their read-backs) per trade-hour: ratio naive/runner "
           f"{per_hour['naive'] / max(per_hour['runner'], 1e-9):.1f}x")
     polls = counts["runner"]["account poll"]

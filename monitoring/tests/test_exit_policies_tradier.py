@@ -94,7 +94,8 @@ def test_a_trailing_stop_at_tradier_moves_up_only_and_its_one_exit_fills(api_as,
         assert (leg.id != first_leg.id) == MODES[mode][1]
     else:  # refused: the OCO was cancelled and placed again with the new stop
         assert oco is not first_oco and first_oco.status == "canceled"
-        assert [r.path for r in tradier.requests_for("DELETE")] == [f"/accounts/{SANDBOX_ACCOUNT}/orders/{first_oco.id}"]
+        (cancel,) = tradier.requests_for("DELETE")
+        assert cancel.path == f"/accounts/{SANDBOX_ACCOUNT}/orders/{first_oco.id}"
     [moved] = _moves(trade_id)
     assert moved.actor == Actor.SYSTEM and moved.payload["exit_policy"]["quote"]["bid"] == "5.00"
     assert moved.payload["exit_policy"]["why"] == "trailing" and moved.payload["to"]["sl_price"] == "4.50"
@@ -118,3 +119,89 @@ def test_a_trailing_stop_at_tradier_moves_up_only_and_its_one_exit_fills(api_as,
     assert [(order.type, order.exec_quantity) for order in sells] == [("stop", 2)]
     assert tradier.accounts[SANDBOX_ACCOUNT].positions == {}
     assert tradier.orders_tagged(f"to-{trade_id}-close") == []
+
+
+# --- A modification whose answer never came (StopModifyOutcomeUnknown) --------------------------
+# Tradier may have applied it or not (UNCONFIRMED either way): the runner reads the stop back and
+# records what the broker holds, and never sends a second modification blind.
+
+
+@pytest.fixture
+def impatient_client(tradier, monkeypatch):
+    """The account's Tradier client gives up on an answer after half a second; the fake's hangs
+    last a second."""
+    from functools import lru_cache
+
+    from brokers import factory
+    from brokers.tradier import RetryPolicy, TradierClient
+
+    factory._tradier_client.cache_clear()
+    monkeypatch.setattr(factory, "_tradier_client", lru_cache(lambda base_url, token, account_id: TradierClient(
+        base_url=base_url, token=token, account_id=account_id, timeout=(2.0, 0.5),
+        retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02))))
+    tradier.hang_seconds = 1.0
+    return tradier
+
+
+def _events(trade_id, kind):
+    with tenancy.system_context():
+        return list(TradeEvent.objects.filter(trade_id=trade_id, actor_label="exit-policy", kind=kind).order_by("id"))
+
+
+@pytest.mark.parametrize("new_id", [False, True], ids=["same-id", "new-id"])
+def test_a_move_applied_but_unanswered_is_read_back_and_recorded(api_as, trader, impatient_client, market, new_id):
+    tradier = impatient_client
+    tradier.modify_gives_new_id = new_id
+    trade_id = _open(api_as, trader)["id"]
+    first_leg, oco = _stop_leg(tradier, trade_id)
+    tradier.inject("hang_after", method="PUT")  # applied at the broker, the answer too late
+
+    trade = _cycle(tradier, market, trade_id, "5.00", "5.20")
+
+    leg, _ = _stop_leg(tradier, trade_id)
+    assert leg.stop == Decimal("4.50") and (leg.id != first_leg.id) == new_id
+    assert (trade.sl_price, trade.sl_order_id, trade.bracket_order_id) == (Decimal("4.50"), str(leg.id), str(oco.id))
+    assert len(tradier.requests_for("PUT")) == 1
+    [moved] = _moves(trade_id)
+    assert moved.payload["read_back"] is True and moved.payload["exit_policy"]["quote"]["bid"] == "5.00"
+    assert Decimal(moved.payload["to"]["sl_price"]) == Decimal("4.50")
+
+    trade = _cycle(tradier, market, trade_id, "5.10", "5.30")  # 4.60: a tick step; the interval is over
+    assert trade.sl_price == Decimal("4.60") and len(tradier.requests_for("PUT")) == 2
+    assert tradier.requests_for("PUT")[-1].path.endswith(f"/orders/{leg.id}")  # the working stop, by its id
+
+
+def test_a_move_unanswered_and_not_applied_is_read_back_and_asked_again_knowingly(api_as, trader, impatient_client,
+                                                                                 market):
+    tradier = impatient_client
+    trade_id = _open(api_as, trader)["id"]
+    tradier.inject("hang_before", method="PUT")  # the answer too late, and nothing done
+
+    trade = _cycle(tradier, market, trade_id, "5.00", "5.20")
+
+    assert trade.sl_price == Decimal("3.00") and _stop_leg(tradier, trade_id)[0].stop == Decimal("3.00")
+    assert len(tradier.requests_for("PUT")) == 1 and _moves(trade_id) == []
+    [looked] = _events(trade_id, EventKind.STATE_CHANGE)
+    assert looked.payload["read_back"] is True and Decimal(looked.payload["to"]["sl_price"]) == Decimal("3.00")
+    trade = _cycle(tradier, market, trade_id, "5.00", "5.20")  # the truth known: the next look asks again
+    assert trade.sl_price == Decimal("4.50") and _stop_leg(tradier, trade_id)[0].stop == Decimal("4.50")
+    assert len(tradier.requests_for("PUT")) == 2
+
+
+def test_an_unanswered_move_that_cannot_be_read_back_is_read_again_never_sent_again(api_as, trader, impatient_client,
+                                                                                   market):
+    tradier = impatient_client
+    trade_id = _open(api_as, trader)["id"]
+    oco_id = _stop_leg(tradier, trade_id)[1].id
+    tradier.inject("hang_after", method="PUT")
+    tradier.inject("500", method="GET", path=f"/orders/{oco_id}", times=2)  # the read back fails too
+
+    trade = _cycle(tradier, market, trade_id, "5.00", "5.20")
+
+    assert trade.sl_price == Decimal("3.00")  # not known to have moved: the trade keeps what it knows
+    [unknown] = _events(trade_id, EventKind.ATTENTION_NEEDED)
+    assert unknown.payload["stop_move_unknown"]["asked"] == "4.50"
+    trade = _cycle(tradier, market, trade_id, "5.10", "5.30")  # read first: it did move; and 4.60 now
+    assert len(tradier.requests_for("PUT")) == 2
+    assert [m.payload.get("read_back", False) for m in _moves(trade_id)] == [True, False]
+    assert trade.sl_price == Decimal("4.60") and _stop_leg(tradier, trade_id)[0].stop == Decimal("4.60")
