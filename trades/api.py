@@ -70,6 +70,7 @@ _STATUS = {
     services.InvalidTransition: 409,
     services.IdempotencyKeyInFlight: 409,
     services.BrokerNotConfigured: 409,
+    services.CloseForbidden: 503,  # before its base class: a close the broker forbade is one it cannot take now
     services.BrokerAccountForbidden: 409,
     services.LiveTradingOff: 409,
     services.IdempotencyKeyReused: 422,
