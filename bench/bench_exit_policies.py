@@ -43,7 +43,7 @@ from brokers import factory as broker_factory
 from brokers.base import ModifyBudgetSpent, OrderDuration, OrderRequest, OrderSide, OrderStatus, OrderType
 from brokers.models import BrokerMode
 from brokers.occ import build_symbol
-from brokers.ratelimit import RateLimiter, _redis_for
+from brokers.ratelimit import GROUPS, RateLimiter, _redis_for
 from brokers.tradier import TradierClient
 from monitoring.services import orders_cycle
 from tests.fakes.market import HandDrivenMarket, HandMadeBars
@@ -133,7 +133,11 @@ def _account(fake, n: int, prefix: str) -> tuple[str, str]:
 
 
 def _client(fake, token: str, account: str) -> TradierClient:
-    return TradierClient(base_url=fake.url(), token=token, account_id=account, sleep=lambda seconds: None)
+    """A client outside the monitor (the set-up's placements, the naive loop): counted by the fake,
+    never held back by our limiter (the naive loop has none; the set-up is not measured)."""
+    unlimited = RateLimiter(token, limits={group: 10**6 for group in GROUPS}, namespace="bench-unlimited")
+    return TradierClient(base_url=fake.url(), token=token, account_id=account, limiter=unlimited,
+                         sleep=lambda seconds: None)
 
 
 @pytest.fixture
@@ -197,7 +201,6 @@ def day(fake_tradier, monkeypatch, settings):
         qty, entry = 1 + n % 3, book.ask
         sl, tp = on_tick(entry * Decimal("0.7")), on_tick(entry * Decimal("2.5"))
         fake.add_position(account, book.symbol, qty, entry * qty * 100)
-        _reset_rate_buckets()  # the set-up is not what is measured
         placer = _client(fake, token, account)
         oco = placer.place_oco_order(*_exit_requests(book.symbol, qty, sl, tp, f"to-{n}"))
         stop = oco.leg(OrderType.STOP)

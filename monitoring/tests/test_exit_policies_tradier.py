@@ -105,6 +105,9 @@ def test_a_trailing_stop_at_tradier_moves_up_only_and_its_one_exit_fills(api_as,
     assert trade.sl_price == Decimal("4.50") and len(_moves(trade_id)) == 1
     trade = _cycle(tradier, market, trade_id, "5.40", "5.60")  # a new high: 4.90
     assert trade.sl_price == Decimal("4.90") and _stop_leg(tradier, trade_id)[0].stop == Decimal("4.90")
+    # A broker that refused a leg's modification is not asked again: each move is one cancel and one OCO.
+    puts, deletes = len(tradier.requests_for("PUT")), len(tradier.requests_for("DELETE"))
+    assert (puts, deletes) == ((2, 0) if in_place else (1, 2))
     assert [m.payload["exit_policy"]["quote"]["bid"] for m in _moves(trade_id)] == ["5.00", "5.40"]
 
     trade = _cycle(tradier, market, trade_id, "4.85", "5.05")  # through the stop: Tradier sells at the bid

@@ -212,8 +212,9 @@ def stop_move_in_place(*, user: AbstractBaseUser, trade_id: int, version: int, n
                        market: Market | None = None) -> TradeResult | None:
     """Move an OPEN trade's stop where it rests (the broker's modify), for its exit policy: one
     request instead of a cancel and a placement, and the position never without its exit. None:
-    the broker cannot here (no modify, or it refused with the old stop still working), so the
-    caller cancels and replaces (`brackets_adjust`). A spent modification budget or a broker
+    the broker cannot here (no modify, or it refused with the old stop still working; after a
+    refusal the account's moves skip the modify for MODIFY_REFUSED_KEPT_FOR), so the caller
+    cancels and replaces (`brackets_adjust`). A spent modification budget or a broker
     that cannot be reached leave the trade as it is, with the reason: the policy's next look asks
     again.
 
@@ -230,6 +231,8 @@ def stop_move_in_place(*, user: AbstractBaseUser, trade_id: int, version: int, n
                                                                                 trade.bracket_order_id):
             return TradeResult(trade, VersionConflict("The trade changed since the exit policy looked at it.",
                                                       trade=trade))
+        if cache.get(_modify_refused_key(user.pk, trade.broker_mode)) is not None:
+            return None  # this broker refused to modify a stop leg of this account: straight to cancel-and-replace
         broker = broker_of(account_settings_for(user=user), mode=trade.broker_mode, market=market)
         if cache.get(_move_intent_key(trade.pk)) is not None:  # an earlier modify's outcome is not known yet
             trade, problem = _stop_learn(trade, broker, because=because, market=market)
@@ -245,7 +248,9 @@ def stop_move_in_place(*, user: AbstractBaseUser, trade_id: int, version: int, n
             return TradeResult(trade, problem)
         except StopModifyRefused as refused:
             cache.delete(_move_intent_key(trade.pk))
-            if not refused.finalized:
+            if not refused.finalized:  # not asked again for a while: a refused PUT is one request wasted per move
+                cache.set(_modify_refused_key(user.pk, trade.broker_mode), refused.reason[:200],
+                          MODIFY_REFUSED_KEPT_FOR)
                 return None
             trade, problem = _stop_learn(trade, broker, because=because, market=market)
             return TradeResult(trade, problem or InvalidTransition(
@@ -273,6 +278,15 @@ def stop_move_in_place(*, user: AbstractBaseUser, trade_id: int, version: int, n
 # stop is read back. Kept a day: by then the stop has been read, or the trade watched no more.
 MOVE_INTENT_KEPT_FOR = 24 * 60 * 60
 _WHO = {"actor": Actor.SYSTEM, "actor_label": "exit-policy"}
+
+
+# A broker that refused to modify a stop in place (UNCONFIRMED at Tradier for an OCO's leg) is not
+# asked again for the account's other moves for this long: each would cost a refused request.
+MODIFY_REFUSED_KEPT_FOR = 6 * 60 * 60
+
+
+def _modify_refused_key(owner_id: int, broker_mode: str) -> str:
+    return f"stop-modify-refused:{owner_id}:{broker_mode}"
 
 
 def _move_intent_key(trade_id: int) -> str:
