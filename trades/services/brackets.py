@@ -328,8 +328,9 @@ def _stop_learn(trade: PaperTrade, broker, *, because: dict, market: Market) -> 
                  "read_back": True, "order": order_summary(stop), "exit_policy": because}, **_WHO)
     if moved:
         return trade, None
-    return trade, BrokerDown(f"The broker did not move the stop to {asked}: it stands at "
-                             f"{price_text(stop.stop_price)}, and the next look asks again.", trade=trade)
+    to = f" to {price_text(Decimal(asked))}" if asked is not None else ""
+    return trade, BrokerDown(f"The broker did not move the stop{to}: it stands at {price_text(stop.stop_price)}, "
+                             "and the next look asks again.", trade=trade)
 
 
 def _stop_as_it_stands(broker, trade: PaperTrade) -> Order | None:
