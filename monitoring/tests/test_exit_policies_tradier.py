@@ -208,3 +208,28 @@ def test_an_unanswered_move_that_cannot_be_read_back_is_read_again_never_sent_ag
     assert len(tradier.requests_for("PUT")) == 2
     assert [m.payload.get("read_back", False) for m in _moves(trade_id)] == [True, False]
     assert trade.sl_price == Decimal("4.60") and _stop_leg(tradier, trade_id)[0].stop == Decimal("4.60")
+
+
+def test_a_trade_pointing_at_a_stop_the_broker_replaced_learns_the_working_one(api_as, trader, tradier, market,
+                                                                              settings):
+    """Should the trade still name a stop Tradier replaced (an answer lost before the read back
+    existed), the modify of the dead order is refused as final; the bracket's working stop leg is
+    read, and the next look moves it."""
+    from brokers import factory
+
+    settings.TRADIER_MODIFY_BUDGET_PER_MINUTE = 40  # three moves in seconds of wall time: within the burst
+    factory._tradier_client.cache_clear()
+    tradier.modify_gives_new_id = True
+    trade_id = _open(api_as, trader)["id"]
+    _cycle(tradier, market, trade_id, "5.00", "5.20")  # 4.50, under a new id
+    with tenancy.system_context():
+        dead = [str(o.id) for o in tradier.orders.values() if o.status == "canceled" and o.type == "stop"]
+        PaperTrade.objects.filter(pk=trade_id).update(sl_order_id=dead[0])
+    working = _stop_leg(tradier, trade_id)[0]
+
+    trade = _cycle(tradier, market, trade_id, "5.40", "5.60")
+    assert trade.sl_order_id == str(working.id) and trade.sl_price == Decimal("4.50")
+    assert tradier.requests_for("PUT")[-1].path.endswith(f"/orders/{dead[0]}")
+    trade = _cycle(tradier, market, trade_id, "5.40", "5.60")
+    assert trade.sl_price == Decimal("4.90") and _stop_leg(tradier, trade_id)[0].stop == Decimal("4.90")
+    assert trade.sl_order_id == str(_stop_leg(tradier, trade_id)[0].id)
