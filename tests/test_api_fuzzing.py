@@ -49,7 +49,10 @@ RULES_BEYOND_THE_SCHEMA = {
     "POST /api/trades", "POST /api/trades/validate", "POST /api/trades/{id}/close", "POST /api/trades/{id}/adjust",
     "POST /api/trades/{id}/entry/cancel", "POST /api/trades/{id}/entry/reprice", "POST /api/trades/{id}/close/cancel",
     "POST /api/trades/{id}/close/reprice",
-    "POST /api/trades/{id}/exit-policy",  # known settings only, each in its range, one trailing kind at a time
+    # The schema lists each setting (unknown ones are refused there too); what it cannot say: the version is
+    # stale, a decimal text's range (OpenAPI 3.0 bounds numbers only; each range is in its description), one
+    # trailing kind at a time and a start of trailing without a trailing stop (rules across fields).
+    "POST /api/trades/{id}/exit-policy",
     "PUT /api/settings", "GET /api/analytics/performance", "GET /api/analytics/calibration",
     "GET /api/analytics/exit-replay", "GET /api/analytics/exit-policy-replay", "GET /api/analytics/dataset",
     "GET /api/market/chain",

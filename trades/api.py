@@ -44,6 +44,7 @@ from tradeoptions.pagination import SizedPages
 from . import selectors, services
 from .models import MAX_COMMISSION_PER_CONTRACT, AccountSettings, EntryType, OptionType, PaperTrade, TradeStatus
 from .serializers import (
+    ExitPolicyField,
     HistoryQuerySerializer,
     SnapshotSerializer,
     TradeDetailSerializer,
@@ -69,6 +70,7 @@ _STATUS = {
     services.InvalidTransition: 409,
     services.IdempotencyKeyInFlight: 409,
     services.BrokerNotConfigured: 409,
+    services.CloseForbidden: 503,  # before its base class: a close the broker forbade is one it cannot take now
     services.BrokerAccountForbidden: 409,
     services.LiveTradingOff: 409,
     services.IdempotencyKeyReused: 422,
@@ -146,7 +148,7 @@ class TradeOpenSerializer(TraderWords, serializers.Serializer):
     market_regime = serializers.JSONField(required=False)
     order_book_state = serializers.JSONField(required=False)
     ai_reasoning_log = serializers.JSONField(required=False)
-    exit_policy = serializers.JSONField(
+    exit_policy = ExitPolicyField(
         required=False, help_text="Exits beyond the bracket: `trail_pct` or `trail_amount` (a trailing stop on the "
         "option, starting after `trail_after_pct` of gain, moving by at least `min_step`), `underlying_trail_pct` or "
         "`underlying_trail_amount` (close when the stock falls back that far from its best), `breakeven_after_pct`, "
@@ -248,7 +250,7 @@ class VersionSerializer(TraderWords, serializers.Serializer):
 
 
 class ExitPolicySerializer(VersionSerializer):
-    exit_policy = serializers.JSONField(help_text="As at open (see `exit_policy` there); `{}` removes the policy.")
+    exit_policy = ExitPolicyField(help_text="As at open (see `exit_policy` there); `{}` removes the policy.")
 
     def validate_exit_policy(self, value):
         return exit_policy_field(value)

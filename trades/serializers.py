@@ -23,8 +23,40 @@ from .models import (
     TradeStatus,
 )
 from .services.exit_parts import quantity_history, trade_parts
+from .services.exit_policies import COUNT_KEYS, LABELS, LIMITS, POLICY_KEYS
 from .services.marks import HELD
 from .services.working import Session, market_session
+
+
+def exit_policy_schema() -> dict:
+    """The exit policy's settings as OpenAPI states them: each key, its type (decimal text; the
+    time stops whole numbers, as text too, as the API echoes them) and its range from the rules
+    the service checks (`LIMITS`). OpenAPI 3.0 has no range for text and no rule across fields, so
+    the ranges are in each description, and the service still says no in the trader's words."""
+    properties = {}
+    for key in POLICY_KEYS:
+        low, high = (f"{bound.normalize():f}" for bound in LIMITS[key])
+        whole = key in COUNT_KEYS
+        properties[key] = {
+            "type": "string", **({} if whole else {"format": "decimal"}),
+            "pattern": r"^\d+$" if whole else r"^\d+(\.\d+)?$",
+            "description": f"{LABELS[key].capitalize()}: {'a whole number' if whole else 'a decimal'} from {low} "
+                           f"to {high}.", "example": low if whole else high,
+        }
+    return {"type": "object", "properties": properties, "additionalProperties": False,
+            "description": "Exits beyond the bracket, every setting optional: a trailing stop on the option "
+                           "(`trail_pct` or `trail_amount`, not both; starting after `trail_after_pct` of gain, "
+                           "moving by at least `min_step`), a trailing stop on the stock (`underlying_trail_pct` or "
+                           "`underlying_trail_amount`, not both: the trade closes when the stock falls back that "
+                           "far from its best), `breakeven_after_pct`, and the time stops "
+                           "(`close_minutes_before_close`, `close_days_to_expiry`, `close_after_hours`). `{}` is no "
+                           "policy."}
+
+
+@extend_schema_field(exit_policy_schema())
+class ExitPolicyField(serializers.JSONField):
+    """A trade's exit policy on the wire: a JSON object whose schema lists every setting. Checked
+    by the service (`exit_policy_checked`) where it is written, not here."""
 
 
 class PendingCloseSerializer(serializers.Serializer):
@@ -156,6 +188,7 @@ class TradeSerializer(serializers.ModelSerializer):
                          "not known.")
     width = _figure("The widest gap between neighbouring strikes of one right (a vertical's width, a condor's "
                     "wider wing); 0 for a single option, a straddle, a strangle or a calendar.")
+    exit_policy = ExitPolicyField(read_only=True)
 
     class Meta:
         model = PaperTrade

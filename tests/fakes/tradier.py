@@ -12,7 +12,8 @@ through them — at the book, so a gap fills worse than the stop. A new order st
 does asynchronously. `end_of_day()` expires day orders; GTC ones survive.
 
 Switches (`inject`) make the next matching request misbehave: `hang_after` (the order is recorded,
-then the answer comes too late), `drop` (the connection closes before anything happens), `500`,
+then the answer comes too late), `hang_before` (the answer comes too late and nothing was done: the
+connection closes unanswered), `drop` (the connection closes before anything happens), `500`,
 `html_503`, `429`, `quota_400`; narrowed to one order class (`order_class="oco"`), and a `429`
 with Tradier's rate-limit headers (`retry_in=` seconds to the window's reset). `maintenance =
 True` serves the HTML page to everything. `next_session()` starts a new day: the order list then
@@ -363,7 +364,7 @@ class FakeTradier:
         """`order_class` narrows the fault to placements of that class (the bracket's `oco`, say,
         and not the entry before it). A `429` with `retry_in` carries Tradier's rate-limit headers,
         nothing left and the window resetting in that many seconds; without it, no headers."""
-        assert kind in ("hang_after", "drop", "500", "html_503", "429", "quota_400"), kind
+        assert kind in ("hang_after", "hang_before", "drop", "500", "html_503", "429", "quota_400"), kind
         with self._lock:
             self._faults.append(Fault(kind=kind, method=method, path=path, times=times, order_class=order_class,
                                       retry_in=retry_in))
@@ -449,7 +450,9 @@ class FakeTradier:
         if self.latency:
             time.sleep(self.latency)
         fault_kind = fault.kind if fault is not None else None
-        if fault_kind == "drop":
+        if fault_kind == "hang_before":  # too late, and never acted on
+            time.sleep(self.hang_seconds)
+        if fault_kind in ("drop", "hang_before"):
             handler.close_connection = True
             return
         if self.maintenance or fault_kind == "html_503":

@@ -15,9 +15,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 
 from brokers.base import (
     BrokerError,
+    Order,
+    StopModifyOutcomeUnknown,
     StopModifyRefused,
     modify_stop,
 )
@@ -37,16 +40,27 @@ from .closing import (
 from .errors import (
     BracketReplaceFailed,
     BracketWouldFill,
+    BrokerDown,
+    BrokerOutcomeUnknown,
     InvalidTradeInput,
     InvalidTransition,
     PositionUnprotected,
+    TradeError,
     VersionConflict,
     price_text,
 )
 from .exit_policies import exit_policy_checked
-from .lifecycle import trade_transition
+from .lifecycle import event_record, trade_transition
 from .opening import TradeResult
-from .orders import as_trade_error, bracket_ids, broker_of, exit_requests, order_summary, place_bracket
+from .orders import (
+    as_trade_error,
+    bracket_ids,
+    broker_of,
+    exit_requests,
+    order_summary,
+    place_bracket,
+    split_legs,
+)
 
 
 def brackets_adjust(
@@ -203,10 +217,18 @@ def stop_move_in_place(*, user: AbstractBaseUser, trade_id: int, version: int, n
                        market: Market | None = None) -> TradeResult | None:
     """Move an OPEN trade's stop where it rests (the broker's modify), for its exit policy: one
     request instead of a cancel and a placement, and the position never without its exit. None:
-    the broker cannot here (no modify, or it refused with the old stop still working), so the
-    caller cancels and replaces (`brackets_adjust`). A stop that had already ended, a spent
-    modification budget or an unanswered modify leave the trade as it is, with the reason: the
-    monitor's sync learns of a fill, and the policy's next look asks again (a repeat is harmless)."""
+    the broker cannot here (no modify, or it refused with the old stop still working; after a
+    refusal the account's moves skip the modify for MODIFY_REFUSED_KEPT_FOR), so the caller
+    cancels and replaces (`brackets_adjust`). A spent modification budget or a broker
+    that cannot be reached leave the trade as it is, with the reason: the policy's next look asks
+    again.
+
+    A modify whose answer never came (UNCONFIRMED at Tradier: it may or may not have applied, and
+    may have replaced the order under a new id) is never followed by a second one sent blind: the
+    stop is read back (`_stop_learn`) and what the broker holds, level and id, becomes the trade's.
+    Until a read succeeds (the intent is noted before the request, so a process killed in between
+    counts too) each look reads again instead of modifying. A stop that had ended is read back as
+    well: a broker that replaced it may hold the working one under another id."""
     market = market or default_market()
     with tenancy.acting_as(user.pk):
         trade = PaperTrade.objects.select_for_update().get(owner=user, pk=trade_id)
@@ -214,14 +236,32 @@ def stop_move_in_place(*, user: AbstractBaseUser, trade_id: int, version: int, n
         if trade.version != version or trade.status != TradeStatus.OPEN or not stop_order or trade.part_pending_qty:
             return TradeResult(trade, VersionConflict("The trade changed since the exit policy looked at it.",
                                                       trade=trade))
+        if cache.get(_modify_refused_key(user.pk, trade.broker_mode)) is not None:
+            return None  # this broker refused to modify a stop leg of this account: straight to cancel-and-replace
         broker = broker_of(account_settings_for(user=user), mode=trade.broker_mode, market=market)
+        if cache.get(_move_intent_key(trade.pk)) is not None:  # an earlier modify's outcome is not known yet
+            trade, problem = _stop_learn(trade, broker, because=because, market=market)
+            if problem is not None or trade.sl_price >= new_sl:
+                return TradeResult(trade, problem)
+        stop_order = trade.sl_order_id or trade.bracket_order_id
+        cache.set(_move_intent_key(trade.pk), {"order_id": stop_order, "stop": format(new_sl, "f")},
+                  MOVE_INTENT_KEPT_FOR)
         try:
             order = modify_stop(broker, stop_order, new_sl)
+        except StopModifyOutcomeUnknown:
+            trade, problem = _stop_learn(trade, broker, because=because, market=market)
+            return TradeResult(trade, problem)
         except StopModifyRefused as refused:
-            if not refused.finalized:
+            cache.delete(_move_intent_key(trade.pk))
+            if not refused.finalized:  # not asked again for a while: a refused PUT is one request wasted per move
+                cache.set(_modify_refused_key(user.pk, trade.broker_mode), refused.reason[:200],
+                          MODIFY_REFUSED_KEPT_FOR)
                 return None
-            return TradeResult(trade, InvalidTransition(f"The stop had already ended: {refused.reason}.", trade=trade))
-        except BrokerError as error:  # a spent budget, an unanswered modify, a refused token, an outage
+            trade, problem = _stop_learn(trade, broker, because=because, market=market)
+            return TradeResult(trade, problem or InvalidTransition(
+                f"The stop had already ended: {refused.reason}.", trade=trade))
+        except BrokerError as error:  # a spent budget, a refused token, an outage: nothing was sent or acted on
+            cache.delete(_move_intent_key(trade.pk))
             return TradeResult(trade, as_trade_error(error, trade=trade))
         changes = {"sl_price": new_sl, "exit_stop_moved_at": market.now()}
         if trade.sl_order_id and order.id and order.id != trade.sl_order_id:
@@ -235,4 +275,76 @@ def stop_move_in_place(*, user: AbstractBaseUser, trade_id: int, version: int, n
                      "order": order_summary(order), "exit_policy": because},
             actor=Actor.SYSTEM, actor_label="exit-policy",
         )
+        cache.delete(_move_intent_key(trade.pk))
         return TradeResult(trade)
+
+
+# A stop move sent and not yet known to have landed is noted here (before the request) until the
+# stop is read back. Kept a day: by then the stop has been read, or the trade watched no more.
+MOVE_INTENT_KEPT_FOR = 24 * 60 * 60
+_WHO = {"actor": Actor.SYSTEM, "actor_label": "exit-policy"}
+
+
+# A broker that refused to modify a stop in place (UNCONFIRMED at Tradier for an OCO's leg) is not
+# asked again for the account's other moves for this long: each would cost a refused request.
+MODIFY_REFUSED_KEPT_FOR = 6 * 60 * 60
+
+
+def _modify_refused_key(owner_id: int, broker_mode: str) -> str:
+    return f"stop-modify-refused:{owner_id}:{broker_mode}"
+
+
+def _move_intent_key(trade_id: int) -> str:
+    return f"stop-move-intent:{trade_id}"
+
+
+def _stop_learn(trade: PaperTrade, broker, *, because: dict, market: Market) -> tuple[PaperTrade, TradeError | None]:
+    """Read the stop as the broker holds it after a modify with no answer (or a refusal saying it
+    had ended), and make it the trade's: its level (moved or not) and its order id (the broker may
+    have replaced it). Unreadable: the trade stays as it was, the audit log says the stop is at
+    either level, and the next look reads again, never modifying blind."""
+    intent = cache.get(_move_intent_key(trade.pk)) or {}
+    asked = intent.get("stop")
+    stop = _stop_as_it_stands(broker, trade)
+    if stop is None or stop.stop_price is None:
+        event_record(trade=trade, kind=EventKind.ATTENTION_NEEDED, old_status=trade.status, new_status=trade.status,
+                     payload={"stop_move_unknown": {"order_id": intent.get("order_id"), "asked": asked,
+                                                    "stop_price": format(trade.sl_price, "f")},
+                              "exit_policy": because}, **_WHO)
+        return trade, BrokerOutcomeUnknown(
+            f"The broker did not answer the move of the stop to {asked or 'its new level'}, and the stop could not be "
+            f"read back: it stands at {price_text(trade.sl_price)} or at the new level. It is read again before any "
+            "other move.", trade=trade)
+    cache.delete(_move_intent_key(trade.pk))
+    if not stop.status.is_working:  # filled or gone: the order sync records how the exit ended
+        return trade, InvalidTransition(f"The stop had already ended ({stop.status.value}).", trade=trade)
+    changes = {}
+    if stop.stop_price != trade.sl_price:
+        changes["sl_price"] = stop.stop_price
+    if stop.id and stop.id != trade.sl_order_id:
+        changes["sl_order_id"] = stop.id
+    moved = asked is not None and stop.stop_price == Decimal(asked)
+    if moved:
+        changes["exit_stop_moved_at"] = market.now()
+    trade = trade_transition(
+        trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.BRACKET_ADJUSTED if changes else EventKind.STATE_CHANGE,
+        expected_version=trade.version, changes=changes,
+        payload={"from": {"sl_price": trade.sl_price}, "to": {"sl_price": stop.stop_price}, "in_place": True,
+                 "read_back": True, "order": order_summary(stop), "exit_policy": because}, **_WHO)
+    if moved:
+        return trade, None
+    to = f" to {price_text(Decimal(asked))}" if asked is not None else ""
+    return trade, BrokerDown(f"The broker did not move the stop{to}: it stands at {price_text(stop.stop_price)}, "
+                             "and the next look asks again.", trade=trade)
+
+
+def _stop_as_it_stands(broker, trade: PaperTrade) -> Order | None:
+    """The trade's stop order as the broker reports it now: the stop leg of its bracket (where a
+    replaced leg shows its new id), else the stop order itself. None if it cannot be read."""
+    try:
+        if trade.bracket_order_id:
+            _, stop, _ = split_legs(broker.get_order(trade.bracket_order_id))
+            return stop
+        return broker.get_order(trade.sl_order_id)
+    except BrokerError:
+        return None

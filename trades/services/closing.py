@@ -54,12 +54,14 @@ from tradeoptions.logs import about_trade
 from trades.models import CONTRACT_MULTIPLIER, Actor, CloseReason, EventKind, ExitPartReason, PaperTrade, TradeStatus
 
 from .accounts import account_settings_for
+from .broker_health import broker_trouble_record
 from .costs import exit_costs
-from .errors import BrokerDown, PositionUnprotected, TradeError, VersionConflict
+from .errors import BrokerDown, CloseForbidden, PositionUnprotected, TradeError, VersionConflict
 from .exit_parts import PART_SALE_IDLE, part_row_create, parts_consistent
 from .lifecycle import event_record, trade_transition
 from .opening import TradeResult
 from .orders import (
+    CLOSE_FORBIDDEN_TOLD,
     as_trade_error,
     bracket_ids,
     broker_of,
@@ -188,7 +190,8 @@ def exit_legs_of(orders: list[Order]) -> tuple[Order | None, Order | None]:
     return sl, tp
 
 
-def bracket_withdraw(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Withdrawal | None:
+def bracket_withdraw(*, trade: PaperTrade, broker: BrokerProvider, refused: list[BrokerError] | None = None,
+                     **who) -> Withdrawal | None:
     """Cancel the trade's SL/TP orders and say how each ended. Each outcome is logged.
 
     A cancel's answer is the order as it then stands (`BrokerProvider.cancel_order`); a leg the
@@ -206,6 +209,8 @@ def bracket_withdraw(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Wit
             event_record(trade=trade, kind=EventKind.ATTENTION_NEEDED, old_status=trade.status,
                          new_status=trade.status, payload={"cancel_failed": order_id, "error": str(error)}, **who)
             if isinstance(error, CANCEL_NOT_ACTED_ON) and not orders:  # the bracket is as it was
+                if refused is not None:  # the caller tells why (a forbidden account is not an outage)
+                    refused.append(error)
                 return None
             order = _read(broker, order_id)
             if order is None:
@@ -386,11 +391,18 @@ def close_at_broker(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Trad
 
 
 def _close_steps(*, trade: PaperTrade, broker: BrokerProvider, who: dict) -> TradeResult:
-    withdrawn = bracket_withdraw(trade=trade, broker=broker, **who)
+    refused: list[BrokerError] = []
+    withdrawn = bracket_withdraw(trade=trade, broker=broker, refused=refused, **who)
     if withdrawn is None:  # the bracket may still work: selling now could double the exit
+        forbidden = next((error for error in refused if isinstance(error, BrokerForbidden)), None)
+        reason = ("The broker forbids this account to trade (403): nothing was sold." if forbidden is not None
+                  else "The bracket could not be cancelled; nothing was sold.")
         trade = trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_REJECTED,
-                                 changes={"status_reason": "The bracket could not be cancelled; nothing was sold."},
-                                 **who)
+                                 changes={"status_reason": reason}, **who)
+        if forbidden is not None:  # not an outage: asking again will not help until the account is fixed
+            broker_trouble_record(account=account_settings_for(user=trade.owner), mode=trade.broker_mode,
+                                  error=forbidden, at=timezone.now())
+            return TradeResult(trade, CloseForbidden(CLOSE_FORBIDDEN_TOLD, trade=trade))
         return TradeResult(trade, BrokerDown(
             "The broker could not cancel the SL/TP bracket, so nothing was sold: try again.", trade=trade))
     if not withdrawn.known:  # the bracket may be gone or working: the close stays due, the monitor retries it

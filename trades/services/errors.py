@@ -108,6 +108,12 @@ class BrokerAccountForbidden(TradeError):
     code = "broker_forbidden"
 
 
+class CloseForbidden(BrokerAccountForbidden):
+    """A close the broker forbade (its 403): nothing was sold, the position and its bracket stand.
+    Answered like a close the broker cannot take now (503), under the forbidden account's code so
+    the page says why, and that asking again will not help until the account is fixed."""
+
+
 class OrderRefused(TradeError):
     code = "order_rejected"
 

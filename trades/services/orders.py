@@ -89,6 +89,13 @@ FORBIDDEN_TOLD = ("Tradier does not allow this account to trade right now (403 F
                  "trades are refused here until Tradier answers this account again or you change its settings.")
 
 
+CLOSE_FORBIDDEN_TOLD = (
+    "Tradier does not allow this account to trade right now (403 Forbidden), so nothing was sold: the position is "
+    "still open, and its stop-loss and take-profit still work at Tradier. Trading on this account is blocked here "
+    "until that is fixed with Tradier or you change its Tradier settings (the token is fine: the account may not be "
+    "approved for options, or Tradier restricted it). To get out before then, close the position at Tradier.")
+
+
 def as_trade_error(error: BrokerError, *, trade: PaperTrade | None = None) -> TradeError:
     """The broker's failure in the trader's terms. Messages of broker errors never carry tokens."""
     if isinstance(error, BrokerAuthError):

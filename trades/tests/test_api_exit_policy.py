@@ -122,3 +122,30 @@ def test_a_strategys_preset_may_scale_out_and_does_nothing_on_one_contract(api_a
     assert saved.status_code == 200, saved.json()
     one = api_as(trader).post("/api/trades", open_body(qty=1, sl_price="4.00"), format="json")
     assert one.status_code == 201 and one.json()["exit_policy"] == {**SCALE_OUT, "trail_pct": "10"}
+
+
+def test_the_schema_states_every_setting_with_its_type_and_range(db):
+    """Clients (and the fuzz test) see each setting of a policy, where it is asked for and where it
+    is answered; its range is the one the service holds the policy to."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    from trades.services.exit_policies import COUNT_KEYS, LIMITS, POLICY_KEYS
+
+    components = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]
+    for name in ("TradeOpen", "ExitPolicy", "Trade", "TradeDetail", "TradeHistory"):
+        policy = components[name]["properties"]["exit_policy"]
+        assert policy["type"] == "object" and policy["additionalProperties"] is False, name
+        assert set(policy["properties"]) == set(POLICY_KEYS), name
+        for key, spec in policy["properties"].items():
+            low, high = LIMITS[key]
+            assert spec["type"] == "string" and f"from {low.normalize():f} to {high.normalize():f}." in spec[
+                "description"]
+            assert spec["pattern"] == (r"^\d+$" if key in COUNT_KEYS else r"^\d+(\.\d+)?$")
+    assert "`{}` removes the policy" in components["ExitPolicy"]["properties"]["exit_policy"]["description"]
+
+
+def test_settings_the_schema_does_not_type_are_still_taken_as_before(api_as, trader, opened):
+    """The schema documents decimal text; numbers were accepted before it said so, and still are."""
+    answer = _set(api_as, trader, opened, {"trail_amount": 0.5, "close_after_hours": 6, "min_step": ""})
+    assert answer.status_code == 200, answer.json()
+    assert answer.json()["exit_policy"] == {"trail_amount": "0.5", "close_after_hours": "6"}

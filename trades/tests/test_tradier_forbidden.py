@@ -102,8 +102,49 @@ def test_a_close_tradier_forbids_leaves_the_trade_open_with_its_bracket(api_as, 
 
     # The bracket's cancel is forbidden, so nothing is sold beside it (the close's own wording).
     assert closed.status_code == 503 and "nothing was sold" in closed.json()["errors"][0]["detail"]
+    assert closed.json()["errors"][0]["code"] == "broker_forbidden"
     assert tradier.orders_tagged(f"to-{opened['id']}-close") == []  # no sell went out
     (oco,) = tradier.orders_tagged(f"to-{opened['id']}-sl")
     assert oco.status == "open"
     with tenancy.acting_as(trader.pk):
         assert PaperTrade.objects.get(pk=opened["id"]).status == "OPEN"
+
+
+@pytest.mark.parametrize("trading_only", [True, False], ids=["orders-forbidden", "everything-forbidden"])
+def test_a_forbidden_close_says_trading_is_blocked_until_fixed_not_that_tradier_is_down(
+        api_as, trader, tradier, open_body, trading_only):
+    client = api_as(trader)
+    opened = client.post("/api/trades", open_body(), format="json").json()
+    tradier.forbid(ACCOUNT, trading_only=trading_only)
+
+    closed = client.post(f"/api/trades/{opened['id']}/close", {"version": opened["version"]}, format="json")
+
+    assert closed.status_code == 503
+    (error,) = closed.json()["errors"]
+    detail = error["detail"]
+    assert error["code"] == "broker_forbidden" and closed.json()["type"] == "server_error"
+    assert "does not allow this account to trade" in detail and "nothing was sold" in detail
+    assert "blocked here until that is fixed with Tradier" in detail and "close the position at Tradier" in detail
+    assert "try again" not in detail and "not available" not in detail  # not an outage: asking again won't help
+    assert TOKEN not in closed.content.decode() and ACCOUNT not in closed.content.decode()
+    trade = closed.json()["trade"]
+    assert (trade["status"], trade["status_reason"]) == (
+        "OPEN", "The broker forbids this account to trade (403): nothing was sold.")
+    (trouble,) = client.get("/api/broker-status").json()  # the page's banner says so, and new trades wait
+    assert trouble["code"] == "broker_forbidden"
+    posts = len(tradier.requests_for("POST", "/orders"))
+    _forbidden_open(client, open_body)
+    assert len(tradier.requests_for("POST", "/orders")) == posts
+
+
+def test_a_close_the_broker_cannot_take_for_an_outage_still_says_try_again(api_as, trader, tradier, open_body):
+    client = api_as(trader)
+    opened = client.post("/api/trades", open_body(), format="json").json()
+    tradier.maintenance = True
+
+    closed = client.post(f"/api/trades/{opened['id']}/close", {"version": opened["version"]}, format="json")
+
+    tradier.maintenance = False
+    assert closed.status_code == 503
+    (error,) = closed.json()["errors"]
+    assert error["code"] == "broker_unavailable" and "try again" in error["detail"]
