@@ -184,9 +184,12 @@ def entry_context_requested(*, trade_id: int, owner_id: int, entry_at: datetime)
 
 @monitor_task("monitoring.resend_webhooks")
 def resend_webhooks(self):
-    from trades.services import webhook_events_resend
+    from trades.services import channel_messages_resend, webhook_events_resend
 
-    return _run(self, lambda: f"{webhook_events_resend()} webhook event(s) queued again")
+    # Only queues (on the webhooks queue): lost webhook tasks, lost channel messages, and channel
+    # messages whose quiet hours are over.
+    return _run(self, lambda: f"{webhook_events_resend()} webhook event(s) and "
+                              f"{channel_messages_resend()} channel message(s) queued again")
 
 
 _RELEASE_IF_HELD_BY = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"

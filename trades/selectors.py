@@ -24,7 +24,9 @@ from tradeoptions import tenancy
 from .models import (
     UNFILLED_STATUSES,
     AccountSettings,
+    ChannelMessage,
     EventKind,
+    NotificationChannel,
     PaperTrade,
     TradeEvent,
     TradeStatus,
@@ -393,3 +395,19 @@ def account_summary(*, user: AbstractBaseUser, market: Market | None = None) -> 
         open_risk=exposure["heat"], realized_pnl=balance.close_pl, market_value=balance.market_value,
         open_pnl=balance.open_pl, equity=balance.total_equity, open_positions=exposure["positions"],
     )
+
+
+# --- Notification channels ----------------------------------------------------------------------
+
+CHANNEL_LOG_LENGTH = 20  # deliveries per channel the settings page shows
+
+
+def channel_list(*, user: AbstractBaseUser) -> QuerySet[NotificationChannel]:
+    """The trader's notification channels; the encrypted URL is never loaded for showing."""
+    return NotificationChannel.objects.filter(owner=user).defer("url_encrypted").order_by("name", "pk")
+
+
+def channel_log(*, user: AbstractBaseUser, channel_id: int, limit: int = CHANNEL_LOG_LENGTH) -> list[ChannelMessage]:
+    """The channel's last deliveries, newest first, with their status and error (never the URL)."""
+    return list(ChannelMessage.objects.filter(owner=user, channel_id=channel_id)
+                .defer("body").order_by("-created_at")[:limit])

@@ -187,6 +187,7 @@ CELERY_TASK_ROUTES = {
     "monitoring.collect_entry_context": {"queue": "enrichment"},
     "analytics.compute_targets": {"queue": "enrichment"},
     "trades.deliver_webhook": {"queue": "webhooks"},
+    "trades.deliver_channel_message": {"queue": "webhooks"},
 }
 # Share of every Tradier rate budget (per token and group) that background work, the entry
 # context, may never spend: kept for the monitor, the order sync and placements (brokers/ratelimit.py).
@@ -361,6 +362,12 @@ WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 # Seconds the webhook host's DNS lookup may take (saving the URL, and each send) before it is refused.
 WEBHOOK_DNS_TIMEOUT_SECONDS = env.float("WEBHOOK_DNS_TIMEOUT_SECONDS", default=2.0)
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+# Notification channels (trades.services.channels, sent through Apprise on the webhooks queue):
+# attempts before a message is given up, and whether a channel may reach loopback/private hosts
+# (json://, ntfy:// with a host, mailto:// with an SMTP host, …). Off by default everywhere,
+# local included: only the test settings turn it on, for their local receivers.
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=6)
+NOTIFY_ALLOW_PRIVATE_TARGETS = env.bool("NOTIFY_ALLOW_PRIVATE_TARGETS", default=False)
 
 # Readable lines locally, one JSON object per line in production (LOG_FORMAT=text|json); each
 # record names its request, task and trade (tradeoptions/logs.py).

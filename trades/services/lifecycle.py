@@ -107,7 +107,8 @@ def trade_transition(
             old_status=old_status, new_status=to, payload={**(payload or {}), **_changed(changes)},
         )
         logger.info("trade %s: %s -> %s (%s by %s)", trade_id, old_status, to, kind, actor)
-        notifications.trade_transition_announce(trade=current, old_status=old_status)  # sent after commit
+        notifications.trade_transition_announce(trade=current, old_status=old_status,  # sent after commit
+                                                attention=changes.get("attention_reason"))
     return current
 
 
