@@ -95,7 +95,7 @@ def network_target(url: str) -> tuple[str, int] | None:
         return smtp_host, int(getattr(plugin, "port", None) or 25)
     if getattr(plugin, "mode", None) == "cloud" or not getattr(type(plugin), "protocol", None):
         return None  # the service's own public host (ntfy.sh, api.telegram.org, discord.com, …)
-    host = getattr(plugin, "host", None) or urlsplit(url).hostname or ""
+    host = (getattr(plugin, "host", None) or urlsplit(url).hostname or "").strip("[]")  # "[::1]" -> "::1"
     port = getattr(plugin, "port", None) or (443 if getattr(plugin, "secure", False) else 80)
     return host, int(port)
 
