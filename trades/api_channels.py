@@ -4,7 +4,7 @@ hint ("tgram://…4f2"), never the URL."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -18,6 +18,22 @@ from .models import ChannelMessage, ChannelMessageStatus, NotificationChannel, N
 EVENT_CHOICES = [(event.value, event.label) for event in services.CHOOSABLE_EVENTS]
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string", "enum": [value for value, _ in EVENT_CHOICES]}})
+class EventsField(serializers.Field):
+    """A list of event names, refused as a whole (one message on the field, in trader words)."""
+
+    default_error_messages = {"invalid": "Pick events from the list."}
+
+    def to_internal_value(self, data):
+        choices = {value for value, _ in EVENT_CHOICES}
+        if not isinstance(data, list) or not all(isinstance(item, str) and item in choices for item in data):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value):
+        return list(value)
+
+
 class NotificationChannelSerializer(TraderWords, serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     name = TextField(max_length=60, help_text="What the trader calls it: \"My Telegram\".")
@@ -26,8 +42,7 @@ class NotificationChannelSerializer(TraderWords, serializers.Serializer):
         "answers show only url_hint. Left out on a change: the URL stays."))
     url_hint = serializers.CharField(read_only=True, help_text="The scheme and last three characters.")
     enabled = FlagField(required=False)
-    events = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_CHOICES), required=False,
-                                   help_text="Which events go to this channel.")
+    events = EventsField(required=False, help_text="Which events go to this channel.")
     quiet_start = serializers.TimeField(required=False, allow_null=True, format="%H:%M",
                                         help_text="New York time quiet hours start (with quiet_end; both null: none).")
     quiet_end = serializers.TimeField(required=False, allow_null=True, format="%H:%M",
