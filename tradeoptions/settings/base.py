@@ -386,7 +386,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # ORATS takes its token in the URL; urllib3 logs URLs at DEBUG. Never let that through.
-    "loggers": {"urllib3": {"level": "INFO"}},
+    # Apprise's own lines below WARNING describe the request it makes (hosts, paths, at DEBUG the
+    # payload): a channel URL's credentials can sit in them, so only its warnings pass.
+    "loggers": {"urllib3": {"level": "INFO"}, "apprise": {"level": "WARNING"}},
 }
 
 # --- Outages --------------------------------------------------------------------------------
