@@ -41,6 +41,12 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
                 sql.SQL("GRANT TRUNCATE ON ALL TABLES IN SCHEMA public TO {}").format(
                     sql.Identifier(settings.DATABASE_WORKER_ROLE))
             )
+            # Tables a migration test drops and creates again (unapplying an app's migrations
+            # unapplies every later one that depends on them) get it too.
+            cursor.execute(
+                sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT TRUNCATE ON TABLES TO {}").format(
+                    sql.Identifier(settings.DATABASE_WORKER_ROLE))
+            )
     yield
     with django_db_blocker.unblock(), as_schema_owner():
         teardown_databases(databases, verbosity=request.config.option.verbose, keepdb=django_db_keepdb)

@@ -37,7 +37,9 @@ JOBS = [
     Job("monitoring.purge_idempotency_keys", timedelta(days=1), "forget expired Idempotency-Key answers"),
     # Webhook events are queued when their change commits; one whose task was lost (queue down,
     # worker killed) is queued again once it is 10 minutes overdue: a few minutes late is fine.
-    Job("monitoring.resend_webhooks", timedelta(minutes=5), "queue again webhook events whose delivery was lost"),
+    # Channel messages held for quiet hours are queued from here too, up to 5 minutes after they end.
+    Job("monitoring.resend_webhooks", timedelta(minutes=5),
+        "queue again lost webhook events and channel messages, and held ones whose quiet hours ended"),
     # The price history's monthly partitions: months ahead made, months past retention archived to
     # Parquet and dropped. Idempotent; four times a day so a failed run is soon tried again.
     Job("monitoring.maintain_snapshot_partitions", timedelta(hours=6), "snapshot partitions ahead, retention"),

@@ -186,9 +186,12 @@ def entry_context_requested(*, trade_id: int, owner_id: int, entry_at: datetime)
 
 @monitor_task("monitoring.resend_webhooks")
 def resend_webhooks(self):
-    from trades.services import webhook_events_resend
+    from trades.services import channel_messages_resend, webhook_events_resend
 
-    return _run(self, lambda: f"{webhook_events_resend()} webhook event(s) queued again")
+    # Only queues (on the webhooks queue): lost webhook tasks, lost channel messages, and channel
+    # messages whose quiet hours are over.
+    return _run(self, lambda: f"{webhook_events_resend()} webhook event(s) and "
+                              f"{channel_messages_resend()} channel message(s) queued again")
 
 
 @monitor_task("monitoring.maintain_snapshot_partitions", retry=False)

@@ -8,6 +8,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from brokers import crypto
 from brokers.models import PaperFill, PaperOrder
 from monitoring.models import PriceSnapshot, SnapshotKind
 from tradeoptions import tenancy
@@ -15,9 +16,12 @@ from trades import services
 from trades.models import (
     CONTRACT_MULTIPLIER,
     Actor,
+    ChannelMessage,
     CloseReason,
     EventKind,
     ExitPartReason,
+    NotificationChannel,
+    NotificationEvent,
     OptionType,
     PaperTrade,
     TradeEvent,
@@ -209,10 +213,38 @@ class WebhookDeliveryFactory(OwnedFactory):
     duration_ms = 12
 
 
+CHANNEL_URL = "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/4242424242"
+
+
+class NotificationChannelFactory(OwnedFactory):
+    """A trader's Telegram channel; its URL (a made-up bot token) stored encrypted, as the service does."""
+
+    class Meta:
+        model = NotificationChannel
+
+    owner = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"Telegram {n}")
+    url_encrypted = factory.LazyFunction(lambda: crypto.encrypt(CHANNEL_URL))
+    url_hint = "tgram://…242"
+    events = factory.LazyFunction(lambda: [NotificationEvent.TP_HIT, NotificationEvent.SL_HIT])
+
+
+class ChannelMessageFactory(OwnedFactory):
+    class Meta:
+        model = ChannelMessage
+
+    owner = factory.SubFactory(UserFactory)
+    channel = factory.SubFactory(NotificationChannelFactory, owner=factory.SelfAttribute("..owner"))
+    kind = NotificationEvent.TP_HIT
+    title = "SPY 570C: Take-profit hit"
+    body = "Take-profit hit"
+
+
 def a_row_in_every_owned_table(owner, *, market, contract: str):
     """One row of `owner` in each owned table: a trade with its (one) leg, an event, a snapshot and an
-    idempotency key, a webhook event with one delivery, and a filled entry order on the local paper
-    broker (which makes the paper account). The tenancy tests compare two owners over all of them."""
+    idempotency key, a webhook event with one delivery, a notification channel with one message,
+    and a filled entry order on the local paper broker (which makes the paper account). The tenancy
+    tests compare two owners over all of them."""
     from brokers.base import OrderRequest, order_tag
     from brokers.paper import LocalPaperBroker
 
@@ -223,6 +255,7 @@ def a_row_in_every_owned_table(owner, *, market, contract: str):
     claim = services.idempotency_claim(user=owner, key="scan-1", fingerprint="f" * 64)
     services.idempotency_store(claim=claim, status=201, body={}, trade=trade)
     WebhookDeliveryFactory(owner=owner)
+    ChannelMessageFactory(owner=owner)  # and the channel it was for
     with tenancy.acting_as(owner.pk):
         LocalPaperBroker(owner.pk, starting_cash=Decimal("5000"), market=market).place_order(
             OrderRequest(option_symbol=contract, side="buy_to_open", quantity=1, order_type="market",

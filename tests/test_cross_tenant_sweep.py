@@ -16,6 +16,7 @@ from knox.models import AuthToken
 
 from analytics.models import TradeForensics
 from tests.factories import (
+    ChannelMessageFactory,
     ClosedTradeFactory,
     PaperFillFactory,
     PaperTradeFactory,
@@ -34,13 +35,15 @@ OBJECT_ROUTES = {
     "trade-entry-cancel": "trade", "trade-entry-reprice": "trade", "trade-close-cancel": "trade",
     "trade-close-reprice": "trade",
     "analytics-forensics": "closed_trade", "api-token-detail": "token_key",
+    "notification-channel-detail": "channel", "notification-channel-send-test": "channel",
+    "notification-channel-log": "channel",
 }
 # Routes that answer with many of the caller's rows (or a page about the caller's account).
 COLLECTION_ROUTES = {
     "home", "settings", "api-settings", "api-tokens", "trade-list", "trade-history", "trade-export",
     "analytics-performance", "analytics-calibration", "analytics-exit-replay", "analytics-exit-policy-replay",
     "analytics-fill-quality",
-    "analytics-dataset", "api-account-summary",
+    "analytics-dataset", "api-account-summary", "notification-channel-list",
 }
 # Routes that serve no user's rows, and why.
 NOT_OBJECT_ROUTES = {
@@ -125,14 +128,18 @@ def alices_rows(trader):
     services.account_settings_update(user=trader, changes={"tradier_account_id": "VA-ALICE-73"},
                                      sandbox_token=None, live_token=None, confirmation="")
     token, _ = AuthToken.objects.create(user=trader)
-    ids = {"trade": open_trade.pk, "closed_trade": closed.pk, "token_key": token.token_key}
-    markers = [STRATEGY, UNDERLYING, "VA-ALICE-73", token.token_key, trader.username, "4321.98", *LEG_CONTRACTS]
+    channel = ChannelMessageFactory(owner=trader, channel__name="alice-only-channel-5q1",
+                                    title="alice-only-message-8w2").channel
+    ids = {"trade": open_trade.pk, "closed_trade": closed.pk, "token_key": token.token_key, "channel": channel.pk}
+    markers = [STRATEGY, UNDERLYING, "VA-ALICE-73", token.token_key, trader.username, "4321.98", *LEG_CONTRACTS,
+               "alice-only-channel-5q1", "alice-only-message-8w2"]
     return ids, markers
 
 
 def _url(name: str, ids: dict) -> str:
     if name in OBJECT_ROUTES:
-        keyword = {"trade": "pk", "closed_trade": "trade_id", "token_key": "token_key"}[OBJECT_ROUTES[name]]
+        keyword = {"trade": "pk", "closed_trade": "trade_id", "token_key": "token_key",
+                   "channel": "pk"}[OBJECT_ROUTES[name]]
         return reverse(name, kwargs={keyword: ids[OBJECT_ROUTES[name]]})
     return reverse(name)
 
@@ -165,7 +172,8 @@ def test_bob_cannot_tell_alices_object_from_one_that_does_not_exist(name, alices
     ids, _ = alices_rows
     with tenancy.system_context():
         beyond = max(PaperTrade.objects.values_list("id", flat=True)) + 1000
-    missing = {"trade": beyond, "closed_trade": beyond, "token_key": "0" * len(ids["token_key"])}
+    missing = {"trade": beyond, "closed_trade": beyond, "token_key": "0" * len(ids["token_key"]),
+               "channel": ids["channel"] + 1000}
     client.force_login(other_trader)
     for method in DETAIL_METHODS:
         alices, nobodys = (getattr(client, method)(_url(name, which), {}, content_type="application/json")

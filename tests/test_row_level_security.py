@@ -20,6 +20,7 @@ OWNED_TABLES = [
     "trades_papertrade", "trades_tradeevent", "trades_accountsettings", "trades_idempotencykey",
     "monitoring_pricesnapshot", "brokers_paperaccount", "brokers_paperorder", "brokers_paperfill",
     "trades_webhookevent", "trades_webhookdelivery", "trades_tradeexitpart", "trades_tradeleg",
+    "trades_notificationchannel", "trades_channelmessage",
 ]
 # The audit log cannot be updated or deleted at all (see trades/tests/test_models.py).
 MUTABLE_TABLES = [table for table in OWNED_TABLES if table != "trades_tradeevent"]
@@ -32,8 +33,8 @@ REFUSED = ((ProgrammingError, IntegrityError), "row-level security|violates fore
 @pytest.fixture
 def two_tenants(trader, other_trader):
     """Alice and Bob each have one row in every owned table: a trade with its leg, an event, a
-    snapshot and an idempotency key, their settings, a paper account with one filled order, and a webhook event
-    with one delivery attempt."""
+    snapshot and an idempotency key, their settings, a paper account with one filled order, a webhook
+    event with one delivery attempt, and a notification channel with one message."""
     market = HandDrivenMarket()
     market.set_quote(CONTRACT, "4.10", "4.30")
     for owner in (trader, other_trader):

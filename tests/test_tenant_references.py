@@ -21,6 +21,7 @@ from django.db.utils import DatabaseError, IntegrityError
 from analytics.models import TradeForensics
 from monitoring.models import PriceSnapshot
 from tests.factories import (
+    ChannelMessageFactory,
     ClosedTradeFactory,
     PaperFillFactory,
     PaperOrderFactory,
@@ -43,6 +44,7 @@ GUARDED = [
     ("brokers_paperfill", "order_id", "brokers_paperorder"),
     ("brokers_paperorder", "parent_id", "brokers_paperorder"),
     ("monitoring_pricesnapshot", "trade_id", "trades_papertrade"),
+    ("trades_channelmessage", "channel_id", "trades_notificationchannel"),
     ("trades_idempotencykey", "trade_id", "trades_papertrade"),
     ("trades_tradeevent", "trade_id", "trades_papertrade"),
     ("trades_tradeexitpart", "trade_id", "trades_papertrade"),
@@ -67,7 +69,8 @@ TRIGGER_ROW, TRIGGER_BEFORE, TRIGGER_INSERT, TRIGGER_UPDATE = 1, 2, 4, 16  # pg_
 def two_tenants(trader, other_trader):
     """Alice and Bob each have a row on both sides of every guarded foreign key, all pointing at
     their own rows: a trade with its leg, an event, a part sold, a snapshot, an idempotency key and a
-    webhook event with its delivery; a closed trade with forensics; a bracket order with a leg, and a fill."""
+    webhook event with its delivery; a closed trade with forensics; a bracket order with a leg, a fill,
+    and a notification channel with a message."""
     for owner in (trader, other_trader):
         trade = PaperTradeFactory(owner=owner)
         TradeEventFactory(trade=trade)
@@ -83,6 +86,7 @@ def two_tenants(trader, other_trader):
         bracket = PaperOrderFactory(owner=owner, order_class="oco", option_symbol="", side="", order_type="")
         PaperOrderFactory(owner=owner, parent=bracket, status="open")
         PaperFillFactory(owner=owner)
+        ChannelMessageFactory(owner=owner)
     return trader, other_trader
 
 

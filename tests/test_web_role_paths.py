@@ -28,6 +28,7 @@ from rest_framework.test import APIClient
 from analytics.models import TradeForensics
 from tests.factories import (
     PASSWORD,
+    ChannelMessageFactory,
     ClosedTradeFactory,
     PaperFillFactory,
     PaperTradeFactory,
@@ -44,7 +45,7 @@ from tests.test_cross_tenant_sweep import (
 )
 from tradeoptions import tenancy
 from trades import services
-from trades.models import AccountSettings, PaperTrade, TradeStatus, WebhookEvent
+from trades.models import AccountSettings, ChannelMessage, PaperTrade, TradeStatus, WebhookEvent
 
 CONTRACT = "SPY261218C00570000"  # quoted by the `market` fixture (4.10 / 4.30)
 OPEN_BODY = {"ticker": "SPY", "option_type": "CALL", "strike": "570", "expiry": "2026-12-18", "qty": 2,
@@ -56,7 +57,7 @@ WRITTEN = {
     "trade-entry-cancel",
     "trade-close-reprice", "trade-close-cancel", "api-settings", "api-webhook-secret",
     "settings-paper", "api-token", "api-tokens", "api-token-detail", "api-token-revoke", "api-token-revoke-all",
-    "sign-out-everywhere", "password-change", "login", "logout",
+    "sign-out-everywhere", "password-change", "login", "logout", "notification-channel-send-test",
 }
 # Routes a GET cannot be made to meaningfully here, and why.
 NOT_READ = {
@@ -140,6 +141,7 @@ class Rows:
     closed_trade: int
     token_key: str
     markers: list[str]
+    channel: int
 
 
 def _rows_of(username: str, tag: str) -> Rows:
@@ -157,8 +159,9 @@ def _rows_of(username: str, tag: str) -> Rows:
     services.account_settings_update(user=user, changes={"tradier_account_id": account_id,
                                                          "account_balance": Decimal("50000")})
     token, _ = AuthToken.objects.create(user=user)
+    channel = ChannelMessageFactory(owner=user, channel__name=f"{tag}-channel-2v8").channel
     return Rows(user, open_trade.pk, closed.pk, token.token_key,
-                [strategy, ticker, account_id, token.token_key, username])
+                [strategy, ticker, account_id, token.token_key, username, f"{tag}-channel-2v8"], channel.pk)
 
 
 @pytest.fixture
@@ -182,7 +185,8 @@ def _current_user() -> str:
 def _url(name: str, rows: Rows) -> str:
     if name in OBJECT_ROUTES:
         keyword, value = {"trade": ("pk", rows.open_trade), "closed_trade": ("trade_id", rows.closed_trade),
-                          "token_key": ("token_key", rows.token_key)}[OBJECT_ROUTES[name]]
+                          "token_key": ("token_key", rows.token_key),
+                          "channel": ("pk", rows.channel)}[OBJECT_ROUTES[name]]
         return reverse(name, kwargs={keyword: value})
     return reverse(name)
 
@@ -287,9 +291,14 @@ def test_every_write_runs_on_the_web_role_and_lands_in_the_traders_rows(on_the_w
         problems.extend(f"{where}: {problem}" for problem in seen.problems(user_id=alice.user.pk))
         return response
 
-    # A webhook first, so that the trade's changes below are written to Alice's outbox as well.
+    # A webhook and a channel first, so that the trade's changes below are written to Alice's outboxes as well.
     call("put", "/api/settings", {"webhook_url": "http://127.0.0.1:9/hook"}, expect=200)
     call("post", "/api/settings/webhook-secret", expect=201)
+    channel = call("post", "/api/notification-channels", {"name": "Desk", "url": "json://127.0.0.1:9/notify",
+                                                          "events": ["trade.opened"]}, expect=201).json()
+    call("put", f"/api/notification-channels/{channel['id']}", {"events": ["trade.opened", "trade.manual_close"]},
+         expect=200)
+    call("post", f"/api/notification-channels/{channel['id']}/test", expect=202)
     checked = call("post", "/api/trades/validate", OPEN_BODY, expect=200).json()
     assert checked["valid"] is True and checked["preview"]["total_cost"] == "861.30"  # 2 × 4.30 × 100 + 1.30
     call("post", "/api/trades", {**OPEN_BODY, "qty": 500}, expect=422)  # refused by her risk limits
@@ -349,6 +358,8 @@ def test_every_write_runs_on_the_web_role_and_lands_in_the_traders_rows(on_the_w
         assert (account.max_positions, account.auto_refresh, account.has_webhook_secret) == (9, False, True)
         assert mine.events.count() >= 6
         assert WebhookEvent.objects.filter(owner=alice.user).count() >= 2  # opened, closed
+        assert set(ChannelMessage.objects.filter(channel_id=channel["id"]).values_list("kind", flat=True)) == {
+            "channel.test", "trade.opened", "trade.manual_close"}
     assert not AuthToken.objects.filter(user=alice.user).exists()
     with tenancy.acting_as(bob.user.pk):  # Bob's rows are as they were
         assert sorted(PaperTrade.objects.values_list("pk", "status")) == [

@@ -9,7 +9,16 @@ from brokers.models import BrokerMode
 from tradeoptions.admin import ReadOnlyAdmin
 
 from . import services
-from .models import FINAL_STATUSES, AccountSettings, PaperTrade, TradeEvent, WebhookDelivery, WebhookEvent
+from .models import (
+    FINAL_STATUSES,
+    AccountSettings,
+    ChannelMessage,
+    NotificationChannel,
+    PaperTrade,
+    TradeEvent,
+    WebhookDelivery,
+    WebhookEvent,
+)
 
 
 class TradeEventInline(admin.TabularInline):
@@ -227,3 +236,30 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["status_code"]
     list_select_related = ["owner", "event"]
     search_fields = ["event__id", "owner__username", "target_host"]
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(ReadOnlyAdmin):
+    """Each trader's notification channels, by name and hint: the URL itself (credentials) is
+    neither a field nor a column here, encrypted or not."""
+
+    list_display = ["name", "owner", "url_hint", "enabled", "quiet_start", "quiet_end", "quiet_mode", "created_at"]
+    list_filter = ["enabled", "quiet_mode"]
+    list_select_related = ["owner"]
+    search_fields = ["name", "owner__username"]
+    fields = ["owner", "name", "url_hint", "enabled", "events", "quiet_start", "quiet_end", "quiet_mode",
+              "created_at", "updated_at"]
+    readonly_fields = fields
+
+
+@admin.register(ChannelMessage)
+class ChannelMessageAdmin(ReadOnlyAdmin):
+    """What each channel was told, and how its delivery went (status and error, never the URL)."""
+
+    list_display = ["created_at", "owner", "channel", "kind", "status", "attempts", "error", "finished_at"]
+    list_filter = ["status", "kind"]
+    list_select_related = ["owner", "channel"]
+    search_fields = ["id", "owner__username"]
+    fields = ["id", "owner", "channel", "kind", "title", "body", "critical", "status", "attempts",
+              "next_attempt_at", "error", "created_at", "finished_at"]
+    readonly_fields = fields

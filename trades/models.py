@@ -836,3 +836,111 @@ class WebhookDelivery(models.Model):
     @property
     def succeeded(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class NotificationEvent(models.TextChoices):
+    """What a notification channel can be told about: the webhook's kinds, and moments only the
+    channels hear of (a position left without its bracket)."""
+
+    TRADE_OPENED = "trade.opened", "Entry filled"
+    TP_HIT = "trade.tp_hit", "Take-profit hit"
+    SL_HIT = "trade.sl_hit", "Stop-loss hit"
+    MANUAL_CLOSE = "trade.manual_close", "Manual close filled"
+    POLICY_EXIT = "trade.policy_exit", "Closed by its exit policy"
+    EXPIRED = "trade.expired", "Expired"
+    REJECTED = "trade.rejected", "Rejected by the broker"
+    UNPROTECTED = "position.unprotected", "Position unprotected"
+    OVERSOLD = "trade.oversold", "Over-sold at the broker"
+    BROKER_AUTH_FAILED = "broker.auth_failed", "Broker refused the token"
+    TEST = "channel.test", "Test message"
+
+
+# Told even in a channel's quiet hours: the trader must act, and waiting until morning costs money.
+CRITICAL_EVENTS = frozenset({NotificationEvent.UNPROTECTED, NotificationEvent.OVERSOLD,
+                             NotificationEvent.BROKER_AUTH_FAILED})
+
+
+class QuietMode(models.TextChoices):
+    HOLD = "HOLD", "Hold until quiet hours end"
+    DROP = "DROP", "Drop"
+
+
+class NotificationChannel(models.Model):
+    """One place a trader is told things (Telegram, Discord, email, ntfy, …) as an Apprise URL.
+    The URL carries the service's credentials, so it is stored encrypted like broker tokens and
+    only its scheme and a masked hint are ever shown back."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=60)
+    url_encrypted = models.TextField(editable=False)
+    url_hint = models.CharField(max_length=40, editable=False)  # "tgram://…4f2"
+    enabled = models.BooleanField(default=True)
+    events = models.JSONField(default=list)  # NotificationEvent values
+    # New York wall-clock times; both empty: no quiet hours. A window may span midnight (22:00-07:00).
+    quiet_start = models.TimeField(null=True, blank=True)
+    quiet_end = models.TimeField(null=True, blank=True)
+    quiet_mode = models.CharField(max_length=4, choices=QuietMode.choices, default=QuietMode.HOLD)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    ENCRYPTED_FIELDS = ("url_encrypted",)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=_in("quiet_mode", QuietMode),
+                                   name="notification_channel_quiet_mode_known"),
+            models.CheckConstraint(condition=Q(quiet_start__isnull=True, quiet_end__isnull=True)
+                                   | Q(quiet_start__isnull=False, quiet_end__isnull=False),
+                                   name="notification_channel_quiet_hours_both_or_neither"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.url_hint})"
+
+    def set_url(self, url: str) -> None:
+        self.url_encrypted = crypto.encrypt(url)
+
+    def url(self) -> str:
+        """The plaintext URL, for the sender only; raises VaultError if the key is gone."""
+        return crypto.decrypt(self.url_encrypted)
+
+
+class ChannelMessageStatus(models.TextChoices):
+    PENDING = "PENDING", "Pending (being delivered)"
+    HELD = "HELD", "Held for the end of quiet hours"
+    DELIVERED = "DELIVERED", "Delivered"
+    FAILED = "FAILED", "Given up"
+    DROPPED = "DROPPED", "Dropped (quiet hours)"
+
+
+class ChannelMessage(models.Model):
+    """One message for one channel (an outbox row and its delivery log line): written in the
+    transaction of the change it reports, sent after the commit by a task on the webhooks queue."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    channel = models.ForeignKey(NotificationChannel, on_delete=models.CASCADE, related_name="messages")
+    kind = models.CharField(max_length=32, choices=NotificationEvent.choices)
+    title = models.CharField(max_length=120)
+    body = models.TextField()
+    critical = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=ChannelMessageStatus.choices,
+                              default=ChannelMessageStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=255, blank=True)  # the last attempt's, never the URL
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["channel", "-created_at"], name="channel_message_log_idx"),
+                   models.Index(fields=["next_attempt_at"], condition=Q(status__in=["PENDING", "HELD"]),
+                                name="channel_message_due_idx")]
+        constraints = [
+            models.CheckConstraint(condition=_in("status", ChannelMessageStatus), name="channel_message_status_known"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to channel {self.channel_id} [{self.status}]"

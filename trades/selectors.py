@@ -25,8 +25,10 @@ from .models import (
     CONTRACT_MULTIPLIER,
     UNFILLED_STATUSES,
     AccountSettings,
+    ChannelMessage,
     EventKind,
     LegSide,
+    NotificationChannel,
     PaperTrade,
     StrategyType,
     TradeEvent,
@@ -558,3 +560,18 @@ def exit_parts_of(*, trade_ids: Iterable[int]) -> dict[int, list[TradeExitPart]]
         parts.setdefault(part.trade_id, []).append(part)
     return parts
 
+
+# --- Notification channels ----------------------------------------------------------------------
+
+CHANNEL_LOG_LENGTH = 20  # deliveries per channel the settings page shows
+
+
+def channel_list(*, user: AbstractBaseUser) -> QuerySet[NotificationChannel]:
+    """The trader's notification channels; the encrypted URL is never loaded for showing."""
+    return NotificationChannel.objects.filter(owner=user).defer("url_encrypted").order_by("name", "pk")
+
+
+def channel_log(*, user: AbstractBaseUser, channel_id: int, limit: int = CHANNEL_LOG_LENGTH) -> list[ChannelMessage]:
+    """The channel's last deliveries, newest first, with their status and error (never the URL)."""
+    return list(ChannelMessage.objects.filter(owner=user, channel_id=channel_id)
+                .defer("body").order_by("-created_at")[:limit])

@@ -19,6 +19,7 @@ from celery import shared_task
 from django.conf import settings
 
 from . import services
+from .services import channel_delivery
 from .services.notifications import DNS_TIMEOUTS_MAX, STALLED_AFTER
 
 EXPIRES = STALLED_AFTER.total_seconds()
@@ -31,4 +32,20 @@ def deliver_webhook(self, owner_id: int, event_id: str) -> str:
     if outcome.retry:
         raise self.retry(countdown=outcome.retry_in, expires=outcome.retry_in + EXPIRES,
                          max_retries=settings.WEBHOOK_MAX_ATTEMPTS + DNS_TIMEOUTS_MAX)
+    return str(outcome)
+
+
+# Held messages wait out quiet hours (up to a day): their retries may be long, and the sweep
+# (`channel_messages_resend`) queues again any whose message was lost.
+CHANNEL_EXPIRES = channel_delivery.STALLED_AFTER.total_seconds()
+
+
+@shared_task(name="trades.deliver_channel_message", bind=True, soft_time_limit=60, time_limit=90,
+             expires=CHANNEL_EXPIRES, ignore_result=True)
+def deliver_channel_message(self, owner_id: int, message_id: str) -> str:
+    """One attempt at a notification channel's message (routed to the webhooks queue)."""
+    outcome = services.channel_message_deliver(owner_id=owner_id, message_id=message_id)
+    if outcome.retry:
+        raise self.retry(countdown=outcome.retry_in, expires=outcome.retry_in + CHANNEL_EXPIRES,
+                         max_retries=settings.NOTIFY_MAX_ATTEMPTS + 2)
     return str(outcome)

@@ -1,10 +1,11 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from . import api, views
+from . import api, api_channels, views
 
 router = DefaultRouter(trailing_slash=False)
 router.register("trades", api.TradeViewSet, basename="trade")
+router.register("notification-channels", api_channels.NotificationChannelViewSet, basename="notification-channel")
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -38,6 +38,7 @@ def _page_context(request) -> dict:
                 "history": "/api/trades/history",
                 "export": "/api/trades/export",
                 "settings": "/api/settings",
+                "notification_channels": reverse("notification-channel-list"),
                 "performance": "/api/analytics/performance",
                 "calibration": "/api/analytics/calibration",
                 "exit_replay": "/api/analytics/exit-replay",
@@ -69,6 +70,7 @@ def account_settings(request):
     """Broker mode, account id, write-only broker tokens, limits, notifications and API tokens."""
     context = _page_context(request)
     context["broker_modes"] = BrokerMode.choices
+    context["channel_events"] = [(event.value, event.label) for event in services.CHOOSABLE_EVENTS]
     return render(request, "trades/settings.html", context)
 
 

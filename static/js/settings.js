@@ -2,9 +2,11 @@
 // limits, the commission per contract and auto-refresh through /api/settings; the guarded switch to live trading; API tokens
 // (create, shown once, listed by their key, revoke after a confirmation, sign them all out with the
 // session); notifications (browser
-// notifications, asked for only when the box is ticked; a webhook URL and its secret, shown once).
+// notifications, asked for only when the box is ticked; a webhook URL and its secret, shown once;
+// notification channels, in channels.js).
 
 import { ApiError, config, del, get, post, put } from "./api.js";
+import { startChannels } from "./channels.js";
 import { el } from "./dom.js";
 import { dateTime } from "./format.js";
 import { askPermission } from "./notify.js";
@@ -304,4 +306,5 @@ form.addEventListener("submit", save);
 bindTokens();
 document.getElementById("token-sign-out-all").addEventListener("click", signOutEveryToken);
 loadTokens();
+startChannels();
 get(config.urls.settings).then(render).catch((error) => toast(error.message, "error"));

@@ -190,6 +190,7 @@ CELERY_TASK_ROUTES = {
     "monitoring.collect_entry_context": {"queue": "enrichment"},
     "analytics.compute_targets": {"queue": "enrichment"},
     "trades.deliver_webhook": {"queue": "webhooks"},
+    "trades.deliver_channel_message": {"queue": "webhooks"},
 }
 # Share of every Tradier rate budget (per token and group) that background work, the entry
 # context, may never spend: kept for the monitor, the order sync and placements (brokers/ratelimit.py).
@@ -386,6 +387,12 @@ WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 # Seconds the webhook host's DNS lookup may take (saving the URL, and each send) before it is refused.
 WEBHOOK_DNS_TIMEOUT_SECONDS = env.float("WEBHOOK_DNS_TIMEOUT_SECONDS", default=2.0)
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+# Notification channels (trades.services.channels, sent through Apprise on the webhooks queue):
+# attempts before a message is given up, and whether a channel may reach loopback/private hosts
+# (json://, ntfy:// with a host, mailto:// with an SMTP host, …). Off by default everywhere,
+# local included: only the test settings turn it on, for their local receivers.
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=6)
+NOTIFY_ALLOW_PRIVATE_TARGETS = env.bool("NOTIFY_ALLOW_PRIVATE_TARGETS", default=False)
 
 # Readable lines locally, one JSON object per line in production (LOG_FORMAT=text|json); each
 # record names its request, task and trade (tradeoptions/logs.py).
@@ -404,7 +411,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # ORATS takes its token in the URL; urllib3 logs URLs at DEBUG. Never let that through.
-    "loggers": {"urllib3": {"level": "INFO"}},
+    # Apprise's own lines below WARNING describe the request it makes (hosts, paths, at DEBUG the
+    # payload): a channel URL's credentials can sit in them, so only its warnings pass.
+    "loggers": {"urllib3": {"level": "INFO"}, "apprise": {"level": "WARNING"}},
 }
 
 # --- Outages --------------------------------------------------------------------------------

@@ -36,5 +36,7 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 # Tests run their webhook receivers on 127.0.0.1; the SSRF tests switch this off.
 WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+# Tests run their SMTP and HTTP receivers for notification channels on 127.0.0.1, explicitly.
+NOTIFY_ALLOW_PRIVATE_TARGETS = True
 # Tests trade at the fake Tradier against the simulated (or a hand-driven) market on purpose.
 ALLOW_SIMULATED_QUOTES_WITH_REAL_BROKER = True

@@ -1,7 +1,8 @@
 """Writes of the trades app. Each function takes the acting user explicitly and is atomic.
 
 Split by concern: `accounts` (traders and settings), `lifecycle` (the state machine's one
-gate and the audit log), `notifications` (the trader's webhook), `idempotency`, `opening`,
+gate and the audit log), `notifications` (the trader's webhook), `channels` and
+`channel_delivery` (their notification channels, through Apprise), `idempotency`, `opening`,
 `closing`, `brackets`, `protection` (keeping held positions protected), `orphans` (our orders
 no active trade accounts for), `broker_health` (broker trouble the monitor meets), `orders`
 (talking to the broker for a trade), and `marks` (the monitor's marks and analytics' forensic
@@ -27,6 +28,22 @@ from .broker_health import (
     broker_trouble_clear,
     broker_trouble_record,
     broker_troubles_of,
+)
+from .channel_delivery import (
+    ChannelOutcome,
+    channel_message_deliver,
+    channel_messages_resend,
+    channel_messages_write,
+    channel_test_send,
+)
+from .channels import (
+    CHOOSABLE_EVENTS,
+    ChannelInput,
+    ChannelRefused,
+    channel_create,
+    channel_delete,
+    channel_update,
+    url_hint,
 )
 from .closing import (
     BROKER_FILL,
@@ -148,6 +165,9 @@ __all__ = [
     "trade_order_ids",
     "DeliveryOutcome", "UnsafeWebhookTarget", "broker_auth_failure_announce", "webhook_deliver",
     "webhook_events_resend", "webhook_retry_delay", "webhook_secret_rotate", "webhook_url_check",
+    "CHOOSABLE_EVENTS", "ChannelInput", "ChannelOutcome", "ChannelRefused", "channel_create", "channel_delete",
+    "channel_message_deliver", "channel_messages_resend", "channel_messages_write", "channel_test_send",
+    "channel_update", "url_hint",
     # For the monitor, which places and reads a trade's orders with the same helpers.
     "bracket_ids", "broker_of", "exit_requests", "order_summary", "split_legs",
     "trade_order_tag",

@@ -12,7 +12,7 @@ from django.db import transaction
 from brokers import crypto
 from brokers.models import BrokerMode
 from tradeoptions import tenancy
-from trades.models import MAX_COMMISSION_PER_CONTRACT, AccountSettings, Actor, EventKind
+from trades.models import MAX_COMMISSION_PER_CONTRACT, AccountSettings, Actor, EventKind, NotificationChannel
 
 from .broker_health import broker_forbidden_lift
 from .errors import InvalidTradeInput
@@ -250,7 +250,8 @@ def _checked_webhook_url(url: str, *, owner_id: int) -> str:
 
 @transaction.atomic
 def encrypted_secrets_rotate() -> int:
-    """Re-encrypt every stored secret (broker tokens, webhook signing secrets) with the current
+    """Re-encrypt every stored secret (broker tokens, webhook signing secrets, notification
+    channel URLs) with the current
     key, in one transaction.
 
     Runs in the system context: rotation is an ops task over every tenant's settings. Safe to
@@ -266,4 +267,8 @@ def encrypted_secrets_rotate() -> int:
             if fields:
                 account.save(update_fields=[*fields, "updated_at"])
                 rotated += len(fields)
+        for channel in NotificationChannel.objects.select_for_update().order_by("pk"):
+            channel.url_encrypted = crypto.rotate(channel.url_encrypted)
+            channel.save(update_fields=["url_encrypted", "updated_at"])
+            rotated += 1
     return rotated

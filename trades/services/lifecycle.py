@@ -113,7 +113,8 @@ def trade_transition(
         if to == TradeStatus.CLOSED and old_status != TradeStatus.CLOSED:
             final_part_record(current, held=held_before)  # the last part: the parts add up to the trade
         logger.info("trade %s: %s -> %s (%s by %s)", trade_id, old_status, to, kind, actor)
-        notifications.trade_transition_announce(trade=current, old_status=old_status)  # sent after commit
+        notifications.trade_transition_announce(trade=current, old_status=old_status,  # sent after commit
+                                                attention=changes.get("attention_reason"))
     return current
 
 

@@ -61,6 +61,7 @@ from trades.models import (
     Actor,
     CloseReason,
     EventKind,
+    NotificationEvent,
     PaperTrade,
     TradeStatus,
     WebhookDelivery,
@@ -69,7 +70,10 @@ from trades.models import (
     WebhookEventStatus,
 )
 
-from . import lifecycle  # as a module: lifecycle calls back into this one
+from . import (
+    channel_delivery,  # as a module: it uses this one's host guard and backoff
+    lifecycle,  # as a module: lifecycle calls back into this one
+)
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +93,9 @@ AUTH_FAILURE_QUIET_SECONDS = 3600
 # (trades.tasks), so no second attempt starts while the first may still be under way.
 ATTEMPT_LEASE = timedelta(seconds=90)
 
+# How the gate's attention reasons for a bare position begin (trades.services.protection, closing).
+# As protection._UNPROTECTED_REASONS (which imports the gate, so it is not imported here).
+UNPROTECTED_PREFIXES = ("Position unprotected", "The position has no SL/TP bracket")
 _CLOSE_KINDS = {
     CloseReason.TP_HIT: WebhookEventKind.TP_HIT,
     CloseReason.SL_HIT: WebhookEventKind.SL_HIT,
@@ -257,8 +264,14 @@ def _resolve(host: str, port: int, *, owner_id: int) -> list[str]:
     return list(dict.fromkeys(info[4][0] for info in answer["infos"]))
 
 
-def _check_addresses(host: str, addresses: list[str]) -> None:
-    if settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
+def target_host_check(host: str, port: int, *, owner_id: int, allow_private: bool) -> None:
+    """The guard on its own, for other senders that reach a host a trader names (notification
+    channels): resolve with the owner's capped lookups, refuse what is not public."""
+    _check_addresses(host, _resolve(host, port, owner_id=owner_id), allow_private=allow_private)
+
+
+def _check_addresses(host: str, addresses: list[str], *, allow_private: bool | None = None) -> None:
+    if settings.WEBHOOK_ALLOW_PRIVATE_TARGETS if allow_private is None else allow_private:
         return
     for address in addresses:
         if not _public(address):
@@ -328,8 +341,15 @@ def webhook_kind_of_transition(*, old_status: str, trade: PaperTrade) -> str | N
     return None
 
 
-def trade_transition_announce(*, trade: PaperTrade, old_status: str) -> WebhookEvent | None:
-    """Called by the state machine's gate, in its transaction, after each transition."""
+def trade_transition_announce(*, trade: PaperTrade, old_status: str, attention: str | None = None
+                              ) -> WebhookEvent | None:
+    """Called by the state machine's gate, in its transaction, after each transition (with the
+    attention reason it set, if any: a position left without its bracket is told to the
+    channels, which alone have an event for it)."""
+    if attention and attention.startswith(UNPROTECTED_PREFIXES):
+        channel_delivery.channel_messages_write(
+            owner_id=trade.owner_id, kind=NotificationEvent.UNPROTECTED,
+            data={"trade": {name: getattr(trade, name) for name in _TRADE_FIELDS}, "attention_reason": attention})
     kind = webhook_kind_of_transition(old_status=old_status, trade=trade)
     if kind is None:
         return None
@@ -357,14 +377,16 @@ def broker_auth_failure_announce(*, owner_id: int, broker_mode: str, message: st
     with tenancy.acting_as(owner_id):
         event = webhook_announce(owner_id=owner_id, kind=WebhookEventKind.BROKER_AUTH_FAILED,
                                  data={"broker_mode": broker_mode, "message": message[:500]})
-        if event is not None:
-            transaction.on_commit(lambda: cache.set(quiet, 1, AUTH_FAILURE_QUIET_SECONDS), robust=True)
+        # (Whether or not there is a webhook: the notification channels were told, too.)
+        transaction.on_commit(lambda: cache.set(quiet, 1, AUTH_FAILURE_QUIET_SECONDS), robust=True)
     return event
 
 
 def webhook_announce(*, owner_id: int, kind: str, data: dict, trade: PaperTrade | None = None) -> WebhookEvent | None:
-    """Write the event for the owner's webhook (if they have one) in the caller's transaction and
-    tenant context, and queue its delivery for after the commit."""
+    """Write the event for the owner's webhook (if they have one), and a message for each of their
+    notification channels that chose it, in the caller's transaction and tenant context, and queue
+    their delivery for after the commit."""
+    channel_delivery.channel_messages_write(owner_id=owner_id, kind=kind, data=data)
     account = AccountSettings.objects.filter(owner_id=owner_id).only("webhook_url", "webhook_secret_encrypted").first()
     if account is None or not account.sends_webhooks:
         return None

@@ -325,3 +325,20 @@ def test_staff_set_a_traders_commission_within_0_to_10_dollars(staff_client, tra
     saved = staff_client.post(_settings_url(account), _settings_form(commission_per_contract="0.50"))
     assert saved.status_code == 302
     assert services.account_settings_for(user=trader).commission_rate == Decimal("0.50")
+
+
+def test_staff_see_channels_and_their_log_by_hint_never_the_url(staff_client, trader):
+    from tests.factories import CHANNEL_URL, ChannelMessageFactory
+
+    message = ChannelMessageFactory(owner=trader, status="FAILED", error="The service did not take the message.")
+    with tenancy.system_context():
+        stored = message.channel.url_encrypted
+    pages = [staff_client.get("/admin/trades/notificationchannel/"),
+             staff_client.get(f"/admin/trades/notificationchannel/{message.channel_id}/change/"),
+             staff_client.get("/admin/trades/channelmessage/"),
+             staff_client.get(f"/admin/trades/channelmessage/{message.pk}/change/")]
+    assert [page.status_code for page in pages] == [200] * 4
+    text = "".join(page.content.decode() for page in pages)
+    assert "tgram://…242" in text and "The service did not take the message." in text
+    assert CHANNEL_URL not in text and stored not in text and "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" not in text
+    assert staff_client.post(f"/admin/trades/notificationchannel/{message.channel_id}/delete/").status_code == 403

@@ -420,7 +420,7 @@ def test_an_event_whose_task_was_lost_is_queued_again_by_the_sweep(trader, recei
     cache.delete("lock:monitoring.resend_webhooks")
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert monitor_tasks.resend_webhooks.apply().get() == "1 webhook event(s) queued again"
+        assert monitor_tasks.resend_webhooks.apply().get() == "1 webhook event(s) and 0 channel message(s) queued again"
     (request,) = receiver.requests
     assert verify(request, secret)["id"] == str(lost.pk)
     statuses = {event.pk: event.status for event in events_of(trader)}
