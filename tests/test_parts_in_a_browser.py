@@ -28,7 +28,7 @@ market_clock = in_a_browser.market_clock  # Tuesday Dec 1, 2026, 10:00 in New Yo
 SCREENSHOTS = screenshot_folder("PARTS_SCREENSHOTS", "tradeoptions-parts")
 CONTRACT = "SPY261218C00570000"
 NBSP = "\u00a0"
-MONEY = ".exit-part .pnl-amount, .exit-part .pnl-gross, .held-of"
+MONEY = ".exit-part .pnl-amount, .exit-part .pnl-gross .nowrap, .held-of"  # each figure on one line
 
 
 @pytest.fixture
