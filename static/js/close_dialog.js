@@ -1,7 +1,9 @@
 // Closing a position: a confirmation dialog that says what will happen (at once, or queued for the
 // open), then the close with the trade's version; the dialog waits while the order is on its way.
+// "Contracts to sell" starts at all held; fewer sells a part (`quantity`) and keeps the rest, and
+// the API's answer about that number is said beside it, the dialog left open to correct it.
 
-import { config, post } from "./api.js";
+import { ApiError, config, post } from "./api.js";
 import { withFigures } from "./dom.js";
 import * as fmt from "./format.js";
 import { busy, idle } from "./forms.js";
@@ -12,16 +14,38 @@ import * as orders from "./working_orders.js";
 
 const dialog = document.getElementById("close-dialog");
 const confirmButton = document.getElementById("close-confirm");
+const quantityInput = document.getElementById("close-quantity");
+const quantityError = document.getElementById("close-quantity-error");
 let closing = null;
+
+const heldOf = (trade) => trade.quantity_open ?? (trade.filled_qty || trade.qty);
+
+function clearQuantityError() {
+  quantityError.textContent = "";
+  quantityInput.removeAttribute("aria-invalid");
+}
+
+// The button says what it will do: all of it, or a part.
+function nameTheSale() {
+  if (!closing || confirmButton.disabled) return;
+  const asked = quantityInput.value.trim();
+  const part = /^\d+$/.test(asked) && Number(asked) >= 1 && Number(asked) < closing.held;
+  confirmButton.textContent = part ? `Sell ${Number(asked)} of ${closing.held} at market` : "Close at market";
+}
 
 export function openCloseDialog(id) {
   const trade = state.trades.get(id);
-  closing = { id, version: trade.version, opener: document.activeElement };
+  const held = heldOf(trade);
+  closing = { id, version: trade.version, held, opener: document.activeElement };
   document.getElementById("close-dialog-title").textContent = `Close ${fmt.shortLabel(trade)} at market?`;
   document.getElementById("close-dialog-text").replaceChildren(...withFigures(
-    `${fmt.contractLabel(trade)}: ${trade.filled_qty || trade.qty} contract(s), mark ${fmt.price(trade.current_price)} ` +
+    `${fmt.contractLabel(trade)}: ${held} contract(s) held, mark ${fmt.price(trade.current_price)} ` +
     `(bid ${fmt.price(trade.current_bid)}), unrealized ${fmt.money(trade.unrealized_pnl_net)} net of commissions.`));
   document.getElementById("close-dialog-note").textContent = orders.closeNote(trade);
+  quantityInput.value = String(held);
+  quantityInput.max = String(held);
+  clearQuantityError();
+  nameTheSale();
   dialog.showModal();
   document.getElementById("close-cancel").focus();
 }
@@ -29,27 +53,56 @@ export function openCloseDialog(id) {
 function endDialog() {
   if (dialog.open) dialog.close();
   idle(confirmButton);
+  confirmButton.textContent = "Close at market";
   closing?.opener?.isConnected && closing.opener.focus();
   closing = null;
+}
+
+// Blank or all held: the whole position (no `quantity`); anything else is the API's to judge.
+function askedQuantity() {
+  const asked = quantityInput.value.trim();
+  if (!asked || asked === String(closing.held)) return {};
+  return { quantity: /^-?\d+$/.test(asked) ? Number(asked) : asked };
+}
+
+function soldText(data) {
+  const part = (data.parts || []).at(-1);
+  if (!part) return `Sold part of ${fmt.shortLabel(data)}`;
+  return `Sold ${part.quantity} of ${fmt.shortLabel(data)} at ${fmt.price(part.price)}: ${fmt.money(part.pnl_net)} net, ` +
+    `${fmt.money(part.pnl_gross)} before commissions; ${data.quantity_open} still held`;
 }
 
 async function confirmClose() {
   if (!closing || confirmButton.disabled) return;
   const { id, version } = closing;
+  const quantity = askedQuantity();
+  clearQuantityError();
   busy(confirmButton, "Closing…");
   try {
-    const { status, data } = await post(`${config.urls.trades}/${id}/close`, { version });
-    state.closedHere.add(id);
+    const { status, data } = await post(`${config.urls.trades}/${id}/close`, { version, ...quantity });
+    const whole = data.status !== "OPEN";
+    if (whole) state.closedHere.add(id);
     endDialog();
     play("pop");
-    if (status === 200) {
+    if (status === 200 && whole) {
       toast(`Closed ${fmt.shortLabel(data)} at ${fmt.price(data.close_price)}: ${fmt.money(data.realized_pnl_net)} net, ${fmt.money(data.realized_pnl_gross)} (${fmt.percent(data.realized_pnl_pct)}) before commissions`, "success");
+    } else if (status === 200) {
+      toast(soldText(data), "success");
     } else {
       toast(orders.closeSentText(data), "info");
     }
     state.historyLoaded = false;
     await refreshAll();
   } catch (error) {
+    const about = error instanceof ApiError && error.status === 400 ? error.fieldErrors().quantity : null;
+    if (about) {
+      idle(confirmButton);
+      nameTheSale();
+      quantityError.textContent = about.join(" ");
+      quantityInput.setAttribute("aria-invalid", "true");
+      quantityInput.focus();
+      return;
+    }
     endDialog();
     if (isConflict(error)) conflict();
     else toast(error.message, "error");
@@ -59,6 +112,16 @@ async function confirmClose() {
 export function bindCloseDialog() {
   confirmButton.addEventListener("click", confirmClose);
   document.getElementById("close-cancel").addEventListener("click", endDialog);
+  quantityInput.addEventListener("input", () => {
+    clearQuantityError();
+    nameTheSale();
+  });
+  quantityInput.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault(); // the dialog's form would otherwise close it unsent
+      confirmClose();
+    }
+  });
   dialog.addEventListener("cancel", (event) => {
     if (confirmButton.disabled) {
       event.preventDefault(); // the order is on its way: wait for the answer

@@ -1,6 +1,7 @@
 // A trade's exit policy as chips on its position row ("trail 15 % after +10 %", "breakeven at +20 %",
-// "close 15 min before the bell"), and the best bid the trailing stop follows. The stop itself is
-// the row's stop-loss cell: the monitor moves it, the row shows it as it stands.
+// "scale out 50 % at +40 %", "close 15 min before the bell"), and the best bid the trailing stop
+// follows. The stop itself is the row's stop-loss cell: the monitor moves it, the row shows it as it
+// stands.
 
 import { el } from "./dom.js";
 import * as fmt from "./format.js";
@@ -28,6 +29,9 @@ function chips(policy) {
       "Closes when the stock falls back this far from its best since the policy was set."],
     [has("breakeven_after_pct"), () => `breakeven at +${number(policy.breakeven_after_pct)}\u00a0%`,
       "The stop moves to the entry plus commissions after this gain."],
+    [has("scale_out_at_pct") && has("scale_out_pct"),
+      () => `scale out ${number(policy.scale_out_pct)}\u00a0% at +${number(policy.scale_out_at_pct)}\u00a0%`,
+      "Sells this share of the contracts once, at this gain over the entry (whole contracts, never all); the rest rides the stop."],
     [has("close_minutes_before_close"), () => `close ${policy.close_minutes_before_close} min before the bell`,
       "Closes this long before the session's close (early closes included)."],
     [has("close_days_to_expiry"), () => `close at ${policy.close_days_to_expiry} DTE`,

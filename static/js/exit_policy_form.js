@@ -1,5 +1,6 @@
-// Editing a position's exit policy in its expanded row: the trailing stop, the breakeven move and
-// the time stop before the bell, sent with the trade's version; "Remove policy" clears it all.
+// Editing a position's exit policy in its expanded row: the trailing stop, the breakeven move, the
+// scale-out (a share of the contracts sold once at a gain) and the time stop before the bell, sent
+// with the trade's version; "Remove policy" clears it all.
 // Settings the form does not show (a dollar trail, a stock trail, days to expiry, hours held: set
 // through the API) are kept as they are and listed under the fields, except a dollar trail, which a
 // trailing percentage typed here replaces (a trailing stop is one or the other).
@@ -19,9 +20,14 @@ const FIELDS = [
   ["trail_after_pct", "Start trailing after +%", "0.1", "gain that starts the trailing"],
   ["min_step", "Smallest stop move ($)", "0.01", "minimum step of a stop move"],
   ["breakeven_after_pct", "Stop to breakeven after +%", "0.1", "gain that moves the stop to breakeven"],
+  ["scale_out_at_pct", "Scale out at +%", "0.1", "gain that sells the first part"],
+  ["scale_out_pct", "Share sold there (%)", "1", "share of contracts sold there"],
   ["close_minutes_before_close", "Close minutes before the bell", "1", "minutes before the close"],
 ];
 const SHOWN = FIELDS.map(([name]) => name);
+// Messages about a setting as a whole, said beside the field that completes it ("A scale-out needs
+// both …", "A scale-out … needs at least 2 contracts").
+const WHOLE = [["scale_out_pct", "a scale-out"]];
 // A setting typed here replaces the other way of giving the same stop.
 const REPLACES = { trail_pct: "trail_amount" };
 
@@ -86,7 +92,9 @@ function showPolicyErrors(form, error) {
   const fields = error.fieldErrors();
   const rest = [];
   for (const message of fields.exit_policy || []) {
-    const spec = FIELDS.find(([, , , words]) => ["the", "a"].some((article) => message.toLowerCase().startsWith(`${article} ${words}`)));
+    const said = message.toLowerCase();
+    const spec = FIELDS.find(([, , , words]) => ["the", "a"].some((article) => said.startsWith(`${article} ${words}`)))
+      || FIELDS.find(([name]) => WHOLE.some(([key, start]) => key === name && said.startsWith(start)));
     if (!spec) rest.push(message);
     else {
       const target = form.querySelector(`[data-error-for="${spec[0]}"]`);

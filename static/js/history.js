@@ -6,6 +6,7 @@
 
 import { ApiError, config, get } from "./api.js";
 import { el } from "./dom.js";
+import { partsBlock } from "./exit_parts.js";
 import * as fmt from "./format.js";
 import { clearErrors, showErrors } from "./forms.js";
 import { REALIZED_NET_NOTE, netPnl } from "./pnl.js";
@@ -33,11 +34,13 @@ async function toggleExplanation(button, id) {
   const section = el("section", { className: "explanation", "aria-label": "The trade explained" },
     el("p", { className: "muted", text: "Loading…" }));
   const detail = el("tr", { className: "detail", id: `history-detail-${id}` },
-    el("td", { colspan: "11" }, el("div", { className: "detail-inner" }, section)));
+    el("td", { colspan: "11" }, el("div", { className: "detail-inner" }, el("div", { className: "parts-slot" }), section)));
   opened.set(id, detail);
   row.after(detail);
   try {
     const trade = await get(`${config.urls.trades}/${id}`);
+    const parts = partsBlock(trade);
+    detail.querySelector(".parts-slot").replaceChildren(...(parts ? [parts] : []));
     section.replaceChildren(...explanationGroups(trade.explanation));
   } catch (error) {
     section.replaceChildren(el("p", { className: "error", text: error.message }));

@@ -1,6 +1,6 @@
 // A P&L figure as the tables show it: amount, percent and the word (gain / loss / flat), coloured.
 
-import { el } from "./dom.js";
+import { el, withFigures } from "./dom.js";
 import * as fmt from "./format.js";
 
 export function pnl(amount, pct) {
@@ -19,11 +19,11 @@ export const UNREALIZED_NET_NOTE = "Net: P&L at the mark less the entry commissi
 export const REALIZED_NET_NOTE = "Net: P&L after the entry and exit commissions and fees.";
 
 // A net P&L, and on a second line its gross (premiums only, with its percent of the entry) and what
-// commissions and fees took.
+// commissions and fees took, each figure kept whole (a narrow cell wraps between them, never inside).
 export function netPnl(net, gross, grossPct) {
   if (net === null || net === undefined || gross === null || gross === undefined) return pnl(net);
   const costs = (Number(net) - Number(gross)).toFixed(2);
   const pct = grossPct !== undefined && grossPct !== null ? ` (${fmt.percent(grossPct)})` : "";
   return el("span", { className: "pnl-net" }, pnl(net),
-    el("small", { className: "muted block pnl-gross", text: `gross ${fmt.money(gross)}${pct}, costs ${fmt.money(costs)}` }));
+    el("small", { className: "muted block pnl-gross" }, withFigures(`gross ${fmt.money(gross)}${pct}, costs ${fmt.money(costs)}`)));
 }

@@ -6,6 +6,7 @@ import { config, get } from "./api.js";
 import { renderChart } from "./chart.js";
 import { el } from "./dom.js";
 import { eventLogItems } from "./event_log.js";
+import { partsBlock } from "./exit_parts.js";
 import { policyForm, prefillPolicy } from "./exit_policy_form.js";
 import * as fmt from "./format.js";
 import { sourceLabel } from "./marks.js";
@@ -27,6 +28,7 @@ export function detailRow(id) {
       el("div", { className: "detail-inner" },
         el("section", { className: "detail-chart", "aria-label": "P&L chart" }, el("h3", { text: "Mark vs entry, stop-loss and take-profit" }), el("div", { className: "chart" })),
         el("div", { className: "detail-side" },
+          el("div", { className: "parts-slot" }),
           el("section", { className: "facts" }, el("p", { className: "muted", text: "Loading…" })),
           adjust, policyForm(id)),
         el("section", { className: "explanation", "aria-label": "The trade explained" }),
@@ -70,6 +72,8 @@ export async function loadDetail(id) {
       ["Gate verdict", fmt.words(trade.gate_verdict)], ["Technical", trade.technical_score], ["Sentiment", trade.sentiment_score],
       ["Strategy", trade.strategy], ["Best so far (MFE)", trade.max_gain ? fmt.money(trade.max_gain) : null],
       ["Worst so far (MAE)", trade.max_drawdown ? fmt.money(trade.max_drawdown) : null]]));
+  const parts = partsBlock(trade);
+  row.querySelector(".parts-slot").replaceChildren(...(parts ? [parts] : []));
   row.querySelector(".explanation").replaceChildren(...explanationGroups(trade.explanation));
   prefillAdjust(row.querySelector("form.adjust-form"), trade);
   prefillPolicy(row.querySelector("form.policy-form"), trade);

@@ -7,6 +7,7 @@ import { config, get } from "./api.js";
 import { announceCloses } from "./close_news.js";
 import { openCloseDialog } from "./close_dialog.js";
 import { el } from "./dom.js";
+import { heldCell } from "./exit_parts.js";
 import { policyChips, trailNote } from "./exit_policy_chips.js";
 import * as fmt from "./format.js";
 import { markCell, markIsLive } from "./marks.js";
@@ -55,7 +56,7 @@ function positionRow(trade) {
     el("th", { scope: "row", className: "contract", dataset: { label: "Contract" } },
       el("span", { className: "contract-label", text: label }), status, unprotected, attention,
       trade.strategy ? el("small", { className: "muted block", text: trade.strategy }) : null, policyChips(trade)),
-    el("td", { className: "num", dataset: { label: "Qty" }, text: String(trade.filled_qty || trade.qty) }),
+    el("td", { className: "num", dataset: { label: "Qty" } }, heldCell(trade)),
     el("td", { className: "num", dataset: { label: "Entry" }, text: fmt.price(trade.entry_price ?? trade.planned_entry_price) }),
     el("td", { className: `num${markIsLive(trade) ? "" : " mark-closed"}`, dataset: { label: "Mark" } }, markCell(trade)),
     el("td", { className: "num", title: UNREALIZED_NET_NOTE, dataset: { label: "Unrealized P&L, net" } },
