@@ -303,14 +303,15 @@ def exit_policy_checked(raw, *, quantity: int | None = None) -> dict[str, str]:
     given = {key for key in POLICY_KEYS if raw.get(key) not in (None, "")}  # a typo there is told once, above
     if "trail_after_pct" in checked and not given & {"trail_pct", "trail_amount"}:
         problems.append("A gain that starts the trailing needs a trailing stop (a percentage or a dollar distance).")
-    problems += _scale_out_problems(checked, quantity)
+    problems += _scale_out_problems(checked, given, quantity)
     if problems:
         raise InvalidTradeInput({"exit_policy": problems})
     return checked
 
 
-def _scale_out_problems(checked: dict[str, str], quantity: int | None) -> list[str]:
-    if ("scale_out_at_pct" in checked) != ("scale_out_pct" in checked):
+def _scale_out_problems(checked: dict[str, str], given: set[str], quantity: int | None) -> list[str]:
+    """What was given, not what passed, says whether both halves came: a typo in one is told once."""
+    if ("scale_out_at_pct" in given) != ("scale_out_pct" in given):
         return ["A scale-out needs both the gain that sells the first part and the share of contracts sold there."]
     if "scale_out_pct" in checked and quantity is not None and quantity < 2:
         return [f"A scale-out sells part of the position and keeps the rest: it needs at least 2 contracts, "

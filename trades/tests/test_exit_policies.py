@@ -257,3 +257,9 @@ def test_a_bad_scale_out_is_refused_in_trader_words(raw, quantity, words):
 def test_a_scale_out_on_two_contracts_is_accepted():
     assert exit_policy_checked({"scale_out_at_pct": "20.0", "scale_out_pct": "50"}, quantity=2) == {
         "scale_out_at_pct": "20", "scale_out_pct": "50"}
+
+
+def test_a_typo_in_the_scale_out_share_is_told_once_not_as_a_missing_half():
+    with pytest.raises(InvalidTradeInput) as refused:
+        exit_policy_checked({"scale_out_at_pct": "20", "scale_out_pct": "100"}, quantity=4)
+    assert refused.value.field_errors["exit_policy"] == ["The share of contracts sold there must be between 1 and 99."]
