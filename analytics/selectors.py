@@ -631,9 +631,12 @@ POLICY_BASIS = (
 
 def stops_before_policy(trades: QuerySet[PaperTrade]) -> dict[int, int]:
     """Per trade whose stop an exit policy moved, the stop before its first move (ten-thousandths),
-    from the audit log: the "from" of the first bracket change the policy made. One query."""
+    from the audit log: the "from" of the first bracket change the policy made. Setting a policy
+    (`exit_policy_set`) writes a BRACKET_ADJUSTED event with an `exit_policy` key too, but no stop
+    "from": only moves with one count, or a policy set after the open would make its later trailed
+    stop read as the trader's own. One query."""
     moves = TradeEvent.objects.filter(trade__in=trades.values("id"), kind=EventKind.BRACKET_ADJUSTED,
-                                      payload__has_key="exit_policy")
+                                      payload__has_key="exit_policy", payload__from__has_key="sl_price")
     rows = moves.order_by("trade_id", "created_at", "id").distinct("trade_id").values_list(
         "trade_id", KT("payload__from__sl_price"))
     return {trade_id: int(Decimal(stop) * 10000) for trade_id, stop in rows if stop}

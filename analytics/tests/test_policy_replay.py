@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from analytics import selectors
 from tests.factories import ClosedTradeFactory, PriceSnapshotFactory, TradeEventFactory
 from tradeoptions import tenancy
-from trades.models import AccountSettings, Actor, EventKind, TradeStatus
+from trades.models import AccountSettings, Actor, EventKind, PaperTrade, TradeStatus
 
 NOW = datetime(2026, 12, 5, 15, 0, tzinfo=UTC)  # a Saturday after every path below
 ENTRY = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # Tuesday 10:00 in New York, a regular session to 16:00
@@ -141,6 +141,27 @@ def test_presets_and_the_trades_own_policy_join_the_candidates(api_as, trader, s
     assert not any(row["preset"] for key, row in rows.items() if key != "preset")
     _, swing, swing_rows = _policies(api_as, trader, strict_json, strategy="swing")
     assert swing_rows["trail_20"]["preset"] is True and "preset" not in swing_rows and "own" not in swing_rows
+
+
+def test_a_policy_set_after_the_open_is_not_a_stop_move(api_as, trader, strict_json):
+    """`exit_policy_set` writes a BRACKET_ADJUSTED event with an `exit_policy` key but no stop
+    "from": the trader's own stop is the first real move's "from", not the last trailed stop."""
+    trade = _trade(trader, {10: "2.50", 20: "3.00", 30: "2.60", 40: "2.30"}, sl_price=Decimal("2.40"),
+                   exit_policy={"trail_pct": "10"})
+    moves = [
+        ({"exit_policy": {"from": {}, "to": {"trail_pct": "10"}}}, "exit-policy"),  # set after the open
+        ({"from": {"sl_price": "1.00"}, "to": {"sl_price": "2.25"}, "exit_policy": {"policy": {"trail_pct": "10"}}},
+         "exit-policy"),
+        ({"from": {"sl_price": "2.25"}, "to": {"sl_price": "2.40"}, "exit_policy": {"policy": {"trail_pct": "10"}}},
+         "exit-policy"),
+    ]
+    for payload, label in moves:
+        TradeEventFactory(trade=trade, kind=EventKind.BRACKET_ADJUSTED, actor=Actor.SYSTEM, actor_label=label,
+                          old_status=TradeStatus.OPEN, new_status=TradeStatus.OPEN, payload=payload)
+    with tenancy.acting_as(trader.pk):
+        assert selectors.stops_before_policy(PaperTrade.objects.filter(pk=trade.pk)) == {trade.pk: 10000}
+    _, policies, _ = _policies(api_as, trader, strict_json)
+    assert policies["own_brackets"]["total_pnl"] == "-51.30"  # the 1.00 stop, not the trailed 2.40
 
 
 def test_the_replay_runs_the_live_engine(api_as, trader, strict_json, monkeypatch):
