@@ -12,7 +12,10 @@ two read alike:
 * otherwise, during a regular session (the live look runs only then), the engine sees the look
   (the recorded mark as the bid, the stock's recorded price, the session's real close); a stop
   it moves counts from the next look on, a close it asks for sells at this look's mark;
-* a trade nothing closed leaves where it really closed.
+* a trade nothing closed leaves where it really closed;
+* a scale-out the engine asks for (a policy's first target) sells its contracts at this look's
+  mark, as the live look sells them at the bid, and the rest rides on (the live look moves no stop
+  on the look it scales out); each part's P&L is its own, exactly.
 
 No ORM here: `analytics.selectors.exit_replay` loads the paths and hands them over.
 """
@@ -86,17 +89,27 @@ class ReplayTrade:
 
 
 @dataclass(frozen=True)
+class Part:
+    """Contracts a replayed scale-out sold before the exit: how many, at which mark, when."""
+
+    quantity: int
+    price: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Exit:
     price: Decimal
     at: datetime
     how: str  # STOP, TARGET, POLICY or CLOSED (where the trade really closed, untouched)
     at_close: bool  # the replay leaves at the real close's look (its fill and commission as booked)
+    parts: tuple[Part, ...] = ()  # scale-outs sold before it; the exit sells the rest
 
 
 def start_state(trade: ReplayTrade) -> ExitState:
     """What the engine knows of the trade at its entry: the policy is set then, no high-water yet."""
     return ExitState(entry=trade.entry, stop=trade.stop, option_type=trade.option_type, opened_at=trade.opened_at,
-                     expiry=trade.expiry, commission_per_share=commission_per_share(
+                     expiry=trade.expiry, held=trade.qty, commission_per_share=commission_per_share(
                          entry_commission=trade.entry_commission, rate=trade.rate, held=trade.qty))
 
 
@@ -107,33 +120,42 @@ def trade_replay(trade: ReplayTrade, policy: ExitPolicy, *, min_interval: timede
     state = start or start_state(trade)
     idle = policy.empty
     last = trade.looks[-1]
+    parts: list[Part] = []
     for look in trade.looks:
         if look.point == 0:
             continue
         closing = look.point == 2
         if look.mark <= state.stop:
-            return Exit(look.mark, look.at, STOP, closing)
+            return Exit(look.mark, look.at, STOP, closing, tuple(parts))
         if trade.target > 0 and look.mark >= trade.target:
-            return Exit(look.mark, look.at, TARGET, closing)
+            return Exit(look.mark, look.at, TARGET, closing, tuple(parts))
         if closing or idle or look.seen is None:
             continue
         decision = exit_policy_evaluate(policy, state, look.seen, min_interval=min_interval)
         if decision.high_water != state.high_water or decision.underlying_extreme != state.underlying_extreme:
             state = replace(state, high_water=decision.high_water, underlying_extreme=decision.underlying_extreme)
         if decision.close is not None:
-            return Exit(look.mark, look.at, POLICY, False)
-        if decision.stop is not None and decision.stop < trade.target:  # as the live look: never past the target
+            return Exit(look.mark, look.at, POLICY, False, tuple(parts))
+        if decision.scale_out:  # as the live look: the part sells now, the stop stays this look
+            parts.append(Part(decision.scale_out, look.mark, look.at))
+            state = replace(state, held=state.held - decision.scale_out, scaled_out=True)
+        elif decision.stop is not None and decision.stop < trade.target:  # as live: never past the target
             state = replace(state, stop=decision.stop, last_moved_at=look.at)
-    return Exit(last.mark, last.at, CLOSED, True)
+    return Exit(last.mark, last.at, CLOSED, True, tuple(parts))
 
 
 def pnl(trade: ReplayTrade, leave: Exit) -> tuple[Decimal, Decimal]:
-    """(gross, net) dollars of the replayed exit. Net takes off the entry's commission and the fees
-    as booked, and the exit's commission as booked when the replay leaves at the real close, else
-    at the trade's rate per contract (a sale the trade never made)."""
-    gross = (leave.price - trade.entry) * trade.qty * CONTRACT_MULTIPLIER
-    exit_commission = (trade.exit_commission if leave.at_close
-                       else ((trade.rate or Decimal(0)) * trade.qty).quantize(CENT))
+    """(gross, net) dollars of the replayed exit, its scale-outs each at its own price. Net takes off
+    the entry's commission and the fees as booked, and the exit's commission as booked when the
+    replay leaves at the real close with every contract, else at the trade's rate per contract of
+    each sale (sales the trade never made, to the cent each)."""
+    rate = trade.rate or Decimal(0)
+    rest = trade.qty - sum(part.quantity for part in leave.parts)
+    gross = sum(((part.price - trade.entry) * part.quantity * CONTRACT_MULTIPLIER for part in leave.parts),
+                (leave.price - trade.entry) * rest * CONTRACT_MULTIPLIER)
+    exit_commission = sum(((rate * part.quantity).quantize(CENT) for part in leave.parts),
+                          trade.exit_commission if leave.at_close and not leave.parts
+                          else (rate * rest).quantize(CENT))
     return gross, gross - trade.entry_commission - trade.fees - exit_commission
 
 
@@ -246,6 +268,8 @@ def policy_words(policy: dict | None) -> str:
         parts.append(f"stock trail ${Decimal(policy['underlying_trail_amount']):.2f}")
     if "breakeven_after_pct" in policy:
         parts.append(f"breakeven at +{_number(policy['breakeven_after_pct'])} %")
+    if "scale_out_pct" in policy and "scale_out_at_pct" in policy:
+        parts.append(f"scale out {_number(policy['scale_out_pct'])} % at +{_number(policy['scale_out_at_pct'])} %")
     if "close_minutes_before_close" in policy:
         parts.append(f"close {policy['close_minutes_before_close']} min before the bell")
     if "close_days_to_expiry" in policy:

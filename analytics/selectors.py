@@ -620,9 +620,11 @@ POLICY_BASIS = (
     "never at the stop), a mark at or above the target likewise; otherwise, during the regular session only (as "
     "live), the policy sees the mark as the bid and the stock's recorded price, a stop it moves counts from the "
     "next recorded mark, and a close it asks for sells at this mark. Time stops use the exchange calendar's real "
-    "close (13:00 on early closes). A trade nothing closed leaves where it really closed. After commissions: "
-    "each trade's entry commission and fees as booked, and its exit commission as booked when it leaves at the "
-    "real close, else at the trade's rate per contract. \"Your own policy\" is the one each trade held at its "
+    "close (13:00 on early closes). A trade nothing closed leaves where it really closed. A policy's scale-out "
+    "sells its share of the contracts at the mark that reached its gain (the stop stays that look, as live) and "
+    "the rest rides on; each part's P&L is its own. After commissions: each trade's entry commission and fees as "
+    "booked, and its exit commission as booked when it leaves whole at the real close, else at the trade's rate "
+    "per contract of each sale. \"Your own policy\" is the one each trade held at its "
     "close, replayed from the entry. A stock trailing stop needs the stock's price in the snapshots; trades "
     f"without one are counted. At most {POLICY_REPLAY_LOOKS:,} recorded marks are replayed at a time, the most "
     "recent closes first: narrow the dates or the strategy to reach older trades. Hindsight on a path that ends at "
@@ -631,9 +633,12 @@ POLICY_BASIS = (
 
 def stops_before_policy(trades: QuerySet[PaperTrade]) -> dict[int, int]:
     """Per trade whose stop an exit policy moved, the stop before its first move (ten-thousandths),
-    from the audit log: the "from" of the first bracket change the policy made. One query."""
+    from the audit log: the "from" of the first bracket change the policy made. Setting a policy
+    (`exit_policy_set`) writes a BRACKET_ADJUSTED event with an `exit_policy` key too, but no stop
+    "from": only moves with one count, or a policy set after the open would make its later trailed
+    stop read as the trader's own. One query."""
     moves = TradeEvent.objects.filter(trade__in=trades.values("id"), kind=EventKind.BRACKET_ADJUSTED,
-                                      payload__has_key="exit_policy")
+                                      payload__has_key="exit_policy", payload__from__has_key="sl_price")
     rows = moves.order_by("trade_id", "created_at", "id").distinct("trade_id").values_list(
         "trade_id", KT("payload__from__sl_price"))
     return {trade_id: int(Decimal(stop) * 10000) for trade_id, stop in rows if stop}

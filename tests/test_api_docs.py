@@ -62,3 +62,14 @@ def test_api_docs_public_opens_both_to_visitors(client, db, settings):
     assert client.get("/api/docs/").status_code == 200
     schema = client.get("/api/schema/")
     assert schema.status_code == 200 and b"/api/trades" in schema.content
+
+
+def test_a_trades_close_order_is_described_as_the_pending_close(signed_in):
+    """Each `@extend_schema_field` sits on the method whose field it describes: a helper slipped in
+    between once made `close_order` a bare object."""
+    components = signed_in.get("/api/schema/?format=json").json()["components"]["schemas"]
+    close_order = components["Trade"]["properties"]["close_order"]
+    assert close_order.get("nullable") is True
+    (reference,) = [part["$ref"] for part in close_order.get("allOf", [close_order]) if "$ref" in part]
+    assert reference == "#/components/schemas/PendingClose"
+    assert set(components["PendingClose"]["properties"]) == {"order_type", "limit_price"}

@@ -266,7 +266,6 @@ class TradeSerializer(serializers.ModelSerializer):
         freshness = self._freshness(trade)
         return bool(freshness and freshness.frozen)
 
-    @extend_schema_field(PendingCloseSerializer(allow_null=True))
     def _parts(self, trade) -> list[dict]:
         rows = self._per_page("exit_parts", trade, PARTED, lambda ids: selectors.exit_parts_of(trade_ids=ids))
         return trade_parts(trade, rows or []) if trade.status in PARTED else []
@@ -279,6 +278,7 @@ class TradeSerializer(serializers.ModelSerializer):
     def get_quantity_history(self, trade) -> list[dict]:
         return QuantityChangeSerializer(quantity_history(trade, self._parts(trade)), many=True).data
 
+    @extend_schema_field(PendingCloseSerializer(allow_null=True))
     def get_close_order(self, trade) -> dict | None:
         pending = self._per_page("pending_closes", trade, (TradeStatus.CLOSING,),
                                  lambda ids: selectors.pending_closes(trade_ids=ids))

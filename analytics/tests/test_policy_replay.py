@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from analytics import selectors
 from tests.factories import ClosedTradeFactory, PriceSnapshotFactory, TradeEventFactory
 from tradeoptions import tenancy
-from trades.models import AccountSettings, Actor, EventKind, TradeStatus
+from trades.models import AccountSettings, Actor, EventKind, PaperTrade, TradeStatus
 
 NOW = datetime(2026, 12, 5, 15, 0, tzinfo=UTC)  # a Saturday after every path below
 ENTRY = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # Tuesday 10:00 in New York, a regular session to 16:00
@@ -143,6 +143,27 @@ def test_presets_and_the_trades_own_policy_join_the_candidates(api_as, trader, s
     assert swing_rows["trail_20"]["preset"] is True and "preset" not in swing_rows and "own" not in swing_rows
 
 
+def test_a_policy_set_after_the_open_is_not_a_stop_move(api_as, trader, strict_json):
+    """`exit_policy_set` writes a BRACKET_ADJUSTED event with an `exit_policy` key but no stop
+    "from": the trader's own stop is the first real move's "from", not the last trailed stop."""
+    trade = _trade(trader, {10: "2.50", 20: "3.00", 30: "2.60", 40: "2.30"}, sl_price=Decimal("2.40"),
+                   exit_policy={"trail_pct": "10"})
+    moves = [
+        ({"exit_policy": {"from": {}, "to": {"trail_pct": "10"}}}, "exit-policy"),  # set after the open
+        ({"from": {"sl_price": "1.00"}, "to": {"sl_price": "2.25"}, "exit_policy": {"policy": {"trail_pct": "10"}}},
+         "exit-policy"),
+        ({"from": {"sl_price": "2.25"}, "to": {"sl_price": "2.40"}, "exit_policy": {"policy": {"trail_pct": "10"}}},
+         "exit-policy"),
+    ]
+    for payload, label in moves:
+        TradeEventFactory(trade=trade, kind=EventKind.BRACKET_ADJUSTED, actor=Actor.SYSTEM, actor_label=label,
+                          old_status=TradeStatus.OPEN, new_status=TradeStatus.OPEN, payload=payload)
+    with tenancy.acting_as(trader.pk):
+        assert selectors.stops_before_policy(PaperTrade.objects.filter(pk=trade.pk)) == {trade.pk: 10000}
+    _, policies, _ = _policies(api_as, trader, strict_json)
+    assert policies["own_brackets"]["total_pnl"] == "-51.30"  # the 1.00 stop, not the trailed 2.40
+
+
 def test_the_replay_runs_the_live_engine(api_as, trader, strict_json, monkeypatch):
     # Teach the engine's time stops to close at every look: the replay sells trail 20 % at the first one.
     # (Reached by name, not imported: the engine's insides are private to trades, and only this proof
@@ -202,7 +223,7 @@ def test_a_bad_date_is_a_field_error(api_as, trader):
 # --- The walk itself, without a database ----------------------------------------------------------
 
 
-def _walk(marks, *, exit_commission="0.65", close_mark="1.50"):
+def _walk(marks, *, exit_commission="0.65", close_mark="1.50", qty=1):
     """A one-contract trade entered 2.00 at ENTRY (stop 1.00, target 5.00), one look every 10
     minutes inside Tuesday's session, closed 10 minutes after the last at `close_mark`."""
     from analytics import policy_replay
@@ -214,7 +235,7 @@ def _walk(marks, *, exit_commission="0.65", close_mark="1.50"):
     looks = policy_replay.looks_of(rows, lambda at: (date(2026, 12, 1), session_close))
     return policy_replay.ReplayTrade(
         id=1, strategy="s", option_type="CALL", expiry=EXPIRY, entry=Decimal("2.00"), stop=Decimal("1.00"),
-        target=Decimal("5.00"), qty=1, opened_at=ENTRY, entry_commission=Decimal("0.65"),
+        target=Decimal("5.00"), qty=qty, opened_at=ENTRY, entry_commission=Decimal("0.65"),
         exit_commission=Decimal(exit_commission), rate=Decimal("0.65"), fees=Decimal(0), looks=looks)
 
 
@@ -245,3 +266,28 @@ def test_an_expiry_settlement_keeps_its_booked_exit_commission_only_where_it_lef
     early = policy_replay.trade_replay(trade, ExitPolicy(close_minutes_before_close=390), min_interval=timedelta(0))
     assert (early.price, early.at_close) == (Decimal("2.50"), False)
     assert policy_replay.pnl(trade, early) == (Decimal("50.00"), Decimal("48.70"))
+
+
+def test_a_scale_out_sells_its_share_at_the_mark_that_reached_it_and_the_rest_rides():
+    from analytics import policy_replay
+    from trades.services import ExitPolicy
+
+    trade = _walk(["2.50", "3.00", "2.30"], qty=4)
+    policy = ExitPolicy(scale_out_at_pct=Decimal(25), scale_out_pct=Decimal(50), trail_pct=Decimal(20))
+    leave = policy_replay.trade_replay(trade, policy, min_interval=timedelta(0))
+    # 2.50 is +25 %: 2 of 4 sell there (no stop move that look, as live); 3.00 trails the stop to
+    # 2.40; 2.30 gaps through it and the other 2 sell at 2.30.
+    assert leave.parts == (policy_replay.Part(2, Decimal("2.50"), ENTRY + timedelta(minutes=10)),)
+    assert (leave.price, leave.how, leave.at_close) == (Decimal("2.30"), policy_replay.STOP, False)
+    # 2 × 0.50 × 100 + 2 × 0.30 × 100; net less the entry's 0.65 and two sales of 2 at 0.65 each.
+    assert policy_replay.pnl(trade, leave) == (Decimal("160.00"), Decimal("156.75"))
+    # Left whole at the real close, the exit commission is the one booked; a scale-out makes it two sales.
+    assert policy_replay.pnl(trade, policy_replay.trade_replay(trade, ExitPolicy(), min_interval=timedelta(0))) \
+        == (Decimal("-200.00"), Decimal("-201.30"))
+
+
+def test_a_scale_out_is_said_in_words():
+    from analytics import policy_replay
+
+    words = policy_replay.policy_words({"trail_pct": "20", "scale_out_pct": "50", "scale_out_at_pct": "25"})
+    assert words == "trail 20 %, scale out 50 % at +25 %"

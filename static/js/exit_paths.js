@@ -10,7 +10,10 @@ const seconds = (at) => Math.floor(Date.parse(at) / 1000);
 // last move, which stretches `to` (a stop the policy moved after the last mark is still drawn).
 export function stepPoints(path, from, to) {
   if (!Array.isArray(path) || !path.length) return [];
-  const moves = path.slice(0, -1).map((step) => ({ time: seconds(step.at), value: Number(step.price), why: step.why }));
+  // The last step is the level now or at the close; a one-step path (nothing recorded before it)
+  // is that level alone, drawn flat across the chart.
+  const steps = path.length > 1 ? path.slice(0, -1) : path;
+  const moves = steps.map((step) => ({ time: seconds(step.at), value: Number(step.price), why: step.why }));
   const end = Math.max(to, ...moves.slice(1).map((move) => move.time)); // the open's own time does not stretch it
   let level = moves[0];
   const points = [];

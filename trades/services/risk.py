@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, DecimalField, F, Sum, Value
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Case, Count, DecimalField, Exists, F, OuterRef, Sum, Value, When
+from django.db.models.functions import Coalesce, Greatest, NullIf
 
 from trades.models import (
     ACTIVE_STATUSES,
@@ -26,6 +26,7 @@ from trades.models import (
     AccountSettings,
     OptionType,
     PaperTrade,
+    TradeExitPart,
     TradeStatus,
     realized_pnl_net_sql,
 )
@@ -79,10 +80,11 @@ class RiskRoom:
     adds (`trade_risk`), and the room left once it is placed.
 
     - max_positions: trades PENDING, OPEN or CLOSING, before this one;
-    - daily_loss_limit: today's realized loss (net P&L of trades closed since midnight in New
-      York, counted when negative). Open risk is not added here: the heat limit bounds it;
-    - heat_limit_pct: Σ (entry − SL) × qty × 100 over active trades plus this one (a pending
-      trade counts from its planned entry), as a percentage of account_balance.
+    - daily_loss_limit: today's realized loss (net P&L of the parts sold since midnight in New
+      York, of open trades as of closed ones — `realized_today` — counted when negative). Open
+      risk is not added here: the heat limit bounds it;
+    - heat_limit_pct: Σ (entry − SL) × contracts held × 100 over active trades plus this one (a
+      pending trade counts its whole qty from its planned entry), as a percentage of account_balance.
     """
 
     positions: int
@@ -182,16 +184,42 @@ def _pct_text(value: Decimal) -> str:
 
 def active_exposure(user: AbstractBaseUser, *, excluding: int | None = None) -> dict[str, Decimal | int]:
     """The caller's active trades in one read: how many, their risk at the stops (`heat`), the
-    premium they commit (entry × qty × 100; a pending trade counts from its planned entry).
+    premium they commit (entry × contracts held × 100; a pending trade counts its qty from its planned entry).
     `excluding`: a trade left out, one being re-priced, so that it is not counted twice."""
     entry = Coalesce("entry_price", "planned_entry_price", Value(Decimal(0)))
-    risk = Greatest(entry - F("sl_price"), Value(Decimal(0))) * F("qty") * CONTRACT_MULTIPLIER
+    held = _open_qty()
+    risk = Greatest(entry - F("sl_price"), Value(Decimal(0))) * held * CONTRACT_MULTIPLIER
     zero = Value(Decimal(0))
     return PaperTrade.objects.filter(owner=user, status__in=ACTIVE_STATUSES).exclude(pk=excluding).aggregate(
         positions=Count("pk"),
         heat=Coalesce(Sum(risk, output_field=_MONEY), zero, output_field=_MONEY),
-        premium=Coalesce(Sum(entry * F("qty") * CONTRACT_MULTIPLIER, output_field=_MONEY), zero, output_field=_MONEY),
+        premium=Coalesce(Sum(entry * held * CONTRACT_MULTIPLIER, output_field=_MONEY), zero, output_field=_MONEY),
     )
+
+
+def _open_qty():
+    """Contracts an active trade still puts at risk, in SQL: all it means to buy while its entry is
+    pending, else what it holds (`PaperTrade.held_qty`: the filled entry less the parts sold), so
+    that contracts already sold in a partial close count toward neither heat nor premium."""
+    held = Greatest(Coalesce(NullIf(F("filled_qty"), 0), F("qty")) - F("exit_filled_qty"), 0)
+    return Case(When(status=TradeStatus.PENDING, then=F("qty")), default=held)
+
+
+def realized_today(user: AbstractBaseUser, *, now: datetime) -> Decimal:
+    """`user`'s realized P&L since midnight in New York, net of commissions and fees: every part
+    sold today (a partial close of a trade still open counts the day it sells; a trade closed today
+    counts only the parts sold today), plus trades closed today that have no part rows (closed
+    before partial closes were recorded). The one figure the daily loss limit and every "realized
+    today" reader use (docs/pnl.md, "Partial closes"). Call it in the user's tenant context."""
+    start = new_york_day_start(now)
+    zero = Value(Decimal(0))
+    parts = TradeExitPart.objects.filter(owner=user, filled_at__gte=start).aggregate(
+        total=Coalesce(Sum("pnl_net", output_field=_MONEY), zero, output_field=_MONEY))
+    unparted = PaperTrade.objects.filter(
+        owner=user, status=TradeStatus.CLOSED, close_date__gte=start,
+    ).exclude(Exists(TradeExitPart.objects.filter(trade=OuterRef("pk")))).aggregate(
+        total=Coalesce(Sum(realized_pnl_net_sql(), output_field=_MONEY), zero, output_field=_MONEY))
+    return parts["total"] + unparted["total"]
 
 
 def risk_room(*, user: AbstractBaseUser, account: AccountSettings, trade_risk: Decimal, now: datetime,
@@ -201,12 +229,9 @@ def risk_room(*, user: AbstractBaseUser, account: AccountSettings, trade_risk: D
     `excluding`: the trade `trade_risk` is about when it is stored already (a re-priced entry)."""
     exposure = active_exposure(user, excluding=excluding)
     # Net of commissions and fees: what the day really cost is what the limit is about.
-    realized = PaperTrade.objects.filter(
-        owner=user, status=TradeStatus.CLOSED, close_date__gte=new_york_day_start(now),
-    ).aggregate(total=Coalesce(Sum(realized_pnl_net_sql(), output_field=_MONEY), Value(Decimal(0)),
-                               output_field=_MONEY))
     return RiskRoom(
-        positions=exposure["positions"], max_positions=account.max_positions, realized_today=realized["total"],
+        positions=exposure["positions"], max_positions=account.max_positions,
+        realized_today=realized_today(user, now=now),
         daily_loss_limit=account.daily_loss_limit, heat=exposure["heat"], trade_risk=trade_risk,
         balance=account.account_balance, heat_limit_pct=account.heat_limit_pct,
     )
