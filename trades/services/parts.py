@@ -404,9 +404,12 @@ def _sell_unreadable(*, trade: PaperTrade, broker: BrokerProvider, who: dict) ->
         return trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED,
                                 changes={}, payload={"part_sale_unreadable": trade.part_order_id}, **who)
     order_id = trade.part_order_id
-    trade = trade_transition(
-        trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED, changes={
-            **PART_SALE_IDLE, "attention_reason": f"The partial sale's sell {order_id} could not be read at the "
-                                                  "broker: check what it sold there."[:255]},
-        payload={"part_sale_unreadable": order_id, "given_up": True}, **who)
-    return _rebracket(trade=trade, broker=broker, who=who)
+    trade = trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED,
+                             changes=PART_SALE_IDLE, payload={"part_sale_unreadable": order_id, "given_up": True},
+                             **who)
+    trade = _rebracket(trade=trade, broker=broker, who=who)
+    if trade.status != TradeStatus.OPEN or trade.attention_reason:  # closed meanwhile, or a graver problem
+        return trade
+    return trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED, changes={
+        "attention_reason": f"The partial sale's sell {order_id} could not be read at the broker: check what "
+                            "it sold there; the bracket covers every contract held."[:255]}, **who)
