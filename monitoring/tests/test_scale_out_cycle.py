@@ -122,7 +122,11 @@ def test_a_scale_out_whose_sell_was_refused_fires_again_at_the_next_look(api_as,
     monkeypatch.setattr(LocalPaperBroker, "place_order", refuse_the_first_part_sell)
     opened = _open(api_as, trader, {"scale_out_at_pct": "20", "scale_out_pct": "50"})
     trade_id = opened["id"]
-    trade = _cycle(market, trade_id, "5.20", "5.40", seconds=20)  # +20.9 %: the sell is refused
+    market.set_quote(CONTRACT, "5.20", "5.40")  # +20.9 %: the sell is refused
+    market.advance(seconds=20)
+    assert "parts_sold=0" in str(tasks.sync_orders.apply().get()), "a refused part is no part sold"
+    with tenancy.system_context():
+        trade = PaperTrade.objects.get(pk=trade_id)
     assert refusals and (trade.held_qty, trade.part_pending_qty, trade.exit_scaled_out_at) == (5, 0, None)
     assert not _parts(trade_id) and sorted(order.quantity for order in _working_exits(trader)) == [5, 5]
     trade = _cycle(market, trade_id, "5.20", "5.40", minutes=2)  # the next look after the interval

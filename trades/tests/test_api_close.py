@@ -179,3 +179,16 @@ def test_a_partial_close_that_leaves_the_rest_without_a_stop_answers_as_the_full
     assert whole.json()["errors"][0]["detail"].endswith("act now.")
     assert (part.json()["trade"]["status"], part.json()["trade"]["quantity_open"]) == ("OPEN", 2)
     assert part.json()["trade"]["needs_attention"]
+
+
+def test_closing_every_contract_of_a_pending_trade_by_count_is_the_whole_close(api_as, trader, market, open_body):
+    """A PENDING trade holds nothing yet: "close 2 of 2" is its close, not a refused partial sale."""
+    pending = api_as(trader).post("/api/trades", open_body(entry_type="limit", limit_price="4.00", sl_price="3.80"),
+                                  format="json").json()
+    assert pending["status"] == "PENDING"
+    by_count = api_as(trader).post(f"/api/trades/{pending['id']}/close",
+                                   {"version": pending["version"], "quantity": 2}, format="json")
+    other = api_as(trader).post("/api/trades", open_body(entry_type="limit", limit_price="4.00", sl_price="3.80"),
+                                format="json").json()
+    whole = api_as(trader).post(f"/api/trades/{other['id']}/close", {"version": other["version"]}, format="json")
+    assert (by_count.status_code, by_count.json().get("status")) == (whole.status_code, whole.json().get("status"))
