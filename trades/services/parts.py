@@ -9,7 +9,8 @@ sale is, in order, each step recorded on the trade before the next (docs/reliabi
 2. Under the trade's order lease, the bracket is cancelled and each leg's end read
    (`bracket_withdraw`). A leg that filled first is the trade's close (nothing else is sold);
    partial fills are recorded as parts.
-3. The sell-to-close of the part goes (market, tag `to-<id>-part`); its id is stored.
+3. The sell-to-close of the part goes (market, tag `to-<id>-part<n>`, n the sale's number, so no
+   two sales' sells share a tag); its id is stored.
 4. The rest is protected again: a new OCO for the contracts held less the part being sold. The
    sell and the OCO together never cover more than is held, so nothing is ever sold twice; the
    position is without an exit from the cancel's answer to the new OCO (two round trips).
@@ -18,9 +19,13 @@ sale is, in order, each step recorded on the trade before the next (docs/reliabi
 
 A sale the process left between two steps is finished by the monitor (`part_sale_resume`): with
 the sell's id it confirms the sell and protects the rest; without it, it looks for the sell by its
-tag, and only when none was placed (and the request is certainly over) repeats steps 2-5, which
-are safe to repeat. A sell refused outright puts the whole bracket back; a sell that ended
-unfilled has its bracket re-placed for everything held.
+sale's tag (an order that ended unfilled is no sale's sell), and only when none was placed (and
+the request is certainly over) repeats steps 2-5, which are safe to repeat. A sell refused
+outright puts the whole bracket back; a sell that ended unfilled has its bracket re-placed for
+everything held; either way a scale-out that sold nothing may fire again. A sell reported sold
+without its price stays pending until the broker gives the price; one the broker cannot show
+for SELL_UNREADABLE_LOOKS looks is given up (the bracket for everything held, the trader told).
+A part's row and the trade's change are written in one transaction.
 """
 
 from __future__ import annotations
