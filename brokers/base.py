@@ -102,7 +102,9 @@ class OrderPurpose(StrEnum):
 
 LIVE_TAG_PREFIX = "live-"
 _TAG = re.compile(r"^[A-Za-z0-9-]{1,255}$")
-_TAG_PARTS = re.compile(r"^(?:live-)?to-(?P<trade>[A-Za-z0-9-]+)-(?P<purpose>entry|sl|tp|close|part)$")
+# A part sale's sell carries its sale's number (`to-42-part3`): each sale's tag is its own.
+_TAG_PARTS = re.compile(r"^(?:live-)?to-(?P<trade>[A-Za-z0-9-]+)-(?P<purpose>entry|sl|tp|close|part)"
+                        r"(?P<sale>(?<=part)[0-9]+)?$")
 
 
 def order_tag(trade_id: int | str, purpose: OrderPurpose | str, *, live: bool = False) -> str:

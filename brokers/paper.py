@@ -58,6 +58,7 @@ from .base import (
     SpreadPriceType,
     StopModifyRefused,
     order_tag,
+    parse_order_tag,
     spread_units,
 )
 from .market import Market, default_market
@@ -578,10 +579,17 @@ def trade_commissions(owner_id: int, trade_id: int) -> dict[OrderPurpose, Decima
     """What the ledger charged the fills of one trade's orders (tagged `to-<trade id>-<purpose>`),
     per purpose, at whatever rate each fill was charged: the commissions the trade really cost.
     A purpose with no fill is absent (its orders cost nothing)."""
-    tags = {order_tag(trade_id, purpose): purpose for purpose in OrderPurpose}
-    charged = (PaperFill.objects.filter(owner_id=owner_id, order__tag__in=list(tags)).order_by()
+    tags = [order_tag(trade_id, purpose) for purpose in OrderPurpose]
+    part_sales = order_tag(trade_id, OrderPurpose.PART)  # `to-<id>-part<n>`: one tag per part sale
+    ours = Q(order__tag__in=tags) | Q(order__tag__startswith=part_sales)
+    charged = (PaperFill.objects.filter(ours, owner_id=owner_id).order_by()
                .values_list("order__tag").annotate(total=Sum("commission")))
-    return {tags[tag]: total for tag, total in charged}
+    totals: dict[OrderPurpose, Decimal] = {}
+    for tag, total in charged:
+        parsed = parse_order_tag(tag)
+        if parsed is not None and parsed[0] == str(trade_id):
+            totals[parsed[1]] = totals.get(parsed[1], Decimal(0)) + total
+    return totals
 
 
 def owners_with_working_orders() -> list[int]:

@@ -90,6 +90,14 @@ def test_final_and_working_statuses_split_the_enum():
     assert {status for status in OrderStatus if status.is_working} == {"pending", "open", "partially_filled"}
 
 
+def test_each_part_sale_has_its_own_tag_that_reads_back_as_a_part():
+    assert parse_order_tag("to-42-part3") == ("42", OrderPurpose.PART)
+    assert parse_order_tag("live-to-42-part12") == ("42", OrderPurpose.PART)
+    assert parse_order_tag("to-9f1c-77-part1") == ("9f1c-77", OrderPurpose.PART)
+    assert parse_order_tag("to-42-part") == ("42", OrderPurpose.PART)  # a sale placed before the numbers
+    assert parse_order_tag("to-42-sl3") is None and parse_order_tag("to-42-partx") is None
+
+
 def test_a_live_trades_tags_say_live_first_and_read_back_the_same():
     from brokers.base import is_live_tag, is_valid_tag
 

@@ -105,6 +105,36 @@ def test_a_scale_out_sells_its_share_once_and_the_rest_rides_the_trailing_stop(a
     assert [(e.actor, e.actor_label) for e in events] == [(Actor.SYSTEM, "exit-policy")]
 
 
+def test_a_scale_out_whose_sell_was_refused_fires_again_at_the_next_look(api_as, trader, market, monkeypatch):
+    """A refused sell sold nothing: the scale-out has not happened, so the next look sells it."""
+    from brokers.base import OrderRejected, parse_order_tag
+    from brokers.paper import LocalPaperBroker
+
+    place, refusals = LocalPaperBroker.place_order, []
+
+    def refuse_the_first_part_sell(self, request):
+        parsed = parse_order_tag(request.tag)
+        if parsed is not None and parsed[1] == "part" and not refusals:
+            refusals.append(request.tag)
+            raise OrderRejected("market closed for this contract", tag=request.tag)
+        return place(self, request)
+
+    monkeypatch.setattr(LocalPaperBroker, "place_order", refuse_the_first_part_sell)
+    opened = _open(api_as, trader, {"scale_out_at_pct": "20", "scale_out_pct": "50"})
+    trade_id = opened["id"]
+    market.set_quote(CONTRACT, "5.20", "5.40")  # +20.9 %: the sell is refused
+    market.advance(seconds=20)
+    assert "parts_sold=0" in str(tasks.sync_orders.apply().get()), "a refused part is no part sold"
+    with tenancy.system_context():
+        trade = PaperTrade.objects.get(pk=trade_id)
+    assert refusals and (trade.held_qty, trade.part_pending_qty, trade.exit_scaled_out_at) == (5, 0, None)
+    assert not _parts(trade_id) and sorted(order.quantity for order in _working_exits(trader)) == [5, 5]
+    trade = _cycle(market, trade_id, "5.20", "5.40", minutes=2)  # the next look after the interval
+    assert (trade.held_qty, trade.part_pending_qty) == (3, 0) and trade.exit_scaled_out_at is not None
+    assert [(p.quantity, p.reason) for p in _parts(trade_id)] == [(2, ExitPartReason.SCALE_OUT)]
+    assert sorted(order.quantity for order in _working_exits(trader)) == [3, 3]
+
+
 def test_a_manual_partial_close_sells_part_and_keeps_the_rest_protected(api_as, trader, market):
     opened = _open(api_as, trader, {}, qty=3)
     trade_id = opened["id"]

@@ -35,6 +35,7 @@ from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 
 from brokers.base import (
@@ -57,7 +58,7 @@ from .accounts import account_settings_for
 from .broker_health import broker_trouble_record
 from .costs import exit_costs
 from .errors import BrokerDown, CloseForbidden, PositionUnprotected, TradeError, VersionConflict
-from .exit_parts import PART_SALE_IDLE, part_row_create, parts_consistent
+from .exit_parts import PART_SALE_IDLE, exit_fills_blend, part_row_create, parts_consistent
 from .lifecycle import event_record, trade_transition
 from .opening import TradeResult
 from .orders import (
@@ -261,18 +262,17 @@ def exit_fills_record(*, trade: PaperTrade, withdrawn: Withdrawal, **who) -> Pap
     A trade whose legs sold nothing, or that a leg may still sell from, is returned unchanged."""
     if not withdrawn.final or withdrawn.exit_fill is not None or withdrawn.sold <= 0:
         return trade
-    quantity = trade.exit_filled_qty + withdrawn.sold
-    proceeds = withdrawn.proceeds + (trade.exit_filled_price * trade.exit_filled_qty if trade.exit_filled_qty else 0)
-    as_part = parts_consistent(trade) is not None  # a first-class part, unless earlier fills predate parts
-    trade = trade_transition(
-        trade_id=trade.pk, to=trade.status, kind=EventKind.ORDER_FILLED, expected_version=trade.version,
-        changes={"exit_filled_qty": quantity, "exit_filled_price": (proceeds / quantity).quantize(Decimal("0.000001")),
-                 "bracket_order_id": "", "sl_order_id": "", "tp_order_id": ""},
-        payload={"partial_exit": {"sold": withdrawn.sold, "proceeds_per_share": withdrawn.proceeds},
-                 "orders": [order_summary(order) for order in withdrawn.orders]}, **who)
-    if as_part:
-        part_row_create(trade, quantity=withdrawn.sold, proceeds=withdrawn.proceeds, at=timezone.now(),
-                        reason=ExitPartReason.EXIT_LEG)
+    with transaction.atomic():  # the fills and their part, or neither
+        as_part = parts_consistent(trade) is not None  # a first-class part, unless earlier fills predate parts
+        trade = trade_transition(
+            trade_id=trade.pk, to=trade.status, kind=EventKind.ORDER_FILLED, expected_version=trade.version,
+            changes={**exit_fills_blend(trade, quantity=withdrawn.sold, proceeds=withdrawn.proceeds),
+                     "bracket_order_id": "", "sl_order_id": "", "tp_order_id": ""},
+            payload={"partial_exit": {"sold": withdrawn.sold, "proceeds_per_share": withdrawn.proceeds},
+                     "orders": [order_summary(order) for order in withdrawn.orders]}, **who)
+        if as_part:
+            part_row_create(trade, quantity=withdrawn.sold, proceeds=withdrawn.proceeds, at=timezone.now(),
+                            reason=ExitPartReason.EXIT_LEG)
     return trade
 
 

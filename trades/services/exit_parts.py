@@ -17,6 +17,14 @@ SIX_PLACES = Decimal("0.000001")
 PART_SALE_IDLE = {"part_pending_qty": 0, "part_pending_reason": "", "part_order_id": "", "part_started_at": None}
 
 
+def exit_fills_blend(trade: PaperTrade, *, quantity: int, proceeds: Decimal) -> dict:
+    """The changes adding `quantity` contracts sold for `proceeds` (per share: Σ quantity × price)
+    to what the trade sold before its close: the count, and the running average price."""
+    sold = trade.exit_filled_qty + quantity
+    before = trade.exit_filled_price * trade.exit_filled_qty if trade.exit_filled_qty else Decimal(0)
+    return {"exit_filled_qty": sold, "exit_filled_price": ((before + proceeds) / sold).quantize(SIX_PLACES)}
+
+
 def part_figures(trade: PaperTrade, *, quantity: int, proceeds: Decimal) -> dict:
     """A part's P&L: gross = (proceeds − entry × quantity) × 100 (exact: prices have four places),
     its commission (the sell's, at the trade's rate, plus its share of the buy's, pro rata by

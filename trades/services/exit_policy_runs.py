@@ -182,6 +182,7 @@ def _scale_out(trade: PaperTrade, decision: ExitDecision, seen: Observation, mar
                              because=_because(trade, decision, seen), market=market)
     if result.problem is not None:
         logger.warning("exit policy of trade %s could not scale out: %s", trade.pk, result.problem)
+        return 0
     return 1
 
 

@@ -9,7 +9,8 @@ sale is, in order, each step recorded on the trade before the next (docs/reliabi
 2. Under the trade's order lease, the bracket is cancelled and each leg's end read
    (`bracket_withdraw`). A leg that filled first is the trade's close (nothing else is sold);
    partial fills are recorded as parts.
-3. The sell-to-close of the part goes (market, tag `to-<id>-part`); its id is stored.
+3. The sell-to-close of the part goes (market, tag `to-<id>-part<n>`, n the sale's number, so no
+   two sales' sells share a tag); its id is stored.
 4. The rest is protected again: a new OCO for the contracts held less the part being sold. The
    sell and the OCO together never cover more than is held, so nothing is ever sold twice; the
    position is without an exit from the cancel's answer to the new OCO (two round trips).
@@ -18,9 +19,13 @@ sale is, in order, each step recorded on the trade before the next (docs/reliabi
 
 A sale the process left between two steps is finished by the monitor (`part_sale_resume`): with
 the sell's id it confirms the sell and protects the rest; without it, it looks for the sell by its
-tag, and only when none was placed (and the request is certainly over) repeats steps 2-5, which
-are safe to repeat. A sell refused outright puts the whole bracket back; a sell that ended
-unfilled has its bracket re-placed for everything held.
+sale's tag (an order that ended unfilled is no sale's sell), and only when none was placed (and
+the request is certainly over) repeats steps 2-5, which are safe to repeat. A sell refused
+outright puts the whole bracket back; a sell that ended unfilled has its bracket re-placed for
+everything held; either way a scale-out that sold nothing may fire again. A sell reported sold
+without its price stays pending until the broker gives the price; one the broker cannot show
+for SELL_UNREADABLE_LOOKS looks is given up (the bracket for everything held, the trader told).
+A part's row and the trade's change are written in one transaction.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.utils import timezone
 
 from brokers.base import (
@@ -45,7 +51,7 @@ from brokers.base import (
 from brokers.market import Market, default_market
 from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
-from trades.models import Actor, EventKind, ExitPartReason, PaperTrade, TradeExitPart, TradeStatus
+from trades.models import Actor, EventKind, ExitPartReason, PaperTrade, TradeEvent, TradeExitPart, TradeStatus
 
 from .accounts import account_settings_for
 from .closing import (
@@ -59,7 +65,7 @@ from .closing import (
     trade_order_lease,
 )
 from .errors import BrokerDown, InvalidTradeInput, InvalidTransition, PositionUnprotected, VersionConflict
-from .exit_parts import PART_SALE_IDLE, part_row_create
+from .exit_parts import PART_SALE_IDLE, exit_fills_blend, part_row_create
 from .lifecycle import trade_transition
 from .opening import TradeResult
 from .orders import (
@@ -88,27 +94,38 @@ def part_record(*, trade: PaperTrade, quantity: int, proceeds: Decimal, at: date
     """Record `quantity` contracts sold for `proceeds` (per share: Σ quantity × price) as a part:
     the trade holds that much less (`exit_filled_qty`, whose average price its close blends in)
     and the part's row and event are written, in one transaction."""
-    sold = trade.exit_filled_qty + quantity
-    before = trade.exit_filled_price * trade.exit_filled_qty if trade.exit_filled_qty else Decimal(0)
-    trade = trade_transition(
-        trade_id=trade.pk, to=trade.status, kind=EventKind.ORDER_FILLED, expected_version=trade.version,
-        changes={"exit_filled_qty": sold, "exit_filled_price": ((before + proceeds) / sold).quantize(
-            Decimal("0.000001")), **(changes or {})},
-        payload={"part": {"quantity": quantity, "proceeds_per_share": proceeds, "reason": reason, "at": at},
-                 **({"order": order_summary(order)} if order is not None else {})}, **who)
-    part_row_create(trade, quantity=quantity, proceeds=proceeds, at=at, reason=reason,
-                    order_id=order.id if order is not None else "")
+    with transaction.atomic():  # the trade's change and the part's row, or neither
+        trade = trade_transition(
+            trade_id=trade.pk, to=trade.status, kind=EventKind.ORDER_FILLED, expected_version=trade.version,
+            changes={**exit_fills_blend(trade, quantity=quantity, proceeds=proceeds), **(changes or {})},
+            payload={"part": {"quantity": quantity, "proceeds_per_share": proceeds, "reason": reason, "at": at},
+                     **({"order": order_summary(order)} if order is not None else {})}, **who)
+        part_row_create(trade, quantity=quantity, proceeds=proceeds, at=at, reason=reason,
+                        order_id=order.id if order is not None else "")
     return trade
 
 
 # --- Selling a part -----------------------------------------------------------------------------
 
 
+def part_tag(trade: PaperTrade) -> str:
+    """`to-<id>-part<n>`, n the number of the sale under way (its step 1's event): each sale's
+    sell has its own tag, so an earlier sale's sell is never taken for this one's (nor found by
+    the broker's retry of a placement that timed out)."""
+    sale = TradeEvent.objects.filter(trade_id=trade.pk, payload__part_sale__has_key="quantity").count()
+    return f"{trade_order_tag(trade, OrderPurpose.PART)}{sale}"
+
+
 def part_request(trade: PaperTrade, *, quantity: int) -> OrderRequest:
     """The part's sell-to-close, at market, for the day."""
     return OrderRequest(option_symbol=trade.option_symbol, side=OrderSide.SELL_TO_CLOSE, quantity=quantity,
-                        order_type=OrderType.MARKET, tag=trade_order_tag(trade, OrderPurpose.PART),
-                        duration=OrderDuration.DAY)
+                        order_type=OrderType.MARKET, tag=part_tag(trade), duration=OrderDuration.DAY)
+
+
+def _sale_over(trade: PaperTrade) -> dict:
+    """The changes ending a sale that sold nothing: a scale-out that did not happen may fire again."""
+    return {**PART_SALE_IDLE, **({"exit_scaled_out_at": None}
+                                 if trade.part_pending_reason == ExitPartReason.SCALE_OUT else {})}
 
 
 def part_quantity_check(trade: PaperTrade, quantity: int) -> None:
@@ -163,7 +180,9 @@ def trade_close_some(*, user: AbstractBaseUser, trade_id: int, version: int, qua
     """The trader's close: of every contract (no `quantity`, or all of them), else of a part."""
     if quantity is not None:
         with tenancy.acting_as(user.pk):
-            held = PaperTrade.objects.get(owner=user, pk=trade_id).held_qty
+            trade = PaperTrade.objects.get(owner=user, pk=trade_id)
+        # Not yet holding (an entry still working): every contract asked for is the whole close.
+        held = trade.held_qty if trade.status == TradeStatus.OPEN else trade.qty
     if quantity is None or quantity == held:
         return trade_close(user=user, trade_id=trade_id, version=version, market=market)
     return trade_part_sell(user=user, trade_id=trade_id, version=version, quantity=quantity,
@@ -183,7 +202,7 @@ def _part_steps(*, trade: PaperTrade, broker: BrokerProvider, who: dict) -> Trad
         withdrawn = bracket_withdraw(trade=trade, broker=broker, **who)
         if withdrawn is None:  # the bracket works on: selling beside it could sell twice
             trade = trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_REJECTED,
-                                     changes={**PART_SALE_IDLE, "status_reason": "The bracket could not be "
+                                     changes={**_sale_over(trade), "status_reason": "The bracket could not be "
                                               "cancelled; no part was sold."}, **who)
             return TradeResult(trade, BrokerDown("The broker could not cancel the SL/TP bracket, so no part was "
                                                  "sold: try again.", trade=trade))
@@ -205,7 +224,7 @@ def _part_steps(*, trade: PaperTrade, broker: BrokerProvider, who: dict) -> Trad
     if quantity <= 0:  # the legs' partial fills left one contract: it keeps its bracket, no part
         trade = trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, changes=PART_SALE_IDLE,
                                  payload={"part_sale": "nothing left to sell in part"}, **who)
-        return TradeResult(rest_protect(trade=trade, broker=broker, **who))
+        return rest_protected(trade=trade, broker=broker, who=who)
     try:
         sell = broker.place_order(part_request(trade, quantity=quantity))
     except BrokerError as error:
@@ -213,22 +232,33 @@ def _part_steps(*, trade: PaperTrade, broker: BrokerProvider, who: dict) -> Trad
     trade = trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED,
                              changes={"part_order_id": sell.id, "part_pending_qty": quantity},
                              payload={"order": order_summary(sell)}, **who)
-    return TradeResult(_after_sell(trade=trade, sell=sell, broker=broker, who=who))
+    return _after_sell(trade=trade, sell=sell, broker=broker, who=who)
 
 
-def _after_sell(*, trade: PaperTrade, sell: Order, broker: BrokerProvider, who: dict) -> PaperTrade:
+def _after_sell(*, trade: PaperTrade, sell: Order, broker: BrokerProvider, who: dict) -> TradeResult:
     """The sell is at the broker: record its fill if it has one, and protect what is left."""
     if sell.status.is_final:
         trade = part_sale_confirm(trade=trade, sell=sell, broker=broker, **who)
     if trade.status == TradeStatus.OPEN:
-        trade = rest_protect(trade=trade, broker=broker, **who)
-    return trade
+        return rest_protected(trade=trade, broker=broker, who=who)
+    return TradeResult(trade)
+
+
+def rest_protected(*, trade: PaperTrade, broker: BrokerProvider, who: dict) -> TradeResult:
+    """`rest_protect`, answering as the full close does when the rest is left without an exit."""
+    trade = rest_protect(trade=trade, broker=broker, **who)
+    if trade.status != TradeStatus.OPEN or trade.bracket_order_id or trade.sl_order_id or trade.tp_order_id:
+        return TradeResult(trade)
+    if trade.held_qty - (trade.part_pending_qty if trade.part_order_id else 0) <= 0:
+        return TradeResult(trade)
+    return TradeResult(trade, PositionUnprotected(
+        f"{trade.attention_reason}: the position has no exit at the broker, act now.", trade=trade))
 
 
 def _sell_failed(trade: PaperTrade, error: BrokerError, broker: BrokerProvider, held: int, who: dict) -> TradeResult:
     problem = as_trade_error(error, trade=trade)
     if was_not_placed(error):  # nothing sold, the bracket gone: the whole bracket goes back
-        trade = trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, changes=PART_SALE_IDLE,
+        trade = trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, changes=_sale_over(trade),
                                  payload={"part_sale": "refused", "error": problem.code}, **who)
         trade, restore_error = bracket_restore(trade=trade, broker=broker, quantity=held, why=problem, **who)
         if restore_error is not None:
@@ -271,16 +301,17 @@ def part_sale_confirm(*, trade: PaperTrade, sell: Order, broker: BrokerProvider,
     if not sell.status.is_final:
         return trade
     asked = trade.part_pending_qty
-    filled = sell.fill.quantity if sell.fill is not None else sell.filled_quantity
+    filled = _sold_by(sell)
+    if filled and sell.fill is None:  # sold, at a price the broker has not given yet: read it again later
+        return trade
     if filled:
-        price = sell.fill.price if sell.fill is not None else Decimal(0)
-        at = (sell.fill.at if sell.fill is not None else None) or timezone.now()
-        trade = part_record(trade=trade, quantity=filled, proceeds=price * filled, at=at,
+        at = sell.fill.at or timezone.now()
+        trade = part_record(trade=trade, quantity=filled, proceeds=sell.fill.price * filled, at=at,
                             reason=trade.part_pending_reason or ExitPartReason.PARTIAL_CLOSE, order=sell,
                             changes=PART_SALE_IDLE, **who)
     else:
         trade = trade_transition(
-            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_CANCELED, changes=PART_SALE_IDLE,
+            trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_CANCELED, changes=_sale_over(trade),
             payload={"order": order_summary(sell), "part_sale": f"the sell was {sell.status.value}"}, **who)
     if sell.status == OrderStatus.FILLED and filled >= asked:
         return trade
@@ -319,27 +350,71 @@ def part_sale_resume(*, trade: PaperTrade, broker: BrokerProvider, found: list[O
             return trade
         if trade.part_pending_reason == ExitPartReason.SCALE_OUT:  # the policy's part, to its end
             who = POLICY
-        sell = _the_sell(trade, broker, found)
+        sell, answered = _the_sell(trade, broker, found)
         if sell is not None:
             if not trade.part_order_id:
                 trade = trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ORDER_PLACED,
                                          changes={"part_order_id": sell.id, "part_pending_qty": sell.quantity
                                                   or trade.part_pending_qty},
                                          payload={"order": order_summary(sell), "found_by_tag": True}, **who)
-            return _after_sell(trade=trade, sell=sell, broker=broker, who=who)
-        if trade.part_order_id or (trade.part_started_at and at - trade.part_started_at < PART_SALE_STALE):
+            return _after_sell(trade=trade, sell=sell, broker=broker, who=who).trade
+        if trade.part_order_id and not answered:
+            return _sell_unreadable(trade=trade, broker=broker, who=who)
+        if not answered or trade.part_order_id or (trade.part_started_at
+                                                   and at - trade.part_started_at < PART_SALE_STALE):
             return trade
         return _part_steps(trade=trade, broker=broker, who=who).trade
 
 
-def _the_sell(trade: PaperTrade, broker: BrokerProvider, found: list[Order]) -> Order | None:
+def _sold_by(order: Order) -> int:
+    return order.fill.quantity if order.fill is not None else order.filled_quantity
+
+
+def _may_have_sold(order: Order) -> bool:
+    """Working, or ended having sold: an order that ended unfilled is no sale's sell any more."""
+    return not order.status.is_final or _sold_by(order) > 0
+
+
+def _the_sell(trade: PaperTrade, broker: BrokerProvider, found: list[Order]) -> tuple[Order | None, bool]:
+    """The sale's sell, and whether the broker answered (no answer: nothing may be concluded)."""
     if trade.part_order_id:
         known = next((order for order in found if order.id == trade.part_order_id), None)
-        if known is not None:
-            return known
-        try:
-            return broker.get_order(trade.part_order_id)
+        if known is not None and not (_sold_by(known) and known.fill is None):
+            return known, True
+        try:  # unlisted, or listed without its fill's price: ask for it
+            return broker.get_order(trade.part_order_id), True
         except BrokerError:
-            return None
+            return None, False
+    tag, legacy = part_tag(trade), trade_order_tag(trade, OrderPurpose.PART)
     recorded = set(TradeExitPart.objects.filter(trade_id=trade.pk).values_list("order_id", flat=True))
-    return next((order for order in found if order.id not in recorded), None)
+    listed = next((order for order in found if _may_have_sold(order) and (
+        order.tag == tag or (order.tag == legacy and order.id not in recorded))), None)
+    if listed is not None:
+        return listed, True
+    try:
+        placed = broker.find_order_by_tag(tag)
+    except BrokerError:
+        return None, False
+    return (placed if placed is not None and _may_have_sold(placed) else None), True
+
+
+# A sale whose sell the broker cannot show this many looks running is given up: the trade is
+# released with its bracket for everything held, and the trader told to check the broker.
+SELL_UNREADABLE_LOOKS = 5
+
+
+def _sell_unreadable(*, trade: PaperTrade, broker: BrokerProvider, who: dict) -> PaperTrade:
+    looks = TradeEvent.objects.filter(trade_id=trade.pk, payload__part_sale_unreadable=trade.part_order_id).count()
+    if looks + 1 < SELL_UNREADABLE_LOOKS:
+        return trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED,
+                                changes={}, payload={"part_sale_unreadable": trade.part_order_id}, **who)
+    order_id = trade.part_order_id
+    trade = trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED,
+                             changes=PART_SALE_IDLE, payload={"part_sale_unreadable": order_id, "given_up": True},
+                             **who)
+    trade = _rebracket(trade=trade, broker=broker, who=who)
+    if trade.status != TradeStatus.OPEN or trade.attention_reason:  # closed meanwhile, or a graver problem
+        return trade
+    return trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, kind=EventKind.ATTENTION_NEEDED, changes={
+        "attention_reason": f"The partial sale's sell {order_id} could not be read at the broker: check what "
+                            "it sold there; the bracket covers every contract held."[:255]}, **who)

@@ -158,3 +158,37 @@ def test_a_close_that_finds_the_take_profit_filled_answers_200_with_that_fill_an
     assert (body["status"], body["close_reason"], body["close_price"]) == ("CLOSED", "TP_HIT", "6.5000")
     assert _orders(trader, tag=f"to-{opened['id']}-close") == []
     assert not any(order.status in ("open", "pending") for order in _orders(trader))
+
+
+def test_a_partial_close_that_leaves_the_rest_without_a_stop_answers_as_the_full_close_does(
+        api_as, trader, scripted_broker, open_body):
+    """The part sold, but the rest's bracket could not be placed: not a 200, the close's "act now"."""
+    full = api_as(trader).post("/api/trades", open_body(qty=3, sl_price="4.00"), format="json").json()
+    scripted_broker(trader).fail("place_order", OrderRejected("market closed for this contract"))
+    scripted_broker(trader).fail("place_oco_order", OrderRejected("exits refused for now"))
+    whole = api_as(trader).post(f"/api/trades/{full['id']}/close", {"version": full["version"]}, format="json")
+    assert whole.status_code == 502 and whole.json()["errors"][0]["code"] == "position_unprotected"
+
+    opened = api_as(trader).post("/api/trades", open_body(qty=3, sl_price="4.00"), format="json").json()
+    scripted_broker(trader).fail("place_oco_order", OrderRejected("exits refused for now"))
+    part = api_as(trader).post(f"/api/trades/{opened['id']}/close", {"version": opened["version"], "quantity": 1},
+                               format="json")
+    assert part.status_code == whole.status_code
+    [error] = part.json()["errors"]
+    assert error["code"] == "position_unprotected" and error["detail"].endswith("act now.")
+    assert whole.json()["errors"][0]["detail"].endswith("act now.")
+    assert (part.json()["trade"]["status"], part.json()["trade"]["quantity_open"]) == ("OPEN", 2)
+    assert part.json()["trade"]["needs_attention"]
+
+
+def test_closing_every_contract_of_a_pending_trade_by_count_is_the_whole_close(api_as, trader, market, open_body):
+    """A PENDING trade holds nothing yet: "close 2 of 2" answers as its close does, not as a partial sale."""
+    pending = api_as(trader).post("/api/trades", open_body(entry_type="limit", limit_price="4.00", sl_price="3.80"),
+                                  format="json").json()
+    assert pending["status"] == "PENDING"
+    by_count = api_as(trader).post(f"/api/trades/{pending['id']}/close",
+                                   {"version": pending["version"], "quantity": 2}, format="json")
+    other = api_as(trader).post("/api/trades", open_body(entry_type="limit", limit_price="4.00", sl_price="3.80"),
+                                format="json").json()
+    whole = api_as(trader).post(f"/api/trades/{other['id']}/close", {"version": other["version"]}, format="json")
+    assert (by_count.status_code, by_count.json().get("errors")) == (whole.status_code, whole.json().get("errors"))

@@ -14,16 +14,22 @@ n-th broker call, for every n. After each run and the monitor's catch-up:
 - a trade still open has a bracket for exactly what it holds.
 """
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
+from brokers.base import BrokerError, Fill, Order, OrderStatus
 from brokers.models import PaperOrder
+from brokers.paper import LocalPaperBroker
 from tradeoptions import tenancy
 from trades import services
-from trades.models import ExitPartReason, TradeExitPart, TradeStatus
+from trades.models import Actor, ExitPartReason, TradeExitPart, TradeStatus
+from trades.services import closing, parts
+from trades.services.lifecycle import trade_transition
 
 from . import test_services_exit_races as races
+from .conftest import CONTRACT, EXPIRY
 from .test_services_exit_races import BROKERS, QTY, THROUGH, ProcessDied, Venue, _killed, _open, _trade
 
 venue, racing = races.venue, races.racing  # the close's fixtures: the broker behaviours, the racing broker
@@ -146,3 +152,134 @@ def test_a_part_larger_than_the_position_is_refused_on_its_field(trader, market)
         "The position holds 2 contracts: a partial close sells fewer (close the trade to sell them all)."]
     assert _trade(trade.pk).version == trade.version
 
+
+
+# --- The reviewer's defects: each test failed before its fix ---------------------------------------
+
+SYSTEM = {"actor": Actor.SYSTEM, "actor_label": "test"}
+
+
+def _open_four(user, market):
+    data = services.TradeOpenInput(ticker="SPY", option_type="CALL", strike=Decimal("570"), expiry=EXPIRY,
+                                   qty=4, sl_price=Decimal("4.00"), tp_price=Decimal("6.50"))
+    return services.trade_open(user=user, data=data, market=market, **SYSTEM).trade
+
+
+def _paper(user, market) -> LocalPaperBroker:
+    return LocalPaperBroker(user.pk, starting_cash=Decimal("10000"), market=market)
+
+
+def test_a_second_sale_killed_before_its_sell_was_saved_is_not_mistaken_for_the_first_sales_unfilled_sell(
+        trader, market, monkeypatch):
+    """The first sale's sell ends unfilled; the second's is placed (and fills) but the process
+    dies before its id is saved. The monitor must find the second sell (its own tag), not the
+    first one: else it re-brackets all 4 contracts while only 3 are held."""
+    venue = Venue("paper", trader, market)
+    trade = _open_four(trader, market)
+    market.set_quote(CONTRACT, None, "4.30")  # no bid: the first sale's market sell rests unfilled
+    services.trade_part_sell(user=trader, trade_id=trade.pk, version=trade.version, quantity=1,
+                             reason=ExitPartReason.PARTIAL_CLOSE, market=market)
+    resting = _trade(trade.pk)
+    assert resting.part_order_id and resting.part_pending_qty == 1
+    with tenancy.acting_as(trader.pk):
+        _paper(trader, market).cancel_order(resting.part_order_id)
+    venue.catch_up()
+    idle = _trade(trade.pk)
+    assert (idle.part_pending_qty, idle.quantity_open, _working_exit_quantities(venue)) == (0, 4, [4, 4])
+
+    market.set_quote(CONTRACT, "4.80", "5.00")
+    real = parts.trade_transition
+
+    def dies_at_the_save(**kwargs):
+        if (kwargs.get("changes") or {}).get("part_order_id"):
+            raise ProcessDied
+        return real(**kwargs)
+
+    monkeypatch.setattr(parts, "trade_transition", dies_at_the_save)
+    with pytest.raises(ProcessDied):
+        services.trade_part_sell(user=trader, trade_id=trade.pk, version=idle.version, quantity=1,
+                                 reason=ExitPartReason.PARTIAL_CLOSE, market=market)
+    monkeypatch.setattr(parts, "trade_transition", real)
+    assert not _trade(trade.pk).part_order_id
+    for _ in range(3):
+        market.advance(seconds=90)
+        venue.catch_up()
+    final = _trade(trade.pk)
+    assert (final.status, final.part_pending_qty, final.quantity_open) == (TradeStatus.OPEN, 0, 3)
+    assert [p.quantity for p in _parts(trade.pk)] == [1] and _sold(venue, trade.pk) == 1
+    assert _working_exit_quantities(venue) == [3, 3], "the bracket covers what is held, never more"
+    with tenancy.acting_as(trader.pk):
+        tags = sorted(PaperOrder.objects.filter(tag__startswith=f"to-{trade.pk}-part").values_list("tag", flat=True))
+    assert tags == [f"to-{trade.pk}-part1", f"to-{trade.pk}-part2"]
+
+
+def test_a_part_whose_row_cannot_be_written_leaves_the_trade_as_it_was(trader, market, monkeypatch):
+    trade = _open(trader, market)
+
+    def refused(*args, **kwargs):
+        raise RuntimeError("the part's row could not be written")
+
+    monkeypatch.setattr(parts, "part_row_create", refused)
+    monkeypatch.setattr(closing, "part_row_create", refused)
+    legs_sold = closing.Withdrawal(orders=[], exit_fill=None, final=True, sold=1, proceeds=Decimal("6.50"))
+    with tenancy.acting_as(trader.pk):
+        with pytest.raises(RuntimeError):
+            parts.part_record(trade=trade, quantity=1, proceeds=Decimal("4.80"), at=market.now(),
+                              reason=ExitPartReason.PARTIAL_CLOSE, **SYSTEM)
+        with pytest.raises(RuntimeError):
+            closing.exit_fills_record(trade=trade, withdrawn=legs_sold, **SYSTEM)
+    after = _trade(trade.pk)
+    assert (after.version, after.exit_filled_qty, after.bracket_order_id) == (
+        trade.version, 0, trade.bracket_order_id)
+
+
+def _pending(trade, market, order_id):
+    with tenancy.acting_as(trade.owner_id):
+        return trade_transition(trade_id=trade.pk, to=TradeStatus.OPEN, changes={
+            "part_pending_qty": 1, "part_pending_reason": ExitPartReason.PARTIAL_CLOSE, "part_order_id": order_id,
+            "part_started_at": market.now()}, **SYSTEM)
+
+
+class _Reads:
+    """A broker that answers `get_order` with `answer` (or raises it) and counts the reads; the
+    rest is `inner`'s (the paper broker's)."""
+
+    def __init__(self, answer, inner=None) -> None:
+        self.answer, self.reads, self.inner = answer, [], inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def get_order(self, order_id):
+        self.reads.append(order_id)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_a_sell_reported_sold_without_its_price_stays_pending_until_the_broker_gives_the_price(trader, market):
+    trade = _pending(_open(trader, market), market, "777")
+    priceless = Order(id="777", status=OrderStatus.FILLED, order_class="option", tag=f"to-{trade.pk}-part1",
+                      quantity=1, filled_quantity=1)
+    priced = replace(priceless, fill=Fill(quantity=1, price=Decimal("4.80"), at=market.now()))
+    broker = _Reads(priced)
+    with tenancy.acting_as(trader.pk):
+        after = parts.part_sale_confirm(trade=trade, sell=priceless, broker=broker, **SYSTEM)
+        assert (after.version, after.part_pending_qty, _parts(trade.pk)) == (trade.version, 1, [])
+        resumed = services.part_sale_resume(trade=after, broker=broker, found=[priceless], at=market.now(),
+                                            **SYSTEM)
+    assert broker.reads == ["777"], "listed without a price: read again"
+    assert (resumed.part_pending_qty, resumed.exit_filled_qty) == (0, 1)
+    assert [(p.quantity, p.price) for p in _parts(trade.pk)] == [(1, Decimal("4.80"))]
+
+
+def test_a_sale_whose_sell_cannot_be_read_five_looks_running_is_released_with_its_bracket(trader, market):
+    venue = Venue("paper", trader, market)
+    trade = _pending(_open(trader, market), market, "424242")
+    broker = _Reads(BrokerError("order 424242 not found"), _paper(trader, market))
+    for look in range(1, parts.SELL_UNREADABLE_LOOKS + 1):
+        with tenancy.acting_as(trader.pk):
+            trade = services.part_sale_resume(trade=trade, broker=broker, found=[], at=market.now(), **SYSTEM)
+        assert bool(trade.part_pending_qty) == (look < parts.SELL_UNREADABLE_LOOKS), look
+    assert "could not be read" in trade.attention_reason and not trade.part_order_id
+    assert trade.bracket_order_id and _working_exit_quantities(venue) == [2, 2], "everything held, protected"
