@@ -457,8 +457,9 @@ def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
 def _sync_part_sale(trade: PaperTrade, book: OrderBook, broker, at: datetime) -> int:
     """A part sale under way (a scale-out, a partial close): the trades app confirms its sell,
     protects the rest, or finishes steps a stopped process left (`part_sale_resume`)."""
-    tag = trade_order_tag(trade, OrderPurpose.PART)
-    found = [order for order in book.orders if order.tag == tag]
+    tag = trade_order_tag(trade, OrderPurpose.PART)  # each sale numbers its own: `to-<id>-part<n>`
+    found = [order for order in book.orders if order.tag == tag or (
+        (order.tag or "").startswith(tag) and order.tag[len(tag):].isdigit())]  # the resume picks this sale's
     if trade.part_order_id and book.find(trade.part_order_id) is not None:
         found.append(book.find(trade.part_order_id))
     with tenancy.acting_as(trade.owner_id):
