@@ -122,8 +122,9 @@ def test_a_scale_out_and_a_partial_close_show_as_parts_in_the_row_the_detail_and
     form.locator("input[name=scale_out_pct]").fill("100")
     form.locator("input[name=scale_out_at_pct]").fill("")
     form.locator("button.save-policy").click()
-    expect(form.locator('[data-error-for="scale_out_pct"]')).to_have_text(
-        "The share of contracts sold there must be between 1 and 99.")
+    told = form.locator('[data-error-for="scale_out_pct"]')  # every problem at once: the typo and the missing gain
+    expect(told).to_contain_text("The share of contracts sold there must be between 1 and 99.")
+    expect(told).to_contain_text("A scale-out needs both the gain that sells the first part")
     expect(form.locator("input[name=scale_out_pct]")).to_have_attribute("aria-invalid", "true")
     form.locator("input[name=scale_out_pct]").fill("50")
     form.locator("button.save-policy").click()

@@ -103,6 +103,7 @@ DECLARE
     partition text := 'monitoring_pricesnapshot_' || to_char(month, '"y"YYYY"m"MM');
     strays boolean := false;
     caller_system text := COALESCE(current_setting('app.system', true), '');
+    grantee oid;
 BEGIN
     IF to_regclass(format('public.%I', partition)) IS NOT NULL THEN
         RETURN NULL;
@@ -118,6 +119,15 @@ BEGIN
     END IF;
     EXECUTE format('CREATE TABLE %I PARTITION OF monitoring_pricesnapshot FOR VALUES FROM (%L) TO (%L)',
                    partition, first_moment, next_month);
+    -- Reached through the parent only: whatever default privileges gave the new table goes.
+    FOR grantee IN SELECT DISTINCT a.grantee FROM pg_class c, aclexplode(c.relacl) a
+                    WHERE c.oid = format('public.%I', partition)::regclass AND a.grantee <> c.relowner LOOP
+        IF grantee = 0 THEN
+            EXECUTE format('REVOKE ALL ON TABLE %I FROM PUBLIC', partition);
+        ELSE
+            EXECUTE format('REVOKE ALL ON TABLE %I FROM %I', partition, pg_get_userbyid(grantee));
+        END IF;
+    END LOOP;
     EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', partition);
     EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', partition);
     EXECUTE format('CREATE POLICY tenant_owner ON %I USING (owner_id = (SELECT app_user_id())) '
