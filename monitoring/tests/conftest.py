@@ -75,3 +75,23 @@ def trade_as_stored(pk):
 
     with tenancy.system_context():
         return PaperTrade.objects.get(pk=pk)
+
+
+# --- The exit-policy cycle tests' shared set-up -------------------------------------------------
+
+
+@pytest.fixture
+def fresh_cache():
+    """Modify intents, refused-modify markers and leases live in the cache: each test starts clean."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def exit_policy_clock(market, monkeypatch, settings):
+    """The monitor's clock is the hand-driven market's, and a policy may act once a minute."""
+    from monitoring import clock as market_clock
+
+    monkeypatch.setattr(market_clock, "now", lambda: market.moment)
+    settings.EXIT_POLICY_MIN_INTERVAL_SECONDS = 60

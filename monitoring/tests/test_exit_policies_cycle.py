@@ -7,12 +7,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 
 from brokers.base import BrokerAuthError, StopModifyUnsupported
 from brokers.models import BrokerMode, PaperFill, PaperOrder
 from brokers.paper import LocalPaperBroker
-from monitoring import clock as market_clock
 from monitoring import tasks
 from monitoring.marketdata import ProviderUnavailable, UnderlyingQuote
 from tests.factories import PaperTradeFactory
@@ -24,16 +22,7 @@ from trades.services import ExitDecision
 CONTRACT = "SPY261218C00570000"
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-
-
-@pytest.fixture
-def market(market, monkeypatch, settings):
-    monkeypatch.setattr(market_clock, "now", lambda: market.moment)
-    settings.EXIT_POLICY_MIN_INTERVAL_SECONDS = 60
-    return market
+pytestmark = pytest.mark.usefixtures("fresh_cache", "exit_policy_clock")
 
 
 def _open(api_as, user, policy):

@@ -9,9 +9,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 
-from monitoring import clock as market_clock
 from monitoring import tasks
 from tradeoptions import tenancy
 from trades.models import Actor, CloseReason, EventKind, PaperTrade, TradeEvent, TradeStatus
@@ -26,16 +24,7 @@ MODES = {  # id: (modify_advanced_leg, modify_gives_new_id)
 }
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-
-
-@pytest.fixture
-def market(market, monkeypatch, settings):
-    monkeypatch.setattr(market_clock, "now", lambda: market.moment)
-    settings.EXIT_POLICY_MIN_INTERVAL_SECONDS = 60
-    return market
+pytestmark = pytest.mark.usefixtures("fresh_cache", "exit_policy_clock")
 
 
 def _open(api_as, user):

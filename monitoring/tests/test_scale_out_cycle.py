@@ -5,13 +5,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
 from brokers.models import PaperFill, PaperOrder
-from monitoring import clock as market_clock
 from monitoring import tasks
 from tests.factories import UserFactory
 from tradeoptions import tenancy
@@ -22,16 +20,7 @@ from .conftest import SANDBOX_ACCOUNT
 CONTRACT = "SPY261218C00570000"
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-
-
-@pytest.fixture
-def market(market, monkeypatch, settings):
-    monkeypatch.setattr(market_clock, "now", lambda: market.moment)
-    settings.EXIT_POLICY_MIN_INTERVAL_SECONDS = 60
-    return market
+pytestmark = pytest.mark.usefixtures("fresh_cache", "exit_policy_clock")
 
 
 def _open(api_as, user, policy, qty=5):
