@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 from psycopg import sql
 
@@ -358,8 +359,10 @@ def test_every_trade_made_before_legs_gets_its_one_leg_and_the_reverse_removes_t
     call_command("migrate", "trades", "0021", stdout=StringIO())
     # A trade that already has its leg (written by the new code while the backfill runs) keeps it.
     kept = trades[2]
+    leg_at_0021 = MigrationExecutor(connection).loader.project_state(
+        ("trades", "0021_validate_trade_leg_checks")).apps.get_model("trades", "TradeLeg")  # the table as it was then
     with tenancy.system_context():
-        kept_leg = TradeLeg.objects.create(**dict(zip(LEG_FIELDS, _as_one_leg(before[kept.pk])[0], strict=True)),
+        kept_leg = leg_at_0021.objects.create(**dict(zip(LEG_FIELDS, _as_one_leg(before[kept.pk])[0], strict=True)),
                                            trade_id=kept.pk).pk
     with CaptureQueriesContext(connection) as queries:
         call_command("migrate", "trades", stdout=StringIO())

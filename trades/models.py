@@ -102,6 +102,17 @@ class LegSide(models.TextChoices):
     SHORT = "SHORT", "Short (sold)"
 
 
+class LegExit(models.TextChoices):
+    """How a leg left the position: sold or bought back by a closing order, or at expiry (worthless,
+    exercised, assigned, or settled in cash for an index option)."""
+
+    CLOSED = "CLOSED", "Closed by an order"
+    EXPIRED = "EXPIRED", "Expired worthless"
+    EXERCISED = "EXERCISED", "Exercised (long, in the money)"
+    ASSIGNED = "ASSIGNED", "Assigned (short, in the money)"
+    CASH_SETTLED = "CASH_SETTLED", "Settled in cash"
+
+
 class CloseReason(models.TextChoices):
     TP_HIT = "TP_HIT", "Take-profit hit"
     SL_HIT = "SL_HIT", "Stop-loss hit"
@@ -390,6 +401,8 @@ class PaperTrade(models.Model):
     def unprotected(self) -> bool:
         """An OPEN position that no SL/TP order protects at the broker (its bracket could not be
         attached, or was lost): the pages say UNPROTECTED and the order cycle keeps trying."""
+        if self.strategy_type != StrategyType.SINGLE:
+            return False  # no broker holds a multi-leg bracket: the monitor watches its net (docs/spreads.md)
         return self.status == TradeStatus.OPEN and self.held_qty > 0 and not (
             self.bracket_order_id or self.sl_order_id or self.tp_order_id)
 
@@ -487,6 +500,14 @@ class TradeLeg(models.Model):
     ratio = models.PositiveSmallIntegerField(default=1, help_text="Contracts of this leg per unit of the trade.")
     entry_price = models.DecimalField(**PRICE, null=True, blank=True, help_text="Entry fill, per share.")
     exit_price = models.DecimalField(**PRICE, null=True, blank=True, help_text="Exit fill, per share.")
+    exit_reason = models.CharField(max_length=12, choices=LegExit.choices, blank=True)
+    # The leg's latest quote, per share, written by the monitor for a multi-leg trade (a single
+    # option's lives on its trade row: current_bid / current_ask / current_price).
+    bid = models.DecimalField(**PRICE, null=True, blank=True)
+    ask = models.DecimalField(**PRICE, null=True, blank=True)
+    mark = models.DecimalField(**PRICE, null=True, blank=True)
+    iv = models.DecimalField(**GREEK, help_text="Implied volatility at the last mark (0.25 = 25 %).")
+    marked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["trade", "position"]
@@ -501,6 +522,12 @@ class TradeLeg(models.Model):
                                    name="leg_entry_price_not_negative"),
             models.CheckConstraint(condition=Q(exit_price__isnull=True) | Q(exit_price__gte=0),
                                    name="leg_exit_price_not_negative"),
+            models.CheckConstraint(condition=Q(exit_reason="") | _in("exit_reason", LegExit),
+                                   name="leg_exit_reason_known"),
+            models.CheckConstraint(
+                condition=(Q(bid__isnull=True) | Q(bid__gte=0)) & (Q(ask__isnull=True) | Q(ask__gte=0))
+                & (Q(mark__isnull=True) | Q(mark__gte=0)),
+                name="leg_quote_not_negative"),
         ]
 
     def __str__(self) -> str:

@@ -290,11 +290,14 @@ def trade_legs(trade: PaperTrade) -> list[TradeLeg]:
 def leg_quotes(trade: PaperTrade) -> dict[str, LegQuote]:
     """Each leg's latest quote, by option symbol, while the trade holds a position (OPEN, CLOSING):
     a finished or unfilled trade has nothing to mark. A single option's is its trade's mark: the
-    monitor writes it on the trade row (`marks_record`). A multi-leg trade's legs are not marked yet (the
-    monitor learns them in a later slice): no quotes, so its figures at the mark read unknown."""
-    if trade.strategy_type != StrategyType.SINGLE or trade.status not in HELD:
+    monitor writes it on the trade row (`marks_record`). A multi-leg trade's are on its legs (the
+    monitor writes each leg's quote there); a leg never marked is left out, so the net reads unknown."""
+    if trade.status not in HELD:
         return {}
-    return {trade.option_symbol: LegQuote(bid=trade.current_bid, ask=trade.current_ask, mark=trade.current_price)}
+    if trade.strategy_type == StrategyType.SINGLE:
+        return {trade.option_symbol: LegQuote(bid=trade.current_bid, ask=trade.current_ask, mark=trade.current_price)}
+    return {leg.option_symbol: LegQuote(bid=leg.bid, ask=leg.ask, mark=leg.mark)
+            for leg in trade_legs(trade) if leg.marked_at is not None}
 
 
 def net_mark(legs: Iterable[TradeLeg], quotes: dict[str, LegQuote]) -> Decimal | None:
