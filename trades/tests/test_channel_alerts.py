@@ -149,3 +149,16 @@ def test_the_new_events_are_choosable_in_trader_words():
     chosen = dict((value, label) for value, label in NotificationEvent.choices if value in services.CHOOSABLE_EVENTS)
     assert chosen["risk.daily_loss_hit"] == "Daily loss limit hit"
     assert {"broker.outage", "risk.limit_reached", "report.daily", "report.weekly"} <= set(chosen)
+
+
+# --- The reports' opt-in on the settings ----------------------------------------------------------
+
+
+def test_the_reports_are_switched_on_in_the_settings_and_bad_input_is_a_field_error(api_as, trader):
+    assert api_as(trader).get("/api/settings").json()["daily_report"] is False  # opt-in
+    answer = api_as(trader).put("/api/settings", {"daily_report": True, "weekly_report": True}, format="json")
+    assert answer.status_code == 200 and (answer.json()["daily_report"], answer.json()["weekly_report"]) == (True, True)
+    with tenancy.acting_as(trader.pk):
+        assert AccountSettings.objects.filter(owner=trader, daily_report=True, weekly_report=True).exists()
+    answer = api_as(trader).put("/api/settings", {"weekly_report": "every other week"}, format="json")
+    assert answer.status_code == 400 and answer.json()["errors"][0]["attr"] == "weekly_report"
