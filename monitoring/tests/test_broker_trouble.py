@@ -102,4 +102,4 @@ def test_an_outage_reaches_the_channels_when_it_starts_and_when_it_ends(trader, 
         services.sync_orders(market=market, at=market.moment + timedelta(minutes=minute))
     with tenancy.acting_as(trader.pk):
         told = list(ChannelMessage.objects.order_by("created_at").values_list("title", flat=True))
-    assert told == ["Broker down (TRADIER_SANDBOX)", "Broker back up (TRADIER_SANDBOX)"]
+    assert told == ["Broker down (Tradier sandbox)", "Broker back up (Tradier sandbox)"]

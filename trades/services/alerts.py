@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
+from brokers.models import BrokerMode
 from tradeoptions import tenancy
 from trades.models import AccountSettings, ChannelMessage, NotificationChannel, NotificationEvent
 
@@ -78,12 +79,12 @@ def broker_outage_tell(*, owner_id: int, mode: str, since: str, detail: str = ""
     with tenancy.acting_as(owner_id):
         if not _listening(owner_id, NotificationEvent.BROKER_OUTAGE):
             return []
-        began = _wall_clock(since)
+        began, broker = _wall_clock(since), _broker_words(mode)
         if ended:
-            words = (f"Broker back up ({mode})", f"The broker answers again (it could not be reached from {began}). "
+            words = (f"Broker back up ({broker})", f"The broker answers again (it could not be reached from {began}). "
                      "Your trades are being brought up to date with its orders and fills.")
         else:
-            words = (f"Broker down ({mode})", f"The broker cannot be reached since {began}: {detail[:300]}\n"
+            words = (f"Broker down ({broker})", f"The broker cannot be reached since {began}: {detail[:300]}\n"
                      "Orders already at the broker stay there; opening, closing and changing trades may fail "
                      "until it is back. You will be told when it is.")
         return channel_delivery.channel_messages_write(
@@ -98,3 +99,7 @@ def _wall_clock(iso: str) -> str:
     except ValueError:
         return iso
     return f"{moment.astimezone(ZoneInfo(settings.MARKET_TIME_ZONE)):%Y-%m-%d %H:%M} New York"
+
+
+def _broker_words(mode: str) -> str:
+    return BrokerMode(mode).label if mode in BrokerMode.values else mode

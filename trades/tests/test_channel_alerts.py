@@ -117,19 +117,19 @@ def test_a_refused_open_is_told_once_per_limit_and_day(api_as, trader, market, o
 def test_an_outage_is_told_when_it_starts_and_when_it_ends_not_every_cycle(trader):
     NotificationChannelFactory(owner=trader, events=[NotificationEvent.BROKER_OUTAGE])
     account = AccountSettings(owner=trader)
-    cache.delete(broker_health.broker_trouble_key(trader.pk, "tradier_sandbox"))
+    cache.delete(broker_health.broker_trouble_key(trader.pk, "TRADIER_SANDBOX"))
     for minute in range(3):  # three failing cycles, a minute apart
-        broker_health.broker_trouble_record(account=account, mode="tradier_sandbox",
+        broker_health.broker_trouble_record(account=account, mode="TRADIER_SANDBOX",
                                             error=BrokerUnavailable("503 from the broker"),
                                             at=TUESDAY + timedelta(minutes=minute))
-    key = (trader.pk, "tradier_sandbox")
+    key = (trader.pk, "TRADIER_SANDBOX")
     trouble = broker_health.broker_troubles_of(accounts=[key])[key]
-    broker_health.broker_trouble_clear(owner_id=trader.pk, mode="tradier_sandbox", trouble=trouble)
-    broker_health.broker_trouble_clear(owner_id=trader.pk, mode="tradier_sandbox", trouble=trouble)  # a rerun
+    broker_health.broker_trouble_clear(owner_id=trader.pk, mode="TRADIER_SANDBOX", trouble=trouble)
+    broker_health.broker_trouble_clear(owner_id=trader.pk, mode="TRADIER_SANDBOX", trouble=trouble)  # a rerun
     down, back = _told(trader, NotificationEvent.BROKER_OUTAGE)
-    assert down.title == "Broker down (tradier_sandbox)" and "since 2026-12-01 11:00 New York" in down.body
+    assert down.title == "Broker down (Tradier sandbox)" and "since 2026-12-01 11:00 New York" in down.body
     assert "503 from the broker" in down.body
-    assert back.title == "Broker back up (tradier_sandbox)" and "from 2026-12-01 11:00 New York" in back.body
+    assert back.title == "Broker back up (Tradier sandbox)" and "from 2026-12-01 11:00 New York" in back.body
     assert not down.critical and not back.critical
 
 
