@@ -11,6 +11,11 @@ Quiet hours (New York wall clock, per channel): a message due inside them is hel
 matters in the morning (a stop-loss filled, a trade expired), and a trader who would rather not
 hear it at all chooses DROP. Critical messages (an unprotected position, an over-sold contract,
 a broker refusing the token) and test messages go through quiet hours: the trader must act now.
+
+A message met again and again (an outage each cycle, the daily loss limit after each sale, a
+report whose job reruns) carries a dedupe key: each channel is told of it once. A report carries
+its HTML too, which an email channel gets (with a plain-text part); every other message is sent
+as text, which Apprise adapts to the service (escaped for Telegram's HTML, …).
 """
 
 from __future__ import annotations
