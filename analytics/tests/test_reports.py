@@ -129,6 +129,17 @@ def test_the_daily_report_reaches_an_email_channel_as_html_and_text(trader, the_
 
 
 @time_machine.travel(AFTER_REPORT, tick=False)
+def test_an_email_channel_that_asks_for_text_gets_the_text(trader, the_day, smtp_server):
+    _channel(trader, f"mailto://example.com?smtp=127.0.0.1&port={smtp_server.port}&mode=insecure"
+                     "&from=reports@example.com&to=trader@example.com&format=text")
+    reports.reports_send(day=FRIDAY)
+    assert [message.status for message in _deliver_all(trader)] == ["DELIVERED"]
+    parts, parsed = _parts(smtp_server.messages[0])
+    assert parsed.get_content_type() == "text/plain" and "P&L net: +$51.93" in parts["text/plain"]
+    assert "<strong>" not in parts["text/plain"]
+
+
+@time_machine.travel(AFTER_REPORT, tick=False)
 def test_ntfy_and_json_channels_get_the_text_and_a_rerun_sends_nothing_twice(trader, the_day, receiver):
     _channel(trader, f"ntfy://127.0.0.1:{receiver.port}/desk")
     _channel(trader, f"json://127.0.0.1:{receiver.port}/hook",
