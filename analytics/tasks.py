@@ -9,7 +9,7 @@ from datetime import date
 
 from celery import shared_task
 
-from . import services
+from . import reports, services
 
 DAY = 24 * 3600
 
@@ -20,3 +20,11 @@ def compute_targets(day: str) -> str:
     closed_on = date.fromisoformat(day)
     done = services.trade_targets_compute(closed_from=closed_on, closed_to=closed_on)
     return f"{done} trade(s) closed on {closed_on}"
+
+
+@shared_task(name="analytics.send_reports", soft_time_limit=10 * 60, time_limit=15 * 60, expires=DAY, acks_late=True)
+def send_reports(day: str) -> str:
+    """The daily (and weekly) reports of session `day` (a New York date, ISO): idempotent, as a
+    late ack may run it twice."""
+    sent = reports.reports_send(day=date.fromisoformat(day))
+    return f"reports of {day}: {sent['daily']} daily and {sent['weekly']} weekly message(s)"

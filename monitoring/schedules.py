@@ -35,6 +35,9 @@ JOBS = [
     # Asks analytics for the day's forensic targets once the session's last marks are in.
     Job("monitoring.request_forensics", timedelta(minutes=10), "nightly forensic targets after the close"),
     Job("monitoring.purge_idempotency_keys", timedelta(days=1), "forget expired Idempotency-Key answers"),
+    # Asks analytics for the daily (and, after the week's last session, weekly) reports to the
+    # traders' channels, half an hour after the session's real close.
+    Job("monitoring.request_reports", timedelta(minutes=10), "daily and weekly reports after the close"),
     # Webhook events are queued when their change commits; one whose task was lost (queue down,
     # worker killed) is queued again once it is 10 minutes overdue: a few minutes late is fine.
     # Channel messages held for quiet hours are queued from here too, up to 5 minutes after they end.

@@ -396,3 +396,21 @@ def forensic_days_due(*, at: datetime) -> list:
         if at >= ready and cache.add(f"forensics-sent:{day.isoformat()}", 1, 7 * DAY):
             due.append(day)
     return due
+
+
+# After the expiry settlement (at the close) and the order sync's last fills: the day is final.
+REPORT_AFTER_CLOSE = timedelta(minutes=30)
+
+
+def report_days_due(*, at: datetime) -> list:
+    """The sessions whose reports (analytics) should be sent now, each once: a session counts
+    REPORT_AFTER_CLOSE after its real close (13:00 + 30 min on an early close). A holiday or a
+    weekend has no session, so no report. The previous session is included, so a night the
+    workers were down is caught up; each trader's channels are told at most once a day anyway
+    (the messages' dedupe key), so a second request is harmless."""
+    due = []
+    for day in _recent_sessions(at):
+        ready = market_clock.session_for(day).close + REPORT_AFTER_CLOSE
+        if at >= ready and cache.add(f"reports-sent:{day.isoformat()}", 1, 7 * DAY):
+            due.append(day)
+    return due

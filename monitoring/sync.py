@@ -188,7 +188,7 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> 
                 _note_token(account, refused=True)
             continue
         if trouble is not None:
-            broker_trouble_clear(owner_id=account.owner_id, mode=account.mode)
+            broker_trouble_clear(owner_id=account.owner_id, mode=account.mode, trouble=trouble)
         _note_token(account, refused=False)
         for trade in account.trades:
             try:  # each write below runs as the trade's owner; deciding needs no database

@@ -143,6 +143,17 @@ def request_forensics(self):
     return _run(self, send)
 
 
+@monitor_task("monitoring.request_reports")
+def request_reports(self):
+    def send():
+        days = services.report_days_due(at=market_clock.now())
+        for day in days:  # by name: monitoring does not import analytics (they are peers)
+            self.app.send_task("analytics.send_reports", args=[day.isoformat()])
+        return f"reports requested for {[day.isoformat() for day in days]}"
+
+    return _run(self, send)
+
+
 @monitor_task("monitoring.purge_idempotency_keys")
 def purge_idempotency_keys(self):
     from trades.services import idempotency_keys_purge

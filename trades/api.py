@@ -741,10 +741,15 @@ class AccountSettingsSerializer(TraderWords, serializers.ModelSerializer):
             "broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit",
             "heat_limit_pct", "auto_refresh", "tradier_sandbox_token", "tradier_live_token", "confirmation",
             "has_sandbox_token", "has_live_token", "live_trading_allowed", "browser_notifications", "webhook_url",
-            "has_webhook_secret", "strategy_presets", "commission_per_contract", "updated_at",
+            "has_webhook_secret", "strategy_presets", "commission_per_contract", "daily_report", "weekly_report",
+            "updated_at",
         ]
         read_only_fields = ["updated_at"]
         extra_kwargs = {"webhook_url": {"help_text": "http(s) URL that receives signed JSON events; empty: none."},
+                        "daily_report": {"help_text": "Send the daily report after the close to the notification "
+                                         "channels that chose it (report.daily)."},
+                        "weekly_report": {"help_text": "Send the weekly Performance summary after the week's last "
+                                          "session to the channels that chose it (report.weekly)."},
                         "strategy_presets": {"help_text": 'Stop and target per strategy, in % of the entry: '
                                              '{"scalp": {"sl_pct": "30", "tp_pct": "60"}}; a trade naming the '
                                              'strategy and giving neither a price nor a percentage gets them. '
@@ -771,7 +776,8 @@ class AccountSettingsSerializer(TraderWords, serializers.ModelSerializer):
     labels = {"tradier_account_id": "Tradier account id", "max_positions": "limit on open positions",
               "heat_limit_pct": "heat limit", "auto_refresh": "auto-refresh choice",
               "tradier_sandbox_token": "sandbox token", "tradier_live_token": "live token",
-              "browser_notifications": "browser notifications choice", "webhook_url": "webhook URL"}
+              "browser_notifications": "browser notifications choice", "webhook_url": "webhook URL",
+              "daily_report": "daily report choice", "weekly_report": "weekly report choice"}
 
     def get_has_sandbox_token(self, account) -> bool:
         return account.has_broker_token(BrokerMode.TRADIER_SANDBOX)

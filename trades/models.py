@@ -687,6 +687,9 @@ class AccountSettings(models.Model):
     # Notifications: the pages' browser notifications (opt-in), and an outgoing webhook whose
     # signing secret is made on the server and, like the tokens, stored encrypted.
     browser_notifications = models.BooleanField(default=False)
+    # The reports after the close, sent to the channels that chose them (NotificationEvent.*_REPORT).
+    daily_report = models.BooleanField(default=False)
+    weekly_report = models.BooleanField(default=False)
     webhook_url = models.CharField(max_length=500, blank=True)
     webhook_secret_encrypted = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -879,6 +882,11 @@ class NotificationEvent(models.TextChoices):
     UNPROTECTED = "position.unprotected", "Position unprotected"
     OVERSOLD = "trade.oversold", "Over-sold at the broker"
     BROKER_AUTH_FAILED = "broker.auth_failed", "Broker refused the token"
+    BROKER_OUTAGE = "broker.outage", "Broker down, and back up"
+    RISK_LIMIT = "risk.limit_reached", "A risk limit stopped a trade"
+    DAILY_LOSS = "risk.daily_loss_hit", "Daily loss limit hit"
+    DAILY_REPORT = "report.daily", "Daily report after the close"
+    WEEKLY_REPORT = "report.weekly", "Weekly report (performance)"
     TEST = "channel.test", "Test message"
 
 
@@ -951,6 +959,10 @@ class ChannelMessage(models.Model):
     kind = models.CharField(max_length=32, choices=NotificationEvent.choices)
     title = models.CharField(max_length=120)
     body = models.TextField()
+    body_html = models.TextField(blank=True)  # a report's HTML, for email channels (the text goes elsewhere)
+    # Told once per channel: a moment met by every monitor cycle (an outage, the day's loss limit)
+    # or a report a rerun must not send again; empty: no such limit.
+    dedupe_key = models.CharField(max_length=100, blank=True)
     critical = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=ChannelMessageStatus.choices,
                               default=ChannelMessageStatus.PENDING)
@@ -967,6 +979,8 @@ class ChannelMessage(models.Model):
                                 name="channel_message_due_idx")]
         constraints = [
             models.CheckConstraint(condition=_in("status", ChannelMessageStatus), name="channel_message_status_known"),
+            models.UniqueConstraint(fields=["channel", "dedupe_key"], condition=~Q(dedupe_key=""),
+                                    name="channel_message_told_once"),
         ]
 
     def __str__(self) -> str:

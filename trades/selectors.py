@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Count, F, Min, Prefetch, Q, QuerySet, Sum, Window
+from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 
 from brokers.base import BrokerAuthError, BrokerError, BrokerForbidden
@@ -22,6 +22,7 @@ from brokers.models import BrokerMode
 from tradeoptions import tenancy
 
 from .models import (
+    ACTIVE_STATUSES,
     CONTRACT_MULTIPLIER,
     UNFILLED_STATUSES,
     AccountSettings,
@@ -562,6 +563,86 @@ def exit_parts_of(*, trade_ids: Iterable[int]) -> dict[int, list[TradeExitPart]]
     for part in TradeExitPart.objects.filter(trade_id__in=list(trade_ids)).order_by("filled_at", "id"):
         parts.setdefault(part.trade_id, []).append(part)
     return parts
+
+
+# --- The day after the close ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayTrade:
+    """A trade's money realized on one day: every part it sold that day (`closed`: its close was
+    among them; else a partial close of a trade still open)."""
+
+    trade: PaperTrade
+    pnl_gross: Decimal
+    pnl_net: Decimal
+    closed: bool
+
+
+@dataclass(frozen=True)
+class DayReport:
+    """A trader's day in one place, for the report after the close: the money realized (as the
+    daily loss limit counts it: the parts sold that day), the trades opened, what is still at risk
+    and what expires at the next session."""
+
+    day: date
+    realized: list[DayTrade]  # best first, on the net P&L
+    opened: int
+    open_positions: int
+    open_risk: Decimal
+    next_session: date
+    expiring: list[PaperTrade]
+
+    @property
+    def pnl_gross(self) -> Decimal:
+        return sum((row.pnl_gross for row in self.realized), Decimal(0))
+
+    @property
+    def pnl_net(self) -> Decimal:
+        return sum((row.pnl_net for row in self.realized), Decimal(0))
+
+    @property
+    def best(self) -> DayTrade | None:
+        return self.realized[0] if self.realized else None
+
+    @property
+    def worst(self) -> DayTrade | None:
+        return self.realized[-1] if len(self.realized) > 1 else None
+
+    @property
+    def closed(self) -> int:
+        return sum(1 for row in self.realized if row.closed)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.realized or self.opened or self.open_positions)
+
+
+def day_report(*, user: AbstractBaseUser, day: date, next_session: date) -> DayReport:
+    """`user`'s `day` (a New York date) as the report tells it; `next_session`: the trading day
+    after it (the calendar is the caller's), whose expiries are "expiring tomorrow". Call it in
+    the user's tenant context. Money is exact; the open risk is the heat limit's figure."""
+    start, end = _ny_midnight(day), _ny_midnight(day + timedelta(days=1))
+    sums: dict[int, list] = {}
+    parts = TradeExitPart.objects.filter(owner=user, filled_at__gte=start, filled_at__lt=end)
+    for row in parts.values("trade_id").annotate(gross=Sum("pnl_gross"), net=Sum("pnl_net")).order_by():
+        sums[row["trade_id"]] = [row["gross"], row["net"]]
+    unparted = PaperTrade.objects.filter(owner=user, status=TradeStatus.CLOSED, close_date__gte=start,
+                                         close_date__lt=end, realized_pnl__isnull=False).exclude(
+        Exists(TradeExitPart.objects.filter(trade=OuterRef("pk"))))
+    for pk, gross, net in unparted.annotate(net=realized_pnl_net_sql()).values_list("pk", "realized_pnl", "net"):
+        sums[pk] = [gross, net]
+    trades = PaperTrade.objects.filter(owner=user).in_bulk(list(sums))
+    realized = sorted((DayTrade(trade=trades[pk], pnl_gross=gross, pnl_net=net,
+                                closed=trades[pk].status == TradeStatus.CLOSED
+                                and trades[pk].close_date is not None and start <= trades[pk].close_date < end)
+                       for pk, (gross, net) in sums.items()), key=lambda row: (-row.pnl_net, row.trade.pk))
+    exposure = active_exposure(user)
+    expiring = list(PaperTrade.objects.filter(owner=user, status__in=ACTIVE_STATUSES, expiry__gt=day,
+                                              expiry__lte=next_session).order_by("expiry", "ticker", "pk"))
+    opened = PaperTrade.objects.filter(owner=user, entry_date__gte=start, entry_date__lt=end).count()
+    return DayReport(day=day, realized=realized, opened=opened, open_positions=exposure["positions"],
+                     open_risk=exposure["heat"], next_session=next_session, expiring=expiring)
 
 
 # --- Notification channels ----------------------------------------------------------------------

@@ -85,3 +85,21 @@ def test_another_traders_trouble_is_not_on_my_page(trader, other_trader, tradier
     tradier.maintenance = True
     services.sync_orders(market=market, at=market.moment)
     assert len(_troubles(api_as, trader)) == 1 and _troubles(api_as, other_trader) == []
+
+
+def test_an_outage_reaches_the_channels_when_it_starts_and_when_it_ends(trader, tradier, market):
+    from tests.factories import NotificationChannelFactory
+    from tradeoptions import tenancy
+    from trades.models import ChannelMessage, NotificationEvent
+
+    NotificationChannelFactory(owner=trader, events=[NotificationEvent.BROKER_OUTAGE])
+    open_sandbox_call(trader, market)
+    tradier.maintenance = True
+    for minute in range(3):  # three cycles meet it
+        services.sync_orders(market=market, at=market.moment + timedelta(minutes=minute))
+    tradier.maintenance = False
+    for minute in range(3, 5):
+        services.sync_orders(market=market, at=market.moment + timedelta(minutes=minute))
+    with tenancy.acting_as(trader.pk):
+        told = list(ChannelMessage.objects.order_by("created_at").values_list("title", flat=True))
+    assert told == ["Broker down (Tradier sandbox)", "Broker back up (Tradier sandbox)"]

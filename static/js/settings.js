@@ -17,7 +17,7 @@ const form = document.getElementById("settings-form");
 const LIVE = "TRADIER_LIVE";
 const FIELDS = ["broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit", "heat_limit_pct",
   "commission_per_contract", "webhook_url"];
-const CHECKS = ["auto_refresh", "browser_notifications"];
+const CHECKS = ["auto_refresh", "browser_notifications", "daily_report", "weekly_report"];
 let current = null;
 
 function clearErrors(target) {

@@ -184,11 +184,13 @@ CELERY_TASK_ROUTES = {
     "monitoring.resend_webhooks": {"queue": "monitor", "priority": _SWEEP},
     "monitoring.request_forensics": {"queue": "monitor", "priority": _SWEEP},
     "monitoring.purge_idempotency_keys": {"queue": "monitor", "priority": _SWEEP},
+    "monitoring.request_reports": {"queue": "monitor", "priority": _SWEEP},
     # Long and nightly: on the general workers, never holding a slot of the monitor's.
     "monitoring.maintain_snapshot_partitions": {"queue": "celery", "priority": _SWEEP},
     "monitoring.back_up_database": {"queue": "celery", "priority": _SWEEP},
     "monitoring.collect_entry_context": {"queue": "enrichment"},
     "analytics.compute_targets": {"queue": "enrichment"},
+    "analytics.send_reports": {"queue": "enrichment"},
     "trades.deliver_webhook": {"queue": "webhooks"},
     "trades.deliver_channel_message": {"queue": "webhooks"},
 }
@@ -355,6 +357,7 @@ SCHEDULE_TAKE_BOOKENDS = env.bool("SCHEDULE_TAKE_BOOKENDS", default=True)
 SCHEDULE_SYNC_ORDERS = env.bool("SCHEDULE_SYNC_ORDERS", default=True)
 SCHEDULE_PURGE_IDEMPOTENCY_KEYS = env.bool("SCHEDULE_PURGE_IDEMPOTENCY_KEYS", default=True)
 SCHEDULE_REQUEST_FORENSICS = env.bool("SCHEDULE_REQUEST_FORENSICS", default=True)
+SCHEDULE_REQUEST_REPORTS = env.bool("SCHEDULE_REQUEST_REPORTS", default=True)
 SCHEDULE_RESEND_WEBHOOKS = env.bool("SCHEDULE_RESEND_WEBHOOKS", default=True)
 SCHEDULE_MAINTAIN_SNAPSHOT_PARTITIONS = env.bool("SCHEDULE_MAINTAIN_SNAPSHOT_PARTITIONS", default=True)
 SCHEDULE_BACK_UP_DATABASE = env.bool("SCHEDULE_BACK_UP_DATABASE", default=True)

@@ -25,7 +25,7 @@ LIVE_CONFIRMATION = "LIVE TRADING"
 # What a trader may change through the API besides tokens (never the encrypted columns).
 EDITABLE = ("broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit",
             "heat_limit_pct", "auto_refresh", "browser_notifications", "webhook_url", "strategy_presets",
-            "commission_per_contract")
+            "commission_per_contract", "daily_report", "weekly_report")
 COMMISSION_RANGE = (
     f"A commission per contract is between $0 and ${MAX_COMMISSION_PER_CONTRACT:.2f}, e.g. 0.65.")
 MAX_PRESETS = 50

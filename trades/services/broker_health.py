@@ -18,7 +18,8 @@ Tradier settings (its token or account number) change (`broker_forbidden_lift`).
 
 Kept in the cache: these are facts about now that the next cycle establishes again, and losing
 them costs at most one more read. The history is in the audit log (each trade's attention event,
-the trader's auth-failure webhook).
+the trader's auth-failure webhook). An outage's start and end are told to the trader's channels
+that chose it, once each (`alerts.broker_outage_tell`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from django.core.cache import cache
 from brokers.base import BrokerAuthError, BrokerForbidden, BrokerUnavailable
 from trades.models import AccountSettings
 
+from .alerts import broker_outage_tell
 from .errors import BrokerAccountForbidden, BrokerDown, BrokerReauthenticate
 from .orders import FORBIDDEN_TOLD
 
@@ -65,6 +67,8 @@ def broker_trouble_record(*, account: AccountSettings, mode: str, error: Excepti
         trouble["since"] = known["since"]  # the same trouble, still going on since then
     if code == REAUTHENTICATE:
         trouble["refused_token"] = _stored_token_digest(account, mode)
+    if code == UNAVAILABLE and not (known and known["code"] == UNAVAILABLE):  # an outage starts: told once
+        broker_outage_tell(owner_id=account.owner_id, mode=mode, since=trouble["since"], detail=detail)
     if code == FORBIDDEN:
         trouble["forbidden_settings"] = _broker_settings_digest(account, mode)
         logger.warning("broker: the %s account of user %s is forbidden (403); its new trades are refused: %s",
@@ -96,9 +100,12 @@ def broker_forbidden_lift(*, account: AccountSettings) -> None:
             broker_trouble_clear(owner_id=account.owner_id, mode=mode)
 
 
-def broker_trouble_clear(*, owner_id: int, mode: str) -> None:
-    """The cycle read the account cleanly: whatever was wrong is over."""
+def broker_trouble_clear(*, owner_id: int, mode: str, trouble: dict | None = None) -> None:
+    """The cycle read the account cleanly: whatever was wrong (`trouble`, as it was recorded) is
+    over; an outage's end is told to the channels that heard of its start."""
     cache.delete(broker_trouble_key(owner_id, mode))
+    if trouble and trouble.get("code") == UNAVAILABLE:
+        broker_outage_tell(owner_id=owner_id, mode=mode, since=trouble.get("since", ""), ended=True)
 
 
 def broker_troubles_of(*, accounts: Iterable[tuple[int, str]]) -> dict[tuple[int, str], dict]:

@@ -11,6 +11,11 @@ Quiet hours (New York wall clock, per channel): a message due inside them is hel
 matters in the morning (a stop-loss filled, a trade expired), and a trader who would rather not
 hear it at all chooses DROP. Critical messages (an unprotected position, an over-sold contract,
 a broker refusing the token) and test messages go through quiet hours: the trader must act now.
+
+A message met again and again (an outage each cycle, the daily loss limit after each sale, a
+report whose job reruns) carries a dedupe key: each channel is told of it once. A report carries
+its HTML too, which an email channel gets (with a plain-text part); every other message is sent
+as text, which Apprise adapts to the service (escaped for Telegram's HTML, …).
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import apprise
+from apprise import NotifyFormat
+from apprise.plugins.email import NotifyEmail
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -53,15 +60,35 @@ RESEND_BATCH = 500
 # --- Writing ------------------------------------------------------------------------------------
 
 
-def channel_messages_write(*, owner_id: int, kind: str, data: dict) -> list[ChannelMessage]:
+def channel_messages_write(*, owner_id: int, kind: str, data: dict, dedupe_key: str = "",
+                           words: tuple[str, str] | None = None, body_html: str = "") -> list[ChannelMessage]:
     """One message for each of the owner's enabled channels that chose `kind`, in the caller's
-    transaction and tenant context; each is queued for delivery after the commit."""
+    transaction and tenant context; each is queued for delivery after the commit.
+
+    `dedupe_key`: a channel that was told of it already (this key) is not told again; the row's
+    unique index decides, so two writers at once cannot both tell it. `words`: a (title, body)
+    already written (a report); else they are made from `data`. `body_html`: the report's HTML,
+    for email channels."""
     chosen = NotificationChannel.objects.filter(owner_id=owner_id, enabled=True, events__contains=[kind])
-    title, body = message_words(kind, data)
+    if dedupe_key:
+        told = ChannelMessage.objects.filter(owner_id=owner_id, dedupe_key=dedupe_key).values("channel_id")
+        chosen = chosen.exclude(pk__in=told)
+    title, body = words or message_words(kind, data)
     now = timezone.now()
-    written = [ChannelMessage.objects.create(owner_id=owner_id, channel=channel, kind=kind, title=title[:120],
-                                             body=body, critical=kind in CRITICAL_EVENTS, next_attempt_at=now)
-               for channel in chosen.only("pk")]
+    written = []
+    for channel in chosen.only("pk"):
+        message = ChannelMessage(owner_id=owner_id, channel=channel, kind=kind, title=title[:120], body=body,
+                                 body_html=body_html, dedupe_key=dedupe_key, critical=kind in CRITICAL_EVENTS,
+                                 next_attempt_at=now)
+        if dedupe_key:
+            try:  # a writer in another transaction told this channel meanwhile: its row stands
+                with transaction.atomic():
+                    message.save(force_insert=True)
+            except IntegrityError:
+                continue
+        else:
+            message.save(force_insert=True)
+        written.append(message)
     for message in written:
         transaction.on_commit(lambda pk=str(message.pk): _enqueue(owner_id, pk), robust=True)
     return written
@@ -196,13 +223,25 @@ def _send(message: ChannelMessage, channel: NotificationChannel, *, owner_id: in
     sender = apprise.Apprise()
     if not sender.add(url):
         return "Apprise no longer accepts this channel's URL; enter it again.", True
+    body, body_format = _body_for(message, sender[0])
     with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
-        sent = sender.notify(title=message.title, body=message.body)
+        sent = sender.notify(title=message.title, body=body, body_format=body_format)
     if sent:
         return "", False
     said = [line for line in captured.getvalue().splitlines() if line.strip()]
     detail = channels.scrubbed(said[-1], url) if said else ""
     return f"The service did not take the message{f': {detail}' if detail else '.'}", False
+
+
+def _body_for(message: ChannelMessage, plugin) -> tuple[str, str]:
+    """The HTML of a report for an email channel that sends HTML (Apprise then sends it as
+    multipart/alternative: the HTML and a plain-text part made from it); else the text, which
+    Apprise adapts to the service (Telegram, ntfy, Discord, …). A mailto URL with ?format=text
+    gets the text."""
+    if (message.body_html and isinstance(plugin, NotifyEmail)
+            and plugin.resolve_format(NotifyFormat.HTML) == NotifyFormat.HTML):  # not a mailto://…?format=text
+        return message.body_html, NotifyFormat.HTML
+    return message.body, NotifyFormat.TEXT
 
 
 def _claim(message_id: str, now: datetime) -> bool:

@@ -15,7 +15,10 @@ from brokers.models import BrokerMode
 from tradeoptions.logs import about_trade
 from trades.models import ALLOWED_TRANSITIONS, Actor, EventKind, PaperTrade, TradeEvent, TradeStatus
 
-from . import notifications
+from . import (
+    alerts,  # as a module: it reaches lifecycle again through the channels
+    notifications,
+)
 from .errors import InvalidTradeInput, InvalidTransition, VersionConflict
 from .exit_parts import final_part_record
 from .legs import single_leg_fills_follow
@@ -112,6 +115,7 @@ def trade_transition(
         )
         if to == TradeStatus.CLOSED and old_status != TradeStatus.CLOSED:
             final_part_record(current, held=held_before)  # the last part: the parts add up to the trade
+            alerts.daily_loss_limit_check(owner_id=current.owner_id, at=current.close_date or now)
         logger.info("trade %s: %s -> %s (%s by %s)", trade_id, old_status, to, kind, actor)
         notifications.trade_transition_announce(trade=current, old_status=old_status,  # sent after commit
                                                 attention=changes.get("attention_reason"))

@@ -42,10 +42,11 @@ from trades.models import (
     TradeStatus,
 )
 
+from .alerts import risk_limit_refusal_tell
 from .broker_health import broker_trading_check, broker_trouble_record
 from .context import book_at_entry, context_errors, entry_context_request
 from .costs import entry_costs
-from .errors import BrokerAccountForbidden, InvalidTradeInput, TradeError, price_text
+from .errors import BrokerAccountForbidden, InvalidTradeInput, RiskLimitExceeded, TradeError, price_text
 from .exit_policies import exit_policy_checked
 from .legs import single_leg_write
 from .lifecycle import event_record, trade_transition
@@ -126,29 +127,33 @@ def trade_open(
     market = market or default_market()
     if unknown := set(data.context) - set(CONTEXT_FIELDS):
         raise ValueError(f"Unknown context fields: {sorted(unknown)}")
-    with tenancy.acting_as(user.pk):
-        checked = _validate(data, market, presets=_presets(user))
-        entry_at = market.now()  # after the quote: the cut-off of everything the context may know
-        context = {"order_book_state": book_at_entry(checked.quote, entry_at=entry_at), **data.context}
-        account = _locked_account(user)
-        broker = broker_of(account, market=market)
-        broker_trading_check(account=account, mode=account.broker_mode)
-        _room(user, account, data, checked, market).enforce()
-        trade = PaperTrade.objects.create(
-            owner=user, idempotency_key=idempotency_key or None, ticker=data.ticker,
-            option_type=data.option_type, strike=data.strike, expiry=data.expiry, qty=data.qty,
-            entry_type=EntryType.LIMIT if data.limit_price is not None else EntryType.MARKET,
-            planned_entry_price=checked.reference, sl_price=checked.sl_price, tp_price=checked.tp_price,
-            broker_mode=account.broker_mode, status=TradeStatus.PENDING, exit_policy=checked.exit_policy, **context,
-        )
-        single_leg_write(trade=trade)  # a single option is the one-leg case; no trade is without legs
-        event_record(
-            trade=trade, kind=EventKind.STATE_CHANGE, actor=actor, actor_user=_user(actor, user),
-            actor_label=actor_label, new_status=TradeStatus.PENDING,
-            payload={"option_symbol": checked.symbol, "qty": data.qty, "entry": trade.entry_type,
-                     "planned_entry_price": checked.reference, "sl_price": checked.sl_price,
-                     "tp_price": checked.tp_price, "broker_mode": account.broker_mode},
-        )
+    try:
+        with tenancy.acting_as(user.pk):
+            checked = _validate(data, market, presets=_presets(user))
+            entry_at = market.now()  # after the quote: the cut-off of everything the context may know
+            context = {"order_book_state": book_at_entry(checked.quote, entry_at=entry_at), **data.context}
+            account = _locked_account(user)
+            broker = broker_of(account, market=market)
+            broker_trading_check(account=account, mode=account.broker_mode)
+            _room(user, account, data, checked, market).enforce()
+            trade = PaperTrade.objects.create(
+                owner=user, idempotency_key=idempotency_key or None, ticker=data.ticker,
+                option_type=data.option_type, strike=data.strike, expiry=data.expiry, qty=data.qty,
+                entry_type=EntryType.LIMIT if data.limit_price is not None else EntryType.MARKET,
+                planned_entry_price=checked.reference, sl_price=checked.sl_price, tp_price=checked.tp_price,
+                broker_mode=account.broker_mode, status=TradeStatus.PENDING, exit_policy=checked.exit_policy, **context,
+            )
+            single_leg_write(trade=trade)  # a single option is the one-leg case; no trade is without legs
+            event_record(
+                trade=trade, kind=EventKind.STATE_CHANGE, actor=actor, actor_user=_user(actor, user),
+                actor_label=actor_label, new_status=TradeStatus.PENDING,
+                payload={"option_symbol": checked.symbol, "qty": data.qty, "entry": trade.entry_type,
+                         "planned_entry_price": checked.reference, "sl_price": checked.sl_price,
+                         "tp_price": checked.tp_price, "broker_mode": account.broker_mode},
+            )
+    except RiskLimitExceeded as refused:  # nothing was written; the channels that chose it hear of it
+        risk_limit_refusal_tell(owner_id=user.pk, refused=refused, at=market.now())
+        raise
     # The PENDING trade has committed (unless the caller holds a transaction open) before its order
     # goes to the broker: whatever happens next, the order has a row that names it by its tag.
     with about_trade(trade.pk), tenancy.acting_as(user.pk):

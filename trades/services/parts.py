@@ -54,6 +54,7 @@ from tradeoptions.logs import about_trade
 from trades.models import Actor, EventKind, ExitPartReason, PaperTrade, TradeEvent, TradeExitPart, TradeStatus
 
 from .accounts import account_settings_for
+from .alerts import daily_loss_limit_check
 from .closing import (
     bracket_restore,
     bracket_withdraw,
@@ -100,8 +101,10 @@ def part_record(*, trade: PaperTrade, quantity: int, proceeds: Decimal, at: date
             changes={**exit_fills_blend(trade, quantity=quantity, proceeds=proceeds), **(changes or {})},
             payload={"part": {"quantity": quantity, "proceeds_per_share": proceeds, "reason": reason, "at": at},
                      **({"order": order_summary(order)} if order is not None else {})}, **who)
-        part_row_create(trade, quantity=quantity, proceeds=proceeds, at=at, reason=reason,
-                        order_id=order.id if order is not None else "")
+        figures = part_row_create(trade, quantity=quantity, proceeds=proceeds, at=at, reason=reason,
+                                  order_id=order.id if order is not None else "")
+        if figures["pnl_net"] < 0:  # a loss: the day's may have reached the limit
+            daily_loss_limit_check(owner_id=trade.owner_id, at=at)
     return trade
 
 
