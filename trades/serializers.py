@@ -135,13 +135,17 @@ class TradeSerializer(serializers.ModelSerializer):
     unrealized_pnl_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
                                                   help_text="Unrealized P&L over the entry cost, in %.")
     sl_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True, allow_null=True,
-                                           help_text="Mark minus stop-loss, per share.")
+                                           help_text="How far the mark is from the stop-loss on its safe side, per "
+                                                     "share (negative: past it): mark minus stop for a debit trade, "
+                                                     "stop minus mark for a credit one.")
     sl_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
-                                               help_text="Mark minus stop-loss, in % of the mark.")
+                                               help_text="sl_distance in % of the mark.")
     tp_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True, allow_null=True,
-                                           help_text="Take-profit minus mark, per share.")
+                                           help_text="How far the mark still has to go to the take-profit, per "
+                                                     "share (negative: past it): up for a debit trade, down for a "
+                                                     "credit one.")
     tp_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
-                                               help_text="Take-profit minus mark, in % of the mark.")
+                                               help_text="tp_distance in % of the mark.")
     unprotected = serializers.BooleanField(read_only=True, help_text="OPEN, but no SL/TP order protects it at the "
                                            "broker yet: the monitor keeps trying to attach one.")
     days_to_expiry = serializers.IntegerField(read_only=True, help_text="Calendar days to expiry, in New York.")

@@ -10,11 +10,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from brokers.occ import parse_symbol
-from monitoring.marketdata.base import MarketDataProvider, OptionQuote, midpoint
 from monitoring.models import PriceSnapshot
 from monitoring.services import cycle_slot, snapshot_positions
 from tests.factories import PaperTradeFactory, UserFactory, marks_spread_trade
+from tests.fakes.market import HandOptionQuotes as HandQuotes
 from tradeoptions import tenancy
 from trades.models import PaperTrade, StrategyType, TradeLeg, TradeStatus
 
@@ -24,38 +23,6 @@ FRONT, BACK = "261218", "270115"
 
 def sym(strike: int, right: str, expiry: str = FRONT) -> str:
     return f"SPY{expiry}{right}{strike * 1000:08d}"
-
-
-class HandQuotes(MarketDataProvider):
-    """A data source quoting what the test sets (bid, ask; the mark is the mid, as a live source's),
-    counting its requests: the one external call a cycle makes."""
-
-    source = "hand"
-
-    def __init__(self, book: dict[str, tuple[str, str]] | None = None) -> None:
-        self.book = dict(book or {})
-        self.calls: list[list[str]] = []
-
-    def set(self, symbol: str, bid: str, ask: str) -> None:
-        self.book[symbol] = (bid, ask)
-
-    def option_quotes(self, contracts):
-        contracts = list(contracts)
-        self.calls.append(contracts)
-        return {symbol: self._quote(symbol) for symbol in contracts if symbol in self.book}
-
-    def _quote(self, symbol: str) -> OptionQuote:
-        bid, ask = (Decimal(side) for side in self.book[symbol])
-        return OptionQuote(contract=parse_symbol(symbol), bid=bid, ask=ask, mark=midpoint(bid, ask), last=None,
-                           volume=None, open_interest=None, delta=Decimal("0.5"), gamma=Decimal("0.01"),
-                           theta=Decimal("-0.05"), vega=Decimal("0.2"), iv=Decimal("0.25"),
-                           underlying_price=Decimal("570"), quote_time=MIDDAY, source=self.source)
-
-    def underlying_quotes(self, symbols):
-        return {}
-
-    def bars(self, symbol, interval, start, end):
-        return []
 
 
 # Each template: its legs (symbol, side, ratio, entry), units, this cycle's quotes, and by hand the
