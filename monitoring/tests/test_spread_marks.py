@@ -173,6 +173,8 @@ def test_the_api_reads_the_marked_spread_net_liquidation_and_credit_pnl(db, clie
         "-0.9000", "-1.1000", "-220.00")
     assert (body["current_price"], body["current_bid"], body["unrealized_pnl"], body["mark_stale"]) == (
         "0.9000", "1.1000", "120.00", False)
+    # a credit trade's stop (3.00) sits above its mark and its target (0.75) below: both still ahead
+    assert (body["sl_distance"], body["tp_distance"]) == ("2.1000", "0.1500")
     assert [(leg["symbol"], leg["bid"], leg["ask"], leg["mark"]) for leg in body["legs"]][0] == (
         sym(500, "P"), "0.9500", "1.0500", "1.0000")
     [row] = [row for row in client.get("/api/trades?status=OPEN").json()["results"] if row["id"] == trade.pk]
@@ -245,3 +247,24 @@ def test_a_closed_or_pending_spread_is_not_marked(db):
                                  entry_price=None, entry_date=None)
     report = snapshot_positions(provider=HandQuotes(book), at=MIDDAY)
     assert report.trades == 0 and all(leg.marked_at is None for leg in _legs(pending.pk))
+
+
+def test_on_the_simulated_market_the_row_is_the_held_net_of_the_legs_it_stored(db):
+    """A real source (the simulated market) quotes a condor and a calendar's back month in the one
+    request; each row's mark is the held net of the marks its legs stored, and its P&L the sum of
+    the legs' own, side × ratio × (mark − entry) × units × 100, to the cent."""
+    from monitoring.marketdata.simulated import SimulatedProvider
+
+    owner = UserFactory()
+    trades = [marks_spread_trade(owner, TEMPLATES[name][2], strategy_type=TEMPLATES[name][0], qty=TEMPLATES[name][1])
+              for name in ("iron-condor-short", "calendar", "butterfly-long")]
+    report = snapshot_positions(provider=SimulatedProvider(seed="spread-marks", clock=lambda: MIDDAY), at=MIDDAY)
+    assert (report.trades, report.written, report.unquoted) == (3, 3, 0)
+    for trade in trades:
+        row, legs = _trade(trade.pk), _legs(trade.pk)
+        assert all(leg.marked_at == MIDDAY and leg.mark is not None for leg in legs)
+        net = sum(leg.sign * leg.ratio * leg.mark for leg in legs)
+        assert row.current_price == max(net if row.net_direction == "debit" else -net, Decimal(0))
+        by_legs = sum(leg.sign * leg.ratio * (leg.mark - leg.entry_price) * row.qty * 100 for leg in legs)
+        assert row.unrealized_pnl == by_legs.quantize(Decimal("0.01"))
+        assert [s.mark_price for s in _snapshots(trade.pk)] == [row.current_price]
