@@ -76,6 +76,7 @@ def test_a_spreads_row_shows_its_legs_held_mark_and_pnl_and_its_detail_the_legs_
     assert text(row.locator(".spread-legs")) == "−1 SPY 500P · +1 SPY 495P · −1 SPY 600C · +1 SPY 605C"
     assert text(row.locator(".spread-summary .muted")) == "credit 1.50 · 2 units"
     assert text(row.locator(".mark")) == "0.90"  # buying it back costs 0.90 a share
+    expect(row.locator(".mark")).to_have_attribute("title", "close at natural 1.10 / open at natural 0.70")
     assert text(row.locator(".pnl-amount").first) == "+$120.00"  # (1.50 − 0.90) × 2 units × 100, no costs
     assert text(row.locator(".sl .distance")).startswith("2.10 away")  # its stop at 3.00 is above the mark
     assert text(row.locator(".tp .distance")).startswith("0.15 away")  # its target at 0.75 is below
