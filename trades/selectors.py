@@ -292,7 +292,8 @@ def leg_quotes(trade: PaperTrade) -> dict[str, LegQuote]:
     """Each leg's latest quote, by option symbol, while the trade holds a position (OPEN, CLOSING):
     a finished or unfilled trade has nothing to mark. A single option's is its trade's mark: the
     monitor writes it on the trade row (`marks_record`). A multi-leg trade's are on its legs (the
-    monitor writes each leg's quote there); a leg never marked is left out, so the net reads unknown."""
+    monitor writes each leg's quote there), and count only when one cycle quoted every leg: a leg
+    never marked, or left on an older cycle's quote, leaves none, so the net reads unknown."""
     if trade.status not in HELD:
         return {}
     if trade.strategy_type == StrategyType.SINGLE:
