@@ -13,6 +13,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import partial
 
 from django.core.cache import cache
@@ -23,9 +24,16 @@ from brokers.market import Market, default_market
 from brokers.models import BrokerMode, PaperOrder
 from brokers.paper import WORKING, FillRules, fill_price, match_group, spread_fill
 from tradeoptions import tenancy
-from trades.models import CONTRACT_MULTIPLIER, PaperTrade, TradeStatus
-from trades.selectors import commission_rates
-from trades.services import ExitPoliciesReport, TradeMark, exit_policies_apply, marks_record
+from trades.models import CONTRACT_MULTIPLIER, PaperTrade, StrategyType, TradeLeg, TradeStatus
+from trades.selectors import LegQuote, commission_rates, held_mark
+from trades.services import (
+    ExitPoliciesReport,
+    LegMark,
+    TradeMark,
+    exit_policies_apply,
+    leg_marks_record,
+    marks_record,
+)
 
 from . import clock as market_clock
 from .expiry import ExpiryReport, intrinsic_value, settle_expiries
@@ -70,29 +78,96 @@ def snapshot_positions(*, provider: MarketDataProvider, at: datetime, kind: str 
     """Quote every held contract once, write one snapshot per held trade, refresh the trades' marks.
 
     Intraday snapshots only happen while the market is open (or FORCE_MARKET_OPEN); bookends are
-    taken by their own schedule at their own times. Three round trips to the database in all.
+    taken by their own schedule at their own times. Three round trips to the database in all, and
+    two more when a multi-leg trade is held (its legs read, their quotes written), however many:
+    every leg is quoted in the same one request as the single options (docs/spreads.md, "Marks").
     """
     slot = slot or cycle_slot(at)
     if kind == SnapshotKind.INTRADAY and not market_clock.is_market_open(at):
         return SnapshotReport(slot, kind, 0, 0, 0, 0, skipped="market closed")
     with tenancy.system_context():
-        trades = list(
+        held = list(
             PaperTrade.objects.filter(status__in=HELD_STATUSES).with_held_qty().order_by("id")
-            .values_list("id", "owner_id", "option_symbol", "entry_price", "held")
+            .values_list("id", "owner_id", "option_symbol", "entry_price", "held", "strategy_type", "net_direction")
         )
-    if not trades:
+        trades = [row[:5] for row in held if row[5] == StrategyType.SINGLE]
+        spreads = [row for row in held if row[5] != StrategyType.SINGLE]
+        legs = _spread_legs(spreads)
+    if not held:
         return SnapshotReport(slot, kind, 0, 0, 0, 0)
     # Quoted outside any transaction: a slow provider must not hold a connection idle in one.
-    quotes = provider.option_quotes(sorted({symbol for _, _, symbol, _, _ in trades}))
+    quotes = provider.option_quotes(sorted({symbol for _, _, symbol, _, _ in trades}
+                                           | {leg.option_symbol for legs_of in legs.values() for leg in legs_of}))
     rows = [_snapshot_row(trade, quotes[trade[2]]) for trade in trades if trade[2] in quotes]
+    spread_rows = [row for row in (_spread_row(spread, legs.get(spread[0], []), quotes) for spread in spreads)
+                   if row is not None]
     with tenancy.system_context():
-        written = _insert_snapshots(rows, slot, kind, source=_source(quotes),
+        written = _insert_snapshots(rows + spread_rows, slot, kind, source=_source(quotes),
                                     delayed=bool(getattr(provider, "delayed", False)))
-        _update_marks(rows, at)
-    unquoted = len(trades) - len(rows)
+        if spreads:
+            _update_leg_marks(legs, quotes, at)
+        _update_marks(rows + spread_rows, at)
+    unquoted = len(held) - len(rows) - len(spread_rows)
     if unquoted:
         logger.warning("snapshot %s: %d held trade(s) had no quote this cycle", slot.isoformat(), unquoted)
-    return SnapshotReport(slot, kind, len(trades), len(quotes), written, unquoted)
+    return SnapshotReport(slot, kind, len(held), len(quotes), written, unquoted)
+
+
+def _spread_legs(spreads: list[tuple]) -> dict[int, list[TradeLeg]]:
+    """The held multi-leg trades' legs, by trade, in order: one query, and none without one."""
+    if not spreads:
+        return {}
+    legs = defaultdict(list)
+    for leg in (TradeLeg.objects.filter(trade_id__in=[spread[0] for spread in spreads])
+                .only("id", "trade_id", "position", "option_symbol", "side", "ratio").order_by("trade_id", "position")):
+        legs[leg.trade_id].append(leg)
+    return legs
+
+
+def _leg_quote(quote: OptionQuote) -> LegQuote:
+    return LegQuote(bid=quote.bid, ask=quote.ask, mark=quote.mark if quote.mark is not None else quote.mid)
+
+
+def _spread_row(spread: tuple, legs: list[TradeLeg], quotes: dict[str, OptionQuote]) -> dict | None:
+    """A multi-leg trade's snapshot and mark: its held mid, held natural sides and P&L from this
+    cycle's quotes of every leg (trades.selectors.held_mark), with the position's net greeks per unit
+    (Σ side × ratio × greek). None, so the trade keeps its last net, when a leg has no quote or no
+    mark this cycle: a net is never made of one cycle's quotes and another's."""
+    trade_id, owner_id, _, entry, units, _, direction = spread
+    if not legs or entry is None or any(leg.option_symbol not in quotes for leg in legs):
+        return None
+    mark = held_mark(net_direction=direction, legs=legs, entry=entry, units=units,
+                     quotes={leg.option_symbol: _leg_quote(quotes[leg.option_symbol]) for leg in legs})
+    if mark is None:
+        return None
+    first = quotes[legs[0].option_symbol]
+    return {
+        "trade_id": trade_id, "owner_id": owner_id, "mark": mark.mid, "bid": mark.bid, "ask": mark.ask,
+        **{greek: _net_greek(greek, legs, quotes) for greek in ("delta", "gamma", "theta", "vega")},
+        "iv": None, "underlying": first.underlying_price, "quote_time": min(quotes[leg.option_symbol].quote_time
+                                                                            for leg in legs),
+        "pnl": mark.unrealized_pnl,
+    }
+
+
+def _net_greek(name: str, legs: list[TradeLeg], quotes: dict[str, OptionQuote]):
+    values = [getattr(quotes[leg.option_symbol], name) for leg in legs]
+    if any(value is None for value in values):
+        return None
+    return sum((leg.sign * leg.ratio * value for leg, value in zip(legs, values, strict=True)), Decimal(0))
+
+
+def _update_leg_marks(legs: dict[int, list[TradeLeg]], quotes: dict[str, OptionQuote], at: datetime) -> None:
+    """Hand every quoted leg's quote to trades (one UPDATE), a leg of a trade whose net is not
+    written this cycle included: its own quote is fresh, and its `marked_at` tells the pages so."""
+    marks = []
+    for legs_of in legs.values():
+        for leg in legs_of:
+            quote = quotes.get(leg.option_symbol)
+            if quote is not None:
+                mark = _leg_quote(quote)
+                marks.append(LegMark(leg_id=leg.pk, bid=quote.bid, ask=quote.ask, mark=mark.mark, iv=quote.iv))
+    leg_marks_record(marks=marks, at=at)
 
 
 def _source(quotes: dict[str, OptionQuote]) -> str:

@@ -261,3 +261,32 @@ def a_row_in_every_owned_table(owner, *, market, contract: str):
             OrderRequest(option_symbol=contract, side="buy_to_open", quantity=1, order_type="market",
                          tag=order_tag(trade.pk, "entry")))
     return trade
+
+
+# --- spread-marks: multi-leg trades as the opening writes them (issue 19) -----------------------
+
+
+def marks_spread_trade(owner, legs, *, strategy_type, qty=1, **fields) -> PaperTrade:
+    """A filled multi-leg trade: `legs` are (option symbol, "LONG"/"SHORT", ratio, entry per share).
+    The row is what docs/spreads.md's lifecycle says: contract fields of the leg at position 0,
+    `net_direction` from the signed net of the entries, `entry_price` the held net (positive), and
+    exits on the right sides of it (a credit's target below its entry, its stop above)."""
+    from brokers.occ import parse_symbol
+    from trades.models import NetDirection, TradeLeg
+
+    net = sum((Decimal(entry) * ratio * (1 if side == "LONG" else -1) for _, side, ratio, entry in legs), Decimal(0))
+    direction = NetDirection.CREDIT if net < 0 else NetDirection.DEBIT
+    entry = abs(net)
+    first = parse_symbol(legs[0][0])
+    row = {"ticker": first.root, "option_type": first.option_type, "strike": first.strike, "expiry": first.expiry,
+           "strategy_type": strategy_type, "net_direction": direction, "qty": qty, "entry_price": entry,
+           "sl_price": entry * 2 if direction == NetDirection.CREDIT else entry / 2,
+           "tp_price": entry / 2 if direction == NetDirection.CREDIT else entry * 2, **fields}
+    trade = PaperTradeFactory(owner=owner, legs=False, **row)
+    with tenancy.acting_as(owner.pk):
+        for position, (symbol, side, ratio, price) in enumerate(legs):
+            contract = parse_symbol(symbol)
+            TradeLeg.objects.create(owner=owner, trade=trade, position=position, option_symbol=symbol,
+                                    option_type=contract.option_type, strike=contract.strike,
+                                    expiry=contract.expiry, side=side, ratio=ratio, entry_price=Decimal(price))
+    return trade

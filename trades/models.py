@@ -21,6 +21,8 @@ from brokers import crypto
 from brokers.models import BrokerMode
 from brokers.occ import build_symbol
 
+from .net_price import direction_sign
+
 PRICE = {"max_digits": 12, "decimal_places": 4}  # option premium per share
 MONEY = {"max_digits": 14, "decimal_places": 2}  # dollars
 SCORE = {"max_digits": 7, "decimal_places": 3, "null": True, "blank": True}
@@ -443,7 +445,7 @@ class PaperTrade(models.Model):
         already cost on the contracts they sold in partial fills (`exit_filled_qty`: paid, though
         `exit_commission` records it only at the close) and what selling the held ones will cost."""
         sold_and_held = self.exit_filled_qty + self.held_qty
-        return ((self.commission_per_contract or 0) * sold_and_held).quantize(Decimal("0.01"))
+        return ((self.commission_per_contract or Decimal(0)) * sold_and_held).quantize(Decimal("0.01"))
 
     @property
     def unrealized_pnl_net(self) -> Decimal | None:
@@ -462,8 +464,11 @@ class PaperTrade(models.Model):
 
     @property
     def sl_distance(self) -> Decimal | None:
-        """How far the mark is above the stop-loss, per share."""
-        return None if self.current_price is None else self.current_price - self.sl_price
+        """How far the mark is from the stop-loss on its safe side, per share (negative: past it). A
+        debit trade's stop is below its mark, a credit trade's above (trades.net_price)."""
+        if self.current_price is None:
+            return None
+        return (self.current_price - self.sl_price) * direction_sign(self.net_direction)
 
     @property
     def sl_distance_pct(self) -> Decimal | None:
@@ -471,8 +476,11 @@ class PaperTrade(models.Model):
 
     @property
     def tp_distance(self) -> Decimal | None:
-        """How far the take-profit is above the mark, per share."""
-        return None if self.current_price is None else self.tp_price - self.current_price
+        """How far the mark still has to go to the take-profit, per share (negative: past it): up
+        for a debit trade, down for a credit one."""
+        if self.current_price is None:
+            return None
+        return (self.tp_price - self.current_price) * direction_sign(self.net_direction)
 
     @property
     def tp_distance_pct(self) -> Decimal | None:

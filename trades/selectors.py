@@ -21,6 +21,7 @@ from brokers.market import Market
 from brokers.models import BrokerMode
 from tradeoptions import tenancy
 
+from . import net_price
 from .models import (
     ACTIVE_STATUSES,
     CONTRACT_MULTIPLIER,
@@ -292,13 +293,34 @@ def leg_quotes(trade: PaperTrade) -> dict[str, LegQuote]:
     """Each leg's latest quote, by option symbol, while the trade holds a position (OPEN, CLOSING):
     a finished or unfilled trade has nothing to mark. A single option's is its trade's mark: the
     monitor writes it on the trade row (`marks_record`). A multi-leg trade's are on its legs (the
-    monitor writes each leg's quote there); a leg never marked is left out, so the net reads unknown."""
+    monitor writes each leg's quote there), and count only when one cycle quoted every leg: a leg
+    never marked, or left on an older cycle's quote, leaves none, so the net reads unknown."""
     if trade.status not in HELD:
         return {}
     if trade.strategy_type == StrategyType.SINGLE:
         return {trade.option_symbol: LegQuote(bid=trade.current_bid, ask=trade.current_ask, mark=trade.current_price)}
-    return {leg.option_symbol: LegQuote(bid=leg.bid, ask=leg.ask, mark=leg.mark)
-            for leg in trade_legs(trade) if leg.marked_at is not None}
+    legs = trade_legs(trade)
+    if not legs_marked_together(legs):
+        return {}  # never a net of one cycle's quotes and another's: the trade's last net stands, stale
+    return {leg.option_symbol: LegQuote(bid=leg.bid, ask=leg.ask, mark=leg.mark) for leg in legs}
+
+
+def legs_marked_together(legs: Iterable[TradeLeg]) -> bool:
+    """Every leg was quoted in one monitor cycle (the same `marked_at`): only then do their quotes
+    make a net. A leg the cycle found no quote for keeps its last one, the others get this cycle's,
+    and the trade keeps the last net it had (`trades.services.leg_marks_record`)."""
+    times = {leg.marked_at for leg in legs}
+    return len(times) == 1 and None not in times
+
+
+def mark_stale(trade: PaperTrade) -> bool:
+    """A held multi-leg trade whose net is older than some leg's quote: the last cycle could not
+    quote every leg, so `current_price` is the last net every leg made, not this cycle's (the pages
+    say "stale"). A single option's mark is one quote and never mixed: False."""
+    if trade.strategy_type == StrategyType.SINGLE or trade.status not in HELD:
+        return False
+    times = {leg.marked_at for leg in trade_legs(trade)}
+    return times != {None} and times != {trade.last_updated}  # never marked yet: not stale, unknown
 
 
 def net_mark(legs: Iterable[TradeLeg], quotes: dict[str, LegQuote]) -> Decimal | None:
@@ -313,6 +335,45 @@ def liquidation_value(legs: Iterable[TradeLeg], quotes: dict[str, LegQuote]) -> 
     its bid, each short bought back at its ask (Σ side × ratio × that price; negative: closing
     costs). None while a leg lacks the side it would close at."""
     return _net(legs, quotes, lambda leg, quote: quote.bid if leg.side == LegSide.LONG else quote.ask)
+
+
+def opening_value(legs: Iterable[TradeLeg], quotes: dict[str, LegQuote]) -> Decimal | None:
+    """The other natural side: what opening the legs again brings, per share of one unit: each long
+    bought at its ask, each short sold at its bid. None while a leg lacks that side."""
+    return _net(legs, quotes, lambda leg, quote: quote.ask if leg.side == LegSide.LONG else quote.bid)
+
+
+@dataclass(frozen=True)
+class HeldMark:
+    """A multi-leg trade's mark as its row keeps it (trades.net_price: held prices, all positive):
+    `mid` from the legs' marks, `bid` what closing at the legs' natural sides gets (a debit sells
+    for it, a credit pays it to buy back), `ask` the other natural side, and the unrealized P&L."""
+
+    mid: Decimal
+    bid: Decimal | None
+    ask: Decimal | None
+    unrealized_pnl: Decimal
+
+
+def held_mark(*, net_direction: str, legs: Iterable[TradeLeg], quotes: dict[str, LegQuote], entry: Decimal,
+              units: int) -> HeldMark | None:
+    """The trade's held mark from this cycle's quotes of its legs; None when a leg has no mark (no
+    net from part of the legs). The P&L is sign × (held mid − entry) × units × 100 (net_price.pnl),
+    which equals Σ legs side × ratio × (mark − entry) × units × 100 when `entry` is the held net of
+    the legs' entries. A held price below nothing (a butterfly's wings bid 0: selling them at the
+    natural sides costs) is stored as 0: the row's prices are never negative; the P&L is not cut."""
+    legs = list(legs)
+    mid = net_price.held_price(net_direction, net_mark(legs, quotes))
+    if mid is None:
+        return None
+    bid = net_price.held_price(net_direction, liquidation_value(legs, quotes))
+    ask = net_price.held_price(net_direction, opening_value(legs, quotes))
+    return HeldMark(mid=_not_negative(mid), bid=_not_negative(bid), ask=_not_negative(ask),
+                    unrealized_pnl=net_price.pnl(net_direction, entry=entry, price=mid, units=units))
+
+
+def _not_negative(price: Decimal | None) -> Decimal | None:
+    return None if price is None else max(price, Decimal(0))
 
 
 def _net(legs, quotes, price_of) -> Decimal | None:

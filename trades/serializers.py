@@ -112,6 +112,15 @@ class TradeLegSerializer(serializers.Serializer):
     right = serializers.ChoiceField(source="option_type", choices=OptionType.choices, help_text="CALL or PUT.")
     entry_price = serializers.DecimalField(**PRICE, allow_null=True, help_text="The leg's entry fill, per share.")
     exit_price = serializers.DecimalField(**PRICE, allow_null=True, help_text="The leg's exit fill, per share.")
+    # A multi-leg trade's legs carry the monitor's latest quote of each (a single option's is its row's).
+    bid = serializers.DecimalField(**PRICE, allow_null=True, default=None,
+                                   help_text="The leg's latest bid, per share (multi-leg trades; null for a single).")
+    ask = serializers.DecimalField(**PRICE, allow_null=True, default=None, help_text="The leg's latest ask.")
+    mark = serializers.DecimalField(**PRICE, allow_null=True, default=None, help_text="The leg's latest mark (mid).")
+    iv = serializers.DecimalField(max_digits=12, decimal_places=6, allow_null=True, default=None,
+                                  help_text="Implied volatility at that mark (0.25 = 25 %).")
+    marked_at = serializers.DateTimeField(allow_null=True, default=None,
+                                          help_text="When the monitor took the leg's quote.")
 
 
 def _figure(help_text: str) -> serializers.SerializerMethodField:
@@ -126,13 +135,17 @@ class TradeSerializer(serializers.ModelSerializer):
     unrealized_pnl_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
                                                   help_text="Unrealized P&L over the entry cost, in %.")
     sl_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True, allow_null=True,
-                                           help_text="Mark minus stop-loss, per share.")
+                                           help_text="How far the mark is from the stop-loss on its safe side, per "
+                                                     "share (negative: past it): mark minus stop for a debit trade, "
+                                                     "stop minus mark for a credit one.")
     sl_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
-                                               help_text="Mark minus stop-loss, in % of the mark.")
+                                               help_text="sl_distance in % of the mark.")
     tp_distance = serializers.DecimalField(max_digits=None, decimal_places=4, read_only=True, allow_null=True,
-                                           help_text="Take-profit minus mark, per share.")
+                                           help_text="How far the mark still has to go to the take-profit, per "
+                                                     "share (negative: past it): up for a debit trade, down for a "
+                                                     "credit one.")
     tp_distance_pct = serializers.DecimalField(max_digits=None, decimal_places=2, read_only=True, allow_null=True,
-                                               help_text="Take-profit minus mark, in % of the mark.")
+                                               help_text="tp_distance in % of the mark.")
     unprotected = serializers.BooleanField(read_only=True, help_text="OPEN, but no SL/TP order protects it at the "
                                            "broker yet: the monitor keeps trying to attach one.")
     days_to_expiry = serializers.IntegerField(read_only=True, help_text="Calendar days to expiry, in New York.")
@@ -180,6 +193,9 @@ class TradeSerializer(serializers.ModelSerializer):
                                 "Equals current_bid for a single option. Null while a leg lacks that side, or "
                                 "nothing is held.")
     liquidation_value_dollars = _figure("liquidation_value for the units held, in dollars (× 100 a contract).")
+    mark_stale = _figure("A multi-leg trade whose last cycle could not quote every leg: current_price, current_bid "
+                         "and unrealized_pnl are the last net every leg made, and net_mark is null until every leg "
+                         "is quoted in one cycle again. Always false for a single option.")
     max_profit = _figure("The most the position can make at expiry, in dollars, from the entry fills; null: "
                          "unlimited, or not known (a spread not filled yet, legs on two expiries).")
     max_loss = _figure("The most the position can lose at expiry, in dollars, a positive amount; null: unlimited, "
@@ -208,7 +224,7 @@ class TradeSerializer(serializers.ModelSerializer):
             "mark_source", "mark_delayed", "mark_quote_time", "mark_frozen", "close_order",
             "quantity_open", "parts", "quantity_history",
             "strategy_type", "net_direction", "legs", "net_mark", "liquidation_value", "liquidation_value_dollars",
-            "max_profit", "max_loss", "breakevens", "width",
+            "mark_stale", "max_profit", "max_loss", "breakevens", "width",
         ]
         read_only_fields = fields
         extra_kwargs = {"realized_pnl": {"help_text": "Gross: premiums only, before commissions (kept for "
@@ -310,6 +326,10 @@ class TradeSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True))
     def get_liquidation_value_dollars(self, trade) -> str | None:
         return _decimal(selectors.position_dollars(trade, self._position(trade)["liquidation_value"]), 2)
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_mark_stale(self, trade) -> bool:
+        return selectors.mark_stale(trade)
 
     @extend_schema_field(serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True))
     def get_max_profit(self, trade) -> str | None:

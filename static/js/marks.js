@@ -36,7 +36,11 @@ export function delayedTag(trade) {
 
 // The mark cell's content: the mark (bid / ask on hover and for screen readers), its age, "delayed".
 export function markCell(trade) {
-  const bidAsk = `bid ${fmt.price(trade.current_bid)} / ask ${fmt.price(trade.current_ask)}`;
+  // A spread's bid and ask are held prices at the legs' natural sides (docs/spreads.md, "Marks").
+  const spread = trade.strategy_type && trade.strategy_type !== "single";
+  const bidAsk = spread
+    ? `close at natural ${fmt.price(trade.current_bid)} / open at natural ${fmt.price(trade.current_ask)}`
+    : `bid ${fmt.price(trade.current_bid)} / ask ${fmt.price(trade.current_ask)}`;
   const words = [trade.mark_delayed ? "delayed" : null, trade.mark_frozen ? "frozen" : null].filter(Boolean).join(", ");
   return el("span", {},
     el("span", { className: "mark", title: bidAsk, tabindex: "0", "aria-label": `mark ${fmt.price(trade.current_price)}${words ? ` (${words})` : ""}, ${bidAsk}`,

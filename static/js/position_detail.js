@@ -11,6 +11,7 @@ import { policyForm, prefillPolicy } from "./exit_policy_form.js";
 import * as fmt from "./format.js";
 import { sourceLabel } from "./marks.js";
 import { state } from "./portfolio_state.js";
+import { isSpread, legsTable } from "./spread_legs.js";
 import { explanationGroups } from "./trade_explanation.js";
 
 export function dropDetail(id) {
@@ -26,7 +27,8 @@ export function detailRow(id) {
   const row = el("tr", { className: "detail", id: `detail-${id}`, dataset: { tradeId: id } },
     el("td", { colspan: "10" },
       el("div", { className: "detail-inner" },
-        el("section", { className: "detail-chart", "aria-label": "P&L chart" }, el("h3", { text: "Mark vs entry, stop-loss and take-profit" }), el("div", { className: "chart" })),
+        el("section", { className: "detail-chart", "aria-label": "P&L chart" }, el("h3", { text: "Mark vs entry, stop-loss and take-profit" }), el("div", { className: "chart" }),
+          el("div", { className: "legs-slot" })),
         el("div", { className: "detail-side" },
           el("div", { className: "parts-slot" }),
           el("section", { className: "facts" }, el("p", { className: "muted", text: "Loading…" })),
@@ -61,11 +63,21 @@ export async function loadDetail(id) {
     return;
   }
   const last = snapshots[snapshots.length - 1] || {};
+  const spread = isSpread(trade);
+  row.querySelector(".legs-slot").replaceChildren(...(spread ? [legsTable(trade)] : []));
+  row.querySelector(".detail-chart > h3").textContent = spread
+    ? "Net mark vs entry, stop-loss and take-profit" : "Mark vs entry, stop-loss and take-profit";
+  // A spread's bid and ask are held prices at the legs' natural sides: what closing it, or opening it
+  // again, would come to (docs/spreads.md); a credit trade's close costs more than its mark.
+  const quote = spread
+    ? [["Net mark", `${fmt.price(trade.current_price)}${trade.mark_stale ? " (stale)" : ""}`],
+      [trade.net_direction === "credit" ? "Close at natural (pay)" : "Close at natural (get)", fmt.price(trade.current_bid)],
+      ["Open at natural", fmt.price(trade.current_ask)]]
+    : [["Bid", fmt.price(trade.current_bid)], ["Ask", fmt.price(trade.current_ask)], ["Mark", fmt.price(trade.current_price)]];
   row.querySelector(".facts").replaceChildren(
-    factList("Quote", [["Bid", fmt.price(trade.current_bid)], ["Ask", fmt.price(trade.current_ask)],
-      ["Mark", fmt.price(trade.current_price)], ["Updated", fmt.dateTime(trade.last_updated)], ["Source", sourceLabel(last)],
+    factList(spread ? "Quote (held net)" : "Quote", [...quote, ["Updated", fmt.dateTime(trade.last_updated)], ["Source", sourceLabel(last)],
       ["Underlying", last.underlying ? fmt.price(last.underlying) : null]]),
-    factList("Greeks (latest mark)", [["Delta", greek(last.delta)], ["Gamma", greek(last.gamma, 4)], ["Theta", greek(last.theta)],
+    factList(spread ? "Net greeks per unit (latest mark)" : "Greeks (latest mark)", [["Delta", greek(last.delta)], ["Gamma", greek(last.gamma, 4)], ["Theta", greek(last.theta)],
       ["Vega", greek(last.vega)], ["IV", last.iv ? `${(Number(last.iv) * 100).toFixed(1)}%` : null],
       ["Delta at entry", greek(trade.delta_at_entry)], ["IV at entry", trade.iv_at_entry ? `${(Number(trade.iv_at_entry) * 100).toFixed(1)}%` : null]]),
     factList("Scores and verdicts", [["Card score", trade.card_score], ["AI score", trade.ai_score], ["AI verdict", fmt.words(trade.ai_verdict)],

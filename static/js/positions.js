@@ -14,6 +14,7 @@ import { markCell, markIsLive } from "./marks.js";
 import { UNREALIZED_NET_NOTE, netPnl } from "./pnl.js";
 import { detailRow, dropDetail, loadDetail } from "./position_detail.js";
 import { state } from "./portfolio_state.js";
+import { isSpread, spreadLabel, spreadSummary, staleTag } from "./spread_legs.js";
 import { setLatestMark } from "./topbar.js";
 import * as orders from "./working_orders.js";
 
@@ -44,7 +45,8 @@ async function fetchActive() {
 }
 
 function positionRow(trade) {
-  const label = fmt.contractLabel(trade);
+  const spread = isSpread(trade);
+  const label = spread ? spreadLabel(trade) : fmt.contractLabel(trade);
   const expanded = state.expanded.has(trade.id);
   const status = orders.orderBadges(trade);
   // No SL/TP order guards this position at the broker: said loudest, until the monitor attaches one.
@@ -55,10 +57,11 @@ function positionRow(trade) {
   return el("tr", { className: "position", dataset: { tradeId: trade.id, version: trade.version } },
     el("th", { scope: "row", className: "contract", dataset: { label: "Contract" } },
       el("span", { className: "contract-label", text: label }), status, unprotected, attention,
+      spread ? spreadSummary(trade) : null,
       trade.strategy ? el("small", { className: "muted block", text: trade.strategy }) : null, policyChips(trade)),
     el("td", { className: "num", dataset: { label: "Qty" } }, heldCell(trade)),
     el("td", { className: "num", dataset: { label: "Entry" }, text: fmt.price(trade.entry_price ?? trade.planned_entry_price) }),
-    el("td", { className: `num${markIsLive(trade) ? "" : " mark-closed"}`, dataset: { label: "Mark" } }, markCell(trade)),
+    el("td", { className: `num${markIsLive(trade) ? "" : " mark-closed"}`, dataset: { label: "Mark" } }, markCell(trade), staleTag(trade)),
     el("td", { className: "num", title: UNREALIZED_NET_NOTE, dataset: { label: "Unrealized P&L, net" } },
       netPnl(trade.unrealized_pnl_net, trade.unrealized_pnl, trade.unrealized_pnl_pct)),
     el("td", { className: "num sl", dataset: { label: "Stop-loss" } },

@@ -11,7 +11,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from brokers.base import Quote
+from brokers.occ import parse_symbol
 from monitoring.marketdata import Bar, Interval, MarketDataProvider
+from monitoring.marketdata.base import OptionQuote, midpoint
 
 OPEN_UTC = time(14, 30)  # 09:30 in New York in winter
 CLOSE_UTC = time(21, 0)  # 16:00 in New York in winter; the real calendar lives in monitoring.clock
@@ -156,3 +158,37 @@ class RecordedMinuteBars:
         if self.failing:
             raise ProviderUnavailable("The provider did not answer.")
         return sorted((bar for bar in self.book.get(symbol, []) if start <= bar.start < end), key=lambda b: b.start)
+
+
+class HandOptionQuotes(MarketDataProvider):
+    """A data source quoting what the test sets (bid, ask; the mark is the mid, as a live source's),
+    counting its requests: the one external call a cycle makes."""
+
+    source = "hand"
+
+    def __init__(self, book: dict[str, tuple[str, str]] | None = None, *,
+                 at: datetime = datetime(2026, 12, 1, 17, tzinfo=UTC)) -> None:
+        self.book = dict(book or {})
+        self.at = at
+        self.calls: list[list[str]] = []
+
+    def set(self, symbol: str, bid: str, ask: str) -> None:
+        self.book[symbol] = (bid, ask)
+
+    def option_quotes(self, contracts):
+        contracts = list(contracts)
+        self.calls.append(contracts)
+        return {symbol: self._quote(symbol) for symbol in contracts if symbol in self.book}
+
+    def _quote(self, symbol: str) -> OptionQuote:
+        bid, ask = (Decimal(side) for side in self.book[symbol])
+        return OptionQuote(contract=parse_symbol(symbol), bid=bid, ask=ask, mark=midpoint(bid, ask), last=None,
+                           volume=None, open_interest=None, delta=Decimal("0.5"), gamma=Decimal("0.01"),
+                           theta=Decimal("-0.05"), vega=Decimal("0.2"), iv=Decimal("0.25"),
+                           underlying_price=Decimal("570"), quote_time=self.at, source=self.source)
+
+    def underlying_quotes(self, symbols):
+        return {}
+
+    def bars(self, symbol, interval, start, end):
+        return []

@@ -112,7 +112,7 @@ from .idempotency import (
 )
 from .legs import single_leg_fills_follow, single_leg_write
 from .lifecycle import STAFF_EDITABLE_FIELDS, event_record, trade_flag, trade_staff_edit, trade_transition
-from .marks import TradeMark, TradeTargets, marks_record, targets_record
+from .marks import LegMark, TradeMark, TradeTargets, leg_marks_record, marks_record, targets_record
 from .notifications import (
     DeliveryOutcome,
     UnsafeWebhookTarget,
@@ -172,7 +172,7 @@ __all__ = [
     "bracket_ids", "broker_of", "exit_requests", "order_summary", "split_legs",
     "trade_order_tag",
     # For the monitor's marks and analytics' forensic targets: figures measured elsewhere, written here.
-    "TradeMark", "TradeTargets", "marks_record", "targets_record",
+    "LegMark", "TradeMark", "TradeTargets", "leg_marks_record", "marks_record", "targets_record",
     # Working orders under the trader's control, and the session an order meets.
     "OrderAlreadyFilled", "OrdersBusy", "Session", "close_cancel", "close_reprice", "entry_cancel", "entry_reprice",
     "market_session",

@@ -38,6 +38,17 @@ class TradeMark:
 
 
 @dataclass(frozen=True)
+class LegMark:
+    """One leg's quote this cycle (a multi-leg trade's; a single option's lives on its trade row)."""
+
+    leg_id: int
+    bid: Decimal | None
+    ask: Decimal | None
+    mark: Decimal | None
+    iv: Decimal | None
+
+
+@dataclass(frozen=True)
 class TradeTargets:
     """A closed trade's forensic targets, as analytics computed them (None: not derivable)."""
 
@@ -73,6 +84,32 @@ def marks_record(*, marks: Sequence[TradeMark], at: datetime) -> int:
             """,
             [at, [m.trade_id for m in marks], [m.mark for m in marks], [m.bid for m in marks],
              [m.ask for m in marks], [m.unrealized_pnl for m in marks], [str(status) for status in HELD]],
+        )
+        return cursor.rowcount
+
+
+def leg_marks_record(*, marks: Sequence[LegMark], at: datetime) -> int:
+    """Store each leg's quote this cycle (`marked_at` = `at`, the cycle's time, the same the trade's
+    `last_updated` gets when its net is written), in one UPDATE. Returns how many legs were marked.
+
+    A leg whose trade stopped being held since the monitor read it is left alone, as its trade is.
+    Called before `marks_record` in the same transaction; a leg is written even when another leg of
+    its trade had no quote (its own quote is fresh): the trade's net is then not written, and the
+    legs' differing `marked_at` say so (`trades.selectors.legs_marked_together`).
+    """
+    if not marks:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE trades_tradeleg AS l
+               SET bid = v.bid, ask = v.ask, mark = v.mark, iv = v.iv, marked_at = %s
+              FROM unnest(%s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[], %s::numeric[])
+                AS v(id, bid, ask, mark, iv), trades_papertrade AS t
+             WHERE l.id = v.id AND t.id = l.trade_id AND t.status = ANY(%s)
+            """,
+            [at, [m.leg_id for m in marks], [m.bid for m in marks], [m.ask for m in marks],
+             [m.mark for m in marks], [m.iv for m in marks], [str(status) for status in HELD]],
         )
         return cursor.rowcount
 

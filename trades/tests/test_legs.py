@@ -40,7 +40,8 @@ def test_an_opened_trade_has_its_one_leg_and_the_leg_follows_its_entry_and_exit_
     assert (opened["strategy_type"], opened["net_direction"]) == ("single", "debit")
     assert opened["legs"] == [{"symbol": CONTRACT, "side": "LONG", "ratio": 1, "strike": "570.000",
                                "expiry": EXPIRY.isoformat(), "right": "CALL", "entry_price": "4.3000",
-                               "exit_price": None}]
+                               "exit_price": None,  # a single's quote is its row's (current_bid, ...)
+                               "bid": None, "ask": None, "mark": None, "iv": None, "marked_at": None}]
     assert _legs(_trade(opened["id"])) == [(trader.pk, 0, CONTRACT, "CALL", Decimal("570.000"), EXPIRY, "LONG", 1,
                                             Decimal("4.3000"), None)]
     market.set_quote(CONTRACT, "5.00", "5.20")
