@@ -382,6 +382,30 @@ def test_a_resting_spread_entry_is_cancelled_like_a_single_one(api_as, trader, q
     assert parent.status == "canceled"
 
 
+def test_an_entry_whose_outcome_is_unknown_is_found_by_its_tag_and_never_sent_twice(api_as, trader, quoted, roomy,
+                                                                                   monkeypatch):
+    from brokers.base import OrderOutcomeUnknown
+    from brokers.paper import LocalPaperBroker
+
+    place = LocalPaperBroker.place_spread_order
+
+    def placed_then_lost(self, request):
+        place(self, request)  # the broker took it; the answer never came back
+        raise OrderOutcomeUnknown("The connection dropped after the order was sent.", tag=request.tag)
+
+    monkeypatch.setattr(LocalPaperBroker, "place_spread_order", placed_then_lost)
+    response = api_as(trader).post("/api/trades", spread_body(TEMPLATES["vertical"][0], sl_price="1.40",
+                                                              tp_price="5.00"), format="json")
+    assert response.status_code == 502, response.json()
+    (trade,) = _trades(trader)
+    assert trade.status == TradeStatus.PENDING and not trade.entry_order_id and "by its tag" in trade.attention_reason
+    _cycle(quoted)
+    (trade,) = _trades(trader)
+    assert trade.status == TradeStatus.OPEN and trade.entry_order_id and trade.entry_price == Decimal("2.80")
+    with tenancy.acting_as(trader.pk):
+        assert PaperOrder.objects.filter(parent__isnull=True, tag=f"to-{trade.pk}-entry").count() == 1
+
+
 def test_a_single_option_opens_exactly_as_before(api_as, trader, quoted, open_body):
     response = api_as(trader).post("/api/trades", open_body(), format="json")
     assert response.status_code == 201
