@@ -446,3 +446,21 @@ def test_the_entry_times_its_sign_is_the_signed_sum_of_the_leg_fills(trader, mar
     legs = _legs(trader, trade.pk)
     assert net_price.direction_sign(trade.net_direction) * trade.entry_price == _signed_leg_sum(legs) == natural
     assert trade.entry_price > 0
+
+
+def test_the_schema_documents_the_spread_fields_with_their_types(api_as, trader):
+    schema = api_as(trader).get("/api/schema/?format=json").json()
+    request = schema["components"]["schemas"]["TradeOpen"]["properties"]
+    assert request["legs"]["type"] == "array" and request["legs"]["maxItems"] == 8
+    leg = schema["components"]["schemas"][request["legs"]["items"]["$ref"].rsplit("/", 1)[1]]["properties"]
+    assert set(leg) == {"option_symbol", "option_type", "strike", "expiry", "side", "ratio"}
+    assert leg["ratio"]["type"] == "integer" and leg["ratio"]["minimum"] == 1 and leg["expiry"]["format"] == "date"
+    enums = schema["components"]["schemas"]
+    assert enums["TradeOpenStrategyTypeEnum"]["enum"] == ["vertical", "straddle", "strangle", "iron_condor",
+                                                          "butterfly", "calendar"]
+    assert "TradeOpenStrategyTypeEnum" in str(request["strategy_type"]) and "Enum" in str(request["net_direction"])
+    assert request["take_profit_pct_of_max"]["type"] == "string" and "max profit" in request[
+        "take_profit_pct_of_max"]["description"]
+    assert "credit" in request["stop_loss_credit_multiple"]["description"]
+    settings_schema = schema["components"]["schemas"]["AccountSettings"]["properties"]
+    assert settings_schema["allow_naked_short_options"]["type"] == "boolean"
