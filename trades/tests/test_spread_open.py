@@ -464,3 +464,17 @@ def test_the_schema_documents_the_spread_fields_with_their_types(api_as, trader)
     assert "credit" in request["stop_loss_credit_multiple"]["description"]
     settings_schema = schema["components"]["schemas"]["AccountSettings"]["properties"]
     assert settings_schema["allow_naked_short_options"]["type"] == "boolean"
+
+
+def test_the_factory_for_other_slices_matches_what_the_open_writes(trader):
+    from tests.factories import spread_open_trade
+
+    trade = spread_open_trade(owner=trader, qty=2, legs=[(P550, "LONG", 1, "1.30"), (P560, "SHORT", 1, "3.00"),
+                                                          (C580, "SHORT", 1, "1.50"), (C590, "LONG", 1, "0.50")])
+    assert trade.strategy_type == "iron_condor" and trade.net_direction == "credit"
+    assert trade.entry_price == Decimal("2.70") and trade.option_symbol == P550
+    assert trade.sl_price == Decimal("5.40") and trade.tp_price == Decimal("1.35")
+    legs = _legs(trader, trade.pk)
+    assert net_price.direction_sign(trade.net_direction) * trade.entry_price == _signed_leg_sum(legs)
+    with tenancy.acting_as(trader.pk):
+        assert services.active_exposure(trader)["heat"] == Decimal("1460.00")  # (10 − 2.70) × 100 × 2
