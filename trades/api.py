@@ -122,6 +122,7 @@ def problem_response(problem: services.TradeError) -> Response:
 
 
 SPREAD_SIDES = {"LONG": "LONG", "SHORT": "SHORT", "BUY": "LONG", "SELL": "SHORT"}
+SPREAD_STRATEGY_CHOICES = [choice for choice in StrategyType.choices if choice[0] != StrategyType.SINGLE]
 SPREAD_ONLY = ("legs", "strategy_type", "net_direction", "take_profit_pct_of_max", "stop_loss_credit_multiple")
 
 
@@ -209,7 +210,7 @@ class TradeOpenSerializer(TraderWords, serializers.Serializer):
         help_text="A multi-leg trade: 2 to 4 legs, each `{option_symbol}` or `{option_type, strike, expiry}`, with "
                   "`side` (LONG/SHORT, or buy/sell) and `ratio` (default 1). Without it, a single option.")
     strategy_type = serializers.ChoiceField(
-        choices=[choice for choice in StrategyType.choices if choice[0] != StrategyType.SINGLE], required=False,
+        choices=SPREAD_STRATEGY_CHOICES, required=False,
         help_text="The template the legs must make (refused when they do not); without it, the one they make.")
     net_direction = serializers.ChoiceField(
         choices=NetDirection.choices, required=False,

@@ -456,9 +456,9 @@ def test_the_schema_documents_the_spread_fields_with_their_types(api_as, trader)
     assert set(leg) == {"option_symbol", "option_type", "strike", "expiry", "side", "ratio"}
     assert leg["ratio"]["type"] == "integer" and leg["ratio"]["minimum"] == 1 and leg["expiry"]["format"] == "date"
     enums = schema["components"]["schemas"]
-    assert enums["TradeOpenStrategyTypeEnum"]["enum"] == ["vertical", "straddle", "strangle", "iron_condor",
+    assert enums["SpreadStrategyTypeEnum"]["enum"] == ["vertical", "straddle", "strangle", "iron_condor",
                                                           "butterfly", "calendar"]
-    assert "TradeOpenStrategyTypeEnum" in str(request["strategy_type"]) and "Enum" in str(request["net_direction"])
+    assert "SpreadStrategyTypeEnum" in str(request["strategy_type"]) and "Enum" in str(request["net_direction"])
     assert request["take_profit_pct_of_max"]["type"] == "string" and "max profit" in request[
         "take_profit_pct_of_max"]["description"]
     assert "credit" in request["stop_loss_credit_multiple"]["description"]
