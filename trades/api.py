@@ -207,6 +207,9 @@ class TradeOpenSerializer(TraderWords, serializers.Serializer):
 
     legs = serializers.ListField(
         child=SpreadLegOpenSerializer(), required=False, allow_empty=False, max_length=8,
+        error_messages={"not_a_list": "Give the legs as a list, each with its option and its side.",
+                        "empty": "Give 2 to 4 legs, or leave the legs out for a single option.",
+                        "max_length": "A multi-leg trade has 2 to 4 legs."},
         help_text="A multi-leg trade: 2 to 4 legs, each `{option_symbol}` or `{option_type, strike, expiry}`, with "
                   "`side` (LONG/SHORT, or buy/sell) and `ratio` (default 1). Without it, a single option.")
     strategy_type = serializers.ChoiceField(

@@ -165,6 +165,15 @@ def test_every_template_rests_at_a_limit_and_the_cycle_fills_it(api_as, trader, 
     assert kinds[-1] == EventKind.ORDER_FILLED
 
 
+def test_the_answer_carries_the_positions_figures(api_as, trader, quoted, roomy):
+    body = api_as(trader).post("/api/trades", spread_body(TEMPLATES["vertical"][0], qty=2, sl_price="1.40",
+                                                          tp_price="5.00"), format="json").json()
+    # 10 wide, 2.80 debit, 2 units: at most 1,440 made and 560 lost, breakeven at 572.80.
+    assert body["max_profit"] == "1440.00" and body["max_loss"] == "560.00"
+    assert body["breakevens"] == ["572.8000"] and body["width"] == "10.000"
+    assert body["sl_price"] == "1.4000" and body["tp_price"] == "5.0000" and body["planned_entry_price"] == "2.8000"
+
+
 def test_the_legs_can_be_given_by_parts_and_buy_sell_and_the_template_is_recognised(api_as, trader, quoted, roomy):
     legs = [{"option_type": "CALL", "strike": "570", "expiry": "2026-12-18", "side": "buy"},
             {"option_type": "CALL", "strike": "580", "expiry": "2026-12-18", "side": "sell"}]
@@ -206,7 +215,7 @@ def test_a_debit_spreads_share_of_max_profit_is_above_its_debit(api_as, trader, 
         ({"tp_price": "2.00"}, "tp_price", "above the 2.80 debit"),
         ({"strategy_type": "butterfly"}, "strategy_type", "not a butterfly"),
         ({"legs": [long_(C570), short(C580), long_(C590), short(C560), long_(P550)]}, "legs", "2 to 4 legs"),
-        ({"legs": [long_(C570), {**short(C580), "ratio": 0}]}, "legs", None),
+        ({"legs": [long_(C570), {**short(C580), "ratio": 0}]}, "legs", "ratio must be at least 1"),
         ({"legs": [long_(C570), short("QQQ261218C00500000")]}, "legs", "not SPY"),
         ({"legs": [long_(C570), short("SPY261127C00580000")]}, "legs", "expired"),
         ({"legs": [long_(C570, 2), short(C580, 2)]}, "legs", "lowest terms"),
@@ -216,6 +225,8 @@ def test_a_debit_spreads_share_of_max_profit_is_above_its_debit(api_as, trader, 
         ({"strike": "570"}, "strike", "in its legs"),
         ({"entry_type": "limit", "limit_price": "2.505"}, "limit_price", "whole cents"),
         ({"legs": [long_(C570), short("SPY261218C00585000")]}, "legs", "lists no"),
+        ({"legs": [long_(C570), short(P560)]}, "strategy_type", "none of the strategies"),  # a risk reversal
+        ({"legs": [long_(C570), short(C580, 2)]}, "strategy_type", "none of the strategies"),  # a ratio spread
     ],
     ids=lambda value: str(value)[:40],
 )
