@@ -155,3 +155,19 @@ def test_an_answer_lost_after_tradier_took_the_spread_is_adopted_by_its_tag_not_
     trade = _trade(trader)
     assert trade.status == TradeStatus.OPEN and trade.entry_order_id
     assert len(tradier.orders_tagged(f"to-{trade.pk}-entry")) == 1
+
+
+def test_a_resting_spread_is_cancelled_at_tradier_like_a_single_entry(api_as, trader, tradier, market):
+    client = api_as(trader)
+    body = client.post("/api/trades", spread_body(TEMPLATES["butterfly"][0], entry_type="limit", limit_price="3.00",
+                                                  sl_price="1.50", tp_price="6.00"), format="json").json()
+    if body["status"] == "PENDING" and not body["entry_order_id"]:
+        sync_orders(market=market)
+    body = client.get(f"/api/trades/{body['id']}").json()
+    assert body["status"] == "PENDING" and body["entry_order_id"]
+    cancelled = client.post(f"/api/trades/{body['id']}/entry/cancel", {"version": body["version"]}, format="json")
+    assert cancelled.status_code == 200, cancelled.json()
+    assert cancelled.json()["status"] == "CANCELED"
+    (order,) = tradier.orders_tagged(f"to-{body['id']}-entry")
+    assert order.status == "canceled" and all(leg.status == "canceled" for leg in order.legs)
+    assert C580 in [leg.option_symbol for leg in order.legs]
