@@ -9,7 +9,9 @@ changed, each through the trades app's one gate (`trade_transition` and the serv
 
 Decisions per trade, from the orders the broker reports:
 - PENDING: the entry's fill (or cancel, refusal, expiry) → `trade_entry_update`; an entry placed
-  with an unknown outcome is found by its tag `to-<id>-entry` and adopted.
+  with an unknown outcome is found by its tag `to-<id>-entry` and adopted. A multi-leg trade's
+  entry is one multileg order, its fill written leg by leg (`spread_entry_update`); it has no
+  bracket at the broker, so nothing below applies to it.
 - OPEN without a bracket (it could not be attached after the fill, or was lost): the trades
   app adopts the one listed under its tag or places one, with backoff (`bracket_protect`).
 - OPEN / CLOSING: an exit leg that filled → CLOSED with TP_HIT or SL_HIT at the broker's fill
@@ -62,7 +64,7 @@ from brokers.paper import orders_of as paper_orders_of
 from brokers.paper import owners_with_working_orders as paper_owners_with_working_orders
 from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
-from trades.models import ACTIVE_STATUSES, AccountSettings, Actor, EventKind, PaperTrade, TradeStatus
+from trades.models import ACTIVE_STATUSES, AccountSettings, Actor, EventKind, PaperTrade, StrategyType, TradeStatus
 from trades.services import (
     BrokerReauthenticate,
     InvalidTransition,
@@ -87,6 +89,7 @@ from trades.services import (
     orphans_guard,
     part_sale_resume,
     split_legs,
+    spread_entry_update,
     trade_entry_update,
     trade_exit_filled,
     trade_order_ids,
@@ -377,6 +380,8 @@ def sync_trade(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
     included); the next cycle looks again."""
     if close_in_progress(trade_id=trade.pk):
         return 0
+    if trade.strategy_type != StrategyType.SINGLE:  # one multileg order, no bracket at the broker
+        return _sync_spread_entry(trade, book) if trade.status == TradeStatus.PENDING else 0
     if trade.status == TradeStatus.PENDING:
         entry_changed, trade = _sync_entry(trade, book, broker)
         if trade.status != TradeStatus.OPEN:
@@ -401,6 +406,21 @@ def _sync_entry(trade: PaperTrade, book: OrderBook, broker) -> tuple[int, PaperT
     with tenancy.acting_as(trade.owner_id):
         trade = trade_entry_update(trade_id=trade.pk, entry=entry, changes=changes, **SYSTEM)
     return 1, trade  # a filled entry without a bracket gets one from `_sync_held`, in this cycle
+
+
+def _sync_spread_entry(trade: PaperTrade, book: OrderBook) -> int:
+    """A multi-leg trade's entry: its one multileg order (by id, or by its tag when its placement's
+    outcome was unknown), whose fill writes every leg's (`spread_entry_update`)."""
+    order = book.find(trade.entry_order_id) or book.by_tag.get(trade_order_tag(trade, OrderPurpose.ENTRY))
+    if order is None:
+        return 0
+    changes = {} if trade.entry_order_id else {"entry_order_id": order.id}
+    filled = order.fill.quantity if order.fill else order.filled_quantity
+    if not changes and not order.status.is_final and filled == trade.filled_qty:
+        return 0
+    with tenancy.acting_as(trade.owner_id):
+        spread_entry_update(trade_id=trade.pk, entry=order, changes=changes, **SYSTEM)
+    return 1
 
 
 def exit_legs(trade: PaperTrade, book: OrderBook) -> tuple[Order | None, Order | None, Order | None]:

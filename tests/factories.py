@@ -290,3 +290,41 @@ def marks_spread_trade(owner, legs, *, strategy_type, qty=1, **fields) -> PaperT
                                     option_type=contract.option_type, strike=contract.strike,
                                     expiry=contract.expiry, side=side, ratio=ratio, entry_price=Decimal(price))
     return trade
+
+
+def spread_open_trade(*, owner, legs, qty: int = 1, status: str = TradeStatus.OPEN, strategy_type: str | None = None,
+                      sl_price: Decimal | None = None, tp_price: Decimal | None = None, **fields):
+    """A multi-leg trade as `spread_open` leaves it once its entry filled (spread-open slice): `legs`
+    are (OCC symbol, "LONG"/"SHORT", ratio, entry fill per share) in order; the row's contract is
+    leg 0's, `entry_price` the held net of the fills (|Σ side × ratio × fill|), `net_direction` its
+    sign, `strategy_type` the template the legs make (trades.services.strategy_of) unless given.
+    Exits default to half / one and a half times the entry for a debit, twice / half for a credit.
+    Rows only: no broker holds the legs (open through `services.spread_open` with a hand-driven
+    market when a test needs the paper broker's positions)."""
+    from brokers.occ import parse_symbol
+    from trades import net_price
+    from trades.models import TradeLeg
+    from trades.spreads import SpreadLeg, SpreadPosition
+
+    fills = [(symbol, side, ratio, Decimal(str(fill))) for symbol, side, ratio, fill in legs]
+    net = sum(((1 if side == "LONG" else -1) * ratio * fill for _, side, ratio, fill in fills), Decimal(0))
+    direction = net_price.direction_of(net)
+    held = net_price.held_price(direction, net)
+    position = SpreadPosition(tuple(SpreadLeg.from_symbol(symbol, side, ratio=ratio)
+                                    for symbol, side, ratio, _ in fills), qty)
+    first = parse_symbol(fills[0][0])
+    debit = direction == net_price.DEBIT
+    trade = PaperTradeFactory(
+        owner=owner, legs=False, ticker=fields.pop("ticker", first.root), option_type=first.option_type,
+        strike=first.strike, expiry=first.expiry, qty=qty, filled_qty=qty, status=status,
+        strategy_type=strategy_type or services.strategy_of(position) or "vertical", net_direction=direction,
+        entry_price=held, planned_entry_price=held,
+        sl_price=sl_price if sl_price is not None else (held / 2 if debit else held * 2),
+        tp_price=tp_price if tp_price is not None else (held * Decimal("1.5") if debit else held / 2), **fields)
+    with tenancy.acting_as(owner.pk):
+        for position_number, (symbol, side, ratio, fill) in enumerate(fills):
+            contract = parse_symbol(symbol)
+            TradeLeg.objects.create(owner=owner, trade=trade, position=position_number, option_symbol=symbol,
+                                    option_type=contract.option_type, strike=contract.strike, expiry=contract.expiry,
+                                    side=side, ratio=ratio, entry_price=fill)
+    return trade

@@ -42,7 +42,16 @@ from tradeoptions.csvstream import csv_lines
 from tradeoptions.pagination import SizedPages
 
 from . import selectors, services
-from .models import MAX_COMMISSION_PER_CONTRACT, AccountSettings, EntryType, OptionType, PaperTrade, TradeStatus
+from .models import (
+    MAX_COMMISSION_PER_CONTRACT,
+    AccountSettings,
+    EntryType,
+    NetDirection,
+    OptionType,
+    PaperTrade,
+    StrategyType,
+    TradeStatus,
+)
 from .serializers import (
     ExitPolicyField,
     HistoryQuerySerializer,
@@ -112,11 +121,51 @@ def problem_response(problem: services.TradeError) -> Response:
 # --- Serializers ------------------------------------------------------------------------------
 
 
+SPREAD_SIDES = {"LONG": "LONG", "SHORT": "SHORT", "BUY": "LONG", "SELL": "SHORT"}
+SPREAD_STRATEGY_CHOICES = [choice for choice in StrategyType.choices if choice[0] != StrategyType.SINGLE]
+SPREAD_ONLY = ("legs", "strategy_type", "net_direction", "take_profit_pct_of_max", "stop_loss_credit_multiple")
+
+
+class SpreadLegOpenSerializer(TraderWords, serializers.Serializer):
+    """One leg of a multi-leg trade: its OCC symbol, or its type, strike and expiry."""
+
+    option_symbol = TextField(required=False, max_length=21)
+    option_type = serializers.ChoiceField(choices=OptionType.choices, required=False)
+    strike = DecimalText(max_digits=9, decimal_places=3, required=False, min_value=Decimal("0.001"))
+    expiry = BoundedDateField(required=False)
+    side = serializers.ChoiceField(
+        choices=["LONG", "SHORT", "buy", "sell"], help_text="LONG (or buy): bought to open; SHORT (or sell): sold.",
+        error_messages={"invalid_choice": "Say LONG (bought) or SHORT (sold).", "required": "Say LONG or SHORT."})
+    ratio = serializers.IntegerField(min_value=1, max_value=100, default=1,
+                                     help_text="Contracts of this leg per unit of the trade (a butterfly's body: 2).")
+    labels = {"option_symbol": "option symbol", "option_type": "option type"}
+
+    def validate(self, attrs):
+        attrs["side"] = SPREAD_SIDES[attrs["side"].upper()]
+        if attrs.get("option_symbol"):
+            try:
+                parse_symbol(attrs["option_symbol"].strip().upper())
+            except InvalidOptionSymbol as error:
+                raise ValidationError({"option_symbol": [str(error)]}) from None
+            if any(name in attrs for name in ("option_type", "strike", "expiry")):
+                raise ValidationError({"option_symbol": ["Give the leg's option symbol or its type, strike and expiry, "
+                                                         "not both."]})
+        elif missing := [name for name in ("option_type", "strike", "expiry") if name not in attrs]:
+            raise ValidationError({name: [TradeOpenSerializer.CONTRACT[name]] for name in missing})
+        return attrs
+
+
 class TradeOpenSerializer(TraderWords, serializers.Serializer):
     """A contract by its parts or by its OCC symbol; entry at market or at a limit price. The stop
     and the target each as a price (`sl_price`, `tp_price`) or as a percentage of the entry
     (`sl_pct`, `tp_pct`), not both; with neither, the preset saved for `strategy` in the settings
-    (`strategy_presets`) gives them. An empty or partial body is answered with every missing field."""
+    (`strategy_presets`) gives them. An empty or partial body is answered with every missing field.
+
+    A multi-leg trade (`legs`, docs/spreads.md) names its contracts in its legs; `ticker` is the
+    underlying and `qty` the units. Its prices are held prices, positive: a debit's is what is paid,
+    a credit's what is received (`net_direction`, else the sign of the legs' mid net now). Its
+    target is `tp_price` or `take_profit_pct_of_max`, its stop `sl_price` or, for a credit,
+    `stop_loss_credit_multiple`."""
 
     option_symbol = TextField(required=False, max_length=21)
     ticker = TextField(required=False, max_length=6)
@@ -156,6 +205,27 @@ class TradeOpenSerializer(TraderWords, serializers.Serializer):
         "`scale_out_pct` (at that gain, sell that share of the contracts once, rounded down, at least 1 and never "
         "all; 2 contracts or more). With none, the strategy's preset.")
 
+    legs = serializers.ListField(
+        child=SpreadLegOpenSerializer(), required=False, allow_empty=False, max_length=8,
+        error_messages={"not_a_list": "Give the legs as a list, each with its option and its side.",
+                        "empty": "Give 2 to 4 legs, or leave the legs out for a single option.",
+                        "max_length": "A multi-leg trade has 2 to 4 legs."},
+        help_text="A multi-leg trade: 2 to 4 legs, each `{option_symbol}` or `{option_type, strike, expiry}`, with "
+                  "`side` (LONG/SHORT, or buy/sell) and `ratio` (default 1). Without it, a single option.")
+    strategy_type = serializers.ChoiceField(
+        choices=SPREAD_STRATEGY_CHOICES, required=False,
+        help_text="The template the legs must make (refused when they do not); without it, the one they make.")
+    net_direction = serializers.ChoiceField(
+        choices=NetDirection.choices, required=False,
+        help_text="debit (you pay the net) or credit (you receive it); without it, the sign of the legs' mid net now.")
+    take_profit_pct_of_max = DecimalText(
+        **PCT, help_text="A multi-leg trade's target as a share of its max profit, 1 to 99 (50: half the credit kept); "
+                         "turned into `tp_price` at the open.")
+    stop_loss_credit_multiple = DecimalText(
+        max_digits=6, decimal_places=2, required=False, allow_null=True,
+        help_text="A credit trade's stop as a multiple of the credit, above 1 and at most 10 (2: buy back at twice "
+                  "the credit); turned into `sl_price` at the open.")
+
     def validate_exit_policy(self, value):
         return exit_policy_field(value)
 
@@ -175,13 +245,16 @@ class TradeOpenSerializer(TraderWords, serializers.Serializer):
             return values.get(name) in (None, "")
 
         errors = {}
-        if absent("option_symbol"):
+        spread = not absent("legs")
+        if spread and absent("ticker"):
+            errors["ticker"] = ["Give the underlying's ticker."]
+        elif absent("option_symbol") and not spread:
             errors = {name: [words] for name, words in cls.CONTRACT.items() if absent(name)}
         if absent("qty"):
-            errors["qty"] = ["Give the number of contracts."]
+            errors["qty"] = ["Give the number of spreads." if spread else "Give the number of contracts."]
         if values.get("entry_type") == EntryType.LIMIT and absent("limit_price"):
             errors["limit_price"] = ["A limit entry needs a limit price."]
-        if absent("strategy"):
+        if absent("strategy") and not spread:
             for name, words in (("sl", "stop-loss"), ("tp", "take-profit")):
                 if absent(f"{name}_price") and absent(f"{name}_pct"):
                     errors[f"{name}_price"] = [f"Give a {words} price, or a percentage of the entry."]
@@ -200,6 +273,10 @@ class TradeOpenSerializer(TraderWords, serializers.Serializer):
             raise ValidationError(errors) from None
 
     def validate(self, attrs):
+        if attrs.get("legs"):
+            return self._spread(attrs)
+        if given := [name for name in SPREAD_ONLY if attrs.get(name) not in (None, "")]:
+            raise ValidationError({name: ["Only a multi-leg trade (with legs) takes this."] for name in given})
         if attrs.get("option_symbol"):
             try:
                 contract = parse_symbol(attrs["option_symbol"].strip().upper())
@@ -223,15 +300,48 @@ class TradeOpenSerializer(TraderWords, serializers.Serializer):
                 raise ValidationError({name: ["Null characters are not allowed."]})
         return attrs
 
-    def to_input(self) -> services.TradeOpenInput:
+    def _spread(self, attrs):
+        """A multi-leg trade: its contracts are in its legs; the rest the service checks."""
+        errors = {name: ["A multi-leg trade names its contracts in its legs."]
+                  for name in ("option_symbol", "option_type", "strike", "expiry") if attrs.get(name) not in (None, "")}
+        errors.update({name: ["For a multi-leg trade give a price, take_profit_pct_of_max or "
+                              "stop_loss_credit_multiple."] for name in ("sl_pct", "tp_pct") if attrs.get(name)})
+        errors.update(self.missing(attrs))
+        if errors:
+            raise ValidationError(errors)
+        attrs["ticker"] = attrs["ticker"].strip().upper()
+        if attrs["entry_type"] == EntryType.MARKET and attrs.get("limit_price") is not None:
+            raise ValidationError({"limit_price": ["A market entry takes no limit price."]})
+        return attrs
+
+    @property
+    def is_spread(self) -> bool:
+        return bool(self.validated_data.get("legs"))
+
+    def to_input(self) -> services.TradeOpenInput | services.SpreadOpenInput:
         data = self.validated_data
+        context = {name: data[name] for name in services.CONTEXT_FIELDS if name in data and data[name] is not None}
+        if self.is_spread:
+            return services.SpreadOpenInput(
+                ticker=data["ticker"], qty=data["qty"], strategy_type=data.get("strategy_type"),
+                legs=tuple(_leg_input(leg) for leg in data["legs"]),
+                limit_price=data.get("limit_price"), net_direction=data.get("net_direction"),
+                sl_price=data.get("sl_price"), tp_price=data.get("tp_price"),
+                take_profit_pct_of_max=data.get("take_profit_pct_of_max"),
+                stop_loss_credit_multiple=data.get("stop_loss_credit_multiple"),
+                context=context, exit_policy=data.get("exit_policy"))
         return services.TradeOpenInput(
             ticker=data["ticker"], option_type=data["option_type"], strike=data["strike"], expiry=data["expiry"],
             qty=data["qty"], sl_price=data.get("sl_price"), tp_price=data.get("tp_price"),
             sl_pct=data.get("sl_pct"), tp_pct=data.get("tp_pct"), limit_price=data.get("limit_price"),
-            context={name: data[name] for name in services.CONTEXT_FIELDS if name in data and data[name] is not None},
-            exit_policy=data.get("exit_policy"),
+            context=context, exit_policy=data.get("exit_policy"),
         )
+
+
+def _leg_input(leg: dict) -> services.SpreadLegInput:
+    return services.SpreadLegInput(
+        side=leg["side"], ratio=leg["ratio"], option_symbol=(leg.get("option_symbol") or "").strip().upper(),
+        option_type=leg.get("option_type"), strike=leg.get("strike"), expiry=leg.get("expiry"))
 
 
 def exit_policy_field(value) -> dict:
@@ -541,8 +651,9 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         """The trade row commits before its order goes to the broker (see `stepwise_actions`)."""
         serializer = TradeOpenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        open_trade = services.spread_open if serializer.is_spread else services.trade_open
         try:
-            result = services.trade_open(user=request.user, data=serializer.to_input(), idempotency_key=key)
+            result = open_trade(user=request.user, data=serializer.to_input(), idempotency_key=key)
         except services.TradeError as problem:
             response = problem_response(problem)  # refused before any trade was written
             response.trade = None
@@ -571,6 +682,9 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
         _require_object(request.data)
         serializer = TradeOpenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        if serializer.is_spread:
+            raise ValidationError({"legs": ["A multi-leg trade is previewed by the strategy builder; this check is "
+                                            "for a single option."]})
         try:
             preview = services.trade_open_check(user=request.user, data=serializer.to_input())
         except services.TradeError as problem:
@@ -728,7 +842,9 @@ class AccountSettingsSerializer(TraderWords, serializers.ModelSerializer):
     tradier_live_token = TextField(write_only=True, required=False, allow_blank=True, max_length=512,
                                                trim_whitespace=True)
     confirmation = TextField(write_only=True, required=False, allow_blank=True, max_length=64,
-                                         help_text=f"Repeat '{services.LIVE_CONFIRMATION}' to switch to live.")
+                                         help_text=f"Repeat '{services.LIVE_CONFIRMATION}' to switch to live, "
+                                                   f"'{services.NAKED_SHORTS_CONFIRMATION}' to allow naked short "
+                                                   f"options.")
     has_sandbox_token = serializers.SerializerMethodField()
     has_live_token = serializers.SerializerMethodField()
     live_trading_allowed = serializers.SerializerMethodField()
@@ -742,6 +858,7 @@ class AccountSettingsSerializer(TraderWords, serializers.ModelSerializer):
             "heat_limit_pct", "auto_refresh", "tradier_sandbox_token", "tradier_live_token", "confirmation",
             "has_sandbox_token", "has_live_token", "live_trading_allowed", "browser_notifications", "webhook_url",
             "has_webhook_secret", "strategy_presets", "commission_per_contract", "daily_report", "weekly_report",
+            "allow_naked_short_options",
             "updated_at",
         ]
         read_only_fields = ["updated_at"]
@@ -750,6 +867,9 @@ class AccountSettingsSerializer(TraderWords, serializers.ModelSerializer):
                                          "channels that chose it (report.daily)."},
                         "weekly_report": {"help_text": "Send the weekly Performance summary after the week's last "
                                           "session to the channels that chose it (report.weekly)."},
+                        "allow_naked_short_options": {"help_text": "Multi-leg trades may sell options no bought "
+                                                      "option covers (unlimited loss). Off by default; switching it "
+                                                      "on needs `confirmation`; the broker must allow it too."},
                         "strategy_presets": {"help_text": 'Stop and target per strategy, in % of the entry: '
                                              '{"scalp": {"sl_pct": "30", "tp_pct": "60"}}; a trade naming the '
                                              'strategy and giving neither a price nor a percentage gets them. '
@@ -777,7 +897,8 @@ class AccountSettingsSerializer(TraderWords, serializers.ModelSerializer):
               "heat_limit_pct": "heat limit", "auto_refresh": "auto-refresh choice",
               "tradier_sandbox_token": "sandbox token", "tradier_live_token": "live token",
               "browser_notifications": "browser notifications choice", "webhook_url": "webhook URL",
-              "daily_report": "daily report choice", "weekly_report": "weekly report choice"}
+              "daily_report": "daily report choice", "weekly_report": "weekly report choice",
+              "allow_naked_short_options": "naked short options choice"}
 
     def get_has_sandbox_token(self, account) -> bool:
         return account.has_broker_token(BrokerMode.TRADIER_SANDBOX)

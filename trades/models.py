@@ -692,6 +692,10 @@ class AccountSettings(models.Model):
     # "tp_pct": "60"}}; a trade naming the strategy and giving neither a price nor a percentage
     # gets them (checked and normalised by services.account_settings_update).
     strategy_presets = models.JSONField(default=dict, blank=True)
+    # Multi-leg trades whose short legs no long leg covers (a short straddle or strangle: an unlimited
+    # loss). Off: refused before the broker. Switching it on repeats NAKED_SHORTS_CONFIRMATION, as
+    # the live switch does (services.accounts), and the broker must write naked options too.
+    allow_naked_short_options = models.BooleanField(default=False)
     # Notifications: the pages' browser notifications (opt-in), and an outgoing webhook whose
     # signing secret is made on the server and, like the tokens, stored encrypted.
     browser_notifications = models.BooleanField(default=False)

@@ -294,6 +294,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TradeStatusEnum": "trades.models.TradeStatus",
         "OptionTypeEnum": "trades.models.OptionType",  # a trade's option_type and a leg's right
+        "StrategyTypeEnum": "trades.models.StrategyType",  # what a trade's legs make, `single` included
+        "SpreadStrategyTypeEnum": "trades.api.SPREAD_STRATEGY_CHOICES",  # what a multi-leg open may name
         "ProblemTypeEnum": "tradeoptions.api.ProblemType",
         **{f"{name}Enum": f"drf_standardized_errors.openapi_serializers.{name}Enum.choices"
            for name in ("ValidationError", "ClientError", "ServerError", "ParseErrorCode", "ErrorCode401",

@@ -12,6 +12,7 @@ targets: only trades writes the trade row). Import from here.
 from .accounts import (
     COMMISSION_RANGE,
     LIVE_CONFIRMATION,
+    NAKED_SHORTS_CONFIRMATION,
     account_number_masked,
     account_settings_check,
     account_settings_for,
@@ -137,10 +138,14 @@ from .orphans import finished_order_seen, finished_orders_to_read, order_is_adop
 from .parts import part_sale_resume, trade_close_some, trade_part_sell
 from .positions import trade_oversold_clear, trade_oversold_flag
 from .protection import UNPROTECTED, bracket_lost, bracket_protect
-from .risk import RiskRoom, TradePreview, active_exposure
+from .risk import RiskRoom, TradePreview, active_exposure, max_loss_at, spread_heat
+from .spread_opening import SpreadLegInput, SpreadOpenInput, spread_entry_update, spread_open, strategy_of
 from .working import Session, close_cancel, close_reprice, entry_cancel, entry_reprice, market_session
 
 __all__ = [
+    # Multi-leg trades (issue 19): opening, the entry's fill (the monitor's sync), risk on max loss.
+    "NAKED_SHORTS_CONFIRMATION", "SpreadLegInput", "SpreadOpenInput", "spread_entry_update", "spread_open",
+    "strategy_of", "max_loss_at", "spread_heat",
     "single_leg_fills_follow", "single_leg_write",
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
     "IDEMPOTENCY_KEY_TTL", "LIVE_CONFIRMATION", "COMMISSION_RANGE", "BracketReplaceFailed", "BracketWouldFill",

@@ -22,10 +22,12 @@ from .notifications import UnsafeWebhookTarget, webhook_url_check
 from .risk import pct_errors
 
 LIVE_CONFIRMATION = "LIVE TRADING"
+# Switching naked short options on is repeated in words, as the live switch is: their loss is unlimited.
+NAKED_SHORTS_CONFIRMATION = "NAKED SHORTS"
 # What a trader may change through the API besides tokens (never the encrypted columns).
 EDITABLE = ("broker_mode", "tradier_account_id", "account_balance", "max_positions", "daily_loss_limit",
             "heat_limit_pct", "auto_refresh", "browser_notifications", "webhook_url", "strategy_presets",
-            "commission_per_contract", "daily_report", "weekly_report")
+            "commission_per_contract", "daily_report", "weekly_report", "allow_naked_short_options")
 COMMISSION_RANGE = (
     f"A commission per contract is between $0 and ${MAX_COMMISSION_PER_CONTRACT:.2f}, e.g. 0.65.")
 MAX_PRESETS = 50
@@ -99,6 +101,8 @@ def account_settings_update(
             has_token={mode: account.has_broker_token(mode) for mode in AccountSettings.TOKEN_FIELDS},
             account_id=account.tradier_account_id, confirmation=confirmation,
         )
+        _check_naked(switching_on=account.allow_naked_short_options and not before["allow_naked_short_options"],
+                     confirmation=confirmation)
         account.save()
         after = {name: getattr(account, name) for name in EDITABLE}
         if payload := _settings_changed_payload(before, after, tokens):
@@ -132,6 +136,17 @@ def account_settings_check(
                    for key, token in tokens.items()},
         account_id=changes.get("tradier_account_id", account.tradier_account_id), confirmation=confirmation,
     )
+    _check_naked(switching_on=bool(changes.get("allow_naked_short_options")) and not account.allow_naked_short_options,
+                 confirmation=confirmation)
+
+
+def _check_naked(*, switching_on: bool, confirmation: str) -> None:
+    """Naked short options lose without limit: switching them on repeats NAKED SHORTS (switch it
+    and live trading one at a time: each has its own words)."""
+    if switching_on and (confirmation or "").strip() != NAKED_SHORTS_CONFIRMATION:
+        raise InvalidTradeInput({"confirmation": [
+            f"Type {NAKED_SHORTS_CONFIRMATION} to confirm that options may be sold with no bought option covering "
+            "them: their loss is unlimited, and the broker must allow uncovered writing too."]})
 
 
 def account_number_masked(number: str) -> str:

@@ -385,3 +385,10 @@ def trade_entry_update(
         changes.update(filled_qty=filled, **entry_costs(PaperTrade.objects.get(pk=trade_id), filled=filled))
     kind = EventKind.ORDER_FILLED if filled else EventKind.ORDER_PLACED
     return trade_transition(trade_id=trade_id, to=TradeStatus.PENDING, kind=kind, changes=changes, **who)
+
+
+# Shared with the multi-leg opening (`spread_opening`): one set of rules for what every open checks.
+expiry_problem = _expiry_problem
+locked_account = _locked_account
+entry_failed = _entry_failed
+acting_user = _user

@@ -10,28 +10,32 @@ price, and `pct_errors` says which percentages make sense — for a trade and fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Case, Count, DecimalField, Exists, F, OuterRef, Sum, Value, When
+from django.db.models import Case, Count, DecimalField, Exists, F, OuterRef, Q, Sum, Value, When
 from django.db.models.functions import Coalesce, Greatest, NullIf
 
 from trades.models import (
     ACTIVE_STATUSES,
     CONTRACT_MULTIPLIER,
     AccountSettings,
+    NetDirection,
     OptionType,
     PaperTrade,
+    StrategyType,
     TradeExitPart,
     TradeStatus,
     realized_pnl_net_sql,
 )
+from trades.net_price import direction_sign
+from trades.spreads import SpreadLeg, SpreadPosition, is_defined_risk, spread_risk
 
-from .errors import RiskLimitExceeded
+from .errors import InvalidTradeInput, RiskLimitExceeded
 
 _MONEY = DecimalField(max_digits=20, decimal_places=4)
 CENT = Decimal("0.01")
@@ -183,18 +187,63 @@ def _pct_text(value: Decimal) -> str:
 
 
 def active_exposure(user: AbstractBaseUser, *, excluding: int | None = None) -> dict[str, Decimal | int]:
-    """The caller's active trades in one read: how many, their risk at the stops (`heat`), the
-    premium they commit (entry × contracts held × 100; a pending trade counts its qty from its planned entry).
+    """The caller's active trades in one read: how many, their risk (`heat`), the premium they
+    commit (entry × contracts held × 100; a pending trade counts its qty from its planned entry).
+    A single option's risk is its loss down to its stop; a multi-leg trade's is its MAX LOSS
+    (`spread_heat`), and only a debit one commits premium.
     `excluding`: a trade left out, one being re-priced, so that it is not counted twice."""
     entry = Coalesce("entry_price", "planned_entry_price", Value(Decimal(0)))
     held = _open_qty()
-    risk = Greatest(entry - F("sl_price"), Value(Decimal(0))) * held * CONTRACT_MULTIPLIER
     zero = Value(Decimal(0))
-    return PaperTrade.objects.filter(owner=user, status__in=ACTIVE_STATUSES).exclude(pk=excluding).aggregate(
+    single = Q(strategy_type=StrategyType.SINGLE)
+    risk = Case(When(single, then=Greatest(entry - F("sl_price"), zero) * held * CONTRACT_MULTIPLIER),
+                default=zero, output_field=_MONEY)
+    premium = Case(When(single | Q(net_direction=NetDirection.DEBIT), then=entry * held * CONTRACT_MULTIPLIER),
+                   default=zero, output_field=_MONEY)
+    active = PaperTrade.objects.filter(owner=user, status__in=ACTIVE_STATUSES).exclude(pk=excluding)
+    exposure = active.aggregate(
         positions=Count("pk"),
         heat=Coalesce(Sum(risk, output_field=_MONEY), zero, output_field=_MONEY),
-        premium=Coalesce(Sum(entry * held * CONTRACT_MULTIPLIER, output_field=_MONEY), zero, output_field=_MONEY),
+        premium=Coalesce(Sum(premium, output_field=_MONEY), zero, output_field=_MONEY),
     )
+    spreads = active.exclude(single).prefetch_related("legs")
+    exposure["heat"] += sum((spread_heat(trade) for trade in spreads), Decimal(0))
+    return exposure
+
+
+def spread_heat(trade: PaperTrade) -> Decimal:
+    """What a multi-leg trade puts at risk: its max loss at its entry (the planned one until it
+    fills) on the units it holds (all it means to open while pending); an unlimited one (naked
+    shorts the account allows) counts its loss at the stop."""
+    units = trade.qty if trade.status == TradeStatus.PENDING else max(
+        (trade.filled_qty or trade.qty) - trade.exit_filled_qty, 0)
+    entry = trade.entry_price if trade.entry_price is not None else trade.planned_entry_price
+    if not units or entry is None:
+        return Decimal(0)
+    legs = sorted(trade.legs.all(), key=lambda leg: leg.position)
+    try:
+        position = SpreadPosition(tuple(SpreadLeg.from_symbol(leg.option_symbol, leg.side, ratio=leg.ratio)
+                                        for leg in legs), units)
+    except InvalidTradeInput:
+        return Decimal(0)
+    worst = max_loss_at(position, direction_sign(trade.net_direction) * entry)
+    if worst is None:
+        return abs(trade.sl_price - entry) * units * CONTRACT_MULTIPLIER
+    return worst
+
+
+def max_loss_at(position: SpreadPosition, net: Decimal) -> Decimal | None:
+    """Dollars the whole position can lose at expiry when opened at `net` per share of one unit
+    (signed: + debit, − credit); None when unlimited. One expiry: exact, the payout of the legs'
+    exercise values (trades.spreads with premiums 0) less what opening paid (a credit condor:
+    width × 100 − credit, per unit). Two expiries (a calendar): the debit when defined-risk, the
+    least it can lose, as trades.spreads bounds it (the back month's value is a model)."""
+    paid = net * position.quantity * CONTRACT_MULTIPLIER
+    if len(position.expiries) > 1:
+        return max(paid, Decimal(0)) if is_defined_risk(position) else None
+    bare = replace(position, legs=tuple(replace(leg, premium=Decimal(0), iv=None) for leg in position.legs))
+    worst = spread_risk(bare).max_loss
+    return None if worst is None else max(worst + paid, Decimal(0))
 
 
 def _open_qty():

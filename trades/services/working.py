@@ -36,7 +36,16 @@ from brokers.base import BrokerError, BrokerProvider, Order, OrderPurpose, Order
 from brokers.market import Market, OutsideCalendar, default_market
 from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
-from trades.models import CONTRACT_MULTIPLIER, AccountSettings, Actor, EntryType, EventKind, PaperTrade, TradeStatus
+from trades.models import (
+    CONTRACT_MULTIPLIER,
+    AccountSettings,
+    Actor,
+    EntryType,
+    EventKind,
+    PaperTrade,
+    StrategyType,
+    TradeStatus,
+)
 
 from .accounts import account_settings_for
 from .closing import (
@@ -69,6 +78,7 @@ from .opening import TradeResult, place_entry, trade_entry_update
 from .orders import as_trade_error, broker_of, close_request, order_summary, split_legs, trade_order_tag
 from .protection import bracket_attach
 from .risk import CENT, RiskRoom, risk_room, trade_risk, trades_are
+from .spread_opening import spread_entry_update
 
 # --- The session an order meets ---------------------------------------------------------------
 
@@ -127,6 +137,9 @@ def _on_entry(*, user, trade_id: int, version: int, market: Market | None, limit
         if trade.status != TradeStatus.PENDING:
             raise InvalidTransition(f"Only a pending entry can be {_done(action)}; the trade is {trade.status}.",
                                     trade=trade)
+        if limit_price is not None and trade.strategy_type != StrategyType.SINGLE:
+            raise InvalidTradeInput({"limit_price": [
+                "A multi-leg entry cannot be re-priced: cancel it and open the spread again at the new price."]})
         if limit_price is not None:
             _check_entry_price(trade, limit_price)
         if not trade.entry_order_id:
@@ -230,12 +243,18 @@ def _entry_at_broker(*, trade: PaperTrade, broker: BrokerProvider, market: Marke
     order, problem = _cancel(broker, trade.entry_order_id, trade)
     if problem is not None:
         return TradeResult(trade, problem)
-    entry = (split_legs(order)[0] or order) if order.legs else order
+    spread = trade.strategy_type != StrategyType.SINGLE  # its legs are the spread's, not a bracket
+    entry = (split_legs(order)[0] or order) if order.legs and not spread else order
     filled = entry.fill.quantity if entry.fill else entry.filled_quantity
     if entry.status.is_working:
         return TradeResult(trade, BrokerDown(
             "The broker has not confirmed the entry's cancel: it may still fill, and nothing new was placed. "
             "Try again in a moment.", trade=trade))
+    if spread and filled:  # the fill came first: open at the legs' fills; the monitor watches its exits
+        trade = spread_entry_update(trade_id=trade.pk, entry=order, **who)
+        return TradeResult(trade, OrderAlreadyFilled(
+            f"The spread's entry filled ({trade.filled_qty} at {price_text(trade.entry_price)} "
+            f"{trade.net_direction}) before the broker received the cancel: the trade is open.", trade=trade))
     if filled or entry.status == OrderStatus.FILLED:  # the fill came first: the trade opens as it would have
         trade = _entry_filled(trade=trade, order=order, entry=entry, broker=broker, market=market, who=who)
         price = trade.entry_price
