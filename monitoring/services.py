@@ -25,7 +25,14 @@ from brokers.paper import WORKING, FillRules, fill_price, match_group, spread_fi
 from tradeoptions import tenancy
 from trades.models import CONTRACT_MULTIPLIER, PaperTrade, TradeStatus
 from trades.selectors import commission_rates
-from trades.services import ExitPoliciesReport, TradeMark, exit_policies_apply, marks_record
+from trades.services import (
+    ExitPoliciesReport,
+    NetExitsReport,
+    TradeMark,
+    exit_policies_apply,
+    marks_record,
+    spread_exits_watch,
+)
 
 from . import clock as market_clock
 from .expiry import ExpiryReport, intrinsic_value, settle_expiries
@@ -233,6 +240,7 @@ class OrdersCycleReport:
     sync: SyncReport | None
     expiry: ExpiryReport | None
     policies: ExitPoliciesReport | None = None
+    net_exits: NetExitsReport | None = None
     skipped: str = ""  # last: the repr ends with why a cycle did nothing
 
 
@@ -250,9 +258,24 @@ def orders_cycle(*, provider: MarketDataProvider, market: Market | None = None,
     if not (market_clock.is_market_open(at) or at - last_close(at) <= AFTER_CLOSE):
         return OrdersCycleReport(0, None, None, skipped="market closed")
     policies = apply_exit_policies(provider=provider, market=market, at=at)
+    net_exits = watch_net_exits(market=market, at=at)
     fills = match_paper_orders(market=market)
     report = sync_orders(market=market, at=at)
-    return OrdersCycleReport(fills, report, settle_expiries(provider=provider, at=at, market=market), policies=policies)
+    return OrdersCycleReport(fills, report, settle_expiries(provider=provider, at=at, market=market), policies=policies,
+                             net_exits=net_exits)
+
+
+def watch_net_exits(*, market: Market, at: datetime) -> NetExitsReport:
+    """Be the multi-leg trades' bracket, while the market is open: a held mark past its stop or
+    target sends the closing multileg order (after the exit policies, so a stop they just moved is
+    the one judged). A market order is only sent while it can fill."""
+    if not market.is_open(at):
+        return NetExitsReport()
+    try:
+        return spread_exits_watch(market=market)
+    except Exception:  # the matching and the order sync after it must run whatever this met
+        logger.exception("net exits could not be watched this cycle")
+        return NetExitsReport()
 
 
 def apply_exit_policies(*, provider: MarketDataProvider, market: Market, at: datetime,
