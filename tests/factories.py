@@ -261,3 +261,54 @@ def a_row_in_every_owned_table(owner, *, market, contract: str):
             OrderRequest(option_symbol=contract, side="buy_to_open", quantity=1, order_type="market",
                          tag=order_tag(trade.pk, "entry")))
     return trade
+
+
+# --- spread-exits: a multi-leg trade as the opening would leave it (spread-open writes the real one) ---
+
+
+def exits_spread_trade(owner, *, legs, strategy_type: str, units: int = 1, sl_price, tp_price,
+                       broker_mode: str = "LOCAL_PAPER", status: str = TradeStatus.OPEN, **fields):
+    """An OPEN multi-leg trade and its TradeLeg rows, written as docs/spreads.md says the opening
+    leaves them: `legs` are (OCC symbol, "LONG"/"SHORT", ratio, entry fill per share); the row's
+    contract is leg 0's, `qty` the units, `entry_price` the held net of the entry fills and
+    `net_direction` its sign. `sl_price` / `tp_price` are held prices (strings or Decimals)."""
+    from brokers.occ import parse_symbol
+    from trades.models import LegSide, TradeLeg
+    from trades.net_price import direction_of, held_price
+
+    net = sum((Decimal(price) * ratio * (1 if side == LegSide.LONG else -1) for _, side, ratio, price in legs),
+              Decimal(0))
+    direction = direction_of(net)
+    first = parse_symbol(legs[0][0])
+    trade = PaperTradeFactory(
+        owner=owner, legs=False, ticker=first.root, option_type=first.option_type, strike=first.strike,
+        expiry=first.expiry, qty=units, filled_qty=units, entry_price=held_price(direction, net),
+        sl_price=Decimal(sl_price), tp_price=Decimal(tp_price), status=status, broker_mode=broker_mode,
+        strategy_type=strategy_type, net_direction=direction, **fields)
+    with tenancy.acting_as(owner.pk):
+        for position, (symbol, side, ratio, price) in enumerate(legs):
+            contract = parse_symbol(symbol)
+            TradeLeg.objects.create(owner=owner, trade=trade, position=position, option_symbol=symbol,
+                                    option_type=contract.option_type, strike=contract.strike, expiry=contract.expiry,
+                                    side=side, ratio=ratio, entry_price=Decimal(price))
+    return trade
+
+
+def exits_mark(trade, quotes: dict, *, at=None):
+    """Write what the marks slice writes each cycle (spread-marks owns the real writer): each leg's
+    bid, ask, mid mark and when, and the trade's held mid (`current_price`) from them. `quotes`:
+    symbol → (bid, ask) as strings."""
+    from trades.models import TradeLeg
+    from trades.net_price import held_price
+
+    at = at or timezone.now()
+    net = Decimal(0)
+    with tenancy.acting_as(trade.owner_id):
+        for leg in TradeLeg.objects.filter(trade=trade).order_by("position"):
+            bid, ask = (Decimal(value) for value in quotes[leg.option_symbol])
+            mark = (bid + ask) / 2
+            TradeLeg.objects.filter(pk=leg.pk).update(bid=bid, ask=ask, mark=mark, marked_at=at)
+            net += leg.sign * leg.ratio * mark
+        PaperTrade.objects.filter(pk=trade.pk).update(current_price=held_price(trade.net_direction, net),
+                                                      last_updated=at)
+        return PaperTrade.objects.get(pk=trade.pk)
