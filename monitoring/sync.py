@@ -233,7 +233,9 @@ def flag_oversold(account: SyncAccount, broker, report: SyncReport) -> int:
         logger.warning("sync: the positions of user %s could not be read: %s", account.owner_id, error)
         return 0
     short = {position.symbol: int(-position.quantity) for position in positions if position.quantity < 0}
-    newest = {trade.option_symbol: trade for trade in sorted(account.trades + account.finished, key=lambda t: t.pk)
+    # A spread's short legs are meant (its legs are sold to open): only single options are oversold.
+    singles = [trade for trade in account.trades + account.finished if trade.strategy_type == StrategyType.SINGLE]
+    newest = {trade.option_symbol: trade for trade in sorted(singles, key=lambda t: t.pk)
               if trade.option_symbol in short}
     flagged = 0
     for symbol, trade in newest.items():
@@ -242,7 +244,7 @@ def flag_oversold(account: SyncAccount, broker, report: SyncReport) -> int:
                 logger.error("sync: the account of user %s holds %s %s short (trade %s)", account.owner_id,
                              short[symbol], symbol, trade.pk)
                 flagged += 1
-    for trade in account.trades + account.finished:  # bought back since: the flag goes
+    for trade in singles:  # bought back since: the flag goes
         if trade.oversold_qty and trade.option_symbol not in short:
             with tenancy.acting_as(trade.owner_id):
                 trade_oversold_clear(trade=trade, **SYSTEM)
