@@ -246,7 +246,8 @@ class OrdersCycleReport:
 
 def orders_cycle(*, provider: MarketDataProvider, market: Market | None = None,
                  at: datetime | None = None) -> OrdersCycleReport:
-    """One order cycle: local-paper matching, then the order sync, then expiry settlement.
+    """One order cycle: the exit policies, the multi-leg trades' net watch (`watch_net_exits`),
+    local-paper matching, then the order sync, then expiry settlement.
 
     Matching runs first so that a local-paper fill becomes the trade's state in the same cycle
     (the separate 20-second matching job only makes fills arrive sooner). Runs during the session

@@ -120,6 +120,21 @@ def test_a_spreads_exit_policy_refuses_a_scale_out_in_trader_words(trader, credi
     assert "A spread closes whole" in refused.value.field_errors["exit_policy"][0]
 
 
+def test_a_spreads_time_stop_closes_it_with_the_multileg_order(market, trader, credit_vertical):
+    trade = credit_vertical
+    with tenancy.acting_as(trader.pk):
+        trade = services.exit_policy_set(user=trader, trade_id=trade.pk, version=trade.version,
+                                         policy={"close_after_hours": "1"}).trade
+    trade = _cycle(market, trade, ("2.60", "2.70"), ("1.80", "1.90"), minutes=30)  # held mid 0.80: inside the exits
+    assert trade.status == "OPEN"
+    with tenancy.system_context():
+        PaperTrade.objects.filter(pk=trade.pk).update(entry_date=market.moment - timedelta(hours=2))
+    trade = _cycle(market, trade, ("2.60", "2.70"), ("1.80", "1.90"), seconds=61)
+    # Bought P560 back at 2.70, sold P555 at 1.80: 0.90, what was received: $0.00 before commissions.
+    assert (trade.status, trade.close_reason, trade.close_price, trade.realized_pnl) == (
+        "CLOSED", "TIME_STOP", Decimal("0.90"), Decimal("0.00"))
+
+
 # --- Races: the other event between every two steps of the monitor's close ----------------------------
 
 
@@ -135,7 +150,7 @@ def _close_orders(trader, trade):
         return list(PaperOrder.objects.filter(tag=f"to-{trade.pk}-close", parent__isnull=True))
 
 
-@pytest.mark.parametrize("step", ["before the claim", "find_order_by_tag", "place_spread_order"])
+@pytest.mark.parametrize("step", ["before the claim", "find_order_by_tag", "place_spread_order", "a second monitor"])
 def test_a_manual_close_at_any_step_of_the_monitors_close_sends_one_order(market, trader, credit_vertical, api_as,
                                                                           monkeypatch, step):
     """The trader's close arrives before the monitor's claim (the monitor's is then a conflict), or
@@ -147,11 +162,14 @@ def test_a_manual_close_at_any_step_of_the_monitors_close_sends_one_order(market
         answers.append(api_as(trader).post(f"/api/trades/{trade.pk}/close", {"version": trade.version},
                                            format="json"))
 
-    if step == "before the claim":
+    if step in ("before the claim", "a second monitor"):
         real = services.spread_exits.trade_net_exit_close
 
         def late(**kwargs):
-            manual_close()
+            if step == "a second monitor":  # another cycle (a second worker) closes it first
+                answers.append(real(**kwargs))
+            else:
+                manual_close()
             return real(**kwargs)
 
         monkeypatch.setattr(services.spread_exits, "trade_net_exit_close", late)
@@ -170,7 +188,9 @@ def test_a_manual_close_at_any_step_of_the_monitors_close_sends_one_order(market
     with tenancy.system_context():
         closed = PaperTrade.objects.get(pk=trade.pk)
     assert closed.status == "CLOSED" and len(_close_orders(trader, trade)) == 1
-    if step == "before the claim":
+    if step == "a second monitor":
+        assert answers[0].trade.status == "CLOSED" and closed.close_reason == "SL_HIT"
+    elif step == "before the claim":
         assert answers[0].status_code == 200 and closed.close_reason == "MANUAL_CLOSE"
     else:
         assert answers[0].status_code == 409, answers[0].json()

@@ -6,8 +6,8 @@ monitor watches its held mark and, when the stop or the target is crossed, or a 
 OPEN → CLOSING under the trade's version, then, under the trade's close lease, the steps here.
 
 1. The closing order may already exist: a close whose answer was lost left it at the broker under
-   its tag `to-<id>-close`. It is looked up first and adopted if it works or filled, so a close is
-   never sent twice (a second one would open the reverse position).
+   its tag `to-<id>-close`. It is looked up first and adopted if it works or any leg of it filled,
+   so a close is never sent twice (a second one would open the reverse position).
 2. Otherwise one multileg order: each LONG leg sold to close, each SHORT bought to close, `ratio ×
    units` contracts each, at **market**. A stop must get out: a limit on the net can rest unfilled
    while the loss grows, and nothing else protects a spread (the monitor is its bracket). The
@@ -101,7 +101,7 @@ def spread_close_steps(*, trade: PaperTrade, broker: BrokerProvider, who: dict) 
                                          "there; nothing was sent, the monitor asks again.", **REQUEST_ENDED},
             payload={"error": str(error)[:200]}, **who)
         return TradeResult(trade, as_trade_error(error, trade=trade))
-    if found is not None and (found.status.is_working or _filled(found)):
+    if found is not None and (found.status.is_working or _any_leg_filled(found)):  # it is the close: never a second
         return TradeResult(spread_close_confirm(trade_id=trade.pk, order=found, changes={"close_order_id": found.id},
                                                 **who))
     try:
