@@ -14,7 +14,7 @@ from brokers.models import BrokerMode, PaperOrder
 from tests.factories import exits_mark, exits_spread_trade
 from tradeoptions import tenancy
 from trades import services
-from trades.models import AccountSettings, LegSide, PaperTrade, TradeEvent, TradeLeg
+from trades.models import AccountSettings, LegSide, PaperTrade, TradeEvent, TradeLeg, WebhookEvent
 from trades.net_price import direction_sign, held_price
 from trades.services.spread_closing import spread_close_outcome
 
@@ -291,3 +291,22 @@ def test_realized_pnl_is_the_sum_over_legs_and_the_held_close_is_the_signed_leg_
     assert outcome["realized_pnl"] == direction_sign(direction) * (
         outcome["close_price"] - trade.entry_price) * units * 100
     assert outcome["exit_commission"] == RATE * units * sum(leg.ratio for leg in legs)
+
+
+def test_a_spreads_stop_is_announced_as_any_stop_with_what_the_legs_make(paper, trader, receiver):
+    services.account_settings_update(user=trader, changes={"webhook_url": receiver.url})
+    services.webhook_secret_rotate(user=trader)
+    trade = opened(trader, paper, "vertical credit")
+    quotes = moved("vertical credit", winning=False)
+    quote_all(paper, quotes)
+    exits_mark(trade, quotes)
+
+    services.spread_exits_watch(market=paper)
+
+    with tenancy.acting_as(trader.pk):
+        (announced,) = [event.payload for event in WebhookEvent.objects.filter(owner=trader)]
+    price, pnl, _ = expected_close(trade, quotes)
+    assert announced["type"] == "trade.sl_hit", announced["type"]
+    told = announced["data"]["trade"]
+    assert (told["strategy_type"], told["net_direction"], told["close_reason"]) == ("vertical", "credit", "SL_HIT")
+    assert Decimal(told["close_price"]) == price and Decimal(told["realized_pnl"]) == pnl
