@@ -310,3 +310,16 @@ def test_a_spreads_stop_is_announced_as_any_stop_with_what_the_legs_make(paper, 
     told = announced["data"]["trade"]
     assert (told["strategy_type"], told["net_direction"], told["close_reason"]) == ("vertical", "credit", "SL_HIT")
     assert Decimal(told["close_price"]) == price and Decimal(told["realized_pnl"]) == pnl
+
+
+@pytest.mark.parametrize("action, body", [("cancel", {}), ("reprice", {"order_type": "limit", "limit_price": "0.50"})])
+def test_a_spreads_working_close_is_neither_withdrawn_nor_repriced_as_a_single_sell(paper, trader, api_as, action,
+                                                                                    body):
+    trade = opened(trader, paper, "vertical credit", status="CLOSING")
+    answer = api_as(trader).post(f"/api/trades/{trade.pk}/close/{action}", {"version": trade.version, **body},
+                                 format="json")
+    assert answer.status_code == 409, answer.json()
+    assert "one market order for every leg" in str(answer.json())
+    assert reload(trade).status == "CLOSING"
+    with tenancy.acting_as(trader.pk):
+        assert not PaperOrder.objects.filter(tag__startswith=f"to-{trade.pk}-").exclude(tag__endswith="-entry").exists()
