@@ -323,3 +323,16 @@ def test_a_spreads_working_close_is_neither_withdrawn_nor_repriced_as_a_single_s
     assert reload(trade).status == "CLOSING"
     with tenancy.acting_as(trader.pk):
         assert not PaperOrder.objects.filter(tag__startswith=f"to-{trade.pk}-").exclude(tag__endswith="-entry").exists()
+
+
+def test_a_calendars_days_to_expiry_count_to_its_front_month_whichever_leg_comes_first(paper, trader):
+    """The row's contract is leg 0's (here the January long); the time stop counts to December's short."""
+    from trades.services.exit_policy_runs import exit_state_of
+
+    trade = exits_spread_trade(trader, legs=[(C570_JAN, LONG, 1, "7.30"), (C570, SHORT, 1, "4.10")],
+                               strategy_type="calendar", units=1, sl_price="1.60", tp_price="4.80",
+                               exit_policy={"close_days_to_expiry": "2"})
+    with tenancy.acting_as(trader.pk):
+        state = exit_state_of(PaperTrade.objects.prefetch_related("legs").get(pk=trade.pk))
+    assert (str(state.expiry), state.direction, state.cent_grid, state.entry) == (
+        "2026-12-18", "debit", True, Decimal("3.20"))
