@@ -29,10 +29,12 @@ from trades.selectors import LegQuote, commission_rates, held_mark
 from trades.services import (
     ExitPoliciesReport,
     LegMark,
+    NetExitsReport,
     TradeMark,
     exit_policies_apply,
     leg_marks_record,
     marks_record,
+    spread_exits_watch,
 )
 
 from . import clock as market_clock
@@ -308,12 +310,14 @@ class OrdersCycleReport:
     sync: SyncReport | None
     expiry: ExpiryReport | None
     policies: ExitPoliciesReport | None = None
+    net_exits: NetExitsReport | None = None
     skipped: str = ""  # last: the repr ends with why a cycle did nothing
 
 
 def orders_cycle(*, provider: MarketDataProvider, market: Market | None = None,
                  at: datetime | None = None) -> OrdersCycleReport:
-    """One order cycle: local-paper matching, then the order sync, then expiry settlement.
+    """One order cycle: the exit policies, the multi-leg trades' net watch (`watch_net_exits`),
+    local-paper matching, then the order sync, then expiry settlement.
 
     Matching runs first so that a local-paper fill becomes the trade's state in the same cycle
     (the separate 20-second matching job only makes fills arrive sooner). Runs during the session
@@ -325,9 +329,24 @@ def orders_cycle(*, provider: MarketDataProvider, market: Market | None = None,
     if not (market_clock.is_market_open(at) or at - last_close(at) <= AFTER_CLOSE):
         return OrdersCycleReport(0, None, None, skipped="market closed")
     policies = apply_exit_policies(provider=provider, market=market, at=at)
+    net_exits = watch_net_exits(market=market, at=at)
     fills = match_paper_orders(market=market)
     report = sync_orders(market=market, at=at)
-    return OrdersCycleReport(fills, report, settle_expiries(provider=provider, at=at, market=market), policies=policies)
+    return OrdersCycleReport(fills, report, settle_expiries(provider=provider, at=at, market=market), policies=policies,
+                             net_exits=net_exits)
+
+
+def watch_net_exits(*, market: Market, at: datetime) -> NetExitsReport:
+    """Be the multi-leg trades' bracket, while the market is open: a held mark past its stop or
+    target sends the closing multileg order (after the exit policies, so a stop they just moved is
+    the one judged). A market order is only sent while it can fill."""
+    if not market.is_open(at):
+        return NetExitsReport()
+    try:
+        return spread_exits_watch(market=market)
+    except Exception:  # the matching and the order sync after it must run whatever this met
+        logger.exception("net exits could not be watched this cycle")
+        return NetExitsReport()
 
 
 def apply_exit_policies(*, provider: MarketDataProvider, market: Market, at: datetime,

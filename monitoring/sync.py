@@ -25,6 +25,9 @@ Decisions per trade, from the orders the broker reports:
   `bracket_protect` adopts or places a bracket at once (until the contract's expiry, when
   settlement takes over). A CLOSING trade's resume waits while a close request may be in
   flight (`close_in_flight_since`) and while a close holds the trade's lease (`close_in_progress`).
+- Multi-leg trades (no bracket at the broker): a CLOSING one's closing multileg order, found by
+  `close_order_id` or its tag `to-<id>-close`, is confirmed the same way (`close_confirm` reads
+  its legs' fills); an OPEN one is the net watch's (`spread_exits_watch`), not the sync's.
 - Over-sells: one read of each real broker account's positions; a contract of ours held short
   flags the newest trade of it (`trade_oversold_flag`: marked, shown in red, the trader told).
 - Orphans (decided by the trades app's `orphans_guard`): a working order tagged for one of our
@@ -233,7 +236,9 @@ def flag_oversold(account: SyncAccount, broker, report: SyncReport) -> int:
         logger.warning("sync: the positions of user %s could not be read: %s", account.owner_id, error)
         return 0
     short = {position.symbol: int(-position.quantity) for position in positions if position.quantity < 0}
-    newest = {trade.option_symbol: trade for trade in sorted(account.trades + account.finished, key=lambda t: t.pk)
+    # A spread's short legs are meant (its legs are sold to open): only single options are oversold.
+    singles = [trade for trade in account.trades + account.finished if trade.strategy_type == StrategyType.SINGLE]
+    newest = {trade.option_symbol: trade for trade in sorted(singles, key=lambda t: t.pk)
               if trade.option_symbol in short}
     flagged = 0
     for symbol, trade in newest.items():
@@ -242,7 +247,7 @@ def flag_oversold(account: SyncAccount, broker, report: SyncReport) -> int:
                 logger.error("sync: the account of user %s holds %s %s short (trade %s)", account.owner_id,
                              short[symbol], symbol, trade.pk)
                 flagged += 1
-    for trade in account.trades + account.finished:  # bought back since: the flag goes
+    for trade in singles:  # bought back since: the flag goes
         if trade.oversold_qty and trade.option_symbol not in short:
             with tenancy.acting_as(trade.owner_id):
                 trade_oversold_clear(trade=trade, **SYSTEM)
@@ -436,6 +441,8 @@ def exit_legs(trade: PaperTrade, book: OrderBook) -> tuple[Order | None, Order |
 
 
 def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: datetime) -> int:
+    if trade.strategy_type != StrategyType.SINGLE:
+        return _sync_spread(trade, book, broker)
     if trade.status == TradeStatus.OPEN and trade.part_pending_qty:  # a part sale's steps come first
         return _sync_part_sale(trade, book, broker, at)
     head, sl, tp = exit_legs(trade, book)
@@ -472,6 +479,23 @@ def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
                                 trading_ends=market.expiry_cutoff(trade.expiry), **SYSTEM)
         return 1
     return 0
+
+
+def _sync_spread(trade: PaperTrade, book: OrderBook, broker) -> int:
+    """A multi-leg trade has no bracket at the broker (the monitor watches its net: the trades app's
+    `spread_exits_watch`), so an OPEN one has nothing to sync. A CLOSING one's closing multileg
+    order (by `close_order_id`, else by its tag) is handed to `close_confirm` once it ended, or
+    once any of it filled; none at the broker at all → the close is finished (`close_resume`)."""
+    if trade.status != TradeStatus.CLOSING:
+        return 0
+    order = book.find(trade.close_order_id) or book.by_tag.get(trade_order_tag(trade, OrderPurpose.CLOSE))
+    if order is None:
+        return _resume_close(trade, broker)
+    if not order.status.is_final and trade.close_order_id:
+        return 0
+    with tenancy.acting_as(trade.owner_id):
+        after = close_confirm(trade_id=trade.pk, sell=order, changes={"close_order_id": order.id}, **SYSTEM)
+    return int(after.version != trade.version)
 
 
 def _sync_part_sale(trade: PaperTrade, book: OrderBook, broker, at: datetime) -> int:

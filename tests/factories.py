@@ -263,35 +263,6 @@ def a_row_in_every_owned_table(owner, *, market, contract: str):
     return trade
 
 
-# --- spread-marks: multi-leg trades as the opening writes them (issue 19) -----------------------
-
-
-def marks_spread_trade(owner, legs, *, strategy_type, qty=1, **fields) -> PaperTrade:
-    """A filled multi-leg trade: `legs` are (option symbol, "LONG"/"SHORT", ratio, entry per share).
-    The row is what docs/spreads.md's lifecycle says: contract fields of the leg at position 0,
-    `net_direction` from the signed net of the entries, `entry_price` the held net (positive), and
-    exits on the right sides of it (a credit's target below its entry, its stop above)."""
-    from brokers.occ import parse_symbol
-    from trades.models import NetDirection, TradeLeg
-
-    net = sum((Decimal(entry) * ratio * (1 if side == "LONG" else -1) for _, side, ratio, entry in legs), Decimal(0))
-    direction = NetDirection.CREDIT if net < 0 else NetDirection.DEBIT
-    entry = abs(net)
-    first = parse_symbol(legs[0][0])
-    row = {"ticker": first.root, "option_type": first.option_type, "strike": first.strike, "expiry": first.expiry,
-           "strategy_type": strategy_type, "net_direction": direction, "qty": qty, "entry_price": entry,
-           "sl_price": entry * 2 if direction == NetDirection.CREDIT else entry / 2,
-           "tp_price": entry / 2 if direction == NetDirection.CREDIT else entry * 2, **fields}
-    trade = PaperTradeFactory(owner=owner, legs=False, **row)
-    with tenancy.acting_as(owner.pk):
-        for position, (symbol, side, ratio, price) in enumerate(legs):
-            contract = parse_symbol(symbol)
-            TradeLeg.objects.create(owner=owner, trade=trade, position=position, option_symbol=symbol,
-                                    option_type=contract.option_type, strike=contract.strike,
-                                    expiry=contract.expiry, side=side, ratio=ratio, entry_price=Decimal(price))
-    return trade
-
-
 def spread_open_trade(*, owner, legs, qty: int = 1, status: str = TradeStatus.OPEN, strategy_type: str | None = None,
                       sl_price: Decimal | None = None, tp_price: Decimal | None = None, **fields):
     """A multi-leg trade as `spread_open` leaves it once its entry filled (spread-open slice): `legs`
@@ -328,3 +299,42 @@ def spread_open_trade(*, owner, legs, qty: int = 1, status: str = TradeStatus.OP
                                     option_type=contract.option_type, strike=contract.strike, expiry=contract.expiry,
                                     side=side, ratio=ratio, entry_price=fill)
     return trade
+
+
+def marks_spread_trade(owner, legs, *, strategy_type, qty=1, **fields) -> PaperTrade:
+    """A filled multi-leg trade for the marks tests: `spread_open_trade` with exits at half and
+    twice the entry, on the right sides for its direction."""
+    net = sum((Decimal(entry) * ratio * (1 if side == "LONG" else -1) for _, side, ratio, entry in legs), Decimal(0))
+    entry = abs(net)
+    stop, target = (entry * 2, entry / 2) if net < 0 else (entry / 2, entry * 2)
+    return spread_open_trade(owner=owner, legs=legs, qty=qty, strategy_type=strategy_type,
+                             sl_price=fields.pop("sl_price", stop), tp_price=fields.pop("tp_price", target), **fields)
+
+
+def exits_spread_trade(owner, *, legs, strategy_type: str, units: int = 1, sl_price, tp_price,
+                       broker_mode: str = "LOCAL_PAPER", status: str = TradeStatus.OPEN, **fields):
+    """An OPEN multi-leg trade for the exits tests: `spread_open_trade` with its held exits given
+    (strings or Decimals) and its broker."""
+    return spread_open_trade(owner=owner, legs=legs, qty=units, status=status, strategy_type=strategy_type,
+                             sl_price=Decimal(sl_price), tp_price=Decimal(tp_price), broker_mode=broker_mode,
+                             **fields)
+
+
+def exits_mark(trade, quotes: dict, *, at=None):
+    """Write what the marks slice writes each cycle (spread-marks owns the real writer): each leg's
+    bid, ask, mid mark and when, and the trade's held mid (`current_price`) from them. `quotes`:
+    symbol → (bid, ask) as strings."""
+    from trades.models import TradeLeg
+    from trades.net_price import held_price
+
+    at = at or timezone.now()
+    net = Decimal(0)
+    with tenancy.acting_as(trade.owner_id):
+        for leg in TradeLeg.objects.filter(trade=trade).order_by("position"):
+            bid, ask = (Decimal(value) for value in quotes[leg.option_symbol])
+            mark = (bid + ask) / 2
+            TradeLeg.objects.filter(pk=leg.pk).update(bid=bid, ask=ask, mark=mark, marked_at=at)
+            net += leg.sign * leg.ratio * mark
+        PaperTrade.objects.filter(pk=trade.pk).update(current_price=held_price(trade.net_direction, net),
+                                                      last_updated=at)
+        return PaperTrade.objects.get(pk=trade.pk)

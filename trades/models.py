@@ -384,8 +384,14 @@ class PaperTrade(models.Model):
             *_not_negative(
                 "commission_per_contract", "entry_commission", "exit_commission", "fees",
                 "planned_entry_price",
-                "entry_price", "current_price", "current_bid", "current_ask", "close_price", "broker_fill_price"
+                "entry_price", "current_price", "current_bid", "current_ask", "broker_fill_price"
             ),
+            # A multi-leg trade's close is its legs' fills netted in its direction, and that can land
+            # on the other side of zero (a long butterfly whose wings' bids do not pay the body's asks
+            # costs money to close): the fill is a fact, and realized P&L sums the legs exactly.
+            models.CheckConstraint(
+                condition=Q(close_price__isnull=True) | Q(close_price__gte=0) | ~Q(strategy_type=StrategyType.SINGLE),
+                name="trade_close_price_not_negative"),
         ]
 
     def __str__(self) -> str:

@@ -2,6 +2,8 @@
 // open), then the close with the trade's version; the dialog waits while the order is on its way.
 // "Contracts to sell" starts at all held; fewer sells a part (`quantity`) and keeps the rest, and
 // the API's answer about that number is said beside it, the dialog left open to correct it.
+// A spread (a multi-leg trade) closes whole in this release: one market order reverses every leg,
+// so the number is shown read-only and never sent.
 
 import { ApiError, config, post } from "./api.js";
 import { withFigures } from "./dom.js";
@@ -18,7 +20,39 @@ const quantityInput = document.getElementById("close-quantity");
 const quantityError = document.getElementById("close-quantity-error");
 let closing = null;
 
+const quantityBox = quantityInput.closest(".close-quantity");
+const quantityLabel = quantityBox.querySelector("label");
+const quantityHint = document.getElementById("close-quantity-hint");
 const heldOf = (trade) => trade.quantity_open ?? (trade.filled_qty || trade.qty);
+export const isSpread = (trade) => Boolean(trade.strategy_type) && trade.strategy_type !== "single";
+
+// What the dialog says of the position: a spread by its strategy, its units and its held mark (a
+// credit's is what buying it back costs), a single option by its contract.
+function positionText(trade, held) {
+  if (!isSpread(trade)) {
+    return `${fmt.contractLabel(trade)}: ${held} contract(s) held, mark ${fmt.price(trade.current_price)} ` +
+      `(bid ${fmt.price(trade.current_bid)}), unrealized ${fmt.money(trade.unrealized_pnl_net)} net of commissions.`;
+  }
+  const legs = (trade.legs || []).length;
+  const worth = trade.net_direction === "credit" ? "costs" : "is worth";
+  return `${trade.ticker} ${fmt.words(trade.strategy_type).toLowerCase()}: ${held} unit(s) of ${legs} legs held; ` +
+    `it ${worth} ${fmt.price(trade.current_price)} at the mid (${fmt.price(trade.current_bid)} at the legs' ` +
+    `natural sides), unrealized ${fmt.money(trade.unrealized_pnl_net)} net of commissions.`;
+}
+
+const labelOf = (trade) =>
+  isSpread(trade) ? `${trade.ticker} ${fmt.words(trade.strategy_type).toLowerCase()}` : fmt.shortLabel(trade);
+
+function showQuantity(trade, held) {
+  const spread = isSpread(trade);
+  quantityInput.value = String(held);
+  quantityInput.max = String(held);
+  quantityInput.readOnly = spread;
+  quantityLabel.textContent = spread ? "Units to close" : "Contracts to sell";
+  quantityHint.textContent = spread
+    ? "A spread closes whole: one market order sells every long leg and buys back every short one."
+    : "All held closes the position; fewer sells a part and keeps the rest.";
+}
 
 function clearQuantityError() {
   quantityError.textContent = "";
@@ -29,21 +63,22 @@ function clearQuantityError() {
 function nameTheSale() {
   if (!closing || confirmButton.disabled) return;
   const asked = quantityInput.value.trim();
-  const part = /^\d+$/.test(asked) && Number(asked) >= 1 && Number(asked) < closing.held;
+  const part = !closing.spread && /^\d+$/.test(asked) && Number(asked) >= 1 && Number(asked) < closing.held;
   confirmButton.textContent = part ? `Sell ${Number(asked)} of ${closing.held} at market` : "Close at market";
 }
 
 export function openCloseDialog(id) {
   const trade = state.trades.get(id);
   const held = heldOf(trade);
-  closing = { id, version: trade.version, held, opener: document.activeElement };
-  document.getElementById("close-dialog-title").textContent = `Close ${fmt.shortLabel(trade)} at market?`;
-  document.getElementById("close-dialog-text").replaceChildren(...withFigures(
-    `${fmt.contractLabel(trade)}: ${held} contract(s) held, mark ${fmt.price(trade.current_price)} ` +
-    `(bid ${fmt.price(trade.current_bid)}), unrealized ${fmt.money(trade.unrealized_pnl_net)} net of commissions.`));
-  document.getElementById("close-dialog-note").textContent = orders.closeNote(trade);
-  quantityInput.value = String(held);
-  quantityInput.max = String(held);
+  const spread = isSpread(trade);
+  closing = { id, version: trade.version, held, spread, opener: document.activeElement };
+  const label = labelOf(trade);
+  document.getElementById("close-dialog-title").textContent = `Close ${label} at market?`;
+  document.getElementById("close-dialog-text").replaceChildren(...withFigures(positionText(trade, held)));
+  document.getElementById("close-dialog-note").textContent = spread
+    ? "One market order closes every leg together: each long leg sold at its bid, each short one bought back at its ask."
+    : orders.closeNote(trade);
+  showQuantity(trade, held);
   clearQuantityError();
   nameTheSale();
   dialog.showModal();
@@ -58,8 +93,10 @@ function endDialog() {
   closing = null;
 }
 
-// Blank or all held: the whole position (no `quantity`); anything else is the API's to judge.
+// Blank or all held: the whole position (no `quantity`); anything else is the API's to judge. A
+// spread's is never sent: it closes whole.
 function askedQuantity() {
+  if (closing.spread) return {};
   const asked = quantityInput.value.trim();
   if (!asked || asked === String(closing.held)) return {};
   return { quantity: /^-?\d+$/.test(asked) ? Number(asked) : asked };
@@ -85,7 +122,7 @@ async function confirmClose() {
     endDialog();
     play("pop");
     if (status === 200 && whole) {
-      toast(`Closed ${fmt.shortLabel(data)} at ${fmt.price(data.close_price)}: ${fmt.money(data.realized_pnl_net)} net, ${fmt.money(data.realized_pnl_gross)} (${fmt.percent(data.realized_pnl_pct)}) before commissions`, "success");
+      toast(`Closed ${labelOf(data)} at ${fmt.price(data.close_price)}: ${fmt.money(data.realized_pnl_net)} net, ${fmt.money(data.realized_pnl_gross)} (${fmt.percent(data.realized_pnl_pct)}) before commissions`, "success");
     } else if (status === 200) {
       toast(soldText(data), "success");
     } else {

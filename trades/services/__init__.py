@@ -57,6 +57,7 @@ from .closing import (
     trade_close,
     trade_exit_filled,
     trade_expiry_settle,
+    trade_net_exit_close,
     trade_policy_close,
 )
 from .context import (
@@ -139,13 +140,17 @@ from .parts import part_sale_resume, trade_close_some, trade_part_sell
 from .positions import trade_oversold_clear, trade_oversold_flag
 from .protection import UNPROTECTED, bracket_lost, bracket_protect
 from .risk import RiskRoom, TradePreview, active_exposure, max_loss_at, spread_heat
+from .spread_closing import spread_close_confirm
+from .spread_exits import NetExitsReport, spread_exits_watch
 from .spread_opening import SpreadLegInput, SpreadOpenInput, spread_entry_update, spread_open, strategy_of
 from .working import Session, close_cancel, close_reprice, entry_cancel, entry_reprice, market_session
 
 __all__ = [
-    # Multi-leg trades (issue 19): opening, the entry's fill (the monitor's sync), risk on max loss.
+    # Multi-leg trades (issue 19): opening, the entry's fill (the monitor's sync), risk on max loss,
+    # exits watched on the held net and the closing multileg order.
     "NAKED_SHORTS_CONFIRMATION", "SpreadLegInput", "SpreadOpenInput", "spread_entry_update", "spread_open",
     "strategy_of", "max_loss_at", "spread_heat",
+    "NetExitsReport", "spread_close_confirm", "spread_exits_watch", "trade_net_exit_close",
     "single_leg_fills_follow", "single_leg_write",
     "CONTEXT_FIELDS", "CONTEXT_PARTS", "EntryContextCollector", "trade_context_fill", "use_entry_context_collector",
     "IDEMPOTENCY_KEY_TTL", "LIVE_CONFIRMATION", "COMMISSION_RANGE", "BracketReplaceFailed", "BracketWouldFill",

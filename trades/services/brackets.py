@@ -26,7 +26,7 @@ from brokers.base import (
 )
 from brokers.market import Market, default_market
 from tradeoptions import tenancy
-from trades.models import Actor, EventKind, PaperTrade, TradeStatus
+from trades.models import Actor, EventKind, PaperTrade, StrategyType, TradeStatus
 
 from .accounts import account_settings_for
 from .closing import (
@@ -198,6 +198,8 @@ def exit_policy_set(*, user: AbstractBaseUser, trade_id: int, version: int, poli
         trade = PaperTrade.objects.select_for_update().get(owner=user, pk=trade_id)
         if checked.get("scale_out_pct") is not None:  # on the contracts held (or bought, before the fill)
             exit_policy_checked(policy, quantity=trade.held_qty or trade.qty)
+        if trade.strategy_type != StrategyType.SINGLE:  # a spread's policy follows its held price only
+            exit_policy_checked(policy, multi_leg=True)
         if trade.version != version:
             return _stale(trade, user=user, version=version, action="exit-policy")
         if trade.status not in (TradeStatus.PENDING, TradeStatus.OPEN):

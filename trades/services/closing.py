@@ -39,6 +39,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from brokers.base import (
+    SPREAD_CLASSES,
     BrokerAuthError,
     BrokerError,
     BrokerForbidden,
@@ -73,6 +74,7 @@ from .orders import (
     split_legs,
     was_not_placed,
 )
+from .spread_closing import is_multi_leg, spread_close_confirm, spread_close_steps
 
 CENT = Decimal("0.01")
 BROKER_FILL, EXPIRY = "BROKER_FILL", "EXPIRY"
@@ -329,6 +331,20 @@ def trade_policy_close(*, user: AbstractBaseUser, trade_id: int, version: int, r
                       payload={"exit_policy": because})
 
 
+def trade_net_exit_close(*, user: AbstractBaseUser, trade_id: int, version: int, reason: str, because: dict,
+                         market: Market | None = None) -> TradeResult:
+    """Close an OPEN multi-leg trade whose held mark crossed its stop or target (`reason` SL_HIT or
+    TP_HIT): the monitor is a spread's bracket (docs/spreads.md). The manual close's steps, by the
+    system, with the trade's version: a close already under way is a conflict, never a second order.
+    The reason stays on the trade, so the closing order's fill closes it as that reason."""
+    market = market or default_market()
+    who = {"actor": Actor.SYSTEM, "actor_label": "net-exit"}
+    with about_trade(trade_id):
+        return _close(user=user, trade_id=trade_id, version=version, market=market, who=who,
+                      changes={"exit_requested_at": market.now(), "exit_request_reason": reason},
+                      payload={"net_exit": because})
+
+
 def _close(*, user: AbstractBaseUser, trade_id: int, version: int, market: Market, who: dict,
            changes: dict | None = None, payload: dict | None = None) -> TradeResult:
     with tenancy.acting_as(user.pk):
@@ -391,6 +407,8 @@ def close_at_broker(*, trade: PaperTrade, broker: BrokerProvider, **who) -> Trad
 
 
 def _close_steps(*, trade: PaperTrade, broker: BrokerProvider, who: dict) -> TradeResult:
+    if is_multi_leg(trade):  # no bracket to withdraw: one multileg order closes every leg
+        return spread_close_steps(trade=trade, broker=broker, who=who)
     refused: list[BrokerError] = []
     withdrawn = bracket_withdraw(trade=trade, broker=broker, refused=refused, **who)
     if withdrawn is None:  # the bracket may still work: selling now could double the exit
@@ -444,6 +462,8 @@ def close_resume(*, trade: PaperTrade, broker: BrokerProvider, **who) -> TradeRe
 def close_confirm(*, trade_id: int, sell: Order, changes: dict | None = None, **who) -> PaperTrade:
     """Record the state of a CLOSING trade's sell order: filled → CLOSED with MANUAL_CLOSE at the
     fill price; still working → stays CLOSING. (The monitor calls this when the fill arrives.)"""
+    if sell.order_class in SPREAD_CLASSES:  # a multi-leg trade's closing order: its legs' fills
+        return spread_close_confirm(trade_id=trade_id, order=sell, changes=changes, **who)
     changes = dict(changes or {})
     payload = {"order": order_summary(sell)}
     if sell.status == OrderStatus.FILLED and sell.fill is not None:

@@ -58,6 +58,16 @@ def exit_costs(trade: PaperTrade, *, reason: str) -> dict:
             "commission_source": trade.commission_source or CommissionSource.ACCOUNT_RATE}
 
 
+def spread_exit_costs(trade: PaperTrade, *, contracts: int) -> dict:
+    """The exit commission of a multi-leg trade's closing order: what the local paper ledger charged
+    its legs' fills, else the trade's rate per contract per leg (`contracts`: Σ ratio × units)."""
+    charged = _ledger(trade, OrderPurpose.CLOSE)
+    if charged is None:
+        charged = trade_commission_rate(trade) * contracts
+    return {"exit_commission": charged.quantize(CENT),
+            "commission_source": trade.commission_source or CommissionSource.ACCOUNT_RATE}
+
+
 def _ledger(trade: PaperTrade, *purposes: OrderPurpose) -> Decimal | None:
     """What the local paper ledger charged the fills of the trade's orders of `purposes` (0 when
     none filled); None for a trade at another broker, whose commissions follow from its rate."""

@@ -21,6 +21,13 @@ Rules a trader can rely on:
   with gamma and time and would move the option stop for reasons the chart does not show).
 * Scale-out: once the bid is a given gain over the entry, a share of the contracts (rounded down,
   at least one, never all) is sold once; the rest rides the stop (trades.services.parts sells it).
+* A multi-leg trade (docs/spreads.md) is judged on its held price, in its own direction
+  (`ExitState.direction`): a debit spread as a single option, on its held mid; a credit trade is
+  short its price, so its best price is the lowest cost to close seen, its gain is the entry credit
+  less that, its trailing stop trails DOWN above the price, breakeven is the credit less the
+  commissions, a new stop is always below the current one, one cent above the held mid at least,
+  and on the cent grid (a spread's net trades in cents). Scale-out and the stock's trailing level
+  are single-option rules (`exit_policy_checked(multi_leg=True)` refuses them).
 * Time stops (N minutes before the session's close, early closes included as the caller passes
   the real close; N calendar days to expiry in New York; H hours held) ask for the close once:
   after an exit was asked for, the engine answers nothing more.
@@ -33,6 +40,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
 from trades.models import CONTRACT_MULTIPLIER
+from trades.net_price import DEBIT, direction_sign
 
 from .errors import InvalidTradeInput
 
@@ -133,12 +141,27 @@ class ExitState:
     exit_requested: bool = False
     held: int = 0  # contracts held now (what a scale-out sells a share of)
     scaled_out: bool = False  # the scale-out already fired: it fires once
+    direction: str = DEBIT  # a credit trade is short its price (trades.net_price): its exits mirror
+    cent_grid: bool = False  # a spread's net is priced in cents, not on one option's tick grid
+
+    @property
+    def sign(self) -> int:
+        return direction_sign(self.direction)
+
+    def tick(self, price: Decimal) -> Decimal:
+        return CENT if self.cent_grid else price_tick(price)
+
+    def on_grid(self, price: Decimal, rounding: str) -> Decimal:
+        if not self.cent_grid:
+            return on_tick(price, rounding)
+        return (price / CENT).to_integral_value(rounding=rounding) * CENT
 
 
 @dataclass(frozen=True)
 class Observation:
-    """One look at the market: the option's bid, the underlying's price, the time, the New York
-    date, and the close of the session under way (None when the market is closed)."""
+    """One look at the market: the option's bid (a multi-leg trade's held mid), the underlying's
+    price, the time, the New York date, and the close of the session under way (None when the
+    market is closed)."""
 
     bid: Decimal | None
     underlying: Decimal | None
@@ -180,7 +203,7 @@ def on_tick(price: Decimal, rounding: str = ROUND_FLOOR) -> Decimal:
 def exit_policy_evaluate(policy: ExitPolicy, state: ExitState, seen: Observation, *,
                          min_interval: timedelta = timedelta(0)) -> ExitDecision:
     """The policy's answer to one observation (see the module docstring for the rules)."""
-    high = _best(state.high_water, seen.bid, higher=True)
+    high = _best(state.high_water, seen.bid, higher=state.sign > 0)
     extreme = _best(state.underlying_extreme, seen.underlying, higher=state.option_type != "PUT")
     if state.exit_requested:
         return ExitDecision(None, high, extreme)
@@ -199,7 +222,7 @@ def _scale_out(policy: ExitPolicy, state: ExitState, seen: Observation) -> tuple
     if state.scaled_out or policy.scale_out_at_pct is None or seen.bid is None or state.entry <= 0:
         return None
     quantity = policy.scale_out_quantity(state.held)
-    if quantity <= 0 or (seen.bid - state.entry) / state.entry * HUNDRED < policy.scale_out_at_pct:
+    if quantity <= 0 or state.sign * (seen.bid - state.entry) / state.entry * HUNDRED < policy.scale_out_at_pct:
         return None
     return quantity, f"scale-out: {quantity} of {state.held} at +{policy.scale_out_at_pct.normalize():f}%"
 
@@ -248,30 +271,39 @@ def _new_stop(policy: ExitPolicy, state: ExitState, seen: Observation, high: Dec
         return None, ""
     if state.last_moved_at is not None and seen.now - state.last_moved_at < min_interval:
         return None, ""
+    # In the trade's direction: +1 a debit (stops below, moving up), -1 a credit (stops above, moving down).
+    sign = state.sign
+    looser, tighter = (ROUND_FLOOR, ROUND_CEILING) if sign > 0 else (ROUND_CEILING, ROUND_FLOOR)
     candidates: list[tuple[Decimal, str]] = []
-    gain_pct = (high - state.entry) / state.entry * HUNDRED if state.entry > 0 else Decimal(0)
+    gain_pct = sign * (high - state.entry) / state.entry * HUNDRED if state.entry > 0 else Decimal(0)
     trailing = policy.trail_pct is not None or policy.trail_amount is not None
     if trailing and gain_pct >= (policy.trail_after_pct or 0):
         distance = policy.trail_amount if policy.trail_amount is not None else high * policy.trail_pct / HUNDRED
-        candidates.append((on_tick(high - distance), "trailing"))
+        candidates.append((state.on_grid(high - sign * distance, looser), "trailing"))
     if policy.breakeven_after_pct is not None and gain_pct >= policy.breakeven_after_pct:
-        candidates.append((on_tick(state.entry + state.commission_per_share, ROUND_CEILING), "breakeven"))
+        candidates.append((state.on_grid(state.entry + sign * state.commission_per_share, tighter), "breakeven"))
     if not candidates:
         return None, ""
-    level, why = max(candidates)
-    below_bid = on_tick(seen.bid - CENT)
-    if level > below_bid:
-        level, why = below_bid, f"{why}, one tick under the bid"
-    if level <= 0 or level - state.stop < max(policy.min_step or CENT, price_tick(level)):
+    level, why = max(candidates, key=lambda candidate: sign * candidate[0])  # the tightest
+    beyond_price = state.on_grid(seen.bid - sign * CENT, looser)  # one tick on the losing side of the price
+    if sign * (level - beyond_price) > 0:
+        level, why = beyond_price, f"{why}, one tick {'under' if sign > 0 else 'over'} the {_price_word(state)}"
+    if level <= 0 or sign * (level - state.stop) < max(policy.min_step or CENT, state.tick(level)):
         return None, ""
     return level, why
 
 
-def exit_policy_checked(raw, *, quantity: int | None = None) -> dict[str, str]:
+def _price_word(state: ExitState) -> str:
+    return "held mid" if state.cent_grid else "bid"
+
+
+def exit_policy_checked(raw, *, quantity: int | None = None, multi_leg: bool = False) -> dict[str, str]:
     """A policy as stored: known keys only, each an exact decimal text within its range, at most one
     of % and $ per trailing stop, a scale-out's gain and share together and (given the trade's
-    `quantity`) only on two contracts or more. InvalidTradeInput on `exit_policy`, every problem at
-    once, in the trader's words. An empty dict is no policy."""
+    `quantity`) only on two contracts or more; for a `multi_leg` trade, neither a scale-out (a
+    spread closes whole in this release) nor a stock trailing stop (one stock level means nothing
+    for a straddle's two sides). InvalidTradeInput on `exit_policy`, every problem at once, in the
+    trader's words. An empty dict is no policy."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -304,6 +336,8 @@ def exit_policy_checked(raw, *, quantity: int | None = None) -> dict[str, str]:
     if "trail_after_pct" in checked and not given & {"trail_pct", "trail_amount"}:
         problems.append("A gain that starts the trailing needs a trailing stop (a percentage or a dollar distance).")
     problems += _scale_out_problems(checked, given, quantity)
+    if multi_leg:
+        problems += _multi_leg_problems(given)
     if problems:
         raise InvalidTradeInput({"exit_policy": problems})
     return checked
@@ -317,6 +351,17 @@ def _scale_out_problems(checked: dict[str, str], given: set[str], quantity: int 
         return [f"A scale-out sells part of the position and keeps the rest: it needs at least 2 contracts, "
                 f"this trade has {quantity}."]
     return []
+
+
+def _multi_leg_problems(given: set[str]) -> list[str]:
+    problems = []
+    if given & {"scale_out_at_pct", "scale_out_pct"}:
+        problems.append("A spread closes whole in this release: a scale-out cannot sell part of it. Use a "
+                        "trailing stop, breakeven or a time stop instead.")
+    if given & {"underlying_trail_pct", "underlying_trail_amount"}:
+        problems.append("A stock trailing stop watches one direction of the stock, which a spread's legs do not "
+                        "share: trail the spread's own price instead (a trailing stop percentage or distance).")
+    return problems
 
 
 def _number(value) -> Decimal | None:

@@ -108,7 +108,10 @@ _CLOSE_KINDS = {
 _TRADE_FIELDS = ("id", "option_symbol", "ticker", "option_type", "strike", "expiry", "qty", "status",
                  "status_reason", "entry_price", "entry_date", "sl_price", "tp_price", "close_price", "close_date",
                  "close_reason", "realized_pnl", "realized_pnl_pct", "realized_pnl_gross", "realized_pnl_net",
-                 "commission_total", "fees", "strategy", "broker_mode", "version")
+                 "commission_total", "fees", "strategy", "broker_mode", "version",
+                 # What the legs make: a spread's prices are held prices (docs/spreads.md), a credit's
+                 # close_price what buying it back cost.
+                 "strategy_type", "net_direction")
 
 
 class UnsafeWebhookTarget(ValueError):

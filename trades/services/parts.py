@@ -79,6 +79,7 @@ from .orders import (
     trade_order_tag,
     was_not_placed,
 )
+from .spread_closing import spread_close_quantity_check
 
 CENT = Decimal("0.01")
 # A sale with no sell recorded is repeated by the monitor only once no request can be at work on it.
@@ -184,6 +185,7 @@ def trade_close_some(*, user: AbstractBaseUser, trade_id: int, version: int, qua
     if quantity is not None:
         with tenancy.acting_as(user.pk):
             trade = PaperTrade.objects.get(owner=user, pk=trade_id)
+        spread_close_quantity_check(trade, quantity)
         # Not yet holding (an entry still working): every contract asked for is the whole close.
         held = trade.held_qty if trade.status == TradeStatus.OPEN else trade.qty
     if quantity is None or quantity == held:

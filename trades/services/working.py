@@ -295,6 +295,10 @@ def _entry_filled(*, trade: PaperTrade, order: Order, entry: Order, broker: Brok
 # --- The close --------------------------------------------------------------------------------
 
 
+SPREAD_CLOSE_STANDS = ("A spread's close is one market order for every leg: it cannot be withdrawn or re-priced in "
+                       "this release, and it fills at the legs' natural sides.")
+
+
 def close_cancel(*, user: AbstractBaseUser, trade_id: int, version: int, market: Market | None = None) -> TradeResult:
     """Withdraw a CLOSING trade's close: the sell is cancelled, and once the broker confirms it
     unfilled, the trade is OPEN again with its SL/TP bracket placed again."""
@@ -316,6 +320,8 @@ def _on_close(*, user, trade_id: int, version: int, market: Market | None, actio
     who = {"actor": Actor.USER, "actor_user": user, "actor_label": action}
     with about_trade(trade_id), tenancy.acting_as(user.pk):
         trade = PaperTrade.objects.get(owner=user, pk=trade_id)
+        if trade.strategy_type != StrategyType.SINGLE:  # its close is one market order for every leg
+            raise InvalidTransition(SPREAD_CLOSE_STANDS, trade=trade)
         if trade.status != TradeStatus.CLOSING:
             raise InvalidTransition(f"Only a pending close can be {_done(action)}; the trade is {trade.status}.",
                                     trade=trade)

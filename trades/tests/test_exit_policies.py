@@ -263,3 +263,62 @@ def test_a_typo_in_the_scale_out_share_is_told_once_not_as_a_missing_half():
     with pytest.raises(InvalidTradeInput) as refused:
         exit_policy_checked({"scale_out_at_pct": "20", "scale_out_pct": "100"}, quantity=4)
     assert refused.value.field_errors["exit_policy"] == ["The share of contracts sold there must be between 1 and 99."]
+
+
+# --- A multi-leg trade's policy follows its held price, in its direction (docs/spreads.md) -----------
+
+
+def _credit(**changes) -> ExitState:
+    """A credit spread sold for 0.90 with its stop at 1.50 (buying it back for 1.50), priced in cents."""
+    base = ExitState(entry=D("0.90"), stop=D("1.50"), option_type="PUT", opened_at=OPENED, expiry=EXPIRY,
+                     direction="credit", cent_grid=True)
+    return replace(base, **changes)
+
+
+def test_a_credit_trades_trailing_stop_trails_down_as_the_cost_to_close_falls_and_never_rises():
+    policy = ExitPolicy(trail_amount=D("0.20"))
+    first = exit_policy_evaluate(policy, _credit(), _seen("0.70"))
+    assert (first.stop, first.high_water, first.why) == (D("0.90"), D("0.70"), "trailing")  # 0.70 + 0.20
+    lower = exit_policy_evaluate(policy, _credit(stop=D("0.90"), high_water=D("0.70")), _seen("0.50"))
+    assert (lower.stop, lower.high_water) == (D("0.70"), D("0.50"))  # the best is the lowest cost seen
+    back_up = exit_policy_evaluate(policy, _credit(stop=D("0.70"), high_water=D("0.50")), _seen("0.65"))
+    assert (back_up.stop, back_up.high_water) == (None, D("0.50"))  # never loosens, the best stays
+
+
+def test_a_credit_trades_percentage_trail_waits_for_its_gain_and_rounds_away_from_the_price():
+    policy = ExitPolicy(trail_pct=D("15"), trail_after_pct=D("30"))
+    assert exit_policy_evaluate(policy, _credit(), _seen("0.70")).stop is None  # 22 % of the credit kept
+    decision = exit_policy_evaluate(policy, _credit(), _seen("0.61"))  # 32 %: 0.61 + 15 % = 0.7015
+    assert decision.stop == D("0.71")  # up to the cent: the stop is never tighter than the policy says
+
+
+def test_a_credit_trades_stop_stays_a_cent_over_the_held_mid():
+    decision = exit_policy_evaluate(ExitPolicy(trail_amount=D("0.01")), _credit(), _seen("0.40"))
+    assert (decision.stop, decision.why) == (D("0.41"), "trailing")
+    capped = exit_policy_evaluate(ExitPolicy(breakeven_after_pct=D("10")),
+                                  _credit(entry=D("0.90"), commission_per_share=D("0")), _seen("0.80"))
+    assert capped.stop == D("0.90")  # breakeven: the credit itself, still above the mid
+
+
+def test_a_credit_trades_breakeven_keeps_the_commissions():
+    decision = exit_policy_evaluate(ExitPolicy(breakeven_after_pct=D("30")),
+                                    _credit(commission_per_share=D("0.026")), _seen("0.60"))
+    assert (decision.stop, decision.why) == (D("0.87"), "breakeven")  # 0.90 − 0.026, down to the cent
+
+
+def test_a_debit_spread_trails_on_cents_even_above_three_dollars():
+    state = ExitState(entry=D("3.50"), stop=D("2.50"), option_type="CALL", opened_at=OPENED, expiry=EXPIRY,
+                      cent_grid=True)
+    assert exit_policy_evaluate(ExitPolicy(trail_amount=D("0.33")), state, _seen("4.20")).stop == D("3.87")
+
+
+@pytest.mark.parametrize("policy, words", [
+    ({"scale_out_at_pct": "50", "scale_out_pct": "50"}, "A spread closes whole"),
+    ({"underlying_trail_pct": "2"}, "trail the spread's own price"),
+])
+def test_a_spread_refuses_the_single_option_rules_on_its_exit_policy(policy, words):
+    with pytest.raises(InvalidTradeInput) as refused:
+        exit_policy_checked(policy, quantity=4, multi_leg=True)
+    assert set(refused.value.field_errors) == {"exit_policy"} and words in " ".join(
+        refused.value.field_errors["exit_policy"])
+    assert exit_policy_checked(policy, quantity=4)  # a single option's are still fine
