@@ -93,6 +93,10 @@ class MarketDataMarket:
             for symbol, (kind, strike) in symbols.items() if symbol in quotes
         ]
 
+    def underlying_price(self, underlying: str) -> Decimal | None:
+        quote = self.provider.underlying_quotes([underlying]).get(underlying)
+        return quote.last if quote is not None else None
+
     def now(self) -> datetime:
         return self._clock()
 

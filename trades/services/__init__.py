@@ -138,6 +138,7 @@ from .parts import part_sale_resume, trade_close_some, trade_part_sell
 from .positions import trade_oversold_clear, trade_oversold_flag
 from .protection import UNPROTECTED, bracket_lost, bracket_protect
 from .risk import RiskRoom, TradePreview, active_exposure
+from .spread_preview import LegInput, SpreadPreview, SpreadPreviewInput, spread_preview
 from .working import Session, close_cancel, close_reprice, entry_cancel, entry_reprice, market_session
 
 __all__ = [
@@ -182,4 +183,6 @@ __all__ = [
     "exit_policy_evaluate", "commission_per_share",
     # Partial closes: selling a part (a scale-out, the trader's partial close) and reading the parts.
     "part_sale_resume", "quantity_history", "trade_close_some", "trade_part_sell", "trade_parts",
+    # The strategy builder's preview of a multi-leg position (reads the market, writes nothing).
+    "LegInput", "SpreadPreview", "SpreadPreviewInput", "spread_preview",
 ]
