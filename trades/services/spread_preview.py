@@ -34,6 +34,7 @@ from .errors import InvalidTradeInput
 
 MODEL_RATE = 0.04  # the risk-free rate of the model of today: the one the simulated market prices with
 CUSTOM = "custom"
+CHART_REACH = Decimal("0.06")  # the chart runs 6 % beyond the outer strikes (and spot): where the kinks show
 
 # What each template takes besides the ticker and the quantity; the strike fields, then the dates.
 TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -138,7 +139,8 @@ def spread_preview(*, data: SpreadPreviewInput, market: Market | None = None) ->
     model = OptionModel(as_of=now, rate=MODEL_RATE, cutoff=market.expiry_cutoff)
     has_iv = all(leg.iv is not None for leg in position.legs if market.expiry_cutoff(leg.expiry) > now)
     risk = spreads.spread_risk(position, model if len(position.expiries) > 1 else None)
-    curve = spreads.payoff_curve(position, spreads.price_grid(position, spot), model if has_iv else None)
+    grid = spreads.price_grid(position, spot, reach=CHART_REACH)
+    curve = spreads.payoff_curve(position, grid, model if has_iv else None)
     mids = [item.mid for item in priced]
     net_mid = None if None in mids else sum((item.leg.sign * item.leg.ratio * mid
                                              for item, mid in zip(priced, mids, strict=True)), Decimal(0))
