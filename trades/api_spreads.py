@@ -13,12 +13,12 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from brokers.base import BrokerError
 from tradeoptions.api import ERROR, BoundedDateField, DecimalText, FlagField, OwnedViewSetMixin, TraderWords
 
 from . import services
-from .models import LegSide, OptionType
+from .models import LegSide, NetDirection, OptionType, StrategyType
 
-TEMPLATES = ["vertical", "straddle", "strangle", "iron_condor", "butterfly", "calendar"]
 TICKER = re.compile(r"[A-Za-z]{1,6}")
 STRIKE = {"max_digits": 9, "decimal_places": 3, "required": False, "min_value": Decimal("0.001")}
 MAX_LEGS = 4
@@ -50,8 +50,9 @@ class SpreadLegRequestSerializer(TraderWords, serializers.Serializer):
 class SpreadPreviewRequestSerializer(TraderWords, serializers.Serializer):
     ticker = serializers.CharField(max_length=6, help_text="The underlying (SPY).")
     strategy_type = serializers.ChoiceField(
-        choices=TEMPLATES, required=False,
-        help_text="A template: its fields build the legs. Leave it out (or give it with `legs`) to price given legs.")
+        choices=StrategyType.choices, required=False,
+        help_text="A template (not single): its fields build the legs. Leave it out (or give it with `legs`, as "
+                  "a name) to price given legs.")
     qty = serializers.IntegerField(min_value=1, max_value=10_000, default=1, help_text="Spreads (units).")
     option_type = serializers.ChoiceField(choices=OptionType.choices, required=False,
                                           help_text="vertical, butterfly, calendar.")
@@ -142,7 +143,7 @@ class SpreadPreviewSerializer(serializers.Serializer):
     as_of = serializers.DateTimeField()
     underlying_price = _price()
     legs = PreviewLegSerializer(many=True)
-    net_direction = serializers.ChoiceField(choices=["debit", "credit"])
+    net_direction = serializers.ChoiceField(choices=NetDirection.choices)
     net_price = _price("Per share of one spread at the natural sides, positive: the debit paid or the credit "
                        "received (the held price of docs/spreads.md).")
     net_premium = _price("Per share of one spread: + debit, − credit.", source="risk.net_premium")
@@ -199,4 +200,8 @@ class SpreadPreviewView(OwnedViewSetMixin, APIView):
             errors = [{"code": "invalid", "detail": text, "attr": field}
                       for field, texts in problem.field_errors.items() for text in texts]
             return Response({"type": "validation_error", "errors": errors}, status=400)
+        except BrokerError:
+            return Response({"type": "server_error", "errors": [{
+                "code": "market_data_unavailable", "attr": None,
+                "detail": "Market data is unavailable right now; try again in a moment."}]}, status=503)
         return Response(SpreadPreviewSerializer(preview).data)

@@ -235,3 +235,15 @@ def test_the_route_is_in_the_openapi_document(api_as, trader):
     schema = api_as(trader).get("/api/schema/?format=json").json()
     operation = schema["paths"]["/api/spreads/preview"]["post"]
     assert "200" in operation["responses"] and "400" in operation["responses"]
+
+
+def test_market_data_down_is_a_503_in_the_error_shape(preview, book, monkeypatch):
+    from brokers.base import BrokerUnavailable
+
+    def down(underlying):
+        raise BrokerUnavailable("the source did not answer")
+
+    monkeypatch.setattr(book, "underlying_price", down)
+    response = preview(strategy_type="straddle", strike="570", expiry=DEC18)
+    assert response.status_code == 503
+    assert response.json()["errors"][0]["code"] == "market_data_unavailable"
