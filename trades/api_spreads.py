@@ -17,19 +17,12 @@ from brokers.base import BrokerError
 from tradeoptions.api import ERROR, BoundedDateField, DecimalText, FlagField, OwnedViewSetMixin, TraderWords
 
 from . import services
+from .api import _money, _price  # the API's one way of writing dollars (to the cent) and prices
 from .models import LegSide, NetDirection, OptionType, StrategyType
 
 TICKER = re.compile(r"[A-Za-z]{1,6}")
 STRIKE = {"max_digits": 9, "decimal_places": 3, "required": False, "min_value": Decimal("0.001")}
 MAX_LEGS = 4
-
-
-def _money(help_text: str = "", **kwargs):
-    return serializers.DecimalField(max_digits=None, decimal_places=2, help_text=help_text, **kwargs)
-
-
-def _price(help_text: str = "", **kwargs):
-    return serializers.DecimalField(max_digits=None, decimal_places=4, help_text=help_text, **kwargs)
 
 
 # --- the request --------------------------------------------------------------------------------
@@ -115,15 +108,15 @@ class PreviewLegSerializer(serializers.Serializer):
     bid = _price(allow_null=True)
     ask = _price(allow_null=True)
     mid = _price(allow_null=True)
-    price = _price("The natural side, per share: the ask to buy, the bid to sell.", source="leg.premium")
+    price = _price(help_text="The natural side, per share: the ask to buy, the bid to sell.", source="leg.premium")
     iv = serializers.FloatField(source="leg.iv", allow_null=True, help_text="A fraction: 0.25 is 25 %.")
 
 
 class NetGreeksSerializer(serializers.Serializer):
-    delta = serializers.DecimalField(max_digits=None, decimal_places=2, help_text="Shares of the underlying.")
-    gamma = serializers.DecimalField(max_digits=None, decimal_places=4, help_text="Shares per $1.")
-    theta = _money("Dollars per calendar day.")
-    vega = _money("Dollars per volatility point.")
+    delta = _money(help_text="Shares of the underlying, to two places.")
+    gamma = _price(help_text="Shares per $1.")
+    theta = _money(help_text="Dollars per calendar day.")
+    vega = _money(help_text="Dollars per volatility point.")
 
     def to_representation(self, instance):
         return super().to_representation({name: Decimal(repr(getattr(instance, name)))
@@ -144,17 +137,17 @@ class SpreadPreviewSerializer(serializers.Serializer):
     underlying_price = _price()
     legs = PreviewLegSerializer(many=True)
     net_direction = serializers.ChoiceField(choices=NetDirection.choices)
-    net_price = _price("Per share of one spread at the natural sides, positive: the debit paid or the credit "
+    net_price = _price(help_text="Per share of one spread at the natural sides, positive: the debit paid or the credit "
                        "received (the held price of docs/spreads.md).")
-    net_premium = _price("Per share of one spread: + debit, − credit.", source="risk.net_premium")
-    net_mid = _price("The same at the mids (+ debit, − credit); null while a leg lacks a bid or an ask.",
+    net_premium = _price(help_text="Per share of one spread: + debit, − credit.", source="risk.net_premium")
+    net_mid = _price(help_text="The same at the mids (+ debit, − credit); null while a leg lacks a bid or an ask.",
                      allow_null=True)
-    cost = _money("The whole position in dollars: + paid, − received.", source="risk.cost")
-    max_profit = _money("Dollars; null: unlimited.", source="risk.max_profit", allow_null=True)
-    max_loss = _money("Dollars, a positive amount; null: unlimited.", source="risk.max_loss", allow_null=True)
+    cost = _money(help_text="The whole position in dollars: + paid, − received.", source="risk.cost")
+    max_profit = _money(help_text="Dollars; null: unlimited.", source="risk.max_profit", allow_null=True)
+    max_loss = _money(help_text="Dollars, a positive amount; null: unlimited.", source="risk.max_loss", allow_null=True)
     unlimited_loss = serializers.BooleanField()
     defined_risk = serializers.BooleanField(source="risk.defined_risk")
-    buying_power = _money("What opening reserves; null: not defined-risk (see risk_note).",
+    buying_power = _money(help_text="What opening reserves; null: not defined-risk (see risk_note).",
                           source="risk.buying_power", allow_null=True)
     risk_note = serializers.CharField(help_text="The buying-power rule, or why the risk is unlimited or undefined.")
     breakevens = serializers.ListField(child=_price(), source="risk.breakevens")
