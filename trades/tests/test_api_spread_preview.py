@@ -75,6 +75,10 @@ WORKED = [
     ({"strategy_type": "butterfly", "option_type": "CALL", "lower": "565", "middle": "570", "upper": "575",
       "expiry": DEC18},
      ("debit", "1.3000", "130.00", "370.00", "130.00", ["566.3000", "573.7000"], "5.0000", "130.00")),
+    # Buy 560 P 1.80, sell two 565 P at 3.00, buy 570 P 4.70: 0.50 debit; (5 − 0.50) × 100 at the body.
+    ({"strategy_type": "butterfly", "option_type": "PUT", "lower": "560", "middle": "565", "upper": "570",
+      "expiry": DEC18},
+     ("debit", "0.5000", "50.00", "450.00", "50.00", ["560.5000", "569.5000"], "5.0000", "50.00")),
 ]
 
 
@@ -146,6 +150,15 @@ def test_a_short_strangle_says_its_risk_is_unlimited_and_reserves_nothing_here(p
                              "max_profit": "260.00", "max_loss": None, "breakevens": ["557.4000", "582.6000"],
                              "width": "0.0000", "defined_risk": False, "buying_power": None, "modelled": False}
     assert body["unlimited_loss"] is True and body["risk_note"].startswith("Unlimited risk")
+
+
+def test_a_short_straddle_is_a_credit_with_unlimited_risk(preview):
+    body = preview(strategy_type="straddle", strike="570", expiry=DEC18, short=True).json()
+    # Sell the 570 call at 4.10 and the 570 put at 4.50: 8.60 credit, kept between 561.40 and 578.60.
+    assert figures(body) == {"net_direction": "credit", "net_price": "8.6000", "cost": "-860.00",
+                             "max_profit": "860.00", "max_loss": None, "breakevens": ["561.4000", "578.6000"],
+                             "width": "0.0000", "defined_risk": False, "buying_power": None, "modelled": False}
+    assert [leg["side"] for leg in body["legs"]] == ["SHORT", "SHORT"] and body["unlimited_loss"] is True
 
 
 def test_a_naked_put_has_a_bounded_loss_but_is_not_defined_risk(preview):
