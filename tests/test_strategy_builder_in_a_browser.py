@@ -182,3 +182,27 @@ def test_a_short_strangle_says_its_risk_is_unlimited(market_clock, device, alice
     expect(page.locator('#sb-form [data-error-for="call_strike"]')).to_contain_text("must be above its put strike")
     expect(page.locator("#sb-send")).to_be_disabled()
     assert page.problems == [], json.dumps(page.problems)
+
+
+def test_a_calendar_takes_one_click_and_a_back_expiry_and_says_its_figures_are_modelled(market_clock, device, alice):
+    page = device(viewport=PHONE)
+    page.click("#tab-builder")
+    page.fill("#sb-ticker", "SPY")
+    front = page.locator("#sb-expiry option", has_text="monthly").first
+    expect(front).to_be_attached()
+    page.select_option("#sb-template", "calendar")
+    expect(page.locator("#sb-back-box")).to_be_visible()
+    expect(page.locator("#sb-direction-box")).to_be_hidden()
+    page.select_option("#sb-expiry", front.get_attribute("value"))
+    expect(page.locator("#sb-chain tr.oe-atm")).to_be_visible()
+    strike = page.locator("#sb-chain tr.oe-atm").get_attribute("data-strike")
+    back = page.locator("#sb-back-expiry").input_value()
+    assert back > front.get_attribute("value")
+    page.click(f'#sb-chain .sb-pick[data-side="call"][data-strike="{strike}"]')
+    expect(page.locator("#sb-legs li.sb-leg")).to_have_count(2)
+    assert [leg.get_attribute("data-side") for leg in page.locator("#sb-legs li.sb-leg").all()] == ["SHORT", "LONG"]
+    expect(page.locator('#sb-figures [data-figure="max_profit"]')).to_contain_text("modelled at the front expiry")
+    expect(page.locator("#sb-chart")).to_have_attribute("data-curves", "2")
+    assert page_overflow(page) == 0
+    shoot(page, "strategy-builder-phone-calendar")
+    assert page.problems == [], json.dumps(page.problems)
