@@ -12,11 +12,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 
-from brokers.base import Greeks, OptionChainEntry, Quote
+from brokers.base import BrokerUnavailable, Greeks, OptionChainEntry, Quote
 from brokers.occ import build_symbol
 
 from . import clock as market_clock
-from .marketdata import Interval, MarketDataProvider, OptionQuote, provider_for
+from .marketdata import Interval, MarketDataError, MarketDataProvider, OptionQuote, UnknownSymbol, provider_for
 from .marketdata.base import underlying_of
 
 CHAIN_STRIKES_EACH_SIDE = 15
@@ -92,6 +92,17 @@ class MarketDataMarket:
                              quote=quotes[symbol])
             for symbol, (kind, strike) in symbols.items() if symbol in quotes
         ]
+
+    def underlying_price(self, underlying: str) -> Decimal | None:
+        """None for a ticker the source does not know; the source down is the broker layer's
+        BrokerUnavailable (what the layers below this adapter understand)."""
+        try:
+            quote = self.provider.underlying_quotes([underlying]).get(underlying)
+        except UnknownSymbol:
+            return None
+        except MarketDataError as error:
+            raise BrokerUnavailable(str(error)) from error
+        return quote.last if quote is not None else None
 
     def now(self) -> datetime:
         return self._clock()

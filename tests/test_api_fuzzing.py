@@ -56,6 +56,8 @@ RULES_BEYOND_THE_SCHEMA = {
     "PUT /api/settings", "GET /api/analytics/performance", "GET /api/analytics/calibration",
     "GET /api/analytics/exit-replay", "GET /api/analytics/exit-policy-replay", "GET /api/analytics/dataset",
     "GET /api/market/chain",
+    # A spread's strikes in order, listed and quoted by the market, its expiries still trading (the template's rules).
+    "POST /api/spreads/preview",
     "GET /api/trades", "GET /api/trades/history", "GET /api/trades/export",  # `from` after `to`
     # A channel's URL must be one Apprise knows, at a host we send to; quiet hours need both ends.
     "POST /api/notification-channels", "PUT /api/notification-channels/{id}",

@@ -62,6 +62,7 @@ NOT_OBJECT_ROUTES = {
     "market-quote": "quotes from the market-data source, the same for everyone (cached and shared); no rows",
     "market-expirations": "a ticker's listed expiries from the market-data source, the same for everyone; no rows",
     "market-chain": "an option chain from the market-data source, the same for everyone; no rows",
+    "api-spread-preview": "prices legs the caller describes at the market's quotes; reads and writes no rows",
     "api-broker-status": "the caller's own broker trouble, from cache keys built from request.user, no rows "
                          "(monitoring/tests/test_broker_trouble.py: Bob does not see Alice's)",
 }

@@ -54,7 +54,7 @@ OPEN_BODY = {"ticker": "SPY", "option_type": "CALL", "strike": "570", "expiry": 
 # in the order of the write scenario below. Every other route is called by GET.
 WRITTEN = {
     "trade-validate", "trade-list", "trade-adjust", "trade-exit-policy", "trade-close", "trade-entry-reprice",
-    "trade-entry-cancel",
+    "trade-entry-cancel", "api-spread-preview",
     "trade-close-reprice", "trade-close-cancel", "api-settings", "api-webhook-secret",
     "settings-paper", "api-token", "api-tokens", "api-token-detail", "api-token-revoke", "api-token-revoke-all",
     "sign-out-everywhere", "password-change", "login", "logout", "notification-channel-send-test",
@@ -301,6 +301,12 @@ def test_every_write_runs_on_the_web_role_and_lands_in_the_traders_rows(on_the_w
     call("post", f"/api/notification-channels/{channel['id']}/test", expect=202)
     checked = call("post", "/api/trades/validate", OPEN_BODY, expect=200).json()
     assert checked["valid"] is True and checked["preview"]["total_cost"] == "861.30"  # 2 × 4.30 × 100 + 1.30
+    market.set_spot("SPY", "570")
+    market.set_quote("SPY261218C00575000", "2.10", "2.30")
+    spread = call("post", "/api/spreads/preview", {"ticker": "SPY", "strategy_type": "vertical", "option_type": "CALL",
+                                                   "lower": "570", "upper": "575", "expiry": "2026-12-18"},
+                  expect=200).json()
+    assert (spread["cost"], spread["max_profit"]) == ("220.00", "280.00")  # buy 570 at 4.30, sell 575 at 2.10
     call("post", "/api/trades", {**OPEN_BODY, "qty": 500}, expect=422)  # refused by her risk limits
     opened = call("post", "/api/trades", OPEN_BODY, expect=201, HTTP_IDEMPOTENCY_KEY="web-role-1").json()
     replayed = call("post", "/api/trades", OPEN_BODY, expect=201, HTTP_IDEMPOTENCY_KEY="web-role-1")

@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from . import api, api_channels, views
+from . import api, api_channels, api_spreads, views
 
 router = DefaultRouter(trailing_slash=False)
 router.register("trades", api.TradeViewSet, basename="trade")
@@ -15,5 +15,6 @@ urlpatterns = [
     path("api/settings/webhook-secret", api.WebhookSecretView.as_view(), name="api-webhook-secret"),
     path("api/account/summary", api.AccountSummaryView.as_view(), name="api-account-summary"),
     path("api/broker-status", api.BrokerStatusView.as_view(), name="api-broker-status"),
+    path("api/spreads/preview", api_spreads.SpreadPreviewView.as_view(), name="api-spread-preview"),
     path("api/", include(router.urls)),
 ]

@@ -34,6 +34,7 @@ def _page_context(request) -> dict:
                 "chain": reverse("market-chain"),
                 "trades": "/api/trades",
                 "validate": reverse("trade-validate"),
+                "spread_preview": reverse("api-spread-preview"),
                 "account_summary": reverse("api-account-summary"),
                 "history": "/api/trades/history",
                 "export": "/api/trades/export",

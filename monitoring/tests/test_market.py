@@ -3,6 +3,8 @@
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
+
 from brokers import market as broker_market
 from brokers.base import OrderRequest, OrderStatus, order_tag
 from brokers.paper import FillRules, LocalPaperBroker
@@ -27,6 +29,21 @@ def test_a_chain_lists_calls_and_puts_around_the_money():
     assert len(chain) == 62 and {entry.option_type for entry in chain} == {"CALL", "PUT"}
     assert all(entry.quote.bid is not None and entry.quote.bid <= entry.quote.ask for entry in chain)
     assert all(entry.quote.greeks.delta is not None for entry in chain)
+
+
+def test_the_underlying_price_is_the_sources_last_and_none_where_it_has_none():
+    from brokers.base import BrokerUnavailable
+    from monitoring.marketdata import ProviderUnavailable
+    from tests.fakes.market import HandMadeBars
+
+    market = market_at(TUESDAY_MIDDAY)
+    spot = market.underlying_price("SPY")
+    assert spot > 0 and spot == market.provider.underlying_quotes(["SPY"])["SPY"].last
+    assert MarketDataMarket(HandMadeBars()).underlying_price("SPY") is None
+    down = HandMadeBars()
+    down.underlying_quotes = lambda symbols: (_ for _ in ()).throw(ProviderUnavailable("no answer"))
+    with pytest.raises(BrokerUnavailable):
+        MarketDataMarket(down).underlying_price("SPY")
 
 
 def test_trading_days_come_from_the_exchange_calendar():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from brokers.base import Quote
+from brokers.base import Greeks, Quote
 from brokers.occ import parse_symbol
 from monitoring.marketdata import Bar, Interval, MarketDataProvider
 from monitoring.marketdata.base import OptionQuote, midpoint
@@ -26,6 +26,8 @@ class HandDrivenMarket:
         self.open = True
         self.quote_requests: list[list[str]] = []
         self.closes: dict[tuple[str, date], Decimal] = {}  # the underlying's close on an expiry day
+        self.spots: dict[str, Decimal] = {}  # underlyings' last prices (set_spot)
+        self.ivs: dict[str, Decimal] = {}  # options' implied volatilities (set_quote's iv)
 
     @classmethod
     def quoting(cls, books: dict[str, tuple[str | None, str | None]]) -> HandDrivenMarket:
@@ -35,8 +37,16 @@ class HandDrivenMarket:
             market.set_quote(symbol, bid, ask)
         return market
 
-    def set_quote(self, symbol: str, bid: str | None, ask: str | None) -> None:
+    def set_quote(self, symbol: str, bid: str | None, ask: str | None, *, iv: str | None = None) -> None:
         self.book[symbol] = (Decimal(bid) if bid is not None else None, Decimal(ask) if ask is not None else None)
+        if iv is not None:
+            self.ivs[symbol] = Decimal(iv)
+
+    def set_spot(self, underlying: str, last: str) -> None:
+        self.spots[underlying] = Decimal(last)
+
+    def underlying_price(self, underlying: str) -> Decimal | None:
+        return self.spots.get(underlying)
 
     def advance(self, **delta) -> None:
         self.moment += timedelta(**delta)
@@ -46,9 +56,16 @@ class HandDrivenMarket:
         self.quote_requests.append(symbols)
         return {
             symbol: Quote(symbol=symbol, bid=self.book[symbol][0], ask=self.book[symbol][1], last=None,
-                          bid_at=self.moment, ask_at=self.moment)
+                          bid_at=self.moment, ask_at=self.moment, greeks=self._greeks(symbol))
             for symbol in symbols if symbol in self.book
         }
+
+    def _greeks(self, symbol: str) -> Greeks | None:
+        iv = self.ivs.get(symbol)
+        if iv is None:
+            return None
+        return Greeks(delta=None, gamma=None, theta=None, vega=None, rho=None, mid_iv=iv, smv_vol=None,
+                      updated_at=self.moment)
 
     def option_chain(self, underlying: str, expiry: date):
         return []

@@ -143,6 +143,7 @@ from .risk import RiskRoom, TradePreview, active_exposure, max_loss_at, spread_h
 from .spread_closing import spread_close_confirm
 from .spread_exits import NetExitsReport, spread_exits_watch
 from .spread_opening import SpreadLegInput, SpreadOpenInput, spread_entry_update, spread_open, strategy_of
+from .spread_preview import LegInput, SpreadPreview, SpreadPreviewInput, spread_preview
 from .working import Session, close_cancel, close_reprice, entry_cancel, entry_reprice, market_session
 
 __all__ = [
@@ -192,4 +193,6 @@ __all__ = [
     "exit_policy_evaluate", "commission_per_share",
     # Partial closes: selling a part (a scale-out, the trader's partial close) and reading the parts.
     "part_sale_resume", "quantity_history", "trade_close_some", "trade_part_sell", "trade_parts",
+    # The strategy builder's preview of a multi-leg position (reads the market, writes nothing).
+    "LegInput", "SpreadPreview", "SpreadPreviewInput", "spread_preview",
 ]
