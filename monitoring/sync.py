@@ -386,7 +386,9 @@ def sync_trade(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
     if close_in_progress(trade_id=trade.pk):
         return 0
     if trade.strategy_type != StrategyType.SINGLE:  # one multileg order, no bracket at the broker
-        return _sync_spread_entry(trade, book) if trade.status == TradeStatus.PENDING else 0
+        if trade.status == TradeStatus.PENDING:
+            return _sync_spread_entry(trade, book)
+        return _sync_spread(trade, book, broker)
     if trade.status == TradeStatus.PENDING:
         entry_changed, trade = _sync_entry(trade, book, broker)
         if trade.status != TradeStatus.OPEN:

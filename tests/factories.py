@@ -289,7 +289,7 @@ def spread_open_trade(*, owner, legs, qty: int = 1, status: str = TradeStatus.OP
         owner=owner, legs=False, ticker=fields.pop("ticker", first.root), option_type=first.option_type,
         strike=first.strike, expiry=first.expiry, qty=qty, filled_qty=qty, status=status,
         strategy_type=strategy_type or services.strategy_of(position) or "vertical", net_direction=direction,
-        entry_price=held, planned_entry_price=held,
+        entry_price=fields.pop("entry_price", held), planned_entry_price=fields.pop("planned_entry_price", held),
         sl_price=sl_price if sl_price is not None else (held / 2 if debit else held * 2),
         tp_price=tp_price if tp_price is not None else (held * Decimal("1.5") if debit else held / 2), **fields)
     with tenancy.acting_as(owner.pk):
