@@ -28,7 +28,7 @@ from trades.selectors import commission_rates
 from trades.services import ExitPoliciesReport, TradeMark, exit_policies_apply, marks_record
 
 from . import clock as market_clock
-from .expiry import ExpiryReport, intrinsic_value, settle_expiries
+from .expiry import ExpiryReport, intrinsic_value, pin_risk_watch, settle_expiries
 from .marketdata import MarketDataError, MarketDataProvider, OptionQuote
 from .models import SnapshotKind
 from .sync import SyncReport, sync_orders
@@ -233,6 +233,7 @@ class OrdersCycleReport:
     sync: SyncReport | None
     expiry: ExpiryReport | None
     policies: ExitPoliciesReport | None = None
+    pin_risk_alerts: int = 0
     skipped: str = ""  # last: the repr ends with why a cycle did nothing
 
 
@@ -252,7 +253,19 @@ def orders_cycle(*, provider: MarketDataProvider, market: Market | None = None,
     policies = apply_exit_policies(provider=provider, market=market, at=at)
     fills = match_paper_orders(market=market)
     report = sync_orders(market=market, at=at)
-    return OrdersCycleReport(fills, report, settle_expiries(provider=provider, at=at, market=market), policies=policies)
+    expiry = settle_expiries(provider=provider, at=at, market=market)
+    return OrdersCycleReport(fills, report, expiry, policies=policies, pin_risk_alerts=_pin_risk(provider, at))
+
+
+def _pin_risk(provider: MarketDataProvider, at: datetime) -> int:
+    """The pin-risk alerts of this cycle (its failure must not undo what the cycle did)."""
+    if not market_clock.is_market_open(at):
+        return 0
+    try:
+        return pin_risk_watch(provider=provider, at=at)
+    except Exception:
+        logger.exception("pin risk could not be watched this cycle")
+        return 0
 
 
 def apply_exit_policies(*, provider: MarketDataProvider, market: Market, at: datetime,

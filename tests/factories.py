@@ -261,3 +261,35 @@ def a_row_in_every_owned_table(owner, *, market, contract: str):
             OrderRequest(option_symbol=contract, side="buy_to_open", quantity=1, order_type="market",
                          tag=order_tag(trade.pk, "entry")))
     return trade
+
+
+# --- spread-expiry (issue 19): a multi-leg trade held to expiry -----------------------------------
+
+
+def expiry_spread_trade(owner, legs, *, qty: int = 1, strategy_type: str = "vertical", broker_mode: str = "",
+                        entry_date: datetime | None = None, **fields):
+    """An OPEN multi-leg trade of `owner` whose legs are `legs`: (side "LONG"/"SHORT", OCC symbol,
+    ratio, entry price per share as text), written as the opening services write one: the row's
+    contract is leg 0's, `ticker` the underlying (SPX for SPXW), the entry the held net, and the
+    direction from its sign."""
+    from brokers.models import BrokerMode
+    from brokers.occ import parse_symbol, underlying_of_root
+    from trades.models import NetDirection, TradeLeg
+
+    contracts = [parse_symbol(symbol) for _, symbol, _, _ in legs]
+    net = sum(((1 if side == "LONG" else -1) * ratio * Decimal(price) for side, _, ratio, price in legs), Decimal(0))
+    direction = NetDirection.CREDIT if net < 0 else NetDirection.DEBIT
+    first, entry = contracts[0], abs(net)
+    half, twice = (entry / 2).quantize(Decimal("0.01")), entry * 2  # exits in the held direction
+    stop, target = (half, twice) if direction == NetDirection.DEBIT else (twice, half)
+    trade = PaperTradeFactory(
+        owner=owner, legs=False, ticker=underlying_of_root(first.root), option_type=first.option_type,
+        strike=first.strike, expiry=first.expiry, qty=qty, entry_price=entry,
+        entry_date=entry_date or timezone.now(), sl_price=stop, tp_price=target, strategy_type=strategy_type,
+        net_direction=direction, broker_mode=broker_mode or BrokerMode.LOCAL_PAPER, **fields)
+    with tenancy.acting_as(owner.pk):
+        for position, ((side, symbol, ratio, price), contract) in enumerate(zip(legs, contracts, strict=True)):
+            TradeLeg.objects.create(owner_id=owner.pk, trade=trade, position=position, option_symbol=symbol,
+                                    option_type=contract.option_type, strike=contract.strike, expiry=contract.expiry,
+                                    side=side, ratio=ratio, entry_price=Decimal(price))
+    return trade

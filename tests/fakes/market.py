@@ -24,6 +24,7 @@ class HandDrivenMarket:
         self.open = True
         self.quote_requests: list[list[str]] = []
         self.closes: dict[tuple[str, date], Decimal] = {}  # the underlying's close on an expiry day
+        self.openings: dict[tuple[str, date], Decimal] = {}  # its first price after a day's open
 
     @classmethod
     def quoting(cls, books: dict[str, tuple[str | None, str | None]]) -> HandDrivenMarket:
@@ -81,6 +82,12 @@ class HandDrivenMarket:
 
     def underlying_close(self, underlying: str, expiry: date) -> Decimal | None:
         return self.closes.get((underlying, expiry))
+
+    def set_opening(self, underlying: str, day: date, price: str) -> None:
+        self.openings[(underlying, day)] = Decimal(price)
+
+    def underlying_opening(self, underlying: str, at: datetime) -> Decimal | None:
+        return self.openings.get((underlying, at.date()))
 
 
 class HandMadeBars(MarketDataProvider):

@@ -98,6 +98,7 @@ from .exit_policies import (
     exit_policy_evaluate,
 )
 from .exit_policy_runs import ExitPoliciesReport, exit_policies_apply
+from .expiry import LegSettlementPrice, live_legs, pin_risk_alert, spread_expiry_settle, spread_realized_pnl
 from .idempotency import (
     IDEMPOTENCY_KEY_TTL,
     IdempotencyClaim,
@@ -182,4 +183,6 @@ __all__ = [
     "exit_policy_evaluate", "commission_per_share",
     # Partial closes: selling a part (a scale-out, the trader's partial close) and reading the parts.
     "part_sale_resume", "quantity_history", "trade_close_some", "trade_part_sell", "trade_parts",
+    # A multi-leg trade at expiry: its legs settled one by one, and pin risk told to the trader.
+    "LegSettlementPrice", "live_legs", "pin_risk_alert", "spread_expiry_settle", "spread_realized_pnl",
 ]
