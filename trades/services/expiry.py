@@ -130,7 +130,8 @@ def _settle(trade: PaperTrade, due: list[TradeLeg], prices: dict[str, LegSettlem
     at = max(prices[leg.option_symbol].at for leg in due)
     payload = {"source": EXPIRY, "legs": settled}
     changes = {"close_order_id": ""} if trade.close_order_id else {}
-    delivered = [row for row in settled if row["reason"] in (ASSIGNED, EXERCISED)]
+    delivered = [{**row, "contract": by_symbol[row["leg"]]} for row in settled
+                 if row["reason"] in (ASSIGNED, EXERCISED)]
     if shares and delivered:
         changes["attention_reason"] = _shares_told(trade, shares, delivered)
     with transaction.atomic():
@@ -172,7 +173,7 @@ def _close_changes(trade: PaperTrade, legs: list[TradeLeg], at: datetime) -> dic
 
 def _shares_told(trade: PaperTrade, shares: Decimal, delivered: list[dict]) -> str:
     """The attention reason for shares an assignment or exercise left in the account."""
-    legs = ", ".join(f"{'short' if row['side'] == LegSide.SHORT else 'long'} {row['leg']} "
+    legs = ", ".join(f"{'short' if row['side'] == LegSide.SHORT else 'long'} {_contract_words(row['contract'])} "
                      f"{'assigned' if row['reason'] == ASSIGNED else 'exercised'}" for row in delivered)
     side = "short" if shares < 0 else "long"
     return (f"Expiry delivered stock: the account now holds {abs(shares).normalize():f} shares of {trade.ticker} "
@@ -215,8 +216,13 @@ def pin_risk_alert(*, trade: PaperTrade, leg: TradeLeg, underlying: Decimal, cut
 
 
 def _pin_risk_words(trade: PaperTrade, leg: TradeLeg, underlying: Decimal, cutoff: datetime) -> str:
-    right = "call" if leg.option_type == "CALL" else "put"
     closes = cutoff.astimezone(ZoneInfo(settings.MARKET_TIME_ZONE))
-    return (f"Pin risk: {trade.ticker} at {underlying} is within {abs(underlying - leg.strike)} of your short "
-            f"{leg.strike.normalize():f} {right}, which expires at {closes:%H:%M} ET. "
+    gap = abs(underlying - leg.strike).quantize(CENT)
+    return (f"Pin risk: {trade.ticker} at {underlying} is within {gap} of your short {_contract_words(leg)}, "
+            f"which expires at {closes:%H:%M} ET. "
             f"Ending near the strike, it may or may not be assigned: close or roll it before then.")[:255]
+
+
+def _contract_words(leg: TradeLeg) -> str:
+    """A leg as a trader says it: "575 put, Nov 27"."""
+    return f"{leg.strike.normalize():f} {'call' if leg.option_type == 'CALL' else 'put'}, {leg.expiry:%b %-d}"
