@@ -188,12 +188,10 @@ PIN_RISK_SYSTEM = {"actor": Actor.SYSTEM, "actor_label": "pin_risk"}
 
 
 def last_trading_moment(contract: OptionContract) -> datetime:
-    """The close of the contract's last trading session: its expiry cutoff, or for an AM-settled
-    index option the close of the session before the opening it settles at."""
-    moment = settlement_moment(contract)
-    if settlement_style(contract.root) != AM:
-        return moment
-    return market_clock.session_for(market_clock.previous_trading_day(market_clock.market_date(moment))).close
+    """When a physically settled contract stops trading: its expiry cutoff. (Pin risk leaves
+    cash-settled index options out, so an AM-settled root's earlier last trading day never
+    comes up here.)"""
+    return market_clock.expiry_cutoff(contract.expiry)
 
 
 def pin_risk_watch(*, provider: MarketDataProvider, at: datetime) -> int:

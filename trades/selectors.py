@@ -296,8 +296,11 @@ def leg_quotes(trade: PaperTrade) -> dict[str, LegQuote]:
         return {}
     if trade.strategy_type == StrategyType.SINGLE:
         return {trade.option_symbol: LegQuote(bid=trade.current_bid, ask=trade.current_ask, mark=trade.current_price)}
-    return {leg.option_symbol: LegQuote(bid=leg.bid, ask=leg.ask, mark=leg.mark)
-            for leg in trade_legs(trade) if leg.marked_at is not None}
+    # A leg settled at expiry while others are held (a calendar's front month) is worth its exit
+    # price for good: that is its quote from then on (docs/spreads.md, "Expiry").
+    return {leg.option_symbol: LegQuote(bid=leg.exit_price, ask=leg.exit_price, mark=leg.exit_price)
+            if leg.exit_reason and leg.exit_price is not None else LegQuote(bid=leg.bid, ask=leg.ask, mark=leg.mark)
+            for leg in trade_legs(trade) if leg.marked_at is not None or leg.exit_reason}
 
 
 def net_mark(legs: Iterable[TradeLeg], quotes: dict[str, LegQuote]) -> Decimal | None:

@@ -14,6 +14,7 @@ from brokers.occ import build_symbol, exercise_value
 from brokers.settlement import AM, CASH_SETTLED_ROOTS, PM, cash_settled, leg_settlement, settlement_style, settles_at
 from tests.factories import UserFactory, expiry_spread_trade
 from tradeoptions import tenancy
+from trades import selectors
 from trades.models import CloseReason, LegExit, PaperTrade, TradeEvent, TradeLeg, TradeStatus
 from trades.services import LegSettlementPrice, spread_expiry_settle
 
@@ -181,6 +182,12 @@ def test_a_calendar_keeps_its_back_month_open_after_the_front_settles(trader):
     assert front.status == TradeStatus.OPEN and not front.close_reason and front.realized_pnl is None
     assert _exits(trade) == [(LegExit.ASSIGNED, D("5.00")), ("", None)]
     assert _settle(trade, "575", expiry=EXPIRY) is None  # nothing more is due: the front is settled once
+    # Held, the back month marked at 6.00: the settled front counts at its exit, −5.00 + 6.00.
+    with tenancy.system_context():
+        TradeLeg.objects.filter(trade_id=trade.pk, expiry=BACK).update(
+            bid=D("5.90"), ask=D("6.10"), mark=D("6.00"), marked_at=CUTOFF)
+        held = PaperTrade.objects.prefetch_related("legs").get(pk=trade.pk)
+        assert selectors.net_mark(selectors.trade_legs(held), selectors.leg_quotes(held)) == D("1.00")
     # The back month expires worthless in January: −(5.00 − 4.10) × 100 + (0 − 7.30) × 100 = −820.
     assert _settle(trade, "560", at=BACK_CUTOFF, expiry=BACK) == CloseReason.EXPIRED
     assert _exits(trade) == [(LegExit.ASSIGNED, D("5.00")), (LegExit.EXPIRED, D("0.00"))]
