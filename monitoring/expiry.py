@@ -200,9 +200,11 @@ def pin_risk_watch(*, provider: MarketDataProvider, at: datetime) -> int:
     app remembers). Short legs of cash-settled index options are left out: no shares can be
     delivered, so there is no assignment to be unsure of. Returns the alerts sent now."""
     distance = Decimal(str(getattr(settings, "PIN_RISK_DISTANCE", "0") or "0"))
-    if distance <= 0:
-        return 0
     today = market_clock.market_date(at)
+    close = market_clock.session_for(today).close
+    # Every cutoff is a session's close: outside today's last hour no leg can be due (no query).
+    if distance <= 0 or close is None or not close - PIN_RISK_WINDOW <= at < close:
+        return 0
     with tenancy.system_context():
         legs = [leg for leg in TradeLeg.objects.filter(
             trade__status__in=HELD, side=LegSide.SHORT, exit_reason="", expiry__gte=today,
