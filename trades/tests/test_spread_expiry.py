@@ -239,3 +239,35 @@ def test_property_realized_pnl_at_expiry_is_the_sum_over_legs(db, legs, underlyi
                     * (exercise_value(kind, strike, underlying).quantize(D("0.01")) - price) * units * 100
                     for side, kind, strike, ratio, price in legs), D(0))
     assert _closed(trade)[1] == expected
+
+
+class ClosingOrderBroker:
+    """A broker whose answer to cancelling the trade's closing order the test chooses."""
+
+    def __init__(self, status):
+        self.status, self.cancelled = status, []
+
+    def cancel_order(self, order_id):
+        from brokers.base import Order
+
+        self.cancelled.append(order_id)
+        return Order(id=order_id, status=self.status, order_class="multileg")
+
+
+@pytest.mark.parametrize(("status", "settles"), [("canceled", True), ("filled", False), ("open", False)])
+def test_a_closing_order_working_at_the_cutoff_ends_first_and_its_fill_wins(trader, status, settles):
+    from brokers.base import OrderStatus
+
+    trade = expiry_spread_trade(trader, [("LONG", spy("CALL", 570), 1, "4.30"), ("SHORT", spy("CALL", 575), 1, "2.50")],
+                                status=TradeStatus.CLOSING, close_order_id="55")
+    broker = ClosingOrderBroker(OrderStatus(status))
+    prices = {leg.option_symbol: LegSettlementPrice(D("580"), CUTOFF) for leg in _legs(trade)}
+    with tenancy.acting_as(trader.pk):
+        reason = spread_expiry_settle(trade=_stored(trade.pk), broker=broker, prices=prices, **WHO)
+    assert broker.cancelled == ["55"]
+    if settles:
+        assert reason == CloseReason.EXPIRED and _stored(trade.pk).close_order_id == ""
+        assert _closed(trade) == (D("5.00"), D("320.00"))
+    else:  # a fill is the outcome (the order sync records it), an unfinished cancel is asked again
+        assert reason is None and _stored(trade.pk).status == TradeStatus.CLOSING
+        assert all(not leg.exit_reason for leg in _legs(trade))
