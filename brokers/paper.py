@@ -38,6 +38,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, F, Q, Sum, When
 
+from . import settlement
 from .base import (
     SPREAD_CLASSES,
     AccountBalance,
@@ -828,21 +829,26 @@ def settle_expired_positions(*, market: Market, rules: FillRules | None = None, 
     # Long legs first: a spread's long leg pays in before its short leg is assigned, so the cash
     # held back for the short never has to cover the payout alone.
     held = sorted(expired_positions(now=now, owner_id=owner_id), key=lambda position: position["net"] < 0)
-    closes: dict[tuple[str, date], Decimal | None] = {}
+    closes: dict[tuple[str, date, str], Decimal | None] = {}
     settled = 0
     for position in held:
         owner, symbol = position["owner_id"], position["option_symbol"]
         contract = parse_symbol(symbol)
-        if now < market.expiry_cutoff(contract.expiry):
+        at = settlement.settles_at(contract.root, market.expiry_cutoff(contract.expiry), market.next_open)
+        if now < at:
             continue
         try:  # one position's books (or a market-data failure) must not stop the others'; the next call retries
-            key = (_underlying(owner, symbol) or contract.root, contract.expiry)
+            style = settlement.settlement_style(contract.root)
+            key = (_underlying(owner, symbol) or underlying_of_root(contract.root), contract.expiry, style)
             if key not in closes:
-                closes[key] = market.underlying_close(*key)
+                closes[key] = (market.underlying_opening(key[0], at) if style == settlement.AM
+                               else market.underlying_close(key[0], key[1]))
             if closes[key] is None:
-                logger.warning("paper expiry: no close of %s for %s yet; %s of user %s waits", *key, symbol, owner)
+                logger.warning("paper expiry: no settlement price of %s for %s yet; %s of user %s waits",
+                               key[0], key[1], symbol, owner)
                 continue
-            settled += _settle_position(owner, symbol, key[0], closes[key], market=market, rules=rules, now=now)
+            settled += _settle_position(owner, symbol, key[0], closes[key], market=market, rules=rules, now=now,
+                                        at=at)
         except Exception:
             logger.exception("paper expiry: %s of user %s could not be settled", symbol, owner)
     return settled
@@ -868,16 +874,17 @@ def _underlying(owner_id: int, symbol: str) -> str:
 
 
 def _settle_position(owner_id: int, symbol: str, underlying: str, close: Decimal, *, market: Market,
-                     rules: FillRules, now: datetime) -> int:
+                     rules: FillRules, now: datetime, at: datetime) -> int:
     """Orders on the contract end first (each group under its own lock, as matching does), then
     the contracts still held are sold to the expiry at intrinsic value under the account's lock;
     contracts held short are bought back from it at intrinsic value (in the money: assigned, and
-    the short pays it)."""
+    the short pays it; an index option's is settled in cash). `at`: when the settlement value was
+    fixed (the cutoff; an AM-settled index option's expiry-day open), the settlement's time."""
     heads, _ = working_groups(PaperOrder.objects.filter(owner_id=owner_id, option_symbol=symbol))
     for head_id in heads:
         match_group(head_id, quotes={}, market=market, rules=rules, now=now)
     contract = parse_symbol(symbol)
-    cutoff = market.expiry_cutoff(contract.expiry)
+    cutoff = at
     value = intrinsic_value(contract.option_type, contract.strike, close)
     with transaction.atomic():
         lock_account(owner_id)
@@ -885,13 +892,14 @@ def _settle_position(owner_id: int, symbol: str, underlying: str, close: Decimal
         if held == 0:
             return 0
         quantity, side = abs(held), OrderSide.SELL_TO_CLOSE if held > 0 else OrderSide.BUY_TO_CLOSE
-        how = "worthless" if not value else (f"in the money, settled at ${value}" if held > 0 else
-                                             f"in the money, assigned: bought back at ${value}")
+        how = "worthless" if not value else (
+            f"in the money, settled in cash at ${value}" if settlement.cash_settled(contract.root) else
+            f"in the money, settled at ${value}" if held > 0 else f"in the money, assigned: bought back at ${value}")
         order = PaperOrder.objects.create(
             owner_id=owner_id, order_class="option", option_symbol=symbol, underlying=underlying,
             side=side.value, quantity=quantity, status=OrderStatus.FILLED.value,
             filled_quantity=quantity, avg_fill_price=value, created_at=cutoff, updated_at=cutoff,
-            reason=f"Expired {how} ({underlying} closed at ${close}).",
+            reason=f"Expired {how} ({underlying} {_settled_on(contract.root)} at ${close}).",
         )
         PaperFill.objects.create(owner_id=owner_id, order=order, option_symbol=symbol, side=order.side,
                                  quantity=quantity, price=value, commission=Decimal(0), filled_at=cutoff,
@@ -899,6 +907,11 @@ def _settle_position(owner_id: int, symbol: str, underlying: str, close: Decimal
         _close_position(owner_id, symbol)
     logger.info("paper expiry: %s %s of user %s expired %s", held, symbol, owner_id, how)
     return 1
+
+
+def _settled_on(root: str) -> str:
+    """The settlement price's name in a settlement's reason (an AM index settles on its opening)."""
+    return "opened" if settlement.settlement_style(root) == settlement.AM else "closed"
 
 
 def _set(order: PaperOrder, **changes) -> None:

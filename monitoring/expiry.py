@@ -7,26 +7,46 @@ first; if the broker reports that an exit (or a close's sell) filled before the 
 trade closes at that fill instead (`trades.services.trade_expiry_settle` decides; this module
 keeps the schedule and the prices). A settled trade is CLOSED, so running this again finds
 nothing: idempotent.
+
+A multi-leg trade settles leg by leg, each at its own expiry (`trades.services.spread_expiry_settle`
+decides; a calendar keeps its back month). An index option settles in cash at its settlement
+value (`brokers.settlement`): a PM-settled root (SPXW, NDXP, RUTW, XSP…) against the close at the
+cutoff, an AM-settled one (a standard monthly SPX, NDX, RUT; VIX) against the provider's first
+price after the expiry day's open, standing in for the exchange's opening quotation.
+
+Pin risk (`pin_risk_watch`): in the last hour before a short leg's cutoff, an underlying within
+PIN_RISK_DISTANCE percent of the leg's strike tells the trader once per leg and expiry.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
+
 from brokers.market import Market, default_market
-from brokers.occ import intrinsic_value, parse_symbol
+from brokers.occ import OptionContract, intrinsic_value, parse_symbol
 from brokers.paper import settle_expired_positions
+from brokers.settlement import AM, PM, cash_settled, settlement_style, settles_at
 from tradeoptions import tenancy
-from trades.models import AccountSettings, Actor, PaperTrade, TradeStatus
-from trades.services import InvalidTransition, TradeError, VersionConflict, broker_of, trade_expiry_settle
+from trades.models import AccountSettings, Actor, LegSide, PaperTrade, StrategyType, TradeLeg, TradeStatus
+from trades.services import (
+    InvalidTransition,
+    LegSettlementPrice,
+    TradeError,
+    VersionConflict,
+    broker_of,
+    pin_risk_alert,
+    spread_expiry_settle,
+    trade_expiry_settle,
+)
 
 from . import clock as market_clock
-from .market import closing_price
-from .marketdata import MarketDataProvider
+from .market import closing_price, opening_price
+from .marketdata import MarketDataError, MarketDataProvider
 from .marketdata.base import underlying_of
 
 logger = logging.getLogger(__name__)
@@ -52,53 +72,166 @@ def settle_expiries(*, provider: MarketDataProvider, at: datetime, market: Marke
         # The local paper broker's own books first, so that its cash and positions agree with
         # the trades settled below (Tradier settles its accounts itself).
         settle_expired_positions(market=market, now=at)
-        due = [trade for trade in PaperTrade.objects.filter(status__in=HELD, expiry__lt=before_next_session)
-               .order_by("id") if market_clock.expiry_cutoff(trade.expiry) <= at]
-        settings_of = {row.owner_id: row for row in
-                       AccountSettings.objects.filter(owner_id__in={trade.owner_id for trade in due})}
-    if not due:
+        held = PaperTrade.objects.filter(status__in=HELD)
+        due = [trade for trade in held.filter(strategy_type=StrategyType.SINGLE, expiry__lt=before_next_session)
+               .order_by("id") if settlement_moment(parse_symbol(trade.option_symbol)) <= at]
+        spreads = [trade for trade in held.exclude(strategy_type=StrategyType.SINGLE)
+                   .filter(legs__expiry__lt=before_next_session, legs__exit_reason="").distinct()
+                   .prefetch_related("legs").order_by("id") if _due_legs(trade, at)]
+        settings_of = {row.owner_id: row for row in AccountSettings.objects.filter(
+            owner_id__in={trade.owner_id for trade in due + spreads})}
+    if not due and not spreads:
         return report
-    closes = _closing_prices(provider, due)
+    prices = SettlementPrices(provider)
     for trade in due:
-        underlying = closes.get((underlying_of(parse_symbol(trade.option_symbol)), trade.expiry))
+        contract = parse_symbol(trade.option_symbol)
+        underlying = prices.of(contract)
         if underlying is None:
-            logger.error("expiry: no closing price for %s on %s; trade %s waits", trade.ticker, trade.expiry, trade.pk)
+            logger.error("expiry: no settlement price for %s on %s; trade %s waits", trade.ticker, trade.expiry,
+                         trade.pk)
             report.deferred += 1
             continue
-        try:
-            with tenancy.acting_as(trade.owner_id):
-                reason = _settle(trade, underlying, settings_of.get(trade.owner_id), market)
-        except (VersionConflict, InvalidTransition, TradeError) as error:
-            logger.info("expiry: trade %s not settled this time (%s)", trade.pk, error)
-            reason = None
-        if reason is None:
-            report.deferred += 1
-        else:
-            report.settled[str(reason)] = report.settled.get(str(reason), 0) + 1
+        _count(report, _guarded(trade, lambda trade=trade, contract=contract, underlying=underlying: _settle(
+            trade, contract, underlying, settings_of.get(trade.owner_id), market)))
+    for trade in spreads:
+        _count(report, _guarded(trade, lambda trade=trade: _settle_spread(
+            trade, _due_legs(trade, at), prices, settings_of.get(trade.owner_id), market)))
     return report
 
 
-def _closing_prices(provider: MarketDataProvider, trades: list[PaperTrade]) -> dict:
-    """The underlying's close on each expiry day: one daily bar per (underlying, day)."""
-    wanted = defaultdict(set)
-    for trade in trades:
-        wanted[underlying_of(parse_symbol(trade.option_symbol))].add(trade.expiry)
-    closes = {}
-    for underlying, days in wanted.items():
-        for day in days:
-            close = closing_price(provider, underlying, day)
-            if close is not None:
-                closes[(underlying, day)] = close
-    return closes
+def settlement_moment(contract: OptionContract) -> datetime:
+    """When the contract's settlement value is fixed: its expiry cutoff, or for an AM-settled index
+    option the open of that session (`brokers.settlement.settles_at`)."""
+    return settles_at(contract.root, market_clock.expiry_cutoff(contract.expiry), market_clock.next_open)
 
 
-def _settle(trade: PaperTrade, underlying: Decimal, account: AccountSettings | None, market: Market) -> str | None:
+class SettlementPrices:
+    """The underlying's settlement price per (underlying, expiry, AM/PM), each asked for once:
+    the close at the cutoff (one daily bar), or an AM root's first price after the open."""
+
+    def __init__(self, provider: MarketDataProvider) -> None:
+        self.provider = provider
+        self.known: dict[tuple, Decimal | None] = {}
+
+    def of(self, contract: OptionContract) -> Decimal | None:
+        underlying, style = underlying_of(contract), settlement_style(contract.root)
+        key = (underlying, contract.expiry, style)
+        if key not in self.known:
+            self.known[key] = (opening_price(self.provider, underlying, settlement_moment(contract)) if style == AM
+                               else closing_price(self.provider, underlying, contract.expiry))
+        return self.known[key]
+
+
+def _due_legs(trade: PaperTrade, at: datetime) -> list[TradeLeg]:
+    return [leg for leg in trade.legs.all()
+            if not leg.exit_reason and settlement_moment(parse_symbol(leg.option_symbol)) <= at]
+
+
+def _guarded(trade: PaperTrade, settle) -> str | None:
+    try:
+        with tenancy.acting_as(trade.owner_id):
+            return settle()
+    except (VersionConflict, InvalidTransition, TradeError) as error:
+        logger.info("expiry: trade %s not settled this time (%s)", trade.pk, error)
+        return None
+
+
+def _count(report: ExpiryReport, reason: str | None) -> None:
+    if reason is None:
+        report.deferred += 1
+    else:
+        report.settled[str(reason)] = report.settled.get(str(reason), 0) + 1
+
+
+def _settle(trade: PaperTrade, contract: OptionContract, underlying: Decimal, account: AccountSettings | None,
+            market: Market) -> str | None:
     """The facts (the broker, the intrinsic value, the cutoff); the decision is the trades app's."""
     broker = broker_of(account or AccountSettings(owner_id=trade.owner_id), mode=trade.broker_mode, market=market)
     value = intrinsic_value(trade.option_type, trade.strike, underlying)
-    reason = trade_expiry_settle(trade=trade, broker=broker, value=value,
-                                 cutoff=market_clock.expiry_cutoff(trade.expiry),
-                                 payload={"underlying_close": underlying}, **SYSTEM)
+    style = settlement_style(contract.root)
+    reason = trade_expiry_settle(trade=trade, broker=broker, value=value, cutoff=settlement_moment(contract),
+                                 payload={"underlying_close" if style == PM else "underlying_opening": underlying},
+                                 **SYSTEM)
     if reason is not None:
         logger.info("expiry: trade %s closed %s (underlying %s, intrinsic %s)", trade.pk, reason, underlying, value)
     return reason
+
+
+def _settle_spread(trade: PaperTrade, legs: list[TradeLeg], prices: SettlementPrices,
+                   account: AccountSettings | None, market: Market) -> str | None:
+    """Each due leg's settlement price (a leg without one yet waits), then the trades app decides."""
+    priced = {}
+    for leg in legs:
+        contract = parse_symbol(leg.option_symbol)
+        underlying = prices.of(contract)
+        if underlying is None:
+            logger.error("expiry: no settlement price for %s on %s; leg %s of trade %s waits",
+                         underlying_of(contract), contract.expiry, leg.option_symbol, trade.pk)
+            continue
+        priced[leg.option_symbol] = LegSettlementPrice(underlying=underlying, at=settlement_moment(contract))
+    if not priced:
+        return None
+    broker = broker_of(account or AccountSettings(owner_id=trade.owner_id), mode=trade.broker_mode, market=market)
+    reason = spread_expiry_settle(trade=trade, broker=broker, prices=priced, **SYSTEM)
+    if reason is not None:
+        logger.info("expiry: trade %s legs %s settled (%s)", trade.pk, sorted(priced), reason)
+    return reason
+
+
+# --- Pin risk ---------------------------------------------------------------------------------
+
+PIN_RISK_WINDOW = timedelta(hours=1)
+# A short leg's last trading day lies at most this far before its expiry date (an AM-settled
+# monthly's is the session before; a holiday can push that back over a weekend).
+LAST_TRADE_LOOKAHEAD = timedelta(days=5)
+PIN_RISK_SYSTEM = {"actor": Actor.SYSTEM, "actor_label": "pin_risk"}
+
+
+def last_trading_moment(contract: OptionContract) -> datetime:
+    """When a physically settled contract stops trading: its expiry cutoff. (Pin risk leaves
+    cash-settled index options out, so an AM-settled root's earlier last trading day never
+    comes up here.)"""
+    return market_clock.expiry_cutoff(contract.expiry)
+
+
+def pin_risk_watch(*, provider: MarketDataProvider, at: datetime) -> int:
+    """Tell traders about short legs whose underlying is near the strike in the last hour before
+    the leg stops trading (12:00-13:00 on an early close): once per leg and expiry (the trades
+    app remembers). Short legs of cash-settled index options are left out: no shares can be
+    delivered, so there is no assignment to be unsure of. Returns the alerts sent now."""
+    distance = Decimal(str(getattr(settings, "PIN_RISK_DISTANCE", "0") or "0"))
+    today = market_clock.market_date(at)
+    close = market_clock.session_for(today).close
+    # Every cutoff is a session's close: outside today's last hour no leg can be due (no query).
+    if distance <= 0 or close is None or not close - PIN_RISK_WINDOW <= at < close:
+        return 0
+    with tenancy.system_context():
+        legs = [leg for leg in TradeLeg.objects.filter(
+            trade__status__in=HELD, side=LegSide.SHORT, exit_reason="", expiry__gte=today,
+            expiry__lte=today + LAST_TRADE_LOOKAHEAD).select_related("trade").order_by("trade_id", "position")
+            if _in_last_hour(parse_symbol(leg.option_symbol), at)]
+    if not legs:
+        return 0
+    tickers = sorted({underlying_of(parse_symbol(leg.option_symbol)) for leg in legs})
+    try:
+        prices = {ticker: quote.last for ticker, quote in provider.underlying_quotes(tickers).items()}
+    except MarketDataError as error:
+        logger.warning("pin risk: no underlying prices this cycle: %s", error)
+        return 0
+    told = 0
+    for leg in legs:
+        contract = parse_symbol(leg.option_symbol)
+        price = prices.get(underlying_of(contract))
+        if price is None:
+            continue
+        with tenancy.acting_as(leg.owner_id):
+            told += pin_risk_alert(trade=leg.trade, leg=leg, underlying=price, cutoff=last_trading_moment(contract),
+                                   distance_pct=distance, **PIN_RISK_SYSTEM)
+    return told
+
+
+def _in_last_hour(contract: OptionContract, at: datetime) -> bool:
+    if cash_settled(contract.root):
+        return False
+    last = last_trading_moment(contract)
+    return last - PIN_RISK_WINDOW <= at < last

@@ -40,6 +40,14 @@ def closing_price(provider: MarketDataProvider, underlying: str, expiry: date) -
     return bars[-1].close if bars else None
 
 
+def opening_price(provider: MarketDataProvider, underlying: str, at: datetime) -> Decimal | None:
+    """The underlying's first price at or after `at`, the open of a session: the opening print of
+    the first one-minute bar. It stands in for an AM-settled index's Special Opening Quotation,
+    which no source here publishes (brokers/settlement.py)."""
+    bars = provider.bars(underlying, Interval.MINUTE, at, at + timedelta(minutes=15))
+    return bars[0].open if bars else None
+
+
 def as_broker_quote(quote: OptionQuote) -> Quote:
     return Quote(
         symbol=quote.symbol, bid=quote.bid, ask=quote.ask, last=quote.last, volume=quote.volume,
@@ -124,3 +132,6 @@ class MarketDataMarket:
 
     def underlying_close(self, underlying: str, expiry: date) -> Decimal | None:
         return closing_price(self.provider, underlying, expiry)
+
+    def underlying_opening(self, underlying: str, at: datetime) -> Decimal | None:
+        return opening_price(self.provider, underlying, at)

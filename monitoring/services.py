@@ -38,7 +38,7 @@ from trades.services import (
 )
 
 from . import clock as market_clock
-from .expiry import ExpiryReport, intrinsic_value, settle_expiries
+from .expiry import ExpiryReport, intrinsic_value, pin_risk_watch, settle_expiries
 from .marketdata import MarketDataError, MarketDataProvider, OptionQuote
 from .models import SnapshotKind
 from .sync import SyncReport, sync_orders
@@ -311,6 +311,7 @@ class OrdersCycleReport:
     expiry: ExpiryReport | None
     policies: ExitPoliciesReport | None = None
     net_exits: NetExitsReport | None = None
+    pin_risk_alerts: int = 0
     skipped: str = ""  # last: the repr ends with why a cycle did nothing
 
 
@@ -332,8 +333,9 @@ def orders_cycle(*, provider: MarketDataProvider, market: Market | None = None,
     net_exits = watch_net_exits(market=market, at=at)
     fills = match_paper_orders(market=market)
     report = sync_orders(market=market, at=at)
-    return OrdersCycleReport(fills, report, settle_expiries(provider=provider, at=at, market=market), policies=policies,
-                             net_exits=net_exits)
+    expiry = settle_expiries(provider=provider, at=at, market=market)
+    return OrdersCycleReport(fills, report, expiry, policies=policies, net_exits=net_exits,
+                             pin_risk_alerts=_pin_risk(provider, at))
 
 
 def watch_net_exits(*, market: Market, at: datetime) -> NetExitsReport:
@@ -347,6 +349,17 @@ def watch_net_exits(*, market: Market, at: datetime) -> NetExitsReport:
     except Exception:  # the matching and the order sync after it must run whatever this met
         logger.exception("net exits could not be watched this cycle")
         return NetExitsReport()
+
+
+def _pin_risk(provider: MarketDataProvider, at: datetime) -> int:
+    """The pin-risk alerts of this cycle (its failure must not undo what the cycle did)."""
+    if not market_clock.is_market_open(at):
+        return 0
+    try:
+        return pin_risk_watch(provider=provider, at=at)
+    except Exception:
+        logger.exception("pin risk could not be watched this cycle")
+        return 0
 
 
 def apply_exit_policies(*, provider: MarketDataProvider, market: Market, at: datetime,

@@ -338,3 +338,22 @@ def exits_mark(trade, quotes: dict, *, at=None):
         PaperTrade.objects.filter(pk=trade.pk).update(current_price=held_price(trade.net_direction, net),
                                                       last_updated=at)
         return PaperTrade.objects.get(pk=trade.pk)
+
+
+def expiry_spread_trade(owner, legs, *, qty: int = 1, strategy_type: str = "vertical", broker_mode: str = "",
+                        entry_date: datetime | None = None, **fields):
+    """An OPEN multi-leg trade held to expiry: `legs` are (side "LONG"/"SHORT", OCC symbol, ratio,
+    entry price per share as text); `ticker` is the underlying (SPX for SPXW); exits at half and
+    twice the entry on the sides of its direction (`spread_open_trade` writes it)."""
+    from brokers.models import BrokerMode
+    from brokers.occ import parse_symbol, underlying_of_root
+
+    net = sum(((1 if side == "LONG" else -1) * ratio * Decimal(price) for side, _, ratio, price in legs), Decimal(0))
+    entry = abs(net)
+    half, twice = (entry / 2).quantize(Decimal("0.01")), entry * 2
+    stop, target = (twice, half) if net < 0 else (half, twice)
+    return spread_open_trade(
+        owner=owner, legs=[(symbol, side, ratio, price) for side, symbol, ratio, price in legs], qty=qty,
+        strategy_type=strategy_type, ticker=underlying_of_root(parse_symbol(legs[0][1]).root), sl_price=stop,
+        tp_price=target, broker_mode=broker_mode or BrokerMode.LOCAL_PAPER, entry_date=entry_date or timezone.now(),
+        **fields)

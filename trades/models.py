@@ -898,6 +898,7 @@ class NotificationEvent(models.TextChoices):
     EXPIRED = "trade.expired", "Expired"
     REJECTED = "trade.rejected", "Rejected by the broker"
     UNPROTECTED = "position.unprotected", "Position unprotected"
+    PIN_RISK = "position.pin_risk", "Pin risk at expiry"
     OVERSOLD = "trade.oversold", "Over-sold at the broker"
     BROKER_AUTH_FAILED = "broker.auth_failed", "Broker refused the token"
     BROKER_OUTAGE = "broker.outage", "Broker down, and back up"
@@ -910,7 +911,7 @@ class NotificationEvent(models.TextChoices):
 
 # Told even in a channel's quiet hours: the trader must act, and waiting until morning costs money.
 CRITICAL_EVENTS = frozenset({NotificationEvent.UNPROTECTED, NotificationEvent.OVERSOLD,
-                             NotificationEvent.BROKER_AUTH_FAILED})
+                             NotificationEvent.BROKER_AUTH_FAILED, NotificationEvent.PIN_RISK})
 
 
 class QuietMode(models.TextChoices):

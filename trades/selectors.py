@@ -300,15 +300,19 @@ def leg_quotes(trade: PaperTrade) -> dict[str, LegQuote]:
     if trade.strategy_type == StrategyType.SINGLE:
         return {trade.option_symbol: LegQuote(bid=trade.current_bid, ask=trade.current_ask, mark=trade.current_price)}
     legs = trade_legs(trade)
-    if not legs_marked_together(legs):
+    if not legs_marked_together([leg for leg in legs if not leg.exit_reason]):
         return {}  # never a net of one cycle's quotes and another's: the trade's last net stands, stale
-    return {leg.option_symbol: LegQuote(bid=leg.bid, ask=leg.ask, mark=leg.mark) for leg in legs}
+    # A leg settled at expiry while others are held (a calendar's front month) is worth its exit
+    # price for good: that is its quote from then on (docs/spreads.md, "Expiry").
+    return {leg.option_symbol: LegQuote(bid=leg.exit_price, ask=leg.exit_price, mark=leg.exit_price)
+            if leg.exit_reason and leg.exit_price is not None else LegQuote(bid=leg.bid, ask=leg.ask, mark=leg.mark)
+            for leg in legs}
 
 
 def legs_marked_together(legs: Iterable[TradeLeg]) -> bool:
-    """Every leg was quoted in one monitor cycle (the same `marked_at`): only then do their quotes
-    make a net. A leg the cycle found no quote for keeps its last one, the others get this cycle's,
-    and the trade keeps the last net it had (`trades.services.leg_marks_record`)."""
+    """Every leg still held was quoted in one monitor cycle (the same `marked_at`): only then do
+    their quotes make a net. A leg the cycle found no quote for keeps its last one, the others get
+    this cycle's, and the trade keeps the last net it had (`trades.services.leg_marks_record`)."""
     times = {leg.marked_at for leg in legs}
     return len(times) == 1 and None not in times
 
@@ -319,7 +323,7 @@ def mark_stale(trade: PaperTrade) -> bool:
     say "stale"). A single option's mark is one quote and never mixed: False."""
     if trade.strategy_type == StrategyType.SINGLE or trade.status not in HELD:
         return False
-    times = {leg.marked_at for leg in trade_legs(trade)}
+    times = {leg.marked_at for leg in trade_legs(trade) if not leg.exit_reason}
     return times != {None} and times != {trade.last_updated}  # never marked yet: not stale, unknown
 
 

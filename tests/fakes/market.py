@@ -28,6 +28,7 @@ class HandDrivenMarket:
         self.closes: dict[tuple[str, date], Decimal] = {}  # the underlying's close on an expiry day
         self.spots: dict[str, Decimal] = {}  # underlyings' last prices (set_spot)
         self.ivs: dict[str, Decimal] = {}  # options' implied volatilities (set_quote's iv)
+        self.openings: dict[tuple[str, date], Decimal] = {}  # its first price after a day's open
 
     @classmethod
     def quoting(cls, books: dict[str, tuple[str | None, str | None]]) -> HandDrivenMarket:
@@ -100,6 +101,12 @@ class HandDrivenMarket:
 
     def underlying_close(self, underlying: str, expiry: date) -> Decimal | None:
         return self.closes.get((underlying, expiry))
+
+    def set_opening(self, underlying: str, day: date, price: str) -> None:
+        self.openings[(underlying, day)] = Decimal(price)
+
+    def underlying_opening(self, underlying: str, at: datetime) -> Decimal | None:
+        return self.openings.get((underlying, at.date()))
 
 
 class HandMadeBars(MarketDataProvider):

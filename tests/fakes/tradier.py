@@ -36,9 +36,11 @@ rejected, as many brokers do. Code that closes positions must be right under bot
 Market data: `/markets/quotes` (GET, or POST with a form body for long lists), option
 expirations (the dates of the option quotes set, `{"expirations": null}` for none), option chains,
 `/markets/timesales` and `/markets/history`, in Tradier's shapes (one row is a bare object, none
-is JSON null). `set_quote_fields` overrides any field of a symbol's quote (nulls, an index's
-`type`, greeks); `add_bars` stores the bars the two history endpoints serve. `add_token`
-registers a token that has no account, as a read-only market-data token does.
+is JSON null). `expire_option` plays the broker's expiry processing of a held contract (gone, or
+gone leaving shares from an exercise or assignment). `set_quote_fields` overrides any field of
+a symbol's quote (nulls, an index's `type`, greeks); `add_bars` stores the bars the two history
+endpoints serve. `add_token` registers a token that has no account, as a read-only market-data
+token does.
 
 Spread orders: `class=multileg` (2–4 option legs) and `class=combo` (leg 0 stock, then 1–2 option
 legs), `type` market/debit/credit/even, validated as Tradier documents them (a 400 otherwise).
@@ -333,6 +335,26 @@ class FakeTradier:
             self.accounts[account_id].positions[symbol] = FakePosition(
                 id=next(self._ids), symbol=symbol, quantity=quantity, cost_basis=cost_basis, acquired=_now()
             )
+
+    def expire_option(self, account_id: str, symbol: str, *, delivers_shares: int = 0, at_price: Decimal | None = None,
+                      underlying: str = "") -> None:
+        """The broker's expiry processing of one held contract (what Tradier reports around expiry
+        and assignment is UNCONFIRMED, so each variant is a call): the option leaves the positions
+        (expired worthless, or settled in cash: `delivers_shares=0`), and an exercised or assigned
+        equity option leaves `delivers_shares` shares of `underlying` (negative: short, from an
+        assigned call) bought or sold at `at_price`, the strike."""
+        with self._lock:
+            account = self.accounts[account_id]
+            account.positions.pop(symbol, None)
+            if delivers_shares:
+                held = account.positions.get(underlying)
+                quantity = delivers_shares + (held.quantity if held else 0)
+                if quantity == 0:
+                    account.positions.pop(underlying, None)
+                    return
+                account.positions[underlying] = FakePosition(
+                    id=next(self._ids), symbol=underlying, quantity=quantity,
+                    cost_basis=(at_price or Decimal(0)) * quantity, acquired=_now())
 
     def set_quote(self, symbol: str, bid: Decimal | str, ask: Decimal | str, *, last: Decimal | str | None = None,
                   size: int | None = None) -> None:

@@ -343,6 +343,10 @@ PAPER_SPREAD_IMPROVEMENT_PCT = env.str("PAPER_SPREAD_IMPROVEMENT_PCT", default="
 # Off (the default): the local paper broker refuses any order that leaves a short option without a
 # long one of its type expiring no earlier (docs/paper-spreads.md). On: naked shorts are accepted.
 PAPER_ALLOW_NAKED_SHORTS = env.bool("PAPER_ALLOW_NAKED_SHORTS", default=False)
+# Pin risk: in the last hour before a short option leg's expiry cutoff, an underlying within this
+# percent of the leg's strike (0.5: SPY at 600 within $3, SPX at 6000 within $30) is told to the
+# trader, once per leg and expiry (docs/spreads.md, "Expiry"). 0 turns the alert off.
+PIN_RISK_DISTANCE = env.str("PIN_RISK_DISTANCE", default="0.5")
 FORCE_MARKET_OPEN = env.bool("FORCE_MARKET_OPEN", default=False)
 # The market API (/api/market/...): how long a quote or chain (expirations) is shared by everyone.
 MARKET_QUOTE_CACHE_SECONDS = env.int("MARKET_QUOTE_CACHE_SECONDS", default=5)

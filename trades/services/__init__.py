@@ -100,6 +100,7 @@ from .exit_policies import (
     exit_policy_evaluate,
 )
 from .exit_policy_runs import ExitPoliciesReport, exit_policies_apply
+from .expiry import LegSettlementPrice, live_legs, pin_risk_alert, spread_expiry_settle, spread_realized_pnl
 from .idempotency import (
     IDEMPOTENCY_KEY_TTL,
     IdempotencyClaim,
@@ -195,4 +196,6 @@ __all__ = [
     "part_sale_resume", "quantity_history", "trade_close_some", "trade_part_sell", "trade_parts",
     # The strategy builder's preview of a multi-leg position (reads the market, writes nothing).
     "LegInput", "SpreadPreview", "SpreadPreviewInput", "spread_preview",
+    # A multi-leg trade at expiry: its legs settled one by one, and pin risk told to the trader.
+    "LegSettlementPrice", "live_legs", "pin_risk_alert", "spread_expiry_settle", "spread_realized_pnl",
 ]
