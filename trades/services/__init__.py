@@ -2,11 +2,12 @@
 
 Split by concern: `accounts` (traders and settings), `lifecycle` (the state machine's one
 gate and the audit log), `notifications` (the trader's webhook), `channels` and
-`channel_delivery` (their notification channels, through Apprise), `idempotency`, `opening`,
-`closing`, `brackets`, `protection` (keeping held positions protected), `orphans` (our orders
-no active trade accounts for), `broker_health` (broker trouble the monitor meets), `orders`
-(talking to the broker for a trade), and `marks` (the monitor's marks and analytics' forensic
-targets: only trades writes the trade row). Import from here.
+`channel_delivery` (their notification channels, through Apprise), `push` (Web Push to a
+device, one more kind of channel), `idempotency`, `opening`, `closing`, `brackets`,
+`protection` (keeping held positions protected), `orphans` (our orders no active trade
+accounts for), `broker_health` (broker trouble the monitor meets), `orders` (talking to the
+broker for a trade), and `marks` (the monitor's marks and analytics' forensic targets: only
+trades writes the trade row). Import from here.
 """
 
 from .accounts import (
@@ -137,6 +138,7 @@ from .orphans import finished_order_seen, finished_orders_to_read, order_is_adop
 from .parts import part_sale_resume, trade_close_some, trade_part_sell
 from .positions import trade_oversold_clear, trade_oversold_flag
 from .protection import UNPROTECTED, bracket_lost, bracket_protect
+from .push import PUSH_EVENTS, PushNotSetUp, push_public_key, push_subscribe, push_unsubscribe
 from .risk import RiskRoom, TradePreview, active_exposure
 from .working import Session, close_cancel, close_reprice, entry_cancel, entry_reprice, market_session
 
@@ -168,6 +170,7 @@ __all__ = [
     "CHOOSABLE_EVENTS", "ChannelInput", "ChannelOutcome", "ChannelRefused", "channel_create", "channel_delete",
     "channel_message_deliver", "channel_messages_resend", "channel_messages_write", "channel_test_send",
     "channel_update", "url_hint",
+    "PUSH_EVENTS", "PushNotSetUp", "push_public_key", "push_subscribe", "push_unsubscribe",
     # For the monitor, which places and reads a trade's orders with the same helpers.
     "bracket_ids", "broker_of", "exit_requests", "order_summary", "split_legs",
     "trade_order_tag",
