@@ -92,6 +92,8 @@ def vapid_signer() -> tuple[Vapid, str]:
         raise PushNotSetUp("Push is not set up on this server (no VAPID key pair).")
     try:
         return _vapid(settings.VAPID_PRIVATE_KEY, settings.VAPID_PUBLIC_KEY)
+    except PushNotSetUp:
+        raise
     except (VapidException, ValueError, TypeError, binascii.Error):
         raise PushNotSetUp("VAPID_PRIVATE_KEY is not a P-256 key (base64url, raw or DER).") from None
 
