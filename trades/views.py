@@ -1,6 +1,8 @@
 """Server-rendered pages of the trades app. They render a shell with the few facts the scripts
 need (as a `json_script` tag); every number on them comes from the API, fetched by the scripts."""
 
+import json
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -98,8 +100,8 @@ def service_worker(request):
     push as a notification and a tap on it opens (or focuses) the Portfolio. Public (it holds no
     one's data, and a browser checks it for updates signed in or not); never cached long, so a new
     version reaches the devices. Its own CSP is the pages' (a worker runs under its script's)."""
-    body = render_to_string("trades/sw.js", {"icon": static("icons/icon-192.png"), "badge": static("favicon.svg"),
-                                             "portfolio": reverse("home")})
+    worker_config = {"ICON": static("icons/icon-192.png"), "BADGE": static("favicon.svg"), "PORTFOLIO": reverse("home")}
+    body = render_to_string("trades/sw.js", {"worker_config": json.dumps(worker_config)})  # our own URLs, as JSON
     response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     response["Service-Worker-Allowed"] = "/"

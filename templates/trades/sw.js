@@ -1,9 +1,7 @@
 // tradeoptions' service worker (served at /sw.js by trades.views.service_worker): a push from the
 // server becomes a notification, even with every tab closed; a tap opens or focuses the Portfolio.
 // It caches nothing: prices and positions are always read fresh from the server.
-const ICON = "{{ icon|escapejs }}";
-const BADGE = "{{ badge|escapejs }}";
-const PORTFOLIO = "{{ portfolio|escapejs }}";
+const { ICON, BADGE, PORTFOLIO } = {{ worker_config|safe }};
 
 self.addEventListener("install", () => self.skipWaiting());
 self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));

@@ -312,7 +312,7 @@ def test_the_service_worker_is_served_at_the_root_to_anyone(client, db):
     assert "script-src 'self'" in answer["Content-Security-Policy"]
     body = answer.content.decode()
     assert 'addEventListener("push"' in body and 'addEventListener("notificationclick"' in body
-    assert "{{ " not in body and "icon-192" in body
+    assert "{{" not in body and '"ICON": "/static/icons/icon-192.png"' in body
 
 
 def test_the_manifest_makes_the_site_installable_with_icons_that_exist(client, trader):
