@@ -166,9 +166,23 @@ class NotificationChannelViewSet(OwnedViewSetMixin, viewsets.GenericViewSet):
             raise NotFound("No such notification channel.") from None
 
 
-class PushKeysSerializer(serializers.Serializer):
-    p256dh = TextField(max_length=200, help_text="The browser's P-256 public key, base64url.")
-    auth = TextField(max_length=100, help_text="The browser's 16-byte secret, base64url.")
+@extend_schema_field({"type": "object", "required": ["p256dh", "auth"], "properties": {
+    "p256dh": {"type": "string", "maxLength": 200, "description": "The browser's P-256 public key, base64url."},
+    "auth": {"type": "string", "maxLength": 100, "description": "The browser's 16-byte secret, base64url."}}})
+class PushKeysField(serializers.Field):
+    """The subscription's keys, refused as a whole (one message on the field): the service says
+    what is wrong with them."""
+
+    default_error_messages = {"invalid": "Give the browser's push keys: p256dh and auth, as it gives them."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict) or not all(isinstance(data.get(name), str) and 0 < len(data[name]) <= limit
+                                                 for name, limit in (("p256dh", 200), ("auth", 100))):
+            self.fail("invalid")
+        return {"p256dh": data["p256dh"], "auth": data["auth"]}
+
+    def to_representation(self, value):
+        return None
 
 
 class PushSubscriptionSerializer(TraderWords, serializers.Serializer):
@@ -176,7 +190,7 @@ class PushSubscriptionSerializer(TraderWords, serializers.Serializer):
 
     id = serializers.IntegerField(read_only=True)
     endpoint = TextField(write_only=True, max_length=1000, help_text="The push service's URL for this browser.")
-    keys = PushKeysSerializer(write_only=True)
+    keys = PushKeysField(write_only=True)
     expirationTime = serializers.IntegerField(write_only=True, required=False, allow_null=True,  # noqa: N815
                                               help_text="As the browser gives it; not used.")
     device = TextField(write_only=True, required=False, allow_blank=True, max_length=60,
