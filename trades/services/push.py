@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from py_vapid import Vapid, VapidException
@@ -165,7 +165,14 @@ def push_subscribe(*, user: AbstractBaseUser, endpoint: str, p256dh: str, auth: 
     endpoint = endpoint.strip()
     _keys_check(p256dh, auth)
     info = {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}
-    digest = endpoint_sha256(endpoint)
+    try:
+        return _subscription_keep(user, info, host=host, device=device)
+    except IntegrityError:  # the same endpoint sent twice at once: the other request kept it first
+        return _subscription_keep(user, info, host=host, device=device)
+
+
+def _subscription_keep(user: AbstractBaseUser, info: dict, *, host: str, device: str) -> tuple[PushSubscription, bool]:
+    digest = endpoint_sha256(info["endpoint"])
     with tenancy.acting_as(user.pk), transaction.atomic():
         known = (PushSubscription.objects.select_for_update().select_related("channel")
                  .filter(owner=user, endpoint_sha256=digest).first())
