@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 
 from tests.factories import PASSWORD, UserFactory
 from tests.fakes.push_service import Browser, PushService, vapid_claims
+from tests.in_a_browser import PHONE, fits, page_overflow, screenshot_folder, shoot
 from tradeoptions import tenancy
 from trades import services
 from trades.models import ChannelMessage, NotificationChannel, NotificationEvent, PushSubscription
@@ -192,8 +193,9 @@ def test_the_service_worker_shows_a_push_as_a_notification(signed_in, live_serve
 
 
 def test_a_blocked_browser_says_so_and_offers_nothing(browser, live_server):
+    """On a phone's width, too: the toggle and its words fit."""
     UserFactory(username="alice")
-    context = browser.new_context()
+    context = browser.new_context(viewport=PHONE)
     page = context.new_page()
     page.goto(f"{live_server.url}/login/")
     page.fill("#id_username", "alice")
@@ -204,4 +206,6 @@ def test_a_blocked_browser_says_so_and_offers_nothing(browser, live_server):
     page.goto(f"{live_server.url}/settings/")
     expect(page.locator("#push-state")).to_contain_text("blocked")
     expect(page.locator("#push-toggle")).to_be_disabled()
+    assert page_overflow(page) == 0 and fits(page, "#push-device", within="#channels")
+    shoot(page, "push-blocked-phone", screenshot_folder("PUSH_SCREENSHOTS", "push-screens"))
     context.close()
