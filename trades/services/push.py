@@ -99,12 +99,18 @@ def vapid_signer() -> tuple[Vapid, str]:
 
 
 def push_public_key() -> str:
-    """The key the page subscribes with; '' when push is not set up here."""
+    """The key the page subscribes with; '' when push is not set up here (said once per process
+    and reason in the log, not on every page)."""
     try:
         return vapid_signer()[1]
     except PushNotSetUp as not_set_up:
-        logger.warning("Web Push is off: %s", not_set_up)
+        _say_push_is_off(str(not_set_up))
         return ""
+
+
+@lru_cache(maxsize=4)
+def _say_push_is_off(reason: str) -> None:
+    logger.warning("Web Push is off: %s", reason)
 
 
 # --- Subscriptions ------------------------------------------------------------------------------
@@ -247,8 +253,11 @@ def push_send(message: ChannelMessage, channel: NotificationChannel, *, owner_id
         _subscription_ended(subscription, owner_id=owner_id)
         return (f"The push service says this device's subscription has ended (HTTP {answer.status_code}); "
                 "it was removed. Switch push on again on the device."), True
+    if answer.status_code is None and answer.permanent:  # the guard refused the host it resolves to now
+        return (f"The push service {parts.hostname!r} is inside a private, loopback or reserved network now; "
+                "pushes go to public servers only."), True
     if answer.status_code is None:
-        return f"The push service could not be reached: {answer.error}"[:255], answer.permanent
+        return f"The push service could not be reached: {answer.error}"[:255], False
     # 408 and 429 and 5xx pass; any other 4xx (a refused signature, a message too large) will not.
     permanent = 400 <= answer.status_code < 500 and answer.status_code not in (408, 429)
     return f"The push service did not take the message (HTTP {answer.status_code}).", permanent

@@ -266,7 +266,8 @@ def test_the_endpoint_is_checked_again_before_each_send(api, trader, browser, pu
         message = _tell(trader)[0]
     outcome = _deliver(trader, message)
     assert outcome.status == ChannelMessageStatus.FAILED and push_service.requests == []
-    assert "private" in _reload(trader, message).error
+    assert _reload(trader, message).error == ("The push service '127.0.0.1' is inside a private, loopback or "
+                                              "reserved network now; pushes go to public servers only.")
 
 
 NIGHT = datetime(2026, 12, 7, 23, 30, tzinfo=NEW_YORK)  # a Monday night
