@@ -48,9 +48,30 @@ def ensure_local_secrets() -> None:
             f"DEMO_PASSWORD={secrets.token_urlsafe(9)}\n"
         )
         SECRETS.chmod(0o600)
+    if "VAPID_PRIVATE_KEY=" not in SECRETS.read_text():  # a secrets file from before Web Push
+        with SECRETS.open("a") as kept:
+            kept.write(vapid_key_pair_lines())
+        log(f"made a VAPID key pair for Web Push (kept in {SECRETS})")
     for line in SECRETS.read_text().splitlines():
         name, _, value = line.partition("=")
         os.environ.setdefault(name, value)
+
+
+def vapid_key_pair_lines() -> str:
+    """A P-256 key pair for Web Push, as the settings read it (base64url: the private key raw, the
+    public one its uncompressed point). Kept, not remade: a new pair ends every subscription."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def b64url(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return (f"VAPID_PRIVATE_KEY={b64url(key.private_numbers().private_value.to_bytes(32, 'big'))}\n"
+            f"VAPID_PUBLIC_KEY={b64url(public)}\n")
 
 
 def start_postgres():

@@ -1,6 +1,7 @@
 """Factories for every model, in one place. Rows are written as their owner, so row-level
 security's WITH CHECK applies to test data exactly as it does to the application."""
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from trades import services
 from trades.models import (
     CONTRACT_MULTIPLIER,
     Actor,
+    ChannelKind,
     ChannelMessage,
     CloseReason,
     EventKind,
@@ -24,6 +26,7 @@ from trades.models import (
     NotificationEvent,
     OptionType,
     PaperTrade,
+    PushSubscription,
     TradeEvent,
     TradeExitPart,
     TradeStatus,
@@ -229,6 +232,27 @@ class NotificationChannelFactory(OwnedFactory):
     events = factory.LazyFunction(lambda: [NotificationEvent.TP_HIT, NotificationEvent.SL_HIT])
 
 
+PUSH_ENDPOINT = "https://push.example.net/v1/made-up-capability-token"
+PUSH_KEYS = {"p256dh": "BE0cpdXlPp-bJXIDPq3-XZOfgGglf-SBvMihgQpELzDF-rM5y-2x3vukFDctf7pD65W1VBL70HhlZIaBLAjB2vM",
+             "auth": "AAECAwQFBgcICQoLDA0ODw"}
+
+
+class PushSubscriptionFactory(OwnedFactory):
+    """A browser's push subscription and its WEB_PUSH channel, stored encrypted as the service does."""
+
+    class Meta:
+        model = PushSubscription
+
+    owner = factory.SubFactory(UserFactory)
+    channel = factory.SubFactory(NotificationChannelFactory, owner=factory.SelfAttribute("..owner"),
+                                 kind=ChannelKind.WEB_PUSH, url_hint="push://push.example.net",
+                                 url_encrypted=factory.LazyFunction(lambda: crypto.encrypt("")))
+    subscription_encrypted = factory.LazyFunction(lambda: crypto.encrypt(json.dumps(
+        {"endpoint": PUSH_ENDPOINT, "keys": PUSH_KEYS})))
+    endpoint_sha256 = factory.Sequence(lambda n: f"{n:064x}")
+    endpoint_host = "push.example.net"
+
+
 class ChannelMessageFactory(OwnedFactory):
     class Meta:
         model = ChannelMessage
@@ -242,9 +266,9 @@ class ChannelMessageFactory(OwnedFactory):
 
 def a_row_in_every_owned_table(owner, *, market, contract: str):
     """One row of `owner` in each owned table: a trade with its (one) leg, an event, a snapshot and an
-    idempotency key, a webhook event with one delivery, a notification channel with one message,
-    and a filled entry order on the local paper broker (which makes the paper account). The tenancy
-    tests compare two owners over all of them."""
+    idempotency key, a webhook event with one delivery, a device's push subscription with its
+    notification channel and one message, and a filled entry order on the local paper broker (which makes
+    the paper account). The tenancy tests compare two owners over all of them."""
     from brokers.base import OrderRequest, order_tag
     from brokers.paper import LocalPaperBroker
 
@@ -255,7 +279,8 @@ def a_row_in_every_owned_table(owner, *, market, contract: str):
     claim = services.idempotency_claim(user=owner, key="scan-1", fingerprint="f" * 64)
     services.idempotency_store(claim=claim, status=201, body={}, trade=trade)
     WebhookDeliveryFactory(owner=owner)
-    ChannelMessageFactory(owner=owner)  # and the channel it was for
+    # A device's push subscription, its channel, and one message to it.
+    ChannelMessageFactory(owner=owner, channel=PushSubscriptionFactory(owner=owner).channel)
     with tenancy.acting_as(owner.pk):
         LocalPaperBroker(owner.pk, starting_cash=Decimal("5000"), market=market).place_order(
             OrderRequest(option_symbol=contract, side="buy_to_open", quantity=1, order_type="market",

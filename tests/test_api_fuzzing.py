@@ -62,6 +62,8 @@ RULES_BEYOND_THE_SCHEMA = {
     # A channel's URL must be one Apprise knows, at a host we send to; quiet hours need both ends.
     "POST /api/notification-channels", "PUT /api/notification-channels/{id}",
     "PATCH /api/notification-channels/{id}",
+    # A push endpoint must be a push service's URL at a host we send to, with a real P-256 key.
+    "POST /api/push-subscriptions",
 }
 # Bounded, so the suite stays fast; the ci profile (conftest.py) makes the examples reproducible.
 FUZZ = settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))

@@ -21,6 +21,7 @@ from tests.factories import (
     PaperFillFactory,
     PaperTradeFactory,
     PriceSnapshotFactory,
+    PushSubscriptionFactory,
     TradeExitPartFactory,
     UserFactory,
 )
@@ -36,7 +37,7 @@ OBJECT_ROUTES = {
     "trade-close-reprice": "trade",
     "analytics-forensics": "closed_trade", "api-token-detail": "token_key",
     "notification-channel-detail": "channel", "notification-channel-send-test": "channel",
-    "notification-channel-log": "channel",
+    "notification-channel-log": "channel", "push-subscription-detail": "push_subscription",
 }
 # Routes that answer with many of the caller's rows (or a page about the caller's account).
 COLLECTION_ROUTES = {
@@ -44,10 +45,13 @@ COLLECTION_ROUTES = {
     "analytics-performance", "analytics-calibration", "analytics-exit-replay", "analytics-exit-policy-replay",
     "analytics-fill-quality",
     "analytics-dataset", "api-account-summary", "notification-channel-list",
+    "push-subscription-list",
 }
 # Routes that serve no user's rows, and why.
 NOT_OBJECT_ROUTES = {
     "market-status": "the market clock, the same for everyone",
+    "service-worker": "the service worker script, the same for everyone; no rows",
+    "web-app-manifest": "the web app manifest (name, icons), the same for everyone; no rows",
     "login": "signs in; no rows", "logout": "signs out; no rows",
     "password-change": "changes the caller's own password (request.user; tests/test_accounts.py)",
     "password-changed": "says the caller's password changed; no rows",
@@ -131,16 +135,18 @@ def alices_rows(trader):
     token, _ = AuthToken.objects.create(user=trader)
     channel = ChannelMessageFactory(owner=trader, channel__name="alice-only-channel-5q1",
                                     title="alice-only-message-8w2").channel
-    ids = {"trade": open_trade.pk, "closed_trade": closed.pk, "token_key": token.token_key, "channel": channel.pk}
+    device = PushSubscriptionFactory(owner=trader, channel__name="alice-only-device-4m6")
+    ids = {"trade": open_trade.pk, "closed_trade": closed.pk, "token_key": token.token_key, "channel": channel.pk,
+           "push_subscription": device.pk}
     markers = [STRATEGY, UNDERLYING, "VA-ALICE-73", token.token_key, trader.username, "4321.98", *LEG_CONTRACTS,
-               "alice-only-channel-5q1", "alice-only-message-8w2"]
+               "alice-only-channel-5q1", "alice-only-message-8w2", "alice-only-device-4m6"]
     return ids, markers
 
 
 def _url(name: str, ids: dict) -> str:
     if name in OBJECT_ROUTES:
         keyword = {"trade": "pk", "closed_trade": "trade_id", "token_key": "token_key",
-                   "channel": "pk"}[OBJECT_ROUTES[name]]
+                   "channel": "pk", "push_subscription": "pk"}[OBJECT_ROUTES[name]]
         return reverse(name, kwargs={keyword: ids[OBJECT_ROUTES[name]]})
     return reverse(name)
 
@@ -174,7 +180,7 @@ def test_bob_cannot_tell_alices_object_from_one_that_does_not_exist(name, alices
     with tenancy.system_context():
         beyond = max(PaperTrade.objects.values_list("id", flat=True)) + 1000
     missing = {"trade": beyond, "closed_trade": beyond, "token_key": "0" * len(ids["token_key"]),
-               "channel": ids["channel"] + 1000}
+               "channel": ids["channel"] + 1000, "push_subscription": ids["push_subscription"] + 1000}
     client.force_login(other_trader)
     for method in DETAIL_METHODS:
         alices, nobodys = (getattr(client, method)(_url(name, which), {}, content_type="application/json")

@@ -21,6 +21,7 @@ OWNED_TABLES = [
     "monitoring_pricesnapshot", "brokers_paperaccount", "brokers_paperorder", "brokers_paperfill",
     "trades_webhookevent", "trades_webhookdelivery", "trades_tradeexitpart", "trades_tradeleg",
     "trades_notificationchannel", "trades_channelmessage",
+    "trades_pushsubscription",
 ]
 # The audit log cannot be updated or deleted at all (see trades/tests/test_models.py).
 MUTABLE_TABLES = [table for table in OWNED_TABLES if table != "trades_tradeevent"]

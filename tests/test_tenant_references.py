@@ -27,6 +27,7 @@ from tests.factories import (
     PaperOrderFactory,
     PaperTradeFactory,
     PriceSnapshotFactory,
+    PushSubscriptionFactory,
     TradeEventFactory,
     TradeExitPartFactory,
     WebhookDeliveryFactory,
@@ -46,6 +47,7 @@ GUARDED = [
     ("monitoring_pricesnapshot", "trade_id", "trades_papertrade"),
     ("trades_channelmessage", "channel_id", "trades_notificationchannel"),
     ("trades_idempotencykey", "trade_id", "trades_papertrade"),
+    ("trades_pushsubscription", "channel_id", "trades_notificationchannel"),
     ("trades_tradeevent", "trade_id", "trades_papertrade"),
     ("trades_tradeexitpart", "trade_id", "trades_papertrade"),
     ("trades_tradeleg", "trade_id", "trades_papertrade"),
@@ -87,6 +89,7 @@ def two_tenants(trader, other_trader):
         PaperOrderFactory(owner=owner, parent=bracket, status="open")
         PaperFillFactory(owner=owner)
         ChannelMessageFactory(owner=owner)
+        PushSubscriptionFactory(owner=owner)
     return trader, other_trader
 
 

@@ -28,11 +28,13 @@ from rest_framework.test import APIClient
 from analytics.models import TradeForensics
 from tests.factories import (
     PASSWORD,
+    PUSH_KEYS,
     ChannelMessageFactory,
     ClosedTradeFactory,
     PaperFillFactory,
     PaperTradeFactory,
     PriceSnapshotFactory,
+    PushSubscriptionFactory,
     TradeEventFactory,
     UserFactory,
 )
@@ -47,6 +49,9 @@ from tradeoptions import tenancy
 from trades import services
 from trades.models import AccountSettings, ChannelMessage, PaperTrade, TradeStatus, WebhookEvent
 
+# A browser's PushSubscription.toJSON(), at a push service on 127.0.0.1 (the test settings allow it).
+PUSH_SUBSCRIPTION = {"endpoint": "http://127.0.0.1:9/push/v1/alice-device",
+                     "keys": {"p256dh": PUSH_KEYS["p256dh"], "auth": PUSH_KEYS["auth"]}}
 CONTRACT = "SPY261218C00570000"  # quoted by the `market` fixture (4.10 / 4.30)
 OPEN_BODY = {"ticker": "SPY", "option_type": "CALL", "strike": "570", "expiry": "2026-12-18", "qty": 2,
              "entry_type": "market", "sl_price": "3.00", "tp_price": "6.50", "strategy": "web-role-open"}
@@ -58,6 +63,7 @@ WRITTEN = {
     "trade-close-reprice", "trade-close-cancel", "api-settings", "api-webhook-secret",
     "settings-paper", "api-token", "api-tokens", "api-token-detail", "api-token-revoke", "api-token-revoke-all",
     "sign-out-everywhere", "password-change", "login", "logout", "notification-channel-send-test",
+    "push-subscription-list", "push-subscription-detail",
 }
 # Routes a GET cannot be made to meaningfully here, and why.
 NOT_READ = {
@@ -142,6 +148,7 @@ class Rows:
     token_key: str
     markers: list[str]
     channel: int
+    push_subscription: int
 
 
 def _rows_of(username: str, tag: str) -> Rows:
@@ -160,8 +167,10 @@ def _rows_of(username: str, tag: str) -> Rows:
                                                          "account_balance": Decimal("50000")})
     token, _ = AuthToken.objects.create(user=user)
     channel = ChannelMessageFactory(owner=user, channel__name=f"{tag}-channel-2v8").channel
+    device = PushSubscriptionFactory(owner=user, channel__name=f"{tag}-device-6p1")
     return Rows(user, open_trade.pk, closed.pk, token.token_key,
-                [strategy, ticker, account_id, token.token_key, username, f"{tag}-channel-2v8"], channel.pk)
+                [strategy, ticker, account_id, token.token_key, username, f"{tag}-channel-2v8", f"{tag}-device-6p1"],
+                channel.pk, device.pk)
 
 
 @pytest.fixture
@@ -186,7 +195,8 @@ def _url(name: str, rows: Rows) -> str:
     if name in OBJECT_ROUTES:
         keyword, value = {"trade": ("pk", rows.open_trade), "closed_trade": ("trade_id", rows.closed_trade),
                           "token_key": ("token_key", rows.token_key),
-                          "channel": ("pk", rows.channel)}[OBJECT_ROUTES[name]]
+                          "channel": ("pk", rows.channel),
+                          "push_subscription": ("pk", rows.push_subscription)}[OBJECT_ROUTES[name]]
         return reverse(name, kwargs={keyword: value})
     return reverse(name)
 
@@ -299,6 +309,9 @@ def test_every_write_runs_on_the_web_role_and_lands_in_the_traders_rows(on_the_w
     call("put", f"/api/notification-channels/{channel['id']}", {"events": ["trade.opened", "trade.manual_close"]},
          expect=200)
     call("post", f"/api/notification-channels/{channel['id']}/test", expect=202)
+    device = call("post", "/api/push-subscriptions", {**PUSH_SUBSCRIPTION, "device": "Phone"}, expect=201).json()
+    call("delete", f"/api/push-subscriptions/{device['id']}", expect=204)
+    device = call("post", "/api/push-subscriptions", PUSH_SUBSCRIPTION, expect=201).json()
     checked = call("post", "/api/trades/validate", OPEN_BODY, expect=200).json()
     assert checked["valid"] is True and checked["preview"]["total_cost"] == "861.30"  # 2 × 4.30 × 100 + 1.30
     market.set_spot("SPY", "570")
@@ -366,6 +379,8 @@ def test_every_write_runs_on_the_web_role_and_lands_in_the_traders_rows(on_the_w
         assert WebhookEvent.objects.filter(owner=alice.user).count() >= 2  # opened, closed
         assert set(ChannelMessage.objects.filter(channel_id=channel["id"]).values_list("kind", flat=True)) == {
             "channel.test", "trade.opened", "trade.manual_close"}
+        pushed = set(ChannelMessage.objects.filter(channel_id=device["channel"]).values_list("kind", flat=True))
+        assert {"trade.opened", "trade.manual_close"} <= pushed  # the device's channel hears the same events
     assert not AuthToken.objects.filter(user=alice.user).exists()
     with tenancy.acting_as(bob.user.pk):  # Bob's rows are as they were
         assert sorted(PaperTrade.objects.values_list("pk", "status")) == [

@@ -15,6 +15,7 @@ from .models import (
     ChannelMessage,
     NotificationChannel,
     PaperTrade,
+    PushSubscription,
     TradeEvent,
     WebhookDelivery,
     WebhookEvent,
@@ -243,11 +244,12 @@ class NotificationChannelAdmin(ReadOnlyAdmin):
     """Each trader's notification channels, by name and hint: the URL itself (credentials) is
     neither a field nor a column here, encrypted or not."""
 
-    list_display = ["name", "owner", "url_hint", "enabled", "quiet_start", "quiet_end", "quiet_mode", "created_at"]
-    list_filter = ["enabled", "quiet_mode"]
+    list_display = ["name", "owner", "kind", "url_hint", "enabled", "quiet_start", "quiet_end", "quiet_mode",
+                    "created_at"]
+    list_filter = ["kind", "enabled", "quiet_mode"]
     list_select_related = ["owner"]
     search_fields = ["name", "owner__username"]
-    fields = ["owner", "name", "url_hint", "enabled", "events", "quiet_start", "quiet_end", "quiet_mode",
+    fields = ["owner", "name", "kind", "url_hint", "enabled", "events", "quiet_start", "quiet_end", "quiet_mode",
               "created_at", "updated_at"]
     readonly_fields = fields
 
@@ -262,4 +264,16 @@ class ChannelMessageAdmin(ReadOnlyAdmin):
     search_fields = ["id", "owner__username"]
     fields = ["id", "owner", "channel", "kind", "title", "body", "critical", "status", "attempts",
               "next_attempt_at", "error", "created_at", "finished_at"]
+    readonly_fields = fields
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(ReadOnlyAdmin):
+    """Each trader's devices that take pushes, by their push service's host: the endpoint (a
+    capability URL) and the keys are neither a field nor a column here, encrypted or not."""
+
+    list_display = ["created_at", "owner", "channel", "endpoint_host"]
+    list_select_related = ["owner", "channel"]
+    search_fields = ["owner__username", "endpoint_host"]
+    fields = ["owner", "channel", "endpoint_host", "created_at"]
     readonly_fields = fields

@@ -1,6 +1,7 @@
 """The API of a trader's notification channels (issue 21): thin, the rules are in
-`trades.services.channels` / `channel_delivery`. A channel's URL is write-only: answers carry its
-hint ("tgram://…4f2"), never the URL."""
+`trades.services.channels` / `channel_delivery` / `push`. A channel's URL is write-only: answers
+carry its hint ("tgram://…4f2"), never the URL. A browser's push subscription is write-only too:
+answers carry its push service's host and the endpoint's SHA-256 (how a page finds its own)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from rest_framework.response import Response
 from tradeoptions.api import FlagField, OwnedViewSetMixin, TextField, TraderWords
 
 from . import selectors, services
-from .models import ChannelMessage, ChannelMessageStatus, NotificationChannel, NotificationEvent, QuietMode
+from .models import (
+    ChannelKind,
+    ChannelMessage,
+    ChannelMessageStatus,
+    NotificationChannel,
+    NotificationEvent,
+    PushSubscription,
+    QuietMode,
+)
 
 EVENT_CHOICES = [(event.value, event.label) for event in services.CHOOSABLE_EVENTS]
 
@@ -41,6 +50,9 @@ class NotificationChannelSerializer(TraderWords, serializers.Serializer):
         "The Apprise URL (tgram://bot-token/chat-id, discord://…, mailto://…, ntfy://topic). Write-only: "
         "answers show only url_hint. Left out on a change: the URL stays."))
     url_hint = serializers.CharField(read_only=True, help_text="The scheme and last three characters.")
+    kind = serializers.ChoiceField(choices=ChannelKind.choices, read_only=True, help_text=(
+        "APPRISE: a URL's channel. WEB_PUSH: one browser's push subscription (made and removed at "
+        "/api/push-subscriptions; it takes events, quiet hours and a name here, never a URL)."))
     enabled = FlagField(required=False)
     events = EventsField(required=False, help_text="Which events go to this channel.")
     quiet_start = serializers.TimeField(required=False, allow_null=True, format="%H:%M",
@@ -152,3 +164,90 @@ class NotificationChannelViewSet(OwnedViewSetMixin, viewsets.GenericViewSet):
             raise ValidationError({refused.field: [str(refused)]}) from None
         except NotificationChannel.DoesNotExist:
             raise NotFound("No such notification channel.") from None
+
+
+@extend_schema_field({"type": "object", "required": ["p256dh", "auth"], "properties": {
+    "p256dh": {"type": "string", "maxLength": 200, "description": "The browser's P-256 public key, base64url."},
+    "auth": {"type": "string", "maxLength": 100, "description": "The browser's 16-byte secret, base64url."}}})
+class PushKeysField(serializers.Field):
+    """The subscription's keys, refused as a whole (one message on the field): the service says
+    what is wrong with them."""
+
+    default_error_messages = {"invalid": "Give the browser's push keys: p256dh and auth, as it gives them."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict) or not all(isinstance(data.get(name), str) and 0 < len(data[name]) <= limit
+                                                 for name, limit in (("p256dh", 200), ("auth", 100))):
+            self.fail("invalid")
+        return {"p256dh": data["p256dh"], "auth": data["auth"]}
+
+    def to_representation(self, value):
+        return None
+
+
+class PushSubscriptionSerializer(TraderWords, serializers.Serializer):
+    """PushSubscription.toJSON() as the browser gives it, plus a name for the device."""
+
+    id = serializers.IntegerField(read_only=True)
+    endpoint = TextField(write_only=True, max_length=1000, help_text="The push service's URL for this browser.")
+    keys = PushKeysField(write_only=True)
+    expirationTime = serializers.IntegerField(write_only=True, required=False, allow_null=True,  # noqa: N815
+                                              help_text="As the browser gives it; not used.")
+    device = TextField(write_only=True, required=False, allow_blank=True, max_length=60,
+                       help_text="What to call the device (\"Phone\"); its channel's name.")
+    channel = serializers.IntegerField(source="channel_id", read_only=True,
+                                       help_text="The device's notification channel (events, quiet hours, log).")
+    name = serializers.CharField(source="channel.name", read_only=True)
+    enabled = serializers.BooleanField(source="channel.enabled", read_only=True)
+    endpoint_host = serializers.CharField(read_only=True, help_text="The push service's host.")
+    endpoint_sha256 = serializers.CharField(read_only=True, help_text=(
+        "The hex SHA-256 of the endpoint: a page compares its own subscription's to find it here."))
+    created_at = serializers.DateTimeField(read_only=True)
+
+    labels = {"endpoint": "push endpoint", "keys": "push keys", "device": "device name"}
+
+
+class PushSubscriptionViewSet(OwnedViewSetMixin, viewsets.GenericViewSet):
+    """The trader's devices that take pushes: a browser subscribes here after the trader opts in
+    on it, and unsubscribes when they opt out."""
+
+    serializer_class = PushSubscriptionSerializer
+    queryset = PushSubscription.objects.none()
+    pagination_class = None
+    lookup_value_regex = r"\d+"
+    # The endpoint's host is resolved (DNS) before the subscription is written: see the channels'.
+    stepwise_actions = frozenset({"create"})
+
+    def owned_queryset(self, user):
+        return selectors.push_subscription_list(user=user)
+
+    @extend_schema(summary="The trader's devices that take pushes (endpoints and keys never shown)")
+    def list(self, request):
+        return Response(self.get_serializer(self.get_queryset(), many=True).data)
+
+    @extend_schema(summary="One device that takes pushes")
+    def retrieve(self, request, pk=None):
+        return Response(self.get_serializer(self.get_object()).data)
+
+    @extend_schema(summary="Push to this browser (its PushSubscription.toJSON()); the same endpoint again: 200",
+                   responses={201: PushSubscriptionSerializer, 200: PushSubscriptionSerializer})
+    def create(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            subscription, created = services.push_subscribe(
+                user=request.user, endpoint=data["endpoint"], p256dh=data["keys"]["p256dh"],
+                auth=data["keys"]["auth"], device=data.get("device", ""))
+        except services.ChannelRefused as refused:
+            raise ValidationError({refused.field: [str(refused)]}) from None
+        return Response(self.get_serializer(subscription).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(summary="Stop pushing to the device: its subscription, channel and delivery log go")
+    def destroy(self, request, pk=None):
+        try:
+            services.push_unsubscribe(user=request.user, subscription_id=NotificationChannelViewSet._id(pk))
+        except PushSubscription.DoesNotExist:
+            raise NotFound("No such push subscription.") from None
+        return Response(status=status.HTTP_204_NO_CONTENT)

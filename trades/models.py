@@ -5,6 +5,7 @@ The model stores states and the one table of transitions between them (`ALLOWED_
 `trades.services.trade_transition` is the only code that moves a trade along it.
 """
 
+import json
 import uuid
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -919,13 +920,22 @@ class QuietMode(models.TextChoices):
     DROP = "DROP", "Drop"
 
 
+class ChannelKind(models.TextChoices):
+    APPRISE = "APPRISE", "Apprise URL"
+    WEB_PUSH = "WEB_PUSH", "Push to a device"
+
+
 class NotificationChannel(models.Model):
     """One place a trader is told things (Telegram, Discord, email, ntfy, …) as an Apprise URL.
     The URL carries the service's credentials, so it is stored encrypted like broker tokens and
-    only its scheme and a masked hint are ever shown back."""
+    only its scheme and a masked hint are ever shown back.
+
+    A WEB_PUSH channel is one browser's Web Push subscription (its `PushSubscription`): it has no
+    URL of its own (an encrypted empty one), and the same events, quiet hours and delivery log."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     name = models.CharField(max_length=60)
+    kind = models.CharField(max_length=8, choices=ChannelKind.choices, default=ChannelKind.APPRISE)
     url_encrypted = models.TextField(editable=False)
     url_hint = models.CharField(max_length=40, editable=False)  # "tgram://…4f2"
     enabled = models.BooleanField(default=True)
@@ -944,6 +954,7 @@ class NotificationChannel(models.Model):
         constraints = [
             models.CheckConstraint(condition=_in("quiet_mode", QuietMode),
                                    name="notification_channel_quiet_mode_known"),
+            models.CheckConstraint(condition=_in("kind", ChannelKind), name="notification_channel_kind_known"),
             models.CheckConstraint(condition=Q(quiet_start__isnull=True, quiet_end__isnull=True)
                                    | Q(quiet_start__isnull=False, quiet_end__isnull=False),
                                    name="notification_channel_quiet_hours_both_or_neither"),
@@ -1004,3 +1015,35 @@ class ChannelMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} to channel {self.channel_id} [{self.status}]"
+
+
+class PushSubscription(models.Model):
+    """One browser's Web Push subscription, for its WEB_PUSH channel (which holds the trader's
+    event choices, quiet hours and delivery log). The endpoint is a capability URL and the keys
+    encrypt what we send, so the three are stored encrypted like channel URLs; the endpoint's
+    SHA-256 finds a device's subscription again without decrypting, its host is what is shown."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    channel = models.OneToOneField(NotificationChannel, on_delete=models.CASCADE, related_name="push_subscription")
+    subscription_encrypted = models.TextField(editable=False)  # JSON: endpoint, keys.p256dh, keys.auth
+    endpoint_sha256 = models.CharField(max_length=64, editable=False)
+    endpoint_host = models.CharField(max_length=255, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    ENCRYPTED_FIELDS = ("subscription_encrypted",)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "endpoint_sha256"], name="push_subscription_endpoint_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"push to {self.endpoint_host} (channel {self.channel_id})"
+
+    def set_subscription(self, info: dict) -> None:
+        self.subscription_encrypted = crypto.encrypt(json.dumps(info, separators=(",", ":"), sort_keys=True))
+
+    def subscription(self) -> dict:
+        """{"endpoint", "keys": {"p256dh", "auth"}}, for the sender only; raises VaultError if the key is gone."""
+        return json.loads(crypto.decrypt(self.subscription_encrypted))

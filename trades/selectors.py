@@ -32,6 +32,7 @@ from .models import (
     LegSide,
     NotificationChannel,
     PaperTrade,
+    PushSubscription,
     StrategyType,
     TradeEvent,
     TradeExitPart,
@@ -724,3 +725,10 @@ def channel_log(*, user: AbstractBaseUser, channel_id: int, limit: int = CHANNEL
     """The channel's last deliveries, newest first, with their status and error (never the URL)."""
     return list(ChannelMessage.objects.filter(owner=user, channel_id=channel_id)
                 .defer("body").order_by("-created_at")[:limit])
+
+
+def push_subscription_list(*, user: AbstractBaseUser) -> QuerySet[PushSubscription]:
+    """The trader's devices that take pushes, with their channel's name; the encrypted endpoint
+    and keys are never loaded for showing."""
+    return (PushSubscription.objects.filter(owner=user).select_related("channel")
+            .defer("subscription_encrypted", "channel__url_encrypted").order_by("-created_at", "pk"))

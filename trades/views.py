@@ -1,13 +1,18 @@
 """Server-rendered pages of the trades app. They render a shell with the few facts the scripts
 need (as a `json_script` tag); every number on them comes from the API, fetched by the scripts."""
 
+import json
+
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from brokers.models import BrokerMode
+from tradeoptions import csp
 
 from . import selectors, services
 from .models import CloseReason, OptionType
@@ -26,6 +31,7 @@ def _page_context(request) -> dict:
             "auto_refresh": account.auto_refresh,
             "browser_notifications": account.browser_notifications,
             "icon": static("favicon.svg"),
+            "push_public_key": services.push_public_key(),
             "refresh_seconds": 15,
             "strategy_presets": account.strategy_presets,
             "urls": {
@@ -40,6 +46,8 @@ def _page_context(request) -> dict:
                 "export": "/api/trades/export",
                 "settings": "/api/settings",
                 "notification_channels": reverse("notification-channel-list"),
+                "push_subscriptions": reverse("push-subscription-list"),
+                "service_worker": reverse("service-worker"),
                 "performance": "/api/analytics/performance",
                 "calibration": "/api/analytics/calibration",
                 "exit_replay": "/api/analytics/exit-replay",
@@ -82,3 +90,33 @@ def back_to_paper(request):
     typed confirmation (going live does); trades already placed live stay managed at Tradier live."""
     services.account_settings_update(user=request.user, changes={"broker_mode": BrokerMode.LOCAL_PAPER})
     return redirect("settings")
+
+
+THEME_COLOR = "#0f1419"
+
+
+@require_GET
+def service_worker(request):
+    """The service worker, served from the site's root so that its scope is every page: it shows a
+    push as a notification and a tap on it opens (or focuses) the Portfolio. Public (it holds no
+    one's data, and a browser checks it for updates signed in or not); never cached long, so a new
+    version reaches the devices. Its own CSP is the pages' (a worker runs under its script's)."""
+    worker_config = {"ICON": static("icons/icon-192.png"), "BADGE": static("favicon.svg"), "PORTFOLIO": reverse("home")}
+    body = render_to_string("trades/sw.js", {"worker_config": json.dumps(worker_config)})  # our own URLs, as JSON
+    response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    response["Service-Worker-Allowed"] = "/"
+    response[csp.ContentSecurityPolicyMiddleware.HEADER] = csp.POLICY
+    return response
+
+
+@require_GET
+def web_app_manifest(request):
+    """What makes the site installable (a home-screen app on a phone, which Web Push on iOS needs)."""
+    icons = [{"src": static(f"icons/icon-{size}.png"), "sizes": f"{size}x{size}", "type": "image/png",
+              "purpose": "any maskable"} for size in (192, 512)]
+    manifest = {"name": "tradeoptions", "short_name": "tradeoptions", "id": reverse("home"),
+                "start_url": reverse("home"), "scope": "/", "display": "standalone",
+                "background_color": THEME_COLOR, "theme_color": THEME_COLOR,
+                "icons": [*icons, {"src": static("favicon.svg"), "sizes": "any", "type": "image/svg+xml"}]}
+    return JsonResponse(manifest, content_type="application/manifest+json")

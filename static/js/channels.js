@@ -1,6 +1,7 @@
 // The settings page's notification channels: list (URL shown only as its hint), add, change,
 // remove, send a test, and read a channel's delivery log. The URL field is write-only: left empty
-// on a change, the stored URL stays.
+// on a change, the stored URL stays. A device that takes pushes (push.js) is a channel too, with
+// no URL of its own ("push://" and its push service's host).
 
 import { ApiError, config, del, get, post, put } from "./api.js";
 import { el } from "./dom.js";
@@ -54,6 +55,7 @@ function edit(channel) {
   clearErrors();
   form.elements.name.value = channel?.name ?? "";
   form.elements.url.value = "";
+  form.elements.url.disabled = channel?.kind === "WEB_PUSH"; // a device's channel: set on the device
   form.elements.quiet_start.value = channel?.quiet_start ?? "";
   form.elements.quiet_end.value = channel?.quiet_end ?? "";
   form.elements.quiet_mode.value = channel?.quiet_mode ?? "HOLD";
@@ -131,6 +133,11 @@ async function showLog(channel) {
   } catch (error) {
     toast(error.message, "error");
   }
+}
+
+// Read the list again (a device switched push on or off from this page).
+export function reloadChannels() {
+  return load().catch((error) => toast(error.message, "error"));
 }
 
 export function startChannels() {

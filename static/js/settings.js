@@ -6,10 +6,11 @@
 // notification channels, in channels.js).
 
 import { ApiError, config, del, get, post, put } from "./api.js";
-import { startChannels } from "./channels.js";
+import { reloadChannels, startChannels } from "./channels.js";
 import { el } from "./dom.js";
 import { dateTime } from "./format.js";
 import { askPermission } from "./notify.js";
+import { startPush } from "./push.js";
 import { toast } from "./toast.js";
 import { startTopbar } from "./topbar.js";
 
@@ -307,4 +308,5 @@ bindTokens();
 document.getElementById("token-sign-out-all").addEventListener("click", signOutEveryToken);
 loadTokens();
 startChannels();
+startPush({ changed: reloadChannels });
 get(config.urls.settings).then(render).catch((error) => toast(error.message, "error"));

@@ -402,6 +402,16 @@ WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", defaul
 # local included: only the test settings turn it on, for their local receivers.
 NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=6)
 NOTIFY_ALLOW_PRIVATE_TARGETS = env.bool("NOTIFY_ALLOW_PRIVATE_TARGETS", default=False)
+# Web Push (trades.services.push): the server's VAPID key pair, P-256, base64url (the private key
+# raw, 32 bytes, or DER; the public one the uncompressed point the browsers take as
+# applicationServerKey; left empty it is derived from the private key). No private key: push is
+# off and the settings page says so. `make run` makes a pair once and keeps it in .data/secrets.env.
+# The subject (mailto: or https:) is who the push services may contact about our sends.
+VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
+VAPID_PUBLIC_KEY = env.str("VAPID_PUBLIC_KEY", default="")
+VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:ops@tradeoptions.invalid")
+# Seconds a push service keeps a message for a phone that is off or out of reach.
+PUSH_TTL_SECONDS = env.int("PUSH_TTL_SECONDS", default=24 * 3600)
 
 # Readable lines locally, one JSON object per line in production (LOG_FORMAT=text|json); each
 # record names its request, task and trade (tradeoptions/logs.py).

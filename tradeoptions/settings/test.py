@@ -38,5 +38,9 @@ WHITENOISE_AUTOREFRESH = True
 WEBHOOK_ALLOW_PRIVATE_TARGETS = True
 # Tests run their SMTP and HTTP receivers for notification channels on 127.0.0.1, explicitly.
 NOTIFY_ALLOW_PRIVATE_TARGETS = True
+# A VAPID key pair made for the tests (never used anywhere else); the push stand-in checks its signature.
+VAPID_PRIVATE_KEY = "SurzQO1pLARp4NgKDDqLp5gSzKal_fq337sBJe6mfpc"
+VAPID_PUBLIC_KEY = "BE0cpdXlPp-bJXIDPq3-XZOfgGglf-SBvMihgQpELzDF-rM5y-2x3vukFDctf7pD65W1VBL70HhlZIaBLAjB2vM"
+VAPID_SUBJECT = "mailto:tests@tradeoptions.invalid"
 # Tests trade at the fake Tradier against the simulated (or a hand-driven) market on purpose.
 ALLOW_SIMULATED_QUOTES_WITH_REAL_BROKER = True

@@ -2,11 +2,12 @@
 
 Split by concern: `accounts` (traders and settings), `lifecycle` (the state machine's one
 gate and the audit log), `notifications` (the trader's webhook), `channels` and
-`channel_delivery` (their notification channels, through Apprise), `idempotency`, `opening`,
-`closing`, `brackets`, `protection` (keeping held positions protected), `orphans` (our orders
-no active trade accounts for), `broker_health` (broker trouble the monitor meets), `orders`
-(talking to the broker for a trade), and `marks` (the monitor's marks and analytics' forensic
-targets: only trades writes the trade row). Import from here.
+`channel_delivery` (their notification channels, through Apprise), `push` (Web Push to a
+device, one more kind of channel), `idempotency`, `opening`, `closing`, `brackets`,
+`protection` (keeping held positions protected), `orphans` (our orders no active trade
+accounts for), `broker_health` (broker trouble the monitor meets), `orders` (talking to the
+broker for a trade), and `marks` (the monitor's marks and analytics' forensic targets: only
+trades writes the trade row). Import from here.
 """
 
 from .accounts import (
@@ -140,6 +141,7 @@ from .orphans import finished_order_seen, finished_orders_to_read, order_is_adop
 from .parts import part_sale_resume, trade_close_some, trade_part_sell
 from .positions import trade_oversold_clear, trade_oversold_flag
 from .protection import UNPROTECTED, bracket_lost, bracket_protect
+from .push import PUSH_EVENTS, PushNotSetUp, push_public_key, push_subscribe, push_unsubscribe
 from .risk import RiskRoom, TradePreview, active_exposure, max_loss_at, spread_heat
 from .spread_closing import spread_close_confirm
 from .spread_exits import NetExitsReport, spread_exits_watch
@@ -180,6 +182,7 @@ __all__ = [
     "CHOOSABLE_EVENTS", "ChannelInput", "ChannelOutcome", "ChannelRefused", "channel_create", "channel_delete",
     "channel_message_deliver", "channel_messages_resend", "channel_messages_write", "channel_test_send",
     "channel_update", "url_hint",
+    "PUSH_EVENTS", "PushNotSetUp", "push_public_key", "push_subscribe", "push_unsubscribe",
     # For the monitor, which places and reads a trade's orders with the same helpers.
     "bracket_ids", "broker_of", "exit_requests", "order_summary", "split_legs",
     "trade_order_tag",

@@ -12,7 +12,14 @@ from django.db import transaction
 from brokers import crypto
 from brokers.models import BrokerMode
 from tradeoptions import tenancy
-from trades.models import MAX_COMMISSION_PER_CONTRACT, AccountSettings, Actor, EventKind, NotificationChannel
+from trades.models import (
+    MAX_COMMISSION_PER_CONTRACT,
+    AccountSettings,
+    Actor,
+    EventKind,
+    NotificationChannel,
+    PushSubscription,
+)
 
 from .broker_health import broker_forbidden_lift
 from .errors import InvalidTradeInput
@@ -266,7 +273,7 @@ def _checked_webhook_url(url: str, *, owner_id: int) -> str:
 @transaction.atomic
 def encrypted_secrets_rotate() -> int:
     """Re-encrypt every stored secret (broker tokens, webhook signing secrets, notification
-    channel URLs) with the current
+    channel URLs, Web Push subscriptions) with the current
     key, in one transaction.
 
     Runs in the system context: rotation is an ops task over every tenant's settings. Safe to
@@ -285,5 +292,9 @@ def encrypted_secrets_rotate() -> int:
         for channel in NotificationChannel.objects.select_for_update().order_by("pk"):
             channel.url_encrypted = crypto.rotate(channel.url_encrypted)
             channel.save(update_fields=["url_encrypted", "updated_at"])
+            rotated += 1
+        for subscription in PushSubscription.objects.select_for_update().order_by("pk"):
+            subscription.subscription_encrypted = crypto.rotate(subscription.subscription_encrypted)
+            subscription.save(update_fields=["subscription_encrypted"])
             rotated += 1
     return rotated

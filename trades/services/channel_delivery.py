@@ -38,6 +38,7 @@ from brokers.crypto import VaultError
 from tradeoptions import tenancy
 from trades.models import (
     CRITICAL_EVENTS,
+    ChannelKind,
     ChannelMessage,
     ChannelMessageStatus,
     NotificationChannel,
@@ -45,7 +46,7 @@ from trades.models import (
     QuietMode,
 )
 
-from . import channels, notifications
+from . import channels, notifications, push
 
 logger = logging.getLogger(__name__)
 
@@ -167,8 +168,9 @@ class ChannelOutcome:
 
 def channel_message_deliver(*, owner_id: int, message_id: str, now: datetime | None = None) -> ChannelOutcome:
     """One attempt at a due message: held or dropped in its channel's quiet hours (unless
-    critical), else sent through Apprise; DELIVERED, retried with backoff, or FAILED after
-    NOTIFY_MAX_ATTEMPTS. A finished message, or one not yet due, is left alone (idempotent)."""
+    critical), else sent through Apprise (or Web Push, for a device's channel); DELIVERED,
+    retried with backoff, or FAILED after NOTIFY_MAX_ATTEMPTS. A finished message, or one not yet
+    due, is left alone (idempotent)."""
     now = now or timezone.now()
     with tenancy.acting_as(owner_id):
         claimed = _claim(message_id, now)
@@ -213,6 +215,8 @@ def _send(message: ChannelMessage, channel: NotificationChannel, *, owner_id: in
     whether trying again is pointless."""
     if not channel.enabled:
         return "The channel was switched off.", True
+    if channel.kind == ChannelKind.WEB_PUSH:
+        return push.push_send(message, channel, owner_id=owner_id)
     try:
         url = channel.url()
     except VaultError:

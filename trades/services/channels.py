@@ -30,7 +30,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from tradeoptions import tenancy
-from trades.models import NotificationChannel, NotificationEvent, QuietMode
+from trades.models import ChannelKind, NotificationChannel, NotificationEvent, PushSubscription, QuietMode
 
 from . import notifications
 
@@ -162,6 +162,8 @@ def channel_update(*, user: AbstractBaseUser, channel_id: int, data: ChannelInpu
         if channel is None:
             raise NotificationChannel.DoesNotExist("No such notification channel.")
         _checked_rest(data, channel)
+        if channel.kind == ChannelKind.WEB_PUSH:
+            _push_channel_check(channel, data, url)
         if url is not None:
             channel.set_url(url)
             channel.url_hint = url_hint(url)
@@ -177,6 +179,15 @@ def channel_update(*, user: AbstractBaseUser, channel_id: int, data: ChannelInpu
             channel.quiet_mode = data.quiet_mode
         channel.save()
     return channel
+
+
+def _push_channel_check(channel: NotificationChannel, data: ChannelInput, url: str | None) -> None:
+    """A device's channel takes events, quiet hours and a name; its device is set on the device."""
+    if url is not None:
+        raise ChannelRefused("A device's push channel has no URL: switch push on or off on the device itself.")
+    if data.enabled and not PushSubscription.objects.filter(channel=channel).exists():
+        raise ChannelRefused("This device's push subscription has ended; switch push on again on the device.",
+                             field="enabled")
 
 
 def channel_delete(*, user: AbstractBaseUser, channel_id: int) -> None:

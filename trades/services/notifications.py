@@ -548,7 +548,14 @@ def _headers(event: WebhookEvent, secret: str, body: bytes) -> dict[str, str]:
     }
 
 
-def _post(url: str, body: bytes, headers: dict[str, str], *, owner_id: int) -> _Answer:
+def checked_post(url: str, body: bytes, headers: dict[str, str], *, owner_id: int, allow_private: bool) -> _Answer:
+    """The webhooks' guarded POST for other senders to a host a trader's browser or settings name
+    (Web Push endpoints): checked and pinned to the address checked, no redirects, bounded."""
+    return _post(url, body, headers, owner_id=owner_id, allow_private=allow_private)
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], *, owner_id: int,
+          allow_private: bool | None = None) -> _Answer:
     """POST to the address the URL's host resolves to now, once checked; no redirects, no retries
     here (the task retries), a bounded read of the answer."""
     started = time.monotonic()
@@ -556,7 +563,7 @@ def _post(url: str, body: bytes, headers: dict[str, str], *, owner_id: int) -> _
         parts = _parts(url)
         host, port = parts.hostname, _port(parts)
         addresses = _resolve(host, port, owner_id=owner_id)
-        _check_addresses(host, addresses)
+        _check_addresses(host, addresses, allow_private=allow_private)
     except UnsafeWebhookTarget as refused:
         permanent = not isinstance(refused, WebhookHostUnknown)
         return _Answer(error=str(refused), permanent=permanent, dns_timed_out=DNS_TIMED_OUT in str(refused),
