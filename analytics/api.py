@@ -268,6 +268,8 @@ def _value(value) -> str:
         return format(value, "f")
     if isinstance(value, bool):
         return "1" if value else "0"
+    if isinstance(value, list | tuple):  # breakevens: exact decimals joined by ";"
+        return ";".join(_value(item) for item in value)
     return str(value)
 
 

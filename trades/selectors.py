@@ -39,6 +39,7 @@ from .models import (
     net_outcome_q,
     realized_pnl_net_sql,
 )
+from .net_price import direction_sign  # noqa: F401 (for analytics: the held-price sign)
 from .services.broker_health import broker_trouble_key
 from .services.errors import BrokerDown, InvalidTradeInput
 from .services.marks import HELD

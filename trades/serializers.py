@@ -16,6 +16,7 @@ from .models import (
     PRICE,
     CloseReason,
     ExitPartReason,
+    LegExit,
     LegSide,
     OptionType,
     PaperTrade,
@@ -113,6 +114,9 @@ class TradeLegSerializer(serializers.Serializer):
     right = serializers.ChoiceField(source="option_type", choices=OptionType.choices, help_text="CALL or PUT.")
     entry_price = serializers.DecimalField(**PRICE, allow_null=True, help_text="The leg's entry fill, per share.")
     exit_price = serializers.DecimalField(**PRICE, allow_null=True, help_text="The leg's exit fill, per share.")
+    exit_reason = serializers.ChoiceField(choices=LegExit.choices, allow_blank=True, read_only=True, help_text=(
+        "How the leg left: CLOSED by an order, EXPIRED worthless, EXERCISED, ASSIGNED, CASH_SETTLED; blank "
+        "while held."))
 
 
 def _figure(help_text: str) -> serializers.SerializerMethodField:
