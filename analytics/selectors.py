@@ -525,7 +525,7 @@ HINDSIGHT = ("Hindsight: each closed trade's recorded path (entry fill, snapshot
              "other stop-loss/take-profit distances from the entry. An exit happens at the first recorded mark "
              "at or beyond a level (so gaps fill at that mark); an untouched bracket exits where the trade "
              "really closed. The path after the real close is unknown, so wider brackets are judged on a "
-             "truncated path. Not a forecast.")
+             "truncated path. Single options only: spreads are not replayed. Not a forecast.")
 REPLAY_BASIS = ("Like for like: every bracket, and your own stop and target, is replayed on the same recorded marks "
                 "by the same exit rule, before commissions. The booked P&L comes from the real fills and can differ "
                 "from your replayed brackets: commissions, a fill away from the recorded mark, a bracket moved during "
@@ -541,10 +541,12 @@ def first_positions(path: pd.DataFrame, hit: np.ndarray, trades: pd.Index) -> np
 
 def replay_paths(*, user: AbstractBaseUser, filters: AnalyticsFilters | None
                  ) -> tuple[QuerySet[PaperTrade], pd.DataFrame, pd.DataFrame | None]:
-    """The replays' input: the closed trades with an entry price, their frame (`path_trades`, with
+    """The replays' input: the closed single-option trades with an entry price, their frame (`path_trades`, with
     the trader's own stop: the one set before any exit policy moved it, since a trailed stop is the
     policy's work, not the trader's bracket), and their recorded paths (None without trades)."""
-    trades_qs = closed_trades(user=user, filters=filters).filter(entry_price__gt=0)
+    # Single options only: the replays move stops below and targets above the entry of a bought
+    # premium, which a spread's held price (a credit trade's stop is above it) does not follow.
+    trades_qs = closed_trades(user=user, filters=filters).filter(entry_price__gt=0, strategy_type=StrategyType.SINGLE)
     frame = path_trades(trades_qs)
     if frame.empty:
         return trades_qs, frame, None

@@ -151,3 +151,12 @@ def test_the_tools_carry_the_structure_and_filter_by_strategy_type(knowledge_as,
 def test_a_tool_refuses_an_unknown_strategy_type_naming_the_choices(knowledge_as, trader):
     refusal = knowledge_as(trader).refusal("search_trades", strategy_type="condor")
     assert "strategy_type" in refusal and "iron_condor" in refusal
+
+
+def test_the_exit_replays_leave_spreads_out(api_as, trader, four):
+    """Their grids move a stop below and a target above a bought premium: a credit spread's exits
+    are the other way round, so only the single call is replayed (its strategy shared with two
+    spreads)."""
+    replay = api_as(trader).get("/api/analytics/exit-replay").json()
+    assert [(row["strategy"], row["trades"]) for row in replay["strategies"]] == [("momentum", 1)]
+    assert "Single options only" in replay["note"]
