@@ -74,6 +74,7 @@ class AnalyticsFilters:
     closed_from: date | None = None
     closed_to: date | None = None
     strategy: str | None = None
+    strategy_type: str | None = None  # what the legs make (trades.models.StrategyType)
 
 
 def _ny_midnight(day: date) -> datetime:
@@ -89,6 +90,8 @@ def closed_trades(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = 
         trades = trades.filter(close_date__lt=_ny_midnight(filters.closed_to + timedelta(days=1)))
     if filters.strategy:
         trades = trades.filter(strategy=filters.strategy)
+    if filters.strategy_type:
+        trades = trades.filter(strategy_type=filters.strategy_type)
     return trades
 
 

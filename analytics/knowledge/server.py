@@ -173,12 +173,13 @@ def build_server(caller: Caller) -> MCPServer:
 
     @server.tool(annotations=READ_ONLY)
     async def performance_summary(ctx: Context, closed_from: CloseDay = None, closed_to: CloseDay = None,
-                                  strategy: Strategy = None, basis: Basis = None) -> dict[str, Any]:
+                                  strategy: Strategy = None, basis: Basis = None,
+                                  strategy_type: StrategyTypeFilter = None) -> dict[str, Any]:
         """Headline performance of your closed trades: count, win rate, net P&L, expectancy, profit factor,
         average hold, max drawdown, risk-adjusted ratios and the best strategy, after commissions unless
         basis is gross; `costs` gives gross P&L, commissions, fees and net P&L. Breakdowns: performance_breakdown."""
         return await run(ctx, tools.performance_summary, closed_from=closed_from, closed_to=closed_to,
-                         strategy=strategy, basis=basis)
+                         strategy=strategy, basis=basis, strategy_type=strategy_type)
 
     @server.tool(annotations=READ_ONLY)
     async def performance_breakdown(
@@ -195,10 +196,11 @@ def build_server(caller: Caller) -> MCPServer:
         basis: Basis = None,
         page: Page = 1,
         page_size: PageSize = 50,
+        strategy_type: StrategyTypeFilter = None,
     ) -> dict[str, Any]:
         """Your closed trades' performance broken down one way, a page of rows at a time."""
         return await run(ctx, tools.performance_breakdown, by=by, closed_from=closed_from, closed_to=closed_to,
-                         strategy=strategy, basis=basis, page=page, page_size=page_size)
+                         strategy=strategy, basis=basis, page=page, page_size=page_size, strategy_type=strategy_type)
 
     @server.tool(annotations=READ_ONLY)
     async def calibration(ctx: Context, closed_from: CloseDay = None, closed_to: CloseDay = None,

@@ -68,10 +68,10 @@ def _analytics_filters(closed_from: str | None, closed_to: str | None,
 
 
 def _basis_filters(closed_from: str | None, closed_to: str | None, strategy: str | None,
-                   basis: str | None) -> tuple[selectors.AnalyticsFilters, str]:
+                   basis: str | None, strategy_type: str | None = None) -> tuple[selectors.AnalyticsFilters, str]:
     """The filters and the P&L basis, checked by the Performance API's own serializer."""
     data = BasisFilterSerializer(data=_given(**{"from": closed_from, "to": closed_to, "strategy": strategy,
-                                                "basis": basis}))
+                                                "basis": basis, "strategy_type": strategy_type}))
     values = _validated(data, ANALYTICS_ARGUMENTS)
     return analytics_filters(values), values["basis"]
 
@@ -145,8 +145,9 @@ def trade_capsule(*, user: AbstractBaseUser, trade_id: int, snapshot_points: int
 
 
 def performance_summary(*, user: AbstractBaseUser, closed_from: str | None = None, closed_to: str | None = None,
-                        strategy: str | None = None, basis: str | None = None) -> dict:
-    filters, basis = _basis_filters(closed_from, closed_to, strategy, basis)
+                        strategy: str | None = None, basis: str | None = None,
+                        strategy_type: str | None = None) -> dict:
+    filters, basis = _basis_filters(closed_from, closed_to, strategy, basis, strategy_type)
     report = selectors.performance(user=user, filters=filters, basis=basis)
     keys = ("money", "basis", "costs", "summary", "max_drawdown", "risk_adjusted", "best_strategy")
     return {**{key: report[key] for key in keys}, "breakdowns": list(BREAKDOWNS)}
@@ -154,10 +155,11 @@ def performance_summary(*, user: AbstractBaseUser, closed_from: str | None = Non
 
 def performance_breakdown(*, user: AbstractBaseUser, by: str, page: int, page_size: int,
                           closed_from: str | None = None, closed_to: str | None = None,
-                          strategy: str | None = None, basis: str | None = None) -> dict:
+                          strategy: str | None = None, basis: str | None = None,
+                          strategy_type: str | None = None) -> dict:
     if by not in BREAKDOWNS:
         raise ToolError(f"Invalid input. by: one of {', '.join(BREAKDOWNS)}.")
-    filters, basis = _basis_filters(closed_from, closed_to, strategy, basis)
+    filters, basis = _basis_filters(closed_from, closed_to, strategy, basis, strategy_type)
     report = selectors.performance(user=user, filters=filters, basis=basis)
     head = {"by": by, "money": report["money"], "basis": report["basis"]}
     if by == "equity_curve":  # columns in the report; rows here, so that it pages like the rest

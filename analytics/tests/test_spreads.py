@@ -160,3 +160,34 @@ def test_the_exit_replays_leave_spreads_out(api_as, trader, four):
     replay = api_as(trader).get("/api/analytics/exit-replay").json()
     assert [(row["strategy"], row["trades"]) for row in replay["strategies"]] == [("momentum", 1)]
     assert "Single options only" in replay["note"]
+
+
+def test_performance_and_the_data_set_filter_by_strategy_type(api_as, trader, four):
+    client = api_as(trader)
+    credit = _performance(client, "?strategy_type=iron_condor")
+    assert credit["summary"]["trades"] == 1 and credit["summary"]["net_pnl"] == "160.00"
+    assert [row["strategy_type"] for row in credit["by_strategy_type"]] == ["iron_condor"]
+    response = client.get("/api/analytics/dataset?format=csv&strategy_type=straddle")
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert len(lines) == 2 and lines[1].startswith(f"{four['straddle'].pk},")
+    refused = client.get("/api/analytics/performance?strategy_type=condor")
+    assert refused.status_code == 400 and refused.json()["errors"][0]["attr"] == "strategy_type"
+
+
+def test_the_performance_tools_filter_by_strategy_type(knowledge_as, trader, four):
+    knowledge = knowledge_as(trader)
+    summary = knowledge.call("performance_summary", strategy_type="vertical")
+    assert (summary["summary"]["trades"], summary["summary"]["net_pnl"]) == (1, "-60.00")
+    rows = knowledge.call("performance_breakdown", by="strategy_type", strategy_type="straddle")["rows"]
+    assert [(row["strategy_type"], row["return_on_max_loss"]) for row in rows] == [("straddle", 0.0933)]
+
+
+def test_export_dataset_writes_one_strategy_types_trades(trader, four, tmp_path):
+    from django.core.management import call_command
+
+    target = tmp_path / "condors.parquet"
+    call_command("export_dataset", trader.username, "--format", "parquet", "--output", str(target),
+                 "--strategy-type", "iron_condor")
+    table = pq.read_table(target)
+    assert table.column("trade_id").to_pylist() == [four["condor"].pk]
+    assert table.column("strategy_label").to_pylist() == ["Iron condor 490/495/515/520"]
