@@ -157,3 +157,37 @@ def test_the_export_reads_the_legs_in_one_query_for_4_or_12_trades(api_as, trade
     assert len(text.splitlines()) == 13
     assert len(more.captured_queries) == len(baseline.captured_queries)
     assert sum("trades_tradeleg" in query["sql"] for query in more.captured_queries) == 1
+
+
+def test_the_export_handles_a_butterfly_a_short_strangle_and_a_calendar(api_as, trader):
+    butterfly = closed_spread_trade(
+        owner=trader, position=spreads.butterfly(root="SPY", expiry=EXPIRY, option_type="CALL", lower=495,
+                                                 middle=500, upper=505),
+        entries=["7.00", "4.00", "2.00"], exits=["7.50", "3.50", "1.20"])  # debit 1.00, sold at 1.70
+    strangle = closed_spread_trade(
+        owner=trader, position=spreads.strangle(root="SPY", expiry=EXPIRY, put_strike=490, call_strike=510,
+                                                short=True),
+        entries=["2.00", "1.80"], exits=["1.00", "0.50"])  # credit 3.80, bought back at 1.50
+    calendar = closed_spread_trade(
+        owner=trader, position=spreads.calendar(root="SPY", option_type="PUT", strike=500, front_expiry=EXPIRY,
+                                                back_expiry=date(2027, 1, 15)),
+        entries=["3.00", "5.00"], exits=["1.00", "4.20"])  # debit 2.00, sold at 3.20
+    rows = list(csv.reader(io.StringIO(_export(api_as(trader), "csv"))))
+    records = {int(row[0]): dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    columns = ("strategy_label", "net_direction", "entry_price", "close_price", "realized_pnl", "leg_count", "width",
+               "max_profit", "max_loss", "breakevens", "return_on_max_loss_pct")
+    figures = {name: tuple(records[trade.pk][column] for column in columns)
+               for name, trade in (("butterfly", butterfly), ("strangle", strangle), ("calendar", calendar))}
+    assert figures == {
+        "butterfly": ("Call butterfly 495/500/505", "debit", "1.0000", "1.7000", "70.00", "3", "5.000", "400.00",
+                      "100.00", "496.0000;504.0000", "70.00"),
+        # Unlimited loss: no return on it.
+        "strangle": ("Short strangle 490/510", "credit", "3.8000", "1.5000", "230.00", "2", "0.000", "380.00", "",
+                     "486.2000;513.8000", ""),
+        # Two expiries: max profit, loss and breakevens need a model of the back month, not known here.
+        "calendar": ("Put calendar 500 Dec 18/Jan 15", "debit", "2.0000", "3.2000", "120.00", "2", "0.000", "", "",
+                     "", ""),
+    }
+    assert records[butterfly.pk]["legs"] == (
+        "long 1 SPY261218C00495000 @7.0000>7.5000; short 2 SPY261218C00500000 @4.0000>3.5000; "
+        "long 1 SPY261218C00505000 @2.0000>1.2000")
