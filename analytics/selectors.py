@@ -474,7 +474,7 @@ def _slippage_rows(frame: pd.DataFrame, key: str, order=None) -> list[dict]:
 
 
 PATH_TRADE_COLUMNS = ("id", "owner_id", "strategy", "option_symbol", "qty_held", "entry4", "sl4", "tp4", "close4",
-                      "entry_date", "close_date", "pnl")
+                      "entry_date", "close_date", "pnl", "sign", "single")
 
 
 def path_trades(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
@@ -482,10 +482,13 @@ def path_trades(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
         qty_held=_held_qty(), entry4=_ten_thousandths(F("entry_price")), sl4=_ten_thousandths(F("sl_price")),
         tp4=_ten_thousandths(F("tp_price")), close4=_ten_thousandths(F("close_price")), pnl=_cents(F("realized_pnl")),
         entry_us=_EpochMicros("entry_date"), close_us=_EpochMicros("close_date"),
-    ).order_by("id").values_list(*PATH_TRADE_COLUMNS[:-3], "entry_us", "close_us", "pnl")
+        # The held-price sign (+1 debit, −1 credit: trades/net_price.py), and whether the path is one contract's.
+        sign=Case(When(net_direction=NetDirection.CREDIT, then=Value(-1)), default=Value(1)),
+        single=Case(When(strategy_type=StrategyType.SINGLE, then=Value(1)), default=Value(0)),
+    ).order_by("id").values_list(*PATH_TRADE_COLUMNS[:-5], "entry_us", "close_us", "pnl", "sign", "single")
     frame = pd.DataFrame.from_records(_fetch(rows), columns=PATH_TRADE_COLUMNS)
     frame = frame.astype({name: "int64" for name in ("id", "owner_id", "qty_held", "entry4", "sl4", "tp4", "close4",
-                                                      "entry_date", "close_date", "pnl")})
+                                                      "entry_date", "close_date", "pnl", "sign", "single")})
     for column in ("entry_date", "close_date"):
         frame[column] = _instants(frame[column])
     return frame

@@ -191,3 +191,28 @@ def test_export_dataset_writes_one_strategy_types_trades(trader, four, tmp_path)
     table = pq.read_table(target)
     assert table.column("trade_id").to_pylist() == [four["condor"].pk]
     assert table.column("strategy_label").to_pylist() == ["Iron condor 490/495/515/520"]
+
+
+def test_a_credit_condors_forensics_read_its_held_price(trader, four):
+    """Sold at 1.60 (target 0.80, stop 3.20), marked 2.00 ten minutes in, 0.80 at twenty, closed at
+    0.80 after an hour: the rise was its worst moment, the fall its best and its target."""
+    from datetime import UTC, date, datetime
+
+    from analytics.models import BarFallback, FirstTouch, TradeForensics
+    from analytics.services import trade_targets_compute
+    from tests.factories import PriceSnapshotFactory
+    from tests.fakes.market import RecordedMinuteBars
+    from tradeoptions import tenancy
+
+    condor = four["condor"]
+    for minute, mark in ((10, "2.00"), (20, "0.80")):
+        PriceSnapshotFactory(trade=condor, timestamp=datetime(2026, 12, 1, 15, minute, tzinfo=UTC),
+                             mark_price=Decimal(mark), bid=None, ask=None)
+    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1), owner_id=trader.pk,
+                          provider=RecordedMinuteBars())
+    with tenancy.acting_as(trader.pk):
+        row = TradeForensics.objects.get(trade=condor)
+    assert (row.pnl_15m, row.pnl_1h, row.mfe_pct, row.mae_pct, row.first_touch, row.bar_fallback) == (
+        Decimal("-80.00"), Decimal("160.00"), Decimal("50.0000"), Decimal("-25.0000"), FirstTouch.TP,
+        BarFallback.UNSUPPORTED)
+    assert row.first_touch_at == datetime(2026, 12, 1, 15, 20, tzinfo=UTC)
