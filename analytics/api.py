@@ -26,16 +26,22 @@ from tradeoptions.api import (
     TextField,
 )
 from tradeoptions.csvstream import csv_lines
-from trades.models import PaperTrade
+from trades.models import PaperTrade, StrategyType
 
 from . import metrics, parquet, periods, selectors
 from .models import TradeForensics
 
 
 class FilterSerializer(DayRangeFilterSerializer):
-    """`?from=&to=&strategy=`: New York close dates, both included, and a strategy."""
+    """`?from=&to=&strategy=&strategy_type=`: New York close dates, both included, a strategy, and
+    what the legs make."""
 
     strategy = TextField(required=False, max_length=64, trim_whitespace=False)
+    strategy_type = serializers.ChoiceField(
+        choices=StrategyType.choices, required=False,
+        error_messages={"invalid_choice": f"Choose a strategy type: {', '.join(StrategyType.values)}."},
+        help_text="Only trades whose legs make this: single, vertical, straddle, strangle, iron_condor, butterfly, "
+                  "calendar.")
 
 
 class BasisFilterSerializer(FilterSerializer):
@@ -62,7 +68,8 @@ def _filters(request) -> selectors.AnalyticsFilters:
 def analytics_filters(values: dict) -> selectors.AnalyticsFilters:
     """The selectors' filters from a FilterSerializer's validated data (the MCP tools share it)."""
     return selectors.AnalyticsFilters(closed_from=values.get("from"), closed_to=values.get("to"),
-                                      strategy=values.get("strategy") or None)
+                                      strategy=values.get("strategy") or None,
+                                      strategy_type=values.get("strategy_type") or None)
 
 
 FILTER_PARAMETERS = [FilterSerializer]  # documented from the serializer that checks them: one truth
@@ -268,6 +275,8 @@ def _value(value) -> str:
         return format(value, "f")
     if isinstance(value, bool):
         return "1" if value else "0"
+    if isinstance(value, list | tuple):  # breakevens: exact decimals joined by ";"
+        return ";".join(_value(item) for item in value)
     return str(value)
 
 

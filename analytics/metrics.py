@@ -7,8 +7,10 @@ Ratios and statistics are floats rounded to 4 decimals. Anything undefined (no t
 trade for a profit factor, fewer than two days for a Sharpe ratio) is `None` (JSON null), never
 NaN or Infinity.
 
-The frame's columns: `pnl` (cents), `risk` (cents of planned risk, (entry − SL) × contracts ×
-100; ≤ 0 when the stop was not below the entry), and whatever the grouping needs.
+The frame's columns: `pnl` (cents), `risk` (cents of planned risk on the held price, (entry − SL)
+× contracts × 100 for a debit trade, (SL − entry) × units × 100 for a credit one; ≤ 0 when the stop
+is not on the losing side), `max_loss` (cents the position could lose at entry, NaN: unlimited or
+unknown), and whatever the grouping needs.
 
 Basis: a frame from `analytics.selectors.trade_frame` carries both `pnl_gross` (premiums only)
 and `pnl_net` (after commissions and fees, docs/pnl.md), and says which one its `pnl` is
@@ -177,6 +179,28 @@ def breakdown(frame: pd.DataFrame, key: str, *, basis: str | None = None) -> lis
         return []
     stats = group_stats(frame.assign(**{key: frame[key].fillna("")}), key, basis=basis)
     return [{key: name, **stats_json(row)} for name, row in zip(stats.index, stats.itertuples(), strict=True)]
+
+
+def max_loss_returns(frame: pd.DataFrame, key: str, *, basis: str | None = None) -> dict[str, dict]:
+    """Per value of `key`: the return on the max loss, the honest return of a trade that is not
+    long premium. Each trade's `max_loss` (cents) is the most it could lose at entry: a single
+    option's premium, a debit spread's debit, a credit spread's width × 100 − credit (so a credit
+    trade's return is P&L / max loss, never P&L / credit). `return_on_max_loss` = Σ P&L / Σ max loss
+    and `avg_return_on_max_loss` the mean of each trade's P&L / max loss, both over the
+    `return_trades` whose max loss is known and above 0 (an unlimited one, a short straddle's, is
+    left out); `max_loss_total` in dollars."""
+    if frame.empty:
+        return {}
+    frame = on_basis(frame, basis)
+    answer = {}
+    for name, group in frame.assign(**{key: frame[key].fillna("")}).groupby(key, sort=True):
+        known = group[group["max_loss"].notna() & (group["max_loss"] > 0)]
+        total = int(known["max_loss"].sum())
+        each = known["pnl"].to_numpy(dtype=np.float64) / known["max_loss"].to_numpy(dtype=np.float64)
+        answer[name] = {"return_trades": len(known), "max_loss_total": money(total) if len(known) else None,
+                        "return_on_max_loss": number(int(known["pnl"].sum()) / total) if total else None,
+                        "avg_return_on_max_loss": number(each.mean()) if len(each) else None}
+    return answer
 
 
 def score_buckets(frame: pd.DataFrame, score: str, buckets: int = 10, *, basis: str | None = None) -> list[dict]:

@@ -42,15 +42,24 @@ TYPES: dict[str, pa.DataType] = {
     "target_mfe_pct": PCT, "target_mae_pct": PCT, "mfe_minutes": pa.float64(), "mae_minutes": pa.float64(),
     "first_touch": pa.string(), "forensics_snapshots": pa.int64(), "forensics_bars": pa.int64(),
     "forensics_bar_fallback": pa.string(),
+    "strategy_type": pa.string(), "net_direction": pa.string(), "strategy_label": pa.string(),
+    "leg_count": pa.int64(), "legs": pa.string(), "width": pa.decimal128(18, 3), "net_entry": PRICE,
+    "max_profit": MONEY, "max_loss": MONEY, "breakevens": pa.list_(PRICE), "return_on_max_loss_pct": PCT,
 }
 SCHEMA = pa.schema([pa.field(name, TYPES[name]) for name in DATASET_COLUMNS])
 
 
+def _exact(values: list, kind: pa.DataType) -> list:
+    # Computed columns (rounded in SQL) may carry fewer places than the type: quantize, never round.
+    step = Decimal(1).scaleb(-kind.scale)
+    return [None if value is None else Decimal(value).quantize(step) for value in values]
+
+
 def _column(values: list, kind: pa.DataType) -> pa.Array:
     if pa.types.is_decimal(kind):
-        # Computed columns (rounded in SQL) may carry fewer places than the type: quantize, never round.
-        step = Decimal(1).scaleb(-kind.scale)
-        values = [None if value is None else Decimal(value).quantize(step) for value in values]
+        values = _exact(values, kind)
+    elif pa.types.is_list(kind) and pa.types.is_decimal(kind.value_type):  # breakevens
+        values = [None if value is None else _exact(list(value), kind.value_type) for value in values]
     return pa.array(values, type=kind)
 
 

@@ -40,12 +40,15 @@ from django.db.models.functions import Cast, Coalesce, ExtractHour, ExtractIsoWe
 from brokers.models import BrokerMode, PaperFill
 from monitoring import clock
 from monitoring.models import PriceSnapshot
+from trades import selectors as trade_selectors
 from trades.models import (
     CONTRACT_MULTIPLIER,
     AccountSettings,
     CloseReason,
     EventKind,
+    NetDirection,
     PaperTrade,
+    StrategyType,
     TradeEvent,
     TradeStatus,
     commission_total_sql,
@@ -71,6 +74,7 @@ class AnalyticsFilters:
     closed_from: date | None = None
     closed_to: date | None = None
     strategy: str | None = None
+    strategy_type: str | None = None  # what the legs make (trades.models.StrategyType)
 
 
 def _ny_midnight(day: date) -> datetime:
@@ -86,11 +90,27 @@ def closed_trades(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = 
         trades = trades.filter(close_date__lt=_ny_midnight(filters.closed_to + timedelta(days=1)))
     if filters.strategy:
         trades = trades.filter(strategy=filters.strategy)
+    if filters.strategy_type:
+        trades = trades.filter(strategy_type=filters.strategy_type)
     return trades
 
 
 def _held_qty():
     return Coalesce(NullIf(F("filled_qty"), Value(0)), F("qty"))
+
+
+def _planned_risk_per_share():
+    """Per share, the distance from the entry to the stop on the losing side, by the held-price
+    convention (trades/net_price.py): entry − SL for a debit trade (every single option), SL − entry
+    for a credit trade (short its price: its stop is a dearer buy-back). ≤ 0: no stop on that side."""
+    return Case(When(net_direction=NetDirection.CREDIT, then=F("sl_price") - F("entry_price")),
+                default=F("entry_price") - F("sl_price"))
+
+
+def _target_distance_per_share():
+    """Per share, the distance from the entry to the target on the winning side (held prices)."""
+    return Case(When(net_direction=NetDirection.CREDIT, then=F("entry_price") - F("tp_price")),
+                default=F("tp_price") - F("entry_price"))
 
 
 def _cents(expression):
@@ -103,7 +123,7 @@ def _ten_thousandths(expression):
 
 TRADE_FRAME = ("id", "ticker", "strategy", "ai_verdict", "gate_verdict", "close_reason", "close_epoch", "pnl_gross",
                "pnl_net", "commission", "fees", "risk", "hold_h", "card_score", "ai_score", "technical_score",
-               "sentiment_score", "entry_hour", "dte")
+               "sentiment_score", "entry_hour", "dte", "strategy_type", "net_direction", "units", "max_loss")
 MONEY_COLUMNS = ("pnl_gross", "pnl_net", "commission", "fees", "risk")
 SCORE_FIELDS = ("card_score", "ai_score", "technical_score", "sentiment_score")
 
@@ -145,16 +165,20 @@ def trade_frame(trades: QuerySet[PaperTrade], *, basis: str = metrics.NET) -> pd
         pnl_net=_cents(realized_pnl_net_sql()),
         commission=_cents(commission_total_sql()),
         fees_cents=_cents(F("fees")),
-        risk=_cents((F("entry_price") - F("sl_price")) * _held_qty() * CONTRACT_MULTIPLIER),
+        risk=_cents(_planned_risk_per_share() * _held_qty() * CONTRACT_MULTIPLIER),
         hold_h=Cast("hold_duration_h", FloatField()),
         **{f"{name}_f": Cast(name, FloatField()) for name in SCORE_FIELDS},
         entry_hour=ExtractHour("entry_date", tzinfo=market_tz()),
         dte=_Days(F("expiry"), TruncDate("entry_date", tzinfo=market_tz())),
+        units=F("qty"),
+        # A single option can lose its premium; a multi-leg trade's max loss comes from its legs below.
+        premium_paid=_cents(F("entry_price") * _held_qty() * CONTRACT_MULTIPLIER),
     ).values_list(*TRADE_FRAME[:10], "fees_cents", "risk", "hold_h", *(f"{name}_f" for name in SCORE_FIELDS),
-                  "entry_hour", "dte")
+                  "entry_hour", "dte", "strategy_type", "net_direction", "units", "premium_paid")
     frame = pd.DataFrame.from_records(_fetch(rows), columns=TRADE_FRAME, coerce_float=True)
     frame = frame.astype({"id": "int64", **dict.fromkeys(MONEY_COLUMNS, "int64"), "close_epoch": "float64",
-                          **{name: "float64" for name in ("hold_h", *SCORE_FIELDS)}})
+                          **{name: "float64" for name in ("hold_h", *SCORE_FIELDS, "max_loss")}})
+    frame = _with_spread_max_loss(frame)
     frame = metrics.on_basis(frame, basis)
     frame["close_date"] = pd.to_datetime(frame["close_epoch"], unit="s", utc=True).dt.round("us")
     frame["day"] = frame["close_date"].dt.tz_convert(market_tz()).dt.tz_localize(None).dt.normalize()
@@ -163,6 +187,24 @@ def trade_frame(trades: QuerySet[PaperTrade], *, basis: str = metrics.NET) -> pd
     frame["entry_hour"] = [f"{int(hour):02d}:00" if hour == hour else "" for hour in hours.tolist()]
     frame["dte_bucket"] = pd.cut(pd.to_numeric(frame["dte"], errors="coerce"), DTE_BUCKETS[0],
                                  labels=DTE_BUCKETS[1]).astype(str).replace("nan", "")
+    return frame
+
+
+def _with_spread_max_loss(frame: pd.DataFrame) -> pd.DataFrame:
+    """`max_loss` (cents, NaN: unlimited or not known) of each multi-leg trade from its legs' entry
+    fills (trades/strategies.py: a credit spread's width × 100 − credit, a debit trade's debit), in
+    one query for all of them; none when the frame has only single options."""
+    spreads = frame.index[frame["strategy_type"] != StrategyType.SINGLE]
+    if not len(spreads):
+        return frame
+    rows = frame.loc[spreads, ["id", "strategy_type", "net_direction", "units"]]
+    legs = trade_selectors.legs_by_trade(trade_ids=rows["id"].tolist())
+    losses = []
+    for trade_id, strategy_type, direction, units in rows.itertuples(index=False):
+        facts = trade_selectors.row_strategy_facts(
+            {"strategy_type": strategy_type, "net_direction": direction, "qty": int(units)}, legs.get(trade_id, []))
+        losses.append(np.nan if facts.max_loss is None else float(int(round(facts.max_loss * 100))))
+    frame.loc[spreads, "max_loss"] = losses
     return frame
 
 
@@ -186,7 +228,8 @@ def _sessions_between(days) -> list[date]:
 def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None,
                 basis: str = metrics.NET, period: periods.Period | None = None) -> dict:
     """Everything the Performance tab shows, in four queries (the balance, the trades, and the
-    trades and their snapshots for the greeks attribution). Every P&L figure is on `basis`: net of
+    trades and their snapshots for the greeks attribution), five with multi-leg trades (their legs,
+    for the max loss `by_strategy_type` measures returns against). Every P&L figure is on `basis`: net of
     commissions and fees (the default) or gross; `costs` gives both totals whatever the basis. Win
     rates carry their 95 % Wilson interval; Sharpe and Sortino wait for enough trading days. A
     `period` other than "all" narrows the closes to its New York dates; "all" leaves `filters`'
@@ -200,6 +243,9 @@ def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
     curve, drawdown = metrics.equity_curve(frame, start)
     daily = metrics.daily_pnl(frame)
     by_strategy = _with_intervals(metrics.breakdown(frame, "strategy"))
+    returns = metrics.max_loss_returns(frame, "strategy_type")
+    by_strategy_type = [{**row, "label": StrategyType(row["strategy_type"]).label, **returns[row["strategy_type"]]}
+                        for row in _with_intervals(metrics.breakdown(frame, "strategy_type"))]
     best = max(by_strategy, key=lambda row: Decimal(row["net_pnl"]), default=None)
     hold = frame.groupby("close_reason")["hold_h"].mean() if len(frame) else pd.Series(dtype=float)
     summary = stats.with_win_rate_interval(metrics.summary(frame))
@@ -218,6 +264,7 @@ def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
         "by_close_reason": _with_intervals({**row, "avg_hold_hours": metrics.number(hold.get(row["close_reason"]), 2)}
                                            for row in metrics.breakdown(frame, "close_reason")),
         "by_strategy": by_strategy,
+        "by_strategy_type": by_strategy_type,
         "best_strategy": best["strategy"] if best and Decimal(best["net_pnl"]) > 0 else None,
         "by_ticker": _with_intervals(metrics.breakdown(frame, "ticker")),
         "by_entry_hour": _with_intervals(metrics.breakdown(frame, "entry_hour")),
@@ -427,7 +474,7 @@ def _slippage_rows(frame: pd.DataFrame, key: str, order=None) -> list[dict]:
 
 
 PATH_TRADE_COLUMNS = ("id", "owner_id", "strategy", "option_symbol", "qty_held", "entry4", "sl4", "tp4", "close4",
-                      "entry_date", "close_date", "pnl")
+                      "entry_date", "close_date", "pnl", "sign", "single")
 
 
 def path_trades(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
@@ -435,10 +482,13 @@ def path_trades(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
         qty_held=_held_qty(), entry4=_ten_thousandths(F("entry_price")), sl4=_ten_thousandths(F("sl_price")),
         tp4=_ten_thousandths(F("tp_price")), close4=_ten_thousandths(F("close_price")), pnl=_cents(F("realized_pnl")),
         entry_us=_EpochMicros("entry_date"), close_us=_EpochMicros("close_date"),
-    ).order_by("id").values_list(*PATH_TRADE_COLUMNS[:-3], "entry_us", "close_us", "pnl")
+        # The held-price sign (+1 debit, −1 credit: trades/net_price.py), and whether the path is one contract's.
+        sign=Case(When(net_direction=NetDirection.CREDIT, then=Value(-1)), default=Value(1)),
+        single=Case(When(strategy_type=StrategyType.SINGLE, then=Value(1)), default=Value(0)),
+    ).order_by("id").values_list(*PATH_TRADE_COLUMNS[:-5], "entry_us", "close_us", "pnl", "sign", "single")
     frame = pd.DataFrame.from_records(_fetch(rows), columns=PATH_TRADE_COLUMNS)
     frame = frame.astype({name: "int64" for name in ("id", "owner_id", "qty_held", "entry4", "sl4", "tp4", "close4",
-                                                      "entry_date", "close_date", "pnl")})
+                                                      "entry_date", "close_date", "pnl", "sign", "single")})
     for column in ("entry_date", "close_date"):
         frame[column] = _instants(frame[column])
     return frame
@@ -481,7 +531,7 @@ HINDSIGHT = ("Hindsight: each closed trade's recorded path (entry fill, snapshot
              "other stop-loss/take-profit distances from the entry. An exit happens at the first recorded mark "
              "at or beyond a level (so gaps fill at that mark); an untouched bracket exits where the trade "
              "really closed. The path after the real close is unknown, so wider brackets are judged on a "
-             "truncated path. Not a forecast.")
+             "truncated path. Single options only: spreads are not replayed. Not a forecast.")
 REPLAY_BASIS = ("Like for like: every bracket, and your own stop and target, is replayed on the same recorded marks "
                 "by the same exit rule, before commissions. The booked P&L comes from the real fills and can differ "
                 "from your replayed brackets: commissions, a fill away from the recorded mark, a bracket moved during "
@@ -497,10 +547,12 @@ def first_positions(path: pd.DataFrame, hit: np.ndarray, trades: pd.Index) -> np
 
 def replay_paths(*, user: AbstractBaseUser, filters: AnalyticsFilters | None
                  ) -> tuple[QuerySet[PaperTrade], pd.DataFrame, pd.DataFrame | None]:
-    """The replays' input: the closed trades with an entry price, their frame (`path_trades`, with
+    """The replays' input: the closed single-option trades with an entry price, their frame (`path_trades`, with
     the trader's own stop: the one set before any exit policy moved it, since a trailed stop is the
     policy's work, not the trader's bracket), and their recorded paths (None without trades)."""
-    trades_qs = closed_trades(user=user, filters=filters).filter(entry_price__gt=0)
+    # Single options only: the replays move stops below and targets above the entry of a bought
+    # premium, which a spread's held price (a credit trade's stop is above it) does not follow.
+    trades_qs = closed_trades(user=user, filters=filters).filter(entry_price__gt=0, strategy_type=StrategyType.SINGLE)
     frame = path_trades(trades_qs)
     if frame.empty:
         return trades_qs, frame, None
@@ -775,22 +827,46 @@ TARGET_COLUMNS = ("close_date", "close_reason", "close_price", "realized_pnl", "
                   "hold_duration_h", "max_gain", "max_drawdown", "target_pnl_15m", "target_pnl_1h",
                   "target_mfe_pct", "target_mae_pct", "mfe_minutes", "mae_minutes", "first_touch",
                   "forensics_snapshots", "forensics_bars", "forensics_bar_fallback")
-DATASET_COLUMNS = (*INPUT_COLUMNS, *CONTEXT_COLUMNS, *TARGET_COLUMNS)
+# What the legs make (issue 19), known at the open; after the rest so that earlier columns keep
+# their places. Worked out from the legs (trades/strategies.py), read in one query per answer.
+STRUCTURE_COLUMNS = ("strategy_type", "net_direction", "strategy_label", "leg_count", "legs", "width", "net_entry",
+                     "max_profit", "max_loss", "breakevens", "return_on_max_loss_pct")
+DATASET_COLUMNS = (*INPUT_COLUMNS, *CONTEXT_COLUMNS, *TARGET_COLUMNS, *STRUCTURE_COLUMNS)
+DATASET_SCHEMA_VERSION = 2  # 2: STRUCTURE_COLUMNS, and risk columns on the held price (docs/dataset.md)
 
 
-def dataset_rows(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> QuerySet:
+def dataset_rows(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None) -> list[dict]:
     """One dict per closed trade of the user, DATASET_COLUMNS in order, oldest close first.
-    Context JSON is flattened in SQL to a fixed list of columns (missing keys are empty)."""
+    Context JSON is flattened in SQL to a fixed list of columns (missing keys are empty). Risk and
+    distances follow the held price (a credit trade's stop is above its entry); the structure
+    columns come from the legs, read in one more query for every row."""
+    rows = list(_dataset_query(user=user, filters=filters))
+    legs = trade_selectors.legs_by_trade(trade_ids=[row["trade_id"] for row in rows]) if rows else {}
+    for row in rows:
+        trade_legs = legs.get(row["trade_id"], [])
+        facts = trade_selectors.row_strategy_facts({**row, "option_symbol": row.pop("_option_symbol")}, trade_legs)
+        # Signed, per share of one unit: + a debit paid, − a credit received (entry_price is the held one).
+        net_entry = row["entry_price"] * trade_selectors.direction_sign(row["net_direction"])
+        columns = facts.as_columns()  # to the places the API writes (width 3, dollars 2, breakevens 4)
+        row.update({name: columns[name] for name in ("strategy_label", "leg_count", "width", "max_profit",
+                                                      "max_loss", "return_on_max_loss_pct")},
+                   legs=facts.legs_json, net_entry=net_entry,
+                   breakevens=[price.quantize(Decimal("0.0001")) for price in facts.breakevens])
+    return rows
+
+
+def _dataset_query(*, user: AbstractBaseUser, filters: AnalyticsFilters | None) -> QuerySet:
     tz = market_tz()
-    risk = _decimal((F("entry_price") - F("sl_price")) * _held_qty() * CONTRACT_MULTIPLIER)
+    risk = _decimal(_planned_risk_per_share() * _held_qty() * CONTRACT_MULTIPLIER)
     entry = NullIf(F("entry_price"), Value(0))
     return closed_trades(user=user, filters=filters).order_by("close_date", "id").annotate(
         trade_id=F("id"),
+        _option_symbol=F("option_symbol"),
         dte_at_entry=_Days(F("expiry"), TruncDate("entry_date", tzinfo=tz)),
         entry_hour_ny=ExtractHour("entry_date", tzinfo=tz),
         entry_weekday=ExtractIsoWeekDay("entry_date", tzinfo=tz),
-        sl_distance_pct=Round(_decimal((F("entry_price") - F("sl_price")) * 100 / entry), 4),
-        tp_distance_pct=Round(_decimal((F("tp_price") - F("entry_price")) * 100 / entry), 4),
+        sl_distance_pct=Round(_decimal(_planned_risk_per_share() * 100 / entry), 4),
+        tp_distance_pct=Round(_decimal(_target_distance_per_share() * 100 / entry), 4),
         planned_risk=Round(risk, 2),
         r_multiple=Round(_decimal(F("realized_pnl") / NullIf(risk, Value(0))), 4),
         win=Q(realized_pnl__gt=0),
@@ -805,7 +881,7 @@ def dataset_rows(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = N
         forensics_bars=F("forensics__bar_count"),
         forensics_bar_fallback=F("forensics__bar_fallback"),
         **CONTEXT_COLUMNS,
-    ).values(*DATASET_COLUMNS)
+    ).values(*(name for name in DATASET_COLUMNS if name not in STRUCTURE_COLUMNS[2:]), "_option_symbol")
 
 
 # --- One trade's price history and forensics (the MCP trade capsule) ------------------------------

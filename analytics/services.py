@@ -11,6 +11,10 @@ and close, close fill; see `selectors.price_paths`) and derives, vectorised over
 - `first_touch`: whether the path reached the take-profit (price ≥ TP) or the stop-loss (price ≤
   SL) first after the entry, or neither, and when.
 
+All on the held price (trades/net_price.py): a credit trade's path is what buying it back costs, so
+its P&L, its best and worst moments and its touches are read the other way round (TP at or below,
+SL at or above). A multi-leg trade's path is its net: no contract's minute bars fill it.
+
 The four targets go to the trade's own fields; the rest to `TradeForensics`, with the greeks
 attribution of the realized P&L (`analytics.attribution`), so that Performance sums stored figures
 instead of re-reading every snapshot of every trade. Running it again
@@ -70,10 +74,15 @@ def targets_frame(trades: pd.DataFrame, path: pd.DataFrame) -> pd.DataFrame:
     `selectors.price_paths` frames (joined by `with_bars` where bars were fetched). Pure and
     vectorised: the unit tests' hand-computed paths go straight in here."""
     info = trades.set_index("id")
+    if "sign" not in info:  # a frame built by hand: every trade long its price
+        info = info.assign(sign=1)
     if "bar" not in path:
         path = path.assign(bar=0)
+    # On the held price (trades/net_price.py): a credit trade's mark is what buying back costs, so it gains,
+    # reaches its target and finds its best moment as the mark falls. `sign` turns every comparison round.
     entry = info["entry4"].reindex(path["trade_id"]).to_numpy(dtype=np.int64)
-    path = path.assign(excursion=(path["mark4"].to_numpy() - entry) * 100 / entry)
+    sign = info["sign"].reindex(path["trade_id"]).to_numpy(dtype=np.int64)
+    path = path.assign(excursion=sign * (path["mark4"].to_numpy() - entry) * 100 / entry)
     out = pd.DataFrame(index=info.index)
 
     prices = path[path["bar"] != BAR_EXTREME].sort_values("timestamp")  # a bar's high/low is no price to exit at
@@ -82,7 +91,7 @@ def targets_frame(trades: pd.DataFrame, path: pd.DataFrame) -> pd.DataFrame:
         found = pd.merge_asof(moments.sort_values("timestamp"), prices, on="timestamp",
                               by="trade_id", direction="backward").set_index("trade_id")["mark4"]
         # ten-thousandths of a dollar per share × 100 shares a contract = cents per contract
-        cents = (found.reindex(info.index) - info["entry4"]) * info["qty_held"]
+        cents = (found.reindex(info.index) - info["entry4"]) * info["qty_held"] * info["sign"]
         out[name] = cents / 100
 
     grouped = path.groupby("trade_id")["excursion"]
@@ -93,9 +102,10 @@ def targets_frame(trades: pd.DataFrame, path: pd.DataFrame) -> pd.DataFrame:
     out["mae_at"] = path.loc[worst.to_numpy(), "timestamp"].to_numpy()
 
     after_entry = path[path["point"] > 0]
-    tp = info["tp4"].reindex(after_entry["trade_id"]).to_numpy()
-    sl = info["sl4"].reindex(after_entry["trade_id"]).to_numpy()
-    marks = after_entry["mark4"].to_numpy()
+    held_sign = info["sign"].reindex(after_entry["trade_id"]).to_numpy()
+    tp = info["tp4"].reindex(after_entry["trade_id"]).to_numpy() * held_sign
+    sl = info["sl4"].reindex(after_entry["trade_id"]).to_numpy() * held_sign
+    marks = after_entry["mark4"].to_numpy() * held_sign
     tp_at = after_entry[marks >= tp].groupby("trade_id")["timestamp"].min().reindex(info.index)
     sl_at = after_entry[marks <= sl].groupby("trade_id")["timestamp"].min().reindex(info.index)
     # A tie can only come from one bar reaching both: the stop is counted first.
@@ -151,6 +161,9 @@ def minute_bars(trades: pd.DataFrame, thin: pd.Index,
     outcome: dict[int, str] = {}
     supported = True
     for trade in trades[trades["id"].isin(thin)].itertuples(index=False):  # one provider call per thin trade
+        if not getattr(trade, "single", 1):  # a spread's path is its net: no one contract's bars describe it
+            outcome[trade.id] = BarFallback.UNSUPPORTED
+            continue
         if not supported:
             outcome[trade.id] = BarFallback.UNSUPPORTED
             continue

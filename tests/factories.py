@@ -382,3 +382,66 @@ def expiry_spread_trade(owner, legs, *, qty: int = 1, strategy_type: str = "vert
         strategy_type=strategy_type, ticker=underlying_of_root(parse_symbol(legs[0][1]).root), sl_price=stop,
         tp_price=target, broker_mode=broker_mode or BrokerMode.LOCAL_PAPER, entry_date=entry_date or timezone.now(),
         **fields)
+
+
+def closed_spread_trade(*, owner, position, entries, exits, close_reason=CloseReason.TP_HIT,
+                        exit_reason="CLOSED", close_date=None, sl_price=None, tp_price=None,
+                        entry_commission=Decimal(0), exit_commission=Decimal(0), **fields):
+    """A CLOSED multi-leg trade of `position` (a trades.spreads template) with its legs, as the
+    lifecycle contract of docs/spreads.md leaves one: `entries` / `exits` are each leg's fills per
+    share, in leg order; the row holds held prices (a credit trade is short its price, every price
+    positive) and realized P&L = Σ side × ratio × (exit − entry) × units × 100, which equals
+    net_price.pnl on the held prices. Exits default to a target and stop on the right sides."""
+    from trades import net_price
+    from trades.models import TradeLeg
+
+    legs = position.legs
+    entries, exits = [Decimal(str(p)) for p in entries], [Decimal(str(p)) for p in exits]
+    net_entry = sum(leg.sign * leg.ratio * price for leg, price in zip(legs, entries, strict=True))
+    net_exit = sum(leg.sign * leg.ratio * price for leg, price in zip(legs, exits, strict=True))
+    direction = net_price.direction_of(net_entry)
+    entry, close = net_price.held_price(direction, net_entry), net_price.held_price(direction, net_exit)
+    realized = sum(leg.sign * leg.ratio * (out - into) * position.quantity * CONTRACT_MULTIPLIER
+                   for leg, into, out in zip(legs, entries, exits, strict=True))
+    assert realized == net_price.pnl(direction, entry=entry, price=close, units=position.quantity)
+    low, high = entry / 2, entry * 2
+    first = legs[0]
+    entry_date = fields.pop("entry_date", datetime(2026, 12, 1, 15, 0, tzinfo=UTC))
+    trade = ClosedTradeFactory(
+        owner=owner, legs=False, ticker=first.contract.root, option_type=first.option_type, strike=first.strike,
+        expiry=first.expiry, qty=position.quantity, filled_qty=position.quantity, strategy_type=position.strategy,
+        net_direction=direction, entry_price=entry, close_price=close, realized_pnl=realized,
+        sl_price=sl_price if sl_price is not None else (low if direction == net_price.DEBIT else high),
+        tp_price=tp_price if tp_price is not None else (high if direction == net_price.DEBIT else low),
+        close_reason=close_reason, entry_date=entry_date, close_date=close_date or entry_date + timedelta(hours=1),
+        entry_commission=entry_commission, exit_commission=exit_commission, **fields)
+    with tenancy.acting_as(owner.pk):
+        TradeLeg.objects.bulk_create([
+            TradeLeg(owner=owner, trade=trade, position=index, option_symbol=leg.symbol, option_type=leg.option_type,
+                     strike=leg.strike, expiry=leg.expiry, side=leg.side, ratio=leg.ratio, entry_price=into,
+                     exit_price=out, exit_reason=exit_reason)
+            for index, (leg, into, out) in enumerate(zip(legs, entries, exits, strict=True))])
+    return trade
+
+
+def analytics_four_trades(owner, *, expiry=date(2026, 12, 18), start=datetime(2026, 12, 1, 15, 0, tzinfo=UTC)):
+    """Four CLOSED trades side by side, each an hour apart from `start`, premiums only (no
+    commissions): a credit iron condor (+$160 on a $680 max loss), a debit call vertical (−$60 on
+    $180), a long straddle (+$70 on $750) and a single call (+$160 on $840)."""
+    from trades import spreads
+
+    hour = timedelta(hours=1)
+    condor = closed_spread_trade(
+        owner=owner, position=spreads.iron_condor(root="SPY", expiry=expiry, long_put=490, short_put=495,
+                                                  short_call=515, long_call=520, quantity=2),
+        entries=["0.80", "1.60", "1.50", "0.70"], exits=["0.30", "0.70", "0.60", "0.20"], entry_date=start,
+        strategy="income")
+    vertical = closed_spread_trade(
+        owner=owner, position=spreads.vertical(root="SPY", expiry=expiry, option_type="CALL", lower=500, upper=505),
+        entries=["3.00", "1.20"], exits=["2.10", "0.90"], close_reason=CloseReason.SL_HIT,
+        entry_date=start + hour, strategy="momentum")
+    straddle = closed_spread_trade(
+        owner=owner, position=spreads.straddle(root="SPY", expiry=expiry, strike=500),
+        entries=["4.00", "3.50"], exits=["6.20", "2.00"], entry_date=start + 2 * hour, strategy="momentum")
+    single = ClosedTradeFactory(owner=owner, expiry=expiry, entry_date=start + 3 * hour, filled_qty=2)
+    return {"condor": condor, "vertical": vertical, "straddle": straddle, "single": single}

@@ -42,12 +42,14 @@ from .models import (
     net_outcome_q,
     realized_pnl_net_sql,
 )
+from .net_price import direction_sign  # noqa: F401 (for analytics: the held-price sign)
 from .services.broker_health import broker_trouble_key
 from .services.errors import BrokerDown, InvalidTradeInput
 from .services.marks import HELD
 from .services.orders import as_trade_error, broker_of
 from .services.risk import active_exposure
 from .spreads import SpreadLeg, SpreadPosition, SpreadRisk, spread_risk, spread_width
+from .strategies import StrategyFacts, return_on_max_loss, strategy_facts, strategy_label  # noqa: F401 (for readers)
 
 MAX_CHART_POINTS = 1000
 SNAPSHOT_FIELDS = ("timestamp", "kind", "mark_price", "bid", "ask", "delta", "gamma", "theta", "vega", "iv",
@@ -67,7 +69,14 @@ EXPORT_COLUMNS = (
     # Added after the rest, so that earlier columns keep their places: `realized_pnl` above is the
     # gross figure (premiums only), `realized_pnl_net` is after commissions and fees (docs/pnl.md).
     *("realized_pnl_gross", "realized_pnl_net", "commission_total"), *COST_FIELDS,
+    # What the legs make (issue 19; trades/strategies.py): read from the legs, one query per batch.
+    *("strategy_type", "net_direction", "strategy_label", "leg_count", "legs", "width", "max_profit", "max_loss",
+      "breakevens", "return_on_max_loss_pct"),
 )
+# The export's columns worked out from the legs, not stored on the trade row.
+LEG_COLUMNS = ("strategy_label", "leg_count", "legs", "width", "max_profit", "max_loss", "breakevens",
+               "return_on_max_loss_pct")
+EXPORT_BATCH = 500
 
 
 # Figures of a trade that are computed, by name, as SQL (the model's properties say the same).
@@ -104,6 +113,7 @@ class TradeFilters:
     status: str | None = None
     outcome: str | None = None
     strategy: str | None = None
+    strategy_type: str | None = None
     ticker: str | None = None
     close_reason: str | None = None
     closed_from: datetime | None = None
@@ -137,6 +147,8 @@ def _narrowed(trades: QuerySet[PaperTrade], filters: TradeFilters) -> QuerySet[P
         trades = trades.outcome(filters.outcome)
     if filters.strategy:
         trades = trades.filter(strategy=filters.strategy)
+    if filters.strategy_type:
+        trades = trades.filter(strategy_type=filters.strategy_type)
     if filters.ticker:
         trades = trades.filter(ticker=filters.ticker.upper())
     if filters.close_reason:
@@ -569,11 +581,26 @@ def trade_export_rows(*, user_id: int, filters: TradeFilters | None = None) -> I
     opens its own transaction in the user's tenant context.
     """
     with tenancy.acting_as(user_id):
-        stored = [name for name in EXPORT_COLUMNS if name not in TRADE_PNL_SQL]
+        stored = [name for name in EXPORT_COLUMNS if name not in TRADE_PNL_SQL and name not in LEG_COLUMNS]
         trades = _narrowed(PaperTrade.objects.filter(owner_id=user_id), filters or TradeFilters())
         rows = trades.order_by("created_at", "id").values(
             *stored, **{name: expression() for name, expression in TRADE_PNL_SQL.items()})
-        yield from rows.iterator(chunk_size=500)
+        batch: list[dict] = []
+        for row in rows.iterator(chunk_size=EXPORT_BATCH):
+            batch.append(row)
+            if len(batch) == EXPORT_BATCH:
+                yield from _with_leg_columns(batch)
+                batch = []
+        yield from _with_leg_columns(batch)
+
+
+def _with_leg_columns(rows: list[dict]) -> list[dict]:
+    """Export rows with LEG_COLUMNS filled in, their legs read in one query for the whole batch."""
+    legs = legs_by_trade(trade_ids=[row["id"] for row in rows]) if rows else {}
+    for row in rows:
+        facts = row_strategy_facts(row, legs.get(row["id"], []))
+        row.update(facts.as_columns(), legs=facts.legs_text)
+    return rows
 
 
 @dataclass(frozen=True)
@@ -732,3 +759,38 @@ def push_subscription_list(*, user: AbstractBaseUser) -> QuerySet[PushSubscripti
     and keys are never loaded for showing."""
     return (PushSubscription.objects.filter(owner=user).select_related("channel")
             .defer("subscription_encrypted", "channel__url_encrypted").order_by("-created_at", "pk"))
+
+
+# --- What a finished trade's legs make (the History, Performance, data set, exports, tools) -----
+
+
+def legs_by_trade(*, trade_ids: Iterable[int]) -> dict[int, list[dict]]:
+    """The legs of these trades, in order, as dicts, in one query (for rows read with values())."""
+    found: dict[int, list[dict]] = {}
+    for leg in TradeLeg.objects.filter(trade_id__in=list(trade_ids)).order_by("trade_id", "position").values(
+            "trade_id", "option_symbol", "option_type", "strike", "expiry", "side", "ratio", "entry_price",
+            "exit_price", "exit_reason"):
+        found.setdefault(leg["trade_id"], []).append(leg)
+    return found
+
+
+def row_strategy_facts(row: dict, legs: list) -> StrategyFacts:
+    """A trade row's (values(): strategy_type, net_direction, qty, entry_price, realized_pnl) label,
+    legs and risk. A row stored without legs reads as the single option it describes."""
+    if not legs and row.get("strategy_type", StrategyType.SINGLE) == StrategyType.SINGLE and row.get("option_symbol"):
+        legs = [{"option_symbol": row["option_symbol"], "option_type": row["option_type"], "strike": row["strike"],
+                 "expiry": row["expiry"], "side": LegSide.LONG, "ratio": 1, "entry_price": row.get("entry_price"),
+                 "exit_price": row.get("close_price"), "exit_reason": ""}]
+    return strategy_facts(strategy_type=row["strategy_type"], net_direction=row["net_direction"], units=row["qty"],
+                          legs=legs, entry_price=row.get("entry_price"), realized_pnl=row.get("realized_pnl"))
+
+
+def trade_strategy_facts(trade: PaperTrade) -> StrategyFacts:
+    """A trade's label, legs and risk, from its legs (prefetched by `trades_with_legs`)."""
+    return strategy_facts(strategy_type=trade.strategy_type, net_direction=trade.net_direction, units=trade.qty,
+                          legs=trade_legs(trade), entry_price=trade.entry_price, realized_pnl=trade.realized_pnl)
+
+
+def strategy_label_of(trade: PaperTrade, legs: list[TradeLeg] | None = None) -> str:
+    """"Iron condor 490/495/515/520", "Put credit spread 500/495", "Long call 570" (trades/strategies.py)."""
+    return strategy_label(trade.strategy_type, trade.net_direction, legs if legs is not None else trade_legs(trade))

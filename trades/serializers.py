@@ -16,9 +16,11 @@ from .models import (
     PRICE,
     CloseReason,
     ExitPartReason,
+    LegExit,
     LegSide,
     OptionType,
     PaperTrade,
+    StrategyType,
     TradeEvent,
     TradeStatus,
 )
@@ -121,6 +123,9 @@ class TradeLegSerializer(serializers.Serializer):
                                   help_text="Implied volatility at that mark (0.25 = 25 %).")
     marked_at = serializers.DateTimeField(allow_null=True, default=None,
                                           help_text="When the monitor took the leg's quote.")
+    exit_reason = serializers.ChoiceField(choices=LegExit.choices, allow_blank=True, read_only=True, help_text=(
+        "How the leg left: CLOSED by an order, EXPIRED worthless, EXERCISED, ASSIGNED, CASH_SETTLED; blank "
+        "while held."))
 
 
 def _figure(help_text: str) -> serializers.SerializerMethodField:
@@ -362,9 +367,26 @@ class TradeHistorySerializer(TradeSerializer):
     """A finished trade as the history shows it: how long it was held, and the best and worst it
     stood at while open (MFE, MAE, in dollars). A trade that never filled says why in `status_reason`."""
 
+    strategy_label = serializers.SerializerMethodField(
+        help_text="The strategy in a trader's words with its strikes: \"Iron condor 490/495/515/520\", \"Put credit "
+                  "spread 500/495\" (a vertical's strike nearer the money first), \"Long call 570\".")
+    return_on_max_loss_pct = serializers.SerializerMethodField(
+        help_text="Realized P&L (gross) over the most the position could lose at entry, in %: a credit spread's "
+                  "max loss is width × 100 − the credit per unit, a debit trade's the debit. For a single option it "
+                  "equals realized_pnl_pct. Null when the max loss is unlimited or not known.")
+
     class Meta(TradeSerializer.Meta):
-        fields = [*TradeSerializer.Meta.fields, "hold_duration_h", "max_gain", "max_drawdown"]
+        fields = [*TradeSerializer.Meta.fields, "hold_duration_h", "max_gain", "max_drawdown", "strategy_label",
+                  "return_on_max_loss_pct"]
         read_only_fields = fields
+
+    def get_strategy_label(self, trade) -> str:
+        return selectors.strategy_label_of(trade, self._position(trade)["legs"])
+
+    @extend_schema_field(serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True))
+    def get_return_on_max_loss_pct(self, trade) -> str | None:
+        risk = self._position(trade)["risk"]
+        return _decimal(selectors.return_on_max_loss(trade.realized_pnl, risk.max_loss if risk else None), 2)
 
 
 class TradeTotalsSerializer(serializers.Serializer):
@@ -489,7 +511,7 @@ _SORT_WORDS = ("close date, time placed, P&L, net P&L, P&L %, time held, best (M
 
 
 class TradeFilterSerializer(DayRangeFilterSerializer):
-    """`?status=&outcome=&strategy=&ticker=&close_reason=&from=&to=&closed_from=&closed_to=`. The
+    """`?status=&outcome=&strategy=&strategy_type=&ticker=&close_reason=&from=&to=&closed_from=&closed_to=`. The
     days `from`..`to` are those of the close, or of the order for a trade that never filled."""
 
     status = serializers.ChoiceField(choices=TradeStatus.choices, required=False, error_messages=_choose(
@@ -500,6 +522,11 @@ class TradeFilterSerializer(DayRangeFilterSerializer):
                   "`expired`, or `unfilled`: "
                   "the entry never filled (canceled, rejected).")
     strategy = TextField(required=False, max_length=64, trim_whitespace=False)
+    strategy_type = serializers.ChoiceField(
+        choices=StrategyType.choices, required=False,
+        error_messages=_choose(f"Choose a strategy type: {', '.join(StrategyType.values)}."),
+        help_text="What the legs make: single (one option), vertical, straddle, strangle, iron_condor, butterfly, "
+                  "calendar.")
     ticker = TextField(required=False, max_length=6, trim_whitespace=False)
     close_reason = serializers.ChoiceField(choices=CloseReason.choices, required=False, error_messages=_choose(
         "Choose a close reason: take-profit, stop-loss, manual, expired or expired in the money."))

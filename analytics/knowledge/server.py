@@ -48,6 +48,9 @@ PageSize = Annotated[int, Field(ge=1, le=tools.MAX_PAGE_SIZE,
                                 description=f"Rows per page, 1 to {tools.MAX_PAGE_SIZE}.")]
 CloseDay = Annotated[str | None, Field(description="A New York calendar date, YYYY-MM-DD, included.")]
 Strategy = Annotated[str | None, Field(description="Only trades of this strategy (exact name).")]
+StrategyTypeFilter = Annotated[str | None, Field(description=(
+    "Only trades whose legs make this: single (one option), vertical, straddle, strangle, iron_condor, "
+    "butterfly, calendar."))]
 Basis = Annotated[Literal["net", "gross"] | None, Field(
     description="net (default): P&L after commissions and fees; gross: premiums only.")]
 StrategiesPerPage = Annotated[int, Field(ge=1, le=20, description="Strategies per page, 1 to 20.")]
@@ -138,6 +141,7 @@ def build_server(caller: Caller) -> MCPServer:
                                                          "unfilled (canceled or rejected: the entry never "
                                                          "filled).")] = None,
         strategy: Strategy = None,
+        strategy_type: StrategyTypeFilter = None,
         ticker: Annotated[str | None, Field(description="Underlying symbol, e.g. SPY.")] = None,
         closed_from: Annotated[str | None, Field(description="Closed at or after this ISO 8601 instant "
                                                              "(e.g. 2026-12-01T00:00:00Z).")] = None,
@@ -145,10 +149,13 @@ def build_server(caller: Caller) -> MCPServer:
         page: Page = 1,
         page_size: PageSize = 50,
     ) -> dict[str, Any]:
-        """Your trades, narrowed by the same filters as the REST API's trade list."""
+        """Your trades, narrowed by the same filters as the REST API's trade list. Each carries what its legs
+        make: strategy_type, net_direction (debit or credit; a credit trade's prices are what it received and
+        what buying back costs), legs, width, max_profit, max_loss and breakevens; with history, also
+        strategy_label and return_on_max_loss_pct (P&L over the most it could lose at entry)."""
         return await run(ctx, tools.search_trades, history=history, status=status, outcome=outcome, strategy=strategy,
-                         ticker=ticker, closed_from=closed_from, closed_to=closed_to, page=page,
-                         page_size=page_size)
+                         strategy_type=strategy_type, ticker=ticker, closed_from=closed_from, closed_to=closed_to,
+                         page=page, page_size=page_size)
 
     @server.tool(annotations=READ_ONLY)
     async def trade_capsule(
@@ -166,19 +173,22 @@ def build_server(caller: Caller) -> MCPServer:
 
     @server.tool(annotations=READ_ONLY)
     async def performance_summary(ctx: Context, closed_from: CloseDay = None, closed_to: CloseDay = None,
-                                  strategy: Strategy = None, basis: Basis = None) -> dict[str, Any]:
+                                  strategy: Strategy = None, basis: Basis = None,
+                                  strategy_type: StrategyTypeFilter = None) -> dict[str, Any]:
         """Headline performance of your closed trades: count, win rate, net P&L, expectancy, profit factor,
         average hold, max drawdown, risk-adjusted ratios and the best strategy, after commissions unless
         basis is gross; `costs` gives gross P&L, commissions, fees and net P&L. Breakdowns: performance_breakdown."""
         return await run(ctx, tools.performance_summary, closed_from=closed_from, closed_to=closed_to,
-                         strategy=strategy, basis=basis)
+                         strategy=strategy, basis=basis, strategy_type=strategy_type)
 
     @server.tool(annotations=READ_ONLY)
     async def performance_breakdown(
         ctx: Context,
         by: Annotated[Literal[tuple(tools.BREAKDOWNS)], Field(description=(  # type: ignore[valid-type]
-            "close_reason, strategy, ticker, ai_verdict, gate_verdict, card_score_decile, ai_score_decile: "
-            "trades, win rate and P&L per group; day: P&L per New York day; equity_curve: the balance after "
+            "close_reason, strategy, strategy_type, ticker, ai_verdict, gate_verdict, card_score_decile, "
+            "ai_score_decile: trades, win rate and P&L per group (strategy_type adds the return on max loss: "
+            "P&L / the most the trades could lose at entry, a credit spread's width x 100 - credit); day: "
+            "P&L per New York day; equity_curve: the balance after "
             "each closed trade."))],
         closed_from: CloseDay = None,
         closed_to: CloseDay = None,
@@ -186,10 +196,11 @@ def build_server(caller: Caller) -> MCPServer:
         basis: Basis = None,
         page: Page = 1,
         page_size: PageSize = 50,
+        strategy_type: StrategyTypeFilter = None,
     ) -> dict[str, Any]:
         """Your closed trades' performance broken down one way, a page of rows at a time."""
         return await run(ctx, tools.performance_breakdown, by=by, closed_from=closed_from, closed_to=closed_to,
-                         strategy=strategy, basis=basis, page=page, page_size=page_size)
+                         strategy=strategy, basis=basis, page=page, page_size=page_size, strategy_type=strategy_type)
 
     @server.tool(annotations=READ_ONLY)
     async def calibration(ctx: Context, closed_from: CloseDay = None, closed_to: CloseDay = None,

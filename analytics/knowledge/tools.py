@@ -33,7 +33,8 @@ MAX_PAGE_SIZE = 100
 MAX_SNAPSHOT_POINTS = trade_selectors.MAX_CHART_POINTS
 # performance_breakdown's `by`, and the part of the Performance report each one reads.
 BREAKDOWNS = {
-    "close_reason": "by_close_reason", "strategy": "by_strategy", "ticker": "by_ticker",
+    "close_reason": "by_close_reason", "strategy": "by_strategy", "strategy_type": "by_strategy_type",
+    "ticker": "by_ticker",
     "ai_verdict": "by_ai_verdict", "gate_verdict": "by_gate_verdict", "card_score_decile": "by_card_score_decile",
     "ai_score_decile": "by_ai_score_decile", "day": "daily", "equity_curve": "equity_curve",
 }
@@ -67,10 +68,10 @@ def _analytics_filters(closed_from: str | None, closed_to: str | None,
 
 
 def _basis_filters(closed_from: str | None, closed_to: str | None, strategy: str | None,
-                   basis: str | None) -> tuple[selectors.AnalyticsFilters, str]:
+                   basis: str | None, strategy_type: str | None = None) -> tuple[selectors.AnalyticsFilters, str]:
     """The filters and the P&L basis, checked by the Performance API's own serializer."""
     data = BasisFilterSerializer(data=_given(**{"from": closed_from, "to": closed_to, "strategy": strategy,
-                                                "basis": basis}))
+                                                "basis": basis, "strategy_type": strategy_type}))
     values = _validated(data, ANALYTICS_ARGUMENTS)
     return analytics_filters(values), values["basis"]
 
@@ -98,9 +99,11 @@ def open_positions(*, user: AbstractBaseUser, page: int, page_size: int) -> dict
 
 def search_trades(*, user: AbstractBaseUser, page: int, page_size: int, history: bool = False,
                   status: str | None = None, outcome: str | None = None, strategy: str | None = None,
-                  ticker: str | None = None, closed_from: str | None = None, closed_to: str | None = None) -> dict:
-    data = TradeFilterSerializer(data=_given(status=status, outcome=outcome, strategy=strategy, ticker=ticker,
-                                             closed_from=closed_from, closed_to=closed_to))
+                  strategy_type: str | None = None, ticker: str | None = None, closed_from: str | None = None,
+                  closed_to: str | None = None) -> dict:
+    data = TradeFilterSerializer(data=_given(status=status, outcome=outcome, strategy=strategy,
+                                             strategy_type=strategy_type, ticker=ticker, closed_from=closed_from,
+                                             closed_to=closed_to))
     _validated(data)
     select = trade_selectors.trade_history if history else trade_selectors.trade_list
     trades, meta = _page(trade_selectors.trades_with_legs(select(user=user, filters=data.filters())), page=page,
@@ -142,8 +145,9 @@ def trade_capsule(*, user: AbstractBaseUser, trade_id: int, snapshot_points: int
 
 
 def performance_summary(*, user: AbstractBaseUser, closed_from: str | None = None, closed_to: str | None = None,
-                        strategy: str | None = None, basis: str | None = None) -> dict:
-    filters, basis = _basis_filters(closed_from, closed_to, strategy, basis)
+                        strategy: str | None = None, basis: str | None = None,
+                        strategy_type: str | None = None) -> dict:
+    filters, basis = _basis_filters(closed_from, closed_to, strategy, basis, strategy_type)
     report = selectors.performance(user=user, filters=filters, basis=basis)
     keys = ("money", "basis", "costs", "summary", "max_drawdown", "risk_adjusted", "best_strategy")
     return {**{key: report[key] for key in keys}, "breakdowns": list(BREAKDOWNS)}
@@ -151,10 +155,11 @@ def performance_summary(*, user: AbstractBaseUser, closed_from: str | None = Non
 
 def performance_breakdown(*, user: AbstractBaseUser, by: str, page: int, page_size: int,
                           closed_from: str | None = None, closed_to: str | None = None,
-                          strategy: str | None = None, basis: str | None = None) -> dict:
+                          strategy: str | None = None, basis: str | None = None,
+                          strategy_type: str | None = None) -> dict:
     if by not in BREAKDOWNS:
         raise ToolError(f"Invalid input. by: one of {', '.join(BREAKDOWNS)}.")
-    filters, basis = _basis_filters(closed_from, closed_to, strategy, basis)
+    filters, basis = _basis_filters(closed_from, closed_to, strategy, basis, strategy_type)
     report = selectors.performance(user=user, filters=filters, basis=basis)
     head = {"by": by, "money": report["money"], "basis": report["basis"]}
     if by == "equity_curve":  # columns in the report; rows here, so that it pages like the rest
@@ -193,10 +198,12 @@ def exit_replay(*, user: AbstractBaseUser, page: int, page_size: int, closed_fro
 
 def dataset_columns() -> dict:
     """Every column of the learning data set in export order, with its group: `input` (known at
-    entry), `context` (entry context JSON, flattened) or `target` (known after the close)."""
+    entry), `context` (entry context JSON, flattened), `target` (known after the close) or
+    `structure` (what the legs make: strategy type, legs, width, max profit and loss, breakevens)."""
     groups = (("input", selectors.INPUT_COLUMNS), ("context", tuple(selectors.CONTEXT_COLUMNS)),
-              ("target", selectors.TARGET_COLUMNS))
-    return {"count": len(selectors.DATASET_COLUMNS), "meanings": "resource tradeoptions://dataset/docs",
+              ("target", selectors.TARGET_COLUMNS), ("structure", selectors.STRUCTURE_COLUMNS))
+    return {"count": len(selectors.DATASET_COLUMNS), "schema_version": selectors.DATASET_SCHEMA_VERSION,
+            "meanings": "resource tradeoptions://dataset/docs",
             "columns": [{"name": name, "group": group} for group, names in groups for name in names]}
 
 

@@ -246,7 +246,8 @@ def test_the_dataset_column_dictionary_reads(knowledge_as, trader):
     dictionary = json.loads(columns.text)
     assert dictionary["count"] == len(DATASET_COLUMNS) == len(dictionary["columns"])
     assert [column["name"] for column in dictionary["columns"]] == list(DATASET_COLUMNS)
-    assert {column["group"] for column in dictionary["columns"]} == {"input", "context", "target"}
+    assert {column["group"] for column in dictionary["columns"]} == {"input", "context", "target", "structure"}
+    assert dictionary["schema_version"] == 2
     [docs] = knowledge.read("tradeoptions://dataset/docs")
     assert docs.mime_type == "text/markdown" and docs.text.startswith("# The learning data set")
     assert "`first_touch`" in docs.text

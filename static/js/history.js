@@ -13,9 +13,12 @@ import { REALIZED_NET_NOTE, netPnl } from "./pnl.js";
 import { state } from "./portfolio_state.js";
 import { toast } from "./toast.js";
 import { explanationGroups } from "./trade_explanation.js";
+import { contractCell, isSpread, legsBlock, netPrice } from "./trade_legs.js";
 
 // Open explanations by trade id, kept across the refreshes that redraw the table.
 const opened = new Map();
+// The rows shown, by trade id: the Explain row's legs come from the history's own answer (its label).
+const listed = new Map();
 
 function markOpen(button, open) {
   button.setAttribute("aria-expanded", String(open));
@@ -39,15 +42,15 @@ async function toggleExplanation(button, id) {
   row.after(detail);
   try {
     const trade = await get(`${config.urls.trades}/${id}`);
-    const parts = partsBlock(trade);
-    detail.querySelector(".parts-slot").replaceChildren(...(parts ? [parts] : []));
+    const blocks = [legsBlock(listed.get(id) || trade), partsBlock(trade)].filter(Boolean);
+    detail.querySelector(".parts-slot").replaceChildren(...blocks);
     section.replaceChildren(...explanationGroups(trade.explanation));
   } catch (error) {
     section.replaceChildren(el("p", { className: "error", text: error.message }));
   }
 }
 
-const FILTERS = ["outcome", "strategy", "ticker", "close_reason", "from", "to"];
+const FILTERS = ["outcome", "strategy", "strategy_type", "ticker", "close_reason", "from", "to"];
 const DEFAULT_PAGE_SIZE = "50";
 const DIRECTIONS = { number: ["high to low", "low to high"], date: ["newest first", "oldest first"], text: ["Z to A", "A to Z"] };
 const view = { page: 1, ready: false, asked: 0 };
@@ -67,14 +70,22 @@ function historyRow(trade) {
     ? el("span", { className: `reason reason-${reason.toLowerCase()}`, title: reason, text: fmt.CLOSE_REASONS[reason] || reason })
     : el("span", { className: "reason reason-other", text: trade.status.toLowerCase() });
   const why = trade.close_date ? null : el("span", { className: "status-reason", text: trade.status_reason || "no reason recorded" });
-  return el("tr", { dataset: { tradeId: trade.id } },
-    el("th", { scope: "row", dataset: { label: "Contract" }, text: fmt.contractLabel(trade) }),
+  // A spread's prices are held prices (a credit trade's entry is the credit, its exit the buy-back) and its
+  // return is on the most it could lose (return_on_max_loss_pct), not on the premium.
+  const spread = isSpread(trade);
+  listed.set(trade.id, trade);
+  const price = (value) => (spread ? netPrice(trade, value) : fmt.price(value));
+  return el("tr", { dataset: { tradeId: trade.id, strategyType: trade.strategy_type || "single" } },
+    spread
+      ? el("th", { scope: "row", dataset: { label: "Contract" } }, ...contractCell(trade))
+      : el("th", { scope: "row", dataset: { label: "Contract" }, text: fmt.contractLabel(trade) }),
     el("td", { className: "num", dataset: { label: "Qty" }, text: String(trade.filled_qty || trade.qty) }),
-    el("td", { className: "num", dataset: { label: "Entry" }, text: fmt.price(trade.entry_price) }),
-    el("td", { className: "num", dataset: { label: "Exit" }, text: fmt.price(trade.close_price) }),
+    el("td", { className: "num", dataset: { label: "Entry" }, text: price(trade.entry_price) }),
+    el("td", { className: "num", dataset: { label: "Exit" }, text: price(trade.close_price) }),
     el("td", { dataset: { label: "Reason" } }, badge, why),
-    el("td", { className: "num", title: REALIZED_NET_NOTE, dataset: { label: "Realized P&L, net" } },
-      netPnl(trade.realized_pnl_net, trade.realized_pnl_gross, trade.realized_pnl_pct)),
+    el("td", { className: "num", title: spread ? `${REALIZED_NET_NOTE} The % is the gross P&L on the max loss at entry.` : REALIZED_NET_NOTE,
+      dataset: { label: "Realized P&L, net" } },
+    netPnl(trade.realized_pnl_net, trade.realized_pnl_gross, spread ? trade.return_on_max_loss_pct : trade.realized_pnl_pct)),
     el("td", { className: "num", dataset: { label: "Held" }, text: fmt.hours(trade.hold_duration_h) }),
     el("td", { className: "num", dataset: { label: "MFE / MAE" }, text: `${fmt.money(trade.max_gain)} / ${fmt.money(trade.max_drawdown)}` }),
     trade.close_date

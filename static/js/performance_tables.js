@@ -8,8 +8,12 @@ import { EXPLAIN } from "./performance_cards.js";
 
 const DTE_WORDS = { 0: "0 days (expiry day)", "1-7": "1–7 days", "8-30": "8–30 days", "31-60": "31–60 days", ">60": "over 60 days" };
 
+const STRATEGY_TYPES = { single: "Single options", vertical: "Vertical spreads", straddle: "Straddles", strangle: "Strangles", iron_condor: "Iron condors", butterfly: "Butterflies", calendar: "Calendars" };
+const RETURN_ON_MAX_LOSS = "Net P&L divided by the most the trades could lose at entry: a single option's premium, a debit spread's debit, a credit spread's width × 100 less the credit. Trades with an unlimited max loss are left out.";
+
 export const BREAKDOWNS = [
   ["by_strategy", "strategy", "Strategy", (value) => value || "(no strategy)"],
+  ["by_strategy_type", "strategy_type", "Legs", (value) => STRATEGY_TYPES[value] || value],
   ["by_ticker", "ticker", "Ticker", (value) => value || "—"],
   ["by_entry_hour", "entry_hour", "Entry hour (New York)", (value) => (value ? `${value}–${String(Number(value.slice(0, 2)) + 1).padStart(2, "0")}:00 ET` : "(unknown)")],
   ["by_dte", "dte_bucket", "Days to expiry at entry", (value) => DTE_WORDS[value] || "(unknown)"],
@@ -90,7 +94,9 @@ export function renderBreakdowns(performance) {
   for (const [name, field, title, label] of present) {
     const rows = performance[name].map((row) => ({ ...row, key: row[field] }));
     const scale = Math.max(...rows.map((row) => Math.abs(Number(row.net_pnl))));
-    const extra = name === "by_close_reason" ? [{ id: "avg_hold_hours", title: "Average hold", sort: (row) => num(row.avg_hold_hours), cell: (row) => fmt.hours(row.avg_hold_hours) }] : [];
+    const extra = name === "by_close_reason" ? [{ id: "avg_hold_hours", title: "Average hold", sort: (row) => num(row.avg_hold_hours), cell: (row) => fmt.hours(row.avg_hold_hours) }]
+      : name === "by_strategy_type" ? [{ id: "return_on_max_loss", title: "Return on max loss", explain: RETURN_ON_MAX_LOSS, sort: (row) => num(row.return_on_max_loss), cell: (row) => (row.return_on_max_loss === null ? "—" : `${fmt.rate(row.return_on_max_loss)} of ${fmt.money(row.max_loss_total).replace(/^\+/, "")}`) }]
+        : [];
     panes.set(name, sortableTable(name, columns(title, label, scale, extra), rows));
     picker.append(el("button", { type: "button", className: "pill", "aria-pressed": "false", dataset: { breakdown: name }, text: title.replace(/ \(.*\)$/, ""), onclick: () => show(name) }));
   }

@@ -8,6 +8,7 @@ from analytics import parquet, selectors
 from analytics.api import DATASET_FORMATS, dataset_csv_lines
 from tradeoptions import tenancy
 from tradeoptions.ops import OpsCommand, iso_date, user_named
+from trades.models import StrategyType
 
 
 class Command(OpsCommand):
@@ -26,13 +27,16 @@ class Command(OpsCommand):
         parser.add_argument("--from", dest="closed_from", type=iso_date, help="First close date, YYYY-MM-DD.")
         parser.add_argument("--to", dest="closed_to", type=iso_date, help="Last close date, YYYY-MM-DD.")
         parser.add_argument("--strategy", help="Only this strategy's trades.")
+        parser.add_argument("--strategy-type", dest="strategy_type", choices=StrategyType.values,
+                            help="Only trades whose legs make this (single, vertical, iron_condor, ...).")
 
     def run(self, *args, username, output=None, file_format="csv", closed_from=None, closed_to=None,
-            strategy=None, **options):
+            strategy=None, strategy_type=None, **options):
         if file_format == "parquet" and not output:
             raise CommandError("Parquet is a binary file: name it with --output.")
         user = user_named(username)
-        filters = selectors.AnalyticsFilters(closed_from=closed_from, closed_to=closed_to, strategy=strategy)
+        filters = selectors.AnalyticsFilters(closed_from=closed_from, closed_to=closed_to, strategy=strategy,
+                                             strategy_type=strategy_type)
         # Acts as that one user: their rows only, exactly what the API would give them.
         with tenancy.acting_as(user.pk):
             rows = list(selectors.dataset_rows(user=user, filters=filters))
