@@ -279,3 +279,33 @@ def fake_tradier(settings):
     settings.TRADIER_LIVE_URL = fake.url(LIVE)
     yield fake
     fake.stop()
+
+
+# Requests a minute per group: no test comes near it (the busiest sends about 30 in all).
+BUDGET_NO_TEST_REACHES = 6000
+
+
+@pytest.fixture
+def tradier_budget_of_its_own(monkeypatch, namespace, redis_client):
+    """Tradier clients the production factory builds (brokers/factory.py) spend a budget no test
+    reaches, in this test's own Redis namespace; everything else is production's client. Without
+    it a test waits for the sandbox's 48 requests a minute (about 1.3 s a request after a burst
+    of 4) and spends what earlier tests with the same token left: buckets outlive a test. Tests
+    about rate limits build their own limiters (brokers/tests/test_ratelimit.py, the fault drills).
+    Returns the limiter maker, for a test that builds its own clients."""
+    from functools import lru_cache
+
+    from brokers import factory
+    from brokers.ratelimit import GROUPS, RateLimiter
+    from brokers.tradier import TradierClient
+
+    def limiter_for(token: str) -> RateLimiter:
+        return RateLimiter(token, limits=dict.fromkeys(GROUPS, BUDGET_NO_TEST_REACHES), namespace=namespace,
+                           redis_client=redis_client)
+
+    @lru_cache(maxsize=256)  # one client per account and token, as in production
+    def client(base_url: str, token: str, account_id: str) -> TradierClient:
+        return TradierClient(base_url=base_url, token=token, account_id=account_id, limiter=limiter_for(token))
+
+    monkeypatch.setattr(factory, "_tradier_client", client)
+    return limiter_for

@@ -54,7 +54,7 @@ def test_a_position_without_its_bracket_says_unprotected_until_the_monitor_attac
 
 
 def test_broker_trouble_the_monitor_meets_is_a_banner_without_a_request_of_the_trader_failing(
-        device, market, alice, fake_tradier):  # noqa: F811
+        device, market, alice, fake_tradier, tradier_budget_of_its_own):  # noqa: F811
     fake_tradier.add_account(token=TOKEN, account_id=ACCOUNT, cash=Decimal("10000"))
     fake_tradier.set_quote("SPY261218C00570000", "4.10", "4.30")
     services.account_settings_update(user=alice, changes={"broker_mode": BrokerMode.TRADIER_SANDBOX,
@@ -80,7 +80,8 @@ def test_broker_trouble_the_monitor_meets_is_a_banner_without_a_request_of_the_t
     assert page.problems == []
 
 
-def test_a_forbidden_account_is_a_banner_of_its_own(device, market, alice, fake_tradier):  # noqa: F811
+def test_a_forbidden_account_is_a_banner_of_its_own(device, market, alice, fake_tradier,  # noqa: F811
+                                                     tradier_budget_of_its_own):
     fake_tradier.add_account(token=TOKEN, account_id=ACCOUNT, cash=Decimal("10000"))
     fake_tradier.set_quote("SPY261218C00570000", "4.10", "4.30")
     services.account_settings_update(user=alice, changes={"broker_mode": BrokerMode.TRADIER_SANDBOX,

@@ -453,7 +453,8 @@ def test_the_watch_sees_a_read_outside_the_signed_context_and_one_in_the_system_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_trade_at_tradier_runs_on_the_web_role_too(on_the_web, watch, client, market, fake_tradier):
+def test_a_trade_at_tradier_runs_on_the_web_role_too(on_the_web, watch, client, market, fake_tradier,
+                                                     tradier_budget_of_its_own):
     """The sandbox's paths (token decrypted from Alice's row, orders over HTTP, a refused token's
     rejected trade) on the web role, in Alice's signed context."""
     alice, _ = on_the_web

@@ -43,8 +43,9 @@ SANDBOX_ACCOUNT = "VA00006161"
 
 
 @pytest.fixture
-def tradier(fake_tradier, trader, market):
-    """The fake Tradier with `trader` trading in its sandbox account (quotes: the module's `market`)."""
+def tradier(fake_tradier, trader, market, tradier_budget_of_its_own):
+    """The fake Tradier with `trader` trading in its sandbox account (quotes: the module's `market`),
+    at a rate budget of the test's own (the root conftest)."""
     from brokers.models import BrokerMode
     from trades import services as trade_services
 

@@ -119,7 +119,7 @@ def test_a_trailing_stop_at_tradier_moves_up_only_and_its_one_exit_fills(api_as,
 
 
 @pytest.fixture
-def impatient_client(tradier, monkeypatch):
+def impatient_client(tradier, monkeypatch, tradier_budget_of_its_own):
     """The account's Tradier client gives up on an answer after half a second; the fake's hangs
     last a second."""
     from functools import lru_cache
@@ -130,7 +130,7 @@ def impatient_client(tradier, monkeypatch):
     factory._tradier_client.cache_clear()
     monkeypatch.setattr(factory, "_tradier_client", lru_cache(lambda base_url, token, account_id: TradierClient(
         base_url=base_url, token=token, account_id=account_id, timeout=(2.0, 0.5),
-        retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02))))
+        retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02), limiter=tradier_budget_of_its_own(token))))
     tradier.hang_seconds = 1.0
     return tradier
 

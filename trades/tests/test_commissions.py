@@ -76,7 +76,7 @@ def test_a_paper_trade_records_what_the_ledger_charged_when_the_rate_changed_whi
 
 
 def test_a_tradier_trade_records_the_configured_rate_at_entry_and_exit(api_as, trader, fake_tradier, market,
-                                                                       open_body):
+                                                                       open_body, tradier_budget_of_its_own):
     """Tradier's order answers carry no commission (reference §3): the account's rate is
     recorded, here the server's default ($0.65), and the trade says where it came from."""
     fake_tradier.add_account(token=TOKEN, account_id=ACCOUNT, cash=Decimal("10000"))

@@ -27,7 +27,7 @@ GO_LIVE = {"broker_mode": "TRADIER_LIVE", "tradier_account_id": LIVE_ACCOUNT, "t
 
 
 @pytest.fixture
-def tradier(fake_tradier, market):
+def tradier(fake_tradier, market, tradier_budget_of_its_own):
     """One fake Tradier serving both environments, each with its own account and token."""
     fake = fake_tradier
     fake.add_account(token=SANDBOX_TOKEN, account_id=SANDBOX_ACCOUNT, cash=Decimal("10000"), environment=SANDBOX)

@@ -23,7 +23,7 @@ def fresh_cache():
 
 
 @pytest.fixture
-def tradier(fake_tradier, trader, market):
+def tradier(fake_tradier, trader, market, tradier_budget_of_its_own):
     return trade_at_fake_tradier(fake_tradier, trader, token=TOKEN, account=ACCOUNT)
 
 

@@ -17,7 +17,7 @@ ACCOUNT = "VA00004242"
 
 
 @pytest.fixture
-def tradier(fake_tradier, trader, market):
+def tradier(fake_tradier, trader, market, tradier_budget_of_its_own):
     fake_tradier.add_account(token=TOKEN, account_id=ACCOUNT, cash=Decimal("10000"))
     fake_tradier.set_quote(CONTRACT, "4.10", "4.30")
     return fake_tradier
