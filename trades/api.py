@@ -122,6 +122,7 @@ def problem_response(problem: services.TradeError) -> Response:
 
 
 SPREAD_SIDES = {"LONG": "LONG", "SHORT": "SHORT", "BUY": "LONG", "SELL": "SHORT"}
+SPREAD_SIDE_CHOICES = ["LONG", "SHORT", "buy", "sell"]  # what an opening leg may say (buy/sell: its aliases)
 SPREAD_STRATEGY_CHOICES = [choice for choice in StrategyType.choices if choice[0] != StrategyType.SINGLE]
 SPREAD_ONLY = ("legs", "strategy_type", "net_direction", "take_profit_pct_of_max", "stop_loss_credit_multiple")
 
@@ -134,7 +135,7 @@ class SpreadLegOpenSerializer(TraderWords, serializers.Serializer):
     strike = DecimalText(max_digits=9, decimal_places=3, required=False, min_value=Decimal("0.001"))
     expiry = BoundedDateField(required=False)
     side = serializers.ChoiceField(
-        choices=["LONG", "SHORT", "buy", "sell"], help_text="LONG (or buy): bought to open; SHORT (or sell): sold.",
+        choices=SPREAD_SIDE_CHOICES, help_text="LONG (or buy): bought to open; SHORT (or sell): sold.",
         error_messages={"invalid_choice": "Say LONG (bought) or SHORT (sold).", "required": "Say LONG or SHORT."})
     ratio = serializers.IntegerField(min_value=1, max_value=100, default=1,
                                      help_text="Contracts of this leg per unit of the trade (a butterfly's body: 2).")

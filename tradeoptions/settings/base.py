@@ -296,6 +296,8 @@ SPECTACULAR_SETTINGS = {
         "OptionTypeEnum": "trades.models.OptionType",  # a trade's option_type and a leg's right
         "StrategyTypeEnum": "trades.models.StrategyType",  # what a trade's legs make, `single` included
         "SpreadStrategyTypeEnum": "trades.api.SPREAD_STRATEGY_CHOICES",  # what a multi-leg open may name
+        "LegSideEnum": "trades.models.LegSide",  # a leg held LONG or SHORT
+        "OpeningLegSideEnum": "trades.api.SPREAD_SIDE_CHOICES",  # the same, as an opening may say it
         "ProblemTypeEnum": "tradeoptions.api.ProblemType",
         **{f"{name}Enum": f"drf_standardized_errors.openapi_serializers.{name}Enum.choices"
            for name in ("ValidationError", "ClientError", "ServerError", "ParseErrorCode", "ErrorCode401",
