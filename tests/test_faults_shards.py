@@ -68,7 +68,7 @@ def test_n_shards_mark_every_trade_once_from_one_provider_call(book, fault_worke
     tasks.snapshot_prices.apply_async(expires=300)
     rows = until_every_trade_is_marked(book, fault_worker)
     assert rows == Counter({(trade.pk, cycle_slot(AT)): 1 for trade in book})
-    assert fault_worker.counted() == 1  # one batched quote request for the cycle, whatever N
+    assert fault_worker.counted(PROVIDER_CALLS) == 1  # one batched quote request for the cycle, whatever N
     log = fault_worker.log.read_text()
     assert log.count("monitoring.snapshot_shard[") >= shards  # received (and succeeded) lines of N shards
     assert f"{shards} shard(s) sent" in log
@@ -86,7 +86,7 @@ def test_a_pool_process_killed_mid_shard_has_its_shard_redone_once(book, fault_w
     fault_worker.kill_paused_process()  # the worker lives on; Celery re-queues the lost shard
     rows = until_every_trade_is_marked(book, fault_worker)
     assert rows == Counter({(trade.pk, cycle_slot(AT)): 1 for trade in book})
-    assert fault_worker.counted() == 1  # the redone shard read the shared quotes, not the provider
+    assert fault_worker.counted(PROVIDER_CALLS) == 1  # the redone shard read the shared quotes, not the provider
     log = fault_worker.log.read_text()
     assert "WorkerLostError" in log or "exited prematurely" in log, log[-3000:]
     assert "took over the lock of a pool process that died" in log  # not left waiting out the dead try's lock

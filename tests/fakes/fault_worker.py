@@ -11,8 +11,9 @@ Run as `python -m tests.fakes.fault_worker` with the usual worker environment pl
   the worker at a known line instead of after a guessed sleep. Calls are counted in Redis, across
   a prefork pool's processes, and the pausing process leaves its pid (FAULT_KEY:pid), so a test can
   kill one pool process alone (Celery then re-queues its task: acks late, reject on worker lost).
-* FAULT_COUNT: "<module>:<Class>.<method>": every call of it is counted in Redis (FAULT_KEY:count),
-  across the pool's processes: what a test counts at the provider.
+* FAULT_COUNT: "<module>:<Class>.<method>", or several comma-separated: every call of each is
+  counted in Redis (FAULT_KEY:count:<spec>), across the pool's processes: what a test counts at
+  the provider, what a benchmark counts at the database cursor.
 
 `FaultWorker` is the test's side: it starts, pauses, resumes and kills such workers. A test
 helper: nothing in the application imports it.
@@ -77,6 +78,10 @@ def _install_counter(spec: str, key: str) -> None:
     import redis
     from django.conf import settings
 
+    if "," in spec:
+        for one in spec.split(","):
+            _install_counter(one, key)
+        return
     module_name, path = spec.split(":")
     owner = importlib.import_module(module_name)
     *parents, name = path.split(".")
@@ -86,7 +91,7 @@ def _install_counter(spec: str, key: str) -> None:
     client = redis.Redis.from_url(settings.REDIS_URL)
 
     def counted(*args, **kwargs):
-        client.incr(f"{key}:count")
+        client.incr(f"{key}:count:{spec}")
         return real(*args, **kwargs)
 
     setattr(owner, name, counted)
@@ -151,7 +156,7 @@ class FaultWorker:
 
     def start(self, *, hook: str = "", pool: tuple[str, ...] = ("--pool", "solo"), count: str = "",
               env: dict[str, str] | None = None) -> None:
-        self.redis.delete(self.key, f"{self.key}:calls", f"{self.key}:pid", f"{self.key}:count")
+        self.redis.delete(self.key, f"{self.key}:calls", f"{self.key}:pid", *self.redis.keys(f"{self.key}:count:*"))
         environment = {
             **os.environ, "DJANGO_SETTINGS_MODULE": "tradeoptions.settings.test", "DATABASE_URL": database_url(),
             "REDIS_URL": self.redis_url, "FORCE_MARKET_OPEN": "true", "FAULT_KEY": self.key, "FAULT_AT": hook,
@@ -173,8 +178,8 @@ class FaultWorker:
             assert time.monotonic() < deadline, f"the worker never reached its hook\n{self.log.read_text()[-3000:]}"
             time.sleep(0.05)
 
-    def counted(self) -> int:
-        return int(self.redis.get(f"{self.key}:count") or 0)
+    def counted(self, spec: str) -> int:
+        return int(self.redis.get(f"{self.key}:count:{spec}") or 0)
 
     def kill_paused_process(self) -> None:
         """SIGKILL the pool process paused at the hook, not the worker: as an OOM kill would."""
@@ -201,7 +206,7 @@ class FaultWorker:
         """Stop the worker, drop what it left queued and its log."""
         self.stop()
         self.purge()
-        self.redis.delete(self.key, f"{self.key}:calls", f"{self.key}:pid", f"{self.key}:count")
+        self.redis.delete(self.key, f"{self.key}:calls", f"{self.key}:pid", *self.redis.keys(f"{self.key}:count:*"))
         self.log.unlink(missing_ok=True)
 
 
