@@ -48,8 +48,10 @@ def _cycle(workers, trades: int) -> tuple[float, float, int, int]:
     counted = [(w.counted(QUERIES), w.counted(PROVIDER)) for w in workers]
     cpu, wall = _cpu(workers), time.perf_counter()
     tasks.snapshot_prices.apply_async(expires=300)
+    deadline = time.monotonic() + 300
     while cache.get(PREFIX + tasks.SNAPSHOT_JOB) is None:
         assert all(w.process.poll() is None for w in workers), workers[0].log.read_text()[-3000:]
+        assert time.monotonic() < deadline, workers[0].log.read_text()[-3000:]
         time.sleep(0.05)
     wall, cpu = time.perf_counter() - wall, _cpu(workers) - cpu
     queries = sum(w.counted(QUERIES) - before[0] for w, before in zip(workers, counted, strict=True))
@@ -60,6 +62,9 @@ def _cycle(workers, trades: int) -> tuple[float, float, int, int]:
 @pytest.mark.django_db(transaction=True)
 def bench_the_sharded_snapshot_cycle_with_1_and_2_workers(book, redis_client, settings):  # noqa: F811
     rows = []
+    # A starting worker reconciles every account's orders once (reconcile_at_worker_start): not
+    # what is measured here, and with 1,000 accounts it holds a solo worker for minutes.
+    cache.set("reconcile-at-start", 1, 3600)
     for count in (1, 2):
         workers = [FaultWorker(redis_client, settings.REDIS_URL, quotes={}, now=datetime.now(UTC))
                    for _ in range(count)]
