@@ -41,6 +41,7 @@ from . import clock as market_clock
 from .expiry import ExpiryReport, intrinsic_value, pin_risk_watch, settle_expiries
 from .marketdata import MarketDataError, MarketDataProvider, OptionQuote
 from .models import SnapshotKind
+from .sharding import Shard
 from .sync import SyncReport, sync_orders
 
 __all__ = [
@@ -76,20 +77,23 @@ class SnapshotReport:
 
 
 def snapshot_positions(*, provider: MarketDataProvider, at: datetime, kind: str = SnapshotKind.INTRADAY,
-                       slot: datetime | None = None) -> SnapshotReport:
+                       slot: datetime | None = None, shard: Shard | None = None) -> SnapshotReport:
     """Quote every held contract once, write one snapshot per held trade, refresh the trades' marks.
 
     Intraday snapshots only happen while the market is open (or FORCE_MARKET_OPEN); bookends are
     taken by their own schedule at their own times. Three round trips to the database in all, and
     two more when a multi-leg trade is held (its legs read, their quotes written), however many:
     every leg is quoted in the same one request as the single options (docs/spreads.md, "Marks").
+    With `shard`, only that shard's accounts (monitoring/sharding.py; the provider is then the
+    cycle's shared quotes).
     """
     slot = slot or cycle_slot(at)
     if kind == SnapshotKind.INTRADAY and not market_clock.is_market_open(at):
         return SnapshotReport(slot, kind, 0, 0, 0, 0, skipped="market closed")
     with tenancy.system_context():
+        positions = PaperTrade.objects.filter(status__in=HELD_STATUSES)
         held = list(
-            PaperTrade.objects.filter(status__in=HELD_STATUSES).with_held_qty().order_by("id")
+            (shard.of(positions) if shard else positions).with_held_qty().order_by("id")
             .values_list("id", "owner_id", "option_symbol", "entry_price", "held", "strategy_type", "net_direction")
         )
         trades = [row[:5] for row in held if row[5] == StrategyType.SINGLE]

@@ -10,12 +10,13 @@ on the next cycle, not resent.
 """
 
 import logging
+import os
 import uuid
 from contextlib import contextmanager
 from datetime import datetime
 from functools import partial
 
-from celery import current_task, shared_task
+from celery import current_task, group, shared_task
 from celery.signals import celeryd_init, worker_ready
 from django.conf import settings
 from django.core.cache import cache
@@ -24,7 +25,7 @@ from django_redis import get_redis_connection
 from tradeoptions import backups
 
 from . import clock as market_clock
-from . import context, partitions, services
+from . import context, partitions, services, sharding
 from .heartbeats import heartbeat_record
 from .marketdata import ProviderUnavailable, provider_for
 from .schedules import JOBS
@@ -97,7 +98,108 @@ def _run(task, work):
 @monitor_task("monitoring.snapshot_prices")
 def snapshot_prices(self):
     at = market_clock.now()
+    if settings.MONITOR_SHARDS > 0:
+        return _snapshot_fan_out(self, at=at, count=settings.MONITOR_SHARDS)
     return _run(self, lambda: repr(services.snapshot_positions(provider=provider_for(), at=at)))
+
+
+SNAPSHOT_JOB = "monitoring.snapshot_prices"
+# The shared quotes and the done set outlive the shard tasks (which expire after one period).
+SHARED_FOR = int(PERIODS[SNAPSHOT_JOB] * 3)
+
+
+def _snapshot_fan_out(task, *, at: datetime, count: int) -> str:
+    """The coordinator (MONITOR_SHARDS > 0): quote once for everybody, then one task per shard.
+    Its heartbeat is recorded by the last shard to finish, not here: a cycle is done when its
+    shards are."""
+    if not _enabled(task.name):
+        return "disabled"
+    if not market_clock.is_market_open(at):
+        heartbeat_record(task.name)
+        return "market closed"
+    slot = services.cycle_slot(at)
+    with exclusive(task.name, ttl=task.time_limit) as acquired:
+        if not acquired:
+            return "skipped: the previous cycle is still running"
+        quoted = sharding.snapshot_quotes_share(provider=provider_for(), job=task.name, slot=slot, ttl=SHARED_FOR)
+        group(snapshot_shard.si(slot.isoformat(), at.isoformat(), index, count) for index in range(count)).apply_async()
+    return f"{slot.isoformat()}: {quoted} contract(s) quoted, {count} shard(s) sent"
+
+
+_TAKE_OVER = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
+              "return redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) end return false")
+
+
+def _process_token() -> str:
+    return f"{_node()}|{_holder['boot']}|{os.getpid()}-{uuid.uuid4().hex}"
+
+
+def _left_by_a_lost_process(token: bytes | None) -> bool:
+    """Was this lock taken by a pool process of this very worker that has died since (killed,
+    OOM)? Celery re-queues such a process's task at once (acks late, reject on worker lost), and
+    the redelivered copy must not wait out the lock its dead first try left behind."""
+    holder = token.decode(errors="replace").split("|") if token else []
+    if len(holder) != 3 or holder[0] != _node() or holder[1] != _holder["boot"]:
+        return False
+    pid = holder[2].split("-", 1)[0]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@contextmanager
+def exclusive_shard(name: str, ttl: float):
+    """`exclusive` for one shard: two copies of a shard never run at once, and a copy whose
+    earlier try died with its pool process takes that try's lock over (an earlier boot's is freed
+    at worker start, `release_locks_left_by`)."""
+    client = get_redis_connection("default")
+    key, token, ttl_ms = f"lock:{name}", _process_token(), int(ttl * 1000)
+    acquired = bool(client.set(key, token, nx=True, px=ttl_ms))
+    if not acquired:
+        held = client.get(key)
+        if _left_by_a_lost_process(held):
+            acquired = bool(client.register_script(_TAKE_OVER)(keys=[key], args=[held, token, ttl_ms]))
+            if acquired:
+                logger.warning("%s: took over the lock of a pool process that died", name)
+    try:
+        yield acquired
+    finally:
+        if acquired and not client.register_script(_RELEASE_IF_HELD_BY)(keys=[key], args=[token]):
+            logger.warning("%s outlived its lock", name)
+
+
+@shared_task(name="monitoring.snapshot_shard", bind=True, acks_late=True, reject_on_worker_lost=True,
+             expires=PERIODS[SNAPSHOT_JOB], soft_time_limit=snapshot_prices.soft_time_limit,
+             time_limit=snapshot_prices.time_limit)
+def snapshot_shard(self, slot: str, at: str, index: int, count: int):
+    """Mark one shard's accounts for one cycle slot, from the quotes the coordinator shared. Done
+    at most once a slot (a redelivered copy of a finished shard does nothing); never retried by
+    itself: a shard that fails leaves its accounts to the next cycle, like the unsharded job."""
+    shard, slot_at = sharding.Shard(index, count), datetime.fromisoformat(slot)
+    if sharding.shard_is_done(job=SNAPSHOT_JOB, slot=slot_at, shard=shard):
+        return f"shard {shard} of {slot}: done already"
+    with exclusive_shard(f"{self.name}:{shard}", ttl=self.time_limit) as acquired:
+        if not acquired:
+            logger.info("snapshot shard %s skipped: it is still running for an earlier cycle", shard)
+            return f"shard {shard} of {slot}: skipped, still running"
+        if sharding.shard_is_done(job=SNAPSHOT_JOB, slot=slot_at, shard=shard):
+            return f"shard {shard} of {slot}: done already"
+        try:
+            quotes = sharding.SharedQuotes(job=SNAPSHOT_JOB, slot=slot_at)
+        except sharding.QuotesGone as gone:
+            logger.warning("snapshot shard %s: %s; its accounts wait for the next cycle", shard, gone)
+            return str(gone)
+        report = services.snapshot_positions(provider=quotes, at=datetime.fromisoformat(at), slot=slot_at,
+                                             shard=shard)
+        if sharding.shard_done(job=SNAPSHOT_JOB, slot=slot_at, shard=shard, ttl=SHARED_FOR):
+            heartbeat_record(SNAPSHOT_JOB)  # the cycle is complete: every shard of it is done
+    return repr(report)
 
 
 @monitor_task("monitoring.match_paper_orders")

@@ -8,7 +8,12 @@ Run as `python -m tests.fakes.fault_worker` with the usual worker environment pl
 * FAULT_AT: "<module>:<function>:<n>:<before|after>": the n-th call of that function stops the
   worker before or after the real call. It sets the Redis key FAULT_KEY to "paused" and waits
   until the key says "resume" (then carries on) or the test kills the process. The test kills
-  the worker at a known line instead of after a guessed sleep.
+  the worker at a known line instead of after a guessed sleep. Calls are counted in Redis, across
+  a prefork pool's processes, and the pausing process leaves its pid (FAULT_KEY:pid), so a test can
+  kill one pool process alone (Celery then re-queues its task: acks late, reject on worker lost).
+* FAULT_COUNT: "<module>:<Class>.<method>", or several comma-separated: every call of each is
+  counted in Redis (FAULT_KEY:count:<spec>), across the pool's processes: what a test counts at
+  the provider, what a benchmark counts at the database cursor.
 
 `FaultWorker` is the test's side: it starts, pauses, resumes and kills such workers. A test
 helper: nothing in the application imports it.
@@ -41,6 +46,7 @@ def queue_keys() -> list[str]:
 
 
 def _pause(client, key: str) -> None:
+    client.set(f"{key}:pid", os.getpid())
     client.set(key, "paused")
     while client.get(key) != b"resume":
         time.sleep(0.05)
@@ -54,12 +60,10 @@ def _install_hook(spec: str, key: str) -> None:
     module_name, function_name, nth, when = spec.split(":")
     module = importlib.import_module(module_name)
     real = getattr(module, function_name)
-    calls = []
     client = redis.Redis.from_url(settings.REDIS_URL)
 
     def hooked(*args, **kwargs):
-        calls.append(1)
-        hit = len(calls) == int(nth)
+        hit = client.incr(f"{key}:calls") == int(nth)
         if hit and when == "before":
             _pause(client, key)
         result = real(*args, **kwargs)
@@ -68,6 +72,29 @@ def _install_hook(spec: str, key: str) -> None:
         return result
 
     setattr(module, function_name, hooked)
+
+
+def _install_counter(spec: str, key: str) -> None:
+    import redis
+    from django.conf import settings
+
+    if "," in spec:
+        for one in spec.split(","):
+            _install_counter(one, key)
+        return
+    module_name, path = spec.split(":")
+    owner = importlib.import_module(module_name)
+    *parents, name = path.split(".")
+    for parent in parents:
+        owner = getattr(owner, parent)
+    real = getattr(owner, name)
+    client = redis.Redis.from_url(settings.REDIS_URL)
+
+    def counted(*args, **kwargs):
+        client.incr(f"{key}:count:{spec}")
+        return real(*args, **kwargs)
+
+    setattr(owner, name, counted)
 
 
 def _install_market(quotes: dict, now: str) -> None:
@@ -90,6 +117,8 @@ def main() -> None:
         _install_market(json.loads(os.environ["FAULT_QUOTES"]), os.environ["FAULT_NOW"])
     if os.environ.get("FAULT_AT"):
         _install_hook(os.environ["FAULT_AT"], os.environ["FAULT_KEY"])
+    if os.environ.get("FAULT_COUNT"):
+        _install_counter(os.environ["FAULT_COUNT"], os.environ["FAULT_KEY"])
     from tradeoptions.celery import app
 
     app.worker_main(["worker", *sys.argv[1:]])
@@ -125,12 +154,14 @@ class FaultWorker:
         """Drop jobs another scenario queued and no worker took: they must not run in this one."""
         self.redis.delete(*queue_keys())
 
-    def start(self, *, hook: str = "", pool: tuple[str, ...] = ("--pool", "solo")) -> None:
-        self.redis.delete(self.key)
+    def start(self, *, hook: str = "", pool: tuple[str, ...] = ("--pool", "solo"), count: str = "",
+              env: dict[str, str] | None = None) -> None:
+        self.redis.delete(self.key, f"{self.key}:calls", f"{self.key}:pid", *self.redis.keys(f"{self.key}:count:*"))
         environment = {
             **os.environ, "DJANGO_SETTINGS_MODULE": "tradeoptions.settings.test", "DATABASE_URL": database_url(),
             "REDIS_URL": self.redis_url, "FORCE_MARKET_OPEN": "true", "FAULT_KEY": self.key, "FAULT_AT": hook,
-            "FAULT_QUOTES": json.dumps(self.quotes), "FAULT_NOW": self.now.isoformat(),
+            "FAULT_QUOTES": json.dumps(self.quotes), "FAULT_NOW": self.now.isoformat(), "FAULT_COUNT": count,
+            **(env or {}),
         }
         self.log.parent.mkdir(exist_ok=True)
         with self.log.open("a") as log:
@@ -146,6 +177,13 @@ class FaultWorker:
             assert self.process.poll() is None, self.log.read_text()[-3000:]
             assert time.monotonic() < deadline, f"the worker never reached its hook\n{self.log.read_text()[-3000:]}"
             time.sleep(0.05)
+
+    def counted(self, spec: str) -> int:
+        return int(self.redis.get(f"{self.key}:count:{spec}") or 0)
+
+    def kill_paused_process(self) -> None:
+        """SIGKILL the pool process paused at the hook, not the worker: as an OOM kill would."""
+        os.kill(int(self.redis.get(f"{self.key}:pid")), signal.SIGKILL)
 
     def resume(self) -> None:
         self.redis.set(self.key, "resume")
@@ -168,6 +206,7 @@ class FaultWorker:
         """Stop the worker, drop what it left queued and its log."""
         self.stop()
         self.purge()
+        self.redis.delete(self.key, f"{self.key}:calls", f"{self.key}:pid", *self.redis.keys(f"{self.key}:count:*"))
         self.log.unlink(missing_ok=True)
 
 
