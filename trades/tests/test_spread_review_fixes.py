@@ -1,16 +1,28 @@
-"""Review fixes to the multi-leg opening: a market fill keeps the direction the trade was opened
-with (docs/spreads.md, "Placing and the fill"), and a spread a risk limit refuses is told on the
-channels like a single option's."""
+"""Review fixes to multi-leg trades: a market fill keeps the direction the trade was opened with
+(docs/spreads.md, "Placing and the fill"); a spread a risk limit refuses is told on the channels
+like a single option's; at expiry a broken close is a person's and delivered shares are counted."""
 
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
-from tests.factories import NotificationChannelFactory, PaperTradeFactory
+from brokers.base import Fill, Order, OrderStatus, Position
+from brokers.models import BrokerMode
+from brokers.occ import build_symbol
+from tests.factories import NotificationChannelFactory, PaperTradeFactory, expiry_spread_trade
 from tradeoptions import tenancy
 from trades import net_price, services
-from trades.models import ChannelMessage, NotificationEvent, PaperTrade, TradeLeg, TradeStatus
-from trades.services import RiskLimitExceeded, spread_opening
+from trades.models import (
+    ChannelMessage,
+    EventKind,
+    NotificationEvent,
+    PaperTrade,
+    TradeEvent,
+    TradeLeg,
+    TradeStatus,
+)
+from trades.services import LegSettlementPrice, RiskLimitExceeded, expiry, spread_expiry_settle, spread_opening
 
 P550, P560 = "SPY261218P00550000", "SPY261218P00560000"
 
@@ -97,3 +109,88 @@ def test_a_spread_refused_by_a_risk_limit_is_told_on_the_channel(trader, quoted)
         (told,) = ChannelMessage.objects.filter(kind=NotificationEvent.RISK_LIMIT)
         assert PaperTrade.objects.filter(strategy_type="vertical").count() == 0
     assert told.title == "Risk limit reached: Max open positions" and "A new trade was refused." in told.body
+
+
+# --- 2 and 9. expiry: a broken close is not settled; delivered shares are this trade's ----------
+
+EXPIRY = date(2026, 12, 18)
+CUTOFF = datetime(2026, 12, 18, 21, 0, tzinfo=UTC)  # 16:00 in New York
+WHO = {"actor": "SYSTEM", "actor_label": "expiry_settlement"}
+
+
+def _spy(kind, strike):
+    return build_symbol("SPY", EXPIRY, kind, Decimal(strike))
+
+
+class ExpiryBroker:
+    """A broker that answers the closing order's cancel with `close` and shows `holdings`."""
+
+    def __init__(self, *, close=None, holdings=None):
+        self.close, self.holdings = close, holdings or {}
+
+    def cancel_order(self, order_id):
+        return self.close
+
+    def get_positions(self):
+        return [Position(symbol, Decimal(quantity), Decimal(0), None) for symbol, quantity in self.holdings.items()]
+
+
+def _stored(pk):
+    with tenancy.system_context():
+        trade = PaperTrade.objects.get(pk=pk)
+        return trade, list(TradeLeg.objects.filter(trade_id=pk).order_by("position"))
+
+
+def _settle_at(trade, broker, underlying):
+    stored, legs = _stored(trade.pk)
+    prices = {leg.option_symbol: LegSettlementPrice(Decimal(underlying), CUTOFF) for leg in legs}
+    with tenancy.acting_as(trade.owner_id):
+        return spread_expiry_settle(trade=stored, broker=broker, prices=prices, **WHO)
+
+
+def test_a_close_that_filled_some_legs_is_not_settled_at_expiry_and_is_told_once(trader):
+    long_call, short_call = _spy("CALL", 570), _spy("CALL", 575)
+    trade = expiry_spread_trade(trader, [("LONG", long_call, 1, "4.30"), ("SHORT", short_call, 1, "2.50")],
+                                status=TradeStatus.CLOSING, close_order_id="55")
+    broken = Order(id="55", status=OrderStatus.CANCELED, order_class="multileg", legs=(
+        Order(id="55-1", status=OrderStatus.FILLED, order_class="option", option_symbol=long_call, quantity=1,
+              filled_quantity=1, fill=Fill(1, Decimal("9.80"), CUTOFF)),
+        Order(id="55-2", status=OrderStatus.CANCELED, order_class="option", option_symbol=short_call, quantity=1)))
+    for _ in range(2):  # the next cycle asks again: told once
+        assert _settle_at(trade, ExpiryBroker(close=broken), "580") is None
+    stored, legs = _stored(trade.pk)
+    assert stored.status == TradeStatus.CLOSING and all(not leg.exit_reason for leg in legs)
+    assert stored.attention_reason == expiry.BROKEN_CLOSE_AT_EXPIRY
+    with tenancy.system_context():
+        assert TradeEvent.objects.filter(trade_id=trade.pk, kind=EventKind.ATTENTION_NEEDED).count() == 1
+
+
+def _assigned_put_spread(trader):
+    """A 575/565 put credit spread at Tradier, its short 575 put assigned at 570 (100 shares bought)."""
+    return expiry_spread_trade(trader, [("SHORT", _spy("PUT", 575), 1, "4.00"), ("LONG", _spy("PUT", 565), 1, "2.00")],
+                               broker_mode=BrokerMode.TRADIER_SANDBOX)
+
+
+def test_shares_held_before_are_not_blamed_on_the_assignment(trader):
+    trade = _assigned_put_spread(trader)
+    assert _settle_at(trade, ExpiryBroker(holdings={"SPY": 300}), "570") == "EXPIRED"
+    assert _stored(trade.pk)[0].attention_reason == (
+        "Expiry delivered stock: the account now holds 300 shares of SPY long; this trade's legs (short 575 put, "
+        "Dec 18 assigned) deliver 100 long, the rest is not this trade's. Nothing here manages them: sell or cover "
+        "them at the broker.")
+
+
+def test_shares_the_assignment_alone_leaves_are_told_without_a_rest(trader):
+    trade = _assigned_put_spread(trader)
+    _settle_at(trade, ExpiryBroker(holdings={"SPY": 100}), "570")
+    assert _stored(trade.pk)[0].attention_reason == (
+        "Expiry delivered stock: the account now holds 100 shares of SPY long; this trade's legs (short 575 put, "
+        "Dec 18 assigned) deliver 100 long. Nothing here manages them: sell or cover them at the broker.")
+
+
+def test_legs_that_deliver_against_each_other_do_not_blame_shares_held_before(trader):
+    long_call, short_call = _spy("CALL", 570), _spy("CALL", 575)
+    trade = expiry_spread_trade(trader, [("LONG", long_call, 1, "4.30"), ("SHORT", short_call, 1, "2.50")],
+                                broker_mode=BrokerMode.TRADIER_SANDBOX)
+    assert _settle_at(trade, ExpiryBroker(holdings={"SPY": 300}), "580") == "EXPIRED"
+    assert _stored(trade.pk)[0].attention_reason == ""
