@@ -2,7 +2,7 @@
 (docs/spreads.md, "Placing and the fill"); a spread a risk limit refuses is told on the channels
 like a single option's; at expiry a broken close is a person's and delivered shares are counted."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,10 +10,11 @@ import pytest
 from brokers.base import Fill, Order, OrderStatus, Position
 from brokers.models import BrokerMode
 from brokers.occ import build_symbol
-from tests.factories import NotificationChannelFactory, PaperTradeFactory, expiry_spread_trade
+from tests.factories import NotificationChannelFactory, PaperTradeFactory, exits_mark, expiry_spread_trade
 from tradeoptions import tenancy
 from trades import net_price, services
 from trades.models import (
+    AccountSettings,
     ChannelMessage,
     EventKind,
     NotificationEvent,
@@ -23,6 +24,7 @@ from trades.models import (
     TradeStatus,
 )
 from trades.services import LegSettlementPrice, RiskLimitExceeded, expiry, spread_expiry_settle, spread_opening
+from trades.tests import test_spread_exits as exits_tests
 
 P550, P560 = "SPY261218P00550000", "SPY261218P00560000"
 
@@ -194,3 +196,40 @@ def test_legs_that_deliver_against_each_other_do_not_blame_shares_held_before(tr
                                 broker_mode=BrokerMode.TRADIER_SANDBOX)
     assert _settle_at(trade, ExpiryBroker(holdings={"SPY": 300}), "580") == "EXPIRED"
     assert _stored(trade.pk)[0].attention_reason == ""
+
+
+# --- 3. a refused close is asked again with backoff, not every cycle ----------------------------
+
+
+@pytest.fixture
+def paper_books(settings, market, trader):
+    """The local paper broker of trades/tests/test_spread_exits.py: natural fills, the exits' books."""
+    settings.PAPER_SLIPPAGE_PER_SHARE = 0
+    settings.PAPER_SPREAD_IMPROVEMENT_PCT = 0
+    for symbol, (bid, ask) in exits_tests.QUOTES.items():
+        market.set_quote(symbol, bid, ask)
+    with tenancy.acting_as(trader.pk):
+        AccountSettings.objects.update_or_create(owner=trader, defaults={"account_balance": Decimal("500000")})
+    return market
+
+
+def _log_length(trade) -> int:
+    with tenancy.acting_as(trade.owner_id):
+        return TradeEvent.objects.filter(trade_id=trade.pk).count()
+
+
+def test_a_refused_close_is_asked_again_after_one_then_two_minutes_not_every_cycle(paper_books, trader):
+    trade = exits_tests.opened(trader, paper_books, "vertical credit")
+    quotes = exits_tests.moved("vertical credit", winning=False)
+    exits_tests.quote_all(paper_books, quotes)
+    exits_mark(trade, quotes)
+    paper_books.set_quote(exits_tests.P555, None, None)  # an unquoted leg: the paper broker refuses every time
+
+    started, asks = paper_books.now(), []
+    for second in (0, 30, 59, 60, 90, 179, 180):  # refused at 0: again at 1 minute, then 2 minutes after that
+        paper_books.moment = started + timedelta(seconds=second)
+        before = _log_length(trade)
+        asks.append(services.spread_exits_watch(market=paper_books).closes_asked)
+        assert _log_length(trade) == before + (2 if asks[-1] else 0)  # CLOSING and back to OPEN, or nothing
+    assert asks == [1, 0, 0, 1, 0, 0, 1]
+    assert exits_tests.reload(trade).status == TradeStatus.OPEN
