@@ -10,9 +10,15 @@ import pytest
 from brokers.base import Fill, Order, OrderStatus, Position
 from brokers.models import BrokerMode
 from brokers.occ import build_symbol
-from tests.factories import NotificationChannelFactory, PaperTradeFactory, exits_mark, expiry_spread_trade
+from tests.factories import (
+    NotificationChannelFactory,
+    PaperTradeFactory,
+    exits_mark,
+    expiry_spread_trade,
+    spread_open_trade,
+)
 from tradeoptions import tenancy
-from trades import net_price, services
+from trades import net_price, selectors, services
 from trades.models import (
     AccountSettings,
     ChannelMessage,
@@ -233,3 +239,29 @@ def test_a_refused_close_is_asked_again_after_one_then_two_minutes_not_every_cyc
         assert _log_length(trade) == before + (2 if asks[-1] else 0)  # CLOSING and back to OPEN, or nothing
     assert asks == [1, 0, 0, 1, 0, 0, 1]
     assert exits_tests.reload(trade).status == TradeStatus.OPEN
+
+
+# --- 8. "expiring tomorrow" reads the legs' expiries -------------------------------------------
+
+
+def test_the_day_reports_expiring_list_finds_a_calendar_whose_nearer_leg_is_not_leg_0(
+        trader, django_assert_num_queries):
+    friday, monday = date(2026, 11, 27), date(2026, 11, 30)
+    front, back = build_symbol("SPY", monday, "CALL", Decimal("570")), _spy("CALL", 570)  # Nov 30, Dec 18
+    back_first = spread_open_trade(owner=trader, strategy_type="calendar",
+                                   legs=[(back, "LONG", 1, "7.30"), (front, "SHORT", 1, "2.10")])
+    later = spread_open_trade(owner=trader, strategy_type="vertical",
+                              legs=[(_spy("CALL", 570), "LONG", 1, "4.30"), (_spy("CALL", 575), "SHORT", 1, "2.50")])
+    single = PaperTradeFactory(owner=trader, ticker="QQQ", expiry=monday)
+    with tenancy.acting_as(trader.pk):
+        assert back_first.expiry == date(2026, 12, 18)  # the row is leg 0's
+        assert [trade.pk for trade in selectors.day_report(user=trader, day=friday, next_session=monday).expiring] \
+            == [single.pk, back_first.pk]
+        with django_assert_num_queries(1):
+            expiring = list(selectors._expiring(trader, after=friday, by=monday))
+        assert [trade.pk for trade in expiring] == [single.pk, back_first.pk] and later.pk not in expiring
+        TradeLeg.objects.filter(trade=back_first, option_symbol=front).update(exit_reason="EXPIRED",
+                                                                                exit_price=Decimal(0))
+        assert [trade.pk for trade in selectors._expiring(trader, after=friday, by=monday)] == [single.pk]
+        assert [trade.pk for trade in selectors.day_report(user=trader, day=friday, next_session=monday).expiring] \
+            == [single.pk]
