@@ -265,3 +265,13 @@ def test_the_day_reports_expiring_list_finds_a_calendar_whose_nearer_leg_is_not_
         assert [trade.pk for trade in selectors._expiring(trader, after=friday, by=monday)] == [single.pk]
         assert [trade.pk for trade in selectors.day_report(user=trader, day=friday, next_session=monday).expiring] \
             == [single.pk]
+
+
+def test_a_spread_over_the_buying_power_is_told_as_a_buying_power_limit(trader, quoted):
+    _settings(trader, account_balance=Decimal("700"), heat_limit_pct=Decimal("100"), max_positions=20)
+    NotificationChannelFactory(owner=trader, events=[NotificationEvent.RISK_LIMIT])
+    with pytest.raises(RiskLimitExceeded):  # the 10-wide put spread holds 830 of buying power
+        _credit_put_spread(trader, quoted)
+    with tenancy.acting_as(trader.pk):
+        (told,) = ChannelMessage.objects.filter(kind=NotificationEvent.RISK_LIMIT)
+    assert told.title == "Risk limit reached: Buying power" and "holds $830.00 of buying power" in told.body
