@@ -10,7 +10,9 @@ the trades closed that week (`selectors.performance`, on the net basis).
 Each goes to the channels of a trader who switched it on (`AccountSettings.daily_report`,
 `weekly_report`) that chose its event; an email channel gets it as HTML with a plain-text part
 (Apprise's multipart/alternative), the others as text. Idempotent: the messages carry the
-day's dedupe key, so a rerun (a second beat, a retried task) tells no channel twice.
+day's dedupe key, so a rerun (a second beat, a retried task) tells no channel twice. One
+trader's report failing is logged and the others still go; the day is then asked for again on the
+monitor's next request (`monitoring.services.report_day_again`), the failed trader retried.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from django.contrib.auth import get_user_model
 from django.utils.html import escape
 
 from monitoring import clock as market_clock
+from monitoring import services as monitoring_services
 from tradeoptions import tenancy
 from trades import selectors as trade_selectors
 from trades.models import AccountSettings, NotificationChannel, NotificationEvent, PaperTrade
@@ -80,11 +83,23 @@ def reports_send(*, day: date) -> dict[str, int]:
         wanted_weekly = list(AccountSettings.objects.filter(weekly_report=True).values_list("owner_id", flat=True)) \
             if weekly else []
     sent = {"daily": 0, "weekly": 0}
-    for owner_id in wanted:
-        sent["daily"] += len(daily_report_send(owner_id=owner_id, day=day))
-    for owner_id in wanted_weekly:
-        sent["weekly"] += len(weekly_report_send(owner_id=owner_id, day=day))
+    failed = [owner_id for owner_id in wanted if not _one_owner(daily_report_send, sent, "daily", owner_id, day)]
+    failed += [owner_id for owner_id in wanted_weekly
+               if not _one_owner(weekly_report_send, sent, "weekly", owner_id, day)]
+    if failed:  # the others are told; the next request sends again, and the dedupe keys spare them
+        monitoring_services.report_day_again(day)
     return sent
+
+
+def _one_owner(send, sent: dict, kind: str, owner_id: int, day: date) -> bool:
+    """One trader's report: a failure (their data, a bug) is logged and does not stop the others'."""
+    try:
+        sent[kind] += len(send(owner_id=owner_id, day=day))
+    except Exception:
+        logger.exception("the %s report of %s for owner %s failed; it is asked again on the next run",
+                         kind, day, owner_id)
+        return False
+    return True
 
 
 def _listening(owner_id: int, kind: str) -> bool:

@@ -12,7 +12,9 @@ A multi-leg trade settles leg by leg, each at its own expiry (`trades.services.s
 decides; a calendar keeps its back month). An index option settles in cash at its settlement
 value (`brokers.settlement`): a PM-settled root (SPXW, NDXP, RUTW, XSP…) against the close at the
 cutoff, an AM-settled one (a standard monthly SPX, NDX, RUT; VIX) against the provider's first
-price after the expiry day's open, standing in for the exchange's opening quotation.
+price after the expiry day's open, standing in for the exchange's opening quotation. A single
+option follows the same rule (a standard monthly SPX held alone settles at that opening price and
+moment; before issue 19 it waited for the 16:00 close).
 
 Pin risk (`pin_risk_watch`): in the last hour before a short leg's cutoff, an underlying within
 PIN_RISK_DISTANCE percent of the leg's strike tells the trader once per leg and expiry.

@@ -522,6 +522,16 @@ def report_days_due(*, at: datetime) -> list:
     due = []
     for day in _recent_sessions(at):
         ready = market_clock.session_for(day).close + REPORT_AFTER_CLOSE
-        if at >= ready and cache.add(f"reports-sent:{day.isoformat()}", 1, 7 * DAY):
+        if at >= ready and cache.add(_reports_key(day), 1, 7 * DAY):
             due.append(day)
     return due
+
+
+def report_day_again(day) -> None:
+    """A trader's report of session `day` failed: the next request asks for the day again (while
+    it is one of the recent sessions); the channels already told are spared by their dedupe keys."""
+    cache.delete(_reports_key(day))
+
+
+def _reports_key(day) -> str:
+    return f"reports-sent:{day.isoformat()}"

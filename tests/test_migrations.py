@@ -382,3 +382,30 @@ def test_every_trade_made_before_legs_gets_its_one_leg_and_the_reverse_removes_t
         cursor.execute("SELECT conname, convalidated FROM pg_constraint WHERE conname = ANY(%s)", [checks])
         assert dict(cursor.fetchall()) == dict.fromkeys(checks, True)
     assert _rls_state("trades_tradeleg") == (True, True, 2)
+
+
+def _close_price_check() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                       "WHERE conname = 'trade_close_price_not_negative'")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_close_price_either_side_migration_reverses_and_refuses_while_a_spread_closed_below_zero(trader):
+    """trades 0026 lets a multi-leg close_price go below 0; its reverse puts the older check back,
+    and refuses in words while a trade closed below 0 (docs: the migration's docstring)."""
+    call_command("migrate", "trades", "0025_trade_leg_quotes_and_exit", stdout=StringIO())  # an empty table
+    assert "strategy_type" not in _close_price_check()
+    call_command("migrate", stdout=StringIO())
+    assert "strategy_type" in _close_price_check()
+    fly = ClosedTradeFactory(owner=trader)
+    with tenancy.system_context():
+        PaperTrade.objects.filter(pk=fly.pk).update(strategy_type="butterfly", close_price=Decimal("-0.10"))
+    refused = rf"Cannot reverse trades 0026: multi-leg trades closed below 0 \(ids \[{fly.pk}\]"
+    with pytest.raises(RuntimeError, match=refused):
+        call_command("migrate", "trades", "0025_trade_leg_quotes_and_exit", stdout=StringIO())
+    assert "strategy_type" in _close_price_check()  # nothing reversed
+    with tenancy.system_context():
+        assert PaperTrade.objects.get(pk=fly.pk).close_price == Decimal("-0.10")
+    call_command("migrate", stdout=StringIO())

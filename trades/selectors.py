@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Sum, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Window
+from django.db.models.functions import Coalesce, RowNumber
 
 from brokers.base import BrokerAuthError, BrokerError, BrokerForbidden
 from brokers.market import Market
@@ -731,8 +731,7 @@ def day_report(*, user: AbstractBaseUser, day: date, next_session: date) -> DayR
                                 and trades[pk].close_date is not None and start <= trades[pk].close_date < end)
                        for pk, (gross, net) in sums.items()), key=lambda row: (-row.pnl_net, row.trade.pk))
     exposure = active_exposure(user)
-    expiring = list(PaperTrade.objects.filter(owner=user, status__in=ACTIVE_STATUSES, expiry__gt=day,
-                                              expiry__lte=next_session).order_by("expiry", "ticker", "pk"))
+    expiring = list(_expiring(user, after=day, by=next_session))
     opened = PaperTrade.objects.filter(owner=user, entry_date__gte=start, entry_date__lt=end).count()
     return DayReport(day=day, realized=realized, opened=opened, open_positions=exposure["positions"],
                      open_risk=exposure["heat"], next_session=next_session, expiring=expiring)
@@ -741,6 +740,17 @@ def day_report(*, user: AbstractBaseUser, day: date, next_session: date) -> DayR
 # --- Notification channels ----------------------------------------------------------------------
 
 CHANNEL_LOG_LENGTH = 20  # deliveries per channel the settings page shows
+
+
+def _expiring(user: AbstractBaseUser, *, after: date, by: date) -> QuerySet[PaperTrade]:
+    """Active trades with a live leg expiring in (after, by], the soonest such leg first: a
+    spread's row carries leg 0's expiry, which for a calendar may be the back month. One query;
+    a trade stored without legs is judged by its row (a single option's only contract)."""
+    legs = TradeLeg.objects.filter(trade=OuterRef("pk"), exit_reason="", expiry__gt=after, expiry__lte=by)
+    return (PaperTrade.objects.filter(owner=user, status__in=ACTIVE_STATUSES)
+            .filter(Exists(legs) | Q(expiry__gt=after, expiry__lte=by, strategy_type=StrategyType.SINGLE))
+            .annotate(expiring_on=Coalesce(Subquery(legs.order_by("expiry").values("expiry")[:1]), F("expiry")))
+            .order_by("expiring_on", "ticker", "pk"))
 
 
 def channel_list(*, user: AbstractBaseUser) -> QuerySet[NotificationChannel]:

@@ -189,3 +189,29 @@ def test_the_request_task_asks_analytics_by_name(db, monkeypatch):
     with time_machine.travel(_ny(14), tick=False):
         assert tasks.request_reports.apply().get().startswith("reports requested")
     assert sent == [("analytics.send_reports", ["2026-11-25"]), ("analytics.send_reports", ["2026-11-27"])]
+
+
+def test_one_traders_failing_report_spares_the_others_and_is_asked_for_again(trader, other_trader, monkeypatch):
+    for owner in (trader, other_trader):
+        _channel(owner, "json://127.0.0.1:9/hook")  # nothing is delivered here: the messages are written
+        with tenancy.acting_as(owner.pk):
+            AccountSettings.objects.update_or_create(owner=owner, defaults={"daily_report": True})
+    day_report = reports.trade_selectors.day_report
+
+    def broken_for_trader(*, user, **kwargs):
+        if user.pk == trader.pk:
+            raise ValueError("a row this report cannot read")
+        return day_report(user=user, **kwargs)
+
+    cache.delete("reports-sent:2026-11-27")
+    with time_machine.travel(AFTER_REPORT, tick=False):
+        assert FRIDAY in monitoring_services.report_days_due(at=_ny(13, 31))
+        assert FRIDAY not in monitoring_services.report_days_due(at=_ny(13, 32))  # asked once
+        monkeypatch.setattr(reports.trade_selectors, "day_report", broken_for_trader)
+        assert reports.reports_send(day=FRIDAY) == {"daily": 1, "weekly": 0}  # the other trader is told
+        assert FRIDAY in monitoring_services.report_days_due(at=_ny(13, 45))  # the day is asked for again
+        monkeypatch.setattr(reports.trade_selectors, "day_report", day_report)
+        assert reports.reports_send(day=FRIDAY) == {"daily": 1, "weekly": 0}  # the failed one only, now
+    for owner in (trader, other_trader):
+        with tenancy.acting_as(owner.pk):
+            assert ChannelMessage.objects.filter(kind=NotificationEvent.DAILY_REPORT).count() == 1

@@ -26,7 +26,7 @@ from .errors import RiskLimitExceeded
 from .risk import new_york_day_start, realized_today
 
 LIMIT_WORDS = {"max_positions": "Max open positions", "daily_loss_limit": "Daily loss limit",
-               "heat_limit_pct": "Heat limit"}
+               "heat_limit_pct": "Heat limit", "buying_power": "Buying power"}
 
 
 def _listening(owner_id: int, kind: str) -> bool:

@@ -95,6 +95,8 @@ def spread_expiry_settle(*, trade: PaperTrade, broker: BrokerProvider, prices: d
             return None
         if close.status == OrderStatus.FILLED or not close.status.is_final:
             return None  # the close's fill (or its end) is the monitor's order sync to record
+        if close.filled_quantity or any(leg.filled_quantity for leg in close.legs):
+            return _broken_close_flagged(trade, who)  # those legs left by the order, not at intrinsic
     due = [leg for leg in live_legs(trade) if leg.option_symbol in prices]
     if not due:
         return None
@@ -105,6 +107,21 @@ def spread_expiry_settle(*, trade: PaperTrade, broker: BrokerProvider, prices: d
             return None  # the broker has not settled them yet: nothing is guessed
         shares = held.get(trade.ticker) or None
     return _settle(trade, due, prices, shares=shares, who=who)
+
+
+BROKEN_CLOSE_AT_EXPIRY = (
+    "The closing order ended with only some legs filled and the rest reached expiry: nothing is settled "
+    "here, since the filled legs were already closed. Check the positions at the broker and close the "
+    "trade by hand.")
+
+
+def _broken_close_flagged(trade: PaperTrade, who: dict) -> None:
+    """A broken spread (its closing order filled some legs) is a person's to settle: told once."""
+    if trade.attention_reason != BROKEN_CLOSE_AT_EXPIRY:
+        trade_flag(trade_id=trade.pk, changes={"attention_reason": BROKEN_CLOSE_AT_EXPIRY},
+                   payload={"source": EXPIRY, "close_order_id": trade.close_order_id},
+                   actor=who.get("actor", "SYSTEM"), actor_label=who.get("actor_label", ""))
+    return None
 
 
 def _broker_holdings(broker: BrokerProvider) -> dict[str, Decimal] | None:
@@ -132,8 +149,8 @@ def _settle(trade: PaperTrade, due: list[TradeLeg], prices: dict[str, LegSettlem
     changes = {"close_order_id": ""} if trade.close_order_id else {}
     delivered = [{**row, "contract": by_symbol[row["leg"]]} for row in settled
                  if row["reason"] in (ASSIGNED, EXERCISED)]
-    if shares and delivered:
-        changes["attention_reason"] = _shares_told(trade, shares, delivered)
+    if shares and delivered and (expected := _shares_expected(trade, delivered)):
+        changes["attention_reason"] = _shares_told(trade, shares, expected, delivered)
     with transaction.atomic():
         for leg in due:
             leg.save(update_fields=["exit_price", "exit_reason"])
@@ -171,13 +188,26 @@ def _close_changes(trade: PaperTrade, legs: list[TradeLeg], at: datetime) -> dic
     }
 
 
-def _shares_told(trade: PaperTrade, shares: Decimal, delivered: list[dict]) -> str:
-    """The attention reason for shares an assignment or exercise left in the account."""
+def _shares_expected(trade: PaperTrade, delivered: list[dict]) -> int:
+    """The shares this trade's exercised and assigned legs deliver, signed (a call exercised or a
+    put assigned buys them; a call assigned or a put exercised sells them): ratio × units × 100 a leg."""
+    return sum((1 if row["contract"].option_type == "CALL" else -1) * (1 if row["side"] == LegSide.LONG else -1)
+               * row["ratio"] * trade.qty * CONTRACT_MULTIPLIER for row in delivered)
+
+
+def _shares_told(trade: PaperTrade, shares: Decimal, expected: int, delivered: list[dict]) -> str:
+    """The attention reason for shares an assignment or exercise left in the account: what the
+    account holds, and what of it this trade delivered (the trader may have held shares before)."""
     legs = ", ".join(f"{'short' if row['side'] == LegSide.SHORT else 'long'} {_contract_words(row['contract'])} "
                      f"{'assigned' if row['reason'] == ASSIGNED else 'exercised'}" for row in delivered)
-    side = "short" if shares < 0 else "long"
-    return (f"Expiry delivered stock: the account now holds {abs(shares).normalize():f} shares of {trade.ticker} "
-            f"{side} ({legs}). Nothing here manages them: sell or cover them at the broker.")[:255]
+    held = f"{abs(shares).normalize():f} shares of {trade.ticker} {'short' if shares < 0 else 'long'}"
+    rest = ""
+    if shares != expected:
+        rest = (", the rest is not this trade's" if shares * expected > 0 and abs(shares) > abs(expected)
+                else ", not what they alone leave: check the holding")
+    return (f"Expiry delivered stock: the account now holds {held}; this trade's legs ({legs}) deliver "
+            f"{abs(expected)} {'short' if expected < 0 else 'long'}{rest}. Nothing here manages them: sell or "
+            "cover them at the broker.")[:255]
 
 
 

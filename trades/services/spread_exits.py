@@ -7,14 +7,21 @@ are not all marked yet is not judged (a mark made of some legs is no price). The
 are (a mark cannot be past both unless the exits are crossed over, and then getting out is what
 matters). The close itself is `closing.trade_net_exit_close` with the trade's version, so a close
 already under way (the trader's, or an earlier cycle's) is a conflict and nothing is sent twice.
-A close the broker refused leaves the trade OPEN: the next cycle looks again and asks again.
+A close the broker refused leaves the trade OPEN and the watch asks again while the mark stays past
+the exit, but not every cycle: each ask that did not close the trade puts the next one off (one
+minute, doubling up to fifteen, as `protection.bracket_protect` does for a single option's
+bracket), so a broker that keeps refusing is not sent an order, nor the trade's log two events,
+every cycle. The schedule lives in the cache: losing it costs one early ask, never a double
+order (the close's version and tag see to that). A trader's own close is never put off.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.core.cache import cache
 from django.db.models import Exists, OuterRef
 
 from brokers.base import BrokerError
@@ -27,6 +34,10 @@ from .closing import trade_net_exit_close
 from .errors import TradeError
 
 logger = logging.getLogger(__name__)
+
+FIRST_ASK_AGAIN = timedelta(minutes=1)
+LONGEST_ASK_AGAIN = timedelta(minutes=15)
+_SCHEDULE_TTL = 3600  # seconds: a schedule idle this long starts again at one minute
 
 
 @dataclass(frozen=True)
@@ -59,9 +70,10 @@ def spread_exits_watch(*, market: Market, broker_modes: list[str] | None = None)
             watched = watched.filter(broker_mode__in=broker_modes)
         trades = list(watched.select_related("owner").order_by("id"))
     asked = closed = 0
+    at = market.now()
     for trade in trades:
         reason = net_exit_reason(trade)
-        if reason is None:
+        if reason is None or not _ask_due(trade.pk, at):
             continue
         because = {"held_mark": format(trade.current_price, "f"), "sl_price": format(trade.sl_price, "f"),
                    "tp_price": format(trade.tp_price, "f"), "direction": trade.net_direction}
@@ -74,5 +86,27 @@ def spread_exits_watch(*, market: Market, broker_modes: list[str] | None = None)
         asked += 1
         if result.problem is not None:
             logger.warning("net exit of trade %s: %s", trade.pk, result.problem)
+        if result.trade.status != TradeStatus.CLOSED:  # refused now, or maybe on the sync's later look
+            _ask_put_off(trade.pk, at)
         closed += int(result.trade.status == TradeStatus.CLOSED)
     return NetExitsReport(len(trades), asked, closed)
+
+
+# --- the backoff of a refused close ---------------------------------------------------------------
+
+
+def _key(trade_id: int) -> str:
+    return f"spread-close-retry:{trade_id}"
+
+
+def _ask_due(trade_id: int, at: datetime) -> bool:
+    schedule = cache.get(_key(trade_id))
+    return not schedule or at >= datetime.fromisoformat(schedule["due"])
+
+
+def _ask_put_off(trade_id: int, at: datetime) -> None:
+    """Count an ask that did not close the trade and put the next one off: 1, 2, 4, 8, then 15 minutes
+    (a close still working is not watched meanwhile; one refused on a later look waits its turn)."""
+    refusals = (cache.get(_key(trade_id)) or {}).get("refusals", 0) + 1
+    delay = min(FIRST_ASK_AGAIN * 2 ** min(refusals - 1, 4), LONGEST_ASK_AGAIN)
+    cache.set(_key(trade_id), {"refusals": refusals, "due": (at + delay).isoformat()}, _SCHEDULE_TTL)

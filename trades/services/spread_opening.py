@@ -20,8 +20,9 @@ spread trade"):
    `to-<id>-entry`; an outcome not known is looked up by that tag later, never sent twice.
 
 `spread_entry_update` records what the broker says of that order, for the open and for the
-monitor's sync: each leg's entry fill, the trade's entry = |net| of the legs' fills (so the held
-entry × its sign is exactly the signed sum of the legs' fills), `net_direction` from that sign,
+monitor's sync: each leg's entry fill, the trade's entry = the held net of the legs' fills in the
+direction the trade was opened with (so the held entry × its sign is exactly the signed sum of the
+legs' fills; a market fill on the other side of zero is entered at 0 and flagged, `_crossed_zero`),
 the entry commission on every contract of every leg; no bracket is placed (the monitor is it).
 """
 
@@ -78,6 +79,7 @@ from trades.spreads import (
     spread_risk,
 )
 
+from .alerts import risk_limit_refusal_tell
 from .broker_health import broker_trading_check, broker_trouble_record
 from .context import context_errors
 from .costs import entry_costs
@@ -175,6 +177,24 @@ def spread_open(
     market = market or default_market()
     if unknown := set(data.context) - set(CONTEXT_FIELDS):
         raise ValueError(f"Unknown context fields: {sorted(unknown)}")
+    try:
+        trade, account, broker = _checked_and_written(user, data, market, idempotency_key=idempotency_key,
+                                                      who={"actor": actor, "actor_user": acting_user(actor, user),
+                                                           "actor_label": actor_label})
+    except RiskLimitExceeded as refused:  # nothing was written; the channels that chose it hear of it
+        risk_limit_refusal_tell(owner_id=user.pk, refused=refused, at=market.now())
+        raise
+    # The PENDING trade and its legs have committed before the order goes to the broker.
+    with about_trade(trade.pk), tenancy.acting_as(user.pk):
+        result = _place(trade, broker, actor=actor, actor_user=acting_user(actor, user), actor_label=actor_label)
+    if isinstance(result.problem, BrokerAccountForbidden):
+        broker_trouble_record(account=account, mode=trade.broker_mode, error=result.problem, at=market.now())
+    return result
+
+
+def _checked_and_written(user, data: SpreadOpenInput, market: Market, *, idempotency_key: str | None, who: dict):
+    """The checks, the risk room (RiskLimitExceeded) and the PENDING trade's write: (trade, the
+    settings row as it stood, its broker)."""
     with tenancy.acting_as(user.pk):
         stored = AccountSettings.objects.filter(owner=user).first() or AccountSettings(owner=user)
         checked = spread_checked(data, market, allow_naked=stored.allow_naked_short_options)
@@ -188,14 +208,8 @@ def spread_open(
             checked = spread_checked(data, market, allow_naked=account.allow_naked_short_options)
             broker = broker_of(account, market=market)
         risk_room(user=user, account=account, now=market.now(), trade_risk=_heat_of(checked, data.qty)).enforce()
-        trade = _trade_write(user, account, data, checked, idempotency_key=idempotency_key,
-                             who={"actor": actor, "actor_user": acting_user(actor, user), "actor_label": actor_label})
-    # The PENDING trade and its legs have committed before the order goes to the broker.
-    with about_trade(trade.pk), tenancy.acting_as(user.pk):
-        result = _place(trade, broker, actor=actor, actor_user=acting_user(actor, user), actor_label=actor_label)
-    if isinstance(result.problem, BrokerAccountForbidden):
-        broker_trouble_record(account=account, mode=trade.broker_mode, error=result.problem, at=market.now())
-    return result
+        trade = _trade_write(user, account, data, checked, idempotency_key=idempotency_key, who=who)
+    return trade, account, broker
 
 
 def _trade_write(user, account: AccountSettings, data: SpreadOpenInput, checked: CheckedSpread, *,
@@ -599,22 +613,34 @@ def spread_entry_update(
             return trade_transition(trade_id=trade_id, to=TradeStatus.PENDING, kind=EventKind.ATTENTION_NEEDED,
                                     changes=changes, payload={"order": order_summary(entry)}, **who)
         net = sum((leg.sign * leg.ratio * fills[leg.option_symbol] for leg in legs), ZERO)
-        direction = net_price.direction_of(net)
-        held = net_price.held_price(direction, net)
+        held = net_price.held_price(trade.net_direction, net)  # the planned direction: its exits mean it
         at = entry.fill.at if entry.fill and entry.fill.at else timezone.now()
-        changes.update(entry_price=held, entry_date=at, filled_qty=units, net_direction=direction,
-                       broker_fill_price=held, broker_fill_time=entry.fill.at if entry.fill else None,
+        changes.update(entry_price=max(held, ZERO), entry_date=at, filled_qty=units,
+                       broker_fill_price=max(held, ZERO), broker_fill_time=entry.fill.at if entry.fill else None,
                        **entry_costs(trade, filled=contracts))
         if units < trade.qty:  # the rest was cancelled: the trade is what filled
             changes["qty"] = units
-        if uneven := _uneven(entry, legs, units):
-            changes["attention_reason"] = uneven[:255]
+        if attention := _crossed_zero(trade.net_direction, net) or _uneven(entry, legs, units):
+            changes["attention_reason"] = attention[:255]
         for leg in legs:
             TradeLeg.objects.filter(pk=leg.pk).update(entry_price=fills[leg.option_symbol])
         return trade_transition(
             trade_id=trade_id, to=TradeStatus.OPEN, kind=EventKind.ORDER_FILLED, changes=changes, **who,
             payload={"order": order_summary(entry), "net": net,
                      "leg_fills": {leg.option_symbol: fills[leg.option_symbol] for leg in legs}})
+
+
+def _crossed_zero(direction: str, net: Decimal) -> str:
+    """Words for a market entry that filled on the other side of zero (the market moved between
+    the check and the fill). The trade keeps its planned direction, so its exits keep their meaning,
+    and is entered at 0: its P&L reads better than the legs' fills by the amount crossed, which
+    the legs keep exactly; a person decides whether to keep it."""
+    held = net_price.held_price(direction, net)
+    if held >= 0:
+        return ""
+    filled = net_price.CREDIT if direction == net_price.DEBIT else net_price.DEBIT
+    return (f"Planned as a {direction}, the spread filled at a {-held:.2f} {filled}: it is recorded at 0.00, "
+            f"so its P&L reads {-held * 100:.2f} dollars a unit better than its fills. Check it and its exits.")
 
 
 def _leg_fills(entry: Order, legs: Sequence[TradeLeg]) -> dict[str, Decimal] | None:

@@ -237,6 +237,7 @@ def test_a_close_the_paper_broker_refuses_for_an_unquoted_leg_is_asked_again_onc
     assert "still held" in refused.attention_reason
 
     paper.set_quote(P555, *quotes[P555])
+    paper.advance(minutes=1)  # a refused close is asked again after a minute
     services.spread_exits_watch(market=paper)
     closed = reload(trade)
     assert closed.status == "CLOSED" and closed.close_reason == "SL_HIT" and closed.attention_reason == ""
@@ -259,7 +260,10 @@ def test_a_refused_close_keeps_the_spread_open_with_the_reason_and_the_next_cycl
     assert "still held" in refused.attention_reason and "exceeds the 0 short" in refused.attention_reason
     assert [leg.exit_price for leg in legs_of(trade)] == [None] * 4
 
-    services.spread_exits_watch(market=paper)  # the next cycle: still past the stop, asked again
+    services.spread_exits_watch(market=paper)  # the next cycle: put off, nothing sent
+    assert scripted_broker(trader).calls.count("place_spread_order") == 2
+    paper.advance(minutes=1)
+    services.spread_exits_watch(market=paper)  # a minute on: still past the stop, asked again
     closed = reload(trade)
     assert closed.status == "CLOSED" and closed.close_reason == "SL_HIT" and closed.attention_reason == ""
     assert scripted_broker(trader).calls.count("place_spread_order") == 3  # the entry, the refusal, the close

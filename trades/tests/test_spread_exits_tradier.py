@@ -160,6 +160,7 @@ def test_a_close_tradier_refuses_leaves_the_spread_open_told_and_the_next_cycle_
     assert all(leg.exit_price is None for leg in legs_of(trade))
 
     tradier.add_position(ACCOUNT, short, -UNITS, Decimal("-600"))
+    market.advance(minutes=1)  # a refused close is asked again after a minute
     services.spread_exits_watch(market=market)
     sync_orders(market=market)
     assert_closed_at(trade, quotes)
