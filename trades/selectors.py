@@ -48,7 +48,7 @@ from .services.errors import BrokerDown, InvalidTradeInput
 from .services.marks import HELD
 from .services.orders import as_trade_error, broker_of
 from .services.risk import active_exposure
-from .spreads import SpreadLeg, SpreadPosition, SpreadRisk, spread_risk, spread_width
+from .spreads import MODEL_RATE, OptionModel, SpreadLeg, SpreadPosition, SpreadRisk, spread_risk, spread_width
 from .strategies import StrategyFacts, return_on_max_loss, strategy_facts, strategy_label  # noqa: F401 (for readers)
 
 MAX_CHART_POINTS = 1000
@@ -411,8 +411,9 @@ def position_dollars(trade: PaperTrade, per_share: Decimal | None) -> Decimal | 
 
 def position_of(trade: PaperTrade) -> SpreadPosition | None:
     """The trade as trades/spreads.py sees it: its legs at their entry fills (a single option not
-    yet filled: at the entry it was planned at), `qty` units. None when a leg's entry price is not
-    known yet (a spread not filled), or the rows describe no position the math accepts."""
+    yet filled: at the entry it was planned at) and the IVs the monitor last wrote on them, `qty`
+    units. None when a leg's entry price is not known yet (a spread not filled), or the rows
+    describe no position the math accepts."""
     premiums = []
     for leg in trade_legs(trade):
         premium = leg.entry_price
@@ -422,7 +423,8 @@ def position_of(trade: PaperTrade) -> SpreadPosition | None:
             return None
         premiums.append((leg, premium))
     try:
-        return SpreadPosition(tuple(SpreadLeg.from_symbol(leg.option_symbol, leg.side, ratio=leg.ratio, premium=premium)
+        return SpreadPosition(tuple(SpreadLeg.from_symbol(leg.option_symbol, leg.side, ratio=leg.ratio, premium=premium,
+                                                          iv=None if leg.iv is None else float(leg.iv))
                                     for leg, premium in premiums), trade.qty, trade.strategy_type)
     except InvalidTradeInput:
         return None
@@ -439,13 +441,20 @@ def position_width(legs: Iterable[TradeLeg]) -> Decimal | None:
 
 
 def position_risk(trade: PaperTrade) -> SpreadRisk | None:
-    """Max profit, max loss, breakevens and width of the trade's position (trades.spreads). None
-    when `position_of` has no position, or its legs expire on different dates (a calendar: its
-    figures are a model of the back legs, which needs their IVs; not in this slice)."""
+    """Max profit, max loss, breakevens and width of the trade's position (trades.spreads). A
+    calendar's are a model (`modelled`): the back legs valued with Black–Scholes at the IVs the
+    monitor last wrote on them, as of that mark, at the front expiry's 16:00 close (an early close
+    is not known here). None when `position_of` has no position, or a calendar's legs have no IV
+    yet (never marked)."""
     position = position_of(trade)
-    if position is None or len(position.expiries) > 1:
+    if position is None:
         return None
-    return spread_risk(position)
+    if len(position.expiries) == 1:
+        return spread_risk(position)
+    legs = trade_legs(trade)
+    if any(leg.iv is None or leg.marked_at is None for leg in legs):
+        return None
+    return spread_risk(position, OptionModel(as_of=max(leg.marked_at for leg in legs), rate=MODEL_RATE))
 
 
 def broker_troubles(*, user: AbstractBaseUser) -> list[dict]:

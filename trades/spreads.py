@@ -298,6 +298,10 @@ def close_in_new_york(expiry: date) -> datetime:
     return datetime.combine(expiry, time(16), tzinfo=NEW_YORK)
 
 
+# The risk-free rate of the model of today: the one the simulated market prices with.
+MODEL_RATE = 0.04
+
+
 @dataclass(frozen=True)
 class OptionModel:
     """What Black–Scholes needs besides the legs' IVs: now (`as_of`, aware), the risk-free rate,

@@ -32,7 +32,6 @@ from ..spreads import (
 )
 from .errors import InvalidTradeInput
 
-MODEL_RATE = 0.04  # the risk-free rate of the model of today: the one the simulated market prices with
 CUSTOM = "custom"
 CHART_REACH = Decimal("0.06")  # the chart runs 6 % beyond the outer strikes (and spot): where the kinks show
 
@@ -136,7 +135,7 @@ def spread_preview(*, data: SpreadPreviewInput, market: Market | None = None) ->
     quotes = market.quotes([leg.symbol for leg in position.legs])
     priced = _priced(position, quotes, fields_of)
     position = SpreadPosition(tuple(item.leg for item in priced), position.quantity, position.strategy)
-    model = OptionModel(as_of=now, rate=MODEL_RATE, cutoff=market.expiry_cutoff)
+    model = OptionModel(as_of=now, rate=spreads.MODEL_RATE, cutoff=market.expiry_cutoff)
     has_iv = all(leg.iv is not None for leg in position.legs if market.expiry_cutoff(leg.expiry) > now)
     risk = spreads.spread_risk(position, model if len(position.expiries) > 1 else None)
     grid = spreads.price_grid(position, spot, reach=CHART_REACH)

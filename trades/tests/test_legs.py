@@ -41,7 +41,8 @@ def test_an_opened_trade_has_its_one_leg_and_the_leg_follows_its_entry_and_exit_
     assert opened["legs"] == [{"symbol": CONTRACT, "side": "LONG", "ratio": 1, "strike": "570.000",
                                "expiry": EXPIRY.isoformat(), "right": "CALL", "entry_price": "4.3000",
                                "exit_price": None,  # a single's quote is its row's (current_bid, ...)
-                               "bid": None, "ask": None, "mark": None, "iv": None, "marked_at": None}]
+                               "bid": None, "ask": None, "mark": None, "iv": None, "marked_at": None,
+                               "exit_reason": ""}]
     assert _legs(_trade(opened["id"])) == [(trader.pk, 0, CONTRACT, "CALL", Decimal("570.000"), EXPIRY, "LONG", 1,
                                             Decimal("4.3000"), None)]
     market.set_quote(CONTRACT, "5.00", "5.20")
@@ -155,16 +156,22 @@ def test_a_single_options_risk_in_the_positions_list(api_as, trader, market):
         None, "860.00", ["574.3000"], "0.000")  # unlimited upside, the premium at risk
 
 
-def test_a_calendars_risk_is_not_claimed(trader):
-    trade = PaperTradeFactory(owner=trader, legs=False, strategy_type=StrategyType.CALENDAR, expiry=EXPIRY)
+def test_a_calendars_risk_is_modelled_once_its_legs_have_ivs(trader):
+    """A calendar's figures are a model of the back month at the front expiry: none before the
+    monitor wrote the legs' IVs, then max loss = the debit and a max profit above 0."""
+    trade = PaperTradeFactory(owner=trader, legs=False, strategy_type=StrategyType.CALENDAR, expiry=EXPIRY, qty=2)
     with tenancy.acting_as(trader.pk):
-        for position, (expiry, side) in enumerate([(EXPIRY, LegSide.SHORT), (date(2027, 1, 15), LegSide.LONG)]):
+        for position, (expiry, side, entry) in enumerate([(EXPIRY, LegSide.SHORT, "3.00"),
+                                                           (date(2027, 1, 15), LegSide.LONG, "5.40")]):
             TradeLeg.objects.create(owner=trader, trade=trade, position=position, option_type=OptionType.CALL,
                                     option_symbol=f"SPY{expiry:%y%m%d}C00570000", strike=Decimal("570"),
-                                    expiry=expiry, side=side, entry_price=Decimal("3"))
-    with tenancy.acting_as(trader.pk):
-        assert selectors.position_risk(trade) is None  # needs the back leg's model (a later slice)
+                                    expiry=expiry, side=side, entry_price=Decimal(entry))
+        assert selectors.position_risk(trade) is None  # never marked: no IVs to model the back month with
         assert selectors.position_width(selectors.trade_legs(trade)) == Decimal(0)
+        TradeLeg.objects.filter(trade=trade).update(iv=Decimal("0.20"), marked_at=datetime(2026, 12, 1, 15, tzinfo=UTC))
+        risk = selectors.position_risk(PaperTrade.objects.get(pk=trade.pk))
+    assert risk.modelled and risk.max_loss == Decimal("480.00")  # the debit, 2.40 × 2 units × 100
+    assert risk.max_profit > 0 and len(risk.breakevens) == 2
 
 
 def test_a_trade_stored_without_legs_reads_as_its_single_option(trader):
