@@ -31,6 +31,7 @@ from ..spreads import (
     strike_text,
 )
 from .errors import InvalidTradeInput
+from .spread_opening import SpreadLegInput
 
 MODEL_RATE = 0.04  # the risk-free rate of the model of today: the one the simulated market prices with
 CUSTOM = "custom"
@@ -59,24 +60,12 @@ UNLIMITED_LOSS = ("Unlimited risk: a sold call no bought call covers loses more 
 
 
 @dataclass(frozen=True)
-class LegInput:
-    """One leg as the trader gives it: an OCC symbol, or its right, strike and expiry."""
-
-    side: str
-    ratio: int = 1
-    option_symbol: str | None = None
-    option_type: str | None = None
-    strike: Decimal | None = None
-    expiry: date | None = None
-
-
-@dataclass(frozen=True)
 class SpreadPreviewInput:
     ticker: str
     qty: int
     strategy_type: str | None = None  # a template name; None (or "custom") with `legs`
     params: Mapping[str, object] | None = None  # the template's fields (TEMPLATE_FIELDS, FLAGS)
-    legs: Sequence[LegInput] | None = None
+    legs: Sequence[SpreadLegInput] | None = None
 
 
 @dataclass(frozen=True)
@@ -261,5 +250,5 @@ def _priced(position: SpreadPosition, quotes: Mapping[str, Quote], fields_of: Ma
     return priced
 
 
-__all__ = ["CUSTOM", "FLAGS", "TEMPLATE_FIELDS", "LegInput", "PricedLeg", "SpreadPreview",
+__all__ = ["CUSTOM", "FLAGS", "TEMPLATE_FIELDS", "PricedLeg", "SpreadPreview",
            "SpreadPreviewInput", "spread_preview"]
