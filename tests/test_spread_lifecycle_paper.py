@@ -292,3 +292,44 @@ def test_realized_pnl_is_the_sum_of_the_legs_for_any_fills(db, api_as, lifecycle
                                    else (opening[leg["option_symbol"]][0] - ask)) * units * 100
                    for leg, (bid, ask) in zip(legs, closing.values(), strict=True)), D(0))
     assert trade.realized_pnl == legs_pnl(legs_of(trade_id), units) == by_hand
+
+
+def test_a_spread_opened_with_a_scale_out_is_refused_on_its_exit_policy(api_as, trader, lifecycle):
+    """A spread closes whole: the opening checks the exit policy with the multi-leg rules (as setting
+    it later does), so nothing is stored that the monitor would then refuse to run."""
+    roomy(trader)
+    response = api_as(trader).post("/api/trades", {
+        "ticker": "SPY", "qty": UNITS, "entry_type": "market", "legs": [long_(C570), short(C580)],
+        "strategy": "spreads", "sl_price": "1.40", "tp_price": "5.00",
+        "exit_policy": {"scale_out_at_pct": "50", "scale_out_pct": "50"}}, format="json")
+    assert response.status_code == 400, response.json()
+    (error,) = response.json()["errors"]
+    assert error["attr"] == "exit_policy" and "A spread closes whole" in error["detail"]
+    with tenancy.acting_as(trader.pk):
+        assert not PaperTrade.objects.exists()
+
+
+def test_an_am_settled_index_spread_is_not_quoted_after_its_last_trading_day(trader, lifecycle):
+    """A standard monthly SPX stops trading the session before its expiry (it settles at the expiry
+    day's opening): on the expiry morning its legs are not asked for, and the net is not written
+    from yesterday's quotes; a PM-settled SPXW leg is still quoted."""
+    from tests.factories import marks_spread_trade
+
+    spx, spx_short = "SPX261218C06000000", "SPX261218C06050000"
+    weekly_long, weekly_short = "SPXW261218C06000000", "SPXW261218C06050000"
+    am = marks_spread_trade(trader, [(spx, "LONG", 1, "40.00"), (spx_short, "SHORT", 1, "20.00")],
+                            strategy_type="vertical", qty=1)
+    pm = marks_spread_trade(trader, [(weekly_long, "LONG", 1, "40.00"), (weekly_short, "SHORT", 1, "20.00")],
+                            strategy_type="vertical", qty=1)
+    market = lifecycle
+    market.books({spx: ("44.00", "46.00"), spx_short: ("21.00", "23.00"), weekly_long: ("44.00", "46.00"),
+                  weekly_short: ("21.00", "23.00")})
+    at(market, EXPIRY_CLOSE - timedelta(days=1, hours=1))  # Thursday 15:00: both still trade
+    snapshot_positions(provider=market.tape, at=market.moment)
+    assert set(market.tape.requests[-1]) == {spx, spx_short, weekly_long, weekly_short}
+    assert trade_of(am.pk).current_price == trade_of(pm.pk).current_price == D("23.00")
+    at(market, EXPIRY_CLOSE - timedelta(hours=5))  # Friday 11:00: the monthly SPX traded its last yesterday
+    market.books({spx: ("54.00", "56.00"), weekly_long: ("54.00", "56.00")})
+    snapshot_positions(provider=market.tape, at=market.moment)
+    assert set(market.tape.requests[-1]) == {weekly_long, weekly_short}
+    assert (trade_of(am.pk).current_price, trade_of(pm.pk).current_price) == (D("23.00"), D("33.00"))
