@@ -98,6 +98,12 @@ SCENARIOS = {
 }
 
 
+# What the Portfolio's "Open risk" counts for one unit: the max loss at the entry (a vertical's width
+# less its credit; a calendar its debit), a naked strangle's loss at its stop (9.00 − 4.50).
+MAX_LOSS = {"vertical debit": "280", "vertical credit": "830", "long straddle": "840", "short strangle": "450",
+            "iron condor": "730", "butterfly": "360", "calendar": "210"}
+
+
 @pytest.fixture
 def lifecycle(monkeypatch, settings):
     """One market for the whole life, the monitor's clock and the wall clock pinned to it."""
@@ -192,6 +198,9 @@ def test_every_template_lives_open_marked_exited_at_the_paper_broker(api_as, tra
     body = opened(api_as, trader, market, strategy_type, legs, sl, tp)
     assert (body["status"], body["net_direction"], D(body["entry_price"])) == ("OPEN", direction, D(entry))
     trade_id = body["id"]
+    summary = api_as(trader).get("/api/account/summary").json()
+    assert D(summary["open_risk"]) == D(MAX_LOSS[name]) * UNITS
+    assert D(summary["premium_committed"]) == (D(entry) * UNITS * 100 if direction == "debit" else 0)
     for leg, asked in zip(legs_of(trade_id), legs, strict=True):
         bid, ask = OPEN_BOOK[asked["option_symbol"]]
         assert leg.entry_price == D(ask if asked["side"] == "LONG" else bid)
