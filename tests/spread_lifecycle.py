@@ -83,6 +83,9 @@ class LifecycleMarket(HandDrivenMarket):
     def is_open(self, at):
         return market_clock.is_market_open(at)
 
+    def session_close(self, at):
+        return market_clock.next_close(at)
+
     def underlying_close(self, underlying, expiry):
         return closing_price(self.tape, underlying, expiry)
 

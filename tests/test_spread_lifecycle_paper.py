@@ -342,3 +342,39 @@ def test_an_am_settled_index_spread_is_not_quoted_after_its_last_trading_day(tra
     snapshot_positions(provider=market.tape, at=market.moment)
     assert set(market.tape.requests[-1]) == {weekly_long, weekly_short}
     assert (trade_of(am.pk).current_price, trade_of(pm.pk).current_price) == (D("23.00"), D("33.00"))
+
+
+def test_a_calendar_closed_by_hand_over_the_weekend_after_its_front_settled_is_booked_by_the_sync(
+        api_as, trader, lifecycle):
+    """The back month alone is sold by a single-option order (a multileg order has 2–4 legs); sent
+    while the market is shut it rests, and Monday's cycle books its fill as the spread's close:
+    the settled front month counted at its exit price, the P&L the legs' sum."""
+    market = lifecycle
+    roomy(trader)
+    cash_before, _, _ = ledger(trader, market)
+    body = opened(api_as, trader, market, "calendar", [short(C570), long_(C570_JAN)], "1.00", "3.50")
+    trade_id = body["id"]
+    market.tape.close("SPY", EXPIRY, "577.00")
+    at(market, EXPIRY_CLOSE + timedelta(minutes=1))
+    market.delist(C570)
+    cycle(market)
+    assert [leg.exit_reason for leg in legs_of(trade_id)] == [LegExit.ASSIGNED, ""]
+
+    at(market, NEXT_MONDAY - timedelta(days=2))  # Saturday
+    market.books({C570_JAN: ("9.00", "9.20")})
+    closing = api_as(trader).post(f"/api/trades/{trade_id}/close", {"version": trade_of(trade_id).version},
+                                  format="json")
+    assert closing.status_code == 202, closing.json()
+    assert trade_of(trade_id).status == TradeStatus.CLOSING
+    at(market, NEXT_MONDAY)
+    report = cycle(market)
+    trade = trade_of(trade_id)
+    assert trade.status == TradeStatus.CLOSED, (trade.status_reason, trade.attention_reason, report)
+    # Paid 2.10 (sold the front 4.10, bought January 6.20); the front assigned at 7.00, January sold 9.00:
+    # held close −7.00 + 9.00 = 2.00; legs (−2.90 + 2.80) × 200 = −20.
+    assert (trade.status, trade.close_reason, trade.close_price, trade.realized_pnl) == (
+        TradeStatus.CLOSED, CloseReason.MANUAL_CLOSE, D("2.00"), D("-20.00"))
+    assert trade.realized_pnl == legs_pnl(legs_of(trade_id), UNITS)
+    assert trade.exit_commission == D("0.65") * UNITS  # one leg sold
+    reconciles(trader, market, trade_id, cash_before)
+    assert ledger(trader, market)[1] == {}
