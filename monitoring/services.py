@@ -22,7 +22,9 @@ from django.db import connection
 from brokers.base import SPREAD_CLASSES
 from brokers.market import Market, default_market
 from brokers.models import BrokerMode, PaperOrder
+from brokers.occ import parse_symbol
 from brokers.paper import WORKING, FillRules, fill_price, match_group, spread_fill
+from brokers.settlement import AM, settlement_style
 from tradeoptions import tenancy
 from trades.models import CONTRACT_MULTIPLIER, PaperTrade, StrategyType, TradeLeg, TradeStatus
 from trades.selectors import LegQuote, commission_rates, held_mark
@@ -103,7 +105,8 @@ def snapshot_positions(*, provider: MarketDataProvider, at: datetime, kind: str 
         return SnapshotReport(slot, kind, 0, 0, 0, 0)
     # Quoted outside any transaction: a slow provider must not hold a connection idle in one.
     quotes = provider.option_quotes(sorted({symbol for _, _, symbol, _, _ in trades}
-                                           | {leg.option_symbol for legs_of in legs.values() for leg in legs_of}))
+                                           | {leg.option_symbol for legs_of in legs.values() for leg in legs_of
+                                              if _quotable(leg, at)}))
     rows = [_snapshot_row(trade, quotes[trade[2]]) for trade in trades if trade[2] in quotes]
     spread_rows = [row for row in (_spread_row(spread, legs.get(spread[0], []), quotes) for spread in spreads)
                    if row is not None]
@@ -125,9 +128,23 @@ def _spread_legs(spreads: list[tuple]) -> dict[int, list[TradeLeg]]:
         return {}
     legs = defaultdict(list)
     for leg in (TradeLeg.objects.filter(trade_id__in=[spread[0] for spread in spreads])
-                .only("id", "trade_id", "position", "option_symbol", "side", "ratio").order_by("trade_id", "position")):
+                .only("id", "trade_id", "position", "option_symbol", "side", "ratio", "exit_price", "exit_reason")
+                .order_by("trade_id", "position")):
         legs[leg.trade_id].append(leg)
     return legs
+
+
+def _quotable(leg: TradeLeg, at: datetime) -> bool:
+    """Is the leg still traded, so worth a quote? Not once it has left the position (closed or
+    settled: it counts at its exit price), nor an AM-settled index leg after its last trading
+    session, the one before its expiry's (it settles at the next opening; a quote is stale)."""
+    if leg.exit_reason:
+        return False
+    contract = parse_symbol(leg.option_symbol)
+    if settlement_style(contract.root) != AM:
+        return True
+    expiry_day = market_clock.expiry_cutoff(contract.expiry).astimezone(market_clock.market_tz()).date()
+    return at < market_clock.session_for(market_clock.previous_trading_day(expiry_day)).close
 
 
 def _leg_quote(quote: OptionQuote) -> LegQuote:
@@ -140,12 +157,17 @@ def _spread_row(spread: tuple, legs: list[TradeLeg], quotes: dict[str, OptionQuo
     (Σ side × ratio × greek). None, so the trade keeps its last net, when a leg has no quote or no
     mark this cycle: a net is never made of one cycle's quotes and another's."""
     trade_id, owner_id, _, entry, units, _, direction = spread
-    if not legs or entry is None or any(leg.option_symbol not in quotes for leg in legs):
+    held = [leg for leg in legs if not leg.exit_reason]
+    if not held or entry is None or any(leg.option_symbol not in quotes for leg in held):
         return None
-    mark = held_mark(net_direction=direction, legs=legs, entry=entry, units=units,
-                     quotes={leg.option_symbol: _leg_quote(quotes[leg.option_symbol]) for leg in legs})
+    # A leg that has left the position (a calendar's settled front month) counts at its exit price.
+    leg_quotes = {leg.option_symbol: LegQuote(bid=leg.exit_price, ask=leg.exit_price, mark=leg.exit_price)
+                  for leg in legs if leg.exit_reason}
+    leg_quotes.update({leg.option_symbol: _leg_quote(quotes[leg.option_symbol]) for leg in held})
+    mark = held_mark(net_direction=direction, legs=legs, entry=entry, units=units, quotes=leg_quotes)
     if mark is None:
         return None
+    legs = held
     first = quotes[legs[0].option_symbol]
     return {
         "trade_id": trade_id, "owner_id": owner_id, "mark": mark.mid, "bid": mark.bid, "ask": mark.ask,

@@ -206,3 +206,53 @@ def test_a_calendar_takes_one_click_and_a_back_expiry_and_says_its_figures_are_m
     assert page_overflow(page) == 0
     shoot(page, "strategy-builder-phone-calendar")
     assert page.problems == [], json.dumps(page.problems)
+
+
+def test_an_iron_condor_sent_for_real_appears_in_the_portfolio_with_its_legs(market_clock, device, alice):
+    """No route is faked: Send posts to the real POST /api/trades, the local paper broker fills the
+    condor at market, and the Open Positions tab shows the trade with its four legs."""
+    from tradeoptions import tenancy
+    from trades import services
+    from trades.models import PaperTrade
+
+    account = services.account_settings_for(user=alice)
+    account.account_balance, account.heat_limit_pct, account.max_positions = Decimal("100000"), Decimal("100"), 20
+    with tenancy.acting_as(alice.pk):
+        account.save()
+    page = device()
+    page.click("#tab-builder")
+    page.fill("#sb-ticker", "SPY")
+    monthly = page.locator("#sb-expiry option", has_text="monthly").first
+    expect(monthly).to_be_attached()
+    page.select_option("#sb-template", "iron_condor")
+    page.select_option("#sb-expiry", monthly.get_attribute("value"))
+    rows = page.locator("#sb-chain tbody tr")
+    expect(rows).to_have_count(17)
+    strikes = [row.get_attribute("data-strike") for row in rows.all()]
+    atm = strikes.index(page.locator("#sb-chain tr.oe-atm").get_attribute("data-strike"))
+    for side, strike in (("put", strikes[atm - 4]), ("put", strikes[atm - 2]), ("call", strikes[atm + 2]),
+                         ("call", strikes[atm + 4])):
+        page.click(f'#sb-chain .sb-pick[data-side="{side}"][data-strike="{strike}"]')
+    expect(page.locator("#sb-legs li.sb-leg:not(.sb-pending)")).to_have_count(4)
+    expect(page.locator("#sb-send")).to_be_enabled()
+    page.select_option("#sb-entry-type", "market")
+    page.select_option("#sb-exit-mode", "share")
+    page.fill("#sb-tp-pct", "50")
+    page.fill("#sb-multiple", "2")
+    page.click("#sb-send")
+    expect(page.locator("#sb-sent")).to_contain_text("Sent: trade #")
+    expect(page.locator("#sb-sent")).to_contain_text("open")
+
+    with tenancy.acting_as(alice.pk):
+        (trade,) = PaperTrade.objects.all()
+        legs = list(trade.legs.order_by("position"))
+    assert (trade.strategy_type, trade.net_direction, trade.qty) == ("iron_condor", "credit", 1)
+    assert [leg.side for leg in legs] == ["LONG", "SHORT", "SHORT", "LONG"]
+    assert trade.tp_price < trade.entry_price < trade.sl_price  # a credit's target below, its stop above
+    page.click("#tab-open")
+    row = page.locator(f'tr.position[data-trade-id="{trade.pk}"]')
+    expect(row).to_be_visible()
+    expect(row.locator(".contract-label")).to_contain_text("SPY Iron condor")
+    expect(row.locator(".spread-legs")).to_have_text(" · ".join(
+        f"{'+' if leg.side == 'LONG' else '−'}1 SPY {leg.strike.normalize():f}{leg.option_type[0]}" for leg in legs))
+    assert page.problems == [], json.dumps(page.problems)

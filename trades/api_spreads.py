@@ -90,7 +90,7 @@ class SpreadPreviewRequestSerializer(TraderWords, serializers.Serializer):
 
     def to_input(self) -> services.SpreadPreviewInput:
         data = self.validated_data
-        legs = [services.LegInput(**leg) for leg in data.get("legs") or []]
+        legs = [services.SpreadLegInput(**leg) for leg in data.get("legs") or []]
         params = {name: value for name, value in data.items() if name not in ("ticker", "qty", "strategy_type", "legs")}
         return services.SpreadPreviewInput(ticker=data["ticker"], qty=data["qty"],
                                            strategy_type=data.get("strategy_type"), params=params, legs=legs or None)

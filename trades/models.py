@@ -452,6 +452,9 @@ class PaperTrade(models.Model):
         already cost on the contracts they sold in partial fills (`exit_filled_qty`: paid, though
         `exit_commission` records it only at the close) and what selling the held ones will cost."""
         sold_and_held = self.exit_filled_qty + self.held_qty
+        if self.strategy_type != StrategyType.SINGLE and self.pk is not None:
+            # A spread's closing order pays on every contract of every leg still held: units × Σ ratio.
+            sold_and_held *= sum(leg.ratio for leg in self.legs.all() if not leg.exit_reason)
         return ((self.commission_per_contract or Decimal(0)) * sold_and_held).quantize(Decimal("0.01"))
 
     @property

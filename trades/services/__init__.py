@@ -146,7 +146,7 @@ from .risk import RiskRoom, TradePreview, active_exposure, max_loss_at, spread_h
 from .spread_closing import spread_close_confirm
 from .spread_exits import NetExitsReport, spread_exits_watch
 from .spread_opening import SpreadLegInput, SpreadOpenInput, spread_entry_update, spread_open, strategy_of
-from .spread_preview import LegInput, SpreadPreview, SpreadPreviewInput, spread_preview
+from .spread_preview import SpreadPreview, SpreadPreviewInput, spread_preview
 from .working import Session, close_cancel, close_reprice, entry_cancel, entry_reprice, market_session
 
 __all__ = [
@@ -198,7 +198,7 @@ __all__ = [
     # Partial closes: selling a part (a scale-out, the trader's partial close) and reading the parts.
     "part_sale_resume", "quantity_history", "trade_close_some", "trade_part_sell", "trade_parts",
     # The strategy builder's preview of a multi-leg position (reads the market, writes nothing).
-    "LegInput", "SpreadPreview", "SpreadPreviewInput", "spread_preview",
+    "SpreadPreview", "SpreadPreviewInput", "spread_preview",
     # A multi-leg trade at expiry: its legs settled one by one, and pin risk told to the trader.
     "LegSettlementPrice", "live_legs", "pin_risk_alert", "spread_expiry_settle", "spread_realized_pnl",
 ]

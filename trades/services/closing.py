@@ -462,7 +462,8 @@ def close_resume(*, trade: PaperTrade, broker: BrokerProvider, **who) -> TradeRe
 def close_confirm(*, trade_id: int, sell: Order, changes: dict | None = None, **who) -> PaperTrade:
     """Record the state of a CLOSING trade's sell order: filled → CLOSED with MANUAL_CLOSE at the
     fill price; still working → stays CLOSING. (The monitor calls this when the fill arrives.)"""
-    if sell.order_class in SPREAD_CLASSES:  # a multi-leg trade's closing order: its legs' fills
+    if sell.order_class in SPREAD_CLASSES or is_multi_leg(PaperTrade.objects.get(pk=trade_id)):
+        # A multi-leg trade's closing order, its legs' fills (one leg left: a single-option order).
         return spread_close_confirm(trade_id=trade_id, order=sell, changes=changes, **who)
     changes = dict(changes or {})
     payload = {"order": order_summary(sell)}

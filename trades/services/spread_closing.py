@@ -23,6 +23,7 @@ OPEN → CLOSING under the trade's version, then, under the trade's close lease,
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from django.db import transaction
@@ -34,8 +35,10 @@ from brokers.base import (
     Order,
     OrderDuration,
     OrderPurpose,
+    OrderRequest,
     OrderSide,
     OrderStatus,
+    OrderType,
     SpreadLeg,
     SpreadOrderRequest,
     SpreadPriceType,
@@ -78,7 +81,14 @@ def spread_close_quantity_check(trade: PaperTrade, quantity: int | None) -> None
 
 
 def legs_of(trade: PaperTrade) -> list[TradeLeg]:
-    return list(TradeLeg.objects.filter(trade_id=trade.pk).order_by("position"))
+    """The legs a closing order reverses: those still held (a calendar's settled front month is not)."""
+    return list(TradeLeg.objects.filter(trade_id=trade.pk, exit_reason="").order_by("position"))
+
+
+def settled_legs_of(trade: PaperTrade) -> list[TradeLeg]:
+    """The legs that have left the position (settled at expiry before the close; they count at their
+    exit prices in the close's net and P&L)."""
+    return list(TradeLeg.objects.filter(trade_id=trade.pk).exclude(exit_reason="").order_by("position"))
 
 
 def spread_close_request(trade: PaperTrade, legs: list[TradeLeg]) -> SpreadOrderRequest:
@@ -87,6 +97,24 @@ def spread_close_request(trade: PaperTrade, legs: list[TradeLeg]) -> SpreadOrder
         underlying=trade.ticker, price_type=SpreadPriceType.MARKET, duration=OrderDuration.DAY,
         tag=trade_order_tag(trade, OrderPurpose.CLOSE),
         legs=tuple(SpreadLeg(leg.option_symbol, CLOSING_SIDE[leg.side], leg.ratio * trade.held_qty) for leg in legs))
+
+
+def _place_close(broker: BrokerProvider, trade: PaperTrade, legs: list[TradeLeg]) -> Order:
+    """The closing order: one multileg order, or, when one leg is left (a calendar whose front month
+    settled), a single-option order at market under the same tag (a multileg order has 2–4 legs)."""
+    if len(legs) > 1:
+        return broker.place_spread_order(spread_close_request(trade, legs))
+    (leg,) = legs
+    return broker.place_order(OrderRequest(
+        option_symbol=leg.option_symbol, side=CLOSING_SIDE[leg.side], quantity=leg.ratio * trade.held_qty,
+        order_type=OrderType.MARKET, tag=trade_order_tag(trade, OrderPurpose.CLOSE), underlying=trade.ticker))
+
+
+def _with_legs(order: Order) -> Order:
+    """A single-option closing order read as a spread order of its one leg."""
+    if order.legs or not order.option_symbol:
+        return order
+    return replace(order, legs=(order,))
 
 
 def spread_close_steps(*, trade: PaperTrade, broker: BrokerProvider, who: dict) -> TradeResult:
@@ -105,7 +133,7 @@ def spread_close_steps(*, trade: PaperTrade, broker: BrokerProvider, who: dict) 
         return TradeResult(spread_close_confirm(trade_id=trade.pk, order=found, changes={"close_order_id": found.id},
                                                 **who))
     try:
-        order = broker.place_spread_order(spread_close_request(trade, legs_of(trade)))
+        order = _place_close(broker, trade, legs_of(trade))
     except BrokerError as error:
         return _placement_failed(trade, error, who)
     return TradeResult(spread_close_confirm(trade_id=trade.pk, order=order, changes={"close_order_id": order.id},
@@ -148,13 +176,14 @@ def spread_close_confirm(*, trade_id: int, order: Order, changes: dict | None = 
     """Record the state of a multi-leg trade's closing order (see the module docstring, step 3)."""
     changes = dict(changes or {})
     payload = {"order": order_summary(order)}
+    order = _with_legs(order)
     trade = PaperTrade.objects.get(pk=trade_id)
     if _filled(order):
         with transaction.atomic():
-            fills = _leg_fills(trade, order)
+            fills, settled = _leg_fills(trade, order), settled_legs_of(trade)
             for leg, price in fills:
                 TradeLeg.objects.filter(pk=leg.pk).update(exit_price=price, exit_reason=LegExit.CLOSED)
-            changes.update(spread_close_outcome(trade, fills=fills, at=_filled_at(order),
+            changes.update(spread_close_outcome(trade, fills=fills, settled=settled, at=_filled_at(order),
                                                 reason=trade.exit_request_reason or CloseReason.MANUAL_CLOSE))
             payload["leg_fills"] = {leg.option_symbol: format(price, "f") for leg, price in fills}
             return trade_transition(trade_id=trade_id, to=TradeStatus.CLOSED, kind=EventKind.ORDER_FILLED,
@@ -186,18 +215,22 @@ def _filled_at(order: Order):
     return max(times) if times else (order.fill.at if order.fill and order.fill.at else timezone.now())
 
 
-def spread_close_outcome(trade: PaperTrade, *, fills: list[tuple[TradeLeg, Decimal]], at, reason: str) -> dict:
+def spread_close_outcome(trade: PaperTrade, *, fills: list[tuple[TradeLeg, Decimal]], at, reason: str,
+                         settled: list[TradeLeg] = ()) -> dict:
     """The outcome fields of a spread closed at `fills` (each leg with its exit fill, per share):
-    the held close price, realized P&L (premiums only: Σ legs side × ratio × (exit − entry) × units
+    (and `settled`, the legs that left at expiry before, each at its exit price) the held close
+    price, realized P&L (premiums only: Σ legs side × ratio × (exit − entry) × units
     × 100, exact), its percent of the entry premium, hours held, the exit's commission."""
     units = trade.held_qty
-    net = sum((leg.sign * leg.ratio * price for leg, price in fills), Decimal(0))
-    pnl = sum((leg.sign * leg.ratio * (price - leg.entry_price) for leg, price in fills), Decimal(0))
+    every_leg = [*fills, *((leg, leg.exit_price) for leg in settled)]  # a settled front month counts too
+    net = sum((leg.sign * leg.ratio * price for leg, price in every_leg), Decimal(0))
+    pnl = sum((leg.sign * leg.ratio * (price - leg.entry_price) for leg, price in every_leg), Decimal(0))
     pnl = pnl * units * CONTRACT_MULTIPLIER
     basis = trade.entry_price * units * CONTRACT_MULTIPLIER if trade.entry_price else None
     hours = Decimal((at - trade.entry_date).total_seconds()) / 3600 if trade.entry_date else None
     return {
-        "close_price": held_price(trade.net_direction, net),
+        "close_price": max(held_price(trade.net_direction, net), Decimal(0)) if len(every_leg) > len(fills)
+        else held_price(trade.net_direction, net),
         "close_date": at,
         "close_reason": reason,
         "realized_pnl": pnl.quantize(CENT),

@@ -62,7 +62,7 @@ def net_exit_reason(trade: PaperTrade) -> str | None:
 def spread_exits_watch(*, market: Market, broker_modes: list[str] | None = None) -> NetExitsReport:
     """Close every OPEN multi-leg trade whose held mark crossed its stop or target (one query to
     find them, across tenants; each close as its owner)."""
-    unmarked = TradeLeg.objects.filter(trade_id=OuterRef("pk"), marked_at__isnull=True)
+    unmarked = TradeLeg.objects.filter(trade_id=OuterRef("pk"), marked_at__isnull=True, exit_reason="")
     with tenancy.system_context():
         watched = (PaperTrade.objects.filter(status=TradeStatus.OPEN, part_pending_qty=0, current_price__isnull=False)
                    .exclude(strategy_type=StrategyType.SINGLE).exclude(Exists(unmarked)))

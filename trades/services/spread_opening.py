@@ -260,7 +260,7 @@ def spread_checked(data: SpreadOpenInput, market: Market, *, allow_naked: bool) 
     if data.strategy_type is not None and data.strategy_type not in TEMPLATES:
         errors["strategy_type"] = [f"Choose one of {_template_names()}."]
     try:
-        policy = exit_policy_checked(data.exit_policy, quantity=data.qty) if data.exit_policy is not None else {}
+        policy = exit_policy_checked(data.exit_policy, quantity=data.qty, multi_leg=True)  # a spread closes whole
     except InvalidTradeInput as error:
         policy = {}
         errors.update(error.field_errors)

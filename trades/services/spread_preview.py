@@ -31,6 +31,7 @@ from ..spreads import (
     strike_text,
 )
 from .errors import InvalidTradeInput
+from .spread_opening import SpreadLegInput
 
 CUSTOM = "custom"
 CHART_REACH = Decimal("0.06")  # the chart runs 6 % beyond the outer strikes (and spot): where the kinks show
@@ -58,24 +59,12 @@ UNLIMITED_LOSS = ("Unlimited risk: a sold call no bought call covers loses more 
 
 
 @dataclass(frozen=True)
-class LegInput:
-    """One leg as the trader gives it: an OCC symbol, or its right, strike and expiry."""
-
-    side: str
-    ratio: int = 1
-    option_symbol: str | None = None
-    option_type: str | None = None
-    strike: Decimal | None = None
-    expiry: date | None = None
-
-
-@dataclass(frozen=True)
 class SpreadPreviewInput:
     ticker: str
     qty: int
     strategy_type: str | None = None  # a template name; None (or "custom") with `legs`
     params: Mapping[str, object] | None = None  # the template's fields (TEMPLATE_FIELDS, FLAGS)
-    legs: Sequence[LegInput] | None = None
+    legs: Sequence[SpreadLegInput] | None = None
 
 
 @dataclass(frozen=True)
@@ -260,5 +249,5 @@ def _priced(position: SpreadPosition, quotes: Mapping[str, Quote], fields_of: Ma
     return priced
 
 
-__all__ = ["CUSTOM", "FLAGS", "TEMPLATE_FIELDS", "LegInput", "PricedLeg", "SpreadPreview",
+__all__ = ["CUSTOM", "FLAGS", "TEMPLATE_FIELDS", "PricedLeg", "SpreadPreview",
            "SpreadPreviewInput", "spread_preview"]
