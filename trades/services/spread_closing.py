@@ -159,7 +159,7 @@ def _placement_failed(trade: PaperTrade, error: BrokerError, who: dict) -> Trade
 
 def _still_held(why: str) -> str:
     return (f"The spread could not be closed ({why}); every leg is still held. While its stop or target is "
-            "crossed the monitor tries again each cycle; you can also close it again.")[:255]
+            "crossed the monitor tries again after a minute, then less often; you can close it again now.")[:255]
 
 
 def _filled(order: Order) -> bool:
