@@ -445,3 +445,13 @@ def analytics_four_trades(owner, *, expiry=date(2026, 12, 18), start=datetime(20
         entries=["4.00", "3.50"], exits=["6.20", "2.00"], entry_date=start + 2 * hour, strategy="momentum")
     single = ClosedTradeFactory(owner=owner, expiry=expiry, entry_date=start + 3 * hour, filled_qty=2)
     return {"condor": condor, "vertical": vertical, "straddle": straddle, "single": single}
+
+
+def account_with(user, **changes):
+    """The user's account settings with `changes` saved (limits, balance, switches) for a scenario."""
+    account = services.account_settings_for(user=user)
+    for name, value in changes.items():
+        setattr(account, name, value)
+    with tenancy.acting_as(user.pk):
+        account.save()
+    return account

@@ -9,21 +9,11 @@ from django.db import connection
 
 from brokers.base import BrokerAuthError, BrokerUnavailable, OrderOutcomeUnknown
 from brokers.models import BrokerMode, PaperOrder
-from tests.factories import PaperTradeFactory
+from tests.factories import PaperTradeFactory, account_with
 from tradeoptions import tenancy
-from trades import services
 from trades.models import CloseReason, EventKind, PaperTrade, TradeStatus
 
 from .conftest import CONTRACT
-
-
-def _settings(user, **changes):
-    account = services.account_settings_for(user=user)
-    for name, value in changes.items():
-        setattr(account, name, value)
-    with tenancy.acting_as(user.pk):
-        account.save()
-    return account
 
 
 def _orders(user):
@@ -106,7 +96,7 @@ def test_bad_input_is_refused_field_by_field_and_writes_nothing(api_as, trader, 
 
 
 def test_max_positions_counts_open_and_pending_trades(api_as, trader, market, open_body):
-    _settings(trader, max_positions=2, heat_limit_pct=Decimal("100"))
+    account_with(trader, max_positions=2, heat_limit_pct=Decimal("100"))
     PaperTradeFactory(owner=trader, status=TradeStatus.OPEN)
     PaperTradeFactory(owner=trader, status=TradeStatus.PENDING, entry_price=None, entry_date=None)
     response = api_as(trader).post("/api/trades", open_body(), format="json")
@@ -118,7 +108,7 @@ def test_max_positions_counts_open_and_pending_trades(api_as, trader, market, op
 
 
 def test_the_daily_loss_limit_counts_todays_realized_losses_in_new_york(api_as, trader, market, open_body):
-    _settings(trader, daily_loss_limit=Decimal("150"))
+    account_with(trader, daily_loss_limit=Decimal("150"))
     closed = {"status": TradeStatus.CLOSED, "close_price": Decimal("1"), "close_reason": CloseReason.SL_HIT}
     # 04:30 UTC on Dec 1 is 23:30 on Nov 30 in New York: yesterday's loss does not count.
     PaperTradeFactory(owner=trader, realized_pnl=Decimal("-500"), close_date=datetime(2026, 12, 1, 4, 30, tzinfo=UTC),
@@ -135,7 +125,7 @@ def test_the_daily_loss_limit_counts_todays_realized_losses_in_new_york(api_as, 
 
 
 def test_the_daily_loss_limit_counts_commissions_and_fees(api_as, trader, market, open_body):
-    _settings(trader, daily_loss_limit=Decimal("150"))
+    account_with(trader, daily_loss_limit=Decimal("150"))
     PaperTradeFactory(owner=trader, status=TradeStatus.CLOSED, close_price=Decimal("1"),
                       close_reason=CloseReason.SL_HIT, close_date=datetime(2026, 12, 1, 14, 45, tzinfo=UTC),
                       realized_pnl=Decimal("-148.00"),
@@ -147,7 +137,7 @@ def test_the_daily_loss_limit_counts_commissions_and_fees(api_as, trader, market
 
 
 def test_the_heat_limit_adds_this_trade_to_the_open_risk(api_as, trader, market, open_body):
-    _settings(trader, heat_limit_pct=Decimal("6"))  # 6% of $5,000: $300 at the stops
+    account_with(trader, heat_limit_pct=Decimal("6"))  # 6% of $5,000: $300 at the stops
     PaperTradeFactory(owner=trader, entry_price=Decimal("4.20"), sl_price=Decimal("3.70"), qty=1)  # $50
     assert api_as(trader).post("/api/trades", open_body(qty=1), format="json").status_code == 201  # + $130
     response = api_as(trader).post("/api/trades", open_body(qty=1), format="json")  # + $130 = $310
@@ -157,7 +147,7 @@ def test_the_heat_limit_adds_this_trade_to_the_open_risk(api_as, trader, market,
 
 
 def test_a_broker_refusal_leaves_a_rejected_trade_with_the_reason(api_as, trader, market, open_body):
-    _settings(trader, heat_limit_pct=Decimal("100"))
+    account_with(trader, heat_limit_pct=Decimal("100"))
     response = api_as(trader).post("/api/trades", open_body(qty=20), format="json")  # $8,600 > $5,000 cash
     assert response.status_code == 422
     body = response.json()
@@ -170,7 +160,7 @@ def test_a_broker_refusal_leaves_a_rejected_trade_with_the_reason(api_as, trader
 
 def test_no_token_for_the_sandbox_asks_to_reauthenticate_before_anything_is_written(api_as, trader, market,
                                                                                     open_body):
-    _settings(trader, broker_mode=BrokerMode.TRADIER_SANDBOX, tradier_account_id="VA1")
+    account_with(trader, broker_mode=BrokerMode.TRADIER_SANDBOX, tradier_account_id="VA1")
     response = api_as(trader).post("/api/trades", open_body(), format="json")
     assert response.status_code == 409
     assert response.json()["errors"][0]["code"] == "broker_reauthenticate"
@@ -220,7 +210,7 @@ def test_a_bracket_that_fails_once_is_placed_on_the_retry(api_as, trader, script
 @pytest.mark.django_db(transaction=True)
 def test_two_parallel_opens_cannot_both_squeeze_under_max_positions(api_as, trader, market, open_body,
                                                                     broker_held):
-    _settings(trader, max_positions=1)
+    account_with(trader, max_positions=1)
     broker_held.arm()
     entered, release = broker_held.entered, broker_held.release
     clients = [api_as(trader), api_as(trader)]

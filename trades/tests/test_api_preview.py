@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.factories import ClosedTradeFactory, PaperTradeFactory
+from tests.factories import ClosedTradeFactory, PaperTradeFactory, account_with
 from tradeoptions import tenancy
 from trades import services
 from trades.models import AccountSettings, PaperTrade, TradeStatus
@@ -27,14 +27,6 @@ PUT_CONTRACT = "SPY261218P00560000"
 def commission(settings):
     settings.PAPER_COMMISSION_PER_CONTRACT = "0.65"
 
-
-def _settings(user, **changes):
-    account = services.account_settings_for(user=user)
-    for name, value in changes.items():
-        setattr(account, name, value)
-    with tenancy.acting_as(user.pk):
-        account.save()
-    return account
 
 
 def _stored(user) -> PaperTrade:
@@ -71,7 +63,7 @@ def test_the_preview_shows_cost_risk_reward_breakeven_and_the_room_under_each_li
 
 def test_the_preview_is_exact_decimal_arithmetic_rounded_only_when_shown(trader, market):
     market.set_quote("SPY261218C00570000", "4.10", "4.33")
-    _settings(trader, heat_limit_pct=Decimal("10"))
+    account_with(trader, heat_limit_pct=Decimal("10"))
     data = services.TradeOpenInput(ticker="SPY", option_type="CALL", strike=Decimal("570"),
                                    expiry=date(2026, 12, 18), qty=3, sl_price=Decimal("3.01"),
                                    tp_price=Decimal("6.07"))
@@ -96,7 +88,7 @@ def test_the_preview_counts_the_trades_already_held_and_todays_loss(api_as, trad
     PaperTradeFactory(owner=trader, status=TradeStatus.OPEN)  # 2 @ 4.20, stop 3.00: $240 at risk
     ClosedTradeFactory(owner=trader, close_price=Decimal("3.80"), realized_pnl=Decimal("-80"),
                        close_date=datetime(2026, 12, 1, 14, 45, tzinfo=UTC))  # today in New York
-    _settings(trader, heat_limit_pct=Decimal("12.5"))
+    account_with(trader, heat_limit_pct=Decimal("12.5"))
     limits = api_as(trader).post(VALIDATE, open_body(), format="json").json()["preview"]["limits"]
     assert limits == {
         "max_positions": {"limit": 5, "used": 1, "after": 2, "left": 3},
@@ -111,7 +103,7 @@ def test_the_room_the_preview_shows_is_the_room_the_open_enforces(api_as, trader
     and the open refuse the next one alike; the same for the last free position."""
     client = api_as(trader)
     PaperTradeFactory(owner=trader, status=TradeStatus.OPEN)  # $240 at risk
-    _settings(trader, max_positions=3, heat_limit_pct=Decimal("10"))  # $500 of heat
+    account_with(trader, max_positions=3, heat_limit_pct=Decimal("10"))  # $500 of heat
     room = client.post(VALIDATE, open_body(qty=1), format="json").json()["preview"]["limits"]["heat_limit_pct"]
     assert room["left"] == "130.00"  # $130 more could be risked after this $130 trade: exactly 2 contracts
     assert client.post(VALIDATE, open_body(qty=2), format="json").json()["preview"]["limits"]["heat_limit_pct"][
@@ -125,7 +117,7 @@ def test_the_room_the_preview_shows_is_the_room_the_open_enforces(api_as, trader
         # The refused check still shows the numbers: nothing left under the heat limit.
         assert checked.json()["preview"]["limits"]["heat_limit_pct"]["left"] == "0.00"
         assert "preview" not in opened.json()
-    _settings(trader, heat_limit_pct=Decimal("100"))
+    account_with(trader, heat_limit_pct=Decimal("100"))
     positions = client.post(VALIDATE, open_body(qty=1), format="json").json()["preview"]["limits"]["max_positions"]
     assert positions == {"limit": 3, "used": 2, "after": 3, "left": 0}
     assert client.post(OPEN, open_body(qty=1), format="json").status_code == 201
@@ -141,7 +133,7 @@ def test_the_room_the_preview_shows_is_the_room_the_open_enforces(api_as, trader
 
 def test_stop_and_target_may_be_a_percentage_of_the_entry(api_as, trader, market, open_body):
     client = api_as(trader)
-    _settings(trader, heat_limit_pct=Decimal("10"))
+    account_with(trader, heat_limit_pct=Decimal("10"))
     body = open_body(sl_price=None, tp_price=None, sl_pct="30", tp_pct="60")
     preview = client.post(VALIDATE, body, format="json").json()["preview"]
     assert (preview["sl_price"], preview["tp_price"]) == ("3.0100", "6.8800")  # 4.30 × 0.7, 4.30 × 1.6
@@ -270,7 +262,7 @@ INTERNAL_NAME = re.compile(r"\b[a-z]+_[a-z_]+\b")  # heat_limit_pct, option_symb
     ids=lambda value: str(value),
 )
 def test_error_messages_name_no_internal_field(api_as, trader, market, open_body, changes):
-    _settings(trader, max_positions=5)
+    account_with(trader, max_positions=5)
     response = api_as(trader).post(VALIDATE, open_body(**changes) if changes else {}, format="json")
     assert response.status_code in (400, 422), response.json()
     details = [error["detail"] for error in response.json()["errors"]]
@@ -281,10 +273,10 @@ def test_each_risk_limit_is_told_in_words(api_as, trader, market, open_body):
     client = api_as(trader)
     assert client.post(VALIDATE, open_body(qty=3), format="json").json()["errors"][0]["detail"] == (
         "Risk at the stops would be $390.00, 7.80% of your $5,000.00 balance, and your heat limit is 6%.")
-    _settings(trader, max_positions=0)
+    account_with(trader, max_positions=0)
     assert client.post(VALIDATE, open_body(), format="json").json()["errors"][0]["detail"] == (
         "0 trades are open or pending and your limit is 0 positions at a time.")
-    _settings(trader, max_positions=5, daily_loss_limit=Decimal("100"))
+    account_with(trader, max_positions=5, daily_loss_limit=Decimal("100"))
     ClosedTradeFactory(owner=trader, close_price=Decimal("1"), realized_pnl=Decimal("-1200"),
                        close_date=datetime(2026, 12, 1, 14, 45, tzinfo=UTC))
     assert client.post(VALIDATE, open_body(), format="json").json()["errors"][0]["detail"] == (
@@ -297,7 +289,7 @@ def test_each_risk_limit_is_told_in_words(api_as, trader, market, open_body):
 def test_the_paper_account_summary_follows_the_ledger_and_the_active_trades(api_as, trader, other_trader, market,
                                                                            open_body):
     client = api_as(trader)
-    _settings(trader, heat_limit_pct=Decimal("10"))
+    account_with(trader, heat_limit_pct=Decimal("10"))
     assert client.get(SUMMARY).json() == {
         "broker_mode": "LOCAL_PAPER", "starting_balance": "5000.00", "cash": "5000.00", "buying_power": "5000.00",
         "premium_committed": "0.00", "open_risk": "0.00", "realized_pnl": "0.00", "market_value": "0.00",
@@ -324,7 +316,7 @@ def test_the_paper_account_summary_follows_the_ledger_and_the_active_trades(api_
 
 
 def test_the_summary_of_a_broker_not_set_up_says_so(api_as, trader, market):
-    _settings(trader, broker_mode="TRADIER_SANDBOX", tradier_account_id="VA1")
+    account_with(trader, broker_mode="TRADIER_SANDBOX", tradier_account_id="VA1")
     response = api_as(trader).get(SUMMARY)
     assert response.status_code == 409 and response.json()["errors"][0]["code"] == "broker_reauthenticate"
 

@@ -7,21 +7,12 @@ from decimal import Decimal
 import pytest
 
 from brokers.models import BrokerMode, PaperAccount, PaperOrder
-from tests.factories import PaperTradeFactory
+from tests.factories import PaperTradeFactory, account_with
 from tradeoptions import tenancy
-from trades import services
 from trades.models import AccountSettings, CloseReason, IdempotencyKey, PaperTrade, TradeEvent, TradeStatus
 
 VALIDATE = "/api/trades/validate"
 
-
-def _settings(user, **changes):
-    account = services.account_settings_for(user=user)
-    for name, value in changes.items():
-        setattr(account, name, value)
-    with tenancy.acting_as(user.pk):
-        account.save()
-    return account
 
 
 def _rows(user) -> dict[str, int]:
@@ -91,7 +82,7 @@ def test_every_field_error_comes_at_once_with_its_field(api_as, trader, market, 
 
 
 def test_max_positions_answers_422_naming_the_limit(api_as, trader, market, open_body):
-    _settings(trader, max_positions=1)
+    account_with(trader, max_positions=1)
     PaperTradeFactory(owner=trader, status=TradeStatus.PENDING, entry_price=None, entry_date=None)
     before = _rows(trader)
     response = api_as(trader).post(VALIDATE, open_body(), format="json")
@@ -104,7 +95,7 @@ def test_max_positions_answers_422_naming_the_limit(api_as, trader, market, open
 
 
 def test_the_daily_loss_limit_answers_422_naming_the_limit(api_as, trader, market, open_body):
-    _settings(trader, daily_loss_limit=Decimal("100"))
+    account_with(trader, daily_loss_limit=Decimal("100"))
     PaperTradeFactory(owner=trader, status=TradeStatus.CLOSED, close_price=Decimal("1"),
                       close_reason=CloseReason.SL_HIT, realized_pnl=Decimal("-120"),
                       close_date=datetime(2026, 12, 1, 14, 45, tzinfo=UTC))
@@ -115,7 +106,7 @@ def test_the_daily_loss_limit_answers_422_naming_the_limit(api_as, trader, marke
 
 
 def test_the_heat_limit_answers_422_naming_the_limit(api_as, trader, market, open_body):
-    _settings(trader, heat_limit_pct=Decimal("5"))  # $250 of a $5,000 balance; this trade risks $260
+    account_with(trader, heat_limit_pct=Decimal("5"))  # $250 of a $5,000 balance; this trade risks $260
     response = api_as(trader).post(VALIDATE, open_body(), format="json")
     assert response.status_code == 422
     (error,) = response.json()["errors"]
@@ -124,7 +115,7 @@ def test_the_heat_limit_answers_422_naming_the_limit(api_as, trader, market, ope
 
 
 def test_a_broker_that_is_not_set_up_is_said_as_a_real_open_says_it(api_as, trader, market, open_body):
-    _settings(trader, broker_mode=BrokerMode.TRADIER_SANDBOX, tradier_account_id="VA1")
+    account_with(trader, broker_mode=BrokerMode.TRADIER_SANDBOX, tradier_account_id="VA1")
     response = api_as(trader).post(VALIDATE, open_body(), format="json")
     assert response.status_code == 409
     assert response.json()["errors"][0]["code"] == "broker_reauthenticate"
@@ -132,7 +123,7 @@ def test_a_broker_that_is_not_set_up_is_said_as_a_real_open_says_it(api_as, trad
 
 def test_another_users_settings_and_trades_are_never_used(api_as, trader, other_trader, market, open_body):
     # Bob could open nothing: no position left, no heat allowed, a loss already over his limit.
-    _settings(other_trader, max_positions=1, heat_limit_pct=Decimal("0"), daily_loss_limit=Decimal("1"),
+    account_with(other_trader, max_positions=1, heat_limit_pct=Decimal("0"), daily_loss_limit=Decimal("1"),
               broker_mode=BrokerMode.TRADIER_SANDBOX)
     PaperTradeFactory(owner=other_trader, status=TradeStatus.OPEN)
     PaperTradeFactory(owner=other_trader, status=TradeStatus.CLOSED, close_price=Decimal("1"),
@@ -140,9 +131,9 @@ def test_another_users_settings_and_trades_are_never_used(api_as, trader, other_
                       close_date=datetime(2026, 12, 1, 14, 45, tzinfo=UTC))
     assert api_as(trader).post(VALIDATE, open_body(), format="json").status_code == 200
     # And the other way round: Alice's tight limit is hers alone.
-    _settings(trader, max_positions=0)
+    account_with(trader, max_positions=0)
     assert api_as(trader).post(VALIDATE, open_body(), format="json").json()["errors"][0]["attr"] == "max_positions"
-    _settings(other_trader, max_positions=5, heat_limit_pct=Decimal("100"), daily_loss_limit=Decimal("1000"),
+    account_with(other_trader, max_positions=5, heat_limit_pct=Decimal("100"), daily_loss_limit=Decimal("1000"),
               broker_mode=BrokerMode.LOCAL_PAPER)
     assert api_as(other_trader).post(VALIDATE, open_body(), format="json").status_code == 200
 

@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from brokers.base import BrokerUnavailable
-from tests.factories import NotificationChannelFactory, PaperTradeFactory
+from tests.factories import NotificationChannelFactory, PaperTradeFactory, account_with
 from tradeoptions import tenancy
 from trades import services
 from trades.models import (
@@ -30,14 +30,6 @@ from trades.services.parts import part_record
 
 TUESDAY = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)  # 11:00 New York
 
-
-def _limits(user, **changes):
-    account = services.account_settings_for(user=user)
-    for name, value in changes.items():
-        setattr(account, name, value)
-    with tenancy.acting_as(user.pk):
-        account.save()
-    return account
 
 
 def _told(user, kind) -> list[ChannelMessage]:
@@ -57,7 +49,7 @@ def _close_at_a_loss(user, *, at: datetime, loss: Decimal):
 
 
 def test_the_daily_loss_limit_hit_is_told_once_a_day_in_the_closes_transaction(trader):
-    _limits(trader, daily_loss_limit=Decimal("100"))
+    account_with(trader, daily_loss_limit=Decimal("100"))
     channel = NotificationChannelFactory(owner=trader, events=[NotificationEvent.DAILY_LOSS])
     _close_at_a_loss(trader, at=TUESDAY, loss=Decimal("60"))
     assert _told(trader, NotificationEvent.DAILY_LOSS) == []  # $60 of $100
@@ -77,7 +69,7 @@ def test_the_daily_loss_limit_hit_is_told_once_a_day_in_the_closes_transaction(t
 
 
 def test_a_part_sold_at_a_loss_can_hit_the_limit_too(trader):
-    _limits(trader, daily_loss_limit=Decimal("200"))
+    account_with(trader, daily_loss_limit=Decimal("200"))
     NotificationChannelFactory(owner=trader, events=[NotificationEvent.DAILY_LOSS])
     trade = PaperTradeFactory(owner=trader, qty=3, filled_qty=3, entry_price=Decimal("4.20"))
     with tenancy.acting_as(trader.pk):
@@ -88,7 +80,7 @@ def test_a_part_sold_at_a_loss_can_hit_the_limit_too(trader):
 
 
 def test_no_channel_chose_it_no_message(trader):
-    _limits(trader, daily_loss_limit=Decimal("10"))
+    account_with(trader, daily_loss_limit=Decimal("10"))
     NotificationChannelFactory(owner=trader, events=[NotificationEvent.SL_HIT])
     _close_at_a_loss(trader, at=TUESDAY, loss=Decimal("50"))
     assert _told(trader, NotificationEvent.DAILY_LOSS) == []
@@ -99,7 +91,7 @@ def test_no_channel_chose_it_no_message(trader):
 
 @time_machine.travel(TUESDAY, tick=False)
 def test_a_refused_open_is_told_once_per_limit_and_day(api_as, trader, market, open_body):
-    _limits(trader, max_positions=1, heat_limit_pct=Decimal("100"))
+    account_with(trader, max_positions=1, heat_limit_pct=Decimal("100"))
     NotificationChannelFactory(owner=trader, events=[NotificationEvent.RISK_LIMIT])
     PaperTradeFactory(owner=trader, status=TradeStatus.OPEN)
     for _ in range(2):

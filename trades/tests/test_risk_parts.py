@@ -9,9 +9,8 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from tests.factories import ClosedTradeFactory, PaperTradeFactory, TradeExitPartFactory
+from tests.factories import ClosedTradeFactory, PaperTradeFactory, TradeExitPartFactory, account_with
 from tradeoptions import tenancy
-from trades import services
 from trades.models import ExitPartReason, TradeStatus
 from trades.services.risk import active_exposure, realized_today, risk_room
 
@@ -25,14 +24,6 @@ def clock():
         yield
 
 
-def _account(user, **changes):
-    account = services.account_settings_for(user=user)
-    for name, value in changes.items():
-        setattr(account, name, value)
-    with tenancy.acting_as(user.pk):
-        account.save()
-    return account
-
 
 def _room(user, account):
     with tenancy.acting_as(user.pk):
@@ -45,7 +36,7 @@ def test_three_of_four_sold_at_a_loss_today_reach_the_daily_loss_limit(trader, c
     TradeExitPartFactory(trade=trade, quantity=3, price=Decimal("3.80"), reason=ExitPartReason.PARTIAL_CLOSE,
                          filled_at=timezone.now() - timedelta(hours=1), pnl_gross=Decimal("-120.00"),
                          commission=Decimal("3.90"))
-    account = _account(trader, daily_loss_limit=Decimal("100"), heat_limit_pct=Decimal("100"))
+    account = account_with(trader, daily_loss_limit=Decimal("100"), heat_limit_pct=Decimal("100"))
 
     room = _room(trader, account)
 
@@ -71,7 +62,7 @@ def test_a_trade_closed_today_counts_only_the_parts_sold_today(trader, clock):
 
     with tenancy.acting_as(trader.pk):
         assert realized_today(trader, now=timezone.now()) == Decimal("-61.30")  # −21.30 − 40
-    account = _account(trader, daily_loss_limit=Decimal("62"))
+    account = account_with(trader, daily_loss_limit=Decimal("62"))
     assert _room(trader, account).breach() is None
 
 

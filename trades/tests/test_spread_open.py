@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from brokers.models import PaperOrder
 from monitoring.services import match_paper_orders
 from monitoring.sync import sync_orders
+from tests.factories import account_with
 from tradeoptions import tenancy
 from trades import net_price, services
 from trades.models import CloseReason, EventKind, PaperTrade, TradeEvent, TradeLeg, TradeStatus
@@ -58,16 +59,8 @@ def quoted(market):
 @pytest.fixture
 def roomy(trader):
     """Limits that let a spread through: the tests about limits set their own."""
-    return _settings(trader, account_balance=Decimal("20000"), heat_limit_pct=Decimal("100"), max_positions=20)
+    return account_with(trader, account_balance=Decimal("20000"), heat_limit_pct=Decimal("100"), max_positions=20)
 
-
-def _settings(user, **changes):
-    account = services.account_settings_for(user=user)
-    for name, value in changes.items():
-        setattr(account, name, value)
-    with tenancy.acting_as(user.pk):
-        account.save()
-    return account
 
 
 def spread_body(legs, **changes):
@@ -287,7 +280,7 @@ def test_a_naked_short_is_refused_unless_the_account_allows_it(api_as, trader, q
     assert "does not write naked options" in rejected.json()["trade"]["status_reason"]
 
     settings.PAPER_ALLOW_NAKED_SHORTS = True
-    _settings(trader, account_balance=Decimal("200000"))  # the broker holds the put's payout at 0: $57,000
+    account_with(trader, account_balance=Decimal("200000"))  # the broker holds the put's payout at 0: $57,000
     opened = client.post("/api/trades", body, format="json")
     assert opened.status_code == 201, opened.json()
     body = opened.json()
@@ -300,14 +293,14 @@ def test_a_naked_short_is_refused_unless_the_account_allows_it(api_as, trader, q
 
 def test_the_heat_limit_counts_a_spreads_max_loss_not_its_premium(api_as, trader, quoted):
     # A credit condor takes in 2.70 of premium but can lose 730.00 a unit: the heat limit counts 730.
-    _settings(trader, account_balance=Decimal("10000"), heat_limit_pct=Decimal("7.29"), max_positions=20)
+    account_with(trader, account_balance=Decimal("10000"), heat_limit_pct=Decimal("7.29"), max_positions=20)
     legs = TEMPLATES["iron_condor"][0]
     body = spread_body(legs, sl_price="5.40", tp_price="1.35")
     refused = api_as(trader).post("/api/trades", body, format="json")
     assert refused.status_code == 422
     (error,) = refused.json()["errors"]
     assert error["attr"] == "heat_limit_pct" and "$730.00, 7.30%" in error["detail"]
-    _settings(trader, heat_limit_pct=Decimal("7.30"))
+    account_with(trader, heat_limit_pct=Decimal("7.30"))
     assert api_as(trader).post("/api/trades", body, format="json").status_code == 201
     # Stored, it counts its max loss exactly: 730 for the condor.
     with tenancy.acting_as(trader.pk):
@@ -316,7 +309,7 @@ def test_the_heat_limit_counts_a_spreads_max_loss_not_its_premium(api_as, trader
 
 def test_a_pending_credit_spread_counts_its_max_loss_at_its_limit(trader, quoted):
     # Stored trades: a resting 1.90 credit on the 10-wide put spread can lose 810 a unit, 3 units.
-    _settings(trader, account_balance=Decimal("20000"), heat_limit_pct=Decimal("100"), max_positions=20)
+    account_with(trader, account_balance=Decimal("20000"), heat_limit_pct=Decimal("100"), max_positions=20)
     result = services.spread_open(user=trader, data=services.SpreadOpenInput(
         ticker="SPY", qty=3, limit_price=Decimal("1.90"), net_direction="credit", sl_price=Decimal("3.80"),
         tp_price=Decimal("0.95"),
@@ -329,7 +322,7 @@ def test_a_pending_credit_spread_counts_its_max_loss_at_its_limit(trader, quoted
 
 
 def test_a_spread_over_the_buying_power_is_refused_in_trader_words(api_as, trader, quoted):
-    _settings(trader, account_balance=Decimal("700"), heat_limit_pct=Decimal("100"), max_positions=20)
+    account_with(trader, account_balance=Decimal("700"), heat_limit_pct=Decimal("100"), max_positions=20)
     response = api_as(trader).post("/api/trades", spread_body(TEMPLATES["iron_condor"][0], sl_price="5.40",
                                                               tp_price="1.35"), format="json")
     assert response.status_code == 422
@@ -435,7 +428,7 @@ PRICES = st.decimals(min_value=Decimal("0.05"), max_value=Decimal("20"), places=
 def test_the_entry_times_its_sign_is_the_signed_sum_of_the_leg_fills(trader, market, long_ask, short_bid, wing_ask,
                                                                      qty):
     """Any butterfly's books: whatever the direction the fills make, entry × sign = Σ side × ratio × fill."""
-    _settings(trader, account_balance=Decimal("1000000"), heat_limit_pct=Decimal("100"), max_positions=10_000)
+    account_with(trader, account_balance=Decimal("1000000"), heat_limit_pct=Decimal("100"), max_positions=10_000)
     market.set_quote(C560, str(long_ask - Decimal("0.05")), str(long_ask))
     market.set_quote(C570, str(short_bid), str(short_bid + Decimal("0.05")))
     market.set_quote(C580, str(wing_ask - Decimal("0.05")), str(wing_ask))

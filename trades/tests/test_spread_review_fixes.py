@@ -13,6 +13,7 @@ from brokers.occ import build_symbol
 from tests.factories import (
     NotificationChannelFactory,
     PaperTradeFactory,
+    account_with,
     exits_mark,
     expiry_spread_trade,
     spread_open_trade,
@@ -42,14 +43,6 @@ def quoted(market):
     return market
 
 
-def _settings(user, **changes):
-    account = services.account_settings_for(user=user)
-    for name, value in changes.items():
-        setattr(account, name, value)
-    with tenancy.acting_as(user.pk):
-        account.save()
-    return account
-
 
 def _credit_put_spread(user, market):
     """A 1.70 credit on the 560/550 put spread at market, its exits a credit's: buy back at 0.85 or 3.40."""
@@ -74,7 +67,7 @@ def _moved_before_the_fill(monkeypatch, market, *, short_bid):
 
 
 def test_a_credit_filled_on_the_debit_side_stays_a_credit_at_zero_and_is_flagged(trader, quoted, monkeypatch):
-    _settings(trader, account_balance=Decimal("20000"), heat_limit_pct=Decimal("100"), max_positions=20)
+    account_with(trader, account_balance=Decimal("20000"), heat_limit_pct=Decimal("100"), max_positions=20)
     _moved_before_the_fill(monkeypatch, quoted, short_bid="1.29")  # sold at 1.29, bought at 1.30: a 0.01 debit
     trade = _credit_put_spread(trader, quoted).trade
     assert trade.status == TradeStatus.OPEN
@@ -91,7 +84,7 @@ def test_a_credit_filled_on_the_debit_side_stays_a_credit_at_zero_and_is_flagged
 
 
 def test_a_credit_filled_at_exactly_zero_is_a_credit_of_nothing_not_a_debit(trader, quoted, monkeypatch):
-    _settings(trader, account_balance=Decimal("20000"), heat_limit_pct=Decimal("100"), max_positions=20)
+    account_with(trader, account_balance=Decimal("20000"), heat_limit_pct=Decimal("100"), max_positions=20)
     _moved_before_the_fill(monkeypatch, quoted, short_bid="1.30")
     trade = _credit_put_spread(trader, quoted).trade
     assert trade.status == TradeStatus.OPEN
@@ -99,7 +92,7 @@ def test_a_credit_filled_at_exactly_zero_is_a_credit_of_nothing_not_a_debit(trad
 
 
 def test_a_credit_filled_as_planned_is_not_flagged(trader, quoted):
-    _settings(trader, account_balance=Decimal("20000"), heat_limit_pct=Decimal("100"), max_positions=20)
+    account_with(trader, account_balance=Decimal("20000"), heat_limit_pct=Decimal("100"), max_positions=20)
     trade = _credit_put_spread(trader, quoted).trade
     assert trade.net_direction == "credit" and trade.entry_price == Decimal("1.70") and trade.attention_reason == ""
 
@@ -108,7 +101,7 @@ def test_a_credit_filled_as_planned_is_not_flagged(trader, quoted):
 
 
 def test_a_spread_refused_by_a_risk_limit_is_told_on_the_channel(trader, quoted):
-    _settings(trader, account_balance=Decimal("20000"), heat_limit_pct=Decimal("100"), max_positions=1)
+    account_with(trader, account_balance=Decimal("20000"), heat_limit_pct=Decimal("100"), max_positions=1)
     NotificationChannelFactory(owner=trader, events=[NotificationEvent.RISK_LIMIT])
     PaperTradeFactory(owner=trader, status=TradeStatus.OPEN)
     with pytest.raises(RiskLimitExceeded):
@@ -268,7 +261,7 @@ def test_the_day_reports_expiring_list_finds_a_calendar_whose_nearer_leg_is_not_
 
 
 def test_a_spread_over_the_buying_power_is_told_as_a_buying_power_limit(trader, quoted):
-    _settings(trader, account_balance=Decimal("700"), heat_limit_pct=Decimal("100"), max_positions=20)
+    account_with(trader, account_balance=Decimal("700"), heat_limit_pct=Decimal("100"), max_positions=20)
     NotificationChannelFactory(owner=trader, events=[NotificationEvent.RISK_LIMIT])
     with pytest.raises(RiskLimitExceeded):  # the 10-wide put spread holds 830 of buying power
         _credit_put_spread(trader, quoted)
