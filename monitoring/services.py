@@ -22,9 +22,7 @@ from django.db import connection
 from brokers.base import SPREAD_CLASSES
 from brokers.market import Market, default_market
 from brokers.models import BrokerMode, PaperOrder
-from brokers.occ import parse_symbol
 from brokers.paper import WORKING, FillRules, fill_price, match_group, spread_fill
-from brokers.settlement import AM, settlement_style
 from tradeoptions import tenancy
 from trades.models import CONTRACT_MULTIPLIER, PaperTrade, StrategyType, TradeLeg, TradeStatus
 from trades.selectors import LegQuote, commission_rates, held_mark
@@ -43,7 +41,7 @@ from . import clock as market_clock
 from .expiry import ExpiryReport, intrinsic_value, pin_risk_watch, settle_expiries
 from .marketdata import MarketDataError, MarketDataProvider, OptionQuote
 from .models import SnapshotKind
-from .sharding import Shard
+from .sharding import Shard, leg_quotable
 from .sync import SyncReport, sync_orders
 
 __all__ = [
@@ -106,7 +104,7 @@ def snapshot_positions(*, provider: MarketDataProvider, at: datetime, kind: str 
     # Quoted outside any transaction: a slow provider must not hold a connection idle in one.
     quotes = provider.option_quotes(sorted({symbol for _, _, symbol, _, _ in trades}
                                            | {leg.option_symbol for legs_of in legs.values() for leg in legs_of
-                                              if _quotable(leg, at)}))
+                                              if leg_quotable(leg, at)}))
     rows = [_snapshot_row(trade, quotes[trade[2]]) for trade in trades if trade[2] in quotes]
     spread_rows = [row for row in (_spread_row(spread, legs.get(spread[0], []), quotes) for spread in spreads)
                    if row is not None]
@@ -132,19 +130,6 @@ def _spread_legs(spreads: list[tuple]) -> dict[int, list[TradeLeg]]:
                 .order_by("trade_id", "position")):
         legs[leg.trade_id].append(leg)
     return legs
-
-
-def _quotable(leg: TradeLeg, at: datetime) -> bool:
-    """Is the leg still traded, so worth a quote? Not once it has left the position (closed or
-    settled: it counts at its exit price), nor an AM-settled index leg after its last trading
-    session, the one before its expiry's (it settles at the next opening; a quote is stale)."""
-    if leg.exit_reason:
-        return False
-    contract = parse_symbol(leg.option_symbol)
-    if settlement_style(contract.root) != AM:
-        return True
-    expiry_day = market_clock.expiry_cutoff(contract.expiry).astimezone(market_clock.market_tz()).date()
-    return at < market_clock.session_for(market_clock.previous_trading_day(expiry_day)).close
 
 
 def _leg_quote(quote: OptionQuote) -> LegQuote:

@@ -26,9 +26,11 @@ from django.db.models.functions import Mod
 from django_redis import get_redis_connection
 
 from brokers.occ import parse_symbol
+from brokers.settlement import AM, settlement_style
 from tradeoptions import tenancy
 from trades.models import PaperTrade, StrategyType, TradeLeg, TradeStatus
 
+from . import clock as market_clock
 from .marketdata import OptionQuote
 
 HELD_STATUSES = (TradeStatus.OPEN, TradeStatus.CLOSING)
@@ -63,16 +65,30 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
-def held_contracts() -> list[str]:
-    """Every contract a held trade needs quoted this cycle: single options' and every leg's of a
-    multi-leg trade. Two reads, whatever the book; in the system context (all tenants)."""
+def held_contracts(at: datetime) -> list[str]:
+    """Every contract a held trade needs quoted this cycle: single options' and every leg still
+    traded of a multi-leg trade (`leg_quotable`). Two reads, whatever the book; in the system
+    context (all tenants)."""
     with tenancy.system_context():
         held = PaperTrade.objects.filter(status__in=HELD_STATUSES)
         singles = set(held.filter(strategy_type=StrategyType.SINGLE).values_list("option_symbol", flat=True)
                       .distinct())
-        legs = set(TradeLeg.objects.filter(trade__status__in=HELD_STATUSES)
-                   .values_list("option_symbol", flat=True).distinct())
+        legs = {leg.option_symbol for leg in TradeLeg.objects.filter(trade__status__in=HELD_STATUSES, exit_reason="")
+                .only("option_symbol", "exit_reason") if leg_quotable(leg, at)}
     return sorted(singles | legs)
+
+
+def leg_quotable(leg: TradeLeg, at: datetime) -> bool:
+    """Is the leg still traded, so worth a quote? Not once it has left the position (closed or
+    settled: it counts at its exit price), nor an AM-settled index leg after its last trading
+    session, the one before its expiry's (it settles at the next opening; a quote is stale)."""
+    if leg.exit_reason:
+        return False
+    contract = parse_symbol(leg.option_symbol)
+    if settlement_style(contract.root) != AM:
+        return True
+    expiry_day = market_clock.expiry_cutoff(contract.expiry).astimezone(market_clock.market_tz()).date()
+    return at < market_clock.session_for(market_clock.previous_trading_day(expiry_day)).close
 
 
 def _quotes_key(job: str, slot: datetime) -> str:
@@ -164,7 +180,7 @@ def shard_done(*, job: str, slot: datetime, shard: Shard, ttl: int) -> bool:
 def snapshot_quotes_share(*, provider, job: str, slot: datetime, ttl: int) -> int:
     """The coordinator's part: quote every held contract in the provider's one batched call
     (outside any transaction) and leave the answer for the shards. Returns the contracts quoted."""
-    contracts = held_contracts()
+    contracts = held_contracts(slot)
     quotes = provider.option_quotes(contracts) if contracts else {}
     cycle_quotes_share(job=job, slot=slot, quotes=quotes, delayed=bool(getattr(provider, "delayed", False)), ttl=ttl)
     return len(quotes)

@@ -18,9 +18,9 @@ import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from brokers.models import PaperFill
+from brokers.models import PaperFill, PaperOrder
 from monitoring import clock as market_clock
-from monitoring.services import orders_cycle, snapshot_positions
+from monitoring.services import match_paper_orders, orders_cycle, snapshot_positions
 from tests.factories import UserFactory
 from tests.spread_lifecycle import (
     BACK,
@@ -378,3 +378,31 @@ def test_a_calendar_closed_by_hand_over_the_weekend_after_its_front_settled_is_b
     assert trade.exit_commission == D("0.65") * UNITS  # one leg sold
     reconciles(trader, market, trade_id, cash_before)
     assert ledger(trader, market)[1] == {}
+
+
+def test_a_calendars_last_leg_sold_and_filled_is_booked_when_the_trader_closes_again_not_sold_twice(
+        api_as, trader, lifecycle):
+    """The single-option order closing a calendar's back month filled at the broker before the sync
+    booked it, and the trader presses close again: the close finds that order by its tag and books
+    it; nothing is sold twice."""
+    market = lifecycle
+    roomy(trader)
+    trade_id = opened(api_as, trader, market, "calendar", [short(C570), long_(C570_JAN)], "1.00", "3.50")["id"]
+    market.tape.close("SPY", EXPIRY, "577.00")
+    at(market, EXPIRY_CLOSE + timedelta(minutes=1))
+    market.delist(C570)
+    cycle(market)
+    at(market, NEXT_MONDAY - timedelta(days=2))  # Saturday: the close rests until Monday
+    market.books({C570_JAN: ("9.00", "9.20")})
+    closing = api_as(trader).post(f"/api/trades/{trade_id}/close", {"version": trade_of(trade_id).version},
+                                  format="json")
+    assert closing.status_code == 202, closing.json()
+    at(market, NEXT_MONDAY)
+    match_paper_orders(market=market)  # the resting sell fills; the sync has not looked yet
+    again = api_as(trader).post(f"/api/trades/{trade_id}/close", {"version": trade_of(trade_id).version},
+                                format="json")
+    assert again.status_code < 500, again.json()
+    trade = trade_of(trade_id)
+    assert (trade.status, trade.close_price, trade.realized_pnl) == (TradeStatus.CLOSED, D("2.00"), D("-20.00"))
+    with tenancy.acting_as(trader.pk):
+        assert PaperOrder.objects.filter(tag=f"to-{trade_id}-close").count() == 1

@@ -169,7 +169,8 @@ def _filled(order: Order) -> bool:
 
 
 def _any_leg_filled(order: Order) -> bool:
-    return any(leg.filled_quantity for leg in order.legs)
+    """Some leg filled: a multileg order's own legs, or a single-option close (a calendar's last leg)."""
+    return any(leg.filled_quantity for leg in _with_legs(order).legs)
 
 
 def spread_close_confirm(*, trade_id: int, order: Order, changes: dict | None = None, **who) -> PaperTrade:

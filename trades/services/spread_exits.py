@@ -71,9 +71,13 @@ def spread_exits_watch(*, market: Market, broker_modes: list[str] | None = None)
         trades = list(watched.select_related("owner").order_by("id"))
     asked = closed = 0
     at = market.now()
+    inside = []
     for trade in trades:
         reason = net_exit_reason(trade)
-        if reason is None or not _ask_due(trade.pk, at):
+        if reason is None:
+            inside.append(trade.pk)
+            continue
+        if not _ask_due(trade.pk, at):
             continue
         because = {"held_mark": format(trade.current_price, "f"), "sl_price": format(trade.sl_price, "f"),
                    "tp_price": format(trade.tp_price, "f"), "direction": trade.net_direction}
@@ -89,6 +93,8 @@ def spread_exits_watch(*, market: Market, broker_modes: list[str] | None = None)
         if result.trade.status != TradeStatus.CLOSED:  # refused now, or maybe on the sync's later look
             _ask_put_off(trade.pk, at)
         closed += int(result.trade.status == TradeStatus.CLOSED)
+    if inside:  # back inside its exits: a later crossing starts the backoff afresh (one round trip)
+        cache.delete_many([_key(trade_id) for trade_id in inside])
     return NetExitsReport(len(trades), asked, closed)
 
 

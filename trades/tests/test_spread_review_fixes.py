@@ -234,6 +234,26 @@ def test_a_refused_close_is_asked_again_after_one_then_two_minutes_not_every_cyc
     assert exits_tests.reload(trade).status == TradeStatus.OPEN
 
 
+def test_a_mark_back_inside_its_exits_starts_the_backoff_afresh(paper_books, trader):
+    """Refused twice (the next ask put off two minutes), the mark comes back inside the exits: a
+    crossing after that is asked at once, not at the old schedule's turn."""
+    trade = exits_tests.opened(trader, paper_books, "vertical credit")
+    crossed = exits_tests.moved("vertical credit", winning=False)
+    exits_tests.quote_all(paper_books, crossed)
+    exits_mark(trade, crossed)
+    paper_books.set_quote(exits_tests.P555, None, None)  # an unquoted leg: the paper broker refuses
+    started = paper_books.now()
+    for second, asked in ((0, 1), (60, 1), (61, 0)):
+        paper_books.moment = started + timedelta(seconds=second)
+        assert services.spread_exits_watch(market=paper_books).closes_asked == asked
+    exits_mark(trade, exits_tests.QUOTES)  # back at the entry's books: inside both exits
+    paper_books.moment = started + timedelta(seconds=70)
+    assert services.spread_exits_watch(market=paper_books).closes_asked == 0
+    exits_mark(trade, crossed)  # crossed again, well before the old schedule's 3-minute turn
+    paper_books.moment = started + timedelta(seconds=80)
+    assert services.spread_exits_watch(market=paper_books).closes_asked == 1
+
+
 # --- 8. "expiring tomorrow" reads the legs' expiries -------------------------------------------
 
 
