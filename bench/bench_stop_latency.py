@@ -310,9 +310,11 @@ def bench_stop_trigger_latency():
     week_end = market_clock.session_for(WEEK[1]).close
     print(f"\nsimulated week {WEEK[0]}..{WEEK[1]} ({len(minutes)} session minutes), seed {SEED!r}: "
           f"{len(stops)} stops, {len(crossed)} crossed (found in {time.perf_counter() - started:.0f} s)")
-    print(f"{'trades':>8} {'interval':>9} {'run W s':>8} {'fills':>6} {'latency s: median':>18} {'p95':>7} "
-          f"{'max':>8} {'$/contract: median':>19} {'p95':>7} {'at touch med/p95':>17} {'missed':>7} "
-          f"{'overnight':>10}")
+    print("latency in seconds; $ a contract: stop - fill price (x100); 'at touch': the same at the crossing "
+          "second; 'by latency': the difference; 'missed': the first run's quote was back over the stop")
+    print(f"{'trades':>8} {'interval':>9} {'run W s':>8} {'fills':>6} {'latency median':>15} {'p95':>7} "
+          f"{'max':>8} {'max hit':>8} {'$ median':>9} {'p95':>7} {'at touch med/p95':>17} "
+          f"{'by latency med/p95':>19} {'missed':>7} {'overnight':>10}")
     for size in REPORTED:
         wall, quoted, how = runs[size]
         for interval in INTERVALS:
@@ -321,10 +323,13 @@ def bench_stop_trigger_latency():
             latencies = [f.latency for f in fills]
             costs = [float(f.slippage) for f in fills]
             touch = [float(f.at_touch) for f in fills]
-            print(f"{size:>8} {interval:>8}s {wall:>8.2f} {len(fills):>6} {statistics.median(latencies):>18.1f} "
-                  f"{_percentile(latencies, 0.95):>7.1f} {max(latencies):>8.0f} {statistics.median(costs):>19.2f} "
-                  f"{_percentile(costs, 0.95):>7.2f} {statistics.median(touch):>8.2f}/"
-                  f"{_percentile(touch, 0.95):<8.2f} {sum(f.missed_first for f in fills):>7} "
-                  f"{sum(f.overnight for f in fills):>10}")
+            lost = [float(f.slippage - f.at_touch) for f in fills]
+            hit = max(f.latency for f in fills if not f.missed_first)
+            print(f"{size:>8} {interval:>8}s {wall:>8.2f} {len(fills):>6} {statistics.median(latencies):>15.1f} "
+                  f"{_percentile(latencies, 0.95):>7.1f} {max(latencies):>8.0f} {hit:>8.1f} "
+                  f"{statistics.median(costs):>9.2f} {_percentile(costs, 0.95):>7.2f} "
+                  f"{statistics.median(touch):>8.2f}/{_percentile(touch, 0.95):<8.2f} "
+                  f"{statistics.median(lost):>9.2f}/{_percentile(lost, 0.95):<9.2f} "
+                  f"{sum(f.missed_first for f in fills):>7} {sum(f.overnight for f in fills):>10}")
         print(f"{'':>8} run time at {size}: {how}")
     assert crossed, "no stop crossed in the simulated week: the bench measured nothing"
