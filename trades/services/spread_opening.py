@@ -620,7 +620,8 @@ def spread_entry_update(
                        **entry_costs(trade, filled=contracts))
         if units < trade.qty:  # the rest was cancelled: the trade is what filled
             changes["qty"] = units
-        if problems := [told for told in (_crossed_zero(trade.net_direction, net), _uneven(entry, legs, units)) if told]:
+        told = (_crossed_zero(trade.net_direction, net), _uneven(entry, legs, units))
+        if problems := [problem for problem in told if problem]:
             changes["attention_reason"] = " ".join(problems)[:255]  # both told when both happened
         for leg in legs:
             TradeLeg.objects.filter(pk=leg.pk).update(entry_price=fills[leg.option_symbol])
