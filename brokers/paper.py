@@ -28,7 +28,7 @@ buying power keeps back the held legs' worst payout at expiry (docs/paper-spread
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_CEILING, Decimal
@@ -36,7 +36,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, F, Q, Sum, When
+from django.db.models import Case, F, Q, QuerySet, Sum, When
 
 from . import settlement
 from .base import (
@@ -820,15 +820,18 @@ def _after_fill(head: PaperOrder, members: list[PaperOrder], filled: PaperOrder,
 
 
 def settle_expired_positions(*, market: Market, rules: FillRules | None = None, now: datetime | None = None,
-                             owner_id: int | None = None) -> int:
+                             owner_id: int | None = None,
+                             accounts: Callable[[QuerySet], QuerySet] | None = None) -> int:
     """Settle every position, long or short (of one account, or of every account the context can
     see), whose contract passed its expiry cutoff by `now`. One that waits for the underlying's
     close is settled by a later call; a settled position is no longer held, so calling again is
-    harmless. Returns positions settled."""
+    harmless. Returns positions settled. `accounts` narrows the fills read to some accounts (a
+    sharded monitor cycle's, `monitoring/sharding.py`)."""
     rules, now = rules or FillRules.from_settings(), now or market.now()
     # Long legs first: a spread's long leg pays in before its short leg is assigned, so the cash
     # held back for the short never has to cover the payout alone.
-    held = sorted(expired_positions(now=now, owner_id=owner_id), key=lambda position: position["net"] < 0)
+    held = sorted(expired_positions(now=now, owner_id=owner_id, accounts=accounts),
+                  key=lambda position: position["net"] < 0)
     closes: dict[tuple[str, date, str], Decimal | None] = {}
     settled = 0
     for position in held:
@@ -854,13 +857,15 @@ def settle_expired_positions(*, market: Market, rules: FillRules | None = None, 
     return settled
 
 
-def expired_positions(*, now: datetime, owner_id: int | None = None):
+def expired_positions(*, now: datetime, owner_id: int | None = None,
+                      accounts: Callable[[QuerySet], QuerySet] | None = None):
     """Net positions (`owner_id`, `option_symbol`, `net`; negative when short) in contracts
     expiring on or before `now`'s date: a superset of those past their cutoff (a cutoff falls on
     or before the expiry date in New York, and the UTC date is never behind New York's). Reads
     only fills of positions still open, through the partial index on their expiry, so the history
     of closed positions is never read however long it grows. One aggregate, no join: most cycles settle nothing."""
     fills = PaperFill.objects.all() if owner_id is None else PaperFill.objects.filter(owner_id=owner_id)
+    fills = accounts(fills) if accounts is not None else fills
     fills = fills.filter(position_closed=False, expiry__lte=now.astimezone(UTC).date())
     return (fills.order_by().values("owner_id", "option_symbol")
             .annotate(net=Sum(Case(When(side__in=BUY_SIDES, then=F("quantity")), default=-F("quantity"))))

@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -51,6 +52,9 @@ from .market import closing_price, opening_price
 from .marketdata import MarketDataError, MarketDataProvider
 from .marketdata.base import underlying_of
 
+if TYPE_CHECKING:
+    from .sharding import Shard
+
 logger = logging.getLogger(__name__)
 SYSTEM = {"actor": Actor.SYSTEM, "actor_label": "expiry_settlement"}
 HELD = (TradeStatus.OPEN, TradeStatus.CLOSING)
@@ -62,8 +66,10 @@ class ExpiryReport:
     deferred: int = 0
 
 
-def settle_expiries(*, provider: MarketDataProvider, at: datetime, market: Market | None = None) -> ExpiryReport:
-    """Settle every held trade whose contract's cutoff has passed by `at`."""
+def settle_expiries(*, provider: MarketDataProvider, at: datetime, market: Market | None = None,
+                    shard: Shard | None = None) -> ExpiryReport:
+    """Settle every held trade whose contract's cutoff has passed by `at` (with `shard`, of that
+    shard's accounts only: their paper books, their trades)."""
     market = market or default_market()
     report = ExpiryReport()
     # An expiry date on a holiday or weekend after today is cut off at today's close already
@@ -73,8 +79,9 @@ def settle_expiries(*, provider: MarketDataProvider, at: datetime, market: Marke
     with tenancy.system_context():  # a system job over every user's positions; no request reaches it
         # The local paper broker's own books first, so that its cash and positions agree with
         # the trades settled below (Tradier settles its accounts itself).
-        settle_expired_positions(market=market, now=at)
+        settle_expired_positions(market=market, now=at, accounts=shard.of if shard else None)
         held = PaperTrade.objects.filter(status__in=HELD)
+        held = shard.of(held) if shard else held
         due = [trade for trade in held.filter(strategy_type=StrategyType.SINGLE, expiry__lt=before_next_session)
                .order_by("id") if settlement_moment(parse_symbol(trade.option_symbol)) <= at]
         spreads = [trade for trade in held.exclude(strategy_type=StrategyType.SINGLE)
@@ -196,22 +203,13 @@ def last_trading_moment(contract: OptionContract) -> datetime:
     return market_clock.expiry_cutoff(contract.expiry)
 
 
-def pin_risk_watch(*, provider: MarketDataProvider, at: datetime) -> int:
+def pin_risk_watch(*, provider: MarketDataProvider, at: datetime, shard: Shard | None = None) -> int:
     """Tell traders about short legs whose underlying is near the strike in the last hour before
     the leg stops trading (12:00-13:00 on an early close): once per leg and expiry (the trades
     app remembers). Short legs of cash-settled index options are left out: no shares can be
     delivered, so there is no assignment to be unsure of. Returns the alerts sent now."""
-    distance = Decimal(str(getattr(settings, "PIN_RISK_DISTANCE", "0") or "0"))
-    today = market_clock.market_date(at)
-    close = market_clock.session_for(today).close
-    # Every cutoff is a session's close: outside today's last hour no leg can be due (no query).
-    if distance <= 0 or close is None or not close - PIN_RISK_WINDOW <= at < close:
-        return 0
-    with tenancy.system_context():
-        legs = [leg for leg in TradeLeg.objects.filter(
-            trade__status__in=HELD, side=LegSide.SHORT, exit_reason="", expiry__gte=today,
-            expiry__lte=today + LAST_TRADE_LOOKAHEAD).select_related("trade").order_by("trade_id", "position")
-            if _in_last_hour(parse_symbol(leg.option_symbol), at)]
+    distance = _pin_risk_distance()
+    legs = _pin_risk_legs(at, shard)
     if not legs:
         return 0
     tickers = sorted({underlying_of(parse_symbol(leg.option_symbol)) for leg in legs})
@@ -230,6 +228,30 @@ def pin_risk_watch(*, provider: MarketDataProvider, at: datetime) -> int:
             told += pin_risk_alert(trade=leg.trade, leg=leg, underlying=price, cutoff=last_trading_moment(contract),
                                    distance_pct=distance, **PIN_RISK_SYSTEM)
     return told
+
+
+def _pin_risk_distance() -> Decimal:
+    return Decimal(str(getattr(settings, "PIN_RISK_DISTANCE", "0") or "0"))
+
+
+def _pin_risk_legs(at: datetime, shard: Shard | None = None) -> list[TradeLeg]:
+    """The short legs in their last hour of trading (of the shard's accounts, with `shard`)."""
+    today = market_clock.market_date(at)
+    close = market_clock.session_for(today).close
+    # Every cutoff is a session's close: outside today's last hour no leg can be due (no query).
+    if _pin_risk_distance() <= 0 or close is None or not close - PIN_RISK_WINDOW <= at < close:
+        return []
+    with tenancy.system_context():
+        short = TradeLeg.objects.filter(trade__status__in=HELD, side=LegSide.SHORT, exit_reason="", expiry__gte=today,
+                                        expiry__lte=today + LAST_TRADE_LOOKAHEAD)
+        return [leg for leg in (shard.of(short) if shard else short).select_related("trade")
+                .order_by("trade_id", "position") if _in_last_hour(parse_symbol(leg.option_symbol), at)]
+
+
+def pin_risk_tickers(*, at: datetime) -> list[str]:
+    """The underlyings pin risk asks the price of at `at` (every account's): what a sharded order
+    cycle's coordinator quotes for its shards."""
+    return sorted({underlying_of(parse_symbol(leg.option_symbol)) for leg in _pin_risk_legs(at)})
 
 
 def _in_last_hour(contract: OptionContract, at: datetime) -> bool:

@@ -235,7 +235,7 @@ def _update_marks(rows: list[dict], at: datetime) -> None:
 
 
 def match_paper_orders(*, market: Market | None = None, rules: FillRules | None = None,
-                       exit_policies_provider: MarketDataProvider | None = None) -> int:
+                       exit_policies_provider: MarketDataProvider | None = None, shard: Shard | None = None) -> int:
     """Fill and expire every account's working orders at the local paper broker, against one
     batch of fresh quotes. Cross-tenant by nature, so in the system context.
 
@@ -247,16 +247,18 @@ def match_paper_orders(*, market: Market | None = None, rules: FillRules | None 
     charged its own commission per contract (trades' `AccountSettings.commission_rate`).
 
     With `exit_policies_provider`, the local paper trades' exit policies look at the market first
-    (the broker's native trailing: a stop moved now is the one matched now).
+    (the broker's native trailing: a stop moved now is the one matched now). With `shard`, only
+    that shard's accounts (monitoring/sharding.py).
     """
     given_rules = rules is not None  # tests fix one set of rules; otherwise each account's commission
     market, rules = market or default_market(), rules or FillRules.from_settings()
     now = market.now()
     if exit_policies_provider is not None:
         apply_exit_policies(provider=exit_policies_provider, market=market, at=now,
-                            broker_modes=[BrokerMode.LOCAL_PAPER])
+                            broker_modes=[BrokerMode.LOCAL_PAPER], shard=shard)
     with tenancy.system_context():
-        working = list(PaperOrder.objects.filter(status__in=WORKING).order_by("id"))
+        working = PaperOrder.objects.filter(status__in=WORKING)
+        working = list((shard.of(working) if shard else working).order_by("id"))
     if not working:
         return 0
     quotes = market.quotes(sorted({o.option_symbol for o in working if o.option_symbol})) if market.is_open(now) else {}
@@ -327,7 +329,7 @@ class OrdersCycleReport:
 
 
 def orders_cycle(*, provider: MarketDataProvider, market: Market | None = None,
-                 at: datetime | None = None) -> OrdersCycleReport:
+                 at: datetime | None = None, shard: Shard | None = None) -> OrdersCycleReport:
     """One order cycle: the exit policies, the multi-leg trades' net watch (`watch_net_exits`),
     local-paper matching, then the order sync, then expiry settlement.
 
@@ -335,46 +337,54 @@ def orders_cycle(*, provider: MarketDataProvider, market: Market | None = None,
     (the separate 20-second matching job only makes fills arrive sooner). Runs during the session
     and for an hour after each close, so that day orders that expired at the close and contracts
     that expired today are processed; nothing polls overnight (a starting worker reconciles once).
+
+    With `shard`, every step touches only that shard's accounts (`owner_id % N == i`,
+    monitoring/sharding.py); the market and the provider are then the coordinator's shared quotes.
     """
     market = market or default_market()
     at = at or market.now()
-    if not (market_clock.is_market_open(at) or at - last_close(at) <= AFTER_CLOSE):
+    if not orders_cycle_due(at):
         return OrdersCycleReport(0, None, None, skipped="market closed")
-    policies = apply_exit_policies(provider=provider, market=market, at=at)
-    net_exits = watch_net_exits(market=market, at=at)
-    fills = match_paper_orders(market=market)
-    report = sync_orders(market=market, at=at)
-    expiry = settle_expiries(provider=provider, at=at, market=market)
+    policies = apply_exit_policies(provider=provider, market=market, at=at, shard=shard)
+    net_exits = watch_net_exits(market=market, at=at, shard=shard)
+    fills = match_paper_orders(market=market, shard=shard)
+    report = sync_orders(market=market, at=at, shard=shard)
+    expiry = settle_expiries(provider=provider, at=at, market=market, shard=shard)
     return OrdersCycleReport(fills, report, expiry, policies=policies, net_exits=net_exits,
-                             pin_risk_alerts=_pin_risk(provider, at))
+                             pin_risk_alerts=_pin_risk(provider, at, shard))
 
 
-def watch_net_exits(*, market: Market, at: datetime) -> NetExitsReport:
+def orders_cycle_due(at: datetime) -> bool:
+    """The order cycle works during the session and for an hour after each close."""
+    return market_clock.is_market_open(at) or at - last_close(at) <= AFTER_CLOSE
+
+
+def watch_net_exits(*, market: Market, at: datetime, shard: Shard | None = None) -> NetExitsReport:
     """Be the multi-leg trades' bracket, while the market is open: a held mark past its stop or
     target sends the closing multileg order (after the exit policies, so a stop they just moved is
     the one judged). A market order is only sent while it can fill."""
     if not market.is_open(at):
         return NetExitsReport()
     try:
-        return spread_exits_watch(market=market)
+        return spread_exits_watch(market=market, accounts=shard.of if shard else None)
     except Exception:  # the matching and the order sync after it must run whatever this met
         logger.exception("net exits could not be watched this cycle")
         return NetExitsReport()
 
 
-def _pin_risk(provider: MarketDataProvider, at: datetime) -> int:
+def _pin_risk(provider: MarketDataProvider, at: datetime, shard: Shard | None = None) -> int:
     """The pin-risk alerts of this cycle (its failure must not undo what the cycle did)."""
     if not market_clock.is_market_open(at):
         return 0
     try:
-        return pin_risk_watch(provider=provider, at=at)
+        return pin_risk_watch(provider=provider, at=at, shard=shard)
     except Exception:
         logger.exception("pin risk could not be watched this cycle")
         return 0
 
 
 def apply_exit_policies(*, provider: MarketDataProvider, market: Market, at: datetime,
-                        broker_modes: list[str] | None = None) -> ExitPoliciesReport:
+                        broker_modes: list[str] | None = None, shard: Shard | None = None) -> ExitPoliciesReport:
     """Let every open trade's exit policy look at the market, while it is open: the option's bid
     from the quotes the local paper broker matches against (so a moved stop and the quote that
     moved it are what the matching sees next), the stock's last price from the data provider.
@@ -386,7 +396,7 @@ def apply_exit_policies(*, provider: MarketDataProvider, market: Market, at: dat
             option_bids=lambda symbols: {symbol: quote.bid for symbol, quote in market.quotes(symbols).items()},
             underlying_prices=partial(_stock_prices, provider),
             now=at, today=market_clock.market_date(at), session_close=market.session_close(at), market=market,
-            broker_modes=broker_modes)
+            broker_modes=broker_modes, accounts=shard.of if shard else None)
     except Exception:  # the matching and the order sync after it must run whatever the policies met
         logger.exception("exit policies could not be applied this cycle")
         return ExitPoliciesReport()

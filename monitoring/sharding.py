@@ -17,21 +17,31 @@ a redelivered copy a no-op; the last shard to finish records the job's heartbeat
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 
+from django.core.cache import cache
 from django.db.models import QuerySet
 from django.db.models.functions import Mod
 from django_redis import get_redis_connection
 
+from brokers.base import Greeks, Quote
+from brokers.market import Market
+from brokers.models import PaperOrder
 from brokers.occ import parse_symbol
+from brokers.paper import WORKING
 from brokers.settlement import AM, settlement_style
 from tradeoptions import tenancy
-from trades.models import PaperTrade, StrategyType, TradeLeg, TradeStatus
+from trades.models import ACTIVE_STATUSES, PaperTrade, StrategyType, TradeLeg, TradeStatus
 
 from . import clock as market_clock
-from .marketdata import OptionQuote
+from .expiry import pin_risk_tickers
+from .marketdata import MarketDataError, OptionQuote
+
+logger = logging.getLogger(__name__)
 
 HELD_STATUSES = (TradeStatus.OPEN, TradeStatus.CLOSING)
 _META = "__cycle__"  # the hash's own field: present once the coordinator stored the cycle's quotes
@@ -57,9 +67,13 @@ class Shard:
             raise ValueError(f"shard {self.index} of {self.count}")
 
     def of(self, trades: QuerySet) -> QuerySet:
+        """Any rows with an `owner_id` (trades, legs, paper orders and fills), narrowed to the shard's."""
         if self.count == 1:
             return trades
         return trades.alias(shard_of=Mod("owner_id", self.count)).filter(shard_of=self.index)
+
+    def holds(self, owner_id: int) -> bool:
+        return owner_id % self.count == self.index
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
@@ -99,6 +113,10 @@ def _done_key(job: str, slot: datetime, count: int) -> str:
     return f"cycle-shards-done:{job}:{slot.isoformat()}:{count}"
 
 
+def _runs_key(job: str, slot: datetime, count: int) -> str:
+    return f"cycle-shard-runs:{job}:{slot.isoformat()}:{count}"
+
+
 def _quote_json(quote: OptionQuote) -> str:
     """Exactly what the provider said: Decimals as their strings, the time in ISO 8601."""
     data = {}
@@ -128,15 +146,28 @@ def cycle_quotes_share(*, job: str, slot: datetime, quotes: dict[str, OptionQuot
                        ttl: int) -> None:
     """Leave the cycle's quotes in Redis for its shards, in one round trip, for `ttl` seconds (a few
     periods: a shard that starts later than that has an expired task anyway)."""
+    _share(job=job, slot=slot, mapping={symbol: _quote_json(quote) for symbol, quote in quotes.items()},
+           meta={"delayed": delayed}, ttl=ttl)
+
+
+def _share(*, job: str, slot: datetime, mapping: dict[str, str], meta: dict, ttl: int) -> None:
+    """Every sharded job's one write of what its shards read: one hash per job and slot, replaced
+    whole (a coordinator run again for its slot leaves no field of the first run behind)."""
     key = _quotes_key(job, slot)
-    mapping = {symbol: _quote_json(quote) for symbol, quote in quotes.items()}
-    mapping[_META] = json.dumps({"delayed": delayed})
+    mapping = {**mapping, _META: json.dumps(meta)}
     client = get_redis_connection("default")
     with client.pipeline(transaction=True) as pipe:
         pipe.delete(key)
         pipe.hset(key, mapping=mapping)
         pipe.expire(key, ttl)
         pipe.execute()
+
+
+def _shared_meta(client, key: str, job: str, slot: datetime) -> dict:
+    meta = client.hget(key, _META)
+    if meta is None:
+        raise QuotesGone(f"no shared quotes for {job} at {slot.isoformat()}")
+    return json.loads(meta)
 
 
 class SharedQuotes:
@@ -146,10 +177,7 @@ class SharedQuotes:
     def __init__(self, *, job: str, slot: datetime) -> None:
         self.key = _quotes_key(job, slot)
         self.client = get_redis_connection("default")
-        meta = self.client.hget(self.key, _META)
-        if meta is None:
-            raise QuotesGone(f"no shared quotes for {job} at {slot.isoformat()}")
-        self.delayed = bool(json.loads(meta)["delayed"])
+        self.delayed = bool(_shared_meta(self.client, self.key, job, slot)["delayed"])
 
     def option_quotes(self, contracts) -> dict[str, OptionQuote]:
         symbols = [str(contract) for contract in contracts]
@@ -167,14 +195,23 @@ def shard_is_done(*, job: str, slot: datetime, shard: Shard) -> bool:
 def shard_done(*, job: str, slot: datetime, shard: Shard, ttl: int) -> bool:
     """Note that `shard` finished its slot; True when this made every shard of the slot done (once:
     only the call that adds the last index sees the set complete for the first time)."""
-    key = _done_key(job, slot, shard.count)
+    key, runs = _done_key(job, slot, shard.count), _runs_key(job, slot, shard.count)
     client = get_redis_connection("default")
     with client.pipeline(transaction=True) as pipe:
         pipe.sadd(key, shard.index)
         pipe.scard(key)
         pipe.expire(key, ttl)
-        added, done, _ = pipe.execute()
+        pipe.hincrby(runs, shard.index, 1)
+        pipe.expire(runs, ttl)
+        added, done, *_ = pipe.execute()
     return bool(added) and done == shard.count
+
+
+def shard_runs(*, job: str, slot: datetime, count: int) -> dict[int, int]:
+    """How many times each shard of the slot ran to its end (for ops and the fault tests): a shard
+    done twice in one slot shows as 2 here, whatever its rows say."""
+    runs = get_redis_connection("default").hgetall(_runs_key(job, slot, count))
+    return {int(index): int(times) for index, times in runs.items()}
 
 
 def snapshot_quotes_share(*, provider, job: str, slot: datetime, ttl: int) -> int:
@@ -184,3 +221,184 @@ def snapshot_quotes_share(*, provider, job: str, slot: datetime, ttl: int) -> in
     quotes = provider.option_quotes(contracts) if contracts else {}
     cycle_quotes_share(job=job, slot=slot, quotes=quotes, delayed=bool(getattr(provider, "delayed", False)), ttl=ttl)
     return len(quotes)
+
+
+# --- the order cycle: the local paper broker's quotes and the stocks' last prices ---------------
+#
+# The order jobs (`monitoring.sync_orders`, `monitoring.match_paper_orders`) see option quotes
+# through the broker layer's `Market` (the local paper broker fills against it) and the stocks'
+# last prices through the provider (exit policies that trail the stock, pin risk). The
+# coordinator asks both once, for every account, and its shards read them from Redis through
+# `SharedMarket` and `SharedStocks`.
+
+_STOCK = "stock:"  # the hash's fields for the underlyings' last prices; an OCC symbol never starts so
+
+
+def _plain(value):
+    """A broker quote's field as JSON: Decimals as their strings, times in ISO 8601, Greeks nested."""
+    if isinstance(value, Decimal):
+        return {"d": str(value)}
+    if isinstance(value, datetime):
+        return {"t": value.isoformat()}
+    if isinstance(value, Greeks):
+        return {"g": {field.name: _plain(getattr(value, field.name)) for field in fields(Greeks)}}
+    return value
+
+
+def _unplain(value):
+    if isinstance(value, dict):
+        if "d" in value:
+            return Decimal(value["d"])
+        if "t" in value:
+            return datetime.fromisoformat(value["t"])
+        return Greeks(**{name: _unplain(item) for name, item in value["g"].items()})
+    return value
+
+
+def broker_quote_json(quote: Quote) -> str:
+    return json.dumps({field.name: _plain(getattr(quote, field.name)) for field in fields(Quote)})
+
+
+def broker_quote_from(text: bytes) -> Quote:
+    return Quote(**{name: _unplain(value) for name, value in json.loads(text).items()})
+
+
+def order_cycle_contracts(*, broker_modes: list[str] | None = None) -> list[str]:
+    """Every contract an order cycle may ask the market about: the options of active trades (the
+    exit policies' bids, the fills of exits and brackets placed this cycle) and their legs still
+    held (a spread's net close), and those of every working local-paper order (the matching).
+    Three reads, whatever the book; all tenants. With `broker_modes`, only trades at those brokers
+    (the 20-second matching job looks at the local paper broker's)."""
+    with tenancy.system_context():
+        active = PaperTrade.objects.filter(status__in=ACTIVE_STATUSES)
+        if broker_modes is not None:
+            active = active.filter(broker_mode__in=broker_modes)
+        singles = set(active.filter(strategy_type=StrategyType.SINGLE).values_list("option_symbol", flat=True)
+                      .distinct())
+        legs = set(TradeLeg.objects.filter(trade__in=active, exit_reason="").values_list("option_symbol", flat=True)
+                   .distinct())
+        working = set(PaperOrder.objects.filter(status__in=WORKING).exclude(option_symbol="")
+                      .values_list("option_symbol", flat=True).distinct())
+    return sorted(singles | legs | working)
+
+
+def order_cycle_stocks(*, at: datetime, broker_modes: list[str] | None = None) -> list[str]:
+    """The stocks whose last price an order cycle may ask for: those of open trades with an exit
+    policy (it may trail the stock; a few more than needed costs nothing, the call is one batch)
+    and, in the last hour before a short leg stops trading, those of pin risk."""
+    with tenancy.system_context():
+        policed = PaperTrade.objects.filter(status=TradeStatus.OPEN).exclude(exit_policy={})
+        if broker_modes is not None:
+            policed = policed.filter(broker_mode__in=broker_modes)
+        tickers = set(policed.values_list("ticker", flat=True).distinct())
+    if broker_modes is None:
+        tickers |= set(pin_risk_tickers(at=at))
+    return sorted(tickers)
+
+
+def order_quotes_share(*, market: Market, provider, job: str, slot: datetime, at: datetime, ttl: int,
+                       broker_modes: list[str] | None = None) -> int:
+    """The order coordinator's part: while the market is open, one batch of option quotes from the
+    market and one of stock prices from the provider, both outside any transaction, left for the
+    shards. Closed, the shards get an empty share (nothing is matched against quotes then: day
+    orders expire, contracts settle). Returns the contracts quoted."""
+    quotes, stocks = {}, {}
+    if market.is_open(at):
+        contracts = order_cycle_contracts(broker_modes=broker_modes)
+        quotes = market.quotes(contracts) if contracts else {}
+        tickers = order_cycle_stocks(at=at, broker_modes=broker_modes)
+        if tickers:
+            try:
+                stocks = {ticker: quote.last for ticker, quote in provider.underlying_quotes(tickers).items()}
+            except MarketDataError as error:  # as unsharded: the stock stops wait, the rest go on
+                logger.warning("%s: no stock prices this cycle: %s", job, error)
+    mapping = {symbol: broker_quote_json(quote) for symbol, quote in quotes.items()}
+    mapping.update({_STOCK + ticker: str(last) for ticker, last in stocks.items() if last is not None})
+    _share(job=job, slot=slot, mapping=mapping, meta={"stocks": len(stocks)}, ttl=ttl)
+    return len(quotes)
+
+
+class SharedMarket:
+    """The `brokers.market.Market` an order shard works with: the cycle's shared option quotes, and
+    the real market for everything else (the clock, the calendar, and the settlement prices of
+    expired contracts, which are daily bars asked for after the close, not quotes)."""
+
+    def __init__(self, market: Market, *, job: str, slot: datetime) -> None:
+        self.market = market
+        self.key = _quotes_key(job, slot)
+        self.client = get_redis_connection("default")
+        _shared_meta(self.client, self.key, job, slot)
+
+    def quotes(self, symbols) -> dict[str, Quote]:
+        symbols = list(symbols)
+        if not symbols:
+            return {}
+        values = self.client.hmget(self.key, symbols)
+        return {symbol: broker_quote_from(value) for symbol, value in zip(symbols, values, strict=True)
+                if value is not None}
+
+    def __getattr__(self, name: str):
+        return getattr(self.market, name)
+
+
+@dataclass(frozen=True)
+class SharedStock:
+    symbol: str
+    last: Decimal
+
+
+class SharedStocks:
+    """The provider an order shard works with: the stocks' last prices the coordinator shared,
+    and the real provider (built when first asked) for the daily bars that settle an expiry."""
+
+    def __init__(self, provider_factory, *, job: str, slot: datetime) -> None:
+        self.provider_factory = provider_factory
+        self.key = _quotes_key(job, slot)
+        self.client = get_redis_connection("default")
+        _shared_meta(self.client, self.key, job, slot)
+
+    def underlying_quotes(self, symbols) -> dict[str, SharedStock]:
+        symbols = list(symbols)
+        if not symbols:
+            return {}
+        values = self.client.hmget(self.key, [_STOCK + symbol for symbol in symbols])
+        return {symbol: SharedStock(symbol, Decimal(value.decode())) for symbol, value
+                in zip(symbols, values, strict=True) if value is not None}
+
+    def bars(self, *args, **kwargs):
+        return self.provider.bars(*args, **kwargs)
+
+    @cached_property
+    def provider(self):
+        return self.provider_factory()
+
+
+# --- how many shards -----------------------------------------------------------------------------
+
+AUTO = "auto"
+WORKERS_KEY = "monitor-worker-processes"
+WORKERS_FOR = 30  # seconds: a worker started now spreads the cycle within one order period
+
+
+def monitor_processes(stats: dict | None, queues: dict | None, *, queue: str = "monitor") -> int:
+    """The pool processes of the live workers that consume `queue`, from Celery's `inspect()`
+    replies (`stats`: each node's pool size; `active_queues`: what it consumes). 0 when none replied."""
+    consuming = {node for node, listed in (queues or {}).items() if any(q.get("name") == queue for q in listed)}
+    return sum(int(((stats or {}).get(node) or {}).get("pool", {}).get("max-concurrency") or 1) for node in consuming)
+
+
+def shard_count(setting, *, live_processes) -> int:
+    """MONITOR_SHARDS as a number of shards: a number as it is; `auto`, the monitor workers' pool
+    processes now (`live_processes()`, asked at most every WORKERS_FOR seconds and shared by
+    every coordinator through the cache), or 1 when none answers (one shard still runs the cycle)."""
+    if setting != AUTO:
+        return int(setting)
+    counted = cache.get(WORKERS_KEY)
+    if counted is None:
+        try:
+            counted = live_processes()
+        except Exception:  # a broker hiccup must not stop the cycle: one shard does it all
+            logger.warning("the monitor workers could not be counted; one shard this cycle", exc_info=True)
+            counted = 0
+        cache.set(WORKERS_KEY, counted, WORKERS_FOR)
+    return max(int(counted), 1)

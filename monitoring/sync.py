@@ -102,6 +102,8 @@ from trades.services import (
     trade_transition,
 )
 
+from .sharding import Shard
+
 logger = logging.getLogger(__name__)
 
 SYSTEM = {"actor": Actor.SYSTEM, "actor_label": "sync_orders"}
@@ -164,12 +166,13 @@ def _newer(order: Order, than: Order) -> bool:
     return (order.created_at or never) > (than.created_at or never)
 
 
-def sync_orders(*, market: Market | None = None, at: datetime | None = None) -> SyncReport:
-    """Bring every active trade in line with its broker's orders, and deal with orphans."""
+def sync_orders(*, market: Market | None = None, at: datetime | None = None, shard: Shard | None = None) -> SyncReport:
+    """Bring every active trade in line with its broker's orders, and deal with orphans (of the
+    shard's accounts only, with `shard`)."""
     market = market or default_market()
     at = at or market.now()
     report = SyncReport()
-    accounts = _accounts_to_read(at)
+    accounts = _accounts_to_read(at, shard)
     settings_of = _settings_of({account.owner_id for account in accounts})
     paper_books = _paper_books([account for account in accounts if account.mode == BrokerMode.LOCAL_PAPER])
     troubles = broker_troubles_of(accounts=[(account.owner_id, account.mode) for account in accounts])
@@ -285,7 +288,7 @@ def _note_token(account: SyncAccount, *, refused: bool) -> None:
             logger.info("sync: trade %s changed meanwhile (%s)", trade.pk, error)
 
 
-def _accounts_to_read(at: datetime) -> list[SyncAccount]:
+def _accounts_to_read(at: datetime, shard: Shard | None = None) -> list[SyncAccount]:
     """Accounts with active trades, with trades finished recently (their exits may still work),
     or with working local-paper orders; two queries across tenants, so in the system context: the
     order sync is a system job over every user's trades, which no request can reach."""
@@ -293,11 +296,14 @@ def _accounts_to_read(at: datetime) -> list[SyncAccount]:
     with tenancy.system_context():
         recent = Q(status__in=[TradeStatus.CLOSED, TradeStatus.CANCELED, TradeStatus.REJECTED],
                    updated_at__gte=min(at, _now()) - RECENTLY_FINISHED)
-        for trade in PaperTrade.objects.filter(Q(status__in=ACTIVE_STATUSES) | recent).order_by("id"):
+        trades = PaperTrade.objects.filter(Q(status__in=ACTIVE_STATUSES) | recent)
+        for trade in (shard.of(trades) if shard else trades).order_by("id"):
             account = accounts.setdefault((trade.owner_id, trade.broker_mode),
                                           SyncAccount(trade.owner_id, trade.broker_mode))
             (account.trades if trade.status in ACTIVE_STATUSES else account.finished).append(trade)
         for owner_id in paper_owners_with_working_orders():
+            if shard and not shard.holds(owner_id):
+                continue
             accounts.setdefault((owner_id, BrokerMode.LOCAL_PAPER), SyncAccount(owner_id, BrokerMode.LOCAL_PAPER))
     return list(accounts.values())
 

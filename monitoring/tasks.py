@@ -13,7 +13,7 @@ import logging
 import os
 import uuid
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from celery import current_task, group, shared_task
@@ -22,6 +22,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django_redis import get_redis_connection
 
+from brokers.market import default_market
+from brokers.models import BrokerMode
 from tradeoptions import backups
 
 from . import clock as market_clock
@@ -95,35 +97,69 @@ def _run(task, work):
     return outcome
 
 
+def _sharded() -> bool:
+    """MONITOR_SHARDS: 0 (or less) runs each cycle as one task; a number or `auto` shards it."""
+    return settings.MONITOR_SHARDS == sharding.AUTO or settings.MONITOR_SHARDS > 0
+
+
+def _shards(task) -> int:
+    """This cycle's shard count: MONITOR_SHARDS, or the live monitor workers' processes for `auto`."""
+    return sharding.shard_count(settings.MONITOR_SHARDS, live_processes=partial(_monitor_processes, task.app))
+
+
+def _monitor_processes(app) -> int:
+    """The pool processes of the live workers on the `monitor` queue, asked of them (a second at most)."""
+    inspect = app.control.inspect(timeout=1.0)
+    return sharding.monitor_processes(inspect.stats(), inspect.active_queues())
+
+
 @monitor_task("monitoring.snapshot_prices")
 def snapshot_prices(self):
     at = market_clock.now()
-    if settings.MONITOR_SHARDS > 0:
-        return _snapshot_fan_out(self, at=at, count=settings.MONITOR_SHARDS)
+    if _sharded():
+        return _snapshot_fan_out(self, at=at, count=_shards(self))
     return _run(self, lambda: repr(services.snapshot_positions(provider=provider_for(), at=at)))
 
 
 SNAPSHOT_JOB = "monitoring.snapshot_prices"
-# The shared quotes and the done set outlive the shard tasks (which expire after one period).
-SHARED_FOR = int(PERIODS[SNAPSHOT_JOB] * 3)
+ORDERS_JOB = "monitoring.sync_orders"
+MATCH_JOB = "monitoring.match_paper_orders"
+
+
+def _shared_for(job: str) -> int:
+    """The shared quotes and the done set outlive the shard tasks (which expire after one period)."""
+    return int(PERIODS[job] * 3)
+
+
+SHARED_FOR = _shared_for(SNAPSHOT_JOB)
+
+
+def _slot(job: str, at: datetime) -> datetime:
+    return services.cycle_slot(at, timedelta(seconds=PERIODS[job]))
+
+
+def _fan_out(task, *, at: datetime, count: int, share, shard_task) -> str:
+    """Every sharded job's coordinator (MONITOR_SHARDS set): under the job's lock, `share(slot)`
+    asks the provider once for everybody and leaves the answer in Redis, then one task per shard
+    goes out as a Celery group. Its heartbeat is recorded by the last shard to finish, not here:
+    a cycle is done when its shards are."""
+    slot = _slot(task.name, at)
+    with exclusive(task.name, ttl=task.time_limit) as acquired:
+        if not acquired:
+            return "skipped: the previous cycle is still running"
+        quoted = share(slot)
+        group(shard_task.si(slot.isoformat(), at.isoformat(), index, count) for index in range(count)).apply_async()
+    return f"{slot.isoformat()}: {quoted} contract(s) quoted, {count} shard(s) sent"
 
 
 def _snapshot_fan_out(task, *, at: datetime, count: int) -> str:
-    """The coordinator (MONITOR_SHARDS > 0): quote once for everybody, then one task per shard.
-    Its heartbeat is recorded by the last shard to finish, not here: a cycle is done when its
-    shards are."""
     if not _enabled(task.name):
         return "disabled"
     if not market_clock.is_market_open(at):
         heartbeat_record(task.name)
         return "market closed"
-    slot = services.cycle_slot(at)
-    with exclusive(task.name, ttl=task.time_limit) as acquired:
-        if not acquired:
-            return "skipped: the previous cycle is still running"
-        quoted = sharding.snapshot_quotes_share(provider=provider_for(), job=task.name, slot=slot, ttl=SHARED_FOR)
-        group(snapshot_shard.si(slot.isoformat(), at.isoformat(), index, count) for index in range(count)).apply_async()
-    return f"{slot.isoformat()}: {quoted} contract(s) quoted, {count} shard(s) sent"
+    return _fan_out(task, at=at, count=count, shard_task=snapshot_shard, share=lambda slot: (
+        sharding.snapshot_quotes_share(provider=provider_for(), job=task.name, slot=slot, ttl=SHARED_FOR)))
 
 
 _TAKE_OVER = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
@@ -174,40 +210,89 @@ def exclusive_shard(name: str, ttl: float):
             logger.warning("%s outlived its lock", name)
 
 
-@shared_task(name="monitoring.snapshot_shard", bind=True, acks_late=True, reject_on_worker_lost=True,
-             expires=PERIODS[SNAPSHOT_JOB], soft_time_limit=snapshot_prices.soft_time_limit,
-             time_limit=snapshot_prices.time_limit)
-def snapshot_shard(self, slot: str, at: str, index: int, count: int):
-    """Mark one shard's accounts for one cycle slot, from the quotes the coordinator shared. Done
-    at most once a slot (a redelivered copy of a finished shard does nothing); never retried by
-    itself: a shard that fails leaves its accounts to the next cycle, like the unsharded job."""
+def shard_task(name: str, job: str):
+    """A shard of `job`: acked late and re-queued when its process dies, expired after one period
+    of the job, never retried by itself (a shard that fails leaves its accounts to the next cycle,
+    like the unsharded job; the order shards may place orders, so they must not be resent)."""
+    coordinator = PERIODS[job]
+    return shared_task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True, expires=coordinator,
+                       soft_time_limit=min(max(coordinator * 3, 60), 1800),
+                       time_limit=min(max(coordinator * 4, 90), 2400))
+
+
+def _run_shard(task, *, job: str, slot: str, index: int, count: int, work) -> str:
+    """One shard of one cycle slot, at most once a slot: a redelivered copy of a finished shard
+    does nothing, two copies never run at once (a copy whose first try died takes its lock over),
+    and the shard that completes the slot records the job's heartbeat. `work(shard, slot)` reads
+    the coordinator's share (`QuotesGone` when it has expired: the accounts wait a cycle)."""
     shard, slot_at = sharding.Shard(index, count), datetime.fromisoformat(slot)
-    if sharding.shard_is_done(job=SNAPSHOT_JOB, slot=slot_at, shard=shard):
+    if sharding.shard_is_done(job=job, slot=slot_at, shard=shard):
         return f"shard {shard} of {slot}: done already"
-    with exclusive_shard(f"{self.name}:{shard}", ttl=self.time_limit) as acquired:
+    with exclusive_shard(f"{task.name}:{shard}", ttl=task.time_limit) as acquired:
         if not acquired:
-            logger.info("snapshot shard %s skipped: it is still running for an earlier cycle", shard)
+            logger.info("%s shard %s skipped: it is still running for an earlier cycle", job, shard)
             return f"shard {shard} of {slot}: skipped, still running"
-        if sharding.shard_is_done(job=SNAPSHOT_JOB, slot=slot_at, shard=shard):
+        if sharding.shard_is_done(job=job, slot=slot_at, shard=shard):
             return f"shard {shard} of {slot}: done already"
         try:
-            quotes = sharding.SharedQuotes(job=SNAPSHOT_JOB, slot=slot_at)
+            report = work(shard, slot_at)
         except sharding.QuotesGone as gone:
-            logger.warning("snapshot shard %s: %s; its accounts wait for the next cycle", shard, gone)
+            logger.warning("%s shard %s: %s; its accounts wait for the next cycle", job, shard, gone)
             return str(gone)
-        report = services.snapshot_positions(provider=quotes, at=datetime.fromisoformat(at), slot=slot_at,
-                                             shard=shard)
-        if sharding.shard_done(job=SNAPSHOT_JOB, slot=slot_at, shard=shard, ttl=SHARED_FOR):
-            heartbeat_record(SNAPSHOT_JOB)  # the cycle is complete: every shard of it is done
+        if sharding.shard_done(job=job, slot=slot_at, shard=shard, ttl=_shared_for(job)):
+            heartbeat_record(job)  # the cycle is complete: every shard of it is done
     return repr(report)
+
+
+@shard_task("monitoring.snapshot_shard", SNAPSHOT_JOB)
+def snapshot_shard(self, slot: str, at: str, index: int, count: int):
+    """Mark one shard's accounts for one cycle slot, from the quotes the coordinator shared."""
+    def mark(shard, slot_at):
+        quotes = sharding.SharedQuotes(job=SNAPSHOT_JOB, slot=slot_at)
+        return services.snapshot_positions(provider=quotes, at=datetime.fromisoformat(at), slot=slot_at, shard=shard)
+
+    return _run_shard(self, job=SNAPSHOT_JOB, slot=slot, index=index, count=count, work=mark)
 
 
 @monitor_task("monitoring.match_paper_orders")
 def match_paper_orders(self):
     # Runs after hours too: that is when day orders expire. No quotes are fetched while closed.
     # The local paper broker's exit policies look at the quotes first, so a moved stop is matched now.
+    if _sharded():
+        return _orders_fan_out(self, at=market_clock.now(), count=_shards(self), shard_task=match_paper_orders_shard,
+                               broker_modes=[BrokerMode.LOCAL_PAPER])
     provider = provider_for(clock=market_clock.now)
     return _run(self, lambda: f"{services.match_paper_orders(exit_policies_provider=provider)} fill(s)")
+
+
+def _orders_fan_out(task, *, at: datetime, count: int, shard_task, broker_modes=None) -> str:
+    """The order jobs' coordinator: option quotes from the market and stock prices from the
+    provider, once for every shard (none while the market is closed: nothing is matched then)."""
+    if not _enabled(task.name):
+        return "disabled"
+    if task.name == ORDERS_JOB and not services.orders_cycle_due(at):
+        heartbeat_record(task.name)
+        return "market closed"
+    return _fan_out(task, at=at, count=count, shard_task=shard_task, share=lambda slot: sharding.order_quotes_share(
+        market=default_market(), provider=provider_for(clock=market_clock.now), job=task.name, slot=slot, at=at,
+        ttl=_shared_for(task.name), broker_modes=broker_modes))
+
+
+def _shared(job: str, slot_at: datetime) -> tuple[sharding.SharedMarket, sharding.SharedStocks]:
+    """An order shard's market and provider: the coordinator's quotes (never the provider's), and
+    the real provider only for the daily bars that settle an expiry."""
+    return (sharding.SharedMarket(default_market(), job=job, slot=slot_at),
+            sharding.SharedStocks(partial(provider_for, clock=market_clock.now), job=job, slot=slot_at))
+
+
+@shard_task("monitoring.match_paper_orders_shard", MATCH_JOB)
+def match_paper_orders_shard(self, slot: str, at: str, index: int, count: int):
+    """Match one shard's local-paper orders (its exit policies first), from the shared quotes."""
+    def match(shard, slot_at):
+        market, stocks = _shared(MATCH_JOB, slot_at)
+        return f"{services.match_paper_orders(market=market, exit_policies_provider=stocks, shard=shard)} fill(s)"
+
+    return _run_shard(self, job=MATCH_JOB, slot=slot, index=index, count=count, work=match)
 
 
 @monitor_task("monitoring.take_bookends")
@@ -219,8 +304,22 @@ def take_bookends(self):
 @monitor_task("monitoring.sync_orders", retry=False)
 def sync_orders(self):
     at = market_clock.now()
+    if _sharded():
+        return _orders_fan_out(self, at=at, count=_shards(self), shard_task=orders_shard)
     # The provider reads the same clock as the cycle (one clock through every layer).
     return _run(self, lambda: repr(services.orders_cycle(provider=provider_for(clock=market_clock.now), at=at)))
+
+
+@shard_task("monitoring.orders_shard", ORDERS_JOB)
+def orders_shard(self, slot: str, at: str, index: int, count: int):
+    """One shard's order cycle (exit policies, net exits, matching, order sync, expiry, pin risk),
+    from the shared quotes. It may place orders, so it is never retried: a redelivery after a
+    lost process redoes a shard not yet done, and the sync adopts by tag what the lost try placed."""
+    def cycle(shard, slot_at):
+        market, stocks = _shared(ORDERS_JOB, slot_at)
+        return services.orders_cycle(provider=stocks, market=market, at=datetime.fromisoformat(at), shard=shard)
+
+    return _run_shard(self, job=ORDERS_JOB, slot=slot, index=index, count=count, work=cycle)
 
 
 @shared_task(name="monitoring.reconcile_orders", bind=True, expires=600, soft_time_limit=300, time_limit=400)

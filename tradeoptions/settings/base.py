@@ -181,6 +181,8 @@ CELERY_TASK_ROUTES = {
     "monitoring.match_paper_orders": {"queue": "monitor", "priority": _CYCLE},
     "monitoring.snapshot_prices": {"queue": "monitor", "priority": _CYCLE},
     "monitoring.snapshot_shard": {"queue": "monitor", "priority": _CYCLE},
+    "monitoring.orders_shard": {"queue": "monitor", "priority": _CYCLE},
+    "monitoring.match_paper_orders_shard": {"queue": "monitor", "priority": _CYCLE},
     "monitoring.take_bookends": {"queue": "monitor", "priority": _CYCLE},
     "monitoring.resend_webhooks": {"queue": "monitor", "priority": _SWEEP},
     "monitoring.request_forensics": {"queue": "monitor", "priority": _SWEEP},
@@ -351,10 +353,13 @@ PAPER_ALLOW_NAKED_SHORTS = env.bool("PAPER_ALLOW_NAKED_SHORTS", default=False)
 # trader, once per leg and expiry (docs/spreads.md, "Expiry"). 0 turns the alert off.
 PIN_RISK_DISTANCE = env.str("PIN_RISK_DISTANCE", default="0.5")
 FORCE_MARKET_OPEN = env.bool("FORCE_MARKET_OPEN", default=False)
-# The snapshot cycle split by account into this many Celery tasks a cycle (monitoring/sharding.py;
-# docs/operations.md, "Running N monitor workers"). 0: one task does the whole cycle, as before.
-# Set it to the monitor workers' total concurrency; changing it takes effect on the next cycle.
-MONITOR_SHARDS = env.int("MONITOR_SHARDS", default=0)
+# The snapshot and order cycles split by account into this many Celery tasks a cycle
+# (monitoring/sharding.py; docs/operations.md, "Running N monitor workers"). 0: one task does the
+# whole cycle, as before. A number: the monitor workers' total concurrency. `auto`: the pool
+# processes of the live workers on the `monitor` queue, counted every 30 s (1 if none answers).
+# Changing it takes effect on the next cycle.
+_MONITOR_SHARDS = env.str("MONITOR_SHARDS", default="0").strip().lower()
+MONITOR_SHARDS: int | str = "auto" if _MONITOR_SHARDS == "auto" else int(_MONITOR_SHARDS)
 # The market API (/api/market/...): how long a quote or chain (expirations) is shared by everyone.
 MARKET_QUOTE_CACHE_SECONDS = env.int("MARKET_QUOTE_CACHE_SECONDS", default=5)
 MARKET_EXPIRATIONS_CACHE_SECONDS = env.int("MARKET_EXPIRATIONS_CACHE_SECONDS", default=300)

@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import DecimalField, F, Q, Value
+from django.db.models import DecimalField, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, Greatest, Least
 
 from brokers.base import BrokerError
@@ -82,10 +82,12 @@ class ExitPoliciesReport:
 
 def exit_policies_apply(*, option_bids: OptionBids, underlying_prices: UnderlyingPrices, now: datetime,
                         today: date, session_close: datetime | None, market: Market,
-                        broker_modes: list[str] | None = None) -> ExitPoliciesReport:
+                        broker_modes: list[str] | None = None,
+                        accounts: Callable[[QuerySet], QuerySet] | None = None) -> ExitPoliciesReport:
     """One look at every open trade with a policy (at the `broker_modes` given, else at every
-    broker). `option_bids` and `underlying_prices` are asked only for the contracts and stocks
-    those trades need (the stocks only where a policy trails one), outside any transaction."""
+    broker; of the `accounts` given, else of every account: a sharded monitor cycle's).
+    `option_bids` and `underlying_prices` are asked only for the contracts and stocks those trades
+    need (the stocks only where a policy trails one), outside any transaction."""
     retry = timedelta(seconds=settings.EXIT_POLICY_MIN_INTERVAL_SECONDS)
     with tenancy.system_context():
         # An OPEN trade whose policy close was asked for came back open (the sell was refused or did
@@ -96,6 +98,8 @@ def exit_policies_apply(*, option_bids: OptionBids, underlying_prices: Underlyin
                    .exclude(exit_policy={}))
         if broker_modes is not None:
             watched = watched.filter(broker_mode__in=broker_modes)
+        if accounts is not None:
+            watched = accounts(watched)
         trades = list(watched.select_related("owner").prefetch_related("legs").order_by("id"))
     if not trades:
         return ExitPoliciesReport()

@@ -18,11 +18,12 @@ order (the close's version and tag see to that). A trader's own close is never p
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 
 from brokers.base import BrokerError
 from brokers.market import Market
@@ -59,15 +60,19 @@ def net_exit_reason(trade: PaperTrade) -> str | None:
     return None
 
 
-def spread_exits_watch(*, market: Market, broker_modes: list[str] | None = None) -> NetExitsReport:
+def spread_exits_watch(*, market: Market, broker_modes: list[str] | None = None,
+                       accounts: Callable[[QuerySet], QuerySet] | None = None) -> NetExitsReport:
     """Close every OPEN multi-leg trade whose held mark crossed its stop or target (one query to
-    find them, across tenants; each close as its owner)."""
+    find them, across tenants, or across the `accounts` given: a sharded monitor cycle's; each
+    close as its owner)."""
     unmarked = TradeLeg.objects.filter(trade_id=OuterRef("pk"), marked_at__isnull=True, exit_reason="")
     with tenancy.system_context():
         watched = (PaperTrade.objects.filter(status=TradeStatus.OPEN, part_pending_qty=0, current_price__isnull=False)
                    .exclude(strategy_type=StrategyType.SINGLE).exclude(Exists(unmarked)))
         if broker_modes is not None:
             watched = watched.filter(broker_mode__in=broker_modes)
+        if accounts is not None:
+            watched = accounts(watched)
         trades = list(watched.select_related("owner").order_by("id"))
     asked = closed = 0
     at = market.now()
