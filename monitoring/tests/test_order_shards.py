@@ -1,0 +1,212 @@
+"""The order cycle and the paper matching split by account (monitoring/sharding.py): the beat's
+coordinator asks the market once, every shard runs the unsharded cycle's code on its own
+accounts, and the trades end exactly as the unsharded cycle leaves them. Real PostgreSQL, real
+Redis, the local paper broker over a hand-driven market; the coordinator is the real task and its
+shard tasks run in-process (`apply`), through a real worker in tests/test_faults_order_shards.py.
+"""
+
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django_redis import get_redis_connection
+
+from brokers.base import Greeks, Quote
+from brokers.models import PaperOrder
+from monitoring import clock as market_clock
+from monitoring import sharding, tasks
+from monitoring.heartbeats import PREFIX
+from monitoring.services import cycle_slot
+from tests.factories import UserFactory
+from tradeoptions import tenancy
+from trades.models import AccountSettings, CloseReason, PaperTrade, TradeStatus
+from trades.services import TradeOpenInput, trade_open
+
+AT = datetime(2026, 12, 1, 15, 0, 5, tzinfo=UTC)  # Tuesday 10:00:05 in New York
+SPY, QQQ, IWM = "SPY261218C00570000", "QQQ261218P00500000", "IWM261218C00250000"
+
+pytestmark = pytest.mark.usefixtures("fresh_cache")
+
+
+class _InProcessGroup:
+    """What `group(...).apply_async()` sends, run here at once, last shard first."""
+
+    sent: list = []
+
+    def __init__(self, signatures) -> None:
+        self.signatures = list(signatures)
+
+    def apply_async(self):
+        _InProcessGroup.sent.append(len(self.signatures))
+        for signature in reversed(self.signatures):
+            signature.apply().get()
+
+
+@pytest.fixture
+def market(market, monkeypatch):
+    market.moment = AT
+    market.set_quote(QQQ, "3.00", "3.20")
+    market.set_quote(IWM, "3.00", "3.20")
+    monkeypatch.setattr(market_clock, "now", lambda: market.moment)
+    monkeypatch.setattr(tasks, "group", _InProcessGroup)
+    _InProcessGroup.sent = []
+    return market
+
+
+def _open(user, market, *, ticker, option_type, strike, sl, tp):
+    data = TradeOpenInput(ticker=ticker, option_type=option_type, strike=Decimal(strike), expiry=date(2026, 12, 18),
+                          qty=1, sl_price=Decimal(sl), tp_price=Decimal(tp))
+    return trade_open(user=user, data=data, market=market).trade
+
+
+@pytest.fixture
+def book(db, market):
+    """Eight traders at the local paper broker: each an open SPY call (its take-profit hits this
+    cycle); every second one an open QQQ put (its stop hits); every third one an IWM call whose
+    market entry waits for the open (it fills this cycle and gets its bracket)."""
+    users = UserFactory.create_batch(8)
+    for user in users:
+        with tenancy.acting_as(user.pk):
+            AccountSettings.objects.update_or_create(
+                owner=user, defaults={"account_balance": Decimal("100000"), "max_positions": 50})
+    trades = {}
+    for n, user in enumerate(users):
+        trades[(n, "SPY")] = _open(user, market, ticker="SPY", option_type="CALL", strike="570", sl="3.00", tp="6.50")
+        if n % 2 == 0:
+            trades[(n, "QQQ")] = _open(user, market, ticker="QQQ", option_type="PUT", strike="500", sl="2.00",
+                                       tp="5.00")
+    market.open = False
+    for n, user in enumerate(users):
+        if n % 3 == 0:
+            trades[(n, "IWM")] = _open(user, market, ticker="IWM", option_type="CALL", strike="250", sl="2.00",
+                                       tp="5.00")
+    market.open = True
+    assert {trade.status for key, trade in trades.items() if key[1] != "IWM"} == {TradeStatus.OPEN}
+    assert {trade.status for key, trade in trades.items() if key[1] == "IWM"} == {TradeStatus.PENDING}
+    market.set_quote(SPY, "6.60", "6.80")
+    market.set_quote(QQQ, "1.80", "1.95")
+    market.set_quote(IWM, "3.10", "3.30")
+    market.advance(minutes=1)
+    return trades
+
+
+def _outcome(trades) -> dict:
+    """What a cycle leaves, by trader and contract: each trade's state and its orders at the broker."""
+    with tenancy.system_context():
+        stored = {key: PaperTrade.objects.get(pk=trade.pk) for key, trade in trades.items()}
+        orders = {key: sorted(PaperOrder.objects.filter(owner_id=trade.owner_id, option_symbol=trade.option_symbol)
+                              .values_list("order_class", "side", "status", "avg_fill_price"))
+                  for key, trade in stored.items()}
+    return {key: (trade.status, trade.close_reason, trade.close_price, trade.entry_price, trade.realized_pnl,
+                  bool(trade.bracket_order_id), orders[key]) for key, trade in stored.items()}
+
+
+EXPECTED = {
+    "SPY": (TradeStatus.CLOSED, CloseReason.TP_HIT, Decimal("6.50"), Decimal("4.30")),
+    "QQQ": (TradeStatus.CLOSED, CloseReason.SL_HIT, Decimal("1.80"), Decimal("3.20")),
+    "IWM": (TradeStatus.OPEN, None, None, Decimal("3.30")),
+}
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 4])
+def test_n_shards_leave_every_trade_as_the_unsharded_cycle_does(book, market, settings, count):
+    settings.MONITOR_SHARDS = count
+    asked_before = len(market.quote_requests)
+    answer = tasks.sync_orders.apply().get()
+    outcome = _outcome(book)
+    assert {key: value[:4] for key, value in outcome.items()} == {key: EXPECTED[key[1]] for key in book}
+    for (_, contract), (*_, bracket, orders) in outcome.items():
+        if contract == "IWM":  # the entry filled this cycle got its one bracket, placed once
+            assert bracket and [order[0] for order in orders].count("oco") == 1
+    if count:
+        assert f"{count} shard(s) sent" in answer and _InProcessGroup.sent == [count]
+        assert len(market.quote_requests) - asked_before == 1  # the coordinator's one batch, whatever N
+        slot = cycle_slot(market.moment, timedelta(seconds=60))
+        assert sharding.shard_runs(job=tasks.ORDERS_JOB, slot=slot, count=count) == dict.fromkeys(range(count), 1)
+        assert cache.get(PREFIX + tasks.ORDERS_JOB) is not None  # the last shard recorded the cycle
+        assert len({trade.owner_id % count for trade in book.values()}) == count  # every shard had accounts
+    else:
+        assert len(market.quote_requests) - asked_before > 1  # unsharded: each step asks for its own
+
+
+def test_a_redelivered_order_shard_places_nothing_again(book, market, settings):
+    slot = cycle_slot(market.moment, timedelta(seconds=60))
+    sharding.order_quotes_share(market=market, provider=None, job=tasks.ORDERS_JOB, slot=slot, at=market.moment,
+                                ttl=180)
+    args = [slot.isoformat(), market.moment.isoformat(), 0, 2]
+    first = tasks.orders_shard.apply(args=args).get()
+    assert "OrdersCycleReport" in first
+    before = _outcome(book)
+    again = tasks.orders_shard.apply(args=args).get()
+    assert again.endswith("done already") and _outcome(book) == before
+    assert sharding.shard_runs(job=tasks.ORDERS_JOB, slot=slot, count=2) == {0: 1}
+    mine = {key for key, trade in book.items() if trade.owner_id % 2 == 0}
+    assert {key for key, value in before.items() if value[0] == TradeStatus.CLOSED} <= mine  # only shard 0's moved
+
+
+def test_an_order_shard_without_its_cycle_s_quotes_does_nothing(book, market):
+    slot = cycle_slot(market.moment, timedelta(seconds=60))
+    before = _outcome(book)
+    answer = tasks.orders_shard.apply(args=[slot.isoformat(), market.moment.isoformat(), 0, 1]).get()
+    assert answer.startswith("no shared quotes") and _outcome(book) == before
+    assert not sharding.shard_is_done(job=tasks.ORDERS_JOB, slot=slot, shard=sharding.Shard(0, 1))
+
+
+@pytest.mark.parametrize("count", [0, 2])
+def test_the_sharded_paper_matching_fills_what_the_unsharded_one_fills(book, market, settings, count):
+    settings.MONITOR_SHARDS = count
+    asked_before = len(market.quote_requests)
+    answer = tasks.match_paper_orders.apply().get()
+    with tenancy.system_context():
+        filled = Counter(PaperOrder.objects.filter(status="filled").exclude(side="")  # an OCO's head has none
+                         .values_list("option_symbol", "side", "avg_fill_price"))
+    spy, qqq, iwm = (sum(1 for key in book if key[1] == name) for name in ("SPY", "QQQ", "IWM"))
+    assert filled == Counter({
+        (SPY, "buy_to_open", Decimal("4.30")): spy, (SPY, "sell_to_close", Decimal("6.50")): spy,  # take-profits
+        (QQQ, "buy_to_open", Decimal("3.20")): qqq, (QQQ, "sell_to_close", Decimal("1.80")): qqq,  # stops, at the bid
+        (IWM, "buy_to_open", Decimal("3.30")): iwm,  # the entries that waited for the open
+    })
+    if count:
+        assert f"{count} shard(s) sent" in answer and len(market.quote_requests) - asked_before == 1
+        slot = cycle_slot(market.moment, timedelta(seconds=20))
+        assert sharding.shard_runs(job=tasks.MATCH_JOB, slot=slot, count=count) == {0: 1, 1: 1}
+
+
+def test_broker_quotes_travel_through_redis_exactly(book, market):
+    slot = cycle_slot(AT, timedelta(seconds=60))
+    quote = Quote(symbol=SPY, bid=Decimal("4.1000"), ask=None, last=Decimal("4.2"), bid_size=3, volume=10,
+                  bid_at=AT, greeks=Greeks(delta=Decimal("0.5"), gamma=None, theta=None, vega=None, rho=None,
+                                           mid_iv=Decimal("0.21"), smv_vol=None, updated_at=AT), open_interest=7)
+    market.quotes = lambda symbols: {SPY: quote}
+    market.is_open = lambda at: True
+    market.quote_requests.clear()
+    sharding.order_quotes_share(market=market, provider=None, job="test-job", slot=slot, at=AT, ttl=60)
+    shared = sharding.SharedMarket(market, job="test-job", slot=slot)
+    assert shared.quotes([SPY, QQQ]) == {SPY: quote}  # QQQ was never quoted: left out, as the market leaves it
+    assert str(shared.quotes([SPY])[SPY].bid) == "4.1000"
+    assert shared.now() == market.moment and shared.is_open(AT)  # the clock and calendar are the market's
+    assert 0 < get_redis_connection("default").ttl(sharding._quotes_key("test-job", slot)) <= 60
+
+
+def test_auto_counts_the_live_monitor_workers_processes_and_falls_back_to_one(db, settings):
+    stats = {"a@x": {"pool": {"max-concurrency": 4}}, "b@y": {"pool": {"max-concurrency": 2}},
+             "c@z": {"pool": {"max-concurrency": 8}}}
+    queues = {"a@x": [{"name": "monitor"}], "b@y": [{"name": "celery"}, {"name": "monitor"}],
+              "c@z": [{"name": "enrichment"}]}
+    assert sharding.monitor_processes(stats, queues) == 6  # c@z does not consume the monitor queue
+    assert sharding.monitor_processes(None, None) == 0
+    asked = []
+    assert sharding.shard_count(3, live_processes=lambda: asked.append(1) or 9) == 3 and not asked
+    assert sharding.shard_count("auto", live_processes=lambda: asked.append(1) or 6) == 6
+    assert sharding.shard_count("auto", live_processes=lambda: asked.append(1) or 9) == 6  # cached a while
+    assert asked == [1]
+    cache.delete(sharding.WORKERS_KEY)
+    assert sharding.shard_count("auto", live_processes=lambda: 0) == 1  # nobody answered: one shard
+    cache.delete(sharding.WORKERS_KEY)
+
+    def broken():
+        raise ConnectionError("broker down")
+
+    assert sharding.shard_count("auto", live_processes=broken) == 1
