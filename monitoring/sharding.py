@@ -296,12 +296,13 @@ def order_cycle_stocks(*, at: datetime, broker_modes: list[str] | None = None) -
     return sorted(tickers)
 
 
-def order_quotes_share(*, market: Market, provider, job: str, slot: datetime, at: datetime, ttl: int,
+def order_quotes_share(*, market: Market, provider_factory, job: str, slot: datetime, at: datetime, ttl: int,
                        broker_modes: list[str] | None = None) -> int:
     """The order coordinator's part: while the market is open, one batch of option quotes from the
-    market and one of stock prices from the provider, both outside any transaction, left for the
-    shards. Closed, the shards get an empty share (nothing is matched against quotes then: day
-    orders expire, contracts settle). Returns the contracts quoted."""
+    market and one of stock prices from the provider (built only when a stock is wanted: the
+    simulated one takes a second to lay out), both outside any transaction, left for the shards.
+    Closed, the shards get an empty share (nothing is matched against quotes then: day orders
+    expire, contracts settle). Returns the contracts quoted."""
     quotes, stocks = {}, {}
     if market.is_open(at):
         contracts = order_cycle_contracts(broker_modes=broker_modes)
@@ -309,7 +310,7 @@ def order_quotes_share(*, market: Market, provider, job: str, slot: datetime, at
         tickers = order_cycle_stocks(at=at, broker_modes=broker_modes)
         if tickers:
             try:
-                stocks = {ticker: quote.last for ticker, quote in provider.underlying_quotes(tickers).items()}
+                stocks = {ticker: quote.last for ticker, quote in provider_factory().underlying_quotes(tickers).items()}
             except MarketDataError as error:  # as unsharded: the stock stops wait, the rest go on
                 logger.warning("%s: no stock prices this cycle: %s", job, error)
     mapping = {symbol: broker_quote_json(quote) for symbol, quote in quotes.items()}

@@ -273,8 +273,9 @@ def _orders_fan_out(task, *, at: datetime, count: int, shard_task, broker_modes=
     if task.name == ORDERS_JOB and not services.orders_cycle_due(at):
         heartbeat_record(task.name)
         return "market closed"
+    provider_factory = partial(provider_for, clock=market_clock.now)
     return _fan_out(task, at=at, count=count, shard_task=shard_task, share=lambda slot: sharding.order_quotes_share(
-        market=default_market(), provider=provider_for(clock=market_clock.now), job=task.name, slot=slot, at=at,
+        market=default_market(), provider_factory=provider_factory, job=task.name, slot=slot, at=at,
         ttl=_shared_for(task.name), broker_modes=broker_modes))
 
 

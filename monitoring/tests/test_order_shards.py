@@ -133,8 +133,8 @@ def test_n_shards_leave_every_trade_as_the_unsharded_cycle_does(book, market, se
 
 def test_a_redelivered_order_shard_places_nothing_again(book, market, settings):
     slot = cycle_slot(market.moment, timedelta(seconds=60))
-    sharding.order_quotes_share(market=market, provider=None, job=tasks.ORDERS_JOB, slot=slot, at=market.moment,
-                                ttl=180)
+    sharding.order_quotes_share(market=market, provider_factory=None, job=tasks.ORDERS_JOB, slot=slot,
+                                at=market.moment, ttl=180)
     args = [slot.isoformat(), market.moment.isoformat(), 0, 2]
     first = tasks.orders_shard.apply(args=args).get()
     assert "OrdersCycleReport" in first
@@ -182,7 +182,7 @@ def test_broker_quotes_travel_through_redis_exactly(book, market):
     market.quotes = lambda symbols: {SPY: quote}
     market.is_open = lambda at: True
     market.quote_requests.clear()
-    sharding.order_quotes_share(market=market, provider=None, job="test-job", slot=slot, at=AT, ttl=60)
+    sharding.order_quotes_share(market=market, provider_factory=None, job="test-job", slot=slot, at=AT, ttl=60)
     shared = sharding.SharedMarket(market, job="test-job", slot=slot)
     assert shared.quotes([SPY, QQQ]) == {SPY: quote}  # QQQ was never quoted: left out, as the market leaves it
     assert str(shared.quotes([SPY])[SPY].bid) == "4.1000"
