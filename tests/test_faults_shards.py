@@ -17,7 +17,7 @@ from decimal import Decimal
 import pytest
 from django.core.cache import cache
 
-from monitoring import tasks
+from monitoring import sharding, tasks
 from monitoring.heartbeats import PREFIX
 from monitoring.models import PriceSnapshot
 from monitoring.services import cycle_slot
@@ -68,6 +68,9 @@ def test_n_shards_mark_every_trade_once_from_one_provider_call(book, fault_worke
     tasks.snapshot_prices.apply_async(expires=300)
     rows = until_every_trade_is_marked(book, fault_worker)
     assert rows == Counter({(trade.pk, cycle_slot(AT)): 1 for trade in book})
+    # Rows are written ON CONFLICT DO NOTHING, so they cannot show a shard run twice: its runs can.
+    assert sharding.shard_runs(job=tasks.SNAPSHOT_JOB, slot=cycle_slot(AT), count=shards) == dict.fromkeys(
+        range(shards), 1)
     assert fault_worker.counted(PROVIDER_CALLS) == 1  # one batched quote request for the cycle, whatever N
     log = fault_worker.log.read_text()
     assert log.count("monitoring.snapshot_shard[") >= shards  # received (and succeeded) lines of N shards
@@ -86,6 +89,8 @@ def test_a_pool_process_killed_mid_shard_has_its_shard_redone_once(book, fault_w
     fault_worker.kill_paused_process()  # the worker lives on; Celery re-queues the lost shard
     rows = until_every_trade_is_marked(book, fault_worker)
     assert rows == Counter({(trade.pk, cycle_slot(AT)): 1 for trade in book})
+    # Each shard ran to its end once: the killed try never did, its redone copy did, no copy after that.
+    assert sharding.shard_runs(job=tasks.SNAPSHOT_JOB, slot=cycle_slot(AT), count=2) == {0: 1, 1: 1}
     assert fault_worker.counted(PROVIDER_CALLS) == 1  # the redone shard read the shared quotes, not the provider
     log = fault_worker.log.read_text()
     assert "WorkerLostError" in log or "exited prematurely" in log, log[-3000:]

@@ -210,3 +210,14 @@ def test_auto_counts_the_live_monitor_workers_processes_and_falls_back_to_one(db
         raise ConnectionError("broker down")
 
     assert sharding.shard_count("auto", live_processes=broken) == 1
+
+
+def test_the_order_shards_go_to_the_monitor_queue_and_are_never_on_the_beat(settings):
+    from monitoring.schedules import JOBS
+
+    for name in ("monitoring.orders_shard", "monitoring.match_paper_orders_shard"):
+        assert settings.CELERY_TASK_ROUTES[name]["queue"] == "monitor"
+    assert not any("shard" in job.task for job in JOBS)
+    for shard_task in (tasks.orders_shard, tasks.match_paper_orders_shard):
+        assert shard_task.acks_late and shard_task.reject_on_worker_lost and not shard_task.autoretry_for
+    assert tasks.orders_shard.expires == 60 and tasks.match_paper_orders_shard.expires == 20
