@@ -17,10 +17,11 @@ from brokers.occ import build_symbol
 from brokers.paper import FillRules, LocalPaperBroker
 from monitoring import clock as market_clock
 from monitoring import services
-from monitoring.expiry import pin_risk_watch, settle_expiries
+from monitoring.expiry import pin_risk_tickers, pin_risk_watch, settle_expiries
 from monitoring.market import closing_price, opening_price
 from monitoring.marketdata import Interval
-from tests.factories import NotificationChannelFactory, expiry_spread_trade
+from monitoring.sharding import Shard
+from tests.factories import NotificationChannelFactory, UserFactory, expiry_spread_trade
 from tests.fakes.market import HandDrivenMarket, HandMadeBars
 from tradeoptions import tenancy
 from trades.models import (
@@ -323,3 +324,44 @@ def test_the_monitor_cycle_watches_pin_risk(trader, prices, near_the_money, book
     report = services.orders_cycle(provider=prices, market=books, at=at)
     assert report.pin_risk_alerts == 1
     assert services.orders_cycle(provider=prices, market=books, at=at + timedelta(minutes=1)).pin_risk_alerts == 0
+
+
+def _apart(first, second) -> tuple[Shard, Shard]:
+    """Two shards of one count that put the two traders' accounts apart."""
+    count = abs(second.pk - first.pk) + 1
+    return Shard(first.pk % count, count), Shard(second.pk % count, count)
+
+
+def test_a_shard_settles_only_its_own_accounts_paper_books_and_trades(trader, books, prices):
+    other = UserFactory()
+    spy = lambda kind, strike: build_symbol("SPY", EARLY, kind, D(strike))  # noqa: E731
+    spread = [("LONG", spy("CALL", 570), 1, "4.10", "4.30"), ("SHORT", spy("CALL", 575), 1, "2.50", "2.60")]
+    mine, theirs = _open_at_paper(trader, books, spread), _open_at_paper(other, books, spread)
+    prices.close("SPY", EARLY, "575.50")
+    trader_shard, other_shard = _apart(trader, other)
+
+    report = settle_expiries(provider=prices, at=EARLY_CLOSE + timedelta(minutes=1), market=books, shard=trader_shard)
+    assert report.settled == {"EXPIRED": 1}
+    assert (_trade(mine.pk).status, _trade(theirs.pk).status) == (TradeStatus.CLOSED, TradeStatus.OPEN)
+    with tenancy.system_context():  # the other account's paper books are not touched either
+        assert not PaperFill.objects.filter(owner_id=other.pk, settlement=True).exists()
+        assert PaperFill.objects.filter(owner_id=trader.pk, settlement=True).count() == 2
+
+    report = settle_expiries(provider=prices, at=EARLY_CLOSE + timedelta(minutes=1), market=books, shard=other_shard)
+    assert report.settled == {"EXPIRED": 1} and _trade(theirs.pk).status == TradeStatus.CLOSED
+    _reconciles(trader, books, [mine])
+    _reconciles(other, books, [theirs])
+
+
+def test_a_shard_tells_only_its_own_accounts_of_pin_risk(trader, prices, near_the_money):
+    other = UserFactory()
+    theirs = expiry_spread_trade(other, [("LONG", build_symbol("SPY", EARLY, "CALL", D(570)), 1, "4.30"),
+                                         ("SHORT", build_symbol("SPY", EARLY, "CALL", D(575)), 1, "2.50")])
+    at = datetime(2026, 11, 27, 17, 30, tzinfo=UTC)  # 12:30 of the early close: the short leg's last hour
+    assert pin_risk_tickers(at=at) == ["SPY"]  # what the coordinator quotes for the shards
+    trader_shard, other_shard = _apart(trader, other)
+    assert pin_risk_watch(provider=prices, at=at, shard=trader_shard) == 1
+    assert [trade_id for trade_id, _ in _alerts(trader)[0]] == [near_the_money.short_call.pk]
+    assert _alerts(other) == ([], 0)
+    assert pin_risk_watch(provider=prices, at=at, shard=other_shard) == 1
+    assert [trade_id for trade_id, _ in _alerts(other)[0]] == [theirs.pk]
