@@ -178,11 +178,28 @@ def test_a_stock_price_source_that_is_down_stops_no_cycle(api_as, trader, market
         TradeStatus.CLOSED, CloseReason.TP_HIT, None)
 
 
-def test_a_calls_stock_stop_closes_it_when_spy_falls_back_from_its_high(api_as, trader, market, monkeypatch):
-    stock = {"SPY": "600.00"}
+class _InProcessGroup:
+    """A coordinator's group of shard tasks, run here at once (no worker in these tests)."""
+
+    def __init__(self, signatures) -> None:
+        self.signatures = list(signatures)
+
+    def apply_async(self):
+        for signature in self.signatures:
+            signature.apply().get()
+
+
+@pytest.mark.parametrize("shards", [0, 2])
+def test_a_calls_stock_stop_closes_it_when_spy_falls_back_from_its_high(api_as, trader, market, monkeypatch, settings,
+                                                                         shards):
+    """Sharded, the coordinator asks for SPY's price once a cycle and the shard reads it from Redis."""
+    stock, stock_calls = {"SPY": "600.00"}, []
+    settings.MONITOR_SHARDS = shards
+    monkeypatch.setattr(tasks, "group", _InProcessGroup)
 
     class StockPrices(HandMadeBars):
         def underlying_quotes(self, symbols):
+            stock_calls.append(list(symbols))
             return {symbol: UnderlyingQuote(symbol=symbol, last=Decimal(stock[symbol]), bid=None, ask=None,
                                             quote_time=market.moment, source="hand") for symbol in symbols}
 
@@ -201,6 +218,22 @@ def test_a_calls_stock_stop_closes_it_when_spy_falls_back_from_its_high(api_as, 
     assert trade.realized_pnl == Decimal("50.00") and len(_sells(trader)) == 1
     [asked] = [e for e in _policy_events(trade.pk) if e.old_status == TradeStatus.OPEN]
     assert asked.payload["exit_policy"]["quote"]["underlying"] == "602.00"
+    assert stock_calls == [["SPY"]] * 3  # once a cycle, sharded or not
+
+
+def test_a_shard_s_exit_policies_look_at_its_own_accounts_only(api_as, trader, other_trader, market):
+    from monitoring import services
+    from monitoring.sharding import Shard
+
+    mine, theirs = (_open(api_as, user, {"trail_pct": "10"}) for user in (trader, other_trader))
+    count = abs(other_trader.pk - trader.pk) + 1  # a count that puts the two accounts in different shards
+    market.set_quote(CONTRACT, "5.00", "5.20")
+    report = services.apply_exit_policies(provider=None, market=market, at=market.moment,
+                                          shard=Shard(trader.pk % count, count))
+    assert (report.watched, report.stops_moved) == (1, 1)
+    with tenancy.system_context():
+        stops = {pk: PaperTrade.objects.get(pk=pk).sl_price for pk in (mine["id"], theirs["id"])}
+    assert stops == {mine["id"]: Decimal("4.50"), theirs["id"]: Decimal("3.00")}
 
 
 def test_a_broker_that_cannot_modify_gets_the_stop_moved_by_cancel_and_replace(api_as, trader, market, monkeypatch):
