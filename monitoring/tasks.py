@@ -220,11 +220,14 @@ def shard_task(name: str, job: str):
                        time_limit=min(max(coordinator * 4, 90), 2400))
 
 
-def _run_shard(task, *, job: str, slot: str, index: int, count: int, work) -> str:
+def _run_shard(task, *, job: str, slot: str, index: int, count: int, work, yields_to: str = "") -> str:
     """One shard of one cycle slot, at most once a slot: a redelivered copy of a finished shard
     does nothing, two copies never run at once (a copy whose first try died takes its lock over),
     and the shard that completes the slot records the job's heartbeat. `work(shard, slot)` reads
-    the coordinator's share (`QuotesGone` when it has expired: the accounts wait a cycle)."""
+    the coordinator's share (`QuotesGone` when it has expired: the accounts wait a cycle). While
+    the job lock `yields_to` is held the shard does nothing and is not noted done (its accounts
+    wait for the next cycle): checked after taking its own lock, as the other side does, so the
+    two never run together."""
     shard, slot_at = sharding.Shard(index, count), datetime.fromisoformat(slot)
     if sharding.shard_is_done(job=job, slot=slot_at, shard=shard):
         return f"shard {shard} of {slot}: done already"
@@ -234,6 +237,9 @@ def _run_shard(task, *, job: str, slot: str, index: int, count: int, work) -> st
             return f"shard {shard} of {slot}: skipped, still running"
         if sharding.shard_is_done(job=job, slot=slot_at, shard=shard):
             return f"shard {shard} of {slot}: done already"
+        if yields_to and get_redis_connection("default").exists(f"lock:{yields_to}"):
+            logger.info("%s shard %s skipped: %s is running", job, shard, yields_to)
+            return f"shard {shard} of {slot}: skipped, {yields_to} is running"
         try:
             report = work(shard, slot_at)
         except sharding.QuotesGone as gone:
@@ -320,18 +326,32 @@ def orders_shard(self, slot: str, at: str, index: int, count: int):
         market, stocks = _shared(ORDERS_JOB, slot_at)
         return services.orders_cycle(provider=stocks, market=market, at=datetime.fromisoformat(at), shard=shard)
 
-    return _run_shard(self, job=ORDERS_JOB, slot=slot, index=index, count=count, work=cycle)
+    return _run_shard(self, job=ORDERS_JOB, slot=slot, index=index, count=count, work=cycle,
+                      yields_to=RECONCILE_JOB)
+
+
+RECONCILE_JOB = "monitoring.reconcile_orders"
+
+
+def _locks_held(prefix: str) -> bool:
+    return next(get_redis_connection("default").scan_iter(match=f"lock:{prefix}*", count=1000), None) is not None
 
 
 @shared_task(name="monitoring.reconcile_orders", bind=True, expires=600, soft_time_limit=300, time_limit=400)
 def reconcile_orders(self):
     """The order sync with its orphan guard, once, whatever the hour: sent when a worker starts
     (after a deploy or a crash) and available to ops. Not on the beat schedule: outside the
-    session nothing polls. Shares the order sync's lock, so the two never overlap."""
-    with exclusive("monitoring.sync_orders", ttl=self.time_limit) as acquired:
+    session nothing polls. Shares the order sync's lock, so the two never overlap; sharded, it
+    also holds its own, which order shards yield to, and skips while one of them runs."""
+    with exclusive(ORDERS_JOB, ttl=self.time_limit) as acquired:
         if not acquired:
             return "skipped: an order sync is running"
-        return repr(services.sync_orders(at=market_clock.now()))
+        with exclusive(RECONCILE_JOB, ttl=self.time_limit) as mine:
+            if not mine:
+                return "skipped: a reconcile is running"
+            if _locks_held(f"{orders_shard.name}:"):
+                return "skipped: order shards are running"
+            return repr(services.sync_orders(at=market_clock.now()))
 
 
 @monitor_task("monitoring.request_forensics")

@@ -222,3 +222,22 @@ def test_the_order_shards_go_to_the_monitor_queue_and_are_never_on_the_beat(sett
         assert shard_task.acks_late and shard_task.reject_on_worker_lost
         assert not getattr(shard_task, "autoretry_for", ())  # never resent: it may place orders
     assert tasks.orders_shard.expires == 60 and tasks.match_paper_orders_shard.expires == 20
+
+
+def test_a_reconcile_and_an_order_shard_never_run_together(book, market):
+    slot = cycle_slot(market.moment, timedelta(seconds=60))
+    sharding.order_quotes_share(market=market, provider_factory=None, job=tasks.ORDERS_JOB, slot=slot,
+                                at=market.moment, ttl=180)
+    client = get_redis_connection("default")
+    client.set(f"lock:{tasks.RECONCILE_JOB}", "monitor-2@elsewhere|boot|1-abc", px=60_000)  # a reconcile at work
+    before = _outcome(book)
+    answer = tasks.orders_shard.apply(args=[slot.isoformat(), market.moment.isoformat(), 0, 1]).get()
+    assert answer.endswith(f"skipped, {tasks.RECONCILE_JOB} is running") and _outcome(book) == before
+    assert not sharding.shard_is_done(job=tasks.ORDERS_JOB, slot=slot, shard=sharding.Shard(0, 1))
+    client.delete(f"lock:{tasks.RECONCILE_JOB}")
+
+    client.set(f"lock:{tasks.orders_shard.name}:0/2", "monitor-2@elsewhere|boot|1-abc", px=60_000)  # a shard at work
+    assert tasks.reconcile_orders.apply().get() == "skipped: order shards are running"
+    assert _outcome(book) == before
+    client.delete(f"lock:{tasks.orders_shard.name}:0/2")
+    assert "SyncReport" in tasks.reconcile_orders.apply().get()
