@@ -171,11 +171,18 @@ def underlying_of(contract: OptionContract) -> str:
 
 
 def as_contracts(contracts: Iterable[OptionContract | str]) -> dict[str, OptionContract]:
-    """Accepts contracts or OCC symbols, keyed by symbol; duplicates collapse to one."""
+    """Accepts contracts or OCC symbols, keyed by symbol; duplicates collapse to one.
+
+    An ASCII symbol that parses is already its contract's symbol (the pattern admits one spelling
+    per contract), so it keys itself and the symbol is not rebuilt: a quarter of the cost of a book
+    of ten thousand. Any other (`\\d` also matches non-ASCII digits) is rebuilt."""
     result = {}
     for item in contracts:
-        contract = item if isinstance(item, OptionContract) else parse_symbol(item)
-        result[contract.symbol] = contract
+        if isinstance(item, OptionContract):
+            result[item.symbol] = item
+        else:
+            contract = parse_symbol(item)
+            result[item if item.isascii() else contract.symbol] = contract
     return result
 
 
