@@ -23,9 +23,13 @@ from monitoring.marketdata.simulated import (
     NICKEL,
     PROFILES,
     VIX,
+    Market,
     SimulatedProvider,
     _cents_many,
+    _spreads_many,
     _to_tick,
+    profile,
+    spread,
 )
 
 NY = ZoneInfo("America/New_York")
@@ -180,3 +184,49 @@ def test_greeks_quantize_exactly_as_greek_does():
                    float(np.nextafter((micro + 0.5) / 1e6, 0))]
     got = quantized(np.array(values), 6, greek)
     assert [repr(value) for value in got] == [repr(greek(value)) for value in values]
+
+
+def test_a_symbol_keys_itself_and_one_with_non_ascii_digits_its_ascii_spelling():
+    """`as_contracts` no longer rebuilds an ASCII symbol; it must still key every contract by its
+    canonical symbol, so a symbol written with Arabic-Indic digits (`\\d` matches them) is rebuilt."""
+    ascii_symbol = "SPY260116C00570000"
+    arabic = ascii_symbol[:3] + "".join(chr(0x0660 + int(digit)) if digit.isdigit() else digit
+                                        for digit in ascii_symbol[3:])
+    book = as_contracts([ascii_symbol, arabic, "SPXW261218P05900500"])
+    assert list(book) == [ascii_symbol, "SPXW261218P05900500"]
+    assert all(contract.symbol == symbol for symbol, contract in book.items())
+
+
+def _surface_points(count: int):
+    draw = random.Random(9)
+    for _ in range(count):
+        symbol = draw.choice([*sorted(PROFILES), VIX, "ZQXR"])
+        spot = draw.uniform(5, 6000)
+        yield (symbol, spot * draw.uniform(0.05, 8), draw.choice((0.0, 1e-7, 1 / 365, draw.uniform(0, 3))), spot,
+               draw.uniform(9, 80))
+
+
+def test_the_iv_surface_as_arrays_is_bit_identical_to_implied_vol():
+    """Bit for bit, not just to the six places a quote shows: an ulp off would only show in a
+    quote now and then (numpy's exp here changes no quote of a 20,000-contract book)."""
+    market = Market("book")
+    for vix in (9.0, 18.0, 75.0):
+        points = [point[:4] for point in _surface_points(5000)]
+        symbols, strikes, years, spots = zip(*points, strict=True)
+        got = market.implied_vols(np.array([symbol == VIX for symbol in symbols]),
+                                  np.array([profile(symbol)[1] for symbol in symbols]),
+                                  np.array(strikes), np.array(years), np.array(spots), vix)
+        expected = [market.implied_vol(*point, vix) for point in points]
+        assert [value.hex() for value in got.tolist()] == [value.hex() for value in expected]
+
+
+@pytest.mark.parametrize("penny", [False, True])
+def test_spreads_as_arrays_are_the_spread_of_each_contract(penny):
+    draw = random.Random(13)
+    theoretical = [0.0, 0.005, 0.01, 0.29, 0.5, 2.99, 3.0, 3.02, *(draw.uniform(0, 50) for _ in range(20000)),
+                   *(draw.randrange(0, 5000) / 100 for _ in range(5000))]
+    delta = [draw.uniform(-1, 1) for _ in theoretical]
+    symbol = "SPY" if penny else "AAPL"
+    bid, ask = _spreads_many(np.full(len(theoretical), penny), np.array(theoretical), np.array(delta))
+    got = [(Decimal(b).scaleb(-2), Decimal(a).scaleb(-2)) for b, a in zip(bid.tolist(), ask.tolist(), strict=True)]
+    assert got == [spread(symbol, value, d) for value, d in zip(theoretical, delta, strict=True)]
