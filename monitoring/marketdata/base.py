@@ -171,11 +171,19 @@ def underlying_of(contract: OptionContract) -> str:
 
 
 def as_contracts(contracts: Iterable[OptionContract | str]) -> dict[str, OptionContract]:
-    """Accepts contracts or OCC symbols, keyed by symbol; duplicates collapse to one."""
+    """Accepts contracts or OCC symbols, keyed by symbol; duplicates collapse to one.
+
+    An ASCII symbol that parses is already its contract's symbol (the pattern admits one spelling
+    per contract), so it keys itself: rebuilding it costs about as much as parsing it, and a
+    matching run quotes a book of 100,000. A non-ASCII one (the pattern's `\\d` matches other
+    digits too) is keyed by its rebuilt, ASCII symbol, as before."""
     result = {}
     for item in contracts:
-        contract = item if isinstance(item, OptionContract) else parse_symbol(item)
-        result[contract.symbol] = contract
+        if isinstance(item, OptionContract):
+            result[item.symbol] = item
+        else:
+            contract = parse_symbol(item)
+            result[item if item.isascii() else contract.symbol] = contract
     return result
 
 

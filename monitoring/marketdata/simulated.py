@@ -17,6 +17,10 @@ Python guarantees across versions and which, unlike `hash()`, ignores PYTHONHASH
 
 Quotes are as of the injected clock's time; when the market is closed they are as of the last
 close, and `quote_time` says so.
+
+`option_quotes` prices a whole book at once with numpy (a monitor cycle or a matching run asks for
+thousands of contracts); `_option_quote`, one contract at a time, stays the reference that option
+bars use, and the batch gives the identical quote, Decimal for Decimal (see `_quote_book`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from statistics import NormalDist
 
+import numpy as np
+
+from brokers.blackscholes import black_scholes_many, each, larger, smaller
 from brokers.occ import OptionContract
 from monitoring import clock as market_clock
 
@@ -48,6 +55,7 @@ from .base import (
     price,
     underlying_of,
 )
+from .exact_decimals import floor_ceiling_or_half_even, quantized
 from .listing import simulated_expirations
 from .pricing import black_scholes
 
@@ -80,16 +88,21 @@ _NORMAL = NormalDist()
 
 
 def _uniform(*parts) -> float:
-    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return _uniform_text("|".join(map(str, parts)))
+
+
+def _uniform_text(text: str) -> float:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
 
 
 def _normals(stream: random.Random, count: int) -> list[float]:
     return [_NORMAL.inv_cdf(min(max(stream.random(), 1e-12), 1 - 1e-12)) for _ in range(count)]
 
 
+@lru_cache(maxsize=65536)
 def profile(symbol: str) -> tuple[float, float]:
-    """(price on REFERENCE_DAY, annual volatility): from the table, else stable from the name."""
+    """(price on REFERENCE_DAY, annual volatility): from the table, else stable from the name.
+    Cached: every quote asks, and an unlisted name costs two SHA-256 digests."""
     if symbol in PROFILES:
         return PROFILES[symbol]
     start = math.exp(math.log(10) + _uniform("start", symbol) * (math.log(500) - math.log(10)))
@@ -207,6 +220,19 @@ class Market:
         skew = 0.15 if symbol == VIX else -0.12
         return max(atm * (1 + skew * moneyness + 0.025 * moneyness * moneyness), 0.3 * atm)
 
+    def implied_vols(self, is_vix: np.ndarray, base: np.ndarray, strike: np.ndarray, years: np.ndarray,
+                     spot: np.ndarray, vix: float) -> np.ndarray:
+        """`implied_vol` for arrays (`base` is each ticker's profile volatility), the same float
+        operations in the same order, so each element is bit-identical to the scalar one."""
+        base = np.where(is_vix, 0.85, base * 1.1)
+        level = min(max(vix / VIX_MEAN, 0.6), 3.0) ** 0.9
+        weight = each(math.exp, -years / 0.25)
+        atm = base * (1.05 * (1 - weight) + level * weight)
+        scale = atm * np.sqrt(larger(years, 1 / 365))
+        moneyness = smaller(larger(each(math.log, strike / (spot * each(math.exp, RATE * years))) / scale, -4.0), 4.0)
+        skew = np.where(is_vix, 0.15, -0.12)
+        return larger(atm * (1 + skew * moneyness + 0.025 * moneyness * moneyness), 0.3 * atm)
+
 
 @lru_cache(maxsize=4096)
 def _minute_path(seed: str, symbol: str, day: date, log_open: float, log_close: float) -> tuple[float, ...]:
@@ -248,6 +274,35 @@ def spread(symbol: str, theoretical: float, delta: float) -> tuple[Decimal, Deci
     return bid, ask
 
 
+_TICK_MODES = {ROUND_FLOOR: "floor", ROUND_CEILING: "ceiling", ROUND_HALF_EVEN: "half_even"}
+
+
+def _cents_many(values: np.ndarray, penny: np.ndarray, rounding: str) -> np.ndarray:
+    """`_to_tick(value, option_tick(symbol, value), rounding)` as whole cents, for arrays (`penny`:
+    the ticker quotes in pennies throughout). Values too near a tick for floats to be sure take the
+    scalar `_to_tick`, so every element is identical to it."""
+    nickel = ~penny & ~(values < 3)
+    scaled = larger(values, 0.0) / np.where(nickel, 0.05, 0.01)
+    integers, unsure = floor_ceiling_or_half_even(scaled, _TICK_MODES[rounding])
+    cents = integers * np.where(nickel, 5, 1)
+    for index in np.flatnonzero(unsure).tolist():
+        value = float(values[index])
+        cents[index] = int(_to_tick(value, NICKEL if nickel[index] else CENT, rounding).scaleb(2))
+    return cents
+
+
+def _spreads_many(penny: np.ndarray, theoretical: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`spread` for arrays, as (bid, ask) in whole cents: the same float operations in the same order."""
+    far = larger(0.0, 1 - np.abs(delta) / 0.25)
+    tick = np.where(penny | (theoretical < 3), 0.01, 0.05)
+    width = larger(2 * tick, theoretical * (0.02 + 0.15 * far))
+    width = np.where(theoretical < 0.5, width + 0.02, width)
+    bid = _cents_many(theoretical - width / 2, penny, ROUND_FLOOR)
+    ask = _cents_many(theoretical + width / 2, penny, ROUND_CEILING)
+    locked = ask <= bid
+    return bid, np.where(locked, bid + np.where(penny | (bid < 300), 1, 5), ask)
+
+
 # What the simulated market lists options on: the table's tickers and VIX. It quotes any ticker
 # (the monitor's context reads sector ETFs and scanners' picks alike), but lists options, and
 # answers the market API, only for these.
@@ -273,11 +328,98 @@ class SimulatedProvider(MarketDataProvider):
 
     def option_quotes(self, contracts: Iterable[OptionContract | str]) -> dict[str, OptionQuote]:
         at = self.clock()
-        spots: dict[tuple[str, datetime], float] = {}
-        vix = self.market.spot(VIX, at)
-        return {
-            symbol: self._option_quote(contract, at, spots, vix) for symbol, contract in as_contracts(contracts).items()
-        }
+        book = as_contracts(contracts)
+        if not book:
+            return {}
+        return self._quote_book(book, at, self.market.spot(VIX, at))
+
+    def _quote_book(self, book: dict[str, OptionContract], at: datetime, vix: float) -> dict[str, OptionQuote]:
+        """`_option_quote` for every contract of `book`, priced as arrays: what is per expiry (the
+        moment observed, the session) and per underlying (the spot) is worked out once, the IV
+        surface, Black–Scholes and the spread run in numpy, and the floats become Decimals through
+        `exact_decimals`. Every quote is identical to `_option_quote`'s, Decimal for Decimal
+        (monitoring/tests/test_marketdata_simulated_book.py checks a wide book against it)."""
+        seed = self.market.seed
+        moments: dict[date, tuple[datetime, float, float, str]] = {}  # expiry: observed, years, elapsed, day
+        underlyings: dict[str, tuple[str, float, bool, bool]] = {}  # root: ticker, volatility, VIX?, pennies?
+        spots: dict[tuple[str, datetime], tuple[float, Decimal | None]] = {}
+        rows, observed_at, underlying_prices = [], [], []
+        for symbol, contract in book.items():
+            moment = moments.get(contract.expiry)
+            if moment is None:
+                cutoff = market_clock.expiry_cutoff(contract.expiry)
+                observed = self.market.observed_at(min(at, cutoff))
+                session = market_clock.session_for(market_clock.market_date(observed))
+                moment = moments[contract.expiry] = (
+                    observed, max((cutoff - observed).total_seconds() / YEAR_SECONDS, 0.0),
+                    (observed - session.open) / (session.close - session.open), str(session.day),
+                )
+            observed, years, elapsed, day = moment
+            underlying = underlyings.get(contract.root)
+            if underlying is None:
+                ticker = underlying_of(contract)
+                underlying = underlyings[contract.root] = (
+                    ticker, profile(ticker)[1], ticker == VIX, ticker in PENNY_EVERYWHERE,
+                )
+            ticker, volatility, is_vix, penny = underlying
+            key = (ticker, observed)
+            if key not in spots:
+                spot = self.market.spot(ticker, observed)
+                spots[key] = (spot, price(round(spot, 2)))
+            spot, underlying_price = spots[key]
+            # The two draws are `_uniform(seed, "oi", symbol, day)` and `_uniform(seed, "volume", symbol, day)`.
+            rows.append((
+                spot, float(contract.strike), years, elapsed, volatility, contract.option_type == "CALL", is_vix, penny,
+                _uniform_text(f"{seed}|oi|{symbol}|{day}"), _uniform_text(f"{seed}|volume|{symbol}|{day}"),
+            ))
+            observed_at.append(observed)
+            underlying_prices.append(underlying_price)
+        columns = np.array(rows, dtype=np.float64).T
+        spot, strike, years, elapsed, base, interest_draw, volume_draw = columns[[0, 1, 2, 3, 4, 8, 9]]
+        is_call, is_vix, penny = columns[5] != 0, columns[6] != 0, columns[7] != 0
+
+        live = years > 0
+        iv = np.where(live, self.market.implied_vols(is_vix, base, strike, years, spot, vix), 0.0)
+        value = black_scholes_many(spot=spot, strike=strike, years=years, vol=iv, rate=RATE, is_call=is_call)
+        bid, ask = _spreads_many(penny, value.price, value.delta)
+        last = _cents_many(value.price, penny, ROUND_HALF_EVEN)
+        interest = 10 + np.trunc(20000 * interest_draw * each(math.exp, -3 * np.abs(each(math.log, strike / spot))))
+        volume = np.trunc(interest * 0.4 * volume_draw * elapsed)
+        greeks = [quantized(array, 6, greek) for array in (value.delta, value.gamma, value.theta, value.vega, iv)]
+        cents: dict[int, Decimal] = {}
+
+        def in_cents(amount: int) -> Decimal:
+            if amount not in cents:
+                cents[amount] = Decimal(amount).scaleb(-2)
+            return cents[amount]
+
+        quotes = {}
+        quoted = zip(book.items(), bid.tolist(), ask.tolist(), last.tolist(), interest.astype(np.int64).tolist(),
+                     volume.astype(np.int64).tolist(), *greeks, live.tolist(), observed_at, underlying_prices,
+                     strict=True)
+        for (symbol, contract), bid_c, ask_c, last_c, oi, vol, delta, gamma, theta, vega, sigma, priced, observed, \
+                underlying_price in quoted:
+            bid_d, ask_d = in_cents(bid_c), in_cents(ask_c)
+            # `midpoint(bid, ask)` in whole hundredths of a cent; it is only None for a crossed or zero ask.
+            mark = Decimal(50 * (bid_c + ask_c)).scaleb(-4) if 0 < ask_c and bid_c <= ask_c else midpoint(bid_d, ask_d)
+            quotes[symbol] = OptionQuote(
+                contract=contract,
+                bid=bid_d,
+                ask=ask_d,
+                mark=mark,
+                last=in_cents(last_c),
+                volume=vol,
+                open_interest=oi,
+                delta=delta,
+                gamma=gamma,
+                theta=theta,
+                vega=vega,
+                iv=sigma if priced else None,
+                underlying_price=underlying_price,
+                quote_time=observed,
+                source=self.source,
+            )
+        return quotes
 
     def _option_quote(self, contract: OptionContract, at: datetime, spots: dict, vix: float) -> OptionQuote:
         ticker = underlying_of(contract)
