@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from math import ceil
 from typing import Protocol
@@ -25,6 +25,7 @@ from . import net_price
 from .models import (
     ACTIVE_STATUSES,
     CONTRACT_MULTIPLIER,
+    FINAL_STATUSES,
     UNFILLED_STATUSES,
     AccountSettings,
     ChannelMessage,
@@ -483,11 +484,44 @@ def commission_rates(*, owner_ids) -> dict[int, Decimal]:
     return {account.owner_id: account.commission_rate for account in accounts}
 
 
+# How far outside its own lifetime a trade may have marks: a cycle's slot is floored (up to a
+# cycle before the fill), a backfilled bar ends up to its length after the close.
+SNAPSHOT_MARGIN = timedelta(days=1)
+
+
+def _utc_month(at: datetime) -> datetime:
+    moment = at.astimezone(UTC)
+    return datetime(moment.year, moment.month, 1, tzinfo=UTC)
+
+
+def _utc_month_after(at: datetime) -> datetime:
+    month = _utc_month(at)
+    return datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+
+
+def lifetime_snapshots(trade: PaperTrade) -> QuerySet:
+    """The trade's snapshots, bounded by the UTC months it lived in: from the month of its entry
+    (or creation, whichever is first: an imported trade entered before it was created) to the
+    month of its close for a final trade, each widened by SNAPSHOT_MARGIN. The price history is
+    partitioned by UTC month, so the planner reads only those months' partitions instead of one
+    index per month kept (issue 20: at 100 M rows over a year of months the difference is the
+    chart's cost). The same rows as `trade.snapshots`: no snapshot is written outside these months
+    (the monitor marks held trades only). A trade still held has no upper bound."""
+    snapshots = trade.snapshots.all()
+    started = min((at for at in (trade.entry_date, trade.created_at) if at is not None), default=None)
+    if started is not None:
+        snapshots = snapshots.filter(timestamp__gte=_utc_month(started - SNAPSHOT_MARGIN))
+    if trade.status in FINAL_STATUSES and trade.close_date is not None:
+        snapshots = snapshots.filter(timestamp__lt=_utc_month_after(trade.close_date + SNAPSHOT_MARGIN))
+    return snapshots
+
+
 def trade_snapshots(*, trade: PaperTrade, max_points: int = MAX_CHART_POINTS) -> list[dict]:
     """The trade's price history in time order, thinned to at most `max_points` rows by keeping
     every n-th one (and always the last), so a long trade's chart stays light. Reads the
-    monitoring app's snapshots through the reverse relation: trades does not import monitoring."""
-    snapshots = trade.snapshots.order_by("timestamp", "kind")
+    monitoring app's snapshots through the reverse relation: trades does not import monitoring.
+    Only the months the trade lived in are read (`lifetime_snapshots`)."""
+    snapshots = lifetime_snapshots(trade).order_by("timestamp", "kind")
     total = snapshots.count()
     if total <= max_points:
         return list(snapshots.values(*SNAPSHOT_FIELDS))
