@@ -36,12 +36,14 @@ Run (a database of its own; the migrate makes the schema and the signed tenant c
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradeoptions.settings.local")
@@ -55,12 +57,13 @@ import psycopg  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from brokers.occ import build_symbol  # noqa: E402
 from monitoring.partitions import TABLE, partition_months, partition_name  # noqa: E402
 from tradeoptions import tenancy  # noqa: E402
+from trades import selectors  # noqa: E402
 from trades.models import PaperTrade, TradeStatus  # noqa: E402
-from trades.selectors import trade_snapshots  # noqa: E402
 
 TRADES = int(os.environ.get("BENCH_SNAPSHOT_TRADES", 20_000))
 USERS = int(os.environ.get("BENCH_SNAPSHOT_USERS", 2_000))
@@ -211,24 +214,52 @@ def _load_month(owner: psycopg.Connection, cursor: psycopg.Cursor, month: dateti
     return rows
 
 
-def _median_ms(run, times: int = 15) -> float:
-    run()  # warm: the first read of a cold page is the disk's figure, not the query's
+def _timed_ms(run, times: int = 15) -> tuple[float, float]:
+    """The first run (whatever of it the caches do not hold yet) and the median of `times` more."""
     samples = []
-    for _ in range(times):
+    for _ in range(times + 1):
         started = time.perf_counter()
         run()
         samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
+    return samples[0], statistics.median(samples[1:])
 
 
-def _plan(sql: str, params) -> str:
+def _plan(sql: str, params=None) -> str:
+    """The plan's shape in a few lines: its top nodes, how many month partitions it reads, the
+    buffers of the whole and the execution time (EXPLAIN ANALYZE, as the current user)."""
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, params)
-        return "\n".join("    " + line for line, in cursor.fetchall())
+        lines = [line for line, in cursor.fetchall()]
+    nodes = [line.strip().removeprefix("->").strip().split(" (actual")[0] for line in lines
+             if "(actual" in line][:4]
+    months = {name for line in lines for name in re.findall(rf"{TABLE}_(y\d{{4}}m\d{{2}}|default)\b", line)}
+    buffers = next((line.strip() for line in lines if line.strip().startswith("Buffers:")), "")
+    timing = "; ".join(line.strip() for line in lines if line.startswith(("Planning Time", "Execution Time")))
+    return (f"    plan: {' / '.join(nodes)}\n    reads {len(months)} partitions ({', '.join(sorted(months))}); "
+            f"{buffers}; {timing}")
+
+
+def _last_query(run) -> str:
+    with CaptureQueriesContext(connection) as queries:
+        run()
+    return queries.captured_queries[-1]["sql"]
+
+
+def _unbounded(trade: PaperTrade):
+    """The chart as it was before issue 20's bound: every month's partition asked."""
+    with mock.patch.object(selectors, "lifetime_snapshots", lambda trade: trade.snapshots.all()):
+        return selectors.trade_snapshots(trade=trade)
+
+
+def _distinct_on_latest(trade_ids: list[int]) -> list[dict]:
+    """marks_freshness's latest snapshots as they were read before issue 20."""
+    return list(PaperTrade.snapshots.rel.related_model.objects.filter(trade_id__in=trade_ids)
+                .order_by("trade_id", "-timestamp", "-kind").distinct("trade_id")
+                .values("trade_id", "timestamp", "source", "delayed", "quote_time"))
 
 
 def measure() -> None:
-    print(f"load average: {os.getloadavg()}")
+    print(f"load average at start: {' '.join(f'{load:.2f}' for load in os.getloadavg())}")
     with tenancy.system_context(), connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM {TABLE}")
         rows = cursor.fetchone()[0]
@@ -243,39 +274,53 @@ def measure() -> None:
           f"({months[0]:%Y-%m} to {months[-1]:%Y-%m}) and the default ({strays} rows)")
     print(f"storage: heap {heap / 2**30:.1f} GiB + indexes {indexes / 2**30:.1f} GiB; per million rows "
           f"{heap / rows * 1e6 / 2**20:.0f} + {indexes / rows * 1e6 / 2**20:.0f} MiB")
-    # An old trade (closed a year ago, over two months) and a held one; a user holding several.
-    old = next(t for t in trades if t.close_date and t.entry_date.month != t.close_date.month)
-    held = next(t for t in reversed(trades) if t.status == TradeStatus.OPEN and t.owner_id != old.owner_id)
-    for label, trade in (("old (closed)", old), ("held", held)):
+    # An old trade (closed most of a year ago, over two months), a recent closed one, a held one.
+    old = next(t for t in trades if t.close_date and t.entry_date.month != t.close_date.month
+               and t.entry_date > _month_start(trades[0].entry_date) + timedelta(days=62))
+    recent = next(t for t in reversed(trades) if t.status == TradeStatus.CLOSED)
+    held = next(t for t in reversed(trades) if t.status == TradeStatus.OPEN)
+    for label, trade in (("old closed", old), ("recent closed", recent), ("held", held)):
         with tenancy.acting_as(trade.owner_id):
-            points = len(trade_snapshots(trade=trade))
-            chart = _median_ms(lambda trade=trade: trade_snapshots(trade=trade))
-            latest = _median_ms(lambda trade=trade: _fetch(LATEST_ONE, [trade.pk]))
-            print(f"{label} trade {trade.pk} ({trade.entry_date:%Y-%m-%d} to "
-                  f"{(trade.close_date or NOW):%Y-%m-%d}): chart of {points} points {chart:.1f} ms median; "
-                  f"latest mark {latest:.2f} ms median")
+            points = len(selectors.trade_snapshots(trade=trade))
+            assert selectors.trade_snapshots(trade=trade) == _unbounded(trade)
+            first, chart = _timed_ms(lambda trade=trade: selectors.trade_snapshots(trade=trade))
+            _, unbounded = _timed_ms(lambda trade=trade: _unbounded(trade))
+            first_latest, latest = _timed_ms(lambda trade=trade: _fetch(LATEST_ONE, [trade.pk]))
+            print(f"{label} trade {trade.pk} ({trade.entry_date:%Y-%m-%d %H:%M} to "
+                  f"{(trade.close_date or NOW):%Y-%m-%d %H:%M}), as its owner:")
+            print(f"  chart ({points} points): first {first:.1f} ms, median {chart:.1f} ms; "
+                  f"without the lifetime bound {unbounded:.1f} ms median")
+            print(_plan(_last_query(lambda trade=trade: selectors.trade_snapshots(trade=trade))))
+            print(f"  latest mark (ORDER BY timestamp DESC LIMIT 1): first {first_latest:.2f} ms, "
+                  f"median {latest:.2f} ms")
             print(_plan(LATEST_ONE, [trade.pk]))
-            print(_chart_plan(trade))
     mine = [t.pk for t in trades if t.owner_id == held.owner_id]
-    open_mine = [t.pk for t in trades if t.owner_id == held.owner_id and t.status == TradeStatus.OPEN]
+    held_mine = [t.pk for t in trades if t.owner_id == held.owner_id and t.status == TradeStatus.OPEN]
     with tenancy.acting_as(held.owner_id):
-        for label, ids in (("all", mine), ("held", open_mine)):
-            ms = _median_ms(lambda ids=ids: _fetch(LATEST_OF_MANY, [ids]))
-            print(f"latest mark of a user's {len(ids)} {label} positions, LATERAL … LIMIT 1: {ms:.2f} ms median")
+        for label, ids in (("", mine), (" held", held_mine)):
+            first, ms = _timed_ms(lambda ids=ids: _fetch(LATEST_OF_MANY, [ids]))
+            print(f"latest mark of a user's {len(ids)}{label} positions, LATERAL … LIMIT 1: first {first:.2f} ms, "
+                  f"median {ms:.2f} ms")
         print(_plan(LATEST_OF_MANY, [mine]))
-    print(f"load average: {os.getloadavg()}")
 
+        def freshness():  # a page of the user's 10 trades (the list asks for its held ones only)
+            return selectors.marks_freshness(trade_ids=mine, now=NOW, market_open=True)
 
-def _chart_plan(trade: PaperTrade) -> str:
-    """The plan of the chart's thinning query (the heavier of its two), as Django sends it."""
-    from django.test.utils import CaptureQueriesContext
-
-    with CaptureQueriesContext(connection) as queries:
-        trade_snapshots(trade=trade)
-    last = queries.captured_queries[-1]["sql"]
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + last)
-        return "\n".join("    " + line for line, in cursor.fetchall())
+        answer = freshness()
+        assert len(answer) == len(mine)
+        with mock.patch.object(selectors, "_latest_snapshots", _distinct_on_latest):
+            assert freshness() == answer  # the same answer as before issue 20
+            before_first, before = _timed_ms(freshness, times=3)
+        with CaptureQueriesContext(connection) as queries:
+            freshness()
+        first, ms = _timed_ms(freshness, times=7)
+        print(f"marks_freshness (the trade list's mark source and frozen flag) of the user's {len(mine)} "
+              f"trades, {len(queries.captured_queries)} queries: first {first:.1f} ms, median {ms:.1f} ms")
+        for query in queries.captured_queries:
+            print(_plan(query["sql"]))
+        print(f"  before issue 20 (DISTINCT ON … trade_id IN for the latest): first {before_first:.1f} ms, "
+              f"median {before:.1f} ms")
+    print(f"load average at end: {' '.join(f'{load:.2f}' for load in os.getloadavg())}")
 
 
 def _fetch(sql: str, params) -> list:

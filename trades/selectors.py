@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Window
 from django.db.models.functions import Coalesce, RowNumber
 
@@ -550,13 +551,31 @@ class MarkFreshness:
     frozen: bool
 
 
+# Each trade's latest snapshot, one backward index probe per trade and month (the unique
+# (trade, timestamp, kind) index), stopping at the first row. Not DISTINCT ON with trade_id IN:
+# the planner reads every snapshot of those trades in every month and sorts them (issue 20: at
+# 10 M rows, 0.8 s for 10 trades against 0.25 ms this way; docs/benchmarks.md).
+_LATEST_SNAPSHOTS = """
+    SELECT t.id, s."timestamp", s.source, s.delayed, s.quote_time FROM unnest(%s::bigint[]) AS t(id)
+     CROSS JOIN LATERAL (SELECT "timestamp", source, delayed, quote_time FROM {table}
+                          WHERE trade_id = t.id ORDER BY "timestamp" DESC, kind DESC LIMIT 1) s"""
+
+
+def _latest_snapshots(trade_ids: list[int]) -> list[dict]:
+    """The latest snapshot of each trade that has one (row-level security scopes them)."""
+    table = PaperTrade.snapshots.rel.related_model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(_LATEST_SNAPSHOTS.format(table=table), [trade_ids])
+        return [dict(zip(("trade_id", "timestamp", "source", "delayed", "quote_time"), row, strict=True))
+                for row in cursor.fetchall()]
+
+
 def marks_freshness(*, trade_ids: Iterable[int], now: datetime, market_open: bool) -> dict[int, MarkFreshness]:
     """For each trade with a snapshot: its latest mark's source, delay and quote time, and whether it
     is frozen. Two queries for a whole page of trades. Reads the monitoring app's snapshots through
     the reverse relation (trades does not import monitoring); row-level security scopes them."""
     snapshots = PaperTrade.snapshots.rel.related_model.objects
-    latest = list(snapshots.filter(trade_id__in=list(trade_ids)).order_by("trade_id", "-timestamp", "-kind")
-                  .distinct("trade_id").values("trade_id", "timestamp", "source", "delayed", "quote_time"))
+    latest = _latest_snapshots(list(trade_ids))
     quoted = [row for row in latest if row["quote_time"] is not None]
     # The first cycle that carried each latest quote: since then the source has had nothing new.
     first_seen = {}
