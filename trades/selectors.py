@@ -570,19 +570,30 @@ def _latest_snapshots(trade_ids: list[int]) -> list[dict]:
                 for row in cursor.fetchall()]
 
 
+def _live_for(delayed: bool) -> timedelta:
+    """How old a quote may be and still count as live."""
+    return FRESH_FOR + (DELAYED_BY if delayed else timedelta(0))
+
+
 def marks_freshness(*, trade_ids: Iterable[int], now: datetime, market_open: bool) -> dict[int, MarkFreshness]:
     """For each trade with a snapshot: its latest mark's source, delay and quote time, and whether it
     is frozen. Two queries for a whole page of trades. Reads the monitoring app's snapshots through
     the reverse relation (trades does not import monitoring); row-level security scopes them."""
     snapshots = PaperTrade.snapshots.rel.related_model.objects
     latest = _latest_snapshots(list(trade_ids))
-    quoted = [row for row in latest if row["quote_time"] is not None]
     # The first cycle that carried each latest quote: since then the source has had nothing new.
+    # Asked only where it can matter: a quote already older than any live one may be is frozen
+    # whatever its first cycle. A snapshot carries a quote the source gave before it was written
+    # (a slot is floored by one cycle at most), so that cycle is looked for from a day before the
+    # quote's time on: a day's index range of the trade in one or two months, not its whole history.
+    quoted = [row for row in latest
+              if row["quote_time"] is not None and now - row["quote_time"] <= _live_for(row["delayed"])]
     first_seen = {}
     if market_open and quoted:
         same_quote = Q()
         for row in quoted:
-            same_quote |= Q(trade_id=row["trade_id"], quote_time=row["quote_time"])
+            same_quote |= Q(trade_id=row["trade_id"], quote_time=row["quote_time"],
+                            timestamp__gte=row["quote_time"] - SNAPSHOT_MARGIN)
         first_seen = dict(snapshots.filter(same_quote).values("trade_id").annotate(first=Min("timestamp"))
                           .values_list("trade_id", "first"))
     answer = {}
@@ -590,7 +601,7 @@ def marks_freshness(*, trade_ids: Iterable[int], now: datetime, market_open: boo
         quote_time = row["quote_time"]
         frozen = False
         if market_open and quote_time is not None:
-            allowed = FRESH_FOR + (DELAYED_BY if row["delayed"] else timedelta(0))
+            allowed = _live_for(row["delayed"])
             unmoved_for = row["timestamp"] - first_seen.get(row["trade_id"], row["timestamp"])
             frozen = now - quote_time > allowed or unmoved_for > allowed
         answer[row["trade_id"]] = MarkFreshness(source=row["source"], delayed=row["delayed"], quote_time=quote_time,

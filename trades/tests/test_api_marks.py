@@ -190,3 +190,17 @@ def test_the_mark_source_is_each_trades_own_latest_snapshot_over_every_month(tra
     with tenancy.acting_as(trader.pk):
         found = marks_freshness(trade_ids=[mine.pk, unmarked.pk, theirs.pk], now=SATURDAY, market_open=False)
     assert {pk: mark.source for pk, mark in found.items()} == {mine.pk: "simulated"}
+
+
+def test_a_quote_too_old_to_be_live_is_frozen_without_looking_for_its_first_cycle(trader):
+    """The first cycle of a quote only matters while the quote is young enough to be live: an old
+    one is frozen whatever it was, so the page asks one query, not two."""
+    stale, live = PaperTradeFactory(owner=trader), PaperTradeFactory(owner=trader)
+    _cycles(stale, until=TUESDAY, count=3, quote_time=lambda slot: TUESDAY - timedelta(hours=2))
+    _cycles(live, until=TUESDAY, count=3, quote_time=lambda slot: slot - timedelta(seconds=2))
+    with tenancy.acting_as(trader.pk), CaptureQueriesContext(connection) as queries:
+        only_stale = marks_freshness(trade_ids=[stale.pk], now=TUESDAY, market_open=True)
+    assert only_stale[stale.pk].frozen and len(queries.captured_queries) == 1
+    with tenancy.acting_as(trader.pk):
+        both = marks_freshness(trade_ids=[stale.pk, live.pk], now=TUESDAY, market_open=True)
+    assert (both[stale.pk].frozen, both[live.pk].frozen) == (True, False)
