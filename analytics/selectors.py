@@ -889,8 +889,9 @@ def _dataset_query(*, user: AbstractBaseUser, filters: AnalyticsFilters | None) 
 
 def snapshot_summary(*, trade: PaperTrade) -> dict:
     """How much price history a trade has, at a glance: snapshots per kind, the first and last
-    recorded rows (SNAPSHOT_FIELDS) and the range of the mark, in four queries whatever the count."""
-    snapshots = PriceSnapshot.objects.filter(trade=trade)
+    recorded rows (SNAPSHOT_FIELDS) and the range of the mark, in four queries whatever the count.
+    Only the months the trade lived in are read (`lifetime_snapshots`, as its chart)."""
+    snapshots = trade_selectors.lifetime_snapshots(trade)
     totals = snapshots.aggregate(count=Count("id"), high=Max("mark_price"), low=Min("mark_price"))
     ordered = snapshots.order_by("timestamp", "kind").values(*SNAPSHOT_FIELDS)
     return {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from math import ceil
 from typing import Protocol
@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Window
 from django.db.models.functions import Coalesce, RowNumber
 
@@ -25,6 +26,7 @@ from . import net_price
 from .models import (
     ACTIVE_STATUSES,
     CONTRACT_MULTIPLIER,
+    FINAL_STATUSES,
     UNFILLED_STATUSES,
     AccountSettings,
     ChannelMessage,
@@ -483,11 +485,44 @@ def commission_rates(*, owner_ids) -> dict[int, Decimal]:
     return {account.owner_id: account.commission_rate for account in accounts}
 
 
+# How far outside its own lifetime a trade may have marks: a cycle's slot is floored (up to a
+# cycle before the fill), a backfilled bar ends up to its length after the close.
+SNAPSHOT_MARGIN = timedelta(days=1)
+
+
+def _utc_month(at: datetime) -> datetime:
+    moment = at.astimezone(UTC)
+    return datetime(moment.year, moment.month, 1, tzinfo=UTC)
+
+
+def _utc_month_after(at: datetime) -> datetime:
+    month = _utc_month(at)
+    return datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+
+
+def lifetime_snapshots(trade: PaperTrade) -> QuerySet:
+    """The trade's snapshots, bounded by the UTC months it lived in: from the month of its entry
+    (or creation, whichever is first: an imported trade entered before it was created) to the
+    month of its close for a final trade, each widened by SNAPSHOT_MARGIN. The price history is
+    partitioned by UTC month, so the planner reads only those months' partitions instead of one
+    index per month kept (issue 20: at 100 M rows over a year of months the difference is the
+    chart's cost). The same rows as `trade.snapshots`: no snapshot is written outside these months
+    (the monitor marks held trades only). A trade still held has no upper bound."""
+    snapshots = trade.snapshots.all()
+    started = min((at for at in (trade.entry_date, trade.created_at) if at is not None), default=None)
+    if started is not None:
+        snapshots = snapshots.filter(timestamp__gte=_utc_month(started - SNAPSHOT_MARGIN))
+    if trade.status in FINAL_STATUSES and trade.close_date is not None:
+        snapshots = snapshots.filter(timestamp__lt=_utc_month_after(trade.close_date + SNAPSHOT_MARGIN))
+    return snapshots
+
+
 def trade_snapshots(*, trade: PaperTrade, max_points: int = MAX_CHART_POINTS) -> list[dict]:
     """The trade's price history in time order, thinned to at most `max_points` rows by keeping
     every n-th one (and always the last), so a long trade's chart stays light. Reads the
-    monitoring app's snapshots through the reverse relation: trades does not import monitoring."""
-    snapshots = trade.snapshots.order_by("timestamp", "kind")
+    monitoring app's snapshots through the reverse relation: trades does not import monitoring.
+    Only the months the trade lived in are read (`lifetime_snapshots`)."""
+    snapshots = lifetime_snapshots(trade).order_by("timestamp", "kind")
     total = snapshots.count()
     if total <= max_points:
         return list(snapshots.values(*SNAPSHOT_FIELDS))
@@ -516,20 +551,49 @@ class MarkFreshness:
     frozen: bool
 
 
+# Each trade's latest snapshot, one backward index probe per trade and month (the unique
+# (trade, timestamp, kind) index), stopping at the first row. Not DISTINCT ON with trade_id IN:
+# the planner reads every snapshot of those trades in every month and sorts them (issue 20: at
+# 10 M rows, 0.8 s for 10 trades against 0.25 ms this way; docs/benchmarks.md).
+_LATEST_SNAPSHOTS = """
+    SELECT t.id, s."timestamp", s.source, s.delayed, s.quote_time FROM unnest(%s::bigint[]) AS t(id)
+     CROSS JOIN LATERAL (SELECT "timestamp", source, delayed, quote_time FROM {table}
+                          WHERE trade_id = t.id ORDER BY "timestamp" DESC, kind DESC LIMIT 1) s"""
+
+
+def _latest_snapshots(trade_ids: list[int]) -> list[dict]:
+    """The latest snapshot of each trade that has one (row-level security scopes them)."""
+    table = PaperTrade.snapshots.rel.related_model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(_LATEST_SNAPSHOTS.format(table=table), [trade_ids])
+        return [dict(zip(("trade_id", "timestamp", "source", "delayed", "quote_time"), row, strict=True))
+                for row in cursor.fetchall()]
+
+
+def _live_for(delayed: bool) -> timedelta:
+    """How old a quote may be and still count as live."""
+    return FRESH_FOR + (DELAYED_BY if delayed else timedelta(0))
+
+
 def marks_freshness(*, trade_ids: Iterable[int], now: datetime, market_open: bool) -> dict[int, MarkFreshness]:
     """For each trade with a snapshot: its latest mark's source, delay and quote time, and whether it
     is frozen. Two queries for a whole page of trades. Reads the monitoring app's snapshots through
     the reverse relation (trades does not import monitoring); row-level security scopes them."""
     snapshots = PaperTrade.snapshots.rel.related_model.objects
-    latest = list(snapshots.filter(trade_id__in=list(trade_ids)).order_by("trade_id", "-timestamp", "-kind")
-                  .distinct("trade_id").values("trade_id", "timestamp", "source", "delayed", "quote_time"))
-    quoted = [row for row in latest if row["quote_time"] is not None]
+    latest = _latest_snapshots(list(trade_ids))
     # The first cycle that carried each latest quote: since then the source has had nothing new.
+    # Asked only where it can matter: a quote already older than any live one may be is frozen
+    # whatever its first cycle. A snapshot carries a quote the source gave before it was written
+    # (a slot is floored by one cycle at most), so that cycle is looked for from a day before the
+    # quote's time on: a day's index range of the trade in one or two months, not its whole history.
+    quoted = [row for row in latest
+              if row["quote_time"] is not None and now - row["quote_time"] <= _live_for(row["delayed"])]
     first_seen = {}
     if market_open and quoted:
         same_quote = Q()
         for row in quoted:
-            same_quote |= Q(trade_id=row["trade_id"], quote_time=row["quote_time"])
+            same_quote |= Q(trade_id=row["trade_id"], quote_time=row["quote_time"],
+                            timestamp__gte=row["quote_time"] - SNAPSHOT_MARGIN)
         first_seen = dict(snapshots.filter(same_quote).values("trade_id").annotate(first=Min("timestamp"))
                           .values_list("trade_id", "first"))
     answer = {}
@@ -537,7 +601,7 @@ def marks_freshness(*, trade_ids: Iterable[int], now: datetime, market_open: boo
         quote_time = row["quote_time"]
         frozen = False
         if market_open and quote_time is not None:
-            allowed = FRESH_FOR + (DELAYED_BY if row["delayed"] else timedelta(0))
+            allowed = _live_for(row["delayed"])
             unmoved_for = row["timestamp"] - first_seen.get(row["trade_id"], row["timestamp"])
             frozen = now - quote_time > allowed or unmoved_for > allowed
         answer[row["trade_id"]] = MarkFreshness(source=row["source"], delayed=row["delayed"], quote_time=quote_time,

@@ -6,8 +6,10 @@ Months here are in the year 2000, before any partition the migration made (from 
 own month on), so whatever today is, nothing else is made, archived or dropped by these tests.
 """
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from math import ceil
 
 import psycopg
 import pyarrow.parquet as pq
@@ -18,8 +20,9 @@ from django.db import DatabaseError, connection
 
 from monitoring import partitions, tasks
 from monitoring.models import PriceSnapshot, SnapshotKind
-from tests.factories import PaperTradeFactory, PriceSnapshotFactory
+from tests.factories import ClosedTradeFactory, PaperTradeFactory, PriceSnapshotFactory
 from tradeoptions import tenancy
+from trades.selectors import SNAPSHOT_FIELDS, lifetime_snapshots, trade_snapshots
 
 JANUARY, FEBRUARY, MARCH, APRIL = (date(2000, month, 1) for month in (1, 2, 3, 4))
 
@@ -163,3 +166,62 @@ def test_the_beat_job_makes_months_ahead_and_retires_by_the_settings(trader, set
     assert _months() == {FEBRUARY, MARCH, APRIL}
     settings.SCHEDULE_MAINTAIN_SNAPSHOT_PARTITIONS = False
     assert tasks.maintain_snapshot_partitions.apply().get() == "disabled"
+
+
+def _plan_months(queryset) -> set[str]:
+    """The partitions a query's plan reads."""
+    return set(re.findall(r"monitoring_pricesnapshot_(y\d{4}m\d{2}|default)\b", queryset.explain()))
+
+
+def _thinned(rows: list[dict], max_points: int) -> list[dict]:
+    """The chart's thinning (every n-th row, and the last) applied to the whole, unbounded history."""
+    if len(rows) <= max_points:
+        return rows
+    step = ceil(len(rows) / (max_points - 1))
+    return [row for n, row in enumerate(rows) if n % step == 0 or n == len(rows) - 1]
+
+
+def test_a_trades_chart_reads_only_the_months_it_lived_in_and_the_same_rows(trader):
+    """Issue 20: the chart of a trade held from February into March reads two months' partitions,
+    not every month kept, and returns exactly what the unbounded history gives."""
+    partitions.snapshot_partitions_prepare(at=_at(JANUARY), ahead=5)  # January to June 2000
+    others = [PaperTradeFactory(owner=trader, entry_date=_at(JANUARY, day=2)) for _ in range(2)]
+    for other in others:
+        for month in (JANUARY, FEBRUARY, MARCH, APRIL, date(2000, 5, 1), date(2000, 6, 1)):
+            _snapshots(other, month, 3)
+    entered, closed = _at(FEBRUARY, day=20), _at(MARCH, day=10)
+    trade = ClosedTradeFactory(owner=trader, entry_date=entered, close_date=closed)
+    slot = entered
+    while slot <= closed:  # one mark every six hours while held
+        PriceSnapshotFactory(trade=trade, timestamp=slot, mark_price=Decimal("4.1250") + slot.day)
+        slot += timedelta(hours=6)
+    held = PaperTradeFactory(owner=trader, entry_date=_at(date(2000, 5, 1), day=3))
+    _snapshots(held, date(2000, 5, 1), 4)
+    _snapshots(held, date(2000, 6, 1), 4)
+    with tenancy.acting_as(trader.pk):
+        whole = list(trade.snapshots.order_by("timestamp", "kind").values(*SNAPSHOT_FIELDS))
+        assert len(whole) == 77  # 2000 is a leap year: 9 days of February, 10 of March, 4 a day
+        assert trade_snapshots(trade=trade) == whole
+        assert trade_snapshots(trade=trade, max_points=10) == _thinned(whole, 10)
+        assert _plan_months(lifetime_snapshots(trade)) == {"y2000m02", "y2000m03"}
+        held_whole = list(held.snapshots.order_by("timestamp", "kind").values(*SNAPSHOT_FIELDS))
+        assert len(held_whole) == 8 and trade_snapshots(trade=held) == held_whole
+        # Held: no end yet, so every month from its entry's on (the migration's months too), none before.
+        held_months = _plan_months(lifetime_snapshots(held))
+        assert {"y2000m05", "y2000m06"} <= held_months
+        assert not held_months & {"y2000m01", "y2000m02", "y2000m03", "y2000m04"}
+
+
+def test_a_mark_slotted_just_before_the_entry_or_after_the_close_stays_on_the_chart(trader):
+    """A cycle's slot is floored, so the first mark can sit seconds before the fill, in the month
+    before it; a backfilled bar's mark can follow the close. The margin keeps both."""
+    partitions.snapshot_partitions_prepare(at=_at(JANUARY), ahead=3)
+    entered = datetime(2000, 2, 1, 0, 0, 20, tzinfo=UTC)
+    closed = datetime(2000, 2, 29, 23, 59, 50, tzinfo=UTC)
+    trade = ClosedTradeFactory(owner=trader, entry_date=entered, close_date=closed)
+    stamps = [datetime(2000, 1, 31, 23, 59, 40, tzinfo=UTC), _at(FEBRUARY, day=15),
+              datetime(2000, 3, 1, 0, 10, tzinfo=UTC)]
+    for stamp in stamps:
+        PriceSnapshotFactory(trade=trade, timestamp=stamp)
+    with tenancy.acting_as(trader.pk):
+        assert [row["timestamp"] for row in trade_snapshots(trade=trade)] == stamps

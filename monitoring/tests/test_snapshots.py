@@ -16,6 +16,7 @@ from trades.models import PaperTrade, TradeStatus
 
 MIDDAY = datetime(2026, 12, 1, 17, 0, 5, tzinfo=UTC)  # Tuesday 12:00:05 in New York
 SATURDAY = datetime(2026, 12, 5, 17, 0, tzinfo=UTC)
+HELD_SINCE = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # before every cycle here, whatever today is
 CALL = {"ticker": "SPY", "option_type": "CALL", "strike": Decimal("600"), "expiry": date(2026, 12, 18)}
 PUT = {"ticker": "QQQ", "option_type": "PUT", "strike": Decimal("500"), "expiry": date(2026, 12, 18)}
 
@@ -49,8 +50,9 @@ def positions(db):
     """Three traders; five held positions on two contracts, plus trades the cycle must ignore."""
     held = []
     for user in UserFactory.create_batch(3):
-        held.append(PaperTradeFactory(owner=user, **CALL, entry_price=Decimal("5.00")))
-    held += [PaperTradeFactory(owner=held[0].owner, **PUT), PaperTradeFactory(owner=held[1].owner, **PUT)]
+        held.append(PaperTradeFactory(owner=user, **CALL, entry_price=Decimal("5.00"), entry_date=HELD_SINCE))
+    held += [PaperTradeFactory(owner=held[0].owner, **PUT, entry_date=HELD_SINCE),
+             PaperTradeFactory(owner=held[1].owner, **PUT, entry_date=HELD_SINCE)]
     PaperTradeFactory(owner=held[0].owner, **CALL, status=TradeStatus.PENDING, entry_price=None, entry_date=None)
     PaperTradeFactory(owner=held[0].owner, **CALL, status=TradeStatus.CANCELED, entry_price=None, entry_date=None)
     return held

@@ -16,8 +16,9 @@ from django.test.utils import CaptureQueriesContext
 from monitoring.marketdata.simulated import SimulatedProvider
 from monitoring.services import snapshot_positions
 from tests.factories import PaperTradeFactory, PriceSnapshotFactory, TradeEventFactory
+from tradeoptions import tenancy
 from trades.models import EventKind, TradeStatus
-from trades.selectors import pending_closes
+from trades.selectors import marks_freshness, pending_closes
 
 FRIDAY_CLOSE = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)  # Fri 16:00 in New York
 SATURDAY = datetime(2026, 12, 5, 17, 0, tzinfo=UTC)  # Sat 12:00 in New York: no session
@@ -173,3 +174,33 @@ def test_a_pending_close_sells_at_market_until_a_switch_to_limit_is_placed(trade
     _event(trade, closing, open_, requested="close_cancel")  # withdrawn, then closed again: at market
     _event(trade, open_, closing)
     assert (now().order_type, now().limit_price) == ("market", None)
+
+
+def test_the_mark_source_is_each_trades_own_latest_snapshot_over_every_month(trader, other_trader):
+    """marks_freshness takes each trade's latest snapshot (one index probe per trade, issue 20):
+    the newest timestamp whatever the month, the later kind on a tie, nothing for a trade without
+    snapshots, and nothing of another tenant's trade even when asked for it."""
+    mine, unmarked = PaperTradeFactory(owner=trader), PaperTradeFactory(owner=trader)
+    theirs = PaperTradeFactory(owner=other_trader)
+    PriceSnapshotFactory(trade=mine, timestamp=TUESDAY - timedelta(days=40), source="orats")
+    PriceSnapshotFactory(trade=mine, timestamp=TUESDAY, kind="FILL", source="tradier")
+    PriceSnapshotFactory(trade=mine, timestamp=TUESDAY, kind="INTRADAY", source="simulated")
+    PriceSnapshotFactory(trade=mine, timestamp=TUESDAY - CYCLE, source="replay")
+    PriceSnapshotFactory(trade=theirs, timestamp=TUESDAY + CYCLE, source="orats")
+    with tenancy.acting_as(trader.pk):
+        found = marks_freshness(trade_ids=[mine.pk, unmarked.pk, theirs.pk], now=SATURDAY, market_open=False)
+    assert {pk: mark.source for pk, mark in found.items()} == {mine.pk: "simulated"}
+
+
+def test_a_quote_too_old_to_be_live_is_frozen_without_looking_for_its_first_cycle(trader):
+    """The first cycle of a quote only matters while the quote is young enough to be live: an old
+    one is frozen whatever it was, so the page asks one query, not two."""
+    stale, live = PaperTradeFactory(owner=trader), PaperTradeFactory(owner=trader)
+    _cycles(stale, until=TUESDAY, count=3, quote_time=lambda slot: TUESDAY - timedelta(hours=2))
+    _cycles(live, until=TUESDAY, count=3, quote_time=lambda slot: slot - timedelta(seconds=2))
+    with tenancy.acting_as(trader.pk), CaptureQueriesContext(connection) as queries:
+        only_stale = marks_freshness(trade_ids=[stale.pk], now=TUESDAY, market_open=True)
+    assert only_stale[stale.pk].frozen and len(queries.captured_queries) == 1
+    with tenancy.acting_as(trader.pk):
+        both = marks_freshness(trade_ids=[stale.pk, live.pk], now=TUESDAY, market_open=True)
+    assert (both[stale.pk].frozen, both[live.pk].frozen) == (True, False)

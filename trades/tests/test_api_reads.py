@@ -79,8 +79,8 @@ def test_the_detail_has_brackets_the_latest_mark_and_the_event_log(api_as, trade
 
 
 def test_snapshots_come_in_time_order(api_as, trader):
-    trade = PaperTradeFactory(owner=trader)
     start = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    trade = PaperTradeFactory(owner=trader, entry_date=start)  # marked while held, whatever today is
     for minutes in (10, 0, 5):
         PriceSnapshotFactory(trade=trade, timestamp=start + timedelta(minutes=minutes))
     rows = api_as(trader).get(f"/api/trades/{trade.pk}/snapshots").json()
@@ -90,9 +90,9 @@ def test_snapshots_come_in_time_order(api_as, trader):
 
 
 def test_a_long_trades_chart_is_thinned_to_at_most_1000_points_keeping_both_ends(trader):
-    trade = PaperTradeFactory(owner=trader)
-    PriceSnapshot = trade.snapshots.model  # monitoring's model, reached the way trades reaches it
     start = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    trade = PaperTradeFactory(owner=trader, entry_date=start)
+    PriceSnapshot = trade.snapshots.model  # monitoring's model, reached the way trades reaches it
     with tenancy.acting_as(trader.pk):
         PriceSnapshot.objects.bulk_create(
             PriceSnapshot(trade=trade, owner=trader, timestamp=start + timedelta(minutes=index),
