@@ -27,6 +27,7 @@ buying power keeps back the held legs' worst payout at expiry (docs/paper-spread
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -697,6 +698,135 @@ def _match_one_group(head: PaperOrder, quotes: dict[str, Quote], now: datetime, 
         _after_fill(head, members, member, now)
         return 1
     return 0
+
+
+@dataclass(frozen=True)
+class DueGroup:
+    """A working order group the cycle must take through `match_group` now, and whose account it is."""
+
+    head_id: int
+    owner_id: int
+
+
+# Which working groups can change now, decided for all of them in one statement with the same
+# rules as `fill_price` (the equivalence is a property test, brokers/tests/test_paper_due.py):
+# a stop or stop-limit not yet triggered moves when its touch (the bid to sell, the ask to buy,
+# above 0) reaches the stop; a market or triggered stop order fills whenever there is a touch; a
+# limit or triggered stop-limit when the touch crosses its limit. Whether a look is the first of
+# the session only sets the price, never whether the order executes, so it is not asked. The
+# groups that cannot change have their quoted orders noted as looked at this session (the gap
+# rule's `last_session_close`), in the same statement, so no list of ids travels twice.
+_GROUPS_DUE_SQL = """
+WITH quote AS (
+    SELECT * FROM unnest(%(symbols)s::text[], %(bids)s::numeric[], %(asks)s::numeric[]) AS q(symbol, bid, ask)
+),
+working AS (
+    SELECT o.id, COALESCE(o.parent_id, o.id) AS head_id, o.owner_id,
+           o.order_class = ANY(%(spread_classes)s) AS spread,
+           o.expires_at IS NOT NULL AND o.expires_at <= %(now)s AS expired,
+           o.order_type <> '' AND o.active AND q.symbol IS NOT NULL AS looked,
+           COALESCE(o.order_type <> '' AND o.active AND t.touch > 0 AND CASE
+               WHEN o.order_type IN ('stop', 'stop_limit') AND NOT o.triggered
+                   THEN CASE WHEN t.sell THEN t.touch <= o.stop_price ELSE t.touch >= o.stop_price END
+               WHEN o.order_type IN ('market', 'stop') THEN true
+               ELSE CASE WHEN t.sell THEN t.touch >= o.limit_price ELSE t.touch <= o.limit_price END
+           END, false) AS moves
+      FROM brokers_paperorder o
+      LEFT JOIN quote q ON q.symbol = o.option_symbol
+      CROSS JOIN LATERAL (SELECT o.side <> ALL(%(buy_sides)s) AS sell,
+                                 CASE WHEN o.side <> ALL(%(buy_sides)s) THEN q.bid ELSE q.ask END AS touch) t
+     WHERE o.status = ANY(%(working)s) AND (%(shards)s::int = 1 OR o.owner_id %% %(shards)s::int = %(shard)s::int)
+),
+grouped AS (
+    SELECT head_id, min(id) AS first_id, min(owner_id) AS owner_id,
+           bool_or(expired) OR bool_or(moves) AS due, bool_or(spread) AS spread
+      FROM working GROUP BY head_id
+),
+noted AS (
+    UPDATE brokers_paperorder o SET last_session_close = %(session)s, updated_at = %(now)s
+      FROM working w JOIN grouped g ON g.head_id = w.head_id
+     WHERE o.id = w.id AND w.looked AND NOT g.due AND NOT g.spread AND o.status = ANY(%(working)s)
+)
+SELECT head_id, owner_id, due FROM grouped WHERE due OR spread ORDER BY first_id
+"""
+
+
+def working_symbols(*, shard: tuple[int, int] = (0, 1)) -> list[str] | None:
+    """The contracts the working orders (of the accounts whose id is `shard[0]` modulo
+    `shard[1]`) trade, to quote once for the cycle; None when no order works at all."""
+    index, count = shard
+    working = PaperOrder.objects.filter(status__in=WORKING)
+    if count > 1:
+        working = working.alias(shard_of=F("owner_id") % count).filter(shard_of=index)
+    symbols = set(working.order_by().values_list("option_symbol", flat=True).distinct())
+    if not symbols:
+        return None
+    return sorted(symbol for symbol in symbols if symbol)
+
+
+def groups_due(*, quotes: dict[str, Quote], now: datetime, session: datetime, rules: FillRules,
+               shard: tuple[int, int] = (0, 1)) -> list[DueGroup]:
+    """The working groups (of the accounts whose id is `shard[0]` modulo `shard[1]`) that
+    `match_group` would expire, fill or trigger something in now, in the order of their first
+    working order, as `group_may_change` decides each, but for every group at once: one statement
+    decides the single orders and OCO/OTOCO groups in the database and notes the others as looked
+    at this `session`; only spread groups (priced whole, `spread_fill`) are read and asked here.
+    Most groups, most cycles, change nothing, and Python never sees them."""
+    index, count = shard
+    with connection.cursor() as cursor:
+        cursor.execute(_GROUPS_DUE_SQL, {
+            "symbols": list(quotes), "bids": [quote.bid for quote in quotes.values()],
+            "asks": [quote.ask for quote in quotes.values()], "spread_classes": list(SPREAD_CLASSES),
+            "buy_sides": [side.value for side in OrderSide if side.is_buy], "working": WORKING,
+            "now": now, "session": session, "shards": count, "shard": index,
+        })
+        rows = cursor.fetchall()
+    spread_heads = [head_id for head_id, _, due in rows if not due]
+    movable = _spreads_may_change(spread_heads, quotes, now, rules, session) if spread_heads else set()
+    return [DueGroup(head_id, owner_id) for head_id, owner_id, due in rows if due or head_id in movable]
+
+
+def _spreads_may_change(heads: list[int], quotes: dict[str, Quote], now: datetime, rules: FillRules,
+                        session: datetime) -> set[int]:
+    """Which of these spread groups `group_may_change` says can change; the others' quoted tradable
+    orders (a spread has none, but the rule is the same for every group) are noted as looked at."""
+    groups: dict[int, list[PaperOrder]] = {}
+    for order in PaperOrder.objects.filter(Q(pk__in=heads) | Q(parent_id__in=heads), status__in=WORKING).order_by("id"):
+        groups.setdefault(order.parent_id or order.pk, []).append(order)
+    movable, looked = set(), []
+    for head_id, members in groups.items():
+        if group_may_change(members, quotes, now, rules, session):
+            movable.add(head_id)
+        else:
+            looked += [member.pk for member in _tradable(members) if member.option_symbol in quotes]
+    if looked:
+        PaperOrder.objects.filter(pk__in=looked, status__in=WORKING).update(last_session_close=session, updated_at=now)
+    return movable
+
+
+def _tradable(members: list[PaperOrder]) -> list[PaperOrder]:
+    return [member for member in members if member.order_type and member.active]
+
+
+def group_may_change(members: list[PaperOrder], quotes: dict[str, Quote], now: datetime, rules: FillRules,
+                     session: datetime) -> bool:
+    """Would `match_group` expire, fill or trigger something in this group (its working orders)
+    now? Asked of copies, with `fill_price` itself: the reference `groups_due` is held to, and what
+    decides a spread group."""
+    if any(member.expires_at and now >= member.expires_at for member in members):
+        return True
+    spread = next((member for member in members if member.order_class in SPREAD_CLASSES), None)
+    if spread is not None:  # all legs or none: the broker prices the whole spread
+        return spread_fill(spread, [m for m in members if m.parent_id == spread.pk], quotes, rules) is not None
+    for member in _tradable(members):
+        quote = quotes.get(member.option_symbol)
+        if quote is None:
+            continue
+        probe = copy.copy(member)
+        first_look = member.last_session_close != session
+        if fill_price(probe, quote, rules, on_arrival=first_look) is not None or probe.triggered != member.triggered:
+            return True
+    return False
 
 
 def spread_fill(head: PaperOrder, legs: list[PaperOrder], quotes: dict[str, Quote],
