@@ -28,6 +28,7 @@ buying power keeps back the held legs' worst payout at expiry (docs/paper-spread
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -717,37 +718,38 @@ class DueGroup:
 # groups that cannot change have their quoted orders noted as looked at this session (the gap
 # rule's `last_session_close`), in the same statement, so no list of ids travels twice.
 _GROUPS_DUE_SQL = """
-WITH quote AS (
-    SELECT * FROM unnest(%(symbols)s::text[], %(bids)s::numeric[], %(asks)s::numeric[]) AS q(symbol, bid, ask)
-),
-working AS (
-    SELECT o.id, COALESCE(o.parent_id, o.id) AS head_id, o.owner_id,
-           o.order_class = ANY(%(spread_classes)s) AS spread,
+WITH looked_at AS (  -- each working order with its contract's quote (symbol -> [bid, ask]), if any
+    SELECT o.id, COALESCE(o.parent_id, o.id) AS head_id, o.owner_id, o.order_type, o.triggered, o.stop_price,
+           o.limit_price, o.order_class = ANY(%(spread_classes)s) AS spread,
            o.expires_at IS NOT NULL AND o.expires_at <= %(now)s AS expired,
-           o.order_type <> '' AND o.active AND q.symbol IS NOT NULL AS looked,
-           COALESCE(o.order_type <> '' AND o.active AND t.touch > 0 AND CASE
-               WHEN o.order_type IN ('stop', 'stop_limit') AND NOT o.triggered
-                   THEN CASE WHEN t.sell THEN t.touch <= o.stop_price ELSE t.touch >= o.stop_price END
-               WHEN o.order_type IN ('market', 'stop') THEN true
-               ELSE CASE WHEN t.sell THEN t.touch >= o.limit_price ELSE t.touch <= o.limit_price END
-           END, false) AS moves
+           o.order_type <> '' AND o.active AS tradable, o.side <> ALL(%(buy_sides)s) AS sell,
+           %(quotes)s::jsonb -> o.option_symbol::text AS quote
       FROM brokers_paperorder o
-      LEFT JOIN quote q ON q.symbol = o.option_symbol
-      CROSS JOIN LATERAL (SELECT o.side <> ALL(%(buy_sides)s) AS sell,
-                                 CASE WHEN o.side <> ALL(%(buy_sides)s) THEN q.bid ELSE q.ask END AS touch) t
      WHERE o.status = ANY(%(working)s) AND (%(shards)s::int = 1 OR o.owner_id %% %(shards)s::int = %(shard)s::int)
 ),
-grouped AS (
-    SELECT head_id, min(id) AS first_id, min(owner_id) AS owner_id,
-           bool_or(expired) OR bool_or(moves) AS due, bool_or(spread) AS spread
-      FROM working GROUP BY head_id
+working AS (
+    SELECT id, head_id, owner_id, spread, expired, tradable AND quote IS NOT NULL AS looked,
+           COALESCE(tradable AND touch > 0 AND CASE
+               WHEN order_type IN ('stop', 'stop_limit') AND NOT triggered
+                   THEN CASE WHEN sell THEN touch <= stop_price ELSE touch >= stop_price END
+               WHEN order_type IN ('market', 'stop') THEN true
+               ELSE CASE WHEN sell THEN touch >= limit_price ELSE touch <= limit_price END
+           END, false) AS moves
+      FROM (SELECT *, CASE WHEN sell THEN (quote ->> 0)::numeric ELSE (quote ->> 1)::numeric END AS touch
+              FROM looked_at) AS touched
+),
+flagged AS (  -- each order with its group's verdict: a window over the group, no join back
+    SELECT id, head_id, owner_id, looked,
+           bool_or(expired OR moves) OVER (PARTITION BY head_id) AS due,
+           bool_or(spread) OVER (PARTITION BY head_id) AS spread
+      FROM working
 ),
 noted AS (
-    UPDATE brokers_paperorder o SET last_session_close = %(session)s, updated_at = %(now)s
-      FROM working w JOIN grouped g ON g.head_id = w.head_id
-     WHERE o.id = w.id AND w.looked AND NOT g.due AND NOT g.spread AND o.status = ANY(%(working)s)
+    UPDATE brokers_paperorder SET last_session_close = %(session)s, updated_at = %(now)s
+     WHERE id = ANY(ARRAY(SELECT id FROM flagged WHERE looked AND NOT due AND NOT spread))
+       AND status = ANY(%(working)s)
 )
-SELECT head_id, owner_id, due FROM grouped WHERE due OR spread ORDER BY first_id
+SELECT head_id, min(owner_id), bool_or(due) FROM flagged WHERE due OR spread GROUP BY head_id ORDER BY min(id)
 """
 
 
@@ -775,8 +777,8 @@ def groups_due(*, quotes: dict[str, Quote], now: datetime, session: datetime, ru
     index, count = shard
     with connection.cursor() as cursor:
         cursor.execute(_GROUPS_DUE_SQL, {
-            "symbols": list(quotes), "bids": [quote.bid for quote in quotes.values()],
-            "asks": [quote.ask for quote in quotes.values()], "spread_classes": list(SPREAD_CLASSES),
+            "quotes": json.dumps({symbol: [_exact(quote.bid), _exact(quote.ask)] for symbol, quote in quotes.items()}),
+            "spread_classes": list(SPREAD_CLASSES),
             "buy_sides": [side.value for side in OrderSide if side.is_buy], "working": WORKING,
             "now": now, "session": session, "shards": count, "shard": index,
         })
@@ -784,6 +786,11 @@ def groups_due(*, quotes: dict[str, Quote], now: datetime, session: datetime, ru
     spread_heads = [head_id for head_id, _, due in rows if not due]
     movable = _spreads_may_change(spread_heads, quotes, now, rules, session) if spread_heads else set()
     return [DueGroup(head_id, owner_id) for head_id, owner_id, due in rows if due or head_id in movable]
+
+
+def _exact(price: Decimal | None) -> str | None:
+    """A quote's price as its decimal string, so the database compares the very number quoted."""
+    return None if price is None else str(price)
 
 
 def _spreads_may_change(heads: list[int], quotes: dict[str, Quote], now: datetime, rules: FillRules,
