@@ -27,6 +27,8 @@ buying power keeps back the held legs' worst payout at expiry (docs/paper-spread
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -697,6 +699,141 @@ def _match_one_group(head: PaperOrder, quotes: dict[str, Quote], now: datetime, 
         _after_fill(head, members, member, now)
         return 1
     return 0
+
+
+@dataclass(frozen=True)
+class DueGroup:
+    """A working order group the cycle must take through `match_group` now, and whose account it is."""
+
+    head_id: int
+    owner_id: int
+
+
+# Which working groups can change now, decided for all of them in one statement with the same
+# rules as `fill_price` (the equivalence is a property test, brokers/tests/test_paper_due.py):
+# a stop or stop-limit not yet triggered moves when its touch (the bid to sell, the ask to buy,
+# above 0) reaches the stop; a market or triggered stop order fills whenever there is a touch; a
+# limit or triggered stop-limit when the touch crosses its limit. Whether a look is the first of
+# the session only sets the price, never whether the order executes, so it is not asked. The
+# groups that cannot change have their quoted orders noted as looked at this session (the gap
+# rule's `last_session_close`), in the same statement, so no list of ids travels twice.
+_GROUPS_DUE_SQL = """
+WITH looked_at AS (  -- each working order with its contract's quote (symbol -> [bid, ask]), if any
+    SELECT o.id, COALESCE(o.parent_id, o.id) AS head_id, o.owner_id, o.order_type, o.triggered, o.stop_price,
+           o.limit_price, o.order_class = ANY(%(spread_classes)s) AS spread,
+           o.expires_at IS NOT NULL AND o.expires_at <= %(now)s AS expired,
+           o.order_type <> '' AND o.active AS tradable, o.side <> ALL(%(buy_sides)s) AS sell,
+           %(quotes)s::jsonb -> o.option_symbol::text AS quote
+      FROM brokers_paperorder o
+     WHERE o.status = ANY(%(working)s) AND (%(shards)s::int = 1 OR o.owner_id %% %(shards)s::int = %(shard)s::int)
+),
+working AS (
+    SELECT id, head_id, owner_id, spread, expired, tradable AND quote IS NOT NULL AS looked,
+           COALESCE(tradable AND touch > 0 AND CASE
+               WHEN order_type IN ('stop', 'stop_limit') AND NOT triggered
+                   THEN CASE WHEN sell THEN touch <= stop_price ELSE touch >= stop_price END
+               WHEN order_type IN ('market', 'stop') THEN true
+               ELSE CASE WHEN sell THEN touch >= limit_price ELSE touch <= limit_price END
+           END, false) AS moves
+      FROM (SELECT *, CASE WHEN sell THEN (quote ->> 0)::numeric ELSE (quote ->> 1)::numeric END AS touch
+              FROM looked_at) AS touched
+),
+flagged AS (  -- each order with its group's verdict: a window over the group, no join back
+    SELECT id, head_id, owner_id, looked,
+           bool_or(expired OR moves) OVER (PARTITION BY head_id) AS due,
+           bool_or(spread) OVER (PARTITION BY head_id) AS spread
+      FROM working
+),
+noted AS (
+    UPDATE brokers_paperorder SET last_session_close = %(session)s, updated_at = %(now)s
+     WHERE id = ANY(ARRAY(SELECT id FROM flagged WHERE looked AND NOT due AND NOT spread))
+       AND status = ANY(%(working)s)
+)
+SELECT head_id, min(owner_id), bool_or(due) FROM flagged WHERE due OR spread GROUP BY head_id ORDER BY min(id)
+"""
+
+
+def working_symbols(*, shard: tuple[int, int] = (0, 1)) -> list[str] | None:
+    """The contracts the working orders (of the accounts whose id is `shard[0]` modulo
+    `shard[1]`) trade, to quote once for the cycle; None when no order works at all."""
+    index, count = shard
+    working = PaperOrder.objects.filter(status__in=WORKING)
+    if count > 1:
+        working = working.alias(shard_of=F("owner_id") % count).filter(shard_of=index)
+    symbols = set(working.order_by().values_list("option_symbol", flat=True).distinct())
+    if not symbols:
+        return None
+    return sorted(symbol for symbol in symbols if symbol)
+
+
+def groups_due(*, quotes: dict[str, Quote], now: datetime, session: datetime, rules: FillRules,
+               shard: tuple[int, int] = (0, 1)) -> list[DueGroup]:
+    """The working groups (of the accounts whose id is `shard[0]` modulo `shard[1]`) that
+    `match_group` would expire, fill or trigger something in now, in the order of their first
+    working order, as `group_may_change` decides each, but for every group at once: one statement
+    decides the single orders and OCO/OTOCO groups in the database and notes the others as looked
+    at this `session`; only spread groups (priced whole, `spread_fill`) are read and asked here.
+    Most groups, most cycles, change nothing, and Python never sees them."""
+    index, count = shard
+    with connection.cursor() as cursor:
+        cursor.execute(_GROUPS_DUE_SQL, {
+            "quotes": json.dumps({symbol: [_exact(quote.bid), _exact(quote.ask)] for symbol, quote in quotes.items()}),
+            "spread_classes": list(SPREAD_CLASSES),
+            "buy_sides": [side.value for side in OrderSide if side.is_buy], "working": WORKING,
+            "now": now, "session": session, "shards": count, "shard": index,
+        })
+        rows = cursor.fetchall()
+    spread_heads = [head_id for head_id, _, due in rows if not due]
+    movable = _spreads_may_change(spread_heads, quotes, now, rules, session) if spread_heads else set()
+    return [DueGroup(head_id, owner_id) for head_id, owner_id, due in rows if due or head_id in movable]
+
+
+def _exact(price: Decimal | None) -> str | None:
+    """A quote's price as its decimal string, so the database compares the very number quoted."""
+    return None if price is None else str(price)
+
+
+def _spreads_may_change(heads: list[int], quotes: dict[str, Quote], now: datetime, rules: FillRules,
+                        session: datetime) -> set[int]:
+    """Which of these spread groups `group_may_change` says can change; the others' quoted tradable
+    orders (a spread has none, but the rule is the same for every group) are noted as looked at."""
+    groups: dict[int, list[PaperOrder]] = {}
+    for order in PaperOrder.objects.filter(Q(pk__in=heads) | Q(parent_id__in=heads), status__in=WORKING).order_by("id"):
+        groups.setdefault(order.parent_id or order.pk, []).append(order)
+    movable, looked = set(), []
+    for head_id, members in groups.items():
+        if group_may_change(members, quotes, now, rules, session):
+            movable.add(head_id)
+        else:
+            looked += [member.pk for member in _tradable(members) if member.option_symbol in quotes]
+    if looked:
+        PaperOrder.objects.filter(pk__in=looked, status__in=WORKING).update(last_session_close=session, updated_at=now)
+    return movable
+
+
+def _tradable(members: list[PaperOrder]) -> list[PaperOrder]:
+    return [member for member in members if member.order_type and member.active]
+
+
+def group_may_change(members: list[PaperOrder], quotes: dict[str, Quote], now: datetime, rules: FillRules,
+                     session: datetime) -> bool:
+    """Would `match_group` expire, fill or trigger something in this group (its working orders)
+    now? Asked of copies, with `fill_price` itself: the reference `groups_due` is held to, and what
+    decides a spread group."""
+    if any(member.expires_at and now >= member.expires_at for member in members):
+        return True
+    spread = next((member for member in members if member.order_class in SPREAD_CLASSES), None)
+    if spread is not None:  # all legs or none: the broker prices the whole spread
+        return spread_fill(spread, [m for m in members if m.parent_id == spread.pk], quotes, rules) is not None
+    for member in _tradable(members):
+        quote = quotes.get(member.option_symbol)
+        if quote is None:
+            continue
+        probe = copy.copy(member)
+        first_look = member.last_session_close != session
+        if fill_price(probe, quote, rules, on_arrival=first_look) is not None or probe.triggered != member.triggered:
+            return True
+    return False
 
 
 def spread_fill(head: PaperOrder, legs: list[PaperOrder], quotes: dict[str, Quote],

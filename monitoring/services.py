@@ -8,7 +8,6 @@ distinct contract is quoted once per cycle however many users hold it.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -19,10 +18,9 @@ from functools import partial
 from django.core.cache import cache
 from django.db import connection
 
-from brokers.base import SPREAD_CLASSES
 from brokers.market import Market, default_market
-from brokers.models import BrokerMode, PaperOrder
-from brokers.paper import WORKING, FillRules, fill_price, match_group, spread_fill
+from brokers.models import BrokerMode
+from brokers.paper import FillRules, groups_due, match_group, working_symbols
 from tradeoptions import tenancy
 from trades.models import CONTRACT_MULTIPLIER, PaperTrade, StrategyType, TradeLeg, TradeStatus
 from trades.selectors import LegQuote, commission_rates, held_mark
@@ -239,16 +237,17 @@ def match_paper_orders(*, market: Market | None = None, rules: FillRules | None 
     """Fill and expire every account's working orders at the local paper broker, against one
     batch of fresh quotes. Cross-tenant by nature, so in the system context.
 
-    Most groups, most cycles, neither fill nor expire: one read of every working order decides,
-    with the broker's own `fill_price`, which groups can change now. Only those go through the
-    broker's locked `match_group`, each in its own transaction (so a user's cancel never waits for
-    the whole cycle and one bad group cannot undo the others' fills); the rest only note that they
-    were looked at this session (the broker's gap rule), in one UPDATE. Each account's fills are
-    charged its own commission per contract (trades' `AccountSettings.commission_rate`).
+    Most groups, most cycles, neither fill nor expire: the broker's `groups_due` decides for every
+    working group at once, with `fill_price`'s rules, which can change now (and notes the rest as
+    looked at this session, the broker's gap rule). Only those go through the broker's locked
+    `match_group`, each in its own transaction (so a user's cancel never waits for the whole cycle
+    and one bad group cannot undo the others' fills). Each account's fills are charged its own
+    commission per contract (trades' `AccountSettings.commission_rate`).
 
     With `exit_policies_provider`, the local paper trades' exit policies look at the market first
     (the broker's native trailing: a stop moved now is the one matched now). With `shard`, only
-    that shard's accounts (monitoring/sharding.py).
+    the accounts whose id is the shard's index modulo its count (monitoring/sharding.py): each
+    group is matched by exactly one shard.
     """
     given_rules = rules is not None  # tests fix one set of rules; otherwise each account's commission
     market, rules = market or default_market(), rules or FillRules.from_settings()
@@ -256,62 +255,25 @@ def match_paper_orders(*, market: Market | None = None, rules: FillRules | None 
     if exit_policies_provider is not None:
         apply_exit_policies(provider=exit_policies_provider, market=market, at=now,
                             broker_modes=[BrokerMode.LOCAL_PAPER], shard=shard)
+    owners = (shard.index, shard.count) if shard else (0, 1)
     with tenancy.system_context():
-        working = PaperOrder.objects.filter(status__in=WORKING)
-        working = list((shard.of(working) if shard else working).order_by("id"))
-    if not working:
+        symbols = working_symbols(shard=owners)
+    if symbols is None:
         return 0
-    quotes = market.quotes(sorted({o.option_symbol for o in working if o.option_symbol})) if market.is_open(now) else {}
-    session = market.session_close(now)
-    groups: dict[int, list[PaperOrder]] = defaultdict(list)
-    for order in working:
-        groups[order.parent_id or order.pk].append(order)
-    due, looked = [], []
-    for head_id, members in groups.items():
-        if _may_change(members, quotes, now, rules, session):
-            due.append(head_id)
-        else:
-            looked += [member.pk for member in _tradable(members) if member.option_symbol in quotes]
-    if looked:
-        with tenancy.system_context():
-            PaperOrder.objects.filter(pk__in=looked, status__in=WORKING).update(last_session_close=session,
-                                                                               updated_at=now)
-    fills = 0
-    owners = {head_id: members[0].owner_id for head_id, members in groups.items()}
+    quotes = market.quotes(symbols) if market.is_open(now) else {}
     with tenancy.system_context():
-        rates = {} if given_rules else commission_rates(owner_ids={owners[head_id] for head_id in due})
-    for head_id in due:
-        owner_rules = rules if given_rules or owners[head_id] not in rates else replace(
-            rules, commission_per_contract=rates[owners[head_id]])
+        due = groups_due(quotes=quotes, now=now, session=market.session_close(now), rules=rules, shard=owners)
+        rates = {} if given_rules else commission_rates(owner_ids={group.owner_id for group in due})
+    fills = 0
+    for group in due:
+        owner_rules = rules if given_rules or group.owner_id not in rates else replace(
+            rules, commission_per_contract=rates[group.owner_id])
         try:
             with tenancy.system_context():
-                fills += match_group(head_id, quotes=quotes, market=market, rules=owner_rules, now=now)
+                fills += match_group(group.head_id, quotes=quotes, market=market, rules=owner_rules, now=now)
         except Exception:  # one broken group must not stop the others; it is retried next cycle
-            logger.exception("paper order group %s could not be matched", head_id)
+            logger.exception("paper order group %s could not be matched", group.head_id)
     return fills
-
-
-def _tradable(members: list[PaperOrder]) -> list[PaperOrder]:
-    return [member for member in members if member.order_type and member.active]
-
-
-def _may_change(members: list[PaperOrder], quotes, now: datetime, rules: FillRules, session: datetime) -> bool:
-    """Would `match_group` expire, fill or trigger something in this group now? Asked of copies,
-    with the broker's own rules, so the answer is the broker's."""
-    if any(member.expires_at and now >= member.expires_at for member in members):
-        return True
-    spread = next((member for member in members if member.order_class in SPREAD_CLASSES), None)
-    if spread is not None:  # all legs or none: the broker prices the whole spread
-        return spread_fill(spread, [m for m in members if m.parent_id == spread.pk], quotes, rules) is not None
-    for member in _tradable(members):
-        quote = quotes.get(member.option_symbol)
-        if quote is None:
-            continue
-        probe = copy.copy(member)
-        first_look = member.last_session_close != session
-        if fill_price(probe, quote, rules, on_arrival=first_look) is not None or probe.triggered != member.triggered:
-            return True
-    return False
 
 
 AFTER_CLOSE = timedelta(hours=1)

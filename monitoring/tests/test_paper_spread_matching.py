@@ -1,5 +1,5 @@
 """The matching job fills a resting spread at the local paper broker whole, like the broker's own
-match: its quick look (`_may_change`) must price spreads as the broker does, or it would skip them."""
+match: its quick look (`brokers.paper.groups_due`) must price spreads as the broker does, or it would skip them."""
 
 from decimal import Decimal
 
