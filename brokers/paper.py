@@ -716,7 +716,8 @@ class DueGroup:
 # limit or triggered stop-limit when the touch crosses its limit. Whether a look is the first of
 # the session only sets the price, never whether the order executes, so it is not asked. The
 # groups that cannot change have their quoted orders noted as looked at this session (the gap
-# rule's `last_session_close`), in the same statement, so no list of ids travels twice.
+# rule's `last_session_close`), in the same statement, so no list of ids travels twice; an order
+# already noted this session is not written again, so a steady cycle writes no row at all.
 _GROUPS_DUE_SQL = """
 WITH looked_at AS (  -- each working order with its contract's quote (symbol -> [bid, ask]), if any
     SELECT o.id, COALESCE(o.parent_id, o.id) AS head_id, o.owner_id, o.order_type, o.triggered, o.stop_price,
@@ -747,7 +748,7 @@ flagged AS (  -- each order with its group's verdict: a window over the group, n
 noted AS (
     UPDATE brokers_paperorder SET last_session_close = %(session)s, updated_at = %(now)s
      WHERE id = ANY(ARRAY(SELECT id FROM flagged WHERE looked AND NOT due AND NOT spread))
-       AND status = ANY(%(working)s)
+       AND status = ANY(%(working)s) AND last_session_close IS DISTINCT FROM %(session)s
 )
 SELECT head_id, min(owner_id), bool_or(due) FROM flagged WHERE due OR spread GROUP BY head_id ORDER BY min(id)
 """
@@ -807,7 +808,8 @@ def _spreads_may_change(heads: list[int], quotes: dict[str, Quote], now: datetim
         else:
             looked += [member.pk for member in _tradable(members) if member.option_symbol in quotes]
     if looked:
-        PaperOrder.objects.filter(pk__in=looked, status__in=WORKING).update(last_session_close=session, updated_at=now)
+        PaperOrder.objects.filter(pk__in=looked, status__in=WORKING).exclude(last_session_close=session).update(
+            last_session_close=session, updated_at=now)
     return movable
 
 
