@@ -653,3 +653,15 @@ def test_a_close_slower_than_the_in_flight_window_is_not_doubled_by_the_monitor(
         assert PaperOrder.objects.filter(tag=f"to-{trade.pk}-close").count() == 1
     venue.catch_up()
     assert venue.look() == (0, False) and len(venue.filled_exits(trade.pk)) == 1
+
+
+def test_the_order_leases_of_many_trades_are_read_in_one_go_with_the_meaning_of_one():
+    from trades.services import close_in_progress, closes_in_progress
+    from trades.services.closing import trade_order_lease
+
+    trades = [910001, 910002, 910003]
+    assert closes_in_progress(trades) == set() and closes_in_progress([]) == set()
+    with trade_order_lease(910002) as ours, trade_order_lease(910003) as theirs:
+        assert ours and theirs
+        assert closes_in_progress(trades) == {910002, 910003} == {t for t in trades if close_in_progress(trade_id=t)}
+    assert closes_in_progress(iter(trades)) == set()
