@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import namedtuple
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_CEILING, Decimal
+from operator import itemgetter
 from typing import ClassVar
 
 from django.conf import settings
@@ -615,7 +617,7 @@ def orders_of(owner_ids: Iterable[int], *, ids: Iterable[int] = (), tags: Iterab
         return orders
     with connection.cursor() as cursor:
         cursor.execute(_ORDERS_OF_SQL, [owners, WORKING, [int(i) for i in ids], list(tags)])
-        rows = [_OrderRow(values) for values in json.loads(cursor.fetchone()[0])]
+        rows = [_OrderRow.of(values) for values in json.loads(cursor.fetchone()[0])]
     legs: dict[int, list[_OrderRow]] = {}
     for row in rows:  # in id order, as `head.legs.all()` lists them
         if row.parent_id is not None:
@@ -643,23 +645,26 @@ _ORDERS_OF_SQL = f"""
 """
 
 
-class _OrderRow:
+class _OrderRow(namedtuple("_OrderRow", _ORDER_COLUMNS)):
     """One `PaperOrder` row as `_as_order` reads it (the same attribute names), from `orders_of`'s
     JSON: numerics come as their text (exact Decimals), timestamps in ISO 8601 (the connection's
     time zone is UTC, so they equal what the model's fields load)."""
 
-    __slots__ = _ORDER_COLUMNS + ("pk",)
+    __slots__ = ()
+    pk = property(itemgetter(0))
 
-    def __init__(self, values: list) -> None:
-        for name, value in zip(_ORDER_COLUMNS, values, strict=True):
-            setattr(self, name, value)
-        self.pk = self.id
-        for name in _ORDER_DECIMALS:
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, Decimal(value))
-        self.created_at = datetime.fromisoformat(self.created_at).astimezone(UTC)
-        self.updated_at = datetime.fromisoformat(self.updated_at).astimezone(UTC)
+    @classmethod
+    def of(cls, values: list) -> _OrderRow:
+        for index in _DECIMAL_AT:
+            if values[index] is not None:
+                values[index] = Decimal(values[index])
+        for index in _TIMESTAMP_AT:
+            values[index] = datetime.fromisoformat(values[index]).astimezone(UTC)
+        return cls._make(values)
+
+
+_DECIMAL_AT = [_ORDER_COLUMNS.index(name) for name in _ORDER_DECIMALS]
+_TIMESTAMP_AT = [_ORDER_COLUMNS.index(name) for name in ("created_at", "updated_at")]
 
 
 def _check_exit_pair(sl_leg: OrderRequest, tp_leg: OrderRequest) -> None:
@@ -969,19 +974,30 @@ def _set(order: PaperOrder, **changes) -> None:
     order.save(update_fields=list(changes))
 
 
+def _member(enum, value):
+    """`enum(value)` by a dictionary lookup: the sync builds tens of thousands of orders a cycle,
+    and an Enum call costs a microsecond or two. An unknown value still raises as the call would."""
+    member = _MEMBERS[enum].get(value)
+    return member if member is not None else enum(value)
+
+
+_MEMBERS = {enum: {member.value: member for member in enum}
+            for enum in (OrderStatus, OrderSide, OrderType, OrderDuration, SpreadPriceType)}
+
+
 def _as_order(row: PaperOrder, legs: list[PaperOrder]) -> Order:
     fill = None
     if row.filled_quantity and row.avg_fill_price is not None:
         fill = Fill(quantity=row.filled_quantity, price=row.avg_fill_price, at=row.updated_at)
     return Order(
-        id=str(row.pk), status=OrderStatus(row.status), order_class=row.order_class, tag=row.tag or None,
+        id=str(row.pk), status=_member(OrderStatus, row.status), order_class=row.order_class, tag=row.tag or None,
         option_symbol=row.option_symbol or None, underlying=row.underlying or None,
-        side=OrderSide(row.side) if row.side else None,
-        order_type=OrderType(row.order_type) if row.order_type else None,
-        duration=OrderDuration(row.duration) if row.duration else None,
+        side=_member(OrderSide, row.side) if row.side else None,
+        order_type=_member(OrderType, row.order_type) if row.order_type else None,
+        duration=_member(OrderDuration, row.duration) if row.duration else None,
         quantity=row.quantity or None, limit_price=row.limit_price, stop_price=row.stop_price,
         filled_quantity=row.filled_quantity, remaining_quantity=(row.quantity - row.filled_quantity) or None,
         fill=fill, reason=row.reason or None, created_at=row.created_at, updated_at=row.updated_at,
         legs=tuple(_as_order(leg, []) for leg in legs),
-        price_type=SpreadPriceType(row.price_type) if row.price_type else None,
+        price_type=_member(SpreadPriceType, row.price_type) if row.price_type else None,
     )

@@ -38,4 +38,6 @@ def test_trades_and_orders_read_as_json_are_the_querysets_instances(trader, othe
             assert [type(one) for one in read] == [type(one) for one in expected]
             assert [_fields(one) for one in read] == [_fields(one) for one in expected]
             assert all(not one._state.adding and one._state.db == "default" for one in read)
+            assert [{**one.__dict__, "_state": None} for one in read] == [
+                {**one.__dict__, "_state": None} for one in expected]
     assert len(expected) == 1 and len(_fields(expected[0])) > 20
