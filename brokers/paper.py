@@ -608,15 +608,20 @@ def orders_of(owner_ids: Iterable[int], *, ids: Iterable[int] = (), tags: Iterab
     order sync needs, without one `get_orders` (every order ever placed) per account.
 
     The monitor reads tens of thousands of rows a cycle, so this read builds no model instances:
-    the ids and tags go as two array parameters (not one placeholder each), and the rows come back
-    as one JSON document, parsed in C, rather than value by value through the database driver's
-    loaders (`_OrderRow`). The `Order`s are then built by the very function `get_orders` uses."""
+    the ids and tags go as two comma-separated texts (not one placeholder each, nor arrays, which
+    the driver quotes element by element), and the rows come back as one JSON document, parsed in
+    C, rather than value by value through the database driver's loaders (`_OrderRow`). The
+    `Order`s are then built by the very function `get_orders` uses."""
     owners = list(owner_ids)
     orders: dict[int, list[Order]] = {owner: [] for owner in owners}
     if not owners:
         return orders
+    tags = list(tags)
+    named = ",".join(tags)  # our tags are letters, digits and '-' (`is_valid_tag`): a comma cannot be one
+    if named.count(",") != max(len(tags) - 1, 0) or "" in tags:
+        raise ValueError("orders_of: a tag cannot be empty or hold a comma")
     with connection.cursor() as cursor:
-        cursor.execute(_ORDERS_OF_SQL, [owners, WORKING, [int(i) for i in ids], list(tags)])
+        cursor.execute(_ORDERS_OF_SQL, [owners, WORKING, ",".join(str(int(i)) for i in ids), named])
         rows = [_OrderRow.of(values) for values in json.loads(cursor.fetchone()[0])]
     legs: dict[int, list[_OrderRow]] = {}
     for row in rows:  # in id order, as `head.legs.all()` lists them
@@ -635,7 +640,8 @@ _ORDER_DECIMALS = ("limit_price", "stop_price", "avg_fill_price")
 _ORDERS_OF_SQL = f"""
     WITH heads AS (
         SELECT id FROM {PaperOrder._meta.db_table}
-        WHERE parent_id IS NULL AND owner_id = ANY(%s) AND (status = ANY(%s) OR id = ANY(%s) OR tag = ANY(%s))
+        WHERE parent_id IS NULL AND owner_id = ANY(%s) AND (status = ANY(%s)
+              OR id = ANY(string_to_array(%s, ',')::bigint[]) OR tag = ANY(string_to_array(%s, ',')))
     )
     SELECT coalesce(json_agg(json_build_array({", ".join(
         f"{column}::text" if column in _ORDER_DECIMALS else column for column in _ORDER_COLUMNS)}) ORDER BY id),

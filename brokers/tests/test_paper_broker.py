@@ -355,6 +355,8 @@ def test_the_monitors_read_of_a_varied_book_is_exactly_what_get_orders_shows(bro
     assert by_tag[trader.pk] == sorted(working + [shown[cancelled.id], *(
         order for order in book if order.tag == order_tag(6, "entry"))], key=lambda order: int(order.id))
     assert by_tag[trader.pk] and all(repr(order) == repr(shown[order.id]) for order in by_tag[trader.pk])
+    with tenancy.system_context(), pytest.raises(ValueError):  # never a tag of ours: refused, not split
+        orders_of([trader.pk], tags=["to-1-sl,to-2-sl"])
 
 
 def _past_expiry(market, close=None):
