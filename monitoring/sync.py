@@ -54,6 +54,7 @@ expiry) is the event's `source` in its payload.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -67,6 +68,7 @@ from brokers.paper import orders_of as paper_orders_of
 from brokers.paper import owners_with_working_orders as paper_owners_with_working_orders
 from tradeoptions import tenancy
 from tradeoptions.logs import about_trade
+from tradeoptions.rows import instances_of
 from trades.models import ACTIVE_STATUSES, AccountSettings, Actor, EventKind, PaperTrade, StrategyType, TradeStatus
 from trades.services import (
     BrokerReauthenticate,
@@ -85,6 +87,7 @@ from trades.services import (
     close_confirm,
     close_in_progress,
     close_resume,
+    closes_in_progress,
     filled_exit,
     finished_order_seen,
     finished_orders_to_read,
@@ -167,8 +170,9 @@ def _newer(order: Order, than: Order) -> bool:
 
 
 def sync_orders(*, market: Market | None = None, at: datetime | None = None, shard: Shard | None = None) -> SyncReport:
-    """Bring every active trade in line with its broker's orders, and deal with orphans (of the
-    shard's accounts only, with `shard`)."""
+    """Bring every active trade in line with its broker's orders, and deal with orphans. With a
+    `shard`, only the accounts whose owner id falls in it (`Shard`): N shard tasks together sync
+    every account once, each exactly as the unsharded sync would."""
     market = market or default_market()
     at = at or market.now()
     report = SyncReport()
@@ -176,6 +180,9 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None, sha
     settings_of = _settings_of({account.owner_id for account in accounts})
     paper_books = _paper_books([account for account in accounts if account.mode == BrokerMode.LOCAL_PAPER])
     troubles = broker_troubles_of(accounts=[(account.owner_id, account.mode) for account in accounts])
+    # One read of every trade's order lease, not one a trade; a lease taken after it is seen by
+    # the check each write makes right before it goes (`_acting_on`).
+    leased = closes_in_progress(trade.pk for account in accounts for trade in account.trades)
     for account in accounts:
         report.accounts += 1
         settings = settings_of.get(account.owner_id) or AccountSettings(owner_id=account.owner_id)
@@ -202,7 +209,7 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None, sha
         for trade in account.trades:
             try:  # each write below runs as the trade's owner; deciding needs no database
                 with about_trade(trade.pk):
-                    report.changed += sync_trade(trade, book, broker, market, at)
+                    report.changed += sync_trade(trade, book, broker, market, at, leased=leased)
             except SoftTimeLimitExceeded:  # the cycle is out of time: stop here, the next one carries on
                 raise
             except (VersionConflict, InvalidTransition) as error:  # the trader moved first: next cycle sees it
@@ -290,14 +297,16 @@ def _note_token(account: SyncAccount, *, refused: bool) -> None:
 
 def _accounts_to_read(at: datetime, shard: Shard | None = None) -> list[SyncAccount]:
     """Accounts with active trades, with trades finished recently (their exits may still work),
-    or with working local-paper orders; two queries across tenants, so in the system context: the
-    order sync is a system job over every user's trades, which no request can reach."""
+    or with working local-paper orders (only the shard's, given one); two queries across tenants,
+    so in the system context: the order sync is a system job over every user's trades, which no
+    request can reach. The trades are read as one JSON document (`instances_of`): the same
+    instances, without the driver's per-value loaders, which were most of this read's time."""
     accounts: dict[tuple[int, str], SyncAccount] = {}
     with tenancy.system_context():
         recent = Q(status__in=[TradeStatus.CLOSED, TradeStatus.CANCELED, TradeStatus.REJECTED],
                    updated_at__gte=min(at, _now()) - RECENTLY_FINISHED)
         trades = PaperTrade.objects.filter(Q(status__in=ACTIVE_STATUSES) | recent)
-        for trade in (shard.of(trades) if shard else trades).order_by("id"):
+        for trade in instances_of(shard.of(trades) if shard is not None else trades, order_by="id"):
             account = accounts.setdefault((trade.owner_id, trade.broker_mode),
                                           SyncAccount(trade.owner_id, trade.broker_mode))
             (account.trades if trade.status in ACTIVE_STATUSES else account.finished).append(trade)
@@ -384,23 +393,47 @@ def known_order_ids(trade: PaperTrade) -> list[str]:
     return trade_order_ids(trade)
 
 
-def sync_trade(trade: PaperTrade, book: OrderBook, broker, market: Market, at: datetime) -> int:
+def sync_trade(trade: PaperTrade, book: OrderBook, broker, market: Market, at: datetime, *,
+               leased: set[int] | None = None) -> int:
     """Apply what the broker says to one trade (in its owner's context). Returns 1 if it changed.
     A trade whose orders a request is changing at the broker (a close, a withdrawn or re-priced
     order: the trade's order lease) is left to that request, which records what it meets (a fill
-    included); the next cycle looks again."""
-    if close_in_progress(trade_id=trade.pk):
+    included); the next cycle looks again.
+
+    `leased` is the cycle's one read of the leases (`closes_in_progress`), else the trade's lease is
+    asked now. Either way every write below asks again right before it goes (`_acting_on`), so a
+    lease taken since is respected at least as late as a check before each trade would."""
+    if trade.pk in leased if leased is not None else close_in_progress(trade_id=trade.pk):
         return 0
-    if trade.strategy_type != StrategyType.SINGLE:  # one multileg order, no bracket at the broker
+    entry_changed = 0
+    try:
+        if trade.strategy_type != StrategyType.SINGLE:  # one multileg order, no bracket at the broker
+            if trade.status == TradeStatus.PENDING:
+                return _sync_spread_entry(trade, book)
+            return _sync_spread(trade, book, broker)
         if trade.status == TradeStatus.PENDING:
-            return _sync_spread_entry(trade, book)
-        return _sync_spread(trade, book, broker)
-    if trade.status == TradeStatus.PENDING:
-        entry_changed, trade = _sync_entry(trade, book, broker)
-        if trade.status != TradeStatus.OPEN:
-            return entry_changed
-        return max(entry_changed, _sync_held(trade, book, broker, market, at))
-    return _sync_held(trade, book, broker, market, at)
+            entry_changed, trade = _sync_entry(trade, book, broker)
+            if trade.status != TradeStatus.OPEN:
+                return entry_changed
+            return max(entry_changed, _sync_held(trade, book, broker, market, at))
+        return _sync_held(trade, book, broker, market, at)
+    except _LeaseTaken:
+        logger.info("sync: a request took the order lease of trade %s meanwhile; it is left to it", trade.pk)
+        return entry_changed
+
+
+class _LeaseTaken(Exception):
+    """A request took the trade's order lease after the sync last looked: the trade is its now."""
+
+
+@contextmanager
+def _acting_on(trade: PaperTrade):
+    """Every write (and broker call) the sync makes for a trade, as its owner, once the trade's
+    order lease is asked right before it: free, or `_LeaseTaken` and nothing is done."""
+    if close_in_progress(trade_id=trade.pk):
+        raise _LeaseTaken
+    with tenancy.acting_as(trade.owner_id):
+        yield
 
 
 def _sync_entry(trade: PaperTrade, book: OrderBook, broker) -> tuple[int, PaperTrade]:
@@ -416,7 +449,7 @@ def _sync_entry(trade: PaperTrade, book: OrderBook, broker) -> tuple[int, PaperT
     filled = entry.fill.quantity if entry.fill else entry.filled_quantity
     if not changes and not entry.status.is_final and filled == trade.filled_qty:
         return 0, trade
-    with tenancy.acting_as(trade.owner_id):
+    with _acting_on(trade):
         trade = trade_entry_update(trade_id=trade.pk, entry=entry, changes=changes, **SYSTEM)
     return 1, trade  # a filled entry without a bracket gets one from `_sync_held`, in this cycle
 
@@ -431,7 +464,7 @@ def _sync_spread_entry(trade: PaperTrade, book: OrderBook) -> int:
     filled = order.fill.quantity if order.fill else order.filled_quantity
     if not changes and not order.status.is_final and filled == trade.filled_qty:
         return 0
-    with tenancy.acting_as(trade.owner_id):
+    with _acting_on(trade):
         spread_entry_update(trade_id=trade.pk, entry=order, changes=changes, **SYSTEM)
     return 1
 
@@ -455,7 +488,7 @@ def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
         return _sync_part_sale(trade, book, broker, at)
     head, sl, tp = exit_legs(trade, book)
     if exit_fill := filled_exit(sl, tp):
-        with tenancy.acting_as(trade.owner_id):
+        with _acting_on(trade):
             trade_exit_filled(trade=trade, exit_fill=exit_fill, close_order=book.find(trade.close_order_id),
                               broker=broker, **SYSTEM)
         return 1
@@ -466,12 +499,12 @@ def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
         if not sell.status.is_final:
             return 0
         changes = {} if trade.close_order_id else {"close_order_id": sell.id}
-        with tenancy.acting_as(trade.owner_id):
+        with _acting_on(trade):
             close_confirm(trade_id=trade.pk, sell=sell, changes=changes, **SYSTEM)
         return 1
     if not (trade.bracket_order_id or trade.sl_order_id or trade.tp_order_id):  # unprotected
         listed = book.by_tag.get(trade_order_tag(trade, OrderPurpose.STOP_LOSS))
-        with tenancy.acting_as(trade.owner_id):
+        with _acting_on(trade):
             protected = bracket_protect(trade=trade, broker=broker, listed=listed, at=at,
                                         trading_ends=market.expiry_cutoff(trade.expiry), **SYSTEM)
         return int(protected.version != trade.version)
@@ -480,7 +513,7 @@ def _sync_held(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
     if ended and at < market.expiry_cutoff(trade.expiry):  # at expiry, settlement takes over
         logger.warning("sync: trade %s has no working bracket; it is protected again", trade.pk)
         listed = book.by_tag.get(trade_order_tag(trade, OrderPurpose.STOP_LOSS))
-        with tenancy.acting_as(trade.owner_id):
+        with _acting_on(trade):
             trade = bracket_lost(trade=trade, orders=exits, **SYSTEM)
             if trade.status == TradeStatus.OPEN:
                 bracket_protect(trade=trade, broker=broker, listed=listed, at=at,
@@ -501,7 +534,7 @@ def _sync_spread(trade: PaperTrade, book: OrderBook, broker) -> int:
         return _resume_close(trade, broker)
     if not order.status.is_final and trade.close_order_id:
         return 0
-    with tenancy.acting_as(trade.owner_id):
+    with _acting_on(trade):
         after = close_confirm(trade_id=trade.pk, sell=order, changes={"close_order_id": order.id}, **SYSTEM)
     return int(after.version != trade.version)
 
@@ -514,7 +547,7 @@ def _sync_part_sale(trade: PaperTrade, book: OrderBook, broker, at: datetime) ->
         (order.tag or "").startswith(tag) and order.tag[len(tag):].isdigit())]  # the resume picks this sale's
     if trade.part_order_id and book.find(trade.part_order_id) is not None:
         found.append(book.find(trade.part_order_id))
-    with tenancy.acting_as(trade.owner_id):
+    with _acting_on(trade):
         after = part_sale_resume(trade=trade, broker=broker, found=found, at=at, **SYSTEM)
     return int(after.version != trade.version)
 
@@ -531,7 +564,7 @@ def _resume_close(trade: PaperTrade, broker) -> int:
     if close_in_progress(trade_id=trade.pk):  # a slow close is still at the broker: it finishes
         return 0
     logger.warning("sync: trade %s is CLOSING without a sell at the broker; finishing its close", trade.pk)
-    with tenancy.acting_as(trade.owner_id):
+    with _acting_on(trade):
         close_resume(trade=trade, broker=broker, **SYSTEM)
     return 1
 

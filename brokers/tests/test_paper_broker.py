@@ -7,7 +7,15 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from brokers.base import BrokerError, OrderRejected, OrderRequest, OrderStatus, order_tag
+from brokers.base import (
+    BrokerError,
+    OrderRejected,
+    OrderRequest,
+    OrderStatus,
+    SpreadLeg,
+    SpreadOrderRequest,
+    order_tag,
+)
 from brokers.models import PaperFill, PaperOrder
 from brokers.paper import (
     FillRules,
@@ -302,6 +310,53 @@ def test_the_monitor_reads_many_accounts_orders_at_once_as_each_account_lists_th
     assert orders[trader.pk] == [broker.get_order(filled.id), broker.get_order(bracket.id)]
     assert done.id not in {order.id for order in orders[trader.pk]}
     assert [order.id for order in orders[other_trader.pk]] == [waiting.id]
+
+
+def test_the_monitors_read_of_a_varied_book_is_exactly_what_get_orders_shows(broker, trader, other_trader, market):
+    """`orders_of` builds its `Order`s from one JSON read, not from model instances: every kind of
+    order the broker keeps (a fill, a bracket working and one cancelled, an OTOCO waiting, a rejected
+    and a cancelled buy, spreads filled and resting, another account's) must come out equal to
+    `get_orders`, down to the types of its Decimals and the time zone of its times (their repr)."""
+    long_call = "SPY261218C00575000"
+    market.set_quote(long_call, "2.50", "2.60")
+    broker.place_order(buy(quantity=3))
+    broker.place_oco_order(*exits(quantity=1))
+    cancelled = broker.place_oco_order(*exits(sl="2.50", tp="7.00", quantity=1, trade=2))
+    broker.cancel_order(broker.get_order(cancelled.id).legs[1].id)
+    broker.place_otoco_order(buy(quantity=1, order_type="limit", limit_price=Decimal("1.05"), trade=3),
+                             *exits(quantity=1, trade=3))
+    resting = broker.place_order(buy(quantity=1, order_type="limit", limit_price=Decimal("1.10"), trade=4))
+    broker.cancel_order(resting.id)
+    with pytest.raises(OrderRejected):
+        broker.place_order(buy(quantity=40, trade=5))
+    spread = [SpreadLeg(CONTRACT, "buy_to_open", 1), SpreadLeg(long_call, "sell_to_open", 1)]
+    broker.place_spread_order(SpreadOrderRequest(underlying="SPY", legs=tuple(spread), price_type="market",
+                                                 tag=order_tag(6, "entry")))
+    broker.place_spread_order(SpreadOrderRequest(underlying="SPY", legs=tuple(spread), price_type="debit",
+                                                 price=Decimal("0.05"), tag=order_tag(7, "entry")))
+    market.advance(minutes=5)
+    broker.place_order(OrderRequest(option_symbol=CONTRACT, side="sell_to_close", quantity=1,
+                                    order_type="limit", limit_price=Decimal("4.05"), tag=order_tag(8, "close")))
+    with tenancy.acting_as(other_trader.pk):
+        theirs = LocalPaperBroker(other_trader.pk, starting_cash=Decimal("5000"), market=market, rules=RULES)
+        theirs.place_order(buy(quantity=1, trade=9))
+        their_book = theirs.get_orders()
+    book = broker.get_orders()
+    assert len(book) >= 9 and {order.status for order in book} >= {
+        OrderStatus.FILLED, OrderStatus.OPEN, OrderStatus.CANCELED, OrderStatus.REJECTED}
+    with tenancy.system_context():
+        everything = orders_of([trader.pk, other_trader.pk],
+                               ids=[int(order.id) for order in book + their_book], tags=[])
+        by_tag = orders_of([trader.pk], tags=[order_tag(2, "sl"), order_tag(6, "entry")])
+    assert everything[trader.pk] == book and repr(everything[trader.pk]) == repr(book)
+    assert everything[other_trader.pk] == their_book and repr(everything[other_trader.pk]) == repr(their_book)
+    shown = {order.id: order for order in book}
+    working = [order for order in book if order.status.is_working]
+    assert by_tag[trader.pk] == sorted(working + [shown[cancelled.id], *(
+        order for order in book if order.tag == order_tag(6, "entry"))], key=lambda order: int(order.id))
+    assert by_tag[trader.pk] and all(repr(order) == repr(shown[order.id]) for order in by_tag[trader.pk])
+    with tenancy.system_context(), pytest.raises(ValueError):  # never a tag of ours: refused, not split
+        orders_of([trader.pk], tags=["to-1-sl,to-2-sl"])
 
 
 def _past_expiry(market, close=None):

@@ -14,7 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.core.cache import cache
 
 from brokers.base import OrderDuration, OrderRequest, OrderSide, OrderStatus, OrderType
-from brokers.models import PaperOrder
+from brokers.models import BrokerMode, PaperOrder
 from brokers.paper import FillRules, LocalPaperBroker
 from monitoring import clock as market_clock
 from monitoring import services, tasks
@@ -318,3 +318,39 @@ def test_the_monitors_paper_matching_charges_each_account_its_own_commission(tra
         with tenancy.acting_as(user.pk):
             fills = list(PaperFill.objects.filter(owner=user).values_list("side", "commission"))
         assert sorted(fills) == [("buy_to_open", rate), ("sell_to_close", rate)]
+
+
+def test_two_shards_sync_every_account_once_and_together_what_the_unsharded_sync_does(trader, other_trader, market):
+    from monitoring import sync
+    from monitoring.sharding import Shard
+    from tests.factories import UserFactory
+
+    third, fourth = UserFactory(), UserFactory()
+    users = [trader, other_trader, third]
+    assert {user.pk % 2 for user in users} == {0, 1}
+    _roomy(*users)
+    trades = {user.pk: _open(user, market) for user in users}
+    with tenancy.acting_as(fourth.pk):  # an account with a working order and no trade: read too, by its shard
+        LocalPaperBroker(fourth.pk, starting_cash=Decimal("5000"), market=market).place_order(OrderRequest(
+            option_symbol=OTHER, side=OrderSide.BUY_TO_OPEN, quantity=1, order_type=OrderType.LIMIT,
+            limit_price=Decimal("0.50"), tag="by-hand"))
+    at = market.now()
+    whole = {(account.owner_id, account.mode) for account in sync._accounts_to_read(at)}
+    halves = [{(account.owner_id, account.mode) for account in sync._accounts_to_read(at, Shard(index, 2))}
+              for index in (0, 1)]
+    assert halves[0] | halves[1] == whole and not halves[0] & halves[1]
+    assert all(owner % 2 == index for index, half in enumerate(halves) for owner, _ in half)
+    assert len(whole) == 4 and (fourth.pk, BrokerMode.LOCAL_PAPER) in whole
+
+    market.set_quote(CONTRACT, "6.60", "6.80")
+    market.advance(seconds=20)
+    assert services.match_paper_orders(market=market) == 3  # every take-profit filled at the broker
+    first = sync.sync_orders(market=market, at=market.now(), shard=Shard(0, 2))
+    assert {pk for pk, trade in trades.items() if _trade(trade.pk).status == TradeStatus.CLOSED} == {
+        pk for pk in trades if pk % 2 == 0}
+    second = sync.sync_orders(market=market, at=market.now(), shard=Shard(1, 2))
+    assert first.accounts + second.accounts == len(whole) and first.changed + second.changed == 3
+    closed = [_trade(trade.pk) for trade in trades.values()]
+    assert {(trade.status, trade.close_reason, trade.close_price) for trade in closed} == {
+        (TradeStatus.CLOSED, CloseReason.TP_HIT, Decimal("6.50"))}
+    assert sync.sync_orders(market=market, at=market.now()).changed == 0  # nothing left for the whole

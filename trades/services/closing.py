@@ -27,7 +27,7 @@ with the same steps (`close_resume`); steps 2 and 3 are safe to repeat.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -395,6 +395,17 @@ trade_order_lease = _close_lease
 def close_in_progress(*, trade_id: int) -> bool:
     """A close (a request's, or the monitor's resume) is at the broker for this trade now."""
     return cache.get(_lease_key(trade_id)) is not None
+
+
+def closes_in_progress(trade_ids: Iterable[int]) -> set[int]:
+    """Which of these trades a close (or another request working their orders) holds the lease of
+    now: `close_in_progress` for many trades in one round trip (an MGET), so that the monitor's
+    order sync asks once a cycle, not once a trade. A lease taken after this answer is not in it:
+    callers that act on a trade later ask `close_in_progress` again right before acting."""
+    keys = {_lease_key(trade_id): trade_id for trade_id in trade_ids}
+    if not keys:
+        return set()
+    return {keys[key] for key, token in cache.get_many(list(keys)).items() if token is not None}
 
 
 def close_at_broker(*, trade: PaperTrade, broker: BrokerProvider, **who) -> TradeResult:

@@ -653,3 +653,67 @@ def test_a_close_slower_than_the_in_flight_window_is_not_doubled_by_the_monitor(
         assert PaperOrder.objects.filter(tag=f"to-{trade.pk}-close").count() == 1
     venue.catch_up()
     assert venue.look() == (0, False) and len(venue.filled_exits(trade.pk)) == 1
+
+
+def test_the_order_leases_of_many_trades_are_read_in_one_go_with_the_meaning_of_one():
+    from trades.services import close_in_progress, closes_in_progress
+    from trades.services.closing import trade_order_lease
+
+    trades = [910001, 910002, 910003]
+    assert closes_in_progress(trades) == set() and closes_in_progress([]) == set()
+    with trade_order_lease(910002) as ours, trade_order_lease(910003) as theirs:
+        assert ours and theirs
+        assert closes_in_progress(trades) == {910002, 910003} == {t for t in trades if close_in_progress(trade_id=t)}
+    assert closes_in_progress(iter(trades)) == set()
+
+
+def test_a_lease_taken_after_the_cycles_one_read_of_the_leases_keeps_the_sync_off_that_trade(trader, market,
+                                                                                             monkeypatch):
+    """The cycle reads every trade's order lease once, before the first account; a request can take
+    one after that read and before the sync reaches its trade. The sync must still leave the trade
+    to the request (the write asks the lease again), and record the fill once the lease is free."""
+    from trades.services.closing import trade_order_lease
+
+    trade = _open(trader, market)
+    market.set_quote(CONTRACT, "6.60", "6.80")
+    market.advance(seconds=20)
+    assert monitoring_services.match_paper_orders(market=market) == 1  # the take-profit filled at the broker
+    read, taken = sync.closes_in_progress, []
+
+    def read_then_a_request_takes_the_lease(trade_ids):  # in the first cycle only
+        answer = read(trade_ids)
+        lease = None if taken else trade_order_lease(trade.pk)
+        assert lease is None or lease.__enter__()  # the request now works the trade's orders
+        taken.append((answer, lease))
+        return answer
+
+    monkeypatch.setattr(sync, "closes_in_progress", read_then_a_request_takes_the_lease)
+    report = sync.sync_orders(market=market, at=market.now())
+    [(answer, lease)] = taken
+    assert lease is not None
+    assert answer == set() and report.changed == 0
+    assert (_trade(trade.pk).status, _trade(trade.pk).version) == (TradeStatus.OPEN, trade.version)
+    lease.__exit__(None, None, None)  # the request is done
+    assert sync.sync_orders(market=market, at=market.now()).changed == 1
+    assert (_trade(trade.pk).status, _trade(trade.pk).close_reason) == (TradeStatus.CLOSED, CloseReason.TP_HIT)
+    assert len(taken) == 2 and taken[1][0] == set()
+
+
+def test_a_lease_held_at_the_cycles_read_skips_the_trade_and_only_that_one(trader, market, monkeypatch):
+    from trades.models import AccountSettings
+    from trades.services.closing import trade_order_lease
+
+    with tenancy.acting_as(trader.pk):  # room for two positions
+        AccountSettings.objects.update_or_create(owner=trader, defaults={"account_balance": Decimal("100000")})
+    leased, free = _open(trader, market), _open(trader, market)
+    market.set_quote(CONTRACT, "6.60", "6.80")
+    market.advance(seconds=20)
+    assert monitoring_services.match_paper_orders(market=market) == 2
+    asked = []
+    monkeypatch.setattr(sync, "close_in_progress", lambda trade_id: asked.append(trade_id) or False)
+    with trade_order_lease(leased.pk) as ours:
+        assert ours
+        assert sync.sync_orders(market=market, at=market.now()).changed == 1
+    assert _trade(leased.pk).status == TradeStatus.OPEN and _trade(free.pk).status == TradeStatus.CLOSED
+    assert asked == [free.pk]  # one GET, right before the one write; none for the skipped trade
+
