@@ -4,7 +4,8 @@
 BENCH_TRADES / BENCH_USERS / BENCH_UNDERLYINGS), each protected by a working OCO bracket at the
 local paper broker that does not fill (a stop at a cent, a take-profit at $9,999: the cycle
 measures looking, not filling). Each underlying has 24 contracts (3 listed expiries at least two
-weeks out x calls and puts x strikes at 97, 99, 101 and 103 % of the spot), so the book holds
+weeks out x calls and puts x strikes near 97, 99, 101 and 103 % of the spot, at the spacing chains
+list: cheap stocks share some), so the book holds
 thousands of distinct contracts, as a real one would, not one per underlying. Loaded in a few
 INSERT ... SELECT statements (bench/books.py).
 
@@ -70,7 +71,7 @@ def scale_book():
     spots the workers see. Returns (distinct contracts, seconds to load)."""
     now = datetime.now(UTC)
     started = time.perf_counter()
-    contracts = books.contracts_list(provider_for(), UNDERLYINGS, _variants(now))
+    contracts = books.contracts_list(provider_for(), UNDERLYINGS, _variants(now), step=books.listed_step)
     books.trades_open(user_ids=books.users_create(USERS), contracts=contracts, start=0, end=TRADES, at=now)
     books.brackets_attach(at=now)
     with connection.cursor() as cursor:  # fresh planner statistics, as autovacuum would give a real book
