@@ -16,8 +16,9 @@ Run as `python -m tests.fakes.fault_worker` with the usual worker environment pl
   the provider, what a benchmark counts at the database cursor.
 * FAULT_TASK_TIMES: when set, every task run adds its CPU seconds (the process's own, so a solo
   pool's) and wall seconds to the Redis hash FAULT_KEY:tasks, under "<task name>|cpu", "|wall",
-  "|runs" and "|failed" (a run that did not end in SUCCESS), and leaves its result's text under
-  "<task name>|last"; the worker sets FAULT_KEY:ready once it consumes. What a benchmark splits a
+  "|runs" and "|failed" (a run that did not end in SUCCESS), counts "|started" runs and
+  "|expired" messages (discarded unrun: their `expires` had passed), and leaves its result's text
+  under "<task name>|last"; the worker sets FAULT_KEY:ready once it consumes. What a benchmark splits a
   cycle's CPU by, job by job (bench/monitor_workers.py).
 
 `FaultWorker` is the test's side: it starts, pauses, resumes and kills such workers. A test
@@ -104,14 +105,18 @@ def _install_counter(spec: str, key: str) -> None:
 
 def _install_task_times(key: str) -> None:
     import redis
-    from celery.signals import task_postrun, task_prerun, worker_ready
+    from celery.signals import task_postrun, task_prerun, task_revoked, worker_ready
     from django.conf import settings
 
     client = redis.Redis.from_url(settings.REDIS_URL)
     started: dict[str, tuple[float, float]] = {}
 
-    def prerun(task_id=None, **kwargs):
+    def prerun(task_id=None, task=None, **kwargs):
+        client.hincrby(f"{key}:tasks", f"{task.name}|started", 1)
         started[task_id] = (time.process_time(), time.perf_counter())
+
+    def revoked(sender=None, expired=False, **kwargs):
+        client.hincrby(f"{key}:tasks", f"{sender.name}|{'expired' if expired else 'revoked'}", 1)
 
     def postrun(task_id=None, task=None, retval=None, state=None, **kwargs):
         cpu, wall = started.pop(task_id, (time.process_time(), time.perf_counter()))
@@ -126,6 +131,7 @@ def _install_task_times(key: str) -> None:
     # weak=False: the receivers are closures that nothing else keeps alive.
     task_prerun.connect(prerun, weak=False)
     task_postrun.connect(postrun, weak=False)
+    task_revoked.connect(revoked, weak=False)
     worker_ready.connect(lambda **kwargs: client.set(f"{key}:ready", 1), weak=False)
 
 
