@@ -31,6 +31,7 @@ BROKER_CALLS = tuple(f"brokers.paper:LocalPaperBroker.{name}" for name in (
     "cancel_order", "modify_stop", "get_order", "get_orders", "find_order_by_tag", "get_positions",
     "get_account_balance"))
 COUNTED = {"queries": QUERIES, "provider calls": PROVIDER_CALLS, "broker calls": BROKER_CALLS}
+TIMES = ("cpu", "wall", "runs", "started", "failed", "expired", "revoked")  # fault_worker's FAULT_TASK_TIMES
 SLOT = 40  # seconds: the snapshot job's period; a snapshot is taken once a slot
 
 
@@ -149,7 +150,7 @@ def monitor_cycle(workers: MonitorWorkers, jobs: list, *, timeout: float = 3600)
     wall = max(walls.values(), default=time.perf_counter() - started)
     after = _settled(workers)  # the last task notes its times just after its heartbeat
     cpu = workers.cpu() - cpu
-    spent = {task: {what: value - tasks.get(task, {}).get(what, 0) for what, value in times.items()}
+    spent = {task: {what: times.get(what, 0) - tasks.get(task, {}).get(what, 0) for what in TIMES}
              for task, times in after.items()}
     now = workers.counts()
     return Cycle(wall=wall, cpu=cpu, job_walls={name: walls.get(name) for name in names},
