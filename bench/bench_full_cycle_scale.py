@@ -83,7 +83,7 @@ def scale_book():
 
 
 def _seconds(wall: float | None) -> str:
-    return f"{'-' if wall is None else f'{wall:.1f}':>16}"
+    return f"{'-' if wall is None else f'{wall:.1f}':>20}"
 
 
 def _load() -> str:
@@ -107,7 +107,7 @@ def bench_the_full_monitor_cycle_at_scale(scale_book, redis_client, settings):
                       flush=True)
     short = {job.name: job.name.removeprefix("monitoring.") for job in JOBS}
     print("\nsolo-pool worker processes, MONITOR_SHARDS = workers; wall s from sending to each job's heartbeat")
-    print(f"{'run':<22}{'cycle wall':>11}" + "".join(f"{name:>16}" for name in short.values())
+    print(f"{'run':<22}{'cycle wall':>11}" + "".join(f"{name:>20}" for name in short.values())
           + f"{'cpu s':>9}{'cpu/trade ms':>14}{'queries':>9}{'data calls':>12}{'broker calls':>14}")
     for label, cycle in runs:
         print(f"{label:<22}{cycle.wall:>11.1f}" + "".join(_seconds(cycle.job_walls[name]) for name in short)
