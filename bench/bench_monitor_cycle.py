@@ -10,12 +10,10 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import books
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 
-from brokers.models import PaperOrder
-from brokers.occ import build_symbol
 from brokers.paper import LocalPaperBroker
 from monitoring.market import MarketDataMarket
 from monitoring.marketdata.simulated import SimulatedProvider
@@ -40,31 +38,11 @@ class Counting:
         return self.inner.option_quotes(contracts)
 
 
-def _tickers():
-    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    return [letters[i // 26 % 26] + letters[i % 26] + "X" for i in range(UNDERLYINGS)]
-
-
 @pytest.fixture
 def book(django_db_blocker):
-    users = get_user_model().objects.bulk_create(
-        [get_user_model()(username=f"bench{i}") for i in range(USERS)]
-    )
-    tickers = _tickers()
     provider = SimulatedProvider(seed="bench", clock=lambda: AT)
-    spots = {t: q.last for t, q in provider.underlying_quotes(tickers).items()}
-    trades = []
-    for n in range(TRADES):
-        ticker = tickers[n % len(tickers)]
-        strike = (spots[ticker] * Decimal("1.02")).quantize(Decimal("1"))
-        trades.append(PaperTrade(
-            owner=users[n % len(users)], ticker=ticker, option_type="CALL", strike=strike, expiry=EXPIRY,
-            option_symbol=build_symbol(ticker, EXPIRY, "CALL", strike), qty=1 + n % 3,
-            entry_price=Decimal("2.00"), entry_date=AT, sl_price=Decimal("1"), tp_price=Decimal("4"),
-            status=TradeStatus.OPEN,
-        ))
-    with tenancy.system_context():
-        PaperTrade.objects.bulk_create(trades, batch_size=1000)
+    contracts = books.contracts_list(provider, UNDERLYINGS, [books.Variant(Decimal("1.02"), EXPIRY)])
+    books.trades_open(user_ids=books.users_create(USERS), contracts=contracts, start=0, end=TRADES, at=AT)
     return provider
 
 
@@ -121,23 +99,7 @@ def bench_snapshot_cycle_against_the_naive_loop(book):
 def bracketed_book(book):
     """`book`, each trade protected by a working OCO at the local paper broker (a stop at a cent and
     a far take-profit, so that the steady cycle measures looking, not filling)."""
-    with tenancy.system_context():
-        trades = list(PaperTrade.objects.filter(status=TradeStatus.OPEN).order_by("id"))
-        heads = PaperOrder.objects.bulk_create([
-            PaperOrder(owner_id=t.owner_id, order_class="oco", tag=f"to-{t.pk}-sl", option_symbol=t.option_symbol,
-                       underlying=t.ticker, duration="gtc", created_at=AT, updated_at=AT) for t in trades
-        ], batch_size=1000)
-        legs = []
-        for trade, head in zip(trades, heads, strict=True):
-            common = {"owner_id": trade.owner_id, "parent": head, "order_class": "option", "tag": "",
-                      "option_symbol": trade.option_symbol, "underlying": trade.ticker, "side": "sell_to_close",
-                      "duration": "gtc", "quantity": trade.qty, "created_at": AT, "updated_at": AT}
-            legs += [PaperOrder(**common, leg_index=0, order_type="stop", stop_price=Decimal("0.01")),
-                     PaperOrder(**common, leg_index=1, order_type="limit", limit_price=Decimal("9999"))]
-        PaperOrder.objects.bulk_create(legs, batch_size=2000)
-        for trade, head in zip(trades, heads, strict=True):
-            trade.bracket_order_id = str(head.pk)
-        PaperTrade.objects.bulk_update(trades, ["bracket_order_id"], batch_size=1000)
+    books.brackets_attach(at=AT)
     return book
 
 

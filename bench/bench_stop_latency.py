@@ -41,17 +41,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+import books
 import pytest
-from django.contrib.auth import get_user_model
 
-from brokers.models import PaperOrder
 from brokers.occ import build_symbol
 from monitoring import clock as market_clock
 from monitoring.market import MarketDataMarket
 from monitoring.marketdata.simulated import PROFILES, SimulatedProvider
 from monitoring.services import match_paper_orders
-from tradeoptions import tenancy
-from trades.models import PaperTrade, TradeStatus
 
 SIZES = [int(size) for size in os.environ.get("BENCH_SIZES", "2000,10000,20000").split(",")]
 REPORTED = (2000, 100_000)
@@ -82,42 +79,11 @@ class TimedMarket(MarketDataMarket):
         return super().quotes(symbols)
 
 
-def _tickers() -> list[str]:
-    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    return [letters[i // 26 % 26] + letters[i % 26] + "X" for i in range(UNDERLYINGS)]
-
-
-def _grow_book(users, provider, start: int, end: int) -> None:
+def _grow_book(user_ids, provider, start: int, end: int) -> None:
     """Trades start..end-1, each with a working OCO that does not fill (looking, not filling)."""
-    tickers = _tickers()
-    spots = {t: q.last for t, q in provider.underlying_quotes(tickers).items()}
-    trades = []
-    for n in range(start, end):
-        ticker = tickers[n % len(tickers)]
-        strike = (spots[ticker] * Decimal("1.02")).quantize(Decimal("1"))
-        trades.append(PaperTrade(
-            owner=users[n % len(users)], ticker=ticker, option_type="CALL", strike=strike, expiry=EXPIRY,
-            option_symbol=build_symbol(ticker, EXPIRY, "CALL", strike), qty=1 + n % 3,
-            entry_price=Decimal("2.00"), entry_date=AT, sl_price=Decimal("1"), tp_price=Decimal("4"),
-            status=TradeStatus.OPEN,
-        ))
-    with tenancy.system_context():
-        trades = PaperTrade.objects.bulk_create(trades, batch_size=2000)
-        heads = PaperOrder.objects.bulk_create([
-            PaperOrder(owner_id=t.owner_id, order_class="oco", tag=f"to-{t.pk}-sl", option_symbol=t.option_symbol,
-                       underlying=t.ticker, duration="gtc", created_at=AT, updated_at=AT) for t in trades
-        ], batch_size=2000)
-        legs = []
-        for trade, head in zip(trades, heads, strict=True):
-            common = {"owner_id": trade.owner_id, "parent": head, "order_class": "option", "tag": "",
-                      "option_symbol": trade.option_symbol, "underlying": trade.ticker, "side": "sell_to_close",
-                      "duration": "gtc", "quantity": trade.qty, "created_at": AT, "updated_at": AT}
-            legs += [PaperOrder(**common, leg_index=0, order_type="stop", stop_price=Decimal("0.01")),
-                     PaperOrder(**common, leg_index=1, order_type="limit", limit_price=Decimal("9999"))]
-        PaperOrder.objects.bulk_create(legs, batch_size=4000)
-        for trade, head in zip(trades, heads, strict=True):
-            trade.bracket_order_id = str(head.pk)
-        PaperTrade.objects.bulk_update(trades, ["bracket_order_id"], batch_size=2000)
+    contracts = books.contracts_list(provider, UNDERLYINGS, [books.Variant(Decimal("1.02"), EXPIRY)])
+    books.trades_open(user_ids=user_ids, contracts=contracts, start=start, end=end, at=AT)
+    books.brackets_attach(at=AT)
 
 
 def _matching_runs(provider) -> tuple[float, float]:
@@ -280,8 +246,7 @@ def _percentile(values: list[float], share: float) -> float:
 @pytest.mark.django_db
 def bench_stop_trigger_latency():
     provider = SimulatedProvider(seed="bench", clock=lambda: AT)
-    users = get_user_model().objects.bulk_create(
-        [get_user_model()(username=f"bench-stop-{i}") for i in range(USERS)])
+    users = books.users_create(USERS, prefix="bench-stop-")
     measured, built = {}, 0
     for size in sorted(SIZES):
         started = time.perf_counter()

@@ -14,6 +14,12 @@ Run as `python -m tests.fakes.fault_worker` with the usual worker environment pl
 * FAULT_COUNT: "<module>:<Class>.<method>", or several comma-separated: every call of each is
   counted in Redis (FAULT_KEY:count:<spec>), across the pool's processes: what a test counts at
   the provider, what a benchmark counts at the database cursor.
+* FAULT_TASK_TIMES: when set, every task run adds its CPU seconds (the process's own, so a solo
+  pool's) and wall seconds to the Redis hash FAULT_KEY:tasks, under "<task name>|cpu", "|wall",
+  "|runs" and "|failed" (a run that did not end in SUCCESS), counts "|started" runs and
+  "|expired" messages (discarded unrun: their `expires` had passed), and leaves its result's text
+  under "<task name>|last"; the worker sets FAULT_KEY:ready once it consumes. What a benchmark splits a
+  cycle's CPU by, job by job (bench/monitor_workers.py).
 
 `FaultWorker` is the test's side: it starts, pauses, resumes and kills such workers. A test
 helper: nothing in the application imports it.
@@ -97,6 +103,38 @@ def _install_counter(spec: str, key: str) -> None:
     setattr(owner, name, counted)
 
 
+def _install_task_times(key: str) -> None:
+    import redis
+    from celery.signals import task_postrun, task_prerun, task_revoked, worker_ready
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    started: dict[str, tuple[float, float]] = {}
+
+    def prerun(task_id=None, task=None, **kwargs):
+        client.hincrby(f"{key}:tasks", f"{task.name}|started", 1)
+        started[task_id] = (time.process_time(), time.perf_counter())
+
+    def revoked(sender=None, expired=False, **kwargs):
+        client.hincrby(f"{key}:tasks", f"{sender.name}|{'expired' if expired else 'revoked'}", 1)
+
+    def postrun(task_id=None, task=None, retval=None, state=None, **kwargs):
+        cpu, wall = started.pop(task_id, (time.process_time(), time.perf_counter()))
+        with client.pipeline(transaction=False) as pipe:
+            pipe.hincrbyfloat(f"{key}:tasks", f"{task.name}|cpu", time.process_time() - cpu)
+            pipe.hincrbyfloat(f"{key}:tasks", f"{task.name}|wall", time.perf_counter() - wall)
+            pipe.hincrby(f"{key}:tasks", f"{task.name}|runs", 1)
+            pipe.hincrby(f"{key}:tasks", f"{task.name}|failed", int(state != "SUCCESS"))
+            pipe.hset(f"{key}:tasks", f"{task.name}|last", str(retval)[:300])
+            pipe.execute()
+
+    # weak=False: the receivers are closures that nothing else keeps alive.
+    task_prerun.connect(prerun, weak=False)
+    task_postrun.connect(postrun, weak=False)
+    task_revoked.connect(revoked, weak=False)
+    worker_ready.connect(lambda **kwargs: client.set(f"{key}:ready", 1), weak=False)
+
+
 def _install_market(quotes: dict, now: str) -> None:
     from brokers import market as market_registry
     from monitoring import clock as market_clock
@@ -119,6 +157,8 @@ def main() -> None:
         _install_hook(os.environ["FAULT_AT"], os.environ["FAULT_KEY"])
     if os.environ.get("FAULT_COUNT"):
         _install_counter(os.environ["FAULT_COUNT"], os.environ["FAULT_KEY"])
+    if os.environ.get("FAULT_TASK_TIMES"):
+        _install_task_times(os.environ["FAULT_KEY"])
     from tradeoptions.celery import app
 
     app.worker_main(["worker", *sys.argv[1:]])
@@ -156,7 +196,7 @@ class FaultWorker:
 
     def start(self, *, hook: str = "", pool: tuple[str, ...] = ("--pool", "solo"), count: str = "",
               env: dict[str, str] | None = None) -> None:
-        self.redis.delete(self.key, f"{self.key}:calls", f"{self.key}:pid", *self.redis.keys(f"{self.key}:count:*"))
+        self.redis.delete(*self._keys())
         environment = {
             **os.environ, "DJANGO_SETTINGS_MODULE": "tradeoptions.settings.test", "DATABASE_URL": database_url(),
             "REDIS_URL": self.redis_url, "FORCE_MARKET_OPEN": "true", "FAULT_KEY": self.key, "FAULT_AT": hook,
@@ -180,6 +220,14 @@ class FaultWorker:
 
     def counted(self, spec: str) -> int:
         return int(self.redis.get(f"{self.key}:count:{spec}") or 0)
+
+    def ready(self) -> bool:
+        """Consuming (FAULT_TASK_TIMES only)."""
+        return bool(self.redis.get(f"{self.key}:ready"))
+
+    def task_times(self) -> dict[str, str]:
+        """FAULT_TASK_TIMES' hash: "<task name>|cpu" and the like, as text."""
+        return {field.decode(): value.decode() for field, value in self.redis.hgetall(f"{self.key}:tasks").items()}
 
     def kill_paused_process(self) -> None:
         """SIGKILL the pool process paused at the hook, not the worker: as an OOM kill would."""
@@ -206,8 +254,12 @@ class FaultWorker:
         """Stop the worker, drop what it left queued and its log."""
         self.stop()
         self.purge()
-        self.redis.delete(self.key, f"{self.key}:calls", f"{self.key}:pid", *self.redis.keys(f"{self.key}:count:*"))
+        self.redis.delete(*self._keys())
         self.log.unlink(missing_ok=True)
+
+    def _keys(self) -> list:
+        return [self.key, f"{self.key}:calls", f"{self.key}:pid", f"{self.key}:tasks", f"{self.key}:ready",
+                *self.redis.keys(f"{self.key}:count:*")]
 
 
 if __name__ == "__main__":
