@@ -57,6 +57,8 @@ import psycopg  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.db.models import F, Q, Window  # noqa: E402
+from django.db.models.functions import RowNumber  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from brokers.occ import build_symbol  # noqa: E402
@@ -64,6 +66,7 @@ from monitoring.partitions import TABLE, partition_months, partition_name  # noq
 from tradeoptions import tenancy  # noqa: E402
 from trades import selectors  # noqa: E402
 from trades.models import PaperTrade, TradeStatus  # noqa: E402
+from trades.serializers import SnapshotSerializer  # noqa: E402
 
 TRADES = int(os.environ.get("BENCH_SNAPSHOT_TRADES", 20_000))
 USERS = int(os.environ.get("BENCH_SNAPSHOT_USERS", 2_000))
@@ -214,6 +217,28 @@ def _load_month(owner: psycopg.Connection, cursor: psycopg.Cursor, month: dateti
     return rows
 
 
+def _cpu_ms(run, times: int = 15) -> float:
+    """The median client CPU of a run (time.process_time): comparable on a shared, loaded machine."""
+    samples = []
+    for _ in range(times):
+        started = time.process_time()
+        run()
+        samples.append((time.process_time() - started) * 1000)
+    return statistics.median(samples)
+
+
+def _orm_chart(trade: PaperTrade) -> list[dict]:
+    """The chart as it was read before its one-statement version: a count, then the ORM's window."""
+    snapshots = selectors.lifetime_snapshots(trade).order_by("timestamp", "kind")
+    total = snapshots.count()
+    if total <= selectors.MAX_CHART_POINTS:
+        return list(snapshots.values(*selectors.SNAPSHOT_FIELDS))
+    step = -(-total // (selectors.MAX_CHART_POINTS - 1))
+    numbered = snapshots.annotate(n=Window(RowNumber(), order_by=[F("timestamp").asc(), F("kind").asc()]))
+    thinned = numbered.annotate(slot=(F("n") - 1) % step).filter(Q(slot=0) | Q(n=total))
+    return list(thinned.order_by("timestamp", "kind").values(*selectors.SNAPSHOT_FIELDS))
+
+
 def _timed_ms(run, times: int = 15) -> tuple[float, float]:
     """The first run (whatever of it the caches do not hold yet) and the median of `times` more."""
     samples = []
@@ -282,14 +307,22 @@ def measure() -> None:
     for label, trade in (("old closed", old), ("recent closed", recent), ("held", held)):
         with tenancy.acting_as(trade.owner_id):
             points = len(selectors.trade_snapshots(trade=trade))
-            assert selectors.trade_snapshots(trade=trade) == _unbounded(trade)
+            assert selectors.trade_snapshots(trade=trade) == _unbounded(trade) == _orm_chart(trade)
             first, chart = _timed_ms(lambda trade=trade: selectors.trade_snapshots(trade=trade))
+            _, orm = _timed_ms(lambda trade=trade: _orm_chart(trade))
+            cpu, orm_cpu = (_cpu_ms(lambda trade=trade: selectors.trade_snapshots(trade=trade)),
+                            _cpu_ms(lambda trade=trade: _orm_chart(trade)))
+            api_cpu = _cpu_ms(lambda trade=trade: SnapshotSerializer(selectors.trade_snapshots(trade=trade),
+                                                                     many=True).data)
             _, unbounded = _timed_ms(lambda trade=trade: _unbounded(trade))
             first_latest, latest = _timed_ms(lambda trade=trade: _fetch(LATEST_ONE, [trade.pk]))
             print(f"{label} trade {trade.pk} ({trade.entry_date:%Y-%m-%d %H:%M} to "
                   f"{(trade.close_date or NOW):%Y-%m-%d %H:%M}), as its owner:")
             print(f"  chart ({points} points): first {first:.1f} ms, median {chart:.1f} ms; "
                   f"without the lifetime bound {unbounded:.1f} ms median")
+            print(f"  client CPU (median of 15): {cpu:.1f} ms; through the ORM (count + window, before) "
+                  f"{orm_cpu:.1f} ms CPU, {orm:.1f} ms wall median; the endpoint's serializer on top: "
+                  f"{api_cpu:.1f} ms CPU in all")
             print(_plan(_last_query(lambda trade=trade: selectors.trade_snapshots(trade=trade))))
             print(f"  latest mark (ORDER BY timestamp DESC LIMIT 1): first {first_latest:.2f} ms, "
                   f"median {latest:.2f} ms")

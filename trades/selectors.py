@@ -6,7 +6,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from math import ceil
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -14,8 +13,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 from brokers.base import BrokerAuthError, BrokerError, BrokerForbidden
 from brokers.market import Market
@@ -500,6 +499,17 @@ def _utc_month_after(at: datetime) -> datetime:
     return datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
 
 
+def _lifetime_bounds(trade: PaperTrade) -> tuple[datetime | None, datetime | None]:
+    """The first and the first-excluded instant of the UTC months the trade lived in (see
+    `lifetime_snapshots`); None where there is no bound."""
+    started = min((at for at in (trade.entry_date, trade.created_at) if at is not None), default=None)
+    lower = _utc_month(started - SNAPSHOT_MARGIN) if started is not None else None
+    upper = None
+    if trade.status in FINAL_STATUSES and trade.close_date is not None:
+        upper = _utc_month_after(trade.close_date + SNAPSHOT_MARGIN)
+    return lower, upper
+
+
 def lifetime_snapshots(trade: PaperTrade) -> QuerySet:
     """The trade's snapshots, bounded by the UTC months it lived in: from the month of its entry
     (or creation, whichever is first: an imported trade entered before it was created) to the
@@ -509,27 +519,44 @@ def lifetime_snapshots(trade: PaperTrade) -> QuerySet:
     chart's cost). The same rows as `trade.snapshots`: no snapshot is written outside these months
     (the monitor marks held trades only). A trade still held has no upper bound."""
     snapshots = trade.snapshots.all()
-    started = min((at for at in (trade.entry_date, trade.created_at) if at is not None), default=None)
-    if started is not None:
-        snapshots = snapshots.filter(timestamp__gte=_utc_month(started - SNAPSHOT_MARGIN))
-    if trade.status in FINAL_STATUSES and trade.close_date is not None:
-        snapshots = snapshots.filter(timestamp__lt=_utc_month_after(trade.close_date + SNAPSHOT_MARGIN))
+    lower, upper = _lifetime_bounds(trade)
+    if lower is not None:
+        snapshots = snapshots.filter(timestamp__gte=lower)
+    if upper is not None:
+        snapshots = snapshots.filter(timestamp__lt=upper)
     return snapshots
+
+
+# The chart's rows in one statement: the trade's snapshots numbered in time order and counted by
+# window functions, every n-th kept (n = ceil(total / (max_points - 1)), in integers) and always
+# the last; all of them when they are few. One query, not a count and then a windowed ORM query,
+# and plain tuples from the cursor: at 100 M rows the ORM's compile and row handling were ~14 ms
+# of client CPU for 835 points (issue 20; docs/benchmarks.md).
+_CHART_SNAPSHOTS = """
+    SELECT {fields} FROM (
+        SELECT {fields}, row_number() OVER slots AS n,
+               count(*) OVER (slots ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS total
+          FROM {table} WHERE trade_id = %(trade)s{bounds}
+        WINDOW slots AS (ORDER BY "timestamp", kind)) numbered
+     WHERE total <= %(points)s OR (n - 1) %% ((total + %(points)s - 2) / (%(points)s - 1)) = 0 OR n = total
+     ORDER BY "timestamp", kind"""
 
 
 def trade_snapshots(*, trade: PaperTrade, max_points: int = MAX_CHART_POINTS) -> list[dict]:
     """The trade's price history in time order, thinned to at most `max_points` rows by keeping
     every n-th one (and always the last), so a long trade's chart stays light. Reads the
-    monitoring app's snapshots through the reverse relation: trades does not import monitoring.
-    Only the months the trade lived in are read (`lifetime_snapshots`)."""
-    snapshots = lifetime_snapshots(trade).order_by("timestamp", "kind")
-    total = snapshots.count()
-    if total <= max_points:
-        return list(snapshots.values(*SNAPSHOT_FIELDS))
-    step = ceil(total / (max_points - 1))
-    numbered = snapshots.annotate(n=Window(RowNumber(), order_by=[F("timestamp").asc(), F("kind").asc()]))
-    thinned = numbered.annotate(slot=(F("n") - 1) % step).filter(Q(slot=0) | Q(n=total))
-    return list(thinned.order_by("timestamp", "kind").values(*SNAPSHOT_FIELDS))
+    monitoring app's snapshots by their table (row-level security scopes them): trades does not
+    import monitoring. Only the months the trade lived in are read (`lifetime_snapshots`'s bounds)."""
+    if max_points < 2:
+        raise ValueError("A chart needs at least two points: its first and its last.")
+    lower, upper = _lifetime_bounds(trade)
+    bounds = (' AND "timestamp" >= %(lower)s' if lower is not None else "") + (
+        ' AND "timestamp" < %(upper)s' if upper is not None else "")
+    sql = _CHART_SNAPSHOTS.format(fields=", ".join(f'"{field}"' for field in SNAPSHOT_FIELDS),
+                                  table=PaperTrade.snapshots.rel.related_model._meta.db_table, bounds=bounds)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"trade": trade.pk, "points": max_points, "lower": lower, "upper": upper})
+        return [dict(zip(SNAPSHOT_FIELDS, row, strict=True)) for row in cursor.fetchall()]
 
 
 # --- What a held trade's mark is worth ---------------------------------------------------------

@@ -225,3 +225,61 @@ def test_a_mark_slotted_just_before_the_entry_or_after_the_close_stays_on_the_ch
         PriceSnapshotFactory(trade=trade, timestamp=stamp)
     with tenancy.acting_as(trader.pk):
         assert [row["timestamp"] for row in trade_snapshots(trade=trade)] == stamps
+
+
+def _ordered(month: date) -> tuple[bool, bool]:
+    """Whether the month's slot index is marked clustered, and whether its rows lie in (trade, time) order."""
+    name = partitions.partition_name(month)
+    with tenancy.system_context(), connection.cursor() as cursor:
+        cursor.execute("SELECT i.indisclustered FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indexrelid "
+                       "WHERE i.indrelid = %s::regclass AND h.inhparent = 'snapshot_one_per_slot'::regclass", [name])
+        clustered = cursor.fetchone()[0]
+        cursor.execute('SELECT trade_id, "timestamp" FROM monitoring_pricesnapshot WHERE tableoid = %s::regclass '
+                       "ORDER BY ctid", [name])
+        rows = cursor.fetchall()
+    return clustered, rows == sorted(rows)
+
+
+def _interleaved(trader, month: date) -> list:
+    """Two trades marked each cycle, written in time order: one trade's rows are not side by side."""
+    trades = [PaperTradeFactory(owner=trader, entry_date=_at(month, day=1)) for _ in range(2)]
+    for n in range(6):
+        for trade in reversed(trades):
+            PriceSnapshotFactory(trade=trade, timestamp=_at(month) + timedelta(minutes=5 * n))
+    return trades
+
+
+def test_each_finished_month_is_ordered_by_trade_and_time_once_and_the_current_month_never(trader):
+    """Issue 20: CLUSTER on the slot index, one finished month a call, oldest first; the month being
+    written is left alone, and a month done is not rewritten again. The chart reads the same rows."""
+    partitions.snapshot_partitions_prepare(at=_at(JANUARY), ahead=3)  # January to April 2000
+    trade = [_interleaved(trader, month) for month in (JANUARY, FEBRUARY, MARCH)][1][0]
+    _settled()
+    with tenancy.acting_as(trader.pk):
+        chart = trade_snapshots(trade=trade)
+    assert _ordered(FEBRUARY) == (False, False)
+    assert partitions.snapshot_partition_cluster_next(at=_at(MARCH)) == "monitoring_pricesnapshot_y2000m01"
+    assert partitions.snapshot_partition_cluster_next(at=_at(MARCH)) == "monitoring_pricesnapshot_y2000m02"
+    assert partitions.snapshot_partition_cluster_next(at=_at(MARCH)) is None
+    assert _ordered(JANUARY) == _ordered(FEBRUARY) == (True, True)
+    assert _ordered(MARCH) == (False, False)  # the current month is still written: never locked
+    with tenancy.acting_as(trader.pk):
+        assert trade_snapshots(trade=trade) == chart
+
+
+@pytest.mark.parametrize(("moment", "orders"), [
+    (datetime(2026, 12, 1, 16, 0, tzinfo=UTC), False),  # a Tuesday, 11:00 in New York: open
+    (datetime(2026, 12, 1, 13, 45, tzinfo=UTC), False),  # 08:45: the open is within the clearance
+    (datetime(2026, 12, 5, 16, 0, tzinfo=UTC), True),  # a Saturday
+    (datetime(2026, 12, 2, 3, 0, tzinfo=UTC), True),  # 22:00 the evening before a session
+])
+def test_the_beat_job_orders_a_finished_month_only_outside_market_hours(trader, settings, moment, orders):
+    settings.SNAPSHOT_PARTITIONS_AHEAD = 0
+    settings.SNAPSHOT_RETENTION_MONTHS = 0
+    partitions.snapshot_partitions_prepare(at=_at(JANUARY), ahead=0)
+    _interleaved(trader, JANUARY)
+    _settled()
+    with time_machine.travel(moment, tick=False):
+        outcome = tasks.maintain_snapshot_partitions.apply().get()
+    assert ("ordered by trade and time: monitoring_pricesnapshot_y2000m01" in outcome) is orders
+    assert _ordered(JANUARY) == (orders, orders)

@@ -5,15 +5,20 @@ import io
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from math import ceil
 
 import pytest
 from django.db import connection
+from django.db.models import F, Q, Window
+from django.db.models.functions import RowNumber
 from django.test.utils import CaptureQueriesContext
+from rest_framework.serializers import ListSerializer
 
-from tests.factories import PaperTradeFactory, PriceSnapshotFactory, TradeEventFactory
+from tests.factories import ClosedTradeFactory, PaperTradeFactory, PriceSnapshotFactory, TradeEventFactory
 from tradeoptions import tenancy
 from trades.models import CloseReason, TradeStatus
-from trades.selectors import EXPORT_COLUMNS, trade_snapshots
+from trades.selectors import EXPORT_COLUMNS, SNAPSHOT_FIELDS, lifetime_snapshots, trade_snapshots
+from trades.serializers import SnapshotSerializer
 
 CLOSED = {"status": TradeStatus.CLOSED, "close_price": Decimal("5"), "close_date": datetime(2026, 12, 1, tzinfo=UTC)}
 
@@ -105,6 +110,55 @@ def test_a_long_trades_chart_is_thinned_to_at_most_1000_points_keeping_both_ends
     assert rows[0]["timestamp"] == start and rows[-1]["timestamp"] == start + timedelta(minutes=2500)
     assert [row["timestamp"] for row in rows] == sorted(row["timestamp"] for row in rows)
     assert len(few) <= 10 and few[-1]["mark_price"] == Decimal("25")
+
+
+def _chart_through_the_orm(trade, max_points=1000):
+    """The chart's read as it was before issue 20's one-statement version: a count, then the ORM's
+    window over the same rows. The reference the new read must match row for row."""
+    snapshots = lifetime_snapshots(trade).order_by("timestamp", "kind")
+    total = snapshots.count()
+    if total <= max_points:
+        return list(snapshots.values(*SNAPSHOT_FIELDS))
+    step = ceil(total / (max_points - 1))
+    numbered = snapshots.annotate(n=Window(RowNumber(), order_by=[F("timestamp").asc(), F("kind").asc()]))
+    thinned = numbered.annotate(slot=(F("n") - 1) % step).filter(Q(slot=0) | Q(n=total))
+    return list(thinned.order_by("timestamp", "kind").values(*SNAPSHOT_FIELDS))
+
+
+def test_the_chart_is_one_query_with_the_same_rows_and_api_output_as_the_orm_read(api_as, trader, other_trader):
+    """Issue 20: the chart reads tuples in one statement; its rows (every field, every kind, the
+    nulls, the thinning's ends) and the endpoint's JSON are what the ORM read and DRF's generic
+    serializer path gave."""
+    start = datetime(2026, 11, 28, 14, 30, tzinfo=UTC)
+    trade = ClosedTradeFactory(owner=trader, entry_date=start, close_date=start + timedelta(days=4))
+    PriceSnapshotFactory(trade=PaperTradeFactory(owner=other_trader, entry_date=start), timestamp=start)
+    kinds = ("PRE_MARKET", "INTRADAY", "INTRADAY", "POST_MARKET")
+    with tenancy.acting_as(trader.pk):
+        PriceSnapshot = trade.snapshots.model
+        rows = [PriceSnapshot(trade=trade, owner=trader, timestamp=start + timedelta(minutes=17 * index),
+                              kind=kinds[index % 4], mark_price=Decimal(index) / 8 + Decimal("0.0125"),
+                              bid=None if index % 5 == 0 else Decimal(index) / 8, ask=Decimal(index) / 7,
+                              delta=Decimal(index % 100) / 101, gamma=Decimal("0.012345"),
+                              theta=-Decimal(index) / 1000, vega=Decimal("0.1"), iv=Decimal(index % 37) / 99,
+                              underlying=None if index % 3 == 0 else Decimal("501.25") + index,
+                              quote_time=start + timedelta(minutes=17 * index - 1) if index % 2 else None,
+                              source="orats" if index % 2 else "tradier", delayed=index % 2 == 1)
+                for index in range(337)]
+        rows.append(PriceSnapshot(trade=trade, owner=trader, timestamp=rows[40].timestamp, kind="FILL",
+                                  mark_price=Decimal("4.30"), source="tradier"))  # a fill in an intraday slot
+        PriceSnapshot.objects.bulk_create(rows)
+        for points in (1000, 338, 337, 100, 10, 3, 2):
+            expected = _chart_through_the_orm(trade, points)
+            with CaptureQueriesContext(connection) as queries:
+                chart = trade_snapshots(trade=trade, max_points=points)
+            assert chart == expected and len(queries.captured_queries) == 1, points
+            assert [list(row) for row in chart] == [list(SNAPSHOT_FIELDS)] * len(chart)
+        assert len(trade_snapshots(trade=trade, max_points=10)) == 10
+        # DRF's generic list path, not the chart's own (SnapshotRowsSerializer)
+        before = ListSerializer(_chart_through_the_orm(trade), child=SnapshotSerializer()).data
+    response = api_as(trader).get(f"/api/trades/{trade.pk}/snapshots")
+    assert response.status_code == 200 and response.json() == json.loads(json.dumps(before))
+    assert len(response.json()) == 338
 
 
 def test_export_csv_has_every_trade_in_a_stable_column_order_with_iso_times(api_as, trader, other_trader, book):
