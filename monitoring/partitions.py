@@ -88,25 +88,6 @@ def snapshot_partitions_prepare(*, at: datetime, ahead: int) -> list[str]:
     return made
 
 
-def snapshot_partition_cluster_next(*, at: datetime) -> str | None:
-    """Physically order the oldest finished month not yet ordered (a month before `at`'s: no longer
-    written) by (trade, time, kind), so a trade's chart reads its rows side by side instead of one
-    heap page each (issue 20: 5,040 buffers to 133 for an old trade at 100 M rows). One month per
-    call: CLUSTER locks that month out of every read for the whole rewrite (~50 s at 8 M rows), so
-    the caller runs it outside market hours and a backlog drains a month a run. Returns the
-    partition ordered now, None when every finished month is done."""
-    current = _month_of(at)
-    with tenancy.system_context(), connection.cursor() as cursor:
-        for month in partition_months():
-            if month >= current:
-                break
-            cursor.execute("SELECT snapshot_partition_cluster(%s)", [month])
-            if cursor.fetchone()[0]:
-                logger.info("snapshot partition %s ordered by trade and time", partition_name(month))
-                return partition_name(month)
-    return None
-
-
 def snapshot_partitions_retire(*, at: datetime, keep_months: int, archive_dir: Path) -> list[ArchivedMonth]:
     """Archive, then drop, every month's partition older than `at`'s month and the `keep_months`
     before it. `keep_months` 0 keeps everything. Each month in its own transaction: one that

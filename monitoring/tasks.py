@@ -427,20 +427,6 @@ def resend_webhooks(self):
                               f"{channel_messages_resend()} channel message(s) queued again")
 
 
-# A finished month is ordered (CLUSTER) only when the market is closed now and still will be this
-# long after: the rewrite locks that month's charts out for about a minute at 8 M rows.
-CLUSTER_CLEARANCE = timedelta(hours=1)
-
-
-def _quiet_for_cluster(at: datetime) -> bool:
-    """Closed now and CLUSTER_CLEARANCE later. A moment the market calendar cannot place (outside
-    its years: OutsideCalendar, or a clock before the calendar's first day: ValueError) is not quiet."""
-    try:
-        return not any(market_clock.is_market_open(moment) for moment in (at, at + CLUSTER_CLEARANCE))
-    except (market_clock.OutsideCalendar, ValueError):
-        return False
-
-
 @monitor_task("monitoring.maintain_snapshot_partitions", retry=False)
 def maintain_snapshot_partitions(self):
     def maintain():
@@ -448,9 +434,7 @@ def maintain_snapshot_partitions(self):
         made = partitions.snapshot_partitions_prepare(at=at, ahead=settings.SNAPSHOT_PARTITIONS_AHEAD)
         retired = partitions.snapshot_partitions_retire(at=at, keep_months=settings.SNAPSHOT_RETENTION_MONTHS,
                                                         archive_dir=settings.SNAPSHOT_ARCHIVE_DIR)
-        ordered = partitions.snapshot_partition_cluster_next(at=at) if _quiet_for_cluster(at) else None
-        return (f"partitions made: {made or 'none'}; archived and dropped: {[str(a.path) for a in retired] or 'none'}"
-                f"; ordered by trade and time: {ordered or 'none'}")
+        return f"partitions made: {made or 'none'}; archived and dropped: {[str(a.path) for a in retired] or 'none'}"
 
     return _run(self, maintain)
 
