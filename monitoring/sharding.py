@@ -403,3 +403,60 @@ def shard_count(setting, *, live_processes) -> int:
             counted = 0
         cache.set(WORKERS_KEY, counted, WORKERS_FOR)
     return max(int(counted), 1)
+
+
+# --- one shard count at a time ---------------------------------------------------------------------
+#
+# Accounts are split by `owner_id % count`, so shards of two different counts overlap (owner 6 is
+# shard 0 of 2 and shard 0 of 3): if a coordinator sent 3 shards while shards of 2 still ran, one
+# account could be synced by two processes at once and get two brackets. So each job has one count
+# in force in Redis: a shard takes its lock only while its count is the one in force, and the count
+# changes only while no shard lock of the count in force is held, each test-and-set atomic in Redis.
+# Held shard locks are therefore always of the count in force. A shard of a superseded count does
+# nothing (its accounts wait one cycle for the shards of the new count).
+
+_TAKE_IF_IN_FORCE = """
+local in_force = redis.call('get', KEYS[2])
+if in_force and in_force ~= ARGV[3] then return -1 end
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+
+_CHANGE_IF_IDLE = """
+local in_force = redis.call('get', KEYS[1])
+if (in_force or '') ~= ARGV[2] then return in_force end
+for i = 2, #KEYS do
+  if redis.call('exists', KEYS[i]) == 1 then return in_force end
+end
+redis.call('set', KEYS[1], ARGV[1])
+return ARGV[1]
+"""
+
+
+def count_key(job: str) -> str:
+    return f"cycle-shard-count:{job}"
+
+
+def shard_lock_key(shard_task: str, shard: Shard) -> str:
+    return f"lock:{shard_task}:{shard}"
+
+
+def count_in_force(*, job: str, shard_task: str, wanted: int) -> int:
+    """The shard count this cycle of `job` sends: `wanted`, or the count in force while any of its
+    shards still holds its lock (a changed count waits for them to finish)."""
+    client = get_redis_connection("default")
+    read = client.get(count_key(job))
+    if read is not None and int(read) == wanted:
+        return wanted
+    running = [shard_lock_key(shard_task, Shard(index, int(read))) for index in range(int(read))] if read else []
+    answer = client.register_script(_CHANGE_IF_IDLE)(keys=[count_key(job), *running],
+                                                    args=[wanted, read.decode() if read else ""])
+    return int(answer) if answer is not None else wanted
+
+
+def shard_lock_take(*, job: str, shard_task: str, shard: Shard, token: str, ttl_ms: int) -> int:
+    """Take the shard's lock if its count is in force: 1 taken, 0 held by another copy, -1 its
+    count is superseded (the shard must do nothing)."""
+    client = get_redis_connection("default")
+    return int(client.register_script(_TAKE_IF_IN_FORCE)(
+        keys=[shard_lock_key(shard_task, shard), count_key(job)], args=[token, ttl_ms, shard.count]))

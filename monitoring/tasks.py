@@ -147,6 +147,7 @@ def _fan_out(task, *, at: datetime, count: int, share, shard_task) -> str:
     with exclusive(task.name, ttl=task.time_limit) as acquired:
         if not acquired:
             return "skipped: the previous cycle is still running"
+        count = sharding.count_in_force(job=task.name, shard_task=shard_task.name, wanted=count)
         quoted = share(slot)
         group(shard_task.si(slot.isoformat(), at.isoformat(), index, count) for index in range(count)).apply_async()
     return f"{slot.isoformat()}: {quoted} contract(s) quoted, {count} shard(s) sent"
@@ -189,31 +190,41 @@ def _left_by_a_lost_process(token: bytes | None) -> bool:
     return False
 
 
+SUPERSEDED = "superseded"
+
+
 @contextmanager
-def exclusive_shard(name: str, ttl: float):
+def exclusive_shard(*, job: str, shard_task: str, shard: sharding.Shard, ttl: float):
     """`exclusive` for one shard: two copies of a shard never run at once, and a copy whose
     earlier try died with its pool process takes that try's lock over (an earlier boot's is freed
-    at worker start, `release_locks_left_by`)."""
+    at worker start, `release_locks_left_by`). Only a shard of the job's count in force takes its
+    lock (`sharding.count_in_force`); one of a superseded count yields SUPERSEDED."""
     client = get_redis_connection("default")
-    key, token, ttl_ms = f"lock:{name}", _process_token(), int(ttl * 1000)
-    acquired = bool(client.set(key, token, nx=True, px=ttl_ms))
+    key, token, ttl_ms = sharding.shard_lock_key(shard_task, shard), _process_token(), int(ttl * 1000)
+    taken = sharding.shard_lock_take(job=job, shard_task=shard_task, shard=shard, token=token, ttl_ms=ttl_ms)
+    if taken < 0:
+        yield SUPERSEDED
+        return
+    acquired = taken == 1
     if not acquired:
         held = client.get(key)
         if _left_by_a_lost_process(held):
             acquired = bool(client.register_script(_TAKE_OVER)(keys=[key], args=[held, token, ttl_ms]))
             if acquired:
-                logger.warning("%s: took over the lock of a pool process that died", name)
+                logger.warning("%s: took over the lock of a pool process that died", key)
     try:
         yield acquired
     finally:
         if acquired and not client.register_script(_RELEASE_IF_HELD_BY)(keys=[key], args=[token]):
-            logger.warning("%s outlived its lock", name)
+            logger.warning("%s outlived its lock", key)
 
 
 def shard_task(name: str, job: str):
     """A shard of `job`: acked late and re-queued when its process dies, expired after one period
     of the job, never retried by itself (a shard that fails leaves its accounts to the next cycle,
-    like the unsharded job; the order shards may place orders, so they must not be resent)."""
+    like the unsharded job). Acked late, so a shard whose process died is redelivered once and
+    redone if not noted done: the order shards may place orders, and the sync adopts by tag what
+    the lost try placed (a retry on error, by contrast, could resend an order, so there is none)."""
     coordinator = PERIODS[job]
     return shared_task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True, expires=coordinator,
                        soft_time_limit=min(max(coordinator * 3, 60), 1800),
@@ -231,7 +242,10 @@ def _run_shard(task, *, job: str, slot: str, index: int, count: int, work, yield
     shard, slot_at = sharding.Shard(index, count), datetime.fromisoformat(slot)
     if sharding.shard_is_done(job=job, slot=slot_at, shard=shard):
         return f"shard {shard} of {slot}: done already"
-    with exclusive_shard(f"{task.name}:{shard}", ttl=task.time_limit) as acquired:
+    with exclusive_shard(job=job, shard_task=task.name, shard=shard, ttl=task.time_limit) as acquired:
+        if acquired == SUPERSEDED:
+            logger.info("%s shard %s skipped: the job's shard count has changed", job, shard)
+            return f"shard {shard} of {slot}: skipped, its count is superseded"
         if not acquired:
             logger.info("%s shard %s skipped: it is still running for an earlier cycle", job, shard)
             return f"shard {shard} of {slot}: skipped, still running"

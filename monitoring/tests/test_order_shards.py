@@ -241,3 +241,27 @@ def test_a_reconcile_and_an_order_shard_never_run_together(book, market):
     assert _outcome(book) == before
     client.delete(f"lock:{tasks.orders_shard.name}:0/2")
     assert "SyncReport" in tasks.reconcile_orders.apply().get()
+
+
+def test_a_changed_shard_count_waits_for_the_running_shards_of_the_old_one(book, market, settings):
+    """Owner 6 is shard 0 of 2 and shard 0 of 3: were 3 shards sent while a shard of 2 still ran,
+    one account could be synced twice at once (two brackets). The count changes only once no shard
+    of the count in force runs, and a shard of a superseded count does nothing."""
+    client = get_redis_connection("default")
+    settings.MONITOR_SHARDS = 2
+    assert "2 shard(s) sent" in tasks.sync_orders.apply().get()
+    running = f"lock:{tasks.orders_shard.name}:1/2"
+    client.set(running, "monitor-2@elsewhere|boot|1-abc", px=60_000)  # a shard of 2, still at work
+
+    settings.MONITOR_SHARDS = 3
+    market.moment += timedelta(seconds=60)
+    assert "2 shard(s) sent" in tasks.sync_orders.apply().get()  # kept: a shard of 2 runs
+    client.delete(running)
+    market.moment += timedelta(seconds=60)
+    assert "3 shard(s) sent" in tasks.sync_orders.apply().get()  # none runs now: the new count
+
+    late = cycle_slot(market.moment, timedelta(seconds=60))
+    before = _outcome(book)
+    answer = tasks.orders_shard.apply(args=[late.isoformat(), market.moment.isoformat(), 0, 2]).get()
+    assert answer.endswith("skipped, its count is superseded") and _outcome(book) == before
+    assert not client.exists(f"lock:{tasks.orders_shard.name}:0/2")
