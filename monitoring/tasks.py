@@ -117,7 +117,7 @@ def _monitor_processes(app) -> int:
 def snapshot_prices(self):
     at = market_clock.now()
     if _sharded():
-        return _snapshot_fan_out(self, at=at, count=_shards(self))
+        return _snapshot_fan_out(self, at=at)
     return _run(self, lambda: repr(services.snapshot_positions(provider=provider_for(), at=at)))
 
 
@@ -138,7 +138,7 @@ def _slot(job: str, at: datetime) -> datetime:
     return services.cycle_slot(at, timedelta(seconds=PERIODS[job]))
 
 
-def _fan_out(task, *, at: datetime, count: int, share, shard_task) -> str:
+def _fan_out(task, *, at: datetime, share, shard_task) -> str:
     """Every sharded job's coordinator (MONITOR_SHARDS set): under the job's lock, `share(slot)`
     asks the provider once for everybody and leaves the answer in Redis, then one task per shard
     goes out as a Celery group. Its heartbeat is recorded by the last shard to finish, not here:
@@ -147,19 +147,20 @@ def _fan_out(task, *, at: datetime, count: int, share, shard_task) -> str:
     with exclusive(task.name, ttl=task.time_limit) as acquired:
         if not acquired:
             return "skipped: the previous cycle is still running"
-        count = sharding.count_in_force(job=task.name, shard_task=shard_task.name, wanted=count)
+        # Counted only now, for a cycle that runs (`auto` asks the workers, up to a second).
+        count = sharding.count_in_force(job=task.name, shard_task=shard_task.name, wanted=_shards(task))
         quoted = share(slot)
         group(shard_task.si(slot.isoformat(), at.isoformat(), index, count) for index in range(count)).apply_async()
     return f"{slot.isoformat()}: {quoted} contract(s) quoted, {count} shard(s) sent"
 
 
-def _snapshot_fan_out(task, *, at: datetime, count: int) -> str:
+def _snapshot_fan_out(task, *, at: datetime) -> str:
     if not _enabled(task.name):
         return "disabled"
     if not market_clock.is_market_open(at):
         heartbeat_record(task.name)
         return "market closed"
-    return _fan_out(task, at=at, count=count, shard_task=snapshot_shard, share=lambda slot: (
+    return _fan_out(task, at=at, shard_task=snapshot_shard, share=lambda slot: (
         sharding.snapshot_quotes_share(provider=provider_for(), job=task.name, slot=slot, ttl=SHARED_FOR)))
 
 
@@ -279,13 +280,13 @@ def match_paper_orders(self):
     # Runs after hours too: that is when day orders expire. No quotes are fetched while closed.
     # The local paper broker's exit policies look at the quotes first, so a moved stop is matched now.
     if _sharded():
-        return _orders_fan_out(self, at=market_clock.now(), count=_shards(self), shard_task=match_paper_orders_shard,
+        return _orders_fan_out(self, at=market_clock.now(), shard_task=match_paper_orders_shard,
                                broker_modes=[BrokerMode.LOCAL_PAPER])
     provider = provider_for(clock=market_clock.now)
     return _run(self, lambda: f"{services.match_paper_orders(exit_policies_provider=provider)} fill(s)")
 
 
-def _orders_fan_out(task, *, at: datetime, count: int, shard_task, broker_modes=None) -> str:
+def _orders_fan_out(task, *, at: datetime, shard_task, broker_modes=None) -> str:
     """The order jobs' coordinator: option quotes from the market and stock prices from the
     provider, once for every shard (none while the market is closed: nothing is matched then)."""
     if not _enabled(task.name):
@@ -294,7 +295,7 @@ def _orders_fan_out(task, *, at: datetime, count: int, shard_task, broker_modes=
         heartbeat_record(task.name)
         return "market closed"
     provider_factory = partial(provider_for, clock=market_clock.now)
-    return _fan_out(task, at=at, count=count, shard_task=shard_task, share=lambda slot: sharding.order_quotes_share(
+    return _fan_out(task, at=at, shard_task=shard_task, share=lambda slot: sharding.order_quotes_share(
         market=default_market(), provider_factory=provider_factory, job=task.name, slot=slot, at=at,
         ttl=_shared_for(task.name), broker_modes=broker_modes))
 
@@ -326,7 +327,7 @@ def take_bookends(self):
 def sync_orders(self):
     at = market_clock.now()
     if _sharded():
-        return _orders_fan_out(self, at=at, count=_shards(self), shard_task=orders_shard)
+        return _orders_fan_out(self, at=at, shard_task=orders_shard)
     # The provider reads the same clock as the cycle (one clock through every layer).
     return _run(self, lambda: repr(services.orders_cycle(provider=provider_for(clock=market_clock.now), at=at)))
 

@@ -265,3 +265,14 @@ def test_a_changed_shard_count_waits_for_the_running_shards_of_the_old_one(book,
     answer = tasks.orders_shard.apply(args=[late.isoformat(), market.moment.isoformat(), 0, 2]).get()
     assert answer.endswith("skipped, its count is superseded") and _outcome(book) == before
     assert not client.exists(f"lock:{tasks.orders_shard.name}:0/2")
+
+
+def test_auto_asks_the_workers_only_for_a_cycle_that_runs(db, market, settings, monkeypatch):
+    """Counting broadcasts to every worker (up to a second): not for a disabled job, nor overnight."""
+    settings.MONITOR_SHARDS = sharding.AUTO
+    monkeypatch.setattr(tasks, "_monitor_processes", lambda app: pytest.fail("the workers were asked"))
+    setattr(settings, tasks.JOB_SETTINGS[tasks.ORDERS_JOB], False)
+    assert tasks.sync_orders.apply().get() == "disabled"
+    setattr(settings, tasks.JOB_SETTINGS[tasks.ORDERS_JOB], True)
+    market.moment = datetime(2026, 12, 5, 15, 0, tzinfo=UTC)  # a Saturday
+    assert tasks.sync_orders.apply().get() == "market closed"
