@@ -24,7 +24,7 @@ from brokers import market as market_registry
 from brokers.models import PaperOrder
 from monitoring import clock as market_clock
 from monitoring.models import PriceSnapshot, SnapshotKind
-from tests.fakes.fault_worker import ROOT, WAIT, FaultWorker, database_url
+from tests.fakes.fault_worker import ROOT, WAIT, FaultWorker, database_url, queue_keys
 from tests.fakes.market import HandDrivenMarket
 from tradeoptions import tenancy
 from trades.models import AccountSettings, Actor, PaperTrade, TradeEvent, TradeStatus
@@ -93,6 +93,20 @@ def every_second(names) -> None:
                                                                    "enabled": True, "expire_seconds": 30})
 
 
+def drained(worker) -> None:
+    """Wait until nothing the beats queued is left in Redis and every task the worker received has
+    ended (its log says how: succeeded, raised, retry...), instead of guessing how long that takes.
+    At the deadline the assertions that follow judge what the worker did by then."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        log = worker.log.read_text()
+        received = len(re.findall(r"Task monitoring\.\w+\[\S+\] received", log))
+        ended = len(re.findall(r"Task monitoring\.\w+\[\S+\] (?!received)", log))
+        if not sum(worker.redis.llen(key) for key in queue_keys()) and received == ended:
+            return
+        time.sleep(0.2)
+
+
 def sent(log) -> Counter:
     return Counter(re.findall(r"Sending due task \S+ \((\S+)\)", log.read_text()))
 
@@ -130,7 +144,7 @@ def test_two_beats_firing_every_job_together_do_each_slots_work_once(trader, oth
         stop(process)
     for _, log in started:  # each beat sent each job several times: many double dispatches
         assert all(sent(log)[job] >= 2 for job in JOBS), sent(log)
-    time.sleep(3)  # the worker drains what the beats queued
+    drained(worker)  # the worker has run all that the beats queued
 
     work = worker.log.read_text()
     done = re.findall(r"Task (monitoring\.\w+)\[\S+\] succeeded in \S+ (.*)", work)

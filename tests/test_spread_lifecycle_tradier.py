@@ -31,9 +31,10 @@ MARK_BOOK = {P550: ("1.00", "1.10"), P560: ("2.60", "2.80"), C580: ("1.80", "1.9
 
 
 @pytest.fixture
-def lifecycle(fake_tradier, trader, monkeypatch):
+def lifecycle(fake_tradier, trader, monkeypatch, tradier_budget_of_its_own):
     """The trader's sandbox account at the fake Tradier; the fake and the market quote the same books;
-    the monitor's clock and the wall clock are the market's."""
+    the monitor's clock and the wall clock are the market's. At a rate budget of the test's own (the
+    root conftest): these lifecycles are not about the limiter."""
     from brokers import market as market_registry
 
     market = LifecycleMarket(OPENING)

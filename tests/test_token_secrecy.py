@@ -18,7 +18,8 @@ TOKEN = "sbx-SECRET-7c41e2d9f0a3"
 CONTRACT = "SPY261218C00570000"
 
 
-def test_a_full_flow_never_reveals_the_token(client, ops_user, trader, fake_tradier, caplog, json_lines):
+def test_a_full_flow_never_reveals_the_token(client, ops_user, trader, fake_tradier, caplog, json_lines,
+                                             tradier_budget_of_its_own):  # not about the limiter
     caplog.set_level(logging.DEBUG)
     fake_tradier.add_account(token=TOKEN, account_id="VA7", cash=Decimal("10000"))
     fake_tradier.set_quote(CONTRACT, "4.10", "4.30")

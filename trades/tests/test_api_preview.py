@@ -321,7 +321,8 @@ def test_the_summary_of_a_broker_not_set_up_says_so(api_as, trader, market):
     assert response.status_code == 409 and response.json()["errors"][0]["code"] == "broker_reauthenticate"
 
 
-def test_the_tradier_summary_is_tradiers_balances(api_as, trader, market, fake_tradier, open_body):
+def test_the_tradier_summary_is_tradiers_balances(api_as, trader, market, fake_tradier, open_body,
+                                                  tradier_budget_of_its_own):  # not about the limiter
     fake_tradier.add_account(token="sbxTOKEN-summary-77", account_id="VA00001234", cash=Decimal("10000"))
     fake_tradier.set_quote("SPY261218C00570000", "4.10", "4.30")
     client = api_as(trader)

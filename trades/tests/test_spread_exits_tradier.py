@@ -37,7 +37,9 @@ UNITS = 2
 
 
 @pytest.fixture
-def tradier(fake_tradier, trader, market):
+def tradier(fake_tradier, trader, market, tradier_budget_of_its_own):
+    """The trader at the fake Tradier, at a rate budget of the test's own (the root conftest): the
+    limiter is not what these tests are about, and the sandbox's 48 a minute made each wait ~5 s."""
     return trade_at_fake_tradier(fake_tradier, trader, token=TOKEN, account=ACCOUNT)
 
 

@@ -19,8 +19,9 @@ ACCOUNT = "VA00001919"
 
 
 @pytest.fixture
-def tradier(fake_tradier, trader, market):
-    """The trader trades in a $50,000 sandbox account; the fake and the market quote the same books."""
+def tradier(fake_tradier, trader, market, tradier_budget_of_its_own):
+    """The trader trades in a $50,000 sandbox account; the fake and the market quote the same books.
+    At a rate budget of the test's own (the root conftest): these tests are not about the limiter."""
     fake_tradier.add_account(token=TOKEN, account_id=ACCOUNT, cash=Decimal("50000"))
     for symbol, (bid, ask) in QUOTES.items():
         fake_tradier.set_quote(symbol, bid, ask)
