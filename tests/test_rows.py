@@ -41,3 +41,15 @@ def test_trades_and_orders_read_as_json_are_the_querysets_instances(trader, othe
             assert [{**one.__dict__, "_state": None} for one in read] == [
                 {**one.__dict__, "_state": None} for one in expected]
     assert len(expected) == 1 and len(_fields(expected[0])) > 20
+
+
+@pytest.mark.django_db
+def test_a_field_with_a_loader_of_its_own_is_refused_not_loaded_raw(monkeypatch):
+    """An encrypted text field reports itself as a TextField; loading its stored text as is would
+    hand out ciphertext as the value."""
+    from django.db.models import CharField
+
+    monkeypatch.setattr(CharField, "from_db_value", lambda self, value, expression, connection: value,
+                        raising=False)
+    with tenancy.system_context(), pytest.raises(TypeError, match="CharField"):
+        instances_of(PaperTrade.objects.all())

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.db import connections
-from django.db.models import Model, QuerySet
+from django.db.models import JSONField, Model, QuerySet
 from django.db.models.base import ModelState
 from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.query_utils import DeferredAttribute
@@ -39,6 +39,13 @@ _LOADS = {
 }
 
 
+def _converts_itself(field) -> bool:
+    """A field class with a loader of its own (an encrypted text, say) reports a plain internal
+    type, but its values must go through that loader: refused rather than loaded raw."""
+    loader = getattr(type(field), "from_db_value", None)
+    return loader is not None and loader is not getattr(JSONField, "from_db_value", None)
+
+
 def instances_of(queryset: QuerySet, *, order_by: str = "id") -> list[Model]:
     """`list(queryset.order_by(order_by))`, read as one JSON document. Only plain querysets of one
     model (no select_related, annotations or deferred fields); a field type this module does not
@@ -46,6 +53,7 @@ def instances_of(queryset: QuerySet, *, order_by: str = "id") -> list[Model]:
     model = queryset.model
     fields = model._meta.concrete_fields
     unknown = {field.get_internal_type() for field in fields} - set(_LOADS)
+    unknown |= {type(field).__name__ for field in fields if _converts_itself(field)}
     if unknown:
         raise TypeError(f"instances_of cannot load {model.__name__}'s {', '.join(sorted(unknown))}")
     if any(field.get_internal_type() == "JSONField" and field.decoder is not None for field in fields):

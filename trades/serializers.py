@@ -495,6 +495,8 @@ class SnapshotRowsSerializer(serializers.ListSerializer):
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
             return super().to_representation(data)
         fields = [(field.field_name, field) for field in self.child._readable_fields]
+        if any(field.source != name for name, field in fields):  # a renamed field reads elsewhere
+            return super().to_representation(data)
         return [{name: None if row[name] is None else field.to_representation(row[name]) for name, field in fields}
                 for row in rows]
 
