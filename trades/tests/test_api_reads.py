@@ -217,3 +217,18 @@ def test_the_detail_costs_the_same_queries_for_1_or_10_events(api_as, trader, dj
     TradeEventFactory.create_batch(9, trade=trade)
     with django_assert_num_queries(len(baseline.captured_queries)):
         assert len(client.get(f"/api/trades/{trade.pk}").json()["events"]) == 10
+
+
+def test_the_chart_rows_fast_path_gives_way_to_drf_for_a_field_read_from_another_source():
+    """The fast path reads each row by the field's name; a field renamed through `source` must read
+    its source, as DRF does."""
+    from rest_framework import serializers
+
+    class Renamed(serializers.Serializer):
+        class Meta:
+            list_serializer_class = type(SnapshotSerializer(many=True))
+
+        price = serializers.DecimalField(max_digits=12, decimal_places=2, source="mark_price")
+
+    rows = [{"mark_price": Decimal("1.5"), "price": Decimal("9.99")}]
+    assert Renamed(rows, many=True).data == [{"price": "1.50"}]
