@@ -26,6 +26,14 @@ EARLIER = datetime(2026, 11, 30, 21, 0, tzinfo=UTC)  # the last session's
 CREATED = NOW - timedelta(days=1)
 SYMBOLS = ["SPY261218C00570000", "SPY261218C00575000", "SPY261218P00560000"]
 
+
+# An OCO whose stop ($2.00) and target ($4.00) a $3.00 bid reaches neither, last seen a session ago.
+QUIET_BRACKET = ({"order_class": "oco", "option_symbol": SYMBOLS[0], "expires_at": None}, [
+    {"order_class": "option", "option_symbol": SYMBOLS[0], "side": "sell_to_close", "order_type": "stop",
+     "quantity": 1, "stop_price": Decimal("2.00"), "last_session_close": EARLIER},
+    {"order_class": "option", "option_symbol": SYMBOLS[0], "side": "sell_to_close", "order_type": "limit",
+     "quantity": 1, "limit_price": Decimal("4.00"), "last_session_close": EARLIER}])
+
 # A coarse grid, so that quotes often sit exactly on, above and below the orders' prices (drawn
 # uniformly: Hypothesis would otherwise lean to the grid's first value and to absent quotes).
 GRID = [Decimal("0.50"), Decimal("1.00"), Decimal("1.50")]
@@ -161,11 +169,7 @@ def test_a_quiet_group_is_noted_as_seen_this_session_and_a_crossed_one_is_due():
     """The examples' two ends spelled out: a stop far from the bid is only noted; one the bid has
     reached is due, and is not noted (its match will note or fill it, under its lock)."""
     owner = UserFactory().pk
-    quiet = ({"order_class": "oco", "option_symbol": SYMBOLS[0], "expires_at": None}, [
-        {"order_class": "option", "option_symbol": SYMBOLS[0], "side": "sell_to_close", "order_type": "stop",
-         "quantity": 1, "stop_price": Decimal("2.00"), "last_session_close": EARLIER},
-        {"order_class": "option", "option_symbol": SYMBOLS[0], "side": "sell_to_close", "order_type": "limit",
-         "quantity": 1, "limit_price": Decimal("4.00"), "last_session_close": EARLIER}])
+    quiet = QUIET_BRACKET
     crossed = ({"order_class": "option", "option_symbol": SYMBOLS[1], "side": "sell_to_close",
                 "order_type": "stop", "quantity": 1, "stop_price": Decimal("2.00")}, [])
     market_quotes = _quotes({SYMBOLS[0]: (Decimal("3.00"), Decimal("3.10")),
@@ -185,11 +189,7 @@ def test_a_second_look_in_the_same_session_writes_no_row():
     """At 100,000 trades a steady cycle would otherwise rewrite 200,000 rows every 20 seconds: an
     order noted once this session keeps its row (and its `updated_at`) until something changes."""
     owner = UserFactory().pk
-    quiet = ({"order_class": "oco", "option_symbol": SYMBOLS[0], "expires_at": None}, [
-        {"order_class": "option", "option_symbol": SYMBOLS[0], "side": "sell_to_close", "order_type": "stop",
-         "quantity": 1, "stop_price": Decimal("2.00"), "last_session_close": EARLIER},
-        {"order_class": "option", "option_symbol": SYMBOLS[0], "side": "sell_to_close", "order_type": "limit",
-         "quantity": 1, "limit_price": Decimal("4.00"), "last_session_close": EARLIER}])
+    quiet = QUIET_BRACKET
     market_quotes = _quotes({SYMBOLS[0]: (Decimal("3.00"), Decimal("3.10"))})
     rules = FillRules(commission_per_contract=Decimal(0), slippage_per_share=Decimal(0))
     with tenancy.system_context():
