@@ -12,7 +12,7 @@ the open fills (and the order sync gives it its bracket).
 
 import time
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -24,13 +24,12 @@ from monitoring.heartbeats import PREFIX
 from monitoring.services import cycle_slot
 from tests.factories import UserFactory
 from tests.fakes.fault_worker import WAIT, FaultWorker
+from tests.shard_books import IWM, QQQ, SPY, shard_book_open
 from tradeoptions import tenancy
-from trades.models import AccountSettings, CloseReason, PaperTrade, TradeStatus
-from trades.services import TradeOpenInput, trade_open
+from trades.models import CloseReason, PaperTrade, TradeStatus
 
 OPENED = datetime(2026, 12, 1, 15, 0, 5, tzinfo=UTC)  # Tuesday 10:00:05 in New York: the trades open
 AT = OPENED + timedelta(minutes=1)  # the worker's frozen clock: the cycle's slot
-SPY, QQQ, IWM = "SPY261218C00570000", "QQQ261218P00500000", "IWM261218C00250000"
 MOVED = {SPY: ["6.60", "6.80"], QQQ: ["1.80", "1.95"], IWM: ["3.10", "3.30"]}
 MARKET_CALLS = "tests.fakes.market:HandDrivenMarket.quotes"
 PROVIDER_CALLS = ("monitoring.marketdata.simulated:SimulatedProvider.underlying_quotes,"
@@ -49,12 +48,6 @@ def fault_worker(redis_client, settings):
     worker.close()
 
 
-def _open(user, market, *, ticker, option_type, strike, sl, tp):
-    data = TradeOpenInput(ticker=ticker, option_type=option_type, strike=Decimal(strike), expiry=date(2026, 12, 18),
-                          qty=1, sl_price=Decimal(sl), tp_price=Decimal(tp))
-    return trade_open(user=user, data=data, market=market).trade
-
-
 @pytest.fixture
 def book(transactional_db, redis_client, market):
     """Nine traders at the local paper broker: an open SPY call each, an open QQQ put every second
@@ -69,21 +62,7 @@ def book(transactional_db, redis_client, market):
     market.moment = OPENED
     market.set_quote(QQQ, "3.00", "3.20")
     market.set_quote(IWM, "3.00", "3.20")
-    users = UserFactory.create_batch(9)
-    trades = {}
-    for n, user in enumerate(users):
-        with tenancy.acting_as(user.pk):
-            AccountSettings.objects.update_or_create(
-                owner=user, defaults={"account_balance": Decimal("100000"), "max_positions": 50})
-        trades[(n, "SPY")] = _open(user, market, ticker="SPY", option_type="CALL", strike="570", sl="3.00", tp="6.50")
-        if n % 2 == 0:
-            trades[(n, "QQQ")] = _open(user, market, ticker="QQQ", option_type="PUT", strike="500", sl="2.00",
-                                       tp="5.00")
-    market.open = False
-    for n, user in enumerate(users):
-        if n % 3 == 0:
-            trades[(n, "IWM")] = _open(user, market, ticker="IWM", option_type="CALL", strike="250", sl="2.00",
-                                       tp="5.00")
+    trades = shard_book_open(UserFactory.create_batch(9), market)
     yield trades
     cache.delete("reconcile-at-start")
 

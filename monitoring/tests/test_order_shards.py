@@ -6,7 +6,7 @@ shard tasks run in-process (`apply`), through a real worker in tests/test_faults
 """
 
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -20,12 +20,11 @@ from monitoring import sharding, tasks
 from monitoring.heartbeats import PREFIX
 from monitoring.services import cycle_slot
 from tests.factories import UserFactory
+from tests.shard_books import IWM, QQQ, SPY, shard_book_open
 from tradeoptions import tenancy
-from trades.models import AccountSettings, CloseReason, PaperTrade, TradeStatus
-from trades.services import TradeOpenInput, trade_open
+from trades.models import CloseReason, PaperTrade, TradeStatus
 
 AT = datetime(2026, 12, 1, 15, 0, 5, tzinfo=UTC)  # Tuesday 10:00:05 in New York
-SPY, QQQ, IWM = "SPY261218C00570000", "QQQ261218P00500000", "IWM261218C00250000"
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")
 
@@ -55,33 +54,12 @@ def market(market, monkeypatch):
     return market
 
 
-def _open(user, market, *, ticker, option_type, strike, sl, tp):
-    data = TradeOpenInput(ticker=ticker, option_type=option_type, strike=Decimal(strike), expiry=date(2026, 12, 18),
-                          qty=1, sl_price=Decimal(sl), tp_price=Decimal(tp))
-    return trade_open(user=user, data=data, market=market).trade
-
-
 @pytest.fixture
 def book(db, market):
     """Eight traders at the local paper broker: each an open SPY call (its take-profit hits this
     cycle); every second one an open QQQ put (its stop hits); every third one an IWM call whose
     market entry waits for the open (it fills this cycle and gets its bracket)."""
-    users = UserFactory.create_batch(8)
-    for user in users:
-        with tenancy.acting_as(user.pk):
-            AccountSettings.objects.update_or_create(
-                owner=user, defaults={"account_balance": Decimal("100000"), "max_positions": 50})
-    trades = {}
-    for n, user in enumerate(users):
-        trades[(n, "SPY")] = _open(user, market, ticker="SPY", option_type="CALL", strike="570", sl="3.00", tp="6.50")
-        if n % 2 == 0:
-            trades[(n, "QQQ")] = _open(user, market, ticker="QQQ", option_type="PUT", strike="500", sl="2.00",
-                                       tp="5.00")
-    market.open = False
-    for n, user in enumerate(users):
-        if n % 3 == 0:
-            trades[(n, "IWM")] = _open(user, market, ticker="IWM", option_type="CALL", strike="250", sl="2.00",
-                                       tp="5.00")
+    trades = shard_book_open(UserFactory.create_batch(8), market)
     market.open = True
     assert {trade.status for key, trade in trades.items() if key[1] != "IWM"} == {TradeStatus.OPEN}
     assert {trade.status for key, trade in trades.items() if key[1] == "IWM"} == {TradeStatus.PENDING}
