@@ -16,11 +16,13 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from math import lcm
 
 import psutil
 from django.core.cache import cache
 
 from monitoring.heartbeats import PREFIX
+from monitoring.tasks import PERIODS
 from tests.fakes.fault_worker import WAIT, FaultWorker, queue_keys
 
 QUERIES = ("django.db.backends.utils:CursorWrapper.execute", "django.db.backends.utils:CursorWrapper.executemany")
@@ -32,7 +34,11 @@ BROKER_CALLS = tuple(f"brokers.paper:LocalPaperBroker.{name}" for name in (
     "get_account_balance"))
 COUNTED = {"queries": QUERIES, "provider calls": PROVIDER_CALLS, "broker calls": BROKER_CALLS}
 TIMES = ("cpu", "wall", "runs", "started", "failed", "expired", "revoked")  # fault_worker's FAULT_TASK_TIMES
-SLOT = 40  # seconds: the snapshot job's period; a snapshot is taken once a slot
+# Seconds between moments that start a fresh slot of every monitor job (snapshots 40 s, matching
+# 20 s, orders 60 s): a cycle sent one second into such a moment never finds a job's slot already
+# done by the cycle before (its shards would do nothing and record no heartbeat).
+SLOT = lcm(*(int(PERIODS[job]) for job in ("monitoring.snapshot_prices", "monitoring.match_paper_orders",
+                                           "monitoring.sync_orders")))
 
 
 class MonitorWorkers:
@@ -113,7 +119,7 @@ class Cycle:
 
 
 def next_slot_start() -> None:
-    """Wait for a fresh snapshot slot (the workers read the real clock), a second into it."""
+    """Wait for a fresh slot of every monitor job (the workers read the real clock), a second into it."""
     time.sleep(SLOT - time.time() % SLOT + 1)
 
 
