@@ -30,9 +30,8 @@ from django_redis import get_redis_connection
 
 from brokers.base import Greeks, Quote
 from brokers.market import Market
-from brokers.models import PaperOrder
 from brokers.occ import parse_symbol
-from brokers.paper import WORKING
+from brokers.paper import working_symbols
 from brokers.settlement import AM, settlement_style
 from tradeoptions import tenancy
 from trades.models import ACTIVE_STATUSES, PaperTrade, StrategyType, TradeLeg, TradeStatus
@@ -277,8 +276,7 @@ def order_cycle_contracts(*, broker_modes: list[str] | None = None) -> list[str]
                       .distinct())
         legs = set(TradeLeg.objects.filter(trade__in=active, exit_reason="").values_list("option_symbol", flat=True)
                    .distinct())
-        working = set(PaperOrder.objects.filter(status__in=WORKING).exclude(option_symbol="")
-                      .values_list("option_symbol", flat=True).distinct())
+        working = set(working_symbols() or ())
     return sorted(singles | legs | working)
 
 
