@@ -411,7 +411,9 @@ def shard_count(setting, *, live_processes) -> int:
 # in force in Redis: a shard takes its lock only while its count is the one in force, and the count
 # changes only while no shard lock of the count in force is held, each test-and-set atomic in Redis.
 # Held shard locks are therefore always of the count in force. A shard of a superseded count does
-# nothing (its accounts wait one cycle for the shards of the new count).
+# nothing (its accounts wait one cycle for the shards of the new count). The unsharded job is
+# count 0 (MONITOR_SHARDS=0): it moves the count to 0 as a coordinator would, so it skips while
+# shards of the count before still run, and a shard of that count delivered later does nothing.
 
 _TAKE_IF_IN_FORCE = """
 local in_force = redis.call('get', KEYS[2])

@@ -85,13 +85,21 @@ def monitor_task(name: str, *, retry: bool = True):
     return shared_task(name=name, bind=True, expires=period, **limits, **retries)
 
 
-def _run(task, work):
+def _run(task, work, *, shard_task: str = ""):
+    """One whole cycle under the job's lock. A job that can be sharded (`shard_task`) runs
+    unsharded as shard count 0 in the job's "one count in force" scheme (`sharding.count_in_force`):
+    while shards of the count before still hold their locks it skips (they may be syncing its
+    accounts), and once it runs, a late shard of that count finds itself superseded. One Redis GET
+    when the count is already 0."""
     if not _enabled(task.name):
         return "disabled"
     with exclusive(task.name, ttl=task.time_limit) as acquired:
         if not acquired:
             logger.info("%s skipped: the previous cycle is still running", task.name)
             return "skipped: previous cycle still running"
+        if shard_task and (running := sharding.count_in_force(job=task.name, shard_task=shard_task, wanted=0)):
+            logger.info("%s skipped: shards of %s still running", task.name, running)
+            return f"skipped: shards of {running} still running"
         outcome = work()
     heartbeat_record(task.name)  # a completed cycle, for /healthz (an exception records nothing)
     return outcome
@@ -118,7 +126,8 @@ def snapshot_prices(self):
     at = market_clock.now()
     if _sharded():
         return _snapshot_fan_out(self, at=at)
-    return _run(self, lambda: repr(services.snapshot_positions(provider=provider_for(), at=at)))
+    return _run(self, lambda: repr(services.snapshot_positions(provider=provider_for(), at=at)),
+                shard_task=snapshot_shard.name)
 
 
 SNAPSHOT_JOB = "monitoring.snapshot_prices"
@@ -283,7 +292,8 @@ def match_paper_orders(self):
         return _orders_fan_out(self, at=market_clock.now(), shard_task=match_paper_orders_shard,
                                broker_modes=[BrokerMode.LOCAL_PAPER])
     provider = provider_for(clock=market_clock.now)
-    return _run(self, lambda: f"{services.match_paper_orders(exit_policies_provider=provider)} fill(s)")
+    return _run(self, lambda: f"{services.match_paper_orders(exit_policies_provider=provider)} fill(s)",
+                shard_task=match_paper_orders_shard.name)
 
 
 def _orders_fan_out(task, *, at: datetime, shard_task, broker_modes=None) -> str:
@@ -329,7 +339,8 @@ def sync_orders(self):
     if _sharded():
         return _orders_fan_out(self, at=at, shard_task=orders_shard)
     # The provider reads the same clock as the cycle (one clock through every layer).
-    return _run(self, lambda: repr(services.orders_cycle(provider=provider_for(clock=market_clock.now), at=at)))
+    return _run(self, lambda: repr(services.orders_cycle(provider=provider_for(clock=market_clock.now), at=at)),
+                shard_task=orders_shard.name)
 
 
 @shard_task("monitoring.orders_shard", ORDERS_JOB)

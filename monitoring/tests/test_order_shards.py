@@ -254,3 +254,41 @@ def test_auto_asks_the_workers_only_for_a_cycle_that_runs(db, market, settings, 
     setattr(settings, tasks.JOB_SETTINGS[tasks.ORDERS_JOB], True)
     market.moment = datetime(2026, 12, 5, 15, 0, tzinfo=UTC)  # a Saturday
     assert tasks.sync_orders.apply().get() == "market closed"
+
+
+def test_the_unsharded_cycle_waits_for_the_running_shards_of_the_count_before(book, market, settings):
+    """MONITOR_SHARDS set from 2 to 0 while a shard of 2 still syncs its accounts: the unsharded
+    cycle would sync those accounts at the same moment (two brackets). It is count 0 of the same
+    scheme: it skips while a shard of 2 holds its lock, runs once none does, and a shard of 2
+    delivered after that does nothing."""
+    client = get_redis_connection("default")
+    client.set(sharding.count_key(tasks.ORDERS_JOB), 2)  # a coordinator of 2 sent this cycle's shards
+    running = f"lock:{tasks.orders_shard.name}:1/2"
+    client.set(running, "monitor-2@elsewhere|boot|1-abc", px=60_000)  # a shard of 2, still at work
+    settings.MONITOR_SHARDS = 0
+    before = _outcome(book)
+    assert tasks.sync_orders.apply().get() == "skipped: shards of 2 still running"
+    assert _outcome(book) == before and cache.get(PREFIX + tasks.ORDERS_JOB) is None
+    assert client.get(sharding.count_key(tasks.ORDERS_JOB)) == b"2"
+
+    client.delete(running)
+    market.moment += timedelta(seconds=60)
+    assert "OrdersCycleReport" in tasks.sync_orders.apply().get()  # none runs now: count 0 is in force
+    assert client.get(sharding.count_key(tasks.ORDERS_JOB)) == b"0"
+    assert {key: value[:4] for key, value in _outcome(book).items()} == {key: EXPECTED[key[1]] for key in book}
+
+    late = cycle_slot(market.moment, timedelta(seconds=60))
+    answer = tasks.orders_shard.apply(args=[late.isoformat(), market.moment.isoformat(), 0, 2]).get()
+    assert answer.endswith("skipped, its count is superseded")
+    assert not client.exists(f"lock:{tasks.orders_shard.name}:0/2")
+
+
+def test_the_unsharded_snapshot_and_matching_are_count_0_too(db, market, settings):
+    client = get_redis_connection("default")
+    settings.MONITOR_SHARDS = 0
+    jobs = ((tasks.SNAPSHOT_JOB, tasks.snapshot_shard), (tasks.MATCH_JOB, tasks.match_paper_orders_shard))
+    for job, shard_task in jobs:
+        client.set(sharding.count_key(job), 3)
+        client.set(f"lock:{shard_task.name}:2/3", "monitor-2@elsewhere|boot|1-abc", px=60_000)
+    assert tasks.snapshot_prices.apply().get() == "skipped: shards of 3 still running"
+    assert tasks.match_paper_orders.apply().get() == "skipped: shards of 3 still running"
