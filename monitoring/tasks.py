@@ -241,17 +241,23 @@ def shard_task(name: str, job: str):
                        time_limit=min(max(coordinator * 4, 90), 2400))
 
 
-def _run_shard(task, *, job: str, slot: str, index: int, count: int, work, yields_to: str = "") -> str:
+def _run_shard(task, *, job: str, slot: str, index: int, count: int, work, yields_to: str = "",
+               quoted_at: str = "", fresh_for: float = 0) -> str:
     """One shard of one cycle slot, at most once a slot: a redelivered copy of a finished shard
     does nothing, two copies never run at once (a copy whose first try died takes its lock over),
     and the shard that completes the slot records the job's heartbeat. `work(shard, slot)` reads
     the coordinator's share (`QuotesGone` when it has expired: the accounts wait a cycle). While
     the job lock `yields_to` is held the shard does nothing and is not noted done (its accounts
     wait for the next cycle): checked after taking its own lock, as the other side does, so the
-    two never run together."""
+    two never run together. With `fresh_for`, a shard that starts more than that many seconds
+    after its coordinator quoted (`quoted_at`) skips its slot, not noted done: it would fill at
+    old prices stamped now."""
     shard, slot_at = sharding.Shard(index, count), datetime.fromisoformat(slot)
     if sharding.shard_is_done(job=job, slot=slot_at, shard=shard):
         return f"shard {shard} of {slot}: done already"
+    if fresh_for and (age := (market_clock.now() - datetime.fromisoformat(quoted_at)).total_seconds()) > fresh_for:
+        logger.info("%s shard %s skipped: its quotes are %.1f s old (at most %s)", job, shard, age, fresh_for)
+        return f"shard {shard} of {slot}: skipped, its quotes are {age:.1f} s old"
     with exclusive_shard(job=job, shard_task=task.name, shard=shard, ttl=task.time_limit) as acquired:
         if acquired == SUPERSEDED:
             logger.info("%s shard %s skipped: the job's shard count has changed", job, shard)
@@ -319,12 +325,14 @@ def _shared(job: str, slot_at: datetime) -> tuple[sharding.SharedMarket, shardin
 
 @shard_task("monitoring.match_paper_orders_shard", MATCH_JOB)
 def match_paper_orders_shard(self, slot: str, at: str, index: int, count: int):
-    """Match one shard's local-paper orders (its exit policies first), from the shared quotes."""
+    """Match one shard's local-paper orders (its exit policies first), from the shared quotes,
+    only while they are at most MATCH_QUOTES_MAX_AGE seconds old (a fill is stamped now)."""
     def match(shard, slot_at):
         market, stocks = _shared(MATCH_JOB, slot_at)
         return f"{services.match_paper_orders(market=market, exit_policies_provider=stocks, shard=shard)} fill(s)"
 
-    return _run_shard(self, job=MATCH_JOB, slot=slot, index=index, count=count, work=match)
+    return _run_shard(self, job=MATCH_JOB, slot=slot, index=index, count=count, work=match, quoted_at=at,
+                      fresh_for=settings.MATCH_QUOTES_MAX_AGE)
 
 
 @monitor_task("monitoring.take_bookends")

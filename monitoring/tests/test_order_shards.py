@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django_redis import get_redis_connection
 
 from brokers.base import Greeks, Quote
-from brokers.models import PaperOrder
+from brokers.models import BrokerMode, PaperOrder
 from monitoring import clock as market_clock
 from monitoring import sharding, tasks
 from monitoring.heartbeats import PREFIX
@@ -292,3 +292,46 @@ def test_the_unsharded_snapshot_and_matching_are_count_0_too(db, market, setting
         client.set(f"lock:{shard_task.name}:2/3", "monitor-2@elsewhere|boot|1-abc", px=60_000)
     assert tasks.snapshot_prices.apply().get() == "skipped: shards of 3 still running"
     assert tasks.match_paper_orders.apply().get() == "skipped: shards of 3 still running"
+
+
+def _sold(contract: str) -> list:
+    with tenancy.system_context():
+        return sorted(PaperOrder.objects.filter(option_symbol=contract, side="sell_to_close", status="filled")
+                      .values_list("avg_fill_price", flat=True))
+
+
+def test_a_late_matching_shard_skips_its_slot_rather_than_fill_at_old_quotes(book, market, settings):
+    """A matching shard fills at the coordinator's quotes and stamps the fill now: started more than
+    MATCH_QUOTES_MAX_AGE seconds after they were taken, it would sell the QQQ stops at a bid the
+    market has left. It skips its slot (not noted done, no heartbeat) and the next slot fills at
+    the fresh bid."""
+    settings.MATCH_QUOTES_MAX_AGE = 10
+    quoted_at = market.moment
+    slot = cycle_slot(quoted_at, timedelta(seconds=20))
+    sharding.order_quotes_share(market=market, provider_factory=None, job=tasks.MATCH_JOB, slot=slot,
+                                at=quoted_at, ttl=60, broker_modes=[BrokerMode.LOCAL_PAPER])
+    market.set_quote(QQQ, "1.70", "1.85")  # the market moved on meanwhile
+    args = [slot.isoformat(), quoted_at.isoformat(), 0, 1]
+
+    market.moment = quoted_at + timedelta(seconds=11)
+    assert tasks.match_paper_orders_shard.apply(args=args).get().endswith("skipped, its quotes are 11.0 s old")
+    assert _sold(QQQ) == [] and _sold(SPY) == []
+    assert not sharding.shard_is_done(job=tasks.MATCH_JOB, slot=slot, shard=sharding.Shard(0, 1))
+    assert cache.get(PREFIX + tasks.MATCH_JOB) is None
+
+    settings.MONITOR_SHARDS = 1
+    market.moment = quoted_at + timedelta(seconds=20)  # the next slot's coordinator quotes afresh
+    assert "1 shard(s) sent" in tasks.match_paper_orders.apply().get()
+    qqq = sum(1 for key in book if key[1] == "QQQ")
+    assert _sold(QQQ) == [Decimal("1.70")] * qqq  # the stops, at the fresh bid
+
+
+def test_a_matching_shard_within_the_bound_fills(book, market, settings):
+    settings.MATCH_QUOTES_MAX_AGE = 10
+    slot = cycle_slot(market.moment, timedelta(seconds=20))
+    sharding.order_quotes_share(market=market, provider_factory=None, job=tasks.MATCH_JOB, slot=slot,
+                                at=market.moment, ttl=60, broker_modes=[BrokerMode.LOCAL_PAPER])
+    args = [slot.isoformat(), market.moment.isoformat(), 0, 1]
+    market.moment += timedelta(seconds=10)
+    assert tasks.match_paper_orders_shard.apply(args=args).get() == "'15 fill(s)'"
+    assert _sold(QQQ) == [Decimal("1.80")] * sum(1 for key in book if key[1] == "QQQ")

@@ -360,6 +360,10 @@ FORCE_MARKET_OPEN = env.bool("FORCE_MARKET_OPEN", default=False)
 # Changing it takes effect on the next cycle.
 _MONITOR_SHARDS = env.str("MONITOR_SHARDS", default="0").strip().lower()
 MONITOR_SHARDS: int | str = "auto" if _MONITOR_SHARDS == "auto" else int(_MONITOR_SHARDS)
+# Sharded paper matching: a shard that starts more than this many seconds after its coordinator
+# quoted the market skips its slot rather than fill at old prices stamped now; the next slot (20 s
+# on) fills at fresh quotes.
+MATCH_QUOTES_MAX_AGE = env.float("MATCH_QUOTES_MAX_AGE", default=10.0)
 # The market API (/api/market/...): how long a quote or chain (expirations) is shared by everyone.
 MARKET_QUOTE_CACHE_SECONDS = env.int("MARKET_QUOTE_CACHE_SECONDS", default=5)
 MARKET_EXPIRATIONS_CACHE_SECONDS = env.int("MARKET_EXPIRATIONS_CACHE_SECONDS", default=300)
