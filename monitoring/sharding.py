@@ -112,6 +112,10 @@ def _done_key(job: str, slot: datetime, count: int) -> str:
     return f"cycle-shards-done:{job}:{slot.isoformat()}:{count}"
 
 
+def _sent_key(job: str, slot: datetime) -> str:
+    return f"cycle-sent:{job}:{slot.isoformat()}"
+
+
 def _runs_key(job: str, slot: datetime, count: int) -> str:
     return f"cycle-shard-runs:{job}:{slot.isoformat()}:{count}"
 
@@ -204,6 +208,19 @@ def shard_done(*, job: str, slot: datetime, shard: Shard, ttl: int) -> bool:
         pipe.expire(runs, ttl)
         added, done, *_ = pipe.execute()
     return bool(added) and done == shard.count
+
+
+def slot_was_sent(*, job: str, slot: datetime) -> bool:
+    """Has a coordinator of `job` already sent this slot's shards? A coordinator delayed into the
+    next slot (queued behind a slow one) would otherwise quote the market again for nothing and
+    send shards that find their slot done."""
+    return bool(get_redis_connection("default").exists(_sent_key(job, slot)))
+
+
+def slot_sent(*, job: str, slot: datetime, count: int, ttl: int) -> None:
+    """Note the slot's shards as sent, once they are: a coordinator that died before sending them
+    is redelivered and sends them, not skipped."""
+    get_redis_connection("default").set(_sent_key(job, slot), count, ex=ttl)
 
 
 def shard_runs(*, job: str, slot: datetime, count: int) -> dict[int, int]:

@@ -151,15 +151,21 @@ def _fan_out(task, *, at: datetime, share, shard_task) -> str:
     """Every sharded job's coordinator (MONITOR_SHARDS set): under the job's lock, `share(slot)`
     asks the provider once for everybody and leaves the answer in Redis, then one task per shard
     goes out as a Celery group. Its heartbeat is recorded by the last shard to finish, not here:
-    a cycle is done when its shards are."""
+    a cycle is done when its shards are. A coordinator whose slot was sent already (delayed into
+    the slot of the one after it) skips, as a cycle that finds the previous one running does."""
     slot = _slot(task.name, at)
     with exclusive(task.name, ttl=task.time_limit) as acquired:
         if not acquired:
+            logger.info("%s skipped: the previous cycle is still running", task.name)
             return "skipped: the previous cycle is still running"
+        if sharding.slot_was_sent(job=task.name, slot=slot):
+            logger.info("%s skipped: the %s slot was sent already (a delayed cycle)", task.name, slot.isoformat())
+            return f"skipped: the {slot.isoformat()} slot was sent already"
         # Counted only now, for a cycle that runs (`auto` asks the workers, up to a second).
         count = sharding.count_in_force(job=task.name, shard_task=shard_task.name, wanted=_shards(task))
         quoted = share(slot)
         group(shard_task.si(slot.isoformat(), at.isoformat(), index, count) for index in range(count)).apply_async()
+        sharding.slot_sent(job=task.name, slot=slot, count=count, ttl=_shared_for(task.name))
     return f"{slot.isoformat()}: {quoted} contract(s) quoted, {count} shard(s) sent"
 
 

@@ -335,3 +335,25 @@ def test_a_matching_shard_within_the_bound_fills(book, market, settings):
     market.moment += timedelta(seconds=10)
     assert tasks.match_paper_orders_shard.apply(args=args).get() == "'15 fill(s)'"
     assert _sold(QQQ) == [Decimal("1.80")] * sum(1 for key in book if key[1] == "QQQ")
+
+
+def test_a_coordinator_delayed_into_a_slot_already_sent_skips(book, market, settings, caplog):
+    """Beat's next coordinator, queued behind a slow one, runs in a slot whose shards the slow one
+    already sent: it skips, says so and logs it (no second quote batch, no shards that would only
+    find their slot done). One that died after sharing its quotes but before sending is redone."""
+    settings.MONITOR_SHARDS = 2
+    slot = cycle_slot(market.moment, timedelta(seconds=60))
+    sharding.order_quotes_share(market=market, provider_factory=None, job=tasks.ORDERS_JOB, slot=slot,
+                                at=market.moment, ttl=180)  # a first try died here, before its group
+    assert "2 shard(s) sent" in tasks.sync_orders.apply().get() and _InProcessGroup.sent == [2]
+    after, asked = _outcome(book), len(market.quote_requests)
+
+    market.moment += timedelta(seconds=30)  # still the same 60-second slot
+    caplog.set_level("INFO", logger="monitoring.tasks")
+    assert tasks.sync_orders.apply().get() == f"skipped: the {slot.isoformat()} slot was sent already"
+    assert _InProcessGroup.sent == [2] and len(market.quote_requests) == asked and _outcome(book) == after
+    assert any("skipped" in record.getMessage() and "sent already" in record.getMessage()
+               for record in caplog.records)
+
+    market.moment += timedelta(seconds=30)  # the next slot is sent as usual
+    assert "2 shard(s) sent" in tasks.sync_orders.apply().get() and _InProcessGroup.sent == [2, 2]
