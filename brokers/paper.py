@@ -776,7 +776,8 @@ class DueGroup:
 # the session only sets the price, never whether the order executes, so it is not asked. The
 # groups that cannot change have their quoted orders noted as looked at this session (the gap
 # rule's `last_session_close`), in the same statement, so no list of ids travels twice; an order
-# already noted this session is not written again, so a steady cycle writes no row at all.
+# already noted this session is not written again, so a steady cycle writes no row at all. The
+# table is the model's (`{table}`, filled in when run); `%%` is a literal `%` for the driver.
 _GROUPS_DUE_SQL = """
 WITH looked_at AS (  -- each working order with its contract's quote (symbol -> [bid, ask]), if any
     SELECT o.id, COALESCE(o.parent_id, o.id) AS head_id, o.owner_id, o.order_type, o.triggered, o.stop_price,
@@ -784,7 +785,7 @@ WITH looked_at AS (  -- each working order with its contract's quote (symbol -> 
            o.expires_at IS NOT NULL AND o.expires_at <= %(now)s AS expired,
            o.order_type <> '' AND o.active AS tradable, o.side <> ALL(%(buy_sides)s) AS sell,
            %(quotes)s::jsonb -> o.option_symbol::text AS quote
-      FROM brokers_paperorder o
+      FROM {table} o
      WHERE o.status = ANY(%(working)s) AND (%(shards)s::int = 1 OR o.owner_id %% %(shards)s::int = %(shard)s::int)
 ),
 working AS (
@@ -805,7 +806,7 @@ flagged AS (  -- each order with its group's verdict: a window over the group, n
       FROM working
 ),
 noted AS (
-    UPDATE brokers_paperorder SET last_session_close = %(session)s, updated_at = %(now)s
+    UPDATE {table} SET last_session_close = %(session)s, updated_at = %(now)s
      WHERE id = ANY(ARRAY(SELECT id FROM flagged WHERE looked AND NOT due AND NOT spread))
        AND status = ANY(%(working)s) AND last_session_close IS DISTINCT FROM %(session)s
 )
@@ -836,7 +837,7 @@ def groups_due(*, quotes: dict[str, Quote], now: datetime, session: datetime, ru
     Most groups, most cycles, change nothing, and Python never sees them."""
     index, count = shard
     with connection.cursor() as cursor:
-        cursor.execute(_GROUPS_DUE_SQL, {
+        cursor.execute(_GROUPS_DUE_SQL.format(table=PaperOrder._meta.db_table), {
             "quotes": json.dumps({symbol: [_exact(quote.bid), _exact(quote.ask)] for symbol, quote in quotes.items()}),
             "spread_classes": list(SPREAD_CLASSES),
             "buy_sides": [side.value for side in OrderSide if side.is_buy], "working": WORKING,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -200,3 +200,25 @@ def test_a_second_look_in_the_same_session_writes_no_row():
         assert groups_due(quotes=market_quotes, now=later, session=SESSION, rules=rules) == []
         assert not PaperOrder.objects.filter(updated_at=later).exists()
         assert len(_noted()) == 2
+
+
+@pytest.mark.django_db
+def test_the_statement_reads_and_notes_the_model_s_table(monkeypatch):
+    """The bulk statement names `PaperOrder._meta.db_table`, not a table spelled out: pointed at a
+    view that hides the crossed stop, it sees only the quiet bracket (and notes it there)."""
+    owner = UserFactory().pk
+    crossed = ({"order_class": "option", "option_symbol": SYMBOLS[1], "side": "sell_to_close",
+                "order_type": "stop", "quantity": 1, "stop_price": Decimal("2.00")}, [])
+    market_quotes = _quotes({SYMBOLS[0]: (Decimal("3.00"), Decimal("3.10")),
+                             SYMBOLS[1]: (Decimal("2.00"), Decimal("2.10"))})
+    rules = FillRules(commission_per_contract=Decimal(0), slippage_per_share=Decimal(0))
+    with tenancy.system_context():
+        _book([owner, owner], [QUIET_BRACKET, crossed])
+        quiet_legs = set(PaperOrder.objects.filter(parent__isnull=False).values_list("pk", flat=True))
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE TEMP VIEW orders_but_the_crossed AS SELECT * FROM {PaperOrder._meta.db_table} "
+                           "WHERE option_symbol <> %s", [SYMBOLS[1]])
+        monkeypatch.setattr(PaperOrder._meta, "db_table", "orders_but_the_crossed")
+        assert groups_due(quotes=market_quotes, now=NOW, session=SESSION, rules=rules) == []
+        monkeypatch.undo()
+        assert _noted() == quiet_legs
