@@ -531,13 +531,13 @@ def lifetime_snapshots(trade: PaperTrade) -> QuerySet:
 # window functions, every n-th kept (n = ceil(total / (max_points - 1)), in integers) and always
 # the last; all of them when they are few. One query, not a count and then a windowed ORM query,
 # and plain tuples from the cursor: at 100 M rows the ORM's compile and row handling were ~14 ms
-# of client CPU for 835 points (issue 20; docs/benchmarks.md).
+# of client CPU for 835 points (issue 20; docs/benchmarks.md). Both window functions over the one
+# whole-partition frame (row_number ignores the frame): one WindowAgg over the rows, not two.
 _CHART_SNAPSHOTS = """
     SELECT {fields} FROM (
-        SELECT {fields}, row_number() OVER slots AS n,
-               count(*) OVER (slots ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS total
+        SELECT {fields}, row_number() OVER slots AS n, count(*) OVER slots AS total
           FROM {table} WHERE trade_id = %(trade)s{bounds}
-        WINDOW slots AS (ORDER BY "timestamp", kind)) numbered
+        WINDOW slots AS (ORDER BY "timestamp", kind ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) numbered
      WHERE total <= %(points)s OR (n - 1) %% ((total + %(points)s - 2) / (%(points)s - 1)) = 0 OR n = total
      ORDER BY "timestamp", kind"""
 
@@ -577,11 +577,15 @@ class JsonColumn:
     places: int | None = None
 
 
-def _datetime_json(column: str) -> str:
+def _datetime_json(column: str, time_zone: str) -> str:
     """SQL spelling a timestamptz column as Python's isoformat() of it in the time zone %(tz)s,
     with DRF's 'Z' for a zero offset: seconds always, microseconds only when there are some, the
-    offset's seconds only when there are some."""
+    offset's seconds only when there are some. In UTC (the API's zone) without the offset's sums."""
     local = f"({column} AT TIME ZONE %(tz)s)"
+    if time_zone == "UTC":
+        return (f"""'"' || to_char({local}, 'YYYY-MM-DD"T"HH24:MI:SS')"""
+                f" || CASE WHEN {local} = date_trunc('second', {local}) THEN '' ELSE to_char({local}, '.US') END"
+                """ || 'Z"'""")
     offset = f"(EXTRACT(EPOCH FROM {local} - ({column} AT TIME ZONE 'UTC'))::int)"
     return (f"""'"' || to_char({local}, 'YYYY-MM-DD"T"HH24:MI:SS')"""
             f" || CASE WHEN {local} = date_trunc('second', {local}) THEN '' ELSE to_char({local}, '.US') END"
@@ -591,14 +595,23 @@ def _datetime_json(column: str) -> str:
             """ END || '"'""")
 
 
-def _value_json(column: JsonColumn) -> str:
-    """SQL writing one column's value as JSON text, null for NULL. Text goes through to_json, which
-    escapes as Python's json.dumps does (ensure_ascii off), plus DRF's escapes of U+2028/U+2029."""
+def snapshot_places(name: str) -> int | None:
+    """The decimal places a snapshot column stores (its numeric scale)."""
+    return PaperTrade.snapshots.rel.related_model._meta.get_field(name).decimal_places
+
+
+def _value_json(column: JsonColumn, time_zone: str) -> str:
+    """SQL writing one column's value as JSON text, null for NULL. A decimal is its text, which has
+    exactly the column's decimal places; other places are refused, not rounded (PostgreSQL rounds
+    half away from zero, DRF half to even). Text goes through to_json, which escapes as Python's
+    json.dumps does (ensure_ascii off), plus DRF's escapes of U+2028/U+2029."""
     name = f'"{column.name}"'
     if column.kind == "decimal":
-        spelled = f"""'"' || round({name}, {int(column.places)})::text || '"'"""
+        if column.places != snapshot_places(column.name):
+            raise ValueError(f"{column.name} is stored with other decimal places than {column.places}.")
+        spelled = f"""'"' || {name}::text || '"'"""
     elif column.kind == "datetime":
-        spelled = _datetime_json(name)
+        spelled = _datetime_json(name, time_zone)
     elif column.kind == "boolean":
         spelled = f"CASE WHEN {name} THEN 'true' WHEN NOT {name} THEN 'false' END"
     elif column.kind == "text":
@@ -608,10 +621,10 @@ def _value_json(column: JsonColumn) -> str:
     return f"coalesce({spelled}, 'null')"
 
 
-def _row_json(columns: Sequence[JsonColumn]) -> str:
+def _row_json(columns: Sequence[JsonColumn], time_zone: str) -> str:
     if not columns or any(column.name not in SNAPSHOT_FIELDS for column in columns):
         raise ValueError("A chart row's keys are snapshot fields.")
-    keys = [f"""'{"{" if index == 0 else ","}"{column.name}":' || {_value_json(column)}"""
+    keys = [f"""'{"{" if index == 0 else ","}"{column.name}":' || {_value_json(column, time_zone)}"""
             for index, column in enumerate(columns)]
     return " || ".join(keys) + " || '}'"
 
@@ -629,7 +642,7 @@ def trade_snapshots_json(*, trade: PaperTrade, columns: Sequence[JsonColumn], ti
     of objects with `columns`' keys in their order, compact (no spaces), written by PostgreSQL:
     the bytes a JSON response sends as they are. `time_zone`: an IANA name the times are shown in."""
     sql, params = _chart_sql(trade, max_points)
-    sql = _CHART_JSON.format(row=_row_json(columns), rows=sql)
+    sql = _CHART_JSON.format(row=_row_json(columns, time_zone), rows=sql)
     with connection.cursor() as cursor:
         cursor.execute(sql, {**params, "tz": time_zone})
         return cursor.fetchone()[0].encode()

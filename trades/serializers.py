@@ -527,18 +527,19 @@ class SnapshotSerializer(serializers.Serializer):
 
 
 def json_columns(serializer: serializers.Serializer) -> list[selectors.JsonColumn] | None:
-    """The serializer's fields as the database can write them exactly as DRF's JSON does
+    """The snapshot serializer's fields as the database can write them exactly as DRF's JSON does
     (`selectors.trade_snapshots_json`): every field read from the column of its name, decimals as
-    text of their decimal places, times in ISO 8601 in the active time zone. None when a field or
-    setting asks for anything else (a format, a localized or normalized number, numbers as
-    numbers, a field's own time zone): DRF's own path must write it then."""
+    text with their column's decimal places (so DRF rounds nothing), times in ISO 8601 in the
+    active time zone. None when a field or setting asks for anything else (other places, a format,
+    a localized or normalized number, numbers as numbers, a field's own time zone): DRF's own path
+    must write it then."""
     columns = []
     for field in serializer.fields.values():
         if field.source != field.field_name or field.write_only:
             return None
         if isinstance(field, serializers.DecimalField):
             if (not getattr(field, "coerce_to_string", api_settings.COERCE_DECIMAL_TO_STRING) or field.localize
-                    or field.normalize_output or field.decimal_places is None):
+                    or field.normalize_output or field.decimal_places != selectors.snapshot_places(field.field_name)):
                 return None
             columns.append(selectors.JsonColumn(field.field_name, "decimal", field.decimal_places))
         elif isinstance(field, serializers.DateTimeField):
