@@ -525,7 +525,6 @@ class SnapshotSerializer(serializers.Serializer):
     delayed = serializers.BooleanField(help_text="The source is late by design (ORATS delayed, Tradier sandbox).")
 
 
-
 def json_columns(serializer: serializers.Serializer) -> list[selectors.JsonColumn] | None:
     """The snapshot serializer's fields as the database can write them exactly as DRF's JSON does
     (`selectors.trade_snapshots_json`): every field read from the column of its name, decimals as
@@ -553,7 +552,6 @@ def json_columns(serializer: serializers.Serializer) -> list[selectors.JsonColum
         else:
             return None
     return columns
-
 
 
 def active_time_zone_name() -> str | None:
