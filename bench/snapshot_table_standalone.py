@@ -60,11 +60,12 @@ from django.db import connection  # noqa: E402
 from django.db.models import F, Q, Window  # noqa: E402
 from django.db.models.functions import RowNumber  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
+from rest_framework.test import APIRequestFactory, force_authenticate  # noqa: E402
 
 from brokers.occ import build_symbol  # noqa: E402
 from monitoring.partitions import TABLE, partition_months, partition_name  # noqa: E402
 from tradeoptions import tenancy  # noqa: E402
-from trades import selectors  # noqa: E402
+from trades import api, selectors  # noqa: E402
 from trades.models import PaperTrade, TradeStatus  # noqa: E402
 from trades.serializers import SnapshotSerializer  # noqa: E402
 
@@ -276,6 +277,49 @@ def _unbounded(trade: PaperTrade):
         return selectors.trade_snapshots(trade=trade)
 
 
+def _endpoint(trade: PaperTrade):
+    """GET /api/trades/<id>/snapshots end to end but for the middleware: the view (its trade lookup,
+    its tenant context, the chart) and the rendered body, as the trade's owner. No throttle (it
+    would count in the cache)."""
+    view = api.TradeViewSet.as_view({"get": "snapshots"}, throttle_classes=[])
+    owner = trade.owner
+
+    def get() -> bytes:
+        request = APIRequestFactory().get(f"/api/trades/{trade.pk}/snapshots", HTTP_ACCEPT="application/json")
+        force_authenticate(request, user=owner)
+        response = view(request, pk=str(trade.pk))
+        assert response.status_code == 200, response.status_code
+        return response.render().content if hasattr(response, "render") else response.content
+
+    return get
+
+
+def _endpoint_through_drf(get):
+    """The endpoint as it was before the chart's JSON was written by PostgreSQL: rows as dicts, DRF's
+    serializer and JSON renderer."""
+    def before() -> bytes:
+        with mock.patch.object(api, "_chart_json", lambda request, trade: None):
+            return get()
+
+    return before
+
+
+def _endpoint_line(trade: PaperTrade) -> str:
+    """The endpoint's wall and CPU medians (of 21, warm) with the chart's JSON from PostgreSQL and
+    through DRF (before), after checking both answer the same bytes."""
+    after = _endpoint(trade)
+    before = _endpoint_through_drf(after)
+    body = after()
+    assert body == before(), "the SQL JSON differs from DRF's"
+    _, wall = _timed_ms(after, times=21)
+    cpu = _cpu_ms(after, times=21)
+    _, wall_before = _timed_ms(before, times=21)
+    cpu_before = _cpu_ms(before, times=21)
+    return (f"  GET /snapshots end to end (view + rendering, {len(body):,} bytes, median of 21 warm): "
+            f"{wall:.1f} ms wall, {cpu:.1f} ms CPU; through DRF (before): {wall_before:.1f} ms wall, "
+            f"{cpu_before:.1f} ms CPU")
+
+
 def _distinct_on_latest(trade_ids: list[int]) -> list[dict]:
     """marks_freshness's latest snapshots as they were read before issue 20."""
     return list(PaperTrade.snapshots.rel.related_model.objects.filter(trade_id__in=trade_ids)
@@ -327,6 +371,11 @@ def measure() -> None:
             print(f"  latest mark (ORDER BY timestamp DESC LIMIT 1): first {first_latest:.2f} ms, "
                   f"median {latest:.2f} ms")
             print(_plan(LATEST_ONE, [trade.pk]))
+            sql_json = _last_query(lambda trade=trade: selectors.trade_snapshots_json(
+                trade=trade, columns=api.json_columns(SnapshotSerializer()), time_zone="UTC"))
+        print(_endpoint_line(trade))
+        with tenancy.acting_as(trade.owner_id):
+            print(_plan(sql_json))
     mine = [t.pk for t in trades if t.owner_id == held.owner_id]
     held_mine = [t.pk for t in trades if t.owner_id == held.owner_id and t.status == TradeStatus.OPEN]
     with tenancy.acting_as(held.owner_id):

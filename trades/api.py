@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import models
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -62,6 +62,8 @@ from .serializers import (
     TradeHistorySerializer,
     TradeSerializer,
     TradeTotalsSerializer,
+    active_time_zone_name,
+    json_columns,
 )
 
 PRICE = {"max_digits": 12, "decimal_places": 4}
@@ -578,6 +580,21 @@ def _json_chunks(rows: Iterator[dict]) -> Iterator[str]:
     yield "]"
 
 
+def _chart_json(request, trade: PaperTrade) -> bytes | None:
+    """The chart's body as PostgreSQL writes it (issue 20: DRF's formatting of ~1,000 rows cost twice
+    the query at 100 M rows), when the answer is the JSON renderer's compact UTF-8 and every field
+    is one the database writes as DRF does; None otherwise (the browsable API, `indent=`, a setting
+    or field the SQL does not follow): DRF's path then."""
+    renderer = request.accepted_renderer
+    if (type(renderer) is not JSONRenderer or renderer.ensure_ascii or not renderer.compact
+            or renderer.get_indent(request.accepted_media_type, {}) is not None):
+        return None
+    columns, zone = json_columns(SnapshotSerializer()), active_time_zone_name()
+    if columns is None or zone is None:
+        return None
+    return selectors.trade_snapshots_json(trade=trade, columns=columns, time_zone=zone)
+
+
 # --- Views ------------------------------------------------------------------------------------
 
 
@@ -785,7 +802,11 @@ class TradeViewSet(OwnedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveMode
                    responses={200: SnapshotSerializer(many=True)})
     @action(detail=True, methods=["get"], pagination_class=None)
     def snapshots(self, request, pk=None):
-        rows = selectors.trade_snapshots(trade=self.get_object())
+        trade = self.get_object()
+        body = _chart_json(request, trade)
+        if body is not None:
+            return HttpResponse(body, content_type=JSONRenderer.media_type)
+        rows = selectors.trade_snapshots(trade=trade)
         return Response(SnapshotSerializer(rows, many=True).data)
 
     @extend_schema(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -531,22 +531,19 @@ def lifetime_snapshots(trade: PaperTrade) -> QuerySet:
 # window functions, every n-th kept (n = ceil(total / (max_points - 1)), in integers) and always
 # the last; all of them when they are few. One query, not a count and then a windowed ORM query,
 # and plain tuples from the cursor: at 100 M rows the ORM's compile and row handling were ~14 ms
-# of client CPU for 835 points (issue 20; docs/benchmarks.md).
+# of client CPU for 835 points (issue 20; docs/benchmarks.md). Both window functions over the one
+# whole-partition frame (row_number ignores the frame): one WindowAgg over the rows, not two.
 _CHART_SNAPSHOTS = """
     SELECT {fields} FROM (
-        SELECT {fields}, row_number() OVER slots AS n,
-               count(*) OVER (slots ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS total
+        SELECT {fields}, row_number() OVER slots AS n, count(*) OVER slots AS total
           FROM {table} WHERE trade_id = %(trade)s{bounds}
-        WINDOW slots AS (ORDER BY "timestamp", kind)) numbered
+        WINDOW slots AS (ORDER BY "timestamp", kind ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) numbered
      WHERE total <= %(points)s OR (n - 1) %% ((total + %(points)s - 2) / (%(points)s - 1)) = 0 OR n = total
      ORDER BY "timestamp", kind"""
 
 
-def trade_snapshots(*, trade: PaperTrade, max_points: int = MAX_CHART_POINTS) -> list[dict]:
-    """The trade's price history in time order, thinned to at most `max_points` rows by keeping
-    every n-th one (and always the last), so a long trade's chart stays light. Reads the
-    monitoring app's snapshots by their table (row-level security scopes them): trades does not
-    import monitoring. Only the months the trade lived in are read (`lifetime_snapshots`'s bounds)."""
+def _chart_sql(trade: PaperTrade, max_points: int) -> tuple[str, dict]:
+    """The chart's rows' statement for `trade_snapshots` and `trade_snapshots_json`, and its parameters."""
     if max_points < 2:
         raise ValueError("A chart needs at least two points: its first and its last.")
     lower, upper = _lifetime_bounds(trade)
@@ -554,9 +551,101 @@ def trade_snapshots(*, trade: PaperTrade, max_points: int = MAX_CHART_POINTS) ->
         ' AND "timestamp" < %(upper)s' if upper is not None else "")
     sql = _CHART_SNAPSHOTS.format(fields=", ".join(f'"{field}"' for field in SNAPSHOT_FIELDS),
                                   table=PaperTrade.snapshots.rel.related_model._meta.db_table, bounds=bounds)
+    return sql, {"trade": trade.pk, "points": max_points, "lower": lower, "upper": upper}
+
+
+def trade_snapshots(*, trade: PaperTrade, max_points: int = MAX_CHART_POINTS) -> list[dict]:
+    """The trade's price history in time order, thinned to at most `max_points` rows by keeping
+    every n-th one (and always the last), so a long trade's chart stays light. Reads the
+    monitoring app's snapshots by their table (row-level security scopes them): trades does not
+    import monitoring. Only the months the trade lived in are read (`lifetime_snapshots`'s bounds)."""
+    sql, params = _chart_sql(trade, max_points)
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"trade": trade.pk, "points": max_points, "lower": lower, "upper": upper})
+        cursor.execute(sql, params)
         return [dict(zip(SNAPSHOT_FIELDS, row, strict=True)) for row in cursor.fetchall()]
+
+
+
+@dataclass(frozen=True)
+class JsonColumn:
+    """One key of a chart row as the database writes it (`trade_snapshots_json`): a snapshot
+    column, and how its value is spelled: "text", "boolean", "datetime" (ISO 8601 in the given
+    time zone, 'Z' for a zero offset) or "decimal" (text with `places` decimals)."""
+
+    name: str
+    kind: str
+    places: int | None = None
+
+
+def _datetime_json(column: str, time_zone: str) -> str:
+    """SQL spelling a timestamptz column as Python's isoformat() of it in the time zone %(tz)s,
+    with DRF's 'Z' for a zero offset: seconds always, microseconds only when there are some, the
+    offset's seconds only when there are some. In UTC (the API's zone) without the offset's sums."""
+    local = f"({column} AT TIME ZONE %(tz)s)"
+    if time_zone == "UTC":
+        return (f"""'"' || to_char({local}, 'YYYY-MM-DD"T"HH24:MI:SS')"""
+                f" || CASE WHEN {local} = date_trunc('second', {local}) THEN '' ELSE to_char({local}, '.US') END"
+                """ || 'Z"'""")
+    offset = f"(EXTRACT(EPOCH FROM {local} - ({column} AT TIME ZONE 'UTC'))::int)"
+    return (f"""'"' || to_char({local}, 'YYYY-MM-DD"T"HH24:MI:SS')"""
+            f" || CASE WHEN {local} = date_trunc('second', {local}) THEN '' ELSE to_char({local}, '.US') END"
+            f" || CASE WHEN {offset} = 0 THEN 'Z' ELSE CASE WHEN {offset} < 0 THEN '-' ELSE '+' END"
+            f" || lpad((abs({offset}) / 3600)::text, 2, '0') || ':' || lpad((abs({offset}) %% 3600 / 60)::text, 2, '0')"
+            f" || CASE WHEN abs({offset}) %% 60 = 0 THEN '' ELSE ':' || lpad((abs({offset}) %% 60)::text, 2, '0') END"
+            """ END || '"'""")
+
+
+def snapshot_places(name: str) -> int | None:
+    """The decimal places a snapshot column stores (its numeric scale)."""
+    return PaperTrade.snapshots.rel.related_model._meta.get_field(name).decimal_places
+
+
+def _value_json(column: JsonColumn, time_zone: str) -> str:
+    """SQL writing one column's value as JSON text, null for NULL. A decimal is its text, which has
+    exactly the column's decimal places; other places are refused, not rounded (PostgreSQL rounds
+    half away from zero, DRF half to even). Text goes through to_json, which escapes as Python's
+    json.dumps does (ensure_ascii off), plus DRF's escapes of U+2028/U+2029."""
+    name = f'"{column.name}"'
+    if column.kind == "decimal":
+        if column.places != snapshot_places(column.name):
+            raise ValueError(f"{column.name} is stored with other decimal places than {column.places}.")
+        spelled = f"""'"' || {name}::text || '"'"""
+    elif column.kind == "datetime":
+        spelled = _datetime_json(name, time_zone)
+    elif column.kind == "boolean":
+        spelled = f"CASE WHEN {name} THEN 'true' WHEN NOT {name} THEN 'false' END"
+    elif column.kind == "text":
+        spelled = fr"replace(replace(to_json({name})::text, chr(8232), '\u2028'), chr(8233), '\u2029')"
+    else:
+        raise ValueError(f"No JSON spelling for a {column.kind} column.")
+    return f"coalesce({spelled}, 'null')"
+
+
+def _row_json(columns: Sequence[JsonColumn], time_zone: str) -> str:
+    if not columns or any(column.name not in SNAPSHOT_FIELDS for column in columns):
+        raise ValueError("A chart row's keys are snapshot fields.")
+    keys = [f"""'{"{" if index == 0 else ","}"{column.name}":' || {_value_json(column, time_zone)}"""
+            for index, column in enumerate(columns)]
+    return " || ".join(keys) + " || '}'"
+
+
+# The chart's JSON body in the same statement as its rows (issue 20: building ~1,000 dicts and
+# DRF's formatting of every Decimal and datetime cost ~30 ms of Python at 100 M rows, twice the
+# query): each row written as JSON text by the database, the rows joined in time order.
+_CHART_JSON = """
+    SELECT coalesce('[' || string_agg({row}, ',' ORDER BY "timestamp", kind) || ']', '[]') FROM ({rows}) chart"""
+
+
+def trade_snapshots_json(*, trade: PaperTrade, columns: Sequence[JsonColumn], time_zone: str,
+                         max_points: int = MAX_CHART_POINTS) -> bytes:
+    """`trade_snapshots`'s rows (the same thinning, bounds and row-level security) as a JSON array
+    of objects with `columns`' keys in their order, compact (no spaces), written by PostgreSQL:
+    the bytes a JSON response sends as they are. `time_zone`: an IANA name the times are shown in."""
+    sql, params = _chart_sql(trade, max_points)
+    sql = _CHART_JSON.format(row=_row_json(columns, time_zone), rows=sql)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {**params, "tz": time_zone})
+        return cursor.fetchone()[0].encode()
 
 
 # --- What a held trade's mark is worth ---------------------------------------------------------

@@ -4,9 +4,13 @@ representations and the list filters; the write serializers stay with the API vi
 
 from __future__ import annotations
 
+from datetime import UTC
+
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
+from rest_framework.settings import api_settings
 
 from tradeoptions.api import BoundedDateTimeField, DayRangeFilterSerializer, TextField
 
@@ -519,6 +523,44 @@ class SnapshotSerializer(serializers.Serializer):
     quote_time = serializers.DateTimeField(allow_null=True)
     source = serializers.CharField(help_text="The market-data source of the mark (simulated, orats, tradier, ...).")
     delayed = serializers.BooleanField(help_text="The source is late by design (ORATS delayed, Tradier sandbox).")
+
+
+def json_columns(serializer: serializers.Serializer) -> list[selectors.JsonColumn] | None:
+    """The snapshot serializer's fields as the database can write them exactly as DRF's JSON does
+    (`selectors.trade_snapshots_json`): every field read from the column of its name, decimals as
+    text with their column's decimal places (so DRF rounds nothing), times in ISO 8601 in the
+    active time zone. None when a field or setting asks for anything else (other places, a format,
+    a localized or normalized number, numbers as numbers, a field's own time zone): DRF's own path
+    must write it then."""
+    columns = []
+    for field in serializer.fields.values():
+        if field.source != field.field_name or field.write_only:
+            return None
+        if isinstance(field, serializers.DecimalField):
+            if (not getattr(field, "coerce_to_string", api_settings.COERCE_DECIMAL_TO_STRING) or field.localize
+                    or field.normalize_output or field.decimal_places != selectors.snapshot_places(field.field_name)):
+                return None
+            columns.append(selectors.JsonColumn(field.field_name, "decimal", field.decimal_places))
+        elif isinstance(field, serializers.DateTimeField):
+            if (str(getattr(field, "format", api_settings.DATETIME_FORMAT)).lower() != ISO_8601
+                    or hasattr(field, "timezone")):
+                return None
+            columns.append(selectors.JsonColumn(field.field_name, "datetime"))
+        elif type(field) in (serializers.BooleanField, serializers.CharField):
+            columns.append(selectors.JsonColumn(
+                field.field_name, "boolean" if isinstance(field, serializers.BooleanField) else "text"))
+        else:
+            return None
+    return columns
+
+
+def active_time_zone_name() -> str | None:
+    """The IANA name of the time zone DRF shows times in (the active one), for the database to
+    show them in the same; None without time zones or for a zone with no such name."""
+    if not settings.USE_TZ:
+        return None
+    zone = timezone.get_current_timezone()
+    return "UTC" if zone is UTC else getattr(zone, "key", None)
 
 
 def _choose(words: str) -> dict:

@@ -6,6 +6,7 @@ Months here are in the year 2000, before any partition the migration made (from 
 own month on), so whatever today is, nothing else is made, archived or dropped by these tests.
 """
 
+import json
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -17,12 +18,14 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.db import DatabaseError, connection
+from django.test.utils import CaptureQueriesContext
 
 from monitoring import partitions, tasks
 from monitoring.models import PriceSnapshot, SnapshotKind
 from tests.factories import ClosedTradeFactory, PaperTradeFactory, PriceSnapshotFactory
 from tradeoptions import tenancy
-from trades.selectors import SNAPSHOT_FIELDS, lifetime_snapshots, trade_snapshots
+from trades.selectors import SNAPSHOT_FIELDS, lifetime_snapshots, trade_snapshots, trade_snapshots_json
+from trades.serializers import SnapshotSerializer, json_columns
 
 JANUARY, FEBRUARY, MARCH, APRIL = (date(2000, month, 1) for month in (1, 2, 3, 4))
 
@@ -204,6 +207,14 @@ def test_a_trades_chart_reads_only_the_months_it_lived_in_and_the_same_rows(trad
         assert trade_snapshots(trade=trade) == whole
         assert trade_snapshots(trade=trade, max_points=10) == _thinned(whole, 10)
         assert _plan_months(lifetime_snapshots(trade)) == {"y2000m02", "y2000m03"}
+        # The chart's JSON, written in the same statement, reads the same two months.
+        with CaptureQueriesContext(connection) as queries:
+            body = trade_snapshots_json(trade=trade, columns=json_columns(SnapshotSerializer()), time_zone="UTC")
+        assert len(json.loads(body)) == 77
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN " + queries.captured_queries[0]["sql"])
+            plan = "\n".join(line for line, in cursor.fetchall())
+        assert set(re.findall(r"monitoring_pricesnapshot_(y\d{4}m\d{2}|default)\b", plan)) == {"y2000m02", "y2000m03"}
         held_whole = list(held.snapshots.order_by("timestamp", "kind").values(*SNAPSHOT_FIELDS))
         assert len(held_whole) == 8 and trade_snapshots(trade=held) == held_whole
         # Held: no end yet, so every month from its entry's on (the migration's months too), none before.
