@@ -153,13 +153,17 @@ def _instants(micros: pd.Series) -> pd.Series:
     return pd.to_datetime(micros.astype("int64"), unit="us", utc=True).astype("datetime64[ns, UTC]")
 
 
-def trade_frame(trades: QuerySet[PaperTrade], *, basis: str = metrics.NET) -> pd.DataFrame:
+def trade_frame(trades: QuerySet[PaperTrade], *, basis: str = metrics.NET, attribution: bool = False) -> pd.DataFrame:
     """One row per trade: money in cents, scores as floats, `close_date` (UTC) and `day` (its New
     York date, as a midnight datetime64). PostgreSQL converts every value to an int, float or
     string, and the rows are read straight from the cursor: no Decimal or datetime objects per row.
     P&L comes on both bases (`pnl_gross`, `pnl_net`, with `commission` and `fees`); `pnl` is the
-    one on `basis` (net by default), which the metrics read."""
+    one on `basis` (net by default), which the metrics read. `attribution` adds the columns of the
+    stored greeks attribution (ATTRIBUTION_COLUMNS), so `greeks_attribution` need not read the
+    trades again."""
+    extra = _attribution_annotations() if attribution else {}
     rows = trades.annotate(
+        **extra,
         close_epoch=_Epoch("close_date"),
         pnl_gross=_cents(F("realized_pnl")),
         pnl_net=_cents(realized_pnl_net_sql()),
@@ -174,8 +178,10 @@ def trade_frame(trades: QuerySet[PaperTrade], *, basis: str = metrics.NET) -> pd
         # A single option can lose its premium; a multi-leg trade's max loss comes from its legs below.
         premium_paid=_cents(F("entry_price") * _held_qty() * CONTRACT_MULTIPLIER),
     ).values_list(*TRADE_FRAME[:10], "fees_cents", "risk", "hold_h", *(f"{name}_f" for name in SCORE_FIELDS),
-                  "entry_hour", "dte", "strategy_type", "net_direction", "units", "premium_paid")
-    frame = pd.DataFrame.from_records(_fetch(rows), columns=TRADE_FRAME, coerce_float=True)
+                  "entry_hour", "dte", "strategy_type", "net_direction", "units", "premium_paid",
+                  *(("option_type", *extra) if attribution else ()))
+    columns = [*TRADE_FRAME, *(ATTRIBUTION_COLUMNS if attribution else ())]
+    frame = pd.DataFrame.from_records(_fetch(rows), columns=columns, coerce_float=True)
     frame = frame.astype({"id": "int64", **dict.fromkeys(MONEY_COLUMNS, "int64"), "close_epoch": "float64",
                           **{name: "float64" for name in ("hold_h", *SCORE_FIELDS, "max_loss")}})
     frame = _with_spread_max_loss(frame)
@@ -227,9 +233,10 @@ def _sessions_between(days) -> list[date]:
 
 def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = None,
                 basis: str = metrics.NET, period: periods.Period | None = None) -> dict:
-    """Everything the Performance tab shows, in four queries (the balance, the trades, and the
-    trades and their snapshots for the greeks attribution), five with multi-leg trades (their legs,
-    for the max loss `by_strategy_type` measures returns against). Every P&L figure is on `basis`: net of
+    """Everything the Performance tab shows, in three queries (the balance, the trades with their
+    stored greeks attribution, the snapshots of those the nightly forensics have not attributed
+    yet: none when all are), one more with multi-leg trades (their legs, for the max loss
+    `by_strategy_type` measures returns against). Every P&L figure is on `basis`: net of
     commissions and fees (the default) or gross; `costs` gives both totals whatever the basis. Win
     rates carry their 95 % Wilson interval; Sharpe and Sortino wait for enough trading days. A
     `period` other than "all" narrows the closes to its New York dates; "all" leaves `filters`'
@@ -239,7 +246,8 @@ def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
     if period is not None:
         filters = replace(filters or AnalyticsFilters(), closed_from=period.start, closed_to=period.end)
     start = starting_balance_cents(user=user)
-    frame = trade_frame(closed_trades(user=user, filters=filters), basis=basis)
+    trades = closed_trades(user=user, filters=filters)
+    frame = trade_frame(trades, basis=basis, attribution=True)
     curve, drawdown = metrics.equity_curve(frame, start)
     daily = metrics.daily_pnl(frame)
     by_strategy = _with_intervals(metrics.breakdown(frame, "strategy"))
@@ -278,7 +286,7 @@ def performance(*, user: AbstractBaseUser, filters: AnalyticsFilters | None = No
         "daily": [{"date": day.isoformat(), "pnl": pnl, "trades": count}
                   for day, pnl, count in zip(daily.index, metrics.money_series(daily["pnl"].to_numpy()),
                                              daily["trades"].tolist(), strict=True)],
-        "greeks_attribution": greeks_attribution(closed_trades(user=user, filters=filters)),
+        "greeks_attribution": greeks_attribution(trades, frame),
     }
 
 
@@ -954,13 +962,16 @@ ATTRIBUTION_AMOUNTS = (*ATTRIBUTION_PARTS, "execution", "pnl")
 OPTION_WORDS = {"CALL": "calls", "PUT": "puts"}
 
 
-def greeks_attribution(trades: QuerySet[PaperTrade]) -> dict:
+def greeks_attribution(trades: QuerySet[PaperTrade], frame: pd.DataFrame | None = None) -> dict:
     """The greeks attribution summed over closed trades: in total, by option type and by strategy,
     with one sentence a page can show ("Time decay (theta): your calls lost $84.10."). Trades whose
     snapshots explain nothing are counted apart (`trades_without_attribution`), never summed as
     zeros. The nightly forensics store each trade's split; only trades it has not reached yet
-    (closed since) are attributed here from their snapshots. One query, two with such trades."""
-    frame = _stored_attribution(trades)
+    (closed since) are attributed here from their snapshots. One query, two with such trades; one
+    fewer given `frame`, the trades' `trade_frame(attribution=True)` (the same trades)."""
+    frame = _stored_attribution(trades) if frame is None else _attribution_frame(
+        frame[["id", "option_type", "strategy", "pnl_gross", *ATTRIBUTION_COLUMNS[1:]]].rename(
+            columns={"pnl_gross": "pnl"}))
     fresh = frame.index[frame["stored"] == 0]
     if len(fresh):
         live = attribution.attribute(greeks_paths(trades.filter(id__in=fresh.tolist()))).reindex(fresh)
@@ -988,19 +999,37 @@ def greeks_attribution(trades: QuerySet[PaperTrade]) -> dict:
     }
 
 
+ATTRIBUTION_STORED = (*ATTRIBUTION_PARTS, "execution")
+# What trade_frame(attribution=True) adds: the option type, whether the nightly forensics reached
+# the trade (`stored`) and found a split (`explained`), and the stored split in cents.
+ATTRIBUTION_COLUMNS = ("option_type", "stored", "explained", *ATTRIBUTION_STORED)
+
+
+def _attribution_annotations() -> dict:
+    """ATTRIBUTION_COLUMNS[1:] as annotations, in that order (the split's named `<part>_cents`)."""
+    return {
+        "stored": Case(When(forensics__isnull=False, then=1), default=0),
+        "explained": Case(When(forensics__greeks_delta__isnull=False, then=1), default=0),
+        **{f"{name}_cents": _cents(F(f"forensics__greeks_{name}")) for name in ATTRIBUTION_STORED},
+    }
+
+
 def _stored_attribution(trades: QuerySet[PaperTrade]) -> pd.DataFrame:
     """One row per trade (indexed by id): option type, strategy, P&L and the stored split in cents,
     `stored` (the nightly forensics reached it) and `explained` (its split is not empty)."""
-    stored = {name: _cents(F(f"forensics__greeks_{name}")) for name in (*ATTRIBUTION_PARTS, "execution")}
-    rows = trades.annotate(
-        pnl_cents=_cents(F("realized_pnl")), stored=Case(When(forensics__isnull=False, then=1), default=0),
-        explained=Case(When(forensics__greeks_delta__isnull=False, then=1), default=0),
-        **{f"{name}_cents": expression for name, expression in stored.items()},
-    ).values_list("id", "option_type", "strategy", "pnl_cents", "stored", "explained",
-                  *(f"{name}_cents" for name in stored))
-    columns = ["id", "option_type", "strategy", "pnl", "stored", "explained", *stored]
-    frame = pd.DataFrame.from_records(_fetch(rows), columns=columns).set_index("id")
-    frame = frame.fillna({name: 0 for name in stored}).astype({name: "int64" for name in ["pnl", *columns[4:]]})
+    annotations = _attribution_annotations()
+    rows = trades.annotate(pnl_cents=_cents(F("realized_pnl")), **annotations).values_list(
+        "id", "option_type", "strategy", "pnl_cents", *annotations)
+    return _attribution_frame(pd.DataFrame.from_records(
+        _fetch(rows), columns=["id", "option_type", "strategy", "pnl", *ATTRIBUTION_COLUMNS[1:]]))
+
+
+def _attribution_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The attribution rows (id, option_type, strategy, pnl, ATTRIBUTION_COLUMNS[1:]) indexed by id,
+    amounts as int64 cents (a split not stored: 0), a trade without strategy labelled so."""
+    frame = frame.set_index("id")
+    frame = frame.fillna(dict.fromkeys(ATTRIBUTION_STORED, 0)).astype(
+        dict.fromkeys(["pnl", *ATTRIBUTION_COLUMNS[1:]], "int64"))
     frame["strategy"] = frame["strategy"].replace("", "No strategy")
     return frame
 

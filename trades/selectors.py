@@ -17,7 +17,7 @@ from django.db.models import Count, Exists, F, Min, OuterRef, Prefetch, Q, Query
 from django.db.models.functions import Coalesce
 
 from brokers.base import BrokerAuthError, BrokerError, BrokerForbidden
-from brokers.market import Market
+from brokers.market import Market, OutsideCalendar, default_market
 from brokers.models import BrokerMode
 from tradeoptions import tenancy
 
@@ -441,12 +441,13 @@ def position_width(legs: Iterable[TradeLeg]) -> Decimal | None:
         return None
 
 
-def position_risk(trade: PaperTrade) -> SpreadRisk | None:
+def position_risk(trade: PaperTrade, market: Market | None = None) -> SpreadRisk | None:
     """Max profit, max loss, breakevens and width of the trade's position (trades.spreads). A
     calendar's are a model (`modelled`): the back legs valued with Black–Scholes at the IVs the
-    monitor last wrote on them, as of that mark, at the front expiry's 16:00 close (an early close
-    is not known here). None when `position_of` has no position, or a calendar's legs have no IV
-    yet (never marked)."""
+    monitor last wrote on them, as of that mark, at the front expiry's cutoff on the exchange
+    calendar (`market`, default the registered one): 13:00 on an early close, the session before
+    a holiday expiry. None when `position_of` has no position, a calendar's legs have no IV yet
+    (never marked), or an expiry lies outside the market's calendar."""
     position = position_of(trade)
     if position is None:
         return None
@@ -455,7 +456,12 @@ def position_risk(trade: PaperTrade) -> SpreadRisk | None:
     legs = trade_legs(trade)
     if any(leg.iv is None or leg.marked_at is None for leg in legs):
         return None
-    return spread_risk(position, OptionModel(as_of=max(leg.marked_at for leg in legs), rate=MODEL_RATE))
+    market = market or default_market()
+    model = OptionModel(as_of=max(leg.marked_at for leg in legs), rate=MODEL_RATE, cutoff=market.expiry_cutoff)
+    try:
+        return spread_risk(position, model)
+    except OutsideCalendar:
+        return None
 
 
 def broker_troubles(*, user: AbstractBaseUser) -> list[dict]:

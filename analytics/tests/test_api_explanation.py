@@ -213,3 +213,19 @@ def test_the_nightly_forensics_store_the_split_and_performance_sums_what_is_stor
     by_type = {row["option_type"]: row["theta"] for row in body["by_option_type"]}
     assert by_type == {"CALL": "-5.00", "PUT": "-0.42"}
     assert body["trades_without_attribution"] == 1
+
+
+def test_the_attribution_from_the_performance_frame_is_the_one_read_on_its_own(trader, attributed_book):
+    """Performance hands greeks_attribution the trades' frame instead of reading them again: the
+    same answer, for trades the nightly forensics stored (the call) and trades attributed live."""
+    from analytics import selectors
+    from analytics.services import trade_targets_compute
+    from tests.fakes.market import RecordedMinuteBars
+
+    trade_targets_compute(closed_from=date(2026, 12, 1), closed_to=date(2026, 12, 1), owner_id=trader.pk,
+                          provider=RecordedMinuteBars())
+    with tenancy.acting_as(trader.pk):
+        trades = selectors.closed_trades(user=trader)
+        alone = selectors.greeks_attribution(trades)
+        from_frame = selectors.greeks_attribution(trades, selectors.trade_frame(trades, attribution=True))
+    assert from_frame == alone and alone["trades"] == 3 and alone["total"]["theta"] == "-1.34"

@@ -166,6 +166,15 @@ def test_query_count_does_not_grow_with_trades(api_as, trader, book):
     assert len(many) == len(few)
 
 
+def test_the_closed_trades_are_read_once_per_request(api_as, trader, book):
+    """The metrics' frame and the greeks attribution come from one read of the closed trades (with
+    their stored forensics); the snapshots of those not attributed yet are a query of their own."""
+    with CaptureQueriesContext(connection) as queries:
+        assert api_as(trader).get(URL).status_code == 200
+    reads = [query["sql"][:60] for query in queries if query["sql"].startswith('SELECT "trades_papertrade"')]
+    assert len(reads) == 1, reads
+
+
 def test_sharpe_and_sortino_from_twenty_trading_days(api_as, trader):
     """20 sessions of December 2026 (the 25th is a holiday) with one close each: now annualised."""
     from monitoring import clock

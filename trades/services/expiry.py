@@ -174,10 +174,10 @@ def _close_changes(trade: PaperTrade, legs: list[TradeLeg], at: datetime) -> dic
     basis = trade.entry_price * trade.qty * CONTRACT_MULTIPLIER if trade.entry_price else None
     hours = Decimal((at - trade.entry_date).total_seconds()) / 3600 if trade.entry_date else None
     return {
-        # A trade whose legs expired on different days can end below 0 in its own direction (a
-        # calendar's assigned front month, then a worthless back month): the row keeps prices
-        # positive, so it shows 0, and the P&L, from the legs, stays exact.
-        "close_price": max(held, Decimal(0)),
+        # Not cut at 0: a trade whose legs expired on different days can end below 0 in its own
+        # direction (a calendar's assigned front month, then a worthless back month), a real loss
+        # beyond the debit that the P&L counts too (docs/spreads.md, "Expiry").
+        "close_price": held,
         "close_date": at,
         "close_reason": CloseReason.EXPIRED,
         "realized_pnl": pnl.quantize(CENT),

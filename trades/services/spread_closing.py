@@ -230,8 +230,9 @@ def spread_close_outcome(trade: PaperTrade, *, fills: list[tuple[TradeLeg, Decim
     basis = trade.entry_price * units * CONTRACT_MULTIPLIER if trade.entry_price else None
     hours = Decimal((at - trade.entry_date).total_seconds()) / 3600 if trade.entry_date else None
     return {
-        "close_price": max(held_price(trade.net_direction, net), Decimal(0)) if len(every_leg) > len(fills)
-        else held_price(trade.net_direction, net),
+        # Not cut at 0: a calendar's back month sold after its front was assigned can net less than
+        # the assignment cost (the underlying moved between), a real loss the P&L counts too.
+        "close_price": held_price(trade.net_direction, net),
         "close_date": at,
         "close_reason": reason,
         "realized_pnl": pnl.quantize(CENT),

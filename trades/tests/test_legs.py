@@ -2,17 +2,20 @@
 and kept in step with its fills; the net mark and liquidation value come from the legs' quotes,
 and the position's max profit, max loss, breakevens and width from trades/spreads.py."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 import pytest
+import time_machine
 
+from brokers.market import OutsideCalendar
 from tests.factories import PaperTradeFactory
 from tradeoptions import tenancy
 from trades import selectors, services
 from trades.models import LegSide, NetDirection, OptionType, PaperTrade, StrategyType, TradeLeg, TradeStatus
 from trades.selectors import LegQuote
 from trades.services import TradeMark, marks_record
+from trades.spreads import MODEL_RATE, NEW_YORK, OptionModel, close_in_new_york, spread_risk
 
 from .conftest import CONTRACT, EXPIRY
 
@@ -172,6 +175,47 @@ def test_a_calendars_risk_is_modelled_once_its_legs_have_ivs(trader):
         risk = selectors.position_risk(PaperTrade.objects.get(pk=trade.pk))
     assert risk.modelled and risk.max_loss == Decimal("480.00")  # the debit, 2.40 × 2 units × 100
     assert risk.max_profit > 0 and len(risk.breakevens) == 2
+
+
+def _calendar(trader, front: date, back: date, marked_at: datetime) -> PaperTrade:
+    """A 570 call calendar, 2 units, short `front` at 3.00 and long `back` at 5.40, marked at 20% IV."""
+    trade = PaperTradeFactory(owner=trader, legs=False, strategy_type=StrategyType.CALENDAR, expiry=front, qty=2)
+    with tenancy.acting_as(trader.pk):
+        for position, (expiry, side, entry) in enumerate([(front, LegSide.SHORT, "3.00"),
+                                                           (back, LegSide.LONG, "5.40")]):
+            TradeLeg.objects.create(owner=trader, trade=trade, position=position, option_type=OptionType.CALL,
+                                    option_symbol=f"SPY{expiry:%y%m%d}C00570000", strike=Decimal("570"),
+                                    expiry=expiry, side=side, entry_price=Decimal(entry), iv=Decimal("0.20"),
+                                    marked_at=marked_at)
+        return PaperTrade.objects.get(pk=trade.pk)
+
+
+def test_a_calendars_risk_values_the_back_month_at_the_exchange_cutoff_of_an_early_close(trader):
+    """The front month expires the day after Thanksgiving, when the exchange closes at 13:00: the
+    model values the back month then, three hours earlier than a 16:00 close would."""
+    front, back = date(2026, 11, 27), date(2026, 12, 18)
+    marked_at = datetime(2026, 11, 24, 15, tzinfo=UTC)
+    with time_machine.travel(marked_at, tick=False):
+        trade = _calendar(trader, front, back, marked_at)
+        with tenancy.acting_as(trader.pk):
+            risk = selectors.position_risk(trade)
+            position = selectors.position_of(trade)
+
+    def at(hour):
+        return OptionModel(as_of=marked_at, rate=MODEL_RATE, cutoff=lambda expiry: datetime.combine(
+            front, time(hour), tzinfo=NEW_YORK) if expiry == front else close_in_new_york(expiry))
+
+    assert risk == spread_risk(position, at(13)) != spread_risk(position, at(16))
+
+
+def test_a_calendar_with_an_expiry_outside_the_market_calendar_has_no_modelled_risk(trader, market, monkeypatch):
+    def outside(expiry):
+        raise OutsideCalendar(f"{expiry} is outside the market calendar.")
+
+    monkeypatch.setattr(market, "expiry_cutoff", outside)
+    trade = _calendar(trader, EXPIRY, date(2027, 1, 15), datetime(2026, 12, 1, 15, tzinfo=UTC))
+    with tenancy.acting_as(trader.pk):
+        assert selectors.position_of(trade) is not None and selectors.position_risk(trade) is None
 
 
 def test_a_trade_stored_without_legs_reads_as_its_single_option(trader):

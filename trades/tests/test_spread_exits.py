@@ -297,6 +297,23 @@ def test_realized_pnl_is_the_sum_over_legs_and_the_held_close_is_the_signed_leg_
     assert outcome["exit_commission"] == RATE * units * sum(leg.ratio for leg in legs)
 
 
+def test_a_calendars_close_after_its_front_settled_keeps_a_net_below_nothing():
+    """A 570 call calendar bought for 2.40 (front sold 3.00, back bought 5.40): the front is assigned
+    at 30.00 with the underlying at 600; the back is sold later, the underlying back at 560, for
+    5.00. Closing nets 5.00 − 30.00 = −25.00 a share: a real loss beyond the debit, which the close
+    price keeps so that P&L = (close − entry) × units × 100 as for any spread."""
+    front = TradeLeg(option_symbol="SPY261218C00570000", side=SHORT, ratio=1, entry_price=Decimal("3.00"),
+                     exit_price=Decimal("30.00"))
+    back = TradeLeg(option_symbol="SPY270115C00570000", side=LONG, ratio=1, entry_price=Decimal("5.40"))
+    trade = PaperTrade(qty=1, filled_qty=1, status="OPEN", net_direction="debit", entry_price=Decimal("2.40"),
+                       broker_mode=BrokerMode.TRADIER_SANDBOX, commission_per_contract=RATE, entry_date=None)
+    outcome = spread_close_outcome(trade, fills=[(back, Decimal("5.00"))], settled=[front], at=None,
+                                   reason="MANUAL_CLOSE")
+    assert outcome["realized_pnl"] == Decimal("-2740.00")  # (3.00 − 30.00 + 5.00 − 5.40) × 100
+    assert outcome["close_price"] == Decimal("-25.00")
+    assert outcome["realized_pnl"] == (outcome["close_price"] - trade.entry_price) * 100
+
+
 def test_a_spreads_stop_is_announced_as_any_stop_with_what_the_legs_make(paper, trader, receiver):
     services.account_settings_update(user=trader, changes={"webhook_url": receiver.url})
     services.webhook_secret_rotate(user=trader)

@@ -191,8 +191,8 @@ def test_a_calendar_keeps_its_back_month_open_after_the_front_settles(trader):
     # The back month expires worthless in January: −(5.00 − 4.10) × 100 + (0 − 7.30) × 100 = −820.
     assert _settle(trade, "560", at=BACK_CUTOFF, expiry=BACK) == CloseReason.EXPIRED
     assert _exits(trade) == [(LegExit.ASSIGNED, D("5.00")), (LegExit.EXPIRED, D("0.00"))]
-    # Its held net is −5.00 (ending it cost money): the row keeps prices positive and shows 0.
-    assert _closed(trade) == (D("0.00"), D("-820.00"))
+    # Its held net is −5.00 (ending it cost money), kept: (−5.00 − 3.20) × 100 is the P&L.
+    assert _closed(trade) == (D("-5.00"), D("-820.00"))
     assert _stored(trade.pk).close_date == BACK_CUTOFF
 
 
