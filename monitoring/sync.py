@@ -196,8 +196,8 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None, sha
             if _sync_account(account, settings_of, troubles, paper_books, market, at, leased, report, unsettled):
                 seen.update((pk, version) for pk, version in versions.items() if pk not in unsettled)
     finally:  # what was looked at stays noted even when the cycle runs out of time
-        if look is not None and look.watermark is not None:
-            note_looked(look.watermark, seen)
+        if look is not None:
+            note_looked(look, seen)
     return report
 
 
@@ -361,10 +361,12 @@ class PaperLook:
     """The pre-filter's answer for one cycle (one shard's): which local-paper accounts to read.
 
     `owners`: the accounts to look at; `held`: every local-paper account with trades in the
-    sync's scope (active or recently finished), looked at or not; `watermark`: the database-clock
-    time the trades looked at are noted as seen up to (`note_looked`)."""
+    sync's scope (active or recently finished), looked at or not; `snapshot` and `at`: the
+    database snapshot the pre-filter read with and its clock then, which the trades looked at
+    are noted as seen with (`note_looked`)."""
 
-    watermark: datetime | None
+    snapshot: str
+    at: datetime
     owners: set[int]
     held: set[int]
 
@@ -375,9 +377,9 @@ def paper_look(at: datetime, shard: Shard | None = None) -> PaperLook | None:
 
     The local paper broker's orders are our own rows, so "did anything the sync reads change since
     it last looked" is a query, not a call to a broker. Each trade carries a watermark
-    (`orders_seen_at`, `orders_seen_version`, written by `note_looked` for the trades looked at in
-    full); an account is looked at, whole and exactly as without the pre-filter, when one of its
-    trades in scope (active, or finished within RECENTLY_FINISHED)
+    (`orders_seen_snapshot`, `orders_seen_at`, `orders_seen_version`, written by `note_looked` for
+    the trades looked at in full); an account is looked at, whole and exactly as without the
+    pre-filter, when one of its trades in scope (active, or finished within RECENTLY_FINISHED)
 
     - was never looked at (no watermark), or its row changed since (`version`: every transition
       bumps it; a trade that finished since is here too, so the orphan guard sees its orders);
@@ -387,18 +389,20 @@ def paper_look(at: datetime, shard: Shard | None = None) -> PaperLook | None:
       attention reason (a refused token is lifted by `_note_token`), an over-sell flag;
     - was last looked at longer ago than `ORDER_SYNC_FULL_LOOK_SECONDS` (the safety net: nothing
       missed can last longer; the orphan guard's once-a-day notes are repeated by it);
-    - or its account has a paper order (any: by id, by tag, a leg, a stray) whose `changed_at`
-      (stamped by the database on every insert and change, brokers migration 0011) is after the
-      trade's `orders_seen_at`.
+    - or its account has a paper order (any: by id, by tag, a leg, a stray) changed by a
+      transaction the snapshot of that look did not see (`changed_xid`, stamped by the database
+      on every insert and change, brokers migration 0011; `pg_visible_in_snapshot`). A change
+      committed after the look's read, however early it was written, is one of those: no clock,
+      no margin, no race between a write's time and its commit.
 
     An OPEN single trade with its bracket recorded and an OPEN multi-leg trade decide only from
     their orders and their row (and the expiry cutoff, which only ever turns a decision into
     "do nothing"), so while neither changed, a look would decide nothing. Accounts with working
     orders but no trades in scope (only the orphan guard has work there) are always read.
 
-    One query in the system context: the trades of the shard grouped by account, then one index
-    probe (`paperorder_owner_changed_idx`) per account for an order changed since its oldest
-    watermark. The clock is the database's, read by the same statement (see `note_looked`)."""
+    One query in the system context: the trades of the shard grouped by account and watermark
+    (one a look, so mostly one an account), then one index probe (`paperorder_owner_changed_idx`)
+    each for an order changed since."""
     if not django_settings.ORDER_SYNC_PREFILTER:
         return None
     shards = (shard.index, shard.count) if shard is not None else (0, 1)
@@ -411,21 +415,21 @@ def paper_look(at: datetime, shard: Shard | None = None) -> PaperLook | None:
         })
         rows = cursor.fetchall()
         if rows:
-            clock = rows[0][2]
+            snapshot, clock = rows[0][2:]
         else:
-            cursor.execute("SELECT clock_timestamp()")
-            clock = cursor.fetchone()[0]
-    margin = timedelta(seconds=django_settings.ORDER_SYNC_SEEN_MARGIN_SECONDS)
-    return PaperLook(watermark=clock - margin, owners={owner for owner, look, _ in rows if look},
-                     held={owner for owner, _, _ in rows})
+            cursor.execute("SELECT pg_current_snapshot()::text, clock_timestamp()")
+            snapshot, clock = cursor.fetchone()
+    return PaperLook(snapshot=snapshot, at=clock, owners={owner for owner, look, *_ in rows if look},
+                     held={owner for owner, *_ in rows})
 
 
 _LOOK_SQL = f"""
-WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS now),
+WITH now AS MATERIALIZED (SELECT pg_current_snapshot()::text AS snapshot, clock_timestamp() AS clock),
 scope AS (
-    SELECT t.owner_id, min(t.orders_seen_at) AS seen, bool_or(
-               t.orders_seen_at IS NULL OR t.orders_seen_version IS DISTINCT FROM t.version
-               OR t.orders_seen_at < (SELECT now FROM clock) - make_interval(secs => %(full_look)s)
+    SELECT t.owner_id, t.orders_seen_snapshot::text AS seen, bool_or(
+               t.orders_seen_snapshot IS NULL OR t.orders_seen_at IS NULL
+               OR t.orders_seen_version IS DISTINCT FROM t.version
+               OR t.orders_seen_at < (SELECT clock FROM now) - make_interval(secs => %(full_look)s)
                OR (t.status = ANY(%(active)s) AND (
                    t.status <> %(open)s OR t.part_pending_qty > 0 OR t.attention_reason <> '' OR t.oversold_qty > 0
                    OR (t.strategy_type = %(single)s
@@ -435,37 +439,38 @@ scope AS (
      WHERE t.broker_mode = %(mode)s
        AND (t.status = ANY(%(active)s) OR (t.status = ANY(%(finished)s) AND t.updated_at >= %(recent)s))
        AND t.owner_id %% %(count)s = %(index)s
-     GROUP BY t.owner_id
+     GROUP BY t.owner_id, t.orders_seen_snapshot::text
 )
 SELECT owner_id,
-       look OR EXISTS (SELECT 1 FROM brokers_paperorder o WHERE o.owner_id = scope.owner_id AND o.changed_at > seen),
-       (SELECT now FROM clock)
+       bool_or(look OR EXISTS (
+           SELECT 1 FROM brokers_paperorder o
+            WHERE o.owner_id = scope.owner_id AND o.changed_xid >= pg_snapshot_xmin(seen::pg_snapshot)
+              AND NOT pg_visible_in_snapshot(o.changed_xid, seen::pg_snapshot))),
+       (SELECT snapshot FROM now), (SELECT clock FROM now)
   FROM scope
+ GROUP BY owner_id
 """
 
 
-def note_looked(watermark: datetime, versions: dict[int, int]) -> None:
-    """Note the local-paper trades looked at in full this cycle as seen: up to `watermark` for
-    their account's orders, at the `version` each was read with. One UPDATE for all of them, in
-    sorted order (no deadlock with another writer of several trades); it touches neither
-    `version` nor `updated_at`, so nobody else sees a change.
-
-    The watermark is the database's clock when the pre-filter read, less a margin
-    (`ORDER_SYNC_SEEN_MARGIN_SECONDS`), never the time of this write: an order changed by a
-    transaction that commits after this cycle's read was stamped (`changed_at`, at its write)
-    less than one transaction's length before the read, so after the watermark, and the next
-    cycle still finds it. A trade the sync changed, or that changed meanwhile, keeps a version
-    other than the one noted, so it is looked at again next cycle, as a full sync would."""
+def note_looked(look: PaperLook, versions: dict[int, int]) -> None:
+    """Note the local-paper trades looked at in full this cycle as seen: their account's orders as
+    the pre-filter's snapshot saw them (the reads that followed saw at least that much), each
+    trade at the `version` it was read with. One UPDATE for all of them, in sorted order (no
+    deadlock with another writer of several trades); it touches neither `version` nor
+    `updated_at`, so nobody else sees a change. A trade the sync changed, or that changed
+    meanwhile, keeps a version other than the one noted, and an order the sync or anyone else
+    changed after that snapshot is not visible in it: either way the account is looked at again
+    next cycle, as a full sync would."""
     if not versions:
         return
     ids = sorted(versions)
     with tenancy.system_context(), connection.cursor() as cursor:
         cursor.execute(f"""
-            UPDATE {PaperTrade._meta.db_table} t SET orders_seen_at = %s, orders_seen_version = s.version
+            UPDATE {PaperTrade._meta.db_table} t
+               SET orders_seen_snapshot = %s::pg_snapshot, orders_seen_at = %s, orders_seen_version = s.version
               FROM unnest(%s::bigint[], %s::integer[]) AS s(id, version)
              WHERE t.id = s.id
-               AND (t.orders_seen_at IS DISTINCT FROM %s OR t.orders_seen_version IS DISTINCT FROM s.version)
-        """, [watermark, ids, [versions[pk] for pk in ids], watermark])
+        """, [look.snapshot, look.at, ids, [versions[pk] for pk in ids]])
 
 
 def _now() -> datetime:

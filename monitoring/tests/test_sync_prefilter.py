@@ -10,21 +10,23 @@ the same cycles twice from the same start (a savepoint rolled back between), onc
 pre-filter and once without; trades, events and orders must agree after every cycle, and the
 pre-filter must really have passed accounts over.
 
+The pre-filter tells changes by the transactions that made them (a snapshot sees a committed
+transaction), so these tests commit as they go (`transaction=True`): the two runs of a book are
+two copies of it, built from the same seed, their ids compared by rank.
+
 The race: an order changed by a transaction that commits after the sync's read is still seen by
-the next cycle (the watermark's margin); with no margin it would be missed, which the test shows
-too.
+the next cycle, though it was written before the read (a watermark of time would miss it).
 """
 
 import random
 import re
 import threading
-import time
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 
 from brokers.base import BrokerError, OrderDuration, OrderRequest, OrderSide, OrderStatus, OrderType
 from brokers.models import PaperOrder
@@ -43,10 +45,7 @@ LEVELS = {SPY: [("4.10", "4.30"), ("6.60", "6.80"), ("2.80", "2.95")],
           QQQ: [("3.00", "3.20"), ("5.10", "5.30"), ("1.80", "1.95")],
           IWM: [("3.00", "3.20"), ("5.10", "5.30"), ("1.80", "1.95")]}
 CYCLES = 8
-
-
-class _Rollback(Exception):
-    pass
+START = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # Tuesday 10:00 in New York
 
 
 @pytest.fixture
@@ -158,35 +157,45 @@ def _at_broker(call):
 
 
 def _state(owners) -> dict:
-    """Trades, events and orders as a cycle leaves them, with the ids of rows made during the run
-    (which differ from run to run: a rolled-back savepoint does not give sequence numbers back)
-    replaced by their rank."""
+    """Trades, events and orders of these accounts as a cycle leaves them, every id replaced by
+    its rank (the runs' copies of a book have ids of their own), tags too."""
     with tenancy.system_context():
         orders = list(PaperOrder.objects.filter(owner_id__in=owners).order_by("id").values(
             "id", "owner_id", "parent_id", "order_class", "tag", "side", "order_type", "status", "quantity",
             "filled_quantity", "avg_fill_price", "stop_price", "limit_price", "active"))
-        rank = {str(order["id"]): f"#{n}" for n, order in enumerate(orders)}
         trades = list(PaperTrade.objects.filter(owner_id__in=owners).order_by("id").values(
-            "id", "status", "version", "close_reason", "close_price", "entry_price", "filled_qty", "attention_reason",
-            "part_pending_qty", "entry_order_id", "bracket_order_id", "sl_order_id", "tp_order_id", "close_order_id"))
+            "id", "owner_id", "status", "version", "close_reason", "close_price", "entry_price", "filled_qty",
+            "attention_reason", "part_pending_qty", "entry_order_id", "bracket_order_id", "sl_order_id",
+            "tp_order_id", "close_order_id"))
         events = list(TradeEvent.objects.filter(owner_id__in=owners).order_by("id").values_list(
             "trade_id", "kind", "old_status", "new_status", "actor_label"))
+    order_rank = {str(order["id"]): f"#{n}" for n, order in enumerate(orders)}
+    trade_rank = {str(trade["id"]): f"T{n}" for n, trade in enumerate(trades)}
+    owner_rank = {owner: n for n, owner in enumerate(owners)}
+
+    def tag(text):
+        return re.sub(r"^to-(\d+)", lambda match: f"to-{trade_rank.get(match[1], match[1])}", text or "")
+
     for order in orders:
-        order["id"], order["parent_id"] = rank[str(order["id"])], rank.get(str(order["parent_id"]))
+        order["id"], order["parent_id"] = order_rank[str(order["id"])], order_rank.get(str(order["parent_id"]))
+        order["owner_id"], order["tag"] = owner_rank[order["owner_id"]], tag(order["tag"])
     for trade in trades:
+        trade["id"], trade["owner_id"] = trade_rank[str(trade["id"])], owner_rank[trade["owner_id"]]
         for name in ("entry_order_id", "bracket_order_id", "sl_order_id", "tp_order_id", "close_order_id"):
-            trade[name] = rank.get(trade[name], trade[name])
+            trade[name] = order_rank.get(trade[name], trade[name])
         trade["attention_reason"] = re.sub(r"\d+", "#", trade["attention_reason"])
+    events = [(trade_rank.get(str(trade_id)), *rest) for trade_id, *rest in events]
     return {"trades": trades, "events": events, "orders": orders}
 
 
-def _run(seed, market, owners, *, prefilter, settings, monkeypatch) -> tuple[list[dict], list[int]]:
-    """The cycles of one book, from its start: the state after each, and how many accounts each
-    sync read."""
+def _run(seed, market, *, prefilter, settings, monkeypatch) -> tuple[list[dict], list[int]]:
+    """One copy of the book and its cycles: the state after each, and how many of its accounts
+    each sync read."""
     settings.ORDER_SYNC_PREFILTER = prefilter
     cache.clear()  # leases and the guard's notes start as they did
+    market.moment, market.book, market.open = START, {}, True
+    owners = _book(seed, market)
     rng = random.Random(seed * 7919)
-    start, quotes, was_open = market.moment, dict(market.book), market.open
     read = []
     real = sync._sync_account
     monkeypatch.setattr(sync, "_sync_account", lambda account, *rest: read.append(account.owner_id) or real(account,
@@ -199,32 +208,22 @@ def _run(seed, market, owners, *, prefilter, settings, monkeypatch) -> tuple[lis
         tasks.sync_orders.apply().get()
         accounts.append(len([owner for owner in read if owner in owners]))
         states.append(_state(owners))
-    market.moment, market.book, market.open = start, quotes, was_open
     return states, accounts
 
 
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("seed", range(6))
-def test_the_prefilter_decides_what_a_full_sync_decides(seed, db, market, settings, monkeypatch):
-    settings.ORDER_SYNC_SEEN_MARGIN_SECONDS = 0  # one connection, no commit can come late: no margin needed
-    owners = _book(seed, market)
-    runs = {}
-    for prefilter in (True, False):
-        try:
-            with transaction.atomic():
-                runs[prefilter] = _run(seed, market, owners, prefilter=prefilter, settings=settings,
-                                       monkeypatch=monkeypatch)
-                raise _Rollback
-        except _Rollback:
-            pass
-    (filtered, filtered_reads), (full, full_reads) = runs[True], runs[False]
+def test_the_prefilter_decides_what_a_full_sync_decides(seed, market, settings, monkeypatch):
+    filtered, filtered_reads = _run(seed, market, prefilter=True, settings=settings, monkeypatch=monkeypatch)
+    full, full_reads = _run(seed, market, prefilter=False, settings=settings, monkeypatch=monkeypatch)
     for cycle, (with_it, without_it) in enumerate(zip(filtered, full, strict=True)):
         assert with_it == without_it, f"cycle {cycle + 1} of seed {seed}"
-    assert full_reads == [len(owners)] * CYCLES
+    assert full_reads == [6] * CYCLES
     assert sum(filtered_reads) < sum(full_reads)  # the pre-filter passed accounts over
 
 
-def test_a_steady_account_is_passed_over_and_looked_at_again_when_an_order_changes(db, market, settings):
-    settings.ORDER_SYNC_SEEN_MARGIN_SECONDS = 0
+@pytest.mark.django_db(transaction=True)
+def test_a_steady_account_is_passed_over_and_looked_at_again_when_an_order_changes(market):
     owners = _book(0, market)
     tasks.sync_orders.apply().get()  # the first look: every account
     look = sync.paper_look(market.moment)
@@ -236,14 +235,14 @@ def test_a_steady_account_is_passed_over_and_looked_at_again_when_an_order_chang
     [trade, *_] = _trades([steady[0]], TradeStatus.OPEN)
     with tenancy.acting_as(trade.owner_id):
         _broker(trade.owner_id, market).cancel_order(trade.bracket_order_id)
-    assert steady[0] in sync.paper_look(market.moment).owners
+    assert sync.paper_look(market.moment).owners == look.owners | {steady[0]}
 
 
-def test_every_account_is_looked_at_again_after_the_full_look_interval(db, market, settings):
-    settings.ORDER_SYNC_SEEN_MARGIN_SECONDS = 0
+@pytest.mark.django_db(transaction=True)
+def test_every_account_is_looked_at_again_after_the_full_look_interval(market, settings):
     owners = _book(1, market)
     tasks.sync_orders.apply().get()
-    assert sync.paper_look(market.moment).owners != set(owners)
+    assert sync.paper_look(market.moment).owners != set(owners[:-1])
     settings.ORDER_SYNC_FULL_LOOK_SECONDS = 0
     assert sync.paper_look(market.moment).owners == set(owners[:-1])  # all those with trades
 
@@ -263,15 +262,11 @@ def _commit_late(trade, market, changed, committed):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("margin, seen", [(2, True), (0, False)])
-def test_an_order_changed_by_a_transaction_committing_after_the_read_is_seen_next_cycle(margin, seen, market,
-                                                                                        settings):
-    """The bracket's cancel is stamped (`changed_at`) at its write, before the sync's read; it
-    commits after that read (which therefore saw the bracket working) and after the look was
-    noted. With a margin longer than that transaction the next cycle still looks at the account
-    (and only at it among the steady ones) and protects the trade again; without one the account
-    would be passed over."""
-    settings.ORDER_SYNC_SEEN_MARGIN_SECONDS = 0
+def test_an_order_changed_by_a_transaction_committing_after_the_read_is_seen_next_cycle(market, settings,
+                                                                                        monkeypatch):
+    """The bracket's cancel is written before the sync's read but committed after it (so the
+    read saw the bracket working), before the look is noted: the next cycle still looks at the
+    account, and only at it among the steady ones, and protects the trade again."""
     _book(2, market)
     tasks.sync_orders.apply().get()
     tasks.sync_orders.apply().get()
@@ -279,24 +274,32 @@ def test_an_order_changed_by_a_transaction_committing_after_the_read_is_seen_nex
     steady = sorted(look.held - look.owners)
     assert len(steady) >= 2
     [trade, *_] = _trades([steady[0]], TradeStatus.OPEN)
-    time.sleep(3)  # every change so far is older than the margin
-    settings.ORDER_SYNC_SEEN_MARGIN_SECONDS = margin
     changed, committed = threading.Event(), threading.Event()
     late = threading.Thread(target=_commit_late, args=(trade, market, changed, committed))
     late.start()
     assert changed.wait(30)
+    note = sync.note_looked
+
+    def commit_then_note(*args):  # between the sync's reads and its note
+        committed.set()
+        late.join(30)
+        note(*args)
+
+    monkeypatch.setattr(sync, "note_looked", commit_then_note)
     settings.ORDER_SYNC_FULL_LOOK_SECONDS = 0  # this cycle looks at (and notes) every account
     market.advance(minutes=1)
     sync.sync_orders(market=market, at=market.moment)  # the cancel is not committed: the bracket works
     settings.ORDER_SYNC_FULL_LOOK_SECONDS = 900
-    committed.set()
-    late.join(30)
+    assert not late.is_alive()
     assert _trades([trade.owner_id], TradeStatus.OPEN)[0].bracket_order_id == trade.bracket_order_id
-    looked = sync.paper_look(market.moment).owners
-    assert (trade.owner_id in looked) is seen
-    assert not looked & set(steady[1:])
-    if seen:
-        market.advance(minutes=1)
-        sync.sync_orders(market=market, at=market.moment)
-        after = _trades([trade.owner_id], TradeStatus.OPEN)[0]
-        assert after.pk == trade.pk and after.bracket_order_id != trade.bracket_order_id  # protected again
+    with tenancy.system_context(), connection.cursor() as cursor:
+        cursor.execute("""
+            SELECT pg_visible_in_snapshot(o.changed_xid, t.orders_seen_snapshot)
+              FROM brokers_paperorder o, trades_papertrade t WHERE o.id = %s AND t.id = %s
+        """, [int(trade.bracket_order_id), trade.pk])
+        assert cursor.fetchone() == (False,)  # written before the noted read, yet unseen by it
+    assert sync.paper_look(market.moment).owners & set(steady) == {trade.owner_id}
+    market.advance(minutes=1)
+    sync.sync_orders(market=market, at=market.moment)
+    after = _trades([trade.owner_id], TradeStatus.OPEN)[0]
+    assert after.pk == trade.pk and after.bracket_order_id != trade.bracket_order_id  # protected again

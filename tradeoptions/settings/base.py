@@ -360,13 +360,11 @@ FORCE_MARKET_OPEN = env.bool("FORCE_MARKET_OPEN", default=False)
 # Changing it takes effect on the next cycle.
 _MONITOR_SHARDS = env.str("MONITOR_SHARDS", default="0").strip().lower()
 MONITOR_SHARDS: int | str = "auto" if _MONITOR_SHARDS == "auto" else int(_MONITOR_SHARDS)
-# The order sync's pre-filter for local-paper accounts (monitoring/sync.py): only the accounts of
-# which something could have changed since the sync last looked are read. Off: every account, every
-# cycle. The margin (seconds) is how far back each look's watermark is set, so a paper-order write
-# committed after the look's read is still seen: longer than any transaction that writes paper
-# orders. Every trade is looked at again at least every ORDER_SYNC_FULL_LOOK_SECONDS (the safety net).
+# The order sync's pre-filter for local-paper accounts (monitoring/sync.py, `paper_look`): only the
+# accounts of which something could have changed since the sync last looked are read. Off: every
+# account, every cycle. Every trade is looked at again at least every ORDER_SYNC_FULL_LOOK_SECONDS
+# whatever changed (the safety net).
 ORDER_SYNC_PREFILTER = env.bool("ORDER_SYNC_PREFILTER", default=True)
-ORDER_SYNC_SEEN_MARGIN_SECONDS = env.int("ORDER_SYNC_SEEN_MARGIN_SECONDS", default=60)
 ORDER_SYNC_FULL_LOOK_SECONDS = env.int("ORDER_SYNC_FULL_LOOK_SECONDS", default=900)
 # The market API (/api/market/...): how long a quote or chain (expirations) is shared by everyone.
 MARKET_QUOTE_CACHE_SECONDS = env.int("MARKET_QUOTE_CACHE_SECONDS", default=5)

@@ -1,6 +1,8 @@
-"""The order sync's per-trade watermark (`monitoring.sync`, its pre-filter): `orders_seen_at`,
-the database-clock time up to which every change of the trade's account's paper orders has been
-looked at with this trade, and `orders_seen_version`, the trade's `version` that look saw.
+"""The order sync's per-trade watermark (`monitoring.sync`, its pre-filter `paper_look`):
+`orders_seen_snapshot`, the database snapshot the sync's last full look at the trade's account
+read with (an order whose last change that snapshot does not see is new to it); `orders_seen_at`,
+when that was (for the safety net's full look every ORDER_SYNC_FULL_LOOK_SECONDS); and
+`orders_seen_version`, the trade's `version` that look saw (a transition since bumps it).
 
 Columns of the database's alone (the model does not declare them, so no serializer, export or
 `save()` ever carries them; the sync reads and writes them in SQL). Nullable, no default: adding
@@ -16,9 +18,9 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(
-            sql="ALTER TABLE trades_papertrade ADD COLUMN orders_seen_at timestamptz NULL, "
-                "ADD COLUMN orders_seen_version integer NULL;",
-            reverse_sql="ALTER TABLE trades_papertrade DROP COLUMN IF EXISTS orders_seen_at, "
-                        "DROP COLUMN IF EXISTS orders_seen_version;",
+            sql="ALTER TABLE trades_papertrade ADD COLUMN orders_seen_snapshot pg_snapshot NULL, "
+                "ADD COLUMN orders_seen_at timestamptz NULL, ADD COLUMN orders_seen_version integer NULL;",
+            reverse_sql="ALTER TABLE trades_papertrade DROP COLUMN IF EXISTS orders_seen_snapshot, "
+                        "DROP COLUMN IF EXISTS orders_seen_at, DROP COLUMN IF EXISTS orders_seen_version;",
         ),
     ]
