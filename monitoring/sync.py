@@ -7,6 +7,20 @@ only an id the list does not show (Tradier lists today's orders only) is read on
 database are a constant number of queries per cycle; writes happen only for trades whose state
 changed, each through the trades app's one gate (`trade_transition` and the services built on it).
 
+What is read. A real broker's (Tradier) accounts: every one, every cycle, as above (their orders
+change at the broker, unseen by us). Local-paper accounts: their orders are our own rows, so a
+set-based pre-filter (`paper_look`, one query) first picks the accounts in which the sync could
+decide anything now, and only those are read, each whole (every active and recently finished
+trade, every working order, the orders the trades name by id or by tag: `_paper_books`) and
+decided exactly as without the pre-filter: accounts with a trade never looked at, changed since
+(its `version`), in a state the sync acts on by the clock (PENDING, CLOSING, unprotected, a part
+sale, attention, over-sold), or with a paper order changed by a transaction the last look's
+database snapshot did not see (`changed_xid`); and, as a safety net, every account at least every
+`ORDER_SYNC_FULL_LOOK_SECONDS`. After the cycle the trades of the accounts looked at in full are
+noted as seen (`note_looked`: the snapshot, the time, the version read). In a steady book (open
+trades whose brackets rest) a cycle reads almost nothing; `ORDER_SYNC_PREFILTER=false` reads
+every account every cycle, as before.
+
 Decisions per trade, from the orders the broker reports:
 - PENDING: the entry's fill (or cancel, refusal, expiry) → `trade_entry_update`; an entry placed
   with an unknown outcome is found by its tag `to-<id>-entry` and adopted. A multi-leg trade's
@@ -48,7 +62,8 @@ expiry) is the event's `source` in its payload.
 
 `reconcile` (ops) judges with the very same pieces, so they are public: `SyncAccount`,
 `OrderBook`, `read_book`, `at_broker`, `known_order_ids`, `exit_legs`, `filled_exit`,
-`sync_trade`, `is_adopted` and `guard_orphans`.
+`sync_trade`, `is_adopted` and `guard_orphans`; it reads the accounts of the user asked about in
+full (no pre-filter).
 """
 
 from __future__ import annotations
@@ -388,7 +403,9 @@ def paper_look(at: datetime, shard: Shard | None = None) -> PaperLook | None:
       recorded bracket (`bracket_protect` retries with backoff), a part sale under way, an
       attention reason (a refused token is lifted by `_note_token`), an over-sell flag;
     - was last looked at longer ago than `ORDER_SYNC_FULL_LOOK_SECONDS` (the safety net: nothing
-      missed can last longer; the orphan guard's once-a-day notes are repeated by it);
+      missed can last longer; the orphan guard's once-a-day notes are repeated by it), or with a
+      snapshot ahead of the database's own (taken in another cluster: a dump restored into a
+      new one counts transactions from lower numbers, so its changes would look old);
     - or its account has a paper order (any: by id, by tag, a leg, a stray) changed by a
       transaction the snapshot of that look did not see (`changed_xid`, stamped by the database
       on every insert and change, brokers migration 0011; `pg_visible_in_snapshot`). A change
@@ -430,6 +447,8 @@ scope AS (
                t.orders_seen_snapshot IS NULL OR t.orders_seen_at IS NULL
                OR t.orders_seen_version IS DISTINCT FROM t.version
                OR t.orders_seen_at < (SELECT clock FROM now) - make_interval(secs => %(full_look)s)
+               -- a snapshot ahead of this database's: taken in another cluster (a restored dump)
+               OR pg_snapshot_xmax(t.orders_seen_snapshot) > pg_snapshot_xmax((SELECT snapshot FROM now)::pg_snapshot)
                OR (t.status = ANY(%(active)s) AND (
                    t.status <> %(open)s OR t.part_pending_qty > 0 OR t.attention_reason <> '' OR t.oversold_qty > 0
                    OR (t.strategy_type = %(single)s
