@@ -388,7 +388,8 @@ class PaperLook:
 
 def paper_look(at: datetime, shard: Shard | None = None) -> PaperLook | None:
     """The set-based pre-filter of the local-paper accounts: which could the sync decide anything
-    in now? None when it is off (`ORDER_SYNC_PREFILTER`): every account is read.
+    in now? None when it is off (`ORDER_SYNC_PREFILTER`), or when the sync runs inside a caller's
+    transaction (the workers' never does): every account is read, none noted.
 
     The local paper broker's orders are our own rows, so "did anything the sync reads change since
     it last looked" is a query, not a call to a broker. Each trade carries a watermark
@@ -420,7 +421,9 @@ def paper_look(at: datetime, shard: Shard | None = None) -> PaperLook | None:
     One query in the system context: the trades of the shard grouped by account and watermark
     (one a look, so mostly one an account), then one index probe (`paperorder_owner_changed_idx`)
     each for an order changed since."""
-    if not django_settings.ORDER_SYNC_PREFILTER:
+    if not django_settings.ORDER_SYNC_PREFILTER or connection.in_atomic_block:
+        # Inside a caller's transaction the snapshot would count that transaction's own later
+        # writes (the sync's too) as seen: a snapshot never lists its own transaction as running.
         return None
     shards = (shard.index, shard.count) if shard is not None else (0, 1)
     with tenancy.system_context(), connection.cursor() as cursor:
