@@ -404,7 +404,9 @@ def paper_look(at: datetime, shard: Shard | None = None) -> PaperLook | None:
       recorded bracket (`bracket_protect` retries with backoff), a part sale under way, an
       attention reason (a refused token is lifted by `_note_token`), an over-sell flag;
     - was last looked at longer ago than `ORDER_SYNC_FULL_LOOK_SECONDS` (the safety net: nothing
-      missed can last longer; the orphan guard's once-a-day notes are repeated by it), or with a
+      missed can last longer; the orphan guard's once-a-day notes are repeated by it; each account
+      is due after between half of it and all of it, by its id, so that after the first cycle, which
+      notes every account at once, their safety looks fall in different cycles), or with a
       snapshot ahead of the database's own (taken in another cluster: a dump restored into a
       new one counts transactions from lower numbers, so its changes would look old);
     - or its account has a paper order (any: by id, by tag, a leg, a stray) changed by a
@@ -449,7 +451,9 @@ scope AS (
     SELECT t.owner_id, t.orders_seen_snapshot::text AS seen, bool_or(
                t.orders_seen_snapshot IS NULL OR t.orders_seen_at IS NULL
                OR t.orders_seen_version IS DISTINCT FROM t.version
-               OR t.orders_seen_at < (SELECT clock FROM now) - make_interval(secs => %(full_look)s)
+               -- the safety net, spread by account over [N/2, N): not every account in one cycle
+               OR t.orders_seen_at < (SELECT clock FROM now)
+                                     - make_interval(secs => %(full_look)s * (16 + t.owner_id %% 16) / 32.0)
                -- a snapshot ahead of this database's: taken in another cluster (a restored dump)
                OR pg_snapshot_xmax(t.orders_seen_snapshot) > pg_snapshot_xmax((SELECT snapshot FROM now)::pg_snapshot)
                OR (t.status = ANY(%(active)s) AND (
