@@ -7,6 +7,20 @@ only an id the list does not show (Tradier lists today's orders only) is read on
 database are a constant number of queries per cycle; writes happen only for trades whose state
 changed, each through the trades app's one gate (`trade_transition` and the services built on it).
 
+What is read. A real broker's (Tradier) accounts: every one, every cycle, as above (their orders
+change at the broker, unseen by us). Local-paper accounts: their orders are our own rows, so a
+set-based pre-filter (`paper_look`, one query) first picks the accounts in which the sync could
+decide anything now, and only those are read, each whole (every active and recently finished
+trade, every working order, the orders the trades name by id or by tag: `_paper_books`) and
+decided exactly as without the pre-filter: accounts with a trade never looked at, changed since
+(its `version`), in a state the sync acts on by the clock (PENDING, CLOSING, unprotected, a part
+sale, attention, over-sold), or with a paper order changed by a transaction the last look's
+database snapshot did not see (`changed_xid`); and, as a safety net, every account at least every
+`ORDER_SYNC_FULL_LOOK_SECONDS`. After the cycle the trades of the accounts looked at in full are
+noted as seen (`note_looked`: the snapshot, the time, the version read). In a steady book (open
+trades whose brackets rest) a cycle reads almost nothing; `ORDER_SYNC_PREFILTER=false` reads
+every account every cycle, as before.
+
 Decisions per trade, from the orders the broker reports:
 - PENDING: the entry's fill (or cancel, refusal, expiry) → `trade_entry_update`; an entry placed
   with an unknown outcome is found by its tag `to-<id>-entry` and adopted. A multi-leg trade's
@@ -48,7 +62,8 @@ expiry) is the event's `source` in its payload.
 
 `reconcile` (ops) judges with the very same pieces, so they are public: `SyncAccount`,
 `OrderBook`, `read_book`, `at_broker`, `known_order_ids`, `exit_legs`, `filled_exit`,
-`sync_trade`, `is_adopted` and `guard_orphans`.
+`sync_trade`, `is_adopted` and `guard_orphans`; it reads the accounts of the user asked about in
+full (no pre-filter).
 """
 
 from __future__ import annotations
@@ -59,6 +74,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings as django_settings
+from django.db import connection
 from django.db.models import Q
 
 from brokers.base import BrokerAuthError, BrokerError, BrokerRateLimited, Order, OrderPurpose, OrderStatus
@@ -172,65 +189,87 @@ def _newer(order: Order, than: Order) -> bool:
 def sync_orders(*, market: Market | None = None, at: datetime | None = None, shard: Shard | None = None) -> SyncReport:
     """Bring every active trade in line with its broker's orders, and deal with orphans. With a
     `shard`, only the accounts whose owner id falls in it (`Shard`): N shard tasks together sync
-    every account once, each exactly as the unsharded sync would."""
+    every account once, each exactly as the unsharded sync would. Local-paper accounts of which
+    nothing could have changed since the last look are skipped (`paper_look`, the pre-filter)."""
     market = market or default_market()
     at = at or market.now()
     report = SyncReport()
-    accounts = _accounts_to_read(at, shard)
+    look = paper_look(at, shard)
+    accounts = _accounts_to_read(at, shard, look)
     settings_of = _settings_of({account.owner_id for account in accounts})
     paper_books = _paper_books([account for account in accounts if account.mode == BrokerMode.LOCAL_PAPER])
     troubles = broker_troubles_of(accounts=[(account.owner_id, account.mode) for account in accounts])
     # One read of every trade's order lease, not one a trade; a lease taken after it is seen by
     # the check each write makes right before it goes (`_acting_on`).
     leased = closes_in_progress(trade.pk for account in accounts for trade in account.trades)
-    for account in accounts:
-        report.accounts += 1
-        settings = settings_of.get(account.owner_id) or AccountSettings(owner_id=account.owner_id)
-        trouble = troubles.get((account.owner_id, account.mode))
-        if broker_polling_paused(account=settings, mode=account.mode, trouble=trouble):  # until a token is saved
-            report.paused_accounts.append(account.owner_id)
-            continue
+    seen: dict[int, int] = {}  # the paper trades looked at in full: their version as read
+    try:
+        for account in accounts:
+            report.accounts += 1
+            versions = {trade.pk: trade.version for trade in account.trades + account.finished}
+            unsettled: set[int] = set()
+            if _sync_account(account, settings_of, troubles, paper_books, market, at, leased, report, unsettled):
+                seen.update((pk, version) for pk, version in versions.items() if pk not in unsettled)
+    finally:  # what was looked at stays noted even when the cycle runs out of time
+        if look is not None:
+            note_looked(look, seen)
+    return report
+
+
+def _sync_account(account: SyncAccount, settings_of, troubles, paper_books, market: Market, at: datetime,
+                  leased: set[int], report: SyncReport, unsettled: set[int]) -> bool:
+    """One account's sync. True when it was looked at in full (read, every trade but those in
+    `unsettled` decided, orphans guarded), so that the pre-filter may note it as seen."""
+    settings = settings_of.get(account.owner_id) or AccountSettings(owner_id=account.owner_id)
+    trouble = troubles.get((account.owner_id, account.mode))
+    if broker_polling_paused(account=settings, mode=account.mode, trouble=trouble):  # until a token is saved
+        report.paused_accounts.append(account.owner_id)
+        return False
+    try:
+        broker = broker_of(settings, mode=account.mode, market=market)
+        book = paper_books.get(account.owner_id) if account.mode == BrokerMode.LOCAL_PAPER else None
+        book = book or read_book(account, broker, report)
+    except (BrokerError, TradeError) as error:
+        logger.warning("sync: the %s account of user %s could not be read: %s", account.mode, account.owner_id,
+                       error)
+        report.failed_accounts.append(account.owner_id)
+        broker_trouble_record(account=settings, mode=account.mode, error=error, at=at)  # for the trader's page
+        if isinstance(error, BrokerAuthError | BrokerReauthenticate):
+            _tell_the_trader(account, error)
+            _note_token(account, refused=True)
+        return False
+    if trouble is not None:
+        broker_trouble_clear(owner_id=account.owner_id, mode=account.mode, trouble=trouble)
+    _note_token(account, refused=False)
+    for trade in account.trades:
+        try:  # each write below runs as the trade's owner; deciding needs no database
+            with about_trade(trade.pk):
+                report.changed += sync_trade(trade, book, broker, market, at, leased=leased, unsettled=unsettled)
+        except SoftTimeLimitExceeded:  # the cycle is out of time: stop here, the next one carries on
+            raise
+        except (VersionConflict, InvalidTransition) as error:  # the trader moved first: next cycle sees it
+            logger.info("sync: trade %s changed meanwhile (%s); it is looked at again next cycle", trade.pk, error)
+            unsettled.add(trade.pk)
+        except Exception:  # one broken trade must not stop the others
+            logger.exception("sync: trade %s could not be synced", trade.pk)
+            unsettled.add(trade.pk)
+    guarded = True
+    try:
+        report.orphans += guard_orphans(account, book, broker)
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception:  # the orphans of one account must not stop the others' sync
+        logger.exception("orphan guard: the %s account of user %s failed", account.mode, account.owner_id)
+        guarded = False
+    if account.mode != BrokerMode.LOCAL_PAPER:
         try:
-            broker = broker_of(settings, mode=account.mode, market=market)
-            book = paper_books.get(account.owner_id) if account.mode == BrokerMode.LOCAL_PAPER else None
-            book = book or read_book(account, broker, report)
-        except (BrokerError, TradeError) as error:
-            logger.warning("sync: the %s account of user %s could not be read: %s", account.mode, account.owner_id,
-                           error)
-            report.failed_accounts.append(account.owner_id)
-            broker_trouble_record(account=settings, mode=account.mode, error=error, at=at)  # for the trader's page
-            if isinstance(error, BrokerAuthError | BrokerReauthenticate):
-                _tell_the_trader(account, error)
-                _note_token(account, refused=True)
-            continue
-        if trouble is not None:
-            broker_trouble_clear(owner_id=account.owner_id, mode=account.mode, trouble=trouble)
-        _note_token(account, refused=False)
-        for trade in account.trades:
-            try:  # each write below runs as the trade's owner; deciding needs no database
-                with about_trade(trade.pk):
-                    report.changed += sync_trade(trade, book, broker, market, at, leased=leased)
-            except SoftTimeLimitExceeded:  # the cycle is out of time: stop here, the next one carries on
-                raise
-            except (VersionConflict, InvalidTransition) as error:  # the trader moved first: next cycle sees it
-                logger.info("sync: trade %s changed meanwhile (%s); it is looked at again next cycle", trade.pk, error)
-            except Exception:  # one broken trade must not stop the others
-                logger.exception("sync: trade %s could not be synced", trade.pk)
-        try:
-            report.orphans += guard_orphans(account, book, broker)
+            report.oversold += flag_oversold(account, broker, report)
         except SoftTimeLimitExceeded:
             raise
-        except Exception:  # the orphans of one account must not stop the others' sync
-            logger.exception("orphan guard: the %s account of user %s failed", account.mode, account.owner_id)
-        if account.mode != BrokerMode.LOCAL_PAPER:
-            try:
-                report.oversold += flag_oversold(account, broker, report)
-            except SoftTimeLimitExceeded:
-                raise
-            except Exception:  # one account's positions must not stop the others' sync
-                logger.exception("sync: the positions of the %s account of user %s failed", account.mode,
-                                 account.owner_id)
-    return report
+        except Exception:  # one account's positions must not stop the others' sync
+            logger.exception("sync: the positions of the %s account of user %s failed", account.mode,
+                             account.owner_id)
+    return guarded
 
 
 def flag_oversold(account: SyncAccount, broker, report: SyncReport) -> int:
@@ -295,17 +334,25 @@ def _note_token(account: SyncAccount, *, refused: bool) -> None:
             logger.info("sync: trade %s changed meanwhile (%s)", trade.pk, error)
 
 
-def _accounts_to_read(at: datetime, shard: Shard | None = None) -> list[SyncAccount]:
+def _accounts_to_read(at: datetime, shard: Shard | None = None, look: PaperLook | None = None) -> list[SyncAccount]:
     """Accounts with active trades, with trades finished recently (their exits may still work),
     or with working local-paper orders (only the shard's, given one); two queries across tenants,
     so in the system context: the order sync is a system job over every user's trades, which no
     request can reach. The trades are read as one JSON document (`instances_of`): the same
-    instances, without the driver's per-value loaders, which were most of this read's time."""
+    instances, without the driver's per-value loaders, which were most of this read's time.
+
+    With the pre-filter's `look`, a local-paper account is read only if `look` says so; one it
+    passes over is left out whole (its trades and its working orders): half an account would
+    make the orphan guard take the orders of the trades left out for strays."""
     accounts: dict[tuple[int, str], SyncAccount] = {}
     with tenancy.system_context():
         recent = Q(status__in=[TradeStatus.CLOSED, TradeStatus.CANCELED, TradeStatus.REJECTED],
-                   updated_at__gte=min(at, _now()) - RECENTLY_FINISHED)
+                   updated_at__gte=_recent_since(at))
         trades = PaperTrade.objects.filter(Q(status__in=ACTIVE_STATUSES) | recent)
+        if look is not None:
+            paper = Q(broker_mode=BrokerMode.LOCAL_PAPER)
+            trades = (trades.filter(~paper | Q(owner_id__in=sorted(look.owners))) if look.owners
+                      else trades.exclude(paper))
         for trade in instances_of(shard.of(trades) if shard is not None else trades, order_by="id"):
             account = accounts.setdefault((trade.owner_id, trade.broker_mode),
                                           SyncAccount(trade.owner_id, trade.broker_mode))
@@ -313,8 +360,143 @@ def _accounts_to_read(at: datetime, shard: Shard | None = None) -> list[SyncAcco
         for owner_id in paper_owners_with_working_orders():
             if shard and not shard.holds(owner_id):
                 continue
+            if look is not None and owner_id in look.held and owner_id not in look.owners:
+                continue
             accounts.setdefault((owner_id, BrokerMode.LOCAL_PAPER), SyncAccount(owner_id, BrokerMode.LOCAL_PAPER))
     return list(accounts.values())
+
+
+def _recent_since(at: datetime) -> datetime:
+    """Trades finished since then are still read: their exits may still work."""
+    return min(at, _now()) - RECENTLY_FINISHED
+
+
+@dataclass
+class PaperLook:
+    """The pre-filter's answer for one cycle (one shard's): which local-paper accounts to read.
+
+    `owners`: the accounts to look at; `held`: every local-paper account with trades in the
+    sync's scope (active or recently finished), looked at or not; `snapshot` and `at`: the
+    database snapshot the pre-filter read with and its clock then, which the trades looked at
+    are noted as seen with (`note_looked`)."""
+
+    snapshot: str
+    at: datetime
+    owners: set[int]
+    held: set[int]
+
+
+def paper_look(at: datetime, shard: Shard | None = None) -> PaperLook | None:
+    """The set-based pre-filter of the local-paper accounts: which could the sync decide anything
+    in now? None when it is off (`ORDER_SYNC_PREFILTER`), or when the sync runs inside a caller's
+    transaction (the workers' never does): every account is read, none noted.
+
+    The local paper broker's orders are our own rows, so "did anything the sync reads change since
+    it last looked" is a query, not a call to a broker. Each trade carries a watermark
+    (`orders_seen_snapshot`, `orders_seen_at`, `orders_seen_version`, written by `note_looked` for
+    the trades looked at in full); an account is looked at, whole and exactly as without the
+    pre-filter, when one of its trades in scope (active, or finished within RECENTLY_FINISHED)
+
+    - was never looked at (no watermark), or its row changed since (`version`: every transition
+      bumps it; a trade that finished since is here too, so the orphan guard sees its orders);
+    - is in a state whose sync depends on the clock or on state outside the orders: not OPEN
+      (PENDING: its entry; CLOSING: a resume waits `CLOSE_IN_FLIGHT`), OPEN single without a
+      recorded bracket (`bracket_protect` retries with backoff), a part sale under way, an
+      attention reason (a refused token is lifted by `_note_token`), an over-sell flag;
+    - was last looked at longer ago than `ORDER_SYNC_FULL_LOOK_SECONDS` (the safety net: nothing
+      missed can last longer; the orphan guard's once-a-day notes are repeated by it; each account
+      is due after between half of it and all of it, by its id, so that after the first cycle, which
+      notes every account at once, their safety looks fall in different cycles), or with a
+      snapshot ahead of the database's own (taken in another cluster: a dump restored into a
+      new one counts transactions from lower numbers, so its changes would look old);
+    - or its account has a paper order (any: by id, by tag, a leg, a stray) changed by a
+      transaction the snapshot of that look did not see (`changed_xid`, stamped by the database
+      on every insert and change, brokers migration 0011; `pg_visible_in_snapshot`). A change
+      committed after the look's read, however early it was written, is one of those: no clock,
+      no margin, no race between a write's time and its commit.
+
+    An OPEN single trade with its bracket recorded and an OPEN multi-leg trade decide only from
+    their orders and their row (and the expiry cutoff, which only ever turns a decision into
+    "do nothing"), so while neither changed, a look would decide nothing. Accounts with working
+    orders but no trades in scope (only the orphan guard has work there) are always read.
+
+    One query in the system context: the trades of the shard grouped by account and watermark
+    (one a look, so mostly one an account), then one index probe (`paperorder_owner_changed_idx`)
+    each for an order changed since."""
+    if not django_settings.ORDER_SYNC_PREFILTER or connection.in_atomic_block:
+        # Inside a caller's transaction the snapshot would count that transaction's own later
+        # writes (the sync's too) as seen: a snapshot never lists its own transaction as running.
+        return None
+    shards = (shard.index, shard.count) if shard is not None else (0, 1)
+    with tenancy.system_context(), connection.cursor() as cursor:
+        cursor.execute(_LOOK_SQL, {
+            "mode": BrokerMode.LOCAL_PAPER.value, "active": [status.value for status in ACTIVE_STATUSES],
+            "finished": [TradeStatus.CLOSED.value, TradeStatus.CANCELED.value, TradeStatus.REJECTED.value],
+            "recent": _recent_since(at), "open": TradeStatus.OPEN.value, "single": StrategyType.SINGLE.value,
+            "full_look": django_settings.ORDER_SYNC_FULL_LOOK_SECONDS, "index": shards[0], "count": shards[1],
+        })
+        rows = cursor.fetchall()
+        if rows:
+            snapshot, clock = rows[0][2:]
+        else:
+            cursor.execute("SELECT pg_current_snapshot()::text, clock_timestamp()")
+            snapshot, clock = cursor.fetchone()
+    return PaperLook(snapshot=snapshot, at=clock, owners={owner for owner, look, *_ in rows if look},
+                     held={owner for owner, *_ in rows})
+
+
+_LOOK_SQL = f"""
+WITH now AS MATERIALIZED (SELECT pg_current_snapshot()::text AS snapshot, clock_timestamp() AS clock),
+scope AS (
+    SELECT t.owner_id, t.orders_seen_snapshot::text AS seen, bool_or(
+               t.orders_seen_snapshot IS NULL OR t.orders_seen_at IS NULL
+               OR t.orders_seen_version IS DISTINCT FROM t.version
+               -- the safety net, spread by account over [N/2, N): not every account in one cycle
+               OR t.orders_seen_at < (SELECT clock FROM now)
+                                     - make_interval(secs => %(full_look)s * (16 + t.owner_id %% 16) / 32.0)
+               -- a snapshot ahead of this database's: taken in another cluster (a restored dump)
+               OR pg_snapshot_xmax(t.orders_seen_snapshot) > pg_snapshot_xmax((SELECT snapshot FROM now)::pg_snapshot)
+               OR (t.status = ANY(%(active)s) AND (
+                   t.status <> %(open)s OR t.part_pending_qty > 0 OR t.attention_reason <> '' OR t.oversold_qty > 0
+                   OR (t.strategy_type = %(single)s
+                       AND t.bracket_order_id = '' AND t.sl_order_id = '' AND t.tp_order_id = '')))
+           ) AS look
+      FROM {PaperTrade._meta.db_table} t
+     WHERE t.broker_mode = %(mode)s
+       AND (t.status = ANY(%(active)s) OR (t.status = ANY(%(finished)s) AND t.updated_at >= %(recent)s))
+       AND t.owner_id %% %(count)s = %(index)s
+     GROUP BY t.owner_id, t.orders_seen_snapshot::text
+)
+SELECT owner_id,
+       bool_or(look OR EXISTS (
+           SELECT 1 FROM brokers_paperorder o
+            WHERE o.owner_id = scope.owner_id AND o.changed_xid >= pg_snapshot_xmin(seen::pg_snapshot)
+              AND NOT pg_visible_in_snapshot(o.changed_xid, seen::pg_snapshot))),
+       (SELECT snapshot FROM now), (SELECT clock FROM now)
+  FROM scope
+ GROUP BY owner_id
+"""
+
+
+def note_looked(look: PaperLook, versions: dict[int, int]) -> None:
+    """Note the local-paper trades looked at in full this cycle as seen: their account's orders as
+    the pre-filter's snapshot saw them (the reads that followed saw at least that much), each
+    trade at the `version` it was read with. One UPDATE for all of them, in sorted order (no
+    deadlock with another writer of several trades); it touches neither `version` nor
+    `updated_at`, so nobody else sees a change. A trade the sync changed, or that changed
+    meanwhile, keeps a version other than the one noted, and an order the sync or anyone else
+    changed after that snapshot is not visible in it: either way the account is looked at again
+    next cycle, as a full sync would."""
+    if not versions:
+        return
+    ids = sorted(versions)
+    with tenancy.system_context(), connection.cursor() as cursor:
+        cursor.execute(f"""
+            UPDATE {PaperTrade._meta.db_table} t
+               SET orders_seen_snapshot = %s::pg_snapshot, orders_seen_at = %s, orders_seen_version = s.version
+              FROM unnest(%s::bigint[], %s::integer[]) AS s(id, version)
+             WHERE t.id = s.id
+        """, [look.snapshot, look.at, ids, [versions[pk] for pk in ids]])
 
 
 def _now() -> datetime:
@@ -394,7 +576,7 @@ def known_order_ids(trade: PaperTrade) -> list[str]:
 
 
 def sync_trade(trade: PaperTrade, book: OrderBook, broker, market: Market, at: datetime, *,
-               leased: set[int] | None = None) -> int:
+               leased: set[int] | None = None, unsettled: set[int] | None = None) -> int:
     """Apply what the broker says to one trade (in its owner's context). Returns 1 if it changed.
     A trade whose orders a request is changing at the broker (a close, a withdrawn or re-priced
     order: the trade's order lease) is left to that request, which records what it meets (a fill
@@ -402,8 +584,13 @@ def sync_trade(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
 
     `leased` is the cycle's one read of the leases (`closes_in_progress`), else the trade's lease is
     asked now. Either way every write below asks again right before it goes (`_acting_on`), so a
-    lease taken since is respected at least as late as a check before each trade would."""
+    lease taken since is respected at least as late as a check before each trade would.
+
+    A trade left to a request that way is added to `unsettled` (given one): it was not decided,
+    so the pre-filter must not note it as seen."""
     if trade.pk in leased if leased is not None else close_in_progress(trade_id=trade.pk):
+        if unsettled is not None:
+            unsettled.add(trade.pk)
         return 0
     entry_changed = 0
     try:
@@ -419,6 +606,8 @@ def sync_trade(trade: PaperTrade, book: OrderBook, broker, market: Market, at: d
         return _sync_held(trade, book, broker, market, at)
     except _LeaseTaken:
         logger.info("sync: a request took the order lease of trade %s meanwhile; it is left to it", trade.pk)
+        if unsettled is not None:
+            unsettled.add(trade.pk)
         return entry_changed
 
 

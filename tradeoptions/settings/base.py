@@ -364,6 +364,12 @@ MONITOR_SHARDS: int | str = "auto" if _MONITOR_SHARDS == "auto" else int(_MONITO
 # quoted the market skips its slot rather than fill at old prices stamped now; the next slot (20 s
 # on) fills at fresh quotes.
 MATCH_QUOTES_MAX_AGE = env.float("MATCH_QUOTES_MAX_AGE", default=10.0)
+# The order sync's pre-filter for local-paper accounts (monitoring/sync.py, `paper_look`): only the
+# accounts of which something could have changed since the sync last looked are read. Off: every
+# account, every cycle. Every trade is looked at again at least every ORDER_SYNC_FULL_LOOK_SECONDS
+# whatever changed (the safety net).
+ORDER_SYNC_PREFILTER = env.bool("ORDER_SYNC_PREFILTER", default=True)
+ORDER_SYNC_FULL_LOOK_SECONDS = env.int("ORDER_SYNC_FULL_LOOK_SECONDS", default=900)
 # The market API (/api/market/...): how long a quote or chain (expirations) is shared by everyone.
 MARKET_QUOTE_CACHE_SECONDS = env.int("MARKET_QUOTE_CACHE_SECONDS", default=5)
 MARKET_EXPIRATIONS_CACHE_SECONDS = env.int("MARKET_EXPIRATIONS_CACHE_SECONDS", default=300)
