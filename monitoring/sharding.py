@@ -84,8 +84,8 @@ def held_contracts(at: datetime) -> list[str]:
     context (all tenants)."""
     with tenancy.system_context():
         held = PaperTrade.objects.filter(status__in=HELD_STATUSES)
-        singles = set(held.filter(strategy_type=StrategyType.SINGLE).values_list("option_symbol", flat=True)
-                      .distinct())
+        singles = set(held.filter(strategy_type=StrategyType.SINGLE).order_by()
+                      .values_list("option_symbol", flat=True).distinct())
         legs = {leg.option_symbol for leg in TradeLeg.objects.filter(trade__status__in=HELD_STATUSES, exit_reason="")
                 .only("option_symbol", "exit_reason") if leg_quotable(leg, at)}
     return sorted(singles | legs)
@@ -272,10 +272,10 @@ def order_cycle_contracts(*, broker_modes: list[str] | None = None) -> list[str]
         active = PaperTrade.objects.filter(status__in=ACTIVE_STATUSES)
         if broker_modes is not None:
             active = active.filter(broker_mode__in=broker_modes)
-        singles = set(active.filter(strategy_type=StrategyType.SINGLE).values_list("option_symbol", flat=True)
-                      .distinct())
-        legs = set(TradeLeg.objects.filter(trade__in=active, exit_reason="").values_list("option_symbol", flat=True)
-                   .distinct())
+        singles = set(active.filter(strategy_type=StrategyType.SINGLE).order_by()
+                      .values_list("option_symbol", flat=True).distinct())
+        legs = set(TradeLeg.objects.filter(trade__in=active, exit_reason="").order_by()
+                   .values_list("option_symbol", flat=True).distinct())
         working = set(working_symbols() or ())
     return sorted(singles | legs | working)
 
@@ -288,7 +288,7 @@ def order_cycle_stocks(*, at: datetime, broker_modes: list[str] | None = None) -
         policed = PaperTrade.objects.filter(status=TradeStatus.OPEN).exclude(exit_policy={})
         if broker_modes is not None:
             policed = policed.filter(broker_mode__in=broker_modes)
-        tickers = set(policed.values_list("ticker", flat=True).distinct())
+        tickers = set(policed.order_by().values_list("ticker", flat=True).distinct())
     if broker_modes is None:
         tickers |= set(pin_risk_tickers(at=at))
     return sorted(tickers)
@@ -327,14 +327,19 @@ class SharedMarket:
         self.key = _quotes_key(job, slot)
         self.client = get_redis_connection("default")
         _shared_meta(self.client, self.key, job, slot)
+        self.read: dict[str, Quote | None] = {}  # what this shard has read of the share (None: not there)
 
     def quotes(self, symbols) -> dict[str, Quote]:
+        """The share's quotes of `symbols`. A shard's steps (exit policies, net exits, matching,
+        sync) ask for mostly the same contracts: each is read from Redis and parsed once a shard,
+        and the share is written once a slot, so a second read would say the same."""
         symbols = list(symbols)
-        if not symbols:
-            return {}
-        values = self.client.hmget(self.key, symbols)
-        return {symbol: broker_quote_from(value) for symbol, value in zip(symbols, values, strict=True)
-                if value is not None}
+        unread = list(dict.fromkeys(symbol for symbol in symbols if symbol not in self.read))
+        if unread:
+            values = self.client.hmget(self.key, unread)
+            self.read.update((symbol, None if value is None else broker_quote_from(value))
+                             for symbol, value in zip(unread, values, strict=True))
+        return {symbol: self.read[symbol] for symbol in symbols if self.read[symbol] is not None}
 
     def __getattr__(self, name: str):
         return getattr(self.market, name)
