@@ -22,6 +22,7 @@ from brokers.market import Market, default_market
 from brokers.models import BrokerMode
 from brokers.paper import FillRules, groups_due, match_group, working_symbols
 from tradeoptions import tenancy
+from tradeoptions.sqlarrays import array_param
 from trades.models import CONTRACT_MULTIPLIER, PaperTrade, StrategyType, TradeLeg, TradeStatus
 from trades.selectors import LegQuote, commission_rates, held_mark
 from trades.services import (
@@ -197,7 +198,7 @@ def _snapshot_row(trade, quote: OptionQuote) -> dict:
 
 
 def _column(rows, name):
-    return [row[name] for row in rows]
+    return array_param([row[name] for row in rows])
 
 
 def _insert_snapshots(rows: list[dict], slot: datetime, kind: str, *, source: str, delayed: bool = False) -> int:
