@@ -1,0 +1,28 @@
+"""Room on every page of trades_papertrade for the monitor's marks (issue 20).
+
+Every 40 seconds the snapshot cycle writes each held trade's mark, bid/ask, P&L and `last_updated`
+(trades/services/marks.py, one UPDATE). None of those columns is indexed, so PostgreSQL can keep
+the new row version on the same page without touching an index (a HOT update), but only if the
+page has room for it: on pages packed full (the default fillfactor of 100) every mark was a new
+entry in each of the table's indexes, and at 100,000 held trades the UPDATE took about 10 s of
+the cycle's database time (docs/benchmarks.md). With half of each page kept free, a page's held
+trades all fit their next version beside the current one, and the previous cycle's versions are
+pruned when the page is next read.
+
+The setting applies to pages written from now on; rows on pages already full move once, on their
+next update, to pages that have the room. SHARE UPDATE EXCLUSIVE: reads and writes go on meanwhile.
+"""
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [("trades", "0031_merge_0025_web_push_0030_channel_message_kinds_joined")]
+
+    operations = [
+        migrations.RunSQL(
+            sql="ALTER TABLE trades_papertrade SET (fillfactor = 50)",
+            reverse_sql="ALTER TABLE trades_papertrade RESET (fillfactor)",
+        ),
+    ]
