@@ -123,8 +123,9 @@ def snapshot_positions(*, provider: MarketDataProvider, at: datetime, kind: str 
 def _commit_without_waiting() -> None:
     """The cycle's snapshots and marks commit without waiting for the WAL to reach the disk
     (for this transaction only): a crash of PostgreSQL can lose the last fraction of a second of
-    them, never a part of a cycle (atomic all the same), and the next cycle writes its own. The
-    commit of 50,000 rows waited on the disk for a visible part of the shard's wall (docs/benchmarks.md)."""
+    them, never a part of a cycle (atomic all the same), and the next cycle writes its own. A
+    shard's commit (50,000 snapshots, their index entries and the trades' marks at 100,000 trades)
+    otherwise waits for that flush while its worker holds the cycle up."""
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
