@@ -22,6 +22,7 @@ from brokers.market import Market, default_market
 from brokers.models import BrokerMode
 from brokers.paper import FillRules, groups_due, match_group, working_symbols
 from tradeoptions import tenancy
+from tradeoptions.sqlarrays import array_param
 from trades.models import CONTRACT_MULTIPLIER, PaperTrade, StrategyType, TradeLeg, TradeStatus
 from trades.selectors import LegQuote, commission_rates, held_mark
 from trades.services import (
@@ -107,6 +108,7 @@ def snapshot_positions(*, provider: MarketDataProvider, at: datetime, kind: str 
     spread_rows = [row for row in (_spread_row(spread, legs.get(spread[0], []), quotes) for spread in spreads)
                    if row is not None]
     with tenancy.system_context():
+        _commit_without_waiting()
         written = _insert_snapshots(rows + spread_rows, slot, kind, source=_source(quotes),
                                     delayed=bool(getattr(provider, "delayed", False)))
         if spreads:
@@ -116,6 +118,16 @@ def snapshot_positions(*, provider: MarketDataProvider, at: datetime, kind: str 
     if unquoted:
         logger.warning("snapshot %s: %d held trade(s) had no quote this cycle", slot.isoformat(), unquoted)
     return SnapshotReport(slot, kind, len(held), len(quotes), written, unquoted)
+
+
+def _commit_without_waiting() -> None:
+    """The cycle's snapshots and marks commit without waiting for the WAL to reach the disk
+    (for this transaction only): a crash of PostgreSQL can lose the last fraction of a second of
+    them, never a part of a cycle (atomic all the same), and the next cycle writes its own. A
+    shard's commit (50,000 snapshots, their index entries and the trades' marks at 100,000 trades)
+    otherwise waits for that flush while its worker holds the cycle up."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def _spread_legs(spreads: list[tuple]) -> dict[int, list[TradeLeg]]:
@@ -197,7 +209,7 @@ def _snapshot_row(trade, quote: OptionQuote) -> dict:
 
 
 def _column(rows, name):
-    return [row[name] for row in rows]
+    return array_param([row[name] for row in rows])
 
 
 def _insert_snapshots(rows: list[dict], slot: datetime, kind: str, *, source: str, delayed: bool = False) -> int:

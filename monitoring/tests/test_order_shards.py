@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django_redis import get_redis_connection
 
 from brokers.base import Greeks, Quote
@@ -166,6 +167,43 @@ def test_broker_quotes_travel_through_redis_exactly(book, market):
     assert str(shared.quotes([SPY])[SPY].bid) == "4.1000"
     assert shared.now() == market.moment and shared.is_open(AT)  # the clock and calendar are the market's
     assert 0 < get_redis_connection("default").ttl(sharding._quotes_key("test-job", slot)) <= 60
+
+
+def test_a_shard_reads_and_parses_each_shared_quote_once(book, market, monkeypatch):
+    """A shard's steps ask the share for mostly the same contracts: the second asking reads
+    nothing more from Redis and answers what a fresh read answers (a contract not shared too)."""
+    slot = cycle_slot(AT, timedelta(seconds=60))
+    sharding.order_quotes_share(market=market, provider_factory=None, job="test-job", slot=slot, at=AT, ttl=60)
+    shared = sharding.SharedMarket(market, job="test-job", slot=slot)
+    read = []
+    hmget = type(shared.client).hmget
+    monkeypatch.setattr(type(shared.client), "hmget", lambda client, key, keys: read.append(list(keys)) or hmget(
+        client, key, keys))
+    first = shared.quotes([SPY, QQQ, "NOPE261218C00001000", SPY])
+    again = shared.quotes([QQQ, SPY, "NOPE261218C00001000"])
+    more = shared.quotes(iter([IWM, QQQ]))
+    fresh = sharding.SharedMarket(market, job="test-job", slot=slot).quotes([SPY, QQQ, IWM, "NOPE261218C00001000"])
+    assert read == [[SPY, QQQ, "NOPE261218C00001000"], [IWM], [SPY, QQQ, IWM, "NOPE261218C00001000"]]
+    assert set(fresh) == {SPY, QQQ, IWM}
+    assert first == {SPY: fresh[SPY], QQQ: fresh[QQQ]} and again == first and more == {IWM: fresh[IWM], QQQ: fresh[QQQ]}
+
+
+def test_the_coordinator_reads_one_row_a_contract_not_one_a_trade(book, market):
+    """Eight traders hold the same SPY call: its symbol comes back once from each DISTINCT read
+    (a model's default ordering would add its columns to the DISTINCT and read a row a trade)."""
+    rows = []
+
+    def counted(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.startswith("SELECT DISTINCT"):
+            rows.append(context["cursor"].rowcount)
+        return result
+
+    with connection.execute_wrapper(counted):
+        contracts = sharding.order_cycle_contracts()
+        held = sharding.held_contracts(AT)
+    assert set(contracts) == {SPY, QQQ, IWM} and set(held) == {SPY, QQQ}
+    assert rows and max(rows) <= 3, rows
 
 
 def test_auto_counts_the_live_monitor_workers_processes_and_falls_back_to_one(db, settings):

@@ -144,3 +144,36 @@ def test_each_snapshot_says_its_source_and_whether_it_is_delayed(positions, clie
     points = client.get(f"/api/trades/{trade.pk}/snapshots").json()
     points = points["results"] if isinstance(points, dict) and "results" in points else points
     assert [(point["source"], point["delayed"]) for point in points] == [("simulated", True), ("simulated", False)]
+
+
+def test_a_cycle_s_snapshots_and_marks_commit_without_waiting_for_the_disk(positions):
+    """Only the snapshot write's own transaction: the setting is SET LOCAL."""
+    seen = []
+
+    def spy(execute, sql, params, many, context):
+        if sql.lstrip().startswith(("INSERT INTO monitoring_pricesnapshot", "UPDATE trades_papertrade")):
+            context["cursor"].execute("SELECT current_setting('synchronous_commit')")
+            seen.append(context["cursor"].fetchone()[0])
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        report = snapshot_positions(provider=CountingProvider(MIDDAY), at=MIDDAY)
+    assert report.written == len(positions) and seen == ["off", "off"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_marked_trade_keeps_its_new_version_on_its_own_page(positions):
+    """Marks touch no indexed column, so with room on the page (trades 0033's fillfactor) every
+    held trade's mark is a HOT update: no new entry in any of the table's indexes. Sixty trades
+    fill several pages, where a table packed full moves every one of them (0 HOT of 65) instead.
+    Nearly all rather than all: the factory's own writes leave a few pages shorter of room."""
+    PaperTradeFactory.create_batch(60, owner=positions[0].owner, **PUT, entry_date=HELD_SINCE)
+    with tenancy.system_context(), connection.cursor() as cursor:
+        snapshot_positions(provider=CountingProvider(MIDDAY), at=MIDDAY)
+        cursor.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+                       "WHERE relname = 'trades_papertrade'")
+        updated, hot = cursor.fetchone()
+    assert updated == len(positions) + 60 and hot >= 0.9 * updated, (hot, updated)
+    with connection.cursor() as cursor:  # and the commit that follows waits for the disk again
+        cursor.execute("SELECT current_setting('synchronous_commit')")
+        assert cursor.fetchone()[0] == "on"

@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from django.db import connection
 
+from tradeoptions.sqlarrays import array_param
 from trades.models import TradeStatus
 
 HELD = (TradeStatus.OPEN, TradeStatus.CLOSING)  # a position exists at the broker: only these are marked
@@ -82,8 +83,8 @@ def marks_record(*, marks: Sequence[TradeMark], at: datetime) -> int:
                 AS v(id, mark, bid, ask, pnl)
              WHERE t.id = v.id AND t.status = ANY(%s)
             """,
-            [at, [m.trade_id for m in marks], [m.mark for m in marks], [m.bid for m in marks],
-             [m.ask for m in marks], [m.unrealized_pnl for m in marks], [str(status) for status in HELD]],
+            [at, *(array_param([getattr(m, name) for m in marks])  # quoted once (tradeoptions/sqlarrays.py)
+                   for name in ("trade_id", "mark", "bid", "ask", "unrealized_pnl")), [str(status) for status in HELD]],
         )
         return cursor.rowcount
 
