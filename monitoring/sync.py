@@ -80,7 +80,7 @@ from django.db.models import Q
 
 from brokers.base import BrokerAuthError, BrokerError, BrokerRateLimited, Order, OrderPurpose, OrderStatus
 from brokers.market import Market, default_market
-from brokers.models import BrokerMode
+from brokers.models import BrokerMode, PaperOrder
 from brokers.paper import orders_of as paper_orders_of
 from brokers.paper import owners_with_working_orders as paper_owners_with_working_orders
 from tradeoptions import tenancy
@@ -206,14 +206,25 @@ def sync_orders(*, market: Market | None = None, at: datetime | None = None, sha
     try:
         for account in accounts:
             report.accounts += 1
-            versions = {trade.pk: trade.version for trade in account.trades + account.finished}
+            # Only the local-paper trades carry a watermark: a real broker's are read every cycle.
+            versions = ({trade.pk: trade.version for trade in account.trades + account.finished}
+                        if account.mode == BrokerMode.LOCAL_PAPER else {})
             unsettled: set[int] = set()
             if _sync_account(account, settings_of, troubles, paper_books, market, at, leased, report, unsettled):
                 seen.update((pk, version) for pk, version in versions.items() if pk not in unsettled)
     finally:  # what was looked at stays noted even when the cycle runs out of time
         if look is not None:
-            note_looked(look, seen)
+            _note_quietly(look, seen)
     return report
+
+
+def _note_quietly(look: PaperLook, seen: dict[int, int]) -> None:
+    """The note only spares the next cycle reads: if it fails, those accounts are simply read
+    again, and the cycle's own error (a time limit) must not be replaced by the note's."""
+    try:
+        note_looked(look, seen)
+    except Exception:
+        logger.exception("sync: the trades looked at could not be noted; they are read again next cycle")
 
 
 def _sync_account(account: SyncAccount, settings_of, troubles, paper_books, market: Market, at: datetime,
@@ -469,7 +480,7 @@ scope AS (
 )
 SELECT owner_id,
        bool_or(look OR EXISTS (
-           SELECT 1 FROM brokers_paperorder o
+           SELECT 1 FROM {PaperOrder._meta.db_table} o
             WHERE o.owner_id = scope.owner_id AND o.changed_xid >= pg_snapshot_xmin(seen::pg_snapshot)
               AND NOT pg_visible_in_snapshot(o.changed_xid, seen::pg_snapshot))),
        (SELECT snapshot FROM now), (SELECT clock FROM now)
@@ -481,22 +492,25 @@ SELECT owner_id,
 def note_looked(look: PaperLook, versions: dict[int, int]) -> None:
     """Note the local-paper trades looked at in full this cycle as seen: their account's orders as
     the pre-filter's snapshot saw them (the reads that followed saw at least that much), each
-    trade at the `version` it was read with. One UPDATE for all of them, in sorted order (no
-    deadlock with another writer of several trades); it touches neither `version` nor
-    `updated_at`, so nobody else sees a change. A trade the sync changed, or that changed
-    meanwhile, keeps a version other than the one noted, and an order the sync or anyone else
-    changed after that snapshot is not visible in it: either way the account is looked at again
-    next cycle, as a full sync would."""
+    trade at the `version` it was read with. One UPDATE for all of them; it takes their row locks
+    in id order and passes over a row another transaction holds (SKIP LOCKED): it never waits
+    for, nor deadlocks with, a request writing several trades, and a trade left unnoted is only
+    looked at again. It touches neither `version` nor `updated_at`, so nobody else sees a change.
+    A trade the sync changed, or that changed meanwhile, keeps a version other than the one
+    noted, and an order the sync or anyone else changed after that snapshot is not visible in
+    it: either way the account is looked at again next cycle, as a full sync would."""
     if not versions:
         return
     ids = sorted(versions)
     with tenancy.system_context(), connection.cursor() as cursor:
         cursor.execute(f"""
+            WITH locked AS (SELECT id FROM {PaperTrade._meta.db_table} WHERE id = ANY(%s::bigint[])
+                             ORDER BY id FOR UPDATE SKIP LOCKED)
             UPDATE {PaperTrade._meta.db_table} t
                SET orders_seen_snapshot = %s::pg_snapshot, orders_seen_at = %s, orders_seen_version = s.version
-              FROM unnest(%s::bigint[], %s::integer[]) AS s(id, version)
-             WHERE t.id = s.id
-        """, [look.snapshot, look.at, ids, [versions[pk] for pk in ids]])
+              FROM unnest(%s::bigint[], %s::integer[]) AS s(id, version), locked
+             WHERE t.id = s.id AND locked.id = s.id
+        """, [ids, look.snapshot, look.at, ids, [versions[pk] for pk in ids]])
 
 
 def _now() -> datetime:

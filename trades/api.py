@@ -590,7 +590,9 @@ def _chart_json(request, trade: PaperTrade) -> bytes | None:
             or renderer.get_indent(request.accepted_media_type, {}) is not None):
         return None
     columns, zone = json_columns(SnapshotSerializer()), active_time_zone_name()
-    if columns is None or zone is None:
+    # UTC only (the project's zone): another zone's rules live in two tz databases, PostgreSQL's and
+    # Python's, which can disagree (a zone one of them lacks, a country that changed its clocks).
+    if columns is None or zone != "UTC":
         return None
     return selectors.trade_snapshots_json(trade=trade, columns=columns, time_zone=zone)
 

@@ -33,6 +33,7 @@ from brokers.models import PaperOrder
 from brokers.paper import FillRules, LocalPaperBroker
 from monitoring import clock as market_clock
 from monitoring import sync, tasks
+from monitoring.tests.conftest import open_sandbox_call
 from tests.factories import UserFactory
 from tradeoptions import tenancy
 from trades import services as trade_services
@@ -318,3 +319,50 @@ def test_a_snapshot_from_another_cluster_counts_as_never_seen(market):
                        "WHERE owner_id = %s", [steady[0]])
     assert sync.paper_look(market.moment).owners == look.owners | {steady[0]}
     assert owners
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_brokers_trades_are_read_every_cycle_and_never_noted(trader, tradier, market):
+    """The watermark is the local paper broker's alone: a Tradier account is read from the broker
+    every cycle, so noting its trades would only rewrite their rows every minute for nothing."""
+    held = open_sandbox_call(trader, market)
+    paper_owners = _book(2, market)
+    for _ in range(2):
+        sync.sync_orders(market=market, at=market.moment)
+    with tenancy.system_context(), connection.cursor() as cursor:
+        cursor.execute("SELECT id, orders_seen_version FROM trades_papertrade WHERE owner_id = ANY(%s)",
+                       [[held.owner_id, *paper_owners]])
+        noted = dict(cursor.fetchall())
+    assert noted.pop(held.pk) is None
+    assert noted and all(version is not None for version in noted.values())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_trade_locked_by_a_request_is_left_unnoted_rather_than_waited_for(market):
+    """The note passes over a row another transaction holds: it never waits for a trader's
+    request; the trade is only looked at again next cycle."""
+    owners = _book(3, market)
+    look = sync.paper_look(market.moment)
+    trades = _trades(owners, TradeStatus.OPEN)
+    busy, free = trades[0], trades[1]
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        with transaction.atomic(), tenancy.system_context():
+            PaperTrade.objects.select_for_update().get(pk=busy.pk)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        sync.note_looked(look, {busy.pk: busy.version, free.pk: free.version})
+    finally:
+        release.set()
+        holder.join()
+    with tenancy.system_context(), connection.cursor() as cursor:
+        cursor.execute("SELECT id, orders_seen_version FROM trades_papertrade WHERE id = ANY(%s)",
+                       [[busy.pk, free.pk]])
+        assert dict(cursor.fetchall()) == {busy.pk: None, free.pk: free.version}

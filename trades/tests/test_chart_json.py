@@ -156,3 +156,13 @@ def test_any_values_are_spelled_as_drf_spells_them(trader, snapshots, points, zo
         PriceSnapshot.objects.bulk_create(PriceSnapshot(trade=trade, owner=trader, timestamp=at, **values)
                                           for at, values in snapshots)
         assert _sql_bytes(trade, points) == _drf_bytes(selectors.trade_snapshots(trade=trade, max_points=points))
+
+
+def test_the_endpoint_writes_times_in_sql_only_in_utc(api_as, trader, spanning):
+    """PostgreSQL's tz database and Python's can disagree on a zone's rules: outside UTC, DRF's path."""
+    with tenancy.acting_as(trader.pk), timezone.override("America/New_York"):
+        expected = _drf_bytes(selectors.trade_snapshots(trade=spanning))
+    with timezone.override("America/New_York"), CaptureQueriesContext(connection) as queries:
+        response = api_as(trader).get(f"/api/trades/{spanning.pk}/snapshots")
+    assert response.status_code == 200 and response.content == expected
+    assert not any("json" in query["sql"].lower() for query in queries.captured_queries)
