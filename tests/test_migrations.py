@@ -409,3 +409,81 @@ def test_the_close_price_either_side_migration_reverses_and_refuses_while_a_spre
     with tenancy.system_context():
         assert PaperTrade.objects.get(pk=fly.pk).close_price == Decimal("-0.10")
     call_command("migrate", stdout=StringIO())
+
+
+_CHANGED_XID = importlib.import_module("brokers.migrations.0011_paperorder_changed_xid")
+
+
+def _run_changed_xid_forward_sql(cursor) -> None:
+    """brokers 0011's forward SQL, as `migrate` runs it (one statement per list item)."""
+    for operation in _CHANGED_XID.Migration.operations:
+        for statement in [operation.sql] if isinstance(operation.sql, str) else operation.sql:
+            cursor.execute(statement)
+
+
+def _changed_xid_schema(cursor) -> tuple:
+    """(the column's type, the trigger's definition, (the index is valid, its definition))."""
+    cursor.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                   "WHERE attrelid = 'brokers_paperorder'::regclass AND attname = 'changed_xid' AND NOT attisdropped")
+    column = cursor.fetchall()
+    cursor.execute("SELECT pg_get_triggerdef(oid) FROM pg_trigger "
+                   "WHERE tgrelid = 'brokers_paperorder'::regclass AND tgname = 'paperorder_changed_xid'")
+    trigger = cursor.fetchall()
+    cursor.execute("SELECT indisvalid, pg_get_indexdef(indexrelid) FROM pg_index "
+                   "WHERE indexrelid = to_regclass('paperorder_owner_changed_idx')")
+    return column, trigger, cursor.fetchall()
+
+
+def _stamped(order_id: int) -> bool:
+    with tenancy.system_context(), connection.cursor() as cursor:
+        cursor.execute("SELECT changed_xid IS NOT NULL FROM brokers_paperorder WHERE id = %s", [order_id])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_changed_xid_migration_completes_a_half_run_and_runs_again_to_the_same_end(trader):
+    """brokers 0011 is not atomic (its index is built CONCURRENTLY): a build that failed leaves the
+    column, function and trigger in place, an INVALID index, and the migration unrecorded. Running
+    it again completes it (the invalid index is rebuilt, not kept), and so does running it twice."""
+    PaperOrderFactory.create_batch(2, owner=trader)  # one owner twice: a unique index on it fails
+    call_command("migrate", "brokers", "0010_paperorder_price_type", stdout=StringIO())
+    with as_schema_owner() as owner, owner.cursor() as cursor:  # the steps before the index, as first shipped
+        cursor.execute("ALTER TABLE brokers_paperorder ADD COLUMN changed_xid xid8 NULL")
+        cursor.execute(_CHANGED_XID.FUNCTION.replace("CREATE OR REPLACE", "CREATE"))
+        cursor.execute("CREATE TRIGGER paperorder_changed_xid BEFORE INSERT OR UPDATE ON brokers_paperorder "
+                       "FOR EACH ROW EXECUTE FUNCTION paperorder_note_change()")
+        with pytest.raises(DatabaseError):  # a CONCURRENTLY build that failed half-way
+            cursor.execute("CREATE UNIQUE INDEX CONCURRENTLY paperorder_owner_changed_idx "
+                           "ON brokers_paperorder (owner_id)")
+        assert _changed_xid_schema(cursor)[2][0][0] is False  # left behind INVALID
+    call_command("migrate", stdout=StringIO())
+    expected = (
+        [("xid8",)],
+        [("CREATE TRIGGER paperorder_changed_xid BEFORE INSERT OR UPDATE ON public.brokers_paperorder "
+          "FOR EACH ROW EXECUTE FUNCTION paperorder_note_change()",)],
+        [(True, "CREATE INDEX paperorder_owner_changed_idx ON public.brokers_paperorder "
+                "USING btree (owner_id, changed_xid)")],
+    )
+    with as_schema_owner() as owner, owner.cursor() as cursor:
+        assert _changed_xid_schema(cursor) == expected
+        _run_changed_xid_forward_sql(cursor)
+        _run_changed_xid_forward_sql(cursor)
+        assert _changed_xid_schema(cursor) == expected
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone()[0] == "0"  # the 5 s held for the migration's own steps only
+    assert _stamped(PaperOrderFactory(owner=trader).pk)  # the trigger stamps
+
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_changed_xid_migration_gives_up_behind_a_long_transaction_instead_of_queueing_everyone():
+    """Its ADD COLUMN waits at most 5 s for its lock (then the run fails and is run again), instead
+    of holding every paper-order query queued behind it for as long as a reader runs."""
+    with psycopg.connect(**connection.get_connection_params()) as reader:
+        reader.execute("LOCK TABLE brokers_paperorder IN ACCESS SHARE MODE")  # a long read, still open
+        with as_schema_owner() as owner, owner.cursor() as cursor:
+            cursor.execute("SET statement_timeout = '30s'")  # without the lock_timeout: fail, not hang
+            with pytest.raises(DatabaseError, match="lock timeout"):
+                cursor.execute(_CHANGED_XID.COLUMN_AND_TRIGGER)
+            cursor.execute("SHOW lock_timeout")
+            assert cursor.fetchone()[0] == "0"  # the connection's own setting, untouched

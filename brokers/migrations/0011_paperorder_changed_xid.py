@@ -23,12 +23,21 @@ sync never looked at is looked at whatever its orders (its watermark is NULL). T
 answers "has this account an order changed since that snapshot" is built CONCURRENTLY (no write
 lock), so this migration is not atomic. Row-level security is per table, so the policies already
 cover the new column.
+
+Safe to run again after a failed attempt (the migration is recorded only when every step
+succeeded). The column, function and trigger are one transaction (one multi-statement query), each
+step idempotent (`ADD COLUMN IF NOT EXISTS`, `CREATE OR REPLACE`; PostgreSQL 14 or later, the
+project runs 16), with a `lock_timeout` of 5 s: ADD COLUMN needs the ACCESS EXCLUSIVE lock for a
+moment, and a request queued behind a long transaction would queue every paper-order query behind
+it; past 5 s the attempt fails instead, and is simply run again. A CONCURRENTLY build that failed
+(cancelled, a deadlock) leaves an INVALID index of that name, which `IF NOT EXISTS` would keep for
+good (never used, yet written to): it is dropped before the build.
 """
 
 from django.db import migrations
 
 FUNCTION = r"""
-CREATE FUNCTION paperorder_note_change() RETURNS trigger
+CREATE OR REPLACE FUNCTION paperorder_note_change() RETURNS trigger
     LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -43,6 +52,26 @@ BEGIN
 END $$;
 """
 
+# One query, so one implicit transaction: all of it or none, and the lock_timeout ends with it.
+COLUMN_AND_TRIGGER = (
+    "SELECT set_config('lock_timeout', '5s', true);\n"
+    "ALTER TABLE brokers_paperorder ADD COLUMN IF NOT EXISTS changed_xid xid8 NULL;\n"
+    + FUNCTION
+    + "CREATE OR REPLACE TRIGGER paperorder_changed_xid BEFORE INSERT OR UPDATE ON brokers_paperorder "
+      "FOR EACH ROW EXECUTE FUNCTION paperorder_note_change();"
+)
+
+DROP_INVALID_INDEX = """
+DO $$
+BEGIN
+    PERFORM set_config('lock_timeout', '5s', true);
+    IF EXISTS (SELECT 1 FROM pg_index
+                WHERE indexrelid = to_regclass('paperorder_owner_changed_idx') AND NOT indisvalid) THEN
+        DROP INDEX paperorder_owner_changed_idx;
+    END IF;
+END $$;
+"""
+
 
 class Migration(migrations.Migration):
     atomic = False
@@ -50,13 +79,12 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(
-            sql=["ALTER TABLE brokers_paperorder ADD COLUMN changed_xid xid8 NULL;", FUNCTION,
-                 "CREATE TRIGGER paperorder_changed_xid BEFORE INSERT OR UPDATE ON brokers_paperorder "
-                 "FOR EACH ROW EXECUTE FUNCTION paperorder_note_change();"],
+            sql=[COLUMN_AND_TRIGGER],
             reverse_sql=["DROP TRIGGER IF EXISTS paperorder_changed_xid ON brokers_paperorder;",
                          "DROP FUNCTION IF EXISTS paperorder_note_change();",
                          "ALTER TABLE brokers_paperorder DROP COLUMN IF EXISTS changed_xid;"],
         ),
+        migrations.RunSQL(sql=[DROP_INVALID_INDEX], reverse_sql=migrations.RunSQL.noop),
         migrations.RunSQL(
             sql="CREATE INDEX CONCURRENTLY IF NOT EXISTS paperorder_owner_changed_idx "
                 "ON brokers_paperorder (owner_id, changed_xid);",

@@ -20,11 +20,14 @@ the next cycle, though it was written before the read (a watermark of time would
 
 import random
 import re
+import textwrap
 import threading
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
@@ -36,6 +39,7 @@ from monitoring import sync, tasks
 from monitoring.tests.conftest import open_sandbox_call
 from tests.factories import UserFactory
 from tradeoptions import tenancy
+from tradeoptions.db import as_schema_owner
 from trades import services as trade_services
 from trades.models import AccountSettings, Actor, CloseReason, PaperTrade, TradeEvent, TradeStatus
 from trades.services import TradeOpenInput, trade_close, trade_open
@@ -366,3 +370,38 @@ def test_a_trade_locked_by_a_request_is_left_unnoted_rather_than_waited_for(mark
         cursor.execute("SELECT id, orders_seen_version FROM trades_papertrade WHERE id = ANY(%s)",
                        [[busy.pk, free.pk]])
         assert dict(cursor.fetchall()) == {busy.pk: None, free.pk: free.version}
+
+def _restore_reset_sql() -> str:
+    """The reset that docs/operations.md gives for after a restore into another cluster."""
+    text = (Path(django_settings.BASE_DIR) / "docs" / "operations.md").read_text()
+    return textwrap.dedent(re.search(r"<<'SQL'\n(.*?)\n *SQL\n", text, re.DOTALL).group(1))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_order_stamps_from_another_cluster_are_read_every_cycle_until_the_documented_reset(market):
+    """A restored dump brings `changed_xid` stamps ahead of the new cluster's counter: no snapshot
+    there sees them, so the account is read every cycle (the pre-filter silently off) until the
+    runbook's reset, after which it is read once and then passed over again."""
+    _book(3, market)
+    tasks.sync_orders.apply().get()
+    look = sync.paper_look(market.moment)
+    restored = sorted(look.held - look.owners)[0]
+    with as_schema_owner() as owner, owner.cursor() as cursor:
+        cursor.execute(f"""
+            BEGIN;
+            SELECT set_config('app.system', 'on', true);
+            ALTER TABLE brokers_paperorder DISABLE TRIGGER paperorder_changed_xid;
+            UPDATE brokers_paperorder SET changed_xid = '9000000000' WHERE owner_id = {int(restored)};
+            ALTER TABLE brokers_paperorder ENABLE TRIGGER paperorder_changed_xid;
+            COMMIT;
+        """)
+    for _ in range(2):
+        assert restored in sync.paper_look(market.moment).owners
+        market.advance(minutes=1)
+        tasks.sync_orders.apply().get()
+    with as_schema_owner() as owner, owner.cursor() as cursor:
+        cursor.execute(_restore_reset_sql())
+    assert restored in sync.paper_look(market.moment).owners  # never looked at: once
+    market.advance(minutes=1)
+    tasks.sync_orders.apply().get()
+    assert restored not in sync.paper_look(market.moment).owners

@@ -8,6 +8,11 @@ Columns of the database's alone (the model does not declare them, so no serializ
 `save()` ever carries them; the sync reads and writes them in SQL). Nullable, no default: adding
 them rewrites nothing on a big table, and NULL means "never looked at", which the sync reads as
 "look". Row-level security is per table, so the policies already cover them.
+
+`IF NOT EXISTS` (safe to run again) and a `lock_timeout` of 5 s for this migration's transaction:
+ADD COLUMN needs the ACCESS EXCLUSIVE lock for a moment, and waiting behind a long transaction
+would queue every query of the table behind it; past 5 s the migration fails instead, and is
+simply run again.
 """
 
 from django.db import migrations
@@ -18,8 +23,10 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(
-            sql="ALTER TABLE trades_papertrade ADD COLUMN orders_seen_snapshot pg_snapshot NULL, "
-                "ADD COLUMN orders_seen_at timestamptz NULL, ADD COLUMN orders_seen_version integer NULL;",
+            sql=["SELECT set_config('lock_timeout', '5s', true);",
+                 "ALTER TABLE trades_papertrade ADD COLUMN IF NOT EXISTS orders_seen_snapshot pg_snapshot NULL, "
+                 "ADD COLUMN IF NOT EXISTS orders_seen_at timestamptz NULL, "
+                 "ADD COLUMN IF NOT EXISTS orders_seen_version integer NULL;"],
             reverse_sql="ALTER TABLE trades_papertrade DROP COLUMN IF EXISTS orders_seen_snapshot, "
                         "DROP COLUMN IF EXISTS orders_seen_at, DROP COLUMN IF EXISTS orders_seen_version;",
         ),

@@ -11,7 +11,10 @@ previous cycle's versions are pruned when the page is next read. The price: the 
 the pages (closed trades keep room they never use).
 
 The setting applies to pages written from now on; rows on pages already full move once, on their
-next update, to pages that have the room. SHARE UPDATE EXCLUSIVE: reads and writes go on meanwhile.
+next update, to pages that have the room. SHARE UPDATE EXCLUSIVE: reads and writes go on meanwhile,
+but it waits behind a running VACUUM or a schema change, so a `lock_timeout` of 5 s for this
+migration's transaction: past it the migration fails, and is simply run again (setting the
+fillfactor twice is harmless).
 """
 
 from django.db import migrations
@@ -23,7 +26,8 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(
-            sql="ALTER TABLE trades_papertrade SET (fillfactor = 50)",
+            sql=["SELECT set_config('lock_timeout', '5s', true);",
+                 "ALTER TABLE trades_papertrade SET (fillfactor = 50)"],
             reverse_sql="ALTER TABLE trades_papertrade RESET (fillfactor)",
         ),
     ]
