@@ -354,10 +354,12 @@ def order_quotes_share(*, market: Market, provider_factory, job: str, slot: date
     simulated one takes a second to lay out), both outside any transaction, left for the shards.
     Closed, the shards get an empty share (nothing is matched against quotes then: day orders
     expire, contracts settle). Returns the contracts quoted."""
-    quotes, stocks = {}, {}
-    if market.is_open(at):
+    quotes, stocks, is_open = {}, {}, market.is_open(at)
+    if is_open:
         contracts = order_cycle_contracts(broker_modes=broker_modes)
         quotes = market.quotes(contracts) if contracts else {}
+    quoted_at = market_clock.now()  # the option quotes are in: their age counts from here, not from `at`
+    if is_open:
         tickers = order_cycle_stocks(at=at, broker_modes=broker_modes)
         if tickers:
             try:
@@ -366,8 +368,18 @@ def order_quotes_share(*, market: Market, provider_factory, job: str, slot: date
                 logger.warning("%s: no stock prices this cycle: %s", job, error)
     mapping = {symbol: broker_quote_json(quote) for symbol, quote in quotes.items()}
     mapping.update({_STOCK + ticker: str(last) for ticker, last in stocks.items() if last is not None})
-    _share(job=job, slot=slot, mapping=mapping, meta={"stocks": len(stocks)}, ttl=ttl)
+    _share(job=job, slot=slot, mapping=mapping, meta={"stocks": len(stocks), "quoted_at": quoted_at.isoformat()},
+           ttl=ttl)
     return len(quotes)
+
+
+def shared_quoted_at(*, job: str, slot: datetime) -> datetime | None:
+    """When the option quotes of the slot's order share came in (after the market answered, which
+    a slow or rate-limited provider may take seconds to do); None when the share is gone or was
+    written before it recorded the time."""
+    meta = get_redis_connection("default").hget(_quotes_key(job, slot), _META)
+    quoted_at = json.loads(meta).get("quoted_at") if meta is not None else None
+    return datetime.fromisoformat(quoted_at) if quoted_at else None
 
 
 class SharedMarket:

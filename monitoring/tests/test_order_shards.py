@@ -375,6 +375,24 @@ def test_a_matching_shard_within_the_bound_fills(book, market, settings):
     assert _sold(QQQ) == [Decimal("1.80")] * sum(1 for key in book if key[1] == "QQQ")
 
 
+def test_a_slow_quote_fetch_does_not_age_the_quotes_it_fetched(book, market, settings, monkeypatch):
+    """A slow or rate-limited provider answers 12 s after the coordinator started: the quotes are
+    fresh when its shards read them (their age counts from the answer, not from the start), so
+    the shards match, although the cycle began more than MATCH_QUOTES_MAX_AGE seconds earlier."""
+    settings.MATCH_QUOTES_MAX_AGE, settings.MONITOR_SHARDS = 10, 1
+    answer = market.quotes
+
+    def slow_quotes(symbols):
+        quotes = answer(symbols)
+        market.moment += timedelta(seconds=12)  # the provider took 12 s to answer
+        return quotes
+
+    monkeypatch.setattr(market, "quotes", slow_quotes)
+    assert "1 shard(s) sent" in tasks.match_paper_orders.apply().get()
+    assert _sold(QQQ) == [Decimal("1.80")] * sum(1 for key in book if key[1] == "QQQ")
+    assert cache.get(PREFIX + tasks.MATCH_JOB) is not None  # the slot is complete
+
+
 def test_a_coordinator_delayed_into_a_slot_already_sent_skips(book, market, settings, caplog):
     """Beat's next coordinator, queued behind a slow one, runs in a slot whose shards the slow one
     already sent: it skips, says so and logs it (no second quote batch, no shards that would only
