@@ -524,6 +524,20 @@ def count_in_force(*, job: str, shard_task: str, wanted: int) -> int:
     return int(answer) if answer is not None else wanted
 
 
+def held_shard_locks(*, shard_task: str, count: int) -> list[tuple[str, float, str]]:
+    """The shard locks of `count` still held: (key, seconds to expiry, holder as node|boot|pid-…),
+    what an operator needs to tell a running shard from one a killed worker left behind."""
+    client = get_redis_connection("default")
+    keys = [shard_lock_key(shard_task, Shard(index, count)) for index in range(count)]
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.pttl(key)
+            pipe.get(key)
+        answers = pipe.execute()
+    return [(key, ttl / 1000, holder.decode(errors="replace"))
+            for key, ttl, holder in zip(keys, answers[::2], answers[1::2], strict=True) if holder is not None]
+
+
 def shard_lock_take(*, job: str, shard_task: str, shard: Shard, token: str, ttl_ms: int) -> int:
     """Take the shard's lock if its count is in force: 1 taken, 0 held by another copy, -1 its
     count is superseded (the shard must do nothing)."""

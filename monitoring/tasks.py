@@ -98,11 +98,22 @@ def _run(task, work, *, shard_task: str = ""):
             logger.info("%s skipped: the previous cycle is still running", task.name)
             return "skipped: previous cycle still running"
         if shard_task and (running := sharding.count_in_force(job=task.name, shard_task=shard_task, wanted=0)):
-            logger.info("%s skipped: shards of %s still running", task.name, running)
+            _warn_held_shard_locks(task.name, shard_task=shard_task, count=running)
             return f"skipped: shards of {running} still running"
         outcome = work()
     heartbeat_record(task.name)  # a completed cycle, for /healthz (an exception records nothing)
     return outcome
+
+
+def _warn_held_shard_locks(job: str, *, shard_task: str, count: int) -> None:
+    """A WARNING, not INFO: the unsharded job records no heartbeat while it skips, and a shard lock
+    a killed worker left behind (one not restarted under its node name, which would free it) holds
+    it off until the lock expires, up to the shard's hard time limit. The holder and the time left
+    let an operator tell that from a shard still at work (docs/operations.md, "count 0")."""
+    held = sharding.held_shard_locks(shard_task=shard_task, count=count)
+    logger.warning("%s skipped: shards of %s still running; it runs once their locks are gone: %s", job, count,
+                   "; ".join(f"{key} held by {holder}, expires in {ttl:.0f} s" for key, ttl, holder in held)
+                   or "none held now (released meanwhile)")
 
 
 def _sharded() -> bool:

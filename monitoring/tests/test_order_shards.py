@@ -332,6 +332,21 @@ def test_the_unsharded_snapshot_and_matching_are_count_0_too(db, market, setting
     assert tasks.match_paper_orders.apply().get() == "skipped: shards of 3 still running"
 
 
+def test_the_unsharded_job_held_off_by_a_shard_lock_warns_with_its_holder_and_time_left(db, market, settings,
+                                                                                       caplog):
+    """A shard lock a killed worker left behind holds the unsharded job off, heartbeat-less, until
+    it expires: the skip is a WARNING naming the lock, its holder and the seconds it has left."""
+    client = get_redis_connection("default")
+    settings.MONITOR_SHARDS = 0
+    client.set(sharding.count_key(tasks.MATCH_JOB), 3)
+    key = f"lock:{tasks.match_paper_orders_shard.name}:2/3"
+    client.set(key, "monitor-2@elsewhere|boot|41-abc", px=2_400_000)
+    caplog.set_level("INFO", logger="monitoring.tasks")
+    assert tasks.match_paper_orders.apply().get() == "skipped: shards of 3 still running"
+    [warning] = [record for record in caplog.records if record.levelname == "WARNING"]
+    assert f"{key} held by monitor-2@elsewhere|boot|41-abc, expires in 2400 s" in warning.getMessage()
+
+
 def _sold(contract: str) -> list:
     with tenancy.system_context():
         return sorted(PaperOrder.objects.filter(option_symbol=contract, side="sell_to_close", status="filled")
