@@ -354,10 +354,12 @@ def order_quotes_share(*, market: Market, provider_factory, job: str, slot: date
     simulated one takes a second to lay out), both outside any transaction, left for the shards.
     Closed, the shards get an empty share (nothing is matched against quotes then: day orders
     expire, contracts settle). Returns the contracts quoted."""
-    quotes, stocks = {}, {}
-    if market.is_open(at):
+    quotes, stocks, is_open = {}, {}, market.is_open(at)
+    if is_open:
         contracts = order_cycle_contracts(broker_modes=broker_modes)
         quotes = market.quotes(contracts) if contracts else {}
+    quoted_at = market_clock.now()  # the option quotes are in: their age counts from here, not from `at`
+    if is_open:
         tickers = order_cycle_stocks(at=at, broker_modes=broker_modes)
         if tickers:
             try:
@@ -366,8 +368,18 @@ def order_quotes_share(*, market: Market, provider_factory, job: str, slot: date
                 logger.warning("%s: no stock prices this cycle: %s", job, error)
     mapping = {symbol: broker_quote_json(quote) for symbol, quote in quotes.items()}
     mapping.update({_STOCK + ticker: str(last) for ticker, last in stocks.items() if last is not None})
-    _share(job=job, slot=slot, mapping=mapping, meta={"stocks": len(stocks)}, ttl=ttl)
+    _share(job=job, slot=slot, mapping=mapping, meta={"stocks": len(stocks), "quoted_at": quoted_at.isoformat()},
+           ttl=ttl)
     return len(quotes)
+
+
+def shared_quoted_at(*, job: str, slot: datetime) -> datetime | None:
+    """When the option quotes of the slot's order share came in (after the market answered, which
+    a slow or rate-limited provider may take seconds to do); None when the share is gone or was
+    written before it recorded the time."""
+    meta = get_redis_connection("default").hget(_quotes_key(job, slot), _META)
+    quoted_at = json.loads(meta).get("quoted_at") if meta is not None else None
+    return datetime.fromisoformat(quoted_at) if quoted_at else None
 
 
 class SharedMarket:
@@ -510,6 +522,20 @@ def count_in_force(*, job: str, shard_task: str, wanted: int) -> int:
     answer = client.register_script(_CHANGE_IF_IDLE)(keys=[count_key(job), *running],
                                                     args=[wanted, read.decode() if read else ""])
     return int(answer) if answer is not None else wanted
+
+
+def held_shard_locks(*, shard_task: str, count: int) -> list[tuple[str, float, str]]:
+    """The shard locks of `count` still held: (key, seconds to expiry, holder as node|boot|pid-…),
+    what an operator needs to tell a running shard from one a killed worker left behind."""
+    client = get_redis_connection("default")
+    keys = [shard_lock_key(shard_task, Shard(index, count)) for index in range(count)]
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.pttl(key)
+            pipe.get(key)
+        answers = pipe.execute()
+    return [(key, ttl / 1000, holder.decode(errors="replace"))
+            for key, ttl, holder in zip(keys, answers[::2], answers[1::2], strict=True) if holder is not None]
 
 
 def shard_lock_take(*, job: str, shard_task: str, shard: Shard, token: str, ttl_ms: int) -> int:

@@ -98,11 +98,22 @@ def _run(task, work, *, shard_task: str = ""):
             logger.info("%s skipped: the previous cycle is still running", task.name)
             return "skipped: previous cycle still running"
         if shard_task and (running := sharding.count_in_force(job=task.name, shard_task=shard_task, wanted=0)):
-            logger.info("%s skipped: shards of %s still running", task.name, running)
+            _warn_held_shard_locks(task.name, shard_task=shard_task, count=running)
             return f"skipped: shards of {running} still running"
         outcome = work()
     heartbeat_record(task.name)  # a completed cycle, for /healthz (an exception records nothing)
     return outcome
+
+
+def _warn_held_shard_locks(job: str, *, shard_task: str, count: int) -> None:
+    """A WARNING, not INFO: the unsharded job records no heartbeat while it skips, and a shard lock
+    a killed worker left behind (one not restarted under its node name, which would free it) holds
+    it off until the lock expires, up to the shard's hard time limit. The holder and the time left
+    let an operator tell that from a shard still at work (docs/operations.md, "count 0")."""
+    held = sharding.held_shard_locks(shard_task=shard_task, count=count)
+    logger.warning("%s skipped: shards of %s still running; it runs once their locks are gone: %s", job, count,
+                   "; ".join(f"{key} held by {holder}, expires in {ttl:.0f} s" for key, ttl, holder in held)
+                   or "none held now (released meanwhile)")
 
 
 def _sharded() -> bool:
@@ -247,6 +258,11 @@ def shard_task(name: str, job: str):
                        time_limit=min(max(coordinator * 4, 90), 2400))
 
 
+def _quotes_age(*, job: str, slot: datetime, quoted_at: str) -> float:
+    stamped = sharding.shared_quoted_at(job=job, slot=slot) or datetime.fromisoformat(quoted_at)
+    return (market_clock.now() - stamped).total_seconds()
+
+
 def _run_shard(task, *, job: str, slot: str, index: int, count: int, work, yields_to: str = "",
                quoted_at: str = "", fresh_for: float = 0) -> str:
     """One shard of one cycle slot, at most once a slot: a redelivered copy of a finished shard
@@ -256,12 +272,14 @@ def _run_shard(task, *, job: str, slot: str, index: int, count: int, work, yield
     the job lock `yields_to` is held the shard does nothing and is not noted done (its accounts
     wait for the next cycle): checked after taking its own lock, as the other side does, so the
     two never run together. With `fresh_for`, a shard that starts more than that many seconds
-    after its coordinator quoted (`quoted_at`) skips its slot, not noted done: it would fill at
-    old prices stamped now."""
+    after its coordinator's quotes came in skips its slot, not noted done: it would fill at old
+    prices stamped now. Their age counts from when the market answered (the share records it), not
+    from the coordinator's start: a provider slower than `fresh_for` must not make every shard
+    skip. `quoted_at` (the coordinator's start) stands in for a share written without the time."""
     shard, slot_at = sharding.Shard(index, count), datetime.fromisoformat(slot)
     if sharding.shard_is_done(job=job, slot=slot_at, shard=shard):
         return f"shard {shard} of {slot}: done already"
-    if fresh_for and (age := (market_clock.now() - datetime.fromisoformat(quoted_at)).total_seconds()) > fresh_for:
+    if fresh_for and (age := _quotes_age(job=job, slot=slot_at, quoted_at=quoted_at)) > fresh_for:
         logger.info("%s shard %s skipped: its quotes are %.1f s old (at most %s)", job, shard, age, fresh_for)
         return f"shard {shard} of {slot}: skipped, its quotes are {age:.1f} s old"
     with exclusive_shard(job=job, shard_task=task.name, shard=shard, ttl=task.time_limit) as acquired:

@@ -3,11 +3,15 @@ each row names its strategy with its legs, credit or debit and max loss, a credi
 cheaper is a gain with its return on the max loss, the legs filter narrows the rows, Explain shows
 each leg's fills; Performance breaks the results down by legs with the return on max loss."""
 
+from decimal import Decimal
+
 import pytest
 from playwright.sync_api import expect
 
 from tests.factories import analytics_four_trades
 from tests.test_portfolio_in_a_browser import alice, device, shoot  # noqa: F401  (fixtures)
+from tradeoptions import tenancy
+from trades.models import PaperTrade
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,4 +55,19 @@ def test_history_and_performance_show_spreads_at_1280(device, alice):  # noqa: F
     expect(returns).to_have_text(["23.5\u00a0% of $680.00", "19.1\u00a0% of $840.00", "9.3\u00a0% of $750.00",
                                   "-33.3\u00a0% of $180.00"])
     shoot(page, "performance-spreads-desktop")
+    assert page.problems == []
+
+
+def test_a_spread_closed_at_a_net_cost_says_so_in_words(device, alice):  # noqa: F811
+    """A debit spread whose close cost money (a calendar's back sold for less than its settled front
+    cost) closes below zero: Explain says "closed at a net cost of 5.00", never "sold for -5.00"."""
+    vertical = analytics_four_trades(alice)["vertical"]
+    with tenancy.system_context():
+        PaperTrade.objects.filter(pk=vertical.pk).update(close_price=Decimal("-5.00"))
+    page = device()
+    page.click("#tab-history")
+    page.locator(f"#history tbody tr[data-trade-id='{vertical.pk}']").get_by_role("button", name="Explain").click()
+    legs = page.locator(f"#history-detail-{vertical.pk} .trade-legs")
+    expect(legs.locator("p")).to_have_text("Call debit spread 500/505: Opened for a debit of 1.80, closed at a net "
+                                           "cost of 5.00 per share of one unit.")
     assert page.problems == []

@@ -332,6 +332,21 @@ def test_the_unsharded_snapshot_and_matching_are_count_0_too(db, market, setting
     assert tasks.match_paper_orders.apply().get() == "skipped: shards of 3 still running"
 
 
+def test_the_unsharded_job_held_off_by_a_shard_lock_warns_with_its_holder_and_time_left(db, market, settings,
+                                                                                       caplog):
+    """A shard lock a killed worker left behind holds the unsharded job off, heartbeat-less, until
+    it expires: the skip is a WARNING naming the lock, its holder and the seconds it has left."""
+    client = get_redis_connection("default")
+    settings.MONITOR_SHARDS = 0
+    client.set(sharding.count_key(tasks.MATCH_JOB), 3)
+    key = f"lock:{tasks.match_paper_orders_shard.name}:2/3"
+    client.set(key, "monitor-2@elsewhere|boot|41-abc", px=2_400_000)
+    caplog.set_level("INFO", logger="monitoring.tasks")
+    assert tasks.match_paper_orders.apply().get() == "skipped: shards of 3 still running"
+    [warning] = [record for record in caplog.records if record.levelname == "WARNING"]
+    assert f"{key} held by monitor-2@elsewhere|boot|41-abc, expires in 2400 s" in warning.getMessage()
+
+
 def _sold(contract: str) -> list:
     with tenancy.system_context():
         return sorted(PaperOrder.objects.filter(option_symbol=contract, side="sell_to_close", status="filled")
@@ -373,6 +388,24 @@ def test_a_matching_shard_within_the_bound_fills(book, market, settings):
     market.moment += timedelta(seconds=10)
     assert tasks.match_paper_orders_shard.apply(args=args).get() == "'15 fill(s)'"
     assert _sold(QQQ) == [Decimal("1.80")] * sum(1 for key in book if key[1] == "QQQ")
+
+
+def test_a_slow_quote_fetch_does_not_age_the_quotes_it_fetched(book, market, settings, monkeypatch):
+    """A slow or rate-limited provider answers 12 s after the coordinator started: the quotes are
+    fresh when its shards read them (their age counts from the answer, not from the start), so
+    the shards match, although the cycle began more than MATCH_QUOTES_MAX_AGE seconds earlier."""
+    settings.MATCH_QUOTES_MAX_AGE, settings.MONITOR_SHARDS = 10, 1
+    answer = market.quotes
+
+    def slow_quotes(symbols):
+        quotes = answer(symbols)
+        market.moment += timedelta(seconds=12)  # the provider took 12 s to answer
+        return quotes
+
+    monkeypatch.setattr(market, "quotes", slow_quotes)
+    assert "1 shard(s) sent" in tasks.match_paper_orders.apply().get()
+    assert _sold(QQQ) == [Decimal("1.80")] * sum(1 for key in book if key[1] == "QQQ")
+    assert cache.get(PREFIX + tasks.MATCH_JOB) is not None  # the slot is complete
 
 
 def test_a_coordinator_delayed_into_a_slot_already_sent_skips(book, market, settings, caplog):

@@ -12,6 +12,7 @@ import { busy, idle } from "./forms.js";
 import { conflict, isConflict, refreshAll, state } from "./portfolio_state.js";
 import { play } from "./sound.js";
 import { toast } from "./toast.js";
+import { closedAt } from "./trade_legs.js";
 import * as orders from "./working_orders.js";
 
 const dialog = document.getElementById("close-dialog");
@@ -122,7 +123,7 @@ async function confirmClose() {
     endDialog();
     play("pop");
     if (status === 200 && whole) {
-      toast(`Closed ${labelOf(data)} at ${fmt.price(data.close_price)}: ${fmt.money(data.realized_pnl_net)} net, ${fmt.money(data.realized_pnl_gross)} (${fmt.percent(data.realized_pnl_pct)}) before commissions`, "success");
+      toast(`Closed ${labelOf(data)} ${closedAt(data)}: ${fmt.money(data.realized_pnl_net)} net, ${fmt.money(data.realized_pnl_gross)} (${fmt.percent(data.realized_pnl_pct)}) before commissions`, "success");
     } else if (status === 200) {
       toast(soldText(data), "success");
     } else {

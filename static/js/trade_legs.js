@@ -39,6 +39,30 @@ export function contractCell(trade) {
     el("small", { className: "muted block legs-compact", text: facts.join(" · ") })];
 }
 
+// A spread's net close price is below zero when closing it moved money the other way: a calendar
+// whose front leg settled, its back then sold for less than the settlement cost, or a credit
+// spread bought back for a credit. Said in words, never as a minus sign in a sentence.
+function negativeClose(trade) {
+  return isSpread(trade) && Number(trade.close_price) < 0;
+}
+
+// How the spread left, after "Opened for a debit of 3.20, ": "sold for 2.10", "closed at a net
+// cost of 5.00"; a credit spread "bought back for 0.40" or "bought back for a credit of 0.30".
+export function closeWords(trade) {
+  const credit = trade.net_direction === "credit";
+  if (!negativeClose(trade)) return `${credit ? "bought back" : "sold"} for ${fmt.price(trade.close_price)}`;
+  const paid = fmt.price(-Number(trade.close_price));
+  return credit ? `bought back for a credit of ${paid}` : `closed at a net cost of ${paid}`;
+}
+
+// "at 2.10" after "Closed SPY 490/495 ": a spread's negative close as "at a net cost of 5.00"
+// (a debit spread) or "for a net credit of 0.30" (a credit spread bought back for a credit).
+export function closedAt(trade) {
+  if (!negativeClose(trade)) return `at ${fmt.price(trade.close_price)}`;
+  const paid = fmt.price(-Number(trade.close_price));
+  return trade.net_direction === "credit" ? `for a net credit of ${paid}` : `at a net cost of ${paid}`;
+}
+
 // The Explain row's table of legs: side, contracts, contract, entry and exit fills, how it left.
 export function legsBlock(trade) {
   if (!isSpread(trade)) return null;
@@ -49,9 +73,7 @@ export function legsBlock(trade) {
     el("td", { className: "num", text: fmt.price(leg.entry_price) }),
     el("td", { className: "num", text: fmt.price(leg.exit_price) }),
     el("td", { text: LEG_EXITS[leg.exit_reason] || "—" })));
-  const direction = trade.net_direction === "credit"
-    ? `Opened for a credit of ${fmt.price(trade.entry_price)}, bought back for ${fmt.price(trade.close_price)}`
-    : `Opened for a debit of ${fmt.price(trade.entry_price)}, sold for ${fmt.price(trade.close_price)}`;
+  const direction = `Opened for a ${trade.net_direction === "credit" ? "credit" : "debit"} of ${fmt.price(trade.entry_price)}, ${closeWords(trade)}`;
   return el("section", { className: "trade-legs", "aria-label": "The legs" },
     el("p", { text: `${trade.strategy_label}: ${direction} per share of one unit.` }),
     el("table", { className: "metrics-table legs-table" },

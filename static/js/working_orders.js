@@ -7,6 +7,7 @@ import { el } from "./dom.js";
 import * as fmt from "./format.js";
 import { state } from "./portfolio_state.js";
 import { toast } from "./toast.js";
+import { closedAt } from "./trade_legs.js";
 
 const ET = { timeZone: "America/New_York" };
 
@@ -103,7 +104,7 @@ function explain(error, trade, what) {
     const now = error.trade;
     const text = what === "entry"
       ? `${label}: the entry filled before the cancel reached the broker${now?.entry_price ? ` (at ${fmt.price(now.entry_price)})` : ""}; the position is open.`
-      : `${label}: the close filled before the cancel reached the broker${now?.close_price ? ` (at ${fmt.price(now.close_price)}, ${fmt.money(now.realized_pnl)})` : ""}.`;
+      : `${label}: the close filled before the cancel reached the broker${now?.close_price ? ` (${closedAt(now)}, ${fmt.money(now.realized_pnl)})` : ""}.`;
     return [text, true];
   }
   if (error.code === "orders_busy") return [`${label}: another request is working this order right now. Try again in a moment.`, true];
